@@ -1,0 +1,256 @@
+/*
+ * ds_buf.c — growable buffer, binary reader/writer, bump arena.
+ *
+ * Growth doubles so appends are amortised O(1).  The arena keeps its first
+ * block across resets: one decoded message at a time fits in it once the
+ * stream has warmed up, so decoding allocates nothing in steady state.
+ */
+#include "ds_buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ds_buf_init(ds_buf_t *b, size_t limit) {
+    memset(b, 0, sizeof(*b));
+    b->limit = limit;
+}
+
+void ds_buf_free(ds_buf_t *b) {
+    if (!b)
+        return;
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+ds_err_t ds_buf_reserve(ds_buf_t *b, size_t extra) {
+    if (b->len + extra < b->len)
+        return DS_ERR_LIMIT_EXCEEDED;
+    size_t need = b->len + extra;
+    if (b->limit && need > b->limit)
+        return DS_ERR_LIMIT_EXCEEDED;
+    if (need <= b->cap)
+        return DS_ERR_OK;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    unsigned char *p = realloc(b->data, cap);
+    if (!p)
+        return DS_ERR_NOMEM;
+    b->data = p;
+    b->cap = cap;
+    return DS_ERR_OK;
+}
+
+ds_err_t ds_buf_append(ds_buf_t *b, const void *p, size_t n) {
+    ds_err_t e = ds_buf_reserve(b, n);
+    if (e)
+        return e;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return DS_ERR_OK;
+}
+
+ds_err_t ds_buf_appendf(ds_buf_t *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return DS_ERR_INVAL;
+    ds_err_t e = ds_buf_reserve(b, (size_t)n + 1);
+    if (e)
+        return e;
+    va_start(ap, fmt);
+    vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return DS_ERR_OK;
+}
+
+ds_err_t ds_buf_put_u8(ds_buf_t *b, uint8_t v) { return ds_buf_append(b, &v, 1); }
+
+ds_err_t ds_buf_put_i64(ds_buf_t *b, int64_t v) {
+    unsigned char x[8];
+    uint64_t u = (uint64_t)v;
+    for (int i = 0; i < 8; i++)
+        x[i] = (unsigned char)(u >> (8 * i));
+    return ds_buf_append(b, x, 8);
+}
+
+ds_err_t ds_buf_put_f64(ds_buf_t *b, double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof(u));
+    return ds_buf_put_i64(b, (int64_t)u);
+}
+
+ds_err_t ds_buf_put_varint(ds_buf_t *b, uint64_t v) {
+    unsigned char x[10];
+    size_t n = 0;
+    do {
+        unsigned char c = v & 0x7f;
+        v >>= 7;
+        if (v)
+            c |= 0x80;
+        x[n++] = c;
+    } while (v);
+    return ds_buf_append(b, x, n);
+}
+
+ds_err_t ds_buf_put_str(ds_buf_t *b, const char *s) {
+    if (!s)
+        return ds_buf_put_varint(b, 0);
+    size_t n = strlen(s);
+    ds_err_t e = ds_buf_put_varint(b, (uint64_t)n + 1);
+    return e ? e : ds_buf_append(b, s, n);
+}
+
+ds_err_t ds_get_u8(ds_reader_t *r, uint8_t *v) {
+    if (r->p >= r->end)
+        return DS_ERR_UNDECODABLE;
+    *v = *r->p++;
+    return DS_ERR_OK;
+}
+
+ds_err_t ds_get_i64(ds_reader_t *r, int64_t *v) {
+    if (r->end - r->p < 8)
+        return DS_ERR_UNDECODABLE;
+    uint64_t u = 0;
+    for (int i = 0; i < 8; i++)
+        u |= (uint64_t)r->p[i] << (8 * i);
+    r->p += 8;
+    *v = (int64_t)u;
+    return DS_ERR_OK;
+}
+
+ds_err_t ds_get_f64(ds_reader_t *r, double *v) {
+    int64_t i;
+    ds_err_t e = ds_get_i64(r, &i);
+    if (e)
+        return e;
+    uint64_t u = (uint64_t)i;
+    memcpy(v, &u, sizeof(*v));
+    return DS_ERR_OK;
+}
+
+ds_err_t ds_get_varint(ds_reader_t *r, uint64_t *v) {
+    uint64_t out = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (r->p >= r->end)
+            return DS_ERR_UNDECODABLE;
+        unsigned char c = *r->p++;
+        out |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = out;
+            return DS_ERR_OK;
+        }
+    }
+    return DS_ERR_UNDECODABLE;
+}
+
+ds_err_t ds_get_str(ds_reader_t *r, char **s) {
+    uint64_t n;
+    ds_err_t e = ds_get_varint(r, &n);
+    if (e)
+        return e;
+    if (n == 0) {
+        *s = NULL;
+        return DS_ERR_OK;
+    }
+    n -= 1;
+    if ((uint64_t)(r->end - r->p) < n)
+        return DS_ERR_UNDECODABLE;
+    char *p = malloc((size_t)n + 1);
+    if (!p)
+        return DS_ERR_NOMEM;
+    memcpy(p, r->p, (size_t)n);
+    p[n] = '\0';
+    r->p += n;
+    *s = p;
+    return DS_ERR_OK;
+}
+
+struct ds_arena_block {
+    ds_arena_block_t *next;
+    size_t size;
+    size_t used;
+    unsigned char data[];
+};
+
+void ds_arena_init(ds_arena_t *a, size_t limit) {
+    memset(a, 0, sizeof(*a));
+    a->limit = limit;
+}
+
+void ds_arena_reset(ds_arena_t *a) {
+    if (!a->head)
+        return;
+    /* keep the largest block: the newest one is at the head */
+    ds_arena_block_t *keep = a->head, *b = keep->next;
+    while (b) {
+        ds_arena_block_t *n = b->next;
+        free(b);
+        b = n;
+    }
+    keep->next = NULL;
+    keep->used = 0;
+    a->used_total = 0;
+}
+
+void ds_arena_free(ds_arena_t *a) {
+    if (!a)
+        return;
+    ds_arena_block_t *b = a->head;
+    while (b) {
+        ds_arena_block_t *n = b->next;
+        free(b);
+        b = n;
+    }
+    a->head = NULL;
+    a->used_total = 0;
+}
+
+void *ds_arena_alloc(ds_arena_t *a, size_t n) {
+    n = (n + 7) & ~(size_t)7;
+    if (a->limit && a->used_total + n > a->limit)
+        return NULL;
+    ds_arena_block_t *b = a->head;
+    if (!b || b->size - b->used < n) {
+        size_t size = b ? b->size * 2 : 4096;
+        while (size < n)
+            size *= 2;
+        ds_arena_block_t *nb = malloc(sizeof(*nb) + size);
+        if (!nb)
+            return NULL;
+        nb->size = size;
+        nb->used = 0;
+        nb->next = b;
+        a->head = b = nb;
+    }
+    void *p = b->data + b->used;
+    b->used += n;
+    a->used_total += n;
+    return p;
+}
+
+char *ds_arena_strndup(ds_arena_t *a, const char *s, size_t n) {
+    char *p = ds_arena_alloc(a, n + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+size_t ds_strlcpy(char *dst, const char *src, size_t size) {
+    size_t n = strlen(src);
+    if (size) {
+        size_t c = n < size - 1 ? n : size - 1;
+        memcpy(dst, src, c);
+        dst[c] = '\0';
+    }
+    return n;
+}

@@ -1,0 +1,38 @@
+/* enums.c — Avro symbol text of the SPEC's enums, both ways. */
+#include <string.h>
+
+#include "events.h"
+
+#define DS_ENUM_TABLE(fn, MAP, count)                                     \
+    static const char *const fn##_names[] = {MAP(DS_ENUM_STR)};           \
+    const char *fn##_name(int v) {                                        \
+        return (v >= 0 && v < (count)) ? fn##_names[v] : NULL;            \
+    }                                                                     \
+    int fn##_parse(const char *s) {                                       \
+        if (!s)                                                           \
+            return DS_NONE;                                               \
+        for (int i = 0; i < (count); i++)                                 \
+            if (!strcmp(s, fn##_names[i]))                                \
+                return i;                                                 \
+        return DS_NONE;                                                   \
+    }
+#define DS_ENUM_STR(s) #s,
+
+DS_ENUM_TABLE(ds_ma_type, DS_MA_TYPE_MAP, DS_MA__COUNT)
+DS_ENUM_TABLE(ds_content_stage, DS_CONTENT_STAGE_MAP, DS_CS__COUNT)
+DS_ENUM_TABLE(ds_crm_type, DS_CRM_TYPE_MAP, DS_CRM__COUNT)
+DS_ENUM_TABLE(ds_purchase_stage, DS_PURCHASE_STAGE_MAP, DS_PS__COUNT)
+DS_ENUM_TABLE(ds_role, DS_ROLE_MAP, DS_ROLE__COUNT)
+DS_ENUM_TABLE(ds_tier, DS_TIER_MAP, DS_TIER__COUNT)
+DS_ENUM_TABLE(ds_alert_kind, DS_ALERT_KIND_MAP, DS_AK__COUNT)
+DS_ENUM_TABLE(ds_alert_state, DS_ALERT_STATE_MAP, DS_AS__COUNT)
+
+static const char *const stage_words[DS_PS__COUNT] = {
+    "Recognizing the need",       "Exploring options",   "Defining purchase criteria",
+    "Evaluating options",         "Selecting a supplier", "Negotiating",
+    "Implementing",               "Evaluating impact",
+};
+
+const char *ds_purchase_stage_words(int v) {
+    return (v >= 0 && v < DS_PS__COUNT) ? stage_words[v] : "an unknown stage";
+}

@@ -1,0 +1,66 @@
+/*
+ * stall.h — the stall-detection domain (SPEC "Stall detection"), pure C.
+ *
+ * One ds_deal_t per deal_id (the key of crm.events): the customer-verified
+ * state machine and the lifecycle of its four alerts.  No clock is read
+ * here: the caller passes `now` (event clock: the partition watermark; wall
+ * clock: the system time) and the grace, and keeps a deadline index from
+ * ds_deal_next_deadline() so that only due deals are evaluated.
+ *
+ * Memory: the deal owns its strings; records passed to the sink are valid
+ * during the call only.  Not thread-safe.
+ */
+#ifndef DS_STALL_H
+#define DS_STALL_H
+
+#include <stdbool.h>
+
+#include "rules.h"
+
+typedef struct ds_deal ds_deal_t;
+
+typedef struct ds_watch_ctx {
+    const ds_rules_t *rules;
+    int64_t now;      /* evaluation time, ms; also raised_at */
+    int64_t grace_ms; /* wall clock only: conditions use now - grace_ms */
+    /* True when the scorer's stored tier of this stakeholder is MOBILIZER
+     * (may be NULL: then only signals and roles count). */
+    bool (*stakeholder_is_mobilizer)(void *opaque, const char *account_id,
+                                     const char *contact_id);
+    void (*alert)(void *opaque, const ds_deal_alert_t *a);
+    void *opaque;
+} ds_watch_ctx_t;
+
+ds_deal_t *ds_deal_new(const char *deal_id);
+void ds_deal_destroy(ds_deal_t *d);
+
+/** Apply one CRM event, then evaluate the alerts at ctx->now.  Returns OK,
+ *  DS_ERR_DUPLICATE (event_id seen within the dedupe window) or
+ *  DS_ERR_IGNORED (after close, a later DEAL_OPENED, a STAGE_CHANGED
+ *  without stage): ignored events still evaluate nothing. */
+ds_err_t ds_deal_apply(ds_deal_t *d, const ds_crm_event_t *ev, const ds_watch_ctx_t *ctx);
+
+/** Evaluate the alert conditions at ctx->now (a clock check). */
+void ds_deal_evaluate(ds_deal_t *d, const ds_watch_ctx_t *ctx);
+
+/** The earliest time at which a clock check may change an alert (a quiet
+ *  deadline passing, a reminder falling due), before grace; INT64_MAX when
+ *  none (closed, or nothing can happen without an event). */
+int64_t ds_deal_next_deadline(const ds_deal_t *d, const ds_rules_t *r);
+
+const char *ds_deal_id(const ds_deal_t *d);
+const char *ds_deal_account_id(const ds_deal_t *d);
+bool ds_deal_is_closed(const ds_deal_t *d);
+bool ds_deal_mobilizer_known(const ds_deal_t *d);
+/** Stakeholder contact ids, in the order first seen. */
+size_t ds_deal_stakeholder_count(const ds_deal_t *d);
+const char *ds_deal_stakeholder(const ds_deal_t *d, size_t i);
+
+/** Public view for the Redis deal hash: appends "field\0value\0" pairs. */
+ds_err_t ds_deal_public_fields(const ds_deal_t *d, const ds_rules_t *r, ds_buf_t *out) DS_WUR;
+
+ds_err_t ds_deal_save(const ds_deal_t *d, ds_buf_t *out) DS_WUR;
+ds_deal_t *ds_deal_load(const void *p, size_t n, ds_err_t *err);
+size_t ds_deal_mem(const ds_deal_t *d);
+
+#endif
