@@ -1,0 +1,297 @@
+/*
+ * cmd_demo.c — `dealsignal demo`: the whole system on one machine.
+ *
+ * Starts, as child processes of this one: the embedded broker, a private
+ * redis-server (its own port and directory, nothing persisted), both
+ * workers (`dealsignal run`, event clock, demo rules), two `tail`s that
+ * print scores and alerts as they are produced, and the generator.  Stops
+ * by itself once the generated scenario has been processed (or on Ctrl-C)
+ * and stops every child it started.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cmds.h"
+#include "ds_buf.h"
+#include "ds_clock.h"
+
+static volatile sig_atomic_t g_stop;
+static void on_sig(int s) {
+    (void)s;
+    g_stop = 1;
+}
+
+static char g_self[4096];
+static pid_t g_children[16];
+static int g_nchildren;
+
+static pid_t spawn(const char *const *argv, int out_fd, int in_fd) {
+    pid_t p = fork();
+    if (p == 0) {
+        setpgid(0, 0); /* Ctrl-C reaches the demo only; it stops the children in order */
+        if (out_fd >= 0)
+            dup2(out_fd, 1);
+        if (in_fd >= 0)
+            dup2(in_fd, 0);
+        execvp(argv[0], (char *const *)argv);
+        fprintf(stderr, "demo: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    if (p > 0 && g_nchildren < 16)
+        g_children[g_nchildren++] = p;
+    return p;
+}
+
+static int stop_child(pid_t p, int timeout_ms) {
+    if (p <= 0)
+        return -1;
+    kill(p, SIGTERM);
+    int64_t end = ds_clock_mono_ms() + timeout_ms;
+    int st = 0;
+    while (ds_clock_mono_ms() < end) {
+        if (waitpid(p, &st, WNOHANG) == p)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        ds_clock_sleep_ms(20);
+    }
+    kill(p, SIGKILL);
+    waitpid(p, &st, 0);
+    return -1;
+}
+
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a))) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    socklen_t l = sizeof(a);
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* A project file: relative to the working directory, else to the source
+ * tree the binary was built from. */
+static void project_path(const char *rel, char *out, size_t n) {
+    struct stat st;
+    if (stat(rel, &st) == 0) {
+        snprintf(out, n, "%s", rel);
+        return;
+    }
+    snprintf(out, n, "%s/%s", DS_SOURCE_DIR, rel);
+}
+
+static void usage(FILE *out) {
+    fprintf(out,
+            "usage: dealsignal demo [--count N] [--rate EPS] [--seed S] [--accounts N]\n"
+            "                       [--metrics-addr HOST:PORT] [--keep-running]\n\n"
+            "Runs the whole system on this machine: the embedded broker (in memory, not\n"
+            "durable), a private redis-server on a free port, the scorer and the watcher\n"
+            "(event clock, config/demo-rules.yaml), and a generated scenario of marketing and\n"
+            "CRM events (quiet deals, one-sided deals, reps jumping stages).  Prints lead and\n"
+            "account scores and deal alerts as they are produced, then a summary, and stops\n"
+            "by itself when the scenario has been processed (or on Ctrl-C).\n\n"
+            "  --count N        events to generate (default 3000)\n"
+            "  --rate EPS       events per second (default 500; 0 = as fast as possible)\n"
+            "  --seed S         scenario seed (default 42)\n"
+            "  --accounts N     accounts in the scenario (default 12)\n"
+            "  --metrics-addr   serve /metrics, /healthz, /readyz there (default off)\n"
+            "  --keep-running   do not stop after the scenario; Ctrl-C stops\n");
+}
+
+int ds_cmd_demo(int argc, char **argv) {
+    const char *count = "3000", *rate = "500", *seed = "42", *accounts = "12", *metrics = "";
+    int keep = 0;
+    static const struct option opts[] = {
+        {"count", required_argument, 0, 'n'},        {"rate", required_argument, 0, 'r'},
+        {"seed", required_argument, 0, 's'},         {"accounts", required_argument, 0, 'a'},
+        {"metrics-addr", required_argument, 0, 'm'}, {"keep-running", no_argument, 0, 'k'},
+        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'n': count = optarg; break;
+        case 'r': rate = optarg; break;
+        case 's': seed = optarg; break;
+        case 'a': accounts = optarg; break;
+        case 'm': metrics = optarg; break;
+        case 'k': keep = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    ssize_t sl = readlink("/proc/self/exe", g_self, sizeof(g_self) - 1);
+    if (sl <= 0) {
+        fprintf(stderr, "demo: cannot find my own binary\n");
+        return 1;
+    }
+    g_self[sl] = '\0';
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sig;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char tmpdir[] = "/tmp/dealsignal-demo-XXXXXX";
+    if (!mkdtemp(tmpdir)) {
+        fprintf(stderr, "demo: mkdtemp: %s\n", strerror(errno));
+        return 1;
+    }
+    char schemas[4096], rules[4096], redis_url[64], port_s[16], logpath[4200];
+    project_path("schemas", schemas, sizeof(schemas));
+    project_path("config/demo-rules.yaml", rules, sizeof(rules));
+    snprintf(logpath, sizeof(logpath), "%s/workers.log", tmpdir);
+    int rc = 1;
+    pid_t broker = -1, redis = -1, workers = -1, tail_s = -1, tail_a = -1, gen = -1;
+
+    /* 1. the broker: first stdout line = bootstrap servers */
+    int bp[2];
+    if (pipe(bp)) {
+        perror("pipe");
+        goto out;
+    }
+    const char *bargs[] = {g_self, "broker", "--partitions", "4", NULL};
+    broker = spawn(bargs, bp[1], -1);
+    close(bp[1]);
+    char brokers[512] = "";
+    FILE *bf = fdopen(bp[0], "r");
+    if (!bf || !fgets(brokers, sizeof(brokers), bf)) {
+        fprintf(stderr, "demo: the broker did not start\n");
+        if (bf)
+            fclose(bf);
+        goto out;
+    }
+    fclose(bf);
+    brokers[strcspn(brokers, "\r\n")] = '\0';
+
+    /* 2. a private redis-server */
+    int port = free_port();
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    snprintf(redis_url, sizeof(redis_url), "redis://127.0.0.1:%d/0", port);
+    int devnull = open("/dev/null", O_WRONLY);
+    const char *rargs[] = {"redis-server", "--port", port_s, "--bind", "127.0.0.1", "--save", "",
+                           "--appendonly", "no", "--dir", tmpdir, NULL};
+    redis = spawn(rargs, devnull, -1);
+    bool up = false;
+    for (int i = 0; i < 200 && !up; i++) {
+        redisContext *rc2 = redisConnect("127.0.0.1", port);
+        up = rc2 && !rc2->err;
+        if (rc2)
+            redisFree(rc2);
+        if (!up)
+            ds_clock_sleep_ms(25);
+    }
+    if (!up) {
+        fprintf(stderr, "demo: redis-server did not start (is it installed?)\n");
+        goto out;
+    }
+    fprintf(stderr,
+            "demo: broker %s (in memory, not durable), redis %s, logs %s\n"
+            "demo: generating %s events at %s/s (seed %s); Ctrl-C stops\n\n",
+            brokers, redis_url, logpath, count, rate, seed);
+
+    /* 3. both workers, their logs to a file so the screen shows results */
+    int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    const char *wargs[] = {g_self,    "run",          "--brokers",    brokers,   "--redis",
+                           redis_url, "--schemas",    schemas,        "--rules", rules,
+                           "--clock", "event",        "--group-id",   "demo",    "--metrics-addr",
+                           metrics,   NULL};
+    pid_t wpid = fork();
+    if (wpid == 0) {
+        setpgid(0, 0);
+        dup2(logfd, 1);
+        dup2(logfd, 2);
+        execv(g_self, (char *const *)wargs);
+        _exit(127);
+    }
+    workers = wpid;
+    g_children[g_nchildren++] = wpid;
+
+    /* 4. the tails print to our stdout */
+    const char *targs[] = {g_self, "tail", "scores", "--brokers", brokers, "--schemas", schemas, NULL};
+    tail_s = spawn(targs, -1, -1);
+    const char *aargs[] = {g_self, "tail", "alerts", "--brokers", brokers, "--schemas", schemas, NULL};
+    tail_a = spawn(aargs, -1, -1);
+
+    /* 5. the scenario */
+    const char *gargs[] = {g_self,   "gen",     "--brokers",  brokers,  "--count", count,
+                           "--rate", rate,      "--seed",     seed,     "--accounts", accounts,
+                           "--schemas", schemas, NULL};
+    gen = spawn(gargs, devnull, -1);
+    int st;
+    while (!g_stop) {
+        if (gen > 0 && waitpid(gen, &st, WNOHANG) == gen) {
+            gen = -1;
+            if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+                fprintf(stderr, "demo: the generator failed\n");
+                break;
+            }
+            if (!keep) {
+                /* let the workers drain what was generated */
+                for (int i = 0; i < 80 && !g_stop; i++)
+                    ds_clock_sleep_ms(100);
+                break;
+            }
+        }
+        if (waitpid(workers, &st, WNOHANG) == workers) {
+            workers = -1;
+            fprintf(stderr, "demo: the workers exited; see %s\n", logpath);
+            break;
+        }
+        ds_clock_sleep_ms(100);
+    }
+    rc = 0;
+    /* summary from Redis */
+    redisContext *r = redisConnect("127.0.0.1", port);
+    if (r && !r->err) {
+        redisReply *k1 = redisCommand(r, "EVAL %s 0", "return #redis.call('KEYS','ds:{acct:*}:lead:*')");
+        redisReply *k2 = redisCommand(r, "EVAL %s 0", "return #redis.call('KEYS','ds:{deal:*}')");
+        fprintf(stderr, "\ndemo: Redis now holds %lld scored leads and %lld deals "
+                        "(keys ds:{acct:A}:lead:L, ds:{deal:D}; see README)\n",
+                k1 && k1->type == REDIS_REPLY_INTEGER ? k1->integer : -1,
+                k2 && k2->type == REDIS_REPLY_INTEGER ? k2->integer : -1);
+        if (k1)
+            freeReplyObject(k1);
+        if (k2)
+            freeReplyObject(k2);
+    }
+    if (r)
+        redisFree(r);
+out:
+    stop_child(gen, 5000);
+    if (workers > 0 && stop_child(workers, 15000) != 0) {
+        fprintf(stderr, "demo: the workers did not stop cleanly; see %s\n", logpath);
+        rc = 1;
+    }
+    stop_child(tail_s, 5000);
+    stop_child(tail_a, 5000);
+    stop_child(redis, 5000);
+    stop_child(broker, 5000);
+    if (rc == 0) {
+        char cmd[200];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "demo: could not remove %s\n", tmpdir);
+    }
+    return rc;
+}

@@ -1,0 +1,215 @@
+/*
+ * cmd_workers.c — `dealsignal scorer|watcher|run`: configuration, rules,
+ * metrics endpoint, signals, one thread per worker.
+ *
+ * The main thread owns configuration and rules: SIGHUP re-reads the rules
+ * file and, when valid, hands the new rules to the workers (they switch
+ * between batches); invalid rules are logged and the old ones stay.  Rule
+ * sets are freed only at exit, so a worker never sees freed rules.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmds.h"
+#include "ds_clock.h"
+#include "ds_config.h"
+#include "ds_http.h"
+#include "ds_log.h"
+#include "ds_metrics.h"
+#include "ds_serde.h"
+#include "rules.h"
+#include "scorer.h"
+#include "watcher.h"
+
+extern char **environ;
+
+enum { RUN_SCORER = 1, RUN_WATCHER = 2 };
+
+static volatile sig_atomic_t g_reload;
+
+static void on_hup(int sig) {
+    (void)sig;
+    g_reload = 1;
+}
+
+typedef struct app {
+    ds_config_t *cfg;
+    ds_rules_t **rules; /* every set loaded; the last is in force */
+    size_t nrules;
+    ds_metrics_t *metrics;
+    ds_scorer_t *scorer;
+    ds_watcher_t *watcher;
+    int rc_scorer, rc_watcher;
+} app_t;
+
+static void print_usage(const char *cmd, FILE *out) {
+    const char *what = !strcmp(cmd, "scorer")    ? "Runs the lead scorer: consumes topics.marketing, produces topics.lead_scores\n"
+                                                   "and topics.account_scores, keeps lead and account state in Redis."
+                       : !strcmp(cmd, "watcher") ? "Runs the stall watcher: consumes topics.crm, produces topics.alerts, keeps\n"
+                                                   "deal state and the deadline index in Redis."
+                                                 : "Runs the scorer and the watcher in one process (one thread each).";
+    fprintf(out,
+            "usage: dealsignal %s [--config FILE] [options]\n\n%s\n\n"
+            "Options (each also settable in the config file and as DEALSIGNAL_* variables;\n"
+            "flags win over variables, which win over the file):\n",
+            cmd, what);
+    ds_config_print_help(out);
+    fprintf(out, "\nSignals: SIGTERM/SIGINT finish the batch, commit and exit 0; SIGHUP reloads\n"
+                 "the rules file (invalid rules are rejected and the old ones stay).\n");
+}
+
+static bool ready_fn(void *opaque, char *why, size_t why_size) {
+    app_t *a = opaque;
+    if (a->scorer && !ds_worker_ready(ds_scorer_worker(a->scorer), why, why_size))
+        return false;
+    if (a->watcher && !ds_worker_ready(ds_watcher_worker(a->watcher), why, why_size))
+        return false;
+    return true;
+}
+
+static void *scorer_thread(void *p) {
+    app_t *a = p;
+    a->rc_scorer = ds_scorer_run(a->scorer);
+    ds_worker_stop = 1; /* one worker down takes the process down */
+    return NULL;
+}
+
+static void *watcher_thread(void *p) {
+    app_t *a = p;
+    a->rc_watcher = ds_watcher_run(a->watcher);
+    ds_worker_stop = 1;
+    return NULL;
+}
+
+static ds_rules_t *load_rules(const ds_config_t *cfg, char *err, size_t errsz) {
+    ds_rules_t *r = cfg->rules_path && cfg->rules_path[0]
+                        ? ds_rules_load_file(cfg->rules_path, err, errsz)
+                        : ds_rules_new_default();
+    if (r)
+        r->dedupe_window_days = cfg->dedupe_window_days;
+    else if (!err[0])
+        snprintf(err, errsz, "out of memory");
+    return r;
+}
+
+static bool keep_rules(app_t *a, ds_rules_t *r) {
+    ds_rules_t **nr = realloc(a->rules, (a->nrules + 1) * sizeof(*nr));
+    if (!nr)
+        return false;
+    a->rules = nr;
+    a->rules[a->nrules++] = r;
+    return true;
+}
+
+static void reload(app_t *a) {
+    char err[1024] = "";
+    ds_rules_t *r = load_rules(a->cfg, err, sizeof(err));
+    if (!r || !keep_rules(a, r)) {
+        DS_ERROR("main", "rules reload rejected, the rules in force stay: %s", err);
+        ds_rules_destroy(r);
+        return;
+    }
+    if (a->scorer)
+        ds_scorer_set_rules(a->scorer, r);
+    if (a->watcher)
+        ds_watcher_set_rules(a->watcher, r);
+    DS_INFO("main", "rules reloaded from %s", a->cfg->rules_path ? a->cfg->rules_path : "defaults");
+}
+
+static int run_workers(int argc, char **argv, int which) {
+    if (ds_config_wants_help(argc, argv)) {
+        print_usage(argv[0], stdout);
+        return 0;
+    }
+    char err[1024] = "";
+    app_t a;
+    memset(&a, 0, sizeof(a));
+    int rc = 2;
+    ds_http_t *http = NULL;
+    a.cfg = ds_config_load(argc, argv, environ, err, sizeof(err));
+    if (!a.cfg) {
+        fprintf(stderr, "dealsignal %s: %s\n", argv[0], err);
+        return 2;
+    }
+    ds_log_set_level((ds_log_level_t)ds_log_level_parse(a.cfg->log_level));
+    ds_log_set_json(!strcmp(a.cfg->log_format, "json"));
+    ds_serde_init((size_t)a.cfg->max_message_bytes * 4);
+
+    ds_rules_t *rules = load_rules(a.cfg, err, sizeof(err));
+    if (!rules || !keep_rules(&a, rules)) {
+        fprintf(stderr, "dealsignal %s: rules: %s\n", argv[0], err);
+        ds_rules_destroy(rules);
+        goto out;
+    }
+    a.metrics = ds_metrics_new("dealsignal_");
+    if (!a.metrics) {
+        fprintf(stderr, "dealsignal %s: out of memory\n", argv[0]);
+        goto out;
+    }
+    if (which & RUN_SCORER) {
+        a.scorer = ds_scorer_new(a.cfg, rules, a.metrics, err, sizeof(err));
+        if (!a.scorer) {
+            fprintf(stderr, "dealsignal %s: scorer: %s\n", argv[0], err);
+            goto out;
+        }
+    }
+    if (which & RUN_WATCHER) {
+        a.watcher = ds_watcher_new(a.cfg, rules, a.metrics, err, sizeof(err));
+        if (!a.watcher) {
+            fprintf(stderr, "dealsignal %s: watcher: %s\n", argv[0], err);
+            goto out;
+        }
+    }
+    if (a.cfg->metrics_addr && a.cfg->metrics_addr[0]) {
+        http = ds_http_start(a.cfg->metrics_addr, a.metrics, ready_fn, &a, err, sizeof(err));
+        if (!http) {
+            fprintf(stderr, "dealsignal %s: metrics.addr: %s\n", argv[0], err);
+            goto out;
+        }
+        DS_INFO("main", "metrics and health on http://%s (port %d)", a.cfg->metrics_addr,
+                ds_http_port(http));
+    }
+    ds_worker_install_signals();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_hup;
+    sigaction(SIGHUP, &sa, NULL);
+
+    pthread_t ts, tw;
+    bool has_ts = false, has_tw = false;
+    if (a.scorer && !pthread_create(&ts, NULL, scorer_thread, &a))
+        has_ts = true;
+    if (a.watcher && !pthread_create(&tw, NULL, watcher_thread, &a))
+        has_tw = true;
+    while (!ds_worker_stop) {
+        if (g_reload) {
+            g_reload = 0;
+            reload(&a);
+        }
+        ds_clock_sleep_ms(100);
+    }
+    if (has_ts)
+        pthread_join(ts, NULL);
+    if (has_tw)
+        pthread_join(tw, NULL);
+    rc = a.rc_scorer || a.rc_watcher ? 1 : 0;
+    DS_INFO("main", "stopped rc=%d", rc);
+out:
+    ds_http_stop(http);
+    ds_scorer_destroy(a.scorer);
+    ds_watcher_destroy(a.watcher);
+    ds_metrics_destroy(a.metrics);
+    for (size_t i = 0; i < a.nrules; i++)
+        ds_rules_destroy(a.rules[i]);
+    free(a.rules);
+    ds_config_destroy(a.cfg);
+    return rc;
+}
+
+int ds_cmd_scorer(int argc, char **argv) { return run_workers(argc, argv, RUN_SCORER); }
+int ds_cmd_watcher(int argc, char **argv) { return run_workers(argc, argv, RUN_WATCHER); }
+int ds_cmd_run(int argc, char **argv) { return run_workers(argc, argv, RUN_SCORER | RUN_WATCHER); }

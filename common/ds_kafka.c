@@ -1,0 +1,209 @@
+/*
+ * ds_kafka.c — consumer/producer set-up, produce with backpressure,
+ * delivery tracking, rebalance handling.
+ *
+ * The rebalance callback calls the worker's hooks first (so the batch in
+ * hand is finished or dropped while the partitions are still ours), then
+ * assigns/unassigns (eager protocol).  Every rd_kafka_t logs through
+ * ds_log; no secret is ever printed because we never print properties.
+ */
+#include "ds_kafka.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "ds_clock.h"
+#include "ds_log.h"
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    ds_log_level_t l = level <= 3 ? DS_LOG_ERROR : level <= 4 ? DS_LOG_WARN
+                       : level <= 6 ? DS_LOG_INFO : DS_LOG_DEBUG;
+    ds_log(l, "kafka", "%s: %s", fac, buf);
+}
+
+static ds_err_t set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr,
+                    size_t errstr_size) {
+    char e[512];
+    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+        /* never echo the value: it may be a secret */
+        snprintf(errstr, errstr_size, "kafka.%s: %s", k, e);
+        return DS_ERR_CONFIG;
+    }
+    return DS_ERR_OK;
+}
+
+ds_err_t ds_kafka_conf_apply(rd_kafka_conf_t *conf, const char *brokers,
+                             const ds_kv_pair_t *extra, size_t nextra, char *errstr,
+                             size_t errstr_size) {
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    if (brokers && set(conf, "bootstrap.servers", brokers, errstr, errstr_size))
+        return DS_ERR_CONFIG;
+    for (size_t i = 0; i < nextra; i++)
+        if (set(conf, extra[i].key, extra[i].value, errstr, errstr_size))
+            return DS_ERR_CONFIG;
+    return DS_ERR_OK;
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    const ds_kafka_hooks_t *h = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        DS_INFO("kafka", "partitions assigned count=%d", parts->cnt);
+        rd_kafka_assign(rk, parts);
+        if (h && h->assigned)
+            h->assigned(h->opaque, parts);
+    } else {
+        DS_INFO("kafka", "partitions revoked count=%d", parts->cnt);
+        if (h && h->revoked)
+            h->revoked(h->opaque, parts);
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+rd_kafka_t *ds_kafka_consumer_new(const ds_config_t *cfg, const char *const *topics,
+                                  size_t ntopics, const ds_kafka_hooks_t *hooks,
+                                  char *errstr, size_t errstr_size) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    static const char *const defaults[][2] = {
+        {"enable.auto.offset.store", "false"},
+        {"enable.auto.commit", "true"},
+        {"auto.commit.interval.ms", "1000"},
+        {"auto.offset.reset", "earliest"},
+        {"partition.assignment.strategy", "range"},
+        {"enable.partition.eof", "false"},
+        {"session.timeout.ms", "10000"},
+        {"heartbeat.interval.ms", "1000"},
+        {"fetch.wait.max.ms", "10"},
+        {"queued.max.messages.kbytes", "65536"},
+    };
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+        if (set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size))
+            goto fail;
+    if (set(conf, "group.id", cfg->group_id, errstr, errstr_size))
+        goto fail;
+    if (ds_kafka_conf_apply(conf, cfg->brokers, cfg->kafka, cfg->kafka_count, errstr,
+                            errstr_size))
+        goto fail;
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, (void *)hooks);
+    char e[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
+    if (!rk) {
+        snprintf(errstr, errstr_size, "kafka consumer: %s", e);
+        goto fail;
+    }
+    conf = NULL; /* now owned by rk */
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new((int)ntopics);
+    for (size_t i = 0; i < ntopics; i++)
+        rd_kafka_topic_partition_list_add(sub, topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (err) {
+        snprintf(errstr, errstr_size, "kafka subscribe: %s", rd_kafka_err2str(err));
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    return rk;
+fail:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk;
+    (void)opaque;
+    ds_delivery_t *d = m->_private;
+    if (!d)
+        return;
+    if (d->outstanding)
+        d->outstanding--;
+    if (m->err) {
+        if (!d->failed)
+            d->first_err = m->err;
+        d->failed++;
+    } else {
+        d->delivered++;
+    }
+}
+
+rd_kafka_t *ds_kafka_producer_new(const ds_config_t *cfg, char *errstr, size_t errstr_size) {
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    static const char *const defaults[][2] = {
+        {"enable.idempotence", "true"},
+        {"linger.ms", "2"},
+        {"batch.num.messages", "10000"},
+        {"queue.buffering.max.messages", "1000000"},
+        {"queue.buffering.max.kbytes", "1048576"},
+        {"compression.codec", "none"},
+        {"message.timeout.ms", "300000"},
+    };
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+        if (set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size))
+            goto fail;
+    if (ds_kafka_conf_apply(conf, cfg->brokers, cfg->kafka, cfg->kafka_count, errstr,
+                            errstr_size))
+        goto fail;
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    char e[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+    if (!rk) {
+        snprintf(errstr, errstr_size, "kafka producer: %s", e);
+        goto fail;
+    }
+    return rk;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+ds_err_t ds_kafka_produce(rd_kafka_t *p, const char *topic, const void *key, size_t klen,
+                          const void *val, size_t vlen, rd_kafka_headers_t *hdrs,
+                          ds_delivery_t *d) {
+    for (;;) {
+        rd_kafka_resp_err_t err;
+        if (hdrs)
+            err = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE((void *)val, vlen),
+                                    RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+        else
+            err = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic),
+                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                    RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE((void *)val, vlen),
+                                    RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+        if (!err) {
+            if (d)
+                d->outstanding++;
+            return DS_ERR_OK;
+        }
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(p, 10);
+            continue;
+        }
+        if (hdrs)
+            rd_kafka_headers_destroy(hdrs);
+        DS_ERROR("kafka", "produce to %s failed: %s", topic, rd_kafka_err2str(err));
+        return DS_ERR_IO;
+    }
+}
+
+ds_err_t ds_kafka_wait(rd_kafka_t *p, ds_delivery_t *d, int timeout_ms) {
+    int64_t deadline = ds_clock_mono_ms() + timeout_ms;
+    rd_kafka_poll(p, 0);
+    while (d->outstanding && ds_clock_mono_ms() < deadline)
+        rd_kafka_poll(p, 5);
+    if (d->outstanding)
+        return DS_ERR_TIMEOUT;
+    return d->failed ? DS_ERR_IO : DS_ERR_OK;
+}
+
+void ds_kafka_store_offsets(rd_kafka_t *c, rd_kafka_topic_partition_list_t *offsets) {
+    if (!offsets || !offsets->cnt)
+        return;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(c, offsets);
+    if (err && err != RD_KAFKA_RESP_ERR__STATE)
+        DS_WARN("kafka", "offsets_store: %s", rd_kafka_err2str(err));
+}

@@ -1,0 +1,66 @@
+/*
+ * ds_kafka.h — thin helpers over librdkafka for our workers and tools.
+ *
+ * Consumers use the eager `range` assignor, manual offset store
+ * (enable.auto.offset.store=false; we store offset+1 only after state and
+ * outputs are safe) and auto-commit of stored offsets; one thread polls
+ * with rd_kafka_consumer_poll() (see PITFALLS: no batch consume APIs).
+ * Producers are idempotent.  `kafka.*` settings pass through unchanged and
+ * win over ours.  librdkafka's logs are routed into ds_log.
+ */
+#ifndef DS_KAFKA_H
+#define DS_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+
+#include "ds_config.h"
+#include "ds_err.h"
+
+typedef struct ds_kafka_hooks {
+    /* Called on the polling thread inside rd_kafka_consumer_poll() before
+     * the assignment changes.  `revoked` must finish (or drop) the batch in
+     * hand for those partitions before it returns. */
+    void (*assigned)(void *opaque, const rd_kafka_topic_partition_list_t *parts);
+    void (*revoked)(void *opaque, const rd_kafka_topic_partition_list_t *parts);
+    void *opaque;
+} ds_kafka_hooks_t;
+
+/** Delivery tracking for one batch of produced messages.  Updated by the
+ *  delivery report callback, which runs inside rd_kafka_poll() on the
+ *  producing thread. */
+typedef struct ds_delivery {
+    size_t outstanding;
+    size_t delivered;
+    size_t failed;
+    rd_kafka_resp_err_t first_err;
+} ds_delivery_t;
+
+/** A consumer subscribed to `topics`.  NULL on error (errstr). */
+rd_kafka_t *ds_kafka_consumer_new(const ds_config_t *cfg, const char *const *topics,
+                                  size_t ntopics, const ds_kafka_hooks_t *hooks,
+                                  char *errstr, size_t errstr_size);
+/** An idempotent producer whose delivery reports feed ds_delivery_t. */
+rd_kafka_t *ds_kafka_producer_new(const ds_config_t *cfg, char *errstr, size_t errstr_size);
+
+/** Apply brokers, `kafka.*` pass-through and log routing to conf.
+ *  Exposed for tools (gen, tail) that build their own handles. */
+ds_err_t ds_kafka_conf_apply(rd_kafka_conf_t *conf, const char *brokers,
+                             const ds_kv_pair_t *extra, size_t nextra, char *errstr,
+                             size_t errstr_size) DS_WUR;
+
+/** Produce a copy of key/value to topic; `hdrs` (may be NULL) is owned by
+ *  the message on success and destroyed by us on failure.  Waits (polling)
+ *  while the local queue is full.  `d` counts the delivery. */
+ds_err_t ds_kafka_produce(rd_kafka_t *p, const char *topic, const void *key, size_t klen,
+                          const void *val, size_t vlen, rd_kafka_headers_t *hdrs,
+                          ds_delivery_t *d) DS_WUR;
+/** Poll until every message counted in d is reported, or timeout_ms passes
+ *  (DS_ERR_TIMEOUT).  DS_ERR_IO when any delivery failed. */
+ds_err_t ds_kafka_wait(rd_kafka_t *p, ds_delivery_t *d, int timeout_ms) DS_WUR;
+
+/** Store offset+1 for each (topic, partition) in list entries' offset
+ *  fields (already +1).  Partitions no longer assigned are skipped. */
+void ds_kafka_store_offsets(rd_kafka_t *c, rd_kafka_topic_partition_list_t *offsets);
+
+#endif

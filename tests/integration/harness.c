@@ -1,0 +1,429 @@
+/*
+ * harness.c — see harness.h.  Processes are started with fork/exec and
+ * tracked in a small table so that cleanup kills whatever is left.
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ds_buf.h"
+#include "ds_clock.h"
+#include "ds_serde.h"
+
+static pid_t g_pids[64];
+static int g_npids;
+static ds_h_env_t *g_env;
+static ds_registry_t *g_reg;
+static ds_codec_t *g_codec;
+
+static void die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "harness: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    ds_h_cleanup();
+    exit(1);
+}
+
+static void track(pid_t p) {
+    if (g_npids < 64)
+        g_pids[g_npids++] = p;
+}
+
+static void untrack(pid_t p) {
+    for (int i = 0; i < g_npids; i++)
+        if (g_pids[i] == p)
+            g_pids[i] = 0;
+}
+
+void ds_h_cleanup(void) {
+    for (int i = 0; i < g_npids; i++) {
+        if (g_pids[i] > 0) {
+            kill(g_pids[i], SIGKILL);
+            waitpid(g_pids[i], NULL, 0);
+            g_pids[i] = 0;
+        }
+    }
+    if (g_env && g_env->tmpdir[0]) {
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_env->tmpdir);
+        if (system(cmd) != 0) {
+            /* best effort */
+        }
+        g_env->tmpdir[0] = '\0';
+    }
+    ds_h_codec_free();
+}
+
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+        die("bind: %s", strerror(errno));
+    socklen_t l = sizeof(a);
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static const char *bin(void) {
+    const char *b = getenv("DS_BIN");
+    return b ? b : "./dealsignal";
+}
+
+pid_t ds_h_spawn(const char *logfile, const char *const *args) {
+    pid_t p = fork();
+    if (p < 0)
+        die("fork: %s", strerror(errno));
+    if (p == 0) {
+        if (logfile) {
+            int fd = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+                close(fd);
+            }
+        }
+        const char *argv[64];
+        int n = 0;
+        argv[n++] = bin();
+        for (int i = 0; args[i] && n < 63; i++)
+            argv[n++] = args[i];
+        argv[n] = NULL;
+        execv(bin(), (char *const *)argv);
+        _exit(127);
+    }
+    track(p);
+    return p;
+}
+
+int ds_h_stop(pid_t pid, int sig, int timeout_ms) {
+    if (pid <= 0)
+        return -1;
+    kill(pid, sig);
+    int64_t end = ds_clock_mono_ms() + timeout_ms;
+    int st;
+    while (ds_clock_mono_ms() < end) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) {
+            untrack(pid);
+            if (WIFEXITED(st))
+                return WEXITSTATUS(st);
+            return 128 + WTERMSIG(st);
+        }
+        ds_clock_sleep_ms(20);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    untrack(pid);
+    return -1;
+}
+
+static void start_redis(ds_h_env_t *env) {
+    env->redis_port = free_port();
+    char port[16];
+    snprintf(port, sizeof(port), "%d", env->redis_port);
+    pid_t p = fork();
+    if (p == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", env->tmpdir, "--daemonize", "no", (char *)NULL);
+        _exit(127);
+    }
+    env->redis_pid = p;
+    track(p);
+    snprintf(env->redis_url, sizeof(env->redis_url), "redis://127.0.0.1:%d/0", env->redis_port);
+    for (int i = 0; i < 200; i++) {
+        redisContext *c = redisConnect("127.0.0.1", env->redis_port);
+        if (c && !c->err) {
+            redisReply *r = redisCommand(c, "PING");
+            bool ok = r && r->type == REDIS_REPLY_STATUS;
+            if (r)
+                freeReplyObject(r);
+            redisFree(c);
+            if (ok)
+                return;
+        } else if (c) {
+            redisFree(c);
+        }
+        ds_clock_sleep_ms(25);
+    }
+    die("redis-server did not start on port %d", env->redis_port);
+}
+
+void ds_h_stop_redis(ds_h_env_t *env) {
+    ds_h_stop(env->redis_pid, SIGKILL, 5000);
+    env->redis_pid = 0;
+}
+
+void ds_h_restart_redis(ds_h_env_t *env) {
+    char port[16];
+    snprintf(port, sizeof(port), "%d", env->redis_port);
+    pid_t p = fork();
+    if (p == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", env->tmpdir, "--daemonize", "no", (char *)NULL);
+        _exit(127);
+    }
+    env->redis_pid = p;
+    track(p);
+}
+
+void ds_h_start(ds_h_env_t *env, int partitions, bool want_redis) {
+    memset(env, 0, sizeof(*env));
+    g_env = env;
+    atexit(ds_h_cleanup);
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(env->tmpdir, sizeof(env->tmpdir), "/tmp/ds-it-XXXXXX");
+    if (!mkdtemp(env->tmpdir))
+        die("mkdtemp: %s", strerror(errno));
+    if (want_redis)
+        start_redis(env);
+    int out[2], in[2];
+    if (pipe(out) || pipe(in))
+        die("pipe");
+    char parts[16];
+    snprintf(parts, sizeof(parts), "%d", partitions);
+    pid_t p = fork();
+    if (p == 0) {
+        dup2(out[1], 1);
+        dup2(in[0], 0);
+        close(out[0]);
+        close(in[1]);
+        execl(bin(), bin(), "broker", "--partitions", parts, "--control", "stdin", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    close(in[0]);
+    env->broker_pid = p;
+    env->broker_ctl = in[1];
+    track(p);
+    FILE *f = fdopen(out[0], "r");
+    if (!f || !fgets(env->brokers, sizeof(env->brokers), f))
+        die("broker printed no bootstrap servers");
+    env->brokers[strcspn(env->brokers, "\r\n")] = '\0';
+    /* keep reading the control answers in the background: a child drains
+     * the pipe so the broker never blocks on a full stdout */
+    if (fork() == 0) {
+        char line[256];
+        while (fgets(line, sizeof(line), f))
+            ;
+        _exit(0);
+    }
+    fclose(f);
+}
+
+void ds_h_broker_ctl(ds_h_env_t *env, const char *line) {
+    size_t n = strlen(line);
+    if (write(env->broker_ctl, line, n) != (ssize_t)n || write(env->broker_ctl, "\n", 1) != 1)
+        die("broker control write failed");
+    ds_clock_sleep_ms(100);
+}
+
+/* ---- Kafka ----------------------------------------------------------------- */
+
+rd_kafka_t *ds_h_producer(const ds_h_env_t *env) {
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    char e[256];
+    rd_kafka_conf_set(c, "bootstrap.servers", env->brokers, e, sizeof(e));
+    rd_kafka_conf_set(c, "enable.idempotence", "true", e, sizeof(e));
+    rd_kafka_conf_set(c, "linger.ms", "1", e, sizeof(e));
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
+    if (!p)
+        die("producer: %s", e);
+    return p;
+}
+
+void ds_h_produce(rd_kafka_t *p, const char *topic, const char *key, const void *val, size_t len) {
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *)val, len),
+            RD_KAFKA_V_END);
+        if (!err)
+            return;
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(p, 10);
+            continue;
+        }
+        die("produce: %s", rd_kafka_err2str(err));
+    }
+}
+
+void ds_h_flush(rd_kafka_t *p) {
+    if (rd_kafka_flush(p, 30000))
+        die("flush timed out");
+}
+
+size_t ds_h_consume(const ds_h_env_t *env, const char *topic, size_t want, int timeout_ms,
+                    ds_h_record_t **out) {
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    char e[256];
+    rd_kafka_conf_set(c, "bootstrap.servers", env->brokers, e, sizeof(e));
+    rd_kafka_conf_set(c, "group.id", ds_h_unique("reader"), e, sizeof(e));
+    rd_kafka_conf_set(c, "auto.offset.reset", "earliest", e, sizeof(e));
+    rd_kafka_conf_set(c, "enable.auto.commit", "false", e, sizeof(e));
+    rd_kafka_t *k = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
+    if (!k)
+        die("consumer: %s", e);
+    rd_kafka_poll_set_consumer(k);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(k, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    size_t n = 0, cap = 64;
+    ds_h_record_t *recs = calloc(cap, sizeof(*recs));
+    int64_t end = ds_clock_mono_ms() + timeout_ms;
+    while (n < want && ds_clock_mono_ms() < end) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(k, 100);
+        if (!m)
+            continue;
+        if (m->err) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (n == cap) {
+            cap *= 2;
+            recs = realloc(recs, cap * sizeof(*recs));
+        }
+        ds_h_record_t *r = &recs[n++];
+        memset(r, 0, sizeof(*r));
+        r->key = m->key ? strndup(m->key, m->key_len) : NULL;
+        r->len = m->len;
+        r->val = malloc(m->len + 1);
+        if (m->len)
+            memcpy(r->val, m->payload, m->len);
+        r->partition = m->partition;
+        r->offset = m->offset;
+        rd_kafka_headers_t *h = NULL;
+        if (!rd_kafka_message_headers(m, &h)) {
+            const char *name;
+            const void *v;
+            size_t vl;
+            for (size_t i = 0; i < 8 && !rd_kafka_header_get_all(h, i, &name, &v, &vl); i++) {
+                r->headers[i][0] = strdup(name);
+                r->headers[i][1] = v ? strndup(v, vl) : strdup("");
+                r->nheaders++;
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(k);
+    rd_kafka_destroy(k);
+    *out = recs;
+    return n;
+}
+
+void ds_h_records_free(ds_h_record_t *r, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(r[i].key);
+        free(r[i].val);
+        for (int j = 0; j < r[i].nheaders; j++) {
+            free(r[i].headers[j][0]);
+            free(r[i].headers[j][1]);
+        }
+    }
+    free(r);
+}
+
+const char *ds_h_header(const ds_h_record_t *r, const char *name) {
+    for (int i = 0; i < r->nheaders; i++)
+        if (!strcmp(r->headers[i][0], name))
+            return r->headers[i][1];
+    return NULL;
+}
+
+/* ---- Redis ----------------------------------------------------------------- */
+
+redisReply *ds_h_redis(const ds_h_env_t *env, const char *fmt, ...) {
+    redisContext *c = redisConnect("127.0.0.1", env->redis_port);
+    if (!c || c->err)
+        die("redis connect");
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    redisFree(c);
+    return r;
+}
+
+char *ds_h_hget(const ds_h_env_t *env, const char *key, const char *field) {
+    redisReply *r = ds_h_redis(env, "HGET %s %s", key, field);
+    char *s = NULL;
+    if (r && r->type == REDIS_REPLY_STRING)
+        s = strndup(r->str, r->len);
+    if (r)
+        freeReplyObject(r);
+    return s;
+}
+
+/* ---- codec ------------------------------------------------------------------ */
+
+ds_codec_t *ds_h_codec(void) {
+    if (g_codec)
+        return g_codec;
+    const char *dir = getenv("DS_SCHEMAS_DIR");
+    char err[512];
+    ds_serde_init(1 << 20);
+    g_reg = ds_registry_new_dir(dir ? dir : "schemas", err, sizeof(err));
+    if (!g_reg)
+        die("registry: %s", err);
+    g_codec = ds_codec_new(g_reg, &ds_codec_default_ids, err, sizeof(err));
+    if (!g_codec)
+        die("codec: %s", err);
+    return g_codec;
+}
+
+void ds_h_codec_free(void) {
+    ds_codec_destroy(g_codec);
+    g_codec = NULL;
+    ds_registry_destroy(g_reg);
+    g_reg = NULL;
+}
+
+void ds_h_send_ma(rd_kafka_t *p, const char *topic, const ds_ma_event_t *ev) {
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    if (ds_encode_ma(ds_h_codec(), ev, &b))
+        die("encode MarketingEvent %s", ev->event_id);
+    ds_h_produce(p, topic, ev->account_id ? ev->account_id : ev->lead_id, b.data, b.len);
+    ds_buf_free(&b);
+}
+
+void ds_h_send_crm(rd_kafka_t *p, const char *topic, const ds_crm_event_t *ev) {
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    if (ds_encode_crm(ds_h_codec(), ev, &b))
+        die("encode CrmEvent %s", ev->event_id);
+    ds_h_produce(p, topic, ev->deal_id, b.data, b.len);
+    ds_buf_free(&b);
+}
+
+const char *ds_h_unique(const char *prefix) {
+    static char buf[128];
+    static unsigned n;
+    snprintf(buf, sizeof(buf), "%s-%d-%u-%lld", prefix, (int)getpid(), n++,
+             (long long)ds_clock_mono_us());
+    return buf;
+}

@@ -1,0 +1,88 @@
+/*
+ * harness.h — integration-test helpers: real processes on loopback.
+ *
+ * Starts a private redis-server and `dealsignal broker` on free ports,
+ * runs the dealsignal binary ($DS_BIN) as child processes, produces framed
+ * events and consumes outputs with librdkafka, reads Redis with hiredis.
+ * Everything started is stopped by ds_h_cleanup() (also registered with
+ * atexit), so a failing test leaves nothing running.
+ */
+#ifndef DS_HARNESS_H
+#define DS_HARNESS_H
+
+#include <hiredis/hiredis.h>
+#include <librdkafka/rdkafka.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "events.h"
+
+typedef struct ds_h_env {
+    char brokers[256];
+    char redis_url[128];
+    int redis_port;
+    pid_t broker_pid, redis_pid;
+    int broker_ctl; /* write end of the broker's stdin (fault control) */
+    char tmpdir[128];
+} ds_h_env_t;
+
+/** Start redis-server (if want_redis) and the broker with `partitions`. */
+void ds_h_start(ds_h_env_t *env, int partitions, bool want_redis);
+/** Send one control line to the broker (e.g. "broker-down 1"). */
+void ds_h_broker_ctl(ds_h_env_t *env, const char *line);
+void ds_h_stop_redis(ds_h_env_t *env);
+void ds_h_restart_redis(ds_h_env_t *env);
+void ds_h_cleanup(void);
+
+/** Spawn $DS_BIN with args (NULL-terminated); stdout/stderr go to
+ *  `logfile` (appended) when not NULL. */
+pid_t ds_h_spawn(const char *logfile, const char *const *args);
+/** SIGTERM (or sig) then wait up to timeout_ms; returns the exit status,
+ *  -1 on timeout (the process is then killed with SIGKILL). */
+int ds_h_stop(pid_t pid, int sig, int timeout_ms);
+
+/** A producer connected to env's broker (framed values are built by the
+ *  caller with the codec). */
+rd_kafka_t *ds_h_producer(const ds_h_env_t *env);
+void ds_h_produce(rd_kafka_t *p, const char *topic, const char *key, const void *val, size_t len);
+void ds_h_flush(rd_kafka_t *p);
+
+/** A record read back from a topic. */
+typedef struct ds_h_record {
+    char *key;
+    unsigned char *val;
+    size_t len;
+    int32_t partition;
+    int64_t offset;
+    char *headers[8][2];
+    int nheaders;
+} ds_h_record_t;
+
+/** Read every record of `topic` from the beginning until `want` records
+ *  arrived or `timeout_ms` passed; returns how many (records in *out,
+ *  free with ds_h_records_free). */
+size_t ds_h_consume(const ds_h_env_t *env, const char *topic, size_t want, int timeout_ms,
+                    ds_h_record_t **out);
+void ds_h_records_free(ds_h_record_t *r, size_t n);
+const char *ds_h_header(const ds_h_record_t *r, const char *name);
+
+/** HGET on the env's Redis; malloc'ed string or NULL. */
+char *ds_h_hget(const ds_h_env_t *env, const char *key, const char *field);
+/** Any command; caller frees the reply. */
+redisReply *ds_h_redis(const ds_h_env_t *env, const char *fmt, ...);
+
+/** Codec over the project's schemas (DS_SCHEMAS_DIR). */
+ds_codec_t *ds_h_codec(void);
+void ds_h_codec_free(void);
+
+/** Convenience builders: produce one MarketingEvent / CrmEvent. */
+void ds_h_send_ma(rd_kafka_t *p, const char *topic, const ds_ma_event_t *ev);
+void ds_h_send_crm(rd_kafka_t *p, const char *topic, const ds_crm_event_t *ev);
+
+/** A fresh unique name (for group ids). */
+const char *ds_h_unique(const char *prefix);
+
+#define DS_DAY 86400000LL
+
+#endif

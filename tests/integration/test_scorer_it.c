@@ -1,0 +1,187 @@
+/*
+ * test_scorer_it.c — the scorer end to end: the broker process, a private
+ * redis-server and the dealsignal binary; framed events in, LeadScore and
+ * AccountScore records, DLQ records and Redis state out.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ds_buf.h"
+#include "ds_clock.h"
+#include "harness.h"
+
+static ds_h_env_t env;
+static const int64_t T0 = 1700000000000LL;
+static char logfile[256];
+
+static ds_ma_event_t ma(const char *id, int64_t t, const char *lead, int type, const char *content,
+                        const char *insight, int stage) {
+    ds_ma_event_t e;
+    memset(&e, 0, sizeof(e));
+    e.event_id = id;
+    e.occurred_at = t;
+    e.lead_id = lead;
+    e.account_id = "A-1";
+    e.type = type;
+    e.content_id = content;
+    e.insight_id = insight;
+    e.content_stage = stage;
+    return e;
+}
+
+static pid_t start_scorer(const char *group) {
+    const char *args[] = {"scorer",     "--brokers", env.brokers, "--redis", env.redis_url,
+                          "--group-id", group,       "--schemas", getenv("DS_SCHEMAS_DIR"),
+                          "--clock",    "event",     NULL};
+    return ds_h_spawn(logfile, args);
+}
+
+typedef struct decoded {
+    ds_lead_score_t s[32];
+    size_t n;
+    ds_arena_t arena;
+} decoded_t;
+
+static void decode_leads(ds_h_record_t *r, size_t n, decoded_t *d) {
+    ds_arena_init(&d->arena, 0);
+    d->n = 0;
+    for (size_t i = 0; i < n && d->n < 32; i++) {
+        char detail[256];
+        assert_int_equal(ds_decode_lead_score(ds_h_codec(), r[i].val, r[i].len, &d->arena,
+                                              &d->s[d->n], detail, sizeof(detail)),
+                         DS_ERR_OK);
+        d->n++;
+    }
+}
+
+static void test_scorer_end_to_end(void **state) {
+    (void)state;
+    rd_kafka_t *p = ds_h_producer(&env);
+    ds_ma_event_t e1 = ma("e1", T0, "L-1", DS_MA_CONTENT_COMPLETED, "c-spark", "I1", DS_CS_SPARK);
+    ds_ma_event_t e2 =
+        ma("e2", T0, "L-1", DS_MA_DIAGNOSTIC_COMPLETED, "c-conf", "I1", DS_CS_CONFRONT);
+    ds_ma_event_t e3 = ma("e3", T0, "L-1", DS_MA_CONTENT_SHARED, "c-conf", "I1", DS_CS_CONFRONT);
+    const char *shared[] = {"L-2", "L-3"};
+    e3.shared_with = shared;
+    e3.shared_with_count = 2;
+    ds_ma_event_t e6 =
+        ma("e6", T0 + DS_DAY, "L-2", DS_MA_CONTENT_VIEWED, "c-conf", "I1", DS_CS_CONFRONT);
+    ds_h_send_ma(p, "ma.events", &e1);
+    ds_h_send_ma(p, "ma.events", &e2);
+    ds_h_send_ma(p, "ma.events", &e3);
+    ds_h_send_ma(p, "ma.events", &e2); /* duplicate event id */
+    const unsigned char bad[] = {0x01, 0, 0, 0, 1, 2, 3};
+    ds_h_produce(p, "ma.events", "A-1", bad, sizeof(bad));
+    ds_h_send_ma(p, "ma.events", &e6);
+    ds_h_flush(p);
+
+    pid_t scorer = start_scorer("it-scorer");
+    ds_h_record_t *recs;
+    size_t n = ds_h_consume(&env, "lead.scores", 5, 60000, &recs);
+    assert_int_equal(n, 5);
+    decoded_t d;
+    decode_leads(recs, n, &d);
+    /* e1: SPARK completed 5×1.0 = 5 → LEARNING */
+    assert_string_equal(d.s[0].lead_id, "L-1");
+    assert_float_equal(d.s[0].confront, 5.0, 1e-9);
+    assert_int_equal(d.s[0].tier, DS_TIER_LEARNING);
+    assert_int_equal(d.s[0].previous_tier, DS_TIER_UNAWARE);
+    /* e2: CONFRONT diagnostic 20×1.5 on the path ×1.5 = 45 → 50, CONFRONTED */
+    assert_float_equal(d.s[1].confront, 50.0, 1e-9);
+    assert_int_equal(d.s[1].tier, DS_TIER_CONFRONTED);
+    assert_string_equal(d.s[1].top_insight, "I1");
+    assert_int_equal(d.s[1].furthest_stage, DS_CS_CONFRONT);
+    /* e3: two colleagues × 8 = 16 connect */
+    assert_float_equal(d.s[2].connect, 16.0, 1e-9);
+    /* e6: L-2 views the insight a day later (20×0.5 = 10) and L-1 gets the
+     * follow credit (20) at that time; L-1's points decay by one day */
+    assert_string_equal(d.s[3].lead_id, "L-2");
+    assert_float_equal(d.s[3].confront, 10.0, 1e-9);
+    assert_string_equal(d.s[4].lead_id, "L-1");
+    double f = pow(2.0, -1.0 / 30.0);
+    assert_float_equal(d.s[4].confront, 50.0 * f, 1e-6);
+    assert_float_equal(d.s[4].connect, 16.0 * f + 20.0, 1e-6);
+    assert_int_equal(d.s[4].tier, DS_TIER_MOBILIZER);
+    assert_int_equal(d.s[4].as_of, T0 + DS_DAY);
+    assert_int_equal(d.s[4].events_applied, 3);
+    ds_arena_free(&d.arena);
+    /* every output carries a stable id */
+    assert_string_equal(ds_h_header(&recs[0], "dealsignal.id"), "L-1:1");
+    ds_h_records_free(recs, n);
+
+    /* account roll-up: e1 (engaged 1), e2 (confronted 1), e6 (engaged 2) */
+    n = ds_h_consume(&env, "account.scores", 3, 30000, &recs);
+    assert_int_equal(n, 3);
+    ds_arena_t a;
+    ds_arena_init(&a, 0);
+    ds_account_score_t as;
+    char detail[256];
+    assert_int_equal(
+        ds_decode_account_score(ds_h_codec(), recs[2].val, recs[2].len, &a, &as, detail, 256),
+        DS_ERR_OK);
+    assert_int_equal(as.engaged_stakeholders, 2);
+    assert_int_equal(as.confronted_stakeholders, 1);
+    assert_float_equal(as.consensus, 100.0 / 5.4, 1e-6);
+    assert_int_equal(as.mobilizers_count, 1);
+    assert_string_equal(as.mobilizers[0], "L-1");
+    ds_arena_free(&a);
+    ds_h_records_free(recs, n);
+
+    /* the bad record went to the DLQ with its reason and source */
+    n = ds_h_consume(&env, "ma.events.dlq", 1, 30000, &recs);
+    assert_int_equal(n, 1);
+    assert_string_equal(ds_h_header(&recs[0], "dealsignal.error"), "bad_magic");
+    assert_string_equal(ds_h_header(&recs[0], "dealsignal.source.topic"), "ma.events");
+    assert_non_null(ds_h_header(&recs[0], "dealsignal.detail"));
+    assert_non_null(ds_h_header(&recs[0], "dealsignal.source.offset"));
+    assert_int_equal(recs[0].len, sizeof(bad));
+    assert_memory_equal(recs[0].val, bad, sizeof(bad));
+    ds_h_records_free(recs, n);
+
+    /* Redis holds the state under the documented keys */
+    char *tier = ds_h_hget(&env, "ds:{acct:A-1}:lead:L-1", "tier");
+    assert_non_null(tier);
+    assert_string_equal(tier, "MOBILIZER");
+    free(tier);
+    char *ev = ds_h_hget(&env, "ds:{acct:A-1}:lead:L-1", "events_applied");
+    assert_string_equal(ev, "3");
+    free(ev);
+    char *eng = ds_h_hget(&env, "ds:{acct:A-1}", "engaged_stakeholders");
+    assert_string_equal(eng, "2");
+    free(eng);
+
+    /* SIGTERM: clean exit 0 within 10 s */
+    assert_int_equal(ds_h_stop(scorer, SIGTERM, 10000), 0);
+
+    /* A new group replays the topic from the beginning: the checkpoints
+     * stored with the state recognise every event, nothing is applied or
+     * produced twice. */
+    scorer = start_scorer("it-scorer-replay");
+    ds_clock_sleep_ms(6000);
+    assert_int_equal(ds_h_stop(scorer, SIGTERM, 10000), 0);
+    n = ds_h_consume(&env, "lead.scores", 6, 5000, &recs);
+    assert_int_equal(n, 5);
+    ds_h_records_free(recs, n);
+    ev = ds_h_hget(&env, "ds:{acct:A-1}:lead:L-1", "events_applied");
+    assert_string_equal(ev, "3");
+    free(ev);
+    rd_kafka_destroy(p);
+}
+
+int main(void) {
+    snprintf(logfile, sizeof(logfile), "%s/test_scorer_it.log", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    ds_h_start(&env, 2, true);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_scorer_end_to_end),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    ds_h_cleanup();
+    return rc;
+}

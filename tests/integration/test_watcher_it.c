@@ -1,0 +1,223 @@
+/*
+ * test_watcher_it.c — the watcher end to end under both clocks: the broker
+ * process, a private redis-server and the dealsignal binary.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ds_buf.h"
+#include "ds_clock.h"
+#include "harness.h"
+
+static ds_h_env_t env;
+static const int64_t T0 = 1700000000000LL;
+static char logfile[256];
+
+static ds_crm_event_t crm(const char *id, const char *deal, int64_t t, int type) {
+    ds_crm_event_t e;
+    memset(&e, 0, sizeof(e));
+    e.event_id = id;
+    e.deal_id = deal;
+    e.account_id = "A-9";
+    e.occurred_at = t;
+    e.type = type;
+    e.stage = DS_NONE;
+    e.contact_role = DS_NONE;
+    e.owner_id = "rep-1";
+    return e;
+}
+
+static pid_t start_watcher(const char *group, const char *clock, const char *rules,
+                           const char *topic) {
+    const char *args[] = {"watcher", "--brokers", env.brokers, "--redis", env.redis_url,
+                          "--group-id", group, "--schemas", getenv("DS_SCHEMAS_DIR"),
+                          "--clock", clock, "--topic-crm", topic, "--rules", rules,
+                          "--check-interval-ms", "100", NULL};
+    return ds_h_spawn(logfile, args);
+}
+
+typedef struct alerts {
+    ds_deal_alert_t a[32];
+    size_t n;
+    ds_arena_t arena;
+} alerts_t;
+
+static void decode(ds_h_record_t *r, size_t n, alerts_t *al) {
+    ds_arena_init(&al->arena, 0);
+    al->n = 0;
+    for (size_t i = 0; i < n && i < 32; i++) {
+        char detail[256];
+        assert_int_equal(ds_decode_deal_alert(ds_h_codec(), r[i].val, r[i].len, &al->arena,
+                                              &al->a[al->n], detail, sizeof(detail)),
+                         DS_ERR_OK);
+        al->n++;
+    }
+}
+
+static void expect(const ds_deal_alert_t *a, const char *deal, int kind, int state, int level) {
+    assert_string_equal(a->deal_id, deal);
+    assert_int_equal(a->kind, kind);
+    assert_int_equal(a->state, state);
+    assert_int_equal(a->level, level);
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_event_clock_lifecycle(void **state) {
+    (void)state;
+    char rules[300];
+    snprintf(rules, sizeof(rules), "%s/rules-default.yaml", env.tmpdir);
+    write_file(rules, "{}\n");
+    rd_kafka_t *p = ds_h_producer(&env);
+    ds_crm_event_t e = crm("c1", "D-1", T0, DS_CRM_DEAL_OPENED);
+    e.stage = DS_PS_RECOGNIZE_NEED;
+    ds_h_send_crm(p, "crm.events", &e);
+    for (int i = 1; i <= 3; i++) {
+        char id[8];
+        snprintf(id, sizeof(id), "s%d", i);
+        e = crm(strdup(id), "D-1", T0 + i * DS_DAY, DS_CRM_SELLER_ACTIVITY);
+        e.activity = "email";
+        ds_h_send_crm(p, "crm.events", &e);
+        free((char *)e.event_id);
+    }
+    e = crm("c5", "D-1", T0 + 4 * DS_DAY, DS_CRM_STAGE_CHANGED);
+    e.stage = DS_PS_DEFINE_CRITERIA; /* the rep jumps two stages */
+    ds_h_send_crm(p, "crm.events", &e);
+    e = crm("c6", "D-2", T0 + 20 * DS_DAY, DS_CRM_DEAL_OPENED);
+    ds_h_send_crm(p, "crm.events", &e); /* moves the watermark 20 days on */
+    e = crm("c7", "D-1", T0 + 20 * DS_DAY, DS_CRM_BUYER_SIGNAL);
+    e.signal = "live_call_accepted";
+    e.contact_id = "L-5";
+    e.contact_role = DS_ROLE_MOBILIZER;
+    ds_h_send_crm(p, "crm.events", &e);
+    ds_h_send_crm(p, "crm.events", &e); /* duplicate: applied once */
+    e = crm("c8", "D-1", T0 + 21 * DS_DAY, DS_CRM_DEAL_WON);
+    ds_h_send_crm(p, "crm.events", &e);
+    e = crm("c9", "D-1", T0 + 22 * DS_DAY, DS_CRM_SELLER_ACTIVITY);
+    ds_h_send_crm(p, "crm.events", &e); /* after close: ignored */
+    ds_h_flush(p);
+    rd_kafka_destroy(p);
+
+    pid_t w = start_watcher("it-watch-event", "event", rules, "crm.events");
+    ds_h_record_t *recs;
+    size_t n = ds_h_consume(&env, "deal.alerts", 12, 60000, &recs);
+    assert_int_equal(ds_h_stop(w, SIGTERM, 10000), 0);
+    assert_int_equal(n, 11);
+    alerts_t al;
+    decode(recs, n, &al);
+    /* three seller actions unanswered at day 3 */
+    expect(&al.a[0], "D-1", DS_AK_ONE_SIDED, DS_AS_OPEN, 1);
+    assert_int_equal(al.a[0].raised_at, T0 + 3 * DS_DAY);
+    assert_int_equal(al.a[0].unanswered_seller_actions, 3);
+    /* day 4: reported DEFINE_CRITERIA, verified RECOGNIZE_NEED, no mobilizer */
+    expect(&al.a[1], "D-1", DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN, 1);
+    assert_int_equal(al.a[1].reported_stage, DS_PS_DEFINE_CRITERIA);
+    assert_int_equal(al.a[1].verified_stage, DS_PS_RECOGNIZE_NEED);
+    assert_int_equal(al.a[1].missing_verifiers_count, 1);
+    assert_string_equal(al.a[1].missing_verifiers[0], "live_call_accepted");
+    expect(&al.a[2], "D-1", DS_AK_NO_MOBILIZER, DS_AS_OPEN, 1);
+    /* day 20 (D-2's event moves the watermark): quiet 20 > 14 days, and
+     * reminders for the alerts open for ≥ 7 days, in AlertKind order */
+    expect(&al.a[3], "D-1", DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN, 1);
+    assert_int_equal(al.a[3].raised_at, T0 + 20 * DS_DAY);
+    assert_float_equal(al.a[3].quiet_days, 20.0, 1e-9);
+    assert_string_equal(al.a[3].owner_id, "rep-1");
+    assert_true(strstr(al.a[3].message, "D-1") != NULL);
+    expect(&al.a[4], "D-1", DS_AK_ONE_SIDED, DS_AS_REMINDER, 2);
+    expect(&al.a[5], "D-1", DS_AK_UNVERIFIED_STAGE, DS_AS_REMINDER, 2);
+    expect(&al.a[6], "D-1", DS_AK_NO_MOBILIZER, DS_AS_REMINDER, 2);
+    /* the buyer signal from a mobilizer resolves three of them */
+    expect(&al.a[7], "D-1", DS_AK_NO_BUYER_SIGNAL, DS_AS_RESOLVED, 1);
+    expect(&al.a[8], "D-1", DS_AK_ONE_SIDED, DS_AS_RESOLVED, 2);
+    expect(&al.a[9], "D-1", DS_AK_NO_MOBILIZER, DS_AS_RESOLVED, 2);
+    /* won: the rest resolves */
+    expect(&al.a[10], "D-1", DS_AK_UNVERIFIED_STAGE, DS_AS_RESOLVED, 2);
+    assert_string_equal(al.a[0].alert_id, "D-1:ONE_SIDED:1:OPEN:1");
+    assert_string_equal(ds_h_header(&recs[0], "dealsignal.id"), al.a[0].alert_id);
+    ds_arena_free(&al.arena);
+    ds_h_records_free(recs, n);
+    char *st = ds_h_hget(&env, "ds:{deal:D-1}", "state");
+    assert_non_null(st);
+    assert_string_equal(st, "won");
+    free(st);
+    char *unans = ds_h_hget(&env, "ds:{deal:D-1}", "unanswered_seller_actions");
+    assert_non_null(unans);
+    assert_string_equal(unans, "0");
+    free(unans);
+}
+
+static void test_wall_clock_fires_without_events_and_after_restart(void **state) {
+    (void)state;
+    char rules[300];
+    snprintf(rules, sizeof(rules), "%s/rules-wall.yaml", env.tmpdir);
+    /* quiet after 2 s, reminders every 4 s */
+    write_file(rules, "stall:\n"
+                      "  renotify_days: 0.0000463\n"
+                      "  stages:\n"
+                      "    RECOGNIZE_NEED: {max_quiet_days: 0.0000231}\n");
+    ds_h_broker_ctl(&env, "create-topic crm.wall 1");
+    rd_kafka_t *p = ds_h_producer(&env);
+    ds_crm_event_t e = crm("w1", "D-W", ds_clock_now_ms(), DS_CRM_DEAL_OPENED);
+    e.account_id = "A-W";
+    ds_h_send_crm(p, "crm.wall", &e);
+    ds_h_flush(p);
+    rd_kafka_destroy(p);
+    pid_t w = start_watcher("it-watch-wall", "wall", rules, "crm.wall");
+    ds_h_record_t *recs;
+    /* no further event arrives: the clock check alone opens the alert */
+    size_t n = ds_h_consume(&env, "deal.alerts", 12, 30000, &recs);
+    assert_int_equal(ds_h_stop(w, SIGTERM, 10000), 0);
+    alerts_t al;
+    decode(recs, n, &al);
+    size_t found = 0;
+    for (size_t i = 0; i < al.n; i++)
+        if (!strcmp(al.a[i].deal_id, "D-W"))
+            found++;
+    assert_true(found >= 1);
+    ds_arena_free(&al.arena);
+    ds_h_records_free(recs, n);
+    /* down for longer than the reminder interval: the reminder fires at
+     * once after the restart, from the deadline index in Redis */
+    ds_clock_sleep_ms(5000);
+    int64_t restarted = ds_clock_now_ms();
+    w = start_watcher("it-watch-wall", "wall", rules, "crm.wall");
+    n = ds_h_consume(&env, "deal.alerts", 14, 15000, &recs);
+    assert_int_equal(ds_h_stop(w, SIGTERM, 10000), 0);
+    decode(recs, n, &al);
+    bool reminder = false;
+    for (size_t i = 0; i < al.n; i++) {
+        if (strcmp(al.a[i].deal_id, "D-W") || al.a[i].state != DS_AS_REMINDER)
+            continue;
+        assert_int_equal(al.a[i].kind, DS_AK_NO_BUYER_SIGNAL);
+        assert_true(al.a[i].level >= 2);
+        if (al.a[i].raised_at >= restarted && al.a[i].raised_at < restarted + 8000)
+            reminder = true;
+    }
+    assert_true(reminder);
+    ds_arena_free(&al.arena);
+    ds_h_records_free(recs, n);
+}
+
+int main(void) {
+    snprintf(logfile, sizeof(logfile), "/tmp/test_watcher_it.log");
+    ds_h_start(&env, 1, true);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_event_clock_lifecycle),
+        cmocka_unit_test(test_wall_clock_fires_without_events_and_after_restart),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    ds_h_cleanup();
+    return rc;
+}

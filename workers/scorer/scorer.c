@@ -1,0 +1,473 @@
+/*
+ * scorer.c — the lead scorer's edge: Kafka records in, Redis state and
+ * score records out.  The scoring itself is score.c (pure).
+ *
+ * Hot state: every scoring unit (an account with its leads, or a lone
+ * lead) touched since start-up stays in memory (uthash by key), loaded
+ * from Redis the first time a batch needs it.  Each unit remembers the
+ * (partition, offset) of the last message applied to it; that checkpoint
+ * is written with the unit's state in one MULTI/EXEC, so a replayed
+ * message is recognised and skipped: state effects exactly once.
+ *
+ * Redis layout (public, see README):
+ *   <p>{acct:A}          hash: state, checkpoint, engaged_stakeholders,
+ *                        confronted_stakeholders, consensus, top_insight,
+ *                        mobilizers, as_of
+ *   <p>{acct:A}:lead:L   hash: lead_id, account_id, confront, connect,
+ *                        mobilizer, tier, top_insight, furthest_stage,
+ *                        reasons, as_of, events_applied
+ *   <p>{acct:A}:leads    set of the account's lead ids
+ *   <p>{lead:L}          a lead without account: its lead fields + state,
+ *                        checkpoint
+ */
+#include "scorer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+#include "ds_log.h"
+#include "ds_serde.h"
+#include "score.h"
+
+typedef struct unit_entry {
+    char *key; /* account id or lone lead id */
+    bool is_account;
+    ds_score_unit_t *unit; /* NULL while not loaded */
+    int32_t ckpt_partition;
+    int64_t ckpt_offset; /* -1: none */
+    bool dirty, loading;
+    UT_hash_handle hh;
+} unit_entry_t;
+
+struct ds_scorer {
+    const ds_config_t *cfg;
+    const ds_rules_t *rules;
+    const ds_rules_t *next_rules; /* set by another thread, taken between batches */
+    ds_registry_t *registry;
+    ds_codec_t *codec;
+    ds_worker_t *worker;
+    unit_entry_t *units;
+    unit_entry_t **dirty;
+    size_t ndirty, dirty_cap;
+    unit_entry_t **loads;
+    size_t nloads, loads_cap;
+    ds_buf_t enc, tmp, keybuf;
+    ds_worker_t *cur; /* during apply */
+    ds_counter_t *m_applied, *m_duplicates, *m_skipped, *m_lead_scores, *m_account_scores;
+};
+
+static ds_counter_t *mcounter(ds_metrics_t *m, const char *name, const char *help) {
+    return m ? ds_metrics_counter(m, name, help, "worker=\"scorer\"") : NULL;
+}
+
+static void inc(ds_counter_t *c) {
+    if (c)
+        ds_counter_add(c, 1);
+}
+
+static bool push(void ***arr, size_t *n, size_t *cap, void *p) {
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 256;
+        void **na = realloc(*arr, nc * sizeof(void *));
+        if (!na)
+            return false;
+        *arr = na;
+        *cap = nc;
+    }
+    (*arr)[(*n)++] = p;
+    return true;
+}
+
+/* The Redis key of a unit: <prefix>{acct:A} or <prefix>{lead:L}. */
+static const char *unit_rkey(ds_scorer_t *s, const unit_entry_t *e) {
+    ds_buf_reset(&s->keybuf);
+    if (ds_buf_appendf(&s->keybuf, "%s{%s:%s}", s->cfg->redis_prefix,
+                       e->is_account ? "acct" : "lead", e->key) ||
+        ds_buf_append(&s->keybuf, "", 1))
+        return NULL;
+    return (const char *)s->keybuf.data;
+}
+
+/* ---- decode -------------------------------------------------------------- */
+
+static ds_err_t sc_decode(void *self, const void *val, size_t len, ds_arena_t *arena, void *slot,
+                          char *detail, size_t detail_size) {
+    ds_scorer_t *s = self;
+    return ds_decode_ma(s->codec, val, len, arena, slot, detail, detail_size);
+}
+
+static const char *ev_unit_key(const ds_ma_event_t *ev, bool *is_account) {
+    *is_account = ev->account_id && ev->account_id[0];
+    return *is_account ? ev->account_id : ev->lead_id;
+}
+
+/* ---- load ---------------------------------------------------------------- */
+
+static size_t sc_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t *parts, size_t n,
+                          int round) {
+    ds_scorer_t *s = self;
+    (void)parts;
+    s->nloads = 0;
+    if (round > 0)
+        return 0;
+    const ds_rules_t *nr = __atomic_exchange_n(&s->next_rules, NULL, __ATOMIC_ACQ_REL);
+    if (nr)
+        s->rules = nr; /* a batch boundary: the SIGHUP reload takes effect */
+    for (size_t i = 0; i < n; i++) {
+        const ds_ma_event_t *ev = slots[i];
+        if (!ev)
+            continue;
+        bool is_account;
+        const char *key = ev_unit_key(ev, &is_account);
+        unit_entry_t *e;
+        HASH_FIND_STR(s->units, key, e);
+        if (e && (e->unit || e->loading))
+            continue;
+        if (!e) {
+            e = calloc(1, sizeof(*e));
+            if (!e || !(e->key = strdup(key))) {
+                free(e);
+                continue; /* apply() will report it */
+            }
+            e->is_account = is_account;
+            e->ckpt_offset = -1;
+            HASH_ADD_KEYPTR(hh, s->units, e->key, strlen(e->key), e);
+        }
+        if (!push((void ***)&s->loads, &s->nloads, &s->loads_cap, e))
+            continue;
+        e->loading = true;
+        const char *argv[] = {"HMGET", unit_rkey(s, e), "blob", "checkpoint"};
+        ds_redis_cmd(r, 4, argv, NULL);
+    }
+    return s->nloads;
+}
+
+static ds_err_t sc_prefetched(void *self, size_t index, const redisReply *rep) {
+    ds_scorer_t *s = self;
+    unit_entry_t *e = s->loads[index];
+    e->loading = false;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2)
+        return DS_ERR_IO;
+    const redisReply *st = rep->element[0], *ck = rep->element[1];
+    if (st->type == REDIS_REPLY_STRING) {
+        ds_err_t err = DS_ERR_OK;
+        e->unit = ds_score_unit_load(st->str, st->len, &err);
+        if (!e->unit) {
+            DS_ERROR("scorer", "stored state of %s is unreadable (%s); refusing to overwrite it",
+                     e->key, ds_err2str(err));
+            return DS_ERR_UNDECODABLE;
+        }
+    } else {
+        e->unit = ds_score_unit_new(e->key, e->is_account);
+        if (!e->unit)
+            return DS_ERR_NOMEM;
+    }
+    if (ck->type == REDIS_REPLY_STRING) {
+        int p;
+        long long o;
+        if (sscanf(ck->str, "%d:%lld", &p, &o) == 2) {
+            e->ckpt_partition = p;
+            e->ckpt_offset = o;
+        }
+    }
+    return DS_ERR_OK;
+}
+
+/* ---- apply --------------------------------------------------------------- */
+
+static void sink_lead(void *opaque, const ds_lead_score_t *ls) {
+    ds_scorer_t *s = opaque;
+    ds_buf_reset(&s->enc);
+    if (ds_encode_lead_score(s->codec, ls, &s->enc)) {
+        DS_ERROR("scorer", "cannot encode LeadScore of %s", ls->lead_id);
+        abort();
+    }
+    ds_worker_emit(s->cur, s->cfg->topic_lead_scores, ls->lead_id, s->enc.data, s->enc.len,
+                   ls->output_id);
+    inc(s->m_lead_scores);
+}
+
+static void sink_account(void *opaque, const ds_account_score_t *as) {
+    ds_scorer_t *s = opaque;
+    ds_buf_reset(&s->enc);
+    if (ds_encode_account_score(s->codec, as, &s->enc)) {
+        DS_ERROR("scorer", "cannot encode AccountScore of %s", as->account_id);
+        abort();
+    }
+    ds_worker_emit(s->cur, s->cfg->topic_account_scores, as->account_id, s->enc.data, s->enc.len,
+                   as->output_id);
+    inc(s->m_account_scores);
+}
+
+static void mark_dirty(ds_scorer_t *s, unit_entry_t *e) {
+    if (e->dirty)
+        return;
+    if (!push((void ***)&s->dirty, &s->ndirty, &s->dirty_cap, e)) {
+        DS_ERROR("scorer", "out of memory");
+        abort();
+    }
+    e->dirty = true;
+}
+
+static void sc_apply(void *self, ds_worker_t *w, void *slot, int32_t partition, int64_t offset) {
+    ds_scorer_t *s = self;
+    const ds_ma_event_t *ev = slot;
+    bool is_account;
+    const char *key = ev_unit_key(ev, &is_account);
+    unit_entry_t *e;
+    HASH_FIND_STR(s->units, key, e);
+    if (!e || !e->unit) {
+        DS_ERROR("scorer", "unit %s was not loaded", key);
+        abort(); /* a bug: prefetch guarantees it */
+    }
+    if (e->ckpt_offset >= 0 && e->ckpt_partition == partition && offset <= e->ckpt_offset) {
+        inc(s->m_skipped); /* replayed after a crash: already in the state */
+        return;
+    }
+    s->cur = w;
+    ds_score_sink_t sink = {sink_lead, sink_account, s};
+    ds_err_t err = ds_score_unit_apply(e->unit, s->rules, ev, &sink);
+    if (err == DS_ERR_DUPLICATE)
+        inc(s->m_duplicates);
+    else if (!err)
+        inc(s->m_applied);
+    else
+        DS_WARN("scorer", "event %s not applied: %s", ev->event_id, ds_err2str(err));
+    e->ckpt_partition = partition;
+    e->ckpt_offset = offset;
+    mark_dirty(s, e);
+}
+
+/* ---- persist ------------------------------------------------------------- */
+
+static const char *nz(const char *s) { return s ? s : ""; }
+
+static void fmt_double(char *out, size_t n, double v) { snprintf(out, n, "%.6g", v); }
+
+static void put_lead_fields(ds_redis_t *r, const char *rkey, const ds_lead_score_t *v) {
+    char confront[32], connect[32], mob[32], asof[32], ev[32], reasons[1400];
+    fmt_double(confront, sizeof(confront), v->confront);
+    fmt_double(connect, sizeof(connect), v->connect);
+    fmt_double(mob, sizeof(mob), v->mobilizer);
+    snprintf(asof, sizeof(asof), "%lld", (long long)v->as_of);
+    snprintf(ev, sizeof(ev), "%lld", (long long)v->events_applied);
+    size_t o = 0;
+    reasons[0] = '\0';
+    for (size_t i = 0; i < v->reasons_count && o < sizeof(reasons); i++)
+        o += (size_t)snprintf(reasons + o, sizeof(reasons) - o, "%s%s", i ? "\n" : "",
+                              v->reasons[i]);
+    const char *argv[32];
+    size_t lens[32];
+    int c = 0;
+#define F(name, val)                                                                               \
+    do {                                                                                           \
+        argv[c] = name;                                                                            \
+        lens[c++] = strlen(name);                                                                  \
+        argv[c] = nz(val);                                                                         \
+        lens[c] = strlen(argv[c]);                                                                 \
+        c++;                                                                                       \
+    } while (0)
+    argv[c] = "HSET";
+    lens[c++] = 4;
+    argv[c] = rkey;
+    lens[c++] = strlen(rkey);
+    F("lead_id", v->lead_id);
+    F("account_id", v->account_id);
+    F("confront", confront);
+    F("connect", connect);
+    F("mobilizer", mob);
+    F("tier", ds_tier_name(v->tier));
+    F("top_insight", v->top_insight);
+    F("furthest_stage", v->furthest_stage >= 0 ? ds_content_stage_name(v->furthest_stage) : "");
+    F("reasons", reasons);
+    F("as_of", asof);
+    F("events_applied", ev);
+#undef F
+    ds_redis_cmd(r, c, argv, lens);
+}
+
+typedef struct dirty_ctx {
+    ds_scorer_t *s;
+    ds_redis_t *r;
+    unit_entry_t *e;
+    const char *ckpt;
+} dirty_ctx_t;
+
+static void put_dirty_lead(void *opaque, const ds_lead_score_t *v) {
+    dirty_ctx_t *dc = opaque;
+    ds_scorer_t *s = dc->s;
+    char rkey[700];
+    if (!dc->e->is_account) {
+        /* a lone lead's public fields live on its unit key */
+        snprintf(rkey, sizeof(rkey), "%s{lead:%s}", s->cfg->redis_prefix, dc->e->key);
+        put_lead_fields(dc->r, rkey, v);
+        return;
+    }
+    snprintf(rkey, sizeof(rkey), "%s{acct:%s}:lead:%s", s->cfg->redis_prefix, dc->e->key,
+             v->lead_id);
+    put_lead_fields(dc->r, rkey, v);
+    char skey[600];
+    snprintf(skey, sizeof(skey), "%s{acct:%s}:leads", s->cfg->redis_prefix, dc->e->key);
+    const char *argv[] = {"SADD", skey, v->lead_id};
+    ds_redis_cmd(dc->r, 3, argv, NULL);
+}
+
+static void sc_persist(void *self, ds_redis_t *r) {
+    ds_scorer_t *s = self;
+    for (size_t i = 0; i < s->ndirty; i++) {
+        unit_entry_t *e = s->dirty[i];
+        ds_buf_reset(&s->tmp);
+        if (ds_score_unit_save(e->unit, &s->tmp)) {
+            DS_ERROR("scorer", "cannot serialise unit %s", e->key);
+            abort();
+        }
+        char ckpt[48];
+        snprintf(ckpt, sizeof(ckpt), "%d:%lld", (int)e->ckpt_partition,
+                 (long long)e->ckpt_offset);
+        char rkey[600];
+        snprintf(rkey, sizeof(rkey), "%s{%s:%s}", s->cfg->redis_prefix,
+                 e->is_account ? "acct" : "lead", e->key);
+        const char *multi[] = {"MULTI"};
+        ds_redis_cmd(r, 1, multi, NULL);
+        dirty_ctx_t dc = {s, r, e, ckpt};
+        ds_score_unit_foreach_dirty(e->unit, put_dirty_lead, &dc);
+        if (e->is_account) {
+            ds_account_score_t a;
+            memset(&a, 0, sizeof(a));
+            bool has = ds_score_unit_account_view(e->unit, &a);
+            char engaged[16], confronted[16], consensus[32], asof[32], mobs[2048];
+            size_t o = 0;
+            mobs[0] = '\0';
+            for (size_t k = 0; has && k < a.mobilizers_count && o < sizeof(mobs); k++)
+                o += (size_t)snprintf(mobs + o, sizeof(mobs) - o, "%s%s", k ? "," : "",
+                                      a.mobilizers[k]);
+            snprintf(engaged, sizeof(engaged), "%d", (int)a.engaged_stakeholders);
+            snprintf(confronted, sizeof(confronted), "%d", (int)a.confronted_stakeholders);
+            fmt_double(consensus, sizeof(consensus), a.consensus);
+            snprintf(asof, sizeof(asof), "%lld", (long long)a.as_of);
+            const char *argv[] = {"HSET", rkey, "blob", (const char *)s->tmp.data, "checkpoint",
+                                  ckpt, "account_id", e->key, "engaged_stakeholders", engaged,
+                                  "confronted_stakeholders", confronted, "consensus", consensus,
+                                  "top_insight", a.top_insight ? a.top_insight : "",
+                                  "mobilizers", mobs, "as_of", asof};
+            size_t lens[20];
+            for (int k = 0; k < 20; k++)
+                lens[k] = strlen(argv[k]);
+            lens[3] = s->tmp.len;
+            ds_redis_cmd(r, 20, argv, lens);
+        } else {
+            /* the lone lead's public fields (above) and its state: one hash */
+            const char *argv[] = {"HSET", rkey, "blob", (const char *)s->tmp.data, "checkpoint",
+                                  ckpt, "lead_id", e->key};
+            size_t lens[8];
+            for (int k = 0; k < 8; k++)
+                lens[k] = strlen(argv[k]);
+            lens[3] = s->tmp.len;
+            ds_redis_cmd(r, 8, argv, lens);
+        }
+        const char *exec[] = {"EXEC"};
+        ds_redis_cmd(r, 1, exec, NULL);
+    }
+}
+
+static void sc_persisted(void *self) {
+    ds_scorer_t *s = self;
+    for (size_t i = 0; i < s->ndirty; i++) {
+        s->dirty[i]->dirty = false;
+        ds_score_unit_clear_dirty(s->dirty[i]->unit);
+    }
+    s->ndirty = 0;
+}
+
+static void sc_reset(void *self) {
+    ds_scorer_t *s = self;
+    unit_entry_t *e, *tmp;
+    HASH_ITER(hh, s->units, e, tmp) {
+        HASH_DEL(s->units, e);
+        ds_score_unit_destroy(e->unit);
+        free(e->key);
+        free(e);
+    }
+    s->ndirty = 0;
+    s->nloads = 0;
+}
+
+static const ds_worker_ops_t scorer_ops = {
+    .name = "scorer",
+    .event_size = sizeof(ds_ma_event_t),
+    .decode = sc_decode,
+    .prefetch = sc_prefetch,
+    .prefetched = sc_prefetched,
+    .apply = sc_apply,
+    .persist = sc_persist,
+    .persisted = sc_persisted,
+    .tick = NULL,
+    .reset = sc_reset,
+    .assigned = NULL,
+};
+
+ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules,
+                           ds_metrics_t *metrics, char *errstr, size_t errstr_size) {
+    ds_scorer_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    s->cfg = cfg;
+    s->rules = rules;
+    ds_buf_init(&s->enc, 0);
+    ds_buf_init(&s->tmp, 0);
+    ds_buf_init(&s->keybuf, 0);
+    s->registry = ds_registry_open(cfg, errstr, errstr_size);
+    if (!s->registry)
+        goto fail;
+    ds_codec_ids_t ids = ds_codec_default_ids;
+    ids.lead_score = cfg->schema_id_lead_score;
+    ids.account_score = cfg->schema_id_account_score;
+    ids.deal_alert = cfg->schema_id_deal_alert;
+    s->codec = ds_codec_new(s->registry, &ids, errstr, errstr_size);
+    if (!s->codec)
+        goto fail;
+    s->worker = ds_worker_new(cfg, cfg->topic_marketing, &scorer_ops, s, metrics, errstr,
+                              errstr_size);
+    if (!s->worker)
+        goto fail;
+    s->m_applied = mcounter(metrics, "applied_events", "Input events applied to the state");
+    s->m_duplicates = mcounter(metrics, "duplicate_events", "Duplicate event ids applied once");
+    s->m_skipped = mcounter(metrics, "replayed_events_skipped",
+                            "Redelivered events already covered by the stored state");
+    if (metrics) {
+        s->m_lead_scores = ds_metrics_counter(metrics, "scores_emitted", "Score records produced",
+                                              "worker=\"scorer\",kind=\"lead\"");
+        s->m_account_scores = ds_metrics_counter(metrics, "scores_emitted",
+                                                 "Score records produced",
+                                                 "worker=\"scorer\",kind=\"account\"");
+    }
+    return s;
+fail:
+    ds_scorer_destroy(s);
+    return NULL;
+}
+
+int ds_scorer_run(ds_scorer_t *s) { return ds_worker_run(s->worker); }
+void ds_scorer_set_rules(ds_scorer_t *s, const ds_rules_t *rules) {
+    __atomic_store_n(&s->next_rules, rules, __ATOMIC_RELEASE);
+}
+ds_worker_t *ds_scorer_worker(ds_scorer_t *s) { return s->worker; }
+
+void ds_scorer_destroy(ds_scorer_t *s) {
+    if (!s)
+        return;
+    ds_worker_destroy(s->worker);
+    sc_reset(s);
+    free(s->dirty);
+    free(s->loads);
+    ds_codec_destroy(s->codec);
+    ds_registry_destroy(s->registry);
+    ds_buf_free(&s->enc);
+    ds_buf_free(&s->tmp);
+    ds_buf_free(&s->keybuf);
+    free(s);
+}

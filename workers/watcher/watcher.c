@@ -1,0 +1,704 @@
+/*
+ * watcher.c — the stall watcher's edge: CRM records in, alerts and Redis
+ * deal state out.  The verification state machine is stall.c (pure).
+ *
+ * Deadlines: every deal that a clock check could change (a quiet deadline
+ * or a reminder ahead) sits in its partition's deadline index: a min-heap
+ * in memory (lazy deletion: an entry is valid while it equals the deal's
+ * current deadline) and a sorted set in Redis, so that a check costs in
+ * proportion to the due deals and a restarted worker finds every deal that
+ * fell due while it was down.  A partition is bootstrapped (watermark and
+ * index loaded, their deals read) before its first batch or clock check.
+ *
+ * Clocks: `event` evaluates at the partition watermark (the largest
+ * occurred_at decoded from that partition) after every event; `wall`
+ * evaluates at the system time, with clock checks every check_interval_ms
+ * (grace_minutes delays quiet deadlines).
+ *
+ * Redis layout (public, see README):
+ *   <p>{deal:D}                      hash: public deal fields, state, checkpoint
+ *   <p>{wpart:TOPIC:N}               hash: watermark
+ *   <p>{wpart:TOPIC:N}:deadlines     zset: deal id → next deadline (ms)
+ */
+#include "watcher.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+#include "ds_clock.h"
+#include "ds_log.h"
+#include "ds_serde.h"
+#include "stall.h"
+
+#define MAX_PARTITIONS 4096
+
+typedef struct deal_entry {
+    char *id;
+    ds_deal_t *deal; /* NULL while not loaded */
+    int32_t partition;
+    int64_t ckpt_offset; /* -1: none */
+    int64_t deadline;    /* current next deadline (INT64_MAX: none) */
+    int64_t indexed;     /* deadline last written to the Redis index */
+    bool dirty, loading;
+    UT_hash_handle hh;
+} deal_entry_t;
+
+typedef struct heap_item {
+    int64_t deadline;
+    deal_entry_t *e;
+} heap_item_t;
+
+typedef struct part {
+    bool known, bootstrapped, wm_dirty;
+    int64_t watermark; /* INT64_MIN: none yet */
+    heap_item_t *heap;
+    size_t n, cap;
+} part_t;
+
+typedef struct mob_entry {
+    char *key; /* account \x1f contact */
+    bool is_mobilizer;
+    UT_hash_handle hh;
+} mob_entry_t;
+
+typedef enum { LOAD_DEAL, LOAD_PART } load_kind_t;
+typedef struct load {
+    load_kind_t kind;
+    deal_entry_t *e;
+    int32_t partition;
+} load_t;
+
+struct ds_watcher {
+    const ds_config_t *cfg;
+    const ds_rules_t *rules;
+    const ds_rules_t *next_rules; /* set by another thread, taken between batches */
+    bool event_clock;
+    ds_registry_t *registry;
+    ds_codec_t *codec;
+    ds_worker_t *worker;
+    deal_entry_t *deals;
+    part_t parts[MAX_PARTITIONS];
+    deal_entry_t **dirty;
+    size_t ndirty, dirty_cap;
+    load_t *loads;
+    size_t nloads, loads_cap;
+    char **pending_ids; /* deal ids read from an index, to load next round */
+    int32_t *pending_parts;
+    size_t npending, pending_cap;
+    mob_entry_t *mob_cache; /* per batch */
+    ds_buf_t enc, tmp;
+    ds_worker_t *cur;
+    ds_counter_t *m_applied, *m_duplicates, *m_ignored, *m_skipped;
+    ds_metrics_t *metrics;
+};
+
+/* ---- heap ---------------------------------------------------------------- */
+
+static bool item_less(const heap_item_t *a, const heap_item_t *b) {
+    if (a->deadline != b->deadline)
+        return a->deadline < b->deadline;
+    return strcmp(a->e->id, b->e->id) < 0;
+}
+
+static void heap_push(part_t *p, deal_entry_t *e, int64_t deadline) {
+    if (p->n == p->cap) {
+        size_t nc = p->cap ? p->cap * 2 : 64;
+        heap_item_t *nh = realloc(p->heap, nc * sizeof(*nh));
+        if (!nh) {
+            DS_ERROR("watcher", "out of memory");
+            abort();
+        }
+        p->heap = nh;
+        p->cap = nc;
+    }
+    size_t i = p->n++;
+    p->heap[i] = (heap_item_t){deadline, e};
+    while (i > 0) {
+        size_t up = (i - 1) / 2;
+        if (!item_less(&p->heap[i], &p->heap[up]))
+            break;
+        heap_item_t t = p->heap[i];
+        p->heap[i] = p->heap[up];
+        p->heap[up] = t;
+        i = up;
+    }
+}
+
+static heap_item_t heap_pop(part_t *p) {
+    heap_item_t top = p->heap[0];
+    p->heap[0] = p->heap[--p->n];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < p->n && item_less(&p->heap[l], &p->heap[m]))
+            m = l;
+        if (r < p->n && item_less(&p->heap[r], &p->heap[m]))
+            m = r;
+        if (m == i)
+            break;
+        heap_item_t t = p->heap[i];
+        p->heap[i] = p->heap[m];
+        p->heap[m] = t;
+        i = m;
+    }
+    return top;
+}
+
+static part_t *get_part(ds_watcher_t *w, int32_t p) {
+    if (p < 0 || p >= MAX_PARTITIONS) {
+        DS_ERROR("watcher", "partition %d is over the supported %d", (int)p, MAX_PARTITIONS);
+        abort();
+    }
+    part_t *pt = &w->parts[p];
+    if (!pt->known) {
+        pt->known = true;
+        pt->watermark = INT64_MIN;
+    }
+    return pt;
+}
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static void inc(ds_counter_t *c) {
+    if (c)
+        ds_counter_add(c, 1);
+}
+
+static bool push_ptr(void ***arr, size_t *n, size_t *cap, void *p) {
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 256;
+        void **na = realloc(*arr, nc * sizeof(void *));
+        if (!na)
+            return false;
+        *arr = na;
+        *cap = nc;
+    }
+    (*arr)[(*n)++] = p;
+    return true;
+}
+
+static void mark_dirty(ds_watcher_t *w, deal_entry_t *e) {
+    if (e->dirty)
+        return;
+    if (!push_ptr((void ***)&w->dirty, &w->ndirty, &w->dirty_cap, e)) {
+        DS_ERROR("watcher", "out of memory");
+        abort();
+    }
+    e->dirty = true;
+}
+
+static void add_load(ds_watcher_t *w, load_kind_t kind, deal_entry_t *e, int32_t p) {
+    if (w->nloads == w->loads_cap) {
+        size_t nc = w->loads_cap ? w->loads_cap * 2 : 256;
+        load_t *nl = realloc(w->loads, nc * sizeof(*nl));
+        if (!nl) {
+            DS_ERROR("watcher", "out of memory");
+            abort();
+        }
+        w->loads = nl;
+        w->loads_cap = nc;
+    }
+    w->loads[w->nloads++] = (load_t){kind, e, p};
+}
+
+static deal_entry_t *entry_for(ds_watcher_t *w, const char *id, int32_t partition) {
+    deal_entry_t *e;
+    HASH_FIND_STR(w->deals, id, e);
+    if (e)
+        return e;
+    e = calloc(1, sizeof(*e));
+    if (!e || !(e->id = strdup(id))) {
+        DS_ERROR("watcher", "out of memory");
+        abort();
+    }
+    e->partition = partition;
+    e->ckpt_offset = -1;
+    e->deadline = INT64_MAX;
+    e->indexed = INT64_MAX;
+    HASH_ADD_KEYPTR(hh, w->deals, e->id, strlen(e->id), e);
+    return e;
+}
+
+static void reindex(ds_watcher_t *w, deal_entry_t *e) {
+    int64_t d = ds_deal_next_deadline(e->deal, w->rules);
+    if (d != e->deadline) {
+        e->deadline = d;
+        if (d != INT64_MAX)
+            heap_push(get_part(w, e->partition), e, d);
+    }
+}
+
+/* ---- decode / load ---------------------------------------------------------- */
+
+static ds_err_t wa_decode(void *self, const void *val, size_t len, ds_arena_t *arena, void *slot,
+                          char *detail, size_t detail_size) {
+    ds_watcher_t *w = self;
+    return ds_decode_crm(w->codec, val, len, arena, slot, detail, detail_size);
+}
+
+static void cmd_load_deal(ds_watcher_t *w, ds_redis_t *r, deal_entry_t *e) {
+    char key[600];
+    snprintf(key, sizeof(key), "%s{deal:%s}", w->cfg->redis_prefix, e->id);
+    const char *argv[] = {"HMGET", key, "blob", "checkpoint"};
+    ds_redis_cmd(r, 4, argv, NULL);
+    e->loading = true;
+    add_load(w, LOAD_DEAL, e, e->partition);
+}
+
+static void part_key(ds_watcher_t *w, int32_t p, char *out, size_t n, const char *suffix) {
+    snprintf(out, n, "%s{wpart:%s:%d}%s", w->cfg->redis_prefix, w->cfg->topic_crm, (int)p, suffix);
+}
+
+static void mob_cache_clear(ds_watcher_t *w) {
+    mob_entry_t *m, *t;
+    HASH_ITER(hh, w->mob_cache, m, t) {
+        HASH_DEL(w->mob_cache, m);
+        free(m->key);
+        free(m);
+    }
+}
+
+static size_t wa_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t *parts, size_t n,
+                          int round) {
+    ds_watcher_t *w = self;
+    w->nloads = 0;
+    if (round == 0) {
+        const ds_rules_t *nr = __atomic_exchange_n(&w->next_rules, NULL, __ATOMIC_ACQ_REL);
+        if (nr) {
+            /* a batch boundary: the SIGHUP reload takes effect, and every
+             * deadline is recomputed under the new rules */
+            w->rules = nr;
+            deal_entry_t *e, *t;
+            HASH_ITER(hh, w->deals, e, t) {
+                if (!e->deal)
+                    continue;
+                e->deadline = INT64_MAX - 1;
+                reindex(w, e);
+                mark_dirty(w, e);
+            }
+        }
+        mob_cache_clear(w);
+        /* partitions of this batch, and every assigned one for clock checks */
+        for (size_t i = 0; i < n; i++)
+            get_part(w, parts[i]);
+        for (int32_t p = 0; p < MAX_PARTITIONS; p++) {
+            part_t *pt = &w->parts[p];
+            if (!pt->known || pt->bootstrapped)
+                continue;
+            char key[600];
+            part_key(w, p, key, sizeof(key), "");
+            const char *a1[] = {"HGET", key, "watermark"};
+            ds_redis_cmd(r, 3, a1, NULL);
+            add_load(w, LOAD_PART, NULL, p);
+            part_key(w, p, key, sizeof(key), ":deadlines");
+            const char *a2[] = {"ZRANGE", key, "0", "-1"};
+            ds_redis_cmd(r, 4, a2, NULL);
+            add_load(w, LOAD_PART, NULL, p);
+        }
+        for (size_t i = 0; i < n; i++) {
+            const ds_crm_event_t *ev = slots[i];
+            if (!ev)
+                continue;
+            deal_entry_t *e = entry_for(w, ev->deal_id, parts[i]);
+            if (!e->deal && !e->loading)
+                cmd_load_deal(w, r, e);
+        }
+    } else {
+        for (size_t i = 0; i < w->npending; i++) {
+            deal_entry_t *e = entry_for(w, w->pending_ids[i], w->pending_parts[i]);
+            free(w->pending_ids[i]);
+            if (!e->deal && !e->loading)
+                cmd_load_deal(w, r, e);
+        }
+        w->npending = 0;
+    }
+    return w->nloads;
+}
+
+static void add_pending(ds_watcher_t *w, const char *id, int32_t p) {
+    if (w->npending == w->pending_cap) {
+        size_t nc = w->pending_cap ? w->pending_cap * 2 : 256;
+        char **ni = realloc(w->pending_ids, nc * sizeof(*ni));
+        if (ni)
+            w->pending_ids = ni;
+        int32_t *np = realloc(w->pending_parts, nc * sizeof(*np));
+        if (np)
+            w->pending_parts = np;
+        if (!ni || !np) {
+            DS_ERROR("watcher", "out of memory");
+            abort();
+        }
+        w->pending_cap = nc;
+    }
+    w->pending_ids[w->npending] = strdup(id);
+    w->pending_parts[w->npending++] = p;
+}
+
+static ds_err_t wa_prefetched(void *self, size_t index, const redisReply *rep) {
+    ds_watcher_t *w = self;
+    load_t *l = &w->loads[index];
+    if (l->kind == LOAD_PART) {
+        part_t *pt = get_part(w, l->partition);
+        if (rep->type == REDIS_REPLY_STRING) {
+            pt->watermark = strtoll(rep->str, NULL, 10);
+        } else if (rep->type == REDIS_REPLY_ARRAY) {
+            for (size_t i = 0; i < rep->elements; i++)
+                if (rep->element[i]->type == REDIS_REPLY_STRING)
+                    add_pending(w, rep->element[i]->str, l->partition);
+            pt->bootstrapped = true; /* the ZRANGE is the second command */
+        } else if (rep->type == REDIS_REPLY_ERROR) {
+            return DS_ERR_IO;
+        }
+        return DS_ERR_OK;
+    }
+    deal_entry_t *e = l->e;
+    e->loading = false;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2)
+        return DS_ERR_IO;
+    const redisReply *st = rep->element[0], *ck = rep->element[1];
+    if (st->type == REDIS_REPLY_STRING) {
+        ds_err_t err = DS_ERR_OK;
+        e->deal = ds_deal_load(st->str, st->len, &err);
+        if (!e->deal) {
+            DS_ERROR("watcher", "stored state of deal %s is unreadable (%s)", e->id,
+                     ds_err2str(err));
+            return DS_ERR_UNDECODABLE;
+        }
+    } else {
+        e->deal = ds_deal_new(e->id);
+        if (!e->deal)
+            return DS_ERR_NOMEM;
+    }
+    if (ck->type == REDIS_REPLY_STRING) {
+        int p;
+        long long o;
+        if (sscanf(ck->str, "%d:%lld", &p, &o) == 2 && p == e->partition)
+            e->ckpt_offset = o;
+    }
+    e->indexed = ds_deal_next_deadline(e->deal, w->rules); /* as stored */
+    reindex(w, e);
+    return DS_ERR_OK;
+}
+
+/* ---- evaluation ---------------------------------------------------------- */
+
+static void sink_alert(void *opaque, const ds_deal_alert_t *a) {
+    ds_watcher_t *w = opaque;
+    ds_buf_reset(&w->enc);
+    if (ds_encode_deal_alert(w->codec, a, &w->enc)) {
+        DS_ERROR("watcher", "cannot encode DealAlert %s", a->alert_id);
+        abort();
+    }
+    ds_worker_emit(w->cur, w->cfg->topic_alerts, a->deal_id, w->enc.data, w->enc.len,
+                   a->alert_id);
+    if (w->metrics) {
+        char labels[128];
+        snprintf(labels, sizeof(labels), "kind=\"%s\",state=\"%s\"", ds_alert_kind_name(a->kind),
+                 ds_alert_state_name(a->state));
+        ds_counter_add(ds_metrics_counter(w->metrics, "alerts", "Deal alerts produced", labels),
+                       1);
+    }
+}
+
+static void on_tier_reply(void *opaque, size_t index, const redisReply *rep) {
+    (void)index;
+    bool *out = opaque;
+    *out = rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, "MOBILIZER");
+}
+
+static bool is_mobilizer(void *opaque, const char *account_id, const char *contact_id) {
+    ds_watcher_t *w = opaque;
+    char key[700];
+    snprintf(key, sizeof(key), "%s\x1f%s", account_id ? account_id : "", contact_id);
+    mob_entry_t *m;
+    HASH_FIND_STR(w->mob_cache, key, m);
+    if (m)
+        return m->is_mobilizer;
+    /* the scorer's stored tier, read when the deal is evaluated */
+    ds_redis_t *r = ds_worker_redis(w->worker);
+    char rkey[700];
+    if (account_id && account_id[0])
+        snprintf(rkey, sizeof(rkey), "%s{acct:%s}:lead:%s", w->cfg->redis_prefix, account_id,
+                 contact_id);
+    else
+        snprintf(rkey, sizeof(rkey), "%s{lead:%s}", w->cfg->redis_prefix, contact_id);
+    bool result = false;
+    if (ds_redis_connect(r) == DS_ERR_OK) {
+        const char *argv[] = {"HGET", rkey, "tier"};
+        ds_redis_cmd(r, 3, argv, NULL);
+        if (ds_redis_run(r, on_tier_reply, &result) != DS_ERR_OK)
+            DS_WARN("watcher", "cannot read the tier of %s: %s", contact_id,
+                    ds_redis_errstr(r));
+    }
+    m = calloc(1, sizeof(*m));
+    if (m && (m->key = strdup(key))) {
+        m->is_mobilizer = result;
+        HASH_ADD_KEYPTR(hh, w->mob_cache, m->key, strlen(m->key), m);
+    } else {
+        free(m);
+    }
+    return result;
+}
+
+static void ctx_init(ds_watcher_t *w, ds_watch_ctx_t *c, int64_t now) {
+    c->rules = w->rules;
+    c->now = now;
+    c->grace_ms = w->event_clock ? 0 : (int64_t)(w->rules->stall.grace_minutes * 60000.0);
+    c->stakeholder_is_mobilizer = is_mobilizer;
+    c->alert = sink_alert;
+    c->opaque = w;
+}
+
+/* Evaluate every deal of the partition that is due at `now`. */
+static void check_due(ds_watcher_t *w, int32_t partition, int64_t now) {
+    part_t *pt = get_part(w, partition);
+    ds_watch_ctx_t ctx;
+    ctx_init(w, &ctx, now);
+    while (pt->n && pt->heap[0].deadline <= now - ctx.grace_ms) {
+        heap_item_t it = heap_pop(pt);
+        deal_entry_t *e = it.e;
+        if (it.deadline != e->deadline || !e->deal)
+            continue; /* stale entry */
+        ds_deal_evaluate(e->deal, &ctx);
+        e->deadline = INT64_MAX - 1; /* force a re-push */
+        reindex(w, e);
+        mark_dirty(w, e);
+    }
+}
+
+static void wa_apply(void *self, ds_worker_t *wk, void *slot, int32_t partition, int64_t offset) {
+    ds_watcher_t *w = self;
+    const ds_crm_event_t *ev = slot;
+    w->cur = wk;
+    part_t *pt = get_part(w, partition);
+    if (ev->occurred_at > pt->watermark) {
+        pt->watermark = ev->occurred_at;
+        pt->wm_dirty = true;
+    }
+    deal_entry_t *e = entry_for(w, ev->deal_id, partition);
+    if (!e->deal) {
+        DS_ERROR("watcher", "deal %s was not loaded", ev->deal_id);
+        abort();
+    }
+    int64_t now = w->event_clock ? pt->watermark : ds_clock_now_ms();
+    if (e->ckpt_offset >= 0 && e->partition == partition && offset <= e->ckpt_offset) {
+        inc(w->m_skipped);
+    } else {
+        ds_watch_ctx_t ctx;
+        ctx_init(w, &ctx, now);
+        ds_err_t err = ds_deal_apply(e->deal, ev, &ctx);
+        if (err == DS_ERR_DUPLICATE)
+            inc(w->m_duplicates);
+        else if (err == DS_ERR_IGNORED)
+            inc(w->m_ignored);
+        else
+            inc(w->m_applied);
+        e->partition = partition;
+        e->ckpt_offset = offset;
+        mark_dirty(w, e);
+        reindex(w, e);
+    }
+    if (w->event_clock)
+        check_due(w, partition, now);
+}
+
+static void wa_tick(void *self, ds_worker_t *wk, int64_t now) {
+    ds_watcher_t *w = self;
+    if (w->event_clock)
+        return;
+    w->cur = wk;
+    for (int32_t p = 0; p < MAX_PARTITIONS; p++)
+        if (w->parts[p].bootstrapped)
+            check_due(w, p, now);
+}
+
+/* ---- persist -------------------------------------------------------------- */
+
+static void wa_persist(void *self, ds_redis_t *r) {
+    ds_watcher_t *w = self;
+    for (size_t i = 0; i < w->ndirty; i++) {
+        deal_entry_t *e = w->dirty[i];
+        char key[600], ckpt[48];
+        snprintf(key, sizeof(key), "%s{deal:%s}", w->cfg->redis_prefix, e->id);
+        snprintf(ckpt, sizeof(ckpt), "%d:%lld", (int)e->partition, (long long)e->ckpt_offset);
+        ds_buf_reset(&w->tmp);
+        if (ds_deal_save(e->deal, &w->tmp)) {
+            DS_ERROR("watcher", "cannot serialise deal %s", e->id);
+            abort();
+        }
+        size_t state_len = w->tmp.len;
+        if (ds_deal_public_fields(e->deal, w->rules, &w->tmp)) {
+            DS_ERROR("watcher", "cannot format deal %s", e->id);
+            abort();
+        }
+        /* argv: HSET key blob B checkpoint C (field value)* */
+        const char *argv[80];
+        size_t lens[80];
+        int c = 0;
+        argv[c] = "HSET", lens[c++] = 4;
+        argv[c] = key, lens[c++] = strlen(key);
+        argv[c] = "blob", lens[c++] = 4;
+        argv[c] = (const char *)w->tmp.data, lens[c++] = state_len;
+        argv[c] = "checkpoint", lens[c++] = 10;
+        argv[c] = ckpt, lens[c++] = strlen(ckpt);
+        const char *p = (const char *)w->tmp.data + state_len;
+        const char *end = (const char *)w->tmp.data + w->tmp.len;
+        while (p < end && c < 78) {
+            size_t l = strlen(p);
+            argv[c] = p, lens[c++] = l;
+            p += l + 1;
+        }
+        ds_redis_cmd(r, c, argv, lens);
+        if (e->deadline != e->indexed) {
+            char zkey[600];
+            part_key(w, e->partition, zkey, sizeof(zkey), ":deadlines");
+            if (e->deadline == INT64_MAX) {
+                const char *z[] = {"ZREM", zkey, e->id};
+                ds_redis_cmd(r, 3, z, NULL);
+            } else {
+                char score[32];
+                snprintf(score, sizeof(score), "%lld", (long long)e->deadline);
+                const char *z[] = {"ZADD", zkey, score, e->id};
+                ds_redis_cmd(r, 4, z, NULL);
+            }
+        }
+    }
+    for (int32_t p = 0; p < MAX_PARTITIONS; p++) {
+        part_t *pt = &w->parts[p];
+        if (!pt->wm_dirty)
+            continue;
+        char key[600], wm[32];
+        part_key(w, p, key, sizeof(key), "");
+        snprintf(wm, sizeof(wm), "%lld", (long long)pt->watermark);
+        const char *argv[] = {"HSET", key, "watermark", wm};
+        ds_redis_cmd(r, 4, argv, NULL);
+    }
+}
+
+static void wa_persisted(void *self) {
+    ds_watcher_t *w = self;
+    for (size_t i = 0; i < w->ndirty; i++) {
+        w->dirty[i]->dirty = false;
+        w->dirty[i]->indexed = w->dirty[i]->deadline;
+    }
+    w->ndirty = 0;
+    for (int32_t p = 0; p < MAX_PARTITIONS; p++)
+        w->parts[p].wm_dirty = false;
+}
+
+static void wa_reset(void *self) {
+    ds_watcher_t *w = self;
+    deal_entry_t *e, *t;
+    HASH_ITER(hh, w->deals, e, t) {
+        HASH_DEL(w->deals, e);
+        ds_deal_destroy(e->deal);
+        free(e->id);
+        free(e);
+    }
+    for (int32_t p = 0; p < MAX_PARTITIONS; p++) {
+        bool known = w->parts[p].known;
+        free(w->parts[p].heap);
+        memset(&w->parts[p], 0, sizeof(w->parts[p]));
+        w->parts[p].known = known; /* bootstrapped again before its next use */
+        w->parts[p].watermark = INT64_MIN;
+    }
+    for (size_t i = 0; i < w->npending; i++)
+        free(w->pending_ids[i]);
+    w->npending = 0;
+    w->ndirty = 0;
+    w->nloads = 0;
+    mob_cache_clear(w);
+}
+
+static void wa_assigned(void *self, const rd_kafka_topic_partition_list_t *parts) {
+    ds_watcher_t *w = self;
+    /* exactly these partitions are ours now */
+    for (int32_t p = 0; p < MAX_PARTITIONS; p++)
+        if (w->parts[p].known && !w->parts[p].n)
+            w->parts[p].known = false;
+    for (int i = 0; parts && i < parts->cnt; i++)
+        get_part(w, parts->elems[i].partition);
+}
+
+static const ds_worker_ops_t watcher_ops = {
+    .name = "watcher",
+    .event_size = sizeof(ds_crm_event_t),
+    .decode = wa_decode,
+    .prefetch = wa_prefetch,
+    .prefetched = wa_prefetched,
+    .apply = wa_apply,
+    .persist = wa_persist,
+    .persisted = wa_persisted,
+    .tick = wa_tick,
+    .reset = wa_reset,
+    .assigned = wa_assigned,
+};
+
+ds_watcher_t *ds_watcher_new(const ds_config_t *cfg, const ds_rules_t *rules,
+                             ds_metrics_t *metrics, char *errstr, size_t errstr_size) {
+    ds_watcher_t *w = calloc(1, sizeof(*w));
+    if (!w) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    w->cfg = cfg;
+    w->rules = rules;
+    w->metrics = metrics;
+    w->event_clock = !strcmp(cfg->clock, "event");
+    ds_buf_init(&w->enc, 0);
+    ds_buf_init(&w->tmp, 0);
+    w->registry = ds_registry_open(cfg, errstr, errstr_size);
+    if (!w->registry)
+        goto fail;
+    ds_codec_ids_t ids = ds_codec_default_ids;
+    ids.lead_score = cfg->schema_id_lead_score;
+    ids.account_score = cfg->schema_id_account_score;
+    ids.deal_alert = cfg->schema_id_deal_alert;
+    w->codec = ds_codec_new(w->registry, &ids, errstr, errstr_size);
+    if (!w->codec)
+        goto fail;
+    w->worker = ds_worker_new(cfg, cfg->topic_crm, &watcher_ops, w, metrics, errstr, errstr_size);
+    if (!w->worker)
+        goto fail;
+    if (metrics) {
+        w->m_applied = ds_metrics_counter(metrics, "applied_events",
+                                          "Input events applied to the state", "worker=\"watcher\"");
+        w->m_duplicates = ds_metrics_counter(metrics, "duplicate_events",
+                                             "Duplicate event ids applied once",
+                                             "worker=\"watcher\"");
+        w->m_ignored = ds_metrics_counter(metrics, "ignored_events",
+                                          "Events ignored by the rules (after close, …)",
+                                          "worker=\"watcher\"");
+        w->m_skipped = ds_metrics_counter(metrics, "replayed_events_skipped",
+                                          "Redelivered events already covered by the stored state",
+                                          "worker=\"watcher\"");
+    }
+    return w;
+fail:
+    ds_watcher_destroy(w);
+    return NULL;
+}
+
+int ds_watcher_run(ds_watcher_t *w) { return ds_worker_run(w->worker); }
+void ds_watcher_set_rules(ds_watcher_t *w, const ds_rules_t *rules) {
+    __atomic_store_n(&w->next_rules, rules, __ATOMIC_RELEASE);
+}
+ds_worker_t *ds_watcher_worker(ds_watcher_t *w) { return w->worker; }
+
+void ds_watcher_destroy(ds_watcher_t *w) {
+    if (!w)
+        return;
+    ds_worker_destroy(w->worker);
+    wa_reset(w);
+    free(w->dirty);
+    free(w->loads);
+    free(w->pending_ids);
+    free(w->pending_parts);
+    ds_codec_destroy(w->codec);
+    ds_registry_destroy(w->registry);
+    ds_buf_free(&w->enc);
+    ds_buf_free(&w->tmp);
+    free(w);
+}

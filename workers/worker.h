@@ -1,0 +1,100 @@
+/*
+ * worker.h — the pipeline every dealsignal worker runs, one thread each:
+ *
+ *   poll batch → decode (bad input → DLQ) → load missing state from Redis
+ *   → apply in partition order → produce outputs, wait for acks
+ *   → write state + checkpoints to Redis → store offsets (auto-committed)
+ *
+ * Outputs are acknowledged before the state that caused them is written,
+ * and offsets are stored only after both: a crash at any point replays
+ * from the last committed offset; units whose Redis checkpoint already
+ * covers a message skip it (state effects exactly once) and outputs that
+ * were already sent are sent again with the same ids (at least once).
+ * Redis or broker failures pause the partitions and retry with backoff;
+ * the batch in hand is never dropped, except on a rebalance (eager
+ * protocol: everything is revoked), when it is abandoned and replayed by
+ * whoever owns the partitions next.
+ *
+ * The business lives behind ds_worker_ops_t (scorer.c, watcher.c).
+ */
+#ifndef DS_WORKER_H
+#define DS_WORKER_H
+
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdbool.h>
+
+#include "ds_buf.h"
+#include "ds_config.h"
+#include "ds_metrics.h"
+#include "ds_redis.h"
+#include "events.h"
+#include "rules.h"
+
+typedef struct ds_worker ds_worker_t;
+
+typedef struct ds_worker_ops {
+    const char *name;  /* "scorer", "watcher": logs and metrics */
+    size_t event_size; /* bytes of one decoded event slot */
+    /* Decode a message value into slot (strings in arena, valid for the
+     * batch).  Returns OK or a DLQ code with detail. */
+    ds_err_t (*decode)(void *self, const void *val, size_t len, ds_arena_t *arena, void *slot,
+                       char *detail, size_t detail_size);
+    /* Before a batch is applied: append Redis commands (ds_redis_cmd) that
+     * load whatever the batch's events need and is not in memory; return
+     * how many were appended.  `slots` are the decoded events (NULL where
+     * decoding failed), `partitions` their partitions.  Called again after
+     * the replies were handled, until it appends nothing (so a load may
+     * depend on what an earlier round read); `round` counts from 0. */
+    size_t (*prefetch)(void *self, ds_redis_t *r, void **slots, const int32_t *partitions,
+                       size_t n, int round);
+    /* The replies of the prefetch commands, in order. */
+    ds_err_t (*prefetched)(void *self, size_t index, const redisReply *reply);
+    /* Apply one decoded event; outputs via ds_worker_emit(). */
+    void (*apply)(void *self, ds_worker_t *w, void *slot, int32_t partition, int64_t offset);
+    /* Append the Redis commands that persist every dirty unit. */
+    void (*persist)(void *self, ds_redis_t *r);
+    /* The persist commands succeeded: clear dirty marks. */
+    void (*persisted)(void *self);
+    /* Wall-clock check (may emit); NULL when the worker has none. */
+    void (*tick)(void *self, ds_worker_t *w, int64_t now_ms);
+    /* The in-memory state of every partition must be dropped (rebalance,
+     * or a batch abandoned after its state ran ahead). */
+    void (*reset)(void *self);
+    /* Partitions were assigned (may be NULL). */
+    void (*assigned)(void *self, const rd_kafka_topic_partition_list_t *parts);
+} ds_worker_ops_t;
+
+/** The stop flag every worker loop checks (set by signal handlers). */
+extern volatile sig_atomic_t ds_worker_stop;
+/** Install SIGTERM/SIGINT handlers that set ds_worker_stop. */
+void ds_worker_install_signals(void);
+
+/** Create a worker consuming `topic`.  `self` and `ops` are borrowed.
+ *  `metrics` may be NULL.  NULL with errstr on failure. */
+ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_worker_ops_t *ops,
+                           void *self, ds_metrics_t *metrics, char *errstr, size_t errstr_size);
+/** Run until ds_worker_stop; returns 0 on a clean shutdown. */
+int ds_worker_run(ds_worker_t *w);
+void ds_worker_destroy(ds_worker_t *w);
+
+/** Queue an output record for this batch (copied).  `id` is the stable
+ *  output id, sent in the `dealsignal.id` header. */
+void ds_worker_emit(ds_worker_t *w, const char *topic, const char *key, const void *val,
+                    size_t vlen, const char *id);
+
+/** Whether the worker is ready (partitions assigned, Redis and Kafka OK);
+ *  why gets the reason when not.  Any thread. */
+bool ds_worker_ready(const ds_worker_t *w, char *why, size_t why_size);
+
+/** The schema registry the configuration asks for: the embedded one
+ *  (schemas.dir) or, with schema_registry.url, a Schema Registry client
+ *  with the embedded directory as a fallback cache.  One per thread. */
+ds_registry_t *ds_registry_open(const ds_config_t *cfg, char *errstr, size_t errstr_size);
+
+/** Metrics handle of the worker (may be NULL). */
+ds_metrics_t *ds_worker_metrics(ds_worker_t *w);
+/** The worker's Redis connection (for on-demand reads from ops). */
+ds_redis_t *ds_worker_redis(ds_worker_t *w);
+
+#endif
