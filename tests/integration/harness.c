@@ -137,8 +137,7 @@ int ds_h_stop(pid_t pid, int sig, int timeout_ms) {
     return -1;
 }
 
-static void start_redis(ds_h_env_t *env) {
-    env->redis_port = free_port();
+static pid_t exec_redis(ds_h_env_t *env) {
     char port[16];
     snprintf(port, sizeof(port), "%d", env->redis_port);
     pid_t p = fork();
@@ -146,12 +145,24 @@ static void start_redis(ds_h_env_t *env) {
         int fd = open("/dev/null", O_WRONLY);
         dup2(fd, 1);
         execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", env->tmpdir, "--daemonize", "no", (char *)NULL);
+               "--appendonly", env->redis_aof ? "yes" : "no", "--appendfsync", "always", "--dir",
+               env->tmpdir, "--daemonize", "no", (char *)NULL);
         _exit(127);
     }
-    env->redis_pid = p;
     track(p);
+    return p;
+}
+
+static void wait_redis(ds_h_env_t *env);
+
+static void start_redis(ds_h_env_t *env) {
+    env->redis_port = free_port();
+    env->redis_pid = exec_redis(env);
     snprintf(env->redis_url, sizeof(env->redis_url), "redis://127.0.0.1:%d/0", env->redis_port);
+    wait_redis(env);
+}
+
+static void wait_redis(ds_h_env_t *env) {
     for (int i = 0; i < 200; i++) {
         redisContext *c = redisConnect("127.0.0.1", env->redis_port);
         if (c && !c->err) {
@@ -176,22 +187,20 @@ void ds_h_stop_redis(ds_h_env_t *env) {
 }
 
 void ds_h_restart_redis(ds_h_env_t *env) {
-    char port[16];
-    snprintf(port, sizeof(port), "%d", env->redis_port);
-    pid_t p = fork();
-    if (p == 0) {
-        int fd = open("/dev/null", O_WRONLY);
-        dup2(fd, 1);
-        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", env->tmpdir, "--daemonize", "no", (char *)NULL);
-        _exit(127);
-    }
-    env->redis_pid = p;
-    track(p);
+    env->redis_pid = exec_redis(env);
+    wait_redis(env);
+}
+
+void ds_h_start_aof(ds_h_env_t *env, int partitions) {
+    memset(env, 0, sizeof(*env));
+    env->redis_aof = true;
+    ds_h_start(env, partitions, true);
 }
 
 void ds_h_start(ds_h_env_t *env, int partitions, bool want_redis) {
+    bool aof = env->redis_aof;
     memset(env, 0, sizeof(*env));
+    env->redis_aof = aof;
     g_env = env;
     atexit(ds_h_cleanup);
     signal(SIGPIPE, SIG_IGN);
@@ -426,4 +435,52 @@ const char *ds_h_unique(const char *prefix) {
     snprintf(buf, sizeof(buf), "%s-%d-%u-%lld", prefix, (int)getpid(), n++,
              (long long)ds_clock_mono_us());
     return buf;
+}
+
+bool ds_h_group_done(const ds_h_env_t *env, const char *group, const char *topic) {
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    char e[256];
+    rd_kafka_conf_set(c, "bootstrap.servers", env->brokers, e, sizeof(e));
+    rd_kafka_conf_set(c, "group.id", group, e, sizeof(e));
+    rd_kafka_conf_set(c, "log_level", "3", e, sizeof(e));
+    rd_kafka_t *k = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
+    if (!k)
+        die("consumer: %s", e);
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(k, topic, NULL);
+    bool done = false;
+    if (!rd_kafka_metadata(k, 0, t, &md, 5000) && md->topic_cnt == 1) {
+        int np = md->topics[0].partition_cnt;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
+        for (int i = 0; i < np; i++)
+            rd_kafka_topic_partition_list_add(l, topic, md->topics[0].partitions[i].id);
+        if (np > 0 && !rd_kafka_committed(k, l, 5000)) {
+            done = true;
+            for (int i = 0; i < l->cnt && done; i++) {
+                int64_t lo, hi;
+                if (rd_kafka_query_watermark_offsets(k, topic, l->elems[i].partition, &lo, &hi,
+                                                     5000))
+                    done = false;
+                else if (hi > 0 && l->elems[i].offset < hi)
+                    done = false;
+            }
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    rd_kafka_destroy(k);
+    return done;
+}
+
+bool ds_h_wait_group(const ds_h_env_t *env, const char *group, const char *topic,
+                     int timeout_ms) {
+    int64_t end = ds_clock_mono_ms() + timeout_ms;
+    while (ds_clock_mono_ms() < end) {
+        if (ds_h_group_done(env, group, topic))
+            return true;
+        ds_clock_sleep_ms(500);
+    }
+    return false;
 }

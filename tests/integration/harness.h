@@ -25,10 +25,20 @@ typedef struct ds_h_env {
     pid_t broker_pid, redis_pid;
     int broker_ctl; /* write end of the broker's stdin (fault control) */
     char tmpdir[128];
+    bool redis_aof;
 } ds_h_env_t;
 
-/** Start redis-server (if want_redis) and the broker with `partitions`. */
+/** Start redis-server (if want_redis) and the broker with `partitions`.
+ *  With env->redis_aof set before the call (use ds_h_start_aof), Redis runs
+ *  with appendonly yes / appendfsync always and survives a restart. */
 void ds_h_start(ds_h_env_t *env, int partitions, bool want_redis);
+void ds_h_start_aof(ds_h_env_t *env, int partitions);
+
+/** True when consumer group `group` has committed, on every partition of
+ *  `topic`, the partition's high watermark (it has consumed everything). */
+bool ds_h_group_done(const ds_h_env_t *env, const char *group, const char *topic);
+/** Wait up to timeout_ms for ds_h_group_done. */
+bool ds_h_wait_group(const ds_h_env_t *env, const char *group, const char *topic, int timeout_ms);
 /** Send one control line to the broker (e.g. "broker-down 1"). */
 void ds_h_broker_ctl(ds_h_env_t *env, const char *line);
 void ds_h_stop_redis(ds_h_env_t *env);

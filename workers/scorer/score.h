@@ -15,6 +15,7 @@
 #define DS_SCORE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "rules.h"
 
@@ -39,6 +40,23 @@ void ds_score_unit_destroy(ds_score_unit_t *u);
  *  does not belong to this unit.  Outputs go to sink (may be NULL). */
 ds_err_t ds_score_unit_apply(ds_score_unit_t *u, const ds_rules_t *r,
                              const ds_ma_event_t *ev, const ds_score_sink_t *sink);
+
+/** Counters that ds_score_unit_apply_ex adds to; owned by the caller and
+ *  cumulative (zero it once).  `unclassified` counts applied events whose
+ *  content has no stage (neither on the event nor in the catalog), the
+ *  SPEC's `unclassified` metric. */
+typedef struct ds_score_stats {
+    uint64_t applied;      /* non-duplicate events applied */
+    uint64_t duplicates;   /* DS_ERR_DUPLICATE returns */
+    uint64_t unclassified; /* applied, but content without a stage */
+    uint64_t lead_scores;  /* LeadScore records passed to the sink */
+    uint64_t account_scores;
+} ds_score_stats_t;
+
+/** ds_score_unit_apply that also adds to *stats (may be NULL). */
+ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r,
+                                const ds_ma_event_t *ev, const ds_score_sink_t *sink,
+                                ds_score_stats_t *stats);
 
 /** Serialise the whole unit (versioned binary).  Appends to out. */
 ds_err_t ds_score_unit_save(const ds_score_unit_t *u, ds_buf_t *out) DS_WUR;

@@ -55,7 +55,9 @@ struct ds_scorer {
     size_t nloads, loads_cap;
     ds_buf_t enc, tmp, keybuf;
     ds_worker_t *cur; /* during apply */
-    ds_counter_t *m_applied, *m_duplicates, *m_skipped, *m_lead_scores, *m_account_scores;
+    ds_score_stats_t stats;
+    ds_counter_t *m_applied, *m_duplicates, *m_skipped, *m_lead_scores, *m_account_scores,
+        *m_unclassified;
 };
 
 static ds_counter_t *mcounter(ds_metrics_t *m, const char *name, const char *help) {
@@ -228,7 +230,10 @@ static void sc_apply(void *self, ds_worker_t *w, void *slot, int32_t partition, 
     }
     s->cur = w;
     ds_score_sink_t sink = {sink_lead, sink_account, s};
-    ds_err_t err = ds_score_unit_apply(e->unit, s->rules, ev, &sink);
+    uint64_t unclassified = s->stats.unclassified;
+    ds_err_t err = ds_score_unit_apply_ex(e->unit, s->rules, ev, &sink, &s->stats);
+    if (s->stats.unclassified != unclassified)
+        inc(s->m_unclassified);
     if (err == DS_ERR_DUPLICATE)
         inc(s->m_duplicates);
     else if (!err)
@@ -436,6 +441,8 @@ ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules,
         goto fail;
     s->m_applied = mcounter(metrics, "applied_events", "Input events applied to the state");
     s->m_duplicates = mcounter(metrics, "duplicate_events", "Duplicate event ids applied once");
+    s->m_unclassified = mcounter(metrics, "unclassified_events",
+                                 "Events whose content has no stage (scores nothing)");
     s->m_skipped = mcounter(metrics, "replayed_events_skipped",
                             "Redelivered events already covered by the stored state");
     if (metrics) {

@@ -1,0 +1,392 @@
+/*
+ * test_fault.c — the guarantees under faults, Kafka Streams style: one
+ * seeded stream of mixed events, one uninterrupted run as the oracle, then
+ * one run per fault, each compared with the oracle on
+ *   - the final Redis state (every key under the run's prefix, every field:
+ *     public fields, internal state blobs and checkpoints), and
+ *   - the set of output ids on the run's own output topics
+ *     (at least once: duplicates are allowed, a missing or extra id is not).
+ *
+ * The scorer runs to the end before the watcher starts, in every run, so
+ * that the watcher's reads of the scorer's tiers see the same state.
+ * DS_FAULT_EVENTS sets the stream size (default 200000).
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "ds_clock.h"
+#include "harness.h"
+
+static ds_h_env_t env;
+static char schemas[256];
+static long events = 200000;
+
+typedef struct strs {
+    char **v;
+    size_t n, cap;
+} strs_t;
+
+static void strs_add(strs_t *s, char *x) {
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 1024;
+        s->v = realloc(s->v, s->cap * sizeof(char *));
+    }
+    s->v[s->n++] = x;
+}
+
+static int cmpstr(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void strs_sort_unique(strs_t *s) {
+    qsort(s->v, s->n, sizeof(char *), cmpstr);
+    size_t j = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (j && !strcmp(s->v[j - 1], s->v[i])) {
+            free(s->v[i]);
+            continue;
+        }
+        s->v[j++] = s->v[i];
+    }
+    s->n = j;
+}
+
+static void strs_free(strs_t *s) {
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ---- runs ------------------------------------------------------------------- */
+
+typedef struct run {
+    char name[32];
+    char prefix[40];
+    char group[64];
+    char ls[64], as[64], al[64];
+} run_t;
+
+static void run_init(run_t *r, const char *name) {
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    snprintf(r->prefix, sizeof(r->prefix), "%s:", name);
+    snprintf(r->group, sizeof(r->group), "fault-%s", name);
+    snprintf(r->ls, sizeof(r->ls), "lead.scores.%s", name);
+    snprintf(r->as, sizeof(r->as), "account.scores.%s", name);
+    snprintf(r->al, sizeof(r->al), "deal.alerts.%s", name);
+    char line[128];
+    snprintf(line, sizeof(line), "create-topic %s 4", r->ls);
+    ds_h_broker_ctl(&env, line);
+    snprintf(line, sizeof(line), "create-topic %s 4", r->as);
+    ds_h_broker_ctl(&env, line);
+    snprintf(line, sizeof(line), "create-topic %s 4", r->al);
+    ds_h_broker_ctl(&env, line);
+}
+
+static pid_t start(const run_t *r, const char *what) {
+    char log[256];
+    snprintf(log, sizeof(log), "%s/%s-%s.log", env.tmpdir, r->name, what);
+    const char *args[] = {what, "--brokers", env.brokers, "--redis", env.redis_url,
+                          "--group-id", r->group, "--redis-prefix", r->prefix,
+                          "--topic-lead-scores", r->ls, "--topic-account-scores", r->as,
+                          "--topic-alerts", r->al, "--schemas", schemas, "--clock", "event",
+                          "-X", "session.timeout.ms=6000", "--log-level", "warn", NULL};
+    return ds_h_spawn(log, args);
+}
+
+static const char *input_of(const char *what) {
+    return !strcmp(what, "scorer") ? "ma.events" : "crm.events";
+}
+
+static void finish(const run_t *r, const char *what, pid_t *pids, int npids) {
+    bool done = ds_h_wait_group(&env, r->group, input_of(what), 600000);
+    for (int i = 0; i < npids; i++)
+        if (pids[i] > 0)
+            assert_int_equal(ds_h_stop(pids[i], SIGTERM, 15000), 0);
+    assert_true(done);
+}
+
+/* ---- snapshots ----------------------------------------------------------------- */
+
+static char *canon_reply(const redisReply *r) {
+    /* hash and zset replies are flat arrays: sort the pairs */
+    strs_t parts = {0};
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        char *s = NULL;
+        size_t kl = r->element[i]->len, vl = r->element[i + 1]->len;
+        s = malloc(kl + vl + 2);
+        memcpy(s, r->element[i]->str, kl);
+        s[kl] = '=';
+        memcpy(s + kl + 1, r->element[i + 1]->str, vl);
+        s[kl + 1 + vl] = '\0';
+        /* binary blobs may hold NULs: hex them */
+        if (memchr(s, '\0', kl + 1 + vl) != s + kl + 1 + vl) {
+            char *h = malloc(kl + 2 + 2 * vl + 1);
+            memcpy(h, r->element[i]->str, kl);
+            h[kl] = '#';
+            for (size_t j = 0; j < vl; j++)
+                snprintf(h + kl + 1 + 2 * j, 3, "%02x", (unsigned char)r->element[i + 1]->str[j]);
+            free(s);
+            s = h;
+        }
+        strs_add(&parts, s);
+    }
+    qsort(parts.v, parts.n, sizeof(char *), cmpstr);
+    size_t total = 1;
+    for (size_t i = 0; i < parts.n; i++)
+        total += strlen(parts.v[i]) + 1;
+    char *out = malloc(total);
+    out[0] = '\0';
+    size_t o = 0;
+    for (size_t i = 0; i < parts.n; i++)
+        o += (size_t)snprintf(out + o, total - o, "%s;", parts.v[i]);
+    strs_free(&parts);
+    return out;
+}
+
+static void snapshot(const run_t *r, strs_t *out) {
+    redisContext *c = redisConnect("127.0.0.1", env.redis_port);
+    assert_true(c && !c->err);
+    char cursor[32] = "0";
+    char pattern[64];
+    snprintf(pattern, sizeof(pattern), "%s*", r->prefix);
+    size_t plen = strlen(r->prefix);
+    do {
+        redisReply *sr = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        assert_non_null(sr);
+        snprintf(cursor, sizeof(cursor), "%s", sr->element[0]->str);
+        for (size_t i = 0; i < sr->element[1]->elements; i++) {
+            const char *key = sr->element[1]->element[i]->str;
+            redisReply *t = redisCommand(c, "TYPE %s", key);
+            redisReply *v = NULL;
+            if (!strcmp(t->str, "hash"))
+                v = redisCommand(c, "HGETALL %s", key);
+            else if (!strcmp(t->str, "zset"))
+                v = redisCommand(c, "ZRANGE %s 0 -1 WITHSCORES", key);
+            else if (!strcmp(t->str, "set"))
+                v = redisCommand(c, "SORT %s ALPHA", key);
+            char *body;
+            if (v && !strcmp(t->str, "set")) {
+                size_t total = 1;
+                for (size_t j = 0; j < v->elements; j++)
+                    total += v->element[j]->len + 1;
+                body = malloc(total);
+                size_t o = 0;
+                body[0] = '\0';
+                for (size_t j = 0; j < v->elements; j++)
+                    o += (size_t)snprintf(body + o, total - o, "%s,", v->element[j]->str);
+            } else if (v) {
+                body = canon_reply(v);
+            } else {
+                body = strdup(t->str);
+            }
+            size_t n = strlen(key) - plen + strlen(body) + 2;
+            char *line = malloc(n);
+            snprintf(line, n, "%s\t%s", key + plen, body);
+            strs_add(out, line);
+            free(body);
+            if (v)
+                freeReplyObject(v);
+            freeReplyObject(t);
+        }
+        freeReplyObject(sr);
+    } while (strcmp(cursor, "0"));
+    redisFree(c);
+    qsort(out->v, out->n, sizeof(char *), cmpstr);
+}
+
+static void output_ids(const run_t *r, strs_t *out) {
+    const char *topics[] = {r->ls, r->as, r->al};
+    for (int t = 0; t < 3; t++) {
+        ds_h_record_t *recs;
+        size_t n = ds_h_consume(&env, topics[t], (size_t)-1, 8000, &recs);
+        for (size_t i = 0; i < n; i++) {
+            const char *id = ds_h_header(&recs[i], "dealsignal.id");
+            assert_non_null(id);
+            char *x = malloc(strlen(id) + 4);
+            snprintf(x, strlen(id) + 4, "%d/%s", t, id);
+            strs_add(out, x);
+        }
+        ds_h_records_free(recs, n);
+    }
+    strs_sort_unique(out);
+}
+
+static strs_t oracle_state, oracle_ids;
+
+static void compare(const run_t *r) {
+    strs_t st = {0}, ids = {0};
+    snapshot(r, &st);
+    output_ids(r, &ids);
+    fprintf(stderr, "  %s: %zu keys (oracle %zu), %zu output ids (oracle %zu)\n", r->name, st.n,
+            oracle_state.n, ids.n, oracle_ids.n);
+    for (size_t i = 0; i < st.n && i < oracle_state.n; i++) {
+        if (strcmp(st.v[i], oracle_state.v[i])) {
+            fprintf(stderr, "  first difference:\n    oracle: %.300s\n    %s: %.300s\n",
+                    oracle_state.v[i], r->name, st.v[i]);
+            break;
+        }
+    }
+    assert_int_equal(st.n, oracle_state.n);
+    for (size_t i = 0; i < st.n; i++)
+        assert_string_equal(st.v[i], oracle_state.v[i]);
+    assert_int_equal(ids.n, oracle_ids.n);
+    for (size_t i = 0; i < ids.n; i++)
+        assert_string_equal(ids.v[i], oracle_ids.v[i]);
+    strs_free(&st);
+    strs_free(&ids);
+}
+
+/* ---- faults ---------------------------------------------------------------------- */
+
+typedef void (*fault_fn)(const run_t *r, const char *what);
+
+static void phase(const run_t *r, const char *what, fault_fn fault) {
+    if (fault) {
+        fault(r, what);
+        return;
+    }
+    pid_t p = start(r, what);
+    finish(r, what, &p, 1);
+}
+
+static void run_all(const char *name, fault_fn fault, bool is_oracle) {
+    run_t r;
+    run_init(&r, name);
+    int64_t t0 = ds_clock_mono_ms();
+    phase(&r, "scorer", fault);
+    phase(&r, "watcher", fault);
+    fprintf(stderr, "  %s: both phases in %.1f s\n", name, (ds_clock_mono_ms() - t0) / 1000.0);
+    if (is_oracle) {
+        snapshot(&r, &oracle_state);
+        output_ids(&r, &oracle_ids);
+        assert_true(oracle_state.n > 100);
+        assert_true(oracle_ids.n > 100);
+    } else {
+        compare(&r);
+    }
+}
+
+static void kill9(const run_t *r, const char *what) {
+    pid_t p = start(r, what);
+    for (int i = 0; i < 3; i++) {
+        ds_clock_sleep_ms(1500 + (rand() % 2500));
+        fprintf(stderr, "  kill -9 %s (%d)\n", what, i + 1);
+        ds_h_stop(p, SIGKILL, 5000);
+        p = start(r, what);
+    }
+    finish(r, what, &p, 1);
+}
+
+static void redis_outage(const run_t *r, const char *what) {
+    pid_t p = start(r, what);
+    ds_clock_sleep_ms(1500);
+    fprintf(stderr, "  redis-server killed for 10 s (AOF appendfsync always)\n");
+    ds_h_stop_redis(&env);
+    ds_clock_sleep_ms(10000);
+    ds_h_restart_redis(&env);
+    finish(r, what, &p, 1);
+}
+
+static void broker_faults(const run_t *r, const char *what) {
+    pid_t p = start(r, what);
+    ds_clock_sleep_ms(1500);
+    ds_h_broker_ctl(&env, "push-errors Produce 20 NOT_LEADER_FOR_PARTITION");
+    ds_h_broker_ctl(&env, "push-errors Fetch 20 NOT_LEADER_FOR_PARTITION");
+    ds_h_broker_ctl(&env, "push-errors OffsetCommit 10 COORDINATOR_NOT_AVAILABLE");
+    ds_clock_sleep_ms(1000);
+    ds_h_broker_ctl(&env, "broker-down 1");
+    ds_clock_sleep_ms(3000);
+    ds_h_broker_ctl(&env, "broker-up 1");
+    finish(r, what, &p, 1);
+}
+
+static void three_workers(const run_t *r, const char *what) {
+    pid_t p[4];
+    p[0] = start(r, what);
+    p[1] = start(r, what);
+    p[2] = start(r, what);
+    ds_clock_sleep_ms(4000);
+    fprintf(stderr, "  a fourth %s joins, one leaves\n", what);
+    p[3] = start(r, what);
+    ds_clock_sleep_ms(2000);
+    assert_int_equal(ds_h_stop(p[1], SIGTERM, 15000), 0);
+    p[1] = -1;
+    finish(r, what, p, 4);
+}
+
+static void sigterm_midstream(const run_t *r, const char *what) {
+    pid_t p = start(r, what);
+    ds_clock_sleep_ms(2000);
+    int64_t t0 = ds_clock_mono_ms();
+    int rc = ds_h_stop(p, SIGTERM, 10000);
+    fprintf(stderr, "  SIGTERM: exit %d after %lld ms\n", rc, (long long)(ds_clock_mono_ms() - t0));
+    assert_int_equal(rc, 0);
+    p = start(r, what);
+    finish(r, what, &p, 1);
+}
+
+static void test_oracle(void **s) {
+    (void)s;
+    run_all("oracle", NULL, true);
+}
+static void test_kill9(void **s) {
+    (void)s;
+    run_all("kill9", kill9, false);
+}
+static void test_redis_outage(void **s) {
+    (void)s;
+    run_all("redis", redis_outage, false);
+}
+static void test_broker_faults(void **s) {
+    (void)s;
+    run_all("broker", broker_faults, false);
+}
+static void test_rebalance(void **s) {
+    (void)s;
+    run_all("group", three_workers, false);
+}
+static void test_sigterm(void **s) {
+    (void)s;
+    run_all("sigterm", sigterm_midstream, false);
+}
+
+int main(void) {
+    const char *ev = getenv("DS_FAULT_EVENTS");
+    if (ev)
+        events = strtol(ev, NULL, 10);
+    srand(7);
+    ds_h_start_aof(&env, 8);
+    snprintf(schemas, sizeof(schemas), "%s", getenv("DS_SCHEMAS_DIR"));
+    char count[32];
+    snprintf(count, sizeof(count), "%ld", events);
+    const char *gen[] = {"gen", "--brokers", env.brokers, "--count", count, "--seed", "11",
+                         "--scenario", "mixed", "--schemas", schemas, NULL};
+    char log[256];
+    snprintf(log, sizeof(log), "%s/gen.log", env.tmpdir);
+    pid_t g = ds_h_spawn(log, gen);
+    int st;
+    waitpid(g, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+        fprintf(stderr, "gen failed\n");
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_oracle),     cmocka_unit_test(test_kill9),
+        cmocka_unit_test(test_redis_outage), cmocka_unit_test(test_broker_faults),
+        cmocka_unit_test(test_rebalance),  cmocka_unit_test(test_sigterm),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    strs_free(&oracle_state);
+    strs_free(&oracle_ids);
+    ds_h_cleanup();
+    return rc;
+}
