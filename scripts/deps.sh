@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config
       librdkafka-dev libavro-dev libhiredis-dev libyaml-dev libmicrohttpd-dev
       libcurl4-openssl-dev libjansson-dev libcmocka-dev uthash-dev
-      redis-server clang libclang-rt-14-dev bc curl python3)
+      redis-server clang libclang-rt-14-dev bc curl python3 prometheus)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

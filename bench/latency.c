@@ -1,0 +1,165 @@
+/*
+ * latency.c — produce-to-score latency at a fixed rate.
+ *
+ *   ds_bench_latency BROKERS RATE SECONDS [SCHEMAS_DIR]
+ *
+ * Produces MarketingEvents at RATE events/s for SECONDS, each stamped with
+ * occurred_at = the wall time it is produced (ms), to ma.events; consumes
+ * lead.scores from its end and, for each LeadScore, takes now − as_of (as_of
+ * is the occurred_at of the event that moved the score) as the latency from
+ * produce to the score on its topic.  Prints p50/p90/p99/max.
+ * Events alternate between many leads and stages so that most change a
+ * score.  Runs against a scorer started separately (bench/latency.sh).
+ */
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ds_buf.h"
+#include "ds_clock.h"
+#include "ds_serde.h"
+#include "events.h"
+
+static volatile int g_done;
+static double *g_lat;
+static size_t g_nlat, g_cap;
+static const char *g_brokers, *g_schemas;
+
+static int cmpd(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void *consume(void *arg) {
+    (void)arg;
+    char e[256], err[512];
+    ds_registry_t *reg = ds_registry_new_dir(g_schemas, err, sizeof(err));
+    ds_codec_t *codec = reg ? ds_codec_new(reg, &ds_codec_default_ids, err, sizeof(err)) : NULL;
+    if (!codec) {
+        fprintf(stderr, "latency: %s\n", err);
+        exit(1);
+    }
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "bootstrap.servers", g_brokers, e, sizeof(e));
+    char group[64];
+    snprintf(group, sizeof(group), "latency-%lld", (long long)ds_clock_now_ms());
+    rd_kafka_conf_set(c, "group.id", group, e, sizeof(e));
+    rd_kafka_conf_set(c, "auto.offset.reset", "latest", e, sizeof(e));
+    rd_kafka_conf_set(c, "fetch.wait.max.ms", "5", e, sizeof(e));
+    rd_kafka_t *k = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
+    rd_kafka_poll_set_consumer(k);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, "lead.scores", RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(k, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    ds_arena_t arena;
+    ds_arena_init(&arena, 0);
+    while (!g_done) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(k, 100);
+        if (!m)
+            continue;
+        if (!m->err) {
+            ds_lead_score_t s;
+            char detail[128];
+            ds_arena_reset(&arena);
+            if (!ds_decode_lead_score(codec, m->payload, m->len, &arena, &s, detail,
+                                      sizeof(detail))) {
+                double lat = (double)(ds_clock_now_ms() - s.as_of);
+                if (g_nlat == g_cap) {
+                    g_cap = g_cap ? g_cap * 2 : 65536;
+                    g_lat = realloc(g_lat, g_cap * sizeof(double));
+                }
+                g_lat[g_nlat++] = lat;
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(k);
+    rd_kafka_destroy(k);
+    ds_arena_free(&arena);
+    ds_codec_destroy(codec);
+    ds_registry_destroy(reg);
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s BROKERS RATE SECONDS [SCHEMAS_DIR]\n", argv[0]);
+        return 2;
+    }
+    g_brokers = argv[1];
+    double rate = strtod(argv[2], NULL);
+    double secs = strtod(argv[3], NULL);
+    g_schemas = argc > 4 ? argv[4] : DS_SOURCE_DIR "/schemas";
+    ds_serde_init(1 << 20);
+    char err[512], e[256];
+    ds_registry_t *reg = ds_registry_new_dir(g_schemas, err, sizeof(err));
+    ds_codec_t *codec = reg ? ds_codec_new(reg, &ds_codec_default_ids, err, sizeof(err)) : NULL;
+    if (!codec) {
+        fprintf(stderr, "latency: %s\n", err);
+        return 1;
+    }
+    pthread_t t;
+    pthread_create(&t, NULL, consume, NULL);
+    ds_clock_sleep_ms(4000); /* the consumer joins its group */
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    rd_kafka_conf_set(c, "bootstrap.servers", g_brokers, e, sizeof(e));
+    rd_kafka_conf_set(c, "linger.ms", "0", e, sizeof(e));
+    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    static const int stages[] = {DS_CS_SPARK, DS_CS_INTRODUCE, DS_CS_CONFRONT};
+    int64_t start = ds_clock_mono_us();
+    long n = 0, total = (long)(rate * secs);
+    while (n < total) {
+        int64_t due = start + (int64_t)((double)n * 1e6 / rate);
+        while (ds_clock_mono_us() < due)
+            rd_kafka_poll(p, 0);
+        char id[48], lead[32], acct[32], content[32];
+        snprintf(id, sizeof(id), "lat-%lld-%ld", (long long)start, n);
+        snprintf(acct, sizeof(acct), "LA-%ld", n % 5000);
+        snprintf(lead, sizeof(lead), "LL-%ld", n % 20000);
+        snprintf(content, sizeof(content), "lc-%ld", (n / 20000) % 1000);
+        ds_ma_event_t ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.event_id = id;
+        ev.occurred_at = ds_clock_now_ms();
+        ev.lead_id = lead;
+        ev.account_id = acct;
+        ev.type = DS_MA_CONTENT_COMPLETED;
+        ev.content_id = content;
+        ev.insight_id = "lat-insight";
+        ev.content_stage = stages[(n / 20000) % 3];
+        ds_buf_reset(&b);
+        if (ds_encode_ma(codec, &ev, &b))
+            return 1;
+        while (rd_kafka_producev(p, RD_KAFKA_V_TOPIC("ma.events"),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                 RD_KAFKA_V_KEY(acct, strlen(acct)),
+                                 RD_KAFKA_V_VALUE(b.data, b.len), RD_KAFKA_V_END) ==
+               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(p, 1);
+        n++;
+    }
+    rd_kafka_flush(p, 10000);
+    ds_clock_sleep_ms(2000);
+    g_done = 1;
+    pthread_join(t, NULL);
+    if (!g_nlat) {
+        fprintf(stderr, "latency: no LeadScore received\n");
+        return 1;
+    }
+    qsort(g_lat, g_nlat, sizeof(double), cmpd);
+    printf("latency produce→lead.scores at %.0f events/s over %.0f s: n=%zu p50=%.1f ms p90=%.1f ms "
+           "p99=%.1f ms max=%.1f ms\n",
+           rate, secs, g_nlat, g_lat[g_nlat / 2], g_lat[g_nlat * 9 / 10], g_lat[g_nlat * 99 / 100],
+           g_lat[g_nlat - 1]);
+    rd_kafka_destroy(p);
+    ds_buf_free(&b);
+    ds_codec_destroy(codec);
+    ds_registry_destroy(reg);
+    free(g_lat);
+    return 0;
+}

@@ -1,0 +1,414 @@
+/*
+ * test_http.c — the operations endpoint (ds_http) over real loopback HTTP
+ * with libcurl, and the Schema Registry client (ds_registry_http) against
+ * a tiny libmicrohttpd registry started here.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka.h needs the four above first */
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "ds_http.h"
+#include "ds_metrics.h"
+#include "ds_registry_http.h"
+
+/* ---- a small curl client ------------------------------------------------ */
+
+typedef struct {
+    long status;
+    char body[8192];
+    size_t len;
+    char ctype[128];
+} resp_t;
+
+static size_t sink(char *p, size_t size, size_t n, void *opaque) {
+    resp_t *r = opaque;
+    size_t len = size * n;
+    size_t room = sizeof(r->body) - 1 - r->len;
+    size_t take = len < room ? len : room;
+    memcpy(r->body + r->len, p, take);
+    r->len += take;
+    r->body[r->len] = '\0';
+    return len;
+}
+
+static void http_do_host(const char *host, const char *method, int port, const char *path,
+                         resp_t *r) {
+    memset(r, 0, sizeof(*r));
+    char url[256];
+    snprintf(url, sizeof(url), "http://%s:%d%s", host, port, path);
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    char *ct = NULL;
+    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+    if (ct)
+        snprintf(r->ctype, sizeof(r->ctype), "%s", ct);
+    curl_easy_cleanup(c);
+}
+
+static void http_do(const char *method, int port, const char *path, resp_t *r) {
+    http_do_host("127.0.0.1", method, port, path, r);
+}
+
+static void http_get(int port, const char *path, resp_t *r) {
+    http_do("GET", port, path, r);
+}
+
+/* ---- ds_http -------------------------------------------------------------- */
+
+typedef struct {
+    _Atomic bool ready;
+    const char *reason;
+    _Atomic int calls;
+} readiness_t;
+
+static bool ready_cb(void *opaque, char *why, size_t why_size) {
+    readiness_t *r = opaque;
+    r->calls++;
+    if (r->ready)
+        return true;
+    snprintf(why, why_size, "%s", r->reason);
+    return false;
+}
+
+static void test_routes(void **state) {
+    (void)state;
+    ds_metrics_t *m = ds_metrics_new("dealsignal_");
+    ds_counter_t *c =
+        ds_metrics_counter(m, "consumed_records", "Records consumed", "worker=\"scorer\"");
+    ds_counter_add(c, 41);
+    readiness_t rd = {.ready = true, .reason = "redis: connection refused", .calls = 0};
+    char err[256] = "";
+    ds_http_t *h = ds_http_start("127.0.0.1:0", m, ready_cb, &rd, err, sizeof(err));
+    assert_non_null(h);
+    int port = ds_http_port(h);
+    assert_true(port > 0 && port <= 65535);
+
+    resp_t r;
+    http_get(port, "/metrics", &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.ctype, "text/plain"));
+    assert_non_null(strstr(r.ctype, "version=0.0.4"));
+    assert_string_equal(r.body, "# HELP dealsignal_consumed_records_total Records consumed\n"
+                                "# TYPE dealsignal_consumed_records_total counter\n"
+                                "dealsignal_consumed_records_total{worker=\"scorer\"} 41\n");
+    ds_counter_add(c, 1); /* each scrape renders afresh */
+    http_get(port, "/metrics", &r);
+    assert_non_null(strstr(r.body, "dealsignal_consumed_records_total{worker=\"scorer\"} 42\n"));
+
+    http_get(port, "/healthz", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "ok\n");
+
+    http_get(port, "/readyz", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "ready\n");
+    assert_int_equal(rd.calls, 1);
+
+    rd.ready = false;
+    http_get(port, "/readyz", &r);
+    assert_int_equal(r.status, 503);
+    assert_string_equal(r.body, "redis: connection refused\n");
+    /* healthz stays up while not ready: the process itself is alive */
+    http_get(port, "/healthz", &r);
+    assert_int_equal(r.status, 200);
+
+    rd.ready = true;
+    http_get(port, "/readyz", &r);
+    assert_int_equal(r.status, 200);
+
+    http_get(port, "/", &r);
+    assert_int_equal(r.status, 404);
+    http_get(port, "/metrics/extra", &r);
+    assert_int_equal(r.status, 404);
+    http_get(port, "/healthz?x=1", &r); /* query strings are not part of the path */
+    assert_int_equal(r.status, 200);
+    http_do("POST", port, "/metrics", &r);
+    assert_int_equal(r.status, 405);
+    http_do("DELETE", port, "/nothing", &r);
+    assert_int_equal(r.status, 404);
+
+    ds_http_stop(h);
+    ds_metrics_destroy(m);
+}
+
+static void test_no_metrics_no_ready(void **state) {
+    (void)state;
+    char err[256] = "";
+    ds_http_t *h = ds_http_start("127.0.0.1:0", NULL, NULL, NULL, err, sizeof(err));
+    assert_non_null(h);
+    resp_t r;
+    http_get(ds_http_port(h), "/metrics", &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.len, 0);
+    http_get(ds_http_port(h), "/readyz", &r);
+    assert_int_equal(r.status, 200);
+    ds_http_stop(h);
+    ds_http_stop(NULL);
+
+    /* IPv6 loopback, where the machine has it */
+    h = ds_http_start("[::1]:0", NULL, NULL, NULL, err, sizeof(err));
+    if (!h) {
+        print_message("  no IPv6 loopback here (%s): IPv6 case skipped\n", err);
+        return;
+    }
+    http_do_host("[::1]", "GET", ds_http_port(h), "/healthz", &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "ok\n");
+    ds_http_stop(h);
+}
+
+static void expect_bad_addr(const char *addr, const char *needle) {
+    char err[256] = "";
+    ds_http_t *h = ds_http_start(addr, NULL, NULL, NULL, err, sizeof(err));
+    if (h)
+        ds_http_stop(h);
+    assert_null(h);
+    print_message("  %-28s -> %s\n", addr ? addr : "(null)", err);
+    assert_true(err[0] != '\0');
+    if (needle)
+        assert_non_null(strcasestr(err, needle));
+}
+
+static void test_bad_addresses(void **state) {
+    (void)state;
+    expect_bad_addr(NULL, "HOST:PORT");
+    expect_bad_addr("9100", "HOST:PORT");
+    expect_bad_addr("127.0.0.1:", "port");
+    expect_bad_addr("127.0.0.1:http", "port");
+    expect_bad_addr("127.0.0.1:70000", "port");
+    expect_bad_addr("127.0.0.1:-1", "port");
+    expect_bad_addr("::1:9100", "[HOST]");
+    expect_bad_addr("[::1:9100", "IPv6");
+    expect_bad_addr("no-such-host.invalid:9100", "resolve");
+
+    /* a port already taken: MHD's reason reaches errstr */
+    char err[256] = "";
+    ds_http_t *h = ds_http_start("127.0.0.1:0", NULL, NULL, NULL, err, sizeof(err));
+    assert_non_null(h);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ds_http_port(h));
+    expect_bad_addr(addr, "in use");
+    ds_http_stop(h);
+}
+
+/* ---- a tiny schema registry ---------------------------------------------- */
+
+#define SCHEMA_7                                                                                   \
+    "{\"type\": \"record\", \"name\": \"X\", \"fields\": [{\"name\": \"a\", \"type\": "            \
+    "\"string\"}]}"
+/* base64("user:s3:cr@t") */
+#define GOOD_AUTH "Basic dXNlcjpzMzpjckB0"
+
+typedef struct {
+    _Atomic int requests;
+    char last_path[256];
+} registry_t;
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned int status, const char *s) {
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(s), (void *)s, MHD_RESPMEM_MUST_COPY);
+    MHD_add_response_header(r, "Content-Type", "application/vnd.schemaregistry.v1+json");
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result registry_handler(void *cls, struct MHD_Connection *c, const char *url,
+                                        const char *method, const char *version,
+                                        const char *upload_data, size_t *upload_data_size,
+                                        void **con_cls) {
+    (void)method;
+    (void)version;
+    (void)upload_data;
+    (void)upload_data_size;
+    (void)con_cls;
+    registry_t *reg = cls;
+    reg->requests++;
+    snprintf(reg->last_path, sizeof(reg->last_path), "%s", url);
+    if (!strncmp(url, "/auth/", 6)) {
+        const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+        if (!a || strcmp(a, GOOD_AUTH) != 0)
+            return send_json(c, 401, "{\"error_code\":401,\"message\":\"Unauthorized\"}");
+        url += 5;
+    } else if (!strncmp(url, "/prefix/", 8)) {
+        url += 7;
+    }
+    if (!strcmp(url, "/schemas/ids/7")) {
+        /* the schema is a JSON string inside JSON: escaped quotes */
+        return send_json(c, 200,
+                         "{\"schema\": \"{\\\"type\\\": \\\"record\\\", \\\"name\\\": \\\"X\\\", "
+                         "\\\"fields\\\": [{\\\"name\\\": \\\"a\\\", \\\"type\\\": "
+                         "\\\"string\\\"}]}\"}");
+    }
+    if (!strcmp(url, "/schemas/ids/8"))
+        return send_json(c, 200,
+                         "{\"schemaType\":\"PROTOBUF\",\"schema\":\"syntax = \\\"proto3\\\";\"}");
+    if (!strcmp(url, "/schemas/ids/9"))
+        return send_json(c, 500, "{\"error_code\":50001,\"message\":\"store down\"}");
+    if (!strcmp(url, "/schemas/ids/10"))
+        return send_json(c, 200, "<html>not json</html>");
+    if (!strcmp(url, "/schemas/ids/12"))
+        return send_json(c, 200, "{\"schemaType\":\"AVRO\",\"schema\":\"\\\"string\\\"\"}");
+    if (!strcmp(url, "/schemas/ids/11")) {
+        sleep(1); /* slower than the client's timeout */
+        return send_json(c, 200, "{\"schema\":\"\\\"string\\\"\"}");
+    }
+    return send_json(c, 404, "{\"error_code\":40403,\"message\":\"Schema not found\"}");
+}
+
+static struct MHD_Daemon *registry_start(registry_t *reg, int *port) {
+    memset(reg, 0, sizeof(*reg));
+    struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
+                                                MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG,
+                                            0, NULL, NULL, registry_handler, reg, MHD_OPTION_END);
+    assert_non_null(d);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    assert_non_null(info);
+    *port = info->port;
+    return d;
+}
+
+static void test_registry_fetch(void **state) {
+    (void)state;
+    registry_t reg;
+    int port;
+    struct MHD_Daemon *d = registry_start(&reg, &port);
+    char base[256], err[512];
+    char *schema = (char *)1;
+
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
+    assert_int_equal(ds_schema_registry_fetch(base, 7, 2000, &schema, err, sizeof(err)), DS_ERR_OK);
+    assert_string_equal(schema, SCHEMA_7);
+    assert_string_equal(reg.last_path, "/schemas/ids/7");
+    free(schema);
+
+    /* explicit AVRO schemaType, and a trailing '/' on the base URL */
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d/", port);
+    assert_int_equal(ds_schema_registry_fetch(base, 12, 2000, &schema, err, sizeof(err)),
+                     DS_ERR_OK);
+    assert_string_equal(schema, "\"string\"");
+    assert_string_equal(reg.last_path, "/schemas/ids/12");
+    free(schema);
+
+    /* a path prefix (registry behind a reverse proxy) */
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d/prefix//", port);
+    assert_int_equal(ds_schema_registry_fetch(base, 7, 2000, &schema, err, sizeof(err)), DS_ERR_OK);
+    assert_string_equal(reg.last_path, "/prefix/schemas/ids/7");
+    free(schema);
+
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
+    schema = (char *)1;
+    assert_int_equal(ds_schema_registry_fetch(base, 5, 2000, &schema, err, sizeof(err)),
+                     DS_ERR_UNKNOWN_SCHEMA);
+    assert_null(schema);
+    assert_non_null(strstr(err, "5"));
+    assert_int_equal(ds_schema_registry_fetch(base, 8, 2000, &schema, err, sizeof(err)),
+                     DS_ERR_WRONG_TYPE);
+    assert_non_null(strstr(err, "PROTOBUF"));
+    assert_int_equal(ds_schema_registry_fetch(base, 9, 2000, &schema, err, sizeof(err)), DS_ERR_IO);
+    assert_non_null(strstr(err, "500"));
+    assert_non_null(strstr(err, "store down"));
+    assert_int_equal(ds_schema_registry_fetch(base, 10, 2000, &schema, err, sizeof(err)),
+                     DS_ERR_IO);
+    assert_null(schema);
+    /* timeout: 200 ms against a 1 s answer */
+    assert_int_equal(ds_schema_registry_fetch(base, 11, 200, &schema, err, sizeof(err)), DS_ERR_IO);
+    assert_non_null(strcasestr(err, "time"));
+    assert_int_equal(ds_schema_registry_fetch(base, -1, 200, &schema, err, sizeof(err)),
+                     DS_ERR_INVAL);
+    MHD_stop_daemon(d);
+
+    /* nothing listens there any more: a network error */
+    assert_int_equal(ds_schema_registry_fetch(base, 7, 2000, &schema, err, sizeof(err)), DS_ERR_IO);
+    assert_null(schema);
+    print_message("  refused: %s\n", err);
+}
+
+static void test_registry_basic_auth(void **state) {
+    (void)state;
+    registry_t reg;
+    int port;
+    struct MHD_Daemon *d = registry_start(&reg, &port);
+    char base[256], err[512];
+    char *schema = NULL;
+
+    /* password "s3:cr@t", percent-encoded in the userinfo */
+    snprintf(base, sizeof(base), "http://user:s3%%3Acr%%40t@127.0.0.1:%d/auth", port);
+    assert_int_equal(ds_schema_registry_fetch(base, 7, 2000, &schema, err, sizeof(err)), DS_ERR_OK);
+    assert_string_equal(schema, SCHEMA_7);
+    free(schema);
+    schema = NULL;
+
+    /* the password never shows in an error */
+    assert_int_equal(ds_schema_registry_fetch(base, 9, 2000, &schema, err, sizeof(err)), DS_ERR_IO);
+    assert_null(strstr(err, "s3"));
+    assert_non_null(strstr(err, "127.0.0.1"));
+    assert_int_equal(ds_schema_registry_fetch(base, 4, 2000, &schema, err, sizeof(err)),
+                     DS_ERR_UNKNOWN_SCHEMA);
+    assert_null(strstr(err, "s3"));
+
+    /* wrong password: 401 is an I/O (configuration) error, not a DLQ one */
+    snprintf(base, sizeof(base), "http://user:wrong-pw@127.0.0.1:%d/auth", port);
+    assert_int_equal(ds_schema_registry_fetch(base, 7, 2000, &schema, err, sizeof(err)), DS_ERR_IO);
+    assert_non_null(strstr(err, "401"));
+    assert_null(strstr(err, "wrong-pw"));
+    /* no credentials at all */
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d/auth", port);
+    assert_int_equal(ds_schema_registry_fetch(base, 7, 2000, &schema, err, sizeof(err)), DS_ERR_IO);
+    MHD_stop_daemon(d);
+
+    /* malformed URLs: INVAL, without echoing the password */
+    int before = reg.requests;
+    assert_int_equal(
+        ds_schema_registry_fetch("ftp://u:topsecret@host/", 7, 200, &schema, err, sizeof(err)),
+        DS_ERR_INVAL);
+    assert_null(strstr(err, "topsecret"));
+    assert_int_equal(ds_schema_registry_fetch("not a url", 7, 200, &schema, err, sizeof(err)),
+                     DS_ERR_INVAL);
+    assert_int_equal(ds_schema_registry_fetch(NULL, 7, 200, &schema, err, sizeof(err)),
+                     DS_ERR_INVAL);
+    assert_int_equal(reg.requests, before);
+}
+
+static int setup(void **state) {
+    (void)state;
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    curl_global_cleanup();
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_no_metrics_no_ready),
+        cmocka_unit_test(test_bad_addresses),
+        cmocka_unit_test(test_registry_fetch),
+        cmocka_unit_test(test_registry_basic_auth),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
