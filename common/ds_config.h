@@ -52,6 +52,20 @@ typedef struct ds_config {
     size_t kafka_count;
 } ds_config_t;
 
+typedef struct ds_redis_url {
+    char host[256];
+    int port;
+    char user[128];
+    char password[256];
+    int db;
+} ds_redis_url_t;
+
+/** Parse redis://[user:password@]host[:port][/db]. */
+ds_err_t ds_redis_url_parse(const char *url, ds_redis_url_t *out, char *errstr,
+                            size_t errstr_size) DS_WUR;
+/** True when argv asks for --help / -h. */
+bool ds_config_wants_help(int argc, char **argv);
+
 /** Where a flag table lookup ends for the command: flags not in the table
  *  are errors (the caller handles --help and --config before). */
 
