@@ -1,0 +1,443 @@
+/*
+ * rules_yaml.c — the rules file: YAML (libyaml document tree) over the
+ * SPEC defaults, strict (unknown keys, wrong types, unknown symbols and
+ * negative numbers are errors naming FILE:LINE and the key path), and the
+ * effective rules printed back as YAML that loads to the same rules.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "rules.h"
+
+typedef struct ctx {
+    yaml_document_t *doc;
+    const char *name;
+    char *err;
+    size_t errsz;
+    ds_rules_t *r;
+} ctx_t;
+
+static int bad(ctx_t *c, yaml_node_t *n, const char *path, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(c->err, c->errsz, "%s:%zu: %s: %s", c->name, n ? n->start_mark.line + 1 : 0, path,
+             msg);
+    return -1;
+}
+
+static const char *scalar(yaml_node_t *n) {
+    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static int num(ctx_t *c, yaml_node_t *n, const char *path, double *out, bool positive) {
+    const char *s = scalar(n);
+    if (!s)
+        return bad(c, n, path, "expected a number");
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v))
+        return bad(c, n, path, "'%s' is not a number", s);
+    if (v < 0)
+        return bad(c, n, path, "must not be negative (%s)", s);
+    if (positive && v <= 0)
+        return bad(c, n, path, "must be greater than 0 (%s)", s);
+    *out = v;
+    return 0;
+}
+
+static int integer(ctx_t *c, yaml_node_t *n, const char *path, int *out) {
+    double v;
+    if (num(c, n, path, &v, false))
+        return -1;
+    if (v != floor(v) || v > 1e9)
+        return bad(c, n, path, "expected a whole number");
+    *out = (int)v;
+    return 0;
+}
+
+static int sym(ctx_t *c, yaml_node_t *n, const char *path, int (*parse)(const char *),
+               const char *what, const char *list, int *out) {
+    const char *s = scalar(n);
+    if (!s)
+        return bad(c, n, path, "expected a %s symbol", what);
+    *out = parse(s);
+    if (*out == DS_NONE)
+        return bad(c, n, path, "unknown %s symbol %s (expected one of %s)", what, s, list);
+    return 0;
+}
+
+#define MAP_EACH(c, n, k, v) MAP_EACH_(c, n, k, v, k##_pair)
+#define MAP_EACH_(c, n, k, v, pr)                                                                  \
+    for (yaml_node_pair_t *pr = (n)->data.mapping.pairs.start;                                     \
+         pr < (n)->data.mapping.pairs.top &&                                                       \
+         ((k) = yaml_document_get_node((c)->doc, pr->key),                                         \
+         (v) = yaml_document_get_node((c)->doc, pr->value), 1);                                    \
+         pr++)
+
+static const char CS_LIST[] = "SPARK, INTRODUCE, CONFRONT, BUILD_B, SPEC";
+static const char PS_LIST[] = "RECOGNIZE_NEED, EXPLORE_OPTIONS, DEFINE_CRITERIA, "
+                              "EVALUATE_OPTIONS, SELECT_SUPPLIER, NEGOTIATE, IMPLEMENT, "
+                              "EVALUATE_IMPACT";
+static const char MA_LIST[] = "CONTENT_VIEWED, CONTENT_COMPLETED, DIAGNOSTIC_COMPLETED, "
+                              "EMAIL_CLICKED, WEBINAR_ATTENDED, FORM_SUBMITTED";
+
+static int want_map(ctx_t *c, yaml_node_t *n, const char *path) {
+    if (!n || n->type != YAML_MAPPING_NODE)
+        return bad(c, n, path, "expected a map");
+    return 0;
+}
+
+static int cmp_cat(const void *a, const void *b) {
+    return strcmp(((const ds_catalog_entry_t *)a)->content_id,
+                  ((const ds_catalog_entry_t *)b)->content_id);
+}
+
+static int parse_catalog(ctx_t *c, yaml_node_t *n) {
+    if (!n || n->type != YAML_SEQUENCE_NODE)
+        return bad(c, n, "scoring.catalog", "expected a list");
+    size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    ds_catalog_entry_t *cat = calloc(cnt ? cnt : 1, sizeof(*cat));
+    if (!cat)
+        return bad(c, n, "scoring.catalog", "out of memory");
+    c->r->scoring.catalog = cat;
+    for (size_t i = 0; i < cnt; i++) {
+        yaml_node_t *it = yaml_document_get_node(c->doc, n->data.sequence.items.start[i]);
+        char path[64];
+        snprintf(path, sizeof(path), "scoring.catalog[%zu]", i);
+        if (want_map(c, it, path))
+            return -1;
+        cat[i].stage = DS_NONE;
+        c->r->scoring.catalog_count = i + 1;
+        yaml_node_t *k, *v;
+        MAP_EACH(c, it, k, v) {
+            const char *key = scalar(k);
+            char kp[128];
+            snprintf(kp, sizeof(kp), "%s.%s", path, key ? key : "?");
+            const char *s = scalar(v);
+            if (key && !strcmp(key, "content_id") && s) {
+                free(cat[i].content_id);
+                cat[i].content_id = strdup(s);
+            } else if (key && !strcmp(key, "insight_id") && s) {
+                free(cat[i].insight_id);
+                cat[i].insight_id = s[0] ? strdup(s) : NULL;
+            } else if (key && !strcmp(key, "stage")) {
+                if (sym(c, v, kp, ds_content_stage_parse, "ContentStage", CS_LIST, &cat[i].stage))
+                    return -1;
+            } else if (key && (!strcmp(key, "content_id") || !strcmp(key, "insight_id"))) {
+                return bad(c, v, kp, "expected a string");
+            } else {
+                return bad(c, k, kp, "unknown key");
+            }
+        }
+        if (!cat[i].content_id)
+            return bad(c, it, path, "content_id is required");
+    }
+    qsort(cat, cnt, sizeof(*cat), cmp_cat);
+    for (size_t i = 1; i < cnt; i++)
+        if (!strcmp(cat[i - 1].content_id, cat[i].content_id))
+            return bad(c, n, "scoring.catalog", "duplicate content_id %s", cat[i].content_id);
+    return 0;
+}
+
+static int parse_scoring(ctx_t *c, yaml_node_t *n) {
+    if (want_map(c, n, "scoring"))
+        return -1;
+    yaml_node_t *k, *v;
+    MAP_EACH(c, n, k, v) {
+        const char *key = scalar(k);
+        char p[128];
+        snprintf(p, sizeof(p), "scoring.%s", key ? key : "?");
+        int rc = 0;
+        double *d = NULL;
+        bool positive = false;
+        if (!key)
+            return bad(c, k, "scoring", "keys must be strings");
+        if (!strcmp(key, "half_life_days"))
+            d = &c->r->scoring.half_life_days, positive = true;
+        else if (!strcmp(key, "repeat_window_days"))
+            d = &c->r->scoring.repeat_window_days;
+        else if (!strcmp(key, "path_multiplier"))
+            d = &c->r->scoring.path_multiplier;
+        else if (!strcmp(key, "b_state_factor"))
+            d = &c->r->scoring.b_state_factor;
+        else if (!strcmp(key, "share_points"))
+            d = &c->r->scoring.share_points;
+        else if (!strcmp(key, "follow_points"))
+            d = &c->r->scoring.follow_points;
+        else if (!strcmp(key, "follow_window_days"))
+            d = &c->r->scoring.follow_window_days;
+        else if (!strcmp(key, "group_points"))
+            d = &c->r->scoring.group_points;
+        else if (!strcmp(key, "consensus_target"))
+            d = &c->r->scoring.consensus_target, positive = true;
+        if (d) {
+            rc = num(c, v, p, d, positive);
+        } else if (!strcmp(key, "share_cap")) {
+            rc = integer(c, v, p, &c->r->scoring.share_cap);
+        } else if (!strcmp(key, "stage_points") || !strcmp(key, "type_weight")) {
+            bool sp = !strcmp(key, "stage_points");
+            if (want_map(c, v, p))
+                return -1;
+            yaml_node_t *k2, *v2;
+            MAP_EACH(c, v, k2, v2) {
+                char p2[192];
+                snprintf(p2, sizeof(p2), "%s.%s", p, scalar(k2) ? scalar(k2) : "?");
+                int idx;
+                if (sp) {
+                    if (sym(c, k2, p2, ds_content_stage_parse, "ContentStage", CS_LIST, &idx) ||
+                        num(c, v2, p2, &c->r->scoring.stage_points[idx], false))
+                        return -1;
+                } else {
+                    if (sym(c, k2, p2, ds_ma_type_parse, "MarketingEventType", MA_LIST, &idx))
+                        return -1;
+                    if (idx == DS_MA_CONTENT_SHARED || idx == DS_MA_UNSUBSCRIBED)
+                        return bad(c, k2, p2, "%s has no type weight (expected one of %s)",
+                                   scalar(k2), MA_LIST);
+                    if (num(c, v2, p2, &c->r->scoring.type_weight[idx], false))
+                        return -1;
+                }
+            }
+        } else if (!strcmp(key, "tiers")) {
+            if (want_map(c, v, p))
+                return -1;
+            yaml_node_t *k2, *v2;
+            MAP_EACH(c, v, k2, v2) {
+                const char *t = scalar(k2);
+                char p2[192];
+                snprintf(p2, sizeof(p2), "%s.%s", p, t ? t : "?");
+                if (t && !strcmp(t, "confronted"))
+                    rc = num(c, v2, p2, &c->r->scoring.tier_confronted, false);
+                else if (t && !strcmp(t, "connector"))
+                    rc = num(c, v2, p2, &c->r->scoring.tier_connector, false);
+                else
+                    return bad(c, k2, p2, "unknown key (expected confronted, connector)");
+                if (rc)
+                    return -1;
+            }
+        } else if (!strcmp(key, "catalog")) {
+            rc = parse_catalog(c, v);
+        } else {
+            return bad(c, k, p, "unknown key");
+        }
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+static int parse_stage(ctx_t *c, yaml_node_t *n, const char *path, ds_stage_rule_t *st) {
+    if (want_map(c, n, path))
+        return -1;
+    yaml_node_t *k, *v;
+    MAP_EACH(c, n, k, v) {
+        const char *key = scalar(k);
+        char p[192];
+        snprintf(p, sizeof(p), "%s.%s", path, key ? key : "?");
+        if (key && !strcmp(key, "max_quiet_days")) {
+            if (num(c, v, p, &st->max_quiet_days, false))
+                return -1;
+        } else if (key && !strcmp(key, "verifiers")) {
+            if (v->type != YAML_SEQUENCE_NODE)
+                return bad(c, v, p, "expected a list of signal codes");
+            size_t cnt = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+            for (size_t i = 0; i < st->verifiers_count; i++)
+                free(st->verifiers[i]);
+            free(st->verifiers);
+            st->verifiers = calloc(cnt ? cnt : 1, sizeof(char *));
+            st->verifiers_count = 0;
+            if (!st->verifiers)
+                return bad(c, v, p, "out of memory");
+            for (size_t i = 0; i < cnt; i++) {
+                yaml_node_t *it = yaml_document_get_node(c->doc, v->data.sequence.items.start[i]);
+                const char *s = scalar(it);
+                if (!s || !s[0])
+                    return bad(c, it, p, "expected a signal code");
+                st->verifiers[st->verifiers_count++] = strdup(s);
+            }
+        } else {
+            return bad(c, k, p, "unknown key (expected verifiers, max_quiet_days)");
+        }
+    }
+    return 0;
+}
+
+static int parse_stall(ctx_t *c, yaml_node_t *n) {
+    if (want_map(c, n, "stall"))
+        return -1;
+    yaml_node_t *k, *v;
+    MAP_EACH(c, n, k, v) {
+        const char *key = scalar(k);
+        char p[128];
+        snprintf(p, sizeof(p), "stall.%s", key ? key : "?");
+        int rc;
+        if (!key)
+            return bad(c, k, "stall", "keys must be strings");
+        if (!strcmp(key, "max_unanswered_seller_actions"))
+            rc = integer(c, v, p, &c->r->stall.max_unanswered_seller_actions);
+        else if (!strcmp(key, "renotify_days"))
+            rc = num(c, v, p, &c->r->stall.renotify_days, false);
+        else if (!strcmp(key, "grace_minutes"))
+            rc = num(c, v, p, &c->r->stall.grace_minutes, false);
+        else if (!strcmp(key, "mobilizer_required_from"))
+            rc = sym(c, v, p, ds_purchase_stage_parse, "PurchaseStage", PS_LIST,
+                     &c->r->stall.mobilizer_required_from);
+        else if (!strcmp(key, "stages")) {
+            if (want_map(c, v, p))
+                return -1;
+            yaml_node_t *k2, *v2;
+            rc = 0;
+            MAP_EACH(c, v, k2, v2) {
+                char p2[192];
+                snprintf(p2, sizeof(p2), "%s.%s", p, scalar(k2) ? scalar(k2) : "?");
+                int idx;
+                if (sym(c, k2, p2, ds_purchase_stage_parse, "PurchaseStage", PS_LIST, &idx) ||
+                    parse_stage(c, v2, p2, &c->r->stall.stages[idx]))
+                    return -1;
+            }
+        } else
+            return bad(c, k, p, "unknown key");
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+ds_rules_t *ds_rules_load_buffer(const char *name, const char *yaml, size_t len, char *err,
+                                 size_t errsz) {
+    ds_rules_t *r = ds_rules_new_default();
+    if (!r) {
+        snprintf(err, errsz, "out of memory");
+        return NULL;
+    }
+    yaml_parser_t p;
+    yaml_document_t doc;
+    yaml_parser_initialize(&p);
+    yaml_parser_set_input_string(&p, (const unsigned char *)yaml, len);
+    if (!yaml_parser_load(&p, &doc)) {
+        snprintf(err, errsz, "%s:%zu: YAML syntax error: %s", name, p.problem_mark.line + 1,
+                 p.problem ? p.problem : "unreadable");
+        yaml_parser_delete(&p);
+        ds_rules_destroy(r);
+        return NULL;
+    }
+    ctx_t c = {&doc, name, err, errsz, r};
+    int rc = 0;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (root && !(root->type == YAML_SCALAR_NODE && !root->data.scalar.length)) {
+        if (want_map(&c, root, "(top level)"))
+            rc = -1;
+        yaml_node_t *k, *v;
+        if (!rc) {
+            MAP_EACH(&c, root, k, v) {
+                const char *key = scalar(k);
+                if (key && !strcmp(key, "scoring"))
+                    rc = parse_scoring(&c, v);
+                else if (key && !strcmp(key, "stall"))
+                    rc = parse_stall(&c, v);
+                else
+                    rc = bad(&c, k, key ? key : "?", "unknown key (expected scoring, stall)");
+                if (rc)
+                    break;
+            }
+        }
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&p);
+    if (rc) {
+        ds_rules_destroy(r);
+        return NULL;
+    }
+    return r;
+}
+
+ds_rules_t *ds_rules_load_file(const char *path, char *err, size_t errsz) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errsz, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            if (cap > (16u << 20)) {
+                snprintf(err, errsz, "%s: file too large", path);
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                snprintf(err, errsz, "out of memory");
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + len, 1, cap - len, f);
+        len += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    ds_rules_t *r = ds_rules_load_buffer(path, buf ? buf : "", len, err, errsz);
+    free(buf);
+    return r;
+}
+
+void ds_rules_print(const ds_rules_t *r, FILE *o) {
+    const typeof(r->scoring) *s = &r->scoring;
+    fprintf(o, "scoring:\n");
+    fprintf(o, "  half_life_days: %.17g\n  repeat_window_days: %.17g\n", s->half_life_days,
+            s->repeat_window_days);
+    fprintf(o, "  stage_points: {");
+    for (int i = 0; i < DS_CS__COUNT; i++)
+        fprintf(o, "%s%s: %.17g", i ? ", " : "", ds_content_stage_name(i), s->stage_points[i]);
+    fprintf(o, "}\n  type_weight: {");
+    int first = 1;
+    for (int i = 0; i < DS_MA__COUNT; i++) {
+        if (i == DS_MA_CONTENT_SHARED || i == DS_MA_UNSUBSCRIBED)
+            continue;
+        fprintf(o, "%s%s: %.17g", first ? "" : ", ", ds_ma_type_name(i), s->type_weight[i]);
+        first = 0;
+    }
+    fprintf(o, "}\n");
+    fprintf(o, "  path_multiplier: %.17g\n  b_state_factor: %.17g\n  share_points: %.17g\n"
+               "  share_cap: %d\n  follow_points: %.17g\n  follow_window_days: %.17g\n"
+               "  group_points: %.17g\n  tiers: {confronted: %.17g, connector: %.17g}\n"
+               "  consensus_target: %.17g\n",
+            s->path_multiplier, s->b_state_factor, s->share_points, s->share_cap,
+            s->follow_points, s->follow_window_days, s->group_points, s->tier_confronted,
+            s->tier_connector, s->consensus_target);
+    fprintf(o, "  catalog:%s\n", s->catalog_count ? "" : " []");
+    for (size_t i = 0; i < s->catalog_count; i++) {
+        const ds_catalog_entry_t *e = &s->catalog[i];
+        fprintf(o, "    - {content_id: \"%s\"", e->content_id);
+        if (e->insight_id)
+            fprintf(o, ", insight_id: \"%s\"", e->insight_id);
+        if (e->stage != DS_NONE)
+            fprintf(o, ", stage: %s", ds_content_stage_name(e->stage));
+        fprintf(o, "}\n");
+    }
+    fprintf(o, "stall:\n  max_unanswered_seller_actions: %d\n  renotify_days: %.17g\n"
+               "  grace_minutes: %.17g\n  mobilizer_required_from: %s\n  stages:\n",
+            r->stall.max_unanswered_seller_actions, r->stall.renotify_days,
+            r->stall.grace_minutes, ds_purchase_stage_name(r->stall.mobilizer_required_from));
+    for (int i = 0; i < DS_PS__COUNT; i++) {
+        const ds_stage_rule_t *st = &r->stall.stages[i];
+        fprintf(o, "    %s: {verifiers: [", ds_purchase_stage_name(i));
+        for (size_t j = 0; j < st->verifiers_count; j++)
+            fprintf(o, "%s\"%s\"", j ? ", " : "", st->verifiers[j]);
+        fprintf(o, "], max_quiet_days: %.17g}\n", st->max_quiet_days);
+    }
+}
