@@ -1,0 +1,580 @@
+/*
+ * stall.c — the customer-verified pipeline of one deal and its alerts.
+ *
+ * The deal keeps what the buyer did (signals with first-seen times, last
+ * buyer signal), what the seller did (last activity, actions unanswered
+ * since the last buyer signal), the stage the rep reports and the
+ * stakeholders.  The verified stage is derived on demand from the observed
+ * codes and the rules in force (so a rules reload applies at once).  Each
+ * alert kind has its own small lifecycle (open, episode, level, last
+ * notification); every transition is emitted once, in AlertKind order,
+ * with an id derived from (deal, kind, episode, state, level).
+ */
+#include "stall.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NK DS_AK__COUNT
+
+typedef struct sig {
+    char *code;
+    int64_t at;
+} sig_t_;
+
+typedef struct alert_st {
+    uint8_t open;
+    int32_t episode, level;
+    int64_t last_notified;
+} alert_st_t;
+
+typedef struct seen {
+    uint64_t h;
+    int64_t at;
+} seen_t;
+
+struct ds_deal {
+    char *id, *account_id, *owner_id;
+    uint8_t opened, outcome; /* outcome: 0 open, 1 won, 2 lost */
+    uint8_t mobilizer_known;
+    int32_t reported;
+    int64_t opened_at, last_buyer, last_seller; /* DS_TS_NULL: none */
+    int32_t unanswered;
+    sig_t_ *sigs;
+    uint32_t nsigs;
+    char **stake;
+    uint32_t nstake;
+    alert_st_t al[NK];
+    seen_t *seen;
+    uint32_t nseen;
+    int64_t max_t;
+};
+
+
+ds_deal_t *ds_deal_new(const char *deal_id) {
+    ds_deal_t *d = calloc(1, sizeof(*d));
+    if (!d || !(d->id = strdup(deal_id))) {
+        free(d);
+        return NULL;
+    }
+    d->reported = DS_PS_RECOGNIZE_NEED;
+    d->last_buyer = d->last_seller = DS_TS_NULL;
+    d->max_t = INT64_MIN;
+    return d;
+}
+
+void ds_deal_destroy(ds_deal_t *d) {
+    if (!d)
+        return;
+    free(d->id);
+    free(d->account_id);
+    free(d->owner_id);
+    for (uint32_t i = 0; i < d->nsigs; i++)
+        free(d->sigs[i].code);
+    free(d->sigs);
+    for (uint32_t i = 0; i < d->nstake; i++)
+        free(d->stake[i]);
+    free(d->stake);
+    free(d->seen);
+    free(d);
+}
+
+static uint64_t fnv(const char *s) {
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static void set_str(char **dst, const char *s) {
+    if (!s || !s[0] || (*dst && !strcmp(*dst, s)))
+        return;
+    char *n = strdup(s);
+    if (n) {
+        free(*dst);
+        *dst = n;
+    }
+}
+
+static bool observed(const ds_deal_t *d, const char *code) {
+    for (uint32_t i = 0; i < d->nsigs; i++)
+        if (!strcmp(d->sigs[i].code, code))
+            return true;
+    return false;
+}
+
+static int verified_stage(const ds_deal_t *d, const ds_rules_t *r) {
+    for (int s = 0; s < DS_PS__COUNT; s++) {
+        const ds_stage_rule_t *st = &r->stall.stages[s];
+        for (size_t i = 0; i < st->verifiers_count; i++)
+            if (!observed(d, st->verifiers[i]))
+                return s;
+    }
+    return DS_NONE;
+}
+
+static void add_stakeholder(ds_deal_t *d, const char *c) {
+    if (!c || !c[0])
+        return;
+    for (uint32_t i = 0; i < d->nstake; i++)
+        if (!strcmp(d->stake[i], c))
+            return;
+    char **n = realloc(d->stake, (d->nstake + 1) * sizeof(char *));
+    if (!n)
+        return;
+    d->stake = n;
+    if ((d->stake[d->nstake] = strdup(c)))
+        d->nstake++;
+}
+
+static int64_t quiet_start(const ds_deal_t *d) {
+    return d->last_buyer != DS_TS_NULL ? d->last_buyer : d->opened_at;
+}
+
+static int64_t max_quiet_ms(const ds_rules_t *r, int stage) {
+    return (int64_t)(r->stall.stages[stage].max_quiet_days * DS_DAY_MS);
+}
+
+static bool mobilizer(const ds_deal_t *d, const ds_watch_ctx_t *c) {
+    if (d->mobilizer_known)
+        return true;
+    if (!c->stakeholder_is_mobilizer)
+        return false;
+    for (uint32_t i = 0; i < d->nstake; i++)
+        if (c->stakeholder_is_mobilizer(c->opaque, d->account_id, d->stake[i]))
+            return true;
+    return false;
+}
+
+static void emit(ds_deal_t *d, const ds_watch_ctx_t *c, int kind, int state, int verified) {
+    const ds_rules_t *r = c->rules;
+    alert_st_t *a = &d->al[kind];
+    const char *missing[64];
+    size_t nm = 0;
+    if (verified != DS_NONE) {
+        const ds_stage_rule_t *st = &r->stall.stages[verified];
+        for (size_t i = 0; i < st->verifiers_count && nm < 64; i++)
+            if (!observed(d, st->verifiers[i]))
+                missing[nm++] = st->verifiers[i];
+    }
+    char id[600], msg[1400], miss[700];
+    snprintf(id, sizeof(id), "%s:%s:%d:%s:%d", d->id, ds_alert_kind_name(kind), (int)a->episode,
+             ds_alert_state_name(state), (int)a->level);
+    size_t o = 0;
+    miss[0] = '\0';
+    for (size_t i = 0; i < nm && o < sizeof(miss); i++)
+        o += (size_t)snprintf(miss + o, sizeof(miss) - o, "%s%s", i ? ", " : "", missing[i]);
+    double quiet = (double)(c->now - quiet_start(d)) / DS_DAY_MS;
+    char where[900];
+    if (verified != DS_NONE)
+        snprintf(where, sizeof(where), "buyer is verifiably in %s, missing %s",
+                 ds_purchase_stage_words(verified), miss);
+    else
+        snprintf(where, sizeof(where), "every stage is verified");
+    const char *acct = d->account_id ? d->account_id : "no account";
+    if (state == DS_AS_RESOLVED) {
+        static const char *const why[NK] = {"a buyer signal arrived",
+                                            "the buyer answered the seller's actions",
+                                            "the reported stage is now verified by the buyer",
+                                            "a mobilizer is known"};
+        snprintf(msg, sizeof(msg), "Deal %s (account %s): %s resolved, %s%s; %s.", d->id, acct,
+                 ds_alert_kind_name(kind), d->outcome ? "the deal is closed" : why[kind],
+                 d->outcome ? (d->outcome == 1 ? " (won)" : " (lost)") : "", where);
+    } else {
+        char rem[48] = "";
+        if (state == DS_AS_REMINDER)
+            snprintf(rem, sizeof(rem), " (reminder %d)", (int)a->level);
+        switch (kind) {
+        case DS_AK_NO_BUYER_SIGNAL:
+            snprintf(msg, sizeof(msg),
+                     "Deal %s (account %s) stalled%s: %d seller actions and %.0f days without a "
+                     "buyer signal; %s. Stop and reassess.",
+                     d->id, acct, rem, (int)d->unanswered, quiet, where);
+            break;
+        case DS_AK_ONE_SIDED:
+            snprintf(msg, sizeof(msg),
+                     "Deal %s (account %s) is one-sided%s: %d seller actions in a row without a "
+                     "buyer response (%.0f days since the last buyer signal); %s. Stop chasing and "
+                     "get a commitment from the buyer.",
+                     d->id, acct, rem, (int)d->unanswered, quiet, where);
+            break;
+        case DS_AK_UNVERIFIED_STAGE:
+            snprintf(msg, sizeof(msg),
+                     "Deal %s (account %s) is reported in %s but %s%s; where is the deal, and how "
+                     "do you know?",
+                     d->id, acct, ds_purchase_stage_words(d->reported), where, rem);
+            break;
+        default:
+            snprintf(msg, sizeof(msg),
+                     "Deal %s (account %s) has reached %s without a known mobilizer%s; %s. Find "
+                     "the customer stakeholder who will drive the purchase.",
+                     d->id, acct,
+                     ds_purchase_stage_words(verified != DS_NONE && verified > d->reported
+                                                 ? verified
+                                                 : d->reported),
+                     rem, where);
+        }
+    }
+    ds_deal_alert_t al = {
+        .alert_id = id,
+        .deal_id = d->id,
+        .account_id = d->account_id ? d->account_id : "",
+        .owner_id = d->owner_id,
+        .kind = kind,
+        .state = state,
+        .level = a->level,
+        .reported_stage = d->reported,
+        .verified_stage = verified,
+        .missing_verifiers = missing,
+        .missing_verifiers_count = nm,
+        .last_buyer_signal_at = d->last_buyer,
+        .last_seller_activity_at = d->last_seller,
+        .unanswered_seller_actions = d->unanswered,
+        .quiet_days = quiet,
+        .message = msg,
+        .raised_at = c->now,
+    };
+    if (c->alert)
+        c->alert(c->opaque, &al);
+}
+
+void ds_deal_evaluate(ds_deal_t *d, const ds_watch_ctx_t *c) {
+    if (!d->opened || d->outcome)
+        return;
+    const ds_rules_t *r = c->rules;
+    int v = verified_stage(d, r);
+    int req = r->stall.mobilizer_required_from;
+    bool holds[NK];
+    holds[DS_AK_NO_BUYER_SIGNAL] =
+        v != DS_NONE && (c->now - c->grace_ms) - quiet_start(d) > max_quiet_ms(r, v);
+    holds[DS_AK_ONE_SIDED] = d->unanswered >= r->stall.max_unanswered_seller_actions;
+    holds[DS_AK_UNVERIFIED_STAGE] = v != DS_NONE && d->reported > v;
+    holds[DS_AK_NO_MOBILIZER] = v != DS_NONE && (v >= req || d->reported >= req) && !mobilizer(d, c);
+    int64_t renotify = (int64_t)(r->stall.renotify_days * DS_DAY_MS);
+    for (int k = 0; k < NK; k++) {
+        alert_st_t *a = &d->al[k];
+        if (holds[k] && !a->open) {
+            a->open = 1;
+            a->episode++;
+            a->level = 1;
+            a->last_notified = c->now;
+            emit(d, c, k, DS_AS_OPEN, v);
+        } else if (holds[k] && a->open && c->now - a->last_notified >= renotify) {
+            a->level++;
+            a->last_notified = c->now;
+            emit(d, c, k, DS_AS_REMINDER, v);
+        } else if (!holds[k] && a->open) {
+            a->open = 0;
+            emit(d, c, k, DS_AS_RESOLVED, v);
+        }
+    }
+}
+
+static bool dedupe(ds_deal_t *d, const ds_crm_event_t *ev, double window_days) {
+    uint64_t h = fnv(ev->event_id);
+    int64_t win = (int64_t)(window_days * DS_DAY_MS);
+    if (ev->occurred_at > d->max_t)
+        d->max_t = ev->occurred_at;
+    uint32_t j = 0;
+    bool dup = false;
+    for (uint32_t i = 0; i < d->nseen; i++) {
+        if (d->seen[i].h == h)
+            dup = true;
+        if (d->max_t - d->seen[i].at <= win || d->seen[i].h == h)
+            d->seen[j++] = d->seen[i];
+    }
+    d->nseen = j;
+    if (dup)
+        return true;
+    seen_t *n = realloc(d->seen, (d->nseen + 1) * sizeof(*n));
+    if (n) {
+        d->seen = n;
+        d->seen[d->nseen++] = (seen_t){h, ev->occurred_at};
+    }
+    return false;
+}
+
+ds_err_t ds_deal_apply(ds_deal_t *d, const ds_crm_event_t *ev, const ds_watch_ctx_t *c) {
+    if (d->outcome)
+        return DS_ERR_IGNORED;
+    if (dedupe(d, ev, c->rules->dedupe_window_days))
+        return DS_ERR_DUPLICATE;
+    int64_t t = ev->occurred_at;
+    bool first = !d->opened;
+    if (first) {
+        d->opened = 1;
+        d->opened_at = t;
+        d->reported = (ev->type == DS_CRM_DEAL_OPENED && ev->stage != DS_NONE)
+                          ? ev->stage
+                          : DS_PS_RECOGNIZE_NEED;
+    }
+    set_str(&d->account_id, ev->account_id);
+    set_str(&d->owner_id, ev->owner_id);
+    switch (ev->type) {
+    case DS_CRM_DEAL_OPENED:
+        if (!first)
+            return DS_ERR_IGNORED;
+        break;
+    case DS_CRM_STAGE_CHANGED:
+        if (ev->stage == DS_NONE)
+            return DS_ERR_IGNORED;
+        d->reported = ev->stage;
+        break;
+    case DS_CRM_SELLER_ACTIVITY:
+        d->unanswered++;
+        if (d->last_seller == DS_TS_NULL || t > d->last_seller)
+            d->last_seller = t;
+        break;
+    case DS_CRM_BUYER_SIGNAL:
+        if (ev->signal && ev->signal[0] && !observed(d, ev->signal)) {
+            sig_t_ *n = realloc(d->sigs, (d->nsigs + 1) * sizeof(*n));
+            if (n) {
+                d->sigs = n;
+                if ((d->sigs[d->nsigs].code = strdup(ev->signal))) {
+                    d->sigs[d->nsigs].at = t;
+                    d->nsigs++;
+                }
+            }
+        }
+        if (ev->signal && !strcmp(ev->signal, "mobilizer_committed"))
+            d->mobilizer_known = 1;
+        if (ev->contact_role == DS_ROLE_MOBILIZER)
+            d->mobilizer_known = 1;
+        add_stakeholder(d, ev->contact_id);
+        d->unanswered = 0;
+        if (d->last_buyer == DS_TS_NULL || t > d->last_buyer)
+            d->last_buyer = t;
+        break;
+    case DS_CRM_STAKEHOLDER_ADDED:
+        add_stakeholder(d, ev->contact_id);
+        if (ev->contact_role == DS_ROLE_MOBILIZER)
+            d->mobilizer_known = 1;
+        break;
+    case DS_CRM_DEAL_WON:
+    case DS_CRM_DEAL_LOST: {
+        d->outcome = ev->type == DS_CRM_DEAL_WON ? 1 : 2;
+        int v = verified_stage(d, c->rules);
+        for (int k = 0; k < NK; k++) {
+            if (d->al[k].open) {
+                d->al[k].open = 0;
+                emit(d, c, k, DS_AS_RESOLVED, v);
+            }
+        }
+        return DS_ERR_OK;
+    }
+    default:
+        return DS_ERR_IGNORED;
+    }
+    ds_deal_evaluate(d, c);
+    return DS_ERR_OK;
+}
+
+int64_t ds_deal_next_deadline(const ds_deal_t *d, const ds_rules_t *r) {
+    if (!d->opened || d->outcome)
+        return INT64_MAX;
+    int64_t best = INT64_MAX;
+    int v = verified_stage(d, r);
+    if (v != DS_NONE && !d->al[DS_AK_NO_BUYER_SIGNAL].open)
+        best = quiet_start(d) + max_quiet_ms(r, v) + 1;
+    int64_t renotify = (int64_t)(r->stall.renotify_days * DS_DAY_MS);
+    for (int k = 0; k < NK; k++)
+        if (d->al[k].open && d->al[k].last_notified + renotify < best)
+            best = d->al[k].last_notified + renotify;
+    return best;
+}
+
+const char *ds_deal_id(const ds_deal_t *d) { return d->id; }
+const char *ds_deal_account_id(const ds_deal_t *d) { return d->account_id; }
+bool ds_deal_is_closed(const ds_deal_t *d) { return d->outcome != 0; }
+bool ds_deal_mobilizer_known(const ds_deal_t *d) { return d->mobilizer_known; }
+size_t ds_deal_stakeholder_count(const ds_deal_t *d) { return d->nstake; }
+const char *ds_deal_stakeholder(const ds_deal_t *d, size_t i) {
+    return i < d->nstake ? d->stake[i] : NULL;
+}
+
+static ds_err_t pf(ds_buf_t *o, const char *k, const char *v) {
+    ds_err_t e = ds_buf_append(o, k, strlen(k) + 1);
+    return e ? e : ds_buf_append(o, v ? v : "", (v ? strlen(v) : 0) + 1);
+}
+
+static void ts(char *b, size_t n, int64_t t) {
+    if (t == DS_TS_NULL)
+        b[0] = '\0';
+    else
+        snprintf(b, n, "%lld", (long long)t);
+}
+
+ds_err_t ds_deal_public_fields(const ds_deal_t *d, const ds_rules_t *r, ds_buf_t *o) {
+    char a[32], b[32], c[32], u[16];
+    int v = verified_stage(d, r);
+    ts(a, sizeof(a), d->opened_at);
+    ts(b, sizeof(b), d->last_buyer);
+    ts(c, sizeof(c), d->last_seller);
+    snprintf(u, sizeof(u), "%d", (int)d->unanswered);
+    ds_buf_t t;
+    ds_buf_init(&t, 0);
+    ds_err_t e = DS_ERR_OK;
+    e = e ? e : pf(o, "deal_id", d->id);
+    e = e ? e : pf(o, "account_id", d->account_id);
+    e = e ? e : pf(o, "owner_id", d->owner_id);
+    e = e ? e : pf(o, "state", d->outcome == 1 ? "won" : d->outcome == 2 ? "lost" : "open");
+    e = e ? e : pf(o, "reported_stage", ds_purchase_stage_name(d->reported));
+    e = e ? e : pf(o, "verified_stage", v == DS_NONE ? "" : ds_purchase_stage_name(v));
+    e = e ? e : pf(o, "opened_at", a);
+    e = e ? e : pf(o, "last_buyer_signal_at", b);
+    e = e ? e : pf(o, "last_seller_activity_at", c);
+    e = e ? e : pf(o, "unanswered_seller_actions", u);
+    for (uint32_t i = 0; !e && i < d->nstake; i++)
+        e = ds_buf_appendf(&t, "%s%s", i ? "," : "", d->stake[i]);
+    e = e ? e : ds_buf_append(&t, "", 1);
+    e = e ? e : pf(o, "stakeholders", (const char *)t.data);
+    e = e ? e : pf(o, "mobilizer_known", d->mobilizer_known ? "1" : "0");
+    ds_buf_reset(&t);
+    for (uint32_t i = 0; !e && i < d->nsigs; i++)
+        e = ds_buf_appendf(&t, "%s%s=%lld", i ? "," : "", d->sigs[i].code,
+                           (long long)d->sigs[i].at);
+    e = e ? e : ds_buf_append(&t, "", 1);
+    e = e ? e : pf(o, "signals", (const char *)t.data);
+    ds_buf_reset(&t);
+    int n = 0;
+    for (int k = 0; !e && k < NK; k++)
+        if (d->al[k].open)
+            e = ds_buf_appendf(&t, "%s%s:%d", n++ ? "," : "", ds_alert_kind_name(k),
+                               (int)d->al[k].level);
+    e = e ? e : ds_buf_append(&t, "", 1);
+    e = e ? e : pf(o, "open_alerts", (const char *)t.data);
+    ds_buf_reset(&t);
+    n = 0;
+    if (v != DS_NONE)
+        for (size_t i = 0; !e && i < r->stall.stages[v].verifiers_count; i++)
+            if (!observed(d, r->stall.stages[v].verifiers[i]))
+                e = ds_buf_appendf(&t, "%s%s", n++ ? "," : "", r->stall.stages[v].verifiers[i]);
+    e = e ? e : ds_buf_append(&t, "", 1);
+    e = e ? e : pf(o, "missing_verifiers", (const char *)t.data);
+    ds_buf_free(&t);
+    return e;
+}
+
+#define VERSION 1
+
+ds_err_t ds_deal_save(const ds_deal_t *d, ds_buf_t *o) {
+    ds_err_t e = ds_buf_put_u8(o, VERSION);
+    e = e ? e : ds_buf_put_str(o, d->id);
+    e = e ? e : ds_buf_put_str(o, d->account_id);
+    e = e ? e : ds_buf_put_str(o, d->owner_id);
+    e = e ? e : ds_buf_put_u8(o, d->opened);
+    e = e ? e : ds_buf_put_u8(o, d->outcome);
+    e = e ? e : ds_buf_put_u8(o, d->mobilizer_known);
+    e = e ? e : ds_buf_put_varint(o, (uint64_t)d->reported);
+    e = e ? e : ds_buf_put_i64(o, d->opened_at);
+    e = e ? e : ds_buf_put_i64(o, d->last_buyer);
+    e = e ? e : ds_buf_put_i64(o, d->last_seller);
+    e = e ? e : ds_buf_put_varint(o, (uint64_t)d->unanswered);
+    e = e ? e : ds_buf_put_i64(o, d->max_t);
+    e = e ? e : ds_buf_put_varint(o, d->nsigs);
+    for (uint32_t i = 0; !e && i < d->nsigs; i++) {
+        e = ds_buf_put_str(o, d->sigs[i].code);
+        e = e ? e : ds_buf_put_i64(o, d->sigs[i].at);
+    }
+    e = e ? e : ds_buf_put_varint(o, d->nstake);
+    for (uint32_t i = 0; !e && i < d->nstake; i++)
+        e = ds_buf_put_str(o, d->stake[i]);
+    for (int k = 0; !e && k < NK; k++) {
+        e = ds_buf_put_u8(o, d->al[k].open);
+        e = e ? e : ds_buf_put_varint(o, (uint64_t)d->al[k].episode);
+        e = e ? e : ds_buf_put_varint(o, (uint64_t)d->al[k].level);
+        e = e ? e : ds_buf_put_i64(o, d->al[k].last_notified);
+    }
+    e = e ? e : ds_buf_put_varint(o, d->nseen);
+    for (uint32_t i = 0; !e && i < d->nseen; i++) {
+        e = ds_buf_put_i64(o, (int64_t)d->seen[i].h);
+        e = e ? e : ds_buf_put_i64(o, d->seen[i].at);
+    }
+    return e;
+}
+
+#define GET(x)                                                                                     \
+    do {                                                                                           \
+        if ((x))                                                                                   \
+            goto bad;                                                                              \
+    } while (0)
+
+ds_deal_t *ds_deal_load(const void *p, size_t n, ds_err_t *err) {
+    ds_reader_t r;
+    ds_reader_init(&r, p, n);
+    ds_deal_t *d = calloc(1, sizeof(*d));
+    if (!d) {
+        *err = DS_ERR_NOMEM;
+        return NULL;
+    }
+    uint8_t ver, u8;
+    uint64_t v, cnt;
+    GET(ds_get_u8(&r, &ver));
+    GET(ver != VERSION);
+    GET(ds_get_str(&r, &d->id));
+    GET(!d->id);
+    GET(ds_get_str(&r, &d->account_id));
+    GET(ds_get_str(&r, &d->owner_id));
+    GET(ds_get_u8(&r, &d->opened));
+    GET(ds_get_u8(&r, &d->outcome));
+    GET(ds_get_u8(&r, &d->mobilizer_known));
+    GET(ds_get_varint(&r, &v) || v >= DS_PS__COUNT);
+    d->reported = (int32_t)v;
+    GET(ds_get_i64(&r, &d->opened_at));
+    GET(ds_get_i64(&r, &d->last_buyer));
+    GET(ds_get_i64(&r, &d->last_seller));
+    GET(ds_get_varint(&r, &v));
+    d->unanswered = (int32_t)v;
+    GET(ds_get_i64(&r, &d->max_t));
+    GET(ds_get_varint(&r, &cnt) || cnt > n);
+    d->sigs = calloc(cnt ? cnt : 1, sizeof(*d->sigs));
+    GET(!d->sigs);
+    for (uint64_t i = 0; i < cnt; i++) {
+        GET(ds_get_str(&r, &d->sigs[i].code) || !d->sigs[i].code);
+        d->nsigs++;
+        GET(ds_get_i64(&r, &d->sigs[i].at));
+    }
+    GET(ds_get_varint(&r, &cnt) || cnt > n);
+    d->stake = calloc(cnt ? cnt : 1, sizeof(char *));
+    GET(!d->stake);
+    for (uint64_t i = 0; i < cnt; i++) {
+        GET(ds_get_str(&r, &d->stake[i]) || !d->stake[i]);
+        d->nstake++;
+    }
+    for (int k = 0; k < NK; k++) {
+        GET(ds_get_u8(&r, &u8));
+        d->al[k].open = u8;
+        GET(ds_get_varint(&r, &v));
+        d->al[k].episode = (int32_t)v;
+        GET(ds_get_varint(&r, &v));
+        d->al[k].level = (int32_t)v;
+        GET(ds_get_i64(&r, &d->al[k].last_notified));
+    }
+    GET(ds_get_varint(&r, &cnt) || cnt > n);
+    d->seen = calloc(cnt ? cnt : 1, sizeof(*d->seen));
+    GET(!d->seen);
+    for (uint64_t i = 0; i < cnt; i++) {
+        int64_t h;
+        GET(ds_get_i64(&r, &h) || ds_get_i64(&r, &d->seen[i].at));
+        d->seen[i].h = (uint64_t)h;
+        d->nseen++;
+    }
+    GET(r.p != r.end);
+    return d;
+bad:
+    ds_deal_destroy(d);
+    *err = DS_ERR_UNDECODABLE;
+    return NULL;
+}
+
+size_t ds_deal_mem(const ds_deal_t *d) {
+    size_t m = sizeof(*d) + strlen(d->id) + 1;
+    m += d->account_id ? strlen(d->account_id) + 1 : 0;
+    m += d->owner_id ? strlen(d->owner_id) + 1 : 0;
+    for (uint32_t i = 0; i < d->nsigs; i++)
+        m += sizeof(sig_t_) + strlen(d->sigs[i].code) + 1;
+    for (uint32_t i = 0; i < d->nstake; i++)
+        m += sizeof(char *) + strlen(d->stake[i]) + 1;
+    return m + d->nseen * sizeof(seen_t);
+}
