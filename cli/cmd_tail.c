@@ -1,0 +1,307 @@
+/*
+ * cmd_tail.c — `dealsignal tail scores|alerts|dlq`: records in human form
+ * (or JSON lines with --json), from the end (default) or the beginning.
+ */
+#include <getopt.h>
+#include <librdkafka/rdkafka.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmds.h"
+#include "ds_buf.h"
+#include "ds_clock.h"
+#include "ds_kafka.h"
+#include "ds_serde.h"
+#include "events.h"
+
+static volatile sig_atomic_t g_stop;
+static void on_sig(int s) {
+    (void)s;
+    g_stop = 1;
+}
+
+static void usage(FILE *o) {
+    fprintf(o, "usage: dealsignal tail scores|alerts|dlq [--brokers LIST] [--from-beginning]\n"
+               "                       [--max N] [--timeout-ms T] [--json] [--schemas DIR]\n"
+               "                       [--topic-lead-scores T] [--topic-account-scores T]\n"
+               "                       [--topic-alerts T] [-X key=value]\n\n"
+               "Prints LeadScore/AccountScore (scores), DealAlert (alerts) or DLQ records (dlq)\n"
+               "one per line as they arrive; stops after --max records, after --timeout-ms\n"
+               "without a record, or on Ctrl-C.\n");
+}
+
+static void jstr(const char *s) {
+    if (!s) {
+        fputs("null", stdout);
+        return;
+    }
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            putchar('\\');
+        if (*s == '\n') {
+            fputs("\\n", stdout);
+            continue;
+        }
+        putchar(*s);
+    }
+    putchar('"');
+}
+
+static const char *stage_or(int v) {
+    const char *s = ds_content_stage_name(v);
+    return s ? s : "-";
+}
+
+static void show_lead(const ds_lead_score_t *s, bool json) {
+    if (json) {
+        printf("{\"type\":\"LeadScore\",\"lead_id\":");
+        jstr(s->lead_id);
+        printf(",\"account_id\":");
+        jstr(s->account_id);
+        printf(",\"confront\":%.6g,\"connect\":%.6g,\"mobilizer\":%.6g,\"tier\":\"%s\","
+               "\"previous_tier\":\"%s\",\"top_insight\":",
+               s->confront, s->connect, s->mobilizer, ds_tier_name(s->tier),
+               ds_tier_name(s->previous_tier));
+        jstr(s->top_insight);
+        printf(",\"as_of\":%lld,\"events_applied\":%lld,\"reasons\":[", (long long)s->as_of,
+               (long long)s->events_applied);
+        for (size_t i = 0; i < s->reasons_count; i++) {
+            if (i)
+                putchar(',');
+            jstr(s->reasons[i]);
+        }
+        printf("]}\n");
+        return;
+    }
+    printf("LEAD    %-12s (%s) %s", s->lead_id, s->account_id ? s->account_id : "no account",
+           ds_tier_name(s->tier));
+    if (s->tier != s->previous_tier)
+        printf(" <- %s", ds_tier_name(s->previous_tier));
+    printf("  confront %.1f connect %.1f mobilizer %.1f  top %s (%s)", s->confront, s->connect,
+           s->mobilizer, s->top_insight ? s->top_insight : "-", stage_or(s->furthest_stage));
+    for (size_t i = 0; i < s->reasons_count; i++)
+        printf("%s%s", i ? "; " : "  | ", s->reasons[i]);
+    putchar('\n');
+}
+
+static void show_account(const ds_account_score_t *a, bool json) {
+    if (json) {
+        printf("{\"type\":\"AccountScore\",\"account_id\":");
+        jstr(a->account_id);
+        printf(",\"engaged_stakeholders\":%d,\"confronted_stakeholders\":%d,\"consensus\":%.6g,"
+               "\"top_insight\":",
+               (int)a->engaged_stakeholders, (int)a->confronted_stakeholders, a->consensus);
+        jstr(a->top_insight);
+        printf(",\"as_of\":%lld,\"mobilizers\":[", (long long)a->as_of);
+        for (size_t i = 0; i < a->mobilizers_count; i++) {
+            if (i)
+                putchar(',');
+            jstr(a->mobilizers[i]);
+        }
+        printf("]}\n");
+        return;
+    }
+    printf("ACCOUNT %-12s engaged %d confronted %d consensus %.1f%% top %s mobilizers ",
+           a->account_id, (int)a->engaged_stakeholders, (int)a->confronted_stakeholders,
+           a->consensus, a->top_insight ? a->top_insight : "-");
+    for (size_t i = 0; i < a->mobilizers_count; i++)
+        printf("%s%s", i ? "," : "", a->mobilizers[i]);
+    if (!a->mobilizers_count)
+        putchar('-');
+    putchar('\n');
+}
+
+static void show_alert(const ds_deal_alert_t *a, bool json) {
+    if (json) {
+        printf("{\"type\":\"DealAlert\",\"alert_id\":");
+        jstr(a->alert_id);
+        printf(",\"deal_id\":");
+        jstr(a->deal_id);
+        printf(",\"kind\":\"%s\",\"state\":\"%s\",\"level\":%d,\"raised_at\":%lld,\"message\":",
+               ds_alert_kind_name(a->kind), ds_alert_state_name(a->state), (int)a->level,
+               (long long)a->raised_at);
+        jstr(a->message);
+        printf("}\n");
+        return;
+    }
+    char when[40];
+    ds_clock_format(a->raised_at, when, sizeof(when));
+    printf("ALERT   %-8s L%d %-16s %s owner %s at %s: %s\n", ds_alert_state_name(a->state),
+           (int)a->level, ds_alert_kind_name(a->kind), a->deal_id,
+           a->owner_id ? a->owner_id : "-", when, a->message);
+}
+
+int ds_cmd_tail(int argc, char **argv) {
+    const char *brokers = getenv("DEALSIGNAL_BROKERS"), *schemas = "schemas";
+    const char *t_ls = "lead.scores", *t_as = "account.scores", *t_al = "deal.alerts";
+    long max = -1, timeout = -1;
+    int beginning = 0, json = 0;
+    ds_kv_pair_t extra[32];
+    size_t nextra = 0;
+    if (!brokers)
+        brokers = "localhost:9092";
+    static const struct option opts[] = {
+        {"brokers", required_argument, 0, 'b'},    {"from-beginning", no_argument, 0, 'f'},
+        {"max", required_argument, 0, 'm'},        {"timeout-ms", required_argument, 0, 't'},
+        {"json", no_argument, 0, 'j'},             {"schemas", required_argument, 0, 'S'},
+        {"topic-lead-scores", required_argument, 0, 'L'},
+        {"topic-account-scores", required_argument, 0, 'A'},
+        {"topic-alerts", required_argument, 0, 'T'}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'b': brokers = optarg; break;
+        case 'f': beginning = 1; break;
+        case 'm': max = strtol(optarg, NULL, 10); break;
+        case 't': timeout = strtol(optarg, NULL, 10); break;
+        case 'j': json = 1; break;
+        case 'S': schemas = optarg; break;
+        case 'L': t_ls = optarg; break;
+        case 'A': t_as = optarg; break;
+        case 'T': t_al = optarg; break;
+        case 'X': {
+            char *eq = strchr(optarg, '=');
+            if (!eq || nextra == 32)
+                return 2;
+            *eq = '\0';
+            extra[nextra].key = optarg;
+            extra[nextra++].value = eq + 1;
+            break;
+        }
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    const char *what = argv[optind];
+    const char *topics[2];
+    int nt;
+    if (!strcmp(what, "scores")) {
+        topics[0] = t_ls;
+        topics[1] = t_as;
+        nt = 2;
+    } else if (!strcmp(what, "alerts")) {
+        topics[0] = t_al;
+        nt = 1;
+    } else if (!strcmp(what, "dlq")) {
+        topics[0] = "ma.events.dlq";
+        topics[1] = "crm.events.dlq";
+        nt = 2;
+    } else {
+        usage(stderr);
+        return 2;
+    }
+    char err[512];
+    ds_serde_init(1 << 20);
+    ds_registry_t *reg = ds_registry_new_dir(schemas, err, sizeof(err));
+    if (!reg) {
+        char alt[4096];
+        snprintf(alt, sizeof(alt), "%s/schemas", DS_SOURCE_DIR);
+        reg = ds_registry_new_dir(alt, err, sizeof(err));
+    }
+    ds_codec_t *codec = reg ? ds_codec_new(reg, &ds_codec_default_ids, err, sizeof(err)) : NULL;
+    if (!codec) {
+        fprintf(stderr, "tail: %s\n", err);
+        ds_registry_destroy(reg);
+        return 1;
+    }
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char group[64];
+    snprintf(group, sizeof(group), "dealsignal-tail-%lld", (long long)ds_clock_mono_us());
+    ds_kv_pair_t defs[] = {{"group.id", group},
+                           {"auto.offset.reset", beginning ? "earliest" : "latest"},
+                           {"enable.auto.commit", "false"},
+                           {"log_level", "3"}};
+    rd_kafka_t *k = NULL;
+    if (!ds_kafka_conf_apply(conf, brokers, defs, 4, err, sizeof(err)) &&
+        !ds_kafka_conf_apply(conf, NULL, extra, nextra, err, sizeof(err)))
+        k = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (!k) {
+        rd_kafka_conf_destroy(conf);
+        fprintf(stderr, "tail: %s\n", err);
+        ds_codec_destroy(codec);
+        ds_registry_destroy(reg);
+        return 1;
+    }
+    rd_kafka_poll_set_consumer(k);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(2);
+    for (int i = 0; i < nt; i++)
+        rd_kafka_topic_partition_list_add(l, topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(k, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sig;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    ds_arena_t arena;
+    ds_arena_init(&arena, 0);
+    long seen = 0;
+    int64_t last = ds_clock_mono_ms();
+    while (!g_stop && (max < 0 || seen < max)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(k, 100);
+        if (!m) {
+            if (timeout >= 0 && ds_clock_mono_ms() - last > timeout)
+                break;
+            continue;
+        }
+        if (m->err) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        last = ds_clock_mono_ms();
+        seen++;
+        ds_arena_reset(&arena);
+        char detail[256];
+        const char *topic = rd_kafka_topic_name(m->rkt);
+        if (!strcmp(what, "dlq")) {
+            rd_kafka_headers_t *h = NULL;
+            const void *v;
+            size_t vl;
+            char code[64] = "?", det[512] = "";
+            if (!rd_kafka_message_headers(m, &h)) {
+                if (!rd_kafka_header_get_last(h, "dealsignal.error", &v, &vl))
+                    snprintf(code, sizeof(code), "%.*s", (int)vl, (const char *)v);
+                if (!rd_kafka_header_get_last(h, "dealsignal.detail", &v, &vl))
+                    snprintf(det, sizeof(det), "%.*s", (int)vl, (const char *)v);
+            }
+            printf("DLQ     %s[%d]@%lld %s: %s (%zu bytes)\n", topic, (int)m->partition,
+                   (long long)m->offset, code, det, m->len);
+        } else if (!strcmp(topic, t_ls)) {
+            ds_lead_score_t s;
+            if (!ds_decode_lead_score(codec, m->payload, m->len, &arena, &s, detail, sizeof(detail)))
+                show_lead(&s, json);
+            else
+                printf("? undecodable LeadScore: %s\n", detail);
+        } else if (!strcmp(topic, t_as)) {
+            ds_account_score_t a;
+            if (!ds_decode_account_score(codec, m->payload, m->len, &arena, &a, detail,
+                                         sizeof(detail)))
+                show_account(&a, json);
+            else
+                printf("? undecodable AccountScore: %s\n", detail);
+        } else {
+            ds_deal_alert_t a;
+            if (!ds_decode_deal_alert(codec, m->payload, m->len, &arena, &a, detail, sizeof(detail)))
+                show_alert(&a, json);
+            else
+                printf("? undecodable DealAlert: %s\n", detail);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(k);
+    rd_kafka_destroy(k);
+    ds_arena_free(&arena);
+    ds_codec_destroy(codec);
+    ds_registry_destroy(reg);
+    return 0;
+}
