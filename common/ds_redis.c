@@ -20,7 +20,7 @@ struct ds_redis {
     int timeout_ms;
     redisContext *ctx;
     size_t pending;
-    char err[256];
+    char err[600];
 };
 
 ds_redis_t *ds_redis_new(const char *url, int timeout_ms, char *errstr, size_t errstr_size) {

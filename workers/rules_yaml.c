@@ -188,7 +188,7 @@ static int parse_scoring(ctx_t *c, yaml_node_t *n) {
                 return -1;
             yaml_node_t *k2, *v2;
             MAP_EACH(c, v, k2, v2) {
-                char p2[192];
+                char p2[320];
                 snprintf(p2, sizeof(p2), "%s.%s", p, scalar(k2) ? scalar(k2) : "?");
                 int idx;
                 if (sp) {
@@ -211,7 +211,7 @@ static int parse_scoring(ctx_t *c, yaml_node_t *n) {
             yaml_node_t *k2, *v2;
             MAP_EACH(c, v, k2, v2) {
                 const char *t = scalar(k2);
-                char p2[192];
+                char p2[320];
                 snprintf(p2, sizeof(p2), "%s.%s", p, t ? t : "?");
                 if (t && !strcmp(t, "confronted"))
                     rc = num(c, v2, p2, &c->r->scoring.tier_confronted, false);
@@ -239,7 +239,7 @@ static int parse_stage(ctx_t *c, yaml_node_t *n, const char *path, ds_stage_rule
     yaml_node_t *k, *v;
     MAP_EACH(c, n, k, v) {
         const char *key = scalar(k);
-        char p[192];
+        char p[400];
         snprintf(p, sizeof(p), "%s.%s", path, key ? key : "?");
         if (key && !strcmp(key, "max_quiet_days")) {
             if (num(c, v, p, &st->max_quiet_days, false))
@@ -295,7 +295,7 @@ static int parse_stall(ctx_t *c, yaml_node_t *n) {
             yaml_node_t *k2, *v2;
             rc = 0;
             MAP_EACH(c, v, k2, v2) {
-                char p2[192];
+                char p2[320];
                 snprintf(p2, sizeof(p2), "%s.%s", p, scalar(k2) ? scalar(k2) : "?");
                 int idx;
                 if (sym(c, k2, p2, ds_purchase_stage_parse, "PurchaseStage", PS_LIST, &idx) ||

@@ -205,12 +205,14 @@ static void *ensure_cap(void *p, uint32_t *cap, uint32_t need, size_t sz, uint32
     return np;
 }
 
+static inline bool over_u32(uint64_t v) { return v > UINT32_MAX; }
+
 /* Make room for `need` elements in arr (capacity cap); 0 on success. */
 #define ENSURE(arr, cap, need, first)                                                              \
     __extension__({                                                                                \
         int rc_ = 0;                                                                               \
         if ((uint64_t)(need) > (uint64_t)(cap)) {                                                  \
-            if ((uint64_t)(need) > UINT32_MAX) {                                                   \
+            if (over_u32((uint64_t)(need))) {                                                      \
                 rc_ = -1;                                                                          \
             } else {                                                                               \
                 void *np_ = ensure_cap((arr), &(cap), (uint32_t)(need), sizeof(*(arr)), (first));  \
@@ -348,7 +350,7 @@ static int intern(ds_score_unit_t *u, const char *s, uint32_t *out) {
     return 0;
 }
 
-static uint32_t lookup(const ds_score_unit_t *u, const char *s) {
+__attribute__((unused)) static uint32_t lookup(const ds_score_unit_t *u, const char *s) {
     if (!s)
         return NOID;
     size_t len = strlen(s);
@@ -908,15 +910,15 @@ DEFINE_LBOUND(lb_gc, gc_t, cmp_gc)
 #define SORTED_ADD(arr, n, cap, lbfn, rec)                                                         \
     __extension__({                                                                                \
         bool f_;                                                                                   \
-        int rc_ = 0;                                                                               \
+        int src_ = 0;                                                                              \
         uint32_t p_ = lbfn((arr), (n), &(rec), &f_);                                               \
         if (!f_) {                                                                                 \
             if (ENSURE((arr), (cap), (n) + 1, 8))                                                  \
-                rc_ = -1;                                                                          \
+                src_ = -1;                                                                         \
             else                                                                                   \
                 insert_at((arr), (n)++, sizeof(*(arr)), p_, &(rec));                               \
         }                                                                                          \
-        rc_;                                                                                       \
+        src_;                                                                                      \
     })
 
 /* Follow credit: the lead `li` (a colleague) engaged `insight` at t. */
