@@ -440,7 +440,8 @@ static void collect(ds_worker_t *w, int wait_ms) {
         add_msg(w, w->held[i]);
     /* anything not taken stays held (only when held > cap) */
     size_t taken = held < w->cap ? held : w->cap;
-    memmove(w->held, w->held + taken, (held - taken) * sizeof(*w->held));
+    if (held > taken)
+        memmove(w->held, w->held + taken, (held - taken) * sizeof(*w->held));
     w->nheld -= taken;
     if (w->paused && !w->nheld)
         set_paused(w, false);
