@@ -206,6 +206,7 @@ int ds_cmd_gen(int argc, char **argv) {
     }
     ds_codec_t *codec = reg ? ds_codec_new(reg, &ds_codec_default_ids, err, sizeof(err)) : NULL;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    ds_kafka_conf_track_deliveries(conf);
     rd_kafka_t *p = NULL;
     if (codec) {
         static const ds_kv_pair_t defs[] = {{"enable.idempotence", "true"},

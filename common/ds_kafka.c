@@ -129,6 +129,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     }
 }
 
+void ds_kafka_conf_track_deliveries(rd_kafka_conf_t *conf) { rd_kafka_conf_set_dr_msg_cb(conf, dr_cb); }
+
 rd_kafka_t *ds_kafka_producer_new(const ds_config_t *cfg, char *errstr, size_t errstr_size) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     static const char *const defaults[][2] = {

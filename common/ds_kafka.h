@@ -49,6 +49,10 @@ ds_err_t ds_kafka_conf_apply(rd_kafka_conf_t *conf, const char *brokers,
                              const ds_kv_pair_t *extra, size_t nextra, char *errstr,
                              size_t errstr_size) DS_WUR;
 
+/** Make a producer conf feed ds_delivery_t counters (tools building their
+ *  own producer with ds_kafka_conf_apply). */
+void ds_kafka_conf_track_deliveries(rd_kafka_conf_t *conf);
+
 /** Produce a copy of key/value to topic; `hdrs` (may be NULL) is owned by
  *  the message on success and destroyed by us on failure.  Waits (polling)
  *  while the local queue is full.  `d` counts the delivery. */
