@@ -128,7 +128,7 @@ static char *canon_reply(const redisReply *r) {
         memcpy(s + kl + 1, r->element[i + 1]->str, vl);
         s[kl + 1 + vl] = '\0';
         /* binary blobs may hold NULs: hex them */
-        if (memchr(s, '\0', kl + 1 + vl) != s + kl + 1 + vl) {
+        if (memchr(s, 0, kl + 1 + vl) != NULL) {
             char *h = malloc(kl + 2 + 2 * vl + 1);
             memcpy(h, r->element[i]->str, kl);
             h[kl] = '#';

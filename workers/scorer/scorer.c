@@ -111,6 +111,9 @@ static size_t sc_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
                           int round) {
     ds_scorer_t *s = self;
     (void)parts;
+    /* a failed earlier attempt may have left loads queued: forget them */
+    for (size_t i = 0; i < s->nloads; i++)
+        s->loads[i]->loading = false;
     s->nloads = 0;
     if (round > 0)
         return 0;

@@ -88,6 +88,7 @@ struct ds_watcher {
     int32_t *pending_parts;
     size_t npending, pending_cap;
     mob_entry_t *mob_cache; /* per batch */
+    bool boot_inflight;     /* index deals queued, not yet known loaded */
     ds_buf_t enc, tmp;
     ds_worker_t *cur;
     ds_counter_t *m_applied, *m_duplicates, *m_ignored, *m_skipped;
@@ -263,7 +264,17 @@ static void mob_cache_clear(ds_watcher_t *w) {
 static size_t wa_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t *parts, size_t n,
                           int round) {
     ds_watcher_t *w = self;
+    /* a failed earlier attempt may have left loads queued: forget them */
+    for (size_t i = 0; i < w->nloads; i++)
+        if (w->loads[i].kind == LOAD_DEAL)
+            w->loads[i].e->loading = false;
     w->nloads = 0;
+    if (round == 0 && w->boot_inflight) {
+        /* an earlier bootstrap read its index but not all its deals: redo it */
+        for (int32_t p = 0; p < MAX_PARTITIONS; p++)
+            w->parts[p].bootstrapped = false;
+        w->boot_inflight = false;
+    }
     if (round == 0) {
         const ds_rules_t *nr = __atomic_exchange_n(&w->next_rules, NULL, __ATOMIC_ACQ_REL);
         if (nr) {
@@ -306,6 +317,8 @@ static size_t wa_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
                 cmd_load_deal(w, r, e);
         }
     } else {
+        if (w->npending)
+            w->boot_inflight = true;
         for (size_t i = 0; i < w->npending; i++) {
             deal_entry_t *e = entry_for(w, w->pending_ids[i], w->pending_parts[i]);
             free(w->pending_ids[i]);
@@ -337,6 +350,8 @@ static void add_pending(ds_watcher_t *w, const char *id, int32_t p) {
 }
 
 static ds_err_t wa_prefetched(void *self, size_t index, const redisReply *rep) {
+    if (index + 1 == ((ds_watcher_t *)self)->nloads)
+        ((ds_watcher_t *)self)->boot_inflight = false; /* every reply of the round arrived */
     ds_watcher_t *w = self;
     load_t *l = &w->loads[index];
     if (l->kind == LOAD_PART) {
