@@ -196,7 +196,7 @@ static ds_err_t get_str_array(proj_t *p, const char *name, size_t max_items, siz
         return e;
     if (avro_value_get_type(&v) != AVRO_ARRAY)
         return fail(p, DS_ERR_UNDECODABLE, name, "not an array");
-    size_t n;
+    size_t n = 0;
     avro_value_get_size(&v, &n);
     if (n > max_items) {
         char w[96];
@@ -234,7 +234,7 @@ static ds_err_t get_attrs(proj_t *p, const ds_kv_t **out, size_t *count) {
         return e;
     if (avro_value_get_type(&v) != AVRO_MAP)
         return fail(p, DS_ERR_UNDECODABLE, "attributes", "not a map");
-    size_t n;
+    size_t n = 0;
     avro_value_get_size(&v, &n);
     if (n > DS_MAX_ATTRIBUTES)
         return fail(p, DS_ERR_LIMIT_EXCEEDED, "attributes", "over 64 entries");
