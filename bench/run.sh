@@ -60,7 +60,7 @@ for run in $(seq "$runs"); do
      --group-id "bench-$run-$$" --clock event --metrics-addr "127.0.0.1:$mport" \
      --log-level warn 2>"$tmp/worker-$run.err" &
   wpid=$!
-  metric() { curl -s "http://127.0.0.1:$mport/metrics" 2>/dev/null \
+  metric() { { curl -s "http://127.0.0.1:$mport/metrics" 2>/dev/null || true; } \
       | awk '/^dealsignal_consumed_records_total/ {s+=$2} END {printf "%d", s+0}'; }
   # the clock starts at the first completed batch (group join is not throughput)
   first=0
