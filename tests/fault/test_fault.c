@@ -83,11 +83,11 @@ static void run_init(run_t *r, const char *name) {
     snprintf(r->as, sizeof(r->as), "account.scores.%s", name);
     snprintf(r->al, sizeof(r->al), "deal.alerts.%s", name);
     char line[128];
-    snprintf(line, sizeof(line), "create-topic %s 4", r->ls);
+    snprintf(line, sizeof(line), "create-topic %s 16", r->ls);
     ds_h_broker_ctl(&env, line);
-    snprintf(line, sizeof(line), "create-topic %s 4", r->as);
+    snprintf(line, sizeof(line), "create-topic %s 16", r->as);
     ds_h_broker_ctl(&env, line);
-    snprintf(line, sizeof(line), "create-topic %s 4", r->al);
+    snprintf(line, sizeof(line), "create-topic %s 16", r->al);
     ds_h_broker_ctl(&env, line);
 }
 
