@@ -15,6 +15,7 @@
 #include "ds_clock.h"
 #include "ds_kafka.h"
 #include "ds_serde.h"
+#include "worker.h"
 #include "gen.h"
 
 static volatile sig_atomic_t g_stop;
@@ -198,12 +199,7 @@ int ds_cmd_gen(int argc, char **argv) {
     }
     char err[512];
     ds_serde_init(1 << 20);
-    ds_registry_t *reg = ds_registry_new_dir(schemas, err, sizeof(err));
-    if (!reg) {
-        char alt[4096];
-        snprintf(alt, sizeof(alt), "%s/schemas", DS_SOURCE_DIR);
-        reg = ds_registry_new_dir(alt, err, sizeof(err));
-    }
+    ds_registry_t *reg = ds_registry_open_dir(schemas, err, sizeof(err));
     ds_codec_t *codec = reg ? ds_codec_new(reg, &ds_codec_default_ids, err, sizeof(err)) : NULL;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     ds_kafka_conf_track_deliveries(conf);

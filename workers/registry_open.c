@@ -17,8 +17,7 @@ static ds_err_t fetch(void *opaque, int32_t id, char **json, char *errstr, size_
                                     errstr_size);
 }
 
-ds_registry_t *ds_registry_open(const ds_config_t *cfg, char *errstr, size_t errstr_size) {
-    const char *dir = cfg->schemas_dir;
+ds_registry_t *ds_registry_open_dir(const char *dir, char *errstr, size_t errstr_size) {
     char alt[4096];
     struct stat st;
     /* running from elsewhere than the source tree: the tree's schemas/ */
@@ -26,7 +25,11 @@ ds_registry_t *ds_registry_open(const ds_config_t *cfg, char *errstr, size_t err
         snprintf(alt, sizeof(alt), "%s/schemas", DS_SOURCE_DIR);
         dir = alt;
     }
-    ds_registry_t *r = ds_registry_new_dir(dir, errstr, errstr_size);
+    return ds_registry_new_dir(dir, errstr, errstr_size);
+}
+
+ds_registry_t *ds_registry_open(const ds_config_t *cfg, char *errstr, size_t errstr_size) {
+    ds_registry_t *r = ds_registry_open_dir(cfg->schemas_dir, errstr, errstr_size);
     if (r && cfg->schema_registry_url && cfg->schema_registry_url[0])
         ds_registry_set_fetcher(r, fetch, (void *)cfg);
     return r;

@@ -92,6 +92,10 @@ bool ds_worker_ready(const ds_worker_t *w, char *why, size_t why_size);
  *  with the embedded directory as a fallback cache.  One per thread. */
 ds_registry_t *ds_registry_open(const ds_config_t *cfg, char *errstr, size_t errstr_size);
 
+/** The embedded registry of dir; the default "schemas" falls back to the
+ *  source tree's schemas/ when run from elsewhere. */
+ds_registry_t *ds_registry_open_dir(const char *dir, char *errstr, size_t errstr_size);
+
 /** Metrics handle of the worker (may be NULL). */
 ds_metrics_t *ds_worker_metrics(ds_worker_t *w);
 /** The worker's Redis connection (for on-demand reads from ops). */
