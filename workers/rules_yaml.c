@@ -104,6 +104,15 @@ static int parse_catalog(ctx_t *c, yaml_node_t *n) {
     if (!n || n->type != YAML_SEQUENCE_NODE)
         return bad(c, n, "scoring.catalog", "expected a list");
     size_t cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+    /* a repeated `catalog` key replaces the earlier list (found by fuzzing:
+     * the old count outlived the old array) */
+    for (size_t i = 0; i < c->r->scoring.catalog_count; i++) {
+        free(c->r->scoring.catalog[i].content_id);
+        free(c->r->scoring.catalog[i].insight_id);
+    }
+    free(c->r->scoring.catalog);
+    c->r->scoring.catalog = NULL;
+    c->r->scoring.catalog_count = 0;
     ds_catalog_entry_t *cat = calloc(cnt ? cnt : 1, sizeof(*cat));
     if (!cat)
         return bad(c, n, "scoring.catalog", "out of memory");
