@@ -261,13 +261,22 @@ static ds_err_t get_attrs(proj_t *p, const ds_kv_t **out, size_t *count) {
     return DS_ERR_OK;
 }
 
-static ds_err_t open_rec(ds_codec_t *c, const void *buf, size_t len, ds_arena_t *arena,
-                         char *detail, size_t dsz, proj_t *p, avro_value_t **v) {
+/* Decode with the writer schema, which must be a record named `name`
+ * (Avro resolution matches records by unqualified name). */
+static ds_err_t open_rec(ds_codec_t *c, const char *name, const void *buf, size_t len,
+                         ds_arena_t *arena, char *detail, size_t dsz, proj_t *p,
+                         avro_value_t **v) {
     ds_err_t e = ds_serde_decode(c->reg, buf, len, v, detail, dsz);
     if (e)
         return e;
     if (avro_value_get_type(*v) != AVRO_RECORD) {
-        snprintf(detail, dsz, "writer schema is not a record");
+        snprintf(detail, dsz, "writer schema is not a record, expected %s", name);
+        return DS_ERR_WRONG_TYPE;
+    }
+    const char *wname = avro_schema_name(avro_value_get_schema(*v));
+    if (!wname || strcmp(wname, name) != 0) {
+        snprintf(detail, dsz, "writer schema is record %s, expected %s", wname ? wname : "?",
+                 name);
         return DS_ERR_WRONG_TYPE;
     }
     p->rec = *v;
@@ -289,7 +298,7 @@ ds_err_t ds_decode_ma(ds_codec_t *c, const void *buf, size_t len, ds_arena_t *ar
                       ds_ma_event_t *o, char *detail, size_t dsz) {
     proj_t p;
     avro_value_t *v;
-    TRY(open_rec(c, buf, len, arena, detail, dsz, &p, &v));
+    TRY(open_rec(c, "MarketingEvent", buf, len, arena, detail, dsz, &p, &v));
     memset(o, 0, sizeof(*o));
     TRY(get_str(&p, "event_id", true, ID, &o->event_id));
     TRY(get_long(&p, "occurred_at", true, &o->occurred_at, NULL));
@@ -312,7 +321,7 @@ ds_err_t ds_decode_crm(ds_codec_t *c, const void *buf, size_t len, ds_arena_t *a
                        ds_crm_event_t *o, char *detail, size_t dsz) {
     proj_t p;
     avro_value_t *v;
-    TRY(open_rec(c, buf, len, arena, detail, dsz, &p, &v));
+    TRY(open_rec(c, "CrmEvent", buf, len, arena, detail, dsz, &p, &v));
     memset(o, 0, sizeof(*o));
     TRY(get_str(&p, "event_id", true, ID, &o->event_id));
     TRY(get_long(&p, "occurred_at", true, &o->occurred_at, NULL));
@@ -333,7 +342,7 @@ ds_err_t ds_decode_lead_score(ds_codec_t *c, const void *buf, size_t len, ds_are
                               ds_lead_score_t *o, char *detail, size_t dsz) {
     proj_t p;
     avro_value_t *v;
-    TRY(open_rec(c, buf, len, arena, detail, dsz, &p, &v));
+    TRY(open_rec(c, "LeadScore", buf, len, arena, detail, dsz, &p, &v));
     memset(o, 0, sizeof(*o));
     TRY(get_str(&p, "lead_id", true, 0, &o->lead_id));
     TRY(get_str(&p, "account_id", false, 0, &o->account_id));
@@ -359,7 +368,7 @@ ds_err_t ds_decode_account_score(ds_codec_t *c, const void *buf, size_t len, ds_
                                  ds_account_score_t *o, char *detail, size_t dsz) {
     proj_t p;
     avro_value_t *v;
-    TRY(open_rec(c, buf, len, arena, detail, dsz, &p, &v));
+    TRY(open_rec(c, "AccountScore", buf, len, arena, detail, dsz, &p, &v));
     memset(o, 0, sizeof(*o));
     int64_t x;
     TRY(get_str(&p, "account_id", true, 0, &o->account_id));
@@ -378,7 +387,7 @@ ds_err_t ds_decode_deal_alert(ds_codec_t *c, const void *buf, size_t len, ds_are
                               ds_deal_alert_t *o, char *detail, size_t dsz) {
     proj_t p;
     avro_value_t *v;
-    TRY(open_rec(c, buf, len, arena, detail, dsz, &p, &v));
+    TRY(open_rec(c, "DealAlert", buf, len, arena, detail, dsz, &p, &v));
     memset(o, 0, sizeof(*o));
     int64_t x;
     bool pr;

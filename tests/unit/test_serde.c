@@ -1,0 +1,316 @@
+/*
+ * test_serde.c — Confluent framing and schema evolution without avro-c's
+ * resolved reader: a writer schema that adds fields, and one that lacks
+ * fields our reader has with defaults, both decode into the same event.
+ * Also the round trip of every output record and the framing errors.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka.h needs the four above first */
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ds_serde.h"
+#include "events.h"
+#include "worker.h"
+
+typedef struct fixture {
+    ds_registry_t *reg;
+    ds_codec_t *codec;
+    ds_arena_t arena;
+    ds_buf_t buf;
+} fixture_t;
+
+/* MarketingEvent as a newer producer writes it: a field added in the
+ * middle (campaign, a record) and one at the end (score_hint, a union). */
+static const char *const WRITER_ADDS =
+    "{\"type\":\"record\",\"name\":\"MarketingEvent\",\"namespace\":\"dealsignal.v1\","
+    "\"fields\":["
+    "{\"name\":\"event_id\",\"type\":\"string\"},"
+    "{\"name\":\"campaign\",\"type\":{\"type\":\"record\",\"name\":\"Campaign\",\"fields\":["
+    "  {\"name\":\"name\",\"type\":\"string\"},{\"name\":\"tags\",\"type\":{\"type\":\"array\","
+    "\"items\":\"string\"}}]}},"
+    "{\"name\":\"occurred_at\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}},"
+    "{\"name\":\"lead_id\",\"type\":\"string\"},"
+    "{\"name\":\"account_id\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"MarketingEventType\",\"symbols\":"
+    "[\"CONTENT_VIEWED\",\"CONTENT_COMPLETED\",\"DIAGNOSTIC_COMPLETED\",\"CONTENT_SHARED\","
+    "\"EMAIL_CLICKED\",\"WEBINAR_ATTENDED\",\"FORM_SUBMITTED\",\"UNSUBSCRIBED\"]}},"
+    "{\"name\":\"content_id\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"insight_id\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"content_stage\",\"type\":[\"null\",{\"type\":\"enum\",\"name\":\"ContentStage\","
+    "\"symbols\":[\"SPARK\",\"INTRODUCE\",\"CONFRONT\",\"BUILD_B\",\"SPEC\"]}],\"default\":null},"
+    "{\"name\":\"shared_with\",\"type\":{\"type\":\"array\",\"items\":\"string\"},\"default\":[]},"
+    "{\"name\":\"source\",\"type\":[\"null\",\"string\"],\"default\":null},"
+    "{\"name\":\"attributes\",\"type\":{\"type\":\"map\",\"values\":\"string\"},\"default\":{}},"
+    "{\"name\":\"score_hint\",\"type\":[\"null\",\"double\"],\"default\":null}"
+    "]}";
+
+/* MarketingEvent as an older producer writes it: only the required fields
+ * and content_id; everything else must take the reader's defaults. */
+static const char *const WRITER_LACKS =
+    "{\"type\":\"record\",\"name\":\"MarketingEvent\",\"namespace\":\"dealsignal.v1\","
+    "\"fields\":["
+    "{\"name\":\"lead_id\",\"type\":\"string\"},"
+    "{\"name\":\"event_id\",\"type\":\"string\"},"
+    "{\"name\":\"occurred_at\",\"type\":\"long\"},"
+    "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"MarketingEventType\",\"symbols\":"
+    "[\"CONTENT_VIEWED\",\"CONTENT_COMPLETED\",\"DIAGNOSTIC_COMPLETED\",\"CONTENT_SHARED\","
+    "\"EMAIL_CLICKED\",\"WEBINAR_ATTENDED\",\"FORM_SUBMITTED\",\"UNSUBSCRIBED\"]}},"
+    "{\"name\":\"content_id\",\"type\":[\"null\",\"string\"],\"default\":null}"
+    "]}";
+
+static int setup(void **state) {
+    fixture_t *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    char err[512] = "";
+    ds_serde_init(1 << 20);
+    f->reg = ds_registry_open_dir(getenv("DS_SCHEMAS_DIR"), err, sizeof(err));
+    assert_non_null(f->reg);
+    assert_int_equal(ds_registry_add_json(f->reg, 201, WRITER_ADDS, err, sizeof(err)), DS_ERR_OK);
+    assert_int_equal(ds_registry_add_json(f->reg, 202, WRITER_LACKS, err, sizeof(err)), DS_ERR_OK);
+    f->codec = ds_codec_new(f->reg, &ds_codec_default_ids, err, sizeof(err));
+    assert_non_null(f->codec);
+    ds_arena_init(&f->arena, 0);
+    ds_buf_init(&f->buf, 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture_t *f = *state;
+    ds_buf_free(&f->buf);
+    ds_arena_free(&f->arena);
+    ds_codec_destroy(f->codec);
+    ds_registry_destroy(f->reg);
+    free(f);
+    return 0;
+}
+
+static void set_str(avro_value_t *rec, const char *field, const char *s) {
+    avro_value_t v;
+    assert_int_equal(avro_value_get_by_name(rec, field, &v, NULL), 0);
+    assert_int_equal(avro_value_set_string(&v, s), 0);
+}
+
+/* Set branch `branch` of a union field and return the branch value. */
+static avro_value_t branch_of(avro_value_t *rec, const char *field, int branch) {
+    avro_value_t u, b;
+    assert_int_equal(avro_value_get_by_name(rec, field, &u, NULL), 0);
+    assert_int_equal(avro_value_set_branch(&u, branch, &b), 0);
+    return b;
+}
+
+static void test_writer_adds_fields(void **state) {
+    fixture_t *f = *state;
+    avro_value_t *v;
+    assert_int_equal(ds_serde_value(f->reg, 201, &v), DS_ERR_OK);
+    set_str(v, "event_id", "e-adds");
+    avro_value_t camp, x;
+    assert_int_equal(avro_value_get_by_name(v, "campaign", &camp, NULL), 0);
+    set_str(&camp, "name", "spring");
+    assert_int_equal(avro_value_get_by_name(&camp, "tags", &x, NULL), 0);
+    avro_value_t item;
+    assert_int_equal(avro_value_append(&x, &item, NULL), 0);
+    assert_int_equal(avro_value_set_string(&item, "t1"), 0);
+    assert_int_equal(avro_value_get_by_name(v, "occurred_at", &x, NULL), 0);
+    assert_int_equal(avro_value_set_long(&x, 1700000000123), 0);
+    set_str(v, "lead_id", "L-1");
+    x = branch_of(v, "account_id", 1);
+    assert_int_equal(avro_value_set_string(&x, "A-1"), 0);
+    assert_int_equal(avro_value_get_by_name(v, "type", &x, NULL), 0);
+    assert_int_equal(avro_value_set_enum(&x, 3 /* CONTENT_SHARED */), 0);
+    x = branch_of(v, "content_id", 1);
+    assert_int_equal(avro_value_set_string(&x, "c-9"), 0);
+    x = branch_of(v, "insight_id", 0);
+    assert_int_equal(avro_value_set_null(&x), 0);
+    x = branch_of(v, "content_stage", 1);
+    assert_int_equal(avro_value_set_enum(&x, 2 /* CONFRONT */), 0);
+    assert_int_equal(avro_value_get_by_name(v, "shared_with", &x, NULL), 0);
+    assert_int_equal(avro_value_append(&x, &item, NULL), 0);
+    assert_int_equal(avro_value_set_string(&item, "L-2"), 0);
+    x = branch_of(v, "source", 0);
+    assert_int_equal(avro_value_set_null(&x), 0);
+    assert_int_equal(avro_value_get_by_name(v, "attributes", &x, NULL), 0);
+    assert_int_equal(avro_value_add(&x, "utm", &item, NULL, NULL), 0);
+    assert_int_equal(avro_value_set_string(&item, "mail"), 0);
+    x = branch_of(v, "score_hint", 1);
+    assert_int_equal(avro_value_set_double(&x, 2.5), 0);
+    assert_int_equal(ds_serde_encode(201, v, &f->buf), DS_ERR_OK);
+
+    /* the frame names the writer id */
+    int32_t id;
+    const void *payload;
+    size_t plen;
+    assert_int_equal(ds_serde_unframe(f->buf.data, f->buf.len, &id, &payload, &plen), DS_ERR_OK);
+    assert_int_equal(id, 201);
+
+    ds_ma_event_t ev;
+    char detail[256] = "";
+    assert_int_equal(
+        ds_decode_ma(f->codec, f->buf.data, f->buf.len, &f->arena, &ev, detail, sizeof(detail)),
+        DS_ERR_OK);
+    assert_string_equal(ev.event_id, "e-adds");
+    assert_int_equal(ev.occurred_at, 1700000000123);
+    assert_string_equal(ev.lead_id, "L-1");
+    assert_string_equal(ev.account_id, "A-1");
+    assert_int_equal(ev.type, DS_MA_CONTENT_SHARED);
+    assert_string_equal(ev.content_id, "c-9");
+    assert_null(ev.insight_id);
+    assert_int_equal(ev.content_stage, DS_CS_CONFRONT);
+    assert_int_equal(ev.shared_with_count, 1);
+    assert_string_equal(ev.shared_with[0], "L-2");
+    assert_null(ev.source);
+    assert_int_equal(ev.attributes_count, 1);
+    assert_string_equal(ev.attributes[0].key, "utm");
+    assert_string_equal(ev.attributes[0].value, "mail");
+}
+
+static void test_writer_lacks_fields_with_defaults(void **state) {
+    fixture_t *f = *state;
+    avro_value_t *v, x;
+    assert_int_equal(ds_serde_value(f->reg, 202, &v), DS_ERR_OK);
+    set_str(v, "lead_id", "L-old");
+    set_str(v, "event_id", "e-old");
+    assert_int_equal(avro_value_get_by_name(v, "occurred_at", &x, NULL), 0);
+    assert_int_equal(avro_value_set_long(&x, 42), 0);
+    assert_int_equal(avro_value_get_by_name(v, "type", &x, NULL), 0);
+    assert_int_equal(avro_value_set_enum(&x, 0 /* CONTENT_VIEWED */), 0);
+    x = branch_of(v, "content_id", 1);
+    assert_int_equal(avro_value_set_string(&x, "c-1"), 0);
+    ds_buf_reset(&f->buf);
+    assert_int_equal(ds_serde_encode(202, v, &f->buf), DS_ERR_OK);
+
+    ds_ma_event_t ev;
+    char detail[256] = "";
+    assert_int_equal(
+        ds_decode_ma(f->codec, f->buf.data, f->buf.len, &f->arena, &ev, detail, sizeof(detail)),
+        DS_ERR_OK);
+    assert_string_equal(ev.event_id, "e-old");
+    assert_string_equal(ev.lead_id, "L-old");
+    assert_int_equal(ev.occurred_at, 42);
+    assert_int_equal(ev.type, DS_MA_CONTENT_VIEWED);
+    assert_string_equal(ev.content_id, "c-1");
+    /* the reader's defaults */
+    assert_null(ev.account_id);
+    assert_null(ev.insight_id);
+    assert_int_equal(ev.content_stage, DS_NONE);
+    assert_int_equal(ev.shared_with_count, 0);
+    assert_null(ev.source);
+    assert_int_equal(ev.attributes_count, 0);
+}
+
+static void test_framing_errors(void **state) {
+    fixture_t *f = *state;
+    ds_ma_event_t ev;
+    char detail[256] = "";
+    static const unsigned char short_frame[] = {0, 0, 0};
+    assert_int_equal(ds_decode_ma(f->codec, short_frame, sizeof(short_frame), &f->arena, &ev,
+                                  detail, sizeof(detail)),
+                     DS_ERR_BAD_MAGIC);
+    static const unsigned char bad_magic[] = {1, 0, 0, 0, 1, 0};
+    assert_int_equal(ds_decode_ma(f->codec, bad_magic, sizeof(bad_magic), &f->arena, &ev, detail,
+                                  sizeof(detail)),
+                     DS_ERR_BAD_MAGIC);
+    static const unsigned char unknown_id[] = {0, 0, 0, 0x30, 0x39, 0};
+    assert_int_equal(ds_decode_ma(f->codec, unknown_id, sizeof(unknown_id), &f->arena, &ev,
+                                  detail, sizeof(detail)),
+                     DS_ERR_UNKNOWN_SCHEMA);
+    assert_non_null(strstr(detail, "12345"));
+    /* a CrmEvent frame where a MarketingEvent is expected */
+    ds_crm_event_t crm = {.event_id = "c", .occurred_at = 1, .deal_id = "D", .account_id = "A",
+                          .type = DS_CRM_DEAL_OPENED, .stage = DS_PS_RECOGNIZE_NEED, .contact_role = DS_NONE};
+    ds_buf_reset(&f->buf);
+    assert_int_equal(ds_encode_crm(f->codec, &crm, &f->buf), DS_ERR_OK);
+    assert_int_equal(ds_decode_ma(f->codec, f->buf.data, f->buf.len, &f->arena, &ev, detail,
+                                  sizeof(detail)),
+                     DS_ERR_WRONG_TYPE);
+    assert_non_null(strstr(detail, "CrmEvent"));
+}
+
+static void test_output_round_trip(void **state) {
+    fixture_t *f = *state;
+    char detail[256] = "";
+    ds_lead_score_t ls = {.lead_id = "L", .account_id = "A", .confront = 12.5, .connect = 3,
+                          .mobilizer = 4.25, .tier = DS_TIER_CONFRONTED,
+                          .previous_tier = DS_TIER_LEARNING, .top_insight = "I1",
+                          .furthest_stage = DS_CS_CONFRONT, .reasons = {"a", "b"},
+                          .reasons_count = 2, .as_of = 77, .events_applied = 9};
+    ds_buf_reset(&f->buf);
+    assert_int_equal(ds_encode_lead_score(f->codec, &ls, &f->buf), DS_ERR_OK);
+    ds_lead_score_t ls2;
+    assert_int_equal(ds_decode_lead_score(f->codec, f->buf.data, f->buf.len, &f->arena, &ls2,
+                                          detail, sizeof(detail)),
+                     DS_ERR_OK);
+    assert_string_equal(ls2.lead_id, "L");
+    assert_string_equal(ls2.account_id, "A");
+    assert_true(ls2.confront == 12.5 && ls2.connect == 3 && ls2.mobilizer == 4.25);
+    assert_int_equal(ls2.tier, DS_TIER_CONFRONTED);
+    assert_int_equal(ls2.previous_tier, DS_TIER_LEARNING);
+    assert_string_equal(ls2.top_insight, "I1");
+    assert_int_equal(ls2.furthest_stage, DS_CS_CONFRONT);
+    assert_int_equal(ls2.reasons_count, 2);
+    assert_string_equal(ls2.reasons[1], "b");
+    assert_int_equal(ls2.as_of, 77);
+    assert_int_equal(ls2.events_applied, 9);
+
+    const char *mob[] = {"L"};
+    ds_account_score_t as = {.account_id = "A", .engaged_stakeholders = 3,
+                             .confronted_stakeholders = 1, .consensus = 0.3,
+                             .top_insight = NULL, .mobilizers = mob, .mobilizers_count = 1,
+                             .as_of = 5};
+    ds_buf_reset(&f->buf);
+    assert_int_equal(ds_encode_account_score(f->codec, &as, &f->buf), DS_ERR_OK);
+    ds_account_score_t as2;
+    assert_int_equal(ds_decode_account_score(f->codec, f->buf.data, f->buf.len, &f->arena, &as2,
+                                             detail, sizeof(detail)),
+                     DS_ERR_OK);
+    assert_string_equal(as2.account_id, "A");
+    assert_int_equal(as2.engaged_stakeholders, 3);
+    assert_int_equal(as2.confronted_stakeholders, 1);
+    assert_true(as2.consensus == 0.3);
+    assert_null(as2.top_insight);
+    assert_int_equal(as2.mobilizers_count, 1);
+    assert_string_equal(as2.mobilizers[0], "L");
+
+    const char *missing[] = {"PROBLEM_ACKNOWLEDGED", "CRITERIA_SHARED"};
+    ds_deal_alert_t da = {.alert_id = "D:QUIET:1:OPEN:1", .deal_id = "D", .account_id = "A",
+                          .owner_id = NULL, .kind = DS_AK_NO_BUYER_SIGNAL, .state = DS_AS_OPEN,
+                          .level = 1, .reported_stage = DS_PS_EVALUATE_OPTIONS,
+                          .verified_stage = DS_NONE, .missing_verifiers = missing,
+                          .missing_verifiers_count = 2, .last_buyer_signal_at = DS_TS_NULL,
+                          .last_seller_activity_at = 99, .unanswered_seller_actions = 4,
+                          .quiet_days = 15.5, .message = "m", .raised_at = 100};
+    ds_buf_reset(&f->buf);
+    assert_int_equal(ds_encode_deal_alert(f->codec, &da, &f->buf), DS_ERR_OK);
+    ds_deal_alert_t da2;
+    assert_int_equal(ds_decode_deal_alert(f->codec, f->buf.data, f->buf.len, &f->arena, &da2,
+                                          detail, sizeof(detail)),
+                     DS_ERR_OK);
+    assert_string_equal(da2.alert_id, "D:QUIET:1:OPEN:1");
+    assert_null(da2.owner_id);
+    assert_int_equal(da2.kind, DS_AK_NO_BUYER_SIGNAL);
+    assert_int_equal(da2.verified_stage, DS_NONE);
+    assert_int_equal(da2.missing_verifiers_count, 2);
+    assert_string_equal(da2.missing_verifiers[1], "CRITERIA_SHARED");
+    assert_int_equal(da2.last_buyer_signal_at, DS_TS_NULL);
+    assert_int_equal(da2.last_seller_activity_at, 99);
+    assert_int_equal(da2.unanswered_seller_actions, 4);
+    assert_true(da2.quiet_days == 15.5);
+    assert_int_equal(da2.raised_at, 100);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_writer_adds_fields),
+        cmocka_unit_test(test_writer_lacks_fields_with_defaults),
+        cmocka_unit_test(test_framing_errors),
+        cmocka_unit_test(test_output_round_trip),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
