@@ -297,13 +297,30 @@ size_t ds_h_consume(const ds_h_env_t *env, const char *topic, size_t want, int t
     if (!k)
         die("consumer: %s", e);
     rd_kafka_poll_set_consumer(k);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
-    rd_kafka_subscribe(k, l);
+    int64_t end = ds_clock_mono_ms() + timeout_ms;
+    /* assign every partition from the beginning: no group join (the mock
+     * cluster's join costs seconds per call) */
+    int nparts = 0;
+    while (nparts == 0 && ds_clock_mono_ms() < end) {
+        rd_kafka_topic_t *t = rd_kafka_topic_new(k, topic, NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        if (rd_kafka_metadata(k, 0, t, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (md->topic_cnt == 1 && !md->topics[0].err)
+                nparts = md->topics[0].partition_cnt;
+            rd_kafka_metadata_destroy(md);
+        }
+        rd_kafka_topic_destroy(t);
+        if (nparts == 0)
+            ds_clock_sleep_ms(100);
+    }
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(nparts ? nparts : 1);
+    for (int i = 0; i < nparts; i++)
+        rd_kafka_topic_partition_list_add(l, topic, i)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    if (nparts)
+        rd_kafka_assign(k, l);
     rd_kafka_topic_partition_list_destroy(l);
     size_t n = 0, cap = 64;
     ds_h_record_t *recs = calloc(cap, sizeof(*recs));
-    int64_t end = ds_clock_mono_ms() + timeout_ms;
     while (n < want && ds_clock_mono_ms() < end) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(k, 100);
         if (!m)

@@ -1,0 +1,834 @@
+/*
+ * test_score.c — the pure lead-scoring domain (SPEC "Lead scoring" and
+ * "Precise semantics"), one test per rule.  Every expected figure is worked
+ * out by hand from the SPEC's rules in the comment next to it, with a small
+ * catalog and mostly the default rules:
+ *   stage_points SPARK 5, INTRODUCE 10, CONFRONT 20, BUILD_B 4, SPEC 1;
+ *   type_weight VIEWED 0.5, COMPLETED 1.0, DIAGNOSTIC 1.5, WEBINAR 1.0;
+ *   path 1.5, b_state 0.2, share 8 (cap 5), follow 20 (14 d), group 6,
+ *   half-life 30 d, repeat window 7 d, tiers 40/30, consensus_target 5.4.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka.h needs the four above first */
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "score.h"
+
+#define T0 1700000000000LL /* ms */
+#define DAY 86400000LL     /* ms */
+
+/* Catalog: insight alpha has one content per stage, beta two. */
+static const char CATALOG[] =
+    "  catalog:\n"
+    "    - {content_id: s1, insight_id: alpha, stage: SPARK}\n"
+    "    - {content_id: i1, insight_id: alpha, stage: INTRODUCE}\n"
+    "    - {content_id: c1, insight_id: alpha, stage: CONFRONT}\n"
+    "    - {content_id: b1, insight_id: alpha, stage: BUILD_B}\n"
+    "    - {content_id: p1, insight_id: alpha, stage: SPEC}\n"
+    "    - {content_id: w1, insight_id: alpha, stage: INTRODUCE}\n"
+    "    - {content_id: s2, insight_id: beta, stage: SPARK}\n"
+    "    - {content_id: c2, insight_id: beta, stage: CONFRONT}\n";
+
+/* Rules = defaults + `extra` (lines under scoring:, two-space indent) + catalog. */
+static ds_rules_t *rules(const char *extra) {
+    char yaml[2048];
+    int n = snprintf(yaml, sizeof(yaml), "scoring:\n%s%s", extra ? extra : "", CATALOG);
+    assert_true(n > 0 && (size_t)n < sizeof(yaml));
+    char err[256] = "";
+    ds_rules_t *r = ds_rules_load_buffer("test_score", yaml, (size_t)n, err, sizeof(err));
+    if (!r)
+        print_error("rules: %s\n", err);
+    assert_non_null(r);
+    return r;
+}
+
+/* ---- capture sink ---------------------------------------------------------- */
+
+#define CAP_MAX 64
+
+typedef struct lrec {
+    char *lead_id, *account_id, *top_insight, *output_id;
+    char *reasons[DS_MAX_REASONS];
+    size_t reasons_count;
+    double confront, connect, mobilizer;
+    int tier, previous_tier, furthest_stage;
+    int64_t as_of, events_applied;
+} lrec_t;
+
+typedef struct arec {
+    char *account_id, *top_insight, *output_id;
+    char *mobilizers[CAP_MAX];
+    size_t mobilizers_count;
+    int32_t engaged, confronted;
+    double consensus;
+    int64_t as_of;
+} arec_t;
+
+typedef struct cap {
+    lrec_t l[CAP_MAX];
+    size_t nl;
+    arec_t a[CAP_MAX];
+    size_t na;
+} cap_t;
+
+static char *dupn(const char *s) {
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    assert_non_null(d);
+    return d;
+}
+
+static void on_lead(void *opaque, const ds_lead_score_t *s) {
+    cap_t *c = opaque;
+    assert_true(c->nl < CAP_MAX);
+    lrec_t *x = &c->l[c->nl++];
+    memset(x, 0, sizeof(*x));
+    x->lead_id = dupn(s->lead_id);
+    x->account_id = dupn(s->account_id);
+    x->top_insight = dupn(s->top_insight);
+    x->output_id = dupn(s->output_id);
+    assert_true(s->reasons_count <= DS_MAX_REASONS);
+    for (size_t i = 0; i < s->reasons_count; i++)
+        x->reasons[i] = dupn(s->reasons[i]);
+    x->reasons_count = s->reasons_count;
+    x->confront = s->confront;
+    x->connect = s->connect;
+    x->mobilizer = s->mobilizer;
+    x->tier = s->tier;
+    x->previous_tier = s->previous_tier;
+    x->furthest_stage = s->furthest_stage;
+    x->as_of = s->as_of;
+    x->events_applied = s->events_applied;
+}
+
+static void on_account(void *opaque, const ds_account_score_t *s) {
+    cap_t *c = opaque;
+    assert_true(c->na < CAP_MAX);
+    arec_t *x = &c->a[c->na++];
+    memset(x, 0, sizeof(*x));
+    x->account_id = dupn(s->account_id);
+    x->top_insight = dupn(s->top_insight);
+    x->output_id = dupn(s->output_id);
+    assert_true(s->mobilizers_count <= CAP_MAX);
+    for (size_t i = 0; i < s->mobilizers_count; i++)
+        x->mobilizers[i] = dupn(s->mobilizers[i]);
+    x->mobilizers_count = s->mobilizers_count;
+    x->engaged = s->engaged_stakeholders;
+    x->confronted = s->confronted_stakeholders;
+    x->consensus = s->consensus;
+    x->as_of = s->as_of;
+}
+
+static void cap_clear(cap_t *c) {
+    for (size_t i = 0; i < c->nl; i++) {
+        lrec_t *x = &c->l[i];
+        free(x->lead_id);
+        free(x->account_id);
+        free(x->top_insight);
+        free(x->output_id);
+        for (size_t k = 0; k < x->reasons_count; k++)
+            free(x->reasons[k]);
+    }
+    for (size_t i = 0; i < c->na; i++) {
+        arec_t *x = &c->a[i];
+        free(x->account_id);
+        free(x->top_insight);
+        free(x->output_id);
+        for (size_t k = 0; k < x->mobilizers_count; k++)
+            free(x->mobilizers[k]);
+    }
+    c->nl = c->na = 0;
+}
+
+static ds_score_sink_t sink_of(cap_t *c) {
+    ds_score_sink_t s = {on_lead, on_account, c};
+    return s;
+}
+
+/* The last LeadScore captured for `lead`, or NULL. */
+static const lrec_t *last_lead(const cap_t *c, const char *lead) {
+    for (size_t i = c->nl; i > 0; i--)
+        if (!strcmp(c->l[i - 1].lead_id, lead))
+            return &c->l[i - 1];
+    return NULL;
+}
+
+static size_t count_lead(const cap_t *c, const char *lead) {
+    size_t n = 0;
+    for (size_t i = 0; i < c->nl; i++)
+        n += !strcmp(c->l[i].lead_id, lead);
+    return n;
+}
+
+static const arec_t *last_account(const cap_t *c) { return c->na ? &c->a[c->na - 1] : NULL; }
+
+/* ---- helpers --------------------------------------------------------------- */
+
+#define EPS 1e-9
+#define assert_near(got, want) near_((got), (want), EPS, __FILE__, __LINE__)
+static void near_(double got, double want, double eps, const char *file, int line) {
+    if (!(fabs(got - want) <= eps)) {
+        print_error("got %.12f, want %.12f\n", got, want);
+        _fail(file, line);
+    }
+}
+
+static ds_ma_event_t ev(const char *id, int64_t t, const char *lead, const char *acct, int type,
+                        const char *content) {
+    ds_ma_event_t e;
+    memset(&e, 0, sizeof(e));
+    e.event_id = id;
+    e.occurred_at = t;
+    e.lead_id = lead;
+    e.account_id = acct;
+    e.type = type;
+    e.content_id = content;
+    e.insight_id = NULL;
+    e.content_stage = DS_NONE;
+    return e;
+}
+
+static ds_ma_event_t share_ev(const char *id, int64_t t, const char *lead, const char *acct,
+                              const char *content, const char **with, size_t n) {
+    ds_ma_event_t e = ev(id, t, lead, acct, DS_MA_CONTENT_SHARED, content);
+    e.shared_with = with;
+    e.shared_with_count = n;
+    return e;
+}
+
+static void apply_ok(ds_score_unit_t *u, const ds_rules_t *r, ds_ma_event_t e, cap_t *c) {
+    ds_score_sink_t s = sink_of(c);
+    assert_int_equal(ds_score_unit_apply(u, r, &e, &s), DS_ERR_OK);
+}
+
+/* ---- 1. path order --------------------------------------------------------- */
+
+static void test_path_order(void **state) {
+    (void)state;
+    ds_rules_t *r = rules(NULL);
+    cap_t c = {0};
+
+    /* In order, all CONTENT_COMPLETED (weight 1) at T0 (no decay):
+     *   s1 SPARK      5 × 1            =  5
+     *   i1 INTRODUCE 10 × 1 × 1.5      = 15  (SPARK of alpha before)   -> 20
+     *   c1 CONFRONT  20 × 1 × 1.5      = 30  (earlier A-state before)  -> 50 */
+    ds_score_unit_t *u = ds_score_unit_new("L1", false);
+    assert_non_null(u);
+    apply_ok(u, r, ev("p1-1", T0, "L1", NULL, DS_MA_CONTENT_COMPLETED, "s1"), &c);
+    assert_near(last_lead(&c, "L1")->confront, 5.0);
+    apply_ok(u, r, ev("p1-2", T0, "L1", NULL, DS_MA_CONTENT_COMPLETED, "i1"), &c);
+    assert_near(last_lead(&c, "L1")->confront, 20.0);
+    apply_ok(u, r, ev("p1-3", T0, "L1", NULL, DS_MA_CONTENT_COMPLETED, "c1"), &c);
+    const lrec_t *x = last_lead(&c, "L1");
+    assert_near(x->confront, 50.0);
+    assert_near(x->connect, 0.0);
+    assert_near(x->mobilizer, 0.0);
+    assert_int_equal(x->tier, DS_TIER_CONFRONTED); /* 50 ≥ 40, connect 0 */
+    assert_int_equal(x->previous_tier, DS_TIER_LEARNING);
+    assert_string_equal(x->top_insight, "alpha");
+    assert_int_equal(x->furthest_stage, DS_CS_CONFRONT);
+    assert_null(x->account_id);
+    assert_int_equal(x->events_applied, 3);
+    assert_int_equal(x->as_of, T0);
+    ds_score_unit_destroy(u);
+
+    /* Out of order: c1 first 20 (nothing earlier), i1 10 (only CONFRONT,
+     * a later stage, was engaged: no multiplier), s1 5: 20 + 10 + 5 = 35. */
+    u = ds_score_unit_new("L2", false);
+    assert_non_null(u);
+    apply_ok(u, r, ev("p2-1", T0, "L2", NULL, DS_MA_CONTENT_COMPLETED, "c1"), &c);
+    apply_ok(u, r, ev("p2-2", T0, "L2", NULL, DS_MA_CONTENT_COMPLETED, "i1"), &c);
+    assert_near(last_lead(&c, "L2")->confront, 30.0);
+    apply_ok(u, r, ev("p2-3", T0, "L2", NULL, DS_MA_CONTENT_COMPLETED, "s1"), &c);
+    x = last_lead(&c, "L2");
+    assert_near(x->confront, 35.0);
+    assert_int_equal(x->tier, DS_TIER_LEARNING); /* 35 < 40 */
+    ds_score_unit_destroy(u);
+
+    /* Another insight's SPARK does not open alpha's path:
+     * s2 (beta SPARK) 5 + i1 (alpha INTRODUCE) 10 = 15. */
+    u = ds_score_unit_new("L3", false);
+    assert_non_null(u);
+    apply_ok(u, r, ev("p3-1", T0, "L3", NULL, DS_MA_CONTENT_COMPLETED, "s2"), &c);
+    apply_ok(u, r, ev("p3-2", T0, "L3", NULL, DS_MA_CONTENT_COMPLETED, "i1"), &c);
+    assert_near(last_lead(&c, "L3")->confront, 15.0);
+    ds_score_unit_destroy(u);
+
+    cap_clear(&c);
+    ds_rules_destroy(r);
+}
+
+/* ---- 2. B-state factor ----------------------------------------------------- */
+
+static void test_b_state_factor(void **state) {
+    (void)state;
+    ds_rules_t *r = rules(NULL);
+    cap_t c = {0};
+    ds_score_unit_t *u = ds_score_unit_new("L1", false);
+    assert_non_null(u);
+
+    /* b1 BUILD_B completed, no A-state yet: 4 × 1 × 0.2 = 0.8 */
+    apply_ok(u, r, ev("b-1", T0, "L1", NULL, DS_MA_CONTENT_COMPLETED, "b1"), &c);
+    const lrec_t *x = last_lead(&c, "L1");
+    assert_non_null(x);
+    assert_near(x->confront, 0.8);
+    assert_int_equal(x->tier, DS_TIER_LEARNING);
+    assert_int_equal(x->previous_tier, DS_TIER_UNAWARE);
+    /* p1 SPEC completed, still no A-state: 1 × 1 × 0.2 = 0.2 -> 1.0 */
+    apply_ok(u, r, ev("b-2", T0, "L1", NULL, DS_MA_CONTENT_COMPLETED, "p1"), &c);
+    assert_near(last_lead(&c, "L1")->confront, 1.0);
+    /* s1 SPARK completed: 5 -> 6.0 */
+    apply_ok(u, r, ev("b-3", T0, "L1", NULL, DS_MA_CONTENT_COMPLETED, "s1"), &c);
+    assert_near(last_lead(&c, "L1")->confront, 6.0);
+    /* b1 viewed (other type, no repeat) after an A-state: 4 × 0.5 = 2, no
+     * b-state factor and no path multiplier (never on BUILD_B) -> 8.0 */
+    apply_ok(u, r, ev("b-4", T0, "L1", NULL, DS_MA_CONTENT_VIEWED, "b1"), &c);
+    x = last_lead(&c, "L1");
+    assert_near(x->confront, 8.0);
+    assert_string_equal(x->top_insight, "alpha");
+    /* furthest: largest ContentStage engaged on alpha (SPARK, BUILD_B, SPEC) */
+    assert_int_equal(x->furthest_stage, DS_CS_SPEC);
+
+    ds_score_unit_destroy(u);
+    cap_clear(&c);
+    ds_rules_destroy(r);
+}
+
+/* ---- 3. repeat window ------------------------------------------------------ */
+
+static void test_repeat_window(void **state) {
+    (void)state;
+    /* half-life = repeat window = 7 d, so one window halves a point */
+    ds_rules_t *r = rules("  half_life_days: 7\n  repeat_window_days: 7\n");
+    cap_t c = {0};
+    ds_score_unit_t *u = ds_score_unit_new("L1", false);
+    assert_non_null(u);
+
+    /* T0: c1 completed: 20 */
+    apply_ok(u, r, ev("r-1", T0, "L1", NULL, DS_MA_CONTENT_COMPLETED, "c1"), &c);
+    assert_near(last_lead(&c, "L1")->confront, 20.0);
+    /* T0+6d: same (lead, c1, COMPLETED), |6d| < 7d: not counted, no output */
+    size_t n = c.nl;
+    apply_ok(u, r, ev("r-2", T0 + 6 * DAY, "L1", NULL, DS_MA_CONTENT_COMPLETED, "c1"), &c);
+    assert_int_equal(c.nl, n);
+    /* T0+7d: |7d − T0 (last counted)| = 7d ≥ 7d: counts.
+     * 20 × 2^(−7/7) + 20 = 10 + 20 = 30, as_of T0+7d;
+     * events_applied 3 (r-2 is not a duplicate) */
+    apply_ok(u, r, ev("r-3", T0 + 7 * DAY, "L1", NULL, DS_MA_CONTENT_COMPLETED, "c1"), &c);
+    const lrec_t *x = last_lead(&c, "L1");
+    assert_int_equal(c.nl, n + 1);
+    assert_near(x->confront, 30.0);
+    assert_int_equal(x->as_of, T0 + 7 * DAY);
+    assert_int_equal(x->events_applied, 3);
+    /* T0+13d: 13 − 7 = 6 d since the last counted one: not counted */
+    n = c.nl;
+    apply_ok(u, r, ev("r-4", T0 + 13 * DAY, "L1", NULL, DS_MA_CONTENT_COMPLETED, "c1"), &c);
+    assert_int_equal(c.nl, n);
+    /* T0+7d: c1 VIEWED is another (lead, content, type): 20 × 0.5 = 10
+     * -> 40 (as_of still T0+7d: r-4 moved nothing), CONFRONTED at 40 ≥ 40 */
+    apply_ok(u, r, ev("r-5", T0 + 7 * DAY, "L1", NULL, DS_MA_CONTENT_VIEWED, "c1"), &c);
+    x = last_lead(&c, "L1");
+    assert_int_equal(c.nl, n + 1);
+    assert_near(x->confront, 40.0);
+    assert_int_equal(x->tier, DS_TIER_CONFRONTED);
+    assert_int_equal(x->as_of, T0 + 7 * DAY);
+    assert_int_equal(x->events_applied, 5);
+
+    ds_score_unit_destroy(u);
+    cap_clear(&c);
+    ds_rules_destroy(r);
+}
+
+/* ---- 4. decay of one half-life -------------------------------------------- */
+
+static void test_decay_one_half_life(void **state) {
+    (void)state;
+    ds_rules_t *r = rules(NULL); /* half-life 30 d */
+    cap_t c = {0};
+    ds_score_unit_t *u = ds_score_unit_new("L1", false);
+    assert_non_null(u);
+
+    /* T0: c1 completed: 20 */
+    apply_ok(u, r, ev("d-1", T0, "L1", NULL, DS_MA_CONTENT_COMPLETED, "c1"), &c);
+    assert_near(last_lead(&c, "L1")->confront, 20.0);
+    /* T0+30d: a share (connect only) moves as_of by one half-life:
+     * confront 20 × 2^(−30/30) = 10; connect 8 × 1 = 8;
+     * mobilizer sqrt(10 × 8) = sqrt(80) */
+    const char *with[] = {"X"};
+    apply_ok(u, r, share_ev("d-2", T0 + 30 * DAY, "L1", NULL, "s1", with, 1), &c);
+    const lrec_t *x = last_lead(&c, "L1");
+    assert_near(x->confront, 10.0);
+    assert_near(x->connect, 8.0);
+    assert_near(x->mobilizer, sqrt(80.0));
+    assert_int_equal(x->tier, DS_TIER_LEARNING);
+    assert_int_equal(x->as_of, T0 + 30 * DAY);
+    assert_string_equal(x->top_insight, "alpha");
+    assert_int_equal(x->furthest_stage, DS_CS_CONFRONT);
+    /* two current contributions, the larger (10, on insight alpha) first */
+    assert_int_equal(x->reasons_count, 2);
+    assert_non_null(strstr(x->reasons[0], "alpha"));
+
+    ds_score_unit_destroy(u);
+    cap_clear(&c);
+    ds_rules_destroy(r);
+}
+
+/* ---- 5. late event --------------------------------------------------------- */
+
+static void test_late_event_decay(void **state) {
+    (void)state;
+    ds_rules_t *r = rules(NULL); /* half-life 30 d */
+    cap_t c = {0};
+    ds_score_unit_t *u = ds_score_unit_new("L1", false);
+    assert_non_null(u);
+
+    /* T0+30d: s2 (beta SPARK) completed: 5, as_of T0+30d */
+    apply_ok(u, r, ev("l-1", T0 + 30 * DAY, "L1", NULL, DS_MA_CONTENT_COMPLETED, "s2"), &c);
+    const lrec_t *x = last_lead(&c, "L1");
+    assert_near(x->confront, 5.0);
+    assert_string_equal(x->top_insight, "beta");
+    /* late, at T0: c1 (alpha CONFRONT) completed 20, decayed by its own age
+     * at as_of: 20 × 2^(−30/30) = 10 -> 5 + 10 = 15; as_of stays T0+30d;
+     * top insight alpha (10 > 5) */
+    apply_ok(u, r, ev("l-2", T0, "L1", NULL, DS_MA_CONTENT_COMPLETED, "c1"), &c);
+    x = last_lead(&c, "L1");
+    assert_near(x->confront, 15.0);
+    assert_int_equal(x->as_of, T0 + 30 * DAY);
+    assert_string_equal(x->top_insight, "alpha");
+    assert_int_equal(x->furthest_stage, DS_CS_CONFRONT);
+
+    ds_score_unit_destroy(u);
+    cap_clear(&c);
+    ds_rules_destroy(r);
+}
+
+/* ---- 6. share cap ---------------------------------------------------------- */
+
+static void test_share_cap(void **state) {
+    (void)state;
+    ds_rules_t *r = rules(NULL); /* share 8, cap 5 */
+    cap_t c = {0};
+    ds_score_unit_t *u = ds_score_unit_new("L1", false);
+    assert_non_null(u);
+
+    /* s1 with [L1 (self), A, B, C, A]: distinct colleagues A, B, C: 3 × 8 = 24 */
+    const char *w1[] = {"L1", "A", "B", "C", "A"};
+    apply_ok(u, r, share_ev("s-1", T0, "L1", NULL, "s1", w1, 5), &c);
+    const lrec_t *x = last_lead(&c, "L1");
+    assert_near(x->connect, 24.0);
+    assert_near(x->confront, 0.0);
+    assert_near(x->mobilizer, 0.0);
+    assert_int_equal(x->tier, DS_TIER_LEARNING);
+    assert_null(x->top_insight);                   /* no confront points */
+    assert_int_equal(x->furthest_stage, DS_NONE); /* a share is no engagement */
+    /* s1 with [D, E, F, G]: only 5 − 3 = 2 more count: + 16 = 40 */
+    const char *w2[] = {"D", "E", "F", "G"};
+    apply_ok(u, r, share_ev("s-2", T0, "L1", NULL, "s1", w2, 4), &c);
+    x = last_lead(&c, "L1");
+    assert_near(x->connect, 40.0);
+    assert_int_equal(x->tier, DS_TIER_CONNECTOR); /* 40 ≥ 30 */
+    /* s1 with [H]: beyond the cap, no points, no output */
+    size_t n = c.nl;
+    const char *w3[] = {"H"};
+    apply_ok(u, r, share_ev("s-3", T0, "L1", NULL, "s1", w3, 1), &c);
+    assert_int_equal(c.nl, n);
+    /* the cap is per content item: s2 with [A]: + 8 = 48 */
+    const char *w4[] = {"A"};
+    apply_ok(u, r, share_ev("s-4", T0, "L1", NULL, "s2", w4, 1), &c);
+    assert_near(last_lead(&c, "L1")->connect, 48.0);
+
+    ds_score_unit_destroy(u);
+    cap_clear(&c);
+    ds_rules_destroy(r);
+}
+
+/* ---- 7. follow window edges ------------------------------------------------ */
+
+static void test_follow_window_edges(void **state) {
+    (void)state;
+    /* half-life = follow window = 14 d so the share halves at the edge */
+    ds_rules_t *r = rules("  half_life_days: 14\n  follow_window_days: 14\n");
+    cap_t c = {0};
+    ds_score_unit_t *u = ds_score_unit_new("ACC", true);
+    assert_non_null(u);
+
+    /* T0: S shares s1 (insight alpha) with C1, C2: 2 × 8 = 16 */
+    const char *with[] = {"C1", "C2"};
+    apply_ok(u, r, share_ev("f-1", T0, "S", "ACC", "s1", with, 2), &c);
+    assert_near(last_lead(&c, "S")->connect, 16.0);
+    assert_string_equal(last_lead(&c, "S")->account_id, "ACC");
+    /* T0+14d exactly: C1 completes i1 (alpha): C1 confront 10; follow credit
+     * to S at T0+14d: 16 × 2^(−14/14) + 20 = 8 + 20 = 28, as_of T0+14d */
+    apply_ok(u, r, ev("f-2", T0 + 14 * DAY, "C1", "ACC", DS_MA_CONTENT_COMPLETED, "i1"), &c);
+    assert_near(last_lead(&c, "C1")->confront, 10.0);
+    const lrec_t *x = last_lead(&c, "S");
+    assert_int_equal(count_lead(&c, "S"), 2);
+    assert_near(x->connect, 28.0);
+    assert_near(x->confront, 0.0);
+    assert_int_equal(x->as_of, T0 + 14 * DAY);
+    /* T0+14d+1ms: C2 completes i1: just past the window, no credit to S */
+    apply_ok(u, r, ev("f-3", T0 + 14 * DAY + 1, "C2", "ACC", DS_MA_CONTENT_COMPLETED, "i1"), &c);
+    assert_near(last_lead(&c, "C2")->confront, 10.0);
+    assert_int_equal(count_lead(&c, "S"), 2);
+    /* C1 engages alpha again (c1, path: 20 × 1.5 = 30 -> 40): credit is once
+     * per (S, C1, alpha), S gets nothing more */
+    apply_ok(u, r, ev("f-4", T0 + 14 * DAY, "C1", "ACC", DS_MA_CONTENT_COMPLETED, "c1"), &c);
+    assert_near(last_lead(&c, "C1")->confront, 40.0);
+    assert_int_equal(count_lead(&c, "S"), 2);
+
+    ds_score_unit_destroy(u);
+    cap_clear(&c);
+    ds_rules_destroy(r);
+}
+
+/* ---- 8. group credit ------------------------------------------------------- */
+
+static void test_group_credit_both(void **state) {
+    (void)state;
+    ds_rules_t *r = rules("  half_life_days: 1\n"); /* 1 d: a day halves */
+    cap_t c = {0};
+    ds_score_unit_t *u = ds_score_unit_new("ACC", true);
+    assert_non_null(u);
+
+    /* T0: L1 attends webinar w1 (alpha INTRODUCE): 10 × 1.0 = 10 */
+    apply_ok(u, r, ev("g-1", T0, "L1", "ACC", DS_MA_WEBINAR_ATTENDED, "w1"), &c);
+    assert_near(last_lead(&c, "L1")->confront, 10.0);
+    assert_near(last_lead(&c, "L1")->connect, 0.0);
+    /* T0+1d: L2 attends w1, |Δt| = 1 d ≤ 1 d: group credit to both.
+     * L2: confront 10, connect 6.
+     * L1: credit at T0+1d: confront 10 × 2^(−1/1) = 5, connect 6 */
+    apply_ok(u, r, ev("g-2", T0 + DAY, "L2", "ACC", DS_MA_WEBINAR_ATTENDED, "w1"), &c);
+    const lrec_t *x = last_lead(&c, "L2");
+    assert_near(x->confront, 10.0);
+    assert_near(x->connect, 6.0);
+    x = last_lead(&c, "L1");
+    assert_int_equal(count_lead(&c, "L1"), 2);
+    assert_near(x->confront, 5.0);
+    assert_near(x->connect, 6.0);
+    assert_int_equal(x->as_of, T0 + DAY);
+    /* T0+1d: L4 attends: L4 gets 10 + 6; L1, L2 already credited for w1 */
+    apply_ok(u, r, ev("g-3", T0 + DAY, "L4", "ACC", DS_MA_WEBINAR_ATTENDED, "w1"), &c);
+    assert_near(last_lead(&c, "L4")->confront, 10.0);
+    assert_near(last_lead(&c, "L4")->connect, 6.0);
+    assert_int_equal(count_lead(&c, "L1"), 2);
+    assert_int_equal(count_lead(&c, "L2"), 1);
+    /* T0+2d+1ms: L3 attends: 1 d + 1 ms after L2/L4, 2 d after L1: no credit */
+    apply_ok(u, r, ev("g-4", T0 + 2 * DAY + 1, "L3", "ACC", DS_MA_WEBINAR_ATTENDED, "w1"), &c);
+    assert_near(last_lead(&c, "L3")->confront, 10.0);
+    assert_near(last_lead(&c, "L3")->connect, 0.0);
+    assert_int_equal(count_lead(&c, "L1"), 2);
+    assert_int_equal(count_lead(&c, "L2"), 1);
+    assert_int_equal(count_lead(&c, "L4"), 1);
+
+    ds_score_unit_destroy(u);
+    cap_clear(&c);
+    ds_rules_destroy(r);
+}
+
+/* ---- 9. unsubscribe -------------------------------------------------------- */
+
+static void test_unsubscribe(void **state) {
+    (void)state;
+    ds_rules_t *r = rules(NULL);
+    cap_t c = {0};
+    ds_score_unit_t *u = ds_score_unit_new("L1", false);
+    assert_non_null(u);
+
+    /* T0: s1 completed 5; share s1 with A: connect 8 */
+    const char *with[] = {"A"};
+    apply_ok(u, r, ev("u-1", T0, "L1", NULL, DS_MA_CONTENT_COMPLETED, "s1"), &c);
+    apply_ok(u, r, share_ev("u-2", T0, "L1", NULL, "s1", with, 1), &c);
+    const lrec_t *x = last_lead(&c, "L1");
+    assert_near(x->confront, 5.0);
+    assert_near(x->connect, 8.0);
+    /* T0+1d: UNSUBSCRIBED: zeroing LeadScore with as_of = T0+1d */
+    apply_ok(u, r, ev("u-3", T0 + DAY, "L1", NULL, DS_MA_UNSUBSCRIBED, NULL), &c);
+    x = last_lead(&c, "L1");
+    assert_near(x->confront, 0.0);
+    assert_near(x->connect, 0.0);
+    assert_near(x->mobilizer, 0.0);
+    assert_int_equal(x->tier, DS_TIER_UNAWARE);
+    assert_int_equal(x->previous_tier, DS_TIER_LEARNING);
+    assert_int_equal(x->as_of, T0 + DAY);
+    assert_null(x->top_insight);
+    assert_int_equal(x->furthest_stage, DS_NONE);
+    /* T0+2d: memory is gone, scoring starts from zero:
+     * i1 completed: 10 (no path memory of s1, else 15) */
+    apply_ok(u, r, ev("u-4", T0 + 2 * DAY, "L1", NULL, DS_MA_CONTENT_COMPLETED, "i1"), &c);
+    x = last_lead(&c, "L1");
+    assert_near(x->confront, 10.0);
+    assert_int_equal(x->previous_tier, DS_TIER_UNAWARE);
+    /* s1 completed again 2 d after the last counted one: repeat memory gone,
+     * counts: + 5 = 15 */
+    apply_ok(u, r, ev("u-5", T0 + 2 * DAY, "L1", NULL, DS_MA_CONTENT_COMPLETED, "s1"), &c);
+    assert_near(last_lead(&c, "L1")->confront, 15.0);
+    /* share s1 with A again: share memory gone: connect 8 */
+    apply_ok(u, r, share_ev("u-6", T0 + 2 * DAY, "L1", NULL, "s1", with, 1), &c);
+    assert_near(last_lead(&c, "L1")->connect, 8.0);
+    ds_score_unit_destroy(u);
+
+    /* a lead with no points emits nothing when it unsubscribes */
+    size_t n = c.nl;
+    u = ds_score_unit_new("L2", false);
+    assert_non_null(u);
+    apply_ok(u, r, ev("u-7", T0, "L2", NULL, DS_MA_UNSUBSCRIBED, NULL), &c);
+    assert_int_equal(c.nl, n);
+    ds_score_unit_destroy(u);
+
+    cap_clear(&c);
+    ds_rules_destroy(r);
+}
+
+/* ---- 10. top insight ties -------------------------------------------------- */
+
+static void test_top_insight_ties(void **state) {
+    (void)state;
+    ds_rules_t *r = rules(NULL);
+    cap_t c = {0};
+    ds_score_unit_t *u = ds_score_unit_new("ACC", true);
+    assert_non_null(u);
+
+    /* Lead tie: L1 beta first (s2, 5), then alpha (s1, 5): 5 = 5, the
+     * smaller insight_id wins: alpha (whatever came first). */
+    apply_ok(u, r, ev("t-1", T0, "L1", "ACC", DS_MA_CONTENT_COMPLETED, "s2"), &c);
+    assert_string_equal(last_lead(&c, "L1")->top_insight, "beta");
+    apply_ok(u, r, ev("t-2", T0, "L1", "ACC", DS_MA_CONTENT_COMPLETED, "s1"), &c);
+    const lrec_t *x = last_lead(&c, "L1");
+    assert_near(x->confront, 10.0);
+    assert_string_equal(x->top_insight, "alpha");
+    assert_int_equal(x->furthest_stage, DS_CS_SPARK);
+    ds_score_unit_destroy(u);
+
+    /* Account tie: L1 beta 5, L2 alpha 5: sums beta 5 = alpha 5 -> alpha */
+    u = ds_score_unit_new("ACC", true);
+    assert_non_null(u);
+    cap_clear(&c);
+    apply_ok(u, r, ev("t-3", T0, "L1", "ACC", DS_MA_CONTENT_COMPLETED, "s2"), &c);
+    assert_string_equal(last_account(&c)->top_insight, "beta");
+    apply_ok(u, r, ev("t-4", T0, "L2", "ACC", DS_MA_CONTENT_COMPLETED, "s1"), &c);
+    assert_string_equal(last_lead(&c, "L2")->top_insight, "alpha");
+    const arec_t *a = last_account(&c);
+    assert_non_null(a);
+    assert_string_equal(a->account_id, "ACC");
+    assert_string_equal(a->top_insight, "alpha");
+    assert_int_equal(a->engaged, 2);
+    /* break the tie: L1 views c2 (beta CONFRONT after beta SPARK):
+     * 20 × 0.5 × 1.5 = 15 -> beta 20 > alpha 5 */
+    apply_ok(u, r, ev("t-5", T0, "L1", "ACC", DS_MA_CONTENT_VIEWED, "c2"), &c);
+    assert_near(last_lead(&c, "L1")->confront, 20.0);
+    assert_string_equal(last_account(&c)->top_insight, "beta");
+
+    ds_score_unit_destroy(u);
+    cap_clear(&c);
+    ds_rules_destroy(r);
+}
+
+/* ---- 11. consensus --------------------------------------------------------- */
+
+static void test_consensus(void **state) {
+    (void)state;
+    ds_rules_t *r = rules(NULL); /* consensus_target 5.4, tiers 40/30 */
+    cap_t c = {0};
+    ds_score_unit_t *u = ds_score_unit_new("ACC", true);
+    assert_non_null(u);
+    const arec_t *a;
+
+    /* L1: s1 completed 5 -> engaged 1, confronted 0, consensus 0, top alpha */
+    apply_ok(u, r, ev("k-1", T0, "L1", "ACC", DS_MA_CONTENT_COMPLETED, "s1"), &c);
+    a = last_account(&c);
+    assert_non_null(a);
+    assert_int_equal(a->engaged, 1);
+    assert_int_equal(a->confronted, 0);
+    assert_near(a->consensus, 0.0);
+    assert_string_equal(a->top_insight, "alpha");
+    /* L1: c1 diagnostic 20 × 1.5 × 1.5 (path) = 45 -> 50 ≥ 40 on alpha:
+     * confronted 1, consensus 100 × 1/5.4 = 18.518… -> 18.5 */
+    apply_ok(u, r, ev("k-2", T0, "L1", "ACC", DS_MA_DIAGNOSTIC_COMPLETED, "c1"), &c);
+    assert_near(last_lead(&c, "L1")->confront, 50.0);
+    a = last_account(&c);
+    assert_int_equal(a->confronted, 1);
+    assert_near(a->consensus, 18.5);
+    /* L3: c2 diagnostic 30 + c2 completed 20 (no earlier stage) = 50 on
+     * beta: CONFRONTED, but its top is beta; account alpha 50 = beta 50,
+     * tie -> alpha: still confronted 1, engaged 2 */
+    apply_ok(u, r, ev("k-3", T0, "L3", "ACC", DS_MA_DIAGNOSTIC_COMPLETED, "c2"), &c);
+    apply_ok(u, r, ev("k-4", T0, "L3", "ACC", DS_MA_CONTENT_COMPLETED, "c2"), &c);
+    assert_near(last_lead(&c, "L3")->confront, 50.0);
+    assert_int_equal(last_lead(&c, "L3")->tier, DS_TIER_CONFRONTED);
+    a = last_account(&c);
+    assert_int_equal(a->engaged, 2);
+    assert_int_equal(a->confronted, 1);
+    assert_string_equal(a->top_insight, "alpha");
+    /* L2: like L1, 5 + 45 = 50 on alpha: alpha 100 > beta 50;
+     * confronted 2, consensus 100 × 2/5.4 = 37.037… -> 37.0 */
+    apply_ok(u, r, ev("k-5", T0, "L2", "ACC", DS_MA_CONTENT_COMPLETED, "s1"), &c);
+    apply_ok(u, r, ev("k-6", T0, "L2", "ACC", DS_MA_DIAGNOSTIC_COMPLETED, "c1"), &c);
+    a = last_account(&c);
+    assert_int_equal(a->engaged, 3);
+    assert_int_equal(a->confronted, 2);
+    assert_near(a->consensus, 37.0);
+    /* L4: s2 viewed 2.5: engaged 4, nothing else */
+    apply_ok(u, r, ev("k-7", T0, "L4", "ACC", DS_MA_CONTENT_VIEWED, "s2"), &c);
+    a = last_account(&c);
+    assert_int_equal(a->engaged, 4);
+    assert_int_equal(a->confronted, 2);
+    assert_int_equal(a->mobilizers_count, 0);
+    /* L2 then L1 share s1 with 4 colleagues: 32 ≥ 30 and 50 ≥ 40:
+     * MOBILIZER; mobilizers sorted ascending: [L1, L2] */
+    const char *with[] = {"X1", "X2", "X3", "X4"};
+    apply_ok(u, r, share_ev("k-8", T0, "L2", "ACC", "s1", with, 4), &c);
+    assert_int_equal(last_lead(&c, "L2")->tier, DS_TIER_MOBILIZER);
+    assert_near(last_lead(&c, "L2")->mobilizer, sqrt(50.0 * 32.0));
+    a = last_account(&c);
+    assert_int_equal(a->mobilizers_count, 1);
+    assert_string_equal(a->mobilizers[0], "L2");
+    apply_ok(u, r, share_ev("k-9", T0, "L1", "ACC", "s1", with, 4), &c);
+    a = last_account(&c);
+    assert_int_equal(a->engaged, 4);
+    assert_int_equal(a->confronted, 2);
+    assert_near(a->consensus, 37.0);
+    assert_string_equal(a->top_insight, "alpha");
+    assert_int_equal(a->mobilizers_count, 2);
+    assert_string_equal(a->mobilizers[0], "L1");
+    assert_string_equal(a->mobilizers[1], "L2");
+    assert_int_equal(a->as_of, T0);
+
+    ds_score_unit_destroy(u);
+    cap_clear(&c);
+    ds_rules_destroy(r);
+}
+
+/* ---- 12. duplicates, save/load --------------------------------------------- */
+
+static void assert_same_records(const cap_t *x, const cap_t *y) {
+    assert_int_equal(x->nl, y->nl);
+    for (size_t i = 0; i < x->nl; i++) {
+        const lrec_t *p = &x->l[i], *q = &y->l[i];
+        assert_string_equal(p->lead_id, q->lead_id);
+        assert_true(p->confront == q->confront);
+        assert_true(p->connect == q->connect);
+        assert_true(p->mobilizer == q->mobilizer);
+        assert_int_equal(p->tier, q->tier);
+        assert_int_equal(p->previous_tier, q->previous_tier);
+        assert_int_equal(p->furthest_stage, q->furthest_stage);
+        assert_int_equal(p->as_of, q->as_of);
+        assert_int_equal(p->events_applied, q->events_applied);
+        assert_true((p->top_insight == NULL) == (q->top_insight == NULL));
+        if (p->top_insight)
+            assert_string_equal(p->top_insight, q->top_insight);
+        assert_true((p->output_id == NULL) == (q->output_id == NULL));
+        if (p->output_id)
+            assert_string_equal(p->output_id, q->output_id);
+        assert_int_equal(p->reasons_count, q->reasons_count);
+        for (size_t k = 0; k < p->reasons_count; k++)
+            assert_string_equal(p->reasons[k], q->reasons[k]);
+    }
+    assert_int_equal(x->na, y->na);
+    for (size_t i = 0; i < x->na; i++) {
+        const arec_t *p = &x->a[i], *q = &y->a[i];
+        assert_int_equal(p->engaged, q->engaged);
+        assert_int_equal(p->confronted, q->confronted);
+        assert_true(p->consensus == q->consensus);
+        assert_int_equal(p->as_of, q->as_of);
+        assert_true((p->top_insight == NULL) == (q->top_insight == NULL));
+        if (p->top_insight)
+            assert_string_equal(p->top_insight, q->top_insight);
+        assert_int_equal(p->mobilizers_count, q->mobilizers_count);
+        for (size_t k = 0; k < p->mobilizers_count; k++)
+            assert_string_equal(p->mobilizers[k], q->mobilizers[k]);
+    }
+}
+
+static void test_duplicate_and_save_load(void **state) {
+    (void)state;
+    ds_rules_t *r = rules(NULL);
+    cap_t c = {0}, c2 = {0};
+    ds_score_sink_t sk = sink_of(&c);
+    ds_score_unit_t *u = ds_score_unit_new("ACC", true);
+    assert_non_null(u);
+
+    /* e1: s1 completed 5 */
+    ds_ma_event_t e1 = ev("e1", T0, "L1", "ACC", DS_MA_CONTENT_COMPLETED, "s1");
+    assert_int_equal(ds_score_unit_apply(u, r, &e1, &sk), DS_ERR_OK);
+    assert_near(last_lead(&c, "L1")->confront, 5.0);
+    /* e1 again: a duplicate, applied once: nothing emitted */
+    size_t n = c.nl, na = c.na;
+    assert_int_equal(ds_score_unit_apply(u, r, &e1, &sk), DS_ERR_DUPLICATE);
+    assert_int_equal(c.nl, n);
+    assert_int_equal(c.na, na);
+    /* e2: i1 completed with path 10 × 1.5 = 15 -> 20; events_applied 2 */
+    ds_ma_event_t e2 = ev("e2", T0, "L1", "ACC", DS_MA_CONTENT_COMPLETED, "i1");
+    assert_int_equal(ds_score_unit_apply(u, r, &e2, &sk), DS_ERR_OK);
+    const lrec_t *x = last_lead(&c, "L1");
+    assert_near(x->confront, 20.0);
+    assert_int_equal(x->events_applied, 2);
+
+    /* save, load */
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    assert_int_equal(ds_score_unit_save(u, &b), DS_ERR_OK);
+    ds_err_t err = DS_ERR_OK;
+    ds_score_unit_t *v = ds_score_unit_load(b.data, b.len, &err);
+    assert_non_null(v);
+    assert_string_equal(ds_score_unit_key(v), "ACC");
+    assert_true(ds_score_unit_is_account(v));
+    assert_int_equal(ds_score_unit_lead_count(v), 1);
+
+    /* the dedupe memory survives: e2 again is a duplicate on both */
+    cap_clear(&c);
+    ds_score_sink_t sk2 = sink_of(&c2);
+    assert_int_equal(ds_score_unit_apply(u, r, &e2, &sk), DS_ERR_DUPLICATE);
+    assert_int_equal(ds_score_unit_apply(v, r, &e2, &sk2), DS_ERR_DUPLICATE);
+    assert_int_equal(c.nl + c.na + c2.nl + c2.na, 0);
+
+    /* e3 at T0+30d: c1 completed with path 20 × 1.5 = 30; the 20 halves:
+     * 10 + 30 = 40 -> CONFRONTED (previous LEARNING), events_applied 3 */
+    ds_ma_event_t e3 = ev("e3", T0 + 30 * DAY, "L1", "ACC", DS_MA_CONTENT_COMPLETED, "c1");
+    assert_int_equal(ds_score_unit_apply(u, r, &e3, &sk), DS_ERR_OK);
+    assert_int_equal(ds_score_unit_apply(v, r, &e3, &sk2), DS_ERR_OK);
+    x = last_lead(&c, "L1");
+    assert_non_null(x);
+    assert_near(x->confront, 40.0);
+    assert_int_equal(x->tier, DS_TIER_CONFRONTED);
+    assert_int_equal(x->previous_tier, DS_TIER_LEARNING);
+    assert_int_equal(x->events_applied, 3);
+    assert_int_equal(x->as_of, T0 + 30 * DAY);
+    /* account: 1 confronted on alpha, 100 × 1/5.4 -> 18.5 */
+    assert_non_null(last_account(&c));
+    assert_near(last_account(&c)->consensus, 18.5);
+    assert_same_records(&c, &c2);
+
+    ds_buf_free(&b);
+    ds_score_unit_destroy(v);
+    ds_score_unit_destroy(u);
+    cap_clear(&c);
+    cap_clear(&c2);
+    ds_rules_destroy(r);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_path_order),
+        cmocka_unit_test(test_b_state_factor),
+        cmocka_unit_test(test_repeat_window),
+        cmocka_unit_test(test_decay_one_half_life),
+        cmocka_unit_test(test_late_event_decay),
+        cmocka_unit_test(test_share_cap),
+        cmocka_unit_test(test_follow_window_edges),
+        cmocka_unit_test(test_group_credit_both),
+        cmocka_unit_test(test_unsubscribe),
+        cmocka_unit_test(test_top_insight_ties),
+        cmocka_unit_test(test_consensus),
+        cmocka_unit_test(test_duplicate_and_save_load),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,859 @@
+/*
+ * test_stall.c — the pure stall-detection domain (SPEC "Stall detection"
+ * and "Precise semantics / Stall detection"): CRM events are applied to one
+ * ds_deal_t under the event clock, clock checks are made at chosen `now`
+ * values, and every DealAlert handed to ctx->alert is copied and checked
+ * (kind, state, level, alert_id, figures, message).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka.h needs the four above first */
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules.h"
+#include "stall.h"
+
+#define DAY ((int64_t)DS_DAY_MS)
+#define HOUR (DAY / 24)
+#define MINUTE (HOUR / 60)
+#define T0 ((int64_t)1700000000000LL)
+#define DEAL "D-1042"
+#define ACCT "A-7"
+#define MAX_RECS 64
+
+/* Small rules so that days are easy: RECOGNIZE_NEED 10 quiet days,
+ * EXPLORE_OPTIONS one verifier and 5 days, DEFINE_CRITERIA two verifiers. */
+static const char RULES_YAML[] =
+    "stall:\n"
+    "  max_unanswered_seller_actions: 3\n"
+    "  renotify_days: 7\n"
+    "  grace_minutes: 0\n"
+    "  mobilizer_required_from: DEFINE_CRITERIA\n"
+    "  stages:\n"
+    "    RECOGNIZE_NEED: {verifiers: [live_call_accepted], max_quiet_days: 10}\n"
+    "    EXPLORE_OPTIONS: {verifiers: [status_quo_flaw_acknowledged], max_quiet_days: 5}\n"
+    "    DEFINE_CRITERIA: {verifiers: [mobilizer_committed, resources_committed],"
+    " max_quiet_days: 4}\n";
+
+/* A copy of one DealAlert (the sink's record is valid during the call only). */
+typedef struct rec {
+    char *alert_id, *deal_id, *account_id, *owner_id, *message, *missing;
+    int kind, state, level, reported, verified;
+    int64_t last_buyer, last_seller, raised_at;
+    int32_t unanswered;
+    double quiet_days;
+} rec_t;
+
+typedef struct fx {
+    ds_rules_t *rules;
+    ds_watch_ctx_t ctx;
+    rec_t recs[MAX_RECS];
+    size_t n;
+    /* stakeholder_is_mobilizer: the one contact the "scorer" says is MOBILIZER */
+    const char *mob_contact;
+    int mob_calls;
+    char mob_account[64];
+} fx_t;
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static void on_alert(void *opaque, const ds_deal_alert_t *a) {
+    fx_t *f = opaque;
+    assert_true(f->n < MAX_RECS);
+    rec_t *r = &f->recs[f->n++];
+    memset(r, 0, sizeof(*r));
+    r->alert_id = dup_or_null(a->alert_id);
+    r->deal_id = dup_or_null(a->deal_id);
+    r->account_id = dup_or_null(a->account_id);
+    r->owner_id = dup_or_null(a->owner_id);
+    r->message = dup_or_null(a->message);
+    size_t len = 1;
+    for (size_t i = 0; i < a->missing_verifiers_count; i++)
+        len += strlen(a->missing_verifiers[i]) + 1;
+    r->missing = calloc(1, len);
+    assert_non_null(r->missing);
+    for (size_t i = 0; i < a->missing_verifiers_count; i++) {
+        if (i)
+            strcat(r->missing, ",");
+        strcat(r->missing, a->missing_verifiers[i]);
+    }
+    r->kind = a->kind;
+    r->state = a->state;
+    r->level = a->level;
+    r->reported = a->reported_stage;
+    r->verified = a->verified_stage;
+    r->last_buyer = a->last_buyer_signal_at;
+    r->last_seller = a->last_seller_activity_at;
+    r->raised_at = a->raised_at;
+    r->unanswered = a->unanswered_seller_actions;
+    r->quiet_days = a->quiet_days;
+    assert_non_null(r->alert_id);
+    assert_non_null(r->message);
+}
+
+static bool is_mobilizer(void *opaque, const char *account_id, const char *contact_id) {
+    fx_t *f = opaque;
+    f->mob_calls++;
+    snprintf(f->mob_account, sizeof(f->mob_account), "%s", account_id ? account_id : "(null)");
+    return f->mob_contact && contact_id && !strcmp(contact_id, f->mob_contact);
+}
+
+static void clear(fx_t *f) {
+    for (size_t i = 0; i < f->n; i++) {
+        rec_t *r = &f->recs[i];
+        free(r->alert_id);
+        free(r->deal_id);
+        free(r->account_id);
+        free(r->owner_id);
+        free(r->message);
+        free(r->missing);
+    }
+    f->n = 0;
+}
+
+static int setup(void **state) {
+    fx_t *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -1;
+    char err[256] = "";
+    f->rules = ds_rules_load_buffer("test_stall.yaml", RULES_YAML, strlen(RULES_YAML), err,
+                                    sizeof(err));
+    if (!f->rules) {
+        fprintf(stderr, "rules: %s\n", err);
+        free(f);
+        return -1;
+    }
+    f->ctx.rules = f->rules;
+    f->ctx.grace_ms = 0;
+    f->ctx.stakeholder_is_mobilizer = NULL;
+    f->ctx.alert = on_alert;
+    f->ctx.opaque = f;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fx_t *f = *state;
+    clear(f);
+    ds_rules_destroy(f->rules);
+    free(f);
+    return 0;
+}
+
+/* ---- events (event clock: now = occurred_at) ------------------------------ */
+
+static ds_crm_event_t crm(const char *id, int64_t t, int type) {
+    ds_crm_event_t e;
+    memset(&e, 0, sizeof(e));
+    e.event_id = id;
+    e.occurred_at = t;
+    e.deal_id = DEAL;
+    e.account_id = ACCT;
+    e.type = type;
+    e.stage = DS_NONE;
+    e.contact_role = DS_NONE;
+    return e;
+}
+
+static ds_err_t apply(fx_t *f, ds_deal_t *d, const ds_crm_event_t *e) {
+    f->ctx.now = e->occurred_at;
+    return ds_deal_apply(d, e, &f->ctx);
+}
+
+static void evaluate(fx_t *f, ds_deal_t *d, int64_t now) {
+    f->ctx.now = now;
+    ds_deal_evaluate(d, &f->ctx);
+}
+
+static ds_err_t open_deal(fx_t *f, ds_deal_t *d, const char *id, int64_t t, int stage) {
+    ds_crm_event_t e = crm(id, t, DS_CRM_DEAL_OPENED);
+    e.stage = stage;
+    e.owner_id = "rep-1";
+    return apply(f, d, &e);
+}
+
+static ds_err_t seller(fx_t *f, ds_deal_t *d, const char *id, int64_t t) {
+    ds_crm_event_t e = crm(id, t, DS_CRM_SELLER_ACTIVITY);
+    e.activity = "email";
+    return apply(f, d, &e);
+}
+
+static ds_err_t buyer(fx_t *f, ds_deal_t *d, const char *id, int64_t t, const char *signal,
+                      const char *contact) {
+    ds_crm_event_t e = crm(id, t, DS_CRM_BUYER_SIGNAL);
+    e.signal = signal;
+    e.contact_id = contact;
+    e.contact_role = contact ? DS_ROLE_TALKER : DS_NONE;
+    return apply(f, d, &e);
+}
+
+static ds_err_t stage_to(fx_t *f, ds_deal_t *d, const char *id, int64_t t, int stage) {
+    ds_crm_event_t e = crm(id, t, DS_CRM_STAGE_CHANGED);
+    e.stage = stage;
+    return apply(f, d, &e);
+}
+
+static ds_err_t stakeholder(fx_t *f, ds_deal_t *d, const char *id, int64_t t,
+                            const char *contact, int role) {
+    ds_crm_event_t e = crm(id, t, DS_CRM_STAKEHOLDER_ADDED);
+    e.contact_id = contact;
+    e.contact_role = role;
+    return apply(f, d, &e);
+}
+
+static ds_err_t close_deal(fx_t *f, ds_deal_t *d, const char *id, int64_t t, int type) {
+    ds_crm_event_t e = crm(id, t, type);
+    return apply(f, d, &e);
+}
+
+/* ---- assertions ------------------------------------------------------------ */
+
+static void assert_rec(const rec_t *r, int kind, int state, int level) {
+    if (r->kind != kind || r->state != state || r->level != level)
+        fail_msg("alert %s: got %s/%s/level %d, want %s/%s/level %d", r->alert_id,
+                 ds_alert_kind_name(r->kind), ds_alert_state_name(r->state), r->level,
+                 ds_alert_kind_name(kind), ds_alert_state_name(state), level);
+    assert_string_equal(r->deal_id, DEAL);
+    assert_string_equal(r->account_id, ACCT);
+}
+
+static void assert_mentions(const rec_t *r, const char *s) {
+    if (!strstr(r->message, s))
+        fail_msg("message lacks \"%s\": %s", s, r->message);
+}
+
+static size_t count(const fx_t *f, int kind, int state) {
+    size_t n = 0;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->recs[i].kind == kind && f->recs[i].state == state)
+            n++;
+    return n;
+}
+
+static void assert_quiet(const rec_t *r, double days) {
+    if (fabs(r->quiet_days - days) > 1e-9)
+        fail_msg("quiet_days %.12g, want %.12g", r->quiet_days, days);
+}
+
+/* ---- 1. each alert kind fires on its condition ----------------------------- */
+
+static void test_no_buyer_signal_fires(void **state) {
+    fx_t *f = *state;
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_NONE), DS_ERR_OK);
+    assert_int_equal(f->n, 0);
+    evaluate(f, d, T0 + 11 * DAY);
+    assert_int_equal(f->n, 1);
+    const rec_t *r = &f->recs[0];
+    assert_rec(r, DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN, 1);
+    assert_int_equal(r->reported, DS_PS_RECOGNIZE_NEED); /* absent stage: RECOGNIZE_NEED */
+    assert_int_equal(r->verified, DS_PS_RECOGNIZE_NEED);
+    assert_string_equal(r->missing, "live_call_accepted");
+    assert_string_equal(r->owner_id, "rep-1");
+    assert_true(r->last_buyer == DS_TS_NULL);
+    assert_true(r->raised_at == T0 + 11 * DAY);
+    assert_quiet(r, 11.0);
+    assert_mentions(r, DEAL);
+    assert_mentions(r, "Recognizing the need");
+    assert_mentions(r, "live_call_accepted");
+    /* still holding, nothing new at the same clock check */
+    evaluate(f, d, T0 + 11 * DAY);
+    assert_int_equal(f->n, 1);
+    ds_deal_destroy(d);
+}
+
+static void test_one_sided_fires(void **state) {
+    fx_t *f = *state;
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    assert_int_equal(seller(f, d, "s1", T0 + 1 * HOUR), DS_ERR_OK);
+    assert_int_equal(seller(f, d, "s2", T0 + 2 * HOUR), DS_ERR_OK);
+    assert_int_equal(f->n, 0); /* 2 < max_unanswered_seller_actions */
+    assert_int_equal(seller(f, d, "s3", T0 + 3 * HOUR), DS_ERR_OK);
+    assert_int_equal(f->n, 1);
+    const rec_t *r = &f->recs[0];
+    assert_rec(r, DS_AK_ONE_SIDED, DS_AS_OPEN, 1);
+    assert_int_equal(r->unanswered, 3);
+    assert_true(r->last_seller == T0 + 3 * HOUR);
+    assert_true(r->last_buyer == DS_TS_NULL);
+    assert_true(r->raised_at == T0 + 3 * HOUR);
+    assert_quiet(r, 3.0 / 24.0); /* since opening, for every kind */
+    assert_string_equal(r->missing, "live_call_accepted");
+    assert_mentions(r, DEAL);
+    assert_mentions(r, "3 seller actions");
+    assert_mentions(r, "live_call_accepted");
+    ds_deal_destroy(d);
+}
+
+static void test_unverified_stage_fires(void **state) {
+    fx_t *f = *state;
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    assert_int_equal(f->n, 0);
+    assert_int_equal(stage_to(f, d, "c1", T0 + HOUR, DS_PS_EXPLORE_OPTIONS), DS_ERR_OK);
+    assert_int_equal(f->n, 1);
+    const rec_t *r = &f->recs[0];
+    assert_rec(r, DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN, 1);
+    assert_int_equal(r->reported, DS_PS_EXPLORE_OPTIONS);
+    assert_int_equal(r->verified, DS_PS_RECOGNIZE_NEED);
+    assert_string_equal(r->missing, "live_call_accepted");
+    assert_mentions(r, DEAL);
+    assert_mentions(r, ds_purchase_stage_words(DS_PS_EXPLORE_OPTIONS));
+    assert_mentions(r, ds_purchase_stage_words(DS_PS_RECOGNIZE_NEED));
+    assert_mentions(r, "live_call_accepted");
+    ds_deal_destroy(d);
+}
+
+static void test_no_mobilizer_fires(void **state) {
+    fx_t *f = *state;
+    /* (a) the verified stage reaches mobilizer_required_from */
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    assert_int_equal(buyer(f, d, "b1", T0 + HOUR, "live_call_accepted", "L-1"), DS_ERR_OK);
+    assert_int_equal(f->n, 0); /* verified EXPLORE_OPTIONS < DEFINE_CRITERIA */
+    assert_int_equal(buyer(f, d, "b2", T0 + 2 * HOUR, "status_quo_flaw_acknowledged", "L-1"),
+                     DS_ERR_OK);
+    assert_int_equal(f->n, 1);
+    const rec_t *r = &f->recs[0];
+    assert_rec(r, DS_AK_NO_MOBILIZER, DS_AS_OPEN, 1);
+    assert_int_equal(r->reported, DS_PS_RECOGNIZE_NEED);
+    assert_int_equal(r->verified, DS_PS_DEFINE_CRITERIA);
+    assert_string_equal(r->missing, "mobilizer_committed,resources_committed");
+    assert_mentions(r, DEAL);
+    assert_mentions(r, "Defining purchase criteria");
+    assert_mentions(r, "mobilizer_committed");
+    assert_false(ds_deal_mobilizer_known(d));
+    ds_deal_destroy(d);
+    clear(f);
+
+    /* (b) the reported stage reaches it: two alerts, in AlertKind order */
+    d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_DEFINE_CRITERIA), DS_ERR_OK);
+    assert_int_equal(f->n, 2);
+    assert_rec(&f->recs[0], DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN, 1);
+    assert_rec(&f->recs[1], DS_AK_NO_MOBILIZER, DS_AS_OPEN, 1);
+    assert_int_equal(f->recs[1].reported, DS_PS_DEFINE_CRITERIA);
+    assert_int_equal(f->recs[1].verified, DS_PS_RECOGNIZE_NEED);
+    assert_mentions(&f->recs[1], DEAL);
+    /* a mobilizer_committed signal makes the mobilizer known: resolved */
+    clear(f);
+    assert_int_equal(buyer(f, d, "b1", T0 + HOUR, "mobilizer_committed", "L-2"), DS_ERR_OK);
+    assert_true(ds_deal_mobilizer_known(d));
+    assert_int_equal(count(f, DS_AK_NO_MOBILIZER, DS_AS_RESOLVED), 1);
+    ds_deal_destroy(d);
+}
+
+/* ---- 2. the quiet boundary --------------------------------------------------- */
+
+/* SPEC: "NO_BUYER_SIGNAL holds when quiet > max_quiet_days": exactly at the
+ * boundary it does not hold yet; it opens one ms later. */
+static void test_quiet_boundary(void **state) {
+    fx_t *f = *state;
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    evaluate(f, d, T0 + 10 * DAY - 1);
+    assert_int_equal(f->n, 0);
+    evaluate(f, d, T0 + 10 * DAY); /* quiet == max_quiet_days: not > */
+    assert_int_equal(f->n, 0);
+    evaluate(f, d, T0 + 10 * DAY + 1);
+    assert_int_equal(f->n, 1);
+    assert_rec(&f->recs[0], DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN, 1);
+    ds_deal_destroy(d);
+}
+
+/* ---- 3. reminders ------------------------------------------------------------ */
+
+static void test_reminder_level_once(void **state) {
+    fx_t *f = *state;
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    int64_t opened = T0 + 11 * DAY;
+    evaluate(f, d, opened);
+    assert_int_equal(f->n, 1);
+    assert_rec(&f->recs[0], DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN, 1);
+
+    evaluate(f, d, opened + 7 * DAY - 1); /* renotify_days not yet passed */
+    assert_int_equal(f->n, 1);
+    evaluate(f, d, opened + 7 * DAY); /* ≥ renotify_days */
+    assert_int_equal(f->n, 2);
+    const rec_t *r = &f->recs[1];
+    assert_rec(r, DS_AK_NO_BUYER_SIGNAL, DS_AS_REMINDER, 2);
+    assert_string_not_equal(r->alert_id, f->recs[0].alert_id);
+    assert_true(r->raised_at == opened + 7 * DAY);
+    assert_quiet(r, 18.0);
+    assert_mentions(r, DEAL);
+    assert_mentions(r, "live_call_accepted");
+
+    /* not twice for the same level */
+    evaluate(f, d, opened + 7 * DAY);
+    assert_int_equal(f->n, 2);
+    evaluate(f, d, opened + 7 * DAY + HOUR);
+    assert_int_equal(f->n, 2);
+
+    evaluate(f, d, opened + 14 * DAY);
+    assert_int_equal(f->n, 3);
+    assert_rec(&f->recs[2], DS_AK_NO_BUYER_SIGNAL, DS_AS_REMINDER, 3);
+
+    /* a long gap: one REMINDER per evaluation at most */
+    evaluate(f, d, opened + 60 * DAY);
+    assert_int_equal(f->n, 4);
+    assert_rec(&f->recs[3], DS_AK_NO_BUYER_SIGNAL, DS_AS_REMINDER, 4);
+
+    /* every produced transition has its own id */
+    for (size_t i = 0; i < f->n; i++)
+        for (size_t j = i + 1; j < f->n; j++)
+            assert_string_not_equal(f->recs[i].alert_id, f->recs[j].alert_id);
+    ds_deal_destroy(d);
+}
+
+/* ---- 4. resolved on a buyer signal ------------------------------------------ */
+
+static void test_resolved_on_buyer_signal(void **state) {
+    fx_t *f = *state;
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    evaluate(f, d, T0 + 11 * DAY);
+    evaluate(f, d, T0 + 18 * DAY);
+    assert_int_equal(f->n, 2);
+    assert_rec(&f->recs[1], DS_AK_NO_BUYER_SIGNAL, DS_AS_REMINDER, 2);
+    char *first_open = strdup(f->recs[0].alert_id);
+    assert_non_null(first_open);
+    clear(f);
+
+    assert_int_equal(buyer(f, d, "b1", T0 + 19 * DAY, "live_call_accepted", "L-1"), DS_ERR_OK);
+    assert_int_equal(f->n, 1);
+    const rec_t *r = &f->recs[0];
+    assert_rec(r, DS_AK_NO_BUYER_SIGNAL, DS_AS_RESOLVED, 2); /* same level */
+    assert_true(r->last_buyer == T0 + 19 * DAY);
+    assert_int_equal(r->verified, DS_PS_EXPLORE_OPTIONS);
+    assert_string_equal(r->missing, "status_quo_flaw_acknowledged");
+    assert_quiet(r, 0.0);
+    assert_mentions(r, DEAL);
+    clear(f);
+
+    /* quiet restarts from the signal, with the new verified stage's 5 days;
+     * a new episode gets a new id */
+    evaluate(f, d, T0 + 24 * DAY);
+    assert_int_equal(f->n, 0);
+    evaluate(f, d, T0 + 24 * DAY + 1);
+    assert_int_equal(f->n, 1);
+    assert_rec(&f->recs[0], DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN, 1);
+    assert_string_not_equal(f->recs[0].alert_id, first_open);
+    free(first_open);
+    ds_deal_destroy(d);
+}
+
+/* ---- 5. won / lost resolves every open alert -------------------------------- */
+
+static void test_close_resolves_all(void **state) {
+    fx_t *f = *state;
+    static const int outcomes[] = {DS_CRM_DEAL_WON, DS_CRM_DEAL_LOST};
+    for (size_t o = 0; o < 2; o++) {
+        clear(f);
+        ds_deal_t *d = ds_deal_new(DEAL);
+        assert_non_null(d);
+        assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_EXPLORE_OPTIONS), DS_ERR_OK);
+        assert_int_equal(seller(f, d, "s1", T0 + 1 * HOUR), DS_ERR_OK);
+        assert_int_equal(seller(f, d, "s2", T0 + 2 * HOUR), DS_ERR_OK);
+        assert_int_equal(seller(f, d, "s3", T0 + 3 * HOUR), DS_ERR_OK);
+        evaluate(f, d, T0 + 11 * DAY);
+        assert_int_equal(count(f, DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN), 1);
+        assert_int_equal(count(f, DS_AK_ONE_SIDED, DS_AS_OPEN), 1);
+        assert_int_equal(count(f, DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN), 1);
+        assert_int_equal(count(f, DS_AK_NO_MOBILIZER, DS_AS_OPEN), 0);
+        clear(f);
+
+        assert_int_equal(close_deal(f, d, "w1", T0 + 12 * DAY, outcomes[o]), DS_ERR_OK);
+        assert_true(ds_deal_is_closed(d));
+        assert_int_equal(f->n, 3);
+        /* AlertKind order, each at the level it had reached */
+        assert_rec(&f->recs[0], DS_AK_NO_BUYER_SIGNAL, DS_AS_RESOLVED, 1);
+        assert_rec(&f->recs[1], DS_AK_ONE_SIDED, DS_AS_RESOLVED, 2);
+        assert_rec(&f->recs[2], DS_AK_UNVERIFIED_STAGE, DS_AS_RESOLVED, 2);
+        for (size_t i = 0; i < 3; i++)
+            assert_mentions(&f->recs[i], DEAL);
+        /* watching stopped */
+        clear(f);
+        evaluate(f, d, T0 + 100 * DAY);
+        assert_int_equal(f->n, 0);
+        ds_deal_destroy(d);
+    }
+}
+
+/* ---- 6. events after close are ignored -------------------------------------- */
+
+static void test_event_after_close_ignored(void **state) {
+    fx_t *f = *state;
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    /* a later DEAL_OPENED is ignored too (Precise semantics) */
+    assert_int_equal(open_deal(f, d, "e2", T0 + HOUR, DS_PS_NEGOTIATE), DS_ERR_IGNORED);
+    assert_int_equal(f->n, 0);
+    assert_int_equal(close_deal(f, d, "w1", T0 + 2 * HOUR, DS_CRM_DEAL_WON), DS_ERR_OK);
+    assert_int_equal(f->n, 0); /* nothing was open */
+
+    assert_int_equal(seller(f, d, "s1", T0 + 3 * HOUR), DS_ERR_IGNORED);
+    assert_int_equal(seller(f, d, "s2", T0 + 4 * HOUR), DS_ERR_IGNORED);
+    assert_int_equal(seller(f, d, "s3", T0 + 5 * HOUR), DS_ERR_IGNORED);
+    assert_int_equal(stage_to(f, d, "c1", T0 + 6 * HOUR, DS_PS_NEGOTIATE), DS_ERR_IGNORED);
+    assert_int_equal(buyer(f, d, "b1", T0 + 7 * HOUR, "live_call_accepted", "L-1"),
+                     DS_ERR_IGNORED);
+    assert_int_equal(stakeholder(f, d, "k1", T0 + 8 * HOUR, "L-2", DS_ROLE_TALKER),
+                     DS_ERR_IGNORED);
+    assert_int_equal(close_deal(f, d, "l1", T0 + 9 * HOUR, DS_CRM_DEAL_LOST), DS_ERR_IGNORED);
+    assert_int_equal(f->n, 0);
+    assert_int_equal(ds_deal_stakeholder_count(d), 0);
+    assert_true(ds_deal_is_closed(d));
+    evaluate(f, d, T0 + 100 * DAY);
+    assert_int_equal(f->n, 0);
+    ds_deal_destroy(d);
+}
+
+/* ---- 7. an unknown signal code ---------------------------------------------- */
+
+/* SPEC: "a code that no stage lists still counts as a buyer signal but
+ * verifies nothing": resets unanswered, moves the last buyer signal time,
+ * leaves the verified stage where it was. */
+static void test_unknown_signal_code(void **state) {
+    fx_t *f = *state;
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_EXPLORE_OPTIONS), DS_ERR_OK);
+    assert_int_equal(count(f, DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN), 1);
+    evaluate(f, d, T0 + 11 * DAY);
+    assert_int_equal(count(f, DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN), 1);
+    assert_int_equal(seller(f, d, "s1", T0 + 11 * DAY + 1 * HOUR), DS_ERR_OK);
+    assert_int_equal(seller(f, d, "s2", T0 + 11 * DAY + 2 * HOUR), DS_ERR_OK);
+    assert_int_equal(seller(f, d, "s3", T0 + 11 * DAY + 3 * HOUR), DS_ERR_OK);
+    assert_int_equal(count(f, DS_AK_ONE_SIDED, DS_AS_OPEN), 1);
+    clear(f);
+
+    int64_t t = T0 + 12 * DAY;
+    assert_int_equal(buyer(f, d, "b1", t, "coffee_with_the_cfo", "L-1"), DS_ERR_OK);
+    assert_int_equal(f->n, 2); /* UNVERIFIED_STAGE stays open: nothing verified */
+    assert_rec(&f->recs[0], DS_AK_NO_BUYER_SIGNAL, DS_AS_RESOLVED, 1);
+    assert_rec(&f->recs[1], DS_AK_ONE_SIDED, DS_AS_RESOLVED, 1);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(f->recs[i].verified, DS_PS_RECOGNIZE_NEED);
+        assert_string_equal(f->recs[i].missing, "live_call_accepted");
+        assert_true(f->recs[i].last_buyer == t);
+        assert_int_equal(f->recs[i].unanswered, 0);
+    }
+    assert_int_equal(ds_deal_stakeholder_count(d), 1);
+    clear(f);
+
+    /* quiet counts from the unknown signal, with RECOGNIZE_NEED's 10 days */
+    evaluate(f, d, t + 10 * DAY);
+    assert_int_equal(count(f, DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN), 0);
+    evaluate(f, d, t + 10 * DAY + 1);
+    assert_int_equal(count(f, DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN), 1);
+    assert_int_equal(count(f, DS_AK_UNVERIFIED_STAGE, DS_AS_RESOLVED), 0);
+    clear(f);
+
+    /* a BUYER_SIGNAL without a signal is a buyer signal that verifies nothing */
+    assert_int_equal(buyer(f, d, "b2", t + 11 * DAY, NULL, NULL), DS_ERR_OK);
+    assert_int_equal(count(f, DS_AK_NO_BUYER_SIGNAL, DS_AS_RESOLVED), 1);
+    assert_int_equal(count(f, DS_AK_UNVERIFIED_STAGE, DS_AS_RESOLVED), 0);
+    ds_deal_destroy(d);
+}
+
+/* ---- 8. a stage moving backwards -------------------------------------------- */
+
+/* SPEC: "STAGE_CHANGED sets the reported stage" — backwards too; the
+ * conditions are then evaluated against the new reported stage. */
+static void test_stage_backwards(void **state) {
+    fx_t *f = *state;
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    assert_int_equal(stage_to(f, d, "c1", T0 + 1 * HOUR, DS_PS_NEGOTIATE), DS_ERR_OK);
+    assert_int_equal(f->n, 2);
+    assert_rec(&f->recs[0], DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN, 1);
+    assert_rec(&f->recs[1], DS_AK_NO_MOBILIZER, DS_AS_OPEN, 1);
+    char *first_open = strdup(f->recs[0].alert_id);
+    assert_non_null(first_open);
+    clear(f);
+
+    /* back to EXPLORE_OPTIONS: still later than verified, below the
+     * mobilizer threshold */
+    assert_int_equal(stage_to(f, d, "c2", T0 + 2 * HOUR, DS_PS_EXPLORE_OPTIONS), DS_ERR_OK);
+    assert_int_equal(f->n, 1);
+    assert_rec(&f->recs[0], DS_AK_NO_MOBILIZER, DS_AS_RESOLVED, 1);
+    assert_int_equal(f->recs[0].reported, DS_PS_EXPLORE_OPTIONS);
+    clear(f);
+
+    /* back to the verified stage: the unverified claim is gone */
+    assert_int_equal(stage_to(f, d, "c3", T0 + 3 * HOUR, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    assert_int_equal(f->n, 1);
+    assert_rec(&f->recs[0], DS_AK_UNVERIFIED_STAGE, DS_AS_RESOLVED, 1);
+    assert_int_equal(f->recs[0].reported, DS_PS_RECOGNIZE_NEED);
+    clear(f);
+
+    /* forward again: a new episode with a new id */
+    assert_int_equal(stage_to(f, d, "c4", T0 + 4 * HOUR, DS_PS_SELECT_SUPPLIER), DS_ERR_OK);
+    assert_int_equal(f->n, 2);
+    assert_rec(&f->recs[0], DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN, 1);
+    assert_rec(&f->recs[1], DS_AK_NO_MOBILIZER, DS_AS_OPEN, 1);
+    assert_int_equal(f->recs[0].reported, DS_PS_SELECT_SUPPLIER);
+    assert_string_not_equal(f->recs[0].alert_id, first_open);
+    free(first_open);
+    clear(f);
+
+    /* a STAGE_CHANGED without a stage is ignored */
+    assert_int_equal(stage_to(f, d, "c5", T0 + 5 * HOUR, DS_NONE), DS_ERR_IGNORED);
+    assert_int_equal(f->n, 0);
+    ds_deal_destroy(d);
+}
+
+/* ---- 9. duplicates and save/load ------------------------------------------- */
+
+static void test_duplicate_and_reload(void **state) {
+    fx_t *f = *state;
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_DUPLICATE);
+    assert_int_equal(seller(f, d, "s1", T0 + 1 * HOUR), DS_ERR_OK);
+    assert_int_equal(seller(f, d, "s1", T0 + 1 * HOUR), DS_ERR_DUPLICATE);
+    assert_int_equal(seller(f, d, "s2", T0 + 2 * HOUR), DS_ERR_OK);
+    assert_int_equal(f->n, 0); /* 2 unanswered, not 3: s1 applied once */
+    assert_int_equal(seller(f, d, "s3", T0 + 3 * HOUR), DS_ERR_OK);
+    assert_int_equal(f->n, 1);
+    assert_rec(&f->recs[0], DS_AK_ONE_SIDED, DS_AS_OPEN, 1);
+    assert_int_equal(f->recs[0].unanswered, 3);
+    evaluate(f, d, T0 + 11 * DAY);
+    assert_int_equal(f->n, 3);
+    assert_rec(&f->recs[1], DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN, 1);
+    assert_rec(&f->recs[2], DS_AK_ONE_SIDED, DS_AS_REMINDER, 2);
+    clear(f);
+
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    assert_int_equal(ds_deal_save(d, &b), DS_ERR_OK);
+    ds_err_t err = DS_ERR_OK;
+    ds_deal_t *d2 = ds_deal_load(b.data, b.len, &err);
+    assert_non_null(d2);
+    assert_int_equal(err, DS_ERR_OK);
+    assert_string_equal(ds_deal_id(d2), DEAL);
+    assert_string_equal(ds_deal_account_id(d2), ACCT);
+    assert_true(ds_deal_next_deadline(d2, f->rules) == ds_deal_next_deadline(d, f->rules));
+
+    /* a truncated state does not load */
+    ds_err_t err2 = DS_ERR_OK;
+    assert_null(ds_deal_load(b.data, b.len - 1, &err2));
+    assert_int_not_equal(err2, DS_ERR_OK);
+    ds_buf_free(&b);
+
+    /* the reload keeps the open alerts: nothing is emitted again */
+    evaluate(f, d2, T0 + 11 * DAY);
+    assert_int_equal(f->n, 0);
+    /* and the dedupe memory */
+    assert_int_equal(seller(f, d2, "s3", T0 + 3 * HOUR), DS_ERR_DUPLICATE);
+    assert_int_equal(f->n, 0);
+
+    /* the next transitions are the same, with the same ids */
+    evaluate(f, d, T0 + 18 * DAY);
+    size_t n1 = f->n;
+    assert_int_equal(n1, 2);
+    evaluate(f, d2, T0 + 18 * DAY);
+    assert_int_equal(f->n, 2 * n1);
+    assert_rec(&f->recs[0], DS_AK_NO_BUYER_SIGNAL, DS_AS_REMINDER, 2);
+    assert_rec(&f->recs[1], DS_AK_ONE_SIDED, DS_AS_REMINDER, 3);
+    for (size_t i = 0; i < n1; i++) {
+        assert_int_equal(f->recs[n1 + i].kind, f->recs[i].kind);
+        assert_int_equal(f->recs[n1 + i].state, f->recs[i].state);
+        assert_int_equal(f->recs[n1 + i].level, f->recs[i].level);
+        assert_string_equal(f->recs[n1 + i].alert_id, f->recs[i].alert_id);
+        assert_string_equal(f->recs[n1 + i].message, f->recs[i].message);
+    }
+    clear(f);
+
+    /* closing the reloaded deal resolves exactly what was open */
+    assert_int_equal(close_deal(f, d2, "w1", T0 + 19 * DAY, DS_CRM_DEAL_LOST), DS_ERR_OK);
+    assert_int_equal(f->n, 2);
+    assert_rec(&f->recs[0], DS_AK_NO_BUYER_SIGNAL, DS_AS_RESOLVED, 2);
+    assert_rec(&f->recs[1], DS_AK_ONE_SIDED, DS_AS_RESOLVED, 3);
+    ds_deal_destroy(d2);
+    ds_deal_destroy(d);
+}
+
+/* ---- 10. next deadline ------------------------------------------------------ */
+
+static void test_next_deadline(void **state) {
+    fx_t *f = *state;
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_true(ds_deal_next_deadline(d, f->rules) == INT64_MAX); /* not opened */
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+
+    /* quiet > 10 days first holds at opened + 10 days + 1 ms */
+    int64_t dl = ds_deal_next_deadline(d, f->rules);
+    assert_true(dl == T0 + 10 * DAY + 1);
+    evaluate(f, d, dl - 1);
+    assert_int_equal(f->n, 0);
+    evaluate(f, d, dl);
+    assert_int_equal(f->n, 1);
+    assert_rec(&f->recs[0], DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN, 1);
+    /* open: the reminder is next */
+    assert_true(ds_deal_next_deadline(d, f->rules) == dl + 7 * DAY);
+    clear(f);
+
+    /* a verifying buyer signal: the next stage's 5 quiet days from it */
+    int64_t t = T0 + 12 * DAY;
+    assert_int_equal(buyer(f, d, "b1", t, "live_call_accepted", "L-1"), DS_ERR_OK);
+    assert_int_equal(count(f, DS_AK_NO_BUYER_SIGNAL, DS_AS_RESOLVED), 1);
+    assert_true(ds_deal_next_deadline(d, f->rules) == t + 5 * DAY + 1);
+
+    assert_int_equal(close_deal(f, d, "w1", t + DAY, DS_CRM_DEAL_WON), DS_ERR_OK);
+    assert_true(ds_deal_next_deadline(d, f->rules) == INT64_MAX);
+    ds_deal_destroy(d);
+}
+
+/* ---- 11. mobilizer through the scorer's stored tier ------------------------- */
+
+static void reach_define_criteria(fx_t *f, ds_deal_t *d) {
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    assert_int_equal(stakeholder(f, d, "k1", T0 + 1 * HOUR, "L-9", DS_ROLE_TALKER), DS_ERR_OK);
+    assert_int_equal(buyer(f, d, "b1", T0 + 2 * HOUR, "live_call_accepted", "L-1"), DS_ERR_OK);
+    assert_int_equal(buyer(f, d, "b2", T0 + 3 * HOUR, "status_quo_flaw_acknowledged", "L-1"),
+                     DS_ERR_OK);
+}
+
+static void test_mobilizer_callback(void **state) {
+    fx_t *f = *state;
+    f->ctx.stakeholder_is_mobilizer = is_mobilizer;
+
+    /* (a) the scorer says a stakeholder is MOBILIZER: mobilizer known */
+    f->mob_contact = "L-9";
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    reach_define_criteria(f, d);
+    assert_int_equal(count(f, DS_AK_NO_MOBILIZER, DS_AS_OPEN), 0);
+    assert_true(f->mob_calls > 0);
+    assert_string_equal(f->mob_account, ACCT);
+    evaluate(f, d, T0 + 4 * HOUR);
+    assert_int_equal(f->n, 0);
+    ds_deal_destroy(d);
+
+    /* (b) no stakeholder is MOBILIZER yet (the callback names someone who is
+     * not a stakeholder of this deal): NO_MOBILIZER opens; once the scorer's
+     * stored tier of L-9 is MOBILIZER, the next clock check resolves it */
+    f->mob_contact = "L-404";
+    d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    reach_define_criteria(f, d);
+    assert_int_equal(f->n, 1);
+    assert_rec(&f->recs[0], DS_AK_NO_MOBILIZER, DS_AS_OPEN, 1);
+    clear(f);
+    f->mob_contact = "L-9";
+    evaluate(f, d, T0 + 4 * HOUR);
+    assert_int_equal(f->n, 1);
+    assert_rec(&f->recs[0], DS_AK_NO_MOBILIZER, DS_AS_RESOLVED, 1);
+    assert_mentions(&f->recs[0], DEAL);
+    ds_deal_destroy(d);
+    clear(f);
+
+    /* (c) without the callback, a contact role MOBILIZER counts */
+    f->ctx.stakeholder_is_mobilizer = NULL;
+    d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    assert_int_equal(stakeholder(f, d, "k1", T0 + HOUR, "L-5", DS_ROLE_MOBILIZER), DS_ERR_OK);
+    assert_true(ds_deal_mobilizer_known(d));
+    assert_int_equal(stage_to(f, d, "c1", T0 + 2 * HOUR, DS_PS_DEFINE_CRITERIA), DS_ERR_OK);
+    assert_int_equal(count(f, DS_AK_NO_MOBILIZER, DS_AS_OPEN), 0);
+    assert_int_equal(count(f, DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN), 1);
+    ds_deal_destroy(d);
+}
+
+/* ---- extras: grace, id stability across a replay ---------------------------- */
+
+/* grace_ms delays wall-clock firing: conditions use now - grace_ms. */
+static void test_grace_delays_quiet(void **state) {
+    fx_t *f = *state;
+    f->ctx.grace_ms = 30 * MINUTE;
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    evaluate(f, d, T0 + 10 * DAY + 1);
+    assert_int_equal(f->n, 0);
+    evaluate(f, d, T0 + 10 * DAY + 30 * MINUTE);
+    assert_int_equal(f->n, 0);
+    evaluate(f, d, T0 + 10 * DAY + 30 * MINUTE + 1);
+    assert_int_equal(f->n, 1);
+    assert_rec(&f->recs[0], DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN, 1);
+    assert_true(f->recs[0].raised_at == T0 + 10 * DAY + 30 * MINUTE + 1);
+    ds_deal_destroy(d);
+}
+
+static void replay(fx_t *f) {
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_EXPLORE_OPTIONS), DS_ERR_OK);
+    assert_int_equal(seller(f, d, "s1", T0 + 1 * HOUR), DS_ERR_OK);
+    assert_int_equal(seller(f, d, "s2", T0 + 2 * HOUR), DS_ERR_OK);
+    assert_int_equal(seller(f, d, "s3", T0 + 3 * HOUR), DS_ERR_OK);
+    evaluate(f, d, T0 + 11 * DAY);
+    assert_int_equal(buyer(f, d, "b1", T0 + 12 * DAY, "live_call_accepted", "L-1"), DS_ERR_OK);
+    evaluate(f, d, T0 + 20 * DAY);
+    assert_int_equal(close_deal(f, d, "w1", T0 + 21 * DAY, DS_CRM_DEAL_WON), DS_ERR_OK);
+    ds_deal_destroy(d);
+}
+
+static void test_alert_id_stable_across_replay(void **state) {
+    fx_t *f = *state;
+    replay(f);
+    size_t n = f->n;
+    assert_true(n >= 6);
+    replay(f);
+    assert_int_equal(f->n, 2 * n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(f->recs[n + i].kind, f->recs[i].kind);
+        assert_int_equal(f->recs[n + i].state, f->recs[i].state);
+        assert_int_equal(f->recs[n + i].level, f->recs[i].level);
+        assert_string_equal(f->recs[n + i].alert_id, f->recs[i].alert_id);
+        assert_mentions(&f->recs[i], DEAL);
+        for (size_t j = i + 1; j < n; j++)
+            assert_string_not_equal(f->recs[i].alert_id, f->recs[j].alert_id);
+    }
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        T(test_no_buyer_signal_fires),
+        T(test_one_sided_fires),
+        T(test_unverified_stage_fires),
+        T(test_no_mobilizer_fires),
+        T(test_quiet_boundary),
+        T(test_reminder_level_once),
+        T(test_resolved_on_buyer_signal),
+        T(test_close_resolves_all),
+        T(test_event_after_close_ignored),
+        T(test_unknown_signal_code),
+        T(test_stage_backwards),
+        T(test_duplicate_and_reload),
+        T(test_next_deadline),
+        T(test_mobilizer_callback),
+        T(test_grace_delays_quiet),
+        T(test_alert_id_stable_across_replay),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
