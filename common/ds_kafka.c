@@ -9,7 +9,9 @@
  */
 #include "ds_kafka.h"
 
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ds_clock.h"
@@ -61,6 +63,46 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+    (void)rk;
+    const ds_kafka_hooks_t *h = opaque;
+    if (h && h->stats)
+        h->stats(h->opaque, json, len);
+    return 0; /* librdkafka frees json */
+}
+
+ds_err_t ds_kafka_stats_lag(const char *json, size_t len, const char *topic,
+                            void (*fn)(void *opaque, int32_t partition, int64_t lag,
+                                       int64_t committed, bool fetching),
+                            void *opaque) {
+    json_error_t jerr;
+    json_t *root = json_loadb(json, len, 0, &jerr);
+    if (!root)
+        return DS_ERR_INVAL;
+    json_t *parts = json_object_get(json_object_get(json_object_get(root, "topics"), topic),
+                                    "partitions");
+    if (!json_is_object(json_object_get(root, "topics"))) {
+        json_decref(root);
+        return DS_ERR_INVAL;
+    }
+    const char *k;
+    json_t *p;
+    json_object_foreach(parts, k, p) {
+        char *end;
+        long id = strtol(k, &end, 10);
+        if (*end || id < 0) /* "-1": the internal UA partition */
+            continue;
+        json_t *lag = json_object_get(p, "consumer_lag");
+        const char *fs = json_string_value(json_object_get(p, "fetch_state"));
+        bool fetching = fs && strcmp(fs, "none") != 0 && strcmp(fs, "stopped") != 0;
+        json_t *co = json_object_get(p, "committed_offset");
+        fn(opaque, (int32_t)id, json_is_integer(lag) ? (int64_t)json_integer_value(lag) : -1,
+           json_is_integer(co) ? (int64_t)json_integer_value(co) : -1, fetching);
+    }
+    json_decref(root);
+    return DS_ERR_OK;
+}
+
 rd_kafka_t *ds_kafka_consumer_new(const ds_config_t *cfg, const char *const *topics,
                                   size_t ntopics, const ds_kafka_hooks_t *hooks,
                                   char *errstr, size_t errstr_size) {
@@ -76,6 +118,7 @@ rd_kafka_t *ds_kafka_consumer_new(const ds_config_t *cfg, const char *const *top
         {"heartbeat.interval.ms", "1000"},
         {"fetch.wait.max.ms", "10"},
         {"queued.max.messages.kbytes", "65536"},
+        {"statistics.interval.ms", "5000"}, /* consumer lag for /metrics */
     };
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
         if (set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size))
@@ -86,6 +129,7 @@ rd_kafka_t *ds_kafka_consumer_new(const ds_config_t *cfg, const char *const *top
                             errstr_size))
         goto fail;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_stats_cb(conf, stats_cb);
     rd_kafka_conf_set_opaque(conf, (void *)hooks);
     char e[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));

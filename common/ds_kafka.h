@@ -23,6 +23,9 @@ typedef struct ds_kafka_hooks {
      * hand for those partitions before it returns. */
     void (*assigned)(void *opaque, const rd_kafka_topic_partition_list_t *parts);
     void (*revoked)(void *opaque, const rd_kafka_topic_partition_list_t *parts);
+    /* librdkafka's statistics JSON (statistics.interval.ms, default 5000
+     * for our consumers), on the polling thread; may be NULL. */
+    void (*stats)(void *opaque, const char *json, size_t len);
     void *opaque;
 } ds_kafka_hooks_t;
 
@@ -40,6 +43,18 @@ typedef struct ds_delivery {
 rd_kafka_t *ds_kafka_consumer_new(const ds_config_t *cfg, const char *const *topics,
                                   size_t ntopics, const ds_kafka_hooks_t *hooks,
                                   char *errstr, size_t errstr_size);
+/** Walk librdkafka's statistics JSON: call fn for every partition of
+ *  `topic` this consumer fetches, with its consumer_lag (high watermark
+ *  minus committed offset; -1 when not known yet) and committed offset
+ *  (-1: none).  Partitions known but not assigned are reported with
+ *  fetching = false.  The high watermark comes from fetch responses: it
+ *  goes stale while the partition is paused.  DS_ERR_INVAL when the
+ *  JSON is not librdkafka's statistics. */
+ds_err_t ds_kafka_stats_lag(const char *json, size_t len, const char *topic,
+                            void (*fn)(void *opaque, int32_t partition, int64_t lag,
+                                       int64_t committed, bool fetching),
+                            void *opaque);
+
 /** An idempotent producer whose delivery reports feed ds_delivery_t. */
 rd_kafka_t *ds_kafka_producer_new(const ds_config_t *cfg, char *errstr, size_t errstr_size);
 

@@ -110,6 +110,47 @@ static void dlq_count(ds_worker_t *w, ds_err_t code) {
           1);
 }
 
+/* consumer_lag{worker,topic,partition} from librdkafka's statistics.  While
+ * the worker is paused (Redis or the broker failing) no fetch refreshes the
+ * high watermark in the statistics, so it is asked of the broker instead:
+ * the lag must keep growing during an outage, not freeze. */
+typedef struct lag_walk {
+    ds_worker_t *w;
+    bool query_failed;
+} lag_walk_t;
+
+static void lag_one(void *opaque, int32_t partition, int64_t lag, int64_t committed,
+                    bool fetching) {
+    lag_walk_t *lw = opaque;
+    ds_worker_t *w = lw->w;
+    if (fetching && w->paused && committed >= 0 && !lw->query_failed) {
+        int64_t lo, hi;
+        if (rd_kafka_query_watermark_offsets(w->consumer, w->topic, partition, &lo, &hi, 300) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR)
+            lag = hi - committed;
+        else
+            lw->query_failed = true; /* broker away: keep the last figures */
+    }
+    char labels[400];
+    snprintf(labels, sizeof(labels), "worker=\"%s\",topic=\"%s\",partition=\"%d\"",
+             w->ops->name, w->topic, (int)partition);
+    ds_gauge_t *g = ds_metrics_gauge(w->metrics, "consumer_lag",
+                                     "Records behind the partition's high watermark, from the "
+                                     "committed offset (librdkafka statistics); 0 when not "
+                                     "assigned here",
+                                     labels);
+    if (g)
+        ds_gauge_set(g, fetching && lag > 0 ? (double)lag : 0);
+}
+
+static void on_stats(void *opaque, const char *json, size_t len) {
+    ds_worker_t *w = opaque;
+    lag_walk_t lw = {w, false};
+    if (w->metrics && ds_kafka_stats_lag(json, len, w->topic, lag_one, &lw))
+        ds_log_rl(&w->rl_msg, 60000, DS_LOG_WARN, w->ops->name,
+                  "unreadable librdkafka statistics (%zu bytes)", len);
+}
+
 /* ---- rebalance ----------------------------------------------------------- */
 
 static void drop_held(ds_worker_t *w) {
@@ -609,6 +650,7 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
         goto fail;
     w->hooks.assigned = on_assigned;
     w->hooks.revoked = on_revoked;
+    w->hooks.stats = on_stats;
     w->hooks.opaque = w;
     const char *topics[] = {w->topic};
     w->consumer = ds_kafka_consumer_new(cfg, topics, 1, &w->hooks, errstr, errstr_size);

@@ -70,7 +70,7 @@ void ds_h_cleanup(void) {
     ds_h_codec_free();
 }
 
-static int free_port(void) {
+int ds_h_free_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a;
     memset(&a, 0, sizeof(a));
@@ -156,7 +156,7 @@ static pid_t exec_redis(ds_h_env_t *env) {
 static void wait_redis(ds_h_env_t *env);
 
 static void start_redis(ds_h_env_t *env) {
-    env->redis_port = free_port();
+    env->redis_port = ds_h_free_port();
     env->redis_pid = exec_redis(env);
     snprintf(env->redis_url, sizeof(env->redis_url), "redis://127.0.0.1:%d/0", env->redis_port);
     wait_redis(env);

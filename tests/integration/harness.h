@@ -90,6 +90,9 @@ void ds_h_codec_free(void);
 void ds_h_send_ma(rd_kafka_t *p, const char *topic, const ds_ma_event_t *ev);
 void ds_h_send_crm(rd_kafka_t *p, const char *topic, const ds_crm_event_t *ev);
 
+/** A free TCP port on 127.0.0.1 (for a process's HTTP endpoint). */
+int ds_h_free_port(void);
+
 /** A fresh unique name (for group ids). */
 const char *ds_h_unique(const char *prefix);
 

@@ -1,0 +1,275 @@
+/*
+ * test_ops_it.c — what an operator sees of a running scorer: /healthz,
+ * /readyz following Redis, /metrics with the consumer lag from librdkafka's
+ * statistics (checked by promtool when installed), and rules reloaded on
+ * SIGHUP — valid rules swap in, invalid ones are refused and the old rules
+ * stay in force.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+
+#include "ds_buf.h"
+#include "ds_clock.h"
+#include "harness.h"
+
+static ds_h_env_t env;
+static char rules_path[300], log_path[300], metrics_addr[64];
+static pid_t worker;
+static rd_kafka_t *producer;
+
+/* ---- HTTP ---------------------------------------------------------------- */
+
+static size_t sink(char *p, size_t sz, size_t n, void *opaque) {
+    ds_buf_t *b = opaque;
+    return ds_buf_append(b, p, sz * n) ? 0 : sz * n;
+}
+
+/* GET path; returns the status (0: no answer); body NUL-terminated in *body
+ * (caller frees) when body is not NULL. */
+static long http_get(const char *path, char **body) {
+    char url[128];
+    snprintf(url, sizeof(url), "http://%s%s", metrics_addr, path);
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    assert_int_equal(ds_buf_append(&b, "", 1), DS_ERR_OK);
+    if (body)
+        *body = (char *)b.data;
+    else
+        ds_buf_free(&b);
+    return status;
+}
+
+static bool wait_status(const char *path, long want, int timeout_ms) {
+    int64_t end = ds_clock_mono_ms() + timeout_ms;
+    while (ds_clock_mono_ms() < end) {
+        if (http_get(path, NULL) == want)
+            return true;
+        ds_clock_sleep_ms(100);
+    }
+    return false;
+}
+
+/* The value of the first sample line starting with `prefix`, or -1. */
+static double sample(const char *text, const char *prefix) {
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, prefix, strlen(prefix)))
+            return strtod(strchr(p + strlen(prefix), ' ') + 1, NULL);
+    return -1;
+}
+
+static double metric(const char *prefix) {
+    char *body = NULL;
+    assert_int_equal(http_get("/metrics", &body), 200);
+    double v = sample(body, prefix);
+    free(body);
+    return v;
+}
+
+#define LAG "dealsignal_consumer_lag{worker=\"scorer\",topic=\"ma.events\",partition=\"0\"}"
+
+static bool wait_metric(const char *prefix, double want, int timeout_ms) {
+    int64_t end = ds_clock_mono_ms() + timeout_ms;
+    double v = -1;
+    while (ds_clock_mono_ms() < end) {
+        v = metric(prefix);
+        if (v == want)
+            return true;
+        ds_clock_sleep_ms(200);
+    }
+    fprintf(stderr, "  %s is %g, want %g\n", prefix, v, want);
+    return false;
+}
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static void write_rules(const char *text) {
+    char tmp[320];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", rules_path);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(rename(tmp, rules_path), 0);
+}
+
+static void send_confront(const char *event_id, const char *lead, int64_t at) {
+    ds_ma_event_t ev = {.event_id = event_id, .occurred_at = at, .lead_id = lead,
+                        .account_id = NULL, .type = DS_MA_CONTENT_COMPLETED,
+                        .content_id = "c-1", .insight_id = "I1", .content_stage = DS_CS_CONFRONT};
+    ds_h_send_ma(producer, "ma.events", &ev);
+    ds_h_flush(producer);
+}
+
+/* The confront score of a lone lead as the scorer stored it. */
+static char *wait_confront(const char *lead, const char *want) {
+    char key[128];
+    snprintf(key, sizeof(key), "ds:{lead:%s}", lead);
+    char *v = NULL;
+    for (int i = 0; i < 150; i++) {
+        free(v);
+        v = ds_h_hget(&env, key, "confront");
+        if (v && (!want || !strcmp(v, want)))
+            break;
+        ds_clock_sleep_ms(100);
+    }
+    return v;
+}
+
+static int log_count(const char *needle) {
+    FILE *f = fopen(log_path, "r");
+    if (!f)
+        return 0;
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+static bool wait_log(const char *needle, int count, int timeout_ms) {
+    int64_t end = ds_clock_mono_ms() + timeout_ms;
+    while (ds_clock_mono_ms() < end) {
+        if (log_count(needle) >= count)
+            return true;
+        ds_clock_sleep_ms(100);
+    }
+    return false;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static int group_setup(void **state) {
+    (void)state;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    ds_h_start(&env, 1, true);
+    snprintf(rules_path, sizeof(rules_path), "%s/rules.yaml", env.tmpdir);
+    snprintf(log_path, sizeof(log_path), "%s/scorer.log", env.tmpdir);
+    snprintf(metrics_addr, sizeof(metrics_addr), "127.0.0.1:%d", ds_h_free_port());
+    write_rules("scoring:\n  stage_points: {CONFRONT: 20}\n");
+    producer = ds_h_producer(&env);
+    const char *args[] = {"scorer",        "--brokers",      env.brokers,
+                          "--redis",       env.redis_url,    "--group-id",
+                          "it-ops",        "--rules",        rules_path,
+                          "--metrics-addr", metrics_addr,    "-X",
+                          "statistics.interval.ms=300",      NULL};
+    worker = ds_h_spawn(log_path, args);
+    return 0;
+}
+
+static int group_teardown(void **state) {
+    (void)state;
+    rd_kafka_destroy(producer);
+    int rc = ds_h_stop(worker, SIGTERM, 10000);
+    ds_h_cleanup();
+    curl_global_cleanup();
+    return rc == 0 ? 0 : -1;
+}
+
+static void test_health_and_ready(void **state) {
+    (void)state;
+    assert_true(wait_status("/healthz", 200, 10000));
+    /* ready once partitions are assigned and Redis answers */
+    send_confront("e-1", "L-1", 1700000000000LL);
+    assert_true(wait_status("/readyz", 200, 30000));
+    char *v = wait_confront("L-1", "20");
+    assert_non_null(v);
+    assert_string_equal(v, "20");
+    free(v);
+    assert_int_equal(http_get("/nope", NULL), 404);
+}
+
+static void test_metrics_lag_follows_redis(void **state) {
+    (void)state;
+    assert_true(wait_metric(LAG, 0, 10000));
+    assert_true(metric("dealsignal_consumed_records_total{worker=\"scorer\"}") >= 1);
+    /* Redis away: the worker pauses, is not ready, and the lag grows by
+     * exactly what was produced since */
+    ds_h_stop_redis(&env);
+    for (int i = 0; i < 7; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "lag-%d", i);
+        send_confront(id, "L-lag", 1700000001000LL + i);
+    }
+    assert_true(wait_status("/readyz", 503, 15000));
+    assert_true(wait_metric(LAG, 7, 15000));
+    ds_h_restart_redis(&env);
+    assert_true(wait_status("/readyz", 200, 20000));
+    assert_true(wait_metric(LAG, 0, 20000));
+}
+
+static void test_metrics_pass_promtool(void **state) {
+    (void)state;
+    if (system("command -v promtool >/dev/null 2>&1") != 0) {
+        skip(); /* the prometheus package is not installed */
+    }
+    char *body = NULL;
+    assert_int_equal(http_get("/metrics", &body), 200);
+    char path[340];
+    snprintf(path, sizeof(path), "%s/metrics.txt", env.tmpdir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(body, f);
+    fclose(f);
+    /* the families the SPEC lists are there */
+    assert_non_null(strstr(body, "dealsignal_consumer_lag{"));
+    assert_non_null(strstr(body, "dealsignal_batch_seconds_bucket{"));
+    assert_non_null(strstr(body, "dealsignal_redis_seconds_bucket{"));
+    free(body);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s'", path);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_sighup_reload(void **state) {
+    (void)state;
+    /* invalid rules: refused, with the key and line, old rules in force */
+    write_rules("scoring:\n  stage_points: {CONFRONT: -3}\n");
+    assert_int_equal(kill(worker, SIGHUP), 0);
+    assert_true(wait_log("rules reload rejected", 1, 10000));
+    assert_true(log_count("stage_points.CONFRONT") >= 1);
+    send_confront("e-2", "L-2", 1700000002000LL);
+    char *v = wait_confront("L-2", NULL);
+    assert_non_null(v);
+    assert_string_equal(v, "20");
+    free(v);
+    /* valid rules: swapped in for the next events */
+    write_rules("scoring:\n  stage_points: {CONFRONT: 50}\n");
+    assert_int_equal(kill(worker, SIGHUP), 0);
+    assert_true(wait_log("rules reloaded", 1, 10000));
+    send_confront("e-3", "L-3", 1700000003000LL);
+    v = wait_confront("L-3", NULL);
+    assert_non_null(v);
+    assert_string_equal(v, "50");
+    free(v);
+    /* the worker is still ready and serving */
+    assert_int_equal(http_get("/readyz", NULL), 200);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_health_and_ready),
+        cmocka_unit_test(test_metrics_lag_follows_redis),
+        cmocka_unit_test(test_metrics_pass_promtool),
+        cmocka_unit_test(test_sighup_reload),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
