@@ -3,6 +3,8 @@
  *
  *   ds_bench_latency BROKERS RATE SECONDS [SCHEMAS_DIR]
  *
+ * Topics: DS_LAT_IN (default ma.events) and DS_LAT_OUT (default
+ * lead.scores), so that a scorer can be measured on topics of its own.
  * Produces MarketingEvents at RATE events/s for SECONDS, each stamped with
  * occurred_at = the wall time it is produced (ms), to ma.events; consumes
  * lead.scores from its end and, for each LeadScore, takes now − as_of (as_of
@@ -25,7 +27,7 @@
 static volatile int g_done;
 static double *g_lat;
 static size_t g_nlat, g_cap;
-static const char *g_brokers, *g_schemas;
+static const char *g_brokers, *g_schemas, *g_in, *g_out;
 
 static int cmpd(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -51,7 +53,7 @@ static void *consume(void *arg) {
     rd_kafka_t *k = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
     rd_kafka_poll_set_consumer(k);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, "lead.scores", RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(l, g_out, RD_KAFKA_PARTITION_UA);
     rd_kafka_subscribe(k, l);
     rd_kafka_topic_partition_list_destroy(l);
     ds_arena_t arena;
@@ -93,6 +95,8 @@ int main(int argc, char **argv) {
     double rate = strtod(argv[2], NULL);
     double secs = strtod(argv[3], NULL);
     g_schemas = argc > 4 ? argv[4] : DS_SOURCE_DIR "/schemas";
+    g_in = getenv("DS_LAT_IN") ? getenv("DS_LAT_IN") : "ma.events";
+    g_out = getenv("DS_LAT_OUT") ? getenv("DS_LAT_OUT") : "lead.scores";
     ds_serde_init(1 << 20);
     char err[512], e[256];
     ds_registry_t *reg = ds_registry_new_dir(g_schemas, err, sizeof(err));
@@ -135,7 +139,7 @@ int main(int argc, char **argv) {
         ds_buf_reset(&b);
         if (ds_encode_ma(codec, &ev, &b))
             return 1;
-        while (rd_kafka_producev(p, RD_KAFKA_V_TOPIC("ma.events"),
+        while (rd_kafka_producev(p, RD_KAFKA_V_TOPIC(g_in),
                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                  RD_KAFKA_V_KEY(acct, strlen(acct)),
                                  RD_KAFKA_V_VALUE(b.data, b.len), RD_KAFKA_V_END) ==
@@ -152,9 +156,9 @@ int main(int argc, char **argv) {
         return 1;
     }
     qsort(g_lat, g_nlat, sizeof(double), cmpd);
-    printf("latency produce→lead.scores at %.0f events/s over %.0f s: n=%zu p50=%.1f ms p90=%.1f ms "
+    printf("latency produce→%s at %.0f events/s over %.0f s: n=%zu p50=%.1f ms p90=%.1f ms "
            "p99=%.1f ms max=%.1f ms\n",
-           rate, secs, g_nlat, g_lat[g_nlat / 2], g_lat[g_nlat * 9 / 10], g_lat[g_nlat * 99 / 100],
+           g_out, rate, secs, g_nlat, g_lat[g_nlat / 2], g_lat[g_nlat * 9 / 10], g_lat[g_nlat * 99 / 100],
            g_lat[g_nlat - 1]);
     rd_kafka_destroy(p);
     ds_buf_free(&b);

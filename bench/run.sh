@@ -3,6 +3,8 @@
 # apply → Redis → produce → commit) on `dealsignal gen`'s realistic mix.
 #
 #   bench/run.sh [scorer|watcher|both] [EVENTS] [RUNS]
+#   bench/run.sh memory [LEADS]             scorer RSS with LEADS leads tracked
+#   bench/run.sh stallcheck [DEALS] [DUE]   watcher clock-check cost, DUE of DEALS due
 #
 # Starts the embedded broker (with enough partitions for the mock cluster's
 # ~5 MiB/partition retention) and a private redis-server, preloads EVENTS
@@ -10,7 +12,10 @@
 # and a fresh Redis database, timing from start until its
 # dealsignal_consumed_records_total reaches the preload.  Prints events/s per
 # run and the median, the CPU seconds of worker/Redis/broker and the worker's
-# peak RSS.  BENCH_TINY=1 is the CI smoke configuration.
+# peak RSS.  Then (scorer only, unless BENCH_LATENCY=0) the latency from
+# produce to LeadScore at half the median rate (BENCH_LAT_RATE overrides),
+# on topics of its own, with a fresh scorer: p50/p90/p99/max.
+# BENCH_PERF=FILE records a perf profile of each run to FILE.N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-scorer}
@@ -27,7 +32,9 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 cpu_of() { awk '{print ($14+$15)/100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
-"$bin" broker --partitions "$partitions" > "$tmp/broker.out" 2>"$tmp/broker.err" &
+"$bin" broker --partitions "$partitions" \
+  --topics ma.events,crm.events,lead.scores,account.scores,deal.alerts,ma.events.dlq,crm.events.dlq,lat.events,lat.lead.scores,lat.account.scores \
+  > "$tmp/broker.out" 2>"$tmp/broker.err" &
 pids+=($!); broker_pid=$!
 for _ in $(seq 100); do [ -s "$tmp/broker.out" ] && break; sleep 0.1; done
 brokers=$(head -n1 "$tmp/broker.out")
@@ -35,6 +42,75 @@ rport=$(free_port)
 redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$tmp" >/dev/null &
 pids+=($!); redis_pid=$!
 for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+metric_sum() { # metric_sum PORT REGEX: sum of the samples whose line matches
+  { curl -s "http://127.0.0.1:$1/metrics" 2>/dev/null || true; } \
+    | awk -v re="$2" '$0 ~ re && !/^#/ {s+=$NF} END {printf "%.6f", s+0}'
+}
+wait_metric() { # wait_metric PORT REGEX MIN PID
+  while :; do
+    v=$(metric_sum "$1" "$2")
+    [ "$(echo "$v >= $3" | bc)" = 1 ] && break
+    kill -0 "$4" 2>/dev/null || { echo "worker died"; exit 1; }
+    sleep 0.2
+  done
+}
+lat_dir=$(dirname "$bin")
+if [ "$which" = memory ]; then
+  n=${2:-1000000}
+  mport=$(free_port)
+  "$bin" scorer --brokers "$brokers" --redis "redis://127.0.0.1:$rport/0" --group-id "bench-mem-$$" \
+     --metrics-addr "127.0.0.1:$mport" --log-level warn 2>"$tmp/worker-mem.err" &
+  wpid=$!
+  sleep 5
+  base=$(awk '/VmRSS/ {print $2}' "/proc/$wpid/status")
+  [ -x "$lat_dir/ds_bench_load" ] || cmake --build "$lat_dir" --target ds_bench_load >/dev/null
+  "$lat_dir/ds_bench_load" "$brokers" leads "$n"
+  wait_metric "$mport" '^dealsignal_consumed_records_total' "$n" "$wpid"
+  leads=$(metric_sum "$mport" '^dealsignal_tracked_leads')
+  rss=$(awk '/VmRSS/ {print $2}' "/proc/$wpid/status"); hwm=$(awk '/VmHWM/ {print $2}' "/proc/$wpid/status")
+  kill -TERM "$wpid"; wait "$wpid" || true
+  printf 'memory: %.0f leads tracked; worker RSS %d MiB (%d MiB before the load, peak %d MiB) = %.0f bytes per lead (%.0f above the empty worker)\n' \
+    "$leads" $((rss / 1024)) $((base / 1024)) $((hwm / 1024)) \
+    "$(echo "$rss * 1024 / $leads" | bc -l)" "$(echo "($rss - $base) * 1024 / $leads" | bc -l)"
+  exit 0
+fi
+if [ "$which" = stallcheck ]; then
+  n=${2:-1000000}; due=${3:-1000}
+  cat > "$tmp/rules.yaml" <<'YAML'
+stall:
+  stages:
+    RECOGNIZE_NEED: {verifiers: ["live_call_accepted"], max_quiet_days: 30}
+    EXPLORE_OPTIONS: {verifiers: ["status_quo_flaw_acknowledged"], max_quiet_days: 0.0001}
+YAML
+  mport=$(free_port)
+  "$bin" watcher --brokers "$brokers" --redis "redis://127.0.0.1:$rport/0" --group-id "bench-stall-$$" \
+     --clock wall --check-interval-ms 200 --rules "$tmp/rules.yaml" \
+     --metrics-addr "127.0.0.1:$mport" --log-level warn 2>"$tmp/worker-stall.err" &
+  wpid=$!
+  [ -x "$lat_dir/ds_bench_load" ] || cmake --build "$lat_dir" --target ds_bench_load >/dev/null
+  "$lat_dir/ds_bench_load" "$brokers" deals $((n - due)) RECOGNIZE_NEED SD
+  wait_metric "$mport" '^dealsignal_consumed_records_total' $((n - due)) "$wpid"
+  c0=$(metric_sum "$mport" '^dealsignal_clock_check_seconds_count'); s0=$(metric_sum "$mport" '^dealsignal_clock_check_seconds_sum')
+  d0=$(metric_sum "$mport" '^dealsignal_clock_check_deals_total')
+  sleep 3 # checks over the loaded deals, none due
+  c1=$(metric_sum "$mport" '^dealsignal_clock_check_seconds_count'); s1=$(metric_sum "$mport" '^dealsignal_clock_check_seconds_sum')
+  d1=$(metric_sum "$mport" '^dealsignal_clock_check_deals_total')
+  # the due ones: opened now, quiet for 0.0001 day (8.64 s)
+  "$lat_dir/ds_bench_load" "$brokers" deals "$due" EXPLORE_OPTIONS DUE
+  wait_metric "$mport" '^dealsignal_clock_check_deals_total' "$(echo "$d1 + $due" | bc)" "$wpid"
+  c2=$(metric_sum "$mport" '^dealsignal_clock_check_seconds_count'); s2=$(metric_sum "$mport" '^dealsignal_clock_check_seconds_sum')
+  d2=$(metric_sum "$mport" '^dealsignal_clock_check_deals_total')
+  deals=$(metric_sum "$mport" '^dealsignal_tracked_deals')
+  rss=$(awk '/VmRSS/ {print $2}' "/proc/$wpid/status")
+  kill -TERM "$wpid"; wait "$wpid" || true
+  printf 'stallcheck: %.0f deals tracked (worker RSS %d MiB)\n' "$deals" $((rss / 1024))
+  printf '  none due: %.0f checks, %.3f ms per check, %.0f deals evaluated\n' \
+    "$(echo "$c1 - $c0" | bc)" "$(echo "($s1 - $s0) * 1000 / ($c1 - $c0)" | bc -l)" "$(echo "$d1 - $d0" | bc)"
+  printf '  %s due: %.0f checks took %.3f ms in all, %.0f deals evaluated\n' \
+    "$due" "$(echo "$c2 - $c1" | bc)" "$(echo "($s2 - $s1) * 1000" | bc -l)" "$(echo "$d2 - $d1" | bc)"
+  exit 0
+fi
 
 case $which in
   scorer) scenario=marketing; sub=scorer ;;
@@ -56,7 +132,7 @@ for run in $(seq "$runs"); do
   mport=$(free_port)
   cpu_r0=$(cpu_of "$redis_pid"); cpu_b0=$(cpu_of "$broker_pid")
   start=$(date +%s.%N); launched=$start
-  "$bin" "$sub" --brokers "$brokers" --redis "redis://127.0.0.1:$rport/$db" \
+  ${BENCH_PERF:+perf record -F 999 -g -o "$BENCH_PERF.$run" --} "$bin" "$sub" --brokers "$brokers" --redis "redis://127.0.0.1:$rport/$db" \
      --group-id "bench-$run-$$" --clock event --metrics-addr "127.0.0.1:$mport" \
      --log-level warn 2>"$tmp/worker-$run.err" &
   wpid=$!
@@ -88,3 +164,18 @@ for run in $(seq "$runs"); do
 done
 median=$(printf '%s\n' "${results[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "median: $median events/s ($which, $events events, $runs runs, $partitions partitions)"
+
+if [ "$which" = scorer ] && [ "${BENCH_LATENCY:-1}" = 1 ]; then
+  rate=${BENCH_LAT_RATE:-$((median / 2))}
+  secs=${BENCH_LAT_SECONDS:-15}
+  lat_bin=$lat_dir/ds_bench_latency
+  [ -x "$lat_bin" ] || cmake --build "$(dirname "$bin")" --target ds_bench_latency >/dev/null
+  mport=$(free_port)
+  "$bin" scorer --brokers "$brokers" --redis "redis://127.0.0.1:$rport/15" \
+     --group-id "bench-lat-$$" --metrics-addr "127.0.0.1:$mport" --log-level warn \
+     --topic-marketing lat.events --topic-lead-scores lat.lead.scores \
+     --topic-account-scores lat.account.scores 2>"$tmp/worker-lat.err" &
+  wpid=$!
+  DS_LAT_IN=lat.events DS_LAT_OUT=lat.lead.scores "$lat_bin" "$brokers" "$rate" "$secs"
+  kill -TERM "$wpid"; wait "$wpid" || true
+fi

@@ -10,8 +10,10 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "ds_log.h"
 
@@ -20,6 +22,9 @@ struct ds_redis {
     int timeout_ms;
     redisContext *ctx;
     size_t pending;
+    size_t inflight;      /* replies owed by ds_redis_send */
+    ds_buf_t *capture;    /* ds_redis_capture target, or NULL */
+    size_t *capture_count;
     char err[600];
 };
 
@@ -42,6 +47,7 @@ static void drop(ds_redis_t *r) {
         redisFree(r->ctx);
     r->ctx = NULL;
     r->pending = 0;
+    r->inflight = 0;
 }
 
 void ds_redis_destroy(ds_redis_t *r) {
@@ -85,6 +91,7 @@ ds_err_t ds_redis_connect(ds_redis_t *r) {
     redisSetTimeout(c, tv);
     r->ctx = c;
     r->pending = 0;
+    r->inflight = 0;
     if (r->url.password[0]) {
         const char *auth_user[] = {"AUTH", r->url.user, r->url.password};
         const char *auth[] = {"AUTH", r->url.password};
@@ -106,7 +113,122 @@ ds_err_t ds_redis_connect(ds_redis_t *r) {
     return DS_ERR_OK;
 }
 
+/* RESP: *argc CRLF then $len CRLF bytes CRLF per argument. */
+static ds_err_t put_resp_len(ds_buf_t *b, char type, size_t n) {
+    char tmp[24];
+    int k = (int)sizeof(tmp);
+    tmp[--k] = '\n';
+    tmp[--k] = '\r';
+    do {
+        tmp[--k] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    tmp[--k] = type;
+    return ds_buf_append(b, tmp + k, sizeof(tmp) - (size_t)k);
+}
+
+static void capture_cmd(ds_redis_t *r, int argc, const char **argv, const size_t *lens) {
+    ds_buf_t *b = r->capture;
+    ds_err_t e = put_resp_len(b, '*', (size_t)argc);
+    for (int i = 0; !e && i < argc; i++) {
+        size_t l = lens ? lens[i] : strlen(argv[i]);
+        e = put_resp_len(b, '$', l);
+        if (!e)
+            e = ds_buf_append(b, argv[i], l);
+        if (!e)
+            e = ds_buf_append(b, "\r\n", 2);
+    }
+    if (e) {
+        DS_ERROR("redis", "out of memory formatting a command");
+        abort(); /* a write silently missing would break exactly-once */
+    }
+    (*r->capture_count)++;
+}
+
+void ds_redis_capture(ds_redis_t *r, ds_buf_t *out, size_t *count) {
+    r->capture = out;
+    r->capture_count = count;
+}
+
+size_t ds_redis_inflight(const ds_redis_t *r) { return r->inflight; }
+
+void ds_redis_close(ds_redis_t *r) { drop(r); }
+
+ds_err_t ds_redis_send(ds_redis_t *r, const void *cmds, size_t len, size_t ncmds) {
+    if (!r->ctx || r->pending) {
+        if (r->ctx)
+            snprintf(r->err, sizeof(r->err), "send with queued commands");
+        else if (!r->err[0])
+            snprintf(r->err, sizeof(r->err), "not connected");
+        drop(r);
+        return DS_ERR_IO;
+    }
+    const char *p = cmds;
+    while (len) {
+        /* blocking socket with SO_SNDTIMEO (redisSetTimeout): a stuck
+         * server ends in EAGAIN, not a hang */
+        ssize_t n = write(r->ctx->fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            snprintf(r->err, sizeof(r->err), "write: %s",
+                     n < 0 ? strerror(errno) : "connection closed");
+            drop(r);
+            return DS_ERR_IO;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    r->inflight += ncmds;
+    return DS_ERR_OK;
+}
+
+/* Read n replies in order.  on_reply sees each (error replies included);
+ * without it an error reply makes the result DS_ERR_IO.  An I/O error drops
+ * the connection.  `inflight`: the replies are owed by ds_redis_send. */
+static ds_err_t read_replies(ds_redis_t *r, size_t n, ds_redis_reply_fn on_reply, void *opaque,
+                             bool inflight) {
+    ds_err_t result = DS_ERR_OK;
+    for (size_t i = 0; i < n; i++) {
+        void *rep = NULL;
+        if (redisGetReply(r->ctx, &rep) != REDIS_OK || !rep) {
+            snprintf(r->err, sizeof(r->err), "%s", r->ctx->errstr[0] ? r->ctx->errstr : "no reply");
+            drop(r);
+            return DS_ERR_IO;
+        }
+        if (inflight)
+            r->inflight--;
+        redisReply *reply = rep;
+        if (on_reply)
+            on_reply(opaque, i, reply);
+        else if (reply->type == REDIS_REPLY_ERROR) {
+            snprintf(r->err, sizeof(r->err), "%s", reply->str);
+            result = DS_ERR_IO;
+        }
+        freeReplyObject(reply);
+    }
+    return result;
+}
+
+ds_err_t ds_redis_collect(ds_redis_t *r, size_t n) {
+    if (!r->ctx) {
+        if (!r->err[0])
+            snprintf(r->err, sizeof(r->err), "not connected");
+        return DS_ERR_IO;
+    }
+    if (n > r->inflight) {
+        snprintf(r->err, sizeof(r->err), "collect of %zu replies, %zu in flight", n, r->inflight);
+        drop(r);
+        return DS_ERR_IO;
+    }
+    return read_replies(r, n, NULL, NULL, true);
+}
+
 void ds_redis_cmd(ds_redis_t *r, int argc, const char **argv, const size_t *lens) {
+    if (r->capture) {
+        capture_cmd(r, argc, argv, lens);
+        return;
+    }
     if (!r->ctx)
         return; /* ds_redis_run will fail: not connected */
     if (redisAppendCommandArgv(r->ctx, argc, argv, lens) != REDIS_OK) {
@@ -131,24 +253,14 @@ ds_err_t ds_redis_run(ds_redis_t *r, ds_redis_reply_fn on_reply, void *opaque) {
             snprintf(r->err, sizeof(r->err), "not connected");
         return DS_ERR_IO;
     }
-    size_t n = r->pending;
-    ds_err_t result = DS_ERR_OK;
-    for (size_t i = 0; i < n; i++) {
-        void *rep = NULL;
-        if (redisGetReply(r->ctx, &rep) != REDIS_OK || !rep) {
-            snprintf(r->err, sizeof(r->err), "%s", r->ctx->errstr[0] ? r->ctx->errstr : "no reply");
-            drop(r);
-            return DS_ERR_IO;
-        }
-        redisReply *reply = rep;
-        if (on_reply)
-            on_reply(opaque, i, reply);
-        else if (reply->type == REDIS_REPLY_ERROR) {
-            snprintf(r->err, sizeof(r->err), "%s", reply->str);
-            result = DS_ERR_IO;
-        }
-        freeReplyObject(reply);
+    if (r->inflight) {
+        /* replies of asynchronous sends come first on this connection */
+        snprintf(r->err, sizeof(r->err), "run with %zu replies in flight", r->inflight);
+        drop(r);
+        return DS_ERR_IO;
     }
+    size_t n = r->pending;
+    ds_err_t result = read_replies(r, n, on_reply, opaque, false);
     r->pending = 0;
     return result;
 }

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "ds_buf.h"
 #include "ds_config.h"
 #include "ds_err.h"
 
@@ -37,6 +38,9 @@ void ds_redis_cmd(ds_redis_t *r, int argc, const char **argv, const size_t *lens
 size_t ds_redis_pending(const ds_redis_t *r);
 /** Drop the pending commands without sending them. */
 void ds_redis_discard(ds_redis_t *r);
+/** Close the connection (everything pending or in flight is forgotten);
+ *  the next ds_redis_connect() opens a new one. */
+void ds_redis_close(ds_redis_t *r);
 
 typedef void (*ds_redis_reply_fn)(void *opaque, size_t index, const redisReply *reply);
 /** Send the pending commands and read their replies (on_reply may be NULL).
@@ -44,6 +48,26 @@ typedef void (*ds_redis_reply_fn)(void *opaque, size_t index, const redisReply *
  *  on_reply is given, which then sees it.  The pipeline is emptied
  *  either way; on failure the caller rebuilds and re-runs it. */
 ds_err_t ds_redis_run(ds_redis_t *r, ds_redis_reply_fn on_reply, void *opaque) DS_WUR;
+
+/* ---- asynchronous writes ------------------------------------------------
+ * A worker keeps its Redis writes of one batch as bytes (RESP) until Redis
+ * confirmed them, so that it can send them without waiting, go on with the
+ * next batch, collect the replies later, and send the same bytes again
+ * after a lost connection (the commands must be idempotent). */
+
+/** While `out` is set, ds_redis_cmd() formats commands (RESP) onto out and
+ *  adds 1 to *count per command instead of queuing them; pass NULL to stop.
+ *  Works while disconnected. */
+void ds_redis_capture(ds_redis_t *r, ds_buf_t *out, size_t *count);
+/** Send `ncmds` captured commands and return without reading the replies.
+ *  DS_ERR_IO (connection dropped, nothing in flight any more) on failure. */
+ds_err_t ds_redis_send(ds_redis_t *r, const void *cmds, size_t len, size_t ncmds) DS_WUR;
+/** Replies still to read from earlier sends. */
+size_t ds_redis_inflight(const ds_redis_t *r);
+/** Read the replies of the oldest `n` sent commands.  An error reply makes
+ *  the result DS_ERR_IO (the others are still read); an I/O error drops the
+ *  connection and everything in flight. */
+ds_err_t ds_redis_collect(ds_redis_t *r, size_t n) DS_WUR;
 
 /** Last error text (never contains the password). */
 const char *ds_redis_errstr(const ds_redis_t *r);

@@ -1,12 +1,30 @@
 /*
  * worker.c — the batch pipeline shared by the scorer and the watcher.
  *
- * One thread owns a worker: its consumer, producer, Redis connection and
- * codec state.  process_batch() is the whole data flow in order; each
- * stage either completes or retries with backoff (partitions paused), so
- * the only ways a batch ends are "done" (offsets stored) or "abandoned"
- * (rebalance or shutdown before its outputs/state were safe: nothing was
- * stored, so the messages are consumed again).
+ * One thread owns a worker: its consumer, producer, two Redis connections
+ * (one for the loads a batch needs now, one for writes that may be
+ * answered later) and codec state.  Every batch goes through the same
+ * stages in order:
+ *
+ *   collect+decode → load missing state (Redis, waited for) → apply →
+ *   produce outputs → format its Redis writes (bytes, kept) →
+ *   [acks of its outputs] → send its writes → [their replies] → store offsets
+ *
+ * Up to three batches are alive, so that the worker computes while Redis
+ * writes and the broker acknowledges: while batch k is built, the outputs
+ * of k-1 are being acknowledged and the writes of k-2 executed.  The rules
+ * that keep the guarantees:
+ *   - a batch's writes are sent only after every output of it is
+ *     acknowledged, and batches' writes go out in batch order on one
+ *     connection;
+ *   - offsets are stored only after a batch's writes are confirmed;
+ *   - the writes are kept as bytes until confirmed: after a lost
+ *     connection they are sent again (every write sets absolute values);
+ *   - a failed delivery re-produces the outputs of every unconfirmed batch
+ *     in order, so a compacted topic still ends with the newest value.
+ * A batch ends "done" (offsets stored) or "abandoned" (rebalance, or
+ * shutdown past its timeout: nothing stored, the messages are consumed
+ * again and the in-memory state is rebuilt from Redis).
  */
 #include "worker.h"
 
@@ -41,21 +59,23 @@ typedef struct output {
     int dlq_index; /* >= 0: a DLQ record for batch message dlq_index */
 } output_t;
 
-struct ds_worker {
-    const ds_config_t *cfg;
-    const ds_worker_ops_t *ops;
-    void *self;
-    char topic[256];
-    char dlq_topic[300];
-    rd_kafka_t *consumer;
-    rd_kafka_t *producer;
-    ds_redis_t *redis;
-    ds_kafka_hooks_t hooks;
-    ds_metrics_t *metrics;
+typedef enum {
+    B_FREE,  /* unused */
+    B_BUILD, /* being collected and applied */
+    B_ACKS,  /* applied; outputs produced, delivery reports pending */
+    B_READY, /* outputs acknowledged; writes to send (again after a lost connection) */
+    B_SENT,  /* writes sent, replies pending */
+    B_DONE,  /* offsets stored (during a revoke): only to release */
+} bstate_t;
 
-    /* the batch in hand */
+#define NBATCH 3
+
+typedef struct batch {
+    bstate_t state;
+    uint64_t seq;
+    int64_t t0_us; /* first message polled */
     rd_kafka_message_t **msgs;
-    size_t nmsgs, cap;
+    size_t nmsgs;
     unsigned char *slot_mem;
     void **slots;
     int32_t *parts;
@@ -65,11 +85,33 @@ struct ds_worker {
     output_t *outs;
     size_t nouts, outs_cap;
     ds_buf_t out_bytes;
+    ds_delivery_t delivery;
+    bool produce_failed; /* a local produce error: treated as a failed delivery */
+    ds_buf_t writes;     /* RESP bytes of the batch's Redis writes */
+    size_t nwrites;
+} batch_t;
+
+struct ds_worker {
+    const ds_config_t *cfg;
+    const ds_worker_ops_t *ops;
+    void *self;
+    char topic[256];
+    char dlq_topic[300];
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    ds_redis_t *redis;  /* loads (and the ops' own reads): answered at once */
+    ds_redis_t *wredis; /* batch writes: sent, answered later */
+    ds_kafka_hooks_t hooks;
+    ds_metrics_t *metrics;
+
+    batch_t b[NBATCH];
+    batch_t *cur; /* the batch being built (ds_worker_emit) */
+    uint64_t seq;
+    size_t cap;
     /* messages polled while paused for a retry: processed first next time */
     rd_kafka_message_t **held;
     size_t nheld;
 
-    ds_delivery_t delivery; /* outputs of the batch in flight */
     volatile int assigned;
     volatile int redis_ok, kafka_ok;
     bool abandon;
@@ -78,6 +120,7 @@ struct ds_worker {
     ds_log_rl_t rl_redis, rl_kafka, rl_msg;
 
     ds_counter_t *m_consumed, *m_batches, *m_outputs, *m_redis_errors, *m_produce_errors;
+    ds_histogram_t *m_phase[8];
     ds_histogram_t *m_batch_seconds, *m_redis_seconds;
 };
 
@@ -151,37 +194,15 @@ static void on_stats(void *opaque, const char *json, size_t len) {
                   "unreadable librdkafka statistics (%zu bytes)", len);
 }
 
-/* ---- rebalance ----------------------------------------------------------- */
+/* The phases of a batch, for the histogram dealsignal_phase_seconds{phase}. */
+enum { PH_COLLECT, PH_LOAD, PH_APPLY, PH_PRODUCE, PH_FORMAT, PH_ACKS, PH_WRITES, PH__COUNT };
+static const char *const phase_names[PH__COUNT] = {
+    "collect_decode", "load", "apply", "produce", "format_writes", "wait_acks", "redis_writes"};
 
-static void drop_held(ds_worker_t *w) {
-    for (size_t i = 0; i < w->nheld; i++)
-        rd_kafka_message_destroy(w->held[i]);
-    w->nheld = 0;
-}
-
-static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *parts) {
-    ds_worker_t *w = opaque;
-    w->assigned = parts->cnt;
-    w->paused = false;
-    if (w->ops->assigned)
-        w->ops->assigned(w->self, parts);
-}
-
-static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *parts) {
-    ds_worker_t *w = opaque;
-    (void)parts;
-    /* Eager protocol: everything goes.  What is stored is committed now; the
-     * batch in hand is abandoned and the in-memory state dropped, so that
-     * the next owner (maybe us) reloads it from Redis. */
-    rd_kafka_resp_err_t err = rd_kafka_commit(w->consumer, NULL, 0);
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
-        DS_WARN(w->ops->name, "commit on revoke: %s", rd_kafka_err2str(err));
-    w->abandon = true;
-    drop_held(w);
-    w->ops->reset(w->self);
-    if (w->ops->assigned)
-        w->ops->assigned(w->self, NULL); /* we own nothing now */
-    w->assigned = 0;
+static void phase_add(ds_worker_t *w, int phase, int64_t *t_us) {
+    int64_t now = ds_clock_mono_us();
+    observe(w->m_phase[phase], (double)(now - *t_us) / 1e6);
+    *t_us = now;
 }
 
 /* ---- pause/resume during retries ---------------------------------------- */
@@ -226,51 +247,204 @@ static bool must_abandon(ds_worker_t *w, int64_t started) {
     return false;
 }
 
+/* ---- batches ------------------------------------------------------------- */
+
+static bool batch_init(batch_t *b, size_t cap, size_t event_size) {
+    memset(b, 0, sizeof(*b));
+    b->msgs = calloc(cap, sizeof(*b->msgs));
+    b->slots = calloc(cap, sizeof(*b->slots));
+    b->parts = calloc(cap, sizeof(*b->parts));
+    b->slot_mem = calloc(cap, event_size);
+    b->errs = calloc(cap, sizeof(*b->errs));
+    b->details = calloc(cap, sizeof(*b->details));
+    ds_arena_init(&b->arena, 0);
+    ds_buf_init(&b->out_bytes, 0);
+    ds_buf_init(&b->writes, 0);
+    return b->msgs && b->slots && b->parts && b->slot_mem && b->errs && b->details;
+}
+
+/* Back to B_FREE: messages destroyed, buffers kept for reuse. */
+static void batch_release(batch_t *b) {
+    for (size_t i = 0; i < b->nmsgs; i++)
+        rd_kafka_message_destroy(b->msgs[i]);
+    b->nmsgs = 0;
+    b->nouts = 0;
+    b->nwrites = 0;
+    b->produce_failed = false;
+    memset(&b->delivery, 0, sizeof(b->delivery));
+    ds_buf_reset(&b->out_bytes);
+    ds_buf_reset(&b->writes);
+    ds_arena_reset(&b->arena);
+    b->state = B_FREE;
+}
+
+static void batch_free(batch_t *b) {
+    batch_release(b);
+    free(b->msgs);
+    free(b->slots);
+    free(b->parts);
+    free(b->slot_mem);
+    free(b->errs);
+    free(b->details);
+    free(b->outs);
+    ds_buf_free(&b->out_bytes);
+    ds_buf_free(&b->writes);
+    ds_arena_free(&b->arena);
+}
+
+/* The live batches in `state`, oldest first; returns how many. */
+static size_t batches_in(ds_worker_t *w, bstate_t state, batch_t **out) {
+    size_t n = 0;
+    for (int i = 0; i < NBATCH; i++)
+        if (w->b[i].state == state)
+            out[n++] = &w->b[i];
+    for (size_t i = 1; i < n; i++) /* insertion sort by seq: n <= 3 */
+        for (size_t j = i; j > 0 && out[j]->seq < out[j - 1]->seq; j--) {
+            batch_t *t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    return n;
+}
+
+static bool any_inflight(const ds_worker_t *w) {
+    for (int i = 0; i < NBATCH; i++)
+        if (w->b[i].state != B_FREE && w->b[i].state != B_BUILD)
+            return true;
+    return false;
+}
+
+static void store_offsets(ds_worker_t *w, const batch_t *b) {
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+    for (size_t i = 0; i < b->nmsgs; i++) {
+        const rd_kafka_message_t *m = b->msgs[i];
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(l, rd_kafka_topic_name(m->rkt), m->partition);
+        if (!tp)
+            tp = rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition);
+        if (m->offset + 1 > tp->offset)
+            tp->offset = m->offset + 1;
+    }
+    ds_kafka_store_offsets(w->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* The batch's writes are confirmed: its offsets may be committed. */
+static void batch_done(ds_worker_t *w, batch_t *b) {
+    store_offsets(w, b);
+    count(w->m_consumed, b->nmsgs);
+    count(w->m_batches, 1);
+    observe(w->m_batch_seconds, (double)(ds_clock_mono_us() - b->t0_us) / 1e6);
+    b->state = B_DONE;
+}
+
+/* ---- rebalance ----------------------------------------------------------- */
+
+static void drop_held(ds_worker_t *w) {
+    for (size_t i = 0; i < w->nheld; i++)
+        rd_kafka_message_destroy(w->held[i]);
+    w->nheld = 0;
+}
+
+static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *parts) {
+    ds_worker_t *w = opaque;
+    w->assigned = parts->cnt;
+    w->paused = false;
+    if (w->ops->assigned)
+        w->ops->assigned(w->self, parts);
+}
+
+static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *parts) {
+    ds_worker_t *w = opaque;
+    (void)parts;
+    /* Eager protocol: everything goes.  Batches whose writes are already
+     * sent are finished if Redis answers now (one try, no backoff), so that
+     * the next owner does not load state older than writes still on the
+     * wire; then what is stored is committed.  Every other batch is
+     * abandoned (the main loop releases them) and the in-memory state
+     * dropped, so that the next owner (maybe us) reloads it from Redis. */
+    batch_t *sent[NBATCH];
+    size_t n = batches_in(w, B_SENT, sent);
+    for (size_t i = 0; i < n; i++) {
+        if (ds_redis_collect(w->wredis, sent[i]->nwrites)) {
+            ds_redis_close(w->wredis);
+            break;
+        }
+        batch_done(w, sent[i]);
+    }
+    rd_kafka_resp_err_t err = rd_kafka_commit(w->consumer, NULL, 0);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        DS_WARN(w->ops->name, "commit on revoke: %s", rd_kafka_err2str(err));
+    w->abandon = true;
+    drop_held(w);
+    w->ops->reset(w->self);
+    if (w->ops->assigned)
+        w->ops->assigned(w->self, NULL); /* we own nothing now */
+    w->assigned = 0;
+}
+
+/* Release every batch without storing anything more and drop the state. */
+static void abandon_all(ds_worker_t *w, const char *why) {
+    size_t lost = 0;
+    for (int i = 0; i < NBATCH; i++) {
+        if (w->b[i].state != B_DONE)
+            lost += w->b[i].nmsgs;
+        batch_release(&w->b[i]);
+    }
+    if (ds_redis_inflight(w->wredis))
+        ds_redis_close(w->wredis); /* their replies are of no use any more */
+    w->ops->reset(w->self);
+    if (lost && why)
+        DS_WARN(w->ops->name, "%zu messages abandoned (%s): they will be consumed again", lost,
+                why);
+}
+
 /* ---- outputs ------------------------------------------------------------- */
 
 void ds_worker_emit(ds_worker_t *w, const char *topic, const char *key, const void *val,
                     size_t vlen, const char *id) {
-    if (w->nouts == w->outs_cap) {
-        size_t nc = w->outs_cap ? w->outs_cap * 2 : 1024;
-        output_t *no = realloc(w->outs, nc * sizeof(*no));
+    batch_t *b = w->cur;
+    if (b->nouts == b->outs_cap) {
+        size_t nc = b->outs_cap ? b->outs_cap * 2 : 1024;
+        output_t *no = realloc(b->outs, nc * sizeof(*no));
         if (!no) {
             DS_ERROR(w->ops->name, "out of memory queuing an output");
             abort(); /* losing an output silently is not an option */
         }
-        w->outs = no;
-        w->outs_cap = nc;
+        b->outs = no;
+        b->outs_cap = nc;
     }
-    output_t *o = &w->outs[w->nouts];
+    output_t *o = &b->outs[b->nouts];
     size_t klen = strlen(key), ilen = id ? strlen(id) : 0;
     o->topic = topic;
     o->dlq_index = -1;
-    o->key_off = w->out_bytes.len;
+    o->key_off = b->out_bytes.len;
     o->key_len = klen;
     o->val_off = o->key_off + klen;
     o->val_len = vlen;
     o->id_off = o->val_off + vlen;
     o->id_len = ilen;
-    if (ds_buf_append(&w->out_bytes, key, klen) || ds_buf_append(&w->out_bytes, val, vlen) ||
-        ds_buf_append(&w->out_bytes, id ? id : "", ilen)) {
+    if (ds_buf_append(&b->out_bytes, key, klen) || ds_buf_append(&b->out_bytes, val, vlen) ||
+        ds_buf_append(&b->out_bytes, id ? id : "", ilen)) {
         DS_ERROR(w->ops->name, "out of memory queuing an output");
         abort();
     }
-    w->nouts++;
+    b->nouts++;
 }
 
 static void emit_dlq(ds_worker_t *w, size_t index) {
     ds_worker_emit(w, w->dlq_topic, "", "", 0, NULL);
-    w->outs[w->nouts - 1].dlq_index = (int)index;
+    w->cur->outs[w->cur->nouts - 1].dlq_index = (int)index;
 }
 
-static rd_kafka_headers_t *dlq_headers(ds_worker_t *w, size_t i) {
-    const rd_kafka_message_t *m = w->msgs[i];
+static rd_kafka_headers_t *dlq_headers(ds_worker_t *w, const batch_t *b, size_t i) {
+    const rd_kafka_message_t *m = b->msgs[i];
     rd_kafka_headers_t *h = rd_kafka_headers_new(5);
     char part[16], off[32];
     snprintf(part, sizeof(part), "%d", (int)m->partition);
     snprintf(off, sizeof(off), "%lld", (long long)m->offset);
-    const char *code = ds_err2str(w->errs[i]);
-    const char *detail = w->details[i] ? w->details[i] : code;
+    const char *code = ds_err2str(b->errs[i]);
+    const char *detail = b->details[i] ? b->details[i] : code;
     rd_kafka_header_add(h, "dealsignal.error", -1, code, -1);
     rd_kafka_header_add(h, "dealsignal.detail", -1, detail, -1);
     rd_kafka_header_add(h, "dealsignal.source.topic", -1, w->topic, -1);
@@ -304,13 +478,42 @@ static void serve_consumer(ds_worker_t *w, int timeout_ms) {
     w->held[w->nheld++] = m;
 }
 
-/* Wait until every message counted in w->delivery has its report (each
+/* Hand every output of b to the producer (no waiting for acks). */
+static void produce_batch(ds_worker_t *w, batch_t *b) {
+    memset(&b->delivery, 0, sizeof(b->delivery));
+    b->produce_failed = false;
+    const unsigned char *bytes = b->out_bytes.data;
+    for (size_t i = 0; i < b->nouts; i++) {
+        const output_t *o = &b->outs[i];
+        ds_err_t e;
+        if (o->dlq_index >= 0) {
+            const rd_kafka_message_t *m = b->msgs[o->dlq_index];
+            e = ds_kafka_produce(w->producer, o->topic, m->key, m->key_len, m->payload, m->len,
+                                 dlq_headers(w, b, (size_t)o->dlq_index), &b->delivery);
+        } else {
+            rd_kafka_headers_t *h = NULL;
+            if (o->id_len) {
+                h = rd_kafka_headers_new(1);
+                rd_kafka_header_add(h, "dealsignal.id", -1, bytes + o->id_off, (ssize_t)o->id_len);
+            }
+            e = ds_kafka_produce(w->producer, o->topic, bytes + o->key_off, o->key_len,
+                                 bytes + o->val_off, o->val_len, h, &b->delivery);
+        }
+        if (e) {
+            b->produce_failed = true;
+            return;
+        }
+    }
+    rd_kafka_poll(w->producer, 0);
+}
+
+/* Wait until every message counted in b->delivery has its report (each
  * gets one within message.timeout.ms; on a shutdown past the timeout the
  * queue is purged so the reports come at once). */
-static void drain_deliveries(ds_worker_t *w, int64_t started) {
+static void drain_deliveries(ds_worker_t *w, batch_t *b, int64_t started) {
     bool purged = false;
-    while (w->delivery.outstanding) {
-        if (ds_kafka_wait(w->producer, &w->delivery, 1000) != DS_ERR_TIMEOUT)
+    while (b->delivery.outstanding) {
+        if (ds_kafka_wait(w->producer, &b->delivery, 1000) != DS_ERR_TIMEOUT)
             continue;
         w->kafka_ok = 0;
         set_paused(w, true);
@@ -323,57 +526,62 @@ static void drain_deliveries(ds_worker_t *w, int64_t started) {
     }
 }
 
-/* Produce every queued output and wait for all acknowledgements; on any
- * failure produce them all again (same ids, same order: a compacted topic
- * must end with the newest value of each key). */
-static bool produce_outputs(ds_worker_t *w) {
-    if (!w->nouts)
+static bool batch_acked(const batch_t *b) {
+    return !b->produce_failed && !b->delivery.failed && !b->delivery.outstanding;
+}
+
+/* Wait for the acks of every batch in B_ACKS (oldest first); when any
+ * output failed, produce the outputs of all of them again, in order (same
+ * ids), until all are acknowledged.  Then they are B_READY.  False when
+ * abandoned. */
+static bool wait_acks(ds_worker_t *w) {
+    batch_t *acks[NBATCH];
+    size_t n = batches_in(w, B_ACKS, acks);
+    if (!n)
         return true;
     int64_t started = ds_clock_mono_ms(), backoff = 100;
     for (;;) {
-        memset(&w->delivery, 0, sizeof(w->delivery));
-        bool local_fail = false;
-        for (size_t i = 0; i < w->nouts && !local_fail; i++) {
-            const output_t *o = &w->outs[i];
-            const unsigned char *b = w->out_bytes.data;
-            ds_err_t e;
-            if (o->dlq_index >= 0) {
-                const rd_kafka_message_t *m = w->msgs[o->dlq_index];
-                e = ds_kafka_produce(w->producer, o->topic, m->key, m->key_len, m->payload,
-                                     m->len, dlq_headers(w, (size_t)o->dlq_index), &w->delivery);
-            } else {
-                rd_kafka_headers_t *h = NULL;
-                if (o->id_len) {
-                    h = rd_kafka_headers_new(1);
-                    rd_kafka_header_add(h, "dealsignal.id", -1, b + o->id_off, (ssize_t)o->id_len);
-                }
-                e = ds_kafka_produce(w->producer, o->topic, b + o->key_off, o->key_len,
-                                     b + o->val_off, o->val_len, h, &w->delivery);
+        bool ok = true;
+        size_t failed = 0, total = 0;
+        rd_kafka_resp_err_t first = RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (size_t i = 0; i < n; i++) {
+            drain_deliveries(w, acks[i], started);
+            if (w->abandon)
+                return false;
+            if (!batch_acked(acks[i])) {
+                ok = false;
+                failed += acks[i]->delivery.failed + acks[i]->produce_failed;
+                if (!first)
+                    first = acks[i]->delivery.first_err;
             }
-            if (e)
-                local_fail = true;
+            total += acks[i]->nouts;
         }
-        drain_deliveries(w, started);
-        if (!local_fail && !w->delivery.failed) {
-            w->kafka_ok = 1;
-            count(w->m_outputs, w->nouts);
-            return true;
-        }
+        if (ok)
+            break;
         w->kafka_ok = 0;
         count(w->m_produce_errors, 1);
         ds_log_rl(&w->rl_kafka, 5000, DS_LOG_WARN, w->ops->name,
-                  "delivery failed (%zu of %zu: %s); producing the batch's outputs again",
-                  w->delivery.failed, w->nouts, rd_kafka_err2str(w->delivery.first_err));
+                  "delivery failed (%zu of %zu: %s); producing the outputs of %zu batch(es) "
+                  "again",
+                  failed, total, rd_kafka_err2str(first), n);
         if (must_abandon(w, started))
             return false;
         backoff_wait(w, backoff);
         backoff = next_backoff(backoff);
         if (must_abandon(w, started))
             return false;
+        for (size_t i = 0; i < n; i++)
+            produce_batch(w, acks[i]);
     }
+    w->kafka_ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        count(w->m_outputs, acks[i]->nouts);
+        acks[i]->state = B_READY;
+    }
+    return true;
 }
 
-/* ---- Redis stages -------------------------------------------------------- */
+/* ---- Redis ---------------------------------------------------------------- */
 
 typedef struct prefetch_ctx {
     ds_worker_t *w;
@@ -387,41 +595,45 @@ static void on_prefetch_reply(void *opaque, size_t index, const redisReply *repl
         pc->err = e;
 }
 
-static bool redis_stage(ds_worker_t *w, bool load) {
+static void redis_failed(ds_worker_t *w, ds_redis_t *r, int64_t backoff) {
+    w->redis_ok = 0;
+    count(w->m_redis_errors, 1);
+    ds_log_rl(&w->rl_redis, 5000, DS_LOG_WARN, w->ops->name,
+              "redis unavailable (%s); partitions paused, retrying in %lld ms",
+              ds_redis_errstr(r), (long long)backoff);
+}
+
+static void redis_fine(ds_worker_t *w) {
+    if (!w->redis_ok)
+        DS_INFO(w->ops->name, "redis is reachable again");
+    w->redis_ok = 1;
+}
+
+/* Load what batch b needs (rounds until the worker asks for nothing). */
+static bool load_stage(ds_worker_t *w, batch_t *b) {
     int64_t started = ds_clock_mono_ms(), backoff = 100;
     for (;;) {
         ds_err_t e = ds_redis_connect(w->redis);
         if (!e) {
             int64_t t0 = ds_clock_mono_us();
-            if (load) {
-                for (int round = 0; !e; round++) {
-                    size_t n = w->ops->prefetch(w->self, w->redis, w->slots, w->parts, w->nmsgs,
-                                                round);
-                    if (!n)
-                        break;
-                    prefetch_ctx_t pc = {w, DS_ERR_OK};
-                    e = ds_redis_run(w->redis, on_prefetch_reply, &pc);
-                    if (!e && pc.err)
-                        e = pc.err;
-                }
-            } else {
-                w->ops->persist(w->self, w->redis);
-                e = ds_redis_pending(w->redis) ? ds_redis_run(w->redis, NULL, NULL) : DS_ERR_OK;
+            for (int round = 0; !e; round++) {
+                size_t n = w->ops->prefetch(w->self, w->redis, b->slots, b->parts, b->nmsgs,
+                                            round);
+                if (!n)
+                    break;
+                prefetch_ctx_t pc = {w, DS_ERR_OK};
+                e = ds_redis_run(w->redis, on_prefetch_reply, &pc);
+                if (!e && pc.err)
+                    e = pc.err;
+                observe(w->m_redis_seconds, (double)(ds_clock_mono_us() - t0) / 1e6);
             }
-            observe(w->m_redis_seconds, (double)(ds_clock_mono_us() - t0) / 1e6);
         }
         if (!e) {
-            if (!w->redis_ok)
-                DS_INFO(w->ops->name, "redis is reachable again");
-            w->redis_ok = 1;
+            redis_fine(w);
             return true;
         }
         ds_redis_discard(w->redis);
-        w->redis_ok = 0;
-        count(w->m_redis_errors, 1);
-        ds_log_rl(&w->rl_redis, 5000, DS_LOG_WARN, w->ops->name,
-                  "redis unavailable (%s); partitions paused, retrying in %lld ms",
-                  ds_redis_errstr(w->redis), (long long)backoff);
+        redis_failed(w, w->redis, backoff);
         backoff_wait(w, backoff);
         backoff = next_backoff(backoff);
         if (must_abandon(w, started))
@@ -429,23 +641,83 @@ static bool redis_stage(ds_worker_t *w, bool load) {
     }
 }
 
-/* ---- the batch ----------------------------------------------------------- */
-
-static void release_batch(ds_worker_t *w) {
-    for (size_t i = 0; i < w->nmsgs; i++)
-        rd_kafka_message_destroy(w->msgs[i]);
-    w->nmsgs = 0;
-    w->nouts = 0;
-    ds_buf_reset(&w->out_bytes);
-    ds_arena_reset(&w->arena);
+/* Send the writes of every B_READY batch (oldest first) and, when `wait`,
+ * read the replies of every B_SENT one, which are then done.  On a lost
+ * connection everything sent but not confirmed is sent again.  False when
+ * abandoned. */
+static bool writes_stage(ds_worker_t *w, bool wait) {
+    int64_t started = ds_clock_mono_ms(), backoff = 100;
+    for (;;) {
+        ds_err_t e = ds_redis_connect(w->wredis);
+        batch_t *bs[NBATCH];
+        size_t n = e ? 0 : batches_in(w, B_READY, bs);
+        for (size_t i = 0; !e && i < n; i++) {
+            e = ds_redis_send(w->wredis, bs[i]->writes.data, bs[i]->writes.len, bs[i]->nwrites);
+            if (!e)
+                bs[i]->state = B_SENT;
+        }
+        if (!e && wait) {
+            int64_t t0 = ds_clock_mono_us();
+            n = batches_in(w, B_SENT, bs);
+            for (size_t i = 0; !e && i < n; i++) {
+                e = ds_redis_collect(w->wredis, bs[i]->nwrites);
+                if (!e) {
+                    batch_done(w, bs[i]);
+                    batch_release(bs[i]);
+                }
+            }
+            observe(w->m_redis_seconds, (double)(ds_clock_mono_us() - t0) / 1e6);
+        }
+        if (!e) {
+            redis_fine(w);
+            return true;
+        }
+        /* the connection is gone (or answered an error: closed too), and
+         * with it every reply in flight: all of it goes out again */
+        ds_redis_close(w->wredis);
+        n = batches_in(w, B_SENT, bs);
+        for (size_t i = 0; i < n; i++)
+            bs[i]->state = B_READY;
+        redis_failed(w, w->wredis, backoff);
+        backoff_wait(w, backoff);
+        backoff = next_backoff(backoff);
+        if (must_abandon(w, started))
+            return false;
+    }
 }
 
-static void add_msg(ds_worker_t *w, rd_kafka_message_t *m) {
-    size_t i = w->nmsgs++;
-    w->msgs[i] = m;
-    w->parts[i] = m->partition;
-    w->details[i] = NULL;
-    w->slots[i] = NULL;
+/* Move the pipeline on after a batch was built: confirm what was sent,
+ * wait for the acks of the batches before `keep` (all of them when keep is
+ * NULL) and send their writes; with keep NULL, wait for those too, so that
+ * nothing is in flight afterwards. */
+static bool advance(ds_worker_t *w, batch_t *keep) {
+    int64_t t = ds_clock_mono_us();
+    if (!writes_stage(w, true))
+        return false;
+    phase_add(w, PH_WRITES, &t);
+    if (keep)
+        keep->state = B_BUILD; /* not yet: its acks are waited for next time */
+    bool ok = wait_acks(w);
+    if (keep && keep->state == B_BUILD)
+        keep->state = B_ACKS;
+    if (!ok)
+        return false;
+    phase_add(w, PH_ACKS, &t);
+    ok = writes_stage(w, keep == NULL);
+    phase_add(w, PH_WRITES, &t);
+    return ok;
+}
+
+/* ---- the batch ----------------------------------------------------------- */
+
+static void add_msg(ds_worker_t *w, batch_t *b, rd_kafka_message_t *m) {
+    size_t i = b->nmsgs++;
+    if (i == 0)
+        b->t0_us = ds_clock_mono_us();
+    b->msgs[i] = m;
+    b->parts[i] = m->partition;
+    b->details[i] = NULL;
+    b->slots[i] = NULL;
     ds_err_t e = DS_ERR_OK;
     char detail[256] = "";
     if (!m->payload) {
@@ -459,14 +731,14 @@ static void add_msg(ds_worker_t *w, rd_kafka_message_t *m) {
         snprintf(detail, sizeof(detail), "message of %zu bytes is over max_message_bytes %d",
                  m->len, w->cfg->max_message_bytes);
     } else {
-        void *slot = w->slot_mem + i * w->ops->event_size;
-        e = w->ops->decode(w->self, m->payload, m->len, &w->arena, slot, detail, sizeof(detail));
+        void *slot = b->slot_mem + i * w->ops->event_size;
+        e = w->ops->decode(w->self, m->payload, m->len, &b->arena, slot, detail, sizeof(detail));
         if (!e)
-            w->slots[i] = slot;
+            b->slots[i] = slot;
     }
-    w->errs[i] = e;
+    b->errs[i] = e;
     if (e) {
-        w->details[i] = ds_arena_strndup(&w->arena, detail, strlen(detail));
+        b->details[i] = ds_arena_strndup(&b->arena, detail, strlen(detail));
         ds_log_rl(&w->rl_msg, 2000, DS_LOG_WARN, w->ops->name,
                   "bad record to DLQ topic=%s partition=%d offset=%lld error=%s detail=%s",
                   w->topic, (int)m->partition, (long long)m->offset, ds_err2str(e), detail);
@@ -475,10 +747,10 @@ static void add_msg(ds_worker_t *w, rd_kafka_message_t *m) {
 
 /* Collect up to batch.size messages: wait up to `wait_ms` for the first,
  * then take what is already there, for at most batch.max_ms. */
-static void collect(ds_worker_t *w, int wait_ms) {
+static void collect(ds_worker_t *w, batch_t *b, int wait_ms) {
     size_t held = w->nheld;
-    for (size_t i = 0; i < held && w->nmsgs < w->cap; i++)
-        add_msg(w, w->held[i]);
+    for (size_t i = 0; i < held && b->nmsgs < w->cap; i++)
+        add_msg(w, b, w->held[i]);
     /* anything not taken stays held (only when held > cap) */
     size_t taken = held < w->cap ? held : w->cap;
     if (held > taken)
@@ -487,8 +759,8 @@ static void collect(ds_worker_t *w, int wait_ms) {
     if (w->paused && !w->nheld)
         set_paused(w, false);
     int64_t deadline = -1;
-    while (w->nmsgs < w->cap && !w->abandon) {
-        int timeout = w->nmsgs ? 0 : wait_ms;
+    while (b->nmsgs < w->cap && !w->abandon) {
+        int timeout = b->nmsgs ? 0 : wait_ms;
         rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, timeout);
         if (!m)
             break;
@@ -497,7 +769,7 @@ static void collect(ds_worker_t *w, int wait_ms) {
                 ds_log_rl(&w->rl_kafka, 5000, DS_LOG_WARN, w->ops->name, "consumer: %s",
                           rd_kafka_message_errstr(m));
             rd_kafka_message_destroy(m);
-            if (!w->nmsgs)
+            if (!b->nmsgs)
                 break;
             continue;
         }
@@ -505,7 +777,7 @@ static void collect(ds_worker_t *w, int wait_ms) {
             rd_kafka_message_destroy(m);
             break;
         }
-        add_msg(w, m);
+        add_msg(w, b, m);
         if (deadline < 0)
             deadline = ds_clock_mono_ms() + w->cfg->batch_max_ms;
         else if (ds_clock_mono_ms() >= deadline)
@@ -513,61 +785,44 @@ static void collect(ds_worker_t *w, int wait_ms) {
     }
 }
 
-static void store_offsets(ds_worker_t *w) {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
-    for (size_t i = 0; i < w->nmsgs; i++) {
-        const rd_kafka_message_t *m = w->msgs[i];
-        rd_kafka_topic_partition_t *tp =
-            rd_kafka_topic_partition_list_find(l, rd_kafka_topic_name(m->rkt), m->partition);
-        if (!tp)
-            tp = rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition);
-        if (m->offset + 1 > tp->offset)
-            tp->offset = m->offset + 1;
-    }
-    ds_kafka_store_offsets(w->consumer, l);
-    rd_kafka_topic_partition_list_destroy(l);
-}
-
-/* One pass of the pipeline over the messages in hand (possibly none: a
- * clock tick).  Returns false when the batch was abandoned. */
-static bool process_batch(ds_worker_t *w, bool tick) {
-    int64_t t0 = ds_clock_mono_us();
-    bool ok = false;
-    if (!redis_stage(w, true))
-        goto out;
-    for (size_t i = 0; i < w->nmsgs; i++) {
-        const rd_kafka_message_t *m = w->msgs[i];
-        if (w->errs[i]) {
+/* Build batch b (possibly empty: a clock tick): load, apply, produce its
+ * outputs and format its writes.  False when abandoned. */
+static bool build_batch(ds_worker_t *w, batch_t *b, bool tick) {
+    int64_t tp = ds_clock_mono_us();
+    if (!b->t0_us)
+        b->t0_us = tp;
+    if (!load_stage(w, b))
+        return false;
+    phase_add(w, PH_LOAD, &tp);
+    w->cur = b;
+    for (size_t i = 0; i < b->nmsgs; i++) {
+        const rd_kafka_message_t *m = b->msgs[i];
+        if (b->errs[i]) {
             emit_dlq(w, i);
-            dlq_count(w, w->errs[i]);
+            dlq_count(w, b->errs[i]);
             continue;
         }
-        w->ops->apply(w->self, w, w->slots[i], m->partition, m->offset);
+        w->ops->apply(w->self, w, b->slots[i], m->partition, m->offset);
     }
     if (tick && w->ops->tick)
         w->ops->tick(w->self, w, ds_clock_now_ms());
-    if (!produce_outputs(w))
-        goto out;
-    if (!redis_stage(w, false))
-        goto out;
-    w->ops->persisted(w->self);
-    store_offsets(w);
-    count(w->m_consumed, w->nmsgs);
-    count(w->m_batches, 1);
-    ok = true;
-out:
-    if (!ok) {
-        /* in-memory state ran ahead of what is safe: drop it all, it is
-         * rebuilt from Redis and the replayed messages */
-        w->ops->reset(w->self);
-        if (!w->abandon) {
-            /* shutdown: nothing stored for this batch, it is consumed again */
-            DS_WARN(w->ops->name, "batch of %zu abandoned", w->nmsgs);
-        }
-    }
-    observe(w->m_batch_seconds, (double)(ds_clock_mono_us() - t0) / 1e6);
-    release_batch(w);
-    return ok;
+    phase_add(w, PH_APPLY, &tp);
+    produce_batch(w, b);
+    phase_add(w, PH_PRODUCE, &tp);
+    ds_redis_capture(w->wredis, &b->writes, &b->nwrites);
+    w->ops->persist(w->self, w->wredis);
+    ds_redis_capture(w->wredis, NULL, NULL);
+    w->ops->persisted(w->self); /* the bytes hold it now */
+    phase_add(w, PH_FORMAT, &tp);
+    b->state = B_ACKS;
+    return true;
+}
+
+static batch_t *free_batch(ds_worker_t *w) {
+    for (int i = 0; i < NBATCH; i++)
+        if (w->b[i].state == B_FREE)
+            return &w->b[i];
+    return NULL;
 }
 
 int ds_worker_run(ds_worker_t *w) {
@@ -580,15 +835,28 @@ int ds_worker_run(ds_worker_t *w) {
                 ds_redis_errstr(w->redis));
     while (!ds_worker_stop) {
         w->abandon = false;
+        batch_t *b = free_batch(w);
+        if (!b) { /* cannot happen: advance() leaves at most two in flight */
+            if (!advance(w, NULL))
+                abandon_all(w, w->abandon ? "rebalance" : "shutdown");
+            continue;
+        }
         int64_t now = ds_clock_mono_ms();
         int wait = 100;
         if (w->ops->tick) {
             int64_t left = w->last_tick + w->cfg->check_interval_ms - now;
             wait = left < 0 ? 0 : left < 100 ? (int)left : 100;
         }
-        collect(w, wait);
+        bool inflight = any_inflight(w);
+        int64_t tc = ds_clock_mono_us();
+        b->state = B_BUILD;
+        b->seq = ++w->seq;
+        b->t0_us = 0;
+        collect(w, b, inflight ? 0 : wait);
+        if (b->nmsgs)
+            phase_add(w, PH_COLLECT, &tc);
         if (w->abandon) {
-            release_batch(w);
+            abandon_all(w, "rebalance");
             continue;
         }
         bool tick = false;
@@ -596,11 +864,23 @@ int ds_worker_run(ds_worker_t *w) {
             tick = w->assigned > 0;
             w->last_tick = ds_clock_mono_ms();
         }
-        if (!w->nmsgs && !tick)
+        if (!b->nmsgs && !tick) {
+            batch_release(b);
+            /* idle: let everything in flight finish now */
+            if (inflight && !advance(w, NULL))
+                abandon_all(w, w->abandon ? "rebalance" : "shutdown");
             continue;
-        process_batch(w, tick);
+        }
+        if (!build_batch(w, b, tick) || !advance(w, b)) {
+            abandon_all(w, w->abandon ? "rebalance" : "shutdown");
+            continue;
+        }
     }
-    DS_INFO(w->ops->name, "shutting down: committing and leaving the group");
+    DS_INFO(w->ops->name, "shutting down: finishing the batches in flight, committing and "
+                          "leaving the group");
+    w->abandon = false;
+    if (any_inflight(w) && !advance(w, NULL))
+        abandon_all(w, "shutdown timeout");
     rd_kafka_resp_err_t err = rd_kafka_commit(w->consumer, NULL, 0);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         DS_WARN(w->ops->name, "final commit: %s", rd_kafka_err2str(err));
@@ -630,20 +910,17 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
     ds_strlcpy(w->topic, topic, sizeof(w->topic));
     snprintf(w->dlq_topic, sizeof(w->dlq_topic), "%s.dlq", topic);
     w->cap = (size_t)cfg->batch_size;
-    w->msgs = calloc(w->cap, sizeof(*w->msgs));
-    w->slots = calloc(w->cap, sizeof(*w->slots));
-    w->parts = calloc(w->cap, sizeof(*w->parts));
-    w->slot_mem = calloc(w->cap, ops->event_size);
-    w->errs = calloc(w->cap, sizeof(*w->errs));
-    w->details = calloc(w->cap, sizeof(*w->details));
-    ds_arena_init(&w->arena, 0);
-    ds_buf_init(&w->out_bytes, 0);
-    if (!w->msgs || !w->slots || !w->parts || !w->slot_mem || !w->errs || !w->details) {
-        snprintf(errstr, errstr_size, "out of memory");
-        goto fail;
-    }
+    for (int i = 0; i < NBATCH; i++)
+        if (!batch_init(&w->b[i], w->cap, ops->event_size)) {
+            snprintf(errstr, errstr_size, "out of memory");
+            goto fail;
+        }
+    w->cur = &w->b[0];
     w->redis = ds_redis_new(cfg->redis_url, cfg->redis_timeout_ms, errstr, errstr_size);
     if (!w->redis)
+        goto fail;
+    w->wredis = ds_redis_new(cfg->redis_url, cfg->redis_timeout_ms, errstr, errstr_size);
+    if (!w->wredis)
         goto fail;
     w->producer = ds_kafka_producer_new(cfg, errstr, errstr_size);
     if (!w->producer)
@@ -661,17 +938,30 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
     w->m_outputs = counter(w, "produced_records", "Output records acknowledged by the broker");
     w->m_redis_errors = counter(w, "redis_errors", "Failed Redis pipeline runs");
     w->m_produce_errors = counter(w, "produce_errors", "Batches whose outputs had to be produced again");
+    for (int i = 0; metrics && i < PH__COUNT; i++) {
+        char labels[96];
+        snprintf(labels, sizeof(labels), "worker=\"%s\",phase=\"%s\"", ops->name,
+                 phase_names[i]);
+        w->m_phase[i] = ds_metrics_histogram(
+            metrics, "phase_seconds",
+            "Time the worker thread spent in one step of a batch (poll and decode, Redis loads, "
+            "apply, produce, formatting the Redis writes, blocked on acks, blocked on Redis "
+            "writes)",
+            labels, ds_latency_bounds, DS_LATENCY_BOUNDS_N);
+    }
     if (metrics) {
         static const double b[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                    0.05,   0.1,   0.25,   0.5,   1,    2.5, 5, 10};
         char labels[64];
         snprintf(labels, sizeof(labels), "worker=\"%s\"", ops->name);
         w->m_batch_seconds = ds_metrics_histogram(metrics, "batch_seconds",
-                                                  "Time to process one batch end to end", labels,
-                                                  b, sizeof(b) / sizeof(b[0]));
+                                                  "Time from a batch's first message to its "
+                                                  "offsets being stored",
+                                                  labels, b, sizeof(b) / sizeof(b[0]));
         w->m_redis_seconds = ds_metrics_histogram(metrics, "redis_seconds",
-                                                  "Time of one Redis pipeline run", labels, b,
-                                                  sizeof(b) / sizeof(b[0]));
+                                                  "Time blocked on one Redis round (loads, or "
+                                                  "the replies of batch writes)",
+                                                  labels, b, sizeof(b) / sizeof(b[0]));
     }
     return w;
 fail:
@@ -682,7 +972,8 @@ fail:
 void ds_worker_destroy(ds_worker_t *w) {
     if (!w)
         return;
-    release_batch(w);
+    for (int i = 0; i < NBATCH; i++)
+        batch_free(&w->b[i]);
     drop_held(w);
     free(w->held);
     if (w->consumer)
@@ -690,15 +981,7 @@ void ds_worker_destroy(ds_worker_t *w) {
     if (w->producer)
         rd_kafka_destroy(w->producer);
     ds_redis_destroy(w->redis);
-    free(w->msgs);
-    free(w->slots);
-    free(w->parts);
-    free(w->slot_mem);
-    free(w->errs);
-    free(w->details);
-    free(w->outs);
-    ds_buf_free(&w->out_bytes);
-    ds_arena_free(&w->arena);
+    ds_redis_destroy(w->wredis);
     free(w);
 }
 

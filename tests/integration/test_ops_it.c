@@ -233,6 +233,10 @@ static void test_metrics_pass_promtool(void **state) {
     assert_non_null(strstr(body, "dealsignal_consumer_lag{"));
     assert_non_null(strstr(body, "dealsignal_batch_seconds_bucket{"));
     assert_non_null(strstr(body, "dealsignal_redis_seconds_bucket{"));
+    assert_non_null(strstr(body, "dealsignal_phase_seconds_bucket{"));
+    /* two lone leads so far: L-1 and L-lag */
+    assert_true(sample(body, "dealsignal_tracked_leads{worker=\"scorer\"}") == 2);
+    assert_true(sample(body, "dealsignal_tracked_units{worker=\"scorer\"}") == 2);
     free(body);
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s'", path);

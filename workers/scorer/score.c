@@ -860,6 +860,10 @@ const char *ds_score_unit_key(const ds_score_unit_t *u) { return u->key; }
 bool ds_score_unit_is_account(const ds_score_unit_t *u) { return u->is_account; }
 size_t ds_score_unit_lead_count(const ds_score_unit_t *u) { return u->nleads; }
 
+const char *ds_score_unit_lead_id(const ds_score_unit_t *u, size_t i) {
+    return i < u->nleads ? S(u, u->leads[i].id) : NULL;
+}
+
 /* ---- apply: the rules ----------------------------------------------------- */
 
 static int cmp_fw(const fw_t *x, const fw_t *y) {

@@ -66,8 +66,11 @@ ds_score_unit_t *ds_score_unit_load(const void *p, size_t n, ds_err_t *err);
 /** Unit key and kind. */
 const char *ds_score_unit_key(const ds_score_unit_t *u);
 bool ds_score_unit_is_account(const ds_score_unit_t *u);
-/** Number of leads in the unit. */
+/** Number of leads in the unit; leads are only ever appended, so index i
+ *  names the same lead for the unit's whole life. */
 size_t ds_score_unit_lead_count(const ds_score_unit_t *u);
+/** The lead_id of lead i (< ds_score_unit_lead_count). */
+const char *ds_score_unit_lead_id(const ds_score_unit_t *u, size_t i);
 
 /** Current public view of every lead changed since the last clear (what the
  *  Redis lead hash shows); the record is valid during the call only. */

@@ -37,6 +37,8 @@ typedef struct unit_entry {
     ds_score_unit_t *unit; /* NULL while not loaded */
     int32_t ckpt_partition;
     int64_t ckpt_offset; /* -1: none */
+    size_t leads_in_set; /* leads 0..n-1 are known to be in ds:{acct:A}:leads */
+    size_t leads_counted; /* leads counted in tracked_leads */
     bool dirty, loading;
     UT_hash_handle hh;
 } unit_entry_t;
@@ -58,7 +60,22 @@ struct ds_scorer {
     ds_score_stats_t stats;
     ds_counter_t *m_applied, *m_duplicates, *m_skipped, *m_lead_scores, *m_account_scores,
         *m_unclassified;
+    size_t tracked_leads, tracked_units;
+    ds_gauge_t *m_tracked_leads, *m_tracked_units;
 };
+
+static void count_leads(ds_scorer_t *s, unit_entry_t *e) {
+    size_t nl = e->unit ? ds_score_unit_lead_count(e->unit) : 0;
+    s->tracked_leads += nl - e->leads_counted;
+    e->leads_counted = nl;
+}
+
+static void publish_tracked(ds_scorer_t *s) {
+    if (s->m_tracked_leads)
+        ds_gauge_set(s->m_tracked_leads, (double)s->tracked_leads);
+    if (s->m_tracked_units)
+        ds_gauge_set(s->m_tracked_units, (double)s->tracked_units);
+}
 
 static ds_counter_t *mcounter(ds_metrics_t *m, const char *name, const char *help) {
     return m ? ds_metrics_counter(m, name, help, "worker=\"scorer\"") : NULL;
@@ -164,11 +181,15 @@ static ds_err_t sc_prefetched(void *self, size_t index, const redisReply *rep) {
                      e->key, ds_err2str(err));
             return DS_ERR_UNDECODABLE;
         }
+        /* the set was written before the state that holds these leads */
+        e->leads_in_set = ds_score_unit_lead_count(e->unit);
+        count_leads(s, e);
     } else {
         e->unit = ds_score_unit_new(e->key, e->is_account);
         if (!e->unit)
             return DS_ERR_NOMEM;
     }
+    s->tracked_units++;
     if (ck->type == REDIS_REPLY_STRING) {
         int p;
         long long o;
@@ -254,7 +275,10 @@ static const char *nz(const char *s) { return s ? s : ""; }
 
 static void fmt_double(char *out, size_t n, double v) { snprintf(out, n, "%.6g", v); }
 
-static void put_lead_fields(ds_redis_t *r, const char *rkey, const ds_lead_score_t *v) {
+/* HSET rkey with the lead's public fields, then `nextra` more arguments
+ * (field/value pairs, lengths in extra_lens). */
+static void put_lead_fields(ds_redis_t *r, const char *rkey, const ds_lead_score_t *v,
+                            const char *const *extra, const size_t *extra_lens, int nextra) {
     char confront[32], connect[32], mob[32], asof[32], ev[32], reasons[1400];
     fmt_double(confront, sizeof(confront), v->confront);
     fmt_double(connect, sizeof(connect), v->connect);
@@ -293,6 +317,10 @@ static void put_lead_fields(ds_redis_t *r, const char *rkey, const ds_lead_score
     F("as_of", asof);
     F("events_applied", ev);
 #undef F
+    for (int i = 0; i < nextra && c < 32; i++) {
+        argv[c] = extra[i];
+        lens[c++] = extra_lens[i];
+    }
     ds_redis_cmd(r, c, argv, lens);
 }
 
@@ -301,6 +329,7 @@ typedef struct dirty_ctx {
     ds_redis_t *r;
     unit_entry_t *e;
     const char *ckpt;
+    bool wrote_state; /* a lone lead's state went out with its fields */
 } dirty_ctx_t;
 
 static void put_dirty_lead(void *opaque, const ds_lead_score_t *v) {
@@ -308,20 +337,24 @@ static void put_dirty_lead(void *opaque, const ds_lead_score_t *v) {
     ds_scorer_t *s = dc->s;
     char rkey[700];
     if (!dc->e->is_account) {
-        /* a lone lead's public fields live on its unit key */
+        /* a lone lead: public fields, state and checkpoint in one HSET */
         snprintf(rkey, sizeof(rkey), "%s{lead:%s}", s->cfg->redis_prefix, dc->e->key);
-        put_lead_fields(dc->r, rkey, v);
+        const char *extra[] = {"blob", (const char *)s->tmp.data, "checkpoint", dc->ckpt};
+        size_t lens[] = {4, s->tmp.len, 10, strlen(dc->ckpt)};
+        put_lead_fields(dc->r, rkey, v, extra, lens, 4);
+        dc->wrote_state = true;
         return;
     }
     snprintf(rkey, sizeof(rkey), "%s{acct:%s}:lead:%s", s->cfg->redis_prefix, dc->e->key,
              v->lead_id);
-    put_lead_fields(dc->r, rkey, v);
-    char skey[600];
-    snprintf(skey, sizeof(skey), "%s{acct:%s}:leads", s->cfg->redis_prefix, dc->e->key);
-    const char *argv[] = {"SADD", skey, v->lead_id};
-    ds_redis_cmd(dc->r, 3, argv, NULL);
+    put_lead_fields(dc->r, rkey, v, NULL, NULL, 0);
 }
 
+/* Every dirty unit, without MULTI/EXEC: each unit's state and checkpoint
+ * are one HSET on one key (atomic by itself), written after the unit's
+ * derived keys (lead hashes, the leads set).  A crash between them leaves
+ * derived keys ahead of the state; the replay from the checkpoint rewrites
+ * them with the same values.  Outputs were acknowledged before this runs. */
 static void sc_persist(void *self, ds_redis_t *r) {
     ds_scorer_t *s = self;
     for (size_t i = 0; i < s->ndirty; i++) {
@@ -337,46 +370,57 @@ static void sc_persist(void *self, ds_redis_t *r) {
         char rkey[600];
         snprintf(rkey, sizeof(rkey), "%s{%s:%s}", s->cfg->redis_prefix,
                  e->is_account ? "acct" : "lead", e->key);
-        const char *multi[] = {"MULTI"};
-        ds_redis_cmd(r, 1, multi, NULL);
-        dirty_ctx_t dc = {s, r, e, ckpt};
+        dirty_ctx_t dc = {s, r, e, ckpt, false};
         ds_score_unit_foreach_dirty(e->unit, put_dirty_lead, &dc);
-        if (e->is_account) {
-            ds_account_score_t a;
-            memset(&a, 0, sizeof(a));
-            bool has = ds_score_unit_account_view(e->unit, &a);
-            char engaged[16], confronted[16], consensus[32], asof[32], mobs[2048];
-            size_t o = 0;
-            mobs[0] = '\0';
-            for (size_t k = 0; has && k < a.mobilizers_count && o < sizeof(mobs); k++)
-                o += (size_t)snprintf(mobs + o, sizeof(mobs) - o, "%s%s", k ? "," : "",
-                                      a.mobilizers[k]);
-            snprintf(engaged, sizeof(engaged), "%d", (int)a.engaged_stakeholders);
-            snprintf(confronted, sizeof(confronted), "%d", (int)a.confronted_stakeholders);
-            fmt_double(consensus, sizeof(consensus), a.consensus);
-            snprintf(asof, sizeof(asof), "%lld", (long long)a.as_of);
-            const char *argv[] = {"HSET", rkey, "blob", (const char *)s->tmp.data, "checkpoint",
-                                  ckpt, "account_id", e->key, "engaged_stakeholders", engaged,
-                                  "confronted_stakeholders", confronted, "consensus", consensus,
-                                  "top_insight", a.top_insight ? a.top_insight : "",
-                                  "mobilizers", mobs, "as_of", asof};
-            size_t lens[20];
-            for (int k = 0; k < 20; k++)
-                lens[k] = strlen(argv[k]);
-            lens[3] = s->tmp.len;
-            ds_redis_cmd(r, 20, argv, lens);
-        } else {
-            /* the lone lead's public fields (above) and its state: one hash */
-            const char *argv[] = {"HSET", rkey, "blob", (const char *)s->tmp.data, "checkpoint",
-                                  ckpt, "lead_id", e->key};
-            size_t lens[8];
-            for (int k = 0; k < 8; k++)
-                lens[k] = strlen(argv[k]);
-            lens[3] = s->tmp.len;
-            ds_redis_cmd(r, 8, argv, lens);
+        if (!e->is_account) {
+            if (!dc.wrote_state) { /* no public change: the state alone */
+                const char *argv[] = {"HSET", rkey, "blob", (const char *)s->tmp.data,
+                                      "checkpoint", ckpt, "lead_id", e->key};
+                size_t lens[] = {4, strlen(rkey), 4, s->tmp.len, 10, strlen(ckpt), 7,
+                                 strlen(e->key)};
+                ds_redis_cmd(r, 8, argv, lens);
+            }
+            continue;
         }
-        const char *exec[] = {"EXEC"};
-        ds_redis_cmd(r, 1, exec, NULL);
+        /* leads new since the last write join the account's set (once) */
+        size_t nl = ds_score_unit_lead_count(e->unit);
+        if (nl > e->leads_in_set) {
+            char skey[600];
+            snprintf(skey, sizeof(skey), "%s{acct:%s}:leads", s->cfg->redis_prefix, e->key);
+            const char *argv[66];
+            argv[0] = "SADD";
+            argv[1] = skey;
+            size_t k = e->leads_in_set;
+            while (k < nl) {
+                int c = 2;
+                while (k < nl && c < 66)
+                    argv[c++] = ds_score_unit_lead_id(e->unit, k++);
+                ds_redis_cmd(r, c, argv, NULL);
+            }
+        }
+        ds_account_score_t a;
+        memset(&a, 0, sizeof(a));
+        bool has = ds_score_unit_account_view(e->unit, &a);
+        char engaged[16], confronted[16], consensus[32], asof[32], mobs[2048];
+        size_t o = 0;
+        mobs[0] = '\0';
+        for (size_t k = 0; has && k < a.mobilizers_count && o < sizeof(mobs); k++)
+            o += (size_t)snprintf(mobs + o, sizeof(mobs) - o, "%s%s", k ? "," : "",
+                                  a.mobilizers[k]);
+        snprintf(engaged, sizeof(engaged), "%d", (int)a.engaged_stakeholders);
+        snprintf(confronted, sizeof(confronted), "%d", (int)a.confronted_stakeholders);
+        fmt_double(consensus, sizeof(consensus), a.consensus);
+        snprintf(asof, sizeof(asof), "%lld", (long long)a.as_of);
+        const char *argv[] = {"HSET", rkey, "blob", (const char *)s->tmp.data, "checkpoint",
+                              ckpt, "account_id", e->key, "engaged_stakeholders", engaged,
+                              "confronted_stakeholders", confronted, "consensus", consensus,
+                              "top_insight", a.top_insight ? a.top_insight : "",
+                              "mobilizers", mobs, "as_of", asof};
+        size_t lens[20];
+        for (int k = 0; k < 20; k++)
+            lens[k] = strlen(argv[k]);
+        lens[3] = s->tmp.len;
+        ds_redis_cmd(r, 20, argv, lens);
     }
 }
 
@@ -384,9 +428,12 @@ static void sc_persisted(void *self) {
     ds_scorer_t *s = self;
     for (size_t i = 0; i < s->ndirty; i++) {
         s->dirty[i]->dirty = false;
+        s->dirty[i]->leads_in_set = ds_score_unit_lead_count(s->dirty[i]->unit);
+        count_leads(s, s->dirty[i]);
         ds_score_unit_clear_dirty(s->dirty[i]->unit);
     }
     s->ndirty = 0;
+    publish_tracked(s);
 }
 
 static void sc_reset(void *self) {
@@ -400,6 +447,8 @@ static void sc_reset(void *self) {
     }
     s->ndirty = 0;
     s->nloads = 0;
+    s->tracked_leads = s->tracked_units = 0;
+    publish_tracked(s);
 }
 
 static const ds_worker_ops_t scorer_ops = {
@@ -454,6 +503,12 @@ ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules,
         s->m_account_scores = ds_metrics_counter(metrics, "scores_emitted",
                                                  "Score records produced",
                                                  "worker=\"scorer\",kind=\"account\"");
+        s->m_tracked_leads = ds_metrics_gauge(metrics, "tracked_leads",
+                                              "Leads whose state this process holds in memory",
+                                              "worker=\"scorer\"");
+        s->m_tracked_units = ds_metrics_gauge(
+            metrics, "tracked_units",
+            "Scoring units (accounts, or leads without one) held in memory", "worker=\"scorer\"");
     }
     return s;
 fail:

@@ -92,6 +92,9 @@ struct ds_watcher {
     ds_buf_t enc, tmp;
     ds_worker_t *cur;
     ds_counter_t *m_applied, *m_duplicates, *m_ignored, *m_skipped;
+    ds_gauge_t *m_tracked;
+    ds_counter_t *m_checked;     /* deals evaluated by clock checks */
+    ds_histogram_t *m_check_sec; /* one wall-clock check over all partitions */
     ds_metrics_t *metrics;
 };
 
@@ -477,6 +480,7 @@ static void check_due(ds_watcher_t *w, int32_t partition, int64_t now) {
         if (it.deadline != e->deadline || !e->deal)
             continue; /* stale entry */
         ds_deal_evaluate(e->deal, &ctx);
+        inc(w->m_checked);
         e->deadline = INT64_MAX - 1; /* force a re-push */
         reindex(w, e);
         mark_dirty(w, e);
@@ -524,9 +528,12 @@ static void wa_tick(void *self, ds_worker_t *wk, int64_t now) {
     if (w->event_clock)
         return;
     w->cur = wk;
+    int64_t t0 = ds_clock_mono_us();
     for (int32_t p = 0; p < MAX_PARTITIONS; p++)
         if (w->parts[p].bootstrapped)
             check_due(w, p, now);
+    if (w->m_check_sec)
+        ds_histogram_observe(w->m_check_sec, (double)(ds_clock_mono_us() - t0) / 1e6);
 }
 
 /* ---- persist -------------------------------------------------------------- */
@@ -601,6 +608,8 @@ static void wa_persisted(void *self) {
     w->ndirty = 0;
     for (int32_t p = 0; p < MAX_PARTITIONS; p++)
         w->parts[p].wm_dirty = false;
+    if (w->m_tracked)
+        ds_gauge_set(w->m_tracked, (double)HASH_COUNT(w->deals));
 }
 
 static void wa_reset(void *self) {
@@ -625,6 +634,8 @@ static void wa_reset(void *self) {
     w->ndirty = 0;
     w->nloads = 0;
     mob_cache_clear(w);
+    if (w->m_tracked)
+        ds_gauge_set(w->m_tracked, 0);
 }
 
 static void wa_assigned(void *self, const rd_kafka_topic_partition_list_t *parts) {
@@ -689,6 +700,15 @@ ds_watcher_t *ds_watcher_new(const ds_config_t *cfg, const ds_rules_t *rules,
         w->m_skipped = ds_metrics_counter(metrics, "replayed_events_skipped",
                                           "Redelivered events already covered by the stored state",
                                           "worker=\"watcher\"");
+        w->m_checked = ds_metrics_counter(metrics, "clock_check_deals",
+                                          "Deals evaluated by clock checks (only due ones are)",
+                                          "worker=\"watcher\"");
+        w->m_check_sec = ds_metrics_histogram(
+            metrics, "clock_check_seconds", "Duration of one wall-clock check of due deadlines",
+            "worker=\"watcher\"", ds_latency_bounds, DS_LATENCY_BOUNDS_N);
+        w->m_tracked = ds_metrics_gauge(metrics, "tracked_deals",
+                                        "Deals whose state this process holds in memory",
+                                        "worker=\"watcher\"");
     }
     return w;
 fail:
