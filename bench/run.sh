@@ -14,7 +14,9 @@
 # run and the median, the CPU seconds of worker/Redis/broker and the worker's
 # peak RSS.  Then (scorer only, unless BENCH_LATENCY=0) the latency from
 # produce to LeadScore at half the median rate (BENCH_LAT_RATE overrides),
-# on topics of its own, with a fresh scorer: p50/p90/p99/max.
+# on topics of its own (4 partitions: the mock broker's fetch cost grows with
+# the number of message sets per partition), with a fresh scorer that has
+# joined its group: p50/p90/p99/max.
 # BENCH_PERF=FILE records a perf profile of each run to FILE.N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +35,7 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 cpu_of() { awk '{print ($14+$15)/100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 "$bin" broker --partitions "$partitions" \
-  --topics ma.events,crm.events,lead.scores,account.scores,deal.alerts,ma.events.dlq,crm.events.dlq,lat.events,lat.lead.scores,lat.account.scores \
+  --topics ma.events,crm.events,lead.scores,account.scores,deal.alerts,ma.events.dlq,crm.events.dlq,lat.events:4,lat.lead.scores:4,lat.account.scores:4 \
   > "$tmp/broker.out" 2>"$tmp/broker.err" &
 pids+=($!); broker_pid=$!
 for _ in $(seq 100); do [ -s "$tmp/broker.out" ] && break; sleep 0.1; done
@@ -176,6 +178,9 @@ if [ "$which" = scorer ] && [ "${BENCH_LATENCY:-1}" = 1 ]; then
      --topic-marketing lat.events --topic-lead-scores lat.lead.scores \
      --topic-account-scores lat.account.scores 2>"$tmp/worker-lat.err" &
   wpid=$!
+  # measure the steady state: the scorer has joined its group and Redis answers
+  until curl -sf "http://127.0.0.1:$mport/readyz" >/dev/null 2>&1; do
+    kill -0 "$wpid" 2>/dev/null || { echo "worker died"; exit 1; }; sleep 0.2; done
   DS_LAT_IN=lat.events DS_LAT_OUT=lat.lead.scores "$lat_bin" "$brokers" "$rate" "$secs"
   kill -TERM "$wpid"; wait "$wpid" || true
 fi
