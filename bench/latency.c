@@ -9,7 +9,9 @@
  * occurred_at = the wall time it is produced (ms), to ma.events; consumes
  * lead.scores from its end and, for each LeadScore, takes now − as_of (as_of
  * is the occurred_at of the event that moved the score) as the latency from
- * produce to the score on its topic.  Prints p50/p90/p99/max.
+ * produce to the score on its topic.  Prints p50/p90/p99/max.  The first
+ * DS_LAT_WARMUP seconds (default 3) are produced at the same rate but not
+ * counted: the worker creates the state of every new lead then.
  * Events alternate between many leads and stages so that most change a
  * score.  Runs against a scorer started separately (bench/latency.sh).
  */
@@ -25,6 +27,8 @@
 #include "events.h"
 
 static volatile int g_done;
+/* samples of events produced before this (ms, wall) are warm-up: not counted */
+static volatile int64_t g_measure_from = INT64_MAX;
 static double *g_lat;
 static size_t g_nlat, g_cap;
 static const char *g_brokers, *g_schemas, *g_in, *g_out;
@@ -69,6 +73,10 @@ static void *consume(void *arg) {
             if (!ds_decode_lead_score(codec, m->payload, m->len, &arena, &s, detail,
                                       sizeof(detail))) {
                 double lat = (double)(ds_clock_now_ms() - s.as_of);
+                if (s.as_of < g_measure_from) {
+                    rd_kafka_message_destroy(m);
+                    continue;
+                }
                 if (g_nlat == g_cap) {
                     g_cap = g_cap ? g_cap * 2 : 65536;
                     g_lat = realloc(g_lat, g_cap * sizeof(double));
@@ -114,20 +122,26 @@ int main(int argc, char **argv) {
     rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
     ds_buf_t b;
     ds_buf_init(&b, 0);
-    static const int stages[] = {DS_CS_SPARK, DS_CS_INTRODUCE, DS_CS_CONFRONT};
+    double warmup = getenv("DS_LAT_WARMUP") ? strtod(getenv("DS_LAT_WARMUP"), NULL) : 3;
+    g_measure_from = ds_clock_now_ms() + (int64_t)(warmup * 1000);
     int64_t start = ds_clock_mono_us();
-    long n = 0, total = (long)(rate * secs);
+    long n = 0, total = (long)(rate * (secs + warmup));
     while (n < total) {
         int64_t due = start + (int64_t)((double)n * 1e6 / rate);
         /* sleep, do not spin: the machine has two cores and the worker,
          * Redis and the broker need them */
         for (int64_t ahead; (ahead = due - ds_clock_mono_us()) > 0;)
             rd_kafka_poll(p, ahead > 1000 ? (int)(ahead / 1000) : 1);
-        char id[48], lead[32], acct[32], content[32];
+        char id[48], lead[64], acct[64], content[64], insight[64];
         snprintf(id, sizeof(id), "lat-%lld-%ld", (long long)start, n);
-        snprintf(acct, sizeof(acct), "LA-%ld", n % 5000);
-        snprintf(lead, sizeof(lead), "LL-%ld", n % 20000);
-        snprintf(content, sizeof(content), "lc-%ld", (n / 20000) % 1000);
+        /* leads of this run only, 100,000 of them in 25,000 accounts: a
+         * lead gets an event every 100,000, far from the score caps */
+        snprintf(acct, sizeof(acct), "LA-%lld-%ld", (long long)start, n % 25000);
+        snprintf(lead, sizeof(lead), "LL-%lld-%ld", (long long)start, n % 100000);
+        /* new content of a new insight each round over the leads: every
+         * event adds points, so every event moves a score */
+        snprintf(content, sizeof(content), "lc-%lld-%ld", (long long)start, n / 100000);
+        snprintf(insight, sizeof(insight), "li-%lld-%ld", (long long)start, n / 100000);
         ds_ma_event_t ev;
         memset(&ev, 0, sizeof(ev));
         ev.event_id = id;
@@ -136,8 +150,8 @@ int main(int argc, char **argv) {
         ev.account_id = acct;
         ev.type = DS_MA_CONTENT_COMPLETED;
         ev.content_id = content;
-        ev.insight_id = "lat-insight";
-        ev.content_stage = stages[(n / 20000) % 3];
+        ev.insight_id = insight;
+        ev.content_stage = DS_CS_CONFRONT;
         ds_buf_reset(&b);
         if (ds_encode_ma(codec, &ev, &b))
             return 1;
