@@ -210,12 +210,80 @@ static void test_wall_clock_fires_without_events_and_after_restart(void **state)
     ds_h_records_free(recs, n);
 }
 
+/* A stakeholder whose LeadScore tier in the scorer's Redis state is
+ * MOBILIZER counts as the deal's mobilizer (issue: "read from the scorer's
+ * state in Redis"); one of another tier does not. */
+static void test_mobilizer_from_scorer_tier(void **state) {
+    (void)state;
+    char rules[300];
+    snprintf(rules, sizeof(rules), "%s/rules-mob.yaml", env.tmpdir);
+    write_file(rules, "{}\n");
+    /* what the scorer stores for two leads of account A-M */
+    freeReplyObject(ds_h_redis(&env, "HSET ds:{acct:A-M}:lead:L-M lead_id L-M tier MOBILIZER"));
+    freeReplyObject(ds_h_redis(&env, "HSET ds:{acct:A-M}:lead:L-T lead_id L-T tier CONFRONTED"));
+    ds_h_broker_ctl(&env, "create-topic crm.mob 1");
+    ds_h_broker_ctl(&env, "create-topic alerts.mob 1");
+    rd_kafka_t *p = ds_h_producer(&env);
+    const char *deals[] = {"D-M", "D-T"}, *leads[] = {"L-M", "L-T"};
+    for (int i = 0; i < 2; i++) {
+        char id1[16], id2[16];
+        snprintf(id1, sizeof(id1), "m%d-open", i);
+        snprintf(id2, sizeof(id2), "m%d-add", i);
+        ds_crm_event_t e = crm(id1, deals[i], T0, DS_CRM_DEAL_OPENED);
+        e.account_id = "A-M";
+        e.stage = DS_PS_DEFINE_CRITERIA; /* a mobilizer is required from here */
+        ds_h_send_crm(p, "crm.mob", &e);
+        e = crm(id2, deals[i], T0 + 3600000, DS_CRM_STAKEHOLDER_ADDED);
+        e.account_id = "A-M";
+        e.contact_id = leads[i];
+        e.contact_role = DS_ROLE_UNKNOWN; /* the CRM does not know */
+        ds_h_send_crm(p, "crm.mob", &e);
+    }
+    ds_h_flush(p);
+    rd_kafka_destroy(p);
+    const char *args[] = {"watcher", "--brokers", env.brokers, "--redis", env.redis_url,
+                          "--group-id", "it-watch-mob", "--schemas", getenv("DS_SCHEMAS_DIR"),
+                          "--clock", "event", "--topic-crm", "crm.mob", "--topic-alerts",
+                          "alerts.mob", "--rules", rules, NULL};
+    pid_t w = ds_h_spawn(logfile, args);
+    ds_h_record_t *recs;
+    /* D-M: UNVERIFIED_STAGE and NO_MOBILIZER open, NO_MOBILIZER resolved;
+     * D-T: both open */
+    size_t n = ds_h_consume(&env, "alerts.mob", 5, 30000, &recs);
+    assert_int_equal(ds_h_stop(w, SIGTERM, 10000), 0);
+    alerts_t al;
+    decode(recs, n, &al);
+    int m_resolved = 0, t_open = 0, t_resolved = 0;
+    for (size_t i = 0; i < al.n; i++) {
+        if (al.a[i].kind != DS_AK_NO_MOBILIZER)
+            continue;
+        if (!strcmp(al.a[i].deal_id, "D-M") && al.a[i].state == DS_AS_RESOLVED)
+            m_resolved++;
+        if (!strcmp(al.a[i].deal_id, "D-T")) {
+            if (al.a[i].state == DS_AS_RESOLVED)
+                t_resolved++;
+            else
+                t_open++;
+        }
+    }
+    assert_int_equal(n, 5);
+    assert_int_equal(m_resolved, 1);
+    assert_int_equal(t_open, 1);
+    assert_int_equal(t_resolved, 0);
+    char *known = ds_h_hget(&env, "ds:{deal:D-M}", "mobilizer_known");
+    assert_non_null(known);
+    free(known);
+    ds_arena_free(&al.arena);
+    ds_h_records_free(recs, n);
+}
+
 int main(void) {
     snprintf(logfile, sizeof(logfile), "/tmp/test_watcher_it.log");
     ds_h_start(&env, 1, true);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_event_clock_lifecycle),
         cmocka_unit_test(test_wall_clock_fires_without_events_and_after_restart),
+        cmocka_unit_test(test_mobilizer_from_scorer_tier),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ds_h_cleanup();

@@ -63,11 +63,12 @@ typedef struct mob_entry {
     UT_hash_handle hh;
 } mob_entry_t;
 
-typedef enum { LOAD_DEAL, LOAD_PART } load_kind_t;
+typedef enum { LOAD_DEAL, LOAD_PART, LOAD_TIER } load_kind_t;
 typedef struct load {
     load_kind_t kind;
     deal_entry_t *e;
     int32_t partition;
+    mob_entry_t *m; /* LOAD_TIER */
 } load_t;
 
 struct ds_watcher {
@@ -89,6 +90,7 @@ struct ds_watcher {
     size_t npending, pending_cap;
     mob_entry_t *mob_cache; /* per batch */
     bool boot_inflight;     /* index deals queued, not yet known loaded */
+    bool tiers_queued;      /* this batch's stakeholder tiers are being read */
     ds_buf_t enc, tmp;
     ds_worker_t *cur;
     ds_counter_t *m_applied, *m_duplicates, *m_ignored, *m_skipped;
@@ -204,7 +206,7 @@ static void add_load(ds_watcher_t *w, load_kind_t kind, deal_entry_t *e, int32_t
         w->loads = nl;
         w->loads_cap = nc;
     }
-    w->loads[w->nloads++] = (load_t){kind, e, p};
+    w->loads[w->nloads++] = (load_t){kind, e, p, NULL};
 }
 
 static deal_entry_t *entry_for(ds_watcher_t *w, const char *id, int32_t partition) {
@@ -264,6 +266,59 @@ static void mob_cache_clear(ds_watcher_t *w) {
     }
 }
 
+static void tier_rkey(const ds_watcher_t *w, const char *account_id, const char *contact_id,
+                      char *out, size_t n) {
+    if (account_id && account_id[0])
+        snprintf(out, n, "%s{acct:%s}:lead:%s", w->cfg->redis_prefix, account_id, contact_id);
+    else
+        snprintf(out, n, "%s{lead:%s}", w->cfg->redis_prefix, contact_id);
+}
+
+/* Read the scorer's tier of a stakeholder with the batch's loads, so that
+ * evaluating a deal costs no round trip (is_mobilizer() finds it cached). */
+static void queue_tier(ds_watcher_t *w, ds_redis_t *r, const char *account_id,
+                       const char *contact_id) {
+    if (!contact_id || !contact_id[0])
+        return;
+    char key[700];
+    snprintf(key, sizeof(key), "%s\x1f%s", account_id ? account_id : "", contact_id);
+    mob_entry_t *m;
+    HASH_FIND_STR(w->mob_cache, key, m);
+    if (m)
+        return;
+    m = calloc(1, sizeof(*m));
+    if (!m || !(m->key = strdup(key))) {
+        free(m);
+        return; /* is_mobilizer() reads it itself */
+    }
+    HASH_ADD_KEYPTR(hh, w->mob_cache, m->key, strlen(m->key), m);
+    char rkey[700];
+    tier_rkey(w, account_id, contact_id, rkey, sizeof(rkey));
+    const char *argv[] = {"HGET", rkey, "tier"};
+    ds_redis_cmd(r, 3, argv, NULL);
+    add_load(w, LOAD_TIER, NULL, 0);
+    w->loads[w->nloads - 1].m = m;
+}
+
+static void queue_tiers(ds_watcher_t *w, ds_redis_t *r, void **slots, const int32_t *parts,
+                        size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const ds_crm_event_t *ev = slots[i];
+        if (!ev)
+            continue;
+        deal_entry_t *e = entry_for(w, ev->deal_id, parts[i]);
+        /* only asked while no stakeholder is known to be a mobilizer */
+        if (!e->deal || ds_deal_is_closed(e->deal) || ds_deal_mobilizer_known(e->deal))
+            continue;
+        const char *acct = ds_deal_account_id(e->deal);
+        if (!acct || !acct[0])
+            acct = ev->account_id;
+        for (size_t k = 0; k < ds_deal_stakeholder_count(e->deal); k++)
+            queue_tier(w, r, acct, ds_deal_stakeholder(e->deal, k));
+        queue_tier(w, r, acct, ev->contact_id);
+    }
+}
+
 static size_t wa_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t *parts, size_t n,
                           int round) {
     ds_watcher_t *w = self;
@@ -294,6 +349,7 @@ static size_t wa_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
             }
         }
         mob_cache_clear(w);
+        w->tiers_queued = false;
         /* partitions of this batch, and every assigned one for clock checks */
         for (size_t i = 0; i < n; i++)
             get_part(w, parts[i]);
@@ -319,9 +375,8 @@ static size_t wa_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
             if (!e->deal && !e->loading)
                 cmd_load_deal(w, r, e);
         }
-    } else {
-        if (w->npending)
-            w->boot_inflight = true;
+    } else if (w->npending) {
+        w->boot_inflight = true;
         for (size_t i = 0; i < w->npending; i++) {
             deal_entry_t *e = entry_for(w, w->pending_ids[i], w->pending_parts[i]);
             free(w->pending_ids[i]);
@@ -329,6 +384,10 @@ static size_t wa_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
                 cmd_load_deal(w, r, e);
         }
         w->npending = 0;
+    } else if (!w->tiers_queued) {
+        /* every deal of the batch is loaded: their stakeholders' tiers */
+        w->tiers_queued = true;
+        queue_tiers(w, r, slots, parts, n);
     }
     return w->nloads;
 }
@@ -357,6 +416,12 @@ static ds_err_t wa_prefetched(void *self, size_t index, const redisReply *rep) {
         ((ds_watcher_t *)self)->boot_inflight = false; /* every reply of the round arrived */
     ds_watcher_t *w = self;
     load_t *l = &w->loads[index];
+    if (l->kind == LOAD_TIER) {
+        if (rep->type == REDIS_REPLY_ERROR)
+            return DS_ERR_IO;
+        l->m->is_mobilizer = rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, "MOBILIZER");
+        return DS_ERR_OK;
+    }
     if (l->kind == LOAD_PART) {
         part_t *pt = get_part(w, l->partition);
         if (rep->type == REDIS_REPLY_STRING) {
@@ -435,13 +500,10 @@ static bool is_mobilizer(void *opaque, const char *account_id, const char *conta
     if (m)
         return m->is_mobilizer;
     /* the scorer's stored tier, read when the deal is evaluated */
+    /* not read with the batch's loads (a clock check of a due deal) */
     ds_redis_t *r = ds_worker_redis(w->worker);
     char rkey[700];
-    if (account_id && account_id[0])
-        snprintf(rkey, sizeof(rkey), "%s{acct:%s}:lead:%s", w->cfg->redis_prefix, account_id,
-                 contact_id);
-    else
-        snprintf(rkey, sizeof(rkey), "%s{lead:%s}", w->cfg->redis_prefix, contact_id);
+    tier_rkey(w, account_id, contact_id, rkey, sizeof(rkey));
     bool result = false;
     if (ds_redis_connect(r) == DS_ERR_OK) {
         const char *argv[] = {"HGET", rkey, "tier"};
