@@ -3,9 +3,10 @@
  *
  *   ds_bench_load BROKERS leads N           N MarketingEvents, one per lead
  *                                           (4 leads per account): N leads
- *   ds_bench_load BROKERS deals N STAGE [PREFIX]
+ *   ds_bench_load BROKERS deals N STAGE [PREFIX [SIGNAL]]
  *                                           N DEAL_OPENED at STAGE, event
- *                                           time now: N deals
+ *                                           time now: N deals; with SIGNAL,
+ *                                           each also gets that buyer signal
  *
  * Topics: ma.events and crm.events (DS_LOAD_MA / DS_LOAD_CRM override).
  * Run by bench/run.sh (memory, stallcheck).
@@ -30,7 +31,7 @@ static void produce(rd_kafka_t *p, const char *topic, const char *key, const ds_
 int main(int argc, char **argv) {
     if (argc < 4 || (strcmp(argv[2], "leads") && strcmp(argv[2], "deals")) ||
         (!strcmp(argv[2], "deals") && argc < 5)) {
-        fprintf(stderr, "usage: %s BROKERS leads N | BROKERS deals N STAGE [PREFIX]\n", argv[0]);
+        fprintf(stderr, "usage: %s BROKERS leads N | BROKERS deals N STAGE [PREFIX [SIGNAL]]\n", argv[0]);
         return 2;
     }
     long n = atol(argv[3]);
@@ -86,6 +87,16 @@ int main(int argc, char **argv) {
             if (ds_encode_crm(codec, &ev, &b))
                 return 1;
             produce(p, crm, k1, &b);
+            if (argc > 6) {
+                snprintf(id, sizeof(id), "%s-signal-%ld", prefix, i);
+                ev.type = DS_CRM_BUYER_SIGNAL;
+                ev.stage = DS_NONE;
+                ev.signal = argv[6];
+                ds_buf_reset(&b);
+                if (ds_encode_crm(codec, &ev, &b))
+                    return 1;
+                produce(p, crm, k1, &b);
+            }
         }
         if (i % 1000 == 0)
             rd_kafka_poll(p, 0);

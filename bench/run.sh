@@ -98,8 +98,9 @@ YAML
   sleep 3 # checks over the loaded deals, none due
   c1=$(metric_sum "$mport" '^dealsignal_clock_check_seconds_count'); s1=$(metric_sum "$mport" '^dealsignal_clock_check_seconds_sum')
   d1=$(metric_sum "$mport" '^dealsignal_clock_check_deals_total')
-  # the due ones: opened now, quiet for 0.0001 day (8.64 s)
-  "$lat_dir/ds_bench_load" "$brokers" deals "$due" EXPLORE_OPTIONS DUE
+  # the due ones: EXPLORE_OPTIONS verified by a buyer signal now, whose
+  # max_quiet_days is 0.0001 (8.64 s): due 8.64 s later
+  "$lat_dir/ds_bench_load" "$brokers" deals "$due" EXPLORE_OPTIONS DUE live_call_accepted
   wait_metric "$mport" '^dealsignal_clock_check_deals_total' "$(echo "$d1 + $due" | bc)" "$wpid"
   c2=$(metric_sum "$mport" '^dealsignal_clock_check_seconds_count'); s2=$(metric_sum "$mport" '^dealsignal_clock_check_seconds_sum')
   d2=$(metric_sum "$mport" '^dealsignal_clock_check_deals_total')
