@@ -1439,6 +1439,16 @@ static ds_err_t save_lead(const lead_t *L, ds_buf_t *out) {
     return DS_ERR_OK;
 }
 
+/* ds_score_unit_save's sorting space (ds_score_release_scratch frees it) */
+static _Thread_local dd_t *scratch;
+static _Thread_local uint32_t scratch_cap;
+
+void ds_score_release_scratch(void) {
+    free(scratch);
+    scratch = NULL;
+    scratch_cap = 0;
+}
+
 ds_err_t ds_score_unit_save(const ds_score_unit_t *u, ds_buf_t *out) {
     if (!u || !out)
         return DS_ERR_INVAL;
@@ -1458,9 +1468,16 @@ ds_err_t ds_score_unit_save(const ds_score_unit_t *u, ds_buf_t *out) {
     uint32_t live = 0;
     for (uint32_t i = 0; i < u->dd_cap; i++)
         live += u->dd[i].h && dd_live(u, u->dd[i].t);
-    dd_t *tmp = live ? malloc((size_t)live * sizeof(*tmp)) : NULL;
-    if (live && !tmp)
-        return DS_ERR_NOMEM;
+    /* one scratch per thread, grown as needed: no allocation per save */
+    if (live > scratch_cap) {
+        uint32_t nc = live < 64 ? 64 : live * 2;
+        dd_t *ns = realloc(scratch, (size_t)nc * sizeof(*ns));
+        if (!ns)
+            return DS_ERR_NOMEM;
+        scratch = ns;
+        scratch_cap = nc;
+    }
+    dd_t *tmp = scratch;
     uint32_t k = 0;
     for (uint32_t i = 0; i < u->dd_cap; i++)
         if (u->dd[i].h && dd_live(u, u->dd[i].t))
@@ -1473,7 +1490,6 @@ ds_err_t ds_score_unit_save(const ds_score_unit_t *u, ds_buf_t *out) {
         if (!e)
             e = ds_buf_put_i64(out, tmp[i].t);
     }
-    free(tmp);
     PUT(e);
     PUT(ds_buf_put_varint(out, u->nleads));
     for (uint32_t i = 0; i < u->nleads; i++)
