@@ -13,7 +13,7 @@
  * DS_LAT_WARMUP seconds (default 3) are produced at the same rate but not
  * counted: the worker creates the state of every new lead then.
  * Events alternate between many leads and stages so that most change a
- * score.  Runs against a scorer started separately (bench/latency.sh).
+ * score.  Runs against a scorer started separately (bench/run.sh does).
  */
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
