@@ -79,11 +79,10 @@ static void on_alert(void *opaque, const ds_deal_alert_t *a) {
         len += strlen(a->missing_verifiers[i]) + 1;
     r->missing = calloc(1, len);
     assert_non_null(r->missing);
-    for (size_t i = 0; i < a->missing_verifiers_count; i++) {
-        if (i)
-            strcat(r->missing, ",");
-        strcat(r->missing, a->missing_verifiers[i]);
-    }
+    size_t o = 0;
+    for (size_t i = 0; i < a->missing_verifiers_count; i++)
+        o += (size_t)snprintf(r->missing + o, len - o, "%s%s", i ? "," : "",
+                              a->missing_verifiers[i]);
     r->kind = a->kind;
     r->state = a->state;
     r->level = a->level;
