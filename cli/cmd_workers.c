@@ -138,6 +138,15 @@ static int run_workers(int argc, char **argv, int which) {
     ds_log_set_level((ds_log_level_t)ds_log_level_parse(a.cfg->log_level));
     ds_log_set_json(!strcmp(a.cfg->log_format, "json"));
     ds_serde_init((size_t)a.cfg->max_message_bytes * 4);
+    {
+        /* what an operator checks first; the password is never printed */
+        char redis[512];
+        ds_log_redact_url(a.cfg->redis_url, redis, sizeof(redis));
+        DS_INFO("main", "starting %s brokers=%s redis=%s group=%s rules=%s kafka_settings=%zu",
+                argv[0], a.cfg->brokers, redis, a.cfg->group_id,
+                a.cfg->rules_path && a.cfg->rules_path[0] ? a.cfg->rules_path : "(defaults)",
+                a.cfg->kafka_count);
+    }
 
     ds_rules_t *rules = load_rules(a.cfg, err, sizeof(err));
     if (!rules || !keep_rules(&a, rules)) {

@@ -3,7 +3,8 @@
  * /readyz following Redis, /metrics with the consumer lag from librdkafka's
  * statistics (checked by promtool when installed), and rules reloaded on
  * SIGHUP — valid rules swap in, invalid ones are refused and the old rules
- * stay in force.
+ * stay in force — and the Redis and Kafka passwords it is given appear
+ * nowhere in its debug log or /metrics.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -21,7 +22,10 @@
 #include "harness.h"
 
 static ds_h_env_t env;
-static char rules_path[300], log_path[300], metrics_addr[64];
+static char rules_path[300], log_path[300], metrics_addr[64], redis_url[200];
+/* secrets the worker is given: they must never appear in its logs or /metrics */
+#define REDIS_SECRET "s3cr3t-redis-pw"
+#define KAFKA_SECRET "s3cr3t-kafka-pw"
 static pid_t worker;
 static rd_kafka_t *producer;
 
@@ -166,11 +170,18 @@ static int group_setup(void **state) {
     snprintf(metrics_addr, sizeof(metrics_addr), "127.0.0.1:%d", ds_h_free_port());
     write_rules("scoring:\n  stage_points: {CONFRONT: 20}\n");
     producer = ds_h_producer(&env);
-    const char *args[] = {"scorer",        "--brokers",      env.brokers,
-                          "--redis",       env.redis_url,    "--group-id",
-                          "it-ops",        "--rules",        rules_path,
+    /* the worker logs in to Redis as an ACL user with a password */
+    freeReplyObject(
+        ds_h_redis(&env, "ACL SETUSER dsworker on >" REDIS_SECRET " ~* &* +@all"));
+    snprintf(redis_url, sizeof(redis_url), "redis://dsworker:" REDIS_SECRET "@127.0.0.1:%d",
+             env.redis_port);
+    const char *args[] = {"scorer",         "--brokers",     env.brokers,
+                          "--redis",        redis_url,       "--group-id",
+                          "it-ops",         "--rules",       rules_path,
                           "--metrics-addr", metrics_addr,    "-X",
-                          "statistics.interval.ms=300",      NULL};
+                          "statistics.interval.ms=300",      "-X",
+                          "sasl.password=" KAFKA_SECRET,     "--log-level",
+                          "debug",          NULL};
     worker = ds_h_spawn(log_path, args);
     return 0;
 }
@@ -212,6 +223,9 @@ static void test_metrics_lag_follows_redis(void **state) {
     assert_true(wait_status("/readyz", 503, 15000));
     assert_true(wait_metric(LAG, 7, 15000));
     ds_h_restart_redis(&env);
+    /* a Redis without persistence comes back without its ACL users */
+    freeReplyObject(
+        ds_h_redis(&env, "ACL SETUSER dsworker on >" REDIS_SECRET " ~* &* +@all"));
     assert_true(wait_status("/readyz", 200, 20000));
     assert_true(wait_metric(LAG, 0, 20000));
 }
@@ -241,6 +255,22 @@ static void test_metrics_pass_promtool(void **state) {
     char cmd[400];
     snprintf(cmd, sizeof(cmd), "promtool check metrics < '%s'", path);
     assert_int_equal(system(cmd), 0);
+}
+
+static void test_secrets_stay_secret(void **state) {
+    (void)state;
+    /* the worker did log in with the password (it scored above) ... */
+    char *body = NULL;
+    assert_int_equal(http_get("/metrics", &body), 200);
+    assert_null(strstr(body, REDIS_SECRET));
+    assert_null(strstr(body, KAFKA_SECRET));
+    free(body);
+    /* ... and its whole log, at debug level, holds neither secret; the
+     * Redis URL is logged, with the password masked */
+    assert_true(log_count("level=") > 0);
+    assert_int_equal(log_count("redis=redis://dsworker:***@127.0.0.1"), 1);
+    assert_int_equal(log_count(REDIS_SECRET), 0);
+    assert_int_equal(log_count(KAFKA_SECRET), 0);
 }
 
 static void test_sighup_reload(void **state) {
@@ -274,6 +304,7 @@ int main(void) {
         cmocka_unit_test(test_metrics_lag_follows_redis),
         cmocka_unit_test(test_metrics_pass_promtool),
         cmocka_unit_test(test_sighup_reload),
+        cmocka_unit_test(test_secrets_stay_secret),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
