@@ -530,21 +530,27 @@ static bool batch_acked(const batch_t *b) {
     return !b->produce_failed && !b->delivery.failed && !b->delivery.outstanding;
 }
 
-/* Wait for the acks of every batch in B_ACKS (oldest first); when any
- * output failed, produce the outputs of all of them again, in order (same
- * ids), until all are acknowledged.  Then they are B_READY.  False when
- * abandoned. */
-static bool wait_acks(ds_worker_t *w) {
+/* Wait for the acks of every batch in B_ACKS but `except` (the newest,
+ * just built: its acks are waited for next time), oldest first.  When any
+ * output failed, the outputs of every batch in B_ACKS, `except` included,
+ * are produced again in batch order (same ids), so that a record produced
+ * again never lands after a newer one of the same key; this repeats until
+ * all are acknowledged.  The waited-for batches are then B_READY.  False
+ * when abandoned. */
+static bool wait_acks(ds_worker_t *w, const batch_t *except) {
     batch_t *acks[NBATCH];
-    size_t n = batches_in(w, B_ACKS, acks);
+    size_t all = batches_in(w, B_ACKS, acks);
+    size_t n = all && acks[all - 1] == except ? all - 1 : all;
     if (!n)
         return true;
     int64_t started = ds_clock_mono_ms(), backoff = 100;
-    for (;;) {
+    for (bool repairing = false;; repairing = true) {
+        /* normally only the older batches are waited for; once repairing,
+         * the newest too, as its outputs are produced again with theirs */
+        size_t upto = repairing ? all : n, failed = 0, total = 0;
         bool ok = true;
-        size_t failed = 0, total = 0;
         rd_kafka_resp_err_t first = RD_KAFKA_RESP_ERR_NO_ERROR;
-        for (size_t i = 0; i < n; i++) {
+        for (size_t i = 0; i < upto; i++) {
             drain_deliveries(w, acks[i], started);
             if (w->abandon)
                 return false;
@@ -563,14 +569,18 @@ static bool wait_acks(ds_worker_t *w) {
         ds_log_rl(&w->rl_kafka, 5000, DS_LOG_WARN, w->ops->name,
                   "delivery failed (%zu of %zu: %s); producing the outputs of %zu batch(es) "
                   "again",
-                  failed, total, rd_kafka_err2str(first), n);
+                  failed, total, rd_kafka_err2str(first), all);
+        /* the newest batch's first copies must be settled before they are
+         * overtaken by the copies produced again */
+        for (size_t i = n; i < all; i++)
+            drain_deliveries(w, acks[i], started);
         if (must_abandon(w, started))
             return false;
         backoff_wait(w, backoff);
         backoff = next_backoff(backoff);
         if (must_abandon(w, started))
             return false;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < all; i++)
             produce_batch(w, acks[i]);
     }
     w->kafka_ok = 1;
@@ -695,15 +705,10 @@ static bool advance(ds_worker_t *w, batch_t *keep) {
     if (!writes_stage(w, true))
         return false;
     phase_add(w, PH_WRITES, &t);
-    if (keep)
-        keep->state = B_BUILD; /* not yet: its acks are waited for next time */
-    bool ok = wait_acks(w);
-    if (keep && keep->state == B_BUILD)
-        keep->state = B_ACKS;
-    if (!ok)
+    if (!wait_acks(w, keep))
         return false;
     phase_add(w, PH_ACKS, &t);
-    ok = writes_stage(w, keep == NULL);
+    bool ok = writes_stage(w, keep == NULL);
     phase_add(w, PH_WRITES, &t);
     return ok;
 }

@@ -266,6 +266,11 @@ static void mob_cache_clear(ds_watcher_t *w) {
     }
 }
 
+/* The tier cache's key of a stakeholder: account \x1f contact. */
+static void mob_key(const char *account_id, const char *contact_id, char *out, size_t n) {
+    snprintf(out, n, "%s\x1f%s", account_id ? account_id : "", contact_id);
+}
+
 static void tier_rkey(const ds_watcher_t *w, const char *account_id, const char *contact_id,
                       char *out, size_t n) {
     if (account_id && account_id[0])
@@ -281,7 +286,7 @@ static void queue_tier(ds_watcher_t *w, ds_redis_t *r, const char *account_id,
     if (!contact_id || !contact_id[0])
         return;
     char key[700];
-    snprintf(key, sizeof(key), "%s\x1f%s", account_id ? account_id : "", contact_id);
+    mob_key(account_id, contact_id, key, sizeof(key));
     mob_entry_t *m;
     HASH_FIND_STR(w->mob_cache, key, m);
     if (m)
@@ -494,7 +499,7 @@ static void on_tier_reply(void *opaque, size_t index, const redisReply *rep) {
 static bool is_mobilizer(void *opaque, const char *account_id, const char *contact_id) {
     ds_watcher_t *w = opaque;
     char key[700];
-    snprintf(key, sizeof(key), "%s\x1f%s", account_id ? account_id : "", contact_id);
+    mob_key(account_id, contact_id, key, sizeof(key));
     mob_entry_t *m;
     HASH_FIND_STR(w->mob_cache, key, m);
     if (m)
