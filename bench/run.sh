@@ -33,6 +33,7 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 cpu_of() { awk '{print ($14+$15)/100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+sys_of() { awk '{print $15/100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 "$bin" broker --partitions "$partitions" \
   --topics ma.events,crm.events,lead.scores,account.scores,deal.alerts,ma.events.dlq,crm.events.dlq,lat.events:4,lat.lead.scores:4,lat.account.scores:4 \
@@ -45,6 +46,7 @@ redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$
 pids+=($!); redis_pid=$!
 for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
+redis_in() { redis-cli -p "$rport" info stats | awk -F: '/^total_net_input_bytes/ {print $2+0}'; }
 metric_sum() { # metric_sum PORT REGEX: sum of the samples whose line matches
   { curl -s "http://127.0.0.1:$1/metrics" 2>/dev/null || true; } \
     | awk -v re="$2" '$0 ~ re && !/^#/ {s+=$NF} END {printf "%.6f", s+0}'
@@ -133,7 +135,7 @@ results=()
 for run in $(seq "$runs"); do
   db=$((run % 16))
   mport=$(free_port)
-  cpu_r0=$(cpu_of "$redis_pid"); cpu_b0=$(cpu_of "$broker_pid")
+  cpu_r0=$(cpu_of "$redis_pid"); cpu_b0=$(cpu_of "$broker_pid"); rin0=$(redis_in)
   start=$(date +%s.%N); launched=$start
   ${BENCH_PERF:+perf record -F 999 -g -o "$BENCH_PERF.$run" --} "$bin" "$sub" --brokers "$brokers" --redis "redis://127.0.0.1:$rport/$db" \
      --group-id "bench-$run-$$" --clock event --metrics-addr "127.0.0.1:$mport" \
@@ -156,14 +158,21 @@ for run in $(seq "$runs"); do
     first=0; start=$launched
   fi
   expected_run=$((expected - first))
-  cpu_w=$(cpu_of "$wpid"); rss=$(awk '/VmHWM/ {print $2}' "/proc/$wpid/status")
+  cpu_w=$(cpu_of "$wpid"); sys_w=$(sys_of "$wpid"); faults=$(awk '{print $10}' "/proc/$wpid/stat"); rss=$(awk '/VmHWM/ {print $2}' "/proc/$wpid/status")
+  rin=$(( $(redis_in) - rin0 ))
   cpu_r=$(echo "$(cpu_of "$redis_pid") - $cpu_r0" | bc); cpu_b=$(echo "$(cpu_of "$broker_pid") - $cpu_b0" | bc)
+  phases=$({ curl -s "http://127.0.0.1:$mport/metrics" 2>/dev/null || true; } \
+    | awk -F'[",]' '/^dealsignal_phase_seconds_sum/ {for (i=1;i<NF;i++) if ($i ~ /phase=$/) p=$(i+1); split($0, a, " "); printf "%s=%.2f ", p, a[2]}')
+  threads=$(for t in /proc/"$wpid"/task/*; do
+      awk '{c=($14+$15)/100; if (c >= 0.05) printf "%s %.2f\n", $2, c}' "$t/stat"; done \
+    | awk '{c[$1]+=$2} END {for (k in c) printf "%s=%.2f ", k, c[k]}' | tr -d '()')
   kill -TERM "$wpid"; wait "$wpid" || true
   secs=$(echo "$end - $start" | bc)
   eps=$(echo "$expected_run / $secs" | bc)
   results+=("$eps")
-  printf 'run %d: %s events in %.2f s = %s events/s; CPU s worker %.2f redis %.2f broker %.2f; worker peak RSS %d MiB\n' \
-    "$run" "$expected_run" "$secs" "$eps" "$cpu_w" "$cpu_r" "$cpu_b" $((rss / 1024))
+  printf 'run %d: %s events in %.2f s = %s events/s; CPU s worker %.2f (%.2f system) redis %.2f broker %.2f; worker peak RSS %d MiB, %d page faults; Redis in %d B/event\n' \
+    "$run" "$expected_run" "$secs" "$eps" "$cpu_w" "$sys_w" "$cpu_r" "$cpu_b" $((rss / 1024)) "$faults" $((rin / expected))
+  echo "  worker threads' CPU s: $threads; worker thread's wall s per phase: $phases"
 done
 median=$(printf '%s\n' "${results[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "median: $median events/s ($which, $events events, $runs runs, $partitions partitions)"

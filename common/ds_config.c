@@ -40,6 +40,11 @@ static const row_t rows[] = {
      "prefix of every Redis key"},
     {"redis.timeout_ms", "--redis-timeout-ms", T_INT, "2000", 1, 600000, NULL,
      OFF(redis_timeout_ms), "Redis connect and command timeout"},
+    {"redis.flush_ms", "--redis-flush-ms", T_INT, "250", 0, 60000, NULL, OFF(redis_flush_ms),
+     "state writes are coalesced per entity over this interval (0 = every batch); offsets "
+     "are committed after each flush"},
+    {"redis.flush_entities", "--redis-flush-entities", T_INT, "1000", 1, 10000000, NULL,
+     OFF(redis_flush_entities), "flush sooner once this many entities have changed"},
     {"rules", "--rules", T_STR, "", 0, 0, NULL, OFF(rules_path),
      "rules file (YAML); empty = built-in defaults"},
     {"clock", "--clock", T_ENUM, "wall", 0, 0, "wall|event", OFF(clock),

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -23,6 +25,11 @@ struct ds_redis {
     redisContext *ctx;
     size_t pending;
     size_t inflight;      /* replies owed by ds_redis_send */
+    struct {              /* sent bytes the socket has not taken yet */
+        const char *p;
+        size_t len;
+    } outq[8];
+    size_t noutq;
     ds_buf_t *capture;    /* ds_redis_capture target, or NULL */
     size_t *capture_count;
     char err[600];
@@ -48,6 +55,7 @@ static void drop(ds_redis_t *r) {
     r->ctx = NULL;
     r->pending = 0;
     r->inflight = 0;
+    r->noutq = 0;
 }
 
 void ds_redis_destroy(ds_redis_t *r) {
@@ -142,7 +150,9 @@ static void capture_cmd(ds_redis_t *r, int argc, const char **argv, const size_t
         DS_ERROR("redis", "out of memory formatting a command");
         abort(); /* a write silently missing would break exactly-once */
     }
-    (*r->capture_count)++;
+    /* feed Redis the bytes of earlier sends while these are formatted */
+    if ((++*r->capture_count & 127) == 0)
+        ds_redis_pump(r);
 }
 
 void ds_redis_capture(ds_redis_t *r, ds_buf_t *out, size_t *count) {
@@ -154,6 +164,44 @@ size_t ds_redis_inflight(const ds_redis_t *r) { return r->inflight; }
 
 void ds_redis_close(ds_redis_t *r) { drop(r); }
 
+/* Write the queued bytes; `block`: all of them (the socket has
+ * SO_SNDTIMEO from redisSetTimeout, so a stuck server ends in EAGAIN, not a
+ * hang), else what the socket takes now. */
+static ds_err_t write_out(ds_redis_t *r, bool block) {
+    size_t done = 0;
+    ds_err_t e = DS_ERR_OK;
+    while (done < r->noutq) {
+        ssize_t n = send(r->ctx->fd, r->outq[done].p, r->outq[done].len,
+                         MSG_NOSIGNAL | (block ? 0 : MSG_DONTWAIT));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && !block && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        if (n <= 0) {
+            snprintf(r->err, sizeof(r->err), "write: %s",
+                     n < 0 ? strerror(errno) : "connection closed");
+            e = DS_ERR_IO;
+            break;
+        }
+        r->outq[done].p += n;
+        r->outq[done].len -= (size_t)n;
+        if (!r->outq[done].len)
+            done++;
+    }
+    if (e) {
+        drop(r);
+        return e;
+    }
+    memmove(r->outq, r->outq + done, (r->noutq - done) * sizeof(r->outq[0]));
+    r->noutq -= done;
+    return DS_ERR_OK;
+}
+
+void ds_redis_pump(ds_redis_t *r) {
+    if (r->ctx && r->noutq)
+        (void)write_out(r, false);
+}
+
 ds_err_t ds_redis_send(ds_redis_t *r, const void *cmds, size_t len, size_t ncmds) {
     if (!r->ctx || r->pending) {
         if (r->ctx)
@@ -163,22 +211,15 @@ ds_err_t ds_redis_send(ds_redis_t *r, const void *cmds, size_t len, size_t ncmds
         drop(r);
         return DS_ERR_IO;
     }
-    const char *p = cmds;
-    while (len) {
-        /* blocking socket with SO_SNDTIMEO (redisSetTimeout): a stuck
-         * server ends in EAGAIN, not a hang */
-        ssize_t n = write(r->ctx->fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            snprintf(r->err, sizeof(r->err), "write: %s",
-                     n < 0 ? strerror(errno) : "connection closed");
-            drop(r);
-            return DS_ERR_IO;
-        }
-        p += n;
-        len -= (size_t)n;
+    if (r->noutq == sizeof(r->outq) / sizeof(r->outq[0]) && write_out(r, true))
+        return DS_ERR_IO;
+    if (len) {
+        r->outq[r->noutq].p = cmds;
+        r->outq[r->noutq].len = len;
+        r->noutq++;
     }
+    if (write_out(r, false))
+        return DS_ERR_IO;
     r->inflight += ncmds;
     return DS_ERR_OK;
 }
@@ -221,7 +262,57 @@ ds_err_t ds_redis_collect(ds_redis_t *r, size_t n) {
         drop(r);
         return DS_ERR_IO;
     }
+    if (n && r->noutq && write_out(r, true))
+        return DS_ERR_IO;
     return read_replies(r, n, NULL, NULL, true);
+}
+
+ds_err_t ds_redis_collect_avail(ds_redis_t *r, size_t max, size_t *got) {
+    *got = 0;
+    if (!r->ctx) {
+        if (!r->err[0])
+            snprintf(r->err, sizeof(r->err), "not connected");
+        return DS_ERR_IO;
+    }
+    if (max > r->inflight) {
+        snprintf(r->err, sizeof(r->err), "collect of %zu replies, %zu in flight", max,
+                 r->inflight);
+        drop(r);
+        return DS_ERR_IO;
+    }
+    ds_redis_pump(r);
+    ds_err_t result = DS_ERR_OK;
+    while (r->ctx && *got < max) {
+        void *rep = NULL;
+        if (redisGetReplyFromReader(r->ctx, &rep) != REDIS_OK) {
+            snprintf(r->err, sizeof(r->err), "%s", r->ctx->errstr);
+            drop(r);
+            return DS_ERR_IO;
+        }
+        if (rep) {
+            r->inflight--;
+            (*got)++;
+            redisReply *reply = rep;
+            if (reply->type == REDIS_REPLY_ERROR) {
+                snprintf(r->err, sizeof(r->err), "%s", reply->str);
+                result = DS_ERR_IO;
+            }
+            freeReplyObject(reply);
+            continue;
+        }
+        /* nothing complete in the buffer: read only what is already there */
+        struct pollfd pfd = {.fd = r->ctx->fd, .events = POLLIN};
+        if (poll(&pfd, 1, 0) <= 0)
+            break;
+        if (redisBufferRead(r->ctx) != REDIS_OK) {
+            snprintf(r->err, sizeof(r->err), "%s", r->ctx->errstr[0] ? r->ctx->errstr : "read");
+            drop(r);
+            return DS_ERR_IO;
+        }
+    }
+    if (!r->ctx)
+        return DS_ERR_IO;
+    return result;
 }
 
 void ds_redis_cmd(ds_redis_t *r, int argc, const char **argv, const size_t *lens) {

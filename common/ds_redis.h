@@ -59,15 +59,27 @@ ds_err_t ds_redis_run(ds_redis_t *r, ds_redis_reply_fn on_reply, void *opaque) D
  *  adds 1 to *count per command instead of queuing them; pass NULL to stop.
  *  Works while disconnected. */
 void ds_redis_capture(ds_redis_t *r, ds_buf_t *out, size_t *count);
-/** Send `ncmds` captured commands and return without reading the replies.
- *  DS_ERR_IO (connection dropped, nothing in flight any more) on failure. */
+/** Send `ncmds` captured commands and return without reading the replies
+ *  or waiting for Redis to take every byte: what the socket does not take
+ *  at once is written by later ds_redis_pump() calls, or at the latest by
+ *  ds_redis_collect().  `cmds` must stay valid until then (or until the
+ *  connection is closed).  DS_ERR_IO (connection dropped, nothing in
+ *  flight any more) on failure. */
 ds_err_t ds_redis_send(ds_redis_t *r, const void *cmds, size_t len, size_t ncmds) DS_WUR;
+/** Write what the socket takes now of the sent commands, without blocking,
+ *  so that Redis works while the caller computes.  An I/O error drops the
+ *  connection (the next send or collect reports it). */
+void ds_redis_pump(ds_redis_t *r);
 /** Replies still to read from earlier sends. */
 size_t ds_redis_inflight(const ds_redis_t *r);
 /** Read the replies of the oldest `n` sent commands.  An error reply makes
  *  the result DS_ERR_IO (the others are still read); an I/O error drops the
  *  connection and everything in flight. */
 ds_err_t ds_redis_collect(ds_redis_t *r, size_t n) DS_WUR;
+
+/** Read, without waiting, the replies already in (at most `max`); *got
+ *  says how many.  Errors as ds_redis_collect(). */
+ds_err_t ds_redis_collect_avail(ds_redis_t *r, size_t max, size_t *got) DS_WUR;
 
 /** Last error text (never contains the password). */
 const char *ds_redis_errstr(const ds_redis_t *r);

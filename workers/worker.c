@@ -68,7 +68,7 @@ typedef enum {
     B_DONE,  /* offsets stored (during a revoke): only to release */
 } bstate_t;
 
-#define NBATCH 3
+#define NBATCH 6
 
 typedef struct batch {
     bstate_t state;
@@ -89,6 +89,9 @@ typedef struct batch {
     bool produce_failed; /* a local produce error: treated as a failed delivery */
     ds_buf_t writes;     /* RESP bytes of the batch's Redis writes */
     size_t nwrites;
+    size_t collected; /* replies of its writes read so far */
+    bool flush; /* it writes every dirty entity: its offsets (and those
+                   of the batches before it) may be stored once done */
 } batch_t;
 
 struct ds_worker {
@@ -111,6 +114,13 @@ struct ds_worker {
     /* messages polled while paused for a retry: processed first next time */
     rd_kafka_message_t **held;
     size_t nheld;
+
+    /* write-behind (redis.flush_ms): the offsets of done batches whose
+     * state is not written yet; stored with the next flushing batch's */
+    rd_kafka_topic_partition_list_t *pend;
+    size_t pend_msgs;
+    bool unflushed; /* a batch was applied after the last flush */
+    int64_t last_flush_ms;
 
     volatile int assigned;
     volatile int redis_ok, kafka_ok;
@@ -270,6 +280,7 @@ static void batch_release(batch_t *b) {
     b->nmsgs = 0;
     b->nouts = 0;
     b->nwrites = 0;
+    b->collected = 0;
     b->produce_failed = false;
     memset(&b->delivery, 0, sizeof(b->delivery));
     ds_buf_reset(&b->out_bytes);
@@ -298,7 +309,7 @@ static size_t batches_in(ds_worker_t *w, bstate_t state, batch_t **out) {
     for (int i = 0; i < NBATCH; i++)
         if (w->b[i].state == state)
             out[n++] = &w->b[i];
-    for (size_t i = 1; i < n; i++) /* insertion sort by seq: n <= 3 */
+    for (size_t i = 1; i < n; i++) /* insertion sort by seq: n <= NBATCH */
         for (size_t j = i; j > 0 && out[j]->seq < out[j - 1]->seq; j--) {
             batch_t *t = out[j];
             out[j] = out[j - 1];
@@ -314,8 +325,7 @@ static bool any_inflight(const ds_worker_t *w) {
     return false;
 }
 
-static void store_offsets(ds_worker_t *w, const batch_t *b) {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
+static void add_offsets(rd_kafka_topic_partition_list_t *l, const batch_t *b) {
     for (size_t i = 0; i < b->nmsgs; i++) {
         const rd_kafka_message_t *m = b->msgs[i];
         rd_kafka_topic_partition_t *tp =
@@ -325,14 +335,31 @@ static void store_offsets(ds_worker_t *w, const batch_t *b) {
         if (m->offset + 1 > tp->offset)
             tp->offset = m->offset + 1;
     }
-    ds_kafka_store_offsets(w->consumer, l);
-    rd_kafka_topic_partition_list_destroy(l);
 }
 
-/* The batch's writes are confirmed: its offsets may be committed. */
+/* Forget the offsets waiting for a flush (their state is being dropped). */
+static void drop_pending(ds_worker_t *w) {
+    rd_kafka_topic_partition_list_destroy(w->pend);
+    w->pend = rd_kafka_topic_partition_list_new(8);
+    w->pend_msgs = 0;
+    w->unflushed = false;
+}
+
+/* The batch's writes are confirmed (and, as batches finish in order, those
+ * of every batch before it).  A flushing batch wrote the state of every
+ * batch since the last flush: their offsets and its own may be committed.
+ * Any other batch's offsets wait for the next flush. */
 static void batch_done(ds_worker_t *w, batch_t *b) {
-    store_offsets(w, b);
-    count(w->m_consumed, b->nmsgs);
+    add_offsets(w->pend, b);
+    w->pend_msgs += b->nmsgs;
+    if (b->flush) {
+        if (w->pend->cnt)
+            ds_kafka_store_offsets(w->consumer, w->pend);
+        count(w->m_consumed, w->pend_msgs);
+        rd_kafka_topic_partition_list_destroy(w->pend);
+        w->pend = rd_kafka_topic_partition_list_new(8);
+        w->pend_msgs = 0;
+    }
     count(w->m_batches, 1);
     observe(w->m_batch_seconds, (double)(ds_clock_mono_us() - b->t0_us) / 1e6);
     b->state = B_DONE;
@@ -366,7 +393,7 @@ static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *part
     batch_t *sent[NBATCH];
     size_t n = batches_in(w, B_SENT, sent);
     for (size_t i = 0; i < n; i++) {
-        if (ds_redis_collect(w->wredis, sent[i]->nwrites)) {
+        if (ds_redis_collect(w->wredis, sent[i]->nwrites - sent[i]->collected)) {
             ds_redis_close(w->wredis);
             break;
         }
@@ -376,6 +403,7 @@ static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *part
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         DS_WARN(w->ops->name, "commit on revoke: %s", rd_kafka_err2str(err));
     w->abandon = true;
+    drop_pending(w); /* their state is dropped below: replayed by the next owner */
     drop_held(w);
     w->ops->reset(w->self);
     if (w->ops->assigned)
@@ -393,6 +421,8 @@ static void abandon_all(ds_worker_t *w, const char *why) {
     }
     if (ds_redis_inflight(w->wredis))
         ds_redis_close(w->wredis); /* their replies are of no use any more */
+    lost += w->pend_msgs;
+    drop_pending(w);
     w->ops->reset(w->self);
     if (lost && why)
         DS_WARN(w->ops->name, "%zu messages abandoned (%s): they will be consumed again", lost,
@@ -651,11 +681,18 @@ static bool load_stage(ds_worker_t *w, batch_t *b) {
     }
 }
 
-/* Send the writes of every B_READY batch (oldest first) and, when `wait`,
- * read the replies of every B_SENT one, which are then done.  On a lost
- * connection everything sent but not confirmed is sent again.  False when
- * abandoned. */
-static bool writes_stage(ds_worker_t *w, bool wait) {
+/* How long writes_stage() waits for replies. */
+typedef enum {
+    WAIT_NONE,   /* only what is already in */
+    WAIT_OLDEST, /* every reply of the oldest sent batch */
+    WAIT_ALL,    /* every reply in flight */
+} wait_t;
+
+/* Send the writes of every B_READY batch (oldest first) and read the
+ * replies of the B_SENT ones as `wait` says: a batch whose replies are all
+ * in is done, in batch order.  On a lost connection everything sent but
+ * not confirmed is sent again.  False when abandoned. */
+static bool writes_stage(ds_worker_t *w, wait_t wait) {
     int64_t started = ds_clock_mono_ms(), backoff = 100;
     for (;;) {
         ds_err_t e = ds_redis_connect(w->wredis);
@@ -663,20 +700,33 @@ static bool writes_stage(ds_worker_t *w, bool wait) {
         size_t n = e ? 0 : batches_in(w, B_READY, bs);
         for (size_t i = 0; !e && i < n; i++) {
             e = ds_redis_send(w->wredis, bs[i]->writes.data, bs[i]->writes.len, bs[i]->nwrites);
-            if (!e)
+            if (!e) {
                 bs[i]->state = B_SENT;
+                bs[i]->collected = 0;
+            }
         }
-        if (!e && wait) {
+        if (!e) {
             int64_t t0 = ds_clock_mono_us();
             n = batches_in(w, B_SENT, bs);
             for (size_t i = 0; !e && i < n; i++) {
-                e = ds_redis_collect(w->wredis, bs[i]->nwrites);
-                if (!e) {
-                    batch_done(w, bs[i]);
-                    batch_release(bs[i]);
+                batch_t *b = bs[i];
+                size_t want = b->nwrites - b->collected, got = 0;
+                if (wait == WAIT_ALL || (wait == WAIT_OLDEST && i == 0)) {
+                    e = ds_redis_collect(w->wredis, want);
+                    got = e ? 0 : want;
+                } else {
+                    e = ds_redis_collect_avail(w->wredis, want, &got);
                 }
+                if (e)
+                    break;
+                b->collected += got;
+                if (b->collected < b->nwrites)
+                    break; /* later batches' replies come after this one's */
+                batch_done(w, b);
+                batch_release(b);
             }
-            observe(w->m_redis_seconds, (double)(ds_clock_mono_us() - t0) / 1e6);
+            if (wait != WAIT_NONE)
+                observe(w->m_redis_seconds, (double)(ds_clock_mono_us() - t0) / 1e6);
         }
         if (!e) {
             redis_fine(w);
@@ -696,19 +746,32 @@ static bool writes_stage(ds_worker_t *w, bool wait) {
     }
 }
 
-/* Move the pipeline on after a batch was built: confirm what was sent,
- * wait for the acks of the batches before `keep` (all of them when keep is
- * NULL) and send their writes; with keep NULL, wait for those too, so that
- * nothing is in flight afterwards. */
+/* Move the pipeline on after a batch was built: confirm what Redis has
+ * answered so far, wait for the acks of the batches before `keep` (all of
+ * them when keep is NULL) and send their writes; with keep NULL, wait for
+ * every reply too, so that nothing is in flight afterwards.  Replies are
+ * not waited for otherwise: Redis works on them while the next batches
+ * are built, until the worker runs out of batches (make_room). */
 static bool advance(ds_worker_t *w, batch_t *keep) {
     int64_t t = ds_clock_mono_us();
-    if (!writes_stage(w, true))
+    if (!writes_stage(w, WAIT_NONE))
         return false;
     phase_add(w, PH_WRITES, &t);
     if (!wait_acks(w, keep))
         return false;
     phase_add(w, PH_ACKS, &t);
-    bool ok = writes_stage(w, keep == NULL);
+    bool ok = writes_stage(w, keep ? WAIT_NONE : WAIT_ALL);
+    phase_add(w, PH_WRITES, &t);
+    return ok;
+}
+
+/* Every batch is in flight: wait for the oldest to finish. */
+static bool make_room(ds_worker_t *w) {
+    int64_t t = ds_clock_mono_us();
+    if (!wait_acks(w, NULL))
+        return false;
+    phase_add(w, PH_ACKS, &t);
+    bool ok = writes_stage(w, WAIT_OLDEST);
     phase_add(w, PH_WRITES, &t);
     return ok;
 }
@@ -783,6 +846,8 @@ static void collect(ds_worker_t *w, batch_t *b, int wait_ms) {
             break;
         }
         add_msg(w, b, m);
+        if ((b->nmsgs & 255) == 0)
+            ds_redis_pump(w->wredis); /* Redis works on earlier writes meanwhile */
         if (deadline < 0)
             deadline = ds_clock_mono_ms() + w->cfg->batch_max_ms;
         else if (ds_clock_mono_ms() >= deadline)
@@ -790,9 +855,11 @@ static void collect(ds_worker_t *w, batch_t *b, int wait_ms) {
     }
 }
 
-/* Build batch b (possibly empty: a clock tick): load, apply, produce its
- * outputs and format its writes.  False when abandoned. */
-static bool build_batch(ds_worker_t *w, batch_t *b, bool tick) {
+/* Build batch b (possibly empty: a clock tick, or a flush): load, apply,
+ * produce its outputs and, when redis.flush_ms has passed since the last
+ * flush (or `flush`), format the writes of every entity changed since.
+ * False when abandoned. */
+static bool build_batch(ds_worker_t *w, batch_t *b, bool tick, bool flush) {
     int64_t tp = ds_clock_mono_us();
     if (!b->t0_us)
         b->t0_us = tp;
@@ -808,16 +875,27 @@ static bool build_batch(ds_worker_t *w, batch_t *b, bool tick) {
             continue;
         }
         w->ops->apply(w->self, w, b->slots[i], m->partition, m->offset);
+        if ((i & 255) == 255)
+            ds_redis_pump(w->wredis);
     }
     if (tick && w->ops->tick)
         w->ops->tick(w->self, w, ds_clock_now_ms());
     phase_add(w, PH_APPLY, &tp);
     produce_batch(w, b);
     phase_add(w, PH_PRODUCE, &tp);
-    ds_redis_capture(w->wredis, &b->writes, &b->nwrites);
-    w->ops->persist(w->self, w->wredis);
-    ds_redis_capture(w->wredis, NULL, NULL);
-    w->ops->persisted(w->self); /* the bytes hold it now */
+    int64_t now = ds_clock_mono_ms();
+    b->flush = flush || now - w->last_flush_ms >= w->cfg->redis_flush_ms ||
+              w->ops->dirty_count(w->self) >= (size_t)w->cfg->redis_flush_entities;
+    if (b->flush) {
+        ds_redis_capture(w->wredis, &b->writes, &b->nwrites);
+        w->ops->persist(w->self, w->wredis);
+        ds_redis_capture(w->wredis, NULL, NULL);
+        w->ops->persisted(w->self); /* the bytes hold it now */
+        w->last_flush_ms = now;
+        w->unflushed = false;
+    } else {
+        w->unflushed = true;
+    }
     phase_add(w, PH_FORMAT, &tp);
     b->state = B_ACKS;
     return true;
@@ -841,8 +919,8 @@ int ds_worker_run(ds_worker_t *w) {
     while (!ds_worker_stop) {
         w->abandon = false;
         batch_t *b = free_batch(w);
-        if (!b) { /* cannot happen: advance() leaves at most two in flight */
-            if (!advance(w, NULL))
+        if (!b) {
+            if (!make_room(w))
                 abandon_all(w, w->abandon ? "rebalance" : "shutdown");
             continue;
         }
@@ -851,6 +929,10 @@ int ds_worker_run(ds_worker_t *w) {
         if (w->ops->tick) {
             int64_t left = w->last_tick + w->cfg->check_interval_ms - now;
             wait = left < 0 ? 0 : left < 100 ? (int)left : 100;
+        }
+        if (w->unflushed) { /* idle: the state goes out on schedule */
+            int64_t left = w->last_flush_ms + w->cfg->redis_flush_ms - now;
+            wait = left < 0 ? 0 : left < wait ? (int)left : wait;
         }
         bool inflight = any_inflight(w);
         int64_t tc = ds_clock_mono_us();
@@ -869,14 +951,16 @@ int ds_worker_run(ds_worker_t *w) {
             tick = w->assigned > 0;
             w->last_tick = ds_clock_mono_ms();
         }
-        if (!b->nmsgs && !tick) {
+        /* idle with state not written yet: an empty batch flushes it */
+        bool flush = !b->nmsgs && !tick && !inflight && w->unflushed;
+        if (!b->nmsgs && !tick && !flush) {
             batch_release(b);
             /* idle: let everything in flight finish now */
             if (inflight && !advance(w, NULL))
                 abandon_all(w, w->abandon ? "rebalance" : "shutdown");
             continue;
         }
-        if (!build_batch(w, b, tick) || !advance(w, b)) {
+        if (!build_batch(w, b, tick, flush) || !advance(w, b)) {
             abandon_all(w, w->abandon ? "rebalance" : "shutdown");
             continue;
         }
@@ -886,6 +970,14 @@ int ds_worker_run(ds_worker_t *w) {
     w->abandon = false;
     if (any_inflight(w) && !advance(w, NULL))
         abandon_all(w, "shutdown timeout");
+    if (w->unflushed) { /* the state of the last batches, then their offsets */
+        batch_t *b = free_batch(w);
+        b->state = B_BUILD;
+        b->seq = ++w->seq;
+        b->t0_us = 0;
+        if (!build_batch(w, b, false, true) || !advance(w, NULL))
+            abandon_all(w, "shutdown timeout");
+    }
     rd_kafka_resp_err_t err = rd_kafka_commit(w->consumer, NULL, 0);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         DS_WARN(w->ops->name, "final commit: %s", rd_kafka_err2str(err));
@@ -915,6 +1007,7 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
     ds_strlcpy(w->topic, topic, sizeof(w->topic));
     snprintf(w->dlq_topic, sizeof(w->dlq_topic), "%s.dlq", topic);
     w->cap = (size_t)cfg->batch_size;
+    w->pend = rd_kafka_topic_partition_list_new(8);
     for (int i = 0; i < NBATCH; i++)
         if (!batch_init(&w->b[i], w->cap, ops->event_size)) {
             snprintf(errstr, errstr_size, "out of memory");
@@ -981,6 +1074,8 @@ void ds_worker_destroy(ds_worker_t *w) {
         batch_free(&w->b[i]);
     drop_held(w);
     free(w->held);
+    if (w->pend)
+        rd_kafka_topic_partition_list_destroy(w->pend);
     if (w->consumer)
         rd_kafka_destroy(w->consumer);
     if (w->producer)

@@ -54,8 +54,10 @@ typedef struct ds_worker_ops {
     void (*apply)(void *self, ds_worker_t *w, void *slot, int32_t partition, int64_t offset);
     /* Append the Redis commands that persist every dirty unit. */
     void (*persist)(void *self, ds_redis_t *r);
-    /* The persist commands succeeded: clear dirty marks. */
+    /* The persist commands were formatted: clear dirty marks. */
     void (*persisted)(void *self);
+    /* How many entities persist() would write now. */
+    size_t (*dirty_count)(void *self);
     /* Wall-clock check (may emit); NULL when the worker has none. */
     void (*tick)(void *self, ds_worker_t *w, int64_t now_ms);
     /* The in-memory state of every partition must be dropped (rebalance,

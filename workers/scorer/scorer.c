@@ -436,6 +436,8 @@ static void sc_persisted(void *self) {
     publish_tracked(s);
 }
 
+static size_t sc_dirty_count(void *self) { return ((ds_scorer_t *)self)->ndirty; }
+
 static void sc_reset(void *self) {
     ds_scorer_t *s = self;
     unit_entry_t *e, *tmp;
@@ -460,6 +462,7 @@ static const ds_worker_ops_t scorer_ops = {
     .apply = sc_apply,
     .persist = sc_persist,
     .persisted = sc_persisted,
+    .dirty_count = sc_dirty_count,
     .tick = NULL,
     .reset = sc_reset,
     .assigned = NULL,

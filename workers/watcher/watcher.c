@@ -679,6 +679,8 @@ static void wa_persisted(void *self) {
         ds_gauge_set(w->m_tracked, (double)HASH_COUNT(w->deals));
 }
 
+static size_t wa_dirty_count(void *self) { return ((ds_watcher_t *)self)->ndirty; }
+
 static void wa_reset(void *self) {
     ds_watcher_t *w = self;
     deal_entry_t *e, *t;
@@ -724,6 +726,7 @@ static const ds_worker_ops_t watcher_ops = {
     .apply = wa_apply,
     .persist = wa_persist,
     .persisted = wa_persisted,
+    .dirty_count = wa_dirty_count,
     .tick = wa_tick,
     .reset = wa_reset,
     .assigned = wa_assigned,
