@@ -911,6 +911,7 @@ static batch_t *free_batch(ds_worker_t *w) {
 int ds_worker_run(ds_worker_t *w) {
     int rc = 0;
     DS_INFO(w->ops->name, "consuming topic=%s group=%s", w->topic, w->cfg->group_id);
+    w->last_flush_ms = ds_clock_mono_ms(); /* the first interval starts now */
     if (ds_redis_connect(w->redis) == DS_ERR_OK)
         w->redis_ok = 1;
     else
@@ -951,8 +952,10 @@ int ds_worker_run(ds_worker_t *w) {
             tick = w->assigned > 0;
             w->last_tick = ds_clock_mono_ms();
         }
-        /* idle with state not written yet: an empty batch flushes it */
-        bool flush = !b->nmsgs && !tick && !inflight && w->unflushed;
+        /* idle with state not written yet: an empty batch flushes it when
+         * the interval is over (the wait above ended then) */
+        bool flush = !b->nmsgs && !tick && !inflight && w->unflushed &&
+                     ds_clock_mono_ms() - w->last_flush_ms >= w->cfg->redis_flush_ms;
         if (!b->nmsgs && !tick && !flush) {
             batch_release(b);
             /* idle: let everything in flight finish now */

@@ -175,11 +175,80 @@ static void test_scorer_end_to_end(void **state) {
     rd_kafka_destroy(p);
 }
 
+static pid_t start_scorer_wb(const char *group, const char *flush_entities) {
+    const char *args[] = {"scorer",
+                          "--brokers", env.brokers,
+                          "--redis", env.redis_url,
+                          "--group-id", group,
+                          "--schemas", getenv("DS_SCHEMAS_DIR"),
+                          "--clock", "event",
+                          "--topic-marketing", "wb.events",
+                          "--topic-lead-scores", "wb.lead.scores",
+                          "--topic-account-scores", "wb.account.scores",
+                          "--redis-prefix", "wb:",
+                          "--redis-flush-ms", "60000",
+                          "--redis-flush-entities", flush_entities,
+                          NULL};
+    return ds_h_spawn(logfile, args);
+}
+
+/* Write-behind: outputs go out at once, the state is written at the next
+ * flush, and offsets are committed only after it; SIGTERM flushes. */
+static void test_write_behind_flush(void **state) {
+    (void)state;
+    pid_t scorer = start_scorer_wb("it-wb", "1000000");
+    ds_clock_sleep_ms(3000); /* joined, idle: nothing to flush */
+    rd_kafka_t *p = ds_h_producer(&env);
+    ds_ma_event_t e1 = ma("wb1", T0, "L-9", DS_MA_CONTENT_COMPLETED, "c-spark", "I1", DS_CS_SPARK);
+    ds_ma_event_t e2 =
+        ma("wb2", T0 + 1000, "L-9", DS_MA_DIAGNOSTIC_COMPLETED, "c-conf", "I1", DS_CS_CONFRONT);
+    e1.account_id = e2.account_id = "A-9";
+    ds_h_send_ma(p, "wb.events", &e1);
+    ds_h_send_ma(p, "wb.events", &e2);
+    ds_h_flush(p);
+    ds_h_record_t *recs;
+    size_t n = ds_h_consume(&env, "wb.lead.scores", 2, 30000, &recs);
+    assert_int_equal(n, 2);
+    ds_h_records_free(recs, n);
+    /* scored and produced, but within the flush interval: no state in
+     * Redis yet, and no offset committed for it */
+    ds_clock_sleep_ms(1000);
+    char *ev = ds_h_hget(&env, "wb:{acct:A-9}:lead:L-9", "events_applied");
+    assert_null(ev);
+    assert_false(ds_h_group_done(&env, "it-wb", "wb.events"));
+    /* SIGTERM writes the state, then commits */
+    assert_int_equal(ds_h_stop(scorer, SIGTERM, 10000), 0);
+    ev = ds_h_hget(&env, "wb:{acct:A-9}:lead:L-9", "events_applied");
+    assert_non_null(ev);
+    assert_string_equal(ev, "2");
+    free(ev);
+    assert_true(ds_h_group_done(&env, "it-wb", "wb.events"));
+
+    /* redis.flush_entities: one changed entity is enough to flush now */
+    scorer = start_scorer_wb("it-wb-2", "1");
+    ds_clock_sleep_ms(3000);
+    ds_ma_event_t e3 = ma("wb3", T0 + 2000, "L-9", DS_MA_CONTENT_COMPLETED, "c-spark", "I1", DS_CS_SPARK);
+    e3.account_id = "A-10";
+    ds_h_send_ma(p, "wb.events", &e3);
+    ds_h_flush(p);
+    int64_t end = ds_clock_mono_ms() + 20000;
+    while (!(ev = ds_h_hget(&env, "wb:{acct:A-10}:lead:L-9", "events_applied")) &&
+           ds_clock_mono_ms() < end)
+        ds_clock_sleep_ms(200);
+    assert_non_null(ev); /* long before the 60 s interval */
+    assert_string_equal(ev, "1");
+    free(ev);
+    assert_true(ds_h_wait_group(&env, "it-wb-2", "wb.events", 20000));
+    assert_int_equal(ds_h_stop(scorer, SIGTERM, 10000), 0);
+    rd_kafka_destroy(p);
+}
+
 int main(void) {
     snprintf(logfile, sizeof(logfile), "%s/test_scorer_it.log", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     ds_h_start(&env, 2, true);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scorer_end_to_end),
+        cmocka_unit_test(test_write_behind_flush),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ds_h_cleanup();
