@@ -7,17 +7,21 @@
  * stages in order:
  *
  *   collect+decode → load missing state (Redis, waited for) → apply →
- *   produce outputs → format its Redis writes (bytes, kept) →
+ *   produce outputs → [a flushing batch: format the Redis writes of every
+ *   entity changed since the last flush (bytes, kept)] →
  *   [acks of its outputs] → send its writes → [their replies] → store offsets
  *
- * Up to three batches are alive, so that the worker computes while Redis
+ * Up to NBATCH batches are alive, so that the worker computes while Redis
  * writes and the broker acknowledges: while batch k is built, the outputs
- * of k-1 are being acknowledged and the writes of k-2 executed.  The rules
- * that keep the guarantees:
+ * of k-1 are being acknowledged and the writes of older ones executed
+ * (fed to the socket while k is built, replies read as they arrive).
+ * The rules that keep the guarantees:
  *   - a batch's writes are sent only after every output of it is
  *     acknowledged, and batches' writes go out in batch order on one
  *     connection;
- *   - offsets are stored only after a batch's writes are confirmed;
+ *   - offsets are stored only after the writes of a flushing batch are
+ *     confirmed: its own and those of the non-flushing batches before it,
+ *     whose state it wrote (write-behind, redis.flush_ms/_entities);
  *   - the writes are kept as bytes until confirmed: after a lost
  *     connection they are sent again (every write sets absolute values);
  *   - a failed delivery re-produces the outputs of every unconfirmed batch

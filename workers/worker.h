@@ -3,7 +3,9 @@
  *
  *   poll batch → decode (bad input → DLQ) → load missing state from Redis
  *   → apply in partition order → produce outputs, wait for acks
- *   → write state + checkpoints to Redis → store offsets (auto-committed)
+ *   → write state + checkpoints to Redis (write-behind: every entity changed
+ *     since the last flush, once per redis.flush_ms) → store offsets
+ *     (auto-committed)
  *
  * Outputs are acknowledged before the state that caused them is written,
  * and offsets are stored only after both: a crash at any point replays
