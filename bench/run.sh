@@ -17,7 +17,9 @@
 # on topics of its own (4 partitions: the mock broker's fetch cost grows with
 # the number of message sets per partition), with a fresh scorer that has
 # joined its group: p50/p90/p99/max.
-# BENCH_PERF=FILE records a perf profile of each run to FILE.N.
+# BENCH_PERF=FILE records a perf profile of each run to FILE.RUN.WORKER.
+# BENCH_WORKERS=N runs N worker processes in one group (horizontal scaling;
+# the clock starts once every one has its partitions); CPU is summed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-scorer}
@@ -131,34 +133,49 @@ echo "preloaded $events events in $(echo "$t1 - $t0" | bc) s ($(tail -n1 "$tmp/g
 # how many landed on the input topic(s) (gen's duplicates included)
 expected=$events
 
+nworkers=${BENCH_WORKERS:-1}
 results=()
 for run in $(seq "$runs"); do
   db=$((run % 16))
-  mport=$(free_port)
   cpu_r0=$(cpu_of "$redis_pid"); cpu_b0=$(cpu_of "$broker_pid"); rin0=$(redis_in)
   start=$(date +%s.%N); launched=$start
-  ${BENCH_PERF:+perf record -F 999 -g -o "$BENCH_PERF.$run" --} "$bin" "$sub" --brokers "$brokers" --redis "redis://127.0.0.1:$rport/$db" \
-     --group-id "bench-$run-$$" --clock event --metrics-addr "127.0.0.1:$mport" \
-     --log-level warn 2>"$tmp/worker-$run.err" &
-  wpid=$!
-  metric() { { curl -s "http://127.0.0.1:$mport/metrics" 2>/dev/null || true; } \
+  wpids=(); mports=()
+  for k in $(seq "$nworkers"); do
+    mport=$(free_port); mports+=("$mport")
+    ${BENCH_PERF:+perf record -F 999 -g -o "$BENCH_PERF.$run.$k" --} "$bin" "$sub" --brokers "$brokers" --redis "redis://127.0.0.1:$rport/$db" \
+       --group-id "bench-$run-$$" --clock event --metrics-addr "127.0.0.1:$mport" \
+       --log-level warn 2>"$tmp/worker-$run-$k.err" &
+    wpids+=($!)
+  done
+  wpid=${wpids[0]}; mport=${mports[0]}
+  metric() { for p in "${mports[@]}"; do { curl -s "http://127.0.0.1:$p/metrics" 2>/dev/null || true; }; done \
       | awk '/^dealsignal_consumed_records_total/ {s+=$2} END {printf "%d", s+0}'; }
-  # the clock starts at the first completed batch (group join is not throughput)
+  all_ready() { for p in "${mports[@]}"; do curl -sf "http://127.0.0.1:$p/readyz" >/dev/null 2>&1 || return 1; done; }
+  # the clock starts at the first completed batch (group join is not
+  # throughput); with several workers, once every one has its partitions
   first=0
   while :; do
     consumed=$(metric)
-    if [ "$first" = 0 ] && [ "$consumed" -gt 0 ]; then first=$consumed; start=$(date +%s.%N); fi
+    if [ "$first" = 0 ] && [ "$consumed" -gt 0 ] && { [ "$nworkers" = 1 ] || all_ready; }; then
+      first=$consumed; start=$(date +%s.%N); fi
     [ "$consumed" -ge "$expected" ] && break
-    kill -0 "$wpid" 2>/dev/null || { echo "worker died:"; tail "$tmp/worker-$run.err"; exit 1; }
+    for p in "${wpids[@]}"; do
+      kill -0 "$p" 2>/dev/null || { echo "worker died:"; tail "$tmp"/worker-"$run"-*.err; exit 1; }
+    done
     sleep 0.02
   done
   end=$(date +%s.%N)
-  if [ "$first" -ge "$expected" ]; then
+  if [ "$first" -ge "$expected" ] || [ "$first" = 0 ]; then
     # all of it in the first batch (tiny runs): time from the worker's start
     first=0; start=$launched
   fi
   expected_run=$((expected - first))
-  cpu_w=$(cpu_of "$wpid"); sys_w=$(sys_of "$wpid"); faults=$(awk '{print $10}' "/proc/$wpid/stat"); rss=$(awk '/VmHWM/ {print $2}' "/proc/$wpid/status")
+  cpu_w=0; sys_w=0; faults=0; rss=0
+  for p in "${wpids[@]}"; do
+    cpu_w=$(echo "$cpu_w + $(cpu_of "$p")" | bc); sys_w=$(echo "$sys_w + $(sys_of "$p")" | bc)
+    faults=$((faults + $(awk '{print $10}' "/proc/$p/stat")))
+    r=$(awk '/VmHWM/ {print $2}' "/proc/$p/status"); [ "$r" -gt "$rss" ] && rss=$r
+  done
   rin=$(( $(redis_in) - rin0 ))
   cpu_r=$(echo "$(cpu_of "$redis_pid") - $cpu_r0" | bc); cpu_b=$(echo "$(cpu_of "$broker_pid") - $cpu_b0" | bc)
   phases=$({ curl -s "http://127.0.0.1:$mport/metrics" 2>/dev/null || true; } \
@@ -166,16 +183,17 @@ for run in $(seq "$runs"); do
   threads=$(for t in /proc/"$wpid"/task/*; do
       awk '{c=($14+$15)/100; if (c >= 0.05) printf "%s %.2f\n", $2, c}' "$t/stat"; done \
     | awk '{c[$1]+=$2} END {for (k in c) printf "%s=%.2f ", k, c[k]}' | tr -d '()')
-  kill -TERM "$wpid"; wait "$wpid" || true
+  for p in "${wpids[@]}"; do kill -TERM "$p"; done
+  for p in "${wpids[@]}"; do wait "$p" || true; done
   secs=$(echo "$end - $start" | bc)
   eps=$(echo "$expected_run / $secs" | bc)
   results+=("$eps")
   printf 'run %d: %s events in %.2f s = %s events/s; CPU s worker %.2f (%.2f system) redis %.2f broker %.2f; worker peak RSS %d MiB, %d page faults; Redis in %d B/event\n' \
     "$run" "$expected_run" "$secs" "$eps" "$cpu_w" "$sys_w" "$cpu_r" "$cpu_b" $((rss / 1024)) "$faults" $((rin / expected))
-  echo "  worker threads' CPU s: $threads; worker thread's wall s per phase: $phases"
+  echo "  $([ "$nworkers" -gt 1 ] && echo "(worker 1 of $nworkers) ")threads' CPU s: $threads; worker thread's wall s per phase: $phases"
 done
 median=$(printf '%s\n' "${results[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-echo "median: $median events/s ($which, $events events, $runs runs, $partitions partitions)"
+echo "median: $median events/s ($which, $events events, $runs runs, $partitions partitions, $nworkers worker process(es))"
 
 if [ "$which" = scorer ] && [ "${BENCH_LATENCY:-1}" = 1 ]; then
   rate=${BENCH_LAT_RATE:-$((median / 2))}
