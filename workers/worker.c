@@ -569,14 +569,34 @@ static bool batch_acked(const batch_t *b) {
  * output failed, the outputs of every batch in B_ACKS, `except` included,
  * are produced again in batch order (same ids), so that a record produced
  * again never lands after a newer one of the same key; this repeats until
- * all are acknowledged.  The waited-for batches are then B_READY.  False
- * when abandoned. */
-static bool wait_acks(ds_worker_t *w, const batch_t *except) {
+ * all are acknowledged.  The waited-for batches are then B_READY.  Without
+ * `block`, nothing is waited for: the oldest batches whose acks are all in
+ * become B_READY (a failure still repairs at once).  False when abandoned. */
+static bool wait_acks(ds_worker_t *w, const batch_t *except, bool block) {
     batch_t *acks[NBATCH];
     size_t all = batches_in(w, B_ACKS, acks);
     size_t n = all && acks[all - 1] == except ? all - 1 : all;
     if (!n)
         return true;
+    if (!block) {
+        /* only the oldest batches whose acks are all in move on (in batch
+         * order); the others wait for a later call, unless an output
+         * failed: then the repair below runs now */
+        rd_kafka_poll(w->producer, 0);
+        size_t k = 0;
+        while (k < n && batch_acked(acks[k]))
+            k++;
+        bool failed = false;
+        for (size_t i = k; i < n; i++)
+            failed |= acks[i]->produce_failed || acks[i]->delivery.failed;
+        if (!failed) {
+            for (size_t i = 0; i < k; i++) {
+                count(w->m_outputs, acks[i]->nouts);
+                acks[i]->state = B_READY;
+            }
+            return true;
+        }
+    }
     int64_t started = ds_clock_mono_ms(), backoff = 100;
     for (bool repairing = false;; repairing = true) {
         /* normally only the older batches are waited for; once repairing,
@@ -751,17 +771,17 @@ static bool writes_stage(ds_worker_t *w, wait_t wait) {
 }
 
 /* Move the pipeline on after a batch was built: confirm what Redis has
- * answered so far, wait for the acks of the batches before `keep` (all of
- * them when keep is NULL) and send their writes; with keep NULL, wait for
- * every reply too, so that nothing is in flight afterwards.  Replies are
- * not waited for otherwise: Redis works on them while the next batches
- * are built, until the worker runs out of batches (make_room). */
+ * answered so far, take the acks that are in (of the batches before
+ * `keep`) and send those batches' writes.  With keep NULL, wait for every
+ * ack and every reply, so that nothing is in flight afterwards.  Nothing
+ * is waited for otherwise: the broker and Redis work while the next
+ * batches are built, until the worker runs out of batches (make_room). */
 static bool advance(ds_worker_t *w, batch_t *keep) {
     int64_t t = ds_clock_mono_us();
     if (!writes_stage(w, WAIT_NONE))
         return false;
     phase_add(w, PH_WRITES, &t);
-    if (!wait_acks(w, keep))
+    if (!wait_acks(w, keep, keep == NULL))
         return false;
     phase_add(w, PH_ACKS, &t);
     bool ok = writes_stage(w, keep ? WAIT_NONE : WAIT_ALL);
@@ -772,7 +792,7 @@ static bool advance(ds_worker_t *w, batch_t *keep) {
 /* Every batch is in flight: wait for the oldest to finish. */
 static bool make_room(ds_worker_t *w) {
     int64_t t = ds_clock_mono_us();
-    if (!wait_acks(w, NULL))
+    if (!wait_acks(w, NULL, true))
         return false;
     phase_add(w, PH_ACKS, &t);
     bool ok = writes_stage(w, WAIT_OLDEST);
