@@ -44,16 +44,6 @@ ds_err_t ds_buf_reserve(ds_buf_t *b, size_t extra) {
     return DS_ERR_OK;
 }
 
-ds_err_t ds_buf_append(ds_buf_t *b, const void *p, size_t n) {
-    ds_err_t e = ds_buf_reserve(b, n);
-    if (e)
-        return e;
-    if (n)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return DS_ERR_OK;
-}
-
 ds_err_t ds_buf_appendf(ds_buf_t *b, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -69,43 +59,6 @@ ds_err_t ds_buf_appendf(ds_buf_t *b, const char *fmt, ...) {
     va_end(ap);
     b->len += (size_t)n;
     return DS_ERR_OK;
-}
-
-ds_err_t ds_buf_put_u8(ds_buf_t *b, uint8_t v) { return ds_buf_append(b, &v, 1); }
-
-ds_err_t ds_buf_put_i64(ds_buf_t *b, int64_t v) {
-    unsigned char x[8];
-    uint64_t u = (uint64_t)v;
-    for (int i = 0; i < 8; i++)
-        x[i] = (unsigned char)(u >> (8 * i));
-    return ds_buf_append(b, x, 8);
-}
-
-ds_err_t ds_buf_put_f64(ds_buf_t *b, double v) {
-    uint64_t u;
-    memcpy(&u, &v, sizeof(u));
-    return ds_buf_put_i64(b, (int64_t)u);
-}
-
-ds_err_t ds_buf_put_varint(ds_buf_t *b, uint64_t v) {
-    unsigned char x[10];
-    size_t n = 0;
-    do {
-        unsigned char c = v & 0x7f;
-        v >>= 7;
-        if (v)
-            c |= 0x80;
-        x[n++] = c;
-    } while (v);
-    return ds_buf_append(b, x, n);
-}
-
-ds_err_t ds_buf_put_str(ds_buf_t *b, const char *s) {
-    if (!s)
-        return ds_buf_put_varint(b, 0);
-    size_t n = strlen(s);
-    ds_err_t e = ds_buf_put_varint(b, (uint64_t)n + 1);
-    return e ? e : ds_buf_append(b, s, n);
 }
 
 ds_err_t ds_get_u8(ds_reader_t *r, uint8_t *v) {

@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "ds_err.h"
 
@@ -31,15 +32,65 @@ void ds_buf_free(ds_buf_t *b);
 static inline void ds_buf_reset(ds_buf_t *b) { b->len = 0; }
 /** Ensure room for `extra` more bytes. DS_ERR_LIMIT_EXCEEDED past limit. */
 ds_err_t ds_buf_reserve(ds_buf_t *b, size_t extra) DS_WUR;
-ds_err_t ds_buf_append(ds_buf_t *b, const void *p, size_t n) DS_WUR;
 ds_err_t ds_buf_appendf(ds_buf_t *b, const char *fmt, ...) DS_PRINTF(2, 3) DS_WUR;
-/* Fixed-width and varint helpers for our own binary state encoding. */
-ds_err_t ds_buf_put_u8(ds_buf_t *b, uint8_t v) DS_WUR;
-ds_err_t ds_buf_put_i64(ds_buf_t *b, int64_t v) DS_WUR;
-ds_err_t ds_buf_put_f64(ds_buf_t *b, double v) DS_WUR;
-ds_err_t ds_buf_put_varint(ds_buf_t *b, uint64_t v) DS_WUR;
+
+/* Appending is inline (state serialisation and RESP formatting call it a
+ * few dozen times per event); only growing the buffer is a call. */
+DS_WUR static inline ds_err_t ds_buf_append(ds_buf_t *b, const void *p, size_t n) {
+    if (n > b->cap - b->len || (b->limit && n > b->limit - b->len)) {
+        ds_err_t e = ds_buf_reserve(b, n);
+        if (e)
+            return e;
+    }
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return DS_ERR_OK;
+}
+
+/* Fixed-width (little-endian) and varint helpers for our own binary state
+ * encoding. */
+DS_WUR static inline ds_err_t ds_buf_put_u8(ds_buf_t *b, uint8_t v) {
+    return ds_buf_append(b, &v, 1);
+}
+
+DS_WUR static inline ds_err_t ds_buf_put_i64(ds_buf_t *b, int64_t v) {
+    unsigned char x[8];
+    uint64_t u = (uint64_t)v;
+    for (int i = 0; i < 8; i++)
+        x[i] = (unsigned char)(u >> (8 * i));
+    return ds_buf_append(b, x, 8);
+}
+
+DS_WUR static inline ds_err_t ds_buf_put_f64(ds_buf_t *b, double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof(u));
+    return ds_buf_put_i64(b, (int64_t)u);
+}
+
+DS_WUR static inline ds_err_t ds_buf_put_varint(ds_buf_t *b, uint64_t v) {
+    unsigned char x[10];
+    size_t n = 0;
+    do {
+        unsigned char c = v & 0x7f;
+        v >>= 7;
+        if (v)
+            c |= 0x80;
+        x[n++] = c;
+    } while (v);
+    return ds_buf_append(b, x, n);
+}
+
+/** Length-prefixed (varint of length + 1) bytes. */
+DS_WUR static inline ds_err_t ds_buf_put_strn(ds_buf_t *b, const char *s, size_t n) {
+    ds_err_t e = ds_buf_put_varint(b, (uint64_t)n + 1);
+    return e ? e : ds_buf_append(b, s, n);
+}
+
 /** Length-prefixed (varint) string; NULL is written as a distinct marker. */
-ds_err_t ds_buf_put_str(ds_buf_t *b, const char *s) DS_WUR;
+DS_WUR static inline ds_err_t ds_buf_put_str(ds_buf_t *b, const char *s) {
+    return s ? ds_buf_put_strn(b, s, strlen(s)) : ds_buf_put_varint(b, 0);
+}
 
 /* Reader over bytes produced by the ds_buf_put_* functions.  Every get
  * returns DS_ERR_UNDECODABLE when the input is short or malformed. */

@@ -1463,7 +1463,7 @@ ds_err_t ds_score_unit_save(const ds_score_unit_t *u, ds_buf_t *out) {
     PUT(ds_buf_put_i64(out, u->max_t));
     PUT(ds_buf_put_varint(out, u->nstrs));
     for (uint32_t i = 0; i < u->nstrs; i++)
-        PUT(ds_buf_put_str(out, S(u, i)));
+        PUT(ds_buf_put_strn(out, S(u, i), u->strs[i].len));
     /* live dedupe entries, sorted: canonical whatever the table's history */
     uint32_t live = 0;
     for (uint32_t i = 0; i < u->dd_cap; i++)
