@@ -908,8 +908,12 @@ static bool build_batch(ds_worker_t *w, batch_t *b, bool tick, bool flush) {
     produce_batch(w, b);
     phase_add(w, PH_PRODUCE, &tp);
     int64_t now = ds_clock_mono_ms();
-    b->flush = flush || now - w->last_flush_ms >= w->cfg->redis_flush_ms ||
-              w->ops->dirty_count(w->self) >= (size_t)w->cfg->redis_flush_entities;
+    /* nothing changed and unwritten (all skipped or duplicates, or every
+     * change already formatted): a flush with no writes, so that the
+     * offsets are stored at once */
+    size_t dirty = w->ops->dirty_count(w->self);
+    b->flush = flush || dirty == 0 || now - w->last_flush_ms >= w->cfg->redis_flush_ms ||
+              dirty >= (size_t)w->cfg->redis_flush_entities;
     if (b->flush) {
         ds_redis_capture(w->wredis, &b->writes, &b->nwrites);
         w->ops->persist(w->self, w->wredis);

@@ -404,6 +404,18 @@ char *ds_h_hget(const ds_h_env_t *env, const char *key, const char *field) {
     return s;
 }
 
+char *ds_h_wait_hget(const ds_h_env_t *env, const char *key, const char *field, const char *want,
+                     int timeout_ms) {
+    int64_t end = ds_clock_mono_ms() + timeout_ms;
+    for (;;) {
+        char *v = ds_h_hget(env, key, field);
+        if ((v && (!want || !strcmp(v, want))) || ds_clock_mono_ms() >= end)
+            return v;
+        free(v);
+        ds_clock_sleep_ms(50);
+    }
+}
+
 /* ---- codec ------------------------------------------------------------------ */
 
 ds_codec_t *ds_h_codec(void) {

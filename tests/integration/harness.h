@@ -79,6 +79,11 @@ const char *ds_h_header(const ds_h_record_t *r, const char *name);
 
 /** HGET on the env's Redis; malloc'ed string or NULL. */
 char *ds_h_hget(const ds_h_env_t *env, const char *key, const char *field);
+/** HGET until the field exists (and equals `want` unless NULL) or
+ *  timeout_ms passes: workers write state behind their outputs (at most
+ *  redis.flush_ms later).  Returns the last value read (malloc'ed) or NULL. */
+char *ds_h_wait_hget(const ds_h_env_t *env, const char *key, const char *field, const char *want,
+                     int timeout_ms);
 /** Any command; caller frees the reply. */
 redisReply *ds_h_redis(const ds_h_env_t *env, const char *fmt, ...);
 

@@ -146,14 +146,14 @@ static void test_scorer_end_to_end(void **state) {
     ds_h_records_free(recs, n);
 
     /* Redis holds the state under the documented keys */
-    char *tier = ds_h_hget(&env, "ds:{acct:A-1}:lead:L-1", "tier");
+    char *tier = ds_h_wait_hget(&env, "ds:{acct:A-1}:lead:L-1", "tier", "MOBILIZER", 10000);
     assert_non_null(tier);
     assert_string_equal(tier, "MOBILIZER");
     free(tier);
-    char *ev = ds_h_hget(&env, "ds:{acct:A-1}:lead:L-1", "events_applied");
+    char *ev = ds_h_wait_hget(&env, "ds:{acct:A-1}:lead:L-1", "events_applied", "3", 10000);
     assert_string_equal(ev, "3");
     free(ev);
-    char *eng = ds_h_hget(&env, "ds:{acct:A-1}", "engaged_stakeholders");
+    char *eng = ds_h_wait_hget(&env, "ds:{acct:A-1}", "engaged_stakeholders", "2", 10000);
     assert_string_equal(eng, "2");
     free(eng);
 

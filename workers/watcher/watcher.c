@@ -679,7 +679,13 @@ static void wa_persisted(void *self) {
         ds_gauge_set(w->m_tracked, (double)HASH_COUNT(w->deals));
 }
 
-static size_t wa_dirty_count(void *self) { return ((ds_watcher_t *)self)->ndirty; }
+static size_t wa_dirty_count(void *self) {
+    ds_watcher_t *w = self;
+    size_t n = w->ndirty;
+    for (int32_t p = 0; p < MAX_PARTITIONS; p++)
+        n += w->parts[p].wm_dirty;
+    return n;
+}
 
 static void wa_reset(void *self) {
     ds_watcher_t *w = self;
