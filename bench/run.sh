@@ -5,6 +5,7 @@
 #   bench/run.sh [scorer|watcher|both] [EVENTS] [RUNS]
 #   bench/run.sh memory [LEADS]             scorer RSS with LEADS leads tracked
 #   bench/run.sh stallcheck [DEALS] [DUE]   watcher clock-check cost, DUE of DEALS due
+#   bench/run.sh mallocs [EVENTS]           scorer allocation calls per event, by library
 #
 # Starts the embedded broker (with enough partitions for the mock cluster's
 # ~5 MiB/partition retention) and a private redis-server, preloads EVENTS
@@ -79,6 +80,31 @@ if [ "$which" = memory ]; then
   printf 'memory: %.0f leads tracked; worker RSS %d MiB (%d MiB before the load, peak %d MiB) = %.0f bytes per lead (%.0f above the empty worker)\n' \
     "$leads" $((rss / 1024)) $((base / 1024)) $((hwm / 1024)) \
     "$(echo "$rss * 1024 / $leads" | bc -l)" "$(echo "($rss - $base) * 1024 / $leads" | bc -l)"
+  exit 0
+fi
+if [ "$which" = mallocs ]; then
+  # allocations per event in steady state: the scorer over gen's mix on 500
+  # accounts (their state exists after the first few thousand events), run
+  # with bench/malloc_count.c preloaded
+  n=${2:-200000}
+  lib=$lat_dir/libds_malloc_count.so
+  [ -f "$lib" ] || cmake --build "$lat_dir" --target ds_malloc_count >/dev/null
+  "$bin" gen --brokers "$brokers" --count "$n" --rate 0 --seed 7 --scenario marketing \
+    --accounts 500 2>/dev/null
+  mport=$(free_port)
+  DS_MALLOC_COUNT_OUT=$tmp/mallocs.txt LD_PRELOAD=$lib "$bin" scorer --brokers "$brokers" \
+    --redis "redis://127.0.0.1:$rport/0" --group-id "bench-malloc-$$" --clock event \
+    --metrics-addr "127.0.0.1:$mport" --log-level warn 2>"$tmp/worker-malloc.err" &
+  wpid=$!
+  wait_metric "$mport" '^dealsignal_consumed_records_total' "$n" "$wpid"
+  kill -TERM "$wpid"; wait "$wpid" || true
+  echo "mallocs: allocation calls per event over $n events (start-up and state growth included), by calling object:"
+  awk -v n="$n" '{c[$2]+=$1} END {for (k in c) printf "  %8.2f  %s\n", c[k]/n, k}' "$tmp/mallocs.txt" | sort -rn
+  echo "  the executable's call sites with more than 0.01 per event:"
+  awk -v n="$n" -v b="$bin" '$2 == b && $1/n > 0.01 {print $1, $3}' "$tmp/mallocs.txt" | sort -rn |
+    while read -r c off; do
+      printf '  %8.3f  %s\n' "$(echo "$c / $n" | bc -l)" "$(addr2line -f -e "$bin" "$off" | head -1)"
+    done
   exit 0
 fi
 if [ "$which" = stallcheck ]; then
