@@ -341,11 +341,16 @@ static void add_offsets(rd_kafka_topic_partition_list_t *l, const batch_t *b) {
     }
 }
 
-/* Forget the offsets waiting for a flush (their state is being dropped). */
-static void drop_pending(ds_worker_t *w) {
+/* Empty the list of offsets waiting for a flush. */
+static void clear_pending(ds_worker_t *w) {
     rd_kafka_topic_partition_list_destroy(w->pend);
     w->pend = rd_kafka_topic_partition_list_new(8);
     w->pend_msgs = 0;
+}
+
+/* Forget the offsets waiting for a flush (their state is being dropped). */
+static void drop_pending(ds_worker_t *w) {
+    clear_pending(w);
     w->unflushed = false;
 }
 
@@ -360,9 +365,7 @@ static void batch_done(ds_worker_t *w, batch_t *b) {
         if (w->pend->cnt)
             ds_kafka_store_offsets(w->consumer, w->pend);
         count(w->m_consumed, w->pend_msgs);
-        rd_kafka_topic_partition_list_destroy(w->pend);
-        w->pend = rd_kafka_topic_partition_list_new(8);
-        w->pend_msgs = 0;
+        clear_pending(w);
     }
     count(w->m_batches, 1);
     observe(w->m_batch_seconds, (double)(ds_clock_mono_us() - b->t0_us) / 1e6);
@@ -572,6 +575,14 @@ static bool batch_acked(const batch_t *b) {
  * all are acknowledged.  The waited-for batches are then B_READY.  Without
  * `block`, nothing is waited for: the oldest batches whose acks are all in
  * become B_READY (a failure still repairs at once).  False when abandoned. */
+/* The first n batches of `acks` are acknowledged: their writes may go. */
+static void acks_in(ds_worker_t *w, batch_t **acks, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        count(w->m_outputs, acks[i]->nouts);
+        acks[i]->state = B_READY;
+    }
+}
+
 static bool wait_acks(ds_worker_t *w, const batch_t *except, bool block) {
     batch_t *acks[NBATCH];
     size_t all = batches_in(w, B_ACKS, acks);
@@ -590,10 +601,7 @@ static bool wait_acks(ds_worker_t *w, const batch_t *except, bool block) {
         for (size_t i = k; i < n; i++)
             failed |= acks[i]->produce_failed || acks[i]->delivery.failed;
         if (!failed) {
-            for (size_t i = 0; i < k; i++) {
-                count(w->m_outputs, acks[i]->nouts);
-                acks[i]->state = B_READY;
-            }
+            acks_in(w, acks, k);
             return true;
         }
     }
@@ -638,10 +646,7 @@ static bool wait_acks(ds_worker_t *w, const batch_t *except, bool block) {
             produce_batch(w, acks[i]);
     }
     w->kafka_ok = 1;
-    for (size_t i = 0; i < n; i++) {
-        count(w->m_outputs, acks[i]->nouts);
-        acks[i]->state = B_READY;
-    }
+    acks_in(w, acks, n);
     return true;
 }
 

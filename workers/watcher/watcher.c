@@ -83,6 +83,7 @@ struct ds_watcher {
     part_t parts[MAX_PARTITIONS];
     deal_entry_t **dirty;
     size_t ndirty, dirty_cap;
+    size_t nwm_dirty; /* partitions whose watermark is not written yet */
     load_t *loads;
     size_t nloads, loads_cap;
     char **pending_ids; /* deal ids read from an index, to load next round */
@@ -561,6 +562,7 @@ static void wa_apply(void *self, ds_worker_t *wk, void *slot, int32_t partition,
     part_t *pt = get_part(w, partition);
     if (ev->occurred_at > pt->watermark) {
         pt->watermark = ev->occurred_at;
+        w->nwm_dirty += !pt->wm_dirty;
         pt->wm_dirty = true;
     }
     deal_entry_t *e = entry_for(w, ev->deal_id, partition);
@@ -675,16 +677,14 @@ static void wa_persisted(void *self) {
     w->ndirty = 0;
     for (int32_t p = 0; p < MAX_PARTITIONS; p++)
         w->parts[p].wm_dirty = false;
+    w->nwm_dirty = 0;
     if (w->m_tracked)
         ds_gauge_set(w->m_tracked, (double)HASH_COUNT(w->deals));
 }
 
 static size_t wa_dirty_count(void *self) {
     ds_watcher_t *w = self;
-    size_t n = w->ndirty;
-    for (int32_t p = 0; p < MAX_PARTITIONS; p++)
-        n += w->parts[p].wm_dirty;
-    return n;
+    return w->ndirty + w->nwm_dirty;
 }
 
 static void wa_reset(void *self) {
@@ -706,6 +706,7 @@ static void wa_reset(void *self) {
     for (size_t i = 0; i < w->npending; i++)
         free(w->pending_ids[i]);
     w->npending = 0;
+    w->nwm_dirty = 0;
     w->ndirty = 0;
     w->nloads = 0;
     mob_cache_clear(w);
