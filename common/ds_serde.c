@@ -17,6 +17,8 @@ typedef struct entry {
     avro_schema_t schema;
     avro_value_iface_t *iface;
     avro_value_t value;
+    const unsigned char **pos; /* top-level record: where each field starts */
+    size_t nfields;
     UT_hash_handle hh;
 } entry_t;
 
@@ -69,12 +71,19 @@ ds_err_t ds_registry_add_json(ds_registry_t *r, int32_t id, const char *json, ch
     }
     e->id = id;
     e->schema = s;
+    if (avro_typeof(s) == AVRO_RECORD && (e->nfields = avro_schema_record_size(s)) &&
+        !(e->pos = calloc(e->nfields, sizeof(*e->pos)))) {
+        avro_schema_decref(s);
+        free(e);
+        return DS_ERR_NOMEM;
+    }
     e->iface = avro_generic_class_from_schema(s);
     if (!e->iface || avro_generic_value_new(e->iface, &e->value)) {
         snprintf(errstr, errstr_size, "schema %d: %s", (int)id, avro_strerror());
         if (e->iface)
             avro_value_iface_decref(e->iface);
         avro_schema_decref(s);
+        free(e->pos);
         free(e);
         return DS_ERR_INVAL;
     }
@@ -85,6 +94,7 @@ ds_err_t ds_registry_add_json(ds_registry_t *r, int32_t id, const char *json, ch
         avro_value_decref(&old->value);
         avro_value_iface_decref(old->iface);
         avro_schema_decref(old->schema);
+        free(old->pos);
         free(old);
     }
     HASH_ADD_INT(r->entries, id, e);
@@ -160,6 +170,7 @@ void ds_registry_destroy(ds_registry_t *r) {
         avro_value_decref(&e->value);
         avro_value_iface_decref(e->iface);
         avro_schema_decref(e->schema);
+        free(e->pos);
         free(e);
     }
     if (r->reader)
@@ -205,6 +216,7 @@ typedef struct walk {
     const unsigned char *p, *end;
     size_t items;
     int depth;
+    const unsigned char **pos; /* when set: the top-level fields' starts */
 } walk_t;
 
 static ds_err_t varint(walk_t *w, int64_t *out) {
@@ -264,8 +276,11 @@ static ds_err_t walk(walk_t *w, avro_schema_t s) {
         e = skip(w, avro_schema_fixed_size(s));
         break;
     case AVRO_RECORD:
-        for (size_t i = 0; !e && i < avro_schema_record_size(s); i++)
+        for (size_t i = 0; !e && i < avro_schema_record_size(s); i++) {
+            if (w->pos && w->depth == 1)
+                w->pos[i] = w->p;
             e = walk(w, avro_schema_record_field_get_by_index(s, (int)i));
+        }
         break;
     case AVRO_UNION:
         e = varint(w, &n);
@@ -323,8 +338,9 @@ static ds_err_t walk(walk_t *w, avro_schema_t s) {
     return e;
 }
 
-ds_err_t ds_serde_decode(ds_registry_t *r, const void *buf, size_t len, avro_value_t **out,
-                         char *detail, size_t detail_size) {
+/* Unframe, find the writer schema and walk the payload against it. */
+static ds_err_t check(ds_registry_t *r, const void *buf, size_t len, entry_t **ent,
+                      walk_t *w, bool index_fields, char *detail, size_t detail_size) {
     int32_t id;
     const void *payload;
     size_t plen;
@@ -338,24 +354,440 @@ ds_err_t ds_serde_decode(ds_registry_t *r, const void *buf, size_t len, avro_val
         snprintf(detail, detail_size, "schema id %d is not in the registry", (int)id);
         return DS_ERR_UNKNOWN_SCHEMA;
     }
-    walk_t w = {payload, (const unsigned char *)payload + plen, 0, 0};
-    ds_err_t err = walk(&w, e->schema);
-    if (!err && w.p != w.end)
+    *ent = e;
+    w->p = payload;
+    w->end = (const unsigned char *)payload + plen;
+    w->items = 0;
+    w->depth = 0;
+    w->pos = index_fields ? e->pos : NULL;
+    ds_err_t err = walk(w, e->schema);
+    if (!err && w->p != w->end)
         err = DS_ERR_UNDECODABLE;
     if (err) {
         snprintf(detail, detail_size, "%s for schema %d at byte %zu of %zu",
                  err == DS_ERR_LIMIT_EXCEEDED ? "array or map count over the limit or the data"
                                               : "truncated or malformed Avro",
-                 (int)id, (size_t)(w.p - (const unsigned char *)payload), plen);
+                 (int)id, (size_t)(w->p - (const unsigned char *)payload), plen);
         return err;
     }
+    w->p = payload;
+    return DS_ERR_OK;
+}
+
+ds_err_t ds_serde_decode(ds_registry_t *r, const void *buf, size_t len, avro_value_t **out,
+                         char *detail, size_t detail_size) {
+    entry_t *e;
+    walk_t w = {0};
+    ds_err_t err = check(r, buf, len, &e, &w, false, detail, detail_size);
+    if (err)
+        return err;
     avro_value_reset(&e->value);
-    avro_reader_memory_set_source(r->reader, payload, (int64_t)plen);
+    avro_reader_memory_set_source(r->reader, (const char *)w.p, (int64_t)(w.end - w.p));
     if (avro_value_read(r->reader, &e->value)) {
         snprintf(detail, detail_size, "undecodable Avro: %.180s", avro_strerror());
         return DS_ERR_UNDECODABLE;
     }
     *out = &e->value;
+    return DS_ERR_OK;
+}
+
+ds_err_t ds_serde_read(ds_registry_t *r, const void *buf, size_t len, ds_avro_rec_t *out,
+                       char *detail, size_t detail_size) {
+    entry_t *e;
+    walk_t w = {0};
+    ds_err_t err = check(r, buf, len, &e, &w, true, detail, detail_size);
+    if (err)
+        return err;
+    out->schema = e->schema;
+    out->pos = e->pos;
+    out->nfields = e->pos ? e->nfields : 0;
+    out->end = w.end;
+    out->hint = 0;
+    return DS_ERR_OK;
+}
+
+/* ---- reading values in place ------------------------------------------------ */
+
+static avro_schema_t deref(avro_schema_t s) {
+    while (s && avro_typeof(s) == AVRO_LINK)
+        s = avro_schema_link_target(s);
+    return s;
+}
+
+/* Index of field `name` in a record, trying `hint` first (readers and
+ * writers usually agree on the order); -1 when absent.  A plain scan:
+ * avro-c's lookup sets its process-global error text on a miss. */
+static int field_index(avro_schema_t rec, size_t n, size_t hint, const char *name) {
+    if (hint < n && !strcmp(avro_schema_record_field_name(rec, (int)hint), name))
+        return (int)hint;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(avro_schema_record_field_name(rec, (int)i), name))
+            return (int)i;
+    return -1;
+}
+
+bool ds_avro_field(ds_avro_rec_t *rec, const char *name, ds_avro_val_t *out) {
+    int i = field_index(rec->schema, rec->nfields, rec->hint, name);
+    if (i < 0)
+        return false;
+    rec->hint = (size_t)i + 1;
+    avro_schema_t fs = deref(avro_schema_record_field_get_by_index(rec->schema, i));
+    walk_t w = {rec->pos[i], rec->end, 0, 0, NULL};
+    if (avro_typeof(fs) == AVRO_UNION) {
+        int64_t b;
+        if (varint(&w, &b) || b < 0 || (size_t)b >= avro_schema_union_size(fs))
+            return false; /* cannot happen after the walk */
+        fs = deref(avro_schema_union_branch(fs, (int)b));
+    }
+    if (!fs || avro_typeof(fs) == AVRO_NULL)
+        return false;
+    out->schema = fs;
+    out->p = w.p;
+    out->end = rec->end;
+    return true;
+}
+
+ds_err_t ds_avro_long(const ds_avro_val_t *v, int64_t *out) {
+    walk_t w = {v->p, v->end, 0, 0, NULL};
+    switch (avro_typeof(v->schema)) {
+    case AVRO_INT32:
+    case AVRO_INT64:
+        return varint(&w, out);
+    default:
+        return DS_ERR_WRONG_TYPE;
+    }
+}
+
+static uint64_t le(const unsigned char *p, int n) {
+    uint64_t u = 0;
+    for (int i = n - 1; i >= 0; i--)
+        u = u << 8 | p[i];
+    return u;
+}
+
+ds_err_t ds_avro_double(const ds_avro_val_t *v, double *out) {
+    int64_t l;
+    switch (avro_typeof(v->schema)) {
+    case AVRO_DOUBLE: {
+        if (v->end - v->p < 8)
+            return DS_ERR_UNDECODABLE;
+        uint64_t u = le(v->p, 8);
+        memcpy(out, &u, sizeof(*out));
+        return DS_ERR_OK;
+    }
+    case AVRO_FLOAT: {
+        if (v->end - v->p < 4)
+            return DS_ERR_UNDECODABLE;
+        uint32_t u = (uint32_t)le(v->p, 4);
+        float f;
+        memcpy(&f, &u, sizeof(f));
+        *out = f;
+        return DS_ERR_OK;
+    }
+    case AVRO_INT32:
+    case AVRO_INT64:
+        if (ds_avro_long(v, &l))
+            return DS_ERR_UNDECODABLE;
+        *out = (double)l;
+        return DS_ERR_OK;
+    default:
+        return DS_ERR_WRONG_TYPE;
+    }
+}
+
+ds_err_t ds_avro_string(const ds_avro_val_t *v, const char **s, size_t *len) {
+    walk_t w = {v->p, v->end, 0, 0, NULL};
+    int64_t n;
+    avro_type_t t = avro_typeof(v->schema);
+    if (t != AVRO_STRING && t != AVRO_BYTES)
+        return DS_ERR_WRONG_TYPE;
+    if (varint(&w, &n) || n < 0 || n > w.end - w.p)
+        return DS_ERR_UNDECODABLE;
+    *s = (const char *)w.p;
+    *len = (size_t)n;
+    return DS_ERR_OK;
+}
+
+ds_err_t ds_avro_symbol(const ds_avro_val_t *v, const char **s, size_t *len) {
+    if (avro_typeof(v->schema) != AVRO_ENUM)
+        return ds_avro_string(v, s, len);
+    walk_t w = {v->p, v->end, 0, 0, NULL};
+    int64_t i;
+    if (varint(&w, &i) || i < 0 || i >= avro_schema_enum_number_of_symbols(v->schema))
+        return DS_ERR_UNDECODABLE;
+    *s = avro_schema_enum_get(v->schema, (int)i);
+    *len = strlen(*s);
+    return DS_ERR_OK;
+}
+
+/* The next item's count (reading a new block header when the current one
+ * is used up); 0 at the end. */
+static int block(ds_avro_iter_t *it) {
+    walk_t w = {it->p, it->end, 0, 0, NULL};
+    while (it->left == 0) {
+        int64_t n;
+        if (varint(&w, &n))
+            return -1;
+        if (n == 0) {
+            it->p = w.p;
+            return 0;
+        }
+        if (n < 0) {
+            int64_t bytes;
+            if (varint(&w, &bytes))
+                return -1;
+            n = -n;
+        }
+        it->left = n;
+    }
+    it->p = w.p;
+    return 1;
+}
+
+int ds_avro_iter_next(ds_avro_iter_t *it, const char **key, size_t *key_len,
+                      ds_avro_val_t *item) {
+    int b = block(it);
+    if (b <= 0)
+        return b;
+    walk_t w = {it->p, it->end, 0, 0, NULL};
+    if (it->is_map) {
+        int64_t kl;
+        if (varint(&w, &kl) || kl < 0 || kl > w.end - w.p)
+            return -1;
+        if (key) {
+            *key = (const char *)w.p;
+            *key_len = (size_t)kl;
+        }
+        w.p += kl;
+    }
+    item->schema = it->items;
+    item->p = w.p;
+    item->end = it->end;
+    if (walk(&w, it->items)) /* step over the item */
+        return -1;
+    it->p = w.p;
+    it->left--;
+    return 1;
+}
+
+ds_err_t ds_avro_iter_init(const ds_avro_val_t *v, ds_avro_iter_t *it, size_t *count) {
+    avro_type_t t = avro_typeof(v->schema);
+    if (t != AVRO_ARRAY && t != AVRO_MAP)
+        return DS_ERR_WRONG_TYPE;
+    it->is_map = t == AVRO_MAP;
+    it->items = deref(it->is_map ? avro_schema_map_values(v->schema)
+                                 : avro_schema_array_items(v->schema));
+    it->p = v->p;
+    it->end = v->end;
+    it->left = 0;
+    /* count with a copy: block headers carry the counts, items are skipped */
+    ds_avro_iter_t c = *it;
+    ds_avro_val_t item;
+    size_t n = 0;
+    int r;
+    while ((r = ds_avro_iter_next(&c, NULL, NULL, &item)) > 0)
+        n++;
+    if (r < 0)
+        return DS_ERR_UNDECODABLE;
+    *count = n;
+    return DS_ERR_OK;
+}
+
+/* ---- writing ----------------------------------------------------------------- */
+
+enum { K_UNSET, K_NULL, K_STR, K_LONG, K_DOUBLE, K_ENUM, K_ARR, K_MAP };
+
+ds_err_t ds_avro_enc_begin(ds_registry_t *r, int32_t id, ds_avro_enc_t *e) {
+    entry_t *ent = lookup(r, id);
+    if (!ent || avro_typeof(ent->schema) != AVRO_RECORD || ent->nfields > DS_AVRO_ENC_FIELDS)
+        return DS_ERR_UNKNOWN_SCHEMA;
+    e->schema = ent->schema;
+    e->id = id;
+    e->nfields = ent->nfields;
+    e->hint = 0;
+    e->bad = NULL;
+    for (size_t i = 0; i < e->nfields; i++)
+        e->slot[i].kind = K_UNSET;
+    return DS_ERR_OK;
+}
+
+static ds_avro_slot_t *slot(ds_avro_enc_t *e, const char *name, bool optional) {
+    int i = field_index(e->schema, e->nfields, e->hint, name);
+    if (i < 0) {
+        if (!optional && !e->bad)
+            e->bad = name;
+        return NULL;
+    }
+    e->hint = (size_t)i + 1;
+    return &e->slot[i];
+}
+
+void ds_avro_enc_str(ds_avro_enc_t *e, const char *name, const char *s) {
+    ds_avro_slot_t *x = slot(e, name, false);
+    if (x) {
+        x->kind = s ? K_STR : K_NULL;
+        x->u.s = s;
+    }
+}
+
+void ds_avro_enc_long(ds_avro_enc_t *e, const char *name, int64_t v) {
+    ds_avro_slot_t *x = slot(e, name, false);
+    if (x) {
+        x->kind = K_LONG;
+        x->u.l = v;
+    }
+}
+
+void ds_avro_enc_null(ds_avro_enc_t *e, const char *name) {
+    ds_avro_slot_t *x = slot(e, name, false);
+    if (x)
+        x->kind = K_NULL;
+}
+
+void ds_avro_enc_double(ds_avro_enc_t *e, const char *name, double v) {
+    ds_avro_slot_t *x = slot(e, name, false);
+    if (x) {
+        x->kind = K_DOUBLE;
+        x->u.d = v;
+    }
+}
+
+void ds_avro_enc_enum(ds_avro_enc_t *e, const char *name, int idx) {
+    ds_avro_slot_t *x = slot(e, name, false);
+    if (x) {
+        x->kind = idx < 0 ? K_NULL : K_ENUM;
+        x->u.l = idx;
+    }
+}
+
+void ds_avro_enc_str_array(ds_avro_enc_t *e, const char *name, const char *const *v, size_t n) {
+    ds_avro_slot_t *x = slot(e, name, false);
+    if (x) {
+        x->kind = K_ARR;
+        x->u.arr = v;
+        x->n = n;
+    }
+}
+
+void ds_avro_enc_str_map(ds_avro_enc_t *e, const char *name, const ds_avro_kv_t *kv, size_t n) {
+    ds_avro_slot_t *x = slot(e, name, true);
+    if (x) {
+        x->kind = K_MAP;
+        x->u.kv = kv;
+        x->n = n;
+    }
+}
+
+static ds_err_t put_long(ds_buf_t *b, int64_t v) {
+    return ds_buf_put_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static ds_err_t put_bytes(ds_buf_t *b, const char *s, size_t n) {
+    ds_err_t e = put_long(b, (int64_t)n);
+    return e ? e : ds_buf_append(b, s, n);
+}
+
+/* Does a value of slot kind k fit schema type t (a union's branch)? */
+static bool fits(int k, avro_type_t t) {
+    switch (k) {
+    case K_UNSET:
+    case K_NULL:
+        return t == AVRO_NULL;
+    case K_STR:
+        return t == AVRO_STRING || t == AVRO_BYTES;
+    case K_LONG:
+        return t == AVRO_INT64 || t == AVRO_INT32;
+    case K_DOUBLE:
+        return t == AVRO_DOUBLE || t == AVRO_FLOAT;
+    case K_ENUM:
+        return t == AVRO_ENUM;
+    case K_ARR:
+        return t == AVRO_ARRAY;
+    case K_MAP:
+        return t == AVRO_MAP;
+    }
+    return false;
+}
+
+static ds_err_t put_value(ds_buf_t *b, avro_schema_t s, const ds_avro_slot_t *x) {
+    s = deref(s);
+    avro_type_t t = avro_typeof(s);
+    ds_err_t e;
+    if (t == AVRO_UNION) {
+        size_t n = avro_schema_union_size(s);
+        for (size_t i = 0; i < n; i++) {
+            avro_schema_t br = deref(avro_schema_union_branch(s, (int)i));
+            if (fits(x->kind, avro_typeof(br)))
+                return (e = put_long(b, (int64_t)i)) ? e : put_value(b, br, x);
+        }
+        return DS_ERR_WRONG_TYPE;
+    }
+    if (!fits(x->kind, t))
+        return DS_ERR_WRONG_TYPE;
+    switch (t) {
+    case AVRO_NULL:
+        return DS_ERR_OK;
+    case AVRO_STRING:
+    case AVRO_BYTES:
+        return put_bytes(b, x->u.s, strlen(x->u.s));
+    case AVRO_INT32:
+        if (x->u.l < INT32_MIN || x->u.l > INT32_MAX)
+            return DS_ERR_LIMIT_EXCEEDED;
+        return put_long(b, x->u.l);
+    case AVRO_INT64:
+        return put_long(b, x->u.l);
+    case AVRO_DOUBLE:
+        return ds_buf_put_f64(b, x->u.d);
+    case AVRO_FLOAT: {
+        float f = (float)x->u.d;
+        uint32_t u;
+        memcpy(&u, &f, sizeof(u));
+        unsigned char le4[4] = {(unsigned char)u, (unsigned char)(u >> 8),
+                                (unsigned char)(u >> 16), (unsigned char)(u >> 24)};
+        return ds_buf_append(b, le4, 4);
+    }
+    case AVRO_ENUM:
+        if (x->u.l >= avro_schema_enum_number_of_symbols(s))
+            return DS_ERR_WRONG_TYPE;
+        return put_long(b, x->u.l);
+    case AVRO_ARRAY:
+    case AVRO_MAP: {
+        bool map = t == AVRO_MAP;
+        avro_type_t it = avro_typeof(deref(map ? avro_schema_map_values(s)
+                                               : avro_schema_array_items(s)));
+        if (it != AVRO_STRING)
+            return DS_ERR_WRONG_TYPE;
+        if (x->n && (e = put_long(b, (int64_t)x->n)))
+            return e;
+        for (size_t i = 0; i < x->n; i++) {
+            if (map && (e = put_bytes(b, x->u.kv[i].key, strlen(x->u.kv[i].key))))
+                return e;
+            const char *v = map ? x->u.kv[i].value : x->u.arr[i];
+            if ((e = put_bytes(b, v, strlen(v))))
+                return e;
+        }
+        return put_long(b, 0);
+    }
+    default:
+        return DS_ERR_WRONG_TYPE;
+    }
+}
+
+ds_err_t ds_avro_enc_finish(ds_avro_enc_t *e, ds_buf_t *out) {
+    if (e->bad)
+        return DS_ERR_INVAL;
+    size_t start = out->len;
+    unsigned char hdr[5] = {0, (unsigned char)((uint32_t)e->id >> 24),
+                            (unsigned char)((uint32_t)e->id >> 16),
+                            (unsigned char)((uint32_t)e->id >> 8), (unsigned char)e->id};
+    ds_err_t err = ds_buf_append(out, hdr, sizeof(hdr));
+    for (size_t i = 0; !err && i < e->nfields; i++)
+        err = put_value(out, avro_schema_record_field_get_by_index(e->schema, (int)i),
+                        &e->slot[i]);
+    if (err) {
+        out->len = start;
+        return err == DS_ERR_LIMIT_EXCEEDED ? err : DS_ERR_INVAL;
+    }
     return DS_ERR_OK;
 }
 

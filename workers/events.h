@@ -20,6 +20,7 @@
 
 #include "ds_buf.h"
 #include "ds_err.h"
+#include "ds_serde.h"
 
 #define DS_MA_TYPE_MAP(X)                                                 \
     X(CONTENT_VIEWED) X(CONTENT_COMPLETED) X(DIAGNOSTIC_COMPLETED)        \
@@ -119,10 +120,7 @@ int ds_alert_state_parse(const char *s);
 /** Purchase stage in words for messages ("Defining purchase criteria"). */
 const char *ds_purchase_stage_words(int v);
 
-typedef struct ds_kv {
-    const char *key;
-    const char *value;
-} ds_kv_t;
+typedef ds_avro_kv_t ds_kv_t; /* {key, value} */
 
 /* Limits of the SPEC: over them a record goes to the DLQ as limit_exceeded. */
 #define DS_MAX_ID_BYTES 256

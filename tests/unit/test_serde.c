@@ -65,6 +65,19 @@ static const char *const WRITER_LACKS =
     "{\"name\":\"content_id\",\"type\":[\"null\",\"string\"],\"default\":null}"
     "]}";
 
+/* An older producer with other types for the same fields: int for a long,
+ * bytes for a string, an enum listing its symbols in another order. */
+static const char *const WRITER_TYPES =
+    "{\"type\":\"record\",\"name\":\"MarketingEvent\",\"namespace\":\"dealsignal.v1\","
+    "\"fields\":["
+    "{\"name\":\"event_id\",\"type\":\"string\"},"
+    "{\"name\":\"occurred_at\",\"type\":\"int\"},"
+    "{\"name\":\"lead_id\",\"type\":\"bytes\"},"
+    "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"MarketingEventType\","
+    "\"symbols\":[\"UNSUBSCRIBED\",\"CONTENT_VIEWED\"]}},"
+    "{\"name\":\"shared_with\",\"type\":{\"type\":\"array\",\"items\":\"string\"}}"
+    "]}";
+
 static int setup(void **state) {
     fixture_t *f = calloc(1, sizeof(*f));
     assert_non_null(f);
@@ -74,6 +87,7 @@ static int setup(void **state) {
     assert_non_null(f->reg);
     assert_int_equal(ds_registry_add_json(f->reg, 201, WRITER_ADDS, err, sizeof(err)), DS_ERR_OK);
     assert_int_equal(ds_registry_add_json(f->reg, 202, WRITER_LACKS, err, sizeof(err)), DS_ERR_OK);
+    assert_int_equal(ds_registry_add_json(f->reg, 203, WRITER_TYPES, err, sizeof(err)), DS_ERR_OK);
     f->codec = ds_codec_new(f->reg, &ds_codec_default_ids, err, sizeof(err));
     assert_non_null(f->codec);
     ds_arena_init(&f->arena, 0);
@@ -305,12 +319,122 @@ static void test_output_round_trip(void **state) {
     assert_int_equal(da2.raised_at, 100);
 }
 
+/* Our writer must produce exactly the bytes avro-c's reference writer
+ * produces for the same record: avro-c reads what we wrote and writes it
+ * again, byte for byte. */
+static void assert_avro_c_agrees(fixture_t *f) {
+    avro_value_t *v;
+    char detail[256] = "";
+    assert_int_equal(ds_serde_decode(f->reg, f->buf.data, f->buf.len, &v, detail, sizeof(detail)),
+                     DS_ERR_OK);
+    int32_t id;
+    const void *payload;
+    size_t plen;
+    assert_int_equal(ds_serde_unframe(f->buf.data, f->buf.len, &id, &payload, &plen), DS_ERR_OK);
+    ds_buf_t again;
+    ds_buf_init(&again, 0);
+    assert_int_equal(ds_serde_encode(id, v, &again), DS_ERR_OK);
+    assert_int_equal(again.len, f->buf.len);
+    assert_memory_equal(again.data, f->buf.data, f->buf.len);
+    ds_buf_free(&again);
+}
+
+static void test_direct_writer_matches_avro_c(void **state) {
+    fixture_t *f = *state;
+    const char *reasons[] = {"confront +4: read insight I1", "connect +1"};
+    ds_lead_score_t ls = {.lead_id = "L-7", .account_id = NULL, .confront = -0.125, .connect = 1e9,
+                          .mobilizer = 4.25, .tier = DS_TIER_MOBILIZER,
+                          .previous_tier = DS_TIER_UNAWARE, .top_insight = NULL,
+                          .furthest_stage = DS_CS_SPEC, .reasons = {reasons[0], reasons[1]},
+                          .reasons_count = 2, .as_of = -5, .events_applied = 1LL << 40};
+    ds_buf_reset(&f->buf);
+    assert_int_equal(ds_encode_lead_score(f->codec, &ls, &f->buf), DS_ERR_OK);
+    assert_avro_c_agrees(f);
+    ls.reasons_count = 0;
+    ls.account_id = "A-1";
+    ls.furthest_stage = DS_NONE;
+    ds_buf_reset(&f->buf);
+    assert_int_equal(ds_encode_lead_score(f->codec, &ls, &f->buf), DS_ERR_OK);
+    assert_avro_c_agrees(f);
+
+    ds_deal_alert_t da = {.alert_id = "D:QUIET:1:OPEN:1", .deal_id = "D", .account_id = "A",
+                          .owner_id = "o", .kind = DS_AK_NO_BUYER_SIGNAL, .state = DS_AS_RESOLVED,
+                          .level = 3, .reported_stage = DS_PS_EVALUATE_OPTIONS,
+                          .verified_stage = DS_PS_RECOGNIZE_NEED, .missing_verifiers = NULL,
+                          .missing_verifiers_count = 0, .last_buyer_signal_at = 12345678901,
+                          .last_seller_activity_at = DS_TS_NULL, .unanswered_seller_actions = 0,
+                          .quiet_days = 0.5, .message = "quiet for 15 days", .raised_at = 100};
+    ds_buf_reset(&f->buf);
+    assert_int_equal(ds_encode_deal_alert(f->codec, &da, &f->buf), DS_ERR_OK);
+    assert_avro_c_agrees(f);
+
+    const char *shared[] = {"L-2", "L-3", ""};
+    ds_kv_t attrs[] = {{"utm", "mail"}, {"k", ""}};
+    ds_ma_event_t ma = {.event_id = "e", .occurred_at = 1700000000123, .lead_id = "L",
+                        .account_id = "A", .type = DS_MA_CONTENT_SHARED, .content_id = "c",
+                        .insight_id = NULL, .content_stage = DS_NONE, .shared_with = shared,
+                        .shared_with_count = 3, .source = "web", .attributes = attrs,
+                        .attributes_count = 2};
+    ds_buf_reset(&f->buf);
+    assert_int_equal(ds_encode_ma(f->codec, &ma, &f->buf), DS_ERR_OK);
+    assert_avro_c_agrees(f);
+
+    /* a field the schema does not have is an error, not silently dropped */
+    ds_avro_enc_t x;
+    assert_int_equal(ds_avro_enc_begin(f->reg, 3, &x), DS_ERR_OK);
+    ds_avro_enc_str(&x, "no_such_field", "v");
+    assert_int_equal(ds_avro_enc_finish(&x, &f->buf), DS_ERR_INVAL);
+    /* and so is a required field left unset */
+    assert_int_equal(ds_avro_enc_begin(f->reg, 3, &x), DS_ERR_OK);
+    ds_avro_enc_str(&x, "lead_id", "L");
+    size_t before = f->buf.len;
+    assert_int_equal(ds_avro_enc_finish(&x, &f->buf), DS_ERR_INVAL);
+    assert_int_equal(f->buf.len, before);
+}
+
+/* Avro resolution on the direct reader: int read as long, bytes as
+ * string, enums by symbol, and an array written in blocks with negative
+ * counts (which carry their byte size). */
+static void test_direct_reader_promotions_and_blocks(void **state) {
+    fixture_t *f = *state;
+    static const unsigned char msg[] = {
+        0, 0, 0, 0, 203,          /* frame, schema id 203 */
+        2, 'e',                   /* event_id "e" */
+        0x0a,                     /* occurred_at: int 5 */
+        2, 'L',                   /* lead_id: bytes "L" */
+        0,                        /* type: symbol 0 of the writer = UNSUBSCRIBED */
+        3, 8, 2, 'a', 2, 'b',     /* shared_with: a block of -2 items, 4 bytes */
+        1, 4, 2, 'c',             /* a block of -1 item, 2 bytes */
+        0};
+    ds_ma_event_t ev;
+    char detail[256] = "";
+    assert_int_equal(ds_decode_ma(f->codec, msg, sizeof(msg), &f->arena, &ev, detail,
+                                  sizeof(detail)),
+                     DS_ERR_OK);
+    assert_string_equal(ev.event_id, "e");
+    assert_int_equal(ev.occurred_at, 5);
+    assert_string_equal(ev.lead_id, "L");
+    assert_int_equal(ev.type, DS_MA_UNSUBSCRIBED);
+    assert_int_equal(ev.shared_with_count, 3);
+    assert_string_equal(ev.shared_with[0], "a");
+    assert_string_equal(ev.shared_with[1], "b");
+    assert_string_equal(ev.shared_with[2], "c");
+    assert_null(ev.account_id);
+
+    /* one byte short: refused before anything is read */
+    assert_int_equal(ds_decode_ma(f->codec, msg, sizeof(msg) - 1, &f->arena, &ev, detail,
+                                  sizeof(detail)),
+                     DS_ERR_UNDECODABLE);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_writer_adds_fields),
         cmocka_unit_test(test_writer_lacks_fields_with_defaults),
         cmocka_unit_test(test_framing_errors),
         cmocka_unit_test(test_output_round_trip),
+        cmocka_unit_test(test_direct_writer_matches_avro_c),
+        cmocka_unit_test(test_direct_reader_promotions_and_blocks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
