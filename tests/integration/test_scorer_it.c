@@ -238,6 +238,35 @@ static void test_write_behind_flush(void **state) {
     assert_non_null(ev); /* long before the 60 s interval */
     assert_string_equal(ev, "1");
     free(ev);
+    char *tier = ds_h_hget(&env, "wb:{acct:A-10}:lead:L-9", "tier");
+    assert_string_equal(tier, "LEARNING");
+    free(tier);
+
+    /* a later flush rewrites every field that changed since the last one
+     * (fields that did not change are not sent again): the lead's tier and
+     * furthest stage, the account's counts */
+    ds_ma_event_t e4 =
+        ma("wb4", T0 + 3000, "L-9", DS_MA_DIAGNOSTIC_COMPLETED, "c-conf", "I1", DS_CS_CONFRONT);
+    e4.account_id = "A-10";
+    ds_h_send_ma(p, "wb.events", &e4);
+    ds_h_flush(p);
+    ev = ds_h_wait_hget(&env, "wb:{acct:A-10}:lead:L-9", "events_applied", "2", 20000);
+    assert_string_equal(ev, "2");
+    free(ev);
+    static const char *const want[][2] = {{"tier", "CONFRONTED"},
+                                          {"top_insight", "I1"},
+                                          {"furthest_stage", "CONFRONT"},
+                                          {"lead_id", "L-9"},
+                                          {"account_id", "A-10"}};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        char *v = ds_h_hget(&env, "wb:{acct:A-10}:lead:L-9", want[i][0]);
+        assert_non_null(v);
+        assert_string_equal(v, want[i][1]);
+        free(v);
+    }
+    char *conf = ds_h_wait_hget(&env, "wb:{acct:A-10}", "confronted_stakeholders", "1", 20000);
+    assert_string_equal(conf, "1");
+    free(conf);
     assert_true(ds_h_wait_group(&env, "it-wb-2", "wb.events", 20000));
     assert_int_equal(ds_h_stop(scorer, SIGTERM, 10000), 0);
     rd_kafka_destroy(p);

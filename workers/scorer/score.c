@@ -34,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ds_hash.h"
+
 #define NOID UINT32_MAX
 #define UNSET_T INT64_MIN
 #define STATE_MAGIC "DSSU"
@@ -231,16 +233,6 @@ static void insert_at(void *base, uint32_t n, size_t sz, uint32_t pos, const voi
     memcpy(b + (size_t)pos * sz, rec, sz);
 }
 
-static uint64_t fnv64(const void *p, size_t n) {
-    const unsigned char *s = p;
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
 /* a - b, saturated (event times come from the network). */
 static int64_t tdiff(int64_t a, int64_t b) {
     int64_t d;
@@ -286,7 +278,7 @@ static int cmp_i64(int64_t a, int64_t b) { return a < b ? -1 : a > b; }
 static const char *S(const ds_score_unit_t *u, uint32_t id) { return u->pool + u->strs[id].off; }
 
 static uint32_t str_hash(const char *s, size_t len) {
-    uint64_t h = fnv64(s, len);
+    uint64_t h = ds_fnv64(s, len);
     return (uint32_t)(h ^ (h >> 32));
 }
 
@@ -1238,7 +1230,7 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
 
     /* dedupe, in event time */
     int64_t t = ev->occurred_at;
-    uint64_t h = fnv64(ev->event_id, strlen(ev->event_id));
+    uint64_t h = ds_fnv64(ev->event_id, strlen(ev->event_id));
     if (!h)
         h = 1;
     int64_t max_t = (u->max_t == UNSET_T || t > u->max_t) ? t : u->max_t;
@@ -1330,7 +1322,8 @@ ds_err_t ds_score_unit_apply(ds_score_unit_t *u, const ds_rules_t *r, const ds_m
 /* ---- views ---------------------------------------------------------------- */
 
 void ds_score_unit_foreach_dirty(const ds_score_unit_t *u,
-                                 void (*fn)(void *opaque, const ds_lead_score_t *view),
+                                 void (*fn)(void *opaque, size_t lead,
+                                            const ds_lead_score_t *view),
                                  void *opaque) {
     for (uint32_t i = 0; i < u->nleads; i++) {
         const lead_t *L = &u->leads[i];
@@ -1340,7 +1333,7 @@ void ds_score_unit_foreach_dirty(const ds_score_unit_t *u,
         lead_view(u, L, &v);
         ds_lead_score_t rec;
         lead_record(u, L, &v, L->em_tier, 0, &rec);
-        fn(opaque, &rec);
+        fn(opaque, i, &rec);
     }
 }
 

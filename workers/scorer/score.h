@@ -76,9 +76,11 @@ size_t ds_score_unit_lead_count(const ds_score_unit_t *u);
 const char *ds_score_unit_lead_id(const ds_score_unit_t *u, size_t i);
 
 /** Current public view of every lead changed since the last clear (what the
- *  Redis lead hash shows); the record is valid during the call only. */
+ *  Redis lead hash shows), with the lead's index; the record is valid
+ *  during the call only. */
 void ds_score_unit_foreach_dirty(const ds_score_unit_t *u,
-                                 void (*fn)(void *opaque, const ds_lead_score_t *view),
+                                 void (*fn)(void *opaque, size_t lead,
+                                            const ds_lead_score_t *view),
                                  void *opaque);
 /** Current account view; false for a lone lead. Valid until the next call
  *  on the unit. */

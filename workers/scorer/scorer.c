@@ -27,6 +27,7 @@
 #include <string.h>
 #include <uthash.h>
 
+#include "ds_hash.h"
 #include "ds_log.h"
 #include "ds_serde.h"
 #include "score.h"
@@ -39,6 +40,13 @@ typedef struct unit_entry {
     int64_t ckpt_offset; /* -1: none */
     size_t leads_in_set; /* leads 0..n-1 are known to be in ds:{acct:A}:leads */
     size_t leads_counted; /* leads counted in tracked_leads */
+    /* what this process last wrote of the public fields that seldom change
+     * (written_sig), 0 when it has written nothing yet: an account's score
+     * fields, a lone lead's tier/top_insight/furthest_stage; the same per
+     * lead of an account in lead_sig (lead_sig_cap entries, 0 past them) */
+    uint64_t written_sig;
+    uint64_t *lead_sig;
+    uint32_t lead_sig_cap;
     bool dirty, loading;
     UT_hash_handle hh;
 } unit_entry_t;
@@ -275,10 +283,24 @@ static const char *nz(const char *s) { return s ? s : ""; }
 
 static void fmt_double(char *out, size_t n, double v) { snprintf(out, n, "%.6g", v); }
 
+/* A 64-bit FNV-1a of length-prefixed strings: which values were last
+ * written, without keeping them.  Never 0 (0 means "nothing written"). */
+static uint64_t sig_of(const char *const *v, int n) {
+    uint64_t h = DS_FNV64_INIT;
+    for (int i = 0; i < n; i++)
+        h = ds_fnv64_str(h, v[i], strlen(v[i]));
+    return h ? h : 1;
+}
+
 /* HSET rkey with the lead's public fields, then `nextra` more arguments
- * (field/value pairs, lengths in extra_lens). */
+ * (field/value pairs, lengths in extra_lens).  A field is left out while
+ * it still holds what this process last wrote: lead_id and account_id
+ * after the first write, tier/top_insight/furthest_stage while *sig says
+ * they are unchanged (*sig is updated).  Every write stays an absolute
+ * value, so replaying a batch writes the same hash. */
 static void put_lead_fields(ds_redis_t *r, const char *rkey, const ds_lead_score_t *v,
-                            const char *const *extra, const size_t *extra_lens, int nextra) {
+                            uint64_t *sig, const char *const *extra, const size_t *extra_lens,
+                            int nextra) {
     char confront[32], connect[32], mob[32], asof[32], ev[32], reasons[1400];
     fmt_double(confront, sizeof(confront), v->confront);
     fmt_double(connect, sizeof(connect), v->connect);
@@ -290,6 +312,10 @@ static void put_lead_fields(ds_redis_t *r, const char *rkey, const ds_lead_score
     for (size_t i = 0; i < v->reasons_count && o < sizeof(reasons); i++)
         o += (size_t)snprintf(reasons + o, sizeof(reasons) - o, "%s%s", i ? "\n" : "",
                               v->reasons[i]);
+    const char *cls[] = {ds_tier_name(v->tier), nz(v->top_insight),
+                         v->furthest_stage >= 0 ? ds_content_stage_name(v->furthest_stage) : ""};
+    uint64_t now = sig_of(cls, 3), was = *sig;
+    *sig = now;
     const char *argv[32];
     size_t lens[32];
     int c = 0;
@@ -305,14 +331,18 @@ static void put_lead_fields(ds_redis_t *r, const char *rkey, const ds_lead_score
     lens[c++] = 4;
     argv[c] = rkey;
     lens[c++] = strlen(rkey);
-    F("lead_id", v->lead_id);
-    F("account_id", v->account_id);
+    if (!was) {
+        F("lead_id", v->lead_id);
+        F("account_id", v->account_id);
+    }
     F("confront", confront);
     F("connect", connect);
     F("mobilizer", mob);
-    F("tier", ds_tier_name(v->tier));
-    F("top_insight", v->top_insight);
-    F("furthest_stage", v->furthest_stage >= 0 ? ds_content_stage_name(v->furthest_stage) : "");
+    if (now != was) {
+        F("tier", cls[0]);
+        F("top_insight", cls[1]);
+        F("furthest_stage", cls[2]);
+    }
     F("reasons", reasons);
     F("as_of", asof);
     F("events_applied", ev);
@@ -332,7 +362,22 @@ typedef struct dirty_ctx {
     bool wrote_state; /* a lone lead's state went out with its fields */
 } dirty_ctx_t;
 
-static void put_dirty_lead(void *opaque, const ds_lead_score_t *v) {
+static uint64_t *lead_sig(unit_entry_t *e, size_t lead) {
+    if (lead >= e->lead_sig_cap) {
+        size_t cap = (lead + 4) & ~(size_t)3; /* leads arrive one by one */
+        uint64_t *n = realloc(e->lead_sig, cap * sizeof(*n));
+        if (!n) {
+            DS_ERROR("scorer", "out of memory");
+            abort();
+        }
+        memset(n + e->lead_sig_cap, 0, (cap - e->lead_sig_cap) * sizeof(*n));
+        e->lead_sig = n;
+        e->lead_sig_cap = (uint32_t)cap;
+    }
+    return &e->lead_sig[lead];
+}
+
+static void put_dirty_lead(void *opaque, size_t lead, const ds_lead_score_t *v) {
     dirty_ctx_t *dc = opaque;
     ds_scorer_t *s = dc->s;
     char rkey[700];
@@ -341,13 +386,13 @@ static void put_dirty_lead(void *opaque, const ds_lead_score_t *v) {
         snprintf(rkey, sizeof(rkey), "%s{lead:%s}", s->cfg->redis_prefix, dc->e->key);
         const char *extra[] = {"blob", (const char *)s->tmp.data, "checkpoint", dc->ckpt};
         size_t lens[] = {4, s->tmp.len, 10, strlen(dc->ckpt)};
-        put_lead_fields(dc->r, rkey, v, extra, lens, 4);
+        put_lead_fields(dc->r, rkey, v, &dc->e->written_sig, extra, lens, 4);
         dc->wrote_state = true;
         return;
     }
     snprintf(rkey, sizeof(rkey), "%s{acct:%s}:lead:%s", s->cfg->redis_prefix, dc->e->key,
              v->lead_id);
-    put_lead_fields(dc->r, rkey, v, NULL, NULL, 0);
+    put_lead_fields(dc->r, rkey, v, lead_sig(dc->e, lead), NULL, NULL, 0);
 }
 
 /* Every dirty unit, without MULTI/EXEC: each unit's state and checkpoint
@@ -411,16 +456,31 @@ static void sc_persist(void *self, ds_redis_t *r) {
         snprintf(confronted, sizeof(confronted), "%d", (int)a.confronted_stakeholders);
         fmt_double(consensus, sizeof(consensus), a.consensus);
         snprintf(asof, sizeof(asof), "%lld", (long long)a.as_of);
-        const char *argv[] = {"HSET", rkey, "blob", (const char *)s->tmp.data, "checkpoint",
-                              ckpt, "account_id", e->key, "engaged_stakeholders", engaged,
-                              "confronted_stakeholders", confronted, "consensus", consensus,
-                              "top_insight", a.top_insight ? a.top_insight : "",
-                              "mobilizers", mobs, "as_of", asof};
+        /* the score fields only when they differ from what was last
+         * written, account_id only the first time (see put_lead_fields) */
+        const char *score[] = {engaged, confronted, consensus, nz(a.top_insight), mobs};
+        uint64_t now = sig_of(score, 5), was = e->written_sig;
+        e->written_sig = now;
+        const char *argv[20] = {"HSET", rkey, "blob", (const char *)s->tmp.data,
+                                "checkpoint", ckpt, "as_of", asof};
+        int c = 8;
+        if (!was) {
+            argv[c++] = "account_id";
+            argv[c++] = e->key;
+        }
+        if (now != was) {
+            static const char *const names[] = {"engaged_stakeholders", "confronted_stakeholders",
+                                                "consensus", "top_insight", "mobilizers"};
+            for (int k = 0; k < 5; k++) {
+                argv[c++] = names[k];
+                argv[c++] = score[k];
+            }
+        }
         size_t lens[20];
-        for (int k = 0; k < 20; k++)
+        for (int k = 0; k < c; k++)
             lens[k] = strlen(argv[k]);
         lens[3] = s->tmp.len;
-        ds_redis_cmd(r, 20, argv, lens);
+        ds_redis_cmd(r, c, argv, lens);
     }
 }
 
@@ -444,6 +504,7 @@ static void sc_reset(void *self) {
     HASH_ITER(hh, s->units, e, tmp) {
         HASH_DEL(s->units, e);
         ds_score_unit_destroy(e->unit);
+        free(e->lead_sig);
         free(e->key);
         free(e);
     }
