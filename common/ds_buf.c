@@ -46,11 +46,17 @@ ds_err_t ds_buf_reserve(ds_buf_t *b, size_t extra) {
 
 ds_err_t ds_buf_appendf(ds_buf_t *b, const char *fmt, ...) {
     va_list ap;
+    /* one pass when it fits in the room already there */
+    size_t room = b->cap - b->len;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(room ? (char *)b->data + b->len : NULL, room, fmt, ap);
     va_end(ap);
     if (n < 0)
         return DS_ERR_INVAL;
+    if ((size_t)n < room && (!b->limit || (size_t)n <= b->limit - b->len)) {
+        b->len += (size_t)n;
+        return DS_ERR_OK;
+    }
     ds_err_t e = ds_buf_reserve(b, (size_t)n + 1);
     if (e)
         return e;

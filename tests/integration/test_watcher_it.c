@@ -277,6 +277,69 @@ static void test_mobilizer_from_scorer_tier(void **state) {
     ds_h_records_free(recs, n);
 }
 
+/* Each flush rewrites the deal hash fields whose values changed since the
+ * last one, whichever group of fields they are in, and only those. */
+static void test_deal_hash_follows_each_flush(void **state) {
+    (void)state;
+    char rules[300];
+    snprintf(rules, sizeof(rules), "%s/rules-flush.yaml", env.tmpdir);
+    write_file(rules, "{}\n");
+    ds_h_broker_ctl(&env, "create-topic crm.flush 1");
+    ds_h_broker_ctl(&env, "create-topic alerts.flush 1");
+    const char *args[] = {"watcher", "--brokers", env.brokers, "--redis", env.redis_url,
+                          "--group-id", "it-watch-flush", "--schemas", getenv("DS_SCHEMAS_DIR"),
+                          "--clock", "event", "--topic-crm", "crm.flush", "--topic-alerts",
+                          "alerts.flush", "--rules", rules, "--redis-flush-entities", "1", NULL};
+    pid_t w = ds_h_spawn(logfile, args);
+    rd_kafka_t *p = ds_h_producer(&env);
+    const char *key = "ds:{deal:D-F}";
+    /* one event at a time; after each, the fields it changed */
+    struct step {
+        int type;
+        const char *field, *want;
+    } steps[] = {
+        {DS_CRM_DEAL_OPENED, "reported_stage", "RECOGNIZE_NEED"},
+        {DS_CRM_STAGE_CHANGED, "reported_stage", "DEFINE_CRITERIA"},
+        {DS_CRM_SELLER_ACTIVITY, "unanswered_seller_actions", "1"},
+        {DS_CRM_BUYER_SIGNAL, "signals", "live_call_accepted=1700000003000"},
+        {DS_CRM_DEAL_LOST, "state", "lost"},
+    };
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "f%zu", i);
+        ds_crm_event_t e = crm(id, "D-F", T0 + (int64_t)i * 1000, steps[i].type);
+        if (steps[i].type == DS_CRM_STAGE_CHANGED)
+            e.stage = DS_PS_DEFINE_CRITERIA;
+        if (steps[i].type == DS_CRM_SELLER_ACTIVITY)
+            e.activity = "email";
+        if (steps[i].type == DS_CRM_BUYER_SIGNAL) {
+            e.signal = "live_call_accepted";
+            e.contact_id = "L-F";
+        }
+        ds_h_send_crm(p, "crm.flush", &e);
+        ds_h_flush(p);
+        char *v = ds_h_wait_hget(&env, key, steps[i].field, steps[i].want, 20000);
+        assert_non_null(v);
+        assert_string_equal(v, steps[i].want);
+        free(v);
+    }
+    /* the buyer signal answered the seller's action; the identity fields
+     * were written once and are still there */
+    static const char *const want[][2] = {{"unanswered_seller_actions", "0"},
+                                          {"last_buyer_signal_at", "1700000003000"},
+                                          {"deal_id", "D-F"},
+                                          {"owner_id", "rep-1"},
+                                          {"opened_at", "1700000000000"}};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        char *v = ds_h_hget(&env, key, want[i][0]);
+        assert_non_null(v);
+        assert_string_equal(v, want[i][1]);
+        free(v);
+    }
+    assert_int_equal(ds_h_stop(w, SIGTERM, 10000), 0);
+    rd_kafka_destroy(p);
+}
+
 int main(void) {
     snprintf(logfile, sizeof(logfile), "/tmp/test_watcher_it.log");
     ds_h_start(&env, 1, true);
@@ -284,6 +347,7 @@ int main(void) {
         cmocka_unit_test(test_event_clock_lifecycle),
         cmocka_unit_test(test_wall_clock_fires_without_events_and_after_restart),
         cmocka_unit_test(test_mobilizer_from_scorer_tier),
+        cmocka_unit_test(test_deal_hash_follows_each_flush),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ds_h_cleanup();

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ds_hash.h"
+
 #define NK DS_AK__COUNT
 
 typedef struct sig {
@@ -80,12 +82,6 @@ void ds_deal_destroy(ds_deal_t *d) {
     free(d);
 }
 
-static uint64_t fnv(const char *s) {
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
 
 static void set_str(char **dst, const char *s) {
     if (!s || !s[0] || (*dst && !strcmp(*dst, s)))
@@ -272,7 +268,7 @@ void ds_deal_evaluate(ds_deal_t *d, const ds_watch_ctx_t *c) {
 }
 
 static bool dedupe(ds_deal_t *d, const ds_crm_event_t *ev, double window_days) {
-    uint64_t h = fnv(ev->event_id);
+    uint64_t h = ds_fnv64(ev->event_id, strlen(ev->event_id));
     int64_t win = (int64_t)(window_days * DS_DAY_MS);
     if (ev->occurred_at > d->max_t)
         d->max_t = ev->occurred_at;
@@ -412,8 +408,6 @@ ds_err_t ds_deal_public_fields(const ds_deal_t *d, const ds_rules_t *r, ds_buf_t
     ts(b, sizeof(b), d->last_buyer);
     ts(c, sizeof(c), d->last_seller);
     snprintf(u, sizeof(u), "%d", (int)d->unanswered);
-    ds_buf_t t;
-    ds_buf_init(&t, 0);
     ds_err_t e = DS_ERR_OK;
     e = e ? e : pf(o, "deal_id", d->id);
     e = e ? e : pf(o, "account_id", d->account_id);
@@ -425,34 +419,31 @@ ds_err_t ds_deal_public_fields(const ds_deal_t *d, const ds_rules_t *r, ds_buf_t
     e = e ? e : pf(o, "last_buyer_signal_at", b);
     e = e ? e : pf(o, "last_seller_activity_at", c);
     e = e ? e : pf(o, "unanswered_seller_actions", u);
+    /* the lists are joined straight into o: key NUL item,item NUL */
+    e = e ? e : ds_buf_append(o, "stakeholders", sizeof("stakeholders"));
     for (uint32_t i = 0; !e && i < d->nstake; i++)
-        e = ds_buf_appendf(&t, "%s%s", i ? "," : "", d->stake[i]);
-    e = e ? e : ds_buf_append(&t, "", 1);
-    e = e ? e : pf(o, "stakeholders", (const char *)t.data);
+        e = ds_buf_appendf(o, "%s%s", i ? "," : "", d->stake[i]);
+    e = e ? e : ds_buf_append(o, "", 1);
     e = e ? e : pf(o, "mobilizer_known", d->mobilizer_known ? "1" : "0");
-    ds_buf_reset(&t);
+    e = e ? e : ds_buf_append(o, "signals", sizeof("signals"));
     for (uint32_t i = 0; !e && i < d->nsigs; i++)
-        e = ds_buf_appendf(&t, "%s%s=%lld", i ? "," : "", d->sigs[i].code,
+        e = ds_buf_appendf(o, "%s%s=%lld", i ? "," : "", d->sigs[i].code,
                            (long long)d->sigs[i].at);
-    e = e ? e : ds_buf_append(&t, "", 1);
-    e = e ? e : pf(o, "signals", (const char *)t.data);
-    ds_buf_reset(&t);
+    e = e ? e : ds_buf_append(o, "", 1);
+    e = e ? e : ds_buf_append(o, "open_alerts", sizeof("open_alerts"));
     int n = 0;
     for (int k = 0; !e && k < NK; k++)
         if (d->al[k].open)
-            e = ds_buf_appendf(&t, "%s%s:%d", n++ ? "," : "", ds_alert_kind_name(k),
+            e = ds_buf_appendf(o, "%s%s:%d", n++ ? "," : "", ds_alert_kind_name(k),
                                (int)d->al[k].level);
-    e = e ? e : ds_buf_append(&t, "", 1);
-    e = e ? e : pf(o, "open_alerts", (const char *)t.data);
-    ds_buf_reset(&t);
+    e = e ? e : ds_buf_append(o, "", 1);
+    e = e ? e : ds_buf_append(o, "missing_verifiers", sizeof("missing_verifiers"));
     n = 0;
     if (v != DS_NONE)
         for (size_t i = 0; !e && i < r->stall.stages[v].verifiers_count; i++)
             if (!observed(d, r->stall.stages[v].verifiers[i]))
-                e = ds_buf_appendf(&t, "%s%s", n++ ? "," : "", r->stall.stages[v].verifiers[i]);
-    e = e ? e : ds_buf_append(&t, "", 1);
-    e = e ? e : pf(o, "missing_verifiers", (const char *)t.data);
-    ds_buf_free(&t);
+                e = ds_buf_appendf(o, "%s%s", n++ ? "," : "", r->stall.stages[v].verifiers[i]);
+    e = e ? e : ds_buf_append(o, "", 1);
     return e;
 }
 

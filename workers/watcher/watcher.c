@@ -28,6 +28,7 @@
 #include <uthash.h>
 
 #include "ds_clock.h"
+#include "ds_hash.h"
 #include "ds_log.h"
 #include "ds_serde.h"
 #include "stall.h"
@@ -41,6 +42,7 @@ typedef struct deal_entry {
     int64_t ckpt_offset; /* -1: none */
     int64_t deadline;    /* current next deadline (INT64_MAX: none) */
     int64_t indexed;     /* deadline last written to the Redis index */
+    uint64_t written[4]; /* per field group, what was last written; 0: nothing */
     bool dirty, loading;
     UT_hash_handle hh;
 } deal_entry_t;
@@ -607,6 +609,41 @@ static void wa_tick(void *self, ds_worker_t *wk, int64_t now) {
 
 /* ---- persist -------------------------------------------------------------- */
 
+/* The deal hash's public fields in ds_deal_public_fields' order, in groups
+ * that tend to change together.  A group is written when any of its values
+ * differs from what this process last wrote (a 64-bit FNV-1a of them, per
+ * deal; 0 after a load, so the first write is complete).  A field not in
+ * this table is written every time. */
+#define NGROUPS 4
+static const struct {
+    const char *name;
+    int group;
+} deal_fields[] = {
+    {"deal_id", 0},
+    {"account_id", 0},
+    {"owner_id", 0},
+    {"state", 1},
+    {"reported_stage", 1},
+    {"verified_stage", 1},
+    {"opened_at", 0},
+    {"last_buyer_signal_at", 2},
+    {"last_seller_activity_at", 3},
+    {"unanswered_seller_actions", 3},
+    {"stakeholders", 2},
+    {"mobilizer_known", 1},
+    {"signals", 2},
+    {"open_alerts", 3},
+    {"missing_verifiers", 1},
+};
+#define NFIELDS 32 /* room for more fields than the table has */
+
+static int field_group(int i, const char *name) {
+    if (i < (int)(sizeof(deal_fields) / sizeof(deal_fields[0])) &&
+        !strcmp(deal_fields[i].name, name))
+        return deal_fields[i].group;
+    return -1;
+}
+
 static void wa_persist(void *self, ds_redis_t *r) {
     ds_watcher_t *w = self;
     for (size_t i = 0; i < w->ndirty; i++) {
@@ -624,7 +661,8 @@ static void wa_persist(void *self, ds_redis_t *r) {
             DS_ERROR("watcher", "cannot format deal %s", e->id);
             abort();
         }
-        /* argv: HSET key blob B checkpoint C (field value)* */
+        /* argv: HSET key blob B checkpoint C (field value)*, a group of
+         * fields only when it differs from what was last written */
         const char *argv[80];
         size_t lens[80];
         int c = 0;
@@ -634,13 +672,34 @@ static void wa_persist(void *self, ds_redis_t *r) {
         argv[c] = (const char *)w->tmp.data, lens[c++] = state_len;
         argv[c] = "checkpoint", lens[c++] = 10;
         argv[c] = ckpt, lens[c++] = strlen(ckpt);
+        const char *f[2 * NFIELDS];
+        size_t fl[2 * NFIELDS];
+        int nf = 0;
         const char *p = (const char *)w->tmp.data + state_len;
         const char *end = (const char *)w->tmp.data + w->tmp.len;
-        while (p < end && c < 78) {
-            size_t l = strlen(p);
-            argv[c] = p, lens[c++] = l;
-            p += l + 1;
+        while (p < end && nf < 2 * NFIELDS) {
+            fl[nf] = strlen(p);
+            f[nf] = p;
+            p += fl[nf++] + 1;
         }
+        uint64_t sig[NGROUPS];
+        for (int g = 0; g < NGROUPS; g++)
+            sig[g] = DS_FNV64_INIT;
+        for (int k = 0; k + 1 < nf; k += 2) {
+            int g = field_group(k / 2, f[k]);
+            if (g >= 0)
+                sig[g] = ds_fnv64_str(sig[g], f[k + 1], fl[k + 1]);
+        }
+        for (int g = 0; g < NGROUPS; g++)
+            sig[g] += !sig[g]; /* never 0 */
+        for (int k = 0; k + 1 < nf && c < 78; k += 2) {
+            int g = field_group(k / 2, f[k]);
+            if (g >= 0 && sig[g] == e->written[g])
+                continue;
+            argv[c] = f[k], lens[c++] = fl[k];
+            argv[c] = f[k + 1], lens[c++] = fl[k + 1];
+        }
+        memcpy(e->written, sig, sizeof(sig));
         ds_redis_cmd(r, c, argv, lens);
         if (e->deadline != e->indexed) {
             char zkey[600];
