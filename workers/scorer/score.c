@@ -1346,6 +1346,20 @@ bool ds_score_unit_account_view(ds_score_unit_t *u, ds_account_score_t *out) {
     return true;
 }
 
+void ds_score_unit_prefetch(const ds_score_unit_t *u, int stage) {
+    if (stage == 0) {
+        __builtin_prefetch(u);
+        __builtin_prefetch((const char *)u + 64);
+        __builtin_prefetch((const char *)u + 128);
+        return;
+    }
+    const void *p[] = {u->pool, u->strs, u->leads, u->dd, u->fw, u->cr, u->att, u->gc,
+                       u->em_mob, u->scr};
+    for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++)
+        if (p[i])
+            __builtin_prefetch(p[i]);
+}
+
 void ds_score_unit_clear_dirty(ds_score_unit_t *u) {
     for (uint32_t i = 0; i < u->nleads; i++)
         u->leads[i].dirty = 0;
