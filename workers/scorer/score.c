@@ -81,6 +81,7 @@ typedef struct lead {
     double confront, connect; /* uncapped points at as_of */
     int32_t em_c10, em_n10, em_m10; /* last emitted, rounded ×10 */
     uint8_t em_tier, any_a, dirty, touched;
+    uint64_t written; /* the caller's note of what it last wrote (foreach_dirty) */
     ins_t *ins;
     rep_t *rep;
     bkt_t *bkt;
@@ -409,7 +410,7 @@ static int bucket_add(lead_t *L, uint8_t kind, uint32_t a, uint32_t b, double v)
             return 0;
         }
     }
-    if (ENSURE(L->bkt, L->cbkt, L->nbkt + 1, 2))
+    if (ENSURE(L->bkt, L->cbkt, L->nbkt + 1, 1))
         return -1;
     L->bkt[L->nbkt++] = (bkt_t){a, b, kind, v};
     return 0;
@@ -1004,7 +1005,7 @@ static int engage(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds
             return 0; /* a repeat inside the window changes nothing */
         rp->t = t;
     } else {
-        if (ENSURE(L->rep, L->crep, L->nrep + 1, 2))
+        if (ENSURE(L->rep, L->crep, L->nrep + 1, 1))
             return -1;
         L->rep[L->nrep++] = (rep_t){content, (uint8_t)ev->type, t};
     }
@@ -1017,7 +1018,7 @@ static int engage(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds
                 break;
             }
         if (ii == NOID) {
-            if (ENSURE(L->ins, L->cins, L->nins + 1, 2))
+            if (ENSURE(L->ins, L->cins, L->nins + 1, 1))
                 return -1;
             ii = L->nins++;
             L->ins[ii] = (ins_t){insight, 0, 0, 0};
@@ -1075,7 +1076,7 @@ static int share(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_
                     have = true;
             }
         if (!have && r->scoring.share_cap > 0 && n < (uint32_t)r->scoring.share_cap) {
-            if (ENSURE(L->shc, L->cshc, L->nshc + 1, 2))
+            if (ENSURE(L->shc, L->cshc, L->nshc + 1, 1))
                 return -1;
             L->shc[L->nshc++] = (shc_t){content, col};
             added++;
@@ -1321,19 +1322,19 @@ ds_err_t ds_score_unit_apply(ds_score_unit_t *u, const ds_rules_t *r, const ds_m
 
 /* ---- views ---------------------------------------------------------------- */
 
-void ds_score_unit_foreach_dirty(const ds_score_unit_t *u,
-                                 void (*fn)(void *opaque, size_t lead,
+void ds_score_unit_foreach_dirty(ds_score_unit_t *u,
+                                 void (*fn)(void *opaque, uint64_t *written,
                                             const ds_lead_score_t *view),
                                  void *opaque) {
     for (uint32_t i = 0; i < u->nleads; i++) {
-        const lead_t *L = &u->leads[i];
+        lead_t *L = &u->leads[i];
         if (!L->dirty)
             continue;
         lview_t v;
         lead_view(u, L, &v);
         ds_lead_score_t rec;
         lead_record(u, L, &v, L->em_tier, 0, &rec);
-        fn(opaque, i, &rec);
+        fn(opaque, &L->written, &rec);
     }
 }
 
@@ -1619,7 +1620,7 @@ static int load_lead(loader_t *ld, lead_t *L) {
         return -1;
     if (get_count(ld, &n))
         return -1;
-    NOMEM_IF(n && ENSURE(L->ins, L->cins, n, 2));
+    NOMEM_IF(n && ENSURE(L->ins, L->cins, n, 1));
     for (uint32_t i = 0; i < n; i++) {
         ins_t *x = &L->ins[i];
         if (get_id(ld, ns, false, &x->insight) || get_u8max(ld, 7, &x->amask) ||
@@ -1630,7 +1631,7 @@ static int load_lead(loader_t *ld, lead_t *L) {
     }
     if (get_count(ld, &n))
         return -1;
-    NOMEM_IF(n && ENSURE(L->rep, L->crep, n, 2));
+    NOMEM_IF(n && ENSURE(L->rep, L->crep, n, 1));
     for (uint32_t i = 0; i < n; i++) {
         rep_t *x = &L->rep[i];
         if (get_id(ld, ns, true, &x->content) || get_u8max(ld, DS_MA__COUNT - 1, &x->type))
@@ -1640,7 +1641,7 @@ static int load_lead(loader_t *ld, lead_t *L) {
     }
     if (get_count(ld, &n))
         return -1;
-    NOMEM_IF(n && ENSURE(L->bkt, L->cbkt, n, 2));
+    NOMEM_IF(n && ENSURE(L->bkt, L->cbkt, n, 1));
     for (uint32_t i = 0; i < n; i++) {
         bkt_t *x = &L->bkt[i];
         if (get_u8max(ld, BK__COUNT - 1, &x->kind))
@@ -1666,7 +1667,7 @@ static int load_lead(loader_t *ld, lead_t *L) {
     }
     if (get_count(ld, &n))
         return -1;
-    NOMEM_IF(n && ENSURE(L->shc, L->cshc, n, 2));
+    NOMEM_IF(n && ENSURE(L->shc, L->cshc, n, 1));
     for (uint32_t i = 0; i < n; i++) {
         shc_t *x = &L->shc[i];
         if (get_id(ld, ns, true, &x->content) || get_id(ld, ns, false, &x->colleague))

@@ -76,10 +76,11 @@ size_t ds_score_unit_lead_count(const ds_score_unit_t *u);
 const char *ds_score_unit_lead_id(const ds_score_unit_t *u, size_t i);
 
 /** Current public view of every lead changed since the last clear (what the
- *  Redis lead hash shows), with the lead's index; the record is valid
- *  during the call only. */
-void ds_score_unit_foreach_dirty(const ds_score_unit_t *u,
-                                 void (*fn)(void *opaque, size_t lead,
+ *  Redis lead hash shows); the record is valid during the call only.
+ *  `written` is a note the caller keeps per lead (0 for a new or loaded
+ *  lead; not saved): what it last wrote. */
+void ds_score_unit_foreach_dirty(ds_score_unit_t *u,
+                                 void (*fn)(void *opaque, uint64_t *written,
                                             const ds_lead_score_t *view),
                                  void *opaque);
 /** Current account view; false for a lone lead. Valid until the next call

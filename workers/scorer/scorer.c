@@ -32,22 +32,19 @@
 #include "ds_serde.h"
 #include "score.h"
 
-typedef struct unit_entry {
+typedef struct unit_entry { /* 112 bytes: one per account, keep it small */
     char *key; /* account id or lone lead id */
-    bool is_account;
     ds_score_unit_t *unit; /* NULL while not loaded */
     int32_t ckpt_partition;
+    bool is_account, dirty, loading;
     int64_t ckpt_offset; /* -1: none */
     size_t leads_in_set; /* leads 0..n-1 are known to be in ds:{acct:A}:leads */
     size_t leads_counted; /* leads counted in tracked_leads */
     /* what this process last wrote of the public fields that seldom change
      * (written_sig), 0 when it has written nothing yet: an account's score
      * fields, a lone lead's tier/top_insight/furthest_stage; the same per
-     * lead of an account in lead_sig (lead_sig_cap entries, 0 past them) */
+     * lead of an account is kept with the lead (foreach_dirty) */
     uint64_t written_sig;
-    uint64_t *lead_sig;
-    uint32_t lead_sig_cap;
-    bool dirty, loading;
     UT_hash_handle hh;
 } unit_entry_t;
 
@@ -362,22 +359,7 @@ typedef struct dirty_ctx {
     bool wrote_state; /* a lone lead's state went out with its fields */
 } dirty_ctx_t;
 
-static uint64_t *lead_sig(unit_entry_t *e, size_t lead) {
-    if (lead >= e->lead_sig_cap) {
-        size_t cap = (lead + 4) & ~(size_t)3; /* leads arrive one by one */
-        uint64_t *n = realloc(e->lead_sig, cap * sizeof(*n));
-        if (!n) {
-            DS_ERROR("scorer", "out of memory");
-            abort();
-        }
-        memset(n + e->lead_sig_cap, 0, (cap - e->lead_sig_cap) * sizeof(*n));
-        e->lead_sig = n;
-        e->lead_sig_cap = (uint32_t)cap;
-    }
-    return &e->lead_sig[lead];
-}
-
-static void put_dirty_lead(void *opaque, size_t lead, const ds_lead_score_t *v) {
+static void put_dirty_lead(void *opaque, uint64_t *written, const ds_lead_score_t *v) {
     dirty_ctx_t *dc = opaque;
     ds_scorer_t *s = dc->s;
     char rkey[700];
@@ -392,7 +374,7 @@ static void put_dirty_lead(void *opaque, size_t lead, const ds_lead_score_t *v) 
     }
     snprintf(rkey, sizeof(rkey), "%s{acct:%s}:lead:%s", s->cfg->redis_prefix, dc->e->key,
              v->lead_id);
-    put_lead_fields(dc->r, rkey, v, lead_sig(dc->e, lead), NULL, NULL, 0);
+    put_lead_fields(dc->r, rkey, v, written, NULL, NULL, 0);
 }
 
 /* Every dirty unit, without MULTI/EXEC: each unit's state and checkpoint
@@ -512,7 +494,6 @@ static void sc_reset(void *self) {
     HASH_ITER(hh, s->units, e, tmp) {
         HASH_DEL(s->units, e);
         ds_score_unit_destroy(e->unit);
-        free(e->lead_sig);
         free(e->key);
         free(e);
     }
