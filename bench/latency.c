@@ -171,6 +171,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "latency: no LeadScore received\n");
         return 1;
     }
+    if (getenv("DS_LAT_TRACE")) { /* the worst latency of each second, in arrival order */
+        size_t per = rate > 1 ? (size_t)rate : 1;
+        for (size_t i = 0; i < g_nlat; i += per) {
+            double mx = 0;
+            for (size_t k = i; k < g_nlat && k < i + per; k++)
+                mx = g_lat[k] > mx ? g_lat[k] : mx;
+            fprintf(stderr, "%.0f ", mx);
+        }
+        fprintf(stderr, "(max ms per second of samples)\n");
+    }
     qsort(g_lat, g_nlat, sizeof(double), cmpd);
     printf("latency produce→%s at %.0f events/s over %.0f s: n=%zu p50=%.1f ms p90=%.1f ms "
            "p99=%.1f ms max=%.1f ms\n",

@@ -235,6 +235,12 @@ if [ "$which" = scorer ] && [ "${BENCH_LATENCY:-1}" = 1 ]; then
   # measure the steady state: the scorer has joined its group and Redis answers
   until curl -sf "http://127.0.0.1:$mport/readyz" >/dev/null 2>&1; do
     kill -0 "$wpid" 2>/dev/null || { echo "worker died"; exit 1; }; sleep 0.2; done
+  cpu_l0=$(cpu_of "$wpid"); cpu_r0=$(cpu_of "$redis_pid"); cpu_b0=$(cpu_of "$broker_pid")
   DS_LAT_IN=lat.events DS_LAT_OUT=lat.lead.scores "$lat_bin" "$brokers" "$rate" "$secs"
+  phases=$({ curl -s "http://127.0.0.1:$mport/metrics" 2>/dev/null || true; } \
+    | awk -F'[",]' '/^dealsignal_phase_seconds_sum/ {for (i=1;i<NF;i++) if ($i ~ /phase=$/) p=$(i+1); split($0, a, " "); printf "%s=%.2f ", p, a[2]}')
+  printf '  latency run: CPU s worker %.2f redis %.2f broker %.2f; worker thread s per phase: %s\n' \
+    "$(echo "$(cpu_of "$wpid") - $cpu_l0" | bc)" "$(echo "$(cpu_of "$redis_pid") - $cpu_r0" | bc)" \
+    "$(echo "$(cpu_of "$broker_pid") - $cpu_b0" | bc)" "$phases"
   kill -TERM "$wpid"; wait "$wpid" || true
 fi
