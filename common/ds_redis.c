@@ -83,6 +83,11 @@ static ds_err_t simple(ds_redis_t *r, int argc, const char **argv) {
     return e;
 }
 
+/* bumped by every (re)connection: see ds_redis_epoch() */
+static unsigned g_epoch;
+
+unsigned ds_redis_epoch(void) { return __atomic_load_n(&g_epoch, __ATOMIC_RELAXED); }
+
 ds_err_t ds_redis_connect(ds_redis_t *r) {
     if (r->ctx)
         return DS_ERR_OK;
@@ -118,6 +123,7 @@ ds_err_t ds_redis_connect(ds_redis_t *r) {
             return DS_ERR_IO;
         }
     }
+    __atomic_add_fetch(&g_epoch, 1, __ATOMIC_RELAXED);
     return DS_ERR_OK;
 }
 

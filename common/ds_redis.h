@@ -27,6 +27,12 @@ typedef struct ds_redis ds_redis_t;
 ds_redis_t *ds_redis_new(const char *url, int timeout_ms, char *errstr, size_t errstr_size);
 void ds_redis_destroy(ds_redis_t *r);
 
+/** A number that changes whenever any connection to Redis is (re)made
+ *  in this process.  A worker that skips writing values it already wrote
+ *  mixes it into what it remembers, so that after a reconnection (Redis
+ *  may have restarted empty) every hash is written in full again. */
+unsigned ds_redis_epoch(void);
+
 /** Connect now if not connected.  DS_ERR_IO when unreachable. */
 ds_err_t ds_redis_connect(ds_redis_t *r) DS_WUR;
 bool ds_redis_connected(const ds_redis_t *r);

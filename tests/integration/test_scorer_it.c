@@ -272,12 +272,58 @@ static void test_write_behind_flush(void **state) {
     rd_kafka_destroy(p);
 }
 
+/* Redis restarts empty (no persistence in this test): once the scorer has
+ * reconnected, the next write of a hash is complete again, although the
+ * lead's tier and ids did not change (fields are otherwise sent only when
+ * they change). */
+static void test_full_write_after_redis_restart(void **state) {
+    (void)state;
+    pid_t scorer = start_scorer_wb("it-rr", "1");
+    rd_kafka_t *p = ds_h_producer(&env);
+    const char *lkey = "wb:{acct:A-R}:lead:L-R";
+    char id[8];
+    for (int i = 1; i <= 3; i++) {
+        if (i == 2) {
+            ds_h_stop_redis(&env);
+            ds_h_restart_redis(&env);
+        }
+        snprintf(id, sizeof(id), "rr%d", i);
+        ds_ma_event_t e = ma(id, T0 + 5000 + i, "L-R", DS_MA_CONTENT_VIEWED, "c-spark", "I1",
+                             DS_CS_SPARK);
+        e.account_id = "A-R";
+        ds_h_send_ma(p, "wb.events", &e);
+        ds_h_flush(p);
+        char want[4];
+        snprintf(want, sizeof(want), "%d", i);
+        /* the first write after the restart goes to a new connection */
+        char *v = ds_h_wait_hget(&env, lkey, "events_applied", want, 30000);
+        assert_string_equal(v, want);
+        free(v);
+    }
+    static const char *const fields[][2] = {
+        {"lead_id", "L-R"}, {"account_id", "A-R"}, {"tier", NULL}, {"furthest_stage", NULL}};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        char *v = ds_h_hget(&env, lkey, fields[i][0]);
+        assert_non_null(v);
+        if (fields[i][1])
+            assert_string_equal(v, fields[i][1]);
+        free(v);
+    }
+    char *a = ds_h_hget(&env, "wb:{acct:A-R}", "engaged_stakeholders");
+    assert_non_null(a);
+    assert_string_equal(a, "1");
+    free(a);
+    assert_int_equal(ds_h_stop(scorer, SIGTERM, 10000), 0);
+    rd_kafka_destroy(p);
+}
+
 int main(void) {
     snprintf(logfile, sizeof(logfile), "%s/test_scorer_it.log", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     ds_h_start(&env, 2, true);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_scorer_end_to_end),
         cmocka_unit_test(test_write_behind_flush),
+        cmocka_unit_test(test_full_write_after_redis_restart),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ds_h_cleanup();

@@ -29,6 +29,7 @@
 
 #include "ds_hash.h"
 #include "ds_log.h"
+#include "ds_redis.h"
 #include "ds_serde.h"
 #include "score.h"
 
@@ -283,7 +284,8 @@ static void fmt_double(char *out, size_t n, double v) { snprintf(out, n, "%.6g",
 /* A 64-bit FNV-1a of length-prefixed strings: which values were last
  * written, without keeping them.  Never 0 (0 means "nothing written"). */
 static uint64_t sig_of(const char *const *v, int n) {
-    uint64_t h = DS_FNV64_INIT;
+    unsigned epoch = ds_redis_epoch(); /* a reconnection: write everything again */
+    uint64_t h = ds_fnv64_add(DS_FNV64_INIT, &epoch, sizeof(epoch));
     for (int i = 0; i < n; i++)
         h = ds_fnv64_str(h, v[i], strlen(v[i]));
     return h ? h : 1;
@@ -291,9 +293,9 @@ static uint64_t sig_of(const char *const *v, int n) {
 
 /* HSET rkey with the lead's public fields, then `nextra` more arguments
  * (field/value pairs, lengths in extra_lens).  A field is left out while
- * it still holds what this process last wrote: lead_id and account_id
- * after the first write, tier/top_insight/furthest_stage while *sig says
- * they are unchanged (*sig is updated).  Every write stays an absolute
+ * it still holds what this process last wrote over the same connection
+ * epoch: tier/top_insight/furthest_stage (and the ids, which never change)
+ * while *sig says so (*sig is updated).  Every write stays an absolute
  * value, so replaying a batch writes the same hash. */
 static void put_lead_fields(ds_redis_t *r, const char *rkey, const ds_lead_score_t *v,
                             uint64_t *sig, const char *const *extra, const size_t *extra_lens,
@@ -328,7 +330,7 @@ static void put_lead_fields(ds_redis_t *r, const char *rkey, const ds_lead_score
     lens[c++] = 4;
     argv[c] = rkey;
     lens[c++] = strlen(rkey);
-    if (!was) {
+    if (now != was) {
         F("lead_id", v->lead_id);
         F("account_id", v->account_id);
     }
@@ -446,19 +448,17 @@ static void sc_persist(void *self, ds_redis_t *r) {
         snprintf(confronted, sizeof(confronted), "%d", (int)a.confronted_stakeholders);
         fmt_double(consensus, sizeof(consensus), a.consensus);
         snprintf(asof, sizeof(asof), "%lld", (long long)a.as_of);
-        /* the score fields only when they differ from what was last
-         * written, account_id only the first time (see put_lead_fields) */
+        /* the score fields (and the id) only when they differ from what
+         * was last written (see put_lead_fields) */
         const char *score[] = {engaged, confronted, consensus, nz(a.top_insight), mobs};
         uint64_t now = sig_of(score, 5), was = e->written_sig;
         e->written_sig = now;
         const char *argv[20] = {"HSET", rkey, "blob", (const char *)s->tmp.data,
                                 "checkpoint", ckpt, "as_of", asof};
         int c = 8;
-        if (!was) {
+        if (now != was) {
             argv[c++] = "account_id";
             argv[c++] = e->key;
-        }
-        if (now != was) {
             static const char *const names[] = {"engaged_stakeholders", "confronted_stakeholders",
                                                 "consensus", "top_insight", "mobilizers"};
             for (int k = 0; k < 5; k++) {

@@ -611,8 +611,9 @@ static void wa_tick(void *self, ds_worker_t *wk, int64_t now) {
 
 /* The deal hash's public fields in ds_deal_public_fields' order, in groups
  * that tend to change together.  A group is written when any of its values
- * differs from what this process last wrote (a 64-bit FNV-1a of them, per
- * deal; 0 after a load, so the first write is complete).  A field not in
+ * differs from what this process last wrote (a 64-bit FNV-1a of them and of
+ * the Redis connection epoch, per deal; 0 after a load, so the first write
+ * is complete, and so is the first after a reconnection).  A field not in
  * this table is written every time. */
 #define NGROUPS 4
 static const struct {
@@ -683,8 +684,9 @@ static void wa_persist(void *self, ds_redis_t *r) {
             p += fl[nf++] + 1;
         }
         uint64_t sig[NGROUPS];
+        unsigned epoch = ds_redis_epoch(); /* a reconnection: write everything again */
         for (int g = 0; g < NGROUPS; g++)
-            sig[g] = DS_FNV64_INIT;
+            sig[g] = ds_fnv64_add(DS_FNV64_INIT, &epoch, sizeof(epoch));
         for (int k = 0; k + 1 < nf; k += 2) {
             int g = field_group(k / 2, f[k]);
             if (g >= 0)
