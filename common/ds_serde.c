@@ -1,7 +1,8 @@
 /*
- * ds_serde.c — see ds_serde.h.  Schemas and their generic value classes
- * are cached per id (uthash); one generic value per id is reused with
- * avro_value_reset so that decoding builds no class per message.
+ * ds_serde.c — see ds_serde.h.  Schemas are cached per id (uthash).  The
+ * hot path (ds_serde_read, ds_avro_*) reads and writes the bytes in place
+ * against those schemas; the avro-c generic value kept per id serves the
+ * reference decoder and encoder that the tests compare with.
  */
 #include "ds_serde.h"
 

@@ -4,10 +4,11 @@
  *
  * Framing: byte 0 = 0x00, bytes 1-4 = big-endian schema id, then Avro
  * binary.  Decoding never uses avro-c's resolved reader (broken in 1.11.1,
- * PITFALLS): the value is read with the writer schema and the caller
- * projects fields by name.  Before avro-c sees a payload, ds_serde_check()
- * walks it against the writer schema without allocating: truncated
- * strings and count bombs are refused up front (avro-c leaks on them).
+ * PITFALLS): the payload is read with the writer schema and the caller
+ * projects fields by name.  Every payload is first walked against the
+ * writer schema without allocating: truncated strings and count bombs are
+ * refused up front (avro-c leaks on them), and the walk indexes the fields
+ * for the in-place reader (ds_serde_read).
  *
  * A registry is single-threaded (avro-c is not thread-safe): one per thread.
  */
