@@ -73,6 +73,9 @@ typedef enum {
 } bstate_t;
 
 #define NBATCH 6
+/* How long the worker waits for a message while batches are in flight: it
+ * looks at their acks and replies again in between. */
+#define INFLIGHT_POLL_MS 1
 
 typedef struct batch {
     bstate_t state;
@@ -775,21 +778,21 @@ static bool writes_stage(ds_worker_t *w, wait_t wait) {
     }
 }
 
-/* Move the pipeline on after a batch was built: confirm what Redis has
- * answered so far, take the acks that are in (of the batches before
- * `keep`) and send those batches' writes.  With keep NULL, wait for every
- * ack and every reply, so that nothing is in flight afterwards.  Nothing
- * is waited for otherwise: the broker and Redis work while the next
- * batches are built, until the worker runs out of batches (make_room). */
-static bool advance(ds_worker_t *w, batch_t *keep) {
+/* Move the pipeline on: confirm what Redis has answered so far, take the
+ * acks that are in (of the batches before `keep`, the one just built) and
+ * send those batches' writes.  Nothing is waited for unless `drain`: the
+ * broker and Redis work while the next batches are built, until the worker
+ * runs out of batches (make_room).  With `drain`, wait for every ack and
+ * every reply, so that nothing is in flight afterwards (shutdown). */
+static bool advance(ds_worker_t *w, batch_t *keep, bool drain) {
     int64_t t = ds_clock_mono_us();
     if (!writes_stage(w, WAIT_NONE))
         return false;
     phase_add(w, PH_WRITES, &t);
-    if (!wait_acks(w, keep, keep == NULL))
+    if (!wait_acks(w, keep, drain))
         return false;
     phase_add(w, PH_ACKS, &t);
-    bool ok = writes_stage(w, keep ? WAIT_NONE : WAIT_ALL);
+    bool ok = writes_stage(w, drain ? WAIT_ALL : WAIT_NONE);
     phase_add(w, PH_WRITES, &t);
     return ok;
 }
@@ -973,7 +976,7 @@ int ds_worker_run(ds_worker_t *w) {
         b->state = B_BUILD;
         b->seq = ++w->seq;
         b->t0_us = 0;
-        collect(w, b, inflight ? 0 : wait);
+        collect(w, b, inflight ? INFLIGHT_POLL_MS : wait);
         if (b->nmsgs)
             phase_add(w, PH_COLLECT, &tc);
         if (w->abandon) {
@@ -991,12 +994,15 @@ int ds_worker_run(ds_worker_t *w) {
                      ds_clock_mono_ms() - w->last_flush_ms >= w->cfg->redis_flush_ms;
         if (!b->nmsgs && !tick && !flush) {
             batch_release(b);
-            /* idle: let everything in flight finish now */
-            if (inflight && !advance(w, NULL))
+            /* no message now: move what is in flight on as acks and
+             * replies come in, without blocking, so that a message that
+             * arrives meanwhile is taken at once (collect waits a little
+             * for one while anything is in flight) */
+            if (inflight && !advance(w, NULL, false))
                 abandon_all(w, w->abandon ? "rebalance" : "shutdown");
             continue;
         }
-        if (!build_batch(w, b, tick, flush) || !advance(w, b)) {
+        if (!build_batch(w, b, tick, flush) || !advance(w, b, false)) {
             abandon_all(w, w->abandon ? "rebalance" : "shutdown");
             continue;
         }
@@ -1004,14 +1010,14 @@ int ds_worker_run(ds_worker_t *w) {
     DS_INFO(w->ops->name, "shutting down: finishing the batches in flight, committing and "
                           "leaving the group");
     w->abandon = false;
-    if (any_inflight(w) && !advance(w, NULL))
+    if (any_inflight(w) && !advance(w, NULL, true))
         abandon_all(w, "shutdown timeout");
     if (w->unflushed) { /* the state of the last batches, then their offsets */
         batch_t *b = free_batch(w);
         b->state = B_BUILD;
         b->seq = ++w->seq;
         b->t0_us = 0;
-        if (!build_batch(w, b, false, true) || !advance(w, NULL))
+        if (!build_batch(w, b, false, true) || !advance(w, NULL, true))
             abandon_all(w, "shutdown timeout");
     }
     rd_kafka_resp_err_t err = rd_kafka_commit(w->consumer, NULL, 0);
