@@ -459,27 +459,19 @@ ds_err_t ds_avro_long(const ds_avro_val_t *v, int64_t *out) {
     }
 }
 
-static uint64_t le(const unsigned char *p, int n) {
-    uint64_t u = 0;
-    for (int i = n - 1; i >= 0; i--)
-        u = u << 8 | p[i];
-    return u;
-}
-
 ds_err_t ds_avro_double(const ds_avro_val_t *v, double *out) {
     int64_t l;
     switch (avro_typeof(v->schema)) {
-    case AVRO_DOUBLE: {
-        if (v->end - v->p < 8)
-            return DS_ERR_UNDECODABLE;
-        uint64_t u = le(v->p, 8);
-        memcpy(out, &u, sizeof(*out));
-        return DS_ERR_OK;
+    case AVRO_DOUBLE: { /* 8 bytes little-endian, as ds_buf's own doubles */
+        ds_reader_t rd;
+        ds_reader_init(&rd, v->p, (size_t)(v->end - v->p));
+        return ds_get_f64(&rd, out) ? DS_ERR_UNDECODABLE : DS_ERR_OK;
     }
     case AVRO_FLOAT: {
         if (v->end - v->p < 4)
             return DS_ERR_UNDECODABLE;
-        uint32_t u = (uint32_t)le(v->p, 4);
+        uint32_t u = (uint32_t)v->p[0] | (uint32_t)v->p[1] << 8 | (uint32_t)v->p[2] << 16 |
+                     (uint32_t)v->p[3] << 24;
         float f;
         memcpy(&f, &u, sizeof(f));
         *out = f;

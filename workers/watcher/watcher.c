@@ -675,6 +675,7 @@ static void wa_persist(void *self, ds_redis_t *r) {
         argv[c] = ckpt, lens[c++] = strlen(ckpt);
         const char *f[2 * NFIELDS];
         size_t fl[2 * NFIELDS];
+        int grp[NFIELDS];
         int nf = 0;
         const char *p = (const char *)w->tmp.data + state_len;
         const char *end = (const char *)w->tmp.data + w->tmp.len;
@@ -688,14 +689,14 @@ static void wa_persist(void *self, ds_redis_t *r) {
         for (int g = 0; g < NGROUPS; g++)
             sig[g] = ds_fnv64_add(DS_FNV64_INIT, &epoch, sizeof(epoch));
         for (int k = 0; k + 1 < nf; k += 2) {
-            int g = field_group(k / 2, f[k]);
+            int g = grp[k / 2] = field_group(k / 2, f[k]);
             if (g >= 0)
                 sig[g] = ds_fnv64_str(sig[g], f[k + 1], fl[k + 1]);
         }
         for (int g = 0; g < NGROUPS; g++)
             sig[g] += !sig[g]; /* never 0 */
         for (int k = 0; k + 1 < nf && c < 78; k += 2) {
-            int g = field_group(k / 2, f[k]);
+            int g = grp[k / 2];
             if (g >= 0 && sig[g] == e->written[g])
                 continue;
             argv[c] = f[k], lens[c++] = fl[k];
