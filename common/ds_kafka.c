@@ -205,6 +205,25 @@ fail:
     return NULL;
 }
 
+bool ds_kafka_warm_topics(rd_kafka_t *rk, const char *const *topics, size_t n, int timeout_ms) {
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topics[i], NULL);
+        if (!rkt) {
+            ok = false;
+            continue;
+        }
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+        if (err || !md || md->topic_cnt != 1 || md->topics[0].err)
+            ok = false;
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+    }
+    return ok;
+}
+
 ds_err_t ds_kafka_produce(rd_kafka_t *p, const char *topic, const void *key, size_t klen,
                           const void *val, size_t vlen, rd_kafka_headers_t *hdrs,
                           ds_delivery_t *d) {

@@ -58,6 +58,12 @@ ds_err_t ds_kafka_stats_lag(const char *json, size_t len, const char *topic,
 /** An idempotent producer whose delivery reports feed ds_delivery_t. */
 rd_kafka_t *ds_kafka_producer_new(const ds_config_t *cfg, char *errstr, size_t errstr_size);
 
+/** Fetch the metadata of `topics` (their partitions' leaders) for rk, waiting
+ *  at most timeout_ms for each, so that the first records produced to them
+ *  are not held until librdkafka has looked the topics up.  False when a
+ *  topic's metadata did not come (the producer looks it up later then). */
+bool ds_kafka_warm_topics(rd_kafka_t *rk, const char *const *topics, size_t n, int timeout_ms);
+
 /** Apply brokers, `kafka.*` pass-through and log routing to conf.
  *  Exposed for tools (gen, tail) that build their own handles. */
 ds_err_t ds_kafka_conf_apply(rd_kafka_conf_t *conf, const char *brokers,

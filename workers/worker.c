@@ -107,6 +107,8 @@ struct ds_worker {
     void *self;
     char topic[256];
     char dlq_topic[300];
+    const char *outputs[4]; /* ds_worker_set_outputs */
+    size_t noutputs;
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
     ds_redis_t *redis;  /* loads (and the ops' own reads): answered at once */
@@ -944,9 +946,20 @@ static batch_t *free_batch(ds_worker_t *w) {
     return NULL;
 }
 
+void ds_worker_set_outputs(ds_worker_t *w, const char *const *topics, size_t n) {
+    w->noutputs = 0;
+    for (size_t i = 0; i < n && i < sizeof(w->outputs) / sizeof(w->outputs[0]); i++)
+        w->outputs[w->noutputs++] = topics[i];
+}
+
 int ds_worker_run(ds_worker_t *w) {
     int rc = 0;
     DS_INFO(w->ops->name, "consuming topic=%s group=%s", w->topic, w->cfg->group_id);
+    /* look the output topics up now: otherwise the first batch's outputs
+     * wait (~0.7 s) for the producer's metadata */
+    if (w->noutputs && !ds_kafka_warm_topics(w->producer, w->outputs, w->noutputs, 2000))
+        DS_WARN(w->ops->name, "output topics not known to the broker yet; "
+                              "the first outputs wait for their metadata");
     w->last_flush_ms = ds_clock_mono_ms(); /* the first interval starts now */
     if (ds_redis_connect(w->redis) == DS_ERR_OK)
         w->redis_ok = 1;

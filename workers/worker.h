@@ -82,6 +82,10 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
 int ds_worker_run(ds_worker_t *w);
 void ds_worker_destroy(ds_worker_t *w);
 
+/** The topics the worker produces its outputs to (borrowed, at most 4): their
+ *  metadata is fetched at start, so that the first outputs go out at once. */
+void ds_worker_set_outputs(ds_worker_t *w, const char *const *topics, size_t n);
+
 /** Queue an output record for this batch (copied).  `id` is the stable
  *  output id, sent in the `dealsignal.id` header. */
 void ds_worker_emit(ds_worker_t *w, const char *topic, const char *key, const void *val,

@@ -15,6 +15,7 @@
 
 #include "ds_buf.h"
 #include "ds_clock.h"
+#include "ds_kafka.h"
 #include "harness.h"
 
 static ds_h_env_t env;
@@ -317,10 +318,31 @@ static void test_full_write_after_redis_restart(void **state) {
     rd_kafka_destroy(p);
 }
 
+/* The output topics' metadata, fetched before the first batch: known for
+ * topics the broker has, not when no broker answers. */
+static void test_warm_topics(void **state) {
+    (void)state;
+    rd_kafka_t *p = ds_h_producer(&env);
+    const char *topics[] = {"lead.scores", "account.scores"};
+    assert_true(ds_kafka_warm_topics(p, topics, 2, 10000));
+    rd_kafka_destroy(p);
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    char e[256];
+    char nobody[64];
+    snprintf(nobody, sizeof(nobody), "127.0.0.1:%d", ds_h_free_port());
+    assert_int_equal(rd_kafka_conf_set(c, "bootstrap.servers", nobody, e, sizeof(e)),
+                     RD_KAFKA_CONF_OK);
+    rd_kafka_t *q = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
+    assert_non_null(q);
+    assert_false(ds_kafka_warm_topics(q, topics, 1, 300));
+    rd_kafka_destroy(q);
+}
+
 int main(void) {
     snprintf(logfile, sizeof(logfile), "%s/test_scorer_it.log", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     ds_h_start(&env, 2, true);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_warm_topics),
         cmocka_unit_test(test_scorer_end_to_end),
         cmocka_unit_test(test_write_behind_flush),
         cmocka_unit_test(test_full_write_after_redis_restart),

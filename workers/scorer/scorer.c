@@ -544,6 +544,8 @@ ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules,
                               errstr_size);
     if (!s->worker)
         goto fail;
+    const char *outputs[] = {cfg->topic_lead_scores, cfg->topic_account_scores};
+    ds_worker_set_outputs(s->worker, outputs, 2);
     s->m_applied = mcounter(metrics, "applied_events", "Input events applied to the state");
     s->m_duplicates = mcounter(metrics, "duplicate_events", "Duplicate event ids applied once");
     s->m_unclassified = mcounter(metrics, "unclassified_events",

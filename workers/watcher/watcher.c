@@ -827,6 +827,8 @@ ds_watcher_t *ds_watcher_new(const ds_config_t *cfg, const ds_rules_t *rules,
     w->worker = ds_worker_new(cfg, cfg->topic_crm, &watcher_ops, w, metrics, errstr, errstr_size);
     if (!w->worker)
         goto fail;
+    const char *outputs[] = {cfg->topic_alerts};
+    ds_worker_set_outputs(w->worker, outputs, 1);
     if (metrics) {
         w->m_applied = ds_metrics_counter(metrics, "applied_events",
                                           "Input events applied to the state", "worker=\"watcher\"");
