@@ -12,8 +12,15 @@
  * produce to the score on its topic.  Prints p50/p90/p99/max.  The first
  * DS_LAT_WARMUP seconds (default 3) are produced at the same rate but not
  * counted: the worker creates the state of every new lead then.
- * Events alternate between many leads and stages so that most change a
- * score.  Runs against a scorer started separately (bench/run.sh does).
+ *
+ * The mix (DS_LAT_MIX):
+ *   gen     (default) `dealsignal gen`'s marketing mix, the one the
+ *           throughput bench measures, over DS_LAT_ACCOUNTS accounts
+ *           (default 20000), with occurred_at replaced by the wall time;
+ *   growth  a stress mix: 100,000 leads in 25,000 accounts, each event new
+ *           content of a new insight, so that every event moves a score
+ *           and every account's state grows all through the run.
+ * Runs against a scorer started separately (bench/run.sh does).
  */
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
@@ -25,12 +32,16 @@
 #include "ds_clock.h"
 #include "ds_serde.h"
 #include "events.h"
+#include "gen.h"
 
 static volatile int g_done;
 /* samples of events produced before this (ms, wall) are warm-up: not counted */
 static volatile int64_t g_measure_from = INT64_MAX;
 static double *g_lat;
 static size_t g_nlat, g_cap;
+/* the worst latency of the events produced in each second of the run */
+#define MAX_SECS 3600
+static double g_worst[MAX_SECS];
 static const char *g_brokers, *g_schemas, *g_in, *g_out;
 
 static int cmpd(const void *a, const void *b) {
@@ -82,6 +93,9 @@ static void *consume(void *arg) {
                     g_lat = realloc(g_lat, g_cap * sizeof(double));
                 }
                 g_lat[g_nlat++] = lat;
+                int64_t sec = (s.as_of - g_measure_from) / 1000;
+                if (sec < MAX_SECS && lat > g_worst[sec])
+                    g_worst[sec] = lat;
             }
         }
         rd_kafka_message_destroy(m);
@@ -120,44 +134,74 @@ int main(int argc, char **argv) {
     rd_kafka_conf_set(c, "bootstrap.servers", g_brokers, e, sizeof(e));
     rd_kafka_conf_set(c, "linger.ms", "5", e, sizeof(e)); /* the Kafka default since 4.0 */
     rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
+    { /* the topic's leaders before the clock starts: the first events are
+       * not held waiting for the producer's metadata */
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(p, g_in, NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        if (rd_kafka_metadata(p, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            rd_kafka_metadata_destroy(md);
+        rd_kafka_topic_destroy(rkt);
+    }
     ds_buf_t b;
     ds_buf_init(&b, 0);
     double warmup = getenv("DS_LAT_WARMUP") ? strtod(getenv("DS_LAT_WARMUP"), NULL) : 3;
     g_measure_from = ds_clock_now_ms() + (int64_t)(warmup * 1000);
     int64_t start = ds_clock_mono_us();
     long n = 0, total = (long)(rate * (secs + warmup));
+    const char *mix = getenv("DS_LAT_MIX") ? getenv("DS_LAT_MIX") : "gen";
+    bool growth = !strcmp(mix, "growth");
+    if (!growth && strcmp(mix, "gen")) {
+        fprintf(stderr, "latency: DS_LAT_MIX is gen or growth, not %s\n", mix);
+        return 2;
+    }
+    ds_gen_opts_t go = {.seed = 11,
+                        .accounts = getenv("DS_LAT_ACCOUNTS") ? atoi(getenv("DS_LAT_ACCOUNTS"))
+                                                              : 20000,
+                        .mix = DS_GEN_MARKETING,
+                        .start_ms = ds_clock_now_ms()};
+    ds_gen_t *gen = growth ? NULL : ds_gen_new(&go);
     while (n < total) {
         int64_t due = start + (int64_t)((double)n * 1e6 / rate);
         /* sleep, do not spin: the machine has two cores and the worker,
          * Redis and the broker need them */
         for (int64_t ahead; (ahead = due - ds_clock_mono_us()) > 0;)
             rd_kafka_poll(p, ahead > 1000 ? (int)(ahead / 1000) : 1);
-        char id[48], lead[64], acct[64], content[64], insight[64];
-        snprintf(id, sizeof(id), "lat-%lld-%ld", (long long)start, n);
-        /* leads of this run only, 100,000 of them in 25,000 accounts: a
-         * lead gets an event every 100,000, far from the score caps */
-        snprintf(acct, sizeof(acct), "LA-%lld-%ld", (long long)start, n % 25000);
-        snprintf(lead, sizeof(lead), "LL-%lld-%ld", (long long)start, n % 100000);
-        /* new content of a new insight each round over the leads: every
-         * event adds points, so every event moves a score */
-        snprintf(content, sizeof(content), "lc-%lld-%ld", (long long)start, n / 100000);
-        snprintf(insight, sizeof(insight), "li-%lld-%ld", (long long)start, n / 100000);
         ds_ma_event_t ev;
-        memset(&ev, 0, sizeof(ev));
-        ev.event_id = id;
-        ev.occurred_at = ds_clock_now_ms();
-        ev.lead_id = lead;
-        ev.account_id = acct;
-        ev.type = DS_MA_CONTENT_COMPLETED;
-        ev.content_id = content;
-        ev.insight_id = insight;
-        ev.content_stage = DS_CS_CONFRONT;
+        char id[48], lead[64], acct[64], content[64], insight[64];
+        const char *key;
+        if (gen) {
+            ds_gen_event_t ge;
+            ds_gen_next(gen, &ge);
+            ev = ge.ma;
+            ev.occurred_at = ds_clock_now_ms();
+            key = ev.account_id ? ev.account_id : ev.lead_id;
+        } else {
+            snprintf(id, sizeof(id), "lat-%lld-%ld", (long long)start, n);
+            /* leads of this run only, 100,000 of them in 25,000 accounts: a
+             * lead gets an event every 100,000, far from the score caps */
+            snprintf(acct, sizeof(acct), "LA-%lld-%ld", (long long)start, n % 25000);
+            snprintf(lead, sizeof(lead), "LL-%lld-%ld", (long long)start, n % 100000);
+            /* new content of a new insight each round over the leads: every
+             * event adds points, so every event moves a score */
+            snprintf(content, sizeof(content), "lc-%lld-%ld", (long long)start, n / 100000);
+            snprintf(insight, sizeof(insight), "li-%lld-%ld", (long long)start, n / 100000);
+            memset(&ev, 0, sizeof(ev));
+            ev.event_id = id;
+            ev.occurred_at = ds_clock_now_ms();
+            ev.lead_id = lead;
+            ev.account_id = acct;
+            ev.type = DS_MA_CONTENT_COMPLETED;
+            ev.content_id = content;
+            ev.insight_id = insight;
+            ev.content_stage = DS_CS_CONFRONT;
+            key = acct;
+        }
         ds_buf_reset(&b);
         if (ds_encode_ma(codec, &ev, &b))
             return 1;
         while (rd_kafka_producev(p, RD_KAFKA_V_TOPIC(g_in),
                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                 RD_KAFKA_V_KEY(acct, strlen(acct)),
+                                 RD_KAFKA_V_KEY(key, strlen(key)),
                                  RD_KAFKA_V_VALUE(b.data, b.len), RD_KAFKA_V_END) ==
                RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(p, 1);
@@ -171,15 +215,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "latency: no LeadScore received\n");
         return 1;
     }
-    if (getenv("DS_LAT_TRACE")) { /* the worst latency of each second, in arrival order */
-        size_t per = rate > 1 ? (size_t)rate : 1;
-        for (size_t i = 0; i < g_nlat; i += per) {
-            double mx = 0;
-            for (size_t k = i; k < g_nlat && k < i + per; k++)
-                mx = g_lat[k] > mx ? g_lat[k] : mx;
-            fprintf(stderr, "%.0f ", mx);
-        }
-        fprintf(stderr, "(max ms per second of samples)\n");
+    if (getenv("DS_LAT_TRACE")) { /* by the second in which the events were produced */
+        for (int64_t i = 0; i < (int64_t)secs && i < MAX_SECS; i++)
+            fprintf(stderr, "%.0f ", g_worst[i]);
+        fprintf(stderr, "(the worst ms of the events produced in each second)\n");
     }
     qsort(g_lat, g_nlat, sizeof(double), cmpd);
     printf("latency produce→%s at %.0f events/s over %.0f s: n=%zu p50=%.1f ms p90=%.1f ms "
@@ -187,6 +226,7 @@ int main(int argc, char **argv) {
            g_out, rate, secs, g_nlat, g_lat[g_nlat / 2], g_lat[g_nlat * 9 / 10], g_lat[g_nlat * 99 / 100],
            g_lat[g_nlat - 1]);
     rd_kafka_destroy(p);
+    ds_gen_destroy(gen);
     ds_buf_free(&b);
     ds_codec_destroy(codec);
     ds_registry_destroy(reg);

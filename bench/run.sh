@@ -18,7 +18,8 @@
 # on topics of its own (4 partitions: the mock broker's fetch cost grows with
 # the number of message sets per partition), with a fresh scorer that has
 # joined its group: p50/p90/p99/max.
-# BENCH_PERF=FILE records a perf profile of each run to FILE.RUN.WORKER.
+# BENCH_PERF=FILE records a perf profile of each run to FILE.RUN.WORKER (and of
+# the latency run's scorer to FILE.lat).
 # BENCH_WORKERS=N runs N worker processes in one group (horizontal scaling;
 # the clock starts once every one has its partitions); CPU is summed.
 set -euo pipefail
@@ -227,7 +228,7 @@ if [ "$which" = scorer ] && [ "${BENCH_LATENCY:-1}" = 1 ]; then
   lat_bin=$lat_dir/ds_bench_latency
   [ -x "$lat_bin" ] || cmake --build "$(dirname "$bin")" --target ds_bench_latency >/dev/null
   mport=$(free_port)
-  "$bin" scorer --brokers "$brokers" --redis "redis://127.0.0.1:$rport/15" \
+  ${BENCH_PERF:+perf record -F 999 ${BENCH_PERF_CG:--g} -o "$BENCH_PERF.lat" --} "$bin" scorer --brokers "$brokers" --redis "redis://127.0.0.1:$rport/15" \
      --group-id "bench-lat-$$" --metrics-addr "127.0.0.1:$mport" --log-level warn \
      --topic-marketing lat.events --topic-lead-scores lat.lead.scores \
      --topic-account-scores lat.account.scores 2>"$tmp/worker-lat.err" &
@@ -236,7 +237,7 @@ if [ "$which" = scorer ] && [ "${BENCH_LATENCY:-1}" = 1 ]; then
   until curl -sf "http://127.0.0.1:$mport/readyz" >/dev/null 2>&1; do
     kill -0 "$wpid" 2>/dev/null || { echo "worker died"; exit 1; }; sleep 0.2; done
   cpu_l0=$(cpu_of "$wpid"); cpu_r0=$(cpu_of "$redis_pid"); cpu_b0=$(cpu_of "$broker_pid")
-  DS_LAT_IN=lat.events DS_LAT_OUT=lat.lead.scores "$lat_bin" "$brokers" "$rate" "$secs"
+  DS_LAT_ACCOUNTS=${BENCH_ACCOUNTS:-20000} DS_LAT_IN=lat.events DS_LAT_OUT=lat.lead.scores "$lat_bin" "$brokers" "$rate" "$secs"
   phases=$({ curl -s "http://127.0.0.1:$mport/metrics" 2>/dev/null || true; } \
     | awk -F'[",]' '/^dealsignal_phase_seconds_sum/ {for (i=1;i<NF;i++) if ($i ~ /phase=$/) p=$(i+1); split($0, a, " "); printf "%s=%.2f ", p, a[2]}')
   printf '  latency run: CPU s worker %.2f redis %.2f broker %.2f; worker thread s per phase: %s\n' \
