@@ -35,6 +35,7 @@
 #include "gen.h"
 
 static volatile int g_done;
+static volatile int64_t g_last_ms; /* when the consumer last got a score (mono) */
 /* samples of events produced before this (ms, wall) are warm-up: not counted */
 static volatile int64_t g_measure_from = INT64_MAX;
 static double *g_lat;
@@ -78,6 +79,7 @@ static void *consume(void *arg) {
         if (!m)
             continue;
         if (!m->err) {
+            g_last_ms = ds_clock_mono_ms();
             ds_lead_score_t s;
             char detail[128];
             ds_arena_reset(&arena);
@@ -208,7 +210,12 @@ int main(int argc, char **argv) {
         n++;
     }
     rd_kafka_flush(p, 10000);
-    ds_clock_sleep_ms(2000);
+    /* every score of a backlog counts: wait until none has come for 2 s
+     * (at most 120 s) */
+    int64_t stop_by = ds_clock_mono_ms() + 120000;
+    g_last_ms = ds_clock_mono_ms();
+    while (ds_clock_mono_ms() - g_last_ms < 2000 && ds_clock_mono_ms() < stop_by)
+        ds_clock_sleep_ms(100);
     g_done = 1;
     pthread_join(t, NULL);
     if (!g_nlat) {
