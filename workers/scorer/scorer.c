@@ -27,6 +27,7 @@
 #include <string.h>
 #include <uthash.h>
 
+#include "ds_fmt.h"
 #include "ds_hash.h"
 #include "ds_log.h"
 #include "ds_redis.h"
@@ -279,7 +280,22 @@ static void sc_apply(void *self, ds_worker_t *w, void *slot, int32_t partition, 
 
 static const char *nz(const char *s) { return s ? s : ""; }
 
-static void fmt_double(char *out, size_t n, double v) { snprintf(out, n, "%.6g", v); }
+static void fmt_double(char *out, size_t n, double v) { ds_fmt_g6(out, n, v); }
+
+/* the strings joined by sep, cut to fit n bytes (NUL included) */
+static void fmt_list(char *out, size_t n, const char *const *v, size_t count, char sep) {
+    size_t o = 0;
+    for (size_t i = 0; i < count && o + 1 < n; i++) {
+        if (i)
+            out[o++] = sep;
+        size_t l = strlen(v[i]);
+        if (l > n - 1 - o)
+            l = n - 1 - o;
+        memcpy(out + o, v[i], l);
+        o += l;
+    }
+    out[o] = '\0';
+}
 
 /* A 64-bit FNV-1a of length-prefixed strings: which values were last
  * written, without keeping them.  Never 0 (0 means "nothing written"). */
@@ -304,13 +320,9 @@ static void put_lead_fields(ds_redis_t *r, const char *rkey, const ds_lead_score
     fmt_double(confront, sizeof(confront), v->confront);
     fmt_double(connect, sizeof(connect), v->connect);
     fmt_double(mob, sizeof(mob), v->mobilizer);
-    snprintf(asof, sizeof(asof), "%lld", (long long)v->as_of);
-    snprintf(ev, sizeof(ev), "%lld", (long long)v->events_applied);
-    size_t o = 0;
-    reasons[0] = '\0';
-    for (size_t i = 0; i < v->reasons_count && o < sizeof(reasons); i++)
-        o += (size_t)snprintf(reasons + o, sizeof(reasons) - o, "%s%s", i ? "\n" : "",
-                              v->reasons[i]);
+    ds_fmt_i64(asof, v->as_of);
+    ds_fmt_i64(ev, v->events_applied);
+    fmt_list(reasons, sizeof(reasons), (const char *const *)v->reasons, v->reasons_count, '\n');
     const char *cls[] = {ds_tier_name(v->tier), nz(v->top_insight),
                          v->furthest_stage >= 0 ? ds_content_stage_name(v->furthest_stage) : ""};
     uint64_t now = sig_of(cls, 3), was = *sig;
@@ -367,15 +379,15 @@ static void put_dirty_lead(void *opaque, uint64_t *written, const ds_lead_score_
     char rkey[700];
     if (!dc->e->is_account) {
         /* a lone lead: public fields, state and checkpoint in one HSET */
-        snprintf(rkey, sizeof(rkey), "%s{lead:%s}", s->cfg->redis_prefix, dc->e->key);
+        ds_fmt_join(rkey, sizeof(rkey), s->cfg->redis_prefix, "{lead:", dc->e->key, "}", NULL);
         const char *extra[] = {"blob", (const char *)s->tmp.data, "checkpoint", dc->ckpt};
         size_t lens[] = {4, s->tmp.len, 10, strlen(dc->ckpt)};
         put_lead_fields(dc->r, rkey, v, &dc->e->written_sig, extra, lens, 4);
         dc->wrote_state = true;
         return;
     }
-    snprintf(rkey, sizeof(rkey), "%s{acct:%s}:lead:%s", s->cfg->redis_prefix, dc->e->key,
-             v->lead_id);
+    ds_fmt_join(rkey, sizeof(rkey), s->cfg->redis_prefix, "{acct:", dc->e->key, "}:lead:",
+                v->lead_id, NULL);
     put_lead_fields(dc->r, rkey, v, written, NULL, NULL, 0);
 }
 
@@ -401,12 +413,11 @@ static void sc_persist(void *self, ds_redis_t *r) {
             DS_ERROR("scorer", "cannot serialise unit %s", e->key);
             abort();
         }
-        char ckpt[48];
-        snprintf(ckpt, sizeof(ckpt), "%d:%lld", (int)e->ckpt_partition,
-                 (long long)e->ckpt_offset);
+        char ckpt[DS_FMT_CKPT_MAX];
+        ds_fmt_checkpoint(ckpt, e->ckpt_partition, e->ckpt_offset);
         char rkey[600];
-        snprintf(rkey, sizeof(rkey), "%s{%s:%s}", s->cfg->redis_prefix,
-                 e->is_account ? "acct" : "lead", e->key);
+        ds_fmt_join(rkey, sizeof(rkey), s->cfg->redis_prefix, e->is_account ? "{acct:" : "{lead:",
+                    e->key, "}", NULL);
         dirty_ctx_t dc = {s, r, e, ckpt, false};
         ds_score_unit_foreach_dirty(e->unit, put_dirty_lead, &dc);
         if (!e->is_account) {
@@ -423,7 +434,8 @@ static void sc_persist(void *self, ds_redis_t *r) {
         size_t nl = ds_score_unit_lead_count(e->unit);
         if (nl > e->leads_in_set) {
             char skey[600];
-            snprintf(skey, sizeof(skey), "%s{acct:%s}:leads", s->cfg->redis_prefix, e->key);
+            ds_fmt_join(skey, sizeof(skey), s->cfg->redis_prefix, "{acct:", e->key, "}:leads",
+                        NULL);
             const char *argv[66];
             argv[0] = "SADD";
             argv[1] = skey;
@@ -438,16 +450,14 @@ static void sc_persist(void *self, ds_redis_t *r) {
         ds_account_score_t a;
         memset(&a, 0, sizeof(a));
         bool has = ds_score_unit_account_view(e->unit, &a);
-        char engaged[16], confronted[16], consensus[32], asof[32], mobs[2048];
-        size_t o = 0;
-        mobs[0] = '\0';
-        for (size_t k = 0; has && k < a.mobilizers_count && o < sizeof(mobs); k++)
-            o += (size_t)snprintf(mobs + o, sizeof(mobs) - o, "%s%s", k ? "," : "",
-                                  a.mobilizers[k]);
-        snprintf(engaged, sizeof(engaged), "%d", (int)a.engaged_stakeholders);
-        snprintf(confronted, sizeof(confronted), "%d", (int)a.confronted_stakeholders);
+        char engaged[DS_FMT_INT_MAX], confronted[DS_FMT_INT_MAX], consensus[32], asof[32],
+            mobs[2048];
+        fmt_list(mobs, sizeof(mobs), (const char *const *)a.mobilizers,
+                 has ? a.mobilizers_count : 0, ',');
+        ds_fmt_i64(engaged, a.engaged_stakeholders);
+        ds_fmt_i64(confronted, a.confronted_stakeholders);
         fmt_double(consensus, sizeof(consensus), a.consensus);
-        snprintf(asof, sizeof(asof), "%lld", (long long)a.as_of);
+        ds_fmt_i64(asof, a.as_of);
         /* the score fields (and the id) only when they differ from what
          * was last written (see put_lead_fields) */
         const char *score[] = {engaged, confronted, consensus, nz(a.top_insight), mobs};

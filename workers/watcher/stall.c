@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ds_fmt.h"
 #include "ds_hash.h"
 
 #define NK DS_AK__COUNT
@@ -394,20 +395,35 @@ static ds_err_t pf(ds_buf_t *o, const char *k, const char *v) {
     return e ? e : ds_buf_append(o, v ? v : "", (v ? strlen(v) : 0) + 1);
 }
 
-static void ts(char *b, size_t n, int64_t t) {
+static void ts(char *b, int64_t t) { /* b: DS_FMT_INT_MAX bytes */
     if (t == DS_TS_NULL)
         b[0] = '\0';
     else
-        snprintf(b, n, "%lld", (long long)t);
+        ds_fmt_i64(b, t);
+}
+
+/* ",item" (or "item" for the first) into o */
+static ds_err_t put_item(ds_buf_t *o, int *n, const char *s) {
+    ds_err_t e = (*n)++ ? ds_buf_append(o, ",", 1) : DS_ERR_OK;
+    return e ? e : ds_buf_append(o, s, strlen(s));
+}
+
+/* ",item<sep>number" (or without the comma for the first) into o */
+static ds_err_t put_item_num(ds_buf_t *o, int *n, const char *s, char sep, int64_t v) {
+    char num[DS_FMT_INT_MAX + 1];
+    num[0] = sep;
+    ds_fmt_i64(num + 1, v);
+    ds_err_t e = put_item(o, n, s);
+    return e ? e : ds_buf_append(o, num, strlen(num));
 }
 
 ds_err_t ds_deal_public_fields(const ds_deal_t *d, const ds_rules_t *r, ds_buf_t *o) {
-    char a[32], b[32], c[32], u[16];
+    char a[DS_FMT_INT_MAX], b[DS_FMT_INT_MAX], c[DS_FMT_INT_MAX], u[DS_FMT_INT_MAX];
     int v = verified_stage(d, r);
-    ts(a, sizeof(a), d->opened_at);
-    ts(b, sizeof(b), d->last_buyer);
-    ts(c, sizeof(c), d->last_seller);
-    snprintf(u, sizeof(u), "%d", (int)d->unanswered);
+    ts(a, d->opened_at);
+    ts(b, d->last_buyer);
+    ts(c, d->last_seller);
+    ds_fmt_i64(u, d->unanswered);
     ds_err_t e = DS_ERR_OK;
     e = e ? e : pf(o, "deal_id", d->id);
     e = e ? e : pf(o, "account_id", d->account_id);
@@ -420,29 +436,29 @@ ds_err_t ds_deal_public_fields(const ds_deal_t *d, const ds_rules_t *r, ds_buf_t
     e = e ? e : pf(o, "last_seller_activity_at", c);
     e = e ? e : pf(o, "unanswered_seller_actions", u);
     /* the lists are joined straight into o: key NUL item,item NUL */
+    int n = 0;
     e = e ? e : ds_buf_append(o, "stakeholders", sizeof("stakeholders"));
     for (uint32_t i = 0; !e && i < d->nstake; i++)
-        e = ds_buf_appendf(o, "%s%s", i ? "," : "", d->stake[i]);
+        e = put_item(o, &n, d->stake[i]);
     e = e ? e : ds_buf_append(o, "", 1);
     e = e ? e : pf(o, "mobilizer_known", d->mobilizer_known ? "1" : "0");
     e = e ? e : ds_buf_append(o, "signals", sizeof("signals"));
+    n = 0;
     for (uint32_t i = 0; !e && i < d->nsigs; i++)
-        e = ds_buf_appendf(o, "%s%s=%lld", i ? "," : "", d->sigs[i].code,
-                           (long long)d->sigs[i].at);
+        e = put_item_num(o, &n, d->sigs[i].code, '=', d->sigs[i].at);
     e = e ? e : ds_buf_append(o, "", 1);
     e = e ? e : ds_buf_append(o, "open_alerts", sizeof("open_alerts"));
-    int n = 0;
+    n = 0;
     for (int k = 0; !e && k < NK; k++)
         if (d->al[k].open)
-            e = ds_buf_appendf(o, "%s%s:%d", n++ ? "," : "", ds_alert_kind_name(k),
-                               (int)d->al[k].level);
+            e = put_item_num(o, &n, ds_alert_kind_name(k), ':', d->al[k].level);
     e = e ? e : ds_buf_append(o, "", 1);
     e = e ? e : ds_buf_append(o, "missing_verifiers", sizeof("missing_verifiers"));
     n = 0;
     if (v != DS_NONE)
         for (size_t i = 0; !e && i < r->stall.stages[v].verifiers_count; i++)
             if (!observed(d, r->stall.stages[v].verifiers[i]))
-                e = ds_buf_appendf(o, "%s%s", n++ ? "," : "", r->stall.stages[v].verifiers[i]);
+                e = put_item(o, &n, r->stall.stages[v].verifiers[i]);
     e = e ? e : ds_buf_append(o, "", 1);
     return e;
 }

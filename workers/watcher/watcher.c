@@ -28,6 +28,7 @@
 #include <uthash.h>
 
 #include "ds_clock.h"
+#include "ds_fmt.h"
 #include "ds_hash.h"
 #include "ds_log.h"
 #include "ds_serde.h"
@@ -249,7 +250,7 @@ static ds_err_t wa_decode(void *self, const void *val, size_t len, ds_arena_t *a
 
 static void cmd_load_deal(ds_watcher_t *w, ds_redis_t *r, deal_entry_t *e) {
     char key[600];
-    snprintf(key, sizeof(key), "%s{deal:%s}", w->cfg->redis_prefix, e->id);
+    ds_fmt_join(key, sizeof(key), w->cfg->redis_prefix, "{deal:", e->id, "}", NULL);
     const char *argv[] = {"HMGET", key, "blob", "checkpoint"};
     ds_redis_cmd(r, 4, argv, NULL);
     e->loading = true;
@@ -257,7 +258,10 @@ static void cmd_load_deal(ds_watcher_t *w, ds_redis_t *r, deal_entry_t *e) {
 }
 
 static void part_key(ds_watcher_t *w, int32_t p, char *out, size_t n, const char *suffix) {
-    snprintf(out, n, "%s{wpart:%s:%d}%s", w->cfg->redis_prefix, w->cfg->topic_crm, (int)p, suffix);
+    char part[DS_FMT_INT_MAX];
+    ds_fmt_i64(part, p);
+    ds_fmt_join(out, n, w->cfg->redis_prefix, "{wpart:", w->cfg->topic_crm, ":", part, "}", suffix,
+                NULL);
 }
 
 static void mob_cache_clear(ds_watcher_t *w) {
@@ -271,15 +275,16 @@ static void mob_cache_clear(ds_watcher_t *w) {
 
 /* The tier cache's key of a stakeholder: account \x1f contact. */
 static void mob_key(const char *account_id, const char *contact_id, char *out, size_t n) {
-    snprintf(out, n, "%s\x1f%s", account_id ? account_id : "", contact_id);
+    ds_fmt_join(out, n, account_id ? account_id : "", "\x1f", contact_id, NULL);
 }
 
 static void tier_rkey(const ds_watcher_t *w, const char *account_id, const char *contact_id,
                       char *out, size_t n) {
     if (account_id && account_id[0])
-        snprintf(out, n, "%s{acct:%s}:lead:%s", w->cfg->redis_prefix, account_id, contact_id);
+        ds_fmt_join(out, n, w->cfg->redis_prefix, "{acct:", account_id, "}:lead:", contact_id,
+                    NULL);
     else
-        snprintf(out, n, "%s{lead:%s}", w->cfg->redis_prefix, contact_id);
+        ds_fmt_join(out, n, w->cfg->redis_prefix, "{lead:", contact_id, "}", NULL);
 }
 
 /* Read the scorer's tier of a stakeholder with the batch's loads, so that
@@ -649,9 +654,9 @@ static void wa_persist(void *self, ds_redis_t *r) {
     ds_watcher_t *w = self;
     for (size_t i = 0; i < w->ndirty; i++) {
         deal_entry_t *e = w->dirty[i];
-        char key[600], ckpt[48];
-        snprintf(key, sizeof(key), "%s{deal:%s}", w->cfg->redis_prefix, e->id);
-        snprintf(ckpt, sizeof(ckpt), "%d:%lld", (int)e->partition, (long long)e->ckpt_offset);
+        char key[600], ckpt[DS_FMT_CKPT_MAX];
+        ds_fmt_join(key, sizeof(key), w->cfg->redis_prefix, "{deal:", e->id, "}", NULL);
+        ds_fmt_checkpoint(ckpt, e->partition, e->ckpt_offset);
         ds_buf_reset(&w->tmp);
         if (ds_deal_save(e->deal, &w->tmp)) {
             DS_ERROR("watcher", "cannot serialise deal %s", e->id);
@@ -711,8 +716,8 @@ static void wa_persist(void *self, ds_redis_t *r) {
                 const char *z[] = {"ZREM", zkey, e->id};
                 ds_redis_cmd(r, 3, z, NULL);
             } else {
-                char score[32];
-                snprintf(score, sizeof(score), "%lld", (long long)e->deadline);
+                char score[DS_FMT_INT_MAX];
+                ds_fmt_i64(score, e->deadline);
                 const char *z[] = {"ZADD", zkey, score, e->id};
                 ds_redis_cmd(r, 4, z, NULL);
             }
@@ -722,9 +727,9 @@ static void wa_persist(void *self, ds_redis_t *r) {
         part_t *pt = &w->parts[p];
         if (!pt->wm_dirty)
             continue;
-        char key[600], wm[32];
+        char key[600], wm[DS_FMT_INT_MAX];
         part_key(w, p, key, sizeof(key), "");
-        snprintf(wm, sizeof(wm), "%lld", (long long)pt->watermark);
+        ds_fmt_i64(wm, pt->watermark);
         const char *argv[] = {"HSET", key, "watermark", wm};
         ds_redis_cmd(r, 4, argv, NULL);
     }

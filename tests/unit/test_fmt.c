@@ -1,0 +1,94 @@
+/*
+ * test_fmt.c — ds_fmt gives the same text as the printf formats it
+ * replaces on the Redis write paths.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ds_fmt.h"
+
+static void check_g6(double v) {
+    char want[64], got[64];
+    snprintf(want, sizeof(want), "%.6g", v);
+    memset(got, 'x', sizeof(got));
+    size_t n = ds_fmt_g6(got, sizeof(got), v);
+    if (strcmp(want, got) != 0 || n != strlen(want))
+        fail_msg("%.17g: printf gives \"%s\", ds_fmt_g6 \"%s\" (%zu)", v, want, got, n);
+}
+
+static void test_g6_matches_printf(void **state) {
+    (void)state;
+    /* every one-decimal value of the fast path and past its edges */
+    for (long k = -120000; k <= 120000; k++)
+        check_g6((double)k / 10.0);
+    /* sums and products as the scorer makes them, not only k / 10 */
+    double acc = 0;
+    for (int i = 0; i < 10000; i++) {
+        acc += 0.1;
+        check_g6(acc);
+        check_g6(acc * 2.5);
+        check_g6(round(acc * 10) / 10);
+    }
+    static const double special[] = {0.0,     -0.0,    0.05,    0.15,      0.25,      1e-5,
+                                     1e-7,    9999.9,  10000.0, 99999.9,   100000.0,  123456.7,
+                                     1e300,   -1e300,  0.3,     0.1 + 0.2, 2.675,     1.0 / 3,
+                                     INFINITY, -INFINITY, NAN, 5e-324, 4503599627370496.5, -12.34};
+    for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)
+        check_g6(special[i]);
+    srand(7);
+    for (int i = 0; i < 200000; i++) {
+        double v = ((double)rand() / RAND_MAX - 0.5) * pow(10, rand() % 12 - 4);
+        check_g6(v);
+        check_g6(round(v * 10) / 10);
+    }
+}
+
+static void test_integers(void **state) {
+    (void)state;
+    static const int64_t v[] = {0, 1, -1, 9, 10, -10, 1795862619838, INT64_MAX, INT64_MIN,
+                                INT32_MIN, 1000000000000000000LL};
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        char want[32], got[DS_FMT_INT_MAX];
+        snprintf(want, sizeof(want), "%lld", (long long)v[i]);
+        assert_int_equal(ds_fmt_i64(got, v[i]), strlen(want));
+        assert_string_equal(got, want);
+    }
+    char got[DS_FMT_INT_MAX];
+    assert_int_equal(ds_fmt_u64(got, UINT64_MAX), 20);
+    assert_string_equal(got, "18446744073709551615");
+    char ck[DS_FMT_CKPT_MAX];
+    assert_int_equal(ds_fmt_checkpoint(ck, 47, 123456789012LL), strlen("47:123456789012"));
+    assert_string_equal(ck, "47:123456789012");
+}
+
+static void test_join_cuts_to_the_buffer(void **state) {
+    (void)state;
+    char fits[16];
+    assert_int_equal(ds_fmt_join(fits, sizeof(fits), "ds:", "{acct:", "A-7", "}", NULL), 13);
+    assert_string_equal(fits, "ds:{acct:A-7}");
+    char b[12];
+    assert_int_equal(ds_fmt_join(b, sizeof(b), "ds:", "{acct:", "A-7", "}:leads", NULL), 11);
+    assert_string_equal(b, "ds:{acct:A-");
+    assert_int_equal(ds_fmt_join(b, sizeof(b), NULL), 0);
+    assert_string_equal(b, "");
+    char one[1];
+    assert_int_equal(ds_fmt_join(one, sizeof(one), "abc", NULL), 0);
+    assert_string_equal(one, "");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_g6_matches_printf),
+        cmocka_unit_test(test_integers),
+        cmocka_unit_test(test_join_cuts_to_the_buffer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
