@@ -265,6 +265,34 @@ static void test_write_behind_flush(void **state) {
         assert_string_equal(v, want[i][1]);
         free(v);
     }
+    /* the lead's points and reasons go only when they change: a value
+     * edited by hand stays while an event moves no score (events_applied
+     * still goes), and the next event that moves one rewrites it */
+    const char *lkey = "wb:{acct:A-10}:lead:L-9";
+    freeReplyObject(ds_h_redis(&env, "HSET %s confront hand", lkey));
+    ds_ma_event_t e5 = ma("wb5", T0 + 4000, "L-9", DS_MA_CONTENT_VIEWED, "c-nostage", NULL, DS_NONE);
+    e5.account_id = "A-10";
+    ds_h_send_ma(p, "wb.events", &e5);
+    ds_h_flush(p);
+    ev = ds_h_wait_hget(&env, lkey, "events_applied", "3", 20000);
+    assert_string_equal(ev, "3");
+    free(ev);
+    char *hand = ds_h_hget(&env, lkey, "confront");
+    assert_string_equal(hand, "hand");
+    free(hand);
+    ds_ma_event_t e6 =
+        ma("wb6", T0 + 5000, "L-9", DS_MA_CONTENT_COMPLETED, "c-conf2", "I2", DS_CS_CONFRONT);
+    e6.account_id = "A-10";
+    ds_h_send_ma(p, "wb.events", &e6);
+    ds_h_flush(p);
+    ev = ds_h_wait_hget(&env, lkey, "events_applied", "4", 20000);
+    assert_string_equal(ev, "4");
+    free(ev);
+    hand = ds_h_hget(&env, lkey, "confront");
+    assert_non_null(hand);
+    assert_string_not_equal(hand, "hand");
+    assert_true(strtod(hand, NULL) > 0);
+    free(hand);
     char *conf = ds_h_wait_hget(&env, "wb:{acct:A-10}", "confronted_stakeholders", "1", 20000);
     assert_string_equal(conf, "1");
     free(conf);

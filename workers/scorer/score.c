@@ -81,7 +81,7 @@ typedef struct lead {
     double confront, connect; /* uncapped points at as_of */
     int32_t em_c10, em_n10, em_m10; /* last emitted, rounded ×10 */
     uint8_t em_tier, any_a, dirty, touched;
-    uint64_t written; /* the caller's note of what it last wrote (foreach_dirty) */
+    uint64_t written[DS_LEAD_NOTES]; /* the caller's note of what it wrote (foreach_dirty) */
     ins_t *ins;
     rep_t *rep;
     bkt_t *bkt;
@@ -1334,7 +1334,7 @@ void ds_score_unit_foreach_dirty(ds_score_unit_t *u,
         lead_view(u, L, &v);
         ds_lead_score_t rec;
         lead_record(u, L, &v, L->em_tier, 0, &rec);
-        fn(opaque, &L->written, &rec);
+        fn(opaque, L->written, &rec);
     }
 }
 

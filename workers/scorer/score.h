@@ -77,8 +77,9 @@ const char *ds_score_unit_lead_id(const ds_score_unit_t *u, size_t i);
 
 /** Current public view of every lead changed since the last clear (what the
  *  Redis lead hash shows); the record is valid during the call only.
- *  `written` is a note the caller keeps per lead (0 for a new or loaded
- *  lead; not saved): what it last wrote. */
+ *  `written` is a note the caller keeps per lead, DS_LEAD_NOTES words (0
+ *  for a new or loaded lead; not saved): what it last wrote. */
+#define DS_LEAD_NOTES 2
 void ds_score_unit_foreach_dirty(ds_score_unit_t *u,
                                  void (*fn)(void *opaque, uint64_t *written,
                                             const ds_lead_score_t *view),

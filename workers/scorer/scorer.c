@@ -42,10 +42,9 @@ typedef struct unit_entry { /* 112 bytes: one per account, keep it small */
     int64_t ckpt_offset; /* -1: none */
     size_t leads_in_set; /* leads 0..n-1 are known to be in ds:{acct:A}:leads */
     size_t leads_counted; /* leads counted in tracked_leads */
-    /* what this process last wrote of the public fields that seldom change
-     * (written_sig), 0 when it has written nothing yet: an account's score
-     * fields, a lone lead's tier/top_insight/furthest_stage; the same per
-     * lead of an account is kept with the lead (foreach_dirty) */
+    /* what this process last wrote of an account's score fields
+     * (written_sig), 0 when it has written nothing yet; a lead's notes are
+     * kept with the lead (foreach_dirty) */
     uint64_t written_sig;
     UT_hash_handle hh;
 } unit_entry_t;
@@ -310,12 +309,14 @@ static uint64_t sig_of(const char *const *v, int n) {
 /* HSET rkey with the lead's public fields, then `nextra` more arguments
  * (field/value pairs, lengths in extra_lens).  A field is left out while
  * it still holds what this process last wrote over the same connection
- * epoch: tier/top_insight/furthest_stage (and the ids, which never change)
- * while *sig says so (*sig is updated).  Every write stays an absolute
- * value, so replaying a batch writes the same hash. */
+ * epoch, by group: tier/top_insight/furthest_stage (and the ids, which
+ * never change) while sig[0] says so, confront/connect/mobilizer/reasons
+ * while sig[1] does (sig is updated); as_of and events_applied always go.
+ * Every write stays an absolute value, so replaying a batch writes the
+ * same hash. */
 static void put_lead_fields(ds_redis_t *r, const char *rkey, const ds_lead_score_t *v,
-                            uint64_t *sig, const char *const *extra, const size_t *extra_lens,
-                            int nextra) {
+                            uint64_t sig[DS_LEAD_NOTES], const char *const *extra,
+                            const size_t *extra_lens, int nextra) {
     char confront[32], connect[32], mob[32], asof[32], ev[32], reasons[1400];
     fmt_double(confront, sizeof(confront), v->confront);
     fmt_double(connect, sizeof(connect), v->connect);
@@ -325,8 +326,11 @@ static void put_lead_fields(ds_redis_t *r, const char *rkey, const ds_lead_score
     fmt_list(reasons, sizeof(reasons), (const char *const *)v->reasons, v->reasons_count, '\n');
     const char *cls[] = {ds_tier_name(v->tier), nz(v->top_insight),
                          v->furthest_stage >= 0 ? ds_content_stage_name(v->furthest_stage) : ""};
-    uint64_t now = sig_of(cls, 3), was = *sig;
-    *sig = now;
+    const char *pts[] = {confront, connect, mob, reasons};
+    uint64_t now = sig_of(cls, 3), was = sig[0];
+    uint64_t pnow = sig_of(pts, 4), pwas = sig[1];
+    sig[0] = now;
+    sig[1] = pnow;
     const char *argv[32];
     size_t lens[32];
     int c = 0;
@@ -346,15 +350,18 @@ static void put_lead_fields(ds_redis_t *r, const char *rkey, const ds_lead_score
         F("lead_id", v->lead_id);
         F("account_id", v->account_id);
     }
-    F("confront", confront);
-    F("connect", connect);
-    F("mobilizer", mob);
+    if (pnow != pwas) {
+        F("confront", confront);
+        F("connect", connect);
+        F("mobilizer", mob);
+    }
     if (now != was) {
         F("tier", cls[0]);
         F("top_insight", cls[1]);
         F("furthest_stage", cls[2]);
     }
-    F("reasons", reasons);
+    if (pnow != pwas)
+        F("reasons", reasons);
     F("as_of", asof);
     F("events_applied", ev);
 #undef F
@@ -382,7 +389,7 @@ static void put_dirty_lead(void *opaque, uint64_t *written, const ds_lead_score_
         ds_fmt_join(rkey, sizeof(rkey), s->cfg->redis_prefix, "{lead:", dc->e->key, "}", NULL);
         const char *extra[] = {"blob", (const char *)s->tmp.data, "checkpoint", dc->ckpt};
         size_t lens[] = {4, s->tmp.len, 10, strlen(dc->ckpt)};
-        put_lead_fields(dc->r, rkey, v, &dc->e->written_sig, extra, lens, 4);
+        put_lead_fields(dc->r, rkey, v, written, extra, lens, 4);
         dc->wrote_state = true;
         return;
     }
