@@ -1407,6 +1407,22 @@ static int cmp_dd(const void *a, const void *b) {
     return x->h < y->h ? -1 : x->h > y->h;
 }
 
+/* by hash: an insertion sort for the few entries most units have, qsort
+ * past that (the hashes are distinct) */
+static void sort_dd(dd_t *a, uint32_t n) {
+    if (n > 32) {
+        qsort(a, n, sizeof(*a), cmp_dd);
+        return;
+    }
+    for (uint32_t i = 1; i < n; i++) {
+        dd_t x = a[i];
+        uint32_t j = i;
+        for (; j > 0 && a[j - 1].h > x.h; j--)
+            a[j] = a[j - 1];
+        a[j] = x;
+    }
+}
+
 static ds_err_t save_lead(const lead_t *L, ds_buf_t *out) {
     PUT(put_id(out, L->id));
     PUT(ds_buf_put_varint(out, L->n_emitted));
@@ -1472,26 +1488,27 @@ ds_err_t ds_score_unit_save(const ds_score_unit_t *u, ds_buf_t *out) {
     PUT(ds_buf_put_varint(out, u->nstrs));
     for (uint32_t i = 0; i < u->nstrs; i++)
         PUT(ds_buf_put_strn(out, S(u, i), u->strs[i].len));
-    /* live dedupe entries, sorted: canonical whatever the table's history */
-    uint32_t live = 0;
-    for (uint32_t i = 0; i < u->dd_cap; i++)
-        live += u->dd[i].h && dd_live(u, u->dd[i].t);
-    /* one scratch per thread, grown as needed: no allocation per save */
-    if (live > scratch_cap) {
-        uint32_t nc = live < 64 ? 64 : live * 2;
-        dd_t *ns = realloc(scratch, (size_t)nc * sizeof(*ns));
-        if (!ns)
-            return DS_ERR_NOMEM;
-        scratch = ns;
-        scratch_cap = nc;
+    /* live dedupe entries, sorted: canonical whatever the table's history.
+     * One pass over the table into a per-thread scratch grown as needed
+     * (no allocation per save); ndd counts the occupied slots. */
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < u->dd_cap; i++) {
+        if (!u->dd[i].h || !dd_live(u, u->dd[i].t))
+            continue;
+        if (k == scratch_cap) {
+            uint32_t nc = scratch_cap < 32 ? 64 : scratch_cap * 2;
+            if (nc < u->ndd)
+                nc = u->ndd;
+            dd_t *ns = realloc(scratch, (size_t)nc * sizeof(*ns));
+            if (!ns)
+                return DS_ERR_NOMEM;
+            scratch = ns;
+            scratch_cap = nc;
+        }
+        scratch[k++] = u->dd[i];
     }
     dd_t *tmp = scratch;
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < u->dd_cap; i++)
-        if (u->dd[i].h && dd_live(u, u->dd[i].t))
-            tmp[k++] = u->dd[i];
-    if (k)
-        qsort(tmp, k, sizeof(*tmp), cmp_dd);
+    sort_dd(tmp, k);
     ds_err_t e = ds_buf_put_varint(out, k);
     for (uint32_t i = 0; !e && i < k; i++) {
         e = ds_buf_put_i64(out, (int64_t)tmp[i].h);
