@@ -156,9 +156,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "latency: DS_LAT_MIX is gen or growth, not %s\n", mix);
         return 2;
     }
+    const char *accounts = getenv("DS_LAT_ACCOUNTS");
     ds_gen_opts_t go = {.seed = 11,
-                        .accounts = getenv("DS_LAT_ACCOUNTS") ? atoi(getenv("DS_LAT_ACCOUNTS"))
-                                                              : 20000,
+                        .accounts = accounts ? (int)strtol(accounts, NULL, 10) : 20000,
                         .mix = DS_GEN_MARKETING,
                         .start_ms = ds_clock_now_ms()};
     ds_gen_t *gen = growth ? NULL : ds_gen_new(&go);
