@@ -279,8 +279,6 @@ static void sc_apply(void *self, ds_worker_t *w, void *slot, int32_t partition, 
 
 static const char *nz(const char *s) { return s ? s : ""; }
 
-static void fmt_double(char *out, size_t n, double v) { ds_fmt_g6(out, n, v); }
-
 /* the strings joined by sep, cut to fit n bytes (NUL included) */
 static void fmt_list(char *out, size_t n, const char *const *v, size_t count, char sep) {
     size_t o = 0;
@@ -318,9 +316,9 @@ static void put_lead_fields(ds_redis_t *r, const char *rkey, const ds_lead_score
                             uint64_t sig[DS_LEAD_NOTES], const char *const *extra,
                             const size_t *extra_lens, int nextra) {
     char confront[32], connect[32], mob[32], asof[32], ev[32], reasons[1400];
-    fmt_double(confront, sizeof(confront), v->confront);
-    fmt_double(connect, sizeof(connect), v->connect);
-    fmt_double(mob, sizeof(mob), v->mobilizer);
+    ds_fmt_g6(confront, sizeof(confront), v->confront);
+    ds_fmt_g6(connect, sizeof(connect), v->connect);
+    ds_fmt_g6(mob, sizeof(mob), v->mobilizer);
     ds_fmt_i64(asof, v->as_of);
     ds_fmt_i64(ev, v->events_applied);
     fmt_list(reasons, sizeof(reasons), (const char *const *)v->reasons, v->reasons_count, '\n');
@@ -463,7 +461,7 @@ static void sc_persist(void *self, ds_redis_t *r) {
                  has ? a.mobilizers_count : 0, ',');
         ds_fmt_i64(engaged, a.engaged_stakeholders);
         ds_fmt_i64(confronted, a.confronted_stakeholders);
-        fmt_double(consensus, sizeof(consensus), a.consensus);
+        ds_fmt_g6(consensus, sizeof(consensus), a.consensus);
         ds_fmt_i64(asof, a.as_of);
         /* the score fields (and the id) only when they differ from what
          * was last written (see put_lead_fields) */
