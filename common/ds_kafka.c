@@ -207,14 +207,16 @@ fail:
 
 bool ds_kafka_warm_topics(rd_kafka_t *rk, const char *const *topics, size_t n, int timeout_ms) {
     bool ok = true;
+    int64_t deadline = ds_clock_mono_ms() + timeout_ms;
     for (size_t i = 0; i < n; i++) {
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topics[i], NULL);
+        int64_t left = deadline - ds_clock_mono_ms();
+        rd_kafka_topic_t *rkt = left > 0 ? rd_kafka_topic_new(rk, topics[i], NULL) : NULL;
         if (!rkt) {
             ok = false;
             continue;
         }
         const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, (int)left);
         if (err || !md || md->topic_cnt != 1 || md->topics[0].err)
             ok = false;
         if (md)

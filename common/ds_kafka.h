@@ -59,7 +59,7 @@ ds_err_t ds_kafka_stats_lag(const char *json, size_t len, const char *topic,
 rd_kafka_t *ds_kafka_producer_new(const ds_config_t *cfg, char *errstr, size_t errstr_size);
 
 /** Fetch the metadata of `topics` (their partitions' leaders) for rk, waiting
- *  at most timeout_ms for each, so that the first records produced to them
+ *  at most timeout_ms in all, so that the first records produced to them
  *  are not held until librdkafka has looked the topics up.  False when a
  *  topic's metadata did not come (the producer looks it up later then). */
 bool ds_kafka_warm_topics(rd_kafka_t *rk, const char *const *topics, size_t n, int timeout_ms);

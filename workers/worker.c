@@ -955,8 +955,8 @@ void ds_worker_set_outputs(ds_worker_t *w, const char *const *topics, size_t n) 
 int ds_worker_run(ds_worker_t *w) {
     int rc = 0;
     DS_INFO(w->ops->name, "consuming topic=%s group=%s", w->topic, w->cfg->group_id);
-    /* look the output topics up now: otherwise the first batch's outputs
-     * wait (~0.7 s) for the producer's metadata */
+    /* look the output topics up now (2 s at most, all of them): otherwise
+     * the first batch's outputs wait (~0.7 s) for the producer's metadata */
     if (w->noutputs && !ds_kafka_warm_topics(w->producer, w->outputs, w->noutputs, 2000))
         DS_WARN(w->ops->name, "output topics not known to the broker yet; "
                               "the first outputs wait for their metadata");
