@@ -195,6 +195,20 @@ static pid_t start_scorer_wb(const char *group, const char *flush_entities) {
 
 /* Write-behind: outputs go out at once, the state is written at the next
  * flush, and offsets are committed only after it; SIGTERM flushes. */
+/* Send e on account A-10 and wait until the lead hash of e's lead shows
+ * `applied` events (its state has been flushed). */
+static void send_flushed(rd_kafka_t *p, ds_ma_event_t e, const char *applied) {
+    e.account_id = "A-10";
+    ds_h_send_ma(p, "wb.events", &e);
+    ds_h_flush(p);
+    char key[128];
+    snprintf(key, sizeof(key), "wb:{acct:A-10}:lead:%s", e.lead_id);
+    char *ev = ds_h_wait_hget(&env, key, "events_applied", applied, 20000);
+    assert_non_null(ev);
+    assert_string_equal(ev, applied);
+    free(ev);
+}
+
 static void test_write_behind_flush(void **state) {
     (void)state;
     pid_t scorer = start_scorer_wb("it-wb", "1000000");
@@ -246,21 +260,17 @@ static void test_write_behind_flush(void **state) {
     /* a later flush rewrites every field that changed since the last one
      * (fields that did not change are not sent again): the lead's tier and
      * furthest stage, the account's counts */
-    ds_ma_event_t e4 =
-        ma("wb4", T0 + 3000, "L-9", DS_MA_DIAGNOSTIC_COMPLETED, "c-conf", "I1", DS_CS_CONFRONT);
-    e4.account_id = "A-10";
-    ds_h_send_ma(p, "wb.events", &e4);
-    ds_h_flush(p);
-    ev = ds_h_wait_hget(&env, "wb:{acct:A-10}:lead:L-9", "events_applied", "2", 20000);
-    assert_string_equal(ev, "2");
-    free(ev);
+    const char *lkey = "wb:{acct:A-10}:lead:L-9";
+    send_flushed(p, ma("wb4", T0 + 3000, "L-9", DS_MA_DIAGNOSTIC_COMPLETED, "c-conf", "I1",
+                       DS_CS_CONFRONT),
+                 "2");
     static const char *const want[][2] = {{"tier", "CONFRONTED"},
                                           {"top_insight", "I1"},
                                           {"furthest_stage", "CONFRONT"},
                                           {"lead_id", "L-9"},
                                           {"account_id", "A-10"}};
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-        char *v = ds_h_hget(&env, "wb:{acct:A-10}:lead:L-9", want[i][0]);
+        char *v = ds_h_hget(&env, lkey, want[i][0]);
         assert_non_null(v);
         assert_string_equal(v, want[i][1]);
         free(v);
@@ -268,26 +278,15 @@ static void test_write_behind_flush(void **state) {
     /* the lead's points and reasons go only when they change: a value
      * edited by hand stays while an event moves no score (events_applied
      * still goes), and the next event that moves one rewrites it */
-    const char *lkey = "wb:{acct:A-10}:lead:L-9";
     freeReplyObject(ds_h_redis(&env, "HSET %s confront hand", lkey));
-    ds_ma_event_t e5 = ma("wb5", T0 + 4000, "L-9", DS_MA_CONTENT_VIEWED, "c-nostage", NULL, DS_NONE);
-    e5.account_id = "A-10";
-    ds_h_send_ma(p, "wb.events", &e5);
-    ds_h_flush(p);
-    ev = ds_h_wait_hget(&env, lkey, "events_applied", "3", 20000);
-    assert_string_equal(ev, "3");
-    free(ev);
+    send_flushed(p, ma("wb5", T0 + 4000, "L-9", DS_MA_CONTENT_VIEWED, "c-nostage", NULL, DS_NONE),
+                 "3");
     char *hand = ds_h_hget(&env, lkey, "confront");
     assert_string_equal(hand, "hand");
     free(hand);
-    ds_ma_event_t e6 =
-        ma("wb6", T0 + 5000, "L-9", DS_MA_CONTENT_COMPLETED, "c-conf2", "I2", DS_CS_CONFRONT);
-    e6.account_id = "A-10";
-    ds_h_send_ma(p, "wb.events", &e6);
-    ds_h_flush(p);
-    ev = ds_h_wait_hget(&env, lkey, "events_applied", "4", 20000);
-    assert_string_equal(ev, "4");
-    free(ev);
+    send_flushed(p, ma("wb6", T0 + 5000, "L-9", DS_MA_CONTENT_COMPLETED, "c-conf2", "I2",
+                       DS_CS_CONFRONT),
+                 "4");
     hand = ds_h_hget(&env, lkey, "confront");
     assert_non_null(hand);
     assert_string_not_equal(hand, "hand");
