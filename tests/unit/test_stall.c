@@ -781,6 +781,87 @@ static void test_mobilizer_callback(void **state) {
     ds_deal_destroy(d);
 }
 
+/* ds_deal_may_ask_tiers is what the watcher reads tiers ahead by: it must
+ * be true before every event whose apply asks stakeholder_is_mobilizer
+ * (else that evaluation costs a round trip of its own), and false where no
+ * stage can reach mobilizer_required_from (else it saves nothing). */
+static void test_may_ask_tiers(void **state) {
+    fx_t *f = *state;
+    f->ctx.stakeholder_is_mobilizer = is_mobilizer;
+    f->mob_contact = NULL;
+
+    /* (a) early stages: no tier can matter */
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    ds_crm_event_t e = crm("e1", T0, DS_CRM_DEAL_OPENED);
+    e.stage = DS_PS_RECOGNIZE_NEED;
+    assert_false(ds_deal_may_ask_tiers(d, &e, f->rules));
+    assert_int_equal(apply(f, d, &e), DS_ERR_OK);
+    e = crm("s1", T0 + HOUR, DS_CRM_SELLER_ACTIVITY);
+    assert_false(ds_deal_may_ask_tiers(d, &e, f->rules));
+    /* a stage change to DEFINE_CRITERIA, or the signal that verifies
+     * EXPLORE_OPTIONS once RECOGNIZE_NEED is: yes */
+    e = crm("c1", T0 + HOUR, DS_CRM_STAGE_CHANGED);
+    e.stage = DS_PS_DEFINE_CRITERIA;
+    assert_true(ds_deal_may_ask_tiers(d, &e, f->rules));
+    assert_int_equal(buyer(f, d, "b1", T0 + HOUR, "live_call_accepted", "L-1"), DS_ERR_OK);
+    e = crm("b2", T0 + 2 * HOUR, DS_CRM_BUYER_SIGNAL);
+    e.signal = "status_quo_flaw_acknowledged";
+    assert_true(ds_deal_may_ask_tiers(d, &e, f->rules));
+    e.signal = "pricing_page_viewed";
+    assert_false(ds_deal_may_ask_tiers(d, &e, f->rules));
+    /* once a mobilizer is known, never */
+    assert_int_equal(stakeholder(f, d, "k1", T0 + 3 * HOUR, "L-5", DS_ROLE_MOBILIZER), DS_ERR_OK);
+    e = crm("c2", T0 + 4 * HOUR, DS_CRM_STAGE_CHANGED);
+    e.stage = DS_PS_DEFINE_CRITERIA;
+    assert_false(ds_deal_may_ask_tiers(d, &e, f->rules));
+    ds_deal_destroy(d);
+    clear(f);
+
+    /* (b) sound over a stream of every kind of event: whenever an apply
+     * asked for a tier, the predicate said so before it */
+    static const char *const sigs[] = {"live_call_accepted", "status_quo_flaw_acknowledged",
+                                       "resources_committed", "pricing_page_viewed", NULL};
+    static const char *const contacts[] = {"L-1", "L-2", "L-3", NULL};
+    static const int types[] = {DS_CRM_DEAL_OPENED, DS_CRM_STAGE_CHANGED,
+                                DS_CRM_SELLER_ACTIVITY, DS_CRM_BUYER_SIGNAL,
+                                DS_CRM_STAKEHOLDER_ADDED};
+    uint64_t x = 88172645463325252ULL;
+    int asked = 0, foreseen = 0, declined = 0;
+    for (int deal = 0; deal < 200; deal++) {
+        d = ds_deal_new(DEAL);
+        assert_non_null(d);
+        for (int i = 0; i < 12; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            char id[32];
+            snprintf(id, sizeof(id), "x%d-%d", deal, i);
+            e = crm(id, T0 + i * HOUR, types[i ? x % 5 : 0]);
+            e.stage = (x >> 8) % 3 ? (int)((x >> 12) % DS_PS__COUNT) : DS_NONE;
+            e.signal = sigs[(x >> 20) % 5];
+            e.contact_id = contacts[(x >> 24) % 4];
+            e.contact_role = DS_ROLE_TALKER;
+            bool may = ds_deal_may_ask_tiers(d, &e, f->rules);
+            int before = f->mob_calls;
+            apply(f, d, &e);
+            if (f->mob_calls > before) {
+                asked++;
+                if (!may)
+                    fail_msg("deal %d event %d (type %d, stage %d, signal %s) asked for a "
+                             "tier the predicate did not foresee",
+                             deal, i, e.type, e.stage, e.signal ? e.signal : "-");
+                foreseen++;
+            } else if (!may) {
+                declined++;
+            }
+            clear(f);
+        }
+        ds_deal_destroy(d);
+    }
+    assert_true(asked > 100);
+    assert_int_equal(foreseen, asked);
+    assert_true(declined > 100);
+}
+
 /* ---- extras: grace, id stability across a replay ---------------------------- */
 
 /* grace_ms delays wall-clock firing: conditions use now - grace_ms. */
@@ -851,6 +932,7 @@ int main(void) {
         T(test_duplicate_and_reload),
         T(test_next_deadline),
         T(test_mobilizer_callback),
+        T(test_may_ask_tiers),
         T(test_grace_delays_quiet),
         T(test_alert_id_stable_across_replay),
     };

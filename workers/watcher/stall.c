@@ -101,14 +101,39 @@ static bool observed(const ds_deal_t *d, const char *code) {
     return false;
 }
 
-static int verified_stage(const ds_deal_t *d, const ds_rules_t *r) {
+/* The first stage not fully verified, as if `extra` (NULL: nothing) had
+ * been observed too; DS_NONE when every stage is. */
+static int verified_stage_with(const ds_deal_t *d, const ds_rules_t *r, const char *extra) {
     for (int s = 0; s < DS_PS__COUNT; s++) {
         const ds_stage_rule_t *st = &r->stall.stages[s];
         for (size_t i = 0; i < st->verifiers_count; i++)
-            if (!observed(d, st->verifiers[i]))
+            if (!observed(d, st->verifiers[i]) && !(extra && !strcmp(extra, st->verifiers[i])))
                 return s;
     }
     return DS_NONE;
+}
+
+static int verified_stage(const ds_deal_t *d, const ds_rules_t *r) {
+    return verified_stage_with(d, r, NULL);
+}
+
+/* NO_MOBILIZER holds at verified stage v and reported stage rep (the
+ * stakeholders' tiers aside): the one condition that asks for them. */
+static bool mobilizer_required(const ds_rules_t *r, int v, int rep) {
+    int req = r->stall.mobilizer_required_from;
+    return v != DS_NONE && (v >= req || rep >= req);
+}
+
+bool ds_deal_may_ask_tiers(const ds_deal_t *d, const ds_crm_event_t *ev, const ds_rules_t *r) {
+    if (d->outcome || d->mobilizer_known)
+        return false;
+    /* the stages after ev at most: a reported stage it may set, the
+     * signal it may add (stages only move by events, signals only add) */
+    int rep = d->opened ? d->reported : DS_PS_RECOGNIZE_NEED;
+    if (ev->stage != DS_NONE && ev->stage > rep)
+        rep = ev->stage;
+    const char *sig = ev->type == DS_CRM_BUYER_SIGNAL ? ev->signal : NULL;
+    return mobilizer_required(r, verified_stage_with(d, r, sig), rep);
 }
 
 static void add_stakeholder(ds_deal_t *d, const char *c) {
@@ -241,13 +266,12 @@ void ds_deal_evaluate(ds_deal_t *d, const ds_watch_ctx_t *c) {
         return;
     const ds_rules_t *r = c->rules;
     int v = verified_stage(d, r);
-    int req = r->stall.mobilizer_required_from;
     bool holds[NK];
     holds[DS_AK_NO_BUYER_SIGNAL] =
         v != DS_NONE && (c->now - c->grace_ms) - quiet_start(d) > max_quiet_ms(r, v);
     holds[DS_AK_ONE_SIDED] = d->unanswered >= r->stall.max_unanswered_seller_actions;
     holds[DS_AK_UNVERIFIED_STAGE] = v != DS_NONE && d->reported > v;
-    holds[DS_AK_NO_MOBILIZER] = v != DS_NONE && (v >= req || d->reported >= req) && !mobilizer(d, c);
+    holds[DS_AK_NO_MOBILIZER] = mobilizer_required(r, v, d->reported) && !mobilizer(d, c);
     int64_t renotify = (int64_t)(r->stall.renotify_days * DS_DAY_MS);
     for (int k = 0; k < NK; k++) {
         alert_st_t *a = &d->al[k];

@@ -48,6 +48,11 @@ void ds_deal_evaluate(ds_deal_t *d, const ds_watch_ctx_t *ctx);
  *  none (closed, or nothing can happen without an event). */
 int64_t ds_deal_next_deadline(const ds_deal_t *d, const ds_rules_t *r);
 
+/** Whether applying ev may evaluate NO_MOBILIZER and so ask
+ *  stakeholder_is_mobilizer (a stage at or past mobilizer_required_from):
+ *  false only when it cannot.  Lets the caller read just those tiers ahead. */
+bool ds_deal_may_ask_tiers(const ds_deal_t *d, const ds_crm_event_t *ev, const ds_rules_t *r);
+
 const char *ds_deal_id(const ds_deal_t *d);
 const char *ds_deal_account_id(const ds_deal_t *d);
 bool ds_deal_is_closed(const ds_deal_t *d);

@@ -44,9 +44,16 @@ typedef struct deal_entry {
     int64_t deadline;    /* current next deadline (INT64_MAX: none) */
     int64_t indexed;     /* deadline last written to the Redis index */
     uint64_t written[4]; /* per field group, what was last written; 0: nothing */
+    uint64_t tier_round; /* == the watcher's: its stakeholders' tiers are read */
     bool dirty, loading;
     UT_hash_handle hh;
 } deal_entry_t;
+
+/* A decoded event with its deal's entry, found once by the prefetch */
+typedef struct wslot {
+    ds_crm_event_t ev; /* first: the decoder writes it */
+    deal_entry_t *e;
+} wslot_t;
 
 typedef struct heap_item {
     int64_t deadline;
@@ -95,6 +102,7 @@ struct ds_watcher {
     mob_entry_t *mob_cache; /* per batch */
     bool boot_inflight;     /* index deals queued, not yet known loaded */
     bool tiers_queued;      /* this batch's stakeholder tiers are being read */
+    uint64_t tier_round;    /* counts queue_tiers() calls */
     ds_buf_t enc, tmp;
     ds_worker_t *cur;
     ds_counter_t *m_applied, *m_duplicates, *m_ignored, *m_skipped;
@@ -245,6 +253,7 @@ static void reindex(ds_watcher_t *w, deal_entry_t *e) {
 static ds_err_t wa_decode(void *self, const void *val, size_t len, ds_arena_t *arena, void *slot,
                           char *detail, size_t detail_size) {
     ds_watcher_t *w = self;
+    ((wslot_t *)slot)->e = NULL;
     return ds_decode_crm(w->codec, val, len, arena, slot, detail, detail_size);
 }
 
@@ -313,15 +322,30 @@ static void queue_tier(ds_watcher_t *w, ds_redis_t *r, const char *account_id,
     w->loads[w->nloads - 1].m = m;
 }
 
+/* The tiers the batch's evaluations will ask for: of the deals that one of
+ * their events may take to a stage where NO_MOBILIZER is evaluated, every
+ * stakeholder and every contact of their events.  (Several events of a
+ * deal that only together reach that stage are not foreseen: is_mobilizer()
+ * then reads the tier itself.) */
 static void queue_tiers(ds_watcher_t *w, ds_redis_t *r, void **slots, const int32_t *parts,
                         size_t n) {
+    (void)parts;
+    w->tier_round++;
     for (size_t i = 0; i < n; i++) {
         const ds_crm_event_t *ev = slots[i];
         if (!ev)
             continue;
-        deal_entry_t *e = entry_for(w, ev->deal_id, parts[i]);
-        /* only asked while no stakeholder is known to be a mobilizer */
-        if (!e->deal || ds_deal_is_closed(e->deal) || ds_deal_mobilizer_known(e->deal))
+        deal_entry_t *e = ((const wslot_t *)ev)->e;
+        if (e->deal && e->tier_round != w->tier_round &&
+            ds_deal_may_ask_tiers(e->deal, ev, w->rules))
+            e->tier_round = w->tier_round;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const ds_crm_event_t *ev = slots[i];
+        if (!ev)
+            continue;
+        deal_entry_t *e = ((const wslot_t *)ev)->e;
+        if (e->tier_round != w->tier_round)
             continue;
         const char *acct = ds_deal_account_id(e->deal);
         if (!acct || !acct[0])
@@ -381,10 +405,12 @@ static size_t wa_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
             add_load(w, LOAD_PART, NULL, p);
         }
         for (size_t i = 0; i < n; i++) {
-            const ds_crm_event_t *ev = slots[i];
-            if (!ev)
+            wslot_t *ws = slots[i];
+            if (!ws)
                 continue;
-            deal_entry_t *e = entry_for(w, ev->deal_id, parts[i]);
+            /* found once here for queue_tiers() and wa_apply(): the entries
+             * live until a reset, which abandons the batches in hand */
+            deal_entry_t *e = ws->e = entry_for(w, ws->ev.deal_id, parts[i]);
             if (!e->deal && !e->loading)
                 cmd_load_deal(w, r, e);
         }
@@ -572,8 +598,8 @@ static void wa_apply(void *self, ds_worker_t *wk, void *slot, int32_t partition,
         w->nwm_dirty += !pt->wm_dirty;
         pt->wm_dirty = true;
     }
-    deal_entry_t *e = entry_for(w, ev->deal_id, partition);
-    if (!e->deal) {
+    deal_entry_t *e = ((const wslot_t *)slot)->e;
+    if (!e || !e->deal) {
         DS_ERROR("watcher", "deal %s was not loaded", ev->deal_id);
         abort();
     }
@@ -793,7 +819,7 @@ static void wa_assigned(void *self, const rd_kafka_topic_partition_list_t *parts
 
 static const ds_worker_ops_t watcher_ops = {
     .name = "watcher",
-    .event_size = sizeof(ds_crm_event_t),
+    .event_size = sizeof(wslot_t),
     .decode = wa_decode,
     .prefetch = wa_prefetch,
     .prefetched = wa_prefetched,
