@@ -49,6 +49,12 @@ typedef struct unit_entry { /* 112 bytes: one per account, keep it small */
     UT_hash_handle hh;
 } unit_entry_t;
 
+/* A decoded event with its unit's entry, found once by the prefetch */
+typedef struct sslot {
+    ds_ma_event_t ev; /* first: the decoder writes it */
+    unit_entry_t *e;
+} sslot_t;
+
 struct ds_scorer {
     const ds_config_t *cfg;
     const ds_rules_t *rules;
@@ -120,6 +126,7 @@ static const char *unit_rkey(ds_scorer_t *s, const unit_entry_t *e) {
 static ds_err_t sc_decode(void *self, const void *val, size_t len, ds_arena_t *arena, void *slot,
                           char *detail, size_t detail_size) {
     ds_scorer_t *s = self;
+    ((sslot_t *)slot)->e = NULL;
     return ds_decode_ma(s->codec, val, len, arena, slot, detail, detail_size);
 }
 
@@ -144,13 +151,16 @@ static size_t sc_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
     if (nr)
         s->rules = nr; /* a batch boundary: the SIGHUP reload takes effect */
     for (size_t i = 0; i < n; i++) {
-        const ds_ma_event_t *ev = slots[i];
-        if (!ev)
+        sslot_t *ss = slots[i];
+        if (!ss)
             continue;
         bool is_account;
-        const char *key = ev_unit_key(ev, &is_account);
+        const char *key = ev_unit_key(&ss->ev, &is_account);
         unit_entry_t *e;
         HASH_FIND_STR(s->units, key, e);
+        /* kept for sc_apply(): entries live until a reset, which abandons
+         * the batches in hand */
+        ss->e = e;
         if (e && (e->unit || e->loading))
             continue;
         if (!e) {
@@ -162,6 +172,7 @@ static size_t sc_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
             e->is_account = is_account;
             e->ckpt_offset = -1;
             HASH_ADD_KEYPTR(hh, s->units, e->key, strlen(e->key), e);
+            ss->e = e;
         }
         if (!push((void ***)&s->loads, &s->nloads, &s->loads_cap, e))
             continue;
@@ -246,12 +257,10 @@ static void mark_dirty(ds_scorer_t *s, unit_entry_t *e) {
 static void sc_apply(void *self, ds_worker_t *w, void *slot, int32_t partition, int64_t offset) {
     ds_scorer_t *s = self;
     const ds_ma_event_t *ev = slot;
-    bool is_account;
-    const char *key = ev_unit_key(ev, &is_account);
-    unit_entry_t *e;
-    HASH_FIND_STR(s->units, key, e);
+    unit_entry_t *e = ((const sslot_t *)slot)->e;
     if (!e || !e->unit) {
-        DS_ERROR("scorer", "unit %s was not loaded", key);
+        bool is_account;
+        DS_ERROR("scorer", "unit %s was not loaded", ev_unit_key(ev, &is_account));
         abort(); /* a bug: prefetch guarantees it */
     }
     if (e->ckpt_offset >= 0 && e->ckpt_partition == partition && offset <= e->ckpt_offset) {
@@ -520,7 +529,7 @@ static void sc_reset(void *self) {
 
 static const ds_worker_ops_t scorer_ops = {
     .name = "scorer",
-    .event_size = sizeof(ds_ma_event_t),
+    .event_size = sizeof(sslot_t),
     .decode = sc_decode,
     .prefetch = sc_prefetch,
     .prefetched = sc_prefetched,
