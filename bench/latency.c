@@ -20,6 +20,7 @@
  *   growth  a stress mix: 100,000 leads in 25,000 accounts, each event new
  *           content of a new insight, so that every event moves a score
  *           and every account's state grows all through the run.
+ * DS_LAT_FETCH_WAIT_MS (default 5) is the consumer's fetch.wait.max.ms.
  * Runs against a scorer started separately (bench/run.sh does).
  */
 #include <librdkafka/rdkafka.h>
@@ -65,7 +66,8 @@ static void *consume(void *arg) {
     snprintf(group, sizeof(group), "latency-%lld", (long long)ds_clock_now_ms());
     rd_kafka_conf_set(c, "group.id", group, e, sizeof(e));
     rd_kafka_conf_set(c, "auto.offset.reset", "latest", e, sizeof(e));
-    rd_kafka_conf_set(c, "fetch.wait.max.ms", "5", e, sizeof(e));
+    const char *fw = getenv("DS_LAT_FETCH_WAIT_MS");
+    rd_kafka_conf_set(c, "fetch.wait.max.ms", fw ? fw : "5", e, sizeof(e));
     rd_kafka_t *k = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
     rd_kafka_poll_set_consumer(k);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);

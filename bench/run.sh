@@ -17,7 +17,12 @@
 # produce to LeadScore at half the median rate (BENCH_LAT_RATE overrides),
 # on topics of its own (4 partitions: the mock broker's fetch cost grows with
 # the number of message sets per partition), with a fresh scorer that has
-# joined its group: p50/p90/p99/max.
+# joined its group: p50/p90/p99/max.  The mock broker holds a fetch that
+# finds no data for the whole fetch.wait.max.ms, even when data arrives
+# meanwhile (a real broker answers as soon as fetch.min.bytes are there), so
+# both consumers of the latency run (the scorer and the tool) fetch with
+# fetch.wait.max.ms = BENCH_LAT_FETCH_WAIT_MS (default 1; 10 is the scorer's
+# own default).
 # BENCH_PERF=FILE records a perf profile of each run to FILE.RUN.WORKER (and of
 # the latency run's scorer to FILE.lat).
 # BENCH_WORKERS=N runs N worker processes in one group (horizontal scaling;
@@ -225,23 +230,24 @@ echo "median: $median events/s ($which, $events events, $runs runs, $partitions 
 if [ "$which" = scorer ] && [ "${BENCH_LATENCY:-1}" = 1 ]; then
   rate=${BENCH_LAT_RATE:-$((median / 2))}
   secs=${BENCH_LAT_SECONDS:-15}
+  lat_fw=${BENCH_LAT_FETCH_WAIT_MS:-1}
   lat_bin=$lat_dir/ds_bench_latency
   [ -x "$lat_bin" ] || cmake --build "$(dirname "$bin")" --target ds_bench_latency >/dev/null
   mport=$(free_port)
   ${BENCH_PERF:+perf record -F 999 ${BENCH_PERF_CG:--g} -o "$BENCH_PERF.lat" --} "$bin" scorer --brokers "$brokers" --redis "redis://127.0.0.1:$rport/15" \
      --group-id "bench-lat-$$" --metrics-addr "127.0.0.1:$mport" --log-level warn \
      --topic-marketing lat.events --topic-lead-scores lat.lead.scores \
-     --topic-account-scores lat.account.scores 2>"$tmp/worker-lat.err" &
+     --topic-account-scores lat.account.scores -X "fetch.wait.max.ms=$lat_fw" 2>"$tmp/worker-lat.err" &
   wpid=$!
   # measure the steady state: the scorer has joined its group and Redis answers
   until curl -sf "http://127.0.0.1:$mport/readyz" >/dev/null 2>&1; do
     kill -0 "$wpid" 2>/dev/null || { echo "worker died"; exit 1; }; sleep 0.2; done
   cpu_l0=$(cpu_of "$wpid"); cpu_r0=$(cpu_of "$redis_pid"); cpu_b0=$(cpu_of "$broker_pid")
-  DS_LAT_ACCOUNTS=${BENCH_ACCOUNTS:-20000} DS_LAT_IN=lat.events DS_LAT_OUT=lat.lead.scores "$lat_bin" "$brokers" "$rate" "$secs"
+  DS_LAT_FETCH_WAIT_MS=$lat_fw DS_LAT_ACCOUNTS=${BENCH_ACCOUNTS:-20000} DS_LAT_IN=lat.events DS_LAT_OUT=lat.lead.scores "$lat_bin" "$brokers" "$rate" "$secs"
   phases=$({ curl -s "http://127.0.0.1:$mport/metrics" 2>/dev/null || true; } \
     | awk -F'[",]' '/^dealsignal_phase_seconds_sum/ {for (i=1;i<NF;i++) if ($i ~ /phase=$/) p=$(i+1); split($0, a, " "); printf "%s=%.2f ", p, a[2]}')
-  printf '  latency run: CPU s worker %.2f redis %.2f broker %.2f; worker thread s per phase: %s\n' \
-    "$(echo "$(cpu_of "$wpid") - $cpu_l0" | bc)" "$(echo "$(cpu_of "$redis_pid") - $cpu_r0" | bc)" \
+  printf '  latency run (fetch.wait.max.ms %s): CPU s worker %.2f redis %.2f broker %.2f; worker thread s per phase: %s\n' \
+    "$lat_fw" "$(echo "$(cpu_of "$wpid") - $cpu_l0" | bc)" "$(echo "$(cpu_of "$redis_pid") - $cpu_r0" | bc)" \
     "$(echo "$(cpu_of "$broker_pid") - $cpu_b0" | bc)" "$phases"
   kill -TERM "$wpid"; wait "$wpid" || true
 fi
