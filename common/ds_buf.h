@@ -69,6 +69,18 @@ DS_WUR static inline ds_err_t ds_buf_put_f64(ds_buf_t *b, double v) {
 }
 
 DS_WUR static inline ds_err_t ds_buf_put_varint(ds_buf_t *b, uint64_t v) {
+    if (b->cap - b->len >= 10 && (!b->limit || b->limit - b->len >= 10)) {
+        /* room for the longest: written in place (no memcpy of a
+         * variable length, which is a libc call) */
+        unsigned char *d = b->data + b->len, *p = d;
+        while (v >= 0x80) {
+            *p++ = (unsigned char)(v | 0x80);
+            v >>= 7;
+        }
+        *p++ = (unsigned char)v;
+        b->len += (size_t)(p - d);
+        return DS_ERR_OK;
+    }
     unsigned char x[10];
     size_t n = 0;
     do {

@@ -1354,6 +1354,16 @@ void ds_score_unit_prefetch(const ds_score_unit_t *u, int stage) {
         __builtin_prefetch((const char *)u + 128);
         return;
     }
+    if (stage == 2) { /* the leads' own arrays (leads[] loaded by stage 1) */
+        for (uint32_t i = 0; i < u->nleads && i < 16; i++) {
+            const lead_t *L = &u->leads[i];
+            const void *p[] = {L->ins, L->rep, L->bkt, L->shc};
+            for (size_t k = 0; k < sizeof(p) / sizeof(p[0]); k++)
+                if (p[k])
+                    __builtin_prefetch(p[k]);
+        }
+        return;
+    }
     const void *p[] = {u->pool, u->strs, u->leads, u->dd, u->fw, u->cr, u->att, u->gc,
                        u->em_mob, u->scr};
     for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++)

@@ -89,7 +89,8 @@ void ds_score_unit_foreach_dirty(ds_score_unit_t *u,
 bool ds_score_unit_account_view(ds_score_unit_t *u, ds_account_score_t *out);
 void ds_score_unit_clear_dirty(ds_score_unit_t *u);
 /** Ask the CPU to start loading the unit (stage 0: the struct; 1: the
- *  first lines of its arrays, once the struct is in) before it is saved. */
+ *  first lines of its arrays, once the struct is in; 2: the first lines of
+ *  its leads' arrays, once leads[] is in) before it is saved. */
 void ds_score_unit_prefetch(const ds_score_unit_t *u, int stage);
 
 /** Approximate heap bytes held by the unit (for the memory benchmark). */

@@ -416,12 +416,14 @@ static void sc_persist(void *self, ds_redis_t *r) {
         unit_entry_t *e = s->dirty[i];
         /* the units were last touched many events ago: start loading the
          * next ones (entry, struct, arrays) while this one is written */
+        if (i + 4 < s->ndirty)
+            __builtin_prefetch(s->dirty[i + 4]);
         if (i + 3 < s->ndirty)
-            __builtin_prefetch(s->dirty[i + 3]);
+            ds_score_unit_prefetch(s->dirty[i + 3]->unit, 0);
         if (i + 2 < s->ndirty)
-            ds_score_unit_prefetch(s->dirty[i + 2]->unit, 0);
+            ds_score_unit_prefetch(s->dirty[i + 2]->unit, 1);
         if (i + 1 < s->ndirty)
-            ds_score_unit_prefetch(s->dirty[i + 1]->unit, 1);
+            ds_score_unit_prefetch(s->dirty[i + 1]->unit, 2);
         ds_buf_reset(&s->tmp);
         if (ds_score_unit_save(e->unit, &s->tmp)) {
             DS_ERROR("scorer", "cannot serialise unit %s", e->key);
