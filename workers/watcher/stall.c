@@ -101,20 +101,27 @@ static bool observed(const ds_deal_t *d, const char *code) {
     return false;
 }
 
-/* The first stage not fully verified, as if `extra` (NULL: nothing) had
- * been observed too; DS_NONE when every stage is. */
-static int verified_stage_with(const ds_deal_t *d, const ds_rules_t *r, const char *extra) {
+/* The first stage not fully verified, as if the `nextra` codes of `extra`
+ * had been observed too; DS_NONE when every stage is. */
+static int verified_stage_with(const ds_deal_t *d, const ds_rules_t *r, const char *const *extra,
+                               size_t nextra) {
     for (int s = 0; s < DS_PS__COUNT; s++) {
         const ds_stage_rule_t *st = &r->stall.stages[s];
-        for (size_t i = 0; i < st->verifiers_count; i++)
-            if (!observed(d, st->verifiers[i]) && !(extra && !strcmp(extra, st->verifiers[i])))
+        for (size_t i = 0; i < st->verifiers_count; i++) {
+            if (observed(d, st->verifiers[i]))
+                continue;
+            size_t k = 0;
+            while (k < nextra && strcmp(extra[k], st->verifiers[i]))
+                k++;
+            if (k == nextra)
                 return s;
+        }
     }
     return DS_NONE;
 }
 
 static int verified_stage(const ds_deal_t *d, const ds_rules_t *r) {
-    return verified_stage_with(d, r, NULL);
+    return verified_stage_with(d, r, NULL, 0);
 }
 
 /* NO_MOBILIZER holds at verified stage v and reported stage rep (the
@@ -124,16 +131,33 @@ static bool mobilizer_required(const ds_rules_t *r, int v, int rep) {
     return v != DS_NONE && (v >= req || rep >= req);
 }
 
-bool ds_deal_may_ask_tiers(const ds_deal_t *d, const ds_crm_event_t *ev, const ds_rules_t *r) {
+bool ds_deal_may_ask_tiers(const ds_deal_t *d, const ds_crm_event_t *const *evs, size_t n,
+                           const ds_rules_t *r) {
     if (d->outcome || d->mobilizer_known)
         return false;
-    /* the stages after ev at most: a reported stage it may set, the
-     * signal it may add (stages only move by events, signals only add) */
+    int v = verified_stage(d, r);
+    if (v == DS_NONE)
+        return false; /* every stage verified: signals only add, it stays so */
+    /* Bounds over the events: the highest reported stage any of them can
+     * set, and the verified stage with all their signals (verified stages
+     * only rise as signals add, up to DS_NONE).  An evaluation after some
+     * of them has a reported stage <= rep and a verified stage <= vall,
+     * unless all are verified; so it asks only if this holds. */
     int rep = d->opened ? d->reported : DS_PS_RECOGNIZE_NEED;
-    if (ev->stage != DS_NONE && ev->stage > rep)
-        rep = ev->stage;
-    const char *sig = ev->type == DS_CRM_BUYER_SIGNAL ? ev->signal : NULL;
-    return mobilizer_required(r, verified_stage_with(d, r, sig), rep);
+    const char *sigs[64];
+    size_t ns = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (evs[i]->stage != DS_NONE && evs[i]->stage > rep)
+            rep = evs[i]->stage;
+        if (evs[i]->type == DS_CRM_BUYER_SIGNAL && evs[i]->signal && evs[i]->signal[0]) {
+            if (ns == sizeof(sigs) / sizeof(sigs[0]))
+                return true; /* too many to bound cheaply */
+            sigs[ns++] = evs[i]->signal;
+        }
+    }
+    int req = r->stall.mobilizer_required_from;
+    int vall = ns ? verified_stage_with(d, r, sigs, ns) : v;
+    return vall == DS_NONE || vall >= req || rep >= req;
 }
 
 static void add_stakeholder(ds_deal_t *d, const char *c) {

@@ -48,10 +48,14 @@ void ds_deal_evaluate(ds_deal_t *d, const ds_watch_ctx_t *ctx);
  *  none (closed, or nothing can happen without an event). */
 int64_t ds_deal_next_deadline(const ds_deal_t *d, const ds_rules_t *r);
 
-/** Whether applying ev may evaluate NO_MOBILIZER and so ask
- *  stakeholder_is_mobilizer (a stage at or past mobilizer_required_from):
- *  false only when it cannot.  Lets the caller read just those tiers ahead. */
-bool ds_deal_may_ask_tiers(const ds_deal_t *d, const ds_crm_event_t *ev, const ds_rules_t *r);
+/** Whether applying evs (every event of the deal in a batch, in order; n
+ *  0 for a clock check, ds_deal_evaluate) may evaluate NO_MOBILIZER and so
+ *  ask stakeholder_is_mobilizer (a stage at or past
+ *  mobilizer_required_from), after any of them or at a clock check between
+ *  them: false only when none can.  Lets the caller read just those tiers
+ *  ahead. */
+bool ds_deal_may_ask_tiers(const ds_deal_t *d, const ds_crm_event_t *const *evs, size_t n,
+                           const ds_rules_t *r);
 
 const char *ds_deal_id(const ds_deal_t *d);
 const char *ds_deal_account_id(const ds_deal_t *d);

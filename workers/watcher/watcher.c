@@ -45,6 +45,8 @@ typedef struct deal_entry {
     int64_t indexed;     /* deadline last written to the Redis index */
     uint64_t written[4]; /* per field group, what was last written; 0: nothing */
     uint64_t tier_round; /* == the watcher's: its stakeholders' tiers are read */
+    uint64_t batch_round; /* == the watcher's tier_round: first/last below are set */
+    uint32_t first, last; /* this batch's first and last event of the deal */
     bool dirty, loading;
     UT_hash_handle hh;
 } deal_entry_t;
@@ -53,6 +55,7 @@ typedef struct deal_entry {
 typedef struct wslot {
     ds_crm_event_t ev; /* first: the decoder writes it */
     deal_entry_t *e;
+    uint32_t next; /* the deal's next event in the batch (UINT32_MAX: none) */
 } wslot_t;
 
 typedef struct heap_item {
@@ -63,6 +66,8 @@ typedef struct heap_item {
 typedef struct part {
     bool known, bootstrapped, wm_dirty;
     int64_t watermark; /* INT64_MIN: none yet */
+    uint64_t due_round; /* == tier_round: due_by is this batch's watermark */
+    int64_t due_by;
     heap_item_t *heap;
     size_t n, cap;
 } part_t;
@@ -322,23 +327,95 @@ static void queue_tier(ds_watcher_t *w, ds_redis_t *r, const char *account_id,
     w->loads[w->nloads - 1].m = m;
 }
 
-/* The tiers the batch's evaluations will ask for: of the deals that one of
- * their events may take to a stage where NO_MOBILIZER is evaluated, every
- * stakeholder and every contact of their events.  (Several events of a
- * deal that only together reach that stage are not foreseen: is_mobilizer()
- * then reads the tier itself.) */
+static void queue_deal_tiers(ds_watcher_t *w, ds_redis_t *r, const deal_entry_t *e,
+                             const char *acct) {
+    const char *a = ds_deal_account_id(e->deal);
+    if (!a || !a[0])
+        a = acct;
+    for (size_t k = 0; k < ds_deal_stakeholder_count(e->deal); k++)
+        queue_tier(w, r, a, ds_deal_stakeholder(e->deal, k));
+}
+
+/* The deals of partition heap pt due by `thr` (the subtree of i), that a
+ * clock check will evaluate with their tiers. */
+static void queue_due_tiers(ds_watcher_t *w, ds_redis_t *r, const part_t *pt, size_t i,
+                            int64_t thr) {
+    if (i >= pt->n || pt->heap[i].deadline > thr)
+        return; /* a min-heap: nothing below is due either */
+    deal_entry_t *e = pt->heap[i].e;
+    if (pt->heap[i].deadline == e->deadline && e->deal && e->tier_round != w->tier_round &&
+        ds_deal_may_ask_tiers(e->deal, NULL, 0, w->rules)) {
+        e->tier_round = w->tier_round;
+        queue_deal_tiers(w, r, e, NULL);
+    }
+    queue_due_tiers(w, r, pt, 2 * i + 1, thr);
+    queue_due_tiers(w, r, pt, 2 * i + 2, thr);
+}
+
+/* The tiers the batch's evaluations will ask for, read with its loads:
+ * - of the deals that their events may take to a stage where NO_MOBILIZER
+ *   is evaluated (ds_deal_may_ask_tiers), every stakeholder and every
+ *   contact of their events;
+ * - of the deals that the batch's clock checks will find due (event clock:
+ *   by the partition's watermark after the batch; wall clock: by the tick
+ *   about to run, give or take a second), every stakeholder.
+ * A tick later than foreseen is not covered: is_mobilizer() then reads the
+ * tier itself. */
 static void queue_tiers(ds_watcher_t *w, ds_redis_t *r, void **slots, const int32_t *parts,
                         size_t n) {
-    (void)parts;
     w->tier_round++;
+    if (w->event_clock) {
+        for (size_t i = 0; i < n; i++) {
+            const ds_crm_event_t *ev = slots[i];
+            part_t *pt = get_part(w, parts[i]);
+            if (ev && pt->due_round != w->tier_round) {
+                pt->due_round = w->tier_round;
+                pt->due_by = pt->watermark;
+            }
+            if (ev && ev->occurred_at > pt->due_by)
+                pt->due_by = ev->occurred_at;
+        }
+        for (size_t i = 0; i < n; i++) {
+            part_t *pt = get_part(w, parts[i]);
+            if (slots[i] && pt->due_round == w->tier_round) {
+                pt->due_round = 0; /* walked once */
+                queue_due_tiers(w, r, pt, 0, pt->due_by);
+            }
+        }
+    } else {
+        int64_t thr = ds_clock_now_ms() + 1000 -
+                      (int64_t)(w->rules->stall.grace_minutes * 60000.0);
+        for (int32_t p = 0; p < MAX_PARTITIONS; p++)
+            if (w->parts[p].bootstrapped)
+                queue_due_tiers(w, r, &w->parts[p], 0, thr);
+    }
+    /* each deal's events of the batch, chained in order */
     for (size_t i = 0; i < n; i++) {
-        const ds_crm_event_t *ev = slots[i];
-        if (!ev)
+        wslot_t *ws = slots[i];
+        if (!ws || !ws->e->deal)
             continue;
-        deal_entry_t *e = ((const wslot_t *)ev)->e;
-        if (e->deal && e->tier_round != w->tier_round &&
-            ds_deal_may_ask_tiers(e->deal, ev, w->rules))
-            e->tier_round = w->tier_round;
+        deal_entry_t *e = ws->e;
+        ws->next = UINT32_MAX;
+        if (e->batch_round != w->tier_round) {
+            e->batch_round = w->tier_round;
+            e->first = (uint32_t)i;
+        } else {
+            ((wslot_t *)slots[e->last])->next = (uint32_t)i;
+        }
+        e->last = (uint32_t)i;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const wslot_t *ws = slots[i];
+        if (!ws || !ws->e->deal || ws->e->first != i || ws->e->tier_round == w->tier_round)
+            continue;
+        const ds_crm_event_t *evs[64];
+        size_t k = 0;
+        for (uint32_t j = (uint32_t)i; j != UINT32_MAX && k < 64;
+             j = ((const wslot_t *)slots[j])->next)
+            evs[k++] = slots[j];
+        /* more than 64 events of one deal in a batch: read its tiers */
+        if (k == 64 || ds_deal_may_ask_tiers(ws->e->deal, evs, k, w->rules))
+            ws->e->tier_round = w->tier_round;
     }
     for (size_t i = 0; i < n; i++) {
         const ds_crm_event_t *ev = slots[i];
@@ -350,8 +427,7 @@ static void queue_tiers(ds_watcher_t *w, ds_redis_t *r, void **slots, const int3
         const char *acct = ds_deal_account_id(e->deal);
         if (!acct || !acct[0])
             acct = ev->account_id;
-        for (size_t k = 0; k < ds_deal_stakeholder_count(e->deal); k++)
-            queue_tier(w, r, acct, ds_deal_stakeholder(e->deal, k));
+        queue_deal_tiers(w, r, e, acct);
         queue_tier(w, r, acct, ev->contact_id);
     }
 }
@@ -414,7 +490,14 @@ static size_t wa_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
             if (!e->deal && !e->loading)
                 cmd_load_deal(w, r, e);
         }
-    } else if (w->npending) {
+        if (w->nloads)
+            return w->nloads;
+    }
+    /* a round with nothing to read falls through to the next step: the
+     * deals of an index, then (every deal in memory) the tiers; a batch
+     * whose deals were all in memory used to skip the tiers and read each
+     * one alone when a deal was evaluated */
+    if (round > 0 && w->npending) {
         w->boot_inflight = true;
         for (size_t i = 0; i < w->npending; i++) {
             deal_entry_t *e = entry_for(w, w->pending_ids[i], w->pending_parts[i]);
@@ -423,7 +506,11 @@ static size_t wa_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
                 cmd_load_deal(w, r, e);
         }
         w->npending = 0;
-    } else if (!w->tiers_queued) {
+        if (w->nloads)
+            return w->nloads;
+        w->boot_inflight = false;
+    }
+    if (!w->tiers_queued) {
         /* every deal of the batch is loaded: their stakeholders' tiers */
         w->tiers_queued = true;
         queue_tiers(w, r, slots, parts, n);
