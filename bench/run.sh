@@ -5,7 +5,8 @@
 #   bench/run.sh [scorer|watcher|both] [EVENTS] [RUNS]
 #   bench/run.sh memory [LEADS]             scorer RSS with LEADS leads tracked
 #   bench/run.sh stallcheck [DEALS] [DUE]   watcher clock-check cost, DUE of DEALS due
-#   bench/run.sh mallocs [EVENTS]           scorer allocation calls per event, by library
+#   bench/run.sh mallocs [EVENTS] [WORKER]  allocation calls per event of the scorer
+#                                           (default) or the watcher, by library
 #
 # Starts the embedded broker (with enough partitions for the mock cluster's
 # ~5 MiB/partition retention) and a private redis-server, preloads EVENTS
@@ -89,22 +90,27 @@ if [ "$which" = memory ]; then
   exit 0
 fi
 if [ "$which" = mallocs ]; then
-  # allocations per event in steady state: the scorer over gen's mix on 500
+  # allocations per event in steady state: the worker over gen's mix on 500
   # accounts (their state exists after the first few thousand events), run
   # with bench/malloc_count.c preloaded
   n=${2:-200000}
+  worker=${3:-scorer}
+  case "$worker" in
+    scorer) mix=marketing ;; watcher) mix=crm ;;
+    *) echo "mallocs: WORKER is scorer or watcher, not $worker" >&2; exit 2 ;;
+  esac
   lib=$lat_dir/libds_malloc_count.so
   [ -f "$lib" ] || cmake --build "$lat_dir" --target ds_malloc_count >/dev/null
-  "$bin" gen --brokers "$brokers" --count "$n" --rate 0 --seed 7 --scenario marketing \
+  "$bin" gen --brokers "$brokers" --count "$n" --rate 0 --seed 7 --scenario "$mix" \
     --accounts 500 2>/dev/null
   mport=$(free_port)
-  DS_MALLOC_COUNT_OUT=$tmp/mallocs.txt LD_PRELOAD=$lib "$bin" scorer --brokers "$brokers" \
+  DS_MALLOC_COUNT_OUT=$tmp/mallocs.txt LD_PRELOAD=$lib "$bin" "$worker" --brokers "$brokers" \
     --redis "redis://127.0.0.1:$rport/0" --group-id "bench-malloc-$$" --clock event \
     --metrics-addr "127.0.0.1:$mport" --log-level warn 2>"$tmp/worker-malloc.err" &
   wpid=$!
   wait_metric "$mport" '^dealsignal_consumed_records_total' "$n" "$wpid"
   kill -TERM "$wpid"; wait "$wpid" || true
-  echo "mallocs: allocation calls per event over $n events (start-up and state growth included), by calling object:"
+  echo "mallocs: $worker's allocation calls per event over $n events (start-up and state growth included), by calling object:"
   awk -v n="$n" '{c[$2]+=$1} END {for (k in c) printf "  %8.2f  %s\n", c[k]/n, k}' "$tmp/mallocs.txt" | sort -rn
   echo "  the executable's call sites with more than 0.01 per event:"
   awk -v n="$n" -v b="$bin" '$2 == b && $1/n > 0.01 {print $1, $3}' "$tmp/mallocs.txt" | sort -rn |

@@ -50,7 +50,7 @@ struct ds_deal {
     uint32_t nstake;
     alert_st_t al[NK];
     seen_t *seen;
-    uint32_t nseen;
+    uint32_t nseen, cseen; /* cseen: room in seen[] */
     int64_t max_t;
 };
 
@@ -332,11 +332,15 @@ static bool dedupe(ds_deal_t *d, const ds_crm_event_t *ev, double window_days) {
     d->nseen = j;
     if (dup)
         return true;
-    seen_t *n = realloc(d->seen, (d->nseen + 1) * sizeof(*n));
-    if (n) {
+    if (d->nseen == d->cseen) { /* grown by doubling: no realloc per event */
+        uint32_t nc = d->cseen ? d->cseen * 2 : 4;
+        seen_t *n = realloc(d->seen, nc * sizeof(*n));
+        if (!n)
+            return false;
         d->seen = n;
-        d->seen[d->nseen++] = (seen_t){h, ev->occurred_at};
+        d->cseen = nc;
     }
+    d->seen[d->nseen++] = (seen_t){h, ev->occurred_at};
     return false;
 }
 
@@ -609,6 +613,7 @@ ds_deal_t *ds_deal_load(const void *p, size_t n, ds_err_t *err) {
     GET(ds_get_varint(&r, &cnt) || cnt > n);
     d->seen = calloc(cnt ? cnt : 1, sizeof(*d->seen));
     GET(!d->seen);
+    d->cseen = cnt ? (uint32_t)cnt : 1;
     for (uint64_t i = 0; i < cnt; i++) {
         int64_t h;
         GET(ds_get_i64(&r, &h) || ds_get_i64(&r, &d->seen[i].at));
@@ -631,5 +636,5 @@ size_t ds_deal_mem(const ds_deal_t *d) {
         m += sizeof(sig_t_) + strlen(d->sigs[i].code) + 1;
     for (uint32_t i = 0; i < d->nstake; i++)
         m += sizeof(char *) + strlen(d->stake[i]) + 1;
-    return m + d->nseen * sizeof(seen_t);
+    return m + d->cseen * sizeof(seen_t);
 }

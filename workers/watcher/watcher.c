@@ -105,6 +105,7 @@ struct ds_watcher {
     int32_t *pending_parts;
     size_t npending, pending_cap;
     mob_entry_t *mob_cache; /* per batch */
+    ds_arena_t mob_arena;   /* its entries and keys, reset with it */
     bool boot_inflight;     /* index deals queued, not yet known loaded */
     bool tiers_queued;      /* this batch's stakeholder tiers are being read */
     uint64_t tier_round;    /* counts queue_tiers() calls */
@@ -113,6 +114,7 @@ struct ds_watcher {
     ds_counter_t *m_applied, *m_duplicates, *m_ignored, *m_skipped;
     ds_gauge_t *m_tracked;
     ds_counter_t *m_checked;     /* deals evaluated by clock checks */
+    ds_counter_t *m_alerts[DS_AK__COUNT][DS_AS__COUNT]; /* NULL until the first */
     ds_histogram_t *m_check_sec; /* one wall-clock check over all partitions */
     ds_metrics_t *metrics;
 };
@@ -279,12 +281,23 @@ static void part_key(ds_watcher_t *w, int32_t p, char *out, size_t n, const char
 }
 
 static void mob_cache_clear(ds_watcher_t *w) {
-    mob_entry_t *m, *t;
-    HASH_ITER(hh, w->mob_cache, m, t) {
-        HASH_DEL(w->mob_cache, m);
-        free(m->key);
-        free(m);
-    }
+    HASH_CLEAR(hh, w->mob_cache);
+    ds_arena_reset(&w->mob_arena);
+}
+
+/* A tier cache entry for key, from the batch's arena (no malloc per
+ * entry); NULL when out of memory. */
+static mob_entry_t *mob_add(ds_watcher_t *w, const char *key, bool is_mobilizer) {
+    size_t len = strlen(key);
+    mob_entry_t *m = ds_arena_alloc(&w->mob_arena, sizeof(*m));
+    if (!m)
+        return NULL;
+    memset(m, 0, sizeof(*m));
+    if (!(m->key = ds_arena_strndup(&w->mob_arena, key, len)))
+        return NULL;
+    m->is_mobilizer = is_mobilizer;
+    HASH_ADD_KEYPTR(hh, w->mob_cache, m->key, len, m);
+    return m;
 }
 
 /* The tier cache's key of a stakeholder: account \x1f contact. */
@@ -313,12 +326,8 @@ static void queue_tier(ds_watcher_t *w, ds_redis_t *r, const char *account_id,
     HASH_FIND_STR(w->mob_cache, key, m);
     if (m)
         return;
-    m = calloc(1, sizeof(*m));
-    if (!m || !(m->key = strdup(key))) {
-        free(m);
+    if (!(m = mob_add(w, key, false)))
         return; /* is_mobilizer() reads it itself */
-    }
-    HASH_ADD_KEYPTR(hh, w->mob_cache, m->key, strlen(m->key), m);
     char rkey[700];
     tier_rkey(w, account_id, contact_id, rkey, sizeof(rkey));
     const char *argv[] = {"HGET", rkey, "tier"};
@@ -602,12 +611,17 @@ static void sink_alert(void *opaque, const ds_deal_alert_t *a) {
     }
     ds_worker_emit(w->cur, w->cfg->topic_alerts, a->deal_id, w->enc.data, w->enc.len,
                    a->alert_id);
-    if (w->metrics) {
-        char labels[128];
-        snprintf(labels, sizeof(labels), "kind=\"%s\",state=\"%s\"", ds_alert_kind_name(a->kind),
-                 ds_alert_state_name(a->state));
-        ds_counter_add(ds_metrics_counter(w->metrics, "alerts", "Deal alerts produced", labels),
-                       1);
+    if (w->metrics && a->kind >= 0 && a->kind < DS_AK__COUNT && a->state >= 0 &&
+        a->state < DS_AS__COUNT) {
+        /* each series looked up once, when its first alert is counted */
+        ds_counter_t **c = &w->m_alerts[a->kind][a->state];
+        if (!*c) {
+            char labels[128];
+            snprintf(labels, sizeof(labels), "kind=\"%s\",state=\"%s\"",
+                     ds_alert_kind_name(a->kind), ds_alert_state_name(a->state));
+            *c = ds_metrics_counter(w->metrics, "alerts", "Deal alerts produced", labels);
+        }
+        ds_counter_add(*c, 1);
     }
 }
 
@@ -638,13 +652,7 @@ static bool is_mobilizer(void *opaque, const char *account_id, const char *conta
             DS_WARN("watcher", "cannot read the tier of %s: %s", contact_id,
                     ds_redis_errstr(r));
     }
-    m = calloc(1, sizeof(*m));
-    if (m && (m->key = strdup(key))) {
-        m->is_mobilizer = result;
-        HASH_ADD_KEYPTR(hh, w->mob_cache, m->key, strlen(m->key), m);
-    } else {
-        free(m);
-    }
+    (void)mob_add(w, key, result); /* not cached when out of memory */
     return result;
 }
 
@@ -932,6 +940,7 @@ ds_watcher_t *ds_watcher_new(const ds_config_t *cfg, const ds_rules_t *rules,
     w->event_clock = !strcmp(cfg->clock, "event");
     ds_buf_init(&w->enc, 0);
     ds_buf_init(&w->tmp, 0);
+    ds_arena_init(&w->mob_arena, 0);
     w->registry = ds_registry_open(cfg, errstr, errstr_size);
     if (!w->registry)
         goto fail;
@@ -994,5 +1003,6 @@ void ds_watcher_destroy(ds_watcher_t *w) {
     ds_registry_destroy(w->registry);
     ds_buf_free(&w->enc);
     ds_buf_free(&w->tmp);
+    ds_arena_free(&w->mob_arena);
     free(w);
 }
