@@ -333,7 +333,7 @@ static bool dedupe(ds_deal_t *d, const ds_crm_event_t *ev, double window_days) {
     if (dup)
         return true;
     if (d->nseen == d->cseen) { /* grown by doubling: no realloc per event */
-        uint32_t nc = d->cseen ? d->cseen * 2 : 4;
+        uint32_t nc = d->cseen ? d->cseen * 2 : 1;
         seen_t *n = realloc(d->seen, nc * sizeof(*n));
         if (!n)
             return false;
