@@ -824,7 +824,9 @@ static void test_may_ask_tiers(void **state) {
     assert_true(ds_deal_may_ask_tiers(d, both, 2, f->rules));
     assert_int_equal(apply(f, d, &b1), DS_ERR_OK);
     assert_true(may1(f, d, &b2));
-    /* a batch that ends with every stage verified asks on its way there */
+    /* a batch that takes the deal past DEFINE_CRITERIA asks on its way (with
+     * these rules the later stages keep the defaults' verifiers, so no batch
+     * here verifies every stage) */
     ds_crm_event_t b4 = crm("b4", T0 + 2 * HOUR, DS_CRM_BUYER_SIGNAL);
     b4.signal = "resources_committed";
     ds_crm_event_t b5 = crm("b5", T0 + 2 * HOUR, DS_CRM_BUYER_SIGNAL);
@@ -861,7 +863,50 @@ static void test_may_ask_tiers(void **state) {
     ds_deal_destroy(d);
     clear(f);
 
-    /* (b) sound over streams of every kind of event cut into batches:
+    /* (b) a batch that ends with every stage verified still asks on its way
+     * (rules whose later stages need nothing: the bound is "all verified") */
+    static const char ALL_YAML[] = "stall:\n"
+                                   "  mobilizer_required_from: DEFINE_CRITERIA\n"
+                                   "  stages:\n"
+                                   "    RECOGNIZE_NEED: {verifiers: [live_call_accepted]}\n"
+                                   "    EXPLORE_OPTIONS: {verifiers: [status_quo_flaw_acknowledged]}\n"
+                                   "    DEFINE_CRITERIA: {verifiers: [resources_committed]}\n"
+                                   "    EVALUATE_OPTIONS: {verifiers: []}\n"
+                                   "    SELECT_SUPPLIER: {verifiers: []}\n"
+                                   "    NEGOTIATE: {verifiers: []}\n"
+                                   "    IMPLEMENT: {verifiers: []}\n"
+                                   "    EVALUATE_IMPACT: {verifiers: []}\n";
+    char err[256] = "";
+    ds_rules_t *all = ds_rules_load_buffer("all.yaml", ALL_YAML, strlen(ALL_YAML), err,
+                                           sizeof(err));
+    if (!all)
+        fail_msg("rules: %s", err);
+    const ds_rules_t *kept = f->ctx.rules;
+    f->ctx.rules = all;
+    d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    e = crm("e1", T0, DS_CRM_DEAL_OPENED);
+    e.stage = DS_PS_RECOGNIZE_NEED;
+    assert_int_equal(apply(f, d, &e), DS_ERR_OK);
+    assert_int_equal(apply(f, d, &b1), DS_ERR_OK); /* live_call_accepted, stakeholder L-1 */
+    ds_crm_event_t r1 = crm("r1", T0 + 3 * HOUR, DS_CRM_BUYER_SIGNAL);
+    r1.signal = "resources_committed";
+    const ds_crm_event_t *through[] = {&b2, &r1}; /* DEFINE_CRITERIA, then all verified */
+    assert_true(ds_deal_may_ask_tiers(d, through, 2, all));
+    int calls = f->mob_calls;
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(apply(f, d, through[k]), DS_ERR_OK);
+    assert_true(f->mob_calls > calls); /* after b2 it asked */
+    /* every stage verified: nothing can ask any more */
+    assert_false(ds_deal_may_ask_tiers(d, NULL, 0, all));
+    const ds_crm_event_t *one[] = {&e};
+    assert_false(ds_deal_may_ask_tiers(d, one, 1, all));
+    ds_deal_destroy(d);
+    clear(f);
+    f->ctx.rules = kept;
+    ds_rules_destroy(all);
+
+    /* (c) sound over streams of every kind of event cut into batches:
      * whenever an apply or a clock check between them asked for a tier,
      * the predicate said so before the batch */
     static const char *const sigs[] = {"live_call_accepted", "status_quo_flaw_acknowledged",
