@@ -436,7 +436,8 @@ static void queue_tiers(ds_watcher_t *w, ds_redis_t *r, void **slots, const int3
         const char *acct = ds_deal_account_id(e->deal);
         if (!acct || !acct[0])
             acct = ev->account_id;
-        queue_deal_tiers(w, r, e, acct);
+        if (e->first == i) /* the stakeholders once per deal, the contacts per event */
+            queue_deal_tiers(w, r, e, acct);
         queue_tier(w, r, acct, ev->contact_id);
     }
 }
