@@ -110,6 +110,32 @@ ds_err_t ds_get_varint(ds_reader_t *r, uint64_t *v) {
     return DS_ERR_UNDECODABLE;
 }
 
+ds_err_t ds_get_svarint(ds_reader_t *r, int64_t *v) {
+    uint64_t u;
+    ds_err_t e = ds_get_varint(r, &u);
+    if (e)
+        return e;
+    *v = (int64_t)((u >> 1) ^ (0 - (u & 1)));
+    return DS_ERR_OK;
+}
+
+ds_err_t ds_get_f64c(ds_reader_t *r, double *v) {
+    uint64_t u;
+    ds_err_t e = ds_get_varint(r, &u);
+    if (e)
+        return e;
+    if (u == 1)
+        return ds_get_f64(r, v);
+    if (u & 1)
+        return DS_ERR_UNDECODABLE;
+    u >>= 1;
+    int64_t i = (int64_t)((u >> 1) ^ (0 - (u & 1)));
+    if (i < -9007199254740992LL || i > 9007199254740992LL)
+        return DS_ERR_UNDECODABLE;
+    *v = (double)i;
+    return DS_ERR_OK;
+}
+
 ds_err_t ds_get_str(ds_reader_t *r, char **s) {
     uint64_t n;
     ds_err_t e = ds_get_varint(r, &n);

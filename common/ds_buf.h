@@ -93,6 +93,25 @@ DS_WUR static inline ds_err_t ds_buf_put_varint(ds_buf_t *b, uint64_t v) {
     return ds_buf_append(b, x, n);
 }
 
+/** Zigzag varint: a small magnitude of either sign takes few bytes. */
+DS_WUR static inline ds_err_t ds_buf_put_svarint(ds_buf_t *b, int64_t v) {
+    return ds_buf_put_varint(b, ((uint64_t)v << 1) ^ (0 - (uint64_t)(v < 0)));
+}
+
+/** A double in as few bytes as is exact: an integer of magnitude up to
+ *  2^53 (not -0) as the varint of its zigzag value times 2 (1 byte for
+ *  points like 10 or -6); any other value as the varint 1, then its
+ *  8 bytes. */
+DS_WUR static inline ds_err_t ds_buf_put_f64c(ds_buf_t *b, double v) {
+    if (v >= -9007199254740992.0 && v <= 9007199254740992.0 && v == (double)(int64_t)v &&
+        !(v == 0 && __builtin_signbit(v))) {
+        int64_t i = (int64_t)v;
+        return ds_buf_put_varint(b, (((uint64_t)i << 1) ^ (0 - (uint64_t)(i < 0))) << 1);
+    }
+    ds_err_t e = ds_buf_put_varint(b, 1);
+    return e ? e : ds_buf_put_f64(b, v);
+}
+
 /** Length-prefixed (varint of length + 1) bytes. */
 DS_WUR static inline ds_err_t ds_buf_put_strn(ds_buf_t *b, const char *s, size_t n) {
     ds_err_t e = ds_buf_put_varint(b, (uint64_t)n + 1);
@@ -119,6 +138,8 @@ ds_err_t ds_get_u8(ds_reader_t *r, uint8_t *v) DS_WUR;
 ds_err_t ds_get_i64(ds_reader_t *r, int64_t *v) DS_WUR;
 ds_err_t ds_get_f64(ds_reader_t *r, double *v) DS_WUR;
 ds_err_t ds_get_varint(ds_reader_t *r, uint64_t *v) DS_WUR;
+ds_err_t ds_get_svarint(ds_reader_t *r, int64_t *v) DS_WUR;
+ds_err_t ds_get_f64c(ds_reader_t *r, double *v) DS_WUR;
 /** Returns a malloc'ed NUL-terminated copy (caller frees) or NULL for the
  *  NULL marker. */
 ds_err_t ds_get_str(ds_reader_t *r, char **s) DS_WUR;

@@ -1,6 +1,7 @@
 /*
  * test_fmt.c — ds_fmt gives the same text as the printf formats it
- * replaces on the Redis write paths.
+ * replaces on the Redis write paths; ds_buf's compact numbers (the saved
+ * state's encoding) read back exactly.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -13,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "ds_buf.h"
 #include "ds_fmt.h"
 
 static void check_g6(double v) {
@@ -84,11 +86,57 @@ static void test_join_cuts_to_the_buffer(void **state) {
     assert_string_equal(one, "");
 }
 
+/* Zigzag varints and compact doubles read back bit for bit, at the edges
+ * of their short forms too, and take the bytes they promise. */
+static void test_compact_numbers(void **state) {
+    (void)state;
+    static const int64_t ints[] = {0,         1,         -1,        63,        -64,      64,
+                                   -65,       INT64_MAX, INT64_MIN, 1700000000000LL};
+    static const double dbls[] = {0.0,  -0.0,     1.0,      -6.0,          0.5,        1e300,
+                                  -1e-300, 9007199254740992.0, -9007199254740992.0,
+                                  9007199254740994.0, INFINITY, -INFINITY, NAN, 18.518518518518519};
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
+        assert_int_equal(ds_buf_put_svarint(&b, ints[i]), DS_ERR_OK);
+    for (size_t i = 0; i < sizeof(dbls) / sizeof(dbls[0]); i++)
+        assert_int_equal(ds_buf_put_f64c(&b, dbls[i]), DS_ERR_OK);
+    ds_reader_t r;
+    ds_reader_init(&r, b.data, b.len);
+    for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
+        int64_t v;
+        assert_int_equal(ds_get_svarint(&r, &v), DS_ERR_OK);
+        assert_true(v == ints[i]);
+    }
+    for (size_t i = 0; i < sizeof(dbls) / sizeof(dbls[0]); i++) {
+        double v;
+        assert_int_equal(ds_get_f64c(&r, &v), DS_ERR_OK);
+        assert_memory_equal(&v, &dbls[i], sizeof(v));
+    }
+    assert_ptr_equal(r.p, r.end);
+    /* short forms: -64..63 in one byte, points like 10 or -6 in one */
+    size_t n0 = b.len;
+    assert_int_equal(ds_buf_put_svarint(&b, -64), DS_ERR_OK);
+    assert_int_equal(ds_buf_put_svarint(&b, 63), DS_ERR_OK);
+    assert_int_equal(ds_buf_put_f64c(&b, 10.0), DS_ERR_OK);
+    assert_int_equal(ds_buf_put_f64c(&b, -6.0), DS_ERR_OK);
+    assert_int_equal(b.len - n0, 4);
+    assert_int_equal(ds_buf_put_f64c(&b, 0.1), DS_ERR_OK);
+    assert_int_equal(b.len - n0, 13);
+    /* an odd tag other than 1 is not a double */
+    unsigned char bad[] = {3, 0, 0, 0, 0, 0, 0, 0, 0};
+    double v;
+    ds_reader_init(&r, bad, sizeof(bad));
+    assert_int_equal(ds_get_f64c(&r, &v), DS_ERR_UNDECODABLE);
+    ds_buf_free(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_g6_matches_printf),
         cmocka_unit_test(test_integers),
         cmocka_unit_test(test_join_cuts_to_the_buffer),
+        cmocka_unit_test(test_compact_numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
