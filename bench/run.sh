@@ -70,6 +70,13 @@ wait_metric() { # wait_metric PORT REGEX MIN PID
   done
 }
 lat_dir=$(dirname "$bin")
+watch_bin=$lat_dir/ds_bench_watch
+[ -x "$watch_bin" ] || { cmake "$lat_dir" >/dev/null 2>&1 &&
+  cmake --build "$lat_dir" --target ds_bench_watch >/dev/null 2>&1; } || true
+if [ ! -x "$watch_bin" ]; then # DS_BIN from a build without it
+  watch_bin=build/ds_bench_watch
+  [ -x "$watch_bin" ] || { cmake -S . -B build >/dev/null && cmake --build build --target ds_bench_watch >/dev/null; }
+fi
 if [ "$which" = memory ]; then
   n=${2:-1000000}
   mport=$(free_port)
@@ -186,24 +193,16 @@ for run in $(seq "$runs"); do
     wpids+=($!)
   done
   wpid=${wpids[0]}; mport=${mports[0]}
-  metric() { for p in "${mports[@]}"; do { curl -s "http://127.0.0.1:$p/metrics" 2>/dev/null || true; }; done \
-      | awk '/^dealsignal_consumed_records_total/ {s+=$2} END {printf "%d", s+0}'; }
-  all_ready() { for p in "${mports[@]}"; do curl -sf "http://127.0.0.1:$p/readyz" >/dev/null 2>&1 || return 1; done; }
   # the clock starts at the first completed batch (group join is not
-  # throughput); with several workers, once every one has its partitions
-  first=0
-  while :; do
-    consumed=$(metric)
-    if [ "$first" = 0 ] && [ "$consumed" -gt 0 ] && { [ "$nworkers" = 1 ] || all_ready; }; then
-      first=$consumed; start=$(date +%s.%N); fi
-    [ "$consumed" -ge "$expected" ] && break
-    for p in "${wpids[@]}"; do
-      kill -0 "$p" 2>/dev/null || { echo "worker died:"; tail "$tmp"/worker-"$run"-*.err; exit 1; }
-    done
-    sleep 0.02
-  done
-  end=$(date +%s.%N)
-  if [ "$first" -ge "$expected" ] || [ "$first" = 0 ]; then
+  # throughput); with several workers, once every one has its partitions.
+  # One small process polls the metrics (bench/watch.c): curl and awk per
+  # poll took most of a core from the run they measured.
+  if ! watched=$("$watch_bin" "$expected" "$(IFS=,; echo "${mports[*]}")" "$(IFS=,; echo "${wpids[*]}")"); then
+    echo "worker died:"; tail "$tmp"/worker-"$run"-*.err; exit 1
+  fi
+  read -r _ start first <<<"$(grep '^first' <<<"$watched")"
+  read -r _ end _ <<<"$(grep '^done' <<<"$watched")"
+  if [ "$first" -ge "$expected" ]; then
     # all of it in the first batch (tiny runs): time from the worker's start
     first=0; start=$launched
   fi
