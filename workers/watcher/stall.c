@@ -515,9 +515,28 @@ ds_err_t ds_deal_public_fields(const ds_deal_t *d, const ds_rules_t *r, ds_buf_t
     return e;
 }
 
-#define VERSION 1
+/* Version 2 (version 1 still loads) writes max_t first and every other
+ * time as the zigzag varint of its distance to max_t (small: the deal's
+ * times lie within days of it), as the scorer's state does: less to
+ * format, send and store at each write. */
+#define VERSION 2
+
+static ds_err_t put_t(ds_buf_t *o, int64_t base, int64_t t) {
+    return ds_buf_put_svarint(o, (int64_t)((uint64_t)base - (uint64_t)t));
+}
+
+static ds_err_t get_t(ds_reader_t *r, int ver, int64_t base, int64_t *t) {
+    if (ver == 1)
+        return ds_get_i64(r, t);
+    int64_t dt;
+    ds_err_t e = ds_get_svarint(r, &dt);
+    if (!e)
+        *t = (int64_t)((uint64_t)base - (uint64_t)dt);
+    return e;
+}
 
 ds_err_t ds_deal_save(const ds_deal_t *d, ds_buf_t *o) {
+    int64_t b = d->max_t;
     ds_err_t e = ds_buf_put_u8(o, VERSION);
     e = e ? e : ds_buf_put_str(o, d->id);
     e = e ? e : ds_buf_put_str(o, d->account_id);
@@ -526,15 +545,15 @@ ds_err_t ds_deal_save(const ds_deal_t *d, ds_buf_t *o) {
     e = e ? e : ds_buf_put_u8(o, d->outcome);
     e = e ? e : ds_buf_put_u8(o, d->mobilizer_known);
     e = e ? e : ds_buf_put_varint(o, (uint64_t)d->reported);
-    e = e ? e : ds_buf_put_i64(o, d->opened_at);
-    e = e ? e : ds_buf_put_i64(o, d->last_buyer);
-    e = e ? e : ds_buf_put_i64(o, d->last_seller);
+    e = e ? e : ds_buf_put_svarint(o, b);
+    e = e ? e : put_t(o, b, d->opened_at);
+    e = e ? e : put_t(o, b, d->last_buyer);
+    e = e ? e : put_t(o, b, d->last_seller);
     e = e ? e : ds_buf_put_varint(o, (uint64_t)d->unanswered);
-    e = e ? e : ds_buf_put_i64(o, d->max_t);
     e = e ? e : ds_buf_put_varint(o, d->nsigs);
     for (uint32_t i = 0; !e && i < d->nsigs; i++) {
         e = ds_buf_put_str(o, d->sigs[i].code);
-        e = e ? e : ds_buf_put_i64(o, d->sigs[i].at);
+        e = e ? e : put_t(o, b, d->sigs[i].at);
     }
     e = e ? e : ds_buf_put_varint(o, d->nstake);
     for (uint32_t i = 0; !e && i < d->nstake; i++)
@@ -543,12 +562,12 @@ ds_err_t ds_deal_save(const ds_deal_t *d, ds_buf_t *o) {
         e = ds_buf_put_u8(o, d->al[k].open);
         e = e ? e : ds_buf_put_varint(o, (uint64_t)d->al[k].episode);
         e = e ? e : ds_buf_put_varint(o, (uint64_t)d->al[k].level);
-        e = e ? e : ds_buf_put_i64(o, d->al[k].last_notified);
+        e = e ? e : put_t(o, b, d->al[k].last_notified);
     }
     e = e ? e : ds_buf_put_varint(o, d->nseen);
     for (uint32_t i = 0; !e && i < d->nseen; i++) {
         e = ds_buf_put_i64(o, (int64_t)d->seen[i].h);
-        e = e ? e : ds_buf_put_i64(o, d->seen[i].at);
+        e = e ? e : put_t(o, b, d->seen[i].at);
     }
     return e;
 }
@@ -570,7 +589,7 @@ ds_deal_t *ds_deal_load(const void *p, size_t n, ds_err_t *err) {
     uint8_t ver, u8;
     uint64_t v, cnt;
     GET(ds_get_u8(&r, &ver));
-    GET(ver != VERSION);
+    GET(ver != 1 && ver != VERSION);
     GET(ds_get_str(&r, &d->id));
     GET(!d->id);
     GET(ds_get_str(&r, &d->account_id));
@@ -580,19 +599,23 @@ ds_deal_t *ds_deal_load(const void *p, size_t n, ds_err_t *err) {
     GET(ds_get_u8(&r, &d->mobilizer_known));
     GET(ds_get_varint(&r, &v) || v >= DS_PS__COUNT);
     d->reported = (int32_t)v;
-    GET(ds_get_i64(&r, &d->opened_at));
-    GET(ds_get_i64(&r, &d->last_buyer));
-    GET(ds_get_i64(&r, &d->last_seller));
+    if (ver > 1)
+        GET(ds_get_svarint(&r, &d->max_t));
+    /* version 1 has max_t after these: its times are absolute */
+    GET(get_t(&r, ver, d->max_t, &d->opened_at));
+    GET(get_t(&r, ver, d->max_t, &d->last_buyer));
+    GET(get_t(&r, ver, d->max_t, &d->last_seller));
     GET(ds_get_varint(&r, &v));
     d->unanswered = (int32_t)v;
-    GET(ds_get_i64(&r, &d->max_t));
+    if (ver == 1)
+        GET(ds_get_i64(&r, &d->max_t));
     GET(ds_get_varint(&r, &cnt) || cnt > n);
     d->sigs = calloc(cnt ? cnt : 1, sizeof(*d->sigs));
     GET(!d->sigs);
     for (uint64_t i = 0; i < cnt; i++) {
         GET(ds_get_str(&r, &d->sigs[i].code) || !d->sigs[i].code);
         d->nsigs++;
-        GET(ds_get_i64(&r, &d->sigs[i].at));
+        GET(get_t(&r, ver, d->max_t, &d->sigs[i].at));
     }
     GET(ds_get_varint(&r, &cnt) || cnt > n);
     d->stake = calloc(cnt ? cnt : 1, sizeof(char *));
@@ -608,7 +631,7 @@ ds_deal_t *ds_deal_load(const void *p, size_t n, ds_err_t *err) {
         d->al[k].episode = (int32_t)v;
         GET(ds_get_varint(&r, &v));
         d->al[k].level = (int32_t)v;
-        GET(ds_get_i64(&r, &d->al[k].last_notified));
+        GET(get_t(&r, ver, d->max_t, &d->al[k].last_notified));
     }
     GET(ds_get_varint(&r, &cnt) || cnt > n);
     d->seen = calloc(cnt ? cnt : 1, sizeof(*d->seen));
@@ -616,7 +639,7 @@ ds_deal_t *ds_deal_load(const void *p, size_t n, ds_err_t *err) {
     d->cseen = cnt ? (uint32_t)cnt : 1;
     for (uint64_t i = 0; i < cnt; i++) {
         int64_t h;
-        GET(ds_get_i64(&r, &h) || ds_get_i64(&r, &d->seen[i].at));
+        GET(ds_get_i64(&r, &h) || get_t(&r, ver, d->max_t, &d->seen[i].at));
         d->seen[i].h = (uint64_t)h;
         d->nseen++;
     }
