@@ -100,10 +100,13 @@ static double wall(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int split(char *s, long *out) {
+static int split(const char *s, long *out) {
     int n = 0;
-    for (char *t = strtok(s, ","); t && n < MAXW; t = strtok(NULL, ","))
-        out[n++] = atol(t);
+    while (*s && n < MAXW) {
+        char *end;
+        out[n++] = strtol(s, &end, 10);
+        s = *end == ',' ? end + 1 : end + strlen(end);
+    }
     return n;
 }
 

@@ -115,8 +115,16 @@ ds_err_t ds_get_svarint(ds_reader_t *r, int64_t *v) {
     ds_err_t e = ds_get_varint(r, &u);
     if (e)
         return e;
-    *v = (int64_t)((u >> 1) ^ (0 - (u & 1)));
+    *v = ds_unzigzag(u);
     return DS_ERR_OK;
+}
+
+ds_err_t ds_get_time(ds_reader_t *r, int64_t base, int64_t *t) {
+    int64_t d;
+    ds_err_t e = ds_get_svarint(r, &d);
+    if (!e)
+        *t = (int64_t)((uint64_t)base - (uint64_t)d);
+    return e;
 }
 
 ds_err_t ds_get_f64c(ds_reader_t *r, double *v) {
@@ -128,8 +136,7 @@ ds_err_t ds_get_f64c(ds_reader_t *r, double *v) {
         return ds_get_f64(r, v);
     if (u & 1)
         return DS_ERR_UNDECODABLE;
-    u >>= 1;
-    int64_t i = (int64_t)((u >> 1) ^ (0 - (u & 1)));
+    int64_t i = ds_unzigzag(u >> 1);
     if (i < -9007199254740992LL || i > 9007199254740992LL)
         return DS_ERR_UNDECODABLE;
     *v = (double)i;

@@ -93,9 +93,22 @@ DS_WUR static inline ds_err_t ds_buf_put_varint(ds_buf_t *b, uint64_t v) {
     return ds_buf_append(b, x, n);
 }
 
+/* Zigzag: 0, -1, 1, -2 … as 0, 1, 2, 3 … so small magnitudes of either
+ * sign make short varints. */
+static inline uint64_t ds_zigzag(int64_t v) {
+    return ((uint64_t)v << 1) ^ (0 - (uint64_t)(v < 0));
+}
+static inline int64_t ds_unzigzag(uint64_t u) { return (int64_t)((u >> 1) ^ (0 - (u & 1))); }
+
 /** Zigzag varint: a small magnitude of either sign takes few bytes. */
 DS_WUR static inline ds_err_t ds_buf_put_svarint(ds_buf_t *b, int64_t v) {
-    return ds_buf_put_varint(b, ((uint64_t)v << 1) ^ (0 - (uint64_t)(v < 0)));
+    return ds_buf_put_varint(b, ds_zigzag(v));
+}
+
+/** A time as its (wrapping) distance to a base time, as a zigzag varint:
+ *  a few bytes for times near the base (ds_get_time reads it back). */
+DS_WUR static inline ds_err_t ds_buf_put_time(ds_buf_t *b, int64_t base, int64_t t) {
+    return ds_buf_put_svarint(b, (int64_t)((uint64_t)base - (uint64_t)t));
 }
 
 /** A double in as few bytes as is exact: an integer of magnitude up to
@@ -104,10 +117,8 @@ DS_WUR static inline ds_err_t ds_buf_put_svarint(ds_buf_t *b, int64_t v) {
  *  8 bytes. */
 DS_WUR static inline ds_err_t ds_buf_put_f64c(ds_buf_t *b, double v) {
     if (v >= -9007199254740992.0 && v <= 9007199254740992.0 && v == (double)(int64_t)v &&
-        !(v == 0 && __builtin_signbit(v))) {
-        int64_t i = (int64_t)v;
-        return ds_buf_put_varint(b, (((uint64_t)i << 1) ^ (0 - (uint64_t)(i < 0))) << 1);
-    }
+        !(v == 0 && __builtin_signbit(v)))
+        return ds_buf_put_varint(b, ds_zigzag((int64_t)v) << 1);
     ds_err_t e = ds_buf_put_varint(b, 1);
     return e ? e : ds_buf_put_f64(b, v);
 }
@@ -139,6 +150,7 @@ ds_err_t ds_get_i64(ds_reader_t *r, int64_t *v) DS_WUR;
 ds_err_t ds_get_f64(ds_reader_t *r, double *v) DS_WUR;
 ds_err_t ds_get_varint(ds_reader_t *r, uint64_t *v) DS_WUR;
 ds_err_t ds_get_svarint(ds_reader_t *r, int64_t *v) DS_WUR;
+ds_err_t ds_get_time(ds_reader_t *r, int64_t base, int64_t *t) DS_WUR;
 ds_err_t ds_get_f64c(ds_reader_t *r, double *v) DS_WUR;
 /** Returns a malloc'ed NUL-terminated copy (caller frees) or NULL for the
  *  NULL marker. */

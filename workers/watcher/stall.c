@@ -516,23 +516,14 @@ ds_err_t ds_deal_public_fields(const ds_deal_t *d, const ds_rules_t *r, ds_buf_t
 }
 
 /* Version 2 (version 1 still loads) writes max_t first and every other
- * time as the zigzag varint of its distance to max_t (small: the deal's
+ * time relative to it (ds_buf_put_time: small, the deal's
  * times lie within days of it), as the scorer's state does: less to
  * format, send and store at each write. */
 #define VERSION 2
 
-static ds_err_t put_t(ds_buf_t *o, int64_t base, int64_t t) {
-    return ds_buf_put_svarint(o, (int64_t)((uint64_t)base - (uint64_t)t));
-}
 
 static ds_err_t get_t(ds_reader_t *r, int ver, int64_t base, int64_t *t) {
-    if (ver == 1)
-        return ds_get_i64(r, t);
-    int64_t dt;
-    ds_err_t e = ds_get_svarint(r, &dt);
-    if (!e)
-        *t = (int64_t)((uint64_t)base - (uint64_t)dt);
-    return e;
+    return ver == 1 ? ds_get_i64(r, t) : ds_get_time(r, base, t);
 }
 
 ds_err_t ds_deal_save(const ds_deal_t *d, ds_buf_t *o) {
@@ -546,14 +537,14 @@ ds_err_t ds_deal_save(const ds_deal_t *d, ds_buf_t *o) {
     e = e ? e : ds_buf_put_u8(o, d->mobilizer_known);
     e = e ? e : ds_buf_put_varint(o, (uint64_t)d->reported);
     e = e ? e : ds_buf_put_svarint(o, b);
-    e = e ? e : put_t(o, b, d->opened_at);
-    e = e ? e : put_t(o, b, d->last_buyer);
-    e = e ? e : put_t(o, b, d->last_seller);
+    e = e ? e : ds_buf_put_time(o, b, d->opened_at);
+    e = e ? e : ds_buf_put_time(o, b, d->last_buyer);
+    e = e ? e : ds_buf_put_time(o, b, d->last_seller);
     e = e ? e : ds_buf_put_varint(o, (uint64_t)d->unanswered);
     e = e ? e : ds_buf_put_varint(o, d->nsigs);
     for (uint32_t i = 0; !e && i < d->nsigs; i++) {
         e = ds_buf_put_str(o, d->sigs[i].code);
-        e = e ? e : put_t(o, b, d->sigs[i].at);
+        e = e ? e : ds_buf_put_time(o, b, d->sigs[i].at);
     }
     e = e ? e : ds_buf_put_varint(o, d->nstake);
     for (uint32_t i = 0; !e && i < d->nstake; i++)
@@ -562,12 +553,12 @@ ds_err_t ds_deal_save(const ds_deal_t *d, ds_buf_t *o) {
         e = ds_buf_put_u8(o, d->al[k].open);
         e = e ? e : ds_buf_put_varint(o, (uint64_t)d->al[k].episode);
         e = e ? e : ds_buf_put_varint(o, (uint64_t)d->al[k].level);
-        e = e ? e : put_t(o, b, d->al[k].last_notified);
+        e = e ? e : ds_buf_put_time(o, b, d->al[k].last_notified);
     }
     e = e ? e : ds_buf_put_varint(o, d->nseen);
     for (uint32_t i = 0; !e && i < d->nseen; i++) {
         e = ds_buf_put_i64(o, (int64_t)d->seen[i].h);
-        e = e ? e : put_t(o, b, d->seen[i].at);
+        e = e ? e : ds_buf_put_time(o, b, d->seen[i].at);
     }
     return e;
 }
