@@ -13,9 +13,20 @@
 #include <string.h>
 #include <uthash.h>
 
+struct ds_avro_plan {
+    avro_type_t t;
+    avro_schema_t s;    /* links followed */
+    int64_t n;          /* fields, branches, symbols or fixed size */
+    const ds_avro_plan_t **kids; /* fields, branches, or [0] items/values */
+    const char **names; /* a record's field names */
+};
+
 typedef struct entry {
     int32_t id;
     avro_schema_t schema;
+    const ds_avro_plan_t *plan;
+    ds_avro_plan_t **plans; /* every node of plan, to free */
+    size_t nplans;
     avro_value_iface_t *iface;
     avro_value_t value;
     const unsigned char **pos; /* top-level record: where each field starts */
@@ -58,6 +69,92 @@ void ds_serde_init(size_t max_alloc) {
 
 /* ---- registry ----------------------------------------------------------------- */
 
+/* ---- compiled schemas ----------------------------------------------------- */
+
+static avro_schema_t deref(avro_schema_t s) {
+    while (s && avro_typeof(s) == AVRO_LINK)
+        s = avro_schema_link_target(s);
+    return s;
+}
+
+static void plans_free(entry_t *e) {
+    for (size_t i = 0; i < e->nplans; i++) {
+        free(e->plans[i]->kids);
+        free(e->plans[i]->names);
+        free(e->plans[i]);
+    }
+    free(e->plans);
+    e->plans = NULL;
+    e->nplans = 0;
+    e->plan = NULL;
+}
+
+/* The node of s (links followed), made once per schema object: a named
+ * type met again (recursion through a link) gets the same node. */
+static ds_avro_plan_t *compile(entry_t *e, avro_schema_t s) {
+    s = deref(s);
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < e->nplans; i++)
+        if (e->plans[i]->s == s)
+            return e->plans[i];
+    ds_avro_plan_t **np = realloc(e->plans, (e->nplans + 1) * sizeof(*np));
+    if (!np)
+        return NULL;
+    e->plans = np;
+    ds_avro_plan_t *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    e->plans[e->nplans++] = p;
+    p->t = avro_typeof(s);
+    p->s = s;
+    size_t nk = 0;
+    switch (p->t) {
+    case AVRO_RECORD:
+        nk = avro_schema_record_size(s);
+        p->n = (int64_t)nk;
+        if (nk && !(p->names = calloc(nk, sizeof(*p->names))))
+            return NULL;
+        break;
+    case AVRO_UNION:
+        nk = avro_schema_union_size(s);
+        p->n = (int64_t)nk;
+        break;
+    case AVRO_ARRAY:
+    case AVRO_MAP:
+        nk = 1;
+        break;
+    case AVRO_ENUM:
+        p->n = avro_schema_enum_number_of_symbols(s);
+        break;
+    case AVRO_FIXED:
+        p->n = avro_schema_fixed_size(s);
+        break;
+    default:
+        break;
+    }
+    if (!nk)
+        return p;
+    const ds_avro_plan_t **kids = calloc(nk, sizeof(*kids));
+    if (!kids)
+        return NULL;
+    p->kids = kids;
+    for (size_t i = 0; i < nk; i++) {
+        avro_schema_t k;
+        if (p->t == AVRO_RECORD) {
+            k = avro_schema_record_field_get_by_index(s, (int)i);
+            p->names[i] = avro_schema_record_field_name(s, (int)i);
+        } else if (p->t == AVRO_UNION) {
+            k = avro_schema_union_branch(s, (int)i);
+        } else {
+            k = p->t == AVRO_MAP ? avro_schema_map_values(s) : avro_schema_array_items(s);
+        }
+        if (!(kids[i] = compile(e, k)))
+            return NULL;
+    }
+    return p;
+}
+
 ds_err_t ds_registry_add_json(ds_registry_t *r, int32_t id, const char *json, char *errstr,
                               size_t errstr_size) {
     avro_schema_t s;
@@ -78,11 +175,19 @@ ds_err_t ds_registry_add_json(ds_registry_t *r, int32_t id, const char *json, ch
         free(e);
         return DS_ERR_NOMEM;
     }
+    if (!(e->plan = compile(e, s))) {
+        plans_free(e);
+        avro_schema_decref(s);
+        free(e->pos);
+        free(e);
+        return DS_ERR_NOMEM;
+    }
     e->iface = avro_generic_class_from_schema(s);
     if (!e->iface || avro_generic_value_new(e->iface, &e->value)) {
         snprintf(errstr, errstr_size, "schema %d: %s", (int)id, avro_strerror());
         if (e->iface)
             avro_value_iface_decref(e->iface);
+        plans_free(e);
         avro_schema_decref(s);
         free(e->pos);
         free(e);
@@ -94,6 +199,7 @@ ds_err_t ds_registry_add_json(ds_registry_t *r, int32_t id, const char *json, ch
         HASH_DEL(r->entries, old);
         avro_value_decref(&old->value);
         avro_value_iface_decref(old->iface);
+        plans_free(old);
         avro_schema_decref(old->schema);
         free(old->pos);
         free(old);
@@ -170,6 +276,7 @@ void ds_registry_destroy(ds_registry_t *r) {
         HASH_DEL(r->entries, e);
         avro_value_decref(&e->value);
         avro_value_iface_decref(e->iface);
+        plans_free(e);
         avro_schema_decref(e->schema);
         free(e->pos);
         free(e);
@@ -242,12 +349,12 @@ static ds_err_t skip(walk_t *w, int64_t n) {
     return DS_ERR_OK;
 }
 
-static ds_err_t walk(walk_t *w, avro_schema_t s) {
+static ds_err_t walk(walk_t *w, const ds_avro_plan_t *s) {
     if (++w->depth > 64)
         return DS_ERR_UNDECODABLE;
     ds_err_t e = DS_ERR_OK;
     int64_t n;
-    switch (avro_typeof(s)) {
+    switch (s->t) {
     case AVRO_NULL:
         break;
     case AVRO_BOOLEAN:
@@ -255,10 +362,11 @@ static ds_err_t walk(walk_t *w, avro_schema_t s) {
         break;
     case AVRO_INT32:
     case AVRO_INT64:
+        e = varint(w, &n);
+        break;
     case AVRO_ENUM:
         e = varint(w, &n);
-        if (!e && avro_typeof(s) == AVRO_ENUM &&
-            (n < 0 || n >= avro_schema_enum_number_of_symbols(s)))
+        if (!e && (n < 0 || n >= s->n))
             e = DS_ERR_UNDECODABLE;
         break;
     case AVRO_FLOAT:
@@ -274,21 +382,21 @@ static ds_err_t walk(walk_t *w, avro_schema_t s) {
             e = skip(w, n);
         break;
     case AVRO_FIXED:
-        e = skip(w, avro_schema_fixed_size(s));
+        e = skip(w, s->n);
         break;
     case AVRO_RECORD:
-        for (size_t i = 0; !e && i < avro_schema_record_size(s); i++) {
+        for (int64_t i = 0; !e && i < s->n; i++) {
             if (w->pos && w->depth == 1)
                 w->pos[i] = w->p;
-            e = walk(w, avro_schema_record_field_get_by_index(s, (int)i));
+            e = walk(w, s->kids[i]);
         }
         break;
     case AVRO_UNION:
         e = varint(w, &n);
-        if (!e && (n < 0 || (size_t)n >= avro_schema_union_size(s)))
+        if (!e && (n < 0 || n >= s->n))
             e = DS_ERR_UNDECODABLE;
         if (!e)
-            e = walk(w, avro_schema_union_branch(s, (int)n));
+            e = walk(w, s->kids[n]);
         break;
     case AVRO_ARRAY:
     case AVRO_MAP:
@@ -314,23 +422,18 @@ static ds_err_t walk(walk_t *w, avro_schema_t s) {
             }
             w->items += (size_t)n;
             for (int64_t i = 0; !e && i < n; i++) {
-                if (avro_typeof(s) == AVRO_MAP) {
+                if (s->t == AVRO_MAP) {
                     int64_t kl;
                     e = varint(w, &kl);
                     if (!e)
                         e = skip(w, kl);
-                    if (!e)
-                        e = walk(w, avro_schema_map_values(s));
-                } else {
-                    e = walk(w, avro_schema_array_items(s));
                 }
+                if (!e)
+                    e = walk(w, s->kids[0]);
             }
             if (e)
                 break;
         }
-        break;
-    case AVRO_LINK:
-        e = walk(w, avro_schema_link_target(s));
         break;
     default:
         e = DS_ERR_UNDECODABLE;
@@ -361,7 +464,7 @@ static ds_err_t check(ds_registry_t *r, const void *buf, size_t len, entry_t **e
     w->items = 0;
     w->depth = 0;
     w->pos = index_fields ? e->pos : NULL;
-    ds_err_t err = walk(w, e->schema);
+    ds_err_t err = walk(w, e->plan);
     if (!err && w->p != w->end)
         err = DS_ERR_UNDECODABLE;
     if (err) {
@@ -400,6 +503,7 @@ ds_err_t ds_serde_read(ds_registry_t *r, const void *buf, size_t len, ds_avro_re
     if (err)
         return err;
     out->schema = e->schema;
+    out->plan = e->plan;
     out->pos = e->pos;
     out->nfields = e->pos ? e->nfields : 0;
     out->end = w.end;
@@ -409,40 +513,34 @@ ds_err_t ds_serde_read(ds_registry_t *r, const void *buf, size_t len, ds_avro_re
 
 /* ---- reading values in place ------------------------------------------------ */
 
-static avro_schema_t deref(avro_schema_t s) {
-    while (s && avro_typeof(s) == AVRO_LINK)
-        s = avro_schema_link_target(s);
-    return s;
-}
-
 /* Index of field `name` in a record, trying `hint` first (readers and
- * writers usually agree on the order); -1 when absent.  A plain scan:
- * avro-c's lookup sets its process-global error text on a miss. */
-static int field_index(avro_schema_t rec, size_t n, size_t hint, const char *name) {
-    if (hint < n && !strcmp(avro_schema_record_field_name(rec, (int)hint), name))
+ * writers usually agree on the order); -1 when absent. */
+static int field_index(const ds_avro_plan_t *rec, size_t n, size_t hint, const char *name) {
+    if (hint < n && !strcmp(rec->names[hint], name))
         return (int)hint;
     for (size_t i = 0; i < n; i++)
-        if (!strcmp(avro_schema_record_field_name(rec, (int)i), name))
+        if (!strcmp(rec->names[i], name))
             return (int)i;
     return -1;
 }
 
 bool ds_avro_field(ds_avro_rec_t *rec, const char *name, ds_avro_val_t *out) {
-    int i = field_index(rec->schema, rec->nfields, rec->hint, name);
+    int i = field_index(rec->plan, rec->nfields, rec->hint, name);
     if (i < 0)
         return false;
     rec->hint = (size_t)i + 1;
-    avro_schema_t fs = deref(avro_schema_record_field_get_by_index(rec->schema, i));
+    const ds_avro_plan_t *fs = rec->plan->kids[i];
     walk_t w = {rec->pos[i], rec->end, 0, 0, NULL};
-    if (avro_typeof(fs) == AVRO_UNION) {
+    if (fs->t == AVRO_UNION) {
         int64_t b;
-        if (varint(&w, &b) || b < 0 || (size_t)b >= avro_schema_union_size(fs))
+        if (varint(&w, &b) || b < 0 || b >= fs->n)
             return false; /* cannot happen after the walk */
-        fs = deref(avro_schema_union_branch(fs, (int)b));
+        fs = fs->kids[b];
     }
-    if (!fs || avro_typeof(fs) == AVRO_NULL)
+    if (fs->t == AVRO_NULL)
         return false;
-    out->schema = fs;
+    out->schema = fs->s;
+    out->plan = fs;
     out->p = w.p;
     out->end = rec->end;
     return true;
@@ -554,9 +652,10 @@ int ds_avro_iter_next(ds_avro_iter_t *it, const char **key, size_t *key_len,
         w.p += kl;
     }
     item->schema = it->items;
+    item->plan = it->items_plan;
     item->p = w.p;
     item->end = it->end;
-    if (walk(&w, it->items)) /* step over the item */
+    if (walk(&w, it->items_plan)) /* step over the item */
         return -1;
     it->p = w.p;
     it->left--;
@@ -568,8 +667,8 @@ ds_err_t ds_avro_iter_init(const ds_avro_val_t *v, ds_avro_iter_t *it, size_t *c
     if (t != AVRO_ARRAY && t != AVRO_MAP)
         return DS_ERR_WRONG_TYPE;
     it->is_map = t == AVRO_MAP;
-    it->items = deref(it->is_map ? avro_schema_map_values(v->schema)
-                                 : avro_schema_array_items(v->schema));
+    it->items_plan = v->plan->kids[0];
+    it->items = it->items_plan->s;
     it->p = v->p;
     it->end = v->end;
     it->left = 0;
@@ -595,6 +694,7 @@ ds_err_t ds_avro_enc_begin(ds_registry_t *r, int32_t id, ds_avro_enc_t *e) {
     if (!ent || avro_typeof(ent->schema) != AVRO_RECORD || ent->nfields > DS_AVRO_ENC_FIELDS)
         return DS_ERR_UNKNOWN_SCHEMA;
     e->schema = ent->schema;
+    e->plan = ent->plan;
     e->id = id;
     e->nfields = ent->nfields;
     e->hint = 0;
@@ -605,7 +705,7 @@ ds_err_t ds_avro_enc_begin(ds_registry_t *r, int32_t id, ds_avro_enc_t *e) {
 }
 
 static ds_avro_slot_t *slot(ds_avro_enc_t *e, const char *name, bool optional) {
-    int i = field_index(e->schema, e->nfields, e->hint, name);
+    int i = field_index(e->plan, e->nfields, e->hint, name);
     if (i < 0) {
         if (!optional && !e->bad)
             e->bad = name;
@@ -702,16 +802,14 @@ static bool fits(int k, avro_type_t t) {
     return false;
 }
 
-static ds_err_t put_value(ds_buf_t *b, avro_schema_t s, const ds_avro_slot_t *x) {
-    s = deref(s);
-    avro_type_t t = avro_typeof(s);
+static ds_err_t put_value(ds_buf_t *b, const ds_avro_plan_t *s, const ds_avro_slot_t *x) {
+    avro_type_t t = s->t;
     ds_err_t e;
     if (t == AVRO_UNION) {
-        size_t n = avro_schema_union_size(s);
-        for (size_t i = 0; i < n; i++) {
-            avro_schema_t br = deref(avro_schema_union_branch(s, (int)i));
-            if (fits(x->kind, avro_typeof(br)))
-                return (e = put_long(b, (int64_t)i)) ? e : put_value(b, br, x);
+        for (int64_t i = 0; i < s->n; i++) {
+            const ds_avro_plan_t *br = s->kids[i];
+            if (fits(x->kind, br->t))
+                return (e = put_long(b, i)) ? e : put_value(b, br, x);
         }
         return DS_ERR_WRONG_TYPE;
     }
@@ -740,15 +838,13 @@ static ds_err_t put_value(ds_buf_t *b, avro_schema_t s, const ds_avro_slot_t *x)
         return ds_buf_append(b, le4, 4);
     }
     case AVRO_ENUM:
-        if (x->u.l >= avro_schema_enum_number_of_symbols(s))
+        if (x->u.l >= s->n)
             return DS_ERR_WRONG_TYPE;
         return put_long(b, x->u.l);
     case AVRO_ARRAY:
     case AVRO_MAP: {
         bool map = t == AVRO_MAP;
-        avro_type_t it = avro_typeof(deref(map ? avro_schema_map_values(s)
-                                               : avro_schema_array_items(s)));
-        if (it != AVRO_STRING)
+        if (s->kids[0]->t != AVRO_STRING)
             return DS_ERR_WRONG_TYPE;
         if (x->n && (e = put_long(b, (int64_t)x->n)))
             return e;
@@ -775,8 +871,7 @@ ds_err_t ds_avro_enc_finish(ds_avro_enc_t *e, ds_buf_t *out) {
                             (unsigned char)((uint32_t)e->id >> 8), (unsigned char)e->id};
     ds_err_t err = ds_buf_append(out, hdr, sizeof(hdr));
     for (size_t i = 0; !err && i < e->nfields; i++)
-        err = put_value(out, avro_schema_record_field_get_by_index(e->schema, (int)i),
-                        &e->slot[i]);
+        err = put_value(out, e->plan->kids[i], &e->slot[i]);
     if (err) {
         out->len = start;
         return err == DS_ERR_LIMIT_EXCEEDED ? err : DS_ERR_INVAL;

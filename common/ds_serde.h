@@ -64,13 +64,19 @@ ds_err_t ds_serde_decode(ds_registry_t *r, const void *buf, size_t len, avro_val
  * message.  avro-c still parses the schemas and is the reference the tests
  * check our bytes against. */
 
+/* A schema compiled once per registry entry for the walks (avro-c's
+ * accessors look record fields and union branches up in hash tables). */
+typedef struct ds_avro_plan ds_avro_plan_t;
+
 typedef struct ds_avro_val {
     avro_schema_t schema; /* unions unwrapped, links followed; never a union */
+    const ds_avro_plan_t *plan; /* the same, compiled */
     const unsigned char *p, *end;
 } ds_avro_val_t;
 
 typedef struct ds_avro_rec {
     avro_schema_t schema; /* the writer's top-level schema */
+    const ds_avro_plan_t *plan;
     const unsigned char *const *pos; /* start of each field's value */
     size_t nfields;
     const unsigned char *end;
@@ -98,6 +104,7 @@ ds_err_t ds_avro_symbol(const ds_avro_val_t *v, const char **s, size_t *len) DS_
 /** Items of an array or entries of a map, in order. */
 typedef struct ds_avro_iter {
     avro_schema_t items;
+    const ds_avro_plan_t *items_plan;
     bool is_map;
     const unsigned char *p, *end;
     int64_t left; /* items left in the current block */
@@ -131,6 +138,7 @@ typedef struct ds_avro_slot {
 } ds_avro_slot_t;
 typedef struct ds_avro_enc {
     avro_schema_t schema;
+    const ds_avro_plan_t *plan;
     int32_t id;
     size_t nfields, hint;
     const char *bad; /* the first field that could not be set */
