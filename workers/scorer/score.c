@@ -39,7 +39,7 @@
 #define NOID UINT32_MAX
 #define UNSET_T INT64_MIN
 #define STATE_MAGIC "DSSU"
-#define STATE_VERSION 2 /* 1: one blob of fixed-width numbers (still loaded) */
+#define STATE_VERSION 2 /* 1: fixed-width numbers (still loaded) */
 
 /* ---- data ---------------------------------------------------------------- */
 
@@ -82,7 +82,6 @@ typedef struct lead {
     int32_t em_c10, em_n10, em_m10; /* last emitted, rounded ×10 */
     uint8_t em_tier, any_a, dirty, touched;
     uint64_t written[DS_LEAD_NOTES]; /* the caller's note of what it wrote (foreach_dirty) */
-    uint64_t saved; /* the caller's note of the record it wrote (ds_score_unit_saved_note) */
     ins_t *ins;
     rep_t *rep;
     bkt_t *bkt;
@@ -1413,13 +1412,11 @@ static ds_err_t put_id(ds_buf_t *b, uint32_t id) {
     return ds_buf_put_varint(b, id == NOID ? 0 : (uint64_t)id + 1);
 }
 
-/* Version 2 writes a unit in parts: ds_score_unit_save the unit without
- * its leads, ds_score_unit_save_lead one record per lead, so that a write
- * sends the unit and only the records that changed.  Times are relative
- * (ds_buf_put_time) to the unit's max_t in the unit, to the lead's as_of in
- * a record (which must not change while its lead does not), other integers
- * zigzag varints, doubles ds_buf_put_f64c: 592 bytes in all against 917 in
- * version 1 for test_score.c's mixed unit. */
+/* Version 2 writes times relative to the unit's max_t (ds_buf_put_time:
+ * small, most lie within days of it), other integers as zigzag varints and
+ * doubles with ds_buf_put_f64c: a third fewer bytes than version 1 (585
+ * against 917 for test_score.c's mixed unit), so less to format, send and
+ * store at every write. */
 
 static int cmp_dd(const void *a, const void *b) {
     const dd_t *x = a, *y = b;
@@ -1442,13 +1439,10 @@ static void sort_dd(dd_t *a, uint32_t n) {
     }
 }
 
-/* A lead's record: a function of the lead alone (its times relative to its
- * own as_of), so that it is the same bytes until the lead changes. */
-static ds_err_t save_lead(const lead_t *L, ds_buf_t *out) {
-    int64_t base = L->as_of;
+static ds_err_t save_lead(const lead_t *L, int64_t base, ds_buf_t *out) {
     PUT(put_id(out, L->id));
     PUT(ds_buf_put_varint(out, L->n_emitted));
-    PUT(ds_buf_put_svarint(out, L->as_of));
+    PUT(ds_buf_put_time(out, base, L->as_of));
     PUT(ds_buf_put_svarint(out, L->events_applied));
     PUT(ds_buf_put_f64c(out, L->confront));
     PUT(ds_buf_put_f64c(out, L->connect));
@@ -1495,16 +1489,6 @@ void ds_score_release_scratch(void) {
     scratch_cap = 0;
 }
 
-ds_err_t ds_score_unit_save_lead(const ds_score_unit_t *u, size_t i, ds_buf_t *out) {
-    if (!u || !out || i >= u->nleads)
-        return DS_ERR_INVAL;
-    return save_lead(&u->leads[i], out);
-}
-
-uint64_t *ds_score_unit_saved_note(ds_score_unit_t *u, size_t i) {
-    return i < u->nleads ? &u->leads[i].saved : NULL;
-}
-
 ds_err_t ds_score_unit_save(const ds_score_unit_t *u, ds_buf_t *out) {
     if (!u || !out)
         return DS_ERR_INVAL;
@@ -1548,7 +1532,9 @@ ds_err_t ds_score_unit_save(const ds_score_unit_t *u, ds_buf_t *out) {
             e = ds_buf_put_time(out, u->max_t, tmp[i].t);
     }
     PUT(e);
-    PUT(ds_buf_put_varint(out, u->nleads)); /* their records: ds_score_unit_save_lead */
+    PUT(ds_buf_put_varint(out, u->nleads));
+    for (uint32_t i = 0; i < u->nleads; i++)
+        PUT(save_lead(&u->leads[i], u->max_t, out));
     PUT(ds_buf_put_varint(out, u->nfw));
     for (uint32_t i = 0; i < u->nfw; i++) {
         PUT(put_id(out, u->fw[i].colleague));
@@ -1589,10 +1575,7 @@ typedef struct loader {
     ds_reader_t r;
     ds_score_unit_t *u;
     ds_err_t err;
-    int version; /* 1 (one blob, fixed-width numbers) or 2 */
-    const void *const *leads; /* version 2: the leads' records */
-    const size_t *lens;
-    size_t nleads;
+    int version; /* 1 (fixed-width numbers) or 2 */
 } loader_t;
 
 #define GET(x)                                                                                     \
@@ -1654,12 +1637,12 @@ static int get_int(loader_t *ld, int64_t *v) {
     return 0;
 }
 
-static int get_time(loader_t *ld, int64_t base, int64_t *t) {
+static int get_time(loader_t *ld, int64_t *t) {
     if (ld->version == 1) {
         GET(ds_get_i64(&ld->r, t));
         return 0;
     }
-    GET(ds_get_time(&ld->r, base, t));
+    GET(ds_get_time(&ld->r, ld->u->max_t, t));
     return 0;
 }
 
@@ -1684,7 +1667,7 @@ static int load_lead(loader_t *ld, lead_t *L) {
     GET(ds_get_varint(&ld->r, &v));
     CHECK(v <= UINT32_MAX);
     L->n_emitted = (uint32_t)v;
-    if (get_int(ld, &L->as_of) || get_int(ld, &L->events_applied) ||
+    if (get_time(ld, &L->as_of) || get_int(ld, &L->events_applied) ||
         get_dbl(ld, &L->confront) || get_dbl(ld, &L->connect) || get_i32(ld, &L->em_c10) || get_i32(ld, &L->em_n10) || get_i32(ld, &L->em_m10) ||
         get_u8max(ld, DS_TIER__COUNT - 1, &L->em_tier) || get_u8max(ld, 1, &L->any_a))
         return -1;
@@ -1704,7 +1687,7 @@ static int load_lead(loader_t *ld, lead_t *L) {
     for (uint32_t i = 0; i < n; i++) {
         rep_t *x = &L->rep[i];
         if (get_id(ld, ns, true, &x->content) || get_u8max(ld, DS_MA__COUNT - 1, &x->type) ||
-            get_time(ld, L->as_of, &x->t))
+            get_time(ld, &x->t))
             return -1;
         L->nrep++;
     }
@@ -1776,7 +1759,7 @@ static int load_body(loader_t *ld) {
     for (uint32_t i = 0; i < n; i++) {
         int64_t h, t;
         GET(ds_get_i64(&ld->r, &h));
-        if (get_time(ld, u->max_t, &t))
+        if (get_time(ld, &t))
             return -1;
         CHECK(h != 0);
         if ((uint64_t)(u->ndd + 1) * 2 > u->dd_cap)
@@ -1788,26 +1771,18 @@ static int load_body(loader_t *ld) {
     }
     if (get_count(ld, &n))
         return -1;
-    /* version 2: one record per lead, given apart */
-    CHECK(ld->version == 1 || n == ld->nleads);
     NOMEM_IF(n && ENSURE(u->leads, u->cleads, n, 4));
-    ds_reader_t body = ld->r;
     for (uint32_t i = 0; i < n; i++) {
         lead_t *L = &u->leads[i];
         memset(L, 0, sizeof(*L));
         u->nleads++; /* counted first so destroy frees a half-read lead */
-        if (ld->version > 1)
-            ds_reader_init(&ld->r, ld->leads[i], ld->lens[i]);
         if (get_id(ld, ns, false, &L->id))
             return -1;
         CHECK(u->strs[L->id].lead < 0);
         u->strs[L->id].lead = (int32_t)i;
         if (load_lead(ld, L))
             return -1;
-        CHECK(ld->version == 1 || ld->r.p == ld->r.end);
     }
-    if (ld->version > 1)
-        ld->r = body;
     uint32_t nl = u->nleads;
     if (get_count(ld, &n))
         return -1;
@@ -1815,7 +1790,7 @@ static int load_body(loader_t *ld) {
     for (uint32_t i = 0; i < n; i++) {
         fw_t *x = &u->fw[i];
         if (get_id(ld, ns, false, &x->colleague) || get_id(ld, ns, false, &x->insight) ||
-            get_id(ld, ns, false, &x->sharer) || get_time(ld, u->max_t, &x->ts))
+            get_id(ld, ns, false, &x->sharer) || get_time(ld, &x->ts))
             return -1;
         CHECK(u->strs[x->sharer].lead >= 0);
         CHECK(i == 0 || cmp_fw(&u->fw[i - 1], x) < 0);
@@ -1843,7 +1818,7 @@ static int load_body(loader_t *ld) {
         GET(ds_get_varint(&ld->r, &l));
         CHECK(l < nl);
         x->lead = (uint32_t)l;
-        if (get_time(ld, u->max_t, &x->t))
+        if (get_time(ld, &x->t))
             return -1;
         CHECK(i == 0 || cmp_att(&u->att[i - 1], x) < 0);
         u->natt++;
@@ -1880,11 +1855,6 @@ static int load_body(loader_t *ld) {
 }
 
 ds_score_unit_t *ds_score_unit_load(const void *p, size_t n, ds_err_t *err) {
-    return ds_score_unit_load_parts(p, n, NULL, NULL, 0, err);
-}
-
-ds_score_unit_t *ds_score_unit_load_parts(const void *p, size_t n, const void *const *leads,
-                                          const size_t *lens, size_t nleads, ds_err_t *err) {
     ds_err_t dummy;
     if (!err)
         err = &dummy;
@@ -1896,9 +1866,6 @@ ds_score_unit_t *ds_score_unit_load_parts(const void *p, size_t n, const void *c
         return NULL;
     loader_t ld_, *ld = &ld_;
     ld->version = version;
-    ld->leads = leads;
-    ld->lens = lens;
-    ld->nleads = nleads;
     ds_reader_init(&ld->r, (const unsigned char *)p + 5, n - 5);
     ld->err = DS_ERR_OK;
     char *key = NULL;

@@ -58,24 +58,12 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r,
                                 const ds_ma_event_t *ev, const ds_score_sink_t *sink,
                                 ds_score_stats_t *stats);
 
-/** Serialise the unit (versioned binary), appending to out: everything
- *  but its leads' own records, which ds_score_unit_save_lead() writes one
- *  by one (so that a write can send only the records that changed). */
+/** Serialise the whole unit (versioned binary).  Appends to out. */
 ds_err_t ds_score_unit_save(const ds_score_unit_t *u, ds_buf_t *out) DS_WUR;
-/** Lead i's record: the same bytes as long as the lead does not change. */
-ds_err_t ds_score_unit_save_lead(const ds_score_unit_t *u, size_t i, ds_buf_t *out) DS_WUR;
-/** A word the caller keeps per lead for its record (0 for a new or loaded
- *  lead; not saved): e.g. a hash of the record it last wrote. */
-uint64_t *ds_score_unit_saved_note(ds_score_unit_t *u, size_t i);
 /** ds_score_unit_save keeps a per-thread scratch buffer (no allocation per
  *  save); a thread that saved units calls this before it exits. */
 void ds_score_release_scratch(void);
-/** Rebuild a unit from ds_score_unit_save bytes and its leads' records
- *  (leads[i], lens[i] for lead i; none for a version 1 blob, which holds
- *  its leads); NULL and *err on failure. */
-ds_score_unit_t *ds_score_unit_load_parts(const void *p, size_t n, const void *const *leads,
-                                          const size_t *lens, size_t nleads, ds_err_t *err);
-/** ds_score_unit_load_parts without lead records (version 1, or no lead). */
+/** Rebuild a unit from ds_score_unit_save bytes; NULL and *err on failure. */
 ds_score_unit_t *ds_score_unit_load(const void *p, size_t n, ds_err_t *err);
 
 /** Unit key and kind. */

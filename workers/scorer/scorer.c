@@ -55,12 +55,6 @@ typedef struct sslot {
     unit_entry_t *e;
 } sslot_t;
 
-/* One lead record of a flush: where it is in s->recs and its field name. */
-typedef struct rec_ref {
-    size_t off, len;
-    char name[8 + DS_FMT_INT_MAX];
-} rec_ref_t;
-
 struct ds_scorer {
     const ds_config_t *cfg;
     const ds_rules_t *rules;
@@ -74,15 +68,6 @@ struct ds_scorer {
     unit_entry_t **loads;
     size_t nloads, loads_cap;
     ds_buf_t enc, tmp, keybuf;
-    /* a flush: the records of the leads that changed (see changed_records)
-     * and the arguments of the unit's HSET; a load: the records read */
-    ds_buf_t recs;
-    rec_ref_t *refs;
-    size_t nrefs, refs_cap;
-    const char **argv;
-    size_t *lens, argv_cap, lens_cap;
-    const void **lp;
-    size_t *ll, lp_cap, ll_cap;
     ds_worker_t *cur; /* during apply */
     ds_score_stats_t stats;
     ds_counter_t *m_applied, *m_duplicates, *m_skipped, *m_lead_scores, *m_account_scores,
@@ -192,65 +177,22 @@ static size_t sc_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
         if (!push((void ***)&s->loads, &s->nloads, &s->loads_cap, e))
             continue;
         e->loading = true;
-        const char *argv[] = {"HGETALL", unit_rkey(s, e)};
-        ds_redis_cmd(r, 2, argv, NULL);
+        const char *argv[] = {"HMGET", unit_rkey(s, e), "blob", "checkpoint"};
+        ds_redis_cmd(r, 4, argv, NULL);
     }
     return s->nloads;
-}
-
-/* Grow-only arrays of the scorer's scratch (no allocation per event). */
-static bool grow(void **p, size_t *cap, size_t need, size_t size) {
-    if (need <= *cap)
-        return true;
-    size_t n = *cap ? *cap : 16;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * size);
-    if (!q)
-        return false;
-    *p = q;
-    *cap = n;
-    return true;
 }
 
 static ds_err_t sc_prefetched(void *self, size_t index, const redisReply *rep) {
     ds_scorer_t *s = self;
     unit_entry_t *e = s->loads[index];
     e->loading = false;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements % 2)
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2)
         return DS_ERR_IO;
-    /* the hash: blob (the unit), blob.N (lead N's record), checkpoint,
-     * and the public fields */
-    const redisReply *st = NULL, *ck = NULL;
-    size_t nl = 0;
-    for (size_t i = 0; i + 1 < rep->elements; i += 2) {
-        const redisReply *k = rep->element[i], *v = rep->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
-            continue;
-        if (!strcmp(k->str, "blob")) {
-            st = v;
-        } else if (!strcmp(k->str, "checkpoint")) {
-            ck = v;
-        } else if (!strncmp(k->str, "blob.", 5)) {
-            char *end;
-            unsigned long n = strtoul(k->str + 5, &end, 10);
-            if (*end || n >= rep->elements)
-                continue; /* not one of ours: the unit's load will miss it */
-            if (!grow((void **)&s->lp, &s->lp_cap, n + 1, sizeof(*s->lp)) ||
-                !grow((void **)&s->ll, &s->ll_cap, n + 1, sizeof(*s->ll)))
-                return DS_ERR_NOMEM;
-            for (; nl <= n; nl++)
-                s->lp[nl] = NULL;
-            s->lp[n] = v->str;
-            s->ll[n] = v->len;
-        }
-    }
-    if (st) {
+    const redisReply *st = rep->element[0], *ck = rep->element[1];
+    if (st->type == REDIS_REPLY_STRING) {
         ds_err_t err = DS_ERR_OK;
-        for (size_t i = 0; i < nl && err == DS_ERR_OK; i++)
-            if (!s->lp[i])
-                err = DS_ERR_UNDECODABLE;
-        e->unit = err ? NULL : ds_score_unit_load_parts(st->str, st->len, s->lp, s->ll, nl, &err);
+        e->unit = ds_score_unit_load(st->str, st->len, &err);
         if (!e->unit) {
             DS_ERROR("scorer", "stored state of %s is unreadable (%s); refusing to overwrite it",
                      e->key, ds_err2str(err));
@@ -265,7 +207,7 @@ static ds_err_t sc_prefetched(void *self, size_t index, const redisReply *rep) {
             return DS_ERR_NOMEM;
     }
     s->tracked_units++;
-    if (ck) {
+    if (ck->type == REDIS_REPLY_STRING) {
         int p;
         long long o;
         if (sscanf(ck->str, "%d:%lld", &p, &o) == 2) {
@@ -437,69 +379,6 @@ static void put_lead_fields(ds_redis_t *r, const char *rkey, const ds_lead_score
     ds_redis_cmd(r, c, argv, lens);
 }
 
-/* The unit's lead records that changed since this process last wrote
- * them: each is made and hashed, and kept (in s->recs, named "blob.<i>" in
- * s->refs) only when the hash differs from the lead's note of what was last
- * written, which it then becomes.  A loaded or new lead's note is 0, so the
- * first write after a load (a restart, a rebalance, a reconnection) has
- * them all. */
-static void changed_records(ds_scorer_t *s, ds_score_unit_t *u) {
-    ds_buf_reset(&s->recs);
-    s->nrefs = 0;
-    size_t nl = ds_score_unit_lead_count(u);
-    for (size_t i = 0; i < nl; i++) {
-        size_t start = s->recs.len;
-        if (ds_score_unit_save_lead(u, i, &s->recs) ||
-            !grow((void **)&s->refs, &s->refs_cap, s->nrefs + 1, sizeof(*s->refs))) {
-            DS_ERROR("scorer", "cannot serialise a lead of unit %s", ds_score_unit_key(u));
-            abort();
-        }
-        uint64_t h = ds_fnv64(s->recs.data + start, s->recs.len - start);
-        uint64_t *note = ds_score_unit_saved_note(u, i);
-        if (*note == h) {
-            s->recs.len = start;
-            continue;
-        }
-        *note = h;
-        rec_ref_t *ref = &s->refs[s->nrefs++];
-        ref->off = start;
-        ref->len = s->recs.len - start;
-        memcpy(ref->name, "blob.", 5);
-        ds_fmt_u64(ref->name + 5, i);
-    }
-}
-
-/* Room for n arguments in s->argv and s->lens. */
-static void args_room(ds_scorer_t *s, size_t n) {
-    if (!grow((void **)&s->argv, &s->argv_cap, n, sizeof(*s->argv)) ||
-        !grow((void **)&s->lens, &s->lens_cap, n, sizeof(*s->lens))) {
-        DS_ERROR("scorer", "out of memory");
-        abort();
-    }
-}
-
-/* Append one argument of a known length. */
-static int arg(ds_scorer_t *s, int c, const char *p, size_t len) {
-    s->argv[c] = p;
-    s->lens[c] = len;
-    return c + 1;
-}
-
-/* The state's arguments of a unit's HSET, from s->argv[c] on: the unit
- * (s->tmp), the checkpoint and the changed lead records; returns the new
- * count.  The caller made room for 4 + 2 * s->nrefs more. */
-static int state_args(ds_scorer_t *s, int c, const char *ckpt) {
-    c = arg(s, c, "blob", 4);
-    c = arg(s, c, (const char *)s->tmp.data, s->tmp.len);
-    c = arg(s, c, "checkpoint", 10);
-    c = arg(s, c, ckpt, strlen(ckpt));
-    for (size_t i = 0; i < s->nrefs; i++) {
-        c = arg(s, c, s->refs[i].name, strlen(s->refs[i].name));
-        c = arg(s, c, (const char *)s->recs.data + s->refs[i].off, s->refs[i].len);
-    }
-    return c;
-}
-
 typedef struct dirty_ctx {
     ds_scorer_t *s;
     ds_redis_t *r;
@@ -515,9 +394,9 @@ static void put_dirty_lead(void *opaque, uint64_t *written, const ds_lead_score_
     if (!dc->e->is_account) {
         /* a lone lead: public fields, state and checkpoint in one HSET */
         ds_fmt_join(rkey, sizeof(rkey), s->cfg->redis_prefix, "{lead:", dc->e->key, "}", NULL);
-        args_room(s, 4 + 2 * s->nrefs);
-        int c = state_args(s, 0, dc->ckpt);
-        put_lead_fields(dc->r, rkey, v, written, s->argv, s->lens, c);
+        const char *extra[] = {"blob", (const char *)s->tmp.data, "checkpoint", dc->ckpt};
+        size_t lens[] = {4, s->tmp.len, 10, strlen(dc->ckpt)};
+        put_lead_fields(dc->r, rkey, v, written, extra, lens, 4);
         dc->wrote_state = true;
         return;
     }
@@ -555,18 +434,15 @@ static void sc_persist(void *self, ds_redis_t *r) {
         char rkey[600];
         ds_fmt_join(rkey, sizeof(rkey), s->cfg->redis_prefix, e->is_account ? "{acct:" : "{lead:",
                     e->key, "}", NULL);
-        changed_records(s, e->unit);
         dirty_ctx_t dc = {s, r, e, ckpt, false};
         ds_score_unit_foreach_dirty(e->unit, put_dirty_lead, &dc);
         if (!e->is_account) {
             if (!dc.wrote_state) { /* no public change: the state alone */
-                args_room(s, 8 + 2 * s->nrefs);
-                int c = arg(s, 0, "HSET", 4);
-                c = arg(s, c, rkey, strlen(rkey));
-                c = state_args(s, c, ckpt);
-                c = arg(s, c, "lead_id", 7);
-                c = arg(s, c, e->key, strlen(e->key));
-                ds_redis_cmd(r, c, s->argv, s->lens);
+                const char *argv[] = {"HSET", rkey, "blob", (const char *)s->tmp.data,
+                                      "checkpoint", ckpt, "lead_id", e->key};
+                size_t lens[] = {4, strlen(rkey), 4, s->tmp.len, 10, strlen(ckpt), 7,
+                                 strlen(e->key)};
+                ds_redis_cmd(r, 8, argv, lens);
             }
             continue;
         }
@@ -603,23 +479,24 @@ static void sc_persist(void *self, ds_redis_t *r) {
         const char *score[] = {engaged, confronted, consensus, nz(a.top_insight), mobs};
         uint64_t now = sig_of(score, 5), was = e->written_sig;
         e->written_sig = now;
-        args_room(s, 20 + 2 * s->nrefs);
-        int c = arg(s, 0, "HSET", 4);
-        c = arg(s, c, rkey, strlen(rkey));
-        c = state_args(s, c, ckpt);
-        c = arg(s, c, "as_of", 5);
-        c = arg(s, c, asof, strlen(asof));
+        const char *argv[20] = {"HSET", rkey, "blob", (const char *)s->tmp.data,
+                                "checkpoint", ckpt, "as_of", asof};
+        int c = 8;
         if (now != was) {
-            c = arg(s, c, "account_id", 10);
-            c = arg(s, c, e->key, strlen(e->key));
+            argv[c++] = "account_id";
+            argv[c++] = e->key;
             static const char *const names[] = {"engaged_stakeholders", "confronted_stakeholders",
                                                 "consensus", "top_insight", "mobilizers"};
             for (int k = 0; k < 5; k++) {
-                c = arg(s, c, names[k], strlen(names[k]));
-                c = arg(s, c, score[k], strlen(score[k]));
+                argv[c++] = names[k];
+                argv[c++] = score[k];
             }
         }
-        ds_redis_cmd(r, c, s->argv, s->lens);
+        size_t lens[20];
+        for (int k = 0; k < c; k++)
+            lens[k] = strlen(argv[k]);
+        lens[3] = s->tmp.len;
+        ds_redis_cmd(r, c, argv, lens);
     }
 }
 
@@ -679,7 +556,6 @@ ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules,
     ds_buf_init(&s->enc, 0);
     ds_buf_init(&s->tmp, 0);
     ds_buf_init(&s->keybuf, 0);
-    ds_buf_init(&s->recs, 0);
     s->registry = ds_registry_open(cfg, errstr, errstr_size);
     if (!s->registry)
         goto fail;
@@ -743,11 +619,5 @@ void ds_scorer_destroy(ds_scorer_t *s) {
     ds_buf_free(&s->enc);
     ds_buf_free(&s->tmp);
     ds_buf_free(&s->keybuf);
-    ds_buf_free(&s->recs);
-    free(s->refs);
-    free(s->argv);
-    free(s->lens);
-    free(s->lp);
-    free(s->ll);
     free(s);
 }
