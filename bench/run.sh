@@ -88,6 +88,9 @@ if [ "$which" = memory ]; then
   [ -x "$lat_dir/ds_bench_load" ] || cmake --build "$lat_dir" --target ds_bench_load >/dev/null
   "$lat_dir/ds_bench_load" "$brokers" leads "$n"
   wait_metric "$mport" '^dealsignal_consumed_records_total' "$n" "$wpid"
+  # steady state: once idle for 1 s the worker gives the pages its consumer
+  # queue held during the load back to the system (malloc_trim)
+  sleep 3
   leads=$(metric_sum "$mport" '^dealsignal_tracked_leads')
   rss=$(awk '/VmRSS/ {print $2}' "/proc/$wpid/status"); hwm=$(awk '/VmHWM/ {print $2}' "/proc/$wpid/status")
   kill -TERM "$wpid"; wait "$wpid" || true

@@ -32,6 +32,7 @@
  */
 #include "worker.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,7 @@ typedef enum {
 } bstate_t;
 
 #define NBATCH 6
+#define IDLE_TRIM_MS 1000 /* idle this long after a message: malloc_trim */
 /* How long the worker waits for a message while batches are in flight: it
  * looks at their acks and replies again in between. */
 #define INFLIGHT_POLL_MS 1
@@ -136,6 +138,8 @@ struct ds_worker {
     bool abandon;
     bool paused;
     int64_t last_tick;
+    int64_t last_msg_ms; /* when the last message was collected */
+    bool trimmed;        /* free memory given back since then */
     ds_log_rl_t rl_redis, rl_kafka, rl_msg;
 
     ds_counter_t *m_consumed, *m_batches, *m_outputs, *m_redis_errors, *m_produce_errors;
@@ -990,8 +994,11 @@ int ds_worker_run(ds_worker_t *w) {
         b->seq = ++w->seq;
         b->t0_us = 0;
         collect(w, b, inflight ? INFLIGHT_POLL_MS : wait);
-        if (b->nmsgs)
+        if (b->nmsgs) {
             phase_add(w, PH_COLLECT, &tc);
+            w->last_msg_ms = ds_clock_mono_ms();
+            w->trimmed = false;
+        }
         if (w->abandon) {
             abandon_all(w, "rebalance");
             continue;
@@ -1013,6 +1020,14 @@ int ds_worker_run(ds_worker_t *w) {
              * for one while anything is in flight) */
             if (inflight && !advance(w, NULL, false))
                 abandon_all(w, w->abandon ? "rebalance" : "shutdown");
+            else if (!inflight && !w->unflushed && !w->trimmed &&
+                     ds_clock_mono_ms() - w->last_msg_ms >= IDLE_TRIM_MS) {
+                /* idle after a burst: give the pages freed since (the
+                 * consumer queue's messages above all: up to
+                 * queued.max.messages.kbytes) back to the system */
+                malloc_trim(0);
+                w->trimmed = true;
+            }
             continue;
         }
         if (!build_batch(w, b, tick, flush) || !advance(w, b, false)) {
