@@ -24,9 +24,11 @@ static int set_verifiers(ds_stage_rule_t *st, const char *const *codes, size_t n
 }
 
 ds_rules_t *ds_rules_new_default(void) {
+    static uint64_t next_gen;
     ds_rules_t *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
+    r->gen = __atomic_add_fetch(&next_gen, 1, __ATOMIC_RELAXED);
     r->scoring.half_life_days = 30;
     r->scoring.repeat_window_days = 7;
     r->scoring.stage_points[DS_CS_SPARK] = 5;

@@ -53,6 +53,12 @@ typedef struct ds_rules {
     } stall;
     /* Not a rules-file key: set from the configuration (dedupe_window_days). */
     double dedupe_window_days;
+    /* Unique per rules object made by ds_rules_new_default (and so by the
+     * loaders), never 0: what is derived from a rules object and cached
+     * elsewhere (a deal's verified stage) is keyed on it, since a reloaded
+     * object may reuse a freed one's address.  Do not edit the rules after
+     * such a cache has seen them. */
+    uint64_t gen;
 } ds_rules_t;
 
 #define DS_DAY_MS 86400000.0

@@ -692,6 +692,52 @@ static void test_duplicate_and_reload(void **state) {
     ds_deal_destroy(d);
 }
 
+/* The verified stage is kept between evaluations; rules swapped in by a
+ * reload (another object, maybe at a freed one's address) must not be
+ * answered from what the old rules gave. */
+static void test_verified_stage_follows_new_rules(void **state) {
+    fx_t *f = *state;
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    assert_int_equal(buyer(f, d, "b1", T0 + HOUR, "live_call_accepted", NULL), DS_ERR_OK);
+    assert_int_equal(stage_to(f, d, "c1", T0 + 2 * HOUR, DS_PS_EXPLORE_OPTIONS), DS_ERR_OK);
+    assert_int_equal(f->n, 0); /* verified EXPLORE_OPTIONS = reported */
+    int64_t before = ds_deal_next_deadline(d, f->rules);
+    assert_true(before == T0 + HOUR + 5 * DAY + 1); /* EXPLORE_OPTIONS: 5 quiet days */
+
+    /* the reload: RECOGNIZE_NEED now asks for a signal this deal lacks */
+    static const char yaml[] =
+        "stall:\n"
+        "  stages:\n"
+        "    RECOGNIZE_NEED: {verifiers: [budget_confirmed], max_quiet_days: 2}\n";
+    char err[256] = "";
+    ds_rules_t *r2 = ds_rules_load_buffer("reload.yaml", yaml, strlen(yaml), err, sizeof(err));
+    assert_non_null(r2);
+    assert_true(r2->gen != f->rules->gen);
+    assert_true(ds_deal_next_deadline(d, r2) == T0 + HOUR + 2 * DAY + 1);
+    f->ctx.rules = r2;
+    evaluate(f, d, T0 + 3 * HOUR);
+    assert_int_equal(f->n, 1);
+    assert_rec(&f->recs[0], DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN, 1);
+    assert_int_equal(f->recs[0].verified, DS_PS_RECOGNIZE_NEED);
+    assert_string_equal(f->recs[0].missing, "budget_confirmed");
+    clear(f);
+
+    /* and back: the old rules' answer again, not the new one's */
+    f->ctx.rules = f->rules;
+    assert_true(ds_deal_next_deadline(d, f->rules) == before);
+    evaluate(f, d, T0 + 4 * HOUR);
+    assert_int_equal(f->n, 1);
+    assert_rec(&f->recs[0], DS_AK_UNVERIFIED_STAGE, DS_AS_RESOLVED, 1);
+    /* a new signal under the same rules moves it too */
+    assert_int_equal(buyer(f, d, "b2", T0 + 5 * HOUR, "status_quo_flaw_acknowledged", NULL),
+                     DS_ERR_OK);
+    assert_true(ds_deal_next_deadline(d, f->rules) == T0 + 5 * HOUR + 4 * DAY + 1);
+    ds_rules_destroy(r2);
+    ds_deal_destroy(d);
+}
+
 /* ---- 10. next deadline ------------------------------------------------------ */
 
 /* One deal that fills every part of the saved state: owner and account,
@@ -863,6 +909,62 @@ static void test_mobilizer_callback(void **state) {
 }
 
 /* ds_deal_may_ask_tiers for one event */
+/* With a tier_epoch the deal asks for its stakeholders' tiers once per
+ * epoch: again when the epoch moves (a new batch), when a stakeholder
+ * joins or when the account changes; the answers follow. */
+static void test_mobilizer_epoch(void **state) {
+    fx_t *f = *state;
+    f->ctx.stakeholder_is_mobilizer = is_mobilizer;
+    f->ctx.tier_epoch = 1;
+    f->mob_contact = "L-404";
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    reach_define_criteria(f, d);
+    assert_int_equal(count(f, DS_AK_NO_MOBILIZER, DS_AS_OPEN), 1);
+    clear(f);
+    int calls = f->mob_calls;
+    assert_true(calls > 0);
+    evaluate(f, d, T0 + 4 * HOUR);
+    evaluate(f, d, T0 + 5 * HOUR);
+    assert_int_equal(f->mob_calls, calls); /* the same epoch: kept */
+
+    /* the scorer's tier of L-9 changes; the same epoch still answers
+     * from before, the next one sees it */
+    f->mob_contact = "L-9";
+    evaluate(f, d, T0 + 6 * HOUR);
+    assert_int_equal(f->n, 0);
+    f->ctx.tier_epoch = 2;
+    evaluate(f, d, T0 + 7 * HOUR);
+    assert_true(f->mob_calls > calls);
+    assert_int_equal(f->n, 1);
+    assert_rec(&f->recs[0], DS_AK_NO_MOBILIZER, DS_AS_RESOLVED, 1);
+    clear(f);
+
+    /* a new stakeholder is asked for within the epoch */
+    f->mob_contact = "L-404";
+    f->ctx.tier_epoch = 3;
+    evaluate(f, d, T0 + 8 * HOUR);
+    assert_int_equal(count(f, DS_AK_NO_MOBILIZER, DS_AS_OPEN), 1);
+    clear(f);
+    f->mob_contact = "L-77";
+    assert_int_equal(stakeholder(f, d, "k2", T0 + 9 * HOUR, "L-77", DS_ROLE_TALKER), DS_ERR_OK);
+    assert_int_equal(count(f, DS_AK_NO_MOBILIZER, DS_AS_RESOLVED), 1);
+    clear(f);
+
+    /* the account changes: asked again, under the new account */
+    f->mob_contact = "L-404";
+    f->ctx.tier_epoch = 4;
+    evaluate(f, d, T0 + 10 * HOUR);
+    assert_int_equal(count(f, DS_AK_NO_MOBILIZER, DS_AS_OPEN), 1);
+    calls = f->mob_calls;
+    ds_crm_event_t e = crm("s1", T0 + 11 * HOUR, DS_CRM_SELLER_ACTIVITY);
+    e.account_id = "A-8";
+    assert_int_equal(apply(f, d, &e), DS_ERR_OK);
+    assert_true(f->mob_calls > calls);
+    assert_string_equal(f->mob_account, "A-8");
+    ds_deal_destroy(d);
+}
+
 static bool may1(const fx_t *f, const ds_deal_t *d, const ds_crm_event_t *e) {
     const ds_crm_event_t *evs[] = {e};
     return ds_deal_may_ask_tiers(d, evs, 1, f->rules);
@@ -1112,9 +1214,11 @@ int main(void) {
         T(test_unknown_signal_code),
         T(test_stage_backwards),
         T(test_duplicate_and_reload),
+        T(test_verified_stage_follows_new_rules),
         T(test_deal_loads_version_1),
         T(test_next_deadline),
         T(test_mobilizer_callback),
+        T(test_mobilizer_epoch),
         T(test_may_ask_tiers),
         T(test_grace_delays_quiet),
         T(test_alert_id_stable_across_replay),

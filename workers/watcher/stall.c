@@ -52,6 +52,19 @@ struct ds_deal {
     seen_t *seen;
     uint32_t nseen, cseen; /* cseen: room in seen[] */
     int64_t max_t;
+    /* the verified stage, valid while the rules' gen and nsigs are those
+     * it was found with (signals are only ever added): every evaluation
+     * and every deadline asks for it, several verifier lists × signals */
+    uint64_t v_gen;
+    uint32_t v_nsigs;
+    int32_t v_stage;
+    /* whether a stakeholder's tier is MOBILIZER, valid while ctx's
+     * tier_epoch and nstake are those it was found with (the account id
+     * changing clears it): a deal evaluated several times in one batch
+     * asks for its stakeholders' tiers once */
+    uint64_t m_epoch;
+    uint32_t m_nstake;
+    uint8_t m_result;
 };
 
 
@@ -84,14 +97,16 @@ void ds_deal_destroy(ds_deal_t *d) {
 }
 
 
-static void set_str(char **dst, const char *s) {
+/* true when *dst changed */
+static bool set_str(char **dst, const char *s) {
     if (!s || !s[0] || (*dst && !strcmp(*dst, s)))
-        return;
+        return false;
     char *n = strdup(s);
-    if (n) {
-        free(*dst);
-        *dst = n;
-    }
+    if (!n)
+        return false;
+    free(*dst);
+    *dst = n;
+    return true;
 }
 
 static bool observed(const ds_deal_t *d, const char *code) {
@@ -121,7 +136,19 @@ static int verified_stage_with(const ds_deal_t *d, const ds_rules_t *r, const ch
 }
 
 static int verified_stage(const ds_deal_t *d, const ds_rules_t *r) {
+    if (r->gen && d->v_gen == r->gen && d->v_nsigs == d->nsigs)
+        return d->v_stage;
     return verified_stage_with(d, r, NULL, 0);
+}
+
+/* verified_stage, cached for the callers that take a const deal (the
+ * deadline, the public fields) */
+static int verified_stage_cache(ds_deal_t *d, const ds_rules_t *r) {
+    int v = verified_stage(d, r);
+    d->v_gen = r->gen;
+    d->v_nsigs = d->nsigs;
+    d->v_stage = v;
+    return v;
 }
 
 /* NO_MOBILIZER holds at verified stage v and reported stage rep (the
@@ -182,15 +209,20 @@ static int64_t max_quiet_ms(const ds_rules_t *r, int stage) {
     return (int64_t)(r->stall.stages[stage].max_quiet_days * DS_DAY_MS);
 }
 
-static bool mobilizer(const ds_deal_t *d, const ds_watch_ctx_t *c) {
+static bool mobilizer(ds_deal_t *d, const ds_watch_ctx_t *c) {
     if (d->mobilizer_known)
         return true;
     if (!c->stakeholder_is_mobilizer)
         return false;
-    for (uint32_t i = 0; i < d->nstake; i++)
-        if (c->stakeholder_is_mobilizer(c->opaque, d->account_id, d->stake[i]))
-            return true;
-    return false;
+    if (c->tier_epoch && d->m_epoch == c->tier_epoch && d->m_nstake == d->nstake)
+        return d->m_result;
+    bool found = false;
+    for (uint32_t i = 0; !found && i < d->nstake; i++)
+        found = c->stakeholder_is_mobilizer(c->opaque, d->account_id, d->stake[i]);
+    d->m_epoch = c->tier_epoch;
+    d->m_nstake = d->nstake;
+    d->m_result = found;
+    return found;
 }
 
 static void emit(ds_deal_t *d, const ds_watch_ctx_t *c, int kind, int state, int verified) {
@@ -289,7 +321,7 @@ void ds_deal_evaluate(ds_deal_t *d, const ds_watch_ctx_t *c) {
     if (!d->opened || d->outcome)
         return;
     const ds_rules_t *r = c->rules;
-    int v = verified_stage(d, r);
+    int v = verified_stage_cache(d, r);
     bool holds[NK];
     holds[DS_AK_NO_BUYER_SIGNAL] =
         v != DS_NONE && (c->now - c->grace_ms) - quiet_start(d) > max_quiet_ms(r, v);
@@ -358,7 +390,8 @@ ds_err_t ds_deal_apply(ds_deal_t *d, const ds_crm_event_t *ev, const ds_watch_ct
                           ? ev->stage
                           : DS_PS_RECOGNIZE_NEED;
     }
-    set_str(&d->account_id, ev->account_id);
+    if (set_str(&d->account_id, ev->account_id))
+        d->m_epoch = 0; /* the tiers are the account's */
     set_str(&d->owner_id, ev->owner_id);
     switch (ev->type) {
     case DS_CRM_DEAL_OPENED:
@@ -403,7 +436,7 @@ ds_err_t ds_deal_apply(ds_deal_t *d, const ds_crm_event_t *ev, const ds_watch_ct
     case DS_CRM_DEAL_WON:
     case DS_CRM_DEAL_LOST: {
         d->outcome = ev->type == DS_CRM_DEAL_WON ? 1 : 2;
-        int v = verified_stage(d, c->rules);
+        int v = verified_stage_cache(d, c->rules);
         for (int k = 0; k < NK; k++) {
             if (d->al[k].open) {
                 d->al[k].open = 0;

@@ -27,6 +27,10 @@ typedef struct ds_watch_ctx {
      * (may be NULL: then only signals and roles count). */
     bool (*stakeholder_is_mobilizer)(void *opaque, const char *account_id,
                                      const char *contact_id);
+    /* Non-zero: stakeholder_is_mobilizer answers the same for the same
+     * stakeholder until tier_epoch changes, so a deal keeps the answer
+     * (0: asked at every evaluation). */
+    uint64_t tier_epoch;
     void (*alert)(void *opaque, const ds_deal_alert_t *a);
     void *opaque;
 } ds_watch_ctx_t;

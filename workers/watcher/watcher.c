@@ -105,6 +105,7 @@ struct ds_watcher {
     int32_t *pending_parts;
     size_t npending, pending_cap;
     mob_entry_t *mob_cache; /* per batch */
+    uint64_t mob_epoch;     /* counts mob_cache_clear() calls: ds_watch_ctx_t.tier_epoch */
     ds_arena_t mob_arena;   /* its entries and keys, reset with it */
     bool boot_inflight;     /* index deals queued, not yet known loaded */
     bool tiers_queued;      /* this batch's stakeholder tiers are being read */
@@ -283,6 +284,7 @@ static void part_key(ds_watcher_t *w, int32_t p, char *out, size_t n, const char
 static void mob_cache_clear(ds_watcher_t *w) {
     HASH_CLEAR(hh, w->mob_cache);
     ds_arena_reset(&w->mob_arena);
+    w->mob_epoch++; /* what deals kept of the old cache is stale now */
 }
 
 /* A tier cache entry for key, from the batch's arena (no malloc per
@@ -662,6 +664,7 @@ static void ctx_init(ds_watcher_t *w, ds_watch_ctx_t *c, int64_t now) {
     c->now = now;
     c->grace_ms = w->event_clock ? 0 : (int64_t)(w->rules->stall.grace_minutes * 60000.0);
     c->stakeholder_is_mobilizer = is_mobilizer;
+    c->tier_epoch = w->mob_epoch;
     c->alert = sink_alert;
     c->opaque = w;
 }
