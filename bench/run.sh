@@ -25,7 +25,8 @@
 # fetch.wait.max.ms = BENCH_LAT_FETCH_WAIT_MS (default 1; 10 is the scorer's
 # own default).
 # BENCH_PERF=FILE records a perf profile of each run to FILE.RUN.WORKER (and of
-# the latency run's scorer to FILE.lat).
+# the latency run's scorer to FILE.lat); BENCH_PERF_CG sets its call-graph
+# option (default -g; "--call-graph dwarf" for stacks through libraries).
 # BENCH_WORKERS=N runs N worker processes in one group (horizontal scaling;
 # the clock starts once every one has its partitions); CPU is summed.
 set -euo pipefail
@@ -190,7 +191,7 @@ for run in $(seq "$runs"); do
   wpids=(); mports=()
   for k in $(seq "$nworkers"); do
     mport=$(free_port); mports+=("$mport")
-    ${BENCH_PERF:+perf record -F 999 -g -o "$BENCH_PERF.$run.$k" --} "$bin" "$sub" --brokers "$brokers" --redis "redis://127.0.0.1:$rport/$db" \
+    ${BENCH_PERF:+perf record -F 999 ${BENCH_PERF_CG:--g} -o "$BENCH_PERF.$run.$k" --} "$bin" "$sub" --brokers "$brokers" --redis "redis://127.0.0.1:$rport/$db" \
        --group-id "bench-$run-$$" --clock event --metrics-addr "127.0.0.1:$mport" \
        --log-level warn 2>"$tmp/worker-$run-$k.err" &
     wpids+=($!)

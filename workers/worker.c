@@ -339,12 +339,19 @@ static bool any_inflight(const ds_worker_t *w) {
 }
 
 static void add_offsets(rd_kafka_topic_partition_list_t *l, const batch_t *b) {
+    /* messages come in runs of one partition: look the list up (a linear
+     * search comparing topic names) once per run */
+    rd_kafka_topic_partition_t *tp = NULL;
+    const rd_kafka_message_t *prev = NULL;
     for (size_t i = 0; i < b->nmsgs; i++) {
         const rd_kafka_message_t *m = b->msgs[i];
-        rd_kafka_topic_partition_t *tp =
-            rd_kafka_topic_partition_list_find(l, rd_kafka_topic_name(m->rkt), m->partition);
-        if (!tp)
-            tp = rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition);
+        if (!prev || m->rkt != prev->rkt || m->partition != prev->partition) {
+            const char *topic = rd_kafka_topic_name(m->rkt);
+            tp = rd_kafka_topic_partition_list_find(l, topic, m->partition);
+            if (!tp) /* may move the list's elements: tp is the only pointer kept */
+                tp = rd_kafka_topic_partition_list_add(l, topic, m->partition);
+        }
+        prev = m;
         if (m->offset + 1 > tp->offset)
             tp->offset = m->offset + 1;
     }

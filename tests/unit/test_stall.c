@@ -738,6 +738,37 @@ static void test_verified_stage_follows_new_rules(void **state) {
     ds_deal_destroy(d);
 }
 
+/* The days in a message are printf's "%.0f": ties to even, and "-0" when
+ * the clock is a little behind the deal's events (wall clock, events
+ * stamped ahead of it). */
+static void test_message_days(void **state) {
+    fx_t *f = *state;
+    static const struct {
+        int64_t behind; /* now - deal opened */
+        const char *text;
+    } cases[] = {
+        {-HOUR, "(-0 days since"}, {DAY / 2, "(0 days since"}, {3 * DAY / 2, "(2 days since"},
+        {5 * DAY / 2, "(2 days since"}, {-3 * DAY / 2, "(-2 days since"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ds_deal_t *d = ds_deal_new(DEAL);
+        assert_non_null(d);
+        assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+        assert_int_equal(seller(f, d, "s1", T0), DS_ERR_OK);
+        assert_int_equal(seller(f, d, "s2", T0), DS_ERR_OK);
+        clear(f);
+        ds_crm_event_t e = crm("s3", T0, DS_CRM_SELLER_ACTIVITY);
+        f->ctx.now = T0 + cases[i].behind;
+        assert_int_equal(ds_deal_apply(d, &e, &f->ctx), DS_ERR_OK);
+        assert_int_equal(count(f, DS_AK_ONE_SIDED, DS_AS_OPEN), 1);
+        for (size_t k = 0; k < f->n; k++)
+            if (f->recs[k].kind == DS_AK_ONE_SIDED)
+                assert_mentions(&f->recs[k], cases[i].text);
+        clear(f);
+        ds_deal_destroy(d);
+    }
+}
+
 /* ---- 10. next deadline ------------------------------------------------------ */
 
 /* One deal that fills every part of the saved state: owner and account,
@@ -1219,6 +1250,7 @@ int main(void) {
         T(test_next_deadline),
         T(test_mobilizer_callback),
         T(test_mobilizer_epoch),
+        T(test_message_days),
         T(test_may_ask_tiers),
         T(test_grace_delays_quiet),
         T(test_alert_id_stable_across_replay),

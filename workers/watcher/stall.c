@@ -12,6 +12,7 @@
  */
 #include "stall.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +226,18 @@ static bool mobilizer(ds_deal_t *d, const ds_watch_ctx_t *c) {
     return found;
 }
 
+/* "%.0f" of v (whole days, |v| < 2^63) into out (DS_FMT_INT_MAX + 1
+ * bytes): rounded to nearest, ties to even, and "-0" for a negative v that
+ * rounds to zero, as printf does */
+static void fmt_days(char *out, double v) {
+    double r = nearbyint(v);
+    if (r == 0 && signbit(v)) {
+        memcpy(out, "-0", 3);
+        return;
+    }
+    ds_fmt_i64(out, (int64_t)r);
+}
+
 static void emit(ds_deal_t *d, const ds_watch_ctx_t *c, int kind, int state, int verified) {
     const ds_rules_t *r = c->rules;
     alert_st_t *a = &d->al[kind];
@@ -236,62 +249,67 @@ static void emit(ds_deal_t *d, const ds_watch_ctx_t *c, int kind, int state, int
             if (!observed(d, st->verifiers[i]))
                 missing[nm++] = st->verifiers[i];
     }
-    char id[600], msg[1400], miss[700];
-    snprintf(id, sizeof(id), "%s:%s:%d:%s:%d", d->id, ds_alert_kind_name(kind), (int)a->episode,
-             ds_alert_state_name(state), (int)a->level);
+    /* the text without printf: an evaluation can emit several alerts and
+     * a replay many; the same text as "%d" and "%.0f" give */
+    char id[600], msg[1400], miss[700], ep[DS_FMT_INT_MAX], lv[DS_FMT_INT_MAX],
+        un[DS_FMT_INT_MAX], days[DS_FMT_INT_MAX + 1];
+    ds_fmt_i64(ep, a->episode);
+    ds_fmt_i64(lv, a->level);
+    ds_fmt_i64(un, d->unanswered);
+    ds_fmt_join(id, sizeof(id), d->id, ":", ds_alert_kind_name(kind), ":", ep, ":",
+                ds_alert_state_name(state), ":", lv, NULL);
     size_t o = 0;
     miss[0] = '\0';
-    for (size_t i = 0; i < nm && o < sizeof(miss); i++)
-        o += (size_t)snprintf(miss + o, sizeof(miss) - o, "%s%s", i ? ", " : "", missing[i]);
+    for (size_t i = 0; i < nm && o < sizeof(miss) - 1; i++)
+        o += ds_fmt_join(miss + o, sizeof(miss) - o, i ? ", " : "", missing[i], NULL);
     double quiet = (double)(c->now - quiet_start(d)) / DS_DAY_MS;
+    fmt_days(days, quiet);
     char where[900];
     if (verified != DS_NONE)
-        snprintf(where, sizeof(where), "buyer is verifiably in %s, missing %s",
-                 ds_purchase_stage_words(verified), miss);
+        ds_fmt_join(where, sizeof(where), "buyer is verifiably in ",
+                    ds_purchase_stage_words(verified), ", missing ", miss, NULL);
     else
-        snprintf(where, sizeof(where), "every stage is verified");
+        ds_fmt_join(where, sizeof(where), "every stage is verified", NULL);
     const char *acct = d->account_id ? d->account_id : "no account";
     if (state == DS_AS_RESOLVED) {
         static const char *const why[NK] = {"a buyer signal arrived",
                                             "the buyer answered the seller's actions",
                                             "the reported stage is now verified by the buyer",
                                             "a mobilizer is known"};
-        snprintf(msg, sizeof(msg), "Deal %s (account %s): %s resolved, %s%s; %s.", d->id, acct,
-                 ds_alert_kind_name(kind), d->outcome ? "the deal is closed" : why[kind],
-                 d->outcome ? (d->outcome == 1 ? " (won)" : " (lost)") : "", where);
+        ds_fmt_join(msg, sizeof(msg), "Deal ", d->id, " (account ", acct, "): ",
+                    ds_alert_kind_name(kind), " resolved, ",
+                    d->outcome ? "the deal is closed" : why[kind],
+                    d->outcome ? (d->outcome == 1 ? " (won)" : " (lost)") : "", "; ", where, ".",
+                    NULL);
     } else {
         char rem[48] = "";
         if (state == DS_AS_REMINDER)
-            snprintf(rem, sizeof(rem), " (reminder %d)", (int)a->level);
+            ds_fmt_join(rem, sizeof(rem), " (reminder ", lv, ")", NULL);
         switch (kind) {
         case DS_AK_NO_BUYER_SIGNAL:
-            snprintf(msg, sizeof(msg),
-                     "Deal %s (account %s) stalled%s: %d seller actions and %.0f days without a "
-                     "buyer signal; %s. Stop and reassess.",
-                     d->id, acct, rem, (int)d->unanswered, quiet, where);
+            ds_fmt_join(msg, sizeof(msg), "Deal ", d->id, " (account ", acct, ") stalled", rem,
+                        ": ", un, " seller actions and ", days,
+                        " days without a buyer signal; ", where, ". Stop and reassess.", NULL);
             break;
         case DS_AK_ONE_SIDED:
-            snprintf(msg, sizeof(msg),
-                     "Deal %s (account %s) is one-sided%s: %d seller actions in a row without a "
-                     "buyer response (%.0f days since the last buyer signal); %s. Stop chasing and "
-                     "get a commitment from the buyer.",
-                     d->id, acct, rem, (int)d->unanswered, quiet, where);
+            ds_fmt_join(msg, sizeof(msg), "Deal ", d->id, " (account ", acct, ") is one-sided",
+                        rem, ": ", un,
+                        " seller actions in a row without a buyer response (", days,
+                        " days since the last buyer signal); ", where,
+                        ". Stop chasing and get a commitment from the buyer.", NULL);
             break;
         case DS_AK_UNVERIFIED_STAGE:
-            snprintf(msg, sizeof(msg),
-                     "Deal %s (account %s) is reported in %s but %s%s; where is the deal, and how "
-                     "do you know?",
-                     d->id, acct, ds_purchase_stage_words(d->reported), where, rem);
+            ds_fmt_join(msg, sizeof(msg), "Deal ", d->id, " (account ", acct,
+                        ") is reported in ", ds_purchase_stage_words(d->reported), " but ", where,
+                        rem, "; where is the deal, and how do you know?", NULL);
             break;
         default:
-            snprintf(msg, sizeof(msg),
-                     "Deal %s (account %s) has reached %s without a known mobilizer%s; %s. Find "
-                     "the customer stakeholder who will drive the purchase.",
-                     d->id, acct,
-                     ds_purchase_stage_words(verified != DS_NONE && verified > d->reported
-                                                 ? verified
-                                                 : d->reported),
-                     rem, where);
+            ds_fmt_join(msg, sizeof(msg), "Deal ", d->id, " (account ", acct, ") has reached ",
+                        ds_purchase_stage_words(verified != DS_NONE && verified > d->reported
+                                                    ? verified
+                                                    : d->reported),
+                        " without a known mobilizer", rem, "; ", where,
+                        ". Find the customer stakeholder who will drive the purchase.", NULL);
         }
     }
     ds_deal_alert_t al = {
