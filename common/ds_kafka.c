@@ -117,6 +117,13 @@ rd_kafka_t *ds_kafka_consumer_new(const ds_config_t *cfg, const char *const *top
         {"session.timeout.ms", "10000"},
         {"heartbeat.interval.ms", "1000"},
         {"fetch.wait.max.ms", "10"},
+        /* librdkafka 2.0.2 stops fetching once the consumer queue holds
+         * queued.min.messages (default 100,000) messages, and nothing
+         * wakes its fetcher when the worker drains them: it sleeps up to
+         * 1 s.  A worker that drains 100,000 cheap events in a fraction of
+         * that then idles; so the queue is bounded by its size below
+         * (about 1 s of work at full rate) instead of by its count. */
+        {"queued.min.messages", "1000000"},
         {"queued.max.messages.kbytes", "65536"},
         {"statistics.interval.ms", "5000"}, /* consumer lag for /metrics */
     };
