@@ -1069,8 +1069,26 @@ int ds_worker_run(ds_worker_t *w) {
     return rc;
 }
 
+/* glibc gives a heap's free top back to the system as soon as it passes
+ * the trim threshold (128 KiB, raised only by freed mmapped chunks).  A
+ * batch allocates its outputs (librdkafka's copies of them) and frees them
+ * when they are acknowledged, so every batch faulted the same pages in
+ * again.  Free memory is kept while the worker is busy and given back
+ * once it is idle (malloc_trim, IDLE_TRIM_MS).  Fixing the trim threshold
+ * also fixes the mmap threshold, so that one is raised too (else every
+ * allocation of 128 KiB or more, such as a fetch response, would be an
+ * mmap and a munmap). */
+#define TRIM_THRESHOLD (16 << 20)
+#define MMAP_THRESHOLD (32 << 20) /* glibc's maximum on 64-bit */
+
+static void tune_malloc(void) { /* idempotent: `run` has two workers */
+    if (!mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) || !mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+        DS_DEBUG("worker", "malloc thresholds not set (not glibc's allocator?)");
+}
+
 ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_worker_ops_t *ops,
                            void *self, ds_metrics_t *metrics, char *errstr, size_t errstr_size) {
+    tune_malloc();
     ds_worker_t *w = calloc(1, sizeof(*w));
     if (!w) {
         snprintf(errstr, errstr_size, "out of memory");
