@@ -58,6 +58,7 @@ pids+=($!); redis_pid=$!
 for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 redis_in() { redis-cli -p "$rport" info stats | awk -F: '/^total_net_input_bytes/ {print $2+0}'; }
+redis_cmds() { redis-cli -p "$rport" info stats | awk -F: '/^total_commands_processed/ {print $2+0}'; }
 metric_sum() { # metric_sum PORT REGEX: sum of the samples whose line matches
   { curl -s "http://127.0.0.1:$1/metrics" 2>/dev/null || true; } \
     | awk -v re="$2" '$0 ~ re && !/^#/ {s+=$NF} END {printf "%.6f", s+0}'
@@ -186,7 +187,8 @@ nworkers=${BENCH_WORKERS:-1}
 results=()
 for run in $(seq "$runs"); do
   db=$((run % 16))
-  cpu_r0=$(cpu_of "$redis_pid"); cpu_b0=$(cpu_of "$broker_pid"); rin0=$(redis_in)
+  cpu_r0=$(cpu_of "$redis_pid"); cpu_b0=$(cpu_of "$broker_pid"); redis-cli -p "$rport" config resetstat >/dev/null
+  rin0=$(redis_in); rcmd0=$(redis_cmds)
   start=$(date +%s.%N); launched=$start
   wpids=(); mports=()
   for k in $(seq "$nworkers"); do
@@ -217,7 +219,7 @@ for run in $(seq "$runs"); do
     faults=$((faults + $(awk '{print $10}' "/proc/$p/stat")))
     r=$(awk '/VmHWM/ {print $2}' "/proc/$p/status"); [ "$r" -gt "$rss" ] && rss=$r
   done
-  rin=$(( $(redis_in) - rin0 ))
+  rin=$(( $(redis_in) - rin0 )); rcmd=$(( $(redis_cmds) - rcmd0 ))
   cpu_r=$(echo "$(cpu_of "$redis_pid") - $cpu_r0" | bc); cpu_b=$(echo "$(cpu_of "$broker_pid") - $cpu_b0" | bc)
   phases=$({ curl -s "http://127.0.0.1:$mport/metrics" 2>/dev/null || true; } \
     | awk -F'[",]' '/^dealsignal_phase_seconds_sum/ {for (i=1;i<NF;i++) if ($i ~ /phase=$/) p=$(i+1); split($0, a, " "); printf "%s=%.2f ", p, a[2]}')
@@ -229,9 +231,12 @@ for run in $(seq "$runs"); do
   secs=$(echo "$end - $start" | bc)
   eps=$(echo "$expected_run / $secs" | bc)
   results+=("$eps")
-  printf 'run %d: %s events in %.2f s = %s events/s; CPU s worker %.2f (%.2f system) redis %.2f broker %.2f; worker peak RSS %d MiB, %d page faults; Redis in %d B/event\n' \
-    "$run" "$expected_run" "$secs" "$eps" "$cpu_w" "$sys_w" "$cpu_r" "$cpu_b" $((rss / 1024)) "$faults" $((rin / expected))
+  printf 'run %d: %s events in %.2f s = %s events/s; CPU s worker %.2f (%.2f system) redis %.2f broker %.2f; worker peak RSS %d MiB, %d page faults; Redis in %d B/event, %s commands/event\n' \
+    "$run" "$expected_run" "$secs" "$eps" "$cpu_w" "$sys_w" "$cpu_r" "$cpu_b" $((rss / 1024)) "$faults" $((rin / expected)) \
+    "$(echo "scale=2; $rcmd / $expected" | bc | sed 's/^\./0./')"
   echo "  $([ "$nworkers" -gt 1 ] && echo "(worker 1 of $nworkers) ")threads' CPU s: $threads; worker thread's wall s per phase: $phases"
+  echo "  Redis commands per event: $(redis-cli -p "$rport" info commandstats \
+    | awk -F'[_:=,]' -v n="$expected" '/^cmdstat_/ && $2 != "info" && $2 !~ /^config/ {printf "%s %.3f ", $2, $4 / n}')"
 done
 median=$(printf '%s\n' "${results[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "median: $median events/s ($which, $events events, $runs runs, $partitions partitions, $nworkers worker process(es))"
