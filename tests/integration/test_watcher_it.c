@@ -277,6 +277,56 @@ static void test_mobilizer_from_scorer_tier(void **state) {
     ds_h_records_free(recs, n);
 }
 
+/* A stakeholder's tier is read when the deal is evaluated: one written
+ * between two batches (here by hand, as the scorer would) is seen by the
+ * next evaluation, not the one read for the batch before. */
+static void test_tier_change_seen_by_next_batch(void **state) {
+    (void)state;
+    char rules[300];
+    snprintf(rules, sizeof(rules), "%s/rules-tier.yaml", env.tmpdir);
+    write_file(rules, "{}\n");
+    freeReplyObject(ds_h_redis(&env, "HSET ds:{acct:A-K}:lead:L-K lead_id L-K tier CONFRONTED"));
+    ds_h_broker_ctl(&env, "create-topic crm.tier 1");
+    ds_h_broker_ctl(&env, "create-topic alerts.tier 1");
+    const char *args[] = {"watcher", "--brokers", env.brokers, "--redis", env.redis_url,
+                          "--group-id", "it-watch-tier", "--schemas", getenv("DS_SCHEMAS_DIR"),
+                          "--clock", "event", "--topic-crm", "crm.tier", "--topic-alerts",
+                          "alerts.tier", "--rules", rules, NULL};
+    pid_t w = ds_h_spawn(logfile, args);
+    rd_kafka_t *p = ds_h_producer(&env);
+    ds_crm_event_t e = crm("k-open", "D-K", T0, DS_CRM_DEAL_OPENED);
+    e.account_id = "A-K";
+    e.stage = DS_PS_DEFINE_CRITERIA;
+    ds_h_send_crm(p, "crm.tier", &e);
+    e = crm("k-add", "D-K", T0 + 3600000, DS_CRM_STAKEHOLDER_ADDED);
+    e.account_id = "A-K";
+    e.contact_id = "L-K";
+    e.contact_role = DS_ROLE_UNKNOWN;
+    ds_h_send_crm(p, "crm.tier", &e);
+    ds_h_flush(p);
+    /* UNVERIFIED_STAGE and NO_MOBILIZER open */
+    ds_h_record_t *recs;
+    size_t n = ds_h_consume(&env, "alerts.tier", 2, 30000, &recs);
+    assert_int_equal(n, 2);
+    ds_h_records_free(recs, n);
+    /* the scorer's tier of L-K becomes MOBILIZER; the deal's next event
+     * (a batch of its own) sees it */
+    freeReplyObject(ds_h_redis(&env, "HSET ds:{acct:A-K}:lead:L-K tier MOBILIZER"));
+    e = crm("k-s1", "D-K", T0 + 2 * 3600000, DS_CRM_SELLER_ACTIVITY);
+    e.account_id = "A-K";
+    ds_h_send_crm(p, "crm.tier", &e);
+    ds_h_flush(p);
+    n = ds_h_consume(&env, "alerts.tier", 3, 30000, &recs);
+    assert_int_equal(ds_h_stop(w, SIGTERM, 10000), 0);
+    rd_kafka_destroy(p);
+    alerts_t al;
+    decode(recs, n, &al);
+    assert_int_equal(n, 3);
+    expect(&al.a[2], "D-K", DS_AK_NO_MOBILIZER, DS_AS_RESOLVED, 1);
+    ds_arena_free(&al.arena);
+    ds_h_records_free(recs, n);
+}
+
 /* Each flush rewrites the deal hash fields whose values changed since the
  * last one, whichever group of fields they are in, and only those. */
 static void test_deal_hash_follows_each_flush(void **state) {
@@ -347,6 +397,7 @@ int main(void) {
         cmocka_unit_test(test_event_clock_lifecycle),
         cmocka_unit_test(test_wall_clock_fires_without_events_and_after_restart),
         cmocka_unit_test(test_mobilizer_from_scorer_tier),
+        cmocka_unit_test(test_tier_change_seen_by_next_batch),
         cmocka_unit_test(test_deal_hash_follows_each_flush),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
