@@ -34,13 +34,20 @@ static ds_crm_event_t crm(const char *id, const char *deal, int64_t t, int type)
     return e;
 }
 
-static pid_t start_watcher(const char *group, const char *clock, const char *rules,
-                           const char *topic) {
+/* A watcher consuming `topic`; its alerts to `alerts` (NULL: deal.alerts). */
+static pid_t start_watcher_to(const char *group, const char *clock, const char *rules,
+                              const char *topic, const char *alerts) {
     const char *args[] = {"watcher", "--brokers", env.brokers, "--redis", env.redis_url,
                           "--group-id", group, "--schemas", getenv("DS_SCHEMAS_DIR"),
                           "--clock", clock, "--topic-crm", topic, "--rules", rules,
-                          "--check-interval-ms", "100", NULL};
+                          "--check-interval-ms", "100", "--topic-alerts",
+                          alerts ? alerts : "deal.alerts", NULL};
     return ds_h_spawn(logfile, args);
+}
+
+static pid_t start_watcher(const char *group, const char *clock, const char *rules,
+                           const char *topic) {
+    return start_watcher_to(group, clock, rules, topic, NULL);
 }
 
 typedef struct alerts {
@@ -241,11 +248,7 @@ static void test_mobilizer_from_scorer_tier(void **state) {
     }
     ds_h_flush(p);
     rd_kafka_destroy(p);
-    const char *args[] = {"watcher", "--brokers", env.brokers, "--redis", env.redis_url,
-                          "--group-id", "it-watch-mob", "--schemas", getenv("DS_SCHEMAS_DIR"),
-                          "--clock", "event", "--topic-crm", "crm.mob", "--topic-alerts",
-                          "alerts.mob", "--rules", rules, NULL};
-    pid_t w = ds_h_spawn(logfile, args);
+    pid_t w = start_watcher_to("it-watch-mob", "event", rules, "crm.mob", "alerts.mob");
     ds_h_record_t *recs;
     /* D-M: UNVERIFIED_STAGE and NO_MOBILIZER open, NO_MOBILIZER resolved;
      * D-T: both open */
@@ -288,11 +291,7 @@ static void test_tier_change_seen_by_next_batch(void **state) {
     freeReplyObject(ds_h_redis(&env, "HSET ds:{acct:A-K}:lead:L-K lead_id L-K tier CONFRONTED"));
     ds_h_broker_ctl(&env, "create-topic crm.tier 1");
     ds_h_broker_ctl(&env, "create-topic alerts.tier 1");
-    const char *args[] = {"watcher", "--brokers", env.brokers, "--redis", env.redis_url,
-                          "--group-id", "it-watch-tier", "--schemas", getenv("DS_SCHEMAS_DIR"),
-                          "--clock", "event", "--topic-crm", "crm.tier", "--topic-alerts",
-                          "alerts.tier", "--rules", rules, NULL};
-    pid_t w = ds_h_spawn(logfile, args);
+    pid_t w = start_watcher_to("it-watch-tier", "event", rules, "crm.tier", "alerts.tier");
     rd_kafka_t *p = ds_h_producer(&env);
     ds_crm_event_t e = crm("k-open", "D-K", T0, DS_CRM_DEAL_OPENED);
     e.account_id = "A-K";
