@@ -82,11 +82,16 @@ static void write_file(const char *path, const char *text) {
     fclose(f);
 }
 
+/* The path of a rules file with the defaults (written once per test). */
+static void default_rules(char *out, size_t n) {
+    snprintf(out, n, "%s/rules-default.yaml", env.tmpdir);
+    write_file(out, "{}\n");
+}
+
 static void test_event_clock_lifecycle(void **state) {
     (void)state;
     char rules[300];
-    snprintf(rules, sizeof(rules), "%s/rules-default.yaml", env.tmpdir);
-    write_file(rules, "{}\n");
+    default_rules(rules, sizeof(rules));
     rd_kafka_t *p = ds_h_producer(&env);
     ds_crm_event_t e = crm("c1", "D-1", T0, DS_CRM_DEAL_OPENED);
     e.stage = DS_PS_RECOGNIZE_NEED;
@@ -223,8 +228,7 @@ static void test_wall_clock_fires_without_events_and_after_restart(void **state)
 static void test_mobilizer_from_scorer_tier(void **state) {
     (void)state;
     char rules[300];
-    snprintf(rules, sizeof(rules), "%s/rules-mob.yaml", env.tmpdir);
-    write_file(rules, "{}\n");
+    default_rules(rules, sizeof(rules));
     /* what the scorer stores for two leads of account A-M */
     freeReplyObject(ds_h_redis(&env, "HSET ds:{acct:A-M}:lead:L-M lead_id L-M tier MOBILIZER"));
     freeReplyObject(ds_h_redis(&env, "HSET ds:{acct:A-M}:lead:L-T lead_id L-T tier CONFRONTED"));
@@ -286,8 +290,7 @@ static void test_mobilizer_from_scorer_tier(void **state) {
 static void test_tier_change_seen_by_next_batch(void **state) {
     (void)state;
     char rules[300];
-    snprintf(rules, sizeof(rules), "%s/rules-tier.yaml", env.tmpdir);
-    write_file(rules, "{}\n");
+    default_rules(rules, sizeof(rules));
     freeReplyObject(ds_h_redis(&env, "HSET ds:{acct:A-K}:lead:L-K lead_id L-K tier CONFRONTED"));
     ds_h_broker_ctl(&env, "create-topic crm.tier 1");
     ds_h_broker_ctl(&env, "create-topic alerts.tier 1");
@@ -331,8 +334,7 @@ static void test_tier_change_seen_by_next_batch(void **state) {
 static void test_deal_hash_follows_each_flush(void **state) {
     (void)state;
     char rules[300];
-    snprintf(rules, sizeof(rules), "%s/rules-flush.yaml", env.tmpdir);
-    write_file(rules, "{}\n");
+    default_rules(rules, sizeof(rules));
     ds_h_broker_ctl(&env, "create-topic crm.flush 1");
     ds_h_broker_ctl(&env, "create-topic alerts.flush 1");
     const char *args[] = {"watcher", "--brokers", env.brokers, "--redis", env.redis_url,
