@@ -749,8 +749,9 @@ static void assert_same_records(const cap_t *x, const cap_t *y) {
     }
 }
 
-/* The dedupe ids of a saved unit, in the order the blob has them. */
-static size_t saved_dedupe(const ds_buf_t *b, uint64_t *h, size_t max) {
+/* The dedupe ids of a saved unit, in the order the blob has them; off (if
+ * not NULL) gets the offset of each entry and, after the last, the end. */
+static size_t saved_dedupe_at(const ds_buf_t *b, uint64_t *h, size_t max, size_t *off) {
     ds_reader_t r;
     ds_reader_init(&r, b->data, b->len);
     r.p += 5; /* magic, version */
@@ -773,16 +774,132 @@ static size_t saved_dedupe(const ds_buf_t *b, uint64_t *h, size_t max) {
     assert_int_equal(ds_get_varint(&r, &n), DS_ERR_OK);
     assert_true(n <= max);
     for (uint64_t i = 0; i < n; i++) {
+        if (off)
+            off[i] = (size_t)(r.p - (const unsigned char *)b->data);
         assert_int_equal(ds_get_i64(&r, &i64), DS_ERR_OK);
         h[i] = (uint64_t)i64;
         assert_int_equal(ds_get_svarint(&r, &i64), DS_ERR_OK); /* its time */
     }
+    if (off)
+        off[n] = (size_t)(r.p - (const unsigned char *)b->data);
     return (size_t)n;
 }
 
-/* The saved dedupe ids are sorted by hash whatever the table's history, so
- * a unit saves to the same bytes after a load: a few (insertion sort) and
- * many (qsort), and again after a load and more events. */
+static size_t saved_dedupe(const ds_buf_t *b, uint64_t *h, size_t max) {
+    return saved_dedupe_at(b, h, max, NULL);
+}
+
+static ds_err_t apply_id(ds_score_unit_t *u, const ds_rules_t *r, const char *fmt, int i,
+                         int64_t t) {
+    char id[32];
+    snprintf(id, sizeof(id), fmt, i);
+    ds_ma_event_t e = ev(id, t, i % 2 ? "L1" : "L2", "ACC", DS_MA_CONTENT_VIEWED, "s1");
+    return ds_score_unit_apply(u, r, &e, NULL);
+}
+
+/* The dedupe memory holds every id of the window however many arrive (the
+ * array grows), forgets the ones the window has left (saved without them,
+ * they count again), and still knows the live ones after making room. */
+static void test_dedupe_window(void **state) {
+    (void)state;
+    ds_rules_t *r = rules(NULL); /* dedupe_window_days 7 */
+    ds_score_unit_t *u = ds_score_unit_new("ACC", true);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(apply_id(u, r, "a-%d", i, T0 + i * 1000), DS_ERR_OK);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(apply_id(u, r, "a-%d", i, T0 + i * 1000), DS_ERR_DUPLICATE);
+    /* the newest event at T0 + 7 d + 50 s: a-0 … a-49 are out of the window */
+    int64_t late = T0 + 7 * DAY + 50 * 1000;
+    assert_int_equal(apply_id(u, r, "late-%d", 0, late), DS_ERR_OK);
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    assert_int_equal(ds_score_unit_save(u, &b), DS_ERR_OK);
+    uint64_t h[512];
+    assert_int_equal(saved_dedupe(&b, h, 512), 51);
+    ds_err_t err = DS_ERR_OK;
+    ds_score_unit_t *v = ds_score_unit_load(b.data, b.len, &err);
+    assert_non_null(v);
+    ds_score_unit_t *units[] = {u, v};
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(apply_id(units[k], r, "a-%d", 10, late), DS_ERR_OK);
+        assert_int_equal(apply_id(units[k], r, "a-%d", 60, late), DS_ERR_DUPLICATE);
+        assert_int_equal(apply_id(units[k], r, "late-%d", 0, late), DS_ERR_DUPLICATE);
+        /* 300 more: the expired entries make room, then the array grows */
+        for (int i = 0; i < 300; i++)
+            assert_int_equal(apply_id(units[k], r, "b-%d", i, late), DS_ERR_OK);
+        for (int i = 50; i < 100; i++)
+            assert_int_equal(apply_id(units[k], r, "a-%d", i, late), DS_ERR_DUPLICATE);
+        assert_int_equal(apply_id(units[k], r, "a-%d", 10, late), DS_ERR_DUPLICATE);
+        for (int i = 0; i < 300; i++)
+            assert_int_equal(apply_id(units[k], r, "b-%d", i, late), DS_ERR_DUPLICATE);
+    }
+    /* both histories save the same 352 ids */
+    ds_buf_t bu, bv;
+    ds_buf_init(&bu, 0);
+    ds_buf_init(&bv, 0);
+    assert_int_equal(ds_score_unit_save(u, &bu), DS_ERR_OK);
+    assert_int_equal(ds_score_unit_save(v, &bv), DS_ERR_OK);
+    assert_int_equal(saved_dedupe(&bu, h, 512), 352);
+    assert_int_equal(saved_dedupe(&bv, h, 512), 352);
+    for (size_t i = 1; i < 352; i++)
+        assert_true(h[i - 1] < h[i]);
+    assert_int_equal(bu.len, bv.len);
+    assert_memory_equal(bu.data, bv.data, bu.len);
+    ds_buf_free(&b);
+    ds_buf_free(&bu);
+    ds_buf_free(&bv);
+    ds_score_unit_destroy(v);
+    ds_score_unit_destroy(u);
+    ds_rules_destroy(r);
+}
+
+/* A blob whose dedupe ids are out of order still loads (and saves in
+ * order); one that repeats an id does not. */
+static void test_load_dedupe_order(void **state) {
+    (void)state;
+    ds_rules_t *r = rules(NULL);
+    ds_score_unit_t *u = ds_score_unit_new("ACC", true);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(apply_id(u, r, "c-%d", i, T0 + i), DS_ERR_OK);
+    ds_buf_t b, x, y;
+    ds_buf_init(&b, 0);
+    ds_buf_init(&x, 0);
+    ds_buf_init(&y, 0);
+    assert_int_equal(ds_score_unit_save(u, &b), DS_ERR_OK);
+    uint64_t h[8];
+    size_t off[9];
+    assert_int_equal(saved_dedupe_at(&b, h, 8, off), 5);
+    const unsigned char *p = b.data;
+    /* x: entries 0 and 1 swapped; y: entry 0 twice instead of 0 and 1 */
+    assert_int_equal(ds_buf_append(&x, p, off[0]), DS_ERR_OK);
+    assert_int_equal(ds_buf_append(&x, p + off[1], off[2] - off[1]), DS_ERR_OK);
+    assert_int_equal(ds_buf_append(&x, p + off[0], off[1] - off[0]), DS_ERR_OK);
+    assert_int_equal(ds_buf_append(&x, p + off[2], b.len - off[2]), DS_ERR_OK);
+    assert_int_equal(ds_buf_append(&y, p, off[0]), DS_ERR_OK);
+    assert_int_equal(ds_buf_append(&y, p + off[0], off[1] - off[0]), DS_ERR_OK);
+    assert_int_equal(ds_buf_append(&y, p + off[0], off[1] - off[0]), DS_ERR_OK);
+    assert_int_equal(ds_buf_append(&y, p + off[2], b.len - off[2]), DS_ERR_OK);
+    ds_err_t err = DS_ERR_OK;
+    ds_score_unit_t *v = ds_score_unit_load(x.data, x.len, &err);
+    assert_non_null(v);
+    ds_buf_t b2;
+    ds_buf_init(&b2, 0);
+    assert_int_equal(ds_score_unit_save(v, &b2), DS_ERR_OK);
+    assert_int_equal(b2.len, b.len);
+    assert_memory_equal(b2.data, b.data, b.len);
+    assert_null(ds_score_unit_load(y.data, y.len, &err));
+    assert_int_equal(err, DS_ERR_UNDECODABLE);
+    ds_buf_free(&b);
+    ds_buf_free(&b2);
+    ds_buf_free(&x);
+    ds_buf_free(&y);
+    ds_score_unit_destroy(v);
+    ds_score_unit_destroy(u);
+    ds_rules_destroy(r);
+}
+
+/* The saved dedupe ids are sorted by hash whatever order they arrived in,
+ * so a unit saves to the same bytes after a load: a few and many. */
 static void test_save_is_canonical(void **state) {
     (void)state;
     ds_rules_t *r = rules(NULL);
@@ -1046,6 +1163,8 @@ int main(void) {
         cmocka_unit_test(test_consensus),
         cmocka_unit_test(test_duplicate_and_save_load),
         cmocka_unit_test(test_loads_version_1),
+        cmocka_unit_test(test_dedupe_window),
+        cmocka_unit_test(test_load_dedupe_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -756,39 +756,41 @@ static bool dd_live(const ds_score_unit_t *u, int64_t t) {
     return tdiff(u->max_t, t) <= u->dd_window_ms;
 }
 
-static dd_t *dd_slot(const ds_score_unit_t *u, uint64_t h) {
-    uint32_t mask = u->dd_cap - 1;
-    for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask)
-        if (u->dd[i].h == h || u->dd[i].h == 0)
-            return &u->dd[i];
+/* The dedupe entries are an array sorted by hash: found by binary search,
+ * saved in order without sorting (canonical whatever the order of the
+ * events), 16 bytes each.  An insert moves the entries after it, which
+ * costs no more than the save that follows it (every live entry). */
+static uint32_t dd_find(const ds_score_unit_t *u, uint64_t h) {
+    uint32_t lo = 0, hi = u->ndd;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (u->dd[mid].h < h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
-/* Rebuild with only live entries, at a capacity leaving room to grow. */
-static int dd_rebuild(ds_score_unit_t *u) {
-    uint32_t live = 0;
-    for (uint32_t i = 0; i < u->dd_cap; i++)
-        live += u->dd[i].h && dd_live(u, u->dd[i].t);
-    uint32_t cap = 16;
-    while (cap < (uint64_t)live * 3 + 3) {
-        if (cap > UINT32_MAX / 4)
-            return -1;
-        cap *= 2;
-    }
-    dd_t *old = u->dd;
-    uint32_t ocap = u->dd_cap;
-    dd_t *nd = calloc(cap, sizeof(*nd));
-    if (!nd)
-        return -1;
-    u->dd = nd;
-    u->dd_cap = cap;
-    u->ndd = 0;
-    for (uint32_t i = 0; i < ocap; i++)
-        if (old[i].h && dd_live(u, old[i].t)) {
-            *dd_slot(u, old[i].h) = old[i];
-            u->ndd++;
-        }
-    free(old);
-    return 0;
+/* Make room for one more entry: drop the ones no longer live (against
+ * u->max_t), and grow when that leaves the array more than 3/4 full (so a
+ * full array is not compacted again at every insert). */
+static int dd_reserve(ds_score_unit_t *u) {
+    if (u->ndd < u->dd_cap)
+        return 0;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < u->ndd; i++)
+        if (dd_live(u, u->dd[i].t))
+            u->dd[k++] = u->dd[i];
+    u->ndd = k;
+    if (u->dd_cap && (uint64_t)k * 4 <= (uint64_t)u->dd_cap * 3)
+        return 0;
+    return ENSURE(u->dd, u->dd_cap, (uint64_t)u->dd_cap + 1, 4);
+}
+
+static int cmp_dd(const void *a, const void *b) {
+    const dd_t *x = a, *y = b;
+    return x->h < y->h ? -1 : x->h > y->h;
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -1235,8 +1237,9 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
     if (!h)
         h = 1;
     int64_t max_t = (u->max_t == UNSET_T || t > u->max_t) ? t : u->max_t;
-    dd_t *slot = u->dd_cap ? dd_slot(u, h) : NULL;
-    if (slot && slot->h == h && tdiff(max_t, slot->t) <= u->dd_window_ms) {
+    uint32_t pos = dd_find(u, h);
+    bool seen = pos < u->ndd && u->dd[pos].h == h;
+    if (seen && tdiff(max_t, u->dd[pos].t) <= u->dd_window_ms) {
         if (stats)
             stats->duplicates++;
         return DS_ERR_DUPLICATE;
@@ -1244,18 +1247,18 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
     uint32_t li;
     if (lead_get(u, ev->lead_id, &li))
         return DS_ERR_NOMEM;
-    if (!slot || slot->h != h) {
-        if ((uint64_t)(u->ndd + 1) * 2 > u->dd_cap) {
-            u->max_t = max_t;
-            if (dd_rebuild(u))
+    u->max_t = max_t;
+    if (seen) { /* the same id, out of the window: it counts again */
+        u->dd[pos].t = t;
+    } else {
+        if (u->ndd == u->dd_cap) {
+            if (dd_reserve(u))
                 return DS_ERR_NOMEM;
+            pos = dd_find(u, h);
         }
-        slot = dd_slot(u, h);
+        insert_at(u->dd, u->ndd, sizeof(dd_t), pos, &(dd_t){h, t});
         u->ndd++;
     }
-    slot->h = h;
-    slot->t = t;
-    u->max_t = max_t;
     if (stats)
         stats->applied++;
 
@@ -1418,27 +1421,6 @@ static ds_err_t put_id(ds_buf_t *b, uint32_t id) {
  * against 917 for test_score.c's mixed unit), so less to format, send and
  * store at every write. */
 
-static int cmp_dd(const void *a, const void *b) {
-    const dd_t *x = a, *y = b;
-    return x->h < y->h ? -1 : x->h > y->h;
-}
-
-/* by hash: an insertion sort for the few entries most units have, qsort
- * past that (the hashes are distinct) */
-static void sort_dd(dd_t *a, uint32_t n) {
-    if (n > 32) {
-        qsort(a, n, sizeof(*a), cmp_dd);
-        return;
-    }
-    for (uint32_t i = 1; i < n; i++) {
-        dd_t x = a[i];
-        uint32_t j = i;
-        for (; j > 0 && a[j - 1].h > x.h; j--)
-            a[j] = a[j - 1];
-        a[j] = x;
-    }
-}
-
 static ds_err_t save_lead(const lead_t *L, int64_t base, ds_buf_t *out) {
     PUT(put_id(out, L->id));
     PUT(ds_buf_put_varint(out, L->n_emitted));
@@ -1479,16 +1461,6 @@ static ds_err_t save_lead(const lead_t *L, int64_t base, ds_buf_t *out) {
     return DS_ERR_OK;
 }
 
-/* ds_score_unit_save's sorting space (ds_score_release_scratch frees it) */
-static _Thread_local dd_t *scratch;
-static _Thread_local uint32_t scratch_cap;
-
-void ds_score_release_scratch(void) {
-    free(scratch);
-    scratch = NULL;
-    scratch_cap = 0;
-}
-
 ds_err_t ds_score_unit_save(const ds_score_unit_t *u, ds_buf_t *out) {
     if (!u || !out)
         return DS_ERR_INVAL;
@@ -1504,32 +1476,17 @@ ds_err_t ds_score_unit_save(const ds_score_unit_t *u, ds_buf_t *out) {
     PUT(ds_buf_put_varint(out, u->nstrs));
     for (uint32_t i = 0; i < u->nstrs; i++)
         PUT(ds_buf_put_strn(out, S(u, i), u->strs[i].len));
-    /* live dedupe entries, sorted: canonical whatever the table's history.
-     * One pass over the table into a per-thread scratch grown as needed
-     * (no allocation per save); ndd counts the occupied slots. */
+    /* the live dedupe entries, in hash order */
     uint32_t k = 0;
-    for (uint32_t i = 0; i < u->dd_cap; i++) {
-        if (!u->dd[i].h || !dd_live(u, u->dd[i].t))
-            continue;
-        if (k == scratch_cap) {
-            uint32_t nc = scratch_cap < 32 ? 64 : scratch_cap * 2;
-            if (nc < u->ndd)
-                nc = u->ndd;
-            dd_t *ns = realloc(scratch, (size_t)nc * sizeof(*ns));
-            if (!ns)
-                return DS_ERR_NOMEM;
-            scratch = ns;
-            scratch_cap = nc;
-        }
-        scratch[k++] = u->dd[i];
-    }
-    dd_t *tmp = scratch;
-    sort_dd(tmp, k);
+    for (uint32_t i = 0; i < u->ndd; i++)
+        k += dd_live(u, u->dd[i].t);
     ds_err_t e = ds_buf_put_varint(out, k);
-    for (uint32_t i = 0; !e && i < k; i++) {
-        e = ds_buf_put_i64(out, (int64_t)tmp[i].h);
+    for (uint32_t i = 0; !e && i < u->ndd; i++) {
+        if (!dd_live(u, u->dd[i].t))
+            continue;
+        e = ds_buf_put_i64(out, (int64_t)u->dd[i].h);
         if (!e)
-            e = ds_buf_put_time(out, u->max_t, tmp[i].t);
+            e = ds_buf_put_time(out, u->max_t, u->dd[i].t);
     }
     PUT(e);
     PUT(ds_buf_put_varint(out, u->nleads));
@@ -1762,12 +1719,17 @@ static int load_body(loader_t *ld) {
         if (get_time(ld, &t))
             return -1;
         CHECK(h != 0);
-        if ((uint64_t)(u->ndd + 1) * 2 > u->dd_cap)
-            NOMEM_IF(dd_rebuild(u));
-        dd_t *slot = dd_slot(u, (uint64_t)h);
-        CHECK(slot->h == 0);
-        *slot = (dd_t){(uint64_t)h, t};
-        u->ndd++;
+        NOMEM_IF(ENSURE(u->dd, u->dd_cap, (uint64_t)u->ndd + 1, 4));
+        u->dd[u->ndd++] = (dd_t){(uint64_t)h, t};
+    }
+    /* saved in hash order; a blob from elsewhere is sorted here */
+    bool sorted = true;
+    for (uint32_t i = 1; i < u->ndd && sorted; i++)
+        sorted = u->dd[i - 1].h < u->dd[i].h;
+    if (!sorted) {
+        qsort(u->dd, u->ndd, sizeof(dd_t), cmp_dd);
+        for (uint32_t i = 1; i < u->ndd; i++)
+            CHECK(u->dd[i - 1].h != u->dd[i].h); /* no duplicates */
     }
     if (get_count(ld, &n))
         return -1;

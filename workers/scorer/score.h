@@ -60,9 +60,6 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r,
 
 /** Serialise the whole unit (versioned binary).  Appends to out. */
 ds_err_t ds_score_unit_save(const ds_score_unit_t *u, ds_buf_t *out) DS_WUR;
-/** ds_score_unit_save keeps a per-thread scratch buffer (no allocation per
- *  save); a thread that saved units calls this before it exits. */
-void ds_score_release_scratch(void);
 /** Rebuild a unit from ds_score_unit_save bytes; NULL and *err on failure. */
 ds_score_unit_t *ds_score_unit_load(const void *p, size_t n, ds_err_t *err);
 

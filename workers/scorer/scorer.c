@@ -598,9 +598,7 @@ fail:
 }
 
 int ds_scorer_run(ds_scorer_t *s) {
-    int rc = ds_worker_run(s->worker);
-    ds_score_release_scratch(); /* this thread's save scratch */
-    return rc;
+    return ds_worker_run(s->worker);
 }
 void ds_scorer_set_rules(ds_scorer_t *s, const ds_rules_t *rules) {
     __atomic_store_n(&s->next_rules, rules, __ATOMIC_RELEASE);
