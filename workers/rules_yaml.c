@@ -404,30 +404,47 @@ ds_rules_t *ds_rules_load_file(const char *path, char *err, size_t errsz) {
     return r;
 }
 
+/* The shortest text that reads back as the same double (0.3, not
+ * 0.29999999999999999). */
+typedef struct num {
+    char s[32];
+} num_t;
+
+static num_t num_text(double v) {
+    num_t n;
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(n.s, sizeof(n.s), "%.*g", prec, v);
+        if (strtod(n.s, NULL) == v)
+            break;
+    }
+    return n;
+}
+#define N(v) (num_text(v).s)
+
 void ds_rules_print(const ds_rules_t *r, FILE *o) {
     const typeof(r->scoring) *s = &r->scoring;
     fprintf(o, "scoring:\n");
-    fprintf(o, "  half_life_days: %.17g\n  repeat_window_days: %.17g\n", s->half_life_days,
-            s->repeat_window_days);
+    fprintf(o, "  half_life_days: %s\n  repeat_window_days: %s\n", N(s->half_life_days),
+            N(s->repeat_window_days));
     fprintf(o, "  stage_points: {");
     for (int i = 0; i < DS_CS__COUNT; i++)
-        fprintf(o, "%s%s: %.17g", i ? ", " : "", ds_content_stage_name(i), s->stage_points[i]);
+        fprintf(o, "%s%s: %s", i ? ", " : "", ds_content_stage_name(i), N(s->stage_points[i]));
     fprintf(o, "}\n  type_weight: {");
     int first = 1;
     for (int i = 0; i < DS_MA__COUNT; i++) {
         if (i == DS_MA_CONTENT_SHARED || i == DS_MA_UNSUBSCRIBED)
             continue;
-        fprintf(o, "%s%s: %.17g", first ? "" : ", ", ds_ma_type_name(i), s->type_weight[i]);
+        fprintf(o, "%s%s: %s", first ? "" : ", ", ds_ma_type_name(i), N(s->type_weight[i]));
         first = 0;
     }
     fprintf(o, "}\n");
-    fprintf(o, "  path_multiplier: %.17g\n  b_state_factor: %.17g\n  share_points: %.17g\n"
-               "  share_cap: %d\n  follow_points: %.17g\n  follow_window_days: %.17g\n"
-               "  group_points: %.17g\n  tiers: {confronted: %.17g, connector: %.17g}\n"
-               "  consensus_target: %.17g\n",
-            s->path_multiplier, s->b_state_factor, s->share_points, s->share_cap,
-            s->follow_points, s->follow_window_days, s->group_points, s->tier_confronted,
-            s->tier_connector, s->consensus_target);
+    fprintf(o, "  path_multiplier: %s\n  b_state_factor: %s\n  share_points: %s\n"
+               "  share_cap: %d\n  follow_points: %s\n  follow_window_days: %s\n"
+               "  group_points: %s\n  tiers: {confronted: %s, connector: %s}\n"
+               "  consensus_target: %s\n",
+            N(s->path_multiplier), N(s->b_state_factor), N(s->share_points), s->share_cap,
+            N(s->follow_points), N(s->follow_window_days), N(s->group_points),
+            N(s->tier_confronted), N(s->tier_connector), N(s->consensus_target));
     fprintf(o, "  catalog:%s\n", s->catalog_count ? "" : " []");
     for (size_t i = 0; i < s->catalog_count; i++) {
         const ds_catalog_entry_t *e = &s->catalog[i];
@@ -438,15 +455,15 @@ void ds_rules_print(const ds_rules_t *r, FILE *o) {
             fprintf(o, ", stage: %s", ds_content_stage_name(e->stage));
         fprintf(o, "}\n");
     }
-    fprintf(o, "stall:\n  max_unanswered_seller_actions: %d\n  renotify_days: %.17g\n"
-               "  grace_minutes: %.17g\n  mobilizer_required_from: %s\n  stages:\n",
-            r->stall.max_unanswered_seller_actions, r->stall.renotify_days,
-            r->stall.grace_minutes, ds_purchase_stage_name(r->stall.mobilizer_required_from));
+    fprintf(o, "stall:\n  max_unanswered_seller_actions: %d\n  renotify_days: %s\n"
+               "  grace_minutes: %s\n  mobilizer_required_from: %s\n  stages:\n",
+            r->stall.max_unanswered_seller_actions, N(r->stall.renotify_days),
+            N(r->stall.grace_minutes), ds_purchase_stage_name(r->stall.mobilizer_required_from));
     for (int i = 0; i < DS_PS__COUNT; i++) {
         const ds_stage_rule_t *st = &r->stall.stages[i];
         fprintf(o, "    %s: {verifiers: [", ds_purchase_stage_name(i));
         for (size_t j = 0; j < st->verifiers_count; j++)
             fprintf(o, "%s\"%s\"", j ? ", " : "", st->verifiers[j]);
-        fprintf(o, "], max_quiet_days: %.17g}\n", st->max_quiet_days);
+        fprintf(o, "], max_quiet_days: %s}\n", N(st->max_quiet_days));
     }
 }

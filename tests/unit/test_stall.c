@@ -1229,6 +1229,41 @@ static void test_alert_id_stable_across_replay(void **state) {
     }
 }
 
+/* `rules defaults` prints each number as its shortest text that reads back
+ * the same (0.3, not 0.29999999999999999), and what it prints loads to
+ * rules that print the same again. */
+static char *print_rules(const ds_rules_t *r) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    assert_non_null(m);
+    ds_rules_print(r, m);
+    fclose(m);
+    return text;
+}
+
+static void test_rules_print_round_trip(void **state) {
+    (void)state;
+    char err[512];
+    ds_rules_t *r = ds_rules_load_buffer("empty.yaml", "", 0, err, sizeof(err));
+    assert_non_null(r);
+    char *text = print_rules(r);
+    assert_non_null(strstr(text, "EMAIL_CLICKED: 0.3,"));
+    assert_non_null(strstr(text, "b_state_factor: 0.2\n"));
+    assert_non_null(strstr(text, "consensus_target: 5.4\n"));
+    assert_null(strstr(text, "0000"));
+    ds_rules_t *r2 = ds_rules_load_buffer("printed.yaml", text, strlen(text), err, sizeof(err));
+    assert_non_null(r2);
+    char *text2 = print_rules(r2);
+    assert_string_equal(text, text2);
+    assert_true(r2->scoring.type_weight[DS_MA_EMAIL_CLICKED] ==
+                r->scoring.type_weight[DS_MA_EMAIL_CLICKED]);
+    free(text);
+    free(text2);
+    ds_rules_destroy(r2);
+    ds_rules_destroy(r);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
@@ -1254,6 +1289,7 @@ int main(void) {
         T(test_may_ask_tiers),
         T(test_grace_delays_quiet),
         T(test_alert_id_stable_across_replay),
+        cmocka_unit_test(test_rules_print_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
