@@ -585,6 +585,22 @@ static void test_unsubscribe(void **state) {
     assert_int_equal(c.nl, n);
     ds_score_unit_destroy(u);
 
+    /* nor does it move as_of: an account whose L1 scored at T0 still has
+     * as_of T0 after its pointless L2 unsubscribes at T0+5d */
+    u = ds_score_unit_new("ACC", true);
+    assert_non_null(u);
+    apply_ok(u, r, ev("u-8", T0, "L1", "ACC", DS_MA_CONTENT_COMPLETED, "s1"), &c);
+    n = c.nl;
+    size_t na = c.na;
+    apply_ok(u, r, ev("u-9", T0 + 5 * DAY, "L2", "ACC", DS_MA_UNSUBSCRIBED, NULL), &c);
+    assert_int_equal(c.nl, n);
+    assert_int_equal(c.na, na);
+    ds_account_score_t a;
+    memset(&a, 0, sizeof(a));
+    assert_true(ds_score_unit_account_view(u, &a));
+    assert_int_equal(a.as_of, T0);
+    ds_score_unit_destroy(u);
+
     cap_clear(&c);
     ds_rules_destroy(r);
 }

@@ -1097,7 +1097,33 @@ static int share(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_
                     content, 0);
 }
 
-static void unsubscribe(ds_score_unit_t *u, uint32_t li, int64_t t) {
+/* Whether the lead has points or any memory an unsubscribe would clear. */
+static bool has_memory(const ds_score_unit_t *u, uint32_t li) {
+    const lead_t *L = &u->leads[li];
+    if (L->confront != 0 || L->connect != 0 || L->any_a || L->nins || L->nrep || L->nbkt ||
+        L->nshc)
+        return true;
+    for (uint32_t i = 0; i < u->nfw; i++)
+        if (u->fw[i].sharer == L->id)
+            return true;
+    for (uint32_t i = 0; i < u->ncr; i++)
+        if (u->cr[i].sharer == L->id)
+            return true;
+    for (uint32_t i = 0; i < u->natt; i++)
+        if (u->att[i].lead == li)
+            return true;
+    for (uint32_t i = 0; i < u->ngc; i++)
+        if (u->gc[i].lead == li)
+            return true;
+    return false;
+}
+
+/* Clear the lead's points and memory; false when there was nothing to
+ * clear: then nothing changes, as_of included (an event that changes
+ * nothing does not move as_of). */
+static bool unsubscribe(ds_score_unit_t *u, uint32_t li, int64_t t) {
+    if (!has_memory(u, li))
+        return false;
     lead_t *L = &u->leads[li];
     uint32_t id = L->id, j = 0;
     L->confront = L->connect = 0;
@@ -1123,6 +1149,7 @@ static void unsubscribe(ds_score_unit_t *u, uint32_t li, int64_t t) {
         if (u->gc[i].lead != li)
             u->gc[j++] = u->gc[i];
     u->ngc = j;
+    return true;
 }
 
 /* ---- apply: emission ------------------------------------------------------ */
@@ -1268,8 +1295,7 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
     bool changed = false;
     int rc = 0;
     if (ev->type == DS_MA_UNSUBSCRIBED) {
-        unsubscribe(u, li, t);
-        changed = true;
+        changed = unsubscribe(u, li, t);
     } else {
         const ds_catalog_entry_t *ce = ds_rules_catalog_find(r, ev->content_id);
         const char *insight_s = ev->insight_id ? ev->insight_id : (ce ? ce->insight_id : NULL);
