@@ -27,8 +27,10 @@ static void usage(FILE *o) {
     fprintf(o, "usage: dealsignal tail scores|alerts|dlq [--brokers LIST] [--from-beginning]\n"
                "                       [--max N] [--timeout-ms T] [--json] [--schemas DIR]\n"
                "                       [--topic-lead-scores T] [--topic-account-scores T]\n"
-               "                       [--topic-alerts T] [-X key=value]\n\n"
-               "Prints LeadScore/AccountScore (scores), DealAlert (alerts) or DLQ records (dlq)\n"
+               "                       [--topic-alerts T] [--topic-marketing T] [--topic-crm T]\n"
+               "                       [-X key=value]\n\n"
+               "Prints LeadScore/AccountScore (scores), DealAlert (alerts) or DLQ records (dlq:\n"
+               "the --topic-marketing and --topic-crm topics + \".dlq\")\n"
                "one per line as they arrive; stops after --max records, after --timeout-ms\n"
                "without a record, or on Ctrl-C.\n");
 }
@@ -51,6 +53,13 @@ static void jstr(const char *s) {
     putchar('"');
 }
 
+static void jtime(int64_t t) { /* INT64_MIN: null */
+    if (t == INT64_MIN)
+        fputs("null", stdout);
+    else
+        printf("%lld", (long long)t);
+}
+
 static const char *stage_or(int v) {
     const char *s = ds_content_stage_name(v);
     return s ? s : "-";
@@ -67,6 +76,8 @@ static void show_lead(const ds_lead_score_t *s, bool json) {
                s->confront, s->connect, s->mobilizer, ds_tier_name(s->tier),
                ds_tier_name(s->previous_tier));
         jstr(s->top_insight);
+        printf(",\"furthest_stage\":");
+        jstr(s->furthest_stage >= 0 ? ds_content_stage_name(s->furthest_stage) : NULL);
         printf(",\"as_of\":%lld,\"events_applied\":%lld,\"reasons\":[", (long long)s->as_of,
                (long long)s->events_applied);
         for (size_t i = 0; i < s->reasons_count; i++) {
@@ -121,11 +132,29 @@ static void show_alert(const ds_deal_alert_t *a, bool json) {
         jstr(a->alert_id);
         printf(",\"deal_id\":");
         jstr(a->deal_id);
-        printf(",\"kind\":\"%s\",\"state\":\"%s\",\"level\":%d,\"raised_at\":%lld,\"message\":",
-               ds_alert_kind_name(a->kind), ds_alert_state_name(a->state), (int)a->level,
-               (long long)a->raised_at);
+        printf(",\"account_id\":");
+        jstr(a->account_id);
+        printf(",\"owner_id\":");
+        jstr(a->owner_id);
+        printf(",\"kind\":\"%s\",\"state\":\"%s\",\"level\":%d,\"reported_stage\":",
+               ds_alert_kind_name(a->kind), ds_alert_state_name(a->state), (int)a->level);
+        jstr(ds_purchase_stage_name(a->reported_stage));
+        printf(",\"verified_stage\":");
+        jstr(a->verified_stage >= 0 ? ds_purchase_stage_name(a->verified_stage) : NULL);
+        printf(",\"missing_verifiers\":[");
+        for (size_t i = 0; i < a->missing_verifiers_count; i++) {
+            if (i)
+                putchar(',');
+            jstr(a->missing_verifiers[i]);
+        }
+        printf("],\"last_buyer_signal_at\":");
+        jtime(a->last_buyer_signal_at);
+        printf(",\"last_seller_activity_at\":");
+        jtime(a->last_seller_activity_at);
+        printf(",\"unanswered_seller_actions\":%d,\"quiet_days\":%.6g,\"message\":",
+               (int)a->unanswered_seller_actions, a->quiet_days);
         jstr(a->message);
-        printf("}\n");
+        printf(",\"raised_at\":%lld}\n", (long long)a->raised_at);
         return;
     }
     char when[40];
@@ -138,6 +167,7 @@ static void show_alert(const ds_deal_alert_t *a, bool json) {
 int ds_cmd_tail(int argc, char **argv) {
     const char *brokers = getenv("DEALSIGNAL_BROKERS"), *schemas = "schemas";
     const char *t_ls = "lead.scores", *t_as = "account.scores", *t_al = "deal.alerts";
+    const char *t_ma = "ma.events", *t_crm = "crm.events";
     long max = -1, timeout = -1;
     int beginning = 0, json = 0;
     ds_kv_pair_t extra[32];
@@ -151,6 +181,8 @@ int ds_cmd_tail(int argc, char **argv) {
         {"topic-lead-scores", required_argument, 0, 'L'},
         {"topic-account-scores", required_argument, 0, 'A'},
         {"topic-alerts", required_argument, 0, 'T'}, {"help", no_argument, 0, 'h'},
+        {"topic-marketing", required_argument, 0, 'M'},
+        {"topic-crm", required_argument, 0, 'C'},
         {0, 0, 0, 0}};
     int ch;
     optind = 1;
@@ -165,6 +197,8 @@ int ds_cmd_tail(int argc, char **argv) {
         case 'L': t_ls = optarg; break;
         case 'A': t_as = optarg; break;
         case 'T': t_al = optarg; break;
+        case 'M': t_ma = optarg; break;
+        case 'C': t_crm = optarg; break;
         case 'X': {
             char *eq = strchr(optarg, '=');
             if (!eq || nextra == 32)
@@ -184,6 +218,7 @@ int ds_cmd_tail(int argc, char **argv) {
     }
     const char *what = argv[optind];
     const char *topics[2];
+    char dlq[2][300];
     int nt;
     if (!strcmp(what, "scores")) {
         topics[0] = t_ls;
@@ -193,8 +228,10 @@ int ds_cmd_tail(int argc, char **argv) {
         topics[0] = t_al;
         nt = 1;
     } else if (!strcmp(what, "dlq")) {
-        topics[0] = "ma.events.dlq";
-        topics[1] = "crm.events.dlq";
+        snprintf(dlq[0], sizeof(dlq[0]), "%s.dlq", t_ma);
+        snprintf(dlq[1], sizeof(dlq[1]), "%s.dlq", t_crm);
+        topics[0] = dlq[0];
+        topics[1] = dlq[1];
         nt = 2;
     } else {
         usage(stderr);
