@@ -265,7 +265,8 @@ ds_err_t ds_decode_ma(ds_codec_t *c, const void *buf, size_t len, ds_arena_t *ar
     TRY(get_enum(&p, "content_stage", false, ds_content_stage_parse, &o->content_stage));
     TRY(get_str_array(&p, "shared_with", DS_MAX_SHARED_WITH, ID, &o->shared_with,
                       &o->shared_with_count));
-    TRY(get_str(&p, "source", false, ID, &o->source));
+    /* not an id: no limit of its own (max_message_bytes bounds it) */
+    TRY(get_str(&p, "source", false, 0, &o->source));
     TRY(get_attrs(&p, &o->attributes, &o->attributes_count));
     return DS_ERR_OK;
 }
@@ -282,7 +283,8 @@ ds_err_t ds_decode_crm(ds_codec_t *c, const void *buf, size_t len, ds_arena_t *a
     TRY(get_enum(&p, "type", true, ds_crm_type_parse, &o->type));
     TRY(get_enum(&p, "stage", false, ds_purchase_stage_parse, &o->stage));
     TRY(get_str(&p, "signal", false, ID, &o->signal));
-    TRY(get_str(&p, "activity", false, ID, &o->activity));
+    /* not an id: no limit of its own (max_message_bytes bounds it) */
+    TRY(get_str(&p, "activity", false, 0, &o->activity));
     TRY(get_str(&p, "contact_id", false, ID, &o->contact_id));
     TRY(get_enum(&p, "contact_role", false, ds_role_parse, &o->contact_role));
     TRY(get_str(&p, "owner_id", false, ID, &o->owner_id));
