@@ -238,6 +238,17 @@ static void compare(const run_t *r) {
     assert_int_equal(st.n, oracle_state.n);
     for (size_t i = 0; i < st.n; i++)
         assert_string_equal(st.v[i], oracle_state.v[i]);
+    /* the ids one side has and the other has not (merge of sorted lists) */
+    for (size_t i = 0, j = 0, shown = 0; (i < ids.n || j < oracle_ids.n) && shown < 10;) {
+        int c = i == ids.n ? 1 : j == oracle_ids.n ? -1 : strcmp(ids.v[i], oracle_ids.v[j]);
+        if (c) {
+            fprintf(stderr, "  %s: %s\n", c < 0 ? "extra" : "missing",
+                    c < 0 ? ids.v[i] : oracle_ids.v[j]);
+            shown++;
+        }
+        i += c <= 0;
+        j += c >= 0;
+    }
     assert_int_equal(ids.n, oracle_ids.n);
     for (size_t i = 0; i < ids.n; i++)
         assert_string_equal(ids.v[i], oracle_ids.v[i]);
@@ -384,7 +395,18 @@ int main(void) {
         cmocka_unit_test(test_redis_outage), cmocka_unit_test(test_broker_faults),
         cmocka_unit_test(test_rebalance),  cmocka_unit_test(test_sigterm),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    /* DS_FAULT_ONLY=NAME (e.g. broker_faults): the oracle and test_NAME
+     * only, to repeat one fault while diagnosing it */
+    const char *only = getenv("DS_FAULT_ONLY");
+    struct CMUnitTest some[2] = {tests[0], tests[0]};
+    size_t nsome = 1;
+    for (size_t i = 1; only && i < sizeof(tests) / sizeof(tests[0]); i++)
+        if (!strcmp(tests[i].name + strlen("test_"), only)) {
+            some[1] = tests[i];
+            nsome = 2;
+        }
+    int rc = only ? _cmocka_run_group_tests("test_fault", some, nsome, NULL, NULL)
+                  : cmocka_run_group_tests(tests, NULL, NULL);
     strs_free(&oracle_state);
     strs_free(&oracle_ids);
     ds_h_cleanup();
