@@ -319,15 +319,40 @@ size_t ds_h_consume(const ds_h_env_t *env, const char *topic, size_t want, int t
     if (nparts)
         rd_kafka_assign(k, l);
     rd_kafka_topic_partition_list_destroy(l);
+    /* want == SIZE_MAX: everything there is now, i.e. up to each
+     * partition's high watermark (read first), not what one poll loop
+     * happens to see before the timeout */
+    int64_t *high = NULL, *pos = NULL;
+    int behind = 0;
+    if (want == SIZE_MAX && nparts > 0) {
+        size_t np = (unsigned)nparts;
+        high = calloc(np, sizeof(*high));
+        pos = calloc(np, sizeof(*pos));
+        for (int i = 0; i < nparts; i++) {
+            int64_t lo = 0, hi = 0;
+            while (rd_kafka_query_watermark_offsets(k, topic, i, &lo, &hi, 2000) &&
+                   ds_clock_mono_ms() < end)
+                ds_clock_sleep_ms(100);
+            high[i] = hi;
+            pos[i] = lo;
+            behind += pos[i] < high[i];
+        }
+    }
     size_t n = 0, cap = 64;
     ds_h_record_t *recs = calloc(cap, sizeof(*recs));
-    while (n < want && ds_clock_mono_ms() < end) {
+    while (n < want && ds_clock_mono_ms() < end && (!high || behind > 0)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(k, 100);
         if (!m)
             continue;
         if (m->err) {
             rd_kafka_message_destroy(m);
             continue;
+        }
+        if (high && m->partition >= 0 && m->partition < nparts) {
+            bool was_behind = pos[m->partition] < high[m->partition];
+            if (m->offset + 1 > pos[m->partition])
+                pos[m->partition] = m->offset + 1;
+            behind -= was_behind && pos[m->partition] >= high[m->partition];
         }
         if (n == cap) {
             cap *= 2;
@@ -355,6 +380,8 @@ size_t ds_h_consume(const ds_h_env_t *env, const char *topic, size_t want, int t
         }
         rd_kafka_message_destroy(m);
     }
+    free(high);
+    free(pos);
     rd_kafka_consumer_close(k);
     rd_kafka_destroy(k);
     *out = recs;

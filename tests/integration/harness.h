@@ -71,7 +71,8 @@ typedef struct ds_h_record {
 
 /** Read every record of `topic` from the beginning until `want` records
  *  arrived or `timeout_ms` passed; returns how many (records in *out,
- *  free with ds_h_records_free). */
+ *  free with ds_h_records_free).  want == SIZE_MAX: every record up to
+ *  each partition's high watermark as it was when the read began. */
 size_t ds_h_consume(const ds_h_env_t *env, const char *topic, size_t want, int timeout_ms,
                     ds_h_record_t **out);
 void ds_h_records_free(ds_h_record_t *r, size_t n);
