@@ -120,6 +120,8 @@ int main(int argc, char **argv) {
     int np = split(argv[2], ports), nw = split(argv[3], pids);
     static char buf[1 << 20];
     int first = 0;
+    const char *tr = getenv("BENCH_TRACE"); /* every sample to stderr */
+    int trace = tr && *tr && strcmp(tr, "0") != 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (;;) {
         double consumed = 0;
@@ -131,6 +133,8 @@ int main(int argc, char **argv) {
             }
         }
         double now = wall();
+        if (trace)
+            fprintf(stderr, "trace %.3f %.0f\n", now, consumed);
         if (!first && consumed > 0) {
             int ready = 1;
             for (int i = 0; np > 1 && i < np; i++)
