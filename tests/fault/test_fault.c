@@ -91,17 +91,22 @@ static void run_init(run_t *r, const char *name) {
     ds_h_broker_ctl(&env, line);
 }
 
-/* The oracle runs with the default batch size; the faulted runs take
- * batches of at most 200 records, so that their batches and flushes fall
- * elsewhere: the final state must not depend on where they fell. */
+/* The oracle runs with the default batch size and never catches up; the
+ * faulted runs take batches of at most 200 records and catch up (state
+ * written once a second) while 2,000 records or more behind, so that their
+ * batches and flushes fall elsewhere: the final state must not depend on
+ * where they fell. */
 static pid_t start(const run_t *r, const char *what) {
     char log[256];
     snprintf(log, sizeof(log), "%s/%s-%s.log", env.tmpdir, r->name, what);
+    bool oracle = !strcmp(r->name, "oracle");
     const char *args[] = {what, "--brokers", env.brokers, "--redis", env.redis_url,
                           "--group-id", r->group, "--redis-prefix", r->prefix,
                           "--topic-lead-scores", r->ls, "--topic-account-scores", r->as,
                           "--topic-alerts", r->al, "--schemas", schemas, "--clock", "event",
-                          "--batch-size", strcmp(r->name, "oracle") ? "200" : "10000",
+                          "--batch-size", oracle ? "10000" : "200",
+                          "--redis-catchup-lag", oracle ? "0" : "2000",
+                          "--redis-catchup-flush-ms", "1000",
                           "-X", "session.timeout.ms=6000", "--log-level", "warn", NULL};
     return ds_h_spawn(log, args);
 }

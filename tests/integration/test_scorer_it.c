@@ -345,6 +345,91 @@ static void test_full_write_after_redis_restart(void **state) {
     rd_kafka_destroy(p);
 }
 
+/* Redis's count of HSET calls so far (INFO commandstats). */
+static long long hset_calls(void) {
+    redisReply *r = ds_h_redis(&env, "INFO commandstats");
+    assert_non_null(r);
+    const char *c = r->str ? strstr(r->str, "cmdstat_hset:calls=") : NULL;
+    long long n = c ? strtoll(c + strlen("cmdstat_hset:calls="), NULL, 10) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+/* Catching up: a backlog of redis.catchup_lag records or more is applied
+ * with the state written over the catchup limits (here: not before the
+ * backlog is consumed), and once caught up the state goes out on the normal
+ * limits (here: every batch), long before redis.catchup_flush_ms.  With
+ * `lag` "0" the worker never catches up: every batch of 100 writes. */
+static long long run_backlog(const char *name, const char *lag) {
+    char topic[64], ls[64], as[64], prefix[32], group[64];
+    snprintf(topic, sizeof(topic), "%s.events", name);
+    snprintf(ls, sizeof(ls), "%s.lead.scores", name);
+    snprintf(as, sizeof(as), "%s.account.scores", name);
+    snprintf(prefix, sizeof(prefix), "%s:", name);
+    snprintf(group, sizeof(group), "it-%s", name);
+    enum { EVENTS = 3000, LEADS = 3 };
+    rd_kafka_t *p = ds_h_producer(&env);
+    char id[32], lead[16];
+    for (int i = 0; i < EVENTS; i++) {
+        snprintf(id, sizeof(id), "%s-%d", name, i);
+        snprintf(lead, sizeof(lead), "L-%d", i % LEADS);
+        /* 8 days apart: outside the repeat window, every event counts */
+        ds_ma_event_t e = ma(id, T0 + (int64_t)i * 8 * DS_DAY, lead, DS_MA_CONTENT_VIEWED,
+                             "c-spark", "I1", DS_CS_SPARK);
+        e.account_id = "A-C";
+        ds_h_send_ma(p, topic, &e);
+    }
+    ds_h_flush(p);
+    rd_kafka_destroy(p);
+    long long before = hset_calls();
+    const char *args[] = {"scorer",
+                          "--brokers", env.brokers,
+                          "--redis", env.redis_url,
+                          "--group-id", group,
+                          "--schemas", getenv("DS_SCHEMAS_DIR"),
+                          "--clock", "event",
+                          "--topic-marketing", topic,
+                          "--topic-lead-scores", ls,
+                          "--topic-account-scores", as,
+                          "--redis-prefix", prefix,
+                          "--batch-size", "100",
+                          "--redis-flush-ms", "0",
+                          "--redis-catchup-lag", lag,
+                          "--redis-catchup-flush-ms", "60000",
+                          "--redis-catchup-flush-entities", "10000000",
+                          NULL};
+    int64_t t0 = ds_clock_mono_ms();
+    pid_t scorer = ds_h_spawn(logfile, args);
+    char key[64], want[16];
+    snprintf(want, sizeof(want), "%d", EVENTS / LEADS);
+    for (int l = 0; l < LEADS; l++) {
+        snprintf(key, sizeof(key), "%s{acct:A-C}:lead:L-%d", prefix, l);
+        char *v = ds_h_wait_hget(&env, key, "events_applied", want, 30000);
+        assert_non_null(v);
+        assert_string_equal(v, want);
+        free(v);
+    }
+    /* the offsets follow the state: committed once it is written */
+    assert_true(ds_h_wait_group(&env, group, topic, 20000));
+    assert_true(ds_clock_mono_ms() - t0 < 40000); /* not held for the 60 s interval */
+    long long calls = hset_calls() - before;
+    assert_int_equal(ds_h_stop(scorer, SIGTERM, 10000), 0);
+    return calls;
+}
+
+static void test_catchup_coalesces_writes(void **state) {
+    (void)state;
+    long long normal = run_backlog("cu0", "0");
+    long long catchup = run_backlog("cu1", "500");
+    fprintf(stderr, "  HSET calls for 3,000 events in batches of 100: %lld without catching "
+                    "up, %lld catching up\n",
+            normal, catchup);
+    /* every batch writes the account and its lead: 30 batches, 60 HSETs at
+     * least; caught up, the last batches still write on the normal limits */
+    assert_true(normal >= 60);
+    assert_true(catchup <= 16);
+}
+
 /* The output topics' metadata, fetched before the first batch: known for
  * topics the broker has, not when no broker answers. */
 static void test_warm_topics(void **state) {
@@ -373,6 +458,7 @@ int main(void) {
         cmocka_unit_test(test_scorer_end_to_end),
         cmocka_unit_test(test_write_behind_flush),
         cmocka_unit_test(test_full_write_after_redis_restart),
+        cmocka_unit_test(test_catchup_coalesces_writes),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     ds_h_cleanup();
