@@ -40,11 +40,11 @@ static const row_t rows[] = {
      "prefix of every Redis key"},
     {"redis.timeout_ms", "--redis-timeout-ms", T_INT, "2000", 1, 600000, NULL,
      OFF(redis_timeout_ms), "Redis connect and command timeout"},
-    {"redis.flush_ms", "--redis-flush-ms", T_INT, "250", 0, 60000, NULL, OFF(redis_flush_ms),
-     "state writes are coalesced per entity over this interval (0 = every batch); offsets "
-     "are committed after each flush"},
-    {"redis.flush_entities", "--redis-flush-entities", T_INT, "1000", 1, 10000000, NULL,
-     OFF(redis_flush_entities), "flush sooner once this many entities have changed"},
+    {"redis.flush_ms", "--redis-flush-ms", T_INT, "1000", 0, 60000, NULL, OFF(redis_flush_ms),
+     "state writes are coalesced per entity in windows of this length, each written over "
+     "the next (0 = every batch); offsets are committed after each window is written"},
+    {"redis.flush_entities", "--redis-flush-entities", T_INT, "100000", 1, 10000000, NULL,
+     OFF(redis_flush_entities), "a window closes sooner once this many entities have changed"},
     {"redis.catchup_lag", "--redis-catchup-lag", T_INT, "50000", 0, 2147483647, NULL,
      OFF(redis_catchup_lag),
      "records behind the high watermarks at which the worker is catching up and coalesces "

@@ -79,6 +79,13 @@ typedef enum {
  * looks at their acks and replies again in between. */
 #define INFLIGHT_POLL_MS 1
 #define CATCHUP_CHECK_MS 100
+/* Each batch writes at least this many of a closed window's entities. */
+#define SLICE_MIN 64
+/* While a window is written: how long an idle worker waits for a message
+ * before it writes the next share, and after how long without one it
+ * writes all that is owed. */
+#define SLICE_IDLE_MS 5
+#define IDLE_FLUSH_MS 100
 
 typedef struct batch {
     bstate_t state;
@@ -100,8 +107,11 @@ typedef struct batch {
     ds_buf_t writes;     /* RESP bytes of the batch's Redis writes */
     size_t nwrites;
     size_t collected; /* replies of its writes read so far */
-    bool flush; /* it writes every dirty entity: its offsets (and those
-                   of the batches before it) may be stored once done */
+    /* non-NULL: it writes the last entity of a write-behind window; once
+     * its writes are confirmed these offsets (of every batch up to the
+     * window's close) are stored */
+    rd_kafka_topic_partition_list_t *store;
+    size_t store_msgs;
 } batch_t;
 
 struct ds_worker {
@@ -127,12 +137,19 @@ struct ds_worker {
     rd_kafka_message_t **held;
     size_t nheld;
 
-    /* write-behind (redis.flush_ms): the offsets of done batches whose
-     * state is not written yet; stored with the next flushing batch's */
-    rd_kafka_topic_partition_list_t *pend;
-    size_t pend_msgs;
-    bool unflushed; /* a batch was applied after the last flush */
-    int64_t last_flush_ms;
+    /* write-behind, in windows (redis.flush_ms/_entities): `seen` has the
+     * offsets of every batch built since the last window closed; a window
+     * that closes takes them, and the entities it owes are written over
+     * the next batches (spread over the next interval), oldest first; the
+     * batch with the last one stores the window's offsets once its writes
+     * are confirmed.  One window is written at a time. */
+    rd_kafka_topic_partition_list_t *seen;
+    size_t seen_msgs;
+    bool closing; /* a closed window is being written */
+    rd_kafka_topic_partition_list_t *closed;
+    size_t closed_msgs;
+    size_t owed, owed_total; /* its entities not formatted yet, of all */
+    int64_t last_flush_ms;   /* when the last window closed */
     /* catching up (redis.catchup_lag records behind or more): the flush
      * limits are redis.catchup_flush_ms/_entities; looked at every
      * CATCHUP_CHECK_MS */
@@ -148,7 +165,7 @@ struct ds_worker {
     bool trimmed;        /* free memory given back since then */
     ds_log_rl_t rl_redis, rl_kafka, rl_msg;
 
-    ds_counter_t *m_consumed, *m_batches, *m_outputs, *m_redis_errors, *m_produce_errors;
+    ds_counter_t *m_polled, *m_consumed, *m_batches, *m_outputs, *m_redis_errors, *m_produce_errors;
     ds_histogram_t *m_phase[8];
     ds_histogram_t *m_batch_seconds, *m_redis_seconds;
     ds_gauge_t *m_catchup;
@@ -302,6 +319,10 @@ static void batch_release(batch_t *b) {
     b->nwrites = 0;
     b->collected = 0;
     b->produce_failed = false;
+    if (b->store) /* abandoned: nothing is stored */
+        rd_kafka_topic_partition_list_destroy(b->store);
+    b->store = NULL;
+    b->store_msgs = 0;
     memset(&b->delivery, 0, sizeof(b->delivery));
     ds_buf_reset(&b->out_bytes);
     ds_buf_reset(&b->writes);
@@ -345,6 +366,18 @@ static bool any_inflight(const ds_worker_t *w) {
     return false;
 }
 
+/* Raise l's offset of (topic, partition) to at least `next`. */
+static void raise_offset(rd_kafka_topic_partition_list_t *l, rd_kafka_topic_partition_t **tp,
+                         const char *topic, int32_t partition, int64_t next) {
+    if (!*tp) {
+        *tp = rd_kafka_topic_partition_list_find(l, topic, partition);
+        if (!*tp) /* may move the list's elements: *tp is the only pointer kept */
+            *tp = rd_kafka_topic_partition_list_add(l, topic, partition);
+    }
+    if (next > (*tp)->offset)
+        (*tp)->offset = next;
+}
+
 static void add_offsets(rd_kafka_topic_partition_list_t *l, const batch_t *b) {
     /* messages come in runs of one partition: look the list up (a linear
      * search comparing topic names) once per run */
@@ -352,43 +385,38 @@ static void add_offsets(rd_kafka_topic_partition_list_t *l, const batch_t *b) {
     const rd_kafka_message_t *prev = NULL;
     for (size_t i = 0; i < b->nmsgs; i++) {
         const rd_kafka_message_t *m = b->msgs[i];
-        if (!prev || m->rkt != prev->rkt || m->partition != prev->partition) {
-            const char *topic = rd_kafka_topic_name(m->rkt);
-            tp = rd_kafka_topic_partition_list_find(l, topic, m->partition);
-            if (!tp) /* may move the list's elements: tp is the only pointer kept */
-                tp = rd_kafka_topic_partition_list_add(l, topic, m->partition);
-        }
+        if (!prev || m->rkt != prev->rkt || m->partition != prev->partition)
+            tp = NULL;
+        raise_offset(l, &tp, rd_kafka_topic_name(m->rkt), m->partition, m->offset + 1);
         prev = m;
-        if (m->offset + 1 > tp->offset)
-            tp->offset = m->offset + 1;
     }
 }
 
-/* Empty the list of offsets waiting for a flush. */
-static void clear_pending(ds_worker_t *w) {
-    rd_kafka_topic_partition_list_destroy(w->pend);
-    w->pend = rd_kafka_topic_partition_list_new(8);
-    w->pend_msgs = 0;
-}
-
-/* Forget the offsets waiting for a flush (their state is being dropped). */
-static void drop_pending(ds_worker_t *w) {
-    clear_pending(w);
-    w->unflushed = false;
+/* Forget the write-behind windows (their state is being dropped). */
+static void drop_windows(ds_worker_t *w) {
+    rd_kafka_topic_partition_list_destroy(w->seen);
+    w->seen = rd_kafka_topic_partition_list_new(8);
+    w->seen_msgs = 0;
+    if (w->closed)
+        rd_kafka_topic_partition_list_destroy(w->closed);
+    w->closed = NULL;
+    w->closed_msgs = 0;
+    w->closing = false;
+    w->owed = w->owed_total = 0;
 }
 
 /* The batch's writes are confirmed (and, as batches finish in order, those
- * of every batch before it).  A flushing batch wrote the state of every
- * batch since the last flush: their offsets and its own may be committed.
- * Any other batch's offsets wait for the next flush. */
+ * of every batch before it).  The batch that wrote a window's last entity
+ * stores the offsets of every batch up to the window's close: their
+ * outputs are acknowledged and their state is in Redis. */
 static void batch_done(ds_worker_t *w, batch_t *b) {
-    add_offsets(w->pend, b);
-    w->pend_msgs += b->nmsgs;
-    if (b->flush) {
-        if (w->pend->cnt)
-            ds_kafka_store_offsets(w->consumer, w->pend);
-        count(w->m_consumed, w->pend_msgs);
-        clear_pending(w);
+    if (b->store) {
+        if (b->store->cnt)
+            ds_kafka_store_offsets(w->consumer, b->store);
+        count(w->m_consumed, b->store_msgs);
+        rd_kafka_topic_partition_list_destroy(b->store);
+        b->store = NULL;
+        b->store_msgs = 0;
     }
     count(w->m_batches, 1);
     observe(w->m_batch_seconds, (double)(ds_clock_mono_us() - b->t0_us) / 1e6);
@@ -433,7 +461,7 @@ static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *part
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         DS_WARN(w->ops->name, "commit on revoke: %s", rd_kafka_err2str(err));
     w->abandon = true;
-    drop_pending(w); /* their state is dropped below: replayed by the next owner */
+    drop_windows(w); /* their state is dropped below: replayed by the next owner */
     drop_held(w);
     w->ops->reset(w->self);
     if (w->ops->assigned)
@@ -451,8 +479,8 @@ static void abandon_all(ds_worker_t *w, const char *why) {
     }
     if (ds_redis_inflight(w->wredis))
         ds_redis_close(w->wredis); /* their replies are of no use any more */
-    lost += w->pend_msgs;
-    drop_pending(w);
+    lost += w->seen_msgs + w->closed_msgs;
+    drop_windows(w);
     w->ops->reset(w->self);
     if (lost && why)
         DS_WARN(w->ops->name, "%zu messages abandoned (%s): they will be consumed again", lost,
@@ -960,6 +988,89 @@ static size_t flush_entities(const ds_worker_t *w) {
                                : w->cfg->redis_flush_entities);
 }
 
+/* Whether state or offsets are still to be written. */
+static bool owes(const ds_worker_t *w) {
+    return w->closing || w->seen_msgs || w->ops->dirty_count(w->self);
+}
+
+/* Close a write-behind window: it takes the offsets seen since the last
+ * one and owes the entities dirty now. */
+static void close_window(ds_worker_t *w, int64_t now) {
+    w->closed = w->seen;
+    w->closed_msgs = w->seen_msgs;
+    w->seen = rd_kafka_topic_partition_list_new(8);
+    w->seen_msgs = 0;
+    w->owed = w->owed_total = w->ops->close(w->self);
+    w->closing = true;
+    w->last_flush_ms = now;
+}
+
+/* How many of the closed window's entities a batch writes: an even share
+ * of them over the interval that follows the close (the next window
+ * closes when they are all written), at least SLICE_MIN, all of them once
+ * the interval is over (redis.flush_ms 0: all at once).  So the formatting
+ * and Redis's work come in small steps, not as a stop of the worker every
+ * interval, and an entity's change reaches Redis within two intervals. */
+static size_t slice(const ds_worker_t *w, int64_t now) {
+    int64_t pace = flush_ms(w), since = now - w->last_flush_ms;
+    if (pace <= 0 || since >= pace)
+        return w->owed;
+    size_t due = (size_t)((double)w->owed_total * (double)since / (double)pace);
+    size_t done = w->owed_total - w->owed;
+    size_t n = due > done ? due - done : 0;
+    if (n < SLICE_MIN)
+        n = SLICE_MIN;
+    return n < w->owed ? n : w->owed;
+}
+
+/* Take b's offsets into store (merged: the larger offset of a partition). */
+static void merge_store(batch_t *b, rd_kafka_topic_partition_list_t *l, size_t msgs) {
+    b->store_msgs += msgs;
+    if (!b->store) {
+        b->store = l;
+        return;
+    }
+    for (int i = 0; i < l->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = NULL;
+        raise_offset(b->store, &tp, l->elems[i].topic, l->elems[i].partition,
+                     l->elems[i].offset);
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* The write-behind step of batch b: close a window when its limits are
+ * reached (or nothing is dirty: a window with no writes, so that the
+ * offsets are stored as soon as the batch is acknowledged), then format
+ * the batch's share of the closed window's writes.  With `all` (shutdown,
+ * idle), everything: the window in hand, then one more with the rest. */
+static void write_behind(ds_worker_t *w, batch_t *b, int64_t now, bool all) {
+    ds_redis_capture(w->wredis, &b->writes, &b->nwrites);
+    for (;;) {
+        if (!w->closing) {
+            size_t dirty = w->ops->dirty_count(w->self);
+            if (all || dirty == 0 || now - w->last_flush_ms >= flush_ms(w) ||
+                dirty >= flush_entities(w))
+                close_window(w, now);
+            else
+                break;
+        }
+        size_t n = all ? w->owed : slice(w, now);
+        bool last = n == w->owed;
+        w->ops->persist(w->self, w->wredis, n, last);
+        w->ops->persisted(w->self, n, last); /* the bytes hold it now */
+        w->owed -= n;
+        if (!last)
+            break;
+        merge_store(b, w->closed, w->closed_msgs);
+        w->closed = NULL;
+        w->closed_msgs = 0;
+        w->closing = false;
+        if (!all || !owes(w))
+            break;
+    }
+    ds_redis_capture(w->wredis, NULL, NULL);
+}
+
 /* Build batch b (possibly empty: a clock tick, or a flush): load, apply,
  * produce its outputs and, when redis.flush_ms has passed since the last
  * flush (or `flush`), format the writes of every entity changed since.
@@ -988,24 +1099,11 @@ static bool build_batch(ds_worker_t *w, batch_t *b, bool tick, bool flush) {
     phase_add(w, PH_APPLY, &tp);
     produce_batch(w, b);
     phase_add(w, PH_PRODUCE, &tp);
+    add_offsets(w->seen, b);
+    w->seen_msgs += b->nmsgs;
     int64_t now = ds_clock_mono_ms();
     update_catchup(w, now, false);
-    /* nothing changed and unwritten (all skipped or duplicates, or every
-     * change already formatted): a flush with no writes, so that the
-     * offsets are stored at once */
-    size_t dirty = w->ops->dirty_count(w->self);
-    b->flush = flush || dirty == 0 || now - w->last_flush_ms >= flush_ms(w) ||
-              dirty >= flush_entities(w);
-    if (b->flush) {
-        ds_redis_capture(w->wredis, &b->writes, &b->nwrites);
-        w->ops->persist(w->self, w->wredis);
-        ds_redis_capture(w->wredis, NULL, NULL);
-        w->ops->persisted(w->self); /* the bytes hold it now */
-        w->last_flush_ms = now;
-        w->unflushed = false;
-    } else {
-        w->unflushed = true;
-    }
+    write_behind(w, b, now, flush);
     phase_add(w, PH_FORMAT, &tp);
     b->state = B_ACKS;
     return true;
@@ -1052,8 +1150,8 @@ int ds_worker_run(ds_worker_t *w) {
             int64_t left = w->last_tick + w->cfg->check_interval_ms - now;
             wait = left < 0 ? 0 : left < 100 ? (int)left : 100;
         }
-        if (w->unflushed) { /* idle: the state goes out on schedule */
-            int64_t left = w->last_flush_ms + flush_ms(w) - now;
+        if (owes(w)) { /* idle: the state goes out on schedule */
+            int64_t left = w->closing ? SLICE_IDLE_MS : w->last_flush_ms + flush_ms(w) - now;
             wait = left < 0 ? 0 : left < wait ? (int)left : wait;
         }
         bool inflight = any_inflight(w);
@@ -1064,6 +1162,7 @@ int ds_worker_run(ds_worker_t *w) {
         collect(w, b, inflight ? INFLIGHT_POLL_MS : wait);
         if (b->nmsgs) {
             phase_add(w, PH_COLLECT, &tc);
+            count(w->m_polled, b->nmsgs);
             w->last_msg_ms = ds_clock_mono_ms();
             w->trimmed = false;
         }
@@ -1076,11 +1175,15 @@ int ds_worker_run(ds_worker_t *w) {
             tick = w->assigned > 0;
             w->last_tick = ds_clock_mono_ms();
         }
-        /* idle with state not written yet: an empty batch flushes it when
-         * the interval is over (the wait above ended then) */
-        bool flush = !b->nmsgs && !tick && !inflight && w->unflushed &&
-                     ds_clock_mono_ms() - w->last_flush_ms >= flush_ms(w);
-        if (!b->nmsgs && !tick && !flush) {
+        /* no message, state not written yet: an empty batch writes its
+         * share of a closed window, or closes one when the interval is
+         * over (the wait above ended then); once no message came for
+         * IDLE_FLUSH_MS, everything goes */
+        int64_t mono = ds_clock_mono_ms();
+        bool step = !b->nmsgs && !tick && !inflight && owes(w) &&
+                    (w->closing || mono - w->last_flush_ms >= flush_ms(w));
+        bool flush = step && mono - w->last_msg_ms >= IDLE_FLUSH_MS;
+        if (!b->nmsgs && !tick && !step) {
             batch_release(b);
             if (w->catchup) /* nothing came: maybe caught up, then the state goes out now */
                 update_catchup(w, ds_clock_mono_ms(), true);
@@ -1090,7 +1193,7 @@ int ds_worker_run(ds_worker_t *w) {
              * for one while anything is in flight) */
             if (inflight && !advance(w, NULL, false))
                 abandon_all(w, w->abandon ? "rebalance" : "shutdown");
-            else if (!inflight && !w->unflushed && !w->trimmed &&
+            else if (!inflight && !owes(w) && !w->trimmed &&
                      ds_clock_mono_ms() - w->last_msg_ms >= IDLE_TRIM_MS) {
                 /* idle after a burst: give the pages freed since (the
                  * consumer queue's messages above all: up to
@@ -1110,7 +1213,7 @@ int ds_worker_run(ds_worker_t *w) {
     w->abandon = false;
     if (any_inflight(w) && !advance(w, NULL, true))
         abandon_all(w, "shutdown timeout");
-    if (w->unflushed) { /* the state of the last batches, then their offsets */
+    if (owes(w)) { /* the state of the last batches, then their offsets */
         batch_t *b = free_batch(w);
         b->state = B_BUILD;
         b->seq = ++w->seq;
@@ -1165,7 +1268,7 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
     ds_strlcpy(w->topic, topic, sizeof(w->topic));
     snprintf(w->dlq_topic, sizeof(w->dlq_topic), "%s.dlq", topic);
     w->cap = (size_t)cfg->batch_size;
-    w->pend = rd_kafka_topic_partition_list_new(8);
+    w->seen = rd_kafka_topic_partition_list_new(8);
     for (int i = 0; i < NBATCH; i++)
         if (!batch_init(&w->b[i], w->cap, ops->event_size)) {
             snprintf(errstr, errstr_size, "out of memory");
@@ -1189,7 +1292,12 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
     w->consumer = ds_kafka_consumer_new(cfg, topics, 1, &w->hooks, errstr, errstr_size);
     if (!w->consumer)
         goto fail;
-    w->m_consumed = counter(w, "consumed_records", "Input records consumed and fully processed");
+    w->m_polled = counter(w, "polled_records",
+                          "Input records taken from the consumer into a batch (counted again "
+                          "when consumed again after a rebalance or a retry)");
+    w->m_consumed = counter(w, "consumed_records",
+                            "Input records consumed and fully processed (state written, outputs "
+                            "acknowledged, offsets stored)");
     w->m_batches = counter(w, "batches", "Batches completed");
     w->m_outputs = counter(w, "produced_records", "Output records acknowledged by the broker");
     w->m_redis_errors = counter(w, "redis_errors", "Failed Redis pipeline runs");
@@ -1239,8 +1347,10 @@ void ds_worker_destroy(ds_worker_t *w) {
         batch_free(&w->b[i]);
     drop_held(w);
     free(w->held);
-    if (w->pend)
-        rd_kafka_topic_partition_list_destroy(w->pend);
+    if (w->seen)
+        rd_kafka_topic_partition_list_destroy(w->seen);
+    if (w->closed)
+        rd_kafka_topic_partition_list_destroy(w->closed);
     if (w->consumer)
         rd_kafka_destroy(w->consumer);
     if (w->producer)

@@ -4,8 +4,8 @@
  *   poll batch → decode (bad input → DLQ) → load missing state from Redis
  *   → apply in partition order → produce outputs, wait for acks
  *   → write state + checkpoints to Redis (write-behind: every entity changed
- *     since the last flush, once per redis.flush_ms) → store offsets
- *     (auto-committed)
+ *     in a window of redis.flush_ms, spread over the batches that follow
+ *     it) → store offsets (auto-committed)
  *
  * Outputs are acknowledged before the state that caused them is written,
  * and offsets are stored only after both: a crash at any point replays
@@ -54,11 +54,19 @@ typedef struct ds_worker_ops {
     ds_err_t (*prefetched)(void *self, size_t index, const redisReply *reply);
     /* Apply one decoded event; outputs via ds_worker_emit(). */
     void (*apply)(void *self, ds_worker_t *w, void *slot, int32_t partition, int64_t offset);
-    /* Append the Redis commands that persist every dirty unit. */
-    void (*persist)(void *self, ds_redis_t *r);
-    /* The persist commands were formatted: clear dirty marks. */
-    void (*persisted)(void *self);
-    /* How many entities persist() would write now. */
+    /* Write-behind, in windows: close() ends one and returns how many
+     * dirty entities it owes (the first ones in the order they became
+     * dirty), snapshotting what is written once they all are (the watcher's
+     * watermarks).  persist() appends the Redis commands of the first `n`
+     * dirty entities, as they are now (an entity changed again since the
+     * close is written with its newest state); with `last`, also the
+     * snapshot.  persisted() is called right after: those `n` are clean
+     * (an entity changed after that is dirty again, at the end). */
+    size_t (*close)(void *self);
+    void (*persist)(void *self, ds_redis_t *r, size_t n, bool last);
+    void (*persisted)(void *self, size_t n, bool last);
+    /* How many entities are dirty now (closing a window with none owes
+     * nothing: its offsets are stored as soon as its batch is acked). */
     size_t (*dirty_count)(void *self);
     /* Wall-clock check (may emit); NULL when the worker has none. */
     void (*tick)(void *self, ds_worker_t *w, int64_t now_ms);

@@ -32,6 +32,7 @@
 #include "ds_log.h"
 #include "ds_redis.h"
 #include "ds_serde.h"
+#include "dirtyq.h"
 #include "score.h"
 
 typedef struct unit_entry { /* 112 bytes: one per account, keep it small */
@@ -63,8 +64,7 @@ struct ds_scorer {
     ds_codec_t *codec;
     ds_worker_t *worker;
     unit_entry_t *units;
-    unit_entry_t **dirty;
-    size_t ndirty, dirty_cap;
+    ds_dirtyq_t dirty; /* of unit_entry_t */
     unit_entry_t **loads;
     size_t nloads, loads_cap;
     ds_buf_t enc, tmp, keybuf;
@@ -247,7 +247,7 @@ static void sink_account(void *opaque, const ds_account_score_t *as) {
 static void mark_dirty(ds_scorer_t *s, unit_entry_t *e) {
     if (e->dirty)
         return;
-    if (!push((void ***)&s->dirty, &s->ndirty, &s->dirty_cap, e)) {
+    if (!ds_dirtyq_push(&s->dirty, e)) {
         DS_ERROR("scorer", "out of memory");
         abort();
     }
@@ -410,20 +410,25 @@ static void put_dirty_lead(void *opaque, uint64_t *written, const ds_lead_score_
  * derived keys (lead hashes, the leads set).  A crash between them leaves
  * derived keys ahead of the state; the replay from the checkpoint rewrites
  * them with the same values.  Outputs were acknowledged before this runs. */
-static void sc_persist(void *self, ds_redis_t *r) {
+static size_t sc_close(void *self) { return ds_dirtyq_count(&((ds_scorer_t *)self)->dirty); }
+
+static unit_entry_t *dirty_at(const ds_scorer_t *s, size_t i) { return ds_dirtyq_at(&s->dirty, i); }
+
+static void sc_persist(void *self, ds_redis_t *r, size_t n, bool last) {
     ds_scorer_t *s = self;
-    for (size_t i = 0; i < s->ndirty; i++) {
-        unit_entry_t *e = s->dirty[i];
+    (void)last; /* a window owes nothing but its units */
+    for (size_t i = 0; i < n; i++) {
+        unit_entry_t *e = dirty_at(s, i);
         /* the units were last touched many events ago: start loading the
          * next ones (entry, struct, arrays) while this one is written */
-        if (i + 4 < s->ndirty)
-            __builtin_prefetch(s->dirty[i + 4]);
-        if (i + 3 < s->ndirty)
-            ds_score_unit_prefetch(s->dirty[i + 3]->unit, 0);
-        if (i + 2 < s->ndirty)
-            ds_score_unit_prefetch(s->dirty[i + 2]->unit, 1);
-        if (i + 1 < s->ndirty)
-            ds_score_unit_prefetch(s->dirty[i + 1]->unit, 2);
+        if (i + 4 < n)
+            __builtin_prefetch(dirty_at(s, i + 4));
+        if (i + 3 < n)
+            ds_score_unit_prefetch(dirty_at(s, i + 3)->unit, 0);
+        if (i + 2 < n)
+            ds_score_unit_prefetch(dirty_at(s, i + 2)->unit, 1);
+        if (i + 1 < n)
+            ds_score_unit_prefetch(dirty_at(s, i + 1)->unit, 2);
         ds_buf_reset(&s->tmp);
         if (ds_score_unit_save(e->unit, &s->tmp)) {
             DS_ERROR("scorer", "cannot serialise unit %s", e->key);
@@ -500,19 +505,21 @@ static void sc_persist(void *self, ds_redis_t *r) {
     }
 }
 
-static void sc_persisted(void *self) {
+static void sc_persisted(void *self, size_t n, bool last) {
     ds_scorer_t *s = self;
-    for (size_t i = 0; i < s->ndirty; i++) {
-        s->dirty[i]->dirty = false;
-        s->dirty[i]->leads_in_set = ds_score_unit_lead_count(s->dirty[i]->unit);
-        count_leads(s, s->dirty[i]);
-        ds_score_unit_clear_dirty(s->dirty[i]->unit);
+    (void)last;
+    for (size_t i = 0; i < n; i++) {
+        unit_entry_t *e = dirty_at(s, i);
+        e->dirty = false;
+        e->leads_in_set = ds_score_unit_lead_count(e->unit);
+        count_leads(s, e);
+        ds_score_unit_clear_dirty(e->unit);
     }
-    s->ndirty = 0;
+    ds_dirtyq_drop(&s->dirty, n);
     publish_tracked(s);
 }
 
-static size_t sc_dirty_count(void *self) { return ((ds_scorer_t *)self)->ndirty; }
+static size_t sc_dirty_count(void *self) { return ds_dirtyq_count(&((ds_scorer_t *)self)->dirty); }
 
 static void sc_reset(void *self) {
     ds_scorer_t *s = self;
@@ -523,7 +530,7 @@ static void sc_reset(void *self) {
         free(e->key);
         free(e);
     }
-    s->ndirty = 0;
+    ds_dirtyq_clear(&s->dirty);
     s->nloads = 0;
     s->tracked_leads = s->tracked_units = 0;
     publish_tracked(s);
@@ -536,6 +543,7 @@ static const ds_worker_ops_t scorer_ops = {
     .prefetch = sc_prefetch,
     .prefetched = sc_prefetched,
     .apply = sc_apply,
+    .close = sc_close,
     .persist = sc_persist,
     .persisted = sc_persisted,
     .dirty_count = sc_dirty_count,
@@ -610,7 +618,7 @@ void ds_scorer_destroy(ds_scorer_t *s) {
         return;
     ds_worker_destroy(s->worker);
     sc_reset(s);
-    free(s->dirty);
+    ds_dirtyq_free(&s->dirty);
     free(s->loads);
     ds_codec_destroy(s->codec);
     ds_registry_destroy(s->registry);

@@ -32,6 +32,7 @@
 #include "ds_hash.h"
 #include "ds_log.h"
 #include "ds_serde.h"
+#include "dirtyq.h"
 #include "stall.h"
 
 #define MAX_PARTITIONS 4096
@@ -65,7 +66,9 @@ typedef struct heap_item {
 
 typedef struct part {
     bool known, bootstrapped, wm_dirty;
+    bool wm_owed;       /* wm_closed is written at the end of the closed window */
     int64_t watermark; /* INT64_MIN: none yet */
+    int64_t wm_closed; /* the watermark when the write-behind window closed */
     uint64_t due_round; /* == tier_round: due_by is this batch's watermark */
     int64_t due_by;
     heap_item_t *heap;
@@ -96,8 +99,7 @@ struct ds_watcher {
     ds_worker_t *worker;
     deal_entry_t *deals;
     part_t parts[MAX_PARTITIONS];
-    deal_entry_t **dirty;
-    size_t ndirty, dirty_cap;
+    ds_dirtyq_t dirty; /* of deal_entry_t */
     size_t nwm_dirty; /* partitions whose watermark is not written yet */
     load_t *loads;
     size_t nloads, loads_cap;
@@ -192,23 +194,10 @@ static void inc(ds_counter_t *c) {
         ds_counter_add(c, 1);
 }
 
-static bool push_ptr(void ***arr, size_t *n, size_t *cap, void *p) {
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 256;
-        void **na = realloc(*arr, nc * sizeof(void *));
-        if (!na)
-            return false;
-        *arr = na;
-        *cap = nc;
-    }
-    (*arr)[(*n)++] = p;
-    return true;
-}
-
 static void mark_dirty(ds_watcher_t *w, deal_entry_t *e) {
     if (e->dirty)
         return;
-    if (!push_ptr((void ***)&w->dirty, &w->ndirty, &w->dirty_cap, e)) {
+    if (!ds_dirtyq_push(&w->dirty, e)) {
         DS_ERROR("watcher", "out of memory");
         abort();
     }
@@ -775,10 +764,30 @@ static int field_group(int i, const char *name) {
     return -1;
 }
 
-static void wa_persist(void *self, ds_redis_t *r) {
+/* A window closes: its deals are written over the next batches, each as
+ * it is then (a deal written after it changed again is ahead of the
+ * window's offsets: its checkpoint skips those events on a replay, and its
+ * next deadline lies past them).  The watermarks are written as they were
+ * at the close, with the window's last deal: a replay from the window's
+ * offsets moves them again from there, as the first run did. */
+static size_t wa_close(void *self) {
     ds_watcher_t *w = self;
-    for (size_t i = 0; i < w->ndirty; i++) {
-        deal_entry_t *e = w->dirty[i];
+    for (int32_t p = 0; w->nwm_dirty && p < MAX_PARTITIONS; p++) {
+        part_t *pt = &w->parts[p];
+        if (!pt->wm_dirty)
+            continue;
+        pt->wm_closed = pt->watermark;
+        pt->wm_owed = true;
+        pt->wm_dirty = false;
+        w->nwm_dirty--;
+    }
+    return ds_dirtyq_count(&w->dirty);
+}
+
+static void wa_persist(void *self, ds_redis_t *r, size_t n, bool last) {
+    ds_watcher_t *w = self;
+    for (size_t i = 0; i < n; i++) {
+        deal_entry_t *e = ds_dirtyq_at(&w->dirty, i);
         char key[600], ckpt[DS_FMT_CKPT_MAX];
         ds_fmt_join(key, sizeof(key), w->cfg->redis_prefix, "{deal:", e->id, "}", NULL);
         ds_fmt_checkpoint(ckpt, e->partition, e->ckpt_offset);
@@ -848,35 +857,35 @@ static void wa_persist(void *self, ds_redis_t *r) {
             }
         }
     }
-    for (int32_t p = 0; p < MAX_PARTITIONS; p++) {
+    for (int32_t p = 0; last && p < MAX_PARTITIONS; p++) {
         part_t *pt = &w->parts[p];
-        if (!pt->wm_dirty)
+        if (!pt->wm_owed)
             continue;
         char key[600], wm[DS_FMT_INT_MAX];
         part_key(w, p, key, sizeof(key), "");
-        ds_fmt_i64(wm, pt->watermark);
+        ds_fmt_i64(wm, pt->wm_closed);
         const char *argv[] = {"HSET", key, "watermark", wm};
         ds_redis_cmd(r, 4, argv, NULL);
     }
 }
 
-static void wa_persisted(void *self) {
+static void wa_persisted(void *self, size_t n, bool last) {
     ds_watcher_t *w = self;
-    for (size_t i = 0; i < w->ndirty; i++) {
-        w->dirty[i]->dirty = false;
-        w->dirty[i]->indexed = w->dirty[i]->deadline;
+    for (size_t i = 0; i < n; i++) {
+        deal_entry_t *e = ds_dirtyq_at(&w->dirty, i);
+        e->dirty = false;
+        e->indexed = e->deadline;
     }
-    w->ndirty = 0;
-    for (int32_t p = 0; p < MAX_PARTITIONS; p++)
-        w->parts[p].wm_dirty = false;
-    w->nwm_dirty = 0;
+    ds_dirtyq_drop(&w->dirty, n);
+    for (int32_t p = 0; last && p < MAX_PARTITIONS; p++)
+        w->parts[p].wm_owed = false;
     if (w->m_tracked)
         ds_gauge_set(w->m_tracked, (double)HASH_COUNT(w->deals));
 }
 
 static size_t wa_dirty_count(void *self) {
     ds_watcher_t *w = self;
-    return w->ndirty + w->nwm_dirty;
+    return ds_dirtyq_count(&w->dirty) + w->nwm_dirty;
 }
 
 static void wa_reset(void *self) {
@@ -899,7 +908,7 @@ static void wa_reset(void *self) {
         free(w->pending_ids[i]);
     w->npending = 0;
     w->nwm_dirty = 0;
-    w->ndirty = 0;
+    ds_dirtyq_clear(&w->dirty);
     w->nloads = 0;
     mob_cache_clear(w);
     if (w->m_tracked)
@@ -926,6 +935,7 @@ static const ds_worker_ops_t watcher_ops = {
     .persist = wa_persist,
     .persisted = wa_persisted,
     .dirty_count = wa_dirty_count,
+    .close = wa_close,
     .tick = wa_tick,
     .reset = wa_reset,
     .assigned = wa_assigned,
@@ -999,7 +1009,7 @@ void ds_watcher_destroy(ds_watcher_t *w) {
         return;
     ds_worker_destroy(w->worker);
     wa_reset(w);
-    free(w->dirty);
+    ds_dirtyq_free(&w->dirty);
     free(w->loads);
     free(w->pending_ids);
     free(w->pending_parts);
