@@ -199,7 +199,7 @@ for run in $(seq "$runs"); do
     wpids+=($!)
   done
   wpid=${wpids[0]}; mport=${mports[0]}
-  # the clock starts at the first completed batch (group join is not
+  # the clock starts at the first batch polled (group join is not
   # throughput); with several workers, once every one has its partitions.
   # One small process polls the metrics (bench/watch.c): curl and awk per
   # poll took most of a core from the run they measured.
