@@ -34,8 +34,6 @@ typedef struct ds_config {
     int redis_timeout_ms;
     int redis_flush_ms;       /* coalesce state writes over this interval (0: every batch) */
     int redis_flush_entities; /* ... or until this many entities changed */
-    int redis_catchup_lag;    /* records behind at which the worker is catching up (0: never) */
-    int redis_catchup_flush_ms, redis_catchup_flush_entities; /* the limits then */
     char *rules_path;           /* NULL: built-in defaults */
     char *clock;                /* "wall" | "event" */
     char *schemas_dir;          /* embedded registry */

@@ -78,7 +78,6 @@ typedef enum {
 /* How long the worker waits for a message while batches are in flight: it
  * looks at their acks and replies again in between. */
 #define INFLIGHT_POLL_MS 1
-#define CATCHUP_CHECK_MS 100
 /* Each batch writes at least this many of a closed window's entities. */
 #define SLICE_MIN 64
 /* While a window is written: how long an idle worker waits for a message
@@ -150,11 +149,6 @@ struct ds_worker {
     size_t closed_msgs;
     size_t owed, owed_total; /* its entities not formatted yet, of all */
     int64_t last_flush_ms;   /* when the last window closed */
-    /* catching up (redis.catchup_lag records behind or more): the flush
-     * limits are redis.catchup_flush_ms/_entities; looked at every
-     * CATCHUP_CHECK_MS */
-    bool catchup;
-    int64_t catchup_checked_ms;
 
     volatile int assigned;
     volatile int redis_ok, kafka_ok;
@@ -168,7 +162,6 @@ struct ds_worker {
     ds_counter_t *m_polled, *m_consumed, *m_batches, *m_outputs, *m_redis_errors, *m_produce_errors;
     ds_histogram_t *m_phase[8];
     ds_histogram_t *m_batch_seconds, *m_redis_seconds;
-    ds_gauge_t *m_catchup;
 };
 
 static ds_counter_t *counter(ds_worker_t *w, const char *name, const char *help) {
@@ -935,58 +928,11 @@ static void collect(ds_worker_t *w, batch_t *b, int wait_ms) {
     }
 }
 
-/* ---- write-behind limits ------------------------------------------------ */
+/* ---- write-behind ------------------------------------------------------- */
 
-/* Records behind the high watermarks of the assigned partitions, from the
- * consumer's position and the watermarks of the last fetch responses (no
- * broker request); -1 when not known. */
-static int64_t consumer_lag(ds_worker_t *w) {
-    rd_kafka_topic_partition_list_t *parts = NULL;
-    if (rd_kafka_assignment(w->consumer, &parts) || !parts)
-        return -1;
-    int64_t lag = 0;
-    if (!rd_kafka_position(w->consumer, parts))
-        for (int i = 0; i < parts->cnt; i++) {
-            const rd_kafka_topic_partition_t *tp = &parts->elems[i];
-            int64_t lo, hi;
-            if (tp->offset >= 0 &&
-                rd_kafka_get_watermark_offsets(w->consumer, tp->topic, tp->partition, &lo,
-                                               &hi) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-                hi > tp->offset)
-                lag += hi - tp->offset;
-        }
-    rd_kafka_topic_partition_list_destroy(parts);
-    return lag;
-}
+static int64_t flush_ms(const ds_worker_t *w) { return w->cfg->redis_flush_ms; }
 
-/* Catching up starts at redis.catchup_lag records behind and ends below a
- * quarter of it, so that a lag near the threshold does not flip the limits
- * at every check. */
-static void update_catchup(ds_worker_t *w, int64_t now_ms, bool now) {
-    int64_t threshold = w->cfg->redis_catchup_lag;
-    if (!threshold || (!now && now_ms - w->catchup_checked_ms < CATCHUP_CHECK_MS))
-        return;
-    w->catchup_checked_ms = now_ms;
-    int64_t lag = consumer_lag(w);
-    bool on = w->catchup ? lag >= threshold / 4 : lag >= threshold;
-    if (on == w->catchup)
-        return;
-    w->catchup = on;
-    if (w->m_catchup)
-        ds_gauge_set(w->m_catchup, on);
-    DS_INFO(w->ops->name, "%s lag=%lld", on ? "catching up: state writes coalesced longer"
-                                             : "caught up: state writes on the normal interval",
-            (long long)lag);
-}
-
-static int64_t flush_ms(const ds_worker_t *w) {
-    return w->catchup ? w->cfg->redis_catchup_flush_ms : w->cfg->redis_flush_ms;
-}
-
-static size_t flush_entities(const ds_worker_t *w) {
-    return (size_t)(w->catchup ? w->cfg->redis_catchup_flush_entities
-                               : w->cfg->redis_flush_entities);
-}
+static size_t flush_entities(const ds_worker_t *w) { return (size_t)w->cfg->redis_flush_entities; }
 
 /* Whether state or offsets are still to be written. */
 static bool owes(const ds_worker_t *w) {
@@ -1102,7 +1048,6 @@ static bool build_batch(ds_worker_t *w, batch_t *b, bool tick, bool flush) {
     add_offsets(w->seen, b);
     w->seen_msgs += b->nmsgs;
     int64_t now = ds_clock_mono_ms();
-    update_catchup(w, now, false);
     write_behind(w, b, now, flush);
     phase_add(w, PH_FORMAT, &tp);
     b->state = B_ACKS;
@@ -1185,8 +1130,6 @@ int ds_worker_run(ds_worker_t *w) {
         bool flush = step && mono - w->last_msg_ms >= IDLE_FLUSH_MS;
         if (!b->nmsgs && !tick && !step) {
             batch_release(b);
-            if (w->catchup) /* nothing came: maybe caught up, then the state goes out now */
-                update_catchup(w, ds_clock_mono_ms(), true);
             /* no message now: move what is in flight on as acks and
              * replies come in, without blocking, so that a message that
              * arrives meanwhile is taken at once (collect waits a little
@@ -1314,13 +1257,6 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
             labels, ds_latency_bounds, DS_LATENCY_BOUNDS_N);
     }
     if (metrics) {
-        char clabels[64];
-        snprintf(clabels, sizeof(clabels), "worker=\"%s\"", ops->name);
-        w->m_catchup = ds_metrics_gauge(metrics, "catching_up",
-                                        "1 while the worker is redis.catchup_lag records behind "
-                                        "or more and coalesces state writes over the catchup "
-                                        "limits",
-                                        clabels);
         static const double b[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                    0.05,   0.1,   0.25,   0.5,   1,    2.5, 5, 10};
         char labels[64];
