@@ -80,6 +80,8 @@ typedef enum {
 #define INFLIGHT_POLL_MS 1
 /* Each batch writes at least this many of a closed window's entities. */
 #define SLICE_MIN 64
+/* A released batch keeps at most this much room for its Redis writes. */
+#define BATCH_WRITES_KEEP (4u << 20)
 /* While a window is written: how long an idle worker waits for a message
  * before it writes the next share, and after how long without one it
  * writes all that is owed. */
@@ -318,6 +320,10 @@ static void batch_release(batch_t *b) {
     b->store_msgs = 0;
     memset(&b->delivery, 0, sizeof(b->delivery));
     ds_buf_reset(&b->out_bytes);
+    /* a batch that wrote a large share (or a whole window, when idle) does
+     * not keep that much memory for the batches that reuse it */
+    if (b->writes.cap > BATCH_WRITES_KEEP)
+        ds_buf_free(&b->writes);
     ds_buf_reset(&b->writes);
     ds_arena_reset(&b->arena);
     b->state = B_FREE;
