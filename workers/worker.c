@@ -7,9 +7,10 @@
  * stages in order:
  *
  *   collect+decode → load missing state (Redis, waited for) → apply →
- *   produce outputs → [a flushing batch: format the Redis writes of every
- *   entity changed since the last flush (bytes, kept)] →
- *   [acks of its outputs] → send its writes → [their replies] → store offsets
+ *   produce outputs → [write-behind: maybe close a window, format this
+ *   batch's share of the closed window's writes (bytes, kept)] →
+ *   [acks of its outputs] → send its writes → [their replies] →
+ *   [a window's last share: store the window's offsets]
  *
  * Up to NBATCH batches are alive, so that the worker computes while Redis
  * writes and the broker acknowledges: while batch k is built, the outputs
@@ -19,9 +20,10 @@
  *   - a batch's writes are sent only after every output of it is
  *     acknowledged, and batches' writes go out in batch order on one
  *     connection;
- *   - offsets are stored only after the writes of a flushing batch are
- *     confirmed: its own and those of the non-flushing batches before it,
- *     whose state it wrote (write-behind, redis.flush_ms/_entities);
+ *   - a window (redis.flush_ms/_entities) takes the offsets of the
+ *     batches since the last one; they are stored only once the writes of
+ *     every entity it owes are confirmed (the batch with its last share,
+ *     confirmed after all earlier batches' writes);
  *   - the writes are kept as bytes until confirmed: after a lost
  *     connection they are sent again (every write sets absolute values);
  *   - a failed delivery re-produces the outputs of every unconfirmed batch
