@@ -176,21 +176,34 @@ static void test_scorer_end_to_end(void **state) {
     rd_kafka_destroy(p);
 }
 
-static pid_t start_scorer_wb(const char *group, const char *flush_entities) {
+/* A scorer on topics and a Redis prefix of its own: NAME.events,
+ * NAME.lead.scores, NAME.account.scores, "NAME:". */
+static pid_t start_scorer_named(const char *name, const char *group, const char *batch_size,
+                                const char *flush_ms, const char *flush_entities) {
+    char topic[64], ls[64], as[64], prefix[32];
+    snprintf(topic, sizeof(topic), "%s.events", name);
+    snprintf(ls, sizeof(ls), "%s.lead.scores", name);
+    snprintf(as, sizeof(as), "%s.account.scores", name);
+    snprintf(prefix, sizeof(prefix), "%s:", name);
     const char *args[] = {"scorer",
                           "--brokers", env.brokers,
                           "--redis", env.redis_url,
                           "--group-id", group,
                           "--schemas", getenv("DS_SCHEMAS_DIR"),
                           "--clock", "event",
-                          "--topic-marketing", "wb.events",
-                          "--topic-lead-scores", "wb.lead.scores",
-                          "--topic-account-scores", "wb.account.scores",
-                          "--redis-prefix", "wb:",
-                          "--redis-flush-ms", "60000",
+                          "--topic-marketing", topic,
+                          "--topic-lead-scores", ls,
+                          "--topic-account-scores", as,
+                          "--redis-prefix", prefix,
+                          "--batch-size", batch_size,
+                          "--redis-flush-ms", flush_ms,
                           "--redis-flush-entities", flush_entities,
                           NULL};
     return ds_h_spawn(logfile, args);
+}
+
+static pid_t start_scorer_wb(const char *group, const char *flush_entities) {
+    return start_scorer_named("wb", group, "10000", "60000", flush_entities);
 }
 
 /* Write-behind: outputs go out at once, the state is written at the next
@@ -361,10 +374,8 @@ static long long hset_calls(void) {
  * slow, and the idle worker writes it at once when its interval is over.
  * With `flush_ms` "0" every batch writes its changes. */
 static long long run_backlog(const char *name, const char *flush_ms) {
-    char topic[64], ls[64], as[64], prefix[32], group[64];
+    char topic[64], prefix[32], group[64];
     snprintf(topic, sizeof(topic), "%s.events", name);
-    snprintf(ls, sizeof(ls), "%s.lead.scores", name);
-    snprintf(as, sizeof(as), "%s.account.scores", name);
     snprintf(prefix, sizeof(prefix), "%s:", name);
     snprintf(group, sizeof(group), "it-%s", name);
     enum { EVENTS = 3000, LEADS = 3 };
@@ -382,21 +393,7 @@ static long long run_backlog(const char *name, const char *flush_ms) {
     ds_h_flush(p);
     rd_kafka_destroy(p);
     long long before = hset_calls();
-    const char *args[] = {"scorer",
-                          "--brokers", env.brokers,
-                          "--redis", env.redis_url,
-                          "--group-id", group,
-                          "--schemas", getenv("DS_SCHEMAS_DIR"),
-                          "--clock", "event",
-                          "--topic-marketing", topic,
-                          "--topic-lead-scores", ls,
-                          "--topic-account-scores", as,
-                          "--redis-prefix", prefix,
-                          "--batch-size", "100",
-                          "--redis-flush-ms", flush_ms,
-                          "--redis-flush-entities", "10000000",
-                          NULL};
-    pid_t scorer = ds_h_spawn(logfile, args);
+    pid_t scorer = start_scorer_named(name, group, "100", flush_ms, "10000000");
     char key[64], want[16];
     snprintf(want, sizeof(want), "%d", EVENTS / LEADS);
     for (int l = 0; l < LEADS; l++) {
