@@ -1025,9 +1025,9 @@ static void write_behind(ds_worker_t *w, batch_t *b, int64_t now, bool all) {
     ds_redis_capture(w->wredis, NULL, NULL);
 }
 
-/* Build batch b (possibly empty: a clock tick, or a flush): load, apply,
- * produce its outputs and, when redis.flush_ms has passed since the last
- * flush (or `flush`), format the writes of every entity changed since.
+/* Build batch b (possibly empty: a clock tick, a share of a window's
+ * writes, or a flush): load, apply, produce its outputs and take its step
+ * of the write-behind (write_behind(); `flush`: everything owed).
  * False when abandoned. */
 static bool build_batch(ds_worker_t *w, batch_t *b, bool tick, bool flush) {
     int64_t tp = ds_clock_mono_us();
