@@ -85,10 +85,8 @@ typedef enum {
 /* A released batch keeps at most this much room for its Redis writes. */
 #define BATCH_WRITES_KEEP (4u << 20)
 /* While a window is written: how long an idle worker waits for a message
- * before it writes the next share, and after how long without one it
- * writes all that is owed. */
+ * before it writes the next share. */
 #define SLICE_IDLE_MS 5
-#define IDLE_FLUSH_MS 100
 
 typedef struct batch {
     bstate_t state;
@@ -942,6 +940,12 @@ static int64_t flush_ms(const ds_worker_t *w) { return w->cfg->redis_flush_ms; }
 
 static size_t flush_entities(const ds_worker_t *w) { return (size_t)w->cfg->redis_flush_entities; }
 
+/* After this long without a message the worker writes all it owes: a
+ * tenth of the interval (100 ms by default).  A stream with pauses gets
+ * its state to Redis soon after each burst; one that never pauses is
+ * written in windows. */
+static int64_t idle_flush_ms(const ds_worker_t *w) { return flush_ms(w) / 10; }
+
 /* Whether state or offsets are still to be written. */
 static bool owes(const ds_worker_t *w) {
     return w->closing || w->seen_msgs || w->ops->dirty_count(w->self);
@@ -1105,6 +1109,9 @@ int ds_worker_run(ds_worker_t *w) {
         }
         if (owes(w)) { /* idle: the state goes out on schedule */
             int64_t left = w->closing ? SLICE_IDLE_MS : w->last_flush_ms + flush_ms(w) - now;
+            int64_t idle_left = w->last_msg_ms + idle_flush_ms(w) - now;
+            if (idle_left < left)
+                left = idle_left;
             wait = left < 0 ? 0 : left < wait ? (int)left : wait;
         }
         bool inflight = any_inflight(w);
@@ -1131,11 +1138,11 @@ int ds_worker_run(ds_worker_t *w) {
         /* no message, state not written yet: an empty batch writes its
          * share of a closed window, or closes one when the interval is
          * over (the wait above ended then); once no message came for
-         * IDLE_FLUSH_MS, everything goes */
+         * idle_flush_ms(), everything goes */
         int64_t mono = ds_clock_mono_ms();
-        bool step = !b->nmsgs && !tick && !inflight && owes(w) &&
-                    (w->closing || mono - w->last_flush_ms >= flush_ms(w));
-        bool flush = step && mono - w->last_msg_ms >= IDLE_FLUSH_MS;
+        bool quiet = !b->nmsgs && !tick && !inflight && owes(w);
+        bool flush = quiet && mono - w->last_msg_ms >= idle_flush_ms(w);
+        bool step = flush || (quiet && (w->closing || mono - w->last_flush_ms >= flush_ms(w)));
         if (!b->nmsgs && !tick && !step) {
             batch_release(b);
             /* no message now: move what is in flight on as acks and

@@ -368,10 +368,11 @@ static long long hset_calls(void) {
     return n;
 }
 
-/* Write-behind windows over a backlog: with redis.flush_ms 5000 the
+/* Write-behind windows over a backlog: with redis.flush_ms 20000 the
  * backlog (3,000 events in batches of 100, applied within a second of the
  * group join, itself ~3 s) falls in one window, or two when the join was
- * slow, and the idle worker writes it at once when its interval is over.
+ * slow, and the worker writes it at once after a tenth of the interval
+ * (2 s) without a message, long before the interval is over.
  * With `flush_ms` "0" every batch writes its changes. */
 static long long run_backlog(const char *name, const char *flush_ms) {
     char topic[64], prefix[32], group[64];
@@ -393,6 +394,7 @@ static long long run_backlog(const char *name, const char *flush_ms) {
     ds_h_flush(p);
     rd_kafka_destroy(p);
     long long before = hset_calls();
+    int64_t t0 = ds_clock_mono_ms();
     pid_t scorer = start_scorer_named(name, group, "100", flush_ms, "10000000");
     char key[64], want[16];
     snprintf(want, sizeof(want), "%d", EVENTS / LEADS);
@@ -403,6 +405,7 @@ static long long run_backlog(const char *name, const char *flush_ms) {
         assert_string_equal(v, want);
         free(v);
     }
+    assert_true(ds_clock_mono_ms() - t0 < 15000); /* idle: not held for the interval */
     /* the offsets follow the state: committed once it is written */
     assert_true(ds_h_wait_group(&env, group, topic, 20000));
     long long calls = hset_calls() - before;
@@ -413,7 +416,7 @@ static long long run_backlog(const char *name, const char *flush_ms) {
 static void test_windows_coalesce_writes(void **state) {
     (void)state;
     long long every = run_backlog("cw0", "0");
-    long long windowed = run_backlog("cw1", "5000");
+    long long windowed = run_backlog("cw1", "20000");
     fprintf(stderr, "  HSET calls for 3,000 events in batches of 100: %lld writing every "
                     "batch, %lld in one window\n",
             every, windowed);
