@@ -101,6 +101,7 @@ struct ds_watcher {
     part_t parts[MAX_PARTITIONS];
     ds_dirtyq_t dirty; /* of deal_entry_t */
     size_t nwm_dirty; /* partitions whose watermark is not written yet */
+    size_t nwm_owed;  /* partitions whose closed watermark is (wm_owed) */
     load_t *loads;
     size_t nloads, loads_cap;
     char **pending_ids; /* deal ids read from an index, to load next round */
@@ -777,6 +778,7 @@ static size_t wa_close(void *self) {
         if (!pt->wm_dirty)
             continue;
         pt->wm_closed = pt->watermark;
+        w->nwm_owed += !pt->wm_owed;
         pt->wm_owed = true;
         pt->wm_dirty = false;
         w->nwm_dirty--;
@@ -857,10 +859,12 @@ static void wa_persist(void *self, ds_redis_t *r, size_t n, bool last) {
             }
         }
     }
-    for (int32_t p = 0; last && p < MAX_PARTITIONS; p++) {
+    size_t owed = last ? w->nwm_owed : 0;
+    for (int32_t p = 0; owed && p < MAX_PARTITIONS; p++) {
         part_t *pt = &w->parts[p];
         if (!pt->wm_owed)
             continue;
+        owed--;
         char key[600], wm[DS_FMT_INT_MAX];
         part_key(w, p, key, sizeof(key), "");
         ds_fmt_i64(wm, pt->wm_closed);
@@ -877,8 +881,11 @@ static void wa_persisted(void *self, size_t n, bool last) {
         e->indexed = e->deadline;
     }
     ds_dirtyq_drop(&w->dirty, n);
-    for (int32_t p = 0; last && p < MAX_PARTITIONS; p++)
-        w->parts[p].wm_owed = false;
+    for (int32_t p = 0; last && w->nwm_owed && p < MAX_PARTITIONS; p++)
+        if (w->parts[p].wm_owed) {
+            w->parts[p].wm_owed = false;
+            w->nwm_owed--;
+        }
     if (w->m_tracked)
         ds_gauge_set(w->m_tracked, (double)HASH_COUNT(w->deals));
 }
@@ -908,6 +915,7 @@ static void wa_reset(void *self) {
         free(w->pending_ids[i]);
     w->npending = 0;
     w->nwm_dirty = 0;
+    w->nwm_owed = 0;
     ds_dirtyq_clear(&w->dirty);
     w->nloads = 0;
     mob_cache_clear(w);
