@@ -1,0 +1,152 @@
+/*
+ * test_demo_summary.c — the picture the demo ends with, drawn from a
+ * hand-made set of deals and accounts: each open deal lands in the cell of
+ * its reported × verified stage, the diagonal and the ahead/behind counts
+ * follow, alerts are counted by kind, the accounts come in consensus order
+ * with their mobilizers, and no line is wider than 100 columns.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "demo_summary.h"
+
+static char *draw(const ds_demo_summary_t *s) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    assert_non_null(m);
+    ds_demo_summary_print(s, m);
+    fclose(m);
+    return text;
+}
+
+/* The line of `text` that starts with `start` (fails when none). */
+static const char *line_of(const char *text, const char *start, char *out, size_t n) {
+    size_t sl = strlen(start);
+    for (const char *p = text; *p; p += strcspn(p, "\n") + (p[strcspn(p, "\n")] == '\n')) {
+        size_t ll = strcspn(p, "\n");
+        if (ll >= sl && !memcmp(p, start, sl)) {
+            assert_true(ll < n);
+            memcpy(out, p, ll);
+            out[ll] = '\0';
+            return out;
+        }
+    }
+    fail_msg("no line starts with \"%s\" in:\n%s", start, text);
+    return NULL;
+}
+
+static void assert_narrow(const char *text) {
+    for (const char *p = text; *p;) {
+        size_t ll = strcspn(p, "\n");
+        if (ll > DS_DEMO_SUMMARY_WIDTH)
+            fail_msg("a line of %zu columns: %.*s", ll, (int)ll, p);
+        p += ll + (p[ll] == '\n');
+    }
+}
+
+static void test_deals_matrix(void **state) {
+    (void)state;
+    ds_demo_summary_t *s = ds_demo_summary_new();
+    /* two deals the rep reports at NEGOTIATE while the buyer is verifiably
+     * in DEFINE_CRITERIA, one where both agree, one the buyer is ahead of */
+    ds_demo_summary_add_deal(s, "open", "NEGOTIATE", "DEFINE_CRITERIA",
+                             "UNVERIFIED_STAGE:1,NO_MOBILIZER:2");
+    ds_demo_summary_add_deal(s, "open", "NEGOTIATE", "DEFINE_CRITERIA", "UNVERIFIED_STAGE:3");
+    ds_demo_summary_add_deal(s, "open", "NEGOTIATE", "NEGOTIATE", "");
+    ds_demo_summary_add_deal(s, "open", "RECOGNIZE_NEED", "EXPLORE_OPTIONS",
+                             "NO_BUYER_SIGNAL:1,ONE_SIDED:1");
+    /* every stage verified: the "done" column */
+    ds_demo_summary_add_deal(s, "open", "EVALUATE_IMPACT", "", NULL);
+    /* closed deals are counted, not placed; a stage that is no symbol is
+     * counted and said, not placed */
+    ds_demo_summary_add_deal(s, "won", "NEGOTIATE", "IMPLEMENT", "");
+    ds_demo_summary_add_deal(s, "lost", "EXPLORE_OPTIONS", "EXPLORE_OPTIONS", "");
+    ds_demo_summary_add_deal(s, "open", "SPORK", "NEGOTIATE", "NO_BUYER_SIGNAL:4,BOGUS:1");
+    char *t = draw(s), l[256];
+    assert_narrow(t);
+    assert_non_null(strstr(t, " 8 deals (6 open, 1 won, 1 lost), 0 accounts, 0 leads scored"));
+    assert_string_equal(line_of(t, " 6 Negotiating", l, sizeof(l)),
+                        " 6 Negotiating                     .     .     2     .     .   [1]"
+                        "     .     .     . |     3     2");
+    assert_string_equal(line_of(t, " 1 Recognizing", l, sizeof(l)),
+                        " 1 Recognizing the need          [.]     1     .     .     .     ."
+                        "     .     .     . |     1     .");
+    assert_string_equal(line_of(t, " 8 Evaluating impact", l, sizeof(l)),
+                        " 8 Evaluating impact               .     .     .     .     .     ."
+                        "     .   [.]     1 |     1     .");
+    assert_string_equal(line_of(t, " open deals", l, sizeof(l)),
+                        " open deals                        .     1     2     .     .     1"
+                        "     .     .     1 |     5     2");
+    assert_non_null(strstr(t, " 2 of 5 open deals: the rep reports a later stage"));
+    assert_non_null(strstr(t, " 2 of 5 open deals: the buyer has verified more"));
+    assert_non_null(strstr(t, " 1 open deals have a stage that is not a PurchaseStage"));
+    /* alerts: 6 of known kinds on 5 deals; the bar is scaled to the largest */
+    assert_non_null(strstr(t, "OPEN ALERTS BY KIND: 6 open on 4 of the 6 open deals"));
+    assert_string_equal(line_of(t, " NO_BUYER_SIGNAL", l, sizeof(l)),
+                        " NO_BUYER_SIGNAL     2  ####################  no buyer signal for "
+                        "longer than the stage allows");
+    assert_string_equal(line_of(t, " ONE_SIDED", l, sizeof(l)),
+                        " ONE_SIDED           1  ##########            the seller keeps acting,"
+                        " the buyer does not answer");
+    assert_non_null(strstr(t, " UNVERIFIED_STAGE    2  ####################"));
+    assert_non_null(strstr(t, " NO_MOBILIZER        1  ##########          "));
+    assert_non_null(strstr(t, " no account scored"));
+    free(t);
+    ds_demo_summary_destroy(s);
+}
+
+static void test_accounts_in_consensus_order(void **state) {
+    (void)state;
+    ds_demo_summary_t *s = ds_demo_summary_new();
+    ds_demo_summary_add_leads(s, 40);
+    ds_demo_summary_add_account(s, "A-low", "18.5", "4", "1", "claims-leakage", "");
+    ds_demo_summary_add_account(s, "A-top", "100", "7", "6", "inventory-drift",
+                                "L-0001-2,L-0001-5");
+    /* a tie on consensus: more mobilizers first, then the smaller id */
+    ds_demo_summary_add_account(s, "A-tie-b", "55.6", "5", "3", "hygienist-absence", "L-9");
+    ds_demo_summary_add_account(s, "A-tie-a", "55.6", "5", "3", "hygienist-absence", "L-8");
+    ds_demo_summary_add_account(s, "A-tie-0", "55.6", "5", "3", "hygienist-absence", "");
+    ds_demo_summary_add_account(s, "A-none", "0", "1", "0", NULL, NULL);
+    /* more mobilizers than fit: cut with a count; a long id is cut with ~ */
+    ds_demo_summary_add_account(s, "A-account-with-a-long-id", "74.1", "9", "4",
+                                "an-insight-with-a-long-name",
+                                "L-aaaaaaa,L-bbbbbbb,L-ccccccc,L-ddddddd,L-eeeeeee");
+    char *t = draw(s), l[256];
+    assert_narrow(t);
+    assert_non_null(strstr(t, ", 7 accounts, 40 leads scored"));
+    assert_string_equal(line_of(t, " A-top", l, sizeof(l)),
+                        " A-top         100.0%  ##########       6 of 7  inventory-drift     "
+                        "L-0001-2, L-0001-5");
+    assert_string_equal(line_of(t, " A-account-w", l, sizeof(l)),
+                        " A-account-w~   74.1%  #######...       4 of 9  an-insight-with-a~  "
+                        "L-aaaaaaa, L-bbbbbbb, +3 more");
+    /* the order: top, long id, then the ties; the fifth is A-tie-0; A-low
+     * and A-none are not shown */
+    const char *order[] = {" A-top", " A-account-w", " A-tie-a", " A-tie-b", " A-tie-0"};
+    const char *at = t;
+    for (size_t i = 0; i < 5; i++) {
+        const char *p = strstr(at, order[i]);
+        if (!p)
+            fail_msg("%s missing or out of order in:\n%s", order[i], t);
+        at = p + 1;
+    }
+    assert_null(strstr(t, " A-low"));
+    assert_null(strstr(t, " A-none"));
+    free(t);
+    ds_demo_summary_destroy(s);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_deals_matrix),
+        cmocka_unit_test(test_accounts_in_consensus_order),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
