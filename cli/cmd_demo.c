@@ -5,8 +5,10 @@
  * redis-server (its own port and directory, nothing persisted), both
  * workers (`dealsignal run`, event clock, demo rules), two `tail`s that
  * print scores and alerts as they are produced, and the generator.  Stops
- * by itself once the generated scenario has been processed (or on Ctrl-C)
- * and stops every child it started.
+ * by itself once the generated scenario has been processed (or on Ctrl-C):
+ * stops the generator, then the workers (which write their state to Redis
+ * on SIGTERM), then the tails, draws the picture of what Redis then holds
+ * (demo_summary.c), and stops Redis and the broker.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,6 +27,7 @@
 #include <unistd.h>
 
 #include "cmds.h"
+#include "demo_summary.h"
 #include "ds_buf.h"
 #include "ds_clock.h"
 
@@ -117,6 +120,23 @@ static void usage(FILE *out) {
             "  --keep-running   do not stop after the scenario; Ctrl-C stops\n");
 }
 
+/* The picture the demo ends with, from the state the workers left in Redis. */
+static void print_summary(int port) {
+    redisContext *r = redisConnect("127.0.0.1", port);
+    ds_demo_summary_t *s = ds_demo_summary_new();
+    char err[256];
+    if (!r || r->err || !s)
+        fprintf(stderr, "demo: no summary: cannot read Redis\n");
+    else if (ds_demo_summary_read_redis(s, r, "ds:", err, sizeof(err)))
+        fprintf(stderr, "demo: no summary: %s\n", err);
+    else
+        ds_demo_summary_print(s, stdout);
+    fflush(stdout);
+    ds_demo_summary_destroy(s);
+    if (r)
+        redisFree(r);
+}
+
 int ds_cmd_demo(int argc, char **argv) {
     const char *count = "3000", *rate = "500", *seed = "42", *accounts = "12", *metrics = "";
     int keep = 0;
@@ -161,7 +181,7 @@ int ds_cmd_demo(int argc, char **argv) {
     project_path("schemas", schemas, sizeof(schemas));
     project_path("config/demo-rules.yaml", rules, sizeof(rules));
     snprintf(logpath, sizeof(logpath), "%s/workers.log", tmpdir);
-    int rc = 1;
+    int rc = 1, port = -1;
     pid_t broker = -1, redis = -1, workers = -1, tail_s = -1, tail_a = -1, gen = -1;
 
     /* 1. the broker: first stdout line = bootstrap servers */
@@ -185,7 +205,7 @@ int ds_cmd_demo(int argc, char **argv) {
     brokers[strcspn(brokers, "\r\n")] = '\0';
 
     /* 2. a private redis-server */
-    int port = free_port();
+    port = free_port();
     snprintf(port_s, sizeof(port_s), "%d", port);
     snprintf(redis_url, sizeof(redis_url), "redis://127.0.0.1:%d/0", port);
     int devnull = open("/dev/null", O_WRONLY);
@@ -261,30 +281,17 @@ int ds_cmd_demo(int argc, char **argv) {
         ds_clock_sleep_ms(100);
     }
     rc = 0;
-    /* summary from Redis */
-    redisContext *r = redisConnect("127.0.0.1", port);
-    if (r && !r->err) {
-        redisReply *k1 = redisCommand(r, "EVAL %s 0", "return #redis.call('KEYS','ds:{acct:*}:lead:*')");
-        redisReply *k2 = redisCommand(r, "EVAL %s 0", "return #redis.call('KEYS','ds:{deal:*}')");
-        fprintf(stderr, "\ndemo: Redis now holds %lld scored leads and %lld deals "
-                        "(keys ds:{acct:A}:lead:L, ds:{deal:D}; see README)\n",
-                k1 && k1->type == REDIS_REPLY_INTEGER ? k1->integer : -1,
-                k2 && k2->type == REDIS_REPLY_INTEGER ? k2->integer : -1);
-        if (k1)
-            freeReplyObject(k1);
-        if (k2)
-            freeReplyObject(k2);
-    }
-    if (r)
-        redisFree(r);
 out:
     stop_child(gen, 5000);
+    /* SIGTERM writes the workers' state to Redis before they exit */
     if (workers > 0 && stop_child(workers, 15000) != 0) {
         fprintf(stderr, "demo: the workers did not stop cleanly; see %s\n", logpath);
         rc = 1;
     }
     stop_child(tail_s, 5000);
     stop_child(tail_a, 5000);
+    if (rc == 0)
+        print_summary(port);
     stop_child(redis, 5000);
     stop_child(broker, 5000);
     if (rc == 0) {
