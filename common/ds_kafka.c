@@ -281,3 +281,46 @@ void ds_kafka_store_offsets(rd_kafka_t *c, rd_kafka_topic_partition_list_t *offs
     if (err && err != RD_KAFKA_RESP_ERR__STATE)
         DS_WARN("kafka", "offsets_store: %s", rd_kafka_err2str(err));
 }
+
+bool ds_kafka_group_caught_up(const char *brokers, const char *group, const char *topic,
+                              int timeout_ms) {
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    char e[256];
+    if (rd_kafka_conf_set(c, "bootstrap.servers", brokers, e, sizeof(e)) ||
+        rd_kafka_conf_set(c, "group.id", group, e, sizeof(e)) ||
+        rd_kafka_conf_set(c, "log_level", "3", e, sizeof(e))) {
+        rd_kafka_conf_destroy(c);
+        return false;
+    }
+    rd_kafka_t *k = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
+    if (!k) {
+        rd_kafka_conf_destroy(c);
+        return false;
+    }
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(k, topic, NULL);
+    bool done = false;
+    if (!rd_kafka_metadata(k, 0, t, &md, timeout_ms) && md->topic_cnt == 1) {
+        int np = md->topics[0].partition_cnt;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
+        for (int i = 0; i < np; i++)
+            rd_kafka_topic_partition_list_add(l, topic, md->topics[0].partitions[i].id);
+        if (np > 0 && !rd_kafka_committed(k, l, timeout_ms)) {
+            done = true;
+            for (int i = 0; i < l->cnt && done; i++) {
+                int64_t lo, hi;
+                if (rd_kafka_query_watermark_offsets(k, topic, l->elems[i].partition, &lo, &hi,
+                                                     timeout_ms))
+                    done = false;
+                else if (hi > 0 && l->elems[i].offset < hi)
+                    done = false;
+            }
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    rd_kafka_destroy(k);
+    return done;
+}

@@ -84,6 +84,14 @@ ds_err_t ds_kafka_produce(rd_kafka_t *p, const char *topic, const void *key, siz
  *  (DS_ERR_TIMEOUT).  DS_ERR_IO when any delivery failed. */
 ds_err_t ds_kafka_wait(rd_kafka_t *p, ds_delivery_t *d, int timeout_ms) DS_WUR;
 
+/** True when consumer group `group` has committed, on every partition of
+ *  `topic`, the partition's high watermark: it has consumed everything
+ *  produced so far.  Asks the broker through a short-lived handle that
+ *  does not join the group; each request waits at most timeout_ms.  False
+ *  when the broker does not answer. */
+bool ds_kafka_group_caught_up(const char *brokers, const char *group, const char *topic,
+                              int timeout_ms);
+
 /** Store offset+1 for each (topic, partition) in list entries' offset
  *  fields (already +1).  Partitions no longer assigned are skipped. */
 void ds_kafka_store_offsets(rd_kafka_t *c, rd_kafka_topic_partition_list_t *offsets);

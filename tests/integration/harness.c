@@ -21,6 +21,7 @@
 
 #include "ds_buf.h"
 #include "ds_clock.h"
+#include "ds_kafka.h"
 #include "ds_serde.h"
 
 static pid_t g_pids[64];
@@ -494,40 +495,7 @@ const char *ds_h_unique(const char *prefix) {
 }
 
 bool ds_h_group_done(const ds_h_env_t *env, const char *group, const char *topic) {
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    char e[256];
-    rd_kafka_conf_set(c, "bootstrap.servers", env->brokers, e, sizeof(e));
-    rd_kafka_conf_set(c, "group.id", group, e, sizeof(e));
-    rd_kafka_conf_set(c, "log_level", "3", e, sizeof(e));
-    rd_kafka_t *k = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
-    if (!k)
-        die("consumer: %s", e);
-    const rd_kafka_metadata_t *md = NULL;
-    rd_kafka_topic_t *t = rd_kafka_topic_new(k, topic, NULL);
-    bool done = false;
-    if (!rd_kafka_metadata(k, 0, t, &md, 5000) && md->topic_cnt == 1) {
-        int np = md->topics[0].partition_cnt;
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
-        for (int i = 0; i < np; i++)
-            rd_kafka_topic_partition_list_add(l, topic, md->topics[0].partitions[i].id);
-        if (np > 0 && !rd_kafka_committed(k, l, 5000)) {
-            done = true;
-            for (int i = 0; i < l->cnt && done; i++) {
-                int64_t lo, hi;
-                if (rd_kafka_query_watermark_offsets(k, topic, l->elems[i].partition, &lo, &hi,
-                                                     5000))
-                    done = false;
-                else if (hi > 0 && l->elems[i].offset < hi)
-                    done = false;
-            }
-        }
-        rd_kafka_topic_partition_list_destroy(l);
-    }
-    if (md)
-        rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(t);
-    rd_kafka_destroy(k);
-    return done;
+    return ds_kafka_group_caught_up(env->brokers, group, topic, 5000);
 }
 
 bool ds_h_wait_group(const ds_h_env_t *env, const char *group, const char *topic,
