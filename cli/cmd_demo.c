@@ -30,6 +30,7 @@
 #include "demo_summary.h"
 #include "ds_buf.h"
 #include "ds_clock.h"
+#include "ds_kafka.h"
 
 static volatile sig_atomic_t g_stop;
 static void on_sig(int s) {
@@ -118,6 +119,21 @@ static void usage(FILE *out) {
             "  --accounts N     accounts in the scenario (default 12)\n"
             "  --metrics-addr   serve /metrics, /healthz, /readyz there (default off)\n"
             "  --keep-running   do not stop after the scenario; Ctrl-C stops\n");
+}
+
+/* Until the workers have processed everything generated: their group has
+ * committed each input partition's high watermark (offsets are committed
+ * only once the state is written and the outputs acknowledged), or 60 s. */
+static void wait_processed(const char *brokers) {
+    int64_t end = ds_clock_mono_ms() + 60000;
+    while (!g_stop && ds_clock_mono_ms() < end) {
+        if (ds_kafka_group_caught_up(brokers, "demo", "ma.events", 2000) &&
+            ds_kafka_group_caught_up(brokers, "demo", "crm.events", 2000))
+            return;
+        ds_clock_sleep_ms(200);
+    }
+    if (!g_stop)
+        fprintf(stderr, "demo: the workers have not processed everything after 60 s\n");
 }
 
 /* The picture the demo ends with, from the state the workers left in Redis. */
@@ -247,10 +263,15 @@ int ds_cmd_demo(int argc, char **argv) {
     workers = wpid;
     g_children[g_nchildren++] = wpid;
 
-    /* 4. the tails print to our stdout */
-    const char *targs[] = {g_self, "tail", "scores", "--brokers", brokers, "--schemas", schemas, NULL};
+    /* 4. the tails print to our stdout, from the topics' beginning: a tail
+     * that joins after the first outputs would miss them */
+    const char *targs[] = {g_self,    "tail",    "scores",           "--brokers",
+                           brokers,   "--schemas", schemas,          "--from-beginning",
+                           NULL};
     tail_s = spawn(targs, -1, -1);
-    const char *aargs[] = {g_self, "tail", "alerts", "--brokers", brokers, "--schemas", schemas, NULL};
+    const char *aargs[] = {g_self,    "tail",    "alerts",           "--brokers",
+                           brokers,   "--schemas", schemas,          "--from-beginning",
+                           NULL};
     tail_a = spawn(aargs, -1, -1);
 
     /* 5. the scenario */
@@ -267,9 +288,7 @@ int ds_cmd_demo(int argc, char **argv) {
                 break;
             }
             if (!keep) {
-                /* let the workers drain what was generated */
-                for (int i = 0; i < 80 && !g_stop; i++)
-                    ds_clock_sleep_ms(100);
+                wait_processed(brokers);
                 break;
             }
         }
