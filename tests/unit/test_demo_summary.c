@@ -79,7 +79,7 @@ static void test_deals_matrix(void **state) {
     assert_non_null(strstr(t, " 2 of 5 open deals: the rep reports a later stage"));
     assert_non_null(strstr(t, " 2 of 5 open deals: the buyer has verified more"));
     assert_non_null(strstr(t, " 1 open deals have a stage that is not a PurchaseStage"));
-    /* alerts: 6 of known kinds on 5 deals; the bar is scaled to the largest */
+    /* alerts: 6 of known kinds on 4 deals; the bar is scaled to the largest */
     assert_non_null(strstr(t, "OPEN ALERTS BY KIND: 6 open on 4 of the 6 open deals"));
     assert_line(t, " NO_BUYER_SIGNAL     2  ####################  no buyer signal for "
                    "longer than the stage allows");
