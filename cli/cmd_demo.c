@@ -265,13 +265,11 @@ int ds_cmd_demo(int argc, char **argv) {
 
     /* 4. the tails print to our stdout, from the topics' beginning: a tail
      * that joins after the first outputs would miss them */
-    const char *targs[] = {g_self,    "tail",    "scores",           "--brokers",
-                           brokers,   "--schemas", schemas,          "--from-beginning",
-                           NULL};
+    const char *targs[] = {g_self,      "tail",  "scores",           "--brokers", brokers,
+                           "--schemas", schemas, "--from-beginning", NULL};
     tail_s = spawn(targs, -1, -1);
-    const char *aargs[] = {g_self,    "tail",    "alerts",           "--brokers",
-                           brokers,   "--schemas", schemas,          "--from-beginning",
-                           NULL};
+    const char *aargs[] = {g_self,      "tail",  "alerts",           "--brokers", brokers,
+                           "--schemas", schemas, "--from-beginning", NULL};
     tail_a = spawn(aargs, -1, -1);
 
     /* 5. the scenario */
