@@ -14,6 +14,8 @@
 #include "ds_buf.h"
 #include "ds_clock.h"
 #include "ds_kafka.h"
+#include "ds_log.h"
+#include "ds_registry_http.h"
 #include "ds_serde.h"
 #include "worker.h"
 #include "gen.h"
@@ -29,7 +31,8 @@ static void usage(FILE *o) {
             "usage: dealsignal gen [--brokers LIST] [--count N] [--rate EPS] [--seed S]\n"
             "                      [--accounts N] [--scenario mixed|marketing|crm]\n"
             "                      [--start ISO8601|now-Nd] [--span-days D] [--print]\n"
-            "                      [--schemas DIR] [--topic-marketing T] [--topic-crm T] [-X k=v]\n\n"
+            "                      [--schemas DIR] [--topic-marketing T] [--topic-crm T] [-X k=v]\n"
+            "                      [--schema-registry URL [--subject-strategy topic|record]]\n\n"
             "Produces realistic synthetic marketing and CRM events (Avro, Confluent framing):\n"
             "accounts with buying groups of 3-8 leads walking Spark/Introduce/Confront content,\n"
             "shares and webinars; deals moving through the purchase stages with seller activity\n"
@@ -39,7 +42,10 @@ static void usage(FILE *o) {
             "  --seed S       default 1                     --accounts N default 50\n"
             "  --start T      event time of the first event (default now-90d)\n"
             "  --span-days D  event time one round of the accounts covers (default 90)\n"
-            "  --print        JSON lines on stdout instead of producing\n");
+            "  --print        JSON lines on stdout instead of producing\n"
+            "  --schema-registry URL  register MarketingEvent and CrmEvent (from --schemas) under\n"
+            "                 <topic>-value (record: their full names) and write the ids the\n"
+            "                 registry returns; without it the embedded ids 1 and 2 are written\n");
 }
 
 static void json_str(FILE *o, const char *s) {
@@ -94,6 +100,41 @@ static void print_event(const ds_gen_event_t *e) {
     }
 }
 
+/* Register `record`'s schema (from dir) under its subject for `topic`,
+ * waiting for a registry that does not answer yet (up to about a minute:
+ * a stack whose registry starts after gen); the schema goes into reg's
+ * cache under the id the registry returns.  -1 with errstr on failure. */
+static int32_t register_input(const char *url, const char *strategy, const char *dir,
+                              const char *record, const char *topic, ds_registry_t *reg,
+                              char *errstr, size_t errstr_size) {
+    char err[1536], subject[512];
+    char *json = ds_schema_file_text(dir, record, err, sizeof(err));
+    if (!json) {
+        snprintf(errstr, errstr_size, "%s", err);
+        return -1;
+    }
+    int32_t id = -1;
+    ds_err_t e = ds_schema_subject(strategy, topic, json, subject, sizeof(subject), err,
+                                   sizeof(err));
+    for (int attempt = 0; !e && !g_stop; attempt++) {
+        e = ds_schema_registry_register(url, subject, json, 5000, &id, err, sizeof(err));
+        if (e != DS_ERR_IO || attempt >= 30)
+            break;
+        fprintf(stderr, "gen: %s; trying again in 2 s\n", err);
+        ds_clock_sleep_ms(2000);
+    }
+    if (!e)
+        e = ds_registry_add_json(reg, id, json, err, sizeof(err));
+    free(json);
+    if (e) {
+        snprintf(errstr, errstr_size, "%s", err);
+        return -1;
+    }
+    fprintf(stderr, "gen: %s registered under subject %s: schema id %d\n", record, subject,
+            (int)id);
+    return id;
+}
+
 static int64_t parse_start(const char *s) {
     int64_t now = ds_clock_now_ms();
     if (!strncmp(s, "now", 3)) {
@@ -118,6 +159,7 @@ int ds_cmd_gen(int argc, char **argv) {
     double rate = 0;
     ds_gen_opts_t o = {.seed = 1, .accounts = 50, .mix = DS_GEN_MIXED, .span_days = 90};
     const char *brokers = getenv("DEALSIGNAL_BROKERS"), *schemas = "schemas";
+    const char *registry_url = NULL, *strategy = "topic";
     const char *t_ma = "ma.events", *t_crm = "crm.events", *start = "now-90d";
     int print = 0;
     ds_kv_pair_t extra[32];
@@ -132,6 +174,8 @@ int ds_cmd_gen(int argc, char **argv) {
         {"print", no_argument, 0, 'p'},          {"schemas", required_argument, 0, 'S'},
         {"topic-marketing", required_argument, 0, 'M'},
         {"topic-crm", required_argument, 0, 'C'}, {"help", no_argument, 0, 'h'},
+        {"schema-registry", required_argument, 0, 'R'},
+        {"subject-strategy", required_argument, 0, 'N'},
         {0, 0, 0, 0}};
     int ch;
     optind = 1;
@@ -158,6 +202,14 @@ int ds_cmd_gen(int argc, char **argv) {
         case 'd': o.span_days = strtod(optarg, NULL); break;
         case 'p': print = 1; break;
         case 'S': schemas = optarg; break;
+        case 'R': registry_url = optarg; break;
+        case 'N':
+            if (strcmp(optarg, "topic") && strcmp(optarg, "record")) {
+                fprintf(stderr, "gen: --subject-strategy must be topic or record\n");
+                return 2;
+            }
+            strategy = optarg;
+            break;
         case 'M': t_ma = optarg; break;
         case 'C': t_crm = optarg; break;
         case 'X': {
@@ -199,8 +251,22 @@ int ds_cmd_gen(int argc, char **argv) {
     }
     char err[512];
     ds_serde_init(1 << 20);
-    ds_registry_t *reg = ds_registry_open_dir(schemas, err, sizeof(err));
-    ds_codec_t *codec = reg ? ds_codec_new(reg, &ds_codec_default_ids, err, sizeof(err)) : NULL;
+    ds_registry_t *reg = NULL;
+    ds_codec_t *codec = NULL;
+    if (registry_url && registry_url[0]) {
+        ds_codec_ids_t ids = {-1, -1, -1, -1, -1};
+        reg = ds_registry_open_url(registry_url, err, sizeof(err));
+        if (reg &&
+            (ids.marketing_event = register_input(registry_url, strategy, schemas,
+                                                  "MarketingEvent", t_ma, reg, err,
+                                                  sizeof(err))) >= 0 &&
+            (ids.crm_event = register_input(registry_url, strategy, schemas, "CrmEvent", t_crm,
+                                            reg, err, sizeof(err))) >= 0)
+            codec = ds_codec_new(reg, &ids, err, sizeof(err));
+    } else {
+        reg = ds_registry_open_dir(schemas, err, sizeof(err));
+        codec = reg ? ds_codec_new(reg, &ds_codec_default_ids, err, sizeof(err)) : NULL;
+    }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     ds_kafka_conf_track_deliveries(conf);
     rd_kafka_t *p = NULL;

@@ -26,13 +26,15 @@ static void on_sig(int s) {
 static void usage(FILE *o) {
     fprintf(o, "usage: dealsignal tail scores|alerts|dlq [--brokers LIST] [--from-beginning]\n"
                "                       [--max N] [--timeout-ms T] [--json] [--schemas DIR]\n"
+               "                       [--schema-registry URL]\n"
                "                       [--topic-lead-scores T] [--topic-account-scores T]\n"
                "                       [--topic-alerts T] [--topic-marketing T] [--topic-crm T]\n"
                "                       [-X key=value]\n\n"
                "Prints LeadScore/AccountScore (scores), DealAlert (alerts) or DLQ records (dlq:\n"
                "the --topic-marketing and --topic-crm topics + \".dlq\")\n"
                "one per line as they arrive; stops after --max records, after --timeout-ms\n"
-               "without a record, or on Ctrl-C.\n");
+               "without a record, or on Ctrl-C.  Writer schemas come from --schemas DIR, or with\n"
+               "--schema-registry URL from that registry, by the id each record carries.\n");
 }
 
 static void jstr(const char *s) {
@@ -166,6 +168,7 @@ static void show_alert(const ds_deal_alert_t *a, bool json) {
 
 int ds_cmd_tail(int argc, char **argv) {
     const char *brokers = getenv("DEALSIGNAL_BROKERS"), *schemas = "schemas";
+    const char *registry_url = getenv("DEALSIGNAL_SCHEMA_REGISTRY_URL");
     const char *t_ls = "lead.scores", *t_as = "account.scores", *t_al = "deal.alerts";
     const char *t_ma = "ma.events", *t_crm = "crm.events";
     long max = -1, timeout = -1;
@@ -183,6 +186,7 @@ int ds_cmd_tail(int argc, char **argv) {
         {"topic-alerts", required_argument, 0, 'T'}, {"help", no_argument, 0, 'h'},
         {"topic-marketing", required_argument, 0, 'M'},
         {"topic-crm", required_argument, 0, 'C'},
+        {"schema-registry", required_argument, 0, 'R'},
         {0, 0, 0, 0}};
     int ch;
     optind = 1;
@@ -194,6 +198,7 @@ int ds_cmd_tail(int argc, char **argv) {
         case 't': timeout = strtol(optarg, NULL, 10); break;
         case 'j': json = 1; break;
         case 'S': schemas = optarg; break;
+        case 'R': registry_url = optarg; break;
         case 'L': t_ls = optarg; break;
         case 'A': t_as = optarg; break;
         case 'T': t_al = optarg; break;
@@ -239,8 +244,14 @@ int ds_cmd_tail(int argc, char **argv) {
     }
     char err[512];
     ds_serde_init(1 << 20);
-    ds_registry_t *reg = ds_registry_open_dir(schemas, err, sizeof(err));
-    ds_codec_t *codec = reg ? ds_codec_new(reg, &ds_codec_default_ids, err, sizeof(err)) : NULL;
+    bool remote = registry_url && registry_url[0];
+    ds_registry_t *reg = remote ? ds_registry_open_url(registry_url, err, sizeof(err))
+                                : ds_registry_open_dir(schemas, err, sizeof(err));
+    /* decoding follows each record's id: the output ids are not needed */
+    static const ds_codec_ids_t no_ids = {-1, -1, -1, -1, -1};
+    ds_codec_t *codec =
+        reg ? ds_codec_new(reg, remote ? &no_ids : &ds_codec_default_ids, err, sizeof(err))
+            : NULL;
     if (!codec) {
         fprintf(stderr, "tail: %s\n", err);
         ds_registry_destroy(reg);

@@ -53,6 +53,12 @@ static const row_t rows[] = {
      "embedded schema registry: directory of <id>-<Name>.avsc"},
     {"schema_registry.url", "--schema-registry", T_STR, "", 0, 0, NULL,
      OFF(schema_registry_url), "Confluent Schema Registry URL; empty = embedded"},
+    {"schema_registry.subject_strategy", "--subject-strategy", T_ENUM, "topic", 0, 0,
+     "topic|record", OFF(schema_registry_subject_strategy),
+     "subject of each output schema: topic = <topic>-value, record = the record's full name"},
+    {"schema_registry.auto_register", "--auto-register", T_ENUM, "true", 0, 0, "true|false",
+     OFF(schema_registry_auto_register),
+     "register the output schemas at start-up; false = look them up and stop when missing"},
     {"metrics.addr", "--metrics-addr", T_STR, "", 0, 0, NULL, OFF(metrics_addr),
      "HOST:PORT for /metrics, /healthz, /readyz; empty = off"},
     {"topics.marketing", "--topic-marketing", T_STR, "ma.events", 0, 0, NULL,
@@ -66,11 +72,14 @@ static const row_t rows[] = {
     {"topics.alerts", "--topic-alerts", T_STR, "deal.alerts", 0, 0, NULL, OFF(topic_alerts),
      "output: DealAlert"},
     {"schema_ids.lead_score", "--schema-id-lead-score", T_INT, "3", 0, 2147483647, NULL,
-     OFF(schema_id_lead_score), "schema id written on LeadScore records"},
+     OFF(schema_id_lead_score),
+     "schema id written on LeadScore records; with a registry only when set (then not registered)"},
     {"schema_ids.account_score", "--schema-id-account-score", T_INT, "4", 0, 2147483647, NULL,
-     OFF(schema_id_account_score), "schema id written on AccountScore records"},
+     OFF(schema_id_account_score),
+     "schema id written on AccountScore records; with a registry only when set (then not registered)"},
     {"schema_ids.deal_alert", "--schema-id-deal-alert", T_INT, "5", 0, 2147483647, NULL,
-     OFF(schema_id_deal_alert), "schema id written on DealAlert records"},
+     OFF(schema_id_deal_alert),
+     "schema id written on DealAlert records; with a registry only when set (then not registered)"},
     {"dedupe_window_days", "--dedupe-window-days", T_DBL, "7", 0, 3650, NULL,
      OFF(dedupe_window_days), "duplicate event ids are applied once within this event time"},
     {"max_message_bytes", "--max-message-bytes", T_INT, "65536", 1024, 16777216, NULL,
@@ -89,6 +98,7 @@ static const row_t rows[] = {
      "log lines as key=value or JSON"},
 };
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
+_Static_assert(NROWS <= DS_CONFIG_MAX_ROWS, "raise DS_CONFIG_MAX_ROWS");
 
 static char **str_at(ds_config_t *c, const row_t *r) { return (char **)((char *)c + r->off); }
 
@@ -115,6 +125,7 @@ static bool in_choices(const char *choices, const char *v) {
 static ds_err_t set_row(ds_config_t *c, const row_t *r, const char *v, const char *src, char *err,
                         size_t errsz) {
     char *end;
+    c->set[r - rows] = strcmp(src, "default") != 0;
     switch (r->type) {
     case T_STR:
     case T_ENUM: {
@@ -421,6 +432,11 @@ void ds_config_destroy(ds_config_t *c) {
     }
     free(c->kafka);
     free(c);
+}
+
+bool ds_config_is_set(const ds_config_t *c, const char *name) {
+    const row_t *r = find_row(name);
+    return r && c->set[r - rows];
 }
 
 bool ds_config_is_secret(const char *name) {

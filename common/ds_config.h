@@ -26,6 +26,8 @@ typedef struct ds_kv_pair {
     char *value;
 } ds_kv_pair_t;
 
+#define DS_CONFIG_MAX_ROWS 64
+
 typedef struct ds_config {
     char *brokers;              /* kafka bootstrap servers */
     char *group_id;             /* consumer group */
@@ -38,6 +40,8 @@ typedef struct ds_config {
     char *clock;                /* "wall" | "event" */
     char *schemas_dir;          /* embedded registry */
     char *schema_registry_url;  /* NULL: embedded registry */
+    char *schema_registry_subject_strategy; /* "topic" | "record" */
+    char *schema_registry_auto_register;    /* "true" | "false" */
     char *metrics_addr;         /* HOST:PORT, "" = off */
     char *topic_marketing, *topic_crm, *topic_lead_scores, *topic_account_scores,
         *topic_alerts;
@@ -52,6 +56,7 @@ typedef struct ds_config {
     char *log_format;           /* "kv" | "json" */
     ds_kv_pair_t *kafka;        /* pass-through librdkafka properties */
     size_t kafka_count;
+    bool set[DS_CONFIG_MAX_ROWS]; /* per table row: set by the file, env or a flag */
 } ds_config_t;
 
 typedef struct ds_redis_url {
@@ -85,6 +90,9 @@ void ds_config_dump(const ds_config_t *c, FILE *out);
 void ds_config_print_help(FILE *out);
 /** Print the configuration table as a Markdown table (README section). */
 void ds_config_print_markdown(FILE *out);
+/** True when setting `name` was given (file, environment or flag) rather
+ *  than left at its default. */
+bool ds_config_is_set(const ds_config_t *c, const char *name);
 /** True if a setting name (or kafka.* key) holds a secret. */
 bool ds_config_is_secret(const char *name);
 

@@ -146,13 +146,7 @@ rd_kafka_t *ds_kafka_consumer_new(const ds_config_t *cfg, const char *const *top
     }
     conf = NULL; /* now owned by rk */
     rd_kafka_poll_set_consumer(rk);
-    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new((int)ntopics);
-    for (size_t i = 0; i < ntopics; i++)
-        rd_kafka_topic_partition_list_add(sub, topics[i], RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, sub);
-    rd_kafka_topic_partition_list_destroy(sub);
-    if (err) {
-        snprintf(errstr, errstr_size, "kafka subscribe: %s", rd_kafka_err2str(err));
+    if (ntopics && !ds_kafka_consumer_subscribe(rk, topics, ntopics, errstr, errstr_size)) {
         rd_kafka_destroy(rk);
         return NULL;
     }
@@ -161,6 +155,18 @@ fail:
     if (conf)
         rd_kafka_conf_destroy(conf);
     return NULL;
+}
+
+bool ds_kafka_consumer_subscribe(rd_kafka_t *rk, const char *const *topics, size_t ntopics,
+                                 char *errstr, size_t errstr_size) {
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new((int)ntopics);
+    for (size_t i = 0; i < ntopics; i++)
+        rd_kafka_topic_partition_list_add(sub, topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (err)
+        snprintf(errstr, errstr_size, "kafka subscribe: %s", rd_kafka_err2str(err));
+    return !err;
 }
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {

@@ -39,10 +39,14 @@ typedef struct ds_delivery {
     rd_kafka_resp_err_t first_err;
 } ds_delivery_t;
 
-/** A consumer subscribed to `topics`.  NULL on error (errstr). */
+/** A consumer subscribed to `topics` (none when ntopics is 0: subscribe
+ *  later).  NULL on error (errstr). */
 rd_kafka_t *ds_kafka_consumer_new(const ds_config_t *cfg, const char *const *topics,
                                   size_t ntopics, const ds_kafka_hooks_t *hooks,
                                   char *errstr, size_t errstr_size);
+/** Subscribe rk to `topics`; false with errstr on error. */
+bool ds_kafka_consumer_subscribe(rd_kafka_t *rk, const char *const *topics, size_t ntopics,
+                                 char *errstr, size_t errstr_size);
 /** Walk librdkafka's statistics JSON: call fn for every partition of
  *  `topic` this consumer fetches, with its consumer_lag (high watermark
  *  minus committed offset; -1 when not known yet) and committed offset

@@ -208,13 +208,21 @@ ds_err_t ds_registry_add_json(ds_registry_t *r, int32_t id, const char *json, ch
     return DS_ERR_OK;
 }
 
-ds_registry_t *ds_registry_new_dir(const char *dir, char *errstr, size_t errstr_size) {
+ds_registry_t *ds_registry_new(void) {
     ds_registry_t *r = calloc(1, sizeof(*r));
+    if (r && !(r->reader = avro_reader_memory("", 0))) {
+        free(r);
+        r = NULL;
+    }
+    return r;
+}
+
+ds_registry_t *ds_registry_new_dir(const char *dir, char *errstr, size_t errstr_size) {
+    ds_registry_t *r = ds_registry_new();
     if (!r) {
         snprintf(errstr, errstr_size, "out of memory");
         return NULL;
     }
-    r->reader = avro_reader_memory("", 0);
     DIR *d = opendir(dir);
     if (!d) {
         snprintf(errstr, errstr_size, "schemas directory %s: %s", dir, strerror(errno));

@@ -32,6 +32,9 @@ typedef ds_err_t (*ds_registry_fetch_fn)(void *opaque, int32_t id, char **json, 
 /** Install the capped avro-c allocator (once, before any avro object). */
 void ds_serde_init(size_t max_alloc);
 
+/** An empty registry (schemas come from ds_registry_add_json and the
+ *  fetcher).  NULL when out of memory. */
+ds_registry_t *ds_registry_new(void);
 /** A registry holding every `<id>-<Name>.avsc` of dir.  NULL + errstr. */
 ds_registry_t *ds_registry_new_dir(const char *dir, char *errstr, size_t errstr_size);
 /** Add schema `id` from JSON text. */

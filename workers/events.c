@@ -23,16 +23,23 @@ struct ds_codec {
     ds_codec_ids_t ids;
 };
 
-ds_codec_t *ds_codec_new(ds_registry_t *reg, const ds_codec_ids_t *ids, char *errstr,
-                         size_t errstr_size) {
+static bool outputs_known(ds_registry_t *reg, const ds_codec_ids_t *ids, char *errstr,
+                          size_t errstr_size) {
     const int32_t want[] = {ids->lead_score, ids->account_score, ids->deal_alert};
     for (size_t i = 0; i < 3; i++) {
-        if (!ds_registry_schema(reg, want[i])) {
+        if (want[i] >= 0 && !ds_registry_schema(reg, want[i])) {
             snprintf(errstr, errstr_size, "output schema id %d is not in the registry",
                      (int)want[i]);
-            return NULL;
+            return false;
         }
     }
+    return true;
+}
+
+ds_codec_t *ds_codec_new(ds_registry_t *reg, const ds_codec_ids_t *ids, char *errstr,
+                         size_t errstr_size) {
+    if (!outputs_known(reg, ids, errstr, errstr_size))
+        return NULL;
     ds_codec_t *c = calloc(1, sizeof(*c));
     if (!c) {
         snprintf(errstr, errstr_size, "out of memory");
@@ -41,6 +48,14 @@ ds_codec_t *ds_codec_new(ds_registry_t *reg, const ds_codec_ids_t *ids, char *er
     c->reg = reg;
     c->ids = *ids;
     return c;
+}
+
+ds_err_t ds_codec_set_ids(ds_codec_t *c, const ds_codec_ids_t *ids, char *errstr,
+                          size_t errstr_size) {
+    if (!outputs_known(c->reg, ids, errstr, errstr_size))
+        return DS_ERR_UNKNOWN_SCHEMA;
+    c->ids = *ids;
+    return DS_ERR_OK;
 }
 
 void ds_codec_destroy(ds_codec_t *c) { free(c); }

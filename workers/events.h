@@ -226,9 +226,14 @@ typedef struct ds_codec_ids {
 /** The fixed id map of the embedded registry: 1..5 in SPEC order. */
 extern const ds_codec_ids_t ds_codec_default_ids;
 
-/** `reg` is borrowed and must outlive the codec.  NULL on error (errstr). */
+/** `reg` is borrowed and must outlive the codec.  NULL on error (errstr).
+ *  Output ids must be in the registry, except negative ones: not known yet
+ *  (set with ds_codec_set_ids before encoding that output). */
 ds_codec_t *ds_codec_new(ds_registry_t *reg, const ds_codec_ids_t *ids,
                          char *errstr, size_t errstr_size);
+/** Replace the ids (same rule as ds_codec_new). */
+ds_err_t ds_codec_set_ids(ds_codec_t *c, const ds_codec_ids_t *ids, char *errstr,
+                          size_t errstr_size) DS_WUR;
 void ds_codec_destroy(ds_codec_t *c);
 
 /* Decoders: strings/arrays of *out live in `arena` until its reset.

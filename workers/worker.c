@@ -35,6 +35,7 @@
 #include "worker.h"
 
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,9 @@ struct ds_worker {
 
     volatile int assigned;
     volatile int redis_ok, kafka_ok;
+    volatile int started; /* ops->start succeeded (or there is none) */
+    pthread_mutex_t why_lock;
+    char start_why[512]; /* why it has not started yet, for /readyz */
     bool abandon;
     bool paused;
     int64_t last_tick;
@@ -1079,8 +1083,60 @@ void ds_worker_set_outputs(ds_worker_t *w, const char *const *topics, size_t n) 
         w->outputs[w->noutputs++] = topics[i];
 }
 
+/* ops->start until it succeeds: a dependency that does not answer yet
+ * (DS_ERR_IO) is waited for with a backoff (START_BACKOFF_MIN_MS doubling
+ * up to START_BACKOFF_MAX_MS), the worker not ready meanwhile; any other
+ * error stops it.  False when the worker must not go on (*rc says how it
+ * ends: 0 after a stop signal, 1 after an error). */
+#define START_BACKOFF_MIN_MS 200
+#define START_BACKOFF_MAX_MS 5000
+
+static void set_start_why(ds_worker_t *w, const char *why) {
+    pthread_mutex_lock(&w->why_lock);
+    snprintf(w->start_why, sizeof(w->start_why), "%s", why);
+    pthread_mutex_unlock(&w->why_lock);
+}
+
+static bool start(ds_worker_t *w, int *rc) {
+    char err[1024];
+    int64_t backoff = START_BACKOFF_MIN_MS;
+    for (int attempt = 1; !ds_worker_stop; attempt++) {
+        err[0] = '\0';
+        ds_err_t e = w->ops->start ? w->ops->start(w->self, err, sizeof(err)) : DS_ERR_OK;
+        if (!e) {
+            if (attempt > 1)
+                DS_INFO(w->ops->name, "started after %d attempts", attempt);
+            w->started = 1;
+            return true;
+        }
+        if (e != DS_ERR_IO) {
+            DS_ERROR(w->ops->name, "cannot start: %s", err);
+            set_start_why(w, err);
+            *rc = 1;
+            return false;
+        }
+        set_start_why(w, err);
+        DS_WARN(w->ops->name, "not started yet (attempt %d, again in %lld ms): %s", attempt,
+                (long long)backoff, err);
+        for (int64_t until = ds_clock_mono_ms() + backoff;
+             !ds_worker_stop && ds_clock_mono_ms() < until;)
+            ds_clock_sleep_ms(50);
+        backoff = backoff * 2 > START_BACKOFF_MAX_MS ? START_BACKOFF_MAX_MS : backoff * 2;
+    }
+    *rc = 0;
+    return false;
+}
+
 int ds_worker_run(ds_worker_t *w) {
     int rc = 0;
+    if (!start(w, &rc))
+        return rc;
+    char serr[512];
+    const char *topics[] = {w->topic};
+    if (!ds_kafka_consumer_subscribe(w->consumer, topics, 1, serr, sizeof(serr))) {
+        DS_ERROR(w->ops->name, "%s", serr);
+        return 1;
+    }
     DS_INFO(w->ops->name, "consuming topic=%s group=%s", w->topic, w->cfg->group_id);
     /* look the output topics up now (2 s at most, all of them): otherwise
      * the first batch's outputs wait (~0.7 s) for the producer's metadata */
@@ -1223,6 +1279,8 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
     w->self = self;
     w->metrics = metrics;
     w->kafka_ok = 1;
+    pthread_mutex_init(&w->why_lock, NULL);
+    snprintf(w->start_why, sizeof(w->start_why), "%s: starting", ops->name);
     ds_strlcpy(w->topic, topic, sizeof(w->topic));
     snprintf(w->dlq_topic, sizeof(w->dlq_topic), "%s.dlq", topic);
     w->cap = (size_t)cfg->batch_size;
@@ -1246,8 +1304,8 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
     w->hooks.revoked = on_revoked;
     w->hooks.stats = on_stats;
     w->hooks.opaque = w;
-    const char *topics[] = {w->topic};
-    w->consumer = ds_kafka_consumer_new(cfg, topics, 1, &w->hooks, errstr, errstr_size);
+    /* subscribed by ds_worker_run, once ops->start has succeeded */
+    w->consumer = ds_kafka_consumer_new(cfg, NULL, 0, &w->hooks, errstr, errstr_size);
     if (!w->consumer)
         goto fail;
     w->m_polled = counter(w, "polled_records",
@@ -1308,10 +1366,17 @@ void ds_worker_destroy(ds_worker_t *w) {
         rd_kafka_destroy(w->producer);
     ds_redis_destroy(w->redis);
     ds_redis_destroy(w->wredis);
+    pthread_mutex_destroy(&w->why_lock);
     free(w);
 }
 
 bool ds_worker_ready(const ds_worker_t *w, char *why, size_t why_size) {
+    if (!w->started) {
+        pthread_mutex_lock((pthread_mutex_t *)&w->why_lock);
+        snprintf(why, why_size, "%s: not started: %s", w->ops->name, w->start_why);
+        pthread_mutex_unlock((pthread_mutex_t *)&w->why_lock);
+        return false;
+    }
     if (!w->assigned) {
         snprintf(why, why_size, "%s: no partitions assigned", w->ops->name);
         return false;

@@ -75,6 +75,12 @@ typedef struct ds_worker_ops {
     void (*reset)(void *self);
     /* Partitions were assigned (may be NULL). */
     void (*assigned)(void *self, const rd_kafka_topic_partition_list_t *parts);
+    /* Before the worker subscribes to its topic (may be NULL), on the
+     * worker's thread: DS_ERR_OK to go on; DS_ERR_IO when something it
+     * needs does not answer yet (the worker reports not-ready with errstr
+     * and calls again after a backoff); any other code stops the worker
+     * with errstr. */
+    ds_err_t (*start)(void *self, char *errstr, size_t errstr_size);
 } ds_worker_ops_t;
 
 /** The stop flag every worker loop checks (set by signal handlers). */
@@ -111,6 +117,54 @@ ds_registry_t *ds_registry_open(const ds_config_t *cfg, char *errstr, size_t err
 /** The embedded registry of dir; the default "schemas" falls back to the
  *  source tree's schemas/ when run from elsewhere. */
 ds_registry_t *ds_registry_open_dir(const char *dir, char *errstr, size_t errstr_size);
+
+/** An empty cache that fetches every id from the Schema Registry at `url`
+ *  (borrowed: it must outlive the registry). */
+ds_registry_t *ds_registry_open_url(const char *url, char *errstr, size_t errstr_size);
+
+/** True when schema_registry.url is set. */
+bool ds_registry_is_remote(const ds_config_t *cfg);
+
+/** The text of `<dir>/<n>-<record>.avsc` (the highest n when there are
+ *  several), malloc'ed; NULL with errstr. */
+char *ds_schema_file_text(const char *dir, const char *record, char *errstr,
+                          size_t errstr_size);
+
+/** The subject of a value schema: strategy "topic" (or NULL): "<topic>-value";
+ *  "record": the record's full name (namespace.name) from schema_json. */
+ds_err_t ds_schema_subject(const char *strategy, const char *topic, const char *schema_json,
+                           char *out, size_t out_size, char *errstr, size_t errstr_size) DS_WUR;
+
+/** One output record type of a worker and the id its records carry. */
+typedef struct ds_output_schema {
+    const char *record;     /* "LeadScore" */
+    const char *topic;      /* where it is written (TopicNameStrategy subject) */
+    const char *id_setting; /* "schema_ids.lead_score" */
+    int32_t configured_id;  /* that setting's value */
+    int32_t id;             /* out: the id to write; set to -1 before the first call */
+    char subject[512];      /* out: the subject it was registered under ("" if none) */
+} ds_output_schema_t;
+
+/** The ids the outputs are written with (see registry_open.c): without a
+ *  registry the configured ids, checked against the embedded directory;
+ *  with one, each schema registered (or looked up) under its subject, an
+ *  explicitly set schema_ids.* taken as is.  Outputs resolved by an
+ *  earlier call are skipped.  DS_ERR_IO: the registry did not answer (call
+ *  again later); any other error: errstr says what to change. */
+ds_err_t ds_output_schemas_resolve(const ds_config_t *cfg, ds_registry_t *reg,
+                                   ds_output_schema_t *outs, size_t n, char *errstr,
+                                   size_t errstr_size) DS_WUR;
+
+/** o for `record` ("LeadScore", "AccountScore" or "DealAlert"): its topic
+ *  and configured id from cfg, id not resolved yet. */
+void ds_output_schema_init(ds_output_schema_t *o, const ds_config_t *cfg, const char *record);
+
+/** A worker's start step for its outputs: with a registry, resolve them
+ *  (ds_output_schemas_resolve), give the ids to codec and log them;
+ *  without one nothing (the codec was made with the configured ids). */
+ds_err_t ds_output_schemas_start(const ds_config_t *cfg, ds_registry_t *reg, ds_codec_t *codec,
+                                 ds_output_schema_t *outs, size_t n, const char *comp,
+                                 char *errstr, size_t errstr_size) DS_WUR;
 
 /** Metrics handle of the worker (may be NULL). */
 ds_metrics_t *ds_worker_metrics(ds_worker_t *w);

@@ -62,6 +62,7 @@ struct ds_scorer {
     const ds_rules_t *next_rules; /* set by another thread, taken between batches */
     ds_registry_t *registry;
     ds_codec_t *codec;
+    ds_output_schema_t outs[2]; /* what it writes, and with which ids */
     ds_worker_t *worker;
     unit_entry_t *units;
     ds_dirtyq_t dirty; /* of unit_entry_t */
@@ -536,6 +537,12 @@ static void sc_reset(void *self) {
     publish_tracked(s);
 }
 
+static ds_err_t sc_start(void *self, char *errstr, size_t errstr_size) {
+    ds_scorer_t *s = self;
+    return ds_output_schemas_start(s->cfg, s->registry, s->codec, s->outs, 2, "scorer", errstr,
+                                   errstr_size);
+}
+
 static const ds_worker_ops_t scorer_ops = {
     .name = "scorer",
     .event_size = sizeof(sslot_t),
@@ -550,6 +557,7 @@ static const ds_worker_ops_t scorer_ops = {
     .tick = NULL,
     .reset = sc_reset,
     .assigned = NULL,
+    .start = sc_start,
 };
 
 ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules,
@@ -571,6 +579,10 @@ ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules,
     ids.lead_score = cfg->schema_id_lead_score;
     ids.account_score = cfg->schema_id_account_score;
     ids.deal_alert = cfg->schema_id_deal_alert;
+    ds_output_schema_init(&s->outs[0], cfg, "LeadScore");
+    ds_output_schema_init(&s->outs[1], cfg, "AccountScore");
+    if (ds_registry_is_remote(cfg)) /* the registry's ids, at start (sc/wt_start) */
+        ids = (ds_codec_ids_t){-1, -1, -1, -1, -1};
     s->codec = ds_codec_new(s->registry, &ids, errstr, errstr_size);
     if (!s->codec)
         goto fail;

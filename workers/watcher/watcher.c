@@ -96,6 +96,7 @@ struct ds_watcher {
     bool event_clock;
     ds_registry_t *registry;
     ds_codec_t *codec;
+    ds_output_schema_t outs[1]; /* what it writes, and with which ids */
     ds_worker_t *worker;
     deal_entry_t *deals;
     part_t parts[MAX_PARTITIONS];
@@ -933,6 +934,12 @@ static void wa_assigned(void *self, const rd_kafka_topic_partition_list_t *parts
         get_part(w, parts->elems[i].partition);
 }
 
+static ds_err_t wt_start(void *self, char *errstr, size_t errstr_size) {
+    ds_watcher_t *w = self;
+    return ds_output_schemas_start(w->cfg, w->registry, w->codec, w->outs, 1, "watcher", errstr,
+                                   errstr_size);
+}
+
 static const ds_worker_ops_t watcher_ops = {
     .name = "watcher",
     .event_size = sizeof(wslot_t),
@@ -947,6 +954,7 @@ static const ds_worker_ops_t watcher_ops = {
     .tick = wa_tick,
     .reset = wa_reset,
     .assigned = wa_assigned,
+    .start = wt_start,
 };
 
 ds_watcher_t *ds_watcher_new(const ds_config_t *cfg, const ds_rules_t *rules,
@@ -970,6 +978,9 @@ ds_watcher_t *ds_watcher_new(const ds_config_t *cfg, const ds_rules_t *rules,
     ids.lead_score = cfg->schema_id_lead_score;
     ids.account_score = cfg->schema_id_account_score;
     ids.deal_alert = cfg->schema_id_deal_alert;
+    ds_output_schema_init(&w->outs[0], cfg, "DealAlert");
+    if (ds_registry_is_remote(cfg)) /* the registry's ids, at start (sc/wt_start) */
+        ids = (ds_codec_ids_t){-1, -1, -1, -1, -1};
     w->codec = ds_codec_new(w->registry, &ids, errstr, errstr_size);
     if (!w->codec)
         goto fail;
