@@ -450,11 +450,12 @@ ds_err_t ds_schema_registry_register(const char *base_url, const char *subject,
             (void)subject_path("/config/", subject, "", esc, sizeof(esc), lerr, sizeof(lerr));
             snprintf(errstr, errstr_size,
                      "schema registry %s: HTTP 409: the schema is incompatible with the "
-                     "versions already under subject \"%s\" (compatibility level %s, %s)%s. "
-                     "Make the change compatible (add fields with defaults), or change the "
-                     "subject's level (PUT %s), or write to another subject",
+                     "versions already under subject \"%s\" (compatibility level %s, %s). "
+                     "Make the change compatible (add fields with defaults), change the "
+                     "subject's level (PUT %s) or write to another subject. The registry "
+                     "says%s",
                      a.url, subject, level,
-                     own ? "set on the subject" : "the registry's global level", msg, esc);
+                     own ? "set on the subject" : "the registry's global level", esc, msg);
             e = DS_ERR_CONFIG;
         } else {
             char doing[300];
