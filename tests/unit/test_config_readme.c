@@ -93,10 +93,42 @@ static void test_precedence_and_secrets(void **state) {
     unlink(file);
 }
 
+/* An explicitly set schema_ids.* is told apart from its default, even when
+ * it names the same id (with a registry, only set ids are taken as is). */
+static void test_explicit_settings(void **state) {
+    (void)state;
+    char err[512];
+    char *none[] = {"x", NULL};
+    ds_config_t *c = ds_config_load(1, none, NULL, err, sizeof(err));
+    assert_non_null(c);
+    assert_false(ds_config_is_set(c, "schema_ids.lead_score"));
+    assert_int_equal(c->schema_id_lead_score, 3);
+    assert_string_equal(c->schema_registry_subject_strategy, "topic");
+    assert_string_equal(c->schema_registry_auto_register, "true");
+    ds_config_destroy(c);
+    char *argv[] = {"x", "--schema-id-lead-score", "3", "--auto-register", "false", NULL};
+    char *envp[] = {"DEALSIGNAL_SCHEMA_IDS_DEAL_ALERT=77",
+                    "DEALSIGNAL_SCHEMA_REGISTRY_SUBJECT_STRATEGY=record", NULL};
+    c = ds_config_load(5, argv, envp, err, sizeof(err));
+    assert_non_null(c);
+    assert_true(ds_config_is_set(c, "schema_ids.lead_score"));
+    assert_true(ds_config_is_set(c, "schema_ids.deal_alert"));
+    assert_false(ds_config_is_set(c, "schema_ids.account_score"));
+    assert_false(ds_config_is_set(c, "no.such.setting"));
+    assert_int_equal(c->schema_id_deal_alert, 77);
+    assert_string_equal(c->schema_registry_subject_strategy, "record");
+    assert_string_equal(c->schema_registry_auto_register, "false");
+    ds_config_destroy(c);
+    char *bad[] = {"x", "--subject-strategy", "topicrecord", NULL};
+    assert_null(ds_config_load(3, bad, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "schema_registry.subject_strategy"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_readme_matches_table),
         cmocka_unit_test(test_precedence_and_secrets),
+        cmocka_unit_test(test_explicit_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

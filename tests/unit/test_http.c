@@ -23,6 +23,7 @@
 #include "ds_http.h"
 #include "ds_metrics.h"
 #include "ds_registry_http.h"
+#include "test_registry.h"
 
 /* ---- a small curl client ------------------------------------------------ */
 
@@ -391,6 +392,137 @@ static void test_registry_basic_auth(void **state) {
     assert_int_equal(reg.requests, before);
 }
 
+/* ---- register, look up, compatibility: against tests/registry ------------ */
+
+#define REC_V1                                                                                     \
+    "{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"t\",\"fields\":[{\"name\":\"a\","     \
+    "\"type\":\"string\"}]}"
+/* v1 with a field added with a default: a compatible new version */
+#define REC_V2                                                                                     \
+    "{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"t\",\"fields\":[{\"name\":\"a\","     \
+    "\"type\":\"string\"},{\"name\":\"b\",\"type\":\"long\",\"default\":0}]}"
+/* a field added without a default: not BACKWARD compatible with v1 */
+#define REC_BAD                                                                                    \
+    "{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"t\",\"fields\":[{\"name\":\"a\","     \
+    "\"type\":\"string\"},{\"name\":\"c\",\"type\":\"long\"}]}"
+
+static void test_registry_register_lookup(void **state) {
+    (void)state;
+    ds_treg_opts_t o = {0, 0, NULL};
+    ds_treg_t *r = ds_treg_start(&o);
+    assert_non_null(r);
+    char base[128], err[2048];
+    snprintf(base, sizeof(base), "http://127.0.0.1:%d", ds_treg_port(r));
+    int32_t id1 = -1, again = -1, other = -1, id2 = -1, found = -1, version = -1;
+
+    assert_int_equal(ds_schema_registry_register(base, "x-value", REC_V1, 2000, &id1, err,
+                                                 sizeof(err)),
+                     DS_ERR_OK);
+    assert_true(id1 > 5);
+    /* the same schema (other whitespace): the same id, no new version */
+    assert_int_equal(ds_schema_registry_register(base, "x-value", "  " REC_V1 "\n", 2000, &again,
+                                                 err, sizeof(err)),
+                     DS_ERR_OK);
+    assert_int_equal(again, id1);
+    /* under another subject: the same id as well (ids are global) */
+    assert_int_equal(ds_schema_registry_register(base, "y-value", REC_V1, 2000, &other, err,
+                                                 sizeof(err)),
+                     DS_ERR_OK);
+    assert_int_equal(other, id1);
+    /* a compatible change: a new id, version 2 */
+    assert_int_equal(ds_schema_registry_register(base, "x-value", REC_V2, 2000, &id2, err,
+                                                 sizeof(err)),
+                     DS_ERR_OK);
+    assert_true(id2 != id1);
+    assert_int_equal(ds_schema_registry_lookup(base, "x-value", REC_V2, 2000, &found, &version,
+                                               err, sizeof(err)),
+                     DS_ERR_OK);
+    assert_int_equal(found, id2);
+    assert_int_equal(version, 2);
+    assert_int_equal(ds_schema_registry_lookup(base, "x-value", REC_V1, 2000, &found, &version,
+                                               err, sizeof(err)),
+                     DS_ERR_OK);
+    assert_int_equal(found, id1);
+    assert_int_equal(version, 1);
+
+    /* lookups that find nothing say which of the two */
+    assert_int_equal(ds_schema_registry_lookup(base, "none-value", REC_V1, 2000, &found, NULL,
+                                               err, sizeof(err)),
+                     DS_ERR_NOTFOUND);
+    assert_non_null(strstr(err, "40401"));
+    assert_int_equal(ds_schema_registry_lookup(base, "y-value", REC_V2, 2000, &found, NULL, err,
+                                               sizeof(err)),
+                     DS_ERR_NOTFOUND);
+    assert_non_null(strstr(err, "40403"));
+
+    /* 409: the subject and the level that applies, global then its own */
+    assert_int_equal(ds_schema_registry_register(base, "x-value", REC_BAD, 2000, &found, err,
+                                                 sizeof(err)),
+                     DS_ERR_CONFIG);
+    assert_non_null(strstr(err, "409"));
+    assert_non_null(strstr(err, "\"x-value\""));
+    assert_non_null(strstr(err, "level BACKWARD, the registry's global level"));
+    ds_treg_set_level(r, "x-value", "FULL_TRANSITIVE");
+    assert_int_equal(ds_schema_registry_register(base, "x-value", REC_BAD, 2000, &found, err,
+                                                 sizeof(err)),
+                     DS_ERR_CONFIG);
+    assert_non_null(strstr(err, "level FULL_TRANSITIVE, set on the subject"));
+    char level[32];
+    bool own = false;
+    assert_int_equal(ds_schema_registry_compatibility(base, "y-value", 2000, level,
+                                                      sizeof(level), &own, err, sizeof(err)),
+                     DS_ERR_OK);
+    assert_string_equal(level, "BACKWARD");
+    assert_false(own);
+    /* NONE takes anything */
+    ds_treg_set_level(r, "x-value", "NONE");
+    assert_int_equal(ds_schema_registry_register(base, "x-value", REC_BAD, 2000, &found, err,
+                                                 sizeof(err)),
+                     DS_ERR_OK);
+
+    /* not a schema: 422, for good */
+    assert_int_equal(ds_schema_registry_register(base, "x-value", "{\"type\": 7}", 2000, &found,
+                                                 err, sizeof(err)),
+                     DS_ERR_CONFIG);
+    assert_non_null(strstr(err, "422"));
+    /* 5xx: transient */
+    ds_treg_fail_next(r, 1);
+    assert_int_equal(ds_schema_registry_register(base, "x-value", REC_V1, 2000, &found, err,
+                                                 sizeof(err)),
+                     DS_ERR_IO);
+    assert_non_null(strstr(err, "500"));
+    ds_treg_stop(r);
+    /* nobody there: transient */
+    assert_int_equal(ds_schema_registry_register(base, "x-value", REC_V1, 500, &found, err,
+                                                 sizeof(err)),
+                     DS_ERR_IO);
+}
+
+static void test_registry_register_auth(void **state) {
+    (void)state;
+    ds_treg_opts_t o = {0, 0, "me:p@ss:w0rd"};
+    ds_treg_t *r = ds_treg_start(&o);
+    assert_non_null(r);
+    char base[160], err[2048];
+    int32_t id = -1;
+    snprintf(base, sizeof(base), "http://me:p%%40ss%%3Aw0rd@127.0.0.1:%d", ds_treg_port(r));
+    assert_int_equal(ds_schema_registry_register(base, "x-value", REC_V1, 2000, &id, err,
+                                                 sizeof(err)),
+                     DS_ERR_OK);
+    snprintf(base, sizeof(base), "http://me:hunter2@127.0.0.1:%d", ds_treg_port(r));
+    assert_int_equal(ds_schema_registry_register(base, "x-value", REC_V1, 2000, &id, err,
+                                                 sizeof(err)),
+                     DS_ERR_CONFIG);
+    assert_non_null(strstr(err, "401"));
+    assert_non_null(strstr(err, "user \"me\""));
+    assert_null(strstr(err, "hunter2"));
+    assert_int_equal(ds_schema_registry_lookup(base, "x-value", REC_V1, 2000, &id, NULL, err,
+                                               sizeof(err)),
+                     DS_ERR_CONFIG);
+    assert_null(strstr(err, "hunter2"));
+    ds_treg_stop(r);
+}
+
 static int setup(void **state) {
     (void)state;
     return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
@@ -409,6 +541,8 @@ int main(void) {
         cmocka_unit_test(test_bad_addresses),
         cmocka_unit_test(test_registry_fetch),
         cmocka_unit_test(test_registry_basic_auth),
+        cmocka_unit_test(test_registry_register_lookup),
+        cmocka_unit_test(test_registry_register_auth),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
