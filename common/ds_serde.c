@@ -39,6 +39,8 @@ struct ds_registry {
     avro_reader_t reader;
     ds_registry_fetch_fn fetch;
     void *fetch_opaque;
+    ds_err_t fetch_err;      /* of the last fetch that failed */
+    char fetch_detail[256];
 };
 
 /* ---- capped allocator ------------------------------------------------------ */
@@ -299,12 +301,19 @@ static entry_t *lookup(ds_registry_t *r, int32_t id) {
     HASH_FIND_INT(r->entries, &id, e);
     if (e || !r->fetch)
         return e;
-    char *json = NULL, err[256];
-    if (r->fetch(r->fetch_opaque, id, &json, err, sizeof(err)) == DS_ERR_OK && json) {
+    char *json = NULL, err[256] = "";
+    ds_err_t fe = r->fetch(r->fetch_opaque, id, &json, err, sizeof(err));
+    if (fe == DS_ERR_OK && json) {
         if (ds_registry_add_json(r, id, json, err, sizeof(err)) == DS_ERR_OK)
             HASH_FIND_INT(r->entries, &id, e);
+        else
+            fe = DS_ERR_UNKNOWN_SCHEMA; /* not a schema avro-c can use */
     }
     free(json);
+    if (!e) {
+        r->fetch_err = fe ? fe : DS_ERR_UNKNOWN_SCHEMA;
+        snprintf(r->fetch_detail, sizeof(r->fetch_detail), "%s", err);
+    }
     return e;
 }
 
@@ -461,7 +470,13 @@ static ds_err_t check(ds_registry_t *r, const void *buf, size_t len, entry_t **e
                  len ? ((const unsigned char *)buf)[0] : -1, len);
         return DS_ERR_BAD_MAGIC;
     }
+    r->fetch_err = DS_ERR_OK;
     entry_t *e = lookup(r, id);
+    if (!e && r->fetch_err == DS_ERR_IO) {
+        /* the registry did not answer: not the record's fault */
+        snprintf(detail, detail_size, "schema id %d: %s", (int)id, r->fetch_detail);
+        return DS_ERR_IO;
+    }
     if (!e) {
         snprintf(detail, detail_size, "schema id %d is not in the registry", (int)id);
         return DS_ERR_UNKNOWN_SCHEMA;

@@ -25,7 +25,9 @@
 typedef struct ds_registry ds_registry_t;
 
 /** Fetch the JSON text of schema `id` (malloc'ed into *json) on a cache
- *  miss; DS_ERR_UNKNOWN_SCHEMA when the registry has none. */
+ *  miss; DS_ERR_UNKNOWN_SCHEMA when the registry has none, DS_ERR_IO when
+ *  it did not answer (ds_serde_read/decode then return DS_ERR_IO, not a
+ *  DLQ code: the record is to be tried again later). */
 typedef ds_err_t (*ds_registry_fetch_fn)(void *opaque, int32_t id, char **json, char *errstr,
                                          size_t errstr_size);
 

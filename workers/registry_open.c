@@ -89,7 +89,7 @@ ds_registry_t *ds_registry_open(const ds_config_t *cfg, char *errstr, size_t err
 char *ds_schema_file_text(const char *dir, const char *record, char *errstr,
                           size_t errstr_size) {
     char alt[4096], path[4096] = "";
-    dir = schemas_dir(dir, alt, sizeof(alt));
+    dir = schemas_dir(dir ? dir : "schemas", alt, sizeof(alt));
     DIR *d = opendir(dir);
     if (!d) {
         snprintf(errstr, errstr_size, "schemas directory %s: %s", dir, strerror(errno));

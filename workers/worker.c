@@ -28,6 +28,11 @@
  *     connection they are sent again (every write sets absolute values);
  *   - a failed delivery re-produces the outputs of every unconfirmed batch
  *     in order, so a compacted topic still ends with the newest value.
+ * A message that cannot be decoded because the schema registry does not
+ * answer (its writer schema is not cached yet) ends the batch before it:
+ * it and every message after it are held, partitions paused, and decoded
+ * again after a backoff; the worker is not ready meanwhile.  A registry
+ * fault never sends a record to the DLQ.
  * A batch ends "done" (offsets stored) or "abandoned" (rebalance, or
  * shutdown past its timeout: nothing stored, the messages are consumed
  * again and the in-memory state is rebuilt from Redis).
@@ -156,6 +161,11 @@ struct ds_worker {
     volatile int assigned;
     volatile int redis_ok, kafka_ok;
     volatile int started; /* ops->start succeeded (or there is none) */
+    /* decoding waits for the schema registry: the message that could not
+     * be decoded and every one after it are held, partitions paused, and
+     * tried again at decode_retry_ms (backoff decode_backoff_ms) */
+    volatile int decode_ok;
+    int64_t decode_retry_ms, decode_backoff_ms;
     pthread_mutex_t why_lock;
     char start_why[512]; /* why it has not started yet, for /readyz */
     bool abandon;
@@ -432,6 +442,7 @@ static void drop_held(ds_worker_t *w) {
     for (size_t i = 0; i < w->nheld; i++)
         rd_kafka_message_destroy(w->held[i]);
     w->nheld = 0;
+    w->decode_ok = 1; /* nothing waits for the schema registry any more */
 }
 
 static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *parts) {
@@ -861,7 +872,9 @@ static bool make_room(ds_worker_t *w) {
 
 /* ---- the batch ----------------------------------------------------------- */
 
-static void add_msg(ds_worker_t *w, batch_t *b, rd_kafka_message_t *m) {
+/* Add m to b, decoded; false (m not added) when it cannot be decoded now
+ * because the schema registry did not answer (DS_ERR_IO from decode). */
+static bool add_msg(ds_worker_t *w, batch_t *b, rd_kafka_message_t *m) {
     size_t i = b->nmsgs++;
     if (i == 0)
         b->t0_us = ds_clock_mono_us();
@@ -887,6 +900,23 @@ static void add_msg(ds_worker_t *w, batch_t *b, rd_kafka_message_t *m) {
         if (!e)
             b->slots[i] = slot;
     }
+    if (e == DS_ERR_IO) {
+        b->nmsgs--;
+        int64_t now = ds_clock_mono_ms();
+        w->decode_backoff_ms = w->decode_ok ? 200 : next_backoff(w->decode_backoff_ms);
+        w->decode_retry_ms = now + w->decode_backoff_ms;
+        if (w->decode_ok)
+            DS_WARN(w->ops->name,
+                    "cannot decode topic=%s partition=%d offset=%lld yet, holding it and what "
+                    "follows: %s",
+                    w->topic, (int)m->partition, (long long)m->offset, detail);
+        w->decode_ok = 0;
+        return false;
+    }
+    if (!w->decode_ok) {
+        DS_INFO(w->ops->name, "decoding again: the schema registry answered");
+        w->decode_ok = 1;
+    }
     b->errs[i] = e;
     if (e) {
         b->details[i] = ds_arena_strndup(&b->arena, detail, strlen(detail));
@@ -894,19 +924,50 @@ static void add_msg(ds_worker_t *w, batch_t *b, rd_kafka_message_t *m) {
                   "bad record to DLQ topic=%s partition=%d offset=%lld error=%s detail=%s",
                   w->topic, (int)m->partition, (long long)m->offset, ds_err2str(e), detail);
     }
+    return true;
+}
+
+/* Keep m (not decodable yet) as the last held message, partitions paused. */
+static void hold(ds_worker_t *w, rd_kafka_message_t *m) {
+    rd_kafka_message_t **nh = realloc(w->held, (w->nheld + 1) * sizeof(*nh));
+    if (!nh) { /* cannot keep it: rewind so it is fetched again */
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset =
+            m->offset;
+        rd_kafka_seek_partitions(w->consumer, l, 1000);
+        rd_kafka_topic_partition_list_destroy(l);
+        rd_kafka_message_destroy(m);
+    } else {
+        w->held = nh;
+        w->held[w->nheld++] = m;
+    }
+    set_paused(w, true);
 }
 
 /* Collect up to batch.size messages: wait up to `wait_ms` for the first,
  * then take what is already there, for at most batch.max_ms. */
 static void collect(ds_worker_t *w, batch_t *b, int wait_ms) {
     size_t held = w->nheld;
-    for (size_t i = 0; i < held && b->nmsgs < w->cap; i++)
-        add_msg(w, b, w->held[i]);
-    /* anything not taken stays held (only when held > cap) */
-    size_t taken = held < w->cap ? held : w->cap;
+    if (held && !w->decode_ok) { /* waiting for the schema registry */
+        int64_t left = w->decode_retry_ms - ds_clock_mono_ms();
+        if (left > 0) {
+            serve_consumer(w, (int)(left < wait_ms ? left : wait_ms));
+            return;
+        }
+    }
+    size_t taken = 0;
+    bool blocked = false;
+    while (taken < held && b->nmsgs < w->cap && !blocked)
+        if (add_msg(w, b, w->held[taken]))
+            taken++;
+        else
+            blocked = true; /* it and what follows stay held, in order */
+    /* anything not taken stays held (held > cap, or decoding blocked) */
     if (held > taken)
         memmove(w->held, w->held + taken, (held - taken) * sizeof(*w->held));
     w->nheld -= taken;
+    if (blocked)
+        return;
     if (w->paused && !w->nheld)
         set_paused(w, false);
     int64_t deadline = -1;
@@ -928,7 +989,10 @@ static void collect(ds_worker_t *w, batch_t *b, int wait_ms) {
             rd_kafka_message_destroy(m);
             break;
         }
-        add_msg(w, b, m);
+        if (!add_msg(w, b, m)) {
+            hold(w, m);
+            break;
+        }
         if ((b->nmsgs & 255) == 0)
             ds_redis_pump(w->wredis); /* Redis works on earlier writes meanwhile */
         if (deadline < 0)
@@ -1279,6 +1343,7 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
     w->self = self;
     w->metrics = metrics;
     w->kafka_ok = 1;
+    w->decode_ok = 1;
     pthread_mutex_init(&w->why_lock, NULL);
     snprintf(w->start_why, sizeof(w->start_why), "%s: starting", ops->name);
     ds_strlcpy(w->topic, topic, sizeof(w->topic));
@@ -1387,6 +1452,11 @@ bool ds_worker_ready(const ds_worker_t *w, char *why, size_t why_size) {
     }
     if (!w->kafka_ok) {
         snprintf(why, why_size, "%s: broker not acknowledging outputs", w->ops->name);
+        return false;
+    }
+    if (!w->decode_ok) {
+        snprintf(why, why_size, "%s: schema registry unreachable (input schemas not fetched)",
+                 w->ops->name);
         return false;
     }
     return true;

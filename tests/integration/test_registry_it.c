@@ -382,6 +382,71 @@ static void test_registry_down_at_start(void **state) {
     ds_treg_stop(late);
 }
 
+/* The registry fails while a record with a schema id not cached yet
+ * arrives: the record waits (worker not ready), nothing goes to the DLQ,
+ * and it is applied once the registry answers. */
+static void test_registry_outage_while_decoding(void **state) {
+    (void)state;
+    static const char *const t[] = {"ma.out", "ma.out.dlq", "lead.out", "acct.out"};
+    topics(t, 4);
+    char log[300], metrics[64], body[1024];
+    logpath(log, sizeof(log), "outage");
+    snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", ds_h_free_port());
+    const char *args[] = {"scorer", "--brokers", env.brokers, "--redis", env.redis_url,
+                          "--group-id", "it-outage", "--schema-registry", reg_url,
+                          "--metrics-addr", metrics, "--topic-marketing", t[0],
+                          "--topic-lead-scores", t[2], "--topic-account-scores", t[3], NULL};
+    pid_t w = ds_h_spawn(log, args);
+    assert_true(wait_ready(metrics, 20000));
+    /* a MarketingEvent schema the worker has not seen: the shipped one with
+     * another doc (same binary layout, a new id) */
+    char err[512];
+    const char *dir = getenv("DS_SCHEMAS_DIR");
+    char *text = ds_schema_file_text(dir ? dir : "schemas", "MarketingEvent", err, sizeof(err));
+    assert_non_null(text);
+    char *doc = strstr(text, "A marketing-automation activity of one lead.");
+    assert_non_null(doc);
+    memcpy(doc, "B", 1);
+    int32_t id = ds_treg_register(reg, "ma.out-value", text);
+    free(text);
+    assert_true(id > 5);
+    ds_treg_fail_next(reg, 1000000);
+    ds_ma_event_t ev = {.event_id = "out-1", .occurred_at = 1700000000000LL, .lead_id = "L-OUT",
+                        .account_id = NULL, .type = DS_MA_CONTENT_COMPLETED,
+                        .content_id = "c-1", .insight_id = "I1",
+                        .content_stage = DS_CS_CONFRONT};
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    assert_int_equal(ds_encode_ma(ds_h_codec(), &ev, &b), DS_ERR_OK);
+    b.data[1] = (unsigned char)((uint32_t)id >> 24);
+    b.data[2] = (unsigned char)((uint32_t)id >> 16);
+    b.data[3] = (unsigned char)((uint32_t)id >> 8);
+    b.data[4] = (unsigned char)id;
+    rd_kafka_t *p = ds_h_producer(&env);
+    ds_h_produce(p, t[0], "L-OUT", b.data, b.len);
+    ds_h_flush(p);
+    rd_kafka_destroy(p);
+    ds_buf_free(&b);
+    assert_true(wait_log(log, "cannot decode", 15000));
+    long st = 0;
+    for (int i = 0; i < 50 && st != 503; i++, ds_clock_sleep_ms(100))
+        st = http_get(metrics, "/readyz", body, sizeof(body));
+    assert_int_equal(st, 503);
+    assert_non_null(strstr(body, "schema registry unreachable"));
+    ds_clock_sleep_ms(1500); /* a few retries, all refused */
+    ds_treg_fail_next(reg, 0);
+    assert_true(wait_ready(metrics, 20000));
+    char *v = ds_h_wait_hget(&env, "ds:{lead:L-OUT}", "confront", NULL, 15000);
+    assert_non_null(v);
+    free(v);
+    assert_true(ds_h_wait_group(&env, "it-outage", t[0], 15000));
+    ds_h_record_t *recs = NULL;
+    assert_int_equal(ds_h_consume(&env, t[1], SIZE_MAX, 3000, &recs), 0); /* no DLQ record */
+    ds_h_records_free(recs, 0);
+    show(log, "cannot decode");
+    assert_int_equal(ds_h_stop(w, SIGTERM, 15000), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outputs_carry_registry_ids),
@@ -389,6 +454,7 @@ int main(void) {
         cmocka_unit_test(test_incompatible_names_subject_and_level),
         cmocka_unit_test(test_unauthorized_hides_password),
         cmocka_unit_test(test_registry_down_at_start),
+        cmocka_unit_test(test_registry_outage_while_decoding),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
