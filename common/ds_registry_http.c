@@ -68,8 +68,8 @@ static void target_free(target_t *t) {
 }
 
 /* base_url + path (path starts with '/', already escaped). */
-static ds_err_t build_target(const char *base_url, const char *path_tail, target_t *t,
-                             char *errstr, size_t errstr_size) {
+static ds_err_t build_target(const char *base_url, const char *path_tail, target_t *t, char *errstr,
+                             size_t errstr_size) {
     memset(t, 0, sizeof(*t));
     CURLU *u = curl_url();
     if (!u) {
@@ -137,7 +137,9 @@ typedef struct answer {
     char user[128]; /* "" when the URL has none */
 } answer_t;
 
-static void answer_free(answer_t *a) { ds_buf_free(&a->body); }
+static void answer_free(answer_t *a) {
+    ds_buf_free(&a->body);
+}
 
 /* One HTTP request.  DS_ERR_OK when an answer came, whatever its status
  * (a->status); DS_ERR_IO when none did (errstr says why). */
@@ -165,8 +167,7 @@ static ds_err_t call(const char *base_url, const char *method, const char *path,
     ds_strlcpy(a->user, t.user ? t.user : "", sizeof(a->user));
 
     char cerr[CURL_ERROR_SIZE] = "";
-    struct curl_slist *hdrs =
-        curl_slist_append(NULL, "Accept: " CONTENT_TYPE ", application/json");
+    struct curl_slist *hdrs = curl_slist_append(NULL, "Accept: " CONTENT_TYPE ", application/json");
     if (hdrs && json_body)
         hdrs = curl_slist_append(hdrs, "Content-Type: " CONTENT_TYPE);
     CURL *c = curl_easy_init();
@@ -244,8 +245,8 @@ static ds_err_t refused(const answer_t *a, const char *doing, char *errstr, size
     char msg[400];
     error_message(a, msg, sizeof(msg), NULL);
     if (a->status >= 500 || a->status == 429) {
-        snprintf(errstr, errstr_size, "schema registry %s: HTTP %ld%s (while %s; retrying)",
-                 a->url, a->status, msg, doing);
+        snprintf(errstr, errstr_size, "schema registry %s: HTTP %ld%s (while %s; retrying)", a->url,
+                 a->status, msg, doing);
         return DS_ERR_IO;
     }
     if (a->status == 401 || a->status == 403) {
@@ -256,21 +257,21 @@ static ds_err_t refused(const answer_t *a, const char *doing, char *errstr, size
         else
             snprintf(who, sizeof(who), "schema_registry.url, which carries no user:password@");
         snprintf(errstr, errstr_size,
-                 "schema registry %s: HTTP %ld %s%s while %s: check the credentials (%s)%s",
-                 a->url, a->status, a->status == 401 ? "Unauthorized" : "Forbidden", msg, doing,
-                 who,
+                 "schema registry %s: HTTP %ld %s%s while %s: check the credentials (%s)%s", a->url,
+                 a->status, a->status == 401 ? "Unauthorized" : "Forbidden", msg, doing, who,
                  a->status == 403 ? ", and that they may read and register schemas" : "");
         return DS_ERR_CONFIG;
     }
-    snprintf(errstr, errstr_size, "schema registry %s: HTTP %ld%s while %s", a->url, a->status,
-             msg, doing);
+    snprintf(errstr, errstr_size, "schema registry %s: HTTP %ld%s while %s", a->url, a->status, msg,
+             doing);
     return DS_ERR_CONFIG;
 }
 
 static ds_err_t parse_schema(const answer_t *a, int32_t id, char **schema_json, char *errstr,
                              size_t errstr_size) {
     json_error_t jerr;
-    json_t *root = json_loadb(a->body.data ? (const char *)a->body.data : "", a->body.len, 0, &jerr);
+    json_t *root =
+        json_loadb(a->body.data ? (const char *)a->body.data : "", a->body.len, 0, &jerr);
     if (!root) {
         snprintf(errstr, errstr_size, "schema registry %s: answer is not JSON: %s (line %d)",
                  a->url, jerr.text, jerr.line);
@@ -336,8 +337,8 @@ ds_err_t ds_schema_registry_fetch(const char *base_url, int32_t id, long timeout
 }
 
 /* "/subjects/<escaped subject><tail>" */
-static ds_err_t subject_path(const char *prefix, const char *subject, const char *tail,
-                             char *out, size_t out_size, char *errstr, size_t errstr_size) {
+static ds_err_t subject_path(const char *prefix, const char *subject, const char *tail, char *out,
+                             size_t out_size, char *errstr, size_t errstr_size) {
     if (!subject || !subject[0]) {
         snprintf(errstr, errstr_size, "schema registry: empty subject");
         return DS_ERR_INVAL;
@@ -396,8 +397,8 @@ ds_err_t ds_schema_registry_compatibility(const char *base_url, const char *subj
                  errstr_size);
         if (!e && a.status == 200) {
             json_t *root = parse_body(&a);
-            const char *l = root ? json_string_value(json_object_get(root, "compatibilityLevel"))
-                                 : NULL;
+            const char *l =
+                root ? json_string_value(json_object_get(root, "compatibilityLevel")) : NULL;
             if (!l && root) /* some registries answer with the PUT's key */
                 l = json_string_value(json_object_get(root, "compatibility"));
             if (l) {
@@ -424,8 +425,8 @@ ds_err_t ds_schema_registry_register(const char *base_url, const char *subject,
                                      const char *schema_json, long timeout_ms, int32_t *id,
                                      char *errstr, size_t errstr_size) {
     char path[1024];
-    ds_err_t e = subject_path("/subjects/", subject, "/versions", path, sizeof(path), errstr,
-                              errstr_size);
+    ds_err_t e =
+        subject_path("/subjects/", subject, "/versions", path, sizeof(path), errstr, errstr_size);
     if (e)
         return e;
     char *body = schema_json ? schema_body(schema_json) : NULL;
@@ -500,8 +501,7 @@ ds_err_t ds_schema_registry_lookup(const char *base_url, const char *subject,
             e = DS_ERR_NOTFOUND;
         } else {
             char doing[300];
-            snprintf(doing, sizeof(doing), "looking a schema up under subject \"%.200s\"",
-                     subject);
+            snprintf(doing, sizeof(doing), "looking a schema up under subject \"%.200s\"", subject);
             e = refused(&a, doing, errstr, errstr_size);
         }
     }

@@ -36,8 +36,8 @@
 
 static ds_err_t fetch(void *opaque, int32_t id, char **json, char *errstr, size_t errstr_size) {
     const ds_config_t *cfg = opaque;
-    return ds_schema_registry_fetch(cfg->schema_registry_url, id, REGISTRY_TIMEOUT_MS, json,
-                                    errstr, errstr_size);
+    return ds_schema_registry_fetch(cfg->schema_registry_url, id, REGISTRY_TIMEOUT_MS, json, errstr,
+                                    errstr_size);
 }
 
 /* The directory to read: the default "schemas" falls back to the source
@@ -60,8 +60,7 @@ bool ds_registry_is_remote(const ds_config_t *cfg) {
     return cfg->schema_registry_url && cfg->schema_registry_url[0];
 }
 
-static ds_err_t fetch_url(void *opaque, int32_t id, char **json, char *errstr,
-                          size_t errstr_size) {
+static ds_err_t fetch_url(void *opaque, int32_t id, char **json, char *errstr, size_t errstr_size) {
     return ds_schema_registry_fetch(opaque, id, REGISTRY_TIMEOUT_MS, json, errstr, errstr_size);
 }
 
@@ -86,8 +85,7 @@ ds_registry_t *ds_registry_open(const ds_config_t *cfg, char *errstr, size_t err
     return r;
 }
 
-char *ds_schema_file_text(const char *dir, const char *record, char *errstr,
-                          size_t errstr_size) {
+char *ds_schema_file_text(const char *dir, const char *record, char *errstr, size_t errstr_size) {
     char alt[4096], path[4096] = "";
     dir = schemas_dir(dir ? dir : "schemas", alt, sizeof(alt));
     DIR *d = opendir(dir);
@@ -166,13 +164,12 @@ ds_err_t ds_schema_subject(const char *strategy, const char *topic, const char *
 
 /* An explicitly set id with a registry: fetch its schema and check that it
  * is the record the output is. */
-static ds_err_t resolve_explicit(const ds_config_t *cfg, ds_registry_t *reg,
-                                 ds_output_schema_t *o, char *errstr, size_t errstr_size) {
+static ds_err_t resolve_explicit(const ds_config_t *cfg, ds_registry_t *reg, ds_output_schema_t *o,
+                                 char *errstr, size_t errstr_size) {
     char *json = NULL;
     char err[1024];
-    ds_err_t e =
-        ds_schema_registry_fetch(cfg->schema_registry_url, o->configured_id, REGISTRY_TIMEOUT_MS,
-                                 &json, err, sizeof(err));
+    ds_err_t e = ds_schema_registry_fetch(cfg->schema_registry_url, o->configured_id,
+                                          REGISTRY_TIMEOUT_MS, &json, err, sizeof(err));
     if (e == DS_ERR_UNKNOWN_SCHEMA) {
         snprintf(errstr, errstr_size,
                  "%s is set to %d, which the schema registry does not know (%s); unset it to "
@@ -221,8 +218,8 @@ static ds_err_t resolve_one(const ds_config_t *cfg, ds_registry_t *reg, ds_outpu
         e = ds_schema_registry_register(cfg->schema_registry_url, subject, json,
                                         REGISTRY_TIMEOUT_MS, &id, err, sizeof(err));
     else if (!e)
-        e = ds_schema_registry_lookup(cfg->schema_registry_url, subject, json,
-                                      REGISTRY_TIMEOUT_MS, &id, NULL, err, sizeof(err));
+        e = ds_schema_registry_lookup(cfg->schema_registry_url, subject, json, REGISTRY_TIMEOUT_MS,
+                                      &id, NULL, err, sizeof(err));
     if (e == DS_ERR_NOTFOUND) {
         snprintf(errstr, errstr_size,
                  "schema_registry.auto_register is false and the %s schema is not registered "
@@ -289,8 +286,8 @@ void ds_output_schema_init(ds_output_schema_t *o, const ds_config_t *cfg, const 
 }
 
 ds_err_t ds_output_schemas_start(const ds_config_t *cfg, ds_registry_t *reg, ds_codec_t *codec,
-                                 ds_output_schema_t *outs, size_t n, const char *comp,
-                                 char *errstr, size_t errstr_size) {
+                                 ds_output_schema_t *outs, size_t n, const char *comp, char *errstr,
+                                 size_t errstr_size) {
     if (!ds_registry_is_remote(cfg))
         return DS_ERR_OK; /* the codec has the configured ids, checked when it was made */
     ds_err_t e = ds_output_schemas_resolve(cfg, reg, outs, n, errstr, errstr_size);

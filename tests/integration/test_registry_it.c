@@ -121,7 +121,9 @@ static void logpath(char *out, size_t size, const char *name) {
 }
 
 /* Wait for a process to exit by itself; its exit status (-1: it did not). */
-static int wait_exit(pid_t p, int timeout_ms) { return ds_h_stop(p, 0, timeout_ms); }
+static int wait_exit(pid_t p, int timeout_ms) {
+    return ds_h_stop(p, 0, timeout_ms);
+}
 
 static int32_t frame_id(const ds_h_record_t *r) {
     assert_true(r->len >= 5);
@@ -194,8 +196,7 @@ static size_t check_topic(const char *topic, int32_t want_id, int kind) {
             e = ds_decode_ma(codec, recs[i].val, recs[i].len, &arena, &m, detail, sizeof(detail));
         } else {
             ds_crm_event_t c;
-            e = ds_decode_crm(codec, recs[i].val, recs[i].len, &arena, &c, detail,
-                              sizeof(detail));
+            e = ds_decode_crm(codec, recs[i].val, recs[i].len, &arena, &c, detail, sizeof(detail));
         }
         if (e)
             fprintf(stderr, "  %s[%zu]: %s\n", topic, i, detail);
@@ -222,24 +223,19 @@ static void test_outputs_carry_registry_ids(void **state) {
     logpath(log, sizeof(log), "run");
     logpath(glog, sizeof(glog), "gen");
     snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", ds_h_free_port());
-    const char *args[] = {"run",
-                          "--brokers", env.brokers,
-                          "--redis", env.redis_url,
-                          "--group-id", "it-reg",
-                          "--schema-registry", reg_url,
-                          "--metrics-addr", metrics,
-                          "--clock", "event",
-                          "--topic-marketing", t[0],
-                          "--topic-crm", t[1],
-                          "--topic-lead-scores", t[2],
-                          "--topic-account-scores", t[3],
-                          "--topic-alerts", t[4],
-                          NULL};
+    const char *args[] = {
+        "run",         "--brokers",           env.brokers, "--redis",
+        env.redis_url, "--group-id",          "it-reg",    "--schema-registry",
+        reg_url,       "--metrics-addr",      metrics,     "--clock",
+        "event",       "--topic-marketing",   t[0],        "--topic-crm",
+        t[1],          "--topic-lead-scores", t[2],        "--topic-account-scores",
+        t[3],          "--topic-alerts",      t[4],        NULL};
     pid_t w = ds_h_spawn(log, args);
     assert_true(wait_ready(metrics, 20000));
-    const char *gargs[] = {"gen", "--brokers", env.brokers, "--schema-registry", reg_url,
-                           "--topic-marketing", t[0], "--topic-crm", t[1], "--count", "600",
-                           "--accounts", "8", NULL};
+    const char *gargs[] = {
+        "gen", "--brokers",   env.brokers, "--schema-registry", reg_url, "--topic-marketing",
+        t[0],  "--topic-crm", t[1],        "--count",           "600",   "--accounts",
+        "8",   NULL};
     assert_int_equal(wait_exit(ds_h_spawn(glog, gargs), 60000), 0);
     assert_true(ds_h_wait_group(&env, "it-reg", t[0], 30000));
     assert_true(ds_h_wait_group(&env, "it-reg", t[1], 30000));
@@ -252,8 +248,8 @@ static void test_outputs_carry_registry_ids(void **state) {
     assert_true(ls != as && as != al && ls != al);
     size_t nls = check_topic(t[2], ls, 0), nas = check_topic(t[3], as, 1),
            nal = check_topic(t[4], al, 2);
-    print_message("  %zu LeadScore (id %d), %zu AccountScore (id %d), %zu DealAlert (id %d)\n",
-                  nls, (int)ls, nas, (int)as, nal, (int)al);
+    print_message("  %zu LeadScore (id %d), %zu AccountScore (id %d), %zu DealAlert (id %d)\n", nls,
+                  (int)ls, nas, (int)as, nal, (int)al);
     assert_true(nls > 0 && nas > 0 && nal > 0);
     /* gen's inputs, under their own subjects */
     assert_true(check_topic(t[0], latest("ma.reg-value"), 3) > 0);
@@ -270,13 +266,29 @@ static void test_outputs_carry_registry_ids(void **state) {
     /* auto_register false: the registered subject is looked up */
     char log2[300], want[128];
     logpath(log2, sizeof(log2), "lookup");
-    const char *largs[] = {"scorer", "--brokers", env.brokers, "--redis", env.redis_url,
-                           "--group-id", "it-reg-lookup", "--schema-registry", reg_url,
-                           "--auto-register", "false", "--topic-marketing", t[0],
-                           "--topic-lead-scores", t[2], "--topic-account-scores", t[3], NULL};
+    const char *largs[] = {"scorer",
+                           "--brokers",
+                           env.brokers,
+                           "--redis",
+                           env.redis_url,
+                           "--group-id",
+                           "it-reg-lookup",
+                           "--schema-registry",
+                           reg_url,
+                           "--auto-register",
+                           "false",
+                           "--topic-marketing",
+                           t[0],
+                           "--topic-lead-scores",
+                           t[2],
+                           "--topic-account-scores",
+                           t[3],
+                           NULL};
     w = ds_h_spawn(log2, largs);
-    snprintf(want, sizeof(want), "output LeadScore: schema id %d, registered under subject "
-                                 "lead.reg-value", (int)ls);
+    snprintf(want, sizeof(want),
+             "output LeadScore: schema id %d, registered under subject "
+             "lead.reg-value",
+             (int)ls);
     assert_true(wait_log(log2, want, 15000));
     assert_int_equal(ds_h_stop(w, SIGTERM, 15000), 0);
 }
@@ -285,10 +297,13 @@ static void test_auto_register_off_missing_subject(void **state) {
     (void)state;
     char log[300];
     logpath(log, sizeof(log), "noreg");
-    const char *args[] = {"scorer", "--brokers", env.brokers, "--redis", env.redis_url,
-                          "--group-id", "it-noreg", "--schema-registry", reg_url,
-                          "--auto-register", "false", "--topic-lead-scores", "lead.none",
-                          NULL};
+    const char *args[] = {"scorer",      "--brokers",
+                          env.brokers,   "--redis",
+                          env.redis_url, "--group-id",
+                          "it-noreg",    "--schema-registry",
+                          reg_url,       "--auto-register",
+                          "false",       "--topic-lead-scores",
+                          "lead.none",   NULL};
     int rc = wait_exit(ds_h_spawn(log, args), 20000);
     assert_int_equal(rc, 1);
     assert_true(log_has(log, "schema_registry.auto_register is false"));
@@ -311,9 +326,9 @@ static void test_incompatible_names_subject_and_level(void **state) {
     ds_treg_set_level(reg, "lead.inc-value", "FULL");
     char log[300];
     logpath(log, sizeof(log), "incompatible");
-    const char *args[] = {"scorer", "--brokers", env.brokers, "--redis", env.redis_url,
-                          "--group-id", "it-inc", "--schema-registry", reg_url,
-                          "--topic-lead-scores", "lead.inc", NULL};
+    const char *args[] = {"scorer",      "--brokers",           env.brokers, "--redis",
+                          env.redis_url, "--group-id",          "it-inc",    "--schema-registry",
+                          reg_url,       "--topic-lead-scores", "lead.inc",  NULL};
     assert_int_equal(wait_exit(ds_h_spawn(log, args), 20000), 1);
     assert_true(log_has(log, "409"));
     assert_true(log_has(log, "lead.inc-value"));
@@ -331,9 +346,9 @@ static void test_unauthorized_hides_password(void **state) {
     snprintf(url, sizeof(url), "http://dsuser:Wr0ngPassw0rd@127.0.0.1:%d", ds_treg_port(auth));
     snprintf(shown, sizeof(shown), "http://127.0.0.1:%d/subjects/", ds_treg_port(auth));
     logpath(log, sizeof(log), "auth");
-    const char *args[] = {"watcher", "--brokers", env.brokers, "--redis", env.redis_url,
-                          "--group-id", "it-auth", "--schema-registry", url, "--log-level",
-                          "debug", NULL};
+    const char *args[] = {"watcher",     "--brokers",   env.brokers, "--redis",
+                          env.redis_url, "--group-id",  "it-auth",   "--schema-registry",
+                          url,           "--log-level", "debug",     NULL};
     assert_int_equal(wait_exit(ds_h_spawn(log, args), 20000), 1);
     assert_true(log_has(log, "401"));
     assert_true(log_has(log, shown));
@@ -356,9 +371,9 @@ static void test_registry_down_at_start(void **state) {
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
     snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", ds_h_free_port());
     logpath(log, sizeof(log), "down");
-    const char *args[] = {"scorer", "--brokers", env.brokers, "--redis", env.redis_url,
-                          "--group-id", "it-down", "--schema-registry", url,
-                          "--metrics-addr", metrics, NULL};
+    const char *args[] = {"scorer",      "--brokers",      env.brokers, "--redis",
+                          env.redis_url, "--group-id",     "it-down",   "--schema-registry",
+                          url,           "--metrics-addr", metrics,     NULL};
     pid_t w = ds_h_spawn(log, args);
     assert_true(wait_log(log, "not started yet", 10000));
     long st = 0;
@@ -392,10 +407,15 @@ static void test_registry_outage_while_decoding(void **state) {
     char log[300], metrics[64], body[1024];
     logpath(log, sizeof(log), "outage");
     snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", ds_h_free_port());
-    const char *args[] = {"scorer", "--brokers", env.brokers, "--redis", env.redis_url,
-                          "--group-id", "it-outage", "--schema-registry", reg_url,
-                          "--metrics-addr", metrics, "--topic-marketing", t[0],
-                          "--topic-lead-scores", t[2], "--topic-account-scores", t[3], NULL};
+    const char *args[] = {"scorer",      "--brokers",
+                          env.brokers,   "--redis",
+                          env.redis_url, "--group-id",
+                          "it-outage",   "--schema-registry",
+                          reg_url,       "--metrics-addr",
+                          metrics,       "--topic-marketing",
+                          t[0],          "--topic-lead-scores",
+                          t[2],          "--topic-account-scores",
+                          t[3],          NULL};
     pid_t w = ds_h_spawn(log, args);
     assert_true(wait_ready(metrics, 20000));
     /* a MarketingEvent schema the worker has not seen: the shipped one with
@@ -411,9 +431,13 @@ static void test_registry_outage_while_decoding(void **state) {
     free(text);
     assert_true(id > 5);
     ds_treg_fail_next(reg, 1000000);
-    ds_ma_event_t ev = {.event_id = "out-1", .occurred_at = 1700000000000LL, .lead_id = "L-OUT",
-                        .account_id = NULL, .type = DS_MA_CONTENT_COMPLETED,
-                        .content_id = "c-1", .insight_id = "I1",
+    ds_ma_event_t ev = {.event_id = "out-1",
+                        .occurred_at = 1700000000000LL,
+                        .lead_id = "L-OUT",
+                        .account_id = NULL,
+                        .type = DS_MA_CONTENT_COMPLETED,
+                        .content_id = "c-1",
+                        .insight_id = "I1",
                         .content_stage = DS_CS_CONFRONT};
     ds_buf_t b;
     ds_buf_init(&b, 0);

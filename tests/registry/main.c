@@ -34,9 +34,15 @@ int main(int argc, char **argv) {
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
-        case 'p': o.port = (int)strtol(optarg, NULL, 10); break;
-        case 'i': o.first_id = (int32_t)strtol(optarg, NULL, 10); break;
-        case 'a': o.auth = optarg; break;
+        case 'p':
+            o.port = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'i':
+            o.first_id = (int32_t)strtol(optarg, NULL, 10);
+            break;
+        case 'a':
+            o.auth = optarg;
+            break;
         default:
             fprintf(stderr, "usage: ds_test_registry [--port N] [--first-id N] "
                             "[--auth user:password]\n");

@@ -84,16 +84,14 @@ static enum MHD_Result answer(struct MHD_Connection *c, unsigned status, json_t 
     json_decref(body);
     if (!s)
         return MHD_NO;
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", CT);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
 }
 
-static enum MHD_Result error(struct MHD_Connection *c, unsigned status, int code,
-                             const char *msg) {
+static enum MHD_Result error(struct MHD_Connection *c, unsigned status, int code, const char *msg) {
     return answer(c, status, json_pack("{s:i,s:s}", "error_code", code, "message", msg));
 }
 
@@ -154,8 +152,7 @@ static void collect_names(json_t *t, names_t *nm, int depth) {
     const char *type = json_string_value(json_object_get(t, "type"));
     if (!type)
         return;
-    if ((!strcmp(type, "record") || !strcmp(type, "enum") || !strcmp(type, "fixed")) &&
-        nm->n < 256)
+    if ((!strcmp(type, "record") || !strcmp(type, "enum") || !strcmp(type, "fixed")) && nm->n < 256)
         nm->defs[nm->n++] = t;
     if (!strcmp(type, "record")) {
         json_t *fields = json_object_get(t, "fields");
@@ -323,14 +320,13 @@ static bool reads(json_t *rt, const names_t *rn, json_t *wt, const names_t *wn, 
         return true;
     }
     if (!strcmp(rk, "array"))
-        return reads(json_object_get(rt, "items"), rn, json_object_get(wt, "items"), wn, path,
-                     why, depth + 1);
+        return reads(json_object_get(rt, "items"), rn, json_object_get(wt, "items"), wn, path, why,
+                     depth + 1);
     if (!strcmp(rk, "map"))
         return reads(json_object_get(rt, "values"), rn, json_object_get(wt, "values"), wn, path,
                      why, depth + 1);
-    if (!strcmp(rk, "fixed") &&
-        json_integer_value(json_object_get(rt, "size")) !=
-            json_integer_value(json_object_get(wt, "size"))) {
+    if (!strcmp(rk, "fixed") && json_integer_value(json_object_get(rt, "size")) !=
+                                    json_integer_value(json_object_get(wt, "size"))) {
         snprintf(why->type, sizeof(why->type), "FIXED_SIZE_MISMATCH");
         snprintf(why->text, sizeof(why->text), "fixed size differs at path '%s'", path);
         return false;
@@ -348,8 +344,8 @@ static bool can_read(json_t *reader, json_t *writer, why_t *why) {
 /* A schema that Avro accepts at all: a primitive name, a union, or an
  * object with a known type; records need a name and fields. */
 static bool valid(json_t *t, int depth) {
-    static const char *const prims[] = {"null", "boolean", "int",    "long",
-                                        "float", "double", "bytes", "string"};
+    static const char *const prims[] = {"null",  "boolean", "int",   "long",
+                                        "float", "double",  "bytes", "string"};
     if (depth > 64)
         return false;
     if (json_is_string(t))
@@ -509,8 +505,7 @@ static json_t *body_json(const upload_t *u) {
 
 static enum MHD_Result route(ds_treg_t *r, struct MHD_Connection *c, const char *url,
                              const char *method, const upload_t *u) {
-    bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST"),
-         put = !strcmp(method, "PUT");
+    bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST"), put = !strcmp(method, "PUT");
     char subject[1024] = "", rest[256] = "";
     /* /subjects[/{s}[/versions[/{v}]]] */
     if (!strcmp(url, "/subjects") && get) {
@@ -540,8 +535,7 @@ static enum MHD_Result route(ds_treg_t *r, struct MHD_Connection *c, const char 
             }
             json_error_t jerr;
             json_t *js = json_loads(text, JSON_DECODE_ANY, &jerr);
-            char *key = js ? json_dumps(js, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY)
-                           : NULL;
+            char *key = js ? json_dumps(js, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
             json_decref(js);
             json_decref(b);
             if (!key)
@@ -632,13 +626,9 @@ static enum MHD_Result route(ds_treg_t *r, struct MHD_Connection *c, const char 
         if (put) {
             json_t *b = body_json(u);
             const char *l = b ? json_string_value(json_object_get(b, "compatibility")) : NULL;
-            static const char *const levels[] = {"NONE",
-                                                 "BACKWARD",
-                                                 "BACKWARD_TRANSITIVE",
-                                                 "FORWARD",
-                                                 "FORWARD_TRANSITIVE",
-                                                 "FULL",
-                                                 "FULL_TRANSITIVE"};
+            static const char *const levels[] = {
+                "NONE", "BACKWARD",       "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE",
+                "FULL", "FULL_TRANSITIVE"};
             bool ok = false;
             for (size_t i = 0; l && i < sizeof(levels) / sizeof(levels[0]); i++)
                 ok |= !strcmp(l, levels[i]);
@@ -742,10 +732,10 @@ ds_treg_t *ds_treg_start(const ds_treg_opts_t *opts) {
         return NULL;
     pthread_mutex_init(&r->lock, NULL);
     snprintf(r->level, sizeof(r->level), "BACKWARD");
-    r->next_id = opts && opts->first_id > 0
-                     ? opts->first_id
-                     : 1000 + (int32_t)(((unsigned)time(NULL) * 2654435761u ^ (unsigned)getpid()) %
-                                        999000u);
+    r->next_id =
+        opts && opts->first_id > 0
+            ? opts->first_id
+            : 1000 + (int32_t)(((unsigned)time(NULL) * 2654435761u ^ (unsigned)getpid()) % 999000u);
     if (opts && opts->auth) {
         char b64[400];
         base64(opts->auth, b64, sizeof(b64));
@@ -769,7 +759,9 @@ ds_treg_t *ds_treg_start(const ds_treg_opts_t *opts) {
     return r;
 }
 
-int ds_treg_port(const ds_treg_t *r) { return r->port; }
+int ds_treg_port(const ds_treg_t *r) {
+    return r->port;
+}
 
 void ds_treg_fail_next(ds_treg_t *r, int n) {
     pthread_mutex_lock(&r->lock);

@@ -31,9 +31,9 @@
 typedef struct ds_treg ds_treg_t;
 
 typedef struct ds_treg_opts {
-    int port;            /* 0: a free port */
-    int32_t first_id;    /* 0: random in [1000, 1000000) */
-    const char *auth;    /* "user:password" required, or NULL */
+    int port;         /* 0: a free port */
+    int32_t first_id; /* 0: random in [1000, 1000000) */
+    const char *auth; /* "user:password" required, or NULL */
 } ds_treg_opts_t;
 
 /** Start serving on 127.0.0.1; NULL (errno-style message on stderr) when

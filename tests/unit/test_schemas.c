@@ -22,16 +22,16 @@ static void test_subjects(void **state) {
     char out[128], err[256];
     const char *ls = "{\"type\":\"record\",\"name\":\"LeadScore\",\"namespace\":\"dealsignal.v1\","
                      "\"fields\":[]}";
-    assert_int_equal(ds_schema_subject("topic", "lead.scores", ls, out, sizeof(out), err,
-                                       sizeof(err)),
-                     DS_ERR_OK);
+    assert_int_equal(
+        ds_schema_subject("topic", "lead.scores", ls, out, sizeof(out), err, sizeof(err)),
+        DS_ERR_OK);
     assert_string_equal(out, "lead.scores-value");
     assert_int_equal(ds_schema_subject(NULL, "t", ls, out, sizeof(out), err, sizeof(err)),
                      DS_ERR_OK);
     assert_string_equal(out, "t-value");
-    assert_int_equal(ds_schema_subject("record", "lead.scores", ls, out, sizeof(out), err,
-                                       sizeof(err)),
-                     DS_ERR_OK);
+    assert_int_equal(
+        ds_schema_subject("record", "lead.scores", ls, out, sizeof(out), err, sizeof(err)),
+        DS_ERR_OK);
     assert_string_equal(out, "dealsignal.v1.LeadScore");
     /* a full name in "name" wins over the namespace; no namespace: the name */
     assert_int_equal(ds_schema_subject("record", "t",
@@ -44,9 +44,9 @@ static void test_subjects(void **state) {
                                        sizeof(out), err, sizeof(err)),
                      DS_ERR_OK);
     assert_string_equal(out, "C");
-    assert_int_equal(ds_schema_subject("record", "t", "\"string\"", out, sizeof(out), err,
-                                       sizeof(err)),
-                     DS_ERR_INVAL);
+    assert_int_equal(
+        ds_schema_subject("record", "t", "\"string\"", out, sizeof(out), err, sizeof(err)),
+        DS_ERR_INVAL);
     assert_int_equal(ds_schema_subject("topic", "t", ls, out, 4, err, sizeof(err)), DS_ERR_INVAL);
 }
 
