@@ -216,7 +216,7 @@ static bool promotes(const char *w, const char *r) {
 
 typedef struct why {
     char type[64];
-    char text[512];
+    char text[1024];
 } why_t;
 
 static bool reads(json_t *rt, const names_t *rn, json_t *wt, const names_t *wn, const char *path,
@@ -228,7 +228,7 @@ static bool reads(json_t *rt, const names_t *rn, json_t *wt, const names_t *wn, 
     const char *rk = kind(rt), *wk = kind(wt);
     if (!rk || !wk) {
         snprintf(why->type, sizeof(why->type), "TYPE_MISMATCH");
-        snprintf(why->text, sizeof(why->text), "unreadable type at path '%s'", path);
+        snprintf(why->text, sizeof(why->text), "unreadable type at path '%.300s'", path);
         return false;
     }
     if (!strcmp(wk, "union")) {
@@ -245,8 +245,8 @@ static bool reads(json_t *rt, const names_t *rn, json_t *wt, const names_t *wn, 
         }
         snprintf(why->type, sizeof(why->type), "MISSING_UNION_BRANCH");
         snprintf(why->text, sizeof(why->text),
-                 "The new schema is missing a type inside a union field at path '%s' in the old "
-                 "schema: %s",
+                 "The new schema is missing a type inside a union field at path '%.300s' in the old "
+                 "schema: %.50s",
                  path, wk);
         return false;
     }
@@ -255,8 +255,8 @@ static bool reads(json_t *rt, const names_t *rn, json_t *wt, const names_t *wn, 
             return true;
         snprintf(why->type, sizeof(why->type), "TYPE_MISMATCH");
         snprintf(why->text, sizeof(why->text),
-                 "The type (path '%s') of a field in the new schema does not match with the old "
-                 "schema: %s is not %s",
+                 "The type (path '%.300s') of a field in the new schema does not match with the old "
+                 "schema: %.50s is not %.50s",
                  path, rk, wk);
         return false;
     }
@@ -266,7 +266,7 @@ static bool reads(json_t *rt, const names_t *rn, json_t *wt, const names_t *wn, 
         if (strcmp(rname, wname) && strcmp(short_name(rname), short_name(wname))) {
             snprintf(why->type, sizeof(why->type), "NAME_MISMATCH");
             snprintf(why->text, sizeof(why->text),
-                     "The name of the schema has changed (path '%s'): %s is not %s", path, rname,
+                     "The name of the schema has changed (path '%.300s'): %.200s is not %.200s", path, rname,
                      wname);
             return false;
         }
@@ -282,13 +282,13 @@ static bool reads(json_t *rt, const names_t *rn, json_t *wt, const names_t *wn, 
                             name))
                     match = json_array_get(wf, j);
             char fpath[512];
-            snprintf(fpath, sizeof(fpath), "%s/fields/%zu", path, i);
+            snprintf(fpath, sizeof(fpath), "%.300s/fields/%zu", path, i);
             if (!match) {
                 if (json_object_get(f, "default"))
                     continue;
                 snprintf(why->type, sizeof(why->type), "READER_FIELD_MISSING_DEFAULT_VALUE");
                 snprintf(why->text, sizeof(why->text),
-                         "The field '%s' at path '%s' in the new schema has no default value "
+                         "The field '%.100s' at path '%.300s' in the new schema has no default value "
                          "and is missing in the old schema",
                          name ? name : "?", fpath);
                 return false;
@@ -311,7 +311,7 @@ static bool reads(json_t *rt, const names_t *rn, json_t *wt, const names_t *wn, 
             if (!found) {
                 snprintf(why->type, sizeof(why->type), "MISSING_ENUM_SYMBOLS");
                 snprintf(why->text, sizeof(why->text),
-                         "The new schema is missing enum symbols '[%s]' at path '%s' in the old "
+                         "The new schema is missing enum symbols '[%.100s]' at path '%.300s' in the old "
                          "schema",
                          sym ? sym : "?", path);
                 return false;
@@ -328,7 +328,7 @@ static bool reads(json_t *rt, const names_t *rn, json_t *wt, const names_t *wn, 
     if (!strcmp(rk, "fixed") && json_integer_value(json_object_get(rt, "size")) !=
                                     json_integer_value(json_object_get(wt, "size"))) {
         snprintf(why->type, sizeof(why->type), "FIXED_SIZE_MISMATCH");
-        snprintf(why->text, sizeof(why->text), "fixed size differs at path '%s'", path);
+        snprintf(why->text, sizeof(why->text), "fixed size differs at path '%.300s'", path);
         return false;
     }
     return true;
@@ -739,7 +739,7 @@ ds_treg_t *ds_treg_start(const ds_treg_opts_t *opts) {
     if (opts && opts->auth) {
         char b64[400];
         base64(opts->auth, b64, sizeof(b64));
-        snprintf(r->auth, sizeof(r->auth), "Basic %s", b64);
+        snprintf(r->auth, sizeof(r->auth), "Basic %.240s", b64);
     }
     struct sockaddr_in sa;
     memset(&sa, 0, sizeof(sa));
