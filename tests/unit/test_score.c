@@ -22,6 +22,7 @@
 
 #include "ds_buf.h"
 #include "score.h"
+#include "score_int.h"
 
 #define T0 1700000000000LL /* ms */
 #define DAY 86400000LL     /* ms */
@@ -767,42 +768,22 @@ static void assert_same_records(const cap_t *x, const cap_t *y) {
 
 /* The dedupe ids of a saved unit, in the order the blob has them; off (if
  * not NULL) gets the offset of each entry and, after the last, the end. */
-static size_t saved_dedupe_at(const ds_buf_t *b, uint64_t *h, size_t max, size_t *off) {
-    ds_reader_t r;
-    ds_reader_init(&r, b->data, b->len);
-    r.p += 5; /* magic, version */
-    uint64_t n, len;
-    uint8_t u8;
-    int64_t i64;
-    double f;
-    assert_int_equal(ds_get_varint(&r, &len), DS_ERR_OK); /* key */
-    r.p += len - 1;
-    assert_int_equal(ds_get_u8(&r, &u8), DS_ERR_OK);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(ds_get_f64c(&r, &f), DS_ERR_OK);
-    for (int i = 0; i < 2; i++) /* dedupe window, max_t */
-        assert_int_equal(ds_get_svarint(&r, &i64), DS_ERR_OK);
-    assert_int_equal(ds_get_varint(&r, &n), DS_ERR_OK); /* strings */
-    for (uint64_t i = 0; i < n; i++) {
-        assert_int_equal(ds_get_varint(&r, &len), DS_ERR_OK);
-        r.p += len - 1;
+/* The event ids a saved unit remembers (live in its window), read back
+ * from the saved bytes: every lead's, and the account-wide ones of a
+ * unit moved from an earlier version's blob. */
+static size_t saved_ids(const ds_buf_t *b) {
+    ds_err_t err = DS_ERR_OK;
+    ds_score_unit_t *u = ds_score_unit_load(b->data, b->len, &err);
+    assert_non_null(u);
+    size_t n = u->nldd;
+    for (uint32_t i = 0; i < u->nleads; i++) {
+        const lead_t *L = &u->leads[i];
+        n += L->ndd;
+        for (uint32_t k = 1; k < L->ndd; k++)
+            assert_true(L->dd[k - 1].h < L->dd[k].h); /* by hash */
     }
-    assert_int_equal(ds_get_varint(&r, &n), DS_ERR_OK);
-    assert_true(n <= max);
-    for (uint64_t i = 0; i < n; i++) {
-        if (off)
-            off[i] = (size_t)(r.p - (const unsigned char *)b->data);
-        assert_int_equal(ds_get_i64(&r, &i64), DS_ERR_OK);
-        h[i] = (uint64_t)i64;
-        assert_int_equal(ds_get_svarint(&r, &i64), DS_ERR_OK); /* its time */
-    }
-    if (off)
-        off[n] = (size_t)(r.p - (const unsigned char *)b->data);
-    return (size_t)n;
-}
-
-static size_t saved_dedupe(const ds_buf_t *b, uint64_t *h, size_t max) {
-    return saved_dedupe_at(b, h, max, NULL);
+    ds_score_unit_destroy(u);
+    return n;
 }
 
 static ds_err_t apply_id(ds_score_unit_t *u, const ds_rules_t *r, const char *fmt, int i,
@@ -815,7 +796,9 @@ static ds_err_t apply_id(ds_score_unit_t *u, const ds_rules_t *r, const char *fm
 
 /* The dedupe memory holds every id of the window however many arrive (the
  * array grows), forgets the ones the window has left (saved without them,
- * they count again), and still knows the live ones after making room. */
+ * they count again), and still knows the live ones after making room.
+ * The window is each lead's: L1 and L2 take turns, so when L2 jumps a
+ * week ahead, L1's ids are still live. */
 static void test_dedupe_window(void **state) {
     (void)state;
     ds_rules_t *r = rules(NULL); /* dedupe_window_days 7 */
@@ -830,8 +813,8 @@ static void test_dedupe_window(void **state) {
     ds_buf_t b;
     ds_buf_init(&b, 0);
     assert_int_equal(ds_score_unit_save(u, &b), DS_ERR_OK);
-    uint64_t h[512];
-    assert_int_equal(saved_dedupe(&b, h, 512), 51);
+    /* L2 (even ids) at late: a-50 … a-98 and late-0; L1 still at a-99: all 50 */
+    assert_int_equal(saved_ids(&b), 26 + 50);
     ds_err_t err = DS_ERR_OK;
     ds_score_unit_t *v = ds_score_unit_load(b.data, b.len, &err);
     assert_non_null(v);
@@ -855,10 +838,8 @@ static void test_dedupe_window(void **state) {
     ds_buf_init(&bv, 0);
     assert_int_equal(ds_score_unit_save(u, &bu), DS_ERR_OK);
     assert_int_equal(ds_score_unit_save(v, &bv), DS_ERR_OK);
-    assert_int_equal(saved_dedupe(&bu, h, 512), 352);
-    assert_int_equal(saved_dedupe(&bv, h, 512), 352);
-    for (size_t i = 1; i < 352; i++)
-        assert_true(h[i - 1] < h[i]);
+    assert_int_equal(saved_ids(&bu), 352);
+    assert_int_equal(saved_ids(&bv), 352);
     assert_int_equal(bu.len, bv.len);
     assert_memory_equal(bu.data, bv.data, bu.len);
     ds_buf_free(&b);
@@ -869,52 +850,65 @@ static void test_dedupe_window(void **state) {
     ds_rules_destroy(r);
 }
 
-/* A blob whose dedupe ids are out of order still loads (and saves in
- * order); one that repeats an id does not. */
-static void test_load_dedupe_order(void **state) {
-    (void)state;
-    ds_rules_t *r = rules(NULL);
-    ds_score_unit_t *u = ds_score_unit_new("ACC", true);
-    for (int i = 0; i < 5; i++)
-        assert_int_equal(apply_id(u, r, "c-%d", i, T0 + i), DS_ERR_OK);
-    ds_buf_t b, x, y;
-    ds_buf_init(&b, 0);
-    ds_buf_init(&x, 0);
-    ds_buf_init(&y, 0);
-    assert_int_equal(ds_score_unit_save(u, &b), DS_ERR_OK);
-    uint64_t h[8];
-    size_t off[9];
-    assert_int_equal(saved_dedupe_at(&b, h, 8, off), 5);
-    const unsigned char *p = b.data;
-    /* x: entries 0 and 1 swapped; y: entry 0 twice instead of 0 and 1 */
-    assert_int_equal(ds_buf_append(&x, p, off[0]), DS_ERR_OK);
-    assert_int_equal(ds_buf_append(&x, p + off[1], off[2] - off[1]), DS_ERR_OK);
-    assert_int_equal(ds_buf_append(&x, p + off[0], off[1] - off[0]), DS_ERR_OK);
-    assert_int_equal(ds_buf_append(&x, p + off[2], b.len - off[2]), DS_ERR_OK);
-    assert_int_equal(ds_buf_append(&y, p, off[0]), DS_ERR_OK);
-    assert_int_equal(ds_buf_append(&y, p + off[0], off[1] - off[0]), DS_ERR_OK);
-    assert_int_equal(ds_buf_append(&y, p + off[0], off[1] - off[0]), DS_ERR_OK);
-    assert_int_equal(ds_buf_append(&y, p + off[2], b.len - off[2]), DS_ERR_OK);
-    ds_err_t err = DS_ERR_OK;
-    ds_score_unit_t *v = ds_score_unit_load(x.data, x.len, &err);
-    assert_non_null(v);
-    ds_buf_t b2;
-    ds_buf_init(&b2, 0);
-    assert_int_equal(ds_score_unit_save(v, &b2), DS_ERR_OK);
-    assert_int_equal(b2.len, b.len);
-    assert_memory_equal(b2.data, b.data, b.len);
-    assert_null(ds_score_unit_load(y.data, y.len, &err));
-    assert_int_equal(err, DS_ERR_UNDECODABLE);
-    ds_buf_free(&b);
-    ds_buf_free(&b2);
-    ds_buf_free(&x);
-    ds_buf_free(&y);
-    ds_score_unit_destroy(v);
-    ds_score_unit_destroy(u);
-    ds_rules_destroy(r);
+/* A lead record (the per-lead format) with the given event ids, in the
+ * given order, and nothing else. */
+static void lead_rec_with_ids(ds_buf_t *b, const uint64_t *h, size_t n) {
+    ds_buf_reset(b);
+    assert_int_equal(ds_buf_put_u8(b, 3), DS_ERR_OK);           /* version */
+    assert_int_equal(ds_buf_put_u8(b, 2 | 8), DS_ERR_OK);       /* member, has max_t */
+    assert_int_equal(ds_buf_put_svarint(b, T0 + 10), DS_ERR_OK); /* max_t */
+    assert_int_equal(ds_buf_put_svarint(b, (int64_t)n), DS_ERR_OK); /* events_applied */
+    for (int i = 0; i < 2; i++)                                  /* n_emitted, gen */
+        assert_int_equal(ds_buf_put_varint(b, 0), DS_ERR_OK);
+    for (int i = 0; i < 2; i++) /* confront, connect */
+        assert_int_equal(ds_buf_put_f64c(b, 0), DS_ERR_OK);
+    for (int i = 0; i < 3; i++) /* emitted ×10 */
+        assert_int_equal(ds_buf_put_svarint(b, 0), DS_ERR_OK);
+    assert_int_equal(ds_buf_put_u8(b, 0), DS_ERR_OK); /* emitted tier */
+    for (int i = 0; i < 4; i++)                       /* insights, repeats, buckets, shares */
+        assert_int_equal(ds_buf_put_varint(b, 0), DS_ERR_OK);
+    assert_int_equal(ds_buf_put_varint(b, n), DS_ERR_OK);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(ds_buf_put_i64(b, (int64_t)h[i]), DS_ERR_OK);
+        assert_int_equal(ds_buf_put_time(b, T0 + 10, T0 + (int64_t)(h[i] % 10)), DS_ERR_OK);
+    }
+    for (int i = 0; i < 4; i++) /* inbox, credited, attendances, group credits */
+        assert_int_equal(ds_buf_put_varint(b, 0), DS_ERR_OK);
 }
 
-/* The saved dedupe ids are sorted by hash whatever order they arrived in,
+/* A lead record whose event ids are out of order still loads (and is
+ * written back in order); one that repeats an id does not. */
+static void test_load_dedupe_order(void **state) {
+    (void)state;
+    uint64_t sorted[] = {11, 22, 33, 44, 55}, swapped[] = {22, 11, 33, 44, 55},
+             twice[] = {11, 11, 33, 44, 55};
+    ds_buf_t b, ref;
+    ds_buf_init(&b, 0);
+    ds_buf_init(&ref, 0);
+    lead_rec_with_ids(&ref, sorted, 5);
+    lead_rec_with_ids(&b, swapped, 5);
+    ds_score_unit_t *u = ds_score_unit_new("ACC", true);
+    assert_int_equal(ds_score_unit_put_lead(u, "L1", b.data, b.len), DS_ERR_OK);
+    const lead_t *L = &u->leads[0];
+    assert_int_equal(L->ndd, 5);
+    for (uint32_t k = 0; k < 5; k++)
+        assert_int_equal(L->dd[k].h, sorted[k]);
+    /* written back: the sorted record's bytes */
+    ds_buf_t rec;
+    ds_buf_init(&rec, 0);
+    assert_int_equal(ds_score_unit_save(u, &rec), DS_ERR_OK);
+    assert_non_null(memmem(rec.data, rec.len, ref.data, ref.len));
+    lead_rec_with_ids(&b, twice, 5);
+    assert_int_equal(ds_score_unit_put_lead(u, "L2", b.data, b.len), DS_ERR_UNDECODABLE);
+    /* nothing of the refused lead stays in memory */
+    assert_int_equal(ds_score_unit_lead_count(u), 1);
+    ds_buf_free(&b);
+    ds_buf_free(&ref);
+    ds_buf_free(&rec);
+    ds_score_unit_destroy(u);
+}
+
+/* The saved event ids are sorted by hash whatever order they arrived in,
  * so a unit saves to the same bytes after a load: a few and many. */
 static void test_save_is_canonical(void **state) {
     (void)state;
@@ -932,11 +926,7 @@ static void test_save_is_canonical(void **state) {
         ds_buf_init(&b, 0);
         ds_buf_init(&b2, 0);
         assert_int_equal(ds_score_unit_save(u, &b), DS_ERR_OK);
-        uint64_t h[256];
-        size_t n = saved_dedupe(&b, h, 256);
-        assert_int_equal(n, counts[c]);
-        for (size_t i = 1; i < n; i++)
-            assert_true(h[i - 1] < h[i]);
+        assert_int_equal(saved_ids(&b), counts[c]);
         ds_err_t err = DS_ERR_OK;
         ds_score_unit_t *v = ds_score_unit_load(b.data, b.len, &err);
         assert_non_null(v);
@@ -1059,6 +1049,29 @@ static const unsigned char MIXED_V1[] = {
 
 /* Version 1 bytes load to the same state as the events give (a version 2
  * save of both is the same bytes), and version 2 is smaller. */
+/* Events after mixed_unit(): a follow credit on i1 for S through C2, a
+ * webinar attendance next to L1's and L2's, more of L1, a repeat, a
+ * duplicate of one of mixed_unit's ids, the unsubscribed L3 again. */
+static void continue_mixed(ds_score_unit_t *u, const ds_rules_t *r, cap_t *c) {
+    ds_score_sink_t sk = sink_of(c);
+    ds_ma_event_t evs[] = {
+        ev("n-1", T0 + 4 * DAY + 10, "C2", "ACC", DS_MA_CONTENT_COMPLETED, "i1"),
+        ev("n-2", T0 + DAY + 3600000LL, "C1", "ACC", DS_MA_WEBINAR_ATTENDED, "w1"),
+        ev("n-3", T0 + 5 * DAY, "L1", "ACC", DS_MA_CONTENT_COMPLETED, "c1"),
+        ev("n-4", T0 + 5 * DAY + 1, "L2", "ACC", DS_MA_DIAGNOSTIC_COMPLETED, "c2"),
+        ev("m-5", T0 + 2 * DAY, "L2", "ACC", DS_MA_DIAGNOSTIC_COMPLETED, "c2"),
+        ev("n-5", T0 + 6 * DAY, "L3", "ACC", DS_MA_CONTENT_COMPLETED, "s1"),
+        ev("n-6", T0 + 30 * DAY, "S", "ACC", DS_MA_CONTENT_COMPLETED, "c1"),
+    };
+    for (size_t i = 0; i < sizeof(evs) / sizeof(evs[0]); i++) {
+        ds_err_t e = ds_score_unit_apply(u, r, &evs[i], &sk);
+        assert_true(e == DS_ERR_OK || e == DS_ERR_DUPLICATE);
+    }
+}
+
+/* State saved whole by earlier versions (mixed_unit() in version 1's
+ * fixed-width blob) still loads and behaves as the unit that never left
+ * memory: same figures now, same records for what follows, same save. */
 static void test_loads_version_1(void **state) {
     (void)state;
     ds_rules_t *r = rules(NULL);
@@ -1067,29 +1080,43 @@ static void test_loads_version_1(void **state) {
     ds_score_unit_t *v = ds_score_unit_load(MIXED_V1, sizeof(MIXED_V1), &err);
     assert_int_equal(err, DS_ERR_OK);
     assert_non_null(v);
+    assert_true(ds_score_unit_is_legacy(v));
+    char why[256];
+    assert_true(ds_score_unit_check(v, why, sizeof(why)));
+    ds_account_score_t au, av;
+    assert_true(ds_score_unit_account_view(u, &au));
+    int32_t engaged = au.engaged_stakeholders, confronted = au.confronted_stakeholders;
+    double consensus = au.consensus;
+    assert_true(ds_score_unit_account_view(v, &av));
+    assert_int_equal(av.engaged_stakeholders, engaged);
+    assert_int_equal(av.confronted_stakeholders, confronted);
+    assert_true(av.consensus == consensus);
+    /* the same continuation gives the same records on both */
+    cap_t cu = {0}, cv = {0};
+    continue_mixed(u, r, &cu);
+    continue_mixed(v, r, &cv);
+    assert_true(cu.nl > 3 && cu.na > 0);
+    assert_same_records(&cu, &cv);
+    /* its save is canonical: loads back to the same bytes */
     ds_buf_t b, b2;
     ds_buf_init(&b, 0);
     ds_buf_init(&b2, 0);
-    assert_int_equal(ds_score_unit_save(u, &b), DS_ERR_OK);
-    assert_int_equal(ds_score_unit_save(v, &b2), DS_ERR_OK);
-    assert_int_equal(b.data[4], 2);
-    assert_int_equal(b.len, b2.len);
-    assert_memory_equal(b.data, b2.data, b.len);
-    assert_true(b.len * 3 < sizeof(MIXED_V1) * 2); /* 585 bytes against 917 */
-    /* and the version 2 bytes load back to the same state */
+    assert_int_equal(ds_score_unit_save(v, &b), DS_ERR_OK);
     ds_score_unit_t *w = ds_score_unit_load(b.data, b.len, &err);
     assert_non_null(w);
-    ds_buf_reset(&b2);
+    assert_false(ds_score_unit_is_legacy(w));
     assert_int_equal(ds_score_unit_save(w, &b2), DS_ERR_OK);
     assert_int_equal(b.len, b2.len);
     assert_memory_equal(b.data, b2.data, b.len);
-    /* every truncation of either version is refused, none crashes */
+    /* every truncation of either format is refused, none crashes */
     for (size_t n = 0; n < b.len; n++)
         assert_null(ds_score_unit_load(b.data, n, &err));
     for (size_t n = 0; n < sizeof(MIXED_V1); n++)
         assert_null(ds_score_unit_load(MIXED_V1, n, &err));
     ds_buf_free(&b);
     ds_buf_free(&b2);
+    cap_clear(&cu);
+    cap_clear(&cv);
     ds_score_unit_destroy(w);
     ds_score_unit_destroy(v);
     ds_score_unit_destroy(u);

@@ -1,32 +1,47 @@
 /*
- * score.c — the lead-scoring domain (SPEC "Lead scoring"), pure C.
+ * score.c — the lead-scoring rules and the account roll-up, pure C.
  *
- * Layout.  A unit (one account with its leads, or one lone lead) interns
- * every id it meets (lead, content, insight, colleague) once: a string pool
- * plus an open-addressing table of indexes, so the rest of the state holds
- * 32-bit ids and small flat arrays instead of strings.  Per lead: totals,
- * per-insight records (points, A-state and stage masks), repeat-window
- * records per (content, type), reason buckets and the counted share pairs.
- * Per unit: follow-share records, follow credits, webinar attendances and
- * group credits (sorted arrays, binary search), and the dedupe set.
+ * Layout.  A unit interns every id it meets (lead, content, insight,
+ * colleague) once: a string pool plus an open-addressing table of
+ * indexes, so the rest of the state holds 32-bit ids.  Each lead is a
+ * record of its own (score_int.h): totals, per-insight records (points,
+ * A-state and stage masks), repeat-window records per (content, type),
+ * reason buckets, counted share pairs, its recent event ids, its inbox of
+ * shares, the follow credits given for it, its webinar attendances and
+ * group credits.  The account holds aggregates only.
+ *
+ * The roll-up is incremental.  Each lead remembers what it adds to the
+ * account: per insight record a fixed-point copy of its points (q), and
+ * whether it is engaged, confronted on which insight, a mobilizer.  After
+ * an event, each lead it touched is "settled": the differences go into
+ * the account's per-insight sums (__int128, exact and independent of the
+ * order of updates), its per-insight confronted counts, its engaged count
+ * and its mobilizer set.  The account's top insight is then an argmax over
+ * its insights, the confronted figure the count of that insight.  So an
+ * event costs what it touches plus the account's insights; a change of
+ * tier thresholds (a rules reload) settles every lead of the account once.
  *
  * Invariants.
  * - Every per-lead accumulator (confront, connect, per-insight points,
  *   reason buckets) is a value "as of" lead->as_of; when as_of moves
- *   forward they are all rescaled by 2^(-dt/half_life) together, so their
- *   sums stay consistent.  A late contribution is decayed to as_of.
+ *   forward they are all rescaled by 2^(-dt/half_life) together.  A late
+ *   contribution is decayed to as_of.
  * - Events that change nothing (duplicates, repeats, unclassified content)
  *   touch nothing but events_applied/dirty; as_of moves only with a
  *   positive contribution.
- * - Dedupe: 64-bit FNV-1a of event_id -> occurred_at in an open-addressing
- *   table; a hit is a duplicate only while (max t seen - its t) is within
- *   the window, so pruning (done when the table would grow) never changes
- *   answers.  Saving writes only live entries, sorted: canonical bytes.
- * - Everything is deterministic given the event order: arrays keep
- *   insertion or sorted order, and save/load preserves both, so a loaded
- *   unit behaves exactly like the one saved (and re-saves byte-identically).
- * - Rules-derived figures the const views need (tier thresholds, consensus
- *   target, dedupe window) are copied into the unit at each apply.
+ * - Dedupe is per lead (an event id belongs to one lead): 64-bit FNV-1a of
+ *   event_id -> occurred_at in an array sorted by hash; a hit is a
+ *   duplicate only while (the lead's largest time - its t) is within the
+ *   window, so pruning never changes answers.
+ * - For every insight g of the account: agg[g].q = sum of ins.q over the
+ *   records of g of all its leads, and agg[g].nconf = the number of leads
+ *   whose c_top is g; engaged = sum of c_engaged; mob = {leads with c_mob}.
+ *   Leads not in memory keep their share in these sums as stored: a lead
+ *   is loaded with the contributions its record implies under the
+ *   thresholds the account's record was computed with.
+ * - An account's as_of is the largest as_of any of its leads has had (a
+ *   late UNSUBSCRIBE that sets a lead's as_of back does not lower it).
+ * - Everything is deterministic given the event order.
  */
 #include "score.h"
 
@@ -35,164 +50,13 @@
 #include <string.h>
 
 #include "ds_hash.h"
+#include "score_int.h"
 
-#define NOID UINT32_MAX
-#define UNSET_T INT64_MIN
-#define STATE_MAGIC "DSSU"
-#define STATE_VERSION 2 /* 1: fixed-width numbers (still loaded) */
-
-/* ---- data ---------------------------------------------------------------- */
-
-typedef struct istr {
-    uint32_t off, len, hash;
-    int32_t lead; /* index in leads[] or -1 */
-} istr_t;
-
-typedef struct ins {
-    uint32_t insight;
-    uint8_t amask; /* A-state stages engaged (bit = stage) */
-    uint8_t smask; /* every stage engaged */
-    double pts;    /* confront points on this insight, at lead as_of */
-} ins_t;
-
-typedef struct rep {
-    uint32_t content; /* NOID: no content_id */
-    uint8_t type;
-    int64_t t; /* last counted */
-} rep_t;
-
-enum { BK_CONF_INS, BK_CONF_CONTENT, BK_SHARE, BK_FOLLOW, BK_GROUP, BK__COUNT };
-
-typedef struct bkt {
-    uint32_t a, b; /* see bucket_text() */
-    uint8_t kind;
-    double v;
-} bkt_t;
-
-typedef struct shc {
-    uint32_t content, colleague; /* a counted share pair */
-} shc_t;
-
-typedef struct lead {
-    uint32_t id; /* intern id of lead_id */
-    uint32_t n_emitted;
-    int64_t as_of;
-    int64_t events_applied;
-    double confront, connect; /* uncapped points at as_of */
-    int32_t em_c10, em_n10, em_m10; /* last emitted, rounded ×10 */
-    uint8_t em_tier, any_a, dirty, touched;
-    uint64_t written[DS_LEAD_NOTES]; /* the caller's note of what it wrote (foreach_dirty) */
-    ins_t *ins;
-    rep_t *rep;
-    bkt_t *bkt;
-    shc_t *shc;
-    uint32_t nins, cins, nrep, crep, nbkt, cbkt, nshc, cshc;
-} lead_t;
-
-typedef struct fw { /* the sharer shared the insight with the colleague at ts */
-    uint32_t colleague, insight, sharer;
-    int64_t ts;
-} fw_t;
-
-typedef struct cr { /* follow credit given: (sharer, colleague, insight) */
-    uint32_t sharer, colleague, insight;
-} cr_t;
-
-typedef struct att { /* counted webinar attendance */
-    uint32_t content, lead; /* lead: index in leads[] */
-    int64_t t;
-} att_t;
-
-typedef struct gc { /* group credit given: (lead index, content) */
-    uint32_t lead, content;
-} gc_t;
-
-typedef struct dd {
-    uint64_t h; /* 0: empty slot */
-    int64_t t;
-} dd_t;
-
-typedef struct lview {
-    double c, n, m;
-    int tier;
-    uint32_t top;
-    int furthest;
-} lview_t;
-
-typedef struct aview {
-    int32_t engaged, confronted, cons10;
-    uint32_t top;
-    uint32_t *mob; /* intern ids, sorted by text; points into scratch */
-    uint32_t nmob;
-    int64_t as_of;
-} aview_t;
-
-typedef struct isum {
-    uint32_t insight;
-    double pts;
-} isum_t;
-
-/* Scratch space reused by every apply/view: writable through a const unit
- * (it is not part of the unit's logical state). */
-typedef struct scratch {
-    ds_buf_t text;
-    uint32_t *touched;
-    uint32_t ntouched, ctouched;
-    uint32_t *ltop; /* per lead: its top insight */
-    double *lconf;  /* per lead: its capped confront */
-    uint8_t *ltier;
-    uint32_t clead;
-    isum_t *isum;
-    uint32_t nisum, cisum;
-    uint32_t *mob;
-    uint32_t cmob;
-    const char **mobp;
-    uint32_t cmobp;
-    uint32_t cand[DS_MAX_REASONS];
-    size_t roff[DS_MAX_REASONS];
-} scratch_t;
-
-struct ds_score_unit {
-    char *key;
-    bool is_account;
-    /* rules copied at the last apply (needed by the const views and save) */
-    double tier_confronted, tier_connector, consensus_target;
-    int64_t dd_window_ms;
-    /* interned strings */
-    char *pool;
-    uint32_t pool_len, pool_cap;
-    istr_t *strs;
-    uint32_t nstrs, cstrs;
-    uint32_t *slots; /* idx + 1; 0 empty */
-    uint32_t slot_cap;
-    /* leads */
-    lead_t *leads;
-    uint32_t nleads, cleads;
-    /* dedupe */
-    dd_t *dd;
-    uint32_t ndd, dd_cap;
-    int64_t max_t;
-    /* cross-lead memory */
-    fw_t *fw;
-    uint32_t nfw, cfw;
-    cr_t *cr;
-    uint32_t ncr, ccr;
-    att_t *att;
-    uint32_t natt, catt;
-    gc_t *gc;
-    uint32_t ngc, cgc;
-    /* last emitted AccountScore */
-    uint32_t acc_n_emitted;
-    int32_t em_engaged, em_confronted, em_cons10;
-    uint32_t em_top;
-    uint32_t *em_mob;
-    uint32_t nem_mob, cem_mob;
-    scratch_t *scr;
-};
+#define S(u, id) ds_score_str((u), (id))
 
 /* ---- small helpers -------------------------------------------------------- */
 
-static void *ensure_cap(void *p, uint32_t *cap, uint32_t need, size_t sz, uint32_t first) {
+void *ds_score_ensure_cap(void *p, uint32_t *cap, uint32_t need, size_t sz, uint32_t first) {
     uint32_t nc = *cap ? *cap : first;
     while (nc < need) {
         if (nc > UINT32_MAX / 2)
@@ -208,30 +72,16 @@ static void *ensure_cap(void *p, uint32_t *cap, uint32_t need, size_t sz, uint32
     return np;
 }
 
-static inline bool over_u32(uint64_t v) { return v > UINT32_MAX; }
-
-/* Make room for `need` elements in arr (capacity cap); 0 on success. */
-#define ENSURE(arr, cap, need, first)                                                              \
-    __extension__({                                                                                \
-        int rc_ = 0;                                                                               \
-        if ((uint64_t)(need) > (uint64_t)(cap)) {                                                  \
-            if (over_u32((uint64_t)(need))) {                                                      \
-                rc_ = -1;                                                                          \
-            } else {                                                                               \
-                void *np_ = ensure_cap((arr), &(cap), (uint32_t)(need), sizeof(*(arr)), (first));  \
-                if (np_)                                                                           \
-                    (arr) = np_;                                                                   \
-                else                                                                               \
-                    rc_ = -1;                                                                      \
-            }                                                                                      \
-        }                                                                                          \
-        rc_;                                                                                       \
-    })
-
 static void insert_at(void *base, uint32_t n, size_t sz, uint32_t pos, const void *rec) {
     unsigned char *b = base;
     memmove(b + (size_t)(pos + 1) * sz, b + (size_t)pos * sz, (size_t)(n - pos) * sz);
     memcpy(b + (size_t)pos * sz, rec, sz);
+}
+
+static void remove_at(void *base, uint32_t *n, size_t sz, uint32_t pos) {
+    unsigned char *b = base;
+    memmove(b + (size_t)pos * sz, b + (size_t)(pos + 1) * sz, (size_t)(*n - pos - 1) * sz);
+    (*n)--;
 }
 
 /* a - b, saturated (event times come from the network). */
@@ -243,6 +93,13 @@ static int64_t tdiff(int64_t a, int64_t b) {
 }
 
 static int64_t tabs(int64_t d) { return d == INT64_MIN ? INT64_MAX : (d < 0 ? -d : d); }
+
+static int64_t tadd(int64_t a, int64_t b) {
+    int64_t s;
+    if (__builtin_add_overflow(a, b, &s))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return s;
+}
 
 static int64_t days_ms(double days) {
     if (!(days > 0))
@@ -271,12 +128,21 @@ static int32_t r10(double x) {
     return (int32_t)v;
 }
 
-static int cmp_u32(uint32_t a, uint32_t b) { return a < b ? -1 : a > b; }
-static int cmp_i64(int64_t a, int64_t b) { return a < b ? -1 : a > b; }
+int64_t ds_score_q(double pts) {
+    /* 2^32 per point, saturated at about 2^30 points: points come from
+     * rules and event counts, a sum over any account stays far from the
+     * __int128 limits */
+    double x = ldexp(pts, 32);
+    if (!(x < 4.0e18))
+        return x != x ? 0 : (int64_t)4000000000000000000LL;
+    if (x < -4.0e18)
+        return -(int64_t)4000000000000000000LL;
+    return (int64_t)llround(x);
+}
+
+static const int64_t DAY_MS_I = 86400000;
 
 /* ---- interning ------------------------------------------------------------ */
-
-static const char *S(const ds_score_unit_t *u, uint32_t id) { return u->pool + u->strs[id].off; }
 
 static uint32_t str_hash(const char *s, size_t len) {
     uint64_t h = ds_fnv64(s, len);
@@ -313,9 +179,7 @@ static int slots_rebuild(ds_score_unit_t *u, uint32_t cap) {
     return 0;
 }
 
-/* The intern id of s (added when new); -1 on OOM. */
-static int intern(ds_score_unit_t *u, const char *s, uint32_t *out) {
-    size_t len = strlen(s);
+int ds_score_intern(ds_score_unit_t *u, const char *s, size_t len, uint32_t *out) {
     if (len > UINT32_MAX / 4)
         return -1;
     uint32_t h = str_hash(s, len);
@@ -331,9 +195,10 @@ static int intern(ds_score_unit_t *u, const char *s, uint32_t *out) {
         ENSURE(u->pool, u->pool_cap, (uint64_t)u->pool_len + len + 1, 256) ||
         ENSURE(u->strs, u->cstrs, u->nstrs + 1, 8))
         return -1;
-    memcpy(u->pool + u->pool_len, s, len + 1);
+    memcpy(u->pool + u->pool_len, s, len);
+    u->pool[u->pool_len + len] = '\0';
     id = u->nstrs++;
-    u->strs[id] = (istr_t){u->pool_len, (uint32_t)len, h, -1};
+    u->strs[id] = (istr_t){u->pool_len, (uint32_t)len, h, -1, -1, -1, -1};
     u->pool_len += (uint32_t)len + 1;
     uint32_t mask = u->slot_cap - 1, i = h & mask;
     while (u->slots[i])
@@ -343,19 +208,28 @@ static int intern(ds_score_unit_t *u, const char *s, uint32_t *out) {
     return 0;
 }
 
-__attribute__((unused)) static uint32_t lookup(const ds_score_unit_t *u, const char *s) {
-    if (!s)
-        return NOID;
-    size_t len = strlen(s);
+static int intern_z(ds_score_unit_t *u, const char *s, uint32_t *out) {
+    return ds_score_intern(u, s, strlen(s), out);
+}
+
+uint32_t ds_score_lookup(const ds_score_unit_t *u, const char *s, size_t len) {
     return intern_find(u, s, len, str_hash(s, len));
 }
 
-/* ---- leads ---------------------------------------------------------------- */
+static uint32_t lookup_z(const ds_score_unit_t *u, const char *s) {
+    return s ? ds_score_lookup(u, s, strlen(s)) : NOID;
+}
 
-static int lead_get(ds_score_unit_t *u, const char *lead_id, uint32_t *li) {
-    uint32_t id;
-    if (intern(u, lead_id, &id))
-        return -1;
+/* The resident lead of a string, or NULL. */
+static const lead_t *resident(const ds_score_unit_t *u, uint32_t id) {
+    if (id == NOID || u->strs[id].lead < 0)
+        return NULL;
+    return &u->leads[u->strs[id].lead];
+}
+
+/* ---- leads, indexes, aggregates -------------------------------------------- */
+
+int ds_score_lead_slot(ds_score_unit_t *u, uint32_t id, uint32_t *li) {
     if (u->strs[id].lead >= 0) {
         *li = (uint32_t)u->strs[id].lead;
         return 0;
@@ -366,22 +240,111 @@ static int lead_get(ds_score_unit_t *u, const char *lead_id, uint32_t *li) {
     memset(L, 0, sizeof(*L));
     L->id = id;
     L->as_of = UNSET_T;
+    L->max_t = UNSET_T;
     L->em_tier = DS_TIER_UNAWARE;
+    L->c_top = NOID;
     u->strs[id].lead = (int32_t)u->nleads;
     *li = u->nleads++;
     return 0;
 }
 
-static void lead_free_arrays(lead_t *L) {
+int ds_score_att_slot(ds_score_unit_t *u, uint32_t content, uint32_t *ai) {
+    if (u->strs[content].att >= 0) {
+        *ai = (uint32_t)u->strs[content].att;
+        return 0;
+    }
+    if (ENSURE(u->atts, u->catts, u->natts + 1, 4))
+        return -1;
+    attidx_t *a = &u->atts[u->natts];
+    memset(a, 0, sizeof(*a));
+    a->content = content;
+    a->loaded = u->complete;
+    u->strs[content].att = (int32_t)u->natts;
+    *ai = u->natts++;
+    return 0;
+}
+
+int ds_score_agg_slot(ds_score_unit_t *u, uint32_t insight, uint32_t *gi) {
+    if (u->strs[insight].agg >= 0) {
+        *gi = (uint32_t)u->strs[insight].agg;
+        return 0;
+    }
+    if (ENSURE(u->agg, u->cagg, u->nagg + 1, 4))
+        return -1;
+    u->agg[u->nagg] = (aggi_t){insight, 0, 0};
+    u->strs[insight].agg = (int32_t)u->nagg;
+    *gi = u->nagg++;
+    return 0;
+}
+
+void ds_score_lead_free_arrays(lead_t *L) {
     free(L->ins);
     free(L->rep);
     free(L->bkt);
     free(L->shc);
-    L->ins = NULL;
-    L->rep = NULL;
-    L->bkt = NULL;
-    L->shc = NULL;
-    L->nins = L->cins = L->nrep = L->crep = L->nbkt = L->cbkt = L->nshc = L->cshc = 0;
+    free(L->dd);
+    free(L->inb);
+    free(L->crd);
+    free(L->att);
+    free(L->gc);
+}
+
+int ds_score_mark_lead(ds_score_unit_t *u, uint32_t li) {
+    lead_t *L = &u->leads[li];
+    if (L->dirty)
+        return 0;
+    if (ENSURE(u->dlist, u->cdl, u->ndl + 1, 8))
+        return -1;
+    u->dlist[u->ndl++] = li;
+    L->dirty = 1;
+    return 0;
+}
+
+int ds_score_mark_field(ds_score_unit_t *u, uint32_t content, uint32_t lead) {
+    if (ENSURE(u->adirty, u->cadirty, u->nadirty + 1, 8))
+        return -1;
+    u->adirty[u->nadirty++] = (afield_t){content, lead};
+    return 0;
+}
+
+/* Mobilizers sorted by text: binary search. */
+static uint32_t mob_lb(const ds_score_unit_t *u, const char *s, bool *found) {
+    uint32_t lo = 0, hi = u->nmob;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (strcmp(S(u, u->mob[mid]), s) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < u->nmob && !strcmp(S(u, u->mob[lo]), s);
+    return lo;
+}
+
+static uint64_t mob_hash(const ds_score_unit_t *u, uint32_t id) {
+    uint64_t h = ds_fnv64(S(u, id), u->strs[id].len);
+    return h ? h : 1;
+}
+
+int ds_score_mob_set(ds_score_unit_t *u, uint32_t id, bool on) {
+    bool found;
+    uint32_t pos = mob_lb(u, S(u, id), &found);
+    if (found == on)
+        return 0;
+    if (on) {
+        if (ENSURE(u->mob, u->cmob, u->nmob + 1, 4))
+            return -1;
+        insert_at(u->mob, u->nmob++, sizeof(*u->mob), pos, &id);
+        u->mob_sig += mob_hash(u, id);
+    } else {
+        remove_at(u->mob, &u->nmob, sizeof(*u->mob), pos);
+        u->mob_sig -= mob_hash(u, id);
+    }
+    if (ENSURE(u->mchg, u->cmchg, u->nmchg + 1, 4))
+        return -1;
+    u->mchg[u->nmchg++] = id;
+    u->pub_changed = true;
+    return 0;
 }
 
 /* Move the lead's as_of forward to t, rescaling every accumulator. */
@@ -436,7 +399,8 @@ static int lead_add(lead_t *L, const ds_rules_t *r, int64_t t, double p, bool co
 
 static int touch(ds_score_unit_t *u, uint32_t li) {
     lead_t *L = &u->leads[li];
-    L->dirty = 1;
+    if (ds_score_mark_lead(u, li))
+        return -1;
     if (L->touched)
         return 0;
     scratch_t *sc = u->scr;
@@ -448,6 +412,13 @@ static int touch(ds_score_unit_t *u, uint32_t li) {
 }
 
 /* ---- lead view ------------------------------------------------------------ */
+
+typedef struct lview {
+    double c, n, m;
+    int tier;
+    uint32_t top;
+    int furthest;
+} lview_t;
 
 static int tier_of(const ds_score_unit_t *u, double c, double n) {
     if (c >= u->tier_confronted && n >= u->tier_connector)
@@ -485,6 +456,134 @@ static void lead_view(const ds_score_unit_t *u, const lead_t *L, lview_t *v) {
                 break;
             }
     }
+}
+
+/* ---- the roll-up ------------------------------------------------------------ */
+
+int ds_score_settle(ds_score_unit_t *u, uint32_t li) {
+    lead_t *L = &u->leads[li];
+    if (!u->is_account)
+        return 0;
+    for (uint32_t i = 0; i < L->nins; i++) {
+        ins_t *x = &L->ins[i];
+        int64_t q = ds_score_q(x->pts);
+        if (q == x->q)
+            continue;
+        uint32_t g;
+        if (ds_score_agg_slot(u, x->insight, &g))
+            return -1;
+        u->agg[g].q += (__int128)q - x->q;
+        x->q = q;
+    }
+    lview_t v;
+    lead_view(u, L, &v);
+    uint8_t engaged = v.c > 0 || v.n > 0;
+    if (engaged != L->c_engaged) {
+        u->engaged += engaged ? 1 : -1;
+        L->c_engaged = engaged;
+        u->pub_changed = true;
+    }
+    uint32_t top = (v.c >= u->tier_confronted && v.top != NOID) ? v.top : NOID;
+    if (top != L->c_top) {
+        uint32_t g;
+        if (L->c_top != NOID && u->strs[L->c_top].agg >= 0)
+            u->agg[u->strs[L->c_top].agg].nconf--;
+        if (top != NOID) {
+            if (ds_score_agg_slot(u, top, &g))
+                return -1;
+            u->agg[g].nconf++;
+        }
+        L->c_top = top;
+        u->pub_changed = true;
+    }
+    uint8_t mob = v.tier == DS_TIER_MOBILIZER;
+    if (mob != L->c_mob) {
+        if (ds_score_mob_set(u, L->id, mob))
+            return -1;
+        L->c_mob = mob;
+    }
+    if (L->as_of != UNSET_T && (u->as_of == UNSET_T || L->as_of > u->as_of))
+        u->as_of = L->as_of;
+    return 0;
+}
+
+void ds_score_contributions(ds_score_unit_t *u, uint32_t li) {
+    lead_t *L = &u->leads[li];
+    for (uint32_t i = 0; i < L->nins; i++)
+        L->ins[i].q = ds_score_q(L->ins[i].pts);
+    lview_t v;
+    lead_view(u, L, &v);
+    L->c_engaged = v.c > 0 || v.n > 0;
+    L->c_mob = v.tier == DS_TIER_MOBILIZER;
+    L->c_top = (v.c >= u->tier_confronted && v.top != NOID) ? v.top : NOID;
+}
+
+/* The account's figures from its aggregates. */
+typedef struct aview {
+    int32_t engaged, confronted, cons10;
+    uint32_t top;
+} aview_t;
+
+static void account_figures(const ds_score_unit_t *u, aview_t *a) {
+    const aggi_t *best = NULL;
+    for (uint32_t k = 0; k < u->nagg; k++) {
+        const aggi_t *x = &u->agg[k];
+        if (!(x->q > 0))
+            continue;
+        if (!best || x->q > best->q ||
+            (x->q == best->q && strcmp(S(u, x->insight), S(u, best->insight)) < 0))
+            best = x;
+    }
+    a->top = best ? best->insight : NOID;
+    a->engaged = u->engaged;
+    a->confronted = best ? (int32_t)best->nconf : 0;
+    double cons;
+    if (u->consensus_target > 0) {
+        double q = (double)a->confronted / u->consensus_target;
+        cons = 100.0 * (q < 1 ? q : 1);
+    } else {
+        cons = a->confronted > 0 ? 100.0 : 0.0;
+    }
+    a->cons10 = r10(cons);
+}
+
+static int account_fill(const ds_score_unit_t *u, const aview_t *a, ds_account_score_t *out) {
+    scratch_t *sc = u->scr;
+    if (ENSURE(sc->mobp, sc->cmobp, u->nmob + 1, 8))
+        return -1;
+    for (uint32_t i = 0; i < u->nmob; i++)
+        sc->mobp[i] = S(u, u->mob[i]);
+    memset(out, 0, sizeof(*out));
+    out->account_id = u->key;
+    out->engaged_stakeholders = a->engaged;
+    out->confronted_stakeholders = a->confronted;
+    out->consensus = a->cons10 / 10.0;
+    out->top_insight = a->top == NOID ? NULL : S(u, a->top);
+    out->mobilizers = sc->mobp;
+    out->mobilizers_count = u->nmob;
+    out->as_of = u->as_of == UNSET_T ? 0 : u->as_of;
+    return 0;
+}
+
+/* Whether the stored figures were computed under r's tier thresholds;
+ * when not and every lead is in memory, adopt r's and settle them all. */
+static bool thresholds_differ(const ds_score_unit_t *u, const ds_rules_t *r) {
+    return u->tier_confronted != r->scoring.tier_confronted ||
+           u->tier_connector != r->scoring.tier_connector;
+}
+
+static bool all_resident(const ds_score_unit_t *u) {
+    return u->complete || u->resident_members >= u->members;
+}
+
+static int adopt_thresholds(ds_score_unit_t *u, const ds_rules_t *r) {
+    u->tier_confronted = r->scoring.tier_confronted;
+    u->tier_connector = r->scoring.tier_connector;
+    u->thr_known = true;
+    for (uint32_t li = 0; li < u->nleads; li++)
+        if (ds_score_settle(u, li))
+            return -1;
+    return 0;
 }
 
 /* ---- reasons -------------------------------------------------------------- */
@@ -615,7 +714,6 @@ static void lead_record(const ds_score_unit_t *u, const lead_t *L, const lview_t
     scratch_t *sc = u->scr;
     memset(out, 0, sizeof(*out));
     ds_buf_reset(&sc->text);
-    size_t oid = 0;
     bool has_oid = false;
     if (n_out) {
         has_oid = put_s(&sc->text, S(u, L->id)) && put_s(&sc->text, ":") &&
@@ -624,7 +722,7 @@ static void lead_record(const ds_score_unit_t *u, const lead_t *L, const lview_t
             ds_buf_reset(&sc->text);
     }
     reasons_fill(u, L, out);
-    out->output_id = has_oid ? (const char *)sc->text.data + oid : NULL;
+    out->output_id = has_oid ? (const char *)sc->text.data : NULL;
     out->lead_id = S(u, L->id);
     out->account_id = u->is_account ? u->key : NULL;
     out->confront = v->c;
@@ -638,159 +736,11 @@ static void lead_record(const ds_score_unit_t *u, const lead_t *L, const lview_t
     out->events_applied = L->events_applied;
 }
 
-/* ---- account view --------------------------------------------------------- */
-
-static int scratch_leads(scratch_t *sc, uint32_t n) {
-    if (n <= sc->clead)
-        return 0;
-    uint32_t c = sc->clead ? sc->clead : 8;
-    while (c < n)
-        c *= 2;
-    uint32_t *a = realloc(sc->ltop, c * sizeof(*a));
-    if (!a)
-        return -1;
-    sc->ltop = a;
-    double *d = realloc(sc->lconf, c * sizeof(*d));
-    if (!d)
-        return -1;
-    sc->lconf = d;
-    uint8_t *t = realloc(sc->ltier, c);
-    if (!t)
-        return -1;
-    sc->ltier = t;
-    sc->clead = c;
-    return 0;
-}
-
-static int account_compute(const ds_score_unit_t *u, aview_t *a) {
-    scratch_t *sc = u->scr;
-    memset(a, 0, sizeof(*a));
-    a->top = NOID;
-    if (scratch_leads(sc, u->nleads) || ENSURE(sc->mob, sc->cmob, u->nleads + 1, 8))
-        return -1;
-    sc->nisum = 0;
-    int64_t as_of = UNSET_T;
-    uint32_t nmob = 0;
-    for (uint32_t li = 0; li < u->nleads; li++) {
-        const lead_t *L = &u->leads[li];
-        lview_t v;
-        lead_view(u, L, &v);
-        sc->ltop[li] = v.top;
-        sc->lconf[li] = v.c;
-        sc->ltier[li] = (uint8_t)v.tier;
-        if (v.c > 0 || v.n > 0)
-            a->engaged++;
-        if (v.tier == DS_TIER_MOBILIZER) {
-            /* insertion by text: mobilizers sorted ascending */
-            uint32_t pos = nmob;
-            while (pos > 0 && strcmp(S(u, sc->mob[pos - 1]), S(u, L->id)) > 0) {
-                sc->mob[pos] = sc->mob[pos - 1];
-                pos--;
-            }
-            sc->mob[pos] = L->id;
-            nmob++;
-        }
-        if (L->as_of != UNSET_T && (as_of == UNSET_T || L->as_of > as_of))
-            as_of = L->as_of;
-        for (uint32_t i = 0; i < L->nins; i++) {
-            const ins_t *x = &L->ins[i];
-            uint32_t k = 0;
-            while (k < sc->nisum && sc->isum[k].insight != x->insight)
-                k++;
-            if (k == sc->nisum) {
-                if (ENSURE(sc->isum, sc->cisum, sc->nisum + 1, 8))
-                    return -1;
-                sc->isum[sc->nisum++] = (isum_t){x->insight, 0};
-            }
-            sc->isum[k].pts += x->pts;
-        }
-    }
-    const isum_t *best = NULL;
-    for (uint32_t k = 0; k < sc->nisum; k++) {
-        const isum_t *x = &sc->isum[k];
-        if (!(x->pts > 0))
-            continue;
-        if (!best || x->pts > best->pts ||
-            (x->pts == best->pts && strcmp(S(u, x->insight), S(u, best->insight)) < 0))
-            best = x;
-    }
-    a->top = best ? best->insight : NOID;
-    for (uint32_t li = 0; li < u->nleads; li++)
-        if (a->top != NOID && sc->lconf[li] >= u->tier_confronted && sc->ltop[li] == a->top)
-            a->confronted++;
-    double cons;
-    if (u->consensus_target > 0) {
-        double q = (double)a->confronted / u->consensus_target;
-        cons = 100.0 * (q < 1 ? q : 1);
-    } else {
-        cons = a->confronted > 0 ? 100.0 : 0.0;
-    }
-    a->cons10 = r10(cons);
-    a->mob = sc->mob;
-    a->nmob = nmob;
-    a->as_of = as_of == UNSET_T ? 0 : as_of;
-    return 0;
-}
-
-static int account_fill(const ds_score_unit_t *u, const aview_t *a, ds_account_score_t *out) {
-    scratch_t *sc = u->scr;
-    if (ENSURE(sc->mobp, sc->cmobp, a->nmob + 1, 8))
-        return -1;
-    for (uint32_t i = 0; i < a->nmob; i++)
-        sc->mobp[i] = S(u, a->mob[i]);
-    memset(out, 0, sizeof(*out));
-    out->account_id = u->key;
-    out->engaged_stakeholders = a->engaged;
-    out->confronted_stakeholders = a->confronted;
-    out->consensus = a->cons10 / 10.0;
-    out->top_insight = a->top == NOID ? NULL : S(u, a->top);
-    out->mobilizers = sc->mobp;
-    out->mobilizers_count = a->nmob;
-    out->as_of = a->as_of;
-    return 0;
-}
-
-/* ---- dedupe --------------------------------------------------------------- */
-
-static bool dd_live(const ds_score_unit_t *u, int64_t t) {
-    return tdiff(u->max_t, t) <= u->dd_window_ms;
-}
-
-/* The dedupe entries are an array sorted by hash: found by binary search,
- * saved in order without sorting (canonical whatever the order of the
- * events), 16 bytes each.  An insert moves the entries after it, which
- * costs no more than the save that follows it (every live entry). */
-static uint32_t dd_find(const ds_score_unit_t *u, uint64_t h) {
-    uint32_t lo = 0, hi = u->ndd;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (u->dd[mid].h < h)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* Make room for one more entry: drop the ones no longer live (against
- * u->max_t), and grow when that leaves the array more than 3/4 full (so a
- * full array is not compacted again at every insert). */
-static int dd_reserve(ds_score_unit_t *u) {
-    if (u->ndd < u->dd_cap)
-        return 0;
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < u->ndd; i++)
-        if (dd_live(u, u->dd[i].t))
-            u->dd[k++] = u->dd[i];
-    u->ndd = k;
-    if (u->dd_cap && (uint64_t)k * 4 <= (uint64_t)u->dd_cap * 3)
-        return 0;
-    return ENSURE(u->dd, u->dd_cap, (uint64_t)u->dd_cap + 1, 4);
-}
-
-static int cmp_dd(const void *a, const void *b) {
-    const dd_t *x = a, *y = b;
-    return x->h < y->h ? -1 : x->h > y->h;
+void ds_score_lead_public(const ds_score_unit_t *u, uint32_t li, ds_lead_score_t *out) {
+    const lead_t *L = &u->leads[li];
+    lview_t v;
+    lead_view(u, L, &v);
+    lead_record(u, L, &v, L->em_tier, 0, out);
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -811,11 +761,13 @@ ds_score_unit_t *ds_score_unit_new(const char *key, bool is_account) {
     }
     ds_buf_init(&u->scr->text, 0);
     u->is_account = is_account;
+    u->complete = true;
     u->tier_confronted = 40;
     u->tier_connector = 30;
     u->consensus_target = 5.4;
     u->dd_window_ms = days_ms(7);
     u->max_t = UNSET_T;
+    u->as_of = UNSET_T;
     u->em_top = NOID;
     return u;
 }
@@ -824,28 +776,29 @@ void ds_score_unit_destroy(ds_score_unit_t *u) {
     if (!u)
         return;
     for (uint32_t i = 0; i < u->nleads; i++)
-        lead_free_arrays(&u->leads[i]);
+        ds_score_lead_free_arrays(&u->leads[i]);
+    for (uint32_t i = 0; i < u->natts; i++) {
+        free(u->atts[i].all);
+        free(u->atts[i].unc);
+    }
     free(u->leads);
     free(u->pool);
     free(u->strs);
     free(u->slots);
-    free(u->dd);
-    free(u->fw);
-    free(u->cr);
-    free(u->att);
-    free(u->gc);
-    free(u->em_mob);
+    free(u->dict);
+    free(u->agg);
+    free(u->mob);
+    free(u->ldd);
+    free(u->atts);
+    free(u->adirty);
+    free(u->mchg);
+    free(u->dlist);
     if (u->scr) {
-        scratch_t *sc = u->scr;
-        ds_buf_free(&sc->text);
-        free(sc->touched);
-        free(sc->ltop);
-        free(sc->lconf);
-        free(sc->ltier);
-        free(sc->isum);
-        free(sc->mob);
-        free(sc->mobp);
-        free(sc);
+        ds_buf_free(&u->scr->text);
+        free(u->scr->touched);
+        free(u->scr->tmp);
+        free(u->scr->mobp);
+        free(u->scr);
     }
     free(u->key);
     free(u);
@@ -855,140 +808,196 @@ const char *ds_score_unit_key(const ds_score_unit_t *u) { return u->key; }
 bool ds_score_unit_is_account(const ds_score_unit_t *u) { return u->is_account; }
 size_t ds_score_unit_lead_count(const ds_score_unit_t *u) { return u->nleads; }
 
-const char *ds_score_unit_lead_id(const ds_score_unit_t *u, size_t i) {
-    return i < u->nleads ? S(u, u->leads[i].id) : NULL;
+/* ---- attendance indexes ----------------------------------------------------- */
+
+static int cmp_attx(const attx_t *x, const attx_t *y) {
+    if (x->t != y->t)
+        return x->t < y->t ? -1 : 1;
+    return x->lead < y->lead ? -1 : x->lead > y->lead;
+}
+
+static uint32_t attx_lb(const attx_t *a, uint32_t n, const attx_t *key) {
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (cmp_attx(&a[mid], key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+int ds_score_att_insert(attx_t **arr, uint32_t *n, uint32_t *cap, attx_t x) {
+    uint32_t pos = attx_lb(*arr, *n, &x);
+    if (pos < *n && !cmp_attx(&(*arr)[pos], &x))
+        return 0;
+    if (ENSURE(*arr, *cap, *n + 1, 4))
+        return -1;
+    insert_at(*arr, (*n)++, sizeof(attx_t), pos, &x);
+    return 0;
+}
+
+static void att_remove(attx_t *arr, uint32_t *n, attx_t x) {
+    uint32_t pos = attx_lb(arr, *n, &x);
+    if (pos < *n && !cmp_attx(&arr[pos], &x))
+        remove_at(arr, n, sizeof(attx_t), pos);
+}
+
+static bool lead_has_gc(const lead_t *L, uint32_t content) {
+    for (uint32_t i = 0; i < L->ngc; i++)
+        if (L->gc[i] == content)
+            return true;
+    return false;
+}
+
+/* Remove every uncredited attendance of lead L at content index a. */
+static void unc_drop_lead(attidx_t *a, const lead_t *L) {
+    for (uint32_t i = 0; i < L->natt; i++)
+        if (L->att[i].content == a->content)
+            att_remove(a->unc, &a->nunc, (attx_t){L->att[i].t, L->id});
+}
+
+/* ---- dedupe --------------------------------------------------------------- */
+
+static uint32_t dd_find(const dd_t *dd, uint32_t n, uint64_t h) {
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (dd[mid].h < h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static bool dd_live(int64_t max_t, int64_t window, int64_t t) { return tdiff(max_t, t) <= window; }
+
+/* Make room for one more entry of L: drop the ones no longer live, and
+ * grow when that leaves the array more than 3/4 full. */
+static int dd_reserve(lead_t *L, int64_t window) {
+    if (L->ndd < L->cdd)
+        return 0;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < L->ndd; i++)
+        if (dd_live(L->max_t, window, L->dd[i].t))
+            L->dd[k++] = L->dd[i];
+    L->ndd = k;
+    if (L->cdd && (uint64_t)k * 4 <= (uint64_t)L->cdd * 3)
+        return 0;
+    return ENSURE(L->dd, L->cdd, (uint64_t)L->cdd + 1, 2);
 }
 
 /* ---- apply: the rules ----------------------------------------------------- */
 
-static int cmp_fw(const fw_t *x, const fw_t *y) {
-    int c = cmp_u32(x->colleague, y->colleague);
-    if (!c)
-        c = cmp_u32(x->insight, y->insight);
-    if (!c)
-        c = cmp_u32(x->sharer, y->sharer);
-    return c ? c : cmp_i64(x->ts, y->ts);
-}
-static int cmp_cr(const cr_t *x, const cr_t *y) {
-    int c = cmp_u32(x->sharer, y->sharer);
-    if (!c)
-        c = cmp_u32(x->colleague, y->colleague);
-    return c ? c : cmp_u32(x->insight, y->insight);
-}
-static int cmp_att(const att_t *x, const att_t *y) {
-    int c = cmp_u32(x->content, y->content);
-    if (!c)
-        c = cmp_u32(x->lead, y->lead);
-    return c ? c : cmp_i64(x->t, y->t);
-}
-static int cmp_gc(const gc_t *x, const gc_t *y) {
-    int c = cmp_u32(x->lead, y->lead);
-    return c ? c : cmp_u32(x->content, y->content);
-}
-
-/* Lower bound + "found" for each sorted array. */
-#define DEFINE_LBOUND(name, T, cmpfn)                                                              \
-    static uint32_t name(const T *a, uint32_t n, const T *key, bool *found) {                     \
-        uint32_t lo = 0, hi = n;                                                                   \
-        while (lo < hi) {                                                                          \
-            uint32_t mid = lo + (hi - lo) / 2;                                                     \
-            if (cmpfn(&a[mid], key) < 0)                                                           \
-                lo = mid + 1;                                                                      \
-            else                                                                                   \
-                hi = mid;                                                                          \
-        }                                                                                          \
-        *found = lo < n && cmpfn(&a[lo], key) == 0;                                                \
-        return lo;                                                                                 \
-    }
-DEFINE_LBOUND(lb_fw, fw_t, cmp_fw)
-DEFINE_LBOUND(lb_cr, cr_t, cmp_cr)
-DEFINE_LBOUND(lb_att, att_t, cmp_att)
-DEFINE_LBOUND(lb_gc, gc_t, cmp_gc)
-
-/* Insert rec into sorted array unless present; -1 on OOM. */
-#define SORTED_ADD(arr, n, cap, lbfn, rec)                                                         \
-    __extension__({                                                                                \
-        bool f_;                                                                                   \
-        int src_ = 0;                                                                              \
-        uint32_t p_ = lbfn((arr), (n), &(rec), &f_);                                               \
-        if (!f_) {                                                                                 \
-            if (ENSURE((arr), (cap), (n) + 1, 8))                                                  \
-                src_ = -1;                                                                         \
-            else                                                                                   \
-                insert_at((arr), (n)++, sizeof(*(arr)), p_, &(rec));                               \
-        }                                                                                          \
-        src_;                                                                                      \
-    })
-
-/* Follow credit: the lead `li` (a colleague) engaged `insight` at t. */
+/* Follow credit: lead li (a colleague) engaged `insight` at t: credit the
+ * sharers of its inbox whose share of that insight is within the window. */
 static int follow_credit(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, uint32_t insight,
                          int64_t t) {
-    uint32_t col = u->leads[li].id;
     int64_t win = days_ms(r->scoring.follow_window_days);
-    fw_t key = {col, insight, 0, INT64_MIN};
-    bool found;
-    uint32_t i = lb_fw(u->fw, u->nfw, &key, &found);
-    for (; i < u->nfw && u->fw[i].colleague == col && u->fw[i].insight == insight; i++) {
-        const fw_t *f = &u->fw[i];
-        int64_t d = tdiff(t, f->ts);
-        if (f->sharer == col || d < 0 || d > win)
+    for (uint32_t i = 0; i < u->leads[li].ninb; i++) {
+        lead_t *C = &u->leads[li];
+        inb_t f = C->inb[i];
+        if (f.insight != insight || f.sharer == C->id)
             continue;
-        cr_t c = {f->sharer, col, insight};
-        uint32_t pos = lb_cr(u->cr, u->ncr, &c, &found);
-        if (found)
-            continue;
-        if (ENSURE(u->cr, u->ccr, u->ncr + 1, 8))
-            return -1;
-        insert_at(u->cr, u->ncr++, sizeof(*u->cr), pos, &c);
-        int32_t si = u->strs[f->sharer].lead;
+        int32_t si = u->strs[f.sharer].lead;
         if (si < 0)
+            return -2; /* not in memory: ds_score_unit_needs() names it */
+        if (u->leads[si].gen != f.gen)
+            continue; /* a share its sharer's unsubscribe cleared */
+        int64_t d = tdiff(t, f.ts);
+        if (d < 0 || d > win)
             continue;
-        lead_t *S_ = &u->leads[si];
-        if (lead_add(S_, r, t, r->scoring.follow_points, false, NOID, BK_FOLLOW, col, insight) ||
+        bool done = false;
+        for (uint32_t k = 0; k < C->ncrd && !done; k++)
+            done = C->crd[k].sharer == f.sharer && C->crd[k].insight == insight &&
+                   C->crd[k].gen == u->leads[si].gen;
+        if (done)
+            continue;
+        if (ENSURE(C->crd, C->ccrd, C->ncrd + 1, 1))
+            return -1;
+        C->crd[C->ncrd++] = (crd_t){f.sharer, insight, u->leads[si].gen};
+        lead_t *Sh = &u->leads[si];
+        Sh->flags |= LF_CREDITED;
+        if (lead_add(Sh, r, t, r->scoring.follow_points, false, NOID, BK_FOLLOW, C->id, insight) ||
             touch(u, (uint32_t)si))
             return -1;
     }
     return 0;
 }
 
-static bool gc_has(const ds_score_unit_t *u, uint32_t li, uint32_t content) {
-    gc_t g = {li, content};
-    bool found;
-    (void)lb_gc(u->gc, u->ngc, &g, &found);
-    return found;
-}
-
 static int group_give(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, uint32_t content,
                       int64_t t) {
-    gc_t g = {li, content};
-    if (gc_has(u, li, content))
+    lead_t *L = &u->leads[li];
+    if (lead_has_gc(L, content))
         return 0;
-    if (SORTED_ADD(u->gc, u->ngc, u->cgc, lb_gc, g))
+    if (ENSURE(L->gc, L->cgc, L->ngc + 1, 1))
         return -1;
-    return lead_add(&u->leads[li], r, t, r->scoring.group_points, false, NOID, BK_GROUP, content,
-                    0) ||
+    L->gc[L->ngc++] = content;
+    L->flags |= LF_GROUP;
+    if (ds_score_mark_field(u, content, L->id))
+        return -1;
+    return lead_add(L, r, t, r->scoring.group_points, false, NOID, BK_GROUP, content, 0) ||
            touch(u, li);
 }
 
-/* A counted webinar attendance of lead li. */
+/* A counted webinar attendance of lead li at t: both it and the other
+ * attendees within a day get the group credit (once per lead and
+ * content).  Visits the attendances within a day that have not been
+ * credited, and finds "another attendee within a day" by time. */
 static int group_credit(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, uint32_t content,
                         int64_t t) {
-    att_t a = {content, li, t};
-    if (SORTED_ADD(u->att, u->natt, u->catt, lb_att, a))
+    uint32_t ai;
+    if (ds_score_att_slot(u, content, &ai))
         return -1;
-    att_t key = {content, 0, INT64_MIN};
-    bool found, any = false;
-    for (uint32_t i = lb_att(u->att, u->natt, &key, &found);
-         i < u->natt && u->att[i].content == content; i++) {
-        const att_t *o = &u->att[i];
-        if (o->lead == li || tabs(tdiff(t, o->t)) > (int64_t)DS_DAY_MS)
+    if (!u->atts[ai].loaded)
+        return -2;
+    lead_t *L = &u->leads[li];
+    uint32_t me = L->id;
+    if (ENSURE(L->att, L->catt, L->natt + 1, 1))
+        return -1;
+    L->att[L->natt++] = (latt_t){content, t};
+    attidx_t *a = &u->atts[ai];
+    if (ds_score_att_insert(&a->all, &a->nall, &a->call, (attx_t){t, me}) ||
+        ds_score_mark_field(u, content, me))
+        return -1;
+    int64_t lo_t = tadd(t, -DAY_MS_I), hi_t = tadd(t, DAY_MS_I);
+    bool any = false;
+    for (uint32_t i = attx_lb(a->all, a->nall, &(attx_t){lo_t, 0}); i < a->nall && a->all[i].t <= hi_t;
+         i++)
+        if (a->all[i].lead != me) {
+            any = true;
+            break;
+        }
+    if (!any) {
+        if (!lead_has_gc(L, content))
+            return ds_score_att_insert(&a->unc, &a->nunc, &a->cunc, (attx_t){t, me});
+        return 0;
+    }
+    /* credit the others not yet credited (collected first: crediting
+     * removes them from unc) */
+    scratch_t *sc = u->scr;
+    uint32_t n = 0;
+    for (uint32_t i = attx_lb(a->unc, a->nunc, &(attx_t){lo_t, 0}); i < a->nunc && a->unc[i].t <= hi_t;
+         i++) {
+        if (a->unc[i].lead == me)
             continue;
-        any = true;
-        uint32_t ol = o->lead;
-        if (group_give(u, r, ol, content, t))
+        if (ENSURE(sc->tmp, sc->ctmp, n + 1, 8))
+            return -1;
+        sc->tmp[n++] = a->unc[i].lead;
+    }
+    for (uint32_t k = 0; k < n; k++) {
+        int32_t wi = u->strs[sc->tmp[k]].lead;
+        if (wi < 0)
+            return -2;
+        if (!lead_has_gc(&u->leads[wi], content))
+            unc_drop_lead(&u->atts[ai], &u->leads[wi]);
+        if (group_give(u, r, (uint32_t)wi, content, t))
             return -1;
     }
-    return any ? group_give(u, r, li, content, t) : 0;
+    unc_drop_lead(&u->atts[ai], &u->leads[li]);
+    return group_give(u, r, li, content, t);
 }
 
 /* A classified engagement (not a share) of lead li. */
@@ -1023,7 +1032,7 @@ static int engage(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds
             if (ENSURE(L->ins, L->cins, L->nins + 1, 1))
                 return -1;
             ii = L->nins++;
-            L->ins[ii] = (ins_t){insight, 0, 0, 0};
+            L->ins[ii] = (ins_t){insight, 0, 0, 0, 0};
         }
     }
     bool a_state = stage <= DS_CS_CONFRONT;
@@ -1049,11 +1058,12 @@ static int engage(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds
     }
     if (!u->is_account)
         return 0; /* follow and group credit need colleagues of an account */
+    int rc;
     if (ev->type == DS_MA_WEBINAR_ATTENDED && content != NOID &&
-        group_credit(u, r, li, content, t))
-        return -1;
-    if (insight != NOID && follow_credit(u, r, li, insight, t))
-        return -1;
+        (rc = group_credit(u, r, li, content, t)))
+        return rc;
+    if (insight != NOID && (rc = follow_credit(u, r, li, insight, t)))
+        return rc;
     return 0;
 }
 
@@ -1066,7 +1076,7 @@ static int share(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_
         if (!cs || !strcmp(cs, ev->lead_id))
             continue;
         uint32_t col;
-        if (intern(u, cs, &col))
+        if (intern_z(u, cs, &col))
             return -1;
         lead_t *L = &u->leads[li];
         bool have = false;
@@ -1084,98 +1094,106 @@ static int share(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_
             added++;
             *changed = true;
         }
-        if (u->is_account && insight != NOID) {
-            fw_t f = {col, insight, L->id, t};
-            uint32_t before = u->nfw;
-            if (SORTED_ADD(u->fw, u->nfw, u->cfw, lb_fw, f))
-                return -1;
-            if (u->nfw != before)
-                *changed = true;
-        }
+        if (!u->is_account || insight == NOID)
+            continue;
+        /* the share goes to the colleague's inbox */
+        if (u->strs[col].lead < 0 && !u->complete)
+            return -2;
+        uint32_t ci;
+        if (ds_score_lead_slot(u, col, &ci)) /* may move leads[] */
+            return -1;
+        L = &u->leads[li];
+        lead_t *C = &u->leads[ci];
+        inb_t f = {L->id, insight, L->gen, t};
+        bool found = false;
+        for (uint32_t i = 0; i < C->ninb && !found; i++)
+            found = C->inb[i].sharer == f.sharer && C->inb[i].insight == f.insight &&
+                    C->inb[i].gen == f.gen && C->inb[i].ts == f.ts;
+        L->flags |= LF_SHARED;
+        if (found)
+            continue;
+        if (ENSURE(C->inb, C->cinb, C->ninb + 1, 1) || ds_score_mark_lead(u, ci))
+            return -1;
+        C->inb[C->ninb++] = f;
+        *changed = true;
     }
     return lead_add(&u->leads[li], r, t, added * r->scoring.share_points, false, NOID, BK_SHARE,
                     content, 0);
 }
 
 /* Whether the lead has points or any memory an unsubscribe would clear. */
-static bool has_memory(const ds_score_unit_t *u, uint32_t li) {
-    const lead_t *L = &u->leads[li];
-    if (L->confront != 0 || L->connect != 0 || L->any_a || L->nins || L->nrep || L->nbkt ||
-        L->nshc)
-        return true;
-    for (uint32_t i = 0; i < u->nfw; i++)
-        if (u->fw[i].sharer == L->id)
-            return true;
-    for (uint32_t i = 0; i < u->ncr; i++)
-        if (u->cr[i].sharer == L->id)
-            return true;
-    for (uint32_t i = 0; i < u->natt; i++)
-        if (u->att[i].lead == li)
-            return true;
-    for (uint32_t i = 0; i < u->ngc; i++)
-        if (u->gc[i].lead == li)
-            return true;
-    return false;
+static bool has_memory(const lead_t *L) {
+    return L->confront != 0 || L->connect != 0 || L->any_a || L->nins || L->nrep || L->nbkt ||
+           L->nshc || L->natt || L->ngc || L->flags;
 }
 
-/* Clear the lead's points and memory; false when there was nothing to
- * clear: then nothing changes, as_of included (an event that changes
- * nothing does not move as_of). */
-static bool unsubscribe(ds_score_unit_t *u, uint32_t li, int64_t t) {
-    if (!has_memory(u, li))
-        return false;
+/* Clear the lead's points and memory; 0 when there was nothing to clear
+ * (then nothing changes, as_of included), 1 when cleared. */
+static int unsubscribe(ds_score_unit_t *u, uint32_t li, int64_t t) {
     lead_t *L = &u->leads[li];
-    uint32_t id = L->id, j = 0;
+    if (!has_memory(L))
+        return 0;
+    for (uint32_t i = 0; i < L->natt; i++) {
+        int32_t ai = u->strs[L->att[i].content].att;
+        if (ai < 0 || !u->atts[ai].loaded)
+            return -2;
+    }
+    for (uint32_t i = 0; i < L->natt; i++) {
+        attidx_t *a = &u->atts[u->strs[L->att[i].content].att];
+        attx_t x = {L->att[i].t, L->id};
+        att_remove(a->all, &a->nall, x);
+        att_remove(a->unc, &a->nunc, x);
+        if (ds_score_mark_field(u, L->att[i].content, L->id))
+            return -1;
+    }
+    for (uint32_t i = 0; i < L->ngc; i++)
+        if (ds_score_mark_field(u, L->gc[i], L->id))
+            return -1;
+    /* its points leave the account's sums */
+    for (uint32_t i = 0; i < L->nins; i++) {
+        int32_t g = u->strs[L->ins[i].insight].agg;
+        if (g >= 0)
+            u->agg[g].q -= L->ins[i].q;
+    }
+    free(L->ins);
+    free(L->rep);
+    free(L->bkt);
+    free(L->shc);
+    free(L->att);
+    free(L->gc);
+    L->ins = NULL;
+    L->rep = NULL;
+    L->bkt = NULL;
+    L->shc = NULL;
+    L->att = NULL;
+    L->gc = NULL;
+    L->nins = L->cins = L->nrep = L->crep = L->nbkt = L->cbkt = L->nshc = L->cshc = 0;
+    L->natt = L->catt = L->ngc = L->cgc = 0;
     L->confront = L->connect = 0;
     L->any_a = 0;
+    L->flags = 0;
+    L->gen++;
     L->as_of = t;
-    lead_free_arrays(L);
-    for (uint32_t i = 0; i < u->nfw; i++)
-        if (u->fw[i].sharer != id)
-            u->fw[j++] = u->fw[i];
-    u->nfw = j;
-    j = 0;
-    for (uint32_t i = 0; i < u->ncr; i++)
-        if (u->cr[i].sharer != id)
-            u->cr[j++] = u->cr[i];
-    u->ncr = j;
-    j = 0;
-    for (uint32_t i = 0; i < u->natt; i++)
-        if (u->att[i].lead != li)
-            u->att[j++] = u->att[i];
-    u->natt = j;
-    j = 0;
-    for (uint32_t i = 0; i < u->ngc; i++)
-        if (u->gc[i].lead != li)
-            u->gc[j++] = u->gc[i];
-    u->ngc = j;
-    return true;
+    return 1;
 }
 
 /* ---- apply: emission ------------------------------------------------------ */
 
-static const ds_score_unit_t *g_sort_unit; /* single-threaded sort context */
-
-static int cmp_touched(const void *a, const void *b) {
-    const ds_score_unit_t *u = g_sort_unit;
-    return strcmp(S(u, u->leads[*(const uint32_t *)a].id), S(u, u->leads[*(const uint32_t *)b].id));
-}
-
 static int emit(ds_score_unit_t *u, const ds_score_sink_t *sink, ds_score_stats_t *stats) {
     scratch_t *sc = u->scr;
-    if (sc->ntouched > 2) {
-        /* others in lead_id order (qsort_r is not portable; the unit is
-         * single-threaded by contract, but keep the context local) */
-        for (uint32_t i = 2; i < sc->ntouched; i++) {
-            uint32_t x = sc->touched[i], j = i;
-            while (j > 1 && strcmp(S(u, u->leads[sc->touched[j - 1]].id), S(u, u->leads[x].id)) > 0) {
-                sc->touched[j] = sc->touched[j - 1];
-                j--;
-            }
-            sc->touched[j] = x;
+    /* the event's lead first, then the others in lead_id order */
+    for (uint32_t i = 2; i < sc->ntouched; i++) {
+        uint32_t x = sc->touched[i], j = i;
+        while (j > 1 && strcmp(S(u, u->leads[sc->touched[j - 1]].id), S(u, u->leads[x].id)) > 0) {
+            sc->touched[j] = sc->touched[j - 1];
+            j--;
         }
+        sc->touched[j] = x;
     }
-    (void)cmp_touched;
+    int rc = 0;
+    for (uint32_t i = 0; i < sc->ntouched; i++)
+        if (ds_score_settle(u, sc->touched[i]))
+            rc = -1;
     for (uint32_t i = 0; i < sc->ntouched; i++) {
         lead_t *L = &u->leads[sc->touched[i]];
         L->touched = 0;
@@ -1199,27 +1217,22 @@ static int emit(ds_score_unit_t *u, const ds_score_sink_t *sink, ds_score_stats_
             stats->lead_scores++;
     }
     sc->ntouched = 0;
-    if (!u->is_account)
-        return 0;
+    if (rc || !u->is_account)
+        return rc;
     aview_t a;
-    if (account_compute(u, &a))
-        return -1;
-    bool same = a.engaged == u->em_engaged && a.confronted == u->em_confronted &&
-                a.cons10 == u->em_cons10 && a.top == u->em_top && a.nmob == u->nem_mob;
-    for (uint32_t i = 0; same && i < a.nmob; i++)
-        same = a.mob[i] == u->em_mob[i];
-    if (same)
+    account_figures(u, &a);
+    if (a.engaged == u->em_engaged && a.confronted == u->em_confronted &&
+        a.cons10 == u->em_cons10 && a.top == u->em_top && u->nmob == u->em_nmob &&
+        u->mob_sig == u->em_mob_sig)
         return 0;
-    if (ENSURE(u->em_mob, u->cem_mob, a.nmob + 1, 4))
-        return -1;
     u->em_engaged = a.engaged;
     u->em_confronted = a.confronted;
     u->em_cons10 = a.cons10;
     u->em_top = a.top;
-    u->nem_mob = a.nmob;
-    if (a.nmob)
-        memcpy(u->em_mob, a.mob, a.nmob * sizeof(*a.mob));
+    u->em_nmob = u->nmob;
+    u->em_mob_sig = u->mob_sig;
     u->acc_n_emitted++;
+    u->pub_changed = true;
     if (sink && sink->account_score) {
         ds_account_score_t rec;
         if (account_fill(u, &a, &rec))
@@ -1236,6 +1249,102 @@ static int emit(ds_score_unit_t *u, const ds_score_sink_t *sink, ds_score_stats_
     return 0;
 }
 
+/* ---- what an event needs ---------------------------------------------------- */
+
+typedef struct ev_content {
+    const char *insight; /* NULL: none */
+    int stage;           /* DS_NONE: unclassified */
+} ev_content_t;
+
+static ev_content_t classify(const ds_rules_t *r, const ds_ma_event_t *ev) {
+    const ds_catalog_entry_t *ce = ds_rules_catalog_find(r, ev->content_id);
+    ev_content_t c;
+    c.insight = ev->insight_id ? ev->insight_id : (ce ? ce->insight_id : NULL);
+    if (c.insight && !c.insight[0])
+        c.insight = NULL;
+    c.stage = ev->content_stage != DS_NONE ? ev->content_stage : (ce ? ce->stage : DS_NONE);
+    if (c.stage < 0 || c.stage >= DS_CS__COUNT)
+        c.stage = DS_NONE;
+    return c;
+}
+
+size_t ds_score_unit_needs(const ds_score_unit_t *u, const ds_rules_t *r,
+                           const ds_ma_event_t *ev, ds_score_need_fn fn, void *opaque) {
+    if (!u || !r || !ev || !ev->lead_id || u->complete)
+        return 0;
+    size_t n = 0;
+    if (u->is_account && u->thr_known && thresholds_differ(u, r) && !all_resident(u)) {
+        fn(opaque, DS_SCORE_NEED_ALL_LEADS, NULL);
+        return 1;
+    }
+    const lead_t *L = resident(u, lookup_z(u, ev->lead_id));
+    if (!L) {
+        fn(opaque, DS_SCORE_NEED_LEAD, ev->lead_id);
+        return 1;
+    }
+    if (!u->is_account)
+        return 0;
+    if (ev->type == DS_MA_UNSUBSCRIBED) {
+        for (uint32_t i = 0; i < L->natt; i++) {
+            int32_t ai = u->strs[L->att[i].content].att;
+            if (ai < 0 || !u->atts[ai].loaded) {
+                fn(opaque, DS_SCORE_NEED_ATTENDANCE, S(u, L->att[i].content));
+                n++;
+            }
+        }
+        return n;
+    }
+    ev_content_t c = classify(r, ev);
+    if (c.stage == DS_NONE)
+        return 0;
+    if (ev->type == DS_MA_CONTENT_SHARED) {
+        if (!c.insight)
+            return 0;
+        for (size_t k = 0; k < ev->shared_with_count; k++) {
+            const char *cs = ev->shared_with[k];
+            if (cs && strcmp(cs, ev->lead_id) && !resident(u, lookup_z(u, cs))) {
+                fn(opaque, DS_SCORE_NEED_LEAD, cs);
+                n++;
+            }
+        }
+        return n;
+    }
+    uint32_t insight = lookup_z(u, c.insight);
+    int64_t win = days_ms(r->scoring.follow_window_days);
+    if (insight != NOID)
+        for (uint32_t i = 0; i < L->ninb; i++) {
+            int64_t d = tdiff(ev->occurred_at, L->inb[i].ts);
+            if (L->inb[i].insight == insight && d >= 0 && d <= win &&
+                !resident(u, L->inb[i].sharer)) {
+                fn(opaque, DS_SCORE_NEED_LEAD, S(u, L->inb[i].sharer));
+                n++;
+            }
+        }
+    if (ev->type == DS_MA_WEBINAR_ATTENDED && ev->content_id) {
+        uint32_t content = lookup_z(u, ev->content_id);
+        int32_t ai = content == NOID ? -1 : u->strs[content].att;
+        if (ai < 0 || !u->atts[ai].loaded) {
+            fn(opaque, DS_SCORE_NEED_ATTENDANCE, ev->content_id);
+            return n + 1;
+        }
+        const attidx_t *a = &u->atts[ai];
+        int64_t t = ev->occurred_at, hi_t = tadd(t, DAY_MS_I);
+        for (uint32_t i = attx_lb(a->unc, a->nunc, &(attx_t){tadd(t, -DAY_MS_I), 0});
+             i < a->nunc && a->unc[i].t <= hi_t; i++)
+            if (a->unc[i].lead != L->id && !resident(u, a->unc[i].lead)) {
+                fn(opaque, DS_SCORE_NEED_LEAD, S(u, a->unc[i].lead));
+                n++;
+            }
+    }
+    return n;
+}
+
+static void count_need(void *opaque, int kind, const char *id) {
+    (void)kind;
+    (void)id;
+    (*(size_t *)opaque)++;
+}
+
 /* ---- apply ---------------------------------------------------------------- */
 
 static bool belongs(const ds_score_unit_t *u, const ds_ma_event_t *ev) {
@@ -1243,6 +1352,13 @@ static bool belongs(const ds_score_unit_t *u, const ds_ma_event_t *ev) {
     if (u->is_account)
         return has_acct && !strcmp(ev->account_id, u->key);
     return !has_acct && !strcmp(ev->lead_id, u->key);
+}
+
+static void unwind_touched(ds_score_unit_t *u) {
+    scratch_t *sc = u->scr;
+    for (uint32_t i = 0; i < sc->ntouched; i++)
+        u->leads[sc->touched[i]].touched = 0;
+    sc->ntouched = 0;
 }
 
 ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const ds_ma_event_t *ev,
@@ -1253,66 +1369,98 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
         return DS_ERR_INVAL;
     if (!belongs(u, ev))
         return DS_ERR_INVAL;
-    u->tier_confronted = r->scoring.tier_confronted;
-    u->tier_connector = r->scoring.tier_connector;
+    if (!u->complete) {
+        size_t missing = 0;
+        ds_score_unit_needs(u, r, ev, count_need, &missing);
+        if (missing)
+            return DS_ERR_AGAIN;
+    }
+    if (!u->thr_known || thresholds_differ(u, r)) {
+        if (adopt_thresholds(u, r))
+            return DS_ERR_NOMEM;
+    }
     u->consensus_target = r->scoring.consensus_target;
     u->dd_window_ms = days_ms(r->dedupe_window_days);
 
-    /* dedupe, in event time */
+    uint32_t id, li;
+    if (intern_z(u, ev->lead_id, &id) || ds_score_lead_slot(u, id, &li))
+        return DS_ERR_NOMEM;
+    lead_t *L = &u->leads[li];
+
+    /* dedupe, in event time, on the event's lead */
     int64_t t = ev->occurred_at;
     uint64_t h = ds_fnv64(ev->event_id, strlen(ev->event_id));
     if (!h)
         h = 1;
-    int64_t max_t = (u->max_t == UNSET_T || t > u->max_t) ? t : u->max_t;
-    uint32_t pos = dd_find(u, h);
-    bool seen = pos < u->ndd && u->dd[pos].h == h;
-    if (seen && tdiff(max_t, u->dd[pos].t) <= u->dd_window_ms) {
+    int64_t max_t = (L->max_t == UNSET_T || t > L->max_t) ? t : L->max_t;
+    uint32_t pos = dd_find(L->dd, L->ndd, h);
+    bool seen = pos < L->ndd && L->dd[pos].h == h;
+    if (seen && dd_live(max_t, u->dd_window_ms, L->dd[pos].t)) {
         if (stats)
             stats->duplicates++;
         return DS_ERR_DUPLICATE;
     }
-    uint32_t li;
-    if (lead_get(u, ev->lead_id, &li))
-        return DS_ERR_NOMEM;
-    u->max_t = max_t;
-    if (seen) { /* the same id, out of the window: it counts again */
-        u->dd[pos].t = t;
-    } else {
-        if (u->ndd == u->dd_cap) {
-            if (dd_reserve(u))
-                return DS_ERR_NOMEM;
-            pos = dd_find(u, h);
+    if (u->nldd) { /* ids of a whole-unit blob: live against the unit's clock */
+        int64_t umax = (u->max_t == UNSET_T || t > u->max_t) ? t : u->max_t;
+        uint32_t lp = dd_find(u->ldd, u->nldd, h);
+        if (lp < u->nldd && u->ldd[lp].h == h && dd_live(umax, u->dd_window_ms, u->ldd[lp].t)) {
+            if (stats)
+                stats->duplicates++;
+            return DS_ERR_DUPLICATE;
         }
-        insert_at(u->dd, u->ndd, sizeof(dd_t), pos, &(dd_t){h, t});
-        u->ndd++;
+    }
+    if (ds_score_mark_lead(u, li))
+        return DS_ERR_NOMEM;
+    L->max_t = max_t;
+    if (u->max_t == UNSET_T || t > u->max_t)
+        u->max_t = t;
+    if (seen) { /* the same id, out of the window: it counts again */
+        L->dd[pos].t = t;
+    } else {
+        if (L->ndd == L->cdd) {
+            if (dd_reserve(L, u->dd_window_ms))
+                return DS_ERR_NOMEM;
+            pos = dd_find(L->dd, L->ndd, h);
+        }
+        insert_at(L->dd, L->ndd, sizeof(dd_t), pos, &(dd_t){h, t});
+        L->ndd++;
     }
     if (stats)
         stats->applied++;
-
-    lead_t *L = &u->leads[li];
+    if (!L->member) {
+        L->member = 1;
+        u->members++;
+        u->resident_members++;
+    }
     L->events_applied++;
-    L->dirty = 1;
+
     bool changed = false;
     int rc = 0;
     if (ev->type == DS_MA_UNSUBSCRIBED) {
-        changed = unsubscribe(u, li, t);
+        rc = unsubscribe(u, li, t);
+        changed = rc == 1;
+        if (rc == 1)
+            rc = 0;
     } else {
-        const ds_catalog_entry_t *ce = ds_rules_catalog_find(r, ev->content_id);
-        const char *insight_s = ev->insight_id ? ev->insight_id : (ce ? ce->insight_id : NULL);
-        int stage = ev->content_stage != DS_NONE ? ev->content_stage : (ce ? ce->stage : DS_NONE);
-        if (stage < 0 || stage >= DS_CS__COUNT) {
+        ev_content_t c = classify(r, ev);
+        if (c.stage == DS_NONE) {
             if (stats)
                 stats->unclassified++;
             return DS_ERR_OK; /* unclassified: scores nothing, records nothing */
         }
         uint32_t content = NOID, insight = NOID;
-        if ((ev->content_id && intern(u, ev->content_id, &content)) ||
-            (insight_s && insight_s[0] && intern(u, insight_s, &insight)))
+        if ((ev->content_id && intern_z(u, ev->content_id, &content)) ||
+            (c.insight && intern_z(u, c.insight, &insight)))
             return DS_ERR_NOMEM;
         if (ev->type == DS_MA_CONTENT_SHARED)
             rc = share(u, r, li, ev, content, insight, &changed);
         else
-            rc = engage(u, r, li, ev, content, insight, stage, &changed);
+            rc = engage(u, r, li, ev, content, insight, c.stage, &changed);
+    }
+    if (rc == -2) {
+        /* needs() is a superset of what the rules visit: a bug */
+        unwind_touched(u);
+        return DS_ERR_AGAIN;
     }
     if (!changed && !rc)
         return DS_ERR_OK;
@@ -1333,12 +1481,10 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
             u->leads[li].touched = 1;
         }
     }
-    if (emit(u, sink, stats))
+    if (!rc && emit(u, sink, stats))
         rc = -1;
     if (rc) {
-        for (uint32_t i = 0; i < sc->ntouched; i++)
-            u->leads[sc->touched[i]].touched = 0;
-        sc->ntouched = 0;
+        unwind_touched(u);
         return DS_ERR_NOMEM;
     }
     return DS_ERR_OK;
@@ -1351,58 +1497,84 @@ ds_err_t ds_score_unit_apply(ds_score_unit_t *u, const ds_rules_t *r, const ds_m
 
 /* ---- views ---------------------------------------------------------------- */
 
-void ds_score_unit_foreach_dirty(ds_score_unit_t *u,
-                                 void (*fn)(void *opaque, uint64_t *written,
-                                            const ds_lead_score_t *view),
-                                 void *opaque) {
-    for (uint32_t i = 0; i < u->nleads; i++) {
-        lead_t *L = &u->leads[i];
-        if (!L->dirty)
-            continue;
-        lview_t v;
-        lead_view(u, L, &v);
-        ds_lead_score_t rec;
-        lead_record(u, L, &v, L->em_tier, 0, &rec);
-        fn(opaque, L->written, &rec);
-    }
-}
-
 bool ds_score_unit_account_view(ds_score_unit_t *u, ds_account_score_t *out) {
     if (!u->is_account)
         return false;
     aview_t a;
-    if (account_compute(u, &a) || account_fill(u, &a, out))
-        return false;
-    return true;
+    account_figures(u, &a);
+    return account_fill(u, &a, out) == 0;
 }
 
-void ds_score_unit_prefetch(const ds_score_unit_t *u, int stage) {
-    if (stage == 0) {
-        __builtin_prefetch(u);
-        __builtin_prefetch((const char *)u + 64);
-        __builtin_prefetch((const char *)u + 128);
-        return;
-    }
-    if (stage == 2) { /* the leads' own arrays (leads[] loaded by stage 1) */
-        for (uint32_t i = 0; i < u->nleads && i < 16; i++) {
-            const lead_t *L = &u->leads[i];
-            const void *p[] = {L->ins, L->rep, L->bkt, L->shc};
-            for (size_t k = 0; k < sizeof(p) / sizeof(p[0]); k++)
-                if (p[k])
-                    __builtin_prefetch(p[k]);
+uint64_t ds_score_account_sig(const ds_score_unit_t *u) {
+    aview_t a;
+    account_figures(u, &a);
+    int64_t v[] = {a.engaged, a.confronted, a.cons10, (int64_t)u->nmob, (int64_t)u->mob_sig};
+    uint64_t h = ds_fnv64(v, sizeof(v));
+    const char *top = a.top == NOID ? "" : S(u, a.top);
+    h = ds_fnv64_str(h, top, strlen(top));
+    return h ? h : 1;
+}
+
+bool ds_score_unit_check(const ds_score_unit_t *u, char *why, size_t why_size) {
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        snprintf(why, why_size, __VA_ARGS__);                                                      \
+        return false;                                                                              \
+    } while (0)
+    if (!u->is_account)
+        return true;
+    if (!all_resident(u))
+        FAIL("not every lead is in memory (%u of %u)", u->resident_members, u->members);
+    int32_t engaged = 0;
+    uint32_t nmob = 0, members = 0;
+    uint64_t mob_sig = 0;
+    for (uint32_t k = 0; k < u->nagg; k++) {
+        __int128 q = 0;
+        uint32_t nconf = 0;
+        uint32_t g = u->agg[k].insight;
+        for (uint32_t li = 0; li < u->nleads; li++) {
+            const lead_t *L = &u->leads[li];
+            for (uint32_t i = 0; i < L->nins; i++)
+                if (L->ins[i].insight == g)
+                    q += ds_score_q(L->ins[i].pts);
+            lview_t v;
+            lead_view(u, L, &v);
+            if (v.c >= u->tier_confronted && v.top == g)
+                nconf++;
         }
-        return;
+        if (q != u->agg[k].q)
+            FAIL("insight %s: sum %.17g, from scratch %.17g", S(u, g),
+                 ldexp((double)u->agg[k].q, -32), ldexp((double)q, -32));
+        if (nconf != u->agg[k].nconf)
+            FAIL("insight %s: %u confronted, from scratch %u", S(u, g), u->agg[k].nconf, nconf);
     }
-    const void *p[] = {u->pool, u->strs, u->leads, u->dd, u->fw, u->cr, u->att, u->gc,
-                       u->em_mob, u->scr};
-    for (size_t i = 0; i < sizeof(p) / sizeof(p[0]); i++)
-        if (p[i])
-            __builtin_prefetch(p[i]);
-}
-
-void ds_score_unit_clear_dirty(ds_score_unit_t *u) {
-    for (uint32_t i = 0; i < u->nleads; i++)
-        u->leads[i].dirty = 0;
+    for (uint32_t li = 0; li < u->nleads; li++) {
+        const lead_t *L = &u->leads[li];
+        members += L->member;
+        lview_t v;
+        lead_view(u, L, &v);
+        engaged += v.c > 0 || v.n > 0;
+        if (v.tier == DS_TIER_MOBILIZER) {
+            nmob++;
+            mob_sig += mob_hash(u, L->id);
+        }
+        for (uint32_t i = 0; i < L->nins; i++)
+            if (u->strs[L->ins[i].insight].agg < 0 && ds_score_q(L->ins[i].pts) != 0)
+                FAIL("insight %s of lead %s has no sum", S(u, L->ins[i].insight), S(u, L->id));
+        if (L->as_of != UNSET_T && L->as_of > u->as_of)
+            FAIL("lead %s is later than its account", S(u, L->id));
+    }
+    if (engaged != u->engaged)
+        FAIL("engaged %d, from scratch %d", u->engaged, engaged);
+    if (nmob != u->nmob || mob_sig != u->mob_sig)
+        FAIL("mobilizers %u, from scratch %u", u->nmob, nmob);
+    if (members != u->members)
+        FAIL("members %u, counted %u", u->members, members);
+    for (uint32_t i = 1; i < u->nmob; i++)
+        if (strcmp(S(u, u->mob[i - 1]), S(u, u->mob[i])) >= 0)
+            FAIL("mobilizers out of order at %u", i);
+    return true;
+#undef FAIL
 }
 
 size_t ds_score_unit_mem(const ds_score_unit_t *u) {
@@ -1414,466 +1586,21 @@ size_t ds_score_unit_mem(const ds_score_unit_t *u) {
     for (uint32_t i = 0; i < u->nleads; i++) {
         const lead_t *L = &u->leads[i];
         m += (size_t)L->cins * sizeof(ins_t) + (size_t)L->crep * sizeof(rep_t) +
-             (size_t)L->cbkt * sizeof(bkt_t) + (size_t)L->cshc * sizeof(shc_t);
-        m += oh * ((L->cins > 0) + (L->crep > 0) + (L->cbkt > 0) + (L->cshc > 0));
+             (size_t)L->cbkt * sizeof(bkt_t) + (size_t)L->cshc * sizeof(shc_t) +
+             (size_t)L->cdd * sizeof(dd_t) + (size_t)L->cinb * sizeof(inb_t) +
+             (size_t)L->ccrd * sizeof(crd_t) + (size_t)L->catt * sizeof(latt_t) +
+             (size_t)L->cgc * sizeof(uint32_t);
+        m += oh * ((L->cins > 0) + (L->crep > 0) + (L->cbkt > 0) + (L->cshc > 0) + (L->cdd > 0) +
+                   (L->cinb > 0) + (L->ccrd > 0) + (L->catt > 0) + (L->cgc > 0));
     }
-    m += (size_t)u->dd_cap * sizeof(dd_t) + (size_t)u->cfw * sizeof(fw_t) +
-         (size_t)u->ccr * sizeof(cr_t) + (size_t)u->catt * sizeof(att_t) +
-         (size_t)u->cgc * sizeof(gc_t) + (size_t)u->cem_mob * sizeof(uint32_t) + 6 * oh;
+    m += (size_t)u->cagg * sizeof(aggi_t) + (size_t)u->cmob * 4 + (size_t)u->cdict * 4 +
+         (size_t)u->cldd * sizeof(dd_t) + (size_t)u->catts * sizeof(attidx_t) +
+         (size_t)u->cadirty * sizeof(afield_t) + (size_t)u->cmchg * 4 + (size_t)u->cdl * 4 +
+         9 * oh;
+    for (uint32_t i = 0; i < u->natts; i++)
+        m += ((size_t)u->atts[i].call + u->atts[i].cunc) * sizeof(attx_t) + 2 * oh;
     const scratch_t *sc = u->scr;
-    m += sizeof(*sc) + sc->text.cap + (size_t)sc->ctouched * 4 + (size_t)sc->clead * 13 +
-         (size_t)sc->cisum * sizeof(isum_t) + (size_t)sc->cmob * 4 +
-         (size_t)sc->cmobp * sizeof(char *) + 8 * oh;
+    m += sizeof(*sc) + sc->text.cap + (size_t)sc->ctouched * 4 +
+         (size_t)sc->cmobp * sizeof(char *) + 3 * oh;
     return m;
-}
-
-/* ---- save / load ---------------------------------------------------------- */
-
-#define PUT(x)                                                                                     \
-    do {                                                                                           \
-        ds_err_t e_ = (x);                                                                         \
-        if (e_)                                                                                    \
-            return e_;                                                                             \
-    } while (0)
-
-/* ids are written as id + 1, 0 for NOID */
-static ds_err_t put_id(ds_buf_t *b, uint32_t id) {
-    return ds_buf_put_varint(b, id == NOID ? 0 : (uint64_t)id + 1);
-}
-
-/* Version 2 writes times relative to the unit's max_t (ds_buf_put_time:
- * small, most lie within days of it), other integers as zigzag varints and
- * doubles with ds_buf_put_f64c: a third fewer bytes than version 1 (585
- * against 917 for test_score.c's mixed unit), so less to format, send and
- * store at every write. */
-
-static ds_err_t save_lead(const lead_t *L, int64_t base, ds_buf_t *out) {
-    PUT(put_id(out, L->id));
-    PUT(ds_buf_put_varint(out, L->n_emitted));
-    PUT(ds_buf_put_time(out, base, L->as_of));
-    PUT(ds_buf_put_svarint(out, L->events_applied));
-    PUT(ds_buf_put_f64c(out, L->confront));
-    PUT(ds_buf_put_f64c(out, L->connect));
-    PUT(ds_buf_put_svarint(out, L->em_c10));
-    PUT(ds_buf_put_svarint(out, L->em_n10));
-    PUT(ds_buf_put_svarint(out, L->em_m10));
-    PUT(ds_buf_put_u8(out, L->em_tier));
-    PUT(ds_buf_put_u8(out, L->any_a));
-    PUT(ds_buf_put_varint(out, L->nins));
-    for (uint32_t i = 0; i < L->nins; i++) {
-        PUT(put_id(out, L->ins[i].insight));
-        PUT(ds_buf_put_u8(out, L->ins[i].amask));
-        PUT(ds_buf_put_u8(out, L->ins[i].smask));
-        PUT(ds_buf_put_f64c(out, L->ins[i].pts));
-    }
-    PUT(ds_buf_put_varint(out, L->nrep));
-    for (uint32_t i = 0; i < L->nrep; i++) {
-        PUT(put_id(out, L->rep[i].content));
-        PUT(ds_buf_put_u8(out, L->rep[i].type));
-        PUT(ds_buf_put_time(out, base, L->rep[i].t));
-    }
-    PUT(ds_buf_put_varint(out, L->nbkt));
-    for (uint32_t i = 0; i < L->nbkt; i++) {
-        PUT(ds_buf_put_u8(out, L->bkt[i].kind));
-        PUT(put_id(out, L->bkt[i].a));
-        PUT(put_id(out, L->bkt[i].b));
-        PUT(ds_buf_put_f64c(out, L->bkt[i].v));
-    }
-    PUT(ds_buf_put_varint(out, L->nshc));
-    for (uint32_t i = 0; i < L->nshc; i++) {
-        PUT(put_id(out, L->shc[i].content));
-        PUT(put_id(out, L->shc[i].colleague));
-    }
-    return DS_ERR_OK;
-}
-
-ds_err_t ds_score_unit_save(const ds_score_unit_t *u, ds_buf_t *out) {
-    if (!u || !out)
-        return DS_ERR_INVAL;
-    PUT(ds_buf_append(out, STATE_MAGIC, 4));
-    PUT(ds_buf_put_u8(out, STATE_VERSION));
-    PUT(ds_buf_put_str(out, u->key));
-    PUT(ds_buf_put_u8(out, u->is_account));
-    PUT(ds_buf_put_f64c(out, u->tier_confronted));
-    PUT(ds_buf_put_f64c(out, u->tier_connector));
-    PUT(ds_buf_put_f64c(out, u->consensus_target));
-    PUT(ds_buf_put_svarint(out, u->dd_window_ms));
-    PUT(ds_buf_put_svarint(out, u->max_t));
-    PUT(ds_buf_put_varint(out, u->nstrs));
-    for (uint32_t i = 0; i < u->nstrs; i++)
-        PUT(ds_buf_put_strn(out, S(u, i), u->strs[i].len));
-    /* the live dedupe entries, in hash order */
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < u->ndd; i++)
-        k += dd_live(u, u->dd[i].t);
-    ds_err_t e = ds_buf_put_varint(out, k);
-    for (uint32_t i = 0; !e && i < u->ndd; i++) {
-        if (!dd_live(u, u->dd[i].t))
-            continue;
-        e = ds_buf_put_i64(out, (int64_t)u->dd[i].h);
-        if (!e)
-            e = ds_buf_put_time(out, u->max_t, u->dd[i].t);
-    }
-    PUT(e);
-    PUT(ds_buf_put_varint(out, u->nleads));
-    for (uint32_t i = 0; i < u->nleads; i++)
-        PUT(save_lead(&u->leads[i], u->max_t, out));
-    PUT(ds_buf_put_varint(out, u->nfw));
-    for (uint32_t i = 0; i < u->nfw; i++) {
-        PUT(put_id(out, u->fw[i].colleague));
-        PUT(put_id(out, u->fw[i].insight));
-        PUT(put_id(out, u->fw[i].sharer));
-        PUT(ds_buf_put_time(out, u->max_t, u->fw[i].ts));
-    }
-    PUT(ds_buf_put_varint(out, u->ncr));
-    for (uint32_t i = 0; i < u->ncr; i++) {
-        PUT(put_id(out, u->cr[i].sharer));
-        PUT(put_id(out, u->cr[i].colleague));
-        PUT(put_id(out, u->cr[i].insight));
-    }
-    PUT(ds_buf_put_varint(out, u->natt));
-    for (uint32_t i = 0; i < u->natt; i++) {
-        PUT(put_id(out, u->att[i].content));
-        PUT(ds_buf_put_varint(out, u->att[i].lead));
-        PUT(ds_buf_put_time(out, u->max_t, u->att[i].t));
-    }
-    PUT(ds_buf_put_varint(out, u->ngc));
-    for (uint32_t i = 0; i < u->ngc; i++) {
-        PUT(ds_buf_put_varint(out, u->gc[i].lead));
-        PUT(put_id(out, u->gc[i].content));
-    }
-    PUT(ds_buf_put_varint(out, u->acc_n_emitted));
-    PUT(ds_buf_put_svarint(out, u->em_engaged));
-    PUT(ds_buf_put_svarint(out, u->em_confronted));
-    PUT(ds_buf_put_svarint(out, u->em_cons10));
-    PUT(put_id(out, u->em_top));
-    PUT(ds_buf_put_varint(out, u->nem_mob));
-    for (uint32_t i = 0; i < u->nem_mob; i++)
-        PUT(put_id(out, u->em_mob[i]));
-    return DS_ERR_OK;
-}
-
-/* Loader: every get fails into UNDECODABLE; ids are range-checked. */
-typedef struct loader {
-    ds_reader_t r;
-    ds_score_unit_t *u;
-    ds_err_t err;
-    int version; /* 1 (fixed-width numbers) or 2 */
-} loader_t;
-
-#define GET(x)                                                                                     \
-    do {                                                                                           \
-        ds_err_t e_ = (x);                                                                         \
-        if (e_) {                                                                                  \
-            ld->err = e_ == DS_ERR_NOMEM ? DS_ERR_NOMEM : DS_ERR_UNDECODABLE;                      \
-            return -1;                                                                             \
-        }                                                                                          \
-    } while (0)
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            ld->err = DS_ERR_UNDECODABLE;                                                          \
-            return -1;                                                                             \
-        }                                                                                          \
-    } while (0)
-#define NOMEM_IF(cond)                                                                             \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            ld->err = DS_ERR_NOMEM;                                                                \
-            return -1;                                                                             \
-        }                                                                                          \
-    } while (0)
-
-static int get_count(loader_t *ld, uint32_t *n) {
-    uint64_t v;
-    GET(ds_get_varint(&ld->r, &v));
-    /* every element takes at least one byte: bounds what we allocate */
-    CHECK(v <= (uint64_t)(ld->r.end - ld->r.p) && v < INT32_MAX);
-    *n = (uint32_t)v;
-    return 0;
-}
-
-/* An id < limit; NOID allowed when opt_none. */
-static int get_id(loader_t *ld, uint32_t limit, bool opt_none, uint32_t *id) {
-    uint64_t v;
-    GET(ds_get_varint(&ld->r, &v));
-    if (v == 0) {
-        CHECK(opt_none);
-        *id = NOID;
-        return 0;
-    }
-    CHECK(v - 1 < limit);
-    *id = (uint32_t)(v - 1);
-    return 0;
-}
-
-static int get_u8max(loader_t *ld, uint8_t max, uint8_t *v) {
-    GET(ds_get_u8(&ld->r, v));
-    CHECK(*v <= max);
-    return 0;
-}
-
-/* An integer, a time (after max_t is known) or a double as the blob's
- * version wrote it. */
-static int get_int(loader_t *ld, int64_t *v) {
-    GET(ld->version == 1 ? ds_get_i64(&ld->r, v) : ds_get_svarint(&ld->r, v));
-    return 0;
-}
-
-static int get_time(loader_t *ld, int64_t *t) {
-    if (ld->version == 1) {
-        GET(ds_get_i64(&ld->r, t));
-        return 0;
-    }
-    GET(ds_get_time(&ld->r, ld->u->max_t, t));
-    return 0;
-}
-
-static int get_dbl(loader_t *ld, double *v) {
-    GET(ld->version == 1 ? ds_get_f64(&ld->r, v) : ds_get_f64c(&ld->r, v));
-    return 0;
-}
-
-static int get_i32(loader_t *ld, int32_t *v) {
-    int64_t x;
-    if (get_int(ld, &x))
-        return -1;
-    CHECK(x >= INT32_MIN && x <= INT32_MAX);
-    *v = (int32_t)x;
-    return 0;
-}
-
-static int load_lead(loader_t *ld, lead_t *L) {
-    ds_score_unit_t *u = ld->u;
-    uint32_t n, ns = u->nstrs;
-    uint64_t v;
-    GET(ds_get_varint(&ld->r, &v));
-    CHECK(v <= UINT32_MAX);
-    L->n_emitted = (uint32_t)v;
-    if (get_time(ld, &L->as_of) || get_int(ld, &L->events_applied) ||
-        get_dbl(ld, &L->confront) || get_dbl(ld, &L->connect) || get_i32(ld, &L->em_c10) || get_i32(ld, &L->em_n10) || get_i32(ld, &L->em_m10) ||
-        get_u8max(ld, DS_TIER__COUNT - 1, &L->em_tier) || get_u8max(ld, 1, &L->any_a))
-        return -1;
-    if (get_count(ld, &n))
-        return -1;
-    NOMEM_IF(n && ENSURE(L->ins, L->cins, n, 1));
-    for (uint32_t i = 0; i < n; i++) {
-        ins_t *x = &L->ins[i];
-        if (get_id(ld, ns, false, &x->insight) || get_u8max(ld, 7, &x->amask) ||
-            get_u8max(ld, 31, &x->smask) || get_dbl(ld, &x->pts))
-            return -1;
-        L->nins++;
-    }
-    if (get_count(ld, &n))
-        return -1;
-    NOMEM_IF(n && ENSURE(L->rep, L->crep, n, 1));
-    for (uint32_t i = 0; i < n; i++) {
-        rep_t *x = &L->rep[i];
-        if (get_id(ld, ns, true, &x->content) || get_u8max(ld, DS_MA__COUNT - 1, &x->type) ||
-            get_time(ld, &x->t))
-            return -1;
-        L->nrep++;
-    }
-    if (get_count(ld, &n))
-        return -1;
-    NOMEM_IF(n && ENSURE(L->bkt, L->cbkt, n, 1));
-    for (uint32_t i = 0; i < n; i++) {
-        bkt_t *x = &L->bkt[i];
-        if (get_u8max(ld, BK__COUNT - 1, &x->kind))
-            return -1;
-        switch (x->kind) {
-        case BK_CONF_INS:
-        case BK_CONF_CONTENT:
-            if (get_id(ld, ns, x->kind == BK_CONF_CONTENT, &x->a) ||
-                get_id(ld, DS_CS__COUNT, false, &x->b))
-                return -1;
-            break;
-        case BK_FOLLOW:
-            if (get_id(ld, ns, false, &x->a) || get_id(ld, ns, false, &x->b))
-                return -1;
-            break;
-        default:
-            if (get_id(ld, ns, x->kind == BK_SHARE, &x->a) || get_id(ld, 1, false, &x->b))
-                return -1;
-            break;
-        }
-        if (get_dbl(ld, &x->v))
-            return -1;
-        L->nbkt++;
-    }
-    if (get_count(ld, &n))
-        return -1;
-    NOMEM_IF(n && ENSURE(L->shc, L->cshc, n, 1));
-    for (uint32_t i = 0; i < n; i++) {
-        shc_t *x = &L->shc[i];
-        if (get_id(ld, ns, true, &x->content) || get_id(ld, ns, false, &x->colleague))
-            return -1;
-        L->nshc++;
-    }
-    return 0;
-}
-
-static int load_body(loader_t *ld) {
-    ds_score_unit_t *u = ld->u;
-    uint8_t is_acct;
-    uint32_t n;
-    if (get_u8max(ld, 1, &is_acct))
-        return -1;
-    u->is_account = is_acct;
-    if (get_dbl(ld, &u->tier_confronted) || get_dbl(ld, &u->tier_connector) ||
-        get_dbl(ld, &u->consensus_target) || get_int(ld, &u->dd_window_ms) ||
-        get_int(ld, &u->max_t))
-        return -1;
-    if (get_count(ld, &n))
-        return -1;
-    for (uint32_t i = 0; i < n; i++) {
-        char *s = NULL;
-        GET(ds_get_str(&ld->r, &s));
-        CHECK(s);
-        uint32_t id;
-        int rc = intern(u, s, &id);
-        free(s);
-        NOMEM_IF(rc);
-        CHECK(id == i); /* no duplicates */
-    }
-    uint32_t ns = u->nstrs;
-    if (get_count(ld, &n))
-        return -1;
-    for (uint32_t i = 0; i < n; i++) {
-        int64_t h, t;
-        GET(ds_get_i64(&ld->r, &h));
-        if (get_time(ld, &t))
-            return -1;
-        CHECK(h != 0);
-        NOMEM_IF(ENSURE(u->dd, u->dd_cap, (uint64_t)u->ndd + 1, 4));
-        u->dd[u->ndd++] = (dd_t){(uint64_t)h, t};
-    }
-    /* saved in hash order; a blob from elsewhere is sorted here */
-    bool sorted = true;
-    for (uint32_t i = 1; i < u->ndd && sorted; i++)
-        sorted = u->dd[i - 1].h < u->dd[i].h;
-    if (!sorted) {
-        qsort(u->dd, u->ndd, sizeof(dd_t), cmp_dd);
-        for (uint32_t i = 1; i < u->ndd; i++)
-            CHECK(u->dd[i - 1].h != u->dd[i].h); /* no duplicates */
-    }
-    if (get_count(ld, &n))
-        return -1;
-    NOMEM_IF(n && ENSURE(u->leads, u->cleads, n, 4));
-    for (uint32_t i = 0; i < n; i++) {
-        lead_t *L = &u->leads[i];
-        memset(L, 0, sizeof(*L));
-        u->nleads++; /* counted first so destroy frees a half-read lead */
-        if (get_id(ld, ns, false, &L->id))
-            return -1;
-        CHECK(u->strs[L->id].lead < 0);
-        u->strs[L->id].lead = (int32_t)i;
-        if (load_lead(ld, L))
-            return -1;
-    }
-    uint32_t nl = u->nleads;
-    if (get_count(ld, &n))
-        return -1;
-    NOMEM_IF(n && ENSURE(u->fw, u->cfw, n, 8));
-    for (uint32_t i = 0; i < n; i++) {
-        fw_t *x = &u->fw[i];
-        if (get_id(ld, ns, false, &x->colleague) || get_id(ld, ns, false, &x->insight) ||
-            get_id(ld, ns, false, &x->sharer) || get_time(ld, &x->ts))
-            return -1;
-        CHECK(u->strs[x->sharer].lead >= 0);
-        CHECK(i == 0 || cmp_fw(&u->fw[i - 1], x) < 0);
-        u->nfw++;
-    }
-    if (get_count(ld, &n))
-        return -1;
-    NOMEM_IF(n && ENSURE(u->cr, u->ccr, n, 8));
-    for (uint32_t i = 0; i < n; i++) {
-        cr_t *x = &u->cr[i];
-        if (get_id(ld, ns, false, &x->sharer) || get_id(ld, ns, false, &x->colleague) ||
-            get_id(ld, ns, false, &x->insight))
-            return -1;
-        CHECK(i == 0 || cmp_cr(&u->cr[i - 1], x) < 0);
-        u->ncr++;
-    }
-    if (get_count(ld, &n))
-        return -1;
-    NOMEM_IF(n && ENSURE(u->att, u->catt, n, 8));
-    for (uint32_t i = 0; i < n; i++) {
-        att_t *x = &u->att[i];
-        uint64_t l;
-        if (get_id(ld, ns, false, &x->content))
-            return -1;
-        GET(ds_get_varint(&ld->r, &l));
-        CHECK(l < nl);
-        x->lead = (uint32_t)l;
-        if (get_time(ld, &x->t))
-            return -1;
-        CHECK(i == 0 || cmp_att(&u->att[i - 1], x) < 0);
-        u->natt++;
-    }
-    if (get_count(ld, &n))
-        return -1;
-    NOMEM_IF(n && ENSURE(u->gc, u->cgc, n, 8));
-    for (uint32_t i = 0; i < n; i++) {
-        gc_t *x = &u->gc[i];
-        uint64_t l;
-        GET(ds_get_varint(&ld->r, &l));
-        CHECK(l < nl);
-        x->lead = (uint32_t)l;
-        if (get_id(ld, ns, false, &x->content))
-            return -1;
-        CHECK(i == 0 || cmp_gc(&u->gc[i - 1], x) < 0);
-        u->ngc++;
-    }
-    uint64_t v;
-    GET(ds_get_varint(&ld->r, &v));
-    CHECK(v <= UINT32_MAX);
-    u->acc_n_emitted = (uint32_t)v;
-    if (get_i32(ld, &u->em_engaged) || get_i32(ld, &u->em_confronted) ||
-        get_i32(ld, &u->em_cons10) || get_id(ld, ns, true, &u->em_top) || get_count(ld, &n))
-        return -1;
-    NOMEM_IF(n && ENSURE(u->em_mob, u->cem_mob, n, 4));
-    for (uint32_t i = 0; i < n; i++) {
-        if (get_id(ld, ns, false, &u->em_mob[i]))
-            return -1;
-        u->nem_mob++;
-    }
-    CHECK(ld->r.p == ld->r.end);
-    return 0;
-}
-
-ds_score_unit_t *ds_score_unit_load(const void *p, size_t n, ds_err_t *err) {
-    ds_err_t dummy;
-    if (!err)
-        err = &dummy;
-    *err = DS_ERR_UNDECODABLE;
-    if (!p || n < 5 || memcmp(p, STATE_MAGIC, 4))
-        return NULL;
-    int version = ((const unsigned char *)p)[4];
-    if (version != 1 && version != STATE_VERSION)
-        return NULL;
-    loader_t ld_, *ld = &ld_;
-    ld->version = version;
-    ds_reader_init(&ld->r, (const unsigned char *)p + 5, n - 5);
-    ld->err = DS_ERR_OK;
-    char *key = NULL;
-    ds_err_t e = ds_get_str(&ld->r, &key);
-    if (e || !key) {
-        free(key);
-        *err = e == DS_ERR_NOMEM ? DS_ERR_NOMEM : DS_ERR_UNDECODABLE;
-        return NULL;
-    }
-    ld->u = ds_score_unit_new(key, false);
-    free(key);
-    if (!ld->u) {
-        *err = DS_ERR_NOMEM;
-        return NULL;
-    }
-    if (load_body(ld)) {
-        *err = ld->err ? ld->err : DS_ERR_UNDECODABLE;
-        ds_score_unit_destroy(ld->u);
-        return NULL;
-    }
-    *err = DS_ERR_OK;
-    return ld->u;
 }

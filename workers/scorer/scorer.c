@@ -2,23 +2,37 @@
  * scorer.c — the lead scorer's edge: Kafka records in, Redis state and
  * score records out.  The scoring itself is score.c (pure).
  *
- * Hot state: every scoring unit (an account with its leads, or a lone
- * lead) touched since start-up stays in memory (uthash by key), loaded
- * from Redis the first time a batch needs it.  Each unit remembers the
- * (partition, offset) of the last message applied to it; that checkpoint
- * is written with the unit's state in one MULTI/EXEC, so a replayed
- * message is recognised and skipped: state effects exactly once.
+ * Hot state: every scoring unit (an account, or a lead without account)
+ * touched since start-up stays in memory (uthash by key) with the leads
+ * its events needed: loaded from Redis in rounds before a batch is
+ * applied (the account's record; then the leads and webinar indexes the
+ * events name; then those their records name: the sharers to credit, the
+ * attendees within a day), never evicted while the process runs.  Each
+ * unit remembers the (partition, offset) of the last message applied to
+ * it; that checkpoint is written with what the unit changed in one
+ * MULTI/EXEC on the account's hash slot, so a replayed message is
+ * recognised and skipped: state effects exactly once.
  *
- * Redis layout (public, see README):
- *   <p>{acct:A}          hash: state, checkpoint, engaged_stakeholders,
- *                        confronted_stakeholders, consensus, top_insight,
- *                        mobilizers, as_of
- *   <p>{acct:A}:lead:L   hash: lead_id, account_id, confront, connect,
- *                        mobilizer, tier, top_insight, furthest_stage,
- *                        reasons, as_of, events_applied
- *   <p>{acct:A}:leads    set of the account's lead ids
- *   <p>{lead:L}          a lead without account: its lead fields + state,
- *                        checkpoint
+ * Redis layout (public, see README; every key of an account shares the
+ * hash tag {acct:A}):
+ *   <p>{acct:A}              hash: account_id, engaged_stakeholders,
+ *                            confronted_stakeholders, consensus,
+ *                            top_insight, mobilizers, as_of, checkpoint,
+ *                            state (the aggregate record)
+ *   <p>{acct:A}:lead:L       hash: lead_id, account_id, confront, connect,
+ *                            mobilizer, tier, top_insight, furthest_stage,
+ *                            reasons, as_of, events_applied, state
+ *   <p>{acct:A}:leads        set of the account's lead ids
+ *   <p>{acct:A}:mobilizers   set of its MOBILIZER-tier lead ids
+ *   <p>{acct:A}:dict         hash: n -> content or insight id
+ *   <p>{acct:A}:att:C        hash: lead id -> its attendances of webinar C
+ *   <p>{lead:L}              a lead without account: its lead fields,
+ *                            state and checkpoint
+ * A write of an account carries its changed leads, the index fields,
+ * dictionary entries and mobilizer changes they made, and the account's
+ * hash: O(what changed) plus the account's insights.  A unit stored by an
+ * earlier version (one `blob` field with everything) is read whole and
+ * moved to this layout by its next write, which deletes the blob.
  */
 #include "scorer.h"
 
@@ -35,18 +49,19 @@
 #include "dirtyq.h"
 #include "score.h"
 
-typedef struct unit_entry { /* 112 bytes: one per account, keep it small */
+typedef struct unit_entry { /* one per account: keep it small */
     char *key; /* account id or lone lead id */
     ds_score_unit_t *unit; /* NULL while not loaded */
+    ds_score_unit_t *pend; /* being loaded: the dictionary came, the record not yet */
     int32_t ckpt_partition;
     bool is_account, dirty, loading;
     int64_t ckpt_offset; /* -1: none */
-    size_t leads_in_set; /* leads 0..n-1 are known to be in ds:{acct:A}:leads */
     size_t leads_counted; /* leads counted in tracked_leads */
-    /* what this process last wrote of an account's score fields
-     * (written_sig), 0 when it has written nothing yet; a lead's notes are
-     * kept with the lead (foreach_dirty) */
+    /* what this process last wrote of an account's score fields, 0 when
+     * it has written nothing yet; a lead's notes are kept with the lead */
     uint64_t written_sig;
+    char **listed; /* lead ids of the account's set, to load next round */
+    size_t nlisted;
     UT_hash_handle hh;
 } unit_entry_t;
 
@@ -55,6 +70,16 @@ typedef struct sslot {
     ds_ma_event_t ev; /* first: the decoder writes it */
     unit_entry_t *e;
 } sslot_t;
+
+/* One load command of a prefetch round and what its reply is for. */
+enum { LD_ACCOUNT, LD_DICT, LD_MOBILIZERS, LD_LONE, LD_LEAD, LD_ATTENDANCE, LD_MEMBERS };
+typedef struct load {
+    unit_entry_t *e;
+    int kind;
+    char *id; /* lead or content id (LD_LEAD, LD_ATTENDANCE) */
+    UT_hash_handle hh; /* by Redis key: one load per key and round */
+    char *rkey;
+} load_t;
 
 struct ds_scorer {
     const ds_config_t *cfg;
@@ -66,13 +91,22 @@ struct ds_scorer {
     ds_worker_t *worker;
     unit_entry_t *units;
     ds_dirtyq_t dirty; /* of unit_entry_t */
-    unit_entry_t **loads;
+    load_t **loads;
     size_t nloads, loads_cap;
-    ds_buf_t enc, tmp, keybuf;
+    load_t *load_keys; /* this round's loads by Redis key */
+    ds_buf_t enc, keybuf, list;
     ds_worker_t *cur; /* during apply */
+    ds_redis_t *cur_r; /* during prefetch and persist */
+    unit_entry_t *cur_e;
+    const char **sadd; /* new members of the unit being written */
+    size_t nsadd, csadd;
+    const char **dict; /* dictionary fields of the unit being written */
+    char (*dict_idx)[DS_FMT_INT_MAX];
+    size_t ndict, cdict;
+    bool wrote_lone;
     ds_score_stats_t stats;
     ds_counter_t *m_applied, *m_duplicates, *m_skipped, *m_lead_scores, *m_account_scores,
-        *m_unclassified;
+        *m_unclassified, *m_migrated;
     size_t tracked_leads, tracked_units;
     ds_gauge_t *m_tracked_leads, *m_tracked_units;
 };
@@ -99,26 +133,20 @@ static void inc(ds_counter_t *c) {
         ds_counter_add(c, 1);
 }
 
-static bool push(void ***arr, size_t *n, size_t *cap, void *p) {
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 256;
-        void **na = realloc(*arr, nc * sizeof(void *));
-        if (!na)
-            return false;
-        *arr = na;
-        *cap = nc;
-    }
-    (*arr)[(*n)++] = p;
-    return true;
+static void oom(void) {
+    DS_ERROR("scorer", "out of memory");
+    abort();
 }
 
-/* The Redis key of a unit: <prefix>{acct:A} or <prefix>{lead:L}. */
-static const char *unit_rkey(ds_scorer_t *s, const unit_entry_t *e) {
+/* The Redis key <prefix>{acct:A}<suffix…> or <prefix>{lead:L} in keybuf. */
+static const char *rkey(ds_scorer_t *s, const unit_entry_t *e, const char *suffix,
+                        const char *tail) {
     ds_buf_reset(&s->keybuf);
-    if (ds_buf_appendf(&s->keybuf, "%s{%s:%s}", s->cfg->redis_prefix,
-                       e->is_account ? "acct" : "lead", e->key) ||
+    if (ds_buf_appendf(&s->keybuf, "%s{%s:%s}%s%s", s->cfg->redis_prefix,
+                       e->is_account ? "acct" : "lead", e->key, suffix ? suffix : "",
+                       tail ? tail : "") ||
         ds_buf_append(&s->keybuf, "", 1))
-        return NULL;
+        oom();
     return (const char *)s->keybuf.data;
 }
 
@@ -138,85 +166,263 @@ static const char *ev_unit_key(const ds_ma_event_t *ev, bool *is_account) {
 
 /* ---- load ---------------------------------------------------------------- */
 
+static void forget_loads(ds_scorer_t *s) {
+    load_t *l, *tmp;
+    HASH_ITER(hh, s->load_keys, l, tmp) { HASH_DEL(s->load_keys, l); }
+    for (size_t i = 0; i < s->nloads; i++) {
+        unit_entry_t *e = s->loads[i]->e;
+        e->loading = false;
+        ds_score_unit_destroy(e->pend);
+        e->pend = NULL;
+        free(s->loads[i]->id);
+        free(s->loads[i]->rkey);
+        free(s->loads[i]);
+    }
+    s->nloads = 0;
+}
+
+/* Queue one load (once per Redis key and round): argv[1] is the key. */
+static void queue_load(ds_scorer_t *s, unit_entry_t *e, int kind, const char *id, int argc,
+                       const char **argv) {
+    load_t *l;
+    HASH_FIND_STR(s->load_keys, argv[1], l);
+    if (l)
+        return;
+    if (s->nloads == s->loads_cap) {
+        size_t nc = s->loads_cap ? s->loads_cap * 2 : 256;
+        load_t **na = realloc(s->loads, nc * sizeof(*na));
+        if (!na)
+            oom();
+        s->loads = na;
+        s->loads_cap = nc;
+    }
+    l = calloc(1, sizeof(*l));
+    if (!l || !(l->rkey = strdup(argv[1])) || (id && !(l->id = strdup(id))))
+        oom();
+    l->e = e;
+    l->kind = kind;
+    s->loads[s->nloads++] = l;
+    HASH_ADD_KEYPTR(hh, s->load_keys, l->rkey, strlen(l->rkey), l);
+    ds_redis_cmd(s->cur_r, argc, argv, NULL);
+}
+
+static void load_unit(ds_scorer_t *s, unit_entry_t *e) {
+    e->loading = true;
+    if (!e->is_account) {
+        const char *a[] = {"HMGET", rkey(s, e, NULL, NULL), "state", "checkpoint", "blob"};
+        queue_load(s, e, LD_LONE, NULL, 5, a);
+        return;
+    }
+    /* the dictionary first: the account's record refers to it */
+    const char *d[] = {"HGETALL", rkey(s, e, ":dict", NULL)};
+    queue_load(s, e, LD_DICT, NULL, 2, d);
+    const char *a[] = {"HMGET", rkey(s, e, NULL, NULL), "state", "checkpoint", "blob"};
+    queue_load(s, e, LD_ACCOUNT, NULL, 5, a);
+    const char *m[] = {"SMEMBERS", rkey(s, e, ":mobilizers", NULL)};
+    queue_load(s, e, LD_MOBILIZERS, NULL, 2, m);
+}
+
+static void on_need(void *opaque, int kind, const char *id) {
+    ds_scorer_t *s = opaque;
+    unit_entry_t *e = s->cur_e;
+    if (kind == DS_SCORE_NEED_LEAD) {
+        const char *a[] = {"HGET", rkey(s, e, ":lead:", id), "state"};
+        queue_load(s, e, LD_LEAD, id, 3, a);
+    } else if (kind == DS_SCORE_NEED_ATTENDANCE) {
+        const char *a[] = {"HGETALL", rkey(s, e, ":att:", id)};
+        queue_load(s, e, LD_ATTENDANCE, id, 2, a);
+    } else if (!e->listed) {
+        const char *a[] = {"SMEMBERS", rkey(s, e, ":leads", NULL)};
+        queue_load(s, e, LD_MEMBERS, NULL, 2, a);
+    }
+}
+
+/* Rounds: 0 loads the units the batch's events belong to; each later
+ * round loads what the events need that is not in memory yet (which
+ * depends on what the previous round read). */
 static size_t sc_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t *parts, size_t n,
                           int round) {
     ds_scorer_t *s = self;
     (void)parts;
-    /* a failed earlier attempt may have left loads queued: forget them */
-    for (size_t i = 0; i < s->nloads; i++)
-        s->loads[i]->loading = false;
-    s->nloads = 0;
-    if (round > 0)
-        return 0;
-    const ds_rules_t *nr = __atomic_exchange_n(&s->next_rules, NULL, __ATOMIC_ACQ_REL);
-    if (nr)
-        s->rules = nr; /* a batch boundary: the SIGHUP reload takes effect */
+    forget_loads(s); /* a failed earlier attempt may have left loads queued */
+    s->cur_r = r;
+    if (round == 0) {
+        const ds_rules_t *nr = __atomic_exchange_n(&s->next_rules, NULL, __ATOMIC_ACQ_REL);
+        if (nr)
+            s->rules = nr; /* a batch boundary: the SIGHUP reload takes effect */
+    }
     for (size_t i = 0; i < n; i++) {
         sslot_t *ss = slots[i];
         if (!ss)
             continue;
         bool is_account;
         const char *key = ev_unit_key(&ss->ev, &is_account);
-        unit_entry_t *e;
-        HASH_FIND_STR(s->units, key, e);
-        /* kept for sc_apply(): entries live until a reset, which abandons
-         * the batches in hand */
-        ss->e = e;
-        if (e && (e->unit || e->loading))
-            continue;
+        unit_entry_t *e = ss->e;
         if (!e) {
-            e = calloc(1, sizeof(*e));
-            if (!e || !(e->key = strdup(key))) {
-                free(e);
-                continue; /* apply() will report it */
+            HASH_FIND_STR(s->units, key, e);
+            if (!e) {
+                e = calloc(1, sizeof(*e));
+                if (!e || !(e->key = strdup(key)))
+                    oom();
+                e->is_account = is_account;
+                e->ckpt_offset = -1;
+                HASH_ADD_KEYPTR(hh, s->units, e->key, strlen(e->key), e);
             }
-            e->is_account = is_account;
-            e->ckpt_offset = -1;
-            HASH_ADD_KEYPTR(hh, s->units, e->key, strlen(e->key), e);
+            /* kept for sc_apply(): entries live until a reset, which
+             * abandons the batches in hand */
             ss->e = e;
         }
-        if (!push((void ***)&s->loads, &s->nloads, &s->loads_cap, e))
+        if (!e->unit) {
+            if (!e->loading)
+                load_unit(s, e);
             continue;
-        e->loading = true;
-        const char *argv[] = {"HMGET", unit_rkey(s, e), "blob", "checkpoint"};
-        ds_redis_cmd(r, 4, argv, NULL);
+        }
+        if (e->listed) { /* the account's leads, listed last round */
+            for (size_t k = 0; k < e->nlisted; k++) {
+                const char *a[] = {"HGET", rkey(s, e, ":lead:", e->listed[k]), "state"};
+                queue_load(s, e, LD_LEAD, e->listed[k], 3, a);
+                free(e->listed[k]);
+            }
+            free(e->listed);
+            e->listed = NULL;
+            e->nlisted = 0;
+        }
+        s->cur_e = e;
+        ds_score_unit_needs(e->unit, s->rules, &ss->ev, on_need, s);
+    }
+    if (round > 64 && s->nloads) {
+        DS_ERROR("scorer", "the loads of a batch do not converge after %d rounds", round);
+        forget_loads(s);
     }
     return s->nloads;
 }
 
+static bool parse_checkpoint(unit_entry_t *e, const redisReply *ck) {
+    if (ck->type != REDIS_REPLY_STRING)
+        return true;
+    int p;
+    long long o;
+    if (sscanf(ck->str, "%d:%lld", &p, &o) != 2)
+        return false;
+    e->ckpt_partition = p;
+    e->ckpt_offset = o;
+    return true;
+}
+
+static ds_err_t unreadable(const unit_entry_t *e, const char *what, ds_err_t err) {
+    DS_ERROR("scorer", "stored state of %s (%s) is unreadable (%s); refusing to overwrite it",
+             e->key, what, ds_err2str(err));
+    return DS_ERR_UNDECODABLE;
+}
+
+/* The unit of e from its stored hash: state (the per-lead layout), blob
+ * (a whole unit of an earlier version), or nothing (new). */
+static ds_err_t load_main(ds_scorer_t *s, unit_entry_t *e, const redisReply *rep) {
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)
+        return DS_ERR_IO;
+    const redisReply *st = rep->element[0], *ck = rep->element[1], *blob = rep->element[2];
+    ds_err_t err = DS_ERR_OK;
+    ds_score_unit_t *u = e->pend; /* an account's, with its dictionary */
+    e->pend = NULL;
+    if (!u && !(u = ds_score_unit_new(e->key, e->is_account)))
+        return DS_ERR_NOMEM;
+    if (st->type == REDIS_REPLY_STRING) {
+        err = e->is_account ? ds_score_unit_put_account(u, st->str, st->len)
+                            : ds_score_unit_put_lead(u, e->key, st->str, st->len);
+        if (err) {
+            ds_score_unit_destroy(u);
+            return unreadable(e, "state", err);
+        }
+    } else if (blob->type == REDIS_REPLY_STRING) {
+        ds_score_unit_destroy(u);
+        u = ds_score_unit_load_legacy(blob->str, blob->len, &err);
+        if (!u)
+            return unreadable(e, "blob", err);
+        if (ds_score_unit_is_account(u) != e->is_account) {
+            ds_score_unit_destroy(u);
+            return unreadable(e, "blob", DS_ERR_INVAL);
+        }
+        inc(s->m_migrated);
+    }
+    if (!parse_checkpoint(e, ck)) {
+        ds_score_unit_destroy(u);
+        return unreadable(e, "checkpoint", DS_ERR_UNDECODABLE);
+    }
+    e->unit = u;
+    s->tracked_units++;
+    count_leads(s, e);
+    return DS_ERR_OK;
+}
+
 static ds_err_t sc_prefetched(void *self, size_t index, const redisReply *rep) {
     ds_scorer_t *s = self;
-    unit_entry_t *e = s->loads[index];
-    e->loading = false;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2)
-        return DS_ERR_IO;
-    const redisReply *st = rep->element[0], *ck = rep->element[1];
-    if (st->type == REDIS_REPLY_STRING) {
-        ds_err_t err = DS_ERR_OK;
-        e->unit = ds_score_unit_load(st->str, st->len, &err);
-        if (!e->unit) {
-            DS_ERROR("scorer", "stored state of %s is unreadable (%s); refusing to overwrite it",
-                     e->key, ds_err2str(err));
-            return DS_ERR_UNDECODABLE;
-        }
-        /* the set was written before the state that holds these leads */
-        e->leads_in_set = ds_score_unit_lead_count(e->unit);
-        count_leads(s, e);
-    } else {
-        e->unit = ds_score_unit_new(e->key, e->is_account);
-        if (!e->unit)
+    load_t *l = s->loads[index];
+    unit_entry_t *e = l->e;
+    ds_err_t err = DS_ERR_OK;
+    switch (l->kind) {
+    case LD_ACCOUNT:
+    case LD_LONE:
+        e->loading = false;
+        if (e->unit)
+            return DS_ERR_OK;
+        return load_main(s, e, rep);
+    case LD_DICT:
+        if (rep->type != REDIS_REPLY_ARRAY)
+            return DS_ERR_IO;
+        if (e->unit)
+            return DS_ERR_OK;
+        ds_score_unit_destroy(e->pend);
+        if (!(e->pend = ds_score_unit_new(e->key, true)))
             return DS_ERR_NOMEM;
-    }
-    s->tracked_units++;
-    if (ck->type == REDIS_REPLY_STRING) {
-        int p;
-        long long o;
-        if (sscanf(ck->str, "%d:%lld", &p, &o) == 2) {
-            e->ckpt_partition = p;
-            e->ckpt_offset = o;
+        for (size_t i = 0; i + 1 < rep->elements && !err; i += 2) {
+            const redisReply *k = rep->element[i], *v = rep->element[i + 1];
+            char *end;
+            unsigned long long idx = strtoull(k->str, &end, 10);
+            err = *end || !k->len ? DS_ERR_UNDECODABLE
+                                  : ds_score_unit_put_dict(e->pend, idx, v->str, v->len);
         }
+        return err ? unreadable(e, "dictionary", err) : DS_ERR_OK;
+    case LD_MOBILIZERS:
+    case LD_MEMBERS:
+        if (rep->type != REDIS_REPLY_ARRAY)
+            return DS_ERR_IO;
+        if (!e->unit)
+            return DS_ERR_IO; /* its main load failed */
+        if (ds_score_unit_is_legacy(e->unit))
+            return DS_ERR_OK; /* an earlier version's blob holds everything */
+        if (l->kind == LD_MOBILIZERS) {
+            for (size_t i = 0; i < rep->elements && !err; i++)
+                err = ds_score_unit_put_mobilizer(e->unit, rep->element[i]->str,
+                                                  rep->element[i]->len);
+            return err;
+        }
+        /* LD_MEMBERS: load the ones not in memory next round */
+        e->listed = calloc(rep->elements + 1, sizeof(char *));
+        if (!e->listed)
+            return DS_ERR_NOMEM;
+        for (size_t i = 0; i < rep->elements; i++)
+            if (!(e->listed[e->nlisted++] = strdup(rep->element[i]->str)))
+                return DS_ERR_NOMEM;
+        return DS_ERR_OK;
+    case LD_LEAD:
+        if (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL)
+            return DS_ERR_IO;
+        err = ds_score_unit_put_lead(e->unit, l->id,
+                                     rep->type == REDIS_REPLY_STRING ? rep->str : NULL,
+                                     rep->type == REDIS_REPLY_STRING ? rep->len : 0);
+        count_leads(s, e);
+        return err ? unreadable(e, l->id, err) : DS_ERR_OK;
+    default: /* LD_ATTENDANCE */
+        if (rep->type != REDIS_REPLY_ARRAY)
+            return DS_ERR_IO;
+        for (size_t i = 0; i + 1 < rep->elements && !err; i += 2)
+            err = ds_score_unit_put_attendance(e->unit, l->id, rep->element[i]->str,
+                                               rep->element[i + 1]->str,
+                                               rep->element[i + 1]->len);
+        if (!err)
+            err = ds_score_unit_attendance_done(e->unit, l->id);
+        return err ? unreadable(e, l->id, err) : DS_ERR_OK;
     }
-    return DS_ERR_OK;
 }
 
 /* ---- apply --------------------------------------------------------------- */
@@ -248,10 +454,8 @@ static void sink_account(void *opaque, const ds_account_score_t *as) {
 static void mark_dirty(ds_scorer_t *s, unit_entry_t *e) {
     if (e->dirty)
         return;
-    if (!ds_dirtyq_push(&s->dirty, e)) {
-        DS_ERROR("scorer", "out of memory");
-        abort();
-    }
+    if (!ds_dirtyq_push(&s->dirty, e))
+        oom();
     e->dirty = true;
 }
 
@@ -278,31 +482,20 @@ static void sc_apply(void *self, ds_worker_t *w, void *slot, int32_t partition, 
         inc(s->m_duplicates);
     else if (!err)
         inc(s->m_applied);
-    else
+    else if (err == DS_ERR_AGAIN) {
+        DS_ERROR("scorer", "event %s of %s needs state that was not loaded", ev->event_id, e->key);
+        abort(); /* a bug: the prefetch loads what ds_score_unit_needs() names */
+    } else
         DS_WARN("scorer", "event %s not applied: %s", ev->event_id, ds_err2str(err));
     e->ckpt_partition = partition;
     e->ckpt_offset = offset;
+    count_leads(s, e);
     mark_dirty(s, e);
 }
 
 /* ---- persist ------------------------------------------------------------- */
 
 static const char *nz(const char *s) { return s ? s : ""; }
-
-/* the strings joined by sep, cut to fit n bytes (NUL included) */
-static void fmt_list(char *out, size_t n, const char *const *v, size_t count, char sep) {
-    size_t o = 0;
-    for (size_t i = 0; i < count && o + 1 < n; i++) {
-        if (i)
-            out[o++] = sep;
-        size_t l = strlen(v[i]);
-        if (l > n - 1 - o)
-            l = n - 1 - o;
-        memcpy(out + o, v[i], l);
-        o += l;
-    }
-    out[o] = '\0';
-}
 
 /* A 64-bit FNV-1a of length-prefixed strings: which values were last
  * written, without keeping them.  Never 0 (0 means "nothing written"). */
@@ -314,103 +507,217 @@ static uint64_t sig_of(const char *const *v, int n) {
     return h ? h : 1;
 }
 
-/* HSET rkey with the lead's public fields, then `nextra` more arguments
- * (field/value pairs, lengths in extra_lens).  A field is left out while
- * it still holds what this process last wrote over the same connection
- * epoch, by group: tier/top_insight/furthest_stage (and the ids, which
- * never change) while sig[0] says so, confront/connect/mobilizer/reasons
- * while sig[1] does (sig is updated); as_of and events_applied always go.
- * Every write stays an absolute value, so replaying a batch writes the
- * same hash. */
-static void put_lead_fields(ds_redis_t *r, const char *rkey, const ds_lead_score_t *v,
-                            uint64_t sig[DS_LEAD_NOTES], const char *const *extra,
-                            const size_t *extra_lens, int nextra) {
-    char confront[32], connect[32], mob[32], asof[32], ev[32], reasons[1400];
-    ds_fmt_g6(confront, sizeof(confront), v->confront);
-    ds_fmt_g6(connect, sizeof(connect), v->connect);
-    ds_fmt_g6(mob, sizeof(mob), v->mobilizer);
+/* An HSET being built: up to 32 arguments. */
+typedef struct hset {
+    const char *argv[32];
+    size_t lens[32];
+    int c;
+} hset_t;
+
+static void hs_arg(hset_t *h, const char *v, size_t n) {
+    if (h->c < 32) {
+        h->argv[h->c] = v;
+        h->lens[h->c++] = n;
+    }
+}
+
+static void hs_field(hset_t *h, const char *name, const char *v) {
+    hs_arg(h, name, strlen(name));
+    hs_arg(h, nz(v), strlen(nz(v)));
+}
+
+/* The lead's public fields, each group only when it differs from what
+ * this process last wrote over the same connection epoch:
+ * tier/top_insight/furthest_stage (and the ids, which never change) while
+ * notes[0] says so, confront/connect/mobilizer/reasons while notes[1]
+ * does; as_of and events_applied always go.  Every write stays an
+ * absolute value, so replaying a batch writes the same hash. */
+static void put_lead_fields(ds_scorer_t *s, hset_t *h, const ds_lead_score_t *v,
+                            uint64_t notes[DS_LEAD_NOTES], char bufs[5][32]) {
+    char *confront = bufs[0], *connect = bufs[1], *mob = bufs[2], *asof = bufs[3], *ev = bufs[4];
+    ds_fmt_g6(confront, 32, v->confront);
+    ds_fmt_g6(connect, 32, v->connect);
+    ds_fmt_g6(mob, 32, v->mobilizer);
     ds_fmt_i64(asof, v->as_of);
     ds_fmt_i64(ev, v->events_applied);
-    fmt_list(reasons, sizeof(reasons), (const char *const *)v->reasons, v->reasons_count, '\n');
+    ds_buf_reset(&s->list);
+    for (size_t i = 0; i < v->reasons_count; i++)
+        if ((i && ds_buf_append(&s->list, "\n", 1)) ||
+            ds_buf_append(&s->list, v->reasons[i], strlen(v->reasons[i])))
+            oom();
+    if (ds_buf_append(&s->list, "", 1))
+        oom();
+    const char *reasons = (const char *)s->list.data;
     const char *cls[] = {ds_tier_name(v->tier), nz(v->top_insight),
                          v->furthest_stage >= 0 ? ds_content_stage_name(v->furthest_stage) : ""};
     const char *pts[] = {confront, connect, mob, reasons};
-    uint64_t now = sig_of(cls, 3), was = sig[0];
-    uint64_t pnow = sig_of(pts, 4), pwas = sig[1];
-    sig[0] = now;
-    sig[1] = pnow;
-    const char *argv[32];
-    size_t lens[32];
-    int c = 0;
-#define F(name, val)                                                                               \
-    do {                                                                                           \
-        argv[c] = name;                                                                            \
-        lens[c++] = strlen(name);                                                                  \
-        argv[c] = nz(val);                                                                         \
-        lens[c] = strlen(argv[c]);                                                                 \
-        c++;                                                                                       \
-    } while (0)
-    argv[c] = "HSET";
-    lens[c++] = 4;
-    argv[c] = rkey;
-    lens[c++] = strlen(rkey);
+    uint64_t now = sig_of(cls, 3), was = notes[0];
+    uint64_t pnow = sig_of(pts, 4), pwas = notes[1];
+    notes[0] = now;
+    notes[1] = pnow;
     if (now != was) {
-        F("lead_id", v->lead_id);
-        F("account_id", v->account_id);
+        hs_field(h, "lead_id", v->lead_id);
+        hs_field(h, "account_id", v->account_id);
     }
     if (pnow != pwas) {
-        F("confront", confront);
-        F("connect", connect);
-        F("mobilizer", mob);
+        hs_field(h, "confront", confront);
+        hs_field(h, "connect", connect);
+        hs_field(h, "mobilizer", mob);
     }
     if (now != was) {
-        F("tier", cls[0]);
-        F("top_insight", cls[1]);
-        F("furthest_stage", cls[2]);
+        hs_field(h, "tier", cls[0]);
+        hs_field(h, "top_insight", cls[1]);
+        hs_field(h, "furthest_stage", cls[2]);
     }
     if (pnow != pwas)
-        F("reasons", reasons);
-    F("as_of", asof);
-    F("events_applied", ev);
-#undef F
-    for (int i = 0; i < nextra && c < 32; i++) {
-        argv[c] = extra[i];
-        lens[c++] = extra_lens[i];
-    }
-    ds_redis_cmd(r, c, argv, lens);
+        hs_field(h, "reasons", reasons);
+    hs_field(h, "as_of", asof);
+    hs_field(h, "events_applied", ev);
 }
 
-typedef struct dirty_ctx {
-    ds_scorer_t *s;
-    ds_redis_t *r;
-    unit_entry_t *e;
-    const char *ckpt;
-    bool wrote_state; /* a lone lead's state went out with its fields */
-} dirty_ctx_t;
-
-static void put_dirty_lead(void *opaque, uint64_t *written, const ds_lead_score_t *v) {
-    dirty_ctx_t *dc = opaque;
-    ds_scorer_t *s = dc->s;
-    char rkey[700];
-    if (!dc->e->is_account) {
+static void w_lead(void *opaque, const ds_lead_score_t *v, uint64_t *notes, const void *rec,
+                   size_t n, bool member, bool new_member) {
+    ds_scorer_t *s = opaque;
+    unit_entry_t *e = s->cur_e;
+    hset_t h = {.c = 0};
+    char bufs[5][32], ckpt[DS_FMT_CKPT_MAX];
+    char key[700];
+    hs_arg(&h, "HSET", 4);
+    if (e->is_account)
+        ds_fmt_join(key, sizeof(key), s->cfg->redis_prefix, "{acct:", e->key, "}:lead:",
+                    v->lead_id, NULL);
+    else
+        ds_fmt_join(key, sizeof(key), s->cfg->redis_prefix, "{lead:", e->key, "}", NULL);
+    hs_arg(&h, key, strlen(key));
+    if (member || !e->is_account)
+        put_lead_fields(s, &h, v, notes, bufs);
+    hs_arg(&h, "state", 5);
+    hs_arg(&h, rec, n);
+    if (!e->is_account) {
         /* a lone lead: public fields, state and checkpoint in one HSET */
-        ds_fmt_join(rkey, sizeof(rkey), s->cfg->redis_prefix, "{lead:", dc->e->key, "}", NULL);
-        const char *extra[] = {"blob", (const char *)s->tmp.data, "checkpoint", dc->ckpt};
-        size_t lens[] = {4, s->tmp.len, 10, strlen(dc->ckpt)};
-        put_lead_fields(dc->r, rkey, v, written, extra, lens, 4);
-        dc->wrote_state = true;
-        return;
+        ds_fmt_checkpoint(ckpt, e->ckpt_partition, e->ckpt_offset);
+        hs_field(&h, "checkpoint", ckpt);
+        s->wrote_lone = true;
     }
-    ds_fmt_join(rkey, sizeof(rkey), s->cfg->redis_prefix, "{acct:", dc->e->key, "}:lead:",
-                v->lead_id, NULL);
-    put_lead_fields(dc->r, rkey, v, written, NULL, NULL, 0);
+    ds_redis_cmd(s->cur_r, h.c, h.argv, h.lens);
+    if (new_member) {
+        if (s->nsadd == s->csadd) {
+            size_t nc = s->csadd ? s->csadd * 2 : 64;
+            const char **na = realloc(s->sadd, nc * sizeof(*na));
+            if (!na)
+                oom();
+            s->sadd = na;
+            s->csadd = nc;
+        }
+        s->sadd[s->nsadd++] = v->lead_id; /* interned: valid during the write */
+    }
 }
 
-/* Every dirty unit, without MULTI/EXEC: each unit's state and checkpoint
- * are one HSET on one key (atomic by itself), written after the unit's
- * derived keys (lead hashes, the leads set).  A crash between them leaves
- * derived keys ahead of the state; the replay from the checkpoint rewrites
- * them with the same values.  Outputs were acknowledged before this runs. */
+static void w_dict(void *opaque, uint32_t idx, const char *str) {
+    ds_scorer_t *s = opaque;
+    if (s->ndict == s->cdict) {
+        size_t nc = s->cdict ? s->cdict * 2 : 64;
+        const char **na = realloc(s->dict, nc * sizeof(*na));
+        char(*ni)[DS_FMT_INT_MAX] = realloc(s->dict_idx, nc * sizeof(*ni));
+        if (na)
+            s->dict = na;
+        if (ni)
+            s->dict_idx = ni;
+        if (!na || !ni)
+            oom();
+        s->cdict = nc;
+    }
+    ds_fmt_u64(s->dict_idx[s->ndict], idx);
+    s->dict[s->ndict++] = str;
+}
+
+static void w_attendance(void *opaque, const char *content, const char *lead, const void *v,
+                         size_t n) {
+    ds_scorer_t *s = opaque;
+    const char *key = rkey(s, s->cur_e, ":att:", content);
+    if (n) {
+        const char *argv[] = {"HSET", key, lead, v};
+        size_t lens[] = {4, strlen(key), strlen(lead), n};
+        ds_redis_cmd(s->cur_r, 4, argv, lens);
+    } else {
+        const char *argv[] = {"HDEL", key, lead};
+        ds_redis_cmd(s->cur_r, 3, argv, NULL);
+    }
+}
+
+static void w_mobilizer(void *opaque, const char *lead, bool add) {
+    ds_scorer_t *s = opaque;
+    const char *argv[] = {add ? "SADD" : "SREM", rkey(s, s->cur_e, ":mobilizers", NULL), lead};
+    ds_redis_cmd(s->cur_r, 3, argv, NULL);
+}
+
+/* Commands with one key and many members/field pairs, in chunks. */
+static void put_many(ds_scorer_t *s, const char *cmd, const char *key, const char **a,
+                     const char **b, size_t n) {
+    const char *argv[66];
+    size_t k = 0;
+    while (k < n) {
+        int c = 0;
+        argv[c++] = cmd;
+        argv[c++] = key;
+        while (k < n && c + (b ? 2 : 1) <= 66) {
+            argv[c++] = a[k];
+            if (b)
+                argv[c++] = b[k];
+            k++;
+        }
+        ds_redis_cmd(s->cur_r, c, argv, NULL);
+    }
+}
+
+static void w_account(void *opaque, const ds_account_score_t *a, uint64_t sig, const void *rec,
+                      size_t n) {
+    ds_scorer_t *s = opaque;
+    unit_entry_t *e = s->cur_e;
+    if (s->nsadd)
+        put_many(s, "SADD", rkey(s, e, ":leads", NULL), s->sadd, NULL, s->nsadd);
+    char engaged[DS_FMT_INT_MAX], confronted[DS_FMT_INT_MAX], consensus[32], asof[32],
+        ckpt[DS_FMT_CKPT_MAX], key[600];
+    ds_fmt_i64(engaged, a->engaged_stakeholders);
+    ds_fmt_i64(confronted, a->confronted_stakeholders);
+    ds_fmt_g6(consensus, sizeof(consensus), a->consensus);
+    ds_fmt_i64(asof, a->as_of);
+    ds_fmt_checkpoint(ckpt, e->ckpt_partition, e->ckpt_offset);
+    ds_fmt_join(key, sizeof(key), s->cfg->redis_prefix, "{acct:", e->key, "}", NULL);
+    hset_t h = {.c = 0};
+    hs_arg(&h, "HSET", 4);
+    hs_arg(&h, key, strlen(key));
+    hs_arg(&h, "state", 5);
+    hs_arg(&h, rec, n);
+    hs_field(&h, "checkpoint", ckpt);
+    hs_field(&h, "as_of", asof);
+    /* the score fields (and the id) only when they differ from what was
+     * last written; the mobilizers' text is built only then */
+    unsigned epoch = ds_redis_epoch();
+    uint64_t now = ds_fnv64_add(sig, &epoch, sizeof(epoch));
+    now = now ? now : 1;
+    if (now != e->written_sig) {
+        e->written_sig = now;
+        ds_buf_reset(&s->list);
+        for (size_t i = 0; i < a->mobilizers_count; i++)
+            if ((i && ds_buf_append(&s->list, ",", 1)) ||
+                ds_buf_append(&s->list, a->mobilizers[i], strlen(a->mobilizers[i])))
+                oom();
+        if (ds_buf_append(&s->list, "", 1))
+            oom();
+        hs_field(&h, "account_id", e->key);
+        hs_field(&h, "engaged_stakeholders", engaged);
+        hs_field(&h, "confronted_stakeholders", confronted);
+        hs_field(&h, "consensus", consensus);
+        hs_field(&h, "top_insight", nz(a->top_insight));
+        hs_field(&h, "mobilizers", (const char *)s->list.data);
+    }
+    ds_redis_cmd(s->cur_r, h.c, h.argv, h.lens);
+}
+
+/* Every dirty unit: an account in one MULTI/EXEC (its keys share a hash
+ * tag, so one slot), a lone lead in one HSET.  Outputs were acknowledged
+ * before this runs. */
 static size_t sc_close(void *self) { return ds_dirtyq_count(&((ds_scorer_t *)self)->dirty); }
 
 static unit_entry_t *dirty_at(const ds_scorer_t *s, size_t i) { return ds_dirtyq_at(&s->dirty, i); }
@@ -418,91 +725,45 @@ static unit_entry_t *dirty_at(const ds_scorer_t *s, size_t i) { return ds_dirtyq
 static void sc_persist(void *self, ds_redis_t *r, size_t n, bool last) {
     ds_scorer_t *s = self;
     (void)last; /* a window owes nothing but its units */
+    s->cur_r = r;
+    ds_score_writer_t w = {s, w_lead, w_dict, w_attendance, w_mobilizer, w_account};
     for (size_t i = 0; i < n; i++) {
         unit_entry_t *e = dirty_at(s, i);
-        /* the units were last touched many events ago: start loading the
-         * next ones (entry, struct, arrays) while this one is written */
-        if (i + 4 < n)
-            __builtin_prefetch(dirty_at(s, i + 4));
-        if (i + 3 < n)
-            ds_score_unit_prefetch(dirty_at(s, i + 3)->unit, 0);
-        if (i + 2 < n)
-            ds_score_unit_prefetch(dirty_at(s, i + 2)->unit, 1);
         if (i + 1 < n)
-            ds_score_unit_prefetch(dirty_at(s, i + 1)->unit, 2);
-        ds_buf_reset(&s->tmp);
-        if (ds_score_unit_save(e->unit, &s->tmp)) {
-            DS_ERROR("scorer", "cannot serialise unit %s", e->key);
-            abort();
+            __builtin_prefetch(dirty_at(s, i + 1));
+        s->cur_e = e;
+        s->nsadd = s->ndict = 0;
+        s->wrote_lone = false;
+        bool legacy = ds_score_unit_is_legacy(e->unit);
+        if (e->is_account) {
+            const char *multi[] = {"MULTI"};
+            ds_redis_cmd(r, 1, multi, NULL);
         }
-        char ckpt[DS_FMT_CKPT_MAX];
-        ds_fmt_checkpoint(ckpt, e->ckpt_partition, e->ckpt_offset);
-        char rkey[600];
-        ds_fmt_join(rkey, sizeof(rkey), s->cfg->redis_prefix, e->is_account ? "{acct:" : "{lead:",
-                    e->key, "}", NULL);
-        dirty_ctx_t dc = {s, r, e, ckpt, false};
-        ds_score_unit_foreach_dirty(e->unit, put_dirty_lead, &dc);
-        if (!e->is_account) {
-            if (!dc.wrote_state) { /* no public change: the state alone */
-                const char *argv[] = {"HSET", rkey, "blob", (const char *)s->tmp.data,
-                                      "checkpoint", ckpt, "lead_id", e->key};
-                size_t lens[] = {4, strlen(rkey), 4, s->tmp.len, 10, strlen(ckpt), 7,
-                                 strlen(e->key)};
-                ds_redis_cmd(r, 8, argv, lens);
-            }
-            continue;
+        if (ds_score_unit_write(e->unit, &w))
+            oom();
+        if (e->is_account && s->ndict) {
+            const char **idx = malloc(s->ndict * sizeof(*idx));
+            if (!idx)
+                oom();
+            for (size_t k = 0; k < s->ndict; k++)
+                idx[k] = s->dict_idx[k];
+            put_many(s, "HSET", rkey(s, e, ":dict", NULL), idx, s->dict, s->ndict);
+            free(idx);
         }
-        /* leads new since the last write join the account's set (once) */
-        size_t nl = ds_score_unit_lead_count(e->unit);
-        if (nl > e->leads_in_set) {
-            char skey[600];
-            ds_fmt_join(skey, sizeof(skey), s->cfg->redis_prefix, "{acct:", e->key, "}:leads",
-                        NULL);
-            const char *argv[66];
-            argv[0] = "SADD";
-            argv[1] = skey;
-            size_t k = e->leads_in_set;
-            while (k < nl) {
-                int c = 2;
-                while (k < nl && c < 66)
-                    argv[c++] = ds_score_unit_lead_id(e->unit, k++);
-                ds_redis_cmd(r, c, argv, NULL);
-            }
+        if (!e->is_account && !s->wrote_lone) { /* only the checkpoint moved */
+            char ckpt[DS_FMT_CKPT_MAX];
+            ds_fmt_checkpoint(ckpt, e->ckpt_partition, e->ckpt_offset);
+            const char *argv[] = {"HSET", rkey(s, e, NULL, NULL), "checkpoint", ckpt};
+            ds_redis_cmd(r, 4, argv, NULL);
         }
-        ds_account_score_t a;
-        memset(&a, 0, sizeof(a));
-        bool has = ds_score_unit_account_view(e->unit, &a);
-        char engaged[DS_FMT_INT_MAX], confronted[DS_FMT_INT_MAX], consensus[32], asof[32],
-            mobs[2048];
-        fmt_list(mobs, sizeof(mobs), (const char *const *)a.mobilizers,
-                 has ? a.mobilizers_count : 0, ',');
-        ds_fmt_i64(engaged, a.engaged_stakeholders);
-        ds_fmt_i64(confronted, a.confronted_stakeholders);
-        ds_fmt_g6(consensus, sizeof(consensus), a.consensus);
-        ds_fmt_i64(asof, a.as_of);
-        /* the score fields (and the id) only when they differ from what
-         * was last written (see put_lead_fields) */
-        const char *score[] = {engaged, confronted, consensus, nz(a.top_insight), mobs};
-        uint64_t now = sig_of(score, 5), was = e->written_sig;
-        e->written_sig = now;
-        const char *argv[20] = {"HSET", rkey, "blob", (const char *)s->tmp.data,
-                                "checkpoint", ckpt, "as_of", asof};
-        int c = 8;
-        if (now != was) {
-            argv[c++] = "account_id";
-            argv[c++] = e->key;
-            static const char *const names[] = {"engaged_stakeholders", "confronted_stakeholders",
-                                                "consensus", "top_insight", "mobilizers"};
-            for (int k = 0; k < 5; k++) {
-                argv[c++] = names[k];
-                argv[c++] = score[k];
-            }
+        if (legacy) { /* moved to the per-lead layout: the old blob goes */
+            const char *argv[] = {"HDEL", rkey(s, e, NULL, NULL), "blob"};
+            ds_redis_cmd(r, 3, argv, NULL);
         }
-        size_t lens[20];
-        for (int k = 0; k < c; k++)
-            lens[k] = strlen(argv[k]);
-        lens[3] = s->tmp.len;
-        ds_redis_cmd(r, c, argv, lens);
+        if (e->is_account) {
+            const char *exec[] = {"EXEC"};
+            ds_redis_cmd(r, 1, exec, NULL);
+        }
     }
 }
 
@@ -512,9 +773,7 @@ static void sc_persisted(void *self, size_t n, bool last) {
     for (size_t i = 0; i < n; i++) {
         unit_entry_t *e = dirty_at(s, i);
         e->dirty = false;
-        e->leads_in_set = ds_score_unit_lead_count(e->unit);
         count_leads(s, e);
-        ds_score_unit_clear_dirty(e->unit);
     }
     ds_dirtyq_drop(&s->dirty, n);
     publish_tracked(s);
@@ -524,15 +783,19 @@ static size_t sc_dirty_count(void *self) { return ds_dirtyq_count(&((ds_scorer_t
 
 static void sc_reset(void *self) {
     ds_scorer_t *s = self;
+    forget_loads(s);
     unit_entry_t *e, *tmp;
     HASH_ITER(hh, s->units, e, tmp) {
         HASH_DEL(s->units, e);
         ds_score_unit_destroy(e->unit);
+        ds_score_unit_destroy(e->pend);
+        for (size_t k = 0; k < e->nlisted; k++)
+            free(e->listed[k]);
+        free(e->listed);
         free(e->key);
         free(e);
     }
     ds_dirtyq_clear(&s->dirty);
-    s->nloads = 0;
     s->tracked_leads = s->tracked_units = 0;
     publish_tracked(s);
 }
@@ -559,7 +822,6 @@ static const ds_worker_ops_t scorer_ops = {
     .assigned = NULL,
     .start = sc_start,
 };
-
 ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules,
                            ds_metrics_t *metrics, char *errstr, size_t errstr_size) {
     ds_scorer_t *s = calloc(1, sizeof(*s));
@@ -570,7 +832,7 @@ ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules,
     s->cfg = cfg;
     s->rules = rules;
     ds_buf_init(&s->enc, 0);
-    ds_buf_init(&s->tmp, 0);
+    ds_buf_init(&s->list, 0);
     ds_buf_init(&s->keybuf, 0);
     s->registry = ds_registry_open(cfg, errstr, errstr_size);
     if (!s->registry)
@@ -598,6 +860,8 @@ ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules,
                                  "Events whose content has no stage (scores nothing)");
     s->m_skipped = mcounter(metrics, "replayed_events_skipped",
                             "Redelivered events already covered by the stored state");
+    s->m_migrated = mcounter(metrics, "state_migrated_units",
+                             "Units read in an earlier version's layout (moved by their next write)");
     if (metrics) {
         s->m_lead_scores = ds_metrics_counter(metrics, "scores_emitted", "Score records produced",
                                               "worker=\"scorer\",kind=\"lead\"");
@@ -632,10 +896,13 @@ void ds_scorer_destroy(ds_scorer_t *s) {
     sc_reset(s);
     ds_dirtyq_free(&s->dirty);
     free(s->loads);
+    free(s->sadd);
+    free(s->dict);
+    free(s->dict_idx);
     ds_codec_destroy(s->codec);
     ds_registry_destroy(s->registry);
     ds_buf_free(&s->enc);
-    ds_buf_free(&s->tmp);
+    ds_buf_free(&s->list);
     ds_buf_free(&s->keybuf);
     free(s);
 }

@@ -1,0 +1,283 @@
+/*
+ * score_int.h — the data of a scoring unit, shared by the files of the
+ * scoring domain (score.c: the rules and the roll-up; score_store.c: the
+ * per-lead records and the account aggregate as bytes; score_legacy.c:
+ * units saved whole by earlier versions).  Not a public header.
+ *
+ * A unit is one account (or one lead without account).  Its leads are
+ * records of their own, kept in memory once loaded ("resident") and
+ * persisted one by one; the account holds only aggregates that are
+ * maintained incrementally (see score.c) and the indexes that relate
+ * leads to each other (webinar attendances).  Every relation between two
+ * leads is stored on one of them:
+ *   - a share of S to colleague C on insight I is an entry of C's inbox
+ *     (sharer S, S's generation, I, time): C's next engagement of I looks
+ *     there for whom to credit;
+ *   - a follow credit given to S for C on I is an entry of C's credited
+ *     list (S, S's generation, I);
+ *   - a counted webinar attendance is on the attendee (content, time) and
+ *     in the account's attendance index of that content (by time), which
+ *     answers "who attended within a day" without visiting the others;
+ *   - a group credit received is on the receiver (content).
+ * A lead's generation counts its UNSUBSCRIBEs: an inbox or credited entry
+ * made under an older generation of its sharer no longer exists as far as
+ * the rules are concerned (an unsubscribe clears the sharer's shares and
+ * credits without touching the colleagues' records).
+ */
+#ifndef DS_SCORE_INT_H
+#define DS_SCORE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ds_buf.h"
+#include "score.h"
+
+#define NOID UINT32_MAX
+#define UNSET_T INT64_MIN
+
+/* An interned string of the unit (lead, content, insight, colleague id). */
+typedef struct istr {
+    uint32_t off, len, hash;
+    int32_t lead; /* index in leads[], or -1 */
+    int32_t agg;  /* index in agg[] (an insight of the account), or -1 */
+    int32_t dict; /* index in the stored dictionary, or -1 */
+    int32_t att;  /* index in atts[] (a webinar's attendance index), or -1 */
+} istr_t;
+
+typedef struct ins {
+    uint32_t insight;
+    uint8_t amask; /* A-state stages engaged (bit = stage) */
+    uint8_t smask; /* every stage engaged */
+    double pts;    /* confront points on this insight, at lead as_of */
+    int64_t q;     /* what this record adds to the account's sum: ds_score_q(pts) */
+} ins_t;
+
+typedef struct rep {
+    uint32_t content; /* NOID: no content_id */
+    uint8_t type;
+    int64_t t; /* last counted */
+} rep_t;
+
+enum { BK_CONF_INS, BK_CONF_CONTENT, BK_SHARE, BK_FOLLOW, BK_GROUP, BK__COUNT };
+
+typedef struct bkt {
+    uint32_t a, b; /* see bucket_text() */
+    uint8_t kind;
+    double v;
+} bkt_t;
+
+typedef struct shc {
+    uint32_t content, colleague; /* a counted share pair */
+} shc_t;
+
+typedef struct dd {
+    uint64_t h; /* FNV-1a of the event id, never 0 */
+    int64_t t;
+} dd_t;
+
+typedef struct inb { /* sharer shared insight with this lead at ts */
+    uint32_t sharer, insight, gen;
+    int64_t ts;
+} inb_t;
+
+typedef struct crd { /* follow credit given to sharer for this lead on insight */
+    uint32_t sharer, insight, gen;
+} crd_t;
+
+typedef struct latt { /* a counted webinar attendance of this lead */
+    uint32_t content;
+    int64_t t;
+} latt_t;
+
+enum { LF_SHARED = 1, LF_CREDITED = 2, LF_GROUP = 4 };
+
+typedef struct lead {
+    uint32_t id; /* intern id of lead_id */
+    uint32_t n_emitted;
+    uint32_t gen;    /* UNSUBSCRIBEs that cleared something */
+    uint32_t c_top;  /* the insight it is counted confronted on, NOID: none */
+    int64_t as_of;   /* UNSET_T until a contribution */
+    int64_t max_t;   /* its dedupe clock: largest occurred_at applied */
+    int64_t events_applied;
+    double confront, connect; /* uncapped points at as_of */
+    int32_t em_c10, em_n10, em_m10; /* last emitted, rounded ×10 */
+    uint8_t em_tier, any_a, flags;
+    uint8_t dirty, touched;
+    uint8_t member;     /* had an event of its own: in the account's lead set */
+    uint8_t set_known;  /* its membership is already written */
+    uint8_t c_engaged, c_mob; /* what it adds to the account's counts */
+    uint64_t notes[DS_LEAD_NOTES]; /* the caller's note of what it wrote */
+    ins_t *ins;
+    rep_t *rep;
+    bkt_t *bkt;
+    shc_t *shc;
+    dd_t *dd;
+    inb_t *inb;
+    crd_t *crd;
+    latt_t *att;
+    uint32_t *gc; /* contents whose group credit it received */
+    uint32_t nins, cins, nrep, crep, nbkt, cbkt, nshc, cshc, ndd, cdd, ninb, cinb, ncrd, ccrd,
+        natt, catt, ngc, cgc;
+} lead_t;
+
+/* One insight of the account: the sum of its leads' points on it (each
+ * at the lead's own as_of, in fixed point so that the sum is exact and
+ * independent of the order of updates) and how many leads are confronted
+ * with it as their top insight. */
+typedef struct aggi {
+    uint32_t insight;
+    uint32_t nconf;
+    __int128 q;
+} aggi_t;
+
+typedef struct attx {
+    int64_t t;
+    uint32_t lead; /* intern id of the attendee */
+} attx_t;
+
+/* The counted attendances of one webinar (content) in the account, by
+ * time, and those of attendees who have not received its group credit. */
+typedef struct attidx {
+    uint32_t content;
+    uint8_t loaded; /* complete in memory (loaded, or the unit is new) */
+    attx_t *all, *unc;
+    uint32_t nall, call, nunc, cunc;
+} attidx_t;
+
+typedef struct afield { /* an attendance-index field to write: (content, lead) */
+    uint32_t content, lead;
+} afield_t;
+
+typedef struct scratch {
+    ds_buf_t text;
+    uint32_t *touched;
+    uint32_t ntouched, ctouched;
+    uint32_t *tmp; /* the attendees one attendance credits */
+    uint32_t ctmp;
+    const char **mobp;
+    uint32_t cmobp;
+    uint32_t cand[DS_MAX_REASONS];
+    size_t roff[DS_MAX_REASONS];
+} scratch_t;
+
+struct ds_score_unit {
+    char *key;
+    bool is_account;
+    /* Everything the unit ever held is in memory (a new unit, or one moved
+     * from a whole-unit blob): a lead or index not found is new.  Else
+     * only what was loaded is, and anything else must be loaded first. */
+    bool complete;
+    bool legacy;      /* read from a whole-unit blob: its next write moves it */
+    bool thr_known;   /* thresholds below are those of the stored figures */
+    bool pub_changed; /* account figures changed since the last write */
+    /* rules the stored figures were computed with, and copies for views */
+    double tier_confronted, tier_connector, consensus_target;
+    int64_t dd_window_ms;
+    /* interned strings */
+    char *pool;
+    uint32_t pool_len, pool_cap;
+    istr_t *strs;
+    uint32_t nstrs, cstrs;
+    uint32_t *slots; /* idx + 1; 0 empty */
+    uint32_t slot_cap;
+    /* the stored dictionary (content and insight ids of lead records) */
+    uint32_t *dict; /* dict index -> intern id (NOID: not loaded yet) */
+    uint32_t ndict, cdict;
+    uint32_t dict_written; /* indexes below this are stored */
+    /* leads */
+    lead_t *leads;
+    uint32_t nleads, cleads;
+    uint32_t members;          /* the account's leads (stored) */
+    uint32_t resident_members; /* of which in memory */
+    /* the account aggregate */
+    aggi_t *agg;
+    uint32_t nagg, cagg;
+    int32_t engaged;
+    uint32_t *mob; /* mobilizer leads (intern ids), sorted by text */
+    uint32_t nmob, cmob;
+    uint64_t mob_sig; /* order-independent hash of the mobilizer set */
+    int64_t as_of;    /* the largest as_of its leads have had */
+    uint32_t acc_n_emitted;
+    int32_t em_engaged, em_confronted, em_cons10;
+    uint32_t em_top;
+    uint64_t em_mob_sig;
+    uint32_t em_nmob;
+    /* dedupe entries of a whole-unit blob, not attributable to a lead;
+     * live against max_t (the largest occurred_at applied in the unit) */
+    dd_t *ldd;
+    uint32_t nldd, cldd;
+    int64_t max_t;
+    /* webinar attendance indexes */
+    attidx_t *atts;
+    uint32_t natts, catts;
+    afield_t *adirty;
+    uint32_t nadirty, cadirty;
+    uint32_t *mchg; /* leads whose mobilizer membership changed (unwritten) */
+    uint32_t nmchg, cmchg;
+    uint32_t *dlist; /* dirty leads, in the order they became dirty */
+    uint32_t ndl, cdl;
+    scratch_t *scr;
+};
+
+/* ---- shared helpers (score.c) -------------------------------------------- */
+
+void *ds_score_ensure_cap(void *p, uint32_t *cap, uint32_t need, size_t sz, uint32_t first);
+static inline bool ds_score_over_u32(uint64_t v) { return v > UINT32_MAX; }
+
+/* Make room for `need` elements in arr (capacity cap); 0 on success. */
+#define ENSURE(arr, cap, need, first)                                                              \
+    __extension__({                                                                                \
+        int rc_ = 0;                                                                               \
+        if ((uint64_t)(need) > (uint64_t)(cap)) {                                                  \
+            if (ds_score_over_u32((uint64_t)(need))) {                                                \
+                rc_ = -1;                                                                          \
+            } else {                                                                               \
+                void *np_ =                                                                        \
+                    ds_score_ensure_cap((arr), &(cap), (uint32_t)(need), sizeof(*(arr)), (first)); \
+                if (np_)                                                                           \
+                    (arr) = np_;                                                                   \
+                else                                                                               \
+                    rc_ = -1;                                                                      \
+            }                                                                                      \
+        }                                                                                          \
+        rc_;                                                                                       \
+    })
+
+static inline const char *ds_score_str(const ds_score_unit_t *u, uint32_t id) {
+    return u->pool + u->strs[id].off;
+}
+
+/* The intern id of s (added when new); -1 on OOM. */
+int ds_score_intern(ds_score_unit_t *u, const char *s, size_t len, uint32_t *out);
+/* The intern id of s, or NOID. */
+uint32_t ds_score_lookup(const ds_score_unit_t *u, const char *s, size_t len);
+/* The resident lead of intern id `id` (created, empty, when absent);
+ * -1 on OOM. */
+int ds_score_lead_slot(ds_score_unit_t *u, uint32_t id, uint32_t *li);
+/* The attendance index of a content (created empty when absent). */
+int ds_score_att_slot(ds_score_unit_t *u, uint32_t content, uint32_t *ai);
+/* The aggregate slot of an insight (created when absent). */
+int ds_score_agg_slot(ds_score_unit_t *u, uint32_t insight, uint32_t *gi);
+/* Points in fixed point (2^32 per point, saturated): exact sums. */
+int64_t ds_score_q(double pts);
+/* Bring the account's aggregates in line with lead li after it changed
+ * (or was loaded: then its contributions start from zero). */
+int ds_score_settle(ds_score_unit_t *u, uint32_t li);
+/* Insert / remove attendance x of content index ai (sorted by t, lead). */
+int ds_score_att_insert(attx_t **arr, uint32_t *n, uint32_t *cap, attx_t x);
+void ds_score_lead_free_arrays(lead_t *L);
+int ds_score_mark_lead(ds_score_unit_t *u, uint32_t li);
+int ds_score_mark_field(ds_score_unit_t *u, uint32_t content, uint32_t lead);
+int ds_score_mob_set(ds_score_unit_t *u, uint32_t lead_id, bool on);
+/* Set lead li's contributions to what its record implies (a lead loaded
+ * from storage, whose share is already in the stored sums). */
+void ds_score_contributions(ds_score_unit_t *u, uint32_t li);
+/* The public view of lead li as stored (no output id; previous tier the
+ * last emitted one); valid until the next call on the unit. */
+void ds_score_lead_public(const ds_score_unit_t *u, uint32_t li, ds_lead_score_t *out);
+/* A signature of the account's public figures (never 0): changes when one
+ * of them does.  O(1) but for the argmax over the account's insights. */
+uint64_t ds_score_account_sig(const ds_score_unit_t *u);
+
+#endif

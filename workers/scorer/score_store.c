@@ -1,0 +1,979 @@
+/*
+ * score_store.c — a scoring unit as stored: one record per lead, the
+ * account's aggregate record, the attendance-index fields, the dictionary,
+ * and the whole-unit container used by tests and tools.
+ *
+ * Formats (version 3; all integers varints, signed ones zigzag, doubles
+ * ds_buf_put_f64c, times relative to a base with ds_buf_put_time).  A
+ * content or insight id is a reference: its index in the account's
+ * dictionary + 1 (0: none); lead ids are strings.  A lone lead has no
+ * account dictionary: its record starts with the strings it refers to.
+ *
+ *   lead:  3, bits (1 any_a, 2 member, 4 has as_of, 8 has max_t, flags<<4),
+ *          [max_t], [as_of rel. max_t], events_applied, n_emitted, gen,
+ *          confront, connect, em_c10, em_n10, em_m10, em_tier,
+ *          insights (ref, amask, smask, pts), repeats (ref, type, t),
+ *          buckets (kind, a, b, v), shares (ref, colleague),
+ *          event ids (hash as 8 bytes, t; live ones, by hash),
+ *          inbox (sharer, ref, gen, ts), credited (sharer, ref, gen),
+ *          attendances (ref, t), group credits (ref)
+ *   account: 3, thresholds (confronted, connector), members, bits (1 has
+ *          as_of, 2 has max_t), [as_of], [max_t], n emitted, emitted
+ *          engaged, confronted, consensus×10, top ref, mobilizer hash
+ *          (8 bytes), count, engaged, insights (ref, q high, q low,
+ *          confronted), legacy event ids (hash, t rel. max_t)
+ *   attendance field (content, lead): group credit received (0/1), then
+ *          the lead's counted attendance times of that content
+ *
+ * Reading never trusts the bytes: counts are bounded by what is left,
+ * references by the dictionary, enums by their ranges.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ds_hash.h"
+#include "score_int.h"
+
+#define REC_VERSION 3
+#define CONTAINER_MAGIC "DSS3"
+
+#define PUT(x)                                                                                     \
+    do {                                                                                           \
+        ds_err_t e_ = (x);                                                                         \
+        if (e_)                                                                                    \
+            return e_;                                                                             \
+    } while (0)
+
+/* ---- the dictionary -------------------------------------------------------- */
+
+/* The dictionary index of intern id `id`, assigned when it has none. */
+static ds_err_t dict_ref(ds_score_unit_t *u, uint32_t id, uint64_t *ref) {
+    if (id == NOID) {
+        *ref = 0;
+        return DS_ERR_OK;
+    }
+    if (u->strs[id].dict < 0) {
+        if (u->ndict >= INT32_MAX || ENSURE(u->dict, u->cdict, u->ndict + 1, 16))
+            return DS_ERR_NOMEM;
+        u->dict[u->ndict] = id;
+        u->strs[id].dict = (int32_t)u->ndict++;
+    }
+    *ref = (uint64_t)u->strs[id].dict + 1;
+    return DS_ERR_OK;
+}
+
+static ds_err_t put_ref(ds_score_unit_t *u, ds_buf_t *b, uint32_t id) {
+    uint64_t ref;
+    PUT(dict_ref(u, id, &ref));
+    return ds_buf_put_varint(b, ref);
+}
+
+static ds_err_t put_sid(const ds_score_unit_t *u, ds_buf_t *b, uint32_t id) {
+    return ds_buf_put_strn(b, ds_score_str(u, id), u->strs[id].len);
+}
+
+ds_err_t ds_score_unit_put_dict(ds_score_unit_t *u, uint64_t idx, const char *s, size_t n) {
+    if (!u || !s || idx >= INT32_MAX)
+        return DS_ERR_INVAL;
+    uint32_t id;
+    if (ds_score_intern(u, s, n, &id))
+        return DS_ERR_NOMEM;
+    if (u->strs[id].dict >= 0)
+        return (uint64_t)u->strs[id].dict == idx ? DS_ERR_OK : DS_ERR_UNDECODABLE;
+    if (idx >= u->ndict) {
+        if (ENSURE(u->dict, u->cdict, idx + 1, 16))
+            return DS_ERR_NOMEM;
+        for (uint64_t i = u->ndict; i < idx; i++)
+            u->dict[i] = NOID;
+        u->ndict = (uint32_t)idx + 1;
+    } else if (u->dict[idx] != NOID) {
+        return DS_ERR_UNDECODABLE; /* two strings for one index */
+    }
+    u->dict[idx] = id;
+    u->strs[id].dict = (int32_t)idx;
+    if (u->dict_written < u->ndict)
+        u->dict_written = u->ndict; /* stored: not to be written again */
+    return DS_ERR_OK;
+}
+
+/* ---- encoding ------------------------------------------------------------- */
+
+/* An event id still inside the dedupe window (times from the network:
+ * saturated difference). */
+static bool live(int64_t max_t, int64_t window, int64_t t) {
+    int64_t d;
+    if (__builtin_sub_overflow(max_t, t, &d))
+        d = max_t > t ? INT64_MAX : INT64_MIN;
+    return d <= window;
+}
+
+static ds_err_t encode_lead(ds_score_unit_t *u, const lead_t *L, ds_buf_t *out) {
+    bool has_max = L->max_t != UNSET_T, has_asof = L->as_of != UNSET_T;
+    int64_t base = has_max ? L->max_t : 0;
+    uint8_t bits = (uint8_t)(L->any_a | (L->member << 1) | (has_asof << 2) | (has_max << 3) |
+                             (L->flags << 4));
+    PUT(ds_buf_put_u8(out, REC_VERSION));
+    PUT(ds_buf_put_u8(out, bits));
+    if (has_max)
+        PUT(ds_buf_put_svarint(out, L->max_t));
+    if (has_asof)
+        PUT(ds_buf_put_time(out, base, L->as_of));
+    PUT(ds_buf_put_svarint(out, L->events_applied));
+    PUT(ds_buf_put_varint(out, L->n_emitted));
+    PUT(ds_buf_put_varint(out, L->gen));
+    PUT(ds_buf_put_f64c(out, L->confront));
+    PUT(ds_buf_put_f64c(out, L->connect));
+    PUT(ds_buf_put_svarint(out, L->em_c10));
+    PUT(ds_buf_put_svarint(out, L->em_n10));
+    PUT(ds_buf_put_svarint(out, L->em_m10));
+    PUT(ds_buf_put_u8(out, L->em_tier));
+    PUT(ds_buf_put_varint(out, L->nins));
+    for (uint32_t i = 0; i < L->nins; i++) {
+        PUT(put_ref(u, out, L->ins[i].insight));
+        PUT(ds_buf_put_u8(out, L->ins[i].amask));
+        PUT(ds_buf_put_u8(out, L->ins[i].smask));
+        PUT(ds_buf_put_f64c(out, L->ins[i].pts));
+    }
+    PUT(ds_buf_put_varint(out, L->nrep));
+    for (uint32_t i = 0; i < L->nrep; i++) {
+        PUT(put_ref(u, out, L->rep[i].content));
+        PUT(ds_buf_put_u8(out, L->rep[i].type));
+        PUT(ds_buf_put_time(out, base, L->rep[i].t));
+    }
+    PUT(ds_buf_put_varint(out, L->nbkt));
+    for (uint32_t i = 0; i < L->nbkt; i++) {
+        const bkt_t *k = &L->bkt[i];
+        PUT(ds_buf_put_u8(out, k->kind));
+        switch (k->kind) {
+        case BK_CONF_INS:
+        case BK_CONF_CONTENT:
+            PUT(put_ref(u, out, k->a));
+            PUT(ds_buf_put_varint(out, k->b));
+            break;
+        case BK_FOLLOW:
+            PUT(put_sid(u, out, k->a));
+            PUT(put_ref(u, out, k->b));
+            break;
+        default: /* BK_SHARE, BK_GROUP: a content */
+            PUT(put_ref(u, out, k->a));
+            break;
+        }
+        PUT(ds_buf_put_f64c(out, k->v));
+    }
+    PUT(ds_buf_put_varint(out, L->nshc));
+    for (uint32_t i = 0; i < L->nshc; i++) {
+        PUT(put_ref(u, out, L->shc[i].content));
+        PUT(put_sid(u, out, L->shc[i].colleague));
+    }
+    uint32_t nlive = 0;
+    for (uint32_t i = 0; i < L->ndd; i++)
+        nlive += live(L->max_t, u->dd_window_ms, L->dd[i].t);
+    PUT(ds_buf_put_varint(out, nlive));
+    for (uint32_t i = 0; i < L->ndd; i++) {
+        if (!live(L->max_t, u->dd_window_ms, L->dd[i].t))
+            continue;
+        PUT(ds_buf_put_i64(out, (int64_t)L->dd[i].h));
+        PUT(ds_buf_put_time(out, base, L->dd[i].t));
+    }
+    PUT(ds_buf_put_varint(out, L->ninb));
+    for (uint32_t i = 0; i < L->ninb; i++) {
+        PUT(put_sid(u, out, L->inb[i].sharer));
+        PUT(put_ref(u, out, L->inb[i].insight));
+        PUT(ds_buf_put_varint(out, L->inb[i].gen));
+        PUT(ds_buf_put_time(out, base, L->inb[i].ts));
+    }
+    PUT(ds_buf_put_varint(out, L->ncrd));
+    for (uint32_t i = 0; i < L->ncrd; i++) {
+        PUT(put_sid(u, out, L->crd[i].sharer));
+        PUT(put_ref(u, out, L->crd[i].insight));
+        PUT(ds_buf_put_varint(out, L->crd[i].gen));
+    }
+    PUT(ds_buf_put_varint(out, L->natt));
+    for (uint32_t i = 0; i < L->natt; i++) {
+        PUT(put_ref(u, out, L->att[i].content));
+        PUT(ds_buf_put_time(out, base, L->att[i].t));
+    }
+    PUT(ds_buf_put_varint(out, L->ngc));
+    for (uint32_t i = 0; i < L->ngc; i++)
+        PUT(put_ref(u, out, L->gc[i]));
+    return DS_ERR_OK;
+}
+
+/* A lone lead's record: the strings it refers to, then the lead. */
+static ds_err_t encode_lone(ds_score_unit_t *u, const lead_t *L, ds_buf_t *out, ds_buf_t *tmp) {
+    ds_buf_reset(tmp);
+    PUT(encode_lead(u, L, tmp));
+    PUT(ds_buf_put_varint(out, u->ndict));
+    for (uint32_t i = 0; i < u->ndict; i++)
+        PUT(put_sid(u, out, u->dict[i]));
+    return ds_buf_append(out, tmp->data, tmp->len);
+}
+
+static ds_err_t encode_account(ds_score_unit_t *u, ds_buf_t *out) {
+    bool has_asof = u->as_of != UNSET_T, has_max = u->max_t != UNSET_T;
+    PUT(ds_buf_put_u8(out, REC_VERSION));
+    PUT(ds_buf_put_f64c(out, u->tier_confronted));
+    PUT(ds_buf_put_f64c(out, u->tier_connector));
+    PUT(ds_buf_put_varint(out, u->members));
+    PUT(ds_buf_put_u8(out, (uint8_t)(has_asof | (has_max << 1))));
+    if (has_asof)
+        PUT(ds_buf_put_svarint(out, u->as_of));
+    if (has_max)
+        PUT(ds_buf_put_svarint(out, u->max_t));
+    PUT(ds_buf_put_varint(out, u->acc_n_emitted));
+    PUT(ds_buf_put_svarint(out, u->em_engaged));
+    PUT(ds_buf_put_svarint(out, u->em_confronted));
+    PUT(ds_buf_put_svarint(out, u->em_cons10));
+    PUT(put_ref(u, out, u->em_top));
+    PUT(ds_buf_put_i64(out, (int64_t)u->em_mob_sig));
+    PUT(ds_buf_put_varint(out, u->em_nmob));
+    PUT(ds_buf_put_svarint(out, u->engaged));
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < u->nagg; k++)
+        n += u->agg[k].q != 0 || u->agg[k].nconf != 0;
+    PUT(ds_buf_put_varint(out, n));
+    for (uint32_t k = 0; k < u->nagg; k++) {
+        const aggi_t *g = &u->agg[k];
+        if (g->q == 0 && g->nconf == 0)
+            continue;
+        PUT(put_ref(u, out, g->insight));
+        PUT(ds_buf_put_svarint(out, (int64_t)(g->q >> 64)));
+        PUT(ds_buf_put_varint(out, (uint64_t)g->q));
+        PUT(ds_buf_put_varint(out, g->nconf));
+    }
+    uint32_t nlive = 0;
+    for (uint32_t i = 0; i < u->nldd; i++)
+        nlive += live(u->max_t, u->dd_window_ms, u->ldd[i].t);
+    PUT(ds_buf_put_varint(out, nlive));
+    for (uint32_t i = 0; i < u->nldd; i++) {
+        if (!live(u->max_t, u->dd_window_ms, u->ldd[i].t))
+            continue;
+        PUT(ds_buf_put_i64(out, (int64_t)u->ldd[i].h));
+        PUT(ds_buf_put_time(out, u->max_t, u->ldd[i].t));
+    }
+    return DS_ERR_OK;
+}
+
+/* The value of attendance field (content, lead L): empty when it holds
+ * nothing (the field is then deleted). */
+static ds_err_t encode_field(const lead_t *L, uint32_t content, ds_buf_t *out) {
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < L->natt; i++)
+        n += L->att[i].content == content;
+    bool gc = false;
+    for (uint32_t i = 0; i < L->ngc && !gc; i++)
+        gc = L->gc[i] == content;
+    if (!n && !gc)
+        return DS_ERR_OK;
+    PUT(ds_buf_put_u8(out, gc));
+    PUT(ds_buf_put_varint(out, n));
+    for (uint32_t i = 0; i < L->natt; i++)
+        if (L->att[i].content == content)
+            PUT(ds_buf_put_svarint(out, L->att[i].t));
+    return DS_ERR_OK;
+}
+
+/* ---- decoding ------------------------------------------------------------- */
+
+typedef struct rd {
+    ds_reader_t r;
+    ds_score_unit_t *u;
+    const uint32_t *dict; /* a lone record's own strings, or NULL: the unit's */
+    uint32_t ndict;
+    bool bad;
+} rd_t;
+
+#define G(x)                                                                                       \
+    do {                                                                                           \
+        if ((x) != DS_ERR_OK) {                                                                    \
+            d->bad = true;                                                                         \
+            return -1;                                                                             \
+        }                                                                                          \
+    } while (0)
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            d->bad = true;                                                                         \
+            return -1;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+static int get_count(rd_t *d, uint32_t *n) {
+    uint64_t v;
+    G(ds_get_varint(&d->r, &v));
+    CHECK(v <= (uint64_t)(d->r.end - d->r.p) && v < INT32_MAX);
+    *n = (uint32_t)v;
+    return 0;
+}
+
+/* A reference to the dictionary: an intern id, NOID for 0 when allowed. */
+static int get_ref(rd_t *d, bool opt_none, uint32_t *id) {
+    uint64_t v;
+    G(ds_get_varint(&d->r, &v));
+    if (v == 0) {
+        CHECK(opt_none);
+        *id = NOID;
+        return 0;
+    }
+    const uint32_t *dict = d->dict ? d->dict : d->u->dict;
+    uint32_t n = d->dict ? d->ndict : d->u->ndict;
+    CHECK(v - 1 < n && dict[v - 1] != NOID);
+    *id = dict[v - 1];
+    return 0;
+}
+
+/* A string: interned. */
+static int get_sid(rd_t *d, uint32_t *id) {
+    uint64_t len;
+    G(ds_get_varint(&d->r, &len));
+    CHECK(len >= 1 && len - 1 <= (uint64_t)(d->r.end - d->r.p));
+    CHECK(ds_score_intern(d->u, (const char *)d->r.p, (size_t)(len - 1), id) == 0);
+    d->r.p += len - 1;
+    return 0;
+}
+
+static int get_u8max(rd_t *d, uint8_t max, uint8_t *v) {
+    G(ds_get_u8(&d->r, v));
+    CHECK(*v <= max);
+    return 0;
+}
+
+static int get_i32(rd_t *d, int32_t *v) {
+    int64_t x;
+    G(ds_get_svarint(&d->r, &x));
+    CHECK(x >= INT32_MIN && x <= INT32_MAX);
+    *v = (int32_t)x;
+    return 0;
+}
+
+static int get_u32(rd_t *d, uint32_t *v) {
+    uint64_t x;
+    G(ds_get_varint(&d->r, &x));
+    CHECK(x <= UINT32_MAX);
+    *v = (uint32_t)x;
+    return 0;
+}
+
+static int cmp_dd(const void *a, const void *b) {
+    const dd_t *x = a, *y = b;
+    return x->h < y->h ? -1 : x->h > y->h;
+}
+
+/* Sort event ids by hash when they are not (a record from elsewhere); -1
+ * when one repeats. */
+static int dd_canon(dd_t *dd, uint32_t n) {
+    bool sorted = true;
+    for (uint32_t i = 1; i < n && sorted; i++)
+        sorted = dd[i - 1].h < dd[i].h;
+    if (sorted)
+        return 0;
+    qsort(dd, n, sizeof(dd_t), cmp_dd);
+    for (uint32_t i = 1; i < n; i++)
+        if (dd[i - 1].h == dd[i].h)
+            return -1;
+    return 0;
+}
+
+#define ALLOC(arr, cap, n)                                                                         \
+    do {                                                                                           \
+        if ((n) && ENSURE(arr, cap, n, 1)) {                                                       \
+            d->bad = true;                                                                         \
+            return -1;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+static int decode_lead(rd_t *d, lead_t *L) {
+    uint8_t ver, bits;
+    G(ds_get_u8(&d->r, &ver));
+    CHECK(ver == REC_VERSION);
+    G(ds_get_u8(&d->r, &bits));
+    CHECK((bits >> 4) <= (LF_SHARED | LF_CREDITED | LF_GROUP));
+    L->any_a = bits & 1;
+    L->member = (bits >> 1) & 1;
+    L->flags = (uint8_t)(bits >> 4);
+    int64_t base = 0;
+    if (bits & 8) {
+        G(ds_get_svarint(&d->r, &L->max_t));
+        base = L->max_t;
+    }
+    if (bits & 4)
+        G(ds_get_time(&d->r, base, &L->as_of));
+    G(ds_get_svarint(&d->r, &L->events_applied));
+    if (get_u32(d, &L->n_emitted) || get_u32(d, &L->gen))
+        return -1;
+    G(ds_get_f64c(&d->r, &L->confront));
+    G(ds_get_f64c(&d->r, &L->connect));
+    if (get_i32(d, &L->em_c10) || get_i32(d, &L->em_n10) || get_i32(d, &L->em_m10) ||
+        get_u8max(d, DS_TIER__COUNT - 1, &L->em_tier))
+        return -1;
+    uint32_t n;
+    if (get_count(d, &n))
+        return -1;
+    ALLOC(L->ins, L->cins, n);
+    for (uint32_t i = 0; i < n; i++) {
+        ins_t *x = &L->ins[i];
+        x->q = 0;
+        if (get_ref(d, false, &x->insight) || get_u8max(d, 7, &x->amask) ||
+            get_u8max(d, 31, &x->smask))
+            return -1;
+        G(ds_get_f64c(&d->r, &x->pts));
+        L->nins++;
+    }
+    if (get_count(d, &n))
+        return -1;
+    ALLOC(L->rep, L->crep, n);
+    for (uint32_t i = 0; i < n; i++) {
+        rep_t *x = &L->rep[i];
+        if (get_ref(d, true, &x->content) || get_u8max(d, DS_MA__COUNT - 1, &x->type))
+            return -1;
+        G(ds_get_time(&d->r, base, &x->t));
+        L->nrep++;
+    }
+    if (get_count(d, &n))
+        return -1;
+    ALLOC(L->bkt, L->cbkt, n);
+    for (uint32_t i = 0; i < n; i++) {
+        bkt_t *x = &L->bkt[i];
+        x->b = 0;
+        if (get_u8max(d, BK__COUNT - 1, &x->kind))
+            return -1;
+        switch (x->kind) {
+        case BK_CONF_INS:
+        case BK_CONF_CONTENT:
+            if (get_ref(d, x->kind == BK_CONF_CONTENT, &x->a) || get_u32(d, &x->b))
+                return -1;
+            CHECK(x->b < DS_CS__COUNT);
+            break;
+        case BK_FOLLOW:
+            if (get_sid(d, &x->a) || get_ref(d, false, &x->b))
+                return -1;
+            break;
+        default:
+            if (get_ref(d, x->kind == BK_SHARE, &x->a))
+                return -1;
+            break;
+        }
+        G(ds_get_f64c(&d->r, &x->v));
+        L->nbkt++;
+    }
+    if (get_count(d, &n))
+        return -1;
+    ALLOC(L->shc, L->cshc, n);
+    for (uint32_t i = 0; i < n; i++) {
+        if (get_ref(d, true, &L->shc[i].content) || get_sid(d, &L->shc[i].colleague))
+            return -1;
+        L->nshc++;
+    }
+    if (get_count(d, &n))
+        return -1;
+    ALLOC(L->dd, L->cdd, n);
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t h;
+        G(ds_get_i64(&d->r, &h));
+        CHECK(h != 0);
+        L->dd[i].h = (uint64_t)h;
+        G(ds_get_time(&d->r, base, &L->dd[i].t));
+        L->ndd++;
+    }
+    CHECK(dd_canon(L->dd, L->ndd) == 0);
+    if (get_count(d, &n))
+        return -1;
+    ALLOC(L->inb, L->cinb, n);
+    for (uint32_t i = 0; i < n; i++) {
+        inb_t *x = &L->inb[i];
+        if (get_sid(d, &x->sharer) || get_ref(d, false, &x->insight) || get_u32(d, &x->gen))
+            return -1;
+        G(ds_get_time(&d->r, base, &x->ts));
+        L->ninb++;
+    }
+    if (get_count(d, &n))
+        return -1;
+    ALLOC(L->crd, L->ccrd, n);
+    for (uint32_t i = 0; i < n; i++) {
+        crd_t *x = &L->crd[i];
+        if (get_sid(d, &x->sharer) || get_ref(d, false, &x->insight) || get_u32(d, &x->gen))
+            return -1;
+        L->ncrd++;
+    }
+    if (get_count(d, &n))
+        return -1;
+    ALLOC(L->att, L->catt, n);
+    for (uint32_t i = 0; i < n; i++) {
+        if (get_ref(d, false, &L->att[i].content))
+            return -1;
+        G(ds_get_time(&d->r, base, &L->att[i].t));
+        L->natt++;
+    }
+    if (get_count(d, &n))
+        return -1;
+    ALLOC(L->gc, L->cgc, n);
+    for (uint32_t i = 0; i < n; i++) {
+        if (get_ref(d, false, &L->gc[i]))
+            return -1;
+        L->ngc++;
+    }
+    return 0;
+}
+
+ds_err_t ds_score_unit_put_lead(ds_score_unit_t *u, const char *lead_id, const void *p,
+                                size_t n) {
+    if (!u || !lead_id)
+        return DS_ERR_INVAL;
+    uint32_t id, li;
+    if (ds_score_intern(u, lead_id, strlen(lead_id), &id))
+        return DS_ERR_NOMEM;
+    if (u->strs[id].lead >= 0)
+        return DS_ERR_OK; /* in memory: newer than what is stored */
+    if (ds_score_lead_slot(u, id, &li))
+        return DS_ERR_NOMEM;
+    if (!p)
+        return DS_ERR_OK;
+    rd_t d_ = {.u = u}, *d = &d_;
+    ds_reader_init(&d->r, p, n);
+    uint32_t *own = NULL;
+    if (!u->is_account) { /* a lone lead: its own strings first */
+        uint32_t nd;
+        if (get_count(d, &nd) == 0 && (own = calloc(nd ? nd : 1, sizeof(*own)))) {
+            for (uint32_t i = 0; i < nd && !d->bad; i++)
+                if (get_sid(d, &own[i]) == 0)
+                    d->ndict++;
+            d->dict = own;
+        } else {
+            d->bad = true;
+        }
+    }
+    lead_t *L = &u->leads[li];
+    if (!d->bad && (decode_lead(d, L) || d->r.p != d->r.end))
+        d->bad = true;
+    if (!d->bad && !u->is_account) {
+        /* the lone lead's strings become the unit's dictionary */
+        for (uint32_t i = 0; i < d->ndict && !d->bad; i++) {
+            uint64_t ref;
+            if (dict_ref(u, own[i], &ref))
+                d->bad = true;
+        }
+    }
+    free(own);
+    if (d->bad) {
+        /* forget the half-read lead: the slot stays, empty and unloaded */
+        ds_score_lead_free_arrays(L);
+        memset(L, 0, sizeof(*L));
+        L->id = id;
+        L->as_of = L->max_t = UNSET_T;
+        L->c_top = NOID;
+        u->strs[id].lead = -1;
+        if (li == u->nleads - 1)
+            u->nleads--;
+        return DS_ERR_UNDECODABLE;
+    }
+    if (L->member)
+        u->resident_members++;
+    L->set_known = L->member;
+    if (u->is_account)
+        ds_score_contributions(u, li);
+    return DS_ERR_OK;
+}
+
+ds_err_t ds_score_unit_put_account(ds_score_unit_t *u, const void *p, size_t n) {
+    if (!u || !p || !u->is_account)
+        return DS_ERR_INVAL;
+    rd_t d_ = {.u = u}, *d = &d_;
+    ds_reader_init(&d->r, p, n);
+    uint8_t ver = 0, bits = 0;
+    uint32_t cnt = 0;
+    if (ds_get_u8(&d->r, &ver) || ver != REC_VERSION)
+        return DS_ERR_UNDECODABLE;
+#define GA(x)                                                                                      \
+    do {                                                                                           \
+        if (x)                                                                                     \
+            return DS_ERR_UNDECODABLE;                                                             \
+    } while (0)
+    GA(ds_get_f64c(&d->r, &u->tier_confronted));
+    GA(ds_get_f64c(&d->r, &u->tier_connector));
+    GA(get_u32(d, &u->members));
+    GA(ds_get_u8(&d->r, &bits));
+    if (bits & 1)
+        GA(ds_get_svarint(&d->r, &u->as_of));
+    if (bits & 2)
+        GA(ds_get_svarint(&d->r, &u->max_t));
+    GA(get_u32(d, &u->acc_n_emitted));
+    GA(get_i32(d, &u->em_engaged));
+    GA(get_i32(d, &u->em_confronted));
+    GA(get_i32(d, &u->em_cons10));
+    GA(get_ref(d, true, &u->em_top));
+    int64_t sig;
+    GA(ds_get_i64(&d->r, &sig));
+    u->em_mob_sig = (uint64_t)sig;
+    GA(get_u32(d, &u->em_nmob));
+    GA(get_i32(d, &u->engaged));
+    GA(get_count(d, &cnt));
+    for (uint32_t k = 0; k < cnt; k++) {
+        uint32_t insight, g;
+        int64_t hi;
+        uint64_t lo;
+        GA(get_ref(d, false, &insight));
+        GA(ds_get_svarint(&d->r, &hi));
+        GA(ds_get_varint(&d->r, &lo));
+        if (ds_score_agg_slot(u, insight, &g))
+            return DS_ERR_NOMEM;
+        u->agg[g].q = (__int128)(((unsigned __int128)(uint64_t)hi << 64) | lo);
+        GA(get_u32(d, &u->agg[g].nconf));
+    }
+    GA(get_count(d, &cnt));
+    for (uint32_t k = 0; k < cnt; k++) {
+        int64_t h;
+        GA(ds_get_i64(&d->r, &h));
+        if (!h || ENSURE(u->ldd, u->cldd, u->nldd + 1, 4))
+            return DS_ERR_UNDECODABLE;
+        u->ldd[u->nldd].h = (uint64_t)h;
+        GA(ds_get_time(&d->r, u->max_t, &u->ldd[u->nldd].t));
+        u->nldd++;
+    }
+    if (d->r.p != d->r.end || dd_canon(u->ldd, u->nldd))
+        return DS_ERR_UNDECODABLE;
+#undef GA
+    u->thr_known = true;
+    u->complete = false;
+    return DS_ERR_OK;
+}
+
+ds_err_t ds_score_unit_put_mobilizer(ds_score_unit_t *u, const char *lead_id, size_t n) {
+    if (!u || !lead_id)
+        return DS_ERR_INVAL;
+    uint32_t id, nchg = u->nmchg;
+    if (ds_score_intern(u, lead_id, n, &id) || ds_score_mob_set(u, id, true))
+        return DS_ERR_NOMEM;
+    u->nmchg = nchg; /* stored: not a change to write */
+    return DS_ERR_OK;
+}
+
+ds_err_t ds_score_unit_put_attendance(ds_score_unit_t *u, const char *content_id,
+                                      const char *lead_id, const void *p, size_t n) {
+    if (!u || !content_id || !lead_id || !p)
+        return DS_ERR_INVAL;
+    uint32_t content, lead, ai;
+    if (ds_score_intern(u, content_id, strlen(content_id), &content) ||
+        ds_score_intern(u, lead_id, strlen(lead_id), &lead) ||
+        ds_score_att_slot(u, content, &ai))
+        return DS_ERR_NOMEM;
+    if (u->atts[ai].loaded)
+        return DS_ERR_OK; /* in memory already: newer */
+    ds_reader_t r;
+    ds_reader_init(&r, p, n);
+    uint8_t gc;
+    uint64_t cnt;
+    if (ds_get_u8(&r, &gc) || gc > 1 || ds_get_varint(&r, &cnt) ||
+        cnt > (uint64_t)(r.end - r.p))
+        return DS_ERR_UNDECODABLE;
+    for (uint64_t i = 0; i < cnt; i++) {
+        int64_t t;
+        if (ds_get_svarint(&r, &t))
+            return DS_ERR_UNDECODABLE;
+        attidx_t *a = &u->atts[ai];
+        attx_t x = {t, lead};
+        if (ds_score_att_insert(&a->all, &a->nall, &a->call, x) ||
+            (!gc && ds_score_att_insert(&a->unc, &a->nunc, &a->cunc, x)))
+            return DS_ERR_NOMEM;
+    }
+    return r.p == r.end ? DS_ERR_OK : DS_ERR_UNDECODABLE;
+}
+
+ds_err_t ds_score_unit_attendance_done(ds_score_unit_t *u, const char *content_id) {
+    if (!u || !content_id)
+        return DS_ERR_INVAL;
+    uint32_t content, ai;
+    if (ds_score_intern(u, content_id, strlen(content_id), &content) ||
+        ds_score_att_slot(u, content, &ai))
+        return DS_ERR_NOMEM;
+    u->atts[ai].loaded = 1;
+    return DS_ERR_OK;
+}
+
+/* ---- writing what changed ---------------------------------------------------- */
+
+static int cmp_afield(const void *a, const void *b) {
+    const afield_t *x = a, *y = b;
+    if (x->content != y->content)
+        return x->content < y->content ? -1 : 1;
+    return x->lead < y->lead ? -1 : x->lead > y->lead;
+}
+
+static int cmp_u32p(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+bool ds_score_unit_dirty(const ds_score_unit_t *u) {
+    return u->ndl || u->nadirty || u->nmchg || u->legacy;
+}
+
+ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) {
+    if (!u || !w)
+        return DS_ERR_INVAL;
+    ds_buf_t rec, tmp;
+    ds_buf_init(&rec, 0);
+    ds_buf_init(&tmp, 0);
+    ds_err_t e = DS_ERR_OK;
+    for (uint32_t i = 0; i < u->ndl && !e; i++) {
+        lead_t *L = &u->leads[u->dlist[i]];
+        ds_buf_reset(&rec);
+        e = u->is_account ? encode_lead(u, L, &rec) : encode_lone(u, L, &rec, &tmp);
+        if (e)
+            break;
+        ds_lead_score_t view;
+        ds_score_lead_public(u, u->dlist[i], &view);
+        L = &u->leads[u->dlist[i]];
+        if (w->lead)
+            w->lead(w->opaque, &view, L->notes, rec.data, rec.len, L->member,
+                    L->member && !L->set_known);
+        L->set_known = L->member;
+    }
+    /* attendance fields: once each, by (content, lead) */
+    if (!e && u->nadirty) {
+        qsort(u->adirty, u->nadirty, sizeof(afield_t), cmp_afield);
+        for (uint32_t i = 0; i < u->nadirty && !e; i++) {
+            const afield_t *f = &u->adirty[i];
+            if (i && !cmp_afield(f, &u->adirty[i - 1]))
+                continue;
+            int32_t li = u->strs[f->lead].lead;
+            ds_buf_reset(&rec);
+            if (li >= 0)
+                e = encode_field(&u->leads[li], f->content, &rec);
+            if (!e && w->attendance)
+                w->attendance(w->opaque, ds_score_str(u, f->content), ds_score_str(u, f->lead),
+                              rec.data, rec.len);
+        }
+    }
+    if (!e && u->nmchg) {
+        qsort(u->mchg, u->nmchg, sizeof(uint32_t), cmp_u32p);
+        for (uint32_t i = 0; i < u->nmchg; i++) {
+            if (i && u->mchg[i] == u->mchg[i - 1])
+                continue;
+            int32_t li = u->strs[u->mchg[i]].lead;
+            bool on = li >= 0 && u->leads[li].c_mob;
+            if (w->mobilizer)
+                w->mobilizer(w->opaque, ds_score_str(u, u->mchg[i]), on);
+        }
+    }
+    if (!e && u->is_account) {
+        ds_buf_reset(&rec);
+        e = encode_account(u, &rec); /* may add dictionary entries: before them */
+        for (uint32_t i = u->dict_written; !e && i < u->ndict; i++)
+            if (w->dict)
+                w->dict(w->opaque, i, ds_score_str(u, u->dict[i]));
+        if (!e && w->account) {
+            ds_account_score_t view;
+            if (!ds_score_unit_account_view(u, &view))
+                e = DS_ERR_NOMEM;
+            else
+                w->account(w->opaque, &view, ds_score_account_sig(u), rec.data, rec.len);
+        }
+    }
+    ds_buf_free(&rec);
+    ds_buf_free(&tmp);
+    if (e)
+        return e;
+    for (uint32_t i = 0; i < u->ndl; i++)
+        u->leads[u->dlist[i]].dirty = 0;
+    u->ndl = u->nadirty = u->nmchg = 0;
+    u->dict_written = u->ndict;
+    u->legacy = false;
+    u->pub_changed = false;
+    return DS_ERR_OK;
+}
+
+bool ds_score_unit_is_legacy(const ds_score_unit_t *u) { return u->legacy; }
+
+/* ---- the whole unit as one buffer ------------------------------------------------ */
+
+ds_err_t ds_score_unit_save(ds_score_unit_t *u, ds_buf_t *out) {
+    if (!u || !out)
+        return DS_ERR_INVAL;
+    ds_buf_t rec, tmp;
+    ds_buf_init(&rec, 0);
+    ds_buf_init(&tmp, 0);
+    ds_err_t e = DS_ERR_OK;
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        if (!e)                                                                                    \
+            e = (x);                                                                               \
+    } while (0)
+    TRY(ds_buf_append(out, CONTAINER_MAGIC, 4));
+    TRY(ds_buf_put_str(out, u->key));
+    TRY(ds_buf_put_u8(out, u->is_account));
+    /* leads first: they assign dictionary entries the account refers to */
+    uint32_t nl = 0;
+    for (uint32_t i = 0; i < u->nleads; i++)
+        nl += 1;
+    ds_buf_t leads;
+    ds_buf_init(&leads, 0);
+    for (uint32_t i = 0; i < u->nleads && !e; i++) {
+        const lead_t *L = &u->leads[i];
+        ds_buf_reset(&rec);
+        TRY(u->is_account ? encode_lead(u, L, &rec) : encode_lone(u, L, &rec, &tmp));
+        TRY(put_sid(u, &leads, L->id));
+        TRY(ds_buf_put_strn(&leads, (const char *)rec.data, rec.len));
+    }
+    ds_buf_t acct;
+    ds_buf_init(&acct, 0);
+    if (u->is_account)
+        TRY(encode_account(u, &acct));
+    TRY(ds_buf_put_varint(out, u->ndict));
+    for (uint32_t i = 0; i < u->ndict && !e; i++)
+        TRY(put_sid(u, out, u->dict[i]));
+    TRY(ds_buf_put_strn(out, (const char *)acct.data, acct.len));
+    TRY(ds_buf_put_varint(out, nl));
+    TRY(ds_buf_append(out, leads.data, leads.len));
+    TRY(ds_buf_put_varint(out, u->nmob));
+    for (uint32_t i = 0; i < u->nmob && !e; i++)
+        TRY(put_sid(u, out, u->mob[i]));
+    /* attendance indexes, as their stored fields */
+    TRY(ds_buf_put_varint(out, u->natts));
+    for (uint32_t k = 0; k < u->natts && !e; k++) {
+        const attidx_t *a = &u->atts[k];
+        TRY(put_sid(u, out, a->content));
+        /* one field per distinct attendee */
+        uint32_t nf = 0;
+        for (uint32_t i = 0; i < a->nall; i++) {
+            bool first = true;
+            for (uint32_t j = 0; j < i && first; j++)
+                first = a->all[j].lead != a->all[i].lead;
+            nf += first;
+        }
+        TRY(ds_buf_put_varint(out, nf));
+        for (uint32_t i = 0; i < a->nall && !e; i++) {
+            bool first = true;
+            for (uint32_t j = 0; j < i && first; j++)
+                first = a->all[j].lead != a->all[i].lead;
+            if (!first)
+                continue;
+            int32_t li = u->strs[a->all[i].lead].lead;
+            ds_buf_reset(&rec);
+            if (li >= 0)
+                TRY(encode_field(&u->leads[li], a->content, &rec));
+            TRY(put_sid(u, out, a->all[i].lead));
+            TRY(ds_buf_put_strn(out, (const char *)rec.data, rec.len));
+        }
+    }
+#undef TRY
+    ds_buf_free(&leads);
+    ds_buf_free(&acct);
+    ds_buf_free(&rec);
+    ds_buf_free(&tmp);
+    return e;
+}
+
+/* A length-prefixed byte string of the container (not copied). */
+static bool get_bytes(ds_reader_t *r, const unsigned char **p, size_t *n) {
+    uint64_t len;
+    if (ds_get_varint(r, &len) || len < 1 || len - 1 > (uint64_t)(r->end - r->p))
+        return false;
+    *p = r->p;
+    *n = (size_t)(len - 1);
+    r->p += len - 1;
+    return true;
+}
+
+static char *dup_bytes(const unsigned char *p, size_t n) {
+    char *s = malloc(n + 1);
+    if (s) {
+        memcpy(s, p, n);
+        s[n] = '\0';
+    }
+    return s;
+}
+
+ds_score_unit_t *ds_score_unit_load(const void *p, size_t n, ds_err_t *err) {
+    ds_err_t dummy;
+    if (!err)
+        err = &dummy;
+    *err = DS_ERR_UNDECODABLE;
+    if (!p || n < 4)
+        return NULL;
+    if (memcmp(p, CONTAINER_MAGIC, 4))
+        return ds_score_unit_load_legacy(p, n, err);
+    ds_reader_t r;
+    ds_reader_init(&r, (const unsigned char *)p + 4, n - 4);
+    const unsigned char *b;
+    size_t bn;
+    uint8_t is_acct;
+    if (!get_bytes(&r, &b, &bn) || ds_get_u8(&r, &is_acct) || is_acct > 1)
+        return NULL;
+    char *key = dup_bytes(b, bn);
+    ds_score_unit_t *u = key ? ds_score_unit_new(key, is_acct) : NULL;
+    free(key);
+    if (!u) {
+        *err = DS_ERR_NOMEM;
+        return NULL;
+    }
+    ds_err_t e = DS_ERR_OK;
+    uint64_t cnt;
+    bool ok = ds_get_varint(&r, &cnt) == 0 && cnt <= (uint64_t)(r.end - r.p);
+    for (uint64_t i = 0; ok && !e && i < cnt; i++) {
+        ok = get_bytes(&r, &b, &bn);
+        if (ok)
+            e = ds_score_unit_put_dict(u, i, (const char *)b, bn);
+    }
+    ok = ok && get_bytes(&r, &b, &bn);
+    if (ok && !e && u->is_account)
+        e = ds_score_unit_put_account(u, b, bn);
+    else if (ok && bn)
+        ok = false;
+    if (!u->is_account)
+        u->dict_written = 0; /* a lone lead's dictionary lives in its record */
+    ok = ok && ds_get_varint(&r, &cnt) == 0 && cnt <= (uint64_t)(r.end - r.p);
+    for (uint64_t i = 0; ok && !e && i < cnt; i++) {
+        const unsigned char *idp, *rp;
+        size_t idn, rn;
+        ok = get_bytes(&r, &idp, &idn) && get_bytes(&r, &rp, &rn);
+        char *id = ok ? dup_bytes(idp, idn) : NULL;
+        if (ok && !id)
+            e = DS_ERR_NOMEM;
+        if (id && !e) {
+            uint32_t sid = ds_score_lookup(u, id, idn);
+            if (sid != NOID && u->strs[sid].lead >= 0)
+                ok = false; /* a lead twice */
+            else
+                e = ds_score_unit_put_lead(u, id, rp, rn);
+        }
+        free(id);
+    }
+    ok = ok && ds_get_varint(&r, &cnt) == 0 && cnt <= (uint64_t)(r.end - r.p);
+    for (uint64_t i = 0; ok && !e && i < cnt; i++) {
+        ok = get_bytes(&r, &b, &bn);
+        char *id = ok ? dup_bytes(b, bn) : NULL;
+        if (id)
+            e = ds_score_unit_put_mobilizer(u, id, bn);
+        else if (ok)
+            e = DS_ERR_NOMEM;
+        free(id);
+    }
+    ok = ok && ds_get_varint(&r, &cnt) == 0 && cnt <= (uint64_t)(r.end - r.p);
+    for (uint64_t i = 0; ok && !e && i < cnt; i++) {
+        ok = get_bytes(&r, &b, &bn);
+        char *content = ok ? dup_bytes(b, bn) : NULL;
+        uint64_t nf = 0;
+        ok = ok && content && ds_get_varint(&r, &nf) == 0 && nf <= (uint64_t)(r.end - r.p);
+        for (uint64_t k = 0; ok && !e && k < nf; k++) {
+            const unsigned char *lp, *vp;
+            size_t ln, vn;
+            ok = get_bytes(&r, &lp, &ln) && get_bytes(&r, &vp, &vn);
+            char *lead = ok ? dup_bytes(lp, ln) : NULL;
+            if (lead && vn)
+                e = ds_score_unit_put_attendance(u, content, lead, vp, vn);
+            free(lead);
+        }
+        if (ok && !e && content)
+            e = ds_score_unit_attendance_done(u, content);
+        free(content);
+    }
+    if (!ok || e || r.p != r.end) {
+        *err = e == DS_ERR_NOMEM ? DS_ERR_NOMEM : DS_ERR_UNDECODABLE;
+        ds_score_unit_destroy(u);
+        return NULL;
+    }
+    u->complete = true; /* the container holds everything */
+    u->nmchg = 0;
+    *err = DS_ERR_OK;
+    return u;
+}
