@@ -56,6 +56,26 @@
 
 /* ---- small helpers -------------------------------------------------------- */
 
+uint32_t ds_score_capn(uint32_t n) {
+    if (!n)
+        return 0;
+    uint32_t c = 1;
+    while (c < n && c <= UINT32_MAX / 2)
+        c <<= 1;
+    return c < n ? n : c;
+}
+
+void *ds_score_grow(void *p, uint32_t n, uint64_t need, size_t sz) {
+    if (need <= ds_score_capn(n) && p)
+        return p;
+    if (need > UINT32_MAX)
+        return NULL;
+    uint64_t c = ds_score_capn((uint32_t)need);
+    if (c > SIZE_MAX / sz)
+        return NULL;
+    return realloc(p, (size_t)c * sz);
+}
+
 void *ds_score_ensure_cap(void *p, uint32_t *cap, uint32_t need, size_t sz, uint32_t first) {
     uint32_t nc = *cap ? *cap : first;
     while (nc < need) {
@@ -373,7 +393,7 @@ static int bucket_add(lead_t *L, uint8_t kind, uint32_t a, uint32_t b, double v)
             return 0;
         }
     }
-    if (ENSURE(L->bkt, L->cbkt, L->nbkt + 1, 1))
+    if (GROW(L->bkt, L->nbkt, L->nbkt + 1))
         return -1;
     L->bkt[L->nbkt++] = (bkt_t){a, b, kind, v};
     return 0;
@@ -745,21 +765,47 @@ void ds_score_lead_public(const ds_score_unit_t *u, uint32_t li, ds_lead_score_t
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
+ds_score_scratch_t *ds_score_scratch_new(void) {
+    scratch_t *sc = calloc(1, sizeof(*sc));
+    if (sc)
+        ds_buf_init(&sc->text, 0);
+    return sc;
+}
+
+void ds_score_scratch_destroy(ds_score_scratch_t *sc) {
+    if (!sc)
+        return;
+    ds_buf_free(&sc->text);
+    free(sc->touched);
+    free(sc->tmp);
+    free(sc->mobp);
+    free(sc);
+}
+
+void ds_score_unit_share_scratch(ds_score_unit_t *u, ds_score_scratch_t *scr) {
+    if (!u || !scr || u->scr == scr)
+        return;
+    if (u->own_scr)
+        ds_score_scratch_destroy(u->scr);
+    u->scr = scr;
+    u->own_scr = false;
+}
+
 ds_score_unit_t *ds_score_unit_new(const char *key, bool is_account) {
     if (!key)
         return NULL;
     ds_score_unit_t *u = calloc(1, sizeof(*u));
     if (!u)
         return NULL;
-    u->scr = calloc(1, sizeof(*u->scr));
+    u->scr = ds_score_scratch_new();
+    u->own_scr = true;
     u->key = strdup(key);
     if (!u->scr || !u->key) {
-        free(u->scr);
+        ds_score_scratch_destroy(u->scr);
         free(u->key);
         free(u);
         return NULL;
     }
-    ds_buf_init(&u->scr->text, 0);
     u->is_account = is_account;
     u->complete = true;
     u->tier_confronted = 40;
@@ -793,13 +839,8 @@ void ds_score_unit_destroy(ds_score_unit_t *u) {
     free(u->adirty);
     free(u->mchg);
     free(u->dlist);
-    if (u->scr) {
-        ds_buf_free(&u->scr->text);
-        free(u->scr->touched);
-        free(u->scr->tmp);
-        free(u->scr->mobp);
-        free(u->scr);
-    }
+    if (u->own_scr)
+        ds_score_scratch_destroy(u->scr);
     free(u->key);
     free(u);
 }
@@ -877,16 +918,17 @@ static bool dd_live(int64_t max_t, int64_t window, int64_t t) { return tdiff(max
 /* Make room for one more entry of L: drop the ones no longer live, and
  * grow when that leaves the array more than 3/4 full. */
 static int dd_reserve(lead_t *L, int64_t window) {
-    if (L->ndd < L->cdd)
+    uint32_t cap = ds_score_capn(L->ndd);
+    if (L->ndd < cap)
         return 0;
     uint32_t k = 0;
     for (uint32_t i = 0; i < L->ndd; i++)
         if (dd_live(L->max_t, window, L->dd[i].t))
             L->dd[k++] = L->dd[i];
     L->ndd = k;
-    if (L->cdd && (uint64_t)k * 4 <= (uint64_t)L->cdd * 3)
-        return 0;
-    return ENSURE(L->dd, L->cdd, (uint64_t)L->cdd + 1, 2);
+    if (cap && (uint64_t)k * 4 <= (uint64_t)cap * 3)
+        return GROW(L->dd, k, (uint64_t)k + 1);
+    return GROW(L->dd, k, (uint64_t)cap + 1);
 }
 
 /* ---- apply: the rules ----------------------------------------------------- */
@@ -915,7 +957,7 @@ static int follow_credit(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, u
                    C->crd[k].gen == u->leads[si].gen;
         if (done)
             continue;
-        if (ENSURE(C->crd, C->ccrd, C->ncrd + 1, 1))
+        if (GROW(C->crd, C->ncrd, C->ncrd + 1))
             return -1;
         C->crd[C->ncrd++] = (crd_t){f.sharer, insight, u->leads[si].gen};
         lead_t *Sh = &u->leads[si];
@@ -932,7 +974,7 @@ static int group_give(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, uint
     lead_t *L = &u->leads[li];
     if (lead_has_gc(L, content))
         return 0;
-    if (ENSURE(L->gc, L->cgc, L->ngc + 1, 1))
+    if (GROW(L->gc, L->ngc, L->ngc + 1))
         return -1;
     L->gc[L->ngc++] = content;
     L->flags |= LF_GROUP;
@@ -955,7 +997,7 @@ static int group_credit(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, ui
         return -2;
     lead_t *L = &u->leads[li];
     uint32_t me = L->id;
-    if (ENSURE(L->att, L->catt, L->natt + 1, 1))
+    if (GROW(L->att, L->natt, L->natt + 1))
         return -1;
     L->att[L->natt++] = (latt_t){content, t};
     attidx_t *a = &u->atts[ai];
@@ -1016,7 +1058,7 @@ static int engage(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds
             return 0; /* a repeat inside the window changes nothing */
         rp->t = t;
     } else {
-        if (ENSURE(L->rep, L->crep, L->nrep + 1, 1))
+        if (GROW(L->rep, L->nrep, L->nrep + 1))
             return -1;
         L->rep[L->nrep++] = (rep_t){content, (uint8_t)ev->type, t};
     }
@@ -1029,7 +1071,7 @@ static int engage(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds
                 break;
             }
         if (ii == NOID) {
-            if (ENSURE(L->ins, L->cins, L->nins + 1, 1))
+            if (GROW(L->ins, L->nins, L->nins + 1))
                 return -1;
             ii = L->nins++;
             L->ins[ii] = (ins_t){insight, 0, 0, 0, 0};
@@ -1088,7 +1130,7 @@ static int share(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_
                     have = true;
             }
         if (!have && r->scoring.share_cap > 0 && n < (uint32_t)r->scoring.share_cap) {
-            if (ENSURE(L->shc, L->cshc, L->nshc + 1, 1))
+            if (GROW(L->shc, L->nshc, L->nshc + 1))
                 return -1;
             L->shc[L->nshc++] = (shc_t){content, col};
             added++;
@@ -1112,7 +1154,7 @@ static int share(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_
         L->flags |= LF_SHARED;
         if (found)
             continue;
-        if (ENSURE(C->inb, C->cinb, C->ninb + 1, 1) || ds_score_mark_lead(u, ci))
+        if (GROW(C->inb, C->ninb, C->ninb + 1) || ds_score_mark_lead(u, ci))
             return -1;
         C->inb[C->ninb++] = f;
         *changed = true;
@@ -1167,8 +1209,7 @@ static int unsubscribe(ds_score_unit_t *u, uint32_t li, int64_t t) {
     L->shc = NULL;
     L->att = NULL;
     L->gc = NULL;
-    L->nins = L->cins = L->nrep = L->crep = L->nbkt = L->cbkt = L->nshc = L->cshc = 0;
-    L->natt = L->catt = L->ngc = L->cgc = 0;
+    L->nins = L->nrep = L->nbkt = L->nshc = L->natt = L->ngc = 0;
     L->confront = L->connect = 0;
     L->any_a = 0;
     L->flags = 0;
@@ -1417,7 +1458,7 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
     if (seen) { /* the same id, out of the window: it counts again */
         L->dd[pos].t = t;
     } else {
-        if (L->ndd == L->cdd) {
+        if (L->ndd == ds_score_capn(L->ndd)) {
             if (dd_reserve(L, u->dd_window_ms))
                 return DS_ERR_NOMEM;
             pos = dd_find(L->dd, L->ndd, h);
@@ -1585,13 +1626,10 @@ size_t ds_score_unit_mem(const ds_score_unit_t *u) {
     m += (size_t)u->cleads * sizeof(lead_t) + oh;
     for (uint32_t i = 0; i < u->nleads; i++) {
         const lead_t *L = &u->leads[i];
-        m += (size_t)L->cins * sizeof(ins_t) + (size_t)L->crep * sizeof(rep_t) +
-             (size_t)L->cbkt * sizeof(bkt_t) + (size_t)L->cshc * sizeof(shc_t) +
-             (size_t)L->cdd * sizeof(dd_t) + (size_t)L->cinb * sizeof(inb_t) +
-             (size_t)L->ccrd * sizeof(crd_t) + (size_t)L->catt * sizeof(latt_t) +
-             (size_t)L->cgc * sizeof(uint32_t);
-        m += oh * ((L->cins > 0) + (L->crep > 0) + (L->cbkt > 0) + (L->cshc > 0) + (L->cdd > 0) +
-                   (L->cinb > 0) + (L->ccrd > 0) + (L->catt > 0) + (L->cgc > 0));
+#define A(f, T) (L->n##f ? ds_score_capn(L->n##f) * sizeof(T) + oh : 0)
+        m += A(ins, ins_t) + A(rep, rep_t) + A(bkt, bkt_t) + A(shc, shc_t) + A(dd, dd_t) +
+             A(inb, inb_t) + A(crd, crd_t) + A(att, latt_t) + A(gc, uint32_t);
+#undef A
     }
     m += (size_t)u->cagg * sizeof(aggi_t) + (size_t)u->cmob * 4 + (size_t)u->cdict * 4 +
          (size_t)u->cldd * sizeof(dd_t) + (size_t)u->catts * sizeof(attidx_t) +
@@ -1599,8 +1637,10 @@ size_t ds_score_unit_mem(const ds_score_unit_t *u) {
          9 * oh;
     for (uint32_t i = 0; i < u->natts; i++)
         m += ((size_t)u->atts[i].call + u->atts[i].cunc) * sizeof(attx_t) + 2 * oh;
-    const scratch_t *sc = u->scr;
-    m += sizeof(*sc) + sc->text.cap + (size_t)sc->ctouched * 4 +
-         (size_t)sc->cmobp * sizeof(char *) + 3 * oh;
+    if (u->own_scr) {
+        const scratch_t *sc = u->scr;
+        m += sizeof(*sc) + sc->text.cap + (size_t)sc->ctouched * 4 + (size_t)sc->ctmp * 4 +
+             (size_t)sc->cmobp * sizeof(char *) + 4 * oh;
+    }
     return m;
 }

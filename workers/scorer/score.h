@@ -52,6 +52,18 @@ typedef struct ds_score_sink {
 ds_score_unit_t *ds_score_unit_new(const char *key, bool is_account);
 void ds_score_unit_destroy(ds_score_unit_t *u);
 
+/** The buffers an apply or a view works in (reason texts, the touched
+ *  leads, the mobilizers' pointers).  Each unit has its own unless it is
+ *  given a shared one: the units of one thread may share one, which saves
+ *  its few hundred bytes per account.  Records passed to a sink or a
+ *  writer, and views, are then valid until the next call on any unit
+ *  sharing it.  The scratch must outlive the units that use it. */
+typedef struct ds_score_scratch ds_score_scratch_t;
+ds_score_scratch_t *ds_score_scratch_new(void);
+void ds_score_scratch_destroy(ds_score_scratch_t *scr);
+/** Make u use scr (borrowed) instead of its own scratch. */
+void ds_score_unit_share_scratch(ds_score_unit_t *u, ds_score_scratch_t *scr);
+
 /** Counters that ds_score_unit_apply_ex adds to; owned by the caller and
  *  cumulative (zero it once).  `unclassified` counts applied events whose
  *  content has no stage (neither on the event nor in the catalog). */

@@ -117,8 +117,9 @@ typedef struct lead {
     crd_t *crd;
     latt_t *att;
     uint32_t *gc; /* contents whose group credit it received */
-    uint32_t nins, cins, nrep, crep, nbkt, cbkt, nshc, cshc, ndd, cdd, ninb, cinb, ncrd, ccrd,
-        natt, catt, ngc, cgc;
+    /* counts; an array's capacity is the power of two at or above its
+     * count (ds_score_grow), so it is not stored */
+    uint32_t nins, nrep, nbkt, nshc, ndd, ninb, ncrd, natt, ngc;
 } lead_t;
 
 /* One insight of the account: the sum of its leads' points on it (each
@@ -149,7 +150,7 @@ typedef struct afield { /* an attendance-index field to write: (content, lead) *
     uint32_t content, lead;
 } afield_t;
 
-typedef struct scratch {
+struct ds_score_scratch {
     ds_buf_t text;
     uint32_t *touched;
     uint32_t ntouched, ctouched;
@@ -159,7 +160,8 @@ typedef struct scratch {
     uint32_t cmobp;
     uint32_t cand[DS_MAX_REASONS];
     size_t roff[DS_MAX_REASONS];
-} scratch_t;
+};
+typedef struct ds_score_scratch scratch_t;
 
 struct ds_score_unit {
     char *key;
@@ -218,12 +220,25 @@ struct ds_score_unit {
     uint32_t *dlist; /* dirty leads, in the order they became dirty */
     uint32_t ndl, cdl;
     scratch_t *scr;
+    bool own_scr; /* scr is this unit's own (else shared, see score.h) */
 };
 
 /* ---- shared helpers (score.c) -------------------------------------------- */
 
 void *ds_score_ensure_cap(void *p, uint32_t *cap, uint32_t need, size_t sz, uint32_t first);
 static inline bool ds_score_over_u32(uint64_t v) { return v > UINT32_MAX; }
+/* An array of n elements of sz bytes with room for `need`: its capacity is
+ * the power of two at or above its count, grown by realloc.  NULL on OOM
+ * (p unchanged). */
+void *ds_score_grow(void *p, uint32_t n, uint64_t need, size_t sz);
+uint32_t ds_score_capn(uint32_t n);
+#define GROW(arr, n, need)                                                                         \
+    __extension__({                                                                                \
+        void *np_ = ds_score_grow((arr), (n), (need), sizeof(*(arr)));                             \
+        if (np_)                                                                                   \
+            (arr) = np_;                                                                           \
+        np_ ? 0 : -1;                                                                              \
+    })
 
 /* Make room for `need` elements in arr (capacity cap); 0 on success. */
 #define ENSURE(arr, cap, need, first)                                                              \

@@ -121,7 +121,7 @@ static int lead_body(lg_t *d, lead_t *L) {
         get_i32(d, &L->em_m10) || get_u8max(d, DS_TIER__COUNT - 1, &L->em_tier) ||
         get_u8max(d, 1, &L->any_a) || get_count(d, &n))
         return -1;
-    NOMEM(n && ENSURE(L->ins, L->cins, n, 1));
+    NOMEM(n && GROW(L->ins, L->nins, n));
     for (uint32_t i = 0; i < n; i++) {
         ins_t *x = &L->ins[i];
         x->q = 0;
@@ -132,7 +132,7 @@ static int lead_body(lg_t *d, lead_t *L) {
     }
     if (get_count(d, &n))
         return -1;
-    NOMEM(n && ENSURE(L->rep, L->crep, n, 1));
+    NOMEM(n && GROW(L->rep, L->nrep, n));
     for (uint32_t i = 0; i < n; i++) {
         rep_t *x = &L->rep[i];
         if (get_id(d, ns, true, &x->content) || get_u8max(d, DS_MA__COUNT - 1, &x->type) ||
@@ -142,7 +142,7 @@ static int lead_body(lg_t *d, lead_t *L) {
     }
     if (get_count(d, &n))
         return -1;
-    NOMEM(n && ENSURE(L->bkt, L->cbkt, n, 1));
+    NOMEM(n && GROW(L->bkt, L->nbkt, n));
     for (uint32_t i = 0; i < n; i++) {
         bkt_t *x = &L->bkt[i];
         if (get_u8max(d, BK__COUNT - 1, &x->kind))
@@ -169,7 +169,7 @@ static int lead_body(lg_t *d, lead_t *L) {
     }
     if (get_count(d, &n))
         return -1;
-    NOMEM(n && ENSURE(L->shc, L->cshc, n, 1));
+    NOMEM(n && GROW(L->shc, L->nshc, n));
     for (uint32_t i = 0; i < n; i++) {
         shc_t *x = &L->shc[i];
         if (get_id(d, ns, true, &x->content) || get_id(d, ns, false, &x->colleague))
@@ -257,7 +257,7 @@ static int body(lg_t *d, uint32_t **old_leads) {
         CHECK(u->strs[sharer].lead >= 0);
         NOMEM(ds_score_lead_slot(u, col, &ci));
         lead_t *C = &u->leads[ci];
-        NOMEM(ENSURE(C->inb, C->cinb, C->ninb + 1, 1));
+        NOMEM(GROW(C->inb, C->ninb, C->ninb + 1));
         C->inb[C->ninb++] = (inb_t){sharer, insight, 0, ts};
         u->leads[u->strs[sharer].lead].flags |= LF_SHARED;
     }
@@ -271,7 +271,7 @@ static int body(lg_t *d, uint32_t **old_leads) {
             return -1;
         NOMEM(ds_score_lead_slot(u, col, &ci));
         lead_t *C = &u->leads[ci];
-        NOMEM(ENSURE(C->crd, C->ccrd, C->ncrd + 1, 1));
+        NOMEM(GROW(C->crd, C->ncrd, C->ncrd + 1));
         C->crd[C->ncrd++] = (crd_t){sharer, insight, 0};
         if (u->strs[sharer].lead >= 0)
             u->leads[u->strs[sharer].lead].flags |= LF_CREDITED;
@@ -290,7 +290,7 @@ static int body(lg_t *d, uint32_t **old_leads) {
         if (get_time(d, &t))
             return -1;
         lead_t *L = &u->leads[(*old_leads)[l]];
-        NOMEM(ENSURE(L->att, L->catt, L->natt + 1, 1));
+        NOMEM(GROW(L->att, L->natt, L->natt + 1));
         L->att[L->natt++] = (latt_t){content, t};
         NOMEM(ds_score_att_slot(u, content, &ai));
         attidx_t *a = &u->atts[ai];
@@ -307,7 +307,7 @@ static int body(lg_t *d, uint32_t **old_leads) {
         if (get_id(d, ns, false, &content))
             return -1;
         lead_t *L = &u->leads[(*old_leads)[l]];
-        NOMEM(ENSURE(L->gc, L->cgc, L->ngc + 1, 1));
+        NOMEM(GROW(L->gc, L->ngc, L->ngc + 1));
         L->gc[L->ngc++] = content;
         L->flags |= LF_GROUP;
     }

@@ -374,9 +374,9 @@ static int dd_canon(dd_t *dd, uint32_t n) {
     return 0;
 }
 
-#define ALLOC(arr, cap, n)                                                                         \
+#define ALLOC(arr, cnt, n)                                                                         \
     do {                                                                                           \
-        if ((n) && ENSURE(arr, cap, n, 1)) {                                                       \
+        if ((n) && GROW(arr, cnt, n)) {                                                            \
             d->bad = true;                                                                         \
             return -1;                                                                             \
         }                                                                                          \
@@ -409,7 +409,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
     uint32_t n;
     if (get_count(d, &n))
         return -1;
-    ALLOC(L->ins, L->cins, n);
+    ALLOC(L->ins, L->nins, n);
     for (uint32_t i = 0; i < n; i++) {
         ins_t *x = &L->ins[i];
         x->q = 0;
@@ -421,7 +421,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
     }
     if (get_count(d, &n))
         return -1;
-    ALLOC(L->rep, L->crep, n);
+    ALLOC(L->rep, L->nrep, n);
     for (uint32_t i = 0; i < n; i++) {
         rep_t *x = &L->rep[i];
         if (get_ref(d, true, &x->content) || get_u8max(d, DS_MA__COUNT - 1, &x->type))
@@ -431,7 +431,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
     }
     if (get_count(d, &n))
         return -1;
-    ALLOC(L->bkt, L->cbkt, n);
+    ALLOC(L->bkt, L->nbkt, n);
     for (uint32_t i = 0; i < n; i++) {
         bkt_t *x = &L->bkt[i];
         x->b = 0;
@@ -458,7 +458,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
     }
     if (get_count(d, &n))
         return -1;
-    ALLOC(L->shc, L->cshc, n);
+    ALLOC(L->shc, L->nshc, n);
     for (uint32_t i = 0; i < n; i++) {
         if (get_ref(d, true, &L->shc[i].content) || get_sid(d, &L->shc[i].colleague))
             return -1;
@@ -466,7 +466,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
     }
     if (get_count(d, &n))
         return -1;
-    ALLOC(L->dd, L->cdd, n);
+    ALLOC(L->dd, L->ndd, n);
     for (uint32_t i = 0; i < n; i++) {
         int64_t h;
         G(ds_get_i64(&d->r, &h));
@@ -478,7 +478,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
     CHECK(dd_canon(L->dd, L->ndd) == 0);
     if (get_count(d, &n))
         return -1;
-    ALLOC(L->inb, L->cinb, n);
+    ALLOC(L->inb, L->ninb, n);
     for (uint32_t i = 0; i < n; i++) {
         inb_t *x = &L->inb[i];
         if (get_sid(d, &x->sharer) || get_ref(d, false, &x->insight) || get_u32(d, &x->gen))
@@ -488,7 +488,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
     }
     if (get_count(d, &n))
         return -1;
-    ALLOC(L->crd, L->ccrd, n);
+    ALLOC(L->crd, L->ncrd, n);
     for (uint32_t i = 0; i < n; i++) {
         crd_t *x = &L->crd[i];
         if (get_sid(d, &x->sharer) || get_ref(d, false, &x->insight) || get_u32(d, &x->gen))
@@ -497,7 +497,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
     }
     if (get_count(d, &n))
         return -1;
-    ALLOC(L->att, L->catt, n);
+    ALLOC(L->att, L->natt, n);
     for (uint32_t i = 0; i < n; i++) {
         if (get_ref(d, false, &L->att[i].content))
             return -1;
@@ -506,7 +506,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
     }
     if (get_count(d, &n))
         return -1;
-    ALLOC(L->gc, L->cgc, n);
+    ALLOC(L->gc, L->ngc, n);
     for (uint32_t i = 0; i < n; i++) {
         if (get_ref(d, false, &L->gc[i]))
             return -1;

@@ -104,6 +104,7 @@ struct ds_scorer {
     char (*dict_idx)[DS_FMT_INT_MAX];
     size_t ndict, cdict;
     bool wrote_lone;
+    ds_score_scratch_t *scratch; /* shared by every unit of this worker */
     ds_score_stats_t stats;
     ds_counter_t *m_applied, *m_duplicates, *m_skipped, *m_lead_scores, *m_account_scores,
         *m_unclassified, *m_migrated;
@@ -348,6 +349,7 @@ static ds_err_t load_main(ds_scorer_t *s, unit_entry_t *e, const redisReply *rep
         ds_score_unit_destroy(u);
         return unreadable(e, "checkpoint", DS_ERR_UNDECODABLE);
     }
+    ds_score_unit_share_scratch(u, s->scratch);
     e->unit = u;
     s->tracked_units++;
     count_leads(s, e);
@@ -831,6 +833,11 @@ ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules,
     }
     s->cfg = cfg;
     s->rules = rules;
+    if (!(s->scratch = ds_score_scratch_new())) {
+        free(s);
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
     ds_buf_init(&s->enc, 0);
     ds_buf_init(&s->list, 0);
     ds_buf_init(&s->keybuf, 0);
@@ -904,5 +911,6 @@ void ds_scorer_destroy(ds_scorer_t *s) {
     ds_buf_free(&s->enc);
     ds_buf_free(&s->list);
     ds_buf_free(&s->keybuf);
+    ds_score_scratch_destroy(s->scratch);
     free(s);
 }
