@@ -29,10 +29,10 @@
  * - Events that change nothing (duplicates, repeats, unclassified content)
  *   touch nothing but events_applied/dirty; as_of moves only with a
  *   positive contribution.
- * - Dedupe is per lead (an event id belongs to one lead): 64-bit FNV-1a of
- *   event_id -> occurred_at in an array sorted by hash; a hit is a
- *   duplicate only while (the lead's largest time - its t) is within the
- *   window, so pruning never changes answers.
+ * - Dedupe: an event id belongs to one lead, which keeps it (64-bit FNV-1a
+ *   of event_id -> occurred_at in an array sorted by hash); a hit is a
+ *   duplicate only while (the account's largest event time - its t) is
+ *   within the window, so pruning never changes answers.
  * - For every insight g of the account: agg[g].q = sum of ins.q over the
  *   records of g of all its leads, and agg[g].nconf = the number of leads
  *   whose c_top is g; engaged = sum of c_engaged; mob = {leads with c_mob}.
@@ -148,16 +148,22 @@ static int32_t r10(double x) {
     return (int32_t)v;
 }
 
-int64_t ds_score_q(double pts) {
-    /* 2^32 per point, saturated at about 2^30 points: points come from
-     * rules and event counts, a sum over any account stays far from the
-     * __int128 limits */
+__int128 ds_score_q(double pts) {
+    /* pts * 2^32 rounded; beyond 2^53 a double is an integer, and up to
+     * 2^126 it splits exactly into 64-bit halves.  Past that (no rules
+     * and events make such points) it saturates. */
     double x = ldexp(pts, 32);
-    if (!(x < 4.0e18))
-        return x != x ? 0 : (int64_t)4000000000000000000LL;
-    if (x < -4.0e18)
-        return -(int64_t)4000000000000000000LL;
-    return (int64_t)llround(x);
+    if (x != x)
+        return 0;
+    double ax = fabs(x);
+    if (ax < 9.0e18)
+        return (__int128)llround(x);
+    if (ax >= 8.5e37)
+        return x > 0 ? ((__int128)1 << 126) : -((__int128)1 << 126);
+    double hi = floor(ldexp(ax, -64));
+    double lo = ax - ldexp(hi, 64); /* exact: both are integers */
+    __int128 v = ((__int128)(uint64_t)hi << 64) + (__int128)(uint64_t)lo;
+    return x > 0 ? v : -v;
 }
 
 static const int64_t DAY_MS_I = 86400000;
@@ -291,7 +297,7 @@ int ds_score_agg_slot(ds_score_unit_t *u, uint32_t insight, uint32_t *gi) {
     }
     if (ENSURE(u->agg, u->cagg, u->nagg + 1, 4))
         return -1;
-    u->agg[u->nagg] = (aggi_t){insight, 0, 0};
+    u->agg[u->nagg] = (aggi_t){insight, 0, 0, 0};
     u->strs[insight].agg = (int32_t)u->nagg;
     *gi = u->nagg++;
     return 0;
@@ -486,14 +492,17 @@ int ds_score_settle(ds_score_unit_t *u, uint32_t li) {
         return 0;
     for (uint32_t i = 0; i < L->nins; i++) {
         ins_t *x = &L->ins[i];
-        int64_t q = ds_score_q(x->pts);
-        if (q == x->q)
+        __int128 q = ds_score_q(x->pts);
+        uint8_t pos = x->pts > 0;
+        if (q == x->q && pos == x->pos)
             continue;
         uint32_t g;
         if (ds_score_agg_slot(u, x->insight, &g))
             return -1;
-        u->agg[g].q += (__int128)q - x->q;
+        u->agg[g].q += q - x->q;
+        u->agg[g].npos += (uint32_t)pos - x->pos;
         x->q = q;
+        x->pos = pos;
     }
     lview_t v;
     lead_view(u, L, &v);
@@ -529,8 +538,10 @@ int ds_score_settle(ds_score_unit_t *u, uint32_t li) {
 
 void ds_score_contributions(ds_score_unit_t *u, uint32_t li) {
     lead_t *L = &u->leads[li];
-    for (uint32_t i = 0; i < L->nins; i++)
+    for (uint32_t i = 0; i < L->nins; i++) {
         L->ins[i].q = ds_score_q(L->ins[i].pts);
+        L->ins[i].pos = L->ins[i].pts > 0;
+    }
     lview_t v;
     lead_view(u, L, &v);
     L->c_engaged = v.c > 0 || v.n > 0;
@@ -548,7 +559,7 @@ static void account_figures(const ds_score_unit_t *u, aview_t *a) {
     const aggi_t *best = NULL;
     for (uint32_t k = 0; k < u->nagg; k++) {
         const aggi_t *x = &u->agg[k];
-        if (!(x->q > 0))
+        if (!x->npos)
             continue;
         if (!best || x->q > best->q ||
             (x->q == best->q && strcmp(S(u, x->insight), S(u, best->insight)) < 0))
@@ -917,13 +928,13 @@ static bool dd_live(int64_t max_t, int64_t window, int64_t t) { return tdiff(max
 
 /* Make room for one more entry of L: drop the ones no longer live, and
  * grow when that leaves the array more than 3/4 full. */
-static int dd_reserve(lead_t *L, int64_t window) {
+static int dd_reserve(lead_t *L, int64_t max_t, int64_t window) {
     uint32_t cap = ds_score_capn(L->ndd);
     if (L->ndd < cap)
         return 0;
     uint32_t k = 0;
     for (uint32_t i = 0; i < L->ndd; i++)
-        if (dd_live(L->max_t, window, L->dd[i].t))
+        if (dd_live(max_t, window, L->dd[i].t))
             L->dd[k++] = L->dd[i];
     L->ndd = k;
     if (cap && (uint64_t)k * 4 <= (uint64_t)cap * 3)
@@ -1074,7 +1085,7 @@ static int engage(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds
             if (GROW(L->ins, L->nins, L->nins + 1))
                 return -1;
             ii = L->nins++;
-            L->ins[ii] = (ins_t){insight, 0, 0, 0, 0};
+            L->ins[ii] = (ins_t){insight, 0, 0, 0, 0, 0};
         }
     }
     bool a_state = stage <= DS_CS_CONFRONT;
@@ -1194,8 +1205,10 @@ static int unsubscribe(ds_score_unit_t *u, uint32_t li, int64_t t) {
     /* its points leave the account's sums */
     for (uint32_t i = 0; i < L->nins; i++) {
         int32_t g = u->strs[L->ins[i].insight].agg;
-        if (g >= 0)
+        if (g >= 0) {
             u->agg[g].q -= L->ins[i].q;
+            u->agg[g].npos -= L->ins[i].pos;
+        }
     }
     free(L->ins);
     free(L->rep);
@@ -1428,12 +1441,14 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
         return DS_ERR_NOMEM;
     lead_t *L = &u->leads[li];
 
-    /* dedupe, in event time, on the event's lead */
+    /* dedupe, in event time: the ids are kept on their lead, and an id is
+     * live while the account's largest event time is within the window of
+     * it (the unit's clock, as when the ids were the account's) */
     int64_t t = ev->occurred_at;
     uint64_t h = ds_fnv64(ev->event_id, strlen(ev->event_id));
     if (!h)
         h = 1;
-    int64_t max_t = (L->max_t == UNSET_T || t > L->max_t) ? t : L->max_t;
+    int64_t max_t = (u->max_t == UNSET_T || t > u->max_t) ? t : u->max_t;
     uint32_t pos = dd_find(L->dd, L->ndd, h);
     bool seen = pos < L->ndd && L->dd[pos].h == h;
     if (seen && dd_live(max_t, u->dd_window_ms, L->dd[pos].t)) {
@@ -1441,10 +1456,9 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
             stats->duplicates++;
         return DS_ERR_DUPLICATE;
     }
-    if (u->nldd) { /* ids of a whole-unit blob: live against the unit's clock */
-        int64_t umax = (u->max_t == UNSET_T || t > u->max_t) ? t : u->max_t;
+    if (u->nldd) { /* ids of a whole-unit blob, not attributable to a lead */
         uint32_t lp = dd_find(u->ldd, u->nldd, h);
-        if (lp < u->nldd && u->ldd[lp].h == h && dd_live(umax, u->dd_window_ms, u->ldd[lp].t)) {
+        if (lp < u->nldd && u->ldd[lp].h == h && dd_live(max_t, u->dd_window_ms, u->ldd[lp].t)) {
             if (stats)
                 stats->duplicates++;
             return DS_ERR_DUPLICATE;
@@ -1452,14 +1466,14 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
     }
     if (ds_score_mark_lead(u, li))
         return DS_ERR_NOMEM;
-    L->max_t = max_t;
-    if (u->max_t == UNSET_T || t > u->max_t)
-        u->max_t = t;
+    u->max_t = max_t;
+    if (L->max_t == UNSET_T || t > L->max_t)
+        L->max_t = t;
     if (seen) { /* the same id, out of the window: it counts again */
         L->dd[pos].t = t;
     } else {
         if (L->ndd == ds_score_capn(L->ndd)) {
-            if (dd_reserve(L, u->dd_window_ms))
+            if (dd_reserve(L, u->max_t, u->dd_window_ms))
                 return DS_ERR_NOMEM;
             pos = dd_find(L->dd, L->ndd, h);
         }
@@ -1571,13 +1585,15 @@ bool ds_score_unit_check(const ds_score_unit_t *u, char *why, size_t why_size) {
     uint64_t mob_sig = 0;
     for (uint32_t k = 0; k < u->nagg; k++) {
         __int128 q = 0;
-        uint32_t nconf = 0;
+        uint32_t nconf = 0, npos = 0;
         uint32_t g = u->agg[k].insight;
         for (uint32_t li = 0; li < u->nleads; li++) {
             const lead_t *L = &u->leads[li];
             for (uint32_t i = 0; i < L->nins; i++)
-                if (L->ins[i].insight == g)
+                if (L->ins[i].insight == g) {
                     q += ds_score_q(L->ins[i].pts);
+                    npos += L->ins[i].pts > 0;
+                }
             lview_t v;
             lead_view(u, L, &v);
             if (v.c >= u->tier_confronted && v.top == g)
@@ -1588,6 +1604,8 @@ bool ds_score_unit_check(const ds_score_unit_t *u, char *why, size_t why_size) {
                  ldexp((double)u->agg[k].q, -32), ldexp((double)q, -32));
         if (nconf != u->agg[k].nconf)
             FAIL("insight %s: %u confronted, from scratch %u", S(u, g), u->agg[k].nconf, nconf);
+        if (npos != u->agg[k].npos)
+            FAIL("insight %s: %u with points, from scratch %u", S(u, g), u->agg[k].npos, npos);
     }
     for (uint32_t li = 0; li < u->nleads; li++) {
         const lead_t *L = &u->leads[li];

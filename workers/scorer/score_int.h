@@ -50,7 +50,8 @@ typedef struct ins {
     uint8_t amask; /* A-state stages engaged (bit = stage) */
     uint8_t smask; /* every stage engaged */
     double pts;    /* confront points on this insight, at lead as_of */
-    int64_t q;     /* what this record adds to the account's sum: ds_score_q(pts) */
+    __int128 q;    /* what this record adds to the account's sum: ds_score_q(pts) */
+    uint8_t pos;   /* counted in the sum's npos (pts > 0 when last settled) */
 } ins_t;
 
 typedef struct rep {
@@ -129,6 +130,7 @@ typedef struct lead {
 typedef struct aggi {
     uint32_t insight;
     uint32_t nconf;
+    uint32_t npos; /* records with points > 0: the sum is positive iff any */
     __int128 q;
 } aggi_t;
 
@@ -274,8 +276,9 @@ int ds_score_lead_slot(ds_score_unit_t *u, uint32_t id, uint32_t *li);
 int ds_score_att_slot(ds_score_unit_t *u, uint32_t content, uint32_t *ai);
 /* The aggregate slot of an insight (created when absent). */
 int ds_score_agg_slot(ds_score_unit_t *u, uint32_t insight, uint32_t *gi);
-/* Points in fixed point (2^32 per point, saturated): exact sums. */
-int64_t ds_score_q(double pts);
+/* Points in fixed point (2^32 per point): every double up to 2^94 points
+ * exactly rounded, sums exact and independent of their order. */
+__int128 ds_score_q(double pts);
 /* Bring the account's aggregates in line with lead li after it changed
  * (or was loaded: then its contributions start from zero). */
 int ds_score_settle(ds_score_unit_t *u, uint32_t li);

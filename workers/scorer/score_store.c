@@ -17,11 +17,12 @@
  *          event ids (hash as 8 bytes, t; live ones, by hash),
  *          inbox (sharer, ref, gen, ts), credited (sharer, ref, gen),
  *          attendances (ref, t), group credits (ref)
- *   account: 3, thresholds (confronted, connector), members, bits (1 has
+ *   account: 3, thresholds (confronted, connector), consensus target,
+ *          dedupe window (ms), members, bits (1 has
  *          as_of, 2 has max_t), [as_of], [max_t], n emitted, emitted
  *          engaged, confronted, consensus×10, top ref, mobilizer hash
  *          (8 bytes), count, engaged, insights (ref, q high, q low,
- *          confronted), legacy event ids (hash, t rel. max_t)
+ *          confronted, with points), legacy event ids (hash, t rel. max_t)
  *   attendance field (content, lead): group credit received (0/1), then
  *          the lead's counted attendance times of that content
  *
@@ -167,10 +168,10 @@ static ds_err_t encode_lead(ds_score_unit_t *u, const lead_t *L, ds_buf_t *out) 
     }
     uint32_t nlive = 0;
     for (uint32_t i = 0; i < L->ndd; i++)
-        nlive += live(L->max_t, u->dd_window_ms, L->dd[i].t);
+        nlive += live(u->max_t, u->dd_window_ms, L->dd[i].t);
     PUT(ds_buf_put_varint(out, nlive));
     for (uint32_t i = 0; i < L->ndd; i++) {
-        if (!live(L->max_t, u->dd_window_ms, L->dd[i].t))
+        if (!live(u->max_t, u->dd_window_ms, L->dd[i].t))
             continue;
         PUT(ds_buf_put_i64(out, (int64_t)L->dd[i].h));
         PUT(ds_buf_put_time(out, base, L->dd[i].t));
@@ -214,6 +215,8 @@ static ds_err_t encode_account(ds_score_unit_t *u, ds_buf_t *out) {
     PUT(ds_buf_put_u8(out, REC_VERSION));
     PUT(ds_buf_put_f64c(out, u->tier_confronted));
     PUT(ds_buf_put_f64c(out, u->tier_connector));
+    PUT(ds_buf_put_f64c(out, u->consensus_target));
+    PUT(ds_buf_put_svarint(out, u->dd_window_ms));
     PUT(ds_buf_put_varint(out, u->members));
     PUT(ds_buf_put_u8(out, (uint8_t)(has_asof | (has_max << 1))));
     if (has_asof)
@@ -230,16 +233,17 @@ static ds_err_t encode_account(ds_score_unit_t *u, ds_buf_t *out) {
     PUT(ds_buf_put_svarint(out, u->engaged));
     uint32_t n = 0;
     for (uint32_t k = 0; k < u->nagg; k++)
-        n += u->agg[k].q != 0 || u->agg[k].nconf != 0;
+        n += u->agg[k].q != 0 || u->agg[k].nconf != 0 || u->agg[k].npos != 0;
     PUT(ds_buf_put_varint(out, n));
     for (uint32_t k = 0; k < u->nagg; k++) {
         const aggi_t *g = &u->agg[k];
-        if (g->q == 0 && g->nconf == 0)
+        if (g->q == 0 && g->nconf == 0 && g->npos == 0)
             continue;
         PUT(put_ref(u, out, g->insight));
         PUT(ds_buf_put_svarint(out, (int64_t)(g->q >> 64)));
         PUT(ds_buf_put_varint(out, (uint64_t)g->q));
         PUT(ds_buf_put_varint(out, g->nconf));
+        PUT(ds_buf_put_varint(out, g->npos));
     }
     uint32_t nlive = 0;
     for (uint32_t i = 0; i < u->nldd; i++)
@@ -413,6 +417,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
     for (uint32_t i = 0; i < n; i++) {
         ins_t *x = &L->ins[i];
         x->q = 0;
+        x->pos = 0;
         if (get_ref(d, false, &x->insight) || get_u8max(d, 7, &x->amask) ||
             get_u8max(d, 31, &x->smask))
             return -1;
@@ -569,6 +574,10 @@ ds_err_t ds_score_unit_put_lead(ds_score_unit_t *u, const char *lead_id, const v
     if (L->member)
         u->resident_members++;
     L->set_known = L->member;
+    if (!u->is_account) { /* a lone lead: its clock and count are the unit's */
+        u->max_t = L->max_t;
+        u->members = u->resident_members;
+    }
     if (u->is_account)
         ds_score_contributions(u, li);
     return DS_ERR_OK;
@@ -590,6 +599,8 @@ ds_err_t ds_score_unit_put_account(ds_score_unit_t *u, const void *p, size_t n) 
     } while (0)
     GA(ds_get_f64c(&d->r, &u->tier_confronted));
     GA(ds_get_f64c(&d->r, &u->tier_connector));
+    GA(ds_get_f64c(&d->r, &u->consensus_target));
+    GA(ds_get_svarint(&d->r, &u->dd_window_ms));
     GA(get_u32(d, &u->members));
     GA(ds_get_u8(&d->r, &bits));
     if (bits & 1)
@@ -618,6 +629,7 @@ ds_err_t ds_score_unit_put_account(ds_score_unit_t *u, const void *p, size_t n) 
             return DS_ERR_NOMEM;
         u->agg[g].q = (__int128)(((unsigned __int128)(uint64_t)hi << 64) | lo);
         GA(get_u32(d, &u->agg[g].nconf));
+        GA(get_u32(d, &u->agg[g].npos));
     }
     GA(get_count(d, &cnt));
     for (uint32_t k = 0; k < cnt; k++) {
@@ -786,6 +798,10 @@ bool ds_score_unit_is_legacy(const ds_score_unit_t *u) { return u->legacy; }
 
 /* ---- the whole unit as one buffer ------------------------------------------------ */
 
+static int cmp_strp(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 ds_err_t ds_score_unit_save(ds_score_unit_t *u, ds_buf_t *out) {
     if (!u || !out)
         return DS_ERR_INVAL;
@@ -827,33 +843,35 @@ ds_err_t ds_score_unit_save(ds_score_unit_t *u, ds_buf_t *out) {
     TRY(ds_buf_put_varint(out, u->nmob));
     for (uint32_t i = 0; i < u->nmob && !e; i++)
         TRY(put_sid(u, out, u->mob[i]));
-    /* attendance indexes, as their stored fields */
+    /* attendance indexes, as their stored fields: one per attendee, by id */
     TRY(ds_buf_put_varint(out, u->natts));
     for (uint32_t k = 0; k < u->natts && !e; k++) {
         const attidx_t *a = &u->atts[k];
         TRY(put_sid(u, out, a->content));
-        /* one field per distinct attendee */
-        uint32_t nf = 0;
-        for (uint32_t i = 0; i < a->nall; i++) {
-            bool first = true;
-            for (uint32_t j = 0; j < i && first; j++)
-                first = a->all[j].lead != a->all[i].lead;
-            nf += first;
+        const char **ids = calloc(a->nall + 1, sizeof(*ids));
+        if (!ids) {
+            TRY(DS_ERR_NOMEM);
+            break;
         }
-        TRY(ds_buf_put_varint(out, nf));
-        for (uint32_t i = 0; i < a->nall && !e; i++) {
-            bool first = true;
-            for (uint32_t j = 0; j < i && first; j++)
-                first = a->all[j].lead != a->all[i].lead;
-            if (!first)
-                continue;
-            int32_t li = u->strs[a->all[i].lead].lead;
+        uint32_t nf = 0;
+        for (uint32_t i = 0; i < a->nall; i++)
+            ids[nf++] = ds_score_str(u, a->all[i].lead);
+        qsort(ids, nf, sizeof(*ids), cmp_strp);
+        uint32_t nd = 0;
+        for (uint32_t i = 0; i < nf; i++)
+            if (!nd || strcmp(ids[nd - 1], ids[i]))
+                ids[nd++] = ids[i];
+        TRY(ds_buf_put_varint(out, nd));
+        for (uint32_t i = 0; i < nd && !e; i++) {
+            uint32_t sid = ds_score_lookup(u, ids[i], strlen(ids[i]));
+            int32_t li = u->strs[sid].lead;
             ds_buf_reset(&rec);
             if (li >= 0)
                 TRY(encode_field(&u->leads[li], a->content, &rec));
-            TRY(put_sid(u, out, a->all[i].lead));
+            TRY(put_sid(u, out, sid));
             TRY(ds_buf_put_strn(out, (const char *)rec.data, rec.len));
         }
+        free(ids);
     }
 #undef TRY
     ds_buf_free(&leads);
