@@ -52,7 +52,9 @@
 typedef struct unit_entry { /* one per account: keep it small */
     char *key; /* account id or lone lead id */
     ds_score_unit_t *unit; /* NULL while not loaded */
-    ds_score_unit_t *pend; /* being loaded: the dictionary came, the record not yet */
+    ds_score_unit_t *pend; /* being loaded: the dictionary came, the mobilizers not yet */
+    char *stash;           /* the account's record, read before its dictionary */
+    size_t nstash;
     int32_t ckpt_partition;
     bool is_account, dirty, loading;
     int64_t ckpt_offset; /* -1: none */
@@ -214,11 +216,15 @@ static void load_unit(ds_scorer_t *s, unit_entry_t *e) {
         queue_load(s, e, LD_LONE, NULL, 5, a);
         return;
     }
-    /* the dictionary first: the account's record refers to it */
+    /* a new account has only this to read; a stored one then its
+     * dictionary (its record refers to it) and its mobilizers */
+    if (!e->stash) {
+        const char *a[] = {"HMGET", rkey(s, e, NULL, NULL), "state", "checkpoint", "blob"};
+        queue_load(s, e, LD_ACCOUNT, NULL, 5, a);
+        return;
+    }
     const char *d[] = {"HGETALL", rkey(s, e, ":dict", NULL)};
     queue_load(s, e, LD_DICT, NULL, 2, d);
-    const char *a[] = {"HMGET", rkey(s, e, NULL, NULL), "state", "checkpoint", "blob"};
-    queue_load(s, e, LD_ACCOUNT, NULL, 5, a);
     const char *m[] = {"SMEMBERS", rkey(s, e, ":mobilizers", NULL)};
     queue_load(s, e, LD_MOBILIZERS, NULL, 2, m);
 }
@@ -316,26 +322,41 @@ static ds_err_t unreadable(const unit_entry_t *e, const char *what, ds_err_t err
     return DS_ERR_UNDECODABLE;
 }
 
-/* The unit of e from its stored hash: state (the per-lead layout), blob
- * (a whole unit of an earlier version), or nothing (new). */
+/* The unit is ready: it joins the worker's. */
+static void unit_ready(ds_scorer_t *s, unit_entry_t *e, ds_score_unit_t *u) {
+    ds_score_unit_share_scratch(u, s->scratch);
+    e->unit = u;
+    s->tracked_units++;
+    count_leads(s, e);
+}
+
+/* The stored hash of e: state (the per-lead layout: an account's is
+ * completed next round, with its dictionary and mobilizers), blob (a whole
+ * unit of an earlier version), or nothing (new). */
 static ds_err_t load_main(ds_scorer_t *s, unit_entry_t *e, const redisReply *rep) {
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)
         return DS_ERR_IO;
     const redisReply *st = rep->element[0], *ck = rep->element[1], *blob = rep->element[2];
+    if (!parse_checkpoint(e, ck))
+        return unreadable(e, "checkpoint", DS_ERR_UNDECODABLE);
     ds_err_t err = DS_ERR_OK;
-    ds_score_unit_t *u = e->pend; /* an account's, with its dictionary */
-    e->pend = NULL;
-    if (!u && !(u = ds_score_unit_new(e->key, e->is_account)))
-        return DS_ERR_NOMEM;
-    if (st->type == REDIS_REPLY_STRING) {
-        err = e->is_account ? ds_score_unit_put_account(u, st->str, st->len)
-                            : ds_score_unit_put_lead(u, e->key, st->str, st->len);
-        if (err) {
+    ds_score_unit_t *u = NULL;
+    if (st->type == REDIS_REPLY_STRING && e->is_account) {
+        free(e->stash);
+        if (!(e->stash = malloc(st->len ? st->len : 1)))
+            return DS_ERR_NOMEM;
+        memcpy(e->stash, st->str, st->len);
+        e->nstash = st->len;
+        return DS_ERR_OK;
+    }
+    if (st->type == REDIS_REPLY_STRING) { /* a lone lead */
+        if (!(u = ds_score_unit_new(e->key, false)))
+            return DS_ERR_NOMEM;
+        if ((err = ds_score_unit_put_lead(u, e->key, st->str, st->len))) {
             ds_score_unit_destroy(u);
             return unreadable(e, "state", err);
         }
     } else if (blob->type == REDIS_REPLY_STRING) {
-        ds_score_unit_destroy(u);
         u = ds_score_unit_load_legacy(blob->str, blob->len, &err);
         if (!u)
             return unreadable(e, "blob", err);
@@ -344,15 +365,10 @@ static ds_err_t load_main(ds_scorer_t *s, unit_entry_t *e, const redisReply *rep
             return unreadable(e, "blob", DS_ERR_INVAL);
         }
         inc(s->m_migrated);
+    } else if (!(u = ds_score_unit_new(e->key, e->is_account))) {
+        return DS_ERR_NOMEM;
     }
-    if (!parse_checkpoint(e, ck)) {
-        ds_score_unit_destroy(u);
-        return unreadable(e, "checkpoint", DS_ERR_UNDECODABLE);
-    }
-    ds_score_unit_share_scratch(u, s->scratch);
-    e->unit = u;
-    s->tracked_units++;
-    count_leads(s, e);
+    unit_ready(s, e, u);
     return DS_ERR_OK;
 }
 
@@ -371,7 +387,7 @@ static ds_err_t sc_prefetched(void *self, size_t index, const redisReply *rep) {
     case LD_DICT:
         if (rep->type != REDIS_REPLY_ARRAY)
             return DS_ERR_IO;
-        if (e->unit)
+        if (e->unit || !e->stash)
             return DS_ERR_OK;
         ds_score_unit_destroy(e->pend);
         if (!(e->pend = ds_score_unit_new(e->key, true)))
@@ -383,21 +399,28 @@ static ds_err_t sc_prefetched(void *self, size_t index, const redisReply *rep) {
             err = *end || !k->len ? DS_ERR_UNDECODABLE
                                   : ds_score_unit_put_dict(e->pend, idx, v->str, v->len);
         }
-        return err ? unreadable(e, "dictionary", err) : DS_ERR_OK;
-    case LD_MOBILIZERS:
-    case LD_MEMBERS:
+        if (!err)
+            err = ds_score_unit_put_account(e->pend, e->stash, e->nstash);
+        return err ? unreadable(e, "dictionary or record", err) : DS_ERR_OK;
+    case LD_MOBILIZERS: {
         if (rep->type != REDIS_REPLY_ARRAY)
             return DS_ERR_IO;
-        if (!e->unit)
-            return DS_ERR_IO; /* its main load failed */
-        if (ds_score_unit_is_legacy(e->unit))
-            return DS_ERR_OK; /* an earlier version's blob holds everything */
-        if (l->kind == LD_MOBILIZERS) {
-            for (size_t i = 0; i < rep->elements && !err; i++)
-                err = ds_score_unit_put_mobilizer(e->unit, rep->element[i]->str,
-                                                  rep->element[i]->len);
+        ds_score_unit_t *u = e->pend;
+        if (!u)
+            return e->unit ? DS_ERR_OK : DS_ERR_IO;
+        for (size_t i = 0; i < rep->elements && !err; i++)
+            err = ds_score_unit_put_mobilizer(u, rep->element[i]->str, rep->element[i]->len);
+        if (err)
             return err;
-        }
+        e->pend = NULL;
+        free(e->stash);
+        e->stash = NULL;
+        unit_ready(s, e, u);
+        return DS_ERR_OK;
+    }
+    case LD_MEMBERS:
+        if (rep->type != REDIS_REPLY_ARRAY || !e->unit)
+            return DS_ERR_IO;
         /* LD_MEMBERS: load the ones not in memory next round */
         e->listed = calloc(rep->elements + 1, sizeof(char *));
         if (!e->listed)
@@ -791,6 +814,7 @@ static void sc_reset(void *self) {
         HASH_DEL(s->units, e);
         ds_score_unit_destroy(e->unit);
         ds_score_unit_destroy(e->pend);
+        free(e->stash);
         for (size_t k = 0; k < e->nlisted; k++)
             free(e->listed[k]);
         free(e->listed);
