@@ -236,12 +236,18 @@ static void compare(const run_t *r) {
     output_ids(r, &ids);
     fprintf(stderr, "  %s: %zu keys (oracle %zu), %zu output ids (oracle %zu)\n", r->name, st.n,
             oracle_state.n, ids.n, oracle_ids.n);
-    for (size_t i = 0; i < st.n && i < oracle_state.n; i++) {
-        if (strcmp(st.v[i], oracle_state.v[i])) {
-            fprintf(stderr, "  first difference:\n    oracle: %.300s\n    %s: %.300s\n",
-                    oracle_state.v[i], r->name, st.v[i]);
-            break;
+    /* the lines one side has and the other has not (merge of sorted lists) */
+    for (size_t i = 0, j = 0, shown = 0; (i < st.n || j < oracle_state.n) && shown < 6;) {
+        int c = i == st.n ? 1 : j == oracle_state.n ? -1 : strcmp(st.v[i], oracle_state.v[j]);
+        if (!c) {
+            i++, j++;
+            continue;
         }
+        if (c < 0)
+            fprintf(stderr, "    only %s: %.300s\n", r->name, st.v[i++]);
+        else
+            fprintf(stderr, "    only oracle: %.300s\n", oracle_state.v[j++]);
+        shown++;
     }
     assert_int_equal(st.n, oracle_state.n);
     for (size_t i = 0; i < st.n; i++)

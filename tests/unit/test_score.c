@@ -768,9 +768,9 @@ static void assert_same_records(const cap_t *x, const cap_t *y) {
 
 /* The dedupe ids of a saved unit, in the order the blob has them; off (if
  * not NULL) gets the offset of each entry and, after the last, the end. */
-/* The event ids a saved unit remembers (live in its window), read back
- * from the saved bytes: every lead's, and the account-wide ones of a
- * unit moved from an earlier version's blob. */
+/* The event ids a saved unit remembers (live in the account's window),
+ * read back from the saved bytes: every lead's, and the account-wide ones
+ * of a unit moved from an earlier version's blob. */
 static size_t saved_ids(const ds_buf_t *b) {
     ds_err_t err = DS_ERR_OK;
     ds_score_unit_t *u = ds_score_unit_load(b->data, b->len, &err);
@@ -778,7 +778,8 @@ static size_t saved_ids(const ds_buf_t *b) {
     size_t n = u->nldd;
     for (uint32_t i = 0; i < u->nleads; i++) {
         const lead_t *L = &u->leads[i];
-        n += L->ndd;
+        for (uint32_t k = 0; k < L->ndd; k++) /* live by the account's clock */
+            n += u->max_t - L->dd[k].t <= u->dd_window_ms;
         for (uint32_t k = 1; k < L->ndd; k++)
             assert_true(L->dd[k - 1].h < L->dd[k].h); /* by hash */
     }

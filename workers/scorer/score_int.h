@@ -225,7 +225,49 @@ struct ds_score_unit {
     bool own_scr; /* scr is this unit's own (else shared, see score.h) */
 };
 
-/* ---- shared helpers (score.c) -------------------------------------------- */
+#define S(u, id) ds_score_str((u), (id))
+
+/* A lead's figures as its view shows them (scores capped to 100). */
+typedef struct lview {
+    double c, n, m;
+    int tier;
+    uint32_t top;
+    int furthest;
+} lview_t;
+
+/* The account's figures. */
+typedef struct aview {
+    int32_t engaged, confronted, cons10;
+    uint32_t top;
+} aview_t;
+
+/* x × 10 rounded half away from zero, saturated: emitted values compare so. */
+static inline int32_t ds_score_r10(double x) {
+    double v = __builtin_round(x * 10.0);
+    if (v > 2.0e9)
+        return INT32_MAX;
+    if (v < -2.0e9)
+        return INT32_MIN;
+    return (int32_t)v;
+}
+
+/* Insert rec at pos of an array of n elements of sz bytes (room for n+1);
+ * remove the element at pos. */
+static inline void ds_score_insert_at(void *base, uint32_t n, size_t sz, uint32_t pos,
+                                      const void *rec) {
+    unsigned char *b = base;
+    __builtin_memmove(b + (size_t)(pos + 1) * sz, b + (size_t)pos * sz, (size_t)(n - pos) * sz);
+    __builtin_memcpy(b + (size_t)pos * sz, rec, sz);
+}
+
+static inline void ds_score_remove_at(void *base, uint32_t *n, size_t sz, uint32_t pos) {
+    unsigned char *b = base;
+    __builtin_memmove(b + (size_t)pos * sz, b + (size_t)(pos + 1) * sz,
+                      (size_t)(*n - pos - 1) * sz);
+    (*n)--;
+}
+
+/* ---- shared helpers (score_unit.c, score_rollup.c, score_text.c) --------- */
 
 void *ds_score_ensure_cap(void *p, uint32_t *cap, uint32_t need, size_t sz, uint32_t first);
 static inline bool ds_score_over_u32(uint64_t v) { return v > UINT32_MAX; }
@@ -285,9 +327,35 @@ int ds_score_settle(ds_score_unit_t *u, uint32_t li);
 /* Insert / remove attendance x of content index ai (sorted by t, lead). */
 int ds_score_att_insert(attx_t **arr, uint32_t *n, uint32_t *cap, attx_t x);
 void ds_score_lead_free_arrays(lead_t *L);
+/* Give a content or insight id its dictionary index, in the order events
+ * first name them (so the stored bytes are the same however the writes
+ * fall); 0 when it has one. */
+int ds_score_dict_assign(ds_score_unit_t *u, uint32_t id);
 int ds_score_mark_lead(ds_score_unit_t *u, uint32_t li);
 int ds_score_mark_field(ds_score_unit_t *u, uint32_t content, uint32_t lead);
 int ds_score_mob_set(ds_score_unit_t *u, uint32_t lead_id, bool on);
+uint64_t ds_score_mob_hash(const ds_score_unit_t *u, uint32_t id);
+void ds_score_lead_view(const ds_score_unit_t *u, const lead_t *L, lview_t *v);
+void ds_score_account_figures(const ds_score_unit_t *u, aview_t *a);
+int ds_score_account_fill(const ds_score_unit_t *u, const aview_t *a, ds_account_score_t *out);
+bool ds_score_thresholds_differ(const ds_score_unit_t *u, const ds_rules_t *r);
+/* Every lead of the account is in memory. */
+bool ds_score_all_resident(const ds_score_unit_t *u);
+/* Take r's tier thresholds and settle every lead under them. */
+int ds_score_adopt_thresholds(ds_score_unit_t *u, const ds_rules_t *r);
+bool ds_score_put_s(ds_buf_t *b, const char *s);
+bool ds_score_put_u(ds_buf_t *b, uint64_t v);
+/* The public record of lead L with view v; n_out > 0: output id
+ * "<lead>:<n_out>". */
+void ds_score_lead_record(const ds_score_unit_t *u, const lead_t *L, const lview_t *v,
+                          int prev_tier, uint32_t n_out, ds_lead_score_t *out);
+/* The stored formats (score_store.c): append to out. */
+ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, ds_buf_t *out);
+ds_err_t ds_score_encode_lone(ds_score_unit_t *u, const lead_t *L, ds_buf_t *out,
+                              ds_buf_t *tmp);
+ds_err_t ds_score_encode_account(ds_score_unit_t *u, ds_buf_t *out);
+ds_err_t ds_score_encode_field(const lead_t *L, uint32_t content, ds_buf_t *out);
+ds_err_t ds_score_put_sid(const ds_score_unit_t *u, ds_buf_t *b, uint32_t id);
 /* Set lead li's contributions to what its record implies (a lead loaded
  * from storage, whose share is already in the stored sums). */
 void ds_score_contributions(ds_score_unit_t *u, uint32_t li);
