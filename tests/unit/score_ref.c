@@ -1398,6 +1398,23 @@ void ref_score_unit_foreach_dirty(ref_score_unit_t *u,
     }
 }
 
+void ref_score_unit_view_of(ref_score_unit_t *u, const char *lead_id,
+                            void (*fn)(void *opaque, uint64_t *written,
+                                       const ds_lead_score_t *view),
+                            void *opaque) {
+    for (uint32_t i = 0; i < u->nleads; i++) {
+        lead_t *L = &u->leads[i];
+        if (strcmp(S(u, L->id), lead_id))
+            continue;
+        lview_t v;
+        lead_view(u, L, &v);
+        ds_lead_score_t rec;
+        lead_record(u, L, &v, L->em_tier, 0, &rec);
+        fn(opaque, L->written, &rec);
+        return;
+    }
+}
+
 bool ref_score_unit_account_view(ref_score_unit_t *u, ds_account_score_t *out) {
     if (!u->is_account)
         return false;

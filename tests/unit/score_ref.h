@@ -91,6 +91,12 @@ const char *ref_score_unit_lead_id(const ref_score_unit_t *u, size_t i);
  *  `written` is a note the caller keeps per lead, REF_LEAD_NOTES words (0
  *  for a new or loaded lead; not saved): what it last wrote. */
 #define REF_LEAD_NOTES 2
+/* The current view of one lead (added for the property test: a lead the
+ * per-lead layout rewrites for a change its public fields do not show). */
+void ref_score_unit_view_of(ref_score_unit_t *u, const char *lead_id,
+                            void (*fn)(void *opaque, uint64_t *written,
+                                       const ds_lead_score_t *view),
+                            void *opaque);
 void ref_score_unit_foreach_dirty(ref_score_unit_t *u,
                                  void (*fn)(void *opaque, uint64_t *written,
                                             const ds_lead_score_t *view),

@@ -910,10 +910,25 @@ typedef struct vent {
     UT_hash_handle hh;
 } vent_t;
 
+/* A model of what the scorer stores of one unit, filled by
+ * ds_score_unit_write: key -> bytes ("L:<lead>", "D:<n>", "A:<content>"
+ * "\x1f<lead>", "M:<lead>", "acct"). */
+typedef struct kv {
+    char *key;
+    unsigned char *v;
+    size_t n;
+    UT_hash_handle hh;
+} kv_t;
+
 typedef struct punit {
     ds_score_unit_t *ds, *rt;
+    /* st: rebuilt from the store at every reload, holding only the
+     * account's record until its events need more (loaded as the
+     * scorer does, through ds_score_unit_needs) */
+    ds_score_unit_t *st;
+    kv_t *store;
     ref_score_unit_t *ref;
-    vent_t *vds, *vrt, *vref;
+    vent_t *vds, *vrt, *vst, *vref;
 } punit_t;
 
 typedef struct run {
@@ -922,8 +937,9 @@ typedef struct run {
     const ds_rules_t *rules;
     gen_t g;
     punit_t *u;
-    cap_t cds, crt, cref;
-    ds_score_stats_t sds, srt;
+    cap_t cds, crt, cst, cref;
+    ds_score_stats_t sds, srt, sst;
+    size_t loads; /* pieces st loaded */
     ref_score_stats_t sref;
     size_t index; /* of the event being applied */
     const gev_t *ev;
@@ -990,9 +1006,193 @@ static void w_view(void *opaque, const ds_lead_score_t *v, uint64_t *notes, cons
         put_view(opaque, notes, v);
 }
 
+/* The leads whose views a flush of ds wrote. */
+static char *g_written[8192];
+static size_t g_nwritten;
+
+static void w_view_noted(void *opaque, const ds_lead_score_t *v, uint64_t *notes, const void *rec,
+                         size_t n, bool member, bool new_member) {
+    w_view(opaque, v, notes, rec, n, member, new_member);
+    if (member && g_nwritten < sizeof(g_written) / sizeof(g_written[0]))
+        g_written[g_nwritten++] = dupn(v->lead_id);
+}
+
 static void ds_flush(ds_score_unit_t *u, vent_t **map) {
-    ds_score_writer_t w = {.opaque = map, .lead = w_view};
+    ds_score_writer_t w = {.opaque = map, .lead = w_view_noted};
     assert_int_equal(ds_score_unit_write(u, &w), DS_ERR_OK);
+}
+
+
+static void kv_set(kv_t **m, const char *key, const void *v, size_t n) {
+    kv_t *e;
+    HASH_FIND_STR(*m, key, e);
+    if (!n && !v) {
+        if (e) {
+            HASH_DEL(*m, e);
+            free(e->key);
+            free(e->v);
+            free(e);
+        }
+        return;
+    }
+    if (!e) {
+        e = calloc(1, sizeof(*e));
+        assert_non_null(e);
+        e->key = dupn(key);
+        HASH_ADD_KEYPTR(hh, *m, e->key, strlen(e->key), e);
+    }
+    free(e->v);
+    e->v = malloc(n + 1);
+    assert_non_null(e->v);
+    memcpy(e->v, v, n);
+    e->n = n;
+}
+
+static const kv_t *kv_get(kv_t *m, const char *key) {
+    kv_t *e;
+    HASH_FIND_STR(m, key, e);
+    return e;
+}
+
+static void kv_free(kv_t **m) {
+    kv_t *e, *t;
+    HASH_ITER(hh, *m, e, t) {
+        HASH_DEL(*m, e);
+        free(e->key);
+        free(e->v);
+        free(e);
+    }
+}
+
+typedef struct stw {
+    kv_t **store;
+    vent_t **view;
+} stw_t;
+
+static void st_lead(void *opaque, const ds_lead_score_t *v, uint64_t *notes, const void *rec,
+                    size_t n, bool member, bool new_member) {
+    stw_t *w = opaque;
+    (void)notes;
+    (void)new_member;
+    char key[600];
+    snprintf(key, sizeof(key), "L:%s", v->lead_id);
+    kv_set(w->store, key, rec, n);
+    if (member)
+        vmap_put(w->view, v);
+}
+
+static void st_dict(void *opaque, uint32_t idx, const char *str) {
+    stw_t *w = opaque;
+    char key[32];
+    snprintf(key, sizeof(key), "D:%u", idx);
+    kv_set(w->store, key, str, strlen(str));
+}
+
+static void st_att(void *opaque, const char *content, const char *lead, const void *v, size_t n) {
+    stw_t *w = opaque;
+    char key[1200];
+    snprintf(key, sizeof(key), "A:%s\x1f%s", content, lead);
+    kv_set(w->store, key, n ? v : NULL, n);
+}
+
+static void st_mob(void *opaque, const char *lead, bool add) {
+    stw_t *w = opaque;
+    char key[600];
+    snprintf(key, sizeof(key), "M:%s", lead);
+    kv_set(w->store, key, add ? "1" : NULL, add ? 1 : 0);
+}
+
+static void st_acct(void *opaque, const ds_account_score_t *a, uint64_t sig, const void *rec,
+                    size_t n) {
+    stw_t *w = opaque;
+    (void)a;
+    (void)sig;
+    kv_set(w->store, "acct", rec, n);
+}
+
+/* A unit of the scorer after a restart: only the account's record (its
+ * dictionary and mobilizers with it), or a lone lead's record. */
+static ds_score_unit_t *st_reload(kv_t *store, const char *key, bool is_account) {
+    ds_score_unit_t *u = ds_score_unit_new(key, is_account);
+    assert_non_null(u);
+    if (!is_account) {
+        char k[600];
+        snprintf(k, sizeof(k), "L:%s", key);
+        const kv_t *e = kv_get(store, k);
+        if (e)
+            assert_int_equal(ds_score_unit_put_lead(u, key, e->v, e->n), DS_ERR_OK);
+        return u;
+    }
+    const kv_t *acct = kv_get(store, "acct");
+    if (!acct)
+        return u; /* never written: a new account */
+    for (const kv_t *e = store; e; e = e->hh.next)
+        if (!strncmp(e->key, "D:", 2))
+            assert_int_equal(ds_score_unit_put_dict(u, strtoull(e->key + 2, NULL, 10),
+                                                    (const char *)e->v, e->n),
+                             DS_ERR_OK);
+    assert_int_equal(ds_score_unit_put_account(u, acct->v, acct->n), DS_ERR_OK);
+    for (const kv_t *e = store; e; e = e->hh.next)
+        if (!strncmp(e->key, "M:", 2))
+            assert_int_equal(ds_score_unit_put_mobilizer(u, e->key + 2, strlen(e->key + 2)),
+                             DS_ERR_OK);
+    return u;
+}
+
+typedef struct need {
+    int kind;
+    char *id;
+} need_t;
+
+typedef struct needs {
+    need_t v[4096];
+    size_t n;
+} needs_t;
+
+static void on_need(void *opaque, int kind, const char *id) {
+    needs_t *ns = opaque;
+    if (ns->n < sizeof(ns->v) / sizeof(ns->v[0]))
+        ns->v[ns->n++] = (need_t){kind, id ? dupn(id) : NULL};
+}
+
+/* Supply what the event needs from the store, round after round, as the
+ * scorer's prefetch does; the number of rounds. */
+static int st_load(run_t *R, punit_t *p, const ds_ma_event_t *m) {
+    static needs_t ns;
+    int rounds = 0;
+    for (;;) {
+        ns.n = 0;
+        ds_score_unit_needs(p->st, R->rules, m, on_need, &ns);
+        if (!ns.n)
+            return rounds;
+        if (++rounds > 16)
+            FAIL(R, "the loads of an event do not converge");
+        for (size_t i = 0; i < ns.n; i++) {
+            char key[1200];
+            const need_t *nd = &ns.v[i];
+            if (nd->kind == DS_SCORE_NEED_LEAD) {
+                snprintf(key, sizeof(key), "L:%s", nd->id);
+                const kv_t *e = kv_get(p->store, key);
+                if (ds_score_unit_put_lead(p->st, nd->id, e ? e->v : NULL, e ? e->n : 0))
+                    FAIL(R, "lead %s: its stored record does not load", nd->id);
+            } else if (nd->kind == DS_SCORE_NEED_ATTENDANCE) {
+                size_t cl = strlen(nd->id);
+                for (const kv_t *e = p->store; e; e = e->hh.next)
+                    if (!strncmp(e->key, "A:", 2) && !strncmp(e->key + 2, nd->id, cl) &&
+                        e->key[2 + cl] == '\x1f' &&
+                        ds_score_unit_put_attendance(p->st, nd->id, e->key + 3 + cl, e->v, e->n))
+                        FAIL(R, "webinar %s: a stored field does not load", nd->id);
+                assert_int_equal(ds_score_unit_attendance_done(p->st, nd->id), DS_ERR_OK);
+            } else { /* every lead of the account */
+                for (const kv_t *e = p->store; e; e = e->hh.next)
+                    if (!strncmp(e->key, "L:", 2) &&
+                        ds_score_unit_put_lead(p->st, e->key + 2, e->v, e->n))
+                        FAIL(R, "lead %s: its stored record does not load", e->key + 2);
+            }
+            R->loads++;
+            free(nd->id);
+        }
+    }
 }
 
 /* x (a ds map) must hold the same leads and views as the oracle's. */
@@ -1021,10 +1221,22 @@ static void flush_unit(run_t *R, int ui) {
     const char *key = R->g.units[ui].key;
     ds_flush(p->ds, &p->vds);
     ds_flush(p->rt, &p->vrt);
+    stw_t sw = {&p->store, &p->vst};
+    ds_score_writer_t w = {&sw, st_lead, st_dict, st_att, st_mob, st_acct};
+    if (ds_score_unit_write(p->st, &w))
+        FAIL(R, "unit %s: st's write failed", key);
     ref_score_unit_foreach_dirty(p->ref, put_view, &p->vref);
     ref_score_unit_clear_dirty(p->ref);
+    /* ds also rewrites a lead whose record changed without its scores (a
+     * share to it): what it shows must be what the oracle would show */
+    for (size_t i = 0; i < g_nwritten; i++) {
+        ref_score_unit_view_of(p->ref, g_written[i], put_view, &p->vref);
+        free(g_written[i]);
+    }
+    g_nwritten = 0;
     vmap_compare(R, p->vds, p->vref, "ds", key);
     vmap_compare(R, p->vrt, p->vref, "rt (save/load)", key);
+    vmap_compare(R, p->vst, p->vref, "st (stored, loaded by need)", key);
     ds_account_score_t a;
     arec_t xd, xr, xf;
     bool hd = ds_score_unit_account_view(p->ds, &a);
@@ -1077,6 +1289,8 @@ static void round_trip(run_t *R, int ui, bool ref_too) {
              R->g.units[ui].key, R->b2.len, R->b1.len);
     ds_score_unit_destroy(p->rt);
     p->rt = n;
+    ds_score_unit_destroy(p->st);
+    p->st = st_reload(p->store, R->g.units[ui].key, R->g.units[ui].is_account);
     if (ref_too) {
         ds_buf_reset(&R->b1);
         if (ref_score_unit_save(p->ref, &R->b1))
@@ -1229,15 +1443,26 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
         const gunit_t *gu = &R->g.units[i];
         R->u[i].ds = ds_score_unit_new(gu->key, gu->is_account);
         R->u[i].rt = ds_score_unit_new(gu->key, gu->is_account);
+        R->u[i].st = ds_score_unit_new(gu->key, gu->is_account);
         R->u[i].ref = ref_score_unit_new(gu->key, gu->is_account);
-        assert_true(R->u[i].ds && R->u[i].rt && R->u[i].ref);
+        assert_true(R->u[i].ds && R->u[i].rt && R->u[i].st && R->u[i].ref);
     }
     ds_score_sink_t sink_ds = {on_lead, on_account, &R->cds};
     ds_score_sink_t sink_rt = {on_lead, on_account, &R->crt};
+    ds_score_sink_t sink_st = {on_lead, on_account, &R->cst};
+    /* halfway, the tier thresholds change (a rules reload) in some seeds:
+     * a unit with leads not in memory reads them all first */
+    ds_rules_t *rules2 = make_rules(&c);
+    rules2->scoring.tier_confronted *= 0.6;
+    rules2->scoring.tier_connector *= 0.7;
+    bool switch_rules = seed % 2 == 0;
     ref_score_sink_t sink_ref = {on_lead, on_account, &R->cref};
     gev_t ev;
     const char *sw[NSW_MAX];
     for (R->index = 0; R->index < (size_t)c.events; R->index++) {
+        if (switch_rules && R->index == (size_t)c.events / 2)
+            R->rules = rules2;
+        const ds_rules_t *rules_now = R->rules;
         gen_next(&R->g, &ev);
         R->ev = &ev;
         ds_ma_event_t m;
@@ -1249,10 +1474,11 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
         if (R->g.nunits > 1 && chance(&R->g.r, 5)) {
             int wi = (ui + 1 + below(&R->g.r, R->g.nunits - 1)) % R->g.nunits;
             punit_t *w = &R->u[wi];
-            ds_err_t a = ds_score_unit_apply_ex(w->ds, rules, &m, &sink_ds, &R->sds);
-            ds_err_t b = ds_score_unit_apply_ex(w->rt, rules, &m, &sink_rt, &R->srt);
-            ds_err_t o = ref_score_unit_apply_ex(w->ref, rules, &m, &sink_ref, &R->sref);
-            if (a != o || b != o || o != DS_ERR_INVAL)
+            ds_err_t a = ds_score_unit_apply_ex(w->ds, rules_now, &m, &sink_ds, &R->sds);
+            ds_err_t b = ds_score_unit_apply_ex(w->rt, rules_now, &m, &sink_rt, &R->srt);
+            ds_err_t c2 = ds_score_unit_apply_ex(w->st, rules_now, &m, &sink_st, &R->sst);
+            ds_err_t o = ref_score_unit_apply_ex(w->ref, rules_now, &m, &sink_ref, &R->sref);
+            if (a != o || b != o || c2 != o || o != DS_ERR_INVAL)
                 FAIL(R, "offered to unit %s: returned %s (rt %s), oracle %s", R->g.units[wi].key,
                      ds_err2str(a), ds_err2str(b), ds_err2str(o));
             compare_caps(R, &R->cds, "ds (wrong unit)");
@@ -1269,28 +1495,35 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
                 bad.type = DS_MA__COUNT;
             else
                 bad.event_id = NULL;
-            ds_err_t a = ds_score_unit_apply_ex(p->ds, rules, &bad, &sink_ds, &R->sds);
-            ds_err_t o = ref_score_unit_apply_ex(p->ref, rules, &bad, &sink_ref, &R->sref);
+            ds_err_t a = ds_score_unit_apply_ex(p->ds, rules_now, &bad, &sink_ds, &R->sds);
+            ds_err_t o = ref_score_unit_apply_ex(p->ref, rules_now, &bad, &sink_ref, &R->sref);
             if (a != o || o != DS_ERR_INVAL)
                 FAIL(R, "an invalid variant (%d) returned %s, oracle %s", k, ds_err2str(a),
                      ds_err2str(o));
             compare_caps(R, &R->cds, "ds (invalid event)");
         }
 
-        ds_err_t a = ds_score_unit_apply_ex(p->ds, rules, &m, &sink_ds, &R->sds);
-        ds_err_t b = ds_score_unit_apply_ex(p->rt, rules, &m, &sink_rt, &R->srt);
+        ds_err_t a = ds_score_unit_apply_ex(p->ds, rules_now, &m, &sink_ds, &R->sds);
+        ds_err_t b = ds_score_unit_apply_ex(p->rt, rules_now, &m, &sink_rt, &R->srt);
+        st_load(R, p, &m);
+        ds_err_t c3 = ds_score_unit_apply_ex(p->st, rules_now, &m, &sink_st, &R->sst);
         /* the incremental account figures equal a recomputation over all
          * the leads (exactly: the sums are in fixed point) */
         char why[256];
+        if (ds_score_all_resident(p->st) && !ds_score_unit_check(p->st, why, sizeof(why)))
+            FAIL(R, "unit %s (st): incremental figures differ from scratch: %s",
+                 R->g.units[ui].key, why);
         if (!ds_score_unit_check(p->ds, why, sizeof(why)))
             FAIL(R, "unit %s: incremental figures differ from scratch: %s", R->g.units[ui].key, why);
         if (!ds_score_unit_check(p->rt, why, sizeof(why)))
             FAIL(R, "unit %s (rt): incremental figures differ from scratch: %s", R->g.units[ui].key, why);
-        ds_err_t o = ref_score_unit_apply_ex(p->ref, rules, &m, &sink_ref, &R->sref);
-        if (a != o || b != o)
-            FAIL(R, "returned %s (rt %s), oracle %s", ds_err2str(a), ds_err2str(b), ds_err2str(o));
+        ds_err_t o = ref_score_unit_apply_ex(p->ref, rules_now, &m, &sink_ref, &R->sref);
+        if (a != o || b != o || c3 != o)
+            FAIL(R, "returned %s (rt %s, st %s), oracle %s", ds_err2str(a), ds_err2str(b),
+                 ds_err2str(c3), ds_err2str(o));
         compare_caps(R, &R->cds, "ds");
         compare_caps(R, &R->crt, "rt (save/load)");
+        compare_caps(R, &R->cst, "st (stored, loaded by need)");
         R->lead_scores += R->cref.nl;
         R->account_scores += R->cref.na;
         R->duplicates += o == DS_ERR_DUPLICATE;
@@ -1298,6 +1531,7 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
             R->follows_seen += R->cref.l[i].lead_id && strcmp(R->cref.l[i].lead_id, ev.lead);
         cap_clear(&R->cds);
         cap_clear(&R->crt);
+        cap_clear(&R->cst);
         cap_clear(&R->cref);
 
         if (chance(&R->g.r, 30)) { /* a write of this unit, sometimes a reload */
@@ -1324,6 +1558,7 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
     }
     compare_stats(R, &R->sds, "ds");
     compare_stats(R, &R->srt, "rt");
+    compare_stats(R, &R->sst, "st");
     size_t leads = 0, biggest = 0;
     for (int i = 0; i < R->g.nunits; i++) {
         size_t n = ref_score_unit_lead_count(R->u[i].ref);
@@ -1333,22 +1568,27 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
     }
     print_message("  seed %" PRIu64 " %-10s %5d events, %2d units, %4zu leads (largest %4zu): "
                   "%5zu lead / %4zu account scores, %4zu credited others, %3zu duplicates, "
-                  "%3zu reloads, %4zu writes; account as_of kept up %zu times\n",
+                  "%3zu reloads, %4zu writes, %5zu loads by need%s\n",
                   seed, c.name, c.events, R->g.nunits, leads, biggest, R->lead_scores,
                   R->account_scores, R->follows_seen, R->duplicates, R->round_trips, R->flushes,
-                  R->as_of_moved);
+                  R->loads, switch_rules ? ", tiers changed halfway" : "");
     for (int i = 0; i < R->g.nunits; i++) {
         ds_score_unit_destroy(R->u[i].ds);
         ds_score_unit_destroy(R->u[i].rt);
+        ds_score_unit_destroy(R->u[i].st);
+        kv_free(&R->u[i].store);
         ref_score_unit_destroy(R->u[i].ref);
         vmap_free(&R->u[i].vds);
         vmap_free(&R->u[i].vrt);
+        vmap_free(&R->u[i].vst);
         vmap_free(&R->u[i].vref);
     }
     free(R->u);
     cap_free(&R->cds);
     cap_free(&R->crt);
+    cap_free(&R->cst);
     cap_free(&R->cref);
+    ds_rules_destroy(rules2);
     ds_buf_free(&R->b1);
     ds_buf_free(&R->b2);
     gen_free(&R->g);

@@ -251,14 +251,14 @@ static int follow_credit(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, u
         inb_t f = C->inb[i];
         if (f.insight != insight || f.sharer == C->id)
             continue;
+        int64_t d = tdiff(t, f.ts);
+        if (d < 0 || d > win)
+            continue;
         int32_t si = u->strs[f.sharer].lead;
         if (si < 0)
             return -2; /* not in memory: ds_score_unit_needs() names it */
         if (u->leads[si].gen != f.gen)
             continue; /* a share its sharer's unsubscribe cleared */
-        int64_t d = tdiff(t, f.ts);
-        if (d < 0 || d > win)
-            continue;
         bool done = false;
         for (uint32_t k = 0; k < C->ncrd && !done; k++)
             done = C->crd[k].sharer == f.sharer && C->crd[k].insight == insight &&
