@@ -4,8 +4,9 @@
  *
  * Deadlines: every deal that a clock check could change (a quiet deadline
  * or a reminder ahead) sits in its partition's deadline index: a min-heap
- * in memory (lazy deletion: an entry is valid while it equals the deal's
- * current deadline) and a sorted set in Redis, so that a check costs in
+ * in memory (partclock.c, which the backtest replays with too; lazy
+ * deletion: an entry is valid while it equals the deal's current
+ * deadline) and a sorted set in Redis, so that a check costs in
  * proportion to the due deals and a restarted worker finds every deal that
  * fell due while it was down.  A partition is bootstrapped (watermark and
  * index loaded, their deals read) before its first batch or clock check.
@@ -33,6 +34,7 @@
 #include "ds_log.h"
 #include "ds_serde.h"
 #include "dirtyq.h"
+#include "partclock.h"
 #include "stall.h"
 
 #define MAX_PARTITIONS 4096
@@ -59,20 +61,13 @@ typedef struct wslot {
     uint32_t next; /* the deal's next event in the batch (UINT32_MAX: none) */
 } wslot_t;
 
-typedef struct heap_item {
-    int64_t deadline;
-    deal_entry_t *e;
-} heap_item_t;
-
 typedef struct part {
     bool known, bootstrapped, wm_dirty;
     bool wm_owed;       /* wm_closed is written at the end of the closed window */
-    int64_t watermark; /* INT64_MIN: none yet */
+    ds_partclock_t clock; /* the watermark and the deadline index (of deal_entry_t) */
     int64_t wm_closed; /* the watermark when the write-behind window closed */
     uint64_t due_round; /* == tier_round: due_by is this batch's watermark */
     int64_t due_by;
-    heap_item_t *heap;
-    size_t n, cap;
 } part_t;
 
 typedef struct mob_entry {
@@ -124,57 +119,9 @@ struct ds_watcher {
     ds_metrics_t *metrics;
 };
 
-/* ---- heap ---------------------------------------------------------------- */
+/* ---- partitions ---------------------------------------------------------- */
 
-static bool item_less(const heap_item_t *a, const heap_item_t *b) {
-    if (a->deadline != b->deadline)
-        return a->deadline < b->deadline;
-    return strcmp(a->e->id, b->e->id) < 0;
-}
-
-static void heap_push(part_t *p, deal_entry_t *e, int64_t deadline) {
-    if (p->n == p->cap) {
-        size_t nc = p->cap ? p->cap * 2 : 64;
-        heap_item_t *nh = realloc(p->heap, nc * sizeof(*nh));
-        if (!nh) {
-            DS_ERROR("watcher", "out of memory");
-            abort();
-        }
-        p->heap = nh;
-        p->cap = nc;
-    }
-    size_t i = p->n++;
-    p->heap[i] = (heap_item_t){deadline, e};
-    while (i > 0) {
-        size_t up = (i - 1) / 2;
-        if (!item_less(&p->heap[i], &p->heap[up]))
-            break;
-        heap_item_t t = p->heap[i];
-        p->heap[i] = p->heap[up];
-        p->heap[up] = t;
-        i = up;
-    }
-}
-
-static heap_item_t heap_pop(part_t *p) {
-    heap_item_t top = p->heap[0];
-    p->heap[0] = p->heap[--p->n];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < p->n && item_less(&p->heap[l], &p->heap[m]))
-            m = l;
-        if (r < p->n && item_less(&p->heap[r], &p->heap[m]))
-            m = r;
-        if (m == i)
-            break;
-        heap_item_t t = p->heap[i];
-        p->heap[i] = p->heap[m];
-        p->heap[m] = t;
-        i = m;
-    }
-    return top;
-}
+static const char *deal_key(const void *owner) { return ((const deal_entry_t *)owner)->id; }
 
 static part_t *get_part(ds_watcher_t *w, int32_t p) {
     if (p < 0 || p >= MAX_PARTITIONS) {
@@ -184,7 +131,8 @@ static part_t *get_part(ds_watcher_t *w, int32_t p) {
     part_t *pt = &w->parts[p];
     if (!pt->known) {
         pt->known = true;
-        pt->watermark = INT64_MIN;
+        ds_partclock_free(&pt->clock); /* an empty index kept since wa_assigned */
+        ds_partclock_init(&pt->clock, deal_key);
     }
     return pt;
 }
@@ -240,10 +188,9 @@ static deal_entry_t *entry_for(ds_watcher_t *w, const char *id, int32_t partitio
 
 static void reindex(ds_watcher_t *w, deal_entry_t *e) {
     int64_t d = ds_deal_next_deadline(e->deal, w->rules);
-    if (d != e->deadline) {
-        e->deadline = d;
-        if (d != INT64_MAX)
-            heap_push(get_part(w, e->partition), e, d);
+    if (!ds_partclock_schedule(&get_part(w, e->partition)->clock, e, &e->deadline, d)) {
+        DS_ERROR("watcher", "out of memory");
+        abort();
     }
 }
 
@@ -342,10 +289,11 @@ static void queue_deal_tiers(ds_watcher_t *w, ds_redis_t *r, const deal_entry_t 
  * clock check will evaluate with their tiers. */
 static void queue_due_tiers(ds_watcher_t *w, ds_redis_t *r, const part_t *pt, size_t i,
                             int64_t thr) {
-    if (i >= pt->n || pt->heap[i].deadline > thr)
+    const ds_partclock_item_t *it = pt->clock.heap;
+    if (i >= pt->clock.n || it[i].deadline > thr)
         return; /* a min-heap: nothing below is due either */
-    deal_entry_t *e = pt->heap[i].e;
-    if (pt->heap[i].deadline == e->deadline && e->deal && e->tier_round != w->tier_round &&
+    deal_entry_t *e = it[i].owner;
+    if (it[i].deadline == e->deadline && e->deal && e->tier_round != w->tier_round &&
         ds_deal_may_ask_tiers(e->deal, NULL, 0, w->rules)) {
         e->tier_round = w->tier_round;
         queue_deal_tiers(w, r, e, NULL);
@@ -372,7 +320,7 @@ static void queue_tiers(ds_watcher_t *w, ds_redis_t *r, void **slots, const int3
             part_t *pt = get_part(w, parts[i]);
             if (ev && pt->due_round != w->tier_round) {
                 pt->due_round = w->tier_round;
-                pt->due_by = pt->watermark;
+                pt->due_by = pt->clock.watermark;
             }
             if (ev && ev->occurred_at > pt->due_by)
                 pt->due_by = ev->occurred_at;
@@ -554,7 +502,7 @@ static ds_err_t wa_prefetched(void *self, size_t index, const redisReply *rep) {
     if (l->kind == LOAD_PART) {
         part_t *pt = get_part(w, l->partition);
         if (rep->type == REDIS_REPLY_STRING) {
-            pt->watermark = strtoll(rep->str, NULL, 10);
+            pt->clock.watermark = strtoll(rep->str, NULL, 10);
         } else if (rep->type == REDIS_REPLY_ARRAY) {
             for (size_t i = 0; i < rep->elements; i++)
                 if (rep->element[i]->type == REDIS_REPLY_STRING)
@@ -665,14 +613,14 @@ static void check_due(ds_watcher_t *w, int32_t partition, int64_t now) {
     part_t *pt = get_part(w, partition);
     ds_watch_ctx_t ctx;
     ctx_init(w, &ctx, now);
-    while (pt->n && pt->heap[0].deadline <= now - ctx.grace_ms) {
-        heap_item_t it = heap_pop(pt);
-        deal_entry_t *e = it.e;
-        if (it.deadline != e->deadline || !e->deal)
+    deal_entry_t *e;
+    int64_t deadline;
+    while ((e = ds_partclock_pop_due(&pt->clock, now - ctx.grace_ms, &deadline))) {
+        if (deadline != e->deadline || !e->deal)
             continue; /* stale entry */
         ds_deal_evaluate(e->deal, &ctx);
         inc(w->m_checked);
-        e->deadline = INT64_MAX - 1; /* force a re-push */
+        e->deadline = INT64_MAX; /* its entry is gone: pushed again if it has a deadline */
         reindex(w, e);
         mark_dirty(w, e);
     }
@@ -683,8 +631,7 @@ static void wa_apply(void *self, ds_worker_t *wk, void *slot, int32_t partition,
     const ds_crm_event_t *ev = slot;
     w->cur = wk;
     part_t *pt = get_part(w, partition);
-    if (ev->occurred_at > pt->watermark) {
-        pt->watermark = ev->occurred_at;
+    if (ds_partclock_observe(&pt->clock, ev->occurred_at)) {
         w->nwm_dirty += !pt->wm_dirty;
         pt->wm_dirty = true;
     }
@@ -693,7 +640,7 @@ static void wa_apply(void *self, ds_worker_t *wk, void *slot, int32_t partition,
         DS_ERROR("watcher", "deal %s was not loaded", ev->deal_id);
         abort();
     }
-    int64_t now = w->event_clock ? pt->watermark : ds_clock_now_ms();
+    int64_t now = w->event_clock ? pt->clock.watermark : ds_clock_now_ms();
     if (e->ckpt_offset >= 0 && e->partition == partition && offset <= e->ckpt_offset) {
         inc(w->m_skipped);
     } else {
@@ -778,7 +725,7 @@ static size_t wa_close(void *self) {
         part_t *pt = &w->parts[p];
         if (!pt->wm_dirty)
             continue;
-        pt->wm_closed = pt->watermark;
+        pt->wm_closed = pt->clock.watermark;
         w->nwm_owed += !pt->wm_owed;
         pt->wm_owed = true;
         pt->wm_dirty = false;
@@ -907,10 +854,11 @@ static void wa_reset(void *self) {
     }
     for (int32_t p = 0; p < MAX_PARTITIONS; p++) {
         bool known = w->parts[p].known;
-        free(w->parts[p].heap);
+        ds_partclock_free(&w->parts[p].clock);
+        ds_partclock_t clock = w->parts[p].clock; /* empty, watermark none */
         memset(&w->parts[p], 0, sizeof(w->parts[p]));
         w->parts[p].known = known; /* bootstrapped again before its next use */
-        w->parts[p].watermark = INT64_MIN;
+        w->parts[p].clock = clock;
     }
     for (size_t i = 0; i < w->npending; i++)
         free(w->pending_ids[i]);
@@ -928,7 +876,7 @@ static void wa_assigned(void *self, const rd_kafka_topic_partition_list_t *parts
     ds_watcher_t *w = self;
     /* exactly these partitions are ours now */
     for (int32_t p = 0; p < MAX_PARTITIONS; p++)
-        if (w->parts[p].known && !w->parts[p].n)
+        if (w->parts[p].known && !w->parts[p].clock.n)
             w->parts[p].known = false;
     for (int i = 0; parts && i < parts->cnt; i++)
         get_part(w, parts->elems[i].partition);
