@@ -485,6 +485,18 @@ int64_t ds_deal_next_deadline(const ds_deal_t *d, const ds_rules_t *r) {
 }
 
 const char *ds_deal_id(const ds_deal_t *d) { return d->id; }
+int64_t ds_deal_opened_at(const ds_deal_t *d) {
+    return d->opened ? d->opened_at : DS_TS_NULL;
+}
+int64_t ds_deal_quiet_start(const ds_deal_t *d) {
+    return d->opened ? quiet_start(d) : DS_TS_NULL;
+}
+int ds_deal_verified_stage(const ds_deal_t *d, const ds_rules_t *r) {
+    return verified_stage(d, r);
+}
+int ds_deal_outcome(const ds_deal_t *d) {
+    return d->outcome == 1 ? DS_CRM_DEAL_WON : d->outcome == 2 ? DS_CRM_DEAL_LOST : DS_NONE;
+}
 const char *ds_deal_account_id(const ds_deal_t *d) { return d->account_id; }
 bool ds_deal_is_closed(const ds_deal_t *d) { return d->outcome != 0; }
 bool ds_deal_mobilizer_known(const ds_deal_t *d) { return d->mobilizer_known; }

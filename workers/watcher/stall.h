@@ -62,6 +62,15 @@ bool ds_deal_may_ask_tiers(const ds_deal_t *d, const ds_crm_event_t *const *evs,
                            const ds_rules_t *r);
 
 const char *ds_deal_id(const ds_deal_t *d);
+/** The time of the deal's first event (its opening); DS_TS_NULL before. */
+int64_t ds_deal_opened_at(const ds_deal_t *d);
+/** Where NO_BUYER_SIGNAL's quiet spell starts: the last buyer signal, else
+ *  the opening (DS_TS_NULL before the opening). */
+int64_t ds_deal_quiet_start(const ds_deal_t *d);
+/** The verified stage under r (DS_NONE: every stage is verified). */
+int ds_deal_verified_stage(const ds_deal_t *d, const ds_rules_t *r);
+/** DS_CRM_DEAL_WON or DS_CRM_DEAL_LOST once closed, DS_NONE while open. */
+int ds_deal_outcome(const ds_deal_t *d);
 const char *ds_deal_account_id(const ds_deal_t *d);
 bool ds_deal_is_closed(const ds_deal_t *d);
 bool ds_deal_mobilizer_known(const ds_deal_t *d);
