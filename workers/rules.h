@@ -76,5 +76,10 @@ void ds_rules_destroy(ds_rules_t *r);
 const ds_catalog_entry_t *ds_rules_catalog_find(const ds_rules_t *r, const char *content_id);
 /** Print the effective rules as YAML that ds_rules_load_* accepts. */
 void ds_rules_print(const ds_rules_t *r, FILE *out);
+/** The same with comments: `header` (may be NULL; one "# " line per line
+ *  of it) first, and each non-NULL stage_notes[s] as a "# " line just
+ *  above stage s (stage_notes may be NULL). */
+void ds_rules_print_annotated(const ds_rules_t *r, FILE *out, const char *header,
+                              const char *const *stage_notes);
 
 #endif

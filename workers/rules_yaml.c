@@ -422,7 +422,23 @@ static num_t num_text(double v) {
 #define N(v) (num_text(v).s)
 
 void ds_rules_print(const ds_rules_t *r, FILE *o) {
+    ds_rules_print_annotated(r, o, NULL, NULL);
+}
+
+/* text as "# " lines (a comment never spans a line break) */
+static void comment(FILE *o, const char *indent, const char *text) {
+    while (*text) {
+        size_t n = strcspn(text, "\n");
+        fprintf(o, "%s# %.*s\n", indent, (int)n, text);
+        text += n + (text[n] == '\n');
+    }
+}
+
+void ds_rules_print_annotated(const ds_rules_t *r, FILE *o, const char *header,
+                              const char *const *stage_notes) {
     const typeof(r->scoring) *s = &r->scoring;
+    if (header)
+        comment(o, "", header);
     fprintf(o, "scoring:\n");
     fprintf(o, "  half_life_days: %s\n  repeat_window_days: %s\n", N(s->half_life_days),
             N(s->repeat_window_days));
@@ -461,6 +477,8 @@ void ds_rules_print(const ds_rules_t *r, FILE *o) {
             N(r->stall.grace_minutes), ds_purchase_stage_name(r->stall.mobilizer_required_from));
     for (int i = 0; i < DS_PS__COUNT; i++) {
         const ds_stage_rule_t *st = &r->stall.stages[i];
+        if (stage_notes && stage_notes[i])
+            comment(o, "    ", stage_notes[i]);
         fprintf(o, "    %s: {verifiers: [", ds_purchase_stage_name(i));
         for (size_t j = 0; j < st->verifiers_count; j++)
             fprintf(o, "%s\"%s\"", j ? ", " : "", st->verifiers[j]);
