@@ -1,4 +1,5 @@
-/* cmd_rules.c — `dealsignal rules check FILE` and `dealsignal rules defaults`. */
+/* cmd_rules.c — `dealsignal rules check FILE`, `dealsignal rules defaults`
+ * and `dealsignal rules learn` (cmd_backtest.c). */
 #include <stdio.h>
 #include <string.h>
 
@@ -6,11 +7,15 @@
 #include "rules.h"
 
 static void usage(FILE *o) {
-    fprintf(o, "usage: dealsignal rules check FILE   validate a rules file and print the effective rules\n"
-               "       dealsignal rules defaults     print the built-in default rules\n\n"
-               "An error names the file, the line and the key, e.g.\n"
-               "  rules.yaml:7: scoring.stage_points.SPORK: unknown ContentStage symbol ...\n"
-               "Exit status: 0 valid, 1 invalid, 2 usage.\n");
+    fprintf(
+        o,
+        "usage: dealsignal rules check FILE   validate a rules file and print the effective rules\n"
+        "       dealsignal rules defaults     print the built-in default rules\n"
+        "       dealsignal rules learn [...]  write rules whose max_quiet_days are learned\n"
+        "                                     from won deals (rules learn --help)\n\n"
+        "An error names the file, the line and the key, e.g.\n"
+        "  rules.yaml:7: scoring.stage_points.SPORK: unknown ContentStage symbol ...\n"
+        "Exit status: 0 valid, 1 invalid, 2 usage.\n");
 }
 
 int ds_cmd_rules(int argc, char **argv) {
@@ -18,6 +23,8 @@ int ds_cmd_rules(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (!strcmp(argv[1], "learn"))
+        return ds_cmd_rules_learn(argc - 1, argv + 1);
     if (!strcmp(argv[1], "defaults")) {
         ds_rules_t *r = ds_rules_new_default();
         if (!r)

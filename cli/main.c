@@ -17,8 +17,9 @@ static const struct {
     {"broker", ds_cmd_broker, "an embedded in-memory Kafka cluster for development (not durable)"},
     {"gen", ds_cmd_gen, "produce realistic synthetic CRM and marketing events"},
     {"tail", ds_cmd_tail, "print scores, alerts or DLQ records in human form"},
-    {"rules", ds_cmd_rules, "validate a rules file (rules check FILE) or print the defaults"},
+    {"rules", ds_cmd_rules, "rules check FILE, rules defaults, rules learn (from won deals)"},
     {"demo", ds_cmd_demo, "broker + private redis-server + workers + generated scenario"},
+    {"backtest", ds_cmd_backtest, "judge the stall rules against won and lost deals of history"},
 };
 
 static void usage(FILE *out) {
@@ -27,7 +28,7 @@ static void usage(FILE *out) {
                  "buyer signals that prove they are moving (Kafka in, Kafka + Redis out).\n\n"
                  "commands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].help);
+        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].help);
     fprintf(out, "\n`dealsignal <command> --help` describes each one.\n");
 }
 
