@@ -1,6 +1,6 @@
 /*
  * gen.c — see gen.h.  Each account carries a little state (the path of
- * each lead, its deal's progress and scenario); every step picks an
+ * each lead, its deal's progress and buyer behaviour); every step picks an
  * account and a plausible next action for it.  Event time advances by a
  * random gap, so a stream covers weeks of activity and deals that stop
  * hearing from the buyer go quiet in event time.
@@ -16,7 +16,37 @@ static const char *const insights[DS_GEN_INSIGHTS] = {"hygienist-absence", "inve
 static const char *const path_kind[] = {"spark", "intro", "confront", "diagnostic"};
 static const int path_stage[] = {DS_CS_SPARK, DS_CS_INTRODUCE, DS_CS_CONFRONT, DS_CS_CONFRONT};
 
-enum { HEALTHY, QUIET, JUMPER, NOMOB };
+/* The buying behaviour of a deal, drawn when it opens; its outcome follows
+ * from it (see crm_open). */
+enum {
+    B_WIN,       /* verifiers in time, a mobilizer early: won */
+    B_JUMPER,    /* the rep reports stages ahead; won at the won pace, else lost */
+    B_QUIET,     /* the buyer goes silent at some stage: lost long after */
+    B_ONE_SIDED, /* the seller chases, the buyer seldom answers: lost */
+    B_SLOW,      /* verifiers at 2-4 times the won pace: lost when a stage drags */
+    B_NOMOB,     /* no mobilizer ever: stuck in DEFINE_CRITERIA, lost */
+    B_ZOMBIE,    /* goes silent early; never closed, the account moves on */
+    B__COUNT
+};
+
+typedef struct crm_deal {
+    int no; /* deal number, 0 = none yet */
+    int behaviour;
+    uint8_t open, closed, won_next, stage_news, mobilizer, mob_added, silent;
+    int stage, sig; /* the buyer's verified progress: stage index, verifiers given in it */
+    int reported;   /* the stage the rep reports */
+    int unanswered, give_up_actions;
+    int stop_stage;      /* B_QUIET, B_ZOMBIE: the buyer goes silent there */
+    double pace_days;    /* mean time between verifiers */
+    double give_up_days; /* lost (abandoned) after this long silent or in a stage */
+    int64_t last_buyer, next_signal_at, stage_since, reopen_at;
+} crm_deal_t;
+
+/* a buyer's next verifier, due at `at` (stale once the deal's differs) */
+typedef struct crm_due {
+    int64_t at;
+    int account;
+} crm_due_t;
 
 typedef struct lead {
     uint8_t progress, unsubscribed;
@@ -25,14 +55,7 @@ typedef struct lead {
 typedef struct account {
     int nleads;
     lead_t leads[8];
-    int deal_no;      /* current deal number, 0 = none yet */
-    int deal_stage;   /* buyer's verified progress: index into stages */
-    int deal_reported;
-    int deal_sig;     /* verifiers given in this stage */
-    int scenario;
-    int seller_streak;
-    uint8_t deal_open, deal_closed;
-    int64_t reopen_at;
+    crm_deal_t deal; /* the account's current deal (CRM side) */
 } account_t;
 
 struct ds_gen {
@@ -46,6 +69,8 @@ struct ds_gen {
     char ids[8][300];
     const char *shared[4];
     char sharedbuf[4][64];
+    crm_due_t *due; /* CRM: buyer signals by due time (a min-heap) */
+    size_t ndue, cdue;
 };
 
 static uint64_t rnd(ds_gen_t *g) {
@@ -80,7 +105,7 @@ ds_gen_t *ds_gen_new(const ds_gen_opts_t *opts) {
     }
     for (int a = 0; a < g->o.accounts; a++) {
         g->acc[a].nleads = 3 + rint_(g, 6);
-        g->acc[a].scenario = rint_(g, 4);
+        g->acc[a].deal.behaviour = rint_(g, B__COUNT); /* drawn again when a deal opens */
     }
     return g;
 }
@@ -89,6 +114,7 @@ void ds_gen_destroy(ds_gen_t *g) {
     if (!g)
         return;
     free(g->acc);
+    free(g->due);
     free(g);
 }
 
@@ -168,7 +194,17 @@ static void marketing(ds_gen_t *g, int a, ds_gen_event_t *out) {
     }
 }
 
-/* the default verifiers of each stage (SPEC table) */
+/* ---- CRM ------------------------------------------------------------------
+ * A deal's buyer behaviour decides its outcome: won deals get their
+ * verifiers at their pace and a mobilizer early; lost ones go quiet, turn
+ * one-sided, sit in a stage well past the won pace or never find a
+ * mobilizer; zombies stay open.  The rep logs activity in between and
+ * reports stages (ahead of the buyer, for jumpers); buyers of live deals
+ * also answer the seller now and then (a buyer signal that verifies
+ * nothing). */
+
+/* the default verifiers of each stage (SPEC table); a deal is won once the
+ * buyer has given every verifier up to NEGOTIATE's contract_signed */
 static const char *const verifiers[8][3] = {
     {"live_call_accepted"},
     {"status_quo_flaw_acknowledged", "insight_exploration_committed"},
@@ -179,23 +215,242 @@ static const char *const verifiers[8][3] = {
     {"project_team_assigned"},
     {"impact_reviewed"}};
 static const int nverifiers[8] = {1, 2, 3, 2, 2, 1, 1, 1};
+#define WON_AFTER_STAGE 5 /* NEGOTIATE */
+
+/* per 100 deals */
+static const int behaviour_weight[B__COUNT] = {42, 8, 14, 11, 11, 8, 6};
+
+#define DAY_MS 86400000.0
+
+static double uniform(ds_gen_t *g, double lo, double hi) {
+    return lo + (hi - lo) * (double)(rnd(g) >> 11) / 9007199254740992.0;
+}
+
+static int64_t days_ms(double d) {
+    return (int64_t)(d * DAY_MS);
+}
+
+/* Buyer signals come when they are due, whichever account the step drew:
+ * a deal's next verifier goes into a min-heap by due time, and the first
+ * CRM step at or after that time serves it (otherwise its wait would be
+ * the account's next turn, days in a mix with few CRM events). */
+static void crm_due_push(ds_gen_t *g, int64_t at, int account) {
+    if (g->ndue == g->cdue) {
+        size_t nc = g->cdue ? 2 * g->cdue : 64;
+        crm_due_t *n = realloc(g->due, nc * sizeof(*n));
+        if (!n)
+            return; /* served at the account's next turn instead */
+        g->due = n;
+        g->cdue = nc;
+    }
+    size_t i = g->ndue++;
+    g->due[i] = (crm_due_t){at, account};
+    for (; i > 0 && g->due[(i - 1) / 2].at > g->due[i].at; i = (i - 1) / 2) {
+        crm_due_t t = g->due[i];
+        g->due[i] = g->due[(i - 1) / 2];
+        g->due[(i - 1) / 2] = t;
+    }
+}
+
+static void crm_due_pop(ds_gen_t *g) {
+    g->due[0] = g->due[--g->ndue];
+    for (size_t i = 0;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < g->ndue && g->due[l].at < g->due[m].at)
+            m = l;
+        if (r < g->ndue && g->due[r].at < g->due[m].at)
+            m = r;
+        if (m == i)
+            break;
+        crm_due_t t = g->due[i];
+        g->due[i] = g->due[m];
+        g->due[m] = t;
+        i = m;
+    }
+}
+
+/* The account whose buyer's verifier is due by now, or -1. */
+static int crm_due_account(ds_gen_t *g) {
+    while (g->ndue) {
+        const crm_due_t *t = &g->due[0];
+        const crm_deal_t *d = &g->acc[t->account].deal;
+        if (d->closed || d->silent || d->won_next || d->next_signal_at != t->at) {
+            crm_due_pop(g); /* stale */
+            continue;
+        }
+        return t->at <= g->now ? t->account : -1;
+    }
+    return -1;
+}
+
+static void crm_schedule_signal(ds_gen_t *g, int a, crm_deal_t *d) {
+    d->next_signal_at = g->now + days_ms(d->pace_days * uniform(g, 0.5, 1.5));
+    crm_due_push(g, d->next_signal_at, a);
+}
+
+/* A new deal for the account: its behaviour and the pace that goes with it. */
+static void crm_open(ds_gen_t *g, int a, crm_deal_t *d) {
+    int no = d->no + 1, r = rint_(g, 100), b = 0;
+    for (int acc = behaviour_weight[0]; r >= acc && b + 1 < B__COUNT; acc += behaviour_weight[b])
+        b++;
+    memset(d, 0, sizeof(*d));
+    d->no = no;
+    d->open = 1;
+    d->behaviour = b;
+    d->last_buyer = d->stage_since = g->now;
+    d->stop_stage = 99;
+    switch (b) {
+    case B_WIN:
+        d->pace_days = uniform(g, 2, 6);
+        d->mobilizer = chance(g, 85);
+        break;
+    case B_JUMPER: /* half of them buy at the won pace */
+        d->pace_days = chance(g, 50) ? uniform(g, 2, 6) : uniform(g, 10, 18);
+        d->give_up_days = uniform(g, 35, 70);
+        d->mobilizer = chance(g, 60);
+        break;
+    case B_QUIET:
+        d->pace_days = uniform(g, 2, 7);
+        d->stop_stage = 1 + rint_(g, 3);
+        d->give_up_days = uniform(g, 40, 90);
+        d->mobilizer = chance(g, 50);
+        break;
+    case B_ONE_SIDED:
+        d->pace_days = uniform(g, 10, 20);
+        d->give_up_actions = 6 + rint_(g, 7);
+        d->mobilizer = chance(g, 40);
+        break;
+    case B_SLOW:
+        d->pace_days = uniform(g, 9, 18);
+        d->give_up_days = uniform(g, 35, 70);
+        d->mobilizer = chance(g, 50);
+        break;
+    case B_NOMOB:
+        d->pace_days = uniform(g, 3, 8);
+        d->give_up_days = uniform(g, 30, 60);
+        break;
+    default: /* B_ZOMBIE */
+        d->pace_days = uniform(g, 3, 8);
+        d->stop_stage = rint_(g, 2);
+        d->give_up_days = uniform(g, 90, 180); /* then the account moves on */
+        break;
+    }
+    crm_schedule_signal(g, a, d);
+}
+
+/* The deal ends (won or lost): the account opens its next one later. */
+static void crm_close(ds_gen_t *g, crm_deal_t *d, ds_crm_event_t *e, int type) {
+    e->type = type;
+    d->closed = 1;
+    d->reopen_at = g->now + days_ms(uniform(g, 2, 10));
+}
+
+/* DEAL_LOST is due: the buyer's behaviour has run its course. */
+static bool crm_lost_due(const ds_gen_t *g, const crm_deal_t *d) {
+    double silent = (double)(g->now - d->last_buyer) / DAY_MS;
+    double in_stage = (double)(g->now - d->stage_since) / DAY_MS;
+    switch (d->behaviour) {
+    case B_QUIET:
+    case B_NOMOB:
+        return d->silent && silent > d->give_up_days;
+    case B_ONE_SIDED:
+        return d->unanswered >= d->give_up_actions;
+    case B_SLOW:
+    case B_JUMPER:
+        return d->give_up_days > 0 && in_stage > d->give_up_days;
+    default:
+        return false;
+    }
+}
+
+/* The buyer's next verifier, or NULL when this buyer gives none now. */
+static const char *crm_next_verifier(ds_gen_t *g, int a, crm_deal_t *d) {
+    if (d->stage >= d->stop_stage)
+        d->silent = 1;
+    if (d->silent || g->now < d->next_signal_at)
+        return NULL;
+    if (d->behaviour == B_ONE_SIDED && !chance(g, 35)) {
+        crm_schedule_signal(g, a, d); /* the buyer lets the seller chase */
+        return NULL;
+    }
+    const char *code = verifiers[d->stage][d->sig];
+    if (d->behaviour == B_NOMOB && !strcmp(code, "mobilizer_committed"))
+        code = verifiers[d->stage][++d->sig]; /* this buying group never commits a mobilizer */
+    return code;
+}
+
+/* A verifier was given: the buyer moves on, and so does the rep's stage. */
+static void crm_verified(ds_gen_t *g, int a, crm_deal_t *d) {
+    d->last_buyer = g->now;
+    d->unanswered = 0;
+    crm_schedule_signal(g, a, d);
+    if (++d->sig < nverifiers[d->stage])
+        return;
+    if (d->behaviour == B_NOMOB && d->stage == 2) {
+        d->silent = 1; /* DEFINE_CRITERIA is never verified: nothing more to give */
+        return;
+    }
+    d->sig = 0;
+    d->stage_since = g->now;
+    if (d->stage++ == WON_AFTER_STAGE) {
+        d->won_next = 1;
+        return;
+    }
+    d->stage_news = d->reported < d->stage;
+}
+
+/* Seller activity, stakeholders, the rep's stage reports, buyer replies. */
+static void crm_filler(ds_gen_t *g, int a, crm_deal_t *d, ds_crm_event_t *e) {
+    account_t *ac = &g->acc[a];
+    if (d->behaviour == B_JUMPER && d->reported < d->stage + 2 && d->reported < 7 &&
+        chance(g, 15)) {
+        e->type = DS_CRM_STAGE_CHANGED;
+        e->stage = ++d->reported;
+        return;
+    }
+    int roll = rint_(g, 100);
+    if (roll < 10) {
+        e->type = DS_CRM_STAKEHOLDER_ADDED;
+        snprintf(S(3), 300, "L-%04d-%d", a, rint_(g, ac->nleads));
+        e->contact_id = S(3);
+        e->contact_role = DS_ROLE_TALKER + rint_(g, 3);
+        return;
+    }
+    /* a buyer who is still engaged answers the seller now and then */
+    int reply = d->silent ? 0 : d->behaviour == B_ONE_SIDED ? 5 : d->behaviour == B_SLOW ? 20 : 60;
+    if (d->unanswered > 0 && roll < 10 + reply) {
+        static const char *const replies[] = {"email_replied", "meeting_held", "call_returned"};
+        e->type = DS_CRM_BUYER_SIGNAL;
+        e->signal = replies[rint_(g, 3)];
+        snprintf(S(3), 300, "L-%04d-%d", a, rint_(g, ac->nleads));
+        e->contact_id = S(3);
+        d->unanswered = 0;
+        d->last_buyer = g->now;
+        return;
+    }
+    static const char *const acts[] = {"email", "call", "meeting", "proposal"};
+    e->type = DS_CRM_SELLER_ACTIVITY;
+    e->activity = acts[rint_(g, 4)];
+    d->unanswered++;
+}
 
 static void crm(ds_gen_t *g, int a, ds_gen_event_t *out) {
+    int due = crm_due_account(g);
+    if (due >= 0)
+        a = due;
     account_t *ac = &g->acc[a];
+    crm_deal_t *d = &ac->deal;
     ds_crm_event_t *e = &out->crm;
     memset(e, 0, sizeof(*e));
-    if (ac->deal_closed && g->now >= ac->reopen_at) {
-        ac->deal_closed = 0;
-        ac->deal_open = 0;
-        ac->scenario = rint_(g, 4);
-    }
-    if (!ac->deal_open && !ac->deal_closed) {
-        ac->deal_no++;
-        ac->deal_open = 1;
-        ac->deal_stage = ac->deal_reported = ac->deal_sig = ac->seller_streak = 0;
+    bool opened = false;
+    if ((d->closed && g->now >= d->reopen_at) || !d->open ||
+        (d->behaviour == B_ZOMBIE && d->silent &&
+         (double)(g->now - d->last_buyer) / DAY_MS > d->give_up_days)) {
+        crm_open(g, a, d); /* a zombie is left open: the account moves on */
+        opened = true;
     }
     snprintf(S(0), 300, "crm-%llu-%ld", (unsigned long long)g->o.seed, g->n);
-    snprintf(S(1), 300, "D-%04d-%d", a, ac->deal_no);
+    snprintf(S(1), 300, "D-%04d-%d", a, d->no);
     snprintf(S(2), 300, "A-%04d", a);
     snprintf(S(4), 300, "rep-%d", a % 7);
     e->event_id = S(0);
@@ -205,78 +460,50 @@ static void crm(ds_gen_t *g, int a, ds_gen_event_t *out) {
     e->occurred_at = g->now;
     e->stage = DS_NONE;
     e->contact_role = DS_NONE;
-    if (ac->deal_closed) {
+    if (opened) {
+        e->type = DS_CRM_DEAL_OPENED;
+        e->stage = DS_PS_RECOGNIZE_NEED;
+        return;
+    }
+    if (d->closed) {
         /* between deals: the rep keeps logging activity on the old one */
         e->type = DS_CRM_SELLER_ACTIVITY;
         e->activity = "email";
         return;
     }
-    if (ac->deal_stage == 0 && ac->deal_sig == 0 && ac->seller_streak == 0) {
-        e->type = DS_CRM_DEAL_OPENED;
-        e->stage = DS_PS_RECOGNIZE_NEED;
-        ac->seller_streak = 1;
+    if (d->won_next) {
+        crm_close(g, d, e, DS_CRM_DEAL_WON);
         return;
     }
-    int st = ac->deal_stage;
-    bool quiet = ac->scenario == QUIET && st >= 1;
-    int roll = rint_(g, 100);
-    if (ac->scenario == JUMPER && ac->deal_reported < st + 2 && ac->deal_reported < 7 &&
-        roll < 12) {
+    if (d->stage_news) {
         e->type = DS_CRM_STAGE_CHANGED;
-        e->stage = ++ac->deal_reported;
+        e->stage = d->reported = d->stage;
+        d->stage_news = 0;
         return;
     }
-    if (roll < 45 || quiet) {
-        static const char *const acts[] = {"email", "call", "meeting", "proposal"};
-        e->type = DS_CRM_SELLER_ACTIVITY;
-        e->activity = acts[rint_(g, 4)];
-        ac->seller_streak++;
-        if (quiet && ac->seller_streak > 25 && chance(g, 10)) {
-            /* the quiet deal is eventually lost */
-            e->type = DS_CRM_DEAL_LOST;
-            ac->deal_closed = 1;
-            ac->reopen_at = g->now + 20 * g->gap;
-        }
+    if (crm_lost_due(g, d)) {
+        crm_close(g, d, e, DS_CRM_DEAL_LOST);
         return;
     }
-    if (roll < 55) {
+    if (d->mobilizer && !d->mob_added && d->stage >= 1) {
+        /* the buyer's need is recognised: the rep meets the mobilizer */
         e->type = DS_CRM_STAKEHOLDER_ADDED;
         snprintf(S(3), 300, "L-%04d-%d", a, rint_(g, ac->nleads));
         e->contact_id = S(3);
-        e->contact_role = (ac->scenario != NOMOB && st >= 2 && chance(g, 30)) ? DS_ROLE_MOBILIZER
-                                                                               : rint_(g, 3) + 1;
+        e->contact_role = DS_ROLE_MOBILIZER;
+        d->mob_added = 1;
         return;
     }
-    /* a buyer signal: the next verifier of the stage */
-    const char *code = verifiers[st][ac->deal_sig];
-    if (ac->scenario == NOMOB && !strcmp(code, "mobilizer_committed") &&
-        ac->deal_sig + 1 < nverifiers[st])
-        code = verifiers[st][++ac->deal_sig]; /* this buying group never commits a mobilizer */
+    const char *code = crm_next_verifier(g, a, d);
+    if (!code) {
+        crm_filler(g, a, d, e);
+        return;
+    }
     e->type = DS_CRM_BUYER_SIGNAL;
     e->signal = code;
     snprintf(S(3), 300, "L-%04d-%d", a, rint_(g, ac->nleads));
     e->contact_id = S(3);
-    ac->seller_streak = 0;
-    if (++ac->deal_sig >= nverifiers[st]) {
-        if (ac->scenario == NOMOB && st == 2) {
-            ac->deal_sig = nverifiers[st] - 1; /* stuck: DEFINE_CRITERIA never verified */
-            if (ac->deal_reported < 3)
-                ac->deal_reported = 3;
-            return;
-        }
-        ac->deal_sig = 0;
-        ac->deal_stage++;
-        if (ac->deal_stage >= 6) {
-            out->crm.type = DS_CRM_BUYER_SIGNAL;
-            ac->deal_closed = 1;
-            ac->reopen_at = g->now + 20 * g->gap;
-            /* the next event of this account closes it */
-            ac->deal_stage = 5;
-            return;
-        }
-        if (ac->deal_reported < ac->deal_stage)
-            ac->deal_reported = ac->deal_stage;
-    }
+    crm_verified(g, a, d);
 }
 
 bool ds_gen_next(ds_gen_t *g, ds_gen_event_t *out) {
