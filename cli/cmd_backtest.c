@@ -534,10 +534,10 @@ int ds_cmd_rules_learn(int argc, char **argv) {
              "Written by `dealsignal rules learn --quantile %g --min-deals %ld` from %s:\n"
              "%lld records, %lld deals (%lld won, %lld lost, %lld still open).  Each stage's\n"
              "max_quiet_days is the %g quantile of the won deals' quiet spells at that stage\n"
-             "when at least %ld won deals had one there; else the input's (%s).",
+             "when at least %ld won deals had one there; else the value of %s.",
              q, min_deals, cfg->topic_crm, (long long)h.records, (long long)rep.deals,
              (long long)rep.won, (long long)rep.lost, (long long)rep.open, q, min_deals,
-             rules_name(cfg->rules_path));
+             cfg->rules_path && cfg->rules_path[0] ? cfg->rules_path : "the built-in rules");
     ds_rules_print_annotated(rules, stdout, header, note_ptr);
     if (fflush(stdout))
         goto out;

@@ -103,6 +103,28 @@ static void project_path(const char *rel, char *out, size_t n) {
     snprintf(out, n, "%s/%s", DS_SOURCE_DIR, rel);
 }
 
+/* The scenario just run, judged: `dealsignal backtest` over the CRM topic
+ * with the demo's rules (the broker still holds every event), its table
+ * on our stdout.  Waits at most 60 s (Ctrl-C stops it). */
+static void demo_backtest(const char *brokers, const char *schemas, const char *rules) {
+    if (g_stop)
+        return; /* Ctrl-C: no more output */
+    fprintf(stderr, "\ndemo: how well each alert kind foretold the lost deals of this synthetic "
+                    "history\n(dealsignal backtest; see docs/LEARNING.md):\n\n");
+    fflush(stdout);
+    const char *args[] = {g_self,    "backtest", "--brokers",   brokers, "--schemas", schemas,
+                          "--rules", rules,      "--log-level", "warn",  NULL};
+    pid_t p = spawn(args, -1, -1);
+    int st;
+    for (int i = 0; p > 0 && i < 600 && !g_stop; i++) {
+        if (waitpid(p, &st, WNOHANG) == p)
+            return;
+        ds_clock_sleep_ms(100);
+    }
+    if (p > 0 && stop_child(p, 2000) != 0)
+        fprintf(stderr, "demo: the backtest did not finish\n");
+}
+
 static void usage(FILE *out) {
     fprintf(out,
             "usage: dealsignal demo [--count N] [--rate EPS] [--seed S] [--accounts N]\n"
@@ -111,8 +133,9 @@ static void usage(FILE *out) {
             "durable), a private redis-server on a free port, the scorer and the watcher\n"
             "(event clock, config/demo-rules.yaml), and a generated scenario of marketing and\n"
             "CRM events (quiet deals, one-sided deals, reps jumping stages).  Prints lead and\n"
-            "account scores and deal alerts as they are produced, then a summary, and stops\n"
-            "by itself when the scenario has been processed (or on Ctrl-C).\n\n"
+            "account scores and deal alerts as they are produced, then a summary and a\n"
+            "backtest of the alert rules against the scenario's won and lost deals, and\n"
+            "stops by itself when the scenario has been processed (or on Ctrl-C).\n\n"
             "  --count N        events to generate (default 3000)\n"
             "  --rate EPS       events per second (default 500; 0 = as fast as possible)\n"
             "  --seed S         scenario seed (default 42)\n"
@@ -309,6 +332,8 @@ out:
     stop_child(tail_a, 5000);
     if (rc == 0)
         print_summary(port);
+    if (rc == 0)
+        demo_backtest(brokers, schemas, rules);
     stop_child(redis, 5000);
     stop_child(broker, 5000);
     if (rc == 0) {

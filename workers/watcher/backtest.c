@@ -528,15 +528,17 @@ static const ds_bt_figures_t *figures(const ds_bt_report_t *r, int k) {
 static void print_head(FILE *o, const ds_bt_source_t *src, const char *const *names,
                        const ds_bt_report_t *r, size_t n) {
     char a[40], b[40];
-    fprintf(o, "Backtest of %s: %lld records, %lld deals: %lld won, %lld lost, %lld still open.\n",
-            src->topic, (long long)src->records, (long long)r->deals, (long long)r->won,
-            (long long)r->lost, (long long)r->open);
+    fprintf(o, "Backtest of %s: %lld records.\n", src->topic, (long long)src->records);
+    fprintf(o, "Deals: %lld, of which %lld won, %lld lost, %lld still open.\n", (long long)r->deals,
+            (long long)r->won, (long long)r->lost, (long long)r->open);
     if (src->since != INT64_MIN || src->until != INT64_MAX) {
         if (src->since != INT64_MIN)
             ds_clock_format(src->since, a, sizeof(a));
         if (src->until != INT64_MAX)
             ds_clock_format(src->until, b, sizeof(b));
-        fprintf(o, "Deals opened from %s to %s (event time), judged on their events until then.\n",
+        fprintf(o,
+                "Range: deals opened from %s to %s,\njudged on their events until then (event "
+                "time).\n",
                 src->since != INT64_MIN ? a : "the beginning",
                 src->until != INT64_MAX ? b : "the end");
     }
@@ -549,9 +551,9 @@ static void print_head(FILE *o, const ds_bt_source_t *src, const char *const *na
         fprintf(o, "%lld records skipped: undecodable (the watcher sends them to %s.dlq).\n",
                 (long long)src->undecodable, src->topic);
     if (n == 1)
-        fprintf(o, "Rules: %s.  ", names[0]);
+        fprintf(o, "Rules: %s\n", names[0]);
     else
-        fprintf(o, "Rules: %s against %s.  ", names[0], names[1]);
+        fprintf(o, "Rules: %s\nCompared with: %s\n", names[0], names[1]);
     if (isnan(r->median_won_cycle_days))
         fprintf(o, "No won deal: no median won cycle, no AGED line.\n\n");
     else
