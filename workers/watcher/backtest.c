@@ -598,8 +598,19 @@ static const char *change(char *buf, size_t n, double a, double b, int unit) {
     return buf;
 }
 
+/* name in at most w columns: its end, after "...", when it is longer */
+static const char *fit(char *b, size_t n, const char *name, size_t w) {
+    size_t l = strlen(name);
+    if (l <= w || w < 4 || n <= w)
+        return name;
+    snprintf(b, n, "...%s", name + l - (w - 3));
+    return b;
+}
+
 static void print_compare(FILE *o, const char *const *names, const ds_bt_report_t *const *r) {
-    fprintf(o, "%-28s%16.16s%18.18s%14s\n", "", names[0], names[1], "change");
+    char n0[32], n1[32];
+    fprintf(o, "%-28s%16s%18s%14s\n", "", fit(n0, sizeof(n0), names[0], 15),
+            fit(n1, sizeof(n1), names[1], 17), "change");
     for (int k = 0; k <= NK + 1; k++) {
         const ds_bt_figures_t *a = figures(r[0], k), *b = figures(r[1], k);
         if (k == NK + 1 && !isnan(r[0]->aged_after_days))
