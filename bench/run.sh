@@ -5,6 +5,10 @@
 #   bench/run.sh [scorer|watcher|both] [EVENTS] [RUNS]
 #   bench/run.sh memory [LEADS]             scorer RSS with LEADS leads tracked
 #   bench/run.sh stallcheck [DEALS] [DUE]   watcher clock-check cost, DUE of DEALS due
+#   bench/run.sh backtest [EVENTS]          `dealsignal backtest` over gen's CRM mix: EVENTS
+#                                           decoded and replayed without the broker
+#                                           (ds_bench_backtest), then end to end through
+#                                           the broker with what its partitions hold
 #   bench/run.sh mallocs [EVENTS] [WORKER]  allocation calls per event of the scorer
 #                                           (default) or the watcher, by library
 #
@@ -169,11 +173,43 @@ YAML
   exit 0
 fi
 
+if [ "$which" = backtest ]; then
+  # The mock broker keeps ~5 MiB per partition (a CRM record is ~100 bytes),
+  # so EVENTS are replayed in-process (decode + replay, the broker left
+  # out), and the end-to-end run through the broker takes at most 30,000
+  # events per partition (BENCH_BROKER_EVENTS overrides; with more
+  # partitions, BENCH_PARTITIONS, it can take all EVENTS).
+  n=${2:-10000000}
+  accounts=${BENCH_ACCOUNTS:-20000}
+  bt_bin=$lat_dir/ds_bench_backtest
+  [ -x "$bt_bin" ] || cmake --build "$lat_dir" --target ds_bench_backtest >/dev/null
+  "$bt_bin" "$n" "$accounts" 7
+  nb=${BENCH_BROKER_EVENTS:-$((partitions * 30000 < n ? partitions * 30000 : n))}
+  "$bin" gen --brokers "$brokers" --count "$nb" --rate 0 --seed 7 --scenario crm \
+    --accounts "$accounts" 2>"$tmp/gen.err"
+  echo "preloaded $nb events on $partitions partitions ($(tail -n1 "$tmp/gen.err"))"
+  t0=$(date +%s.%N)
+  "$bin" backtest --brokers "$brokers" --json --log-level warn >"$tmp/bt.json" 2>"$tmp/bt.err" &
+  bpid=$!; rss=0
+  while kill -0 "$bpid" 2>/dev/null; do # its peak RSS, read until it exits
+    r=$(awk '/VmHWM/ {print $2}' "/proc/$bpid/status" 2>/dev/null || true); rss=${r:-$rss}
+    sleep 0.05
+  done
+  wait "$bpid" || { cat "$tmp/bt.err"; exit 1; }
+  t1=$(date +%s.%N)
+  records=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["records"])' "$tmp/bt.json")
+  [ "$records" = "$nb" ] || echo "  the broker kept $records of the $nb records (retention): more partitions needed"
+  printf 'backtest through the broker: %s records in %.2f s from start to report = %.0f events/s; peak RSS %d MiB\n' \
+    "$records" "$(echo "$t1 - $t0" | bc)" "$(echo "$records / ($t1 - $t0)" | bc -l)" $((rss / 1024))
+  echo "  $(grep '^backtest: read' "$tmp/bt.err")"
+  exit 0
+fi
+
 case $which in
   scorer) scenario=marketing; sub=scorer ;;
   watcher) scenario=crm; sub=watcher ;;
   both) scenario=mixed; sub=run ;;
-  *) echo "usage: $0 [scorer|watcher|both] [EVENTS] [RUNS]" >&2; exit 2 ;;
+  *) echo "usage: $0 [scorer|watcher|both|memory|mallocs|stallcheck|backtest] [EVENTS] [RUNS]" >&2; exit 2 ;;
 esac
 t0=$(date +%s.%N)
 "$bin" gen --brokers "$brokers" --count "$events" --rate 0 --seed 7 --scenario "$scenario" \

@@ -584,17 +584,18 @@ static void print_single(FILE *o, const ds_bt_report_t *r) {
                "AGED (report only): deals open longer than 1.65 x the median won cycle.\n");
 }
 
-/* "+3", "-2.5", "+17.5 pt": b minus a in the figure's own unit */
+/* "+3", "-2.5", "+17.5 pt": b minus a in the figure's own unit, of the
+ * values as shown (rounded to 0.1), so that the column adds up */
 static const char *change(char *buf, size_t n, double a, double b, int unit) {
     if (isnan(a) || isnan(b))
         return "-";
-    double d = b - a;
-    if (unit == 0)
-        snprintf(buf, n, "%+.0f", d);
-    else if (unit == 1)
-        snprintf(buf, n, "%+.1f", d);
-    else
-        snprintf(buf, n, "%+.1f pt", 100 * d);
+    if (unit == 0) {
+        snprintf(buf, n, "%+.0f", b - a);
+        return buf;
+    }
+    double k = unit == 1 ? 10 : 1000; /* tenths of a day, of a point */
+    double d = (round(b * k) - round(a * k)) / 10;
+    snprintf(buf, n, unit == 1 ? "%+.1f" : "%+.1f pt", d);
     return buf;
 }
 
