@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "backtest.h"
 #include "cmds.h"
@@ -315,11 +316,14 @@ static ds_config_t *setup(const char *cmd, int cargc, char **cargv) {
 }
 
 static void read_note(const char *cmd, const ds_config_t *cfg, const history_t *h) {
+    struct rusage ru;
+    long rss_kib = getrusage(RUSAGE_SELF, &ru) ? 0 : ru.ru_maxrss;
     fprintf(stderr,
             "%s: read %lld records of %s (%d partitions) in %.2f s = %.0f records/s; %lld "
-            "undecodable\n",
+            "undecodable; peak RSS %ld MiB\n",
             cmd, (long long)h->records, cfg->topic_crm, h->partitions, h->seconds,
-            h->seconds > 0 ? (double)h->records / h->seconds : 0.0, (long long)h->undecodable);
+            h->seconds > 0 ? (double)h->records / h->seconds : 0.0, (long long)h->undecodable,
+            rss_kib / 1024);
 }
 
 /* ---- backtest --------------------------------------------------------------- */
