@@ -3,8 +3,10 @@
  * accounts with buying groups of 3-8 leads walking Spark → Introduce →
  * Confront content (or landing on B-state content), sharing it, attending
  * webinars together; deals moving through the purchase stages with seller
- * activity and buyer signals, some going quiet, some reps jumping stages,
- * some without a mobilizer.  Pure: no I/O.  Unbounded.
+ * activity and buyer signals, their outcome following the buyer's
+ * behaviour: won at the won pace; lost after going quiet, turning
+ * one-sided, dragging or never finding a mobilizer; some left open.
+ * Pure: no I/O.  Unbounded.
  */
 #ifndef DS_GEN_H
 #define DS_GEN_H
