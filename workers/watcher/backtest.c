@@ -69,7 +69,7 @@ struct ds_backtest {
     hset_t closed, before; /* ids of closed deals, of deals first seen before `since` */
     bt_deal_t *cur;        /* the deal being applied or evaluated (the sink's) */
     ds_bt_report_t t;      /* counts of events and of closed deals */
-    int64_t c_opens[NK + 1], c_alerted[NK + 1], c_won[NK + 1], c_lost[NK + 1];
+    int64_t c_opens[NK + 1], c_won[NK + 1], c_lost[NK + 1]; /* of closed deals; [NK]: any */
     dvec_t lead[NK + 1]; /* days, of deals alerted and lost; [NK]: any kind */
     dvec_t won_cycle, lost_cycle;
     dvec_t spells[DS_PS__COUNT];
@@ -246,7 +246,6 @@ static ds_err_t close_deal(ds_backtest_t *bt, bt_deal_t *e, const ds_crm_event_t
         bt->c_opens[NK] += e->opens[k];
         if (!e->opens[k])
             continue;
-        bt->c_alerted[k]++;
         if (e->first_open[k] < first_any)
             first_any = e->first_open[k];
         if (won)
@@ -257,7 +256,6 @@ static ds_err_t close_deal(ds_backtest_t *bt, bt_deal_t *e, const ds_crm_event_t
             ok = ok && dvec_push(&bt->lead[k], days(closed - e->first_open[k]));
     }
     if (first_any != INT64_MAX) {
-        bt->c_alerted[NK]++;
         if (won)
             bt->c_won[NK]++;
         else
