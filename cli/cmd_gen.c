@@ -32,7 +32,8 @@ static void usage(FILE *o) {
             "                      [--accounts N] [--scenario mixed|marketing|crm]\n"
             "                      [--start ISO8601|now-Nd] [--span-days D] [--print]\n"
             "                      [--schemas DIR] [--topic-marketing T] [--topic-crm T] [-X k=v]\n"
-            "                      [--schema-registry URL [--subject-strategy topic|record]]\n\n"
+            "                      [--schema-registry URL [--subject-strategy topic|record]]\n"
+            "                      [--profile demo|wide|skew] [--leads N] [--print-rules]\n\n"
             "Produces realistic synthetic marketing and CRM events (Avro, Confluent framing):\n"
             "accounts with buying groups of 3-8 leads walking Spark/Introduce/Confront content,\n"
             "shares and webinars; deals moving through the purchase stages with seller activity\n"
@@ -45,7 +46,13 @@ static void usage(FILE *o) {
             "  --print        JSON lines on stdout instead of producing\n"
             "  --schema-registry URL  register MarketingEvent and CrmEvent (from --schemas) under\n"
             "                 <topic>-value (record: their full names) and write the ids the\n"
-            "                 registry returns; without it the embedded ids 1 and 2 are written\n");
+            "                 registry returns; without it the embedded ids 1 and 2 are written\n\n"
+            "Profiles: demo (the above, default); wide: a company's marketing stream, 20,000\n"
+            "accounts x 12 leads (--accounts, --leads), 2,400 content items over 40 insights,\n"
+            "4%% of the events from leads without an account, events ~7 ms apart; skew: the\n"
+            "same events, every one from an account's lead (default one account of 5,000\n"
+            "leads).  Both are marketing only.  --print-rules prints a rules file with the\n"
+            "profile's content catalog (for the scorer's --rules) and exits.\n");
 }
 
 static void json_str(FILE *o, const char *s) {
@@ -135,6 +142,27 @@ static int32_t register_input(const char *url, const char *strategy, const char 
     return id;
 }
 
+/* A rules file whose catalog classifies every content id of the profile. */
+static int print_catalog(ds_gen_profile_t p) {
+    if (p == DS_GEN_DEMO) {
+        fprintf(stderr, "gen: the demo profile's catalog is config/demo-rules.yaml\n");
+        return 2;
+    }
+    printf("# Rules for `dealsignal gen --profile wide|skew`: the defaults plus a catalog of\n"
+           "# every content id the profile uses (%d items over %d insights).\n"
+           "scoring:\n  catalog:\n",
+           DS_GEN_WIDE_CONTENT, DS_GEN_WIDE_INSIGHTS);
+    for (size_t i = 0; i < DS_GEN_WIDE_CONTENT; i++) {
+        char id[64];
+        const char *ins;
+        int stage;
+        ds_gen_wide_catalog(i, id, sizeof(id), &ins, &stage);
+        printf("    - {content_id: %s, insight_id: %s, stage: %s}\n", id, ins,
+               ds_content_stage_name(stage));
+    }
+    return ferror(stdout) ? 1 : 0;
+}
+
 static int64_t parse_start(const char *s) {
     int64_t now = ds_clock_now_ms();
     if (!strncmp(s, "now", 3)) {
@@ -161,7 +189,7 @@ int ds_cmd_gen(int argc, char **argv) {
     const char *brokers = getenv("DEALSIGNAL_BROKERS"), *schemas = "schemas";
     const char *registry_url = NULL, *strategy = "topic";
     const char *t_ma = "ma.events", *t_crm = "crm.events", *start = "now-90d";
-    int print = 0;
+    int print = 0, print_rules = 0, accounts_set = 0, scenario_set = 0;
     ds_kv_pair_t extra[32];
     size_t nextra = 0;
     if (!brokers)
@@ -176,6 +204,9 @@ int ds_cmd_gen(int argc, char **argv) {
         {"topic-crm", required_argument, 0, 'C'}, {"help", no_argument, 0, 'h'},
         {"schema-registry", required_argument, 0, 'R'},
         {"subject-strategy", required_argument, 0, 'N'},
+        {"profile", required_argument, 0, 'P'},
+        {"leads", required_argument, 0, 'L'},
+        {"print-rules", no_argument, 0, 'W'},
         {0, 0, 0, 0}};
     int ch;
     optind = 1;
@@ -185,8 +216,12 @@ int ds_cmd_gen(int argc, char **argv) {
         case 'n': count = strtol(optarg, NULL, 10); break;
         case 'r': rate = strtod(optarg, NULL); break;
         case 's': o.seed = strtoull(optarg, NULL, 10); break;
-        case 'a': o.accounts = (int)strtol(optarg, NULL, 10); break;
+        case 'a':
+            o.accounts = (int)strtol(optarg, NULL, 10);
+            accounts_set = 1;
+            break;
         case 'c':
+            scenario_set = 1;
             if (!strcmp(optarg, "mixed"))
                 o.mix = DS_GEN_MIXED;
             else if (!strcmp(optarg, "marketing"))
@@ -203,6 +238,20 @@ int ds_cmd_gen(int argc, char **argv) {
         case 'p': print = 1; break;
         case 'S': schemas = optarg; break;
         case 'R': registry_url = optarg; break;
+        case 'P':
+            if (!strcmp(optarg, "demo"))
+                o.profile = DS_GEN_DEMO;
+            else if (!strcmp(optarg, "wide"))
+                o.profile = DS_GEN_WIDE;
+            else if (!strcmp(optarg, "skew"))
+                o.profile = DS_GEN_SKEW;
+            else {
+                fprintf(stderr, "gen: --profile must be demo, wide or skew\n");
+                return 2;
+            }
+            break;
+        case 'L': o.leads_per_account = (int)strtol(optarg, NULL, 10); break;
+        case 'W': print_rules = 1; break;
         case 'N':
             if (strcmp(optarg, "topic") && strcmp(optarg, "record")) {
                 fprintf(stderr, "gen: --subject-strategy must be topic or record\n");
@@ -227,6 +276,22 @@ int ds_cmd_gen(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
+    if (o.profile != DS_GEN_DEMO) {
+        if (scenario_set && o.mix != DS_GEN_MARKETING) {
+            fprintf(stderr, "gen: the wide and skew profiles are marketing streams "
+                            "(--scenario marketing)\n");
+            return 2;
+        }
+        o.mix = DS_GEN_MARKETING;
+        if (!accounts_set)
+            o.accounts = 0; /* the profile's default */
+        if (o.accounts < 0 || o.leads_per_account < 0) {
+            fprintf(stderr, "gen: bad --accounts or --leads\n");
+            return 2;
+        }
+    }
+    if (print_rules)
+        return print_catalog(o.profile);
     o.start_ms = parse_start(start);
     if (o.start_ms < 0 || count < 0) {
         fprintf(stderr, "gen: bad --start or --count\n");

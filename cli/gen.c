@@ -4,6 +4,11 @@
  * account and a plausible next action for it.  Event time advances by a
  * random gap, so a stream covers weeks of activity and deals that stop
  * hearing from the buyer go quiet in event time.
+ *
+ * The WIDE and SKEW profiles (marketing only) are separate functions
+ * below: a fixed catalog of 2,400 items, one byte of state per lead, an
+ * account's leads all walking the account's insight; their cost per event
+ * is O(1) whatever the number of accounts or leads.
  */
 #include "gen.h"
 
@@ -71,7 +76,12 @@ struct ds_gen {
     char sharedbuf[4][64];
     crm_due_t *due; /* CRM: buyer signals by due time (a min-heap) */
     size_t ndue, cdue;
+    struct wide *w; /* the WIDE and SKEW profiles' state; NULL for DEMO */
 };
+
+static bool wide_new(ds_gen_t *g);
+static void wide_destroy(struct wide *w);
+static void wide_marketing(ds_gen_t *g, ds_gen_event_t *out);
 
 static uint64_t rnd(ds_gen_t *g) {
     /* splitmix64 */
@@ -89,12 +99,19 @@ ds_gen_t *ds_gen_new(const ds_gen_opts_t *opts) {
     if (!g)
         return NULL;
     g->o = *opts;
+    g->s = opts->seed * 0x2545F4914F6CDD1DULL + 1;
+    g->now = opts->start_ms;
+    if (g->o.profile != DS_GEN_DEMO) {
+        if (!wide_new(g)) {
+            ds_gen_destroy(g);
+            return NULL;
+        }
+        return g;
+    }
     if (g->o.accounts <= 0)
         g->o.accounts = 50;
     if (g->o.span_days <= 0)
         g->o.span_days = 90;
-    g->s = opts->seed * 0x2545F4914F6CDD1DULL + 1;
-    g->now = opts->start_ms;
     g->gap = (int64_t)(g->o.span_days * 86400000.0 / (g->o.accounts * 60.0));
     if (g->gap < 1)
         g->gap = 1;
@@ -115,6 +132,7 @@ void ds_gen_destroy(ds_gen_t *g) {
         return;
     free(g->acc);
     free(g->due);
+    wide_destroy(g->w);
     free(g);
 }
 
@@ -191,6 +209,168 @@ static void marketing(ds_gen_t *g, int a, ds_gen_event_t *out) {
     } else {
         e->type = DS_MA_UNSUBSCRIBED;
         ld->unsubscribed = 1;
+    }
+}
+
+/* ---- the WIDE and SKEW profiles (marketing) ------------------------------ */
+
+/* A catalog of 60 items per insight, in the kinds a content team makes:
+ * the Spark -> Introduce -> Confront path (a diagnostic confronts with the
+ * lead's own numbers), content about the solution (B-state, spec) and
+ * webinars. */
+static const struct {
+    const char *kind;
+    int items, stage;
+} wide_kinds[] = {{"spark", 12, DS_CS_SPARK},       {"intro", 12, DS_CS_INTRODUCE},
+                  {"confront", 12, DS_CS_CONFRONT}, {"diagnostic", 6, DS_CS_CONFRONT},
+                  {"buildb", 6, DS_CS_BUILD_B},     {"spec", 6, DS_CS_SPEC},
+                  {"webinar", 6, DS_CS_INTRODUCE}};
+enum { W_SPARK, W_INTRO, W_CONFRONT, W_DIAG, W_BUILDB, W_SPEC, W_WEBINAR, W_NKINDS };
+#define W_PER_INSIGHT 60
+
+static const char *const wide_insights[DS_GEN_WIDE_INSIGHTS] = {
+    "ins-00", "ins-01", "ins-02", "ins-03", "ins-04", "ins-05", "ins-06", "ins-07",
+    "ins-08", "ins-09", "ins-10", "ins-11", "ins-12", "ins-13", "ins-14", "ins-15",
+    "ins-16", "ins-17", "ins-18", "ins-19", "ins-20", "ins-21", "ins-22", "ins-23",
+    "ins-24", "ins-25", "ins-26", "ins-27", "ins-28", "ins-29", "ins-30", "ins-31",
+    "ins-32", "ins-33", "ins-34", "ins-35", "ins-36", "ins-37", "ins-38", "ins-39"};
+
+void ds_gen_wide_catalog(size_t i, char *content_id, size_t n, const char **insight_id,
+                         int *stage) {
+    size_t ins = (i / W_PER_INSIGHT) % DS_GEN_WIDE_INSIGHTS, j = i % W_PER_INSIGHT;
+    int k = 0;
+    while (j >= (size_t)wide_kinds[k].items)
+        j -= (size_t)wide_kinds[k++].items;
+    snprintf(content_id, n, "%s-%s-%02zu", wide_insights[ins], wide_kinds[k].kind, j);
+    *insight_id = wide_insights[ins];
+    *stage = wide_kinds[k].stage;
+}
+
+/* One byte per lead: its progress on its account's insight (0..4) and,
+ * in the top bit, unsubscribed. */
+#define W_UNSUB 0x80
+
+typedef struct wide {
+    int leads;        /* per account */
+    int pool;         /* leads without an account (WIDE: 6 per account) */
+    uint8_t *lead;    /* accounts * leads, then pool */
+    uint8_t *insight; /* each account's insight */
+} wide_t;
+
+static bool wide_new(ds_gen_t *g) {
+    wide_t *w = calloc(1, sizeof(*w));
+    if (!w)
+        return false;
+    g->w = w;
+    bool skew = g->o.profile == DS_GEN_SKEW;
+    if (g->o.accounts <= 0)
+        g->o.accounts = skew ? 1 : 20000;
+    w->leads = g->o.leads_per_account > 0 ? g->o.leads_per_account : skew ? 5000 : 12;
+    w->pool = skew ? 0 : 6 * g->o.accounts;
+    size_t n = (size_t)g->o.accounts * (size_t)w->leads + (size_t)w->pool;
+    w->lead = calloc(n, 1);
+    w->insight = calloc((size_t)g->o.accounts, 1);
+    if (!w->lead || !w->insight)
+        return false;
+    for (int a = 0; a < g->o.accounts; a++)
+        w->insight[a] = (uint8_t)rint_(g, DS_GEN_WIDE_INSIGHTS);
+    return true;
+}
+
+static void wide_destroy(wide_t *w) {
+    if (!w)
+        return;
+    free(w->lead);
+    free(w->insight);
+    free(w);
+}
+
+/* content id of a random item of `kind` of insight `ins` into S(3) */
+static const char *wide_item(ds_gen_t *g, int ins, int kind) {
+    snprintf(S(3), 300, "%s-%s-%02d", wide_insights[ins], wide_kinds[kind].kind,
+             rint_(g, wide_kinds[kind].items));
+    return S(3);
+}
+
+static void wide_marketing(ds_gen_t *g, ds_gen_event_t *out) {
+    wide_t *w = g->w;
+    ds_ma_event_t *e = &out->ma;
+    memset(e, 0, sizeof(*e));
+    bool lone = w->pool && chance(g, 4); /* 4 % of the events: no account */
+    int a = lone ? -1 : rint_(g, g->o.accounts), l;
+    uint8_t *ld;
+    if (lone) {
+        l = rint_(g, w->pool);
+        ld = &w->lead[(size_t)g->o.accounts * (size_t)w->leads + (size_t)l];
+        snprintf(S(1), 300, "V-%06d", l);
+    } else {
+        l = rint_(g, w->leads);
+        ld = &w->lead[(size_t)a * (size_t)w->leads + (size_t)l];
+        snprintf(S(1), 300, "L-%05d-%d", a, l);
+        snprintf(S(2), 300, "A-%05d", a);
+        e->account_id = S(2);
+    }
+    snprintf(S(0), 300, "w-%llu-%ld", (unsigned long long)g->o.seed, g->n);
+    e->event_id = S(0);
+    e->lead_id = S(1);
+    e->occurred_at = g->now;
+    e->content_stage = DS_NONE;
+    e->source = "marketo";
+    /* the account's insight; a lead without one (or 15 % of the time, any
+     * lead) looks at another */
+    int own = lone ? (l % DS_GEN_WIDE_INSIGHTS) : w->insight[a];
+    bool other = chance(g, 15);
+    int ins = other ? (own + 1 + rint_(g, DS_GEN_WIDE_INSIGHTS - 1)) % DS_GEN_WIDE_INSIGHTS : own;
+    if (*ld & W_UNSUB) {
+        e->type = DS_MA_EMAIL_CLICKED;
+        snprintf(S(3), 300, "newsletter-%d", rint_(g, 4));
+        e->content_id = S(3);
+        return;
+    }
+    int progress = other ? 0 : (*ld & 7);
+    int roll = rint_(g, 100), kind;
+    if (roll < 67 && roll >= 55 && (lone || w->leads < 2))
+        roll = 0; /* nobody to share with: content instead */
+    if (roll < 45) {
+        static const int path[] = {W_SPARK, W_INTRO, W_CONFRONT, W_DIAG, W_DIAG};
+        kind = path[progress];
+        if (kind == W_DIAG && chance(g, 50))
+            kind = W_CONFRONT;
+        e->type = kind == W_DIAG ? DS_MA_DIAGNOSTIC_COMPLETED
+                                 : (chance(g, 50) ? DS_MA_CONTENT_COMPLETED : DS_MA_CONTENT_VIEWED);
+        if (!other && progress < 4 && chance(g, 55))
+            (*ld)++;
+    } else if (roll < 55) {
+        kind = chance(g, 40) ? W_SPEC : W_BUILDB;
+        e->type = chance(g, 50) ? DS_MA_CONTENT_VIEWED : DS_MA_CONTENT_COMPLETED;
+    } else if (roll < 67) {
+        kind = progress > 2 ? W_CONFRONT : progress; /* W_SPARK..W_CONFRONT */
+        e->type = DS_MA_CONTENT_SHARED;
+        int k = 1 + rint_(g, 3);
+        for (int i = 0; i < k; i++) {
+            snprintf(g->sharedbuf[i], 64, "L-%05d-%d", a, rint_(g, w->leads));
+            g->shared[i] = g->sharedbuf[i];
+        }
+        e->shared_with = g->shared;
+        e->shared_with_count = (size_t)k;
+    } else if (roll < 77) {
+        kind = W_WEBINAR;
+        e->type = DS_MA_WEBINAR_ATTENDED;
+    } else if (roll < 90) {
+        kind = progress > 1 ? W_INTRO : W_SPARK;
+        e->type = DS_MA_EMAIL_CLICKED;
+    } else if (roll < 99) {
+        kind = W_SPEC;
+        e->type = DS_MA_FORM_SUBMITTED;
+    } else {
+        e->type = DS_MA_UNSUBSCRIBED;
+        *ld = W_UNSUB;
+        return;
+    }
+    e->content_id = wide_item(g, ins, kind);
+    if (e->type != DS_MA_CONTENT_SHARED && chance(g, 50)) { /* else the catalog classifies it */
+        e->insight_id = wide_insights[ins];
+        e->content_stage = wide_kinds[kind].stage;
     }
 }
 
@@ -511,6 +691,15 @@ bool ds_gen_next(ds_gen_t *g, ds_gen_event_t *out) {
         *out = g->last;
         out->duplicate = true;
         g->have_last = false;
+        return true;
+    }
+    if (g->w) { /* WIDE, SKEW: ~7 ms apart */
+        g->now += 1 + (int64_t)(rnd(g) % 13);
+        memset(out, 0, sizeof(*out));
+        wide_marketing(g, out);
+        g->n++;
+        g->last = *out;
+        g->have_last = true;
         return true;
     }
     g->now += 1 + (int64_t)(rnd(g) % (uint64_t)(2 * g->gap));
