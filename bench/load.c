@@ -7,9 +7,25 @@
  *                                           N DEAL_OPENED at STAGE, event
  *                                           time now: N deals; with SIGNAL,
  *                                           each also gets that buyer signal
+ *   ds_bench_load BROKERS crm N ACCOUNTS DEALS STAKEHOLDERS LEADS [PREFIX]
+ *                                           N CrmEvents over ACCOUNTS accounts
+ *                                           of DEALS deals each, every deal
+ *                                           gaining up to STAKEHOLDERS
+ *                                           stakeholders among its account's
+ *                                           LEADS leads (contact ids
+ *                                           L-<a>-<k>, accounts PREFIX-A-<a>)
+ *
+ * The crm load is the watcher's skew benchmark: each deal is opened, gets
+ * seller activity, new stakeholders (never a mobilizer), the buyer signals
+ * of RECOGNIZE_NEED and EXPLORE_OPTIONS and then two of DEFINE_CRITERIA's
+ * three, so from its third signal on every evaluation asks for its
+ * stakeholders' tiers (NO_MOBILIZER); reps report stages ahead of the
+ * buyer now and then.  Deals are picked at random (seed 7), events ~7 ms
+ * apart in event time from now - 30 days.  The same N events over other
+ * shapes differ only in the ids of the accounts, deals and contacts.
  *
  * Topics: ma.events and crm.events (DS_LOAD_MA / DS_LOAD_CRM override).
- * Run by bench/run.sh (memory, stallcheck).
+ * Run by bench/run.sh (memory, stallcheck, skew).
  */
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
@@ -28,10 +44,100 @@ static void produce(rd_kafka_t *p, const char *topic, const char *key, const ds_
         rd_kafka_poll(p, 1);
 }
 
+static uint64_t g_rnd = 7;
+static uint64_t rnd(void) { /* splitmix64 */
+    uint64_t z = (g_rnd += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+static long rint_(long n) {
+    return (long)(rnd() % (uint64_t)n);
+}
+
+typedef struct crm_deal {
+    uint8_t opened, reported, nsig;
+    int32_t nstake;
+} crm_deal_t;
+
+/* The crm load (see the header comment): N events, produced to `topic`. */
+static int load_crm(rd_kafka_t *p, ds_codec_t *codec, const char *topic, long n, long accounts,
+                    long deals, long stake, long leads, const char *prefix) {
+    static const char *const sigs[] = {"live_call_accepted", "status_quo_flaw_acknowledged",
+                                       "insight_exploration_committed", "resources_committed",
+                                       "timeline_established"};
+    static const char *const acts[] = {"email", "call", "meeting", "proposal"};
+    long ndeals = accounts * deals;
+    crm_deal_t *st = calloc((size_t)ndeals, sizeof(*st));
+    if (!st || stake < 1 || leads < 1)
+        return 1;
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    int64_t t = ds_clock_now_ms() - 30 * 86400000LL;
+    for (long i = 0; i < n; i++) {
+        long d = rint_(ndeals), a = d / deals, dl = d % deals;
+        crm_deal_t *s = &st[d];
+        char id[64], deal[64], acct[64], contact[64];
+        snprintf(id, sizeof(id), "%s-%ld", prefix, i);
+        snprintf(deal, sizeof(deal), "%s-D-%ld-%ld", prefix, a, dl);
+        snprintf(acct, sizeof(acct), "%s-A-%ld", prefix, a);
+        t += 1 + rint_(13);
+        ds_crm_event_t ev = {.event_id = id,
+                             .occurred_at = t,
+                             .deal_id = deal,
+                             .account_id = acct,
+                             .owner_id = "rep-1",
+                             .stage = DS_NONE,
+                             .contact_role = DS_NONE};
+        long roll = rint_(100);
+        if (!s->opened) {
+            s->opened = 1;
+            ev.type = DS_CRM_DEAL_OPENED;
+            ev.stage = DS_PS_RECOGNIZE_NEED;
+        } else if (roll < 40 || (roll >= 65 && roll < 90 && !s->nstake)) {
+            ev.type = DS_CRM_SELLER_ACTIVITY;
+            ev.activity = acts[rint_(4)];
+        } else if (roll < 65) {
+            /* a new stakeholder while the deal has fewer than `stake`,
+             * else one it has again */
+            long k = s->nstake < stake ? s->nstake++ : rint_(s->nstake);
+            snprintf(contact, sizeof(contact), "L-%ld-%ld", a, (dl * stake + k) % leads);
+            ev.type = DS_CRM_STAKEHOLDER_ADDED;
+            ev.contact_id = contact;
+            ev.contact_role = DS_ROLE_TALKER + (int)rint_(3); /* never MOBILIZER */
+        } else if (roll < 90) {
+            snprintf(contact, sizeof(contact), "L-%ld-%ld", a,
+                     (dl * stake + rint_(s->nstake)) % leads);
+            ev.type = DS_CRM_BUYER_SIGNAL;
+            ev.signal = s->nsig < 5 ? sigs[s->nsig++] : "pricing_requested";
+            ev.contact_id = contact;
+        } else if (roll < 95 && s->reported < DS_PS_EVALUATE_OPTIONS) {
+            ev.type = DS_CRM_STAGE_CHANGED;
+            ev.stage = ++s->reported;
+        } else {
+            ev.type = DS_CRM_SELLER_ACTIVITY;
+            ev.activity = "proposal";
+        }
+        ds_buf_reset(&b);
+        if (ds_encode_crm(codec, &ev, &b))
+            return 1;
+        produce(p, topic, deal, &b);
+        if (i % 1000 == 0)
+            rd_kafka_poll(p, 0);
+    }
+    ds_buf_free(&b);
+    free(st);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    if (argc < 4 || (strcmp(argv[2], "leads") && strcmp(argv[2], "deals")) ||
-        (!strcmp(argv[2], "deals") && argc < 5)) {
-        fprintf(stderr, "usage: %s BROKERS leads N | BROKERS deals N STAGE [PREFIX [SIGNAL]]\n", argv[0]);
+    if (argc < 4 ||
+        (strcmp(argv[2], "leads") && strcmp(argv[2], "deals") && strcmp(argv[2], "crm")) ||
+        (!strcmp(argv[2], "deals") && argc < 5) || (!strcmp(argv[2], "crm") && argc < 8)) {
+        fprintf(stderr,
+                "usage: %s BROKERS leads N | BROKERS deals N STAGE [PREFIX [SIGNAL]]\n"
+                "       | BROKERS crm N ACCOUNTS DEALS STAKEHOLDERS LEADS [PREFIX]\n",
+                argv[0]);
         return 2;
     }
     long n = atol(argv[3]);
@@ -57,7 +163,11 @@ int main(int argc, char **argv) {
     ds_buf_t b;
     ds_buf_init(&b, 0);
     int64_t t0 = ds_clock_mono_us(), now = ds_clock_now_ms();
-    for (long i = 0; i < n; i++) {
+    if (!strcmp(argv[2], "crm") &&
+        load_crm(p, codec, crm, n, strtol(argv[4], NULL, 10), strtol(argv[5], NULL, 10),
+                 strtol(argv[6], NULL, 10), strtol(argv[7], NULL, 10), argc > 8 ? argv[8] : "SK"))
+        return 1;
+    for (long i = 0; strcmp(argv[2], "crm") && i < n; i++) {
         char id[64], k1[48], k2[48];
         ds_buf_reset(&b);
         if (!strcmp(argv[2], "leads")) {

@@ -1,7 +1,7 @@
 /*
  * watch.c — times a throughput run from outside the workers, cheaply.
  *
- *   ds_bench_watch TARGET PORTS PIDS
+ *   ds_bench_watch TARGET PORTS PIDS [MAX_SECONDS]
  *
  * PORTS and PIDS are comma-separated: the workers' metrics ports and their
  * process ids.  Every 20 ms it reads each port's /metrics over one plain
@@ -12,6 +12,9 @@
  *   first WALL POLLED     once records were polled (with several workers:
  *                         once every one is ready, /readyz 200)
  *   done WALL CONSUMED    once CONSUMED >= TARGET, then exits 0
+ *   capped                before "done" when MAX_SECONDS passed since
+ *                         "first" before CONSUMED reached TARGET (a run
+ *                         too slow to wait for: its rate is CONSUMED so far)
  *
  * The clock starts at the first poll, not at the first commit: with
  * write-behind the first offsets are stored a flush interval later, and
@@ -119,11 +122,13 @@ static int split(const char *s, long *out) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s TARGET PORTS PIDS (comma-separated lists)\n", argv[0]);
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: %s TARGET PORTS PIDS [MAX_SECONDS] (comma-separated lists)\n",
+                argv[0]);
         return 2;
     }
-    double target = atof(argv[1]);
+    double target = strtod(argv[1], NULL);
+    double max_s = argc == 5 ? strtod(argv[4], NULL) : 0, t_first = 0;
     long ports[MAXW], pids[MAXW];
     int np = split(argv[2], ports), nw = split(argv[3], pids);
     static char buf[1 << 20];
@@ -155,7 +160,12 @@ int main(int argc, char **argv) {
             if (ready) {
                 printf("first %.6f %.0f\n", now, polled);
                 first = 1;
+                t_first = now;
             }
+        }
+        if (first && max_s > 0 && now - t_first >= max_s && consumed < target) {
+            printf("capped\ndone %.6f %.0f\n", now, consumed);
+            return 0;
         }
         if (consumed >= target) {
             if (!first)
