@@ -11,6 +11,10 @@
 #                                           the broker with what its partitions hold
 #   bench/run.sh mallocs [EVENTS] [WORKER]  allocation calls per event of the scorer
 #                                           (default) or the watcher, by library
+#   bench/run.sh wide [EVENTS] [RUNS]       the scorer on `gen --profile wide`
+#   bench/run.sh memory [LEADS] wide        scorer RSS per lead on the wide profile
+#   bench/run.sh skew [EVENTS] [WHICH]      cost per event against the size of an
+#                                           account or deal: scorer, watcher or both
 #
 # Starts the embedded broker (with enough partitions for the mock cluster's
 # ~5 MiB/partition retention) and a private redis-server, preloads EVENTS
@@ -33,6 +37,34 @@
 # option (default -g; "--call-graph dwarf" for stacks through libraries).
 # BENCH_WORKERS=N runs N worker processes in one group (horizontal scaling;
 # the clock starts once every one has its partitions); CPU is summed.
+#
+# wide: the same throughput runs on `dealsignal gen --profile wide` (20,000
+# accounts x 12 leads, 2,400 content items over 40 insights, 4 % of the
+# events without an account, ~7 ms apart; BENCH_ACCOUNTS overrides the
+# accounts) with its catalog as the scorer's rules (`gen --print-rules`), on
+# 16 partitions unless BENCH_PARTITIONS says otherwise; each run also
+# prints the tracked leads (the scorer's dealsignal_tracked_leads), the
+# worker's RSS at the end and at its peak per tracked lead, and Redis's
+# used_memory growth per tracked lead.
+# memory LEADS wide: the wide profile over LEADS/13.5 accounts, 50 events
+# per account (~LEADS leads tracked, ~3.7 events per lead), produced while
+# the scorer consumes; RSS per tracked lead 3 s after the last message.
+# skew: each case on a topic of one partition of its own, EVENTS events
+# (default 60,000; one partition of the embedded broker keeps about
+# 200,000 of them), a fresh consumer group and an empty Redis, timed like
+# the throughput runs but stopped after BENCH_SKEW_SECONDS (default 60)
+# when slower (the rate is then over what was processed by then).
+#   scorer: `gen --profile skew` over 3,000 accounts x 8 leads, then one
+#   account of each size in BENCH_SKEW_LEADS (default "5000 50000"); the
+#   ratio of each to the small accounts' rate.
+#   watcher (event clock): `ds_bench_load crm` over BENCH_SKEW_DEALS/5
+#   accounts x 5 deals x 8 stakeholders; one account of BENCH_SKEW_DEALS
+#   (default 10,000) deals x 8 stakeholders; one deal of 8 stakeholders;
+#   one deal of BENCH_SKEW_STAKEHOLDERS (default 1,000).  No deal ever gets
+#   a mobilizer, so from its third buyer signal on every evaluation reads
+#   its stakeholders' tiers (NO_MOBILIZER); the scorer's lead hashes of
+#   every contact are preloaded (tier LEARNING).  Ratios: the large account
+#   to the small accounts, the large deal to the deal of 8.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-scorer}
@@ -50,8 +82,11 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 cpu_of() { awk '{print ($14+$15)/100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 sys_of() { awk '{print $15/100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
+[ "$which" = wide ] && partitions=${BENCH_PARTITIONS:-16}
+skew_topics=""
+[ "$which" = skew ] && skew_topics=,sk.ma.1:1,sk.ma.2:1,sk.ma.3:1,sk.ma.4:1,sk.crm.1:1,sk.crm.2:1,sk.crm.3:1,sk.crm.4:1
 "$bin" broker --partitions "$partitions" \
-  --topics ma.events,crm.events,lead.scores,account.scores,deal.alerts,ma.events.dlq,crm.events.dlq,lat.events:4,lat.lead.scores:4,lat.account.scores:4 \
+  --topics ma.events,crm.events,lead.scores,account.scores,deal.alerts,ma.events.dlq,crm.events.dlq,lat.events:4,lat.lead.scores:4,lat.account.scores:4$skew_topics \
   > "$tmp/broker.out" 2>"$tmp/broker.err" &
 pids+=($!); broker_pid=$!
 for _ in $(seq 100); do [ -s "$tmp/broker.out" ] && break; sleep 0.1; done
@@ -85,15 +120,30 @@ if [ ! -x "$watch_bin" ]; then # DS_BIN from a build without it
 fi
 if [ "$which" = memory ]; then
   n=${2:-1000000}
+  profile=${3:-}
+  rules=()
+  if [ "$profile" = wide ]; then
+    "$bin" gen --profile wide --print-rules > "$tmp/wide-rules.yaml"
+    rules=(--rules "$tmp/wide-rules.yaml")
+  fi
   mport=$(free_port)
   "$bin" scorer --brokers "$brokers" --redis "redis://127.0.0.1:$rport/0" --group-id "bench-mem-$$" \
-     --metrics-addr "127.0.0.1:$mport" --log-level warn 2>"$tmp/worker-mem.err" &
+     "${rules[@]}" --metrics-addr "127.0.0.1:$mport" --log-level warn 2>"$tmp/worker-mem.err" &
   wpid=$!
   sleep 5
   base=$(awk '/VmRSS/ {print $2}' "/proc/$wpid/status")
-  [ -x "$lat_dir/ds_bench_load" ] || cmake --build "$lat_dir" --target ds_bench_load >/dev/null
-  "$lat_dir/ds_bench_load" "$brokers" leads "$n"
-  wait_metric "$mport" '^dealsignal_consumed_records_total' "$n" "$wpid"
+  if [ "$profile" = wide ]; then
+    accounts=$(( (n * 2 + 26) / 27 )) # ~13.5 leads tracked per account
+    records=$((accounts * 50))
+    "$bin" gen --brokers "$brokers" --profile wide --accounts "$accounts" --count "$records" \
+      --rate 0 --seed 7 2>"$tmp/gen.err"
+    echo "memory: $(tail -n1 "$tmp/gen.err") (wide profile, $accounts accounts)"
+  else
+    records=$n
+    [ -x "$lat_dir/ds_bench_load" ] || cmake --build "$lat_dir" --target ds_bench_load >/dev/null
+    "$lat_dir/ds_bench_load" "$brokers" leads "$n"
+  fi
+  wait_metric "$mport" '^dealsignal_consumed_records_total' "$records" "$wpid"
   # steady state: once idle for 1 s the worker gives the pages its consumer
   # queue held during the load back to the system (malloc_trim)
   sleep 3
@@ -200,15 +250,98 @@ if [ "$which" = backtest ]; then
   exit 0
 fi
 
+if [ "$which" = skew ]; then
+  n=${2:-60000}
+  what=${3:-both}
+  cap=${BENCH_SKEW_SECONDS:-60}
+  [ -x "$lat_dir/ds_bench_load" ] || cmake --build "$lat_dir" --target ds_bench_load >/dev/null
+  redis_mem() { redis-cli -p "$rport" info memory | awk -F: '/^used_memory:/ {print $2+0}'; }
+  # skew_case WORKER TOPIC LABEL WORKER-ARGS...: one timed run on TOPIC
+  # (preloaded with $n records); sets $rate
+  skew_case() {
+    local worker=$1 topic=$2 label=$3; shift 3
+    local mport wpid watched start first end capped secs cpu rin rss launched
+    mport=$(free_port); launched=$(date +%s.%N)
+    redis-cli -p "$rport" config resetstat >/dev/null
+    local rin0; rin0=$(redis_in)
+    "$bin" "$worker" --brokers "$brokers" --redis "redis://127.0.0.1:$rport/0" \
+      --group-id "bench-skew-$topic-$$" --metrics-addr "127.0.0.1:$mport" --log-level warn \
+      "$@" 2>"$tmp/worker-$topic.err" &
+    wpid=$!
+    if ! watched=$("$watch_bin" "$n" "$mport" "$wpid" "$cap"); then
+      echo "worker died:"; tail "$tmp/worker-$topic.err"; exit 1
+    fi
+    read -r _ start first <<<"$(grep '^first' <<<"$watched")"
+    read -r _ end done_n <<<"$(grep '^done' <<<"$watched")"
+    capped=$(grep -c '^capped' <<<"$watched" || true)
+    if [ "$first" -ge "$n" ]; then first=0; start=$launched; fi # all in the first batch
+    secs=$(echo "$end - $start" | bc)
+    rate=$(echo "($done_n - $first) / $secs" | bc)
+    cpu=$(cpu_of "$wpid"); rss=$(awk '/VmHWM/ {print $2}' "/proc/$wpid/status")
+    rin=$(( $(redis_in) - rin0 ))
+    kill -TERM "$wpid"; wait "$wpid" || true
+    printf '  %-40s %8s events/s (%s events in %.2f s%s); CPU s worker %.2f; Redis in %d B/event; worker peak RSS %d MiB\n' \
+      "$label" "$rate" "$((done_n - first))" "$secs" \
+      "$([ "$capped" = 1 ] && echo ", stopped after ${cap} s: $done_n of $n done")" \
+      "$cpu" $((rin / (done_n > 0 ? done_n : 1))) $((rss / 1024))
+  }
+  ratio() { echo "scale=3; $1 / $2" | bc | sed 's/^\./0./'; }
+  if [ "$what" = scorer ] || [ "$what" = both ]; then
+    "$bin" gen --profile skew --print-rules > "$tmp/skew-rules.yaml"
+    echo "skew, scorer: $n events of \`gen --profile skew\` per case, one partition each"
+    k=1; rates=(); labels=()
+    for shape in "${BENCH_SKEW_SMALL:-3000x8}" ${BENCH_SKEW_LEADS:-5000 50000}; do
+      if [[ $shape == *x* ]]; then acc=${shape%x*}; leads=${shape#*x}; else acc=1; leads=$shape; fi
+      redis-cli -p "$rport" flushall >/dev/null
+      "$bin" gen --brokers "$brokers" --profile skew --accounts "$acc" --leads "$leads" \
+        --count "$n" --rate 0 --seed 7 --topic-marketing "sk.ma.$k" 2>"$tmp/gen.err"
+      label="$acc account(s) x $leads leads"
+      skew_case scorer "sk.ma.$k" "$label" --rules "$tmp/skew-rules.yaml" --topic-marketing "sk.ma.$k"
+      rates+=("$rate"); labels+=("$label"); k=$((k + 1))
+    done
+    for i in $(seq 1 $((${#rates[@]} - 1))); do
+      echo "  ratio ${labels[$i]} / ${labels[0]}: $(ratio "${rates[$i]}" "${rates[0]}")"
+    done
+  fi
+  if [ "$what" = watcher ] || [ "$what" = both ]; then
+    deals=${BENCH_SKEW_DEALS:-10000}; stake=${BENCH_SKEW_STAKEHOLDERS:-1000}
+    small_acc=$(( (deals + 4) / 5 ))
+    echo "skew, watcher (event clock): $n events of \`ds_bench_load crm\` per case, one partition each"
+    k=1; rates=()
+    # ACCOUNTS DEALS STAKEHOLDERS LEADS per case
+    for shape in "$small_acc 5 8 12" "1 $deals 8 $((deals * 12 / 5))" "1 1 8 12" "1 1 $stake $stake"; do
+      read -r acc dl st leads <<<"$shape"
+      redis-cli -p "$rport" flushall >/dev/null
+      # the scorer's lead hashes of every contact, so that the tier reads find them
+      awk -v A="$acc" -v L="$leads" -v P="SK$k" 'BEGIN {
+        for (a = 0; a < A; a++) for (l = 0; l < L; l++) {
+          key = sprintf("ds:{acct:%s-A-%d}:lead:L-%d-%d", P, a, a, l)
+          printf "*4\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n$4\r\ntier\r\n$8\r\nLEARNING\r\n", length(key), key }
+      }' | redis-cli -p "$rport" --pipe >/dev/null
+      DS_LOAD_CRM="sk.crm.$k" "$lat_dir/ds_bench_load" "$brokers" crm "$n" "$acc" "$dl" "$st" "$leads" "SK$k" 2>/dev/null
+      skew_case watcher "sk.crm.$k" "$acc account(s) x $dl deal(s) x $st stakeholders" \
+        --clock event --topic-crm "sk.crm.$k"
+      rates+=("$rate"); k=$((k + 1))
+    done
+    echo "  ratio one account of $deals deals / $small_acc accounts of 5: $(ratio "${rates[1]}" "${rates[0]}")"
+    echo "  ratio one deal of $stake stakeholders / one deal of 8: $(ratio "${rates[3]}" "${rates[2]}")"
+  fi
+  exit 0
+fi
+
+gen_profile=(); worker_rules=()
 case $which in
   scorer) scenario=marketing; sub=scorer ;;
   watcher) scenario=crm; sub=watcher ;;
   both) scenario=mixed; sub=run ;;
-  *) echo "usage: $0 [scorer|watcher|both|memory|mallocs|stallcheck|backtest] [EVENTS] [RUNS]" >&2; exit 2 ;;
+  wide) scenario=marketing; sub=scorer; gen_profile=(--profile wide)
+    "$bin" gen --profile wide --print-rules > "$tmp/wide-rules.yaml"
+    worker_rules=(--rules "$tmp/wide-rules.yaml") ;;
+  *) echo "usage: $0 [scorer|watcher|both|wide|skew|memory|stallcheck|mallocs|backtest] …" >&2; exit 2 ;;
 esac
 t0=$(date +%s.%N)
 "$bin" gen --brokers "$brokers" --count "$events" --rate 0 --seed 7 --scenario "$scenario" \
-  --accounts "${BENCH_ACCOUNTS:-20000}" 2>"$tmp/gen.err"
+  "${gen_profile[@]}" --accounts "${BENCH_ACCOUNTS:-20000}" 2>"$tmp/gen.err"
 t1=$(date +%s.%N)
 echo "preloaded $events events in $(echo "$t1 - $t0" | bc) s ($(tail -n1 "$tmp/gen.err"))"
 # how many landed on the input topic(s) (gen's duplicates included)
@@ -220,12 +353,13 @@ for run in $(seq "$runs"); do
   db=$((run % 16))
   cpu_r0=$(cpu_of "$redis_pid"); cpu_b0=$(cpu_of "$broker_pid"); redis-cli -p "$rport" config resetstat >/dev/null
   rin0=$(redis_in); rcmd0=$(redis_cmds)
+  rmem0=$(redis-cli -p "$rport" info memory | awk -F: '/^used_memory:/ {print $2+0}')
   start=$(date +%s.%N); launched=$start
   wpids=(); mports=()
   for k in $(seq "$nworkers"); do
     mport=$(free_port); mports+=("$mport")
     ${BENCH_PERF:+perf record -F 999 ${BENCH_PERF_CG:--g} -o "$BENCH_PERF.$run.$k" --} "$bin" "$sub" --brokers "$brokers" --redis "redis://127.0.0.1:$rport/$db" \
-       --group-id "bench-$run-$$" --clock event --metrics-addr "127.0.0.1:$mport" \
+       --group-id "bench-$run-$$" --clock event --metrics-addr "127.0.0.1:$mport" "${worker_rules[@]}" \
        --log-level warn 2>"$tmp/worker-$run-$k.err" &
     wpids+=($!)
   done
@@ -254,6 +388,15 @@ for run in $(seq "$runs"); do
   cpu_r=$(echo "$(cpu_of "$redis_pid") - $cpu_r0" | bc); cpu_b=$(echo "$(cpu_of "$broker_pid") - $cpu_b0" | bc)
   phases=$({ curl -s "http://127.0.0.1:$mport/metrics" 2>/dev/null || true; } \
     | awk -F'[",]' '/^dealsignal_phase_seconds_sum/ {for (i=1;i<NF;i++) if ($i ~ /phase=$/) p=$(i+1); split($0, a, " "); printf "%s=%.2f ", p, a[2]}')
+  if [ "$which" = wide ]; then
+    # after the last window's writes: what the worker and Redis hold per lead
+    tracked=$(metric_sum "$mport" '^dealsignal_tracked_leads')
+    rss_end=$(awk '/VmRSS/ {print $2}' "/proc/$wpid/status")
+    rmem=$(( $(redis-cli -p "$rport" info memory | awk -F: '/^used_memory:/ {print $2+0}') - rmem0 ))
+    wide_line=$(printf '  wide: %.0f leads tracked; worker RSS %d MiB at the end = %.0f B per tracked lead (peak %d MiB = %.0f B); Redis used_memory +%d MiB = %.0f B per tracked lead' \
+      "$tracked" $((rss_end / 1024)) "$(echo "$rss_end * 1024 / $tracked" | bc -l)" $((rss / 1024)) \
+      "$(echo "$rss * 1024 / $tracked" | bc -l)" $((rmem / 1048576)) "$(echo "$rmem / $tracked" | bc -l)")
+  fi
   threads=$(for t in /proc/"$wpid"/task/*; do
       awk '{c=($14+$15)/100; if (c >= 0.05) printf "%s %.2f\n", $2, c}' "$t/stat"; done \
     | awk '{c[$1]+=$2} END {for (k in c) printf "%s=%.2f ", k, c[k]}' | tr -d '()')
@@ -268,6 +411,7 @@ for run in $(seq "$runs"); do
   echo "  $([ "$nworkers" -gt 1 ] && echo "(worker 1 of $nworkers) ")threads' CPU s: $threads; worker thread's wall s per phase: $phases"
   echo "  Redis commands per event: $(redis-cli -p "$rport" info commandstats \
     | awk -F'[_:=,]' -v n="$expected" '/^cmdstat_/ && $2 != "info" && $2 !~ /^config/ {printf "%s %.3f ", $2, $4 / n}')"
+  [ "$which" = wide ] && echo "$wide_line"
 done
 median=$(printf '%s\n' "${results[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
 echo "median: $median events/s ($which, $events events, $runs runs, $partitions partitions, $nworkers worker process(es))"
