@@ -1264,6 +1264,188 @@ static void test_rules_print_round_trip(void **state) {
     ds_rules_destroy(r);
 }
 
+/* ---- 14. dedupe and stakeholders over a long random history --------------- */
+
+/* The dedupe window and the stakeholder list of a deal with a long
+ * history, against a model that keeps them as plain arrays (the SPEC's
+ * semantics, as the deal kept them until its lookups were indexed): an
+ * event id is a duplicate when a stored entry has it; after each event the
+ * stored entries are those within the window of the largest occurred_at
+ * seen, and the entry of the event itself.  Random ids repeat near and far
+ * apart, events arrive late (some beyond the window), the window changes,
+ * the deal is saved and loaded at random points, and the stakeholders'
+ * tiers change from one epoch to the next.  Every apply's verdict, the
+ * stakeholders in order, and a digest of every alert id and every saved
+ * state (pinned: the bytes the array version wrote) must match. */
+typedef struct mseen {
+    char id[24];
+    int64_t at;
+} mseen_t;
+
+static uint64_t prop_rnd = 42;
+static uint64_t prnd(void) {
+    uint64_t z = (prop_rnd += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+static long prand(long n) {
+    return (long)(prnd() % (uint64_t)n);
+}
+
+static uint64_t digest_add(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static uint64_t g_alert_digest;
+static void digest_alert(void *opaque, const ds_deal_alert_t *a) {
+    (void)opaque;
+    g_alert_digest = digest_add(g_alert_digest, a->alert_id, strlen(a->alert_id) + 1);
+}
+
+static const char *g_mob; /* the contact whose tier is MOBILIZER in this epoch */
+static bool mob_by_epoch(void *opaque, const char *account_id, const char *contact_id) {
+    (void)opaque;
+    (void)account_id;
+    return g_mob && !strcmp(contact_id, g_mob);
+}
+
+static void test_long_history_random(void **state) {
+    fx_t *f = *state;
+    enum { N = 20000, CONTACTS = 300 };
+    static mseen_t model[N];
+    static char ids[N][24];
+    static char contacts[CONTACTS][16];
+    static char stake_model[CONTACTS][16];
+    size_t nmodel = 0, nids = 0, nstake = 0;
+    int64_t max_t = INT64_MIN, t = T0;
+    for (int i = 0; i < CONTACTS; i++)
+        snprintf(contacts[i], sizeof(contacts[i]), "L-%d", i);
+    static const char *const sigs[] = {"live_call_accepted", "status_quo_flaw_acknowledged",
+                                       "resources_committed", "pricing_requested"};
+    static const double windows[] = {7, 1, 0.5, 3};
+    f->ctx.stakeholder_is_mobilizer = mob_by_epoch;
+    f->ctx.alert = digest_alert;
+    f->ctx.tier_epoch = 1;
+    g_alert_digest = 0xcbf29ce484222325ULL;
+    g_mob = NULL;
+    uint64_t state_digest = 0xcbf29ce484222325ULL;
+    long dups = 0, late = 0, reloads = 0;
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    for (long k = 0; k < N; k++) {
+        if (k % 2000 == 1999)
+            f->rules->dedupe_window_days = windows[prand(4)];
+        if (k % 50 == 0) { /* a new batch: the tiers may have changed */
+            f->ctx.tier_epoch++;
+            g_mob = prand(3) == 0 ? contacts[prand(CONTACTS)] : NULL;
+        }
+        /* the event: a new id, or one seen before (recently or long ago) */
+        const char *id;
+        if (nids && prand(100) < 8) {
+            id = ids[prand(10) < 7 ? nids - 1 - (size_t)prand(nids < 20 ? (long)nids : 20)
+                                   : (size_t)prand((long)nids)];
+        } else {
+            snprintf(ids[nids], sizeof(ids[nids]), "e%ld", k);
+            id = ids[nids++];
+        }
+        int64_t et;
+        if (prand(100) < 3) {
+            et = t - prand(10 * DAY); /* late, maybe beyond the window */
+            late++;
+        } else {
+            t += prand(20 * MINUTE);
+            et = t;
+        }
+        long roll = prand(100);
+        ds_crm_event_t e = crm(id, et, DS_CRM_SELLER_ACTIVITY);
+        e.activity = "call";
+        const char *contact = contacts[prand(prand(4) ? 40 : CONTACTS)];
+        if (k == 0) {
+            e.type = DS_CRM_DEAL_OPENED;
+            e.stage = DS_PS_RECOGNIZE_NEED;
+        } else if (roll < 30) {
+            e.type = DS_CRM_STAKEHOLDER_ADDED;
+            e.contact_id = contact;
+            e.contact_role = DS_ROLE_TALKER;
+        } else if (roll < 50) {
+            e.type = DS_CRM_BUYER_SIGNAL;
+            e.signal = sigs[prand(4)];
+            e.contact_id = contact;
+        }
+        /* the model */
+        int64_t win = (int64_t)(f->rules->dedupe_window_days * DS_DAY_MS);
+        if (et > max_t)
+            max_t = et;
+        bool dup = false;
+        size_t j = 0;
+        for (size_t i = 0; i < nmodel; i++) {
+            bool same = !strcmp(model[i].id, id);
+            dup |= same;
+            if (max_t - model[i].at <= win || same)
+                model[j++] = model[i];
+        }
+        nmodel = j;
+        if (!dup) {
+            snprintf(model[nmodel].id, sizeof(model[nmodel].id), "%s", id);
+            model[nmodel++].at = et;
+            if (e.contact_id) {
+                size_t i = 0;
+                while (i < nstake && strcmp(stake_model[i], e.contact_id))
+                    i++;
+                if (i == nstake)
+                    snprintf(stake_model[nstake++], sizeof(stake_model[0]), "%s", e.contact_id);
+            }
+        }
+        dups += dup;
+        /* the deal */
+        ds_err_t err = apply(f, d, &e);
+        assert_int_equal(err, dup ? DS_ERR_DUPLICATE : DS_ERR_OK);
+        g_alert_digest = digest_add(g_alert_digest, &err, sizeof(err));
+        if (prand(100) == 0 || k == N - 1) {
+            ds_buf_reset(&b);
+            assert_int_equal(ds_deal_save(d, &b), DS_ERR_OK);
+            state_digest = digest_add(state_digest, b.data, b.len);
+            ds_err_t lerr = DS_ERR_OK;
+            ds_deal_t *d2 = ds_deal_load(b.data, b.len, &lerr);
+            assert_non_null(d2);
+            /* what a loaded deal saves is what it was loaded from */
+            ds_buf_t b2;
+            ds_buf_init(&b2, 0);
+            assert_int_equal(ds_deal_save(d2, &b2), DS_ERR_OK);
+            assert_int_equal(b2.len, b.len);
+            assert_memory_equal(b2.data, b.data, b.len);
+            ds_buf_free(&b2);
+            if (prand(2)) {
+                ds_deal_destroy(d);
+                d = d2;
+                reloads++;
+            } else {
+                ds_deal_destroy(d2);
+            }
+        }
+    }
+    assert_int_equal(ds_deal_stakeholder_count(d), nstake);
+    for (size_t i = 0; i < nstake; i++)
+        assert_string_equal(ds_deal_stakeholder(d, i), stake_model[i]);
+    assert_true(dups > N / 50 && late > N / 50 && reloads > 50);
+    fprintf(stderr,
+            "long history: %ld duplicates, %ld late, %ld reloads, %zu stored, alerts %016llx, "
+            "states %016llx\n",
+            dups, late, reloads, nmodel, (unsigned long long)g_alert_digest,
+            (unsigned long long)state_digest);
+    /* the array version's figures */
+    assert_true(g_alert_digest == 0x7d622900c390cedaULL);
+    assert_true(state_digest == 0xb7126816de52617fULL);
+    ds_buf_free(&b);
+    ds_deal_destroy(d);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
@@ -1289,6 +1471,7 @@ int main(void) {
         T(test_may_ask_tiers),
         T(test_grace_delays_quiet),
         T(test_alert_id_stable_across_replay),
+        T(test_long_history_random),
         cmocka_unit_test(test_rules_print_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
