@@ -996,6 +996,37 @@ static void test_mobilizer_epoch(void **state) {
     ds_deal_destroy(d);
 }
 
+/* Within an epoch a stakeholder's tier is asked once: a deal that gains
+ * 1,000 stakeholders one event at a time asks 1,000 times, not once per
+ * stakeholder per event (500,500). */
+static void test_new_stakeholder_asks_once(void **state) {
+    fx_t *f = *state;
+    f->ctx.stakeholder_is_mobilizer = is_mobilizer;
+    f->ctx.tier_epoch = 1;
+    f->mob_contact = "L-none";
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    reach_define_criteria(f, d);
+    assert_int_equal(count(f, DS_AK_NO_MOBILIZER, DS_AS_OPEN), 1);
+    clear(f);
+    int calls = f->mob_calls;
+    char id[32], contact[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(id, sizeof(id), "n%d", i);
+        snprintf(contact, sizeof(contact), "L-%d", 1000 + i);
+        assert_int_equal(stakeholder(f, d, id, T0 + 4 * HOUR + i, contact, DS_ROLE_TALKER),
+                         DS_ERR_OK);
+        clear(f);
+    }
+    assert_int_equal(ds_deal_stakeholder_count(d), 1000 + 2);
+    assert_int_equal(f->mob_calls - calls, 1000);
+    /* the next epoch asks every one again, once */
+    f->ctx.tier_epoch = 2;
+    evaluate(f, d, T0 + 5 * HOUR);
+    assert_int_equal(f->mob_calls - calls, 1000 + 1002);
+    ds_deal_destroy(d);
+}
+
 static bool may1(const fx_t *f, const ds_deal_t *d, const ds_crm_event_t *e) {
     const ds_crm_event_t *evs[] = {e};
     return ds_deal_may_ask_tiers(d, evs, 1, f->rules);
@@ -1467,6 +1498,7 @@ int main(void) {
         T(test_next_deadline),
         T(test_mobilizer_callback),
         T(test_mobilizer_epoch),
+        T(test_new_stakeholder_asks_once),
         T(test_message_days),
         T(test_may_ask_tiers),
         T(test_grace_delays_quiet),

@@ -9,6 +9,17 @@
  * alert kind has its own small lifecycle (open, episode, level, last
  * notification); every transition is emitted once, in AlertKind order,
  * with an id derived from (deal, kind, episode, state, level).
+ *
+ * Cost: applying an event costs in proportion to what it touches, not to
+ * the deal's history or its number of stakeholders.  The dedupe window
+ * keeps the event ids in arrival order and finds one through a hash index
+ * (built past 16 ids); entries that leave the window stay in the array
+ * until it has doubled since it was last compacted, and are told apart by
+ * their time meanwhile (amortised O(1) per event; what is saved is exactly
+ * the ids in the window, in arrival order).  Stakeholders are found through
+ * a hash index too, and a new stakeholder asks for its own tier only.  A
+ * write of the deal still carries its whole state (the ids in the window,
+ * every stakeholder), once per write-behind window.
  */
 #include "stall.h"
 
@@ -38,6 +49,13 @@ typedef struct seen {
     int64_t at;
 } seen_t;
 
+/* An open-addressing index of 32-bit positions, keyed by a 64-bit hash:
+ * a power-of-two number of slots, at least twice the entries; SLOT_EMPTY
+ * marks a free slot.  Positions are never removed: the array it indexes is
+ * rebuilt instead. */
+#define SLOT_EMPTY UINT32_MAX
+#define INDEX_FROM 16 /* below this many entries a linear search is cheaper */
+
 struct ds_deal {
     char *id, *account_id, *owner_id;
     uint8_t opened, outcome; /* outcome: 0 open, 1 won, 2 lost */
@@ -48,10 +66,22 @@ struct ds_deal {
     sig_t_ *sigs;
     uint32_t nsigs;
     char **stake;
-    uint32_t nstake;
+    uint32_t nstake, cstake;       /* cstake: room in stake[] */
+    uint32_t *stake_ix, nstake_ix; /* index of stake[] (NULL below INDEX_FROM) */
     alert_st_t al[NK];
+    /* The dedupe window: seen[] in arrival order holds every id in the
+     * window and maybe ids that left it since the last compaction.  An
+     * entry is in the window when seen_exact (right after a load or a
+     * compaction), or it is the entry of the last event (kept one event
+     * longer however old), or max_t - at <= seen_win (the window of the
+     * last event). */
     seen_t *seen;
     uint32_t nseen, cseen; /* cseen: room in seen[] */
+    uint32_t seen_live;    /* entries after the last compaction */
+    uint32_t seen_last;    /* the last event's entry (SLOT_EMPTY: none) */
+    bool seen_exact;
+    int64_t seen_win;
+    uint32_t *seen_ix, nseen_ix; /* index of seen[] by hash, newest entry */
     int64_t max_t;
     /* the verified stage, valid while the rules' gen and nsigs are those
      * it was found with (signals are only ever added): every evaluation
@@ -78,6 +108,8 @@ ds_deal_t *ds_deal_new(const char *deal_id) {
     d->reported = DS_PS_RECOGNIZE_NEED;
     d->last_buyer = d->last_seller = DS_TS_NULL;
     d->max_t = INT64_MIN;
+    d->seen_last = SLOT_EMPTY;
+    d->seen_exact = true;
     return d;
 }
 
@@ -93,10 +125,74 @@ void ds_deal_destroy(ds_deal_t *d) {
     for (uint32_t i = 0; i < d->nstake; i++)
         free(d->stake[i]);
     free(d->stake);
+    free(d->stake_ix);
     free(d->seen);
+    free(d->seen_ix);
     free(d);
 }
 
+/* ---- the hash indexes -------------------------------------------------------- */
+
+/* Room for n entries in *ix (at least twice n slots, a power of two);
+ * false when out of memory (the caller then searches linearly). */
+static bool ix_alloc(uint32_t **ix, uint32_t *nix, uint32_t n) {
+    uint32_t want = 64;
+    while (want < 2 * n)
+        want *= 2;
+    uint32_t *x = malloc(want * sizeof(*x));
+    if (!x)
+        return false;
+    memset(x, 0xff, want * sizeof(*x)); /* SLOT_EMPTY */
+    free(*ix);
+    *ix = x;
+    *nix = want;
+    return true;
+}
+
+static uint64_t str_hash(const char *s) {
+    return ds_fnv64(s, strlen(s));
+}
+
+/* The slot of hash h in seen_ix: the one holding h's position, or the free
+ * slot where it would go (linear probing). */
+static uint32_t seen_slot(const ds_deal_t *d, uint64_t h) {
+    uint32_t m = d->nseen_ix - 1, i = (uint32_t)h & m;
+    while (d->seen_ix[i] != SLOT_EMPTY && d->seen[d->seen_ix[i]].h != h)
+        i = (i + 1) & m;
+    return i;
+}
+
+/* The slot of stakeholder c (hash h) in stake_ix, likewise. */
+static uint32_t stake_slot(const ds_deal_t *d, const char *c, uint64_t h) {
+    uint32_t m = d->nstake_ix - 1, i = (uint32_t)h & m;
+    while (d->stake_ix[i] != SLOT_EMPTY && strcmp(d->stake[d->stake_ix[i]], c))
+        i = (i + 1) & m;
+    return i;
+}
+
+/* seen_ix over seen[0..nseen), each hash at its newest entry; dropped
+ * below INDEX_FROM entries or when out of memory. */
+static void seen_reindex(ds_deal_t *d) {
+    if (d->nseen < INDEX_FROM || !ix_alloc(&d->seen_ix, &d->nseen_ix, d->cseen)) {
+        free(d->seen_ix);
+        d->seen_ix = NULL;
+        d->nseen_ix = 0;
+        return;
+    }
+    for (uint32_t i = 0; i < d->nseen; i++)
+        d->seen_ix[seen_slot(d, d->seen[i].h)] = i;
+}
+
+static void stake_reindex(ds_deal_t *d) {
+    if (d->nstake < INDEX_FROM || !ix_alloc(&d->stake_ix, &d->nstake_ix, d->cstake)) {
+        free(d->stake_ix);
+        d->stake_ix = NULL;
+        d->nstake_ix = 0;
+        return;
+    }
+    for (uint32_t i = 0; i < d->nstake; i++)
+        d->stake_ix[stake_slot(d, d->stake[i], str_hash(d->stake[i]))] = i;
+}
 
 /* true when *dst changed */
 static bool set_str(char **dst, const char *s) {
@@ -191,15 +287,31 @@ bool ds_deal_may_ask_tiers(const ds_deal_t *d, const ds_crm_event_t *const *evs,
 static void add_stakeholder(ds_deal_t *d, const char *c) {
     if (!c || !c[0])
         return;
-    for (uint32_t i = 0; i < d->nstake; i++)
-        if (!strcmp(d->stake[i], c))
+    uint32_t slot = SLOT_EMPTY;
+    if (d->stake_ix) {
+        slot = stake_slot(d, c, str_hash(c));
+        if (d->stake_ix[slot] != SLOT_EMPTY)
             return;
-    char **n = realloc(d->stake, (d->nstake + 1) * sizeof(char *));
-    if (!n)
+    } else {
+        for (uint32_t i = 0; i < d->nstake; i++)
+            if (!strcmp(d->stake[i], c))
+                return;
+    }
+    if (d->nstake == d->cstake) { /* grown by doubling */
+        uint32_t nc = d->cstake ? d->cstake * 2 : 4;
+        char **n = realloc(d->stake, nc * sizeof(char *));
+        if (!n)
+            return;
+        d->stake = n;
+        d->cstake = nc;
+    }
+    if (!(d->stake[d->nstake] = strdup(c)))
         return;
-    d->stake = n;
-    if ((d->stake[d->nstake] = strdup(c)))
-        d->nstake++;
+    d->nstake++;
+    if (d->stake_ix && 2 * d->cstake <= d->nstake_ix)
+        d->stake_ix[slot] = d->nstake - 1;
+    else if (d->nstake >= INDEX_FROM)
+        stake_reindex(d); /* first built, or grown */
 }
 
 static int64_t quiet_start(const ds_deal_t *d) {
@@ -215,10 +327,14 @@ static bool mobilizer(ds_deal_t *d, const ds_watch_ctx_t *c) {
         return true;
     if (!c->stakeholder_is_mobilizer)
         return false;
-    if (c->tier_epoch && d->m_epoch == c->tier_epoch && d->m_nstake == d->nstake)
-        return d->m_result;
+    uint32_t from = 0;
+    if (c->tier_epoch && d->m_epoch == c->tier_epoch) {
+        if (d->m_result || d->m_nstake == d->nstake)
+            return d->m_result;
+        from = d->m_nstake; /* the answers stand within an epoch: ask the new ones */
+    }
     bool found = false;
-    for (uint32_t i = 0; !found && i < d->nstake; i++)
+    for (uint32_t i = from; !found && i < d->nstake; i++)
         found = c->stakeholder_is_mobilizer(c->opaque, d->account_id, d->stake[i]);
     d->m_epoch = c->tier_epoch;
     d->m_nstake = d->nstake;
@@ -366,32 +482,78 @@ void ds_deal_evaluate(ds_deal_t *d, const ds_watch_ctx_t *c) {
     }
 }
 
+/* Entry i is in the window the last event left (see struct ds_deal). */
+static bool seen_in(const ds_deal_t *d, uint32_t i) {
+    return d->seen_exact || i == d->seen_last || d->max_t - d->seen[i].at <= d->seen_win;
+}
+
+/* Drop the entries out of the window, keeping the order. */
+static void seen_compact(ds_deal_t *d) {
+    uint32_t j = 0, last = SLOT_EMPTY;
+    for (uint32_t i = 0; i < d->nseen; i++) {
+        if (!seen_in(d, i))
+            continue;
+        if (i == d->seen_last)
+            last = j;
+        d->seen[j++] = d->seen[i];
+    }
+    d->nseen = d->seen_live = j;
+    d->seen_last = last;
+    d->seen_exact = true;
+    seen_reindex(d);
+}
+
+/* The newest entry with hash h, or SLOT_EMPTY; *slot: its index slot. */
+static uint32_t seen_find(const ds_deal_t *d, uint64_t h, uint32_t *slot) {
+    if (d->seen_ix) {
+        *slot = seen_slot(d, h);
+        return d->seen_ix[*slot];
+    }
+    *slot = SLOT_EMPTY;
+    for (uint32_t i = d->nseen; i-- > 0;)
+        if (d->seen[i].h == h)
+            return i;
+    return SLOT_EMPTY;
+}
+
+/* Whether ev's id is in the window (a duplicate); then the window moves
+ * to the largest occurred_at seen and holds ev's id.  What is in the
+ * window after the call: every id whose time is within window_days of the
+ * largest occurred_at seen, and ev's (however old). */
 static bool dedupe(ds_deal_t *d, const ds_crm_event_t *ev, double window_days) {
     uint64_t h = ds_fnv64(ev->event_id, strlen(ev->event_id));
     int64_t win = (int64_t)(window_days * DS_DAY_MS);
+    if (!d->seen_exact && win != d->seen_win)
+        seen_compact(d); /* the old window's last verdicts, before the new one applies */
+    uint32_t slot, i = seen_find(d, h, &slot);
+    bool dup = i != SLOT_EMPTY && seen_in(d, i);
     if (ev->occurred_at > d->max_t)
         d->max_t = ev->occurred_at;
-    uint32_t j = 0;
-    bool dup = false;
-    for (uint32_t i = 0; i < d->nseen; i++) {
-        if (d->seen[i].h == h)
-            dup = true;
-        if (d->max_t - d->seen[i].at <= win || d->seen[i].h == h)
-            d->seen[j++] = d->seen[i];
+    d->seen_win = win;
+    d->seen_exact = false;
+    if (dup) {
+        d->seen_last = i;
+    } else {
+        if (d->nseen == d->cseen) { /* grown by doubling: no realloc per event */
+            uint32_t nc = d->cseen ? d->cseen * 2 : 1;
+            seen_t *n = realloc(d->seen, nc * sizeof(*n));
+            if (!n) {
+                d->seen_last = SLOT_EMPTY;
+                return false;
+            }
+            d->seen = n;
+            d->cseen = nc;
+        }
+        d->seen[d->nseen] = (seen_t){h, ev->occurred_at};
+        d->seen_last = d->nseen++;
+        if (d->seen_ix && slot != SLOT_EMPTY && 2 * d->cseen <= d->nseen_ix)
+            d->seen_ix[slot] = d->seen_last; /* the newest entry of h */
+        else if (d->nseen >= INDEX_FROM)
+            seen_reindex(d);
     }
-    d->nseen = j;
-    if (dup)
-        return true;
-    if (d->nseen == d->cseen) { /* grown by doubling: no realloc per event */
-        uint32_t nc = d->cseen ? d->cseen * 2 : 1;
-        seen_t *n = realloc(d->seen, nc * sizeof(*n));
-        if (!n)
-            return false;
-        d->seen = n;
-        d->cseen = nc;
-    }
-    d->seen[d->nseen++] = (seen_t){h, ev->occurred_at};
-    return false;
+    if (d->nseen >= 2 * (d->seen_live > INDEX_FROM ? d->seen_live : INDEX_FROM))
+        seen_compact(d);
+    return dup;
 }
 
 ds_err_t ds_deal_apply(ds_deal_t *d, const ds_crm_event_t *ev, const ds_watch_ctx_t *c) {
@@ -618,8 +780,13 @@ ds_err_t ds_deal_save(const ds_deal_t *d, ds_buf_t *o) {
         e = e ? e : ds_buf_put_varint(o, (uint64_t)d->al[k].level);
         e = e ? e : ds_buf_put_time(o, b, d->al[k].last_notified);
     }
-    e = e ? e : ds_buf_put_varint(o, d->nseen);
+    uint32_t in = 0;
+    for (uint32_t i = 0; i < d->nseen; i++)
+        in += seen_in(d, i);
+    e = e ? e : ds_buf_put_varint(o, in);
     for (uint32_t i = 0; !e && i < d->nseen; i++) {
+        if (!seen_in(d, i))
+            continue;
         e = ds_buf_put_i64(o, (int64_t)d->seen[i].h);
         e = e ? e : ds_buf_put_time(o, b, d->seen[i].at);
     }
@@ -674,10 +841,12 @@ ds_deal_t *ds_deal_load(const void *p, size_t n, ds_err_t *err) {
     GET(ds_get_varint(&r, &cnt) || cnt > n);
     d->stake = calloc(cnt ? cnt : 1, sizeof(char *));
     GET(!d->stake);
+    d->cstake = cnt ? (uint32_t)cnt : 1;
     for (uint64_t i = 0; i < cnt; i++) {
         GET(ds_get_str(&r, &d->stake[i]) || !d->stake[i]);
         d->nstake++;
     }
+    stake_reindex(d);
     for (int k = 0; k < NK; k++) {
         GET(ds_get_u8(&r, &u8));
         d->al[k].open = u8;
@@ -698,6 +867,11 @@ ds_deal_t *ds_deal_load(const void *p, size_t n, ds_err_t *err) {
         d->nseen++;
     }
     GET(r.p != r.end);
+    /* what was saved is the window */
+    d->seen_live = d->nseen;
+    d->seen_last = SLOT_EMPTY;
+    d->seen_exact = true;
+    seen_reindex(d);
     return d;
 bad:
     ds_deal_destroy(d);
@@ -711,7 +885,9 @@ size_t ds_deal_mem(const ds_deal_t *d) {
     m += d->owner_id ? strlen(d->owner_id) + 1 : 0;
     for (uint32_t i = 0; i < d->nsigs; i++)
         m += sizeof(sig_t_) + strlen(d->sigs[i].code) + 1;
+    m += d->cstake * sizeof(char *);
     for (uint32_t i = 0; i < d->nstake; i++)
-        m += sizeof(char *) + strlen(d->stake[i]) + 1;
+        m += strlen(d->stake[i]) + 1;
+    m += ((size_t)d->nstake_ix + d->nseen_ix) * sizeof(uint32_t);
     return m + d->cseen * sizeof(seen_t);
 }
