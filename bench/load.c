@@ -7,6 +7,9 @@
  *                                           N DEAL_OPENED at STAGE, event
  *                                           time now: N deals; with SIGNAL,
  *                                           each also gets that buyer signal
+ *   ds_bench_load BROKERS held TOPIC          prints how many records TOPIC
+ *                                           holds (high - low watermark,
+ *                                           summed over its partitions)
  *   ds_bench_load BROKERS crm N ACCOUNTS DEALS STAKEHOLDERS LEADS [PREFIX]
  *                                           N CrmEvents over ACCOUNTS accounts
  *                                           of DEALS deals each, every deal
@@ -130,12 +133,49 @@ static int load_crm(rd_kafka_t *p, ds_codec_t *codec, const char *topic, long n,
     return 0;
 }
 
+/* Records held by topic: the embedded broker drops the oldest ones beyond
+ * its retention (~5 MiB per partition). */
+static int held(rd_kafka_t *p, const char *topic) {
+    rd_kafka_topic_t *t = rd_kafka_topic_new(p, topic, NULL);
+    const rd_kafka_metadata_t *md = NULL;
+    if (!t || rd_kafka_metadata(p, 0, t, &md, 10000) || md->topic_cnt != 1 ||
+        md->topics[0].err) {
+        fprintf(stderr, "load: no metadata for %s\n", topic);
+        return 1;
+    }
+    int64_t sum = 0;
+    for (int i = 0; i < md->topics[0].partition_cnt; i++) {
+        int64_t lo, hi;
+        if (rd_kafka_query_watermark_offsets(p, topic, md->topics[0].partitions[i].id, &lo, &hi,
+                                             10000)) {
+            fprintf(stderr, "load: no offsets for %s\n", topic);
+            return 1;
+        }
+        sum += hi - lo;
+    }
+    printf("%lld\n", (long long)sum);
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[2], "held")) {
+        char e[256];
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        rd_kafka_conf_set(c, "bootstrap.servers", argv[1], e, sizeof(e));
+        rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
+        int rc = p ? held(p, argv[3]) : 1;
+        if (p)
+            rd_kafka_destroy(p);
+        return rc;
+    }
     if (argc < 4 ||
         (strcmp(argv[2], "leads") && strcmp(argv[2], "deals") && strcmp(argv[2], "crm")) ||
         (!strcmp(argv[2], "deals") && argc < 5) || (!strcmp(argv[2], "crm") && argc < 8)) {
         fprintf(stderr,
                 "usage: %s BROKERS leads N | BROKERS deals N STAGE [PREFIX [SIGNAL]]\n"
+                "       | BROKERS held TOPIC\n"
                 "       | BROKERS crm N ACCOUNTS DEALS STAKEHOLDERS LEADS [PREFIX]\n",
                 argv[0]);
         return 2;

@@ -50,8 +50,9 @@
 # per account (~LEADS leads tracked, ~3.7 events per lead), produced while
 # the scorer consumes; RSS per tracked lead 3 s after the last message.
 # skew: each case on a topic of one partition of its own, EVENTS events
-# (default 60,000; one partition of the embedded broker keeps about
-# 200,000 of them), a fresh consumer group and an empty Redis, timed like
+# (default 40,000; one partition of the embedded broker keeps about 50,000
+# of them, and the mode stops if a topic lost any), a fresh consumer group
+# and an empty Redis, timed like
 # the throughput runs but stopped after BENCH_SKEW_SECONDS (default 60)
 # when slower (the rate is then over what was processed by then).
 #   scorer: `gen --profile skew` over 3,000 accounts x 8 leads, then one
@@ -65,6 +66,10 @@
 #   its stakeholders' tiers (NO_MOBILIZER); the scorer's lead hashes of
 #   every contact are preloaded (tier LEARNING).  Ratios: the large account
 #   to the small accounts, the large deal to the deal of 8.
+# BENCH_CALLGRIND=PREFIX runs each skew case's worker under callgrind
+# (PREFIX.<topic>-<thread>, raise BENCH_SKEW_SECONDS) and prints the
+# instructions per event of its busiest thread: unlike events/s, immune to
+# the load of a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-scorer}
@@ -251,7 +256,7 @@ if [ "$which" = backtest ]; then
 fi
 
 if [ "$which" = skew ]; then
-  n=${2:-60000}
+  n=${2:-40000}
   what=${3:-both}
   cap=${BENCH_SKEW_SECONDS:-60}
   [ -x "$lat_dir/ds_bench_load" ] || cmake --build "$lat_dir" --target ds_bench_load >/dev/null
@@ -264,7 +269,10 @@ if [ "$which" = skew ]; then
     mport=$(free_port); launched=$(date +%s.%N)
     redis-cli -p "$rport" config resetstat >/dev/null
     local rin0; rin0=$(redis_in)
-    "$bin" "$worker" --brokers "$brokers" --redis "redis://127.0.0.1:$rport/0" \
+    local cg=()
+    [ -n "${BENCH_CALLGRIND:-}" ] && cg=(valgrind --tool=callgrind --separate-threads=yes
+      "--callgrind-out-file=$BENCH_CALLGRIND.$topic")
+    "${cg[@]}" "$bin" "$worker" --brokers "$brokers" --redis "redis://127.0.0.1:$rport/0" \
       --group-id "bench-skew-$topic-$$" --metrics-addr "127.0.0.1:$mport" --log-level warn \
       "$@" 2>"$tmp/worker-$topic.err" &
     wpid=$!
@@ -280,12 +288,25 @@ if [ "$which" = skew ]; then
     cpu=$(cpu_of "$wpid"); rss=$(awk '/VmHWM/ {print $2}' "/proc/$wpid/status")
     rin=$(( $(redis_in) - rin0 ))
     kill -TERM "$wpid"; wait "$wpid" || true
-    printf '  %-40s %8s events/s (%s events in %.2f s%s); CPU s worker %.2f; Redis in %d B/event; worker peak RSS %d MiB\n' \
+    printf '  %-44s %8s events/s (%s events in %.2f s%s); CPU s worker %.2f; Redis in %d B/event; worker peak RSS %d MiB\n' \
       "$label" "$rate" "$((done_n - first))" "$secs" \
       "$([ "$capped" = 1 ] && echo ", stopped after ${cap} s: $done_n of $n done")" \
       "$cpu" $((rin / (done_n > 0 ? done_n : 1))) $((rss / 1024))
+    if [ -n "${BENCH_CALLGRIND:-}" ]; then
+      # the busiest thread is the worker's pipeline (start-up included)
+      local ir; ir=$(cat "$BENCH_CALLGRIND.$topic"-* | awk '/^(summary|totals):/ {print $2}' | sort -n | tail -1)
+      printf '  %-44s %8.0f instructions per event (callgrind, the worker thread, start-up included)\n' \
+        "" "$(echo "$ir / $done_n" | bc -l)"
+    fi
   }
   ratio() { echo "scale=3; $1 / $2" | bc | sed 's/^\./0./'; }
+  check_held() { # every record preloaded is still on the topic
+    local h; h=$("$lat_dir/ds_bench_load" "$brokers" held "$1")
+    if [ "$h" -lt "$n" ]; then
+      echo "skew: $1 holds $h of the $n records (the embedded broker dropped the oldest); use fewer EVENTS" >&2
+      exit 1
+    fi
+  }
   if [ "$what" = scorer ] || [ "$what" = both ]; then
     "$bin" gen --profile skew --print-rules > "$tmp/skew-rules.yaml"
     echo "skew, scorer: $n events of \`gen --profile skew\` per case, one partition each"
@@ -295,6 +316,7 @@ if [ "$which" = skew ]; then
       redis-cli -p "$rport" flushall >/dev/null
       "$bin" gen --brokers "$brokers" --profile skew --accounts "$acc" --leads "$leads" \
         --count "$n" --rate 0 --seed 7 --topic-marketing "sk.ma.$k" 2>"$tmp/gen.err"
+      check_held "sk.ma.$k"
       label="$acc account(s) x $leads leads"
       skew_case scorer "sk.ma.$k" "$label" --rules "$tmp/skew-rules.yaml" --topic-marketing "sk.ma.$k"
       rates+=("$rate"); labels+=("$label"); k=$((k + 1))
@@ -319,6 +341,7 @@ if [ "$which" = skew ]; then
           printf "*4\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n$4\r\ntier\r\n$8\r\nLEARNING\r\n", length(key), key }
       }' | redis-cli -p "$rport" --pipe >/dev/null
       DS_LOAD_CRM="sk.crm.$k" "$lat_dir/ds_bench_load" "$brokers" crm "$n" "$acc" "$dl" "$st" "$leads" "SK$k" 2>/dev/null
+      check_held "sk.crm.$k"
       skew_case watcher "sk.crm.$k" "$acc account(s) x $dl deal(s) x $st stakeholders" \
         --clock event --topic-crm "sk.crm.$k"
       rates+=("$rate"); k=$((k + 1))
