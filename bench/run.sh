@@ -50,7 +50,8 @@
 # 1,000,000 of these records on 16, hence the default 48 here too.)
 # memory LEADS wide: the wide profile over LEADS/13.5 accounts, 50 events
 # per account (~LEADS leads tracked, ~3.7 events per lead), produced while
-# the scorer consumes; RSS per tracked lead 3 s after the last message.
+# the scorer consumes, on 128 partitions unless BENCH_PARTITIONS says
+# otherwise; RSS per tracked lead 3 s after the last message.
 # skew: each case on a topic of one partition of its own, EVENTS events
 # (default 40,000; one partition of the embedded broker keeps about 50,000
 # of them, and the mode stops if a topic lost any), a fresh consumer group
@@ -89,6 +90,8 @@ free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0)
 cpu_of() { awk '{print ($14+$15)/100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 sys_of() { awk '{print $15/100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
+# memory on the wide profile preloads ~3.7 records per lead: room for them
+[ "$which" = memory ] && [ "${3:-}" = wide ] && partitions=${BENCH_PARTITIONS:-128}
 skew_topics=""
 [ "$which" = skew ] && skew_topics=,sk.ma.1:1,sk.ma.2:1,sk.ma.3:1,sk.ma.4:1,sk.crm.1:1,sk.crm.2:1,sk.crm.3:1,sk.crm.4:1
 "$bin" broker --partitions "$partitions" \
@@ -144,6 +147,12 @@ if [ "$which" = memory ]; then
     "$bin" gen --brokers "$brokers" --profile wide --accounts "$accounts" --count "$records" \
       --rate 0 --seed 7 2>"$tmp/gen.err"
     echo "memory: $(tail -n1 "$tmp/gen.err") (wide profile, $accounts accounts)"
+    [ -x "$lat_dir/ds_bench_load" ] || cmake --build "$lat_dir" --target ds_bench_load >/dev/null
+    held=$("$lat_dir/ds_bench_load" "$brokers" held ma.events)
+    if [ "$held" -lt "$records" ]; then
+      echo "the broker holds $held of the $records records (its retention): raise BENCH_PARTITIONS" >&2
+      exit 1
+    fi
   else
     records=$n
     [ -x "$lat_dir/ds_bench_load" ] || cmake --build "$lat_dir" --target ds_bench_load >/dev/null
