@@ -12,7 +12,7 @@
 #   bench/run.sh mallocs [EVENTS] [WORKER]  allocation calls per event of the scorer
 #                                           (default) or the watcher, by library
 #   bench/run.sh wide [EVENTS] [RUNS]       the scorer on `gen --profile wide`
-#   bench/run.sh memory [LEADS] wide        scorer RSS per lead on the wide profile
+#   bench/run.sh memory LEADS wide          scorer RSS per lead on the wide profile
 #   bench/run.sh skew [EVENTS] [WHICH]      cost per event against the size of an
 #                                           account or deal: scorer, watcher or both
 #
@@ -42,12 +42,11 @@
 # accounts x 12 leads, 2,400 content items over 40 insights, 4 % of the
 # events without an account, ~7 ms apart; BENCH_ACCOUNTS overrides the
 # accounts) with its catalog as the scorer's rules (`gen --print-rules`);
-# each run also
-# prints the tracked leads (the scorer's dealsignal_tracked_leads), the
-# worker's RSS at the end and at its peak per tracked lead, and Redis's
-# used_memory growth per tracked lead.  (The issue's figures were taken on
-# 16 partitions; the embedded broker keeps ~5 MiB per partition, fewer than
-# 1,000,000 of these records on 16, hence the default 48 here too.)
+# each run also prints the tracked leads (the scorer's
+# dealsignal_tracked_leads), the worker's RSS at the end and at its peak
+# per tracked lead, and Redis's used_memory growth per tracked lead.  On 48
+# partitions like the others: the embedded broker keeps ~5 MiB per
+# partition, fewer than 1,000,000 of these records on 16.
 # memory LEADS wide: the wide profile over LEADS/13.5 accounts, 50 events
 # per account (~LEADS leads tracked, ~3.7 events per lead), produced while
 # the scorer consumes, on 128 partitions unless BENCH_PARTITIONS says
@@ -55,12 +54,13 @@
 # skew: each case on a topic of one partition of its own, EVENTS events
 # (default 40,000; one partition of the embedded broker keeps about 50,000
 # of them, and the mode stops if a topic lost any), a fresh consumer group
-# and an empty Redis, timed like
-# the throughput runs but stopped after BENCH_SKEW_SECONDS (default 60)
-# when slower (the rate is then over what was processed by then).
-#   scorer: `gen --profile skew` over 3,000 accounts x 8 leads, then one
-#   account of each size in BENCH_SKEW_LEADS (default "5000 50000"); the
-#   ratio of each to the small accounts' rate.
+# and an empty Redis, timed like the throughput runs but stopped after
+# BENCH_SKEW_SECONDS (default 60) when slower (the rate is then over what
+# was processed by then).
+#   scorer: `gen --profile skew` over BENCH_SKEW_SMALL (default 3000x8:
+#   3,000 accounts x 8 leads), then one account of each size in
+#   BENCH_SKEW_LEADS (default "5000 50000"); the ratio of each to the small
+#   accounts' rate.
 #   watcher (event clock): `ds_bench_load crm` over BENCH_SKEW_DEALS/5
 #   accounts x 5 deals x 8 stakeholders; one account of BENCH_SKEW_DEALS
 #   (default 10,000) deals x 8 stakeholders; one deal of 8 stakeholders;
@@ -70,9 +70,10 @@
 #   every contact are preloaded (tier LEARNING).  Ratios: the large account
 #   to the small accounts, the large deal to the deal of 8.
 # BENCH_CALLGRIND=PREFIX runs each skew case's worker under callgrind
-# (PREFIX.<topic>-<thread>, raise BENCH_SKEW_SECONDS) and prints the
-# instructions per event of its busiest thread: unlike events/s, immune to
-# the load of a shared machine.
+# (files PREFIX.<topic>-<thread>; raise BENCH_SKEW_SECONDS) and prints the
+# instructions per event of its busiest thread, the worker's pipeline:
+# unlike events/s, barely moved by the load of a shared machine (only the
+# write-behind windows follow the wall clock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-scorer}
