@@ -56,7 +56,8 @@
 # of them, and the mode stops if a topic lost any), a fresh consumer group
 # and an empty Redis, timed like the throughput runs but stopped after
 # BENCH_SKEW_SECONDS (default 60) when slower (the rate is then over what
-# was processed by then).
+# was processed by then); BENCH_SKEW_RUNS (default 3) runs of each case,
+# the cases alternating, and the median of each.
 #   scorer: `gen --profile skew` over BENCH_SKEW_SMALL (default 3000x8:
 #   3,000 accounts x 8 leads), then one account of each size in
 #   BENCH_SKEW_LEADS (default "5000 50000"); the ratio of each to the small
@@ -70,7 +71,8 @@
 #   every contact are preloaded (tier LEARNING).  Ratios: the large account
 #   to the small accounts, the large deal to the deal of 8.
 # BENCH_CALLGRIND=PREFIX runs each skew case's worker under callgrind
-# (files PREFIX.<topic>-<thread>; raise BENCH_SKEW_SECONDS) and prints the
+# (files PREFIX.<topic>.<run>-<thread>; raise BENCH_SKEW_SECONDS, and
+# BENCH_SKEW_RUNS=1 is enough) and prints the
 # instructions per event of its busiest thread, the worker's pipeline:
 # unlike events/s, barely moved by the load of a shared machine (only the
 # write-behind windows follow the wall clock).
@@ -271,20 +273,20 @@ if [ "$which" = skew ]; then
   what=${3:-both}
   cap=${BENCH_SKEW_SECONDS:-60}
   [ -x "$lat_dir/ds_bench_load" ] || cmake --build "$lat_dir" --target ds_bench_load >/dev/null
-  redis_mem() { redis-cli -p "$rport" info memory | awk -F: '/^used_memory:/ {print $2+0}'; }
-  # skew_case WORKER TOPIC LABEL WORKER-ARGS...: one timed run on TOPIC
+  runs=${BENCH_SKEW_RUNS:-3}
+  # skew_case RUN WORKER TOPIC LABEL WORKER-ARGS...: one timed run on TOPIC
   # (preloaded with $n records); sets $rate
   skew_case() {
-    local worker=$1 topic=$2 label=$3; shift 3
+    local run=$1 worker=$2 topic=$3 label=$4; shift 4
     local mport wpid watched start first end capped secs cpu rin rss launched
     mport=$(free_port); launched=$(date +%s.%N)
     redis-cli -p "$rport" config resetstat >/dev/null
     local rin0; rin0=$(redis_in)
-    local cg=()
+    local cg=() cgout="${BENCH_CALLGRIND:-}.$topic.$run"
     [ -n "${BENCH_CALLGRIND:-}" ] && cg=(valgrind --tool=callgrind --separate-threads=yes
-      "--callgrind-out-file=$BENCH_CALLGRIND.$topic")
+      "--callgrind-out-file=$cgout")
     "${cg[@]}" "$bin" "$worker" --brokers "$brokers" --redis "redis://127.0.0.1:$rport/0" \
-      --group-id "bench-skew-$topic-$$" --metrics-addr "127.0.0.1:$mport" --log-level warn \
+      --group-id "bench-skew-$topic-$run-$$" --metrics-addr "127.0.0.1:$mport" --log-level warn \
       "$@" 2>"$tmp/worker-$topic.err" &
     wpid=$!; pids+=("$wpid")
     if ! watched=$("$watch_bin" "$n" "$mport" "$wpid" "$cap"); then
@@ -299,18 +301,19 @@ if [ "$which" = skew ]; then
     cpu=$(cpu_of "$wpid"); rss=$(awk '/VmHWM/ {print $2}' "/proc/$wpid/status")
     rin=$(( $(redis_in) - rin0 ))
     kill -TERM "$wpid"; wait "$wpid" || true
-    printf '  %-44s %8s events/s (%s events in %.2f s%s); CPU s worker %.2f; Redis in %d B/event; worker peak RSS %d MiB\n' \
-      "$label" "$rate" "$((done_n - first))" "$secs" \
+    printf '  run %d %-44s %8s events/s (%s events in %.2f s%s); CPU s worker %.2f; Redis in %d B/event; worker peak RSS %d MiB\n' \
+      "$run" "$label" "$rate" "$((done_n - first))" "$secs" \
       "$([ "$capped" = 1 ] && echo ", stopped after ${cap} s: $done_n of $n done")" \
       "$cpu" $((rin / (done_n > 0 ? done_n : 1))) $((rss / 1024))
     if [ -n "${BENCH_CALLGRIND:-}" ]; then
       # the busiest thread is the worker's pipeline (start-up included)
-      local ir; ir=$(cat "$BENCH_CALLGRIND.$topic"-* | awk '/^(summary|totals):/ {print $2}' | sort -n | tail -1)
-      printf '  %-44s %8.0f instructions per event (callgrind, the worker thread, start-up included)\n' \
+      local ir; ir=$(cat "$cgout"-* | awk '/^(summary|totals):/ {print $2}' | sort -n | tail -1)
+      printf '        %-44s %8.0f instructions per event (callgrind, the worker thread, start-up included)\n' \
         "" "$(echo "$ir / $done_n" | bc -l)"
     fi
   }
   ratio() { echo "scale=3; $1 / $2" | bc | sed 's/^\./0./'; }
+  median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
   check_held() { # every record preloaded is still on the topic
     local h; h=$("$lat_dir/ds_bench_load" "$brokers" held "$1")
     if [ "$h" -lt "$n" ]; then
@@ -318,19 +321,34 @@ if [ "$which" = skew ]; then
       exit 1
     fi
   }
+  # the cases alternate (run 1 of each, then run 2 of each, …): a shared
+  # machine's slow minute then falls on every case alike
   if [ "$what" = scorer ] || [ "$what" = both ]; then
     "$bin" gen --profile skew --print-rules > "$tmp/skew-rules.yaml"
-    echo "skew, scorer: $n events of \`gen --profile skew\` per case, one partition each"
-    k=1; rates=(); labels=()
-    for shape in "${BENCH_SKEW_SMALL:-3000x8}" ${BENCH_SKEW_LEADS:-5000 50000}; do
+    echo "skew, scorer: $n events of \`gen --profile skew\` per case, one partition each, $runs runs"
+    labels=(); shapes=("${BENCH_SKEW_SMALL:-3000x8}" ${BENCH_SKEW_LEADS:-5000 50000})
+    for k in $(seq 1 ${#shapes[@]}); do
+      shape=${shapes[$((k - 1))]}
       if [[ $shape == *x* ]]; then acc=${shape%x*}; leads=${shape#*x}; else acc=1; leads=$shape; fi
-      redis-cli -p "$rport" flushall >/dev/null
       "$bin" gen --brokers "$brokers" --profile skew --accounts "$acc" --leads "$leads" \
         --count "$n" --rate 0 --seed 7 --topic-marketing "sk.ma.$k" 2>"$tmp/gen.err"
       check_held "sk.ma.$k"
-      label="$acc account(s) x $leads leads"
-      skew_case scorer "sk.ma.$k" "$label" --rules "$tmp/skew-rules.yaml" --topic-marketing "sk.ma.$k"
-      rates+=("$rate"); labels+=("$label"); k=$((k + 1))
+      labels+=("$acc account(s) x $leads leads")
+    done
+    declare -A all=()
+    for run in $(seq "$runs"); do
+      for k in $(seq 1 ${#shapes[@]}); do
+        redis-cli -p "$rport" flushall >/dev/null
+        skew_case "$run" scorer "sk.ma.$k" "${labels[$((k - 1))]}" --rules "$tmp/skew-rules.yaml" \
+          --topic-marketing "sk.ma.$k"
+        all[$k]="${all[$k]:-} $rate"
+      done
+    done
+    rates=()
+    for k in $(seq 1 ${#shapes[@]}); do
+      # shellcheck disable=SC2086
+      rates+=("$(median ${all[$k]})")
+      echo "  median ${labels[$((k - 1))]}: ${rates[$((k - 1))]} events/s"
     done
     for i in $(seq 1 $((${#rates[@]} - 1))); do
       echo "  ratio ${labels[$i]} / ${labels[0]}: $(ratio "${rates[$i]}" "${rates[0]}")"
@@ -339,23 +357,36 @@ if [ "$which" = skew ]; then
   if [ "$what" = watcher ] || [ "$what" = both ]; then
     deals=${BENCH_SKEW_DEALS:-10000}; stake=${BENCH_SKEW_STAKEHOLDERS:-1000}
     small_acc=$(( (deals + 4) / 5 ))
-    echo "skew, watcher (event clock): $n events of \`ds_bench_load crm\` per case, one partition each"
-    k=1; rates=()
+    echo "skew, watcher (event clock): $n events of \`ds_bench_load crm\` per case, one partition each, $runs runs"
     # ACCOUNTS DEALS STAKEHOLDERS LEADS per case
-    for shape in "$small_acc 5 8 12" "1 $deals 8 $((deals * 12 / 5))" "1 1 8 12" "1 1 $stake $stake"; do
-      read -r acc dl st leads <<<"$shape"
-      redis-cli -p "$rport" flushall >/dev/null
-      # the scorer's lead hashes of every contact, so that the tier reads find them
-      awk -v A="$acc" -v L="$leads" -v P="SK$k" 'BEGIN {
-        for (a = 0; a < A; a++) for (l = 0; l < L; l++) {
-          key = sprintf("ds:{acct:%s-A-%d}:lead:L-%d-%d", P, a, a, l)
-          printf "*4\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n$4\r\ntier\r\n$8\r\nLEARNING\r\n", length(key), key }
-      }' | redis-cli -p "$rport" --pipe >/dev/null
+    shapes=("$small_acc 5 8 12" "1 $deals 8 $((deals * 12 / 5))" "1 1 8 12" "1 1 $stake $stake")
+    labels=()
+    for k in 1 2 3 4; do
+      read -r acc dl st leads <<<"${shapes[$((k - 1))]}"
       DS_LOAD_CRM="sk.crm.$k" "$lat_dir/ds_bench_load" "$brokers" crm "$n" "$acc" "$dl" "$st" "$leads" "SK$k" 2>/dev/null
       check_held "sk.crm.$k"
-      skew_case watcher "sk.crm.$k" "$acc account(s) x $dl deal(s) x $st stakeholders" \
-        --clock event --topic-crm "sk.crm.$k"
-      rates+=("$rate"); k=$((k + 1))
+      labels+=("$acc account(s) x $dl deal(s) x $st stakeholders")
+    done
+    declare -A wall=()
+    for run in $(seq "$runs"); do
+      for k in 1 2 3 4; do
+        read -r acc dl st leads <<<"${shapes[$((k - 1))]}"
+        redis-cli -p "$rport" flushall >/dev/null
+        # the scorer's lead hashes of every contact, so that the tier reads find them
+        awk -v A="$acc" -v L="$leads" -v P="SK$k" 'BEGIN {
+          for (a = 0; a < A; a++) for (l = 0; l < L; l++) {
+            key = sprintf("ds:{acct:%s-A-%d}:lead:L-%d-%d", P, a, a, l)
+            printf "*4\r\n$4\r\nHSET\r\n$%d\r\n%s\r\n$4\r\ntier\r\n$8\r\nLEARNING\r\n", length(key), key }
+        }' | redis-cli -p "$rport" --pipe >/dev/null
+        skew_case "$run" watcher "sk.crm.$k" "${labels[$((k - 1))]}" --clock event --topic-crm "sk.crm.$k"
+        wall[$k]="${wall[$k]:-} $rate"
+      done
+    done
+    rates=()
+    for k in 1 2 3 4; do
+      # shellcheck disable=SC2086
+      rates+=("$(median ${wall[$k]})")
+      echo "  median ${labels[$((k - 1))]}: ${rates[$((k - 1))]} events/s"
     done
     echo "  ratio one account of $deals deals / $small_acc accounts of 5: $(ratio "${rates[1]}" "${rates[0]}")"
     echo "  ratio one deal of $stake stakeholders / one deal of 8: $(ratio "${rates[3]}" "${rates[2]}")"
