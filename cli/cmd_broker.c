@@ -2,13 +2,10 @@
  * cmd_broker.c — `dealsignal broker`: librdkafka's mock cluster in its own
  * process (so a worker killed with -9 does not take the offsets with it).
  * First stdout line: the bootstrap servers.  With --control stdin it takes
- * fault-injection commands, one per line, for tests.
+ * fault-injection commands, one per line, for tests.  The executable's
+ * accept() (accept_nodelay.c) sets TCP_NODELAY on the broker's sockets.
  */
-#include <dlfcn.h>
 #include <getopt.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <poll.h>
@@ -19,33 +16,6 @@
 #include <unistd.h>
 
 #include "cmds.h"
-
-/*
- * TCP_NODELAY on the mock cluster's connections.  librdkafka 2.0.2's mock
- * accepts client connections with plain accept() and leaves Nagle on, so a
- * client with several requests in flight (a producer writing to more than
- * one partition) waits for the delayed ACK: measured here, 100 messages to
- * 48 partitions were acknowledged in 48 ms, 5,000 in 60 ms; with
- * TCP_NODELAY 3 ms and 11 ms.  Real Kafka brokers set TCP_NODELAY on every
- * socket, so this makes the embedded broker behave like one.  This
- * definition interposes on librdkafka's call (the executable's symbol wins
- * over libc's for the shared library); nothing else in dealsignal calls
- * accept() (libmicrohttpd uses accept4()).
- */
-int accept(int fd, struct sockaddr *addr, socklen_t *len) {
-    typedef int (*accept_fn)(int, struct sockaddr *, socklen_t *);
-    static accept_fn real;
-    if (!real) {
-        void *sym = dlsym(RTLD_NEXT, "accept");
-        memcpy(&real, &sym, sizeof(real));
-    }
-    int s = real(fd, addr, len);
-    if (s >= 0) {
-        int one = 1;
-        (void)setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    }
-    return s;
-}
 
 static volatile sig_atomic_t g_stop;
 static void on_sig(int s) {
