@@ -92,15 +92,26 @@ static int free_port(void) {
     return ntohs(a.sin_port);
 }
 
-/* A project file: relative to the working directory, else to the source
- * tree the binary was built from. */
-static void project_path(const char *rel, char *out, size_t n) {
+/* Whether the schemas directory and the rules file are there, before
+ * anything is started: the children are given these paths as they are
+ * (a relative one is the working directory's, which they share). */
+static bool inputs_found(const char *schemas, const char *rules) {
     struct stat st;
-    if (stat(rel, &st) == 0) {
-        snprintf(out, n, "%s", rel);
-        return;
+    if (stat(schemas, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr,
+                "demo: no schemas directory at %s: run the demo from the repository's root "
+                "(scripts/demo.sh does), or give --schemas DIR\n",
+                schemas);
+        return false;
     }
-    snprintf(out, n, "%s/%s", DS_SOURCE_DIR, rel);
+    if (stat(rules, &st) != 0 || !S_ISREG(st.st_mode)) {
+        fprintf(stderr,
+                "demo: no rules file at %s: run the demo from the repository's root "
+                "(scripts/demo.sh does), or give --rules FILE\n",
+                rules);
+        return false;
+    }
+    return true;
 }
 
 /* The scenario just run, judged: `dealsignal backtest` over the CRM topic
@@ -128,7 +139,8 @@ static void demo_backtest(const char *brokers, const char *schemas, const char *
 static void usage(FILE *out) {
     fprintf(out,
             "usage: dealsignal demo [--count N] [--rate EPS] [--seed S] [--accounts N]\n"
-            "                       [--metrics-addr HOST:PORT] [--keep-running]\n\n"
+            "                       [--metrics-addr HOST:PORT] [--keep-running]\n"
+            "                       [--schemas DIR] [--rules FILE]\n\n"
             "Runs the whole system on this machine: the embedded broker (in memory, not\n"
             "durable), a private redis-server on a free port, the scorer and the watcher\n"
             "(event clock, config/demo-rules.yaml), and a generated scenario of marketing and\n"
@@ -141,7 +153,11 @@ static void usage(FILE *out) {
             "  --seed S         scenario seed (default 42)\n"
             "  --accounts N     accounts in the scenario (default 12)\n"
             "  --metrics-addr   serve /metrics, /healthz, /readyz there (default off)\n"
-            "  --keep-running   do not stop after the scenario; Ctrl-C stops\n");
+            "  --keep-running   do not stop after the scenario; Ctrl-C stops\n"
+            "  --schemas DIR    the <id>-<Name>.avsc files (default $DEALSIGNAL_SCHEMAS_DIR,\n"
+            "                   else schemas in the working directory)\n"
+            "  --rules FILE     the workers' rules (default config/demo-rules.yaml in the\n"
+            "                   working directory)\n");
 }
 
 /* Until the workers have processed everything generated: their group has
@@ -178,11 +194,15 @@ static void print_summary(int port) {
 
 int ds_cmd_demo(int argc, char **argv) {
     const char *count = "3000", *rate = "500", *seed = "42", *accounts = "12", *metrics = "";
+    const char *schemas = getenv("DEALSIGNAL_SCHEMAS_DIR"), *rules = "config/demo-rules.yaml";
+    if (!schemas || !schemas[0])
+        schemas = "schemas";
     int keep = 0;
     static const struct option opts[] = {
         {"count", required_argument, 0, 'n'},        {"rate", required_argument, 0, 'r'},
         {"seed", required_argument, 0, 's'},         {"accounts", required_argument, 0, 'a'},
         {"metrics-addr", required_argument, 0, 'm'}, {"keep-running", no_argument, 0, 'k'},
+        {"schemas", required_argument, 0, 'S'},      {"rules", required_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
     int c;
     optind = 1;
@@ -194,10 +214,14 @@ int ds_cmd_demo(int argc, char **argv) {
         case 'a': accounts = optarg; break;
         case 'm': metrics = optarg; break;
         case 'k': keep = 1; break;
+        case 'S': schemas = optarg; break;
+        case 'R': rules = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
+    if (!inputs_found(schemas, rules))
+        return 1;
     ssize_t sl = readlink("/proc/self/exe", g_self, sizeof(g_self) - 1);
     if (sl <= 0) {
         fprintf(stderr, "demo: cannot find my own binary\n");
@@ -216,9 +240,7 @@ int ds_cmd_demo(int argc, char **argv) {
         fprintf(stderr, "demo: mkdtemp: %s\n", strerror(errno));
         return 1;
     }
-    char schemas[4096], rules[4096], redis_url[64], port_s[16], logpath[4200];
-    project_path("schemas", schemas, sizeof(schemas));
-    project_path("config/demo-rules.yaml", rules, sizeof(rules));
+    char redis_url[64], port_s[16], logpath[4200];
     snprintf(logpath, sizeof(logpath), "%s/workers.log", tmpdir);
     int rc = 1, port = -1;
     pid_t broker = -1, redis = -1, workers = -1, tail_s = -1, tail_a = -1, gen = -1;

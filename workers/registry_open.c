@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "ds_log.h"
 #include "ds_registry_http.h"
@@ -40,20 +39,8 @@ static ds_err_t fetch(void *opaque, int32_t id, char **json, char *errstr, size_
                                     errstr_size);
 }
 
-/* The directory to read: the default "schemas" falls back to the source
- * tree's when run from elsewhere. */
-static const char *schemas_dir(const char *dir, char *alt, size_t alt_size) {
-    struct stat st;
-    if (stat(dir, &st) != 0 && !strcmp(dir, "schemas")) {
-        snprintf(alt, alt_size, "%s/schemas", DS_SOURCE_DIR);
-        return alt;
-    }
-    return dir;
-}
-
 ds_registry_t *ds_registry_open_dir(const char *dir, char *errstr, size_t errstr_size) {
-    char alt[4096];
-    return ds_registry_new_dir(schemas_dir(dir, alt, sizeof(alt)), errstr, errstr_size);
+    return ds_registry_new_dir(dir, errstr, errstr_size);
 }
 
 bool ds_registry_is_remote(const ds_config_t *cfg) {
@@ -86,8 +73,9 @@ ds_registry_t *ds_registry_open(const ds_config_t *cfg, char *errstr, size_t err
 }
 
 char *ds_schema_file_text(const char *dir, const char *record, char *errstr, size_t errstr_size) {
-    char alt[4096], path[4096] = "";
-    dir = schemas_dir(dir ? dir : "schemas", alt, sizeof(alt));
+    char path[4096] = "";
+    if (!dir)
+        dir = "schemas";
     DIR *d = opendir(dir);
     if (!d) {
         snprintf(errstr, errstr_size, "schemas directory %s: %s", dir, strerror(errno));

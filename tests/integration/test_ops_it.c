@@ -26,6 +26,7 @@ static char rules_path[300], log_path[300], metrics_addr[64], redis_url[200];
 /* secrets the worker is given: they must never appear in its logs or /metrics */
 #define REDIS_SECRET "s3cr3t-redis-pw"
 #define KAFKA_SECRET "s3cr3t-kafka-pw"
+static const char *schemas; /* DS_SCHEMAS_DIR, given to the worker */
 static pid_t worker;
 static rd_kafka_t *producer;
 
@@ -165,6 +166,7 @@ static int group_setup(void **state) {
     (void)state;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     ds_h_start(&env, 1, true);
+    schemas = getenv("DS_SCHEMAS_DIR");
     snprintf(rules_path, sizeof(rules_path), "%s/rules.yaml", env.tmpdir);
     snprintf(log_path, sizeof(log_path), "%s/scorer.log", env.tmpdir);
     snprintf(metrics_addr, sizeof(metrics_addr), "127.0.0.1:%d", ds_h_free_port());
@@ -181,7 +183,8 @@ static int group_setup(void **state) {
                           "--metrics-addr", metrics_addr,    "-X",
                           "statistics.interval.ms=300",      "-X",
                           "sasl.password=" KAFKA_SECRET,     "--log-level",
-                          "debug",          NULL};
+                          "debug",          "--schemas",     schemas,
+                          NULL};
     worker = ds_h_spawn(log_path, args);
     return 0;
 }

@@ -32,6 +32,7 @@
 static ds_h_env_t env;
 static ds_treg_t *reg;
 static char reg_url[128];
+static const char *schemas; /* DS_SCHEMAS_DIR, given to the workers */
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -151,6 +152,7 @@ static int group_setup(void **state) {
     reg = ds_treg_start(&o);
     assert_non_null(reg);
     snprintf(reg_url, sizeof(reg_url), "http://127.0.0.1:%d", ds_treg_port(reg));
+    schemas = getenv("DS_SCHEMAS_DIR");
     return 0;
 }
 
@@ -223,19 +225,25 @@ static void test_outputs_carry_registry_ids(void **state) {
     logpath(log, sizeof(log), "run");
     logpath(glog, sizeof(glog), "gen");
     snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", ds_h_free_port());
-    const char *args[] = {
-        "run",         "--brokers",           env.brokers, "--redis",
-        env.redis_url, "--group-id",          "it-reg",    "--schema-registry",
-        reg_url,       "--metrics-addr",      metrics,     "--clock",
-        "event",       "--topic-marketing",   t[0],        "--topic-crm",
-        t[1],          "--topic-lead-scores", t[2],        "--topic-account-scores",
-        t[3],          "--topic-alerts",      t[4],        NULL};
+    const char *args[] = {"run",         "--schemas",
+                          schemas,       "--brokers",
+                          env.brokers,   "--redis",
+                          env.redis_url, "--group-id",
+                          "it-reg",      "--schema-registry",
+                          reg_url,       "--metrics-addr",
+                          metrics,       "--clock",
+                          "event",       "--topic-marketing",
+                          t[0],          "--topic-crm",
+                          t[1],          "--topic-lead-scores",
+                          t[2],          "--topic-account-scores",
+                          t[3],          "--topic-alerts",
+                          t[4],          NULL};
     pid_t w = ds_h_spawn(log, args);
     assert_true(wait_ready(metrics, 20000));
-    const char *gargs[] = {
-        "gen", "--brokers",   env.brokers, "--schema-registry", reg_url, "--topic-marketing",
-        t[0],  "--topic-crm", t[1],        "--count",           "600",   "--accounts",
-        "8",   NULL};
+    const char *gargs[] = {"gen",       "--schemas",         schemas, "--brokers",
+                           env.brokers, "--schema-registry", reg_url, "--topic-marketing",
+                           t[0],        "--topic-crm",       t[1],    "--count",
+                           "600",       "--accounts",        "8",     NULL};
     assert_int_equal(wait_exit(ds_h_spawn(glog, gargs), 60000), 0);
     assert_true(ds_h_wait_group(&env, "it-reg", t[0], 30000));
     assert_true(ds_h_wait_group(&env, "it-reg", t[1], 30000));
@@ -267,6 +275,8 @@ static void test_outputs_carry_registry_ids(void **state) {
     char log2[300], want[128];
     logpath(log2, sizeof(log2), "lookup");
     const char *largs[] = {"scorer",
+                           "--schemas",
+                           schemas,
                            "--brokers",
                            env.brokers,
                            "--redis",
@@ -297,7 +307,8 @@ static void test_auto_register_off_missing_subject(void **state) {
     (void)state;
     char log[300];
     logpath(log, sizeof(log), "noreg");
-    const char *args[] = {"scorer",      "--brokers",
+    const char *args[] = {"scorer",      "--schemas",
+                          schemas,       "--brokers",
                           env.brokers,   "--redis",
                           env.redis_url, "--group-id",
                           "it-noreg",    "--schema-registry",
@@ -326,9 +337,10 @@ static void test_incompatible_names_subject_and_level(void **state) {
     ds_treg_set_level(reg, "lead.inc-value", "FULL");
     char log[300];
     logpath(log, sizeof(log), "incompatible");
-    const char *args[] = {"scorer",      "--brokers",           env.brokers, "--redis",
-                          env.redis_url, "--group-id",          "it-inc",    "--schema-registry",
-                          reg_url,       "--topic-lead-scores", "lead.inc",  NULL};
+    const char *args[] = {
+        "scorer",  "--schemas",           schemas,      "--brokers", env.brokers,
+        "--redis", env.redis_url,         "--group-id", "it-inc",    "--schema-registry",
+        reg_url,   "--topic-lead-scores", "lead.inc",   NULL};
     assert_int_equal(wait_exit(ds_h_spawn(log, args), 20000), 1);
     assert_true(log_has(log, "409"));
     assert_true(log_has(log, "lead.inc-value"));
@@ -346,9 +358,9 @@ static void test_unauthorized_hides_password(void **state) {
     snprintf(url, sizeof(url), "http://dsuser:Wr0ngPassw0rd@127.0.0.1:%d", ds_treg_port(auth));
     snprintf(shown, sizeof(shown), "http://127.0.0.1:%d/subjects/", ds_treg_port(auth));
     logpath(log, sizeof(log), "auth");
-    const char *args[] = {"watcher",     "--brokers",   env.brokers, "--redis",
-                          env.redis_url, "--group-id",  "it-auth",   "--schema-registry",
-                          url,           "--log-level", "debug",     NULL};
+    const char *args[] = {"watcher", "--schemas",   schemas,      "--brokers", env.brokers,
+                          "--redis", env.redis_url, "--group-id", "it-auth",   "--schema-registry",
+                          url,       "--log-level", "debug",      NULL};
     assert_int_equal(wait_exit(ds_h_spawn(log, args), 20000), 1);
     assert_true(log_has(log, "401"));
     assert_true(log_has(log, shown));
@@ -371,9 +383,10 @@ static void test_registry_down_at_start(void **state) {
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
     snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", ds_h_free_port());
     logpath(log, sizeof(log), "down");
-    const char *args[] = {"scorer",      "--brokers",      env.brokers, "--redis",
-                          env.redis_url, "--group-id",     "it-down",   "--schema-registry",
-                          url,           "--metrics-addr", metrics,     NULL};
+    const char *args[] = {
+        "scorer",  "--schemas",      schemas,      "--brokers", env.brokers,
+        "--redis", env.redis_url,    "--group-id", "it-down",   "--schema-registry",
+        url,       "--metrics-addr", metrics,      NULL};
     pid_t w = ds_h_spawn(log, args);
     assert_true(wait_log(log, "not started yet", 10000));
     long st = 0;
@@ -407,7 +420,8 @@ static void test_registry_outage_while_decoding(void **state) {
     char log[300], metrics[64], body[1024];
     logpath(log, sizeof(log), "outage");
     snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", ds_h_free_port());
-    const char *args[] = {"scorer",      "--brokers",
+    const char *args[] = {"scorer",      "--schemas",
+                          schemas,       "--brokers",
                           env.brokers,   "--redis",
                           env.redis_url, "--group-id",
                           "it-outage",   "--schema-registry",
