@@ -21,7 +21,7 @@
 #include "ds_buf.h"
 #include "ds_clock.h"
 #include "ds_hash.h"
-#include "ds_serde.h"
+#include "codec.h"
 #include "events.h"
 #include "gen.h"
 #include "worker.h"
@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
                         .mix = DS_GEN_CRM,
                         .start_ms = 1700000000000LL};
     char err[512];
-    ds_serde_init(1 << 20);
+    ds_registry_init(1 << 20);
     ds_registry_t *reg = ds_registry_open_dir("schemas", err, sizeof(err));
     ds_codec_t *codec = reg ? ds_codec_new(reg, &ds_codec_default_ids, err, sizeof(err)) : NULL;
     ds_rules_t *rules = ds_rules_new_default();
@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
             ds_gen_next(g, &ge);
             off[i] = frames.len;
             part[i] = (int32_t)(ds_fnv64(ge.crm.deal_id, strlen(ge.crm.deal_id)) % PARTITIONS);
-            if (ds_encode_crm(codec, &ge.crm, &frames)) {
+            if (ds_codec_encode_crm(codec, &ge.crm, &frames)) {
                 fprintf(stderr, "encode failed\n");
                 return 1;
             }
@@ -94,8 +94,8 @@ int main(int argc, char **argv) {
         ds_arena_reset(&arena);
         char detail[256];
         for (long i = 0; i < n; i++)
-            if (ds_decode_crm(codec, frames.data + off[i], off[i + 1] - off[i], &arena, &evs[i],
-                              detail, sizeof(detail)))
+            if (ds_codec_decode_crm(codec, frames.data + off[i], off[i + 1] - off[i], &arena,
+                                    &evs[i], detail, sizeof(detail)))
                 evs[i].event_id = NULL, undecodable++; /* skipped below */
         int64_t t1 = ds_clock_mono_us();
         for (long i = 0; i < n; i++)

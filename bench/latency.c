@@ -31,7 +31,7 @@
 
 #include "ds_buf.h"
 #include "ds_clock.h"
-#include "ds_serde.h"
+#include "codec.h"
 #include "events.h"
 #include "gen.h"
 
@@ -85,8 +85,8 @@ static void *consume(void *arg) {
             ds_lead_score_t s;
             char detail[128];
             ds_arena_reset(&arena);
-            if (!ds_decode_lead_score(codec, m->payload, m->len, &arena, &s, detail,
-                                      sizeof(detail))) {
+            if (!ds_codec_decode_lead_score(codec, m->payload, m->len, &arena, &s, detail,
+                                            sizeof(detail))) {
                 double lat = (double)(ds_clock_now_ms() - s.as_of);
                 if (s.as_of < g_measure_from) {
                     rd_kafka_message_destroy(m);
@@ -123,7 +123,7 @@ int main(int argc, char **argv) {
     g_schemas = argc > 4 ? argv[4] : DS_SOURCE_DIR "/schemas";
     g_in = getenv("DS_LAT_IN") ? getenv("DS_LAT_IN") : "ma.events";
     g_out = getenv("DS_LAT_OUT") ? getenv("DS_LAT_OUT") : "lead.scores";
-    ds_serde_init(1 << 20);
+    ds_registry_init(1 << 20);
     char err[512], e[256];
     ds_registry_t *reg = ds_registry_new_dir(g_schemas, err, sizeof(err));
     ds_codec_t *codec = reg ? ds_codec_new(reg, &ds_codec_default_ids, err, sizeof(err)) : NULL;
@@ -201,7 +201,7 @@ int main(int argc, char **argv) {
             key = acct;
         }
         ds_buf_reset(&b);
-        if (ds_encode_ma(codec, &ev, &b))
+        if (ds_codec_encode_ma(codec, &ev, &b))
             return 1;
         while (rd_kafka_producev(p, RD_KAFKA_V_TOPIC(g_in),
                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),

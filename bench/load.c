@@ -37,7 +37,7 @@
 
 #include "ds_buf.h"
 #include "ds_clock.h"
-#include "ds_serde.h"
+#include "codec.h"
 #include "events.h"
 
 static void produce(rd_kafka_t *p, const char *topic, const char *key, const ds_buf_t *b) {
@@ -122,7 +122,7 @@ static int load_crm(rd_kafka_t *p, ds_codec_t *codec, const char *topic, long n,
             ev.activity = "proposal";
         }
         ds_buf_reset(&b);
-        if (ds_encode_crm(codec, &ev, &b))
+        if (ds_codec_encode_crm(codec, &ev, &b))
             return 1;
         produce(p, topic, deal, &b);
         if (i % 1000 == 0)
@@ -181,7 +181,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     long n = atol(argv[3]);
-    ds_serde_init(1 << 20);
+    ds_registry_init(1 << 20);
     char err[512], e[256];
     ds_registry_t *reg = ds_registry_new_dir(DS_SOURCE_DIR "/schemas", err, sizeof(err));
     ds_codec_t *codec = reg ? ds_codec_new(reg, &ds_codec_default_ids, err, sizeof(err)) : NULL;
@@ -218,7 +218,7 @@ int main(int argc, char **argv) {
                                 .account_id = k2, .type = DS_MA_CONTENT_COMPLETED,
                                 .content_id = "mem-c", .insight_id = "mem-i",
                                 .content_stage = DS_CS_CONFRONT};
-            if (ds_encode_ma(codec, &ev, &b))
+            if (ds_codec_encode_ma(codec, &ev, &b))
                 return 1;
             produce(p, ma, k2, &b);
         } else {
@@ -234,7 +234,7 @@ int main(int argc, char **argv) {
             ds_crm_event_t ev = {.event_id = id, .occurred_at = now, .deal_id = k1,
                                  .account_id = k2, .type = DS_CRM_DEAL_OPENED, .stage = stage,
                                  .contact_role = DS_NONE};
-            if (ds_encode_crm(codec, &ev, &b))
+            if (ds_codec_encode_crm(codec, &ev, &b))
                 return 1;
             produce(p, crm, k1, &b);
             if (argc > 6) {
@@ -243,7 +243,7 @@ int main(int argc, char **argv) {
                 ev.stage = DS_NONE;
                 ev.signal = argv[6];
                 ds_buf_reset(&b);
-                if (ds_encode_crm(codec, &ev, &b))
+                if (ds_codec_encode_crm(codec, &ev, &b))
                     return 1;
                 produce(p, crm, k1, &b);
             }

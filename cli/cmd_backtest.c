@@ -31,7 +31,7 @@
 #include "ds_config.h"
 #include "ds_kafka.h"
 #include "ds_log.h"
-#include "ds_serde.h"
+#include "ds_registry.h"
 #include "learn.h"
 #include "rules.h"
 #include "worker.h"
@@ -186,7 +186,8 @@ static int read_history(const ds_config_t *cfg, feed_t *f, history_t *h, char *e
             de = DS_ERR_UNDECODABLE;
         } else {
             ds_arena_reset(&arena);
-            de = ds_decode_crm(codec, m->payload, m->len, &arena, &ev, detail, sizeof(detail));
+            de =
+                ds_codec_decode_crm(codec, m->payload, m->len, &arena, &ev, detail, sizeof(detail));
         }
         if (de) {
             h->undecodable++;
@@ -306,7 +307,7 @@ static ds_config_t *setup(const char *cmd, int cargc, char **cargv) {
     }
     ds_log_set_level((ds_log_level_t)ds_log_level_parse(cfg->log_level));
     ds_log_set_json(!strcmp(cfg->log_format, "json"));
-    ds_serde_init((size_t)cfg->max_message_bytes * 4);
+    ds_registry_init((size_t)cfg->max_message_bytes * 4);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_sig;

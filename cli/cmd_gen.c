@@ -15,10 +15,10 @@
 #include "ds_clock.h"
 #include "ds_kafka.h"
 #include "ds_log.h"
+#include "ds_registry.h"
 #include "ds_registry_http.h"
-#include "ds_serde.h"
-#include "worker.h"
 #include "gen.h"
+#include "worker.h"
 
 static volatile sig_atomic_t g_stop;
 static void on_sig(int s) {
@@ -124,7 +124,7 @@ static int32_t register_input(const char *url, const char *strategy, const char 
     ds_err_t e = ds_schema_subject(strategy, topic, json, subject, sizeof(subject), err,
                                    sizeof(err));
     for (int attempt = 0; !e && !g_stop; attempt++) {
-        e = ds_schema_registry_register(url, subject, json, 5000, &id, err, sizeof(err));
+        e = ds_registry_http_register(url, subject, json, 5000, &id, err, sizeof(err));
         if (e != DS_ERR_IO || attempt >= 30)
             break;
         fprintf(stderr, "gen: %s; trying again in 2 s\n", err);
@@ -315,7 +315,7 @@ int ds_cmd_gen(int argc, char **argv) {
         return 0;
     }
     char err[512];
-    ds_serde_init(1 << 20);
+    ds_registry_init(1 << 20);
     ds_registry_t *reg = NULL;
     ds_codec_t *codec = NULL;
     if (registry_url && registry_url[0]) {
@@ -373,7 +373,8 @@ int ds_cmd_gen(int argc, char **argv) {
         }
         ds_gen_next(g, &ev);
         ds_buf_reset(&b);
-        ds_err_t e = ev.is_crm ? ds_encode_crm(codec, &ev.crm, &b) : ds_encode_ma(codec, &ev.ma, &b);
+        ds_err_t e = ev.is_crm ? ds_codec_encode_crm(codec, &ev.crm, &b)
+                               : ds_codec_encode_ma(codec, &ev.ma, &b);
         if (e) {
             fprintf(stderr, "gen: encode failed: %s\n", ds_err2str(e));
             rc = 1;

@@ -10,12 +10,12 @@
 #include <string.h>
 
 #include "cmds.h"
+#include "codec.h"
 #include "ds_buf.h"
 #include "ds_clock.h"
 #include "ds_kafka.h"
-#include "ds_serde.h"
+#include "ds_registry.h"
 #include "worker.h"
-#include "events.h"
 
 static volatile sig_atomic_t g_stop;
 static void on_sig(int s) {
@@ -243,7 +243,7 @@ int ds_cmd_tail(int argc, char **argv) {
         return 2;
     }
     char err[512];
-    ds_serde_init(1 << 20);
+    ds_registry_init(1 << 20);
     bool remote = registry_url && registry_url[0];
     ds_registry_t *reg = remote ? ds_registry_open_url(registry_url, err, sizeof(err))
                                 : ds_registry_open_dir(schemas, err, sizeof(err));
@@ -322,20 +322,22 @@ int ds_cmd_tail(int argc, char **argv) {
                    (long long)m->offset, code, det, m->len);
         } else if (!strcmp(topic, t_ls)) {
             ds_lead_score_t s;
-            if (!ds_decode_lead_score(codec, m->payload, m->len, &arena, &s, detail, sizeof(detail)))
+            if (!ds_codec_decode_lead_score(codec, m->payload, m->len, &arena, &s, detail,
+                                            sizeof(detail)))
                 show_lead(&s, json);
             else
                 printf("? undecodable LeadScore: %s\n", detail);
         } else if (!strcmp(topic, t_as)) {
             ds_account_score_t a;
-            if (!ds_decode_account_score(codec, m->payload, m->len, &arena, &a, detail,
-                                         sizeof(detail)))
+            if (!ds_codec_decode_account_score(codec, m->payload, m->len, &arena, &a, detail,
+                                               sizeof(detail)))
                 show_account(&a, json);
             else
                 printf("? undecodable AccountScore: %s\n", detail);
         } else {
             ds_deal_alert_t a;
-            if (!ds_decode_deal_alert(codec, m->payload, m->len, &arena, &a, detail, sizeof(detail)))
+            if (!ds_codec_decode_deal_alert(codec, m->payload, m->len, &arena, &a, detail,
+                                            sizeof(detail)))
                 show_alert(&a, json);
             else
                 printf("? undecodable DealAlert: %s\n", detail);

@@ -20,7 +20,7 @@
 #include "ds_http.h"
 #include "ds_log.h"
 #include "ds_metrics.h"
-#include "ds_serde.h"
+#include "ds_registry.h"
 #include "rules.h"
 #include "scorer.h"
 #include "watcher.h"
@@ -137,7 +137,7 @@ static int run_workers(int argc, char **argv, int which) {
     }
     ds_log_set_level((ds_log_level_t)ds_log_level_parse(a.cfg->log_level));
     ds_log_set_json(!strcmp(a.cfg->log_format, "json"));
-    ds_serde_init((size_t)a.cfg->max_message_bytes * 4);
+    ds_registry_init((size_t)a.cfg->max_message_bytes * 4);
     {
         /* what an operator checks first; the password is never printed */
         char redis[512];

@@ -304,8 +304,8 @@ static ds_err_t parse_schema(const answer_t *a, int32_t id, char **schema_json, 
     return e;
 }
 
-ds_err_t ds_schema_registry_fetch(const char *base_url, int32_t id, long timeout_ms,
-                                  char **schema_json, char *errstr, size_t errstr_size) {
+ds_err_t ds_registry_http_fetch(const char *base_url, int32_t id, long timeout_ms,
+                                char **schema_json, char *errstr, size_t errstr_size) {
     if (schema_json)
         *schema_json = NULL;
     if (!base_url || !schema_json || id < 0) {
@@ -382,9 +382,9 @@ static ds_err_t int_member(const answer_t *a, const char *name, int32_t *out, ch
     return e;
 }
 
-ds_err_t ds_schema_registry_compatibility(const char *base_url, const char *subject,
-                                          long timeout_ms, char *level, size_t level_size,
-                                          bool *own, char *errstr, size_t errstr_size) {
+ds_err_t ds_registry_http_compatibility(const char *base_url, const char *subject, long timeout_ms,
+                                        char *level, size_t level_size, bool *own, char *errstr,
+                                        size_t errstr_size) {
     char path[1024];
     ds_err_t e = subject_path("/config/", subject, "", path, sizeof(path), errstr, errstr_size);
     if (e)
@@ -421,9 +421,9 @@ ds_err_t ds_schema_registry_compatibility(const char *base_url, const char *subj
     return DS_ERR_IO;
 }
 
-ds_err_t ds_schema_registry_register(const char *base_url, const char *subject,
-                                     const char *schema_json, long timeout_ms, int32_t *id,
-                                     char *errstr, size_t errstr_size) {
+ds_err_t ds_registry_http_register(const char *base_url, const char *subject,
+                                   const char *schema_json, long timeout_ms, int32_t *id,
+                                   char *errstr, size_t errstr_size) {
     char path[1024];
     ds_err_t e =
         subject_path("/subjects/", subject, "/versions", path, sizeof(path), errstr, errstr_size);
@@ -444,8 +444,8 @@ ds_err_t ds_schema_registry_register(const char *base_url, const char *subject,
             char msg[400], level[64], lerr[256];
             bool own = false;
             error_message(&a, msg, sizeof(msg), NULL);
-            if (ds_schema_registry_compatibility(base_url, subject, timeout_ms, level,
-                                                 sizeof(level), &own, lerr, sizeof(lerr)))
+            if (ds_registry_http_compatibility(base_url, subject, timeout_ms, level, sizeof(level),
+                                               &own, lerr, sizeof(lerr)))
                 snprintf(level, sizeof(level), "unknown: %.40s", lerr);
             char esc[600] = "";
             (void)subject_path("/config/", subject, "", esc, sizeof(esc), lerr, sizeof(lerr));
@@ -469,9 +469,9 @@ ds_err_t ds_schema_registry_register(const char *base_url, const char *subject,
     return e;
 }
 
-ds_err_t ds_schema_registry_lookup(const char *base_url, const char *subject,
-                                   const char *schema_json, long timeout_ms, int32_t *id,
-                                   int32_t *version, char *errstr, size_t errstr_size) {
+ds_err_t ds_registry_http_lookup(const char *base_url, const char *subject, const char *schema_json,
+                                 long timeout_ms, int32_t *id, int32_t *version, char *errstr,
+                                 size_t errstr_size) {
     char path[1024];
     ds_err_t e = subject_path("/subjects/", subject, "", path, sizeof(path), errstr, errstr_size);
     if (e)

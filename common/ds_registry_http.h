@@ -7,7 +7,7 @@
  *   POST /subjects/{s}/versions     register a schema under a subject
  *   POST /subjects/{s}              look a schema up under a subject
  *   GET  /config/{s}, GET /config   the compatibility level (for messages)
- * The schema cache lives in ds_serde.c, which calls fetch on a miss.
+ * The schema cache lives in ds_registry.c, which calls fetch on a miss.
  *
  * Every call takes the base URL "http[s]://[user:password@]host[:port]
  * [/path]" (trailing '/' allowed); percent-encoded userinfo becomes HTTP
@@ -44,30 +44,30 @@
  *                           on the decode path no registry fault may send a
  *                           record to the DLQ
  *    DS_ERR_INVAL, DS_ERR_NOMEM */
-ds_err_t ds_schema_registry_fetch(const char *base_url, int32_t id, long timeout_ms,
-                                  char **schema_json, char *errstr, size_t errstr_size) DS_WUR;
+ds_err_t ds_registry_http_fetch(const char *base_url, int32_t id, long timeout_ms,
+                                char **schema_json, char *errstr, size_t errstr_size) DS_WUR;
 
 /** Registers the Avro schema `schema_json` under `subject` (POST
  *  /subjects/{subject}/versions) and sets *id to the id the registry
  *  gives it: the existing id when the same schema is registered already,
  *  a new version of the subject otherwise.  On 409 the message names the
  *  subject and its compatibility level (a second request asks for it). */
-ds_err_t ds_schema_registry_register(const char *base_url, const char *subject,
-                                     const char *schema_json, long timeout_ms, int32_t *id,
-                                     char *errstr, size_t errstr_size) DS_WUR;
+ds_err_t ds_registry_http_register(const char *base_url, const char *subject,
+                                   const char *schema_json, long timeout_ms, int32_t *id,
+                                   char *errstr, size_t errstr_size) DS_WUR;
 
 /** Looks `schema_json` up under `subject` (POST /subjects/{subject}):
  *  *id and *version (may be NULL) of the registered schema, or
  *  DS_ERR_NOTFOUND. */
-ds_err_t ds_schema_registry_lookup(const char *base_url, const char *subject,
-                                   const char *schema_json, long timeout_ms, int32_t *id,
-                                   int32_t *version, char *errstr, size_t errstr_size) DS_WUR;
+ds_err_t ds_registry_http_lookup(const char *base_url, const char *subject, const char *schema_json,
+                                 long timeout_ms, int32_t *id, int32_t *version, char *errstr,
+                                 size_t errstr_size) DS_WUR;
 
 /** The compatibility level that applies to `subject`: its own (GET
  *  /config/{subject}; *own = true) or else the registry's global one (GET
  *  /config; *own = false).  level gets e.g. "BACKWARD". */
-ds_err_t ds_schema_registry_compatibility(const char *base_url, const char *subject,
-                                          long timeout_ms, char *level, size_t level_size,
-                                          bool *own, char *errstr, size_t errstr_size) DS_WUR;
+ds_err_t ds_registry_http_compatibility(const char *base_url, const char *subject, long timeout_ms,
+                                        char *level, size_t level_size, bool *own, char *errstr,
+                                        size_t errstr_size) DS_WUR;
 
 #endif

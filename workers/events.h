@@ -1,15 +1,16 @@
 /*
- * events.h — the SPEC's records as plain C structs, and their Avro mapping.
+ * events.h — the records dealsignal reads and writes, as plain C structs,
+ * and the names of their enums.
  *
- * Input records (MarketingEvent, CrmEvent) are decoded from Confluent-framed
- * Avro with the *writer* schema and projected by field name into these
- * structs (ds_events_decode_*); strings and arrays point into a ds_arena_t
- * that the caller resets per message.  Output records (LeadScore,
- * AccountScore, DealAlert) are filled by the domain and encoded with our
- * reader schemas (ds_events_encode_*).
+ * The domain (scoring, stall rules) works on these structs only; turning
+ * them into and out of Avro is the codec's job (codec.h), so this header
+ * pulls in no Avro, Kafka or Redis header.  Strings and arrays are
+ * borrowed: whoever fills a struct says how long they live (the codec: an
+ * arena reset per message).
  *
  * Enum order is the order of the Avro symbols in schemas/: it is the
- * contract ("later stage", "AlertKind order") and must not change.
+ * contract ("later stage", the order of alert kinds, docs/CONTRACT.md) and
+ * must not change.  The names and parsers are in events.c.
  */
 #ifndef DS_EVENTS_H
 #define DS_EVENTS_H
@@ -18,9 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ds_buf.h"
-#include "ds_err.h"
-#include "ds_serde.h"
+#include "ds_kv.h"
 
 #define DS_MA_TYPE_MAP(X)                                                 \
     X(CONTENT_VIEWED) X(CONTENT_COMPLETED) X(DIAGNOSTIC_COMPLETED)        \
@@ -120,9 +119,8 @@ int ds_alert_state_parse(const char *s);
 /** Purchase stage in words for messages ("Defining purchase criteria"). */
 const char *ds_purchase_stage_words(int v);
 
-typedef ds_avro_kv_t ds_kv_t; /* {key, value} */
-
-/* Limits of the SPEC: over them a record goes to the DLQ as limit_exceeded. */
+/* Limits on input records: over them a record goes to the DLQ as
+ * limit_exceeded (docs/CONTRACT.md). */
 #define DS_MAX_ID_BYTES 256
 #define DS_MAX_SHARED_WITH 256
 #define DS_MAX_ATTRIBUTES 64
@@ -210,56 +208,5 @@ typedef struct ds_deal_alert {
 } ds_deal_alert_t;
 
 #define DS_TS_NULL INT64_MIN
-
-/* ---- Avro mapping (events.c) -------------------------------------------
- * A codec decodes framed input with the writer schema found by id in the
- * registry and projects fields by name (missing optional fields take their
- * SPEC defaults; a missing required field is DS_ERR_MISSING_FIELD), and
- * encodes outputs framed with the configured output schema ids.
- * One codec per thread (avro-c is not thread-safe). */
-typedef struct ds_registry ds_registry_t; /* common/ds_serde.h */
-typedef struct ds_codec ds_codec_t;
-
-typedef struct ds_codec_ids {
-    int32_t marketing_event, crm_event, lead_score, account_score, deal_alert;
-} ds_codec_ids_t;
-/** The fixed id map of the embedded registry: 1..5 in SPEC order. */
-extern const ds_codec_ids_t ds_codec_default_ids;
-
-/** `reg` is borrowed and must outlive the codec.  NULL on error (errstr).
- *  Output ids must be in the registry, except negative ones: not known yet
- *  (set with ds_codec_set_ids before encoding that output). */
-ds_codec_t *ds_codec_new(ds_registry_t *reg, const ds_codec_ids_t *ids,
-                         char *errstr, size_t errstr_size);
-/** Replace the ids (same rule as ds_codec_new). */
-ds_err_t ds_codec_set_ids(ds_codec_t *c, const ds_codec_ids_t *ids, char *errstr,
-                          size_t errstr_size) DS_WUR;
-void ds_codec_destroy(ds_codec_t *c);
-
-/* Decoders: strings/arrays of *out live in `arena` until its reset.
- * On failure return a DLQ code and write a one-line reason to detail. */
-ds_err_t ds_decode_ma(ds_codec_t *c, const void *buf, size_t len,
-                      ds_arena_t *arena, ds_ma_event_t *out, char *detail,
-                      size_t detail_size) DS_WUR;
-ds_err_t ds_decode_crm(ds_codec_t *c, const void *buf, size_t len,
-                       ds_arena_t *arena, ds_crm_event_t *out, char *detail,
-                       size_t detail_size) DS_WUR;
-ds_err_t ds_decode_lead_score(ds_codec_t *c, const void *buf, size_t len,
-                              ds_arena_t *arena, ds_lead_score_t *out,
-                              char *detail, size_t detail_size) DS_WUR;
-ds_err_t ds_decode_account_score(ds_codec_t *c, const void *buf, size_t len,
-                                 ds_arena_t *arena, ds_account_score_t *out,
-                                 char *detail, size_t detail_size) DS_WUR;
-ds_err_t ds_decode_deal_alert(ds_codec_t *c, const void *buf, size_t len,
-                              ds_arena_t *arena, ds_deal_alert_t *out,
-                              char *detail, size_t detail_size) DS_WUR;
-
-/* Encoders: append the framed record (magic, id, Avro) to out (not reset). */
-ds_err_t ds_encode_ma(ds_codec_t *c, const ds_ma_event_t *ev, ds_buf_t *out) DS_WUR;
-ds_err_t ds_encode_crm(ds_codec_t *c, const ds_crm_event_t *ev, ds_buf_t *out) DS_WUR;
-ds_err_t ds_encode_lead_score(ds_codec_t *c, const ds_lead_score_t *s, ds_buf_t *out) DS_WUR;
-ds_err_t ds_encode_account_score(ds_codec_t *c, const ds_account_score_t *s,
-                                 ds_buf_t *out) DS_WUR;
-ds_err_t ds_encode_deal_alert(ds_codec_t *c, const ds_deal_alert_t *a, ds_buf_t *out) DS_WUR;
 
 #endif

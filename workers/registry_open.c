@@ -25,18 +25,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "ds_log.h"
+#include "ds_registry.h"
 #include "ds_registry_http.h"
-#include "ds_serde.h"
-#include "events.h"
 #include "worker.h"
 
 #define REGISTRY_TIMEOUT_MS 5000
 
 static ds_err_t fetch(void *opaque, int32_t id, char **json, char *errstr, size_t errstr_size) {
     const ds_config_t *cfg = opaque;
-    return ds_schema_registry_fetch(cfg->schema_registry_url, id, REGISTRY_TIMEOUT_MS, json, errstr,
-                                    errstr_size);
+    return ds_registry_http_fetch(cfg->schema_registry_url, id, REGISTRY_TIMEOUT_MS, json, errstr,
+                                  errstr_size);
 }
 
 ds_registry_t *ds_registry_open_dir(const char *dir, char *errstr, size_t errstr_size) {
@@ -48,7 +48,7 @@ bool ds_registry_is_remote(const ds_config_t *cfg) {
 }
 
 static ds_err_t fetch_url(void *opaque, int32_t id, char **json, char *errstr, size_t errstr_size) {
-    return ds_schema_registry_fetch(opaque, id, REGISTRY_TIMEOUT_MS, json, errstr, errstr_size);
+    return ds_registry_http_fetch(opaque, id, REGISTRY_TIMEOUT_MS, json, errstr, errstr_size);
 }
 
 ds_registry_t *ds_registry_open_url(const char *url, char *errstr, size_t errstr_size) {
@@ -156,8 +156,8 @@ static ds_err_t resolve_explicit(const ds_config_t *cfg, ds_registry_t *reg, ds_
                                  char *errstr, size_t errstr_size) {
     char *json = NULL;
     char err[1024];
-    ds_err_t e = ds_schema_registry_fetch(cfg->schema_registry_url, o->configured_id,
-                                          REGISTRY_TIMEOUT_MS, &json, err, sizeof(err));
+    ds_err_t e = ds_registry_http_fetch(cfg->schema_registry_url, o->configured_id,
+                                        REGISTRY_TIMEOUT_MS, &json, err, sizeof(err));
     if (e == DS_ERR_UNKNOWN_SCHEMA) {
         snprintf(errstr, errstr_size,
                  "%s is set to %d, which the schema registry does not know (%s); unset it to "
@@ -203,11 +203,11 @@ static ds_err_t resolve_one(const ds_config_t *cfg, ds_registry_t *reg, ds_outpu
     bool reg_on = strcmp(cfg->schema_registry_auto_register, "false") != 0;
     int32_t id = -1;
     if (!e && reg_on)
-        e = ds_schema_registry_register(cfg->schema_registry_url, subject, json,
-                                        REGISTRY_TIMEOUT_MS, &id, err, sizeof(err));
+        e = ds_registry_http_register(cfg->schema_registry_url, subject, json, REGISTRY_TIMEOUT_MS,
+                                      &id, err, sizeof(err));
     else if (!e)
-        e = ds_schema_registry_lookup(cfg->schema_registry_url, subject, json, REGISTRY_TIMEOUT_MS,
-                                      &id, NULL, err, sizeof(err));
+        e = ds_registry_http_lookup(cfg->schema_registry_url, subject, json, REGISTRY_TIMEOUT_MS,
+                                    &id, NULL, err, sizeof(err));
     if (e == DS_ERR_NOTFOUND) {
         snprintf(errstr, errstr_size,
                  "schema_registry.auto_register is false and the %s schema is not registered "

@@ -30,7 +30,7 @@
 #include "ds_config.h"
 #include "ds_metrics.h"
 #include "ds_redis.h"
-#include "events.h"
+#include "codec.h"
 #include "rules.h"
 
 typedef struct ds_worker ds_worker_t;

@@ -7,9 +7,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "codec.h"
 #include "ds_buf.h"
-#include "ds_serde.h"
-#include "events.h"
+#include "ds_registry.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!codec) {
         char err[512];
         const char *dir = getenv("DS_SCHEMAS_DIR");
-        ds_serde_init(1 << 20);
+        ds_registry_init(1 << 20);
         reg = ds_registry_new_dir(dir ? dir : DS_SOURCE_DIR "/schemas", err, sizeof(err));
         if (!reg)
             abort();
@@ -36,10 +36,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ds_arena_reset(&arena);
     if (data[0] & 1) {
         ds_crm_event_t ev;
-        (void)ds_decode_crm(codec, data + 1, size - 1, &arena, &ev, detail, sizeof(detail));
+        (void)ds_codec_decode_crm(codec, data + 1, size - 1, &arena, &ev, detail, sizeof(detail));
     } else {
         ds_ma_event_t ev;
-        (void)ds_decode_ma(codec, data + 1, size - 1, &arena, &ev, detail, sizeof(detail));
+        (void)ds_codec_decode_ma(codec, data + 1, size - 1, &arena, &ev, detail, sizeof(detail));
     }
     return 0;
 }

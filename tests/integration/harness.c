@@ -22,7 +22,7 @@
 #include "ds_buf.h"
 #include "ds_clock.h"
 #include "ds_kafka.h"
-#include "ds_serde.h"
+#include "ds_registry.h"
 
 static pid_t g_pids[64];
 static int g_npids;
@@ -451,7 +451,7 @@ ds_codec_t *ds_h_codec(void) {
         return g_codec;
     const char *dir = getenv("DS_SCHEMAS_DIR");
     char err[512];
-    ds_serde_init(1 << 20);
+    ds_registry_init(1 << 20);
     g_reg = ds_registry_new_dir(dir ? dir : "schemas", err, sizeof(err));
     if (!g_reg)
         die("registry: %s", err);
@@ -471,7 +471,7 @@ void ds_h_codec_free(void) {
 void ds_h_send_ma(rd_kafka_t *p, const char *topic, const ds_ma_event_t *ev) {
     ds_buf_t b;
     ds_buf_init(&b, 0);
-    if (ds_encode_ma(ds_h_codec(), ev, &b))
+    if (ds_codec_encode_ma(ds_h_codec(), ev, &b))
         die("encode MarketingEvent %s", ev->event_id);
     ds_h_produce(p, topic, ev->account_id ? ev->account_id : ev->lead_id, b.data, b.len);
     ds_buf_free(&b);
@@ -480,7 +480,7 @@ void ds_h_send_ma(rd_kafka_t *p, const char *topic, const ds_ma_event_t *ev) {
 void ds_h_send_crm(rd_kafka_t *p, const char *topic, const ds_crm_event_t *ev) {
     ds_buf_t b;
     ds_buf_init(&b, 0);
-    if (ds_encode_crm(ds_h_codec(), ev, &b))
+    if (ds_codec_encode_crm(ds_h_codec(), ev, &b))
         die("encode CrmEvent %s", ev->event_id);
     ds_h_produce(p, topic, ev->deal_id, b.data, b.len);
     ds_buf_free(&b);

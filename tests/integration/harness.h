@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "events.h"
+#include "codec.h"
 
 typedef struct ds_h_env {
     char brokers[256];

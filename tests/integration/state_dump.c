@@ -494,7 +494,8 @@ char *ds_sd_render_output(const char *kind, const ds_h_record_t *r) {
     put_opt(&b, "key", r->key);
     if (!strcmp(kind, "lead")) {
         ds_lead_score_t s;
-        if (ds_decode_lead_score(ds_h_codec(), r->val, r->len, &arena, &s, detail, sizeof(detail)))
+        if (ds_codec_decode_lead_score(ds_h_codec(), r->val, r->len, &arena, &s, detail,
+                                       sizeof(detail)))
             sd_die("LeadScore %s does not decode: %s", id, detail);
         put_opt(&b, "lead_id", s.lead_id);
         put_opt(&b, "account_id", s.account_id);
@@ -514,8 +515,8 @@ char *ds_sd_render_output(const char *kind, const ds_h_record_t *r) {
                             s.events_applied));
     } else {
         ds_account_score_t s;
-        if (ds_decode_account_score(ds_h_codec(), r->val, r->len, &arena, &s, detail,
-                                    sizeof(detail)))
+        if (ds_codec_decode_account_score(ds_h_codec(), r->val, r->len, &arena, &s, detail,
+                                          sizeof(detail)))
             sd_die("AccountScore %s does not decode: %s", id, detail);
         put_opt(&b, "account_id", s.account_id);
         must(ds_buf_appendf(

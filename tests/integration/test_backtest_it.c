@@ -175,8 +175,8 @@ static void test_backtest_matches_watcher(void **state) {
         ds_deal_alert_t a;
         char detail[256];
         ds_arena_reset(&arena);
-        assert_int_equal(ds_decode_deal_alert(ds_h_codec(), recs[i].val, recs[i].len, &arena, &a,
-                                              detail, sizeof(detail)),
+        assert_int_equal(ds_codec_decode_deal_alert(ds_h_codec(), recs[i].val, recs[i].len, &arena,
+                                                    &a, detail, sizeof(detail)),
                          DS_ERR_OK);
         bool seen = false;
         for (size_t j = 0; j < nids && !seen; j++)

@@ -146,7 +146,7 @@ static void topics(const char *const *names, size_t n) {
 static int group_setup(void **state) {
     (void)state;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    ds_serde_init(1 << 20);
+    ds_registry_init(1 << 20);
     ds_h_start(&env, 1, true);
     ds_treg_opts_t o = {0, 0, NULL};
     reg = ds_treg_start(&o);
@@ -183,22 +183,24 @@ static size_t check_topic(const char *topic, int32_t want_id, int kind) {
         ds_err_t e;
         if (kind == 0) {
             ds_lead_score_t s;
-            e = ds_decode_lead_score(codec, recs[i].val, recs[i].len, &arena, &s, detail,
-                                     sizeof(detail));
+            e = ds_codec_decode_lead_score(codec, recs[i].val, recs[i].len, &arena, &s, detail,
+                                           sizeof(detail));
         } else if (kind == 1) {
             ds_account_score_t s;
-            e = ds_decode_account_score(codec, recs[i].val, recs[i].len, &arena, &s, detail,
-                                        sizeof(detail));
+            e = ds_codec_decode_account_score(codec, recs[i].val, recs[i].len, &arena, &s, detail,
+                                              sizeof(detail));
         } else if (kind == 2) {
             ds_deal_alert_t a;
-            e = ds_decode_deal_alert(codec, recs[i].val, recs[i].len, &arena, &a, detail,
-                                     sizeof(detail));
+            e = ds_codec_decode_deal_alert(codec, recs[i].val, recs[i].len, &arena, &a, detail,
+                                           sizeof(detail));
         } else if (kind == 3) {
             ds_ma_event_t m;
-            e = ds_decode_ma(codec, recs[i].val, recs[i].len, &arena, &m, detail, sizeof(detail));
+            e = ds_codec_decode_ma(codec, recs[i].val, recs[i].len, &arena, &m, detail,
+                                   sizeof(detail));
         } else {
             ds_crm_event_t c;
-            e = ds_decode_crm(codec, recs[i].val, recs[i].len, &arena, &c, detail, sizeof(detail));
+            e = ds_codec_decode_crm(codec, recs[i].val, recs[i].len, &arena, &c, detail,
+                                    sizeof(detail));
         }
         if (e)
             fprintf(stderr, "  %s[%zu]: %s\n", topic, i, detail);
@@ -455,7 +457,7 @@ static void test_registry_outage_while_decoding(void **state) {
                         .content_stage = DS_CS_CONFRONT};
     ds_buf_t b;
     ds_buf_init(&b, 0);
-    assert_int_equal(ds_encode_ma(ds_h_codec(), &ev, &b), DS_ERR_OK);
+    assert_int_equal(ds_codec_encode_ma(ds_h_codec(), &ev, &b), DS_ERR_OK);
     b.data[1] = (unsigned char)((uint32_t)id >> 24);
     b.data[2] = (unsigned char)((uint32_t)id >> 16);
     b.data[3] = (unsigned char)((uint32_t)id >> 8);

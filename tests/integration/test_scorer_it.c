@@ -55,8 +55,8 @@ static void decode_leads(ds_h_record_t *r, size_t n, decoded_t *d) {
     d->n = 0;
     for (size_t i = 0; i < n && d->n < 32; i++) {
         char detail[256];
-        assert_int_equal(ds_decode_lead_score(ds_h_codec(), r[i].val, r[i].len, &d->arena,
-                                              &d->s[d->n], detail, sizeof(detail)),
+        assert_int_equal(ds_codec_decode_lead_score(ds_h_codec(), r[i].val, r[i].len, &d->arena,
+                                                    &d->s[d->n], detail, sizeof(detail)),
                          DS_ERR_OK);
         d->n++;
     }
@@ -125,7 +125,7 @@ static void test_scorer_end_to_end(void **state) {
     ds_account_score_t as;
     char detail[256];
     assert_int_equal(
-        ds_decode_account_score(ds_h_codec(), recs[2].val, recs[2].len, &a, &as, detail, 256),
+        ds_codec_decode_account_score(ds_h_codec(), recs[2].val, recs[2].len, &a, &as, detail, 256),
         DS_ERR_OK);
     assert_int_equal(as.engaged_stakeholders, 2);
     assert_int_equal(as.confronted_stakeholders, 1);

@@ -61,8 +61,8 @@ static void decode(ds_h_record_t *r, size_t n, alerts_t *al) {
     al->n = 0;
     for (size_t i = 0; i < n && i < 32; i++) {
         char detail[256];
-        assert_int_equal(ds_decode_deal_alert(ds_h_codec(), r[i].val, r[i].len, &al->arena,
-                                              &al->a[al->n], detail, sizeof(detail)),
+        assert_int_equal(ds_codec_decode_deal_alert(ds_h_codec(), r[i].val, r[i].len, &al->arena,
+                                                    &al->a[al->n], detail, sizeof(detail)),
                          DS_ERR_OK);
         al->n++;
     }

@@ -11,9 +11,10 @@
  * deliberate change against the original (see score_ref.c): an account's
  * as_of is the largest as_of any of its leads has ever had.
  *
- * What follows is the original header's text.
+ * What follows is the original header's text, its references pointed
+ * at docs/CONTRACT.md.
  *
- * score.h — the lead-scoring domain (SPEC "Lead scoring"), pure C.
+ * score.h — the lead-scoring domain (docs/CONTRACT.md, "Lead scoring"), pure C.
  *
  * No I/O here: events in, LeadScore/AccountScore out through a sink, state
  * to and from bytes.  The unit of state is the Kafka key of ma.events: one
@@ -31,6 +32,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ds_buf.h"
 #include "rules.h"
 
 typedef struct ref_score_unit ref_score_unit_t;
@@ -58,7 +60,7 @@ ds_err_t ref_score_unit_apply(ref_score_unit_t *u, const ds_rules_t *r,
 /** Counters that ref_score_unit_apply_ex adds to; owned by the caller and
  *  cumulative (zero it once).  `unclassified` counts applied events whose
  *  content has no stage (neither on the event nor in the catalog), the
- *  SPEC's `unclassified` metric. */
+ *  `unclassified` metric (docs/CONTRACT.md). */
 typedef struct ref_score_stats {
     uint64_t applied;      /* non-duplicate events applied */
     uint64_t duplicates;   /* DS_ERR_DUPLICATE returns */

@@ -299,49 +299,47 @@ static void test_registry_fetch(void **state) {
     char *schema = (char *)1;
 
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
-    assert_int_equal(ds_schema_registry_fetch(base, 7, 2000, &schema, err, sizeof(err)), DS_ERR_OK);
+    assert_int_equal(ds_registry_http_fetch(base, 7, 2000, &schema, err, sizeof(err)), DS_ERR_OK);
     assert_string_equal(schema, SCHEMA_7);
     assert_string_equal(reg.last_path, "/schemas/ids/7");
     free(schema);
 
     /* explicit AVRO schemaType, and a trailing '/' on the base URL */
     snprintf(base, sizeof(base), "http://127.0.0.1:%d/", port);
-    assert_int_equal(ds_schema_registry_fetch(base, 12, 2000, &schema, err, sizeof(err)),
-                     DS_ERR_OK);
+    assert_int_equal(ds_registry_http_fetch(base, 12, 2000, &schema, err, sizeof(err)), DS_ERR_OK);
     assert_string_equal(schema, "\"string\"");
     assert_string_equal(reg.last_path, "/schemas/ids/12");
     free(schema);
 
     /* a path prefix (registry behind a reverse proxy) */
     snprintf(base, sizeof(base), "http://127.0.0.1:%d/prefix//", port);
-    assert_int_equal(ds_schema_registry_fetch(base, 7, 2000, &schema, err, sizeof(err)), DS_ERR_OK);
+    assert_int_equal(ds_registry_http_fetch(base, 7, 2000, &schema, err, sizeof(err)), DS_ERR_OK);
     assert_string_equal(reg.last_path, "/prefix/schemas/ids/7");
     free(schema);
 
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
     schema = (char *)1;
-    assert_int_equal(ds_schema_registry_fetch(base, 5, 2000, &schema, err, sizeof(err)),
+    assert_int_equal(ds_registry_http_fetch(base, 5, 2000, &schema, err, sizeof(err)),
                      DS_ERR_UNKNOWN_SCHEMA);
     assert_null(schema);
     assert_non_null(strstr(err, "5"));
-    assert_int_equal(ds_schema_registry_fetch(base, 8, 2000, &schema, err, sizeof(err)),
+    assert_int_equal(ds_registry_http_fetch(base, 8, 2000, &schema, err, sizeof(err)),
                      DS_ERR_WRONG_TYPE);
     assert_non_null(strstr(err, "PROTOBUF"));
-    assert_int_equal(ds_schema_registry_fetch(base, 9, 2000, &schema, err, sizeof(err)), DS_ERR_IO);
+    assert_int_equal(ds_registry_http_fetch(base, 9, 2000, &schema, err, sizeof(err)), DS_ERR_IO);
     assert_non_null(strstr(err, "500"));
     assert_non_null(strstr(err, "store down"));
-    assert_int_equal(ds_schema_registry_fetch(base, 10, 2000, &schema, err, sizeof(err)),
-                     DS_ERR_IO);
+    assert_int_equal(ds_registry_http_fetch(base, 10, 2000, &schema, err, sizeof(err)), DS_ERR_IO);
     assert_null(schema);
     /* timeout: 200 ms against a 1 s answer */
-    assert_int_equal(ds_schema_registry_fetch(base, 11, 200, &schema, err, sizeof(err)), DS_ERR_IO);
+    assert_int_equal(ds_registry_http_fetch(base, 11, 200, &schema, err, sizeof(err)), DS_ERR_IO);
     assert_non_null(strcasestr(err, "time"));
-    assert_int_equal(ds_schema_registry_fetch(base, -1, 200, &schema, err, sizeof(err)),
+    assert_int_equal(ds_registry_http_fetch(base, -1, 200, &schema, err, sizeof(err)),
                      DS_ERR_INVAL);
     MHD_stop_daemon(d);
 
     /* nothing listens there any more: a network error */
-    assert_int_equal(ds_schema_registry_fetch(base, 7, 2000, &schema, err, sizeof(err)), DS_ERR_IO);
+    assert_int_equal(ds_registry_http_fetch(base, 7, 2000, &schema, err, sizeof(err)), DS_ERR_IO);
     assert_null(schema);
     print_message("  refused: %s\n", err);
 }
@@ -356,39 +354,38 @@ static void test_registry_basic_auth(void **state) {
 
     /* password "s3:cr@t", percent-encoded in the userinfo */
     snprintf(base, sizeof(base), "http://user:s3%%3Acr%%40t@127.0.0.1:%d/auth", port);
-    assert_int_equal(ds_schema_registry_fetch(base, 7, 2000, &schema, err, sizeof(err)), DS_ERR_OK);
+    assert_int_equal(ds_registry_http_fetch(base, 7, 2000, &schema, err, sizeof(err)), DS_ERR_OK);
     assert_string_equal(schema, SCHEMA_7);
     free(schema);
     schema = NULL;
 
     /* the password never shows in an error */
-    assert_int_equal(ds_schema_registry_fetch(base, 9, 2000, &schema, err, sizeof(err)), DS_ERR_IO);
+    assert_int_equal(ds_registry_http_fetch(base, 9, 2000, &schema, err, sizeof(err)), DS_ERR_IO);
     assert_null(strstr(err, "s3"));
     assert_non_null(strstr(err, "127.0.0.1"));
-    assert_int_equal(ds_schema_registry_fetch(base, 4, 2000, &schema, err, sizeof(err)),
+    assert_int_equal(ds_registry_http_fetch(base, 4, 2000, &schema, err, sizeof(err)),
                      DS_ERR_UNKNOWN_SCHEMA);
     assert_null(strstr(err, "s3"));
 
     /* wrong password: 401 is an I/O (configuration) error, not a DLQ one */
     snprintf(base, sizeof(base), "http://user:wrong-pw@127.0.0.1:%d/auth", port);
-    assert_int_equal(ds_schema_registry_fetch(base, 7, 2000, &schema, err, sizeof(err)), DS_ERR_IO);
+    assert_int_equal(ds_registry_http_fetch(base, 7, 2000, &schema, err, sizeof(err)), DS_ERR_IO);
     assert_non_null(strstr(err, "401"));
     assert_null(strstr(err, "wrong-pw"));
     /* no credentials at all */
     snprintf(base, sizeof(base), "http://127.0.0.1:%d/auth", port);
-    assert_int_equal(ds_schema_registry_fetch(base, 7, 2000, &schema, err, sizeof(err)), DS_ERR_IO);
+    assert_int_equal(ds_registry_http_fetch(base, 7, 2000, &schema, err, sizeof(err)), DS_ERR_IO);
     MHD_stop_daemon(d);
 
     /* malformed URLs: INVAL, without echoing the password */
     int before = reg.requests;
     assert_int_equal(
-        ds_schema_registry_fetch("ftp://u:topsecret@host/", 7, 200, &schema, err, sizeof(err)),
+        ds_registry_http_fetch("ftp://u:topsecret@host/", 7, 200, &schema, err, sizeof(err)),
         DS_ERR_INVAL);
     assert_null(strstr(err, "topsecret"));
-    assert_int_equal(ds_schema_registry_fetch("not a url", 7, 200, &schema, err, sizeof(err)),
+    assert_int_equal(ds_registry_http_fetch("not a url", 7, 200, &schema, err, sizeof(err)),
                      DS_ERR_INVAL);
-    assert_int_equal(ds_schema_registry_fetch(NULL, 7, 200, &schema, err, sizeof(err)),
-                     DS_ERR_INVAL);
+    assert_int_equal(ds_registry_http_fetch(NULL, 7, 200, &schema, err, sizeof(err)), DS_ERR_INVAL);
     assert_int_equal(reg.requests, before);
 }
 
@@ -415,87 +412,87 @@ static void test_registry_register_lookup(void **state) {
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", ds_treg_port(r));
     int32_t id1 = -1, again = -1, other = -1, id2 = -1, found = -1, version = -1;
 
-    assert_int_equal(ds_schema_registry_register(base, "x-value", REC_V1, 2000, &id1, err,
-                                                 sizeof(err)),
-                     DS_ERR_OK);
+    assert_int_equal(
+        ds_registry_http_register(base, "x-value", REC_V1, 2000, &id1, err, sizeof(err)),
+        DS_ERR_OK);
     assert_true(id1 > 5);
     /* the same schema (other whitespace): the same id, no new version */
-    assert_int_equal(ds_schema_registry_register(base, "x-value", "  " REC_V1 "\n", 2000, &again,
-                                                 err, sizeof(err)),
+    assert_int_equal(ds_registry_http_register(base, "x-value", "  " REC_V1 "\n", 2000, &again, err,
+                                               sizeof(err)),
                      DS_ERR_OK);
     assert_int_equal(again, id1);
     /* under another subject: the same id as well (ids are global) */
-    assert_int_equal(ds_schema_registry_register(base, "y-value", REC_V1, 2000, &other, err,
-                                                 sizeof(err)),
-                     DS_ERR_OK);
+    assert_int_equal(
+        ds_registry_http_register(base, "y-value", REC_V1, 2000, &other, err, sizeof(err)),
+        DS_ERR_OK);
     assert_int_equal(other, id1);
     /* a compatible change: a new id, version 2 */
-    assert_int_equal(ds_schema_registry_register(base, "x-value", REC_V2, 2000, &id2, err,
-                                                 sizeof(err)),
-                     DS_ERR_OK);
+    assert_int_equal(
+        ds_registry_http_register(base, "x-value", REC_V2, 2000, &id2, err, sizeof(err)),
+        DS_ERR_OK);
     assert_true(id2 != id1);
-    assert_int_equal(ds_schema_registry_lookup(base, "x-value", REC_V2, 2000, &found, &version,
-                                               err, sizeof(err)),
-                     DS_ERR_OK);
+    assert_int_equal(
+        ds_registry_http_lookup(base, "x-value", REC_V2, 2000, &found, &version, err, sizeof(err)),
+        DS_ERR_OK);
     assert_int_equal(found, id2);
     assert_int_equal(version, 2);
-    assert_int_equal(ds_schema_registry_lookup(base, "x-value", REC_V1, 2000, &found, &version,
-                                               err, sizeof(err)),
-                     DS_ERR_OK);
+    assert_int_equal(
+        ds_registry_http_lookup(base, "x-value", REC_V1, 2000, &found, &version, err, sizeof(err)),
+        DS_ERR_OK);
     assert_int_equal(found, id1);
     assert_int_equal(version, 1);
 
     /* lookups that find nothing say which of the two */
-    assert_int_equal(ds_schema_registry_lookup(base, "none-value", REC_V1, 2000, &found, NULL,
-                                               err, sizeof(err)),
-                     DS_ERR_NOTFOUND);
+    assert_int_equal(
+        ds_registry_http_lookup(base, "none-value", REC_V1, 2000, &found, NULL, err, sizeof(err)),
+        DS_ERR_NOTFOUND);
     assert_non_null(strstr(err, "40401"));
-    assert_int_equal(ds_schema_registry_lookup(base, "y-value", REC_V2, 2000, &found, NULL, err,
-                                               sizeof(err)),
-                     DS_ERR_NOTFOUND);
+    assert_int_equal(
+        ds_registry_http_lookup(base, "y-value", REC_V2, 2000, &found, NULL, err, sizeof(err)),
+        DS_ERR_NOTFOUND);
     assert_non_null(strstr(err, "40403"));
 
     /* 409: the subject and the level that applies, global then its own */
-    assert_int_equal(ds_schema_registry_register(base, "x-value", REC_BAD, 2000, &found, err,
-                                                 sizeof(err)),
-                     DS_ERR_CONFIG);
+    assert_int_equal(
+        ds_registry_http_register(base, "x-value", REC_BAD, 2000, &found, err, sizeof(err)),
+        DS_ERR_CONFIG);
     assert_non_null(strstr(err, "409"));
     assert_non_null(strstr(err, "\"x-value\""));
     assert_non_null(strstr(err, "level BACKWARD, the registry's global level"));
     ds_treg_set_level(r, "x-value", "FULL_TRANSITIVE");
-    assert_int_equal(ds_schema_registry_register(base, "x-value", REC_BAD, 2000, &found, err,
-                                                 sizeof(err)),
-                     DS_ERR_CONFIG);
+    assert_int_equal(
+        ds_registry_http_register(base, "x-value", REC_BAD, 2000, &found, err, sizeof(err)),
+        DS_ERR_CONFIG);
     assert_non_null(strstr(err, "level FULL_TRANSITIVE, set on the subject"));
     char level[32];
     bool own = false;
-    assert_int_equal(ds_schema_registry_compatibility(base, "y-value", 2000, level,
-                                                      sizeof(level), &own, err, sizeof(err)),
+    assert_int_equal(ds_registry_http_compatibility(base, "y-value", 2000, level, sizeof(level),
+                                                    &own, err, sizeof(err)),
                      DS_ERR_OK);
     assert_string_equal(level, "BACKWARD");
     assert_false(own);
     /* NONE takes anything */
     ds_treg_set_level(r, "x-value", "NONE");
-    assert_int_equal(ds_schema_registry_register(base, "x-value", REC_BAD, 2000, &found, err,
-                                                 sizeof(err)),
-                     DS_ERR_OK);
+    assert_int_equal(
+        ds_registry_http_register(base, "x-value", REC_BAD, 2000, &found, err, sizeof(err)),
+        DS_ERR_OK);
 
     /* not a schema: 422, for good */
-    assert_int_equal(ds_schema_registry_register(base, "x-value", "{\"type\": 7}", 2000, &found,
-                                                 err, sizeof(err)),
-                     DS_ERR_CONFIG);
+    assert_int_equal(
+        ds_registry_http_register(base, "x-value", "{\"type\": 7}", 2000, &found, err, sizeof(err)),
+        DS_ERR_CONFIG);
     assert_non_null(strstr(err, "422"));
     /* 5xx: transient */
     ds_treg_fail_next(r, 1);
-    assert_int_equal(ds_schema_registry_register(base, "x-value", REC_V1, 2000, &found, err,
-                                                 sizeof(err)),
-                     DS_ERR_IO);
+    assert_int_equal(
+        ds_registry_http_register(base, "x-value", REC_V1, 2000, &found, err, sizeof(err)),
+        DS_ERR_IO);
     assert_non_null(strstr(err, "500"));
     ds_treg_stop(r);
     /* nobody there: transient */
-    assert_int_equal(ds_schema_registry_register(base, "x-value", REC_V1, 500, &found, err,
-                                                 sizeof(err)),
-                     DS_ERR_IO);
+    assert_int_equal(
+        ds_registry_http_register(base, "x-value", REC_V1, 500, &found, err, sizeof(err)),
+        DS_ERR_IO);
 }
 
 static void test_registry_register_auth(void **state) {
@@ -506,19 +503,18 @@ static void test_registry_register_auth(void **state) {
     char base[160], err[2048];
     int32_t id = -1;
     snprintf(base, sizeof(base), "http://me:p%%40ss%%3Aw0rd@127.0.0.1:%d", ds_treg_port(r));
-    assert_int_equal(ds_schema_registry_register(base, "x-value", REC_V1, 2000, &id, err,
-                                                 sizeof(err)),
-                     DS_ERR_OK);
+    assert_int_equal(
+        ds_registry_http_register(base, "x-value", REC_V1, 2000, &id, err, sizeof(err)), DS_ERR_OK);
     snprintf(base, sizeof(base), "http://me:hunter2@127.0.0.1:%d", ds_treg_port(r));
-    assert_int_equal(ds_schema_registry_register(base, "x-value", REC_V1, 2000, &id, err,
-                                                 sizeof(err)),
-                     DS_ERR_CONFIG);
+    assert_int_equal(
+        ds_registry_http_register(base, "x-value", REC_V1, 2000, &id, err, sizeof(err)),
+        DS_ERR_CONFIG);
     assert_non_null(strstr(err, "401"));
     assert_non_null(strstr(err, "user \"me\""));
     assert_null(strstr(err, "hunter2"));
-    assert_int_equal(ds_schema_registry_lookup(base, "x-value", REC_V1, 2000, &id, NULL, err,
-                                               sizeof(err)),
-                     DS_ERR_CONFIG);
+    assert_int_equal(
+        ds_registry_http_lookup(base, "x-value", REC_V1, 2000, &id, NULL, err, sizeof(err)),
+        DS_ERR_CONFIG);
     assert_null(strstr(err, "hunter2"));
     ds_treg_stop(r);
 }

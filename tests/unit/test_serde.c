@@ -2,7 +2,8 @@
  * test_serde.c — Confluent framing and schema evolution without avro-c's
  * resolved reader: a writer schema that adds fields, and one that lacks
  * fields our reader has with defaults, both decode into the same event.
- * Also the round trip of every output record and the framing errors.
+ * Also the round trip of every output record, the framing errors, and
+ * our writer's bytes against avro-c's generic writer (avro_ref.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,12 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ds_serde.h"
-#include "events.h"
+#include "avro_ref.h"
+#include "codec.h"
+#include "ds_avro_dec.h"
+#include "ds_avro_enc.h"
+#include "ds_registry.h"
 #include "worker.h"
 
 typedef struct fixture {
     ds_registry_t *reg;
+    ref_avro_t *ref; /* avro-c's generic values: the reference */
     ds_codec_t *codec;
     ds_arena_t arena;
     ds_buf_t buf;
@@ -82,7 +87,7 @@ static int setup(void **state) {
     fixture_t *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     char err[512] = "";
-    ds_serde_init(1 << 20);
+    ds_registry_init(1 << 20);
     f->reg = ds_registry_open_dir(getenv("DS_SCHEMAS_DIR"), err, sizeof(err));
     assert_non_null(f->reg);
     assert_int_equal(ds_registry_add_json(f->reg, 201, WRITER_ADDS, err, sizeof(err)), DS_ERR_OK);
@@ -90,6 +95,8 @@ static int setup(void **state) {
     assert_int_equal(ds_registry_add_json(f->reg, 203, WRITER_TYPES, err, sizeof(err)), DS_ERR_OK);
     f->codec = ds_codec_new(f->reg, &ds_codec_default_ids, err, sizeof(err));
     assert_non_null(f->codec);
+    f->ref = ref_avro_new(f->reg);
+    assert_non_null(f->ref);
     ds_arena_init(&f->arena, 0);
     ds_buf_init(&f->buf, 0);
     *state = f;
@@ -101,6 +108,7 @@ static int teardown(void **state) {
     ds_buf_free(&f->buf);
     ds_arena_free(&f->arena);
     ds_codec_destroy(f->codec);
+    ref_avro_destroy(f->ref);
     ds_registry_destroy(f->reg);
     free(f);
     return 0;
@@ -123,7 +131,7 @@ static avro_value_t branch_of(avro_value_t *rec, const char *field, int branch) 
 static void test_writer_adds_fields(void **state) {
     fixture_t *f = *state;
     avro_value_t *v;
-    assert_int_equal(ds_serde_value(f->reg, 201, &v), DS_ERR_OK);
+    assert_int_equal(ref_avro_value(f->ref, 201, &v), DS_ERR_OK);
     set_str(v, "event_id", "e-adds");
     avro_value_t camp, x;
     assert_int_equal(avro_value_get_by_name(v, "campaign", &camp, NULL), 0);
@@ -155,20 +163,20 @@ static void test_writer_adds_fields(void **state) {
     assert_int_equal(avro_value_set_string(&item, "mail"), 0);
     x = branch_of(v, "score_hint", 1);
     assert_int_equal(avro_value_set_double(&x, 2.5), 0);
-    assert_int_equal(ds_serde_encode(201, v, &f->buf), DS_ERR_OK);
+    assert_int_equal(ref_avro_encode(201, v, &f->buf), DS_ERR_OK);
 
     /* the frame names the writer id */
     int32_t id;
     const void *payload;
     size_t plen;
-    assert_int_equal(ds_serde_unframe(f->buf.data, f->buf.len, &id, &payload, &plen), DS_ERR_OK);
+    assert_int_equal(ds_avro_dec_unframe(f->buf.data, f->buf.len, &id, &payload, &plen), DS_ERR_OK);
     assert_int_equal(id, 201);
 
     ds_ma_event_t ev;
     char detail[256] = "";
-    assert_int_equal(
-        ds_decode_ma(f->codec, f->buf.data, f->buf.len, &f->arena, &ev, detail, sizeof(detail)),
-        DS_ERR_OK);
+    assert_int_equal(ds_codec_decode_ma(f->codec, f->buf.data, f->buf.len, &f->arena, &ev, detail,
+                                        sizeof(detail)),
+                     DS_ERR_OK);
     assert_string_equal(ev.event_id, "e-adds");
     assert_int_equal(ev.occurred_at, 1700000000123);
     assert_string_equal(ev.lead_id, "L-1");
@@ -188,7 +196,7 @@ static void test_writer_adds_fields(void **state) {
 static void test_writer_lacks_fields_with_defaults(void **state) {
     fixture_t *f = *state;
     avro_value_t *v, x;
-    assert_int_equal(ds_serde_value(f->reg, 202, &v), DS_ERR_OK);
+    assert_int_equal(ref_avro_value(f->ref, 202, &v), DS_ERR_OK);
     set_str(v, "lead_id", "L-old");
     set_str(v, "event_id", "e-old");
     assert_int_equal(avro_value_get_by_name(v, "occurred_at", &x, NULL), 0);
@@ -198,13 +206,13 @@ static void test_writer_lacks_fields_with_defaults(void **state) {
     x = branch_of(v, "content_id", 1);
     assert_int_equal(avro_value_set_string(&x, "c-1"), 0);
     ds_buf_reset(&f->buf);
-    assert_int_equal(ds_serde_encode(202, v, &f->buf), DS_ERR_OK);
+    assert_int_equal(ref_avro_encode(202, v, &f->buf), DS_ERR_OK);
 
     ds_ma_event_t ev;
     char detail[256] = "";
-    assert_int_equal(
-        ds_decode_ma(f->codec, f->buf.data, f->buf.len, &f->arena, &ev, detail, sizeof(detail)),
-        DS_ERR_OK);
+    assert_int_equal(ds_codec_decode_ma(f->codec, f->buf.data, f->buf.len, &f->arena, &ev, detail,
+                                        sizeof(detail)),
+                     DS_ERR_OK);
     assert_string_equal(ev.event_id, "e-old");
     assert_string_equal(ev.lead_id, "L-old");
     assert_int_equal(ev.occurred_at, 42);
@@ -224,25 +232,25 @@ static void test_framing_errors(void **state) {
     ds_ma_event_t ev;
     char detail[256] = "";
     static const unsigned char short_frame[] = {0, 0, 0};
-    assert_int_equal(ds_decode_ma(f->codec, short_frame, sizeof(short_frame), &f->arena, &ev,
-                                  detail, sizeof(detail)),
+    assert_int_equal(ds_codec_decode_ma(f->codec, short_frame, sizeof(short_frame), &f->arena, &ev,
+                                        detail, sizeof(detail)),
                      DS_ERR_BAD_MAGIC);
     static const unsigned char bad_magic[] = {1, 0, 0, 0, 1, 0};
-    assert_int_equal(ds_decode_ma(f->codec, bad_magic, sizeof(bad_magic), &f->arena, &ev, detail,
-                                  sizeof(detail)),
+    assert_int_equal(ds_codec_decode_ma(f->codec, bad_magic, sizeof(bad_magic), &f->arena, &ev,
+                                        detail, sizeof(detail)),
                      DS_ERR_BAD_MAGIC);
     static const unsigned char unknown_id[] = {0, 0, 0, 0x30, 0x39, 0};
-    assert_int_equal(ds_decode_ma(f->codec, unknown_id, sizeof(unknown_id), &f->arena, &ev,
-                                  detail, sizeof(detail)),
+    assert_int_equal(ds_codec_decode_ma(f->codec, unknown_id, sizeof(unknown_id), &f->arena, &ev,
+                                        detail, sizeof(detail)),
                      DS_ERR_UNKNOWN_SCHEMA);
     assert_non_null(strstr(detail, "12345"));
     /* a CrmEvent frame where a MarketingEvent is expected */
     ds_crm_event_t crm = {.event_id = "c", .occurred_at = 1, .deal_id = "D", .account_id = "A",
                           .type = DS_CRM_DEAL_OPENED, .stage = DS_PS_RECOGNIZE_NEED, .contact_role = DS_NONE};
     ds_buf_reset(&f->buf);
-    assert_int_equal(ds_encode_crm(f->codec, &crm, &f->buf), DS_ERR_OK);
-    assert_int_equal(ds_decode_ma(f->codec, f->buf.data, f->buf.len, &f->arena, &ev, detail,
-                                  sizeof(detail)),
+    assert_int_equal(ds_codec_encode_crm(f->codec, &crm, &f->buf), DS_ERR_OK);
+    assert_int_equal(ds_codec_decode_ma(f->codec, f->buf.data, f->buf.len, &f->arena, &ev, detail,
+                                        sizeof(detail)),
                      DS_ERR_WRONG_TYPE);
     assert_non_null(strstr(detail, "CrmEvent"));
 }
@@ -256,10 +264,10 @@ static void test_output_round_trip(void **state) {
                           .furthest_stage = DS_CS_CONFRONT, .reasons = {"a", "b"},
                           .reasons_count = 2, .as_of = 77, .events_applied = 9};
     ds_buf_reset(&f->buf);
-    assert_int_equal(ds_encode_lead_score(f->codec, &ls, &f->buf), DS_ERR_OK);
+    assert_int_equal(ds_codec_encode_lead_score(f->codec, &ls, &f->buf), DS_ERR_OK);
     ds_lead_score_t ls2;
-    assert_int_equal(ds_decode_lead_score(f->codec, f->buf.data, f->buf.len, &f->arena, &ls2,
-                                          detail, sizeof(detail)),
+    assert_int_equal(ds_codec_decode_lead_score(f->codec, f->buf.data, f->buf.len, &f->arena, &ls2,
+                                                detail, sizeof(detail)),
                      DS_ERR_OK);
     assert_string_equal(ls2.lead_id, "L");
     assert_string_equal(ls2.account_id, "A");
@@ -279,10 +287,10 @@ static void test_output_round_trip(void **state) {
                              .top_insight = NULL, .mobilizers = mob, .mobilizers_count = 1,
                              .as_of = 5};
     ds_buf_reset(&f->buf);
-    assert_int_equal(ds_encode_account_score(f->codec, &as, &f->buf), DS_ERR_OK);
+    assert_int_equal(ds_codec_encode_account_score(f->codec, &as, &f->buf), DS_ERR_OK);
     ds_account_score_t as2;
-    assert_int_equal(ds_decode_account_score(f->codec, f->buf.data, f->buf.len, &f->arena, &as2,
-                                             detail, sizeof(detail)),
+    assert_int_equal(ds_codec_decode_account_score(f->codec, f->buf.data, f->buf.len, &f->arena,
+                                                   &as2, detail, sizeof(detail)),
                      DS_ERR_OK);
     assert_string_equal(as2.account_id, "A");
     assert_int_equal(as2.engaged_stakeholders, 3);
@@ -301,10 +309,10 @@ static void test_output_round_trip(void **state) {
                           .last_seller_activity_at = 99, .unanswered_seller_actions = 4,
                           .quiet_days = 15.5, .message = "m", .raised_at = 100};
     ds_buf_reset(&f->buf);
-    assert_int_equal(ds_encode_deal_alert(f->codec, &da, &f->buf), DS_ERR_OK);
+    assert_int_equal(ds_codec_encode_deal_alert(f->codec, &da, &f->buf), DS_ERR_OK);
     ds_deal_alert_t da2;
-    assert_int_equal(ds_decode_deal_alert(f->codec, f->buf.data, f->buf.len, &f->arena, &da2,
-                                          detail, sizeof(detail)),
+    assert_int_equal(ds_codec_decode_deal_alert(f->codec, f->buf.data, f->buf.len, &f->arena, &da2,
+                                                detail, sizeof(detail)),
                      DS_ERR_OK);
     assert_string_equal(da2.alert_id, "D:QUIET:1:OPEN:1");
     assert_null(da2.owner_id);
@@ -325,15 +333,15 @@ static void test_output_round_trip(void **state) {
 static void assert_avro_c_agrees(fixture_t *f) {
     avro_value_t *v;
     char detail[256] = "";
-    assert_int_equal(ds_serde_decode(f->reg, f->buf.data, f->buf.len, &v, detail, sizeof(detail)),
+    assert_int_equal(ref_avro_decode(f->ref, f->buf.data, f->buf.len, &v, detail, sizeof(detail)),
                      DS_ERR_OK);
     int32_t id;
     const void *payload;
     size_t plen;
-    assert_int_equal(ds_serde_unframe(f->buf.data, f->buf.len, &id, &payload, &plen), DS_ERR_OK);
+    assert_int_equal(ds_avro_dec_unframe(f->buf.data, f->buf.len, &id, &payload, &plen), DS_ERR_OK);
     ds_buf_t again;
     ds_buf_init(&again, 0);
-    assert_int_equal(ds_serde_encode(id, v, &again), DS_ERR_OK);
+    assert_int_equal(ref_avro_encode(id, v, &again), DS_ERR_OK);
     assert_int_equal(again.len, f->buf.len);
     assert_memory_equal(again.data, f->buf.data, f->buf.len);
     ds_buf_free(&again);
@@ -348,13 +356,13 @@ static void test_direct_writer_matches_avro_c(void **state) {
                           .furthest_stage = DS_CS_SPEC, .reasons = {reasons[0], reasons[1]},
                           .reasons_count = 2, .as_of = -5, .events_applied = 1LL << 40};
     ds_buf_reset(&f->buf);
-    assert_int_equal(ds_encode_lead_score(f->codec, &ls, &f->buf), DS_ERR_OK);
+    assert_int_equal(ds_codec_encode_lead_score(f->codec, &ls, &f->buf), DS_ERR_OK);
     assert_avro_c_agrees(f);
     ls.reasons_count = 0;
     ls.account_id = "A-1";
     ls.furthest_stage = DS_NONE;
     ds_buf_reset(&f->buf);
-    assert_int_equal(ds_encode_lead_score(f->codec, &ls, &f->buf), DS_ERR_OK);
+    assert_int_equal(ds_codec_encode_lead_score(f->codec, &ls, &f->buf), DS_ERR_OK);
     assert_avro_c_agrees(f);
 
     ds_deal_alert_t da = {.alert_id = "D:QUIET:1:OPEN:1", .deal_id = "D", .account_id = "A",
@@ -365,7 +373,7 @@ static void test_direct_writer_matches_avro_c(void **state) {
                           .last_seller_activity_at = DS_TS_NULL, .unanswered_seller_actions = 0,
                           .quiet_days = 0.5, .message = "quiet for 15 days", .raised_at = 100};
     ds_buf_reset(&f->buf);
-    assert_int_equal(ds_encode_deal_alert(f->codec, &da, &f->buf), DS_ERR_OK);
+    assert_int_equal(ds_codec_encode_deal_alert(f->codec, &da, &f->buf), DS_ERR_OK);
     assert_avro_c_agrees(f);
 
     const char *shared[] = {"L-2", "L-3", ""};
@@ -376,7 +384,7 @@ static void test_direct_writer_matches_avro_c(void **state) {
                         .shared_with_count = 3, .source = "web", .attributes = attrs,
                         .attributes_count = 2};
     ds_buf_reset(&f->buf);
-    assert_int_equal(ds_encode_ma(f->codec, &ma, &f->buf), DS_ERR_OK);
+    assert_int_equal(ds_codec_encode_ma(f->codec, &ma, &f->buf), DS_ERR_OK);
     assert_avro_c_agrees(f);
 
     /* a field the schema does not have is an error, not silently dropped */
@@ -408,9 +416,9 @@ static void test_direct_reader_promotions_and_blocks(void **state) {
         0};
     ds_ma_event_t ev;
     char detail[256] = "";
-    assert_int_equal(ds_decode_ma(f->codec, msg, sizeof(msg), &f->arena, &ev, detail,
-                                  sizeof(detail)),
-                     DS_ERR_OK);
+    assert_int_equal(
+        ds_codec_decode_ma(f->codec, msg, sizeof(msg), &f->arena, &ev, detail, sizeof(detail)),
+        DS_ERR_OK);
     assert_string_equal(ev.event_id, "e");
     assert_int_equal(ev.occurred_at, 5);
     assert_string_equal(ev.lead_id, "L");
@@ -422,9 +430,9 @@ static void test_direct_reader_promotions_and_blocks(void **state) {
     assert_null(ev.account_id);
 
     /* one byte short: refused before anything is read */
-    assert_int_equal(ds_decode_ma(f->codec, msg, sizeof(msg) - 1, &f->arena, &ev, detail,
-                                  sizeof(detail)),
-                     DS_ERR_UNDECODABLE);
+    assert_int_equal(
+        ds_codec_decode_ma(f->codec, msg, sizeof(msg) - 1, &f->arena, &ev, detail, sizeof(detail)),
+        DS_ERR_UNDECODABLE);
 }
 
 /* Fill the fields MarketingEvent and CrmEvent share (event_id,
@@ -446,7 +454,7 @@ static void fill_event(avro_value_t *v, const char *const *nulls, size_t n, cons
     assert_int_equal(avro_value_set_string(&x, text), 0);
 }
 
-/* The 256-byte limit is the ids' (SPEC: "ids <= 256 bytes"): a longer
+/* The 256-byte limit is the ids' (docs/CONTRACT.md): a longer
  * source or activity is valid input; a longer lead_id or deal_id goes to
  * the DLQ as limit_exceeded. */
 static void test_limits_are_for_ids(void **state) {
@@ -464,28 +472,28 @@ static void test_limits_are_for_ids(void **state) {
     char detail[256] = "";
     for (int round = 0; round < 2; round++) {
         /* MarketingEvent: a 300-byte source; round 1 also a 257-byte lead_id */
-        assert_int_equal(ds_serde_value(f->reg, 1, &v), DS_ERR_OK);
+        assert_int_equal(ref_avro_value(f->ref, 1, &v), DS_ERR_OK);
         fill_event(v, ma_nulls, 4, "source", long_s);
         set_str(v, "lead_id", round ? id257 : "L-1");
         ds_buf_reset(&f->buf);
-        assert_int_equal(ds_serde_encode(1, v, &f->buf), DS_ERR_OK);
+        assert_int_equal(ref_avro_encode(1, v, &f->buf), DS_ERR_OK);
         ds_ma_event_t ma;
-        ds_err_t e = ds_decode_ma(f->codec, f->buf.data, f->buf.len, &f->arena, &ma, detail,
-                                  sizeof(detail));
+        ds_err_t e = ds_codec_decode_ma(f->codec, f->buf.data, f->buf.len, &f->arena, &ma, detail,
+                                        sizeof(detail));
         assert_int_equal(e, round ? DS_ERR_LIMIT_EXCEEDED : DS_ERR_OK);
         if (!round)
             assert_int_equal(strlen(ma.source), 300);
 
         /* CrmEvent: a 300-byte activity; round 1 also a 257-byte deal_id */
-        assert_int_equal(ds_serde_value(f->reg, 2, &v), DS_ERR_OK);
+        assert_int_equal(ref_avro_value(f->ref, 2, &v), DS_ERR_OK);
         fill_event(v, crm_nulls, 5, "activity", long_s);
         set_str(v, "deal_id", round ? id257 : "D-1");
         set_str(v, "account_id", "A-1");
         ds_buf_reset(&f->buf);
-        assert_int_equal(ds_serde_encode(2, v, &f->buf), DS_ERR_OK);
+        assert_int_equal(ref_avro_encode(2, v, &f->buf), DS_ERR_OK);
         ds_crm_event_t crm;
-        e = ds_decode_crm(f->codec, f->buf.data, f->buf.len, &f->arena, &crm, detail,
-                          sizeof(detail));
+        e = ds_codec_decode_crm(f->codec, f->buf.data, f->buf.len, &f->arena, &crm, detail,
+                                sizeof(detail));
         assert_int_equal(e, round ? DS_ERR_LIMIT_EXCEEDED : DS_ERR_OK);
         if (!round)
             assert_int_equal(strlen(crm.activity), 300);

@@ -41,12 +41,12 @@
 #include <string.h>
 #include <uthash.h>
 
+#include "dirtyq.h"
 #include "ds_fmt.h"
 #include "ds_hash.h"
 #include "ds_log.h"
 #include "ds_redis.h"
-#include "ds_serde.h"
-#include "dirtyq.h"
+#include "ds_registry.h"
 #include "score.h"
 
 typedef struct unit_entry { /* one per account: keep it small */
@@ -159,7 +159,7 @@ static ds_err_t sc_decode(void *self, const void *val, size_t len, ds_arena_t *a
                           char *detail, size_t detail_size) {
     ds_scorer_t *s = self;
     ((sslot_t *)slot)->e = NULL;
-    return ds_decode_ma(s->codec, val, len, arena, slot, detail, detail_size);
+    return ds_codec_decode_ma(s->codec, val, len, arena, slot, detail, detail_size);
 }
 
 static const char *ev_unit_key(const ds_ma_event_t *ev, bool *is_account) {
@@ -455,7 +455,7 @@ static ds_err_t sc_prefetched(void *self, size_t index, const redisReply *rep) {
 static void sink_lead(void *opaque, const ds_lead_score_t *ls) {
     ds_scorer_t *s = opaque;
     ds_buf_reset(&s->enc);
-    if (ds_encode_lead_score(s->codec, ls, &s->enc)) {
+    if (ds_codec_encode_lead_score(s->codec, ls, &s->enc)) {
         DS_ERROR("scorer", "cannot encode LeadScore of %s", ls->lead_id);
         abort();
     }
@@ -467,7 +467,7 @@ static void sink_lead(void *opaque, const ds_lead_score_t *ls) {
 static void sink_account(void *opaque, const ds_account_score_t *as) {
     ds_scorer_t *s = opaque;
     ds_buf_reset(&s->enc);
-    if (ds_encode_account_score(s->codec, as, &s->enc)) {
+    if (ds_codec_encode_account_score(s->codec, as, &s->enc)) {
         DS_ERROR("scorer", "cannot encode AccountScore of %s", as->account_id);
         abort();
     }

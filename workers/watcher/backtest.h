@@ -29,6 +29,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "ds_err.h"
 #include "rules.h"
 
 typedef struct ds_backtest ds_backtest_t;

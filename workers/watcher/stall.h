@@ -1,5 +1,6 @@
 /*
- * stall.h — the stall-detection domain (SPEC "Stall detection"), pure C.
+ * stall.h — the stall-detection domain (docs/CONTRACT.md, "Stall
+ * detection"), pure C.
  *
  * One ds_deal_t per deal_id (the key of crm.events): the customer-verified
  * state machine and the lifecycle of its four alerts.  No clock is read
@@ -15,6 +16,8 @@
 
 #include <stdbool.h>
 
+#include "ds_buf.h"
+#include "ds_err.h"
 #include "rules.h"
 
 typedef struct ds_deal ds_deal_t;

@@ -28,12 +28,12 @@
 #include <string.h>
 #include <uthash.h>
 
+#include "dirtyq.h"
 #include "ds_clock.h"
 #include "ds_fmt.h"
 #include "ds_hash.h"
 #include "ds_log.h"
-#include "ds_serde.h"
-#include "dirtyq.h"
+#include "ds_registry.h"
 #include "partclock.h"
 #include "stall.h"
 
@@ -200,7 +200,7 @@ static ds_err_t wa_decode(void *self, const void *val, size_t len, ds_arena_t *a
                           char *detail, size_t detail_size) {
     ds_watcher_t *w = self;
     ((wslot_t *)slot)->e = NULL;
-    return ds_decode_crm(w->codec, val, len, arena, slot, detail, detail_size);
+    return ds_codec_decode_crm(w->codec, val, len, arena, slot, detail, detail_size);
 }
 
 static void cmd_load_deal(ds_watcher_t *w, ds_redis_t *r, deal_entry_t *e) {
@@ -547,7 +547,7 @@ static ds_err_t wa_prefetched(void *self, size_t index, const redisReply *rep) {
 static void sink_alert(void *opaque, const ds_deal_alert_t *a) {
     ds_watcher_t *w = opaque;
     ds_buf_reset(&w->enc);
-    if (ds_encode_deal_alert(w->codec, a, &w->enc)) {
+    if (ds_codec_encode_deal_alert(w->codec, a, &w->enc)) {
         DS_ERROR("watcher", "cannot encode DealAlert %s", a->alert_id);
         abort();
     }
