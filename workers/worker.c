@@ -173,7 +173,7 @@ struct ds_worker {
     int64_t last_tick;
     int64_t last_msg_ms; /* when the last message was collected */
     bool trimmed;        /* free memory given back since then */
-    ds_log_rl_t rl_redis, rl_kafka, rl_msg;
+    ds_log_rl_t rl_redis, rl_kafka, rl_msg, rl_key;
 
     ds_counter_t *m_polled, *m_consumed, *m_batches, *m_outputs, *m_redis_errors, *m_produce_errors;
     ds_histogram_t *m_phase[8];
@@ -872,6 +872,44 @@ static bool make_room(ds_worker_t *w) {
 
 /* ---- the batch ----------------------------------------------------------- */
 
+/* `len` bytes of p as text for a log line or a DLQ detail: at most 96
+ * bytes, other than printable ASCII shown as '?'. */
+static void printable(const void *p, size_t len, char *out, size_t n) {
+    size_t o = 0;
+    for (size_t i = 0; i < len && i < 96 && o + 1 < n; i++) {
+        unsigned char c = ((const unsigned char *)p)[i];
+        out[o++] = c >= 0x20 && c < 0x7f && c != '"' ? (char)c : '?';
+    }
+    out[o] = '\0';
+}
+
+/* A record must be keyed by its unit's id: only then do all the records of
+ * one unit share a partition, and so one owner that applies them in order
+ * and one checkpoint that describes them.  Otherwise: DLQ wrong_key, and a
+ * warning that says how to fix the producer. */
+static ds_err_t check_key(ds_worker_t *w, const rd_kafka_message_t *m, const void *slot,
+                          char *detail, size_t detail_size) {
+    const char *id_name = "unit id";
+    const char *id = w->ops->unit_key(w->self, slot, &id_name);
+    size_t len = id ? strlen(id) : 0;
+    if (id && len == m->key_len && !memcmp(id, m->key, len))
+        return DS_ERR_OK;
+    char key[100], want[100];
+    printable(m->key, m->key_len, key, sizeof(key));
+    printable(id ? id : "", len, want, sizeof(want));
+    snprintf(detail, detail_size, "key \"%s\" is not the record's %s \"%s\" (expected key)",
+             key, id_name, want);
+    ds_log_rl(&w->rl_key, 10000, DS_LOG_WARN, w->ops->name,
+              "record keyed by another id than its unit's, sent to the DLQ (wrong_key): "
+              "topic=%s partition=%d offset=%lld key=\"%s\" expected=\"%s\" (%s). "
+              "Fix the producer: key every %s record by %s, so that one unit's records share "
+              "a partition; or re-key the topic with `dealsignal repartition` "
+              "(docs/INPUT-KEYS.md)",
+              w->topic, (int)m->partition, (long long)m->offset, key, want, id_name, w->topic,
+              w->ops->unit_key_doc);
+    return DS_ERR_WRONG_KEY;
+}
+
 /* Add m to b, decoded; false (m not added) when it cannot be decoded now
  * because the schema registry did not answer (DS_ERR_IO from decode). */
 static bool add_msg(ds_worker_t *w, batch_t *b, rd_kafka_message_t *m) {
@@ -897,6 +935,8 @@ static bool add_msg(ds_worker_t *w, batch_t *b, rd_kafka_message_t *m) {
     } else {
         void *slot = b->slot_mem + i * w->ops->event_size;
         e = w->ops->decode(w->self, m->payload, m->len, &b->arena, slot, detail, sizeof(detail));
+        if (!e && w->ops->unit_key)
+            e = check_key(w, m, slot, detail, sizeof(detail));
         if (!e)
             b->slots[i] = slot;
     }
@@ -920,9 +960,10 @@ static bool add_msg(ds_worker_t *w, batch_t *b, rd_kafka_message_t *m) {
     b->errs[i] = e;
     if (e) {
         b->details[i] = ds_arena_strndup(&b->arena, detail, strlen(detail));
-        ds_log_rl(&w->rl_msg, 2000, DS_LOG_WARN, w->ops->name,
-                  "bad record to DLQ topic=%s partition=%d offset=%lld error=%s detail=%s",
-                  w->topic, (int)m->partition, (long long)m->offset, ds_err2str(e), detail);
+        if (e != DS_ERR_WRONG_KEY) /* check_key() said it, with the fix */
+            ds_log_rl(&w->rl_msg, 2000, DS_LOG_WARN, w->ops->name,
+                      "bad record to DLQ topic=%s partition=%d offset=%lld error=%s detail=%s",
+                      w->topic, (int)m->partition, (long long)m->offset, ds_err2str(e), detail);
     }
     return true;
 }
@@ -942,6 +983,36 @@ static void hold(ds_worker_t *w, rd_kafka_message_t *m) {
         w->held[w->nheld++] = m;
     }
     set_paused(w, true);
+}
+
+/* Once its unit is loaded: an event whose unit is bound by its checkpoint
+ * to another partition is not applied (DLQ wrong_partition).  Its unit's
+ * records reach two partitions (two producers with different
+ * partitioners, or a topic whose partition count changed): two owners
+ * could apply them at once, and one checkpoint cannot describe both. */
+static bool check_partition(ds_worker_t *w, batch_t *b, size_t i) {
+    if (!w->ops->unit_partition)
+        return true;
+    const rd_kafka_message_t *m = b->msgs[i];
+    int32_t bound = w->ops->unit_partition(w->self, b->slots[i]);
+    if (bound < 0 || bound == m->partition)
+        return true;
+    char key[100], detail[256];
+    printable(m->key, m->key_len, key, sizeof(key));
+    snprintf(detail, sizeof(detail),
+             "unit \"%s\" is bound to partition %d by its checkpoint; this record is on "
+             "partition %d",
+             key, (int)bound, (int)m->partition);
+    b->errs[i] = DS_ERR_WRONG_PARTITION;
+    b->details[i] = ds_arena_strndup(&b->arena, detail, strlen(detail));
+    ds_log_rl(&w->rl_key, 10000, DS_LOG_WARN, w->ops->name,
+              "record on another partition than its unit's, sent to the DLQ (wrong_partition): "
+              "topic=%s partition=%d offset=%lld key=\"%s\" unit_partition=%d. Every producer "
+              "of %s must use the same partitioner (e.g. -X partitioner=murmur2_random for "
+              "librdkafka beside Java producers); after a change of the partition count, "
+              "rebuild the state by replay (docs/INPUT-KEYS.md)",
+              w->topic, (int)m->partition, (long long)m->offset, key, (int)bound, w->topic);
+    return false;
 }
 
 /* Collect up to batch.size messages: wait up to `wait_ms` for the first,
@@ -1111,7 +1182,7 @@ static bool build_batch(ds_worker_t *w, batch_t *b, bool tick, bool flush) {
     w->cur = b;
     for (size_t i = 0; i < b->nmsgs; i++) {
         const rd_kafka_message_t *m = b->msgs[i];
-        if (b->errs[i]) {
+        if (b->errs[i] || !check_partition(w, b, i)) {
             emit_dlq(w, i);
             dlq_count(w, b->errs[i]);
             continue;

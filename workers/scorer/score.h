@@ -174,6 +174,13 @@ typedef struct ds_score_writer {
 ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) DS_WUR;
 /** Whether anything changed since the last write. */
 bool ds_score_unit_dirty(const ds_score_unit_t *u);
+/** Make everything in memory dirty, as if nothing had been written: every
+ *  lead (notes cleared, set membership unknown), the attendance fields and
+ *  mobilizers of the leads in memory, the dictionary, the account (Redis
+ *  lost what was written).  *whole: the unit holds everything it ever
+ *  stored (a unit read from Redis holds only what its events needed).
+ *  Costs the unit's size. */
+ds_err_t ds_score_unit_mark_all_dirty(ds_score_unit_t *u, bool *whole) DS_WUR;
 
 /** Everything in memory as one buffer (all leads, indexes, dictionary and
  *  aggregate, in the per-lead formats), and back: for tests, tools and

@@ -816,3 +816,37 @@ ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) {
 
 bool ds_score_unit_is_legacy(const ds_score_unit_t *u) { return u->legacy; }
 
+ds_err_t ds_score_unit_mark_all_dirty(ds_score_unit_t *u, bool *whole) {
+    *whole = u->complete || !u->is_account;
+    for (uint32_t li = 0; li < u->nleads; li++) {
+        lead_t *L = &u->leads[li];
+        memset(L->notes, 0, sizeof(L->notes));
+        L->set_known = 0;
+        if (ds_score_mark_lead(u, li))
+            return DS_ERR_NOMEM;
+    }
+    /* an attendance field's value is in its lead's record: those of the
+     * leads in memory */
+    for (uint32_t i = 0; i < u->natts; i++)
+        for (uint32_t k = 0; u->atts[i].loaded && k < u->atts[i].nall; k++) {
+            uint32_t lead = u->atts[i].all[k].lead;
+            if (u->strs[lead].lead >= 0 && ds_score_mark_field(u, u->atts[i].content, lead))
+                return DS_ERR_NOMEM;
+        }
+    for (uint32_t i = 0; i < u->nmob; i++) {
+        if (u->strs[u->mob[i]].lead < 0)
+            continue; /* written as it is only with its lead */
+        if (ENSURE(u->mchg, u->cmchg, u->nmchg + 1, 4))
+            return DS_ERR_NOMEM;
+        u->mchg[u->nmchg++] = u->mob[i];
+    }
+    bool dict_whole = true;
+    for (uint32_t i = 0; i < u->ndict; i++)
+        dict_whole &= u->dict[i] != NOID;
+    if (dict_whole)
+        u->dict_written = 0;
+    *whole &= dict_whole;
+    u->pub_changed = true;
+    return DS_ERR_OK;
+}
+

@@ -11,7 +11,11 @@
  * unit remembers the (partition, offset) of the last message applied to
  * it; that checkpoint is written with what the unit changed in one
  * MULTI/EXEC on the account's hash slot, so a replayed message is
- * recognised and skipped: state effects exactly once.
+ * recognised and skipped: state effects exactly once.  The first load of
+ * a unit binds it to the partition of the event that needs it (HSETNX of
+ * its checkpoint "P:-1": nothing applied yet), so that two workers never
+ * apply one unit's records from two partitions: the events of the other
+ * partition go to the DLQ (wrong_partition, see worker.c).
  *
  * Redis layout (public, see README; every key of an account shares the
  * hash tag {acct:A}):
@@ -85,7 +89,7 @@ typedef struct sum_field {
 } sum_field_t;
 
 /* One load command of a prefetch round and what its reply is for. */
-enum { LD_ACCOUNT, LD_DICT, LD_SUMS, LD_MOBILIZERS, LD_LONE, LD_LEAD, LD_ATTENDANCE, LD_MEMBERS };
+enum { LD_ACCOUNT, LD_DICT, LD_SUMS, LD_MOBILIZERS, LD_LONE, LD_LEAD, LD_ATTENDANCE, LD_MEMBERS, LD_CLAIM };
 typedef struct load {
     unit_entry_t *e;
     int kind;
@@ -181,6 +185,20 @@ static const char *ev_unit_key(const ds_ma_event_t *ev, bool *is_account) {
     return *is_account ? ev->account_id : ev->lead_id;
 }
 
+static const char *sc_unit_key(void *self, const void *slot, const char **id_name) {
+    (void)self;
+    bool is_account;
+    const char *key = ev_unit_key(slot, &is_account);
+    *id_name = is_account ? "account_id" : "lead_id";
+    return key;
+}
+
+static int32_t sc_unit_partition(void *self, const void *slot) {
+    (void)self;
+    const unit_entry_t *e = ((const sslot_t *)slot)->e;
+    return e ? e->ckpt_partition : -1;
+}
+
 /* ---- load ---------------------------------------------------------------- */
 
 static void forget_loads(ds_scorer_t *s) {
@@ -223,8 +241,34 @@ static void queue_load(ds_scorer_t *s, unit_entry_t *e, int kind, const char *id
     ds_redis_cmd(s->cur_r, argc, argv, NULL);
 }
 
-static void load_unit(ds_scorer_t *s, unit_entry_t *e) {
+/* Bind the unit to `partition` unless it is bound (or has a checkpoint)
+ * already: HSETNX of its checkpoint, before the read of it.  Not in
+ * load_keys: the read that follows has the same key. */
+static void queue_claim(ds_scorer_t *s, unit_entry_t *e, int32_t partition) {
+    if (s->nloads == s->loads_cap) {
+        size_t nc = s->loads_cap ? s->loads_cap * 2 : 256;
+        load_t **na = realloc(s->loads, nc * sizeof(*na));
+        if (!na)
+            oom();
+        s->loads = na;
+        s->loads_cap = nc;
+    }
+    load_t *l = calloc(1, sizeof(*l));
+    if (!l)
+        oom();
+    l->e = e;
+    l->kind = LD_CLAIM;
+    s->loads[s->nloads++] = l;
+    char claim[DS_FMT_CKPT_MAX];
+    ds_fmt_checkpoint(claim, partition, -1);
+    const char *argv[] = {"HSETNX", rkey(s, e, NULL, NULL), "checkpoint", claim};
+    ds_redis_cmd(s->cur_r, 4, argv, NULL);
+}
+
+static void load_unit(ds_scorer_t *s, unit_entry_t *e, int32_t partition) {
     e->loading = true;
+    if (!e->stash)
+        queue_claim(s, e, partition);
     if (!e->is_account) {
         const char *a[] = {"HMGET", rkey(s, e, NULL, NULL), "state", "checkpoint", "blob"};
         queue_load(s, e, LD_LONE, NULL, 5, a);
@@ -266,7 +310,6 @@ static void on_need(void *opaque, int kind, const char *id) {
 static size_t sc_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t *parts, size_t n,
                           int round) {
     ds_scorer_t *s = self;
-    (void)parts;
     forget_loads(s); /* a failed earlier attempt may have left loads queued */
     s->cur_r = r;
     if (round == 0) {
@@ -288,6 +331,7 @@ static size_t sc_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
                 if (!e || !(e->key = strdup(key)))
                     oom();
                 e->is_account = is_account;
+                e->ckpt_partition = -1;
                 e->ckpt_offset = -1;
                 HASH_ADD_KEYPTR(hh, s->units, e->key, strlen(e->key), e);
             }
@@ -297,7 +341,7 @@ static size_t sc_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
         }
         if (!e->unit) {
             if (!e->loading)
-                load_unit(s, e);
+                load_unit(s, e, parts[i]);
             continue;
         }
         if (e->listed) { /* the account's leads, listed last round */
@@ -394,6 +438,8 @@ static ds_err_t sc_prefetched(void *self, size_t index, const redisReply *rep) {
     unit_entry_t *e = l->e;
     ds_err_t err = DS_ERR_OK;
     switch (l->kind) {
+    case LD_CLAIM: /* HSETNX: 0 or 1 */
+        return rep->type == REDIS_REPLY_INTEGER ? DS_ERR_OK : DS_ERR_IO;
     case LD_ACCOUNT:
     case LD_LONE:
         e->loading = false;
@@ -924,6 +970,35 @@ static void sc_reset(void *self) {
     publish_tracked(s);
 }
 
+static bool owned_partition(const rd_kafka_topic_partition_list_t *owned, int32_t p) {
+    for (int i = 0; owned && i < owned->cnt; i++)
+        if (owned->elems[i].partition == p)
+            return true;
+    return false;
+}
+
+static void sc_rewrite_all(void *self, const rd_kafka_topic_partition_list_t *owned) {
+    ds_scorer_t *s = self;
+    size_t part = 0;
+    unit_entry_t *e, *tmp;
+    HASH_ITER(hh, s->units, e, tmp) {
+        if (!e->unit || !owned_partition(owned, e->ckpt_partition))
+            continue; /* not loaded, or another worker's */
+        bool whole = true;
+        if (ds_score_unit_mark_all_dirty(e->unit, &whole))
+            oom();
+        part += !whole;
+        e->written_sig = 0;
+        mark_dirty(s, e);
+    }
+    if (part)
+        DS_ERROR("scorer",
+                 "%zu accounts are held in memory only in part (the leads and webinars their "
+                 "events needed since they were read from Redis): what was not held is lost "
+                 "until replayed; rebuild them by replay (docs/OPERATIONS.md)",
+                 part);
+}
+
 static ds_err_t sc_start(void *self, char *errstr, size_t errstr_size) {
     ds_scorer_t *s = self;
     return ds_output_schemas_start(s->cfg, s->registry, s->codec, s->outs, 2, "scorer", errstr,
@@ -945,6 +1020,10 @@ static const ds_worker_ops_t scorer_ops = {
     .reset = sc_reset,
     .assigned = NULL,
     .start = sc_start,
+    .unit_key = sc_unit_key,
+    .unit_key_doc = "account_id (lead_id for a lead without account)",
+    .unit_partition = sc_unit_partition,
+    .rewrite_all = sc_rewrite_all,
 };
 ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules,
                            ds_metrics_t *metrics, char *errstr, size_t errstr_size) {
