@@ -5,6 +5,7 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -281,6 +282,23 @@ void ds_h_produce(rd_kafka_t *p, const char *topic, const char *key, const void 
     }
 }
 
+void ds_h_produce_to(rd_kafka_t *p, const char *topic, int32_t partition, const void *key,
+                     size_t klen, const void *val, size_t len) {
+    for (;;) {
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, klen),
+            RD_KAFKA_V_VALUE((void *)val, len), RD_KAFKA_V_END);
+        if (!err)
+            return;
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            rd_kafka_poll(p, 10);
+            continue;
+        }
+        die("produce: %s", rd_kafka_err2str(err));
+    }
+}
+
 void ds_h_flush(rd_kafka_t *p) {
     if (rd_kafka_flush(p, 30000))
         die("flush timed out");
@@ -507,4 +525,156 @@ bool ds_h_wait_group(const ds_h_env_t *env, const char *group, const char *topic
         ds_clock_sleep_ms(500);
     }
     return false;
+}
+
+/* ---- snapshots ------------------------------------------------------------- */
+
+static int cmp_line(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A hash or zset reply (flat field/value pairs) as sorted "f=v;" text;
+ * a value holding a NUL is hexed ("f#hex"). */
+static char *canon_pairs(const redisReply *r, const char *skip) {
+    size_t np = r->elements / 2, total = 1;
+    char **parts = calloc(np ? np : 1, sizeof(char *));
+    size_t k = 0;
+    for (size_t i = 0; i + 1 < r->elements; i += 2) {
+        const redisReply *f = r->element[i], *v = r->element[i + 1];
+        if (skip && !strcmp(f->str, skip))
+            continue;
+        bool bin = memchr(v->str, 0, v->len) != NULL;
+        size_t n = f->len + 2 + (bin ? 2 * v->len : v->len) + 1;
+        char *s = malloc(n);
+        memcpy(s, f->str, f->len);
+        s[f->len] = bin ? '#' : '=';
+        size_t o = f->len + 1;
+        for (size_t j = 0; j < v->len; j++) {
+            if (bin)
+                o += (size_t)snprintf(s + o, 3, "%02x", (unsigned char)v->str[j]);
+            else
+                s[o++] = v->str[j];
+        }
+        s[o] = '\0';
+        parts[k++] = s;
+        total += o + 1;
+    }
+    qsort(parts, k, sizeof(char *), cmp_line);
+    char *out = malloc(total);
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < k; i++) {
+        o += (size_t)snprintf(out + o, total - o, "%s;", parts[i]);
+        free(parts[i]);
+    }
+    free(parts);
+    return out;
+}
+
+size_t ds_h_snapshot(const ds_h_env_t *env, const char *prefix, const char *skip_field,
+                     char ***lines) {
+    redisContext *c = redisConnect("127.0.0.1", env->redis_port);
+    if (!c || c->err)
+        die("redis connect");
+    size_t n = 0, cap = 256, plen = strlen(prefix);
+    char **out = malloc(cap * sizeof(char *));
+    char cursor[32] = "0", pattern[256];
+    snprintf(pattern, sizeof(pattern), "%s*", prefix);
+    do {
+        redisReply *sr = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
+        if (!sr || sr->type != REDIS_REPLY_ARRAY)
+            die("SCAN failed");
+        snprintf(cursor, sizeof(cursor), "%s", sr->element[0]->str);
+        for (size_t i = 0; i < sr->element[1]->elements; i++) {
+            const char *key = sr->element[1]->element[i]->str;
+            redisReply *t = redisCommand(c, "TYPE %s", key);
+            redisReply *v = NULL;
+            char *body;
+            if (!strcmp(t->str, "hash")) {
+                v = redisCommand(c, "HGETALL %s", key);
+                body = canon_pairs(v, skip_field);
+            } else if (!strcmp(t->str, "zset")) {
+                v = redisCommand(c, "ZRANGE %s 0 -1 WITHSCORES", key);
+                body = canon_pairs(v, NULL);
+            } else if (!strcmp(t->str, "set")) {
+                v = redisCommand(c, "SORT %s ALPHA", key);
+                size_t total = 1;
+                for (size_t j = 0; j < v->elements; j++)
+                    total += v->element[j]->len + 1;
+                body = malloc(total);
+                size_t o = 0;
+                body[0] = '\0';
+                for (size_t j = 0; j < v->elements; j++)
+                    o += (size_t)snprintf(body + o, total - o, "%s,", v->element[j]->str);
+            } else {
+                body = strdup(t->str);
+            }
+            size_t len = strlen(key) - plen + strlen(body) + 2;
+            char *line = malloc(len);
+            snprintf(line, len, "%s\t%s", key + plen, body);
+            if (n == cap)
+                out = realloc(out, (cap *= 2) * sizeof(char *));
+            out[n++] = line;
+            free(body);
+            if (v)
+                freeReplyObject(v);
+            freeReplyObject(t);
+        }
+        freeReplyObject(sr);
+    } while (strcmp(cursor, "0"));
+    redisFree(c);
+    qsort(out, n, sizeof(char *), cmp_line);
+    *lines = out;
+    return n;
+}
+
+void ds_h_lines_free(char **lines, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
+}
+
+/* ---- HTTP -------------------------------------------------------------------- */
+
+static size_t http_sink(char *p, size_t sz, size_t n, void *opaque) {
+    ds_buf_t *b = opaque;
+    return ds_buf_append(b, p, sz * n) ? 0 : sz * n;
+}
+
+long ds_h_http_get(const char *addr, const char *path, char **body) {
+    char url[256];
+    snprintf(url, sizeof(url), "http://%s%s", addr, path);
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    CURL *c = curl_easy_init();
+    if (!c)
+        die("curl_easy_init");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    if (ds_buf_append(&b, "", 1))
+        die("out of memory");
+    if (body)
+        *body = (char *)b.data;
+    else
+        ds_buf_free(&b);
+    return status;
+}
+
+double ds_h_metric(const char *text, const char *sample) {
+    size_t n = strlen(sample);
+    for (const char *p = text; p && *p;) {
+        if (!strncmp(p, sample, n) && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return -1;
 }

@@ -57,6 +57,10 @@ int ds_h_stop(pid_t pid, int sig, int timeout_ms);
 rd_kafka_t *ds_h_producer(const ds_h_env_t *env);
 void ds_h_produce(rd_kafka_t *p, const char *topic, const char *key, const void *val, size_t len);
 void ds_h_flush(rd_kafka_t *p);
+/** Produce to one partition (RD_KAFKA_PARTITION_UA: the partitioner's
+ *  choice). */
+void ds_h_produce_to(rd_kafka_t *p, const char *topic, int32_t partition, const void *key,
+                     size_t klen, const void *val, size_t len);
 
 /** A record read back from a topic. */
 typedef struct ds_h_record {
@@ -95,6 +99,21 @@ void ds_h_codec_free(void);
 /** Convenience builders: produce one MarketingEvent / CrmEvent. */
 void ds_h_send_ma(rd_kafka_t *p, const char *topic, const ds_ma_event_t *ev);
 void ds_h_send_crm(rd_kafka_t *p, const char *topic, const ds_crm_event_t *ev);
+
+/** Every key under `prefix` with its whole content, one sorted line per
+ *  key ("key-without-prefix<TAB>field=value;…", binary values in hex),
+ *  without the hash field `skip_field` when not NULL (e.g. "checkpoint",
+ *  to compare runs over topics whose offsets differ).  Returns the count;
+ *  free with ds_h_lines_free. */
+size_t ds_h_snapshot(const ds_h_env_t *env, const char *prefix, const char *skip_field,
+                     char ***lines);
+void ds_h_lines_free(char **lines, size_t n);
+
+/** GET http://addr/path; returns the HTTP status (0: no answer) and, when
+ *  body is not NULL, the NUL-terminated body (caller frees). */
+long ds_h_http_get(const char *addr, const char *path, char **body);
+/** The value of the sample `name{labels}` in /metrics text; -1 if absent. */
+double ds_h_metric(const char *text, const char *sample);
 
 /** A free TCP port on 127.0.0.1 (for a process's HTTP endpoint). */
 int ds_h_free_port(void);
