@@ -548,7 +548,7 @@ int ds_cmd_repartition(int argc, char **argv) {
     ds_registry_t *reg = ds_registry_open(&cfg, err, sizeof(err));
     r.codec = reg ? ds_codec_new(reg, &ds_codec_default_ids, err, sizeof(err)) : NULL;
     r.round = calloc(ROUND_MAX, sizeof(*r.round));
-    ds_kafka_hooks_t hooks = {on_assigned, on_revoked, NULL, &r};
+    ds_kafka_hooks_t hooks = {.assigned = on_assigned, .revoked = on_revoked, .opaque = &r};
     if (r.codec && r.round) {
         r.p = ds_kafka_producer_new(&pcfg, err, sizeof(err));
         const char *topics[] = {from};
