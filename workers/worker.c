@@ -276,8 +276,11 @@ static void on_stats(void *opaque, const char *json, size_t len) {
         return;
     }
     int64_t now = ds_clock_mono_ms();
-    if (!w->stats_seen || br.rx != w->broker_rx) {
-        if (br.rx != w->broker_rx && w->brokers_down)
+    if (!w->stats_seen) { /* the count so far; silence is timed from the start */
+        w->broker_rx = br.rx;
+    } else if (br.rx != w->broker_rx) {
+        if (w->brokers_down || now - __atomic_load_n(&w->broker_answer_ms, __ATOMIC_RELAXED) >
+                                   w->cfg->broker_timeout_ms)
             DS_INFO(w->ops->name, "a broker answers again");
         w->broker_rx = br.rx;
         __atomic_store_n(&w->broker_answer_ms, now, __ATOMIC_RELAXED);
