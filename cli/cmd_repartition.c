@@ -71,7 +71,7 @@ typedef struct rrec {
 typedef struct rpart {
     bool assigned, eof, paused;
     int64_t empty_since; /* nothing buffered, not at its end, since (ms) */
-    rrec_t *q; /* ring */
+    rrec_t *q;           /* ring */
     size_t head, n, cap;
 } rpart_t;
 
@@ -91,26 +91,25 @@ typedef struct rp {
 } rp_t;
 
 static void usage(FILE *o) {
-    fprintf(o,
-            "usage: dealsignal repartition --from TOPIC --to TOPIC [--brokers LIST]\n"
-            "                              [--group-id ID] [--schemas DIR]\n"
-            "                              [--schema-registry URL] [--max-wait-ms N]\n"
-            "                              [--exit-at-end] [--log-level L] [-X k=v]\n\n"
-            "Copies TOPIC to a topic keyed by each record's unit id: account_id (lead_id\n"
-            "without account) for a MarketingEvent, deal_id for a CrmEvent, the keys the\n"
-            "workers need.  For producers that key by another id (lead, activity): let them\n"
-            "write to a raw topic and run this from it to the worker's input topic.\n"
-            "A backlog is copied in event-time order (merged across source partitions).\n"
-            "A DLQ (<input>.dlq) can be fed back: its wrong_key records are re-keyed, its\n"
-            "other records skipped.  Undecodable records are copied with their own key.\n"
-            "Offsets are committed after delivery (idempotent producer): a restart resumes.\n\n"
-            "  --group-id ID     consumer group (default dealsignal-repartition)\n"
-            "  --max-wait-ms N   longest wait for a source partition with nothing buffered\n"
-            "                    before the others go on without it (default 1000)\n"
-            "  --exit-at-end     exit 0 once every partition is copied to its end\n"
-            "  -X k=v            librdkafka property for the consumer and the producer\n"
-            "                    (e.g. partitioner=murmur2_random to place keys as Java\n"
-            "                    producers do)\n");
+    fprintf(o, "usage: dealsignal repartition --from TOPIC --to TOPIC [--brokers LIST]\n"
+               "                              [--group-id ID] [--schemas DIR]\n"
+               "                              [--schema-registry URL] [--max-wait-ms N]\n"
+               "                              [--exit-at-end] [--log-level L] [-X k=v]\n\n"
+               "Copies TOPIC to a topic keyed by each record's unit id: account_id (lead_id\n"
+               "without account) for a MarketingEvent, deal_id for a CrmEvent, the keys the\n"
+               "workers need.  For producers that key by another id (lead, activity): let them\n"
+               "write to a raw topic and run this from it to the worker's input topic.\n"
+               "A backlog is copied in event-time order (merged across source partitions).\n"
+               "A DLQ (<input>.dlq) can be fed back: its wrong_key records are re-keyed, its\n"
+               "other records skipped.  Undecodable records are copied with their own key.\n"
+               "Offsets are committed after delivery (idempotent producer): a restart resumes.\n\n"
+               "  --group-id ID     consumer group (default dealsignal-repartition)\n"
+               "  --max-wait-ms N   longest wait for a source partition with nothing buffered\n"
+               "                    before the others go on without it (default 1000)\n"
+               "  --exit-at-end     exit 0 once every partition is copied to its end\n"
+               "  -X k=v            librdkafka property for the consumer and the producer\n"
+               "                    (e.g. partitioner=murmur2_random to place keys as Java\n"
+               "                    producers do)\n");
 }
 
 /* ---- buffers ------------------------------------------------------------- */
@@ -130,7 +129,9 @@ static rpart_t *part(rp_t *r, int32_t p) {
     return &r->parts[p];
 }
 
-static rrec_t *q_at(rpart_t *pt, size_t i) { return &pt->q[(pt->head + i) % pt->cap]; }
+static rrec_t *q_at(rpart_t *pt, size_t i) {
+    return &pt->q[(pt->head + i) % pt->cap];
+}
 
 static bool q_push(rpart_t *pt, const rrec_t *x) {
     if (pt->n == pt->cap) {
@@ -240,15 +241,13 @@ static void classify(rp_t *r, rd_kafka_message_t *m, rrec_t *x) {
     char detail[256];
     const char *key = NULL;
     ds_ma_event_t ma;
-    ds_err_t e = ds_decode_ma(r->codec, m->payload, m->len, &r->arena, &ma, detail,
-                              sizeof(detail));
+    ds_err_t e = ds_decode_ma(r->codec, m->payload, m->len, &r->arena, &ma, detail, sizeof(detail));
     if (!e) {
         key = ma.account_id && ma.account_id[0] ? ma.account_id : ma.lead_id;
         x->at = ma.occurred_at;
     } else if (e == DS_ERR_WRONG_TYPE) {
         ds_crm_event_t crm;
-        if (!ds_decode_crm(r->codec, m->payload, m->len, &r->arena, &crm, detail,
-                           sizeof(detail))) {
+        if (!ds_decode_crm(r->codec, m->payload, m->len, &r->arena, &crm, detail, sizeof(detail))) {
             key = crm.deal_id;
             x->at = crm.occurred_at;
         }
@@ -362,16 +361,18 @@ static bool flush_round(rp_t *r) {
             if (g_stop && !stop_by)
                 stop_by = ds_clock_mono_ms() + 10000;
             if (stop_by && ds_clock_mono_ms() > stop_by) {
-                DS_WARN("repartition", "stopping with %zu deliveries unconfirmed: their source "
-                                       "offsets are not committed (copied again next time)",
+                DS_WARN("repartition",
+                        "stopping with %zu deliveries unconfirmed: their source "
+                        "offsets are not committed (copied again next time)",
                         d.outstanding);
                 return false;
             }
         }
         if (ok && e == DS_ERR_OK)
             break;
-        DS_WARN("repartition", "delivery of a round of %zu failed (%zu failed: %s); producing it "
-                               "again in %lld ms",
+        DS_WARN("repartition",
+                "delivery of a round of %zu failed (%zu failed: %s); producing it "
+                "again in %lld ms",
                 r->nround, d.failed, rd_kafka_err2str(d.first_err), (long long)backoff);
         if (g_stop)
             return false;
@@ -392,8 +393,12 @@ static bool flush_round(rp_t *r) {
             r->rekeyed++;
             r->same += x->same;
             break;
-        case R_FORWARD: r->forwarded++; break;
-        case R_SKIP: r->skipped++; break;
+        case R_FORWARD:
+            r->forwarded++;
+            break;
+        case R_SKIP:
+            r->skipped++;
+            break;
         }
         rec_free(x);
     }
@@ -428,9 +433,8 @@ static void take(rp_t *r, int wait_ms) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(r->c, k ? 0 : wait_ms);
         if (!m)
             return;
-        rpart_t *pt = m->rkt && !strcmp(rd_kafka_topic_name(m->rkt), r->from)
-                          ? part(r, m->partition)
-                          : NULL;
+        rpart_t *pt =
+            m->rkt && !strcmp(rd_kafka_topic_name(m->rkt), r->from) ? part(r, m->partition) : NULL;
         if (m->err) {
             if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                 if (pt) {
@@ -494,15 +498,33 @@ int ds_cmd_repartition(int argc, char **argv) {
     optind = 1;
     while ((ch = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
         switch (ch) {
-        case 'b': brokers = optarg; break;
-        case 'f': from = optarg; break;
-        case 't': to = optarg; break;
-        case 'g': group = optarg; break;
-        case 'S': schemas = optarg; break;
-        case 'R': registry = optarg; break;
-        case 'w': max_wait = (int)strtol(optarg, NULL, 10); break;
-        case 'e': exit_at_end = 1; break;
-        case 'l': level = optarg; break;
+        case 'b':
+            brokers = optarg;
+            break;
+        case 'f':
+            from = optarg;
+            break;
+        case 't':
+            to = optarg;
+            break;
+        case 'g':
+            group = optarg;
+            break;
+        case 'S':
+            schemas = optarg;
+            break;
+        case 'R':
+            registry = optarg;
+            break;
+        case 'w':
+            max_wait = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'e':
+            exit_at_end = 1;
+            break;
+        case 'l':
+            level = optarg;
+            break;
         case 'X': {
             char *eq = strchr(optarg, '=');
             if (!eq || nx == sizeof(x) / sizeof(x[0])) {
@@ -514,8 +536,12 @@ int ds_cmd_repartition(int argc, char **argv) {
             x[nx++].value = eq + 1;
             break;
         }
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
         }
     }
     if (!from || !to || !strcmp(from, to) || max_wait < 0 || ds_log_level_parse(level) < 0) {

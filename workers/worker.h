@@ -184,6 +184,14 @@ ds_err_t ds_output_schemas_start(const ds_config_t *cfg, ds_registry_t *reg, ds_
                                  ds_output_schema_t *outs, size_t n, const char *comp,
                                  char *errstr, size_t errstr_size) DS_WUR;
 
+/** Whether partition p is in the list (NULL: none is). */
+static inline bool ds_worker_partition_in(const rd_kafka_topic_partition_list_t *l, int32_t p) {
+    for (int i = 0; l && i < l->cnt; i++)
+        if (l->elems[i].partition == p)
+            return true;
+    return false;
+}
+
 /** Metrics handle of the worker (may be NULL). */
 ds_metrics_t *ds_worker_metrics(ds_worker_t *w);
 /** The worker's Redis connection (for on-demand reads from ops). */

@@ -267,19 +267,7 @@ rd_kafka_t *ds_h_producer(const ds_h_env_t *env) {
 }
 
 void ds_h_produce(rd_kafka_t *p, const char *topic, const char *key, const void *val, size_t len) {
-    for (;;) {
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *)val, len),
-            RD_KAFKA_V_END);
-        if (!err)
-            return;
-        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            rd_kafka_poll(p, 10);
-            continue;
-        }
-        die("produce: %s", rd_kafka_err2str(err));
-    }
+    ds_h_produce_to(p, topic, RD_KAFKA_PARTITION_UA, key, key ? strlen(key) : 0, val, len);
 }
 
 void ds_h_produce_to(rd_kafka_t *p, const char *topic, int32_t partition, const void *key,
@@ -677,4 +665,94 @@ double ds_h_metric(const char *text, const char *sample) {
             p++;
     }
     return -1;
+}
+
+/* ---- comparisons -------------------------------------------------------------- */
+
+size_t ds_h_output_ids(const ds_h_env_t *env, const char *const *topics, int ntopics,
+                       char ***out) {
+    size_t n = 0, cap = 1024;
+    char **ids = malloc(cap * sizeof(char *));
+    for (int t = 0; t < ntopics; t++) {
+        ds_h_record_t *recs;
+        size_t k = ds_h_consume(env, topics[t], SIZE_MAX, 30000, &recs);
+        for (size_t i = 0; i < k; i++) {
+            const char *id = ds_h_header(&recs[i], "dealsignal.id");
+            if (!id)
+                die("a record of %s without dealsignal.id", topics[t]);
+            if (n == cap)
+                ids = realloc(ids, (cap *= 2) * sizeof(char *));
+            size_t l = strlen(id) + 16;
+            ids[n] = malloc(l);
+            snprintf(ids[n++], l, "%d/%s", t, id);
+        }
+        ds_h_records_free(recs, k);
+    }
+    qsort(ids, n, sizeof(char *), cmp_line);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (k && !strcmp(ids[k - 1], ids[i])) {
+            free(ids[i]);
+            continue;
+        }
+        ids[k++] = ids[i];
+    }
+    *out = ids;
+    return k;
+}
+
+bool ds_h_same_lines(const char *what, const char *name_a, char **a, size_t na,
+                     const char *name_b, char **b, size_t nb) {
+    fprintf(stderr, "  %s: %s %zu, %s %zu\n", what, name_a, na, name_b, nb);
+    for (size_t i = 0, j = 0, shown = 0; (i < na || j < nb) && shown < 3;) {
+        int c = i == na ? 1 : j == nb ? -1 : strcmp(a[i], b[j]);
+        if (c) {
+            fprintf(stderr, "  only in %s: %.300s\n", c < 0 ? name_a : name_b,
+                    c < 0 ? a[i] : b[j]);
+            shown++;
+        }
+        i += c <= 0;
+        j += c >= 0;
+    }
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a[i], b[i]))
+            return false;
+    return true;
+}
+
+int ds_h_log_count(const char *path, const char *needle) {
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[8192];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+bool ds_h_same_state(const ds_h_env_t *env, const char *name_a, const char *prefix_a,
+                     const char *name_b, const char *prefix_b, const char *skip_field,
+                     size_t min_keys) {
+    char **x, **y;
+    size_t nx = ds_h_snapshot(env, prefix_a, skip_field, &x);
+    size_t ny = ds_h_snapshot(env, prefix_b, skip_field, &y);
+    bool same = nx > min_keys && ds_h_same_lines("keys", name_a, x, nx, name_b, y, ny);
+    ds_h_lines_free(x, nx);
+    ds_h_lines_free(y, ny);
+    return same;
+}
+
+bool ds_h_same_outputs(const ds_h_env_t *env, const char *name_a, const char *const *topics_a,
+                       const char *name_b, const char *const *topics_b, int ntopics) {
+    char **x, **y;
+    size_t nx = ds_h_output_ids(env, topics_a, ntopics, &x);
+    size_t ny = ds_h_output_ids(env, topics_b, ntopics, &y);
+    bool same = nx > 0 && ds_h_same_lines("output ids", name_a, x, nx, name_b, y, ny);
+    ds_h_lines_free(x, nx);
+    ds_h_lines_free(y, ny);
+    return same;
 }

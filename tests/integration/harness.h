@@ -115,6 +115,27 @@ long ds_h_http_get(const char *addr, const char *path, char **body);
 /** The value of the sample `name{labels}` in /metrics text; -1 if absent. */
 double ds_h_metric(const char *text, const char *sample);
 
+/** The distinct output ids ("<topic index>/<dealsignal.id>") of every
+ *  record of `topics`, sorted; free with ds_h_lines_free. */
+size_t ds_h_output_ids(const ds_h_env_t *env, const char *const *topics, int ntopics,
+                       char ***ids);
+/** Whether two sorted line lists are equal; prints their counts and the
+ *  first lines only one has. */
+bool ds_h_same_lines(const char *what, const char *name_a, char **a, size_t na,
+                     const char *name_b, char **b, size_t nb);
+/** Two runs' Redis states (ds_h_snapshot of each prefix, without
+ *  skip_field) are equal and hold more than min_keys keys; the
+ *  differences are printed. */
+bool ds_h_same_state(const ds_h_env_t *env, const char *name_a, const char *prefix_a,
+                     const char *name_b, const char *prefix_b, const char *skip_field,
+                     size_t min_keys);
+/** Two runs' output topics (topics_a[i] against topics_b[i]) hold the
+ *  same set of output ids, and some. */
+bool ds_h_same_outputs(const ds_h_env_t *env, const char *name_a, const char *const *topics_a,
+                       const char *name_b, const char *const *topics_b, int ntopics);
+/** Lines of the file at path that contain needle (0 when unreadable). */
+int ds_h_log_count(const char *path, const char *needle);
+
 /** A free TCP port on 127.0.0.1 (for a process's HTTP endpoint). */
 int ds_h_free_port(void);
 

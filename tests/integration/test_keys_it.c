@@ -42,6 +42,7 @@
 
 #define NEVENTS 3200
 #define NPARTS 4
+#define MIN_KEYS 0 /* the lead-keyed streams leave only lone leads */
 
 static ds_h_env_t env;
 static char schemas[256];
@@ -117,11 +118,12 @@ static const in_t *find_in(const input_t *in, int32_t part, int64_t off) {
 /* `dealsignal gen`'s marketing mix (seed 22, fixed start: every topic made
  * from it holds the same events) to topic, keyed as key_by says. */
 static pid_t gen_spawn(const char *topic, const char *key_by, const char *rate) {
-    const char *args[] = {"gen",       "--brokers",  env.brokers, "--count", "3200",
-                          "--seed",    "22",         "--accounts", "50",     "--scenario",
-                          "marketing", "--start",    "2025-06-01", "--schemas", schemas,
-                          "--topic-marketing", topic, "--key",     key_by,   "--rate",
-                          rate,        NULL};
+    const char *args[] = {"gen",        "--brokers",  env.brokers, "--count",
+                          "3200",       "--seed",     "22",        "--accounts",
+                          "50",         "--scenario", "marketing", "--start",
+                          "2025-06-01", "--schemas",  schemas,     "--topic-marketing",
+                          topic,        "--key",      key_by,      "--rate",
+                          rate,         NULL};
     char log[256];
     snprintf(log, sizeof(log), "%s/gen-%s.log", env.tmpdir, topic);
     return ds_h_spawn(log, args);
@@ -161,21 +163,36 @@ static pid_t start_one(run_t *r, int i) {
     snprintf(log, sizeof(log), "%s/%s-%d.log", env.tmpdir, r->name, i);
     if (!r->metrics[i][0])
         snprintf(r->metrics[i], sizeof(r->metrics[i]), "127.0.0.1:%d", ds_h_free_port());
-    const char *args[] = {"scorer",        "--brokers",
-                          env.brokers,     "--redis",
-                          env.redis_url,   "--group-id",
-                          r->group,        "--redis-prefix",
-                          r->prefix,       "--topic-marketing",
-                          r->topic,        "--topic-lead-scores",
-                          r->ls,           "--topic-account-scores",
-                          r->as,           "--schemas",
-                          schemas,         "--clock",
-                          "event",         "--batch-size",
-                          "100",           "--redis-flush-ms",
-                          "300",           "--metrics-addr",
-                          r->metrics[i],   "-X",
-                          "session.timeout.ms=6000", "--log-level",
-                          "warn",          NULL};
+    const char *args[] = {"scorer",
+                          "--brokers",
+                          env.brokers,
+                          "--redis",
+                          env.redis_url,
+                          "--group-id",
+                          r->group,
+                          "--redis-prefix",
+                          r->prefix,
+                          "--topic-marketing",
+                          r->topic,
+                          "--topic-lead-scores",
+                          r->ls,
+                          "--topic-account-scores",
+                          r->as,
+                          "--schemas",
+                          schemas,
+                          "--clock",
+                          "event",
+                          "--batch-size",
+                          "100",
+                          "--redis-flush-ms",
+                          "300",
+                          "--metrics-addr",
+                          r->metrics[i],
+                          "-X",
+                          "session.timeout.ms=6000",
+                          "--log-level",
+                          "warn",
+                          NULL};
     r->pid[i] = ds_h_spawn(log, args);
     return r->pid[i];
 }
@@ -188,6 +205,15 @@ static bool wait_ready(const char *addr, int timeout_ms) {
         ds_clock_sleep_ms(100);
     }
     return false;
+}
+
+/* Two workers in one group, both with their partitions: no rebalance
+ * comes with the first records, so counts are exact. */
+static void start_pair(run_t *r) {
+    start_one(r, 0);
+    start_one(r, 1);
+    assert_true(wait_ready(r->metrics[0], 30000));
+    assert_true(wait_ready(r->metrics[1], 30000));
 }
 
 static double dlq_metric(run_t *r, int nworkers, const char *reason) {
@@ -290,77 +316,19 @@ static void make_ref(const char *topic, const input_t *in, bool (*keep)(const in
 }
 
 static void compare_state(const run_t *a, const run_t *b, const char *skip) {
-    char **x, **y;
-    size_t nx = ds_h_snapshot(&env, a->prefix, skip, &x);
-    size_t ny = ds_h_snapshot(&env, b->prefix, skip, &y);
-    fprintf(stderr, "  %s: %zu keys, %s: %zu keys\n", a->name, nx, b->name, ny);
-    for (size_t i = 0; i < nx && i < ny; i++)
-        if (strcmp(x[i], y[i])) {
-            fprintf(stderr, "  first difference:\n    %s: %.300s\n    %s: %.300s\n", a->name,
-                    x[i], b->name, y[i]);
-            break;
-        }
-    assert_true(nx > 0);
-    assert_int_equal(nx, ny);
-    for (size_t i = 0; i < nx; i++)
-        assert_string_equal(x[i], y[i]);
-    ds_h_lines_free(x, nx);
-    ds_h_lines_free(y, ny);
-}
-
-static int cmpstr(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The distinct output ids of a run's two score topics. */
-static size_t output_ids(const run_t *r, char ***out) {
-    size_t n = 0, cap = 1024;
-    char **ids = malloc(cap * sizeof(char *));
-    const char *topics[] = {r->ls, r->as};
-    for (int t = 0; t < 2; t++) {
-        ds_h_record_t *recs;
-        size_t k = ds_h_consume(&env, topics[t], SIZE_MAX, 30000, &recs);
-        for (size_t i = 0; i < k; i++) {
-            const char *id = ds_h_header(&recs[i], "dealsignal.id");
-            assert_non_null(id);
-            if (n == cap)
-                ids = realloc(ids, (cap *= 2) * sizeof(char *));
-            size_t l = strlen(id) + 4;
-            ids[n] = malloc(l);
-            snprintf(ids[n++], l, "%d/%s", t, id);
-        }
-        ds_h_records_free(recs, k);
-    }
-    qsort(ids, n, sizeof(char *), cmpstr);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (k && !strcmp(ids[k - 1], ids[i])) {
-            free(ids[i]);
-            continue;
-        }
-        ids[k++] = ids[i];
-    }
-    *out = ids;
-    return k;
+    assert_true(ds_h_same_state(&env, a->name, a->prefix, b->name, b->prefix, skip, MIN_KEYS));
 }
 
 static void compare_outputs(const run_t *a, const run_t *b) {
-    char **x, **y;
-    size_t nx = output_ids(a, &x), ny = output_ids(b, &y);
-    fprintf(stderr, "  %s: %zu output ids, %s: %zu\n", a->name, nx, b->name, ny);
-    assert_true(nx > 0);
-    assert_int_equal(nx, ny);
-    for (size_t i = 0; i < nx; i++)
-        assert_string_equal(x[i], y[i]);
-    ds_h_lines_free(x, nx);
-    ds_h_lines_free(y, ny);
+    const char *ta[] = {a->ls, a->as}, *tb[] = {b->ls, b->as};
+    assert_true(ds_h_same_outputs(&env, a->name, ta, b->name, tb, 2));
 }
 
 /* ---- lead-keyed ------------------------------------------------------------------ */
 
-static input_t lead_in;    /* the lead-keyed stream (keys.lead) */
-static run_t lead_ref;     /* the reference run over its correctly keyed records */
-static size_t lead_wrong;  /* its records keyed by another id than their unit's */
+static input_t lead_in;   /* the lead-keyed stream (keys.lead) */
+static run_t lead_ref;    /* the reference run over its correctly keyed records */
+static size_t lead_wrong; /* its records keyed by another id than their unit's */
 
 static bool keyed_right(const in_t *x, void *opaque) {
     (void)opaque;
@@ -399,12 +367,7 @@ static void test_lead_keyed_two_workers(void **state) {
     (void)state;
     run_t r;
     run_init(&r, "pair", "keys.lead");
-    /* both members have their partitions before the first record exists:
-     * no rebalance, so every count below is exact */
-    start_one(&r, 0);
-    start_one(&r, 1);
-    assert_true(wait_ready(r.metrics[0], 30000));
-    assert_true(wait_ready(r.metrics[1], 30000));
+    start_pair(&r);
     gen("keys.lead", "lead_id", "0");
     load_input("keys.lead", NEVENTS, &lead_in);
     for (size_t i = 0; i < lead_in.n; i++)
@@ -437,10 +400,7 @@ static void test_lead_keyed_kill9(void **state) {
     (void)state;
     run_t r;
     run_init(&r, "kill", "keys.kill");
-    start_one(&r, 0);
-    start_one(&r, 1);
-    assert_true(wait_ready(r.metrics[0], 30000));
-    assert_true(wait_ready(r.metrics[1], 30000));
+    start_pair(&r);
     /* the same stream, produced while the workers run (4 s); one of them
      * is killed mid-stream and restarted */
     pid_t g = gen_spawn("keys.kill", "lead_id", "800");
@@ -480,14 +440,14 @@ static void test_split_partitions(void **state) {
     (void)state;
     run_t r;
     run_init(&r, "split", "keys.split");
-    start_one(&r, 0);
-    start_one(&r, 1);
-    assert_true(wait_ready(r.metrics[0], 30000));
-    assert_true(wait_ready(r.metrics[1], 30000));
+    start_pair(&r);
     /* keyed by unit id; a second "producer" puts every third record of
      * one account in five on the next partition */
-    ds_gen_opts_t o = {.seed = 33, .accounts = 50, .mix = DS_GEN_MARKETING,
-                       .start_ms = 1700000000000LL, .span_days = 90};
+    ds_gen_opts_t o = {.seed = 33,
+                       .accounts = 50,
+                       .mix = DS_GEN_MARKETING,
+                       .start_ms = 1700000000000LL,
+                       .span_days = 90};
     ds_gen_t *g = ds_gen_new(&o);
     rd_kafka_t *p = ds_h_producer(&env);
     ds_buf_t b;
@@ -497,8 +457,8 @@ static void test_split_partitions(void **state) {
         ds_gen_event_t ev;
         ds_gen_next(g, &ev);
         const char *key = ev.ma.account_id ? ev.ma.account_id : ev.ma.lead_id;
-        int32_t part = rd_kafka_msg_partitioner_consistent(NULL, key, strlen(key), NPARTS, NULL,
-                                                           NULL);
+        int32_t part =
+            rd_kafka_msg_partitioner_consistent(NULL, key, strlen(key), NPARTS, NULL, NULL);
         unsigned a = (unsigned)strtoul(ev.ma.lead_id + 2, NULL, 10); /* L-AAAA-n */
         if (a % 5 == 1 && i % 3 == 0) {
             part = (part + 1) % NPARTS;
@@ -563,9 +523,9 @@ static void test_split_partitions(void **state) {
 /* ---- repartition -------------------------------------------------------------------------- */
 
 static int repartition(const char *from, const char *to, const char *group) {
-    const char *args[] = {"repartition", "--brokers", env.brokers, "--from",      from,
-                          "--to",        to,          "--group-id", group,        "--schemas",
-                          schemas,       "--exit-at-end", NULL};
+    const char *args[] = {
+        "repartition", "--brokers", env.brokers, "--from",        from, "--to", to, "--group-id",
+        group,         "--schemas", schemas,     "--exit-at-end", NULL};
     char log[256];
     snprintf(log, sizeof(log), "%s/repartition-%s.log", env.tmpdir, to);
     pid_t pid = ds_h_spawn(log, args);

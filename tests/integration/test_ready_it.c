@@ -35,16 +35,17 @@
 
 #define REDIS_TIMEOUT_MS 1000
 #define BROKER_TIMEOUT_MS 2000
+#define MIN_KEYS 100
 
 static ds_h_env_t env;
 static char schemas[256];
 
-static void gen(const char *scenario, const char *topic_flag, const char *topic,
-                const char *seed, const char *count) {
-    const char *args[] = {"gen",      "--brokers",   env.brokers, "--count", count,
-                          "--seed",   seed,          "--accounts", "40",     "--scenario",
-                          scenario,   "--start",     "2025-06-01", "--schemas", schemas,
-                          topic_flag, topic,         NULL};
+static void gen(const char *scenario, const char *topic_flag, const char *topic, const char *seed,
+                const char *count) {
+    const char *args[] = {"gen",      "--brokers", env.brokers,  "--count",   count,
+                          "--seed",   seed,        "--accounts", "40",        "--scenario",
+                          scenario,   "--start",   "2025-06-01", "--schemas", schemas,
+                          topic_flag, topic,       NULL};
     char log[256];
     snprintf(log, sizeof(log), "%s/gen.log", env.tmpdir);
     pid_t g = ds_h_spawn(log, args);
@@ -73,23 +74,40 @@ static void run_init(run_t *r, const char *name) {
 /* `what`: scorer, or run (both workers) */
 static void start(run_t *r, const char *what, const char *ma, const char *crm) {
     const char *args[] = {what,
-                          "--brokers",           env.brokers,
-                          "--redis",             env.redis_url,
-                          "--group-id",          r->group,
-                          "--redis-prefix",      r->prefix,
-                          "--topic-marketing",   ma,
-                          "--topic-crm",         crm,
-                          "--topic-lead-scores", r->ls,
-                          "--topic-account-scores", r->as,
-                          "--topic-alerts",      r->al,
-                          "--schemas",           schemas,
-                          "--clock",             "event",
-                          "--batch-size",        "200",
-                          "--redis-flush-ms",    "300",
-                          "--redis-timeout-ms",  "1000",
-                          "--broker-timeout-ms", "2000",
-                          "--metrics-addr",      r->metrics,
-                          "-X",                  "session.timeout.ms=6000",
+                          "--brokers",
+                          env.brokers,
+                          "--redis",
+                          env.redis_url,
+                          "--group-id",
+                          r->group,
+                          "--redis-prefix",
+                          r->prefix,
+                          "--topic-marketing",
+                          ma,
+                          "--topic-crm",
+                          crm,
+                          "--topic-lead-scores",
+                          r->ls,
+                          "--topic-account-scores",
+                          r->as,
+                          "--topic-alerts",
+                          r->al,
+                          "--schemas",
+                          schemas,
+                          "--clock",
+                          "event",
+                          "--batch-size",
+                          "200",
+                          "--redis-flush-ms",
+                          "300",
+                          "--redis-timeout-ms",
+                          "1000",
+                          "--broker-timeout-ms",
+                          "2000",
+                          "--metrics-addr",
+                          r->metrics,
+                          "-X",
+                          "session.timeout.ms=6000",
                           NULL};
     r->pid = ds_h_spawn(r->log, args);
 }
@@ -121,81 +139,16 @@ static double metric(const run_t *r, const char *sample) {
 }
 
 static int log_count(const run_t *r, const char *needle) {
-    FILE *f = fopen(r->log, "r");
-    if (!f)
-        return 0;
-    char line[8192];
-    int n = 0;
-    while (fgets(line, sizeof(line), f))
-        n += strstr(line, needle) != NULL;
-    fclose(f);
-    return n;
+    return ds_h_log_count(r->log, needle);
 }
 
-static void compare(const run_t *a, const run_t *b) {
-    char **x, **y;
-    size_t nx = ds_h_snapshot(&env, a->prefix, NULL, &x);
-    size_t ny = ds_h_snapshot(&env, b->prefix, NULL, &y);
-    fprintf(stderr, "  %s: %zu keys, %s: %zu keys\n", a->name, nx, b->name, ny);
-    for (size_t i = 0; i < nx && i < ny; i++)
-        if (strcmp(x[i], y[i])) {
-            fprintf(stderr, "  first difference:\n    %s: %.300s\n    %s: %.300s\n", a->name,
-                    x[i], b->name, y[i]);
-            break;
-        }
-    assert_true(nx > 100);
-    assert_int_equal(nx, ny);
-    for (size_t i = 0; i < nx; i++)
-        assert_string_equal(x[i], y[i]);
-    ds_h_lines_free(x, nx);
-    ds_h_lines_free(y, ny);
-}
-
-static int cmpstr(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static size_t output_ids(const run_t *r, char ***out) {
-    size_t n = 0, cap = 1024;
-    char **ids = malloc(cap * sizeof(char *));
-    const char *topics[] = {r->ls, r->as};
-    for (int t = 0; t < 2; t++) {
-        ds_h_record_t *recs;
-        size_t k = ds_h_consume(&env, topics[t], SIZE_MAX, 30000, &recs);
-        for (size_t i = 0; i < k; i++) {
-            const char *id = ds_h_header(&recs[i], "dealsignal.id");
-            assert_non_null(id);
-            if (n == cap)
-                ids = realloc(ids, (cap *= 2) * sizeof(char *));
-            size_t l = strlen(id) + 4;
-            ids[n] = malloc(l);
-            snprintf(ids[n++], l, "%d/%s", t, id);
-        }
-        ds_h_records_free(recs, k);
-    }
-    qsort(ids, n, sizeof(char *), cmpstr);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (k && !strcmp(ids[k - 1], ids[i])) {
-            free(ids[i]);
-            continue;
-        }
-        ids[k++] = ids[i];
-    }
-    *out = ids;
-    return k;
+static void compare_state(const run_t *a, const run_t *b, const char *skip) {
+    assert_true(ds_h_same_state(&env, a->name, a->prefix, b->name, b->prefix, skip, MIN_KEYS));
 }
 
 static void compare_outputs(const run_t *a, const run_t *b) {
-    char **x, **y;
-    size_t nx = output_ids(a, &x), ny = output_ids(b, &y);
-    fprintf(stderr, "  %s: %zu output ids, %s: %zu\n", a->name, nx, b->name, ny);
-    assert_true(nx > 0);
-    assert_int_equal(nx, ny);
-    for (size_t i = 0; i < nx; i++)
-        assert_string_equal(x[i], y[i]);
-    ds_h_lines_free(x, nx);
-    ds_h_lines_free(y, ny);
+    const char *ta[] = {a->ls, a->as}, *tb[] = {b->ls, b->as};
+    assert_true(ds_h_same_outputs(&env, a->name, ta, b->name, tb, 2));
 }
 
 static int group_setup(void **state) {
@@ -299,7 +252,7 @@ static void test_outages(void **state) {
     start(&ref, "scorer", "ready.ma", "ready.crm");
     assert_true(ds_h_wait_group(&env, ref.group, "ready.ma", 60000));
     assert_int_equal(ds_h_stop(ref.pid, SIGTERM, 15000), 0);
-    compare(&r, &ref);
+    compare_state(&r, &ref, NULL);
     compare_outputs(&r, &ref);
 }
 
@@ -313,10 +266,11 @@ static void test_redis_back_empty(void **state) {
     run_init(&r, "empty");
     start(&r, "run", "empty.ma", "empty.crm");
     {
-        const char *args[] = {"gen",         "--brokers", env.brokers, "--count",  "2000",
-                              "--seed",      "41",        "--accounts", "40",      "--scenario",
-                              "mixed",       "--start",   "2025-06-01", "--schemas", schemas,
-                              "--topic-marketing", "empty.ma", "--topic-crm", "empty.crm", NULL};
+        const char *args[] = {"gen",        "--brokers",   env.brokers, "--count",
+                              "2000",       "--seed",      "41",        "--accounts",
+                              "40",         "--scenario",  "mixed",     "--start",
+                              "2025-06-01", "--schemas",   schemas,     "--topic-marketing",
+                              "empty.ma",   "--topic-crm", "empty.crm", NULL};
         pid_t g = ds_h_spawn(NULL, args);
         int st;
         waitpid(g, &st, 0);

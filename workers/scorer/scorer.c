@@ -970,19 +970,12 @@ static void sc_reset(void *self) {
     publish_tracked(s);
 }
 
-static bool owned_partition(const rd_kafka_topic_partition_list_t *owned, int32_t p) {
-    for (int i = 0; owned && i < owned->cnt; i++)
-        if (owned->elems[i].partition == p)
-            return true;
-    return false;
-}
-
 static void sc_rewrite_all(void *self, const rd_kafka_topic_partition_list_t *owned) {
     ds_scorer_t *s = self;
     size_t part = 0;
     unit_entry_t *e, *tmp;
     HASH_ITER(hh, s->units, e, tmp) {
-        if (!e->unit || !owned_partition(owned, e->ckpt_partition))
+        if (!e->unit || !ds_worker_partition_in(owned, e->ckpt_partition))
             continue; /* not loaded, or another worker's */
         bool whole = true;
         if (ds_score_unit_mark_all_dirty(e->unit, &whole))

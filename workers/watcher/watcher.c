@@ -922,18 +922,11 @@ static int32_t wa_unit_partition(void *self, const void *slot) {
     return e ? e->partition : -1;
 }
 
-static bool owned_partition(const rd_kafka_topic_partition_list_t *owned, int32_t p) {
-    for (int i = 0; owned && i < owned->cnt; i++)
-        if (owned->elems[i].partition == p)
-            return true;
-    return false;
-}
-
 static void wa_rewrite_all(void *self, const rd_kafka_topic_partition_list_t *owned) {
     ds_watcher_t *w = self;
     deal_entry_t *e, *t;
     HASH_ITER(hh, w->deals, e, t) {
-        if (!e->deal || !owned_partition(owned, e->partition))
+        if (!e->deal || !ds_worker_partition_in(owned, e->partition))
             continue; /* not loaded, or another worker's */
         memset(e->written, 0, sizeof(e->written));
         e->indexed = INT64_MIN; /* its deadline index entry too */
@@ -942,7 +935,7 @@ static void wa_rewrite_all(void *self, const rd_kafka_topic_partition_list_t *ow
     for (int32_t p = 0; p < MAX_PARTITIONS; p++) {
         part_t *pt = &w->parts[p];
         if (!pt->known || pt->clock.watermark == INT64_MIN || pt->wm_dirty ||
-            !owned_partition(owned, p))
+            !ds_worker_partition_in(owned, p))
             continue;
         pt->wm_dirty = true;
         w->nwm_dirty++;
