@@ -44,12 +44,12 @@ struct ds_redis {
     size_t noutq;
     ds_buf_t *capture;    /* ds_redis_capture target, or NULL */
     size_t *capture_count;
-    int64_t progress_ms;  /* last reply read, or first reply owed since */
-    long long client_id;  /* CLIENT ID of this connection (0: unknown) */
-    char run_id[48];      /* the server's run_id at connect ("": unknown) */
-    long long orphan_id;  /* a connection dropped with commands in flight */
+    int64_t progress_ms; /* last reply read, or first reply owed since */
+    long long client_id; /* CLIENT ID of this connection (0: unknown) */
+    char run_id[48];     /* the server's run_id at connect ("": unknown) */
+    long long orphan_id; /* a connection dropped with commands in flight */
     char orphan_run_id[48];
-    bool kill_refused;    /* CLIENT KILL not allowed: said once */
+    bool kill_refused; /* CLIENT KILL not allowed: said once */
     char err[600];
 };
 
@@ -147,8 +147,9 @@ static void identify(ds_redis_t *r) {
     if (k && k->type == REDIS_REPLY_ERROR && !strstr(k->str, "No such client") &&
         !r->kill_refused) {
         r->kill_refused = true;
-        DS_WARN("redis", "cannot end the connection dropped with writes in flight (%s): "
-                         "they may still be applied after the writes sent again",
+        DS_WARN("redis",
+                "cannot end the connection dropped with writes in flight (%s): "
+                "they may still be applied after the writes sent again",
                 k->str);
     }
     if (k)
@@ -207,7 +208,9 @@ ds_err_t ds_redis_connect(ds_redis_t *r) {
     return DS_ERR_OK;
 }
 
-const char *ds_redis_server_run_id(const ds_redis_t *r) { return r->ctx ? r->run_id : ""; }
+const char *ds_redis_server_run_id(const ds_redis_t *r) {
+    return r->ctx ? r->run_id : "";
+}
 
 /* RESP: *argc CRLF then $len CRLF bytes CRLF per argument. */
 static ds_err_t put_resp_len(ds_buf_t *b, char type, size_t n) {

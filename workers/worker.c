@@ -522,8 +522,8 @@ static bool resp_first_key(const unsigned char *p, size_t len, char *out, size_t
 static void batch_done(ds_worker_t *w, batch_t *b) {
     /* a key Redis now holds: after a restart, its absence says the state
      * is gone (redis_identity) */
-    if (b->nwrites && !resp_first_key(b->writes.data, b->writes.len, w->sample_key,
-                                      sizeof(w->sample_key)))
+    if (b->nwrites &&
+        !resp_first_key(b->writes.data, b->writes.len, w->sample_key, sizeof(w->sample_key)))
         w->sample_key[0] = '\0';
     if (b->store) {
         if (b->store->cnt)
@@ -871,8 +871,9 @@ static void redis_identity(ds_worker_t *w, ds_redis_t *r) {
     const char *argv[] = {"EXISTS", w->sample_key};
     ds_redis_cmd(r, 2, argv, NULL);
     if (ds_redis_run(r, on_exists, &exists) != DS_ERR_OK || exists < 0) {
-        DS_WARN(w->ops->name, "redis restarted (run_id %s, was %s); could not check its state: "
-                              "%s",
+        DS_WARN(w->ops->name,
+                "redis restarted (run_id %s, was %s); could not check its state: "
+                "%s",
                 id, was, ds_redis_errstr(r));
         return;
     }
@@ -931,8 +932,7 @@ static probe_t probe_redis(ds_worker_t *w) {
     if (now - w->last_probe_ms < PROBE_MS)
         return PROBE_IDLE;
     w->last_probe_ms = now;
-    if (redis_connect(w, w->redis) ||
-        ds_redis_send(w->redis, ping_cmd, sizeof(ping_cmd) - 1, 1)) {
+    if (redis_connect(w, w->redis) || ds_redis_send(w->redis, ping_cmd, sizeof(ping_cmd) - 1, 1)) {
         redis_failed(w, w->redis, PROBE_MS);
         return PROBE_DOWN;
     }
@@ -1117,8 +1117,8 @@ static ds_err_t check_key(ds_worker_t *w, const rd_kafka_message_t *m, const voi
     char key[100], want[100];
     printable(m->key, m->key_len, key, sizeof(key));
     printable(id ? id : "", len, want, sizeof(want));
-    snprintf(detail, detail_size, "key \"%s\" is not the record's %s \"%s\" (expected key)",
-             key, id_name, want);
+    snprintf(detail, detail_size, "key \"%s\" is not the record's %s \"%s\" (expected key)", key,
+             id_name, want);
     ds_log_rl(&w->rl_key, 10000, DS_LOG_WARN, w->ops->name,
               "record keyed by another id than its unit's, sent to the DLQ (wrong_key): "
               "topic=%s partition=%d offset=%lld key=\"%s\" expected=\"%s\" (%s). "
@@ -1738,9 +1738,9 @@ void ds_worker_destroy(ds_worker_t *w) {
 static bool brokers_silent(const ds_worker_t *w) {
     if (w->brokers_down)
         return true;
-    return w->stats_seen && ds_clock_mono_ms() - __atomic_load_n(&w->broker_answer_ms,
-                                                                 __ATOMIC_RELAXED) >
-                                w->cfg->broker_timeout_ms;
+    return w->stats_seen &&
+           ds_clock_mono_ms() - __atomic_load_n(&w->broker_answer_ms, __ATOMIC_RELAXED) >
+               w->cfg->broker_timeout_ms;
 }
 
 bool ds_worker_ready(const ds_worker_t *w, char *why, size_t why_size) {

@@ -273,10 +273,10 @@ void ds_h_produce(rd_kafka_t *p, const char *topic, const char *key, const void 
 void ds_h_produce_to(rd_kafka_t *p, const char *topic, int32_t partition, const void *key,
                      size_t klen, const void *val, size_t len) {
     for (;;) {
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, klen),
-            RD_KAFKA_V_VALUE((void *)val, len), RD_KAFKA_V_END);
+        rd_kafka_resp_err_t err =
+            rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, klen),
+                              RD_KAFKA_V_VALUE((void *)val, len), RD_KAFKA_V_END);
         if (!err)
             return;
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -669,8 +669,7 @@ double ds_h_metric(const char *text, const char *sample) {
 
 /* ---- comparisons -------------------------------------------------------------- */
 
-size_t ds_h_output_ids(const ds_h_env_t *env, const char *const *topics, int ntopics,
-                       char ***out) {
+size_t ds_h_output_ids(const ds_h_env_t *env, const char *const *topics, int ntopics, char ***out) {
     size_t n = 0, cap = 1024;
     char **ids = malloc(cap * sizeof(char *));
     for (int t = 0; t < ntopics; t++) {
@@ -701,14 +700,13 @@ size_t ds_h_output_ids(const ds_h_env_t *env, const char *const *topics, int nto
     return k;
 }
 
-bool ds_h_same_lines(const char *what, const char *name_a, char **a, size_t na,
-                     const char *name_b, char **b, size_t nb) {
+bool ds_h_same_lines(const char *what, const char *name_a, char **a, size_t na, const char *name_b,
+                     char **b, size_t nb) {
     fprintf(stderr, "  %s: %s %zu, %s %zu\n", what, name_a, na, name_b, nb);
     for (size_t i = 0, j = 0, shown = 0; (i < na || j < nb) && shown < 3;) {
         int c = i == na ? 1 : j == nb ? -1 : strcmp(a[i], b[j]);
         if (c) {
-            fprintf(stderr, "  only in %s: %.300s\n", c < 0 ? name_a : name_b,
-                    c < 0 ? a[i] : b[j]);
+            fprintf(stderr, "  only in %s: %.300s\n", c < 0 ? name_a : name_b, c < 0 ? a[i] : b[j]);
             shown++;
         }
         i += c <= 0;

@@ -117,12 +117,11 @@ double ds_h_metric(const char *text, const char *sample);
 
 /** The distinct output ids ("<topic index>/<dealsignal.id>") of every
  *  record of `topics`, sorted; free with ds_h_lines_free. */
-size_t ds_h_output_ids(const ds_h_env_t *env, const char *const *topics, int ntopics,
-                       char ***ids);
+size_t ds_h_output_ids(const ds_h_env_t *env, const char *const *topics, int ntopics, char ***ids);
 /** Whether two sorted line lists are equal; prints their counts and the
  *  first lines only one has. */
-bool ds_h_same_lines(const char *what, const char *name_a, char **a, size_t na,
-                     const char *name_b, char **b, size_t nb);
+bool ds_h_same_lines(const char *what, const char *name_a, char **a, size_t na, const char *name_b,
+                     char **b, size_t nb);
 /** Two runs' Redis states (ds_h_snapshot of each prefix, without
  *  skip_field) are equal and hold more than min_keys keys; the
  *  differences are printed. */
