@@ -87,6 +87,7 @@ typedef struct rp {
     size_t nround;
     int max_wait_ms;
     uint64_t rekeyed, same, forwarded, skipped;
+    bool failed; /* stopped on an error */
     ds_log_rl_t rl_skip;
 } rp_t;
 
@@ -218,7 +219,39 @@ static bool header(const rd_kafka_message_t *m, const char *name, char *out, siz
     return true;
 }
 
-static void classify(rp_t *r, rd_kafka_message_t *m, rrec_t *x) {
+/* Decode m as a MarketingEvent, else as a CrmEvent; DS_ERR_IO when the
+ * schema registry does not answer (tried again for up to a minute). */
+static ds_err_t decode(rp_t *r, const rd_kafka_message_t *m, const char **key, int64_t *at) {
+    char detail[256];
+    ds_err_t e = DS_ERR_IO;
+    for (int64_t wait = 500, waited = 0; !g_stop; waited += wait, wait *= 2) {
+        ds_arena_reset(&r->arena);
+        ds_ma_event_t ma;
+        ds_crm_event_t crm;
+        e = ds_decode_ma(r->codec, m->payload, m->len, &r->arena, &ma, detail, sizeof(detail));
+        if (!e) {
+            *key = ma.account_id && ma.account_id[0] ? ma.account_id : ma.lead_id;
+            *at = ma.occurred_at;
+        } else if (e == DS_ERR_WRONG_TYPE) {
+            e = ds_decode_crm(r->codec, m->payload, m->len, &r->arena, &crm, detail,
+                              sizeof(detail));
+            if (!e) {
+                *key = crm.deal_id;
+                *at = crm.occurred_at;
+            }
+        }
+        if (e != DS_ERR_IO || waited >= 60000)
+            break;
+        DS_WARN("repartition", "cannot decode %s[%d]@%lld yet (%s); again in %lld ms", r->from,
+                (int)m->partition, (long long)m->offset, detail, (long long)wait);
+        ds_clock_sleep_ms(wait);
+    }
+    return e;
+}
+
+/* x for m: re-keyed, copied as it is, or skipped.  False when the schema
+ * registry did not answer: m is not taken. */
+static bool classify(rp_t *r, rd_kafka_message_t *m, rrec_t *x) {
     memset(x, 0, sizeof(*x));
     x->m = m;
     x->at = INT64_MIN;
@@ -232,30 +265,22 @@ static void classify(rp_t *r, rd_kafka_message_t *m, rrec_t *x) {
                   "skipped a DLQ record with error=%s (%s[%d]@%lld): only wrong_key records are "
                   "fed back; fix the others at their source",
                   code, r->from, (int)m->partition, (long long)m->offset);
-        return;
+        return true;
     }
     x->kind = R_FORWARD;
     if (!m->payload)
-        return;
-    ds_arena_reset(&r->arena);
-    char detail[256];
+        return true;
     const char *key = NULL;
-    ds_ma_event_t ma;
-    ds_err_t e = ds_decode_ma(r->codec, m->payload, m->len, &r->arena, &ma, detail, sizeof(detail));
-    if (!e) {
-        key = ma.account_id && ma.account_id[0] ? ma.account_id : ma.lead_id;
-        x->at = ma.occurred_at;
-    } else if (e == DS_ERR_WRONG_TYPE) {
-        ds_crm_event_t crm;
-        if (!ds_decode_crm(r->codec, m->payload, m->len, &r->arena, &crm, detail, sizeof(detail))) {
-            key = crm.deal_id;
-            x->at = crm.occurred_at;
-        }
+    ds_err_t e = decode(r, m, &key, &x->at);
+    if (e == DS_ERR_IO)
+        return false;
+    if (e || !key || !key[0] || !(x->key = strdup(key))) {
+        x->at = INT64_MIN;
+        return true; /* copied as it is: the worker says what is wrong with it */
     }
-    if (!key || !key[0] || !(x->key = strdup(key)))
-        return; /* copied as it is: the worker says what is wrong with it */
     x->kind = R_REKEY;
     x->same = m->key && m->key_len == strlen(key) && !memcmp(m->key, key, m->key_len);
+    return true;
 }
 
 /* ---- merge --------------------------------------------------------------- */
@@ -454,7 +479,15 @@ static void take(rp_t *r, int wait_ms) {
         pt->eof = false;
         pt->empty_since = 0;
         rrec_t x;
-        classify(r, m, &x);
+        if (!classify(r, m, &x)) {
+            /* nothing of this partition after m may go: stop here; m and
+             * what follows are consumed again next time */
+            DS_ERROR("repartition", "the schema registry does not answer: stopping");
+            rd_kafka_message_destroy(m);
+            r->failed = true;
+            g_stop = 1;
+            return;
+        }
         if (!q_push(pt, &x)) {
             DS_ERROR("repartition", "out of memory");
             abort(); /* dropping it would lose a record */
@@ -614,6 +647,8 @@ int ds_cmd_repartition(int argc, char **argv) {
             break;
     }
     report(&r, g_stop ? "stopped" : "done");
+    if (r.failed)
+        rc = 1;
     rd_kafka_resp_err_t cerr = rd_kafka_commit(r.c, NULL, 0);
     if (cerr && cerr != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         DS_ERROR("repartition", "final commit: %s", rd_kafka_err2str(cerr));
