@@ -847,16 +847,16 @@ static void redis_fine(ds_worker_t *w) {
     w->redis_ok = 1;
 }
 
-/* A new connection: is it the server this worker wrote to?  A changed
- * run_id with a key this worker's writes set gone means Redis came back
- * empty (or from an old snapshot): every entity still held in memory (of
- * this worker's partitions) is written again; what it no longer holds is
- * lost until replayed. */
 static void on_exists(void *opaque, size_t index, const redisReply *reply) {
     (void)index;
     *(long long *)opaque = reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
 }
 
+/* A new connection: is it the server this worker wrote to?  A changed
+ * run_id with a key this worker's writes set gone means Redis came back
+ * empty (or from an old snapshot): every entity still held in memory (of
+ * this worker's partitions) is written again; what it no longer holds is
+ * lost until replayed. */
 static void redis_identity(ds_worker_t *w, ds_redis_t *r) {
     const char *id = ds_redis_server_run_id(r);
     if (!id[0] || !strcmp(id, w->run_id))
@@ -1783,5 +1783,7 @@ bool ds_worker_ready(const ds_worker_t *w, char *why, size_t why_size) {
 ds_metrics_t *ds_worker_metrics(ds_worker_t *w) { return w->metrics; }
 ds_redis_t *ds_worker_redis(ds_worker_t *w) {
     probe_settle(w); /* the caller runs commands on it at once */
+    if (!ds_redis_connected(w->redis))
+        (void)redis_connect(w, w->redis); /* with the identity check; else the caller's fails */
     return w->redis;
 }
