@@ -657,13 +657,13 @@ int ds_cmd_repartition(int argc, char **argv) {
 out:
     for (size_t i = 0; i < r.nround; i++)
         rec_free(&r.round[i]);
-    for (int p = 0; p < r.nparts; p++)
-        drop_part(&r.parts[p]);
-    free(r.parts);
-    if (r.c) {
+    if (r.c) { /* its revoke (on_revoked) drops the buffers */
         rd_kafka_consumer_close(r.c);
         rd_kafka_destroy(r.c);
     }
+    for (int p = 0; p < r.nparts; p++)
+        drop_part(&r.parts[p]);
+    free(r.parts);
     if (r.p) {
         rd_kafka_flush(r.p, 10000);
         rd_kafka_destroy(r.p);
