@@ -491,26 +491,30 @@ static void drop_windows(ds_worker_t *w) {
     w->owed = w->owed_total = 0;
 }
 
-/* The first key of RESP bytes ("*N $L CMD $K KEY"), into out. */
+/* The key (second argument) of the first command of RESP bytes that has
+ * one (MULTI and EXEC have none), into out. */
 static bool resp_first_key(const unsigned char *p, size_t len, char *out, size_t n) {
     const unsigned char *end = p + len;
-    for (int field = 0; field < 3; field++) { /* *N, then $L CMD, then $K */
-        const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl)
-            return false;
-        size_t l = field ? (size_t)strtoul((const char *)p + 1, NULL, 10) : 0;
-        p = nl + 1;
-        if (field == 1) /* skip the command */
-            p += l + 2;
-        else if (field == 2) {
-            if (l + 1 > n || p + l > end)
+    while (p < end && *p == '*') {
+        char *q;
+        unsigned long argc = strtoul((const char *)p + 1, &q, 10);
+        p = (const unsigned char *)q + 2; /* CRLF */
+        for (unsigned long a = 0; a < argc; a++) {
+            if (p >= end || *p != '$')
                 return false;
-            memcpy(out, p, l);
-            out[l] = '\0';
-            return true;
+            size_t l = (size_t)strtoul((const char *)p + 1, &q, 10);
+            p = (const unsigned char *)q + 2;
+            if (p + l > end)
+                return false;
+            if (a == 1) {
+                if (l + 1 > n)
+                    return false;
+                memcpy(out, p, l);
+                out[l] = '\0';
+                return true;
+            }
+            p += l + 2;
         }
-        if (p > end)
-            return false;
     }
     return false;
 }
