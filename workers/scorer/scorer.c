@@ -216,11 +216,14 @@ static void forget_loads(ds_scorer_t *s) {
     s->nloads = 0;
 }
 
-/* Queue one load (once per Redis key and round): argv[1] is the key. */
+/* Queue one load (once per Redis key and round): argv[1] is the key.  A
+ * claim is not counted against its key: the read after it has the same. */
 static void queue_load(ds_scorer_t *s, unit_entry_t *e, int kind, const char *id, int argc,
                        const char **argv) {
-    load_t *l;
-    HASH_FIND_STR(s->load_keys, argv[1], l);
+    load_t *l = NULL;
+    bool keyed = kind != LD_CLAIM;
+    if (keyed)
+        HASH_FIND_STR(s->load_keys, argv[1], l);
     if (l)
         return;
     if (s->nloads == s->loads_cap) {
@@ -237,32 +240,18 @@ static void queue_load(ds_scorer_t *s, unit_entry_t *e, int kind, const char *id
     l->e = e;
     l->kind = kind;
     s->loads[s->nloads++] = l;
-    HASH_ADD_KEYPTR(hh, s->load_keys, l->rkey, strlen(l->rkey), l);
+    if (keyed)
+        HASH_ADD_KEYPTR(hh, s->load_keys, l->rkey, strlen(l->rkey), l);
     ds_redis_cmd(s->cur_r, argc, argv, NULL);
 }
 
 /* Bind the unit to `partition` unless it is bound (or has a checkpoint)
- * already: HSETNX of its checkpoint, before the read of it.  Not in
- * load_keys: the read that follows has the same key. */
+ * already: HSETNX of its checkpoint, before the read of it. */
 static void queue_claim(ds_scorer_t *s, unit_entry_t *e, int32_t partition) {
-    if (s->nloads == s->loads_cap) {
-        size_t nc = s->loads_cap ? s->loads_cap * 2 : 256;
-        load_t **na = realloc(s->loads, nc * sizeof(*na));
-        if (!na)
-            oom();
-        s->loads = na;
-        s->loads_cap = nc;
-    }
-    load_t *l = calloc(1, sizeof(*l));
-    if (!l)
-        oom();
-    l->e = e;
-    l->kind = LD_CLAIM;
-    s->loads[s->nloads++] = l;
     char claim[DS_FMT_CKPT_MAX];
     ds_fmt_checkpoint(claim, partition, -1);
     const char *argv[] = {"HSETNX", rkey(s, e, NULL, NULL), "checkpoint", claim};
-    ds_redis_cmd(s->cur_r, 4, argv, NULL);
+    queue_load(s, e, LD_CLAIM, NULL, 4, argv);
 }
 
 static void load_unit(ds_scorer_t *s, unit_entry_t *e, int32_t partition) {
