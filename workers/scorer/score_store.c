@@ -840,6 +840,9 @@ ds_err_t ds_score_unit_mark_all_dirty(ds_score_unit_t *u, bool *whole) {
             return DS_ERR_NOMEM;
         u->mchg[u->nmchg++] = u->mob[i];
     }
+    for (uint32_t k = 0; k < u->nagg; k++)
+        if (ds_score_mark_sum(u, k))
+            return DS_ERR_NOMEM;
     bool dict_whole = true;
     for (uint32_t i = 0; i < u->ndict; i++)
         dict_whole &= u->dict[i] != NOID;
