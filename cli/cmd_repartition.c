@@ -44,7 +44,8 @@
 #include "ds_config.h"
 #include "ds_kafka.h"
 #include "ds_log.h"
-#include "ds_serde.h"
+#include "codec.h"
+#include "ds_registry.h"
 #include "worker.h"
 
 #define ROUND_MAX 10000
@@ -228,12 +229,12 @@ static ds_err_t decode(rp_t *r, const rd_kafka_message_t *m, const char **key, i
         ds_arena_reset(&r->arena);
         ds_ma_event_t ma;
         ds_crm_event_t crm;
-        e = ds_decode_ma(r->codec, m->payload, m->len, &r->arena, &ma, detail, sizeof(detail));
+        e = ds_codec_decode_ma(r->codec, m->payload, m->len, &r->arena, &ma, detail, sizeof(detail));
         if (!e) {
             *key = ma.account_id && ma.account_id[0] ? ma.account_id : ma.lead_id;
             *at = ma.occurred_at;
         } else if (e == DS_ERR_WRONG_TYPE) {
-            e = ds_decode_crm(r->codec, m->payload, m->len, &r->arena, &crm, detail,
+            e = ds_codec_decode_crm(r->codec, m->payload, m->len, &r->arena, &crm, detail,
                               sizeof(detail));
             if (!e) {
                 *key = crm.deal_id;
@@ -583,7 +584,7 @@ int ds_cmd_repartition(int argc, char **argv) {
         return 2;
     }
     ds_log_set_level((ds_log_level_t)ds_log_level_parse(level));
-    ds_serde_init(1 << 24);
+    ds_registry_init(1 << 24);
     ds_config_t cfg;
     memset(&cfg, 0, sizeof(cfg));
     cfg.brokers = (char *)brokers;

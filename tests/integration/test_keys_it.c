@@ -36,7 +36,8 @@
 
 #include "ds_buf.h"
 #include "ds_clock.h"
-#include "ds_serde.h"
+#include "codec.h"
+#include "ds_registry.h"
 #include "gen.h"
 #include "harness.h"
 
@@ -89,7 +90,7 @@ static void load_input(const char *topic, size_t want, input_t *out) {
         ds_ma_event_t ev;
         char detail[256];
         ds_arena_reset(&a);
-        assert_int_equal(ds_decode_ma(ds_h_codec(), x->val, x->len, &a, &ev, detail, 256),
+        assert_int_equal(ds_codec_decode_ma(ds_h_codec(), x->val, x->len, &a, &ev, detail, 256),
                          DS_ERR_OK);
         x->unit = strdup(ev.account_id && ev.account_id[0] ? ev.account_id : ev.lead_id);
     }
@@ -465,7 +466,7 @@ static void test_split_partitions(void **state) {
             moved++;
         }
         ds_buf_reset(&b);
-        assert_int_equal(ds_encode_ma(ds_h_codec(), &ev.ma, &b), DS_ERR_OK);
+        assert_int_equal(ds_codec_encode_ma(ds_h_codec(), &ev.ma, &b), DS_ERR_OK);
         ds_h_produce_to(p, "keys.split", part, key, strlen(key), b.data, b.len);
         if (i % 100 == 99) { /* ~4 s in all */
             rd_kafka_poll(p, 0);
