@@ -39,12 +39,12 @@
 #include <string.h>
 
 #include "cmds.h"
+#include "codec.h"
 #include "ds_buf.h"
 #include "ds_clock.h"
 #include "ds_config.h"
 #include "ds_kafka.h"
 #include "ds_log.h"
-#include "codec.h"
 #include "ds_registry.h"
 #include "worker.h"
 
@@ -229,13 +229,14 @@ static ds_err_t decode(rp_t *r, const rd_kafka_message_t *m, const char **key, i
         ds_arena_reset(&r->arena);
         ds_ma_event_t ma;
         ds_crm_event_t crm;
-        e = ds_codec_decode_ma(r->codec, m->payload, m->len, &r->arena, &ma, detail, sizeof(detail));
+        e = ds_codec_decode_ma(r->codec, m->payload, m->len, &r->arena, &ma, detail,
+                               sizeof(detail));
         if (!e) {
             *key = ma.account_id && ma.account_id[0] ? ma.account_id : ma.lead_id;
             *at = ma.occurred_at;
         } else if (e == DS_ERR_WRONG_TYPE) {
             e = ds_codec_decode_crm(r->codec, m->payload, m->len, &r->arena, &crm, detail,
-                              sizeof(detail));
+                                    sizeof(detail));
             if (!e) {
                 *key = crm.deal_id;
                 *at = crm.occurred_at;

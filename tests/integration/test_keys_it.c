@@ -34,9 +34,9 @@
 
 #include <cmocka.h>
 
+#include "codec.h"
 #include "ds_buf.h"
 #include "ds_clock.h"
-#include "codec.h"
 #include "ds_registry.h"
 #include "gen.h"
 #include "harness.h"
