@@ -22,7 +22,7 @@
  *   of event_id -> occurred_at in an array sorted by hash); a hit is a
  *   duplicate only while (the account's largest event time - its t) is
  *   within the window, so pruning never changes answers.
- * - For every insight g of the account: agg[g].q = sum of ins.q over the
+ * - For every insight g of the account: agg[g].q = sum of ds_score_q(ins.spts) over the
  *   records of g of all its leads, and agg[g].nconf = the number of leads
  *   whose c_top is g; engaged = sum of c_engaged; mob = {leads with c_mob}.
  *   Leads not in memory keep their share in these sums as stored: a lead
@@ -503,7 +503,7 @@ static int unsubscribe(ds_score_unit_t *u, uint32_t li, int64_t t) {
     for (uint32_t i = 0; i < L->nins; i++) {
         int32_t g = u->strs[L->ins[i].insight].agg;
         if (g >= 0) {
-            u->agg[g].q -= L->ins[i].q;
+            u->agg[g].q -= ds_score_q(L->ins[i].spts);
             u->agg[g].npos -= L->ins[i].pos;
             if (ds_score_mark_sum(u, (uint32_t)g))
                 return -1;

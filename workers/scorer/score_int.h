@@ -49,9 +49,9 @@ typedef struct ins {
     uint32_t insight;
     uint8_t amask; /* A-state stages engaged (bit = stage) */
     uint8_t smask; /* every stage engaged */
-    double pts;    /* confront points on this insight, at lead as_of */
-    __int128 q;    /* what this record adds to the account's sum: ds_score_q(pts) */
     uint8_t pos;   /* counted in the sum's npos (pts > 0 when last settled) */
+    double pts;    /* confront points on this insight, at lead as_of */
+    double spts;   /* pts when last settled: it adds ds_score_q(spts) to the sum */
 } ins_t;
 
 typedef struct rep {

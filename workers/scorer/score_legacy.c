@@ -124,7 +124,7 @@ static int lead_body(lg_t *d, lead_t *L) {
     NOMEM(n && GROW(L->ins, L->nins, n));
     for (uint32_t i = 0; i < n; i++) {
         ins_t *x = &L->ins[i];
-        x->q = 0;
+        x->spts = 0;
         x->pos = 0;
         if (get_id(d, ns, false, &x->insight) || get_u8max(d, 7, &x->amask) ||
             get_u8max(d, 31, &x->smask) || get_dbl(d, &x->pts))

@@ -89,18 +89,18 @@ int ds_score_settle(ds_score_unit_t *u, uint32_t li) {
         return 0;
     for (uint32_t i = 0; i < L->nins; i++) {
         ins_t *x = &L->ins[i];
-        __int128 q = ds_score_q(x->pts);
         uint8_t pos = x->pts > 0;
-        if (q == x->q && pos == x->pos)
+        if (x->pts == x->spts && pos == x->pos)
             continue;
+        __int128 q = ds_score_q(x->pts), was = ds_score_q(x->spts);
         uint32_t g;
         if (ds_score_agg_slot(u, x->insight, &g))
             return -1;
-        u->agg[g].q += q - x->q;
+        u->agg[g].q += q - was;
         u->agg[g].npos += (uint32_t)pos - x->pos;
         if (ds_score_mark_sum(u, g))
             return -1;
-        x->q = q;
+        x->spts = x->pts;
         x->pos = pos;
     }
     lview_t v;
@@ -141,7 +141,7 @@ int ds_score_settle(ds_score_unit_t *u, uint32_t li) {
 void ds_score_contributions(ds_score_unit_t *u, uint32_t li) {
     lead_t *L = &u->leads[li];
     for (uint32_t i = 0; i < L->nins; i++) {
-        L->ins[i].q = ds_score_q(L->ins[i].pts);
+        L->ins[i].spts = L->ins[i].pts;
         L->ins[i].pos = L->ins[i].pts > 0;
     }
     lview_t v;

@@ -417,7 +417,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
     ALLOC(L->ins, L->nins, n);
     for (uint32_t i = 0; i < n; i++) {
         ins_t *x = &L->ins[i];
-        x->q = 0;
+        x->spts = 0;
         x->pos = 0;
         if (get_ref(d, false, &x->insight) || get_u8max(d, 7, &x->amask) ||
             get_u8max(d, 31, &x->smask))
