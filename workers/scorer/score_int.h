@@ -118,8 +118,8 @@ typedef struct lead {
     crd_t *crd;
     latt_t *att;
     uint32_t *gc; /* contents whose group credit it received */
-    /* counts; an array's capacity is the power of two at or above its
-     * count (ds_score_grow), so it is not stored */
+    /* counts; an array's capacity is the class of its count (1, 2, 3, 4,
+     * 6, 8, 12, …: ds_score_capn), so it is not stored */
     uint32_t nins, nrep, nbkt, nshc, ndd, ninb, ncrd, natt, ngc;
 } lead_t;
 
@@ -275,7 +275,7 @@ static inline void ds_score_remove_at(void *base, uint32_t *n, size_t sz, uint32
 void *ds_score_ensure_cap(void *p, uint32_t *cap, uint32_t need, size_t sz, uint32_t first);
 static inline bool ds_score_over_u32(uint64_t v) { return v > UINT32_MAX; }
 /* An array of n elements of sz bytes with room for `need`: its capacity is
- * the power of two at or above its count, grown by realloc.  NULL on OOM
+ * the class of its count (ds_score_capn), grown by realloc.  NULL on OOM
  * (p unchanged). */
 void *ds_score_grow(void *p, uint32_t n, uint64_t need, size_t sz);
 uint32_t ds_score_capn(uint32_t n);

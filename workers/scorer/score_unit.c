@@ -20,13 +20,18 @@
 
 /* ---- growth ---------------------------------------------------------------- */
 
+/* Capacities 1, 2, 3, 4, 6, 8, 12, 16, 24, …: powers of two and 1.5 times
+ * them, so that an array wastes at most a third of its room. */
 uint32_t ds_score_capn(uint32_t n) {
-    if (!n)
-        return 0;
-    uint32_t c = 1;
-    while (c < n && c <= UINT32_MAX / 2)
-        c <<= 1;
-    return c < n ? n : c;
+    if (n <= 2)
+        return n;
+    uint32_t p = 2;
+    while (p < n && p <= UINT32_MAX / 2) {
+        if (p + p / 2 >= n)
+            return p + p / 2;
+        p <<= 1;
+    }
+    return p < n ? n : p;
 }
 
 void *ds_score_grow(void *p, uint32_t n, uint64_t need, size_t sz) {
@@ -40,12 +45,14 @@ void *ds_score_grow(void *p, uint32_t n, uint64_t need, size_t sz) {
     return realloc(p, (size_t)c * sz);
 }
 
+/* A unit's arrays grow by half (an account holds a few dozen strings and
+ * leads: doubling would leave a third of that memory unused on average). */
 void *ds_score_ensure_cap(void *p, uint32_t *cap, uint32_t need, size_t sz, uint32_t first) {
     uint32_t nc = *cap ? *cap : first;
     while (nc < need) {
         if (nc > UINT32_MAX / 2)
             return NULL;
-        nc *= 2;
+        nc += nc / 2 > 0 ? nc / 2 : 1;
     }
     if ((size_t)nc > SIZE_MAX / sz)
         return NULL;
@@ -102,7 +109,7 @@ int ds_score_intern(ds_score_unit_t *u, const char *s, size_t len, uint32_t *out
         *out = id;
         return 0;
     }
-    if ((uint64_t)(u->nstrs + 1) * 2 > u->slot_cap &&
+    if ((uint64_t)(u->nstrs + 1) * 4 > (uint64_t)u->slot_cap * 3 &&
         slots_rebuild(u, u->slot_cap ? u->slot_cap * 2 : 16))
         return -1;
     if ((uint64_t)u->pool_len + len + 1 > UINT32_MAX ||
