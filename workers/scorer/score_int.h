@@ -36,14 +36,43 @@
 #define NOID UINT32_MAX
 #define UNSET_T INT64_MIN
 
-/* An interned string of the unit (lead, content, insight, colleague id). */
+/* An interned string: its text in the table's pool. */
 typedef struct istr {
     uint32_t off, len, hash;
-    int32_t lead; /* index in leads[], or -1 */
-    int32_t agg;  /* index in agg[] (an insight of the account), or -1 */
-    int32_t dict; /* index in the stored dictionary, or -1 */
-    int32_t att;  /* index in atts[] (a webinar's attendance index), or -1 */
+    int32_t lead; /* a unit's lead id: index in leads[], or -1 */
 } istr_t;
+
+/* A string table: a pool of texts and an open-addressing index. */
+typedef struct strtab {
+    char *pool;
+    uint32_t pool_len, pool_cap;
+    istr_t *strs;
+    uint32_t n, cap;
+    uint32_t *slots; /* idx + 1; 0 empty */
+    uint32_t slot_cap;
+} strtab_t;
+
+/* Ids: a unit's lead ids (and colleagues') index its own table; content and
+ * insight ids are symbols of the scratch's table, shared by the units of a
+ * worker, with this bit set. */
+#define DS_SYM 0x80000000u
+
+/* A map of ids to indexes (open addressing, rebuilt at three quarters
+ * full): a unit's insight -> aggregate, content -> attendance index, and
+ * symbol -> dictionary entry. */
+typedef struct idpair {
+    uint32_t key; /* NOID: empty */
+    int32_t val;
+} idpair_t;
+typedef struct idmap {
+    idpair_t *v;
+    uint32_t n, cap;
+} idmap_t;
+
+/* The index of key in m, or -1. */
+int32_t ds_score_idx(const idmap_t *m, uint32_t key);
+/* Set it; -1 on OOM. */
+int ds_score_idx_put(idmap_t *m, uint32_t key, int32_t val);
 
 typedef struct ins {
     uint32_t insight;
@@ -154,6 +183,8 @@ typedef struct afield { /* an attendance-index field to write: (content, lead) *
 } afield_t;
 
 struct ds_score_scratch {
+    strtab_t syms; /* content and insight ids of every unit sharing it */
+    uint32_t refs; /* units using it (it outlives them) */
     ds_buf_t text;
     uint32_t *touched;
     uint32_t ntouched, ctouched;
@@ -179,19 +210,15 @@ struct ds_score_unit {
     /* rules the stored figures were computed with, and copies for views */
     double tier_confronted, tier_connector, consensus_target;
     int64_t dd_window_ms;
-    /* interned strings */
-    char *pool;
-    uint32_t pool_len, pool_cap;
-    istr_t *strs;
-    uint32_t nstrs, cstrs;
-    uint32_t *slots; /* idx + 1; 0 empty */
-    uint32_t slot_cap;
+    /* interned lead ids; the indexes of the symbols the unit uses */
+    strtab_t t;
+    idmap_t aggmap, attmap, dictmap;
     /* the stored dictionary (content and insight ids of lead records) */
     uint32_t *dict; /* dict index -> intern id (NOID: not loaded yet) */
     uint32_t ndict, cdict;
     uint32_t dict_written; /* indexes below this are stored */
     /* leads */
-    lead_t *leads;
+    lead_t **leads; /* each allocated on its own: a pointer stays valid */
     uint32_t nleads, cleads;
     uint32_t members;          /* the account's leads (stored) */
     uint32_t resident_members; /* of which in memory */
@@ -307,12 +334,26 @@ uint32_t ds_score_capn(uint32_t n);
     })
 
 static inline const char *ds_score_str(const ds_score_unit_t *u, uint32_t id) {
-    return u->pool + u->strs[id].off;
+    if (id & DS_SYM)
+        return u->scr->syms.pool + u->scr->syms.strs[id & ~DS_SYM].off;
+    return u->t.pool + u->t.strs[id].off;
 }
 
-/* The intern id of s (added when new); -1 on OOM. */
+static inline uint32_t ds_score_strlen(const ds_score_unit_t *u, uint32_t id) {
+    return id & DS_SYM ? u->scr->syms.strs[id & ~DS_SYM].len : u->t.strs[id].len;
+}
+
+/* A content or insight id as a symbol (added when new); -1 on OOM. */
+int ds_score_sym(ds_score_unit_t *u, const char *s, size_t len, uint32_t *out);
+/* The symbol of s, or NOID. */
+uint32_t ds_score_sym_lookup(const ds_score_unit_t *u, const char *s, size_t len);
+
+/* The index of s in t (added when new); -1 on OOM.  Frees t's memory. */
+int ds_score_tab_intern(strtab_t *t, const char *s, size_t len, uint32_t *out);
+void ds_score_tab_free(strtab_t *t);
+/* The intern id of lead id s (added when new); -1 on OOM. */
 int ds_score_intern(ds_score_unit_t *u, const char *s, size_t len, uint32_t *out);
-/* The intern id of s, or NOID. */
+/* The intern id of lead id s, or NOID. */
 uint32_t ds_score_lookup(const ds_score_unit_t *u, const char *s, size_t len);
 /* The resident lead of intern id `id` (created, empty, when absent);
  * -1 on OOM. */

@@ -170,7 +170,7 @@ void ds_score_lead_record(const ds_score_unit_t *u, const lead_t *L, const lview
 }
 
 void ds_score_lead_public(const ds_score_unit_t *u, uint32_t li, ds_lead_score_t *out) {
-    const lead_t *L = &u->leads[li];
+    const lead_t *L = u->leads[li];
     lview_t v;
     ds_score_lead_view(u, L, &v);
     ds_score_lead_record(u, L, &v, L->em_tier, 0, out);
