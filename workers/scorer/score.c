@@ -114,14 +114,14 @@ static void lead_move(lead_t *L, int64_t t, double h) {
 static int bucket_add(lead_t *L, uint8_t kind, uint32_t a, uint32_t b, double v) {
     for (uint32_t i = 0; i < L->nbkt; i++) {
         bkt_t *k = &L->bkt[i];
-        if (k->kind == kind && k->a == a && k->b == b) {
+        if (bk_kind(k) == kind && k->a == a && bk_b(k) == b) {
             k->v += v;
             return 0;
         }
     }
     if (GROW(L->bkt, L->nbkt, L->nbkt + 1))
         return -1;
-    L->bkt[L->nbkt++] = (bkt_t){a, b, kind, v};
+    L->bkt[L->nbkt++] = bk_make(kind, a, b, v);
     return 0;
 }
 

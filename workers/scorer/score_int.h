@@ -91,11 +91,24 @@ typedef struct rep {
 
 enum { BK_CONF_INS, BK_CONF_CONTENT, BK_SHARE, BK_FOLLOW, BK_GROUP, BK__COUNT };
 
+/* A reason bucket: points of one kind from one source, packed in 16
+ * bytes: a (an insight, a content or a colleague), and the kind with b
+ * (a stage; the insight of a follow credit, a symbol kept without its
+ * DS_SYM bit) in kb.  Read and made with the bk_* functions below. */
 typedef struct bkt {
-    uint32_t a, b; /* see bucket_text() */
-    uint8_t kind;
     double v;
+    uint32_t a;
+    uint32_t kb; /* b << 3 | kind */
 } bkt_t;
+
+static inline uint8_t bk_kind(const bkt_t *k) { return (uint8_t)(k->kb & 7); }
+static inline uint32_t bk_b(const bkt_t *k) {
+    uint32_t b = k->kb >> 3;
+    return bk_kind(k) == BK_FOLLOW ? b | DS_SYM : b;
+}
+static inline bkt_t bk_make(uint8_t kind, uint32_t a, uint32_t b, double v) {
+    return (bkt_t){v, a, (kind == BK_FOLLOW ? b & ~DS_SYM : b) << 3 | kind};
+}
 
 typedef struct shc {
     uint32_t content, colleague; /* a counted share pair */

@@ -187,27 +187,29 @@ static int lead_body(lg_t *d, lead_t *L) {
         return -1;
     NOMEM(n && GROW(L->bkt, L->nbkt, n));
     for (uint32_t i = 0; i < n; i++) {
-        bkt_t *x = &L->bkt[i];
-        if (get_u8max(d, BK__COUNT - 1, &x->kind))
+        uint8_t kind;
+        uint32_t a, b;
+        double pts;
+        if (get_u8max(d, BK__COUNT - 1, &kind))
             return -1;
-        switch (x->kind) {
+        switch (kind) {
         case BK_CONF_INS:
         case BK_CONF_CONTENT:
-            if (get_sym(d, x->kind == BK_CONF_CONTENT, &x->a) ||
-                get_id(d, DS_CS__COUNT, false, &x->b))
+            if (get_sym(d, kind == BK_CONF_CONTENT, &a) || get_id(d, DS_CS__COUNT, false, &b))
                 return -1;
             break;
         case BK_FOLLOW:
-            if (get_lead(d, false, &x->a) || get_sym(d, false, &x->b))
+            if (get_lead(d, false, &a) || get_sym(d, false, &b))
                 return -1;
             break;
         default:
-            if (get_sym(d, x->kind == BK_SHARE, &x->a) || get_id(d, 1, false, &x->b))
+            if (get_sym(d, kind == BK_SHARE, &a) || get_id(d, 1, false, &b))
                 return -1;
             break;
         }
-        if (get_dbl(d, &x->v))
+        if (get_dbl(d, &pts))
             return -1;
+        L->bkt[i] = bk_make(kind, a, b, pts);
         L->nbkt++;
     }
     if (get_count(d, &n))

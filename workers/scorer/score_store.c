@@ -145,16 +145,16 @@ ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, ds_buf_t *out
     PUT(ds_buf_put_varint(out, L->nbkt));
     for (uint32_t i = 0; i < L->nbkt; i++) {
         const bkt_t *k = &L->bkt[i];
-        PUT(ds_buf_put_u8(out, k->kind));
-        switch (k->kind) {
+        PUT(ds_buf_put_u8(out, bk_kind(k)));
+        switch (bk_kind(k)) {
         case BK_CONF_INS:
         case BK_CONF_CONTENT:
             PUT(put_ref(u, out, k->a));
-            PUT(ds_buf_put_varint(out, k->b));
+            PUT(ds_buf_put_varint(out, bk_b(k)));
             break;
         case BK_FOLLOW:
             PUT(ds_score_put_sid(u, out, k->a));
-            PUT(put_ref(u, out, k->b));
+            PUT(put_ref(u, out, bk_b(k)));
             break;
         default: /* BK_SHARE, BK_GROUP: a content */
             PUT(put_ref(u, out, k->a));
@@ -443,27 +443,29 @@ static int decode_lead(rd_t *d, lead_t *L) {
         return -1;
     ALLOC(L->bkt, L->nbkt, n);
     for (uint32_t i = 0; i < n; i++) {
-        bkt_t *x = &L->bkt[i];
-        x->b = 0;
-        if (get_u8max(d, BK__COUNT - 1, &x->kind))
+        uint8_t kind;
+        uint32_t a, b = 0;
+        double v;
+        if (get_u8max(d, BK__COUNT - 1, &kind))
             return -1;
-        switch (x->kind) {
+        switch (kind) {
         case BK_CONF_INS:
         case BK_CONF_CONTENT:
-            if (get_ref(d, x->kind == BK_CONF_CONTENT, &x->a) || get_u32(d, &x->b))
+            if (get_ref(d, kind == BK_CONF_CONTENT, &a) || get_u32(d, &b))
                 return -1;
-            CHECK(x->b < DS_CS__COUNT);
+            CHECK(b < DS_CS__COUNT);
             break;
         case BK_FOLLOW:
-            if (get_sid(d, &x->a) || get_ref(d, false, &x->b))
+            if (get_sid(d, &a) || get_ref(d, false, &b))
                 return -1;
             break;
         default:
-            if (get_ref(d, x->kind == BK_SHARE, &x->a))
+            if (get_ref(d, kind == BK_SHARE, &a))
                 return -1;
             break;
         }
-        G(ds_get_f64c(&d->r, &x->v));
+        G(ds_get_f64c(&d->r, &v));
+        L->bkt[i] = bk_make(kind, a, b, v);
         L->nbkt++;
     }
     if (get_count(d, &n))

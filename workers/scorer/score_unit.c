@@ -114,7 +114,8 @@ int ds_score_tab_intern(strtab_t *t, const char *s, size_t len, uint32_t *out) {
     if ((uint64_t)(t->n + 1) * 4 > (uint64_t)t->slot_cap * 3 &&
         tab_rebuild(t, t->slot_cap ? t->slot_cap * 2 : 16))
         return -1;
-    if ((uint64_t)t->pool_len + len + 1 > UINT32_MAX || t->n + 1 >= DS_SYM ||
+    /* 2^28 at most: a symbol is packed in 29 bits (bkt_t) */
+    if ((uint64_t)t->pool_len + len + 1 > UINT32_MAX || t->n + 1 >= (1u << 28) ||
         ENSURE(t->pool, t->pool_cap, (uint64_t)t->pool_len + len + 1, 256) ||
         ENSURE(t->strs, t->cap, t->n + 1, 8))
         return -1;
