@@ -92,12 +92,13 @@ static int free_port(void) {
     return ntohs(a.sin_port);
 }
 
-/* Whether the schemas directory and the rules file are there, before
+/* Whether the schemas directory (if named) and the rules file are there, before
  * anything is started: the children are given these paths as they are
  * (a relative one is the working directory's, which they share). */
 static bool inputs_found(const char *schemas, const char *rules) {
     struct stat st;
-    if (stat(schemas, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    /* the default one, absent, is the binary's compiled-in copy */
+    if (strcmp(schemas, "schemas") && (stat(schemas, &st) != 0 || !S_ISDIR(st.st_mode))) {
         fprintf(stderr,
                 "demo: no schemas directory at %s: run the demo from the repository's root "
                 "(scripts/demo.sh does), or give --schemas DIR\n",

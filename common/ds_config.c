@@ -54,7 +54,7 @@ static const row_t rows[] = {
     {"clock", "--clock", T_ENUM, "wall", 0, 0, "wall|event", OFF(clock),
      "wall: deadlines against the system clock; event: per-partition watermark"},
     {"schemas.dir", "--schemas", T_STR, "schemas", 0, 0, NULL, OFF(schemas_dir),
-     "embedded schema registry: directory of <id>-<Name>.avsc"},
+     "embedded schema registry: directory of <id>-<Name>.avsc (the default, absent: the binary's own copy)"},
     {"schema_registry.url", "--schema-registry", T_STR, "", 0, 0, NULL,
      OFF(schema_registry_url), "Confluent Schema Registry URL; empty = embedded"},
     {"schema_registry.subject_strategy", "--subject-strategy", T_ENUM, "topic", 0, 0,

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "codec.h"
 #include "ds_log.h"
@@ -32,6 +33,7 @@
 #include "worker.h"
 
 #define REGISTRY_TIMEOUT_MS 5000
+#define DEFAULT_DIR "schemas" /* schemas.dir's default */
 
 static ds_err_t fetch(void *opaque, int32_t id, char **json, char *errstr, size_t errstr_size) {
     const ds_config_t *cfg = opaque;
@@ -39,8 +41,58 @@ static ds_err_t fetch(void *opaque, int32_t id, char **json, char *errstr, size_
                                   errstr_size);
 }
 
+/* The default directory, absent from the working directory: the schemas
+ * compiled into the binary stand for it.  A directory named explicitly
+ * must exist. */
+static bool use_builtin(const char *dir) {
+    struct stat st;
+    return !strcmp(dir, DEFAULT_DIR) && stat(dir, &st) != 0 && errno == ENOENT;
+}
+
+static ds_registry_t *open_builtin(char *errstr, size_t errstr_size) {
+    ds_registry_t *r = ds_registry_new();
+    if (!r) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    for (const ds_schema_file_t *f = ds_builtin_schemas; f->name; f++) {
+        ds_err_t e = ds_registry_add_json(r, (int32_t)strtol(f->name, NULL, 10), f->json, errstr,
+                                          errstr_size);
+        if (e) {
+            ds_registry_destroy(r);
+            return NULL;
+        }
+    }
+    return r;
+}
+
 ds_registry_t *ds_registry_open_dir(const char *dir, char *errstr, size_t errstr_size) {
+    if (!dir)
+        dir = DEFAULT_DIR;
+    if (use_builtin(dir))
+        return open_builtin(errstr, errstr_size);
     return ds_registry_new_dir(dir, errstr, errstr_size);
+}
+
+/* The highest-numbered built-in <id>-<record>.avsc, copied; NULL if none. */
+static char *builtin_text(const char *record, char *errstr, size_t errstr_size) {
+    const ds_schema_file_t *best = NULL;
+    long best_id = -1;
+    size_t rl = strlen(record);
+    for (const ds_schema_file_t *f = ds_builtin_schemas; f->name; f++) {
+        char *end;
+        long id = strtol(f->name, &end, 10);
+        if (*end == '-' && !strncmp(end + 1, record, rl) && !strcmp(end + 1 + rl, ".avsc") &&
+            id > best_id) {
+            best = f;
+            best_id = id;
+        }
+    }
+    char *copy = best ? strdup(best->json) : NULL;
+    if (!copy)
+        snprintf(errstr, errstr_size, best ? "out of memory" : "no built-in <id>-%s.avsc",
+                 record);
+    return copy;
 }
 
 bool ds_registry_is_remote(const ds_config_t *cfg) {
@@ -75,7 +127,9 @@ ds_registry_t *ds_registry_open(const ds_config_t *cfg, char *errstr, size_t err
 char *ds_schema_file_text(const char *dir, const char *record, char *errstr, size_t errstr_size) {
     char path[4096] = "";
     if (!dir)
-        dir = "schemas";
+        dir = DEFAULT_DIR;
+    if (use_builtin(dir))
+        return builtin_text(record, errstr, errstr_size);
     DIR *d = opendir(dir);
     if (!d) {
         snprintf(errstr, errstr_size, "schemas directory %s: %s", dir, strerror(errno));

@@ -132,8 +132,19 @@ bool ds_worker_ready(const ds_worker_t *w, char *why, size_t why_size);
  *  with the embedded directory as a fallback cache.  One per thread. */
 ds_registry_t *ds_registry_open(const ds_config_t *cfg, char *errstr, size_t errstr_size);
 
-/** The embedded registry of dir; the default "schemas" falls back to the
- *  source tree's schemas/ when run from elsewhere. */
+/** One schema file compiled into the binary (schemas_builtin.c). */
+typedef struct {
+    const char *name; /* "<id>-<Name>.avsc" */
+    const char *json;
+} ds_schema_file_t;
+
+/** Every schemas/ file of the source tree, ending with {NULL, NULL}: what
+ *  the default schemas.dir ("schemas") means when the working directory
+ *  has none, so the binary runs from anywhere. */
+extern const ds_schema_file_t ds_builtin_schemas[];
+
+/** The embedded registry of dir (NULL: "schemas"); the default "schemas",
+ *  when the working directory has none, is the compiled-in copy. */
 ds_registry_t *ds_registry_open_dir(const char *dir, char *errstr, size_t errstr_size);
 
 /** An empty cache that fetches every id from the Schema Registry at `url`

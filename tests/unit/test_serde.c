@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "avro_ref.h"
 #include "codec.h"
@@ -500,9 +501,45 @@ static void test_limits_are_for_ids(void **state) {
     }
 }
 
+/* The binary's compiled-in schemas are the schemas/ files, byte for byte,
+ * and stand for the default directory when the working directory has
+ * none; a directory named explicitly must exist. */
+static void test_builtin_schemas(void **state) {
+    (void)state;
+    const char *dir = getenv("DS_SCHEMAS_DIR");
+    char err[512] = "", tmpl[] = "/tmp/ds-serde-XXXXXX", cwd[4096];
+    int n = 0;
+    for (const ds_schema_file_t *s = ds_builtin_schemas; s->name; s++, n++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", dir, s->name);
+        FILE *fp = fopen(path, "rb");
+        assert_non_null(fp);
+        static char text[1 << 16];
+        size_t got = fread(text, 1, sizeof(text) - 1, fp);
+        fclose(fp);
+        text[got] = 0;
+        assert_string_equal(s->json, text);
+    }
+    assert_int_equal(n, 5);
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    assert_non_null(mkdtemp(tmpl));
+    assert_int_equal(chdir(tmpl), 0);
+    ds_registry_t *r = ds_registry_open_dir("schemas", err, sizeof(err));
+    assert_non_null(r);
+    ds_registry_destroy(r);
+    char *lead = ds_schema_file_text(NULL, "LeadScore", err, sizeof(err));
+    assert_non_null(lead);
+    assert_non_null(strstr(lead, "\"LeadScore\""));
+    free(lead);
+    assert_null(ds_registry_open_dir("./schemas", err, sizeof(err)));
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(rmdir(tmpl), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_writer_adds_fields),
+        cmocka_unit_test(test_builtin_schemas),
         cmocka_unit_test(test_limits_are_for_ids),
         cmocka_unit_test(test_writer_lacks_fields_with_defaults),
         cmocka_unit_test(test_framing_errors),
