@@ -1,11 +1,15 @@
 /*
- * rules.c — the SPEC's default rules, catalog lookup and destruction.
- * Parsing and printing the YAML form live in rules_yaml.c.
+ * rules.c — the default rules (docs/CONTRACT.md), catalog lookup and
+ * destruction.  Parsing and printing the YAML form live in rules_yaml.c.
+ * The catalog is kept sorted by content_id (for printing) and indexed by
+ * a hash of it (every scored event looks its content up).
  */
 #include "rules.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "ds_hash.h"
 
 static char *dupstr(const char *s) { return s ? strdup(s) : NULL; }
 
@@ -92,6 +96,7 @@ void ds_rules_destroy(ds_rules_t *r) {
         free(r->scoring.catalog[i].insight_id);
     }
     free(r->scoring.catalog);
+    free(r->scoring.catalog_index);
     for (int s = 0; s < DS_PS__COUNT; s++) {
         ds_stage_rule_t *st = &r->stall.stages[s];
         for (size_t i = 0; i < st->verifiers_count; i++)
@@ -101,9 +106,46 @@ void ds_rules_destroy(ds_rules_t *r) {
     free(r);
 }
 
+static size_t catalog_slot(const char *content_id, size_t cap) {
+    return (size_t)ds_fnv64(content_id, strlen(content_id)) & (cap - 1);
+}
+
+int ds_rules_index_catalog(ds_rules_t *r) {
+    free(r->scoring.catalog_index);
+    r->scoring.catalog_index = NULL;
+    r->scoring.catalog_index_cap = 0;
+    size_t n = r->scoring.catalog_count, cap = 16;
+    if (!n)
+        return 0;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint32_t *ix = calloc(cap, sizeof(*ix));
+    if (!ix || n >= UINT32_MAX)
+        return free(ix), -1;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = catalog_slot(r->scoring.catalog[i].content_id, cap);
+        while (ix[k])
+            k = (k + 1) & (cap - 1);
+        ix[k] = (uint32_t)i + 1;
+    }
+    r->scoring.catalog_index = ix;
+    r->scoring.catalog_index_cap = cap;
+    return 0;
+}
+
 const ds_catalog_entry_t *ds_rules_catalog_find(const ds_rules_t *r, const char *content_id) {
     if (!content_id)
         return NULL;
+    if (r->scoring.catalog_index) {
+        size_t cap = r->scoring.catalog_index_cap;
+        for (size_t k = catalog_slot(content_id, cap); r->scoring.catalog_index[k];
+             k = (k + 1) & (cap - 1)) {
+            const ds_catalog_entry_t *e = &r->scoring.catalog[r->scoring.catalog_index[k] - 1];
+            if (!strcmp(e->content_id, content_id))
+                return e;
+        }
+        return NULL;
+    }
     size_t lo = 0, hi = r->scoring.catalog_count;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;

@@ -9,6 +9,7 @@
 #ifndef DS_RULES_H
 #define DS_RULES_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "events.h"
@@ -43,6 +44,10 @@ typedef struct ds_rules {
         double consensus_target;
         ds_catalog_entry_t *catalog; /* sorted by content_id */
         size_t catalog_count;
+        /* an index of catalog by content_id (positions + 1, open
+         * addressing by hash; ds_rules_index_catalog) */
+        uint32_t *catalog_index;
+        size_t catalog_index_cap;
     } scoring;
     struct {
         int max_unanswered_seller_actions;
@@ -72,8 +77,12 @@ ds_rules_t *ds_rules_load_file(const char *path, char *errstr, size_t errstr_siz
 ds_rules_t *ds_rules_load_buffer(const char *name, const char *yaml, size_t len,
                                  char *errstr, size_t errstr_size);
 void ds_rules_destroy(ds_rules_t *r);
-/** The catalog entry of a content id, or NULL.  O(log n). */
+/** The catalog entry of a content id, or NULL.  O(1) once indexed, else
+ *  O(log n). */
 const ds_catalog_entry_t *ds_rules_catalog_find(const ds_rules_t *r, const char *content_id);
+/** Index the catalog (after it is sorted and complete; again after any
+ *  change).  -1 when out of memory (lookups then search the sorted list). */
+int ds_rules_index_catalog(ds_rules_t *r);
 /** Print the effective rules as YAML that ds_rules_load_* accepts. */
 void ds_rules_print(const ds_rules_t *r, FILE *out);
 /** The same with comments: `header` (may be NULL; one "# " line per line

@@ -153,6 +153,8 @@ static int parse_catalog(ctx_t *c, yaml_node_t *n) {
     for (size_t i = 1; i < cnt; i++)
         if (!strcmp(cat[i - 1].content_id, cat[i].content_id))
             return bad(c, n, "scoring.catalog", "duplicate content_id %s", cat[i].content_id);
+    if (ds_rules_index_catalog(c->r))
+        return bad(c, n, "scoring.catalog", "out of memory");
     return 0;
 }
 
