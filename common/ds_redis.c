@@ -5,6 +5,12 @@
  * failed run can be told apart from a half-sent one: we never resend on our
  * own; the caller re-runs its idempotent batch.  hiredis appends formatted
  * commands to its output buffer, and redisGetReply flushes and reads.
+ *
+ * Cluster mode: when the probe at connection time (CLUSTER SLOTS) says the
+ * server is a cluster node, a ds_cluster_t takes over every call; the
+ * single-node code below is then unused.  WAIT on one node: its position
+ * among the replies owed is noted at send time (the buffer is parsed only
+ * when wait_replicas is set) and its reply checked when read.
  */
 #include "ds_redis.h"
 
@@ -13,10 +19,12 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "ds_cluster.h"
 #include "ds_log.h"
 
 struct ds_redis {
@@ -33,7 +41,75 @@ struct ds_redis {
     ds_buf_t *capture;    /* ds_redis_capture target, or NULL */
     size_t *capture_count;
     char err[600];
+    ds_redis_opts_t opts;
+    ds_cluster_t *cl; /* non-NULL: the server is a cluster; it does everything */
+    bool fatal;
+    /* WAIT on one node: replies owed since the connection was made, read,
+     * and where the WAITs among them are; writes sent and confirmed */
+    uint64_t sent_no, read_no;
+    struct {
+        uint64_t at, mark;
+        long long n;
+    } waits[32];
+    size_t wait_head, nwaits;
+    uint64_t wseq, waited;
+    bool lost;
+    ds_counter_t *m_err[DS_CLUSTER__KINDS];
 };
+
+/* An error reply seen on the single connection: classified, kept as the
+ * error text, counted; fatal when retrying cannot fix it. */
+static void note_error(ds_redis_t *r, const redisReply *rep, const char *what) {
+    ds_cluster_kind_t k = ds_cluster_reply_kind(rep, NULL);
+    const char *text = rep->type == REDIS_REPLY_ERROR ? rep->str : "error inside EXEC";
+    if (k == DS_CLUSTER_MOVED || k == DS_CLUSTER_ASK) {
+        snprintf(r->err, sizeof(r->err), "%s:%d answered '%s': it is a Redis Cluster node%s",
+                 r->url.host, r->url.port, text,
+                 r->opts.cluster == DS_REDIS_CLUSTER_OFF
+                     ? " but redis.cluster is off"
+                     : " that did not say so when asked (CLUSTER SLOTS)");
+        r->fatal = true;
+    } else {
+        snprintf(r->err, sizeof(r->err), "%s%s%s (%s)", what ? what : "", what ? ": " : "", text,
+                 ds_cluster_kind_class(k));
+        if (ds_cluster_kind_fatal(k))
+            r->fatal = true;
+    }
+    if (r->opts.metrics && k != DS_CLUSTER_OK) {
+        if (!r->m_err[k]) {
+            char l[512];
+            snprintf(l, sizeof(l), "%s%snode=\"%s:%d\",kind=\"%s\",class=\"%s\"",
+                     r->opts.metrics_labels ? r->opts.metrics_labels : "",
+                     r->opts.metrics_labels && r->opts.metrics_labels[0] ? "," : "", r->url.host,
+                     r->url.port, ds_cluster_kind_name(k), ds_cluster_kind_class(k));
+            r->m_err[k] = ds_metrics_counter(r->opts.metrics, "redis_node_errors",
+                                             "Error replies and failed connections, by Redis "
+                                             "node and kind",
+                                             l);
+        }
+        ds_counter_add(r->m_err[k], 1);
+    }
+}
+
+void ds_redis_set_opts(ds_redis_t *r, const ds_redis_opts_t *o) {
+    r->opts = *o;
+}
+
+bool ds_redis_fatal(const ds_redis_t *r) {
+    return r->fatal || (r->cl && ds_cluster_fatal(r->cl));
+}
+
+bool ds_redis_is_cluster(const ds_redis_t *r) {
+    return r->cl != NULL;
+}
+
+bool ds_redis_take_lost(ds_redis_t *r) {
+    bool l = r->lost;
+    r->lost = false;
+    if (r->cl && ds_cluster_take_lost(r->cl))
+        l = true;
+    return l && r->opts.wait_replicas > 0;
+}
 
 ds_redis_t *ds_redis_new(const char *url, int timeout_ms, char *errstr, size_t errstr_size) {
     ds_redis_t *r = calloc(1, sizeof(*r));
@@ -56,31 +132,23 @@ static void drop(ds_redis_t *r) {
     r->pending = 0;
     r->inflight = 0;
     r->noutq = 0;
+    if (r->wseq > r->waited)
+        r->lost = true; /* writes no WAIT confirmed went with the connection */
+    r->wseq = r->waited = 0;
+    r->sent_no = r->read_no = 0;
+    r->nwaits = r->wait_head = 0;
 }
 
 void ds_redis_destroy(ds_redis_t *r) {
     if (!r)
         return;
     drop(r);
+    ds_cluster_destroy(r->cl);
     free(r);
 }
 
-bool ds_redis_connected(const ds_redis_t *r) { return r->ctx != NULL; }
-
-static ds_err_t simple(ds_redis_t *r, int argc, const char **argv) {
-    redisReply *rep = redisCommandArgv(r->ctx, argc, argv, NULL);
-    if (!rep) {
-        snprintf(r->err, sizeof(r->err), "%s", r->ctx->errstr);
-        return DS_ERR_IO;
-    }
-    ds_err_t e = DS_ERR_OK;
-    if (rep->type == REDIS_REPLY_ERROR) {
-        /* argv[0] only: never echo AUTH arguments */
-        snprintf(r->err, sizeof(r->err), "%s: %s", argv[0], rep->str);
-        e = DS_ERR_IO;
-    }
-    freeReplyObject(rep);
-    return e;
+bool ds_redis_connected(const ds_redis_t *r) {
+    return r->cl ? ds_cluster_connected(r->cl) : r->ctx != NULL;
 }
 
 /* bumped by every (re)connection: see ds_redis_epoch() */
@@ -88,42 +156,152 @@ static unsigned g_epoch;
 
 unsigned ds_redis_epoch(void) { return __atomic_load_n(&g_epoch, __ATOMIC_RELAXED); }
 
-ds_err_t ds_redis_connect(ds_redis_t *r) {
-    if (r->ctx)
-        return DS_ERR_OK;
-    struct timeval tv = {.tv_sec = r->timeout_ms / 1000, .tv_usec = (r->timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(r->url.host, r->url.port, tv);
+redisContext *ds_redis_dial(const ds_redis_url_t *url, const char *host, int port, int timeout_ms,
+                            bool *refused, char *errstr, size_t errstr_size) {
+    *refused = false;
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
     if (!c || c->err) {
-        snprintf(r->err, sizeof(r->err), "connect %s:%d: %s", r->url.host, r->url.port,
+        snprintf(errstr, errstr_size, "connect %s:%d: %s", host, port,
                  c ? c->errstr : "out of memory");
         if (c)
             redisFree(c);
-        return DS_ERR_IO;
+        return NULL;
     }
     /* the connect timeout does not bound commands (PITFALLS) */
     redisSetTimeout(c, tv);
-    r->ctx = c;
-    r->pending = 0;
-    r->inflight = 0;
-    if (r->url.password[0]) {
-        const char *auth_user[] = {"AUTH", r->url.user, r->url.password};
-        const char *auth[] = {"AUTH", r->url.password};
-        ds_err_t e = r->url.user[0] ? simple(r, 3, auth_user) : simple(r, 2, auth);
-        if (e) {
-            drop(r);
-            return e;
+    if (url->password[0]) {
+        const char *argv[] = {"AUTH", url->user, url->password};
+        redisReply *rep =
+            url->user[0] ? redisCommandArgv(c, 3, argv, NULL)
+                         : redisCommandArgv(c, 2, (const char *[]){"AUTH", url->password}, NULL);
+        if (!rep || rep->type == REDIS_REPLY_ERROR) {
+            /* never echo AUTH's arguments */
+            snprintf(errstr, errstr_size, "AUTH on %s:%d: %s", host, port,
+                     rep ? rep->str : c->errstr);
+            *refused = rep != NULL; /* a wrong password stays wrong */
+            if (rep)
+                freeReplyObject(rep);
+            redisFree(c);
+            return NULL;
+        }
+        freeReplyObject(rep);
+    }
+    __atomic_add_fetch(&g_epoch, 1, __ATOMIC_RELAXED);
+    return c;
+}
+
+/* Ask a fresh connection whether its server is a cluster node: 1 yes, 0
+ * no, -1 could not tell now (err set). */
+static int probe_cluster(ds_redis_t *r, redisContext *c, const char *name) {
+    redisReply *rep = redisCommand(c, "CLUSTER SLOTS");
+    if (!rep) {
+        snprintf(r->err, sizeof(r->err), "%s: %s", name, c->errstr);
+        return -1;
+    }
+    int is = -1;
+    if (rep->type == REDIS_REPLY_ARRAY) {
+        is = 1;
+    } else if (rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "cluster support disabled")) {
+        is = 0;
+    } else if (rep->type == REDIS_REPLY_ERROR) {
+        /* e.g. no permission for CLUSTER: INFO tells as well */
+        redisReply *info = redisCommand(c, "INFO cluster");
+        if (info && info->type == REDIS_REPLY_STRING && strstr(info->str, "cluster_enabled:1"))
+            is = 1;
+        else if (info && info->type == REDIS_REPLY_STRING && strstr(info->str, "cluster_enabled:0"))
+            is = 0;
+        else
+            note_error(r, info && info->type == REDIS_REPLY_ERROR ? info : rep, name);
+        if (info)
+            freeReplyObject(info);
+    }
+    freeReplyObject(rep);
+    return is;
+}
+
+/* Become a cluster client (the server said it is a cluster node). */
+static ds_err_t go_cluster(ds_redis_t *r) {
+    if (r->url.db) {
+        snprintf(r->err, sizeof(r->err),
+                 "redis.url names database %d, but a Redis Cluster has database 0 only", r->url.db);
+        r->fatal = true;
+        return DS_ERR_IO;
+    }
+    ds_cluster_opts_t co = {&r->url, r->opts.seeds, r->timeout_ms, r->opts.metrics,
+                            r->opts.metrics_labels};
+    r->cl = ds_cluster_new(&co);
+    if (!r->cl) {
+        snprintf(r->err, sizeof(r->err), "out of memory");
+        return DS_ERR_IO;
+    }
+    DS_INFO("redis", "%s:%d is a Redis Cluster node: routing by slot", r->url.host, r->url.port);
+    return ds_cluster_connect(r->cl);
+}
+
+ds_err_t ds_redis_connect(ds_redis_t *r) {
+    if (r->cl)
+        return ds_cluster_connect(r->cl);
+    if (r->ctx)
+        return DS_ERR_OK;
+    char name[300];
+    snprintf(name, sizeof(name), "%s:%d", r->url.host, r->url.port);
+    bool refused = false;
+    redisContext *c = ds_redis_dial(&r->url, r->url.host, r->url.port, r->timeout_ms, &refused,
+                                    r->err, sizeof(r->err));
+    if (!c && !refused && r->opts.seeds && r->opts.seeds[0] &&
+        r->opts.cluster != DS_REDIS_CLUSTER_OFF) {
+        /* the first node is down: a seed that is a cluster node will do */
+        ds_cluster_opts_t co = {&r->url, r->opts.seeds, r->timeout_ms, r->opts.metrics,
+                                r->opts.metrics_labels};
+        ds_cluster_t *cl = ds_cluster_new(&co);
+        if (cl && ds_cluster_connect(cl) == DS_ERR_OK && !r->url.db) {
+            r->cl = cl;
+            DS_INFO("redis", "%s is down; a seed node answered: routing by slot", name);
+            return DS_ERR_OK;
+        }
+        ds_cluster_destroy(cl);
+    }
+    if (!c) {
+        r->fatal = refused;
+        return DS_ERR_IO;
+    }
+    if (r->opts.cluster != DS_REDIS_CLUSTER_OFF) {
+        int is = probe_cluster(r, c, name);
+        if (is < 0 || is == 1) {
+            redisFree(c);
+            return is < 0 ? DS_ERR_IO : go_cluster(r);
+        }
+        if (r->opts.cluster == DS_REDIS_CLUSTER_ON) {
+            snprintf(r->err, sizeof(r->err),
+                     "redis.cluster is on but %s is not a Redis Cluster node (cluster support "
+                     "disabled)",
+                     name);
+            r->fatal = true;
+            redisFree(c);
+            return DS_ERR_IO;
         }
     }
     if (r->url.db) {
         char db[16];
         snprintf(db, sizeof(db), "%d", r->url.db);
         const char *sel[] = {"SELECT", db};
-        if (simple(r, 2, sel)) {
-            drop(r);
+        redisReply *rep = redisCommandArgv(c, 2, sel, NULL);
+        bool ok = rep && rep->type != REDIS_REPLY_ERROR;
+        if (!rep)
+            snprintf(r->err, sizeof(r->err), "SELECT: %s", c->errstr);
+        else if (!ok)
+            note_error(r, rep, "SELECT");
+        if (rep)
+            freeReplyObject(rep);
+        if (!ok) {
+            redisFree(c);
             return DS_ERR_IO;
         }
     }
-    __atomic_add_fetch(&g_epoch, 1, __ATOMIC_RELAXED);
+    r->ctx = c;
+    r->pending = 0;
+    r->inflight = 0;
     return DS_ERR_OK;
 }
 
@@ -141,8 +319,7 @@ static ds_err_t put_resp_len(ds_buf_t *b, char type, size_t n) {
     return ds_buf_append(b, tmp + k, sizeof(tmp) - (size_t)k);
 }
 
-static void capture_cmd(ds_redis_t *r, int argc, const char **argv, const size_t *lens) {
-    ds_buf_t *b = r->capture;
+ds_err_t ds_redis_format(ds_buf_t *b, int argc, const char **argv, const size_t *lens) {
     ds_err_t e = put_resp_len(b, '*', (size_t)argc);
     for (int i = 0; !e && i < argc; i++) {
         size_t l = lens ? lens[i] : strlen(argv[i]);
@@ -152,7 +329,11 @@ static void capture_cmd(ds_redis_t *r, int argc, const char **argv, const size_t
         if (!e)
             e = ds_buf_append(b, "\r\n", 2);
     }
-    if (e) {
+    return e;
+}
+
+static void capture_cmd(ds_redis_t *r, int argc, const char **argv, const size_t *lens) {
+    if (ds_redis_format(r->capture, argc, argv, lens)) {
         DS_ERROR("redis", "out of memory formatting a command");
         abort(); /* a write silently missing would break exactly-once */
     }
@@ -166,9 +347,25 @@ void ds_redis_capture(ds_redis_t *r, ds_buf_t *out, size_t *count) {
     r->capture_count = count;
 }
 
-size_t ds_redis_inflight(const ds_redis_t *r) { return r->inflight; }
+void ds_redis_capture_wait(ds_redis_t *r) {
+    if (!r->capture || r->opts.wait_replicas <= 0)
+        return;
+    char n[16], t[16];
+    snprintf(n, sizeof(n), "%d", r->opts.wait_replicas);
+    snprintf(t, sizeof(t), "%d", r->opts.wait_timeout_ms);
+    const char *argv[] = {"WAIT", n, t};
+    capture_cmd(r, 3, argv, NULL);
+}
 
-void ds_redis_close(ds_redis_t *r) { drop(r); }
+size_t ds_redis_inflight(const ds_redis_t *r) {
+    return r->cl ? ds_cluster_inflight(r->cl) : r->inflight;
+}
+
+void ds_redis_close(ds_redis_t *r) {
+    if (r->cl)
+        ds_cluster_close(r->cl);
+    drop(r);
+}
 
 /* Write the queued bytes; `block`: all of them (the socket has
  * SO_SNDTIMEO from redisSetTimeout, so a stuck server ends in EAGAIN, not a
@@ -204,11 +401,71 @@ static ds_err_t write_out(ds_redis_t *r, bool block) {
 }
 
 void ds_redis_pump(ds_redis_t *r) {
-    if (r->ctx && r->noutq)
+    if (r->cl)
+        ds_cluster_pump(r->cl);
+    else if (r->ctx && r->noutq)
         (void)write_out(r, false);
 }
 
+/* Note where the WAITs of a send are among the replies owed (and count
+ * the writes before each): parsed only when WAIT is configured. */
+static ds_err_t note_waits(ds_redis_t *r, const char *p, size_t len) {
+    uint64_t at = r->sent_no;
+    for (size_t off = 0; off < len; at++) {
+        ds_cluster_cmd_t cmd;
+        if (ds_cluster_cmd_parse(p + off, len - off, &cmd)) {
+            snprintf(r->err, sizeof(r->err), "unreadable command at byte %zu of %zu", off, len);
+            return DS_ERR_INVAL;
+        }
+        off += cmd.size;
+        if (cmd.name_len == 4 && !strncasecmp(cmd.name, "WAIT", 4) && cmd.arg1) {
+            if (r->nwaits == sizeof(r->waits) / sizeof(r->waits[0])) {
+                snprintf(r->err, sizeof(r->err), "too many WAITs in flight");
+                return DS_ERR_INVAL;
+            }
+            size_t i = (r->wait_head + r->nwaits++) % (sizeof(r->waits) / sizeof(r->waits[0]));
+            r->waits[i].at = at;
+            r->waits[i].mark = r->wseq;
+            r->waits[i].n = strtoll(cmd.arg1, NULL, 10);
+        } else {
+            r->wseq++;
+        }
+    }
+    return DS_ERR_OK;
+}
+
+/* A reply owed by a send was read: check it when it is a WAIT's. */
+static bool check_wait(ds_redis_t *r, const redisReply *reply) {
+    uint64_t no = r->read_no++;
+    if (!r->nwaits || r->waits[r->wait_head].at != no)
+        return true;
+    long long n = r->waits[r->wait_head].n;
+    uint64_t mark = r->waits[r->wait_head].mark;
+    r->wait_head = (r->wait_head + 1) % (sizeof(r->waits) / sizeof(r->waits[0]));
+    r->nwaits--;
+    if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= n) {
+        if (mark > r->waited)
+            r->waited = mark;
+        return true;
+    }
+    if (reply->type == REDIS_REPLY_ERROR)
+        note_error(r, reply, "WAIT");
+    else
+        snprintf(r->err, sizeof(r->err),
+                 "WAIT on %s:%d: %lld of %lld replicas acknowledged the "
+                 "writes",
+                 r->url.host, r->url.port,
+                 reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1LL, n);
+    return false;
+}
+
 ds_err_t ds_redis_send(ds_redis_t *r, const void *cmds, size_t len, size_t ncmds) {
+    if (r->cl)
+        return ds_cluster_send(r->cl, cmds, len, ncmds);
+    if (r->ctx && !r->pending && r->opts.wait_replicas > 0 && note_waits(r, cmds, len)) {
+        drop(r);
+        return DS_ERR_IO;
+    }
     if (!r->ctx || r->pending) {
         if (r->ctx)
             snprintf(r->err, sizeof(r->err), "send with queued commands");
@@ -227,6 +484,7 @@ ds_err_t ds_redis_send(ds_redis_t *r, const void *cmds, size_t len, size_t ncmds
     if (write_out(r, false))
         return DS_ERR_IO;
     r->inflight += ncmds;
+    r->sent_no += ncmds;
     return DS_ERR_OK;
 }
 
@@ -243,21 +501,29 @@ static ds_err_t read_replies(ds_redis_t *r, size_t n, ds_redis_reply_fn on_reply
             drop(r);
             return DS_ERR_IO;
         }
-        if (inflight)
-            r->inflight--;
         redisReply *reply = rep;
+        if (inflight) {
+            r->inflight--;
+            if (!check_wait(r, reply))
+                result = DS_ERR_IO;
+        }
+        if (reply->type == REDIS_REPLY_ERROR ||
+            (reply->type == REDIS_REPLY_ARRAY && ds_cluster_reply_kind(reply, NULL))) {
+            if (result == DS_ERR_OK || !on_reply)
+                note_error(r, reply, NULL); /* the first one's text is kept */
+            if (!on_reply || ds_redis_fatal(r))
+                result = DS_ERR_IO;
+        }
         if (on_reply)
             on_reply(opaque, i, reply);
-        else if (reply->type == REDIS_REPLY_ERROR) {
-            snprintf(r->err, sizeof(r->err), "%s", reply->str);
-            result = DS_ERR_IO;
-        }
         freeReplyObject(reply);
     }
     return result;
 }
 
 ds_err_t ds_redis_collect(ds_redis_t *r, size_t n) {
+    if (r->cl)
+        return ds_cluster_collect(r->cl, n);
     if (!r->ctx) {
         if (!r->err[0])
             snprintf(r->err, sizeof(r->err), "not connected");
@@ -274,6 +540,8 @@ ds_err_t ds_redis_collect(ds_redis_t *r, size_t n) {
 }
 
 ds_err_t ds_redis_collect_avail(ds_redis_t *r, size_t max, size_t *got) {
+    if (r->cl)
+        return ds_cluster_collect_avail(r->cl, max, got);
     *got = 0;
     if (!r->ctx) {
         if (!r->err[0])
@@ -299,8 +567,11 @@ ds_err_t ds_redis_collect_avail(ds_redis_t *r, size_t max, size_t *got) {
             r->inflight--;
             (*got)++;
             redisReply *reply = rep;
-            if (reply->type == REDIS_REPLY_ERROR) {
-                snprintf(r->err, sizeof(r->err), "%s", reply->str);
+            if (!check_wait(r, reply))
+                result = DS_ERR_IO;
+            if (reply->type == REDIS_REPLY_ERROR ||
+                (reply->type == REDIS_REPLY_ARRAY && ds_cluster_reply_kind(reply, NULL))) {
+                note_error(r, reply, NULL);
                 result = DS_ERR_IO;
             }
             freeReplyObject(reply);
@@ -326,6 +597,10 @@ void ds_redis_cmd(ds_redis_t *r, int argc, const char **argv, const size_t *lens
         capture_cmd(r, argc, argv, lens);
         return;
     }
+    if (r->cl) {
+        ds_cluster_cmd(r->cl, argc, argv, lens);
+        return;
+    }
     if (!r->ctx)
         return; /* ds_redis_run will fail: not connected */
     if (redisAppendCommandArgv(r->ctx, argc, argv, lens) != REDIS_OK) {
@@ -336,15 +611,23 @@ void ds_redis_cmd(ds_redis_t *r, int argc, const char **argv, const size_t *lens
     r->pending++;
 }
 
-size_t ds_redis_pending(const ds_redis_t *r) { return r->pending; }
+size_t ds_redis_pending(const ds_redis_t *r) {
+    return r->cl ? ds_cluster_pending(r->cl) : r->pending;
+}
 
 void ds_redis_discard(ds_redis_t *r) {
+    if (r->cl) {
+        ds_cluster_discard(r->cl);
+        return;
+    }
     /* the only way to drop what hiredis has buffered is a new context */
     if (r->pending)
         drop(r);
 }
 
 ds_err_t ds_redis_run(ds_redis_t *r, ds_redis_reply_fn on_reply, void *opaque) {
+    if (r->cl)
+        return ds_cluster_run(r->cl, on_reply, opaque);
     if (!r->ctx) {
         if (!r->err[0])
             snprintf(r->err, sizeof(r->err), "not connected");
@@ -362,4 +645,6 @@ ds_err_t ds_redis_run(ds_redis_t *r, ds_redis_reply_fn on_reply, void *opaque) {
     return result;
 }
 
-const char *ds_redis_errstr(const ds_redis_t *r) { return r->err; }
+const char *ds_redis_errstr(const ds_redis_t *r) {
+    return r->cl && ds_cluster_errstr(r->cl)[0] ? ds_cluster_errstr(r->cl) : r->err;
+}

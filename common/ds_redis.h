@@ -8,6 +8,18 @@
  * timeout again: hiredis 0.14 drops it on reconnect — PITFALLS), and the
  * caller re-runs its whole batch, which must therefore be idempotent.
  * Single-threaded: one ds_redis_t per worker thread.
+ *
+ * Redis Cluster: every (re)connection asks the server whether it is a
+ * cluster node (CLUSTER SLOTS; redis.cluster=off skips the question).  If
+ * it is, every call below is routed by slot through ds_cluster.h (one
+ * connection and one pipeline per master, redirects followed), so callers
+ * do not know whether they talk to one node or many; the keys of one
+ * atomic write (one command, or MULTI … EXEC) must share one hash tag.
+ *
+ * Errors: an error reply is classified (redirect, busy, down, refused, bad
+ * command) and its text kept for ds_redis_errstr(); a reply that retrying
+ * cannot fix (a wrong password, WRONGTYPE, a cluster node while
+ * redis.cluster is off …) also sets ds_redis_fatal().
  */
 #ifndef DS_REDIS_H
 #define DS_REDIS_H
@@ -19,13 +31,33 @@
 #include "ds_buf.h"
 #include "ds_config.h"
 #include "ds_err.h"
+#include "ds_metrics.h"
 
 typedef struct ds_redis ds_redis_t;
+
+typedef enum {
+    DS_REDIS_CLUSTER_AUTO, /* find out at every connection */
+    DS_REDIS_CLUSTER_ON,   /* a plain Redis is an error */
+    DS_REDIS_CLUSTER_OFF,  /* never ask; a redirect is an error */
+} ds_redis_cluster_t;
+
+/** Options beyond the URL (copied; the strings must outlive r). */
+typedef struct ds_redis_opts {
+    ds_redis_cluster_t cluster;
+    const char *seeds; /* more host:port, comma-separated: cluster nodes to try
+                        * when the URL's is down (NULL: none) */
+    int wait_replicas; /* ds_redis_capture_wait(): WAIT for this many (0: off) */
+    int wait_timeout_ms;
+    ds_metrics_t *metrics;      /* may be NULL */
+    const char *metrics_labels; /* e.g. worker="scorer" */
+} ds_redis_opts_t;
 
 /** A client for url (redis://[user:password@]host:port[/db]); does not
  *  connect yet.  NULL with errstr on a bad URL. */
 ds_redis_t *ds_redis_new(const char *url, int timeout_ms, char *errstr, size_t errstr_size);
 void ds_redis_destroy(ds_redis_t *r);
+/** Set the options (before the first connect). */
+void ds_redis_set_opts(ds_redis_t *r, const ds_redis_opts_t *o);
 
 /** A number that changes whenever any connection to Redis is (re)made
  *  in this process.  A worker that skips writing values it already wrote
@@ -87,7 +119,32 @@ ds_err_t ds_redis_collect(ds_redis_t *r, size_t n) DS_WUR;
  *  says how many.  Errors as ds_redis_collect(). */
 ds_err_t ds_redis_collect_avail(ds_redis_t *r, size_t max, size_t *got) DS_WUR;
 
+/** While capturing: append a WAIT for the configured number of replicas
+ *  (counted as one command; nothing when wait_replicas is 0).  Its reply
+ *  fails the collect unless every node written since the last WAIT (in a
+ *  cluster: every master written) reached that many replicas. */
+void ds_redis_capture_wait(ds_redis_t *r);
+/** True (once) when a connection that held writes no WAIT confirmed was
+ *  lost, or its node stopped being a master: those writes may be gone
+ *  (meaningful with wait_replicas > 0 only). */
+bool ds_redis_take_lost(ds_redis_t *r);
+
 /** Last error text (never contains the password). */
 const char *ds_redis_errstr(const ds_redis_t *r);
+/** True after a reply or a refusal that retrying cannot fix. */
+bool ds_redis_fatal(const ds_redis_t *r);
+/** True while connected to a Redis Cluster. */
+bool ds_redis_is_cluster(const ds_redis_t *r);
+
+/* ---- shared with ds_cluster.c --------------------------------------------- */
+
+/** Append one command in RESP to b. */
+ds_err_t ds_redis_format(ds_buf_t *b, int argc, const char **argv, const size_t *lens) DS_WUR;
+/** Connect to host:port with url's credentials (AUTH; no SELECT), the
+ *  command timeout set; counts as a (re)connection for ds_redis_epoch().
+ *  NULL with errstr on failure; *refused is set when the server refused
+ *  the credentials (retrying cannot help). */
+redisContext *ds_redis_dial(const ds_redis_url_t *url, const char *host, int port, int timeout_ms,
+                            bool *refused, char *errstr, size_t errstr_size);
 
 #endif
