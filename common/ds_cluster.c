@@ -473,7 +473,7 @@ ds_cluster_t *ds_cluster_new(const ds_cluster_opts_t *o) {
     ds_buf_init(&c->sbuf, 0);
     c->u_cap = 256;
     c->u = calloc(c->u_cap, sizeof(*c->u));
-    size_t cap = 1;
+    size_t cap = 2; /* the URL's node, and one more than the commas */
     for (const char *p = o->seeds; p && *p; p++)
         cap += *p == ',';
     c->seeds = calloc(cap, sizeof(*c->seeds));
