@@ -501,10 +501,9 @@ ds_cluster_t *ds_cluster_new(const ds_cluster_opts_t *o) {
     if (c->metrics) {
         char l[200];
         snprintf(l, sizeof(l), "%.*s", c->labels[0] ? (int)strlen(c->labels) - 1 : 0, c->labels);
-        c->m_nodes = ds_metrics_gauge(c->metrics, "redis_cluster_nodes",
-                                      "Masters in the Redis Cluster slot map (0: one plain "
-                                      "Redis)",
-                                      l);
+        c->m_nodes = ds_metrics_gauge(
+            c->metrics, "redis_cluster_nodes",
+            "Masters in the Redis Cluster slot map (absent with one plain Redis)", l);
     }
     return c;
 }

@@ -45,6 +45,18 @@ static const row_t rows[] = {
      "the next (0 = every batch); offsets are committed after each window is written"},
     {"redis.flush_entities", "--redis-flush-entities", T_INT, "100000", 1, 10000000, NULL,
      OFF(redis_flush_entities), "a window closes sooner once this many entities have changed"},
+    {"redis.cluster", "--redis-cluster", T_ENUM, "auto", 0, 0, "auto|on|off", OFF(redis_cluster),
+     "auto: find out at each connection whether redis.url is a Redis Cluster node and route "
+     "by slot if so; on: require a cluster; off: one plain Redis (a redirect stops the worker)"},
+    {"redis.seeds", "--redis-seeds", T_STR, "", 0, 0, NULL, OFF(redis_seeds),
+     "more Redis Cluster nodes (host:port, comma-separated) tried when redis.url's is down"},
+    {"redis.wait_replicas", "--redis-wait-replicas", T_INT, "0", 0, 100, NULL,
+     OFF(redis_wait_replicas),
+     "before a window's offsets are stored, WAIT until this many replicas of every node "
+     "written have its writes (0 = off: a failover may lose acknowledged writes)"},
+    {"redis.wait_timeout_ms", "--redis-wait-timeout-ms", T_INT, "1000", 1, 600000, NULL,
+     OFF(redis_wait_timeout_ms),
+     "how long one WAIT waits for the replicas; fewer in time: the window is written again"},
     {"rules", "--rules", T_STR, "", 0, 0, NULL, OFF(rules_path),
      "rules file (YAML); empty = built-in defaults"},
     {"clock", "--clock", T_ENUM, "wall", 0, 0, "wall|event", OFF(clock),

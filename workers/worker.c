@@ -168,6 +168,10 @@ struct ds_worker {
     int64_t decode_retry_ms, decode_backoff_ms;
     pthread_mutex_t why_lock;
     char start_why[512]; /* why it has not started yet, for /readyz */
+    char redis_why[300]; /* the last Redis failure, for /readyz (why_lock) */
+    char redis_labels[64];
+    int64_t stop_ms; /* when the worker first saw ds_worker_stop */
+    bool fatal;      /* Redis said something retrying cannot fix */
     bool abandon;
     bool paused;
     int64_t last_tick;
@@ -291,13 +295,28 @@ static void backoff_wait(ds_worker_t *w, int64_t ms) {
 
 static int64_t next_backoff(int64_t cur) { return cur >= 5000 ? 5000 : cur * 2; }
 
+/* True once shutdown_timeout_ms have passed since the stop was asked for
+ * (counted from when the worker first sees the request, not from when the
+ * wait it is in began: a retry that started long before SIGTERM still
+ * gets the whole timeout). */
+static bool past_shutdown_timeout(ds_worker_t *w) {
+    if (!ds_worker_stop)
+        return false;
+    int64_t now = ds_clock_mono_ms();
+    if (!w->stop_ms)
+        w->stop_ms = now;
+    return now - w->stop_ms > w->cfg->shutdown_timeout_ms;
+}
+
 /* True when a retry loop should give up the batch. */
-static bool must_abandon(ds_worker_t *w, int64_t started) {
-    if (w->abandon)
+static bool must_abandon(ds_worker_t *w) {
+    if (w->abandon || w->fatal)
         return true;
-    if (ds_worker_stop && ds_clock_mono_ms() - started > w->cfg->shutdown_timeout_ms) {
-        DS_WARN(w->ops->name, "shutdown timeout: abandoning the batch in hand (it will be "
-                              "consumed again)");
+    if (past_shutdown_timeout(w)) {
+        DS_WARN(w->ops->name,
+                "shutdown timeout: abandoning the batch in hand %lld ms after the stop was "
+                "asked for (shutdown_timeout_ms %d; it will be consumed again)",
+                (long long)(ds_clock_mono_ms() - w->stop_ms), w->cfg->shutdown_timeout_ms);
         return true;
     }
     return false;
@@ -612,7 +631,7 @@ static void produce_batch(ds_worker_t *w, batch_t *b) {
 /* Wait until every message counted in b->delivery has its report (each
  * gets one within message.timeout.ms; on a shutdown past the timeout the
  * queue is purged so the reports come at once). */
-static void drain_deliveries(ds_worker_t *w, batch_t *b, int64_t started) {
+static void drain_deliveries(ds_worker_t *w, batch_t *b) {
     bool purged = false;
     while (b->delivery.outstanding) {
         if (ds_kafka_wait(w->producer, &b->delivery, 1000) != DS_ERR_TIMEOUT)
@@ -620,8 +639,7 @@ static void drain_deliveries(ds_worker_t *w, batch_t *b, int64_t started) {
         w->kafka_ok = 0;
         set_paused(w, true);
         serve_consumer(w, 0);
-        if (!purged && ds_worker_stop &&
-            ds_clock_mono_ms() - started > w->cfg->shutdown_timeout_ms) {
+        if (!purged && (past_shutdown_timeout(w) || w->fatal)) {
             rd_kafka_purge(w->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
             purged = true;
         }
@@ -670,7 +688,7 @@ static bool wait_acks(ds_worker_t *w, const batch_t *except, bool block) {
             return true;
         }
     }
-    int64_t started = ds_clock_mono_ms(), backoff = 100;
+    int64_t backoff = 100;
     for (bool repairing = false;; repairing = true) {
         /* normally only the older batches are waited for; once repairing,
          * the newest too, as its outputs are produced again with theirs */
@@ -678,7 +696,7 @@ static bool wait_acks(ds_worker_t *w, const batch_t *except, bool block) {
         bool ok = true;
         rd_kafka_resp_err_t first = RD_KAFKA_RESP_ERR_NO_ERROR;
         for (size_t i = 0; i < upto; i++) {
-            drain_deliveries(w, acks[i], started);
+            drain_deliveries(w, acks[i]);
             if (w->abandon)
                 return false;
             if (!batch_acked(acks[i])) {
@@ -700,12 +718,12 @@ static bool wait_acks(ds_worker_t *w, const batch_t *except, bool block) {
         /* the newest batch's first copies must be settled before they are
          * overtaken by the copies produced again */
         for (size_t i = n; i < all; i++)
-            drain_deliveries(w, acks[i], started);
-        if (must_abandon(w, started))
+            drain_deliveries(w, acks[i]);
+        if (must_abandon(w))
             return false;
         backoff_wait(w, backoff);
         backoff = next_backoff(backoff);
-        if (must_abandon(w, started))
+        if (must_abandon(w))
             return false;
         for (size_t i = 0; i < all; i++)
             produce_batch(w, acks[i]);
@@ -729,12 +747,61 @@ static void on_prefetch_reply(void *opaque, size_t index, const redisReply *repl
         pc->err = e;
 }
 
-static void redis_failed(ds_worker_t *w, ds_redis_t *r, int64_t backoff) {
+/* A Redis round failed.  Returns false when retrying cannot help: the
+ * worker then stops (every worker of the process: ds_worker_stop). */
+static bool redis_failed(ds_worker_t *w, ds_redis_t *r, int64_t backoff) {
     w->redis_ok = 0;
     count(w->m_redis_errors, 1);
+    const char *why = ds_redis_errstr(r);
+    pthread_mutex_lock(&w->why_lock);
+    ds_strlcpy(w->redis_why, why[0] ? why : "no reason given", sizeof(w->redis_why));
+    pthread_mutex_unlock(&w->why_lock);
+    if (ds_redis_fatal(r)) {
+        if (!w->fatal)
+            DS_ERROR(w->ops->name, "redis: %s; retrying cannot fix this: stopping", why);
+        w->fatal = true;
+        ds_worker_stop = 1;
+        return false;
+    }
     ds_log_rl(&w->rl_redis, 5000, DS_LOG_WARN, w->ops->name,
               "redis unavailable (%s); partitions paused, retrying in %lld ms",
-              ds_redis_errstr(r), (long long)backoff);
+              why[0] ? why : "no reason given", (long long)backoff);
+    return true;
+}
+
+/* Writes no WAIT confirmed were on a Redis node that went away (or
+ * stopped being a master): they may be lost.  Everything since the
+ * committed offsets is consumed again, with the state reloaded from
+ * Redis (units' checkpoints make it exactly once there). */
+static void rewind_to_committed(ds_worker_t *w) {
+    DS_WARN(w->ops->name, "a Redis node went away holding writes that no WAIT confirmed: "
+                          "consuming again from the committed offsets");
+    abandon_all(w, "Redis writes may be lost");
+    drop_held(w);
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(w->consumer, &parts) || !parts)
+        return;
+    rd_kafka_resp_err_t err = rd_kafka_committed(w->consumer, parts, 10000);
+    if (!err) {
+        for (int i = 0; i < parts->cnt; i++)
+            if (parts->elems[i].offset < 0)
+                parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(w->consumer, parts, 10000);
+        if (e) {
+            DS_ERROR(w->ops->name, "seek to the committed offsets: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            err = RD_KAFKA_RESP_ERR__FAIL;
+        }
+    }
+    if (err) { /* cannot replay in place: the restart will */
+        DS_ERROR(w->ops->name,
+                 "cannot read the committed offsets (%s): stopping so that a "
+                 "restart consumes again",
+                 rd_kafka_err2str(err));
+        w->fatal = true;
+        ds_worker_stop = 1;
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
 }
 
 static void redis_fine(ds_worker_t *w) {
@@ -745,7 +812,7 @@ static void redis_fine(ds_worker_t *w) {
 
 /* Load what batch b needs (rounds until the worker asks for nothing). */
 static bool load_stage(ds_worker_t *w, batch_t *b) {
-    int64_t started = ds_clock_mono_ms(), backoff = 100;
+    int64_t backoff = 100;
     for (;;) {
         ds_err_t e = ds_redis_connect(w->redis);
         if (!e) {
@@ -767,10 +834,11 @@ static bool load_stage(ds_worker_t *w, batch_t *b) {
             return true;
         }
         ds_redis_discard(w->redis);
-        redis_failed(w, w->redis, backoff);
+        if (!redis_failed(w, w->redis, backoff))
+            return false;
         backoff_wait(w, backoff);
         backoff = next_backoff(backoff);
-        if (must_abandon(w, started))
+        if (must_abandon(w))
             return false;
     }
 }
@@ -787,7 +855,7 @@ typedef enum {
  * in is done, in batch order.  On a lost connection everything sent but
  * not confirmed is sent again.  False when abandoned. */
 static bool writes_stage(ds_worker_t *w, wait_t wait) {
-    int64_t started = ds_clock_mono_ms(), backoff = 100;
+    int64_t backoff = 100;
     for (;;) {
         ds_err_t e = ds_redis_connect(w->wredis);
         batch_t *bs[NBATCH];
@@ -832,10 +900,15 @@ static bool writes_stage(ds_worker_t *w, wait_t wait) {
         n = batches_in(w, B_SENT, bs);
         for (size_t i = 0; i < n; i++)
             bs[i]->state = B_READY;
-        redis_failed(w, w->wredis, backoff);
+        if (!redis_failed(w, w->wredis, backoff))
+            return false;
+        if (ds_redis_take_lost(w->wredis)) {
+            rewind_to_committed(w);
+            return false;
+        }
         backoff_wait(w, backoff);
         backoff = next_backoff(backoff);
-        if (must_abandon(w, started))
+        if (must_abandon(w))
             return false;
     }
 }
@@ -1094,6 +1167,10 @@ static void write_behind(ds_worker_t *w, batch_t *b, int64_t now, bool all) {
         if (!all || !owes(w))
             break;
     }
+    /* redis.wait_replicas: the window's writes are on that many replicas
+     * before its offsets are stored (the WAIT's reply fails the batch) */
+    if (b->store)
+        ds_redis_capture_wait(w->wredis);
     ds_redis_capture(w->wredis, NULL, NULL);
 }
 
@@ -1211,8 +1288,7 @@ int ds_worker_run(ds_worker_t *w) {
     if (ds_redis_connect(w->redis) == DS_ERR_OK)
         w->redis_ok = 1;
     else
-        DS_WARN(w->ops->name, "redis not reachable yet (%s); will retry",
-                ds_redis_errstr(w->redis));
+        (void)redis_failed(w, w->redis, 100); /* logs it; stops on a fatal reply */
     while (!ds_worker_stop) {
         w->abandon = false;
         batch_t *b = free_batch(w);
@@ -1291,7 +1367,7 @@ int ds_worker_run(ds_worker_t *w) {
     w->abandon = false;
     if (any_inflight(w) && !advance(w, NULL, true))
         abandon_all(w, "shutdown timeout");
-    if (owes(w)) { /* the state of the last batches, then their offsets */
+    if (owes(w) && !w->fatal) { /* the state of the last batches, then their offsets */
         batch_t *b = free_batch(w);
         b->state = B_BUILD;
         b->seq = ++w->seq;
@@ -1310,7 +1386,7 @@ int ds_worker_run(ds_worker_t *w) {
         rc = 1;
     }
     rd_kafka_flush(w->producer, w->cfg->shutdown_timeout_ms);
-    return rc;
+    return w->fatal ? 1 : rc;
 }
 
 /* glibc gives a heap's free top back to the system as soon as it passes
@@ -1362,6 +1438,19 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
     w->wredis = ds_redis_new(cfg->redis_url, cfg->redis_timeout_ms, errstr, errstr_size);
     if (!w->wredis)
         goto fail;
+    snprintf(w->redis_labels, sizeof(w->redis_labels), "worker=\"%s\"", ops->name);
+    ds_redis_opts_t ro = {
+        .cluster = !strcmp(cfg->redis_cluster, "on")    ? DS_REDIS_CLUSTER_ON
+                   : !strcmp(cfg->redis_cluster, "off") ? DS_REDIS_CLUSTER_OFF
+                                                        : DS_REDIS_CLUSTER_AUTO,
+        .seeds = cfg->redis_seeds,
+        .metrics = metrics,
+        .metrics_labels = w->redis_labels,
+    };
+    ds_redis_set_opts(w->redis, &ro); /* loads: no WAIT */
+    ro.wait_replicas = cfg->redis_wait_replicas;
+    ro.wait_timeout_ms = cfg->redis_wait_timeout_ms;
+    ds_redis_set_opts(w->wredis, &ro);
     w->producer = ds_kafka_producer_new(cfg, errstr, errstr_size);
     if (!w->producer)
         goto fail;
@@ -1447,7 +1536,10 @@ bool ds_worker_ready(const ds_worker_t *w, char *why, size_t why_size) {
         return false;
     }
     if (!w->redis_ok) {
-        snprintf(why, why_size, "%s: redis unreachable", w->ops->name);
+        pthread_mutex_lock((pthread_mutex_t *)&w->why_lock);
+        snprintf(why, why_size, "%s: redis unreachable: %s", w->ops->name,
+                 w->redis_why[0] ? w->redis_why : "not connected yet");
+        pthread_mutex_unlock((pthread_mutex_t *)&w->why_lock);
         return false;
     }
     if (!w->kafka_ok) {
