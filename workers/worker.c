@@ -286,10 +286,14 @@ static void set_paused(ds_worker_t *w, bool pause) {
  * paused, so anything polled is kept in `held` for the next batch. */
 static void serve_consumer(ds_worker_t *w, int timeout_ms);
 
+static bool past_shutdown_timeout(ds_worker_t *w);
+
+/* (A stop request is noticed here too, so that its timeout starts then,
+ * and a backoff does not outlast it.) */
 static void backoff_wait(ds_worker_t *w, int64_t ms) {
     set_paused(w, true);
     int64_t end = ds_clock_mono_ms() + ms;
-    while (!w->abandon && ds_clock_mono_ms() < end)
+    while (!w->abandon && !w->fatal && ds_clock_mono_ms() < end && !past_shutdown_timeout(w))
         serve_consumer(w, 50);
 }
 
@@ -1362,6 +1366,7 @@ int ds_worker_run(ds_worker_t *w) {
             continue;
         }
     }
+    (void)past_shutdown_timeout(w); /* its timeout starts now */
     DS_INFO(w->ops->name, "shutting down: finishing the batches in flight, committing and "
                           "leaving the group");
     w->abandon = false;
