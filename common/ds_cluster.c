@@ -203,16 +203,45 @@ static bool name_is(const ds_cluster_cmd_t *c, const char *name) {
     return c->name_len == n && !strncasecmp(c->name, name, n);
 }
 
+/* Commands without a key, found by their first letter first: this runs
+ * for every command sent. */
+static bool keyless(const ds_cluster_cmd_t *c) {
+    if (!c->name_len)
+        return true;
+    switch (c->name[0] | 0x20) {
+    case 'a':
+        return name_is(c, "ASKING") || name_is(c, "AUTH");
+    case 'c':
+        return name_is(c, "CLUSTER") || name_is(c, "CONFIG") || name_is(c, "CLIENT") ||
+               name_is(c, "COMMAND");
+    case 'd':
+        return name_is(c, "DISCARD") || name_is(c, "DBSIZE");
+    case 'e':
+        return name_is(c, "EXEC") || name_is(c, "ECHO");
+    case 'h':
+        return name_is(c, "HELLO");
+    case 'i':
+        return name_is(c, "INFO");
+    case 'm':
+        return name_is(c, "MULTI");
+    case 'p':
+        return name_is(c, "PING");
+    case 'r':
+        return name_is(c, "READONLY") || name_is(c, "READWRITE");
+    case 's':
+        return name_is(c, "SELECT") || name_is(c, "SCRIPT");
+    case 't':
+        return name_is(c, "TIME");
+    case 'w':
+        return name_is(c, "WAIT");
+    default:
+        return false;
+    }
+}
+
 int ds_cluster_cmd_slot(const ds_cluster_cmd_t *cmd) {
-    static const char *const keyless[] = {"MULTI",  "EXEC",    "DISCARD", "WAIT",     "PING",
-                                          "INFO",   "CLUSTER", "ASKING",  "READONLY", "READWRITE",
-                                          "AUTH",   "SELECT",  "ECHO",    "TIME",     "DBSIZE",
-                                          "CONFIG", "CLIENT",  "COMMAND", "SCRIPT",   "HELLO"};
-    if (!cmd->arg1)
+    if (!cmd->arg1 || keyless(cmd))
         return -1;
-    for (size_t i = 0; i < sizeof(keyless) / sizeof(keyless[0]); i++)
-        if (name_is(cmd, keyless[i]))
-            return -1;
     return (int)ds_cluster_keyslot(cmd->arg1, cmd->arg1_len);
 }
 
@@ -855,8 +884,8 @@ static bool read_one(ds_cluster_t *c, int ni) {
     return true;
 }
 
-/* Read the replies node ni has already sent, without waiting. */
-static void read_avail(ds_cluster_t *c, int ni) {
+/* Handle the replies of node ni already in hiredis's buffer. */
+static void read_buffered(ds_cluster_t *c, int ni) {
     node_t *n = &c->nodes[ni];
     while (n->ctx && n->q_len) {
         void *rep = NULL;
@@ -864,16 +893,36 @@ static void read_avail(ds_cluster_t *c, int ni) {
             node_fail(c, ni, n->ctx->errstr);
             return;
         }
-        if (rep) {
-            on_reply(c, ni, rep);
-            continue;
+        if (!rep)
+            return;
+        on_reply(c, ni, rep);
+    }
+}
+
+#define POLL_MAX 64
+
+/* Read the replies the nodes have already sent, without waiting: one
+ * poll() over every node that owes replies, one read from each that has
+ * bytes, until none has. */
+static void read_avail_all(ds_cluster_t *c) {
+    for (;;) {
+        struct pollfd pfd[POLL_MAX];
+        int idx[POLL_MAX], n = 0;
+        for (size_t i = 0; i < c->nnodes && n < POLL_MAX; i++) {
+            read_buffered(c, (int)i);
+            if (c->nodes[i].ctx && c->nodes[i].q_len) {
+                pfd[n] = (struct pollfd){.fd = c->nodes[i].ctx->fd, .events = POLLIN};
+                idx[n++] = (int)i;
+            }
         }
-        struct pollfd pfd = {.fd = n->ctx->fd, .events = POLLIN};
-        if (poll(&pfd, 1, 0) <= 0)
+        if (!n || poll(pfd, (nfds_t)n, 0) <= 0)
             return;
-        if (redisBufferRead(n->ctx) != REDIS_OK) {
-            node_fail(c, ni, n->ctx->errstr[0] ? n->ctx->errstr : "read");
-            return;
+        for (int k = 0; k < n; k++) {
+            if (!pfd[k].revents)
+                continue;
+            node_t *nd = &c->nodes[idx[k]];
+            if (nd->ctx && redisBufferRead(nd->ctx) != REDIS_OK)
+                node_fail(c, idx[k], nd->ctx->errstr[0] ? nd->ctx->errstr : "read");
         }
     }
 }
@@ -1264,10 +1313,18 @@ static ds_err_t wait_for(ds_cluster_t *c, size_t n) {
             set_err(c, "collect of %zu commands splits a unit", n);
             return fail_all(c);
         }
+        bool read = false;
         for (size_t i = 0; i < c->nnodes; i++) {
             node_t *nd = &c->nodes[i];
-            if (nd->ctx && nd->q_len && nd->q[nd->q_head].unit == k)
+            if (nd->ctx && nd->q_len && nd->q[nd->q_head].unit == k) {
                 (void)read_one(c, (int)i);
+                read = true;
+            }
+        }
+        if (!read) { /* no node owes it a reply: a bug, not a hang */
+            set_err(c, "the oldest command waits for a reply no node owes");
+            drain(c);
+            return fail_all(c);
         }
     }
 }
@@ -1318,9 +1375,7 @@ ds_err_t ds_cluster_collect_avail(ds_cluster_t *c, size_t max, size_t *got) {
         return fail_all(c);
     }
     ds_cluster_pump(c);
-    for (size_t i = 0; i < c->nnodes; i++)
-        if (c->nodes[i].ctx && c->nodes[i].q_len)
-            read_avail(c, (int)i);
+    read_avail_all(c);
     if (c->first_failed != NONE && repair(c))
         return fail_all(c);
     *got = pop_done(c, max);

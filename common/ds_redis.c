@@ -62,6 +62,11 @@ struct ds_redis {
 static void note_error(ds_redis_t *r, const redisReply *rep, const char *what) {
     ds_cluster_kind_t k = ds_cluster_reply_kind(rep, NULL);
     const char *text = rep->type == REDIS_REPLY_ERROR ? rep->str : "error inside EXEC";
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++)
+        if (rep->element[i]->type == REDIS_REPLY_ERROR) {
+            text = rep->element[i]->str; /* the command that failed inside EXEC */
+            break;
+        }
     if (k == DS_CLUSTER_MOVED || k == DS_CLUSTER_ASK) {
         snprintf(r->err, sizeof(r->err), "%s:%d answered '%s': it is a Redis Cluster node%s",
                  r->url.host, r->url.port, text,
@@ -211,8 +216,19 @@ static int probe_cluster(ds_redis_t *r, redisContext *c, const char *name) {
             is = 1;
         else if (info && info->type == REDIS_REPLY_STRING && strstr(info->str, "cluster_enabled:0"))
             is = 0;
-        else
-            note_error(r, info && info->type == REDIS_REPLY_ERROR ? info : rep, name);
+        else if (!info)
+            snprintf(r->err, sizeof(r->err), "%s: %s", name, c->errstr);
+        else if (ds_cluster_reply_kind(rep, NULL) == DS_CLUSTER_LOADING ||
+                 ds_cluster_reply_kind(rep, NULL) == DS_CLUSTER_BUSY)
+            note_error(r, rep, name); /* ask again later */
+        else {
+            /* neither command allowed (a proxy, renamed commands): one
+             * server as far as we can tell; a redirect would say otherwise */
+            DS_INFO("redis", "%s does not say whether it is a cluster node (%s): taken as one "
+                             "plain Redis",
+                    name, rep->str);
+            is = 0;
+        }
         if (info)
             freeReplyObject(info);
     }

@@ -488,7 +488,8 @@ static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *part
     batch_t *sent[NBATCH];
     size_t n = batches_in(w, B_SENT, sent);
     for (size_t i = 0; i < n; i++) {
-        if (ds_redis_collect(w->wredis, sent[i]->nwrites - sent[i]->collected)) {
+        if (ds_redis_collect(w->wredis, sent[i]->nwrites - sent[i]->collected) ||
+            ds_redis_take_lost(w->wredis)) { /* nothing more stored: replayed */
             ds_redis_close(w->wredis);
             break;
         }
@@ -885,6 +886,12 @@ static bool writes_stage(ds_worker_t *w, wait_t wait) {
                 }
                 if (e)
                     break;
+                if (ds_redis_take_lost(w->wredis)) {
+                    /* a node went away with writes no WAIT confirmed, yet
+                     * the round succeeded elsewhere: store nothing more */
+                    rewind_to_committed(w);
+                    return false;
+                }
                 b->collected += got;
                 if (b->collected < b->nwrites)
                     break; /* later batches' replies come after this one's */

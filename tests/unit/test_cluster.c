@@ -162,6 +162,25 @@ static void test_cmd_parse(void **state) {
     assert_int_equal(ds_redis_format(&b, 3, wait, NULL), DS_ERR_OK);
     assert_int_equal(ds_cluster_cmd_parse((const char *)b.data, b.len, &c), DS_ERR_OK);
     assert_int_equal(ds_cluster_cmd_slot(&c), -1);
+    /* which commands have a key: argv[1], unless the command has none */
+    static const struct {
+        const char *name;
+        bool keyed;
+    } k[] = {{"HSET", true},   {"hget", true},   {"HMGET", true},  {"SADD", true},
+             {"ZADD", true},   {"ZREM", true},   {"ZRANGE", true}, {"EXPIRE", true},
+             {"SET", true},    {"MULTI", false}, {"exec", false},  {"Echo", false},
+             {"HELLO", false}, {"INFO", false},  {"PING", false},  {"CLUSTER", false},
+             {"CLIENT", false}, {"ASKING", false}, {"AUTH", false}, {"SELECT", false},
+             {"WAIT", false},  {"DISCARD", false}, {"READONLY", false}};
+    for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
+        ds_buf_reset(&b);
+        const char *argv[] = {k[i].name, "{x}"};
+        assert_int_equal(ds_redis_format(&b, 2, argv, NULL), DS_ERR_OK);
+        assert_int_equal(ds_cluster_cmd_parse((const char *)b.data, b.len, &c), DS_ERR_OK);
+        int want = k[i].keyed ? (int)ds_cluster_keyslot("x", 1) : -1;
+        if (ds_cluster_cmd_slot(&c) != want)
+            fail_msg("%s: slot %d, want %d", k[i].name, ds_cluster_cmd_slot(&c), want);
+    }
     ds_buf_free(&b);
 }
 
