@@ -4,7 +4,7 @@
  * routed by slot and read back in order; a slot moved under a client with
  * a stale map (MOVED), a slot half migrated (ASK, and TRYAGAIN for a
  * transaction whose keys are split until the migration ends); WAIT on
- * every master written; replies retrying cannot fix (WRONGTYPE, a cluster
+ * every master written (and on one plain Redis); replies retrying cannot fix (WRONGTYPE, a cluster
  * node with redis.cluster off, a plain Redis with redis.cluster on); and a
  * master killed: the client fails naming it, says its unconfirmed writes
  * may be lost, and works again once the replica has taken over.
@@ -404,6 +404,18 @@ static void test_wait(void **state) {
     assert_int_equal(write_all(r, fill_wait, "w2"), DS_ERR_IO);
     assert_non_null(strstr(ds_redis_errstr(r), "1 of 2 replicas"));
     assert_false(ds_redis_fatal(r));
+    ds_redis_destroy(r);
+    /* one plain Redis (no replica): the WAIT's reply is checked there too,
+     * and the writes it did not confirm are said to be at risk once the
+     * connection goes */
+    o.wait_replicas = 1;
+    r = client_opts(env.redis_url, &o);
+    assert_int_equal(ds_redis_connect(r), DS_ERR_OK);
+    assert_false(ds_redis_is_cluster(r));
+    assert_int_equal(write_all(r, fill_wait, "w3"), DS_ERR_IO);
+    assert_non_null(strstr(ds_redis_errstr(r), "0 of 1 replicas"));
+    ds_redis_close(r);
+    assert_true(ds_redis_take_lost(r));
     ds_redis_destroy(r);
 }
 
