@@ -77,7 +77,9 @@ size_t ds_redis_pending(const ds_redis_t *r);
 /** Drop the pending commands without sending them. */
 void ds_redis_discard(ds_redis_t *r);
 /** Close the connection (everything pending or in flight is forgotten);
- *  the next ds_redis_connect() opens a new one. */
+ *  the next ds_redis_connect() opens a new one.  In a cluster, only the
+ *  connections that owed replies are closed (an idle one stays: a WAIT on
+ *  it still covers the writes it carried), and the map is read again. */
 void ds_redis_close(ds_redis_t *r);
 
 typedef void (*ds_redis_reply_fn)(void *opaque, size_t index, const redisReply *reply);
