@@ -33,7 +33,8 @@ static void usage(FILE *o) {
             "                      [--start ISO8601|now-Nd] [--span-days D] [--print]\n"
             "                      [--schemas DIR] [--topic-marketing T] [--topic-crm T] [-X k=v]\n"
             "                      [--schema-registry URL [--subject-strategy topic|record]]\n"
-            "                      [--profile demo|wide|skew] [--leads N] [--print-rules]\n\n"
+            "                      [--profile demo|wide|skew] [--leads N] [--print-rules]\n"
+            "                      [--key unit|lead_id|account_id|event_id]\n\n"
             "Produces realistic synthetic marketing and CRM events (Avro, Confluent framing):\n"
             "accounts with buying groups of 3-8 leads walking Spark/Introduce/Confront content,\n"
             "shares and webinars; deals moving through the purchase stages with seller activity\n"
@@ -46,7 +47,10 @@ static void usage(FILE *o) {
             "  --print        JSON lines on stdout instead of producing\n"
             "  --schema-registry URL  register MarketingEvent and CrmEvent (from --schemas) under\n"
             "                 <topic>-value (record: their full names) and write the ids the\n"
-            "                 registry returns; without it the embedded ids 1 and 2 are written\n\n"
+            "                 registry returns; without it the embedded ids 1 and 2 are written\n"
+            "  --key F        the Kafka key: unit (default, the contract: account_id, or lead_id\n"
+            "                 without account; deal_id) or, to reproduce a wrongly keyed\n"
+            "                 producer, that field of each record that has it (else the unit)\n\n"
             "Profiles: demo (the above, default); wide: a company's marketing stream, 20,000\n"
             "accounts x 12 leads (--accounts, --leads), 2,400 content items over 40 insights,\n"
             "4%% of the events from leads without an account, events ~7 ms apart; skew: the\n"
@@ -189,6 +193,7 @@ int ds_cmd_gen(int argc, char **argv) {
     const char *brokers = getenv("DEALSIGNAL_BROKERS"), *schemas = "schemas";
     const char *registry_url = NULL, *strategy = "topic";
     const char *t_ma = "ma.events", *t_crm = "crm.events", *start = "now-90d";
+    const char *key_by = "unit";
     int print = 0, print_rules = 0, accounts_set = 0, scenario_set = 0;
     ds_kv_pair_t extra[32];
     size_t nextra = 0;
@@ -207,6 +212,7 @@ int ds_cmd_gen(int argc, char **argv) {
         {"profile", required_argument, 0, 'P'},
         {"leads", required_argument, 0, 'L'},
         {"print-rules", no_argument, 0, 'W'},
+        {"key", required_argument, 0, 'k'},
         {0, 0, 0, 0}};
     int ch;
     optind = 1;
@@ -261,6 +267,14 @@ int ds_cmd_gen(int argc, char **argv) {
             break;
         case 'M': t_ma = optarg; break;
         case 'C': t_crm = optarg; break;
+        case 'k':
+            if (strcmp(optarg, "unit") && strcmp(optarg, "lead_id") &&
+                strcmp(optarg, "account_id") && strcmp(optarg, "event_id")) {
+                fprintf(stderr, "gen: --key must be unit, lead_id, account_id or event_id\n");
+                return 2;
+            }
+            key_by = optarg;
+            break;
         case 'X': {
             char *eq = strchr(optarg, '=');
             if (!eq || nextra == 32) {
@@ -382,6 +396,14 @@ int ds_cmd_gen(int argc, char **argv) {
         }
         const char *key = ev.is_crm ? ev.crm.deal_id
                                     : (ev.ma.account_id ? ev.ma.account_id : ev.ma.lead_id);
+        const char *other = !strcmp(key_by, "event_id")   ? (ev.is_crm ? ev.crm.event_id
+                                                                       : ev.ma.event_id)
+                            : !strcmp(key_by, "lead_id")    ? (ev.is_crm ? NULL : ev.ma.lead_id)
+                            : !strcmp(key_by, "account_id") ? (ev.is_crm ? ev.crm.account_id
+                                                                         : ev.ma.account_id)
+                                                            : NULL;
+        if (other)
+            key = other;
         if (ds_kafka_produce(p, ev.is_crm ? t_crm : t_ma, key, strlen(key), b.data, b.len, NULL,
                              &d)) {
             rc = 1;

@@ -17,5 +17,6 @@ int ds_cmd_demo(int argc, char **argv);
 int ds_cmd_backtest(int argc, char **argv);
 /* `dealsignal rules learn …`: argv[0] is "learn" */
 int ds_cmd_rules_learn(int argc, char **argv);
+int ds_cmd_repartition(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@ static const struct {
     {"rules", ds_cmd_rules, "rules check FILE, rules defaults, rules learn (from won deals)"},
     {"demo", ds_cmd_demo, "broker + private redis-server + workers + generated scenario"},
     {"backtest", ds_cmd_backtest, "judge the stall rules against won and lost deals of history"},
+    {"repartition", ds_cmd_repartition, "copy a topic re-keyed by unit id (account, lead, deal)"},
 };
 
 static void usage(FILE *out) {
@@ -28,7 +29,7 @@ static void usage(FILE *out) {
                  "buyer signals that prove they are moving (Kafka in, Kafka + Redis out).\n\n"
                  "commands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].help);
+        fprintf(out, "  %-11s %s\n", commands[i].name, commands[i].help);
     fprintf(out, "\n`dealsignal <command> --help` describes each one.\n");
 }
 

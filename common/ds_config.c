@@ -40,6 +40,10 @@ static const row_t rows[] = {
      "prefix of every Redis key"},
     {"redis.timeout_ms", "--redis-timeout-ms", T_INT, "2000", 1, 600000, NULL,
      OFF(redis_timeout_ms), "Redis connect and command timeout"},
+    {"broker_timeout_ms", "--broker-timeout-ms", T_INT, "10000", 500, 600000, NULL,
+     OFF(broker_timeout_ms),
+     "not ready once no broker has answered for this long (librdkafka statistics); ready "
+     "again at the first answer"},
     {"redis.flush_ms", "--redis-flush-ms", T_INT, "1000", 0, 60000, NULL, OFF(redis_flush_ms),
      "state writes are coalesced per entity in windows of this length, each written over "
      "the next (0 = every batch); offsets are committed after each window is written"},

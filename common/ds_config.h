@@ -34,6 +34,7 @@ typedef struct ds_config {
     char *redis_url;            /* redis://[user:password@]host:port[/db] */
     char *redis_prefix;         /* key prefix, default "ds:" */
     int redis_timeout_ms;
+    int broker_timeout_ms;      /* not ready once no broker answered this long */
     int redis_flush_ms;       /* coalesce state writes over this interval (0: every batch) */
     int redis_flush_entities; /* ... or until this many entities changed */
     char *redis_cluster;      /* "auto" | "on" | "off" */

@@ -28,7 +28,10 @@
     X(LIMIT_EXCEEDED, "limit_exceeded")                                   \
     X(WRONG_TYPE, "wrong_schema")                                         \
     X(EMPTY_KEY, "empty_key")                                             \
-    X(NULL_VALUE, "null_value")
+    X(NULL_VALUE, "null_value")                                           \
+    /* the record's key or partition is not its unit's: stable DLQ codes */ \
+    X(WRONG_KEY, "wrong_key")                                             \
+    X(WRONG_PARTITION, "wrong_partition")
 
 typedef enum {
 #define DS_ERR_ENUM(name, text) DS_ERR_##name,

@@ -63,6 +63,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
 }
 
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    (void)rk;
+    const ds_kafka_hooks_t *h = opaque;
+    if (h && h->error)
+        h->error(h->opaque, err, reason);
+    else
+        DS_WARN("kafka", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+}
+
 static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
     (void)rk;
     const ds_kafka_hooks_t *h = opaque;
@@ -75,10 +84,34 @@ ds_err_t ds_kafka_stats_lag(const char *json, size_t len, const char *topic,
                             void (*fn)(void *opaque, int32_t partition, int64_t lag,
                                        int64_t committed, bool fetching),
                             void *opaque) {
+    return ds_kafka_stats_read(json, len, topic, fn, opaque, NULL);
+}
+
+ds_err_t ds_kafka_stats_read(const char *json, size_t len, const char *topic,
+                             void (*fn)(void *opaque, int32_t partition, int64_t lag,
+                                        int64_t committed, bool fetching),
+                             void *opaque, ds_kafka_brokers_t *brokers) {
     json_error_t jerr;
     json_t *root = json_loadb(json, len, 0, &jerr);
     if (!root)
         return DS_ERR_INVAL;
+    if (brokers) {
+        memset(brokers, 0, sizeof(*brokers));
+        const char *name;
+        json_t *b;
+        json_object_foreach(json_object_get(root, "brokers"), name, b) {
+            json_t *rx = json_object_get(b, "rx");
+            const char *st = json_string_value(json_object_get(b, "state"));
+            if (json_is_integer(rx))
+                brokers->rx += (int64_t)json_integer_value(rx);
+            brokers->up += st && !strcmp(st, "UP");
+            brokers->total++;
+        }
+    }
+    if (!fn) {
+        json_decref(root);
+        return DS_ERR_OK;
+    }
     json_t *parts = json_object_get(json_object_get(json_object_get(root, "topics"), topic),
                                     "partitions");
     if (!json_is_object(json_object_get(root, "topics"))) {
@@ -125,7 +158,8 @@ rd_kafka_t *ds_kafka_consumer_new(const ds_config_t *cfg, const char *const *top
          * (about 1 s of work at full rate) instead of by its count. */
         {"queued.min.messages", "1000000"},
         {"queued.max.messages.kbytes", "65536"},
-        {"statistics.interval.ms", "5000"}, /* consumer lag for /metrics */
+        /* consumer lag for /metrics, and whether any broker answers */
+        {"statistics.interval.ms", "1000"},
     };
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
         if (set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size))
@@ -137,6 +171,7 @@ rd_kafka_t *ds_kafka_consumer_new(const ds_config_t *cfg, const char *const *top
         goto fail;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_stats_cb(conf, stats_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_opaque(conf, (void *)hooks);
     char e[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));

@@ -17,15 +17,27 @@
 #include "ds_config.h"
 #include "ds_err.h"
 
+/** What librdkafka's statistics say of the brokers: their responses
+ *  received in all ("rx", summed over every broker connection, the group
+ *  coordinator's included: it grows while any broker answers requests)
+ *  and how many of them are in state UP. */
+typedef struct ds_kafka_brokers {
+    int64_t rx;
+    int up, total;
+} ds_kafka_brokers_t;
+
 typedef struct ds_kafka_hooks {
     /* Called on the polling thread inside rd_kafka_consumer_poll() before
      * the assignment changes.  `revoked` must finish (or drop) the batch in
      * hand for those partitions before it returns. */
     void (*assigned)(void *opaque, const rd_kafka_topic_partition_list_t *parts);
     void (*revoked)(void *opaque, const rd_kafka_topic_partition_list_t *parts);
-    /* librdkafka's statistics JSON (statistics.interval.ms, default 5000
+    /* librdkafka's statistics JSON (statistics.interval.ms, default 1000
      * for our consumers), on the polling thread; may be NULL. */
     void (*stats)(void *opaque, const char *json, size_t len);
+    /* librdkafka's error events (RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN …), on
+     * the polling thread; may be NULL (they are then logged). */
+    void (*error)(void *opaque, int err, const char *reason);
     void *opaque;
 } ds_kafka_hooks_t;
 
@@ -58,6 +70,12 @@ ds_err_t ds_kafka_stats_lag(const char *json, size_t len, const char *topic,
                             void (*fn)(void *opaque, int32_t partition, int64_t lag,
                                        int64_t committed, bool fetching),
                             void *opaque);
+/** ds_kafka_stats_lag() (fn may be NULL: no walk) that also fills
+ *  *brokers (may be NULL), from one parse of the JSON. */
+ds_err_t ds_kafka_stats_read(const char *json, size_t len, const char *topic,
+                             void (*fn)(void *opaque, int32_t partition, int64_t lag,
+                                        int64_t committed, bool fetching),
+                             void *opaque, ds_kafka_brokers_t *brokers);
 
 /** An idempotent producer whose delivery reports feed ds_delivery_t. */
 rd_kafka_t *ds_kafka_producer_new(const ds_config_t *cfg, char *errstr, size_t errstr_size);

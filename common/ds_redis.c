@@ -11,6 +11,17 @@
  * single-node code below is then unused.  WAIT on one node: its position
  * among the replies owed is noted at send time (the buffer is parsed only
  * when wait_replicas is set) and its reply checked when read.
+ *
+ * Time: blocking reads and writes end after timeout_ms (SO_RCVTIMEO and
+ * SO_SNDTIMEO); replies that are not waited for (ds_redis_collect_avail)
+ * count as lost once none has come for timeout_ms while some are owed.
+ *
+ * A connection dropped with commands in flight leaves them in the server's
+ * socket buffer: a server that was only paused runs them when it resumes,
+ * possibly after the same writes sent again on a new connection.  So the
+ * next connection to the same server (same run_id) first kills the old one
+ * (CLIENT KILL ID): the server has then run those commands or never will,
+ * before anything is sent again.
  */
 #include "ds_redis.h"
 
@@ -24,6 +35,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "ds_clock.h"
 #include "ds_cluster.h"
 #include "ds_log.h"
 
@@ -40,6 +52,12 @@ struct ds_redis {
     size_t noutq;
     ds_buf_t *capture;    /* ds_redis_capture target, or NULL */
     size_t *capture_count;
+    int64_t progress_ms; /* last reply read, or first reply owed since */
+    long long client_id; /* CLIENT ID of this connection (0: unknown) */
+    char run_id[48];     /* the server's run_id at connect ("": unknown) */
+    long long orphan_id; /* a connection dropped with commands in flight */
+    char orphan_run_id[48];
+    bool kill_refused; /* CLIENT KILL not allowed: said once */
     char err[600];
     ds_redis_opts_t opts;
     ds_cluster_t *cl; /* non-NULL: the server is a cluster; it does everything */
@@ -131,6 +149,12 @@ ds_redis_t *ds_redis_new(const char *url, int timeout_ms, char *errstr, size_t e
 }
 
 static void drop(ds_redis_t *r) {
+    if (r->ctx && (r->inflight || r->noutq) && r->client_id) {
+        /* its commands may still run: kill it from the next connection */
+        r->orphan_id = r->client_id;
+        memcpy(r->orphan_run_id, r->run_id, sizeof(r->run_id));
+    }
+    r->client_id = 0;
     if (r->ctx)
         redisFree(r->ctx);
     r->ctx = NULL;
@@ -154,6 +178,56 @@ void ds_redis_destroy(ds_redis_t *r) {
 
 bool ds_redis_connected(const ds_redis_t *r) {
     return r->cl ? ds_cluster_connected(r->cl) : r->ctx != NULL;
+}
+
+/* The server's run_id (from INFO server) and this connection's id, in one
+ * round trip; then the connection an earlier drop left with commands in
+ * flight is killed if it was to this same server.  Errors (an ACL user
+ * not allowed INFO or CLIENT) leave them unknown: no kill then. */
+static void identify(ds_redis_t *r) {
+    r->run_id[0] = '\0';
+    r->client_id = 0;
+    if (redisAppendCommand(r->ctx, "INFO server") != REDIS_OK ||
+        redisAppendCommand(r->ctx, "CLIENT ID") != REDIS_OK)
+        return;
+    for (int i = 0; i < 2; i++) {
+        void *rep = NULL;
+        if (redisGetReply(r->ctx, &rep) != REDIS_OK || !rep)
+            return;
+        redisReply *x = rep;
+        if (i == 0 && x->type == REDIS_REPLY_STRING) {
+            const char *p = strstr(x->str, "run_id:");
+            if (p) {
+                p += 7;
+                size_t n = strcspn(p, "\r\n");
+                if (n < sizeof(r->run_id)) {
+                    memcpy(r->run_id, p, n);
+                    r->run_id[n] = '\0';
+                }
+            }
+        } else if (i == 1 && x->type == REDIS_REPLY_INTEGER) {
+            r->client_id = x->integer;
+        }
+        freeReplyObject(x);
+    }
+    if (!r->orphan_id || !r->run_id[0] || strcmp(r->run_id, r->orphan_run_id)) {
+        r->orphan_id = 0; /* another server (or unknown): it died with it */
+        return;
+    }
+    char id[24];
+    snprintf(id, sizeof(id), "%lld", r->orphan_id);
+    redisReply *k = redisCommand(r->ctx, "CLIENT KILL ID %s", id);
+    if (k && k->type == REDIS_REPLY_ERROR && !strstr(k->str, "No such client") &&
+        !r->kill_refused) {
+        r->kill_refused = true;
+        DS_WARN("redis",
+                "cannot end the connection dropped with writes in flight (%s): "
+                "they may still be applied after the writes sent again",
+                k->str);
+    }
+    if (k)
+        freeReplyObject(k);
+    r->orphan_id = 0;
 }
 
 /* bumped by every (re)connection: see ds_redis_epoch() */
@@ -318,7 +392,18 @@ ds_err_t ds_redis_connect(ds_redis_t *r) {
     r->ctx = c;
     r->pending = 0;
     r->inflight = 0;
+    identify(r);
+    if (!r->ctx || r->ctx->err) { /* the server stopped answering meanwhile */
+        snprintf(r->err, sizeof(r->err), "connect %s:%d: %s", r->url.host, r->url.port,
+                 r->ctx ? r->ctx->errstr : "lost");
+        drop(r);
+        return DS_ERR_IO;
+    }
     return DS_ERR_OK;
+}
+
+const char *ds_redis_server_run_id(const ds_redis_t *r) {
+    return r->ctx ? r->run_id : "";
 }
 
 /* RESP: *argc CRLF then $len CRLF bytes CRLF per argument. */
@@ -499,6 +584,8 @@ ds_err_t ds_redis_send(ds_redis_t *r, const void *cmds, size_t len, size_t ncmds
     }
     if (write_out(r, false))
         return DS_ERR_IO;
+    if (!r->inflight && ncmds)
+        r->progress_ms = ds_clock_mono_ms(); /* the replies are owed from now */
     r->inflight += ncmds;
     r->sent_no += ncmds;
     return DS_ERR_OK;
@@ -520,6 +607,7 @@ static ds_err_t read_replies(ds_redis_t *r, size_t n, ds_redis_reply_fn on_reply
         redisReply *reply = rep;
         if (inflight) {
             r->inflight--;
+            r->progress_ms = ds_clock_mono_ms();
             if (!check_wait(r, reply))
                 result = DS_ERR_IO;
         }
@@ -581,6 +669,7 @@ ds_err_t ds_redis_collect_avail(ds_redis_t *r, size_t max, size_t *got) {
         }
         if (rep) {
             r->inflight--;
+            r->progress_ms = ds_clock_mono_ms();
             (*got)++;
             redisReply *reply = rep;
             if (!check_wait(r, reply))
@@ -605,6 +694,14 @@ ds_err_t ds_redis_collect_avail(ds_redis_t *r, size_t max, size_t *got) {
     }
     if (!r->ctx)
         return DS_ERR_IO;
+    if (r->inflight && ds_clock_mono_ms() - r->progress_ms > r->timeout_ms) {
+        /* paused, or the connection is dead without an error: what is in
+         * flight counts as lost; the caller sends it again */
+        snprintf(r->err, sizeof(r->err), "no reply for %lld ms (redis.timeout_ms %d)",
+                 (long long)(ds_clock_mono_ms() - r->progress_ms), r->timeout_ms);
+        drop(r);
+        return DS_ERR_TIMEOUT;
+    }
     return result;
 }
 

@@ -65,8 +65,16 @@ void ds_redis_set_opts(ds_redis_t *r, const ds_redis_opts_t *o);
  *  may have restarted empty) every hash is written in full again. */
 unsigned ds_redis_epoch(void);
 
-/** Connect now if not connected.  DS_ERR_IO when unreachable. */
+/** Connect now if not connected.  DS_ERR_IO when unreachable.  A new
+ *  connection reads the server's run_id (INFO server) and, when an
+ *  earlier connection of r to the same server was dropped with commands
+ *  in flight, ends that one first (CLIENT KILL ID): its commands have then
+ *  run or never will, before anything is sent again. */
 ds_err_t ds_redis_connect(ds_redis_t *r) DS_WUR;
+/** The run_id the server reported when this connection was made: it
+ *  changes when the server restarts.  "" when not connected or unknown
+ *  (INFO not allowed). */
+const char *ds_redis_server_run_id(const ds_redis_t *r);
 bool ds_redis_connected(const ds_redis_t *r);
 
 /** Append one command (argv with explicit lengths; lens may be NULL for
@@ -118,7 +126,10 @@ size_t ds_redis_inflight(const ds_redis_t *r);
 ds_err_t ds_redis_collect(ds_redis_t *r, size_t n) DS_WUR;
 
 /** Read, without waiting, the replies already in (at most `max`); *got
- *  says how many.  Errors as ds_redis_collect(). */
+ *  says how many.  Errors as ds_redis_collect(); DS_ERR_TIMEOUT (the
+ *  connection dropped) when replies are owed and none has come for the
+ *  timeout: a server that stopped answering is noticed by a caller that
+ *  never blocks. */
 ds_err_t ds_redis_collect_avail(ds_redis_t *r, size_t max, size_t *got) DS_WUR;
 
 /** While capturing: append a WAIT for the configured number of replicas

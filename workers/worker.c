@@ -36,6 +36,16 @@
  * A batch ends "done" (offsets stored) or "abandoned" (rebalance, or
  * shutdown past its timeout: nothing stored, the messages are consumed
  * again and the in-memory state is rebuilt from Redis).
+ *
+ * Readiness tells the truth: it is lost when a Redis reply is owed for
+ * longer than redis.timeout_ms (writes not waited for included), when a
+ * PING sent every PROBE_MS (also while idle, and while a retry waits out
+ * its backoff) goes unanswered as long, when no broker has answered
+ * for broker_timeout_ms (librdkafka's statistics) or all are down, and
+ * when outputs are not acknowledged; it comes back with the first answer.
+ * A retry's backoff ends as soon as the probe finds the server answering
+ * again.  A Redis whose run_id changed and that lost a key this worker
+ * wrote came back empty: every entity held in memory is written again.
  */
 #include "worker.h"
 
@@ -172,14 +182,25 @@ struct ds_worker {
     char redis_labels[64];
     int64_t stop_ms; /* when the worker first saw ds_worker_stop */
     bool fatal;      /* Redis said something retrying cannot fix */
+    /* the Redis probe (probe_redis) and the server's identity */
+    bool probing;          /* a PING in flight on `redis` */
+    int64_t last_probe_ms; /* when the last one was sent */
+    char run_id[48];       /* the server's, when last connected */
+    char sample_key[512];  /* a key the last confirmed writes set */
+    /* the brokers (on_stats, on_error); read by ds_worker_ready */
+    int64_t broker_answer_ms; /* when their responses last grew (atomic) */
+    int64_t broker_rx;
+    volatile int brokers_down; /* librdkafka: all brokers down */
+    volatile int stats_seen;
     bool abandon;
     bool paused;
     int64_t last_tick;
     int64_t last_msg_ms; /* when the last message was collected */
     bool trimmed;        /* free memory given back since then */
-    ds_log_rl_t rl_redis, rl_kafka, rl_msg;
+    ds_log_rl_t rl_redis, rl_kafka, rl_msg, rl_key;
 
-    ds_counter_t *m_polled, *m_consumed, *m_batches, *m_outputs, *m_redis_errors, *m_produce_errors;
+    ds_counter_t *m_polled, *m_consumed, *m_batches, *m_outputs, *m_redis_errors, *m_produce_errors,
+        *m_redis_lost;
     ds_histogram_t *m_phase[8];
     ds_histogram_t *m_batch_seconds, *m_redis_seconds;
 };
@@ -246,12 +267,47 @@ static void lag_one(void *opaque, int32_t partition, int64_t lag, int64_t commit
         ds_gauge_set(g, fetching && lag > 0 ? (double)lag : 0);
 }
 
+/* The statistics also say whether any broker answers: the responses
+ * received over all broker connections grow while one does (fetches every
+ * fetch.wait.max.ms, heartbeats every second even while paused). */
 static void on_stats(void *opaque, const char *json, size_t len) {
     ds_worker_t *w = opaque;
     lag_walk_t lw = {w, false};
-    if (w->metrics && ds_kafka_stats_lag(json, len, w->topic, lag_one, &lw))
+    ds_kafka_brokers_t br;
+    if (ds_kafka_stats_read(json, len, w->topic, w->metrics ? lag_one : NULL, &lw, &br)) {
         ds_log_rl(&w->rl_msg, 60000, DS_LOG_WARN, w->ops->name,
                   "unreadable librdkafka statistics (%zu bytes)", len);
+        return;
+    }
+    int64_t now = ds_clock_mono_ms();
+    if (!w->stats_seen) { /* the count so far; silence is timed from the start */
+        w->broker_rx = br.rx;
+    } else if (br.rx != w->broker_rx) {
+        if (w->brokers_down || now - __atomic_load_n(&w->broker_answer_ms, __ATOMIC_RELAXED) >
+                                   w->cfg->broker_timeout_ms)
+            DS_INFO(w->ops->name, "a broker answers again");
+        w->broker_rx = br.rx;
+        __atomic_store_n(&w->broker_answer_ms, now, __ATOMIC_RELAXED);
+        w->brokers_down = 0;
+    } else if (now - __atomic_load_n(&w->broker_answer_ms, __ATOMIC_RELAXED) >
+               w->cfg->broker_timeout_ms) {
+        ds_log_rl(&w->rl_kafka, 5000, DS_LOG_WARN, w->ops->name,
+                  "no broker has answered for %lld ms (broker_timeout_ms %d): not ready",
+                  (long long)(now - w->broker_answer_ms), w->cfg->broker_timeout_ms);
+    }
+    w->stats_seen = 1;
+}
+
+static void on_error(void *opaque, int err, const char *reason) {
+    ds_worker_t *w = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+        w->brokers_down = 1;
+        ds_log_rl(&w->rl_kafka, 5000, DS_LOG_WARN, w->ops->name,
+                  "all brokers are down (%s): not ready", reason);
+        return;
+    }
+    ds_log_rl(&w->rl_kafka, 5000, DS_LOG_WARN, w->ops->name, "kafka: %s: %s",
+              rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
 /* The phases of a batch, for the histogram dealsignal_phase_seconds{phase}. */
@@ -288,13 +344,30 @@ static void serve_consumer(ds_worker_t *w, int timeout_ms);
 
 static bool past_shutdown_timeout(ds_worker_t *w);
 
-/* (A stop request is noticed here too, so that its timeout starts then,
- * and a backoff does not outlast it.) */
-static void backoff_wait(ds_worker_t *w, int64_t ms) {
+typedef enum { PROBE_IDLE, PROBE_WAIT, PROBE_UP, PROBE_DOWN } probe_t;
+static probe_t probe_redis(ds_worker_t *w);
+
+/* What a retry waits for: Redis unreachable or not answering (the wait
+ * ends as soon as the probe gets an answer), Redis answering with an error
+ * (the whole backoff: it would answer the same at once), the broker (ends
+ * once a broker answers again if none did when the wait began).  A stop
+ * request is noticed here too, so that its timeout starts then, and a
+ * backoff does not outlast it. */
+typedef enum { WAIT_REDIS_DOWN, WAIT_REDIS_ERROR, WAIT_KAFKA } wait_for_t;
+
+static bool brokers_silent(const ds_worker_t *w);
+
+static void backoff_wait(ds_worker_t *w, int64_t ms, wait_for_t what) {
     set_paused(w, true);
+    bool silent = what == WAIT_KAFKA && brokers_silent(w);
     int64_t end = ds_clock_mono_ms() + ms;
-    while (!w->abandon && !w->fatal && ds_clock_mono_ms() < end && !past_shutdown_timeout(w))
-        serve_consumer(w, 50);
+    while (!w->abandon && !w->fatal && ds_clock_mono_ms() < end && !past_shutdown_timeout(w)) {
+        serve_consumer(w, 20);
+        if (what == WAIT_REDIS_DOWN && probe_redis(w) == PROBE_UP)
+            break; /* it answers again: retry now, whatever the backoff */
+        if (silent && !brokers_silent(w))
+            break;
+    }
 }
 
 static int64_t next_backoff(int64_t cur) { return cur >= 5000 ? 5000 : cur * 2; }
@@ -441,11 +514,44 @@ static void drop_windows(ds_worker_t *w) {
     w->owed = w->owed_total = 0;
 }
 
+/* The key (second argument) of the first command of RESP bytes that has
+ * one (MULTI and EXEC have none), into out. */
+static bool resp_first_key(const unsigned char *p, size_t len, char *out, size_t n) {
+    const unsigned char *end = p + len;
+    while (p < end && *p == '*') {
+        char *q;
+        unsigned long argc = strtoul((const char *)p + 1, &q, 10);
+        p = (const unsigned char *)q + 2; /* CRLF */
+        for (unsigned long a = 0; a < argc; a++) {
+            if (p >= end || *p != '$')
+                return false;
+            size_t l = (size_t)strtoul((const char *)p + 1, &q, 10);
+            p = (const unsigned char *)q + 2;
+            if (p + l > end)
+                return false;
+            if (a == 1) {
+                if (l + 1 > n)
+                    return false;
+                memcpy(out, p, l);
+                out[l] = '\0';
+                return true;
+            }
+            p += l + 2;
+        }
+    }
+    return false;
+}
+
 /* The batch's writes are confirmed (and, as batches finish in order, those
  * of every batch before it).  The batch that wrote a window's last entity
  * stores the offsets of every batch up to the window's close: their
  * outputs are acknowledged and their state is in Redis. */
 static void batch_done(ds_worker_t *w, batch_t *b) {
+    /* a key Redis now holds: after a restart, its absence says the state
+     * is gone (redis_identity) */
+    if (b->nwrites &&
+        !resp_first_key(b->writes.data, b->writes.len, w->sample_key, sizeof(w->sample_key)))
+        w->sample_key[0] = '\0';
     if (b->store) {
         if (b->store->cnt)
             ds_kafka_store_offsets(w->consumer, b->store);
@@ -726,7 +832,7 @@ static bool wait_acks(ds_worker_t *w, const batch_t *except, bool block) {
             drain_deliveries(w, acks[i]);
         if (must_abandon(w))
             return false;
-        backoff_wait(w, backoff);
+        backoff_wait(w, backoff, WAIT_KAFKA);
         backoff = next_backoff(backoff);
         if (must_abandon(w))
             return false;
@@ -769,7 +875,8 @@ static bool redis_failed(ds_worker_t *w, ds_redis_t *r, int64_t backoff) {
         return false;
     }
     ds_log_rl(&w->rl_redis, 5000, DS_LOG_WARN, w->ops->name,
-              "redis unavailable (%s); partitions paused, retrying in %lld ms",
+              "redis unavailable (%s); not ready, partitions paused, retrying in at most %lld "
+              "ms",
               why[0] ? why : "no reason given", (long long)backoff);
     return true;
 }
@@ -809,17 +916,126 @@ static void rewind_to_committed(ds_worker_t *w) {
     rd_kafka_topic_partition_list_destroy(parts);
 }
 
+/* Redis answered (a reply, not merely a send): ready as far as it goes. */
 static void redis_fine(ds_worker_t *w) {
     if (!w->redis_ok)
         DS_INFO(w->ops->name, "redis is reachable again");
     w->redis_ok = 1;
 }
 
+static void on_exists(void *opaque, size_t index, const redisReply *reply) {
+    (void)index;
+    *(long long *)opaque = reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
+}
+
+/* A new connection: is it the server this worker wrote to?  A changed
+ * run_id with a key this worker's writes set gone means Redis came back
+ * empty (or from an old snapshot): every entity still held in memory (of
+ * this worker's partitions) is written again; what it no longer holds is
+ * lost until replayed. */
+static void redis_identity(ds_worker_t *w, ds_redis_t *r) {
+    const char *id = ds_redis_server_run_id(r);
+    if (!id[0] || !strcmp(id, w->run_id))
+        return;
+    bool first = !w->run_id[0];
+    char was[sizeof(w->run_id)];
+    ds_strlcpy(was, w->run_id, sizeof(was));
+    ds_strlcpy(w->run_id, id, sizeof(w->run_id));
+    if (first || !w->sample_key[0])
+        return;
+    long long exists = -1;
+    const char *argv[] = {"EXISTS", w->sample_key};
+    ds_redis_cmd(r, 2, argv, NULL);
+    if (ds_redis_run(r, on_exists, &exists) != DS_ERR_OK || exists < 0) {
+        DS_WARN(w->ops->name,
+                "redis restarted (run_id %s, was %s); could not check its state: "
+                "%s",
+                id, was, ds_redis_errstr(r));
+        return;
+    }
+    if (exists) {
+        DS_INFO(w->ops->name, "redis restarted (run_id %s, was %s) with its state", id, was);
+        return;
+    }
+    rd_kafka_topic_partition_list_t *owned = NULL;
+    if (rd_kafka_assignment(w->consumer, &owned))
+        owned = NULL;
+    size_t before = w->ops->dirty_count(w->self);
+    w->ops->rewrite_all(w->self, owned);
+    if (owned)
+        rd_kafka_topic_partition_list_destroy(owned);
+    count(w->m_redis_lost, 1);
+    DS_ERROR(w->ops->name,
+             "redis came back without the state this worker wrote (run_id %s, was %s; %s is "
+             "gone): writing back the %zu entities it holds in memory; state it does not hold "
+             "is lost until replayed (docs/OPERATIONS.md)",
+             id, was, w->sample_key, w->ops->dirty_count(w->self) - before);
+}
+
+/* ds_redis_connect(), and the server's identity checked on a new connection. */
+static ds_err_t redis_connect(ds_worker_t *w, ds_redis_t *r) {
+    bool was = ds_redis_connected(r);
+    ds_err_t e = ds_redis_connect(r);
+    if (!e && !was)
+        redis_identity(w, r);
+    return e;
+}
+
+/* The probe: one PING in flight at a time on the load connection, sent
+ * every PROBE_MS.  A worker with nothing to ask of Redis (idle, or every
+ * unit in memory) finds out within redis.timeout_ms that it stopped
+ * answering (ds_redis_collect_avail times the reply out), and a retry that
+ * waits out its backoff finds out at once that it answers again.  Without
+ * waiting; UP when an answer came now, DOWN on a failure. */
+#define PROBE_MS 250
+static const char ping_cmd[] = "*1\r\n$4\r\nPING\r\n";
+
+static probe_t probe_redis(ds_worker_t *w) {
+    if (w->probing) {
+        size_t got = 0;
+        if (ds_redis_collect_avail(w->redis, 1, &got)) {
+            w->probing = false;
+            redis_failed(w, w->redis, PROBE_MS);
+            return PROBE_DOWN;
+        }
+        if (!got)
+            return PROBE_WAIT;
+        w->probing = false;
+        redis_fine(w);
+        return PROBE_UP;
+    }
+    int64_t now = ds_clock_mono_ms();
+    if (now - w->last_probe_ms < PROBE_MS)
+        return PROBE_IDLE;
+    w->last_probe_ms = now;
+    if (redis_connect(w, w->redis) || ds_redis_send(w->redis, ping_cmd, sizeof(ping_cmd) - 1, 1)) {
+        redis_failed(w, w->redis, PROBE_MS);
+        return PROBE_DOWN;
+    }
+    w->probing = true;
+    return PROBE_WAIT;
+}
+
+/* The load connection is about to be used synchronously: read the probe's
+ * reply first (it is in by now unless Redis stopped answering; then the
+ * connection is dropped and the caller's connect fails or reconnects). */
+static void probe_settle(ds_worker_t *w) {
+    if (!w->probing)
+        return;
+    w->probing = false;
+    if (ds_redis_collect(w->redis, 1) == DS_ERR_OK)
+        redis_fine(w);
+    else
+        ds_redis_close(w->redis);
+}
+
 /* Load what batch b needs (rounds until the worker asks for nothing). */
 static bool load_stage(ds_worker_t *w, batch_t *b) {
     int64_t backoff = 100;
     for (;;) {
-        ds_err_t e = ds_redis_connect(w->redis);
+        probe_settle(w);
+        ds_err_t e = redis_connect(w, w->redis);
+        bool answered = false;
         if (!e) {
             int64_t t0 = ds_clock_mono_us();
             for (int round = 0; !e; round++) {
@@ -829,19 +1045,23 @@ static bool load_stage(ds_worker_t *w, batch_t *b) {
                     break;
                 prefetch_ctx_t pc = {w, DS_ERR_OK};
                 e = ds_redis_run(w->redis, on_prefetch_reply, &pc);
+                answered |= !e;
                 if (!e && pc.err)
                     e = pc.err;
                 observe(w->m_redis_seconds, (double)(ds_clock_mono_us() - t0) / 1e6);
             }
         }
         if (!e) {
-            redis_fine(w);
+            if (answered) /* else nothing was asked: no news of Redis */
+                redis_fine(w);
             return true;
         }
+        /* connected still: Redis answered, with an error */
+        wait_for_t what = ds_redis_connected(w->redis) ? WAIT_REDIS_ERROR : WAIT_REDIS_DOWN;
         ds_redis_discard(w->redis);
         if (!redis_failed(w, w->redis, backoff))
             return false;
-        backoff_wait(w, backoff);
+        backoff_wait(w, backoff, what);
         backoff = next_backoff(backoff);
         if (must_abandon(w))
             return false;
@@ -862,7 +1082,8 @@ typedef enum {
 static bool writes_stage(ds_worker_t *w, wait_t wait) {
     int64_t backoff = 100;
     for (;;) {
-        ds_err_t e = ds_redis_connect(w->wredis);
+        ds_err_t e = redis_connect(w, w->wredis);
+        bool answered = false;
         batch_t *bs[NBATCH];
         size_t n = e ? 0 : batches_in(w, B_READY, bs);
         for (size_t i = 0; !e && i < n; i++) {
@@ -886,6 +1107,7 @@ static bool writes_stage(ds_worker_t *w, wait_t wait) {
                 }
                 if (e)
                     break;
+                answered |= got > 0;
                 if (ds_redis_take_lost(w->wredis)) {
                     /* a node went away with writes no WAIT confirmed, yet
                      * the round succeeded elsewhere: store nothing more */
@@ -902,9 +1124,11 @@ static bool writes_stage(ds_worker_t *w, wait_t wait) {
                 observe(w->m_redis_seconds, (double)(ds_clock_mono_us() - t0) / 1e6);
         }
         if (!e) {
-            redis_fine(w);
+            if (answered) /* a send alone says nothing of Redis */
+                redis_fine(w);
             return true;
         }
+        wait_for_t what = ds_redis_connected(w->wredis) ? WAIT_REDIS_ERROR : WAIT_REDIS_DOWN;
         /* the connection is gone (or answered an error: closed too), and
          * with it every reply in flight: all of it goes out again */
         ds_redis_close(w->wredis);
@@ -917,7 +1141,7 @@ static bool writes_stage(ds_worker_t *w, wait_t wait) {
             rewind_to_committed(w);
             return false;
         }
-        backoff_wait(w, backoff);
+        backoff_wait(w, backoff, what);
         backoff = next_backoff(backoff);
         if (must_abandon(w))
             return false;
@@ -956,6 +1180,44 @@ static bool make_room(ds_worker_t *w) {
 
 /* ---- the batch ----------------------------------------------------------- */
 
+/* `len` bytes of p as text for a log line or a DLQ detail: at most 96
+ * bytes, other than printable ASCII shown as '?'. */
+static void printable(const void *p, size_t len, char *out, size_t n) {
+    size_t o = 0;
+    for (size_t i = 0; i < len && i < 96 && o + 1 < n; i++) {
+        unsigned char c = ((const unsigned char *)p)[i];
+        out[o++] = c >= 0x20 && c < 0x7f && c != '"' ? (char)c : '?';
+    }
+    out[o] = '\0';
+}
+
+/* A record must be keyed by its unit's id: only then do all the records of
+ * one unit share a partition, and so one owner that applies them in order
+ * and one checkpoint that describes them.  Otherwise: DLQ wrong_key, and a
+ * warning that says how to fix the producer. */
+static ds_err_t check_key(ds_worker_t *w, const rd_kafka_message_t *m, const void *slot,
+                          char *detail, size_t detail_size) {
+    const char *id_name = "unit id";
+    const char *id = w->ops->unit_key(w->self, slot, &id_name);
+    size_t len = id ? strlen(id) : 0;
+    if (id && len == m->key_len && !memcmp(id, m->key, len))
+        return DS_ERR_OK;
+    char key[100], want[100];
+    printable(m->key, m->key_len, key, sizeof(key));
+    printable(id ? id : "", len, want, sizeof(want));
+    snprintf(detail, detail_size, "key \"%s\" is not the record's %s \"%s\" (expected key)", key,
+             id_name, want);
+    ds_log_rl(&w->rl_key, 10000, DS_LOG_WARN, w->ops->name,
+              "record keyed by another id than its unit's, sent to the DLQ (wrong_key): "
+              "topic=%s partition=%d offset=%lld key=\"%s\" expected=\"%s\" (%s). "
+              "Fix the producer: key every %s record by %s, so that one unit's records share "
+              "a partition; or re-key the topic with `dealsignal repartition` "
+              "(docs/INPUT-KEYS.md)",
+              w->topic, (int)m->partition, (long long)m->offset, key, want, id_name, w->topic,
+              w->ops->unit_key_doc);
+    return DS_ERR_WRONG_KEY;
+}
+
 /* Add m to b, decoded; false (m not added) when it cannot be decoded now
  * because the schema registry did not answer (DS_ERR_IO from decode). */
 static bool add_msg(ds_worker_t *w, batch_t *b, rd_kafka_message_t *m) {
@@ -981,6 +1243,8 @@ static bool add_msg(ds_worker_t *w, batch_t *b, rd_kafka_message_t *m) {
     } else {
         void *slot = b->slot_mem + i * w->ops->event_size;
         e = w->ops->decode(w->self, m->payload, m->len, &b->arena, slot, detail, sizeof(detail));
+        if (!e && w->ops->unit_key)
+            e = check_key(w, m, slot, detail, sizeof(detail));
         if (!e)
             b->slots[i] = slot;
     }
@@ -1004,9 +1268,10 @@ static bool add_msg(ds_worker_t *w, batch_t *b, rd_kafka_message_t *m) {
     b->errs[i] = e;
     if (e) {
         b->details[i] = ds_arena_strndup(&b->arena, detail, strlen(detail));
-        ds_log_rl(&w->rl_msg, 2000, DS_LOG_WARN, w->ops->name,
-                  "bad record to DLQ topic=%s partition=%d offset=%lld error=%s detail=%s",
-                  w->topic, (int)m->partition, (long long)m->offset, ds_err2str(e), detail);
+        if (e != DS_ERR_WRONG_KEY) /* check_key() said it, with the fix */
+            ds_log_rl(&w->rl_msg, 2000, DS_LOG_WARN, w->ops->name,
+                      "bad record to DLQ topic=%s partition=%d offset=%lld error=%s detail=%s",
+                      w->topic, (int)m->partition, (long long)m->offset, ds_err2str(e), detail);
     }
     return true;
 }
@@ -1026,6 +1291,36 @@ static void hold(ds_worker_t *w, rd_kafka_message_t *m) {
         w->held[w->nheld++] = m;
     }
     set_paused(w, true);
+}
+
+/* Once its unit is loaded: an event whose unit is bound by its checkpoint
+ * to another partition is not applied (DLQ wrong_partition).  Its unit's
+ * records reach two partitions (two producers with different
+ * partitioners, or a topic whose partition count changed): two owners
+ * could apply them at once, and one checkpoint cannot describe both. */
+static bool check_partition(ds_worker_t *w, batch_t *b, size_t i) {
+    if (!w->ops->unit_partition)
+        return true;
+    const rd_kafka_message_t *m = b->msgs[i];
+    int32_t bound = w->ops->unit_partition(w->self, b->slots[i]);
+    if (bound < 0 || bound == m->partition)
+        return true;
+    char key[100], detail[256];
+    printable(m->key, m->key_len, key, sizeof(key));
+    snprintf(detail, sizeof(detail),
+             "unit \"%s\" is bound to partition %d by its checkpoint; this record is on "
+             "partition %d",
+             key, (int)bound, (int)m->partition);
+    b->errs[i] = DS_ERR_WRONG_PARTITION;
+    b->details[i] = ds_arena_strndup(&b->arena, detail, strlen(detail));
+    ds_log_rl(&w->rl_key, 10000, DS_LOG_WARN, w->ops->name,
+              "record on another partition than its unit's, sent to the DLQ (wrong_partition): "
+              "topic=%s partition=%d offset=%lld key=\"%s\" unit_partition=%d. Every producer "
+              "of %s must use the same partitioner (e.g. -X partitioner=murmur2_random for "
+              "librdkafka beside Java producers); after a change of the partition count, "
+              "rebuild the state by replay (docs/INPUT-KEYS.md)",
+              w->topic, (int)m->partition, (long long)m->offset, key, (int)bound, w->topic);
+    return false;
 }
 
 /* Collect up to batch.size messages: wait up to `wait_ms` for the first,
@@ -1199,7 +1494,7 @@ static bool build_batch(ds_worker_t *w, batch_t *b, bool tick, bool flush) {
     w->cur = b;
     for (size_t i = 0; i < b->nmsgs; i++) {
         const rd_kafka_message_t *m = b->msgs[i];
-        if (b->errs[i]) {
+        if (b->errs[i] || !check_partition(w, b, i)) {
             emit_dlq(w, i);
             dlq_count(w, b->errs[i]);
             continue;
@@ -1296,12 +1591,14 @@ int ds_worker_run(ds_worker_t *w) {
         DS_WARN(w->ops->name, "output topics not known to the broker yet; "
                               "the first outputs wait for their metadata");
     w->last_flush_ms = ds_clock_mono_ms(); /* the first interval starts now */
-    if (ds_redis_connect(w->redis) == DS_ERR_OK)
+    __atomic_store_n(&w->broker_answer_ms, ds_clock_mono_ms(), __ATOMIC_RELAXED);
+    if (redis_connect(w, w->redis) == DS_ERR_OK)
         w->redis_ok = 1;
     else
         (void)redis_failed(w, w->redis, 100); /* logs it; stops on a fatal reply */
     while (!ds_worker_stop) {
         w->abandon = false;
+        probe_redis(w); /* every PROBE_MS, busy or idle */
         batch_t *b = free_batch(w);
         if (!b) {
             if (!make_room(w))
@@ -1469,6 +1766,7 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
     w->hooks.assigned = on_assigned;
     w->hooks.revoked = on_revoked;
     w->hooks.stats = on_stats;
+    w->hooks.error = on_error;
     w->hooks.opaque = w;
     /* subscribed by ds_worker_run, once ops->start has succeeded */
     w->consumer = ds_kafka_consumer_new(cfg, NULL, 0, &w->hooks, errstr, errstr_size);
@@ -1484,6 +1782,10 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
     w->m_outputs = counter(w, "produced_records", "Output records acknowledged by the broker");
     w->m_redis_errors = counter(w, "redis_errors", "Failed Redis pipeline runs");
     w->m_produce_errors = counter(w, "produce_errors", "Batches whose outputs had to be produced again");
+    w->m_redis_lost = counter(w, "redis_state_lost",
+                              "Times Redis came back without the state this worker wrote (its "
+                              "run_id changed and a key it wrote is gone): what it holds in "
+                              "memory is written again");
     for (int i = 0; metrics && i < PH__COUNT; i++) {
         char labels[96];
         snprintf(labels, sizeof(labels), "worker=\"%s\",phase=\"%s\"", ops->name,
@@ -1536,6 +1838,16 @@ void ds_worker_destroy(ds_worker_t *w) {
     free(w);
 }
 
+/* No broker answered for broker_timeout_ms (once statistics came: they
+ * are what says so), or librdkafka said all are down.  Any thread. */
+static bool brokers_silent(const ds_worker_t *w) {
+    if (w->brokers_down)
+        return true;
+    return w->stats_seen &&
+           ds_clock_mono_ms() - __atomic_load_n(&w->broker_answer_ms, __ATOMIC_RELAXED) >
+               w->cfg->broker_timeout_ms;
+}
+
 bool ds_worker_ready(const ds_worker_t *w, char *why, size_t why_size) {
     if (!w->started) {
         pthread_mutex_lock((pthread_mutex_t *)&w->why_lock);
@@ -1549,9 +1861,18 @@ bool ds_worker_ready(const ds_worker_t *w, char *why, size_t why_size) {
     }
     if (!w->redis_ok) {
         pthread_mutex_lock((pthread_mutex_t *)&w->why_lock);
-        snprintf(why, why_size, "%s: redis unreachable: %s", w->ops->name,
+        snprintf(why, why_size, "%s: redis not answering: %s", w->ops->name,
                  w->redis_why[0] ? w->redis_why : "not connected yet");
         pthread_mutex_unlock((pthread_mutex_t *)&w->why_lock);
+        return false;
+    }
+    if (w->brokers_down) {
+        snprintf(why, why_size, "%s: all brokers down", w->ops->name);
+        return false;
+    }
+    if (brokers_silent(w)) {
+        snprintf(why, why_size, "%s: no broker answered for %d ms (broker_timeout_ms)",
+                 w->ops->name, w->cfg->broker_timeout_ms);
         return false;
     }
     if (!w->kafka_ok) {
@@ -1567,4 +1888,9 @@ bool ds_worker_ready(const ds_worker_t *w, char *why, size_t why_size) {
 }
 
 ds_metrics_t *ds_worker_metrics(ds_worker_t *w) { return w->metrics; }
-ds_redis_t *ds_worker_redis(ds_worker_t *w) { return w->redis; }
+ds_redis_t *ds_worker_redis(ds_worker_t *w) {
+    probe_settle(w); /* the caller runs commands on it at once */
+    if (!ds_redis_connected(w->redis))
+        (void)redis_connect(w, w->redis); /* with the identity check; else the caller's fails */
+    return w->redis;
+}

@@ -81,6 +81,23 @@ typedef struct ds_worker_ops {
      * and calls again after a backoff); any other code stops the worker
      * with errstr. */
     ds_err_t (*start)(void *self, char *errstr, size_t errstr_size);
+    /* The unit id of a decoded event: the Kafka key its records must carry
+     * (scorer: account_id, or lead_id without account; watcher: deal_id).
+     * *id_name names the field it comes from, for the DLQ detail.  A record
+     * whose key differs goes to the DLQ (wrong_key) and is not applied. */
+    const char *(*unit_key)(void *self, const void *slot, const char **id_name);
+    /* How the input topic must be keyed, in words (for the warning). */
+    const char *unit_key_doc;
+    /* Once the batch's loads are in: the partition the event's unit is
+     * bound to by its checkpoint (-1: none yet).  An event from another
+     * partition goes to the DLQ (wrong_partition) and is not applied: one
+     * unit's records on two partitions cannot be applied in order. */
+    int32_t (*unit_partition)(void *self, const void *slot);
+    /* Redis lost the state this worker wrote (it came back empty): make
+     * every entity held in memory whose unit is bound to one of `owned`
+     * (this worker's partitions) dirty, with its notes of what was written
+     * cleared, so that the next windows write all of it again. */
+    void (*rewrite_all)(void *self, const rd_kafka_topic_partition_list_t *owned);
 } ds_worker_ops_t;
 
 /** The stop flag every worker loop checks (set by signal handlers). */
@@ -105,8 +122,9 @@ void ds_worker_set_outputs(ds_worker_t *w, const char *const *topics, size_t n);
 void ds_worker_emit(ds_worker_t *w, const char *topic, const char *key, const void *val,
                     size_t vlen, const char *id);
 
-/** Whether the worker is ready (partitions assigned, Redis and Kafka OK);
- *  why gets the reason when not.  Any thread. */
+/** Whether the worker is ready (partitions assigned, Redis answering within
+ *  redis.timeout_ms, some broker answering within broker_timeout_ms, outputs
+ *  acknowledged); why gets the reason when not.  Any thread. */
 bool ds_worker_ready(const ds_worker_t *w, char *why, size_t why_size);
 
 /** The schema registry the configuration asks for: the embedded one
@@ -165,6 +183,14 @@ void ds_output_schema_init(ds_output_schema_t *o, const ds_config_t *cfg, const 
 ds_err_t ds_output_schemas_start(const ds_config_t *cfg, ds_registry_t *reg, ds_codec_t *codec,
                                  ds_output_schema_t *outs, size_t n, const char *comp,
                                  char *errstr, size_t errstr_size) DS_WUR;
+
+/** Whether partition p is in the list (NULL: none is). */
+static inline bool ds_worker_partition_in(const rd_kafka_topic_partition_list_t *l, int32_t p) {
+    for (int i = 0; l && i < l->cnt; i++)
+        if (l->elems[i].partition == p)
+            return true;
+    return false;
+}
 
 /** Metrics handle of the worker (may be NULL). */
 ds_metrics_t *ds_worker_metrics(ds_worker_t *w);

@@ -281,11 +281,16 @@ rd_kafka_t *ds_h_producer(const ds_h_env_t *env) {
 }
 
 void ds_h_produce(rd_kafka_t *p, const char *topic, const char *key, const void *val, size_t len) {
+    ds_h_produce_to(p, topic, RD_KAFKA_PARTITION_UA, key, key ? strlen(key) : 0, val, len);
+}
+
+void ds_h_produce_to(rd_kafka_t *p, const char *topic, int32_t partition, const void *key,
+                     size_t klen, const void *val, size_t len) {
     for (;;) {
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(key, key ? strlen(key) : 0), RD_KAFKA_V_VALUE((void *)val, len),
-            RD_KAFKA_V_END);
+        rd_kafka_resp_err_t err =
+            rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, klen),
+                              RD_KAFKA_V_VALUE((void *)val, len), RD_KAFKA_V_END);
         if (!err)
             return;
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -792,63 +797,62 @@ pid_t ds_h_cluster_reshard(const ds_h_cluster_t *cl, int from, int to, int nslot
     return p;
 }
 
-/* ---- snapshots ------------------------------------------------------------------ */
+/* ---- snapshots ------------------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b) {
+static int cmp_line(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void push_str(char ***v, size_t *n, size_t *cap, char *s) {
+static void push_line(char ***v, size_t *n, size_t *cap, char *s) {
     if (*n == *cap) {
         *cap = *cap ? *cap * 2 : 1024;
         *v = realloc(*v, *cap * sizeof(char *));
+        if (!*v)
+            die("out of memory");
     }
     (*v)[(*n)++] = s;
 }
 
-void ds_h_strs_free(char **v, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-/* a hash or zset reply (flat pairs) as "k=v;" sorted; binary values hexed */
-static char *canon_pairs(const redisReply *r) {
-    char **parts = NULL;
-    size_t np = 0, cap = 0;
+/* A hash or zset reply (flat field/value pairs) as sorted "f=v;" text;
+ * a value holding a NUL is hexed ("f#hex"). */
+static char *canon_pairs(const redisReply *r, const char *skip) {
+    size_t np = r->elements / 2, total = 1;
+    char **parts = calloc(np ? np : 1, sizeof(char *));
+    size_t k = 0;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        size_t kl = r->element[i]->len, vl = r->element[i + 1]->len;
-        const char *v = r->element[i + 1]->str;
-        char *s;
-        if (memchr(v, 0, vl) || memchr(r->element[i]->str, 0, kl)) {
-            s = malloc(kl + 2 + 2 * vl + 1);
-            memcpy(s, r->element[i]->str, kl);
-            s[kl] = '#';
-            for (size_t j = 0; j < vl; j++)
-                snprintf(s + kl + 1 + 2 * j, 3, "%02x", (unsigned char)v[j]);
-        } else {
-            s = malloc(kl + vl + 2);
-            memcpy(s, r->element[i]->str, kl);
-            s[kl] = '=';
-            memcpy(s + kl + 1, v, vl);
-            s[kl + 1 + vl] = '\0';
+        const redisReply *f = r->element[i], *v = r->element[i + 1];
+        if (skip && !strcmp(f->str, skip))
+            continue;
+        bool bin = memchr(v->str, 0, v->len) || memchr(f->str, 0, f->len);
+        size_t n = f->len + 2 + (bin ? 2 * v->len : v->len) + 1;
+        char *s = malloc(n);
+        memcpy(s, f->str, f->len);
+        s[f->len] = bin ? '#' : '=';
+        size_t o = f->len + 1;
+        for (size_t j = 0; j < v->len; j++) {
+            if (bin)
+                o += (size_t)snprintf(s + o, 3, "%02x", (unsigned char)v->str[j]);
+            else
+                s[o++] = v->str[j];
         }
-        push_str(&parts, &np, &cap, s);
+        s[o] = '\0';
+        parts[k++] = s;
+        total += o + 1;
     }
-    qsort(parts, np, sizeof(char *), cmp_str);
-    size_t total = 1;
-    for (size_t i = 0; i < np; i++)
-        total += strlen(parts[i]) + 1;
+    qsort(parts, k, sizeof(char *), cmp_line);
     char *out = malloc(total);
     size_t o = 0;
     out[0] = '\0';
-    for (size_t i = 0; i < np; i++)
+    for (size_t i = 0; i < k; i++) {
         o += (size_t)snprintf(out + o, total - o, "%s;", parts[i]);
-    ds_h_strs_free(parts, np);
+        free(parts[i]);
+    }
+    free(parts);
     return out;
 }
 
-size_t ds_h_snapshot(const int *ports, int nports, const char *prefix, char ***out) {
+size_t ds_h_snapshot_ports(const int *ports, int nports, const char *prefix,
+                           const char *skip_field, char ***lines) {
     char **v = NULL;
     size_t n = 0, cap = 0, plen = strlen(prefix);
     for (int p = 0; p < nports; p++) {
@@ -866,13 +870,14 @@ size_t ds_h_snapshot(const int *ports, int nports, const char *prefix, char ***o
                 redisReply *t = redisCommand(c, "TYPE %s", key);
                 redisReply *val = NULL;
                 char *body;
-                if (!strcmp(t->str, "hash"))
+                if (!strcmp(t->str, "hash")) {
                     val = redisCommand(c, "HGETALL %s", key);
-                else if (!strcmp(t->str, "zset"))
+                    body = canon_pairs(val, skip_field);
+                } else if (!strcmp(t->str, "zset")) {
                     val = redisCommand(c, "ZRANGE %s 0 -1 WITHSCORES", key);
-                else if (!strcmp(t->str, "set"))
+                    body = canon_pairs(val, NULL);
+                } else if (!strcmp(t->str, "set")) {
                     val = redisCommand(c, "SORT %s ALPHA", key);
-                if (val && !strcmp(t->str, "set")) {
                     size_t total = 1, o = 0;
                     for (size_t j = 0; j < val->elements; j++)
                         total += val->element[j]->len + 1;
@@ -880,15 +885,13 @@ size_t ds_h_snapshot(const int *ports, int nports, const char *prefix, char ***o
                     body[0] = '\0';
                     for (size_t j = 0; j < val->elements; j++)
                         o += (size_t)snprintf(body + o, total - o, "%s,", val->element[j]->str);
-                } else if (val) {
-                    body = canon_pairs(val);
                 } else {
                     body = strdup(t->str);
                 }
                 size_t l = strlen(key) - plen + strlen(body) + 2;
                 char *line = malloc(l);
                 snprintf(line, l, "%s\t%s", key + plen, body);
-                push_str(&v, &n, &cap, line);
+                push_line(&v, &n, &cap, line);
                 free(body);
                 if (val)
                     freeReplyObject(val);
@@ -899,12 +902,23 @@ size_t ds_h_snapshot(const int *ports, int nports, const char *prefix, char ***o
         redisFree(c);
     }
     if (n)
-        qsort(v, n, sizeof(char *), cmp_str);
-    *out = v;
+        qsort(v, n, sizeof(char *), cmp_line);
+    *lines = v;
     return n;
 }
 
-/* ---- HTTP ----------------------------------------------------------------------- */
+size_t ds_h_snapshot(const ds_h_env_t *env, const char *prefix, const char *skip_field,
+                     char ***lines) {
+    return ds_h_snapshot_ports(&env->redis_port, 1, prefix, skip_field, lines);
+}
+
+void ds_h_lines_free(char **lines, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        free(lines[i]);
+    free(lines);
+}
+
+/* ---- HTTP -------------------------------------------------------------------- */
 
 static size_t http_sink(char *p, size_t sz, size_t n, void *opaque) {
     ds_buf_t *b = opaque;
@@ -917,22 +931,36 @@ long ds_h_http_get(const char *addr, const char *path, char **body) {
     ds_buf_t b;
     ds_buf_init(&b, 0);
     CURL *c = curl_easy_init();
-    long status = 0;
+    if (!c)
+        die("curl_easy_init");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_sink);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    long status = 0;
     if (curl_easy_perform(c) == CURLE_OK)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(c);
-    if (body) {
-        *body = malloc(b.len + 1);
-        if (b.len)
-            memcpy(*body, b.data, b.len);
-        (*body)[b.len] = '\0';
-    }
-    ds_buf_free(&b);
+    if (ds_buf_append(&b, "", 1))
+        die("out of memory");
+    if (body)
+        *body = (char *)b.data;
+    else
+        ds_buf_free(&b);
     return status;
+}
+
+double ds_h_metric(const char *text, const char *sample) {
+    size_t n = strlen(sample);
+    for (const char *p = text; p && *p;) {
+        if (!strncmp(p, sample, n) && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return -1;
 }
 
 double ds_h_metric_sum(const char *text, const char *prefix) {
@@ -951,4 +979,92 @@ double ds_h_metric_sum(const char *text, const char *prefix) {
         line = nl ? nl + 1 : NULL;
     }
     return sum;
+}
+
+/* ---- comparisons -------------------------------------------------------------- */
+
+size_t ds_h_output_ids(const ds_h_env_t *env, const char *const *topics, int ntopics, char ***out) {
+    size_t n = 0, cap = 1024;
+    char **ids = malloc(cap * sizeof(char *));
+    for (int t = 0; t < ntopics; t++) {
+        ds_h_record_t *recs;
+        size_t k = ds_h_consume(env, topics[t], SIZE_MAX, 30000, &recs);
+        for (size_t i = 0; i < k; i++) {
+            const char *id = ds_h_header(&recs[i], "dealsignal.id");
+            if (!id)
+                die("a record of %s without dealsignal.id", topics[t]);
+            if (n == cap)
+                ids = realloc(ids, (cap *= 2) * sizeof(char *));
+            size_t l = strlen(id) + 16;
+            ids[n] = malloc(l);
+            snprintf(ids[n++], l, "%d/%s", t, id);
+        }
+        ds_h_records_free(recs, k);
+    }
+    qsort(ids, n, sizeof(char *), cmp_line);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (k && !strcmp(ids[k - 1], ids[i])) {
+            free(ids[i]);
+            continue;
+        }
+        ids[k++] = ids[i];
+    }
+    *out = ids;
+    return k;
+}
+
+bool ds_h_same_lines(const char *what, const char *name_a, char **a, size_t na, const char *name_b,
+                     char **b, size_t nb) {
+    fprintf(stderr, "  %s: %s %zu, %s %zu\n", what, name_a, na, name_b, nb);
+    for (size_t i = 0, j = 0, shown = 0; (i < na || j < nb) && shown < 3;) {
+        int c = i == na ? 1 : j == nb ? -1 : strcmp(a[i], b[j]);
+        if (c) {
+            fprintf(stderr, "  only in %s: %.300s\n", c < 0 ? name_a : name_b, c < 0 ? a[i] : b[j]);
+            shown++;
+        }
+        i += c <= 0;
+        j += c >= 0;
+    }
+    if (na != nb)
+        return false;
+    for (size_t i = 0; i < na; i++)
+        if (strcmp(a[i], b[i]))
+            return false;
+    return true;
+}
+
+int ds_h_log_count(const char *path, const char *needle) {
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    char line[8192];
+    int n = 0;
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+bool ds_h_same_state(const ds_h_env_t *env, const char *name_a, const char *prefix_a,
+                     const char *name_b, const char *prefix_b, const char *skip_field,
+                     size_t min_keys) {
+    char **x, **y;
+    size_t nx = ds_h_snapshot(env, prefix_a, skip_field, &x);
+    size_t ny = ds_h_snapshot(env, prefix_b, skip_field, &y);
+    bool same = nx > min_keys && ds_h_same_lines("keys", name_a, x, nx, name_b, y, ny);
+    ds_h_lines_free(x, nx);
+    ds_h_lines_free(y, ny);
+    return same;
+}
+
+bool ds_h_same_outputs(const ds_h_env_t *env, const char *name_a, const char *const *topics_a,
+                       const char *name_b, const char *const *topics_b, int ntopics) {
+    char **x, **y;
+    size_t nx = ds_h_output_ids(env, topics_a, ntopics, &x);
+    size_t ny = ds_h_output_ids(env, topics_b, ntopics, &y);
+    bool same = nx > 0 && ds_h_same_lines("output ids", name_a, x, nx, name_b, y, ny);
+    ds_h_lines_free(x, nx);
+    ds_h_lines_free(y, ny);
+    return same;
 }

@@ -57,6 +57,10 @@ int ds_h_stop(pid_t pid, int sig, int timeout_ms);
 rd_kafka_t *ds_h_producer(const ds_h_env_t *env);
 void ds_h_produce(rd_kafka_t *p, const char *topic, const char *key, const void *val, size_t len);
 void ds_h_flush(rd_kafka_t *p);
+/** Produce to one partition (RD_KAFKA_PARTITION_UA: the partitioner's
+ *  choice). */
+void ds_h_produce_to(rd_kafka_t *p, const char *topic, int32_t partition, const void *key,
+                     size_t klen, const void *val, size_t len);
 
 /** A record read back from a topic. */
 typedef struct ds_h_record {
@@ -95,6 +99,41 @@ void ds_h_codec_free(void);
 /** Convenience builders: produce one MarketingEvent / CrmEvent. */
 void ds_h_send_ma(rd_kafka_t *p, const char *topic, const ds_ma_event_t *ev);
 void ds_h_send_crm(rd_kafka_t *p, const char *topic, const ds_crm_event_t *ev);
+
+/** Every key under `prefix` with its whole content, one sorted line per
+ *  key ("key-without-prefix<TAB>field=value;…", binary values in hex),
+ *  without the hash field `skip_field` when not NULL (e.g. "checkpoint",
+ *  to compare runs over topics whose offsets differ).  Returns the count;
+ *  free with ds_h_lines_free. */
+size_t ds_h_snapshot(const ds_h_env_t *env, const char *prefix, const char *skip_field,
+                     char ***lines);
+void ds_h_lines_free(char **lines, size_t n);
+
+/** GET http://addr/path; returns the HTTP status (0: no answer) and, when
+ *  body is not NULL, the NUL-terminated body (caller frees). */
+long ds_h_http_get(const char *addr, const char *path, char **body);
+/** The value of the sample `name{labels}` in /metrics text; -1 if absent. */
+double ds_h_metric(const char *text, const char *sample);
+
+/** The distinct output ids ("<topic index>/<dealsignal.id>") of every
+ *  record of `topics`, sorted; free with ds_h_lines_free. */
+size_t ds_h_output_ids(const ds_h_env_t *env, const char *const *topics, int ntopics, char ***ids);
+/** Whether two sorted line lists are equal; prints their counts and the
+ *  first lines only one has. */
+bool ds_h_same_lines(const char *what, const char *name_a, char **a, size_t na, const char *name_b,
+                     char **b, size_t nb);
+/** Two runs' Redis states (ds_h_snapshot of each prefix, without
+ *  skip_field) are equal and hold more than min_keys keys; the
+ *  differences are printed. */
+bool ds_h_same_state(const ds_h_env_t *env, const char *name_a, const char *prefix_a,
+                     const char *name_b, const char *prefix_b, const char *skip_field,
+                     size_t min_keys);
+/** Two runs' output topics (topics_a[i] against topics_b[i]) hold the
+ *  same set of output ids, and some. */
+bool ds_h_same_outputs(const ds_h_env_t *env, const char *name_a, const char *const *topics_a,
+                       const char *name_b, const char *const *topics_b, int ntopics);
+/** Lines of the file at path that contain needle (0 when unreadable). */
+int ds_h_log_count(const char *path, const char *needle);
 
 /** A free TCP port on 127.0.0.1 (for a process's HTTP endpoint). */
 int ds_h_free_port(void);
@@ -141,17 +180,11 @@ char *ds_h_cluster_hget(const ds_h_cluster_t *cl, const char *key, const char *f
 pid_t ds_h_cluster_reshard(const ds_h_cluster_t *cl, int from, int to, int nslots,
                            const char *logfile);
 
-/** Every key under `prefix` on the Redis servers at `ports` (the masters
- *  of a cluster, or one plain Redis), one sorted line per key: the key
- *  without the prefix, a tab, its value in a canonical form (hash fields
- *  and zset members sorted, binary values in hex).  Returns how many;
- *  free with ds_h_strs_free. */
-size_t ds_h_snapshot(const int *ports, int nports, const char *prefix, char ***out);
-void ds_h_strs_free(char **v, size_t n);
+/** ds_h_snapshot() over the Redis servers at `ports` (the masters of a
+ *  cluster, or one plain Redis), merged into one sorted list. */
+size_t ds_h_snapshot_ports(const int *ports, int nports, const char *prefix,
+                           const char *skip_field, char ***lines);
 
-/** GET http://addr/path: the status (0 when unreachable), body malloc'ed
- *  into *body when body is not NULL. */
-long ds_h_http_get(const char *addr, const char *path, char **body);
 /** The sum of the samples in a /metrics text whose line starts with
  *  `prefix` (e.g. "dealsignal_redis_redirects_total{"). */
 double ds_h_metric_sum(const char *text, const char *prefix);

@@ -207,13 +207,13 @@ static int cmpstr(const void *a, const void *b);
 static size_t state_of(const run_t *r, char ***out) {
     size_t n;
     if (r->plain) {
-        n = ds_h_snapshot(&env.redis_port, 1, r->prefix, out);
+        n = ds_h_snapshot(&env, r->prefix, NULL, out);
     } else {
         int m[DS_H_CLUSTER_MAX], ports[DS_H_CLUSTER_MAX];
         int nm = ds_h_cluster_masters(&cl, m);
         for (int i = 0; i < nm; i++)
             ports[i] = cl.port[m[i]];
-        n = ds_h_snapshot(ports, nm, r->prefix, out);
+        n = ds_h_snapshot_ports(ports, nm, r->prefix, NULL, out);
     }
     char from[80];
     snprintf(from, sizeof(from), "{wpart:%s:", r->in_crm);
@@ -295,8 +295,8 @@ static void compare(const run_t *r) {
     assert_int_equal(nids, noracle_ids);
     for (size_t i = 0; i < nids; i++)
         assert_string_equal(ids[i], oracle_ids[i]);
-    ds_h_strs_free(st, nst);
-    ds_h_strs_free(ids, nids);
+    ds_h_lines_free(st, nst);
+    ds_h_lines_free(ids, nids);
 }
 
 static double scrape(const char *addr, const char *prefix) {
@@ -581,8 +581,8 @@ int main(void) {
         }
     int rc = only ? _cmocka_run_group_tests("test_cluster_workers", some, nsome, NULL, NULL)
                   : cmocka_run_group_tests(tests, NULL, NULL);
-    ds_h_strs_free(oracle_state, noracle_state);
-    ds_h_strs_free(oracle_ids, noracle_ids);
+    ds_h_lines_free(oracle_state, noracle_state);
+    ds_h_lines_free(oracle_ids, noracle_ids);
     ds_h_records_free(src_ma, nsrc_ma);
     ds_h_records_free(src_crm, nsrc_crm);
     ds_h_cleanup();

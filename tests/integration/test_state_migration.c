@@ -26,6 +26,7 @@
  * ever had.
  */
 #include <inttypes.h>
+#include <math.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -41,6 +42,45 @@
 
 static ds_h_env_t env;
 static char dir[1024], logfile[256];
+
+/* A lead hash that no event touched since the upgrade keeps the earlier
+ * version's text: its scores with six digits (now to 0.1) and its reasons
+ * with their points (now without).  Such a field is the same when it reads
+ * the same in the newer format. */
+static void strip_points(const char *s, size_t n, char *out, size_t cap) {
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 1 < cap;) {
+        size_t e = i;
+        while (e < n && s[e] != '\n')
+            e++;
+        size_t end = e;
+        for (size_t k = i; k + 4 <= e; k++) /* the last ": " of the line */
+            if (s[k] == ':' && s[k + 1] == ' ')
+                end = k;
+        if (end < e && !(e - i >= 4 && !memcmp(s + e - 4, " pts", 4)))
+            end = e;
+        for (size_t k = i; k < end && o + 1 < cap; k++)
+            out[o++] = s[k];
+        if (e < n && o + 1 < cap)
+            out[o++] = '\n';
+        i = e + 1;
+    }
+    out[o] = '\0';
+}
+
+static bool same_in_either_format(const char *field, const redisReply *x, const redisReply *y) {
+    static char a[8192], b[8192];
+    if (!strcmp(field, "reasons")) {
+        strip_points(x->str, x->len, a, sizeof(a));
+        strip_points(y->str, y->len, b, sizeof(b));
+        return !strcmp(a, b);
+    }
+    if (!strcmp(field, "confront") || !strcmp(field, "connect") || !strcmp(field, "mobilizer")) {
+        double u = strtod(x->str, NULL), v = strtod(y->str, NULL);
+        return round(u * 10) == round(v * 10);
+    }
+    return false;
+}
 
 static const char *const ACCOUNT_FIELDS[] = {
     "account_id", "engaged_stakeholders", "confronted_stakeholders",
@@ -229,6 +269,8 @@ static size_t compare_redis(redisContext *a, redisContext *b) {
         for (size_t f = 0; fields[f]; f++) {
             const redisReply *fx = hfield(x, fields[f]), *fy = hfield(y, fields[f]);
             if (!fx && !fy)
+                continue;
+            if (fx && fy && same_in_either_format(fields[f], fx, fy))
                 continue;
             if (!fx || !fy || fx->len != fy->len || memcmp(fx->str, fy->str, fx->len))
                 fail_msg("%s field %s: migrated run %s, from scratch %s", key, fields[f],

@@ -995,6 +995,22 @@ static void put_view(void *opaque, uint64_t *written, const ds_lead_score_t *v) 
     vmap_put(opaque, v);
 }
 
+/* The oracle's view as the per-lead layout stores it: the reasons without
+ * their points (": 12.5 pts"). */
+static void put_view_bare(void *opaque, uint64_t *written, const ds_lead_score_t *v) {
+    (void)written;
+    ds_lead_score_t b = *v;
+    char bare[DS_MAX_REASONS][512];
+    for (size_t i = 0; i < v->reasons_count; i++) {
+        snprintf(bare[i], sizeof(bare[i]), "%s", v->reasons[i]);
+        char *colon = strrchr(bare[i], ':');
+        if (colon && !strcmp(colon + strlen(colon) - 4, " pts"))
+            *colon = '\0';
+        b.reasons[i] = bare[i];
+    }
+    vmap_put(opaque, &b);
+}
+
 /* The scorer writes the public fields of the leads of the account's set
  * (a lead that only received a share has a record, no public fields). */
 static void w_view(void *opaque, const ds_lead_score_t *v, uint64_t *notes, const void *rec,
@@ -1102,6 +1118,13 @@ static void st_mob(void *opaque, const char *lead, bool add) {
     kv_set(w->store, key, add ? "1" : NULL, add ? 1 : 0);
 }
 
+static void st_sum(void *opaque, uint32_t idx, const void *v, size_t n) {
+    stw_t *w = opaque;
+    char key[32];
+    snprintf(key, sizeof(key), "S:%u", idx);
+    kv_set(w->store, key, n ? v : NULL, n);
+}
+
 static void st_acct(void *opaque, const ds_account_score_t *a, uint64_t sig, const void *rec,
                     size_t n) {
     stw_t *w = opaque;
@@ -1132,6 +1155,10 @@ static ds_score_unit_t *st_reload(kv_t *store, const char *key, bool is_account)
                                                     (const char *)e->v, e->n),
                              DS_ERR_OK);
     assert_int_equal(ds_score_unit_put_account(u, acct->v, acct->n), DS_ERR_OK);
+    for (const kv_t *e = store; e; e = e->hh.next)
+        if (!strncmp(e->key, "S:", 2))
+            assert_int_equal(
+                ds_score_unit_put_sum(u, strtoull(e->key + 2, NULL, 10), e->v, e->n), DS_ERR_OK);
     for (const kv_t *e = store; e; e = e->hh.next)
         if (!strncmp(e->key, "M:", 2))
             assert_int_equal(ds_score_unit_put_mobilizer(u, e->key + 2, strlen(e->key + 2)),
@@ -1222,15 +1249,21 @@ static void flush_unit(run_t *R, int ui) {
     ds_flush(p->ds, &p->vds);
     ds_flush(p->rt, &p->vrt);
     stw_t sw = {&p->store, &p->vst};
-    ds_score_writer_t w = {&sw, st_lead, st_dict, st_att, st_mob, st_acct};
+    ds_score_writer_t w = {.opaque = &sw,
+                           .lead = st_lead,
+                           .dict = st_dict,
+                           .attendance = st_att,
+                           .mobilizer = st_mob,
+                           .sum = st_sum,
+                           .account = st_acct};
     if (ds_score_unit_write(p->st, &w))
         FAIL(R, "unit %s: st's write failed", key);
-    ref_score_unit_foreach_dirty(p->ref, put_view, &p->vref);
+    ref_score_unit_foreach_dirty(p->ref, put_view_bare, &p->vref);
     ref_score_unit_clear_dirty(p->ref);
     /* ds also rewrites a lead whose record changed without its scores (a
      * share to it): what it shows must be what the oracle would show */
     for (size_t i = 0; i < g_nwritten; i++) {
-        ref_score_unit_view_of(p->ref, g_written[i], put_view, &p->vref);
+        ref_score_unit_view_of(p->ref, g_written[i], put_view_bare, &p->vref);
         free(g_written[i]);
     }
     g_nwritten = 0;

@@ -505,6 +505,8 @@ static int unsubscribe(ds_score_unit_t *u, uint32_t li, int64_t t) {
         if (g >= 0) {
             u->agg[g].q -= L->ins[i].q;
             u->agg[g].npos -= L->ins[i].pos;
+            if (ds_score_mark_sum(u, (uint32_t)g))
+                return -1;
         }
     }
     free(L->ins);

@@ -114,6 +114,8 @@ ds_err_t ds_score_unit_put_account(ds_score_unit_t *u, const void *p, size_t n) 
 /** One stored dictionary entry (index -> content or insight id). */
 ds_err_t ds_score_unit_put_dict(ds_score_unit_t *u, uint64_t idx, const char *s,
                                 size_t n) DS_WUR;
+/** One stored insight sum (ds_score_writer_t.sum), after the dictionary. */
+ds_err_t ds_score_unit_put_sum(ds_score_unit_t *u, uint64_t idx, const void *p, size_t n) DS_WUR;
 /** One stored mobilizer of the account. */
 ds_err_t ds_score_unit_put_mobilizer(ds_score_unit_t *u, const char *lead_id, size_t n) DS_WUR;
 /** A lead's stored record; p NULL: the lead has none (new).  A lead
@@ -141,7 +143,9 @@ bool ds_score_unit_is_legacy(const ds_score_unit_t *u);
 
 typedef struct ds_score_writer {
     void *opaque;
-    /* A changed lead: its public view (output_id NULL), the caller's notes,
+    /* A changed lead: its public view (output_id NULL; its reasons are the
+     * contributions in words, largest first, without their points, which
+     * change with every event while the words seldom do), the caller's notes,
      * its record (ds_score_unit_put_lead bytes), whether it is a lead of
      * the account's lead set and not yet known there.  A lead that only
      * received a share has no event of its own: `member` is false. */
@@ -154,6 +158,9 @@ typedef struct ds_score_writer {
                        size_t n);
     /* A mobilizer joined (add) or left the account's set. */
     void (*mobilizer)(void *opaque, const char *lead_id, bool add);
+    /* An insight's sum over the account's leads (keyed by the insight's
+     * dictionary index) to set, or (n == 0) delete.  Only changed ones. */
+    void (*sum)(void *opaque, uint32_t idx, const void *v, size_t n);
     /* The account's figures and aggregate record (accounts only; last).
      * `sig` changes whenever a figure does (0 never). */
     void (*account)(void *opaque, const ds_account_score_t *view, uint64_t sig, const void *rec,
@@ -167,6 +174,13 @@ typedef struct ds_score_writer {
 ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) DS_WUR;
 /** Whether anything changed since the last write. */
 bool ds_score_unit_dirty(const ds_score_unit_t *u);
+/** Make everything in memory dirty, as if nothing had been written: every
+ *  lead (notes cleared, set membership unknown), the attendance fields and
+ *  mobilizers of the leads in memory, the dictionary, the account (Redis
+ *  lost what was written).  *whole: the unit holds everything it ever
+ *  stored (a unit read from Redis holds only what its events needed).
+ *  Costs the unit's size. */
+ds_err_t ds_score_unit_mark_all_dirty(ds_score_unit_t *u, bool *whole) DS_WUR;
 
 /** Everything in memory as one buffer (all leads, indexes, dictionary and
  *  aggregate, in the per-lead formats), and back: for tests, tools and

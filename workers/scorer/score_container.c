@@ -7,8 +7,9 @@
  * bytes are canonical: a unit loaded from them saves to the same bytes.
  *
  *   "DSS3", key, is_account, dictionary (strings), account record,
- *   leads (id, record), mobilizers (ids), attendance indexes (content,
- *   fields (lead, value) by lead id)
+ *   insight sums (dictionary index, value), leads (id, record),
+ *   mobilizers (ids), attendance indexes (content, fields (lead, value)
+ *   by lead id)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -51,14 +52,29 @@ ds_err_t ds_score_unit_save(ds_score_unit_t *u, ds_buf_t *out) {
         TRY(ds_score_put_sid(u, &leads, L->id));
         TRY(ds_buf_put_strn(&leads, (const char *)rec.data, rec.len));
     }
-    ds_buf_t acct;
+    ds_buf_t acct, sums;
     ds_buf_init(&acct, 0);
+    ds_buf_init(&sums, 0);
     if (u->is_account)
         TRY(ds_score_encode_account(u, &acct));
+    /* the insight sums, keyed by dictionary index (assigning as needed) */
+    uint32_t nsums = 0;
+    for (uint32_t k = 0; k < u->nagg && !e; k++) {
+        ds_buf_reset(&rec);
+        TRY(ds_score_encode_sum(&u->agg[k], &rec));
+        if (!rec.len)
+            continue;
+        TRY(ds_score_dict_assign(u, u->agg[k].insight) ? DS_ERR_NOMEM : DS_ERR_OK);
+        TRY(ds_buf_put_varint(&sums, (uint64_t)u->strs[u->agg[k].insight].dict));
+        TRY(ds_buf_put_strn(&sums, (const char *)rec.data, rec.len));
+        nsums++;
+    }
     TRY(ds_buf_put_varint(out, u->ndict));
     for (uint32_t i = 0; i < u->ndict && !e; i++)
         TRY(ds_score_put_sid(u, out, u->dict[i]));
     TRY(ds_buf_put_strn(out, (const char *)acct.data, acct.len));
+    TRY(ds_buf_put_varint(out, nsums));
+    TRY(ds_buf_append(out, sums.data, sums.len));
     TRY(ds_buf_put_varint(out, nl));
     TRY(ds_buf_append(out, leads.data, leads.len));
     TRY(ds_buf_put_varint(out, u->nmob));
@@ -97,6 +113,7 @@ ds_err_t ds_score_unit_save(ds_score_unit_t *u, ds_buf_t *out) {
 #undef TRY
     ds_buf_free(&leads);
     ds_buf_free(&acct);
+    ds_buf_free(&sums);
     ds_buf_free(&rec);
     ds_buf_free(&tmp);
     return e;
@@ -160,6 +177,13 @@ ds_score_unit_t *ds_score_unit_load(const void *p, size_t n, ds_err_t *err) {
         ok = false;
     if (!u->is_account)
         u->dict_written = 0; /* a lone lead's dictionary lives in its record */
+    ok = ok && ds_get_varint(&r, &cnt) == 0 && cnt <= (uint64_t)(r.end - r.p);
+    for (uint64_t i = 0; ok && !e && i < cnt; i++) {
+        uint64_t idx;
+        ok = ds_get_varint(&r, &idx) == 0 && get_bytes(&r, &b, &bn);
+        if (ok)
+            e = ds_score_unit_put_sum(u, idx, b, bn);
+    }
     ok = ok && ds_get_varint(&r, &cnt) == 0 && cnt <= (uint64_t)(r.end - r.p);
     for (uint64_t i = 0; ok && !e && i < cnt; i++) {
         const unsigned char *idp, *rp;

@@ -130,7 +130,8 @@ typedef struct lead {
 typedef struct aggi {
     uint32_t insight;
     uint32_t nconf;
-    uint32_t npos; /* records with points > 0: the sum is positive iff any */
+    uint32_t npos;  /* records with points > 0: the sum is positive iff any */
+    uint8_t dirty;  /* changed since the last write (in sdirty) */
     __int128 q;
 } aggi_t;
 
@@ -221,6 +222,8 @@ struct ds_score_unit {
     uint32_t nmchg, cmchg;
     uint32_t *dlist; /* dirty leads, in the order they became dirty */
     uint32_t ndl, cdl;
+    uint32_t *sdirty; /* changed insight sums (indexes in agg[]) */
+    uint32_t nsd, csd;
     scratch_t *scr;
     bool own_scr; /* scr is this unit's own (else shared, see score.h) */
 };
@@ -332,6 +335,8 @@ void ds_score_lead_free_arrays(lead_t *L);
  * fall); 0 when it has one. */
 int ds_score_dict_assign(ds_score_unit_t *u, uint32_t id);
 int ds_score_mark_lead(ds_score_unit_t *u, uint32_t li);
+/* Insight sum g changed: it is written with the unit's next write. */
+int ds_score_mark_sum(ds_score_unit_t *u, uint32_t g);
 int ds_score_mark_field(ds_score_unit_t *u, uint32_t content, uint32_t lead);
 int ds_score_mob_set(ds_score_unit_t *u, uint32_t lead_id, bool on);
 uint64_t ds_score_mob_hash(const ds_score_unit_t *u, uint32_t id);
@@ -355,6 +360,8 @@ ds_err_t ds_score_encode_lone(ds_score_unit_t *u, const lead_t *L, ds_buf_t *out
                               ds_buf_t *tmp);
 ds_err_t ds_score_encode_account(ds_score_unit_t *u, ds_buf_t *out);
 ds_err_t ds_score_encode_field(const lead_t *L, uint32_t content, ds_buf_t *out);
+/* An insight's sum; nothing when it is all zero (the field is deleted). */
+ds_err_t ds_score_encode_sum(const aggi_t *g, ds_buf_t *out);
 ds_err_t ds_score_put_sid(const ds_score_unit_t *u, ds_buf_t *b, uint32_t id);
 /* Set lead li's contributions to what its record implies (a lead loaded
  * from storage, whose share is already in the stored sums). */

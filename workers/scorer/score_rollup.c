@@ -98,6 +98,8 @@ int ds_score_settle(ds_score_unit_t *u, uint32_t li) {
             return -1;
         u->agg[g].q += q - x->q;
         u->agg[g].npos += (uint32_t)pos - x->pos;
+        if (ds_score_mark_sum(u, g))
+            return -1;
         x->q = q;
         x->pos = pos;
     }
@@ -112,10 +114,13 @@ int ds_score_settle(ds_score_unit_t *u, uint32_t li) {
     uint32_t top = (v.c >= u->tier_confronted && v.top != NOID) ? v.top : NOID;
     if (top != L->c_top) {
         uint32_t g;
-        if (L->c_top != NOID && u->strs[L->c_top].agg >= 0)
+        if (L->c_top != NOID && u->strs[L->c_top].agg >= 0) {
             u->agg[u->strs[L->c_top].agg].nconf--;
+            if (ds_score_mark_sum(u, (uint32_t)u->strs[L->c_top].agg))
+                return -1;
+        }
         if (top != NOID) {
-            if (ds_score_agg_slot(u, top, &g))
+            if (ds_score_agg_slot(u, top, &g) || ds_score_mark_sum(u, g))
                 return -1;
             u->agg[g].nconf++;
         }

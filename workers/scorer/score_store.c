@@ -21,8 +21,10 @@
  *          dedupe window (ms), members, bits (1 has
  *          as_of, 2 has max_t), [as_of], [max_t], n emitted, emitted
  *          engaged, confronted, consensus×10, top ref, mobilizer hash
- *          (8 bytes), count, engaged, insights (ref, q high, q low,
- *          confronted, with points), legacy event ids (hash, t rel. max_t)
+ *          (8 bytes), count, engaged, legacy event ids (hash, t rel. max_t)
+ *   insight sum (one per insight, keyed by its dictionary index): q high,
+ *          q low (the sum in fixed point, 2^32 per point), confronted,
+ *          with points
  *   attendance field (content, lead): group credit received (0/1), then
  *          the lead's counted attendance times of that content
  *
@@ -235,20 +237,6 @@ ds_err_t ds_score_encode_account(ds_score_unit_t *u, ds_buf_t *out) {
     PUT(ds_buf_put_i64(out, (int64_t)u->em_mob_sig));
     PUT(ds_buf_put_varint(out, u->em_nmob));
     PUT(ds_buf_put_svarint(out, u->engaged));
-    uint32_t n = 0;
-    for (uint32_t k = 0; k < u->nagg; k++)
-        n += u->agg[k].q != 0 || u->agg[k].nconf != 0 || u->agg[k].npos != 0;
-    PUT(ds_buf_put_varint(out, n));
-    for (uint32_t k = 0; k < u->nagg; k++) {
-        const aggi_t *g = &u->agg[k];
-        if (g->q == 0 && g->nconf == 0 && g->npos == 0)
-            continue;
-        PUT(put_ref(u, out, g->insight));
-        PUT(ds_buf_put_svarint(out, (int64_t)(g->q >> 64)));
-        PUT(ds_buf_put_varint(out, (uint64_t)g->q));
-        PUT(ds_buf_put_varint(out, g->nconf));
-        PUT(ds_buf_put_varint(out, g->npos));
-    }
     uint32_t nlive = 0;
     for (uint32_t i = 0; i < u->nldd; i++)
         nlive += live(u->max_t, u->dd_window_ms, u->ldd[i].t);
@@ -260,6 +248,15 @@ ds_err_t ds_score_encode_account(ds_score_unit_t *u, ds_buf_t *out) {
         PUT(ds_buf_put_time(out, u->max_t, u->ldd[i].t));
     }
     return DS_ERR_OK;
+}
+
+ds_err_t ds_score_encode_sum(const aggi_t *g, ds_buf_t *out) {
+    if (g->q == 0 && g->nconf == 0 && g->npos == 0)
+        return DS_ERR_OK;
+    PUT(ds_buf_put_svarint(out, (int64_t)(g->q >> 64)));
+    PUT(ds_buf_put_varint(out, (uint64_t)g->q));
+    PUT(ds_buf_put_varint(out, g->nconf));
+    return ds_buf_put_varint(out, g->npos);
 }
 
 /* The value of attendance field (content, lead L): empty when it holds
@@ -623,20 +620,6 @@ ds_err_t ds_score_unit_put_account(ds_score_unit_t *u, const void *p, size_t n) 
     GA(get_i32(d, &u->engaged));
     GA(get_count(d, &cnt));
     for (uint32_t k = 0; k < cnt; k++) {
-        uint32_t insight, g;
-        int64_t hi;
-        uint64_t lo;
-        GA(get_ref(d, false, &insight));
-        GA(ds_get_svarint(&d->r, &hi));
-        GA(ds_get_varint(&d->r, &lo));
-        if (ds_score_agg_slot(u, insight, &g))
-            return DS_ERR_NOMEM;
-        u->agg[g].q = (__int128)(((unsigned __int128)(uint64_t)hi << 64) | lo);
-        GA(get_u32(d, &u->agg[g].nconf));
-        GA(get_u32(d, &u->agg[g].npos));
-    }
-    GA(get_count(d, &cnt));
-    for (uint32_t k = 0; k < cnt; k++) {
         int64_t h;
         GA(ds_get_i64(&d->r, &h));
         if (!h || ENSURE(u->ldd, u->cldd, u->nldd + 1, 4))
@@ -660,6 +643,27 @@ ds_err_t ds_score_unit_put_mobilizer(ds_score_unit_t *u, const char *lead_id, si
     if (ds_score_intern(u, lead_id, n, &id) || ds_score_mob_set(u, id, true))
         return DS_ERR_NOMEM;
     u->nmchg = nchg; /* stored: not a change to write */
+    return DS_ERR_OK;
+}
+
+ds_err_t ds_score_unit_put_sum(ds_score_unit_t *u, uint64_t idx, const void *p, size_t n) {
+    if (!u || !p || !u->is_account)
+        return DS_ERR_INVAL;
+    if (idx >= u->ndict || u->dict[idx] == NOID)
+        return DS_ERR_UNDECODABLE; /* the dictionary comes first */
+    uint32_t g;
+    if (ds_score_agg_slot(u, u->dict[idx], &g))
+        return DS_ERR_NOMEM;
+    ds_reader_t r;
+    ds_reader_init(&r, p, n);
+    int64_t hi;
+    uint64_t lo, nconf, npos;
+    if (ds_get_svarint(&r, &hi) || ds_get_varint(&r, &lo) || ds_get_varint(&r, &nconf) ||
+        ds_get_varint(&r, &npos) || nconf > UINT32_MAX || npos > UINT32_MAX || r.p != r.end)
+        return DS_ERR_UNDECODABLE;
+    u->agg[g].q = (__int128)(((unsigned __int128)(uint64_t)hi << 64) | lo);
+    u->agg[g].nconf = (uint32_t)nconf;
+    u->agg[g].npos = (uint32_t)npos;
     return DS_ERR_OK;
 }
 
@@ -720,7 +724,7 @@ static int cmp_u32p(const void *a, const void *b) {
 }
 
 bool ds_score_unit_dirty(const ds_score_unit_t *u) {
-    return u->ndl || u->nadirty || u->nmchg || u->legacy;
+    return u->ndl || u->nadirty || u->nmchg || u->nsd || u->legacy;
 }
 
 ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) {
@@ -771,6 +775,16 @@ ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) {
                 w->mobilizer(w->opaque, ds_score_str(u, u->mchg[i]), on);
         }
     }
+    for (uint32_t i = 0; !e && i < u->nsd; i++) {
+        aggi_t *g = &u->agg[u->sdirty[i]];
+        uint64_t ref;
+        ds_buf_reset(&rec);
+        e = dict_ref(u, g->insight, &ref);
+        if (!e)
+            e = ds_score_encode_sum(g, &rec);
+        if (!e && w->sum)
+            w->sum(w->opaque, (uint32_t)(ref - 1), rec.data, rec.len);
+    }
     if (!e && u->is_account) {
         ds_buf_reset(&rec);
         e = ds_score_encode_account(u, &rec); /* may add dictionary entries: before them */
@@ -791,7 +805,9 @@ ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) {
         return e;
     for (uint32_t i = 0; i < u->ndl; i++)
         u->leads[u->dlist[i]].dirty = 0;
-    u->ndl = u->nadirty = u->nmchg = 0;
+    for (uint32_t i = 0; i < u->nsd; i++)
+        u->agg[u->sdirty[i]].dirty = 0;
+    u->ndl = u->nadirty = u->nmchg = u->nsd = 0;
     u->dict_written = u->ndict;
     u->legacy = false;
     u->pub_changed = false;
@@ -799,4 +815,41 @@ ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) {
 }
 
 bool ds_score_unit_is_legacy(const ds_score_unit_t *u) { return u->legacy; }
+
+ds_err_t ds_score_unit_mark_all_dirty(ds_score_unit_t *u, bool *whole) {
+    *whole = u->complete || !u->is_account;
+    for (uint32_t li = 0; li < u->nleads; li++) {
+        lead_t *L = &u->leads[li];
+        memset(L->notes, 0, sizeof(L->notes));
+        L->set_known = 0;
+        if (ds_score_mark_lead(u, li))
+            return DS_ERR_NOMEM;
+    }
+    /* an attendance field's value is in its lead's record: those of the
+     * leads in memory */
+    for (uint32_t i = 0; i < u->natts; i++)
+        for (uint32_t k = 0; u->atts[i].loaded && k < u->atts[i].nall; k++) {
+            uint32_t lead = u->atts[i].all[k].lead;
+            if (u->strs[lead].lead >= 0 && ds_score_mark_field(u, u->atts[i].content, lead))
+                return DS_ERR_NOMEM;
+        }
+    for (uint32_t i = 0; i < u->nmob; i++) {
+        if (u->strs[u->mob[i]].lead < 0)
+            continue; /* written as it is only with its lead */
+        if (ENSURE(u->mchg, u->cmchg, u->nmchg + 1, 4))
+            return DS_ERR_NOMEM;
+        u->mchg[u->nmchg++] = u->mob[i];
+    }
+    for (uint32_t k = 0; k < u->nagg; k++)
+        if (ds_score_mark_sum(u, k))
+            return DS_ERR_NOMEM;
+    bool dict_whole = true;
+    for (uint32_t i = 0; i < u->ndict; i++)
+        dict_whole &= u->dict[i] != NOID;
+    if (dict_whole)
+        u->dict_written = 0;
+    *whole &= dict_whole;
+    u->pub_changed = true;
+    return DS_ERR_OK;
+}
 

@@ -56,8 +56,10 @@ static const char *opt(const ds_score_unit_t *u, uint32_t id, const char *none) 
     return id == NOID ? none : S(u, id);
 }
 
-/* Append the words of one bucket (NUL-terminated); false on OOM. */
-static bool bucket_text(const ds_score_unit_t *u, const lead_t *L, const bkt_t *k, ds_buf_t *b) {
+/* Append the words of one bucket (NUL-terminated), with its points unless
+ * `bare`; false on OOM. */
+static bool bucket_text(const ds_score_unit_t *u, const lead_t *L, const bkt_t *k, ds_buf_t *b,
+                        bool bare) {
     bool ok = true;
     switch (k->kind) {
     case BK_CONF_INS:
@@ -83,8 +85,9 @@ static bool bucket_text(const ds_score_unit_t *u, const lead_t *L, const bkt_t *
              ds_score_put_s(b, " with colleagues");
         break;
     }
-    return ok && ds_score_put_s(b, ": ") && put_1d(b, k->v) && ds_score_put_s(b, " pts") &&
-           ds_buf_append(b, "", 1) == 0;
+    if (ok && !bare)
+        ok = ds_score_put_s(b, ": ") && put_1d(b, k->v) && ds_score_put_s(b, " pts");
+    return ok && ds_buf_append(b, "", 1) == 0;
 }
 
 /* Order of reasons: larger value first, then by text. */
@@ -93,18 +96,20 @@ static int bucket_cmp(const ds_score_unit_t *u, const lead_t *L, const bkt_t *x,
         return x->v > y->v ? -1 : 1;
     ds_buf_t *b = &u->scr->text;
     size_t base = b->len;
-    if (!bucket_text(u, L, x, b))
+    if (!bucket_text(u, L, x, b, false))
         return 0;
     size_t oy = b->len;
     int c = 0;
-    if (bucket_text(u, L, y, b))
+    if (bucket_text(u, L, y, b, false))
         c = strcmp((const char *)b->data + base, (const char *)b->data + oy);
     b->len = base;
     return c;
 }
 
-/* Fill out->reasons with the top buckets; texts go to scratch text. */
-static void reasons_fill(const ds_score_unit_t *u, const lead_t *L, ds_lead_score_t *out) {
+/* Fill out->reasons with the top buckets (without their points when
+ * `bare`); texts go to scratch text. */
+static void reasons_fill(const ds_score_unit_t *u, const lead_t *L, ds_lead_score_t *out,
+                         bool bare) {
     scratch_t *sc = u->scr;
     size_t n = 0;
     for (uint32_t i = 0; i < L->nbkt; i++) {
@@ -126,7 +131,7 @@ static void reasons_fill(const ds_score_unit_t *u, const lead_t *L, ds_lead_scor
     size_t ok = 0;
     for (size_t i = 0; i < n; i++) {
         sc->roff[i] = sc->text.len;
-        if (!bucket_text(u, L, &L->bkt[sc->cand[i]], &sc->text))
+        if (!bucket_text(u, L, &L->bkt[sc->cand[i]], &sc->text, bare))
             break;
         ok++;
     }
@@ -135,7 +140,8 @@ static void reasons_fill(const ds_score_unit_t *u, const lead_t *L, ds_lead_scor
     out->reasons_count = ok;
 }
 
-/* Build the public record of a lead.  `n_out` > 0: output id "<lead>:<n>". */
+/* Build the public record of a lead.  `n_out` > 0: output id "<lead>:<n>"
+ * (an emitted record: reasons with their points); 0: the stored view. */
 void ds_score_lead_record(const ds_score_unit_t *u, const lead_t *L, const lview_t *v, int prev_tier,
                         uint32_t n_out, ds_lead_score_t *out) {
     scratch_t *sc = u->scr;
@@ -148,7 +154,7 @@ void ds_score_lead_record(const ds_score_unit_t *u, const lead_t *L, const lview
         if (!has_oid)
             ds_buf_reset(&sc->text);
     }
-    reasons_fill(u, L, out);
+    reasons_fill(u, L, out, n_out == 0);
     out->output_id = has_oid ? (const char *)sc->text.data : NULL;
     out->lead_id = S(u, L->id);
     out->account_id = u->is_account ? u->key : NULL;

@@ -173,7 +173,7 @@ int ds_score_agg_slot(ds_score_unit_t *u, uint32_t insight, uint32_t *gi) {
     }
     if (ENSURE(u->agg, u->cagg, u->nagg + 1, 4))
         return -1;
-    u->agg[u->nagg] = (aggi_t){insight, 0, 0, 0};
+    u->agg[u->nagg] = (aggi_t){insight, 0, 0, 0, 0};
     u->strs[insight].agg = (int32_t)u->nagg;
     *gi = u->nagg++;
     return 0;
@@ -209,6 +209,16 @@ int ds_score_mark_lead(ds_score_unit_t *u, uint32_t li) {
         return -1;
     u->dlist[u->ndl++] = li;
     L->dirty = 1;
+    return 0;
+}
+
+int ds_score_mark_sum(ds_score_unit_t *u, uint32_t g) {
+    if (u->agg[g].dirty)
+        return 0;
+    if (ENSURE(u->sdirty, u->csd, u->nsd + 1, 8))
+        return -1;
+    u->sdirty[u->nsd++] = g;
+    u->agg[g].dirty = 1;
     return 0;
 }
 
@@ -329,6 +339,7 @@ void ds_score_unit_destroy(ds_score_unit_t *u) {
     free(u->slots);
     free(u->dict);
     free(u->agg);
+    free(u->sdirty);
     free(u->mob);
     free(u->ldd);
     free(u->atts);

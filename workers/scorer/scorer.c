@@ -11,7 +11,11 @@
  * unit remembers the (partition, offset) of the last message applied to
  * it; that checkpoint is written with what the unit changed in one
  * MULTI/EXEC on the account's hash slot, so a replayed message is
- * recognised and skipped: state effects exactly once.
+ * recognised and skipped: state effects exactly once.  The first load of
+ * a unit binds it to the partition of the event that needs it (HSETNX of
+ * its checkpoint "P:-1": nothing applied yet), so that two workers never
+ * apply one unit's records from two partitions: the events of the other
+ * partition go to the DLQ (wrong_partition, see worker.c).
  *
  * Redis layout (public, see README; every key of an account shares the
  * hash tag {acct:A}):
@@ -25,6 +29,9 @@
  *   <p>{acct:A}:leads        set of the account's lead ids
  *   <p>{acct:A}:mobilizers   set of its MOBILIZER-tier lead ids
  *   <p>{acct:A}:dict         hash: n -> content or insight id
+ *   <p>{acct:A}:sums         hash: n (an insight's dictionary index) -> the
+ *                            sum of the leads' points on it and how many
+ *                            are confronted on it
  *   <p>{acct:A}:att:C        hash: lead id -> its attendances of webinar C
  *   <p>{lead:L}              a lead without account: its lead fields,
  *                            state and checkpoint
@@ -36,6 +43,7 @@
  */
 #include "scorer.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,8 +81,15 @@ typedef struct sslot {
     unit_entry_t *e;
 } sslot_t;
 
+/* An insight-sum field being written (value in ds_scorer.sumbuf). */
+typedef struct sum_field {
+    char name[DS_FMT_INT_MAX];
+    const void *v;
+    size_t n;
+} sum_field_t;
+
 /* One load command of a prefetch round and what its reply is for. */
-enum { LD_ACCOUNT, LD_DICT, LD_MOBILIZERS, LD_LONE, LD_LEAD, LD_ATTENDANCE, LD_MEMBERS };
+enum { LD_ACCOUNT, LD_DICT, LD_SUMS, LD_MOBILIZERS, LD_LONE, LD_LEAD, LD_ATTENDANCE, LD_MEMBERS, LD_CLAIM };
 typedef struct load {
     unit_entry_t *e;
     int kind;
@@ -102,6 +117,9 @@ struct ds_scorer {
     unit_entry_t *cur_e;
     const char **sadd; /* new members of the unit being written */
     size_t nsadd, csadd;
+    sum_field_t *sums; /* insight sums of the unit being written */
+    size_t nsums, csums;
+    ds_buf_t sumbuf;
     const char **dict; /* dictionary fields of the unit being written */
     char (*dict_idx)[DS_FMT_INT_MAX];
     size_t ndict, cdict;
@@ -167,6 +185,20 @@ static const char *ev_unit_key(const ds_ma_event_t *ev, bool *is_account) {
     return *is_account ? ev->account_id : ev->lead_id;
 }
 
+static const char *sc_unit_key(void *self, const void *slot, const char **id_name) {
+    (void)self;
+    bool is_account;
+    const char *key = ev_unit_key(slot, &is_account);
+    *id_name = is_account ? "account_id" : "lead_id";
+    return key;
+}
+
+static int32_t sc_unit_partition(void *self, const void *slot) {
+    (void)self;
+    const unit_entry_t *e = ((const sslot_t *)slot)->e;
+    return e ? e->ckpt_partition : -1;
+}
+
 /* ---- load ---------------------------------------------------------------- */
 
 static void forget_loads(ds_scorer_t *s) {
@@ -184,11 +216,14 @@ static void forget_loads(ds_scorer_t *s) {
     s->nloads = 0;
 }
 
-/* Queue one load (once per Redis key and round): argv[1] is the key. */
+/* Queue one load (once per Redis key and round): argv[1] is the key.  A
+ * claim is not counted against its key: the read after it has the same. */
 static void queue_load(ds_scorer_t *s, unit_entry_t *e, int kind, const char *id, int argc,
                        const char **argv) {
-    load_t *l;
-    HASH_FIND_STR(s->load_keys, argv[1], l);
+    load_t *l = NULL;
+    bool keyed = kind != LD_CLAIM;
+    if (keyed)
+        HASH_FIND_STR(s->load_keys, argv[1], l);
     if (l)
         return;
     if (s->nloads == s->loads_cap) {
@@ -205,12 +240,24 @@ static void queue_load(ds_scorer_t *s, unit_entry_t *e, int kind, const char *id
     l->e = e;
     l->kind = kind;
     s->loads[s->nloads++] = l;
-    HASH_ADD_KEYPTR(hh, s->load_keys, l->rkey, strlen(l->rkey), l);
+    if (keyed)
+        HASH_ADD_KEYPTR(hh, s->load_keys, l->rkey, strlen(l->rkey), l);
     ds_redis_cmd(s->cur_r, argc, argv, NULL);
 }
 
-static void load_unit(ds_scorer_t *s, unit_entry_t *e) {
+/* Bind the unit to `partition` unless it is bound (or has a checkpoint)
+ * already: HSETNX of its checkpoint, before the read of it. */
+static void queue_claim(ds_scorer_t *s, unit_entry_t *e, int32_t partition) {
+    char claim[DS_FMT_CKPT_MAX];
+    ds_fmt_checkpoint(claim, partition, -1);
+    const char *argv[] = {"HSETNX", rkey(s, e, NULL, NULL), "checkpoint", claim};
+    queue_load(s, e, LD_CLAIM, NULL, 4, argv);
+}
+
+static void load_unit(ds_scorer_t *s, unit_entry_t *e, int32_t partition) {
     e->loading = true;
+    if (!e->stash)
+        queue_claim(s, e, partition);
     if (!e->is_account) {
         const char *a[] = {"HMGET", rkey(s, e, NULL, NULL), "state", "checkpoint", "blob"};
         queue_load(s, e, LD_LONE, NULL, 5, a);
@@ -225,6 +272,8 @@ static void load_unit(ds_scorer_t *s, unit_entry_t *e) {
     }
     const char *d[] = {"HGETALL", rkey(s, e, ":dict", NULL)};
     queue_load(s, e, LD_DICT, NULL, 2, d);
+    const char *g[] = {"HGETALL", rkey(s, e, ":sums", NULL)};
+    queue_load(s, e, LD_SUMS, NULL, 2, g);
     const char *m[] = {"SMEMBERS", rkey(s, e, ":mobilizers", NULL)};
     queue_load(s, e, LD_MOBILIZERS, NULL, 2, m);
 }
@@ -250,7 +299,6 @@ static void on_need(void *opaque, int kind, const char *id) {
 static size_t sc_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t *parts, size_t n,
                           int round) {
     ds_scorer_t *s = self;
-    (void)parts;
     forget_loads(s); /* a failed earlier attempt may have left loads queued */
     s->cur_r = r;
     if (round == 0) {
@@ -272,6 +320,7 @@ static size_t sc_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
                 if (!e || !(e->key = strdup(key)))
                     oom();
                 e->is_account = is_account;
+                e->ckpt_partition = -1;
                 e->ckpt_offset = -1;
                 HASH_ADD_KEYPTR(hh, s->units, e->key, strlen(e->key), e);
             }
@@ -281,7 +330,7 @@ static size_t sc_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
         }
         if (!e->unit) {
             if (!e->loading)
-                load_unit(s, e);
+                load_unit(s, e, parts[i]);
             continue;
         }
         if (e->listed) { /* the account's leads, listed last round */
@@ -378,6 +427,8 @@ static ds_err_t sc_prefetched(void *self, size_t index, const redisReply *rep) {
     unit_entry_t *e = l->e;
     ds_err_t err = DS_ERR_OK;
     switch (l->kind) {
+    case LD_CLAIM: /* HSETNX: 0 or 1 */
+        return rep->type == REDIS_REPLY_INTEGER ? DS_ERR_OK : DS_ERR_IO;
     case LD_ACCOUNT:
     case LD_LONE:
         e->loading = false;
@@ -402,6 +453,19 @@ static ds_err_t sc_prefetched(void *self, size_t index, const redisReply *rep) {
         if (!err)
             err = ds_score_unit_put_account(e->pend, e->stash, e->nstash);
         return err ? unreadable(e, "dictionary or record", err) : DS_ERR_OK;
+    case LD_SUMS:
+        if (rep->type != REDIS_REPLY_ARRAY)
+            return DS_ERR_IO;
+        if (!e->pend)
+            return e->unit ? DS_ERR_OK : DS_ERR_IO;
+        for (size_t i = 0; i + 1 < rep->elements && !err; i += 2) {
+            const redisReply *k = rep->element[i], *v = rep->element[i + 1];
+            char *end;
+            unsigned long long idx = strtoull(k->str, &end, 10);
+            err = *end || !k->len ? DS_ERR_UNDECODABLE
+                                  : ds_score_unit_put_sum(e->pend, idx, v->str, v->len);
+        }
+        return err ? unreadable(e, "insight sums", err) : DS_ERR_OK;
     case LD_MOBILIZERS: {
         if (rep->type != REDIS_REPLY_ARRAY)
             return DS_ERR_IO;
@@ -555,14 +619,18 @@ static void hs_field(hset_t *h, const char *name, const char *v) {
  * this process last wrote over the same connection epoch:
  * tier/top_insight/furthest_stage (and the ids, which never change) while
  * notes[0] says so, confront/connect/mobilizer/reasons while notes[1]
- * does; as_of and events_applied always go.  Every write stays an
- * absolute value, so replaying a batch writes the same hash. */
+ * does; as_of and events_applied always go.  The scores are written to
+ * 0.1 (as LeadScore records are compared) and the reasons without their
+ * points, so most events rewrite neither.  Every write stays an absolute
+ * value, so replaying a batch writes the same hash. */
+static double tenth(double v) { return round(v * 10.0) / 10.0; }
+
 static void put_lead_fields(ds_scorer_t *s, hset_t *h, const ds_lead_score_t *v,
                             uint64_t notes[DS_LEAD_NOTES], char bufs[5][32]) {
     char *confront = bufs[0], *connect = bufs[1], *mob = bufs[2], *asof = bufs[3], *ev = bufs[4];
-    ds_fmt_g6(confront, 32, v->confront);
-    ds_fmt_g6(connect, 32, v->connect);
-    ds_fmt_g6(mob, 32, v->mobilizer);
+    ds_fmt_g6(confront, 32, tenth(v->confront));
+    ds_fmt_g6(connect, 32, tenth(v->connect));
+    ds_fmt_g6(mob, 32, tenth(v->mobilizer));
     ds_fmt_i64(asof, v->as_of);
     ds_fmt_i64(ev, v->events_applied);
     ds_buf_reset(&s->list);
@@ -670,6 +738,63 @@ static void w_attendance(void *opaque, const char *content, const char *lead, co
     }
 }
 
+/* Insight sums: collected, then one HSET (and one HDEL) per account write. */
+static void w_sum(void *opaque, uint32_t idx, const void *v, size_t n) {
+    ds_scorer_t *s = opaque;
+    if (s->nsums == s->csums) {
+        size_t nc = s->csums ? s->csums * 2 : 64;
+        sum_field_t *na = realloc(s->sums, nc * sizeof(*na));
+        if (!na)
+            oom();
+        s->sums = na;
+        s->csums = nc;
+    }
+    sum_field_t *f = &s->sums[s->nsums++];
+    ds_fmt_u64(f->name, idx);
+    f->v = v;
+    f->n = n;
+    if (n && ds_buf_append(&s->sumbuf, v, n))
+        oom();
+}
+
+static void put_sums(ds_scorer_t *s) {
+    if (!s->nsums)
+        return;
+    const char *key = rkey(s, s->cur_e, ":sums", NULL);
+    const char *argv[66];
+    size_t lens[66];
+    size_t off = 0; /* values were copied into sumbuf in order */
+    for (int del = 0; del < 2; del++) {
+        size_t k = 0;
+        while (k < s->nsums) {
+            int c = 0;
+            argv[c] = del ? "HDEL" : "HSET";
+            lens[c++] = 4;
+            argv[c] = key;
+            lens[c++] = strlen(key);
+            for (; k < s->nsums && c + 2 <= 66; k++) {
+                sum_field_t *f = &s->sums[k];
+                if ((f->n == 0) != (del == 1)) {
+                    if (!del)
+                        off += f->n;
+                    continue;
+                }
+                argv[c] = f->name;
+                lens[c++] = strlen(f->name);
+                if (!del) {
+                    argv[c] = (const char *)s->sumbuf.data + off;
+                    lens[c++] = f->n;
+                    off += f->n;
+                }
+            }
+            if (c > 2)
+                ds_redis_cmd(s->cur_r, c, argv, lens);
+        }
+    }
+    s->nsums = 0;
+    ds_buf_reset(&s->sumbuf);
+}
+
 static void w_mobilizer(void *opaque, const char *lead, bool add) {
     ds_scorer_t *s = opaque;
     const char *argv[] = {add ? "SADD" : "SREM", rkey(s, s->cur_e, ":mobilizers", NULL), lead};
@@ -751,13 +876,20 @@ static void sc_persist(void *self, ds_redis_t *r, size_t n, bool last) {
     ds_scorer_t *s = self;
     (void)last; /* a window owes nothing but its units */
     s->cur_r = r;
-    ds_score_writer_t w = {s, w_lead, w_dict, w_attendance, w_mobilizer, w_account};
+    ds_score_writer_t w = {.opaque = s,
+                           .lead = w_lead,
+                           .dict = w_dict,
+                           .attendance = w_attendance,
+                           .mobilizer = w_mobilizer,
+                           .sum = w_sum,
+                           .account = w_account};
     for (size_t i = 0; i < n; i++) {
         unit_entry_t *e = dirty_at(s, i);
         if (i + 1 < n)
             __builtin_prefetch(dirty_at(s, i + 1));
         s->cur_e = e;
-        s->nsadd = s->ndict = 0;
+        s->nsadd = s->ndict = s->nsums = 0;
+        ds_buf_reset(&s->sumbuf);
         s->wrote_lone = false;
         bool legacy = ds_score_unit_is_legacy(e->unit);
         if (e->is_account) {
@@ -766,6 +898,7 @@ static void sc_persist(void *self, ds_redis_t *r, size_t n, bool last) {
         }
         if (ds_score_unit_write(e->unit, &w))
             oom();
+        put_sums(s);
         if (e->is_account && s->ndict) {
             const char **idx = malloc(s->ndict * sizeof(*idx));
             if (!idx)
@@ -826,6 +959,28 @@ static void sc_reset(void *self) {
     publish_tracked(s);
 }
 
+static void sc_rewrite_all(void *self, const rd_kafka_topic_partition_list_t *owned) {
+    ds_scorer_t *s = self;
+    size_t part = 0;
+    unit_entry_t *e, *tmp;
+    HASH_ITER(hh, s->units, e, tmp) {
+        if (!e->unit || !ds_worker_partition_in(owned, e->ckpt_partition))
+            continue; /* not loaded, or another worker's */
+        bool whole = true;
+        if (ds_score_unit_mark_all_dirty(e->unit, &whole))
+            oom();
+        part += !whole;
+        e->written_sig = 0;
+        mark_dirty(s, e);
+    }
+    if (part)
+        DS_ERROR("scorer",
+                 "%zu accounts are held in memory only in part (the leads and webinars their "
+                 "events needed since they were read from Redis): what was not held is lost "
+                 "until replayed; rebuild them by replay (docs/OPERATIONS.md)",
+                 part);
+}
+
 static ds_err_t sc_start(void *self, char *errstr, size_t errstr_size) {
     ds_scorer_t *s = self;
     return ds_output_schemas_start(s->cfg, s->registry, s->codec, s->outs, 2, "scorer", errstr,
@@ -847,6 +1002,10 @@ static const ds_worker_ops_t scorer_ops = {
     .reset = sc_reset,
     .assigned = NULL,
     .start = sc_start,
+    .unit_key = sc_unit_key,
+    .unit_key_doc = "account_id (lead_id for a lead without account)",
+    .unit_partition = sc_unit_partition,
+    .rewrite_all = sc_rewrite_all,
 };
 ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules,
                            ds_metrics_t *metrics, char *errstr, size_t errstr_size) {
@@ -864,6 +1023,7 @@ ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules,
     }
     ds_buf_init(&s->enc, 0);
     ds_buf_init(&s->list, 0);
+    ds_buf_init(&s->sumbuf, 0);
     ds_buf_init(&s->keybuf, 0);
     s->registry = ds_registry_open(cfg, errstr, errstr_size);
     if (!s->registry)
@@ -934,7 +1094,9 @@ void ds_scorer_destroy(ds_scorer_t *s) {
     ds_registry_destroy(s->registry);
     ds_buf_free(&s->enc);
     ds_buf_free(&s->list);
+    ds_buf_free(&s->sumbuf);
     ds_buf_free(&s->keybuf);
+    free(s->sums);
     ds_score_scratch_destroy(s->scratch);
     free(s);
 }

@@ -11,6 +11,11 @@
  * fell due while it was down.  A partition is bootstrapped (watermark and
  * index loaded, their deals read) before its first batch or clock check.
  *
+ * Partitions: a deal is bound to the partition of the first event that
+ * loads it (HSETNX of its checkpoint "P:-1", nothing applied yet).  A deal
+ * bound to a partition this worker does not own is held but never indexed
+ * or applied: its events here go to the DLQ (wrong_partition, worker.c).
+ *
  * Clocks: `event` evaluates at the partition watermark (the largest
  * occurred_at decoded from that partition) after every event; `wall`
  * evaluates at the system time, with clock checks every check_interval_ms
@@ -76,7 +81,7 @@ typedef struct mob_entry {
     UT_hash_handle hh;
 } mob_entry_t;
 
-typedef enum { LOAD_DEAL, LOAD_PART, LOAD_TIER } load_kind_t;
+typedef enum { LOAD_DEAL, LOAD_CLAIM, LOAD_PART, LOAD_TIER } load_kind_t;
 typedef struct load {
     load_kind_t kind;
     deal_entry_t *e;
@@ -206,6 +211,13 @@ static ds_err_t wa_decode(void *self, const void *val, size_t len, ds_arena_t *a
 static void cmd_load_deal(ds_watcher_t *w, ds_redis_t *r, deal_entry_t *e) {
     char key[600];
     ds_fmt_join(key, sizeof(key), w->cfg->redis_prefix, "{deal:", e->id, "}", NULL);
+    /* bind the deal to this partition unless it is bound already; the
+     * HMGET reads which one it is */
+    char claim[DS_FMT_CKPT_MAX];
+    ds_fmt_checkpoint(claim, e->partition, -1);
+    const char *hsetnx[] = {"HSETNX", key, "checkpoint", claim};
+    ds_redis_cmd(r, 4, hsetnx, NULL);
+    add_load(w, LOAD_CLAIM, e, e->partition);
     const char *argv[] = {"HMGET", key, "blob", "checkpoint"};
     ds_redis_cmd(r, 4, argv, NULL);
     e->loading = true;
@@ -493,6 +505,8 @@ static ds_err_t wa_prefetched(void *self, size_t index, const redisReply *rep) {
         ((ds_watcher_t *)self)->boot_inflight = false; /* every reply of the round arrived */
     ds_watcher_t *w = self;
     load_t *l = &w->loads[index];
+    if (l->kind == LOAD_CLAIM) /* HSETNX: 0 or 1 */
+        return rep->type == REDIS_REPLY_INTEGER ? DS_ERR_OK : DS_ERR_IO;
     if (l->kind == LOAD_TIER) {
         if (rep->type == REDIS_REPLY_ERROR)
             return DS_ERR_IO;
@@ -531,14 +545,22 @@ static ds_err_t wa_prefetched(void *self, size_t index, const redisReply *rep) {
         if (!e->deal)
             return DS_ERR_NOMEM;
     }
+    bool ours = true;
     if (ck->type == REDIS_REPLY_STRING) {
         int p;
         long long o;
-        if (sscanf(ck->str, "%d:%lld", &p, &o) == 2 && p == e->partition)
+        if (sscanf(ck->str, "%d:%lld", &p, &o) == 2 && p >= 0 && p < MAX_PARTITIONS) {
+            /* bound to p: its events from elsewhere go to the DLQ; a deal
+             * of a partition not ours is not indexed here (its owner
+             * checks its deadlines) */
+            ours = p == e->partition || w->parts[p].known;
+            e->partition = p;
             e->ckpt_offset = o;
+        }
     }
     e->indexed = ds_deal_next_deadline(e->deal, w->rules); /* as stored */
-    reindex(w, e);
+    if (ours)
+        reindex(w, e);
     return DS_ERR_OK;
 }
 
@@ -888,6 +910,38 @@ static ds_err_t wt_start(void *self, char *errstr, size_t errstr_size) {
                                    errstr_size);
 }
 
+static const char *wa_unit_key(void *self, const void *slot, const char **id_name) {
+    (void)self;
+    *id_name = "deal_id";
+    return ((const ds_crm_event_t *)slot)->deal_id;
+}
+
+static int32_t wa_unit_partition(void *self, const void *slot) {
+    (void)self;
+    const deal_entry_t *e = ((const wslot_t *)slot)->e;
+    return e ? e->partition : -1;
+}
+
+static void wa_rewrite_all(void *self, const rd_kafka_topic_partition_list_t *owned) {
+    ds_watcher_t *w = self;
+    deal_entry_t *e, *t;
+    HASH_ITER(hh, w->deals, e, t) {
+        if (!e->deal || !ds_worker_partition_in(owned, e->partition))
+            continue; /* not loaded, or another worker's */
+        memset(e->written, 0, sizeof(e->written));
+        e->indexed = INT64_MIN; /* its deadline index entry too */
+        mark_dirty(w, e);
+    }
+    for (int32_t p = 0; p < MAX_PARTITIONS; p++) {
+        part_t *pt = &w->parts[p];
+        if (!pt->known || pt->clock.watermark == INT64_MIN || pt->wm_dirty ||
+            !ds_worker_partition_in(owned, p))
+            continue;
+        pt->wm_dirty = true;
+        w->nwm_dirty++;
+    }
+}
+
 static const ds_worker_ops_t watcher_ops = {
     .name = "watcher",
     .event_size = sizeof(wslot_t),
@@ -903,6 +957,10 @@ static const ds_worker_ops_t watcher_ops = {
     .reset = wa_reset,
     .assigned = wa_assigned,
     .start = wt_start,
+    .unit_key = wa_unit_key,
+    .unit_key_doc = "deal_id",
+    .unit_partition = wa_unit_partition,
+    .rewrite_all = wa_rewrite_all,
 };
 
 ds_watcher_t *ds_watcher_new(const ds_config_t *cfg, const ds_rules_t *rules,
