@@ -399,6 +399,10 @@ typedef struct node {
     size_t out_head, out_n, out_cap;
     qent_t *q; /* replies owed, in order: ring of q_cap (a power of 2) */
     size_t q_head, q_len, q_cap;
+    int64_t progress_ms;    /* last reply read, or first reply owed since */
+    ds_redis_ident_t ident; /* this connection's, and the one dropped in flight */
+    int known;              /* its entry in the known table (-1: none) */
+    ds_redis_lost_t lost;   /* writes no WAIT confirmed went with it */
     ds_counter_t *m_err[DS_CLUSTER__KINDS];
 } node_t;
 
@@ -407,6 +411,8 @@ enum { U_SENT, U_DONE };
 typedef struct unit {
     const char *p;
     size_t len;
+    const char *key; /* of its first command that keeps its key (the proof) */
+    size_t key_len;
     size_t keep;      /* run: index of its first command's reply in kept[] */
     uint32_t ncmds;   /* commands (replies owed to the caller) */
     uint32_t left;    /* replies still to read, ASKING's included */
@@ -419,6 +425,7 @@ typedef struct unit {
     uint8_t kind;   /* this attempt's outcome so far */
     uint8_t asking; /* this attempt began with ASKING (its reply comes first) */
     uint8_t tries;  /* attempts so far */
+    uint8_t bcast;  /* a PING alone: to every master, one reply for the caller */
 } unit_t;
 
 struct ds_cluster {
@@ -438,7 +445,9 @@ struct ds_cluster {
     size_t inflight; /* commands of the units in the ring */
     uint64_t first_failed;
     bool need_refresh, need_backoff, fatal;
-    bool lost; /* a node went away with writes no WAIT confirmed */
+    bool timed_out; /* a node did not answer within the timeout: fail at once */
+    bool down_seen; /* a node was lost since the last success: a failure unloads the map */
+    ds_redis_known_t *known;
     /* the synchronous pipeline: commands formatted here until run */
     ds_buf_t sbuf;
     size_t scount;
@@ -496,6 +505,7 @@ ds_cluster_t *ds_cluster_new(const ds_cluster_opts_t *o) {
         return NULL;
     c->url = *o->url;
     c->timeout_ms = o->timeout_ms;
+    c->known = o->known;
     c->first_failed = NONE;
     for (size_t i = 0; i < DS_CLUSTER_NSLOTS; i++)
         c->owner[i] = -1;
@@ -538,6 +548,7 @@ ds_cluster_t *ds_cluster_new(const ds_cluster_opts_t *o) {
 }
 
 static void node_reset(node_t *n) {
+    ds_redis_ident_drop(&n->ident, n->ctx && (n->q_len || n->out_n > n->out_head));
     if (n->ctx)
         redisFree(n->ctx);
     n->ctx = NULL;
@@ -582,8 +593,10 @@ size_t ds_cluster_pending(const ds_cluster_t *c) {
     return c->scount;
 }
 bool ds_cluster_take_lost(ds_cluster_t *c) {
-    bool l = c->lost;
-    c->lost = false;
+    bool l = false;
+    for (size_t i = 0; i < c->nnodes; i++)
+        if (ds_redis_lost_take(&c->nodes[i].lost, c->known, c->nodes[i].known))
+            l = true;
     return l;
 }
 
@@ -634,6 +647,7 @@ static int node_for(ds_cluster_t *c, const ds_cluster_addr_t *a) {
     memset(n, 0, sizeof(*n));
     n->addr = *a;
     snprintf(n->name, sizeof(n->name), "%s:%d", a->host, a->port);
+    n->known = ds_redis_known_server(c->known, n->name);
     return (int)c->nnodes++;
 }
 
@@ -650,6 +664,21 @@ static bool node_connect(ds_cluster_t *c, int ni) {
         count_error(c, ni, refused ? DS_CLUSTER_REFUSED : DS_CLUSTER_DOWN);
         if (refused)
             c->fatal = true;
+        else
+            c->down_seen = true;
+        return false;
+    }
+    /* its identity first: the orphan of a dropped connection ended, and
+     * a restart without the data noticed, before anything is sent */
+    if (!ds_redis_ident_connect(n->ctx, &n->ident, c->known, n->name, e, sizeof(e))) {
+        /* SO_RCVTIMEO: no answer within the timeout */
+        bool timeout = n->ctx->err && (errno == EAGAIN || errno == EWOULDBLOCK);
+        set_err(c, "%s%s", e, timeout ? " (redis.timeout_ms)" : "");
+        count_error(c, ni, DS_CLUSTER_DOWN);
+        redisFree(n->ctx);
+        n->ctx = NULL;
+        c->down_seen = true;
+        c->timed_out |= timeout;
         return false;
     }
     return true;
@@ -682,13 +711,15 @@ static void unit_finish(ds_cluster_t *c, uint64_t k) {
     u->state = U_DONE;
     if (u->kind != DS_CLUSTER_OK)
         note_failed(c, k, (ds_cluster_kind_t)u->kind);
+    else if (u->key && u->node >= 0) /* a write confirmed: its key proves the node's state */
+        ds_redis_known_proof(c->known, c->nodes[u->node].known, u->key, u->key_len);
 }
 
 /* Node n is gone or no longer a master: writes no WAIT confirmed there
  * may be lost (replication is asynchronous). */
-static void node_forget_writes(ds_cluster_t *c, node_t *n) {
+static void node_forget_writes(node_t *n) {
     if (n->wseq > n->waited)
-        c->lost = true;
+        ds_redis_lost_note(&n->lost, n->ident.run_id);
     n->wseq = n->waited = 0;
 }
 
@@ -697,6 +728,7 @@ static void node_fail(ds_cluster_t *c, int ni, const char *why) {
     node_t *n = &c->nodes[ni];
     set_err(c, "%s: %s", n->name, why && why[0] ? why : "connection lost");
     count_error(c, ni, DS_CLUSTER_DOWN);
+    c->down_seen = true;
     for (size_t i = 0; i < n->q_len; i++) {
         qent_t *q = &n->q[(n->q_head + i) & (n->q_cap - 1)];
         unit_t *u = unit_at(c, q->unit);
@@ -706,11 +738,13 @@ static void node_fail(ds_cluster_t *c, int ni, const char *why) {
             unit_finish(c, q->unit);
     }
     node_reset(n);
-    node_forget_writes(c, n);
+    node_forget_writes(n);
     c->need_refresh = c->need_backoff = true;
 }
 
 static void q_push(node_t *n, uint64_t unit, uint32_t replies, uint64_t mark) {
+    if (!n->q_len)
+        n->progress_ms = ds_clock_mono_ms(); /* its replies are owed from now */
     if (n->q_len == n->q_cap) {
         size_t nc = n->q_cap ? n->q_cap * 2 : 256;
         qent_t *nq = malloc(nc * sizeof(*nq));
@@ -800,6 +834,7 @@ static bool node_write(ds_cluster_t *c, int ni, bool block) {
 /* One reply from node ni: it belongs to the head of its queue. */
 static void on_reply(ds_cluster_t *c, int ni, redisReply *r) {
     node_t *n = &c->nodes[ni];
+    n->progress_ms = ds_clock_mono_ms();
     qent_t *q = &n->q[n->q_head];
     uint64_t k = q->unit;
     unit_t *u = unit_at(c, k);
@@ -875,9 +910,16 @@ static bool read_one(ds_cluster_t *c, int ni) {
     node_t *n = &c->nodes[ni];
     void *rep = NULL;
     if (redisGetReply(n->ctx, &rep) != REDIS_OK || !rep) {
+        bool timeout = errno == EAGAIN || errno == EWOULDBLOCK; /* SO_RCVTIMEO */
         char why[200];
-        snprintf(why, sizeof(why), "read: %s", n->ctx->errstr[0] ? n->ctx->errstr : "no reply");
+        if (timeout)
+            snprintf(why, sizeof(why), "no reply within %d ms (redis.timeout_ms)", c->timeout_ms);
+        else
+            snprintf(why, sizeof(why), "read: %s", n->ctx->errstr[0] ? n->ctx->errstr : "no reply");
         node_fail(c, ni, why);
+        /* a node that does not answer is not repaired within this call
+         * (a new connection would wait as long again): the call fails */
+        c->timed_out |= timeout;
         return false;
     }
     on_reply(c, ni, rep);
@@ -951,7 +993,7 @@ static void map_apply(ds_cluster_t *c, const ds_cluster_map_t *m) {
     c->nmasters = m->nnodes;
     for (size_t i = 0; i < known; i++)
         if (was[i] && !c->nodes[i].master)
-            node_forget_writes(c, &c->nodes[i]);
+            node_forget_writes(&c->nodes[i]);
     free(was);
     /* a node that owns no slot any more is not written to: close it once idle */
     for (size_t i = 0; i < c->nnodes; i++)
@@ -1020,7 +1062,10 @@ ds_err_t ds_cluster_connect(ds_cluster_t *c) {
     if (c->have_map)
         return DS_ERR_OK;
     c->fatal = false;
-    return refresh_map(c);
+    ds_err_t e = refresh_map(c);
+    if (!e)
+        c->down_seen = c->timed_out = false;
+    return e;
 }
 
 /* ---- units ------------------------------------------------------------------------ */
@@ -1070,12 +1115,13 @@ static void route(ds_cluster_t *c, uint64_t k) {
                 freeReplyObject(c->kept[u->keep + i]);
                 c->kept[u->keep + i] = NULL;
             }
-    if (u->wait_n >= 0) {
-        /* a WAIT: to every node with writes no WAIT confirmed yet */
+    if (u->wait_n >= 0 || u->bcast) {
+        /* a WAIT: to every node with writes no WAIT confirmed yet; the
+         * probe's PING: to every master */
         u->node = -1;
         u->left = 0;
         for (size_t i = 0; i < c->nnodes; i++) {
-            if (c->nodes[i].wseq <= c->nodes[i].waited)
+            if (u->bcast ? !c->nodes[i].master : c->nodes[i].wseq <= c->nodes[i].waited)
                 continue;
             if (!node_connect(c, (int)i)) {
                 u->kind = ds_cluster_kind_merge((ds_cluster_kind_t)u->kind, DS_CLUSTER_DOWN);
@@ -1085,6 +1131,10 @@ static void route(ds_cluster_t *c, uint64_t k) {
             out_push(n, u->p, u->len);
             q_push(n, k, 1, n->wseq);
             u->left++;
+        }
+        if (!u->left && u->bcast && u->kind == DS_CLUSTER_OK) {
+            set_err(c, "no master in the cluster map");
+            u->kind = DS_CLUSTER_CLUSTERDOWN;
         }
         if (!u->left)
             unit_finish(c, k);
@@ -1141,7 +1191,13 @@ static ds_err_t add_units(ds_cluster_t *c, const char *p, size_t len, size_t ncm
         u->ncmds = 1;
         u->slot = ds_cluster_cmd_slot(&cmd);
         off += cmd.size;
-        if (name_is(&cmd, "WAIT") && cmd.arg1) {
+        if (cmd.arg1 && ds_redis_cmd_keeps_key(cmd.name, cmd.name_len)) {
+            u->key = cmd.arg1;
+            u->key_len = cmd.arg1_len;
+        }
+        if (name_is(&cmd, "PING") && cmd.argc == 1) {
+            u->bcast = 1;
+        } else if (name_is(&cmd, "WAIT") && cmd.arg1) {
             char num[24];
             size_t l = cmd.arg1_len < sizeof(num) - 1 ? cmd.arg1_len : sizeof(num) - 1;
             memcpy(num, cmd.arg1, l);
@@ -1157,6 +1213,10 @@ static ds_err_t add_units(ds_cluster_t *c, const char *p, size_t len, size_t ncm
                 off += cmd.size;
                 u->ncmds++;
                 closed = name_is(&cmd, "EXEC") || name_is(&cmd, "DISCARD");
+                if (!u->key && cmd.arg1 && ds_redis_cmd_keeps_key(cmd.name, cmd.name_len)) {
+                    u->key = cmd.arg1;
+                    u->key_len = cmd.arg1_len;
+                }
                 int s = ds_cluster_cmd_slot(&cmd);
                 if (s >= 0 && u->slot < 0)
                     u->slot = s;
@@ -1194,7 +1254,7 @@ static void drop_units(ds_cluster_t *c) {
             /* replies owed to units forgotten: the connection goes, and
              * with it what a WAIT on it would have covered */
             node_reset(n);
-            node_forget_writes(c, n);
+            node_forget_writes(n);
         }
     }
     c->u_head = c->u_tail = 0;
@@ -1239,8 +1299,12 @@ static ds_err_t repair(ds_cluster_t *c) {
         drain(c);
         if (c->fatal)
             return DS_ERR_IO;
-        if (c->first_failed == NONE)
+        if (c->first_failed == NONE) {
+            c->down_seen = c->timed_out = false;
             return DS_ERR_OK;
+        }
+        if (c->timed_out)
+            return DS_ERR_IO; /* a node does not answer: no new attempt now */
         int64_t spent = ds_clock_mono_ms() - start;
         if (round >= REPAIR_ROUNDS || spent >= c->timeout_ms) {
             char last[600];
@@ -1282,9 +1346,14 @@ static size_t pop_done(ds_cluster_t *c, size_t max) {
     return got;
 }
 
-/* Fail the call: everything in flight goes (the caller sends it again). */
+/* Fail the call: everything in flight goes (the caller sends it again).
+ * When a node was lost or did not answer, the map goes too: the caller
+ * sees it is not connected (and reconnects, reading the map again). */
 static ds_err_t fail_all(ds_cluster_t *c) {
     drop_units(c);
+    if (c->down_seen || c->timed_out)
+        c->have_map = false;
+    c->down_seen = c->timed_out = false;
     return DS_ERR_IO;
 }
 
@@ -1376,6 +1445,23 @@ ds_err_t ds_cluster_collect_avail(ds_cluster_t *c, size_t max, size_t *got) {
     }
     ds_cluster_pump(c);
     read_avail_all(c);
+    int64_t now = ds_clock_mono_ms();
+    for (size_t i = 0; i < c->nnodes; i++) {
+        node_t *n = &c->nodes[i];
+        if (n->ctx && n->q_len && now - n->progress_ms > c->timeout_ms) {
+            /* paused, or the connection is dead without an error: what is
+             * in flight counts as lost; the caller sends it again */
+            char why[160];
+            snprintf(why, sizeof(why), "no reply for %lld ms (redis.timeout_ms %d)",
+                     (long long)(now - n->progress_ms), c->timeout_ms);
+            node_fail(c, (int)i, why);
+            c->timed_out = true;
+        }
+    }
+    if (c->timed_out) {
+        (void)fail_all(c);
+        return DS_ERR_TIMEOUT;
+    }
     if (c->first_failed != NONE && repair(c))
         return fail_all(c);
     *got = pop_done(c, max);

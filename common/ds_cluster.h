@@ -19,7 +19,18 @@
  * A redirect inside MULTI/EXEC is seen on the queued command's reply and
  * the whole transaction is sent again.  Repairs are bounded in rounds and
  * in time (the command timeout); past that the call fails and everything
- * in flight is dropped, as a lost connection in ds_redis.h.
+ * in flight is dropped, as a lost connection in ds_redis.h.  A node that
+ * does not answer within the timeout (a blocking read, or replies owed to
+ * ds_cluster_collect_avail for that long) is not repaired: the call fails
+ * at once, and the map is read again at the next connect.
+ *
+ * Each node connection is identified as in ds_redis.h (ds_redis_ident_*):
+ * a connection dropped with commands in flight is ended (CLIENT KILL ID)
+ * from the next one to the same node, and a node whose run_id changed is
+ * checked against the known table for the key its confirmed writes set
+ * (the client notes one per node: the key of the last unit it saw
+ * succeed there that leaves its key in place).  A PING sent alone goes to
+ * every master (the worker's probe).
  *
  * Order: every write sets absolute values, so what matters is that the
  * last write of a key to take effect is the newest.  Units are numbered in
@@ -153,6 +164,7 @@ typedef struct ds_cluster_opts {
     int timeout_ms;             /* connect and command timeout; bounds a repair */
     ds_metrics_t *metrics;      /* may be NULL */
     const char *metrics_labels; /* e.g. worker="scorer" (may be NULL) */
+    struct ds_redis_known *known; /* servers seen and their proofs (may be NULL) */
 } ds_cluster_opts_t;
 
 /** A client; connects nothing yet.  NULL on out of memory. */
@@ -184,12 +196,16 @@ ds_err_t ds_cluster_run(ds_cluster_t *c, ds_cluster_reply_fn on_reply, void *opa
 /** Asynchronous captured writes (ds_redis_send … in cluster mode): cmds
  *  holds ncmds RESP commands, MULTI … EXEC groups kept whole; a WAIT goes
  *  to every master written since the last WAIT and fails the unit when a
- *  node reached fewer replicas than it asked for.  `cmds` must stay valid
+ *  node reached fewer replicas than it asked for; a PING alone goes to
+ *  every master and is one command for the caller.  `cmds` must stay valid
  *  until its replies are collected or the client is closed. */
 ds_err_t ds_cluster_send(ds_cluster_t *c, const void *cmds, size_t len, size_t ncmds) DS_WUR;
 void ds_cluster_pump(ds_cluster_t *c);
 size_t ds_cluster_inflight(const ds_cluster_t *c);
 ds_err_t ds_cluster_collect(ds_cluster_t *c, size_t n) DS_WUR;
+/** As ds_cluster_collect without waiting; DS_ERR_TIMEOUT (everything in
+ *  flight dropped) when a node owes replies and sent none for the
+ *  timeout. */
 ds_err_t ds_cluster_collect_avail(ds_cluster_t *c, size_t max, size_t *got) DS_WUR;
 
 /** Last error text (never a password); names the node when one failed. */

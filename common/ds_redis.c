@@ -21,7 +21,10 @@
  * possibly after the same writes sent again on a new connection.  So the
  * next connection to the same server (same run_id) first kills the old one
  * (CLIENT KILL ID): the server has then run those commands or never will,
- * before anything is sent again.
+ * before anything is sent again.  ds_cluster does the same per node, with
+ * the functions shared below (ds_redis_ident_*), and both consult the same
+ * table of known servers (ds_redis_known_*) to tell a restart that kept
+ * the data from one that came back empty.
  */
 #include "ds_redis.h"
 
@@ -52,12 +55,9 @@ struct ds_redis {
     size_t noutq;
     ds_buf_t *capture;    /* ds_redis_capture target, or NULL */
     size_t *capture_count;
-    int64_t progress_ms; /* last reply read, or first reply owed since */
-    long long client_id; /* CLIENT ID of this connection (0: unknown) */
-    char run_id[48];     /* the server's run_id at connect ("": unknown) */
-    long long orphan_id; /* a connection dropped with commands in flight */
-    char orphan_run_id[48];
-    bool kill_refused; /* CLIENT KILL not allowed: said once */
+    int64_t progress_ms;    /* last reply read, or first reply owed since */
+    ds_redis_ident_t ident; /* this connection's, and the one dropped in flight */
+    int known_server;       /* the server's entry in opts.known (-1: none yet) */
     char err[600];
     ds_redis_opts_t opts;
     ds_cluster_t *cl; /* non-NULL: the server is a cluster; it does everything */
@@ -71,7 +71,7 @@ struct ds_redis {
     } waits[32];
     size_t wait_head, nwaits;
     uint64_t wseq, waited;
-    bool lost;
+    ds_redis_lost_t lost;
     ds_counter_t *m_err[DS_CLUSTER__KINDS];
 };
 
@@ -127,8 +127,7 @@ bool ds_redis_is_cluster(const ds_redis_t *r) {
 }
 
 bool ds_redis_take_lost(ds_redis_t *r) {
-    bool l = r->lost;
-    r->lost = false;
+    bool l = ds_redis_lost_take(&r->lost, r->opts.known, r->known_server);
     if (r->cl && ds_cluster_take_lost(r->cl))
         l = true;
     return l && r->opts.wait_replicas > 0;
@@ -145,24 +144,20 @@ ds_redis_t *ds_redis_new(const char *url, int timeout_ms, char *errstr, size_t e
         return NULL;
     }
     r->timeout_ms = timeout_ms;
+    r->known_server = -1;
     return r;
 }
 
 static void drop(ds_redis_t *r) {
-    if (r->ctx && (r->inflight || r->noutq) && r->client_id) {
-        /* its commands may still run: kill it from the next connection */
-        r->orphan_id = r->client_id;
-        memcpy(r->orphan_run_id, r->run_id, sizeof(r->run_id));
-    }
-    r->client_id = 0;
+    ds_redis_ident_drop(&r->ident, r->ctx && (r->inflight || r->noutq));
     if (r->ctx)
         redisFree(r->ctx);
     r->ctx = NULL;
     r->pending = 0;
     r->inflight = 0;
     r->noutq = 0;
-    if (r->wseq > r->waited)
-        r->lost = true; /* writes no WAIT confirmed went with the connection */
+    if (r->wseq > r->waited) /* writes no WAIT confirmed went with the connection */
+        ds_redis_lost_note(&r->lost, r->ident.run_id);
     r->wseq = r->waited = 0;
     r->sent_no = r->read_no = 0;
     r->nwaits = r->wait_head = 0;
@@ -180,54 +175,228 @@ bool ds_redis_connected(const ds_redis_t *r) {
     return r->cl ? ds_cluster_connected(r->cl) : r->ctx != NULL;
 }
 
+/* ---- identities and the known servers -------------------------------------- */
+
+typedef struct known_server {
+    char name[270];  /* host:port */
+    char run_id[48]; /* when last connected ("": not yet) */
+    char proof[512]; /* a key whose write was confirmed there ("": none) */
+    char gone[48];   /* the last run_id found to have come back empty */
+} known_server_t;
+
+struct ds_redis_known {
+    known_server_t *s;
+    size_t n;
+    bool emptied; /* a server came back empty since ds_redis_take_emptied */
+    char why[700];
+};
+
+ds_redis_known_t *ds_redis_known_new(void) {
+    return calloc(1, sizeof(ds_redis_known_t));
+}
+
+void ds_redis_known_destroy(ds_redis_known_t *k) {
+    if (!k)
+        return;
+    free(k->s);
+    free(k);
+}
+
+int ds_redis_known_server(ds_redis_known_t *k, const char *name) {
+    if (!k)
+        return -1;
+    for (size_t i = 0; i < k->n; i++)
+        if (!strcmp(k->s[i].name, name))
+            return (int)i;
+    known_server_t *ns = realloc(k->s, (k->n + 1) * sizeof(*ns));
+    if (!ns)
+        return -1; /* then no check: a restart is taken as one with its data */
+    k->s = ns;
+    memset(&ns[k->n], 0, sizeof(ns[k->n]));
+    ds_strlcpy(ns[k->n].name, name, sizeof(ns[k->n].name));
+    return (int)k->n++;
+}
+
+void ds_redis_known_proof(ds_redis_known_t *k, int server, const char *key, size_t len) {
+    if (!k || server < 0 || (size_t)server >= k->n || len >= sizeof(k->s[0].proof))
+        return;
+    memcpy(k->s[server].proof, key, len);
+    k->s[server].proof[len] = '\0';
+}
+
+bool ds_redis_cmd_keeps_key(const char *name, size_t len) {
+    static const char *const keeps[] = {"HSET", "SET", "SADD", "ZADD", "HMSET", "HSETNX", "SETNX"};
+    for (size_t i = 0; i < sizeof(keeps) / sizeof(keeps[0]); i++)
+        if (strlen(keeps[i]) == len && !strncasecmp(name, keeps[i], len))
+            return true;
+    return false;
+}
+
+bool ds_redis_known_gone(const ds_redis_known_t *k, int server, const char *run_id) {
+    return k && server >= 0 && (size_t)server < k->n && run_id[0] &&
+           !strcmp(k->s[server].gone, run_id);
+}
+
+void ds_redis_lost_note(ds_redis_lost_t *l, const char *run_id) {
+    if (l->lost && strcmp(l->run_id, run_id))
+        l->mixed = true;
+    if (!l->lost)
+        ds_strlcpy(l->run_id, run_id, sizeof(l->run_id));
+    l->lost = true;
+}
+
+bool ds_redis_lost_take(ds_redis_lost_t *l, const ds_redis_known_t *k, int server) {
+    bool counts = l->lost && (l->mixed || !ds_redis_known_gone(k, server, l->run_id));
+    memset(l, 0, sizeof(*l));
+    return counts;
+}
+
+void ds_redis_ident_drop(ds_redis_ident_t *id, bool in_flight) {
+    if (in_flight && id->client_id) {
+        /* its commands may still run: kill it from the next connection */
+        id->orphan_id = id->client_id;
+        memcpy(id->orphan_run_id, id->run_id, sizeof(id->run_id));
+    }
+    id->client_id = 0;
+}
+
+/* A new connection to a server the table knows: compare its run_id with
+ * the one remembered and, when it changed, look for the proof. */
+/* A new connection to a server the table knows: compare its run_id with
+ * the one remembered and, when it changed, look for the proof.  False
+ * when the server cannot answer that yet (loading its data; a cluster
+ * master just restarted answers CLUSTERDOWN for a while): the connection
+ * is not to be used, and the next one asks again. */
+static bool known_check(redisContext *c, ds_redis_known_t *k, const char *name, const char *run_id,
+                        char *err, size_t err_size) {
+    int i = ds_redis_known_server(k, name);
+    if (i < 0 || !run_id[0])
+        return true;
+    known_server_t *s = &k->s[i];
+    if (!s->run_id[0] || !strcmp(s->run_id, run_id) || !s->proof[0]) {
+        /* first seen, the same server, or nothing written there yet */
+        ds_strlcpy(s->run_id, run_id, sizeof(s->run_id));
+        return true;
+    }
+    redisReply *x = redisCommand(c, "EXISTS %b", s->proof, strlen(s->proof));
+    if (!x) {
+        snprintf(err, err_size, "%s", c->errstr);
+        return false;
+    }
+    ds_cluster_kind_t kind = ds_cluster_reply_kind(x, NULL);
+    if (kind == DS_CLUSTER_LOADING || kind == DS_CLUSTER_BUSY || kind == DS_CLUSTER_CLUSTERDOWN ||
+        kind == DS_CLUSTER_TRYAGAIN) {
+        snprintf(err, err_size,
+                 "%s restarted (run_id %s, was %s) and cannot say yet what it holds: %s", name,
+                 run_id, s->run_id, x->str);
+        freeReplyObject(x);
+        return false;
+    }
+    char was[sizeof(s->run_id)];
+    ds_strlcpy(was, s->run_id, sizeof(was));
+    ds_strlcpy(s->run_id, run_id, sizeof(s->run_id));
+    if (x->type == REDIS_REPLY_INTEGER && x->integer == 0) {
+        snprintf(k->why, sizeof(k->why), "%s restarted (run_id %s, was %s) and %s is gone", name,
+                 run_id, was, s->proof);
+        k->emptied = true;
+        ds_strlcpy(s->gone, was, sizeof(s->gone));
+    } else if (x && x->type == REDIS_REPLY_INTEGER) {
+        DS_INFO("redis", "%s restarted (run_id %s, was %s) with its state", name, run_id, was);
+    } else {
+        /* an error that waiting does not change (e.g. MOVED: the key's
+         * slot lives elsewhere now, or EXISTS not allowed) */
+        DS_WARN("redis", "%s restarted (run_id %s, was %s); could not check its state: %s", name,
+                run_id, was, x->type == REDIS_REPLY_ERROR ? x->str : "unexpected reply");
+    }
+    freeReplyObject(x);
+    return true;
+}
+
 /* The server's run_id (from INFO server) and this connection's id, in one
  * round trip; then the connection an earlier drop left with commands in
  * flight is killed if it was to this same server.  Errors (an ACL user
  * not allowed INFO or CLIENT) leave them unknown: no kill then. */
-static void identify(ds_redis_t *r) {
-    r->run_id[0] = '\0';
-    r->client_id = 0;
-    if (redisAppendCommand(r->ctx, "INFO server") != REDIS_OK ||
-        redisAppendCommand(r->ctx, "CLIENT ID") != REDIS_OK)
-        return;
+bool ds_redis_ident_connect(redisContext *c, ds_redis_ident_t *id, ds_redis_known_t *known,
+                            const char *name, char *err, size_t err_size) {
+    id->run_id[0] = '\0';
+    id->client_id = 0;
+    snprintf(err, err_size, "%s: no answer", name);
+    if (redisAppendCommand(c, "INFO server") != REDIS_OK ||
+        redisAppendCommand(c, "CLIENT ID") != REDIS_OK)
+        return false;
     for (int i = 0; i < 2; i++) {
         void *rep = NULL;
-        if (redisGetReply(r->ctx, &rep) != REDIS_OK || !rep)
-            return;
+        if (redisGetReply(c, &rep) != REDIS_OK || !rep) {
+            snprintf(err, err_size, "%s: %s", name, c->errstr[0] ? c->errstr : "no answer");
+            return false;
+        }
         redisReply *x = rep;
         if (i == 0 && x->type == REDIS_REPLY_STRING) {
             const char *p = strstr(x->str, "run_id:");
             if (p) {
                 p += 7;
                 size_t n = strcspn(p, "\r\n");
-                if (n < sizeof(r->run_id)) {
-                    memcpy(r->run_id, p, n);
-                    r->run_id[n] = '\0';
+                if (n < sizeof(id->run_id)) {
+                    memcpy(id->run_id, p, n);
+                    id->run_id[n] = '\0';
                 }
             }
         } else if (i == 1 && x->type == REDIS_REPLY_INTEGER) {
-            r->client_id = x->integer;
+            id->client_id = x->integer;
         }
         freeReplyObject(x);
     }
-    if (!r->orphan_id || !r->run_id[0] || strcmp(r->run_id, r->orphan_run_id)) {
-        r->orphan_id = 0; /* another server (or unknown): it died with it */
-        return;
+    if (id->orphan_id && id->run_id[0] && !strcmp(id->run_id, id->orphan_run_id)) {
+        char num[24];
+        snprintf(num, sizeof(num), "%lld", id->orphan_id);
+        redisReply *k = redisCommand(c, "CLIENT KILL ID %s", num);
+        if (k && k->type == REDIS_REPLY_ERROR && !strstr(k->str, "No such client") &&
+            !id->kill_refused) {
+            id->kill_refused = true;
+            DS_WARN("redis",
+                    "cannot end the connection to %s dropped with writes in flight (%s): "
+                    "they may still be applied after the writes sent again",
+                    name, k->str);
+        }
+        if (k)
+            freeReplyObject(k);
     }
-    char id[24];
-    snprintf(id, sizeof(id), "%lld", r->orphan_id);
-    redisReply *k = redisCommand(r->ctx, "CLIENT KILL ID %s", id);
-    if (k && k->type == REDIS_REPLY_ERROR && !strstr(k->str, "No such client") &&
-        !r->kill_refused) {
-        r->kill_refused = true;
-        DS_WARN("redis",
-                "cannot end the connection dropped with writes in flight (%s): "
-                "they may still be applied after the writes sent again",
-                k->str);
+    id->orphan_id = 0; /* killed, or another server (or unknown): it died with it */
+    if (c->err) {
+        snprintf(err, err_size, "%s: %s", name, c->errstr);
+        return false;
     }
-    if (k)
-        freeReplyObject(k);
-    r->orphan_id = 0;
+    return !known || known_check(c, known, name, id->run_id, err, err_size);
+}
+
+void ds_redis_note_written(ds_redis_t *r, const void *cmds, size_t len) {
+    if (!r->opts.known || r->cl)
+        return; /* a cluster takes its proofs from the replies */
+    const char *p = cmds;
+    for (size_t off = 0; off < len;) {
+        ds_cluster_cmd_t cmd;
+        if (ds_cluster_cmd_parse(p + off, len - off, &cmd))
+            return;
+        off += cmd.size;
+        if (cmd.arg1 && ds_redis_cmd_keeps_key(cmd.name, cmd.name_len)) {
+            if (r->known_server < 0) {
+                char name[300];
+                snprintf(name, sizeof(name), "%s:%d", r->url.host, r->url.port);
+                r->known_server = ds_redis_known_server(r->opts.known, name);
+            }
+            ds_redis_known_proof(r->opts.known, r->known_server, cmd.arg1, cmd.arg1_len);
+            return;
+        }
+    }
+}
+
+bool ds_redis_take_emptied(ds_redis_t *r, char *why, size_t why_size) {
+    ds_redis_known_t *k = r->opts.known;
+    if (!k || !k->emptied)
+        return false;
+    k->emptied = false;
+    ds_strlcpy(why, k->why, why_size);
+    return true;
 }
 
 /* bumped by every (re)connection: see ds_redis_epoch() */
@@ -318,8 +487,8 @@ static ds_err_t go_cluster(ds_redis_t *r) {
         r->fatal = true;
         return DS_ERR_IO;
     }
-    ds_cluster_opts_t co = {&r->url, r->opts.seeds, r->timeout_ms, r->opts.metrics,
-                            r->opts.metrics_labels};
+    ds_cluster_opts_t co = {&r->url,         r->opts.seeds,          r->timeout_ms,
+                            r->opts.metrics, r->opts.metrics_labels, r->opts.known};
     r->cl = ds_cluster_new(&co);
     if (!r->cl) {
         snprintf(r->err, sizeof(r->err), "out of memory");
@@ -342,8 +511,8 @@ ds_err_t ds_redis_connect(ds_redis_t *r) {
     if (!c && !refused && r->opts.seeds && r->opts.seeds[0] &&
         r->opts.cluster != DS_REDIS_CLUSTER_OFF) {
         /* the first node is down: a seed that is a cluster node will do */
-        ds_cluster_opts_t co = {&r->url, r->opts.seeds, r->timeout_ms, r->opts.metrics,
-                                r->opts.metrics_labels};
+        ds_cluster_opts_t co = {&r->url,         r->opts.seeds,          r->timeout_ms,
+                                r->opts.metrics, r->opts.metrics_labels, r->opts.known};
         ds_cluster_t *cl = ds_cluster_new(&co);
         if (cl && ds_cluster_connect(cl) == DS_ERR_OK && !r->url.db) {
             r->cl = cl;
@@ -389,21 +558,18 @@ ds_err_t ds_redis_connect(ds_redis_t *r) {
             return DS_ERR_IO;
         }
     }
+    /* after SELECT: the proof of the known table is looked up in this db */
+    if (!ds_redis_ident_connect(c, &r->ident, r->opts.known, name, r->err, sizeof(r->err))) {
+        /* the server stopped answering meanwhile, or is not ready yet */
+        redisFree(c);
+        return DS_ERR_IO;
+    }
     r->ctx = c;
     r->pending = 0;
     r->inflight = 0;
-    identify(r);
-    if (!r->ctx || r->ctx->err) { /* the server stopped answering meanwhile */
-        snprintf(r->err, sizeof(r->err), "connect %s:%d: %s", r->url.host, r->url.port,
-                 r->ctx ? r->ctx->errstr : "lost");
-        drop(r);
-        return DS_ERR_IO;
-    }
+    if (r->known_server < 0)
+        r->known_server = ds_redis_known_server(r->opts.known, name);
     return DS_ERR_OK;
-}
-
-const char *ds_redis_server_run_id(const ds_redis_t *r) {
-    return r->ctx ? r->run_id : "";
 }
 
 /* RESP: *argc CRLF then $len CRLF bytes CRLF per argument. */

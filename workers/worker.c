@@ -44,8 +44,16 @@
  * for broker_timeout_ms (librdkafka's statistics) or all are down, and
  * when outputs are not acknowledged; it comes back with the first answer.
  * A retry's backoff ends as soon as the probe finds the server answering
- * again.  A Redis whose run_id changed and that lost a key this worker
- * wrote came back empty: every entity held in memory is written again.
+ * again.  In a Redis Cluster the same holds per master: the probe's
+ * PING goes to each, and a reply owed by any one of them for too long is
+ * a Redis that does not answer.
+ *
+ * A Redis (or cluster node) whose run_id changed and that lost a key this
+ * worker wrote came back empty: every entity held in memory is written
+ * again (redis_emptied).  Writes that no WAIT confirmed on a node that
+ * went away are rewound for instead (rewind_to_committed: consumed again
+ * from the committed offsets, the state reloaded), unless that node is
+ * the one that came back empty: then the rewrite replaces the rewind.
  */
 #include "worker.h"
 
@@ -182,11 +190,10 @@ struct ds_worker {
     char redis_labels[64];
     int64_t stop_ms; /* when the worker first saw ds_worker_stop */
     bool fatal;      /* Redis said something retrying cannot fix */
-    /* the Redis probe (probe_redis) and the server's identity */
-    bool probing;          /* a PING in flight on `redis` */
-    int64_t last_probe_ms; /* when the last one was sent */
-    char run_id[48];       /* the server's, when last connected */
-    char sample_key[512];  /* a key the last confirmed writes set */
+    /* the Redis probe (probe_redis) and the servers' identities */
+    bool probing;            /* a PING in flight on `redis` */
+    int64_t last_probe_ms;   /* when the last one was sent */
+    ds_redis_known_t *known; /* run_ids and proofs, shared by redis and wredis */
     /* the brokers (on_stats, on_error); read by ds_worker_ready */
     int64_t broker_answer_ms; /* when their responses last grew (atomic) */
     int64_t broker_rx;
@@ -514,44 +521,15 @@ static void drop_windows(ds_worker_t *w) {
     w->owed = w->owed_total = 0;
 }
 
-/* The key (second argument) of the first command of RESP bytes that has
- * one (MULTI and EXEC have none), into out. */
-static bool resp_first_key(const unsigned char *p, size_t len, char *out, size_t n) {
-    const unsigned char *end = p + len;
-    while (p < end && *p == '*') {
-        char *q;
-        unsigned long argc = strtoul((const char *)p + 1, &q, 10);
-        p = (const unsigned char *)q + 2; /* CRLF */
-        for (unsigned long a = 0; a < argc; a++) {
-            if (p >= end || *p != '$')
-                return false;
-            size_t l = (size_t)strtoul((const char *)p + 1, &q, 10);
-            p = (const unsigned char *)q + 2;
-            if (p + l > end)
-                return false;
-            if (a == 1) {
-                if (l + 1 > n)
-                    return false;
-                memcpy(out, p, l);
-                out[l] = '\0';
-                return true;
-            }
-            p += l + 2;
-        }
-    }
-    return false;
-}
-
 /* The batch's writes are confirmed (and, as batches finish in order, those
  * of every batch before it).  The batch that wrote a window's last entity
  * stores the offsets of every batch up to the window's close: their
  * outputs are acknowledged and their state is in Redis. */
 static void batch_done(ds_worker_t *w, batch_t *b) {
     /* a key Redis now holds: after a restart, its absence says the state
-     * is gone (redis_identity) */
-    if (b->nwrites &&
-        !resp_first_key(b->writes.data, b->writes.len, w->sample_key, sizeof(w->sample_key)))
-        w->sample_key[0] = '\0';
+     * is gone (redis_emptied) */
+    if (b->nwrites)
+        ds_redis_note_written(w->wredis, b->writes.data, b->writes.len);
     if (b->store) {
         if (b->store->cnt)
             ds_kafka_store_offsets(w->consumer, b->store);
@@ -884,7 +862,8 @@ static bool redis_failed(ds_worker_t *w, ds_redis_t *r, int64_t backoff) {
 /* Writes no WAIT confirmed were on a Redis node that went away (or
  * stopped being a master): they may be lost.  Everything since the
  * committed offsets is consumed again, with the state reloaded from
- * Redis (units' checkpoints make it exactly once there). */
+ * Redis (units' checkpoints make it exactly once there).  Not when that
+ * node came back empty: see redis_emptied. */
 static void rewind_to_committed(ds_worker_t *w) {
     DS_WARN(w->ops->name, "a Redis node went away holding writes that no WAIT confirmed: "
                           "consuming again from the committed offsets");
@@ -923,40 +902,19 @@ static void redis_fine(ds_worker_t *w) {
     w->redis_ok = 1;
 }
 
-static void on_exists(void *opaque, size_t index, const redisReply *reply) {
-    (void)index;
-    *(long long *)opaque = reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
-}
-
-/* A new connection: is it the server this worker wrote to?  A changed
- * run_id with a key this worker's writes set gone means Redis came back
- * empty (or from an old snapshot): every entity still held in memory (of
+/* Redis, or a node of the cluster, came back without the state this
+ * worker wrote (its run_id changed and a key its confirmed writes set is
+ * gone: ds_redis_take_emptied): every entity still held in memory (of
  * this worker's partitions) is written again; what it no longer holds is
- * lost until replayed. */
-static void redis_identity(ds_worker_t *w, ds_redis_t *r) {
-    const char *id = ds_redis_server_run_id(r);
-    if (!id[0] || !strcmp(id, w->run_id))
+ * lost until replayed.  This takes the place of the rewind that writes no
+ * WAIT confirmed on that node would ask for (ds_redis_take_lost leaves
+ * those out): reloading from a node that lost everything would build its
+ * units from nothing, while memory holds them as of the newest event.
+ * Checked after every call that may have made a new connection. */
+static void redis_emptied(ds_worker_t *w) {
+    char why[700];
+    if (!ds_redis_take_emptied(w->wredis, why, sizeof(why)))
         return;
-    bool first = !w->run_id[0];
-    char was[sizeof(w->run_id)];
-    ds_strlcpy(was, w->run_id, sizeof(was));
-    ds_strlcpy(w->run_id, id, sizeof(w->run_id));
-    if (first || !w->sample_key[0])
-        return;
-    long long exists = -1;
-    const char *argv[] = {"EXISTS", w->sample_key};
-    ds_redis_cmd(r, 2, argv, NULL);
-    if (ds_redis_run(r, on_exists, &exists) != DS_ERR_OK || exists < 0) {
-        DS_WARN(w->ops->name,
-                "redis restarted (run_id %s, was %s); could not check its state: "
-                "%s",
-                id, was, ds_redis_errstr(r));
-        return;
-    }
-    if (exists) {
-        DS_INFO(w->ops->name, "redis restarted (run_id %s, was %s) with its state", id, was);
-        return;
-    }
     rd_kafka_topic_partition_list_t *owned = NULL;
     if (rd_kafka_assignment(w->consumer, &owned))
         owned = NULL;
@@ -966,18 +924,16 @@ static void redis_identity(ds_worker_t *w, ds_redis_t *r) {
         rd_kafka_topic_partition_list_destroy(owned);
     count(w->m_redis_lost, 1);
     DS_ERROR(w->ops->name,
-             "redis came back without the state this worker wrote (run_id %s, was %s; %s is "
-             "gone): writing back the %zu entities it holds in memory; state it does not hold "
-             "is lost until replayed (docs/OPERATIONS.md)",
-             id, was, w->sample_key, w->ops->dirty_count(w->self) - before);
+             "redis came back without the state this worker wrote (%s): writing back the %zu "
+             "entities it holds in memory; state it does not hold is lost until replayed "
+             "(docs/OPERATIONS.md)",
+             why, w->ops->dirty_count(w->self) - before);
 }
 
-/* ds_redis_connect(), and the server's identity checked on a new connection. */
+/* ds_redis_connect(), and what a new connection found out. */
 static ds_err_t redis_connect(ds_worker_t *w, ds_redis_t *r) {
-    bool was = ds_redis_connected(r);
     ds_err_t e = ds_redis_connect(r);
-    if (!e && !was)
-        redis_identity(w, r);
+    redis_emptied(w);
     return e;
 }
 
@@ -995,7 +951,7 @@ static probe_t probe_redis(ds_worker_t *w) {
         size_t got = 0;
         if (ds_redis_collect_avail(w->redis, 1, &got)) {
             w->probing = false;
-            redis_failed(w, w->redis, PROBE_MS);
+            (void)redis_failed(w, w->redis, PROBE_MS);
             return PROBE_DOWN;
         }
         if (!got)
@@ -1008,8 +964,14 @@ static probe_t probe_redis(ds_worker_t *w) {
     if (now - w->last_probe_ms < PROBE_MS)
         return PROBE_IDLE;
     w->last_probe_ms = now;
-    if (redis_connect(w, w->redis) || ds_redis_send(w->redis, ping_cmd, sizeof(ping_cmd) - 1, 1)) {
-        redis_failed(w, w->redis, PROBE_MS);
+    /* (in a cluster the PING goes to every master, connecting again those
+     * whose connection was lost: a node that came back empty shows here) */
+    ds_err_t e = redis_connect(w, w->redis);
+    if (!e)
+        e = ds_redis_send(w->redis, ping_cmd, sizeof(ping_cmd) - 1, 1);
+    redis_emptied(w);
+    if (e) {
+        (void)redis_failed(w, w->redis, PROBE_MS);
         return PROBE_DOWN;
     }
     w->probing = true;
@@ -1051,6 +1013,7 @@ static bool load_stage(ds_worker_t *w, batch_t *b) {
                 observe(w->m_redis_seconds, (double)(ds_clock_mono_us() - t0) / 1e6);
             }
         }
+        redis_emptied(w); /* a cluster node connected again by the loads */
         if (!e) {
             if (answered) /* else nothing was asked: no news of Redis */
                 redis_fine(w);
@@ -1108,9 +1071,16 @@ static bool writes_stage(ds_worker_t *w, wait_t wait) {
                 if (e)
                     break;
                 answered |= got > 0;
+                /* a new connection (in a cluster, to a node connected
+                 * again) may have found Redis back empty: what memory
+                 * holds is written again, and the writes lost with it
+                 * are not rewound for (ds_redis_take_lost leaves them
+                 * out) */
+                redis_emptied(w);
                 if (ds_redis_take_lost(w->wredis)) {
                     /* a node went away with writes no WAIT confirmed, yet
-                     * the round succeeded elsewhere: store nothing more */
+                     * the round succeeded (elsewhere, or on a new
+                     * connection): store nothing more */
                     rewind_to_committed(w);
                     return false;
                 }
@@ -1137,10 +1107,10 @@ static bool writes_stage(ds_worker_t *w, wait_t wait) {
             bs[i]->state = B_READY;
         if (!redis_failed(w, w->wredis, backoff))
             return false;
-        if (ds_redis_take_lost(w->wredis)) {
-            rewind_to_committed(w);
-            return false;
-        }
+        /* writes lost with the connection (ds_redis_take_lost) are looked
+         * at once Redis answers again, after the round sent again: then
+         * it is known whether it came back empty (everything held written
+         * again) or not (rewind) */
         backoff_wait(w, backoff, what);
         backoff = next_backoff(backoff);
         if (must_abandon(w))
@@ -1755,7 +1725,12 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
         .seeds = cfg->redis_seeds,
         .metrics = metrics,
         .metrics_labels = w->redis_labels,
+        .known = w->known = ds_redis_known_new(),
     };
+    if (!w->known) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
     ds_redis_set_opts(w->redis, &ro); /* loads: no WAIT */
     ro.wait_replicas = cfg->redis_wait_replicas;
     ro.wait_timeout_ms = cfg->redis_wait_timeout_ms;
@@ -1834,6 +1809,7 @@ void ds_worker_destroy(ds_worker_t *w) {
         rd_kafka_destroy(w->producer);
     ds_redis_destroy(w->redis);
     ds_redis_destroy(w->wredis);
+    ds_redis_known_destroy(w->known);
     pthread_mutex_destroy(&w->why_lock);
     free(w);
 }
