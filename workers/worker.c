@@ -980,15 +980,21 @@ static probe_t probe_redis(ds_worker_t *w) {
 
 /* The load connection is about to be used synchronously: read the probe's
  * reply first (it is in by now unless Redis stopped answering; then the
- * connection is dropped and the caller's connect fails or reconnects). */
+ * connection is dropped and the caller's connect fails or reconnects).
+ * A failure is reported as the probe's own would be: in a cluster the
+ * caller's connect and reads may well succeed on the other masters, and a
+ * worker that checks its clock often (the watcher) reads the probe's
+ * reply here rather than in probe_redis. */
 static void probe_settle(ds_worker_t *w) {
     if (!w->probing)
         return;
     w->probing = false;
-    if (ds_redis_collect(w->redis, 1) == DS_ERR_OK)
+    if (ds_redis_collect(w->redis, 1) == DS_ERR_OK) {
         redis_fine(w);
-    else
+    } else {
+        (void)redis_failed(w, w->redis, PROBE_MS);
         ds_redis_close(w->redis);
+    }
 }
 
 /* Load what batch b needs (rounds until the worker asks for nothing). */
