@@ -60,7 +60,8 @@ static const row_t rows[] = {
      "written have its writes (0 = off: a failover may lose acknowledged writes)"},
     {"redis.wait_timeout_ms", "--redis-wait-timeout-ms", T_INT, "1000", 1, 600000, NULL,
      OFF(redis_wait_timeout_ms),
-     "how long one WAIT waits for the replicas; fewer in time: the window is written again"},
+     "how long one WAIT waits for the replicas, less than redis.timeout_ms; fewer in time: the "
+     "window is written again"},
     {"rules", "--rules", T_STR, "", 0, 0, NULL, OFF(rules_path),
      "rules file (YAML); empty = built-in defaults"},
     {"clock", "--clock", T_ENUM, "wall", 0, 0, "wall|event", OFF(clock),
@@ -426,6 +427,14 @@ ds_config_t *ds_config_load(int argc, char **argv, char **envp, char *err, size_
     char uerr[256];
     if (ds_redis_url_parse(c->redis_url, &u, uerr, sizeof(uerr))) {
         snprintf(err, errsz, "redis.url: %s", uerr);
+        goto fail;
+    }
+    if (c->redis_wait_replicas > 0 && c->redis_wait_timeout_ms >= c->redis_timeout_ms) {
+        /* a WAIT's reply is owed that long: it would count as no answer */
+        snprintf(err, errsz,
+                 "redis.wait_timeout_ms (%d) must be less than redis.timeout_ms (%d) when "
+                 "redis.wait_replicas is set",
+                 c->redis_wait_timeout_ms, c->redis_timeout_ms);
         goto fail;
     }
     return c;
