@@ -7,10 +7,18 @@
  * every master written (and on one plain Redis); replies retrying cannot fix (WRONGTYPE, a cluster
  * node with redis.cluster off, a plain Redis with redis.cluster on); and a
  * master killed: the client fails naming it, says its unconfirmed writes
- * may be lost, and works again once the replica has taken over.
+ * may be lost, and works again once the replica has taken over.  A
+ * master paused (SIGSTOP): replies it owes time a collect out, a PING sent
+ * alone reaches it as every master, and the connection dropped with
+ * commands in flight is ended (CLIENT KILL ID) from the next one to that
+ * node.  A master of a cluster without replicas restarted empty: the
+ * client that connects to it again says so once (the known table shared
+ * by two clients), and the unconfirmed writes that went with it are not
+ * reported as lost.
  */
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -464,6 +472,168 @@ static void test_fatal_replies(void **state) {
     ds_redis_destroy(r);
 }
 
+/* CLIENT KILL commands node i ran (INFO commandstats) */
+static long long kill_calls(const ds_h_cluster_t *c, int i) {
+    redisReply *x = ds_h_node(c, i, "INFO commandstats");
+    assert_non_null(x);
+    const char *tag = "cmdstat_client|kill:calls=";
+    const char *p = strstr(x->str, tag);
+    long long n = p ? strtoll(p + strlen(tag), NULL, 10) : 0;
+    freeReplyObject(x);
+    return n;
+}
+
+static const char ping_cmd[] = "*1\r\n$4\r\nPING\r\n";
+
+/* Collect without waiting until everything is in or the call fails;
+ * returns its result and how long it took (*ms). */
+static ds_err_t collect_avail_all(ds_redis_t *r, size_t n, int64_t *ms) {
+    int64_t t0 = ds_clock_mono_ms();
+    ds_err_t e = DS_ERR_OK;
+    for (size_t have = 0; have < n && ds_clock_mono_ms() - t0 < 10000;) {
+        size_t got = 0;
+        if ((e = ds_redis_collect_avail(r, n - have, &got)))
+            break;
+        have += got;
+        ds_clock_sleep_ms(5);
+    }
+    *ms = ds_clock_mono_ms() - t0;
+    return e;
+}
+
+static void test_node_not_answering(void **state) {
+    (void)state;
+    char err[256];
+    ds_redis_t *r = ds_redis_new(cl.url, 500, err, sizeof(err));
+    assert_non_null(r);
+    assert_int_equal(ds_redis_connect(r), DS_ERR_OK);
+    assert_true(ds_redis_is_cluster(r));
+    /* not the master of slot 0, where a keyless command sent to one master
+     * only would go */
+    int victim = ds_h_cluster_owner(&cl, 16383);
+    assert_true(victim != ds_h_cluster_owner(&cl, 0));
+    char port[16];
+    snprintf(port, sizeof(port), ":%d", cl.port[victim]);
+    int64_t ms;
+    assert_int_equal(ds_redis_send(r, ping_cmd, sizeof(ping_cmd) - 1, 1), DS_ERR_OK);
+    assert_int_equal(collect_avail_all(r, 1, &ms), DS_ERR_OK);
+    long long kills = kill_calls(&cl, victim);
+
+    /* the probe's PING, alone, while that master is paused */
+    kill(cl.pid[victim], SIGSTOP);
+    ds_err_t e = ds_redis_send(r, ping_cmd, sizeof(ping_cmd) - 1, 1);
+    if (!e)
+        e = collect_avail_all(r, 1, &ms);
+    kill(cl.pid[victim], SIGCONT);
+    fprintf(stderr, "  PING with a master paused: %s after %lld ms: %s\n", ds_err2str(e),
+            (long long)ms, ds_redis_errstr(r));
+    assert_int_equal(e, DS_ERR_TIMEOUT);
+    assert_true(ms >= 450 && ms < 1500);
+    assert_non_null(strstr(ds_redis_errstr(r), port));
+    assert_false(ds_redis_connected(r)); /* the map is read again */
+
+    /* it answers again: writes to every master go through, and the
+     * connection dropped with the PING in flight was ended from the next
+     * one to that node */
+    assert_int_equal(ds_redis_connect(r), DS_ERR_OK);
+    assert_int_equal(write_all(r, fill_many, "p1"), DS_ERR_OK);
+    assert_int_equal(kill_calls(&cl, victim), kills + 1);
+
+    /* writes to every master; the paused one owes its replies */
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    size_t n = 0;
+    ds_redis_capture(r, &b, &n);
+    fill_many(r, "p2");
+    ds_redis_capture(r, NULL, NULL);
+    kill(cl.pid[victim], SIGSTOP);
+    e = ds_redis_send(r, b.data, b.len, n);
+    if (!e)
+        e = collect_avail_all(r, n, &ms);
+    kill(cl.pid[victim], SIGCONT);
+    fprintf(stderr, "  writes with a master paused: %s after %lld ms: %s\n", ds_err2str(e),
+            (long long)ms, ds_redis_errstr(r));
+    assert_int_equal(e, DS_ERR_TIMEOUT);
+    assert_true(ms >= 450 && ms < 1500);
+    assert_non_null(strstr(ds_redis_errstr(r), port));
+    assert_false(ds_redis_fatal(r));
+    ds_buf_free(&b);
+
+    /* sent again once it answers */
+    assert_int_equal(ds_redis_connect(r), DS_ERR_OK);
+    assert_int_equal(write_all(r, fill_many, "p3"), DS_ERR_OK);
+    assert_int_equal(kill_calls(&cl, victim), kills + 2);
+    assert_hget("t:{k1}", "p3");
+    assert_hget("t:{k299}", "p3");
+    ds_redis_destroy(r);
+    assert_true(ds_h_cluster_wait_ok(&cl, 20000));
+}
+
+static void fill_c0(ds_redis_t *r, void *arg) {
+    fill_many(r, arg);
+}
+
+static void test_node_back_empty(void **state) {
+    (void)state;
+    ds_h_cluster_t c0; /* no replicas: a master restarted is master again, empty */
+    ds_h_cluster_start(&env, &c0, 3, 0);
+    ds_redis_known_t *k = ds_redis_known_new();
+    assert_non_null(k);
+    char err[256];
+    ds_redis_opts_t wo = {.wait_replicas = 1, .known = k}, lo = {.known = k};
+    ds_redis_t *w = ds_redis_new(c0.url, 5000, err, sizeof(err));
+    ds_redis_t *l = ds_redis_new(c0.url, 5000, err, sizeof(err));
+    ds_redis_set_opts(w, &wo);
+    ds_redis_set_opts(l, &lo);
+    assert_int_equal(ds_redis_connect(w), DS_ERR_OK);
+    assert_int_equal(ds_redis_connect(l), DS_ERR_OK);
+    assert_int_equal(write_all(w, fill_c0, "e1"), DS_ERR_OK);
+    int64_t ms;
+    assert_int_equal(ds_redis_send(l, ping_cmd, sizeof(ping_cmd) - 1, 1), DS_ERR_OK);
+    assert_int_equal(collect_avail_all(l, 1, &ms), DS_ERR_OK);
+    char why[700];
+    assert_false(ds_redis_take_emptied(w, why, sizeof(why)));
+
+    int victim = ds_h_cluster_owner(&c0, ds_cluster_keyslot("k1", 2));
+    char port[16];
+    snprintf(port, sizeof(port), ":%d", c0.port[victim]);
+    ds_h_cluster_kill(&c0, victim);
+    ds_h_cluster_restart(&env, &c0, victim);
+    /* the other client's PING reaches it first (it answers CLUSTERDOWN
+     * for a while after a restart: the check waits for an answer) */
+    int64_t t0 = ds_clock_mono_ms();
+    ds_err_t e;
+    do {
+        e = ds_redis_connect(l);
+        if (!e)
+            e = ds_redis_send(l, ping_cmd, sizeof(ping_cmd) - 1, 1);
+        if (!e)
+            e = collect_avail_all(l, 1, &ms);
+    } while (e && ds_clock_mono_ms() - t0 < 15000);
+    assert_int_equal(e, DS_ERR_OK);
+    assert_true(ds_redis_take_emptied(w, why, sizeof(why)));
+    fprintf(stderr, "  after %lld ms: %s\n", (long long)(ds_clock_mono_ms() - t0), why);
+    assert_non_null(strstr(why, port));
+    assert_non_null(strstr(why, "is gone"));
+    assert_false(ds_redis_take_emptied(l, why, sizeof(why))); /* said once */
+
+    /* the writer's connection to it went with the restart, holding writes
+     * no WAIT confirmed: they are not reported as lost (what memory holds
+     * is written again instead) */
+    assert_int_equal(write_all(w, fill_c0, "e2"), DS_ERR_OK);
+    assert_false(ds_redis_take_lost(w));
+    assert_false(ds_redis_take_emptied(w, why, sizeof(why)));
+    char *v = ds_h_cluster_hget(&c0, "t:{k1}", "f");
+    assert_non_null(v);
+    assert_string_equal(v, "e2");
+    free(v);
+    ds_redis_destroy(w);
+    ds_redis_destroy(l);
+    ds_redis_known_destroy(k);
+    for (int i = 0; i < c0.n; i++)
+        ds_h_cluster_kill(&c0, i);
+}
+
 static void test_master_lost(void **state) {
     (void)state;
     ds_redis_opts_t o = {.wait_replicas = 1, .wait_timeout_ms = 1000};
@@ -512,6 +682,8 @@ int main(void) {
         cmocka_unit_test(test_tryagain),
         cmocka_unit_test(test_wait),
         cmocka_unit_test(test_fatal_replies),
+        cmocka_unit_test(test_node_not_answering),
+        cmocka_unit_test(test_node_back_empty),
         cmocka_unit_test(test_master_lost),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

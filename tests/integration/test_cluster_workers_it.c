@@ -11,7 +11,16 @@
  * one group, one killed with SIGKILL mid-stream and replaced; a master
  * killed mid-stream (its replica takes over, the old master comes back as
  * a replica) with redis.wait_replicas 1: /readyz says not ready and names
- * Redis, the worker waits, resumes and ends oracle-equal.
+ * Redis, the worker waits, resumes and ends oracle-equal; a master paused
+ * (SIGSTOP, shorter than the cluster's node timeout) mid-stream and again
+ * while the worker is idle: /readyz turns 503 within redis.timeout_ms + 1 s
+ * naming that master, 200 again once it answers, and the run ends
+ * oracle-equal; a master restarted empty mid-stream (before its replica
+ * could take over, so the replica copies the empty master) with
+ * redis.wait_replicas 1 and redis.timeout_ms 500 (shorter than the
+ * restarted master's CLUSTERDOWN, so that the write round fails first):
+ * the worker writes back what it holds instead of replaying from the
+ * committed offsets, and ends oracle-equal.
  *
  * One seeded stream (dealsignal gen) is copied into each run's own input
  * topics, at once or paced (so that a fault falls mid-stream); the scorer
@@ -48,6 +57,7 @@ typedef struct run {
     char in_ma[64], in_crm[64], ls[64], as[64], al[64];
     bool plain;          /* the oracle: one plain Redis */
     bool wait;           /* redis.wait_replicas 1 */
+    bool quick;          /* redis.timeout_ms 500 */
     char metrics[4][64]; /* --metrics-addr of the workers started (by slot) */
 } run_t;
 
@@ -138,6 +148,14 @@ static pid_t start(run_t *r, const char *what, int slot) {
     if (r->wait) {
         args[n++] = "--redis-wait-replicas";
         args[n++] = "1";
+    }
+    if (r->quick) {
+        args[n++] = "--redis-timeout-ms";
+        args[n++] = "500";
+        if (r->wait) { /* less than redis.timeout_ms */
+            args[n++] = "--redis-wait-timeout-ms";
+            args[n++] = "200";
+        }
     }
     args[n] = NULL;
     return ds_h_spawn(log, args);
@@ -313,6 +331,8 @@ static double scrape(const char *addr, const char *prefix) {
 /* ---- phases ---------------------------------------------------------------------- */
 
 typedef void (*phase_fn)(run_t *r, const char *what);
+static void pause_phase(run_t *r, const char *what);
+static void empty_phase(run_t *r, const char *what);
 
 /* one worker, the whole input at once */
 static void plain_phase(run_t *r, const char *what) {
@@ -328,6 +348,7 @@ static void run_all(const char *name, phase_fn fn, bool plain, bool wait) {
     run_init(&r, name);
     r.plain = plain;
     r.wait = wait;
+    r.quick = fn == pause_phase || fn == empty_phase;
     int64_t t0 = ds_clock_mono_ms();
     fn(&r, "scorer");
     fn(&r, "watcher");
@@ -438,6 +459,100 @@ static void failover_phase(run_t *r, const char *what) {
     }
 }
 
+/* The master that owns the last slot stops answering for 1.2 s: /readyz
+ * must turn 503 within redis.timeout_ms (500) + 1 s, naming it, and 200
+ * again within 3 s of SIGCONT.  It is not the master of slot 0, where a
+ * PING sent to one master only would go: idle, only a PING to every
+ * master notices it. */
+static void pause_master(const run_t *r, const char *what, const char *when) {
+    int victim = ds_h_cluster_owner(&cl, 16383);
+    assert_true(victim >= 0 && victim != ds_h_cluster_owner(&cl, 0));
+    char port[16];
+    snprintf(port, sizeof(port), ":%d", cl.port[victim]);
+    kill(cl.pid[victim], SIGSTOP);
+    int64_t t0 = ds_clock_mono_ms(), t;
+    char *why = NULL;
+    long st = 0;
+    while ((t = ds_clock_mono_ms() - t0) < 1500) {
+        free(why);
+        why = NULL;
+        if ((st = ds_h_http_get(r->metrics[0], "/readyz", &why)) == 503)
+            break;
+        ds_clock_sleep_ms(50);
+    }
+    if (t < 1200)
+        ds_clock_sleep_ms(1200 - t);
+    kill(cl.pid[victim], SIGCONT);
+    fprintf(stderr, "  %s: master%s paused while %s: %ld after %lld ms: %s", what, port, when, st,
+            (long long)t, why ? why : "\n");
+    assert_int_equal(st, 503);
+    assert_non_null(strstr(why, "redis"));
+    assert_non_null(strstr(why, port));
+    free(why);
+    t0 = ds_clock_mono_ms();
+    while (ds_h_http_get(r->metrics[0], "/readyz", NULL) != 200 && ds_clock_mono_ms() - t0 < 3000)
+        ds_clock_sleep_ms(50);
+    t = ds_clock_mono_ms() - t0;
+    fprintf(stderr, "  %s: ready again %lld ms after SIGCONT\n", what, (long long)t);
+    assert_true(t < 3000);
+    assert_true(ds_h_cluster_wait_ok(&cl, 20000));
+}
+
+/* a master paused mid-stream, then again once everything is consumed */
+static void pause_phase(run_t *r, const char *what) {
+    pid_t p = start(r, what, 0);
+    int64_t t0 = ds_clock_mono_ms(); /* in the group, and ready */
+    while (ds_h_http_get(r->metrics[0], "/readyz", NULL) != 200 && ds_clock_mono_ms() - t0 < 30000)
+        ds_clock_sleep_ms(100);
+    feed_t f;
+    feed_start(&f, r, what, (int)(nsrc_ma + nsrc_crm) / 6);
+    ds_clock_sleep_ms(1000);
+    pause_master(r, what, "writes are in flight");
+    feed_wait(&f);
+    assert_true(ds_h_wait_group(&env, r->group, input_of(r, what), 120000));
+    ds_clock_sleep_ms(1000);
+    pause_master(r, what, "idle");
+    finish(r, what, &p, 1);
+}
+
+static int log_count(const run_t *r, const char *what, const char *needle) {
+    char log[256];
+    snprintf(log, sizeof(log), "%s/%s-%s.log", env.tmpdir, r->name, what);
+    return ds_h_log_count(log, needle);
+}
+
+/* a master killed and started again at once, without its data, once the
+ * scorer has stored offsets: it is master again (no failover had time to
+ * start) and its replica resyncs from it, empty too.  The scorer only:
+ * when the watcher runs, the scorer (whose state every master holds too)
+ * has stopped, and nothing would write its part back. */
+static void empty_phase(run_t *r, const char *what) {
+    if (!is_scorer(what)) {
+        plain_phase(r, what);
+        return;
+    }
+    pid_t p = start(r, what, 0);
+    feed_t f;
+    feed_start(&f, r, what, (int)(nsrc_ma + nsrc_crm) / 6);
+    int64_t t0 = ds_clock_mono_ms();
+    while (scrape(r->metrics[0], "dealsignal_consumed_records_total{") <= 0 &&
+           ds_clock_mono_ms() - t0 < 30000)
+        ds_clock_sleep_ms(50);
+    int victim = ds_h_cluster_owner(&cl, 0);
+    ds_h_cluster_kill(&cl, victim);
+    ds_h_cluster_restart(&env, &cl, victim);
+    fprintf(stderr, "  %s: master on port %d restarted empty\n", what, cl.port[victim]);
+    feed_wait(&f);
+    assert_true(ds_h_cluster_wait_ok(&cl, 30000));
+    assert_int_equal(ds_h_cluster_owner(&cl, 0), victim); /* no failover */
+    finish(r, what, &p, 1);
+    int lost = log_count(r, what, "came back without the state");
+    int rewinds = log_count(r, what, "consuming again from the committed");
+    fprintf(stderr, "  %s: %d writes back from memory, %d replays\n", what, lost, rewinds);
+    assert_int_equal(lost, 1);
+    assert_int_equal(rewinds, 0);
+}
+
 /* Pointed at a cluster node with redis.cluster off, the worker meets a
  * redirect it may not follow: it stops at once, non-zero, saying why. */
 static void test_fatal_stop(void **s) {
@@ -537,6 +652,14 @@ static void test_failover_wait(void **s) {
     (void)s;
     run_all("failover", failover_phase, false, true);
 }
+static void test_paused_master(void **s) {
+    (void)s;
+    run_all("paused", pause_phase, false, false);
+}
+static void test_master_back_empty(void **s) {
+    (void)s;
+    run_all("empty", empty_phase, false, true);
+}
 
 int main(void) {
     const char *ev = getenv("DS_CLUSTER_EVENTS");
@@ -567,6 +690,8 @@ int main(void) {
         cmocka_unit_test(test_reshard),
         cmocka_unit_test(test_group_kill9),
         cmocka_unit_test(test_failover_wait),
+        cmocka_unit_test(test_paused_master),
+        cmocka_unit_test(test_master_back_empty),
         cmocka_unit_test(test_fatal_stop),
         cmocka_unit_test(test_shutdown_timeout_from_sigterm),
     };
