@@ -1019,7 +1019,6 @@ static bool load_stage(ds_worker_t *w, batch_t *b) {
                 observe(w->m_redis_seconds, (double)(ds_clock_mono_us() - t0) / 1e6);
             }
         }
-        redis_emptied(w); /* a cluster node connected again by the loads */
         if (!e) {
             if (answered) /* else nothing was asked: no news of Redis */
                 redis_fine(w);
