@@ -4,7 +4,9 @@
  * Consumers use the eager `range` assignor, manual offset store
  * (enable.auto.offset.store=false; we store offset+1 only after state and
  * outputs are safe) and auto-commit of stored offsets; one thread polls
- * with rd_kafka_consumer_poll() (see PITFALLS: no batch consume APIs).
+ * with rd_kafka_consumer_poll(): librdkafka 2.0's batch consume calls can
+ * lose or repeat messages when combined with pause/resume, seek or a
+ * rebalance.
  * Producers are idempotent.  `kafka.*` settings pass through unchanged and
  * win over ours.  librdkafka's logs are routed into ds_log.
  */

@@ -777,7 +777,7 @@ static size_t saved_ids(const ds_buf_t *b) {
     assert_non_null(u);
     size_t n = u->nldd;
     for (uint32_t i = 0; i < u->nleads; i++) {
-        const lead_t *L = &u->leads[i];
+        const lead_t *L = u->leads[i];
         for (uint32_t k = 0; k < L->ndd; k++) /* live by the account's clock */
             n += u->max_t - L->dd[k].t <= u->dd_window_ms;
         for (uint32_t k = 1; k < L->ndd; k++)
@@ -889,7 +889,7 @@ static void test_load_dedupe_order(void **state) {
     lead_rec_with_ids(&b, swapped, 5);
     ds_score_unit_t *u = ds_score_unit_new("ACC", true);
     assert_int_equal(ds_score_unit_put_lead(u, "L1", b.data, b.len), DS_ERR_OK);
-    const lead_t *L = &u->leads[0];
+    const lead_t *L = u->leads[0];
     assert_int_equal(L->ndd, 5);
     for (uint32_t k = 0; k < 5; k++)
         assert_int_equal(L->dd[k].h, sorted[k]);

@@ -940,6 +940,9 @@ typedef struct run {
     cap_t cds, crt, cst, cref;
     ds_score_stats_t sds, srt, sst;
     size_t loads; /* pieces st loaded */
+    /* ds's units share one scratch (their content and insight ids), st's
+     * another, as a worker's do */
+    ds_score_scratch_t *scr_ds, *scr_st;
     ref_score_stats_t sref;
     size_t index; /* of the event being applied */
     const gev_t *ev;
@@ -1135,8 +1138,9 @@ static void st_acct(void *opaque, const ds_account_score_t *a, uint64_t sig, con
 
 /* A unit of the scorer after a restart: only the account's record (its
  * dictionary and mobilizers with it), or a lone lead's record. */
-static ds_score_unit_t *st_reload(kv_t *store, const char *key, bool is_account) {
-    ds_score_unit_t *u = ds_score_unit_new(key, is_account);
+static ds_score_unit_t *st_reload(kv_t *store, const char *key, bool is_account,
+                                  ds_score_scratch_t *scr) {
+    ds_score_unit_t *u = ds_score_unit_new_in(key, is_account, scr);
     assert_non_null(u);
     if (!is_account) {
         char k[600];
@@ -1323,7 +1327,7 @@ static void round_trip(run_t *R, int ui, bool ref_too) {
     ds_score_unit_destroy(p->rt);
     p->rt = n;
     ds_score_unit_destroy(p->st);
-    p->st = st_reload(p->store, R->g.units[ui].key, R->g.units[ui].is_account);
+    p->st = st_reload(p->store, R->g.units[ui].key, R->g.units[ui].is_account, R->scr_st);
     if (ref_too) {
         ds_buf_reset(&R->b1);
         if (ref_score_unit_save(p->ref, &R->b1))
@@ -1393,11 +1397,11 @@ static void compare_leads(run_t *R, int ui) {
     for (int k = 0; k < 2; k++) {
         size_t nm = 0;
         for (uint32_t i = 0; i < us[k]->nleads; i++)
-            if (us[k]->leads[i].member) {
+            if (us[k]->leads[i]->member) {
                 if (nm == n)
                     FAIL(R, "unit %s: %s has more leads than the oracle's %zu", R->g.units[ui].key,
                          k ? "rt" : "ds", n);
-                m[nm++] = ds_score_str(us[k], us[k]->leads[i].id);
+                m[nm++] = ds_score_str(us[k], us[k]->leads[i]->id);
             }
         if (nm != n || us[k]->members != n)
             FAIL(R, "unit %s: %s has %zu leads (%u counted), oracle %zu", R->g.units[ui].key,
@@ -1470,13 +1474,16 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
     gen_init(&R->g, &c, rules, seed);
     ds_buf_init(&R->b1, 0);
     ds_buf_init(&R->b2, 0);
+    R->scr_ds = ds_score_scratch_new();
+    R->scr_st = ds_score_scratch_new();
+    assert_true(R->scr_ds && R->scr_st);
     R->u = calloc((size_t)R->g.nunits, sizeof(*R->u));
     assert_non_null(R->u);
     for (int i = 0; i < R->g.nunits; i++) {
         const gunit_t *gu = &R->g.units[i];
-        R->u[i].ds = ds_score_unit_new(gu->key, gu->is_account);
+        R->u[i].ds = ds_score_unit_new_in(gu->key, gu->is_account, R->scr_ds);
         R->u[i].rt = ds_score_unit_new(gu->key, gu->is_account);
-        R->u[i].st = ds_score_unit_new(gu->key, gu->is_account);
+        R->u[i].st = ds_score_unit_new_in(gu->key, gu->is_account, R->scr_st);
         R->u[i].ref = ref_score_unit_new(gu->key, gu->is_account);
         assert_true(R->u[i].ds && R->u[i].rt && R->u[i].st && R->u[i].ref);
     }
@@ -1617,6 +1624,8 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
         vmap_free(&R->u[i].vref);
     }
     free(R->u);
+    ds_score_scratch_destroy(R->scr_ds);
+    ds_score_scratch_destroy(R->scr_st);
     cap_free(&R->cds);
     cap_free(&R->crt);
     cap_free(&R->cst);

@@ -22,7 +22,7 @@
  *   of event_id -> occurred_at in an array sorted by hash); a hit is a
  *   duplicate only while (the account's largest event time - its t) is
  *   within the window, so pruning never changes answers.
- * - For every insight g of the account: agg[g].q = sum of ins.q over the
+ * - For every insight g of the account: agg[g].q = sum of ds_score_q(ins.spts) over the
  *   records of g of all its leads, and agg[g].nconf = the number of leads
  *   whose c_top is g; engaged = sum of c_engaged; mob = {leads with c_mob}.
  *   Leads not in memory keep their share in these sums as stored: a lead
@@ -83,9 +83,9 @@ static const int64_t DAY_MS_I = 86400000;
 
 /* The resident lead of a string, or NULL. */
 static const lead_t *resident(const ds_score_unit_t *u, uint32_t id) {
-    if (id == NOID || u->strs[id].lead < 0)
+    if (id == NOID || u->t.strs[id].lead < 0)
         return NULL;
-    return &u->leads[u->strs[id].lead];
+    return u->leads[u->t.strs[id].lead];
 }
 static int intern_z(ds_score_unit_t *u, const char *s, uint32_t *out) {
     return ds_score_intern(u, s, strlen(s), out);
@@ -114,14 +114,14 @@ static void lead_move(lead_t *L, int64_t t, double h) {
 static int bucket_add(lead_t *L, uint8_t kind, uint32_t a, uint32_t b, double v) {
     for (uint32_t i = 0; i < L->nbkt; i++) {
         bkt_t *k = &L->bkt[i];
-        if (k->kind == kind && k->a == a && k->b == b) {
+        if (bk_kind(k) == kind && k->a == a && bk_b(k) == b) {
             k->v += v;
             return 0;
         }
     }
     if (GROW(L->bkt, L->nbkt, L->nbkt + 1))
         return -1;
-    L->bkt[L->nbkt++] = (bkt_t){a, b, kind, v};
+    L->bkt[L->nbkt++] = bk_make(kind, a, b, v);
     return 0;
 }
 
@@ -144,7 +144,7 @@ static int lead_add(lead_t *L, const ds_rules_t *r, int64_t t, double p, bool co
 }
 
 static int touch(ds_score_unit_t *u, uint32_t li) {
-    lead_t *L = &u->leads[li];
+    lead_t *L = u->leads[li];
     if (ds_score_mark_lead(u, li))
         return -1;
     if (L->touched)
@@ -246,29 +246,29 @@ static int dd_reserve(lead_t *L, int64_t max_t, int64_t window) {
 static int follow_credit(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, uint32_t insight,
                          int64_t t) {
     int64_t win = days_ms(r->scoring.follow_window_days);
-    for (uint32_t i = 0; i < u->leads[li].ninb; i++) {
-        lead_t *C = &u->leads[li];
+    for (uint32_t i = 0; i < u->leads[li]->ninb; i++) {
+        lead_t *C = u->leads[li];
         inb_t f = C->inb[i];
         if (f.insight != insight || f.sharer == C->id)
             continue;
         int64_t d = tdiff(t, f.ts);
         if (d < 0 || d > win)
             continue;
-        int32_t si = u->strs[f.sharer].lead;
+        int32_t si = u->t.strs[f.sharer].lead;
         if (si < 0)
             return -2; /* not in memory: ds_score_unit_needs() names it */
-        if (u->leads[si].gen != f.gen)
+        if (u->leads[si]->gen != f.gen)
             continue; /* a share its sharer's unsubscribe cleared */
         bool done = false;
         for (uint32_t k = 0; k < C->ncrd && !done; k++)
             done = C->crd[k].sharer == f.sharer && C->crd[k].insight == insight &&
-                   C->crd[k].gen == u->leads[si].gen;
+                   C->crd[k].gen == u->leads[si]->gen;
         if (done)
             continue;
         if (GROW(C->crd, C->ncrd, C->ncrd + 1))
             return -1;
-        C->crd[C->ncrd++] = (crd_t){f.sharer, insight, u->leads[si].gen};
-        lead_t *Sh = &u->leads[si];
+        C->crd[C->ncrd++] = (crd_t){f.sharer, insight, u->leads[si]->gen};
+        lead_t *Sh = u->leads[si];
         Sh->flags |= LF_CREDITED;
         if (lead_add(Sh, r, t, r->scoring.follow_points, false, NOID, BK_FOLLOW, C->id, insight) ||
             touch(u, (uint32_t)si))
@@ -279,7 +279,7 @@ static int follow_credit(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, u
 
 static int group_give(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, uint32_t content,
                       int64_t t) {
-    lead_t *L = &u->leads[li];
+    lead_t *L = u->leads[li];
     if (lead_has_gc(L, content))
         return 0;
     if (GROW(L->gc, L->ngc, L->ngc + 1))
@@ -303,7 +303,7 @@ static int group_credit(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, ui
         return -1;
     if (!u->atts[ai].loaded)
         return -2;
-    lead_t *L = &u->leads[li];
+    lead_t *L = u->leads[li];
     uint32_t me = L->id;
     if (GROW(L->att, L->natt, L->natt + 1))
         return -1;
@@ -338,22 +338,22 @@ static int group_credit(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, ui
         sc->tmp[n++] = a->unc[i].lead;
     }
     for (uint32_t k = 0; k < n; k++) {
-        int32_t wi = u->strs[sc->tmp[k]].lead;
+        int32_t wi = u->t.strs[sc->tmp[k]].lead;
         if (wi < 0)
             return -2;
-        if (!lead_has_gc(&u->leads[wi], content))
-            unc_drop_lead(&u->atts[ai], &u->leads[wi]);
+        if (!lead_has_gc(u->leads[wi], content))
+            unc_drop_lead(&u->atts[ai], u->leads[wi]);
         if (group_give(u, r, (uint32_t)wi, content, t))
             return -1;
     }
-    unc_drop_lead(&u->atts[ai], &u->leads[li]);
+    unc_drop_lead(&u->atts[ai], u->leads[li]);
     return group_give(u, r, li, content, t);
 }
 
 /* A classified engagement (not a share) of lead li. */
 static int engage(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_ma_event_t *ev,
                   uint32_t content, uint32_t insight, int stage, bool *changed) {
-    lead_t *L = &u->leads[li];
+    lead_t *L = u->leads[li];
     int64_t t = ev->occurred_at;
     rep_t *rp = NULL;
     for (uint32_t i = 0; i < L->nrep; i++)
@@ -428,7 +428,7 @@ static int share(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_
         uint32_t col;
         if (intern_z(u, cs, &col))
             return -1;
-        lead_t *L = &u->leads[li];
+        lead_t *L = u->leads[li];
         bool have = false;
         uint32_t n = 0;
         for (uint32_t i = 0; i < L->nshc; i++)
@@ -447,13 +447,13 @@ static int share(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_
         if (!u->is_account || insight == NOID)
             continue;
         /* the share goes to the colleague's inbox */
-        if (u->strs[col].lead < 0 && !u->complete)
+        if (u->t.strs[col].lead < 0 && !u->complete)
             return -2;
         uint32_t ci;
         if (ds_score_lead_slot(u, col, &ci)) /* may move leads[] */
             return -1;
-        L = &u->leads[li];
-        lead_t *C = &u->leads[ci];
+        L = u->leads[li];
+        lead_t *C = u->leads[ci];
         inb_t f = {L->id, insight, L->gen, t};
         bool found = false;
         for (uint32_t i = 0; i < C->ninb && !found; i++)
@@ -467,7 +467,7 @@ static int share(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_
         C->inb[C->ninb++] = f;
         *changed = true;
     }
-    return lead_add(&u->leads[li], r, t, added * r->scoring.share_points, false, NOID, BK_SHARE,
+    return lead_add(u->leads[li], r, t, added * r->scoring.share_points, false, NOID, BK_SHARE,
                     content, 0);
 }
 
@@ -480,16 +480,16 @@ static bool has_memory(const lead_t *L) {
 /* Clear the lead's points and memory; 0 when there was nothing to clear
  * (then nothing changes, as_of included), 1 when cleared. */
 static int unsubscribe(ds_score_unit_t *u, uint32_t li, int64_t t) {
-    lead_t *L = &u->leads[li];
+    lead_t *L = u->leads[li];
     if (!has_memory(L))
         return 0;
     for (uint32_t i = 0; i < L->natt; i++) {
-        int32_t ai = u->strs[L->att[i].content].att;
+        int32_t ai = ds_score_idx(&u->attmap, L->att[i].content);
         if (ai < 0 || !u->atts[ai].loaded)
             return -2;
     }
     for (uint32_t i = 0; i < L->natt; i++) {
-        attidx_t *a = &u->atts[u->strs[L->att[i].content].att];
+        attidx_t *a = &u->atts[ds_score_idx(&u->attmap, L->att[i].content)];
         attx_t x = {L->att[i].t, L->id};
         att_remove(a->all, &a->nall, x);
         att_remove(a->unc, &a->nunc, x);
@@ -501,9 +501,9 @@ static int unsubscribe(ds_score_unit_t *u, uint32_t li, int64_t t) {
             return -1;
     /* its points leave the account's sums */
     for (uint32_t i = 0; i < L->nins; i++) {
-        int32_t g = u->strs[L->ins[i].insight].agg;
+        int32_t g = ds_score_idx(&u->aggmap, L->ins[i].insight);
         if (g >= 0) {
-            u->agg[g].q -= L->ins[i].q;
+            u->agg[g].q -= ds_score_q(L->ins[i].spts);
             u->agg[g].npos -= L->ins[i].pos;
             if (ds_score_mark_sum(u, (uint32_t)g))
                 return -1;
@@ -537,7 +537,7 @@ static int emit(ds_score_unit_t *u, const ds_score_sink_t *sink, ds_score_stats_
     /* the event's lead first, then the others in lead_id order */
     for (uint32_t i = 2; i < sc->ntouched; i++) {
         uint32_t x = sc->touched[i], j = i;
-        while (j > 1 && strcmp(S(u, u->leads[sc->touched[j - 1]].id), S(u, u->leads[x].id)) > 0) {
+        while (j > 1 && strcmp(S(u, u->leads[sc->touched[j - 1]]->id), S(u, u->leads[x]->id)) > 0) {
             sc->touched[j] = sc->touched[j - 1];
             j--;
         }
@@ -548,7 +548,7 @@ static int emit(ds_score_unit_t *u, const ds_score_sink_t *sink, ds_score_stats_
         if (ds_score_settle(u, sc->touched[i]))
             rc = -1;
     for (uint32_t i = 0; i < sc->ntouched; i++) {
-        lead_t *L = &u->leads[sc->touched[i]];
+        lead_t *L = u->leads[sc->touched[i]];
         L->touched = 0;
         lview_t v;
         ds_score_lead_view(u, L, &v);
@@ -639,7 +639,7 @@ size_t ds_score_unit_needs(const ds_score_unit_t *u, const ds_rules_t *r,
         return 0;
     if (ev->type == DS_MA_UNSUBSCRIBED) {
         for (uint32_t i = 0; i < L->natt; i++) {
-            int32_t ai = u->strs[L->att[i].content].att;
+            int32_t ai = ds_score_idx(&u->attmap, L->att[i].content);
             if (ai < 0 || !u->atts[ai].loaded) {
                 fn(opaque, DS_SCORE_NEED_ATTENDANCE, S(u, L->att[i].content));
                 n++;
@@ -662,7 +662,7 @@ size_t ds_score_unit_needs(const ds_score_unit_t *u, const ds_rules_t *r,
         }
         return n;
     }
-    uint32_t insight = lookup_z(u, c.insight);
+    uint32_t insight = c.insight ? ds_score_sym_lookup(u, c.insight, strlen(c.insight)) : NOID;
     int64_t win = days_ms(r->scoring.follow_window_days);
     if (insight != NOID)
         for (uint32_t i = 0; i < L->ninb; i++) {
@@ -674,8 +674,8 @@ size_t ds_score_unit_needs(const ds_score_unit_t *u, const ds_rules_t *r,
             }
         }
     if (ev->type == DS_MA_WEBINAR_ATTENDED && ev->content_id) {
-        uint32_t content = lookup_z(u, ev->content_id);
-        int32_t ai = content == NOID ? -1 : u->strs[content].att;
+        uint32_t content = ds_score_sym_lookup(u, ev->content_id, strlen(ev->content_id));
+        int32_t ai = content == NOID ? -1 : ds_score_idx(&u->attmap, content);
         if (ai < 0 || !u->atts[ai].loaded) {
             fn(opaque, DS_SCORE_NEED_ATTENDANCE, ev->content_id);
             return n + 1;
@@ -710,7 +710,7 @@ static bool belongs(const ds_score_unit_t *u, const ds_ma_event_t *ev) {
 static void unwind_touched(ds_score_unit_t *u) {
     scratch_t *sc = u->scr;
     for (uint32_t i = 0; i < sc->ntouched; i++)
-        u->leads[sc->touched[i]].touched = 0;
+        u->leads[sc->touched[i]]->touched = 0;
     sc->ntouched = 0;
 }
 
@@ -738,7 +738,7 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
     uint32_t id, li;
     if (intern_z(u, ev->lead_id, &id) || ds_score_lead_slot(u, id, &li))
         return DS_ERR_NOMEM;
-    lead_t *L = &u->leads[li];
+    lead_t *L = u->leads[li];
 
     /* dedupe, in event time: the ids are kept on their lead, and an id is
      * live while the account's largest event time is within the window of
@@ -803,9 +803,11 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
             return DS_ERR_OK; /* unclassified: scores nothing, records nothing */
         }
         uint32_t content = NOID, insight = NOID;
-        if ((ev->content_id && (intern_z(u, ev->content_id, &content) ||
+        if ((ev->content_id && (ds_score_sym(u, ev->content_id, strlen(ev->content_id), &content) ||
                                 ds_score_dict_assign(u, content))) ||
-            (c.insight && (intern_z(u, c.insight, &insight) || ds_score_dict_assign(u, insight))))
+            (c.insight &&
+             (ds_score_sym(u, c.insight, strlen(c.insight), &insight) ||
+              ds_score_dict_assign(u, insight))))
             return DS_ERR_NOMEM;
         if (ev->type == DS_MA_CONTENT_SHARED)
             rc = share(u, r, li, ev, content, insight, &changed);
@@ -826,14 +828,14 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
             memmove(sc->touched + 1, sc->touched, i * sizeof(*sc->touched));
             sc->touched[0] = li;
         }
-    if (!u->leads[li].touched) {
+    if (!u->leads[li]->touched) {
         if (ENSURE(sc->touched, sc->ctouched, sc->ntouched + 1, 8))
             rc = -1;
         else {
             memmove(sc->touched + 1, sc->touched, sc->ntouched * sizeof(*sc->touched));
             sc->touched[0] = li;
             sc->ntouched++;
-            u->leads[li].touched = 1;
+            u->leads[li]->touched = 1;
         }
     }
     if (!rc && emit(u, sink, stats))

@@ -61,8 +61,10 @@ void ds_score_unit_destroy(ds_score_unit_t *u);
 typedef struct ds_score_scratch ds_score_scratch_t;
 ds_score_scratch_t *ds_score_scratch_new(void);
 void ds_score_scratch_destroy(ds_score_scratch_t *scr);
-/** Make u use scr (borrowed) instead of its own scratch. */
-void ds_score_unit_share_scratch(ds_score_unit_t *u, ds_score_scratch_t *scr);
+/** A new unit (as ds_score_unit_new) using scr (borrowed; NULL: its own).
+ *  Content and insight ids are interned once per scratch, so that the
+ *  units of a worker share them. */
+ds_score_unit_t *ds_score_unit_new_in(const char *key, bool is_account, ds_score_scratch_t *scr);
 
 /** Counters that ds_score_unit_apply_ex adds to; owned by the caller and
  *  cumulative (zero it once).  `unclassified` counts applied events whose
@@ -132,7 +134,8 @@ ds_err_t ds_score_unit_attendance_done(ds_score_unit_t *u, const char *content_i
  *  write stores it in the per-lead layout; ds_score_unit_is_legacy() says
  *  so until then (the caller deletes the old blob in that write).
  *  NULL and *err on failure. */
-ds_score_unit_t *ds_score_unit_load_legacy(const void *p, size_t n, ds_err_t *err);
+ds_score_unit_t *ds_score_unit_load_legacy(const void *p, size_t n, ds_score_scratch_t *scr,
+                                           ds_err_t *err);
 bool ds_score_unit_is_legacy(const ds_score_unit_t *u);
 
 /* ---- storage: writing what changed --------------------------------------- */

@@ -46,7 +46,7 @@ ds_err_t ds_score_unit_save(ds_score_unit_t *u, ds_buf_t *out) {
     ds_buf_t leads;
     ds_buf_init(&leads, 0);
     for (uint32_t i = 0; i < u->nleads && !e; i++) {
-        const lead_t *L = &u->leads[i];
+        const lead_t *L = u->leads[i];
         ds_buf_reset(&rec);
         TRY(u->is_account ? ds_score_encode_lead(u, L, &rec) : ds_score_encode_lone(u, L, &rec, &tmp));
         TRY(ds_score_put_sid(u, &leads, L->id));
@@ -65,7 +65,7 @@ ds_err_t ds_score_unit_save(ds_score_unit_t *u, ds_buf_t *out) {
         if (!rec.len)
             continue;
         TRY(ds_score_dict_assign(u, u->agg[k].insight) ? DS_ERR_NOMEM : DS_ERR_OK);
-        TRY(ds_buf_put_varint(&sums, (uint64_t)u->strs[u->agg[k].insight].dict));
+        TRY(ds_buf_put_varint(&sums, (uint64_t)ds_score_idx(&u->dictmap, u->agg[k].insight)));
         TRY(ds_buf_put_strn(&sums, (const char *)rec.data, rec.len));
         nsums++;
     }
@@ -101,10 +101,10 @@ ds_err_t ds_score_unit_save(ds_score_unit_t *u, ds_buf_t *out) {
         TRY(ds_buf_put_varint(out, nd));
         for (uint32_t i = 0; i < nd && !e; i++) {
             uint32_t sid = ds_score_lookup(u, ids[i], strlen(ids[i]));
-            int32_t li = u->strs[sid].lead;
+            int32_t li = u->t.strs[sid].lead;
             ds_buf_reset(&rec);
             if (li >= 0)
-                TRY(ds_score_encode_field(&u->leads[li], a->content, &rec));
+                TRY(ds_score_encode_field(u->leads[li], a->content, &rec));
             TRY(ds_score_put_sid(u, out, sid));
             TRY(ds_buf_put_strn(out, (const char *)rec.data, rec.len));
         }
@@ -147,7 +147,7 @@ ds_score_unit_t *ds_score_unit_load(const void *p, size_t n, ds_err_t *err) {
     if (!p || n < 4)
         return NULL;
     if (memcmp(p, CONTAINER_MAGIC, 4))
-        return ds_score_unit_load_legacy(p, n, err);
+        return ds_score_unit_load_legacy(p, n, NULL, err);
     ds_reader_t r;
     ds_reader_init(&r, (const unsigned char *)p + 4, n - 4);
     const unsigned char *b;
@@ -194,7 +194,7 @@ ds_score_unit_t *ds_score_unit_load(const void *p, size_t n, ds_err_t *err) {
             e = DS_ERR_NOMEM;
         if (id && !e) {
             uint32_t sid = ds_score_lookup(u, id, idn);
-            if (sid != NOID && u->strs[sid].lead >= 0)
+            if (sid != NOID && u->t.strs[sid].lead >= 0)
                 ok = false; /* a lead twice */
             else
                 e = ds_score_unit_put_lead(u, id, rp, rn);

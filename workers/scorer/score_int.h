@@ -36,22 +36,51 @@
 #define NOID UINT32_MAX
 #define UNSET_T INT64_MIN
 
-/* An interned string of the unit (lead, content, insight, colleague id). */
+/* An interned string: its text in the table's pool. */
 typedef struct istr {
     uint32_t off, len, hash;
-    int32_t lead; /* index in leads[], or -1 */
-    int32_t agg;  /* index in agg[] (an insight of the account), or -1 */
-    int32_t dict; /* index in the stored dictionary, or -1 */
-    int32_t att;  /* index in atts[] (a webinar's attendance index), or -1 */
+    int32_t lead; /* a unit's lead id: index in leads[], or -1 */
 } istr_t;
+
+/* A string table: a pool of texts and an open-addressing index. */
+typedef struct strtab {
+    char *pool;
+    uint32_t pool_len, pool_cap;
+    istr_t *strs;
+    uint32_t n, cap;
+    uint32_t *slots; /* idx + 1; 0 empty */
+    uint32_t slot_cap;
+} strtab_t;
+
+/* Ids: a unit's lead ids (and colleagues') index its own table; content and
+ * insight ids are symbols of the scratch's table, shared by the units of a
+ * worker, with this bit set. */
+#define DS_SYM 0x80000000u
+
+/* A map of ids to indexes (open addressing, rebuilt at three quarters
+ * full): a unit's insight -> aggregate, content -> attendance index, and
+ * symbol -> dictionary entry. */
+typedef struct idpair {
+    uint32_t key; /* NOID: empty */
+    int32_t val;
+} idpair_t;
+typedef struct idmap {
+    idpair_t *v;
+    uint32_t n, cap;
+} idmap_t;
+
+/* The index of key in m, or -1. */
+int32_t ds_score_idx(const idmap_t *m, uint32_t key);
+/* Set it; -1 on OOM. */
+int ds_score_idx_put(idmap_t *m, uint32_t key, int32_t val);
 
 typedef struct ins {
     uint32_t insight;
     uint8_t amask; /* A-state stages engaged (bit = stage) */
     uint8_t smask; /* every stage engaged */
-    double pts;    /* confront points on this insight, at lead as_of */
-    __int128 q;    /* what this record adds to the account's sum: ds_score_q(pts) */
     uint8_t pos;   /* counted in the sum's npos (pts > 0 when last settled) */
+    double pts;    /* confront points on this insight, at lead as_of */
+    double spts;   /* pts when last settled: it adds ds_score_q(spts) to the sum */
 } ins_t;
 
 typedef struct rep {
@@ -62,11 +91,24 @@ typedef struct rep {
 
 enum { BK_CONF_INS, BK_CONF_CONTENT, BK_SHARE, BK_FOLLOW, BK_GROUP, BK__COUNT };
 
+/* A reason bucket: points of one kind from one source, packed in 16
+ * bytes: a (an insight, a content or a colleague), and the kind with b
+ * (a stage; the insight of a follow credit, a symbol kept without its
+ * DS_SYM bit) in kb.  Read and made with the bk_* functions below. */
 typedef struct bkt {
-    uint32_t a, b; /* see bucket_text() */
-    uint8_t kind;
     double v;
+    uint32_t a;
+    uint32_t kb; /* b << 3 | kind */
 } bkt_t;
+
+static inline uint8_t bk_kind(const bkt_t *k) { return (uint8_t)(k->kb & 7); }
+static inline uint32_t bk_b(const bkt_t *k) {
+    uint32_t b = k->kb >> 3;
+    return bk_kind(k) == BK_FOLLOW ? b | DS_SYM : b;
+}
+static inline bkt_t bk_make(uint8_t kind, uint32_t a, uint32_t b, double v) {
+    return (bkt_t){v, a, (kind == BK_FOLLOW ? b & ~DS_SYM : b) << 3 | kind};
+}
 
 typedef struct shc {
     uint32_t content, colleague; /* a counted share pair */
@@ -118,8 +160,8 @@ typedef struct lead {
     crd_t *crd;
     latt_t *att;
     uint32_t *gc; /* contents whose group credit it received */
-    /* counts; an array's capacity is the power of two at or above its
-     * count (ds_score_grow), so it is not stored */
+    /* counts; an array's capacity is the class of its count (1, 2, 3, 4,
+     * 6, 8, 12, …: ds_score_capn), so it is not stored */
     uint32_t nins, nrep, nbkt, nshc, ndd, ninb, ncrd, natt, ngc;
 } lead_t;
 
@@ -154,6 +196,8 @@ typedef struct afield { /* an attendance-index field to write: (content, lead) *
 } afield_t;
 
 struct ds_score_scratch {
+    strtab_t syms; /* content and insight ids of every unit sharing it */
+    uint32_t refs; /* units using it (it outlives them) */
     ds_buf_t text;
     uint32_t *touched;
     uint32_t ntouched, ctouched;
@@ -179,19 +223,15 @@ struct ds_score_unit {
     /* rules the stored figures were computed with, and copies for views */
     double tier_confronted, tier_connector, consensus_target;
     int64_t dd_window_ms;
-    /* interned strings */
-    char *pool;
-    uint32_t pool_len, pool_cap;
-    istr_t *strs;
-    uint32_t nstrs, cstrs;
-    uint32_t *slots; /* idx + 1; 0 empty */
-    uint32_t slot_cap;
+    /* interned lead ids; the indexes of the symbols the unit uses */
+    strtab_t t;
+    idmap_t aggmap, attmap, dictmap;
     /* the stored dictionary (content and insight ids of lead records) */
     uint32_t *dict; /* dict index -> intern id (NOID: not loaded yet) */
     uint32_t ndict, cdict;
     uint32_t dict_written; /* indexes below this are stored */
     /* leads */
-    lead_t *leads;
+    lead_t **leads; /* each allocated on its own: a pointer stays valid */
     uint32_t nleads, cleads;
     uint32_t members;          /* the account's leads (stored) */
     uint32_t resident_members; /* of which in memory */
@@ -275,7 +315,7 @@ static inline void ds_score_remove_at(void *base, uint32_t *n, size_t sz, uint32
 void *ds_score_ensure_cap(void *p, uint32_t *cap, uint32_t need, size_t sz, uint32_t first);
 static inline bool ds_score_over_u32(uint64_t v) { return v > UINT32_MAX; }
 /* An array of n elements of sz bytes with room for `need`: its capacity is
- * the power of two at or above its count, grown by realloc.  NULL on OOM
+ * the class of its count (ds_score_capn), grown by realloc.  NULL on OOM
  * (p unchanged). */
 void *ds_score_grow(void *p, uint32_t n, uint64_t need, size_t sz);
 uint32_t ds_score_capn(uint32_t n);
@@ -307,12 +347,26 @@ uint32_t ds_score_capn(uint32_t n);
     })
 
 static inline const char *ds_score_str(const ds_score_unit_t *u, uint32_t id) {
-    return u->pool + u->strs[id].off;
+    if (id & DS_SYM)
+        return u->scr->syms.pool + u->scr->syms.strs[id & ~DS_SYM].off;
+    return u->t.pool + u->t.strs[id].off;
 }
 
-/* The intern id of s (added when new); -1 on OOM. */
+static inline uint32_t ds_score_strlen(const ds_score_unit_t *u, uint32_t id) {
+    return id & DS_SYM ? u->scr->syms.strs[id & ~DS_SYM].len : u->t.strs[id].len;
+}
+
+/* A content or insight id as a symbol (added when new); -1 on OOM. */
+int ds_score_sym(ds_score_unit_t *u, const char *s, size_t len, uint32_t *out);
+/* The symbol of s, or NOID. */
+uint32_t ds_score_sym_lookup(const ds_score_unit_t *u, const char *s, size_t len);
+
+/* The index of s in t (added when new); -1 on OOM.  Frees t's memory. */
+int ds_score_tab_intern(strtab_t *t, const char *s, size_t len, uint32_t *out);
+void ds_score_tab_free(strtab_t *t);
+/* The intern id of lead id s (added when new); -1 on OOM. */
 int ds_score_intern(ds_score_unit_t *u, const char *s, size_t len, uint32_t *out);
-/* The intern id of s, or NOID. */
+/* The intern id of lead id s, or NOID. */
 uint32_t ds_score_lookup(const ds_score_unit_t *u, const char *s, size_t len);
 /* The resident lead of intern id `id` (created, empty, when absent);
  * -1 on OOM. */

@@ -35,6 +35,10 @@ typedef struct lg {
     ds_score_unit_t *u;
     int version;
     bool bad;
+    /* the blob's strings, by index; mapped to a lead id or to a symbol by
+     * the role a reference gives them (NOID: not yet) */
+    strtab_t old;
+    uint32_t *lmap, *smap;
 } lg_t;
 
 #define G(x)                                                                                       \
@@ -80,6 +84,44 @@ static int get_id(lg_t *d, uint32_t limit, bool opt_none, uint32_t *id) {
     return 0;
 }
 
+/* Old string i as a lead id / as a symbol. */
+static int as_lead(lg_t *d, uint32_t i, uint32_t *id) {
+    if (i == NOID) {
+        *id = NOID;
+        return 0;
+    }
+    if (d->lmap[i] == NOID) {
+        const istr_t *e = &d->old.strs[i];
+        NOMEM(ds_score_intern(d->u, d->old.pool + e->off, e->len, &d->lmap[i]));
+    }
+    *id = d->lmap[i];
+    return 0;
+}
+
+static int as_sym(lg_t *d, uint32_t i, uint32_t *id) {
+    if (i == NOID) {
+        *id = NOID;
+        return 0;
+    }
+    if (d->smap[i] == NOID) {
+        const istr_t *e = &d->old.strs[i];
+        NOMEM(ds_score_sym(d->u, d->old.pool + e->off, e->len, &d->smap[i]));
+    }
+    *id = d->smap[i];
+    return 0;
+}
+
+/* A reference to an old string, as a lead id or a symbol. */
+static int get_lead(lg_t *d, bool opt_none, uint32_t *id) {
+    uint32_t i;
+    return get_id(d, d->old.n, opt_none, &i) || as_lead(d, i, id);
+}
+
+static int get_sym(lg_t *d, bool opt_none, uint32_t *id) {
+    uint32_t i;
+    return get_id(d, d->old.n, opt_none, &i) || as_sym(d, i, id);
+}
+
 static int get_u8max(lg_t *d, uint8_t max, uint8_t *v) {
     G(ds_get_u8(&d->r, v));
     CHECK(*v <= max);
@@ -111,7 +153,7 @@ static int get_i32(lg_t *d, int32_t *v) {
 }
 
 static int lead_body(lg_t *d, lead_t *L) {
-    uint32_t n, ns = d->u->nstrs;
+    uint32_t n;
     uint64_t v;
     G(ds_get_varint(&d->r, &v));
     CHECK(v <= UINT32_MAX);
@@ -124,9 +166,9 @@ static int lead_body(lg_t *d, lead_t *L) {
     NOMEM(n && GROW(L->ins, L->nins, n));
     for (uint32_t i = 0; i < n; i++) {
         ins_t *x = &L->ins[i];
-        x->q = 0;
+        x->spts = 0;
         x->pos = 0;
-        if (get_id(d, ns, false, &x->insight) || get_u8max(d, 7, &x->amask) ||
+        if (get_sym(d, false, &x->insight) || get_u8max(d, 7, &x->amask) ||
             get_u8max(d, 31, &x->smask) || get_dbl(d, &x->pts))
             return -1;
         L->nins++;
@@ -136,7 +178,7 @@ static int lead_body(lg_t *d, lead_t *L) {
     NOMEM(n && GROW(L->rep, L->nrep, n));
     for (uint32_t i = 0; i < n; i++) {
         rep_t *x = &L->rep[i];
-        if (get_id(d, ns, true, &x->content) || get_u8max(d, DS_MA__COUNT - 1, &x->type) ||
+        if (get_sym(d, true, &x->content) || get_u8max(d, DS_MA__COUNT - 1, &x->type) ||
             get_time(d, &x->t))
             return -1;
         L->nrep++;
@@ -145,27 +187,29 @@ static int lead_body(lg_t *d, lead_t *L) {
         return -1;
     NOMEM(n && GROW(L->bkt, L->nbkt, n));
     for (uint32_t i = 0; i < n; i++) {
-        bkt_t *x = &L->bkt[i];
-        if (get_u8max(d, BK__COUNT - 1, &x->kind))
+        uint8_t kind;
+        uint32_t a, b;
+        double pts;
+        if (get_u8max(d, BK__COUNT - 1, &kind))
             return -1;
-        switch (x->kind) {
+        switch (kind) {
         case BK_CONF_INS:
         case BK_CONF_CONTENT:
-            if (get_id(d, ns, x->kind == BK_CONF_CONTENT, &x->a) ||
-                get_id(d, DS_CS__COUNT, false, &x->b))
+            if (get_sym(d, kind == BK_CONF_CONTENT, &a) || get_id(d, DS_CS__COUNT, false, &b))
                 return -1;
             break;
         case BK_FOLLOW:
-            if (get_id(d, ns, false, &x->a) || get_id(d, ns, false, &x->b))
+            if (get_lead(d, false, &a) || get_sym(d, false, &b))
                 return -1;
             break;
         default:
-            if (get_id(d, ns, x->kind == BK_SHARE, &x->a) || get_id(d, 1, false, &x->b))
+            if (get_sym(d, kind == BK_SHARE, &a) || get_id(d, 1, false, &b))
                 return -1;
             break;
         }
-        if (get_dbl(d, &x->v))
+        if (get_dbl(d, &pts))
             return -1;
+        L->bkt[i] = bk_make(kind, a, b, pts);
         L->nbkt++;
     }
     if (get_count(d, &n))
@@ -173,7 +217,7 @@ static int lead_body(lg_t *d, lead_t *L) {
     NOMEM(n && GROW(L->shc, L->nshc, n));
     for (uint32_t i = 0; i < n; i++) {
         shc_t *x = &L->shc[i];
-        if (get_id(d, ns, true, &x->content) || get_id(d, ns, false, &x->colleague))
+        if (get_sym(d, true, &x->content) || get_lead(d, false, &x->colleague))
             return -1;
         L->nshc++;
     }
@@ -203,17 +247,19 @@ static int body(lg_t *d, uint32_t **old_leads) {
     u->thr_known = true;
     if (get_count(d, &n))
         return -1;
+    NOMEM(!(d->lmap = malloc((n ? n : 1) * sizeof(uint32_t))) ||
+          !(d->smap = malloc((n ? n : 1) * sizeof(uint32_t))));
     for (uint32_t i = 0; i < n; i++) {
         char *s = NULL;
         G(ds_get_str(&d->r, &s));
         CHECK(s);
         uint32_t id;
-        int rc = ds_score_intern(u, s, strlen(s), &id);
+        int rc = ds_score_tab_intern(&d->old, s, strlen(s), &id);
         free(s);
         NOMEM(rc);
         CHECK(id == i); /* no duplicates */
+        d->lmap[i] = d->smap[i] = NOID;
     }
-    uint32_t ns = u->nstrs;
     if (get_count(d, &n))
         return -1;
     for (uint32_t i = 0; i < n; i++) {
@@ -233,12 +279,12 @@ static int body(lg_t *d, uint32_t **old_leads) {
     NOMEM(!(*old_leads = calloc(n ? n : 1, sizeof(uint32_t))));
     for (uint32_t i = 0; i < n; i++) {
         uint32_t id, li;
-        if (get_id(d, ns, false, &id))
+        if (get_lead(d, false, &id))
             return -1;
-        CHECK(u->strs[id].lead < 0);
+        CHECK(u->t.strs[id].lead < 0);
         NOMEM(ds_score_lead_slot(u, id, &li));
         (*old_leads)[i] = li;
-        lead_t *L = &u->leads[li];
+        lead_t *L = u->leads[li];
         L->member = 1;
         u->members++;
         u->resident_members++;
@@ -252,30 +298,30 @@ static int body(lg_t *d, uint32_t **old_leads) {
     for (uint32_t i = 0; i < n; i++) {
         uint32_t col, insight, sharer, ci;
         int64_t ts;
-        if (get_id(d, ns, false, &col) || get_id(d, ns, false, &insight) ||
-            get_id(d, ns, false, &sharer) || get_time(d, &ts))
+        if (get_lead(d, false, &col) || get_sym(d, false, &insight) ||
+            get_lead(d, false, &sharer) || get_time(d, &ts))
             return -1;
-        CHECK(u->strs[sharer].lead >= 0);
+        CHECK(u->t.strs[sharer].lead >= 0);
         NOMEM(ds_score_lead_slot(u, col, &ci));
-        lead_t *C = &u->leads[ci];
+        lead_t *C = u->leads[ci];
         NOMEM(GROW(C->inb, C->ninb, C->ninb + 1));
         C->inb[C->ninb++] = (inb_t){sharer, insight, 0, ts};
-        u->leads[u->strs[sharer].lead].flags |= LF_SHARED;
+        u->leads[u->t.strs[sharer].lead]->flags |= LF_SHARED;
     }
     /* follow credits: to the colleague's credited list */
     if (get_count(d, &n))
         return -1;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t sharer, col, insight, ci;
-        if (get_id(d, ns, false, &sharer) || get_id(d, ns, false, &col) ||
-            get_id(d, ns, false, &insight))
+        if (get_lead(d, false, &sharer) || get_lead(d, false, &col) ||
+            get_sym(d, false, &insight))
             return -1;
         NOMEM(ds_score_lead_slot(u, col, &ci));
-        lead_t *C = &u->leads[ci];
+        lead_t *C = u->leads[ci];
         NOMEM(GROW(C->crd, C->ncrd, C->ncrd + 1));
         C->crd[C->ncrd++] = (crd_t){sharer, insight, 0};
-        if (u->strs[sharer].lead >= 0)
-            u->leads[u->strs[sharer].lead].flags |= LF_CREDITED;
+        if (u->t.strs[sharer].lead >= 0)
+            u->leads[u->t.strs[sharer].lead]->flags |= LF_CREDITED;
     }
     /* attendances: to the attendee and the content's index */
     if (get_count(d, &n))
@@ -284,13 +330,13 @@ static int body(lg_t *d, uint32_t **old_leads) {
         uint32_t content, ai;
         uint64_t l;
         int64_t t;
-        if (get_id(d, ns, false, &content))
+        if (get_sym(d, false, &content))
             return -1;
         G(ds_get_varint(&d->r, &l));
         CHECK(l < nl);
         if (get_time(d, &t))
             return -1;
-        lead_t *L = &u->leads[(*old_leads)[l]];
+        lead_t *L = u->leads[(*old_leads)[l]];
         NOMEM(GROW(L->att, L->natt, L->natt + 1));
         L->att[L->natt++] = (latt_t){content, t};
         NOMEM(ds_score_att_slot(u, content, &ai));
@@ -305,9 +351,9 @@ static int body(lg_t *d, uint32_t **old_leads) {
         uint32_t content;
         G(ds_get_varint(&d->r, &l));
         CHECK(l < nl);
-        if (get_id(d, ns, false, &content))
+        if (get_sym(d, false, &content))
             return -1;
-        lead_t *L = &u->leads[(*old_leads)[l]];
+        lead_t *L = u->leads[(*old_leads)[l]];
         NOMEM(GROW(L->gc, L->ngc, L->ngc + 1));
         L->gc[L->ngc++] = content;
         L->flags |= LF_GROUP;
@@ -317,14 +363,14 @@ static int body(lg_t *d, uint32_t **old_leads) {
     CHECK(v <= UINT32_MAX);
     u->acc_n_emitted = (uint32_t)v;
     if (get_i32(d, &u->em_engaged) || get_i32(d, &u->em_confronted) ||
-        get_i32(d, &u->em_cons10) || get_id(d, ns, true, &u->em_top) || get_count(d, &n))
+        get_i32(d, &u->em_cons10) || get_sym(d, true, &u->em_top) || get_count(d, &n))
         return -1;
     u->em_nmob = n;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t id;
-        if (get_id(d, ns, false, &id))
+        if (get_lead(d, false, &id))
             return -1;
-        uint64_t h = ds_fnv64(ds_score_str(u, id), u->strs[id].len);
+        uint64_t h = ds_fnv64(ds_score_str(u, id), ds_score_strlen(u, id));
         u->em_mob_sig += h ? h : 1;
     }
     CHECK(d->r.p == d->r.end);
@@ -338,7 +384,7 @@ static int finish(ds_score_unit_t *u) {
         attidx_t *a = &u->atts[k];
         a->loaded = 1;
         for (uint32_t i = 0; i < a->nall; i++) {
-            const lead_t *L = &u->leads[u->strs[a->all[i].lead].lead];
+            const lead_t *L = u->leads[u->t.strs[a->all[i].lead].lead];
             bool gc = false;
             for (uint32_t j = 0; j < L->ngc && !gc; j++)
                 gc = L->gc[j] == a->content;
@@ -347,7 +393,7 @@ static int finish(ds_score_unit_t *u) {
         }
     }
     for (uint32_t li = 0; li < u->nleads; li++) {
-        lead_t *L = &u->leads[li];
+        lead_t *L = u->leads[li];
         if (ds_score_settle(u, li) || ds_score_mark_lead(u, li))
             return -1;
         for (uint32_t i = 0; i < L->natt; i++)
@@ -360,7 +406,8 @@ static int finish(ds_score_unit_t *u) {
     return 0;
 }
 
-ds_score_unit_t *ds_score_unit_load_legacy(const void *p, size_t n, ds_err_t *err) {
+ds_score_unit_t *ds_score_unit_load_legacy(const void *p, size_t n, ds_score_scratch_t *scr,
+                                           ds_err_t *err) {
     ds_err_t dummy;
     if (!err)
         err = &dummy;
@@ -379,7 +426,7 @@ ds_score_unit_t *ds_score_unit_load_legacy(const void *p, size_t n, ds_err_t *er
         *err = e == DS_ERR_NOMEM ? DS_ERR_NOMEM : DS_ERR_UNDECODABLE;
         return NULL;
     }
-    d->u = ds_score_unit_new(key, false);
+    d->u = ds_score_unit_new_in(key, false, scr);
     free(key);
     if (!d->u) {
         *err = DS_ERR_NOMEM;
@@ -388,6 +435,9 @@ ds_score_unit_t *ds_score_unit_load_legacy(const void *p, size_t n, ds_err_t *er
     uint32_t *old_leads = NULL;
     int rc = body(d, &old_leads);
     free(old_leads);
+    ds_score_tab_free(&d->old);
+    free(d->lmap);
+    free(d->smap);
     if (!rc && finish(d->u))
         rc = -2;
     if (rc) {

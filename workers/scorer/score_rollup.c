@@ -84,23 +84,23 @@ void ds_score_lead_view(const ds_score_unit_t *u, const lead_t *L, lview_t *v) {
 /* ---- the roll-up ------------------------------------------------------------ */
 
 int ds_score_settle(ds_score_unit_t *u, uint32_t li) {
-    lead_t *L = &u->leads[li];
+    lead_t *L = u->leads[li];
     if (!u->is_account)
         return 0;
     for (uint32_t i = 0; i < L->nins; i++) {
         ins_t *x = &L->ins[i];
-        __int128 q = ds_score_q(x->pts);
         uint8_t pos = x->pts > 0;
-        if (q == x->q && pos == x->pos)
+        if (x->pts == x->spts && pos == x->pos)
             continue;
+        __int128 q = ds_score_q(x->pts), was = ds_score_q(x->spts);
         uint32_t g;
         if (ds_score_agg_slot(u, x->insight, &g))
             return -1;
-        u->agg[g].q += q - x->q;
+        u->agg[g].q += q - was;
         u->agg[g].npos += (uint32_t)pos - x->pos;
         if (ds_score_mark_sum(u, g))
             return -1;
-        x->q = q;
+        x->spts = x->pts;
         x->pos = pos;
     }
     lview_t v;
@@ -114,9 +114,10 @@ int ds_score_settle(ds_score_unit_t *u, uint32_t li) {
     uint32_t top = (v.c >= u->tier_confronted && v.top != NOID) ? v.top : NOID;
     if (top != L->c_top) {
         uint32_t g;
-        if (L->c_top != NOID && u->strs[L->c_top].agg >= 0) {
-            u->agg[u->strs[L->c_top].agg].nconf--;
-            if (ds_score_mark_sum(u, (uint32_t)u->strs[L->c_top].agg))
+        int32_t was = L->c_top == NOID ? -1 : ds_score_idx(&u->aggmap, L->c_top);
+        if (was >= 0) {
+            u->agg[was].nconf--;
+            if (ds_score_mark_sum(u, (uint32_t)was))
                 return -1;
         }
         if (top != NOID) {
@@ -139,9 +140,9 @@ int ds_score_settle(ds_score_unit_t *u, uint32_t li) {
 }
 
 void ds_score_contributions(ds_score_unit_t *u, uint32_t li) {
-    lead_t *L = &u->leads[li];
+    lead_t *L = u->leads[li];
     for (uint32_t i = 0; i < L->nins; i++) {
-        L->ins[i].q = ds_score_q(L->ins[i].pts);
+        L->ins[i].spts = L->ins[i].pts;
         L->ins[i].pos = L->ins[i].pts > 0;
     }
     lview_t v;
@@ -253,7 +254,7 @@ bool ds_score_unit_check(const ds_score_unit_t *u, char *why, size_t why_size) {
         uint32_t nconf = 0, npos = 0;
         uint32_t g = u->agg[k].insight;
         for (uint32_t li = 0; li < u->nleads; li++) {
-            const lead_t *L = &u->leads[li];
+            const lead_t *L = u->leads[li];
             for (uint32_t i = 0; i < L->nins; i++)
                 if (L->ins[i].insight == g) {
                     q += ds_score_q(L->ins[i].pts);
@@ -273,7 +274,7 @@ bool ds_score_unit_check(const ds_score_unit_t *u, char *why, size_t why_size) {
             FAIL("insight %s: %u with points, from scratch %u", S(u, g), u->agg[k].npos, npos);
     }
     for (uint32_t li = 0; li < u->nleads; li++) {
-        const lead_t *L = &u->leads[li];
+        const lead_t *L = u->leads[li];
         members += L->member;
         lview_t v;
         ds_score_lead_view(u, L, &v);
@@ -283,7 +284,7 @@ bool ds_score_unit_check(const ds_score_unit_t *u, char *why, size_t why_size) {
             mob_sig += ds_score_mob_hash(u, L->id);
         }
         for (uint32_t i = 0; i < L->nins; i++)
-            if (u->strs[L->ins[i].insight].agg < 0 && ds_score_q(L->ins[i].pts) != 0)
+            if (ds_score_idx(&u->aggmap, L->ins[i].insight) < 0 && ds_score_q(L->ins[i].pts) != 0)
                 FAIL("insight %s of lead %s has no sum", S(u, L->ins[i].insight), S(u, L->id));
         if (L->as_of != UNSET_T && L->as_of > u->as_of)
             FAIL("lead %s is later than its account", S(u, L->id));

@@ -56,13 +56,9 @@ static ds_err_t dict_ref(ds_score_unit_t *u, uint32_t id, uint64_t *ref) {
         *ref = 0;
         return DS_ERR_OK;
     }
-    if (u->strs[id].dict < 0) {
-        if (u->ndict >= INT32_MAX || ENSURE(u->dict, u->cdict, u->ndict + 1, 16))
-            return DS_ERR_NOMEM;
-        u->dict[u->ndict] = id;
-        u->strs[id].dict = (int32_t)u->ndict++;
-    }
-    *ref = (uint64_t)u->strs[id].dict + 1;
+    if (ds_score_dict_assign(u, id))
+        return DS_ERR_NOMEM;
+    *ref = (uint64_t)ds_score_idx(&u->dictmap, id) + 1;
     return DS_ERR_OK;
 }
 
@@ -73,17 +69,18 @@ static ds_err_t put_ref(ds_score_unit_t *u, ds_buf_t *b, uint32_t id) {
 }
 
 ds_err_t ds_score_put_sid(const ds_score_unit_t *u, ds_buf_t *b, uint32_t id) {
-    return ds_buf_put_strn(b, ds_score_str(u, id), u->strs[id].len);
+    return ds_buf_put_strn(b, ds_score_str(u, id), ds_score_strlen(u, id));
 }
 
 ds_err_t ds_score_unit_put_dict(ds_score_unit_t *u, uint64_t idx, const char *s, size_t n) {
     if (!u || !s || idx >= INT32_MAX)
         return DS_ERR_INVAL;
     uint32_t id;
-    if (ds_score_intern(u, s, n, &id))
+    if (ds_score_sym(u, s, n, &id))
         return DS_ERR_NOMEM;
-    if (u->strs[id].dict >= 0)
-        return (uint64_t)u->strs[id].dict == idx ? DS_ERR_OK : DS_ERR_UNDECODABLE;
+    int32_t was = ds_score_idx(&u->dictmap, id);
+    if (was >= 0)
+        return (uint64_t)was == idx ? DS_ERR_OK : DS_ERR_UNDECODABLE;
     if (idx >= u->ndict) {
         if (ENSURE(u->dict, u->cdict, idx + 1, 16))
             return DS_ERR_NOMEM;
@@ -93,8 +90,9 @@ ds_err_t ds_score_unit_put_dict(ds_score_unit_t *u, uint64_t idx, const char *s,
     } else if (u->dict[idx] != NOID) {
         return DS_ERR_UNDECODABLE; /* two strings for one index */
     }
+    if (ds_score_idx_put(&u->dictmap, id, (int32_t)idx))
+        return DS_ERR_NOMEM;
     u->dict[idx] = id;
-    u->strs[id].dict = (int32_t)idx;
     if (u->dict_written < u->ndict)
         u->dict_written = u->ndict; /* stored: not to be written again */
     return DS_ERR_OK;
@@ -147,16 +145,16 @@ ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, ds_buf_t *out
     PUT(ds_buf_put_varint(out, L->nbkt));
     for (uint32_t i = 0; i < L->nbkt; i++) {
         const bkt_t *k = &L->bkt[i];
-        PUT(ds_buf_put_u8(out, k->kind));
-        switch (k->kind) {
+        PUT(ds_buf_put_u8(out, bk_kind(k)));
+        switch (bk_kind(k)) {
         case BK_CONF_INS:
         case BK_CONF_CONTENT:
             PUT(put_ref(u, out, k->a));
-            PUT(ds_buf_put_varint(out, k->b));
+            PUT(ds_buf_put_varint(out, bk_b(k)));
             break;
         case BK_FOLLOW:
             PUT(ds_score_put_sid(u, out, k->a));
-            PUT(put_ref(u, out, k->b));
+            PUT(put_ref(u, out, bk_b(k)));
             break;
         default: /* BK_SHARE, BK_GROUP: a content */
             PUT(put_ref(u, out, k->a));
@@ -328,14 +326,20 @@ static int get_ref(rd_t *d, bool opt_none, uint32_t *id) {
 }
 
 /* A string: interned. */
-static int get_sid(rd_t *d, uint32_t *id) {
+/* A string: a lead id (interned in the unit), or with `sym` a content or
+ * insight id (a symbol). */
+static int get_str_id(rd_t *d, uint32_t *id, bool sym) {
     uint64_t len;
     G(ds_get_varint(&d->r, &len));
     CHECK(len >= 1 && len - 1 <= (uint64_t)(d->r.end - d->r.p));
-    CHECK(ds_score_intern(d->u, (const char *)d->r.p, (size_t)(len - 1), id) == 0);
+    const char *s = (const char *)d->r.p;
+    size_t n = (size_t)(len - 1);
+    CHECK((sym ? ds_score_sym(d->u, s, n, id) : ds_score_intern(d->u, s, n, id)) == 0);
     d->r.p += len - 1;
     return 0;
 }
+
+static int get_sid(rd_t *d, uint32_t *id) { return get_str_id(d, id, false); }
 
 static int get_u8max(rd_t *d, uint8_t max, uint8_t *v) {
     G(ds_get_u8(&d->r, v));
@@ -417,7 +421,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
     ALLOC(L->ins, L->nins, n);
     for (uint32_t i = 0; i < n; i++) {
         ins_t *x = &L->ins[i];
-        x->q = 0;
+        x->spts = 0;
         x->pos = 0;
         if (get_ref(d, false, &x->insight) || get_u8max(d, 7, &x->amask) ||
             get_u8max(d, 31, &x->smask))
@@ -439,27 +443,29 @@ static int decode_lead(rd_t *d, lead_t *L) {
         return -1;
     ALLOC(L->bkt, L->nbkt, n);
     for (uint32_t i = 0; i < n; i++) {
-        bkt_t *x = &L->bkt[i];
-        x->b = 0;
-        if (get_u8max(d, BK__COUNT - 1, &x->kind))
+        uint8_t kind;
+        uint32_t a, b = 0;
+        double v;
+        if (get_u8max(d, BK__COUNT - 1, &kind))
             return -1;
-        switch (x->kind) {
+        switch (kind) {
         case BK_CONF_INS:
         case BK_CONF_CONTENT:
-            if (get_ref(d, x->kind == BK_CONF_CONTENT, &x->a) || get_u32(d, &x->b))
+            if (get_ref(d, kind == BK_CONF_CONTENT, &a) || get_u32(d, &b))
                 return -1;
-            CHECK(x->b < DS_CS__COUNT);
+            CHECK(b < DS_CS__COUNT);
             break;
         case BK_FOLLOW:
-            if (get_sid(d, &x->a) || get_ref(d, false, &x->b))
+            if (get_sid(d, &a) || get_ref(d, false, &b))
                 return -1;
             break;
         default:
-            if (get_ref(d, x->kind == BK_SHARE, &x->a))
+            if (get_ref(d, kind == BK_SHARE, &a))
                 return -1;
             break;
         }
-        G(ds_get_f64c(&d->r, &x->v));
+        G(ds_get_f64c(&d->r, &v));
+        L->bkt[i] = bk_make(kind, a, b, v);
         L->nbkt++;
     }
     if (get_count(d, &n))
@@ -528,7 +534,7 @@ ds_err_t ds_score_unit_put_lead(ds_score_unit_t *u, const char *lead_id, const v
     uint32_t id, li;
     if (ds_score_intern(u, lead_id, strlen(lead_id), &id))
         return DS_ERR_NOMEM;
-    if (u->strs[id].lead >= 0)
+    if (u->t.strs[id].lead >= 0)
         return DS_ERR_OK; /* in memory: newer than what is stored */
     if (ds_score_lead_slot(u, id, &li))
         return DS_ERR_NOMEM;
@@ -541,14 +547,14 @@ ds_err_t ds_score_unit_put_lead(ds_score_unit_t *u, const char *lead_id, const v
         uint32_t nd;
         if (get_count(d, &nd) == 0 && (own = calloc(nd ? nd : 1, sizeof(*own)))) {
             for (uint32_t i = 0; i < nd && !d->bad; i++)
-                if (get_sid(d, &own[i]) == 0)
+                if (get_str_id(d, &own[i], true) == 0)
                     d->ndict++;
             d->dict = own;
         } else {
             d->bad = true;
         }
     }
-    lead_t *L = &u->leads[li];
+    lead_t *L = u->leads[li];
     if (!d->bad && (decode_lead(d, L) || d->r.p != d->r.end))
         d->bad = true;
     if (!d->bad && !u->is_account) {
@@ -561,15 +567,11 @@ ds_err_t ds_score_unit_put_lead(ds_score_unit_t *u, const char *lead_id, const v
     }
     free(own);
     if (d->bad) {
-        /* forget the half-read lead: the slot stays, empty and unloaded */
+        /* forget the half-read lead (it is the last slot) */
         ds_score_lead_free_arrays(L);
-        memset(L, 0, sizeof(*L));
-        L->id = id;
-        L->as_of = L->max_t = UNSET_T;
-        L->c_top = NOID;
-        u->strs[id].lead = -1;
-        if (li == u->nleads - 1)
-            u->nleads--;
+        free(L);
+        u->t.strs[id].lead = -1;
+        u->nleads--;
         return DS_ERR_UNDECODABLE;
     }
     if (L->member)
@@ -672,7 +674,7 @@ ds_err_t ds_score_unit_put_attendance(ds_score_unit_t *u, const char *content_id
     if (!u || !content_id || !lead_id || !p)
         return DS_ERR_INVAL;
     uint32_t content, lead, ai;
-    if (ds_score_intern(u, content_id, strlen(content_id), &content) ||
+    if (ds_score_sym(u, content_id, strlen(content_id), &content) ||
         ds_score_intern(u, lead_id, strlen(lead_id), &lead) ||
         ds_score_att_slot(u, content, &ai))
         return DS_ERR_NOMEM;
@@ -702,7 +704,7 @@ ds_err_t ds_score_unit_attendance_done(ds_score_unit_t *u, const char *content_i
     if (!u || !content_id)
         return DS_ERR_INVAL;
     uint32_t content, ai;
-    if (ds_score_intern(u, content_id, strlen(content_id), &content) ||
+    if (ds_score_sym(u, content_id, strlen(content_id), &content) ||
         ds_score_att_slot(u, content, &ai))
         return DS_ERR_NOMEM;
     u->atts[ai].loaded = 1;
@@ -735,14 +737,14 @@ ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) {
     ds_buf_init(&tmp, 0);
     ds_err_t e = DS_ERR_OK;
     for (uint32_t i = 0; i < u->ndl && !e; i++) {
-        lead_t *L = &u->leads[u->dlist[i]];
+        lead_t *L = u->leads[u->dlist[i]];
         ds_buf_reset(&rec);
         e = u->is_account ? ds_score_encode_lead(u, L, &rec) : ds_score_encode_lone(u, L, &rec, &tmp);
         if (e)
             break;
         ds_lead_score_t view;
         ds_score_lead_public(u, u->dlist[i], &view);
-        L = &u->leads[u->dlist[i]];
+        L = u->leads[u->dlist[i]];
         if (w->lead)
             w->lead(w->opaque, &view, L->notes, rec.data, rec.len, L->member,
                     L->member && !L->set_known);
@@ -755,10 +757,10 @@ ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) {
             const afield_t *f = &u->adirty[i];
             if (i && !cmp_afield(f, &u->adirty[i - 1]))
                 continue;
-            int32_t li = u->strs[f->lead].lead;
+            int32_t li = u->t.strs[f->lead].lead;
             ds_buf_reset(&rec);
             if (li >= 0)
-                e = ds_score_encode_field(&u->leads[li], f->content, &rec);
+                e = ds_score_encode_field(u->leads[li], f->content, &rec);
             if (!e && w->attendance)
                 w->attendance(w->opaque, ds_score_str(u, f->content), ds_score_str(u, f->lead),
                               rec.data, rec.len);
@@ -769,8 +771,8 @@ ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) {
         for (uint32_t i = 0; i < u->nmchg; i++) {
             if (i && u->mchg[i] == u->mchg[i - 1])
                 continue;
-            int32_t li = u->strs[u->mchg[i]].lead;
-            bool on = li >= 0 && u->leads[li].c_mob;
+            int32_t li = u->t.strs[u->mchg[i]].lead;
+            bool on = li >= 0 && u->leads[li]->c_mob;
             if (w->mobilizer)
                 w->mobilizer(w->opaque, ds_score_str(u, u->mchg[i]), on);
         }
@@ -804,7 +806,7 @@ ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) {
     if (e)
         return e;
     for (uint32_t i = 0; i < u->ndl; i++)
-        u->leads[u->dlist[i]].dirty = 0;
+        u->leads[u->dlist[i]]->dirty = 0;
     for (uint32_t i = 0; i < u->nsd; i++)
         u->agg[u->sdirty[i]].dirty = 0;
     u->ndl = u->nadirty = u->nmchg = u->nsd = 0;
@@ -819,7 +821,7 @@ bool ds_score_unit_is_legacy(const ds_score_unit_t *u) { return u->legacy; }
 ds_err_t ds_score_unit_mark_all_dirty(ds_score_unit_t *u, bool *whole) {
     *whole = u->complete || !u->is_account;
     for (uint32_t li = 0; li < u->nleads; li++) {
-        lead_t *L = &u->leads[li];
+        lead_t *L = u->leads[li];
         memset(L->notes, 0, sizeof(L->notes));
         L->set_known = 0;
         if (ds_score_mark_lead(u, li))
@@ -830,11 +832,11 @@ ds_err_t ds_score_unit_mark_all_dirty(ds_score_unit_t *u, bool *whole) {
     for (uint32_t i = 0; i < u->natts; i++)
         for (uint32_t k = 0; u->atts[i].loaded && k < u->atts[i].nall; k++) {
             uint32_t lead = u->atts[i].all[k].lead;
-            if (u->strs[lead].lead >= 0 && ds_score_mark_field(u, u->atts[i].content, lead))
+            if (u->t.strs[lead].lead >= 0 && ds_score_mark_field(u, u->atts[i].content, lead))
                 return DS_ERR_NOMEM;
         }
     for (uint32_t i = 0; i < u->nmob; i++) {
-        if (u->strs[u->mob[i]].lead < 0)
+        if (u->t.strs[u->mob[i]].lead < 0)
             continue; /* written as it is only with its lead */
         if (ENSURE(u->mchg, u->cmchg, u->nmchg + 1, 4))
             return DS_ERR_NOMEM;

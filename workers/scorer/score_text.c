@@ -61,13 +61,13 @@ static const char *opt(const ds_score_unit_t *u, uint32_t id, const char *none) 
 static bool bucket_text(const ds_score_unit_t *u, const lead_t *L, const bkt_t *k, ds_buf_t *b,
                         bool bare) {
     bool ok = true;
-    switch (k->kind) {
+    switch (bk_kind(k)) {
     case BK_CONF_INS:
-        ok = ds_score_put_s(b, stage_words[k->b]) && ds_score_put_s(b, " content on insight ") &&
+        ok = ds_score_put_s(b, stage_words[bk_b(k)]) && ds_score_put_s(b, " content on insight ") &&
              ds_score_put_s(b, S(u, k->a));
         break;
     case BK_CONF_CONTENT:
-        ok = ds_score_put_s(b, stage_words[k->b]) && ds_score_put_s(b, " content ") &&
+        ok = ds_score_put_s(b, stage_words[bk_b(k)]) && ds_score_put_s(b, " content ") &&
              ds_score_put_s(b, opt(u, k->a, "(unnamed)")) && ds_score_put_s(b, " (no insight)");
         break;
     case BK_SHARE: {
@@ -78,7 +78,7 @@ static bool bucket_text(const ds_score_unit_t *u, const lead_t *L, const bkt_t *
     }
     case BK_FOLLOW:
         ok = ds_score_put_s(b, "Colleague ") && ds_score_put_s(b, S(u, k->a)) && ds_score_put_s(b, " engaged insight ") &&
-             ds_score_put_s(b, S(u, k->b)) && ds_score_put_s(b, " after a share");
+             ds_score_put_s(b, S(u, bk_b(k))) && ds_score_put_s(b, " after a share");
         break;
     default:
         ok = ds_score_put_s(b, "Attended webinar ") && ds_score_put_s(b, S(u, k->a)) &&
@@ -170,7 +170,7 @@ void ds_score_lead_record(const ds_score_unit_t *u, const lead_t *L, const lview
 }
 
 void ds_score_lead_public(const ds_score_unit_t *u, uint32_t li, ds_lead_score_t *out) {
-    const lead_t *L = &u->leads[li];
+    const lead_t *L = u->leads[li];
     lview_t v;
     ds_score_lead_view(u, L, &v);
     ds_score_lead_record(u, L, &v, L->em_tier, 0, out);

@@ -20,13 +20,18 @@
 
 /* ---- growth ---------------------------------------------------------------- */
 
+/* Capacities 1, 2, 3, 4, 6, 8, 12, 16, 24, …: powers of two and 1.5 times
+ * them, so that an array wastes at most a third of its room. */
 uint32_t ds_score_capn(uint32_t n) {
-    if (!n)
-        return 0;
-    uint32_t c = 1;
-    while (c < n && c <= UINT32_MAX / 2)
-        c <<= 1;
-    return c < n ? n : c;
+    if (n <= 2)
+        return n;
+    uint32_t p = 2;
+    while (p < n && p <= UINT32_MAX / 2) {
+        if (p + p / 2 >= n)
+            return p + p / 2;
+        p <<= 1;
+    }
+    return p < n ? n : p;
 }
 
 void *ds_score_grow(void *p, uint32_t n, uint64_t need, size_t sz) {
@@ -40,12 +45,14 @@ void *ds_score_grow(void *p, uint32_t n, uint64_t need, size_t sz) {
     return realloc(p, (size_t)c * sz);
 }
 
+/* A unit's arrays grow by half (an account holds a few dozen strings and
+ * leads: doubling would leave a third of that memory unused on average). */
 void *ds_score_ensure_cap(void *p, uint32_t *cap, uint32_t need, size_t sz, uint32_t first) {
     uint32_t nc = *cap ? *cap : first;
     while (nc < need) {
         if (nc > UINT32_MAX / 2)
             return NULL;
-        nc *= 2;
+        nc += nc / 2 > 0 ? nc / 2 : 1;
     }
     if ((size_t)nc > SIZE_MAX / sz)
         return NULL;
@@ -63,96 +70,167 @@ static uint32_t str_hash(const char *s, size_t len) {
     return (uint32_t)(h ^ (h >> 32));
 }
 
-static uint32_t intern_find(const ds_score_unit_t *u, const char *s, size_t len, uint32_t h) {
-    if (!u->slot_cap)
+static uint32_t tab_find(const strtab_t *t, const char *s, size_t len, uint32_t h) {
+    if (!t->slot_cap)
         return NOID;
-    uint32_t mask = u->slot_cap - 1;
+    uint32_t mask = t->slot_cap - 1;
     for (uint32_t i = h & mask;; i = (i + 1) & mask) {
-        uint32_t v = u->slots[i];
+        uint32_t v = t->slots[i];
         if (!v)
             return NOID;
-        const istr_t *e = &u->strs[v - 1];
-        if (e->hash == h && e->len == len && !memcmp(u->pool + e->off, s, len))
+        const istr_t *e = &t->strs[v - 1];
+        if (e->hash == h && e->len == len && !memcmp(t->pool + e->off, s, len))
             return v - 1;
     }
 }
 
-static int slots_rebuild(ds_score_unit_t *u, uint32_t cap) {
+static int tab_rebuild(strtab_t *t, uint32_t cap) {
     uint32_t *ns = calloc(cap, sizeof(*ns));
     if (!ns)
         return -1;
-    for (uint32_t k = 0; k < u->nstrs; k++) {
-        uint32_t i = u->strs[k].hash & (cap - 1);
+    for (uint32_t k = 0; k < t->n; k++) {
+        uint32_t i = t->strs[k].hash & (cap - 1);
         while (ns[i])
             i = (i + 1) & (cap - 1);
         ns[i] = k + 1;
     }
-    free(u->slots);
-    u->slots = ns;
-    u->slot_cap = cap;
+    free(t->slots);
+    t->slots = ns;
+    t->slot_cap = cap;
     return 0;
 }
 
-int ds_score_intern(ds_score_unit_t *u, const char *s, size_t len, uint32_t *out) {
+/* The index of s in t (added when new); -1 on OOM.  The index is rebuilt
+ * at three quarters full. */
+int ds_score_tab_intern(strtab_t *t, const char *s, size_t len, uint32_t *out) {
     if (len > UINT32_MAX / 4)
         return -1;
     uint32_t h = str_hash(s, len);
-    uint32_t id = intern_find(u, s, len, h);
+    uint32_t id = tab_find(t, s, len, h);
     if (id != NOID) {
         *out = id;
         return 0;
     }
-    if ((uint64_t)(u->nstrs + 1) * 2 > u->slot_cap &&
-        slots_rebuild(u, u->slot_cap ? u->slot_cap * 2 : 16))
+    if ((uint64_t)(t->n + 1) * 4 > (uint64_t)t->slot_cap * 3 &&
+        tab_rebuild(t, t->slot_cap ? t->slot_cap * 2 : 16))
         return -1;
-    if ((uint64_t)u->pool_len + len + 1 > UINT32_MAX ||
-        ENSURE(u->pool, u->pool_cap, (uint64_t)u->pool_len + len + 1, 256) ||
-        ENSURE(u->strs, u->cstrs, u->nstrs + 1, 8))
+    /* 2^28 at most: a symbol is packed in 29 bits (bkt_t) */
+    if ((uint64_t)t->pool_len + len + 1 > UINT32_MAX || t->n + 1 >= (1u << 28) ||
+        ENSURE(t->pool, t->pool_cap, (uint64_t)t->pool_len + len + 1, 256) ||
+        ENSURE(t->strs, t->cap, t->n + 1, 8))
         return -1;
-    memcpy(u->pool + u->pool_len, s, len);
-    u->pool[u->pool_len + len] = '\0';
-    id = u->nstrs++;
-    u->strs[id] = (istr_t){u->pool_len, (uint32_t)len, h, -1, -1, -1, -1};
-    u->pool_len += (uint32_t)len + 1;
-    uint32_t mask = u->slot_cap - 1, i = h & mask;
-    while (u->slots[i])
+    memcpy(t->pool + t->pool_len, s, len);
+    t->pool[t->pool_len + len] = '\0';
+    id = t->n++;
+    t->strs[id] = (istr_t){t->pool_len, (uint32_t)len, h, -1};
+    t->pool_len += (uint32_t)len + 1;
+    uint32_t mask = t->slot_cap - 1, i = h & mask;
+    while (t->slots[i])
         i = (i + 1) & mask;
-    u->slots[i] = id + 1;
+    t->slots[i] = id + 1;
     *out = id;
     return 0;
 }
 
-
-uint32_t ds_score_lookup(const ds_score_unit_t *u, const char *s, size_t len) {
-    return intern_find(u, s, len, str_hash(s, len));
+void ds_score_tab_free(strtab_t *t) {
+    free(t->pool);
+    free(t->strs);
+    free(t->slots);
 }
 
+static size_t tab_mem(const strtab_t *t) {
+    return t->pool_cap + (size_t)t->cap * sizeof(istr_t) + (size_t)t->slot_cap * sizeof(uint32_t);
+}
 
+int ds_score_intern(ds_score_unit_t *u, const char *s, size_t len, uint32_t *out) {
+    return ds_score_tab_intern(&u->t, s, len, out);
+}
+
+uint32_t ds_score_lookup(const ds_score_unit_t *u, const char *s, size_t len) {
+    return tab_find(&u->t, s, len, str_hash(s, len));
+}
+
+int ds_score_sym(ds_score_unit_t *u, const char *s, size_t len, uint32_t *out) {
+    uint32_t id;
+    if (ds_score_tab_intern(&u->scr->syms, s, len, &id))
+        return -1;
+    *out = id | DS_SYM;
+    return 0;
+}
+
+uint32_t ds_score_sym_lookup(const ds_score_unit_t *u, const char *s, size_t len) {
+    uint32_t id = tab_find(&u->scr->syms, s, len, str_hash(s, len));
+    return id == NOID ? NOID : id | DS_SYM;
+}
+
+static uint32_t idmap_slot(const idpair_t *v, uint32_t cap, uint32_t key) {
+    uint32_t mask = cap - 1;
+    for (uint32_t i = (key * 2654435761u) & mask;; i = (i + 1) & mask)
+        if (v[i].key == key || v[i].key == NOID)
+            return i;
+}
+
+int32_t ds_score_idx(const idmap_t *m, uint32_t key) {
+    if (!m->cap)
+        return -1;
+    const idpair_t *p = &m->v[idmap_slot(m->v, m->cap, key)];
+    return p->key == key ? p->val : -1;
+}
+
+int ds_score_idx_put(idmap_t *m, uint32_t key, int32_t val) {
+    if (m->cap) {
+        idpair_t *p = &m->v[idmap_slot(m->v, m->cap, key)];
+        if (p->key == key) {
+            p->val = val;
+            return 0;
+        }
+    }
+    if ((uint64_t)(m->n + 1) * 4 > (uint64_t)m->cap * 3) {
+        uint32_t cap = m->cap ? m->cap * 2 : 8;
+        idpair_t *v = malloc((size_t)cap * sizeof(*v));
+        if (!v)
+            return -1;
+        for (uint32_t i = 0; i < cap; i++)
+            v[i].key = NOID;
+        for (uint32_t i = 0; i < m->cap; i++)
+            if (m->v[i].key != NOID)
+                v[idmap_slot(v, cap, m->v[i].key)] = m->v[i];
+        free(m->v);
+        m->v = v;
+        m->cap = cap;
+    }
+    m->v[idmap_slot(m->v, m->cap, key)] = (idpair_t){key, val};
+    m->n++;
+    return 0;
+}
 
 /* ---- leads, indexes, aggregates -------------------------------------------- */
 
 int ds_score_lead_slot(ds_score_unit_t *u, uint32_t id, uint32_t *li) {
-    if (u->strs[id].lead >= 0) {
-        *li = (uint32_t)u->strs[id].lead;
+    if (u->t.strs[id].lead >= 0) {
+        *li = (uint32_t)u->t.strs[id].lead;
         return 0;
     }
     if (u->nleads >= INT32_MAX || ENSURE(u->leads, u->cleads, u->nleads + 1, 4))
         return -1;
-    lead_t *L = &u->leads[u->nleads];
-    memset(L, 0, sizeof(*L));
+    lead_t *L = calloc(1, sizeof(*L));
+    if (!L)
+        return -1;
+    u->leads[u->nleads] = L;
     L->id = id;
     L->as_of = UNSET_T;
     L->max_t = UNSET_T;
     L->em_tier = DS_TIER_UNAWARE;
     L->c_top = NOID;
-    u->strs[id].lead = (int32_t)u->nleads;
+    u->t.strs[id].lead = (int32_t)u->nleads;
     *li = u->nleads++;
     return 0;
 }
 
 int ds_score_att_slot(ds_score_unit_t *u, uint32_t content, uint32_t *ai) {
-    if (u->strs[content].att >= 0) {
-        *ai = (uint32_t)u->strs[content].att;
+    int32_t x = ds_score_idx(&u->attmap, content);
+    if (x >= 0) {
+        *ai = (uint32_t)x;
         return 0;
     }
     if (ENSURE(u->atts, u->catts, u->natts + 1, 4))
@@ -161,20 +239,23 @@ int ds_score_att_slot(ds_score_unit_t *u, uint32_t content, uint32_t *ai) {
     memset(a, 0, sizeof(*a));
     a->content = content;
     a->loaded = u->complete;
-    u->strs[content].att = (int32_t)u->natts;
+    if (ds_score_idx_put(&u->attmap, content, (int32_t)u->natts))
+        return -1;
     *ai = u->natts++;
     return 0;
 }
 
 int ds_score_agg_slot(ds_score_unit_t *u, uint32_t insight, uint32_t *gi) {
-    if (u->strs[insight].agg >= 0) {
-        *gi = (uint32_t)u->strs[insight].agg;
+    int32_t x = ds_score_idx(&u->aggmap, insight);
+    if (x >= 0) {
+        *gi = (uint32_t)x;
         return 0;
     }
     if (ENSURE(u->agg, u->cagg, u->nagg + 1, 4))
         return -1;
     u->agg[u->nagg] = (aggi_t){insight, 0, 0, 0, 0};
-    u->strs[insight].agg = (int32_t)u->nagg;
+    if (ds_score_idx_put(&u->aggmap, insight, (int32_t)u->nagg))
+        return -1;
     *gi = u->nagg++;
     return 0;
 }
@@ -192,17 +273,17 @@ void ds_score_lead_free_arrays(lead_t *L) {
 }
 
 int ds_score_dict_assign(ds_score_unit_t *u, uint32_t id) {
-    if (u->strs[id].dict >= 0)
+    if (ds_score_idx(&u->dictmap, id) >= 0)
         return 0;
-    if (u->ndict >= INT32_MAX || ENSURE(u->dict, u->cdict, u->ndict + 1, 16))
+    if (u->ndict >= INT32_MAX || ENSURE(u->dict, u->cdict, u->ndict + 1, 16) ||
+        ds_score_idx_put(&u->dictmap, id, (int32_t)u->ndict))
         return -1;
-    u->dict[u->ndict] = id;
-    u->strs[id].dict = (int32_t)u->ndict++;
+    u->dict[u->ndict++] = id;
     return 0;
 }
 
 int ds_score_mark_lead(ds_score_unit_t *u, uint32_t li) {
-    lead_t *L = &u->leads[li];
+    lead_t *L = u->leads[li];
     if (L->dirty)
         return 0;
     if (ENSURE(u->dlist, u->cdl, u->ndl + 1, 8))
@@ -244,7 +325,7 @@ static uint32_t mob_lb(const ds_score_unit_t *u, const char *s, bool *found) {
 }
 
 uint64_t ds_score_mob_hash(const ds_score_unit_t *u, uint32_t id) {
-    uint64_t h = ds_fnv64(S(u, id), u->strs[id].len);
+    uint64_t h = ds_fnv64(S(u, id), ds_score_strlen(u, id));
     return h ? h : 1;
 }
 
@@ -281,6 +362,7 @@ ds_score_scratch_t *ds_score_scratch_new(void) {
 void ds_score_scratch_destroy(ds_score_scratch_t *sc) {
     if (!sc)
         return;
+    ds_score_tab_free(&sc->syms);
     ds_buf_free(&sc->text);
     free(sc->touched);
     free(sc->tmp);
@@ -288,26 +370,18 @@ void ds_score_scratch_destroy(ds_score_scratch_t *sc) {
     free(sc);
 }
 
-void ds_score_unit_share_scratch(ds_score_unit_t *u, ds_score_scratch_t *scr) {
-    if (!u || !scr || u->scr == scr)
-        return;
-    if (u->own_scr)
-        ds_score_scratch_destroy(u->scr);
-    u->scr = scr;
-    u->own_scr = false;
-}
-
-ds_score_unit_t *ds_score_unit_new(const char *key, bool is_account) {
+ds_score_unit_t *ds_score_unit_new_in(const char *key, bool is_account, ds_score_scratch_t *scr) {
     if (!key)
         return NULL;
     ds_score_unit_t *u = calloc(1, sizeof(*u));
     if (!u)
         return NULL;
-    u->scr = ds_score_scratch_new();
-    u->own_scr = true;
+    u->own_scr = !scr;
+    u->scr = scr ? scr : ds_score_scratch_new();
     u->key = strdup(key);
     if (!u->scr || !u->key) {
-        ds_score_scratch_destroy(u->scr);
+        if (u->own_scr)
+            ds_score_scratch_destroy(u->scr);
         free(u->key);
         free(u);
         return NULL;
@@ -324,19 +398,26 @@ ds_score_unit_t *ds_score_unit_new(const char *key, bool is_account) {
     return u;
 }
 
+ds_score_unit_t *ds_score_unit_new(const char *key, bool is_account) {
+    return ds_score_unit_new_in(key, is_account, NULL);
+}
+
 void ds_score_unit_destroy(ds_score_unit_t *u) {
     if (!u)
         return;
-    for (uint32_t i = 0; i < u->nleads; i++)
-        ds_score_lead_free_arrays(&u->leads[i]);
+    for (uint32_t i = 0; i < u->nleads; i++) {
+        ds_score_lead_free_arrays(u->leads[i]);
+        free(u->leads[i]);
+    }
     for (uint32_t i = 0; i < u->natts; i++) {
         free(u->atts[i].all);
         free(u->atts[i].unc);
     }
     free(u->leads);
-    free(u->pool);
-    free(u->strs);
-    free(u->slots);
+    ds_score_tab_free(&u->t);
+    free(u->aggmap.v);
+    free(u->attmap.v);
+    free(u->dictmap.v);
     free(u->dict);
     free(u->agg);
     free(u->sdirty);
@@ -359,11 +440,11 @@ size_t ds_score_unit_lead_count(const ds_score_unit_t *u) { return u->nleads; }
 size_t ds_score_unit_mem(const ds_score_unit_t *u) {
     const size_t oh = 16; /* malloc overhead per block, roughly */
     size_t m = sizeof(*u) + oh + strlen(u->key) + 1 + oh;
-    m += u->pool_cap + oh + (size_t)u->cstrs * sizeof(istr_t) + oh +
-         (size_t)u->slot_cap * sizeof(uint32_t) + oh;
-    m += (size_t)u->cleads * sizeof(lead_t) + oh;
+    m += tab_mem(&u->t) + 3 * oh +
+         ((size_t)u->aggmap.cap + u->attmap.cap + u->dictmap.cap) * sizeof(idpair_t) + 3 * oh;
+    m += (size_t)u->cleads * sizeof(lead_t *) + oh + (size_t)u->nleads * (sizeof(lead_t) + oh);
     for (uint32_t i = 0; i < u->nleads; i++) {
-        const lead_t *L = &u->leads[i];
+        const lead_t *L = u->leads[i];
 #define A(f, T) (L->n##f ? ds_score_capn(L->n##f) * sizeof(T) + oh : 0)
         m += A(ins, ins_t) + A(rep, rep_t) + A(bkt, bkt_t) + A(shc, shc_t) + A(dd, dd_t) +
              A(inb, inb_t) + A(crd, crd_t) + A(att, latt_t) + A(gc, uint32_t);

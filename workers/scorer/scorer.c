@@ -373,7 +373,6 @@ static ds_err_t unreadable(const unit_entry_t *e, const char *what, ds_err_t err
 
 /* The unit is ready: it joins the worker's. */
 static void unit_ready(ds_scorer_t *s, unit_entry_t *e, ds_score_unit_t *u) {
-    ds_score_unit_share_scratch(u, s->scratch);
     e->unit = u;
     s->tracked_units++;
     count_leads(s, e);
@@ -399,14 +398,14 @@ static ds_err_t load_main(ds_scorer_t *s, unit_entry_t *e, const redisReply *rep
         return DS_ERR_OK;
     }
     if (st->type == REDIS_REPLY_STRING) { /* a lone lead */
-        if (!(u = ds_score_unit_new(e->key, false)))
+        if (!(u = ds_score_unit_new_in(e->key, false, s->scratch)))
             return DS_ERR_NOMEM;
         if ((err = ds_score_unit_put_lead(u, e->key, st->str, st->len))) {
             ds_score_unit_destroy(u);
             return unreadable(e, "state", err);
         }
     } else if (blob->type == REDIS_REPLY_STRING) {
-        u = ds_score_unit_load_legacy(blob->str, blob->len, &err);
+        u = ds_score_unit_load_legacy(blob->str, blob->len, s->scratch, &err);
         if (!u)
             return unreadable(e, "blob", err);
         if (ds_score_unit_is_account(u) != e->is_account) {
@@ -414,7 +413,7 @@ static ds_err_t load_main(ds_scorer_t *s, unit_entry_t *e, const redisReply *rep
             return unreadable(e, "blob", DS_ERR_INVAL);
         }
         inc(s->m_migrated);
-    } else if (!(u = ds_score_unit_new(e->key, e->is_account))) {
+    } else if (!(u = ds_score_unit_new_in(e->key, e->is_account, s->scratch))) {
         return DS_ERR_NOMEM;
     }
     unit_ready(s, e, u);
@@ -441,7 +440,7 @@ static ds_err_t sc_prefetched(void *self, size_t index, const redisReply *rep) {
         if (e->unit || !e->stash)
             return DS_ERR_OK;
         ds_score_unit_destroy(e->pend);
-        if (!(e->pend = ds_score_unit_new(e->key, true)))
+        if (!(e->pend = ds_score_unit_new_in(e->key, true, s->scratch)))
             return DS_ERR_NOMEM;
         for (size_t i = 0; i + 1 < rep->elements && !err; i += 2) {
             const redisReply *k = rep->element[i], *v = rep->element[i + 1];

@@ -1,6 +1,7 @@
 /*
- * gen.h — a seeded, reproducible model of a company's activity stream:
- * accounts with buying groups of 3-8 leads walking Spark → Introduce →
+ * gen.h — the event generator, a library that `dealsignal gen`, the demo,
+ * the benchmarks and the tests use: a seeded, reproducible model of a
+ * company's activity stream: accounts with buying groups of 3-8 leads walking Spark → Introduce →
  * Confront content (or landing on B-state content), sharing it, attending
  * webinars together; deals moving through the purchase stages with seller
  * activity and buyer signals, their outcome following the buyer's
