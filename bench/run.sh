@@ -76,6 +76,14 @@
 # instructions per event of its busiest thread, the worker's pipeline:
 # unlike events/s, barely moved by the load of a shared machine (only the
 # write-behind windows follow the wall clock).
+#
+# BENCH_REDIS=cluster runs the workers against a Redis Cluster of three
+# masters on loopback (BENCH_CLUSTER_REPLICAS replicas each, default 0)
+# instead of one Redis; Redis CPU, bytes and commands are summed over them.
+# Correctness: after each run a digest of its final state (every key and
+# field under the run's prefix or database, ds_bench_digest) must equal the
+# first run's, and is printed: runs of one stream against one Redis and
+# against a cluster, with 1 or N workers, end in the same digest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-scorer}
@@ -107,9 +115,50 @@ rport=$(free_port)
 redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$tmp" >/dev/null &
 pids+=($!); redis_pid=$!
 for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
-
-redis_in() { redis-cli -p "$rport" info stats | awk -F: '/^total_net_input_bytes/ {print $2+0}'; }
-redis_cmds() { redis-cli -p "$rport" info stats | awk -F: '/^total_commands_processed/ {print $2+0}'; }
+# the Redis the throughput runs use: that one, or a cluster's masters
+rports=("$rport"); rpids=("$redis_pid"); cluster=0
+if [ "${BENCH_REDIS:-single}" = cluster ]; then
+  cluster=1; rports=(); rpids=(); nodes=()
+  replicas=${BENCH_CLUSTER_REPLICAS:-0}
+  for k in $(seq $((3 * (1 + replicas)))); do
+    p=$(free_port); bus=$(free_port); mkdir -p "$tmp/node-$p"
+    redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-port "$bus" \
+      --cluster-config-file "nodes-$p.conf" --cluster-node-timeout 2000 --save "" \
+      --appendonly no --dir "$tmp/node-$p" >/dev/null &
+    pids+=($!); nodes+=("127.0.0.1:$p")
+    for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas "$replicas" --cluster-yes >/dev/null
+  for n in "${nodes[@]}"; do
+    until redis-cli -p "${n#*:}" cluster info | grep -q cluster_state:ok; do sleep 0.1; done
+  done
+  # the masters, and their processes (replicas' CPU is not Redis's work here)
+  for n in "${nodes[@]}"; do
+    p=${n#*:}
+    if redis-cli -p "$p" info replication | grep -q role:master; then
+      rports+=("$p"); rpids+=("$(pgrep -f "redis-server 127.0.0.1:$p " | head -1)")
+    fi
+  done
+  echo "Redis Cluster: masters on ports ${rports[*]} ($replicas replica(s) each)"
+fi
+redis_sum() { # redis_sum SECTION FIELD: summed over the Redis servers in use
+  for p in "${rports[@]}"; do redis-cli -p "$p" info "$1"; done | awk -F: -v f="$2" '$1 == f {s+=$2} END {print s+0}'
+}
+redis_in() { redis_sum stats total_net_input_bytes; }
+redis_cmds() { redis_sum stats total_commands_processed; }
+redis_cpu() { local c=0; for p in "${rpids[@]}"; do c=$(echo "$c + $(cpu_of "$p")" | bc); done; echo "$c"; }
+# --redis and --redis-prefix of run N: a database each on one Redis, a
+# prefix each on a cluster (database 0 only)
+redis_args() {
+  if [ "$cluster" = 1 ]; then echo "--redis redis://127.0.0.1:${rports[0]}/0 --redis-prefix b$1:"
+  else echo "--redis redis://127.0.0.1:$rport/$(($1 % 16))"; fi
+}
+digest_of() { # the digest of run N's state
+  local d=$lat_dir/ds_bench_digest
+  [ -x "$d" ] || cmake --build "$lat_dir" --target ds_bench_digest >/dev/null
+  if [ "$cluster" = 1 ]; then "$d" "b$1:" "${rports[@]}"
+  else "$d" "ds:" "$rport/$(($1 % 16))"; fi
+}
 metric_sum() { # metric_sum PORT REGEX: sum of the samples whose line matches
   { curl -s "http://127.0.0.1:$1/metrics" 2>/dev/null || true; } \
     | awk -v re="$2" '$0 ~ re && !/^#/ {s+=$NF} END {printf "%.6f", s+0}'
@@ -405,8 +454,11 @@ case $which in
   *) echo "usage: $0 [scorer|watcher|both|wide|skew|memory|stallcheck|mallocs|backtest] …" >&2; exit 2 ;;
 esac
 t0=$(date +%s.%N)
+# a fixed start: the same stream (event times included) in every invocation,
+# so that the state digests of two invocations compare
 "$bin" gen --brokers "$brokers" --count "$events" --rate 0 --seed 7 --scenario "$scenario" \
-  "${gen_profile[@]}" --accounts "${BENCH_ACCOUNTS:-20000}" 2>"$tmp/gen.err"
+  "${gen_profile[@]}" --accounts "${BENCH_ACCOUNTS:-20000}" --start "${BENCH_START:-2026-01-01T00:00:00Z}" \
+  2>"$tmp/gen.err"
 t1=$(date +%s.%N)
 echo "preloaded $events events in $(echo "$t1 - $t0" | bc) s ($(tail -n1 "$tmp/gen.err"))"
 # how many landed on the input topic(s) (gen's duplicates included), all of
@@ -425,16 +477,18 @@ fi
 
 nworkers=${BENCH_WORKERS:-1}
 results=()
+first_digest=""
 for run in $(seq "$runs"); do
-  db=$((run % 16))
-  cpu_r0=$(cpu_of "$redis_pid"); cpu_b0=$(cpu_of "$broker_pid"); redis-cli -p "$rport" config resetstat >/dev/null
+  cpu_r0=$(redis_cpu); cpu_b0=$(cpu_of "$broker_pid")
+  for p in "${rports[@]}"; do redis-cli -p "$p" config resetstat >/dev/null; done
   rin0=$(redis_in); rcmd0=$(redis_cmds)
   rmem0=$(redis-cli -p "$rport" info memory | awk -F: '/^used_memory:/ {print $2+0}')
   start=$(date +%s.%N); launched=$start
   wpids=(); mports=()
   for k in $(seq "$nworkers"); do
     mport=$(free_port); mports+=("$mport")
-    ${BENCH_PERF:+perf record -F 999 ${BENCH_PERF_CG:--g} -o "$BENCH_PERF.$run.$k" --} "$bin" "$sub" --brokers "$brokers" --redis "redis://127.0.0.1:$rport/$db" \
+    # shellcheck disable=SC2046 # redis_args is words
+    ${BENCH_PERF:+perf record -F 999 ${BENCH_PERF_CG:--g} -o "$BENCH_PERF.$run.$k" --} "$bin" "$sub" --brokers "$brokers" $(redis_args "$run") \
        --group-id "bench-$run-$$" --clock event --metrics-addr "127.0.0.1:$mport" "${worker_rules[@]}" \
        --log-level warn 2>"$tmp/worker-$run-$k.err" &
     wpids+=($!); pids+=($!)
@@ -461,7 +515,7 @@ for run in $(seq "$runs"); do
     r=$(awk '/VmHWM/ {print $2}' "/proc/$p/status"); [ "$r" -gt "$rss" ] && rss=$r
   done
   rin=$(( $(redis_in) - rin0 )); rcmd=$(( $(redis_cmds) - rcmd0 ))
-  cpu_r=$(echo "$(cpu_of "$redis_pid") - $cpu_r0" | bc); cpu_b=$(echo "$(cpu_of "$broker_pid") - $cpu_b0" | bc)
+  cpu_r=$(echo "$(redis_cpu) - $cpu_r0" | bc); cpu_b=$(echo "$(cpu_of "$broker_pid") - $cpu_b0" | bc)
   phases=$({ curl -s "http://127.0.0.1:$mport/metrics" 2>/dev/null || true; } \
     | awk -F'[",]' '/^dealsignal_phase_seconds_sum/ {for (i=1;i<NF;i++) if ($i ~ /phase=$/) p=$(i+1); split($0, a, " "); printf "%s=%.2f ", p, a[2]}')
   if [ "$which" = wide ]; then
@@ -485,12 +539,18 @@ for run in $(seq "$runs"); do
     "$run" "$expected_run" "$secs" "$eps" "$cpu_w" "$sys_w" "$cpu_r" "$cpu_b" $((rss / 1024)) "$faults" $((rin / expected)) \
     "$(echo "scale=2; $rcmd / $expected" | bc | sed 's/^\./0./')"
   echo "  $([ "$nworkers" -gt 1 ] && echo "(worker 1 of $nworkers) ")threads' CPU s: $threads; worker thread's wall s per phase: $phases"
-  echo "  Redis commands per event: $(redis-cli -p "$rport" info commandstats \
-    | awk -F'[_:=,]' -v n="$expected" '/^cmdstat_/ && $2 != "info" && $2 !~ /^config/ {printf "%s %.3f ", $2, $4 / n}')"
+  echo "  Redis commands per event: $(for p in "${rports[@]}"; do redis-cli -p "$p" info commandstats; done \
+    | awk -F'[_:=,]' -v n="$expected" '/^cmdstat_/ && $2 != "info" && $2 !~ /^config/ && $2 !~ /^cluster/ {c[$2]+=$4} END {for (k in c) printf "%s %.3f ", k, c[k] / n}')"
   [ "$which" = wide ] && echo "$wide_line"
+  digest=$(digest_of "$run")
+  echo "  state: $digest (keys, digest)"
+  if [ -z "$first_digest" ]; then first_digest=$digest
+  elif [ "$digest" != "$first_digest" ]; then
+    echo "run $run ended in another state than run 1 ($first_digest): not correct" >&2; exit 1
+  fi
 done
 median=$(printf '%s\n' "${results[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-echo "median: $median events/s ($which, $events events, $runs runs, $partitions partitions, $nworkers worker process(es))"
+echo "median: $median events/s ($which, $events events, $runs runs, $partitions partitions, $nworkers worker process(es), $([ "$cluster" = 1 ] && echo "Redis Cluster of ${#rports[@]} masters" || echo "one Redis"); state $first_digest)"
 
 if [ "$which" = scorer ] && [ "${BENCH_LATENCY:-1}" = 1 ]; then
   rate=${BENCH_LAT_RATE:-$((median / 2))}
@@ -499,7 +559,8 @@ if [ "$which" = scorer ] && [ "${BENCH_LATENCY:-1}" = 1 ]; then
   lat_bin=$lat_dir/ds_bench_latency
   [ -x "$lat_bin" ] || cmake --build "$(dirname "$bin")" --target ds_bench_latency >/dev/null
   mport=$(free_port)
-  ${BENCH_PERF:+perf record -F 999 ${BENCH_PERF_CG:--g} -o "$BENCH_PERF.lat" --} "$bin" scorer --brokers "$brokers" --redis "redis://127.0.0.1:$rport/15" \
+  # shellcheck disable=SC2046 # redis_args is words
+  ${BENCH_PERF:+perf record -F 999 ${BENCH_PERF_CG:--g} -o "$BENCH_PERF.lat" --} "$bin" scorer --brokers "$brokers" $(redis_args 15) \
      --group-id "bench-lat-$$" --metrics-addr "127.0.0.1:$mport" --log-level warn \
      --topic-marketing lat.events --topic-lead-scores lat.lead.scores \
      --topic-account-scores lat.account.scores -X "fetch.wait.max.ms=$lat_fw" 2>"$tmp/worker-lat.err" &
@@ -507,12 +568,12 @@ if [ "$which" = scorer ] && [ "${BENCH_LATENCY:-1}" = 1 ]; then
   # measure the steady state: the scorer has joined its group and Redis answers
   until curl -sf "http://127.0.0.1:$mport/readyz" >/dev/null 2>&1; do
     kill -0 "$wpid" 2>/dev/null || { echo "worker died"; exit 1; }; sleep 0.2; done
-  cpu_l0=$(cpu_of "$wpid"); cpu_r0=$(cpu_of "$redis_pid"); cpu_b0=$(cpu_of "$broker_pid")
+  cpu_l0=$(cpu_of "$wpid"); cpu_r0=$(redis_cpu); cpu_b0=$(cpu_of "$broker_pid")
   DS_LAT_FETCH_WAIT_MS=$lat_fw DS_LAT_ACCOUNTS=${BENCH_ACCOUNTS:-20000} DS_LAT_IN=lat.events DS_LAT_OUT=lat.lead.scores "$lat_bin" "$brokers" "$rate" "$secs"
   phases=$({ curl -s "http://127.0.0.1:$mport/metrics" 2>/dev/null || true; } \
     | awk -F'[",]' '/^dealsignal_phase_seconds_sum/ {for (i=1;i<NF;i++) if ($i ~ /phase=$/) p=$(i+1); split($0, a, " "); printf "%s=%.2f ", p, a[2]}')
   printf '  latency run (fetch.wait.max.ms %s): CPU s worker %.2f redis %.2f broker %.2f; worker thread s per phase: %s\n' \
-    "$lat_fw" "$(echo "$(cpu_of "$wpid") - $cpu_l0" | bc)" "$(echo "$(cpu_of "$redis_pid") - $cpu_r0" | bc)" \
+    "$lat_fw" "$(echo "$(cpu_of "$wpid") - $cpu_l0" | bc)" "$(echo "$(redis_cpu) - $cpu_r0" | bc)" \
     "$(echo "$(cpu_of "$broker_pid") - $cpu_b0" | bc)" "$phases"
   kill -TERM "$wpid"; wait "$wpid" || true
 fi

@@ -49,6 +49,19 @@ static const row_t rows[] = {
      "the next (0 = every batch); offsets are committed after each window is written"},
     {"redis.flush_entities", "--redis-flush-entities", T_INT, "100000", 1, 10000000, NULL,
      OFF(redis_flush_entities), "a window closes sooner once this many entities have changed"},
+    {"redis.cluster", "--redis-cluster", T_ENUM, "auto", 0, 0, "auto|on|off", OFF(redis_cluster),
+     "auto: find out at each connection whether redis.url is a Redis Cluster node and route "
+     "by slot if so; on: require a cluster; off: one plain Redis (a redirect stops the worker)"},
+    {"redis.seeds", "--redis-seeds", T_STR, "", 0, 0, NULL, OFF(redis_seeds),
+     "more Redis Cluster nodes (host:port, comma-separated) tried when redis.url's is down"},
+    {"redis.wait_replicas", "--redis-wait-replicas", T_INT, "0", 0, 100, NULL,
+     OFF(redis_wait_replicas),
+     "before a window's offsets are stored, WAIT until this many replicas of every node "
+     "written have its writes (0 = off: a failover may lose acknowledged writes)"},
+    {"redis.wait_timeout_ms", "--redis-wait-timeout-ms", T_INT, "1000", 1, 600000, NULL,
+     OFF(redis_wait_timeout_ms),
+     "how long one WAIT waits for the replicas, less than redis.timeout_ms; fewer in time: the "
+     "window is written again"},
     {"rules", "--rules", T_STR, "", 0, 0, NULL, OFF(rules_path),
      "rules file (YAML); empty = built-in defaults"},
     {"clock", "--clock", T_ENUM, "wall", 0, 0, "wall|event", OFF(clock),
@@ -414,6 +427,14 @@ ds_config_t *ds_config_load(int argc, char **argv, char **envp, char *err, size_
     char uerr[256];
     if (ds_redis_url_parse(c->redis_url, &u, uerr, sizeof(uerr))) {
         snprintf(err, errsz, "redis.url: %s", uerr);
+        goto fail;
+    }
+    if (c->redis_wait_replicas > 0 && c->redis_wait_timeout_ms >= c->redis_timeout_ms) {
+        /* a WAIT's reply is owed that long: it would count as no answer */
+        snprintf(err, errsz,
+                 "redis.wait_timeout_ms (%d) must be less than redis.timeout_ms (%d) when "
+                 "redis.wait_replicas is set",
+                 c->redis_wait_timeout_ms, c->redis_timeout_ms);
         goto fail;
     }
     return c;

@@ -37,6 +37,10 @@ typedef struct ds_config {
     int broker_timeout_ms;      /* not ready once no broker answered this long */
     int redis_flush_ms;       /* coalesce state writes over this interval (0: every batch) */
     int redis_flush_entities; /* ... or until this many entities changed */
+    char *redis_cluster;      /* "auto" | "on" | "off" */
+    char *redis_seeds;        /* more cluster nodes, host:port,… */
+    int redis_wait_replicas;  /* WAIT for this many replicas before storing offsets (0: off) */
+    int redis_wait_timeout_ms;
     char *rules_path;           /* NULL: built-in defaults */
     char *clock;                /* "wall" | "event" */
     char *schemas_dir;          /* embedded registry */

@@ -6,6 +6,12 @@
  * own; the caller re-runs its idempotent batch.  hiredis appends formatted
  * commands to its output buffer, and redisGetReply flushes and reads.
  *
+ * Cluster mode: when the probe at connection time (CLUSTER SLOTS) says the
+ * server is a cluster node, a ds_cluster_t takes over every call; the
+ * single-node code below is then unused.  WAIT on one node: its position
+ * among the replies owed is noted at send time (the buffer is parsed only
+ * when wait_replicas is set) and its reply checked when read.
+ *
  * Time: blocking reads and writes end after timeout_ms (SO_RCVTIMEO and
  * SO_SNDTIMEO); replies that are not waited for (ds_redis_collect_avail)
  * count as lost once none has come for timeout_ms while some are owed.
@@ -15,7 +21,10 @@
  * possibly after the same writes sent again on a new connection.  So the
  * next connection to the same server (same run_id) first kills the old one
  * (CLIENT KILL ID): the server has then run those commands or never will,
- * before anything is sent again.
+ * before anything is sent again.  ds_cluster does the same per node, with
+ * the functions shared below (ds_redis_ident_*), and both consult the same
+ * table of known servers (ds_redis_known_*) to tell a restart that kept
+ * the data from one that came back empty.
  */
 #include "ds_redis.h"
 
@@ -24,11 +33,13 @@
 #include <errno.h>
 #include <poll.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include "ds_clock.h"
+#include "ds_cluster.h"
 #include "ds_log.h"
 
 struct ds_redis {
@@ -44,14 +55,83 @@ struct ds_redis {
     size_t noutq;
     ds_buf_t *capture;    /* ds_redis_capture target, or NULL */
     size_t *capture_count;
-    int64_t progress_ms; /* last reply read, or first reply owed since */
-    long long client_id; /* CLIENT ID of this connection (0: unknown) */
-    char run_id[48];     /* the server's run_id at connect ("": unknown) */
-    long long orphan_id; /* a connection dropped with commands in flight */
-    char orphan_run_id[48];
-    bool kill_refused; /* CLIENT KILL not allowed: said once */
+    int64_t progress_ms;    /* last reply read, or first reply owed since */
+    ds_redis_ident_t ident; /* this connection's, and the one dropped in flight */
+    int known_server;       /* the server's entry in opts.known (-1: none yet) */
     char err[600];
+    ds_redis_opts_t opts;
+    ds_cluster_t *cl; /* non-NULL: the server is a cluster; it does everything */
+    bool fatal;
+    /* WAIT on one node: replies owed since the connection was made, read,
+     * and where the WAITs among them are; writes sent and confirmed */
+    uint64_t sent_no, read_no;
+    struct {
+        uint64_t at, mark;
+        long long n;
+    } waits[32];
+    size_t wait_head, nwaits;
+    uint64_t wseq, waited;
+    ds_redis_lost_t lost;
+    ds_counter_t *m_err[DS_CLUSTER__KINDS];
 };
+
+/* An error reply seen on the single connection: classified, kept as the
+ * error text, counted; fatal when retrying cannot fix it. */
+static void note_error(ds_redis_t *r, const redisReply *rep, const char *what) {
+    ds_cluster_kind_t k = ds_cluster_reply_kind(rep, NULL);
+    const char *text = rep->type == REDIS_REPLY_ERROR ? rep->str : "error inside EXEC";
+    for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++)
+        if (rep->element[i]->type == REDIS_REPLY_ERROR) {
+            text = rep->element[i]->str; /* the command that failed inside EXEC */
+            break;
+        }
+    if (k == DS_CLUSTER_MOVED || k == DS_CLUSTER_ASK) {
+        snprintf(r->err, sizeof(r->err), "%s:%d answered '%s': it is a Redis Cluster node%s",
+                 r->url.host, r->url.port, text,
+                 r->opts.cluster == DS_REDIS_CLUSTER_OFF
+                     ? " but redis.cluster is off"
+                     : " that did not say so when asked (CLUSTER SLOTS)");
+        r->fatal = true;
+    } else {
+        snprintf(r->err, sizeof(r->err), "%s%s%s (%s)", what ? what : "", what ? ": " : "", text,
+                 ds_cluster_kind_class(k));
+        if (ds_cluster_kind_fatal(k))
+            r->fatal = true;
+    }
+    if (r->opts.metrics && k != DS_CLUSTER_OK) {
+        if (!r->m_err[k]) {
+            char l[512];
+            snprintf(l, sizeof(l), "%s%snode=\"%s:%d\",kind=\"%s\",class=\"%s\"",
+                     r->opts.metrics_labels ? r->opts.metrics_labels : "",
+                     r->opts.metrics_labels && r->opts.metrics_labels[0] ? "," : "", r->url.host,
+                     r->url.port, ds_cluster_kind_name(k), ds_cluster_kind_class(k));
+            r->m_err[k] = ds_metrics_counter(r->opts.metrics, "redis_node_errors",
+                                             "Error replies and failed connections, by Redis "
+                                             "node and kind",
+                                             l);
+        }
+        ds_counter_add(r->m_err[k], 1);
+    }
+}
+
+void ds_redis_set_opts(ds_redis_t *r, const ds_redis_opts_t *o) {
+    r->opts = *o;
+}
+
+bool ds_redis_fatal(const ds_redis_t *r) {
+    return r->fatal || (r->cl && ds_cluster_fatal(r->cl));
+}
+
+bool ds_redis_is_cluster(const ds_redis_t *r) {
+    return r->cl != NULL;
+}
+
+bool ds_redis_take_lost(ds_redis_t *r) {
+    bool l = ds_redis_lost_take(&r->lost, r->opts.known, r->known_server);
+    if (r->cl && ds_cluster_take_lost(r->cl))
+        l = true;
+    return l && r->opts.wait_replicas > 0;
+}
 
 ds_redis_t *ds_redis_new(const char *url, int timeout_ms, char *errstr, size_t errstr_size) {
     ds_redis_t *r = calloc(1, sizeof(*r));
@@ -64,97 +144,259 @@ ds_redis_t *ds_redis_new(const char *url, int timeout_ms, char *errstr, size_t e
         return NULL;
     }
     r->timeout_ms = timeout_ms;
+    r->known_server = -1;
     return r;
 }
 
 static void drop(ds_redis_t *r) {
-    if (r->ctx && (r->inflight || r->noutq) && r->client_id) {
-        /* its commands may still run: kill it from the next connection */
-        r->orphan_id = r->client_id;
-        memcpy(r->orphan_run_id, r->run_id, sizeof(r->run_id));
-    }
-    r->client_id = 0;
+    ds_redis_ident_drop(&r->ident, r->ctx && (r->inflight || r->noutq));
     if (r->ctx)
         redisFree(r->ctx);
     r->ctx = NULL;
     r->pending = 0;
     r->inflight = 0;
     r->noutq = 0;
+    if (r->wseq > r->waited) /* writes no WAIT confirmed went with the connection */
+        ds_redis_lost_note(&r->lost, r->ident.run_id);
+    r->wseq = r->waited = 0;
+    r->sent_no = r->read_no = 0;
+    r->nwaits = r->wait_head = 0;
 }
 
 void ds_redis_destroy(ds_redis_t *r) {
     if (!r)
         return;
     drop(r);
+    ds_cluster_destroy(r->cl);
     free(r);
 }
 
-bool ds_redis_connected(const ds_redis_t *r) { return r->ctx != NULL; }
+bool ds_redis_connected(const ds_redis_t *r) {
+    return r->cl ? ds_cluster_connected(r->cl) : r->ctx != NULL;
+}
 
-static ds_err_t simple(ds_redis_t *r, int argc, const char **argv) {
-    redisReply *rep = redisCommandArgv(r->ctx, argc, argv, NULL);
-    if (!rep) {
-        snprintf(r->err, sizeof(r->err), "%s", r->ctx->errstr);
-        return DS_ERR_IO;
+/* ---- identities and the known servers -------------------------------------- */
+
+typedef struct known_server {
+    char name[270];  /* host:port */
+    char run_id[48]; /* when last connected ("": not yet) */
+    char proof[512]; /* a key whose write was confirmed there ("": none) */
+    char gone[48];   /* the last run_id found to have come back empty */
+} known_server_t;
+
+struct ds_redis_known {
+    known_server_t *s;
+    size_t n;
+    bool emptied; /* a server came back empty since ds_redis_take_emptied */
+    char why[700];
+};
+
+ds_redis_known_t *ds_redis_known_new(void) {
+    return calloc(1, sizeof(ds_redis_known_t));
+}
+
+void ds_redis_known_destroy(ds_redis_known_t *k) {
+    if (!k)
+        return;
+    free(k->s);
+    free(k);
+}
+
+int ds_redis_known_server(ds_redis_known_t *k, const char *name) {
+    if (!k)
+        return -1;
+    for (size_t i = 0; i < k->n; i++)
+        if (!strcmp(k->s[i].name, name))
+            return (int)i;
+    known_server_t *ns = realloc(k->s, (k->n + 1) * sizeof(*ns));
+    if (!ns)
+        return -1; /* then no check: a restart is taken as one with its data */
+    k->s = ns;
+    memset(&ns[k->n], 0, sizeof(ns[k->n]));
+    ds_strlcpy(ns[k->n].name, name, sizeof(ns[k->n].name));
+    return (int)k->n++;
+}
+
+void ds_redis_known_proof(ds_redis_known_t *k, int server, const char *key, size_t len) {
+    if (!k || server < 0 || (size_t)server >= k->n || len >= sizeof(k->s[0].proof))
+        return;
+    memcpy(k->s[server].proof, key, len);
+    k->s[server].proof[len] = '\0';
+}
+
+bool ds_redis_cmd_keeps_key(const char *name, size_t len) {
+    static const char *const keeps[] = {"HSET", "SET", "SADD", "ZADD", "HMSET", "HSETNX", "SETNX"};
+    for (size_t i = 0; i < sizeof(keeps) / sizeof(keeps[0]); i++)
+        if (strlen(keeps[i]) == len && !strncasecmp(name, keeps[i], len))
+            return true;
+    return false;
+}
+
+bool ds_redis_known_gone(const ds_redis_known_t *k, int server, const char *run_id) {
+    return k && server >= 0 && (size_t)server < k->n && run_id[0] &&
+           !strcmp(k->s[server].gone, run_id);
+}
+
+void ds_redis_lost_note(ds_redis_lost_t *l, const char *run_id) {
+    if (l->lost && strcmp(l->run_id, run_id))
+        l->mixed = true;
+    if (!l->lost)
+        ds_strlcpy(l->run_id, run_id, sizeof(l->run_id));
+    l->lost = true;
+}
+
+bool ds_redis_lost_take(ds_redis_lost_t *l, const ds_redis_known_t *k, int server) {
+    bool counts = l->lost && (l->mixed || !ds_redis_known_gone(k, server, l->run_id));
+    memset(l, 0, sizeof(*l));
+    return counts;
+}
+
+void ds_redis_ident_drop(ds_redis_ident_t *id, bool in_flight) {
+    if (in_flight && id->client_id) {
+        /* its commands may still run: kill it from the next connection */
+        id->orphan_id = id->client_id;
+        memcpy(id->orphan_run_id, id->run_id, sizeof(id->run_id));
     }
-    ds_err_t e = DS_ERR_OK;
-    if (rep->type == REDIS_REPLY_ERROR) {
-        /* argv[0] only: never echo AUTH arguments */
-        snprintf(r->err, sizeof(r->err), "%s: %s", argv[0], rep->str);
-        e = DS_ERR_IO;
+    id->client_id = 0;
+}
+
+/* A new connection to a server the table knows: compare its run_id with
+ * the one remembered and, when it changed, look for the proof. */
+/* A new connection to a server the table knows: compare its run_id with
+ * the one remembered and, when it changed, look for the proof.  False
+ * when the server cannot answer that yet (loading its data; a cluster
+ * master just restarted answers CLUSTERDOWN for a while): the connection
+ * is not to be used, and the next one asks again. */
+static bool known_check(redisContext *c, ds_redis_known_t *k, const char *name, const char *run_id,
+                        char *err, size_t err_size) {
+    int i = ds_redis_known_server(k, name);
+    if (i < 0 || !run_id[0])
+        return true;
+    known_server_t *s = &k->s[i];
+    if (!s->run_id[0] || !strcmp(s->run_id, run_id) || !s->proof[0]) {
+        /* first seen, the same server, or nothing written there yet */
+        ds_strlcpy(s->run_id, run_id, sizeof(s->run_id));
+        return true;
     }
-    freeReplyObject(rep);
-    return e;
+    redisReply *x = redisCommand(c, "EXISTS %b", s->proof, strlen(s->proof));
+    if (!x) {
+        snprintf(err, err_size, "%s", c->errstr);
+        return false;
+    }
+    ds_cluster_kind_t kind = ds_cluster_reply_kind(x, NULL);
+    if (kind == DS_CLUSTER_LOADING || kind == DS_CLUSTER_BUSY || kind == DS_CLUSTER_CLUSTERDOWN ||
+        kind == DS_CLUSTER_TRYAGAIN) {
+        snprintf(err, err_size,
+                 "%s restarted (run_id %s, was %s) and cannot say yet what it holds: %s", name,
+                 run_id, s->run_id, x->str);
+        freeReplyObject(x);
+        return false;
+    }
+    char was[sizeof(s->run_id)];
+    ds_strlcpy(was, s->run_id, sizeof(was));
+    ds_strlcpy(s->run_id, run_id, sizeof(s->run_id));
+    if (x->type == REDIS_REPLY_INTEGER && x->integer == 0) {
+        snprintf(k->why, sizeof(k->why), "%s restarted (run_id %s, was %s) and %s is gone", name,
+                 run_id, was, s->proof);
+        k->emptied = true;
+        ds_strlcpy(s->gone, was, sizeof(s->gone));
+    } else if (x && x->type == REDIS_REPLY_INTEGER) {
+        DS_INFO("redis", "%s restarted (run_id %s, was %s) with its state", name, run_id, was);
+    } else {
+        /* an error that waiting does not change (e.g. MOVED: the key's
+         * slot lives elsewhere now, or EXISTS not allowed) */
+        DS_WARN("redis", "%s restarted (run_id %s, was %s); could not check its state: %s", name,
+                run_id, was, x->type == REDIS_REPLY_ERROR ? x->str : "unexpected reply");
+    }
+    freeReplyObject(x);
+    return true;
 }
 
 /* The server's run_id (from INFO server) and this connection's id, in one
  * round trip; then the connection an earlier drop left with commands in
  * flight is killed if it was to this same server.  Errors (an ACL user
  * not allowed INFO or CLIENT) leave them unknown: no kill then. */
-static void identify(ds_redis_t *r) {
-    r->run_id[0] = '\0';
-    r->client_id = 0;
-    if (redisAppendCommand(r->ctx, "INFO server") != REDIS_OK ||
-        redisAppendCommand(r->ctx, "CLIENT ID") != REDIS_OK)
-        return;
+bool ds_redis_ident_connect(redisContext *c, ds_redis_ident_t *id, ds_redis_known_t *known,
+                            const char *name, char *err, size_t err_size) {
+    id->run_id[0] = '\0';
+    id->client_id = 0;
+    snprintf(err, err_size, "%s: no answer", name);
+    if (redisAppendCommand(c, "INFO server") != REDIS_OK ||
+        redisAppendCommand(c, "CLIENT ID") != REDIS_OK)
+        return false;
     for (int i = 0; i < 2; i++) {
         void *rep = NULL;
-        if (redisGetReply(r->ctx, &rep) != REDIS_OK || !rep)
-            return;
+        if (redisGetReply(c, &rep) != REDIS_OK || !rep) {
+            snprintf(err, err_size, "%s: %s", name, c->errstr[0] ? c->errstr : "no answer");
+            return false;
+        }
         redisReply *x = rep;
         if (i == 0 && x->type == REDIS_REPLY_STRING) {
             const char *p = strstr(x->str, "run_id:");
             if (p) {
                 p += 7;
                 size_t n = strcspn(p, "\r\n");
-                if (n < sizeof(r->run_id)) {
-                    memcpy(r->run_id, p, n);
-                    r->run_id[n] = '\0';
+                if (n < sizeof(id->run_id)) {
+                    memcpy(id->run_id, p, n);
+                    id->run_id[n] = '\0';
                 }
             }
         } else if (i == 1 && x->type == REDIS_REPLY_INTEGER) {
-            r->client_id = x->integer;
+            id->client_id = x->integer;
         }
         freeReplyObject(x);
     }
-    if (!r->orphan_id || !r->run_id[0] || strcmp(r->run_id, r->orphan_run_id)) {
-        r->orphan_id = 0; /* another server (or unknown): it died with it */
-        return;
+    if (id->orphan_id && id->run_id[0] && !strcmp(id->run_id, id->orphan_run_id)) {
+        char num[24];
+        snprintf(num, sizeof(num), "%lld", id->orphan_id);
+        redisReply *k = redisCommand(c, "CLIENT KILL ID %s", num);
+        if (k && k->type == REDIS_REPLY_ERROR && !strstr(k->str, "No such client") &&
+            !id->kill_refused) {
+            id->kill_refused = true;
+            DS_WARN("redis",
+                    "cannot end the connection to %s dropped with writes in flight (%s): "
+                    "they may still be applied after the writes sent again",
+                    name, k->str);
+        }
+        if (k)
+            freeReplyObject(k);
     }
-    char id[24];
-    snprintf(id, sizeof(id), "%lld", r->orphan_id);
-    redisReply *k = redisCommand(r->ctx, "CLIENT KILL ID %s", id);
-    if (k && k->type == REDIS_REPLY_ERROR && !strstr(k->str, "No such client") &&
-        !r->kill_refused) {
-        r->kill_refused = true;
-        DS_WARN("redis",
-                "cannot end the connection dropped with writes in flight (%s): "
-                "they may still be applied after the writes sent again",
-                k->str);
+    id->orphan_id = 0; /* killed, or another server (or unknown): it died with it */
+    if (c->err) {
+        snprintf(err, err_size, "%s: %s", name, c->errstr);
+        return false;
     }
-    if (k)
-        freeReplyObject(k);
-    r->orphan_id = 0;
+    return !known || known_check(c, known, name, id->run_id, err, err_size);
+}
+
+void ds_redis_note_written(ds_redis_t *r, const void *cmds, size_t len) {
+    if (!r->opts.known || r->cl)
+        return; /* a cluster takes its proofs from the replies */
+    const char *p = cmds;
+    for (size_t off = 0; off < len;) {
+        ds_cluster_cmd_t cmd;
+        if (ds_cluster_cmd_parse(p + off, len - off, &cmd))
+            return;
+        off += cmd.size;
+        if (cmd.arg1 && ds_redis_cmd_keeps_key(cmd.name, cmd.name_len)) {
+            if (r->known_server < 0) {
+                char name[300];
+                snprintf(name, sizeof(name), "%s:%d", r->url.host, r->url.port);
+                r->known_server = ds_redis_known_server(r->opts.known, name);
+            }
+            ds_redis_known_proof(r->opts.known, r->known_server, cmd.arg1, cmd.arg1_len);
+            return;
+        }
+    }
+}
+
+bool ds_redis_take_emptied(ds_redis_t *r, char *why, size_t why_size) {
+    ds_redis_known_t *k = r->opts.known;
+    if (!k || !k->emptied)
+        return false;
+    k->emptied = false;
+    ds_strlcpy(why, k->why, why_size);
+    return true;
 }
 
 /* bumped by every (re)connection: see ds_redis_epoch() */
@@ -162,54 +404,172 @@ static unsigned g_epoch;
 
 unsigned ds_redis_epoch(void) { return __atomic_load_n(&g_epoch, __ATOMIC_RELAXED); }
 
-ds_err_t ds_redis_connect(ds_redis_t *r) {
-    if (r->ctx)
-        return DS_ERR_OK;
-    struct timeval tv = {.tv_sec = r->timeout_ms / 1000, .tv_usec = (r->timeout_ms % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(r->url.host, r->url.port, tv);
+redisContext *ds_redis_dial(const ds_redis_url_t *url, const char *host, int port, int timeout_ms,
+                            bool *refused, char *errstr, size_t errstr_size) {
+    *refused = false;
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
     if (!c || c->err) {
-        snprintf(r->err, sizeof(r->err), "connect %s:%d: %s", r->url.host, r->url.port,
+        snprintf(errstr, errstr_size, "connect %s:%d: %s", host, port,
                  c ? c->errstr : "out of memory");
         if (c)
             redisFree(c);
-        return DS_ERR_IO;
+        return NULL;
     }
     /* the connect timeout does not bound commands (PITFALLS) */
     redisSetTimeout(c, tv);
-    r->ctx = c;
-    r->pending = 0;
-    r->inflight = 0;
-    if (r->url.password[0]) {
-        const char *auth_user[] = {"AUTH", r->url.user, r->url.password};
-        const char *auth[] = {"AUTH", r->url.password};
-        ds_err_t e = r->url.user[0] ? simple(r, 3, auth_user) : simple(r, 2, auth);
-        if (e) {
-            drop(r);
-            return e;
+    if (url->password[0]) {
+        const char *argv[] = {"AUTH", url->user, url->password};
+        redisReply *rep =
+            url->user[0] ? redisCommandArgv(c, 3, argv, NULL)
+                         : redisCommandArgv(c, 2, (const char *[]){"AUTH", url->password}, NULL);
+        if (!rep || rep->type == REDIS_REPLY_ERROR) {
+            /* never echo AUTH's arguments */
+            snprintf(errstr, errstr_size, "AUTH on %s:%d: %s", host, port,
+                     rep ? rep->str : c->errstr);
+            *refused = rep != NULL; /* a wrong password stays wrong */
+            if (rep)
+                freeReplyObject(rep);
+            redisFree(c);
+            return NULL;
+        }
+        freeReplyObject(rep);
+    }
+    __atomic_add_fetch(&g_epoch, 1, __ATOMIC_RELAXED);
+    return c;
+}
+
+/* Ask a fresh connection whether its server is a cluster node: 1 yes, 0
+ * no, -1 could not tell now (err set). */
+static int probe_cluster(ds_redis_t *r, redisContext *c, const char *name) {
+    redisReply *rep = redisCommand(c, "CLUSTER SLOTS");
+    if (!rep) {
+        snprintf(r->err, sizeof(r->err), "%s: %s", name, c->errstr);
+        return -1;
+    }
+    int is = -1;
+    if (rep->type == REDIS_REPLY_ARRAY) {
+        is = 1;
+    } else if (rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "cluster support disabled")) {
+        is = 0;
+    } else if (rep->type == REDIS_REPLY_ERROR) {
+        /* e.g. no permission for CLUSTER: INFO tells as well */
+        redisReply *info = redisCommand(c, "INFO cluster");
+        if (info && info->type == REDIS_REPLY_STRING && strstr(info->str, "cluster_enabled:1"))
+            is = 1;
+        else if (info && info->type == REDIS_REPLY_STRING && strstr(info->str, "cluster_enabled:0"))
+            is = 0;
+        else if (!info)
+            snprintf(r->err, sizeof(r->err), "%s: %s", name, c->errstr);
+        else if (ds_cluster_reply_kind(rep, NULL) == DS_CLUSTER_LOADING ||
+                 ds_cluster_reply_kind(rep, NULL) == DS_CLUSTER_BUSY)
+            note_error(r, rep, name); /* ask again later */
+        else {
+            /* neither command allowed (a proxy, renamed commands): one
+             * server as far as we can tell; a redirect would say otherwise */
+            DS_INFO("redis", "%s does not say whether it is a cluster node (%s): taken as one "
+                             "plain Redis",
+                    name, rep->str);
+            is = 0;
+        }
+        if (info)
+            freeReplyObject(info);
+    }
+    freeReplyObject(rep);
+    return is;
+}
+
+/* Become a cluster client (the server said it is a cluster node). */
+static ds_err_t go_cluster(ds_redis_t *r) {
+    if (r->url.db) {
+        snprintf(r->err, sizeof(r->err),
+                 "redis.url names database %d, but a Redis Cluster has database 0 only", r->url.db);
+        r->fatal = true;
+        return DS_ERR_IO;
+    }
+    ds_cluster_opts_t co = {&r->url,         r->opts.seeds,          r->timeout_ms,
+                            r->opts.metrics, r->opts.metrics_labels, r->opts.known};
+    r->cl = ds_cluster_new(&co);
+    if (!r->cl) {
+        snprintf(r->err, sizeof(r->err), "out of memory");
+        return DS_ERR_IO;
+    }
+    DS_INFO("redis", "%s:%d is a Redis Cluster node: routing by slot", r->url.host, r->url.port);
+    return ds_cluster_connect(r->cl);
+}
+
+ds_err_t ds_redis_connect(ds_redis_t *r) {
+    if (r->cl)
+        return ds_cluster_connect(r->cl);
+    if (r->ctx)
+        return DS_ERR_OK;
+    char name[300];
+    snprintf(name, sizeof(name), "%s:%d", r->url.host, r->url.port);
+    bool refused = false;
+    redisContext *c = ds_redis_dial(&r->url, r->url.host, r->url.port, r->timeout_ms, &refused,
+                                    r->err, sizeof(r->err));
+    if (!c && !refused && r->opts.seeds && r->opts.seeds[0] &&
+        r->opts.cluster != DS_REDIS_CLUSTER_OFF) {
+        /* the first node is down: a seed that is a cluster node will do */
+        ds_cluster_opts_t co = {&r->url,         r->opts.seeds,          r->timeout_ms,
+                                r->opts.metrics, r->opts.metrics_labels, r->opts.known};
+        ds_cluster_t *cl = ds_cluster_new(&co);
+        if (cl && ds_cluster_connect(cl) == DS_ERR_OK && !r->url.db) {
+            r->cl = cl;
+            DS_INFO("redis", "%s is down; a seed node answered: routing by slot", name);
+            return DS_ERR_OK;
+        }
+        ds_cluster_destroy(cl);
+    }
+    if (!c) {
+        r->fatal = refused;
+        return DS_ERR_IO;
+    }
+    if (r->opts.cluster != DS_REDIS_CLUSTER_OFF) {
+        int is = probe_cluster(r, c, name);
+        if (is < 0 || is == 1) {
+            redisFree(c);
+            return is < 0 ? DS_ERR_IO : go_cluster(r);
+        }
+        if (r->opts.cluster == DS_REDIS_CLUSTER_ON) {
+            snprintf(r->err, sizeof(r->err),
+                     "redis.cluster is on but %s is not a Redis Cluster node (cluster support "
+                     "disabled)",
+                     name);
+            r->fatal = true;
+            redisFree(c);
+            return DS_ERR_IO;
         }
     }
     if (r->url.db) {
         char db[16];
         snprintf(db, sizeof(db), "%d", r->url.db);
         const char *sel[] = {"SELECT", db};
-        if (simple(r, 2, sel)) {
-            drop(r);
+        redisReply *rep = redisCommandArgv(c, 2, sel, NULL);
+        bool ok = rep && rep->type != REDIS_REPLY_ERROR;
+        if (!rep)
+            snprintf(r->err, sizeof(r->err), "SELECT: %s", c->errstr);
+        else if (!ok)
+            note_error(r, rep, "SELECT");
+        if (rep)
+            freeReplyObject(rep);
+        if (!ok) {
+            redisFree(c);
             return DS_ERR_IO;
         }
     }
-    identify(r);
-    if (!r->ctx || r->ctx->err) { /* the server stopped answering meanwhile */
-        snprintf(r->err, sizeof(r->err), "connect %s:%d: %s", r->url.host, r->url.port,
-                 r->ctx ? r->ctx->errstr : "lost");
-        drop(r);
+    /* after SELECT: the proof of the known table is looked up in this db */
+    if (!ds_redis_ident_connect(c, &r->ident, r->opts.known, name, r->err, sizeof(r->err))) {
+        /* the server stopped answering meanwhile, or is not ready yet */
+        redisFree(c);
         return DS_ERR_IO;
     }
-    __atomic_add_fetch(&g_epoch, 1, __ATOMIC_RELAXED);
+    r->ctx = c;
+    r->pending = 0;
+    r->inflight = 0;
+    if (r->known_server < 0)
+        r->known_server = ds_redis_known_server(r->opts.known, name);
     return DS_ERR_OK;
-}
-
-const char *ds_redis_server_run_id(const ds_redis_t *r) {
-    return r->ctx ? r->run_id : "";
 }
 
 /* RESP: *argc CRLF then $len CRLF bytes CRLF per argument. */
@@ -226,8 +586,7 @@ static ds_err_t put_resp_len(ds_buf_t *b, char type, size_t n) {
     return ds_buf_append(b, tmp + k, sizeof(tmp) - (size_t)k);
 }
 
-static void capture_cmd(ds_redis_t *r, int argc, const char **argv, const size_t *lens) {
-    ds_buf_t *b = r->capture;
+ds_err_t ds_redis_format(ds_buf_t *b, int argc, const char **argv, const size_t *lens) {
     ds_err_t e = put_resp_len(b, '*', (size_t)argc);
     for (int i = 0; !e && i < argc; i++) {
         size_t l = lens ? lens[i] : strlen(argv[i]);
@@ -237,7 +596,11 @@ static void capture_cmd(ds_redis_t *r, int argc, const char **argv, const size_t
         if (!e)
             e = ds_buf_append(b, "\r\n", 2);
     }
-    if (e) {
+    return e;
+}
+
+static void capture_cmd(ds_redis_t *r, int argc, const char **argv, const size_t *lens) {
+    if (ds_redis_format(r->capture, argc, argv, lens)) {
         DS_ERROR("redis", "out of memory formatting a command");
         abort(); /* a write silently missing would break exactly-once */
     }
@@ -251,9 +614,25 @@ void ds_redis_capture(ds_redis_t *r, ds_buf_t *out, size_t *count) {
     r->capture_count = count;
 }
 
-size_t ds_redis_inflight(const ds_redis_t *r) { return r->inflight; }
+void ds_redis_capture_wait(ds_redis_t *r) {
+    if (!r->capture || r->opts.wait_replicas <= 0)
+        return;
+    char n[16], t[16];
+    snprintf(n, sizeof(n), "%d", r->opts.wait_replicas);
+    snprintf(t, sizeof(t), "%d", r->opts.wait_timeout_ms);
+    const char *argv[] = {"WAIT", n, t};
+    capture_cmd(r, 3, argv, NULL);
+}
 
-void ds_redis_close(ds_redis_t *r) { drop(r); }
+size_t ds_redis_inflight(const ds_redis_t *r) {
+    return r->cl ? ds_cluster_inflight(r->cl) : r->inflight;
+}
+
+void ds_redis_close(ds_redis_t *r) {
+    if (r->cl)
+        ds_cluster_close(r->cl);
+    drop(r);
+}
 
 /* Write the queued bytes; `block`: all of them (the socket has
  * SO_SNDTIMEO from redisSetTimeout, so a stuck server ends in EAGAIN, not a
@@ -289,11 +668,71 @@ static ds_err_t write_out(ds_redis_t *r, bool block) {
 }
 
 void ds_redis_pump(ds_redis_t *r) {
-    if (r->ctx && r->noutq)
+    if (r->cl)
+        ds_cluster_pump(r->cl);
+    else if (r->ctx && r->noutq)
         (void)write_out(r, false);
 }
 
+/* Note where the WAITs of a send are among the replies owed (and count
+ * the writes before each): parsed only when WAIT is configured. */
+static ds_err_t note_waits(ds_redis_t *r, const char *p, size_t len) {
+    uint64_t at = r->sent_no;
+    for (size_t off = 0; off < len; at++) {
+        ds_cluster_cmd_t cmd;
+        if (ds_cluster_cmd_parse(p + off, len - off, &cmd)) {
+            snprintf(r->err, sizeof(r->err), "unreadable command at byte %zu of %zu", off, len);
+            return DS_ERR_INVAL;
+        }
+        off += cmd.size;
+        if (cmd.name_len == 4 && !strncasecmp(cmd.name, "WAIT", 4) && cmd.arg1) {
+            if (r->nwaits == sizeof(r->waits) / sizeof(r->waits[0])) {
+                snprintf(r->err, sizeof(r->err), "too many WAITs in flight");
+                return DS_ERR_INVAL;
+            }
+            size_t i = (r->wait_head + r->nwaits++) % (sizeof(r->waits) / sizeof(r->waits[0]));
+            r->waits[i].at = at;
+            r->waits[i].mark = r->wseq;
+            r->waits[i].n = strtoll(cmd.arg1, NULL, 10);
+        } else {
+            r->wseq++;
+        }
+    }
+    return DS_ERR_OK;
+}
+
+/* A reply owed by a send was read: check it when it is a WAIT's. */
+static bool check_wait(ds_redis_t *r, const redisReply *reply) {
+    uint64_t no = r->read_no++;
+    if (!r->nwaits || r->waits[r->wait_head].at != no)
+        return true;
+    long long n = r->waits[r->wait_head].n;
+    uint64_t mark = r->waits[r->wait_head].mark;
+    r->wait_head = (r->wait_head + 1) % (sizeof(r->waits) / sizeof(r->waits[0]));
+    r->nwaits--;
+    if (reply->type == REDIS_REPLY_INTEGER && reply->integer >= n) {
+        if (mark > r->waited)
+            r->waited = mark;
+        return true;
+    }
+    if (reply->type == REDIS_REPLY_ERROR)
+        note_error(r, reply, "WAIT");
+    else
+        snprintf(r->err, sizeof(r->err),
+                 "WAIT on %s:%d: %lld of %lld replicas acknowledged the "
+                 "writes",
+                 r->url.host, r->url.port,
+                 reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1LL, n);
+    return false;
+}
+
 ds_err_t ds_redis_send(ds_redis_t *r, const void *cmds, size_t len, size_t ncmds) {
+    if (r->cl)
+        return ds_cluster_send(r->cl, cmds, len, ncmds);
+    if (r->ctx && !r->pending && r->opts.wait_replicas > 0 && note_waits(r, cmds, len)) {
+        drop(r);
+        return DS_ERR_IO;
+    }
     if (!r->ctx || r->pending) {
         if (r->ctx)
             snprintf(r->err, sizeof(r->err), "send with queued commands");
@@ -314,6 +753,7 @@ ds_err_t ds_redis_send(ds_redis_t *r, const void *cmds, size_t len, size_t ncmds
     if (!r->inflight && ncmds)
         r->progress_ms = ds_clock_mono_ms(); /* the replies are owed from now */
     r->inflight += ncmds;
+    r->sent_no += ncmds;
     return DS_ERR_OK;
 }
 
@@ -330,23 +770,30 @@ static ds_err_t read_replies(ds_redis_t *r, size_t n, ds_redis_reply_fn on_reply
             drop(r);
             return DS_ERR_IO;
         }
+        redisReply *reply = rep;
         if (inflight) {
             r->inflight--;
             r->progress_ms = ds_clock_mono_ms();
+            if (!check_wait(r, reply))
+                result = DS_ERR_IO;
         }
-        redisReply *reply = rep;
+        if (reply->type == REDIS_REPLY_ERROR ||
+            (reply->type == REDIS_REPLY_ARRAY && ds_cluster_reply_kind(reply, NULL))) {
+            if (result == DS_ERR_OK || !on_reply)
+                note_error(r, reply, NULL); /* the first one's text is kept */
+            if (!on_reply || ds_redis_fatal(r))
+                result = DS_ERR_IO;
+        }
         if (on_reply)
             on_reply(opaque, i, reply);
-        else if (reply->type == REDIS_REPLY_ERROR) {
-            snprintf(r->err, sizeof(r->err), "%s", reply->str);
-            result = DS_ERR_IO;
-        }
         freeReplyObject(reply);
     }
     return result;
 }
 
 ds_err_t ds_redis_collect(ds_redis_t *r, size_t n) {
+    if (r->cl)
+        return ds_cluster_collect(r->cl, n);
     if (!r->ctx) {
         if (!r->err[0])
             snprintf(r->err, sizeof(r->err), "not connected");
@@ -363,6 +810,8 @@ ds_err_t ds_redis_collect(ds_redis_t *r, size_t n) {
 }
 
 ds_err_t ds_redis_collect_avail(ds_redis_t *r, size_t max, size_t *got) {
+    if (r->cl)
+        return ds_cluster_collect_avail(r->cl, max, got);
     *got = 0;
     if (!r->ctx) {
         if (!r->err[0])
@@ -389,8 +838,11 @@ ds_err_t ds_redis_collect_avail(ds_redis_t *r, size_t max, size_t *got) {
             r->progress_ms = ds_clock_mono_ms();
             (*got)++;
             redisReply *reply = rep;
-            if (reply->type == REDIS_REPLY_ERROR) {
-                snprintf(r->err, sizeof(r->err), "%s", reply->str);
+            if (!check_wait(r, reply))
+                result = DS_ERR_IO;
+            if (reply->type == REDIS_REPLY_ERROR ||
+                (reply->type == REDIS_REPLY_ARRAY && ds_cluster_reply_kind(reply, NULL))) {
+                note_error(r, reply, NULL);
                 result = DS_ERR_IO;
             }
             freeReplyObject(reply);
@@ -424,6 +876,10 @@ void ds_redis_cmd(ds_redis_t *r, int argc, const char **argv, const size_t *lens
         capture_cmd(r, argc, argv, lens);
         return;
     }
+    if (r->cl) {
+        ds_cluster_cmd(r->cl, argc, argv, lens);
+        return;
+    }
     if (!r->ctx)
         return; /* ds_redis_run will fail: not connected */
     if (redisAppendCommandArgv(r->ctx, argc, argv, lens) != REDIS_OK) {
@@ -434,15 +890,23 @@ void ds_redis_cmd(ds_redis_t *r, int argc, const char **argv, const size_t *lens
     r->pending++;
 }
 
-size_t ds_redis_pending(const ds_redis_t *r) { return r->pending; }
+size_t ds_redis_pending(const ds_redis_t *r) {
+    return r->cl ? ds_cluster_pending(r->cl) : r->pending;
+}
 
 void ds_redis_discard(ds_redis_t *r) {
+    if (r->cl) {
+        ds_cluster_discard(r->cl);
+        return;
+    }
     /* the only way to drop what hiredis has buffered is a new context */
     if (r->pending)
         drop(r);
 }
 
 ds_err_t ds_redis_run(ds_redis_t *r, ds_redis_reply_fn on_reply, void *opaque) {
+    if (r->cl)
+        return ds_cluster_run(r->cl, on_reply, opaque);
     if (!r->ctx) {
         if (!r->err[0])
             snprintf(r->err, sizeof(r->err), "not connected");
@@ -460,4 +924,6 @@ ds_err_t ds_redis_run(ds_redis_t *r, ds_redis_reply_fn on_reply, void *opaque) {
     return result;
 }
 
-const char *ds_redis_errstr(const ds_redis_t *r) { return r->err; }
+const char *ds_redis_errstr(const ds_redis_t *r) {
+    return r->cl && ds_cluster_errstr(r->cl)[0] ? ds_cluster_errstr(r->cl) : r->err;
+}

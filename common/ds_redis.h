@@ -8,6 +8,18 @@
  * timeout again: hiredis 0.14 drops it on reconnect — PITFALLS), and the
  * caller re-runs its whole batch, which must therefore be idempotent.
  * Single-threaded: one ds_redis_t per worker thread.
+ *
+ * Redis Cluster: every (re)connection asks the server whether it is a
+ * cluster node (CLUSTER SLOTS; redis.cluster=off skips the question).  If
+ * it is, every call below is routed by slot through ds_cluster.h (one
+ * connection and one pipeline per master, redirects followed), so callers
+ * do not know whether they talk to one node or many; the keys of one
+ * atomic write (one command, or MULTI … EXEC) must share one hash tag.
+ *
+ * Errors: an error reply is classified (redirect, busy, down, refused, bad
+ * command) and its text kept for ds_redis_errstr(); a reply that retrying
+ * cannot fix (a wrong password, WRONGTYPE, a cluster node while
+ * redis.cluster is off …) also sets ds_redis_fatal().
  */
 #ifndef DS_REDIS_H
 #define DS_REDIS_H
@@ -19,13 +31,49 @@
 #include "ds_buf.h"
 #include "ds_config.h"
 #include "ds_err.h"
+#include "ds_metrics.h"
 
 typedef struct ds_redis ds_redis_t;
+
+typedef enum {
+    DS_REDIS_CLUSTER_AUTO, /* find out at every connection */
+    DS_REDIS_CLUSTER_ON,   /* a plain Redis is an error */
+    DS_REDIS_CLUSTER_OFF,  /* never ask; a redirect is an error */
+} ds_redis_cluster_t;
+
+/** Options beyond the URL (copied; the strings must outlive r). */
+typedef struct ds_redis_opts {
+    ds_redis_cluster_t cluster;
+    const char *seeds; /* more host:port, comma-separated: cluster nodes to try
+                        * when the URL's is down (NULL: none) */
+    int wait_replicas; /* ds_redis_capture_wait(): WAIT for this many (0: off) */
+    int wait_timeout_ms;
+    ds_metrics_t *metrics;      /* may be NULL */
+    const char *metrics_labels; /* e.g. worker="scorer" */
+    struct ds_redis_known *known; /* shared by the clients of one worker (may be NULL) */
+} ds_redis_opts_t;
+
+/* ---- what came back empty ----------------------------------------------
+ * A server (or cluster node) that restarts without its data answers as if
+ * nothing had been written.  A table shared by the clients of one worker
+ * remembers, per server (host:port), the run_id it had when last connected
+ * and a key whose write it confirmed.  Every new connection reads the
+ * server's run_id (INFO server); when it differs from the one remembered
+ * and the remembered key is gone (EXISTS, on that connection, before
+ * anything else is sent on it), the server came back empty:
+ * ds_redis_take_emptied() says so once.  A restart with the data intact
+ * is logged and nothing more.  Single-threaded: one table per worker. */
+typedef struct ds_redis_known ds_redis_known_t;
+/** An empty table; NULL on out of memory. */
+ds_redis_known_t *ds_redis_known_new(void);
+void ds_redis_known_destroy(ds_redis_known_t *k);
 
 /** A client for url (redis://[user:password@]host:port[/db]); does not
  *  connect yet.  NULL with errstr on a bad URL. */
 ds_redis_t *ds_redis_new(const char *url, int timeout_ms, char *errstr, size_t errstr_size);
 void ds_redis_destroy(ds_redis_t *r);
+/** Set the options (before the first connect). */
+void ds_redis_set_opts(ds_redis_t *r, const ds_redis_opts_t *o);
 
 /** A number that changes whenever any connection to Redis is (re)made
  *  in this process.  A worker that skips writing values it already wrote
@@ -34,16 +82,24 @@ void ds_redis_destroy(ds_redis_t *r);
 unsigned ds_redis_epoch(void);
 
 /** Connect now if not connected.  DS_ERR_IO when unreachable.  A new
- *  connection reads the server's run_id (INFO server) and, when an
- *  earlier connection of r to the same server was dropped with commands
- *  in flight, ends that one first (CLIENT KILL ID): its commands have then
- *  run or never will, before anything is sent again. */
+ *  connection (in a cluster: each node's) reads the server's run_id (INFO
+ *  server) and, when an earlier connection of r to the same server was
+ *  dropped with commands in flight, ends that one first (CLIENT KILL ID):
+ *  its commands have then run or never will, before anything is sent
+ *  again; then it checks the known table (opts.known). */
 ds_err_t ds_redis_connect(ds_redis_t *r) DS_WUR;
-/** The run_id the server reported when this connection was made: it
- *  changes when the server restarts.  "" when not connected or unknown
- *  (INFO not allowed). */
-const char *ds_redis_server_run_id(const ds_redis_t *r);
+/** True while connected (in a cluster: while a slot map is loaded; a
+ *  call that failed for a node lost or not answering unloads it). */
 bool ds_redis_connected(const ds_redis_t *r);
+/** The writes of `len` bytes of RESP commands were confirmed: the key of
+ *  the first one that leaves its key in place (HSET, SET, SADD, ZADD …)
+ *  becomes the proof of the state of its server in the known table (in a
+ *  cluster the client takes one per node from the replies it reads). */
+void ds_redis_note_written(ds_redis_t *r, const void *cmds, size_t len);
+/** True (once per event) when a server or node of the known table came
+ *  back without the state written to it (see above); why gets which, and
+ *  the run_ids. */
+bool ds_redis_take_emptied(ds_redis_t *r, char *why, size_t why_size);
 
 /** Append one command (argv with explicit lengths; lens may be NULL for
  *  NUL-terminated strings) to the pending pipeline. */
@@ -53,7 +109,9 @@ size_t ds_redis_pending(const ds_redis_t *r);
 /** Drop the pending commands without sending them. */
 void ds_redis_discard(ds_redis_t *r);
 /** Close the connection (everything pending or in flight is forgotten);
- *  the next ds_redis_connect() opens a new one. */
+ *  the next ds_redis_connect() opens a new one.  In a cluster, only the
+ *  connections that owed replies are closed (an idle one stays: a WAIT on
+ *  it still covers the writes it carried), and the map is read again. */
 void ds_redis_close(ds_redis_t *r);
 
 typedef void (*ds_redis_reply_fn)(void *opaque, size_t index, const redisReply *reply);
@@ -93,12 +151,88 @@ ds_err_t ds_redis_collect(ds_redis_t *r, size_t n) DS_WUR;
 
 /** Read, without waiting, the replies already in (at most `max`); *got
  *  says how many.  Errors as ds_redis_collect(); DS_ERR_TIMEOUT (the
- *  connection dropped) when replies are owed and none has come for the
- *  timeout: a server that stopped answering is noticed by a caller that
- *  never blocks. */
+ *  connection dropped; in a cluster, everything in flight) when replies
+ *  are owed and none has come for the timeout (in a cluster: from one
+ *  node): a server that stopped answering is noticed by a caller that
+ *  never blocks.  A PING sent alone (the probe) goes, in a cluster, to
+ *  every master, and counts as one reply once all of them answered. */
 ds_err_t ds_redis_collect_avail(ds_redis_t *r, size_t max, size_t *got) DS_WUR;
+
+/** While capturing: append a WAIT for the configured number of replicas
+ *  (counted as one command; nothing when wait_replicas is 0).  Its reply
+ *  fails the collect unless every node written since the last WAIT (in a
+ *  cluster: every master written) reached that many replicas. */
+void ds_redis_capture_wait(ds_redis_t *r);
+/** True (once) when a connection that held writes no WAIT confirmed was
+ *  lost, or its node stopped being a master: those writes may be gone
+ *  (meaningful with wait_replicas > 0 only).  Writes lost with a server
+ *  (node) found since to have come back empty do not count: see
+ *  ds_redis_take_emptied. */
+bool ds_redis_take_lost(ds_redis_t *r);
 
 /** Last error text (never contains the password). */
 const char *ds_redis_errstr(const ds_redis_t *r);
+/** True after a reply or a refusal that retrying cannot fix. */
+bool ds_redis_fatal(const ds_redis_t *r);
+/** True while connected to a Redis Cluster. */
+bool ds_redis_is_cluster(const ds_redis_t *r);
+
+/* ---- shared with ds_cluster.c --------------------------------------------- */
+
+/** Append one command in RESP to b. */
+ds_err_t ds_redis_format(ds_buf_t *b, int argc, const char **argv, const size_t *lens) DS_WUR;
+/** Connect to host:port with url's credentials (AUTH; no SELECT), the
+ *  command timeout set; counts as a (re)connection for ds_redis_epoch().
+ *  NULL with errstr on failure; *refused is set when the server refused
+ *  the credentials (retrying cannot help). */
+redisContext *ds_redis_dial(const ds_redis_url_t *url, const char *host, int port, int timeout_ms,
+                            bool *refused, char *errstr, size_t errstr_size);
+
+/** The identity of one connection: the server's run_id and the CLIENT ID,
+ *  and the connection an earlier drop left with commands in flight. */
+typedef struct ds_redis_ident {
+    long long client_id; /* 0: unknown */
+    char run_id[48];     /* "": unknown */
+    long long orphan_id;
+    char orphan_run_id[48];
+    bool kill_refused; /* CLIENT KILL not allowed: said once */
+} ds_redis_ident_t;
+/** The connection is about to be freed; `in_flight`: with commands whose
+ *  replies were not read (they may still run: the next connection to the
+ *  same server ends it). */
+void ds_redis_ident_drop(ds_redis_ident_t *id, bool in_flight);
+/** On a new connection c to server `name` (host:port), before anything is
+ *  sent on it: read its run_id and CLIENT ID, end the orphan of id if it
+ *  was to the same server, and check the known table (may be NULL).
+ *  False, with err, when the connection failed meanwhile (c->err set) or
+ *  the server cannot answer the check yet (LOADING, CLUSTERDOWN …: not to
+ *  be used now, the next connection checks again). */
+bool ds_redis_ident_connect(redisContext *c, ds_redis_ident_t *id, ds_redis_known_t *known,
+                            const char *name, char *err, size_t err_size) DS_WUR;
+/** The known table's entry for server `name` (added when new), for
+ *  ds_redis_known_proof(); -1 without a table or memory. */
+int ds_redis_known_server(ds_redis_known_t *k, const char *name);
+/** A write of `key` was confirmed on that server. */
+void ds_redis_known_proof(ds_redis_known_t *k, int server, const char *key, size_t len);
+/** True when that incarnation (run_id) of server `server` was found to
+ *  have come back empty. */
+bool ds_redis_known_gone(const ds_redis_known_t *k, int server, const char *run_id);
+
+/** Writes no WAIT confirmed that went with connections to one server. */
+typedef struct ds_redis_lost {
+    bool lost;
+    bool mixed;      /* to more than one incarnation of the server */
+    char run_id[48]; /* the incarnation they went to ("": unknown) */
+} ds_redis_lost_t;
+/** They went with a connection to the incarnation run_id. */
+void ds_redis_lost_note(ds_redis_lost_t *l, const char *run_id);
+/** Whether there are any that count, and forget them: not those to an
+ *  incarnation of `server` that came back empty (the state written back
+ *  from memory replaces them). */
+bool ds_redis_lost_take(ds_redis_lost_t *l, const ds_redis_known_t *k, int server);
+
+/** True when a command of this name leaves its key in place (its key can
+ *  then prove that the server holds what was written). */
+bool ds_redis_cmd_keeps_key(const char *name, size_t len);
 
 #endif

@@ -44,8 +44,16 @@
  * for broker_timeout_ms (librdkafka's statistics) or all are down, and
  * when outputs are not acknowledged; it comes back with the first answer.
  * A retry's backoff ends as soon as the probe finds the server answering
- * again.  A Redis whose run_id changed and that lost a key this worker
- * wrote came back empty: every entity held in memory is written again.
+ * again.  In a Redis Cluster the same holds per master: the probe's
+ * PING goes to each, and a reply owed by any one of them for too long is
+ * a Redis that does not answer.
+ *
+ * A Redis (or cluster node) whose run_id changed and that lost a key this
+ * worker wrote came back empty: every entity held in memory is written
+ * again (redis_emptied).  Writes that no WAIT confirmed on a node that
+ * went away are rewound for instead (rewind_to_committed: consumed again
+ * from the committed offsets, the state reloaded), unless that node is
+ * the one that came back empty: then the rewrite replaces the rewind.
  */
 #include "worker.h"
 
@@ -178,11 +186,14 @@ struct ds_worker {
     int64_t decode_retry_ms, decode_backoff_ms;
     pthread_mutex_t why_lock;
     char start_why[512]; /* why it has not started yet, for /readyz */
-    /* the Redis probe (probe_redis) and the server's identity */
-    bool probing;          /* a PING in flight on `redis` */
-    int64_t last_probe_ms; /* when the last one was sent */
-    char run_id[48];       /* the server's, when last connected */
-    char sample_key[512];  /* a key the last confirmed writes set */
+    char redis_why[300]; /* the last Redis failure, for /readyz (why_lock) */
+    char redis_labels[64];
+    int64_t stop_ms; /* when the worker first saw ds_worker_stop */
+    bool fatal;      /* Redis said something retrying cannot fix */
+    /* the Redis probe (probe_redis) and the servers' identities */
+    bool probing;            /* a PING in flight on `redis` */
+    int64_t last_probe_ms;   /* when the last one was sent */
+    ds_redis_known_t *known; /* run_ids and proofs, shared by redis and wredis */
     /* the brokers (on_stats, on_error); read by ds_worker_ready */
     int64_t broker_answer_ms; /* when their responses last grew (atomic) */
     int64_t broker_rx;
@@ -338,13 +349,17 @@ static void set_paused(ds_worker_t *w, bool pause) {
  * paused, so anything polled is kept in `held` for the next batch. */
 static void serve_consumer(ds_worker_t *w, int timeout_ms);
 
+static bool past_shutdown_timeout(ds_worker_t *w);
+
 typedef enum { PROBE_IDLE, PROBE_WAIT, PROBE_UP, PROBE_DOWN } probe_t;
 static probe_t probe_redis(ds_worker_t *w);
 
 /* What a retry waits for: Redis unreachable or not answering (the wait
  * ends as soon as the probe gets an answer), Redis answering with an error
  * (the whole backoff: it would answer the same at once), the broker (ends
- * once a broker answers again if none did when the wait began). */
+ * once a broker answers again if none did when the wait began).  A stop
+ * request is noticed here too, so that its timeout starts then, and a
+ * backoff does not outlast it. */
 typedef enum { WAIT_REDIS_DOWN, WAIT_REDIS_ERROR, WAIT_KAFKA } wait_for_t;
 
 static bool brokers_silent(const ds_worker_t *w);
@@ -353,7 +368,7 @@ static void backoff_wait(ds_worker_t *w, int64_t ms, wait_for_t what) {
     set_paused(w, true);
     bool silent = what == WAIT_KAFKA && brokers_silent(w);
     int64_t end = ds_clock_mono_ms() + ms;
-    while (!w->abandon && ds_clock_mono_ms() < end) {
+    while (!w->abandon && !w->fatal && ds_clock_mono_ms() < end && !past_shutdown_timeout(w)) {
         serve_consumer(w, 20);
         if (what == WAIT_REDIS_DOWN && probe_redis(w) == PROBE_UP)
             break; /* it answers again: retry now, whatever the backoff */
@@ -364,13 +379,28 @@ static void backoff_wait(ds_worker_t *w, int64_t ms, wait_for_t what) {
 
 static int64_t next_backoff(int64_t cur) { return cur >= 5000 ? 5000 : cur * 2; }
 
+/* True once shutdown_timeout_ms have passed since the stop was asked for
+ * (counted from when the worker first sees the request, not from when the
+ * wait it is in began: a retry that started long before SIGTERM still
+ * gets the whole timeout). */
+static bool past_shutdown_timeout(ds_worker_t *w) {
+    if (!ds_worker_stop)
+        return false;
+    int64_t now = ds_clock_mono_ms();
+    if (!w->stop_ms)
+        w->stop_ms = now;
+    return now - w->stop_ms > w->cfg->shutdown_timeout_ms;
+}
+
 /* True when a retry loop should give up the batch. */
-static bool must_abandon(ds_worker_t *w, int64_t started) {
-    if (w->abandon)
+static bool must_abandon(ds_worker_t *w) {
+    if (w->abandon || w->fatal)
         return true;
-    if (ds_worker_stop && ds_clock_mono_ms() - started > w->cfg->shutdown_timeout_ms) {
-        DS_WARN(w->ops->name, "shutdown timeout: abandoning the batch in hand (it will be "
-                              "consumed again)");
+    if (past_shutdown_timeout(w)) {
+        DS_WARN(w->ops->name,
+                "shutdown timeout: abandoning the batch in hand %lld ms after the stop was "
+                "asked for (shutdown_timeout_ms %d; it will be consumed again)",
+                (long long)(ds_clock_mono_ms() - w->stop_ms), w->cfg->shutdown_timeout_ms);
         return true;
     }
     return false;
@@ -491,44 +521,15 @@ static void drop_windows(ds_worker_t *w) {
     w->owed = w->owed_total = 0;
 }
 
-/* The key (second argument) of the first command of RESP bytes that has
- * one (MULTI and EXEC have none), into out. */
-static bool resp_first_key(const unsigned char *p, size_t len, char *out, size_t n) {
-    const unsigned char *end = p + len;
-    while (p < end && *p == '*') {
-        char *q;
-        unsigned long argc = strtoul((const char *)p + 1, &q, 10);
-        p = (const unsigned char *)q + 2; /* CRLF */
-        for (unsigned long a = 0; a < argc; a++) {
-            if (p >= end || *p != '$')
-                return false;
-            size_t l = (size_t)strtoul((const char *)p + 1, &q, 10);
-            p = (const unsigned char *)q + 2;
-            if (p + l > end)
-                return false;
-            if (a == 1) {
-                if (l + 1 > n)
-                    return false;
-                memcpy(out, p, l);
-                out[l] = '\0';
-                return true;
-            }
-            p += l + 2;
-        }
-    }
-    return false;
-}
-
 /* The batch's writes are confirmed (and, as batches finish in order, those
  * of every batch before it).  The batch that wrote a window's last entity
  * stores the offsets of every batch up to the window's close: their
  * outputs are acknowledged and their state is in Redis. */
 static void batch_done(ds_worker_t *w, batch_t *b) {
     /* a key Redis now holds: after a restart, its absence says the state
-     * is gone (redis_identity) */
-    if (b->nwrites &&
-        !resp_first_key(b->writes.data, b->writes.len, w->sample_key, sizeof(w->sample_key)))
-        w->sample_key[0] = '\0';
+     * is gone (redis_emptied) */
+    if (b->nwrites)
+        ds_redis_note_written(w->wredis, b->writes.data, b->writes.len);
     if (b->store) {
         if (b->store->cnt)
             ds_kafka_store_offsets(w->consumer, b->store);
@@ -571,7 +572,8 @@ static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *part
     batch_t *sent[NBATCH];
     size_t n = batches_in(w, B_SENT, sent);
     for (size_t i = 0; i < n; i++) {
-        if (ds_redis_collect(w->wredis, sent[i]->nwrites - sent[i]->collected)) {
+        if (ds_redis_collect(w->wredis, sent[i]->nwrites - sent[i]->collected) ||
+            ds_redis_take_lost(w->wredis)) { /* nothing more stored: replayed */
             ds_redis_close(w->wredis);
             break;
         }
@@ -718,7 +720,7 @@ static void produce_batch(ds_worker_t *w, batch_t *b) {
 /* Wait until every message counted in b->delivery has its report (each
  * gets one within message.timeout.ms; on a shutdown past the timeout the
  * queue is purged so the reports come at once). */
-static void drain_deliveries(ds_worker_t *w, batch_t *b, int64_t started) {
+static void drain_deliveries(ds_worker_t *w, batch_t *b) {
     bool purged = false;
     while (b->delivery.outstanding) {
         if (ds_kafka_wait(w->producer, &b->delivery, 1000) != DS_ERR_TIMEOUT)
@@ -726,8 +728,7 @@ static void drain_deliveries(ds_worker_t *w, batch_t *b, int64_t started) {
         w->kafka_ok = 0;
         set_paused(w, true);
         serve_consumer(w, 0);
-        if (!purged && ds_worker_stop &&
-            ds_clock_mono_ms() - started > w->cfg->shutdown_timeout_ms) {
+        if (!purged && (past_shutdown_timeout(w) || w->fatal)) {
             rd_kafka_purge(w->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
             purged = true;
         }
@@ -776,7 +777,7 @@ static bool wait_acks(ds_worker_t *w, const batch_t *except, bool block) {
             return true;
         }
     }
-    int64_t started = ds_clock_mono_ms(), backoff = 100;
+    int64_t backoff = 100;
     for (bool repairing = false;; repairing = true) {
         /* normally only the older batches are waited for; once repairing,
          * the newest too, as its outputs are produced again with theirs */
@@ -784,7 +785,7 @@ static bool wait_acks(ds_worker_t *w, const batch_t *except, bool block) {
         bool ok = true;
         rd_kafka_resp_err_t first = RD_KAFKA_RESP_ERR_NO_ERROR;
         for (size_t i = 0; i < upto; i++) {
-            drain_deliveries(w, acks[i], started);
+            drain_deliveries(w, acks[i]);
             if (w->abandon)
                 return false;
             if (!batch_acked(acks[i])) {
@@ -806,12 +807,12 @@ static bool wait_acks(ds_worker_t *w, const batch_t *except, bool block) {
         /* the newest batch's first copies must be settled before they are
          * overtaken by the copies produced again */
         for (size_t i = n; i < all; i++)
-            drain_deliveries(w, acks[i], started);
-        if (must_abandon(w, started))
+            drain_deliveries(w, acks[i]);
+        if (must_abandon(w))
             return false;
         backoff_wait(w, backoff, WAIT_KAFKA);
         backoff = next_backoff(backoff);
-        if (must_abandon(w, started))
+        if (must_abandon(w))
             return false;
         for (size_t i = 0; i < all; i++)
             produce_batch(w, acks[i]);
@@ -835,13 +836,63 @@ static void on_prefetch_reply(void *opaque, size_t index, const redisReply *repl
         pc->err = e;
 }
 
-static void redis_failed(ds_worker_t *w, ds_redis_t *r, int64_t backoff) {
+/* A Redis round failed.  Returns false when retrying cannot help: the
+ * worker then stops (every worker of the process: ds_worker_stop). */
+static bool redis_failed(ds_worker_t *w, ds_redis_t *r, int64_t backoff) {
     w->redis_ok = 0;
     count(w->m_redis_errors, 1);
+    const char *why = ds_redis_errstr(r);
+    pthread_mutex_lock(&w->why_lock);
+    ds_strlcpy(w->redis_why, why[0] ? why : "no reason given", sizeof(w->redis_why));
+    pthread_mutex_unlock(&w->why_lock);
+    if (ds_redis_fatal(r)) {
+        if (!w->fatal)
+            DS_ERROR(w->ops->name, "redis: %s; retrying cannot fix this: stopping", why);
+        w->fatal = true;
+        ds_worker_stop = 1;
+        return false;
+    }
     ds_log_rl(&w->rl_redis, 5000, DS_LOG_WARN, w->ops->name,
               "redis unavailable (%s); not ready, partitions paused, retrying in at most %lld "
               "ms",
-              ds_redis_errstr(r), (long long)backoff);
+              why[0] ? why : "no reason given", (long long)backoff);
+    return true;
+}
+
+/* Writes no WAIT confirmed were on a Redis node that went away (or
+ * stopped being a master): they may be lost.  Everything since the
+ * committed offsets is consumed again, with the state reloaded from
+ * Redis (units' checkpoints make it exactly once there).  Not when that
+ * node came back empty: see redis_emptied. */
+static void rewind_to_committed(ds_worker_t *w) {
+    DS_WARN(w->ops->name, "a Redis node went away holding writes that no WAIT confirmed: "
+                          "consuming again from the committed offsets");
+    abandon_all(w, "Redis writes may be lost");
+    drop_held(w);
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(w->consumer, &parts) || !parts)
+        return;
+    rd_kafka_resp_err_t err = rd_kafka_committed(w->consumer, parts, 10000);
+    if (!err) {
+        for (int i = 0; i < parts->cnt; i++)
+            if (parts->elems[i].offset < 0)
+                parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(w->consumer, parts, 10000);
+        if (e) {
+            DS_ERROR(w->ops->name, "seek to the committed offsets: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            err = RD_KAFKA_RESP_ERR__FAIL;
+        }
+    }
+    if (err) { /* cannot replay in place: the restart will */
+        DS_ERROR(w->ops->name,
+                 "cannot read the committed offsets (%s): stopping so that a "
+                 "restart consumes again",
+                 rd_kafka_err2str(err));
+        w->fatal = true;
+        ds_worker_stop = 1;
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
 }
 
 /* Redis answered (a reply, not merely a send): ready as far as it goes. */
@@ -851,40 +902,19 @@ static void redis_fine(ds_worker_t *w) {
     w->redis_ok = 1;
 }
 
-static void on_exists(void *opaque, size_t index, const redisReply *reply) {
-    (void)index;
-    *(long long *)opaque = reply->type == REDIS_REPLY_INTEGER ? reply->integer : -1;
-}
-
-/* A new connection: is it the server this worker wrote to?  A changed
- * run_id with a key this worker's writes set gone means Redis came back
- * empty (or from an old snapshot): every entity still held in memory (of
+/* Redis, or a node of the cluster, came back without the state this
+ * worker wrote (its run_id changed and a key its confirmed writes set is
+ * gone: ds_redis_take_emptied): every entity still held in memory (of
  * this worker's partitions) is written again; what it no longer holds is
- * lost until replayed. */
-static void redis_identity(ds_worker_t *w, ds_redis_t *r) {
-    const char *id = ds_redis_server_run_id(r);
-    if (!id[0] || !strcmp(id, w->run_id))
+ * lost until replayed.  This takes the place of the rewind that writes no
+ * WAIT confirmed on that node would ask for (ds_redis_take_lost leaves
+ * those out): reloading from a node that lost everything would build its
+ * units from nothing, while memory holds them as of the newest event.
+ * Checked after every call that may have made a new connection. */
+static void redis_emptied(ds_worker_t *w) {
+    char why[700];
+    if (!ds_redis_take_emptied(w->wredis, why, sizeof(why)))
         return;
-    bool first = !w->run_id[0];
-    char was[sizeof(w->run_id)];
-    ds_strlcpy(was, w->run_id, sizeof(was));
-    ds_strlcpy(w->run_id, id, sizeof(w->run_id));
-    if (first || !w->sample_key[0])
-        return;
-    long long exists = -1;
-    const char *argv[] = {"EXISTS", w->sample_key};
-    ds_redis_cmd(r, 2, argv, NULL);
-    if (ds_redis_run(r, on_exists, &exists) != DS_ERR_OK || exists < 0) {
-        DS_WARN(w->ops->name,
-                "redis restarted (run_id %s, was %s); could not check its state: "
-                "%s",
-                id, was, ds_redis_errstr(r));
-        return;
-    }
-    if (exists) {
-        DS_INFO(w->ops->name, "redis restarted (run_id %s, was %s) with its state", id, was);
-        return;
-    }
     rd_kafka_topic_partition_list_t *owned = NULL;
     if (rd_kafka_assignment(w->consumer, &owned))
         owned = NULL;
@@ -894,18 +924,16 @@ static void redis_identity(ds_worker_t *w, ds_redis_t *r) {
         rd_kafka_topic_partition_list_destroy(owned);
     count(w->m_redis_lost, 1);
     DS_ERROR(w->ops->name,
-             "redis came back without the state this worker wrote (run_id %s, was %s; %s is "
-             "gone): writing back the %zu entities it holds in memory; state it does not hold "
-             "is lost until replayed (docs/OPERATIONS.md)",
-             id, was, w->sample_key, w->ops->dirty_count(w->self) - before);
+             "redis came back without the state this worker wrote (%s): writing back the %zu "
+             "entities it holds in memory; state it does not hold is lost until replayed "
+             "(docs/OPERATIONS.md)",
+             why, w->ops->dirty_count(w->self) - before);
 }
 
-/* ds_redis_connect(), and the server's identity checked on a new connection. */
+/* ds_redis_connect(), and what a new connection found out. */
 static ds_err_t redis_connect(ds_worker_t *w, ds_redis_t *r) {
-    bool was = ds_redis_connected(r);
     ds_err_t e = ds_redis_connect(r);
-    if (!e && !was)
-        redis_identity(w, r);
+    redis_emptied(w);
     return e;
 }
 
@@ -923,7 +951,7 @@ static probe_t probe_redis(ds_worker_t *w) {
         size_t got = 0;
         if (ds_redis_collect_avail(w->redis, 1, &got)) {
             w->probing = false;
-            redis_failed(w, w->redis, PROBE_MS);
+            (void)redis_failed(w, w->redis, PROBE_MS);
             return PROBE_DOWN;
         }
         if (!got)
@@ -936,8 +964,14 @@ static probe_t probe_redis(ds_worker_t *w) {
     if (now - w->last_probe_ms < PROBE_MS)
         return PROBE_IDLE;
     w->last_probe_ms = now;
-    if (redis_connect(w, w->redis) || ds_redis_send(w->redis, ping_cmd, sizeof(ping_cmd) - 1, 1)) {
-        redis_failed(w, w->redis, PROBE_MS);
+    /* (in a cluster the PING goes to every master, connecting again those
+     * whose connection was lost: a node that came back empty shows here) */
+    ds_err_t e = redis_connect(w, w->redis);
+    if (!e)
+        e = ds_redis_send(w->redis, ping_cmd, sizeof(ping_cmd) - 1, 1);
+    redis_emptied(w);
+    if (e) {
+        (void)redis_failed(w, w->redis, PROBE_MS);
         return PROBE_DOWN;
     }
     w->probing = true;
@@ -946,20 +980,26 @@ static probe_t probe_redis(ds_worker_t *w) {
 
 /* The load connection is about to be used synchronously: read the probe's
  * reply first (it is in by now unless Redis stopped answering; then the
- * connection is dropped and the caller's connect fails or reconnects). */
+ * connection is dropped and the caller's connect fails or reconnects).
+ * A failure is reported as the probe's own would be: in a cluster the
+ * caller's connect and reads may well succeed on the other masters, and a
+ * worker that checks its clock often (the watcher) reads the probe's
+ * reply here rather than in probe_redis. */
 static void probe_settle(ds_worker_t *w) {
     if (!w->probing)
         return;
     w->probing = false;
-    if (ds_redis_collect(w->redis, 1) == DS_ERR_OK)
+    if (ds_redis_collect(w->redis, 1) == DS_ERR_OK) {
         redis_fine(w);
-    else
+    } else {
+        (void)redis_failed(w, w->redis, PROBE_MS);
         ds_redis_close(w->redis);
+    }
 }
 
 /* Load what batch b needs (rounds until the worker asks for nothing). */
 static bool load_stage(ds_worker_t *w, batch_t *b) {
-    int64_t started = ds_clock_mono_ms(), backoff = 100;
+    int64_t backoff = 100;
     for (;;) {
         probe_settle(w);
         ds_err_t e = redis_connect(w, w->redis);
@@ -987,10 +1027,11 @@ static bool load_stage(ds_worker_t *w, batch_t *b) {
         /* connected still: Redis answered, with an error */
         wait_for_t what = ds_redis_connected(w->redis) ? WAIT_REDIS_ERROR : WAIT_REDIS_DOWN;
         ds_redis_discard(w->redis);
-        redis_failed(w, w->redis, backoff);
+        if (!redis_failed(w, w->redis, backoff))
+            return false;
         backoff_wait(w, backoff, what);
         backoff = next_backoff(backoff);
-        if (must_abandon(w, started))
+        if (must_abandon(w))
             return false;
     }
 }
@@ -1007,7 +1048,7 @@ typedef enum {
  * in is done, in batch order.  On a lost connection everything sent but
  * not confirmed is sent again.  False when abandoned. */
 static bool writes_stage(ds_worker_t *w, wait_t wait) {
-    int64_t started = ds_clock_mono_ms(), backoff = 100;
+    int64_t backoff = 100;
     for (;;) {
         ds_err_t e = redis_connect(w, w->wredis);
         bool answered = false;
@@ -1035,6 +1076,19 @@ static bool writes_stage(ds_worker_t *w, wait_t wait) {
                 if (e)
                     break;
                 answered |= got > 0;
+                /* a new connection (in a cluster, to a node connected
+                 * again) may have found Redis back empty: what memory
+                 * holds is written again, and the writes lost with it
+                 * are not rewound for (ds_redis_take_lost leaves them
+                 * out) */
+                redis_emptied(w);
+                if (ds_redis_take_lost(w->wredis)) {
+                    /* a node went away with writes no WAIT confirmed, yet
+                     * the round succeeded (elsewhere, or on a new
+                     * connection): store nothing more */
+                    rewind_to_committed(w);
+                    return false;
+                }
                 b->collected += got;
                 if (b->collected < b->nwrites)
                     break; /* later batches' replies come after this one's */
@@ -1056,10 +1110,15 @@ static bool writes_stage(ds_worker_t *w, wait_t wait) {
         n = batches_in(w, B_SENT, bs);
         for (size_t i = 0; i < n; i++)
             bs[i]->state = B_READY;
-        redis_failed(w, w->wredis, backoff);
+        if (!redis_failed(w, w->wredis, backoff))
+            return false;
+        /* writes lost with the connection (ds_redis_take_lost) are looked
+         * at once Redis answers again, after the round sent again: then
+         * it is known whether it came back empty (everything held written
+         * again) or not (rewind) */
         backoff_wait(w, backoff, what);
         backoff = next_backoff(backoff);
-        if (must_abandon(w, started))
+        if (must_abandon(w))
             return false;
     }
 }
@@ -1389,6 +1448,10 @@ static void write_behind(ds_worker_t *w, batch_t *b, int64_t now, bool all) {
         if (!all || !owes(w))
             break;
     }
+    /* redis.wait_replicas: the window's writes are on that many replicas
+     * before its offsets are stored (the WAIT's reply fails the batch) */
+    if (b->store)
+        ds_redis_capture_wait(w->wredis);
     ds_redis_capture(w->wredis, NULL, NULL);
 }
 
@@ -1507,8 +1570,7 @@ int ds_worker_run(ds_worker_t *w) {
     if (redis_connect(w, w->redis) == DS_ERR_OK)
         w->redis_ok = 1;
     else
-        DS_WARN(w->ops->name, "redis not reachable yet (%s); will retry",
-                ds_redis_errstr(w->redis));
+        (void)redis_failed(w, w->redis, 100); /* logs it; stops on a fatal reply */
     while (!ds_worker_stop) {
         w->abandon = false;
         probe_redis(w); /* every PROBE_MS, busy or idle */
@@ -1583,12 +1645,13 @@ int ds_worker_run(ds_worker_t *w) {
             continue;
         }
     }
+    (void)past_shutdown_timeout(w); /* its timeout starts now */
     DS_INFO(w->ops->name, "shutting down: finishing the batches in flight, committing and "
                           "leaving the group");
     w->abandon = false;
     if (any_inflight(w) && !advance(w, NULL, true))
         abandon_all(w, "shutdown timeout");
-    if (owes(w)) { /* the state of the last batches, then their offsets */
+    if (owes(w) && !w->fatal) { /* the state of the last batches, then their offsets */
         batch_t *b = free_batch(w);
         b->state = B_BUILD;
         b->seq = ++w->seq;
@@ -1607,7 +1670,7 @@ int ds_worker_run(ds_worker_t *w) {
         rc = 1;
     }
     rd_kafka_flush(w->producer, w->cfg->shutdown_timeout_ms);
-    return rc;
+    return w->fatal ? 1 : rc;
 }
 
 /* glibc gives a heap's free top back to the system as soon as it passes
@@ -1659,6 +1722,24 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
     w->wredis = ds_redis_new(cfg->redis_url, cfg->redis_timeout_ms, errstr, errstr_size);
     if (!w->wredis)
         goto fail;
+    snprintf(w->redis_labels, sizeof(w->redis_labels), "worker=\"%s\"", ops->name);
+    ds_redis_opts_t ro = {
+        .cluster = !strcmp(cfg->redis_cluster, "on")    ? DS_REDIS_CLUSTER_ON
+                   : !strcmp(cfg->redis_cluster, "off") ? DS_REDIS_CLUSTER_OFF
+                                                        : DS_REDIS_CLUSTER_AUTO,
+        .seeds = cfg->redis_seeds,
+        .metrics = metrics,
+        .metrics_labels = w->redis_labels,
+        .known = w->known = ds_redis_known_new(),
+    };
+    if (!w->known) {
+        snprintf(errstr, errstr_size, "out of memory");
+        goto fail;
+    }
+    ds_redis_set_opts(w->redis, &ro); /* loads: no WAIT */
+    ro.wait_replicas = cfg->redis_wait_replicas;
+    ro.wait_timeout_ms = cfg->redis_wait_timeout_ms;
+    ds_redis_set_opts(w->wredis, &ro);
     w->producer = ds_kafka_producer_new(cfg, errstr, errstr_size);
     if (!w->producer)
         goto fail;
@@ -1733,6 +1814,7 @@ void ds_worker_destroy(ds_worker_t *w) {
         rd_kafka_destroy(w->producer);
     ds_redis_destroy(w->redis);
     ds_redis_destroy(w->wredis);
+    ds_redis_known_destroy(w->known);
     pthread_mutex_destroy(&w->why_lock);
     free(w);
 }
@@ -1759,8 +1841,10 @@ bool ds_worker_ready(const ds_worker_t *w, char *why, size_t why_size) {
         return false;
     }
     if (!w->redis_ok) {
-        snprintf(why, why_size, "%s: redis not answering (redis.timeout_ms %d)", w->ops->name,
-                 w->cfg->redis_timeout_ms);
+        pthread_mutex_lock((pthread_mutex_t *)&w->why_lock);
+        snprintf(why, why_size, "%s: redis not answering: %s", w->ops->name,
+                 w->redis_why[0] ? w->redis_why : "not connected yet");
+        pthread_mutex_unlock((pthread_mutex_t *)&w->why_lock);
         return false;
     }
     if (w->brokers_down) {

@@ -199,12 +199,26 @@ void ds_h_start_aof(ds_h_env_t *env, int partitions) {
     ds_h_start(env, partitions, true);
 }
 
+/* A test that dies of a signal (a crash, a timeout) takes what it started
+ * with it: only async-signal-safe calls here. */
+static void on_fatal_signal(int sig) {
+    for (int i = 0; i < g_npids; i++)
+        if (g_pids[i] > 0)
+            kill(g_pids[i], SIGKILL);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 void ds_h_start(ds_h_env_t *env, int partitions, bool want_redis) {
     bool aof = env->redis_aof;
     memset(env, 0, sizeof(*env));
     env->redis_aof = aof;
     g_env = env;
     atexit(ds_h_cleanup);
+    signal(SIGSEGV, on_fatal_signal);
+    signal(SIGABRT, on_fatal_signal);
+    signal(SIGTERM, on_fatal_signal);
+    signal(SIGBUS, on_fatal_signal);
     signal(SIGPIPE, SIG_IGN);
     snprintf(env->tmpdir, sizeof(env->tmpdir), "/tmp/ds-it-XXXXXX");
     if (!mkdtemp(env->tmpdir))
@@ -515,10 +529,288 @@ bool ds_h_wait_group(const ds_h_env_t *env, const char *group, const char *topic
     return false;
 }
 
+/* ---- Redis Cluster ---------------------------------------------------------------- */
+
+/* Each node's cluster bus port: its own free port (by default it would be
+ * port + 10000, which fails for ports above 55535). */
+static int g_bus_port[65536];
+
+static pid_t exec_cluster_node(const ds_h_env_t *env, int port) {
+    char p[16], bus[16], dir[200], conf[64];
+    snprintf(p, sizeof(p), "%d", port);
+    if (!g_bus_port[port])
+        g_bus_port[port] = ds_h_free_port();
+    snprintf(bus, sizeof(bus), "%d", g_bus_port[port]);
+    snprintf(dir, sizeof(dir), "%s/cluster-%d", env->tmpdir, port);
+    snprintf(conf, sizeof(conf), "nodes-%d.conf", port);
+    mkdir(dir, 0755);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1",
+               "--cluster-enabled", "yes", "--cluster-port", bus, "--cluster-config-file", conf,
+               "--cluster-node-timeout", "2000", "--save", "", "--appendonly", "no", "--dir", dir,
+               "--daemonize", "no", (char *)NULL);
+        _exit(127);
+    }
+    track(pid);
+    return pid;
+}
+
+static redisReply *vnode(int port, const char *fmt, va_list ap) {
+    struct timeval tv = {1, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    if (!c || c->err) {
+        if (c)
+            redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, tv);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    redisFree(c);
+    return r;
+}
+
+redisReply *ds_h_node(const ds_h_cluster_t *cl, int i, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = vnode(cl->port[i], fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+static int index_of_port(const ds_h_cluster_t *cl, long long port) {
+    for (int i = 0; i < cl->n; i++)
+        if (cl->port[i] == port)
+            return i;
+    return -1;
+}
+
+/* owner[slot] = node index, from node i's CLUSTER SLOTS; false if none */
+static bool slots_of(const ds_h_cluster_t *cl, int i, int16_t *owner) {
+    redisReply *r = ds_h_node(cl, i, "CLUSTER SLOTS");
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        if (r)
+            freeReplyObject(r);
+        return false;
+    }
+    for (int s = 0; s < 16384; s++)
+        owner[s] = -1;
+    for (size_t k = 0; k < r->elements; k++) {
+        redisReply *e = r->element[k];
+        if (e->elements < 3)
+            continue;
+        int m = index_of_port(cl, e->element[2]->element[1]->integer);
+        for (long long s = e->element[0]->integer; s <= e->element[1]->integer; s++)
+            owner[s] = (int16_t)m;
+    }
+    freeReplyObject(r);
+    return true;
+}
+
+static bool info_has(const ds_h_cluster_t *cl, int i, const char *section, const char *needle) {
+    redisReply *r = ds_h_node(cl, i, "INFO %s", section);
+    bool ok = r && r->type == REDIS_REPLY_STRING && strstr(r->str, needle);
+    if (r)
+        freeReplyObject(r);
+    return ok;
+}
+
+bool ds_h_cluster_wait_ok(const ds_h_cluster_t *cl, int timeout_ms) {
+    int64_t end = ds_clock_mono_ms() + timeout_ms;
+    static int16_t first[16384], other[16384];
+    while (ds_clock_mono_ms() < end) {
+        bool ok = true;
+        int ref = -1;
+        for (int i = 0; ok && i < cl->n; i++) {
+            if (cl->pid[i] <= 0)
+                continue;
+            redisReply *ci = ds_h_node(cl, i, "CLUSTER INFO");
+            ok = ci && ci->type == REDIS_REPLY_STRING && strstr(ci->str, "cluster_state:ok");
+            if (ci)
+                freeReplyObject(ci);
+            if (ok && info_has(cl, i, "replication", "role:slave"))
+                ok = info_has(cl, i, "replication", "master_link_status:up") &&
+                     info_has(cl, i, "replication", "master_sync_in_progress:0");
+            if (!ok)
+                break;
+            if (ref < 0) {
+                ok = slots_of(cl, i, first);
+                ref = i;
+            } else {
+                ok = slots_of(cl, i, other) && !memcmp(first, other, sizeof(first));
+            }
+            for (int s = 0; ok && i == ref && s < 16384; s++)
+                ok = first[s] >= 0 && cl->pid[first[s]] > 0;
+        }
+        if (ok && ref >= 0)
+            return true;
+        ds_clock_sleep_ms(100);
+    }
+    return false;
+}
+
+void ds_h_cluster_start(ds_h_env_t *env, ds_h_cluster_t *cl, int masters, int replicas) {
+    memset(cl, 0, sizeof(*cl));
+    cl->n = masters * (1 + replicas);
+    if (cl->n > DS_H_CLUSTER_MAX)
+        die("cluster of %d nodes: at most %d", cl->n, DS_H_CLUSTER_MAX);
+    for (int i = 0; i < cl->n; i++) {
+        cl->port[i] = ds_h_free_port();
+        cl->pid[i] = exec_cluster_node(env, cl->port[i]);
+    }
+    for (int i = 0; i < cl->n; i++) {
+        int tries = 0;
+        redisReply *r;
+        while (!(r = ds_h_node(cl, i, "PING")) && tries++ < 200)
+            ds_clock_sleep_ms(25);
+        if (!r)
+            die("cluster node on port %d did not start", cl->port[i]);
+        freeReplyObject(r);
+    }
+    const char *args[DS_H_CLUSTER_MAX + 8];
+    char addrs[DS_H_CLUSTER_MAX][32], reps[8];
+    int a = 0;
+    args[a++] = "redis-cli";
+    args[a++] = "--cluster";
+    args[a++] = "create";
+    for (int i = 0; i < cl->n; i++) {
+        snprintf(addrs[i], sizeof(addrs[i]), "127.0.0.1:%d", cl->port[i]);
+        args[a++] = addrs[i];
+    }
+    snprintf(reps, sizeof(reps), "%d", replicas);
+    args[a++] = "--cluster-replicas";
+    args[a++] = reps;
+    args[a++] = "--cluster-yes";
+    args[a] = NULL;
+    pid_t p = fork();
+    if (p == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execvp("redis-cli", (char *const *)args);
+        _exit(127);
+    }
+    int st;
+    waitpid(p, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st))
+        die("redis-cli --cluster create failed");
+    if (!ds_h_cluster_wait_ok(cl, 30000))
+        die("the cluster did not reach cluster_state:ok");
+    snprintf(cl->url, sizeof(cl->url), "redis://127.0.0.1:%d/0", cl->port[0]);
+    size_t o = 0;
+    for (int i = 1; i < cl->n; i++)
+        o += (size_t)snprintf(cl->seeds + o, sizeof(cl->seeds) - o, "%s127.0.0.1:%d",
+                              i > 1 ? "," : "", cl->port[i]);
+}
+
+void ds_h_cluster_kill(ds_h_cluster_t *cl, int i) {
+    ds_h_stop(cl->pid[i], SIGKILL, 5000);
+    cl->pid[i] = 0;
+}
+
+void ds_h_cluster_restart(const ds_h_env_t *env, ds_h_cluster_t *cl, int i) {
+    cl->pid[i] = exec_cluster_node(env, cl->port[i]);
+    for (int tries = 0; tries < 200; tries++) {
+        redisReply *r = ds_h_node(cl, i, "PING");
+        if (r) {
+            freeReplyObject(r);
+            return;
+        }
+        ds_clock_sleep_ms(25);
+    }
+    die("cluster node on port %d did not restart", cl->port[i]);
+}
+
+int ds_h_cluster_owner(const ds_h_cluster_t *cl, unsigned slot) {
+    static int16_t owner[16384];
+    for (int i = 0; i < cl->n; i++)
+        if (cl->pid[i] > 0 && slots_of(cl, i, owner))
+            return owner[slot & 16383];
+    return -1;
+}
+
+int ds_h_cluster_masters(const ds_h_cluster_t *cl, int *out) {
+    static int16_t owner[16384];
+    int n = 0;
+    for (int i = 0; i < cl->n; i++) {
+        if (cl->pid[i] <= 0 || !slots_of(cl, i, owner))
+            continue;
+        for (int s = 0; s < 16384; s++) {
+            bool seen = owner[s] < 0;
+            for (int k = 0; k < n && !seen; k++)
+                seen = out[k] == owner[s];
+            if (!seen)
+                out[n++] = owner[s];
+        }
+        break;
+    }
+    return n;
+}
+
+char *ds_h_cluster_hget(const ds_h_cluster_t *cl, const char *key, const char *field) {
+    redisReply *s = NULL;
+    for (int i = 0; i < cl->n && !s; i++)
+        if (cl->pid[i] > 0)
+            s = ds_h_node(cl, i, "CLUSTER KEYSLOT %s", key);
+    if (!s)
+        return NULL;
+    int owner = ds_h_cluster_owner(cl, (unsigned)s->integer);
+    freeReplyObject(s);
+    if (owner < 0)
+        return NULL;
+    redisReply *r = ds_h_node(cl, owner, "HGET %s %s", key, field);
+    char *v = r && r->type == REDIS_REPLY_STRING ? strndup(r->str, r->len) : NULL;
+    if (r)
+        freeReplyObject(r);
+    return v;
+}
+
+pid_t ds_h_cluster_reshard(const ds_h_cluster_t *cl, int from, int to, int nslots,
+                           const char *logfile) {
+    redisReply *a = ds_h_node(cl, from, "CLUSTER MYID");
+    redisReply *b = ds_h_node(cl, to, "CLUSTER MYID");
+    if (!a || !b || a->type != REDIS_REPLY_STRING || b->type != REDIS_REPLY_STRING)
+        die("CLUSTER MYID failed");
+    char addr[32], n[16];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", cl->port[from]);
+    snprintf(n, sizeof(n), "%d", nslots);
+    char *fid = strdup(a->str), *tid = strdup(b->str);
+    freeReplyObject(a);
+    freeReplyObject(b);
+    pid_t p = fork();
+    if (p == 0) {
+        int fd = open(logfile ? logfile : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        /* small pipelines: the migration takes a while, so the workers
+         * meet both ASK and MOVED */
+        execlp("redis-cli", "redis-cli", "--cluster", "reshard", addr, "--cluster-from", fid,
+               "--cluster-to", tid, "--cluster-slots", n, "--cluster-yes", "--cluster-pipeline",
+               "2", (char *)NULL);
+        _exit(127);
+    }
+    free(fid);
+    free(tid);
+    track(p);
+    return p;
+}
+
 /* ---- snapshots ------------------------------------------------------------- */
 
 static int cmp_line(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void push_line(char ***v, size_t *n, size_t *cap, char *s) {
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 1024;
+        *v = realloc(*v, *cap * sizeof(char *));
+        if (!*v)
+            die("out of memory");
+    }
+    (*v)[(*n)++] = s;
 }
 
 /* A hash or zset reply (flat field/value pairs) as sorted "f=v;" text;
@@ -531,7 +823,7 @@ static char *canon_pairs(const redisReply *r, const char *skip) {
         const redisReply *f = r->element[i], *v = r->element[i + 1];
         if (skip && !strcmp(f->str, skip))
             continue;
-        bool bin = memchr(v->str, 0, v->len) != NULL;
+        bool bin = memchr(v->str, 0, v->len) || memchr(f->str, 0, f->len);
         size_t n = f->len + 2 + (bin ? 2 * v->len : v->len) + 1;
         char *s = malloc(n);
         memcpy(s, f->str, f->len);
@@ -559,61 +851,65 @@ static char *canon_pairs(const redisReply *r, const char *skip) {
     return out;
 }
 
+size_t ds_h_snapshot_ports(const int *ports, int nports, const char *prefix,
+                           const char *skip_field, char ***lines) {
+    char **v = NULL;
+    size_t n = 0, cap = 0, plen = strlen(prefix);
+    for (int p = 0; p < nports; p++) {
+        redisContext *c = redisConnect("127.0.0.1", ports[p]);
+        if (!c || c->err)
+            die("snapshot: cannot connect to port %d", ports[p]);
+        char cursor[32] = "0";
+        do {
+            redisReply *sr = redisCommand(c, "SCAN %s MATCH %s* COUNT 1000", cursor, prefix);
+            if (!sr || sr->type != REDIS_REPLY_ARRAY)
+                die("snapshot: SCAN failed on port %d", ports[p]);
+            snprintf(cursor, sizeof(cursor), "%s", sr->element[0]->str);
+            for (size_t i = 0; i < sr->element[1]->elements; i++) {
+                const char *key = sr->element[1]->element[i]->str;
+                redisReply *t = redisCommand(c, "TYPE %s", key);
+                redisReply *val = NULL;
+                char *body;
+                if (!strcmp(t->str, "hash")) {
+                    val = redisCommand(c, "HGETALL %s", key);
+                    body = canon_pairs(val, skip_field);
+                } else if (!strcmp(t->str, "zset")) {
+                    val = redisCommand(c, "ZRANGE %s 0 -1 WITHSCORES", key);
+                    body = canon_pairs(val, NULL);
+                } else if (!strcmp(t->str, "set")) {
+                    val = redisCommand(c, "SORT %s ALPHA", key);
+                    size_t total = 1, o = 0;
+                    for (size_t j = 0; j < val->elements; j++)
+                        total += val->element[j]->len + 1;
+                    body = malloc(total);
+                    body[0] = '\0';
+                    for (size_t j = 0; j < val->elements; j++)
+                        o += (size_t)snprintf(body + o, total - o, "%s,", val->element[j]->str);
+                } else {
+                    body = strdup(t->str);
+                }
+                size_t l = strlen(key) - plen + strlen(body) + 2;
+                char *line = malloc(l);
+                snprintf(line, l, "%s\t%s", key + plen, body);
+                push_line(&v, &n, &cap, line);
+                free(body);
+                if (val)
+                    freeReplyObject(val);
+                freeReplyObject(t);
+            }
+            freeReplyObject(sr);
+        } while (strcmp(cursor, "0"));
+        redisFree(c);
+    }
+    if (n)
+        qsort(v, n, sizeof(char *), cmp_line);
+    *lines = v;
+    return n;
+}
+
 size_t ds_h_snapshot(const ds_h_env_t *env, const char *prefix, const char *skip_field,
                      char ***lines) {
-    redisContext *c = redisConnect("127.0.0.1", env->redis_port);
-    if (!c || c->err)
-        die("redis connect");
-    size_t n = 0, cap = 256, plen = strlen(prefix);
-    char **out = malloc(cap * sizeof(char *));
-    char cursor[32] = "0", pattern[256];
-    snprintf(pattern, sizeof(pattern), "%s*", prefix);
-    do {
-        redisReply *sr = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
-        if (!sr || sr->type != REDIS_REPLY_ARRAY)
-            die("SCAN failed");
-        snprintf(cursor, sizeof(cursor), "%s", sr->element[0]->str);
-        for (size_t i = 0; i < sr->element[1]->elements; i++) {
-            const char *key = sr->element[1]->element[i]->str;
-            redisReply *t = redisCommand(c, "TYPE %s", key);
-            redisReply *v = NULL;
-            char *body;
-            if (!strcmp(t->str, "hash")) {
-                v = redisCommand(c, "HGETALL %s", key);
-                body = canon_pairs(v, skip_field);
-            } else if (!strcmp(t->str, "zset")) {
-                v = redisCommand(c, "ZRANGE %s 0 -1 WITHSCORES", key);
-                body = canon_pairs(v, NULL);
-            } else if (!strcmp(t->str, "set")) {
-                v = redisCommand(c, "SORT %s ALPHA", key);
-                size_t total = 1;
-                for (size_t j = 0; j < v->elements; j++)
-                    total += v->element[j]->len + 1;
-                body = malloc(total);
-                size_t o = 0;
-                body[0] = '\0';
-                for (size_t j = 0; j < v->elements; j++)
-                    o += (size_t)snprintf(body + o, total - o, "%s,", v->element[j]->str);
-            } else {
-                body = strdup(t->str);
-            }
-            size_t len = strlen(key) - plen + strlen(body) + 2;
-            char *line = malloc(len);
-            snprintf(line, len, "%s\t%s", key + plen, body);
-            if (n == cap)
-                out = realloc(out, (cap *= 2) * sizeof(char *));
-            out[n++] = line;
-            free(body);
-            if (v)
-                freeReplyObject(v);
-            freeReplyObject(t);
-        }
-        freeReplyObject(sr);
-    } while (strcmp(cursor, "0"));
-    redisFree(c);
-    qsort(out, n, sizeof(char *), cmp_line);
-    *lines = out;
-    return n;
+    return ds_h_snapshot_ports(&env->redis_port, 1, prefix, skip_field, lines);
 }
 
 void ds_h_lines_free(char **lines, size_t n) {
@@ -630,7 +926,7 @@ static size_t http_sink(char *p, size_t sz, size_t n, void *opaque) {
 }
 
 long ds_h_http_get(const char *addr, const char *path, char **body) {
-    char url[256];
+    char url[300];
     snprintf(url, sizeof(url), "http://%s%s", addr, path);
     ds_buf_t b;
     ds_buf_init(&b, 0);
@@ -665,6 +961,24 @@ double ds_h_metric(const char *text, const char *sample) {
             p++;
     }
     return -1;
+}
+
+double ds_h_metric_sum(const char *text, const char *prefix) {
+    double sum = 0;
+    size_t pl = strlen(prefix);
+    for (const char *line = text; line && *line;) {
+        const char *nl = strchr(line, '\n');
+        if (!strncmp(line, prefix, pl)) {
+            const char *sp = NULL;
+            for (const char *q = line; q < (nl ? nl : line + strlen(line)); q++)
+                if (*q == ' ')
+                    sp = q;
+            if (sp)
+                sum += strtod(sp + 1, NULL);
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    return sum;
 }
 
 /* ---- comparisons -------------------------------------------------------------- */

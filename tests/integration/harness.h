@@ -141,6 +141,54 @@ int ds_h_free_port(void);
 /** A fresh unique name (for group ids). */
 const char *ds_h_unique(const char *prefix);
 
+/* ---- Redis Cluster ------------------------------------------------------------ */
+
+#define DS_H_CLUSTER_MAX 12
+
+/** A Redis Cluster on loopback: `masters` masters with `replicas` replicas
+ *  each, one redis-server per node on free ports, data in env's tmpdir. */
+typedef struct ds_h_cluster {
+    int n;
+    int port[DS_H_CLUSTER_MAX];
+    pid_t pid[DS_H_CLUSTER_MAX];
+    char url[64];    /* redis://127.0.0.1:<first node>/0 */
+    char seeds[256]; /* every other node, host:port comma-separated */
+} ds_h_cluster_t;
+
+/** Start the nodes, `redis-cli --cluster create`, and wait until every
+ *  node says cluster_state:ok, agrees on the masters and every replica's
+ *  link is up (ds_h_cluster_wait_ok). */
+void ds_h_cluster_start(ds_h_env_t *env, ds_h_cluster_t *cl, int masters, int replicas);
+/** Wait until every live node reports cluster_state:ok, all of them name
+ *  the same master for every slot, and every replica is in sync. */
+bool ds_h_cluster_wait_ok(const ds_h_cluster_t *cl, int timeout_ms);
+/** SIGKILL node i / start it again (same port and node config file: it
+ *  rejoins, as a replica of whoever took over). */
+void ds_h_cluster_kill(ds_h_cluster_t *cl, int i);
+void ds_h_cluster_restart(const ds_h_env_t *env, ds_h_cluster_t *cl, int i);
+/** A command on node i (NULL when it does not answer); caller frees. */
+redisReply *ds_h_node(const ds_h_cluster_t *cl, int i, const char *fmt, ...);
+/** The index of the node that is master of `slot` now (-1: unknown). */
+int ds_h_cluster_owner(const ds_h_cluster_t *cl, unsigned slot);
+/** The indexes of the masters now; returns how many. */
+int ds_h_cluster_masters(const ds_h_cluster_t *cl, int *out);
+/** HGET routed by the key's slot; malloc'ed string or NULL. */
+char *ds_h_cluster_hget(const ds_h_cluster_t *cl, const char *key, const char *field);
+/** Spawn `redis-cli --cluster reshard` moving `nslots` slots from node
+ *  `from` to node `to` (both masters); returns its pid (wait with
+ *  waitpid). */
+pid_t ds_h_cluster_reshard(const ds_h_cluster_t *cl, int from, int to, int nslots,
+                           const char *logfile);
+
+/** ds_h_snapshot() over the Redis servers at `ports` (the masters of a
+ *  cluster, or one plain Redis), merged into one sorted list. */
+size_t ds_h_snapshot_ports(const int *ports, int nports, const char *prefix,
+                           const char *skip_field, char ***lines);
+
+/** The sum of the samples in a /metrics text whose line starts with
+ *  `prefix` (e.g. "dealsignal_redis_redirects_total{"). */
+double ds_h_metric_sum(const char *text, const char *prefix);
+
 #define DS_DAY 86400000LL
 
 #endif

@@ -87,6 +87,15 @@ static void test_precedence_and_secrets(void **state) {
     assert_null(ds_config_load(3, bad, NULL, err, sizeof(err)));
     assert_non_null(strstr(err, "batch.size"));
     assert_non_null(strstr(err, "flag --batch-size"));
+    /* a WAIT's reply must come within the command timeout */
+    char *wait[] = {"scorer", "--redis-wait-replicas", "1", "--redis-timeout-ms", "1000", NULL};
+    assert_null(ds_config_load(5, wait, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "redis.wait_timeout_ms (1000)"));
+    assert_non_null(strstr(err, "redis.timeout_ms (1000)"));
+    char *nowait[] = {"scorer", "--redis-timeout-ms", "1000", NULL};
+    c = ds_config_load(3, nowait, NULL, err, sizeof(err));
+    assert_non_null(c);
+    ds_config_destroy(c);
     char *unknown[] = {"scorer", "--no-such-flag", "1", NULL};
     assert_null(ds_config_load(3, unknown, NULL, err, sizeof(err)));
     assert_non_null(strstr(err, "--no-such-flag"));

@@ -1,0 +1,715 @@
+/*
+ * test_cluster_workers_it.c — the scorer and the watcher on a real Redis
+ * Cluster (three masters with a replica each), compared with one run
+ * against one plain Redis (the oracle) on
+ *   - the final state: every key under the run's prefix, every field, read
+ *     from every master, and
+ *   - the set of output ids on the run's own output topics (at least once:
+ *     duplicates allowed, a missing or extra id is not).
+ * Runs: the cluster as is; slots resharded (redis-cli --cluster reshard)
+ * while the input arrives, redirects counted in /metrics; three workers in
+ * one group, one killed with SIGKILL mid-stream and replaced; a master
+ * killed mid-stream (its replica takes over, the old master comes back as
+ * a replica) with redis.wait_replicas 1: /readyz says not ready and names
+ * Redis, the worker waits, resumes and ends oracle-equal; a master paused
+ * (SIGSTOP, shorter than the cluster's node timeout) mid-stream and again
+ * while the worker is idle: /readyz turns 503 within redis.timeout_ms + 1 s
+ * naming that master, 200 again once it answers, and the run ends
+ * oracle-equal; a master restarted empty mid-stream (before its replica
+ * could take over, so the replica copies the empty master) with
+ * redis.wait_replicas 1 and redis.timeout_ms 500 (shorter than the
+ * restarted master's CLUSTERDOWN, so that the write round fails first):
+ * the worker writes back what it holds instead of replaying from the
+ * committed offsets, and ends oracle-equal.
+ *
+ * One seeded stream (dealsignal gen) is copied into each run's own input
+ * topics, at once or paced (so that a fault falls mid-stream); the scorer
+ * runs to the end before the watcher starts, in every run, so that the
+ * watcher's reads of the scorer's tiers see the same state.
+ * DS_CLUSTER_EVENTS sets the stream size (default 4000).
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include "ds_clock.h"
+#include "harness.h"
+
+static ds_h_env_t env;
+static ds_h_cluster_t cl;
+static char schemas[256];
+static long events = 4000;
+static ds_h_record_t *src_ma, *src_crm;
+static size_t nsrc_ma, nsrc_crm;
+
+/* ---- runs ------------------------------------------------------------------------ */
+
+typedef struct run {
+    char name[32], prefix[40], group[64];
+    char in_ma[64], in_crm[64], ls[64], as[64], al[64];
+    bool plain;          /* the oracle: one plain Redis */
+    bool wait;           /* redis.wait_replicas 1 */
+    bool quick;          /* redis.timeout_ms 500 */
+    char metrics[4][64]; /* --metrics-addr of the workers started (by slot) */
+} run_t;
+
+static void create_topic(const char *name, int parts) {
+    char line[160];
+    snprintf(line, sizeof(line), "create-topic %s %d", name, parts);
+    ds_h_broker_ctl(&env, line);
+}
+
+static void run_init(run_t *r, const char *name) {
+    memset(r, 0, sizeof(*r));
+    snprintf(r->name, sizeof(r->name), "%s", name);
+    snprintf(r->prefix, sizeof(r->prefix), "%s:", name);
+    snprintf(r->group, sizeof(r->group), "cl-%s", name);
+    snprintf(r->in_ma, sizeof(r->in_ma), "ma.%s", name);
+    snprintf(r->in_crm, sizeof(r->in_crm), "crm.%s", name);
+    snprintf(r->ls, sizeof(r->ls), "lead.scores.%s", name);
+    snprintf(r->as, sizeof(r->as), "account.scores.%s", name);
+    snprintf(r->al, sizeof(r->al), "deal.alerts.%s", name);
+    const char *t[] = {r->in_ma, r->in_crm};
+    for (int i = 0; i < 2; i++) {
+        char dlq[80];
+        create_topic(t[i], 4);
+        snprintf(dlq, sizeof(dlq), "%s.dlq", t[i]);
+        create_topic(dlq, 4);
+    }
+    create_topic(r->ls, 8);
+    create_topic(r->as, 8);
+    create_topic(r->al, 8);
+}
+
+static bool is_scorer(const char *what) {
+    return !strcmp(what, "scorer");
+}
+
+static const char *input_of(const run_t *r, const char *what) {
+    return is_scorer(what) ? r->in_ma : r->in_crm;
+}
+
+/* The oracle as in the fault test: default batches, every batch's state
+ * written in that batch; the cluster runs: batches of 200, write-behind
+ * windows of 700 ms. */
+static pid_t start(run_t *r, const char *what, int slot) {
+    char log[256];
+    snprintf(log, sizeof(log), "%s/%s-%s.log", env.tmpdir, r->name, what);
+    snprintf(r->metrics[slot], sizeof(r->metrics[slot]), "127.0.0.1:%d", ds_h_free_port());
+    const char *args[48] = {what,
+                            "--brokers",
+                            env.brokers,
+                            "--redis",
+                            r->plain ? env.redis_url : cl.url,
+                            "--group-id",
+                            r->group,
+                            "--redis-prefix",
+                            r->prefix,
+                            "--topic-marketing",
+                            r->in_ma,
+                            "--topic-crm",
+                            r->in_crm,
+                            "--topic-lead-scores",
+                            r->ls,
+                            "--topic-account-scores",
+                            r->as,
+                            "--topic-alerts",
+                            r->al,
+                            "--schemas",
+                            schemas,
+                            "--clock",
+                            "event",
+                            "--batch-size",
+                            r->plain ? "10000" : "200",
+                            "--redis-flush-ms",
+                            r->plain ? "0" : "700",
+                            "-X",
+                            "session.timeout.ms=6000",
+                            "--log-level",
+                            "warn",
+                            "--metrics-addr",
+                            r->metrics[slot],
+                            NULL};
+    int n = 0;
+    while (args[n])
+        n++;
+    if (!r->plain) {
+        args[n++] = "--redis-seeds";
+        args[n++] = cl.seeds;
+    }
+    if (r->wait) {
+        args[n++] = "--redis-wait-replicas";
+        args[n++] = "1";
+    }
+    if (r->quick) {
+        args[n++] = "--redis-timeout-ms";
+        args[n++] = "500";
+        if (r->wait) { /* less than redis.timeout_ms */
+            args[n++] = "--redis-wait-timeout-ms";
+            args[n++] = "200";
+        }
+    }
+    args[n] = NULL;
+    return ds_h_spawn(log, args);
+}
+
+/* ---- input -------------------------------------------------------------------------- */
+
+typedef struct feed {
+    const char *topic;
+    const ds_h_record_t *recs;
+    size_t n;
+    int per_sec; /* 0: all at once */
+    pthread_t thread;
+    volatile int done;
+} feed_t;
+
+static void *feed_run(void *arg) {
+    feed_t *f = arg;
+    rd_kafka_t *p = ds_h_producer(&env);
+    int64_t t0 = ds_clock_mono_ms();
+    for (size_t i = 0; i < f->n; i++) {
+        ds_h_produce(p, f->topic, f->recs[i].key, f->recs[i].val, f->recs[i].len);
+        if (f->per_sec && i % 50 == 49) {
+            int64_t due = t0 + (int64_t)((i + 1) * 1000 / (size_t)f->per_sec);
+            int64_t now = ds_clock_mono_ms();
+            if (due > now)
+                ds_clock_sleep_ms(due - now);
+            rd_kafka_poll(p, 0);
+        }
+    }
+    ds_h_flush(p);
+    rd_kafka_destroy(p);
+    __atomic_store_n(&f->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void feed_start(feed_t *f, const run_t *r, const char *what, int per_sec) {
+    f->topic = input_of(r, what);
+    f->recs = is_scorer(what) ? src_ma : src_crm;
+    f->n = is_scorer(what) ? nsrc_ma : nsrc_crm;
+    f->per_sec = per_sec;
+    f->done = 0;
+    assert_int_equal(pthread_create(&f->thread, NULL, feed_run, f), 0);
+}
+
+static void feed_wait(feed_t *f) {
+    pthread_join(f->thread, NULL);
+}
+
+static void finish(const run_t *r, const char *what, pid_t *pids, int npids) {
+    bool done = ds_h_wait_group(&env, r->group, input_of(r, what), 120000);
+    for (int i = 0; i < npids; i++)
+        if (pids[i] > 0)
+            assert_int_equal(ds_h_stop(pids[i], SIGTERM, 15000), 0);
+    assert_true(done);
+}
+
+/* ---- comparison ------------------------------------------------------------------ */
+
+static char **oracle_state, **oracle_ids;
+static size_t noracle_state, noracle_ids;
+
+static int cmpstr(const void *a, const void *b);
+
+/* The watcher's partition keys name the input topic, the run's own: the
+ * same name for every run in the comparison. */
+static size_t state_of(const run_t *r, char ***out) {
+    size_t n;
+    if (r->plain) {
+        n = ds_h_snapshot(&env, r->prefix, NULL, out);
+    } else {
+        int m[DS_H_CLUSTER_MAX], ports[DS_H_CLUSTER_MAX];
+        int nm = ds_h_cluster_masters(&cl, m);
+        for (int i = 0; i < nm; i++)
+            ports[i] = cl.port[m[i]];
+        n = ds_h_snapshot_ports(ports, nm, r->prefix, NULL, out);
+    }
+    char from[80];
+    snprintf(from, sizeof(from), "{wpart:%s:", r->in_crm);
+    for (size_t i = 0; i < n; i++) {
+        char *line = (*out)[i];
+        if (strncmp(line, from, strlen(from)))
+            continue;
+        size_t l = strlen(line) + 16;
+        char *x = malloc(l);
+        snprintf(x, l, "{wpart:IN:%s", line + strlen(from));
+        free(line);
+        (*out)[i] = x;
+    }
+    qsort(*out, n, sizeof(char *), cmpstr);
+    return n;
+}
+
+static int cmpstr(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static size_t ids_of(const run_t *r, char ***out) {
+    const char *topics[] = {r->ls, r->as, r->al};
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+    for (int t = 0; t < 3; t++) {
+        ds_h_record_t *recs;
+        size_t k = ds_h_consume(&env, topics[t], SIZE_MAX, 60000, &recs);
+        for (size_t i = 0; i < k; i++) {
+            const char *id = ds_h_header(&recs[i], "dealsignal.id");
+            assert_non_null(id);
+            if (n == cap) {
+                cap = cap ? cap * 2 : 1024;
+                v = realloc(v, cap * sizeof(*v));
+            }
+            size_t l = strlen(id) + 4;
+            v[n] = malloc(l);
+            snprintf(v[n++], l, "%d/%s", t, id);
+        }
+        ds_h_records_free(recs, k);
+    }
+    qsort(v, n, sizeof(*v), cmpstr);
+    size_t j = 0; /* at least once: one of each */
+    for (size_t i = 0; i < n; i++) {
+        if (j && !strcmp(v[j - 1], v[i])) {
+            free(v[i]);
+            continue;
+        }
+        v[j++] = v[i];
+    }
+    *out = v;
+    return j;
+}
+
+static void compare(const run_t *r) {
+    char **st, **ids;
+    size_t nst = state_of(r, &st), nids = ids_of(r, &ids);
+    fprintf(stderr, "  %s: %zu keys (oracle %zu), %zu output ids (oracle %zu)\n", r->name, nst,
+            noracle_state, nids, noracle_ids);
+    for (size_t i = 0; i < nst && i < noracle_state; i++)
+        if (strcmp(st[i], oracle_state[i])) {
+            fprintf(stderr, "  first difference:\n    oracle: %.300s\n    %s: %.300s\n",
+                    oracle_state[i], r->name, st[i]);
+            break;
+        }
+    assert_int_equal(nst, noracle_state);
+    for (size_t i = 0; i < nst; i++)
+        assert_string_equal(st[i], oracle_state[i]);
+    for (size_t i = 0, j = 0, shown = 0; (i < nids || j < noracle_ids) && shown < 10;) {
+        int c = i == nids ? 1 : j == noracle_ids ? -1 : strcmp(ids[i], oracle_ids[j]);
+        if (c) {
+            fprintf(stderr, "  %s: %s\n", c < 0 ? "extra" : "missing",
+                    c < 0 ? ids[i] : oracle_ids[j]);
+            shown++;
+        }
+        i += c <= 0;
+        j += c >= 0;
+    }
+    assert_int_equal(nids, noracle_ids);
+    for (size_t i = 0; i < nids; i++)
+        assert_string_equal(ids[i], oracle_ids[i]);
+    ds_h_lines_free(st, nst);
+    ds_h_lines_free(ids, nids);
+}
+
+static double scrape(const char *addr, const char *prefix) {
+    char *body = NULL;
+    if (ds_h_http_get(addr, "/metrics", &body) != 200) {
+        free(body);
+        return -1;
+    }
+    double v = ds_h_metric_sum(body, prefix);
+    free(body);
+    return v;
+}
+
+/* ---- phases ---------------------------------------------------------------------- */
+
+typedef void (*phase_fn)(run_t *r, const char *what);
+static void pause_phase(run_t *r, const char *what);
+static void empty_phase(run_t *r, const char *what);
+
+/* one worker, the whole input at once */
+static void plain_phase(run_t *r, const char *what) {
+    feed_t f;
+    feed_start(&f, r, what, 0);
+    pid_t p = start(r, what, 0);
+    feed_wait(&f);
+    finish(r, what, &p, 1);
+}
+
+static void run_all(const char *name, phase_fn fn, bool plain, bool wait) {
+    run_t r;
+    run_init(&r, name);
+    r.plain = plain;
+    r.wait = wait;
+    r.quick = fn == pause_phase || fn == empty_phase;
+    int64_t t0 = ds_clock_mono_ms();
+    fn(&r, "scorer");
+    fn(&r, "watcher");
+    fprintf(stderr, "  %s: both phases in %.1f s\n", name, (ds_clock_mono_ms() - t0) / 1000.0);
+    if (plain) {
+        noracle_state = state_of(&r, &oracle_state);
+        noracle_ids = ids_of(&r, &oracle_ids);
+        assert_true(noracle_state > 100);
+        assert_true(noracle_ids > 100);
+    } else {
+        compare(&r);
+    }
+}
+
+/* slots move from master to master, round after round, for as long as
+ * the input arrives */
+static void reshard_phase(run_t *r, const char *what) {
+    int m[DS_H_CLUSTER_MAX];
+    assert_int_equal(ds_h_cluster_masters(&cl, m), 3);
+    feed_t f;
+    pid_t p = start(r, what, 0);
+    ds_clock_sleep_ms(3000); /* in the group */
+    feed_start(&f, r, what, (int)(nsrc_ma + nsrc_crm) / 8);
+    char log[256];
+    snprintf(log, sizeof(log), "%s/reshard-%s.log", env.tmpdir, what);
+    int rounds = 0;
+    for (int k = 0; !__atomic_load_n(&f.done, __ATOMIC_ACQUIRE) || rounds == 0; k++, rounds++) {
+        assert_true(ds_h_cluster_wait_ok(&cl, 20000)); /* all agree before the next */
+        pid_t rs = ds_h_cluster_reshard(&cl, m[k % 3], m[(k + 1) % 3], 400, log);
+        int st;
+        waitpid(rs, &st, 0);
+        if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+            char cmd[300];
+            snprintf(cmd, sizeof(cmd), "tail -20 '%s' >&2", log);
+            if (system(cmd)) {
+            }
+            fail_msg("redis-cli --cluster reshard failed");
+        }
+    }
+    fprintf(stderr, "  %s: %d rounds of 400 slots moved while the input arrived\n", what, rounds);
+    feed_wait(&f);
+    assert_true(ds_h_wait_group(&env, r->group, input_of(r, what), 120000));
+    double redirects = scrape(r->metrics[0], "dealsignal_redis_redirects_total{");
+    fprintf(stderr, "  %s: %.0f redirects followed during the reshard\n", what, redirects);
+    assert_true(redirects > 0);
+    finish(r, what, &p, 1);
+    assert_true(ds_h_cluster_wait_ok(&cl, 20000));
+}
+
+/* three in one group, one killed with SIGKILL mid-stream and replaced */
+static void group_phase(run_t *r, const char *what) {
+    pid_t p[4];
+    for (int i = 0; i < 3; i++)
+        p[i] = start(r, what, i);
+    ds_clock_sleep_ms(3000);
+    feed_t f;
+    feed_start(&f, r, what, (int)(nsrc_ma + nsrc_crm) / 6);
+    ds_clock_sleep_ms(1500);
+    fprintf(stderr, "  kill -9 one of three %ss\n", what);
+    ds_h_stop(p[1], SIGKILL, 5000);
+    p[1] = start(r, what, 3);
+    feed_wait(&f);
+    finish(r, what, p, 3);
+}
+
+/* a master dies mid-stream: not ready (naming Redis), waits, resumes */
+static void failover_phase(run_t *r, const char *what) {
+    pid_t p = start(r, what, 0);
+    ds_clock_sleep_ms(3000);
+    feed_t f;
+    feed_start(&f, r, what, (int)(nsrc_ma + nsrc_crm) / 8);
+    ds_clock_sleep_ms(1000);
+    int m[DS_H_CLUSTER_MAX];
+    assert_int_equal(ds_h_cluster_masters(&cl, m), 3);
+    int victim = m[is_scorer(what) ? 0 : 1];
+    fprintf(stderr, "  master on port %d killed\n", cl.port[victim]);
+    ds_h_cluster_kill(&cl, victim);
+    bool not_ready = false;
+    int64_t t0 = ds_clock_mono_ms();
+    while (!not_ready && ds_clock_mono_ms() - t0 < 15000) {
+        char *body = NULL;
+        long st = ds_h_http_get(r->metrics[0], "/readyz", &body);
+        if (st == 503 && strstr(body, "redis")) {
+            fprintf(stderr, "  /readyz: %s", body);
+            not_ready = true;
+        }
+        free(body);
+        ds_clock_sleep_ms(50);
+    }
+    assert_true(not_ready);
+    assert_true(ds_h_cluster_wait_ok(&cl, 30000)); /* the replica took over */
+    ds_h_cluster_restart(&env, &cl, victim);       /* back, as its replica */
+    assert_true(ds_h_cluster_wait_ok(&cl, 30000));
+    feed_wait(&f);
+    bool ready = false;
+    for (t0 = ds_clock_mono_ms(); !ready && ds_clock_mono_ms() - t0 < 30000;) {
+        ready = ds_h_http_get(r->metrics[0], "/readyz", NULL) == 200;
+        ds_clock_sleep_ms(100);
+    }
+    assert_true(ready);
+    finish(r, what, &p, 1);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd),
+             "printf '  %s: %%s replays from the committed offsets\\n' "
+             "$(grep -c 'consuming again from the committed' '%s/%s-%s.log') >&2",
+             what, env.tmpdir, r->name, what);
+    if (system(cmd)) {
+    }
+}
+
+/* The master that owns the last slot stops answering for 1.2 s: /readyz
+ * must turn 503 within redis.timeout_ms (500) + 1 s, naming it, and 200
+ * again within 3 s of SIGCONT.  It is not the master of slot 0, where a
+ * PING sent to one master only would go: idle, only a PING to every
+ * master notices it. */
+static void pause_master(const run_t *r, const char *what, const char *when) {
+    int victim = ds_h_cluster_owner(&cl, 16383);
+    assert_true(victim >= 0 && victim != ds_h_cluster_owner(&cl, 0));
+    char port[16];
+    snprintf(port, sizeof(port), ":%d", cl.port[victim]);
+    kill(cl.pid[victim], SIGSTOP);
+    int64_t t0 = ds_clock_mono_ms(), t;
+    char *why = NULL;
+    long st = 0;
+    while ((t = ds_clock_mono_ms() - t0) < 1500) {
+        free(why);
+        why = NULL;
+        if ((st = ds_h_http_get(r->metrics[0], "/readyz", &why)) == 503)
+            break;
+        ds_clock_sleep_ms(50);
+    }
+    if (t < 1200)
+        ds_clock_sleep_ms(1200 - t);
+    kill(cl.pid[victim], SIGCONT);
+    fprintf(stderr, "  %s: master%s paused while %s: %ld after %lld ms: %s", what, port, when, st,
+            (long long)t, why ? why : "\n");
+    assert_int_equal(st, 503);
+    assert_non_null(strstr(why, "redis"));
+    assert_non_null(strstr(why, port));
+    free(why);
+    t0 = ds_clock_mono_ms();
+    while (ds_h_http_get(r->metrics[0], "/readyz", NULL) != 200 && ds_clock_mono_ms() - t0 < 3000)
+        ds_clock_sleep_ms(50);
+    t = ds_clock_mono_ms() - t0;
+    fprintf(stderr, "  %s: ready again %lld ms after SIGCONT\n", what, (long long)t);
+    assert_true(t < 3000);
+    assert_true(ds_h_cluster_wait_ok(&cl, 20000));
+}
+
+/* a master paused mid-stream, then again once everything is consumed */
+static void pause_phase(run_t *r, const char *what) {
+    pid_t p = start(r, what, 0);
+    int64_t t0 = ds_clock_mono_ms(); /* in the group, and ready */
+    while (ds_h_http_get(r->metrics[0], "/readyz", NULL) != 200 && ds_clock_mono_ms() - t0 < 30000)
+        ds_clock_sleep_ms(100);
+    feed_t f;
+    feed_start(&f, r, what, (int)(nsrc_ma + nsrc_crm) / 6);
+    ds_clock_sleep_ms(1000);
+    pause_master(r, what, "writes are in flight");
+    feed_wait(&f);
+    assert_true(ds_h_wait_group(&env, r->group, input_of(r, what), 120000));
+    ds_clock_sleep_ms(1000);
+    pause_master(r, what, "idle");
+    finish(r, what, &p, 1);
+}
+
+static int log_count(const run_t *r, const char *what, const char *needle) {
+    char log[256];
+    snprintf(log, sizeof(log), "%s/%s-%s.log", env.tmpdir, r->name, what);
+    return ds_h_log_count(log, needle);
+}
+
+/* a master killed and started again at once, without its data, once the
+ * scorer has stored offsets: it is master again (no failover had time to
+ * start) and its replica resyncs from it, empty too.  The scorer only:
+ * when the watcher runs, the scorer (whose state every master holds too)
+ * has stopped, and nothing would write its part back. */
+static void empty_phase(run_t *r, const char *what) {
+    if (!is_scorer(what)) {
+        plain_phase(r, what);
+        return;
+    }
+    pid_t p = start(r, what, 0);
+    feed_t f;
+    feed_start(&f, r, what, (int)(nsrc_ma + nsrc_crm) / 6);
+    int64_t t0 = ds_clock_mono_ms();
+    while (scrape(r->metrics[0], "dealsignal_consumed_records_total{") <= 0 &&
+           ds_clock_mono_ms() - t0 < 30000)
+        ds_clock_sleep_ms(50);
+    int victim = ds_h_cluster_owner(&cl, 0);
+    ds_h_cluster_kill(&cl, victim);
+    ds_h_cluster_restart(&env, &cl, victim);
+    fprintf(stderr, "  %s: master on port %d restarted empty\n", what, cl.port[victim]);
+    feed_wait(&f);
+    assert_true(ds_h_cluster_wait_ok(&cl, 30000));
+    assert_int_equal(ds_h_cluster_owner(&cl, 0), victim); /* no failover */
+    finish(r, what, &p, 1);
+    int lost = log_count(r, what, "came back without the state");
+    int rewinds = log_count(r, what, "consuming again from the committed");
+    fprintf(stderr, "  %s: %d writes back from memory, %d replays\n", what, lost, rewinds);
+    assert_int_equal(lost, 1);
+    assert_int_equal(rewinds, 0);
+}
+
+/* Pointed at a cluster node with redis.cluster off, the worker meets a
+ * redirect it may not follow: it stops at once, non-zero, saying why. */
+static void test_fatal_stop(void **s) {
+    (void)s;
+    run_t r;
+    run_init(&r, "fatal");
+    feed_t f;
+    feed_start(&f, &r, "scorer", 0);
+    feed_wait(&f);
+    char log[256];
+    snprintf(log, sizeof(log), "%s/fatal.log", env.tmpdir);
+    const char *args[] = {
+        "scorer", "--brokers",  env.brokers, "--redis",        cl.url,   "--redis-cluster",
+        "off",    "--group-id", r.group,     "--redis-prefix", r.prefix, "--topic-marketing",
+        r.in_ma,  "--schemas",  schemas,     "--log-level",    "warn",   NULL};
+    int64_t t0 = ds_clock_mono_ms();
+    pid_t p = ds_h_spawn(log, args);
+    int st = -1;
+    while (ds_clock_mono_ms() - t0 < 20000 && waitpid(p, &st, WNOHANG) == 0)
+        ds_clock_sleep_ms(50);
+    if (ds_clock_mono_ms() - t0 >= 20000)
+        ds_h_stop(p, SIGKILL, 1000);
+    fprintf(stderr, "  stopped after %lld ms\n", (long long)(ds_clock_mono_ms() - t0));
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "grep -q 'redis.cluster is off; retrying cannot fix this' '%s'",
+             log);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* shutdown_timeout_ms counts from SIGTERM: a worker that has been retrying
+ * an unreachable Redis for longer than the timeout still gets all of it
+ * to finish (it used to give up at once) */
+static void test_shutdown_timeout_from_sigterm(void **s) {
+    (void)s;
+    run_t r;
+    run_init(&r, "shut");
+    feed_t f;
+    feed_start(&f, &r, "scorer", 0);
+    feed_wait(&f);
+    char log[256], url[64];
+    snprintf(log, sizeof(log), "%s/shut.log", env.tmpdir);
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", ds_h_free_port()); /* nobody */
+    const char *args[] = {"scorer",
+                          "--brokers",
+                          env.brokers,
+                          "--redis",
+                          url,
+                          "--group-id",
+                          r.group,
+                          "--redis-prefix",
+                          r.prefix,
+                          "--topic-marketing",
+                          r.in_ma,
+                          "--schemas",
+                          schemas,
+                          "--shutdown-timeout-ms",
+                          "2000",
+                          "-X",
+                          "session.timeout.ms=6000",
+                          "--log-level",
+                          "warn",
+                          NULL};
+    pid_t p = ds_h_spawn(log, args);
+    ds_clock_sleep_ms(7000); /* in the group, a batch in hand, retrying for seconds */
+    int64_t t0 = ds_clock_mono_ms();
+    int rc = ds_h_stop(p, SIGTERM, 15000);
+    int64_t took = ds_clock_mono_ms() - t0;
+    fprintf(stderr, "  SIGTERM: exit %d after %lld ms (shutdown_timeout_ms 2000)\n", rc,
+            (long long)took);
+    assert_int_equal(rc, 0);
+    assert_true(took >= 1900);
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd),
+             "grep -Eq 'shutdown timeout: abandoning the batch in hand 2[0-4][0-9][0-9] ms' '%s'",
+             log);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_oracle(void **s) {
+    (void)s;
+    run_all("oracle", plain_phase, true, false);
+}
+static void test_cluster(void **s) {
+    (void)s;
+    run_all("cluster", plain_phase, false, false);
+}
+static void test_reshard(void **s) {
+    (void)s;
+    run_all("reshard", reshard_phase, false, false);
+}
+static void test_group_kill9(void **s) {
+    (void)s;
+    run_all("group", group_phase, false, false);
+}
+static void test_failover_wait(void **s) {
+    (void)s;
+    run_all("failover", failover_phase, false, true);
+}
+static void test_paused_master(void **s) {
+    (void)s;
+    run_all("paused", pause_phase, false, false);
+}
+static void test_master_back_empty(void **s) {
+    (void)s;
+    run_all("empty", empty_phase, false, true);
+}
+
+int main(void) {
+    const char *ev = getenv("DS_CLUSTER_EVENTS");
+    if (ev)
+        events = strtol(ev, NULL, 10);
+    ds_h_start(&env, 4, true);
+    ds_h_cluster_start(&env, &cl, 3, 1);
+    snprintf(schemas, sizeof(schemas), "%s", getenv("DS_SCHEMAS_DIR"));
+    char count[32];
+    snprintf(count, sizeof(count), "%ld", events);
+    const char *gen[] = {"gen", "--brokers",  env.brokers, "--count",   count,   "--seed",
+                         "11",  "--scenario", "mixed",     "--schemas", schemas, NULL};
+    char log[256];
+    snprintf(log, sizeof(log), "%s/gen.log", env.tmpdir);
+    pid_t g = ds_h_spawn(log, gen);
+    int st;
+    waitpid(g, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+        fprintf(stderr, "gen failed\n");
+        return 1;
+    }
+    nsrc_ma = ds_h_consume(&env, "ma.events", SIZE_MAX, 60000, &src_ma);
+    nsrc_crm = ds_h_consume(&env, "crm.events", SIZE_MAX, 60000, &src_crm);
+    fprintf(stderr, "stream: %zu marketing and %zu CRM events\n", nsrc_ma, nsrc_crm);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_oracle),
+        cmocka_unit_test(test_cluster),
+        cmocka_unit_test(test_reshard),
+        cmocka_unit_test(test_group_kill9),
+        cmocka_unit_test(test_failover_wait),
+        cmocka_unit_test(test_paused_master),
+        cmocka_unit_test(test_master_back_empty),
+        cmocka_unit_test(test_fatal_stop),
+        cmocka_unit_test(test_shutdown_timeout_from_sigterm),
+    };
+    /* DS_CLUSTER_ONLY=NAME: the oracle and test_NAME only */
+    const char *only = getenv("DS_CLUSTER_ONLY");
+    struct CMUnitTest some[2] = {tests[0], tests[0]};
+    size_t nsome = 1;
+    for (size_t i = 1; only && i < sizeof(tests) / sizeof(tests[0]); i++)
+        if (!strcmp(tests[i].name + strlen("test_"), only)) {
+            some[1] = tests[i];
+            nsome = 2;
+        }
+    int rc = only ? _cmocka_run_group_tests("test_cluster_workers", some, nsome, NULL, NULL)
+                  : cmocka_run_group_tests(tests, NULL, NULL);
+    ds_h_lines_free(oracle_state, noracle_state);
+    ds_h_lines_free(oracle_ids, noracle_ids);
+    ds_h_records_free(src_ma, nsrc_ma);
+    ds_h_records_free(src_crm, nsrc_crm);
+    ds_h_cleanup();
+    return rc;
+}
