@@ -416,7 +416,8 @@ redisContext *ds_redis_dial(const ds_redis_url_t *url, const char *host, int por
             redisFree(c);
         return NULL;
     }
-    /* the connect timeout does not bound commands (PITFALLS) */
+    /* hiredis 0.14: redisConnectWithTimeout bounds the connect only, not the
+     * commands that follow; they need redisSetTimeout */
     redisSetTimeout(c, tv);
     if (url->password[0]) {
         const char *argv[] = {"AUTH", url->user, url->password};

@@ -5,7 +5,7 @@
  * ds_redis_run()), ds_redis_run() sends them all and reads every reply,
  * handing each to a callback.  Any I/O or protocol error kills the context:
  * the next ds_redis_run() reconnects first (AUTH, SELECT, and the command
- * timeout again: hiredis 0.14 drops it on reconnect — PITFALLS), and the
+ * timeout again: hiredis 0.14 drops the timeout on reconnect), and the
  * caller re-runs its whole batch, which must therefore be idempotent.
  * Single-threaded: one ds_redis_t per worker thread.
  *
