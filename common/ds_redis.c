@@ -28,10 +28,10 @@
  */
 #include "ds_redis.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -47,13 +47,13 @@ struct ds_redis {
     int timeout_ms;
     redisContext *ctx;
     size_t pending;
-    size_t inflight;      /* replies owed by ds_redis_send */
-    struct {              /* sent bytes the socket has not taken yet */
+    size_t inflight; /* replies owed by ds_redis_send */
+    struct {         /* sent bytes the socket has not taken yet */
         const char *p;
         size_t len;
     } outq[8];
     size_t noutq;
-    ds_buf_t *capture;    /* ds_redis_capture target, or NULL */
+    ds_buf_t *capture; /* ds_redis_capture target, or NULL */
     size_t *capture_count;
     int64_t progress_ms;    /* last reply read, or first reply owed since */
     ds_redis_ident_t ident; /* this connection's, and the one dropped in flight */
@@ -402,7 +402,9 @@ bool ds_redis_take_emptied(ds_redis_t *r, char *why, size_t why_size) {
 /* bumped by every (re)connection: see ds_redis_epoch() */
 static unsigned g_epoch;
 
-unsigned ds_redis_epoch(void) { return __atomic_load_n(&g_epoch, __ATOMIC_RELAXED); }
+unsigned ds_redis_epoch(void) {
+    return __atomic_load_n(&g_epoch, __ATOMIC_RELAXED);
+}
 
 redisContext *ds_redis_dial(const ds_redis_url_t *url, const char *host, int port, int timeout_ms,
                             bool *refused, char *errstr, size_t errstr_size) {
@@ -468,8 +470,9 @@ static int probe_cluster(ds_redis_t *r, redisContext *c, const char *name) {
         else {
             /* neither command allowed (a proxy, renamed commands): one
              * server as far as we can tell; a redirect would say otherwise */
-            DS_INFO("redis", "%s does not say whether it is a cluster node (%s): taken as one "
-                             "plain Redis",
+            DS_INFO("redis",
+                    "%s does not say whether it is a cluster node (%s): taken as one "
+                    "plain Redis",
                     name, rep->str);
             is = 0;
         }
@@ -820,8 +823,7 @@ ds_err_t ds_redis_collect_avail(ds_redis_t *r, size_t max, size_t *got) {
         return DS_ERR_IO;
     }
     if (max > r->inflight) {
-        snprintf(r->err, sizeof(r->err), "collect of %zu replies, %zu in flight", max,
-                 r->inflight);
+        snprintf(r->err, sizeof(r->err), "collect of %zu replies, %zu in flight", max, r->inflight);
         drop(r);
         return DS_ERR_IO;
     }
