@@ -246,7 +246,7 @@ static void test_metrics_pass_promtool(void **state) {
     assert_non_null(f);
     fputs(body, f);
     fclose(f);
-    /* the families the README lists are there */
+    /* the families docs/OPERATIONS.md lists are there */
     assert_non_null(strstr(body, "dealsignal_consumer_lag{"));
     assert_non_null(strstr(body, "dealsignal_batch_seconds_bucket{"));
     assert_non_null(strstr(body, "dealsignal_redis_seconds_bucket{"));
