@@ -418,8 +418,14 @@ int ds_cmd_gen(int argc, char **argv) {
             rd_kafka_poll(p, 0);
     }
     if (ds_kafka_wait(p, &d, 60000) != DS_ERR_OK) {
-        fprintf(stderr, "gen: %zu deliveries failed or timed out (%s)\n", d.failed + d.outstanding,
-                rd_kafka_err2str(d.first_err));
+        if (d.failed)
+            fprintf(stderr, "gen: %zu deliveries failed (first: %s), %zu not acknowledged\n",
+                    d.failed, rd_kafka_err2str(d.first_err), d.outstanding);
+        else
+            fprintf(stderr,
+                    "gen: %zu records not acknowledged within 60 s: is a broker listening at "
+                    "%s?\n",
+                    d.outstanding, brokers);
         rc = 1;
     }
     double secs = (double)(ds_clock_mono_us() - t0) / 1e6;
