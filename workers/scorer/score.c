@@ -41,7 +41,6 @@
 #include "ds_hash.h"
 #include "score_int.h"
 
-
 /* ---- small helpers -------------------------------------------------------- */
 
 /* a - b, saturated (event times come from the network). */
@@ -52,7 +51,9 @@ static int64_t tdiff(int64_t a, int64_t b) {
     return d;
 }
 
-static int64_t tabs(int64_t d) { return d == INT64_MIN ? INT64_MAX : (d < 0 ? -d : d); }
+static int64_t tabs(int64_t d) {
+    return d == INT64_MIN ? INT64_MAX : (d < 0 ? -d : d);
+}
 
 static int64_t tadd(int64_t a, int64_t b) {
     int64_t s;
@@ -70,7 +71,9 @@ static int64_t days_ms(double days) {
     return (int64_t)llround(ms);
 }
 
-static double half_life_ms(const ds_rules_t *r) { return r->scoring.half_life_days * DS_DAY_MS; }
+static double half_life_ms(const ds_rules_t *r) {
+    return r->scoring.half_life_days * DS_DAY_MS;
+}
 
 /* 2^(-dt/h); a non-positive half-life means no decay. */
 static double decay(int64_t dt, double h) {
@@ -221,22 +224,31 @@ static uint32_t dd_find(const dd_t *dd, uint32_t n, uint64_t h) {
     return lo;
 }
 
-static bool dd_live(int64_t max_t, int64_t window, int64_t t) { return tdiff(max_t, t) <= window; }
+static bool dd_live(int64_t max_t, int64_t window, int64_t t) {
+    return tdiff(max_t, t) <= window;
+}
 
-/* Make room for one more entry of L: drop the ones no longer live, and
- * grow when that leaves the array more than 3/4 full. */
+/* Make room for one more entry of L, whose dd is full (ndd == cdd): drop
+ * the ids no longer live, and grow by one capacity class when that freed
+ * less than a quarter.  The capacity is kept (cdd) rather than implied by
+ * the count: a lead's live ids come and go around a steady number, and a
+ * capacity that followed the count would be reallocated at every
+ * crossing of a class boundary. */
 static int dd_reserve(lead_t *L, int64_t max_t, int64_t window) {
-    uint32_t cap = ds_score_capn(L->ndd);
-    if (L->ndd < cap)
-        return 0;
     uint32_t k = 0;
     for (uint32_t i = 0; i < L->ndd; i++)
         if (dd_live(max_t, window, L->dd[i].t))
             L->dd[k++] = L->dd[i];
     L->ndd = k;
-    if (cap && (uint64_t)k * 4 <= (uint64_t)cap * 3)
-        return GROW(L->dd, k, (uint64_t)k + 1);
-    return GROW(L->dd, k, (uint64_t)cap + 1);
+    if (k < L->cdd && (uint64_t)k * 4 <= (uint64_t)L->cdd * 3)
+        return 0;
+    uint32_t nc = ds_score_capn(L->cdd + 1);
+    dd_t *np = realloc(L->dd, (size_t)nc * sizeof(dd_t));
+    if (!np)
+        return -1;
+    L->dd = np;
+    L->cdd = nc;
+    return 0;
 }
 
 /* ---- apply: the rules ----------------------------------------------------- */
@@ -314,8 +326,8 @@ static int group_credit(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, ui
         return -1;
     int64_t lo_t = tadd(t, -DAY_MS_I), hi_t = tadd(t, DAY_MS_I);
     bool any = false;
-    for (uint32_t i = attx_lb(a->all, a->nall, &(attx_t){lo_t, 0}); i < a->nall && a->all[i].t <= hi_t;
-         i++)
+    for (uint32_t i = attx_lb(a->all, a->nall, &(attx_t){lo_t, 0});
+         i < a->nall && a->all[i].t <= hi_t; i++)
         if (a->all[i].lead != me) {
             any = true;
             break;
@@ -329,8 +341,8 @@ static int group_credit(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, ui
      * removes them from unc) */
     scratch_t *sc = u->scr;
     uint32_t n = 0;
-    for (uint32_t i = attx_lb(a->unc, a->nunc, &(attx_t){lo_t, 0}); i < a->nunc && a->unc[i].t <= hi_t;
-         i++) {
+    for (uint32_t i = attx_lb(a->unc, a->nunc, &(attx_t){lo_t, 0});
+         i < a->nunc && a->unc[i].t <= hi_t; i++) {
         if (a->unc[i].lead == me)
             continue;
         if (ENSURE(sc->tmp, sc->ctmp, n + 1, 8))
@@ -592,8 +604,8 @@ static int emit(ds_score_unit_t *u, const ds_score_sink_t *sink, ds_score_stats_
             return -1;
         ds_buf_t *b = &u->scr->text;
         ds_buf_reset(b);
-        if (ds_score_put_s(b, u->key) && ds_score_put_s(b, ":") && ds_score_put_u(b, u->acc_n_emitted) &&
-            ds_buf_append(b, "", 1) == 0)
+        if (ds_score_put_s(b, u->key) && ds_score_put_s(b, ":") &&
+            ds_score_put_u(b, u->acc_n_emitted) && ds_buf_append(b, "", 1) == 0)
             rec.output_id = (const char *)b->data;
         sink->account_score(sink->opaque, &rec);
     }
@@ -621,12 +633,13 @@ static ev_content_t classify(const ds_rules_t *r, const ds_ma_event_t *ev) {
     return c;
 }
 
-size_t ds_score_unit_needs(const ds_score_unit_t *u, const ds_rules_t *r,
-                           const ds_ma_event_t *ev, ds_score_need_fn fn, void *opaque) {
+size_t ds_score_unit_needs(const ds_score_unit_t *u, const ds_rules_t *r, const ds_ma_event_t *ev,
+                           ds_score_need_fn fn, void *opaque) {
     if (!u || !r || !ev || !ev->lead_id || u->complete)
         return 0;
     size_t n = 0;
-    if (u->is_account && u->thr_known && ds_score_thresholds_differ(u, r) && !ds_score_all_resident(u)) {
+    if (u->is_account && u->thr_known && ds_score_thresholds_differ(u, r) &&
+        !ds_score_all_resident(u)) {
         fn(opaque, DS_SCORE_NEED_ALL_LEADS, NULL);
         return 1;
     }
@@ -717,8 +730,9 @@ static void unwind_touched(ds_score_unit_t *u) {
 ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const ds_ma_event_t *ev,
                                 const ds_score_sink_t *sink, ds_score_stats_t *stats) {
     if (!u || !r || !ev || !ev->event_id || !ev->lead_id || !ev->lead_id[0] || ev->type < 0 ||
-        ev->type >= DS_MA__COUNT || (ev->content_stage != DS_NONE &&
-                                     (ev->content_stage < 0 || ev->content_stage >= DS_CS__COUNT)))
+        ev->type >= DS_MA__COUNT ||
+        (ev->content_stage != DS_NONE &&
+         (ev->content_stage < 0 || ev->content_stage >= DS_CS__COUNT)))
         return DS_ERR_INVAL;
     if (!belongs(u, ev))
         return DS_ERR_INVAL;
@@ -771,7 +785,7 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
     if (seen) { /* the same id, out of the window: it counts again */
         L->dd[pos].t = t;
     } else {
-        if (L->ndd == ds_score_capn(L->ndd)) {
+        if (L->ndd == L->cdd) {
             if (dd_reserve(L, u->max_t, u->dd_window_ms))
                 return DS_ERR_NOMEM;
             pos = dd_find(L->dd, L->ndd, h);
@@ -805,9 +819,8 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
         uint32_t content = NOID, insight = NOID;
         if ((ev->content_id && (ds_score_sym(u, ev->content_id, strlen(ev->content_id), &content) ||
                                 ds_score_dict_assign(u, content))) ||
-            (c.insight &&
-             (ds_score_sym(u, c.insight, strlen(c.insight), &insight) ||
-              ds_score_dict_assign(u, insight))))
+            (c.insight && (ds_score_sym(u, c.insight, strlen(c.insight), &insight) ||
+                           ds_score_dict_assign(u, insight))))
             return DS_ERR_NOMEM;
         if (ev->type == DS_MA_CONTENT_SHARED)
             rc = share(u, r, li, ev, content, insight, &changed);
@@ -851,4 +864,3 @@ ds_err_t ds_score_unit_apply(ds_score_unit_t *u, const ds_rules_t *r, const ds_m
                              const ds_score_sink_t *sink) {
     return ds_score_unit_apply_ex(u, r, ev, sink, NULL);
 }
-

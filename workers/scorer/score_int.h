@@ -161,8 +161,10 @@ typedef struct lead {
     latt_t *att;
     uint32_t *gc; /* contents whose group credit it received */
     /* counts; an array's capacity is the class of its count (1, 2, 3, 4,
-     * 6, 8, 12, …: ds_score_capn), so it is not stored */
+     * 6, 8, 12, …: ds_score_capn), so it is not stored; except dd's, which
+     * shrinks as ids leave the dedupe window (cdd, in what was padding) */
     uint32_t nins, nrep, nbkt, nshc, ndd, ninb, ncrd, natt, ngc;
+    uint32_t cdd;
 } lead_t;
 
 /* One insight of the account: the sum of its leads' points on it (each

@@ -479,6 +479,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
     if (get_count(d, &n))
         return -1;
     ALLOC(L->dd, L->ndd, n);
+    L->cdd = ds_score_capn(n);
     for (uint32_t i = 0; i < n; i++) {
         int64_t h;
         G(ds_get_i64(&d->r, &h));

@@ -433,9 +433,15 @@ void ds_score_unit_destroy(ds_score_unit_t *u) {
     free(u);
 }
 
-const char *ds_score_unit_key(const ds_score_unit_t *u) { return u->key; }
-bool ds_score_unit_is_account(const ds_score_unit_t *u) { return u->is_account; }
-size_t ds_score_unit_lead_count(const ds_score_unit_t *u) { return u->nleads; }
+const char *ds_score_unit_key(const ds_score_unit_t *u) {
+    return u->key;
+}
+bool ds_score_unit_is_account(const ds_score_unit_t *u) {
+    return u->is_account;
+}
+size_t ds_score_unit_lead_count(const ds_score_unit_t *u) {
+    return u->nleads;
+}
 
 size_t ds_score_unit_mem(const ds_score_unit_t *u) {
     const size_t oh = 16; /* malloc overhead per block, roughly */
@@ -446,14 +452,14 @@ size_t ds_score_unit_mem(const ds_score_unit_t *u) {
     for (uint32_t i = 0; i < u->nleads; i++) {
         const lead_t *L = u->leads[i];
 #define A(f, T) (L->n##f ? ds_score_capn(L->n##f) * sizeof(T) + oh : 0)
-        m += A(ins, ins_t) + A(rep, rep_t) + A(bkt, bkt_t) + A(shc, shc_t) + A(dd, dd_t) +
-             A(inb, inb_t) + A(crd, crd_t) + A(att, latt_t) + A(gc, uint32_t);
+        m += A(ins, ins_t) + A(rep, rep_t) + A(bkt, bkt_t) + A(shc, shc_t) +
+             (L->dd ? (size_t)L->cdd * sizeof(dd_t) + oh : 0) + A(inb, inb_t) + A(crd, crd_t) +
+             A(att, latt_t) + A(gc, uint32_t);
 #undef A
     }
     m += (size_t)u->cagg * sizeof(aggi_t) + (size_t)u->cmob * 4 + (size_t)u->cdict * 4 +
          (size_t)u->cldd * sizeof(dd_t) + (size_t)u->catts * sizeof(attidx_t) +
-         (size_t)u->cadirty * sizeof(afield_t) + (size_t)u->cmchg * 4 + (size_t)u->cdl * 4 +
-         9 * oh;
+         (size_t)u->cadirty * sizeof(afield_t) + (size_t)u->cmchg * 4 + (size_t)u->cdl * 4 + 9 * oh;
     for (uint32_t i = 0; i < u->natts; i++)
         m += ((size_t)u->atts[i].call + u->atts[i].cunc) * sizeof(attx_t) + 2 * oh;
     if (u->own_scr) {
@@ -463,4 +469,3 @@ size_t ds_score_unit_mem(const ds_score_unit_t *u) {
     }
     return m;
 }
-
