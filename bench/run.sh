@@ -80,6 +80,9 @@
 # BENCH_REDIS=cluster runs the workers against a Redis Cluster of three
 # masters on loopback (BENCH_CLUSTER_REPLICAS replicas each, default 0)
 # instead of one Redis; Redis CPU, bytes and commands are summed over them.
+# BENCH_CLUSTER_MASTERS=1 makes it a cluster of one master holding every
+# slot: as many Redis processes as one Redis, so the difference is the
+# worker's routing alone (on two cores three masters take CPU from it).
 # Correctness: after each run a digest of its final state (every key and
 # field under the run's prefix or database, ds_bench_digest) must equal the
 # first run's, and is printed: runs of one stream against one Redis and
@@ -119,8 +122,9 @@ for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sle
 rports=("$rport"); rpids=("$redis_pid"); cluster=0
 if [ "${BENCH_REDIS:-single}" = cluster ]; then
   cluster=1; rports=(); rpids=(); nodes=()
-  replicas=${BENCH_CLUSTER_REPLICAS:-0}
-  for k in $(seq $((3 * (1 + replicas)))); do
+  replicas=${BENCH_CLUSTER_REPLICAS:-0}; masters=${BENCH_CLUSTER_MASTERS:-3}
+  [ "$masters" = 1 ] && replicas=0
+  for k in $(seq $((masters * (1 + replicas)))); do
     p=$(free_port); bus=$(free_port); mkdir -p "$tmp/node-$p"
     redis-server --port "$p" --bind 127.0.0.1 --cluster-enabled yes --cluster-port "$bus" \
       --cluster-config-file "nodes-$p.conf" --cluster-node-timeout 2000 --save "" \
@@ -128,7 +132,11 @@ if [ "${BENCH_REDIS:-single}" = cluster ]; then
     pids+=($!); nodes+=("127.0.0.1:$p")
     for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
   done
-  redis-cli --cluster create "${nodes[@]}" --cluster-replicas "$replicas" --cluster-yes >/dev/null
+  if [ "$masters" = 1 ]; then # redis-cli --cluster create wants three: all slots by hand
+    redis-cli -p "${nodes[0]#*:}" cluster addslotsrange 0 16383 >/dev/null
+  else
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas "$replicas" --cluster-yes >/dev/null
+  fi
   for n in "${nodes[@]}"; do
     until redis-cli -p "${n#*:}" cluster info | grep -q cluster_state:ok; do sleep 0.1; done
   done
