@@ -61,6 +61,10 @@ void ds_h_cleanup(void) {
             g_pids[i] = 0;
         }
     }
+    if (g_env && g_env->tmpdir[0] && getenv("DS_KEEP_TMP")) {
+        fprintf(stderr, "kept %s (DS_KEEP_TMP)\n", g_env->tmpdir);
+        g_env->tmpdir[0] = '\0';
+    }
     if (g_env && g_env->tmpdir[0]) {
         char cmd[300];
         snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_env->tmpdir);

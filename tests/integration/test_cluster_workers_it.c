@@ -26,7 +26,9 @@
  * topics, at once or paced (so that a fault falls mid-stream); the scorer
  * runs to the end before the watcher starts, in every run, so that the
  * watcher's reads of the scorer's tiers see the same state.
- * DS_CLUSTER_EVENTS sets the stream size (default 4000).
+ * DS_CLUSTER_EVENTS sets the stream size (default 4000); DS_CLUSTER_ONLY=NAME
+ * runs the oracle and test_NAME only (e.g. master_back_empty); DS_KEEP_TMP
+ * keeps the logs and data (the harness says where).
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -465,6 +467,9 @@ static void failover_phase(run_t *r, const char *what) {
  * PING sent to one master only would go: idle, only a PING to every
  * master notices it. */
 static void pause_master(const run_t *r, const char *what, const char *when) {
+    /* every node agreeing on the slots first: after the failover runs a
+     * restarted node may still hold an older view for a moment */
+    assert_true(ds_h_cluster_wait_ok(&cl, 30000));
     int victim = ds_h_cluster_owner(&cl, 16383);
     assert_true(victim >= 0 && victim != ds_h_cluster_owner(&cl, 0));
     char port[16];
