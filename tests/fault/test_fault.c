@@ -100,13 +100,34 @@ static pid_t start(const run_t *r, const char *what) {
     char log[256];
     snprintf(log, sizeof(log), "%s/%s-%s.log", env.tmpdir, r->name, what);
     bool oracle = !strcmp(r->name, "oracle");
-    const char *args[] = {what, "--brokers", env.brokers, "--redis", env.redis_url,
-                          "--group-id", r->group, "--redis-prefix", r->prefix,
-                          "--topic-lead-scores", r->ls, "--topic-account-scores", r->as,
-                          "--topic-alerts", r->al, "--schemas", schemas, "--clock", "event",
-                          "--batch-size", oracle ? "10000" : "200",
-                          "--redis-flush-ms", oracle ? "0" : "700",
-                          "-X", "session.timeout.ms=6000", "--log-level", "warn", NULL};
+    const char *args[] = {what,
+                          "--brokers",
+                          env.brokers,
+                          "--redis",
+                          env.redis_url,
+                          "--group-id",
+                          r->group,
+                          "--redis-prefix",
+                          r->prefix,
+                          "--topic-lead-scores",
+                          r->ls,
+                          "--topic-account-scores",
+                          r->as,
+                          "--topic-alerts",
+                          r->al,
+                          "--schemas",
+                          schemas,
+                          "--clock",
+                          "event",
+                          "--batch-size",
+                          oracle ? "10000" : "200",
+                          "--redis-flush-ms",
+                          oracle ? "0" : "700",
+                          "-X",
+                          "session.timeout.ms=6000",
+                          "--log-level",
+                          "warn",
+                          NULL};
     return ds_h_spawn(log, args);
 }
 
@@ -393,8 +414,8 @@ int main(void) {
     snprintf(schemas, sizeof(schemas), "%s", getenv("DS_SCHEMAS_DIR"));
     char count[32];
     snprintf(count, sizeof(count), "%ld", events);
-    const char *gen[] = {"gen", "--brokers", env.brokers, "--count", count, "--seed", "11",
-                         "--scenario", "mixed", "--schemas", schemas, NULL};
+    const char *gen[] = {"gen", "--brokers",  env.brokers, "--count",   count,   "--seed",
+                         "11",  "--scenario", "mixed",     "--schemas", schemas, NULL};
     char log[256];
     snprintf(log, sizeof(log), "%s/gen.log", env.tmpdir);
     pid_t g = ds_h_spawn(log, gen);
@@ -405,22 +426,13 @@ int main(void) {
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_oracle),     cmocka_unit_test(test_kill9),
+        cmocka_unit_test(test_oracle),       cmocka_unit_test(test_kill9),
         cmocka_unit_test(test_redis_outage), cmocka_unit_test(test_broker_faults),
-        cmocka_unit_test(test_rebalance),  cmocka_unit_test(test_sigterm),
+        cmocka_unit_test(test_rebalance),    cmocka_unit_test(test_sigterm),
     };
     /* DS_FAULT_ONLY=NAME (e.g. broker_faults): the oracle and test_NAME
      * only, to repeat one fault while diagnosing it */
-    const char *only = getenv("DS_FAULT_ONLY");
-    struct CMUnitTest some[2] = {tests[0], tests[0]};
-    size_t nsome = 1;
-    for (size_t i = 1; only && i < sizeof(tests) / sizeof(tests[0]); i++)
-        if (!strcmp(tests[i].name + strlen("test_"), only)) {
-            some[1] = tests[i];
-            nsome = 2;
-        }
-    int rc = only ? _cmocka_run_group_tests("test_fault", some, nsome, NULL, NULL)
-                  : cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = ds_h_run_tests("test_fault", tests, sizeof(tests) / sizeof(tests[0]), "DS_FAULT_ONLY");
     strs_free(&oracle_state);
     strs_free(&oracle_ids);
     ds_h_cleanup();

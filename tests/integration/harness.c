@@ -9,8 +9,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +22,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "ds_buf.h"
 #include "ds_clock.h"
@@ -522,8 +527,7 @@ bool ds_h_group_done(const ds_h_env_t *env, const char *group, const char *topic
     return ds_kafka_group_caught_up(env->brokers, group, topic, 5000);
 }
 
-bool ds_h_wait_group(const ds_h_env_t *env, const char *group, const char *topic,
-                     int timeout_ms) {
+bool ds_h_wait_group(const ds_h_env_t *env, const char *group, const char *topic, int timeout_ms) {
     int64_t end = ds_clock_mono_ms() + timeout_ms;
     while (ds_clock_mono_ms() < end) {
         if (ds_h_group_done(env, group, topic))
@@ -855,8 +859,8 @@ static char *canon_pairs(const redisReply *r, const char *skip) {
     return out;
 }
 
-size_t ds_h_snapshot_ports(const int *ports, int nports, const char *prefix,
-                           const char *skip_field, char ***lines) {
+size_t ds_h_snapshot_ports(const int *ports, int nports, const char *prefix, const char *skip_field,
+                           char ***lines) {
     char **v = NULL;
     size_t n = 0, cap = 0, plen = strlen(prefix);
     for (int p = 0; p < nports; p++) {
@@ -1071,4 +1075,19 @@ bool ds_h_same_outputs(const ds_h_env_t *env, const char *name_a, const char *co
     ds_h_lines_free(x, nx);
     ds_h_lines_free(y, ny);
     return same;
+}
+
+int ds_h_run_tests(const char *group, const struct CMUnitTest *tests, size_t n,
+                   const char *only_var) {
+    const char *only = getenv(only_var);
+    if (!only)
+        return _cmocka_run_group_tests("tests", tests, n, NULL, NULL);
+    struct CMUnitTest some[2] = {tests[0], tests[0]};
+    size_t nsome = 1;
+    for (size_t i = 1; i < n; i++)
+        if (!strcmp(tests[i].name + strlen("test_"), only)) {
+            some[1] = tests[i];
+            nsome = 2;
+        }
+    return _cmocka_run_group_tests(group, some, nsome, NULL, NULL);
 }

@@ -135,6 +135,15 @@ bool ds_h_same_outputs(const ds_h_env_t *env, const char *name_a, const char *co
 /** Lines of the file at path that contain needle (0 when unreadable). */
 int ds_h_log_count(const char *path, const char *needle);
 
+struct CMUnitTest;
+/** Run the cmocka group `tests` (n tests), or, when the environment
+ *  variable `only_var` names one of them without its "test_" prefix,
+ *  tests[0] (the oracle the others compare with) and that test only, to
+ *  repeat one case while diagnosing it.  `group` names the selection in
+ *  cmocka's output.  Returns cmocka's result. */
+int ds_h_run_tests(const char *group, const struct CMUnitTest *tests, size_t n,
+                   const char *only_var);
+
 /** A free TCP port on 127.0.0.1 (for a process's HTTP endpoint). */
 int ds_h_free_port(void);
 
@@ -182,8 +191,8 @@ pid_t ds_h_cluster_reshard(const ds_h_cluster_t *cl, int from, int to, int nslot
 
 /** ds_h_snapshot() over the Redis servers at `ports` (the masters of a
  *  cluster, or one plain Redis), merged into one sorted list. */
-size_t ds_h_snapshot_ports(const int *ports, int nports, const char *prefix,
-                           const char *skip_field, char ***lines);
+size_t ds_h_snapshot_ports(const int *ports, int nports, const char *prefix, const char *skip_field,
+                           char ***lines);
 
 /** The sum of the samples in a /metrics text whose line starts with
  *  `prefix` (e.g. "dealsignal_redis_redirects_total{"). */

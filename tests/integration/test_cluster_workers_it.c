@@ -701,16 +701,8 @@ int main(void) {
         cmocka_unit_test(test_shutdown_timeout_from_sigterm),
     };
     /* DS_CLUSTER_ONLY=NAME: the oracle and test_NAME only */
-    const char *only = getenv("DS_CLUSTER_ONLY");
-    struct CMUnitTest some[2] = {tests[0], tests[0]};
-    size_t nsome = 1;
-    for (size_t i = 1; only && i < sizeof(tests) / sizeof(tests[0]); i++)
-        if (!strcmp(tests[i].name + strlen("test_"), only)) {
-            some[1] = tests[i];
-            nsome = 2;
-        }
-    int rc = only ? _cmocka_run_group_tests("test_cluster_workers", some, nsome, NULL, NULL)
-                  : cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = ds_h_run_tests("test_cluster_workers", tests, sizeof(tests) / sizeof(tests[0]),
+                            "DS_CLUSTER_ONLY");
     ds_h_lines_free(oracle_state, noracle_state);
     ds_h_lines_free(oracle_ids, noracle_ids);
     ds_h_records_free(src_ma, nsrc_ma);
