@@ -126,6 +126,30 @@ pid_t ds_h_spawn(const char *logfile, const char *const *args) {
     return p;
 }
 
+bool ds_h_gen_mixed(const ds_h_env_t *env, long events) {
+    char count[32], log[256];
+    snprintf(count, sizeof(count), "%ld", events);
+    snprintf(log, sizeof(log), "%s/gen.log", env->tmpdir);
+    const char *args[] = {"gen",
+                          "--brokers",
+                          env->brokers,
+                          "--count",
+                          count,
+                          "--seed",
+                          "11",
+                          "--scenario",
+                          "mixed",
+                          "--schemas",
+                          getenv("DS_SCHEMAS_DIR"),
+                          NULL};
+    pid_t g = ds_h_spawn(log, args);
+    int st;
+    if (waitpid(g, &st, 0) != g)
+        return false;
+    untrack(g);
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 int ds_h_stop(pid_t pid, int sig, int timeout_ms) {
     if (pid <= 0)
         return -1;

@@ -52,6 +52,12 @@ pid_t ds_h_spawn(const char *logfile, const char *const *args);
  *  -1 on timeout (the process is then killed with SIGKILL). */
 int ds_h_stop(pid_t pid, int sig, int timeout_ms);
 
+/** `dealsignal gen --count events --seed 11 --scenario mixed` into env's
+ *  broker (the default input topics), schemas from $DS_SCHEMAS_DIR, its
+ *  output in <tmpdir>/gen.log; waits for it and returns whether it exited
+ *  with status 0.  Tests that compare runs replay this one stream. */
+bool ds_h_gen_mixed(const ds_h_env_t *env, long events);
+
 /** A producer connected to env's broker (framed values are built by the
  *  caller with the codec). */
 rd_kafka_t *ds_h_producer(const ds_h_env_t *env);

@@ -673,16 +673,7 @@ int main(void) {
     ds_h_start(&env, 4, true);
     ds_h_cluster_start(&env, &cl, 3, 1);
     snprintf(schemas, sizeof(schemas), "%s", getenv("DS_SCHEMAS_DIR"));
-    char count[32];
-    snprintf(count, sizeof(count), "%ld", events);
-    const char *gen[] = {"gen", "--brokers",  env.brokers, "--count",   count,   "--seed",
-                         "11",  "--scenario", "mixed",     "--schemas", schemas, NULL};
-    char log[256];
-    snprintf(log, sizeof(log), "%s/gen.log", env.tmpdir);
-    pid_t g = ds_h_spawn(log, gen);
-    int st;
-    waitpid(g, &st, 0);
-    if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+    if (!ds_h_gen_mixed(&env, events)) {
         fprintf(stderr, "gen failed\n");
         return 1;
     }
