@@ -327,6 +327,36 @@ static void read_note(const char *cmd, const ds_config_t *cfg, const history_t *
             rss_kib / 1024);
 }
 
+/* The rules at path (NULL or empty: the built-in ones) and a backtest
+ * over them; 0, or the exit status after saying why on stderr: 2 the rules
+ * do not load, 1 out of memory.  *rules is set even when the backtest
+ * cannot be made (the caller destroys both). */
+static int open_backtest(const char *cmd, const char *path, const ds_config_t *cfg,
+                         const ds_backtest_opts_t *bo, ds_rules_t **rules, ds_backtest_t **bt) {
+    char err[1024] = "";
+    if (!(*rules = load_rules(path, cfg, err, sizeof(err)))) {
+        fprintf(stderr, "dealsignal %s: rules: %s\n", cmd, err);
+        return 2;
+    }
+    if (!(*bt = ds_backtest_new(*rules, bo))) {
+        fprintf(stderr, "dealsignal %s: out of memory\n", cmd);
+        return 1;
+    }
+    return 0;
+}
+
+/* Replays the CRM topic into f's backtests and notes the read on stderr;
+ * false after saying why. */
+static bool replay(const char *cmd, const ds_config_t *cfg, feed_t *f, history_t *h) {
+    char err[1024] = "";
+    if (read_history(cfg, f, h, err, sizeof(err))) {
+        fprintf(stderr, "dealsignal %s: %s\n", cmd, err);
+        return false;
+    }
+    read_note(cmd, cfg, h);
+    return true;
+}
+
 /* ---- backtest --------------------------------------------------------------- */
 
 static void backtest_usage(FILE *o) {
@@ -386,29 +416,17 @@ int ds_cmd_backtest(int argc, char **argv) {
     if (!cfg)
         return 2;
     int rc = 1;
-    char err[1024] = "";
     ds_rules_t *rules[2] = {NULL, NULL};
     const char *paths[2] = {cfg->rules_path, opts[O_COMPARE].value};
     size_t n = opts[O_COMPARE].value ? 2 : 1;
     feed_t f = {.n = n};
-    for (size_t i = 0; i < n; i++) {
-        err[0] = '\0';
-        if (!(rules[i] = load_rules(paths[i], cfg, err, sizeof(err)))) {
-            fprintf(stderr, "dealsignal backtest: rules: %s\n", err);
-            rc = 2;
+    for (size_t i = 0; i < n; i++)
+        if ((rc = open_backtest("backtest", paths[i], cfg, &bo, &rules[i], &f.bt[i])))
             goto out;
-        }
-        if (!(f.bt[i] = ds_backtest_new(rules[i], &bo))) {
-            fprintf(stderr, "dealsignal backtest: out of memory\n");
-            goto out;
-        }
-    }
+    rc = 1;
     history_t h;
-    if (read_history(cfg, &f, &h, err, sizeof(err))) {
-        fprintf(stderr, "dealsignal backtest: %s\n", err);
+    if (!replay("backtest", cfg, &f, &h))
         goto out;
-    }
-    read_note("backtest", cfg, &h);
     ds_bt_report_t rep[2];
     const ds_bt_report_t *reps[2] = {&rep[0], &rep[1]};
     const char *names[2] = {rules_name(paths[0]), n > 1 ? rules_name(paths[1]) : NULL};
@@ -495,25 +513,15 @@ int ds_cmd_rules_learn(int argc, char **argv) {
     free(cargv);
     if (!cfg)
         return 2;
-    int rc = 1;
-    char err[1024] = "";
     feed_t f = {.n = 1};
-    ds_rules_t *rules = load_rules(cfg->rules_path, cfg, err, sizeof(err));
-    if (!rules) {
-        fprintf(stderr, "dealsignal rules learn: rules: %s\n", err);
-        rc = 2;
+    ds_rules_t *rules = NULL;
+    int rc = open_backtest("rules learn", cfg->rules_path, cfg, &bo, &rules, &f.bt[0]);
+    if (rc)
         goto out;
-    }
-    if (!(f.bt[0] = ds_backtest_new(rules, &bo))) {
-        fprintf(stderr, "dealsignal rules learn: out of memory\n");
-        goto out;
-    }
+    rc = 1;
     history_t h;
-    if (read_history(cfg, &f, &h, err, sizeof(err))) {
-        fprintf(stderr, "dealsignal rules learn: %s\n", err);
+    if (!replay("rules learn", cfg, &f, &h))
         goto out;
-    }
-    read_note("rules learn", cfg, &h);
     ds_bt_report_t rep;
     ds_backtest_report(f.bt[0], &rep);
     ds_learned_t l[DS_PS__COUNT];
