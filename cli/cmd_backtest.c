@@ -308,11 +308,7 @@ static ds_config_t *setup(const char *cmd, int cargc, char **cargv) {
     ds_log_set_level((ds_log_level_t)ds_log_level_parse(cfg->log_level));
     ds_log_set_json(!strcmp(cfg->log_format, "json"));
     ds_registry_init((size_t)cfg->max_message_bytes * 4);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_sig;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    ds_cmd_catch_stop(on_sig);
     return cfg;
 }
 

@@ -167,11 +167,7 @@ int ds_cmd_broker(int argc, char **argv) {
         rd_kafka_mock_topic_create(mc, t, n, 1);
     }
     free(list);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_sig;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    ds_cmd_catch_stop(on_sig);
     signal(SIGPIPE, SIG_IGN);
     printf("%s\n", rd_kafka_mock_cluster_bootstraps(mc));
     fflush(stdout);

@@ -229,11 +229,7 @@ int ds_cmd_demo(int argc, char **argv) {
         return 1;
     }
     g_self[sl] = '\0';
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_sig;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    ds_cmd_catch_stop(on_sig);
     signal(SIGPIPE, SIG_IGN);
 
     char tmpdir[] = "/tmp/dealsignal-demo-XXXXXX";

@@ -275,17 +275,12 @@ int ds_cmd_gen(int argc, char **argv) {
             }
             key_by = optarg;
             break;
-        case 'X': {
-            char *eq = strchr(optarg, '=');
-            if (!eq || nextra == 32) {
+        case 'X':
+            if (!ds_cmd_x_pair(optarg, extra, &nextra, 32)) {
                 fprintf(stderr, "gen: -X needs key=value\n");
                 return 2;
             }
-            *eq = '\0';
-            extra[nextra].key = optarg;
-            extra[nextra++].value = eq + 1;
             break;
-        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -314,11 +309,7 @@ int ds_cmd_gen(int argc, char **argv) {
     ds_gen_t *g = ds_gen_new(&o);
     if (!g)
         return 1;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_sig;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    ds_cmd_catch_stop(on_sig);
     ds_gen_event_t ev;
     if (print) {
         for (long i = 0; i < count && !g_stop; i++) {

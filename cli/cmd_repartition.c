@@ -560,17 +560,12 @@ int ds_cmd_repartition(int argc, char **argv) {
         case 'l':
             level = optarg;
             break;
-        case 'X': {
-            char *eq = strchr(optarg, '=');
-            if (!eq || nx == sizeof(x) / sizeof(x[0])) {
+        case 'X':
+            if (!ds_cmd_x_pair(optarg, x, &nx, sizeof(x) / sizeof(x[0]))) {
                 fprintf(stderr, "repartition: -X needs key=value\n");
                 return 2;
             }
-            *eq = '\0';
-            x[nx].key = optarg;
-            x[nx++].value = eq + 1;
             break;
-        }
         case 'h':
             usage(stdout);
             return 0;
@@ -622,11 +617,7 @@ int ds_cmd_repartition(int argc, char **argv) {
         fprintf(stderr, "repartition: %s\n", err);
         goto out;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_sig;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    ds_cmd_catch_stop(on_sig);
     DS_INFO("repartition", "from=%s to=%s group=%s brokers=%s", from, to, group, brokers);
     rc = 0;
     int64_t last_report = ds_clock_mono_ms();

@@ -204,15 +204,10 @@ int ds_cmd_tail(int argc, char **argv) {
         case 'T': t_al = optarg; break;
         case 'M': t_ma = optarg; break;
         case 'C': t_crm = optarg; break;
-        case 'X': {
-            char *eq = strchr(optarg, '=');
-            if (!eq || nextra == 32)
+        case 'X':
+            if (!ds_cmd_x_pair(optarg, extra, &nextra, 32))
                 return 2;
-            *eq = '\0';
-            extra[nextra].key = optarg;
-            extra[nextra++].value = eq + 1;
             break;
-        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -281,11 +276,7 @@ int ds_cmd_tail(int argc, char **argv) {
         rd_kafka_topic_partition_list_add(l, topics[i], RD_KAFKA_PARTITION_UA);
     rd_kafka_subscribe(k, l);
     rd_kafka_topic_partition_list_destroy(l);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_sig;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    ds_cmd_catch_stop(on_sig);
     setvbuf(stdout, NULL, _IOLBF, 0);
     ds_arena_t arena;
     ds_arena_init(&arena, 0);
