@@ -100,34 +100,13 @@ static pid_t start(const run_t *r, const char *what) {
     char log[256];
     snprintf(log, sizeof(log), "%s/%s-%s.log", env.tmpdir, r->name, what);
     bool oracle = !strcmp(r->name, "oracle");
-    const char *args[] = {what,
-                          "--brokers",
-                          env.brokers,
-                          "--redis",
-                          env.redis_url,
-                          "--group-id",
-                          r->group,
-                          "--redis-prefix",
-                          r->prefix,
-                          "--topic-lead-scores",
-                          r->ls,
-                          "--topic-account-scores",
-                          r->as,
-                          "--topic-alerts",
-                          r->al,
-                          "--schemas",
-                          schemas,
-                          "--clock",
-                          "event",
-                          "--batch-size",
-                          oracle ? "10000" : "200",
-                          "--redis-flush-ms",
-                          oracle ? "0" : "700",
-                          "-X",
-                          "session.timeout.ms=6000",
-                          "--log-level",
-                          "warn",
-                          NULL};
+    const char *args[] = {what, "--brokers", env.brokers, "--redis", env.redis_url,
+                          "--group-id", r->group, "--redis-prefix", r->prefix,
+                          "--topic-lead-scores", r->ls, "--topic-account-scores", r->as,
+                          "--topic-alerts", r->al, "--schemas", schemas, "--clock", "event",
+                          "--batch-size", oracle ? "10000" : "200",
+                          "--redis-flush-ms", oracle ? "0" : "700",
+                          "-X", "session.timeout.ms=6000", "--log-level", "warn", NULL};
     return ds_h_spawn(log, args);
 }
 
@@ -417,9 +396,9 @@ int main(void) {
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_oracle),       cmocka_unit_test(test_kill9),
+        cmocka_unit_test(test_oracle),     cmocka_unit_test(test_kill9),
         cmocka_unit_test(test_redis_outage), cmocka_unit_test(test_broker_faults),
-        cmocka_unit_test(test_rebalance),    cmocka_unit_test(test_sigterm),
+        cmocka_unit_test(test_rebalance),  cmocka_unit_test(test_sigterm),
     };
     /* DS_FAULT_ONLY=NAME (e.g. broker_faults): the oracle and test_NAME
      * only, to repeat one fault while diagnosing it */
