@@ -221,17 +221,22 @@ out:
 
 /* ---- arguments -------------------------------------------------------------- */
 
-/* Our own flags are taken out of argv; the rest goes to ds_config_load
- * (into cargv, argv[0] first).  `names` lists ours ("--json" takes no
- * value: flagged in `novalue`).  Returns the index of the offending
- * argument + 1 on a missing value, 0 when fine. */
+/* One of the command's own flags (`takes_value` false: "--json"). */
 typedef struct opt {
     const char *name;
     bool takes_value;
     const char *value; /* set when given ("" for a flag without value) */
 } opt_t;
 
-static int split_args(int argc, char **argv, opt_t *opts, size_t nopts, char **cargv, int *cargc) {
+/* The command's own flags (opts) are taken out of argv; the rest goes to
+ * ds_config_load: *cargv_out, calloc'ed and NULL-terminated, argv[0]
+ * first (the caller frees it).  Returns 0; 1 out of memory; 2 after
+ * saying on stderr which flag misses its value (nothing to free then). */
+static int split_args(const char *cmd, int argc, char **argv, opt_t *opts, size_t nopts,
+                      char ***cargv_out, int *cargc) {
+    char **cargv = calloc((size_t)argc + 1, sizeof(char *));
+    if (!cargv)
+        return 1;
     *cargc = 0;
     cargv[(*cargc)++] = argv[0];
     for (int i = 1; i < argc; i++) {
@@ -257,10 +262,13 @@ static int split_args(int argc, char **argv, opt_t *opts, size_t nopts, char **c
         } else if (i + 1 < argc) {
             opts[j].value = argv[++i];
         } else {
-            return i + 1;
+            fprintf(stderr, "dealsignal %s: %s needs a value\n", cmd, argv[i]);
+            free(cargv);
+            return 2;
         }
     }
     cargv[*cargc] = NULL;
+    *cargv_out = cargv;
     return 0;
 }
 
@@ -395,15 +403,13 @@ int ds_cmd_backtest(int argc, char **argv) {
                        {"--json", false, NULL},
                        {"--since", true, NULL},
                        {"--until", true, NULL}};
-    char **cargv = calloc((size_t)argc + 1, sizeof(char *));
+    char **cargv;
     int cargc;
-    if (!cargv)
-        return 1;
-    int bad = split_args(argc, argv, opts, O_N, cargv, &cargc);
+    int bad = split_args("backtest", argc, argv, opts, O_N, &cargv, &cargc);
+    if (bad)
+        return bad;
     ds_backtest_opts_t bo = {0};
-    if (bad || !parse_range("backtest", &opts[O_SINCE], &opts[O_UNTIL], &bo)) {
-        if (bad)
-            fprintf(stderr, "dealsignal backtest: %s needs a value\n", argv[bad - 1]);
+    if (!parse_range("backtest", &opts[O_SINCE], &opts[O_UNTIL], &bo)) {
         free(cargv);
         return 2;
     }
@@ -476,18 +482,16 @@ int ds_cmd_rules_learn(int argc, char **argv) {
                        {"--min-deals", true, NULL},
                        {"--since", true, NULL},
                        {"--until", true, NULL}};
-    char **cargv = calloc((size_t)argc + 1, sizeof(char *));
+    char **cargv;
     int cargc;
-    if (!cargv)
-        return 1;
-    int bad = split_args(argc, argv, opts, O_N, cargv, &cargc);
+    int bad = split_args("rules learn", argc, argv, opts, O_N, &cargv, &cargc);
+    if (bad)
+        return bad;
     ds_backtest_opts_t bo = {.spells = true};
     double q = 0.9;
     long min_deals = 20;
     char *end;
-    if (bad) {
-        fprintf(stderr, "dealsignal rules learn: %s needs a value\n", argv[bad - 1]);
-    } else if (opts[O_Q].value) {
+    if (opts[O_Q].value) {
         q = strtod(opts[O_Q].value, &end);
         if (*end || end == opts[O_Q].value || !(q > 0) || q > 1) {
             fprintf(stderr, "dealsignal rules learn: --quantile must be a number in (0, 1]\n");
