@@ -421,12 +421,17 @@ ds_err_t ds_registry_http_compatibility(const char *base_url, const char *subjec
     return DS_ERR_IO;
 }
 
-ds_err_t ds_registry_http_register(const char *base_url, const char *subject,
-                                   const char *schema_json, long timeout_ms, int32_t *id,
-                                   char *errstr, size_t errstr_size) {
+/* POSTs schema_json, in the body the registry wants, to
+ * /subjects/<subject><suffix>.  Results as call()'s, plus DS_ERR_INVAL
+ * without a schema and DS_ERR_NOMEM; *a is freed with answer_free
+ * whatever the result. */
+static ds_err_t post_schema(const char *base_url, const char *subject, const char *suffix,
+                            const char *schema_json, long timeout_ms, answer_t *a, char *errstr,
+                            size_t errstr_size) {
+    memset(a, 0, sizeof(*a));
     char path[1024];
     ds_err_t e =
-        subject_path("/subjects/", subject, "/versions", path, sizeof(path), errstr, errstr_size);
+        subject_path("/subjects/", subject, suffix, path, sizeof(path), errstr, errstr_size);
     if (e)
         return e;
     char *body = schema_json ? schema_body(schema_json) : NULL;
@@ -434,9 +439,17 @@ ds_err_t ds_registry_http_register(const char *base_url, const char *subject,
         snprintf(errstr, errstr_size, "schema registry: no schema or out of memory");
         return schema_json ? DS_ERR_NOMEM : DS_ERR_INVAL;
     }
-    answer_t a;
-    e = call(base_url, "POST", path, body, timeout_ms, &a, errstr, errstr_size);
+    e = call(base_url, "POST", path, body, timeout_ms, a, errstr, errstr_size);
     free(body);
+    return e;
+}
+
+ds_err_t ds_registry_http_register(const char *base_url, const char *subject,
+                                   const char *schema_json, long timeout_ms, int32_t *id,
+                                   char *errstr, size_t errstr_size) {
+    answer_t a;
+    ds_err_t e = post_schema(base_url, subject, "/versions", schema_json, timeout_ms, &a, errstr,
+                             errstr_size);
     if (!e) {
         if (a.status == 200) {
             e = int_member(&a, "id", id, errstr, errstr_size);
@@ -472,18 +485,9 @@ ds_err_t ds_registry_http_register(const char *base_url, const char *subject,
 ds_err_t ds_registry_http_lookup(const char *base_url, const char *subject, const char *schema_json,
                                  long timeout_ms, int32_t *id, int32_t *version, char *errstr,
                                  size_t errstr_size) {
-    char path[1024];
-    ds_err_t e = subject_path("/subjects/", subject, "", path, sizeof(path), errstr, errstr_size);
-    if (e)
-        return e;
-    char *body = schema_json ? schema_body(schema_json) : NULL;
-    if (!body) {
-        snprintf(errstr, errstr_size, "schema registry: no schema or out of memory");
-        return schema_json ? DS_ERR_NOMEM : DS_ERR_INVAL;
-    }
     answer_t a;
-    e = call(base_url, "POST", path, body, timeout_ms, &a, errstr, errstr_size);
-    free(body);
+    ds_err_t e =
+        post_schema(base_url, subject, "", schema_json, timeout_ms, &a, errstr, errstr_size);
     if (!e) {
         if (a.status == 200) {
             e = int_member(&a, "id", id, errstr, errstr_size);
