@@ -110,6 +110,17 @@ ds_err_t ds_get_varint(ds_reader_t *r, uint64_t *v) {
     return DS_ERR_UNDECODABLE;
 }
 
+ds_err_t ds_get_count(ds_reader_t *r, uint32_t *n) {
+    uint64_t v;
+    ds_err_t e = ds_get_varint(r, &v);
+    if (e)
+        return e;
+    if (v > (uint64_t)(r->end - r->p) || v >= INT32_MAX)
+        return DS_ERR_UNDECODABLE;
+    *n = (uint32_t)v;
+    return DS_ERR_OK;
+}
+
 ds_err_t ds_get_svarint(ds_reader_t *r, int64_t *v) {
     uint64_t u;
     ds_err_t e = ds_get_varint(r, &u);

@@ -150,6 +150,9 @@ ds_err_t ds_get_i64(ds_reader_t *r, int64_t *v) DS_WUR;
 ds_err_t ds_get_f64(ds_reader_t *r, double *v) DS_WUR;
 ds_err_t ds_get_varint(ds_reader_t *r, uint64_t *v) DS_WUR;
 ds_err_t ds_get_svarint(ds_reader_t *r, int64_t *v) DS_WUR;
+/** A count of items that follow, each of them one byte at least: a varint
+ *  no larger than the bytes left and below INT32_MAX (else undecodable). */
+ds_err_t ds_get_count(ds_reader_t *r, uint32_t *n) DS_WUR;
 ds_err_t ds_get_time(ds_reader_t *r, int64_t base, int64_t *t) DS_WUR;
 ds_err_t ds_get_f64c(ds_reader_t *r, double *v) DS_WUR;
 /** Returns a malloc'ed NUL-terminated copy (caller frees) or NULL for the

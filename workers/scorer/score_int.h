@@ -329,6 +329,24 @@ uint32_t ds_score_capn(uint32_t n);
         np_ ? 0 : -1;                                                                              \
     })
 
+/* The decoders of saved units (score_store.c, score_legacy.c) read from
+ * d->r and fail by setting d->bad and returning -1: RD_GET on a reader
+ * call's error, RD_CHECK when a condition on what was read is false. */
+#define RD_GET(x)                                                                                  \
+    do {                                                                                           \
+        if ((x) != DS_ERR_OK) {                                                                    \
+            d->bad = true;                                                                         \
+            return -1;                                                                             \
+        }                                                                                          \
+    } while (0)
+#define RD_CHECK(c)                                                                                \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            d->bad = true;                                                                         \
+            return -1;                                                                             \
+        }                                                                                          \
+    } while (0)
+
 /* Make room for `need` elements in arr (capacity cap); 0 on success. */
 #define ENSURE(arr, cap, need, first)                                                              \
     __extension__({                                                                                \

@@ -41,20 +41,6 @@ typedef struct lg {
     uint32_t *lmap, *smap;
 } lg_t;
 
-#define G(x)                                                                                       \
-    do {                                                                                           \
-        if ((x) != DS_ERR_OK) {                                                                    \
-            d->bad = true;                                                                         \
-            return -1;                                                                             \
-        }                                                                                          \
-    } while (0)
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            d->bad = true;                                                                         \
-            return -1;                                                                             \
-        }                                                                                          \
-    } while (0)
 #define NOMEM(c)                                                                                   \
     do {                                                                                           \
         if (c) {                                                                                   \
@@ -64,22 +50,19 @@ typedef struct lg {
     } while (0)
 
 static int get_count(lg_t *d, uint32_t *n) {
-    uint64_t v;
-    G(ds_get_varint(&d->r, &v));
-    CHECK(v <= (uint64_t)(d->r.end - d->r.p) && v < INT32_MAX);
-    *n = (uint32_t)v;
+    RD_GET(ds_get_count(&d->r, n));
     return 0;
 }
 
 static int get_id(lg_t *d, uint32_t limit, bool opt_none, uint32_t *id) {
     uint64_t v;
-    G(ds_get_varint(&d->r, &v));
+    RD_GET(ds_get_varint(&d->r, &v));
     if (v == 0) {
-        CHECK(opt_none);
+        RD_CHECK(opt_none);
         *id = NOID;
         return 0;
     }
-    CHECK(v - 1 < limit);
+    RD_CHECK(v - 1 < limit);
     *id = (uint32_t)(v - 1);
     return 0;
 }
@@ -123,23 +106,23 @@ static int get_sym(lg_t *d, bool opt_none, uint32_t *id) {
 }
 
 static int get_u8max(lg_t *d, uint8_t max, uint8_t *v) {
-    G(ds_get_u8(&d->r, v));
-    CHECK(*v <= max);
+    RD_GET(ds_get_u8(&d->r, v));
+    RD_CHECK(*v <= max);
     return 0;
 }
 
 static int get_int(lg_t *d, int64_t *v) {
-    G(d->version == 1 ? ds_get_i64(&d->r, v) : ds_get_svarint(&d->r, v));
+    RD_GET(d->version == 1 ? ds_get_i64(&d->r, v) : ds_get_svarint(&d->r, v));
     return 0;
 }
 
 static int get_time(lg_t *d, int64_t *t) {
-    G(d->version == 1 ? ds_get_i64(&d->r, t) : ds_get_time(&d->r, d->u->max_t, t));
+    RD_GET(d->version == 1 ? ds_get_i64(&d->r, t) : ds_get_time(&d->r, d->u->max_t, t));
     return 0;
 }
 
 static int get_dbl(lg_t *d, double *v) {
-    G(d->version == 1 ? ds_get_f64(&d->r, v) : ds_get_f64c(&d->r, v));
+    RD_GET(d->version == 1 ? ds_get_f64(&d->r, v) : ds_get_f64c(&d->r, v));
     return 0;
 }
 
@@ -147,7 +130,7 @@ static int get_i32(lg_t *d, int32_t *v) {
     int64_t x;
     if (get_int(d, &x))
         return -1;
-    CHECK(x >= INT32_MIN && x <= INT32_MAX);
+    RD_CHECK(x >= INT32_MIN && x <= INT32_MAX);
     *v = (int32_t)x;
     return 0;
 }
@@ -155,8 +138,8 @@ static int get_i32(lg_t *d, int32_t *v) {
 static int lead_body(lg_t *d, lead_t *L) {
     uint32_t n;
     uint64_t v;
-    G(ds_get_varint(&d->r, &v));
-    CHECK(v <= UINT32_MAX);
+    RD_GET(ds_get_varint(&d->r, &v));
+    RD_CHECK(v <= UINT32_MAX);
     L->n_emitted = (uint32_t)v;
     if (get_time(d, &L->as_of) || get_int(d, &L->events_applied) || get_dbl(d, &L->confront) ||
         get_dbl(d, &L->connect) || get_i32(d, &L->em_c10) || get_i32(d, &L->em_n10) ||
@@ -251,29 +234,29 @@ static int body(lg_t *d, uint32_t **old_leads) {
           !(d->smap = malloc((n ? n : 1) * sizeof(uint32_t))));
     for (uint32_t i = 0; i < n; i++) {
         char *s = NULL;
-        G(ds_get_str(&d->r, &s));
-        CHECK(s);
+        RD_GET(ds_get_str(&d->r, &s));
+        RD_CHECK(s);
         uint32_t id;
         int rc = ds_score_tab_intern(&d->old, s, strlen(s), &id);
         free(s);
         NOMEM(rc);
-        CHECK(id == i); /* no duplicates */
+        RD_CHECK(id == i); /* no duplicates */
         d->lmap[i] = d->smap[i] = NOID;
     }
     if (get_count(d, &n))
         return -1;
     for (uint32_t i = 0; i < n; i++) {
         int64_t h, t;
-        G(ds_get_i64(&d->r, &h));
+        RD_GET(ds_get_i64(&d->r, &h));
         if (get_time(d, &t))
             return -1;
-        CHECK(h != 0);
+        RD_CHECK(h != 0);
         NOMEM(ENSURE(u->ldd, u->cldd, (uint64_t)u->nldd + 1, 4));
         u->ldd[u->nldd++] = (dd_t){(uint64_t)h, t};
     }
     qsort(u->ldd, u->nldd, sizeof(dd_t), cmp_dd);
     for (uint32_t i = 1; i < u->nldd; i++)
-        CHECK(u->ldd[i - 1].h != u->ldd[i].h);
+        RD_CHECK(u->ldd[i - 1].h != u->ldd[i].h);
     if (get_count(d, &n))
         return -1;
     NOMEM(!(*old_leads = calloc(n ? n : 1, sizeof(uint32_t))));
@@ -281,7 +264,7 @@ static int body(lg_t *d, uint32_t **old_leads) {
         uint32_t id, li;
         if (get_lead(d, false, &id))
             return -1;
-        CHECK(u->t.strs[id].lead < 0);
+        RD_CHECK(u->t.strs[id].lead < 0);
         NOMEM(ds_score_lead_slot(u, id, &li));
         (*old_leads)[i] = li;
         lead_t *L = u->leads[li];
@@ -301,7 +284,7 @@ static int body(lg_t *d, uint32_t **old_leads) {
         if (get_lead(d, false, &col) || get_sym(d, false, &insight) ||
             get_lead(d, false, &sharer) || get_time(d, &ts))
             return -1;
-        CHECK(u->t.strs[sharer].lead >= 0);
+        RD_CHECK(u->t.strs[sharer].lead >= 0);
         NOMEM(ds_score_lead_slot(u, col, &ci));
         lead_t *C = u->leads[ci];
         NOMEM(GROW(C->inb, C->ninb, C->ninb + 1));
@@ -332,8 +315,8 @@ static int body(lg_t *d, uint32_t **old_leads) {
         int64_t t;
         if (get_sym(d, false, &content))
             return -1;
-        G(ds_get_varint(&d->r, &l));
-        CHECK(l < nl);
+        RD_GET(ds_get_varint(&d->r, &l));
+        RD_CHECK(l < nl);
         if (get_time(d, &t))
             return -1;
         lead_t *L = u->leads[(*old_leads)[l]];
@@ -349,8 +332,8 @@ static int body(lg_t *d, uint32_t **old_leads) {
     for (uint32_t i = 0; i < n; i++) {
         uint64_t l;
         uint32_t content;
-        G(ds_get_varint(&d->r, &l));
-        CHECK(l < nl);
+        RD_GET(ds_get_varint(&d->r, &l));
+        RD_CHECK(l < nl);
         if (get_sym(d, false, &content))
             return -1;
         lead_t *L = u->leads[(*old_leads)[l]];
@@ -359,8 +342,8 @@ static int body(lg_t *d, uint32_t **old_leads) {
         L->flags |= LF_GROUP;
     }
     uint64_t v;
-    G(ds_get_varint(&d->r, &v));
-    CHECK(v <= UINT32_MAX);
+    RD_GET(ds_get_varint(&d->r, &v));
+    RD_CHECK(v <= UINT32_MAX);
     u->acc_n_emitted = (uint32_t)v;
     if (get_i32(d, &u->em_engaged) || get_i32(d, &u->em_confronted) ||
         get_i32(d, &u->em_cons10) || get_sym(d, true, &u->em_top) || get_count(d, &n))
@@ -373,7 +356,7 @@ static int body(lg_t *d, uint32_t **old_leads) {
         uint64_t h = ds_fnv64(ds_score_str(u, id), ds_score_strlen(u, id));
         u->em_mob_sig += h ? h : 1;
     }
-    CHECK(d->r.p == d->r.end);
+    RD_CHECK(d->r.p == d->r.end);
     return 0;
 }
 

@@ -286,41 +286,23 @@ typedef struct rd {
     bool bad;
 } rd_t;
 
-#define G(x)                                                                                       \
-    do {                                                                                           \
-        if ((x) != DS_ERR_OK) {                                                                    \
-            d->bad = true;                                                                         \
-            return -1;                                                                             \
-        }                                                                                          \
-    } while (0)
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            d->bad = true;                                                                         \
-            return -1;                                                                             \
-        }                                                                                          \
-    } while (0)
-
 static int get_count(rd_t *d, uint32_t *n) {
-    uint64_t v;
-    G(ds_get_varint(&d->r, &v));
-    CHECK(v <= (uint64_t)(d->r.end - d->r.p) && v < INT32_MAX);
-    *n = (uint32_t)v;
+    RD_GET(ds_get_count(&d->r, n));
     return 0;
 }
 
 /* A reference to the dictionary: an intern id, NOID for 0 when allowed. */
 static int get_ref(rd_t *d, bool opt_none, uint32_t *id) {
     uint64_t v;
-    G(ds_get_varint(&d->r, &v));
+    RD_GET(ds_get_varint(&d->r, &v));
     if (v == 0) {
-        CHECK(opt_none);
+        RD_CHECK(opt_none);
         *id = NOID;
         return 0;
     }
     const uint32_t *dict = d->dict ? d->dict : d->u->dict;
     uint32_t n = d->dict ? d->ndict : d->u->ndict;
-    CHECK(v - 1 < n && dict[v - 1] != NOID);
+    RD_CHECK(v - 1 < n && dict[v - 1] != NOID);
     *id = dict[v - 1];
     return 0;
 }
@@ -330,11 +312,11 @@ static int get_ref(rd_t *d, bool opt_none, uint32_t *id) {
  * insight id (a symbol). */
 static int get_str_id(rd_t *d, uint32_t *id, bool sym) {
     uint64_t len;
-    G(ds_get_varint(&d->r, &len));
-    CHECK(len >= 1 && len - 1 <= (uint64_t)(d->r.end - d->r.p));
+    RD_GET(ds_get_varint(&d->r, &len));
+    RD_CHECK(len >= 1 && len - 1 <= (uint64_t)(d->r.end - d->r.p));
     const char *s = (const char *)d->r.p;
     size_t n = (size_t)(len - 1);
-    CHECK((sym ? ds_score_sym(d->u, s, n, id) : ds_score_intern(d->u, s, n, id)) == 0);
+    RD_CHECK((sym ? ds_score_sym(d->u, s, n, id) : ds_score_intern(d->u, s, n, id)) == 0);
     d->r.p += len - 1;
     return 0;
 }
@@ -342,23 +324,23 @@ static int get_str_id(rd_t *d, uint32_t *id, bool sym) {
 static int get_sid(rd_t *d, uint32_t *id) { return get_str_id(d, id, false); }
 
 static int get_u8max(rd_t *d, uint8_t max, uint8_t *v) {
-    G(ds_get_u8(&d->r, v));
-    CHECK(*v <= max);
+    RD_GET(ds_get_u8(&d->r, v));
+    RD_CHECK(*v <= max);
     return 0;
 }
 
 static int get_i32(rd_t *d, int32_t *v) {
     int64_t x;
-    G(ds_get_svarint(&d->r, &x));
-    CHECK(x >= INT32_MIN && x <= INT32_MAX);
+    RD_GET(ds_get_svarint(&d->r, &x));
+    RD_CHECK(x >= INT32_MIN && x <= INT32_MAX);
     *v = (int32_t)x;
     return 0;
 }
 
 static int get_u32(rd_t *d, uint32_t *v) {
     uint64_t x;
-    G(ds_get_varint(&d->r, &x));
-    CHECK(x <= UINT32_MAX);
+    RD_GET(ds_get_varint(&d->r, &x));
+    RD_CHECK(x <= UINT32_MAX);
     *v = (uint32_t)x;
     return 0;
 }
@@ -393,25 +375,25 @@ static int dd_canon(dd_t *dd, uint32_t n) {
 
 static int decode_lead(rd_t *d, lead_t *L) {
     uint8_t ver, bits;
-    G(ds_get_u8(&d->r, &ver));
-    CHECK(ver == REC_VERSION);
-    G(ds_get_u8(&d->r, &bits));
-    CHECK((bits >> 4) <= (LF_SHARED | LF_CREDITED | LF_GROUP));
+    RD_GET(ds_get_u8(&d->r, &ver));
+    RD_CHECK(ver == REC_VERSION);
+    RD_GET(ds_get_u8(&d->r, &bits));
+    RD_CHECK((bits >> 4) <= (LF_SHARED | LF_CREDITED | LF_GROUP));
     L->any_a = bits & 1;
     L->member = (bits >> 1) & 1;
     L->flags = (uint8_t)(bits >> 4);
     int64_t base = 0;
     if (bits & 8) {
-        G(ds_get_svarint(&d->r, &L->max_t));
+        RD_GET(ds_get_svarint(&d->r, &L->max_t));
         base = L->max_t;
     }
     if (bits & 4)
-        G(ds_get_time(&d->r, base, &L->as_of));
-    G(ds_get_svarint(&d->r, &L->events_applied));
+        RD_GET(ds_get_time(&d->r, base, &L->as_of));
+    RD_GET(ds_get_svarint(&d->r, &L->events_applied));
     if (get_u32(d, &L->n_emitted) || get_u32(d, &L->gen))
         return -1;
-    G(ds_get_f64c(&d->r, &L->confront));
-    G(ds_get_f64c(&d->r, &L->connect));
+    RD_GET(ds_get_f64c(&d->r, &L->confront));
+    RD_GET(ds_get_f64c(&d->r, &L->connect));
     if (get_i32(d, &L->em_c10) || get_i32(d, &L->em_n10) || get_i32(d, &L->em_m10) ||
         get_u8max(d, DS_TIER__COUNT - 1, &L->em_tier))
         return -1;
@@ -426,7 +408,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
         if (get_ref(d, false, &x->insight) || get_u8max(d, 7, &x->amask) ||
             get_u8max(d, 31, &x->smask))
             return -1;
-        G(ds_get_f64c(&d->r, &x->pts));
+        RD_GET(ds_get_f64c(&d->r, &x->pts));
         L->nins++;
     }
     if (get_count(d, &n))
@@ -436,7 +418,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
         rep_t *x = &L->rep[i];
         if (get_ref(d, true, &x->content) || get_u8max(d, DS_MA__COUNT - 1, &x->type))
             return -1;
-        G(ds_get_time(&d->r, base, &x->t));
+        RD_GET(ds_get_time(&d->r, base, &x->t));
         L->nrep++;
     }
     if (get_count(d, &n))
@@ -453,7 +435,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
         case BK_CONF_CONTENT:
             if (get_ref(d, kind == BK_CONF_CONTENT, &a) || get_u32(d, &b))
                 return -1;
-            CHECK(b < DS_CS__COUNT);
+            RD_CHECK(b < DS_CS__COUNT);
             break;
         case BK_FOLLOW:
             if (get_sid(d, &a) || get_ref(d, false, &b))
@@ -464,7 +446,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
                 return -1;
             break;
         }
-        G(ds_get_f64c(&d->r, &v));
+        RD_GET(ds_get_f64c(&d->r, &v));
         L->bkt[i] = bk_make(kind, a, b, v);
         L->nbkt++;
     }
@@ -482,13 +464,13 @@ static int decode_lead(rd_t *d, lead_t *L) {
     L->cdd = ds_score_capn(n);
     for (uint32_t i = 0; i < n; i++) {
         int64_t h;
-        G(ds_get_i64(&d->r, &h));
-        CHECK(h != 0);
+        RD_GET(ds_get_i64(&d->r, &h));
+        RD_CHECK(h != 0);
         L->dd[i].h = (uint64_t)h;
-        G(ds_get_time(&d->r, base, &L->dd[i].t));
+        RD_GET(ds_get_time(&d->r, base, &L->dd[i].t));
         L->ndd++;
     }
-    CHECK(dd_canon(L->dd, L->ndd) == 0);
+    RD_CHECK(dd_canon(L->dd, L->ndd) == 0);
     if (get_count(d, &n))
         return -1;
     ALLOC(L->inb, L->ninb, n);
@@ -496,7 +478,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
         inb_t *x = &L->inb[i];
         if (get_sid(d, &x->sharer) || get_ref(d, false, &x->insight) || get_u32(d, &x->gen))
             return -1;
-        G(ds_get_time(&d->r, base, &x->ts));
+        RD_GET(ds_get_time(&d->r, base, &x->ts));
         L->ninb++;
     }
     if (get_count(d, &n))
@@ -514,7 +496,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
     for (uint32_t i = 0; i < n; i++) {
         if (get_ref(d, false, &L->att[i].content))
             return -1;
-        G(ds_get_time(&d->r, base, &L->att[i].t));
+        RD_GET(ds_get_time(&d->r, base, &L->att[i].t));
         L->natt++;
     }
     if (get_count(d, &n))
