@@ -150,6 +150,14 @@ bool ds_h_gen_mixed(const ds_h_env_t *env, long events) {
     return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+int ds_h_teardown(rd_kafka_t *producer, pid_t worker) {
+    if (producer)
+        rd_kafka_destroy(producer);
+    int rc = ds_h_stop(worker, SIGTERM, 10000);
+    ds_h_cleanup();
+    return rc == 0 ? 0 : -1;
+}
+
 int ds_h_stop(pid_t pid, int sig, int timeout_ms) {
     if (pid <= 0)
         return -1;

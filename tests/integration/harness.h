@@ -44,6 +44,10 @@ void ds_h_broker_ctl(ds_h_env_t *env, const char *line);
 void ds_h_stop_redis(ds_h_env_t *env);
 void ds_h_restart_redis(ds_h_env_t *env);
 void ds_h_cleanup(void);
+/** A group teardown: destroys producer (when not NULL), stops worker with
+ *  SIGTERM (10 s at most), then ds_h_cleanup(); 0 when the worker exited
+ *  with status 0, else -1. */
+int ds_h_teardown(rd_kafka_t *producer, pid_t worker);
 
 /** Spawn $DS_BIN with args (NULL-terminated); stdout/stderr go to
  *  `logfile` (appended) when not NULL. */

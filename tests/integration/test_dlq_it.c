@@ -95,10 +95,7 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) {
     (void)state;
-    rd_kafka_destroy(producer);
-    int rc = ds_h_stop(worker, SIGTERM, 10000);
-    ds_h_cleanup();
-    return rc == 0 ? 0 : -1;
+    return ds_h_teardown(producer, worker);
 }
 
 static void test_class(void **state) {

@@ -32,34 +32,9 @@ static rd_kafka_t *producer;
 
 /* ---- HTTP ---------------------------------------------------------------- */
 
-static size_t sink(char *p, size_t sz, size_t n, void *opaque) {
-    ds_buf_t *b = opaque;
-    return ds_buf_append(b, p, sz * n) ? 0 : sz * n;
-}
-
-/* GET path; returns the status (0: no answer); body NUL-terminated in *body
- * (caller frees) when body is not NULL. */
+/* GET path on the worker's metrics address (ds_h_http_get). */
 static long http_get(const char *path, char **body) {
-    char url[128];
-    snprintf(url, sizeof(url), "http://%s%s", metrics_addr, path);
-    ds_buf_t b;
-    ds_buf_init(&b, 0);
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    assert_int_equal(ds_buf_append(&b, "", 1), DS_ERR_OK);
-    if (body)
-        *body = (char *)b.data;
-    else
-        ds_buf_free(&b);
-    return status;
+    return ds_h_http_get(metrics_addr, path, body);
 }
 
 static bool wait_status(const char *path, long want, int timeout_ms) {
@@ -139,15 +114,7 @@ static char *wait_confront(const char *lead, const char *want) {
 }
 
 static int log_count(const char *needle) {
-    FILE *f = fopen(log_path, "r");
-    if (!f)
-        return 0;
-    char line[4096];
-    int n = 0;
-    while (fgets(line, sizeof(line), f))
-        n += strstr(line, needle) != NULL;
-    fclose(f);
-    return n;
+    return ds_h_log_count(log_path, needle);
 }
 
 static bool wait_log(const char *needle, int count, int timeout_ms) {
@@ -191,11 +158,9 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) {
     (void)state;
-    rd_kafka_destroy(producer);
-    int rc = ds_h_stop(worker, SIGTERM, 10000);
-    ds_h_cleanup();
+    int rc = ds_h_teardown(producer, worker);
     curl_global_cleanup();
-    return rc == 0 ? 0 : -1;
+    return rc;
 }
 
 static void test_health_and_ready(void **state) {

@@ -36,29 +36,12 @@ static const char *schemas; /* DS_SCHEMAS_DIR, given to the workers */
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static size_t sink(char *p, size_t sz, size_t n, void *opaque) {
-    ds_buf_t *b = opaque;
-    return ds_buf_append(b, p, sz * n) ? 0 : sz * n;
-}
-
 /* GET http://addr/path: the status (0: no answer), the body in out. */
 static long http_get(const char *addr, const char *path, char *out, size_t out_size) {
-    char url[256];
-    snprintf(url, sizeof(url), "http://%s%s", addr, path);
-    ds_buf_t b;
-    ds_buf_init(&b, 0);
-    CURL *c = curl_easy_init();
-    assert_non_null(c);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
-    long status = 0;
-    if (curl_easy_perform(c) == CURLE_OK)
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    snprintf(out, out_size, "%.*s", (int)b.len, b.data ? (const char *)b.data : "");
-    ds_buf_free(&b);
+    char *body;
+    long status = ds_h_http_get(addr, path, &body);
+    snprintf(out, out_size, "%s", body);
+    free(body);
     return status;
 }
 
