@@ -36,16 +36,18 @@ static ds_h_env_t *g_env;
 static ds_registry_t *g_reg;
 static ds_codec_t *g_codec;
 
-static void die(const char *fmt, ...) {
+void ds_h_die(const char *who, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "harness: ");
+    fprintf(stderr, "%s: ", who);
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
     va_end(ap);
     ds_h_cleanup();
     exit(1);
 }
+
+#define die(...) ds_h_die("harness", __VA_ARGS__)
 
 static void track(pid_t p) {
     if (g_npids < 64)

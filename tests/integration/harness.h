@@ -44,6 +44,10 @@ void ds_h_broker_ctl(ds_h_env_t *env, const char *line);
 void ds_h_stop_redis(ds_h_env_t *env);
 void ds_h_restart_redis(ds_h_env_t *env);
 void ds_h_cleanup(void);
+/** Prints "who: " and the message on stderr, then ds_h_cleanup() and
+ *  exit(1): for what a test cannot go on from. */
+void ds_h_die(const char *who, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3), noreturn));
 /** A group teardown: destroys producer (when not NULL), stops worker with
  *  SIGTERM (10 s at most), then ds_h_cleanup(); 0 when the worker exited
  *  with status 0, else -1. */

@@ -8,23 +8,12 @@
 
 #include <inttypes.h>
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ds_buf.h"
 
-static void sd_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void sd_die(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "state_dump: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    ds_h_cleanup();
-    exit(1);
-}
+#define sd_die(...) ds_h_die("state_dump", __VA_ARGS__)
 
 static void must(ds_err_t e) {
     if (e)
