@@ -82,13 +82,9 @@ static void run_init(run_t *r, const char *name) {
     snprintf(r->ls, sizeof(r->ls), "lead.scores.%s", name);
     snprintf(r->as, sizeof(r->as), "account.scores.%s", name);
     snprintf(r->al, sizeof(r->al), "deal.alerts.%s", name);
-    char line[128];
-    snprintf(line, sizeof(line), "create-topic %s 16", r->ls);
-    ds_h_broker_ctl(&env, line);
-    snprintf(line, sizeof(line), "create-topic %s 16", r->as);
-    ds_h_broker_ctl(&env, line);
-    snprintf(line, sizeof(line), "create-topic %s 16", r->al);
-    ds_h_broker_ctl(&env, line);
+    ds_h_create_topic(&env, r->ls, 16);
+    ds_h_create_topic(&env, r->as, 16);
+    ds_h_create_topic(&env, r->al, 16);
 }
 
 /* The oracle runs with the default batch size and writes every batch's

@@ -309,6 +309,12 @@ void ds_h_broker_ctl(ds_h_env_t *env, const char *line) {
     ds_clock_sleep_ms(100);
 }
 
+void ds_h_create_topic(ds_h_env_t *env, const char *name, int partitions) {
+    char line[300];
+    snprintf(line, sizeof(line), "create-topic %s %d", name, partitions);
+    ds_h_broker_ctl(env, line);
+}
+
 /* ---- Kafka ----------------------------------------------------------------- */
 
 rd_kafka_t *ds_h_producer(const ds_h_env_t *env) {

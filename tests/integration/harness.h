@@ -41,6 +41,8 @@ bool ds_h_group_done(const ds_h_env_t *env, const char *group, const char *topic
 bool ds_h_wait_group(const ds_h_env_t *env, const char *group, const char *topic, int timeout_ms);
 /** Send one control line to the broker (e.g. "broker-down 1"). */
 void ds_h_broker_ctl(ds_h_env_t *env, const char *line);
+/** Create topic `name` with `partitions` partitions on the broker. */
+void ds_h_create_topic(ds_h_env_t *env, const char *name, int partitions);
 void ds_h_stop_redis(ds_h_env_t *env);
 void ds_h_restart_redis(ds_h_env_t *env);
 void ds_h_cleanup(void);

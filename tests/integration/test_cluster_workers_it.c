@@ -63,12 +63,6 @@ typedef struct run {
     char metrics[4][64]; /* --metrics-addr of the workers started (by slot) */
 } run_t;
 
-static void create_topic(const char *name, int parts) {
-    char line[160];
-    snprintf(line, sizeof(line), "create-topic %s %d", name, parts);
-    ds_h_broker_ctl(&env, line);
-}
-
 static void run_init(run_t *r, const char *name) {
     memset(r, 0, sizeof(*r));
     snprintf(r->name, sizeof(r->name), "%s", name);
@@ -82,13 +76,13 @@ static void run_init(run_t *r, const char *name) {
     const char *t[] = {r->in_ma, r->in_crm};
     for (int i = 0; i < 2; i++) {
         char dlq[80];
-        create_topic(t[i], 4);
+        ds_h_create_topic(&env, t[i], 4);
         snprintf(dlq, sizeof(dlq), "%s.dlq", t[i]);
-        create_topic(dlq, 4);
+        ds_h_create_topic(&env, dlq, 4);
     }
-    create_topic(r->ls, 8);
-    create_topic(r->as, 8);
-    create_topic(r->al, 8);
+    ds_h_create_topic(&env, r->ls, 8);
+    ds_h_create_topic(&env, r->as, 8);
+    ds_h_create_topic(&env, r->al, 8);
 }
 
 static bool is_scorer(const char *what) {

@@ -154,9 +154,7 @@ static void run_init(run_t *r, const char *name, const char *topic) {
     snprintf(r->topic, sizeof(r->topic), "%s", topic);
     snprintf(r->ls, sizeof(r->ls), "%s.ls", name);
     snprintf(r->as, sizeof(r->as), "%s.as", name);
-    char line[128];
-    snprintf(line, sizeof(line), "create-topic %s %d", topic, NPARTS);
-    ds_h_broker_ctl(&env, line);
+    ds_h_create_topic(&env, topic, NPARTS);
 }
 
 static pid_t start_one(run_t *r, int i) {
@@ -304,9 +302,7 @@ static bool in_dlq(const coord_t *c, size_t n, const in_t *x) {
  * applies, as a stream of its own. */
 static void make_ref(const char *topic, const input_t *in, bool (*keep)(const in_t *, void *),
                      void *opaque) {
-    char line[128];
-    snprintf(line, sizeof(line), "create-topic %s %d", topic, NPARTS);
-    ds_h_broker_ctl(&env, line);
+    ds_h_create_topic(&env, topic, NPARTS);
     rd_kafka_t *p = ds_h_producer(&env);
     for (size_t i = 0; i < in->n; i++)
         if (keep(&in->v[i], opaque))

@@ -117,11 +117,8 @@ static int32_t frame_id(const ds_h_record_t *r) {
 }
 
 static void topics(const char *const *names, size_t n) {
-    char line[256];
-    for (size_t i = 0; i < n; i++) {
-        snprintf(line, sizeof(line), "create-topic %s 1", names[i]);
-        ds_h_broker_ctl(&env, line);
-    }
+    for (size_t i = 0; i < n; i++)
+        ds_h_create_topic(&env, names[i], 1);
 }
 
 /* ---- tests --------------------------------------------------------------- */
