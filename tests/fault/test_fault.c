@@ -96,14 +96,12 @@ static pid_t start(const run_t *r, const char *what) {
     char log[256];
     snprintf(log, sizeof(log), "%s/%s-%s.log", env.tmpdir, r->name, what);
     bool oracle = !strcmp(r->name, "oracle");
-    const char *args[] = {what, "--brokers", env.brokers, "--redis", env.redis_url,
-                          "--group-id", r->group, "--redis-prefix", r->prefix,
-                          "--topic-lead-scores", r->ls, "--topic-account-scores", r->as,
-                          "--topic-alerts", r->al, "--schemas", schemas, "--clock", "event",
-                          "--batch-size", oracle ? "10000" : "200",
-                          "--redis-flush-ms", oracle ? "0" : "700",
-                          "-X", "session.timeout.ms=6000", "--log-level", "warn", NULL};
-    return ds_h_spawn(log, args);
+    ds_h_args_t a;
+    ds_h_worker_args(&a, &env, what, env.redis_url, r->group, r->prefix);
+    ds_h_args_add(&a, "--topic-lead-scores", r->ls, "--topic-account-scores", r->as,
+                  "--topic-alerts", r->al, "--batch-size", oracle ? "10000" : "200",
+                  "--redis-flush-ms", oracle ? "0" : "700", "--log-level", "warn", NULL);
+    return ds_h_spawn(log, a.v);
 }
 
 static const char *input_of(const char *what) {

@@ -128,6 +128,26 @@ pid_t ds_h_spawn(const char *logfile, const char *const *args) {
     return p;
 }
 
+void ds_h_args_add(ds_h_args_t *a, ...) {
+    va_list ap;
+    va_start(ap, a);
+    for (const char *s; (s = va_arg(ap, const char *));) {
+        if (a->n + 1 >= (int)(sizeof(a->v) / sizeof(a->v[0])))
+            die("too many arguments");
+        a->v[a->n++] = s;
+    }
+    va_end(ap);
+    a->v[a->n] = NULL;
+}
+
+void ds_h_worker_args(ds_h_args_t *a, const ds_h_env_t *env, const char *what,
+                      const char *redis_url, const char *group, const char *prefix) {
+    a->n = 0;
+    ds_h_args_add(a, what, "--brokers", env->brokers, "--redis", redis_url, "--group-id", group,
+                  "--redis-prefix", prefix, "--schemas", getenv("DS_SCHEMAS_DIR"), "--clock",
+                  "event", "-X", "session.timeout.ms=6000", NULL);
+}
+
 bool ds_h_gen_mixed(const ds_h_env_t *env, long events) {
     char count[32], log[256];
     snprintf(count, sizeof(count), "%ld", events);

@@ -68,6 +68,20 @@ int ds_h_stop(pid_t pid, int sig, int timeout_ms);
  *  with status 0.  Tests that compare runs replay this one stream. */
 bool ds_h_gen_mixed(const ds_h_env_t *env, long events);
 
+/** Arguments for ds_h_spawn, built up: v is always NULL-terminated. */
+typedef struct ds_h_args {
+    const char *v[64];
+    int n;
+} ds_h_args_t;
+/** Appends the arguments given, up to a NULL (too many: the test ends). */
+void ds_h_args_add(ds_h_args_t *a, ...);
+/** Starts a with what every suite gives a worker: `what` (scorer, watcher
+ *  or run), env's brokers, redis_url, the consumer group and the Redis key
+ *  prefix, $DS_SCHEMAS_DIR, the event clock and a 6 s Kafka session
+ *  timeout. */
+void ds_h_worker_args(ds_h_args_t *a, const ds_h_env_t *env, const char *what,
+                      const char *redis_url, const char *group, const char *prefix);
+
 /** A producer connected to env's broker (framed values are built by the
  *  caller with the codec). */
 rd_kafka_t *ds_h_producer(const ds_h_env_t *env);

@@ -100,61 +100,23 @@ static pid_t start(run_t *r, const char *what, int slot) {
     char log[256];
     snprintf(log, sizeof(log), "%s/%s-%s.log", env.tmpdir, r->name, what);
     snprintf(r->metrics[slot], sizeof(r->metrics[slot]), "127.0.0.1:%d", ds_h_free_port());
-    const char *args[48] = {what,
-                            "--brokers",
-                            env.brokers,
-                            "--redis",
-                            r->plain ? env.redis_url : cl.url,
-                            "--group-id",
-                            r->group,
-                            "--redis-prefix",
-                            r->prefix,
-                            "--topic-marketing",
-                            r->in_ma,
-                            "--topic-crm",
-                            r->in_crm,
-                            "--topic-lead-scores",
-                            r->ls,
-                            "--topic-account-scores",
-                            r->as,
-                            "--topic-alerts",
-                            r->al,
-                            "--schemas",
-                            schemas,
-                            "--clock",
-                            "event",
-                            "--batch-size",
-                            r->plain ? "10000" : "200",
-                            "--redis-flush-ms",
-                            r->plain ? "0" : "700",
-                            "-X",
-                            "session.timeout.ms=6000",
-                            "--log-level",
-                            "warn",
-                            "--metrics-addr",
-                            r->metrics[slot],
-                            NULL};
-    int n = 0;
-    while (args[n])
-        n++;
-    if (!r->plain) {
-        args[n++] = "--redis-seeds";
-        args[n++] = cl.seeds;
-    }
-    if (r->wait) {
-        args[n++] = "--redis-wait-replicas";
-        args[n++] = "1";
-    }
+    ds_h_args_t a;
+    ds_h_worker_args(&a, &env, what, r->plain ? env.redis_url : cl.url, r->group, r->prefix);
+    ds_h_args_add(&a, "--topic-marketing", r->in_ma, "--topic-crm", r->in_crm,
+                  "--topic-lead-scores", r->ls, "--topic-account-scores", r->as, "--topic-alerts",
+                  r->al, "--batch-size", r->plain ? "10000" : "200", "--redis-flush-ms",
+                  r->plain ? "0" : "700", "--log-level", "warn", "--metrics-addr", r->metrics[slot],
+                  NULL);
+    if (!r->plain)
+        ds_h_args_add(&a, "--redis-seeds", cl.seeds, NULL);
+    if (r->wait)
+        ds_h_args_add(&a, "--redis-wait-replicas", "1", NULL);
     if (r->quick) {
-        args[n++] = "--redis-timeout-ms";
-        args[n++] = "500";
-        if (r->wait) { /* less than redis.timeout_ms */
-            args[n++] = "--redis-wait-timeout-ms";
-            args[n++] = "200";
-        }
+        ds_h_args_add(&a, "--redis-timeout-ms", "500", NULL);
+        if (r->wait) /* less than redis.timeout_ms */
+            ds_h_args_add(&a, "--redis-wait-timeout-ms", "200", NULL);
     }
-    args[n] = NULL;
-    return ds_h_spawn(log, args);
+    return ds_h_spawn(log, a.v);
 }
 
 /* ---- input -------------------------------------------------------------------------- */

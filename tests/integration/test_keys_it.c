@@ -162,37 +162,12 @@ static pid_t start_one(run_t *r, int i) {
     snprintf(log, sizeof(log), "%s/%s-%d.log", env.tmpdir, r->name, i);
     if (!r->metrics[i][0])
         snprintf(r->metrics[i], sizeof(r->metrics[i]), "127.0.0.1:%d", ds_h_free_port());
-    const char *args[] = {"scorer",
-                          "--brokers",
-                          env.brokers,
-                          "--redis",
-                          env.redis_url,
-                          "--group-id",
-                          r->group,
-                          "--redis-prefix",
-                          r->prefix,
-                          "--topic-marketing",
-                          r->topic,
-                          "--topic-lead-scores",
-                          r->ls,
-                          "--topic-account-scores",
-                          r->as,
-                          "--schemas",
-                          schemas,
-                          "--clock",
-                          "event",
-                          "--batch-size",
-                          "100",
-                          "--redis-flush-ms",
-                          "300",
-                          "--metrics-addr",
-                          r->metrics[i],
-                          "-X",
-                          "session.timeout.ms=6000",
-                          "--log-level",
-                          "warn",
-                          NULL};
-    r->pid[i] = ds_h_spawn(log, args);
+    ds_h_args_t a;
+    ds_h_worker_args(&a, &env, "scorer", env.redis_url, r->group, r->prefix);
+    ds_h_args_add(&a, "--topic-marketing", r->topic, "--topic-lead-scores", r->ls,
+                  "--topic-account-scores", r->as, "--batch-size", "100", "--redis-flush-ms", "300",
+                  "--metrics-addr", r->metrics[i], "--log-level", "warn", NULL);
+    r->pid[i] = ds_h_spawn(log, a.v);
     return r->pid[i];
 }
 

@@ -73,43 +73,13 @@ static void run_init(run_t *r, const char *name) {
 
 /* `what`: scorer, or run (both workers) */
 static void start(run_t *r, const char *what, const char *ma, const char *crm) {
-    const char *args[] = {what,
-                          "--brokers",
-                          env.brokers,
-                          "--redis",
-                          env.redis_url,
-                          "--group-id",
-                          r->group,
-                          "--redis-prefix",
-                          r->prefix,
-                          "--topic-marketing",
-                          ma,
-                          "--topic-crm",
-                          crm,
-                          "--topic-lead-scores",
-                          r->ls,
-                          "--topic-account-scores",
-                          r->as,
-                          "--topic-alerts",
-                          r->al,
-                          "--schemas",
-                          schemas,
-                          "--clock",
-                          "event",
-                          "--batch-size",
-                          "200",
-                          "--redis-flush-ms",
-                          "300",
-                          "--redis-timeout-ms",
-                          "1000",
-                          "--broker-timeout-ms",
-                          "2000",
-                          "--metrics-addr",
-                          r->metrics,
-                          "-X",
-                          "session.timeout.ms=6000",
-                          NULL};
-    r->pid = ds_h_spawn(r->log, args);
+    ds_h_args_t a;
+    ds_h_worker_args(&a, &env, what, env.redis_url, r->group, r->prefix);
+    ds_h_args_add(&a, "--topic-marketing", ma, "--topic-crm", crm, "--topic-lead-scores", r->ls,
+                  "--topic-account-scores", r->as, "--topic-alerts", r->al, "--batch-size", "200",
+                  "--redis-flush-ms", "300", "--redis-timeout-ms", "1000", "--broker-timeout-ms",
+                  "2000", "--metrics-addr", r->metrics, NULL);
+    r->pid = ds_h_spawn(r->log, a.v);
 }
 
 /* Poll /readyz every 50 ms until it answers `want`; the time it took
