@@ -23,6 +23,7 @@
 #include "ds_buf.h"
 #include "score.h"
 #include "score_int.h"
+#include "score_rec.h"
 
 #define T0 1700000000000LL /* ms */
 #define DAY 86400000LL     /* ms */
@@ -56,24 +57,6 @@ static ds_rules_t *rules(const char *extra) {
 
 #define CAP_MAX 64
 
-typedef struct lrec {
-    char *lead_id, *account_id, *top_insight, *output_id;
-    char *reasons[DS_MAX_REASONS];
-    size_t reasons_count;
-    double confront, connect, mobilizer;
-    int tier, previous_tier, furthest_stage;
-    int64_t as_of, events_applied;
-} lrec_t;
-
-typedef struct arec {
-    char *account_id, *top_insight, *output_id;
-    char *mobilizers[CAP_MAX];
-    size_t mobilizers_count;
-    int32_t engaged, confronted;
-    double consensus;
-    int64_t as_of;
-} arec_t;
-
 typedef struct cap {
     lrec_t l[CAP_MAX];
     size_t nl;
@@ -81,74 +64,21 @@ typedef struct cap {
     size_t na;
 } cap_t;
 
-static char *dupn(const char *s) {
-    if (!s)
-        return NULL;
-    char *d = strdup(s);
-    assert_non_null(d);
-    return d;
-}
-
 static void on_lead(void *opaque, const ds_lead_score_t *s) {
     cap_t *c = opaque;
     assert_true(c->nl < CAP_MAX);
-    lrec_t *x = &c->l[c->nl++];
-    memset(x, 0, sizeof(*x));
-    x->lead_id = dupn(s->lead_id);
-    x->account_id = dupn(s->account_id);
-    x->top_insight = dupn(s->top_insight);
-    x->output_id = dupn(s->output_id);
-    assert_true(s->reasons_count <= DS_MAX_REASONS);
-    for (size_t i = 0; i < s->reasons_count; i++)
-        x->reasons[i] = dupn(s->reasons[i]);
-    x->reasons_count = s->reasons_count;
-    x->confront = s->confront;
-    x->connect = s->connect;
-    x->mobilizer = s->mobilizer;
-    x->tier = s->tier;
-    x->previous_tier = s->previous_tier;
-    x->furthest_stage = s->furthest_stage;
-    x->as_of = s->as_of;
-    x->events_applied = s->events_applied;
+    lrec_fill(&c->l[c->nl++], s);
 }
 
 static void on_account(void *opaque, const ds_account_score_t *s) {
     cap_t *c = opaque;
     assert_true(c->na < CAP_MAX);
-    arec_t *x = &c->a[c->na++];
-    memset(x, 0, sizeof(*x));
-    x->account_id = dupn(s->account_id);
-    x->top_insight = dupn(s->top_insight);
-    x->output_id = dupn(s->output_id);
     assert_true(s->mobilizers_count <= CAP_MAX);
-    for (size_t i = 0; i < s->mobilizers_count; i++)
-        x->mobilizers[i] = dupn(s->mobilizers[i]);
-    x->mobilizers_count = s->mobilizers_count;
-    x->engaged = s->engaged_stakeholders;
-    x->confronted = s->confronted_stakeholders;
-    x->consensus = s->consensus;
-    x->as_of = s->as_of;
+    arec_fill(&c->a[c->na++], s);
 }
 
 static void cap_clear(cap_t *c) {
-    for (size_t i = 0; i < c->nl; i++) {
-        lrec_t *x = &c->l[i];
-        free(x->lead_id);
-        free(x->account_id);
-        free(x->top_insight);
-        free(x->output_id);
-        for (size_t k = 0; k < x->reasons_count; k++)
-            free(x->reasons[k]);
-    }
-    for (size_t i = 0; i < c->na; i++) {
-        arec_t *x = &c->a[i];
-        free(x->account_id);
-        free(x->top_insight);
-        free(x->output_id);
-        for (size_t k = 0; k < x->mobilizers_count; k++)
-            free(x->mobilizers[k]);
-    }
-    c->nl = c->na = 0;
+    rec_free_all(c->l, &c->nl, c->a, &c->na);
 }
 
 static ds_score_sink_t sink_of(cap_t *c) {

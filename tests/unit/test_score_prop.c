@@ -57,6 +57,7 @@
 #include "ds_buf.h"
 #include "score.h"
 #include "score_int.h"
+#include "score_rec.h"
 #include "score_ref.h"
 
 #ifndef PROP_AS_OF_EVER_MAX
@@ -691,94 +692,12 @@ static void describe(const gev_t *e, char *out, size_t n) {
 
 /* ---- captured records ---------------------------------------------------------- */
 
-typedef struct lrec {
-    char *lead_id, *account_id, *top_insight, *output_id;
-    char *reasons[DS_MAX_REASONS];
-    size_t reasons_count;
-    double confront, connect, mobilizer;
-    int tier, previous_tier, furthest_stage;
-    int64_t as_of, events_applied;
-} lrec_t;
-
-typedef struct arec {
-    char *account_id, *top_insight, *output_id;
-    char **mobilizers;
-    size_t mobilizers_count;
-    int32_t engaged, confronted;
-    double consensus;
-    int64_t as_of;
-} arec_t;
-
 typedef struct cap {
     lrec_t *l;
     size_t nl, cl;
     arec_t *a;
     size_t na, ca;
 } cap_t;
-
-static char *dupn(const char *s) {
-    if (!s)
-        return NULL;
-    char *d = strdup(s);
-    assert_non_null(d);
-    return d;
-}
-
-static void lrec_fill(lrec_t *x, const ds_lead_score_t *s) {
-    memset(x, 0, sizeof(*x));
-    x->lead_id = dupn(s->lead_id);
-    x->account_id = dupn(s->account_id);
-    x->top_insight = dupn(s->top_insight);
-    x->output_id = dupn(s->output_id);
-    assert_true(s->reasons_count <= DS_MAX_REASONS);
-    for (size_t i = 0; i < s->reasons_count; i++)
-        x->reasons[i] = dupn(s->reasons[i]);
-    x->reasons_count = s->reasons_count;
-    x->confront = s->confront;
-    x->connect = s->connect;
-    x->mobilizer = s->mobilizer;
-    x->tier = s->tier;
-    x->previous_tier = s->previous_tier;
-    x->furthest_stage = s->furthest_stage;
-    x->as_of = s->as_of;
-    x->events_applied = s->events_applied;
-}
-
-static void lrec_free(lrec_t *x) {
-    free(x->lead_id);
-    free(x->account_id);
-    free(x->top_insight);
-    free(x->output_id);
-    for (size_t i = 0; i < x->reasons_count; i++)
-        free(x->reasons[i]);
-    memset(x, 0, sizeof(*x));
-}
-
-static void arec_fill(arec_t *x, const ds_account_score_t *s) {
-    memset(x, 0, sizeof(*x));
-    x->account_id = dupn(s->account_id);
-    x->top_insight = dupn(s->top_insight);
-    x->output_id = dupn(s->output_id);
-    x->mobilizers = calloc(s->mobilizers_count + 1, sizeof(char *));
-    assert_non_null(x->mobilizers);
-    for (size_t i = 0; i < s->mobilizers_count; i++)
-        x->mobilizers[i] = dupn(s->mobilizers[i]);
-    x->mobilizers_count = s->mobilizers_count;
-    x->engaged = s->engaged_stakeholders;
-    x->confronted = s->confronted_stakeholders;
-    x->consensus = s->consensus;
-    x->as_of = s->as_of;
-}
-
-static void arec_free(arec_t *x) {
-    free(x->account_id);
-    free(x->top_insight);
-    free(x->output_id);
-    for (size_t i = 0; i < x->mobilizers_count; i++)
-        free(x->mobilizers[i]);
-    free(x->mobilizers);
-    memset(x, 0, sizeof(*x));
-}
 
 static void on_lead(void *opaque, const ds_lead_score_t *s) {
     cap_t *c = opaque;
@@ -801,11 +720,7 @@ static void on_account(void *opaque, const ds_account_score_t *s) {
 }
 
 static void cap_clear(cap_t *c) {
-    for (size_t i = 0; i < c->nl; i++)
-        lrec_free(&c->l[i]);
-    for (size_t i = 0; i < c->na; i++)
-        arec_free(&c->a[i]);
-    c->nl = c->na = 0;
+    rec_free_all(c->l, &c->nl, c->a, &c->na);
 }
 
 static void cap_free(cap_t *c) {
@@ -975,7 +890,7 @@ static void vmap_put(vent_t **m, const ds_lead_score_t *v) {
     if (!e) {
         e = calloc(1, sizeof(*e));
         assert_non_null(e);
-        e->lead = dupn(v->lead_id);
+        e->lead = rec_dup(v->lead_id);
         HASH_ADD_KEYPTR(hh, *m, e->lead, strlen(e->lead), e);
     } else {
         lrec_free(&e->v);
@@ -1033,7 +948,7 @@ static void w_view_noted(void *opaque, const ds_lead_score_t *v, uint64_t *notes
                          size_t n, bool member, bool new_member) {
     w_view(opaque, v, notes, rec, n, member, new_member);
     if (member && g_nwritten < sizeof(g_written) / sizeof(g_written[0]))
-        g_written[g_nwritten++] = dupn(v->lead_id);
+        g_written[g_nwritten++] = rec_dup(v->lead_id);
 }
 
 static void ds_flush(ds_score_unit_t *u, vent_t **map) {
@@ -1057,7 +972,7 @@ static void kv_set(kv_t **m, const char *key, const void *v, size_t n) {
     if (!e) {
         e = calloc(1, sizeof(*e));
         assert_non_null(e);
-        e->key = dupn(key);
+        e->key = rec_dup(key);
         HASH_ADD_KEYPTR(hh, *m, e->key, strlen(e->key), e);
     }
     free(e->v);
@@ -1183,7 +1098,7 @@ typedef struct needs {
 static void on_need(void *opaque, int kind, const char *id) {
     needs_t *ns = opaque;
     if (ns->n < sizeof(ns->v) / sizeof(ns->v[0]))
-        ns->v[ns->n++] = (need_t){kind, id ? dupn(id) : NULL};
+        ns->v[ns->n++] = (need_t){kind, id ? rec_dup(id) : NULL};
 }
 
 /* Supply what the event needs from the store, round after round, as the
