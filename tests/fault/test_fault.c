@@ -353,30 +353,19 @@ static void sigterm_midstream(const run_t *r, const char *what) {
     finish(r, what, &p, 1);
 }
 
-static void test_oracle(void **s) {
-    (void)s;
-    run_all("oracle", NULL, true);
-}
-static void test_kill9(void **s) {
-    (void)s;
-    run_all("kill9", kill9, false);
-}
-static void test_redis_outage(void **s) {
-    (void)s;
-    run_all("redis", redis_outage, false);
-}
-static void test_broker_faults(void **s) {
-    (void)s;
-    run_all("broker", broker_faults, false);
-}
-static void test_rebalance(void **s) {
-    (void)s;
-    run_all("group", three_workers, false);
-}
-static void test_sigterm(void **s) {
-    (void)s;
-    run_all("sigterm", sigterm_midstream, false);
-}
+/* Each case replays the stream through run_all with one fault (the
+ * oracle: none, and its state is what the others are compared with). */
+#define FAULT_CASE(name, label, fault, oracle)                                                     \
+    static void test_##name(void **s) {                                                            \
+        (void)s;                                                                                   \
+        run_all(label, fault, oracle);                                                             \
+    }
+FAULT_CASE(oracle, "oracle", NULL, true)
+FAULT_CASE(kill9, "kill9", kill9, false)
+FAULT_CASE(redis_outage, "redis", redis_outage, false)
+FAULT_CASE(broker_faults, "broker", broker_faults, false)
+FAULT_CASE(rebalance, "group", three_workers, false)
+FAULT_CASE(sigterm, "sigterm", sigterm_midstream, false)
 
 int main(void) {
     const char *ev = getenv("DS_FAULT_EVENTS");

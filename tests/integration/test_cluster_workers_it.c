@@ -593,34 +593,20 @@ static void test_shutdown_timeout_from_sigterm(void **s) {
     assert_int_equal(system(cmd), 0);
 }
 
-static void test_oracle(void **s) {
-    (void)s;
-    run_all("oracle", plain_phase, true, false);
-}
-static void test_cluster(void **s) {
-    (void)s;
-    run_all("cluster", plain_phase, false, false);
-}
-static void test_reshard(void **s) {
-    (void)s;
-    run_all("reshard", reshard_phase, false, false);
-}
-static void test_group_kill9(void **s) {
-    (void)s;
-    run_all("group", group_phase, false, false);
-}
-static void test_failover_wait(void **s) {
-    (void)s;
-    run_all("failover", failover_phase, false, true);
-}
-static void test_paused_master(void **s) {
-    (void)s;
-    run_all("paused", pause_phase, false, false);
-}
-static void test_master_back_empty(void **s) {
-    (void)s;
-    run_all("empty", empty_phase, false, true);
-}
+/* Each case runs both workers through one phase (run_all; `plain`: one
+ * plain Redis, the oracle's; `wait`: redis.wait_replicas 1). */
+#define CLUSTER_CASE(name, label, phase, plain, wait)                                              \
+    static void test_##name(void **s) {                                                            \
+        (void)s;                                                                                   \
+        run_all(label, phase, plain, wait);                                                        \
+    }
+CLUSTER_CASE(oracle, "oracle", plain_phase, true, false)
+CLUSTER_CASE(cluster, "cluster", plain_phase, false, false)
+CLUSTER_CASE(reshard, "reshard", reshard_phase, false, false)
+CLUSTER_CASE(group_kill9, "group", group_phase, false, false)
+CLUSTER_CASE(failover_wait, "failover", failover_phase, false, true)
+CLUSTER_CASE(paused_master, "paused", pause_phase, false, false)
+CLUSTER_CASE(master_back_empty, "empty", empty_phase, false, true)
 
 int main(void) {
     const char *ev = getenv("DS_CLUSTER_EVENTS");
