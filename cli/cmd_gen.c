@@ -190,15 +190,13 @@ int ds_cmd_gen(int argc, char **argv) {
     long count = 10000;
     double rate = 0;
     ds_gen_opts_t o = {.seed = 1, .accounts = 50, .mix = DS_GEN_MIXED, .span_days = 90};
-    const char *brokers = getenv("DEALSIGNAL_BROKERS"), *schemas = "schemas";
-    const char *registry_url = NULL, *strategy = "topic";
+    const char *strategy = "topic";
     const char *t_ma = "ma.events", *t_crm = "crm.events", *start = "now-90d";
     const char *key_by = "unit";
     int print = 0, print_rules = 0, accounts_set = 0, scenario_set = 0;
     ds_kv_pair_t extra[32];
-    size_t nextra = 0;
-    if (!brokers)
-        brokers = "localhost:9092";
+    ds_cmd_conn_t cn;
+    ds_cmd_conn_init(&cn, extra, 32);
     static const struct option opts[] = {
         {"brokers", required_argument, 0, 'b'},  {"count", required_argument, 0, 'n'},
         {"rate", required_argument, 0, 'r'},     {"seed", required_argument, 0, 's'},
@@ -218,7 +216,6 @@ int ds_cmd_gen(int argc, char **argv) {
     optind = 1;
     while ((ch = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
         switch (ch) {
-        case 'b': brokers = optarg; break;
         case 'n': count = strtol(optarg, NULL, 10); break;
         case 'r': rate = strtod(optarg, NULL); break;
         case 's': o.seed = strtoull(optarg, NULL, 10); break;
@@ -241,9 +238,9 @@ int ds_cmd_gen(int argc, char **argv) {
             break;
         case 't': start = optarg; break;
         case 'd': o.span_days = strtod(optarg, NULL); break;
-        case 'p': print = 1; break;
-        case 'S': schemas = optarg; break;
-        case 'R': registry_url = optarg; break;
+        case 'p':
+            print = 1;
+            break;
         case 'P':
             if (!strcmp(optarg, "demo"))
                 o.profile = DS_GEN_DEMO;
@@ -275,16 +272,15 @@ int ds_cmd_gen(int argc, char **argv) {
             }
             key_by = optarg;
             break;
-        case 'X':
-            if (!ds_cmd_x_pair(optarg, extra, &nextra, 32)) {
-                fprintf(stderr, "gen: -X needs key=value\n");
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            if (ds_cmd_conn_opt(&cn, ch, optarg, "gen: -X needs key=value", usage))
                 return 2;
-            }
-            break;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
         }
     }
+    const char *brokers = cn.brokers, *schemas = cn.schemas, *registry_url = cn.registry_url;
     if (o.profile != DS_GEN_DEMO) {
         if (scenario_set && o.mix != DS_GEN_MARKETING) {
             fprintf(stderr, "gen: the wide and skew profiles are marketing streams "
@@ -346,7 +342,7 @@ int ds_cmd_gen(int argc, char **argv) {
                                             {"batch.num.messages", "10000"},
                                             {"queue.buffering.max.messages", "1000000"}};
         if (!ds_kafka_conf_apply(conf, brokers, defs, 4, err, sizeof(err)) &&
-            !ds_kafka_conf_apply(conf, NULL, extra, nextra, err, sizeof(err)))
+            !ds_kafka_conf_apply(conf, NULL, cn.x, cn.nx, err, sizeof(err)))
             p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
         if (!p)
             rd_kafka_conf_destroy(conf);

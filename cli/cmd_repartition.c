@@ -500,14 +500,15 @@ static void take(rp_t *r, int wait_ms) {
 }
 
 int ds_cmd_repartition(int argc, char **argv) {
-    const char *brokers = getenv("DEALSIGNAL_BROKERS"), *from = NULL, *to = NULL;
-    const char *group = "dealsignal-repartition", *schemas = "schemas", *registry = "";
+    const char *from = NULL, *to = NULL;
+    const char *group = "dealsignal-repartition";
     const char *level = "info";
     int max_wait = 1000, exit_at_end = 0;
     ds_kv_pair_t x[MAX_X + 2]; /* consumer settings, then the -X pairs */
     size_t nx = 0;
-    if (!brokers)
-        brokers = "localhost:9092";
+    ds_cmd_conn_t cn;
+    ds_cmd_conn_init(&cn, x, sizeof(x) / sizeof(x[0]));
+    cn.registry_url = "";
     static const struct option opts[] = {{"brokers", required_argument, 0, 'b'},
                                          {"from", required_argument, 0, 'f'},
                                          {"to", required_argument, 0, 't'},
@@ -529,13 +530,11 @@ int ds_cmd_repartition(int argc, char **argv) {
         x[nx].key = (char *)defs[i][0];
         x[nx++].value = (char *)defs[i][1];
     }
+    cn.nx = nx;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
         switch (ch) {
-        case 'b':
-            brokers = optarg;
-            break;
         case 'f':
             from = optarg;
             break;
@@ -544,12 +543,6 @@ int ds_cmd_repartition(int argc, char **argv) {
             break;
         case 'g':
             group = optarg;
-            break;
-        case 'S':
-            schemas = optarg;
-            break;
-        case 'R':
-            registry = optarg;
             break;
         case 'w':
             max_wait = (int)strtol(optarg, NULL, 10);
@@ -560,20 +553,16 @@ int ds_cmd_repartition(int argc, char **argv) {
         case 'l':
             level = optarg;
             break;
-        case 'X':
-            if (!ds_cmd_x_pair(optarg, x, &nx, sizeof(x) / sizeof(x[0]))) {
-                fprintf(stderr, "repartition: -X needs key=value\n");
-                return 2;
-            }
-            break;
         case 'h':
             usage(stdout);
             return 0;
         default:
-            usage(stderr);
-            return 2;
+            if (ds_cmd_conn_opt(&cn, ch, optarg, "repartition: -X needs key=value", usage))
+                return 2;
         }
     }
+    const char *brokers = cn.brokers, *schemas = cn.schemas, *registry = cn.registry_url;
+    nx = cn.nx;
     if (!from || !to || !strcmp(from, to) || max_wait < 0 || ds_log_level_parse(level) < 0) {
         fprintf(stderr, "repartition: --from and --to name two different topics\n");
         usage(stderr);

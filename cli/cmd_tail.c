@@ -167,16 +167,14 @@ static void show_alert(const ds_deal_alert_t *a, bool json) {
 }
 
 int ds_cmd_tail(int argc, char **argv) {
-    const char *brokers = getenv("DEALSIGNAL_BROKERS"), *schemas = "schemas";
-    const char *registry_url = getenv("DEALSIGNAL_SCHEMA_REGISTRY_URL");
     const char *t_ls = "lead.scores", *t_as = "account.scores", *t_al = "deal.alerts";
     const char *t_ma = "ma.events", *t_crm = "crm.events";
     long max = -1, timeout = -1;
     int beginning = 0, json = 0;
     ds_kv_pair_t extra[32];
-    size_t nextra = 0;
-    if (!brokers)
-        brokers = "localhost:9092";
+    ds_cmd_conn_t cn;
+    ds_cmd_conn_init(&cn, extra, 32);
+    cn.registry_url = getenv("DEALSIGNAL_SCHEMA_REGISTRY_URL");
     static const struct option opts[] = {
         {"brokers", required_argument, 0, 'b'},    {"from-beginning", no_argument, 0, 'f'},
         {"max", required_argument, 0, 'm'},        {"timeout-ms", required_argument, 0, 't'},
@@ -192,26 +190,26 @@ int ds_cmd_tail(int argc, char **argv) {
     optind = 1;
     while ((ch = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
         switch (ch) {
-        case 'b': brokers = optarg; break;
         case 'f': beginning = 1; break;
         case 'm': max = strtol(optarg, NULL, 10); break;
         case 't': timeout = strtol(optarg, NULL, 10); break;
-        case 'j': json = 1; break;
-        case 'S': schemas = optarg; break;
-        case 'R': registry_url = optarg; break;
+        case 'j':
+            json = 1;
+            break;
         case 'L': t_ls = optarg; break;
         case 'A': t_as = optarg; break;
         case 'T': t_al = optarg; break;
         case 'M': t_ma = optarg; break;
-        case 'C': t_crm = optarg; break;
-        case 'X':
-            if (!ds_cmd_x_pair(optarg, extra, &nextra, 32))
-                return 2;
+        case 'C':
+            t_crm = optarg;
             break;
         case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
+        default:
+            if (ds_cmd_conn_opt(&cn, ch, optarg, NULL, usage))
+                return 2;
         }
     }
+    const char *brokers = cn.brokers, *schemas = cn.schemas, *registry_url = cn.registry_url;
     if (optind >= argc) {
         usage(stderr);
         return 2;
@@ -261,7 +259,7 @@ int ds_cmd_tail(int argc, char **argv) {
                            {"log_level", "3"}};
     rd_kafka_t *k = NULL;
     if (!ds_kafka_conf_apply(conf, brokers, defs, 4, err, sizeof(err)) &&
-        !ds_kafka_conf_apply(conf, NULL, extra, nextra, err, sizeof(err)))
+        !ds_kafka_conf_apply(conf, NULL, cn.x, cn.nx, err, sizeof(err)))
         k = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
     if (!k) {
         rd_kafka_conf_destroy(conf);

@@ -1,12 +1,13 @@
 /*
- * cmds.c — what the subcommands share: reading a -X key=value argument
- * and catching the stop signals.  Each command keeps its own stop flag
- * and handler (one command runs per process); only the installation is
- * here.
+ * cmds.c — what the subcommands share: the connection options (brokers,
+ * schemas, -X key=value) and catching the stop signals.  Each command
+ * keeps its own stop flag and handler (one command runs per process);
+ * only the installation is here.
  */
 #include "cmds.h"
 
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool ds_cmd_x_pair(char *arg, ds_kv_pair_t *pairs, size_t *n, size_t max) {
@@ -17,6 +18,40 @@ bool ds_cmd_x_pair(char *arg, ds_kv_pair_t *pairs, size_t *n, size_t max) {
     pairs[*n].key = arg;
     pairs[(*n)++].value = eq + 1;
     return true;
+}
+
+void ds_cmd_conn_init(ds_cmd_conn_t *c, ds_kv_pair_t *x, size_t max_x) {
+    const char *brokers = getenv("DEALSIGNAL_BROKERS");
+    c->brokers = brokers ? brokers : "localhost:9092";
+    c->schemas = "schemas";
+    c->registry_url = NULL;
+    c->x = x;
+    c->nx = 0;
+    c->max_x = max_x;
+}
+
+int ds_cmd_conn_opt(ds_cmd_conn_t *c, int ch, char *arg, const char *x_error,
+                    void (*usage)(FILE *)) {
+    switch (ch) {
+    case 'b':
+        c->brokers = arg;
+        return 0;
+    case 'S':
+        c->schemas = arg;
+        return 0;
+    case 'R':
+        c->registry_url = arg;
+        return 0;
+    case 'X':
+        if (ds_cmd_x_pair(arg, c->x, &c->nx, c->max_x))
+            return 0;
+        if (x_error)
+            fprintf(stderr, "%s\n", x_error);
+        return 2;
+    default:
+        usage(stderr);
+        return 2;
+    }
 }
 
 void ds_cmd_catch_stop(void (*on_stop)(int)) {

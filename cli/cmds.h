@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "ds_config.h"
 
@@ -23,6 +24,27 @@ int ds_cmd_backtest(int argc, char **argv);
 /* `dealsignal rules learn …`: argv[0] is "learn" */
 int ds_cmd_rules_learn(int argc, char **argv);
 int ds_cmd_repartition(int argc, char **argv);
+
+/* The options gen, tail and repartition share: where the brokers and the
+ * schemas are (a directory, or a Schema Registry's URL) and -X librdkafka
+ * properties, added to x (nx of max_x used). */
+typedef struct ds_cmd_conn {
+    const char *brokers;      /* --brokers; default $DEALSIGNAL_BROKERS or localhost:9092 */
+    const char *schemas;      /* --schemas; default "schemas" */
+    const char *registry_url; /* --schema-registry; default NULL */
+    ds_kv_pair_t *x;
+    size_t nx, max_x;
+} ds_cmd_conn_t;
+
+/** The defaults above, with the -X pairs going to x (max_x of them). */
+void ds_cmd_conn_init(ds_cmd_conn_t *c, ds_kv_pair_t *x, size_t max_x);
+/** Takes getopt's answer ch (its argument arg) when it is one of the
+ *  shared options and returns 0.  Otherwise returns 2, the exit status of
+ *  a usage error, after saying why on stderr: x_error (when not NULL) for
+ *  a -X argument without '=' or beyond max_x, usage(stderr) for an option
+ *  the command does not know. */
+int ds_cmd_conn_opt(ds_cmd_conn_t *c, int ch, char *arg, const char *x_error,
+                    void (*usage)(FILE *));
 
 /** Appends the argument of a -X flag, "key=value", to pairs (*n of max
  *  used), splitting arg in place at its first '=' (the pair points into
