@@ -1151,3 +1151,10 @@ int ds_h_run_tests(const char *group, const struct CMUnitTest *tests, size_t n,
         }
     return _cmocka_run_group_tests(group, some, nsome, NULL, NULL);
 }
+
+int ds_h_main(ds_h_env_t *env, int partitions, const struct CMUnitTest *tests, size_t n) {
+    ds_h_start(env, partitions, true);
+    int rc = _cmocka_run_group_tests("tests", tests, n, NULL, NULL);
+    ds_h_cleanup();
+    return rc;
+}

@@ -173,6 +173,10 @@ struct CMUnitTest;
  *  cmocka's output.  Returns cmocka's result. */
 int ds_h_run_tests(const char *group, const struct CMUnitTest *tests, size_t n,
                    const char *only_var);
+/** A suite's main: starts Redis and the broker with `partitions`
+ *  (ds_h_start), runs the cmocka group `tests` (n tests), stops
+ *  everything and returns cmocka's result. */
+int ds_h_main(ds_h_env_t *env, int partitions, const struct CMUnitTest *tests, size_t n);
 
 /** A free TCP port on 127.0.0.1 (for a process's HTTP endpoint). */
 int ds_h_free_port(void);

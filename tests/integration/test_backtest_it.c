@@ -336,12 +336,9 @@ static void test_rules_learn_passes_check(void **state) {
 
 int main(void) {
     snprintf(logfile, sizeof(logfile), "/tmp/test_backtest_it.log");
-    ds_h_start(&env, 1, true);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backtest_matches_watcher),
         cmocka_unit_test(test_rules_learn_passes_check),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    ds_h_cleanup();
-    return rc;
+    return ds_h_main(&env, 1, tests, sizeof(tests) / sizeof(tests[0]));
 }

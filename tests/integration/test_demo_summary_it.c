@@ -89,11 +89,8 @@ static void test_reads_the_layout(void **state) {
 }
 
 int main(void) {
-    ds_h_start(&env, 1, true);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reads_the_layout),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    ds_h_cleanup();
-    return rc;
+    return ds_h_main(&env, 1, tests, sizeof(tests) / sizeof(tests[0]));
 }

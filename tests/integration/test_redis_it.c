@@ -140,14 +140,11 @@ static void test_error_reply_fails_collect(void **state) {
 }
 
 int main(void) {
-    ds_h_start(&env, 1, true);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_capture_is_resp),
         cmocka_unit_test(test_send_then_collect),
         cmocka_unit_test(test_killed_connection_then_resend),
         cmocka_unit_test(test_error_reply_fails_collect),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    ds_h_cleanup();
-    return rc;
+    return ds_h_main(&env, 1, tests, sizeof(tests) / sizeof(tests[0]));
 }

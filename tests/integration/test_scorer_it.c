@@ -447,8 +447,8 @@ static void test_warm_topics(void **state) {
 }
 
 int main(void) {
-    snprintf(logfile, sizeof(logfile), "%s/test_scorer_it.log", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    ds_h_start(&env, 2, true);
+    snprintf(logfile, sizeof(logfile), "%s/test_scorer_it.log",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_warm_topics),
         cmocka_unit_test(test_scorer_end_to_end),
@@ -456,7 +456,5 @@ int main(void) {
         cmocka_unit_test(test_full_write_after_redis_restart),
         cmocka_unit_test(test_windows_coalesce_writes),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    ds_h_cleanup();
-    return rc;
+    return ds_h_main(&env, 2, tests, sizeof(tests) / sizeof(tests[0]));
 }

@@ -550,11 +550,8 @@ int main(void) {
     snprintf(dir, sizeof(dir), "%s/tests/fixtures/redis-v2", src ? src : ".");
     snprintf(logfile, sizeof(logfile), "%s/test_state_migration.log",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    ds_h_start(&env, 2, true);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_migration),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    ds_h_cleanup();
-    return rc;
+    return ds_h_main(&env, 2, tests, sizeof(tests) / sizeof(tests[0]));
 }

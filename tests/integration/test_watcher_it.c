@@ -393,7 +393,6 @@ static void test_deal_hash_follows_each_flush(void **state) {
 
 int main(void) {
     snprintf(logfile, sizeof(logfile), "/tmp/test_watcher_it.log");
-    ds_h_start(&env, 1, true);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_event_clock_lifecycle),
         cmocka_unit_test(test_wall_clock_fires_without_events_and_after_restart),
@@ -401,7 +400,5 @@ int main(void) {
         cmocka_unit_test(test_tier_change_seen_by_next_batch),
         cmocka_unit_test(test_deal_hash_follows_each_flush),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    ds_h_cleanup();
-    return rc;
+    return ds_h_main(&env, 1, tests, sizeof(tests) / sizeof(tests[0]));
 }
