@@ -69,22 +69,14 @@ static void strs_free(strs_t *s) {
 /* ---- runs ------------------------------------------------------------------- */
 
 typedef struct run {
-    char name[32];
-    char prefix[40];
-    char group[64];
-    char ls[64], as[64], al[64];
+    ds_h_names_t n;
 } run_t;
 
 static void run_init(run_t *r, const char *name) {
-    snprintf(r->name, sizeof(r->name), "%s", name);
-    snprintf(r->prefix, sizeof(r->prefix), "%s:", name);
-    snprintf(r->group, sizeof(r->group), "fault-%s", name);
-    snprintf(r->ls, sizeof(r->ls), "lead.scores.%s", name);
-    snprintf(r->as, sizeof(r->as), "account.scores.%s", name);
-    snprintf(r->al, sizeof(r->al), "deal.alerts.%s", name);
-    ds_h_create_topic(&env, r->ls, 16);
-    ds_h_create_topic(&env, r->as, 16);
-    ds_h_create_topic(&env, r->al, 16);
+    ds_h_names(&r->n, "fault", name, true);
+    ds_h_create_topic(&env, r->n.ls, 16);
+    ds_h_create_topic(&env, r->n.as, 16);
+    ds_h_create_topic(&env, r->n.al, 16);
 }
 
 /* The oracle runs with the default batch size and writes every batch's
@@ -94,12 +86,12 @@ static void run_init(run_t *r, const char *name) {
  * elsewhere: the final state must not depend on where they fell. */
 static pid_t start(const run_t *r, const char *what) {
     char log[256];
-    snprintf(log, sizeof(log), "%s/%s-%s.log", env.tmpdir, r->name, what);
-    bool oracle = !strcmp(r->name, "oracle");
+    snprintf(log, sizeof(log), "%s/%s-%s.log", env.tmpdir, r->n.name, what);
+    bool oracle = !strcmp(r->n.name, "oracle");
     ds_h_args_t a;
-    ds_h_worker_args(&a, &env, what, env.redis_url, r->group, r->prefix);
-    ds_h_args_add(&a, "--topic-lead-scores", r->ls, "--topic-account-scores", r->as,
-                  "--topic-alerts", r->al, "--batch-size", oracle ? "10000" : "200",
+    ds_h_worker_args(&a, &env, what, env.redis_url, r->n.group, r->n.prefix);
+    ds_h_args_add(&a, "--topic-lead-scores", r->n.ls, "--topic-account-scores", r->n.as,
+                  "--topic-alerts", r->n.al, "--batch-size", oracle ? "10000" : "200",
                   "--redis-flush-ms", oracle ? "0" : "700", "--log-level", "warn", NULL);
     return ds_h_spawn(log, a.v);
 }
@@ -109,7 +101,7 @@ static const char *input_of(const char *what) {
 }
 
 static void finish(const run_t *r, const char *what, pid_t *pids, int npids) {
-    bool done = ds_h_wait_group(&env, r->group, input_of(what), 600000);
+    bool done = ds_h_wait_group(&env, r->n.group, input_of(what), 600000);
     for (int i = 0; i < npids; i++)
         if (pids[i] > 0)
             assert_int_equal(ds_h_stop(pids[i], SIGTERM, 15000), 0);
@@ -159,8 +151,8 @@ static void snapshot(const run_t *r, strs_t *out) {
     assert_true(c && !c->err);
     char cursor[32] = "0";
     char pattern[64];
-    snprintf(pattern, sizeof(pattern), "%s*", r->prefix);
-    size_t plen = strlen(r->prefix);
+    snprintf(pattern, sizeof(pattern), "%s*", r->n.prefix);
+    size_t plen = strlen(r->n.prefix);
     do {
         redisReply *sr = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
         assert_non_null(sr);
@@ -206,7 +198,7 @@ static void snapshot(const run_t *r, strs_t *out) {
 }
 
 static void output_ids(const run_t *r, strs_t *out) {
-    const char *topics[] = {r->ls, r->as, r->al};
+    const char *topics[] = {r->n.ls, r->n.as, r->n.al};
     for (int t = 0; t < 3; t++) {
         ds_h_record_t *recs;
         size_t n = ds_h_consume(&env, topics[t], SIZE_MAX, 60000, &recs);
@@ -228,7 +220,7 @@ static void compare(const run_t *r) {
     strs_t st = {0}, ids = {0};
     snapshot(r, &st);
     output_ids(r, &ids);
-    fprintf(stderr, "  %s: %zu keys (oracle %zu), %zu output ids (oracle %zu)\n", r->name, st.n,
+    fprintf(stderr, "  %s: %zu keys (oracle %zu), %zu output ids (oracle %zu)\n", r->n.name, st.n,
             oracle_state.n, ids.n, oracle_ids.n);
     /* the lines one side has and the other has not (merge of sorted lists) */
     for (size_t i = 0, j = 0, shown = 0; (i < st.n || j < oracle_state.n) && shown < 6;) {
@@ -238,7 +230,7 @@ static void compare(const run_t *r) {
             continue;
         }
         if (c < 0)
-            fprintf(stderr, "    only %s: %.300s\n", r->name, st.v[i++]);
+            fprintf(stderr, "    only %s: %.300s\n", r->n.name, st.v[i++]);
         else
             fprintf(stderr, "    only oracle: %.300s\n", oracle_state.v[j++]);
         shown++;

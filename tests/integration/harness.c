@@ -128,6 +128,15 @@ pid_t ds_h_spawn(const char *logfile, const char *const *args) {
     return p;
 }
 
+void ds_h_names(ds_h_names_t *n, const char *group_prefix, const char *name, bool long_topics) {
+    snprintf(n->name, sizeof(n->name), "%s", name);
+    snprintf(n->prefix, sizeof(n->prefix), "%s:", name);
+    snprintf(n->group, sizeof(n->group), "%s-%s", group_prefix, name);
+    snprintf(n->ls, sizeof(n->ls), long_topics ? "lead.scores.%s" : "%s.ls", name);
+    snprintf(n->as, sizeof(n->as), long_topics ? "account.scores.%s" : "%s.as", name);
+    snprintf(n->al, sizeof(n->al), long_topics ? "deal.alerts.%s" : "%s.al", name);
+}
+
 void ds_h_args_add(ds_h_args_t *a, ...) {
     va_list ap;
     va_start(ap, a);

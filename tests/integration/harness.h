@@ -82,6 +82,16 @@ void ds_h_args_add(ds_h_args_t *a, ...);
 void ds_h_worker_args(ds_h_args_t *a, const ds_h_env_t *env, const char *what,
                       const char *redis_url, const char *group, const char *prefix);
 
+/** What one run of the workers in a suite is called: its name, its Redis
+ *  key prefix "<name>:", its consumer group "<group_prefix>-<name>" and
+ *  its output topics, "<name>.ls", "<name>.as", "<name>.al" or, with
+ *  long_topics, "lead.scores.<name>", "account.scores.<name>",
+ *  "deal.alerts.<name>". */
+typedef struct ds_h_names {
+    char name[32], prefix[40], group[64], ls[80], as[80], al[80];
+} ds_h_names_t;
+void ds_h_names(ds_h_names_t *n, const char *group_prefix, const char *name, bool long_topics);
+
 /** A producer connected to env's broker (framed values are built by the
  *  caller with the codec). */
 rd_kafka_t *ds_h_producer(const ds_h_env_t *env);

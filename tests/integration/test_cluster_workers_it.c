@@ -55,8 +55,8 @@ static size_t nsrc_ma, nsrc_crm;
 /* ---- runs ------------------------------------------------------------------------ */
 
 typedef struct run {
-    char name[32], prefix[40], group[64];
-    char in_ma[64], in_crm[64], ls[64], as[64], al[64];
+    ds_h_names_t n;
+    char in_ma[64], in_crm[64];
     bool plain;          /* the oracle: one plain Redis */
     bool wait;           /* redis.wait_replicas 1 */
     bool quick;          /* redis.timeout_ms 500 */
@@ -65,14 +65,9 @@ typedef struct run {
 
 static void run_init(run_t *r, const char *name) {
     memset(r, 0, sizeof(*r));
-    snprintf(r->name, sizeof(r->name), "%s", name);
-    snprintf(r->prefix, sizeof(r->prefix), "%s:", name);
-    snprintf(r->group, sizeof(r->group), "cl-%s", name);
+    ds_h_names(&r->n, "cl", name, true);
     snprintf(r->in_ma, sizeof(r->in_ma), "ma.%s", name);
     snprintf(r->in_crm, sizeof(r->in_crm), "crm.%s", name);
-    snprintf(r->ls, sizeof(r->ls), "lead.scores.%s", name);
-    snprintf(r->as, sizeof(r->as), "account.scores.%s", name);
-    snprintf(r->al, sizeof(r->al), "deal.alerts.%s", name);
     const char *t[] = {r->in_ma, r->in_crm};
     for (int i = 0; i < 2; i++) {
         char dlq[80];
@@ -80,9 +75,9 @@ static void run_init(run_t *r, const char *name) {
         snprintf(dlq, sizeof(dlq), "%s.dlq", t[i]);
         ds_h_create_topic(&env, dlq, 4);
     }
-    ds_h_create_topic(&env, r->ls, 8);
-    ds_h_create_topic(&env, r->as, 8);
-    ds_h_create_topic(&env, r->al, 8);
+    ds_h_create_topic(&env, r->n.ls, 8);
+    ds_h_create_topic(&env, r->n.as, 8);
+    ds_h_create_topic(&env, r->n.al, 8);
 }
 
 static bool is_scorer(const char *what) {
@@ -98,15 +93,15 @@ static const char *input_of(const run_t *r, const char *what) {
  * windows of 700 ms. */
 static pid_t start(run_t *r, const char *what, int slot) {
     char log[256];
-    snprintf(log, sizeof(log), "%s/%s-%s.log", env.tmpdir, r->name, what);
+    snprintf(log, sizeof(log), "%s/%s-%s.log", env.tmpdir, r->n.name, what);
     snprintf(r->metrics[slot], sizeof(r->metrics[slot]), "127.0.0.1:%d", ds_h_free_port());
     ds_h_args_t a;
-    ds_h_worker_args(&a, &env, what, r->plain ? env.redis_url : cl.url, r->group, r->prefix);
+    ds_h_worker_args(&a, &env, what, r->plain ? env.redis_url : cl.url, r->n.group, r->n.prefix);
     ds_h_args_add(&a, "--topic-marketing", r->in_ma, "--topic-crm", r->in_crm,
-                  "--topic-lead-scores", r->ls, "--topic-account-scores", r->as, "--topic-alerts",
-                  r->al, "--batch-size", r->plain ? "10000" : "200", "--redis-flush-ms",
-                  r->plain ? "0" : "700", "--log-level", "warn", "--metrics-addr", r->metrics[slot],
-                  NULL);
+                  "--topic-lead-scores", r->n.ls, "--topic-account-scores", r->n.as,
+                  "--topic-alerts", r->n.al, "--batch-size", r->plain ? "10000" : "200",
+                  "--redis-flush-ms", r->plain ? "0" : "700", "--log-level", "warn",
+                  "--metrics-addr", r->metrics[slot], NULL);
     if (!r->plain)
         ds_h_args_add(&a, "--redis-seeds", cl.seeds, NULL);
     if (r->wait)
@@ -164,7 +159,7 @@ static void feed_wait(feed_t *f) {
 }
 
 static void finish(const run_t *r, const char *what, pid_t *pids, int npids) {
-    bool done = ds_h_wait_group(&env, r->group, input_of(r, what), 120000);
+    bool done = ds_h_wait_group(&env, r->n.group, input_of(r, what), 120000);
     for (int i = 0; i < npids; i++)
         if (pids[i] > 0)
             assert_int_equal(ds_h_stop(pids[i], SIGTERM, 15000), 0);
@@ -183,13 +178,13 @@ static int cmpstr(const void *a, const void *b);
 static size_t state_of(const run_t *r, char ***out) {
     size_t n;
     if (r->plain) {
-        n = ds_h_snapshot(&env, r->prefix, NULL, out);
+        n = ds_h_snapshot(&env, r->n.prefix, NULL, out);
     } else {
         int m[DS_H_CLUSTER_MAX], ports[DS_H_CLUSTER_MAX];
         int nm = ds_h_cluster_masters(&cl, m);
         for (int i = 0; i < nm; i++)
             ports[i] = cl.port[m[i]];
-        n = ds_h_snapshot_ports(ports, nm, r->prefix, NULL, out);
+        n = ds_h_snapshot_ports(ports, nm, r->n.prefix, NULL, out);
     }
     char from[80];
     snprintf(from, sizeof(from), "{wpart:%s:", r->in_crm);
@@ -212,7 +207,7 @@ static int cmpstr(const void *a, const void *b) {
 }
 
 static size_t ids_of(const run_t *r, char ***out) {
-    const char *topics[] = {r->ls, r->as, r->al};
+    const char *topics[] = {r->n.ls, r->n.as, r->n.al};
     char **v = NULL;
     size_t n = 0, cap = 0;
     for (int t = 0; t < 3; t++) {
@@ -247,12 +242,12 @@ static size_t ids_of(const run_t *r, char ***out) {
 static void compare(const run_t *r) {
     char **st, **ids;
     size_t nst = state_of(r, &st), nids = ids_of(r, &ids);
-    fprintf(stderr, "  %s: %zu keys (oracle %zu), %zu output ids (oracle %zu)\n", r->name, nst,
+    fprintf(stderr, "  %s: %zu keys (oracle %zu), %zu output ids (oracle %zu)\n", r->n.name, nst,
             noracle_state, nids, noracle_ids);
     for (size_t i = 0; i < nst && i < noracle_state; i++)
         if (strcmp(st[i], oracle_state[i])) {
             fprintf(stderr, "  first difference:\n    oracle: %.300s\n    %s: %.300s\n",
-                    oracle_state[i], r->name, st[i]);
+                    oracle_state[i], r->n.name, st[i]);
             break;
         }
     assert_int_equal(nst, noracle_state);
@@ -348,7 +343,7 @@ static void reshard_phase(run_t *r, const char *what) {
     }
     fprintf(stderr, "  %s: %d rounds of 400 slots moved while the input arrived\n", what, rounds);
     feed_wait(&f);
-    assert_true(ds_h_wait_group(&env, r->group, input_of(r, what), 120000));
+    assert_true(ds_h_wait_group(&env, r->n.group, input_of(r, what), 120000));
     double redirects = scrape(r->metrics[0], "dealsignal_redis_redirects_total{");
     fprintf(stderr, "  %s: %.0f redirects followed during the reshard\n", what, redirects);
     assert_true(redirects > 0);
@@ -412,7 +407,7 @@ static void failover_phase(run_t *r, const char *what) {
     snprintf(cmd, sizeof(cmd),
              "printf '  %s: %%s replays from the committed offsets\\n' "
              "$(grep -c 'consuming again from the committed' '%s/%s-%s.log') >&2",
-             what, env.tmpdir, r->name, what);
+             what, env.tmpdir, r->n.name, what);
     if (system(cmd)) {
     }
 }
@@ -470,7 +465,7 @@ static void pause_phase(run_t *r, const char *what) {
     ds_clock_sleep_ms(1000);
     pause_master(r, what, "writes are in flight");
     feed_wait(&f);
-    assert_true(ds_h_wait_group(&env, r->group, input_of(r, what), 120000));
+    assert_true(ds_h_wait_group(&env, r->n.group, input_of(r, what), 120000));
     ds_clock_sleep_ms(1000);
     pause_master(r, what, "idle");
     finish(r, what, &p, 1);
@@ -478,7 +473,7 @@ static void pause_phase(run_t *r, const char *what) {
 
 static int log_count(const run_t *r, const char *what, const char *needle) {
     char log[256];
-    snprintf(log, sizeof(log), "%s/%s-%s.log", env.tmpdir, r->name, what);
+    snprintf(log, sizeof(log), "%s/%s-%s.log", env.tmpdir, r->n.name, what);
     return ds_h_log_count(log, needle);
 }
 
@@ -526,9 +521,9 @@ static void test_fatal_stop(void **s) {
     char log[256];
     snprintf(log, sizeof(log), "%s/fatal.log", env.tmpdir);
     const char *args[] = {
-        "scorer", "--brokers",  env.brokers, "--redis",        cl.url,   "--redis-cluster",
-        "off",    "--group-id", r.group,     "--redis-prefix", r.prefix, "--topic-marketing",
-        r.in_ma,  "--schemas",  schemas,     "--log-level",    "warn",   NULL};
+        "scorer", "--brokers",  env.brokers, "--redis",        cl.url,     "--redis-cluster",
+        "off",    "--group-id", r.n.group,   "--redis-prefix", r.n.prefix, "--topic-marketing",
+        r.in_ma,  "--schemas",  schemas,     "--log-level",    "warn",     NULL};
     int64_t t0 = ds_clock_mono_ms();
     pid_t p = ds_h_spawn(log, args);
     int st = -1;
@@ -563,9 +558,9 @@ static void test_shutdown_timeout_from_sigterm(void **s) {
                           "--redis",
                           url,
                           "--group-id",
-                          r.group,
+                          r.n.group,
                           "--redis-prefix",
-                          r.prefix,
+                          r.n.prefix,
                           "--topic-marketing",
                           r.in_ma,
                           "--schemas",

@@ -141,32 +141,29 @@ static void gen(const char *topic, const char *key_by, const char *rate) {
 }
 
 typedef struct run {
-    char name[32], prefix[40], group[64], topic[64], ls[80], as[80];
+    ds_h_names_t n; /* its deal.alerts name is not used */
+    char topic[64];
     char metrics[2][64];
     pid_t pid[2];
 } run_t;
 
 static void run_init(run_t *r, const char *name, const char *topic) {
     memset(r, 0, sizeof(*r));
-    snprintf(r->name, sizeof(r->name), "%s", name);
-    snprintf(r->prefix, sizeof(r->prefix), "%s:", name);
-    snprintf(r->group, sizeof(r->group), "keys-%s", name);
+    ds_h_names(&r->n, "keys", name, false);
     snprintf(r->topic, sizeof(r->topic), "%s", topic);
-    snprintf(r->ls, sizeof(r->ls), "%s.ls", name);
-    snprintf(r->as, sizeof(r->as), "%s.as", name);
     ds_h_create_topic(&env, topic, NPARTS);
 }
 
 static pid_t start_one(run_t *r, int i) {
     char log[256];
-    snprintf(log, sizeof(log), "%s/%s-%d.log", env.tmpdir, r->name, i);
+    snprintf(log, sizeof(log), "%s/%s-%d.log", env.tmpdir, r->n.name, i);
     if (!r->metrics[i][0])
         snprintf(r->metrics[i], sizeof(r->metrics[i]), "127.0.0.1:%d", ds_h_free_port());
     ds_h_args_t a;
-    ds_h_worker_args(&a, &env, "scorer", env.redis_url, r->group, r->prefix);
-    ds_h_args_add(&a, "--topic-marketing", r->topic, "--topic-lead-scores", r->ls,
-                  "--topic-account-scores", r->as, "--batch-size", "100", "--redis-flush-ms", "300",
-                  "--metrics-addr", r->metrics[i], "--log-level", "warn", NULL);
+    ds_h_worker_args(&a, &env, "scorer", env.redis_url, r->n.group, r->n.prefix);
+    ds_h_args_add(&a, "--topic-marketing", r->topic, "--topic-lead-scores", r->n.ls,
+                  "--topic-account-scores", r->n.as, "--batch-size", "100", "--redis-flush-ms",
+                  "300", "--metrics-addr", r->metrics[i], "--log-level", "warn", NULL);
     r->pid[i] = ds_h_spawn(log, a.v);
     return r->pid[i];
 }
@@ -206,9 +203,9 @@ static double dlq_metric(run_t *r, int nworkers, const char *reason) {
 }
 
 static void finish(run_t *r, int nworkers) {
-    bool done = ds_h_wait_group(&env, r->group, r->topic, 90000);
+    bool done = ds_h_wait_group(&env, r->n.group, r->topic, 90000);
     if (!done)
-        fprintf(stderr, "  %s: group did not finish\n", r->name);
+        fprintf(stderr, "  %s: group did not finish\n", r->n.name);
     for (int i = 0; i < nworkers; i++)
         assert_int_equal(ds_h_stop(r->pid[i], SIGTERM, 15000), 0);
     assert_true(done);
@@ -288,12 +285,13 @@ static void make_ref(const char *topic, const input_t *in, bool (*keep)(const in
 }
 
 static void compare_state(const run_t *a, const run_t *b, const char *skip) {
-    assert_true(ds_h_same_state(&env, a->name, a->prefix, b->name, b->prefix, skip, MIN_KEYS));
+    assert_true(
+        ds_h_same_state(&env, a->n.name, a->n.prefix, b->n.name, b->n.prefix, skip, MIN_KEYS));
 }
 
 static void compare_outputs(const run_t *a, const run_t *b) {
-    const char *ta[] = {a->ls, a->as}, *tb[] = {b->ls, b->as};
-    assert_true(ds_h_same_outputs(&env, a->name, ta, b->name, tb, 2));
+    const char *ta[] = {a->n.ls, a->n.as}, *tb[] = {b->n.ls, b->n.as};
+    assert_true(ds_h_same_outputs(&env, a->n.name, ta, b->n.name, tb, 2));
 }
 
 /* ---- lead-keyed ------------------------------------------------------------------ */
@@ -312,7 +310,7 @@ static bool keyed_right(const in_t *x, void *opaque) {
 static void check_wrong_key_dlq(const run_t *r, const input_t *in) {
     coord_t *c;
     size_t n = dlq_of(r->topic, in, &c);
-    fprintf(stderr, "  %s: %zu records in the DLQ, %zu expected\n", r->name, n, lead_wrong);
+    fprintf(stderr, "  %s: %zu records in the DLQ, %zu expected\n", r->n.name, n, lead_wrong);
     assert_int_equal(n, lead_wrong);
     for (size_t i = 0; i < in->n; i++)
         assert_int_equal(in_dlq(c, n, &in->v[i]), !keyed_right(&in->v[i], NULL));
@@ -350,7 +348,7 @@ static void test_lead_keyed_two_workers(void **state) {
     make_ref("keys.leadref", &lead_in, keyed_right, NULL);
     start_one(&lead_ref, 0);
 
-    assert_true(ds_h_wait_group(&env, r.group, r.topic, 90000));
+    assert_true(ds_h_wait_group(&env, r.n.group, r.topic, 90000));
     assert_int_equal(dlq_metric(&r, 2, "wrong_key"), (double)lead_wrong);
     finish(&r, 2);
     finish(&lead_ref, 1);
@@ -470,7 +468,7 @@ static void test_split_partitions(void **state) {
         const in_t *x = &in.v[i];
         char key[128];
         bool acct = strncmp(x->unit, "L-", 2) != 0;
-        snprintf(key, sizeof(key), "%s{%s:%s}", r.prefix, acct ? "acct" : "lead", x->unit);
+        snprintf(key, sizeof(key), "%s{%s:%s}", r.n.prefix, acct ? "acct" : "lead", x->unit);
         char *ck = ds_h_hget(&env, key, "checkpoint");
         assert_non_null(ck);
         int32_t bound = (int32_t)strtol(ck, NULL, 10);
@@ -523,7 +521,7 @@ static void test_repartition_equals_unit_keying(void **state) {
     assert_int_equal(repartition("keys.lead", "keys.rekeyed", "rp-1"), 0);
     start_one(&unit, 0);
     start_one(&rekeyed, 0);
-    assert_true(ds_h_wait_group(&env, rekeyed.group, rekeyed.topic, 90000));
+    assert_true(ds_h_wait_group(&env, rekeyed.n.group, rekeyed.topic, 90000));
     /* every record keyed by its unit: nothing in the DLQ */
     assert_int_equal(dlq_metric(&rekeyed, 1, "wrong_key"), 0);
     finish(&unit, 1);

@@ -55,18 +55,14 @@ static void gen(const char *scenario, const char *topic_flag, const char *topic,
 }
 
 typedef struct run {
-    char name[32], prefix[40], group[64], ls[64], as[64], al[64], metrics[64], log[256];
+    ds_h_names_t n;
+    char metrics[64], log[256];
     pid_t pid;
 } run_t;
 
 static void run_init(run_t *r, const char *name) {
     memset(r, 0, sizeof(*r));
-    snprintf(r->name, sizeof(r->name), "%s", name);
-    snprintf(r->prefix, sizeof(r->prefix), "%s:", name);
-    snprintf(r->group, sizeof(r->group), "ready-%s", name);
-    snprintf(r->ls, sizeof(r->ls), "%s.ls", name);
-    snprintf(r->as, sizeof(r->as), "%s.as", name);
-    snprintf(r->al, sizeof(r->al), "%s.al", name);
+    ds_h_names(&r->n, "ready", name, false);
     snprintf(r->metrics, sizeof(r->metrics), "127.0.0.1:%d", ds_h_free_port());
     snprintf(r->log, sizeof(r->log), "%s/%s.log", env.tmpdir, name);
 }
@@ -74,11 +70,11 @@ static void run_init(run_t *r, const char *name) {
 /* `what`: scorer, or run (both workers) */
 static void start(run_t *r, const char *what, const char *ma, const char *crm) {
     ds_h_args_t a;
-    ds_h_worker_args(&a, &env, what, env.redis_url, r->group, r->prefix);
-    ds_h_args_add(&a, "--topic-marketing", ma, "--topic-crm", crm, "--topic-lead-scores", r->ls,
-                  "--topic-account-scores", r->as, "--topic-alerts", r->al, "--batch-size", "200",
-                  "--redis-flush-ms", "300", "--redis-timeout-ms", "1000", "--broker-timeout-ms",
-                  "2000", "--metrics-addr", r->metrics, NULL);
+    ds_h_worker_args(&a, &env, what, env.redis_url, r->n.group, r->n.prefix);
+    ds_h_args_add(&a, "--topic-marketing", ma, "--topic-crm", crm, "--topic-lead-scores", r->n.ls,
+                  "--topic-account-scores", r->n.as, "--topic-alerts", r->n.al, "--batch-size",
+                  "200", "--redis-flush-ms", "300", "--redis-timeout-ms", "1000",
+                  "--broker-timeout-ms", "2000", "--metrics-addr", r->metrics, NULL);
     r->pid = ds_h_spawn(r->log, a.v);
 }
 
@@ -113,12 +109,13 @@ static int log_count(const run_t *r, const char *needle) {
 }
 
 static void compare_state(const run_t *a, const run_t *b, const char *skip) {
-    assert_true(ds_h_same_state(&env, a->name, a->prefix, b->name, b->prefix, skip, MIN_KEYS));
+    assert_true(
+        ds_h_same_state(&env, a->n.name, a->n.prefix, b->n.name, b->n.prefix, skip, MIN_KEYS));
 }
 
 static void compare_outputs(const run_t *a, const run_t *b) {
-    const char *ta[] = {a->ls, a->as}, *tb[] = {b->ls, b->as};
-    assert_true(ds_h_same_outputs(&env, a->name, ta, b->name, tb, 2));
+    const char *ta[] = {a->n.ls, a->n.as}, *tb[] = {b->n.ls, b->n.as};
+    assert_true(ds_h_same_outputs(&env, a->n.name, ta, b->n.name, tb, 2));
 }
 
 static int group_setup(void **state) {
@@ -161,7 +158,7 @@ static void test_outages(void **state) {
     t = time_to(&r, 200, 10000);
     fprintf(stderr, "  redis resumed: 200 after %lld ms\n", (long long)t);
     assert_true(t >= 0 && t <= 3000);
-    assert_true(ds_h_wait_group(&env, r.group, "ready.ma", 30000));
+    assert_true(ds_h_wait_group(&env, r.n.group, "ready.ma", 30000));
 
     /* Redis killed for 8 s while input arrives: the retries (refused at
      * once) back off to seconds; it comes back with its data */
@@ -183,7 +180,7 @@ static void test_outages(void **state) {
     t = ds_clock_mono_ms() - t0;
     fprintf(stderr, "  redis restarted: records consumed again after %lld ms\n", (long long)t);
     assert_true(t <= 2000);
-    assert_true(ds_h_wait_group(&env, r.group, "ready.ma", 30000));
+    assert_true(ds_h_wait_group(&env, r.n.group, "ready.ma", 30000));
     /* it came back with its data: nothing to write back */
     assert_int_equal(metric(&r, "dealsignal_redis_state_lost_total{worker=\"scorer\"}"), 0);
     assert_int_equal(log_count(&r, "restarted (run_id"), 1);
@@ -214,13 +211,13 @@ static void test_outages(void **state) {
     assert_true(t >= 0);
     /* it works again: more input is applied */
     gen("marketing", "--topic-marketing", "ready.ma", "33", "500");
-    assert_true(ds_h_wait_group(&env, r.group, "ready.ma", 60000));
+    assert_true(ds_h_wait_group(&env, r.n.group, "ready.ma", 60000));
     assert_int_equal(ds_h_stop(r.pid, SIGTERM, 15000), 0);
 
     run_t ref;
     run_init(&ref, "outageref");
     start(&ref, "scorer", "ready.ma", "ready.crm");
-    assert_true(ds_h_wait_group(&env, ref.group, "ready.ma", 60000));
+    assert_true(ds_h_wait_group(&env, ref.n.group, "ready.ma", 60000));
     assert_int_equal(ds_h_stop(ref.pid, SIGTERM, 15000), 0);
     compare_state(&r, &ref, NULL);
     compare_outputs(&r, &ref);
@@ -246,11 +243,11 @@ static void test_redis_back_empty(void **state) {
         waitpid(g, &st, 0);
         assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     }
-    assert_true(ds_h_wait_group(&env, r.group, "empty.ma", 60000));
-    assert_true(ds_h_wait_group(&env, r.group, "empty.crm", 60000));
+    assert_true(ds_h_wait_group(&env, r.n.group, "empty.ma", 60000));
+    assert_true(ds_h_wait_group(&env, r.n.group, "empty.crm", 60000));
     assert_true(time_to(&r, 200, 10000) >= 0);
     char **before;
-    size_t nb = ds_h_snapshot(&env, r.prefix, NULL, &before);
+    size_t nb = ds_h_snapshot(&env, r.n.prefix, NULL, &before);
     assert_true(nb > 100);
     ds_h_stop_redis(&env);
     char cmd[300];
@@ -265,7 +262,7 @@ static void test_redis_back_empty(void **state) {
     while (!same && ds_clock_mono_ms() < end) {
         ds_clock_sleep_ms(250);
         ds_h_lines_free(after, na);
-        na = ds_h_snapshot(&env, r.prefix, NULL, &after);
+        na = ds_h_snapshot(&env, r.n.prefix, NULL, &after);
         same = na == nb;
         for (size_t i = 0; same && i < na; i++)
             same = !strcmp(after[i], before[i]);
