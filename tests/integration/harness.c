@@ -1065,7 +1065,7 @@ size_t ds_h_output_ids(const ds_h_env_t *env, const char *const *topics, int nto
     char **ids = malloc(cap * sizeof(char *));
     for (int t = 0; t < ntopics; t++) {
         ds_h_record_t *recs;
-        size_t k = ds_h_consume(env, topics[t], SIZE_MAX, 30000, &recs);
+        size_t k = ds_h_consume(env, topics[t], SIZE_MAX, 60000, &recs);
         for (size_t i = 0; i < k; i++) {
             const char *id = ds_h_header(&recs[i], "dealsignal.id");
             if (!id)

@@ -208,35 +208,7 @@ static int cmpstr(const void *a, const void *b) {
 
 static size_t ids_of(const run_t *r, char ***out) {
     const char *topics[] = {r->n.ls, r->n.as, r->n.al};
-    char **v = NULL;
-    size_t n = 0, cap = 0;
-    for (int t = 0; t < 3; t++) {
-        ds_h_record_t *recs;
-        size_t k = ds_h_consume(&env, topics[t], SIZE_MAX, 60000, &recs);
-        for (size_t i = 0; i < k; i++) {
-            const char *id = ds_h_header(&recs[i], "dealsignal.id");
-            assert_non_null(id);
-            if (n == cap) {
-                cap = cap ? cap * 2 : 1024;
-                v = realloc(v, cap * sizeof(*v));
-            }
-            size_t l = strlen(id) + 4;
-            v[n] = malloc(l);
-            snprintf(v[n++], l, "%d/%s", t, id);
-        }
-        ds_h_records_free(recs, k);
-    }
-    qsort(v, n, sizeof(*v), cmpstr);
-    size_t j = 0; /* at least once: one of each */
-    for (size_t i = 0; i < n; i++) {
-        if (j && !strcmp(v[j - 1], v[i])) {
-            free(v[i]);
-            continue;
-        }
-        v[j++] = v[i];
-    }
-    *out = v;
-    return j;
+    return ds_h_output_ids(&env, topics, 3, out);
 }
 
 static void compare(const run_t *r) {
