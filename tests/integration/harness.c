@@ -1167,3 +1167,13 @@ int ds_h_main(ds_h_env_t *env, int partitions, const struct CMUnitTest *tests, s
     ds_h_cleanup();
     return rc;
 }
+
+bool ds_h_same_run_state(const ds_h_env_t *env, const ds_h_names_t *a, const ds_h_names_t *b,
+                         const char *skip_field, size_t min_keys) {
+    return ds_h_same_state(env, a->name, a->prefix, b->name, b->prefix, skip_field, min_keys);
+}
+
+bool ds_h_same_run_scores(const ds_h_env_t *env, const ds_h_names_t *a, const ds_h_names_t *b) {
+    const char *ta[] = {a->ls, a->as}, *tb[] = {b->ls, b->as};
+    return ds_h_same_outputs(env, a->name, ta, b->name, tb, 2);
+}

@@ -91,6 +91,11 @@ typedef struct ds_h_names {
     char name[32], prefix[40], group[64], ls[80], as[80], al[80];
 } ds_h_names_t;
 void ds_h_names(ds_h_names_t *n, const char *group_prefix, const char *name, bool long_topics);
+/** ds_h_same_state over two runs' key prefixes (and names). */
+bool ds_h_same_run_state(const ds_h_env_t *env, const ds_h_names_t *a, const ds_h_names_t *b,
+                         const char *skip_field, size_t min_keys);
+/** ds_h_same_outputs over two runs' LeadScore and AccountScore topics. */
+bool ds_h_same_run_scores(const ds_h_env_t *env, const ds_h_names_t *a, const ds_h_names_t *b);
 
 /** A producer connected to env's broker (framed values are built by the
  *  caller with the codec). */

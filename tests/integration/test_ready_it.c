@@ -109,13 +109,11 @@ static int log_count(const run_t *r, const char *needle) {
 }
 
 static void compare_state(const run_t *a, const run_t *b, const char *skip) {
-    assert_true(
-        ds_h_same_state(&env, a->n.name, a->n.prefix, b->n.name, b->n.prefix, skip, MIN_KEYS));
+    assert_true(ds_h_same_run_state(&env, &a->n, &b->n, skip, MIN_KEYS));
 }
 
 static void compare_outputs(const run_t *a, const run_t *b) {
-    const char *ta[] = {a->n.ls, a->n.as}, *tb[] = {b->n.ls, b->n.as};
-    assert_true(ds_h_same_outputs(&env, a->n.name, ta, b->n.name, tb, 2));
+    assert_true(ds_h_same_run_scores(&env, &a->n, &b->n));
 }
 
 static int group_setup(void **state) {
