@@ -46,19 +46,6 @@ static int cmpstr(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void strs_sort_unique(strs_t *s) {
-    qsort(s->v, s->n, sizeof(char *), cmpstr);
-    size_t j = 0;
-    for (size_t i = 0; i < s->n; i++) {
-        if (j && !strcmp(s->v[j - 1], s->v[i])) {
-            free(s->v[i]);
-            continue;
-        }
-        s->v[j++] = s->v[i];
-    }
-    s->n = j;
-}
-
 static void strs_free(strs_t *s) {
     for (size_t i = 0; i < s->n; i++)
         free(s->v[i]);
@@ -199,19 +186,7 @@ static void snapshot(const run_t *r, strs_t *out) {
 
 static void output_ids(const run_t *r, strs_t *out) {
     const char *topics[] = {r->n.ls, r->n.as, r->n.al};
-    for (int t = 0; t < 3; t++) {
-        ds_h_record_t *recs;
-        size_t n = ds_h_consume(&env, topics[t], SIZE_MAX, 60000, &recs);
-        for (size_t i = 0; i < n; i++) {
-            const char *id = ds_h_header(&recs[i], "dealsignal.id");
-            assert_non_null(id);
-            char *x = malloc(strlen(id) + 4);
-            snprintf(x, strlen(id) + 4, "%d/%s", t, id);
-            strs_add(out, x);
-        }
-        ds_h_records_free(recs, n);
-    }
-    strs_sort_unique(out);
+    out->n = out->cap = ds_h_output_ids(&env, topics, 3, &out->v);
 }
 
 static strs_t oracle_state, oracle_ids;
