@@ -1,0 +1,94 @@
+/*
+ * test_pipeline_policies.c — the worker's policies that need nothing
+ * running: the retry backoff doubles up to its ceiling and never passes it;
+ * the batch ring hands out free batches with rising seq, lists a state's
+ * batches oldest first and says when anything is in flight; a batch's
+ * offsets are the next offset of each partition, merged by the larger.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka.h needs the four above first */
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "batch.h"
+#include "ds_backoff.h"
+
+static void test_backoff_doubles_to_ceiling(void **state) {
+    (void)state;
+    ds_backoff_t b = ds_backoff_make(DS_BACKOFF_RETRY_MIN_MS, DS_BACKOFF_MAX_MS);
+    const int64_t want[] = {100, 200, 400, 800, 1600, 3200, 5000, 5000};
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        assert_int_equal(ds_backoff_peek(&b), want[i]);
+        assert_int_equal(ds_backoff_next(&b), want[i]);
+    }
+    b = ds_backoff_make(DS_BACKOFF_SLOW_MIN_MS, DS_BACKOFF_MAX_MS);
+    const int64_t slow[] = {200, 400, 800, 1600, 3200, 5000, 5000};
+    for (size_t i = 0; i < sizeof(slow) / sizeof(slow[0]); i++)
+        assert_int_equal(ds_backoff_next(&b), slow[i]);
+    b = ds_backoff_make(9000, 5000); /* a first wait above the ceiling is the ceiling */
+    assert_int_equal(ds_backoff_next(&b), 5000);
+}
+
+static void test_ring_order(void **state) {
+    (void)state;
+    ds_batch_ring_t ring;
+    assert_true(ds_batch_ring_init(&ring, 4, 16));
+    ds_batch_t *got[DS_NBATCH];
+    for (int i = 0; i < DS_NBATCH; i++) {
+        got[i] = ds_batch_ring_take(&ring);
+        assert_non_null(got[i]);
+        assert_int_equal(got[i]->state, DS_BATCH_BUILD);
+        assert_int_equal(got[i]->seq, (uint64_t)i + 1);
+    }
+    assert_null(ds_batch_ring_take(&ring)); /* all in use */
+    assert_false(ds_batch_ring_inflight(&ring));
+    /* the newest first in the array: listed oldest first all the same */
+    got[5]->state = got[1]->state = got[3]->state = DS_BATCH_ACKS;
+    ds_batch_t *acks[DS_NBATCH];
+    assert_int_equal(ds_batch_ring_in(&ring, DS_BATCH_ACKS, acks), 3);
+    assert_ptr_equal(acks[0], got[1]);
+    assert_ptr_equal(acks[1], got[3]);
+    assert_ptr_equal(acks[2], got[5]);
+    assert_true(ds_batch_ring_inflight(&ring));
+    ds_batch_release(got[1]);
+    assert_int_equal(got[1]->state, DS_BATCH_FREE);
+    ds_batch_t *again = ds_batch_ring_take(&ring);
+    assert_ptr_equal(again, got[1]);
+    assert_int_equal(again->seq, DS_NBATCH + 1);
+    ds_batch_ring_free(&ring);
+}
+
+static void test_offsets_merge(void **state) {
+    (void)state;
+    ds_batch_t b;
+    memset(&b, 0, sizeof(b));
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(l, "in", 0)->offset = 10;
+    rd_kafka_topic_partition_list_add(l, "in", 1)->offset = 7;
+    ds_batch_merge_store(&b, l, 5); /* taken as is */
+    assert_ptr_equal(b.store, l);
+    rd_kafka_topic_partition_list_t *m = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(m, "in", 0)->offset = 8;  /* lower: kept at 10 */
+    rd_kafka_topic_partition_list_add(m, "in", 1)->offset = 12; /* higher: raised */
+    rd_kafka_topic_partition_list_add(m, "in", 2)->offset = 3;  /* new: added */
+    ds_batch_merge_store(&b, m, 4);
+    assert_int_equal(b.store_msgs, 9);
+    assert_int_equal(b.store->cnt, 3);
+    assert_int_equal(rd_kafka_topic_partition_list_find(b.store, "in", 0)->offset, 10);
+    assert_int_equal(rd_kafka_topic_partition_list_find(b.store, "in", 1)->offset, 12);
+    assert_int_equal(rd_kafka_topic_partition_list_find(b.store, "in", 2)->offset, 3);
+    rd_kafka_topic_partition_list_destroy(b.store);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_backoff_doubles_to_ceiling),
+        cmocka_unit_test(test_ring_order),
+        cmocka_unit_test(test_offsets_merge),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

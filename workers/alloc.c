@@ -1,0 +1,33 @@
+/*
+ * alloc.c — the allocator's thresholds and the idle trim (alloc.h).
+ *
+ * Fixing the trim threshold also fixes the mmap threshold, so that one is
+ * raised too (else every allocation of 128 KiB or more, such as a fetch
+ * response, would be an mmap and a munmap).  What an idle trim gives back
+ * is above all the pages freed since the burst: the consumer queue's
+ * messages, up to queued.max.messages.kbytes.
+ */
+#include "alloc.h"
+
+#include <malloc.h>
+
+#include "ds_log.h"
+
+#define TRIM_THRESHOLD (16 << 20)
+#define MMAP_THRESHOLD (32 << 20) /* glibc's maximum on 64-bit */
+
+void ds_alloc_tune(void) { /* idempotent: `run` has two workers */
+    if (!mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) || !mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+        DS_DEBUG("worker", "malloc thresholds not set (not glibc's allocator?)");
+}
+
+void ds_alloc_busy(ds_alloc_idle_t *a) {
+    a->trimmed = false;
+}
+
+void ds_alloc_idle(ds_alloc_idle_t *a, int64_t idle_ms) {
+    if (a->trimmed || idle_ms < DS_ALLOC_IDLE_TRIM_MS)
+        return;
+    malloc_trim(0);
+    a->trimmed = true;
+}

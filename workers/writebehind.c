@@ -1,0 +1,143 @@
+/*
+ * writebehind.c — the write-behind windows (writebehind.h).
+ *
+ * Invariants: at most one window is closed and not yet written
+ * (`closing`); owed <= owed_total; a window's offsets (`closed`) go to
+ * exactly one batch, the one that formats its last entity, and `seen`
+ * never holds the offsets of a batch that a closed window took.  The
+ * adapter's persist() writes entities as they are now, so an entity
+ * changed again after the close goes out with its newest state.
+ */
+#include "writebehind.h"
+
+#include <string.h>
+
+#include "worker.h"
+
+bool ds_wb_init(ds_wb_t *wb, const struct ds_worker_ops *ops, void *self, int64_t flush_ms,
+                size_t flush_entities) {
+    memset(wb, 0, sizeof(*wb));
+    wb->ops = ops;
+    wb->self = self;
+    wb->flush_ms = flush_ms;
+    wb->flush_entities = flush_entities;
+    wb->seen = rd_kafka_topic_partition_list_new(8);
+    return wb->seen != NULL;
+}
+
+void ds_wb_free(ds_wb_t *wb) {
+    if (wb->seen)
+        rd_kafka_topic_partition_list_destroy(wb->seen);
+    if (wb->closed)
+        rd_kafka_topic_partition_list_destroy(wb->closed);
+    wb->seen = wb->closed = NULL;
+}
+
+void ds_wb_start(ds_wb_t *wb, int64_t now) {
+    wb->last_flush_ms = now;
+}
+
+size_t ds_wb_drop(ds_wb_t *wb) {
+    size_t msgs = wb->seen_msgs + wb->closed_msgs;
+    rd_kafka_topic_partition_list_destroy(wb->seen);
+    wb->seen = rd_kafka_topic_partition_list_new(8);
+    wb->seen_msgs = 0;
+    if (wb->closed)
+        rd_kafka_topic_partition_list_destroy(wb->closed);
+    wb->closed = NULL;
+    wb->closed_msgs = 0;
+    wb->closing = false;
+    wb->owed = wb->owed_total = 0;
+    return msgs;
+}
+
+bool ds_wb_owes(const ds_wb_t *wb) {
+    return wb->closing || wb->seen_msgs || wb->ops->dirty_count(wb->self);
+}
+
+void ds_wb_seen(ds_wb_t *wb, const ds_batch_t *b) {
+    ds_batch_add_offsets(wb->seen, b);
+    wb->seen_msgs += b->nmsgs;
+}
+
+static int64_t idle_flush_ms(const ds_wb_t *wb) {
+    return wb->flush_ms / 10;
+}
+
+int ds_wb_wait_ms(const ds_wb_t *wb, int64_t now, int64_t last_msg_ms, int wait) {
+    if (!ds_wb_owes(wb))
+        return wait;
+    int64_t left = wb->closing ? DS_WB_SLICE_IDLE_MS : wb->last_flush_ms + wb->flush_ms - now;
+    int64_t idle_left = last_msg_ms + idle_flush_ms(wb) - now;
+    if (idle_left < left)
+        left = idle_left;
+    return left < 0 ? 0 : left < wait ? (int)left : wait;
+}
+
+bool ds_wb_due(const ds_wb_t *wb, int64_t now, int64_t last_msg_ms, bool *all) {
+    *all = false;
+    if (!ds_wb_owes(wb))
+        return false;
+    *all = now - last_msg_ms >= idle_flush_ms(wb);
+    return *all || wb->closing || now - wb->last_flush_ms >= wb->flush_ms;
+}
+
+/* Close a window: it takes the offsets seen since the last one and owes
+ * the entities dirty now. */
+static void close_window(ds_wb_t *wb, int64_t now) {
+    wb->closed = wb->seen;
+    wb->closed_msgs = wb->seen_msgs;
+    wb->seen = rd_kafka_topic_partition_list_new(8);
+    wb->seen_msgs = 0;
+    wb->owed = wb->owed_total = wb->ops->close(wb->self);
+    wb->closing = true;
+    wb->last_flush_ms = now;
+}
+
+/* How many of the closed window's entities a batch writes: an even share
+ * of them over the interval that follows the close (the next window
+ * closes when they are all written), at least DS_WB_SLICE_MIN, all of them
+ * once the interval is over (redis.flush_ms 0: all at once). */
+static size_t slice(const ds_wb_t *wb, int64_t now) {
+    int64_t pace = wb->flush_ms, since = now - wb->last_flush_ms;
+    if (pace <= 0 || since >= pace)
+        return wb->owed;
+    size_t due = (size_t)((double)wb->owed_total * (double)since / (double)pace);
+    size_t done = wb->owed_total - wb->owed;
+    size_t n = due > done ? due - done : 0;
+    if (n < DS_WB_SLICE_MIN)
+        n = DS_WB_SLICE_MIN;
+    return n < wb->owed ? n : wb->owed;
+}
+
+void ds_wb_step(ds_wb_t *wb, ds_batch_t *b, ds_redis_t *r, int64_t now, bool all) {
+    ds_redis_capture(r, &b->writes, &b->nwrites);
+    for (;;) {
+        if (!wb->closing) {
+            size_t dirty = wb->ops->dirty_count(wb->self);
+            if (all || dirty == 0 || now - wb->last_flush_ms >= wb->flush_ms ||
+                dirty >= wb->flush_entities)
+                close_window(wb, now);
+            else
+                break;
+        }
+        size_t n = all ? wb->owed : slice(wb, now);
+        bool last = n == wb->owed;
+        wb->ops->persist(wb->self, r, n, last);
+        wb->ops->persisted(wb->self, n, last); /* the bytes hold it now */
+        wb->owed -= n;
+        if (!last)
+            break;
+        ds_batch_merge_store(b, wb->closed, wb->closed_msgs);
+        wb->closed = NULL;
+        wb->closed_msgs = 0;
+        wb->closing = false;
+        if (!all || !ds_wb_owes(wb))
+            break;
+    }
+    /* redis.wait_replicas: the window's writes are on that many replicas
+     * before its offsets are stored (the WAIT's reply fails the batch) */
+    if (b->store)
+        ds_redis_capture_wait(r);
+    ds_redis_capture(r, NULL, NULL);
+}
