@@ -40,6 +40,7 @@
 
 #include "cmds.h"
 #include "codec.h"
+#include "ds_backoff.h"
 #include "ds_buf.h"
 #include "ds_clock.h"
 #include "ds_config.h"
@@ -374,7 +375,7 @@ static ds_err_t produce_one(rp_t *r, const rrec_t *x, ds_delivery_t *d) {
 static bool flush_round(rp_t *r) {
     if (!r->nround)
         return true;
-    int64_t backoff = 500;
+    ds_backoff_t backoff = ds_backoff_make(500, DS_BACKOFF_MAX_MS);
     for (;;) {
         ds_delivery_t d;
         memset(&d, 0, sizeof(d));
@@ -400,11 +401,11 @@ static bool flush_round(rp_t *r) {
         DS_WARN("repartition",
                 "delivery of a round of %zu failed (%zu failed: %s); producing it "
                 "again in %lld ms",
-                r->nround, d.failed, rd_kafka_err2str(d.first_err), (long long)backoff);
+                r->nround, d.failed, rd_kafka_err2str(d.first_err),
+                (long long)ds_backoff_peek(&backoff));
         if (g_stop)
             return false;
-        ds_clock_sleep_ms(backoff);
-        backoff = backoff >= 5000 ? 5000 : backoff * 2;
+        ds_clock_sleep_ms(ds_backoff_next(&backoff));
     }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(8);
     for (size_t i = 0; i < r->nround; i++) {

@@ -3,11 +3,13 @@
  * failure, from a first wait up to a ceiling, and starts again from the
  * first one after a success (a new ds_backoff_t).
  *
- * Every retry loop of the workers and the tools uses it, so that one
- * outage is waited out the same way everywhere: 100 ms doubling up to
- * 5 s for a batch's Redis rounds and its outputs' deliveries
- * (DS_BACKOFF_RETRY), 200 ms doubling up to 5 s for the schema registry and
- * for a worker's start.  O(1), no allocation, no clock: the caller sleeps.
+ * Every retry loop of the workers, the Redis Cluster client and
+ * `repartition` uses it, so that an outage is waited out the same way
+ * everywhere: 100 ms doubling up to 5 s for a batch's Redis rounds and its
+ * outputs' deliveries (DS_BACKOFF_RETRY_MIN_MS), 200 ms doubling up to 5 s
+ * for the schema registry and a worker's start (DS_BACKOFF_SLOW_MIN_MS);
+ * the cluster client's repair and repartition's rounds pass their own
+ * bounds.  O(1), no allocation, no clock: the caller sleeps.
  */
 #ifndef DS_BACKOFF_H
 #define DS_BACKOFF_H

@@ -36,6 +36,7 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "ds_backoff.h"
 #include "ds_buf.h"
 #include "ds_clock.h"
 #include "ds_log.h"
@@ -1294,7 +1295,7 @@ static void drain(ds_cluster_t *c) {
  * bound is reached or a reply is fatal. */
 static ds_err_t repair(ds_cluster_t *c) {
     int64_t start = ds_clock_mono_ms();
-    int64_t backoff = BACKOFF_MIN_MS;
+    ds_backoff_t backoff = ds_backoff_make(BACKOFF_MIN_MS, BACKOFF_MAX_MS);
     for (int round = 0;; round++) {
         drain(c);
         if (c->fatal)
@@ -1315,8 +1316,8 @@ static ds_err_t repair(ds_cluster_t *c) {
         }
         if (c->need_backoff) {
             int64_t left = c->timeout_ms - spent;
-            ds_clock_sleep_ms(backoff < left ? backoff : left);
-            backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+            int64_t ms = ds_backoff_next(&backoff);
+            ds_clock_sleep_ms(ms < left ? ms : left);
             c->need_backoff = false;
         }
         if (c->need_refresh) {
