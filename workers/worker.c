@@ -62,6 +62,7 @@
 #include "ds_clock.h"
 #include "ds_kafka.h"
 #include "ds_log.h"
+#include "ds_registry.h"
 #include "health.h"
 #include "writebehind.h"
 
@@ -96,8 +97,14 @@ struct ds_worker {
     const ds_worker_ops_t *ops;
     void *self;
     char topic[256];
-    const char *outputs[4]; /* ds_worker_set_outputs */
-    size_t noutputs;
+    /* the codec of this thread, and the schemas of its outputs (their
+     * ids registered at start) */
+    ds_registry_t *registry;
+    ds_codec_t *codec;
+    ds_output_schema_t outs[DS_WORKER_MAX_OUTPUTS];
+    const char *out_topics[DS_WORKER_MAX_OUTPUTS];
+    size_t nouts;
+    const ds_rules_t *next_rules; /* set by another thread, taken at a batch boundary */
     rd_kafka_t *consumer;
     rd_kafka_t *producer;
     ds_redis_t *redis;       /* loads (and the ops' own reads): answered at once */
@@ -325,12 +332,34 @@ static void drop_held(ds_worker_t *w) {
     w->health.decode_ok = 1; /* nothing waits for the schema registry any more */
 }
 
+/* The partitions of l as our own type, in *ids (freed by the caller). */
+static ds_partitions_t partitions_of(ds_worker_t *w, const rd_kafka_topic_partition_list_t *l,
+                                     int32_t **ids) {
+    ds_partitions_t set = {NULL, 0};
+    *ids = NULL;
+    if (!l || l->cnt <= 0)
+        return set;
+    if (!(*ids = malloc((size_t)l->cnt * sizeof(**ids)))) {
+        DS_ERROR(w->ops->name, "out of memory listing the partitions");
+        abort(); /* the adapter would drop or skip partitions it owns */
+    }
+    for (int i = 0; i < l->cnt; i++)
+        (*ids)[i] = l->elems[i].partition;
+    set.ids = *ids;
+    set.n = (size_t)l->cnt;
+    return set;
+}
+
 static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *parts) {
     ds_worker_t *w = opaque;
     w->health.assigned = parts->cnt;
     w->paused = false;
-    if (w->ops->assigned)
-        w->ops->assigned(w->self, parts);
+    if (w->ops->assigned) {
+        int32_t *ids;
+        ds_partitions_t set = partitions_of(w, parts, &ids);
+        w->ops->assigned(w->self, &set);
+        free(ids);
+    }
 }
 
 static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *parts) {
@@ -652,8 +681,11 @@ static void redis_emptied(ds_worker_t *w) {
     rd_kafka_topic_partition_list_t *owned = NULL;
     if (rd_kafka_assignment(w->consumer, &owned))
         owned = NULL;
+    int32_t *ids;
+    ds_partitions_t set = partitions_of(w, owned, &ids);
     size_t before = w->ops->dirty_count(w->self);
-    w->ops->rewrite_all(w->self, owned);
+    w->ops->rewrite_all(w->self, owned ? &set : NULL);
+    free(ids);
     if (owned)
         rd_kafka_topic_partition_list_destroy(owned);
     count(w->m_redis_lost, 1);
@@ -713,6 +745,9 @@ static bool load_stage(ds_worker_t *w, ds_batch_t *b) {
     int64_t t = ds_clock_mono_us();
     if (!b->t0_us)
         b->t0_us = t;
+    const ds_rules_t *nr = __atomic_exchange_n(&w->next_rules, NULL, __ATOMIC_ACQ_REL);
+    if (nr && w->ops->rules)
+        w->ops->rules(w->self, nr); /* a batch boundary: the SIGHUP reload takes effect */
     ds_backoff_t backoff = ds_backoff_make(DS_BACKOFF_RETRY_MIN_MS, DS_BACKOFF_MAX_MS);
     for (;;) {
         probe_settle(w);
@@ -1106,13 +1141,39 @@ static void idle(ds_worker_t *w, ds_batch_t *b, bool inflight) {
 
 /* ---- start and stop -------------------------------------------------------- */
 
-void ds_worker_set_outputs(ds_worker_t *w, const char *const *topics, size_t n) {
-    w->noutputs = 0;
-    for (size_t i = 0; i < n && i < sizeof(w->outputs) / sizeof(w->outputs[0]); i++)
-        w->outputs[w->noutputs++] = topics[i];
+ds_codec_t *ds_worker_codec(ds_worker_t *w) {
+    return w->codec;
 }
 
-/* ops->start until it succeeds: a dependency that does not answer yet
+void ds_worker_set_rules(ds_worker_t *w, const ds_rules_t *rules) {
+    __atomic_store_n(&w->next_rules, rules, __ATOMIC_RELEASE);
+}
+
+/* The registry the configuration asks for and a codec on it: with a Schema
+ * Registry, the output ids are resolved at start (-1 until then); else the
+ * configured ids, checked against the embedded directory now. */
+static bool open_codec(ds_worker_t *w, char *errstr, size_t errstr_size) {
+    const ds_config_t *cfg = w->cfg;
+    w->registry = ds_registry_open(cfg, errstr, errstr_size);
+    if (!w->registry)
+        return false;
+    ds_codec_ids_t ids = ds_codec_default_ids;
+    ids.lead_score = cfg->schema_id_lead_score;
+    ids.account_score = cfg->schema_id_account_score;
+    ids.deal_alert = cfg->schema_id_deal_alert;
+    if (ds_registry_is_remote(cfg))
+        ids = (ds_codec_ids_t){-1, -1, -1, -1, -1};
+    w->codec = ds_codec_new(w->registry, &ids, errstr, errstr_size);
+    for (size_t i = 0; i < DS_WORKER_MAX_OUTPUTS && w->ops->outputs[i]; i++) {
+        ds_output_schema_init(&w->outs[i], cfg, w->ops->outputs[i]);
+        w->out_topics[i] = w->outs[i].topic;
+        w->nouts = i + 1;
+    }
+    return w->codec != NULL;
+}
+
+/* The output schemas' registration (ds_output_schemas_start) until it
+ * succeeds: a registry that does not answer yet
  * (DS_ERR_IO) is waited for with a backoff (DS_BACKOFF_SLOW_MIN_MS
  * doubling up to DS_BACKOFF_MAX_MS), the worker not ready meanwhile; any
  * other error stops it.  False when the worker must not go on (*rc says
@@ -1122,7 +1183,8 @@ static bool start_adapter(ds_worker_t *w, int *rc) {
     ds_backoff_t backoff = ds_backoff_make(DS_BACKOFF_SLOW_MIN_MS, DS_BACKOFF_MAX_MS);
     for (int attempt = 1; !ds_worker_stop; attempt++) {
         err[0] = '\0';
-        ds_err_t e = w->ops->start ? w->ops->start(w->self, err, sizeof(err)) : DS_ERR_OK;
+        ds_err_t e = ds_output_schemas_start(w->cfg, w->registry, w->codec, w->outs, w->nouts,
+                                             w->ops->name, err, sizeof(err));
         if (!e) {
             if (attempt > 1)
                 DS_INFO(w->ops->name, "started after %d attempts", attempt);
@@ -1161,7 +1223,7 @@ static bool start(ds_worker_t *w, int *rc) {
     DS_INFO(w->ops->name, "consuming topic=%s group=%s", w->topic, w->cfg->group_id);
     /* look the output topics up now (2 s at most, all of them): otherwise
      * the first batch's outputs wait (~0.7 s) for the producer's metadata */
-    if (w->noutputs && !ds_kafka_warm_topics(w->producer, w->outputs, w->noutputs, 2000))
+    if (w->nouts && !ds_kafka_warm_topics(w->producer, w->out_topics, w->nouts, 2000))
         DS_WARN(w->ops->name, "output topics not known to the broker yet; "
                               "the first outputs wait for their metadata");
     ds_wb_start(&w->wb, ds_clock_mono_ms()); /* the first interval starts now */
@@ -1264,6 +1326,8 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
         goto fail;
     }
     w->cur = &w->ring.b[0];
+    if (!open_codec(w, errstr, errstr_size))
+        goto fail;
     w->redis = ds_redis_new(cfg->redis_url, cfg->redis_timeout_ms, errstr, errstr_size);
     if (!w->redis)
         goto fail;
@@ -1359,6 +1423,8 @@ void ds_worker_destroy(ds_worker_t *w) {
     ds_redis_destroy(w->redis);
     ds_redis_destroy(w->wredis);
     ds_redis_known_destroy(w->known);
+    ds_codec_destroy(w->codec);
+    ds_registry_destroy(w->registry);
     ds_health_destroy(&w->health);
     free(w);
 }

@@ -22,22 +22,46 @@
 #ifndef DS_WORKER_H
 #define DS_WORKER_H
 
-#include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdbool.h>
 
+#include "codec.h"
 #include "ds_buf.h"
 #include "ds_config.h"
 #include "ds_metrics.h"
+#include "ds_partitions.h"
 #include "ds_redis.h"
-#include "codec.h"
 #include "rules.h"
 
 typedef struct ds_worker ds_worker_t;
 
+/* How many output records a worker may write (its topics' metadata is
+ * fetched at start, their schemas registered). */
+#define DS_WORKER_MAX_OUTPUTS 4
+
+/* What differs between the workers.  The engine owns the rest: the
+ * consumer, producer and Redis connections, the schema registry and the
+ * codec (ds_worker_codec) with the output schemas' registration at start,
+ * the rules' reload at a batch boundary (ds_worker_set_rules), batches,
+ * windows, offsets, the DLQ and readiness.  Each callback is kept because
+ * only the adapter knows it: decode (its record type); prefetch and
+ * prefetched (its Redis layout: the replies are read where the layout is
+ * known); rules (what new rules change in memory: the watcher's
+ * deadlines); apply (the business); close, persist, persisted and
+ * dirty_count (what an entity's write is, and what else a window owes: the
+ * watcher's watermarks); tick (the watcher's clock); reset (its memory);
+ * assigned (the watcher's clock per partition); unit_key and
+ * unit_partition (which field is the unit, and the partition its
+ * checkpoint binds it to); rewrite_all (which entities belong to the
+ * partitions owned).  Partitions are passed as ds_partitions_t, never as
+ * the Kafka client's lists. */
 typedef struct ds_worker_ops {
     const char *name;  /* "scorer", "watcher": logs and metrics */
     size_t event_size; /* bytes of one decoded event slot */
+    /* The records it writes ("LeadScore", "AccountScore", "DealAlert"),
+     * up to the first NULL: each one's topic and schema id come from the
+     * configuration (ds_output_schema_init). */
+    const char *outputs[DS_WORKER_MAX_OUTPUTS];
     /* Decode a message value into slot (strings in arena, valid for the
      * batch).  Returns OK or a DLQ code with detail. */
     ds_err_t (*decode)(void *self, const void *val, size_t len, ds_arena_t *arena, void *slot,
@@ -48,8 +72,12 @@ typedef struct ds_worker_ops {
      * decoding failed), `partitions` their partitions.  Called again after
      * the replies were handled, until it appends nothing (so a load may
      * depend on what an earlier round read); `round` counts from 0. */
-    size_t (*prefetch)(void *self, ds_redis_t *r, void **slots, const int32_t *partitions,
-                       size_t n, int round);
+    size_t (*prefetch)(void *self, ds_redis_t *r, void **slots, const int32_t *partitions, size_t n,
+                       int round);
+    /* The rules changed (SIGHUP), at a batch boundary: before the first
+     * prefetch round of a batch, so that the whole batch is applied under
+     * one set (the watcher recomputes its deadlines).  May be NULL. */
+    void (*rules)(void *self, const ds_rules_t *rules);
     /* The replies of the prefetch commands, in order. */
     ds_err_t (*prefetched)(void *self, size_t index, const redisReply *reply);
     /* Apply one decoded event; outputs via ds_worker_emit(). */
@@ -73,14 +101,9 @@ typedef struct ds_worker_ops {
     /* The in-memory state of every partition must be dropped (rebalance,
      * or a batch abandoned after its state ran ahead). */
     void (*reset)(void *self);
-    /* Partitions were assigned (may be NULL). */
-    void (*assigned)(void *self, const rd_kafka_topic_partition_list_t *parts);
-    /* Before the worker subscribes to its topic (may be NULL), on the
-     * worker's thread: DS_ERR_OK to go on; DS_ERR_IO when something it
-     * needs does not answer yet (the worker reports not-ready with errstr
-     * and calls again after a backoff); any other code stops the worker
-     * with errstr. */
-    ds_err_t (*start)(void *self, char *errstr, size_t errstr_size);
+    /* Partitions were assigned (NULL: none is ours any more); may be
+     * NULL: the watcher keeps a clock per partition it owns. */
+    void (*assigned)(void *self, const ds_partitions_t *parts);
     /* The unit id of a decoded event: the Kafka key its records must carry
      * (scorer: account_id, or lead_id without account; watcher: deal_id).
      * *id_name names the field it comes from, for the DLQ detail.  A record
@@ -97,7 +120,7 @@ typedef struct ds_worker_ops {
      * every entity held in memory whose unit is bound to one of `owned`
      * (this worker's partitions) dirty, with its notes of what was written
      * cleared, so that the next windows write all of it again. */
-    void (*rewrite_all)(void *self, const rd_kafka_topic_partition_list_t *owned);
+    void (*rewrite_all)(void *self, const ds_partitions_t *owned);
 } ds_worker_ops_t;
 
 /** The stop flag every worker loop checks (set by signal handlers). */
@@ -113,9 +136,13 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
 int ds_worker_run(ds_worker_t *w);
 void ds_worker_destroy(ds_worker_t *w);
 
-/** The topics the worker produces its outputs to (borrowed, at most 4): their
- *  metadata is fetched at start, so that the first outputs go out at once. */
-void ds_worker_set_outputs(ds_worker_t *w, const char *const *topics, size_t n);
+/** The codec of the worker's thread: decodes its input, encodes its
+ *  outputs with the ids registered at start (owned by the worker). */
+ds_codec_t *ds_worker_codec(ds_worker_t *w);
+
+/** New rules (borrowed; they must outlive the worker), taken at the next
+ *  batch boundary (ops->rules).  Any thread. */
+void ds_worker_set_rules(ds_worker_t *w, const ds_rules_t *rules);
 
 /** Queue an output record for this batch (copied).  `id` is the stable
  *  output id, sent in the `dealsignal.id` header. */
@@ -156,8 +183,7 @@ bool ds_registry_is_remote(const ds_config_t *cfg);
 
 /** The text of `<dir>/<n>-<record>.avsc` (the highest n when there are
  *  several), malloc'ed; NULL with errstr. */
-char *ds_schema_file_text(const char *dir, const char *record, char *errstr,
-                          size_t errstr_size);
+char *ds_schema_file_text(const char *dir, const char *record, char *errstr, size_t errstr_size);
 
 /** The subject of a value schema: strategy "topic" (or NULL): "<topic>-value";
  *  "record": the record's full name (namespace.name) from schema_json. */
@@ -192,16 +218,8 @@ void ds_output_schema_init(ds_output_schema_t *o, const ds_config_t *cfg, const 
  *  (ds_output_schemas_resolve), give the ids to codec and log them;
  *  without one nothing (the codec was made with the configured ids). */
 ds_err_t ds_output_schemas_start(const ds_config_t *cfg, ds_registry_t *reg, ds_codec_t *codec,
-                                 ds_output_schema_t *outs, size_t n, const char *comp,
-                                 char *errstr, size_t errstr_size) DS_WUR;
-
-/** Whether partition p is in the list (NULL: none is). */
-static inline bool ds_worker_partition_in(const rd_kafka_topic_partition_list_t *l, int32_t p) {
-    for (int i = 0; l && i < l->cnt; i++)
-        if (l->elems[i].partition == p)
-            return true;
-    return false;
-}
+                                 ds_output_schema_t *outs, size_t n, const char *comp, char *errstr,
+                                 size_t errstr_size) DS_WUR;
 
 /** Metrics handle of the worker (may be NULL). */
 ds_metrics_t *ds_worker_metrics(ds_worker_t *w);

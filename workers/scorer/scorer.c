@@ -54,7 +54,6 @@
 #include "ds_hash.h"
 #include "ds_log.h"
 #include "ds_redis.h"
-#include "ds_registry.h"
 #include "score.h"
 
 typedef struct unit_entry { /* one per account: keep it small */
@@ -101,10 +100,7 @@ typedef struct load {
 struct ds_scorer {
     const ds_config_t *cfg;
     const ds_rules_t *rules;
-    const ds_rules_t *next_rules; /* set by another thread, taken between batches */
-    ds_registry_t *registry;
-    ds_codec_t *codec;
-    ds_output_schema_t outs[2]; /* what it writes, and with which ids */
+    ds_codec_t *codec; /* the worker's */
     ds_worker_t *worker;
     unit_entry_t *units;
     ds_dirtyq_t dirty; /* of unit_entry_t */
@@ -301,11 +297,6 @@ static size_t sc_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
     ds_scorer_t *s = self;
     forget_loads(s); /* a failed earlier attempt may have left loads queued */
     s->cur_r = r;
-    if (round == 0) {
-        const ds_rules_t *nr = __atomic_exchange_n(&s->next_rules, NULL, __ATOMIC_ACQ_REL);
-        if (nr)
-            s->rules = nr; /* a batch boundary: the SIGHUP reload takes effect */
-    }
     for (size_t i = 0; i < n; i++) {
         sslot_t *ss = slots[i];
         if (!ss)
@@ -958,12 +949,12 @@ static void sc_reset(void *self) {
     publish_tracked(s);
 }
 
-static void sc_rewrite_all(void *self, const rd_kafka_topic_partition_list_t *owned) {
+static void sc_rewrite_all(void *self, const ds_partitions_t *owned) {
     ds_scorer_t *s = self;
     size_t part = 0;
     unit_entry_t *e, *tmp;
     HASH_ITER(hh, s->units, e, tmp) {
-        if (!e->unit || !ds_worker_partition_in(owned, e->ckpt_partition))
+        if (!e->unit || !ds_partitions_has(owned, e->ckpt_partition))
             continue; /* not loaded, or another worker's */
         bool whole = true;
         if (ds_score_unit_mark_all_dirty(e->unit, &whole))
@@ -980,16 +971,15 @@ static void sc_rewrite_all(void *self, const rd_kafka_topic_partition_list_t *ow
                  part);
 }
 
-static ds_err_t sc_start(void *self, char *errstr, size_t errstr_size) {
-    ds_scorer_t *s = self;
-    return ds_output_schemas_start(s->cfg, s->registry, s->codec, s->outs, 2, "scorer", errstr,
-                                   errstr_size);
-}
+/* A batch boundary: the SIGHUP reload takes effect. */
+static void sc_rules(void *self, const ds_rules_t *rules) { ((ds_scorer_t *)self)->rules = rules; }
 
 static const ds_worker_ops_t scorer_ops = {
     .name = "scorer",
     .event_size = sizeof(sslot_t),
+    .outputs = {"LeadScore", "AccountScore"},
     .decode = sc_decode,
+    .rules = sc_rules,
     .prefetch = sc_prefetch,
     .prefetched = sc_prefetched,
     .apply = sc_apply,
@@ -1000,7 +990,6 @@ static const ds_worker_ops_t scorer_ops = {
     .tick = NULL,
     .reset = sc_reset,
     .assigned = NULL,
-    .start = sc_start,
     .unit_key = sc_unit_key,
     .unit_key_doc = "account_id (lead_id for a lead without account)",
     .unit_partition = sc_unit_partition,
@@ -1024,26 +1013,11 @@ ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules,
     ds_buf_init(&s->list, 0);
     ds_buf_init(&s->sumbuf, 0);
     ds_buf_init(&s->keybuf, 0);
-    s->registry = ds_registry_open(cfg, errstr, errstr_size);
-    if (!s->registry)
-        goto fail;
-    ds_codec_ids_t ids = ds_codec_default_ids;
-    ids.lead_score = cfg->schema_id_lead_score;
-    ids.account_score = cfg->schema_id_account_score;
-    ids.deal_alert = cfg->schema_id_deal_alert;
-    ds_output_schema_init(&s->outs[0], cfg, "LeadScore");
-    ds_output_schema_init(&s->outs[1], cfg, "AccountScore");
-    if (ds_registry_is_remote(cfg)) /* the registry's ids, at start (sc/wt_start) */
-        ids = (ds_codec_ids_t){-1, -1, -1, -1, -1};
-    s->codec = ds_codec_new(s->registry, &ids, errstr, errstr_size);
-    if (!s->codec)
-        goto fail;
     s->worker = ds_worker_new(cfg, cfg->topic_marketing, &scorer_ops, s, metrics, errstr,
                               errstr_size);
     if (!s->worker)
         goto fail;
-    const char *outputs[] = {cfg->topic_lead_scores, cfg->topic_account_scores};
-    ds_worker_set_outputs(s->worker, outputs, 2);
+    s->codec = ds_worker_codec(s->worker);
     s->m_applied = mcounter(metrics, "applied_events", "Input events applied to the state");
     s->m_duplicates = mcounter(metrics, "duplicate_events", "Duplicate event ids applied once");
     s->m_unclassified = mcounter(metrics, "unclassified_events",
@@ -1075,7 +1049,7 @@ int ds_scorer_run(ds_scorer_t *s) {
     return ds_worker_run(s->worker);
 }
 void ds_scorer_set_rules(ds_scorer_t *s, const ds_rules_t *rules) {
-    __atomic_store_n(&s->next_rules, rules, __ATOMIC_RELEASE);
+    ds_worker_set_rules(s->worker, rules);
 }
 ds_worker_t *ds_scorer_worker(ds_scorer_t *s) { return s->worker; }
 
@@ -1089,8 +1063,6 @@ void ds_scorer_destroy(ds_scorer_t *s) {
     free(s->sadd);
     free(s->dict);
     free(s->dict_idx);
-    ds_codec_destroy(s->codec);
-    ds_registry_destroy(s->registry);
     ds_buf_free(&s->enc);
     ds_buf_free(&s->list);
     ds_buf_free(&s->sumbuf);

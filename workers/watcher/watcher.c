@@ -38,7 +38,6 @@
 #include "ds_fmt.h"
 #include "ds_hash.h"
 #include "ds_log.h"
-#include "ds_registry.h"
 #include "partclock.h"
 #include "stall.h"
 
@@ -92,11 +91,8 @@ typedef struct load {
 struct ds_watcher {
     const ds_config_t *cfg;
     const ds_rules_t *rules;
-    const ds_rules_t *next_rules; /* set by another thread, taken between batches */
     bool event_clock;
-    ds_registry_t *registry;
-    ds_codec_t *codec;
-    ds_output_schema_t outs[1]; /* what it writes, and with which ids */
+    ds_codec_t *codec; /* the worker's */
     ds_worker_t *worker;
     deal_entry_t *deals;
     part_t parts[MAX_PARTITIONS];
@@ -410,20 +406,6 @@ static size_t wa_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
         w->boot_inflight = false;
     }
     if (round == 0) {
-        const ds_rules_t *nr = __atomic_exchange_n(&w->next_rules, NULL, __ATOMIC_ACQ_REL);
-        if (nr) {
-            /* a batch boundary: the SIGHUP reload takes effect, and every
-             * deadline is recomputed under the new rules */
-            w->rules = nr;
-            deal_entry_t *e, *t;
-            HASH_ITER(hh, w->deals, e, t) {
-                if (!e->deal)
-                    continue;
-                e->deadline = INT64_MAX - 1;
-                reindex(w, e);
-                mark_dirty(w, e);
-            }
-        }
         mob_cache_clear(w);
         w->tiers_queued = false;
         /* partitions of this batch, and every assigned one for clock checks */
@@ -894,20 +876,29 @@ static void wa_reset(void *self) {
         ds_gauge_set(w->m_tracked, 0);
 }
 
-static void wa_assigned(void *self, const rd_kafka_topic_partition_list_t *parts) {
+static void wa_assigned(void *self, const ds_partitions_t *parts) {
     ds_watcher_t *w = self;
     /* exactly these partitions are ours now */
     for (int32_t p = 0; p < MAX_PARTITIONS; p++)
         if (w->parts[p].known && !w->parts[p].clock.n)
             w->parts[p].known = false;
-    for (int i = 0; parts && i < parts->cnt; i++)
-        get_part(w, parts->elems[i].partition);
+    for (size_t i = 0; parts && i < parts->n; i++)
+        get_part(w, parts->ids[i]);
 }
 
-static ds_err_t wt_start(void *self, char *errstr, size_t errstr_size) {
+/* A batch boundary: the SIGHUP reload takes effect, and every deadline is
+ * recomputed under the new rules. */
+static void wa_rules(void *self, const ds_rules_t *rules) {
     ds_watcher_t *w = self;
-    return ds_output_schemas_start(w->cfg, w->registry, w->codec, w->outs, 1, "watcher", errstr,
-                                   errstr_size);
+    w->rules = rules;
+    deal_entry_t *e, *t;
+    HASH_ITER(hh, w->deals, e, t) {
+        if (!e->deal)
+            continue;
+        e->deadline = INT64_MAX - 1;
+        reindex(w, e);
+        mark_dirty(w, e);
+    }
 }
 
 static const char *wa_unit_key(void *self, const void *slot, const char **id_name) {
@@ -922,11 +913,11 @@ static int32_t wa_unit_partition(void *self, const void *slot) {
     return e ? e->partition : -1;
 }
 
-static void wa_rewrite_all(void *self, const rd_kafka_topic_partition_list_t *owned) {
+static void wa_rewrite_all(void *self, const ds_partitions_t *owned) {
     ds_watcher_t *w = self;
     deal_entry_t *e, *t;
     HASH_ITER(hh, w->deals, e, t) {
-        if (!e->deal || !ds_worker_partition_in(owned, e->partition))
+        if (!e->deal || !ds_partitions_has(owned, e->partition))
             continue; /* not loaded, or another worker's */
         memset(e->written, 0, sizeof(e->written));
         e->indexed = INT64_MIN; /* its deadline index entry too */
@@ -935,7 +926,7 @@ static void wa_rewrite_all(void *self, const rd_kafka_topic_partition_list_t *ow
     for (int32_t p = 0; p < MAX_PARTITIONS; p++) {
         part_t *pt = &w->parts[p];
         if (!pt->known || pt->clock.watermark == INT64_MIN || pt->wm_dirty ||
-            !ds_worker_partition_in(owned, p))
+            !ds_partitions_has(owned, p))
             continue;
         pt->wm_dirty = true;
         w->nwm_dirty++;
@@ -945,7 +936,9 @@ static void wa_rewrite_all(void *self, const rd_kafka_topic_partition_list_t *ow
 static const ds_worker_ops_t watcher_ops = {
     .name = "watcher",
     .event_size = sizeof(wslot_t),
+    .outputs = {"DealAlert"},
     .decode = wa_decode,
+    .rules = wa_rules,
     .prefetch = wa_prefetch,
     .prefetched = wa_prefetched,
     .apply = wa_apply,
@@ -956,7 +949,6 @@ static const ds_worker_ops_t watcher_ops = {
     .tick = wa_tick,
     .reset = wa_reset,
     .assigned = wa_assigned,
-    .start = wt_start,
     .unit_key = wa_unit_key,
     .unit_key_doc = "deal_id",
     .unit_partition = wa_unit_partition,
@@ -977,24 +969,10 @@ ds_watcher_t *ds_watcher_new(const ds_config_t *cfg, const ds_rules_t *rules,
     ds_buf_init(&w->enc, 0);
     ds_buf_init(&w->tmp, 0);
     ds_arena_init(&w->mob_arena, 0);
-    w->registry = ds_registry_open(cfg, errstr, errstr_size);
-    if (!w->registry)
-        goto fail;
-    ds_codec_ids_t ids = ds_codec_default_ids;
-    ids.lead_score = cfg->schema_id_lead_score;
-    ids.account_score = cfg->schema_id_account_score;
-    ids.deal_alert = cfg->schema_id_deal_alert;
-    ds_output_schema_init(&w->outs[0], cfg, "DealAlert");
-    if (ds_registry_is_remote(cfg)) /* the registry's ids, at start (sc/wt_start) */
-        ids = (ds_codec_ids_t){-1, -1, -1, -1, -1};
-    w->codec = ds_codec_new(w->registry, &ids, errstr, errstr_size);
-    if (!w->codec)
-        goto fail;
     w->worker = ds_worker_new(cfg, cfg->topic_crm, &watcher_ops, w, metrics, errstr, errstr_size);
     if (!w->worker)
         goto fail;
-    const char *outputs[] = {cfg->topic_alerts};
-    ds_worker_set_outputs(w->worker, outputs, 1);
+    w->codec = ds_worker_codec(w->worker);
     if (metrics) {
         w->m_applied = ds_metrics_counter(metrics, "applied_events",
                                           "Input events applied to the state", "worker=\"watcher\"");
@@ -1025,7 +1003,7 @@ fail:
 
 int ds_watcher_run(ds_watcher_t *w) { return ds_worker_run(w->worker); }
 void ds_watcher_set_rules(ds_watcher_t *w, const ds_rules_t *rules) {
-    __atomic_store_n(&w->next_rules, rules, __ATOMIC_RELEASE);
+    ds_worker_set_rules(w->worker, rules);
 }
 ds_worker_t *ds_watcher_worker(ds_watcher_t *w) { return w->worker; }
 
@@ -1038,8 +1016,6 @@ void ds_watcher_destroy(ds_watcher_t *w) {
     free(w->loads);
     free(w->pending_ids);
     free(w->pending_parts);
-    ds_codec_destroy(w->codec);
-    ds_registry_destroy(w->registry);
     ds_buf_free(&w->enc);
     ds_buf_free(&w->tmp);
     ds_arena_free(&w->mob_arena);
