@@ -142,6 +142,7 @@ struct ds_worker {
         *m_redis_lost;
     ds_histogram_t *m_phase[PH__COUNT];
     ds_histogram_t *m_batch_seconds, *m_redis_seconds;
+    ds_counter_t *m_events[DS_WORKER__NCOUNTERS]; /* ds_worker_count */
 };
 static ds_counter_t *counter(ds_worker_t *w, const char *name, const char *help) {
     if (!w->metrics)
@@ -1371,6 +1372,12 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
                             "Input records consumed and fully processed (state written, outputs "
                             "acknowledged, offsets stored)");
     w->m_batches = counter(w, "batches", "Batches completed");
+    w->m_events[DS_WORKER_APPLIED] =
+        counter(w, "applied_events", "Input events applied to the state");
+    w->m_events[DS_WORKER_DUPLICATE] =
+        counter(w, "duplicate_events", "Duplicate event ids applied once");
+    w->m_events[DS_WORKER_SKIPPED] = counter(
+        w, "replayed_events_skipped", "Redelivered events already covered by the stored state");
     w->m_outputs = counter(w, "produced_records", "Output records acknowledged by the broker");
     w->m_redis_errors = counter(w, "redis_errors", "Failed Redis pipeline runs");
     w->m_produce_errors =
@@ -1427,6 +1434,10 @@ void ds_worker_destroy(ds_worker_t *w) {
     ds_registry_destroy(w->registry);
     ds_health_destroy(&w->health);
     free(w);
+}
+
+void ds_worker_count(ds_worker_t *w, ds_worker_counter_t c) {
+    count(w->m_events[c], 1);
 }
 
 bool ds_worker_ready(const ds_worker_t *w, char *why, size_t why_size) {

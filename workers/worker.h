@@ -221,6 +221,20 @@ ds_err_t ds_output_schemas_start(const ds_config_t *cfg, ds_registry_t *reg, ds_
                                  ds_output_schema_t *outs, size_t n, const char *comp, char *errstr,
                                  size_t errstr_size) DS_WUR;
 
+/** The counters every worker keeps of the events its adapter applies:
+ *  applied_events, duplicate_events (applied once) and
+ *  replayed_events_skipped (already covered by the stored state), with the
+ *  label worker="<ops->name>". */
+typedef enum {
+    DS_WORKER_APPLIED,
+    DS_WORKER_DUPLICATE,
+    DS_WORKER_SKIPPED,
+    DS_WORKER__NCOUNTERS
+} ds_worker_counter_t;
+
+/** One more event of kind c (the worker's thread). */
+void ds_worker_count(ds_worker_t *w, ds_worker_counter_t c);
+
 /** Metrics handle of the worker (may be NULL). */
 ds_metrics_t *ds_worker_metrics(ds_worker_t *w);
 /** The worker's Redis connection (for on-demand reads from ops). */

@@ -122,7 +122,7 @@ struct ds_scorer {
     bool wrote_lone;
     ds_score_scratch_t *scratch; /* shared by every unit of this worker */
     ds_score_stats_t stats;
-    ds_counter_t *m_applied, *m_duplicates, *m_skipped, *m_lead_scores, *m_account_scores,
+    ds_counter_t *m_lead_scores, *m_account_scores,
         *m_unclassified, *m_migrated;
     size_t tracked_leads, tracked_units;
     ds_gauge_t *m_tracked_leads, *m_tracked_units;
@@ -548,7 +548,8 @@ static void sc_apply(void *self, ds_worker_t *w, void *slot, int32_t partition, 
         abort(); /* a bug: prefetch guarantees it */
     }
     if (e->ckpt_offset >= 0 && e->ckpt_partition == partition && offset <= e->ckpt_offset) {
-        inc(s->m_skipped); /* replayed after a crash: already in the state */
+        /* replayed after a crash: already in the state */
+        ds_worker_count(w, DS_WORKER_SKIPPED);
         return;
     }
     s->cur = w;
@@ -558,9 +559,9 @@ static void sc_apply(void *self, ds_worker_t *w, void *slot, int32_t partition, 
     if (s->stats.unclassified != unclassified)
         inc(s->m_unclassified);
     if (err == DS_ERR_DUPLICATE)
-        inc(s->m_duplicates);
+        ds_worker_count(w, DS_WORKER_DUPLICATE);
     else if (!err)
-        inc(s->m_applied);
+        ds_worker_count(w, DS_WORKER_APPLIED);
     else if (err == DS_ERR_AGAIN) {
         DS_ERROR("scorer", "event %s of %s needs state that was not loaded", ev->event_id, e->key);
         abort(); /* a bug: the prefetch loads what ds_score_unit_needs() names */
@@ -1018,12 +1019,8 @@ ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules,
     if (!s->worker)
         goto fail;
     s->codec = ds_worker_codec(s->worker);
-    s->m_applied = mcounter(metrics, "applied_events", "Input events applied to the state");
-    s->m_duplicates = mcounter(metrics, "duplicate_events", "Duplicate event ids applied once");
     s->m_unclassified = mcounter(metrics, "unclassified_events",
                                  "Events whose content has no stage (scores nothing)");
-    s->m_skipped = mcounter(metrics, "replayed_events_skipped",
-                            "Redelivered events already covered by the stored state");
     s->m_migrated = mcounter(metrics, "state_migrated_units",
                              "Units read in an earlier version's layout (moved by their next write)");
     if (metrics) {

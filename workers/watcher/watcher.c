@@ -112,7 +112,7 @@ struct ds_watcher {
     uint64_t tier_round;    /* counts queue_tiers() calls */
     ds_buf_t enc, tmp;
     ds_worker_t *cur;
-    ds_counter_t *m_applied, *m_duplicates, *m_ignored, *m_skipped;
+    ds_counter_t *m_ignored;
     ds_gauge_t *m_tracked;
     ds_counter_t *m_checked;     /* deals evaluated by clock checks */
     ds_counter_t *m_alerts[DS_AK__COUNT][DS_AS__COUNT]; /* NULL until the first */
@@ -646,17 +646,17 @@ static void wa_apply(void *self, ds_worker_t *wk, void *slot, int32_t partition,
     }
     int64_t now = w->event_clock ? pt->clock.watermark : ds_clock_now_ms();
     if (e->ckpt_offset >= 0 && e->partition == partition && offset <= e->ckpt_offset) {
-        inc(w->m_skipped);
+        ds_worker_count(wk, DS_WORKER_SKIPPED);
     } else {
         ds_watch_ctx_t ctx;
         ctx_init(w, &ctx, now);
         ds_err_t err = ds_deal_apply(e->deal, ev, &ctx);
         if (err == DS_ERR_DUPLICATE)
-            inc(w->m_duplicates);
+            ds_worker_count(wk, DS_WORKER_DUPLICATE);
         else if (err == DS_ERR_IGNORED)
             inc(w->m_ignored);
         else
-            inc(w->m_applied);
+            ds_worker_count(wk, DS_WORKER_APPLIED);
         e->partition = partition;
         e->ckpt_offset = offset;
         mark_dirty(w, e);
@@ -974,16 +974,8 @@ ds_watcher_t *ds_watcher_new(const ds_config_t *cfg, const ds_rules_t *rules,
         goto fail;
     w->codec = ds_worker_codec(w->worker);
     if (metrics) {
-        w->m_applied = ds_metrics_counter(metrics, "applied_events",
-                                          "Input events applied to the state", "worker=\"watcher\"");
-        w->m_duplicates = ds_metrics_counter(metrics, "duplicate_events",
-                                             "Duplicate event ids applied once",
-                                             "worker=\"watcher\"");
         w->m_ignored = ds_metrics_counter(metrics, "ignored_events",
                                           "Events ignored by the rules (after close, …)",
-                                          "worker=\"watcher\"");
-        w->m_skipped = ds_metrics_counter(metrics, "replayed_events_skipped",
-                                          "Redelivered events already covered by the stored state",
                                           "worker=\"watcher\"");
         w->m_checked = ds_metrics_counter(metrics, "clock_check_deals",
                                           "Deals evaluated by clock checks (only due ones are)",
