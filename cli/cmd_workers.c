@@ -43,7 +43,12 @@ typedef struct app {
     ds_metrics_t *metrics;
     ds_scorer_t *scorer;
     ds_watcher_t *watcher;
-    int rc_scorer, rc_watcher;
+    /* the engines of those that run, each on a thread of its own */
+    struct run {
+        ds_worker_t *worker;
+        int rc;
+    } runs[2];
+    size_t nruns;
 } app_t;
 
 static void print_usage(const char *cmd, FILE *out) {
@@ -64,24 +69,16 @@ static void print_usage(const char *cmd, FILE *out) {
 
 static bool ready_fn(void *opaque, char *why, size_t why_size) {
     app_t *a = opaque;
-    if (a->scorer && !ds_worker_ready(ds_scorer_worker(a->scorer), why, why_size))
-        return false;
-    if (a->watcher && !ds_worker_ready(ds_watcher_worker(a->watcher), why, why_size))
-        return false;
+    for (size_t i = 0; i < a->nruns; i++)
+        if (!ds_worker_ready(a->runs[i].worker, why, why_size))
+            return false;
     return true;
 }
 
-static void *scorer_thread(void *p) {
-    app_t *a = p;
-    a->rc_scorer = ds_scorer_run(a->scorer);
+static void *worker_thread(void *p) {
+    struct run *r = p;
+    r->rc = ds_worker_run(r->worker);
     ds_worker_stop = 1; /* one worker down takes the process down */
-    return NULL;
-}
-
-static void *watcher_thread(void *p) {
-    app_t *a = p;
-    a->rc_watcher = ds_watcher_run(a->watcher);
-    ds_worker_stop = 1;
     return NULL;
 }
 
@@ -113,10 +110,8 @@ static void reload(app_t *a) {
         ds_rules_destroy(r);
         return;
     }
-    if (a->scorer)
-        ds_scorer_set_rules(a->scorer, r);
-    if (a->watcher)
-        ds_watcher_set_rules(a->watcher, r);
+    for (size_t i = 0; i < a->nruns; i++)
+        ds_worker_set_rules(a->runs[i].worker, r);
     DS_INFO("main", "rules reloaded from %s", a->cfg->rules_path ? a->cfg->rules_path : "defaults");
 }
 
@@ -165,6 +160,7 @@ static int run_workers(int argc, char **argv, int which) {
             fprintf(stderr, "dealsignal %s: scorer: %s\n", argv[0], err);
             goto out;
         }
+        a.runs[a.nruns++].worker = ds_scorer_worker(a.scorer);
     }
     if (which & RUN_WATCHER) {
         a.watcher = ds_watcher_new(a.cfg, rules, a.metrics, err, sizeof(err));
@@ -172,6 +168,7 @@ static int run_workers(int argc, char **argv, int which) {
             fprintf(stderr, "dealsignal %s: watcher: %s\n", argv[0], err);
             goto out;
         }
+        a.runs[a.nruns++].worker = ds_watcher_worker(a.watcher);
     }
     if (a.cfg->metrics_addr && a.cfg->metrics_addr[0]) {
         http = ds_http_start(a.cfg->metrics_addr, a.metrics, ready_fn, &a, err, sizeof(err));
@@ -188,12 +185,10 @@ static int run_workers(int argc, char **argv, int which) {
     sa.sa_handler = on_hup;
     sigaction(SIGHUP, &sa, NULL);
 
-    pthread_t ts, tw;
-    bool has_ts = false, has_tw = false;
-    if (a.scorer && !pthread_create(&ts, NULL, scorer_thread, &a))
-        has_ts = true;
-    if (a.watcher && !pthread_create(&tw, NULL, watcher_thread, &a))
-        has_tw = true;
+    pthread_t threads[2];
+    bool started[2] = {false, false};
+    for (size_t i = 0; i < a.nruns; i++)
+        started[i] = !pthread_create(&threads[i], NULL, worker_thread, &a.runs[i]);
     while (!ds_worker_stop) {
         if (g_reload) {
             g_reload = 0;
@@ -201,11 +196,12 @@ static int run_workers(int argc, char **argv, int which) {
         }
         ds_clock_sleep_ms(100);
     }
-    if (has_ts)
-        pthread_join(ts, NULL);
-    if (has_tw)
-        pthread_join(tw, NULL);
-    rc = a.rc_scorer || a.rc_watcher ? 1 : 0;
+    rc = 0;
+    for (size_t i = 0; i < a.nruns; i++) {
+        if (started[i])
+            pthread_join(threads[i], NULL);
+        rc |= a.runs[i].rc ? 1 : 0;
+    }
     DS_INFO("main", "stopped rc=%d", rc);
 out:
     ds_http_stop(http);

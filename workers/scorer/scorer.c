@@ -1042,12 +1042,6 @@ fail:
     return NULL;
 }
 
-int ds_scorer_run(ds_scorer_t *s) {
-    return ds_worker_run(s->worker);
-}
-void ds_scorer_set_rules(ds_scorer_t *s, const ds_rules_t *rules) {
-    ds_worker_set_rules(s->worker, rules);
-}
 ds_worker_t *ds_scorer_worker(ds_scorer_t *s) { return s->worker; }
 
 void ds_scorer_destroy(ds_scorer_t *s) {

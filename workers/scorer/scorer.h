@@ -9,13 +9,10 @@
 
 typedef struct ds_scorer ds_scorer_t;
 
-/** `rules` is borrowed (see ds_scorer_set_rules).  NULL with errstr. */
+/** `rules` is borrowed (new ones: ds_worker_set_rules).  NULL with errstr. */
 ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules,
                            ds_metrics_t *metrics, char *errstr, size_t errstr_size);
-/** Run until ds_worker_stop; 0 on a clean shutdown. */
-int ds_scorer_run(ds_scorer_t *s);
-/** Swap the rules in force (between batches; the caller keeps ownership). */
-void ds_scorer_set_rules(ds_scorer_t *s, const ds_rules_t *rules);
+/** Its engine: run it with ds_worker_run (until ds_worker_stop). */
 ds_worker_t *ds_scorer_worker(ds_scorer_t *s);
 void ds_scorer_destroy(ds_scorer_t *s);
 

@@ -993,10 +993,6 @@ fail:
     return NULL;
 }
 
-int ds_watcher_run(ds_watcher_t *w) { return ds_worker_run(w->worker); }
-void ds_watcher_set_rules(ds_watcher_t *w, const ds_rules_t *rules) {
-    ds_worker_set_rules(w->worker, rules);
-}
 ds_worker_t *ds_watcher_worker(ds_watcher_t *w) { return w->worker; }
 
 void ds_watcher_destroy(ds_watcher_t *w) {
