@@ -18,18 +18,28 @@
 /* A released batch keeps at most this much room for its Redis writes. */
 #define BATCH_WRITES_KEEP (4u << 20)
 
+/* The per-message arrays in one block: the decoded events first (their
+ * size rounded up to 16 bytes keeps what follows aligned), then the
+ * pointers, then the 4-byte fields. */
 static bool batch_init(ds_batch_t *b, size_t cap, size_t event_size) {
     memset(b, 0, sizeof(*b));
-    b->msgs = calloc(cap, sizeof(*b->msgs));
-    b->slots = calloc(cap, sizeof(*b->slots));
-    b->parts = calloc(cap, sizeof(*b->parts));
-    b->slot_mem = calloc(cap, event_size);
-    b->errs = calloc(cap, sizeof(*b->errs));
-    b->details = calloc(cap, sizeof(*b->details));
     ds_arena_init(&b->arena, 0);
     ds_buf_init(&b->out_bytes, 0);
     ds_buf_init(&b->writes, 0);
-    return b->msgs && b->slots && b->parts && b->slot_mem && b->errs && b->details;
+    ds_buf_init(&b->outs, 0);
+    size_t events = (cap * event_size + 15) & ~(size_t)15;
+    size_t per_msg = sizeof(*b->msgs) + sizeof(*b->slots) + sizeof(*b->details) +
+                     sizeof(*b->parts) + sizeof(*b->errs);
+    unsigned char *p = b->mem = calloc(1, events + cap * per_msg);
+    if (!p)
+        return false;
+    b->slot_mem = p;
+    b->msgs = (rd_kafka_message_t **)(void *)(p += events);
+    b->slots = (void **)(void *)(p += cap * sizeof(*b->msgs));
+    b->details = (const char **)(void *)(p += cap * sizeof(*b->slots));
+    b->parts = (int32_t *)(void *)(p += cap * sizeof(*b->details));
+    b->errs = (ds_err_t *)(void *)(p + cap * sizeof(*b->parts));
+    return true;
 }
 
 void ds_batch_release(ds_batch_t *b) {
@@ -46,6 +56,7 @@ void ds_batch_release(ds_batch_t *b) {
     b->store_msgs = 0;
     memset(&b->delivery, 0, sizeof(b->delivery));
     ds_buf_reset(&b->out_bytes);
+    ds_buf_reset(&b->outs);
     if (b->writes.cap > BATCH_WRITES_KEEP)
         ds_buf_free(&b->writes);
     ds_buf_reset(&b->writes);
@@ -54,14 +65,10 @@ void ds_batch_release(ds_batch_t *b) {
 }
 
 static void batch_free(ds_batch_t *b) {
-    ds_batch_release(b);
-    free(b->msgs);
-    free(b->slots);
-    free(b->parts);
-    free(b->slot_mem);
-    free(b->errs);
-    free(b->details);
-    free(b->outs);
+    if (b->mem)
+        ds_batch_release(b);
+    free(b->mem);
+    ds_buf_free(&b->outs);
     ds_buf_free(&b->out_bytes);
     ds_buf_free(&b->writes);
     ds_arena_free(&b->arena);
@@ -116,15 +123,9 @@ bool ds_batch_ring_inflight(const ds_batch_ring_t *ring) {
 
 bool ds_batch_add_output(ds_batch_t *b, const char *topic, const char *key, const void *val,
                          size_t vlen, const char *id) {
-    if (b->nouts == b->outs_cap) {
-        size_t nc = b->outs_cap ? b->outs_cap * 2 : 1024;
-        ds_output_t *no = realloc(b->outs, nc * sizeof(*no));
-        if (!no)
-            return false;
-        b->outs = no;
-        b->outs_cap = nc;
-    }
-    ds_output_t *o = &b->outs[b->nouts];
+    if (ds_buf_reserve(&b->outs, sizeof(ds_output_t)))
+        return false;
+    ds_output_t *o = ds_batch_output(b, b->nouts);
     size_t klen = strlen(key), ilen = id ? strlen(id) : 0;
     o->topic = topic;
     o->dlq_index = -1;
@@ -137,6 +138,7 @@ bool ds_batch_add_output(ds_batch_t *b, const char *topic, const char *key, cons
     if (ds_buf_append(&b->out_bytes, key, klen) || ds_buf_append(&b->out_bytes, val, vlen) ||
         ds_buf_append(&b->out_bytes, id ? id : "", ilen))
         return false;
+    b->outs.len += sizeof(ds_output_t);
     b->nouts++;
     return true;
 }

@@ -55,16 +55,18 @@ typedef struct ds_batch {
     ds_batch_state_t state;
     uint64_t seq;
     int64_t t0_us; /* first message polled */
+    /* per message (room for batch.size), all in one allocation (mem) */
+    void *mem;
+    unsigned char *slot_mem;
     rd_kafka_message_t **msgs;
     size_t nmsgs;
-    unsigned char *slot_mem;
     void **slots;
+    const char **details;
     int32_t *parts;
     ds_err_t *errs;
-    const char **details;
     ds_arena_t arena;
-    ds_output_t *outs;
-    size_t nouts, outs_cap;
+    ds_buf_t outs; /* nouts ds_output_t (ds_batch_output) */
+    size_t nouts;
     ds_buf_t out_bytes;
     ds_delivery_t delivery;
     bool produce_failed; /* a local produce error: treated as a failed delivery */
@@ -106,6 +108,11 @@ void ds_batch_release(ds_batch_t *b);
  *  queued). */
 bool ds_batch_add_output(ds_batch_t *b, const char *topic, const char *key, const void *val,
                          size_t vlen, const char *id) DS_WUR;
+
+/** The i-th output of b (i < b->nouts). */
+static inline ds_output_t *ds_batch_output(const ds_batch_t *b, size_t i) {
+    return (ds_output_t *)(void *)b->outs.data + i;
+}
 
 /** Whether every output of b is acknowledged (none failed). */
 bool ds_batch_acked(const ds_batch_t *b);

@@ -423,7 +423,7 @@ void ds_worker_emit(ds_worker_t *w, const char *topic, const char *key, const vo
 
 static void emit_dlq(ds_worker_t *w, size_t index) {
     ds_worker_emit(w, w->dlq.topic, "", "", 0, NULL);
-    w->cur->outs[w->cur->nouts - 1].dlq_index = (int)index;
+    ds_batch_output(w->cur, w->cur->nouts - 1)->dlq_index = (int)index;
     ds_dlq_count(&w->dlq, w->cur->errs[index]);
 }
 
@@ -466,7 +466,7 @@ static void produce_batch(ds_worker_t *w, ds_batch_t *b) {
     b->produce_failed = false;
     const unsigned char *bytes = b->out_bytes.data;
     for (size_t i = 0; i < b->nouts; i++) {
-        const ds_output_t *o = &b->outs[i];
+        const ds_output_t *o = ds_batch_output(b, i);
         ds_err_t e;
         if (o->dlq_index >= 0) {
             const rd_kafka_message_t *m = b->msgs[o->dlq_index];
