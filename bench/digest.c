@@ -58,9 +58,14 @@ int main(int argc, char **argv) {
     uint64_t *keys = NULL;
     size_t nkeys = 0, cap = 0;
     for (int a = 2; a < argc; a++) {
-        int port = atoi(argv[a]);
+        char *end;
+        long port = strtol(argv[a], &end, 10);
+        if (end == argv[a] || port <= 0 || port > 65535 || (*end && *end != '/')) {
+            fprintf(stderr, "%s: not PORT[/DB]\n", argv[a]);
+            return 2;
+        }
         const char *slash = strchr(argv[a], '/');
-        redisContext *c = redisConnect("127.0.0.1", port);
+        redisContext *c = redisConnect("127.0.0.1", (int)port);
         if (!c || c->err) {
             fprintf(stderr, "connect %s failed\n", argv[a]);
             return 1;
