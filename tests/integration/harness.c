@@ -83,18 +83,31 @@ void ds_h_cleanup(void) {
     ds_h_codec_free();
 }
 
+/* A port the kernel says is free now.  Never one this process handed out
+ * before: a port is closed again before its server binds it, and the
+ * kernel may well give it out twice in a row (six cluster nodes and their
+ * bus ports are picked before any of them has started). */
 int ds_h_free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
-        die("bind: %s", strerror(errno));
-    socklen_t l = sizeof(a);
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
+    static uint8_t given[65536];
+    for (int tries = 0; tries < 1000; tries++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a;
+        memset(&a, 0, sizeof(a));
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+            die("bind: %s", strerror(errno));
+        socklen_t l = sizeof(a);
+        getsockname(fd, (struct sockaddr *)&a, &l);
+        close(fd);
+        int port = ntohs(a.sin_port);
+        if (!given[port]) {
+            given[port] = 1;
+            return port;
+        }
+    }
+    die("no free port not handed out before");
+    return -1;
 }
 
 static const char *bin(void) {
@@ -738,10 +751,22 @@ void ds_h_cluster_start(ds_h_env_t *env, ds_h_cluster_t *cl, int masters, int re
         cl->pid[i] = exec_cluster_node(env, cl->port[i]);
     }
     for (int i = 0; i < cl->n; i++) {
-        int tries = 0;
-        redisReply *r;
-        while (!(r = ds_h_node(cl, i, "PING")) && tries++ < 200)
-            ds_clock_sleep_ms(25);
+        redisReply *r = NULL;
+        /* another test running at the same time may have taken the port
+         * between our pick and the node's bind: a new port, twice */
+        for (int attempt = 0; !r && attempt < 3; attempt++) {
+            if (attempt) {
+                fprintf(stderr, "harness: cluster node on port %d did not start; another port\n",
+                        cl->port[i]);
+                kill(cl->pid[i], SIGKILL);
+                waitpid(cl->pid[i], NULL, 0);
+                untrack(cl->pid[i]);
+                cl->port[i] = ds_h_free_port();
+                cl->pid[i] = exec_cluster_node(env, cl->port[i]);
+            }
+            for (int tries = 0; !(r = ds_h_node(cl, i, "PING")) && tries < 200; tries++)
+                ds_clock_sleep_ms(25);
+        }
         if (!r)
             die("cluster node on port %d did not start", cl->port[i]);
         freeReplyObject(r);
