@@ -221,7 +221,7 @@ static void test_outputs_carry_registry_ids(void **state) {
                           t[3],          "--topic-alerts",
                           t[4],          NULL};
     pid_t w = ds_h_spawn(log, args);
-    assert_true(wait_ready(metrics, 20000));
+    assert_true(wait_ready(metrics, 60000)); /* ASan, a busy machine: 20 s was short */
     const char *gargs[] = {"gen",       "--schemas",         schemas, "--brokers",
                            env.brokers, "--schema-registry", reg_url, "--topic-marketing",
                            t[0],        "--topic-crm",       t[1],    "--count",
@@ -248,7 +248,7 @@ static void test_outputs_carry_registry_ids(void **state) {
     /* a restart registers the same schemas again: same ids, no new version */
     int before = ds_treg_registrations(reg);
     w = ds_h_spawn(log, args);
-    assert_true(wait_ready(metrics, 20000));
+    assert_true(wait_ready(metrics, 60000)); /* ASan, a busy machine: 20 s was short */
     assert_int_equal(ds_h_stop(w, SIGTERM, 15000), 0);
     assert_int_equal(ds_treg_registrations(reg), before);
     assert_int_equal(ds_treg_latest_id(reg, "lead.reg-value"), ls);
@@ -413,7 +413,7 @@ static void test_registry_outage_while_decoding(void **state) {
                           t[2],          "--topic-account-scores",
                           t[3],          NULL};
     pid_t w = ds_h_spawn(log, args);
-    assert_true(wait_ready(metrics, 20000));
+    assert_true(wait_ready(metrics, 60000)); /* ASan, a busy machine: 20 s was short */
     /* a MarketingEvent schema the worker has not seen: the shipped one with
      * another doc (same binary layout, a new id) */
     char err[512];
@@ -455,7 +455,7 @@ static void test_registry_outage_while_decoding(void **state) {
     assert_non_null(strstr(body, "schema registry unreachable"));
     ds_clock_sleep_ms(1500); /* a few retries, all refused */
     ds_treg_fail_next(reg, 0);
-    assert_true(wait_ready(metrics, 20000));
+    assert_true(wait_ready(metrics, 60000)); /* ASan, a busy machine: 20 s was short */
     char *v = ds_h_wait_hget(&env, "ds:{lead:L-OUT}", "confront", NULL, 15000);
     assert_non_null(v);
     free(v);
