@@ -1484,7 +1484,7 @@ void ds_cluster_discard(ds_cluster_t *c) {
     c->scount = 0;
 }
 
-ds_err_t ds_cluster_run(ds_cluster_t *c, ds_cluster_reply_fn fn, void *opaque) {
+ds_err_t ds_cluster_run(ds_cluster_t *c, ds_redis_reply_fn fn, void *opaque) {
     size_t n = c->scount;
     c->scount = 0;
     if (!c->have_map) {
@@ -1522,7 +1522,7 @@ ds_err_t ds_cluster_run(ds_cluster_t *c, ds_cluster_reply_fn fn, void *opaque) {
     for (size_t i = 0; i < n; i++) {
         redisReply *r = c->kept[i];
         if (!e && r && fn)
-            fn(opaque, i, r);
+            fn(opaque, i, ds_reply_of(r));
         else if (!e && r && r->type == REDIS_REPLY_ERROR) {
             set_err(c, "%s", r->str);
             e = DS_ERR_IO;

@@ -52,6 +52,7 @@
 #include "ds_config.h"
 #include "ds_err.h"
 #include "ds_metrics.h"
+#include "ds_redis_conn.h"
 
 #define DS_CLUSTER_NSLOTS 16384
 
@@ -186,12 +187,11 @@ void ds_cluster_close(ds_cluster_t *c);
 void ds_cluster_cmd(ds_cluster_t *c, int argc, const char **argv, const size_t *lens);
 size_t ds_cluster_pending(const ds_cluster_t *c);
 void ds_cluster_discard(ds_cluster_t *c);
-typedef void (*ds_cluster_reply_fn)(void *opaque, size_t index, const redisReply *reply);
 /** Send the pending commands by slot, follow redirects, and hand every
  *  final reply to on_reply in the order of the commands.  An error reply
  *  left (a bad command) fails the run unless on_reply is given, which then
  *  sees it; a fatal one always fails it (ds_cluster_fatal). */
-ds_err_t ds_cluster_run(ds_cluster_t *c, ds_cluster_reply_fn on_reply, void *opaque) DS_WUR;
+ds_err_t ds_cluster_run(ds_cluster_t *c, ds_redis_reply_fn on_reply, void *opaque) DS_WUR;
 
 /** Asynchronous captured writes (ds_redis_send … in cluster mode): cmds
  *  holds ncmds RESP commands, MULTI … EXEC groups kept whole; a WAIT goes

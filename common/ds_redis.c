@@ -22,11 +22,12 @@
  * next connection to the same server (same run_id) first kills the old one
  * (CLIENT KILL ID): the server has then run those commands or never will,
  * before anything is sent again.  ds_cluster does the same per node, with
- * the functions shared below (ds_redis_ident_*), and both consult the same
+ * the functions of ds_redis_conn.h (ds_redis_ident_*), and both consult the same
  * table of known servers (ds_redis_known_*) to tell a restart that kept
  * the data from one that came back empty.
  */
 #include "ds_redis.h"
+#include "ds_redis_conn.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -789,7 +790,7 @@ static ds_err_t read_replies(ds_redis_t *r, size_t n, ds_redis_reply_fn on_reply
                 result = DS_ERR_IO;
         }
         if (on_reply)
-            on_reply(opaque, i, reply);
+            on_reply(opaque, i, ds_reply_of(reply));
         freeReplyObject(reply);
     }
     return result;

@@ -598,7 +598,7 @@ typedef struct prefetch_ctx {
     ds_err_t err;
 } prefetch_ctx_t;
 
-static void on_prefetch_reply(void *opaque, size_t index, const redisReply *reply) {
+static void on_prefetch_reply(void *opaque, size_t index, const ds_reply_t *reply) {
     prefetch_ctx_t *pc = opaque;
     ds_err_t e = pc->w->ops->prefetched(pc->w->self, index, reply);
     if (e && !pc->err)

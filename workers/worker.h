@@ -79,7 +79,7 @@ typedef struct ds_worker_ops {
      * one set (the watcher recomputes its deadlines).  May be NULL. */
     void (*rules)(void *self, const ds_rules_t *rules);
     /* The replies of the prefetch commands, in order. */
-    ds_err_t (*prefetched)(void *self, size_t index, const redisReply *reply);
+    ds_err_t (*prefetched)(void *self, size_t index, const ds_reply_t *reply);
     /* Apply one decoded event; outputs via ds_worker_emit(). */
     void (*apply)(void *self, ds_worker_t *w, void *slot, int32_t partition, int64_t offset);
     /* Write-behind, in windows: close() ends one and returns how many

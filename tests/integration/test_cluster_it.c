@@ -203,11 +203,9 @@ typedef struct got {
     const char *want;
 } got_t;
 
-static void on_get(void *opaque, size_t index, const redisReply *rep) {
+static void on_get(void *opaque, size_t index, const ds_reply_t *rep) {
     got_t *g = opaque;
-    char want[64];
-    snprintf(want, sizeof(want), "%s", g->want);
-    if ((int)index != g->n || rep->type != REDIS_REPLY_STRING || strcmp(rep->str, want))
+    if ((int)index != g->n || !ds_reply_is(rep, g->want))
         g->bad++;
     g->n++;
 }

@@ -21,16 +21,18 @@
 #include "ds_redis.h"
 
 /* One reply from RESP text (the test frees it). */
-static redisReply *resp(const char *text) {
+static redisReply *resp_n(const char *text, size_t len) {
     redisReader *rd = redisReaderCreate();
     assert_non_null(rd);
-    assert_int_equal(redisReaderFeed(rd, text, strlen(text)), REDIS_OK);
+    assert_int_equal(redisReaderFeed(rd, text, len), REDIS_OK);
     void *r = NULL;
     assert_int_equal(redisReaderGetReply(rd, &r), REDIS_OK);
     assert_non_null(r);
     redisReaderFree(rd);
     return r;
 }
+
+static redisReply *resp(const char *text) { return resp_n(text, strlen(text)); }
 
 static void test_crc16(void **state) {
     (void)state;
@@ -299,11 +301,46 @@ static void test_unit_kind(void **state) {
     assert_int_equal(ds_cluster_kind_merge(DS_CLUSTER_OK, DS_CLUSTER_OK), DS_CLUSTER_OK);
 }
 
+/* The view the workers read replies through (ds_reply.h). */
+static void test_reply_view(void **state) {
+    (void)state;
+    static const char text[] = "*4\r\n$3\r\nab\0\r\n:42\r\n$-1\r\n*1\r\n$9\r\nMOBILIZER\r\n";
+    redisReply *r = resp_n(text, sizeof(text) - 1);
+    const ds_reply_t *v = ds_reply_of(r);
+    assert_int_equal(ds_reply_type(v), DS_REPLY_ARRAY);
+    assert_int_equal(ds_reply_count(v), 4);
+    size_t len = 99;
+    const char *s = ds_reply_str(ds_reply_at(v, 0), &len);
+    assert_int_equal(len, 3); /* NUL bytes kept */
+    assert_memory_equal(s, "ab\0", 3);
+    assert_int_equal(ds_reply_integer(ds_reply_at(v, 1)), 42);
+    assert_int_equal(ds_reply_type(ds_reply_at(v, 2)), DS_REPLY_NIL);
+    assert_null(ds_reply_str(ds_reply_at(v, 2), &len));
+    assert_int_equal(len, 0);
+    assert_true(ds_reply_is(ds_reply_at(ds_reply_at(v, 3), 0), "MOBILIZER"));
+    assert_false(ds_reply_is(ds_reply_at(ds_reply_at(v, 3), 0), "MOBILIZE"));
+    assert_false(ds_reply_is(ds_reply_at(ds_reply_at(v, 3), 0), "MOBILIZERS"));
+    /* asking for what a reply is not */
+    assert_int_equal(ds_reply_integer(ds_reply_at(v, 0)), 0);
+    assert_int_equal(ds_reply_count(ds_reply_at(v, 1)), 0);
+    assert_null(ds_reply_str(v, NULL));
+    freeReplyObject(r);
+    r = resp("-ERR boom\r\n");
+    assert_int_equal(ds_reply_type(ds_reply_of(r)), DS_REPLY_ERROR);
+    assert_string_equal(ds_reply_str(ds_reply_of(r), NULL), "ERR boom");
+    assert_false(ds_reply_is(ds_reply_of(r), "ERR boom")); /* only a string is */
+    freeReplyObject(r);
+    r = resp("+OK\r\n");
+    assert_int_equal(ds_reply_type(ds_reply_of(r)), DS_REPLY_STATUS);
+    freeReplyObject(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc16),      cmocka_unit_test(test_keyslot),
         cmocka_unit_test(test_map_parse),  cmocka_unit_test(test_cmd_parse),
         cmocka_unit_test(test_reply_kind), cmocka_unit_test(test_unit_kind),
+        cmocka_unit_test(test_reply_view),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -344,12 +344,13 @@ static size_t sc_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
     return s->nloads;
 }
 
-static bool parse_checkpoint(unit_entry_t *e, const redisReply *ck) {
-    if (ck->type != REDIS_REPLY_STRING)
+static bool parse_checkpoint(unit_entry_t *e, const ds_reply_t *ck) {
+    const char *text = ds_reply_str(ck, NULL);
+    if (ds_reply_type(ck) != DS_REPLY_STRING)
         return true;
     int p;
     long long o;
-    if (sscanf(ck->str, "%d:%lld", &p, &o) != 2)
+    if (sscanf(text, "%d:%lld", &p, &o) != 2)
         return false;
     e->ckpt_partition = p;
     e->ckpt_offset = o;
@@ -372,31 +373,38 @@ static void unit_ready(ds_scorer_t *s, unit_entry_t *e, ds_score_unit_t *u) {
 /* The stored hash of e: state (the per-lead layout: an account's is
  * completed next round, with its dictionary and mobilizers), blob (a whole
  * unit of an earlier version), or nothing (new). */
-static ds_err_t load_main(ds_scorer_t *s, unit_entry_t *e, const redisReply *rep) {
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)
+static ds_err_t load_main(ds_scorer_t *s, unit_entry_t *e, const ds_reply_t *rep) {
+    if (ds_reply_count(rep) != 3)
         return DS_ERR_IO;
-    const redisReply *st = rep->element[0], *ck = rep->element[1], *blob = rep->element[2];
+    const ds_reply_t *ck = ds_reply_at(rep, 1);
+    size_t st_len, blob_len;
+    const char *st = ds_reply_type(ds_reply_at(rep, 0)) == DS_REPLY_STRING
+                         ? ds_reply_str(ds_reply_at(rep, 0), &st_len)
+                         : NULL;
+    const char *blob = ds_reply_type(ds_reply_at(rep, 2)) == DS_REPLY_STRING
+                           ? ds_reply_str(ds_reply_at(rep, 2), &blob_len)
+                           : NULL;
     if (!parse_checkpoint(e, ck))
         return unreadable(e, "checkpoint", DS_ERR_UNDECODABLE);
     ds_err_t err = DS_ERR_OK;
     ds_score_unit_t *u = NULL;
-    if (st->type == REDIS_REPLY_STRING && e->is_account) {
+    if (st && e->is_account) {
         free(e->stash);
-        if (!(e->stash = malloc(st->len ? st->len : 1)))
+        if (!(e->stash = malloc(st_len ? st_len : 1)))
             return DS_ERR_NOMEM;
-        memcpy(e->stash, st->str, st->len);
-        e->nstash = st->len;
+        memcpy(e->stash, st, st_len);
+        e->nstash = st_len;
         return DS_ERR_OK;
     }
-    if (st->type == REDIS_REPLY_STRING) { /* a lone lead */
+    if (st) { /* a lone lead */
         if (!(u = ds_score_unit_new_in(e->key, false, s->scratch)))
             return DS_ERR_NOMEM;
-        if ((err = ds_score_unit_put_lead(u, e->key, st->str, st->len))) {
+        if ((err = ds_score_unit_put_lead(u, e->key, st, st_len))) {
             ds_score_unit_destroy(u);
             return unreadable(e, "state", err);
         }
-    } else if (blob->type == REDIS_REPLY_STRING) {
-        u = ds_score_unit_load_legacy(blob->str, blob->len, s->scratch, &err);
+    } else if (blob) {
+        u = ds_score_unit_load_legacy(blob, blob_len, s->scratch, &err);
         if (!u)
             return unreadable(e, "blob", err);
         if (ds_score_unit_is_account(u) != e->is_account) {
@@ -411,14 +419,34 @@ static ds_err_t load_main(ds_scorer_t *s, unit_entry_t *e, const redisReply *rep
     return DS_ERR_OK;
 }
 
-static ds_err_t sc_prefetched(void *self, size_t index, const redisReply *rep) {
+/* The pairs of an HGETALL whose fields are numbers (a dictionary's index,
+ * an insight's): each given to put. */
+static ds_err_t put_indexed(ds_score_unit_t *u, const ds_reply_t *rep,
+                            ds_err_t (*put)(ds_score_unit_t *, uint64_t, const char *, size_t)) {
+    ds_err_t err = DS_ERR_OK;
+    for (size_t i = 0; i + 1 < ds_reply_count(rep) && !err; i += 2) {
+        size_t klen, vlen;
+        const char *k = ds_reply_str(ds_reply_at(rep, i), &klen);
+        const char *v = ds_reply_str(ds_reply_at(rep, i + 1), &vlen);
+        char *end = NULL;
+        unsigned long long idx = k ? strtoull(k, &end, 10) : 0;
+        err = !k || !v || *end || !klen ? DS_ERR_UNDECODABLE : put(u, idx, v, vlen);
+    }
+    return err;
+}
+
+static ds_err_t put_sum(ds_score_unit_t *u, uint64_t idx, const char *p, size_t n) {
+    return ds_score_unit_put_sum(u, idx, p, n);
+}
+
+static ds_err_t sc_prefetched(void *self, size_t index, const ds_reply_t *rep) {
     ds_scorer_t *s = self;
     load_t *l = s->loads[index];
     unit_entry_t *e = l->e;
     ds_err_t err = DS_ERR_OK;
     switch (l->kind) {
     case LD_CLAIM: /* HSETNX: 0 or 1 */
-        return rep->type == REDIS_REPLY_INTEGER ? DS_ERR_OK : DS_ERR_IO;
+        return ds_reply_type(rep) == DS_REPLY_INTEGER ? DS_ERR_OK : DS_ERR_IO;
     case LD_ACCOUNT:
     case LD_LONE:
         e->loading = false;
@@ -426,44 +454,35 @@ static ds_err_t sc_prefetched(void *self, size_t index, const redisReply *rep) {
             return DS_ERR_OK;
         return load_main(s, e, rep);
     case LD_DICT:
-        if (rep->type != REDIS_REPLY_ARRAY)
+        if (ds_reply_type(rep) != DS_REPLY_ARRAY)
             return DS_ERR_IO;
         if (e->unit || !e->stash)
             return DS_ERR_OK;
         ds_score_unit_destroy(e->pend);
         if (!(e->pend = ds_score_unit_new_in(e->key, true, s->scratch)))
             return DS_ERR_NOMEM;
-        for (size_t i = 0; i + 1 < rep->elements && !err; i += 2) {
-            const redisReply *k = rep->element[i], *v = rep->element[i + 1];
-            char *end;
-            unsigned long long idx = strtoull(k->str, &end, 10);
-            err = *end || !k->len ? DS_ERR_UNDECODABLE
-                                  : ds_score_unit_put_dict(e->pend, idx, v->str, v->len);
-        }
+        err = put_indexed(e->pend, rep, ds_score_unit_put_dict);
         if (!err)
             err = ds_score_unit_put_account(e->pend, e->stash, e->nstash);
         return err ? unreadable(e, "dictionary or record", err) : DS_ERR_OK;
     case LD_SUMS:
-        if (rep->type != REDIS_REPLY_ARRAY)
+        if (ds_reply_type(rep) != DS_REPLY_ARRAY)
             return DS_ERR_IO;
         if (!e->pend)
             return e->unit ? DS_ERR_OK : DS_ERR_IO;
-        for (size_t i = 0; i + 1 < rep->elements && !err; i += 2) {
-            const redisReply *k = rep->element[i], *v = rep->element[i + 1];
-            char *end;
-            unsigned long long idx = strtoull(k->str, &end, 10);
-            err = *end || !k->len ? DS_ERR_UNDECODABLE
-                                  : ds_score_unit_put_sum(e->pend, idx, v->str, v->len);
-        }
+        err = put_indexed(e->pend, rep, put_sum);
         return err ? unreadable(e, "insight sums", err) : DS_ERR_OK;
     case LD_MOBILIZERS: {
-        if (rep->type != REDIS_REPLY_ARRAY)
+        if (ds_reply_type(rep) != DS_REPLY_ARRAY)
             return DS_ERR_IO;
         ds_score_unit_t *u = e->pend;
         if (!u)
             return e->unit ? DS_ERR_OK : DS_ERR_IO;
-        for (size_t i = 0; i < rep->elements && !err; i++)
-            err = ds_score_unit_put_mobilizer(u, rep->element[i]->str, rep->element[i]->len);
+        for (size_t i = 0; i < ds_reply_count(rep) && !err; i++) {
+            size_t len;
+            const char *id = ds_reply_str(ds_reply_at(rep, i), &len);
+            err = id ? ds_score_unit_put_mobilizer(u, id, len) : DS_ERR_UNDECODABLE;
+        }
         if (err)
             return err;
         e->pend = NULL;
@@ -473,31 +492,39 @@ static ds_err_t sc_prefetched(void *self, size_t index, const redisReply *rep) {
         return DS_ERR_OK;
     }
     case LD_MEMBERS:
-        if (rep->type != REDIS_REPLY_ARRAY || !e->unit)
+        if (ds_reply_type(rep) != DS_REPLY_ARRAY || !e->unit)
             return DS_ERR_IO;
         /* LD_MEMBERS: load the ones not in memory next round */
-        e->listed = calloc(rep->elements + 1, sizeof(char *));
+        e->listed = calloc(ds_reply_count(rep) + 1, sizeof(char *));
         if (!e->listed)
             return DS_ERR_NOMEM;
-        for (size_t i = 0; i < rep->elements; i++)
-            if (!(e->listed[e->nlisted++] = strdup(rep->element[i]->str)))
+        for (size_t i = 0; i < ds_reply_count(rep); i++) {
+            const char *id = ds_reply_str(ds_reply_at(rep, i), NULL);
+            if (!id)
+                return DS_ERR_IO;
+            if (!(e->listed[e->nlisted++] = strdup(id)))
                 return DS_ERR_NOMEM;
+        }
         return DS_ERR_OK;
-    case LD_LEAD:
-        if (rep->type != REDIS_REPLY_STRING && rep->type != REDIS_REPLY_NIL)
+    case LD_LEAD: {
+        if (ds_reply_type(rep) != DS_REPLY_STRING && ds_reply_type(rep) != DS_REPLY_NIL)
             return DS_ERR_IO;
-        err = ds_score_unit_put_lead(e->unit, l->id,
-                                     rep->type == REDIS_REPLY_STRING ? rep->str : NULL,
-                                     rep->type == REDIS_REPLY_STRING ? rep->len : 0);
+        size_t len;
+        const char *st = ds_reply_str(rep, &len); /* NULL: nil */
+        err = ds_score_unit_put_lead(e->unit, l->id, st, len);
         count_leads(s, e);
         return err ? unreadable(e, l->id, err) : DS_ERR_OK;
+    }
     default: /* LD_ATTENDANCE */
-        if (rep->type != REDIS_REPLY_ARRAY)
+        if (ds_reply_type(rep) != DS_REPLY_ARRAY)
             return DS_ERR_IO;
-        for (size_t i = 0; i + 1 < rep->elements && !err; i += 2)
-            err = ds_score_unit_put_attendance(e->unit, l->id, rep->element[i]->str,
-                                               rep->element[i + 1]->str,
-                                               rep->element[i + 1]->len);
+        for (size_t i = 0; i + 1 < ds_reply_count(rep) && !err; i += 2) {
+            size_t vlen;
+            const char *k = ds_reply_str(ds_reply_at(rep, i), NULL);
+            const char *v = ds_reply_str(ds_reply_at(rep, i + 1), &vlen);
+            err = k && v ? ds_score_unit_put_attendance(e->unit, l->id, k, v, vlen)
+                         : DS_ERR_UNDECODABLE;
+        }
         if (!err)
             err = ds_score_unit_attendance_done(e->unit, l->id);
         return err ? unreadable(e, l->id, err) : DS_ERR_OK;

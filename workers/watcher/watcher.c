@@ -482,41 +482,48 @@ static void add_pending(ds_watcher_t *w, const char *id, int32_t p) {
     w->pending_parts[w->npending++] = p;
 }
 
-static ds_err_t wa_prefetched(void *self, size_t index, const redisReply *rep) {
+static ds_err_t wa_prefetched(void *self, size_t index, const ds_reply_t *rep) {
     if (index + 1 == ((ds_watcher_t *)self)->nloads)
         ((ds_watcher_t *)self)->boot_inflight = false; /* every reply of the round arrived */
     ds_watcher_t *w = self;
     load_t *l = &w->loads[index];
     if (l->kind == LOAD_CLAIM) /* HSETNX: 0 or 1 */
-        return rep->type == REDIS_REPLY_INTEGER ? DS_ERR_OK : DS_ERR_IO;
+        return ds_reply_type(rep) == DS_REPLY_INTEGER ? DS_ERR_OK : DS_ERR_IO;
+    ds_reply_type_t type = ds_reply_type(rep);
     if (l->kind == LOAD_TIER) {
-        if (rep->type == REDIS_REPLY_ERROR)
+        if (type == DS_REPLY_ERROR)
             return DS_ERR_IO;
-        l->m->is_mobilizer = rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, "MOBILIZER");
+        l->m->is_mobilizer = ds_reply_is(rep, "MOBILIZER");
         return DS_ERR_OK;
     }
     if (l->kind == LOAD_PART) {
         part_t *pt = get_part(w, l->partition);
-        if (rep->type == REDIS_REPLY_STRING) {
-            pt->clock.watermark = strtoll(rep->str, NULL, 10);
-        } else if (rep->type == REDIS_REPLY_ARRAY) {
-            for (size_t i = 0; i < rep->elements; i++)
-                if (rep->element[i]->type == REDIS_REPLY_STRING)
-                    add_pending(w, rep->element[i]->str, l->partition);
+        if (type == DS_REPLY_STRING) {
+            pt->clock.watermark = strtoll(ds_reply_str(rep, NULL), NULL, 10);
+        } else if (type == DS_REPLY_ARRAY) {
+            for (size_t i = 0; i < ds_reply_count(rep); i++)
+                if (ds_reply_type(ds_reply_at(rep, i)) == DS_REPLY_STRING)
+                    add_pending(w, ds_reply_str(ds_reply_at(rep, i), NULL), l->partition);
             pt->bootstrapped = true; /* the ZRANGE is the second command */
-        } else if (rep->type == REDIS_REPLY_ERROR) {
+        } else if (type == DS_REPLY_ERROR) {
             return DS_ERR_IO;
         }
         return DS_ERR_OK;
     }
     deal_entry_t *e = l->e;
     e->loading = false;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2)
+    if (ds_reply_count(rep) != 2)
         return DS_ERR_IO;
-    const redisReply *st = rep->element[0], *ck = rep->element[1];
-    if (st->type == REDIS_REPLY_STRING) {
+    size_t st_len;
+    const char *st = ds_reply_type(ds_reply_at(rep, 0)) == DS_REPLY_STRING
+                         ? ds_reply_str(ds_reply_at(rep, 0), &st_len)
+                         : NULL;
+    const char *ck = ds_reply_type(ds_reply_at(rep, 1)) == DS_REPLY_STRING
+                         ? ds_reply_str(ds_reply_at(rep, 1), NULL)
+                         : NULL;
+    if (st) {
         ds_err_t err = DS_ERR_OK;
-        e->deal = ds_deal_load(st->str, st->len, &err);
+        e->deal = ds_deal_load(st, st_len, &err);
         if (!e->deal) {
             DS_ERROR("watcher", "stored state of deal %s is unreadable (%s)", e->id,
                      ds_err2str(err));
@@ -528,10 +535,10 @@ static ds_err_t wa_prefetched(void *self, size_t index, const redisReply *rep) {
             return DS_ERR_NOMEM;
     }
     bool ours = true;
-    if (ck->type == REDIS_REPLY_STRING) {
+    if (ck) {
         int p;
         long long o;
-        if (sscanf(ck->str, "%d:%lld", &p, &o) == 2 && p >= 0 && p < MAX_PARTITIONS) {
+        if (sscanf(ck, "%d:%lld", &p, &o) == 2 && p >= 0 && p < MAX_PARTITIONS) {
             /* bound to p: its events from elsewhere go to the DLQ; a deal
              * of a partition not ours is not indexed here (its owner
              * checks its deadlines) */
@@ -571,10 +578,10 @@ static void sink_alert(void *opaque, const ds_deal_alert_t *a) {
     }
 }
 
-static void on_tier_reply(void *opaque, size_t index, const redisReply *rep) {
+static void on_tier_reply(void *opaque, size_t index, const ds_reply_t *rep) {
     (void)index;
     bool *out = opaque;
-    *out = rep->type == REDIS_REPLY_STRING && !strcmp(rep->str, "MOBILIZER");
+    *out = ds_reply_is(rep, "MOBILIZER");
 }
 
 static bool is_mobilizer(void *opaque, const char *account_id, const char *contact_id) {
