@@ -56,6 +56,10 @@ void ds_redis_known_proof(ds_redis_known_t *k, int server, const char *key, size
  *  have come back empty. */
 bool ds_redis_known_gone(const ds_redis_known_t *k, int server, const char *run_id);
 
+/** True (once) when a server of the table was found to have come back
+ *  empty since the last call; why says which and how it was told. */
+bool ds_redis_known_take_emptied(ds_redis_known_t *k, char *why, size_t why_size);
+
 /** Writes no WAIT confirmed that went with connections to one server. */
 typedef struct ds_redis_lost {
     bool lost;

@@ -9,7 +9,9 @@
 #include <hiredis/hiredis.h>
 #include <string.h>
 
-static const redisReply *rr(const ds_reply_t *r) { return (const redisReply *)(const void *)r; }
+static const redisReply *rr(const ds_reply_t *r) {
+    return (const redisReply *)(const void *)r;
+}
 
 ds_reply_type_t ds_reply_type(const ds_reply_t *r) {
     switch (rr(r)->type) {

@@ -16,13 +16,13 @@
 typedef struct ds_reply ds_reply_t;
 
 typedef enum {
-    DS_REPLY_NIL,     /* a missing key or field */
-    DS_REPLY_STRING,  /* a bulk string */
+    DS_REPLY_NIL,    /* a missing key or field */
+    DS_REPLY_STRING, /* a bulk string */
     DS_REPLY_INTEGER,
-    DS_REPLY_ARRAY,   /* also a RESP3 map or set, flattened */
-    DS_REPLY_STATUS,  /* "+OK", "+QUEUED" */
+    DS_REPLY_ARRAY,  /* also a RESP3 map or set, flattened */
+    DS_REPLY_STATUS, /* "+OK", "+QUEUED" */
     DS_REPLY_ERROR,
-    DS_REPLY_OTHER,   /* a RESP3 type the workers never ask for */
+    DS_REPLY_OTHER, /* a RESP3 type the workers never ask for */
 } ds_reply_type_t;
 
 ds_reply_type_t ds_reply_type(const ds_reply_t *r);

@@ -32,7 +32,9 @@ static redisReply *resp_n(const char *text, size_t len) {
     return r;
 }
 
-static redisReply *resp(const char *text) { return resp_n(text, strlen(text)); }
+static redisReply *resp(const char *text) {
+    return resp_n(text, strlen(text));
+}
 
 static void test_crc16(void **state) {
     (void)state;
@@ -168,12 +170,12 @@ static void test_cmd_parse(void **state) {
     static const struct {
         const char *name;
         bool keyed;
-    } k[] = {{"HSET", true},   {"hget", true},   {"HMGET", true},  {"SADD", true},
-             {"ZADD", true},   {"ZREM", true},   {"ZRANGE", true}, {"EXPIRE", true},
-             {"SET", true},    {"MULTI", false}, {"exec", false},  {"Echo", false},
-             {"HELLO", false}, {"INFO", false},  {"PING", false},  {"CLUSTER", false},
-             {"CLIENT", false}, {"ASKING", false}, {"AUTH", false}, {"SELECT", false},
-             {"WAIT", false},  {"DISCARD", false}, {"READONLY", false}};
+    } k[] = {{"HSET", true},    {"hget", true},     {"HMGET", true},    {"SADD", true},
+             {"ZADD", true},    {"ZREM", true},     {"ZRANGE", true},   {"EXPIRE", true},
+             {"SET", true},     {"MULTI", false},   {"exec", false},    {"Echo", false},
+             {"HELLO", false},  {"INFO", false},    {"PING", false},    {"CLUSTER", false},
+             {"CLIENT", false}, {"ASKING", false},  {"AUTH", false},    {"SELECT", false},
+             {"WAIT", false},   {"DISCARD", false}, {"READONLY", false}};
     for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
         ds_buf_reset(&b);
         const char *argv[] = {k[i].name, "{x}"};
