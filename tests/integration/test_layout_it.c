@@ -1,0 +1,191 @@
+/*
+ * test_layout_it.c — the README's "Redis layout" is the whole of what the
+ * workers write: `dealsignal run` over the wide profile (shares, webinars,
+ * leads without an account, 2,400 content items) and gen's mixed stream
+ * (deals), then every key in Redis, its ids replaced by the names the
+ * README uses (A, L, C, D, TOPIC, N), must be a row of that section's
+ * table, and every field of a hash whose fields are names (not ids) must
+ * be named there in backquotes.  A key or field added to the code without
+ * its documentation fails here.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+
+static ds_h_env_t env;
+
+/* The README's "## Redis layout" section (malloc'ed). */
+static char *layout_section(void) {
+    char path[512];
+    snprintf(path, sizeof(path), "%s/README.md", getenv("DS_SOURCE_DIR"));
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char *text = NULL;
+    size_t cap = 0;
+    ssize_t len = getdelim(&text, &cap, '\0', f);
+    fclose(f);
+    assert_true(len > 0);
+    char *start = strstr(text, "\n## Redis layout\n");
+    assert_non_null(start);
+    char *end = strstr(start + 1, "\n## ");
+    if (end)
+        *end = '\0';
+    char *section = strdup(start);
+    free(text);
+    return section;
+}
+
+/* Copy s[0..n) to out, then the README's name for an id. */
+static size_t put(char *out, size_t o, size_t size, const char *s, size_t n) {
+    if (o + n < size) {
+        memcpy(out + o, s, n);
+        out[o + n] = '\0';
+    }
+    return o + n;
+}
+
+/* The README's name of a key: "ds:{acct:A-7}:lead:L-7-1" is
+ * "ds:{acct:A}:lead:L"; ids are what follows "acct:", "lead:", "deal:",
+ * ":lead:", ":att:" up to the next ':' or '}'; a watermark's partition key
+ * "{wpart:ma.events:3}" is "{wpart:TOPIC:N}". */
+static void key_pattern(const char *key, char *out, size_t size) {
+    static const struct {
+        const char *tag, *name;
+    } ids[] = {{"{acct:", "A"}, {"{lead:", "L"}, {"{deal:", "D"}, {":lead:", "L"}, {":att:", "C"}};
+    size_t o = 0;
+    out[0] = '\0';
+    const char *p = key;
+    while (*p) {
+        if (!strncmp(p, "{wpart:", 7)) {
+            o = put(out, o, size, "{wpart:TOPIC:N}", 15);
+            p = strchr(p, '}');
+            assert_non_null(p);
+            p++;
+            continue;
+        }
+        size_t k = 0;
+        while (k < sizeof(ids) / sizeof(ids[0]) && strncmp(p, ids[k].tag, strlen(ids[k].tag)))
+            k++;
+        if (k == sizeof(ids) / sizeof(ids[0])) {
+            o = put(out, o, size, p, 1);
+            p++;
+            continue;
+        }
+        o = put(out, o, size, ids[k].tag, strlen(ids[k].tag));
+        o = put(out, o, size, ids[k].name, 1);
+        p += strlen(ids[k].tag);
+        p += strcspn(p, ":}");
+    }
+    assert_true(o < size);
+}
+
+/* Whether "`name`" stands in the section. */
+static bool documented(const char *section, const char *name) {
+    char q[300];
+    snprintf(q, sizeof(q), "`%s`", name);
+    return strstr(section, q) != NULL;
+}
+
+/* Hashes whose fields are ids (dictionary and sums indexes, lead ids). */
+static bool fields_are_ids(const char *pattern) {
+    static const char *const suffix[] = {":dict", ":sums", ":att:C"};
+    size_t n = strlen(pattern);
+    for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+        size_t m = strlen(suffix[i]);
+        if (n >= m && !strcmp(pattern + n - m, suffix[i]))
+            return true;
+    }
+    return false;
+}
+
+static pid_t spawn_gen(const char *log, const char *const *more) {
+    ds_h_args_t a = {0};
+    ds_h_args_add(&a, "gen", "--brokers", env.brokers, "--schemas", getenv("DS_SCHEMAS_DIR"), NULL);
+    for (; *more; more++)
+        ds_h_args_add(&a, *more, NULL);
+    return ds_h_spawn(log, a.v);
+}
+
+static void test_everything_written_is_documented(void **state) {
+    (void)state;
+    char rules[256], log[256];
+    snprintf(rules, sizeof(rules), "%s/wide-rules.yaml", env.tmpdir);
+    snprintf(log, sizeof(log), "%s/gen.log", env.tmpdir);
+    const char *print[] = {"--profile", "wide", "--print-rules", NULL};
+    assert_int_equal(ds_h_stop(spawn_gen(rules, print), 0, 30000), 0);
+    const char *wide[] = {"--profile", "wide", "--accounts", "60", "--count", "8000",
+                          "--rate",    "0",    "--seed",     "3",  NULL};
+    assert_int_equal(ds_h_stop(spawn_gen(log, wide), 0, 60000), 0);
+    assert_true(ds_h_gen_mixed(&env, 3000));
+
+    ds_h_args_t a;
+    ds_h_worker_args(&a, &env, "run", env.redis_url, "it-layout", "ds:");
+    ds_h_args_add(&a, "--rules", rules, NULL);
+    char wlog[256];
+    snprintf(wlog, sizeof(wlog), "%s/run.log", env.tmpdir);
+    pid_t w = ds_h_spawn(wlog, a.v);
+    assert_true(ds_h_wait_group(&env, "it-layout", "ma.events", 90000));
+    assert_true(ds_h_wait_group(&env, "it-layout", "crm.events", 90000));
+    assert_int_equal(ds_h_stop(w, SIGTERM, 20000), 0);
+
+    char *section = layout_section();
+    redisReply *keys = ds_h_redis(&env, "KEYS %s", "*");
+    assert_non_null(keys);
+    assert_int_equal(keys->type, REDIS_REPLY_ARRAY);
+    size_t checked_fields = 0, patterns_seen = 0;
+    char seen[32][128];
+    for (size_t i = 0; i < keys->elements; i++) {
+        const char *key = keys->element[i]->str;
+        char pat[256];
+        key_pattern(key, pat, sizeof(pat));
+        if (!documented(section, pat))
+            fail_msg("key %s (%s) is not in the README's Redis layout", key, pat);
+        size_t s = 0;
+        while (s < patterns_seen && strcmp(seen[s], pat))
+            s++;
+        if (s == patterns_seen && patterns_seen < 32)
+            snprintf(seen[patterns_seen++], sizeof(seen[0]), "%s", pat);
+        redisReply *t = ds_h_redis(&env, "TYPE %s", key);
+        bool hash = t && t->type == REDIS_REPLY_STATUS && !strcmp(t->str, "hash");
+        freeReplyObject(t);
+        if (!hash || fields_are_ids(pat))
+            continue;
+        redisReply *f = ds_h_redis(&env, "HKEYS %s", key);
+        assert_non_null(f);
+        for (size_t j = 0; j < f->elements; j++, checked_fields++)
+            if (!documented(section, f->element[j]->str))
+                fail_msg("field %s of %s (%s) is not in the README's Redis layout",
+                         f->element[j]->str, key, pat);
+        freeReplyObject(f);
+    }
+    /* the streams reached every kind of key, or the check proves little */
+    static const char *const want[] = {
+        "ds:{acct:A}",      "ds:{acct:A}:lead:L", "ds:{acct:A}:leads",
+        "ds:{acct:A}:dict", "ds:{acct:A}:sums",   "ds:{acct:A}:att:C",
+        "ds:{lead:L}",      "ds:{deal:D}",        "ds:{wpart:TOPIC:N}"};
+    for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+        size_t s = 0;
+        while (s < patterns_seen && strcmp(seen[s], want[k]))
+            s++;
+        if (s == patterns_seen)
+            fail_msg("no key %s was written", want[k]);
+    }
+    assert_true(checked_fields > 1000);
+    freeReplyObject(keys);
+    free(section);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_everything_written_is_documented),
+    };
+    return ds_h_main(&env, 4, tests, sizeof(tests) / sizeof(tests[0]));
+}
