@@ -1,6 +1,8 @@
 /*
  * harness.c — see harness.h.  Processes are started with fork/exec and
- * tracked in a small table so that cleanup kills whatever is left.
+ * tracked in a small table so that cleanup kills whatever is left; the
+ * threads a case starts are tracked in another, and every case's teardown
+ * joins whatever it left running.
  */
 #include "harness.h"
 
@@ -9,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1171,11 +1174,93 @@ bool ds_h_same_outputs(const ds_h_env_t *env, const char *name_a, const char *co
     return same;
 }
 
+/* ---- threads a case starts --------------------------------------------------------
+ * A case that fails longjmps out of its frame at once: a thread it started
+ * would run on into the next case, reading an argument on a stack frame
+ * that is gone.  So the harness records every thread with its argument (a
+ * heap copy) and the teardown of every case joins whatever is left, after
+ * raising a flag the thread functions check.  Only the test's main thread
+ * touches the table; the flag is atomic. */
+
+#define DS_H_THREADS_MAX 16
+
+static struct {
+    pthread_t id;
+    void *arg;
+} g_threads[DS_H_THREADS_MAX];
+static int g_stopping;
+
+void *ds_h_thread_start(void *(*fn)(void *arg), const void *arg, size_t size) {
+    int i = 0;
+    while (i < DS_H_THREADS_MAX && g_threads[i].arg)
+        i++;
+    if (i == DS_H_THREADS_MAX)
+        die("more than %d threads at once", DS_H_THREADS_MAX);
+    void *copy = malloc(size ? size : 1);
+    if (!copy)
+        die("out of memory");
+    memcpy(copy, arg, size);
+    int e = pthread_create(&g_threads[i].id, NULL, fn, copy);
+    if (e)
+        die("pthread_create: %s", strerror(e));
+    g_threads[i].arg = copy;
+    return copy;
+}
+
+void *ds_h_thread_join(void *arg) {
+    for (int i = 0; i < DS_H_THREADS_MAX; i++)
+        if (arg && g_threads[i].arg == arg) {
+            void *ret = NULL;
+            pthread_join(g_threads[i].id, &ret);
+            free(arg);
+            g_threads[i].arg = NULL;
+            return ret;
+        }
+    die("ds_h_thread_join: not a thread the harness started");
+    return NULL;
+}
+
+bool ds_h_stopping(void) {
+    return __atomic_load_n(&g_stopping, __ATOMIC_ACQUIRE);
+}
+
+int ds_h_threads_teardown(void **state) {
+    (void)state;
+    int left = 0;
+    __atomic_store_n(&g_stopping, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < DS_H_THREADS_MAX; i++)
+        if (g_threads[i].arg) {
+            ds_h_thread_join(g_threads[i].arg);
+            left++;
+        }
+    __atomic_store_n(&g_stopping, 0, __ATOMIC_RELEASE);
+    if (left)
+        fprintf(stderr, "  harness: stopped and joined %d thread%s the case left running\n", left,
+                left == 1 ? "" : "s");
+    return 0;
+}
+
+/* The cases of one run, each with ds_h_threads_teardown unless it has a
+ * teardown of its own. */
+static int run_group(const char *group, const struct CMUnitTest *tests, size_t n) {
+    struct CMUnitTest *all = calloc(n ? n : 1, sizeof(*all));
+    if (!all)
+        die("out of memory");
+    for (size_t i = 0; i < n; i++) {
+        all[i] = tests[i];
+        if (!all[i].teardown_func)
+            all[i].teardown_func = ds_h_threads_teardown;
+    }
+    int rc = _cmocka_run_group_tests(group, all, n, NULL, NULL);
+    free(all);
+    return rc;
+}
+
 int ds_h_run_tests(const char *group, const struct CMUnitTest *tests, size_t n,
                    const char *only_var) {
-    const char *only = getenv(only_var);
+    const char *only = only_var ? getenv(only_var) : NULL;
     if (!only)
-        return _cmocka_run_group_tests("tests", tests, n, NULL, NULL);
+        return run_group("tests", tests, n);
     struct CMUnitTest some[2] = {tests[0], tests[0]};
     size_t nsome = 1;
     for (size_t i = 1; i < n; i++)
@@ -1183,12 +1268,12 @@ int ds_h_run_tests(const char *group, const struct CMUnitTest *tests, size_t n,
             some[1] = tests[i];
             nsome = 2;
         }
-    return _cmocka_run_group_tests(group, some, nsome, NULL, NULL);
+    return run_group(group, some, nsome);
 }
 
 int ds_h_main(ds_h_env_t *env, int partitions, const struct CMUnitTest *tests, size_t n) {
     ds_h_start(env, partitions, true);
-    int rc = _cmocka_run_group_tests("tests", tests, n, NULL, NULL);
+    int rc = ds_h_run_tests("tests", tests, n, NULL);
     ds_h_cleanup();
     return rc;
 }

@@ -180,17 +180,43 @@ bool ds_h_same_outputs(const ds_h_env_t *env, const char *name_a, const char *co
 /** Lines of the file at path that contain needle (0 when unreadable). */
 int ds_h_log_count(const char *path, const char *needle);
 
+/* ---- threads a case starts ----------------------------------------------------- */
+
+/** Starts fn on a thread the harness owns.  fn gets a heap copy of the
+ *  `size` bytes at arg, never the case's own stack, and the same copy is
+ *  returned: the case reads what the thread shares through it.  Threads
+ *  are test-main-thread business: start and join them from a case only.
+ *  A thread must not call cmocka's asserts (they longjmp into the case's
+ *  frame from the wrong thread): it returns what went wrong instead.
+ *  Ends the test run (ds_h_die) when no thread can be started. */
+void *ds_h_thread_start(void *(*fn)(void *arg), const void *arg, size_t size);
+/** Joins the thread started with the copy `arg`, frees the copy and
+ *  returns what fn returned. */
+void *ds_h_thread_join(void *arg);
+/** True while the harness is stopping the threads a case left running
+ *  (the case failed): long-running thread functions check it in their
+ *  loops and return early.  Any thread may call it. */
+bool ds_h_stopping(void);
+/** The teardown ds_h_run_tests and ds_h_main give every case that has
+ *  none: raises the stop flag, joins every thread the case left running
+ *  (saying how many on stderr), frees their arguments and lowers the
+ *  flag.  A case with its own teardown calls it from there.  Returns 0. */
+int ds_h_threads_teardown(void **state);
+
 struct CMUnitTest;
 /** Run the cmocka group `tests` (n tests), or, when the environment
- *  variable `only_var` names one of them without its "test_" prefix,
- *  tests[0] (the oracle the others compare with) and that test only, to
- *  repeat one case while diagnosing it.  `group` names the selection in
- *  cmocka's output.  Returns cmocka's result. */
+ *  variable `only_var` (may be NULL) names one of them without its
+ *  "test_" prefix, tests[0] (the oracle the others compare with) and that
+ *  test only, to repeat one case while diagnosing it.  `group` names the
+ *  selection in cmocka's output.  Every case without a teardown of its
+ *  own gets ds_h_threads_teardown, so that a failed case's threads never
+ *  run into the next case.  Returns cmocka's result. */
 int ds_h_run_tests(const char *group, const struct CMUnitTest *tests, size_t n,
                    const char *only_var);
 /** A suite's main: starts Redis and the broker with `partitions`
- *  (ds_h_start), runs the cmocka group `tests` (n tests), stops
- *  everything and returns cmocka's result. */
+ *  (ds_h_start), runs the cmocka group `tests` (n tests, as
+ *  ds_h_run_tests does without a selection), stops everything and returns
+ *  cmocka's result. */
 int ds_h_main(ds_h_env_t *env, int partitions, const struct CMUnitTest *tests, size_t n);
 
 /** A free TCP port on 127.0.0.1 (for a process's HTTP endpoint). */

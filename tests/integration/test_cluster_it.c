@@ -16,7 +16,6 @@
  * by two clients), and the unconfirmed writes that went with it are not
  * reported as lost.
  */
-#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -111,30 +110,56 @@ static double metric(const char *name, const char *kind) {
 
 /* ---- slots moved by hand ----------------------------------------------------- */
 
-static char *node_id(int i) {
+/* The moves below come in two forms: try_* says what went wrong (NULL:
+ * nothing), for the thread that ends a move while the case waits (cmocka's
+ * asserts may only fail on the case's own thread), and the asserting form
+ * the cases call. */
+static const char *try_node_id(int i, char *id, size_t size) {
     redisReply *r = ds_h_node(&cl, i, "CLUSTER MYID");
-    assert_non_null(r);
-    char *id = strdup(r->str);
+    if (!r || r->type != REDIS_REPLY_STRING) {
+        freeReplyObject(r);
+        return "CLUSTER MYID: no answer";
+    }
+    snprintf(id, size, "%s", r->str);
     freeReplyObject(r);
-    return id;
+    return NULL;
 }
 
-static void setslot_all(unsigned slot, const char *id) {
+static char *node_id(int i) {
+    char id[64];
+    const char *why = try_node_id(i, id, sizeof(id));
+    if (why)
+        fail_msg("%s", why);
+    return strdup(id);
+}
+
+static const char *try_setslot_all(unsigned slot, const char *id) {
     int m[DS_H_CLUSTER_MAX];
     int n = ds_h_cluster_masters(&cl, m);
     for (int i = 0; i < n; i++) {
         redisReply *r = ds_h_node(&cl, m[i], "CLUSTER SETSLOT %u NODE %s", slot, id);
-        assert_non_null(r);
+        if (!r)
+            return "CLUSTER SETSLOT: no answer";
         freeReplyObject(r);
     }
+    return NULL;
+}
+
+static const char *try_migrate_key(int from, int to, const char *key) {
+    redisReply *r = ds_h_node(&cl, from, "MIGRATE 127.0.0.1 %d %s 0 5000", cl.port[to], key);
+    const char *why = !r                             ? "MIGRATE: no answer"
+                      : r->type == REDIS_REPLY_ERROR ? "MIGRATE: an error"
+                                                     : NULL;
+    if (r && r->type == REDIS_REPLY_ERROR)
+        fprintf(stderr, "  MIGRATE %s: %s\n", key, r->str);
+    freeReplyObject(r);
+    return why;
 }
 
 static void migrate_key(int from, int to, const char *key) {
-    redisReply *r = ds_h_node(&cl, from, "MIGRATE 127.0.0.1 %d %s 0 5000", cl.port[to], key);
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_ERROR)
-        fail_msg("MIGRATE %s: %s", key, r->str);
-    freeReplyObject(r);
+    const char *why = try_migrate_key(from, to, key);
+    if (why)
+        fail_msg("%s (%s)", why, key);
 }
 
 /* slot from `from` to `to`: migrating/importing, no key moved yet */
@@ -151,16 +176,28 @@ static void begin_move(unsigned slot, int from, int to) {
 }
 
 /* every key left in the slot, then the slot itself */
-static void end_move(unsigned slot, int from, int to) {
+static const char *try_end_move(unsigned slot, int from, int to) {
     redisReply *r = ds_h_node(&cl, from, "CLUSTER GETKEYSINSLOT %u 1000", slot);
-    assert_non_null(r);
-    for (size_t i = 0; i < r->elements; i++)
-        migrate_key(from, to, r->element[i]->str);
+    if (!r)
+        return "CLUSTER GETKEYSINSLOT: no answer";
+    const char *why = NULL;
+    for (size_t i = 0; i < r->elements && !why; i++)
+        why = try_migrate_key(from, to, r->element[i]->str);
     freeReplyObject(r);
-    char *tid = node_id(to);
-    setslot_all(slot, tid);
-    free(tid);
-    assert_true(ds_h_cluster_wait_ok(&cl, 10000));
+    char tid[64];
+    if (!why)
+        why = try_node_id(to, tid, sizeof(tid));
+    if (!why)
+        why = try_setslot_all(slot, tid);
+    if (!why && !ds_h_cluster_wait_ok(&cl, 10000))
+        why = "the nodes do not agree on the slots";
+    return why;
+}
+
+static void end_move(unsigned slot, int from, int to) {
+    const char *why = try_end_move(slot, from, to);
+    if (why)
+        fail_msg("ending the move of slot %u: %s", slot, why);
 }
 
 static bool slot_has(int node, unsigned slot, const char *key) {
@@ -352,11 +389,11 @@ typedef struct mover {
     int from, to;
 } mover_t;
 
+/* on a harness thread: what went wrong, or NULL */
 static void *finish_later(void *arg) {
     mover_t *m = arg;
     ds_clock_sleep_ms(300);
-    end_move(m->slot, m->from, m->to);
-    return NULL;
+    return (void *)try_end_move(m->slot, m->from, m->to);
 }
 
 static void fill_split_tx(ds_redis_t *r, void *arg) {
@@ -378,10 +415,11 @@ static void test_tryagain(void **state) {
     /* the transaction's keys are split: ASK, then TRYAGAIN on the target,
      * retried until the migration ends (within the command timeout) */
     double before = metric("dealsignal_redis_redirects_total", "tryagain");
-    pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, finish_later, &m), 0);
+    void *t = ds_h_thread_start(finish_later, &m, sizeof(m));
     ds_err_t e = write_all(r, fill_split_tx, NULL);
-    pthread_join(t, NULL);
+    const char *why = ds_h_thread_join(t);
+    if (why)
+        fail_msg("ending the move of slot %u: %s", m.slot, why);
     assert_int_equal(e, DS_ERR_OK);
     assert_true(metric("dealsignal_redis_redirects_total", "tryagain") > before);
     assert_hget("m:{ty}:1", "c");
@@ -684,7 +722,7 @@ int main(void) {
         cmocka_unit_test(test_node_back_empty),
         cmocka_unit_test(test_master_lost),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = ds_h_run_tests("tests", tests, sizeof(tests) / sizeof(tests[0]), NULL);
     ds_metrics_destroy(metrics);
     ds_h_cleanup();
     return rc;

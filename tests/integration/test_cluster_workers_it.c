@@ -30,7 +30,6 @@
  * runs the oracle and test_NAME only (e.g. master_back_empty); DS_KEEP_TMP
  * keeps the logs and data (the harness says where).
  */
-#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -116,20 +115,22 @@ static pid_t start(run_t *r, const char *what, int slot) {
 
 /* ---- input -------------------------------------------------------------------------- */
 
+/* A feed thread copies one worker's input into the run's topic.  Its
+ * feed_t is the harness's heap copy (the case keeps a pointer to it), and
+ * it stops early when the harness stops a failed case's threads. */
 typedef struct feed {
-    const char *topic;
+    char topic[64];
     const ds_h_record_t *recs;
     size_t n;
     int per_sec; /* 0: all at once */
-    pthread_t thread;
-    volatile int done;
+    int done;    /* atomic */
 } feed_t;
 
 static void *feed_run(void *arg) {
     feed_t *f = arg;
     rd_kafka_t *p = ds_h_producer(&env);
     int64_t t0 = ds_clock_mono_ms();
-    for (size_t i = 0; i < f->n; i++) {
+    for (size_t i = 0; i < f->n && !ds_h_stopping(); i++) {
         ds_h_produce(p, f->topic, f->recs[i].key, f->recs[i].val, f->recs[i].len);
         if (f->per_sec && i % 50 == 49) {
             int64_t due = t0 + (int64_t)((i + 1) * 1000 / (size_t)f->per_sec);
@@ -145,17 +146,20 @@ static void *feed_run(void *arg) {
     return NULL;
 }
 
-static void feed_start(feed_t *f, const run_t *r, const char *what, int per_sec) {
-    f->topic = input_of(r, what);
-    f->recs = is_scorer(what) ? src_ma : src_crm;
-    f->n = is_scorer(what) ? nsrc_ma : nsrc_crm;
-    f->per_sec = per_sec;
-    f->done = 0;
-    assert_int_equal(pthread_create(&f->thread, NULL, feed_run, f), 0);
+static feed_t *feed_start(const run_t *r, const char *what, int per_sec) {
+    feed_t f = {.recs = is_scorer(what) ? src_ma : src_crm,
+                .n = is_scorer(what) ? nsrc_ma : nsrc_crm,
+                .per_sec = per_sec};
+    snprintf(f.topic, sizeof(f.topic), "%s", input_of(r, what));
+    return ds_h_thread_start(feed_run, &f, sizeof(f));
+}
+
+static bool feed_done(feed_t *f) {
+    return __atomic_load_n(&f->done, __ATOMIC_ACQUIRE);
 }
 
 static void feed_wait(feed_t *f) {
-    pthread_join(f->thread, NULL);
+    ds_h_thread_join(f);
 }
 
 static void finish(const run_t *r, const char *what, pid_t *pids, int npids) {
@@ -261,10 +265,9 @@ static void empty_phase(run_t *r, const char *what);
 
 /* one worker, the whole input at once */
 static void plain_phase(run_t *r, const char *what) {
-    feed_t f;
-    feed_start(&f, r, what, 0);
+    feed_t *f = feed_start(r, what, 0);
     pid_t p = start(r, what, 0);
-    feed_wait(&f);
+    feed_wait(f);
     finish(r, what, &p, 1);
 }
 
@@ -293,14 +296,13 @@ static void run_all(const char *name, phase_fn fn, bool plain, bool wait) {
 static void reshard_phase(run_t *r, const char *what) {
     int m[DS_H_CLUSTER_MAX];
     assert_int_equal(ds_h_cluster_masters(&cl, m), 3);
-    feed_t f;
     pid_t p = start(r, what, 0);
     ds_clock_sleep_ms(3000); /* in the group */
-    feed_start(&f, r, what, (int)(nsrc_ma + nsrc_crm) / 8);
+    feed_t *f = feed_start(r, what, (int)(nsrc_ma + nsrc_crm) / 8);
     char log[256];
     snprintf(log, sizeof(log), "%s/reshard-%s.log", env.tmpdir, what);
     int rounds = 0;
-    for (int k = 0; !__atomic_load_n(&f.done, __ATOMIC_ACQUIRE) || rounds == 0; k++, rounds++) {
+    for (int k = 0; !feed_done(f) || rounds == 0; k++, rounds++) {
         assert_true(ds_h_cluster_wait_ok(&cl, 20000)); /* all agree before the next */
         pid_t rs = ds_h_cluster_reshard(&cl, m[k % 3], m[(k + 1) % 3], 400, log);
         int st;
@@ -314,7 +316,7 @@ static void reshard_phase(run_t *r, const char *what) {
         }
     }
     fprintf(stderr, "  %s: %d rounds of 400 slots moved while the input arrived\n", what, rounds);
-    feed_wait(&f);
+    feed_wait(f);
     assert_true(ds_h_wait_group(&env, r->n.group, input_of(r, what), 120000));
     double redirects = scrape(r->metrics[0], "dealsignal_redis_redirects_total{");
     fprintf(stderr, "  %s: %.0f redirects followed during the reshard\n", what, redirects);
@@ -329,13 +331,12 @@ static void group_phase(run_t *r, const char *what) {
     for (int i = 0; i < 3; i++)
         p[i] = start(r, what, i);
     ds_clock_sleep_ms(3000);
-    feed_t f;
-    feed_start(&f, r, what, (int)(nsrc_ma + nsrc_crm) / 6);
+    feed_t *f = feed_start(r, what, (int)(nsrc_ma + nsrc_crm) / 6);
     ds_clock_sleep_ms(1500);
     fprintf(stderr, "  kill -9 one of three %ss\n", what);
     ds_h_stop(p[1], SIGKILL, 5000);
     p[1] = start(r, what, 3);
-    feed_wait(&f);
+    feed_wait(f);
     finish(r, what, p, 3);
 }
 
@@ -343,8 +344,7 @@ static void group_phase(run_t *r, const char *what) {
 static void failover_phase(run_t *r, const char *what) {
     pid_t p = start(r, what, 0);
     ds_clock_sleep_ms(3000);
-    feed_t f;
-    feed_start(&f, r, what, (int)(nsrc_ma + nsrc_crm) / 8);
+    feed_t *f = feed_start(r, what, (int)(nsrc_ma + nsrc_crm) / 8);
     ds_clock_sleep_ms(1000);
     int m[DS_H_CLUSTER_MAX];
     assert_int_equal(ds_h_cluster_masters(&cl, m), 3);
@@ -367,7 +367,7 @@ static void failover_phase(run_t *r, const char *what) {
     assert_true(ds_h_cluster_wait_ok(&cl, 30000)); /* the replica took over */
     ds_h_cluster_restart(&env, &cl, victim);       /* back, as its replica */
     assert_true(ds_h_cluster_wait_ok(&cl, 30000));
-    feed_wait(&f);
+    feed_wait(f);
     bool ready = false;
     for (t0 = ds_clock_mono_ms(); !ready && ds_clock_mono_ms() - t0 < 30000;) {
         ready = ds_h_http_get(r->metrics[0], "/readyz", NULL) == 200;
@@ -437,11 +437,10 @@ static void pause_phase(run_t *r, const char *what) {
     int64_t t0 = ds_clock_mono_ms(); /* in the group, and ready */
     while (ds_h_http_get(r->metrics[0], "/readyz", NULL) != 200 && ds_clock_mono_ms() - t0 < 30000)
         ds_clock_sleep_ms(100);
-    feed_t f;
-    feed_start(&f, r, what, (int)(nsrc_ma + nsrc_crm) / 6);
+    feed_t *f = feed_start(r, what, (int)(nsrc_ma + nsrc_crm) / 6);
     ds_clock_sleep_ms(1000);
     pause_master(r, what, "writes are in flight");
-    feed_wait(&f);
+    feed_wait(f);
     assert_true(ds_h_wait_group(&env, r->n.group, input_of(r, what), 120000));
     ds_clock_sleep_ms(1000);
     pause_master(r, what, "idle");
@@ -465,8 +464,7 @@ static void empty_phase(run_t *r, const char *what) {
         return;
     }
     pid_t p = start(r, what, 0);
-    feed_t f;
-    feed_start(&f, r, what, (int)(nsrc_ma + nsrc_crm) / 6);
+    feed_t *f = feed_start(r, what, (int)(nsrc_ma + nsrc_crm) / 6);
     int64_t t0 = ds_clock_mono_ms();
     while (scrape(r->metrics[0], "dealsignal_consumed_records_total{") <= 0 &&
            ds_clock_mono_ms() - t0 < 30000)
@@ -475,7 +473,7 @@ static void empty_phase(run_t *r, const char *what) {
     ds_h_cluster_kill(&cl, victim);
     ds_h_cluster_restart(&env, &cl, victim);
     fprintf(stderr, "  %s: master on port %d restarted empty\n", what, cl.port[victim]);
-    feed_wait(&f);
+    feed_wait(f);
     assert_true(ds_h_cluster_wait_ok(&cl, 30000));
     assert_int_equal(ds_h_cluster_owner(&cl, 0), victim); /* no failover */
     finish(r, what, &p, 1);
@@ -492,9 +490,8 @@ static void test_fatal_stop(void **s) {
     (void)s;
     run_t r;
     run_init(&r, "fatal");
-    feed_t f;
-    feed_start(&f, &r, "scorer", 0);
-    feed_wait(&f);
+    feed_t *f = feed_start(&r, "scorer", 0);
+    feed_wait(f);
     char log[256];
     snprintf(log, sizeof(log), "%s/fatal.log", env.tmpdir);
     const char *args[] = {
@@ -523,9 +520,8 @@ static void test_shutdown_timeout_from_sigterm(void **s) {
     (void)s;
     run_t r;
     run_init(&r, "shut");
-    feed_t f;
-    feed_start(&f, &r, "scorer", 0);
-    feed_wait(&f);
+    feed_t *f = feed_start(&r, "scorer", 0);
+    feed_wait(f);
     char log[256], url[64];
     snprintf(log, sizeof(log), "%s/shut.log", env.tmpdir);
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", ds_h_free_port()); /* nobody */
