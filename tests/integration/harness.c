@@ -524,6 +524,26 @@ const char *ds_h_header(const ds_h_record_t *r, const char *name) {
 
 /* ---- Redis ----------------------------------------------------------------- */
 
+void ds_h_expect_hget(const ds_h_env_t *env, const char *key, const char *field, const char *want,
+                      int timeout_ms) {
+    char *v = timeout_ms > 0 ? ds_h_wait_hget(env, key, field, want, timeout_ms)
+                             : ds_h_hget(env, key, field);
+    if (v && (!want || !strcmp(v, want))) {
+        free(v);
+        return;
+    }
+    char got[256];
+    snprintf(got, sizeof(got), "%s", v ? v : "(nil)");
+    free(v); /* before fail_msg: it leaves this frame */
+    fail_msg("HGET %s %s: %s, want %s", key, field, got, want ? want : "a value");
+}
+
+void ds_h_expect_hash(const ds_h_env_t *env, const char *key, const char *const (*fields)[2],
+                      size_t n) {
+    for (size_t i = 0; i < n; i++)
+        ds_h_expect_hget(env, key, fields[i][0], fields[i][1], 0);
+}
+
 redisReply *ds_h_redis(const ds_h_env_t *env, const char *fmt, ...) {
     redisContext *c = redisConnect("127.0.0.1", env->redis_port);
     if (!c || c->err)

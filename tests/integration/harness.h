@@ -134,6 +134,16 @@ char *ds_h_hget(const ds_h_env_t *env, const char *key, const char *field);
  *  redis.flush_ms later).  Returns the last value read (malloc'ed) or NULL. */
 char *ds_h_wait_hget(const ds_h_env_t *env, const char *key, const char *field, const char *want,
                      int timeout_ms);
+/** Fails the case unless the hash field exists and, when want is not
+ *  NULL, equals want: read once (timeout_ms 0) or as ds_h_wait_hget does
+ *  for up to timeout_ms.  The failure names the key, the field and what
+ *  was read. */
+void ds_h_expect_hget(const ds_h_env_t *env, const char *key, const char *field, const char *want,
+                      int timeout_ms);
+/** ds_h_expect_hget(env, key, fields[i][0], fields[i][1], 0) for each of
+ *  the n {field, want} pairs. */
+void ds_h_expect_hash(const ds_h_env_t *env, const char *key, const char *const (*fields)[2],
+                      size_t n);
 /** Any command; caller frees the reply. */
 redisReply *ds_h_redis(const ds_h_env_t *env, const char *fmt, ...);
 

@@ -78,10 +78,7 @@ static void test_send_then_collect(void **state) {
     assert_int_equal(ds_redis_send(r, b.data, b.len, n), DS_ERR_OK);
     assert_int_equal(ds_redis_collect(r, 2), DS_ERR_OK);
     assert_int_equal(ds_redis_inflight(r), 0);
-    char *v = ds_h_hget(&env, "t:{u}", "f");
-    assert_non_null(v);
-    assert_string_equal(v, "one");
-    free(v);
+    ds_h_expect_hget(&env, "t:{u}", "f", "one", 0);
     ds_buf_free(&b);
     ds_redis_destroy(r);
 }
@@ -106,10 +103,7 @@ static void test_killed_connection_then_resend(void **state) {
     assert_int_equal(ds_redis_connect(r), DS_ERR_OK);
     assert_int_equal(ds_redis_send(r, b.data, b.len, n), DS_ERR_OK);
     assert_int_equal(ds_redis_collect(r, n), DS_ERR_OK);
-    char *v = ds_h_hget(&env, "t:{u}", "f");
-    assert_non_null(v);
-    assert_string_equal(v, "two");
-    free(v);
+    ds_h_expect_hget(&env, "t:{u}", "f", "two", 0);
     redisReply *card = ds_h_redis(&env, "SCARD t:{u}:s");
     assert_int_equal(card->integer, 2);
     freeReplyObject(card);

@@ -282,12 +282,7 @@ static void test_write_behind_flush(void **state) {
                                           {"furthest_stage", "CONFRONT"},
                                           {"lead_id", "L-9"},
                                           {"account_id", "A-10"}};
-    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-        char *v = ds_h_hget(&env, lkey, want[i][0]);
-        assert_non_null(v);
-        assert_string_equal(v, want[i][1]);
-        free(v);
-    }
+    ds_h_expect_hash(&env, lkey, want, sizeof(want) / sizeof(want[0]));
     /* the lead's points and reasons go only when they change: a value
      * edited by hand stays while an event moves no score (events_applied
      * still goes), and the next event that moves one rewrites it */
@@ -337,23 +332,12 @@ static void test_full_write_after_redis_restart(void **state) {
         char want[4];
         snprintf(want, sizeof(want), "%d", i);
         /* the first write after the restart goes to a new connection */
-        char *v = ds_h_wait_hget(&env, lkey, "events_applied", want, 30000);
-        assert_string_equal(v, want);
-        free(v);
+        ds_h_expect_hget(&env, lkey, "events_applied", want, 30000);
     }
     static const char *const fields[][2] = {
         {"lead_id", "L-R"}, {"account_id", "A-R"}, {"tier", NULL}, {"furthest_stage", NULL}};
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        char *v = ds_h_hget(&env, lkey, fields[i][0]);
-        assert_non_null(v);
-        if (fields[i][1])
-            assert_string_equal(v, fields[i][1]);
-        free(v);
-    }
-    char *a = ds_h_hget(&env, "wb:{acct:A-R}", "engaged_stakeholders");
-    assert_non_null(a);
-    assert_string_equal(a, "1");
-    free(a);
+    ds_h_expect_hash(&env, lkey, fields, sizeof(fields) / sizeof(fields[0]));
+    ds_h_expect_hget(&env, "wb:{acct:A-R}", "engaged_stakeholders", "1", 0);
     assert_int_equal(ds_h_stop(scorer, SIGTERM, 10000), 0);
     rd_kafka_destroy(p);
 }
@@ -400,10 +384,7 @@ static long long run_backlog(const char *name, const char *flush_ms) {
     snprintf(want, sizeof(want), "%d", EVENTS / LEADS);
     for (int l = 0; l < LEADS; l++) {
         snprintf(key, sizeof(key), "%s{acct:A-C}:lead:L-%d", prefix, l);
-        char *v = ds_h_wait_hget(&env, key, "events_applied", want, 30000);
-        assert_non_null(v);
-        assert_string_equal(v, want);
-        free(v);
+        ds_h_expect_hget(&env, key, "events_applied", want, 30000);
     }
     assert_true(ds_clock_mono_ms() - t0 < 15000); /* idle: not held for the interval */
     /* the offsets follow the state: committed once it is written */
