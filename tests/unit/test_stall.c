@@ -459,18 +459,25 @@ static void test_resolved_on_buyer_signal(void **state) {
 
 /* ---- 5. won / lost resolves every open alert -------------------------------- */
 
+/* A deal opened at EXPLORE_OPTIONS, three seller actions in its first
+ * hours and no buyer answer, checked 11 days on. */
+static ds_deal_t *one_sided_quiet_deal(fx_t *f) {
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_EXPLORE_OPTIONS), DS_ERR_OK);
+    assert_int_equal(seller(f, d, "s1", T0 + 1 * HOUR), DS_ERR_OK);
+    assert_int_equal(seller(f, d, "s2", T0 + 2 * HOUR), DS_ERR_OK);
+    assert_int_equal(seller(f, d, "s3", T0 + 3 * HOUR), DS_ERR_OK);
+    evaluate(f, d, T0 + 11 * DAY);
+    return d;
+}
+
 static void test_close_resolves_all(void **state) {
     fx_t *f = *state;
     static const int outcomes[] = {DS_CRM_DEAL_WON, DS_CRM_DEAL_LOST};
     for (size_t o = 0; o < 2; o++) {
         clear(f);
-        ds_deal_t *d = ds_deal_new(DEAL);
-        assert_non_null(d);
-        assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_EXPLORE_OPTIONS), DS_ERR_OK);
-        assert_int_equal(seller(f, d, "s1", T0 + 1 * HOUR), DS_ERR_OK);
-        assert_int_equal(seller(f, d, "s2", T0 + 2 * HOUR), DS_ERR_OK);
-        assert_int_equal(seller(f, d, "s3", T0 + 3 * HOUR), DS_ERR_OK);
-        evaluate(f, d, T0 + 11 * DAY);
+        ds_deal_t *d = one_sided_quiet_deal(f);
         assert_int_equal(count(f, DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN), 1);
         assert_int_equal(count(f, DS_AK_ONE_SIDED, DS_AS_OPEN), 1);
         assert_int_equal(count(f, DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN), 1);
@@ -943,16 +950,23 @@ static void test_mobilizer_callback(void **state) {
 /* With a tier_epoch the deal asks for its stakeholders' tiers once per
  * epoch: again when the epoch moves (a new batch), when a stakeholder
  * joins or when the account changes; the answers follow. */
-static void test_mobilizer_epoch(void **state) {
-    fx_t *f = *state;
+/* A deal at DEFINE_CRITERIA in tier epoch 1 whose stakeholders' tiers
+ * are asked for (the scorer knows `contact` only): NO_MOBILIZER open. */
+static ds_deal_t *mobilizer_epoch_deal(fx_t *f, const char *contact) {
     f->ctx.stakeholder_is_mobilizer = is_mobilizer;
     f->ctx.tier_epoch = 1;
-    f->mob_contact = "L-404";
+    f->mob_contact = contact;
     ds_deal_t *d = ds_deal_new(DEAL);
     assert_non_null(d);
     reach_define_criteria(f, d);
     assert_int_equal(count(f, DS_AK_NO_MOBILIZER, DS_AS_OPEN), 1);
     clear(f);
+    return d;
+}
+
+static void test_mobilizer_epoch(void **state) {
+    fx_t *f = *state;
+    ds_deal_t *d = mobilizer_epoch_deal(f, "L-404");
     int calls = f->mob_calls;
     assert_true(calls > 0);
     evaluate(f, d, T0 + 4 * HOUR);
@@ -1001,14 +1015,7 @@ static void test_mobilizer_epoch(void **state) {
  * stakeholder per event (500,500). */
 static void test_new_stakeholder_asks_once(void **state) {
     fx_t *f = *state;
-    f->ctx.stakeholder_is_mobilizer = is_mobilizer;
-    f->ctx.tier_epoch = 1;
-    f->mob_contact = "L-none";
-    ds_deal_t *d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    reach_define_criteria(f, d);
-    assert_int_equal(count(f, DS_AK_NO_MOBILIZER, DS_AS_OPEN), 1);
-    clear(f);
+    ds_deal_t *d = mobilizer_epoch_deal(f, "L-none");
     int calls = f->mob_calls;
     char id[32], contact[32];
     for (int i = 0; i < 1000; i++) {
@@ -1229,13 +1236,7 @@ static void test_grace_delays_quiet(void **state) {
 }
 
 static void replay(fx_t *f) {
-    ds_deal_t *d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_EXPLORE_OPTIONS), DS_ERR_OK);
-    assert_int_equal(seller(f, d, "s1", T0 + 1 * HOUR), DS_ERR_OK);
-    assert_int_equal(seller(f, d, "s2", T0 + 2 * HOUR), DS_ERR_OK);
-    assert_int_equal(seller(f, d, "s3", T0 + 3 * HOUR), DS_ERR_OK);
-    evaluate(f, d, T0 + 11 * DAY);
+    ds_deal_t *d = one_sided_quiet_deal(f);
     assert_int_equal(buyer(f, d, "b1", T0 + 12 * DAY, "live_call_accepted", "L-1"), DS_ERR_OK);
     evaluate(f, d, T0 + 20 * DAY);
     assert_int_equal(close_deal(f, d, "w1", T0 + 21 * DAY, DS_CRM_DEAL_WON), DS_ERR_OK);
