@@ -86,6 +86,15 @@ static void expect_fig(const ds_bt_figures_t *f, int64_t opened, int64_t won, in
     }
 }
 
+/* The report's deal counts: seen, won, lost and still open. */
+static void expect_deals(const ds_bt_report_t *rep, int64_t deals, int64_t won, int64_t lost,
+                         int64_t open) {
+    assert_int_equal(rep->deals, deals);
+    assert_int_equal(rep->won, won);
+    assert_int_equal(rep->lost, lost);
+    assert_int_equal(rep->open, open);
+}
+
 /* Each deal on a partition of its own, so that its clock is its own
  * events' times:
  *   A lost:  opened 0; seller 11 → NO_BUYER_SIGNAL opens (quiet 11 > 10);
@@ -142,10 +151,7 @@ static void test_report_by_hand(void **state) {
     assert_int_equal(rep.events, 25);
     assert_int_equal(rep.applied, 24);
     assert_int_equal(rep.ignored, 1);
-    assert_int_equal(rep.deals, 6);
-    assert_int_equal(rep.won, 2);
-    assert_int_equal(rep.lost, 3);
-    assert_int_equal(rep.open, 1);
+    expect_deals(&rep, 6, 2, 3, 1);
     expect_fig(&rep.kind[DS_AK_NO_BUYER_SIGNAL], 3, 0, 1, 1, 1.0, 1.0 / 3, 9, 0);
     expect_fig(&rep.kind[DS_AK_ONE_SIDED], 2, 1, 1, 0, 0.5, 1.0 / 3, 4, 0.5);
     expect_fig(&rep.kind[DS_AK_UNVERIFIED_STAGE], 0, 0, 0, 0, NAN, 0, NAN, 0);
@@ -195,10 +201,7 @@ static void test_since_until(void **state) {
     assert_int_equal(rep.events, 9);
     assert_int_equal(rep.out_of_range, 5);
     assert_int_equal(rep.applied, 4);
-    assert_int_equal(rep.deals, 2);
-    assert_int_equal(rep.won, 1);
-    assert_int_equal(rep.lost, 0);
-    assert_int_equal(rep.open, 1);
+    expect_deals(&rep, 2, 1, 0, 1);
     expect_fig(&rep.kind[DS_AK_NO_BUYER_SIGNAL], 2, 1, 0, 1, 0.0, NAN, NAN, 1.0);
     assert_float_equal(rep.median_won_cycle_days, 30, 1e-9);
     expect_fig(&rep.aged, 0, 0, 0, 0, NAN, NAN, NAN, 0); /* CUT is 20 days old: not over 49.5 */
