@@ -484,16 +484,21 @@ static void empty_phase(run_t *r, const char *what) {
     assert_int_equal(rewinds, 0);
 }
 
+/* A run named `name` whose marketing input is all there (a worker started
+ * by hand reads it), and its log's path, <tmpdir>/<name>.log. */
+static void fed_run(run_t *r, const char *name, char *log, size_t size) {
+    run_init(r, name);
+    feed_wait(feed_start(r, "scorer", 0));
+    snprintf(log, size, "%s/%s.log", env.tmpdir, name);
+}
+
 /* Pointed at a cluster node with redis.cluster off, the worker meets a
  * redirect it may not follow: it stops at once, non-zero, saying why. */
 static void test_fatal_stop(void **s) {
     (void)s;
     run_t r;
-    run_init(&r, "fatal");
-    feed_t *f = feed_start(&r, "scorer", 0);
-    feed_wait(f);
     char log[256];
-    snprintf(log, sizeof(log), "%s/fatal.log", env.tmpdir);
+    fed_run(&r, "fatal", log, sizeof(log));
     const char *args[] = {
         "scorer", "--brokers",  env.brokers, "--redis",        cl.url,     "--redis-cluster",
         "off",    "--group-id", r.n.group,   "--redis-prefix", r.n.prefix, "--topic-marketing",
@@ -519,11 +524,8 @@ static void test_fatal_stop(void **s) {
 static void test_shutdown_timeout_from_sigterm(void **s) {
     (void)s;
     run_t r;
-    run_init(&r, "shut");
-    feed_t *f = feed_start(&r, "scorer", 0);
-    feed_wait(f);
     char log[256], url[64];
-    snprintf(log, sizeof(log), "%s/shut.log", env.tmpdir);
+    fed_run(&r, "shut", log, sizeof(log));
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", ds_h_free_port()); /* nobody */
     const char *args[] = {"scorer",
                           "--brokers",
