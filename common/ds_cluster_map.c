@@ -184,9 +184,13 @@ ds_err_t ds_cluster_cmd_parse(const char *p, size_t len, ds_cluster_cmd_t *out) 
     return DS_ERR_OK;
 }
 
-bool ds_cluster_cmd_is(const ds_cluster_cmd_t *c, const char *name) {
+static bool name_is(const ds_cluster_cmd_t *c, const char *name) {
     size_t n = strlen(name);
     return c->name_len == n && !strncasecmp(c->name, name, n);
+}
+
+bool ds_cluster_cmd_is(const ds_cluster_cmd_t *cmd, const char *name) {
+    return name_is(cmd, name);
 }
 
 /* Commands without a key, found by their first letter first: this runs
@@ -196,30 +200,30 @@ static bool keyless(const ds_cluster_cmd_t *c) {
         return true;
     switch (c->name[0] | 0x20) {
     case 'a':
-        return ds_cluster_cmd_is(c, "ASKING") || ds_cluster_cmd_is(c, "AUTH");
+        return name_is(c, "ASKING") || name_is(c, "AUTH");
     case 'c':
-        return ds_cluster_cmd_is(c, "CLUSTER") || ds_cluster_cmd_is(c, "CONFIG") ||
-               ds_cluster_cmd_is(c, "CLIENT") || ds_cluster_cmd_is(c, "COMMAND");
+        return name_is(c, "CLUSTER") || name_is(c, "CONFIG") || name_is(c, "CLIENT") ||
+               name_is(c, "COMMAND");
     case 'd':
-        return ds_cluster_cmd_is(c, "DISCARD") || ds_cluster_cmd_is(c, "DBSIZE");
+        return name_is(c, "DISCARD") || name_is(c, "DBSIZE");
     case 'e':
-        return ds_cluster_cmd_is(c, "EXEC") || ds_cluster_cmd_is(c, "ECHO");
+        return name_is(c, "EXEC") || name_is(c, "ECHO");
     case 'h':
-        return ds_cluster_cmd_is(c, "HELLO");
+        return name_is(c, "HELLO");
     case 'i':
-        return ds_cluster_cmd_is(c, "INFO");
+        return name_is(c, "INFO");
     case 'm':
-        return ds_cluster_cmd_is(c, "MULTI");
+        return name_is(c, "MULTI");
     case 'p':
-        return ds_cluster_cmd_is(c, "PING");
+        return name_is(c, "PING");
     case 'r':
-        return ds_cluster_cmd_is(c, "READONLY") || ds_cluster_cmd_is(c, "READWRITE");
+        return name_is(c, "READONLY") || name_is(c, "READWRITE");
     case 's':
-        return ds_cluster_cmd_is(c, "SELECT") || ds_cluster_cmd_is(c, "SCRIPT");
+        return name_is(c, "SELECT") || name_is(c, "SCRIPT");
     case 't':
-        return ds_cluster_cmd_is(c, "TIME");
+        return name_is(c, "TIME");
     case 'w':
-        return ds_cluster_cmd_is(c, "WAIT");
+        return name_is(c, "WAIT");
     default:
         return false;
     }
