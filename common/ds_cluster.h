@@ -8,10 +8,10 @@
  *     name and key), and the classification of replies (redirect, busy,
  *     down, refused, bad command) and of the replies of one atomic unit
  *     (one command, or MULTI … EXEC on one slot);
- *   - a client (ds_cluster_t, ds_cluster.c) with one connection and one
- *     pipeline per master, used by ds_redis.c when the server it was
- *     pointed at turns out to be a cluster node: the workers only see
- *     ds_redis.h.
+ *   - a client (ds_cluster_t: ds_cluster.c, each master's connection in
+ *     ds_cluster_node.c) with one connection and one pipeline per master,
+ *     used by ds_redis.c when the server it was pointed at turns out to
+ *     be a cluster node: the workers only see ds_redis.h.
  *
  * The client follows redirects itself: -MOVED updates the slot and
  * refreshes the map, -ASK sends ASKING and the unit to the named node once
