@@ -1,5 +1,6 @@
 /*
- * ds_cluster.c — Redis Cluster routing: see ds_cluster.h.
+ * ds_cluster.c — the Redis Cluster client of ds_cluster.h (its pure
+ * helpers, which this file routes by, are in ds_cluster_map.c).
  *
  * The client keeps every unit (one command, or MULTI … EXEC) from the
  * moment it is given until its replies are reported to the caller, in a
@@ -8,7 +9,9 @@
  * buffers: nothing is copied) and a queue of the units whose replies it
  * owes, in the order they were written.  A reply is matched to the head of
  * its node's queue; a unit is done when all its replies are in, and the
- * caller is told about done units in order only.
+ * caller is told about done units in order only.  A node's connection,
+ * its queues and the matching of replies are in ds_cluster_node.c; both
+ * files share the state through ds_cluster_int.h.
  *
  * A unit that must be sent again (redirect, busy, down, a lost node) marks
  * the earliest such unit; before anything is sent again every reply still
@@ -23,357 +26,15 @@
  * Cost: one RESP parse per command sent (its name and key, no copy) and a
  * CRC16 of the hash tag; replies are parsed by hiredis as on one node.
  */
-#include "ds_cluster.h"
-
 #include <errno.h>
-#include <limits.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 
 #include "ds_backoff.h"
-#include "ds_buf.h"
 #include "ds_clock.h"
-#include "ds_log.h"
-#include "ds_redis.h"
-
-/* ---- CRC16/XMODEM and the key slot ------------------------------------------ */
-
-static uint16_t crc_tab[256];
-
-__attribute__((constructor)) static void crc_init(void) {
-    for (unsigned i = 0; i < 256; i++) {
-        uint16_t c = (uint16_t)(i << 8);
-        for (int b = 0; b < 8; b++)
-            c = (uint16_t)((c & 0x8000) ? (c << 1) ^ 0x1021 : c << 1);
-        crc_tab[i] = c;
-    }
-}
-
-uint16_t ds_cluster_crc16(const void *data, size_t len) {
-    const unsigned char *p = data;
-    uint16_t crc = 0;
-    for (size_t i = 0; i < len; i++)
-        crc = (uint16_t)((crc << 8) ^ crc_tab[((crc >> 8) ^ p[i]) & 0xff]);
-    return crc;
-}
-
-unsigned ds_cluster_keyslot(const void *key, size_t len) {
-    const char *k = key;
-    const char *open = memchr(k, '{', len);
-    if (open) {
-        size_t rest = len - (size_t)(open - k) - 1;
-        const char *close = memchr(open + 1, '}', rest);
-        if (close && close > open + 1)
-            return ds_cluster_crc16(open + 1, (size_t)(close - open - 1)) & (DS_CLUSTER_NSLOTS - 1);
-    }
-    return ds_cluster_crc16(k, len) & (DS_CLUSTER_NSLOTS - 1);
-}
-
-/* ---- the slot map --------------------------------------------------------------- */
-
-void ds_cluster_map_free(ds_cluster_map_t *m) {
-    free(m->nodes);
-    m->nodes = NULL;
-    m->nnodes = 0;
-    for (size_t i = 0; i < DS_CLUSTER_NSLOTS; i++)
-        m->owner[i] = -1;
-}
-
-size_t ds_cluster_map_covered(const ds_cluster_map_t *m) {
-    size_t n = 0;
-    for (size_t i = 0; i < DS_CLUSTER_NSLOTS; i++)
-        n += m->owner[i] >= 0;
-    return n;
-}
-
-static bool reply_int(const redisReply *r, long long *v) {
-    if (r->type == REDIS_REPLY_INTEGER) {
-        *v = r->integer;
-        return true;
-    }
-    if (r->type == REDIS_REPLY_STRING) { /* some builds answer numbers as strings */
-        char *end;
-        errno = 0;
-        *v = strtoll(r->str, &end, 10);
-        return !errno && end != r->str && !*end;
-    }
-    return false;
-}
-
-ds_err_t ds_cluster_map_parse(ds_cluster_map_t *m, const redisReply *slots, const char *asked_host,
-                              char *errstr, size_t errstr_size) {
-    ds_cluster_map_free(m);
-    if (!slots || slots->type != REDIS_REPLY_ARRAY) {
-        snprintf(errstr, errstr_size, "CLUSTER SLOTS: not an array");
-        return DS_ERR_INVAL;
-    }
-    for (size_t i = 0; i < slots->elements; i++) {
-        const redisReply *e = slots->element[i];
-        long long lo, hi, port;
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 || !reply_int(e->element[0], &lo) ||
-            !reply_int(e->element[1], &hi) || lo < 0 || hi < lo || hi >= DS_CLUSTER_NSLOTS) {
-            snprintf(errstr, errstr_size, "CLUSTER SLOTS: entry %zu is not [start, end, node…]", i);
-            ds_cluster_map_free(m);
-            return DS_ERR_INVAL;
-        }
-        const redisReply *n = e->element[2];
-        if (n->type != REDIS_REPLY_ARRAY || n->elements < 2 ||
-            n->element[0]->type != REDIS_REPLY_STRING || !reply_int(n->element[1], &port) ||
-            port <= 0 || port > 65535) {
-            snprintf(errstr, errstr_size, "CLUSTER SLOTS: entry %zu has no host and port", i);
-            ds_cluster_map_free(m);
-            return DS_ERR_INVAL;
-        }
-        const char *host = n->element[0]->len ? n->element[0]->str : asked_host;
-        size_t k = 0;
-        while (k < m->nnodes && !(m->nodes[k].port == port && !strcmp(m->nodes[k].host, host)))
-            k++;
-        if (k == m->nnodes) {
-            ds_cluster_addr_t *nn = realloc(m->nodes, (m->nnodes + 1) * sizeof(*nn));
-            if (!nn) {
-                snprintf(errstr, errstr_size, "out of memory");
-                ds_cluster_map_free(m);
-                return DS_ERR_NOMEM;
-            }
-            m->nodes = nn;
-            ds_strlcpy(nn[k].host, host, sizeof(nn[k].host));
-            nn[k].port = (int)port;
-            m->nnodes++;
-        }
-        for (long long s = lo; s <= hi; s++)
-            m->owner[s] = (int16_t)k;
-    }
-    return DS_ERR_OK;
-}
-
-/* ---- RESP commands --------------------------------------------------------------- */
-
-static bool resp_len(const char **pp, const char *end, char type, size_t *val) {
-    const char *p = *pp;
-    if (p >= end || *p != type)
-        return false;
-    p++;
-    size_t v = 0;
-    int digits = 0;
-    while (p < end && *p >= '0' && *p <= '9') {
-        v = v * 10 + (size_t)(*p - '0');
-        p++;
-        if (++digits > 15)
-            return false;
-    }
-    if (!digits || end - p < 2 || p[0] != '\r' || p[1] != '\n')
-        return false;
-    *val = v;
-    *pp = p + 2;
-    return true;
-}
-
-ds_err_t ds_cluster_cmd_parse(const char *p, size_t len, ds_cluster_cmd_t *out) {
-    const char *s = p, *end = p + len;
-    size_t argc;
-    memset(out, 0, sizeof(*out));
-    if (!resp_len(&p, end, '*', &argc) || argc == 0 || argc > INT_MAX)
-        return DS_ERR_INVAL;
-    for (size_t i = 0; i < argc; i++) {
-        size_t l;
-        if (!resp_len(&p, end, '$', &l) || (size_t)(end - p) < l + 2 || p[l] != '\r' ||
-            p[l + 1] != '\n')
-            return DS_ERR_INVAL;
-        if (i == 0) {
-            out->name = p;
-            out->name_len = l;
-        } else if (i == 1) {
-            out->arg1 = p;
-            out->arg1_len = l;
-        }
-        p += l + 2;
-    }
-    out->argc = (int)argc;
-    out->size = (size_t)(p - s);
-    return DS_ERR_OK;
-}
-
-static bool name_is(const ds_cluster_cmd_t *c, const char *name) {
-    size_t n = strlen(name);
-    return c->name_len == n && !strncasecmp(c->name, name, n);
-}
-
-/* Commands without a key, found by their first letter first: this runs
- * for every command sent. */
-static bool keyless(const ds_cluster_cmd_t *c) {
-    if (!c->name_len)
-        return true;
-    switch (c->name[0] | 0x20) {
-    case 'a':
-        return name_is(c, "ASKING") || name_is(c, "AUTH");
-    case 'c':
-        return name_is(c, "CLUSTER") || name_is(c, "CONFIG") || name_is(c, "CLIENT") ||
-               name_is(c, "COMMAND");
-    case 'd':
-        return name_is(c, "DISCARD") || name_is(c, "DBSIZE");
-    case 'e':
-        return name_is(c, "EXEC") || name_is(c, "ECHO");
-    case 'h':
-        return name_is(c, "HELLO");
-    case 'i':
-        return name_is(c, "INFO");
-    case 'm':
-        return name_is(c, "MULTI");
-    case 'p':
-        return name_is(c, "PING");
-    case 'r':
-        return name_is(c, "READONLY") || name_is(c, "READWRITE");
-    case 's':
-        return name_is(c, "SELECT") || name_is(c, "SCRIPT");
-    case 't':
-        return name_is(c, "TIME");
-    case 'w':
-        return name_is(c, "WAIT");
-    default:
-        return false;
-    }
-}
-
-int ds_cluster_cmd_slot(const ds_cluster_cmd_t *cmd) {
-    if (!cmd->arg1 || keyless(cmd))
-        return -1;
-    return (int)ds_cluster_keyslot(cmd->arg1, cmd->arg1_len);
-}
-
-/* ---- replies -------------------------------------------------------------------- */
-
-static const struct {
-    const char *name, *cls;
-    bool fatal;
-} kinds[DS_CLUSTER__KINDS] = {
-    [DS_CLUSTER_OK] = {"ok", "ok", false},
-    [DS_CLUSTER_MOVED] = {"moved", "redirect", false},
-    [DS_CLUSTER_ASK] = {"ask", "redirect", false},
-    [DS_CLUSTER_TRYAGAIN] = {"tryagain", "busy", false},
-    [DS_CLUSTER_LOADING] = {"loading", "busy", false},
-    [DS_CLUSTER_BUSY] = {"busy", "busy", false},
-    [DS_CLUSTER_CLUSTERDOWN] = {"clusterdown", "down", false},
-    [DS_CLUSTER_DOWN] = {"down", "down", false},
-    [DS_CLUSTER_SHORT] = {"wait_short", "down", false},
-    [DS_CLUSTER_EXECABORT] = {"execabort", "bad_command", true},
-    [DS_CLUSTER_REFUSED] = {"refused", "refused", true},
-    [DS_CLUSTER_BADCMD] = {"bad_command", "bad_command", true},
-};
-
-const char *ds_cluster_kind_class(ds_cluster_kind_t k) {
-    return k < DS_CLUSTER__KINDS ? kinds[k].cls : "?";
-}
-const char *ds_cluster_kind_name(ds_cluster_kind_t k) {
-    return k < DS_CLUSTER__KINDS ? kinds[k].name : "?";
-}
-bool ds_cluster_kind_fatal(ds_cluster_kind_t k) {
-    return k < DS_CLUSTER__KINDS && kinds[k].fatal;
-}
-
-static bool word_is(const char *s, const char *w) {
-    size_t n = strlen(w);
-    return !strncmp(s, w, n) && (s[n] == ' ' || s[n] == '\0');
-}
-
-/* "MOVED 3999 127.0.0.1:6381" (also ASK); the host may be empty */
-static bool parse_redirect(const char *s, ds_cluster_redirect_t *to) {
-    const char *p = strchr(s, ' ');
-    if (!p)
-        return false;
-    char *end;
-    errno = 0;
-    long slot = strtol(p + 1, &end, 10);
-    if (errno || end == p + 1 || *end != ' ' || slot < 0 || slot >= DS_CLUSTER_NSLOTS)
-        return false;
-    const char *addr = end + 1;
-    const char *colon = strrchr(addr, ':');
-    if (!colon)
-        return false;
-    long port = strtol(colon + 1, &end, 10);
-    if (end == colon + 1 || *end || port <= 0 || port > 65535)
-        return false;
-    size_t hl = (size_t)(colon - addr);
-    if (hl >= sizeof(to->to.host))
-        return false;
-    memcpy(to->to.host, addr, hl);
-    to->to.host[hl] = '\0';
-    to->to.port = (int)port;
-    to->slot = (unsigned)slot;
-    return true;
-}
-
-ds_cluster_kind_t ds_cluster_reply_kind(const redisReply *r, ds_cluster_redirect_t *to) {
-    ds_cluster_redirect_t scratch;
-    if (!to)
-        to = &scratch;
-    if (!r)
-        return DS_CLUSTER_DOWN;
-    if (r->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < r->elements; i++)
-            if (r->element[i] && r->element[i]->type == REDIS_REPLY_ERROR)
-                return ds_cluster_reply_kind(r->element[i], to);
-        return DS_CLUSTER_OK;
-    }
-    if (r->type != REDIS_REPLY_ERROR)
-        return DS_CLUSTER_OK;
-    const char *s = r->str ? r->str : "";
-    if (word_is(s, "MOVED"))
-        return parse_redirect(s, to) ? DS_CLUSTER_MOVED : DS_CLUSTER_DOWN;
-    if (word_is(s, "ASK"))
-        return parse_redirect(s, to) ? DS_CLUSTER_ASK : DS_CLUSTER_DOWN;
-    if (word_is(s, "TRYAGAIN"))
-        return DS_CLUSTER_TRYAGAIN;
-    if (word_is(s, "LOADING"))
-        return DS_CLUSTER_LOADING;
-    if (word_is(s, "BUSY") || word_is(s, "OOM") || word_is(s, "MISCONF") ||
-        !strncmp(s, "ERR max number of clients", 25))
-        return DS_CLUSTER_BUSY;
-    if (word_is(s, "CLUSTERDOWN"))
-        return DS_CLUSTER_CLUSTERDOWN;
-    if (word_is(s, "EXECABORT"))
-        return DS_CLUSTER_EXECABORT;
-    if (word_is(s, "NOAUTH") || word_is(s, "WRONGPASS") || word_is(s, "NOPERM") ||
-        strstr(s, "cluster support disabled"))
-        return DS_CLUSTER_REFUSED;
-    if (word_is(s, "ERR") || word_is(s, "WRONGTYPE") || word_is(s, "CROSSSLOT") ||
-        word_is(s, "BUSYKEY") || word_is(s, "NOSCRIPT"))
-        return DS_CLUSTER_BADCMD;
-    /* MASTERDOWN, READONLY, NOREPLICAS, UNBLOCKED and codes unknown to us:
-     * a state of the server that may pass, retried (and logged) */
-    return DS_CLUSTER_DOWN;
-}
-
-ds_cluster_kind_t ds_cluster_kind_merge(ds_cluster_kind_t acc, ds_cluster_kind_t next) {
-    if (next == DS_CLUSTER_OK)
-        return acc;
-    if (acc == DS_CLUSTER_OK || acc == DS_CLUSTER_EXECABORT)
-        return next;
-    if (next == DS_CLUSTER_EXECABORT)
-        return acc;
-    if (ds_cluster_kind_fatal(next) && !ds_cluster_kind_fatal(acc))
-        return next;
-    return acc;
-}
-
-ds_cluster_kind_t ds_cluster_unit_kind(const redisReply *const *replies, size_t n,
-                                       ds_cluster_redirect_t *to) {
-    ds_cluster_kind_t acc = DS_CLUSTER_OK;
-    for (size_t i = 0; i < n; i++) {
-        ds_cluster_redirect_t r;
-        ds_cluster_kind_t k = ds_cluster_reply_kind(replies[i], &r);
-        ds_cluster_kind_t m = ds_cluster_kind_merge(acc, k);
-        if (m != acc && to && (k == DS_CLUSTER_MOVED || k == DS_CLUSTER_ASK))
-            *to = r;
-        acc = m;
-    }
-    return acc;
-}
+#include "ds_cluster_int.h"
 
 /* ---- the client ------------------------------------------------------------------ */
 
@@ -382,95 +43,9 @@ ds_cluster_kind_t ds_cluster_unit_kind(const redisReply *const *replies, size_t 
 #define BACKOFF_MIN_MS 5
 #define BACKOFF_MAX_MS 250
 
-typedef struct qent {
-    uint64_t unit;
-    uint64_t mark;    /* a WAIT: the node's wseq when it was written */
-    uint32_t replies; /* still owed by this node for that unit */
-} qent_t;
-
-typedef struct node {
-    ds_cluster_addr_t addr;
-    char name[270]; /* host:port */
-    redisContext *ctx;
-    bool master; /* owns slots in the current map */
-    /* writes routed here, and how many of them a WAIT confirmed: a WAIT
-     * goes to every node with wseq > waited */
-    uint64_t wseq, waited;
-    struct iovec *out; /* bytes still to write: out[out_head .. out_n) */
-    size_t out_head, out_n, out_cap;
-    qent_t *q; /* replies owed, in order: ring of q_cap (a power of 2) */
-    size_t q_head, q_len, q_cap;
-    int64_t progress_ms;    /* last reply read, or first reply owed since */
-    ds_redis_ident_t ident; /* this connection's, and the one dropped in flight */
-    int known;              /* its entry in the known table (-1: none) */
-    ds_redis_lost_t lost;   /* writes no WAIT confirmed went with it */
-    ds_counter_t *m_err[DS_CLUSTER__KINDS];
-} node_t;
-
-enum { U_SENT, U_DONE };
-
-typedef struct unit {
-    const char *p;
-    size_t len;
-    const char *key; /* of its first command that keeps its key (the proof) */
-    size_t key_len;
-    size_t keep;      /* run: index of its first command's reply in kept[] */
-    uint32_t ncmds;   /* commands (replies owed to the caller) */
-    uint32_t left;    /* replies still to read, ASKING's included */
-    uint32_t got;     /* replies of its commands read in this attempt */
-    int32_t slot;     /* -1: no key */
-    int32_t node;     /* where this attempt went (-1: several, a WAIT) */
-    int32_t ask;      /* node named by -ASK: the next attempt goes there */
-    long long wait_n; /* a WAIT: replicas each node must reach (else -1) */
-    uint8_t state;
-    uint8_t kind;   /* this attempt's outcome so far */
-    uint8_t asking; /* this attempt began with ASKING (its reply comes first) */
-    uint8_t tries;  /* attempts so far */
-    uint8_t bcast;  /* a PING alone: to every master, one reply for the caller */
-} unit_t;
-
-struct ds_cluster {
-    ds_redis_url_t url;
-    int timeout_ms;
-    ds_cluster_addr_t *seeds;
-    size_t nseeds;
-    node_t *nodes;
-    size_t nnodes;
-    int16_t owner[DS_CLUSTER_NSLOTS];
-    bool have_map;
-    size_t nmasters;
-    /* units from the oldest not yet reported: ring of u_cap (a power of 2) */
-    unit_t *u;
-    size_t u_cap;
-    uint64_t u_head, u_tail;
-    size_t inflight; /* commands of the units in the ring */
-    uint64_t first_failed;
-    bool need_refresh, need_backoff, fatal;
-    bool timed_out; /* a node did not answer within the timeout: fail at once */
-    bool down_seen; /* a node was lost since the last success: a failure unloads the map */
-    ds_redis_known_t *known;
-    /* the synchronous pipeline: commands formatted here until run */
-    ds_buf_t sbuf;
-    size_t scount;
-    redisReply **kept; /* every final reply of a run, by command */
-    size_t nkept;
-    bool keeping; /* a run is reading its replies into kept[] */
-    char err[600];
-    ds_metrics_t *metrics;
-    char labels[128];
-    ds_counter_t *m_redirect[DS_CLUSTER__KINDS];
-    ds_gauge_t *m_nodes;
-    ds_log_rl_t rl_map;
-};
-
 static const char asking_cmd[] = "*1\r\n$6\r\nASKING\r\n";
 
-static unit_t *unit_at(const ds_cluster_t *c, uint64_t k) {
-    return &c->u[k & (c->u_cap - 1)];
-}
-
-static void set_err(ds_cluster_t *c, const char *fmt, ...) DS_PRINTF(2, 3);
-static void set_err(ds_cluster_t *c, const char *fmt, ...) {
+void ds_cl_set_err(ds_cluster_t *c, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(c->err, sizeof(c->err), fmt, ap);
@@ -548,21 +123,12 @@ ds_cluster_t *ds_cluster_new(const ds_cluster_opts_t *o) {
     return c;
 }
 
-static void node_reset(node_t *n) {
-    ds_redis_ident_drop(&n->ident, n->ctx && (n->q_len || n->out_n > n->out_head));
-    if (n->ctx)
-        redisFree(n->ctx);
-    n->ctx = NULL;
-    n->out_head = n->out_n = 0;
-    n->q_head = n->q_len = 0;
-}
-
 void ds_cluster_destroy(ds_cluster_t *c) {
     if (!c)
         return;
     ds_cluster_close(c);
     for (size_t i = 0; i < c->nnodes; i++)
-        node_reset(&c->nodes[i]);
+        ds_cl_node_reset(&c->nodes[i]);
     for (size_t i = 0; i < c->nnodes; i++) {
         free(c->nodes[i].out);
         free(c->nodes[i].q);
@@ -601,89 +167,7 @@ bool ds_cluster_take_lost(ds_cluster_t *c) {
     return l;
 }
 
-/* ---- metrics -------------------------------------------------------------------- */
-
-static void count_error(ds_cluster_t *c, int ni, ds_cluster_kind_t k) {
-    if (!c->metrics || k == DS_CLUSTER_OK)
-        return;
-    node_t *n = &c->nodes[ni];
-    if (!n->m_err[k]) {
-        char l[512];
-        snprintf(l, sizeof(l), "%snode=\"%s\",kind=\"%s\",class=\"%s\"", c->labels, n->name,
-                 ds_cluster_kind_name(k), ds_cluster_kind_class(k));
-        n->m_err[k] = ds_metrics_counter(c->metrics, "redis_node_errors",
-                                         "Error replies and failed connections, by Redis node "
-                                         "and kind",
-                                         l);
-    }
-    ds_counter_add(n->m_err[k], 1);
-    if (k == DS_CLUSTER_MOVED || k == DS_CLUSTER_ASK || k == DS_CLUSTER_TRYAGAIN ||
-        k == DS_CLUSTER_CLUSTERDOWN || k == DS_CLUSTER_LOADING) {
-        if (!c->m_redirect[k]) {
-            char l[256];
-            snprintf(l, sizeof(l), "%skind=\"%s\"", c->labels, ds_cluster_kind_name(k));
-            c->m_redirect[k] = ds_metrics_counter(
-                c->metrics, "redis_redirects",
-                "Redis Cluster replies that sent a command elsewhere or again (moved, ask, "
-                "tryagain, clusterdown, loading)",
-                l);
-        }
-        ds_counter_add(c->m_redirect[k], 1);
-    }
-}
-
-/* ---- nodes ---------------------------------------------------------------------- */
-
-static int node_for(ds_cluster_t *c, const ds_cluster_addr_t *a) {
-    for (size_t i = 0; i < c->nnodes; i++)
-        if (c->nodes[i].addr.port == a->port && !strcmp(c->nodes[i].addr.host, a->host))
-            return (int)i;
-    node_t *nn = realloc(c->nodes, (c->nnodes + 1) * sizeof(*nn));
-    if (!nn) {
-        DS_ERROR("redis", "out of memory adding a cluster node");
-        abort(); /* a write routed nowhere would be lost silently */
-    }
-    c->nodes = nn;
-    node_t *n = &nn[c->nnodes];
-    memset(n, 0, sizeof(*n));
-    n->addr = *a;
-    snprintf(n->name, sizeof(n->name), "%s:%d", a->host, a->port);
-    n->known = ds_redis_known_server(c->known, n->name);
-    return (int)c->nnodes++;
-}
-
-static bool node_connect(ds_cluster_t *c, int ni) {
-    node_t *n = &c->nodes[ni];
-    if (n->ctx)
-        return true;
-    char e[400];
-    bool refused = false;
-    n->ctx =
-        ds_redis_dial(&c->url, n->addr.host, n->addr.port, c->timeout_ms, &refused, e, sizeof(e));
-    if (!n->ctx) {
-        set_err(c, "%s", e);
-        count_error(c, ni, refused ? DS_CLUSTER_REFUSED : DS_CLUSTER_DOWN);
-        if (refused)
-            c->fatal = true;
-        else
-            c->down_seen = true;
-        return false;
-    }
-    /* its identity first: the orphan of a dropped connection ended, and
-     * a restart without the data noticed, before anything is sent */
-    if (!ds_redis_ident_connect(n->ctx, &n->ident, c->known, n->name, e, sizeof(e))) {
-        /* SO_RCVTIMEO: no answer within the timeout */
-        bool timeout = n->ctx->err && (errno == EAGAIN || errno == EWOULDBLOCK);
-        set_err(c, "%s%s", e, timeout ? " (redis.timeout_ms)" : "");
-        count_error(c, ni, DS_CLUSTER_DOWN);
-        redisFree(n->ctx);
-        n->ctx = NULL;
-        c->down_seen = true;
-        c->timed_out |= timeout;
-        return false;
-    }
-    return true;
-}
+/* ---- a unit's outcome -------------------------------------------------------------- */
 
 static void note_failed(ds_cluster_t *c, uint64_t k, ds_cluster_kind_t kind) {
     if (k < c->first_failed || c->first_failed == NONE)
@@ -707,267 +191,13 @@ static void note_failed(ds_cluster_t *c, uint64_t k, ds_cluster_kind_t kind) {
         c->fatal = true;
 }
 
-static void unit_finish(ds_cluster_t *c, uint64_t k) {
-    unit_t *u = unit_at(c, k);
+void ds_cl_unit_finish(ds_cluster_t *c, uint64_t k) {
+    unit_t *u = ds_cl_unit_at(c, k);
     u->state = U_DONE;
     if (u->kind != DS_CLUSTER_OK)
         note_failed(c, k, (ds_cluster_kind_t)u->kind);
     else if (u->key && u->node >= 0) /* a write confirmed: its key proves the node's state */
         ds_redis_known_proof(c->known, c->nodes[u->node].known, u->key, u->key_len);
-}
-
-/* Node n is gone or no longer a master: writes no WAIT confirmed there
- * may be lost (replication is asynchronous). */
-static void node_forget_writes(node_t *n) {
-    if (n->wseq > n->waited)
-        ds_redis_lost_note(&n->lost, n->ident.run_id);
-    n->wseq = n->waited = 0;
-}
-
-/* The connection to node ni is gone: every reply it owed is lost. */
-static void node_fail(ds_cluster_t *c, int ni, const char *why) {
-    node_t *n = &c->nodes[ni];
-    set_err(c, "%s: %s", n->name, why && why[0] ? why : "connection lost");
-    count_error(c, ni, DS_CLUSTER_DOWN);
-    c->down_seen = true;
-    for (size_t i = 0; i < n->q_len; i++) {
-        qent_t *q = &n->q[(n->q_head + i) & (n->q_cap - 1)];
-        unit_t *u = unit_at(c, q->unit);
-        u->left -= q->replies;
-        u->kind = ds_cluster_kind_merge((ds_cluster_kind_t)u->kind, DS_CLUSTER_DOWN);
-        if (!u->left)
-            unit_finish(c, q->unit);
-    }
-    node_reset(n);
-    node_forget_writes(n);
-    c->need_refresh = c->need_backoff = true;
-}
-
-static void q_push(node_t *n, uint64_t unit, uint32_t replies, uint64_t mark) {
-    if (!n->q_len)
-        n->progress_ms = ds_clock_mono_ms(); /* its replies are owed from now */
-    if (n->q_len == n->q_cap) {
-        size_t nc = n->q_cap ? n->q_cap * 2 : 256;
-        qent_t *nq = malloc(nc * sizeof(*nq));
-        if (!nq) {
-            DS_ERROR("redis", "out of memory queuing a cluster reply");
-            abort();
-        }
-        for (size_t i = 0; i < n->q_len; i++)
-            nq[i] = n->q[(n->q_head + i) & (n->q_cap - 1)];
-        free(n->q);
-        n->q = nq;
-        n->q_cap = nc;
-        n->q_head = 0;
-    }
-    n->q[(n->q_head + n->q_len++) & (n->q_cap - 1)] = (qent_t){unit, mark, replies};
-}
-
-static void out_push(node_t *n, const void *p, size_t len) {
-    if (!len)
-        return;
-    if (n->out_n > n->out_head) {
-        struct iovec *last = &n->out[n->out_n - 1];
-        if ((const char *)last->iov_base + last->iov_len == (const char *)p) {
-            last->iov_len += len; /* contiguous with the last range */
-            return;
-        }
-    }
-    if (n->out_n == n->out_cap) {
-        if (n->out_head) { /* move what is left to the front */
-            memmove(n->out, n->out + n->out_head, (n->out_n - n->out_head) * sizeof(*n->out));
-            n->out_n -= n->out_head;
-            n->out_head = 0;
-        }
-        if (n->out_n == n->out_cap) {
-            size_t nc = n->out_cap ? n->out_cap * 2 : 256;
-            struct iovec *no = realloc(n->out, nc * sizeof(*no));
-            if (!no) {
-                DS_ERROR("redis", "out of memory queuing a cluster write");
-                abort();
-            }
-            n->out = no;
-            n->out_cap = nc;
-        }
-    }
-    n->out[n->out_n++] = (struct iovec){(void *)p, len};
-}
-
-/* Write node ni's queued bytes: all of them (`block`: the socket has the
- * command timeout as SO_SNDTIMEO) or what the socket takes now. */
-static bool node_write(ds_cluster_t *c, int ni, bool block) {
-    node_t *n = &c->nodes[ni];
-    while (n->ctx && n->out_head < n->out_n) {
-        size_t cnt = n->out_n - n->out_head;
-        struct msghdr mh;
-        memset(&mh, 0, sizeof(mh));
-        mh.msg_iov = n->out + n->out_head;
-        mh.msg_iovlen = cnt > 512 ? 512 : cnt;
-        ssize_t w = sendmsg(n->ctx->fd, &mh, MSG_NOSIGNAL | (block ? 0 : MSG_DONTWAIT));
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && !block && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return true;
-        if (w <= 0) {
-            char why[128];
-            snprintf(why, sizeof(why), "write: %s", w < 0 ? strerror(errno) : "connection closed");
-            node_fail(c, ni, why);
-            return false;
-        }
-        size_t left = (size_t)w;
-        while (left) {
-            struct iovec *v = &n->out[n->out_head];
-            if (left >= v->iov_len) {
-                left -= v->iov_len;
-                n->out_head++;
-            } else {
-                v->iov_base = (char *)v->iov_base + left;
-                v->iov_len -= left;
-                left = 0;
-            }
-        }
-    }
-    if (n->out_head == n->out_n)
-        n->out_head = n->out_n = 0;
-    return n->ctx != NULL;
-}
-
-/* One reply from node ni: it belongs to the head of its queue. */
-static void on_reply(ds_cluster_t *c, int ni, redisReply *r) {
-    node_t *n = &c->nodes[ni];
-    n->progress_ms = ds_clock_mono_ms();
-    qent_t *q = &n->q[n->q_head];
-    uint64_t k = q->unit;
-    unit_t *u = unit_at(c, k);
-    ds_cluster_kind_t kind;
-    ds_cluster_redirect_t to;
-    bool mine = true; /* a reply to one of the unit's commands (not ASKING's) */
-    if (u->asking) {
-        u->asking = 0;
-        mine = false;
-        kind = ds_cluster_reply_kind(r, &to);
-    } else {
-        kind = ds_cluster_reply_kind(r, &to);
-        if (u->wait_n >= 0 && kind != DS_CLUSTER_OK) {
-            /* a WAIT refused (e.g. by a node that became a replica): down */
-            kind = DS_CLUSTER_DOWN;
-        } else if (u->wait_n >= 0 && (r->type != REDIS_REPLY_INTEGER || r->integer < u->wait_n)) {
-            kind = DS_CLUSTER_SHORT;
-            set_err(c, "WAIT on %s: %lld of %lld replicas acknowledged the writes", n->name,
-                    r->type == REDIS_REPLY_INTEGER ? r->integer : -1LL, u->wait_n);
-        } else if (u->wait_n >= 0 && q->mark > n->waited) {
-            n->waited = q->mark;
-        }
-    }
-    if (kind != DS_CLUSTER_OK) {
-        count_error(c, ni, kind);
-        if (kind == DS_CLUSTER_MOVED || kind == DS_CLUSTER_ASK) {
-            if (!to.to.host[0])
-                ds_strlcpy(to.to.host, n->addr.host, sizeof(to.to.host));
-            int t = node_for(c, &to.to);
-            n = &c->nodes[ni]; /* node_for may move the array */
-            q = &n->q[n->q_head];
-            if (kind == DS_CLUSTER_MOVED) {
-                c->owner[to.slot] = (int16_t)t;
-                c->nodes[t].master = true;
-            } else {
-                u->ask = t;
-            }
-        }
-        if (kind != DS_CLUSTER_SHORT) {
-            const char *text = r->type == REDIS_REPLY_ERROR ? r->str : "error inside EXEC";
-            if (r->type == REDIS_REPLY_ARRAY)
-                for (size_t i = 0; i < r->elements; i++)
-                    if (r->element[i]->type == REDIS_REPLY_ERROR) {
-                        text = r->element[i]->str;
-                        break;
-                    }
-            set_err(c, "%s from %s: %s", ds_cluster_kind_class(kind), n->name, text);
-        }
-        u->kind = ds_cluster_kind_merge((ds_cluster_kind_t)u->kind, kind);
-    }
-    if (mine && c->keeping && u->wait_n < 0 && u->got < u->ncmds) {
-        redisReply **slot = &c->kept[u->keep + u->got];
-        if (*slot)
-            freeReplyObject(*slot);
-        *slot = r;
-        r = NULL;
-    }
-    if (r)
-        freeReplyObject(r);
-    if (mine)
-        u->got++;
-    u->left--;
-    if (!--q->replies) {
-        n->q_head = (n->q_head + 1) & (n->q_cap - 1);
-        n->q_len--;
-    }
-    if (!u->left)
-        unit_finish(c, k);
-}
-
-/* Read one reply from node ni, waiting for it.  False: connection lost. */
-static bool read_one(ds_cluster_t *c, int ni) {
-    node_t *n = &c->nodes[ni];
-    void *rep = NULL;
-    if (redisGetReply(n->ctx, &rep) != REDIS_OK || !rep) {
-        bool timeout = errno == EAGAIN || errno == EWOULDBLOCK; /* SO_RCVTIMEO */
-        char why[200];
-        if (timeout)
-            snprintf(why, sizeof(why), "no reply within %d ms (redis.timeout_ms)", c->timeout_ms);
-        else
-            snprintf(why, sizeof(why), "read: %s", n->ctx->errstr[0] ? n->ctx->errstr : "no reply");
-        node_fail(c, ni, why);
-        /* a node that does not answer is not repaired within this call
-         * (a new connection would wait as long again): the call fails */
-        c->timed_out |= timeout;
-        return false;
-    }
-    on_reply(c, ni, rep);
-    return true;
-}
-
-/* Handle the replies of node ni already in hiredis's buffer. */
-static void read_buffered(ds_cluster_t *c, int ni) {
-    node_t *n = &c->nodes[ni];
-    while (n->ctx && n->q_len) {
-        void *rep = NULL;
-        if (redisGetReplyFromReader(n->ctx, &rep) != REDIS_OK) {
-            node_fail(c, ni, n->ctx->errstr);
-            return;
-        }
-        if (!rep)
-            return;
-        on_reply(c, ni, rep);
-    }
-}
-
-#define POLL_MAX 64
-
-/* Read the replies the nodes have already sent, without waiting: one
- * poll() over every node that owes replies, one read from each that has
- * bytes, until none has. */
-static void read_avail_all(ds_cluster_t *c) {
-    for (;;) {
-        struct pollfd pfd[POLL_MAX];
-        int idx[POLL_MAX], n = 0;
-        for (size_t i = 0; i < c->nnodes && n < POLL_MAX; i++) {
-            read_buffered(c, (int)i);
-            if (c->nodes[i].ctx && c->nodes[i].q_len) {
-                pfd[n] = (struct pollfd){.fd = c->nodes[i].ctx->fd, .events = POLLIN};
-                idx[n++] = (int)i;
-            }
-        }
-        if (!n || poll(pfd, (nfds_t)n, 0) <= 0)
-            return;
-        for (int k = 0; k < n; k++) {
-            if (!pfd[k].revents)
-                continue;
-            node_t *nd = &c->nodes[idx[k]];
-            if (nd->ctx && redisBufferRead(nd->ctx) != REDIS_OK)
-                node_fail(c, idx[k], nd->ctx->errstr[0] ? nd->ctx->errstr : "read");
-        }
-    }
 }
 
 /* ---- the slot map ----------------------------------------------------------------- */
@@ -985,7 +215,7 @@ static void map_apply(ds_cluster_t *c, const ds_cluster_map_t *m) {
         c->nodes[i].master = false;
     }
     for (size_t i = 0; i < m->nnodes; i++) {
-        map[i] = node_for(c, &m->nodes[i]);
+        map[i] = ds_cl_node_for(c, &m->nodes[i]);
         c->nodes[map[i]].master = true;
     }
     for (size_t s = 0; s < DS_CLUSTER_NSLOTS; s++)
@@ -994,13 +224,13 @@ static void map_apply(ds_cluster_t *c, const ds_cluster_map_t *m) {
     c->nmasters = m->nnodes;
     for (size_t i = 0; i < known; i++)
         if (was[i] && !c->nodes[i].master)
-            node_forget_writes(&c->nodes[i]);
+            ds_cl_node_forget_writes(&c->nodes[i]);
     free(was);
     /* a node that owns no slot any more is not written to: close it once idle */
     for (size_t i = 0; i < c->nnodes; i++)
         if (!c->nodes[i].master && c->nodes[i].ctx && !c->nodes[i].q_len &&
             c->nodes[i].out_n == c->nodes[i].out_head)
-            node_reset(&c->nodes[i]);
+            ds_cl_node_reset(&c->nodes[i]);
     c->have_map = true;
     if (c->m_nodes)
         ds_gauge_set(c->m_nodes, (double)c->nmasters);
@@ -1008,21 +238,21 @@ static void map_apply(ds_cluster_t *c, const ds_cluster_map_t *m) {
 
 /* CLUSTER SLOTS from node ni; false when it gave no map. */
 static bool map_from(ds_cluster_t *c, int ni) {
-    if (!node_connect(c, ni))
+    if (!ds_cl_node_connect(c, ni))
         return false;
     node_t *n = &c->nodes[ni];
     if (n->q_len || n->out_n > n->out_head)
         return false; /* replies outstanding: not now */
     redisReply *r = redisCommand(n->ctx, "CLUSTER SLOTS");
     if (!r) {
-        node_fail(c, ni, c->nodes[ni].ctx->errstr);
+        ds_cl_node_fail(c, ni, c->nodes[ni].ctx->errstr);
         return false;
     }
     bool ok = false;
     if (r->type == REDIS_REPLY_ERROR) {
         ds_cluster_kind_t k = ds_cluster_reply_kind(r, NULL);
-        set_err(c, "CLUSTER SLOTS on %s: %s", n->name, r->str);
-        count_error(c, ni, k);
+        ds_cl_set_err(c, "CLUSTER SLOTS on %s: %s", n->name, r->str);
+        ds_cl_count_error(c, ni, k);
         if (k == DS_CLUSTER_REFUSED)
             c->fatal = true;
     } else {
@@ -1038,7 +268,7 @@ static bool map_from(ds_cluster_t *c, int ni) {
                       m.nnodes, ds_cluster_map_covered(&m), DS_CLUSTER_NSLOTS);
             ok = true;
         } else {
-            set_err(c, "CLUSTER SLOTS on %s: %s", n->name, pe ? e : "no slots assigned");
+            ds_cl_set_err(c, "CLUSTER SLOTS on %s: %s", n->name, pe ? e : "no slots assigned");
         }
         ds_cluster_map_free(&m);
     }
@@ -1054,7 +284,7 @@ static ds_err_t refresh_map(ds_cluster_t *c) {
             if (c->nodes[i].master == (pass == 0) && map_from(c, (int)i))
                 return DS_ERR_OK;
     for (size_t i = 0; i < c->nseeds; i++)
-        if (map_from(c, node_for(c, &c->seeds[i])))
+        if (map_from(c, ds_cl_node_for(c, &c->seeds[i])))
             return DS_ERR_OK;
     return DS_ERR_IO;
 }
@@ -1080,13 +310,13 @@ static uint64_t unit_add(ds_cluster_t *c) {
             abort();
         }
         for (uint64_t k = c->u_head; k < c->u_tail; k++)
-            nu[k & (nc - 1)] = *unit_at(c, k);
+            nu[k & (nc - 1)] = *ds_cl_unit_at(c, k);
         free(c->u);
         c->u = nu;
         c->u_cap = nc;
     }
     uint64_t k = c->u_tail++;
-    memset(unit_at(c, k), 0, sizeof(unit_t));
+    memset(ds_cl_unit_at(c, k), 0, sizeof(unit_t));
     return k;
 }
 
@@ -1103,7 +333,7 @@ static int any_master(ds_cluster_t *c) {
 /* Route unit k and queue its bytes (one attempt).  A unit that cannot be
  * sent (no owner, node unreachable) is done at once with that outcome. */
 static void route(ds_cluster_t *c, uint64_t k) {
-    unit_t *u = unit_at(c, k);
+    unit_t *u = ds_cl_unit_at(c, k);
     u->kind = DS_CLUSTER_OK;
     u->got = 0;
     u->asking = 0;
@@ -1124,21 +354,21 @@ static void route(ds_cluster_t *c, uint64_t k) {
         for (size_t i = 0; i < c->nnodes; i++) {
             if (u->bcast ? !c->nodes[i].master : c->nodes[i].wseq <= c->nodes[i].waited)
                 continue;
-            if (!node_connect(c, (int)i)) {
+            if (!ds_cl_node_connect(c, (int)i)) {
                 u->kind = ds_cluster_kind_merge((ds_cluster_kind_t)u->kind, DS_CLUSTER_DOWN);
                 continue;
             }
             node_t *n = &c->nodes[i];
-            out_push(n, u->p, u->len);
-            q_push(n, k, 1, n->wseq);
+            ds_cl_out_push(n, u->p, u->len);
+            ds_cl_q_push(n, k, 1, n->wseq);
             u->left++;
         }
         if (!u->left && u->bcast && u->kind == DS_CLUSTER_OK) {
-            set_err(c, "no master in the cluster map");
+            ds_cl_set_err(c, "no master in the cluster map");
             u->kind = DS_CLUSTER_CLUSTERDOWN;
         }
         if (!u->left)
-            unit_finish(c, k);
+            ds_cl_unit_finish(c, k);
         return;
     }
     int ni;
@@ -1150,25 +380,25 @@ static void route(ds_cluster_t *c, uint64_t k) {
         ni = u->slot >= 0 ? c->owner[u->slot] : any_master(c);
     }
     if (ni < 0) {
-        set_err(c, "slot %d has no master in the cluster map", (int)u->slot);
+        ds_cl_set_err(c, "slot %d has no master in the cluster map", (int)u->slot);
         u->kind = DS_CLUSTER_CLUSTERDOWN;
         u->asking = 0;
-        unit_finish(c, k);
+        ds_cl_unit_finish(c, k);
         return;
     }
-    if (!node_connect(c, ni)) {
+    if (!ds_cl_node_connect(c, ni)) {
         u->kind = c->fatal ? DS_CLUSTER_REFUSED : DS_CLUSTER_DOWN;
         u->asking = 0;
-        unit_finish(c, k);
+        ds_cl_unit_finish(c, k);
         return;
     }
     node_t *n = &c->nodes[ni];
     if (u->asking)
-        out_push(n, asking_cmd, sizeof(asking_cmd) - 1);
-    out_push(n, u->p, u->len);
+        ds_cl_out_push(n, asking_cmd, sizeof(asking_cmd) - 1);
+    ds_cl_out_push(n, u->p, u->len);
     u->left = u->ncmds + u->asking;
     u->node = ni;
-    q_push(n, k, u->left, 0);
+    ds_cl_q_push(n, k, u->left, 0);
     n->wseq++;
 }
 
@@ -1180,11 +410,11 @@ static ds_err_t add_units(ds_cluster_t *c, const char *p, size_t len, size_t ncm
     while (off < len) {
         ds_cluster_cmd_t cmd;
         if (ds_cluster_cmd_parse(p + off, len - off, &cmd)) {
-            set_err(c, "unreadable command at byte %zu of %zu", off, len);
+            ds_cl_set_err(c, "unreadable command at byte %zu of %zu", off, len);
             return DS_ERR_INVAL;
         }
         uint64_t k = unit_add(c);
-        unit_t *u = unit_at(c, k);
+        unit_t *u = ds_cl_unit_at(c, k);
         u->p = p + off;
         u->keep = cmds;
         u->ask = -1;
@@ -1196,24 +426,24 @@ static ds_err_t add_units(ds_cluster_t *c, const char *p, size_t len, size_t ncm
             u->key = cmd.arg1;
             u->key_len = cmd.arg1_len;
         }
-        if (name_is(&cmd, "PING") && cmd.argc == 1) {
+        if (ds_cluster_cmd_is(&cmd, "PING") && cmd.argc == 1) {
             u->bcast = 1;
-        } else if (name_is(&cmd, "WAIT") && cmd.arg1) {
+        } else if (ds_cluster_cmd_is(&cmd, "WAIT") && cmd.arg1) {
             char num[24];
             size_t l = cmd.arg1_len < sizeof(num) - 1 ? cmd.arg1_len : sizeof(num) - 1;
             memcpy(num, cmd.arg1, l);
             num[l] = '\0';
             u->wait_n = strtoll(num, NULL, 10);
-        } else if (name_is(&cmd, "MULTI")) {
+        } else if (ds_cluster_cmd_is(&cmd, "MULTI")) {
             bool closed = false;
             while (!closed && off < len) {
                 if (ds_cluster_cmd_parse(p + off, len - off, &cmd)) {
-                    set_err(c, "unreadable command at byte %zu of %zu", off, len);
+                    ds_cl_set_err(c, "unreadable command at byte %zu of %zu", off, len);
                     return DS_ERR_INVAL;
                 }
                 off += cmd.size;
                 u->ncmds++;
-                closed = name_is(&cmd, "EXEC") || name_is(&cmd, "DISCARD");
+                closed = ds_cluster_cmd_is(&cmd, "EXEC") || ds_cluster_cmd_is(&cmd, "DISCARD");
                 if (!u->key && cmd.arg1 && ds_redis_cmd_keeps_key(cmd.name, cmd.name_len)) {
                     u->key = cmd.arg1;
                     u->key_len = cmd.arg1_len;
@@ -1222,16 +452,16 @@ static ds_err_t add_units(ds_cluster_t *c, const char *p, size_t len, size_t ncm
                 if (s >= 0 && u->slot < 0)
                     u->slot = s;
                 else if (s >= 0 && s != u->slot) {
-                    set_err(c,
-                            "a transaction spans slots %d and %d (keys of one atomic write "
-                            "need one hash tag)",
-                            (int)u->slot, s);
+                    ds_cl_set_err(c,
+                                  "a transaction spans slots %d and %d (keys of one atomic write "
+                                  "need one hash tag)",
+                                  (int)u->slot, s);
                     c->fatal = true;
                     return DS_ERR_INVAL;
                 }
             }
             if (!closed) {
-                set_err(c, "MULTI without EXEC");
+                ds_cl_set_err(c, "MULTI without EXEC");
                 c->fatal = true;
                 return DS_ERR_INVAL;
             }
@@ -1242,7 +472,7 @@ static ds_err_t add_units(ds_cluster_t *c, const char *p, size_t len, size_t ncm
         route(c, k);
     }
     if (cmds != ncmds) {
-        set_err(c, "send of %zu commands holds %zu", ncmds, cmds);
+        ds_cl_set_err(c, "send of %zu commands holds %zu", ncmds, cmds);
         return DS_ERR_INVAL;
     }
     return DS_ERR_OK;
@@ -1254,8 +484,8 @@ static void drop_units(ds_cluster_t *c) {
         if (n->q_len || n->out_n > n->out_head) {
             /* replies owed to units forgotten: the connection goes, and
              * with it what a WAIT on it would have covered */
-            node_reset(n);
-            node_forget_writes(n);
+            ds_cl_node_reset(n);
+            ds_cl_node_forget_writes(n);
         }
     }
     c->u_head = c->u_tail = 0;
@@ -1276,17 +506,17 @@ void ds_cluster_close(ds_cluster_t *c) {
 void ds_cluster_pump(ds_cluster_t *c) {
     for (size_t i = 0; i < c->nnodes; i++)
         if (c->nodes[i].ctx && c->nodes[i].out_n > c->nodes[i].out_head)
-            (void)node_write(c, (int)i, false);
+            (void)ds_cl_node_write(c, (int)i, false);
 }
 
 /* Every byte written and every reply read, on every node. */
 static void drain(ds_cluster_t *c) {
     for (size_t i = 0; i < c->nnodes; i++)
         if (c->nodes[i].ctx)
-            (void)node_write(c, (int)i, true);
+            (void)ds_cl_node_write(c, (int)i, true);
     for (size_t i = 0; i < c->nnodes; i++)
         while (c->nodes[i].ctx && c->nodes[i].q_len)
-            if (!read_one(c, (int)i))
+            if (!ds_cl_read_one(c, (int)i))
                 break;
 }
 
@@ -1310,8 +540,8 @@ static ds_err_t repair(ds_cluster_t *c) {
         if (round >= REPAIR_ROUNDS || spent >= c->timeout_ms) {
             char last[600];
             ds_strlcpy(last, c->err, sizeof(last));
-            set_err(c, "%s (still failing after %d tries in %lld ms)", last, round + 1,
-                    (long long)spent);
+            ds_cl_set_err(c, "%s (still failing after %d tries in %lld ms)", last, round + 1,
+                          (long long)spent);
             return DS_ERR_IO;
         }
         if (c->need_backoff) {
@@ -1337,7 +567,7 @@ static ds_err_t repair(ds_cluster_t *c) {
 static size_t pop_done(ds_cluster_t *c, size_t max) {
     size_t got = 0;
     while (c->u_head < c->u_tail) {
-        unit_t *u = unit_at(c, c->u_head);
+        unit_t *u = ds_cl_unit_at(c, c->u_head);
         if (u->state != U_DONE || u->kind != DS_CLUSTER_OK || got + u->ncmds > max)
             break;
         got += u->ncmds;
@@ -1362,7 +592,7 @@ static ds_err_t fail_all(ds_cluster_t *c) {
 static ds_err_t wait_for(ds_cluster_t *c, size_t n) {
     for (size_t i = 0; i < c->nnodes; i++)
         if (c->nodes[i].ctx)
-            (void)node_write(c, (int)i, true);
+            (void)ds_cl_node_write(c, (int)i, true);
     size_t got = 0;
     for (;;) {
         got += pop_done(c, n - got);
@@ -1374,25 +604,25 @@ static ds_err_t wait_for(ds_cluster_t *c, size_t n) {
             continue;
         }
         if (c->u_head == c->u_tail) {
-            set_err(c, "collect of %zu commands: a unit does not end there", n);
+            ds_cl_set_err(c, "collect of %zu commands: a unit does not end there", n);
             return fail_all(c);
         }
         uint64_t k = c->u_head;
-        unit_t *u = unit_at(c, k);
+        unit_t *u = ds_cl_unit_at(c, k);
         if (u->state == U_DONE) { /* done but does not fit: a unit split by n */
-            set_err(c, "collect of %zu commands splits a unit", n);
+            ds_cl_set_err(c, "collect of %zu commands splits a unit", n);
             return fail_all(c);
         }
         bool read = false;
         for (size_t i = 0; i < c->nnodes; i++) {
             node_t *nd = &c->nodes[i];
             if (nd->ctx && nd->q_len && nd->q[nd->q_head].unit == k) {
-                (void)read_one(c, (int)i);
+                (void)ds_cl_read_one(c, (int)i);
                 read = true;
             }
         }
         if (!read) { /* no node owes it a reply: a bug, not a hang */
-            set_err(c, "the oldest command waits for a reply no node owes");
+            ds_cl_set_err(c, "the oldest command waits for a reply no node owes");
             drain(c);
             return fail_all(c);
         }
@@ -1402,11 +632,11 @@ static ds_err_t wait_for(ds_cluster_t *c, size_t n) {
 ds_err_t ds_cluster_send(ds_cluster_t *c, const void *cmds, size_t len, size_t ncmds) {
     if (!c->have_map) {
         if (!c->err[0])
-            set_err(c, "not connected");
+            ds_cl_set_err(c, "not connected");
         return DS_ERR_IO;
     }
     if (c->scount) {
-        set_err(c, "send with queued commands");
+        ds_cl_set_err(c, "send with queued commands");
         ds_cluster_close(c);
         return DS_ERR_IO;
     }
@@ -1421,11 +651,11 @@ ds_err_t ds_cluster_send(ds_cluster_t *c, const void *cmds, size_t len, size_t n
 ds_err_t ds_cluster_collect(ds_cluster_t *c, size_t n) {
     if (!c->have_map) {
         if (!c->err[0])
-            set_err(c, "not connected");
+            ds_cl_set_err(c, "not connected");
         return DS_ERR_IO;
     }
     if (n > c->inflight) {
-        set_err(c, "collect of %zu replies, %zu in flight", n, c->inflight);
+        ds_cl_set_err(c, "collect of %zu replies, %zu in flight", n, c->inflight);
         drain(c);
         return fail_all(c);
     }
@@ -1436,16 +666,16 @@ ds_err_t ds_cluster_collect_avail(ds_cluster_t *c, size_t max, size_t *got) {
     *got = 0;
     if (!c->have_map) {
         if (!c->err[0])
-            set_err(c, "not connected");
+            ds_cl_set_err(c, "not connected");
         return DS_ERR_IO;
     }
     if (max > c->inflight) {
-        set_err(c, "collect of %zu replies, %zu in flight", max, c->inflight);
+        ds_cl_set_err(c, "collect of %zu replies, %zu in flight", max, c->inflight);
         drain(c);
         return fail_all(c);
     }
     ds_cluster_pump(c);
-    read_avail_all(c);
+    ds_cl_read_avail_all(c);
     int64_t now = ds_clock_mono_ms();
     for (size_t i = 0; i < c->nnodes; i++) {
         node_t *n = &c->nodes[i];
@@ -1455,7 +685,7 @@ ds_err_t ds_cluster_collect_avail(ds_cluster_t *c, size_t max, size_t *got) {
             char why[160];
             snprintf(why, sizeof(why), "no reply for %lld ms (redis.timeout_ms %d)",
                      (long long)(now - n->progress_ms), c->timeout_ms);
-            node_fail(c, (int)i, why);
+            ds_cl_node_fail(c, (int)i, why);
             c->timed_out = true;
         }
     }
@@ -1490,12 +720,12 @@ ds_err_t ds_cluster_run(ds_cluster_t *c, ds_redis_reply_fn fn, void *opaque) {
     if (!c->have_map) {
         ds_buf_reset(&c->sbuf);
         if (!c->err[0])
-            set_err(c, "not connected");
+            ds_cl_set_err(c, "not connected");
         return DS_ERR_IO;
     }
     if (c->inflight) {
         ds_buf_reset(&c->sbuf);
-        set_err(c, "run with %zu replies in flight", c->inflight);
+        ds_cl_set_err(c, "run with %zu replies in flight", c->inflight);
         ds_cluster_close(c);
         return DS_ERR_IO;
     }
@@ -1524,7 +754,7 @@ ds_err_t ds_cluster_run(ds_cluster_t *c, ds_redis_reply_fn fn, void *opaque) {
         if (!e && r && fn)
             fn(opaque, i, ds_reply_of(r));
         else if (!e && r && r->type == REDIS_REPLY_ERROR) {
-            set_err(c, "%s", r->str);
+            ds_cl_set_err(c, "%s", r->str);
             e = DS_ERR_IO;
         }
         if (r)

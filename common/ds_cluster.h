@@ -2,15 +2,16 @@
  * ds_cluster.h — Redis Cluster routing on top of plain hiredis contexts.
  *
  * Two layers:
- *   - pure helpers, unit-tested with nothing running: the key slot
- *     (CRC16/XMODEM of the hash tag, mod 16384), the slot map read from a
- *     CLUSTER SLOTS reply, the parse of one RESP command (its name and
- *     key), and the classification of replies (redirect, busy, down,
- *     refused, bad command) and of the replies of one atomic unit (one
- *     command, or MULTI … EXEC on one slot);
- *   - a client (ds_cluster_t) with one connection and one pipeline per
- *     master, used by ds_redis.c when the server it was pointed at turns
- *     out to be a cluster node: the workers only see ds_redis.h.
+ *   - pure helpers (ds_cluster_map.c), unit-tested with nothing running:
+ *     the key slot (CRC16/XMODEM of the hash tag, mod 16384), the slot map
+ *     read from a CLUSTER SLOTS reply, the parse of one RESP command (its
+ *     name and key), and the classification of replies (redirect, busy,
+ *     down, refused, bad command) and of the replies of one atomic unit
+ *     (one command, or MULTI … EXEC on one slot);
+ *   - a client (ds_cluster_t: ds_cluster.c, each master's connection in
+ *     ds_cluster_node.c) with one connection and one pipeline per master,
+ *     used by ds_redis.c when the server it was pointed at turns out to
+ *     be a cluster node: the workers only see ds_redis.h.
  *
  * The client follows redirects itself: -MOVED updates the slot and
  * refreshes the map, -ASK sends ASKING and the unit to the named node once
@@ -102,6 +103,9 @@ typedef struct ds_cluster_cmd {
 /** Parse the command at p (len bytes available).  DS_ERR_INVAL when the
  *  bytes are not one complete command. */
 ds_err_t ds_cluster_cmd_parse(const char *p, size_t len, ds_cluster_cmd_t *out) DS_WUR;
+
+/** True when the command's name is `name` (any case). */
+bool ds_cluster_cmd_is(const ds_cluster_cmd_t *cmd, const char *name);
 
 /** The slot a command is routed by: its key's (argv[1]); -1 for commands
  *  without a key (MULTI, EXEC, WAIT, PING, INFO, CLUSTER, ASKING …). */
