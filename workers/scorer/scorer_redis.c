@@ -12,7 +12,7 @@
  * sums and mobilizers; then the leads and webinar indexes the events name
  * (ds_score_unit_needs); then those their records name (the sharers to
  * credit, the attendees within a day).  One load per key and round.
- * Stored state that cannot be read stops the batch and is never
+ * Stored state that cannot be read fails the load and is never
  * overwritten.
  *
  * Writes (ds_scorer_persist, through the score_writer callbacks w_*): an
