@@ -441,6 +441,19 @@ static void hs_field(hset_t *h, const char *name, const char *v) {
     hs_arg(h, nz(v), strlen(nz(v)));
 }
 
+/* strs[0..n) joined by sep, NUL-terminated, in s->list (the text of a
+ * hash field). */
+static const char *join(ds_scorer_t *s, const char *const *strs, size_t n, char sep) {
+    ds_buf_reset(&s->list);
+    for (size_t i = 0; i < n; i++)
+        if ((i && ds_buf_append(&s->list, &sep, 1)) ||
+            ds_buf_append(&s->list, strs[i], strlen(strs[i])))
+            ds_scorer_oom();
+    if (ds_buf_append(&s->list, "", 1))
+        ds_scorer_oom();
+    return (const char *)s->list.data;
+}
+
 /* The lead's public fields, each group only when it differs from what
  * this process last wrote over the same connection epoch:
  * tier/top_insight/furthest_stage (and the ids, which never change) while
@@ -461,14 +474,7 @@ static void put_lead_fields(ds_scorer_t *s, hset_t *h, const ds_lead_score_t *v,
     ds_fmt_g6(mob, 32, tenth(v->mobilizer));
     ds_fmt_i64(asof, v->as_of);
     ds_fmt_i64(ev, v->events_applied);
-    ds_buf_reset(&s->list);
-    for (size_t i = 0; i < v->reasons_count; i++)
-        if ((i && ds_buf_append(&s->list, "\n", 1)) ||
-            ds_buf_append(&s->list, v->reasons[i], strlen(v->reasons[i])))
-            ds_scorer_oom();
-    if (ds_buf_append(&s->list, "", 1))
-        ds_scorer_oom();
-    const char *reasons = (const char *)s->list.data;
+    const char *reasons = join(s, v->reasons, v->reasons_count, '\n');
     const char *cls[] = {ds_tier_name(v->tier), nz(v->top_insight),
                          v->furthest_stage >= 0 ? ds_content_stage_name(v->furthest_stage) : ""};
     const char *pts[] = {confront, connect, mob, reasons};
@@ -676,19 +682,14 @@ static void w_account(void *opaque, const ds_account_score_t *a, uint64_t sig, c
     now = now ? now : 1;
     if (now != e->written_sig) {
         e->written_sig = now;
-        ds_buf_reset(&s->list);
-        for (size_t i = 0; i < a->mobilizers_count; i++)
-            if ((i && ds_buf_append(&s->list, ",", 1)) ||
-                ds_buf_append(&s->list, a->mobilizers[i], strlen(a->mobilizers[i])))
-                ds_scorer_oom();
-        if (ds_buf_append(&s->list, "", 1))
-            ds_scorer_oom();
+        const char *mobilizers =
+            join(s, (const char *const *)a->mobilizers, a->mobilizers_count, ',');
         hs_field(&h, "account_id", e->key);
         hs_field(&h, "engaged_stakeholders", engaged);
         hs_field(&h, "confronted_stakeholders", confronted);
         hs_field(&h, "consensus", consensus);
         hs_field(&h, "top_insight", nz(a->top_insight));
-        hs_field(&h, "mobilizers", (const char *)s->list.data);
+        hs_field(&h, "mobilizers", mobilizers);
     }
     ds_redis_cmd(s->cur_r, h.c, h.argv, h.lens);
 }

@@ -103,18 +103,19 @@ part_t *ds_watcher_part(ds_watcher_t *w, int32_t p);
 /* Put e in its partition's deadline index at its next deadline. */
 void ds_watcher_reindex(ds_watcher_t *w, deal_entry_t *e);
 
-/* watcher_redis.c: the ops callbacks of the Redis layout (worker.h) */
+/* watcher_redis.c */
 
-size_t ds_watcher_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t *parts, size_t n,
-                           int round);
-ds_err_t ds_watcher_prefetched(void *self, size_t index, const ds_reply_t *rep);
-void ds_watcher_persist(void *self, ds_redis_t *r, size_t n, bool last);
-/* Drop the loads queued, the deal ids read from an index and the tier
- * cache (a reset). */
-void ds_watcher_forget_loads(ds_watcher_t *w);
 /* ds_watch_ctx_t.stakeholder_is_mobilizer: the scorer's stored tier of a
  * stakeholder, from the tiers read with the batch's loads, else read from
  * Redis now (and cached until the next batch). */
 bool ds_watcher_is_mobilizer(void *opaque, const char *account_id, const char *contact_id);
+/* Drop the loads queued, the deal ids read from an index and the tier
+ * cache (a reset). */
+void ds_watcher_forget_loads(ds_watcher_t *w);
+/* The ops callbacks of the Redis layout (worker.h). */
+size_t ds_watcher_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t *parts, size_t n,
+                           int round);
+ds_err_t ds_watcher_prefetched(void *self, size_t index, const ds_reply_t *rep);
+void ds_watcher_persist(void *self, ds_redis_t *r, size_t n, bool last);
 
 #endif

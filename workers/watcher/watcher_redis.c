@@ -455,11 +455,11 @@ bool ds_watcher_is_mobilizer(void *opaque, const char *account_id, const char *c
 }
 
 void ds_watcher_forget_loads(ds_watcher_t *w) {
+    mob_cache_clear(w);
+    w->nloads = 0;
     for (size_t i = 0; i < w->npending; i++)
         free(w->pending_ids[i]);
     w->npending = 0;
-    w->nloads = 0;
-    mob_cache_clear(w);
 }
 
 /* ---- persist -------------------------------------------------------------- */
