@@ -41,10 +41,9 @@
  *   <p>{acct:A}:att:C        hash: lead id -> its attendances of webinar C
  *   <p>{lead:L}              a lead without account: its lead fields,
  *                            state and checkpoint
- * A write of an account carries its changed leads, the index fields,
- * dictionary entries and mobilizer changes they made, and the account's
- * hash: O(what changed) plus the account's insights.  A unit stored by an
- * earlier version (one `blob` field with everything) is read whole and
+ * A unit stored by an earlier version (one `blob` field with everything)
+ * is read whole and moved to this layout by its next write, which deletes
+ * the blob (in the same MULTI/EXEC for an account).
  */
 #include <math.h>
 #include <stdio.h>
