@@ -5,8 +5,8 @@
  * The domain (scoring, stall rules) works on these structs only; turning
  * them into and out of Avro is the codec's job (codec.h), so this header
  * pulls in no Avro, Kafka or Redis header.  Strings and arrays are
- * borrowed: whoever fills a struct says how long they live (the codec: an
- * arena reset per message).
+ * borrowed: whoever fills a struct says how long they live (the codec: in
+ * the caller's arena until its reset; the worker's is reset per batch).
  *
  * Enum order is the order of the Avro symbols in schemas/: it is the
  * contract ("later stage", the order of alert kinds, docs/CONTRACT.md) and

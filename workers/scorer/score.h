@@ -171,8 +171,9 @@ typedef struct ds_score_writer {
 } ds_score_writer_t;
 
 /** Pass everything changed since the last write to w (dirty leads in the
- *  order they became dirty, then dictionary, attendance and mobilizer
- *  changes, then the account), and forget it: the unit is clean after.
+ *  order they became dirty, then the attendance-field, mobilizer and
+ *  insight-sum changes, then the new dictionary entries and the account),
+ *  and forget it: the unit is clean after.
  *  Costs what changed plus the account's insights. */
 ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) DS_WUR;
 /** Whether anything changed since the last write. */

@@ -1,13 +1,16 @@
 /*
  * score_int.h — the data of a scoring unit, shared by the files of the
- * scoring domain (score.c: the rules and the roll-up; score_store.c: the
- * per-lead records and the account aggregate as bytes; score_legacy.c:
- * units saved whole by earlier versions).  Not a public header.
+ * scoring domain (score.c: the rules; score_rollup.c: the roll-up;
+ * score_unit.c: a unit's memory; score_text.c: the public records;
+ * score_store.c: the per-lead records and the account aggregate as bytes;
+ * score_container.c: a whole unit as one buffer; score_legacy.c: units
+ * saved whole by earlier versions) and by their unit tests.  Not a public
+ * header.
  *
  * A unit is one account (or one lead without account).  Its leads are
  * records of their own, kept in memory once loaded ("resident") and
  * persisted one by one; the account holds only aggregates that are
- * maintained incrementally (see score.c) and the indexes that relate
+ * maintained incrementally (see score_rollup.c) and the indexes that relate
  * leads to each other (webinar attendances).  Every relation between two
  * leads is stored on one of them:
  *   - a share of S to colleague C on insight I is an entry of C's inbox

@@ -1,7 +1,8 @@
 /*
  * score_store.c — a scoring unit as stored: one record per lead, the
- * account's aggregate record, the attendance-index fields, the dictionary,
- * and the whole-unit container used by tests and tools.
+ * account's aggregate record, the attendance-index fields, the dictionary
+ * and the insight sums (the whole-unit container that tests and tools use
+ * is score_container.c).
  *
  * Formats (version 3; all integers varints, signed ones zigzag, doubles
  * ds_buf_put_f64c, times relative to a base with ds_buf_put_time).  A

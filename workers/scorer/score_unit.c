@@ -3,12 +3,15 @@
  * webinar indexes and insight aggregates as slots, the dirty lists, the
  * mobilizer set, creation and destruction.
  *
- * Strings (lead, content, insight, colleague ids) are interned once per
- * unit: a pool plus an open-addressing table of indexes, so the rest of
- * the state holds 32-bit ids.  An interned string also knows its lead's
- * slot, its insight's aggregate, its webinar's index and its dictionary
- * entry, so each is found in O(1) from the id.  Arrays grow by doubling;
- * a lead's arrays keep no capacity (ds_score_grow).
+ * Strings are interned, so the rest of the state holds 32-bit ids: lead
+ * and colleague ids in the unit's own table, content and insight ids once
+ * per worker in the scratch's symbol table (ids with DS_SYM set), each
+ * table a pool plus an open-addressing index.  An interned lead id knows
+ * its lead's slot; the unit's id maps (open addressing) find an insight's
+ * aggregate, a webinar's attendance index and a symbol's dictionary entry:
+ * each in O(1) from the id.  A unit's arrays grow by half
+ * (ds_score_ensure_cap); a lead's arrays keep no capacity: it is the class
+ * of their count (ds_score_capn: 1, 2, 3, 4, 6, 8, 12, …; ds_score_grow).
  */
 #include <math.h>
 #include <stdio.h>

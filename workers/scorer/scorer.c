@@ -1,134 +1,37 @@
 /*
- * scorer.c — the lead scorer's edge: Kafka records in, Redis state and
- * score records out.  The scoring itself is score.c (pure).
+ * scorer.c — the lead scorer's adapter to the worker engine: ma.events
+ * records in, LeadScore and AccountScore records out.  The scoring itself
+ * is score.c (pure); the Redis layout (the keys, the loads and the writes)
+ * is scorer_redis.c.
  *
  * Hot state: every scoring unit (an account, or a lead without account)
  * touched since start-up stays in memory (uthash by key) with the leads
- * its events needed: loaded from Redis in rounds before a batch is
- * applied (the account's record; then the leads and webinar indexes the
- * events name; then those their records name: the sharers to credit, the
- * attendees within a day), never evicted while the process runs.  Each
- * unit remembers the (partition, offset) of the last message applied to
- * it; that checkpoint is written with what the unit changed in one
- * MULTI/EXEC on the account's hash slot, so a replayed message is
- * recognised and skipped: state effects exactly once.  The first load of
- * a unit binds it to the partition of the event that needs it (HSETNX of
- * its checkpoint "P:-1": nothing applied yet), so that two workers never
- * apply one unit's records from two partitions: the events of the other
- * partition go to the DLQ (wrong_partition, see worker.c).
+ * its events needed, loaded before a batch is applied and never evicted
+ * while the process runs.  Each unit remembers the (partition, offset) of
+ * the last message applied to it; that checkpoint is written with what
+ * the unit changed (an account's in one MULTI/EXEC, a lone lead's in one
+ * HSET), so a replayed message is recognised and skipped: state effects
+ * exactly once.  The first load of a unit binds it to the partition of the
+ * event that needs it, so that two workers never apply one unit's records
+ * from two partitions: the events of the other partition go to the DLQ
+ * (wrong_partition).
  *
- * Redis layout (public, see README; every key of an account shares the
- * hash tag {acct:A}):
- *   <p>{acct:A}              hash: account_id, engaged_stakeholders,
- *                            confronted_stakeholders, consensus,
- *                            top_insight, mobilizers, as_of, checkpoint,
- *                            state (the aggregate record)
- *   <p>{acct:A}:lead:L       hash: lead_id, account_id, confront, connect,
- *                            mobilizer, tier, top_insight, furthest_stage,
- *                            reasons, as_of, events_applied, state
- *   <p>{acct:A}:leads        set of the account's lead ids
- *   <p>{acct:A}:mobilizers   set of its MOBILIZER-tier lead ids
- *   <p>{acct:A}:dict         hash: n -> content or insight id
- *   <p>{acct:A}:sums         hash: n (an insight's dictionary index) -> the
- *                            sum of the leads' points on it and how many
- *                            are confronted on it
- *   <p>{acct:A}:att:C        hash: lead id -> its attendances of webinar C
- *   <p>{lead:L}              a lead without account: its lead fields,
- *                            state and checkpoint
- * A write of an account carries its changed leads, the index fields,
- * dictionary entries and mobilizer changes they made, and the account's
- * hash: O(what changed) plus the account's insights.  A unit stored by an
- * earlier version (one `blob` field with everything) is read whole and
- * moved to this layout by its next write, which deletes the blob.
+ * Here: decode (which unit an event belongs to), apply (score.c; the
+ * records it emits encoded and queued), the queue of dirty units of the
+ * write-behind windows, reset, the rewrite after Redis came back empty,
+ * and the ops table.
  */
 #include "scorer.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uthash.h>
 
-#include "dirtyq.h"
-#include "ds_fmt.h"
-#include "ds_hash.h"
 #include "ds_log.h"
-#include "ds_redis.h"
-#include "score.h"
+#include "scorer_int.h"
 
-typedef struct unit_entry { /* one per account: keep it small */
-    char *key; /* account id or lone lead id */
-    ds_score_unit_t *unit; /* NULL while not loaded */
-    ds_score_unit_t *pend; /* being loaded: the dictionary came, the mobilizers not yet */
-    char *stash;           /* the account's record, read before its dictionary */
-    size_t nstash;
-    int32_t ckpt_partition;
-    bool is_account, dirty, loading;
-    int64_t ckpt_offset; /* -1: none */
-    size_t leads_counted; /* leads counted in tracked_leads */
-    /* what this process last wrote of an account's score fields, 0 when
-     * it has written nothing yet; a lead's notes are kept with the lead */
-    uint64_t written_sig;
-    char **listed; /* lead ids of the account's set, to load next round */
-    size_t nlisted;
-    UT_hash_handle hh;
-} unit_entry_t;
-
-/* A decoded event with its unit's entry, found once by the prefetch */
-typedef struct sslot {
-    ds_ma_event_t ev; /* first: the decoder writes it */
-    unit_entry_t *e;
-} sslot_t;
-
-/* An insight-sum field being written (value in ds_scorer.sumbuf). */
-typedef struct sum_field {
-    char name[DS_FMT_INT_MAX];
-    const void *v;
-    size_t n;
-} sum_field_t;
-
-/* One load command of a prefetch round and what its reply is for. */
-enum { LD_ACCOUNT, LD_DICT, LD_SUMS, LD_MOBILIZERS, LD_LONE, LD_LEAD, LD_ATTENDANCE, LD_MEMBERS, LD_CLAIM };
-typedef struct load {
-    unit_entry_t *e;
-    int kind;
-    char *id; /* lead or content id (LD_LEAD, LD_ATTENDANCE) */
-    UT_hash_handle hh; /* by Redis key: one load per key and round */
-    char *rkey;
-} load_t;
-
-struct ds_scorer {
-    const ds_config_t *cfg;
-    const ds_rules_t *rules;
-    ds_codec_t *codec; /* the worker's */
-    ds_worker_t *worker;
-    unit_entry_t *units;
-    ds_dirtyq_t dirty; /* of unit_entry_t */
-    load_t **loads;
-    size_t nloads, loads_cap;
-    load_t *load_keys; /* this round's loads by Redis key */
-    ds_buf_t enc, keybuf, list;
-    ds_worker_t *cur; /* during apply */
-    ds_redis_t *cur_r; /* during prefetch and persist */
-    unit_entry_t *cur_e;
-    const char **sadd; /* new members of the unit being written */
-    size_t nsadd, csadd;
-    sum_field_t *sums; /* insight sums of the unit being written */
-    size_t nsums, csums;
-    ds_buf_t sumbuf;
-    const char **dict; /* dictionary fields of the unit being written */
-    char (*dict_idx)[DS_FMT_INT_MAX];
-    size_t ndict, cdict;
-    bool wrote_lone;
-    ds_score_scratch_t *scratch; /* shared by every unit of this worker */
-    ds_score_stats_t stats;
-    ds_counter_t *m_lead_scores, *m_account_scores,
-        *m_unclassified, *m_migrated;
-    size_t tracked_leads, tracked_units;
-    ds_gauge_t *m_tracked_leads, *m_tracked_units;
-};
-
-static void count_leads(ds_scorer_t *s, unit_entry_t *e) {
+void ds_scorer_count_leads(ds_scorer_t *s, unit_entry_t *e) {
     size_t nl = e->unit ? ds_score_unit_lead_count(e->unit) : 0;
     s->tracked_leads += nl - e->leads_counted;
     e->leads_counted = nl;
@@ -150,21 +53,9 @@ static void inc(ds_counter_t *c) {
         ds_counter_add(c, 1);
 }
 
-static void oom(void) {
+void ds_scorer_oom(void) {
     DS_ERROR("scorer", "out of memory");
     abort();
-}
-
-/* The Redis key <prefix>{acct:A}<suffix…> or <prefix>{lead:L} in keybuf. */
-static const char *rkey(ds_scorer_t *s, const unit_entry_t *e, const char *suffix,
-                        const char *tail) {
-    ds_buf_reset(&s->keybuf);
-    if (ds_buf_appendf(&s->keybuf, "%s{%s:%s}%s%s", s->cfg->redis_prefix,
-                       e->is_account ? "acct" : "lead", e->key, suffix ? suffix : "",
-                       tail ? tail : "") ||
-        ds_buf_append(&s->keybuf, "", 1))
-        oom();
-    return (const char *)s->keybuf.data;
 }
 
 /* ---- decode -------------------------------------------------------------- */
@@ -176,15 +67,10 @@ static ds_err_t sc_decode(void *self, const void *val, size_t len, ds_arena_t *a
     return ds_codec_decode_ma(s->codec, val, len, arena, slot, detail, detail_size);
 }
 
-static const char *ev_unit_key(const ds_ma_event_t *ev, bool *is_account) {
-    *is_account = ev->account_id && ev->account_id[0];
-    return *is_account ? ev->account_id : ev->lead_id;
-}
-
 static const char *sc_unit_key(void *self, const void *slot, const char **id_name) {
     (void)self;
     bool is_account;
-    const char *key = ev_unit_key(slot, &is_account);
+    const char *key = ds_scorer_ev_unit_key(slot, &is_account);
     *id_name = is_account ? "account_id" : "lead_id";
     return key;
 }
@@ -193,342 +79,6 @@ static int32_t sc_unit_partition(void *self, const void *slot) {
     (void)self;
     const unit_entry_t *e = ((const sslot_t *)slot)->e;
     return e ? e->ckpt_partition : -1;
-}
-
-/* ---- load ---------------------------------------------------------------- */
-
-static void forget_loads(ds_scorer_t *s) {
-    load_t *l, *tmp;
-    HASH_ITER(hh, s->load_keys, l, tmp) { HASH_DEL(s->load_keys, l); }
-    for (size_t i = 0; i < s->nloads; i++) {
-        unit_entry_t *e = s->loads[i]->e;
-        e->loading = false;
-        ds_score_unit_destroy(e->pend);
-        e->pend = NULL;
-        free(s->loads[i]->id);
-        free(s->loads[i]->rkey);
-        free(s->loads[i]);
-    }
-    s->nloads = 0;
-}
-
-/* Queue one load (once per Redis key and round): argv[1] is the key.  A
- * claim is not counted against its key: the read after it has the same. */
-static void queue_load(ds_scorer_t *s, unit_entry_t *e, int kind, const char *id, int argc,
-                       const char **argv) {
-    load_t *l = NULL;
-    bool keyed = kind != LD_CLAIM;
-    if (keyed)
-        HASH_FIND_STR(s->load_keys, argv[1], l);
-    if (l)
-        return;
-    if (s->nloads == s->loads_cap) {
-        size_t nc = s->loads_cap ? s->loads_cap * 2 : 256;
-        load_t **na = realloc(s->loads, nc * sizeof(*na));
-        if (!na)
-            oom();
-        s->loads = na;
-        s->loads_cap = nc;
-    }
-    l = calloc(1, sizeof(*l));
-    if (!l || !(l->rkey = strdup(argv[1])) || (id && !(l->id = strdup(id))))
-        oom();
-    l->e = e;
-    l->kind = kind;
-    s->loads[s->nloads++] = l;
-    if (keyed)
-        HASH_ADD_KEYPTR(hh, s->load_keys, l->rkey, strlen(l->rkey), l);
-    ds_redis_cmd(s->cur_r, argc, argv, NULL);
-}
-
-/* Bind the unit to `partition` unless it is bound (or has a checkpoint)
- * already: HSETNX of its checkpoint, before the read of it. */
-static void queue_claim(ds_scorer_t *s, unit_entry_t *e, int32_t partition) {
-    char claim[DS_FMT_CKPT_MAX];
-    ds_fmt_checkpoint(claim, partition, -1);
-    const char *argv[] = {"HSETNX", rkey(s, e, NULL, NULL), "checkpoint", claim};
-    queue_load(s, e, LD_CLAIM, NULL, 4, argv);
-}
-
-static void load_unit(ds_scorer_t *s, unit_entry_t *e, int32_t partition) {
-    e->loading = true;
-    if (!e->stash)
-        queue_claim(s, e, partition);
-    if (!e->is_account) {
-        const char *a[] = {"HMGET", rkey(s, e, NULL, NULL), "state", "checkpoint", "blob"};
-        queue_load(s, e, LD_LONE, NULL, 5, a);
-        return;
-    }
-    /* a new account has only this to read; a stored one then its
-     * dictionary (its record refers to it) and its mobilizers */
-    if (!e->stash) {
-        const char *a[] = {"HMGET", rkey(s, e, NULL, NULL), "state", "checkpoint", "blob"};
-        queue_load(s, e, LD_ACCOUNT, NULL, 5, a);
-        return;
-    }
-    const char *d[] = {"HGETALL", rkey(s, e, ":dict", NULL)};
-    queue_load(s, e, LD_DICT, NULL, 2, d);
-    const char *g[] = {"HGETALL", rkey(s, e, ":sums", NULL)};
-    queue_load(s, e, LD_SUMS, NULL, 2, g);
-    const char *m[] = {"SMEMBERS", rkey(s, e, ":mobilizers", NULL)};
-    queue_load(s, e, LD_MOBILIZERS, NULL, 2, m);
-}
-
-static void on_need(void *opaque, int kind, const char *id) {
-    ds_scorer_t *s = opaque;
-    unit_entry_t *e = s->cur_e;
-    if (kind == DS_SCORE_NEED_LEAD) {
-        const char *a[] = {"HGET", rkey(s, e, ":lead:", id), "state"};
-        queue_load(s, e, LD_LEAD, id, 3, a);
-    } else if (kind == DS_SCORE_NEED_ATTENDANCE) {
-        const char *a[] = {"HGETALL", rkey(s, e, ":att:", id)};
-        queue_load(s, e, LD_ATTENDANCE, id, 2, a);
-    } else if (!e->listed) {
-        const char *a[] = {"SMEMBERS", rkey(s, e, ":leads", NULL)};
-        queue_load(s, e, LD_MEMBERS, NULL, 2, a);
-    }
-}
-
-/* Rounds: 0 loads the units the batch's events belong to; each later
- * round loads what the events need that is not in memory yet (which
- * depends on what the previous round read). */
-static size_t sc_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t *parts, size_t n,
-                          int round) {
-    ds_scorer_t *s = self;
-    forget_loads(s); /* a failed earlier attempt may have left loads queued */
-    s->cur_r = r;
-    for (size_t i = 0; i < n; i++) {
-        sslot_t *ss = slots[i];
-        if (!ss)
-            continue;
-        bool is_account;
-        const char *key = ev_unit_key(&ss->ev, &is_account);
-        unit_entry_t *e = ss->e;
-        if (!e) {
-            HASH_FIND_STR(s->units, key, e);
-            if (!e) {
-                e = calloc(1, sizeof(*e));
-                if (!e || !(e->key = strdup(key)))
-                    oom();
-                e->is_account = is_account;
-                e->ckpt_partition = -1;
-                e->ckpt_offset = -1;
-                HASH_ADD_KEYPTR(hh, s->units, e->key, strlen(e->key), e);
-            }
-            /* kept for sc_apply(): entries live until a reset, which
-             * abandons the batches in hand */
-            ss->e = e;
-        }
-        if (!e->unit) {
-            if (!e->loading)
-                load_unit(s, e, parts[i]);
-            continue;
-        }
-        if (e->listed) { /* the account's leads, listed last round */
-            for (size_t k = 0; k < e->nlisted; k++) {
-                const char *a[] = {"HGET", rkey(s, e, ":lead:", e->listed[k]), "state"};
-                queue_load(s, e, LD_LEAD, e->listed[k], 3, a);
-                free(e->listed[k]);
-            }
-            free(e->listed);
-            e->listed = NULL;
-            e->nlisted = 0;
-        }
-        s->cur_e = e;
-        ds_score_unit_needs(e->unit, s->rules, &ss->ev, on_need, s);
-    }
-    if (round > 64 && s->nloads) {
-        DS_ERROR("scorer", "the loads of a batch do not converge after %d rounds", round);
-        forget_loads(s);
-    }
-    return s->nloads;
-}
-
-static bool parse_checkpoint(unit_entry_t *e, const ds_reply_t *ck) {
-    const char *text = ds_reply_str(ck, NULL);
-    if (ds_reply_type(ck) != DS_REPLY_STRING)
-        return true;
-    int p;
-    long long o;
-    if (sscanf(text, "%d:%lld", &p, &o) != 2)
-        return false;
-    e->ckpt_partition = p;
-    e->ckpt_offset = o;
-    return true;
-}
-
-static ds_err_t unreadable(const unit_entry_t *e, const char *what, ds_err_t err) {
-    DS_ERROR("scorer", "stored state of %s (%s) is unreadable (%s); refusing to overwrite it",
-             e->key, what, ds_err2str(err));
-    return DS_ERR_UNDECODABLE;
-}
-
-/* The unit is ready: it joins the worker's. */
-static void unit_ready(ds_scorer_t *s, unit_entry_t *e, ds_score_unit_t *u) {
-    e->unit = u;
-    s->tracked_units++;
-    count_leads(s, e);
-}
-
-/* The stored hash of e: state (the per-lead layout: an account's is
- * completed next round, with its dictionary and mobilizers), blob (a whole
- * unit of an earlier version), or nothing (new). */
-static ds_err_t load_main(ds_scorer_t *s, unit_entry_t *e, const ds_reply_t *rep) {
-    if (ds_reply_count(rep) != 3)
-        return DS_ERR_IO;
-    const ds_reply_t *ck = ds_reply_at(rep, 1);
-    size_t st_len, blob_len;
-    const char *st = ds_reply_type(ds_reply_at(rep, 0)) == DS_REPLY_STRING
-                         ? ds_reply_str(ds_reply_at(rep, 0), &st_len)
-                         : NULL;
-    const char *blob = ds_reply_type(ds_reply_at(rep, 2)) == DS_REPLY_STRING
-                           ? ds_reply_str(ds_reply_at(rep, 2), &blob_len)
-                           : NULL;
-    if (!parse_checkpoint(e, ck))
-        return unreadable(e, "checkpoint", DS_ERR_UNDECODABLE);
-    ds_err_t err = DS_ERR_OK;
-    ds_score_unit_t *u = NULL;
-    if (st && e->is_account) {
-        free(e->stash);
-        if (!(e->stash = malloc(st_len ? st_len : 1)))
-            return DS_ERR_NOMEM;
-        memcpy(e->stash, st, st_len);
-        e->nstash = st_len;
-        return DS_ERR_OK;
-    }
-    if (st) { /* a lone lead */
-        if (!(u = ds_score_unit_new_in(e->key, false, s->scratch)))
-            return DS_ERR_NOMEM;
-        if ((err = ds_score_unit_put_lead(u, e->key, st, st_len))) {
-            ds_score_unit_destroy(u);
-            return unreadable(e, "state", err);
-        }
-    } else if (blob) {
-        u = ds_score_unit_load_legacy(blob, blob_len, s->scratch, &err);
-        if (!u)
-            return unreadable(e, "blob", err);
-        if (ds_score_unit_is_account(u) != e->is_account) {
-            ds_score_unit_destroy(u);
-            return unreadable(e, "blob", DS_ERR_INVAL);
-        }
-        inc(s->m_migrated);
-    } else if (!(u = ds_score_unit_new_in(e->key, e->is_account, s->scratch))) {
-        return DS_ERR_NOMEM;
-    }
-    unit_ready(s, e, u);
-    return DS_ERR_OK;
-}
-
-/* The pairs of an HGETALL whose fields are numbers (a dictionary's index,
- * an insight's): each given to put. */
-static ds_err_t put_indexed(ds_score_unit_t *u, const ds_reply_t *rep,
-                            ds_err_t (*put)(ds_score_unit_t *, uint64_t, const char *, size_t)) {
-    ds_err_t err = DS_ERR_OK;
-    for (size_t i = 0; i + 1 < ds_reply_count(rep) && !err; i += 2) {
-        size_t klen, vlen;
-        const char *k = ds_reply_str(ds_reply_at(rep, i), &klen);
-        const char *v = ds_reply_str(ds_reply_at(rep, i + 1), &vlen);
-        char *end = NULL;
-        unsigned long long idx = k ? strtoull(k, &end, 10) : 0;
-        err = !k || !v || *end || !klen ? DS_ERR_UNDECODABLE : put(u, idx, v, vlen);
-    }
-    return err;
-}
-
-static ds_err_t put_sum(ds_score_unit_t *u, uint64_t idx, const char *p, size_t n) {
-    return ds_score_unit_put_sum(u, idx, p, n);
-}
-
-static ds_err_t sc_prefetched(void *self, size_t index, const ds_reply_t *rep) {
-    ds_scorer_t *s = self;
-    load_t *l = s->loads[index];
-    unit_entry_t *e = l->e;
-    ds_err_t err = DS_ERR_OK;
-    switch (l->kind) {
-    case LD_CLAIM: /* HSETNX: 0 or 1 */
-        return ds_reply_type(rep) == DS_REPLY_INTEGER ? DS_ERR_OK : DS_ERR_IO;
-    case LD_ACCOUNT:
-    case LD_LONE:
-        e->loading = false;
-        if (e->unit)
-            return DS_ERR_OK;
-        return load_main(s, e, rep);
-    case LD_DICT:
-        if (ds_reply_type(rep) != DS_REPLY_ARRAY)
-            return DS_ERR_IO;
-        if (e->unit || !e->stash)
-            return DS_ERR_OK;
-        ds_score_unit_destroy(e->pend);
-        if (!(e->pend = ds_score_unit_new_in(e->key, true, s->scratch)))
-            return DS_ERR_NOMEM;
-        err = put_indexed(e->pend, rep, ds_score_unit_put_dict);
-        if (!err)
-            err = ds_score_unit_put_account(e->pend, e->stash, e->nstash);
-        return err ? unreadable(e, "dictionary or record", err) : DS_ERR_OK;
-    case LD_SUMS:
-        if (ds_reply_type(rep) != DS_REPLY_ARRAY)
-            return DS_ERR_IO;
-        if (!e->pend)
-            return e->unit ? DS_ERR_OK : DS_ERR_IO;
-        err = put_indexed(e->pend, rep, put_sum);
-        return err ? unreadable(e, "insight sums", err) : DS_ERR_OK;
-    case LD_MOBILIZERS: {
-        if (ds_reply_type(rep) != DS_REPLY_ARRAY)
-            return DS_ERR_IO;
-        ds_score_unit_t *u = e->pend;
-        if (!u)
-            return e->unit ? DS_ERR_OK : DS_ERR_IO;
-        for (size_t i = 0; i < ds_reply_count(rep) && !err; i++) {
-            size_t len;
-            const char *id = ds_reply_str(ds_reply_at(rep, i), &len);
-            err = id ? ds_score_unit_put_mobilizer(u, id, len) : DS_ERR_UNDECODABLE;
-        }
-        if (err)
-            return err;
-        e->pend = NULL;
-        free(e->stash);
-        e->stash = NULL;
-        unit_ready(s, e, u);
-        return DS_ERR_OK;
-    }
-    case LD_MEMBERS:
-        if (ds_reply_type(rep) != DS_REPLY_ARRAY || !e->unit)
-            return DS_ERR_IO;
-        /* LD_MEMBERS: load the ones not in memory next round */
-        e->listed = calloc(ds_reply_count(rep) + 1, sizeof(char *));
-        if (!e->listed)
-            return DS_ERR_NOMEM;
-        for (size_t i = 0; i < ds_reply_count(rep); i++) {
-            const char *id = ds_reply_str(ds_reply_at(rep, i), NULL);
-            if (!id)
-                return DS_ERR_IO;
-            if (!(e->listed[e->nlisted++] = strdup(id)))
-                return DS_ERR_NOMEM;
-        }
-        return DS_ERR_OK;
-    case LD_LEAD: {
-        if (ds_reply_type(rep) != DS_REPLY_STRING && ds_reply_type(rep) != DS_REPLY_NIL)
-            return DS_ERR_IO;
-        size_t len;
-        const char *st = ds_reply_str(rep, &len); /* NULL: nil */
-        err = ds_score_unit_put_lead(e->unit, l->id, st, len);
-        count_leads(s, e);
-        return err ? unreadable(e, l->id, err) : DS_ERR_OK;
-    }
-    default: /* LD_ATTENDANCE */
-        if (ds_reply_type(rep) != DS_REPLY_ARRAY)
-            return DS_ERR_IO;
-        for (size_t i = 0; i + 1 < ds_reply_count(rep) && !err; i += 2) {
-            size_t vlen;
-            const char *k = ds_reply_str(ds_reply_at(rep, i), NULL);
-            const char *v = ds_reply_str(ds_reply_at(rep, i + 1), &vlen);
-            err = k && v ? ds_score_unit_put_attendance(e->unit, l->id, k, v, vlen)
-                         : DS_ERR_UNDECODABLE;
-        }
-        if (!err)
-            err = ds_score_unit_attendance_done(e->unit, l->id);
-        return err ? unreadable(e, l->id, err) : DS_ERR_OK;
-    }
 }
 
 /* ---- apply --------------------------------------------------------------- */
@@ -561,7 +111,7 @@ static void mark_dirty(ds_scorer_t *s, unit_entry_t *e) {
     if (e->dirty)
         return;
     if (!ds_dirtyq_push(&s->dirty, e))
-        oom();
+        ds_scorer_oom();
     e->dirty = true;
 }
 
@@ -571,7 +121,7 @@ static void sc_apply(void *self, ds_worker_t *w, void *slot, int32_t partition, 
     unit_entry_t *e = ((const sslot_t *)slot)->e;
     if (!e || !e->unit) {
         bool is_account;
-        DS_ERROR("scorer", "unit %s was not loaded", ev_unit_key(ev, &is_account));
+        DS_ERROR("scorer", "unit %s was not loaded", ds_scorer_ev_unit_key(ev, &is_account));
         abort(); /* a bug: prefetch guarantees it */
     }
     if (e->ckpt_offset >= 0 && e->ckpt_partition == partition && offset <= e->ckpt_offset) {
@@ -596,360 +146,23 @@ static void sc_apply(void *self, ds_worker_t *w, void *slot, int32_t partition, 
         DS_WARN("scorer", "event %s not applied: %s", ev->event_id, ds_err2str(err));
     e->ckpt_partition = partition;
     e->ckpt_offset = offset;
-    count_leads(s, e);
+    ds_scorer_count_leads(s, e);
     mark_dirty(s, e);
 }
 
-/* ---- persist ------------------------------------------------------------- */
+/* ---- write-behind --------------------------------------------------------- */
 
-static const char *nz(const char *s) { return s ? s : ""; }
-
-/* A 64-bit FNV-1a of length-prefixed strings: which values were last
- * written, without keeping them.  Never 0 (0 means "nothing written"). */
-static uint64_t sig_of(const char *const *v, int n) {
-    unsigned epoch = ds_redis_epoch(); /* a reconnection: write everything again */
-    uint64_t h = ds_fnv64_add(DS_FNV64_INIT, &epoch, sizeof(epoch));
-    for (int i = 0; i < n; i++)
-        h = ds_fnv64_str(h, v[i], strlen(v[i]));
-    return h ? h : 1;
-}
-
-/* An HSET being built: up to 32 arguments. */
-typedef struct hset {
-    const char *argv[32];
-    size_t lens[32];
-    int c;
-} hset_t;
-
-static void hs_arg(hset_t *h, const char *v, size_t n) {
-    if (h->c < 32) {
-        h->argv[h->c] = v;
-        h->lens[h->c++] = n;
-    }
-}
-
-static void hs_field(hset_t *h, const char *name, const char *v) {
-    hs_arg(h, name, strlen(name));
-    hs_arg(h, nz(v), strlen(nz(v)));
-}
-
-/* The lead's public fields, each group only when it differs from what
- * this process last wrote over the same connection epoch:
- * tier/top_insight/furthest_stage (and the ids, which never change) while
- * notes[0] says so, confront/connect/mobilizer/reasons while notes[1]
- * does; as_of and events_applied always go.  The scores are written to
- * 0.1 (as LeadScore records are compared) and the reasons without their
- * points, so most events rewrite neither.  Every write stays an absolute
- * value, so replaying a batch writes the same hash. */
-static double tenth(double v) { return round(v * 10.0) / 10.0; }
-
-static void put_lead_fields(ds_scorer_t *s, hset_t *h, const ds_lead_score_t *v,
-                            uint64_t notes[DS_LEAD_NOTES], char bufs[5][32]) {
-    char *confront = bufs[0], *connect = bufs[1], *mob = bufs[2], *asof = bufs[3], *ev = bufs[4];
-    ds_fmt_g6(confront, 32, tenth(v->confront));
-    ds_fmt_g6(connect, 32, tenth(v->connect));
-    ds_fmt_g6(mob, 32, tenth(v->mobilizer));
-    ds_fmt_i64(asof, v->as_of);
-    ds_fmt_i64(ev, v->events_applied);
-    ds_buf_reset(&s->list);
-    for (size_t i = 0; i < v->reasons_count; i++)
-        if ((i && ds_buf_append(&s->list, "\n", 1)) ||
-            ds_buf_append(&s->list, v->reasons[i], strlen(v->reasons[i])))
-            oom();
-    if (ds_buf_append(&s->list, "", 1))
-        oom();
-    const char *reasons = (const char *)s->list.data;
-    const char *cls[] = {ds_tier_name(v->tier), nz(v->top_insight),
-                         v->furthest_stage >= 0 ? ds_content_stage_name(v->furthest_stage) : ""};
-    const char *pts[] = {confront, connect, mob, reasons};
-    uint64_t now = sig_of(cls, 3), was = notes[0];
-    uint64_t pnow = sig_of(pts, 4), pwas = notes[1];
-    notes[0] = now;
-    notes[1] = pnow;
-    if (now != was) {
-        hs_field(h, "lead_id", v->lead_id);
-        hs_field(h, "account_id", v->account_id);
-    }
-    if (pnow != pwas) {
-        hs_field(h, "confront", confront);
-        hs_field(h, "connect", connect);
-        hs_field(h, "mobilizer", mob);
-    }
-    if (now != was) {
-        hs_field(h, "tier", cls[0]);
-        hs_field(h, "top_insight", cls[1]);
-        hs_field(h, "furthest_stage", cls[2]);
-    }
-    if (pnow != pwas)
-        hs_field(h, "reasons", reasons);
-    hs_field(h, "as_of", asof);
-    hs_field(h, "events_applied", ev);
-}
-
-static void w_lead(void *opaque, const ds_lead_score_t *v, uint64_t *notes, const void *rec,
-                   size_t n, bool member, bool new_member) {
-    ds_scorer_t *s = opaque;
-    unit_entry_t *e = s->cur_e;
-    hset_t h = {.c = 0};
-    char bufs[5][32], ckpt[DS_FMT_CKPT_MAX];
-    char key[700];
-    hs_arg(&h, "HSET", 4);
-    if (e->is_account)
-        ds_fmt_join(key, sizeof(key), s->cfg->redis_prefix, "{acct:", e->key, "}:lead:",
-                    v->lead_id, NULL);
-    else
-        ds_fmt_join(key, sizeof(key), s->cfg->redis_prefix, "{lead:", e->key, "}", NULL);
-    hs_arg(&h, key, strlen(key));
-    if (member || !e->is_account)
-        put_lead_fields(s, &h, v, notes, bufs);
-    hs_arg(&h, "state", 5);
-    hs_arg(&h, rec, n);
-    if (!e->is_account) {
-        /* a lone lead: public fields, state and checkpoint in one HSET */
-        ds_fmt_checkpoint(ckpt, e->ckpt_partition, e->ckpt_offset);
-        hs_field(&h, "checkpoint", ckpt);
-        s->wrote_lone = true;
-    }
-    ds_redis_cmd(s->cur_r, h.c, h.argv, h.lens);
-    if (new_member) {
-        if (s->nsadd == s->csadd) {
-            size_t nc = s->csadd ? s->csadd * 2 : 64;
-            const char **na = realloc(s->sadd, nc * sizeof(*na));
-            if (!na)
-                oom();
-            s->sadd = na;
-            s->csadd = nc;
-        }
-        s->sadd[s->nsadd++] = v->lead_id; /* interned: valid during the write */
-    }
-}
-
-static void w_dict(void *opaque, uint32_t idx, const char *str) {
-    ds_scorer_t *s = opaque;
-    if (s->ndict == s->cdict) {
-        size_t nc = s->cdict ? s->cdict * 2 : 64;
-        const char **na = realloc(s->dict, nc * sizeof(*na));
-        char(*ni)[DS_FMT_INT_MAX] = realloc(s->dict_idx, nc * sizeof(*ni));
-        if (na)
-            s->dict = na;
-        if (ni)
-            s->dict_idx = ni;
-        if (!na || !ni)
-            oom();
-        s->cdict = nc;
-    }
-    ds_fmt_u64(s->dict_idx[s->ndict], idx);
-    s->dict[s->ndict++] = str;
-}
-
-static void w_attendance(void *opaque, const char *content, const char *lead, const void *v,
-                         size_t n) {
-    ds_scorer_t *s = opaque;
-    const char *key = rkey(s, s->cur_e, ":att:", content);
-    if (n) {
-        const char *argv[] = {"HSET", key, lead, v};
-        size_t lens[] = {4, strlen(key), strlen(lead), n};
-        ds_redis_cmd(s->cur_r, 4, argv, lens);
-    } else {
-        const char *argv[] = {"HDEL", key, lead};
-        ds_redis_cmd(s->cur_r, 3, argv, NULL);
-    }
-}
-
-/* Insight sums: collected, then one HSET (and one HDEL) per account write. */
-static void w_sum(void *opaque, uint32_t idx, const void *v, size_t n) {
-    ds_scorer_t *s = opaque;
-    if (s->nsums == s->csums) {
-        size_t nc = s->csums ? s->csums * 2 : 64;
-        sum_field_t *na = realloc(s->sums, nc * sizeof(*na));
-        if (!na)
-            oom();
-        s->sums = na;
-        s->csums = nc;
-    }
-    sum_field_t *f = &s->sums[s->nsums++];
-    ds_fmt_u64(f->name, idx);
-    f->v = v;
-    f->n = n;
-    if (n && ds_buf_append(&s->sumbuf, v, n))
-        oom();
-}
-
-static void put_sums(ds_scorer_t *s) {
-    if (!s->nsums)
-        return;
-    const char *key = rkey(s, s->cur_e, ":sums", NULL);
-    const char *argv[66];
-    size_t lens[66];
-    size_t off = 0; /* values were copied into sumbuf in order */
-    for (int del = 0; del < 2; del++) {
-        size_t k = 0;
-        while (k < s->nsums) {
-            int c = 0;
-            argv[c] = del ? "HDEL" : "HSET";
-            lens[c++] = 4;
-            argv[c] = key;
-            lens[c++] = strlen(key);
-            for (; k < s->nsums && c + 2 <= 66; k++) {
-                sum_field_t *f = &s->sums[k];
-                if ((f->n == 0) != (del == 1)) {
-                    if (!del)
-                        off += f->n;
-                    continue;
-                }
-                argv[c] = f->name;
-                lens[c++] = strlen(f->name);
-                if (!del) {
-                    argv[c] = (const char *)s->sumbuf.data + off;
-                    lens[c++] = f->n;
-                    off += f->n;
-                }
-            }
-            if (c > 2)
-                ds_redis_cmd(s->cur_r, c, argv, lens);
-        }
-    }
-    s->nsums = 0;
-    ds_buf_reset(&s->sumbuf);
-}
-
-static void w_mobilizer(void *opaque, const char *lead, bool add) {
-    ds_scorer_t *s = opaque;
-    const char *argv[] = {add ? "SADD" : "SREM", rkey(s, s->cur_e, ":mobilizers", NULL), lead};
-    ds_redis_cmd(s->cur_r, 3, argv, NULL);
-}
-
-/* Commands with one key and many members/field pairs, in chunks. */
-static void put_many(ds_scorer_t *s, const char *cmd, const char *key, const char **a,
-                     const char **b, size_t n) {
-    const char *argv[66];
-    size_t k = 0;
-    while (k < n) {
-        int c = 0;
-        argv[c++] = cmd;
-        argv[c++] = key;
-        while (k < n && c + (b ? 2 : 1) <= 66) {
-            argv[c++] = a[k];
-            if (b)
-                argv[c++] = b[k];
-            k++;
-        }
-        ds_redis_cmd(s->cur_r, c, argv, NULL);
-    }
-}
-
-static void w_account(void *opaque, const ds_account_score_t *a, uint64_t sig, const void *rec,
-                      size_t n) {
-    ds_scorer_t *s = opaque;
-    unit_entry_t *e = s->cur_e;
-    if (s->nsadd)
-        put_many(s, "SADD", rkey(s, e, ":leads", NULL), s->sadd, NULL, s->nsadd);
-    char engaged[DS_FMT_INT_MAX], confronted[DS_FMT_INT_MAX], consensus[32], asof[32],
-        ckpt[DS_FMT_CKPT_MAX], key[600];
-    ds_fmt_i64(engaged, a->engaged_stakeholders);
-    ds_fmt_i64(confronted, a->confronted_stakeholders);
-    ds_fmt_g6(consensus, sizeof(consensus), a->consensus);
-    ds_fmt_i64(asof, a->as_of);
-    ds_fmt_checkpoint(ckpt, e->ckpt_partition, e->ckpt_offset);
-    ds_fmt_join(key, sizeof(key), s->cfg->redis_prefix, "{acct:", e->key, "}", NULL);
-    hset_t h = {.c = 0};
-    hs_arg(&h, "HSET", 4);
-    hs_arg(&h, key, strlen(key));
-    hs_arg(&h, "state", 5);
-    hs_arg(&h, rec, n);
-    hs_field(&h, "checkpoint", ckpt);
-    hs_field(&h, "as_of", asof);
-    /* the score fields (and the id) only when they differ from what was
-     * last written; the mobilizers' text is built only then */
-    unsigned epoch = ds_redis_epoch();
-    uint64_t now = ds_fnv64_add(sig, &epoch, sizeof(epoch));
-    now = now ? now : 1;
-    if (now != e->written_sig) {
-        e->written_sig = now;
-        ds_buf_reset(&s->list);
-        for (size_t i = 0; i < a->mobilizers_count; i++)
-            if ((i && ds_buf_append(&s->list, ",", 1)) ||
-                ds_buf_append(&s->list, a->mobilizers[i], strlen(a->mobilizers[i])))
-                oom();
-        if (ds_buf_append(&s->list, "", 1))
-            oom();
-        hs_field(&h, "account_id", e->key);
-        hs_field(&h, "engaged_stakeholders", engaged);
-        hs_field(&h, "confronted_stakeholders", confronted);
-        hs_field(&h, "consensus", consensus);
-        hs_field(&h, "top_insight", nz(a->top_insight));
-        hs_field(&h, "mobilizers", (const char *)s->list.data);
-    }
-    ds_redis_cmd(s->cur_r, h.c, h.argv, h.lens);
-}
-
-/* Every dirty unit: an account in one MULTI/EXEC (its keys share a hash
- * tag, so one slot), a lone lead in one HSET.  Outputs were acknowledged
- * before this runs. */
+/* A window closes: it owes every unit dirty now (ds_scorer_persist
+ * writes them). */
 static size_t sc_close(void *self) { return ds_dirtyq_count(&((ds_scorer_t *)self)->dirty); }
-
-static unit_entry_t *dirty_at(const ds_scorer_t *s, size_t i) { return ds_dirtyq_at(&s->dirty, i); }
-
-static void sc_persist(void *self, ds_redis_t *r, size_t n, bool last) {
-    ds_scorer_t *s = self;
-    (void)last; /* a window owes nothing but its units */
-    s->cur_r = r;
-    ds_score_writer_t w = {.opaque = s,
-                           .lead = w_lead,
-                           .dict = w_dict,
-                           .attendance = w_attendance,
-                           .mobilizer = w_mobilizer,
-                           .sum = w_sum,
-                           .account = w_account};
-    for (size_t i = 0; i < n; i++) {
-        unit_entry_t *e = dirty_at(s, i);
-        if (i + 1 < n)
-            __builtin_prefetch(dirty_at(s, i + 1));
-        s->cur_e = e;
-        s->nsadd = s->ndict = s->nsums = 0;
-        ds_buf_reset(&s->sumbuf);
-        s->wrote_lone = false;
-        bool legacy = ds_score_unit_is_legacy(e->unit);
-        if (e->is_account) {
-            const char *multi[] = {"MULTI"};
-            ds_redis_cmd(r, 1, multi, NULL);
-        }
-        if (ds_score_unit_write(e->unit, &w))
-            oom();
-        put_sums(s);
-        if (e->is_account && s->ndict) {
-            const char **idx = malloc(s->ndict * sizeof(*idx));
-            if (!idx)
-                oom();
-            for (size_t k = 0; k < s->ndict; k++)
-                idx[k] = s->dict_idx[k];
-            put_many(s, "HSET", rkey(s, e, ":dict", NULL), idx, s->dict, s->ndict);
-            free(idx);
-        }
-        if (!e->is_account && !s->wrote_lone) { /* only the checkpoint moved */
-            char ckpt[DS_FMT_CKPT_MAX];
-            ds_fmt_checkpoint(ckpt, e->ckpt_partition, e->ckpt_offset);
-            const char *argv[] = {"HSET", rkey(s, e, NULL, NULL), "checkpoint", ckpt};
-            ds_redis_cmd(r, 4, argv, NULL);
-        }
-        if (legacy) { /* moved to the per-lead layout: the old blob goes */
-            const char *argv[] = {"HDEL", rkey(s, e, NULL, NULL), "blob"};
-            ds_redis_cmd(r, 3, argv, NULL);
-        }
-        if (e->is_account) {
-            const char *exec[] = {"EXEC"};
-            ds_redis_cmd(r, 1, exec, NULL);
-        }
-    }
-}
 
 static void sc_persisted(void *self, size_t n, bool last) {
     ds_scorer_t *s = self;
     (void)last;
     for (size_t i = 0; i < n; i++) {
-        unit_entry_t *e = dirty_at(s, i);
+        unit_entry_t *e = ds_dirtyq_at(&s->dirty, i);
         e->dirty = false;
-        count_leads(s, e);
+        ds_scorer_count_leads(s, e);
     }
     ds_dirtyq_drop(&s->dirty, n);
     publish_tracked(s);
@@ -959,7 +172,7 @@ static size_t sc_dirty_count(void *self) { return ds_dirtyq_count(&((ds_scorer_t
 
 static void sc_reset(void *self) {
     ds_scorer_t *s = self;
-    forget_loads(s);
+    ds_scorer_forget_loads(s);
     unit_entry_t *e, *tmp;
     HASH_ITER(hh, s->units, e, tmp) {
         HASH_DEL(s->units, e);
@@ -986,7 +199,7 @@ static void sc_rewrite_all(void *self, const ds_partitions_t *owned) {
             continue; /* not loaded, or another worker's */
         bool whole = true;
         if (ds_score_unit_mark_all_dirty(e->unit, &whole))
-            oom();
+            ds_scorer_oom();
         part += !whole;
         e->written_sig = 0;
         mark_dirty(s, e);
@@ -1008,11 +221,11 @@ static const ds_worker_ops_t scorer_ops = {
     .outputs = {"LeadScore", "AccountScore"},
     .decode = sc_decode,
     .rules = sc_rules,
-    .prefetch = sc_prefetch,
-    .prefetched = sc_prefetched,
+    .prefetch = ds_scorer_prefetch,
+    .prefetched = ds_scorer_prefetched,
     .apply = sc_apply,
     .close = sc_close,
-    .persist = sc_persist,
+    .persist = ds_scorer_persist,
     .persisted = sc_persisted,
     .dirty_count = sc_dirty_count,
     .tick = NULL,

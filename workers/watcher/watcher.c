@@ -1,6 +1,8 @@
 /*
- * watcher.c — the stall watcher's edge: CRM records in, alerts and Redis
- * deal state out.  The verification state machine is stall.c (pure).
+ * watcher.c — the stall watcher's adapter to the worker engine: crm.events
+ * records in, DealAlert records out.  The verification state machine is
+ * stall.c (pure); the Redis layout (the keys, the loads, the tier reads,
+ * the partition bootstrap and the writes) is watcher_redis.c.
  *
  * Deadlines: every deal that a clock check could change (a quiet deadline
  * or a reminder ahead) sits in its partition's deadline index: a min-heap
@@ -14,17 +16,12 @@
  * Partitions: a deal is bound to the partition of the first event that
  * loads it (HSETNX of its checkpoint "P:-1", nothing applied yet).  A deal
  * bound to a partition this worker does not own is held but never indexed
- * or applied: its events here go to the DLQ (wrong_partition, worker.c).
+ * or applied: its events here go to the DLQ (wrong_partition).
  *
  * Clocks: `event` evaluates at the partition watermark (the largest
  * occurred_at decoded from that partition) after every event; `wall`
  * evaluates at the system time, with clock checks every check_interval_ms
  * (grace_minutes delays quiet deadlines).
- *
- * Redis layout (public, see README):
- *   <p>{deal:D}                      hash: public deal fields, state, checkpoint
- *   <p>{wpart:TOPIC:N}               hash: watermark
- *   <p>{wpart:TOPIC:N}:deadlines     zset: deal id → next deadline (ms)
  */
 #include "watcher.h"
 
@@ -33,98 +30,15 @@
 #include <string.h>
 #include <uthash.h>
 
-#include "dirtyq.h"
 #include "ds_clock.h"
-#include "ds_fmt.h"
-#include "ds_hash.h"
 #include "ds_log.h"
-#include "partclock.h"
-#include "stall.h"
-
-#define MAX_PARTITIONS 4096
-
-typedef struct deal_entry {
-    char *id;
-    ds_deal_t *deal; /* NULL while not loaded */
-    int32_t partition;
-    int64_t ckpt_offset; /* -1: none */
-    int64_t deadline;    /* current next deadline (INT64_MAX: none) */
-    int64_t indexed;     /* deadline last written to the Redis index */
-    uint64_t written[4]; /* per field group, what was last written; 0: nothing */
-    uint64_t tier_round; /* == the watcher's: its stakeholders' tiers are read */
-    uint64_t batch_round; /* == the watcher's tier_round: first/last below are set */
-    uint32_t first, last; /* this batch's first and last event of the deal */
-    bool dirty, loading;
-    UT_hash_handle hh;
-} deal_entry_t;
-
-/* A decoded event with its deal's entry, found once by the prefetch */
-typedef struct wslot {
-    ds_crm_event_t ev; /* first: the decoder writes it */
-    deal_entry_t *e;
-    uint32_t next; /* the deal's next event in the batch (UINT32_MAX: none) */
-} wslot_t;
-
-typedef struct part {
-    bool known, bootstrapped, wm_dirty;
-    bool wm_owed;       /* wm_closed is written at the end of the closed window */
-    ds_partclock_t clock; /* the watermark and the deadline index (of deal_entry_t) */
-    int64_t wm_closed; /* the watermark when the write-behind window closed */
-    uint64_t due_round; /* == tier_round: due_by is this batch's watermark */
-    int64_t due_by;
-} part_t;
-
-typedef struct mob_entry {
-    char *key; /* account \x1f contact */
-    bool is_mobilizer;
-    UT_hash_handle hh;
-} mob_entry_t;
-
-typedef enum { LOAD_DEAL, LOAD_CLAIM, LOAD_PART, LOAD_TIER } load_kind_t;
-typedef struct load {
-    load_kind_t kind;
-    deal_entry_t *e;
-    int32_t partition;
-    mob_entry_t *m; /* LOAD_TIER */
-} load_t;
-
-struct ds_watcher {
-    const ds_config_t *cfg;
-    const ds_rules_t *rules;
-    bool event_clock;
-    ds_codec_t *codec; /* the worker's */
-    ds_worker_t *worker;
-    deal_entry_t *deals;
-    part_t parts[MAX_PARTITIONS];
-    ds_dirtyq_t dirty; /* of deal_entry_t */
-    size_t nwm_dirty; /* partitions whose watermark is not written yet */
-    size_t nwm_owed;  /* partitions whose closed watermark is (wm_owed) */
-    load_t *loads;
-    size_t nloads, loads_cap;
-    char **pending_ids; /* deal ids read from an index, to load next round */
-    int32_t *pending_parts;
-    size_t npending, pending_cap;
-    mob_entry_t *mob_cache; /* per batch */
-    uint64_t mob_epoch;     /* counts mob_cache_clear() calls: ds_watch_ctx_t.tier_epoch */
-    ds_arena_t mob_arena;   /* its entries and keys, reset with it */
-    bool boot_inflight;     /* index deals queued, not yet known loaded */
-    bool tiers_queued;      /* this batch's stakeholder tiers are being read */
-    uint64_t tier_round;    /* counts queue_tiers() calls */
-    ds_buf_t enc, tmp;
-    ds_worker_t *cur;
-    ds_counter_t *m_ignored;
-    ds_gauge_t *m_tracked;
-    ds_counter_t *m_checked;     /* deals evaluated by clock checks */
-    ds_counter_t *m_alerts[DS_AK__COUNT][DS_AS__COUNT]; /* NULL until the first */
-    ds_histogram_t *m_check_sec; /* one wall-clock check over all partitions */
-    ds_metrics_t *metrics;
-};
+#include "watcher_int.h"
 
 /* ---- partitions ---------------------------------------------------------- */
 
 static const char *deal_key(const void *owner) { return ((const deal_entry_t *)owner)->id; }
 
-static part_t *get_part(ds_watcher_t *w, int32_t p) {
+part_t *ds_watcher_part(ds_watcher_t *w, int32_t p) {
     if (p < 0 || p >= MAX_PARTITIONS) {
         DS_ERROR("watcher", "partition %d is over the supported %d", (int)p, MAX_PARTITIONS);
         abort();
@@ -155,402 +69,21 @@ static void mark_dirty(ds_watcher_t *w, deal_entry_t *e) {
     e->dirty = true;
 }
 
-static void add_load(ds_watcher_t *w, load_kind_t kind, deal_entry_t *e, int32_t p) {
-    if (w->nloads == w->loads_cap) {
-        size_t nc = w->loads_cap ? w->loads_cap * 2 : 256;
-        load_t *nl = realloc(w->loads, nc * sizeof(*nl));
-        if (!nl) {
-            DS_ERROR("watcher", "out of memory");
-            abort();
-        }
-        w->loads = nl;
-        w->loads_cap = nc;
-    }
-    w->loads[w->nloads++] = (load_t){kind, e, p, NULL};
-}
-
-static deal_entry_t *entry_for(ds_watcher_t *w, const char *id, int32_t partition) {
-    deal_entry_t *e;
-    HASH_FIND_STR(w->deals, id, e);
-    if (e)
-        return e;
-    e = calloc(1, sizeof(*e));
-    if (!e || !(e->id = strdup(id))) {
-        DS_ERROR("watcher", "out of memory");
-        abort();
-    }
-    e->partition = partition;
-    e->ckpt_offset = -1;
-    e->deadline = INT64_MAX;
-    e->indexed = INT64_MAX;
-    HASH_ADD_KEYPTR(hh, w->deals, e->id, strlen(e->id), e);
-    return e;
-}
-
-static void reindex(ds_watcher_t *w, deal_entry_t *e) {
+void ds_watcher_reindex(ds_watcher_t *w, deal_entry_t *e) {
     int64_t d = ds_deal_next_deadline(e->deal, w->rules);
-    if (!ds_partclock_schedule(&get_part(w, e->partition)->clock, e, &e->deadline, d)) {
+    if (!ds_partclock_schedule(&ds_watcher_part(w, e->partition)->clock, e, &e->deadline, d)) {
         DS_ERROR("watcher", "out of memory");
         abort();
     }
 }
 
-/* ---- decode / load ---------------------------------------------------------- */
+/* ---- decode --------------------------------------------------------------- */
 
 static ds_err_t wa_decode(void *self, const void *val, size_t len, ds_arena_t *arena, void *slot,
                           char *detail, size_t detail_size) {
     ds_watcher_t *w = self;
     ((wslot_t *)slot)->e = NULL;
     return ds_codec_decode_crm(w->codec, val, len, arena, slot, detail, detail_size);
-}
-
-static void cmd_load_deal(ds_watcher_t *w, ds_redis_t *r, deal_entry_t *e) {
-    char key[600];
-    ds_fmt_join(key, sizeof(key), w->cfg->redis_prefix, "{deal:", e->id, "}", NULL);
-    /* bind the deal to this partition unless it is bound already; the
-     * HMGET reads which one it is */
-    char claim[DS_FMT_CKPT_MAX];
-    ds_fmt_checkpoint(claim, e->partition, -1);
-    const char *hsetnx[] = {"HSETNX", key, "checkpoint", claim};
-    ds_redis_cmd(r, 4, hsetnx, NULL);
-    add_load(w, LOAD_CLAIM, e, e->partition);
-    const char *argv[] = {"HMGET", key, "blob", "checkpoint"};
-    ds_redis_cmd(r, 4, argv, NULL);
-    e->loading = true;
-    add_load(w, LOAD_DEAL, e, e->partition);
-}
-
-static void part_key(ds_watcher_t *w, int32_t p, char *out, size_t n, const char *suffix) {
-    char part[DS_FMT_INT_MAX];
-    ds_fmt_i64(part, p);
-    ds_fmt_join(out, n, w->cfg->redis_prefix, "{wpart:", w->cfg->topic_crm, ":", part, "}", suffix,
-                NULL);
-}
-
-static void mob_cache_clear(ds_watcher_t *w) {
-    HASH_CLEAR(hh, w->mob_cache);
-    ds_arena_reset(&w->mob_arena);
-    w->mob_epoch++; /* what deals kept of the old cache is stale now */
-}
-
-/* A tier cache entry for key, from the batch's arena (no malloc per
- * entry); NULL when out of memory. */
-static mob_entry_t *mob_add(ds_watcher_t *w, const char *key, bool is_mobilizer) {
-    size_t len = strlen(key);
-    mob_entry_t *m = ds_arena_alloc(&w->mob_arena, sizeof(*m));
-    if (!m)
-        return NULL;
-    memset(m, 0, sizeof(*m));
-    if (!(m->key = ds_arena_strndup(&w->mob_arena, key, len)))
-        return NULL;
-    m->is_mobilizer = is_mobilizer;
-    HASH_ADD_KEYPTR(hh, w->mob_cache, m->key, len, m);
-    return m;
-}
-
-/* The tier cache's key of a stakeholder: account \x1f contact. */
-static void mob_key(const char *account_id, const char *contact_id, char *out, size_t n) {
-    ds_fmt_join(out, n, account_id ? account_id : "", "\x1f", contact_id, NULL);
-}
-
-static void tier_rkey(const ds_watcher_t *w, const char *account_id, const char *contact_id,
-                      char *out, size_t n) {
-    if (account_id && account_id[0])
-        ds_fmt_join(out, n, w->cfg->redis_prefix, "{acct:", account_id, "}:lead:", contact_id,
-                    NULL);
-    else
-        ds_fmt_join(out, n, w->cfg->redis_prefix, "{lead:", contact_id, "}", NULL);
-}
-
-/* Read the scorer's tier of a stakeholder with the batch's loads, so that
- * evaluating a deal costs no round trip (is_mobilizer() finds it cached). */
-static void queue_tier(ds_watcher_t *w, ds_redis_t *r, const char *account_id,
-                       const char *contact_id) {
-    if (!contact_id || !contact_id[0])
-        return;
-    char key[700];
-    mob_key(account_id, contact_id, key, sizeof(key));
-    mob_entry_t *m;
-    HASH_FIND_STR(w->mob_cache, key, m);
-    if (m)
-        return;
-    if (!(m = mob_add(w, key, false)))
-        return; /* is_mobilizer() reads it itself */
-    char rkey[700];
-    tier_rkey(w, account_id, contact_id, rkey, sizeof(rkey));
-    const char *argv[] = {"HGET", rkey, "tier"};
-    ds_redis_cmd(r, 3, argv, NULL);
-    add_load(w, LOAD_TIER, NULL, 0);
-    w->loads[w->nloads - 1].m = m;
-}
-
-static void queue_deal_tiers(ds_watcher_t *w, ds_redis_t *r, const deal_entry_t *e,
-                             const char *acct) {
-    const char *a = ds_deal_account_id(e->deal);
-    if (!a || !a[0])
-        a = acct;
-    for (size_t k = 0; k < ds_deal_stakeholder_count(e->deal); k++)
-        queue_tier(w, r, a, ds_deal_stakeholder(e->deal, k));
-}
-
-/* The deals of partition heap pt due by `thr` (the subtree of i), that a
- * clock check will evaluate with their tiers. */
-static void queue_due_tiers(ds_watcher_t *w, ds_redis_t *r, const part_t *pt, size_t i,
-                            int64_t thr) {
-    const ds_partclock_item_t *it = pt->clock.heap;
-    if (i >= pt->clock.n || it[i].deadline > thr)
-        return; /* a min-heap: nothing below is due either */
-    deal_entry_t *e = it[i].owner;
-    if (it[i].deadline == e->deadline && e->deal && e->tier_round != w->tier_round &&
-        ds_deal_may_ask_tiers(e->deal, NULL, 0, w->rules)) {
-        e->tier_round = w->tier_round;
-        queue_deal_tiers(w, r, e, NULL);
-    }
-    queue_due_tiers(w, r, pt, 2 * i + 1, thr);
-    queue_due_tiers(w, r, pt, 2 * i + 2, thr);
-}
-
-/* The tiers the batch's evaluations will ask for, read with its loads:
- * - of the deals that their events may take to a stage where NO_MOBILIZER
- *   is evaluated (ds_deal_may_ask_tiers), every stakeholder and every
- *   contact of their events;
- * - of the deals that the batch's clock checks will find due (event clock:
- *   by the partition's watermark after the batch; wall clock: by the tick
- *   about to run, give or take a second), every stakeholder.
- * A tick later than foreseen is not covered: is_mobilizer() then reads the
- * tier itself. */
-static void queue_tiers(ds_watcher_t *w, ds_redis_t *r, void **slots, const int32_t *parts,
-                        size_t n) {
-    w->tier_round++;
-    if (w->event_clock) {
-        for (size_t i = 0; i < n; i++) {
-            const ds_crm_event_t *ev = slots[i];
-            part_t *pt = get_part(w, parts[i]);
-            if (ev && pt->due_round != w->tier_round) {
-                pt->due_round = w->tier_round;
-                pt->due_by = pt->clock.watermark;
-            }
-            if (ev && ev->occurred_at > pt->due_by)
-                pt->due_by = ev->occurred_at;
-        }
-        for (size_t i = 0; i < n; i++) {
-            part_t *pt = get_part(w, parts[i]);
-            if (slots[i] && pt->due_round == w->tier_round) {
-                pt->due_round = 0; /* walked once */
-                queue_due_tiers(w, r, pt, 0, pt->due_by);
-            }
-        }
-    } else {
-        int64_t thr = ds_clock_now_ms() + 1000 -
-                      (int64_t)(w->rules->stall.grace_minutes * 60000.0);
-        for (int32_t p = 0; p < MAX_PARTITIONS; p++)
-            if (w->parts[p].bootstrapped)
-                queue_due_tiers(w, r, &w->parts[p], 0, thr);
-    }
-    /* each deal's events of the batch, chained in order */
-    for (size_t i = 0; i < n; i++) {
-        wslot_t *ws = slots[i];
-        if (!ws || !ws->e->deal)
-            continue;
-        deal_entry_t *e = ws->e;
-        ws->next = UINT32_MAX;
-        if (e->batch_round != w->tier_round) {
-            e->batch_round = w->tier_round;
-            e->first = (uint32_t)i;
-        } else {
-            ((wslot_t *)slots[e->last])->next = (uint32_t)i;
-        }
-        e->last = (uint32_t)i;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const wslot_t *ws = slots[i];
-        if (!ws || !ws->e->deal || ws->e->first != i || ws->e->tier_round == w->tier_round)
-            continue;
-        const ds_crm_event_t *evs[64];
-        size_t k = 0;
-        for (uint32_t j = (uint32_t)i; j != UINT32_MAX && k < 64;
-             j = ((const wslot_t *)slots[j])->next)
-            evs[k++] = slots[j];
-        /* more than 64 events of one deal in a batch: read its tiers */
-        if (k == 64 || ds_deal_may_ask_tiers(ws->e->deal, evs, k, w->rules))
-            ws->e->tier_round = w->tier_round;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const ds_crm_event_t *ev = slots[i];
-        if (!ev)
-            continue;
-        deal_entry_t *e = ((const wslot_t *)ev)->e;
-        if (e->tier_round != w->tier_round)
-            continue;
-        const char *acct = ds_deal_account_id(e->deal);
-        if (!acct || !acct[0])
-            acct = ev->account_id;
-        if (e->first == i) /* the stakeholders once per deal, the contacts per event */
-            queue_deal_tiers(w, r, e, acct);
-        queue_tier(w, r, acct, ev->contact_id);
-    }
-}
-
-static size_t wa_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t *parts, size_t n,
-                          int round) {
-    ds_watcher_t *w = self;
-    /* a failed earlier attempt may have left loads queued: forget them */
-    for (size_t i = 0; i < w->nloads; i++)
-        if (w->loads[i].kind == LOAD_DEAL)
-            w->loads[i].e->loading = false;
-    w->nloads = 0;
-    if (round == 0 && w->boot_inflight) {
-        /* an earlier bootstrap read its index but not all its deals: redo it */
-        for (int32_t p = 0; p < MAX_PARTITIONS; p++)
-            w->parts[p].bootstrapped = false;
-        w->boot_inflight = false;
-    }
-    if (round == 0) {
-        mob_cache_clear(w);
-        w->tiers_queued = false;
-        /* partitions of this batch, and every assigned one for clock checks */
-        for (size_t i = 0; i < n; i++)
-            get_part(w, parts[i]);
-        for (int32_t p = 0; p < MAX_PARTITIONS; p++) {
-            part_t *pt = &w->parts[p];
-            if (!pt->known || pt->bootstrapped)
-                continue;
-            char key[600];
-            part_key(w, p, key, sizeof(key), "");
-            const char *a1[] = {"HGET", key, "watermark"};
-            ds_redis_cmd(r, 3, a1, NULL);
-            add_load(w, LOAD_PART, NULL, p);
-            part_key(w, p, key, sizeof(key), ":deadlines");
-            const char *a2[] = {"ZRANGE", key, "0", "-1"};
-            ds_redis_cmd(r, 4, a2, NULL);
-            add_load(w, LOAD_PART, NULL, p);
-        }
-        for (size_t i = 0; i < n; i++) {
-            wslot_t *ws = slots[i];
-            if (!ws)
-                continue;
-            /* found once here for queue_tiers() and wa_apply(): the entries
-             * live until a reset, which abandons the batches in hand */
-            deal_entry_t *e = ws->e = entry_for(w, ws->ev.deal_id, parts[i]);
-            if (!e->deal && !e->loading)
-                cmd_load_deal(w, r, e);
-        }
-        if (w->nloads)
-            return w->nloads;
-    }
-    /* a round with nothing to read falls through to the next step: the
-     * deals of an index, then (every deal in memory) the tiers; a batch
-     * whose deals were all in memory used to skip the tiers and read each
-     * one alone when a deal was evaluated */
-    if (round > 0 && w->npending) {
-        w->boot_inflight = true;
-        for (size_t i = 0; i < w->npending; i++) {
-            deal_entry_t *e = entry_for(w, w->pending_ids[i], w->pending_parts[i]);
-            free(w->pending_ids[i]);
-            if (!e->deal && !e->loading)
-                cmd_load_deal(w, r, e);
-        }
-        w->npending = 0;
-        if (w->nloads)
-            return w->nloads;
-        w->boot_inflight = false;
-    }
-    if (!w->tiers_queued) {
-        /* every deal of the batch is loaded: their stakeholders' tiers */
-        w->tiers_queued = true;
-        queue_tiers(w, r, slots, parts, n);
-    }
-    return w->nloads;
-}
-
-static void add_pending(ds_watcher_t *w, const char *id, int32_t p) {
-    if (w->npending == w->pending_cap) {
-        size_t nc = w->pending_cap ? w->pending_cap * 2 : 256;
-        char **ni = realloc(w->pending_ids, nc * sizeof(*ni));
-        if (ni)
-            w->pending_ids = ni;
-        int32_t *np = realloc(w->pending_parts, nc * sizeof(*np));
-        if (np)
-            w->pending_parts = np;
-        if (!ni || !np) {
-            DS_ERROR("watcher", "out of memory");
-            abort();
-        }
-        w->pending_cap = nc;
-    }
-    w->pending_ids[w->npending] = strdup(id);
-    w->pending_parts[w->npending++] = p;
-}
-
-static ds_err_t wa_prefetched(void *self, size_t index, const ds_reply_t *rep) {
-    if (index + 1 == ((ds_watcher_t *)self)->nloads)
-        ((ds_watcher_t *)self)->boot_inflight = false; /* every reply of the round arrived */
-    ds_watcher_t *w = self;
-    load_t *l = &w->loads[index];
-    if (l->kind == LOAD_CLAIM) /* HSETNX: 0 or 1 */
-        return ds_reply_type(rep) == DS_REPLY_INTEGER ? DS_ERR_OK : DS_ERR_IO;
-    ds_reply_type_t type = ds_reply_type(rep);
-    if (l->kind == LOAD_TIER) {
-        if (type == DS_REPLY_ERROR)
-            return DS_ERR_IO;
-        l->m->is_mobilizer = ds_reply_is(rep, "MOBILIZER");
-        return DS_ERR_OK;
-    }
-    if (l->kind == LOAD_PART) {
-        part_t *pt = get_part(w, l->partition);
-        if (type == DS_REPLY_STRING) {
-            pt->clock.watermark = strtoll(ds_reply_str(rep, NULL), NULL, 10);
-        } else if (type == DS_REPLY_ARRAY) {
-            for (size_t i = 0; i < ds_reply_count(rep); i++)
-                if (ds_reply_type(ds_reply_at(rep, i)) == DS_REPLY_STRING)
-                    add_pending(w, ds_reply_str(ds_reply_at(rep, i), NULL), l->partition);
-            pt->bootstrapped = true; /* the ZRANGE is the second command */
-        } else if (type == DS_REPLY_ERROR) {
-            return DS_ERR_IO;
-        }
-        return DS_ERR_OK;
-    }
-    deal_entry_t *e = l->e;
-    e->loading = false;
-    if (ds_reply_count(rep) != 2)
-        return DS_ERR_IO;
-    size_t st_len;
-    const char *st = ds_reply_type(ds_reply_at(rep, 0)) == DS_REPLY_STRING
-                         ? ds_reply_str(ds_reply_at(rep, 0), &st_len)
-                         : NULL;
-    const char *ck = ds_reply_type(ds_reply_at(rep, 1)) == DS_REPLY_STRING
-                         ? ds_reply_str(ds_reply_at(rep, 1), NULL)
-                         : NULL;
-    if (st) {
-        ds_err_t err = DS_ERR_OK;
-        e->deal = ds_deal_load(st, st_len, &err);
-        if (!e->deal) {
-            DS_ERROR("watcher", "stored state of deal %s is unreadable (%s)", e->id,
-                     ds_err2str(err));
-            return DS_ERR_UNDECODABLE;
-        }
-    } else {
-        e->deal = ds_deal_new(e->id);
-        if (!e->deal)
-            return DS_ERR_NOMEM;
-    }
-    bool ours = true;
-    if (ck) {
-        int p;
-        long long o;
-        if (sscanf(ck, "%d:%lld", &p, &o) == 2 && p >= 0 && p < MAX_PARTITIONS) {
-            /* bound to p: its events from elsewhere go to the DLQ; a deal
-             * of a partition not ours is not indexed here (its owner
-             * checks its deadlines) */
-            ours = p == e->partition || w->parts[p].known;
-            e->partition = p;
-            e->ckpt_offset = o;
-        }
-    }
-    e->indexed = ds_deal_next_deadline(e->deal, w->rules); /* as stored */
-    if (ours)
-        reindex(w, e);
-    return DS_ERR_OK;
 }
 
 /* ---- evaluation ---------------------------------------------------------- */
@@ -578,42 +111,11 @@ static void sink_alert(void *opaque, const ds_deal_alert_t *a) {
     }
 }
 
-static void on_tier_reply(void *opaque, size_t index, const ds_reply_t *rep) {
-    (void)index;
-    bool *out = opaque;
-    *out = ds_reply_is(rep, "MOBILIZER");
-}
-
-static bool is_mobilizer(void *opaque, const char *account_id, const char *contact_id) {
-    ds_watcher_t *w = opaque;
-    char key[700];
-    mob_key(account_id, contact_id, key, sizeof(key));
-    mob_entry_t *m;
-    HASH_FIND_STR(w->mob_cache, key, m);
-    if (m)
-        return m->is_mobilizer;
-    /* the scorer's stored tier, read when the deal is evaluated */
-    /* not read with the batch's loads (a clock check of a due deal) */
-    ds_redis_t *r = ds_worker_redis(w->worker);
-    char rkey[700];
-    tier_rkey(w, account_id, contact_id, rkey, sizeof(rkey));
-    bool result = false;
-    if (ds_redis_connect(r) == DS_ERR_OK) {
-        const char *argv[] = {"HGET", rkey, "tier"};
-        ds_redis_cmd(r, 3, argv, NULL);
-        if (ds_redis_run(r, on_tier_reply, &result) != DS_ERR_OK)
-            DS_WARN("watcher", "cannot read the tier of %s: %s", contact_id,
-                    ds_redis_errstr(r));
-    }
-    (void)mob_add(w, key, result); /* not cached when out of memory */
-    return result;
-}
-
 static void ctx_init(ds_watcher_t *w, ds_watch_ctx_t *c, int64_t now) {
     c->rules = w->rules;
     c->now = now;
     c->grace_ms = w->event_clock ? 0 : (int64_t)(w->rules->stall.grace_minutes * 60000.0);
-    c->stakeholder_is_mobilizer = is_mobilizer;
+    c->stakeholder_is_mobilizer = ds_watcher_is_mobilizer;
     c->tier_epoch = w->mob_epoch;
     c->alert = sink_alert;
     c->opaque = w;
@@ -621,7 +123,7 @@ static void ctx_init(ds_watcher_t *w, ds_watch_ctx_t *c, int64_t now) {
 
 /* Evaluate every deal of the partition that is due at `now`. */
 static void check_due(ds_watcher_t *w, int32_t partition, int64_t now) {
-    part_t *pt = get_part(w, partition);
+    part_t *pt = ds_watcher_part(w, partition);
     ds_watch_ctx_t ctx;
     ctx_init(w, &ctx, now);
     deal_entry_t *e;
@@ -632,7 +134,7 @@ static void check_due(ds_watcher_t *w, int32_t partition, int64_t now) {
         ds_deal_evaluate(e->deal, &ctx);
         inc(w->m_checked);
         e->deadline = INT64_MAX; /* its entry is gone: pushed again if it has a deadline */
-        reindex(w, e);
+        ds_watcher_reindex(w, e);
         mark_dirty(w, e);
     }
 }
@@ -641,7 +143,7 @@ static void wa_apply(void *self, ds_worker_t *wk, void *slot, int32_t partition,
     ds_watcher_t *w = self;
     const ds_crm_event_t *ev = slot;
     w->cur = wk;
-    part_t *pt = get_part(w, partition);
+    part_t *pt = ds_watcher_part(w, partition);
     if (ds_partclock_observe(&pt->clock, ev->occurred_at)) {
         w->nwm_dirty += !pt->wm_dirty;
         pt->wm_dirty = true;
@@ -667,7 +169,7 @@ static void wa_apply(void *self, ds_worker_t *wk, void *slot, int32_t partition,
         e->partition = partition;
         e->ckpt_offset = offset;
         mark_dirty(w, e);
-        reindex(w, e);
+        ds_watcher_reindex(w, e);
     }
     if (w->event_clock)
         check_due(w, partition, now);
@@ -686,43 +188,7 @@ static void wa_tick(void *self, ds_worker_t *wk, int64_t now) {
         ds_histogram_observe(w->m_check_sec, (double)(ds_clock_mono_us() - t0) / 1e6);
 }
 
-/* ---- persist -------------------------------------------------------------- */
-
-/* The deal hash's public fields in ds_deal_public_fields' order, in groups
- * that tend to change together.  A group is written when any of its values
- * differs from what this process last wrote (a 64-bit FNV-1a of them and of
- * the Redis connection epoch, per deal; 0 after a load, so the first write
- * is complete, and so is the first after a reconnection).  A field not in
- * this table is written every time. */
-#define NGROUPS 4
-static const struct {
-    const char *name;
-    int group;
-} deal_fields[] = {
-    {"deal_id", 0},
-    {"account_id", 0},
-    {"owner_id", 0},
-    {"state", 1},
-    {"reported_stage", 1},
-    {"verified_stage", 1},
-    {"opened_at", 0},
-    {"last_buyer_signal_at", 2},
-    {"last_seller_activity_at", 3},
-    {"unanswered_seller_actions", 3},
-    {"stakeholders", 2},
-    {"mobilizer_known", 1},
-    {"signals", 2},
-    {"open_alerts", 3},
-    {"missing_verifiers", 1},
-};
-#define NFIELDS 32 /* room for more fields than the table has */
-
-static int field_group(int i, const char *name) {
-    if (i < (int)(sizeof(deal_fields) / sizeof(deal_fields[0])) &&
-        !strcmp(deal_fields[i].name, name))
-        return deal_fields[i].group;
-    return -1;
-}
+/* ---- write-behind --------------------------------------------------------- */
 
 /* A window closes: its deals are written over the next batches, each as
  * it is then (a deal written after it changed again is ahead of the
@@ -743,93 +209,6 @@ static size_t wa_close(void *self) {
         w->nwm_dirty--;
     }
     return ds_dirtyq_count(&w->dirty);
-}
-
-static void wa_persist(void *self, ds_redis_t *r, size_t n, bool last) {
-    ds_watcher_t *w = self;
-    for (size_t i = 0; i < n; i++) {
-        deal_entry_t *e = ds_dirtyq_at(&w->dirty, i);
-        char key[600], ckpt[DS_FMT_CKPT_MAX];
-        ds_fmt_join(key, sizeof(key), w->cfg->redis_prefix, "{deal:", e->id, "}", NULL);
-        ds_fmt_checkpoint(ckpt, e->partition, e->ckpt_offset);
-        ds_buf_reset(&w->tmp);
-        if (ds_deal_save(e->deal, &w->tmp)) {
-            DS_ERROR("watcher", "cannot serialise deal %s", e->id);
-            abort();
-        }
-        size_t state_len = w->tmp.len;
-        if (ds_deal_public_fields(e->deal, w->rules, &w->tmp)) {
-            DS_ERROR("watcher", "cannot format deal %s", e->id);
-            abort();
-        }
-        /* argv: HSET key blob B checkpoint C (field value)*, a group of
-         * fields only when it differs from what was last written */
-        const char *argv[80];
-        size_t lens[80];
-        int c = 0;
-        argv[c] = "HSET", lens[c++] = 4;
-        argv[c] = key, lens[c++] = strlen(key);
-        argv[c] = "blob", lens[c++] = 4;
-        argv[c] = (const char *)w->tmp.data, lens[c++] = state_len;
-        argv[c] = "checkpoint", lens[c++] = 10;
-        argv[c] = ckpt, lens[c++] = strlen(ckpt);
-        const char *f[2 * NFIELDS];
-        size_t fl[2 * NFIELDS];
-        int grp[NFIELDS];
-        int nf = 0;
-        const char *p = (const char *)w->tmp.data + state_len;
-        const char *end = (const char *)w->tmp.data + w->tmp.len;
-        while (p < end && nf < 2 * NFIELDS) {
-            fl[nf] = strlen(p);
-            f[nf] = p;
-            p += fl[nf++] + 1;
-        }
-        uint64_t sig[NGROUPS];
-        unsigned epoch = ds_redis_epoch(); /* a reconnection: write everything again */
-        for (int g = 0; g < NGROUPS; g++)
-            sig[g] = ds_fnv64_add(DS_FNV64_INIT, &epoch, sizeof(epoch));
-        for (int k = 0; k + 1 < nf; k += 2) {
-            int g = grp[k / 2] = field_group(k / 2, f[k]);
-            if (g >= 0)
-                sig[g] = ds_fnv64_str(sig[g], f[k + 1], fl[k + 1]);
-        }
-        for (int g = 0; g < NGROUPS; g++)
-            sig[g] += !sig[g]; /* never 0 */
-        for (int k = 0; k + 1 < nf && c < 78; k += 2) {
-            int g = grp[k / 2];
-            if (g >= 0 && sig[g] == e->written[g])
-                continue;
-            argv[c] = f[k], lens[c++] = fl[k];
-            argv[c] = f[k + 1], lens[c++] = fl[k + 1];
-        }
-        memcpy(e->written, sig, sizeof(sig));
-        ds_redis_cmd(r, c, argv, lens);
-        if (e->deadline != e->indexed) {
-            char zkey[600];
-            part_key(w, e->partition, zkey, sizeof(zkey), ":deadlines");
-            if (e->deadline == INT64_MAX) {
-                const char *z[] = {"ZREM", zkey, e->id};
-                ds_redis_cmd(r, 3, z, NULL);
-            } else {
-                char score[DS_FMT_INT_MAX];
-                ds_fmt_i64(score, e->deadline);
-                const char *z[] = {"ZADD", zkey, score, e->id};
-                ds_redis_cmd(r, 4, z, NULL);
-            }
-        }
-    }
-    size_t owed = last ? w->nwm_owed : 0;
-    for (int32_t p = 0; owed && p < MAX_PARTITIONS; p++) {
-        part_t *pt = &w->parts[p];
-        if (!pt->wm_owed)
-            continue;
-        owed--;
-        char key[600], wm[DS_FMT_INT_MAX];
-        part_key(w, p, key, sizeof(key), "");
-        ds_fmt_i64(wm, pt->wm_closed);
-        const char *argv[] = {"HSET", key, "watermark", wm};
-        ds_redis_cmd(r, 4, argv, NULL);
-    }
 }
 
 static void wa_persisted(void *self, size_t n, bool last) {
@@ -871,14 +250,10 @@ static void wa_reset(void *self) {
         w->parts[p].known = known; /* bootstrapped again before its next use */
         w->parts[p].clock = clock;
     }
-    for (size_t i = 0; i < w->npending; i++)
-        free(w->pending_ids[i]);
-    w->npending = 0;
+    ds_watcher_forget_loads(w);
     w->nwm_dirty = 0;
     w->nwm_owed = 0;
     ds_dirtyq_clear(&w->dirty);
-    w->nloads = 0;
-    mob_cache_clear(w);
     if (w->m_tracked)
         ds_gauge_set(w->m_tracked, 0);
 }
@@ -890,7 +265,7 @@ static void wa_assigned(void *self, const ds_partitions_t *parts) {
         if (w->parts[p].known && !w->parts[p].clock.n)
             w->parts[p].known = false;
     for (size_t i = 0; parts && i < parts->n; i++)
-        get_part(w, parts->ids[i]);
+        ds_watcher_part(w, parts->ids[i]);
 }
 
 /* A batch boundary: the SIGHUP reload takes effect, and every deadline is
@@ -903,7 +278,7 @@ static void wa_rules(void *self, const ds_rules_t *rules) {
         if (!e->deal)
             continue;
         e->deadline = INT64_MAX - 1;
-        reindex(w, e);
+        ds_watcher_reindex(w, e);
         mark_dirty(w, e);
     }
 }
@@ -946,10 +321,10 @@ static const ds_worker_ops_t watcher_ops = {
     .outputs = {"DealAlert"},
     .decode = wa_decode,
     .rules = wa_rules,
-    .prefetch = wa_prefetch,
-    .prefetched = wa_prefetched,
+    .prefetch = ds_watcher_prefetch,
+    .prefetched = ds_watcher_prefetched,
     .apply = wa_apply,
-    .persist = wa_persist,
+    .persist = ds_watcher_persist,
     .persisted = wa_persisted,
     .dirty_count = wa_dirty_count,
     .close = wa_close,
