@@ -33,7 +33,7 @@
 typedef struct ds_health {
     const char *name; /* the worker's: logs and reasons */
     int broker_timeout_ms;
-    volatile int started;  /* ops->start succeeded (or there is none) */
+    volatile int started;  /* the output schemas are registered (or there is no registry) */
     volatile int assigned; /* partitions assigned */
     volatile int redis_ok, kafka_ok;
     volatile int decode_ok; /* decoding does not wait for the schema registry */

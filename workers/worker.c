@@ -380,7 +380,7 @@ static bool open_codec(ds_worker_t *w, char *errstr, size_t errstr_size) {
  * doubling up to DS_BACKOFF_MAX_MS), the worker not ready meanwhile; any
  * other error stops it.  False when the worker must not go on (*rc says
  * how it ends: 0 after a stop signal, 1 after an error). */
-static bool start_adapter(ds_worker_t *w, int *rc) {
+static bool start_outputs(ds_worker_t *w, int *rc) {
     char err[1024];
     ds_backoff_t backoff = ds_backoff_make(DS_BACKOFF_SLOW_MIN_MS, DS_BACKOFF_MAX_MS);
     for (int attempt = 1; !ds_worker_stop; attempt++) {
@@ -413,7 +413,7 @@ static bool start_adapter(ds_worker_t *w, int *rc) {
 /* The adapter started, the worker subscribes and connects.  False when
  * it must not go on (*rc: how it ends). */
 static bool start(ds_worker_t *w, int *rc) {
-    if (!start_adapter(w, rc))
+    if (!start_outputs(w, rc))
         return false;
     char serr[512];
     const char *topics[] = {w->topic};

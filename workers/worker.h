@@ -17,7 +17,9 @@
  * protocol: everything is revoked), when it is abandoned and replayed by
  * whoever owns the partitions next.
  *
- * The business lives behind ds_worker_ops_t (scorer.c, watcher.c).
+ * The business lives behind ds_worker_ops_t (workers/scorer/scorer.c and
+ * workers/watcher/watcher.c); the engine is worker.c (lifecycle and the
+ * stages), worker_kafka.c and worker_redis.c, sharing worker_int.h.
  */
 #ifndef DS_WORKER_H
 #define DS_WORKER_H

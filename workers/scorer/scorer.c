@@ -152,9 +152,10 @@ static void sc_apply(void *self, ds_worker_t *w, void *slot, int32_t partition, 
 
 /* ---- write-behind --------------------------------------------------------- */
 
-/* A window closes: it owes every unit dirty now (ds_scorer_persist
- * writes them). */
-static size_t sc_close(void *self) { return ds_dirtyq_count(&((ds_scorer_t *)self)->dirty); }
+/* How many units are dirty: what closing a window owes (every unit dirty
+ * now: ds_scorer_persist writes them; the scorer has nothing else to
+ * snapshot), and what is dirty at any time. */
+static size_t sc_dirty_count(void *self) { return ds_dirtyq_count(&((ds_scorer_t *)self)->dirty); }
 
 static void sc_persisted(void *self, size_t n, bool last) {
     ds_scorer_t *s = self;
@@ -167,8 +168,6 @@ static void sc_persisted(void *self, size_t n, bool last) {
     ds_dirtyq_drop(&s->dirty, n);
     publish_tracked(s);
 }
-
-static size_t sc_dirty_count(void *self) { return ds_dirtyq_count(&((ds_scorer_t *)self)->dirty); }
 
 static void sc_reset(void *self) {
     ds_scorer_t *s = self;
@@ -224,7 +223,7 @@ static const ds_worker_ops_t scorer_ops = {
     .prefetch = ds_scorer_prefetch,
     .prefetched = ds_scorer_prefetched,
     .apply = sc_apply,
-    .close = sc_close,
+    .close = sc_dirty_count,
     .persist = ds_scorer_persist,
     .persisted = sc_persisted,
     .dirty_count = sc_dirty_count,
