@@ -224,10 +224,18 @@ if [ "$which" = memory ]; then
   sleep 3
   leads=$(metric_sum "$mport" '^dealsignal_tracked_leads')
   rss=$(awk '/VmRSS/ {print $2}' "/proc/$wpid/status"); hwm=$(awk '/VmHWM/ {print $2}' "/proc/$wpid/status")
+  inuse=$(metric_sum "$mport" '^dealsignal_heap_in_use_bytes')
+  held=$(metric_sum "$mport" '^dealsignal_heap_free_bytes')
   kill -TERM "$wpid"; wait "$wpid" || true
   printf 'memory: %.0f leads tracked; worker RSS %d MiB (%d MiB before the load, peak %d MiB) = %.0f bytes per lead (%.0f above the empty worker)\n' \
     "$leads" $((rss / 1024)) $((base / 1024)) $((hwm / 1024)) \
     "$(echo "$rss * 1024 / $leads" | bc -l)" "$(echo "($rss - $base) * 1024 / $leads" | bc -l)"
+  # what the RSS is: the live allocations, and the rest (free memory the
+  # allocator keeps resident, code, stacks); the free chunks it holds are
+  # counted whether their pages are resident or were given back
+  printf 'memory: of the RSS, heap in use %.0f MiB (%.0f bytes per lead), the rest %.0f MiB; the allocator holds %.0f MiB of free chunks\n' \
+    "$(echo "$inuse / 1048576" | bc -l)" "$(echo "$inuse / $leads" | bc -l)" \
+    "$(echo "($rss * 1024 - $inuse) / 1048576" | bc -l)" "$(echo "$held / 1048576" | bc -l)"
   exit 0
 fi
 if [ "$which" = mallocs ]; then

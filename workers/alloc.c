@@ -11,6 +11,7 @@
 
 #include <malloc.h>
 
+#include "ds_clock.h"
 #include "ds_log.h"
 
 #define TRIM_THRESHOLD (16 << 20)
@@ -25,9 +26,38 @@ void ds_alloc_busy(ds_alloc_idle_t *a) {
     a->trimmed = false;
 }
 
+void ds_alloc_metrics(ds_alloc_idle_t *a, ds_metrics_t *m) {
+    if (!m)
+        return;
+    a->in_use = ds_metrics_gauge(m, "heap_in_use_bytes",
+                                 "Bytes of the heap in live allocations, every thread's (glibc "
+                                 "mallinfo2: arenas and mmapped chunks)",
+                                 NULL);
+    a->free_held = ds_metrics_gauge(
+        m, "heap_free_bytes",
+        "Bytes of free memory the allocator keeps in its arenas instead of giving them back",
+        NULL);
+}
+
+static void sample(ds_alloc_idle_t *a, int64_t now_ms) {
+    a->sampled_ms = now_ms;
+    if (!a->in_use)
+        return;
+    /* locks each arena for a walk of its bins: microseconds, once a second */
+    struct mallinfo2 mi = mallinfo2();
+    ds_gauge_set(a->in_use, (double)(mi.uordblks + mi.hblkhd));
+    ds_gauge_set(a->free_held, (double)mi.fordblks);
+}
+
+void ds_alloc_sample(ds_alloc_idle_t *a, int64_t now_ms) {
+    if (a->in_use && now_ms - a->sampled_ms >= DS_ALLOC_SAMPLE_MS)
+        sample(a, now_ms);
+}
+
 void ds_alloc_idle(ds_alloc_idle_t *a, int64_t idle_ms) {
     if (a->trimmed || idle_ms < DS_ALLOC_IDLE_TRIM_MS)
         return;
     malloc_trim(0);
     a->trimmed = true;
+    sample(a, ds_clock_mono_ms()); /* what the trim left */
 }

@@ -478,6 +478,7 @@ int ds_worker_run(ds_worker_t *w) {
     while (!ds_worker_stop) {
         w->abandon = false;
         ds_wk_probe_redis(w); /* every DS_HEALTH_PROBE_MS, busy or idle */
+        ds_alloc_sample(&w->alloc, ds_clock_mono_ms()); /* the heap gauges, once a second */
         ds_batch_t *b = ds_batch_ring_take(&w->ring);
         if (!b) { /* every batch in flight: the oldest finishes first */
             if (!make_room(w))
@@ -547,6 +548,7 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
         w, "replayed_events_skipped", "Redelivered events already covered by the stored state");
     w->m_outputs = counter(w, "produced_records", "Output records acknowledged by the broker");
     w->m_redis_errors = counter(w, "redis_errors", "Failed Redis pipeline runs");
+    ds_alloc_metrics(&w->alloc, metrics);
     w->m_produce_errors =
         counter(w, "produce_errors", "Batches whose outputs had to be produced again");
     w->m_redis_lost = counter(w, "redis_state_lost",
