@@ -35,8 +35,7 @@ void ds_alloc_metrics(ds_alloc_idle_t *a, ds_metrics_t *m) {
                                  NULL);
     a->free_held = ds_metrics_gauge(
         m, "heap_free_bytes",
-        "Bytes of free memory the allocator keeps in its arenas instead of giving them back",
-        NULL);
+        "Bytes of free memory the allocator keeps in its arenas instead of giving them back", NULL);
 }
 
 static void sample(ds_alloc_idle_t *a, int64_t now_ms) {

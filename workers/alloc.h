@@ -31,8 +31,8 @@
 #define DS_ALLOC_SAMPLE_MS 1000
 
 typedef struct ds_alloc_idle {
-    bool trimmed;       /* free memory given back since the last message */
-    int64_t sampled_ms; /* when the gauges were last set (0: never) */
+    bool trimmed;                   /* free memory given back since the last message */
+    int64_t sampled_ms;             /* when the gauges were last set (0: never) */
     ds_gauge_t *in_use, *free_held; /* NULL without metrics */
 } ds_alloc_idle_t;
 
