@@ -350,6 +350,14 @@ uint32_t ds_score_capn(uint32_t n);
         }                                                                                          \
     } while (0)
 
+/* First capacities of a unit's arrays, small because most units are: a
+ * lead without an account is a unit of its own holding one lead id and a
+ * few content ids, and a worker may hold hundreds of thousands of them
+ * (an account's arrays grow by half from there: ds_score_ensure_cap). */
+#define DS_FIRST_TEXT 32 /* bytes of interned ids */
+#define DS_FIRST_IDS 2   /* interned ids, leads, dictionary entries, dirty leads */
+#define DS_FIRST_SLOTS 4 /* hash slots of an index: a power of two */
+
 /* Make room for `need` elements in arr (capacity cap); 0 on success. */
 #define ENSURE(arr, cap, need, first)                                                              \
     __extension__({                                                                                \

@@ -83,7 +83,7 @@ ds_err_t ds_score_unit_put_dict(ds_score_unit_t *u, uint64_t idx, const char *s,
     if (was >= 0)
         return (uint64_t)was == idx ? DS_ERR_OK : DS_ERR_UNDECODABLE;
     if (idx >= u->ndict) {
-        if (ENSURE(u->dict, u->cdict, idx + 1, 16))
+        if (ENSURE(u->dict, u->cdict, idx + 1, DS_FIRST_IDS))
             return DS_ERR_NOMEM;
         for (uint64_t i = u->ndict; i < idx; i++)
             u->dict[i] = NOID;

@@ -115,12 +115,12 @@ int ds_score_tab_intern(strtab_t *t, const char *s, size_t len, uint32_t *out) {
         return 0;
     }
     if ((uint64_t)(t->n + 1) * 4 > (uint64_t)t->slot_cap * 3 &&
-        tab_rebuild(t, t->slot_cap ? t->slot_cap * 2 : 16))
+        tab_rebuild(t, t->slot_cap ? t->slot_cap * 2 : DS_FIRST_SLOTS))
         return -1;
     /* 2^28 at most: a symbol is packed in 29 bits (bkt_t) */
     if ((uint64_t)t->pool_len + len + 1 > UINT32_MAX || t->n + 1 >= (1u << 28) ||
-        ENSURE(t->pool, t->pool_cap, (uint64_t)t->pool_len + len + 1, 256) ||
-        ENSURE(t->strs, t->cap, t->n + 1, 8))
+        ENSURE(t->pool, t->pool_cap, (uint64_t)t->pool_len + len + 1, DS_FIRST_TEXT) ||
+        ENSURE(t->strs, t->cap, t->n + 1, DS_FIRST_IDS))
         return -1;
     memcpy(t->pool + t->pool_len, s, len);
     t->pool[t->pool_len + len] = '\0';
@@ -189,7 +189,7 @@ int ds_score_idx_put(idmap_t *m, uint32_t key, int32_t val) {
         }
     }
     if ((uint64_t)(m->n + 1) * 4 > (uint64_t)m->cap * 3) {
-        uint32_t cap = m->cap ? m->cap * 2 : 8;
+        uint32_t cap = m->cap ? m->cap * 2 : DS_FIRST_SLOTS;
         idpair_t *v = malloc((size_t)cap * sizeof(*v));
         if (!v)
             return -1;
@@ -214,7 +214,7 @@ int ds_score_lead_slot(ds_score_unit_t *u, uint32_t id, uint32_t *li) {
         *li = (uint32_t)u->t.strs[id].lead;
         return 0;
     }
-    if (u->nleads >= INT32_MAX || ENSURE(u->leads, u->cleads, u->nleads + 1, 4))
+    if (u->nleads >= INT32_MAX || ENSURE(u->leads, u->cleads, u->nleads + 1, DS_FIRST_IDS))
         return -1;
     lead_t *L = calloc(1, sizeof(*L));
     if (!L)
@@ -278,7 +278,7 @@ void ds_score_lead_free_arrays(lead_t *L) {
 int ds_score_dict_assign(ds_score_unit_t *u, uint32_t id) {
     if (ds_score_idx(&u->dictmap, id) >= 0)
         return 0;
-    if (u->ndict >= INT32_MAX || ENSURE(u->dict, u->cdict, u->ndict + 1, 16) ||
+    if (u->ndict >= INT32_MAX || ENSURE(u->dict, u->cdict, u->ndict + 1, DS_FIRST_IDS) ||
         ds_score_idx_put(&u->dictmap, id, (int32_t)u->ndict))
         return -1;
     u->dict[u->ndict++] = id;
@@ -289,7 +289,7 @@ int ds_score_mark_lead(ds_score_unit_t *u, uint32_t li) {
     lead_t *L = u->leads[li];
     if (L->dirty)
         return 0;
-    if (ENSURE(u->dlist, u->cdl, u->ndl + 1, 8))
+    if (ENSURE(u->dlist, u->cdl, u->ndl + 1, DS_FIRST_IDS))
         return -1;
     u->dlist[u->ndl++] = li;
     L->dirty = 1;
