@@ -33,7 +33,8 @@ static const row_t rows[] = {
     {"brokers", "--brokers", T_STR, "localhost:9092", 0, 0, NULL, OFF(brokers),
      "Kafka bootstrap servers"},
     {"group.id", "--group-id", T_STR, "dealsignal", 0, 0, NULL, OFF(group_id),
-     "consumer group id"},
+     "consumer group id; scorer and watcher processes each in a group of their own (one "
+     "group: each start or stop of one rebalances the other)"},
     {"redis.url", "--redis", T_STR, "redis://127.0.0.1:6379/0", 0, 0, NULL, OFF(redis_url),
      "redis://[user:password@]host:port[/db]"},
     {"redis.prefix", "--redis-prefix", T_STR, "ds:", 0, 0, NULL, OFF(redis_prefix),
@@ -526,14 +527,31 @@ void ds_config_print_help(FILE *out) {
             "any librdkafka property (also kafka.* in the file, DEALSIGNAL_KAFKA_*)");
 }
 
+/* Text for a Markdown table cell: '|' would end the cell and '<' '>' read
+ * as an HTML tag, so they are escaped (a backslash before ASCII
+ * punctuation shows it as is). */
+static void md_cell(FILE *out, const char *s) {
+    for (; *s; s++) {
+        if (*s == '|' || *s == '<' || *s == '>')
+            fputc('\\', out);
+        fputc(*s, out);
+    }
+}
+
 void ds_config_print_markdown(FILE *out) {
     fprintf(out, "| setting | flag | environment | type | default | meaning |\n"
                  "| --- | --- | --- | --- | --- | --- |\n");
     for (size_t i = 0; i < NROWS; i++) {
         char env[128];
         env_name(rows[i].name, env, sizeof(env));
-        fprintf(out, "| `%s` | `%s` | `%s` | %s | `%s` | %s |\n", rows[i].name, rows[i].flag, env,
-                type_name(&rows[i]), rows[i].def, rows[i].help);
+        fprintf(out, "| `%s` | `%s` | `%s` | ", rows[i].name, rows[i].flag, env);
+        md_cell(out, type_name(&rows[i]));
+        fputs(" | ", out);
+        if (rows[i].def[0])
+            fprintf(out, "`%s`", rows[i].def); /* an empty default: an empty cell */
+        fputs(" | ", out);
+        md_cell(out, rows[i].help);
+        fputs(" |\n", out);
     }
     fprintf(out, "| `kafka.*` | `-X key=value` | `DEALSIGNAL_KAFKA_*` | string | | any librdkafka "
                  "property, passed through unchanged |\n");
