@@ -9,7 +9,12 @@
  *
  * The scorer runs to the end before the watcher starts, in every run, so
  * that the watcher's reads of the scorer's tiers see the same state.
- * DS_FAULT_EVENTS sets the stream size (default 200000).
+ * DS_FAULT_EVENTS sets the stream size (default 200000).  DS_FAULT_PROFILE
+ * sets its shape: `mixed` (default: gen's mixed stream), `wide` (gen's
+ * wide marketing profile with its catalog as the rules: many leads,
+ * shares, webinars, leads without an account) or `skew` (one account of
+ * 2,000 leads), each of the last two with a quarter as many CRM events
+ * of gen's mix for the watcher.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -28,6 +33,8 @@
 static ds_h_env_t env;
 static char schemas[256];
 static long events = 200000;
+static const char *profile = "mixed";
+static char rules[300]; /* the profile's rules file ("": the defaults) */
 
 typedef struct strs {
     char **v;
@@ -80,6 +87,8 @@ static pid_t start(const run_t *r, const char *what) {
     ds_h_args_add(&a, "--topic-lead-scores", r->n.ls, "--topic-account-scores", r->n.as,
                   "--topic-alerts", r->n.al, "--batch-size", oracle ? "10000" : "200",
                   "--redis-flush-ms", oracle ? "0" : "700", "--log-level", "warn", NULL);
+    if (rules[0])
+        ds_h_args_add(&a, "--rules", rules, NULL);
     return ds_h_spawn(log, a.v);
 }
 
@@ -184,9 +193,42 @@ static void snapshot(const run_t *r, strs_t *out) {
     qsort(out->v, out->n, sizeof(char *), cmpstr);
 }
 
+/* With DS_FAULT_DUMP set: every AccountScore of the run, in topic order,
+ * to <tmpdir>/<run>-accounts.txt (with DS_KEEP_TMP=1, to read after a
+ * divergence). */
+static void dump_accounts(const run_t *r) {
+    if (!getenv("DS_FAULT_DUMP"))
+        return;
+    char path[400];
+    snprintf(path, sizeof(path), "%s/%s-accounts.txt", env.tmpdir, r->n.name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    ds_h_record_t *recs;
+    size_t k = ds_h_consume(&env, r->n.as, SIZE_MAX, 60000, &recs);
+    ds_arena_t arena;
+    ds_arena_init(&arena, 1 << 20);
+    for (size_t i = 0; i < k; i++) {
+        ds_account_score_t a;
+        char detail[200];
+        ds_arena_reset(&arena);
+        if (ds_codec_decode_account_score(ds_h_codec(), recs[i].val, recs[i].len, &arena, &a,
+                                          detail, sizeof(detail)))
+            continue;
+        fprintf(f, "%d@%lld %s engaged=%d confronted=%d consensus=%.1f top=%s mob=%zu as_of=%lld\n",
+                recs[i].partition, (long long)recs[i].offset,
+                ds_h_header(&recs[i], "dealsignal.id"), a.engaged_stakeholders,
+                a.confronted_stakeholders, a.consensus, a.top_insight ? a.top_insight : "-",
+                a.mobilizers_count, (long long)a.as_of);
+    }
+    ds_arena_free(&arena);
+    ds_h_records_free(recs, k);
+    fclose(f);
+}
+
 static void output_ids(const run_t *r, strs_t *out) {
     const char *topics[] = {r->n.ls, r->n.as, r->n.al};
     out->n = out->cap = ds_h_output_ids(&env, topics, 3, &out->v);
+    dump_accounts(r);
 }
 
 static strs_t oracle_state, oracle_ids;
@@ -334,24 +376,62 @@ FAULT_CASE(broker_faults, "broker", broker_faults, false)
 FAULT_CASE(rebalance, "group", three_workers, false)
 FAULT_CASE(sigterm, "sigterm", sigterm_midstream, false)
 
+/* `dealsignal gen` with args (NULL-terminated) after the broker and
+ * schemas, stdout to `out` (NULL: the gen log); whether it exited 0. */
+static bool gen(const char *out, const char *const *args) {
+    ds_h_args_t a = {0};
+    ds_h_args_add(&a, "gen", "--brokers", env.brokers, "--schemas", schemas, NULL);
+    for (; *args; args++)
+        ds_h_args_add(&a, *args, NULL);
+    char log[300];
+    snprintf(log, sizeof(log), "%s/gen.log", env.tmpdir);
+    return ds_h_stop(ds_h_spawn(out ? out : log, a.v), 0, 600000) == 0;
+}
+
+/* The input stream of the profile, into the default input topics. */
+static bool make_stream(void) {
+    if (!strcmp(profile, "mixed"))
+        return ds_h_gen_mixed(&env, events);
+    if (strcmp(profile, "wide") && strcmp(profile, "skew")) {
+        fprintf(stderr, "DS_FAULT_PROFILE must be mixed, wide or skew, not %s\n", profile);
+        return false;
+    }
+    snprintf(rules, sizeof(rules), "%s/%s-rules.yaml", env.tmpdir, profile);
+    char count[32], crm[32];
+    snprintf(count, sizeof(count), "%ld", events);
+    snprintf(crm, sizeof(crm), "%ld", events / 4);
+    const char *print[] = {"--profile", profile, "--print-rules", NULL};
+    /* wide: 2,000 accounts of 12 leads; skew: one account of 2,000 leads */
+    const char *mk[] = {"--profile", profile,  "--count",
+                        count,       "--rate", "0",
+                        "--seed",    "5",      !strcmp(profile, "wide") ? "--accounts" : "--leads",
+                        "2000",      NULL};
+    const char *deals[] = {"--scenario", "crm",    "--count", crm, "--rate",
+                           "0",          "--seed", "11",      NULL};
+    return gen(rules, print) && gen(NULL, mk) && gen(NULL, deals);
+}
+
 int main(void) {
     const char *ev = getenv("DS_FAULT_EVENTS");
     if (ev)
         events = strtol(ev, NULL, 10);
+    if (getenv("DS_FAULT_PROFILE"))
+        profile = getenv("DS_FAULT_PROFILE");
     srand(7);
     ds_h_start_aof(&env, 8);
     snprintf(schemas, sizeof(schemas), "%s", getenv("DS_SCHEMAS_DIR"));
-    if (!ds_h_gen_mixed(&env, events)) {
+    if (!make_stream()) {
         fprintf(stderr, "gen failed\n");
         return 1;
     }
+    fprintf(stderr, "test_fault: %ld events, profile %s\n", events, profile);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_oracle),     cmocka_unit_test(test_kill9),
+        cmocka_unit_test(test_oracle),       cmocka_unit_test(test_kill9),
         cmocka_unit_test(test_redis_outage), cmocka_unit_test(test_broker_faults),
-        cmocka_unit_test(test_rebalance),  cmocka_unit_test(test_sigterm),
+        cmocka_unit_test(test_rebalance),    cmocka_unit_test(test_sigterm),
     };
-    /* DS_FAULT_ONLY=NAME (e.g. broker_faults): the oracle and test_NAME
-     * only, to repeat one fault while diagnosing it */
+    /* DS_FAULT_ONLY=NAME[,NAME…] (e.g. broker_faults): the oracle and
+     * those faults only */
     int rc = ds_h_run_tests("test_fault", tests, sizeof(tests) / sizeof(tests[0]), "DS_FAULT_ONLY");
     strs_free(&oracle_state);
     strs_free(&oracle_ids);

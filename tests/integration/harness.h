@@ -215,9 +215,10 @@ int ds_h_threads_teardown(void **state);
 
 struct CMUnitTest;
 /** Run the cmocka group `tests` (n tests), or, when the environment
- *  variable `only_var` (may be NULL) names one of them without its
- *  "test_" prefix, tests[0] (the oracle the others compare with) and that
- *  test only, to repeat one case while diagnosing it.  `group` names the
+ *  variable `only_var` (may be NULL) names some of them without their
+ *  "test_" prefix (comma-separated), tests[0] (the oracle the others
+ *  compare with) and those only: to repeat one case while diagnosing it,
+ *  or to run a subset on another stream.  `group` names the
  *  selection in cmocka's output.  Every case without a teardown of its
  *  own gets ds_h_threads_teardown, so that a failed case's threads never
  *  run into the next case.  Returns cmocka's result. */
