@@ -1,6 +1,12 @@
 /*
  * cmd_tail.c — `dealsignal tail scores|alerts|dlq`: records in human form
  * (or JSON lines with --json), from the end (default) or the beginning.
+ *
+ * --timeout-ms counts from the moment the consumer has joined its group and
+ * holds its assignment (joining takes seconds on a small broker), so a
+ * timeout shorter than the join still reads what the topics hold.  Waiting
+ * for that assignment is bounded by ASSIGN_WAIT_MS: a broker that never
+ * answers ends the command with status 1.
  */
 #include <getopt.h>
 #include <librdkafka/rdkafka.h>
@@ -17,10 +23,35 @@
 #include "ds_registry.h"
 #include "worker.h"
 
+/* how long --timeout-ms waits for the group's first assignment */
+#define ASSIGN_WAIT_MS 30000
+
 static volatile sig_atomic_t g_stop;
 static void on_sig(int s) {
     (void)s;
     g_stop = 1;
+}
+
+/* Set by the rebalance callback, which runs inside rd_kafka_consumer_poll
+ * on this thread: the group has given this consumer its (maybe empty)
+ * assignment. */
+static bool g_assigned;
+
+static void on_rebalance(rd_kafka_t *k, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    (void)opaque;
+    bool coop = !strcmp(rd_kafka_rebalance_protocol(k), "COOPERATIVE");
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (coop)
+            rd_kafka_error_destroy(rd_kafka_incremental_assign(k, parts));
+        else
+            rd_kafka_assign(k, parts);
+        g_assigned = true;
+    } else if (coop) {
+        rd_kafka_error_destroy(rd_kafka_incremental_unassign(k, parts));
+    } else {
+        rd_kafka_assign(k, NULL);
+    }
 }
 
 static void usage(FILE *o) {
@@ -32,8 +63,10 @@ static void usage(FILE *o) {
                "                       [-X key=value]\n\n"
                "Prints LeadScore/AccountScore (scores), DealAlert (alerts) or DLQ records (dlq:\n"
                "the --topic-marketing and --topic-crm topics + \".dlq\")\n"
-               "one per line as they arrive; stops after --max records, after --timeout-ms\n"
-               "without a record, or on Ctrl-C.  Writer schemas come from --schemas DIR, or with\n"
+               "one per line as they arrive; stops after --max records, after --timeout-ms T\n"
+               "without a record, or on Ctrl-C.  T counts from the moment the consumer has its\n"
+               "partitions; with --timeout-ms, no assignment within 30 s (no broker answering)\n"
+               "exits with status 1.  Writer schemas come from --schemas DIR, or with\n"
                "--schema-registry URL from that registry, by the id each record carries.\n");
 }
 
@@ -257,6 +290,7 @@ int ds_cmd_tail(int argc, char **argv) {
                            {"auto.offset.reset", beginning ? "earliest" : "latest"},
                            {"enable.auto.commit", "false"},
                            {"log_level", "3"}};
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_t *k = NULL;
     if (!ds_kafka_conf_apply(conf, brokers, defs, 4, err, sizeof(err)) &&
         !ds_kafka_conf_apply(conf, NULL, cn.x, cn.nx, err, sizeof(err)))
@@ -279,12 +313,27 @@ int ds_cmd_tail(int argc, char **argv) {
     ds_arena_t arena;
     ds_arena_init(&arena, 0);
     long seen = 0;
-    int64_t last = ds_clock_mono_ms();
+    int rc = 0;
+    bool counting = false; /* last is the time of the assignment or a record */
+    int64_t started = ds_clock_mono_ms(), last = started;
     while (!g_stop && (max < 0 || seen < max)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(k, 100);
+        if (g_assigned && !counting) {
+            counting = true;
+            last = ds_clock_mono_ms();
+        }
         if (!m) {
-            if (timeout >= 0 && ds_clock_mono_ms() - last > timeout)
+            int64_t now = ds_clock_mono_ms();
+            if (timeout >= 0 && counting && now - last > timeout)
                 break;
+            if (timeout >= 0 && !counting && now - started > ASSIGN_WAIT_MS) {
+                fprintf(stderr,
+                        "tail: no partitions assigned within %d s: is a broker listening at "
+                        "%s?\n",
+                        ASSIGN_WAIT_MS / 1000, brokers);
+                rc = 1;
+                break;
+            }
             continue;
         }
         if (m->err) {
@@ -338,5 +387,5 @@ int ds_cmd_tail(int argc, char **argv) {
     ds_arena_free(&arena);
     ds_codec_destroy(codec);
     ds_registry_destroy(reg);
-    return 0;
+    return rc;
 }
