@@ -9,6 +9,7 @@
  * answers ends the command with status 1.
  */
 #include <getopt.h>
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdio.h>
@@ -199,6 +200,62 @@ static void show_alert(const ds_deal_alert_t *a, bool json) {
            a->owner_id ? a->owner_id : "-", when, a->message);
 }
 
+/* A JSON string of the n bytes at p, or null when they are not UTF-8 (a
+ * DLQ record keeps the original key, which may be any bytes). */
+static json_t *jbytes(const void *p, size_t n) {
+    json_t *s = p ? json_stringn((const char *)p, n) : NULL;
+    return s ? s : json_null();
+}
+
+/* One DLQ record: its coordinates, the headers the DLQ writer adds (the
+ * reason code, the detail, where the record came from) and the size of the
+ * original value, which stays as it was (not printed). */
+static void show_dlq(const rd_kafka_message_t *m, const char *topic, bool json) {
+    static const char *const names[][2] = {{"dealsignal.error", "code"},
+                                           {"dealsignal.detail", "detail"},
+                                           {"dealsignal.source.topic", "source_topic"},
+                                           {"dealsignal.source.partition", "source_partition"},
+                                           {"dealsignal.source.offset", "source_offset"}};
+    enum { CODE, DETAIL, SRC_TOPIC, SRC_PART, SRC_OFF, NH };
+    const void *hv[NH] = {0};
+    size_t hl[NH] = {0};
+    rd_kafka_headers_t *h = NULL;
+    if (!rd_kafka_message_headers(m, &h))
+        for (int i = 0; i < NH; i++)
+            if (rd_kafka_header_get_last(h, names[i][0], &hv[i], &hl[i]))
+                hv[i] = NULL;
+    if (!json) {
+        printf("DLQ     %s[%d]@%lld %.*s: %.*s (%zu bytes)\n", topic, (int)m->partition,
+               (long long)m->offset, hv[CODE] ? (int)hl[CODE] : 1,
+               hv[CODE] ? (const char *)hv[CODE] : "?", hv[DETAIL] ? (int)hl[DETAIL] : 0,
+               hv[DETAIL] ? (const char *)hv[DETAIL] : "", m->len);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "type", json_string("DLQ"));
+    json_object_set_new(o, "topic", json_string(topic));
+    json_object_set_new(o, "partition", json_integer(m->partition));
+    json_object_set_new(o, "offset", json_integer(m->offset));
+    json_object_set_new(o, "key", jbytes(m->key, m->key_len));
+    for (int i = 0; i < NH; i++) {
+        json_t *v = NULL;
+        if (hv[i] && (i == SRC_PART || i == SRC_OFF)) {
+            char num[32], *end;
+            snprintf(num, sizeof(num), "%.*s", (int)hl[i], (const char *)hv[i]);
+            long long x = strtoll(num, &end, 10);
+            if (end != num && !*end)
+                v = json_integer(x);
+        }
+        json_object_set_new(o, names[i][1], v ? v : jbytes(hv[i], hl[i]));
+    }
+    json_object_set_new(o, "value_size", json_integer((json_int_t)m->len));
+    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (line)
+        puts(line);
+    free(line);
+    json_decref(o);
+}
+
 int ds_cmd_tail(int argc, char **argv) {
     const char *t_ls = "lead.scores", *t_as = "account.scores", *t_al = "deal.alerts";
     const char *t_ma = "ma.events", *t_crm = "crm.events";
@@ -346,18 +403,7 @@ int ds_cmd_tail(int argc, char **argv) {
         char detail[256];
         const char *topic = rd_kafka_topic_name(m->rkt);
         if (!strcmp(what, "dlq")) {
-            rd_kafka_headers_t *h = NULL;
-            const void *v;
-            size_t vl;
-            char code[64] = "?", det[512] = "";
-            if (!rd_kafka_message_headers(m, &h)) {
-                if (!rd_kafka_header_get_last(h, "dealsignal.error", &v, &vl))
-                    snprintf(code, sizeof(code), "%.*s", (int)vl, (const char *)v);
-                if (!rd_kafka_header_get_last(h, "dealsignal.detail", &v, &vl))
-                    snprintf(det, sizeof(det), "%.*s", (int)vl, (const char *)v);
-            }
-            printf("DLQ     %s[%d]@%lld %s: %s (%zu bytes)\n", topic, (int)m->partition,
-                   (long long)m->offset, code, det, m->len);
+            show_dlq(m, topic, json);
         } else if (!strcmp(topic, t_ls)) {
             ds_lead_score_t s;
             if (!ds_codec_decode_lead_score(codec, m->payload, m->len, &arena, &s, detail,
