@@ -278,7 +278,7 @@ int ds_cmd_tail(int argc, char **argv) {
         {0, 0, 0, 0}};
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
+    while ((ch = ds_cmd_getopt(argc, argv, "hX:", opts, "tail")) != -1) {
         switch (ch) {
         case 'f': beginning = 1; break;
         case 'm': max = strtol(optarg, NULL, 10); break;
@@ -305,6 +305,8 @@ int ds_cmd_tail(int argc, char **argv) {
         return 2;
     }
     const char *what = argv[optind];
+    if (ds_cmd_no_more_args(argc, argv, optind + 1, "tail"))
+        return 2;
     const char *topics[2];
     char dlq[2][300];
     int nt;
