@@ -301,6 +301,7 @@ int ds_cmd_tail(int argc, char **argv) {
     }
     const char *brokers = cn.brokers, *schemas = cn.schemas, *registry_url = cn.registry_url;
     if (optind >= argc) {
+        fprintf(stderr, "tail: which records? scores, alerts or dlq\n");
         usage(stderr);
         return 2;
     }
@@ -324,6 +325,7 @@ int ds_cmd_tail(int argc, char **argv) {
         topics[1] = dlq[1];
         nt = 2;
     } else {
+        fprintf(stderr, "tail: unknown records \"%s\": scores, alerts or dlq\n", what);
         usage(stderr);
         return 2;
     }
