@@ -131,6 +131,8 @@ int ds_cmd_broker(int argc, char **argv) {
         }
     }
     if (partitions < 1 || nbrokers < 1) {
+        fprintf(stderr, "broker: --%s must be at least 1\n",
+                partitions < 1 ? "partitions" : "brokers-count");
         usage(stderr);
         return 2;
     }

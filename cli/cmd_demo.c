@@ -283,10 +283,15 @@ int ds_cmd_demo(int argc, char **argv) {
         fprintf(stderr, "demo: redis-server did not start (is it installed?)\n");
         goto out;
     }
+    char pace[64];
+    if (strtod(rate, NULL) > 0)
+        snprintf(pace, sizeof(pace), "at %s/s", rate);
+    else
+        snprintf(pace, sizeof(pace), "as fast as possible");
     fprintf(stderr,
             "demo: broker %s (in memory, not durable), redis %s, logs %s\n"
-            "demo: generating %s events at %s/s (seed %s); Ctrl-C stops\n\n",
-            brokers, redis_url, logpath, count, rate, seed);
+            "demo: generating %s events %s (seed %s); Ctrl-C stops\n\n",
+            brokers, redis_url, logpath, count, pace, seed);
 
     /* 3. both workers, their logs to a file so the screen shows results */
     int logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);

@@ -40,7 +40,8 @@ static void usage(FILE *o) {
             "shares and webinars; deals moving through the purchase stages with seller activity\n"
             "and buyer signals, some quiet, some one-sided, some with reps jumping stages, some\n"
             "without a mobilizer; ~0.5%% deliberate duplicates.  Same seed, same stream.\n\n"
-            "  --count N      events (default 10000)       --rate EPS   0 = as fast as possible\n"
+            "  --count N      events (default 10000)       --rate EPS   events per second (default\n"
+            "                                             0: as fast as possible)\n"
             "  --seed S       default 1                     --accounts N default 50\n"
             "  --start T      event time of the first event (default now-90d)\n"
             "  --span-days D  event time one round of the accounts covers (default 90)\n"
@@ -214,7 +215,7 @@ int ds_cmd_gen(int argc, char **argv) {
         {0, 0, 0, 0}};
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
+    while ((ch = ds_cmd_getopt(argc, argv, "hX:", opts, "gen")) != -1) {
         switch (ch) {
         case 'n': count = strtol(optarg, NULL, 10); break;
         case 'r': rate = strtod(optarg, NULL); break;
@@ -280,6 +281,8 @@ int ds_cmd_gen(int argc, char **argv) {
                 return 2;
         }
     }
+    if (ds_cmd_no_more_args(argc, argv, optind, "gen"))
+        return 2;
     const char *brokers = cn.brokers, *schemas = cn.schemas, *registry_url = cn.registry_url;
     if (o.profile != DS_GEN_DEMO) {
         if (scenario_set && o.mix != DS_GEN_MARKETING) {
@@ -416,9 +419,14 @@ int ds_cmd_gen(int argc, char **argv) {
         rc = 1;
     }
     double secs = (double)(ds_clock_mono_us() - t0) / 1e6;
-    fprintf(stderr, "gen: produced %ld marketing + %ld crm events (%ld duplicates) in %.2f s = "
-                    "%.0f events/s\n",
-            n_ma, n_crm, n_dup, secs, (double)(n_ma + n_crm) / (secs > 0 ? secs : 1));
+    if (d.failed || d.outstanding)
+        fprintf(stderr, "gen: %zu of the %ld events sent were acknowledged\n", d.delivered,
+                n_ma + n_crm);
+    else
+        fprintf(stderr,
+                "gen: produced %ld marketing + %ld crm events (%ld duplicates) in %.2f s = "
+                "%.0f events/s\n",
+                n_ma, n_crm, n_dup, secs, (double)(n_ma + n_crm) / (secs > 0 ? secs : 1));
     rd_kafka_destroy(p);
     ds_buf_free(&b);
     ds_codec_destroy(codec);

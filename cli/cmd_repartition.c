@@ -534,7 +534,7 @@ int ds_cmd_repartition(int argc, char **argv) {
     cn.nx = nx;
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
+    while ((ch = ds_cmd_getopt(argc, argv, "hX:", opts, "repartition")) != -1) {
         switch (ch) {
         case 'f':
             from = optarg;
@@ -562,6 +562,8 @@ int ds_cmd_repartition(int argc, char **argv) {
                 return 2;
         }
     }
+    if (ds_cmd_no_more_args(argc, argv, optind, "repartition"))
+        return 2;
     const char *brokers = cn.brokers, *schemas = cn.schemas, *registry = cn.registry_url;
     nx = cn.nx;
     if (!from || !to || !strcmp(from, to) || max_wait < 0 || ds_log_level_parse(level) < 0) {

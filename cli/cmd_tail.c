@@ -1,8 +1,15 @@
 /*
  * cmd_tail.c — `dealsignal tail scores|alerts|dlq`: records in human form
  * (or JSON lines with --json), from the end (default) or the beginning.
+ *
+ * --timeout-ms counts from the moment the consumer has joined its group and
+ * holds its assignment (joining takes seconds on a small broker), so a
+ * timeout shorter than the join still reads what the topics hold.  Waiting
+ * for that assignment is bounded by ASSIGN_WAIT_MS: a broker that never
+ * answers ends the command with status 1.
  */
 #include <getopt.h>
+#include <jansson.h>
 #include <librdkafka/rdkafka.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,10 +24,35 @@
 #include "ds_registry.h"
 #include "worker.h"
 
+/* how long --timeout-ms waits for the group's first assignment */
+#define ASSIGN_WAIT_MS 30000
+
 static volatile sig_atomic_t g_stop;
 static void on_sig(int s) {
     (void)s;
     g_stop = 1;
+}
+
+/* Set by the rebalance callback, which runs inside rd_kafka_consumer_poll
+ * on this thread: the group has given this consumer its (maybe empty)
+ * assignment. */
+static bool g_assigned;
+
+static void on_rebalance(rd_kafka_t *k, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    (void)opaque;
+    bool coop = !strcmp(rd_kafka_rebalance_protocol(k), "COOPERATIVE");
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (coop)
+            rd_kafka_error_destroy(rd_kafka_incremental_assign(k, parts));
+        else
+            rd_kafka_assign(k, parts);
+        g_assigned = true;
+    } else if (coop) {
+        rd_kafka_error_destroy(rd_kafka_incremental_unassign(k, parts));
+    } else {
+        rd_kafka_assign(k, NULL);
+    }
 }
 
 static void usage(FILE *o) {
@@ -32,8 +64,10 @@ static void usage(FILE *o) {
                "                       [-X key=value]\n\n"
                "Prints LeadScore/AccountScore (scores), DealAlert (alerts) or DLQ records (dlq:\n"
                "the --topic-marketing and --topic-crm topics + \".dlq\")\n"
-               "one per line as they arrive; stops after --max records, after --timeout-ms\n"
-               "without a record, or on Ctrl-C.  Writer schemas come from --schemas DIR, or with\n"
+               "one per line as they arrive; stops after --max records, after --timeout-ms T\n"
+               "without a record, or on Ctrl-C.  T counts from the moment the consumer has its\n"
+               "partitions; with --timeout-ms, no assignment within 30 s (no broker answering)\n"
+               "exits with status 1.  Writer schemas come from --schemas DIR, or with\n"
                "--schema-registry URL from that registry, by the id each record carries.\n");
 }
 
@@ -166,6 +200,62 @@ static void show_alert(const ds_deal_alert_t *a, bool json) {
            a->owner_id ? a->owner_id : "-", when, a->message);
 }
 
+/* A JSON string of the n bytes at p, or null when they are not UTF-8 (a
+ * DLQ record keeps the original key, which may be any bytes). */
+static json_t *jbytes(const void *p, size_t n) {
+    json_t *s = p ? json_stringn((const char *)p, n) : NULL;
+    return s ? s : json_null();
+}
+
+/* One DLQ record: its coordinates, the headers the DLQ writer adds (the
+ * reason code, the detail, where the record came from) and the size of the
+ * original value, which stays as it was (not printed). */
+static void show_dlq(const rd_kafka_message_t *m, const char *topic, bool json) {
+    static const char *const names[][2] = {{"dealsignal.error", "code"},
+                                           {"dealsignal.detail", "detail"},
+                                           {"dealsignal.source.topic", "source_topic"},
+                                           {"dealsignal.source.partition", "source_partition"},
+                                           {"dealsignal.source.offset", "source_offset"}};
+    enum { CODE, DETAIL, SRC_TOPIC, SRC_PART, SRC_OFF, NH };
+    const void *hv[NH] = {0};
+    size_t hl[NH] = {0};
+    rd_kafka_headers_t *h = NULL;
+    if (!rd_kafka_message_headers(m, &h))
+        for (int i = 0; i < NH; i++)
+            if (rd_kafka_header_get_last(h, names[i][0], &hv[i], &hl[i]))
+                hv[i] = NULL;
+    if (!json) {
+        printf("DLQ     %s[%d]@%lld %.*s: %.*s (%zu bytes)\n", topic, (int)m->partition,
+               (long long)m->offset, hv[CODE] ? (int)hl[CODE] : 1,
+               hv[CODE] ? (const char *)hv[CODE] : "?", hv[DETAIL] ? (int)hl[DETAIL] : 0,
+               hv[DETAIL] ? (const char *)hv[DETAIL] : "", m->len);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "type", json_string("DLQ"));
+    json_object_set_new(o, "topic", json_string(topic));
+    json_object_set_new(o, "partition", json_integer(m->partition));
+    json_object_set_new(o, "offset", json_integer(m->offset));
+    json_object_set_new(o, "key", jbytes(m->key, m->key_len));
+    for (int i = 0; i < NH; i++) {
+        json_t *v = NULL;
+        if (hv[i] && (i == SRC_PART || i == SRC_OFF)) {
+            char num[32], *end;
+            snprintf(num, sizeof(num), "%.*s", (int)hl[i], (const char *)hv[i]);
+            long long x = strtoll(num, &end, 10);
+            if (end != num && !*end)
+                v = json_integer(x);
+        }
+        json_object_set_new(o, names[i][1], v ? v : jbytes(hv[i], hl[i]));
+    }
+    json_object_set_new(o, "value_size", json_integer((json_int_t)m->len));
+    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (line)
+        puts(line);
+    free(line);
+    json_decref(o);
+}
+
 int ds_cmd_tail(int argc, char **argv) {
     const char *t_ls = "lead.scores", *t_as = "account.scores", *t_al = "deal.alerts";
     const char *t_ma = "ma.events", *t_crm = "crm.events";
@@ -188,7 +278,7 @@ int ds_cmd_tail(int argc, char **argv) {
         {0, 0, 0, 0}};
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "hX:", opts, NULL)) != -1) {
+    while ((ch = ds_cmd_getopt(argc, argv, "hX:", opts, "tail")) != -1) {
         switch (ch) {
         case 'f': beginning = 1; break;
         case 'm': max = strtol(optarg, NULL, 10); break;
@@ -211,10 +301,13 @@ int ds_cmd_tail(int argc, char **argv) {
     }
     const char *brokers = cn.brokers, *schemas = cn.schemas, *registry_url = cn.registry_url;
     if (optind >= argc) {
+        fprintf(stderr, "tail: which records? scores, alerts or dlq\n");
         usage(stderr);
         return 2;
     }
     const char *what = argv[optind];
+    if (ds_cmd_no_more_args(argc, argv, optind + 1, "tail"))
+        return 2;
     const char *topics[2];
     char dlq[2][300];
     int nt;
@@ -232,6 +325,7 @@ int ds_cmd_tail(int argc, char **argv) {
         topics[1] = dlq[1];
         nt = 2;
     } else {
+        fprintf(stderr, "tail: unknown records \"%s\": scores, alerts or dlq\n", what);
         usage(stderr);
         return 2;
     }
@@ -257,6 +351,7 @@ int ds_cmd_tail(int argc, char **argv) {
                            {"auto.offset.reset", beginning ? "earliest" : "latest"},
                            {"enable.auto.commit", "false"},
                            {"log_level", "3"}};
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_t *k = NULL;
     if (!ds_kafka_conf_apply(conf, brokers, defs, 4, err, sizeof(err)) &&
         !ds_kafka_conf_apply(conf, NULL, cn.x, cn.nx, err, sizeof(err)))
@@ -279,12 +374,27 @@ int ds_cmd_tail(int argc, char **argv) {
     ds_arena_t arena;
     ds_arena_init(&arena, 0);
     long seen = 0;
-    int64_t last = ds_clock_mono_ms();
+    int rc = 0;
+    bool counting = false; /* last is the time of the assignment or a record */
+    int64_t started = ds_clock_mono_ms(), last = started;
     while (!g_stop && (max < 0 || seen < max)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(k, 100);
+        if (g_assigned && !counting) {
+            counting = true;
+            last = ds_clock_mono_ms();
+        }
         if (!m) {
-            if (timeout >= 0 && ds_clock_mono_ms() - last > timeout)
+            int64_t now = ds_clock_mono_ms();
+            if (timeout >= 0 && counting && now - last > timeout)
                 break;
+            if (timeout >= 0 && !counting && now - started > ASSIGN_WAIT_MS) {
+                fprintf(stderr,
+                        "tail: no partitions assigned within %d s: is a broker listening at "
+                        "%s?\n",
+                        ASSIGN_WAIT_MS / 1000, brokers);
+                rc = 1;
+                break;
+            }
             continue;
         }
         if (m->err) {
@@ -297,18 +407,7 @@ int ds_cmd_tail(int argc, char **argv) {
         char detail[256];
         const char *topic = rd_kafka_topic_name(m->rkt);
         if (!strcmp(what, "dlq")) {
-            rd_kafka_headers_t *h = NULL;
-            const void *v;
-            size_t vl;
-            char code[64] = "?", det[512] = "";
-            if (!rd_kafka_message_headers(m, &h)) {
-                if (!rd_kafka_header_get_last(h, "dealsignal.error", &v, &vl))
-                    snprintf(code, sizeof(code), "%.*s", (int)vl, (const char *)v);
-                if (!rd_kafka_header_get_last(h, "dealsignal.detail", &v, &vl))
-                    snprintf(det, sizeof(det), "%.*s", (int)vl, (const char *)v);
-            }
-            printf("DLQ     %s[%d]@%lld %s: %s (%zu bytes)\n", topic, (int)m->partition,
-                   (long long)m->offset, code, det, m->len);
+            show_dlq(m, topic, json);
         } else if (!strcmp(topic, t_ls)) {
             ds_lead_score_t s;
             if (!ds_codec_decode_lead_score(codec, m->payload, m->len, &arena, &s, detail,
@@ -338,5 +437,5 @@ int ds_cmd_tail(int argc, char **argv) {
     ds_arena_free(&arena);
     ds_codec_destroy(codec);
     ds_registry_destroy(reg);
-    return 0;
+    return rc;
 }

@@ -112,7 +112,10 @@ static void reload(app_t *a) {
     }
     for (size_t i = 0; i < a->nruns; i++)
         ds_worker_set_rules(a->runs[i].worker, r);
-    DS_INFO("main", "rules reloaded from %s", a->cfg->rules_path ? a->cfg->rules_path : "defaults");
+    if (a->cfg->rules_path && a->cfg->rules_path[0])
+        DS_INFO("main", "rules reloaded from %s", a->cfg->rules_path);
+    else
+        DS_INFO("main", "rules reloaded: the built-in defaults");
 }
 
 static int run_workers(int argc, char **argv, int which) {

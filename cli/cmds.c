@@ -2,10 +2,12 @@
  * cmds.c — what the subcommands share: the connection options (brokers,
  * schemas, -X key=value) and catching the stop signals.  Each command
  * keeps its own stop flag and handler (one command runs per process);
- * only the installation is here.
+ * only the installation is here.  Option parsing goes through
+ * ds_cmd_getopt, so that an option's value is never the next flag.
  */
 #include "cmds.h"
 
+#include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,27 @@ bool ds_cmd_x_pair(char *arg, ds_kv_pair_t *pairs, size_t *n, size_t max) {
     pairs[*n].key = arg;
     pairs[(*n)++].value = eq + 1;
     return true;
+}
+
+int ds_cmd_getopt(int argc, char **argv, const char *shortopts, const struct option *opts,
+                  const char *cmd) {
+    int li = -1;
+    int ch = getopt_long(argc, argv, shortopts, opts, &li);
+    if (ch == -1 || ch == '?' || ch == ':' || !optarg || strncmp(optarg, "--", 2))
+        return ch;
+    if (li >= 0)
+        fprintf(stderr, "%s: --%s needs a value, not the option \"%s\"\n", cmd, opts[li].name,
+                optarg);
+    else
+        fprintf(stderr, "%s: -%c needs a value, not the option \"%s\"\n", cmd, ch, optarg);
+    return DS_CMD_OPT_BAD_VALUE;
+}
+
+int ds_cmd_no_more_args(int argc, char **argv, int first, const char *cmd) {
+    if (first >= argc)
+        return 0;
+    fprintf(stderr, "%s: unexpected argument \"%s\"\n", cmd, argv[first]);
+    return 2;
 }
 
 void ds_cmd_conn_init(ds_cmd_conn_t *c, ds_kv_pair_t *x, size_t max_x) {
@@ -47,6 +70,8 @@ int ds_cmd_conn_opt(ds_cmd_conn_t *c, int ch, char *arg, const char *x_error,
             return 0;
         if (x_error)
             fprintf(stderr, "%s\n", x_error);
+        return 2;
+    case DS_CMD_OPT_BAD_VALUE:
         return 2;
     default:
         usage(stderr);

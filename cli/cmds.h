@@ -36,13 +36,28 @@ typedef struct ds_cmd_conn {
     size_t nx, max_x;
 } ds_cmd_conn_t;
 
+/* What ds_cmd_getopt returns for an option whose value is a flag. */
+#define DS_CMD_OPT_BAD_VALUE 0x10000
+
+struct option;
+/** getopt_long(argc, argv, shortopts, opts, NULL), refusing a value that
+ *  starts with "--" ("--brokers --scenario crm" is a missing value, not the
+ *  broker list "--scenario"): then says so on stderr, naming the option,
+ *  after "cmd: ", and returns DS_CMD_OPT_BAD_VALUE (ds_cmd_conn_opt turns
+ *  it into status 2 without printing more). */
+int ds_cmd_getopt(int argc, char **argv, const char *shortopts, const struct option *opts,
+                  const char *cmd);
+/** 0 when argv[first..argc) is empty; else says on stderr, after "cmd: ",
+ *  which argument is left over and returns 2. */
+int ds_cmd_no_more_args(int argc, char **argv, int first, const char *cmd);
+
 /** The defaults above, with the -X pairs going to x (max_x of them). */
 void ds_cmd_conn_init(ds_cmd_conn_t *c, ds_kv_pair_t *x, size_t max_x);
 /** Takes getopt's answer ch (its argument arg) when it is one of the
  *  shared options and returns 0.  Otherwise returns 2, the exit status of
  *  a usage error, after saying why on stderr: x_error (when not NULL) for
  *  a -X argument without '=' or beyond max_x, usage(stderr) for an option
- *  the command does not know. */
+ *  the command does not know; nothing for DS_CMD_OPT_BAD_VALUE (said). */
 int ds_cmd_conn_opt(ds_cmd_conn_t *c, int ch, char *arg, const char *x_error,
                     void (*usage)(FILE *));
 

@@ -293,6 +293,20 @@ static void test_one_sided_fires(void **state) {
     ds_deal_destroy(d);
 }
 
+/* One seller action and one quiet day read in the singular. */
+static void test_text_singular(void **state) {
+    fx_t *f = *state;
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    assert_int_equal(seller(f, d, "s1", T0 + 1 * HOUR), DS_ERR_OK);
+    evaluate(f, d, T0 + 11 * DAY);
+    assert_int_equal(f->n, 1);
+    assert_rec(&f->recs[0], DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN, 1);
+    assert_mentions(&f->recs[0], ": 1 seller action and 11 days without");
+    ds_deal_destroy(d);
+}
+
 static void test_unverified_stage_fires(void **state) {
     fx_t *f = *state;
     ds_deal_t *d = ds_deal_new(DEAL);
@@ -1484,6 +1498,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         T(test_no_buyer_signal_fires),
         T(test_one_sided_fires),
+        T(test_text_singular),
         T(test_unverified_stage_fires),
         T(test_no_mobilizer_fires),
         T(test_quiet_boundary),

@@ -372,6 +372,7 @@ static void emit(ds_deal_t *d, const ds_watch_ctx_t *c, int kind, int state, int
     ds_fmt_i64(ep, a->episode);
     ds_fmt_i64(lv, a->level);
     ds_fmt_i64(un, d->unanswered);
+    const char *actions = d->unanswered == 1 ? " seller action" : " seller actions";
     ds_fmt_join(id, sizeof(id), d->id, ":", ds_alert_kind_name(kind), ":", ep, ":",
                 ds_alert_state_name(state), ":", lv, NULL);
     size_t o = 0;
@@ -380,6 +381,7 @@ static void emit(ds_deal_t *d, const ds_watch_ctx_t *c, int kind, int state, int
         o += ds_fmt_join(miss + o, sizeof(miss) - o, i ? ", " : "", missing[i], NULL);
     double quiet = (double)(c->now - quiet_start(d)) / DS_DAY_MS;
     fmt_days(days, quiet);
+    bool one_day = !strcmp(days, "1");
     char where[900];
     if (verified != DS_NONE)
         ds_fmt_join(where, sizeof(where), "buyer is verifiably in ",
@@ -404,15 +406,17 @@ static void emit(ds_deal_t *d, const ds_watch_ctx_t *c, int kind, int state, int
         switch (kind) {
         case DS_AK_NO_BUYER_SIGNAL:
             ds_fmt_join(msg, sizeof(msg), "Deal ", d->id, " (account ", acct, ") stalled", rem,
-                        ": ", un, " seller actions and ", days,
-                        " days without a buyer signal; ", where, ". Stop and reassess.", NULL);
+                        ": ", un, actions, " and ", days,
+                        one_day ? " day without a buyer signal; "
+                                : " days without a buyer signal; ",
+                        where, ". Stop and reassess.", NULL);
             break;
         case DS_AK_ONE_SIDED:
-            ds_fmt_join(msg, sizeof(msg), "Deal ", d->id, " (account ", acct, ") is one-sided",
-                        rem, ": ", un,
-                        " seller actions in a row without a buyer response (", days,
-                        " days since the last buyer signal); ", where,
-                        ". Stop chasing and get a commitment from the buyer.", NULL);
+            ds_fmt_join(msg, sizeof(msg), "Deal ", d->id, " (account ", acct, ") is one-sided", rem,
+                        ": ", un, actions, " in a row without a buyer response (", days,
+                        one_day ? " day since the last buyer signal); "
+                                : " days since the last buyer signal); ",
+                        where, ". Stop chasing and get a commitment from the buyer.", NULL);
             break;
         case DS_AK_UNVERIFIED_STAGE:
             ds_fmt_join(msg, sizeof(msg), "Deal ", d->id, " (account ", acct,

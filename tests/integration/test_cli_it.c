@@ -1,0 +1,179 @@
+/*
+ * test_cli_it.c — the command line of `dealsignal tail` and `gen` through
+ * the binary, against the embedded broker (no Redis):
+ *
+ *  - `tail dlq --from-beginning --timeout-ms 1000` prints the records the
+ *    topic holds although joining the group takes longer than that (~3 s
+ *    on the embedded broker: the timeout counts from the assignment);
+ *  - `tail dlq --json` prints one JSON object per record with the DLQ
+ *    headers;
+ *  - an option whose value is the next flag, and a leftover argument, are
+ *    refused with status 2 and one line naming them.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <jansson.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ds_clock.h"
+#include "harness.h"
+
+static ds_h_env_t env;
+static char out[256], errf[256];
+
+/* Run $DS_BIN args to completion (60 s at most), stdout to `out` and stderr
+ * to `errf`; returns the exit status. */
+static int run(const char *const *args) {
+    pid_t p = fork();
+    assert_true(p >= 0);
+    if (p == 0) {
+        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fe = open(errf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fo < 0 || fe < 0)
+            _exit(126);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        const char *argv[64];
+        int n = 0;
+        argv[n++] = getenv("DS_BIN");
+        for (int i = 0; args[i] && n < 63; i++)
+            argv[n++] = args[i];
+        argv[n] = NULL;
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int st = 0;
+    for (int i = 0; i < 600; i++) {
+        if (waitpid(p, &st, WNOHANG) == p)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        ds_clock_sleep_ms(100);
+    }
+    kill(p, SIGKILL);
+    waitpid(p, &st, 0);
+    fail_msg("%s %s did not finish within 60 s", getenv("DS_BIN"), args[0]);
+    return -1;
+}
+
+/* The whole of file path (at most size-1 bytes). */
+static char *slurp(const char *path, char *buf, size_t size) {
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, size - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static int group_setup(void **state) {
+    (void)state;
+    ds_h_start(&env, 1, false);
+    snprintf(out, sizeof(out), "%s/cli.out", env.tmpdir);
+    snprintf(errf, sizeof(errf), "%s/cli.err", env.tmpdir);
+    /* two DLQ records as the DLQ writer makes them */
+    rd_kafka_t *p = ds_h_producer(&env);
+    for (int i = 0; i < 2; i++) {
+        char off[16];
+        snprintf(off, sizeof(off), "%d", 40 + i);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+        rd_kafka_header_add(h, "dealsignal.error", -1, "bad_magic", -1);
+        rd_kafka_header_add(h, "dealsignal.detail", -1, "first byte 0x7b, not 0", -1);
+        rd_kafka_header_add(h, "dealsignal.source.topic", -1, "ma.events", -1);
+        rd_kafka_header_add(h, "dealsignal.source.partition", -1, "0", -1);
+        rd_kafka_header_add(h, "dealsignal.source.offset", -1, off, -1);
+        assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC("ma.events.dlq"),
+                                           RD_KAFKA_V_KEY("A-1", 3),
+                                           RD_KAFKA_V_VALUE((void *)"{\"x\":1}", 7),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END),
+                         0);
+    }
+    ds_h_flush(p);
+    rd_kafka_destroy(p);
+    return 0;
+}
+
+static int group_teardown(void **state) {
+    (void)state;
+    ds_h_cleanup();
+    return 0;
+}
+
+/* A timeout shorter than the group join still reads what the topic holds;
+ * every record is one JSON object with the DLQ headers. */
+static void test_tail_dlq_json(void **state) {
+    (void)state;
+    const char *args[] = {"tail",         "dlq",  "--brokers", env.brokers, "--from-beginning",
+                          "--timeout-ms", "1000", "--json",    NULL};
+    assert_int_equal(run(args), 0);
+    char buf[8192];
+    slurp(out, buf, sizeof(buf));
+    fprintf(stderr, "%s", buf);
+    int n = 0;
+    for (char *line = buf, *nl; *line; line = nl + 1, n++) {
+        nl = strchr(line, '\n');
+        assert_non_null(nl);
+        *nl = '\0';
+        json_error_t je;
+        json_t *o = json_loads(line, 0, &je);
+        if (!o)
+            fail_msg("not JSON (%s): %s", je.text, line);
+        assert_string_equal(json_string_value(json_object_get(o, "topic")), "ma.events.dlq");
+        assert_int_equal(json_integer_value(json_object_get(o, "partition")), 0);
+        assert_int_equal(json_integer_value(json_object_get(o, "offset")), n);
+        assert_string_equal(json_string_value(json_object_get(o, "key")), "A-1");
+        assert_string_equal(json_string_value(json_object_get(o, "code")), "bad_magic");
+        assert_string_equal(json_string_value(json_object_get(o, "detail")),
+                            "first byte 0x7b, not 0");
+        assert_string_equal(json_string_value(json_object_get(o, "source_topic")), "ma.events");
+        assert_int_equal(json_integer_value(json_object_get(o, "source_partition")), 0);
+        assert_int_equal(json_integer_value(json_object_get(o, "source_offset")), 40 + n);
+        assert_int_equal(json_integer_value(json_object_get(o, "value_size")), 7);
+        json_decref(o);
+    }
+    assert_int_equal(n, 2);
+}
+
+/* status 2 and one line on stderr naming `names` */
+static void expect_refused(const char *const *args, const char *names) {
+    assert_int_equal(run(args), 2);
+    char buf[4096];
+    slurp(errf, buf, sizeof(buf));
+    fprintf(stderr, "  %s", buf);
+    char *nl = strchr(buf, '\n');
+    assert_non_null(nl);
+    assert_string_equal(nl + 1, "");
+    assert_non_null(strstr(buf, names));
+}
+
+static void test_bad_arguments(void **state) {
+    (void)state;
+    const char *gen_flag[] = {"gen",       "--count",    "1",   "--print",
+                              "--brokers", "--scenario", "crm", NULL};
+    expect_refused(gen_flag, "\"--scenario\"");
+    const char *gen_extra[] = {"gen", "--count", "1", "--print", "crm", NULL};
+    expect_refused(gen_extra, "\"crm\"");
+    const char *tail_extra[] = {"tail", "scores", "extra", "--brokers", env.brokers, NULL};
+    expect_refused(tail_extra, "\"extra\"");
+    const char *tail_bogus[] = {"tail", "bogus", "--brokers", env.brokers, NULL};
+    assert_int_equal(run(tail_bogus), 2);
+    char buf[4096];
+    assert_non_null(strstr(slurp(errf, buf, sizeof(buf)), "bogus"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tail_dlq_json),
+        cmocka_unit_test(test_bad_arguments),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
