@@ -209,8 +209,14 @@ static void test_metrics_pass_promtool(void **state) {
     fputs(body, f);
     fclose(f);
     /* the process's heap, sampled once a second: a worker holds more than
-     * a MiB live (librdkafka's buffers alone), and the gauge has no label */
+     * a MiB live (librdkafka's buffers alone), and the gauge has no label
+     * (under AddressSanitizer, whose allocator glibc's statistics do not
+     * see, only that it is there) */
+#ifdef __SANITIZE_ADDRESS__
+    assert_true(sample(body, "dealsignal_heap_in_use_bytes") >= 0);
+#else
     assert_true(sample(body, "dealsignal_heap_in_use_bytes") > 1 << 20);
+#endif
     assert_true(sample(body, "dealsignal_heap_free_bytes") >= 0);
     /* the families docs/OPERATIONS.md lists are there */
     assert_non_null(strstr(body, "dealsignal_consumer_lag{"));
