@@ -205,6 +205,37 @@ int ds_h_teardown(rd_kafka_t *producer, pid_t worker) {
     return rc == 0 ? 0 : -1;
 }
 
+int ds_h_run_to(const char *out, const char *err, bool err_append, const char *const *args) {
+    pid_t p = fork();
+    assert_true(p >= 0);
+    if (p == 0) {
+        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int fe = open(err, O_WRONLY | O_CREAT | (err_append ? O_APPEND : O_TRUNC), 0644);
+        if (fo < 0 || fe < 0)
+            _exit(126);
+        dup2(fo, 1);
+        dup2(fe, 2);
+        const char *argv[64];
+        int n = 0;
+        argv[n++] = getenv("DS_BIN");
+        for (int i = 0; args[i] && n < 63; i++)
+            argv[n++] = args[i];
+        argv[n] = NULL;
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int st = 0;
+    for (int i = 0; i < 600; i++) {
+        if (waitpid(p, &st, WNOHANG) == p)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        ds_clock_sleep_ms(100);
+    }
+    kill(p, SIGKILL);
+    waitpid(p, &st, 0);
+    fail_msg("%s %s did not finish within 60 s", getenv("DS_BIN"), args[0]);
+    return -1;
+}
+
 int ds_h_stop(pid_t pid, int sig, int timeout_ms) {
     if (pid <= 0)
         return -1;

@@ -58,6 +58,11 @@ int ds_h_teardown(rd_kafka_t *producer, pid_t worker);
 /** Spawn $DS_BIN with args (NULL-terminated); stdout/stderr go to
  *  `logfile` (appended) when not NULL. */
 pid_t ds_h_spawn(const char *logfile, const char *const *args);
+/** Run $DS_BIN args (NULL-terminated) to completion, 60 s at most (else
+ *  the case fails): stdout to `out` (truncated), stderr to `err`
+ *  (appended when err_append, else truncated).  Returns the exit status
+ *  (-1: killed by a signal). */
+int ds_h_run_to(const char *out, const char *err, bool err_append, const char *const *args);
 /** SIGTERM (or sig) then wait up to timeout_ms; returns the exit status,
  *  -1 on timeout (the process is then killed with SIGKILL). */
 int ds_h_stop(pid_t pid, int sig, int timeout_ms);

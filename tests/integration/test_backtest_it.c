@@ -40,37 +40,9 @@ static void write_file(const char *path, const char *text) {
     fclose(f);
 }
 
-/* Run $DS_BIN args to completion (60 s at most): stdout to `out`, stderr
- * to the log.  Returns the exit status. */
+/* Run $DS_BIN args to completion: stdout to `out`, stderr to the log. */
 static int run_to(const char *out, const char *const *args) {
-    pid_t p = fork();
-    assert_true(p >= 0);
-    if (p == 0) {
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(logfile, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fo < 0 || fe < 0)
-            _exit(126);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        const char *argv[64];
-        int n = 0;
-        argv[n++] = getenv("DS_BIN");
-        for (int i = 0; args[i] && n < 63; i++)
-            argv[n++] = args[i];
-        argv[n] = NULL;
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int st = 0;
-    for (int i = 0; i < 600; i++) {
-        if (waitpid(p, &st, WNOHANG) == p)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        ds_clock_sleep_ms(100);
-    }
-    kill(p, SIGKILL);
-    waitpid(p, &st, 0);
-    fail_msg("%s %s did not finish within 60 s", getenv("DS_BIN"), args[0]);
-    return -1;
+    return ds_h_run_to(out, logfile, true, args);
 }
 
 /* True when group has no committed offset on any partition of topic. */

@@ -31,37 +31,9 @@
 static ds_h_env_t env;
 static char out[256], errf[256];
 
-/* Run $DS_BIN args to completion (60 s at most), stdout to `out` and stderr
- * to `errf`; returns the exit status. */
+/* Run $DS_BIN args to completion: stdout to `out`, stderr to `errf`. */
 static int run(const char *const *args) {
-    pid_t p = fork();
-    assert_true(p >= 0);
-    if (p == 0) {
-        int fo = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int fe = open(errf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fo < 0 || fe < 0)
-            _exit(126);
-        dup2(fo, 1);
-        dup2(fe, 2);
-        const char *argv[64];
-        int n = 0;
-        argv[n++] = getenv("DS_BIN");
-        for (int i = 0; args[i] && n < 63; i++)
-            argv[n++] = args[i];
-        argv[n] = NULL;
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int st = 0;
-    for (int i = 0; i < 600; i++) {
-        if (waitpid(p, &st, WNOHANG) == p)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        ds_clock_sleep_ms(100);
-    }
-    kill(p, SIGKILL);
-    waitpid(p, &st, 0);
-    fail_msg("%s %s did not finish within 60 s", getenv("DS_BIN"), args[0]);
-    return -1;
+    return ds_h_run_to(out, errf, false, args);
 }
 
 /* The whole of file path (at most size-1 bytes). */
