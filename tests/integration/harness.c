@@ -1217,6 +1217,52 @@ int ds_h_log_count(const char *path, const char *needle) {
     return n;
 }
 
+void ds_h_show_log(const char *path, int lines) {
+    char cmd[600];
+    fprintf(stderr, "---- last %d lines of %s\n", lines, path);
+    snprintf(cmd, sizeof(cmd), "tail -n %d '%s' >&2", lines, path);
+    if (system(cmd) != 0)
+        fprintf(stderr, "(cannot show %s)\n", path);
+    fprintf(stderr, "----\n");
+}
+
+void ds_h_show_group(const ds_h_env_t *env, const char *group, const char *topic) {
+    rd_kafka_conf_t *c = rd_kafka_conf_new();
+    char err[256];
+    rd_kafka_conf_set(c, "bootstrap.servers", env->brokers, err, sizeof(err));
+    rd_kafka_conf_set(c, "group.id", group, err, sizeof(err));
+    rd_kafka_conf_set(c, "log_level", "3", err, sizeof(err));
+    rd_kafka_t *k = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err));
+    if (!k) {
+        fprintf(stderr, "  group %s: %s\n", group, err);
+        return;
+    }
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(k, topic, NULL);
+    if (!rd_kafka_metadata(k, 0, t, &md, 5000) && md->topic_cnt == 1) {
+        int np = md->topics[0].partition_cnt;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
+        for (int i = 0; i < np; i++)
+            rd_kafka_topic_partition_list_add(l, topic, md->topics[0].partitions[i].id);
+        rd_kafka_resp_err_t e = rd_kafka_committed(k, l, 5000);
+        for (int i = 0; i < l->cnt; i++) {
+            int64_t lo = -1, hi = -1;
+            rd_kafka_query_watermark_offsets(k, topic, l->elems[i].partition, &lo, &hi, 5000);
+            fprintf(stderr, "  group %s, %s [%d]: committed %lld (%s), high watermark %lld\n",
+                    group, topic, (int)l->elems[i].partition, (long long)l->elems[i].offset,
+                    e ? rd_kafka_err2str(e) : rd_kafka_err2str(l->elems[i].err),
+                    (long long)hi);
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+    } else {
+        fprintf(stderr, "  group %s: no metadata for %s\n", group, topic);
+    }
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    rd_kafka_destroy(k);
+}
+
 bool ds_h_same_state(const ds_h_env_t *env, const char *name_a, const char *prefix_a,
                      const char *name_b, const char *prefix_b, const char *skip_field,
                      size_t min_keys) {

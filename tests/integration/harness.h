@@ -194,6 +194,12 @@ bool ds_h_same_outputs(const ds_h_env_t *env, const char *name_a, const char *co
                        const char *name_b, const char *const *topics_b, int ntopics);
 /** Lines of the file at path that contain needle (0 when unreadable). */
 int ds_h_log_count(const char *path, const char *needle);
+/** Prints the last `lines` lines of the file at path on stderr, under a
+ *  header naming it: what a worker said before a case failed. */
+void ds_h_show_log(const char *path, int lines);
+/** Prints, for each partition of topic, the group's committed offset and
+ *  the high watermark: where a group that did not finish stopped. */
+void ds_h_show_group(const ds_h_env_t *env, const char *group, const char *topic);
 
 /* ---- threads a case starts ----------------------------------------------------- */
 

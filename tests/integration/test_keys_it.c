@@ -204,8 +204,15 @@ static double dlq_metric(run_t *r, int nworkers, const char *reason) {
 
 static void finish(run_t *r, int nworkers) {
     bool done = ds_h_wait_group(&env, r->n.group, r->topic, 90000);
-    if (!done)
+    if (!done) {
         fprintf(stderr, "  %s: group did not finish\n", r->n.name);
+        ds_h_show_group(&env, r->n.group, r->topic);
+        for (int i = 0; i < nworkers; i++) {
+            char log[256];
+            snprintf(log, sizeof(log), "%s/%s-%d.log", env.tmpdir, r->n.name, i);
+            ds_h_show_log(log, 40);
+        }
+    }
     for (int i = 0; i < nworkers; i++)
         assert_int_equal(ds_h_stop(r->pid[i], SIGTERM, 15000), 0);
     assert_true(done);

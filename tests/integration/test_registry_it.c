@@ -230,12 +230,8 @@ static void test_outputs_carry_registry_ids(void **state) {
     assert_true(ds_h_wait_group(&env, "it-reg", t[0], 30000));
     assert_true(ds_h_wait_group(&env, "it-reg", t[1], 30000));
     int rc = ds_h_stop(w, SIGTERM, 15000);
-    if (rc != 0) { /* what the worker said last (a sanitizer's report, say) */
-        char cmd[400];
-        snprintf(cmd, sizeof(cmd), "tail -n 60 '%s' >&2", log);
-        if (system(cmd) != 0)
-            fprintf(stderr, "(cannot show %s)\n", log);
-    }
+    if (rc != 0) /* what the worker said last (a sanitizer's report, say) */
+        ds_h_show_log(log, 60);
     assert_int_equal(rc, 0);
 
     /* the subjects follow the renamed topics; nothing under the defaults */
