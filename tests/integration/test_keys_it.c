@@ -17,6 +17,10 @@
  *     checkpoint names are applied, the others reach the DLQ
  *     (wrong_partition), and the state equals the reference run over the
  *     records that were applied;
+ *   - an account's records on a partition the other worker owns, twice,
+ *     its owner adding content in between: both reach the DLQ and the
+ *     group finishes (the other worker must not read the account's leads
+ *     against what it loaded for the first record);
  *   - keyed by lead_id and copied by `dealsignal repartition`: the copy
  *     gives the same state and outputs as the stream keyed by unit id; a
  *     DLQ of wrong_key records fed back through it comes out keyed by unit.
@@ -399,6 +403,77 @@ static void test_lead_keyed_kill9(void **state) {
     input_free(&in);
 }
 
+/* ---- a unit bound elsewhere ------------------------------------------------------ */
+
+static void send_view(rd_kafka_t *p, const char *topic, int32_t part, const char *id, int64_t t,
+                      const char *lead, const char *content) {
+    ds_ma_event_t e;
+    memset(&e, 0, sizeof(e));
+    e.event_id = id;
+    e.occurred_at = t;
+    e.lead_id = lead;
+    e.account_id = "A-BOUND";
+    e.type = DS_MA_CONTENT_VIEWED;
+    e.content_id = content;
+    e.insight_id = "insight-b";
+    e.content_stage = DS_CS_CONFRONT;
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    assert_int_equal(ds_codec_encode_ma(ds_h_codec(), &e, &b), DS_ERR_OK);
+    ds_h_produce_to(p, topic, part, e.account_id, strlen(e.account_id), b.data, b.len);
+    ds_buf_free(&b);
+    ds_h_flush(p);
+}
+
+/* An account's records on a partition the other worker owns, twice, while
+ * its owner writes new content to it in between: both reach the DLQ
+ * (wrong_partition) and the group finishes.  The other worker loaded the
+ * account for the first one; for the second it must not read a lead
+ * against that old load (the lead names content added since: it would
+ * not decode, and the partition would stop on it). */
+static void test_bound_elsewhere(void **state) {
+    (void)state;
+    run_t r;
+    run_init(&r, "bound", "keys.bound");
+    start_pair(&r);
+    const char *acct = "A-BOUND";
+    int32_t home =
+        rd_kafka_msg_partitioner_consistent(NULL, acct, strlen(acct), NPARTS, NULL, NULL);
+    int32_t away = (home + 2) % NPARTS; /* range assignment: the other worker's half */
+    const int64_t t0 = 1700000000000LL;
+    rd_kafka_t *p = ds_h_producer(&env);
+    char key[160];
+
+    send_view(p, "keys.bound", home, "b-1", t0, "L-B1", "c-0");
+    snprintf(key, sizeof(key), "%s{acct:%s}:lead:L-B1", r.n.prefix, acct);
+    ds_h_expect_hget(&env, key, "events_applied", "1", 20000);
+    send_view(p, "keys.bound", away, "b-2", t0 + 1000, "L-B1", "c-0");
+    ds_h_record_t *recs;
+    char dlq[64];
+    snprintf(dlq, sizeof(dlq), "%s.dlq", "keys.bound");
+    size_t n = ds_h_consume(&env, dlq, 1, 20000, &recs);
+    assert_int_equal(n, 1);
+    ds_h_records_free(recs, n);
+
+    for (int i = 0; i < 8; i++) { /* new dictionary entries, on a new lead */
+        char id[16], content[16];
+        snprintf(id, sizeof(id), "b-%d", 10 + i);
+        snprintf(content, sizeof(content), "c-%d", 1 + i);
+        send_view(p, "keys.bound", home, id, t0 + 2000 + i, "L-B2", content);
+    }
+    snprintf(key, sizeof(key), "%s{acct:%s}:lead:L-B2", r.n.prefix, acct);
+    ds_h_expect_hget(&env, key, "events_applied", "8", 20000);
+    send_view(p, "keys.bound", away, "b-3", t0 + 3000, "L-B2", "c-5");
+    rd_kafka_destroy(p);
+
+    finish(&r, 2);
+    n = ds_h_consume(&env, dlq, SIZE_MAX, 20000, &recs);
+    assert_int_equal(n, 2);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(ds_h_header(&recs[i], "dealsignal.error"), "wrong_partition");
+    ds_h_records_free(recs, n);
+}
+
 /* ---- split partitions --------------------------------------------------------------- */
 
 typedef struct dlq_set {
@@ -558,7 +633,10 @@ int main(void) {
         cmocka_unit_test(test_lead_keyed_two_workers),
         cmocka_unit_test(test_lead_keyed_kill9),
         cmocka_unit_test(test_split_partitions),
+        cmocka_unit_test(test_bound_elsewhere),
         cmocka_unit_test(test_repartition_equals_unit_keying),
     };
+    if (getenv("DS_KEYS_ONLY")) /* one case, e.g. DS_KEYS_ONLY=test_bound_elsewhere */
+        cmocka_set_test_filter(getenv("DS_KEYS_ONLY"));
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -198,6 +198,14 @@ size_t ds_scorer_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
                 load_unit(s, e, parts[i]);
             continue;
         }
+        /* A unit bound to another partition is another worker's (or
+         * another partition's here): the event goes to the DLQ unapplied,
+         * so nothing more is loaded for it.  What this worker holds of
+         * such a unit stops at its first load while its owner goes on
+         * writing; a lead read now could name dictionary entries written
+         * since, and fail to decode against that old dictionary. */
+        if (e->ckpt_partition >= 0 && e->ckpt_partition != parts[i])
+            continue;
         if (e->listed) { /* the account's leads, listed last round */
             for (size_t k = 0; k < e->nlisted; k++) {
                 const char *a[] = {"HGET", rkey(s, e, ":lead:", e->listed[k]), "state"};
