@@ -39,6 +39,11 @@
  * N % number of configurations, see CONFS); DS_PROP_EXTRA=K runs K more
  * seeds after the fixed ones; DS_PROP_EVENTS=N overrides the events per
  * seed.  A failure names the seed, the event's index and the event.
+ *
+ * Golden record: DS_PROP_RECORD=path writes, for the fixed seeds, a digest
+ * chain of the oracle's outputs (see "the golden record" below) to path;
+ * the oracle's run is checked against tests/fixtures/score_prop.golden
+ * (DS_PROP_GOLDEN=path reads another).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -47,6 +52,7 @@
 /* cmocka.h needs the four above first */
 #include <cmocka.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -816,12 +822,108 @@ static bool arec_diff(const arec_t *x, const arec_t *y, int64_t old_as_of, size_
 #undef DI_
 }
 
+/* ---- digests --------------------------------------------------------------------------- */
+
+/* What the test compares is folded into 64-bit FNV-1a hashes: an integer
+ * as 8 bytes, least significant first; a double as its bits (both zeros as
+ * +0, since == sees them equal); a string as its length and bytes, NULL
+ * apart from "". */
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+_Static_assert(sizeof(double) == sizeof(uint64_t), "a double is hashed as 64 bits");
+
+static void h_bytes(uint64_t *h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        *h = (*h ^ b[i]) * FNV_PRIME;
+}
+
+static void h_u64(uint64_t *h, uint64_t v) {
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+    h_bytes(h, b, sizeof(b));
+}
+
+static void h_dbl(uint64_t *h, double x) {
+    uint64_t bits = 0;
+    if (x != 0)
+        memcpy(&bits, &x, sizeof(bits));
+    h_u64(h, bits);
+}
+
+static void h_str(uint64_t *h, const char *s) {
+    if (!s) {
+        h_u64(h, UINT64_MAX);
+        return;
+    }
+    size_t n = strlen(s);
+    h_u64(h, n);
+    h_bytes(h, s, n);
+}
+
+/* Every field lrec_diff compares. */
+static void h_lrec(uint64_t *h, const lrec_t *x) {
+    h_str(h, x->lead_id);
+    h_str(h, x->account_id);
+    h_str(h, x->output_id);
+    h_dbl(h, x->confront);
+    h_dbl(h, x->connect);
+    h_dbl(h, x->mobilizer);
+    h_u64(h, (uint64_t)x->tier);
+    h_u64(h, (uint64_t)x->previous_tier);
+    h_str(h, x->top_insight);
+    h_u64(h, (uint64_t)x->furthest_stage);
+    h_u64(h, (uint64_t)x->as_of);
+    h_u64(h, (uint64_t)x->events_applied);
+    h_u64(h, x->reasons_count);
+    for (size_t i = 0; i < x->reasons_count; i++)
+        h_str(h, x->reasons[i]);
+}
+
+/* Every field arec_diff compares. */
+static void h_arec(uint64_t *h, const arec_t *x) {
+    h_str(h, x->account_id);
+    h_str(h, x->output_id);
+    h_u64(h, (uint64_t)x->engaged);
+    h_u64(h, (uint64_t)x->confronted);
+    h_dbl(h, x->consensus);
+    h_str(h, x->top_insight);
+    h_u64(h, x->mobilizers_count);
+    for (size_t i = 0; i < x->mobilizers_count; i++)
+        h_str(h, x->mobilizers[i]);
+    h_u64(h, (uint64_t)x->as_of);
+}
+
+/* The records one apply emitted, in order. */
+static void h_cap(uint64_t *h, const cap_t *c) {
+    h_u64(h, c->nl);
+    for (size_t i = 0; i < c->nl; i++)
+        h_lrec(h, &c->l[i]);
+    h_u64(h, c->na);
+    for (size_t i = 0; i < c->na; i++)
+        h_arec(h, &c->a[i]);
+}
+
+/* A lead's view in a model of the lead hashes, mixed (splitmix64's
+ * finaliser) so that a map's digest can be the sum of its entries'. */
+static uint64_t h_view(const char *lead, const lrec_t *v) {
+    uint64_t z = FNV_OFFSET;
+    h_str(&z, lead);
+    h_lrec(&z, v);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
 /* ---- the units under comparison ------------------------------------------------------ */
 
 /* A model of the Redis lead hashes: lead_id -> the view last written. */
 typedef struct vent {
     char *lead;
     lrec_t v;
+    uint64_t dig; /* h_view of the lead and v */
     UT_hash_handle hh;
 } vent_t;
 
@@ -864,6 +966,11 @@ typedef struct run {
     ds_buf_t b1, b2;
     /* figures printed at the end */
     size_t lead_scores, account_scores, duplicates, round_trips, flushes, as_of_moved, follows_seen;
+    /* the golden record: the seed's (NULL when it has none), the digest
+     * of the event being applied, the chain, the checkpoints passed */
+    const struct gold *gold;
+    uint64_t evh, chain;
+    size_t ncp;
 } run_t;
 
 #define FAIL(R, ...) prop_fail((R), __VA_ARGS__)
@@ -884,6 +991,175 @@ static void prop_fail(run_t *R, const char *fmt, ...) {
     fail_msg("seed %" PRIu64 " event #%zu: %s", R->seed, R->index, what);
 }
 
+/* ---- the golden record ------------------------------------------------------------------ */
+
+/* Per seed: the chain after every GOLD_EVERY events, then the final link
+ * (the last flushes, the lead lists, the counters) with the counters in
+ * clear.  File format (text, '#' lines are comments):
+ *   seed <seed> <rules> <events>
+ *   <n> <chain after n events, 16 hex digits>     (n = GOLD_EVERY, 2 * GOLD_EVERY, ...)
+ *   final <hash> applied <n> duplicates <n> unclassified <n> lead_scores <n>
+ *         account_scores <n> leads <n>            (one line) */
+#define GOLD_EVERY 64
+#define GOLD_SEEDS 64
+
+typedef struct gold {
+    uint64_t seed;
+    char rules[32];
+    size_t events;
+    uint64_t *cp; /* cp[k]: the chain after (k + 1) * GOLD_EVERY events */
+    size_t ncp, ccp;
+    uint64_t final;
+    uint64_t stats[5]; /* applied, duplicates, unclassified, lead_scores, account_scores */
+    uint64_t leads;
+} gold_t;
+
+static gold_t g_gold[GOLD_SEEDS];
+static size_t g_ngold;
+static FILE *g_rec; /* where a recording goes (DS_PROP_RECORD) */
+
+static const char *const STAT_NAMES[] = {"applied", "duplicates", "unclassified", "lead_scores",
+                                         "account_scores"};
+
+static void stats_words(const ds_score_stats_t *s, uint64_t w[5]) {
+    w[0] = s->applied;
+    w[1] = s->duplicates;
+    w[2] = s->unclassified;
+    w[3] = s->lead_scores;
+    w[4] = s->account_scores;
+}
+
+static const gold_t *gold_find(uint64_t seed) {
+    for (size_t i = 0; i < g_ngold; i++)
+        if (g_gold[i].seed == seed)
+            return &g_gold[i];
+    return NULL;
+}
+
+static void gold_free(void) {
+    for (size_t i = 0; i < g_ngold; i++)
+        free(g_gold[i].cp);
+    memset(g_gold, 0, sizeof(g_gold));
+    g_ngold = 0;
+}
+
+/* Reads the record at path into g_gold; fails the test naming the line
+ * it cannot read. */
+static void gold_load(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fail_msg("the golden record %s cannot be read (%s); DS_PROP_GOLDEN names another", path,
+                 strerror(errno));
+    char line[512];
+    size_t ln = 0;
+    gold_t *g = NULL;
+    while (fgets(line, sizeof(line), f)) {
+        ln++;
+        uint64_t h = 0;
+        size_t n = 0;
+        gold_t tmp;
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        if (sscanf(line, "seed %" SCNu64 " %31s %zu", &tmp.seed, tmp.rules, &tmp.events) == 3) {
+            if (g_ngold == GOLD_SEEDS)
+                fail_msg("%s:%zu: more than %d seeds", path, ln, GOLD_SEEDS);
+            g = &g_gold[g_ngold++];
+            memset(g, 0, sizeof(*g));
+            g->seed = tmp.seed;
+            g->events = tmp.events;
+            memcpy(g->rules, tmp.rules, sizeof(g->rules));
+        } else if (g && sscanf(line,
+                               "final %" SCNx64 " applied %" SCNu64 " duplicates %" SCNu64
+                               " unclassified %" SCNu64 " lead_scores %" SCNu64
+                               " account_scores %" SCNu64 " leads %" SCNu64,
+                               &g->final, &g->stats[0], &g->stats[1], &g->stats[2], &g->stats[3],
+                               &g->stats[4], &g->leads) == 7) {
+            g = NULL;
+        } else if (g && sscanf(line, "%zu %" SCNx64, &n, &h) == 2 &&
+                   n == (g->ncp + 1) * GOLD_EVERY) {
+            if (g->ncp == g->ccp) {
+                g->ccp = g->ccp ? 2 * g->ccp : 64;
+                g->cp = realloc(g->cp, g->ccp * sizeof(*g->cp));
+                assert_non_null(g->cp);
+            }
+            g->cp[g->ncp++] = h;
+        } else {
+            fail_msg("%s:%zu: not a line of a golden record: %s", path, ln, line);
+        }
+    }
+    fclose(f);
+}
+
+static void gold_begin_event(run_t *R) {
+    R->evh = FNV_OFFSET;
+    h_u64(&R->evh, R->index);
+}
+
+/* The events #from..#to (those of a failing checkpoint window). */
+static void print_window(const run_t *R, size_t from, size_t to) {
+    char d[1024];
+    print_error("  the events of the window:\n");
+    for (size_t i = from; i <= to && i < R->g.nhist; i++) {
+        describe(&R->g.hist[i], d, sizeof(d));
+        print_error("    #%zu %s\n", i, d);
+    }
+}
+
+/* The event's digest joins the chain; at a checkpoint the chain is written
+ * (recording) or must be the recorded one. */
+static void gold_end_event(run_t *R) {
+    h_u64(&R->chain, R->evh);
+    if ((R->index + 1) % GOLD_EVERY)
+        return;
+    size_t k = R->ncp++;
+    if (g_rec)
+        fprintf(g_rec, "%zu %016" PRIx64 "\n", R->index + 1, R->chain);
+    if (!R->gold || (k < R->gold->ncp && R->gold->cp[k] == R->chain))
+        return;
+    size_t from = k * GOLD_EVERY, to = R->index;
+    print_window(R, from, to);
+    R->ev = NULL;
+    FAIL(R,
+         "the code under test differs from the golden record in the window of events "
+         "#%zu..#%zu (checkpoint %zu: chain %016" PRIx64 ", recorded %016" PRIx64 "); the "
+         "window's events are above",
+         from, to, k + 1, R->chain, k < R->gold->ncp ? R->gold->cp[k] : 0);
+}
+
+/* The final link: written, or compared with the record (its counters first,
+ * then the hash). */
+static void gold_final(run_t *R, const ds_score_stats_t *s, uint64_t leads) {
+    uint64_t w[5];
+    stats_words(s, w);
+    for (int i = 0; i < 5; i++)
+        h_u64(&R->evh, w[i]);
+    h_u64(&R->evh, leads);
+    h_u64(&R->chain, R->evh);
+    if (g_rec)
+        fprintf(g_rec,
+                "final %016" PRIx64 " applied %" PRIu64 " duplicates %" PRIu64
+                " unclassified %" PRIu64 " lead_scores %" PRIu64 " account_scores %" PRIu64
+                " leads %" PRIu64 "\n",
+                R->chain, w[0], w[1], w[2], w[3], w[4], leads);
+    const gold_t *g = R->gold;
+    if (!g || g->final == R->chain)
+        return;
+    size_t from = R->ncp * GOLD_EVERY, to = R->index ? R->index - 1 : 0;
+    if (from <= to)
+        print_window(R, from, to);
+    for (int i = 0; i < 5; i++)
+        if (w[i] != g->stats[i])
+            FAIL(R, "%s: %" PRIu64 ", the golden record %" PRIu64, STAT_NAMES[i], w[i],
+                 g->stats[i]);
+    if (leads != g->leads)
+        FAIL(R, "%" PRIu64 " leads, the golden record %" PRIu64, leads, g->leads);
+    FAIL(R,
+         "the code under test differs from the golden record after the last checkpoint: in "
+         "events #%zu..#%zu (above) or in the final writes and lead lists (chain %016" PRIx64
+         ", recorded %016" PRIx64 ")",
+         from, to, R->chain, g->final);
+}
+
 static void vmap_put(vent_t **m, const ds_lead_score_t *v) {
     vent_t *e;
     HASH_FIND_STR(*m, v->lead_id, e);
@@ -896,6 +1172,19 @@ static void vmap_put(vent_t **m, const ds_lead_score_t *v) {
         lrec_free(&e->v);
     }
     lrec_fill(&e->v, v);
+    e->dig = h_view(e->lead, &e->v);
+}
+
+/* The digest of a model of the lead hashes: its size and the sum of its
+ * entries' digests (the order of the entries does not matter). */
+static uint64_t vmap_digest(vent_t *m) {
+    uint64_t sum = 0;
+    for (const vent_t *e = m; e; e = e->hh.next)
+        sum += e->dig;
+    uint64_t h = FNV_OFFSET;
+    h_u64(&h, HASH_COUNT(m));
+    h_u64(&h, sum);
+    return h;
 }
 
 static void vmap_free(vent_t **m) {
@@ -955,7 +1244,6 @@ static void ds_flush(ds_score_unit_t *u, vent_t **map) {
     ds_score_writer_t w = {.opaque = map, .lead = w_view_noted};
     assert_int_equal(ds_score_unit_write(u, &w), DS_ERR_OK);
 }
-
 
 static void kv_set(kv_t **m, const char *key, const void *v, size_t n) {
     kv_t *e;
@@ -1070,14 +1358,14 @@ static ds_score_unit_t *st_reload(kv_t *store, const char *key, bool is_account,
         return u; /* never written: a new account */
     for (const kv_t *e = store; e; e = e->hh.next)
         if (!strncmp(e->key, "D:", 2))
-            assert_int_equal(ds_score_unit_put_dict(u, strtoull(e->key + 2, NULL, 10),
-                                                    (const char *)e->v, e->n),
-                             DS_ERR_OK);
+            assert_int_equal(
+                ds_score_unit_put_dict(u, strtoull(e->key + 2, NULL, 10), (const char *)e->v, e->n),
+                DS_ERR_OK);
     assert_int_equal(ds_score_unit_put_account(u, acct->v, acct->n), DS_ERR_OK);
     for (const kv_t *e = store; e; e = e->hh.next)
         if (!strncmp(e->key, "S:", 2))
-            assert_int_equal(
-                ds_score_unit_put_sum(u, strtoull(e->key + 2, NULL, 10), e->v, e->n), DS_ERR_OK);
+            assert_int_equal(ds_score_unit_put_sum(u, strtoull(e->key + 2, NULL, 10), e->v, e->n),
+                             DS_ERR_OK);
     for (const kv_t *e = store; e; e = e->hh.next)
         if (!strncmp(e->key, "M:", 2))
             assert_int_equal(ds_score_unit_put_mobilizer(u, e->key + 2, strlen(e->key + 2)),
@@ -1186,6 +1474,9 @@ static void flush_unit(run_t *R, int ui) {
         free(g_written[i]);
     }
     g_nwritten = 0;
+    h_u64(&R->evh, 'F');
+    h_u64(&R->evh, (uint64_t)ui);
+    h_u64(&R->evh, vmap_digest(p->vref));
     vmap_compare(R, p->vds, p->vref, "ds", key);
     vmap_compare(R, p->vrt, p->vref, "rt (save/load)", key);
     vmap_compare(R, p->vst, p->vref, "st (stored, loaded by need)", key);
@@ -1202,7 +1493,9 @@ static void flush_unit(run_t *R, int ui) {
         arec_fill(&xf, &a);
     if (hd != hf || hr != hf)
         FAIL(R, "unit %s: account view exists: ds %d, rt %d, oracle %d", key, hd, hr, hf);
+    h_u64(&R->evh, hf);
     if (hf) {
+        h_arec(&R->evh, &xf);
         char msg[512];
         size_t moved = 0;
         int64_t old = ref_score_unit_leads_as_of(p->ref);
@@ -1309,6 +1602,9 @@ static void compare_leads(run_t *R, int ui) {
     for (size_t i = 0; i < n; i++)
         o[i] = ref_score_unit_lead_id(p->ref, i);
     qsort(o, n, sizeof(*o), cmp_str);
+    h_u64(&R->evh, n);
+    for (size_t i = 0; i < n; i++)
+        h_str(&R->evh, o[i]);
     for (int k = 0; k < 2; k++) {
         size_t nm = 0;
         for (uint32_t i = 0; i < us[k]->nleads; i++)
@@ -1414,7 +1710,13 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
     ref_score_sink_t sink_ref = {on_lead, on_account, &R->cref};
     gev_t ev;
     const char *sw[NSW_MAX];
+    R->gold = g_rec || (events_override() && (int)events_override() != conf->events)
+                  ? NULL
+                  : gold_find(seed);
+    R->chain = FNV_OFFSET;
+    h_u64(&R->chain, seed);
     for (R->index = 0; R->index < (size_t)c.events; R->index++) {
+        gold_begin_event(R);
         if (switch_rules && R->index == (size_t)c.events / 2)
             R->rules = rules2;
         const ds_rules_t *rules_now = R->rules;
@@ -1436,6 +1738,11 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
             if (a != o || b != o || c2 != o || o != DS_ERR_INVAL)
                 FAIL(R, "offered to unit %s: returned %s (rt %s), oracle %s", R->g.units[wi].key,
                      ds_err2str(a), ds_err2str(b), ds_err2str(o));
+            h_u64(&R->evh, 'W');
+            h_u64(&R->evh, (uint64_t)wi);
+            h_u64(&R->evh, (uint64_t)o);
+            h_u64(&R->evh, R->cref.nl);
+            h_u64(&R->evh, R->cref.na);
             compare_caps(R, &R->cds, "ds (wrong unit)");
             compare_caps(R, &R->crt, "rt (wrong unit)");
         }
@@ -1455,6 +1762,11 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
             if (a != o || o != DS_ERR_INVAL)
                 FAIL(R, "an invalid variant (%d) returned %s, oracle %s", k, ds_err2str(a),
                      ds_err2str(o));
+            h_u64(&R->evh, 'I');
+            h_u64(&R->evh, (uint64_t)k);
+            h_u64(&R->evh, (uint64_t)o);
+            h_u64(&R->evh, R->cref.nl);
+            h_u64(&R->evh, R->cref.na);
             compare_caps(R, &R->cds, "ds (invalid event)");
         }
 
@@ -1466,16 +1778,21 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
          * the leads (exactly: the sums are in fixed point) */
         char why[256];
         if (ds_score_all_resident(p->st) && !ds_score_unit_check(p->st, why, sizeof(why)))
-            FAIL(R, "unit %s (st): incremental figures differ from scratch: %s",
-                 R->g.units[ui].key, why);
+            FAIL(R, "unit %s (st): incremental figures differ from scratch: %s", R->g.units[ui].key,
+                 why);
         if (!ds_score_unit_check(p->ds, why, sizeof(why)))
-            FAIL(R, "unit %s: incremental figures differ from scratch: %s", R->g.units[ui].key, why);
+            FAIL(R, "unit %s: incremental figures differ from scratch: %s", R->g.units[ui].key,
+                 why);
         if (!ds_score_unit_check(p->rt, why, sizeof(why)))
-            FAIL(R, "unit %s (rt): incremental figures differ from scratch: %s", R->g.units[ui].key, why);
+            FAIL(R, "unit %s (rt): incremental figures differ from scratch: %s", R->g.units[ui].key,
+                 why);
         ds_err_t o = ref_score_unit_apply_ex(p->ref, rules_now, &m, &sink_ref, &R->sref);
         if (a != o || b != o || c3 != o)
             FAIL(R, "returned %s (rt %s, st %s), oracle %s", ds_err2str(a), ds_err2str(b),
                  ds_err2str(c3), ds_err2str(o));
+        h_u64(&R->evh, 'A');
+        h_u64(&R->evh, (uint64_t)o);
+        h_cap(&R->evh, &R->cref);
         compare_caps(R, &R->cds, "ds");
         compare_caps(R, &R->crt, "rt (save/load)");
         compare_caps(R, &R->cst, "st (stored, loaded by need)");
@@ -1500,8 +1817,10 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
                 round_trip(R, i, true);
             }
         }
+        gold_end_event(R);
     }
     R->ev = NULL;
+    gold_begin_event(R);
     for (int i = 0; i < R->g.nunits; i++) {
         flush_unit(R, i);
         round_trip(R, i, true);
@@ -1521,6 +1840,9 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
         if (n > biggest)
             biggest = n;
     }
+    ds_score_stats_t so = {R->sref.applied, R->sref.duplicates, R->sref.unclassified,
+                           R->sref.lead_scores, R->sref.account_scores};
+    gold_final(R, &so, leads);
     print_message("  seed %" PRIu64 " %-10s %5d events, %2d units, %4zu leads (largest %4zu): "
                   "%5zu lead / %4zu account scores, %4zu credited others, %3zu duplicates, "
                   "%3zu reloads, %4zu writes, %5zu loads by need%s\n",
@@ -1560,17 +1882,52 @@ static const struct {
 } SEEDS[] = {{1, 0}, {2, 0}, {3, 0}, {4, 1},  {5, 1},  {6, 1},
              {7, 2}, {8, 2}, {9, 3}, {10, 4}, {11, 0}, {12, 1}};
 
+/* DS_PROP_RECORD=path: the fixed seeds, recorded to path (the other
+ * variables must be unset); the record is written only when every check
+ * has passed. */
+static void record_seeds(const char *path) {
+    if (getenv("DS_PROP_SEED") || getenv("DS_PROP_EXTRA") || events_override())
+        fail_msg("DS_PROP_RECORD records the fixed seeds with their default events: unset "
+                 "DS_PROP_SEED, DS_PROP_EXTRA and DS_PROP_EVENTS");
+    char tmp[4096];
+    int n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    assert_true(n > 0 && (size_t)n < sizeof(tmp));
+    g_rec = fopen(tmp, "w");
+    if (!g_rec)
+        fail_msg("%s: %s", tmp, strerror(errno));
+    fprintf(g_rec,
+            "# The golden record of test_score_prop (tests/unit/test_score_prop.c):\n"
+            "# per seed, the digest chain after every %d events and the final link.\n",
+            GOLD_EVERY);
+    for (size_t i = 0; i < sizeof(SEEDS) / sizeof(SEEDS[0]); i++) {
+        const pconf_t *c = &CONFS[SEEDS[i].conf];
+        fprintf(g_rec, "seed %" PRIu64 " %s %d\n", SEEDS[i].seed, c->name, c->events);
+        run_seed(SEEDS[i].seed, c);
+    }
+    if (fclose(g_rec) || rename(tmp, path))
+        fail_msg("%s: %s", path, strerror(errno));
+    g_rec = NULL;
+    print_message("  recorded %s\n", path);
+}
+
 static void test_streams(void **state) {
     (void)state;
+    const char *rec = getenv("DS_PROP_RECORD");
+    if (rec) {
+        record_seeds(rec);
+        return;
+    }
+    const char *path = getenv("DS_PROP_GOLDEN");
+    gold_load(path ? path : DS_SOURCE_DIR "/tests/fixtures/score_prop.golden");
     const char *one = getenv("DS_PROP_SEED");
     if (one) {
         uint64_t s = strtoull(one, NULL, 10);
+        const pconf_t *c = &CONFS[s % NCONFS];
         for (size_t i = 0; i < sizeof(SEEDS) / sizeof(SEEDS[0]); i++)
-            if (SEEDS[i].seed == s) {
-                run_seed(s, &CONFS[SEEDS[i].conf]);
-                return;
-            }
-        run_seed(s, &CONFS[s % NCONFS]);
+            if (SEEDS[i].seed == s)
+                c = &CONFS[SEEDS[i].conf];
+        run_seed(s, c);
+        gold_free();
         return;
     }
     for (size_t i = 0; i < sizeof(SEEDS) / sizeof(SEEDS[0]); i++)
@@ -1579,6 +1936,7 @@ static void test_streams(void **state) {
     unsigned long k = extra ? strtoul(extra, NULL, 10) : 0;
     for (unsigned long i = 0; i < k; i++)
         run_seed(1000 + i, &CONFS[(1000 + i) % NCONFS]);
+    gold_free();
 }
 
 int main(void) {
