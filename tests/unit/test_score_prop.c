@@ -4,15 +4,41 @@
  *   ds   a ds_score_unit_t (workers/scorer/score.c, the code under test),
  *   rt   a second ds_score_unit_t that is saved and loaded again
  *        (ds_score_unit_save -> ds_score_unit_load) at random points,
- *   ref  a ref_score_unit_t (score_ref.c: the whole-account implementation
- *        from before the account roll-up became incremental, kept as the
- *        oracle),
- * and every event must give the same return code and the same LeadScore
- * and AccountScore records, field by field and in the same order, output
- * ids included.  At random points (and at the end) each unit is "flushed"
- * as the scorer does before it writes Redis: the views of its dirty leads
- * and its account view, folded into a model of the Redis hashes, must be
- * the same for all three.
+ *   st   a third one, written to a model of the scorer's Redis records and
+ *        rebuilt from it at those points, holding only the account's
+ *        record until an event needs more (ds_score_unit_needs),
+ * and checks three things.
+ *
+ * 1. The golden record.  Every event's return code, the LeadScore and
+ *    AccountScore records ds emits (field by field, in order, output ids
+ *    included) and, at random points and at the end, what a flush shows
+ *    (the views of the leads written, folded into a model of the Redis lead
+ *    hashes, and the account view), then the leads of each unit and the
+ *    counters, are folded into a chain of 64-bit FNV-1a digests; the chain
+ *    after every GOLD_EVERY events and the final link must equal those of
+ *    tests/fixtures/score_prop.golden.  A mismatch names the seed and the
+ *    first window of GOLD_EVERY events whose checkpoint differs, and lists
+ *    that window's events.  The record was recorded from the whole-account
+ *    scorer that preceded the incremental roll-up (it was kept in the tests
+ *    as an oracle and compared field by field with ds; git history has it).
+ *    It holds the bits of the doubles: an exp2 that rounds otherwise (another
+ *    libm) gives another record.
+ * 2. The incremental account figures of ds, rt and st (when all its leads
+ *    are in memory) equal a recomputation over all the leads, after every
+ *    event (ds_score_unit_check: exactly, the sums are in fixed point).
+ * 3. rt and st return, emit and count what ds does, and write the same views;
+ *    rt's account view and leads are ds's; a saved, loaded and saved again
+ *    rt gives the same bytes.
+ *
+ * Seeds beyond the recorded ones (DS_PROP_EXTRA, DS_PROP_SEED of another
+ * seed, DS_PROP_EVENTS other than the seed's) have no record: they are
+ * checked by 2 and 3 only.
+ *
+ * Re-recording is for a deliberate change of what the scorer emits, never
+ * to make a failure go away: DS_PROP_RECORD=path (path: the fixture, say)
+ * records the fixed seeds from the code under test, ds, after checks 2 and
+ * 3 have passed on every seed, and the commit that changes the scoring
+ * carries the new record and says why the outputs changed.
  *
  * The streams (gen_*) mix, over lone leads and accounts of 1 to 2,000
  * leads (most small): catalog content and content classified on the event
@@ -23,22 +49,19 @@
  * follows at the edges of follow_window_days, webinar co-attendance at the
  * edges of one day, UNSUBSCRIBED (late ones, and of leads with nothing),
  * events applied to the wrong unit.  Each seed runs under one of a few
- * rule sets (defaults, tiny windows and half-life, zero edges).
+ * rule sets (defaults, tiny windows and half-life, zero edges).  The
+ * streams, and so the record, depend on every draw of the generator and of
+ * run_seed: a draw added or removed makes other streams.
  *
- * Doubles are compared exactly (PROP_REL_TOL 0): today both sides run the
- * same arithmetic in the same order.
- *
- * Account as_of: the oracle keeps an account's as_of at the largest as_of
- * any of its leads has ever had.  score.c before the rewrite reports the
- * largest *current* one, which a late UNSUBSCRIBED moves back; while
- * PROP_AS_OF_EVER_MAX is 0, ds's account as_of is checked against that
- * older rule (ref_score_unit_leads_as_of) and every other field against
- * the oracle.  Define it to 1 when score.c adopts the new rule.
+ * Doubles of ds, rt and st are compared exactly (PROP_REL_TOL 0): they run
+ * the same arithmetic in the same order.
  *
  * Environment: DS_PROP_SEED=N runs seed N alone (its rule set is
- * N % number of configurations, see CONFS); DS_PROP_EXTRA=K runs K more
- * seeds after the fixed ones; DS_PROP_EVENTS=N overrides the events per
- * seed.  A failure names the seed, the event's index and the event.
+ * N % number of configurations, see CONFS, unless it is a fixed seed);
+ * DS_PROP_EXTRA=K runs K more seeds after the fixed ones; DS_PROP_EVENTS=N
+ * overrides the events per seed; DS_PROP_GOLDEN=path reads another record;
+ * DS_PROP_RECORD=path records (above).  A failure names the seed, the
+ * event's index and the event, or the window.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -47,6 +70,7 @@
 /* cmocka.h needs the four above first */
 #include <cmocka.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -58,11 +82,7 @@
 #include "score.h"
 #include "score_int.h"
 #include "score_rec.h"
-#include "score_ref.h"
 
-#ifndef PROP_AS_OF_EVER_MAX
-#define PROP_AS_OF_EVER_MAX 1
-#endif
 #ifndef PROP_REL_TOL
 #define PROP_REL_TOL 0.0
 #endif
@@ -126,8 +146,9 @@ static const pconf_t CONFS[] = {
      "  consensus_target: 2.5\n",
      0.25, 3000, 4, 10, 40, 200, 25},
     {"edges", /* zero windows, caps, points and thresholds; points of 1e9 (the
-               * account's sums are exact, the oracle's doubles lose a colleague's
-               * few points against a sum past 2^53: 1e17 makes them differ) */
+               * account's sums are exact; the scorer the record was made from
+               * summed in doubles, which lose a colleague's few points against a
+               * sum past 2^53: 1e17 made the two differ) */
      "  repeat_window_days: 0\n  follow_window_days: 0\n  share_cap: 0\n  group_points: 0\n"
      "  follow_points: 0\n  b_state_factor: 0\n  stage_points: {SPEC: 0, CONFRONT: 1e9}\n"
      "  type_weight: {EMAIL_CLICKED: 0}\n"
@@ -744,19 +765,18 @@ static const char *ns(const char *s) {
     return s ? s : "(null)";
 }
 
-/* The first field where x (the code under test) and y (the oracle)
- * differ, written to msg; false when they are the same. */
+/* The first field where x (rt's or st's) and y (ds's) differ, written to
+ * msg; false when they are the same. */
 static bool lrec_diff(const lrec_t *x, const lrec_t *y, char *msg, size_t n) {
 #define DS_(f)                                                                                     \
     if (!seq(x->f, y->f))                                                                          \
-        return snprintf(msg, n, #f ": %s, oracle %s", ns(x->f), ns(y->f)), true;
+        return snprintf(msg, n, #f ": %s, ds %s", ns(x->f), ns(y->f)), true;
 #define DD_(f)                                                                                     \
     if (!deq(x->f, y->f))                                                                          \
-        return snprintf(msg, n, #f ": %.17g, oracle %.17g", x->f, y->f), true;
+        return snprintf(msg, n, #f ": %.17g, ds %.17g", x->f, y->f), true;
 #define DI_(f)                                                                                     \
     if (x->f != y->f)                                                                              \
-        return snprintf(msg, n, #f ": %" PRId64 ", oracle %" PRId64, (int64_t)x->f,                \
-                        (int64_t)y->f),                                                            \
+        return snprintf(msg, n, #f ": %" PRId64 ", ds %" PRId64, (int64_t)x->f, (int64_t)y->f),    \
                true;
     DS_(lead_id)
     DS_(account_id)
@@ -773,17 +793,13 @@ static bool lrec_diff(const lrec_t *x, const lrec_t *y, char *msg, size_t n) {
     DI_(reasons_count)
     for (size_t i = 0; i < x->reasons_count; i++)
         if (!seq(x->reasons[i], y->reasons[i]))
-            return snprintf(msg, n, "reasons[%zu]: \"%s\", oracle \"%s\"", i, x->reasons[i],
+            return snprintf(msg, n, "reasons[%zu]: \"%s\", ds \"%s\"", i, x->reasons[i],
                             y->reasons[i]),
                    true;
     return false;
 }
 
-/* old_as_of: the account as_of under the pre-rewrite rule (used while
- * PROP_AS_OF_EVER_MAX is 0); counts in *as_of_moved the times it differs
- * from the oracle's. */
-static bool arec_diff(const arec_t *x, const arec_t *y, int64_t old_as_of, size_t *as_of_moved,
-                      char *msg, size_t n) {
+static bool arec_diff(const arec_t *x, const arec_t *y, char *msg, size_t n) {
     DS_(account_id)
     DS_(output_id)
     DI_(engaged)
@@ -793,27 +809,109 @@ static bool arec_diff(const arec_t *x, const arec_t *y, int64_t old_as_of, size_
     DI_(mobilizers_count)
     for (size_t i = 0; i < x->mobilizers_count; i++)
         if (!seq(x->mobilizers[i], y->mobilizers[i]))
-            return snprintf(msg, n, "mobilizers[%zu]: %s, oracle %s", i, x->mobilizers[i],
+            return snprintf(msg, n, "mobilizers[%zu]: %s, ds %s", i, x->mobilizers[i],
                             y->mobilizers[i]),
                    true;
-#if PROP_AS_OF_EVER_MAX
-    (void)old_as_of;
-    (void)as_of_moved;
     DI_(as_of)
-#else
-    if (x->as_of != old_as_of)
-        return snprintf(msg, n,
-                        "as_of: %" PRId64 ", expected %" PRId64 " (the largest current lead "
-                        "as_of; the oracle's rule gives %" PRId64 ")",
-                        x->as_of, old_as_of, y->as_of),
-               true;
-    if (y->as_of != old_as_of)
-        ++*as_of_moved;
-#endif
     return false;
 #undef DS_
 #undef DD_
 #undef DI_
+}
+
+/* ---- digests --------------------------------------------------------------------------- */
+
+/* What the test compares is folded into 64-bit FNV-1a hashes: an integer
+ * as 8 bytes, least significant first; a double as its bits (both zeros as
+ * +0, since == sees them equal); a string as its length and bytes, NULL
+ * apart from "". */
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+_Static_assert(sizeof(double) == sizeof(uint64_t), "a double is hashed as 64 bits");
+
+static void h_bytes(uint64_t *h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++)
+        *h = (*h ^ b[i]) * FNV_PRIME;
+}
+
+static void h_u64(uint64_t *h, uint64_t v) {
+    unsigned char b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+    h_bytes(h, b, sizeof(b));
+}
+
+static void h_dbl(uint64_t *h, double x) {
+    uint64_t bits = 0;
+    if (x != 0)
+        memcpy(&bits, &x, sizeof(bits));
+    h_u64(h, bits);
+}
+
+static void h_str(uint64_t *h, const char *s) {
+    if (!s) {
+        h_u64(h, UINT64_MAX);
+        return;
+    }
+    size_t n = strlen(s);
+    h_u64(h, n);
+    h_bytes(h, s, n);
+}
+
+/* Every field lrec_diff compares. */
+static void h_lrec(uint64_t *h, const lrec_t *x) {
+    h_str(h, x->lead_id);
+    h_str(h, x->account_id);
+    h_str(h, x->output_id);
+    h_dbl(h, x->confront);
+    h_dbl(h, x->connect);
+    h_dbl(h, x->mobilizer);
+    h_u64(h, (uint64_t)x->tier);
+    h_u64(h, (uint64_t)x->previous_tier);
+    h_str(h, x->top_insight);
+    h_u64(h, (uint64_t)x->furthest_stage);
+    h_u64(h, (uint64_t)x->as_of);
+    h_u64(h, (uint64_t)x->events_applied);
+    h_u64(h, x->reasons_count);
+    for (size_t i = 0; i < x->reasons_count; i++)
+        h_str(h, x->reasons[i]);
+}
+
+/* Every field arec_diff compares. */
+static void h_arec(uint64_t *h, const arec_t *x) {
+    h_str(h, x->account_id);
+    h_str(h, x->output_id);
+    h_u64(h, (uint64_t)x->engaged);
+    h_u64(h, (uint64_t)x->confronted);
+    h_dbl(h, x->consensus);
+    h_str(h, x->top_insight);
+    h_u64(h, x->mobilizers_count);
+    for (size_t i = 0; i < x->mobilizers_count; i++)
+        h_str(h, x->mobilizers[i]);
+    h_u64(h, (uint64_t)x->as_of);
+}
+
+/* The records one apply emitted, in order. */
+static void h_cap(uint64_t *h, const cap_t *c) {
+    h_u64(h, c->nl);
+    for (size_t i = 0; i < c->nl; i++)
+        h_lrec(h, &c->l[i]);
+    h_u64(h, c->na);
+    for (size_t i = 0; i < c->na; i++)
+        h_arec(h, &c->a[i]);
+}
+
+/* A lead's view in a model of the lead hashes, mixed (splitmix64's
+ * finaliser) so that a map's digest can be the sum of its entries'. */
+static uint64_t h_view(const char *lead, const lrec_t *v) {
+    uint64_t z = FNV_OFFSET;
+    h_str(&z, lead);
+    h_lrec(&z, v);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
 }
 
 /* ---- the units under comparison ------------------------------------------------------ */
@@ -822,6 +920,7 @@ static bool arec_diff(const arec_t *x, const arec_t *y, int64_t old_as_of, size_
 typedef struct vent {
     char *lead;
     lrec_t v;
+    uint64_t dig; /* h_view of the lead and v */
     UT_hash_handle hh;
 } vent_t;
 
@@ -842,8 +941,7 @@ typedef struct punit {
      * scorer does, through ds_score_unit_needs) */
     ds_score_unit_t *st;
     kv_t *store;
-    ref_score_unit_t *ref;
-    vent_t *vds, *vrt, *vst, *vref;
+    vent_t *vds, *vrt, *vst;
 } punit_t;
 
 typedef struct run {
@@ -852,36 +950,215 @@ typedef struct run {
     const ds_rules_t *rules;
     gen_t g;
     punit_t *u;
-    cap_t cds, crt, cst, cref;
+    cap_t cds, crt, cst;
     ds_score_stats_t sds, srt, sst;
     size_t loads; /* pieces st loaded */
     /* ds's units share one scratch (their content and insight ids), st's
      * another, as a worker's do */
     ds_score_scratch_t *scr_ds, *scr_st;
-    ref_score_stats_t sref;
     size_t index; /* of the event being applied */
     const gev_t *ev;
     ds_buf_t b1, b2;
     /* figures printed at the end */
-    size_t lead_scores, account_scores, duplicates, round_trips, flushes, as_of_moved, follows_seen;
+    size_t lead_scores, account_scores, duplicates, round_trips, flushes, follows_seen;
+    /* the golden record: the seed's (NULL when it has none), the digest
+     * of the event being applied, the chain, the checkpoints passed */
+    const struct gold *gold;
+    uint64_t evh, chain;
+    size_t ncp;
 } run_t;
 
 #define FAIL(R, ...) prop_fail((R), __VA_ARGS__)
 
 static void prop_fail(run_t *R, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void prop_fail(run_t *R, const char *fmt, ...) {
-    char what[1024], ev[1024] = "(none)";
+    char what[1024], ev[1024], at[1100] = "";
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(what, sizeof(what), fmt, ap);
     va_end(ap);
-    if (R->ev)
+    if (R->ev) { /* NULL: after the events, or a failure that names its window */
         describe(R->ev, ev, sizeof(ev));
-    print_error("score property: seed %" PRIu64 " (rules %s), event #%zu %s:\n  %s\n"
+        snprintf(at, sizeof(at), ", event #%zu %s", R->index, ev);
+    }
+    print_error("score property: seed %" PRIu64 " (rules %s)%s:\n  %s\n"
                 "  rerun alone: DS_PROP_SEED=%" PRIu64
                 " ./test_score_prop (in the build directory)\n",
-                R->seed, R->c->name, R->index, ev, what, R->seed);
-    fail_msg("seed %" PRIu64 " event #%zu: %s", R->seed, R->index, what);
+                R->seed, R->c->name, at, what, R->seed);
+    if (R->ev)
+        fail_msg("seed %" PRIu64 " event #%zu: %s", R->seed, R->index, what);
+    fail_msg("seed %" PRIu64 ": %s", R->seed, what);
+}
+
+/* ---- the golden record ------------------------------------------------------------------ */
+
+/* Per seed: the chain after every GOLD_EVERY events, then the final link
+ * (the last flushes, the lead lists, the counters) with the counters in
+ * clear.  File format (text, '#' lines are comments):
+ *   seed <seed> <rules> <events>
+ *   <n> <chain after n events, 16 hex digits>     (n = GOLD_EVERY, 2 * GOLD_EVERY, ...)
+ *   final <hash> applied <n> duplicates <n> unclassified <n> lead_scores <n>
+ *         account_scores <n> leads <n>            (one line) */
+#define GOLD_EVERY 64
+#define GOLD_SEEDS 64
+
+typedef struct gold {
+    uint64_t seed;
+    char rules[32];
+    size_t events;
+    uint64_t *cp; /* cp[k]: the chain after (k + 1) * GOLD_EVERY events */
+    size_t ncp, ccp;
+    uint64_t final;
+    uint64_t stats[5]; /* applied, duplicates, unclassified, lead_scores, account_scores */
+    uint64_t leads;
+} gold_t;
+
+static gold_t g_gold[GOLD_SEEDS];
+static size_t g_ngold;
+static FILE *g_rec; /* where a recording goes (DS_PROP_RECORD) */
+
+static const char *const STAT_NAMES[] = {"applied", "duplicates", "unclassified", "lead_scores",
+                                         "account_scores"};
+
+static void stats_words(const ds_score_stats_t *s, uint64_t w[5]) {
+    w[0] = s->applied;
+    w[1] = s->duplicates;
+    w[2] = s->unclassified;
+    w[3] = s->lead_scores;
+    w[4] = s->account_scores;
+}
+
+static const gold_t *gold_find(uint64_t seed) {
+    for (size_t i = 0; i < g_ngold; i++)
+        if (g_gold[i].seed == seed)
+            return &g_gold[i];
+    return NULL;
+}
+
+static void gold_free(void) {
+    for (size_t i = 0; i < g_ngold; i++)
+        free(g_gold[i].cp);
+    memset(g_gold, 0, sizeof(g_gold));
+    g_ngold = 0;
+}
+
+/* Reads the record at path into g_gold; fails the test naming the line
+ * it cannot read. */
+static void gold_load(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fail_msg("the golden record %s cannot be read (%s); DS_PROP_GOLDEN names another", path,
+                 strerror(errno));
+    char line[512];
+    size_t ln = 0;
+    gold_t *g = NULL;
+    while (fgets(line, sizeof(line), f)) {
+        ln++;
+        uint64_t h = 0;
+        size_t n = 0;
+        gold_t tmp;
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        if (sscanf(line, "seed %" SCNu64 " %31s %zu", &tmp.seed, tmp.rules, &tmp.events) == 3) {
+            if (g_ngold == GOLD_SEEDS)
+                fail_msg("%s:%zu: more than %d seeds", path, ln, GOLD_SEEDS);
+            g = &g_gold[g_ngold++];
+            memset(g, 0, sizeof(*g));
+            g->seed = tmp.seed;
+            g->events = tmp.events;
+            memcpy(g->rules, tmp.rules, sizeof(g->rules));
+        } else if (g && sscanf(line,
+                               "final %" SCNx64 " applied %" SCNu64 " duplicates %" SCNu64
+                               " unclassified %" SCNu64 " lead_scores %" SCNu64
+                               " account_scores %" SCNu64 " leads %" SCNu64,
+                               &g->final, &g->stats[0], &g->stats[1], &g->stats[2], &g->stats[3],
+                               &g->stats[4], &g->leads) == 7) {
+            g = NULL;
+        } else if (g && sscanf(line, "%zu %" SCNx64, &n, &h) == 2 &&
+                   n == (g->ncp + 1) * GOLD_EVERY) {
+            if (g->ncp == g->ccp) {
+                g->ccp = g->ccp ? 2 * g->ccp : 64;
+                g->cp = realloc(g->cp, g->ccp * sizeof(*g->cp));
+                assert_non_null(g->cp);
+            }
+            g->cp[g->ncp++] = h;
+        } else {
+            fail_msg("%s:%zu: not a line of a golden record: %s", path, ln, line);
+        }
+    }
+    fclose(f);
+}
+
+static void gold_begin_event(run_t *R) {
+    R->evh = FNV_OFFSET;
+    h_u64(&R->evh, R->index);
+}
+
+/* The events #from..#to (those of a failing checkpoint window). */
+static void print_window(const run_t *R, size_t from, size_t to) {
+    char d[1024];
+    print_error("  the events of the window:\n");
+    for (size_t i = from; i <= to && i < R->g.nhist; i++) {
+        describe(&R->g.hist[i], d, sizeof(d));
+        print_error("    #%zu %s\n", i, d);
+    }
+}
+
+/* The event's digest joins the chain; at a checkpoint the chain is written
+ * (recording) or must be the recorded one. */
+static void gold_end_event(run_t *R) {
+    h_u64(&R->chain, R->evh);
+    if ((R->index + 1) % GOLD_EVERY)
+        return;
+    size_t k = R->ncp++;
+    if (g_rec)
+        fprintf(g_rec, "%zu %016" PRIx64 "\n", R->index + 1, R->chain);
+    if (!R->gold || (k < R->gold->ncp && R->gold->cp[k] == R->chain))
+        return;
+    size_t from = k * GOLD_EVERY, to = R->index;
+    print_window(R, from, to);
+    R->ev = NULL;
+    FAIL(R,
+         "the code under test differs from the golden record in the window of events "
+         "#%zu..#%zu (checkpoint %zu: chain %016" PRIx64 ", recorded %016" PRIx64 "); the "
+         "window's events are above",
+         from, to, k + 1, R->chain, k < R->gold->ncp ? R->gold->cp[k] : 0);
+}
+
+/* The final link: written, or compared with the record (its counters and
+ * leads, then the hash). */
+static void gold_final(run_t *R, const ds_score_stats_t *s, uint64_t leads) {
+    uint64_t w[5];
+    stats_words(s, w);
+    for (int i = 0; i < 5; i++)
+        h_u64(&R->evh, w[i]);
+    h_u64(&R->evh, leads);
+    h_u64(&R->chain, R->evh);
+    if (g_rec)
+        fprintf(g_rec,
+                "final %016" PRIx64 " applied %" PRIu64 " duplicates %" PRIu64
+                " unclassified %" PRIu64 " lead_scores %" PRIu64 " account_scores %" PRIu64
+                " leads %" PRIu64 "\n",
+                R->chain, w[0], w[1], w[2], w[3], w[4], leads);
+    const gold_t *g = R->gold;
+    if (!g)
+        return;
+    for (int i = 0; i < 5; i++)
+        if (w[i] != g->stats[i])
+            FAIL(R, "%s: %" PRIu64 ", the golden record %" PRIu64, STAT_NAMES[i], w[i],
+                 g->stats[i]);
+    if (leads != g->leads)
+        FAIL(R, "%" PRIu64 " leads, the golden record %" PRIu64, leads, g->leads);
+    if (g->final == R->chain)
+        return;
+    size_t from = R->ncp * GOLD_EVERY, to = R->index ? R->index - 1 : 0;
+    if (from <= to)
+        print_window(R, from, to);
+    FAIL(R,
+         "the code under test differs from the golden record after the last checkpoint: in "
+         "events #%zu..#%zu (above) or in the final writes and lead lists (chain %016" PRIx64
+         ", recorded %016" PRIx64 ")",
+         from, to, R->chain, g->final);
 }
 
 static void vmap_put(vent_t **m, const ds_lead_score_t *v) {
@@ -896,6 +1173,19 @@ static void vmap_put(vent_t **m, const ds_lead_score_t *v) {
         lrec_free(&e->v);
     }
     lrec_fill(&e->v, v);
+    e->dig = h_view(e->lead, &e->v);
+}
+
+/* The digest of a model of the lead hashes: its size and the sum of its
+ * entries' digests (the order of the entries does not matter). */
+static uint64_t vmap_digest(vent_t *m) {
+    uint64_t sum = 0;
+    for (const vent_t *e = m; e; e = e->hh.next)
+        sum += e->dig;
+    uint64_t h = FNV_OFFSET;
+    h_u64(&h, HASH_COUNT(m));
+    h_u64(&h, sum);
+    return h;
 }
 
 static void vmap_free(vent_t **m) {
@@ -908,54 +1198,22 @@ static void vmap_free(vent_t **m) {
     }
 }
 
-static void put_view(void *opaque, uint64_t *written, const ds_lead_score_t *v) {
-    (void)written;
-    vmap_put(opaque, v);
-}
-
-/* The oracle's view as the per-lead layout stores it: the reasons without
- * their points (": 12.5 pts"). */
-static void put_view_bare(void *opaque, uint64_t *written, const ds_lead_score_t *v) {
-    (void)written;
-    ds_lead_score_t b = *v;
-    char bare[DS_MAX_REASONS][512];
-    for (size_t i = 0; i < v->reasons_count; i++) {
-        snprintf(bare[i], sizeof(bare[i]), "%s", v->reasons[i]);
-        char *colon = strrchr(bare[i], ':');
-        if (colon && !strcmp(colon + strlen(colon) - 4, " pts"))
-            *colon = '\0';
-        b.reasons[i] = bare[i];
-    }
-    vmap_put(opaque, &b);
-}
-
 /* The scorer writes the public fields of the leads of the account's set
  * (a lead that only received a share has a record, no public fields). */
 static void w_view(void *opaque, const ds_lead_score_t *v, uint64_t *notes, const void *rec,
                    size_t n, bool member, bool new_member) {
+    (void)notes;
     (void)rec;
     (void)n;
     (void)new_member;
     if (member)
-        put_view(opaque, notes, v);
-}
-
-/* The leads whose views a flush of ds wrote. */
-static char *g_written[8192];
-static size_t g_nwritten;
-
-static void w_view_noted(void *opaque, const ds_lead_score_t *v, uint64_t *notes, const void *rec,
-                         size_t n, bool member, bool new_member) {
-    w_view(opaque, v, notes, rec, n, member, new_member);
-    if (member && g_nwritten < sizeof(g_written) / sizeof(g_written[0]))
-        g_written[g_nwritten++] = rec_dup(v->lead_id);
+        vmap_put(opaque, v);
 }
 
 static void ds_flush(ds_score_unit_t *u, vent_t **map) {
-    ds_score_writer_t w = {.opaque = map, .lead = w_view_noted};
+    ds_score_writer_t w = {.opaque = map, .lead = w_view};
     assert_int_equal(ds_score_unit_write(u, &w), DS_ERR_OK);
 }
-
 
 static void kv_set(kv_t **m, const char *key, const void *v, size_t n) {
     kv_t *e;
@@ -1070,14 +1328,14 @@ static ds_score_unit_t *st_reload(kv_t *store, const char *key, bool is_account,
         return u; /* never written: a new account */
     for (const kv_t *e = store; e; e = e->hh.next)
         if (!strncmp(e->key, "D:", 2))
-            assert_int_equal(ds_score_unit_put_dict(u, strtoull(e->key + 2, NULL, 10),
-                                                    (const char *)e->v, e->n),
-                             DS_ERR_OK);
+            assert_int_equal(
+                ds_score_unit_put_dict(u, strtoull(e->key + 2, NULL, 10), (const char *)e->v, e->n),
+                DS_ERR_OK);
     assert_int_equal(ds_score_unit_put_account(u, acct->v, acct->n), DS_ERR_OK);
     for (const kv_t *e = store; e; e = e->hh.next)
         if (!strncmp(e->key, "S:", 2))
-            assert_int_equal(
-                ds_score_unit_put_sum(u, strtoull(e->key + 2, NULL, 10), e->v, e->n), DS_ERR_OK);
+            assert_int_equal(ds_score_unit_put_sum(u, strtoull(e->key + 2, NULL, 10), e->v, e->n),
+                             DS_ERR_OK);
     for (const kv_t *e = store; e; e = e->hh.next)
         if (!strncmp(e->key, "M:", 2))
             assert_int_equal(ds_score_unit_put_mobilizer(u, e->key + 2, strlen(e->key + 2)),
@@ -1141,18 +1399,18 @@ static int st_load(run_t *R, punit_t *p, const ds_ma_event_t *m) {
     }
 }
 
-/* x (a ds map) must hold the same leads and views as the oracle's. */
-static void vmap_compare(run_t *R, vent_t *x, vent_t *ref, const char *side, const char *key) {
+/* x (rt's or st's map) must hold the same leads and views as ds's. */
+static void vmap_compare(run_t *R, vent_t *x, vent_t *ds, const char *side, const char *key) {
     char msg[512];
-    if (HASH_COUNT(x) != HASH_COUNT(ref))
-        FAIL(R, "unit %s: %s has written %u lead views, the oracle %u", key, side, HASH_COUNT(x),
-             HASH_COUNT(ref));
+    if (HASH_COUNT(x) != HASH_COUNT(ds))
+        FAIL(R, "unit %s: %s has written %u lead views, ds %u", key, side, HASH_COUNT(x),
+             HASH_COUNT(ds));
     vent_t *e, *t;
     HASH_ITER(hh, x, e, t) {
         vent_t *o;
-        HASH_FIND_STR(ref, e->lead, o);
+        HASH_FIND_STR(ds, e->lead, o);
         if (!o)
-            FAIL(R, "unit %s: %s wrote a view of lead %s, the oracle did not", key, side, e->lead);
+            FAIL(R, "unit %s: %s wrote a view of lead %s, ds did not", key, side, e->lead);
         if (lrec_diff(&e->v, &o->v, msg, sizeof(msg)))
             FAIL(R, "unit %s: %s's view of lead %s (what the lead hash shows) differs: %s", key,
                  side, e->lead, msg);
@@ -1160,8 +1418,9 @@ static void vmap_compare(run_t *R, vent_t *x, vent_t *ref, const char *side, con
 }
 
 /* As the scorer does before it writes a unit: every dirty lead's view goes
- * to the Redis model, then the dirty marks are cleared; the account view
- * is compared. */
+ * to the Redis model, then the dirty marks are cleared; ds's model and
+ * account view go into the digest, rt's and st's models and rt's account
+ * view must be ds's. */
 static void flush_unit(run_t *R, int ui) {
     punit_t *p = &R->u[ui];
     const char *key = R->g.units[ui].key;
@@ -1177,53 +1436,39 @@ static void flush_unit(run_t *R, int ui) {
                            .account = st_acct};
     if (ds_score_unit_write(p->st, &w))
         FAIL(R, "unit %s: st's write failed", key);
-    ref_score_unit_foreach_dirty(p->ref, put_view_bare, &p->vref);
-    ref_score_unit_clear_dirty(p->ref);
-    /* ds also rewrites a lead whose record changed without its scores (a
-     * share to it): what it shows must be what the oracle would show */
-    for (size_t i = 0; i < g_nwritten; i++) {
-        ref_score_unit_view_of(p->ref, g_written[i], put_view_bare, &p->vref);
-        free(g_written[i]);
-    }
-    g_nwritten = 0;
-    vmap_compare(R, p->vds, p->vref, "ds", key);
-    vmap_compare(R, p->vrt, p->vref, "rt (save/load)", key);
-    vmap_compare(R, p->vst, p->vref, "st (stored, loaded by need)", key);
+    h_u64(&R->evh, 'F');
+    h_u64(&R->evh, (uint64_t)ui);
+    h_u64(&R->evh, vmap_digest(p->vds));
+    vmap_compare(R, p->vrt, p->vds, "rt (save/load)", key);
+    vmap_compare(R, p->vst, p->vds, "st (stored, loaded by need)", key);
     ds_account_score_t a;
-    arec_t xd, xr, xf;
+    arec_t xd, xr;
     bool hd = ds_score_unit_account_view(p->ds, &a);
     if (hd)
         arec_fill(&xd, &a);
     bool hr = ds_score_unit_account_view(p->rt, &a);
     if (hr)
         arec_fill(&xr, &a);
-    bool hf = ref_score_unit_account_view(p->ref, &a);
-    if (hf)
-        arec_fill(&xf, &a);
-    if (hd != hf || hr != hf)
-        FAIL(R, "unit %s: account view exists: ds %d, rt %d, oracle %d", key, hd, hr, hf);
-    if (hf) {
-        char msg[512];
-        size_t moved = 0;
-        int64_t old = ref_score_unit_leads_as_of(p->ref);
+    if (hr != hd)
+        FAIL(R, "unit %s: account view exists: ds %d, rt %d", key, hd, hr);
+    h_u64(&R->evh, hd);
+    if (hd) {
         /* a view carries no output id */
-        if (arec_diff(&xd, &xf, old, &moved, msg, sizeof(msg)))
-            FAIL(R, "unit %s: ds's account view (what the account hash shows) differs: %s", key,
-                 msg);
-        if (arec_diff(&xr, &xf, old, &moved, msg, sizeof(msg)))
+        h_arec(&R->evh, &xd);
+        char msg[512];
+        if (arec_diff(&xr, &xd, msg, sizeof(msg)))
             FAIL(R, "unit %s: rt's account view (what the account hash shows) differs: %s", key,
                  msg);
         arec_free(&xd);
         arec_free(&xr);
-        arec_free(&xf);
     }
     R->flushes++;
 }
 
 /* Save rt and carry on with the loaded copy (after a flush, as the scorer
- * saves only what it writes); a re-save must give the same bytes.  The
- * oracle's own save/load is exercised as well, less often. */
-static void round_trip(run_t *R, int ui, bool ref_too) {
+ * saves only what it writes); a re-save must give the same bytes.  st is
+ * rebuilt from its store. */
+static void round_trip(run_t *R, int ui) {
     punit_t *p = &R->u[ui];
     ds_buf_reset(&R->b1);
     ds_buf_reset(&R->b2);
@@ -1243,48 +1488,37 @@ static void round_trip(run_t *R, int ui, bool ref_too) {
     p->rt = n;
     ds_score_unit_destroy(p->st);
     p->st = st_reload(p->store, R->g.units[ui].key, R->g.units[ui].is_account, R->scr_st);
-    if (ref_too) {
-        ds_buf_reset(&R->b1);
-        if (ref_score_unit_save(p->ref, &R->b1))
-            FAIL(R, "unit %s: ref_score_unit_save failed", R->g.units[ui].key);
-        ref_score_unit_t *m = ref_score_unit_load(R->b1.data, R->b1.len, &err);
-        if (!m)
-            FAIL(R, "unit %s: ref_score_unit_load failed: %s", R->g.units[ui].key, ds_err2str(err));
-        ref_score_unit_destroy(p->ref);
-        p->ref = m;
-    }
     R->round_trips++;
 }
 
+/* x (rt's or st's records) must be ds's. */
 static void compare_caps(run_t *R, const cap_t *x, const char *side) {
     char msg[512];
-    const cap_t *y = &R->cref;
+    const cap_t *y = &R->cds;
     if (x->nl != y->nl)
-        FAIL(R,
-             "%s emitted %zu LeadScore records (first: lead %s), the oracle %zu (first: lead %s)",
-             side, x->nl, x->nl ? x->l[0].lead_id : "-", y->nl, y->nl ? y->l[0].lead_id : "-");
+        FAIL(R, "%s emitted %zu LeadScore records (first: lead %s), ds %zu (first: lead %s)", side,
+             x->nl, x->nl ? x->l[0].lead_id : "-", y->nl, y->nl ? y->l[0].lead_id : "-");
     for (size_t i = 0; i < x->nl; i++)
         if (lrec_diff(&x->l[i], &y->l[i], msg, sizeof(msg)))
             FAIL(R, "%s LeadScore #%zu of %zu (lead %s) differs: %s", side, i + 1, x->nl,
                  y->l[i].lead_id, msg);
     if (x->na != y->na)
-        FAIL(R, "%s emitted %zu AccountScore records, the oracle %zu", side, x->na, y->na);
-    int64_t old = ref_score_unit_leads_as_of(R->u[R->ev->unit].ref);
+        FAIL(R, "%s emitted %zu AccountScore records, ds %zu", side, x->na, y->na);
     for (size_t i = 0; i < x->na; i++)
-        if (arec_diff(&x->a[i], &y->a[i], old, &R->as_of_moved, msg, sizeof(msg)))
+        if (arec_diff(&x->a[i], &y->a[i], msg, sizeof(msg)))
             FAIL(R, "%s AccountScore #%zu (account %s) differs: %s", side, i + 1,
                  y->a[i].account_id, msg);
 }
 
 static void compare_stats(run_t *R, const ds_score_stats_t *s, const char *side) {
-    const ref_score_stats_t *o = &R->sref;
+    const ds_score_stats_t *o = &R->sds;
     if (s->applied != o->applied || s->duplicates != o->duplicates ||
         s->unclassified != o->unclassified || s->lead_scores != o->lead_scores ||
         s->account_scores != o->account_scores)
         FAIL(R,
              "%s stats applied/duplicates/unclassified/lead/account %" PRIu64 "/%" PRIu64
-             "/%" PRIu64 "/%" PRIu64 "/%" PRIu64 ", oracle %" PRIu64 "/%" PRIu64 "/%" PRIu64
-             "/%" PRIu64 "/%" PRIu64,
+             "/%" PRIu64 "/%" PRIu64 "/%" PRIu64 ", ds %" PRIu64 "/%" PRIu64 "/%" PRIu64 "/%" PRIu64
+             "/%" PRIu64,
              side, s->applied, s->duplicates, s->unclassified, s->lead_scores, s->account_scores,
              o->applied, o->duplicates, o->unclassified, o->lead_scores, o->account_scores);
 }
@@ -1293,81 +1527,43 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The leads with events of their own: the same ids as the oracle's. */
+/* The leads with events of their own, sorted (the unit's own, borrowed). */
+static const char **member_ids(const ds_score_unit_t *u, size_t *n) {
+    const char **m = calloc((size_t)u->nleads + 1, sizeof(*m));
+    assert_non_null(m);
+    size_t k = 0;
+    for (uint32_t i = 0; i < u->nleads; i++)
+        if (u->leads[i]->member)
+            m[k++] = ds_score_str(u, u->leads[i]->id);
+    qsort(m, k, sizeof(*m), cmp_str);
+    *n = k;
+    return m;
+}
+
+/* The unit's key and kind are the generator's; ds's leads with events of
+ * their own go into the digest, rt's must be the same. */
 static void compare_leads(run_t *R, int ui) {
     punit_t *p = &R->u[ui];
-    size_t n = ref_score_unit_lead_count(p->ref);
-    if (!seq(ds_score_unit_key(p->ds), ref_score_unit_key(p->ref)) ||
-        !seq(ds_score_unit_key(p->rt), ref_score_unit_key(p->ref)) ||
-        ds_score_unit_is_account(p->ds) != ref_score_unit_is_account(p->ref) ||
-        ds_score_unit_is_account(p->rt) != ref_score_unit_is_account(p->ref))
-        FAIL(R, "unit %s: key or kind differs after save/load", R->g.units[ui].key);
-    const ds_score_unit_t *us[] = {p->ds, p->rt};
-    const char **o = calloc(n + 1, sizeof(*o)), **m = calloc(n + 1, sizeof(*m));
-    assert_non_null(o);
-    assert_non_null(m);
+    const gunit_t *gu = &R->g.units[ui];
+    if (!seq(ds_score_unit_key(p->ds), gu->key) || !seq(ds_score_unit_key(p->rt), gu->key) ||
+        ds_score_unit_is_account(p->ds) != gu->is_account ||
+        ds_score_unit_is_account(p->rt) != gu->is_account)
+        FAIL(R, "unit %s: key or kind differs after save/load", gu->key);
+    size_t n, nm;
+    const char **o = member_ids(p->ds, &n), **m = member_ids(p->rt, &nm);
+    if (p->ds->members != n)
+        FAIL(R, "unit %s: ds has %zu leads, %u counted", gu->key, n, p->ds->members);
+    h_u64(&R->evh, n);
     for (size_t i = 0; i < n; i++)
-        o[i] = ref_score_unit_lead_id(p->ref, i);
-    qsort(o, n, sizeof(*o), cmp_str);
-    for (int k = 0; k < 2; k++) {
-        size_t nm = 0;
-        for (uint32_t i = 0; i < us[k]->nleads; i++)
-            if (us[k]->leads[i]->member) {
-                if (nm == n)
-                    FAIL(R, "unit %s: %s has more leads than the oracle's %zu", R->g.units[ui].key,
-                         k ? "rt" : "ds", n);
-                m[nm++] = ds_score_str(us[k], us[k]->leads[i]->id);
-            }
-        if (nm != n || us[k]->members != n)
-            FAIL(R, "unit %s: %s has %zu leads (%u counted), oracle %zu", R->g.units[ui].key,
-                 k ? "rt" : "ds", nm, us[k]->members, n);
-        qsort(m, nm, sizeof(*m), cmp_str);
-        for (size_t i = 0; i < n; i++)
-            if (strcmp(m[i], o[i]))
-                FAIL(R, "unit %s: %s has lead %s where the oracle has %s", R->g.units[ui].key,
-                     k ? "rt" : "ds", m[i], o[i]);
-    }
+        h_str(&R->evh, o[i]);
+    if (nm != n || p->rt->members != n)
+        FAIL(R, "unit %s: rt has %zu leads (%u counted), ds %zu", gu->key, nm, p->rt->members, n);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(m[i], o[i]))
+            FAIL(R, "unit %s: rt has lead %s where ds has %s", gu->key, m[i], o[i]);
     free(o);
     free(m);
 }
-
-#if !PROP_AS_OF_EVER_MAX
-/* The oracle reads a blob of today's score.c (the format before as_of_max
- * was saved) and starts as_of_max at its leads' largest as_of: the account
- * view is then the same as ds's, as_of included. */
-static void ref_reads_ds_blob(run_t *R, int ui) {
-    punit_t *p = &R->u[ui];
-    ds_buf_reset(&R->b1);
-    if (ds_score_unit_save(p->ds, &R->b1))
-        FAIL(R, "unit %s: ds_score_unit_save failed", R->g.units[ui].key);
-    ds_err_t err = DS_ERR_OK;
-    ref_score_unit_t *m = ref_score_unit_load(R->b1.data, R->b1.len, &err);
-    if (!m)
-        FAIL(R, "unit %s: the oracle cannot load ds's blob: %s", R->g.units[ui].key,
-             ds_err2str(err));
-    ds_account_score_t a;
-    arec_t xd, xm;
-    bool hd = ds_score_unit_account_view(p->ds, &a);
-    if (hd)
-        arec_fill(&xd, &a);
-    bool hm = ref_score_unit_account_view(m, &a);
-    if (hm)
-        arec_fill(&xm, &a);
-    if (hd != hm)
-        FAIL(R, "unit %s: account view after loading ds's blob: ds %d, oracle %d",
-             R->g.units[ui].key, hd, hm);
-    if (hd) {
-        char msg[512];
-        size_t moved = 0;
-        if (arec_diff(&xd, &xm, ref_score_unit_leads_as_of(m), &moved, msg, sizeof(msg)) || moved)
-            FAIL(R, "unit %s: the oracle, loaded from ds's blob, shows another account: %s",
-                 R->g.units[ui].key, moved ? "as_of" : msg);
-        arec_free(&xd);
-        arec_free(&xm);
-    }
-    ref_score_unit_destroy(m);
-}
-#endif
 
 /* ---- one seed ------------------------------------------------------------------------ */
 
@@ -1399,8 +1595,7 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
         R->u[i].ds = ds_score_unit_new_in(gu->key, gu->is_account, R->scr_ds);
         R->u[i].rt = ds_score_unit_new(gu->key, gu->is_account);
         R->u[i].st = ds_score_unit_new_in(gu->key, gu->is_account, R->scr_st);
-        R->u[i].ref = ref_score_unit_new(gu->key, gu->is_account);
-        assert_true(R->u[i].ds && R->u[i].rt && R->u[i].st && R->u[i].ref);
+        assert_true(R->u[i].ds && R->u[i].rt && R->u[i].st);
     }
     ds_score_sink_t sink_ds = {on_lead, on_account, &R->cds};
     ds_score_sink_t sink_rt = {on_lead, on_account, &R->crt};
@@ -1411,10 +1606,19 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
     rules2->scoring.tier_confronted *= 0.6;
     rules2->scoring.tier_connector *= 0.7;
     bool switch_rules = seed % 2 == 0;
-    ref_score_sink_t sink_ref = {on_lead, on_account, &R->cref};
     gev_t ev;
     const char *sw[NSW_MAX];
+    /* a record is of the seed's own number of events */
+    R->gold = g_rec || c.events != conf->events ? NULL : gold_find(seed);
+    if (R->gold && ((size_t)c.events != R->gold->events || strcmp(c.name, R->gold->rules)))
+        FAIL(R,
+             "the golden record has this seed with %zu events under rules %s, the test runs "
+             "it with %d under %s",
+             R->gold->events, R->gold->rules, c.events, c.name);
+    R->chain = FNV_OFFSET;
+    h_u64(&R->chain, seed);
     for (R->index = 0; R->index < (size_t)c.events; R->index++) {
+        gold_begin_event(R);
         if (switch_rules && R->index == (size_t)c.events / 2)
             R->rules = rules2;
         const ds_rules_t *rules_now = R->rules;
@@ -1432,11 +1636,15 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
             ds_err_t a = ds_score_unit_apply_ex(w->ds, rules_now, &m, &sink_ds, &R->sds);
             ds_err_t b = ds_score_unit_apply_ex(w->rt, rules_now, &m, &sink_rt, &R->srt);
             ds_err_t c2 = ds_score_unit_apply_ex(w->st, rules_now, &m, &sink_st, &R->sst);
-            ds_err_t o = ref_score_unit_apply_ex(w->ref, rules_now, &m, &sink_ref, &R->sref);
-            if (a != o || b != o || c2 != o || o != DS_ERR_INVAL)
-                FAIL(R, "offered to unit %s: returned %s (rt %s), oracle %s", R->g.units[wi].key,
-                     ds_err2str(a), ds_err2str(b), ds_err2str(o));
-            compare_caps(R, &R->cds, "ds (wrong unit)");
+            if (a != DS_ERR_INVAL || b != a || c2 != a)
+                FAIL(R, "offered to unit %s: returned %s (rt %s, st %s), not %s",
+                     R->g.units[wi].key, ds_err2str(a), ds_err2str(b), ds_err2str(c2),
+                     ds_err2str(DS_ERR_INVAL));
+            h_u64(&R->evh, 'W');
+            h_u64(&R->evh, (uint64_t)wi);
+            h_u64(&R->evh, (uint64_t)a);
+            h_u64(&R->evh, R->cds.nl);
+            h_u64(&R->evh, R->cds.na);
             compare_caps(R, &R->crt, "rt (wrong unit)");
         }
         if (chance(&R->g.r, 3)) { /* and an event that is not valid at all */
@@ -1450,12 +1658,16 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
                 bad.type = DS_MA__COUNT;
             else
                 bad.event_id = NULL;
+            size_t nl = R->cds.nl, na = R->cds.na;
             ds_err_t a = ds_score_unit_apply_ex(p->ds, rules_now, &bad, &sink_ds, &R->sds);
-            ds_err_t o = ref_score_unit_apply_ex(p->ref, rules_now, &bad, &sink_ref, &R->sref);
-            if (a != o || o != DS_ERR_INVAL)
-                FAIL(R, "an invalid variant (%d) returned %s, oracle %s", k, ds_err2str(a),
-                     ds_err2str(o));
-            compare_caps(R, &R->cds, "ds (invalid event)");
+            if (a != DS_ERR_INVAL || R->cds.nl != nl || R->cds.na != na)
+                FAIL(R, "an invalid variant (%d) returned %s and emitted %zu records", k,
+                     ds_err2str(a), R->cds.nl + R->cds.na - nl - na);
+            h_u64(&R->evh, 'I');
+            h_u64(&R->evh, (uint64_t)k);
+            h_u64(&R->evh, (uint64_t)a);
+            h_u64(&R->evh, R->cds.nl);
+            h_u64(&R->evh, R->cds.na);
         }
 
         ds_err_t a = ds_score_unit_apply_ex(p->ds, rules_now, &m, &sink_ds, &R->sds);
@@ -1466,61 +1678,65 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
          * the leads (exactly: the sums are in fixed point) */
         char why[256];
         if (ds_score_all_resident(p->st) && !ds_score_unit_check(p->st, why, sizeof(why)))
-            FAIL(R, "unit %s (st): incremental figures differ from scratch: %s",
-                 R->g.units[ui].key, why);
+            FAIL(R, "unit %s (st): incremental figures differ from scratch: %s", R->g.units[ui].key,
+                 why);
         if (!ds_score_unit_check(p->ds, why, sizeof(why)))
-            FAIL(R, "unit %s: incremental figures differ from scratch: %s", R->g.units[ui].key, why);
+            FAIL(R, "unit %s: incremental figures differ from scratch: %s", R->g.units[ui].key,
+                 why);
         if (!ds_score_unit_check(p->rt, why, sizeof(why)))
-            FAIL(R, "unit %s (rt): incremental figures differ from scratch: %s", R->g.units[ui].key, why);
-        ds_err_t o = ref_score_unit_apply_ex(p->ref, rules_now, &m, &sink_ref, &R->sref);
-        if (a != o || b != o || c3 != o)
-            FAIL(R, "returned %s (rt %s, st %s), oracle %s", ds_err2str(a), ds_err2str(b),
-                 ds_err2str(c3), ds_err2str(o));
-        compare_caps(R, &R->cds, "ds");
+            FAIL(R, "unit %s (rt): incremental figures differ from scratch: %s", R->g.units[ui].key,
+                 why);
+        if (b != a || c3 != a)
+            FAIL(R, "returned %s, rt %s, st %s", ds_err2str(a), ds_err2str(b), ds_err2str(c3));
+        h_u64(&R->evh, 'A');
+        h_u64(&R->evh, (uint64_t)a);
+        h_cap(&R->evh, &R->cds);
         compare_caps(R, &R->crt, "rt (save/load)");
         compare_caps(R, &R->cst, "st (stored, loaded by need)");
-        R->lead_scores += R->cref.nl;
-        R->account_scores += R->cref.na;
-        R->duplicates += o == DS_ERR_DUPLICATE;
-        for (size_t i = 0; i < R->cref.nl; i++)
-            R->follows_seen += R->cref.l[i].lead_id && strcmp(R->cref.l[i].lead_id, ev.lead);
+        R->lead_scores += R->cds.nl;
+        R->account_scores += R->cds.na;
+        R->duplicates += a == DS_ERR_DUPLICATE;
+        for (size_t i = 0; i < R->cds.nl; i++)
+            R->follows_seen += R->cds.l[i].lead_id && strcmp(R->cds.l[i].lead_id, ev.lead);
         cap_clear(&R->cds);
         cap_clear(&R->crt);
         cap_clear(&R->cst);
-        cap_clear(&R->cref);
 
         if (chance(&R->g.r, 30)) { /* a write of this unit, sometimes a reload */
             flush_unit(R, ui);
-            if (chance(&R->g.r, 500))
-                round_trip(R, ui, chance(&R->g.r, 300));
+            if (chance(&R->g.r, 500)) {
+                /* the draw that chose whether the recorded oracle was
+                 * reloaded too: the streams of the record have it */
+                (void)chance(&R->g.r, 300);
+                round_trip(R, ui);
+            }
         }
         if (chance(&R->g.r, 1)) { /* a restart: every unit written and reloaded */
             for (int i = 0; i < R->g.nunits; i++) {
                 flush_unit(R, i);
-                round_trip(R, i, true);
+                round_trip(R, i);
             }
         }
+        gold_end_event(R);
     }
     R->ev = NULL;
+    gold_begin_event(R);
     for (int i = 0; i < R->g.nunits; i++) {
         flush_unit(R, i);
-        round_trip(R, i, true);
+        round_trip(R, i);
         flush_unit(R, i);
         compare_leads(R, i);
-#if !PROP_AS_OF_EVER_MAX
-        ref_reads_ds_blob(R, i);
-#endif
     }
-    compare_stats(R, &R->sds, "ds");
     compare_stats(R, &R->srt, "rt");
     compare_stats(R, &R->sst, "st");
     size_t leads = 0, biggest = 0;
     for (int i = 0; i < R->g.nunits; i++) {
-        size_t n = ref_score_unit_lead_count(R->u[i].ref);
+        size_t n = R->u[i].ds->members;
         leads += n;
         if (n > biggest)
             biggest = n;
     }
+    gold_final(R, &R->sds, leads);
     print_message("  seed %" PRIu64 " %-10s %5d events, %2d units, %4zu leads (largest %4zu): "
                   "%5zu lead / %4zu account scores, %4zu credited others, %3zu duplicates, "
                   "%3zu reloads, %4zu writes, %5zu loads by need%s\n",
@@ -1532,11 +1748,9 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
         ds_score_unit_destroy(R->u[i].rt);
         ds_score_unit_destroy(R->u[i].st);
         kv_free(&R->u[i].store);
-        ref_score_unit_destroy(R->u[i].ref);
         vmap_free(&R->u[i].vds);
         vmap_free(&R->u[i].vrt);
         vmap_free(&R->u[i].vst);
-        vmap_free(&R->u[i].vref);
     }
     free(R->u);
     ds_score_scratch_destroy(R->scr_ds);
@@ -1544,7 +1758,6 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
     cap_free(&R->cds);
     cap_free(&R->crt);
     cap_free(&R->cst);
-    cap_free(&R->cref);
     ds_rules_destroy(rules2);
     ds_buf_free(&R->b1);
     ds_buf_free(&R->b2);
@@ -1560,17 +1773,52 @@ static const struct {
 } SEEDS[] = {{1, 0}, {2, 0}, {3, 0}, {4, 1},  {5, 1},  {6, 1},
              {7, 2}, {8, 2}, {9, 3}, {10, 4}, {11, 0}, {12, 1}};
 
+/* DS_PROP_RECORD=path: the fixed seeds, recorded to path (the other
+ * variables must be unset); the record is written only when every check
+ * has passed. */
+static void record_seeds(const char *path) {
+    if (getenv("DS_PROP_SEED") || getenv("DS_PROP_EXTRA") || events_override())
+        fail_msg("DS_PROP_RECORD records the fixed seeds with their default events: unset "
+                 "DS_PROP_SEED, DS_PROP_EXTRA and DS_PROP_EVENTS");
+    char tmp[4096];
+    int n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    assert_true(n > 0 && (size_t)n < sizeof(tmp));
+    g_rec = fopen(tmp, "w");
+    if (!g_rec)
+        fail_msg("%s: %s", tmp, strerror(errno));
+    fprintf(g_rec,
+            "# The golden record of test_score_prop (tests/unit/test_score_prop.c):\n"
+            "# per seed, the digest chain after every %d events and the final link.\n",
+            GOLD_EVERY);
+    for (size_t i = 0; i < sizeof(SEEDS) / sizeof(SEEDS[0]); i++) {
+        const pconf_t *c = &CONFS[SEEDS[i].conf];
+        fprintf(g_rec, "seed %" PRIu64 " %s %d\n", SEEDS[i].seed, c->name, c->events);
+        run_seed(SEEDS[i].seed, c);
+    }
+    if (fclose(g_rec) || rename(tmp, path))
+        fail_msg("%s: %s", path, strerror(errno));
+    g_rec = NULL;
+    print_message("  recorded %s\n", path);
+}
+
 static void test_streams(void **state) {
     (void)state;
+    const char *rec = getenv("DS_PROP_RECORD");
+    if (rec) {
+        record_seeds(rec);
+        return;
+    }
+    const char *path = getenv("DS_PROP_GOLDEN");
+    gold_load(path ? path : DS_SOURCE_DIR "/tests/fixtures/score_prop.golden");
     const char *one = getenv("DS_PROP_SEED");
     if (one) {
         uint64_t s = strtoull(one, NULL, 10);
+        const pconf_t *c = &CONFS[s % NCONFS];
         for (size_t i = 0; i < sizeof(SEEDS) / sizeof(SEEDS[0]); i++)
-            if (SEEDS[i].seed == s) {
-                run_seed(s, &CONFS[SEEDS[i].conf]);
-                return;
-            }
-        run_seed(s, &CONFS[s % NCONFS]);
+            if (SEEDS[i].seed == s)
+                c = &CONFS[SEEDS[i].conf];
+        run_seed(s, c);
+        gold_free();
         return;
     }
     for (size_t i = 0; i < sizeof(SEEDS) / sizeof(SEEDS[0]); i++)
@@ -1579,6 +1827,7 @@ static void test_streams(void **state) {
     unsigned long k = extra ? strtoul(extra, NULL, 10) : 0;
     for (unsigned long i = 0; i < k; i++)
         run_seed(1000 + i, &CONFS[(1000 + i) % NCONFS]);
+    gold_free();
 }
 
 int main(void) {
