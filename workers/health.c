@@ -43,14 +43,23 @@ void ds_health_set_start_why(ds_health_t *h, const char *why) {
 
 void ds_health_redis_down(ds_health_t *h, const char *why) {
     h->redis_ok = 0;
+    h->state_unreadable = 0;
     pthread_mutex_lock(&h->why_lock);
     ds_strlcpy(h->redis_why, why[0] ? why : "no reason given", sizeof(h->redis_why));
     pthread_mutex_unlock(&h->why_lock);
 }
 
+void ds_health_state_unreadable(ds_health_t *h) {
+    h->state_unreadable = 1;
+    h->redis_ok = 0;
+}
+
 void ds_health_redis_up(ds_health_t *h) {
     if (!h->redis_ok)
-        DS_INFO(h->name, "redis is reachable again");
+        DS_INFO(h->name, "%s",
+                h->state_unreadable ? "the stored state it could not read is readable now"
+                                    : "redis is reachable again");
+    h->state_unreadable = 0;
     h->redis_ok = 1;
 }
 
@@ -100,6 +109,11 @@ bool ds_health_ready(ds_health_t *h, char *why, size_t why_size) {
     }
     if (!h->assigned) {
         snprintf(why, why_size, "%s: no partitions assigned", h->name);
+        return false;
+    }
+    if (!h->redis_ok && h->state_unreadable) {
+        snprintf(why, why_size, "%s: stored state in Redis unreadable (the log names the key)",
+                 h->name);
         return false;
     }
     if (!h->redis_ok) {

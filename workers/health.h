@@ -36,6 +36,7 @@ typedef struct ds_health {
     volatile int started;  /* the output schemas are registered (or there is no registry) */
     volatile int assigned; /* partitions assigned */
     volatile int redis_ok, kafka_ok;
+    volatile int state_unreadable; /* with !redis_ok: Redis answers, with state we cannot read */
     volatile int decode_ok; /* decoding does not wait for the schema registry */
     pthread_mutex_t why_lock;
     char start_why[512]; /* why it has not started yet (why_lock) */
@@ -64,6 +65,9 @@ void ds_health_set_start_why(ds_health_t *h, const char *why);
 
 /** A Redis round failed (why: its error) / Redis answered again. */
 void ds_health_redis_down(ds_health_t *h, const char *why);
+/** Redis answered with stored state the worker cannot read (and will not
+ *  overwrite): not ready until a load succeeds (ds_health_redis_up). */
+void ds_health_state_unreadable(ds_health_t *h);
 void ds_health_redis_up(ds_health_t *h);
 
 /** Broker silence is timed from now (the worker starts consuming). */

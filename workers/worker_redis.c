@@ -150,7 +150,7 @@ bool ds_wk_load_stage(ds_worker_t *w, ds_batch_t *b) {
     for (;;) {
         probe_settle(w);
         ds_err_t e = ds_wk_redis_connect(w, w->redis);
-        bool answered = false;
+        bool answered = false, refused = false;
         if (!e) {
             int64_t t0 = ds_clock_mono_us();
             for (int round = 0; !e; round++) {
@@ -160,8 +160,10 @@ bool ds_wk_load_stage(ds_worker_t *w, ds_batch_t *b) {
                 prefetch_ctx_t pc = {w, DS_ERR_OK};
                 e = ds_redis_run(w->redis, on_prefetch_reply, &pc);
                 answered |= !e;
-                if (!e && pc.err)
+                if (!e && pc.err) {
                     e = pc.err;
+                    refused = true;
+                }
                 ds_wk_observe(w->m_redis_seconds, (double)(ds_clock_mono_us() - t0) / 1e6);
             }
         }
@@ -171,11 +173,20 @@ bool ds_wk_load_stage(ds_worker_t *w, ds_batch_t *b) {
             ds_wk_phase_add(w, PH_LOAD, &t);
             return true;
         }
-        /* connected still: Redis answered, with an error */
+        /* connected still: Redis answered, with an error, or with stored
+         * state the adapter cannot read (it said which, and never
+         * overwrites it): retried, since only a person can repair it */
         wait_for_t what = ds_redis_connected(w->redis) ? WAIT_REDIS_ERROR : WAIT_REDIS_DOWN;
         ds_redis_discard(w->redis);
-        if (!ds_wk_redis_failed(w, w->redis, ds_backoff_peek(&backoff)))
+        if (refused) {
+            ds_health_state_unreadable(&w->health);
+            ds_log_rl(&w->rl_redis, 5000, DS_LOG_WARN, w->ops->name,
+                      "stored state in Redis cannot be read (see the error above); not ready, "
+                      "partitions paused, retrying in at most %lld ms",
+                      (long long)ds_backoff_peek(&backoff));
+        } else if (!ds_wk_redis_failed(w, w->redis, ds_backoff_peek(&backoff))) {
             return false;
+        }
         ds_wk_backoff_wait(w, ds_backoff_next(&backoff), what);
         if (ds_wk_must_abandon(w))
             return false;

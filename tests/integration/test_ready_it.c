@@ -17,6 +17,8 @@
  *     an error, count it (dealsignal_redis_state_lost_total) and write
  *     back everything they hold, so that the state is complete again
  *     without a new event.
+ *   - A lead's stored state that cannot be read: never overwritten,
+ *     /readyz and the log say so, and work goes on once it is deleted.
  * Timeouts are lowered (redis.timeout_ms 1000, broker_timeout_ms 2000).
  */
 #include <setjmp.h>
@@ -30,6 +32,7 @@
 
 #include <cmocka.h>
 
+#include "codec.h"
 #include "ds_clock.h"
 #include "harness.h"
 
@@ -281,10 +284,53 @@ static void test_redis_back_empty(void **state) {
     assert_int_equal(ds_h_stop(r.pid, SIGTERM, 15000), 0);
 }
 
+/* A lead whose stored state cannot be read (written by something else):
+ * the scorer never overwrites it, says so in /readyz and the log, holds
+ * the partition, and goes on once the key is deleted. */
+static void test_unreadable_state(void **state) {
+    (void)state;
+    ds_h_broker_ctl(&env, "create-topic bad.ma 4");
+    ds_h_broker_ctl(&env, "create-topic bad.crm 4");
+    run_t r;
+    run_init(&r, "bad");
+    char key[160];
+    snprintf(key, sizeof(key), "%s{lead:L-BAD}", r.n.prefix);
+    freeReplyObject(ds_h_redis(&env, "HSET %s state not-a-state", key));
+    start(&r, "scorer", "bad.ma", "bad.crm");
+    assert_true(time_to(&r, 200, 30000) >= 0);
+    rd_kafka_t *p = ds_h_producer(&env);
+    ds_ma_event_t e;
+    memset(&e, 0, sizeof(e));
+    e.event_id = "bad-1";
+    e.occurred_at = 1700000000000LL;
+    e.lead_id = "L-BAD";
+    e.type = DS_MA_CONTENT_VIEWED;
+    e.content_id = "c-1";
+    e.insight_id = "i-1";
+    e.content_stage = DS_CS_CONFRONT;
+    ds_h_send_ma(p, "bad.ma", &e);
+    ds_h_flush(p);
+    rd_kafka_destroy(p);
+    assert_true(time_to(&r, 503, 20000) >= 0);
+    char *body = readyz_body(&r);
+    assert_non_null(strstr(body, "stored state in Redis unreadable"));
+    free(body);
+    assert_true(log_count(&r, "{lead:L-BAD}") + log_count(&r, "L-BAD") > 0);
+    assert_true(log_count(&r, "stored state in Redis cannot be read") > 0);
+    char *v = ds_h_hget(&env, key, "state");
+    assert_string_equal(v, "not-a-state"); /* never overwritten */
+    free(v);
+    freeReplyObject(ds_h_redis(&env, "DEL %s", key));
+    ds_h_expect_hget(&env, key, "events_applied", "1", 15000);
+    assert_true(time_to(&r, 200, 5000) >= 0);
+    assert_int_equal(ds_h_stop(r.pid, SIGTERM, 15000), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_outages),
         cmocka_unit_test(test_redis_back_empty),
+        cmocka_unit_test(test_unreadable_state),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
