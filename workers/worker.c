@@ -87,12 +87,22 @@ static const char *const phase_names[PH__COUNT] = {
 
 /* ---- metrics ------------------------------------------------------------------ */
 
+ds_counter_t *ds_worker_counter(ds_worker_t *w, const char *name, const char *help) {
+    return w->metrics ? ds_metrics_counter(w->metrics, name, help, w->labels) : NULL;
+}
+
+ds_gauge_t *ds_worker_gauge(ds_worker_t *w, const char *name, const char *help) {
+    return w->metrics ? ds_metrics_gauge(w->metrics, name, help, w->labels) : NULL;
+}
+
+ds_histogram_t *ds_worker_histogram(ds_worker_t *w, const char *name, const char *help) {
+    return w->metrics ? ds_metrics_histogram(w->metrics, name, help, w->labels, ds_latency_bounds,
+                                             DS_LATENCY_BOUNDS_N)
+                      : NULL;
+}
+
 static ds_counter_t *counter(ds_worker_t *w, const char *name, const char *help) {
-    if (!w->metrics)
-        return NULL;
-    char labels[64];
-    snprintf(labels, sizeof(labels), "worker=\"%s\"", w->ops->name);
-    return ds_metrics_counter(w->metrics, name, help, labels);
+    return ds_worker_counter(w, name, help);
 }
 
 void ds_wk_phase_add(ds_worker_t *w, int phase, int64_t *t_us) {
@@ -182,7 +192,7 @@ void ds_wk_abandon_all(ds_worker_t *w, const char *why) {
     if (ds_redis_inflight(w->wredis))
         ds_redis_close(w->wredis); /* their replies are of no use any more */
     lost += ds_wb_drop(&w->wb);
-    w->ops->reset(w->self);
+    ds_wk_reset(w);
     if (lost && why)
         DS_WARN(w->ops->name, "%zu messages abandoned (%s): they will be consumed again", lost,
                 why);
@@ -210,10 +220,9 @@ static void emit_dlq(ds_worker_t *w, size_t index) {
  * partitioners, or a topic whose partition count changed): two owners
  * could apply them at once, and one checkpoint cannot describe both. */
 static bool check_partition(ds_worker_t *w, ds_batch_t *b, size_t i) {
-    if (!w->ops->unit_partition)
-        return true;
     const rd_kafka_message_t *m = b->msgs[i];
-    int32_t bound = w->ops->unit_partition(w->self, b->slots[i]);
+    const ds_worker_entity_t *e = ((const ds_worker_slot_t *)b->slots[i])->entity;
+    int32_t bound = e ? e->partition : -1;
     if (bound < 0 || bound == m->partition)
         return true;
     char detail[256];
@@ -221,6 +230,32 @@ static bool check_partition(ds_worker_t *w, ds_batch_t *b, size_t i) {
     b->errs[i] = DS_ERR_WRONG_PARTITION;
     b->details[i] = ds_arena_strndup(&b->arena, detail, strlen(detail));
     return false;
+}
+
+/* Apply one event of a loaded entity.  A replayed one (its entity's
+ * checkpoint covers it: a crash or a rebalance came after its state was
+ * written) is skipped; any other moves the checkpoint, makes the entity
+ * dirty (before the adapter may make others dirty: the order they are
+ * written in) and is counted by what the adapter says. */
+static void apply_one(ds_worker_t *w, void *slot, const rd_kafka_message_t *m) {
+    ds_worker_entity_t *e = ((ds_worker_slot_t *)slot)->entity;
+    if (!e) {
+        DS_ERROR(w->ops->name, "the unit %s was not loaded", ((ds_worker_slot_t *)slot)->unit);
+        abort(); /* a bug: the adapter's load sets it */
+    }
+    bool replay = e->offset >= 0 && e->partition == m->partition && m->offset <= e->offset;
+    if (!replay) {
+        e->partition = m->partition;
+        e->offset = m->offset;
+        ds_worker_dirty(w, e);
+    }
+    ds_err_t err = w->ops->apply(w->self, w, slot, m->partition, replay);
+    if (replay)
+        ds_worker_count(w, DS_WORKER_SKIPPED);
+    else if (err == DS_ERR_OK)
+        ds_worker_count(w, DS_WORKER_APPLIED);
+    else if (err == DS_ERR_DUPLICATE)
+        ds_worker_count(w, DS_WORKER_DUPLICATE);
 }
 
 /* ---- the stages of a batch ------------------------------------------------ */
@@ -249,7 +284,7 @@ static bool apply_stage(ds_worker_t *w, ds_batch_t *b, bool tick) {
             emit_dlq(w, i);
             continue;
         }
-        w->ops->apply(w->self, w, b->slots[i], m->partition, m->offset);
+        apply_one(w, b->slots[i], m);
         if ((i & 255) == 255)
             ds_redis_pump(w->wredis);
     }
@@ -340,6 +375,62 @@ static void idle(ds_worker_t *w, ds_batch_t *b, bool inflight) {
     else if (!inflight && !ds_wb_owes(&w->wb))
         ds_alloc_idle(&w->alloc, ds_clock_mono_ms() - w->last_msg_ms);
 }
+
+/* ---- the dirty queue and the adapter's lifecycle --------------------------- */
+
+void ds_worker_dirty(ds_worker_t *w, ds_worker_entity_t *e) {
+    if (e->dirty)
+        return;
+    if (!ds_dirtyq_push(&w->dirty, e)) {
+        DS_ERROR(w->ops->name, "out of memory");
+        abort(); /* an entity that is never written would be lost */
+    }
+    e->dirty = true;
+}
+
+void ds_worker_dirty_other(ds_worker_t *w, size_t n) {
+    w->dirty_other += n;
+}
+
+void ds_wk_lifecycle(ds_worker_t *w, ds_worker_event_t what, const ds_rules_t *rules,
+                     const ds_partitions_t *parts) {
+    ds_worker_change_t c = {what, rules, parts};
+    w->ops->lifecycle(w->self, &c);
+}
+
+void ds_wk_reset(ds_worker_t *w) {
+    ds_dirtyq_clear(&w->dirty);
+    w->dirty_other = 0;
+    ds_wk_lifecycle(w, DS_WORKER_RESET, NULL, NULL);
+}
+
+size_t ds_wk_dirty_count(ds_worker_t *w) {
+    return ds_dirtyq_count(&w->dirty) + w->dirty_other;
+}
+
+/* The write-behind's hooks (writebehind.h).  A window that closes owes
+ * the entities dirty then, and the adapter snapshots what its last share
+ * writes besides them. */
+static size_t wb_close(void *self) {
+    ds_worker_t *w = self;
+    ds_wk_lifecycle(w, DS_WORKER_CLOSE, NULL, NULL);
+    w->dirty_other = 0;
+    return ds_dirtyq_count(&w->dirty);
+}
+
+static void wb_write(void *self, ds_redis_t *r, size_t n, bool last) {
+    ds_worker_t *w = self;
+    w->ops->persist(w->self, r, ds_dirtyq_oldest(&w->dirty), n, last);
+    for (size_t i = 0; i < n; i++)
+        ds_dirtyq_at(&w->dirty, i)->dirty = false; /* an entity changed later is dirty again */
+    ds_dirtyq_drop(&w->dirty, n);
+}
+
+static size_t wb_dirty_count(void *self) {
+    return ds_wk_dirty_count(self);
+}
+
+static const ds_wb_hooks_t wb_hooks = {wb_close, wb_write, wb_dirty_count};
 
 /* ---- start and stop -------------------------------------------------------- */
 
@@ -477,7 +568,7 @@ int ds_worker_run(ds_worker_t *w) {
         return rc;
     while (!ds_worker_stop) {
         w->abandon = false;
-        ds_wk_probe_redis(w); /* every DS_HEALTH_PROBE_MS, busy or idle */
+        ds_wk_probe_redis(w);                           /* every DS_HEALTH_PROBE_MS, busy or idle */
         ds_alloc_sample(&w->alloc, ds_clock_mono_ms()); /* the heap gauges, once a second */
         ds_batch_t *b = ds_batch_ring_take(&w->ring);
         if (!b) { /* every batch in flight: the oldest finishes first */
@@ -521,9 +612,10 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
     w->metrics = metrics;
     ds_health_init(&w->health, ops->name, cfg->broker_timeout_ms);
     ds_strlcpy(w->topic, topic, sizeof(w->topic));
+    snprintf(w->labels, sizeof(w->labels), "worker=\"%s\"", ops->name);
     ds_dlq_init(&w->dlq, ops->name, w->topic, metrics);
     w->cap = (size_t)cfg->batch_size;
-    if (!ds_wb_init(&w->wb, ops, self, cfg->redis_flush_ms, (size_t)cfg->redis_flush_entities) ||
+    if (!ds_wb_init(&w->wb, &wb_hooks, w, cfg->redis_flush_ms, (size_t)cfg->redis_flush_entities) ||
         !ds_batch_ring_init(&w->ring, w->cap, ops->event_size)) {
         snprintf(errstr, errstr_size, "out of memory");
         goto fail;
@@ -568,16 +660,14 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
     if (metrics) {
         static const double b[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                    0.1,    0.25,  0.5,    1,     2.5,  5,     10};
-        char labels[64];
-        snprintf(labels, sizeof(labels), "worker=\"%s\"", ops->name);
         w->m_batch_seconds = ds_metrics_histogram(metrics, "batch_seconds",
                                                   "Time from a batch's first message to its "
                                                   "offsets being stored",
-                                                  labels, b, sizeof(b) / sizeof(b[0]));
+                                                  w->labels, b, sizeof(b) / sizeof(b[0]));
         w->m_redis_seconds = ds_metrics_histogram(metrics, "redis_seconds",
                                                   "Time blocked on one Redis round (loads, or "
                                                   "the replies of batch writes)",
-                                                  labels, b, sizeof(b) / sizeof(b[0]));
+                                                  w->labels, b, sizeof(b) / sizeof(b[0]));
     }
     return w;
 fail:
@@ -592,6 +682,7 @@ void ds_worker_destroy(ds_worker_t *w) {
     ds_wk_drop_held(w);
     free(w->held);
     ds_wb_free(&w->wb);
+    ds_dirtyq_free(&w->dirty);
     if (w->consumer)
         rd_kafka_destroy(w->consumer);
     if (w->producer)

@@ -41,88 +41,111 @@ typedef struct ds_worker ds_worker_t;
  * fetched at start, their schemas registered). */
 #define DS_WORKER_MAX_OUTPUTS 4
 
-/* What differs between the workers.  The engine owns the rest: the
+/* What the engine keeps of one unit of state (a scoring unit, a deal):
+ * the first member of the adapter's entry for it, so that the engine can
+ * check the partition it is bound to, skip replayed events, move its
+ * checkpoint and queue it for writing without knowing the rest. */
+typedef struct ds_worker_entity {
+    int32_t partition; /* bound to by its checkpoint (-1: not yet) */
+    bool dirty;        /* in the engine's dirty queue */
+    int64_t offset;    /* checkpoint: the last offset applied (-1: none) */
+} ds_worker_entity_t;
+
+/* The first member of the adapter's slot type (one decoded event): decode
+ * states the unit, load finds its entity. */
+typedef struct ds_worker_slot {
+    /* decode: the unit id, the Kafka key the event's record must carry
+     * (scorer: account_id, or lead_id without account; watcher: deal_id),
+     * and the field it comes from, for the DLQ detail.  A record whose
+     * key differs goes to the DLQ (wrong_key) and is not applied. */
+    const char *unit;
+    const char *unit_field;
+    /* load: the unit's entity, in memory until a reset */
+    ds_worker_entity_t *entity;
+} ds_worker_slot_t;
+
+/* What happened to the worker, for the adapter's lifecycle callback. */
+typedef enum {
+    /* new rules, at a batch boundary before the first load round, so that
+     * the whole batch is applied under one set */
+    DS_WORKER_RULES,
+    /* these partitions are assigned now (parts NULL: none is ours) */
+    DS_WORKER_ASSIGNED,
+    /* the in-memory state of every partition must be dropped (rebalance,
+     * or a batch abandoned after its state ran ahead); the engine has
+     * emptied its dirty queue */
+    DS_WORKER_RESET,
+    /* Redis lost the state this worker wrote (it came back empty): every
+     * entity held in memory and bound to one of `parts` (the partitions
+     * owned) must be made dirty (ds_worker_dirty) with its notes of what
+     * was written cleared, so that the next windows write all of it */
+    DS_WORKER_REWRITE,
+    /* a write-behind window closes: snapshot what its last write adds to
+     * its entities (the watcher's watermarks; persist with `last`) */
+    DS_WORKER_CLOSE,
+} ds_worker_event_t;
+
+typedef struct ds_worker_change {
+    ds_worker_event_t what;
+    const ds_rules_t *rules;      /* DS_WORKER_RULES */
+    const ds_partitions_t *parts; /* DS_WORKER_ASSIGNED, DS_WORKER_REWRITE */
+} ds_worker_change_t;
+
+/* What differs between the workers; the engine owns the rest: the
  * consumer, producer and Redis connections, the schema registry and the
  * codec (ds_worker_codec) with the output schemas' registration at start,
  * the rules' reload at a batch boundary (ds_worker_set_rules), batches,
- * windows, offsets, the DLQ and readiness.  Each callback is kept because
- * only the adapter knows it: decode (its record type); prefetch and
- * prefetched (its Redis layout: the replies are read where the layout is
- * known); rules (what new rules change in memory: the watcher's
- * deadlines); apply (the business); close, persist, persisted and
- * dirty_count (what an entity's write is, and what else a window owes: the
- * watcher's watermarks); tick (the watcher's clock); reset (its memory);
- * assigned (the watcher's clock per partition); unit_key and
- * unit_partition (which field is the unit, and the partition its
- * checkpoint binds it to); rewrite_all (which entities belong to the
- * partitions owned).  Partitions are passed as ds_partitions_t, never as
- * the Kafka client's lists. */
+ * the DLQ (wrong_key from the slot's unit, wrong_partition from its
+ * entity), the replay skip and the checkpoint of every entity, the
+ * applied/duplicate/skipped counters, the dirty queue and the
+ * write-behind windows, offsets and readiness.  Partitions are passed as
+ * ds_partitions_t and Redis replies as ds_reply_t, never as the clients'
+ * own types. */
 typedef struct ds_worker_ops {
     const char *name;  /* "scorer", "watcher": logs and metrics */
-    size_t event_size; /* bytes of one decoded event slot */
+    size_t event_size; /* bytes of one slot (it begins with ds_worker_slot_t) */
     /* The records it writes ("LeadScore", "AccountScore", "DealAlert"),
      * up to the first NULL: each one's topic and schema id come from the
      * configuration (ds_output_schema_init). */
     const char *outputs[DS_WORKER_MAX_OUTPUTS];
+    /* How the input topic must be keyed, in words (for the warning). */
+    const char *unit_key_doc;
     /* Decode a message value into slot (strings in arena, valid for the
-     * batch).  Returns OK or a DLQ code with detail. */
+     * batch; the slot's head is zeroed), stating its unit in the head.
+     * Returns OK or a DLQ code with detail. */
     ds_err_t (*decode)(void *self, const void *val, size_t len, ds_arena_t *arena, void *slot,
                        char *detail, size_t detail_size);
     /* Before a batch is applied: append Redis commands (ds_redis_cmd) that
-     * load whatever the batch's events need and is not in memory; return
-     * how many were appended.  `slots` are the decoded events (NULL where
-     * decoding failed), `partitions` their partitions.  Called again after
-     * the replies were handled, until it appends nothing (so a load may
-     * depend on what an earlier round read); `round` counts from 0. */
-    size_t (*prefetch)(void *self, ds_redis_t *r, void **slots, const int32_t *partitions, size_t n,
-                       int round);
-    /* The rules changed (SIGHUP), at a batch boundary: before the first
-     * prefetch round of a batch, so that the whole batch is applied under
-     * one set (the watcher recomputes its deadlines).  May be NULL. */
-    void (*rules)(void *self, const ds_rules_t *rules);
-    /* The replies of the prefetch commands, in order. */
-    ds_err_t (*prefetched)(void *self, size_t index, const ds_reply_t *reply);
-    /* Apply one decoded event; outputs via ds_worker_emit(). */
-    void (*apply)(void *self, ds_worker_t *w, void *slot, int32_t partition, int64_t offset);
-    /* Write-behind, in windows: close() ends one and returns how many
-     * dirty entities it owes (the first ones in the order they became
-     * dirty), snapshotting what is written once they all are (the watcher's
-     * watermarks).  persist() appends the Redis commands of the first `n`
-     * dirty entities, as they are now (an entity changed again since the
-     * close is written with its newest state); with `last`, also the
-     * snapshot.  persisted() is called right after: those `n` are clean
-     * (an entity changed after that is dirty again, at the end). */
-    size_t (*close)(void *self);
-    void (*persist)(void *self, ds_redis_t *r, size_t n, bool last);
-    void (*persisted)(void *self, size_t n, bool last);
-    /* How many entities are dirty now (closing a window with none owes
-     * nothing: its offsets are stored as soon as its batch is acked). */
-    size_t (*dirty_count)(void *self);
-    /* Wall-clock check (may emit); NULL when the worker has none. */
+     * load whatever the batch's events need and is not in memory, and set
+     * each slot's entity; return how many were appended.  `slots` are the
+     * decoded events (NULL where decoding failed), `partitions` their
+     * partitions.  Called again after the replies were handed to loaded(),
+     * in order, until it appends nothing (so a load may depend on what an
+     * earlier round read); `round` counts from 0.  The first load of a
+     * unit binds it to a partition (its entity's). */
+    size_t (*load)(void *self, ds_redis_t *r, void **slots, const int32_t *partitions, size_t n,
+                   int round);
+    ds_err_t (*loaded)(void *self, size_t index, const ds_reply_t *reply);
+    /* Apply one decoded event, its entity loaded and bound to `partition`;
+     * outputs via ds_worker_emit().  `replay`: the entity's checkpoint
+     * already covers it (counted as skipped; the adapter changes no state
+     * but may move its clocks).  Otherwise the engine has moved the
+     * checkpoint and made the entity dirty, and counts the event by the
+     * result: OK applied, DS_ERR_DUPLICATE duplicate, anything else
+     * neither. */
+    ds_err_t (*apply)(void *self, ds_worker_t *w, void *slot, int32_t partition, bool replay);
+    /* Append the Redis commands of entities[0..n), each as it is now (an
+     * entity changed again since its window closed is written with its
+     * newest state); with `last` (the window's last share), also the
+     * snapshot taken at DS_WORKER_CLOSE.  They are clean once this
+     * returns. */
+    void (*persist)(void *self, ds_redis_t *r, ds_worker_entity_t *const *entities, size_t n,
+                    bool last);
+    /* Wall-clock check every check_interval_ms (may emit); NULL when the
+     * worker has none. */
     void (*tick)(void *self, ds_worker_t *w, int64_t now_ms);
-    /* The in-memory state of every partition must be dropped (rebalance,
-     * or a batch abandoned after its state ran ahead). */
-    void (*reset)(void *self);
-    /* Partitions were assigned (NULL: none is ours any more); may be
-     * NULL: the watcher keeps a clock per partition it owns. */
-    void (*assigned)(void *self, const ds_partitions_t *parts);
-    /* The unit id of a decoded event: the Kafka key its records must carry
-     * (scorer: account_id, or lead_id without account; watcher: deal_id).
-     * *id_name names the field it comes from, for the DLQ detail.  A record
-     * whose key differs goes to the DLQ (wrong_key) and is not applied. */
-    const char *(*unit_key)(void *self, const void *slot, const char **id_name);
-    /* How the input topic must be keyed, in words (for the warning). */
-    const char *unit_key_doc;
-    /* Once the batch's loads are in: the partition the event's unit is
-     * bound to by its checkpoint (-1: none yet).  An event from another
-     * partition goes to the DLQ (wrong_partition) and is not applied: one
-     * unit's records on two partitions cannot be applied in order. */
-    int32_t (*unit_partition)(void *self, const void *slot);
-    /* Redis lost the state this worker wrote (it came back empty): make
-     * every entity held in memory whose unit is bound to one of `owned`
-     * (this worker's partitions) dirty, with its notes of what was written
-     * cleared, so that the next windows write all of it again. */
-    void (*rewrite_all)(void *self, const ds_partitions_t *owned);
+    /* What happened (ds_worker_event_t). */
+    void (*lifecycle)(void *self, const ds_worker_change_t *change);
 } ds_worker_ops_t;
 
 /** The stop flag every worker loop checks (set by signal handlers). */
@@ -236,6 +259,26 @@ typedef enum {
 
 /** One more event of kind c (the worker's thread). */
 void ds_worker_count(ds_worker_t *w, ds_worker_counter_t c);
+
+/** Entity e changed: it is written by a later window (queued once, in the
+ *  order entities become dirty).  The worker's thread. */
+void ds_worker_dirty(ds_worker_t *w, ds_worker_entity_t *e);
+/** n more things besides entities are owed to Redis until the next
+ *  window closes (DS_WORKER_CLOSE takes them into its snapshot): the
+ *  watcher's partition watermarks.  They count as dirty entities. */
+void ds_worker_dirty_other(ds_worker_t *w, size_t n);
+
+/** A counter, gauge or histogram of the worker labelled worker="<name>"
+ *  (NULL without metrics). */
+ds_counter_t *ds_worker_counter(ds_worker_t *w, const char *name, const char *help);
+ds_gauge_t *ds_worker_gauge(ds_worker_t *w, const char *name, const char *help);
+ds_histogram_t *ds_worker_histogram(ds_worker_t *w, const char *name, const char *help);
+
+/** c += n (c may be NULL). */
+static inline void ds_worker_add(ds_counter_t *c, uint64_t n) {
+    if (c)
+        ds_counter_add(c, n);
+}
 
 /** Metrics handle of the worker (may be NULL). */
 ds_metrics_t *ds_worker_metrics(ds_worker_t *w);

@@ -21,6 +21,7 @@
 
 #include "alloc.h"
 #include "batch.h"
+#include "dirtyq.h"
 #include "dlq.h"
 #include "ds_backoff.h"
 #include "ds_kafka.h"
@@ -61,6 +62,8 @@ struct ds_worker {
     rd_kafka_message_t **held;
     size_t nheld;
     ds_wb_t wb;         /* the write-behind windows */
+    ds_dirtyq_t dirty;  /* the entities they owe, in the order they became dirty */
+    size_t dirty_other; /* more owed (ds_worker_dirty_other), until a close */
     ds_health_t health; /* readiness; read by ds_worker_ready */
     ds_dlq_t dlq;
     ds_alloc_idle_t alloc;
@@ -70,7 +73,7 @@ struct ds_worker {
      * tried again at decode_retry_ms */
     int64_t decode_retry_ms;
     ds_backoff_t decode_backoff;
-    char redis_labels[64];
+    char labels[64]; /* worker="<name>": the label of its metrics */
     int64_t stop_ms; /* when the worker first saw ds_worker_stop */
     bool fatal;      /* Redis said something retrying cannot fix */
     bool abandon;
@@ -125,6 +128,13 @@ bool ds_wk_must_abandon(ds_worker_t *w);
 void ds_wk_batch_done(ds_worker_t *w, ds_batch_t *b);
 /* Release every batch without storing anything more and drop the state. */
 void ds_wk_abandon_all(ds_worker_t *w, const char *why);
+/* Tell the adapter what happened (ds_worker_change_t). */
+void ds_wk_lifecycle(ds_worker_t *w, ds_worker_event_t what, const ds_rules_t *rules,
+                     const ds_partitions_t *parts);
+/* Drop the in-memory state: the dirty queue, then the adapter's. */
+void ds_wk_reset(ds_worker_t *w);
+/* How many entities (and other things) are dirty. */
+size_t ds_wk_dirty_count(ds_worker_t *w);
 
 /* ---- worker_kafka.c ---- */
 

@@ -138,13 +138,14 @@ void ds_wk_serve_consumer(ds_worker_t *w, int timeout_ms) {
 
 /* ---- poll and decode ------------------------------------------------------ */
 
-/* A record must be keyed by its unit's id (dlq.c): otherwise DLQ
- * wrong_key, and a warning that says how to fix the producer. */
+/* A record must be keyed by its unit's id, as decode stated it in the
+ * slot's head (dlq.c): otherwise DLQ wrong_key, and a warning that says
+ * how to fix the producer. */
 static ds_err_t check_key(ds_worker_t *w, const rd_kafka_message_t *m, const void *slot,
                           char *detail, size_t detail_size) {
-    const char *id_name = "unit id";
-    const char *id = w->ops->unit_key(w->self, slot, &id_name);
-    return ds_dlq_check_key(&w->dlq, m, id, id_name, w->ops->unit_key_doc, detail, detail_size);
+    const ds_worker_slot_t *h = slot;
+    return ds_dlq_check_key(&w->dlq, m, h->unit, h->unit_field ? h->unit_field : "unit id",
+                            w->ops->unit_key_doc, detail, detail_size);
 }
 
 /* Add m to b, decoded; false (m not added) when it cannot be decoded now
@@ -171,8 +172,9 @@ static bool add_msg(ds_worker_t *w, ds_batch_t *b, rd_kafka_message_t *m) {
                  m->len, w->cfg->max_message_bytes);
     } else {
         void *slot = b->slot_mem + i * w->ops->event_size;
+        memset(slot, 0, sizeof(ds_worker_slot_t));
         e = w->ops->decode(w->self, m->payload, m->len, &b->arena, slot, detail, sizeof(detail));
-        if (!e && w->ops->unit_key)
+        if (!e)
             e = check_key(w, m, slot, detail, sizeof(detail));
         if (!e)
             b->slots[i] = slot;
@@ -310,12 +312,10 @@ static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *par
     ds_worker_t *w = opaque;
     w->health.assigned = parts->cnt;
     w->paused = false;
-    if (w->ops->assigned) {
-        int32_t *ids;
-        ds_partitions_t set = partitions_of(w, parts, &ids);
-        w->ops->assigned(w->self, &set);
-        free(ids);
-    }
+    int32_t *ids;
+    ds_partitions_t set = partitions_of(w, parts, &ids);
+    ds_wk_lifecycle(w, DS_WORKER_ASSIGNED, NULL, &set);
+    free(ids);
 }
 
 static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *parts) {
@@ -343,9 +343,8 @@ static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *part
     w->abandon = true;
     (void)ds_wb_drop(&w->wb); /* their state is dropped below: replayed by the next owner */
     ds_wk_drop_held(w);
-    w->ops->reset(w->self);
-    if (w->ops->assigned)
-        w->ops->assigned(w->self, NULL); /* we own nothing now */
+    ds_wk_reset(w);
+    ds_wk_lifecycle(w, DS_WORKER_ASSIGNED, NULL, NULL); /* we own nothing now */
     w->health.assigned = 0;
 }
 

@@ -2,7 +2,8 @@
  * worker_redis.c — the worker's two Redis connections (worker_int.h).
  *
  * `redis` answers at once: the loads a batch needs before it is applied
- * (ds_wk_load_stage: rounds of ops->prefetch until it asks for nothing),
+ * (ds_wk_load_stage: rounds of ops->load until it asks for nothing, the
+ * replies handed to ops->loaded),
  * the adapters' own reads (ds_worker_redis) and the readiness probe.
  * `wredis` carries the write-behind's writes: each batch's are sent in
  * batch order once its outputs are acknowledged, and its replies read
@@ -30,14 +31,14 @@
 
 /* ---- loads ------------------------------------------------------------------ */
 
-typedef struct prefetch_ctx {
+typedef struct load_ctx {
     ds_worker_t *w;
     ds_err_t err;
-} prefetch_ctx_t;
+} load_ctx_t;
 
-static void on_prefetch_reply(void *opaque, size_t index, const ds_reply_t *reply) {
-    prefetch_ctx_t *pc = opaque;
-    ds_err_t e = pc->w->ops->prefetched(pc->w->self, index, reply);
+static void on_load_reply(void *opaque, size_t index, const ds_reply_t *reply) {
+    load_ctx_t *pc = opaque;
+    ds_err_t e = pc->w->ops->loaded(pc->w->self, index, reply);
     if (e && !pc->err)
         pc->err = e;
 }
@@ -83,15 +84,15 @@ static void redis_emptied(ds_worker_t *w) {
     int32_t *ids;
     ds_partitions_t set;
     bool owned = ds_wk_assignment(w, &set, &ids);
-    size_t before = w->ops->dirty_count(w->self);
-    w->ops->rewrite_all(w->self, owned ? &set : NULL);
+    size_t before = ds_wk_dirty_count(w);
+    ds_wk_lifecycle(w, DS_WORKER_REWRITE, NULL, owned ? &set : NULL);
     free(ids);
     ds_wk_count(w->m_redis_lost, 1);
     DS_ERROR(w->ops->name,
              "redis came back without the state this worker wrote (%s): writing back the %zu "
              "entities it holds in memory; state it does not hold is lost until replayed "
              "(docs/OPERATIONS.md)",
-             why, w->ops->dirty_count(w->self) - before);
+             why, ds_wk_dirty_count(w) - before);
 }
 
 /* ds_redis_connect(), and what a new connection found out. */
@@ -144,8 +145,8 @@ bool ds_wk_load_stage(ds_worker_t *w, ds_batch_t *b) {
     if (!b->t0_us)
         b->t0_us = t;
     const ds_rules_t *nr = __atomic_exchange_n(&w->next_rules, NULL, __ATOMIC_ACQ_REL);
-    if (nr && w->ops->rules)
-        w->ops->rules(w->self, nr); /* a batch boundary: the SIGHUP reload takes effect */
+    if (nr) /* a batch boundary: the SIGHUP reload takes effect */
+        ds_wk_lifecycle(w, DS_WORKER_RULES, nr, NULL);
     ds_backoff_t backoff = ds_backoff_make(DS_BACKOFF_RETRY_MIN_MS, DS_BACKOFF_MAX_MS);
     for (;;) {
         probe_settle(w);
@@ -154,11 +155,11 @@ bool ds_wk_load_stage(ds_worker_t *w, ds_batch_t *b) {
         if (!e) {
             int64_t t0 = ds_clock_mono_us();
             for (int round = 0; !e; round++) {
-                size_t n = w->ops->prefetch(w->self, w->redis, b->slots, b->parts, b->nmsgs, round);
+                size_t n = w->ops->load(w->self, w->redis, b->slots, b->parts, b->nmsgs, round);
                 if (!n)
                     break;
-                prefetch_ctx_t pc = {w, DS_ERR_OK};
-                e = ds_redis_run(w->redis, on_prefetch_reply, &pc);
+                load_ctx_t pc = {w, DS_ERR_OK};
+                e = ds_redis_run(w->redis, on_load_reply, &pc);
                 answered |= !e;
                 if (!e && pc.err) {
                     e = pc.err;
@@ -290,14 +291,13 @@ bool ds_wk_redis_open(ds_worker_t *w, char *errstr, size_t errstr_size) {
     w->wredis = ds_redis_new(cfg->redis_url, cfg->redis_timeout_ms, errstr, errstr_size);
     if (!w->wredis)
         return false;
-    snprintf(w->redis_labels, sizeof(w->redis_labels), "worker=\"%s\"", w->ops->name);
     ds_redis_opts_t ro = {
         .cluster = !strcmp(cfg->redis_cluster, "on")    ? DS_REDIS_CLUSTER_ON
                    : !strcmp(cfg->redis_cluster, "off") ? DS_REDIS_CLUSTER_OFF
                                                         : DS_REDIS_CLUSTER_AUTO,
         .seeds = cfg->redis_seeds,
         .metrics = w->metrics,
-        .metrics_labels = w->redis_labels,
+        .metrics_labels = w->labels,
         .known = w->known = ds_redis_known_new(),
     };
     if (!w->known) {

@@ -5,16 +5,14 @@
  * (`closing`); owed <= owed_total; a window's offsets (`closed`) go to
  * exactly one batch, the one that formats its last entity, and `seen`
  * never holds the offsets of a batch that a closed window took.  The
- * adapter's persist() writes entities as they are now, so an entity
+ * worker's write() writes entities as they are now, so an entity
  * changed again after the close goes out with its newest state.
  */
 #include "writebehind.h"
 
 #include <string.h>
 
-#include "worker.h"
-
-bool ds_wb_init(ds_wb_t *wb, const struct ds_worker_ops *ops, void *self, int64_t flush_ms,
+bool ds_wb_init(ds_wb_t *wb, const ds_wb_hooks_t *ops, void *self, int64_t flush_ms,
                 size_t flush_entities) {
     memset(wb, 0, sizeof(*wb));
     wb->ops = ops;
@@ -123,8 +121,7 @@ void ds_wb_step(ds_wb_t *wb, ds_batch_t *b, ds_redis_t *r, int64_t now, bool all
         }
         size_t n = all ? wb->owed : slice(wb, now);
         bool last = n == wb->owed;
-        wb->ops->persist(wb->self, r, n, last);
-        wb->ops->persisted(wb->self, n, last); /* the bytes hold it now */
+        wb->ops->write(wb->self, r, n, last); /* the bytes hold it now */
         wb->owed -= n;
         if (!last)
             break;

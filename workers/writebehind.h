@@ -30,7 +30,16 @@
 #include "batch.h"
 #include "ds_redis.h"
 
-struct ds_worker_ops;
+/* What the windows ask of the worker (worker.c: its dirty queue). */
+typedef struct ds_wb_hooks {
+    /* a window closes: how many dirty entities it owes (the oldest ones) */
+    size_t (*close)(void *self);
+    /* append the writes of the n oldest dirty entities (with `last`, the
+     * window's last share) to r; they are clean afterwards */
+    void (*write)(void *self, ds_redis_t *r, size_t n, bool last);
+    /* how many entities are dirty now */
+    size_t (*dirty_count)(void *self);
+} ds_wb_hooks_t;
 
 /* Each batch writes at least this many of a closed window's entities. */
 #define DS_WB_SLICE_MIN 64
@@ -39,7 +48,7 @@ struct ds_worker_ops;
 #define DS_WB_SLICE_IDLE_MS 5
 
 typedef struct ds_wb {
-    const struct ds_worker_ops *ops; /* close, persist, persisted, dirty_count */
+    const ds_wb_hooks_t *ops;
     void *self;
     int64_t flush_ms;      /* redis.flush_ms */
     size_t flush_entities; /* redis.flush_entities */
@@ -52,9 +61,9 @@ typedef struct ds_wb {
     int64_t last_flush_ms;   /* when the last window closed */
 } ds_wb_t;
 
-/** Windows of the adapter's dirty entities (ops and self borrowed).
+/** Windows of the worker's dirty entities (ops and self borrowed).
  *  False when out of memory. */
-bool ds_wb_init(ds_wb_t *wb, const struct ds_worker_ops *ops, void *self, int64_t flush_ms,
+bool ds_wb_init(ds_wb_t *wb, const ds_wb_hooks_t *ops, void *self, int64_t flush_ms,
                 size_t flush_entities);
 void ds_wb_free(ds_wb_t *wb);
 

@@ -16,10 +16,13 @@
  * from two partitions: the events of the other partition go to the DLQ
  * (wrong_partition).
  *
- * Here: decode (which unit an event belongs to), apply (score.c; the
- * records it emits encoded and queued), the queue of dirty units of the
- * write-behind windows, reset, the rewrite after Redis came back empty,
- * and the ops table.
+ * The engine owns the checkpoint's use (a replayed message skipped, an
+ * event of a unit bound elsewhere sent to the DLQ), the counters of
+ * applied, duplicate and skipped events, and the queue of dirty units of
+ * the write-behind windows (each unit_entry_t begins with its
+ * ds_worker_entity_t).  Here: decode (which unit an event belongs to),
+ * apply (score.c; the records it emits encoded and queued), and the
+ * lifecycle: new rules, reset, the rewrite after Redis came back empty.
  */
 #include "scorer.h"
 
@@ -37,20 +40,11 @@ void ds_scorer_count_leads(ds_scorer_t *s, unit_entry_t *e) {
     e->leads_counted = nl;
 }
 
-static void publish_tracked(ds_scorer_t *s) {
+void ds_scorer_publish_tracked(ds_scorer_t *s) {
     if (s->m_tracked_leads)
         ds_gauge_set(s->m_tracked_leads, (double)s->tracked_leads);
     if (s->m_tracked_units)
         ds_gauge_set(s->m_tracked_units, (double)s->tracked_units);
-}
-
-static ds_counter_t *mcounter(ds_metrics_t *m, const char *name, const char *help) {
-    return m ? ds_metrics_counter(m, name, help, "worker=\"scorer\"") : NULL;
-}
-
-static void inc(ds_counter_t *c) {
-    if (c)
-        ds_counter_add(c, 1);
 }
 
 void ds_scorer_oom(void) {
@@ -60,25 +54,18 @@ void ds_scorer_oom(void) {
 
 /* ---- decode -------------------------------------------------------------- */
 
+/* The event, and its unit: the account, or the lead without one. */
 static ds_err_t sc_decode(void *self, const void *val, size_t len, ds_arena_t *arena, void *slot,
                           char *detail, size_t detail_size) {
     ds_scorer_t *s = self;
-    ((sslot_t *)slot)->e = NULL;
-    return ds_codec_decode_ma(s->codec, val, len, arena, slot, detail, detail_size);
-}
-
-static const char *sc_unit_key(void *self, const void *slot, const char **id_name) {
-    (void)self;
-    bool is_account;
-    const char *key = ds_scorer_ev_unit_key(slot, &is_account);
-    *id_name = is_account ? "account_id" : "lead_id";
-    return key;
-}
-
-static int32_t sc_unit_partition(void *self, const void *slot) {
-    (void)self;
-    const unit_entry_t *e = ((const sslot_t *)slot)->e;
-    return e ? e->ckpt_partition : -1;
+    sslot_t *ss = slot;
+    ds_err_t e = ds_codec_decode_ma(s->codec, val, len, arena, &ss->ev, detail, detail_size);
+    if (!e) {
+        bool is_account;
+        ss->head.unit = ds_scorer_ev_unit_key(&ss->ev, &is_account);
+        ss->head.unit_field = is_account ? "account_id" : "lead_id";
+    }
+    return e;
 }
 
 /* ---- apply --------------------------------------------------------------- */
@@ -92,7 +79,7 @@ static void sink_lead(void *opaque, const ds_lead_score_t *ls) {
     }
     ds_worker_emit(s->cur, s->cfg->topic_lead_scores, ls->lead_id, s->enc.data, s->enc.len,
                    ls->output_id);
-    inc(s->m_lead_scores);
+    ds_worker_add(s->m_lead_scores, 1);
 }
 
 static void sink_account(void *opaque, const ds_account_score_t *as) {
@@ -104,73 +91,42 @@ static void sink_account(void *opaque, const ds_account_score_t *as) {
     }
     ds_worker_emit(s->cur, s->cfg->topic_account_scores, as->account_id, s->enc.data, s->enc.len,
                    as->output_id);
-    inc(s->m_account_scores);
+    ds_worker_add(s->m_account_scores, 1);
 }
 
-static void mark_dirty(ds_scorer_t *s, unit_entry_t *e) {
-    if (e->dirty)
-        return;
-    if (!ds_dirtyq_push(&s->dirty, e))
-        ds_scorer_oom();
-    e->dirty = true;
-}
-
-static void sc_apply(void *self, ds_worker_t *w, void *slot, int32_t partition, int64_t offset) {
+/* The event's unit is loaded and bound to `partition` (the engine checked
+ * both); a replayed event is already in its state. */
+static ds_err_t sc_apply(void *self, ds_worker_t *w, void *slot, int32_t partition, bool replay) {
     ds_scorer_t *s = self;
-    const ds_ma_event_t *ev = slot;
-    unit_entry_t *e = ((const sslot_t *)slot)->e;
-    if (!e || !e->unit) {
-        bool is_account;
-        DS_ERROR("scorer", "unit %s was not loaded", ds_scorer_ev_unit_key(ev, &is_account));
-        abort(); /* a bug: prefetch guarantees it */
+    const sslot_t *ss = slot;
+    const ds_ma_event_t *ev = &ss->ev;
+    unit_entry_t *e = ds_scorer_slot_entry(ss);
+    (void)partition;
+    if (!e->unit) {
+        DS_ERROR("scorer", "unit %s was not loaded", ss->head.unit);
+        abort(); /* a bug: the load guarantees it */
     }
-    if (e->ckpt_offset >= 0 && e->ckpt_partition == partition && offset <= e->ckpt_offset) {
-        /* replayed after a crash: already in the state */
-        ds_worker_count(w, DS_WORKER_SKIPPED);
-        return;
-    }
+    if (replay)
+        return DS_ERR_OK;
     s->cur = w;
     ds_score_sink_t sink = {sink_lead, sink_account, s};
     uint64_t unclassified = s->stats.unclassified;
     ds_err_t err = ds_score_unit_apply_ex(e->unit, s->rules, ev, &sink, &s->stats);
     if (s->stats.unclassified != unclassified)
-        inc(s->m_unclassified);
-    if (err == DS_ERR_DUPLICATE)
-        ds_worker_count(w, DS_WORKER_DUPLICATE);
-    else if (!err)
-        ds_worker_count(w, DS_WORKER_APPLIED);
-    else if (err == DS_ERR_AGAIN) {
+        ds_worker_add(s->m_unclassified, 1);
+    if (err == DS_ERR_AGAIN) {
         DS_ERROR("scorer", "event %s of %s needs state that was not loaded", ev->event_id, e->key);
-        abort(); /* a bug: the prefetch loads what ds_score_unit_needs() names */
-    } else
+        abort(); /* a bug: the load reads what ds_score_unit_needs() names */
+    } else if (err && err != DS_ERR_DUPLICATE) {
         DS_WARN("scorer", "event %s not applied: %s", ev->event_id, ds_err2str(err));
-    e->ckpt_partition = partition;
-    e->ckpt_offset = offset;
-    ds_scorer_count_leads(s, e);
-    mark_dirty(s, e);
-}
-
-/* ---- write-behind --------------------------------------------------------- */
-
-/* How many units are dirty: what closing a window owes (every unit dirty
- * now: ds_scorer_persist writes them; the scorer has nothing else to
- * snapshot), and what is dirty at any time. */
-static size_t sc_dirty_count(void *self) { return ds_dirtyq_count(&((ds_scorer_t *)self)->dirty); }
-
-static void sc_persisted(void *self, size_t n, bool last) {
-    ds_scorer_t *s = self;
-    (void)last;
-    for (size_t i = 0; i < n; i++) {
-        unit_entry_t *e = ds_dirtyq_at(&s->dirty, i);
-        e->dirty = false;
-        ds_scorer_count_leads(s, e);
     }
-    ds_dirtyq_drop(&s->dirty, n);
-    publish_tracked(s);
+    ds_scorer_count_leads(s, e);
+    return err;
 }
 
-static void sc_reset(void *self) {
-    ds_scorer_t *s = self;
+/* ---- lifecycle ------------------------------------------------------------- */
+
+static void sc_reset(ds_scorer_t *s) {
     ds_scorer_forget_loads(s);
     unit_entry_t *e, *tmp;
     HASH_ITER(hh, s->units, e, tmp) {
@@ -184,24 +140,22 @@ static void sc_reset(void *self) {
         free(e->key);
         free(e);
     }
-    ds_dirtyq_clear(&s->dirty);
     s->tracked_leads = s->tracked_units = 0;
-    publish_tracked(s);
+    ds_scorer_publish_tracked(s);
 }
 
-static void sc_rewrite_all(void *self, const ds_partitions_t *owned) {
-    ds_scorer_t *s = self;
+static void sc_rewrite_all(ds_scorer_t *s, const ds_partitions_t *owned) {
     size_t part = 0;
     unit_entry_t *e, *tmp;
     HASH_ITER(hh, s->units, e, tmp) {
-        if (!e->unit || !ds_partitions_has(owned, e->ckpt_partition))
+        if (!e->unit || !ds_partitions_has(owned, e->ent.partition))
             continue; /* not loaded, or another worker's */
         bool whole = true;
         if (ds_score_unit_mark_all_dirty(e->unit, &whole))
             ds_scorer_oom();
         part += !whole;
         e->written_sig = 0;
-        mark_dirty(s, e);
+        ds_worker_dirty(s->worker, &e->ent);
     }
     if (part)
         DS_ERROR("scorer",
@@ -211,32 +165,33 @@ static void sc_rewrite_all(void *self, const ds_partitions_t *owned) {
                  part);
 }
 
-/* A batch boundary: the SIGHUP reload takes effect. */
-static void sc_rules(void *self, const ds_rules_t *rules) { ((ds_scorer_t *)self)->rules = rules; }
+/* New rules take effect at a batch boundary; the scorer keeps no clock and
+ * nothing per partition, and a window owes nothing but its units. */
+static void sc_lifecycle(void *self, const ds_worker_change_t *c) {
+    ds_scorer_t *s = self;
+    if (c->what == DS_WORKER_RULES)
+        s->rules = c->rules;
+    else if (c->what == DS_WORKER_RESET)
+        sc_reset(s);
+    else if (c->what == DS_WORKER_REWRITE)
+        sc_rewrite_all(s, c->parts);
+}
 
 static const ds_worker_ops_t scorer_ops = {
     .name = "scorer",
     .event_size = sizeof(sslot_t),
     .outputs = {"LeadScore", "AccountScore"},
-    .decode = sc_decode,
-    .rules = sc_rules,
-    .prefetch = ds_scorer_prefetch,
-    .prefetched = ds_scorer_prefetched,
-    .apply = sc_apply,
-    .close = sc_dirty_count,
-    .persist = ds_scorer_persist,
-    .persisted = sc_persisted,
-    .dirty_count = sc_dirty_count,
-    .tick = NULL,
-    .reset = sc_reset,
-    .assigned = NULL,
-    .unit_key = sc_unit_key,
     .unit_key_doc = "account_id (lead_id for a lead without account)",
-    .unit_partition = sc_unit_partition,
-    .rewrite_all = sc_rewrite_all,
+    .decode = sc_decode,
+    .load = ds_scorer_load,
+    .loaded = ds_scorer_loaded,
+    .apply = sc_apply,
+    .persist = ds_scorer_persist,
+    .lifecycle = sc_lifecycle,
 };
-ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules,
-                           ds_metrics_t *metrics, char *errstr, size_t errstr_size) {
+
+ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules, ds_metrics_t *metrics,
+                           char *errstr, size_t errstr_size) {
     ds_scorer_t *s = calloc(1, sizeof(*s));
     if (!s) {
         snprintf(errstr, errstr_size, "out of memory");
@@ -253,42 +208,43 @@ ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules,
     ds_buf_init(&s->list, 0);
     ds_buf_init(&s->sumbuf, 0);
     ds_buf_init(&s->keybuf, 0);
-    s->worker = ds_worker_new(cfg, cfg->topic_marketing, &scorer_ops, s, metrics, errstr,
-                              errstr_size);
+    s->worker =
+        ds_worker_new(cfg, cfg->topic_marketing, &scorer_ops, s, metrics, errstr, errstr_size);
     if (!s->worker)
         goto fail;
     s->codec = ds_worker_codec(s->worker);
-    s->m_unclassified = mcounter(metrics, "unclassified_events",
-                                 "Events whose content has no stage (scores nothing)");
-    s->m_migrated = mcounter(metrics, "state_migrated_units",
-                             "Units read in an earlier version's layout (moved by their next write)");
+    ds_worker_t *w = s->worker;
+    s->m_unclassified = ds_worker_counter(w, "unclassified_events",
+                                          "Events whose content has no stage (scores nothing)");
+    s->m_migrated =
+        ds_worker_counter(w, "state_migrated_units",
+                          "Units read in an earlier version's layout (moved by their next write)");
     if (metrics) {
         s->m_lead_scores = ds_metrics_counter(metrics, "scores_emitted", "Score records produced",
                                               "worker=\"scorer\",kind=\"lead\"");
-        s->m_account_scores = ds_metrics_counter(metrics, "scores_emitted",
-                                                 "Score records produced",
-                                                 "worker=\"scorer\",kind=\"account\"");
-        s->m_tracked_leads = ds_metrics_gauge(metrics, "tracked_leads",
-                                              "Leads whose state this process holds in memory",
-                                              "worker=\"scorer\"");
-        s->m_tracked_units = ds_metrics_gauge(
-            metrics, "tracked_units",
-            "Scoring units (accounts, or leads without one) held in memory", "worker=\"scorer\"");
+        s->m_account_scores =
+            ds_metrics_counter(metrics, "scores_emitted", "Score records produced",
+                               "worker=\"scorer\",kind=\"account\"");
     }
+    s->m_tracked_leads =
+        ds_worker_gauge(w, "tracked_leads", "Leads whose state this process holds in memory");
+    s->m_tracked_units = ds_worker_gauge(
+        w, "tracked_units", "Scoring units (accounts, or leads without one) held in memory");
     return s;
 fail:
     ds_scorer_destroy(s);
     return NULL;
 }
 
-ds_worker_t *ds_scorer_worker(ds_scorer_t *s) { return s->worker; }
+ds_worker_t *ds_scorer_worker(ds_scorer_t *s) {
+    return s->worker;
+}
 
 void ds_scorer_destroy(ds_scorer_t *s) {
     if (!s)
         return;
     ds_worker_destroy(s->worker);
     sc_reset(s);
-    ds_dirtyq_free(&s->dirty);
     free(s->loads);
     free(s->sadd);
     free(s->dict);

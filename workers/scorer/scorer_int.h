@@ -1,9 +1,9 @@
 /*
  * scorer_int.h — what the scorer's two files share (scorer.c: the adapter
  * to the worker engine; scorer_redis.c: the Redis layout): a unit's entry
- * in memory, the slot of a decoded event, the loads of a prefetch round and
- * the scorer itself.  Not a public header.  One worker thread owns all of
- * it.
+ * in memory (the engine's ds_worker_entity_t first), the slot of a decoded
+ * event, the loads of a load round and the scorer itself.  Not a public header.  One worker thread
+ * owns all of it.
  */
 #ifndef DS_SCORER_INT_H
 #define DS_SCORER_INT_H
@@ -11,20 +11,18 @@
 #include <stdbool.h>
 #include <uthash.h>
 
-#include "dirtyq.h"
 #include "ds_fmt.h"
 #include "score.h"
 #include "scorer.h"
 
 typedef struct unit_entry { /* one per account: keep it small */
+    ds_worker_entity_t ent; /* first: the engine's (bound partition, checkpoint) */
     char *key;              /* account id or lone lead id */
     ds_score_unit_t *unit;  /* NULL while not loaded */
     ds_score_unit_t *pend;  /* being loaded: the dictionary came, the mobilizers not yet */
     char *stash;            /* the account's record, read before its dictionary */
     size_t nstash;
-    int32_t ckpt_partition;
-    bool is_account, dirty, loading;
-    int64_t ckpt_offset;  /* -1: none */
+    bool is_account, loading;
     size_t leads_counted; /* leads counted in tracked_leads */
     /* what this process last wrote of an account's score fields, 0 when
      * it has written nothing yet; a lead's notes are kept with the lead */
@@ -34,11 +32,17 @@ typedef struct unit_entry { /* one per account: keep it small */
     UT_hash_handle hh;
 } unit_entry_t;
 
-/* A decoded event with its unit's entry, found once by the prefetch */
+/* A decoded event; its unit's entry (head.entity) is found once by the
+ * load */
 typedef struct sslot {
-    ds_ma_event_t ev; /* first: the decoder writes it */
-    unit_entry_t *e;
+    ds_worker_slot_t head; /* first: the engine's */
+    ds_ma_event_t ev;
 } sslot_t;
+
+/* The entry of a slot's unit (NULL until the load found it). */
+static inline unit_entry_t *ds_scorer_slot_entry(const sslot_t *ss) {
+    return (unit_entry_t *)ss->head.entity;
+}
 
 /* An insight-sum field being written (value in ds_scorer.sumbuf). */
 typedef struct sum_field {
@@ -73,13 +77,12 @@ struct ds_scorer {
     ds_codec_t *codec; /* the worker's */
     ds_worker_t *worker;
     unit_entry_t *units;
-    ds_dirtyq_t dirty; /* of unit_entry_t */
     load_t **loads;
     size_t nloads, loads_cap;
     load_t *load_keys; /* this round's loads by Redis key */
     ds_buf_t enc, keybuf, list;
     ds_worker_t *cur;  /* during apply */
-    ds_redis_t *cur_r; /* during prefetch and persist */
+    ds_redis_t *cur_r; /* during load and persist */
     unit_entry_t *cur_e;
     const char **sadd; /* new members of the unit being written */
     size_t nsadd, csadd;
@@ -110,14 +113,17 @@ static inline const char *ds_scorer_ev_unit_key(const ds_ma_event_t *ev, bool *i
 void ds_scorer_oom(void) __attribute__((noreturn));
 /* Bring tracked_leads up to date with e's unit. */
 void ds_scorer_count_leads(ds_scorer_t *s, unit_entry_t *e);
+/* Set the gauges tracked_leads and tracked_units. */
+void ds_scorer_publish_tracked(ds_scorer_t *s);
 
 /* scorer_redis.c: the ops callbacks of the Redis layout (worker.h) */
 
-size_t ds_scorer_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t *parts, size_t n,
-                          int round);
-ds_err_t ds_scorer_prefetched(void *self, size_t index, const ds_reply_t *rep);
-void ds_scorer_persist(void *self, ds_redis_t *r, size_t n, bool last);
-/* Drop the loads queued by a prefetch round and the units half loaded. */
+size_t ds_scorer_load(void *self, ds_redis_t *r, void **slots, const int32_t *parts, size_t n,
+                      int round);
+ds_err_t ds_scorer_loaded(void *self, size_t index, const ds_reply_t *rep);
+void ds_scorer_persist(void *self, ds_redis_t *r, ds_worker_entity_t *const *ents, size_t n,
+                       bool last);
+/* Drop the loads queued by a load round and the units half loaded. */
 void ds_scorer_forget_loads(ds_scorer_t *s);
 
 #endif

@@ -3,9 +3,9 @@
  * them a unit's load reads, how their replies become the unit, and the
  * commands a unit's changes become.  Replies are read through ds_reply_t.
  *
- * Loads, in rounds before a batch is applied (ds_scorer_prefetch; the
- * engine calls again once the replies are in, until a round queues
- * nothing): a unit not in memory is read first (its hash, after an HSETNX
+ * Loads, in rounds before a batch is applied (ds_scorer_load, the replies
+ * read by ds_scorer_loaded; the engine calls again once the replies are
+ * in, until a round queues nothing): a unit not in memory is read first (its hash, after an HSETNX
  * of its checkpoint "P:-1" that binds a unit never applied to the
  * partition of the event that needs it); an account stored in the
  * per-lead layout then its dictionary (its record refers to it), insight
@@ -15,7 +15,8 @@
  * Stored state that cannot be read fails the load and is never
  * overwritten.
  *
- * Writes (ds_scorer_persist, through the score_writer callbacks w_*): an
+ * Writes (ds_scorer_persist, the units the engine's write-behind window
+ * asks for, through the score_writer callbacks w_*): an
  * account in one MULTI/EXEC (its keys share a hash tag, so one slot): its
  * changed leads, the attendance fields, dictionary entries, insight sums
  * and mobilizer changes they made, new members of its lead set, and the
@@ -166,8 +167,8 @@ static void on_need(void *opaque, int kind, const char *id) {
 /* Rounds: 0 loads the units the batch's events belong to; each later
  * round loads what the events need that is not in memory yet (which
  * depends on what the previous round read). */
-size_t ds_scorer_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t *parts, size_t n,
-                          int round) {
+size_t ds_scorer_load(void *self, ds_redis_t *r, void **slots, const int32_t *parts, size_t n,
+                      int round) {
     ds_scorer_t *s = self;
     ds_scorer_forget_loads(s); /* a failed earlier attempt may have left loads queued */
     s->cur_r = r;
@@ -177,7 +178,7 @@ size_t ds_scorer_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
             continue;
         bool is_account;
         const char *key = ds_scorer_ev_unit_key(&ss->ev, &is_account);
-        unit_entry_t *e = ss->e;
+        unit_entry_t *e = ds_scorer_slot_entry(ss);
         if (!e) {
             HASH_FIND_STR(s->units, key, e);
             if (!e) {
@@ -185,13 +186,13 @@ size_t ds_scorer_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t
                 if (!e || !(e->key = strdup(key)))
                     ds_scorer_oom();
                 e->is_account = is_account;
-                e->ckpt_partition = -1;
-                e->ckpt_offset = -1;
+                e->ent.partition = -1;
+                e->ent.offset = -1;
                 HASH_ADD_KEYPTR(hh, s->units, e->key, strlen(e->key), e);
             }
-            /* kept for sc_apply(): entries live until a reset, which
-             * abandons the batches in hand */
-            ss->e = e;
+            /* kept for the engine and sc_apply(): entries live until a
+             * reset, which abandons the batches in hand */
+            ss->head.entity = &e->ent;
         }
         if (!e->unit) {
             if (!e->loading)
@@ -234,8 +235,8 @@ static bool parse_checkpoint(unit_entry_t *e, const ds_reply_t *ck) {
     long long o;
     if (sscanf(text, "%d:%lld", &p, &o) != 2)
         return false;
-    e->ckpt_partition = p;
-    e->ckpt_offset = o;
+    e->ent.partition = p;
+    e->ent.offset = o;
     return true;
 }
 
@@ -321,7 +322,7 @@ static ds_err_t put_sum(ds_score_unit_t *u, uint64_t idx, const char *p, size_t 
     return ds_score_unit_put_sum(u, idx, p, n);
 }
 
-ds_err_t ds_scorer_prefetched(void *self, size_t index, const ds_reply_t *rep) {
+ds_err_t ds_scorer_loaded(void *self, size_t index, const ds_reply_t *rep) {
     ds_scorer_t *s = self;
     load_t *l = s->loads[index];
     unit_entry_t *e = l->e;
@@ -529,7 +530,7 @@ static void w_lead(void *opaque, const ds_lead_score_t *v, uint64_t *notes, cons
     hs_arg(&h, rec, n);
     if (!e->is_account) {
         /* a lone lead: public fields, state and checkpoint in one HSET */
-        ds_fmt_checkpoint(ckpt, e->ckpt_partition, e->ckpt_offset);
+        ds_fmt_checkpoint(ckpt, e->ent.partition, e->ent.offset);
         hs_field(&h, "checkpoint", ckpt);
         s->wrote_lone = true;
     }
@@ -673,7 +674,7 @@ static void w_account(void *opaque, const ds_account_score_t *a, uint64_t sig, c
     ds_fmt_i64(confronted, a->confronted_stakeholders);
     ds_fmt_g6(consensus, sizeof(consensus), a->consensus);
     ds_fmt_i64(asof, a->as_of);
-    ds_fmt_checkpoint(ckpt, e->ckpt_partition, e->ckpt_offset);
+    ds_fmt_checkpoint(ckpt, e->ent.partition, e->ent.offset);
     ds_fmt_join(key, sizeof(key), s->cfg->redis_prefix, "{acct:", e->key, "}", NULL);
     hset_t h = {.c = 0};
     hs_arg(&h, "HSET", 4);
@@ -701,9 +702,10 @@ static void w_account(void *opaque, const ds_account_score_t *a, uint64_t sig, c
     ds_redis_cmd(s->cur_r, h.c, h.argv, h.lens);
 }
 
-/* Every dirty unit of the window's first n, as it is now.  Outputs were
- * acknowledged before this runs. */
-void ds_scorer_persist(void *self, ds_redis_t *r, size_t n, bool last) {
+/* The units ents[0..n), each as it is now.  Outputs were acknowledged
+ * before this runs. */
+void ds_scorer_persist(void *self, ds_redis_t *r, ds_worker_entity_t *const *ents, size_t n,
+                       bool last) {
     ds_scorer_t *s = self;
     (void)last; /* a window owes nothing but its units */
     s->cur_r = r;
@@ -715,9 +717,9 @@ void ds_scorer_persist(void *self, ds_redis_t *r, size_t n, bool last) {
                            .sum = w_sum,
                            .account = w_account};
     for (size_t i = 0; i < n; i++) {
-        unit_entry_t *e = ds_dirtyq_at(&s->dirty, i);
+        unit_entry_t *e = (unit_entry_t *)ents[i];
         if (i + 1 < n)
-            __builtin_prefetch(ds_dirtyq_at(&s->dirty, i + 1));
+            __builtin_prefetch(ents[i + 1]);
         s->cur_e = e;
         s->nsadd = s->ndict = s->nsums = 0;
         ds_buf_reset(&s->sumbuf);
@@ -741,7 +743,7 @@ void ds_scorer_persist(void *self, ds_redis_t *r, size_t n, bool last) {
         }
         if (!e->is_account && !s->wrote_lone) { /* only the checkpoint moved */
             char ckpt[DS_FMT_CKPT_MAX];
-            ds_fmt_checkpoint(ckpt, e->ckpt_partition, e->ckpt_offset);
+            ds_fmt_checkpoint(ckpt, e->ent.partition, e->ent.offset);
             const char *argv[] = {"HSET", rkey(s, e, NULL, NULL), "checkpoint", ckpt};
             ds_redis_cmd(r, 4, argv, NULL);
         }
@@ -753,5 +755,7 @@ void ds_scorer_persist(void *self, ds_redis_t *r, size_t n, bool last) {
             const char *exec[] = {"EXEC"};
             ds_redis_cmd(r, 1, exec, NULL);
         }
+        ds_scorer_count_leads(s, e);
     }
+    ds_scorer_publish_tracked(s);
 }

@@ -36,7 +36,9 @@
 
 /* ---- partitions ---------------------------------------------------------- */
 
-static const char *deal_key(const void *owner) { return ((const deal_entry_t *)owner)->id; }
+static const char *deal_key(const void *owner) {
+    return ((const deal_entry_t *)owner)->id;
+}
 
 part_t *ds_watcher_part(ds_watcher_t *w, int32_t p) {
     if (p < 0 || p >= MAX_PARTITIONS) {
@@ -54,24 +56,22 @@ part_t *ds_watcher_part(ds_watcher_t *w, int32_t p) {
 
 /* ---- helpers -------------------------------------------------------------- */
 
-static void inc(ds_counter_t *c) {
-    if (c)
-        ds_counter_add(c, 1);
+static void mark_dirty(ds_watcher_t *w, deal_entry_t *e) {
+    ds_worker_dirty(w->worker, &e->ent);
 }
 
-static void mark_dirty(ds_watcher_t *w, deal_entry_t *e) {
-    if (e->dirty)
+/* The partition's watermark is to be written (by the next window). */
+static void watermark_dirty(ds_watcher_t *w, part_t *pt) {
+    if (pt->wm_dirty)
         return;
-    if (!ds_dirtyq_push(&w->dirty, e)) {
-        DS_ERROR("watcher", "out of memory");
-        abort();
-    }
-    e->dirty = true;
+    pt->wm_dirty = true;
+    w->nwm_dirty++;
+    ds_worker_dirty_other(w->worker, 1);
 }
 
 void ds_watcher_reindex(ds_watcher_t *w, deal_entry_t *e) {
     int64_t d = ds_deal_next_deadline(e->deal, w->rules);
-    if (!ds_partclock_schedule(&ds_watcher_part(w, e->partition)->clock, e, &e->deadline, d)) {
+    if (!ds_partclock_schedule(&ds_watcher_part(w, e->ent.partition)->clock, e, &e->deadline, d)) {
         DS_ERROR("watcher", "out of memory");
         abort();
     }
@@ -79,11 +79,17 @@ void ds_watcher_reindex(ds_watcher_t *w, deal_entry_t *e) {
 
 /* ---- decode --------------------------------------------------------------- */
 
+/* The event, and its unit: the deal. */
 static ds_err_t wa_decode(void *self, const void *val, size_t len, ds_arena_t *arena, void *slot,
                           char *detail, size_t detail_size) {
     ds_watcher_t *w = self;
-    ((wslot_t *)slot)->e = NULL;
-    return ds_codec_decode_crm(w->codec, val, len, arena, slot, detail, detail_size);
+    wslot_t *ws = slot;
+    ds_err_t e = ds_codec_decode_crm(w->codec, val, len, arena, &ws->ev, detail, detail_size);
+    if (!e) {
+        ws->head.unit = ws->ev.deal_id;
+        ws->head.unit_field = "deal_id";
+    }
+    return e;
 }
 
 /* ---- evaluation ---------------------------------------------------------- */
@@ -95,8 +101,7 @@ static void sink_alert(void *opaque, const ds_deal_alert_t *a) {
         DS_ERROR("watcher", "cannot encode DealAlert %s", a->alert_id);
         abort();
     }
-    ds_worker_emit(w->cur, w->cfg->topic_alerts, a->deal_id, w->enc.data, w->enc.len,
-                   a->alert_id);
+    ds_worker_emit(w->cur, w->cfg->topic_alerts, a->deal_id, w->enc.data, w->enc.len, a->alert_id);
     if (w->metrics && a->kind >= 0 && a->kind < DS_AK__COUNT && a->state >= 0 &&
         a->state < DS_AS__COUNT) {
         /* each series looked up once, when its first alert is counted */
@@ -132,47 +137,44 @@ static void check_due(ds_watcher_t *w, int32_t partition, int64_t now) {
         if (deadline != e->deadline || !e->deal)
             continue; /* stale entry */
         ds_deal_evaluate(e->deal, &ctx);
-        inc(w->m_checked);
+        ds_worker_add(w->m_checked, 1);
         e->deadline = INT64_MAX; /* its entry is gone: pushed again if it has a deadline */
         ds_watcher_reindex(w, e);
         mark_dirty(w, e);
     }
 }
 
-static void wa_apply(void *self, ds_worker_t *wk, void *slot, int32_t partition, int64_t offset) {
+/* The event's deal is loaded and bound to `partition` (the engine checked
+ * both): the partition's watermark moves, then the deal (unless the event
+ * is replayed) and, with the event clock, every deal due by then. */
+static ds_err_t wa_apply(void *self, ds_worker_t *wk, void *slot, int32_t partition, bool replay) {
     ds_watcher_t *w = self;
-    const ds_crm_event_t *ev = slot;
+    const wslot_t *ws = slot;
+    const ds_crm_event_t *ev = &ws->ev;
     w->cur = wk;
     part_t *pt = ds_watcher_part(w, partition);
-    if (ds_partclock_observe(&pt->clock, ev->occurred_at)) {
-        w->nwm_dirty += !pt->wm_dirty;
-        pt->wm_dirty = true;
-    }
-    deal_entry_t *e = ((const wslot_t *)slot)->e;
-    if (!e || !e->deal) {
+    if (ds_partclock_observe(&pt->clock, ev->occurred_at))
+        watermark_dirty(w, pt);
+    deal_entry_t *e = ds_watcher_slot_entry(ws);
+    if (!e->deal) {
         DS_ERROR("watcher", "deal %s was not loaded", ev->deal_id);
         abort();
     }
     int64_t now = w->event_clock ? pt->clock.watermark : ds_clock_now_ms();
-    if (e->ckpt_offset >= 0 && e->partition == partition && offset <= e->ckpt_offset) {
-        ds_worker_count(wk, DS_WORKER_SKIPPED);
-    } else {
+    ds_err_t ret = DS_ERR_OK;
+    if (!replay) {
         ds_watch_ctx_t ctx;
         ctx_init(w, &ctx, now);
         ds_err_t err = ds_deal_apply(e->deal, ev, &ctx);
-        if (err == DS_ERR_DUPLICATE)
-            ds_worker_count(wk, DS_WORKER_DUPLICATE);
-        else if (err == DS_ERR_IGNORED)
-            inc(w->m_ignored);
-        else
-            ds_worker_count(wk, DS_WORKER_APPLIED);
-        e->partition = partition;
-        e->ckpt_offset = offset;
-        mark_dirty(w, e);
+        if (err == DS_ERR_IGNORED)
+            ds_worker_add(w->m_ignored, 1);
+        if (err == DS_ERR_DUPLICATE || err == DS_ERR_IGNORED)
+            ret = err; /* anything else counts as applied */
         ds_watcher_reindex(w, e);
     }
     if (w->event_clock)
         check_due(w, partition, now);
+    return ret;
 }
 
 static void wa_tick(void *self, ds_worker_t *wk, int64_t now) {
@@ -188,16 +190,16 @@ static void wa_tick(void *self, ds_worker_t *wk, int64_t now) {
         ds_histogram_observe(w->m_check_sec, (double)(ds_clock_mono_us() - t0) / 1e6);
 }
 
-/* ---- write-behind --------------------------------------------------------- */
+/* ---- lifecycle ------------------------------------------------------------- */
 
 /* A window closes: its deals are written over the next batches, each as
  * it is then (a deal written after it changed again is ahead of the
  * window's offsets: its checkpoint skips those events on a replay, and its
  * next deadline lies past them).  The watermarks are written as they were
- * at the close, with the window's last deal: a replay from the window's
- * offsets moves them again from there, as the first run did. */
-static size_t wa_close(void *self) {
-    ds_watcher_t *w = self;
+ * at the close, with the window's last deal (ds_watcher_persist with
+ * `last`): a replay from the window's offsets moves them again from
+ * there, as the first run did. */
+static void wa_close(ds_watcher_t *w) {
     for (int32_t p = 0; w->nwm_dirty && p < MAX_PARTITIONS; p++) {
         part_t *pt = &w->parts[p];
         if (!pt->wm_dirty)
@@ -208,33 +210,9 @@ static size_t wa_close(void *self) {
         pt->wm_dirty = false;
         w->nwm_dirty--;
     }
-    return ds_dirtyq_count(&w->dirty);
 }
 
-static void wa_persisted(void *self, size_t n, bool last) {
-    ds_watcher_t *w = self;
-    for (size_t i = 0; i < n; i++) {
-        deal_entry_t *e = ds_dirtyq_at(&w->dirty, i);
-        e->dirty = false;
-        e->indexed = e->deadline;
-    }
-    ds_dirtyq_drop(&w->dirty, n);
-    for (int32_t p = 0; last && w->nwm_owed && p < MAX_PARTITIONS; p++)
-        if (w->parts[p].wm_owed) {
-            w->parts[p].wm_owed = false;
-            w->nwm_owed--;
-        }
-    if (w->m_tracked)
-        ds_gauge_set(w->m_tracked, (double)HASH_COUNT(w->deals));
-}
-
-static size_t wa_dirty_count(void *self) {
-    ds_watcher_t *w = self;
-    return ds_dirtyq_count(&w->dirty) + w->nwm_dirty;
-}
-
-static void wa_reset(void *self) {
-    ds_watcher_t *w = self;
+static void wa_reset(ds_watcher_t *w) {
     deal_entry_t *e, *t;
     HASH_ITER(hh, w->deals, e, t) {
         HASH_DEL(w->deals, e);
@@ -253,13 +231,11 @@ static void wa_reset(void *self) {
     ds_watcher_forget_loads(w);
     w->nwm_dirty = 0;
     w->nwm_owed = 0;
-    ds_dirtyq_clear(&w->dirty);
     if (w->m_tracked)
         ds_gauge_set(w->m_tracked, 0);
 }
 
-static void wa_assigned(void *self, const ds_partitions_t *parts) {
-    ds_watcher_t *w = self;
+static void wa_assigned(ds_watcher_t *w, const ds_partitions_t *parts) {
     /* exactly these partitions are ours now */
     for (int32_t p = 0; p < MAX_PARTITIONS; p++)
         if (w->parts[p].known && !w->parts[p].clock.n)
@@ -270,8 +246,7 @@ static void wa_assigned(void *self, const ds_partitions_t *parts) {
 
 /* A batch boundary: the SIGHUP reload takes effect, and every deadline is
  * recomputed under the new rules. */
-static void wa_rules(void *self, const ds_rules_t *rules) {
-    ds_watcher_t *w = self;
+static void wa_rules(ds_watcher_t *w, const ds_rules_t *rules) {
     w->rules = rules;
     deal_entry_t *e, *t;
     HASH_ITER(hh, w->deals, e, t) {
@@ -283,23 +258,10 @@ static void wa_rules(void *self, const ds_rules_t *rules) {
     }
 }
 
-static const char *wa_unit_key(void *self, const void *slot, const char **id_name) {
-    (void)self;
-    *id_name = "deal_id";
-    return ((const ds_crm_event_t *)slot)->deal_id;
-}
-
-static int32_t wa_unit_partition(void *self, const void *slot) {
-    (void)self;
-    const deal_entry_t *e = ((const wslot_t *)slot)->e;
-    return e ? e->partition : -1;
-}
-
-static void wa_rewrite_all(void *self, const ds_partitions_t *owned) {
-    ds_watcher_t *w = self;
+static void wa_rewrite_all(ds_watcher_t *w, const ds_partitions_t *owned) {
     deal_entry_t *e, *t;
     HASH_ITER(hh, w->deals, e, t) {
-        if (!e->deal || !ds_partitions_has(owned, e->partition))
+        if (!e->deal || !ds_partitions_has(owned, e->ent.partition))
             continue; /* not loaded, or another worker's */
         memset(e->written, 0, sizeof(e->written));
         e->indexed = INT64_MIN; /* its deadline index entry too */
@@ -307,11 +269,30 @@ static void wa_rewrite_all(void *self, const ds_partitions_t *owned) {
     }
     for (int32_t p = 0; p < MAX_PARTITIONS; p++) {
         part_t *pt = &w->parts[p];
-        if (!pt->known || pt->clock.watermark == INT64_MIN || pt->wm_dirty ||
-            !ds_partitions_has(owned, p))
+        if (!pt->known || pt->clock.watermark == INT64_MIN || !ds_partitions_has(owned, p))
             continue;
-        pt->wm_dirty = true;
-        w->nwm_dirty++;
+        watermark_dirty(w, pt);
+    }
+}
+
+static void wa_lifecycle(void *self, const ds_worker_change_t *c) {
+    ds_watcher_t *w = self;
+    switch (c->what) {
+    case DS_WORKER_RULES:
+        wa_rules(w, c->rules);
+        break;
+    case DS_WORKER_ASSIGNED:
+        wa_assigned(w, c->parts);
+        break;
+    case DS_WORKER_RESET:
+        wa_reset(w);
+        break;
+    case DS_WORKER_REWRITE:
+        wa_rewrite_all(w, c->parts);
+        break;
+    case DS_WORKER_CLOSE:
+        wa_close(w);
+        break;
     }
 }
 
@@ -319,26 +300,18 @@ static const ds_worker_ops_t watcher_ops = {
     .name = "watcher",
     .event_size = sizeof(wslot_t),
     .outputs = {"DealAlert"},
+    .unit_key_doc = "deal_id",
     .decode = wa_decode,
-    .rules = wa_rules,
-    .prefetch = ds_watcher_prefetch,
-    .prefetched = ds_watcher_prefetched,
+    .load = ds_watcher_load,
+    .loaded = ds_watcher_loaded,
     .apply = wa_apply,
     .persist = ds_watcher_persist,
-    .persisted = wa_persisted,
-    .dirty_count = wa_dirty_count,
-    .close = wa_close,
     .tick = wa_tick,
-    .reset = wa_reset,
-    .assigned = wa_assigned,
-    .unit_key = wa_unit_key,
-    .unit_key_doc = "deal_id",
-    .unit_partition = wa_unit_partition,
-    .rewrite_all = wa_rewrite_all,
+    .lifecycle = wa_lifecycle,
 };
 
-ds_watcher_t *ds_watcher_new(const ds_config_t *cfg, const ds_rules_t *rules,
-                             ds_metrics_t *metrics, char *errstr, size_t errstr_size) {
+ds_watcher_t *ds_watcher_new(const ds_config_t *cfg, const ds_rules_t *rules, ds_metrics_t *metrics,
+                             char *errstr, size_t errstr_size) {
     ds_watcher_t *w = calloc(1, sizeof(*w));
     if (!w) {
         snprintf(errstr, errstr_size, "out of memory");
@@ -355,34 +328,30 @@ ds_watcher_t *ds_watcher_new(const ds_config_t *cfg, const ds_rules_t *rules,
     if (!w->worker)
         goto fail;
     w->codec = ds_worker_codec(w->worker);
-    if (metrics) {
-        w->m_ignored = ds_metrics_counter(metrics, "ignored_events",
-                                          "Events ignored by the rules (after close, …)",
-                                          "worker=\"watcher\"");
-        w->m_checked = ds_metrics_counter(metrics, "clock_check_deals",
-                                          "Deals evaluated by clock checks (only due ones are)",
-                                          "worker=\"watcher\"");
-        w->m_check_sec = ds_metrics_histogram(
-            metrics, "clock_check_seconds", "Duration of one wall-clock check of due deadlines",
-            "worker=\"watcher\"", ds_latency_bounds, DS_LATENCY_BOUNDS_N);
-        w->m_tracked = ds_metrics_gauge(metrics, "tracked_deals",
-                                        "Deals whose state this process holds in memory",
-                                        "worker=\"watcher\"");
-    }
+    ds_worker_t *wk = w->worker;
+    w->m_ignored =
+        ds_worker_counter(wk, "ignored_events", "Events ignored by the rules (after close, …)");
+    w->m_checked = ds_worker_counter(wk, "clock_check_deals",
+                                     "Deals evaluated by clock checks (only due ones are)");
+    w->m_check_sec = ds_worker_histogram(wk, "clock_check_seconds",
+                                         "Duration of one wall-clock check of due deadlines");
+    w->m_tracked =
+        ds_worker_gauge(wk, "tracked_deals", "Deals whose state this process holds in memory");
     return w;
 fail:
     ds_watcher_destroy(w);
     return NULL;
 }
 
-ds_worker_t *ds_watcher_worker(ds_watcher_t *w) { return w->worker; }
+ds_worker_t *ds_watcher_worker(ds_watcher_t *w) {
+    return w->worker;
+}
 
 void ds_watcher_destroy(ds_watcher_t *w) {
     if (!w)
         return;
     ds_worker_destroy(w->worker);
     wa_reset(w);
-    ds_dirtyq_free(&w->dirty);
     free(w->loads);
     free(w->pending_ids);
     free(w->pending_parts);

@@ -1,8 +1,9 @@
 /*
  * watcher_int.h — what the watcher's two files share (watcher.c: the
  * adapter to the worker engine; watcher_redis.c: the Redis layout): a
- * deal's entry in memory, the slot of a decoded event, a partition's clock,
- * the tier cache, the loads of a prefetch round and the watcher itself.
+ * deal's entry in memory (the engine's ds_worker_entity_t first), the slot
+ * of a decoded event, a partition's clock, the tier cache, the loads of a
+ * load round and the watcher itself.
  * Not a public header.  One worker thread owns all of it.
  */
 #ifndef DS_WATCHER_INT_H
@@ -11,7 +12,6 @@
 #include <stdbool.h>
 #include <uthash.h>
 
-#include "dirtyq.h"
 #include "partclock.h"
 #include "stall.h"
 #include "watcher.h"
@@ -19,26 +19,31 @@
 #define MAX_PARTITIONS 4096
 
 typedef struct deal_entry {
+    ds_worker_entity_t ent; /* first: the engine's (bound partition, checkpoint) */
     char *id;
-    ds_deal_t *deal; /* NULL while not loaded */
-    int32_t partition;
-    int64_t ckpt_offset;  /* -1: none */
+    ds_deal_t *deal;      /* NULL while not loaded */
     int64_t deadline;     /* current next deadline (INT64_MAX: none) */
     int64_t indexed;      /* deadline last written to the Redis index */
     uint64_t written[4];  /* per field group, what was last written; 0: nothing */
     uint64_t tier_round;  /* == the watcher's: its stakeholders' tiers are read */
     uint64_t batch_round; /* == the watcher's tier_round: first/last below are set */
     uint32_t first, last; /* this batch's first and last event of the deal */
-    bool dirty, loading;
+    bool loading;
     UT_hash_handle hh;
 } deal_entry_t;
 
-/* A decoded event with its deal's entry, found once by the prefetch */
+/* A decoded event; its deal's entry (head.entity) is found once by the
+ * load */
 typedef struct wslot {
-    ds_crm_event_t ev; /* first: the decoder writes it */
-    deal_entry_t *e;
+    ds_worker_slot_t head; /* first: the engine's */
+    ds_crm_event_t ev;
     uint32_t next; /* the deal's next event in the batch (UINT32_MAX: none) */
 } wslot_t;
+
+/* The entry of a slot's deal (NULL until the load found it). */
+static inline deal_entry_t *ds_watcher_slot_entry(const wslot_t *ws) {
+    return (deal_entry_t *)ws->head.entity;
+}
 
 typedef struct part {
     bool known, bootstrapped, wm_dirty;
@@ -71,9 +76,9 @@ struct ds_watcher {
     ds_worker_t *worker;
     deal_entry_t *deals;
     part_t parts[MAX_PARTITIONS];
-    ds_dirtyq_t dirty; /* of deal_entry_t */
-    size_t nwm_dirty;  /* partitions whose watermark is not written yet */
-    size_t nwm_owed;   /* partitions whose closed watermark is (wm_owed) */
+    size_t nwm_dirty; /* partitions whose watermark is not written yet (each
+                       * counted by the engine: ds_worker_dirty_other) */
+    size_t nwm_owed;  /* partitions whose closed watermark is (wm_owed) */
     load_t *loads;
     size_t nloads, loads_cap;
     char **pending_ids; /* deal ids read from an index, to load next round */
@@ -113,9 +118,10 @@ bool ds_watcher_is_mobilizer(void *opaque, const char *account_id, const char *c
  * cache (a reset). */
 void ds_watcher_forget_loads(ds_watcher_t *w);
 /* The ops callbacks of the Redis layout (worker.h). */
-size_t ds_watcher_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t *parts, size_t n,
-                           int round);
-ds_err_t ds_watcher_prefetched(void *self, size_t index, const ds_reply_t *rep);
-void ds_watcher_persist(void *self, ds_redis_t *r, size_t n, bool last);
+size_t ds_watcher_load(void *self, ds_redis_t *r, void **slots, const int32_t *parts, size_t n,
+                       int round);
+ds_err_t ds_watcher_loaded(void *self, size_t index, const ds_reply_t *rep);
+void ds_watcher_persist(void *self, ds_redis_t *r, ds_worker_entity_t *const *ents, size_t n,
+                        bool last);
 
 #endif

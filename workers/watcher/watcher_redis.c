@@ -4,9 +4,9 @@
  * deals, clocks and tiers, and the commands a window's writes are.
  * Replies are read through ds_reply_t.
  *
- * Loads, in rounds before a batch is applied (ds_watcher_prefetch; the
- * engine calls again once the replies are in, until a round queues
- * nothing): round 0 bootstraps every partition known and not bootstrapped
+ * Loads, in rounds before a batch is applied (ds_watcher_load, the replies
+ * read by ds_watcher_loaded; the engine calls again once the replies are
+ * in, until a round queues nothing): round 0 bootstraps every partition known and not bootstrapped
  * yet (its watermark and the deal ids of its deadline index) and reads
  * the batch's deals not in memory (an HSETNX of the checkpoint "P:-1"
  * binds a deal to the partition of the event that loads it, then an HMGET
@@ -15,7 +15,8 @@
  * the stakeholders the batch's evaluations may ask for (queue_tiers), into
  * a cache cleared at every batch.
  *
- * Writes (ds_watcher_persist): each dirty deal in one HSET (blob,
+ * Writes (ds_watcher_persist, the deals the engine's write-behind window
+ * asks for): each deal in one HSET (blob,
  * checkpoint, and each group of public fields that differs from what this
  * process last wrote), a ZADD or ZREM of its deadline index entry when its
  * deadline moved, and with the window's last deal the watermarks as they
@@ -65,8 +66,8 @@ static deal_entry_t *entry_for(ds_watcher_t *w, const char *id, int32_t partitio
         DS_ERROR("watcher", "out of memory");
         abort();
     }
-    e->partition = partition;
-    e->ckpt_offset = -1;
+    e->ent.partition = partition;
+    e->ent.offset = -1;
     e->deadline = INT64_MAX;
     e->indexed = INT64_MAX;
     HASH_ADD_KEYPTR(hh, w->deals, e->id, strlen(e->id), e);
@@ -79,14 +80,14 @@ static void cmd_load_deal(ds_watcher_t *w, ds_redis_t *r, deal_entry_t *e) {
     /* bind the deal to this partition unless it is bound already; the
      * HMGET reads which one it is */
     char claim[DS_FMT_CKPT_MAX];
-    ds_fmt_checkpoint(claim, e->partition, -1);
+    ds_fmt_checkpoint(claim, e->ent.partition, -1);
     const char *hsetnx[] = {"HSETNX", key, "checkpoint", claim};
     ds_redis_cmd(r, 4, hsetnx, NULL);
-    add_load(w, LOAD_CLAIM, e, e->partition);
+    add_load(w, LOAD_CLAIM, e, e->ent.partition);
     const char *argv[] = {"HMGET", key, "blob", "checkpoint"};
     ds_redis_cmd(r, 4, argv, NULL);
     e->loading = true;
-    add_load(w, LOAD_DEAL, e, e->partition);
+    add_load(w, LOAD_DEAL, e, e->ent.partition);
 }
 
 static void part_key(ds_watcher_t *w, int32_t p, char *out, size_t n, const char *suffix) {
@@ -194,7 +195,7 @@ static void queue_tiers(ds_watcher_t *w, ds_redis_t *r, void **slots, const int3
     w->tier_round++;
     if (w->event_clock) {
         for (size_t i = 0; i < n; i++) {
-            const ds_crm_event_t *ev = slots[i];
+            const ds_crm_event_t *ev = slots[i] ? &((const wslot_t *)slots[i])->ev : NULL;
             part_t *pt = ds_watcher_part(w, parts[i]);
             if (ev && pt->due_round != w->tier_round) {
                 pt->due_round = w->tier_round;
@@ -219,9 +220,9 @@ static void queue_tiers(ds_watcher_t *w, ds_redis_t *r, void **slots, const int3
     /* each deal's events of the batch, chained in order */
     for (size_t i = 0; i < n; i++) {
         wslot_t *ws = slots[i];
-        if (!ws || !ws->e->deal)
+        if (!ws || !ds_watcher_slot_entry(ws)->deal)
             continue;
-        deal_entry_t *e = ws->e;
+        deal_entry_t *e = ds_watcher_slot_entry(ws);
         ws->next = UINT32_MAX;
         if (e->batch_round != w->tier_round) {
             e->batch_round = w->tier_round;
@@ -233,22 +234,23 @@ static void queue_tiers(ds_watcher_t *w, ds_redis_t *r, void **slots, const int3
     }
     for (size_t i = 0; i < n; i++) {
         const wslot_t *ws = slots[i];
-        if (!ws || !ws->e->deal || ws->e->first != i || ws->e->tier_round == w->tier_round)
+        deal_entry_t *e = ws ? ds_watcher_slot_entry(ws) : NULL;
+        if (!e || !e->deal || e->first != i || e->tier_round == w->tier_round)
             continue;
         const ds_crm_event_t *evs[64];
         size_t k = 0;
         for (uint32_t j = (uint32_t)i; j != UINT32_MAX && k < 64;
              j = ((const wslot_t *)slots[j])->next)
-            evs[k++] = slots[j];
+            evs[k++] = &((const wslot_t *)slots[j])->ev;
         /* more than 64 events of one deal in a batch: read its tiers */
-        if (k == 64 || ds_deal_may_ask_tiers(ws->e->deal, evs, k, w->rules))
-            ws->e->tier_round = w->tier_round;
+        if (k == 64 || ds_deal_may_ask_tiers(e->deal, evs, k, w->rules))
+            e->tier_round = w->tier_round;
     }
     for (size_t i = 0; i < n; i++) {
-        const ds_crm_event_t *ev = slots[i];
-        if (!ev)
+        if (!slots[i])
             continue;
-        deal_entry_t *e = ((const wslot_t *)ev)->e;
+        const ds_crm_event_t *ev = &((const wslot_t *)slots[i])->ev;
+        deal_entry_t *e = ds_watcher_slot_entry(slots[i]);
         if (e->tier_round != w->tier_round)
             continue;
         const char *acct = ds_deal_account_id(e->deal);
@@ -260,8 +262,8 @@ static void queue_tiers(ds_watcher_t *w, ds_redis_t *r, void **slots, const int3
     }
 }
 
-size_t ds_watcher_prefetch(void *self, ds_redis_t *r, void **slots, const int32_t *parts, size_t n,
-                           int round) {
+size_t ds_watcher_load(void *self, ds_redis_t *r, void **slots, const int32_t *parts, size_t n,
+                       int round) {
     ds_watcher_t *w = self;
     /* a failed earlier attempt may have left loads queued: forget them */
     for (size_t i = 0; i < w->nloads; i++)
@@ -298,9 +300,11 @@ size_t ds_watcher_prefetch(void *self, ds_redis_t *r, void **slots, const int32_
             wslot_t *ws = slots[i];
             if (!ws)
                 continue;
-            /* found once here for queue_tiers() and wa_apply(): the entries
-             * live until a reset, which abandons the batches in hand */
-            deal_entry_t *e = ws->e = entry_for(w, ws->ev.deal_id, parts[i]);
+            /* found once here for the engine, queue_tiers() and
+             * wa_apply(): the entries live until a reset, which abandons
+             * the batches in hand */
+            deal_entry_t *e = entry_for(w, ws->ev.deal_id, parts[i]);
+            ws->head.entity = &e->ent;
             if (!e->deal && !e->loading)
                 cmd_load_deal(w, r, e);
         }
@@ -351,7 +355,7 @@ static void add_pending(ds_watcher_t *w, const char *id, int32_t p) {
     w->pending_parts[w->npending++] = p;
 }
 
-ds_err_t ds_watcher_prefetched(void *self, size_t index, const ds_reply_t *rep) {
+ds_err_t ds_watcher_loaded(void *self, size_t index, const ds_reply_t *rep) {
     if (index + 1 == ((ds_watcher_t *)self)->nloads)
         ((ds_watcher_t *)self)->boot_inflight = false; /* every reply of the round arrived */
     ds_watcher_t *w = self;
@@ -411,9 +415,9 @@ ds_err_t ds_watcher_prefetched(void *self, size_t index, const ds_reply_t *rep) 
             /* bound to p: its events from elsewhere go to the DLQ; a deal
              * of a partition not ours is not indexed here (its owner
              * checks its deadlines) */
-            ours = p == e->partition || w->parts[p].known;
-            e->partition = p;
-            e->ckpt_offset = o;
+            ours = p == e->ent.partition || w->parts[p].known;
+            e->ent.partition = p;
+            e->ent.offset = o;
         }
     }
     e->indexed = ds_deal_next_deadline(e->deal, w->rules); /* as stored */
@@ -500,13 +504,14 @@ static int field_group(int i, const char *name) {
     return -1;
 }
 
-void ds_watcher_persist(void *self, ds_redis_t *r, size_t n, bool last) {
+void ds_watcher_persist(void *self, ds_redis_t *r, ds_worker_entity_t *const *ents, size_t n,
+                        bool last) {
     ds_watcher_t *w = self;
     for (size_t i = 0; i < n; i++) {
-        deal_entry_t *e = ds_dirtyq_at(&w->dirty, i);
+        deal_entry_t *e = (deal_entry_t *)ents[i];
         char key[600], ckpt[DS_FMT_CKPT_MAX];
         ds_fmt_join(key, sizeof(key), w->cfg->redis_prefix, "{deal:", e->id, "}", NULL);
-        ds_fmt_checkpoint(ckpt, e->partition, e->ckpt_offset);
+        ds_fmt_checkpoint(ckpt, e->ent.partition, e->ent.offset);
         ds_buf_reset(&w->tmp);
         if (ds_deal_save(e->deal, &w->tmp)) {
             DS_ERROR("watcher", "cannot serialise deal %s", e->id);
@@ -561,7 +566,7 @@ void ds_watcher_persist(void *self, ds_redis_t *r, size_t n, bool last) {
         ds_redis_cmd(r, c, argv, lens);
         if (e->deadline != e->indexed) {
             char zkey[600];
-            part_key(w, e->partition, zkey, sizeof(zkey), ":deadlines");
+            part_key(w, e->ent.partition, zkey, sizeof(zkey), ":deadlines");
             if (e->deadline == INT64_MAX) {
                 const char *z[] = {"ZREM", zkey, e->id};
                 ds_redis_cmd(r, 3, z, NULL);
@@ -571,18 +576,21 @@ void ds_watcher_persist(void *self, ds_redis_t *r, size_t n, bool last) {
                 const char *z[] = {"ZADD", zkey, score, e->id};
                 ds_redis_cmd(r, 4, z, NULL);
             }
+            e->indexed = e->deadline;
         }
     }
-    size_t owed = last ? w->nwm_owed : 0;
-    for (int32_t p = 0; owed && p < MAX_PARTITIONS; p++) {
+    for (int32_t p = 0; last && w->nwm_owed && p < MAX_PARTITIONS; p++) {
         part_t *pt = &w->parts[p];
         if (!pt->wm_owed)
             continue;
-        owed--;
+        pt->wm_owed = false;
+        w->nwm_owed--;
         char key[600], wm[DS_FMT_INT_MAX];
         part_key(w, p, key, sizeof(key), "");
         ds_fmt_i64(wm, pt->wm_closed);
         const char *argv[] = {"HSET", key, "watermark", wm};
         ds_redis_cmd(r, 4, argv, NULL);
     }
+    if (w->m_tracked)
+        ds_gauge_set(w->m_tracked, (double)HASH_COUNT(w->deals));
 }
