@@ -21,7 +21,12 @@
  * policies live in modules of their own: the batch ring and its states
  * (batch.c), the write-behind windows (writebehind.c), the DLQ
  * (dlq.c), readiness and its probes (health.c), the retry backoff
- * (ds_backoff.c) and the allocator (alloc.c).  Up to DS_NBATCH batches are
+ * (ds_backoff.c) and the allocator (alloc.c).  What both adapters did the
+ * same way is here too: every unit's checkpoint (ds_worker_entity_t, the
+ * head of the adapter's entry: the replay skip, the wrong_partition
+ * check, the applied/duplicate/skipped counts) and the dirty queue the
+ * windows write from (dirtyq.h); the adapter answers the seven callbacks
+ * of ds_worker_ops_t (worker.h).  Up to DS_NBATCH batches are
  * alive, so that the worker computes while Redis writes and the broker
  * acknowledges.  The rules that keep the guarantees:
  *   - a batch's writes are sent only after every output of it is
@@ -598,14 +603,19 @@ int ds_worker_run(ds_worker_t *w) {
     return finish(w, rc);
 }
 
+void *ds_worker_zalloc(size_t size, char *errstr, size_t errstr_size) {
+    void *p = calloc(1, size);
+    if (!p)
+        snprintf(errstr, errstr_size, "out of memory");
+    return p;
+}
+
 ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_worker_ops_t *ops,
                            void *self, ds_metrics_t *metrics, char *errstr, size_t errstr_size) {
     ds_alloc_tune();
-    ds_worker_t *w = calloc(1, sizeof(*w));
-    if (!w) {
-        snprintf(errstr, errstr_size, "out of memory");
+    ds_worker_t *w = ds_worker_zalloc(sizeof(*w), errstr, errstr_size);
+    if (!w)
         return NULL;
-    }
     w->cfg = cfg;
     w->ops = ops;
     w->self = self;

@@ -153,6 +153,10 @@ extern volatile sig_atomic_t ds_worker_stop;
 /** Install SIGTERM/SIGINT handlers that set ds_worker_stop. */
 void ds_worker_install_signals(void);
 
+/** Zeroed memory for a worker or an adapter; NULL with errstr "out of
+ *  memory". */
+void *ds_worker_zalloc(size_t size, char *errstr, size_t errstr_size);
+
 /** Create a worker consuming `topic`.  `self` and `ops` are borrowed.
  *  `metrics` may be NULL.  NULL with errstr on failure. */
 ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_worker_ops_t *ops,

@@ -9,7 +9,9 @@
  * inside its consumer polls.
  *
  *   worker.c        lifecycle (new, start, finish, destroy, signals),
- *                   the pipeline and its stages, retry waits, abandoning
+ *                   the pipeline and its stages, retry waits, abandoning,
+ *                   the entities' checkpoints and the dirty queue, the
+ *                   adapter's lifecycle callback
  *   worker_kafka.c  the consumer and the producer: polling and decoding,
  *                   held messages, pausing, rebalances, produce and acks,
  *                   the rewind to the committed offsets

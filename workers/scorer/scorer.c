@@ -192,11 +192,9 @@ static const ds_worker_ops_t scorer_ops = {
 
 ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules, ds_metrics_t *metrics,
                            char *errstr, size_t errstr_size) {
-    ds_scorer_t *s = calloc(1, sizeof(*s));
-    if (!s) {
-        snprintf(errstr, errstr_size, "out of memory");
+    ds_scorer_t *s = ds_worker_zalloc(sizeof(*s), errstr, errstr_size);
+    if (!s)
         return NULL;
-    }
     s->cfg = cfg;
     s->rules = rules;
     if (!(s->scratch = ds_score_scratch_new())) {

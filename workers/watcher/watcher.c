@@ -199,7 +199,8 @@ static void wa_tick(void *self, ds_worker_t *wk, int64_t now) {
  * at the close, with the window's last deal (ds_watcher_persist with
  * `last`): a replay from the window's offsets moves them again from
  * there, as the first run did. */
-static void wa_close(ds_watcher_t *w) {
+static void wa_close(ds_watcher_t *w, const ds_worker_change_t *c) {
+    (void)c;
     for (int32_t p = 0; w->nwm_dirty && p < MAX_PARTITIONS; p++) {
         part_t *pt = &w->parts[p];
         if (!pt->wm_dirty)
@@ -212,7 +213,8 @@ static void wa_close(ds_watcher_t *w) {
     }
 }
 
-static void wa_reset(ds_watcher_t *w) {
+static void wa_reset(ds_watcher_t *w, const ds_worker_change_t *c) {
+    (void)c;
     deal_entry_t *e, *t;
     HASH_ITER(hh, w->deals, e, t) {
         HASH_DEL(w->deals, e);
@@ -235,7 +237,8 @@ static void wa_reset(ds_watcher_t *w) {
         ds_gauge_set(w->m_tracked, 0);
 }
 
-static void wa_assigned(ds_watcher_t *w, const ds_partitions_t *parts) {
+static void wa_assigned(ds_watcher_t *w, const ds_worker_change_t *c) {
+    const ds_partitions_t *parts = c->parts;
     /* exactly these partitions are ours now */
     for (int32_t p = 0; p < MAX_PARTITIONS; p++)
         if (w->parts[p].known && !w->parts[p].clock.n)
@@ -246,8 +249,8 @@ static void wa_assigned(ds_watcher_t *w, const ds_partitions_t *parts) {
 
 /* A batch boundary: the SIGHUP reload takes effect, and every deadline is
  * recomputed under the new rules. */
-static void wa_rules(ds_watcher_t *w, const ds_rules_t *rules) {
-    w->rules = rules;
+static void wa_rules(ds_watcher_t *w, const ds_worker_change_t *c) {
+    w->rules = c->rules;
     deal_entry_t *e, *t;
     HASH_ITER(hh, w->deals, e, t) {
         if (!e->deal)
@@ -258,7 +261,8 @@ static void wa_rules(ds_watcher_t *w, const ds_rules_t *rules) {
     }
 }
 
-static void wa_rewrite_all(ds_watcher_t *w, const ds_partitions_t *owned) {
+static void wa_rewrite_all(ds_watcher_t *w, const ds_worker_change_t *c) {
+    const ds_partitions_t *owned = c->parts;
     deal_entry_t *e, *t;
     HASH_ITER(hh, w->deals, e, t) {
         if (!e->deal || !ds_partitions_has(owned, e->ent.partition))
@@ -276,24 +280,12 @@ static void wa_rewrite_all(ds_watcher_t *w, const ds_partitions_t *owned) {
 }
 
 static void wa_lifecycle(void *self, const ds_worker_change_t *c) {
-    ds_watcher_t *w = self;
-    switch (c->what) {
-    case DS_WORKER_RULES:
-        wa_rules(w, c->rules);
-        break;
-    case DS_WORKER_ASSIGNED:
-        wa_assigned(w, c->parts);
-        break;
-    case DS_WORKER_RESET:
-        wa_reset(w);
-        break;
-    case DS_WORKER_REWRITE:
-        wa_rewrite_all(w, c->parts);
-        break;
-    case DS_WORKER_CLOSE:
-        wa_close(w);
-        break;
-    }
+    static void (*const on[])(ds_watcher_t *, const ds_worker_change_t *) = {
+        [DS_WORKER_RULES] = wa_rules, [DS_WORKER_ASSIGNED] = wa_assigned,
+        [DS_WORKER_RESET] = wa_reset, [DS_WORKER_REWRITE] = wa_rewrite_all,
+        [DS_WORKER_CLOSE] = wa_close,
+    };
+    on[c->what](self, c);
 }
 
 static const ds_worker_ops_t watcher_ops = {
@@ -312,11 +304,9 @@ static const ds_worker_ops_t watcher_ops = {
 
 ds_watcher_t *ds_watcher_new(const ds_config_t *cfg, const ds_rules_t *rules, ds_metrics_t *metrics,
                              char *errstr, size_t errstr_size) {
-    ds_watcher_t *w = calloc(1, sizeof(*w));
-    if (!w) {
-        snprintf(errstr, errstr_size, "out of memory");
+    ds_watcher_t *w = ds_worker_zalloc(sizeof(*w), errstr, errstr_size);
+    if (!w)
         return NULL;
-    }
     w->cfg = cfg;
     w->rules = rules;
     w->metrics = metrics;
@@ -351,7 +341,7 @@ void ds_watcher_destroy(ds_watcher_t *w) {
     if (!w)
         return;
     ds_worker_destroy(w->worker);
-    wa_reset(w);
+    wa_reset(w, NULL);
     free(w->loads);
     free(w->pending_ids);
     free(w->pending_parts);
