@@ -205,7 +205,7 @@ size_t ds_scorer_load(void *self, ds_redis_t *r, void **slots, const int32_t *pa
          * such a unit stops at its first load while its owner goes on
          * writing; a lead read now could name dictionary entries written
          * since, and fail to decode against that old dictionary. */
-        if (e->ckpt_partition >= 0 && e->ckpt_partition != parts[i])
+        if (e->ent.partition >= 0 && e->ent.partition != parts[i])
             continue;
         if (e->listed) { /* the account's leads, listed last round */
             for (size_t k = 0; k < e->nlisted; k++) {
