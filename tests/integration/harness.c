@@ -174,8 +174,9 @@ void ds_h_worker_args(ds_h_args_t *a, const ds_h_env_t *env, const char *what,
 }
 
 bool ds_h_gen_mixed(const ds_h_env_t *env, long events) {
-    char count[32], log[256];
+    char count[32], accounts[32], log[256];
     snprintf(count, sizeof(count), "%ld", events);
+    snprintf(accounts, sizeof(accounts), "%ld", events / 400 > 50 ? events / 400 : 50);
     snprintf(log, sizeof(log), "%s/gen.log", env->tmpdir);
     const char *args[] = {"gen",
                           "--brokers",
@@ -186,6 +187,10 @@ bool ds_h_gen_mixed(const ds_h_env_t *env, long events) {
                           "11",
                           "--scenario",
                           "mixed",
+                          "--start", /* the same stream whatever the day it runs */
+                          "2025-06-01",
+                          "--accounts",
+                          accounts,
                           "--schemas",
                           getenv("DS_SCHEMAS_DIR"),
                           NULL};

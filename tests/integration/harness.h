@@ -67,10 +67,15 @@ int ds_h_run_to(const char *out, const char *err, bool err_append, const char *c
  *  -1 on timeout (the process is then killed with SIGKILL). */
 int ds_h_stop(pid_t pid, int sig, int timeout_ms);
 
-/** `dealsignal gen --count events --seed 11 --scenario mixed` into env's
- *  broker (the default input topics), schemas from $DS_SCHEMAS_DIR, its
- *  output in <tmpdir>/gen.log; waits for it and returns whether it exited
- *  with status 0.  Tests that compare runs replay this one stream. */
+/** `dealsignal gen --count events --seed 11 --scenario mixed --start
+ *  2025-06-01 --accounts A` into env's broker (the default input topics),
+ *  schemas from $DS_SCHEMAS_DIR, its output in <tmpdir>/gen.log; waits
+ *  for it and returns whether it exited with status 0.  A is one account
+ *  per 400 events, at least 50: gen's event time advances with the events
+ *  per account, and 200,000 events over 50 accounts spanned eleven years
+ *  and gave 156,000 deal alerts, more than the embedded broker keeps on 8
+ *  partitions (about a year and 44,000 over 500).  Tests that compare
+ *  runs replay this one stream. */
 bool ds_h_gen_mixed(const ds_h_env_t *env, long events);
 
 /** Arguments for ds_h_spawn, built up: v is always NULL-terminated. */
