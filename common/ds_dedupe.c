@@ -31,9 +31,7 @@ static uint32_t *stamps(const ds_dedupe_t *s) {
     return (uint32_t *)(void *)(s->e + s->cap);
 }
 
-/* Capacities 1, 2, 3, 4, 6, 8, 12, 16, 24, …: powers of two and 1.5 times
- * them, so that a set wastes at most a third of its room. */
-static uint32_t cap_class(uint32_t n) {
+uint32_t ds_dedupe_cap_class(uint32_t n) {
     if (n <= 2)
         return n;
     uint32_t p = 2;
@@ -178,12 +176,12 @@ static int make_room(ds_dedupe_t *s, const ds_dedupe_clock_t *c, uint64_t h) {
     prune(s, c, h);
     uint32_t k = s->n;
     if (k < c0 && (uint64_t)k * 4 <= (uint64_t)c0 * 3) {
-        uint32_t small = cap_class(k ? 2 * k : 1);
+        uint32_t small = ds_dedupe_cap_class(k ? 2 * k : 1);
         if ((uint64_t)k * 4 <= c0 && small < c0)
             (void)resize(s, small); /* a failed shrink keeps the room it has */
         return 0;
     }
-    return c0 < MAX_CAP ? resize(s, cap_class(c0 + 1)) : -1;
+    return c0 < MAX_CAP ? resize(s, ds_dedupe_cap_class(c0 + 1)) : -1;
 }
 
 ds_err_t ds_dedupe_put(ds_dedupe_t *s, uint64_t h, int64_t t, const ds_dedupe_clock_t *c) {
@@ -282,7 +280,7 @@ ds_err_t ds_dedupe_load(ds_dedupe_t *s, ds_reader_t *r, int64_t base, bool absol
             if (v[i - 1].x.h == v[i].x.h)
                 e = DS_ERR_UNDECODABLE;
     }
-    if (!e && n && resize(s, cap_class(n)))
+    if (!e && n && resize(s, ds_dedupe_cap_class(n)))
         e = DS_ERR_NOMEM;
     if (e) {
         free(v);

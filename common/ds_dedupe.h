@@ -58,6 +58,11 @@ void ds_dedupe_free(ds_dedupe_t *s);
 /** Bytes s holds on the heap. */
 size_t ds_dedupe_mem(const ds_dedupe_t *s);
 
+/** The capacity class of n: 1, 2, 3, 4, 6, 8, 12, 16, 24, … (powers of
+ *  two and 1.5 times them, so that an array wastes at most a third of its
+ *  room), n itself past 2^31. */
+uint32_t ds_dedupe_cap_class(uint32_t n);
+
 /** 64-bit FNV-1a of id's n bytes, 1 in place of 0. */
 uint64_t ds_dedupe_hash(const char *id, size_t n);
 

@@ -23,18 +23,10 @@
 
 /* ---- growth ---------------------------------------------------------------- */
 
-/* Capacities 1, 2, 3, 4, 6, 8, 12, 16, 24, …: powers of two and 1.5 times
- * them, so that an array wastes at most a third of its room. */
+/* The classes of a dedupe set (1, 2, 3, 4, 6, 8, 12, …), which lives in a
+ * lead as its other arrays do. */
 uint32_t ds_score_capn(uint32_t n) {
-    if (n <= 2)
-        return n;
-    uint32_t p = 2;
-    while (p < n && p <= UINT32_MAX / 2) {
-        if (p + p / 2 >= n)
-            return p + p / 2;
-        p <<= 1;
-    }
-    return p < n ? n : p;
+    return ds_dedupe_cap_class(n);
 }
 
 void *ds_score_grow(void *p, uint32_t n, uint64_t need, size_t sz) {
