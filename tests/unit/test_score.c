@@ -705,13 +705,13 @@ static size_t saved_ids(const ds_buf_t *b) {
     ds_err_t err = DS_ERR_OK;
     ds_score_unit_t *u = ds_score_unit_load(b->data, b->len, &err);
     assert_non_null(u);
-    size_t n = u->nldd;
+    size_t n = u->ldd.n;
     for (uint32_t i = 0; i < u->nleads; i++) {
         const lead_t *L = u->leads[i];
-        for (uint32_t k = 0; k < L->ndd; k++) /* live by the account's clock */
-            n += u->max_t - L->dd[k].t <= u->dd_window_ms;
-        for (uint32_t k = 1; k < L->ndd; k++)
-            assert_true(L->dd[k - 1].h < L->dd[k].h); /* by hash */
+        for (uint32_t k = 0; k < L->dd.n; k++) /* live by the account's clock */
+            n += u->max_t - L->dd.e[k].t <= u->dd_window_ms;
+        for (uint32_t k = 1; k < L->dd.n; k++)
+            assert_true(L->dd.e[k - 1].h < L->dd.e[k].h); /* by hash */
     }
     ds_score_unit_destroy(u);
     return n;
@@ -820,9 +820,9 @@ static void test_load_dedupe_order(void **state) {
     ds_score_unit_t *u = ds_score_unit_new("ACC", true);
     assert_int_equal(ds_score_unit_put_lead(u, "L1", b.data, b.len), DS_ERR_OK);
     const lead_t *L = u->leads[0];
-    assert_int_equal(L->ndd, 5);
+    assert_int_equal(L->dd.n, 5);
     for (uint32_t k = 0; k < 5; k++)
-        assert_int_equal(L->dd[k].h, sorted[k]);
+        assert_int_equal(L->dd.e[k].h, sorted[k]);
     /* written back: the sorted record's bytes */
     ds_buf_t rec;
     ds_buf_init(&rec, 0);

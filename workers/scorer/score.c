@@ -18,10 +18,11 @@
  * - Events that change nothing (duplicates, repeats, unclassified content)
  *   touch nothing but events_applied/dirty; as_of moves only with a
  *   positive contribution.
- * - Dedupe: an event id belongs to one lead, which keeps it (64-bit FNV-1a
- *   of event_id -> occurred_at in an array sorted by hash); a hit is a
- *   duplicate only while (the account's largest event time - its t) is
- *   within the window, so pruning never changes answers.
+ * - Dedupe: an event id belongs to one lead, which keeps it in its
+ *   ds_dedupe_t (hash of event_id -> occurred_at); a hit is a duplicate
+ *   only while the account's largest event time, this event's included,
+ *   minus its t is within the window (the ids of a whole-unit blob, which
+ *   name no lead, are the unit's ldd, read the same way).
  * - For every insight g of the account: agg[g].q = sum of ds_score_q(ins.spts) over the
  *   records of g of all its leads, and agg[g].nconf = the number of leads
  *   whose c_top is g; engaged = sum of c_engaged; mob = {leads with c_mob}.
@@ -38,7 +39,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ds_hash.h"
 #include "score_int.h"
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -208,47 +208,6 @@ static void unc_drop_lead(attidx_t *a, const lead_t *L) {
     for (uint32_t i = 0; i < L->natt; i++)
         if (L->att[i].content == a->content)
             att_remove(a->unc, &a->nunc, (attx_t){L->att[i].t, L->id});
-}
-
-/* ---- dedupe --------------------------------------------------------------- */
-
-static uint32_t dd_find(const dd_t *dd, uint32_t n, uint64_t h) {
-    uint32_t lo = 0, hi = n;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (dd[mid].h < h)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-static bool dd_live(int64_t max_t, int64_t window, int64_t t) {
-    return tdiff(max_t, t) <= window;
-}
-
-/* Make room for one more entry of L, whose dd is full (ndd == cdd): drop
- * the ids no longer live, and grow by one capacity class when that freed
- * less than a quarter.  The capacity is kept (cdd) rather than implied by
- * the count: a lead's live ids come and go around a steady number, and a
- * capacity that followed the count would be reallocated at every
- * crossing of a class boundary. */
-static int dd_reserve(lead_t *L, int64_t max_t, int64_t window) {
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < L->ndd; i++)
-        if (dd_live(max_t, window, L->dd[i].t))
-            L->dd[k++] = L->dd[i];
-    L->ndd = k;
-    if (k < L->cdd && (uint64_t)k * 4 <= (uint64_t)L->cdd * 3)
-        return 0;
-    uint32_t nc = ds_score_capn(L->cdd + 1);
-    dd_t *np = realloc(L->dd, (size_t)nc * sizeof(dd_t));
-    if (!np)
-        return -1;
-    L->dd = np;
-    L->cdd = nc;
-    return 0;
 }
 
 /* ---- apply: the rules ----------------------------------------------------- */
@@ -758,41 +717,25 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
      * live while the account's largest event time is within the window of
      * it (the unit's clock, as when the ids were the account's) */
     int64_t t = ev->occurred_at;
-    uint64_t h = ds_fnv64(ev->event_id, strlen(ev->event_id));
-    if (!h)
-        h = 1;
+    uint64_t h = ds_dedupe_hash(ev->event_id, strlen(ev->event_id));
     int64_t max_t = (u->max_t == UNSET_T || t > u->max_t) ? t : u->max_t;
-    uint32_t pos = dd_find(L->dd, L->ndd, h);
-    bool seen = pos < L->ndd && L->dd[pos].h == h;
-    if (seen && dd_live(max_t, u->dd_window_ms, L->dd[pos].t)) {
+    ds_dedupe_clock_t clock = {.now = max_t, .window = u->dd_window_ms};
+    const ds_dedupe_entry_t *seen = ds_dedupe_find(&L->dd, h);
+    /* ids of a whole-unit blob are not attributable to a lead */
+    const ds_dedupe_entry_t *lseen = u->ldd.n ? ds_dedupe_find(&u->ldd, h) : NULL;
+    if ((seen && ds_dedupe_live(&clock, seen)) || (lseen && ds_dedupe_live(&clock, lseen))) {
         if (stats)
             stats->duplicates++;
         return DS_ERR_DUPLICATE;
-    }
-    if (u->nldd) { /* ids of a whole-unit blob, not attributable to a lead */
-        uint32_t lp = dd_find(u->ldd, u->nldd, h);
-        if (lp < u->nldd && u->ldd[lp].h == h && dd_live(max_t, u->dd_window_ms, u->ldd[lp].t)) {
-            if (stats)
-                stats->duplicates++;
-            return DS_ERR_DUPLICATE;
-        }
     }
     if (ds_score_mark_lead(u, li))
         return DS_ERR_NOMEM;
     u->max_t = max_t;
     if (L->max_t == UNSET_T || t > L->max_t)
         L->max_t = t;
-    if (seen) { /* the same id, out of the window: it counts again */
-        L->dd[pos].t = t;
-    } else {
-        if (L->ndd == L->cdd) {
-            if (dd_reserve(L, u->max_t, u->dd_window_ms))
-                return DS_ERR_NOMEM;
-            pos = dd_find(L->dd, L->ndd, h);
-        }
-        ds_score_insert_at(L->dd, L->ndd, sizeof(dd_t), pos, &(dd_t){h, t});
-        L->ndd++;
-    }
+    /* a new id, or the same id out of the window: it counts again */
+    if (ds_dedupe_put(&L->dd, h, t, &clock))
+        return DS_ERR_NOMEM;
     if (stats)
         stats->applied++;
     if (!L->member) {

@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "ds_buf.h"
+#include "ds_dedupe.h"
 #include "score.h"
 
 #define NOID UINT32_MAX
@@ -117,11 +118,6 @@ typedef struct shc {
     uint32_t content, colleague; /* a counted share pair */
 } shc_t;
 
-typedef struct dd {
-    uint64_t h; /* FNV-1a of the event id, never 0 */
-    int64_t t;
-} dd_t;
-
 typedef struct inb { /* sharer shared insight with this lead at ts */
     uint32_t sharer, insight, gen;
     int64_t ts;
@@ -158,16 +154,16 @@ typedef struct lead {
     rep_t *rep;
     bkt_t *bkt;
     shc_t *shc;
-    dd_t *dd;
+    /* the event ids it applied (ds_dedupe_hash -> occurred_at), by hash,
+     * read against the unit's clock (max_t) and dedupe window */
+    ds_dedupe_t dd;
     inb_t *inb;
     crd_t *crd;
     latt_t *att;
     uint32_t *gc; /* contents whose group credit it received */
     /* counts; an array's capacity is the class of its count (1, 2, 3, 4,
-     * 6, 8, 12, …: ds_score_capn), so it is not stored; except dd's, which
-     * shrinks as ids leave the dedupe window (cdd, in what was padding) */
-    uint32_t nins, nrep, nbkt, nshc, ndd, ninb, ncrd, natt, ngc;
-    uint32_t cdd;
+     * 6, 8, 12, …: ds_score_capn), so it is not stored */
+    uint32_t nins, nrep, nbkt, nshc, ninb, ncrd, natt, ngc;
 } lead_t;
 
 /* One insight of the account: the sum of its leads' points on it (each
@@ -254,9 +250,9 @@ struct ds_score_unit {
     uint64_t em_mob_sig;
     uint32_t em_nmob;
     /* dedupe entries of a whole-unit blob, not attributable to a lead;
-     * live against max_t (the largest occurred_at applied in the unit) */
-    dd_t *ldd;
-    uint32_t nldd, cldd;
+     * live against max_t (the largest occurred_at applied in the unit: the
+     * clock of every lead's ids too) */
+    ds_dedupe_t ldd;
     int64_t max_t;
     /* webinar attendance indexes */
     attidx_t *atts;

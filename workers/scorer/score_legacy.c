@@ -207,11 +207,6 @@ static int lead_body(lg_t *d, lead_t *L) {
     return 0;
 }
 
-static int cmp_dd(const void *a, const void *b) {
-    const dd_t *x = a, *y = b;
-    return x->h < y->h ? -1 : x->h > y->h;
-}
-
 /* The old lead index i (in save order) -> the new lead slot. */
 static int body(lg_t *d, uint32_t **old_leads) {
     ds_score_unit_t *u = d->u;
@@ -243,20 +238,9 @@ static int body(lg_t *d, uint32_t **old_leads) {
         RD_CHECK(id == i); /* no duplicates */
         d->lmap[i] = d->smap[i] = NOID;
     }
-    if (get_count(d, &n))
-        return -1;
-    for (uint32_t i = 0; i < n; i++) {
-        int64_t h, t;
-        RD_GET(ds_get_i64(&d->r, &h));
-        if (get_time(d, &t))
-            return -1;
-        RD_CHECK(h != 0);
-        NOMEM(ENSURE(u->ldd, u->cldd, (uint64_t)u->nldd + 1, 4));
-        u->ldd[u->nldd++] = (dd_t){(uint64_t)h, t};
-    }
-    qsort(u->ldd, u->nldd, sizeof(dd_t), cmp_dd);
-    for (uint32_t i = 1; i < u->nldd; i++)
-        RD_CHECK(u->ldd[i - 1].h != u->ldd[i].h);
+    ds_err_t e = ds_dedupe_load(&u->ldd, &d->r, u->max_t, d->version == 1);
+    NOMEM(e == DS_ERR_NOMEM);
+    RD_GET(e);
     if (get_count(d, &n))
         return -1;
     NOMEM(!(*old_leads = calloc(n ? n : 1, sizeof(uint32_t))));

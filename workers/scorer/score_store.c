@@ -101,15 +101,6 @@ ds_err_t ds_score_unit_put_dict(ds_score_unit_t *u, uint64_t idx, const char *s,
 
 /* ---- encoding ------------------------------------------------------------- */
 
-/* An event id still inside the dedupe window (times from the network:
- * saturated difference). */
-static bool live(int64_t max_t, int64_t window, int64_t t) {
-    int64_t d;
-    if (__builtin_sub_overflow(max_t, t, &d))
-        d = max_t > t ? INT64_MAX : INT64_MIN;
-    return d <= window;
-}
-
 ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, ds_buf_t *out) {
     bool has_max = L->max_t != UNSET_T, has_asof = L->as_of != UNSET_T;
     int64_t base = has_max ? L->max_t : 0;
@@ -171,16 +162,8 @@ ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, ds_buf_t *out
     /* the ids live by the lead's own clock: a superset of those live by
      * the account's (which is later), and the same bytes whenever the
      * lead is written */
-    uint32_t nlive = 0;
-    for (uint32_t i = 0; i < L->ndd; i++)
-        nlive += live(L->max_t, u->dd_window_ms, L->dd[i].t);
-    PUT(ds_buf_put_varint(out, nlive));
-    for (uint32_t i = 0; i < L->ndd; i++) {
-        if (!live(L->max_t, u->dd_window_ms, L->dd[i].t))
-            continue;
-        PUT(ds_buf_put_i64(out, (int64_t)L->dd[i].h));
-        PUT(ds_buf_put_time(out, base, L->dd[i].t));
-    }
+    PUT(ds_dedupe_save(&L->dd, &(ds_dedupe_clock_t){.now = L->max_t, .window = u->dd_window_ms},
+                       base, out));
     PUT(ds_buf_put_varint(out, L->ninb));
     for (uint32_t i = 0; i < L->ninb; i++) {
         PUT(ds_score_put_sid(u, out, L->inb[i].sharer));
@@ -236,17 +219,8 @@ ds_err_t ds_score_encode_account(ds_score_unit_t *u, ds_buf_t *out) {
     PUT(ds_buf_put_i64(out, (int64_t)u->em_mob_sig));
     PUT(ds_buf_put_varint(out, u->em_nmob));
     PUT(ds_buf_put_svarint(out, u->engaged));
-    uint32_t nlive = 0;
-    for (uint32_t i = 0; i < u->nldd; i++)
-        nlive += live(u->max_t, u->dd_window_ms, u->ldd[i].t);
-    PUT(ds_buf_put_varint(out, nlive));
-    for (uint32_t i = 0; i < u->nldd; i++) {
-        if (!live(u->max_t, u->dd_window_ms, u->ldd[i].t))
-            continue;
-        PUT(ds_buf_put_i64(out, (int64_t)u->ldd[i].h));
-        PUT(ds_buf_put_time(out, u->max_t, u->ldd[i].t));
-    }
-    return DS_ERR_OK;
+    return ds_dedupe_save(&u->ldd, &(ds_dedupe_clock_t){.now = u->max_t, .window = u->dd_window_ms},
+                          u->max_t, out);
 }
 
 ds_err_t ds_score_encode_sum(const aggi_t *g, ds_buf_t *out) {
@@ -346,26 +320,6 @@ static int get_u32(rd_t *d, uint32_t *v) {
     return 0;
 }
 
-static int cmp_dd(const void *a, const void *b) {
-    const dd_t *x = a, *y = b;
-    return x->h < y->h ? -1 : x->h > y->h;
-}
-
-/* Sort event ids by hash when they are not (a record from elsewhere); -1
- * when one repeats. */
-static int dd_canon(dd_t *dd, uint32_t n) {
-    bool sorted = true;
-    for (uint32_t i = 1; i < n && sorted; i++)
-        sorted = dd[i - 1].h < dd[i].h;
-    if (sorted)
-        return 0;
-    qsort(dd, n, sizeof(dd_t), cmp_dd);
-    for (uint32_t i = 1; i < n; i++)
-        if (dd[i - 1].h == dd[i].h)
-            return -1;
-    return 0;
-}
-
 #define ALLOC(arr, cnt, n)                                                                         \
     do {                                                                                           \
         if ((n) && GROW(arr, cnt, n)) {                                                            \
@@ -459,19 +413,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
             return -1;
         L->nshc++;
     }
-    if (get_count(d, &n))
-        return -1;
-    ALLOC(L->dd, L->ndd, n);
-    L->cdd = ds_score_capn(n);
-    for (uint32_t i = 0; i < n; i++) {
-        int64_t h;
-        RD_GET(ds_get_i64(&d->r, &h));
-        RD_CHECK(h != 0);
-        L->dd[i].h = (uint64_t)h;
-        RD_GET(ds_get_time(&d->r, base, &L->dd[i].t));
-        L->ndd++;
-    }
-    RD_CHECK(dd_canon(L->dd, L->ndd) == 0);
+    RD_GET(ds_dedupe_load(&L->dd, &d->r, base, false));
     if (get_count(d, &n))
         return -1;
     ALLOC(L->inb, L->ninb, n);
@@ -576,7 +518,6 @@ ds_err_t ds_score_unit_put_account(ds_score_unit_t *u, const void *p, size_t n) 
     rd_t d_ = {.u = u}, *d = &d_;
     ds_reader_init(&d->r, p, n);
     uint8_t ver = 0, bits = 0;
-    uint32_t cnt = 0;
     if (ds_get_u8(&d->r, &ver) || ver != REC_VERSION)
         return DS_ERR_UNDECODABLE;
 #define GA(x)                                                                                      \
@@ -604,17 +545,8 @@ ds_err_t ds_score_unit_put_account(ds_score_unit_t *u, const void *p, size_t n) 
     u->em_mob_sig = (uint64_t)sig;
     GA(get_u32(d, &u->em_nmob));
     GA(get_i32(d, &u->engaged));
-    GA(get_count(d, &cnt));
-    for (uint32_t k = 0; k < cnt; k++) {
-        int64_t h;
-        GA(ds_get_i64(&d->r, &h));
-        if (!h || ENSURE(u->ldd, u->cldd, u->nldd + 1, 4))
-            return DS_ERR_UNDECODABLE;
-        u->ldd[u->nldd].h = (uint64_t)h;
-        GA(ds_get_time(&d->r, u->max_t, &u->ldd[u->nldd].t));
-        u->nldd++;
-    }
-    if (d->r.p != d->r.end || dd_canon(u->ldd, u->nldd))
+    GA(ds_dedupe_load(&u->ldd, &d->r, u->max_t, false));
+    if (d->r.p != d->r.end)
         return DS_ERR_UNDECODABLE;
 #undef GA
     u->thr_known = true;

@@ -23,18 +23,10 @@
 
 /* ---- growth ---------------------------------------------------------------- */
 
-/* Capacities 1, 2, 3, 4, 6, 8, 12, 16, 24, …: powers of two and 1.5 times
- * them, so that an array wastes at most a third of its room. */
+/* The classes of a dedupe set (1, 2, 3, 4, 6, 8, 12, …), which lives in a
+ * lead as its other arrays do. */
 uint32_t ds_score_capn(uint32_t n) {
-    if (n <= 2)
-        return n;
-    uint32_t p = 2;
-    while (p < n && p <= UINT32_MAX / 2) {
-        if (p + p / 2 >= n)
-            return p + p / 2;
-        p <<= 1;
-    }
-    return p < n ? n : p;
+    return ds_dedupe_cap_class(n);
 }
 
 void *ds_score_grow(void *p, uint32_t n, uint64_t need, size_t sz) {
@@ -268,7 +260,7 @@ void ds_score_lead_free_arrays(lead_t *L) {
     free(L->rep);
     free(L->bkt);
     free(L->shc);
-    free(L->dd);
+    ds_dedupe_free(&L->dd);
     free(L->inb);
     free(L->crd);
     free(L->att);
@@ -425,7 +417,7 @@ void ds_score_unit_destroy(ds_score_unit_t *u) {
     free(u->agg);
     free(u->sdirty);
     free(u->mob);
-    free(u->ldd);
+    ds_dedupe_free(&u->ldd);
     free(u->atts);
     free(u->adirty);
     free(u->mchg);
@@ -456,12 +448,12 @@ size_t ds_score_unit_mem(const ds_score_unit_t *u) {
         const lead_t *L = u->leads[i];
 #define A(f, T) (L->n##f ? ds_score_capn(L->n##f) * sizeof(T) + oh : 0)
         m += A(ins, ins_t) + A(rep, rep_t) + A(bkt, bkt_t) + A(shc, shc_t) +
-             (L->dd ? (size_t)L->cdd * sizeof(dd_t) + oh : 0) + A(inb, inb_t) + A(crd, crd_t) +
+             (L->dd.e ? ds_dedupe_mem(&L->dd) + oh : 0) + A(inb, inb_t) + A(crd, crd_t) +
              A(att, latt_t) + A(gc, uint32_t);
 #undef A
     }
     m += (size_t)u->cagg * sizeof(aggi_t) + (size_t)u->cmob * 4 + (size_t)u->cdict * 4 +
-         (size_t)u->cldd * sizeof(dd_t) + (size_t)u->catts * sizeof(attidx_t) +
+         ds_dedupe_mem(&u->ldd) + (size_t)u->catts * sizeof(attidx_t) +
          (size_t)u->cadirty * sizeof(afield_t) + (size_t)u->cmchg * 4 + (size_t)u->cdl * 4 + 9 * oh;
     for (uint32_t i = 0; i < u->natts; i++)
         m += ((size_t)u->atts[i].call + u->atts[i].cunc) * sizeof(attx_t) + 2 * oh;

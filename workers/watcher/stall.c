@@ -12,12 +12,12 @@
  *
  * Cost: applying an event costs in proportion to what it touches, not to
  * the deal's history or its number of stakeholders.  The dedupe window
- * keeps the event ids in arrival order and finds one through a hash index
- * (built past 16 ids); entries that leave the window stay in the array
- * until it has doubled since it was last compacted, and are told apart by
- * their time meanwhile (amortised O(1) per event; what is saved is exactly
- * the ids in the window, in arrival order).  Stakeholders are found through
- * a hash index too, and a new stakeholder asks for its own tier only.  A
+ * is a ds_dedupe_t that keeps arrival order (O(log n) to find an id);
+ * entries that leave the window stay until it is full, and are told apart
+ * by their time meanwhile; what is saved is exactly the ids in the
+ * window, in arrival order.  Stakeholders are found through a hash index
+ * (built past 16 of them), and a new stakeholder asks for its own tier
+ * only.  A
  * write of the deal still carries its whole state (the ids in the window,
  * every stakeholder), once per write-behind window.
  */
@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ds_dedupe.h"
 #include "ds_fmt.h"
 #include "ds_hash.h"
 
@@ -44,15 +45,10 @@ typedef struct alert_st {
     int64_t last_notified;
 } alert_st_t;
 
-typedef struct seen {
-    uint64_t h;
-    int64_t at;
-} seen_t;
-
-/* An open-addressing index of 32-bit positions, keyed by a 64-bit hash:
- * a power-of-two number of slots, at least twice the entries; SLOT_EMPTY
- * marks a free slot.  Positions are never removed: the array it indexes is
- * rebuilt instead. */
+/* An open-addressing index of 32-bit positions (the stakeholders'), keyed
+ * by a 64-bit hash: a power-of-two number of slots, at least twice the
+ * entries; SLOT_EMPTY marks a free slot.  Positions are never removed: the
+ * array it indexes is rebuilt instead. */
 #define SLOT_EMPTY UINT32_MAX
 #define INDEX_FROM 16 /* below this many entries a linear search is cheaper */
 
@@ -69,19 +65,16 @@ struct ds_deal {
     uint32_t nstake, cstake;       /* cstake: room in stake[] */
     uint32_t *stake_ix, nstake_ix; /* index of stake[] (NULL below INDEX_FROM) */
     alert_st_t al[NK];
-    /* The dedupe window: seen[] in arrival order holds every id in the
-     * window and maybe ids that left it since the last compaction.  An
-     * entry is in the window when seen_exact (right after a load or a
-     * compaction), or it is the entry of the last event (kept one event
-     * longer however old), or max_t - at <= seen_win (the window of the
-     * last event). */
-    seen_t *seen;
-    uint32_t nseen, cseen; /* cseen: room in seen[] */
-    uint32_t seen_live;    /* entries after the last compaction */
-    uint32_t seen_last;    /* the last event's entry (SLOT_EMPTY: none) */
+    /* The dedupe window: seen holds every id in the window (in arrival
+     * order, as it is saved) and maybe ids that left it since it last
+     * made room.  An entry is in the window when seen_exact (right after
+     * a load or a change of window), or it is the entry of the last event
+     * (kept one event longer however old), or max_t - at <= seen_win (the
+     * window of the last event): seen_clock(). */
+    ds_dedupe_t seen;
+    uint64_t seen_last; /* the last event's id hash (0: none) */
     bool seen_exact;
     int64_t seen_win;
-    uint32_t *seen_ix, nseen_ix; /* index of seen[] by hash, newest entry */
     int64_t max_t;
     /* the verified stage, valid while the rules' gen and nsigs are those
      * it was found with (signals are only ever added): every evaluation
@@ -108,7 +101,7 @@ ds_deal_t *ds_deal_new(const char *deal_id) {
     d->reported = DS_PS_RECOGNIZE_NEED;
     d->last_buyer = d->last_seller = DS_TS_NULL;
     d->max_t = INT64_MIN;
-    d->seen_last = SLOT_EMPTY;
+    ds_dedupe_init(&d->seen, true);
     d->seen_exact = true;
     return d;
 }
@@ -126,8 +119,7 @@ void ds_deal_destroy(ds_deal_t *d) {
         free(d->stake[i]);
     free(d->stake);
     free(d->stake_ix);
-    free(d->seen);
-    free(d->seen_ix);
+    ds_dedupe_free(&d->seen);
     free(d);
 }
 
@@ -153,34 +145,13 @@ static uint64_t str_hash(const char *s) {
     return ds_fnv64(s, strlen(s));
 }
 
-/* The slot of hash h in seen_ix: the one holding h's position, or the free
- * slot where it would go (linear probing). */
-static uint32_t seen_slot(const ds_deal_t *d, uint64_t h) {
-    uint32_t m = d->nseen_ix - 1, i = (uint32_t)h & m;
-    while (d->seen_ix[i] != SLOT_EMPTY && d->seen[d->seen_ix[i]].h != h)
-        i = (i + 1) & m;
-    return i;
-}
-
-/* The slot of stakeholder c (hash h) in stake_ix, likewise. */
+/* The slot of stakeholder c (hash h) in stake_ix: the one holding c's
+ * position, or the free slot where it would go (linear probing). */
 static uint32_t stake_slot(const ds_deal_t *d, const char *c, uint64_t h) {
     uint32_t m = d->nstake_ix - 1, i = (uint32_t)h & m;
     while (d->stake_ix[i] != SLOT_EMPTY && strcmp(d->stake[d->stake_ix[i]], c))
         i = (i + 1) & m;
     return i;
-}
-
-/* seen_ix over seen[0..nseen), each hash at its newest entry; dropped
- * below INDEX_FROM entries or when out of memory. */
-static void seen_reindex(ds_deal_t *d) {
-    if (d->nseen < INDEX_FROM || !ix_alloc(&d->seen_ix, &d->nseen_ix, d->cseen)) {
-        free(d->seen_ix);
-        d->seen_ix = NULL;
-        d->nseen_ix = 0;
-        return;
-    }
-    for (uint32_t i = 0; i < d->nseen; i++)
-        d->seen_ix[seen_slot(d, d->seen[i].h)] = i;
 }
 
 static void stake_reindex(ds_deal_t *d) {
@@ -486,38 +457,9 @@ void ds_deal_evaluate(ds_deal_t *d, const ds_watch_ctx_t *c) {
     }
 }
 
-/* Entry i is in the window the last event left (see struct ds_deal). */
-static bool seen_in(const ds_deal_t *d, uint32_t i) {
-    return d->seen_exact || i == d->seen_last || d->max_t - d->seen[i].at <= d->seen_win;
-}
-
-/* Drop the entries out of the window, keeping the order. */
-static void seen_compact(ds_deal_t *d) {
-    uint32_t j = 0, last = SLOT_EMPTY;
-    for (uint32_t i = 0; i < d->nseen; i++) {
-        if (!seen_in(d, i))
-            continue;
-        if (i == d->seen_last)
-            last = j;
-        d->seen[j++] = d->seen[i];
-    }
-    d->nseen = d->seen_live = j;
-    d->seen_last = last;
-    d->seen_exact = true;
-    seen_reindex(d);
-}
-
-/* The newest entry with hash h, or SLOT_EMPTY; *slot: its index slot. */
-static uint32_t seen_find(const ds_deal_t *d, uint64_t h, uint32_t *slot) {
-    if (d->seen_ix) {
-        *slot = seen_slot(d, h);
-        return d->seen_ix[*slot];
-    }
-    *slot = SLOT_EMPTY;
-    for (uint32_t i = d->nseen; i-- > 0;)
-        if (d->seen[i].h == h)
-            return i;
-    return SLOT_EMPTY;
+/* What is in the window the last event left (see struct ds_deal). */
+static ds_dedupe_clock_t seen_clock(const ds_deal_t *d) {
+    return (ds_dedupe_clock_t){d->max_t, d->seen_win, d->seen_last, d->seen_exact};
 }
 
 /* Whether ev's id is in the window (a duplicate); then the window moves
@@ -525,38 +467,24 @@ static uint32_t seen_find(const ds_deal_t *d, uint64_t h, uint32_t *slot) {
  * window after the call: every id whose time is within window_days of the
  * largest occurred_at seen, and ev's (however old). */
 static bool dedupe(ds_deal_t *d, const ds_crm_event_t *ev, double window_days) {
-    uint64_t h = ds_fnv64(ev->event_id, strlen(ev->event_id));
+    uint64_t h = ds_dedupe_hash(ev->event_id, strlen(ev->event_id));
     int64_t win = (int64_t)(window_days * DS_DAY_MS);
-    if (!d->seen_exact && win != d->seen_win)
-        seen_compact(d); /* the old window's last verdicts, before the new one applies */
-    uint32_t slot, i = seen_find(d, h, &slot);
-    bool dup = i != SLOT_EMPTY && seen_in(d, i);
+    ds_dedupe_clock_t c = seen_clock(d);
+    if (!d->seen_exact && win != d->seen_win) {
+        /* the old window's last verdicts, before the new one applies */
+        ds_dedupe_prune(&d->seen, &c);
+        c.all = d->seen_exact = true;
+    }
+    const ds_dedupe_entry_t *x = ds_dedupe_find(&d->seen, h);
+    bool dup = x && ds_dedupe_live(&c, x);
     if (ev->occurred_at > d->max_t)
         d->max_t = ev->occurred_at;
     d->seen_win = win;
     d->seen_exact = false;
-    if (dup) {
-        d->seen_last = i;
-    } else {
-        if (d->nseen == d->cseen) { /* grown by doubling: no realloc per event */
-            uint32_t nc = d->cseen ? d->cseen * 2 : 1;
-            seen_t *n = realloc(d->seen, nc * sizeof(*n));
-            if (!n) {
-                d->seen_last = SLOT_EMPTY;
-                return false;
-            }
-            d->seen = n;
-            d->cseen = nc;
-        }
-        d->seen[d->nseen] = (seen_t){h, ev->occurred_at};
-        d->seen_last = d->nseen++;
-        if (d->seen_ix && slot != SLOT_EMPTY && 2 * d->cseen <= d->nseen_ix)
-            d->seen_ix[slot] = d->seen_last; /* the newest entry of h */
-        else if (d->nseen >= INDEX_FROM)
-            seen_reindex(d);
-    }
-    if (d->nseen >= 2 * (d->seen_live > INDEX_FROM ? d->seen_live : INDEX_FROM))
-        seen_compact(d);
+    d->seen_last = h;
+    if (!dup &&
+        ds_dedupe_put(&d->seen, h, ev->occurred_at, &(ds_dedupe_clock_t){d->max_t, win, h, false}))
+        d->seen_last = 0; /* out of memory: applied, not remembered */
     return dup;
 }
 
@@ -784,15 +712,9 @@ ds_err_t ds_deal_save(const ds_deal_t *d, ds_buf_t *o) {
         e = e ? e : ds_buf_put_varint(o, (uint64_t)d->al[k].level);
         e = e ? e : ds_buf_put_time(o, b, d->al[k].last_notified);
     }
-    uint32_t in = 0;
-    for (uint32_t i = 0; i < d->nseen; i++)
-        in += seen_in(d, i);
-    e = e ? e : ds_buf_put_varint(o, in);
-    for (uint32_t i = 0; !e && i < d->nseen; i++) {
-        if (!seen_in(d, i))
-            continue;
-        e = ds_buf_put_i64(o, (int64_t)d->seen[i].h);
-        e = e ? e : ds_buf_put_time(o, b, d->seen[i].at);
+    if (!e) {
+        ds_dedupe_clock_t c = seen_clock(d);
+        e = ds_dedupe_save(&d->seen, &c, b, o);
     }
     return e;
 }
@@ -860,22 +782,11 @@ ds_deal_t *ds_deal_load(const void *p, size_t n, ds_err_t *err) {
         d->al[k].level = (int32_t)v;
         GET(get_t(&r, ver, d->max_t, &d->al[k].last_notified));
     }
-    GET(ds_get_varint(&r, &cnt) || cnt > n);
-    d->seen = calloc(cnt ? cnt : 1, sizeof(*d->seen));
-    GET(!d->seen);
-    d->cseen = cnt ? (uint32_t)cnt : 1;
-    for (uint64_t i = 0; i < cnt; i++) {
-        int64_t h;
-        GET(ds_get_i64(&r, &h) || get_t(&r, ver, d->max_t, &d->seen[i].at));
-        d->seen[i].h = (uint64_t)h;
-        d->nseen++;
-    }
+    ds_dedupe_init(&d->seen, true);
+    GET(ds_dedupe_load(&d->seen, &r, d->max_t, ver == 1));
     GET(r.p != r.end);
     /* what was saved is the window */
-    d->seen_live = d->nseen;
-    d->seen_last = SLOT_EMPTY;
     d->seen_exact = true;
-    seen_reindex(d);
     return d;
 bad:
     ds_deal_destroy(d);
@@ -892,6 +803,6 @@ size_t ds_deal_mem(const ds_deal_t *d) {
     m += d->cstake * sizeof(char *);
     for (uint32_t i = 0; i < d->nstake; i++)
         m += strlen(d->stake[i]) + 1;
-    m += ((size_t)d->nstake_ix + d->nseen_ix) * sizeof(uint32_t);
-    return m + d->cseen * sizeof(seen_t);
+    m += (size_t)d->nstake_ix * sizeof(uint32_t);
+    return m + ds_dedupe_mem(&d->seen);
 }

@@ -1,0 +1,300 @@
+/*
+ * ds_dedupe.c — the dedupe window's set: entries sorted by hash in one
+ * block, found by binary search.
+ *
+ * Invariants.
+ * - e[0..n) is strictly increasing by hash (one entry an id) and no hash
+ *   is 0; cap is the room of the block (a capacity class, or the count
+ *   a load gave).
+ * - With arrival order, the block is e[cap], then cap 32-bit stamps (the
+ *   stamp of e[i] at stamps[i]), then the next stamp: a later arrival has
+ *   a larger stamp.  Stamps only order; they are renumbered from 0 when
+ *   the next one would overflow.
+ * - An entry is never dropped while live under the clock its caller
+ *   passes: the set only forgets, when full, what the caller says no
+ *   longer counts.  Whether an entry counts is never read from its
+ *   presence alone (a present entry may be out of the window).
+ * - Room is made only when the set is full, and a prune that frees a
+ *   quarter or more leaves room for that many entries before the next
+ *   one: each entry's share of the scans is O(1).
+ */
+#include "ds_dedupe.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ds_hash.h"
+
+/* ---- the block ------------------------------------------------------------- */
+
+static uint32_t *stamps(const ds_dedupe_t *s) {
+    return (uint32_t *)(void *)(s->e + s->cap);
+}
+
+uint32_t ds_dedupe_cap_class(uint32_t n) {
+    if (n <= 2)
+        return n;
+    uint32_t p = 2;
+    while (p < n && p <= UINT32_MAX / 2) {
+        if (p + p / 2 >= n)
+            return p + p / 2;
+        p <<= 1;
+    }
+    return p < n ? n : p;
+}
+
+#define MAX_CAP 0x7fffffffu /* cap is 31 bits */
+
+static size_t block_size(uint32_t cap, bool arrival) {
+    return (size_t)cap * sizeof(ds_dedupe_entry_t) +
+           (arrival ? ((size_t)cap + 1) * sizeof(uint32_t) : 0);
+}
+
+/* Move s to a block of room nc (>= n, > 0); -1 when out of memory (s as
+ * it was). */
+static int resize(ds_dedupe_t *s, uint32_t nc) {
+    if (nc > MAX_CAP)
+        return -1;
+    if (!s->arrival) {
+        void *p = realloc(s->e, block_size(nc, false));
+        if (!p)
+            return -1;
+        s->e = p;
+        s->cap = nc;
+        return 0;
+    }
+    ds_dedupe_t t = {NULL, s->n, nc, 1};
+    if (!(t.e = malloc(block_size(nc, true))))
+        return -1;
+    if (s->n)
+        memcpy(t.e, s->e, (size_t)s->n * sizeof(ds_dedupe_entry_t));
+    if (s->n)
+        memcpy(stamps(&t), stamps(s), (size_t)s->n * sizeof(uint32_t));
+    stamps(&t)[nc] = s->e ? stamps(s)[s->cap] : 0;
+    free(s->e);
+    *s = t;
+    return 0;
+}
+
+void ds_dedupe_init(ds_dedupe_t *s, bool arrival) {
+    memset(s, 0, sizeof(*s));
+    s->arrival = arrival;
+}
+
+void ds_dedupe_free(ds_dedupe_t *s) {
+    if (!s)
+        return;
+    free(s->e);
+    ds_dedupe_init(s, s->arrival);
+}
+
+size_t ds_dedupe_mem(const ds_dedupe_t *s) {
+    return s->e ? block_size(s->cap, s->arrival) : 0;
+}
+
+/* ---- questions ------------------------------------------------------------- */
+
+uint64_t ds_dedupe_hash(const char *id, size_t n) {
+    uint64_t h = ds_fnv64(id, n);
+    return h ? h : 1;
+}
+
+bool ds_dedupe_within(int64_t now, int64_t window, int64_t t) {
+    int64_t d;
+    if (__builtin_sub_overflow(now, t, &d))
+        d = now > t ? INT64_MAX : INT64_MIN;
+    return d <= window;
+}
+
+bool ds_dedupe_live(const ds_dedupe_clock_t *c, const ds_dedupe_entry_t *x) {
+    return c->all || (c->keep && x->h == c->keep) || ds_dedupe_within(c->now, c->window, x->t);
+}
+
+/* The position of the first entry whose hash is >= h. */
+static uint32_t lower_bound(const ds_dedupe_t *s, uint64_t h) {
+    uint32_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s->e[mid].h < h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+const ds_dedupe_entry_t *ds_dedupe_find(const ds_dedupe_t *s, uint64_t h) {
+    uint32_t i = lower_bound(s, h);
+    return i < s->n && s->e[i].h == h ? &s->e[i] : NULL;
+}
+
+/* ---- changes --------------------------------------------------------------- */
+
+/* Drop the entries not live under c, except hash `also` (0: none). */
+static void prune(ds_dedupe_t *s, const ds_dedupe_clock_t *c, uint64_t also) {
+    uint32_t *st = s->arrival && s->e ? stamps(s) : NULL;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < s->n; i++) {
+        if (s->e[i].h != also && !ds_dedupe_live(c, &s->e[i]))
+            continue;
+        s->e[k] = s->e[i];
+        if (st)
+            st[k] = st[i];
+        k++;
+    }
+    s->n = k;
+}
+
+void ds_dedupe_prune(ds_dedupe_t *s, const ds_dedupe_clock_t *c) {
+    prune(s, c, 0);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Stamps from 0 again, in the same order (the next one would overflow). */
+static int renumber(ds_dedupe_t *s) {
+    uint32_t *st = stamps(s);
+    uint64_t *k = malloc((s->n ? s->n : 1) * sizeof(*k)); /* stamp << 32 | position */
+    if (!k)
+        return -1;
+    for (uint32_t i = 0; i < s->n; i++)
+        k[i] = (uint64_t)st[i] << 32 | i;
+    qsort(k, s->n, sizeof(*k), cmp_u64);
+    for (uint32_t i = 0; i < s->n; i++)
+        st[(uint32_t)k[i]] = i;
+    st[s->cap] = s->n;
+    free(k);
+    return 0;
+}
+
+/* Make room for one more entry in the full set s (see ds_dedupe_put). */
+static int make_room(ds_dedupe_t *s, const ds_dedupe_clock_t *c, uint64_t h) {
+    uint32_t c0 = s->cap;
+    prune(s, c, h);
+    uint32_t k = s->n;
+    if (k < c0 && (uint64_t)k * 4 <= (uint64_t)c0 * 3) {
+        uint32_t small = ds_dedupe_cap_class(k ? 2 * k : 1);
+        if ((uint64_t)k * 4 <= c0 && small < c0)
+            (void)resize(s, small); /* a failed shrink keeps the room it has */
+        return 0;
+    }
+    return c0 < MAX_CAP ? resize(s, ds_dedupe_cap_class(c0 + 1)) : -1;
+}
+
+ds_err_t ds_dedupe_put(ds_dedupe_t *s, uint64_t h, int64_t t, const ds_dedupe_clock_t *c) {
+    if (!h)
+        return DS_ERR_INVAL;
+    uint32_t pos = lower_bound(s, h);
+    if (s->arrival && s->e && stamps(s)[s->cap] == UINT32_MAX && renumber(s))
+        return DS_ERR_NOMEM;
+    if (pos < s->n && s->e[pos].h == h) {
+        s->e[pos].t = t;
+        if (s->arrival)
+            stamps(s)[pos] = stamps(s)[s->cap]++;
+        return DS_ERR_OK;
+    }
+    if (s->n == s->cap) {
+        if (make_room(s, c, h))
+            return DS_ERR_NOMEM;
+        pos = lower_bound(s, h);
+    }
+    memmove(s->e + pos + 1, s->e + pos, (size_t)(s->n - pos) * sizeof(ds_dedupe_entry_t));
+    s->e[pos] = (ds_dedupe_entry_t){h, t};
+    if (s->arrival) {
+        uint32_t *st = stamps(s);
+        memmove(st + pos + 1, st + pos, (size_t)(s->n - pos) * sizeof(uint32_t));
+        st[pos] = st[s->cap]++;
+    }
+    s->n++;
+    return DS_ERR_OK;
+}
+
+/* ---- stored form ----------------------------------------------------------- */
+
+ds_err_t ds_dedupe_save(const ds_dedupe_t *s, const ds_dedupe_clock_t *c, int64_t base,
+                        ds_buf_t *out) {
+    uint32_t live = 0;
+    for (uint32_t i = 0; i < s->n; i++)
+        live += ds_dedupe_live(c, &s->e[i]);
+    ds_err_t e = ds_buf_put_varint(out, live);
+    if (e || !live)
+        return e;
+    uint64_t *order = NULL; /* arrival: stamp << 32 | position, sorted */
+    if (s->arrival) {
+        if (!(order = malloc((size_t)live * sizeof(*order))))
+            return DS_ERR_NOMEM;
+        uint32_t k = 0;
+        for (uint32_t i = 0; i < s->n; i++)
+            if (ds_dedupe_live(c, &s->e[i]))
+                order[k++] = (uint64_t)stamps(s)[i] << 32 | i;
+        qsort(order, live, sizeof(*order), cmp_u64);
+    }
+    for (uint32_t i = 0, k = 0; !e && k < live; i++) {
+        const ds_dedupe_entry_t *x = &s->e[order ? (uint32_t)order[k] : i];
+        if (!order && !ds_dedupe_live(c, x))
+            continue;
+        k++;
+        e = ds_buf_put_i64(out, (int64_t)x->h);
+        e = e ? e : ds_buf_put_time(out, base, x->t);
+    }
+    free(order);
+    return e;
+}
+
+typedef struct loaded {
+    ds_dedupe_entry_t x;
+    uint32_t stamp;
+} loaded_t;
+
+static int cmp_loaded(const void *a, const void *b) {
+    uint64_t x = ((const loaded_t *)a)->x.h, y = ((const loaded_t *)b)->x.h;
+    return x < y ? -1 : x > y;
+}
+
+ds_err_t ds_dedupe_load(ds_dedupe_t *s, ds_reader_t *r, int64_t base, bool absolute) {
+    uint32_t n;
+    ds_err_t e = ds_get_count(r, &n);
+    if (e)
+        return e;
+    loaded_t *v = malloc((n ? n : 1) * sizeof(*v));
+    if (!v)
+        return DS_ERR_NOMEM;
+    bool sorted = true;
+    for (uint32_t i = 0; !e && i < n; i++) {
+        int64_t h;
+        e = ds_get_i64(r, &h);
+        if (!e)
+            e = absolute ? ds_get_i64(r, &v[i].x.t) : ds_get_time(r, base, &v[i].x.t);
+        if (!e && !h)
+            e = DS_ERR_UNDECODABLE;
+        v[i].x.h = (uint64_t)h;
+        v[i].stamp = i;
+        sorted = sorted && (i == 0 || v[i - 1].x.h < v[i].x.h);
+    }
+    if (!e && !sorted) {
+        qsort(v, n, sizeof(*v), cmp_loaded);
+        for (uint32_t i = 1; i < n && !e; i++)
+            if (v[i - 1].x.h == v[i].x.h)
+                e = DS_ERR_UNDECODABLE;
+    }
+    if (!e && n && resize(s, ds_dedupe_cap_class(n)))
+        e = DS_ERR_NOMEM;
+    if (e) {
+        free(v);
+        ds_dedupe_free(s);
+        return e;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        s->e[i] = v[i].x;
+        if (s->arrival)
+            stamps(s)[i] = v[i].stamp;
+    }
+    if (s->arrival && n)
+        stamps(s)[s->cap] = n;
+    s->n = n;
+    free(v);
+    return DS_ERR_OK;
+}
