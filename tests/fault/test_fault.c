@@ -41,18 +41,6 @@ typedef struct strs {
     size_t n, cap;
 } strs_t;
 
-static void strs_add(strs_t *s, char *x) {
-    if (s->n == s->cap) {
-        s->cap = s->cap ? s->cap * 2 : 1024;
-        s->v = realloc(s->v, s->cap * sizeof(char *));
-    }
-    s->v[s->n++] = x;
-}
-
-static int cmpstr(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void strs_free(strs_t *s) {
     for (size_t i = 0; i < s->n; i++)
         free(s->v[i]);
@@ -106,91 +94,8 @@ static void finish(const run_t *r, const char *what, pid_t *pids, int npids) {
 
 /* ---- snapshots ----------------------------------------------------------------- */
 
-static char *canon_reply(const redisReply *r) {
-    /* hash and zset replies are flat arrays: sort the pairs */
-    strs_t parts = {0};
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        char *s = NULL;
-        size_t kl = r->element[i]->len, vl = r->element[i + 1]->len;
-        s = malloc(kl + vl + 2);
-        memcpy(s, r->element[i]->str, kl);
-        s[kl] = '=';
-        memcpy(s + kl + 1, r->element[i + 1]->str, vl);
-        s[kl + 1 + vl] = '\0';
-        /* binary blobs may hold NULs: hex them */
-        if (memchr(s, 0, kl + 1 + vl) != NULL) {
-            char *h = malloc(kl + 2 + 2 * vl + 1);
-            memcpy(h, r->element[i]->str, kl);
-            h[kl] = '#';
-            for (size_t j = 0; j < vl; j++)
-                snprintf(h + kl + 1 + 2 * j, 3, "%02x", (unsigned char)r->element[i + 1]->str[j]);
-            free(s);
-            s = h;
-        }
-        strs_add(&parts, s);
-    }
-    qsort(parts.v, parts.n, sizeof(char *), cmpstr);
-    size_t total = 1;
-    for (size_t i = 0; i < parts.n; i++)
-        total += strlen(parts.v[i]) + 1;
-    char *out = malloc(total);
-    out[0] = '\0';
-    size_t o = 0;
-    for (size_t i = 0; i < parts.n; i++)
-        o += (size_t)snprintf(out + o, total - o, "%s;", parts.v[i]);
-    strs_free(&parts);
-    return out;
-}
-
 static void snapshot(const run_t *r, strs_t *out) {
-    redisContext *c = redisConnect("127.0.0.1", env.redis_port);
-    assert_true(c && !c->err);
-    char cursor[32] = "0";
-    char pattern[64];
-    snprintf(pattern, sizeof(pattern), "%s*", r->n.prefix);
-    size_t plen = strlen(r->n.prefix);
-    do {
-        redisReply *sr = redisCommand(c, "SCAN %s MATCH %s COUNT 1000", cursor, pattern);
-        assert_non_null(sr);
-        snprintf(cursor, sizeof(cursor), "%s", sr->element[0]->str);
-        for (size_t i = 0; i < sr->element[1]->elements; i++) {
-            const char *key = sr->element[1]->element[i]->str;
-            redisReply *t = redisCommand(c, "TYPE %s", key);
-            redisReply *v = NULL;
-            if (!strcmp(t->str, "hash"))
-                v = redisCommand(c, "HGETALL %s", key);
-            else if (!strcmp(t->str, "zset"))
-                v = redisCommand(c, "ZRANGE %s 0 -1 WITHSCORES", key);
-            else if (!strcmp(t->str, "set"))
-                v = redisCommand(c, "SORT %s ALPHA", key);
-            char *body;
-            if (v && !strcmp(t->str, "set")) {
-                size_t total = 1;
-                for (size_t j = 0; j < v->elements; j++)
-                    total += v->element[j]->len + 1;
-                body = malloc(total);
-                size_t o = 0;
-                body[0] = '\0';
-                for (size_t j = 0; j < v->elements; j++)
-                    o += (size_t)snprintf(body + o, total - o, "%s,", v->element[j]->str);
-            } else if (v) {
-                body = canon_reply(v);
-            } else {
-                body = strdup(t->str);
-            }
-            size_t n = strlen(key) - plen + strlen(body) + 2;
-            char *line = malloc(n);
-            snprintf(line, n, "%s\t%s", key + plen, body);
-            strs_add(out, line);
-            free(body);
-            if (v)
-                freeReplyObject(v);
-            freeReplyObject(t);
-        }
-        freeReplyObject(sr);
-    } while (strcmp(cursor, "0"));
-    redisFree(c);
-    qsort(out->v, out->n, sizeof(char *), cmpstr);
+    out->n = out->cap = ds_h_snapshot(&env, r->n.prefix, NULL, &out->v);
 }
 
 /* With DS_FAULT_DUMP set: every AccountScore of the run, in topic order,

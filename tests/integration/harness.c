@@ -210,6 +210,12 @@ int ds_h_teardown(rd_kafka_t *producer, pid_t worker) {
     return rc == 0 ? 0 : -1;
 }
 
+int ds_h_group_teardown(void **state) {
+    (void)state;
+    ds_h_cleanup();
+    return 0;
+}
+
 int ds_h_run_to(const char *out, const char *err, bool err_append, const char *const *args) {
     pid_t p = fork();
     assert_true(p >= 0);
@@ -636,6 +642,39 @@ void ds_h_codec_free(void) {
     g_codec = NULL;
     ds_registry_destroy(g_reg);
     g_reg = NULL;
+}
+
+ds_err_t ds_h_decode(ds_codec_t *codec, ds_h_kind_t kind, const ds_h_record_t *r, ds_arena_t *arena,
+                     void *out, char *detail, size_t detail_size) {
+    switch (kind) {
+    case DS_H_LEAD_SCORE:
+        return ds_codec_decode_lead_score(codec, r->val, r->len, arena, out, detail, detail_size);
+    case DS_H_ACCOUNT_SCORE:
+        return ds_codec_decode_account_score(codec, r->val, r->len, arena, out, detail,
+                                             detail_size);
+    case DS_H_DEAL_ALERT:
+        return ds_codec_decode_deal_alert(codec, r->val, r->len, arena, out, detail, detail_size);
+    case DS_H_MA_EVENT:
+        return ds_codec_decode_ma(codec, r->val, r->len, arena, out, detail, detail_size);
+    case DS_H_CRM_EVENT:
+        return ds_codec_decode_crm(codec, r->val, r->len, arena, out, detail, detail_size);
+    }
+    die("ds_h_decode: no kind %d", (int)kind);
+}
+
+void ds_h_decode_all(ds_h_kind_t kind, const ds_h_record_t *r, size_t n, ds_arena_t *arena,
+                     void *out) {
+    static const size_t size[] = {sizeof(ds_lead_score_t), sizeof(ds_account_score_t),
+                                  sizeof(ds_deal_alert_t), sizeof(ds_ma_event_t),
+                                  sizeof(ds_crm_event_t)};
+    for (size_t i = 0; i < n; i++) {
+        char detail[256] = "";
+        ds_err_t e = ds_h_decode(ds_h_codec(), kind, &r[i], arena,
+                                 (unsigned char *)out + i * size[kind], detail, sizeof(detail));
+        if (e)
+            fail_msg("record %zu of %zu (partition %d, offset %lld) does not decode: %s", i, n,
+                     (int)r[i].partition, (long long)r[i].offset, detail);
+    }
 }
 
 void ds_h_send_ma(rd_kafka_t *p, const char *topic, const ds_ma_event_t *ev) {

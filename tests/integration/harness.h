@@ -54,6 +54,9 @@ void ds_h_die(const char *who, const char *fmt, ...)
  *  SIGTERM (10 s at most), then ds_h_cleanup(); 0 when the worker exited
  *  with status 0, else -1. */
 int ds_h_teardown(rd_kafka_t *producer, pid_t worker);
+/** A group teardown for a suite that leaves nothing but what the harness
+ *  started: ds_h_cleanup(); returns 0. */
+int ds_h_group_teardown(void **state);
 
 /** Spawn $DS_BIN with args (NULL-terminated); stdout/stderr go to
  *  `logfile` (appended) when not NULL. */
@@ -160,6 +163,34 @@ redisReply *ds_h_redis(const ds_h_env_t *env, const char *fmt, ...);
 /** Codec over the project's schemas (DS_SCHEMAS_DIR). */
 ds_codec_t *ds_h_codec(void);
 void ds_h_codec_free(void);
+
+/** The records a suite reads back, by schema. */
+typedef enum ds_h_kind {
+    DS_H_LEAD_SCORE,
+    DS_H_ACCOUNT_SCORE,
+    DS_H_DEAL_ALERT,
+    DS_H_MA_EVENT,
+    DS_H_CRM_EVENT
+} ds_h_kind_t;
+/** Room for a decoded record of any ds_h_kind_t. */
+typedef union ds_h_decoded {
+    ds_lead_score_t lead_score;
+    ds_account_score_t account_score;
+    ds_deal_alert_t deal_alert;
+    ds_ma_event_t ma;
+    ds_crm_event_t crm;
+} ds_h_decoded_t;
+/** Decodes r with codec as `kind` into *out (the kind's struct: a
+ *  ds_lead_score_t for DS_H_LEAD_SCORE, …), its strings in arena; returns
+ *  the codec's result and, when it fails, the reason in detail. */
+ds_err_t ds_h_decode(ds_codec_t *codec, ds_h_kind_t kind, const ds_h_record_t *r, ds_arena_t *arena,
+                     void *out, char *detail, size_t detail_size);
+/** ds_h_decode with ds_h_codec() of r[0..n) into out[0..n) (an array of
+ *  at least n of the kind's struct), strings in arena (initialised by the
+ *  caller); fails the case at the first record that does not decode,
+ *  naming it and the reason. */
+void ds_h_decode_all(ds_h_kind_t kind, const ds_h_record_t *r, size_t n, ds_arena_t *arena,
+                     void *out);
 
 /** Convenience builders: produce one MarketingEvent / CrmEvent. */
 void ds_h_send_ma(rd_kafka_t *p, const char *topic, const ds_ma_event_t *ev);

@@ -74,12 +74,6 @@ static int group_setup(void **state) {
     return 0;
 }
 
-static int group_teardown(void **state) {
-    (void)state;
-    ds_h_cleanup();
-    return 0;
-}
-
 /* A timeout shorter than the group join still reads what the topic holds;
  * every record is one JSON object with the DLQ headers. */
 static void test_tail_dlq_json(void **state) {
@@ -147,5 +141,5 @@ int main(void) {
         cmocka_unit_test(test_tail_dlq_json),
         cmocka_unit_test(test_bad_arguments),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, ds_h_group_teardown);
 }

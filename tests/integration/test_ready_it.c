@@ -126,12 +126,6 @@ static int group_setup(void **state) {
     return 0;
 }
 
-static int group_teardown(void **state) {
-    (void)state;
-    ds_h_cleanup();
-    return 0;
-}
-
 /* One scorer through a Redis pause with writes in flight, a Redis pause
  * while idle and a broker pause; then the same input uninterrupted. */
 static void test_outages(void **state) {
@@ -332,5 +326,5 @@ int main(void) {
         cmocka_unit_test(test_redis_back_empty),
         cmocka_unit_test(test_unreadable_state),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, ds_h_group_teardown);
 }

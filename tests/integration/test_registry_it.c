@@ -146,7 +146,7 @@ static int group_teardown(void **state) {
 
 /* Every record of topic: framed with `want_id`, decodable by id through
  * the registry; returns how many. */
-static size_t check_topic(const char *topic, int32_t want_id, int kind) {
+static size_t check_topic(const char *topic, int32_t want_id, ds_h_kind_t kind) {
     ds_h_record_t *recs = NULL;
     size_t n = ds_h_consume(&env, topic, SIZE_MAX, 10000, &recs);
     char err[512];
@@ -160,28 +160,8 @@ static size_t check_topic(const char *topic, int32_t want_id, int kind) {
         assert_int_equal(frame_id(&recs[i]), want_id);
         ds_arena_reset(&arena);
         char detail[256] = "";
-        ds_err_t e;
-        if (kind == 0) {
-            ds_lead_score_t s;
-            e = ds_codec_decode_lead_score(codec, recs[i].val, recs[i].len, &arena, &s, detail,
-                                           sizeof(detail));
-        } else if (kind == 1) {
-            ds_account_score_t s;
-            e = ds_codec_decode_account_score(codec, recs[i].val, recs[i].len, &arena, &s, detail,
-                                              sizeof(detail));
-        } else if (kind == 2) {
-            ds_deal_alert_t a;
-            e = ds_codec_decode_deal_alert(codec, recs[i].val, recs[i].len, &arena, &a, detail,
-                                           sizeof(detail));
-        } else if (kind == 3) {
-            ds_ma_event_t m;
-            e = ds_codec_decode_ma(codec, recs[i].val, recs[i].len, &arena, &m, detail,
-                                   sizeof(detail));
-        } else {
-            ds_crm_event_t c;
-            e = ds_codec_decode_crm(codec, recs[i].val, recs[i].len, &arena, &c, detail,
-                                    sizeof(detail));
-        }
+        ds_h_decoded_t out;
+        ds_err_t e = ds_h_decode(codec, kind, &recs[i], &arena, &out, detail, sizeof(detail));
         if (e)
             fprintf(stderr, "  %s[%zu]: %s\n", topic, i, detail);
         assert_int_equal(e, DS_ERR_OK);
@@ -239,14 +219,15 @@ static void test_outputs_carry_registry_ids(void **state) {
     int32_t ls = latest("lead.reg-value"), as = latest("acct.reg-value"),
             al = latest("alerts.reg-value");
     assert_true(ls != as && as != al && ls != al);
-    size_t nls = check_topic(t[2], ls, 0), nas = check_topic(t[3], as, 1),
-           nal = check_topic(t[4], al, 2);
+    size_t nls = check_topic(t[2], ls, DS_H_LEAD_SCORE),
+           nas = check_topic(t[3], as, DS_H_ACCOUNT_SCORE),
+           nal = check_topic(t[4], al, DS_H_DEAL_ALERT);
     print_message("  %zu LeadScore (id %d), %zu AccountScore (id %d), %zu DealAlert (id %d)\n", nls,
                   (int)ls, nas, (int)as, nal, (int)al);
     assert_true(nls > 0 && nas > 0 && nal > 0);
     /* gen's inputs, under their own subjects */
-    assert_true(check_topic(t[0], latest("ma.reg-value"), 3) > 0);
-    assert_true(check_topic(t[1], latest("crm.reg-value"), 4) > 0);
+    assert_true(check_topic(t[0], latest("ma.reg-value"), DS_H_MA_EVENT) > 0);
+    assert_true(check_topic(t[1], latest("crm.reg-value"), DS_H_CRM_EVENT) > 0);
 
     /* a restart registers the same schemas again: same ids, no new version */
     int before = ds_treg_registrations(reg);
