@@ -19,6 +19,7 @@
 #include "backtest.h"
 #include "learn.h"
 #include "rules.h"
+#include "unit_util.h"
 
 #define DAY ((int64_t)DS_DAY_MS)
 #define T0 ((int64_t)1700000000000LL)
@@ -291,15 +292,13 @@ static void test_learn_spells(void **state) {
     ds_backtest_destroy(bt);
     r->stall.stages[DS_PS_RECOGNIZE_NEED].max_quiet_days = l.value;
     const char *notes[DS_PS__COUNT] = {note};
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
-    ds_rules_print_annotated(r, f, "learned\nby a test", notes);
-    fclose(f);
+    uu_text_t out;
+    ds_rules_print_annotated(r, uu_text_open(&out), "learned\nby a test", notes);
+    char *text = uu_text_close(&out);
     assert_non_null(strstr(text, "# learned\n# by a test\nscoring:"));
     assert_non_null(strstr(text, "    # learned from 3 won deals"));
     char err[256];
-    ds_rules_t *back = ds_rules_load_buffer("learned", text, len, err, sizeof(err));
+    ds_rules_t *back = ds_rules_load_buffer("learned", text, out.len, err, sizeof(err));
     assert_non_null(back);
     assert_float_equal(back->stall.stages[DS_PS_RECOGNIZE_NEED].max_quiet_days, 6, 1e-12);
     assert_float_equal(back->stall.stages[DS_PS_EXPLORE_OPTIONS].max_quiet_days, 5, 1e-12);
@@ -343,26 +342,17 @@ static void test_table_width(void **state) {
     const char *names[] = {"config/rules.yaml", "a/very/long/path/to/learned-rules.yaml"};
     ds_bt_source_t src = {"crm.events", 10000000, 12, T0, T0 + 365 * DAY};
     for (size_t n = 1; n <= 2; n++) {
-        char *text = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&text, &len);
-        ds_backtest_print_table(f, &src, names, reps, n);
-        fclose(f);
-        for (char *line = text; *line;) {
-            size_t l = strcspn(line, "\n");
-            if (l > 100)
-                fail_msg("line of %zu columns: %.*s", l, (int)l, line);
-            line += l + (line[l] == '\n');
-        }
+        uu_text_t out;
+        ds_backtest_print_table(uu_text_open(&out), &src, names, reps, n);
+        char *text = uu_text_close(&out);
+        uu_assert_width(text, 100);
         assert_non_null(strstr(text, n == 1 ? "NO_MOBILIZER" : "  median lead time (days)"));
         free(text);
     }
-    char *text = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
+    uu_text_t out;
     rep.kind[1].precision = NAN;
-    ds_backtest_print_json(f, &src, names, reps, 2);
-    fclose(f);
+    ds_backtest_print_json(uu_text_open(&out), &src, names, reps, 2);
+    char *text = uu_text_close(&out);
     assert_non_null(strstr(text, "\"ONE_SIDED\":{\"alerts_opened\":9999999,\"deals_alerted\":"
                                  "400000,\"won\":180000,\"lost\":120000,\"open\":100000,"
                                  "\"precision\":null,"));

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "ds_config.h"
+#include "unit_util.h"
 
 static char *slurp(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -35,11 +36,9 @@ static void test_readme_matches_table(void **state) {
     snprintf(path, sizeof(path), "%s/README.md", DS_SOURCE_DIR);
     char *readme = slurp(path);
     assert_non_null(readme);
-    char *table = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&table, &len);
-    ds_config_print_markdown(m);
-    fclose(m);
+    uu_text_t out;
+    ds_config_print_markdown(uu_text_open(&out));
+    char *table = uu_text_close(&out);
     char *save = NULL;
     for (char *line = strtok_r(table, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (!strstr(readme, line))
@@ -68,11 +67,9 @@ static void test_precedence_and_secrets(void **state) {
     assert_string_equal(c->topic_crm, "from-env");      /* env over file */
     assert_string_equal(c->topic_alerts, "from-flag");  /* flag over env */
     assert_int_equal(c->batch_size, 7);                 /* file over default */
-    char *dump = NULL;
-    size_t dl = 0;
-    FILE *m = open_memstream(&dump, &dl);
-    ds_config_dump(c, m);
-    fclose(m);
+    uu_text_t out;
+    ds_config_dump(c, uu_text_open(&out));
+    char *dump = uu_text_close(&out);
     assert_null(strstr(dump, "hunter2"));
     assert_non_null(strstr(dump, "redis://u:***@127.0.0.1:6380/2"));
     free(dump);

@@ -15,36 +15,12 @@
 #include <cmocka.h>
 
 #include "demo_summary.h"
+#include "unit_util.h"
 
 static char *draw(const ds_demo_summary_t *s) {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&text, &len);
-    assert_non_null(m);
-    ds_demo_summary_print(s, m);
-    fclose(m);
-    return text;
-}
-
-/* Fails unless one whole line of `text` is `want`. */
-static void assert_line(const char *text, const char *want) {
-    size_t wl = strlen(want);
-    for (const char *p = text; *p;) {
-        size_t ll = strcspn(p, "\n");
-        if (ll == wl && !memcmp(p, want, wl))
-            return;
-        p += ll + (p[ll] == '\n');
-    }
-    fail_msg("no line\n%s\nin:\n%s", want, text);
-}
-
-static void assert_narrow(const char *text) {
-    for (const char *p = text; *p;) {
-        size_t ll = strcspn(p, "\n");
-        if (ll > DS_DEMO_SUMMARY_WIDTH)
-            fail_msg("a line of %zu columns: %.*s", ll, (int)ll, p);
-        p += ll + (p[ll] == '\n');
-    }
+    uu_text_t t;
+    ds_demo_summary_print(s, uu_text_open(&t));
+    return uu_text_close(&t);
 }
 
 static void test_deals_matrix(void **state) {
@@ -66,28 +42,34 @@ static void test_deals_matrix(void **state) {
     ds_demo_summary_add_deal(s, "lost", "EXPLORE_OPTIONS", "EXPLORE_OPTIONS", "");
     ds_demo_summary_add_deal(s, "open", "SPORK", "NEGOTIATE", "NO_BUYER_SIGNAL:4,BOGUS:1");
     char *t = draw(s);
-    assert_narrow(t);
-    assert_non_null(strstr(t, " 8 deals (6 open, 1 won, 1 lost), 0 accounts, 0 leads scored"));
-    assert_line(t, " 6 Negotiating                     .     .     2     .     .   [1]"
-                   "     .     .     . |     3     2");
-    assert_line(t, " 1 Recognizing the need          [.]     1     .     .     .     ."
-                   "     .     .     . |     1     .");
-    assert_line(t, " 8 Evaluating impact               .     .     .     .     .     ."
-                   "     .   [.]     1 |     1     .");
-    assert_line(t, " open deals                        .     1     2     .     .     1"
-                   "     .     .     1 |     5     2");
-    assert_non_null(strstr(t, " 2 of 5 open deals: the rep reports a later stage"));
-    assert_non_null(strstr(t, " 2 of 5 open deals: the buyer has verified more"));
-    assert_non_null(strstr(t, " 1 open deals have a stage that is not a PurchaseStage"));
-    /* alerts: 6 of known kinds on 4 deals; the bar is scaled to the largest */
-    assert_non_null(strstr(t, "OPEN ALERTS BY KIND: 6 open on 4 of the 6 open deals"));
-    assert_line(t, " NO_BUYER_SIGNAL     2  ####################  no buyer signal for "
-                   "longer than the stage allows");
-    assert_line(t, " ONE_SIDED           1  ##########            the seller keeps acting,"
-                   " the buyer does not answer");
-    assert_non_null(strstr(t, " UNVERIFIED_STAGE    2  ####################"));
-    assert_non_null(strstr(t, " NO_MOBILIZER        1  ##########          "));
-    assert_non_null(strstr(t, " no account scored"));
+    uu_assert_width(t, DS_DEMO_SUMMARY_WIDTH);
+    static const char *const lines[] = {
+        " 6 Negotiating                     .     .     2     .     .   [1]"
+        "     .     .     . |     3     2",
+        " 1 Recognizing the need          [.]     1     .     .     .     ."
+        "     .     .     . |     1     .",
+        " 8 Evaluating impact               .     .     .     .     .     ."
+        "     .   [.]     1 |     1     .",
+        " open deals                        .     1     2     .     .     1"
+        "     .     .     1 |     5     2",
+        " NO_BUYER_SIGNAL     2  ####################  no buyer signal for "
+        "longer than the stage allows",
+        " ONE_SIDED           1  ##########            the seller keeps acting,"
+        " the buyer does not answer",
+    };
+    uu_assert_lines(t, lines, UU_COUNT(lines));
+    static const char *const parts[] = {
+        " 8 deals (6 open, 1 won, 1 lost), 0 accounts, 0 leads scored",
+        " 2 of 5 open deals: the rep reports a later stage",
+        " 2 of 5 open deals: the buyer has verified more",
+        " 1 open deals have a stage that is not a PurchaseStage",
+        /* alerts: 6 of known kinds on 4 deals; the bar is scaled to the largest */
+        "OPEN ALERTS BY KIND: 6 open on 4 of the 6 open deals",
+        " UNVERIFIED_STAGE    2  ####################",
+        " NO_MOBILIZER        1  ##########          ",
+        " no account scored",
+    };
+    uu_assert_contains(t, parts, UU_COUNT(parts));
     free(t);
     ds_demo_summary_destroy(s);
 }
@@ -109,12 +91,15 @@ static void test_accounts_in_consensus_order(void **state) {
                                 "an-insight-with-a-long-name",
                                 "L-aaaaaaa,L-bbbbbbb,L-ccccccc,L-ddddddd,L-eeeeeee");
     char *t = draw(s);
-    assert_narrow(t);
+    uu_assert_width(t, DS_DEMO_SUMMARY_WIDTH);
     assert_non_null(strstr(t, ", 7 accounts, 40 leads scored"));
-    assert_line(t, " A-top         100.0%  ##########       6 of 7  inventory-drift     "
-                   "L-0001-2, L-0001-5");
-    assert_line(t, " A-account-w~   74.1%  #######...       4 of 9  an-insight-with-a~  "
-                   "L-aaaaaaa, L-bbbbbbb, +3 more");
+    static const char *const lines[] = {
+        " A-top         100.0%  ##########       6 of 7  inventory-drift     "
+        "L-0001-2, L-0001-5",
+        " A-account-w~   74.1%  #######...       4 of 9  an-insight-with-a~  "
+        "L-aaaaaaa, L-bbbbbbb, +3 more",
+    };
+    uu_assert_lines(t, lines, UU_COUNT(lines));
     /* the order: top, long id, then the ties; the fifth is A-tie-0; A-low
      * and A-none are not shown */
     const char *order[] = {" A-top", " A-account-w", " A-tie-a", " A-tie-b", " A-tie-0"};

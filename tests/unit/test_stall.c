@@ -19,6 +19,7 @@
 
 #include "rules.h"
 #include "stall.h"
+#include "unit_util.h"
 
 #define DAY ((int64_t)DS_DAY_MS)
 #define HOUR (DAY / 24)
@@ -1279,13 +1280,9 @@ static void test_alert_id_stable_across_replay(void **state) {
  * the same (0.3, not 0.29999999999999999), and what it prints loads to
  * rules that print the same again. */
 static char *print_rules(const ds_rules_t *r) {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&text, &len);
-    assert_non_null(m);
-    ds_rules_print(r, m);
-    fclose(m);
-    return text;
+    uu_text_t t;
+    ds_rules_print(r, uu_text_open(&t));
+    return uu_text_close(&t);
 }
 
 static void test_rules_print_round_trip(void **state) {
@@ -1329,14 +1326,8 @@ typedef struct mseen {
 } mseen_t;
 
 static uint64_t prop_rnd = 42;
-static uint64_t prnd(void) {
-    uint64_t z = (prop_rnd += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 static long prand(long n) {
-    return (long)(prnd() % (uint64_t)n);
+    return (long)uu_below(&prop_rnd, (uint64_t)n);
 }
 
 static uint64_t digest_add(uint64_t h, const void *p, size_t n) {
