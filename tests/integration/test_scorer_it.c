@@ -44,18 +44,6 @@ static pid_t start_scorer(const char *group) {
     return ds_h_spawn(logfile, args);
 }
 
-typedef struct decoded {
-    ds_lead_score_t s[32];
-    size_t n;
-    ds_arena_t arena;
-} decoded_t;
-
-static void decode_leads(ds_h_record_t *r, size_t n, decoded_t *d) {
-    ds_arena_init(&d->arena, 0);
-    d->n = n < 32 ? n : 32;
-    ds_h_decode_all(DS_H_LEAD_SCORE, r, d->n, &d->arena, d->s);
-}
-
 static void test_scorer_end_to_end(void **state) {
     (void)state;
     rd_kafka_t *p = ds_h_producer(&env);
@@ -81,32 +69,34 @@ static void test_scorer_end_to_end(void **state) {
     ds_h_record_t *recs;
     size_t n = ds_h_consume(&env, "lead.scores", 5, 60000, &recs);
     assert_int_equal(n, 5);
-    decoded_t d;
-    decode_leads(recs, n, &d);
+    ds_lead_score_t ls[5];
+    ds_arena_t arena;
+    ds_arena_init(&arena, 0);
+    ds_h_decode_all(DS_H_LEAD_SCORE, recs, n, &arena, ls);
     /* e1: SPARK completed 5×1.0 = 5 → LEARNING */
-    assert_string_equal(d.s[0].lead_id, "L-1");
-    assert_float_equal(d.s[0].confront, 5.0, 1e-9);
-    assert_int_equal(d.s[0].tier, DS_TIER_LEARNING);
-    assert_int_equal(d.s[0].previous_tier, DS_TIER_UNAWARE);
+    assert_string_equal(ls[0].lead_id, "L-1");
+    assert_float_equal(ls[0].confront, 5.0, 1e-9);
+    assert_int_equal(ls[0].tier, DS_TIER_LEARNING);
+    assert_int_equal(ls[0].previous_tier, DS_TIER_UNAWARE);
     /* e2: CONFRONT diagnostic 20×1.5 on the path ×1.5 = 45 → 50, CONFRONTED */
-    assert_float_equal(d.s[1].confront, 50.0, 1e-9);
-    assert_int_equal(d.s[1].tier, DS_TIER_CONFRONTED);
-    assert_string_equal(d.s[1].top_insight, "I1");
-    assert_int_equal(d.s[1].furthest_stage, DS_CS_CONFRONT);
+    assert_float_equal(ls[1].confront, 50.0, 1e-9);
+    assert_int_equal(ls[1].tier, DS_TIER_CONFRONTED);
+    assert_string_equal(ls[1].top_insight, "I1");
+    assert_int_equal(ls[1].furthest_stage, DS_CS_CONFRONT);
     /* e3: two colleagues × 8 = 16 connect */
-    assert_float_equal(d.s[2].connect, 16.0, 1e-9);
+    assert_float_equal(ls[2].connect, 16.0, 1e-9);
     /* e6: L-2 views the insight a day later (20×0.5 = 10) and L-1 gets the
      * follow credit (20) at that time; L-1's points decay by one day */
-    assert_string_equal(d.s[3].lead_id, "L-2");
-    assert_float_equal(d.s[3].confront, 10.0, 1e-9);
-    assert_string_equal(d.s[4].lead_id, "L-1");
+    assert_string_equal(ls[3].lead_id, "L-2");
+    assert_float_equal(ls[3].confront, 10.0, 1e-9);
+    assert_string_equal(ls[4].lead_id, "L-1");
     double f = pow(2.0, -1.0 / 30.0);
-    assert_float_equal(d.s[4].confront, 50.0 * f, 1e-6);
-    assert_float_equal(d.s[4].connect, 16.0 * f + 20.0, 1e-6);
-    assert_int_equal(d.s[4].tier, DS_TIER_MOBILIZER);
-    assert_int_equal(d.s[4].as_of, T0 + DS_DAY);
-    assert_int_equal(d.s[4].events_applied, 3);
-    ds_arena_free(&d.arena);
+    assert_float_equal(ls[4].confront, 50.0 * f, 1e-6);
+    assert_float_equal(ls[4].connect, 16.0 * f + 20.0, 1e-6);
+    assert_int_equal(ls[4].tier, DS_TIER_MOBILIZER);
+    assert_int_equal(ls[4].as_of, T0 + DS_DAY);
+    assert_int_equal(ls[4].events_applied, 3);
+    ds_arena_free(&arena);
     /* every output carries a stable id */
     assert_string_equal(ds_h_header(&recs[0], "dealsignal.id"), "L-1:1");
     ds_h_records_free(recs, n);

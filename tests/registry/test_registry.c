@@ -19,6 +19,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,6 +220,18 @@ typedef struct why {
     char text[1024];
 } why_t;
 
+/* Says in *why why the reader cannot read the writer's data: Confluent's
+ * error type and a text from fmt; returns false. */
+__attribute__((format(printf, 3, 4))) static bool cannot(why_t *why, const char *type,
+                                                         const char *fmt, ...) {
+    snprintf(why->type, sizeof(why->type), "%s", type);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why->text, sizeof(why->text), fmt, ap);
+    va_end(ap);
+    return false;
+}
+
 static bool reads(json_t *rt, const names_t *rn, json_t *wt, const names_t *wn, const char *path,
                   why_t *why, int depth) {
     if (depth > 64)
@@ -227,9 +240,7 @@ static bool reads(json_t *rt, const names_t *rn, json_t *wt, const names_t *wn, 
     wt = deref(wt, wn);
     const char *rk = kind(rt), *wk = kind(wt);
     if (!rk || !wk) {
-        snprintf(why->type, sizeof(why->type), "TYPE_MISMATCH");
-        snprintf(why->text, sizeof(why->text), "unreadable type at path '%.300s'", path);
-        return false;
+        return cannot(why, "TYPE_MISMATCH", "unreadable type at path '%.300s'", path);
     }
     if (!strcmp(wk, "union")) {
         for (size_t i = 0; i < json_array_size(wt); i++)
@@ -243,32 +254,29 @@ static bool reads(json_t *rt, const names_t *rn, json_t *wt, const names_t *wn, 
             if (reads(json_array_get(rt, i), rn, wt, wn, path, &ignore, depth + 1))
                 return true;
         }
-        snprintf(why->type, sizeof(why->type), "MISSING_UNION_BRANCH");
-        snprintf(why->text, sizeof(why->text),
-                 "The new schema is missing a type inside a union field at path '%.300s' in the old "
-                 "schema: %.50s",
-                 path, wk);
-        return false;
+        return cannot(
+            why, "MISSING_UNION_BRANCH",
+            "The new schema is missing a type inside a union field at path '%.300s' in the old "
+            "schema: %.50s",
+            path, wk);
     }
     if (strcmp(rk, wk)) {
         if (promotes(wk, rk))
             return true;
-        snprintf(why->type, sizeof(why->type), "TYPE_MISMATCH");
-        snprintf(why->text, sizeof(why->text),
-                 "The type (path '%.300s') of a field in the new schema does not match with the old "
-                 "schema: %.50s is not %.50s",
-                 path, rk, wk);
-        return false;
+        return cannot(
+            why, "TYPE_MISMATCH",
+            "The type (path '%.300s') of a field in the new schema does not match with the old "
+            "schema: %.50s is not %.50s",
+            path, rk, wk);
     }
     char rb[512], wb[512];
     if (!strcmp(rk, "record") || !strcmp(rk, "enum") || !strcmp(rk, "fixed")) {
         const char *rname = full_name(rt, rb, sizeof(rb)), *wname = full_name(wt, wb, sizeof(wb));
         if (strcmp(rname, wname) && strcmp(short_name(rname), short_name(wname))) {
-            snprintf(why->type, sizeof(why->type), "NAME_MISMATCH");
-            snprintf(why->text, sizeof(why->text),
-                     "The name of the schema has changed (path '%.300s'): %.200s is not %.200s", path, rname,
-                     wname);
-            return false;
+            return cannot(
+                why, "NAME_MISMATCH",
+                "The name of the schema has changed (path '%.300s'): %.200s is not %.200s", path,
+                rname, wname);
         }
     }
     if (!strcmp(rk, "record")) {
@@ -286,12 +294,11 @@ static bool reads(json_t *rt, const names_t *rn, json_t *wt, const names_t *wn, 
             if (!match) {
                 if (json_object_get(f, "default"))
                     continue;
-                snprintf(why->type, sizeof(why->type), "READER_FIELD_MISSING_DEFAULT_VALUE");
-                snprintf(why->text, sizeof(why->text),
-                         "The field '%.100s' at path '%.300s' in the new schema has no default value "
-                         "and is missing in the old schema",
-                         name ? name : "?", fpath);
-                return false;
+                return cannot(
+                    why, "READER_FIELD_MISSING_DEFAULT_VALUE",
+                    "The field '%.100s' at path '%.300s' in the new schema has no default value "
+                    "and is missing in the old schema",
+                    name ? name : "?", fpath);
             }
             if (!reads(json_object_get(f, "type"), rn, json_object_get(match, "type"), wn, fpath,
                        why, depth + 1))
@@ -309,12 +316,11 @@ static bool reads(json_t *rt, const names_t *rn, json_t *wt, const names_t *wn, 
             for (size_t i = 0; i < json_array_size(rs) && !found; i++)
                 found = sym && !strcmp(sym, json_string_value(json_array_get(rs, i)) ?: "");
             if (!found) {
-                snprintf(why->type, sizeof(why->type), "MISSING_ENUM_SYMBOLS");
-                snprintf(why->text, sizeof(why->text),
-                         "The new schema is missing enum symbols '[%.100s]' at path '%.300s' in the old "
-                         "schema",
-                         sym ? sym : "?", path);
-                return false;
+                return cannot(
+                    why, "MISSING_ENUM_SYMBOLS",
+                    "The new schema is missing enum symbols '[%.100s]' at path '%.300s' in the old "
+                    "schema",
+                    sym ? sym : "?", path);
             }
         }
         return true;
@@ -327,9 +333,7 @@ static bool reads(json_t *rt, const names_t *rn, json_t *wt, const names_t *wn, 
                      why, depth + 1);
     if (!strcmp(rk, "fixed") && json_integer_value(json_object_get(rt, "size")) !=
                                     json_integer_value(json_object_get(wt, "size"))) {
-        snprintf(why->type, sizeof(why->type), "FIXED_SIZE_MISMATCH");
-        snprintf(why->text, sizeof(why->text), "fixed size differs at path '%.300s'", path);
-        return false;
+        return cannot(why, "FIXED_SIZE_MISMATCH", "fixed size differs at path '%.300s'", path);
     }
     return true;
 }

@@ -116,17 +116,13 @@ static void near_(double got, double want, double eps, const char *file, int lin
 
 static ds_ma_event_t ev(const char *id, int64_t t, const char *lead, const char *acct, int type,
                         const char *content) {
-    ds_ma_event_t e;
-    memset(&e, 0, sizeof(e));
-    e.event_id = id;
-    e.occurred_at = t;
-    e.lead_id = lead;
-    e.account_id = acct;
-    e.type = type;
-    e.content_id = content;
-    e.insight_id = NULL;
-    e.content_stage = DS_NONE;
-    return e;
+    return (ds_ma_event_t){.event_id = id,
+                           .occurred_at = t,
+                           .lead_id = lead,
+                           .account_id = acct,
+                           .type = type,
+                           .content_id = content,
+                           .content_stage = DS_NONE};
 }
 
 static ds_ma_event_t share_ev(const char *id, int64_t t, const char *lead, const char *acct,

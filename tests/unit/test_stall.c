@@ -150,16 +150,13 @@ static int teardown(void **state) {
 /* ---- events (event clock: now = occurred_at) ------------------------------ */
 
 static ds_crm_event_t crm(const char *id, int64_t t, int type) {
-    ds_crm_event_t e;
-    memset(&e, 0, sizeof(e));
-    e.event_id = id;
-    e.occurred_at = t;
-    e.deal_id = DEAL;
-    e.account_id = ACCT;
-    e.type = type;
-    e.stage = DS_NONE;
-    e.contact_role = DS_NONE;
-    return e;
+    return (ds_crm_event_t){.event_id = id,
+                            .occurred_at = t,
+                            .deal_id = DEAL,
+                            .account_id = ACCT,
+                            .type = type,
+                            .stage = DS_NONE,
+                            .contact_role = DS_NONE};
 }
 
 static ds_err_t apply(fx_t *f, ds_deal_t *d, const ds_crm_event_t *e) {
@@ -177,6 +174,15 @@ static ds_err_t open_deal(fx_t *f, ds_deal_t *d, const char *id, int64_t t, int 
     e.stage = stage;
     e.owner_id = "rep-1";
     return apply(f, d, &e);
+}
+
+/* A deal opened by event `id` at T0 at `stage`; the case fails if either
+ * step does. */
+static ds_deal_t *opened_deal(fx_t *f, const char *id, int stage) {
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, id, T0, stage), DS_ERR_OK);
+    return d;
 }
 
 static ds_err_t seller(fx_t *f, ds_deal_t *d, const char *id, int64_t t) {
@@ -246,9 +252,7 @@ static void assert_quiet(const rec_t *r, double days) {
 
 static void test_no_buyer_signal_fires(void **state) {
     fx_t *f = *state;
-    ds_deal_t *d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    assert_int_equal(open_deal(f, d, "e1", T0, DS_NONE), DS_ERR_OK);
+    ds_deal_t *d = opened_deal(f, "e1", DS_NONE);
     assert_int_equal(f->n, 0);
     evaluate(f, d, T0 + 11 * DAY);
     assert_int_equal(f->n, 1);
@@ -272,9 +276,7 @@ static void test_no_buyer_signal_fires(void **state) {
 
 static void test_one_sided_fires(void **state) {
     fx_t *f = *state;
-    ds_deal_t *d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    ds_deal_t *d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
     assert_int_equal(seller(f, d, "s1", T0 + 1 * HOUR), DS_ERR_OK);
     assert_int_equal(seller(f, d, "s2", T0 + 2 * HOUR), DS_ERR_OK);
     assert_int_equal(f->n, 0); /* 2 < max_unanswered_seller_actions */
@@ -297,9 +299,7 @@ static void test_one_sided_fires(void **state) {
 /* One seller action and one quiet day read in the singular. */
 static void test_text_singular(void **state) {
     fx_t *f = *state;
-    ds_deal_t *d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    ds_deal_t *d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
     assert_int_equal(seller(f, d, "s1", T0 + 1 * HOUR), DS_ERR_OK);
     evaluate(f, d, T0 + 11 * DAY);
     assert_int_equal(f->n, 1);
@@ -310,9 +310,7 @@ static void test_text_singular(void **state) {
 
 static void test_unverified_stage_fires(void **state) {
     fx_t *f = *state;
-    ds_deal_t *d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    ds_deal_t *d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
     assert_int_equal(f->n, 0);
     assert_int_equal(stage_to(f, d, "c1", T0 + HOUR, DS_PS_EXPLORE_OPTIONS), DS_ERR_OK);
     assert_int_equal(f->n, 1);
@@ -331,9 +329,7 @@ static void test_unverified_stage_fires(void **state) {
 static void test_no_mobilizer_fires(void **state) {
     fx_t *f = *state;
     /* (a) the verified stage reaches mobilizer_required_from */
-    ds_deal_t *d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    ds_deal_t *d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
     assert_int_equal(buyer(f, d, "b1", T0 + HOUR, "live_call_accepted", "L-1"), DS_ERR_OK);
     assert_int_equal(f->n, 0); /* verified EXPLORE_OPTIONS < DEFINE_CRITERIA */
     assert_int_equal(buyer(f, d, "b2", T0 + 2 * HOUR, "status_quo_flaw_acknowledged", "L-1"),
@@ -352,9 +348,7 @@ static void test_no_mobilizer_fires(void **state) {
     clear(f);
 
     /* (b) the reported stage reaches it: two alerts, in AlertKind order */
-    d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_DEFINE_CRITERIA), DS_ERR_OK);
+    d = opened_deal(f, "e1", DS_PS_DEFINE_CRITERIA);
     assert_int_equal(f->n, 2);
     assert_rec(&f->recs[0], DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN, 1);
     assert_rec(&f->recs[1], DS_AK_NO_MOBILIZER, DS_AS_OPEN, 1);
@@ -375,9 +369,7 @@ static void test_no_mobilizer_fires(void **state) {
  * boundary it does not hold yet; it opens one ms later. */
 static void test_quiet_boundary(void **state) {
     fx_t *f = *state;
-    ds_deal_t *d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    ds_deal_t *d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
     evaluate(f, d, T0 + 10 * DAY - 1);
     assert_int_equal(f->n, 0);
     evaluate(f, d, T0 + 10 * DAY); /* quiet == max_quiet_days: not > */
@@ -392,9 +384,7 @@ static void test_quiet_boundary(void **state) {
 
 static void test_reminder_level_once(void **state) {
     fx_t *f = *state;
-    ds_deal_t *d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    ds_deal_t *d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
     int64_t opened = T0 + 11 * DAY;
     evaluate(f, d, opened);
     assert_int_equal(f->n, 1);
@@ -438,9 +428,7 @@ static void test_reminder_level_once(void **state) {
 
 static void test_resolved_on_buyer_signal(void **state) {
     fx_t *f = *state;
-    ds_deal_t *d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    ds_deal_t *d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
     evaluate(f, d, T0 + 11 * DAY);
     evaluate(f, d, T0 + 18 * DAY);
     assert_int_equal(f->n, 2);
@@ -477,9 +465,7 @@ static void test_resolved_on_buyer_signal(void **state) {
 /* A deal opened at EXPLORE_OPTIONS, three seller actions in its first
  * hours and no buyer answer, checked 11 days on. */
 static ds_deal_t *one_sided_quiet_deal(fx_t *f) {
-    ds_deal_t *d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_EXPLORE_OPTIONS), DS_ERR_OK);
+    ds_deal_t *d = opened_deal(f, "e1", DS_PS_EXPLORE_OPTIONS);
     assert_int_equal(seller(f, d, "s1", T0 + 1 * HOUR), DS_ERR_OK);
     assert_int_equal(seller(f, d, "s2", T0 + 2 * HOUR), DS_ERR_OK);
     assert_int_equal(seller(f, d, "s3", T0 + 3 * HOUR), DS_ERR_OK);
@@ -520,9 +506,7 @@ static void test_close_resolves_all(void **state) {
 
 static void test_event_after_close_ignored(void **state) {
     fx_t *f = *state;
-    ds_deal_t *d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    ds_deal_t *d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
     /* a later DEAL_OPENED is ignored too (Precise semantics) */
     assert_int_equal(open_deal(f, d, "e2", T0 + HOUR, DS_PS_NEGOTIATE), DS_ERR_IGNORED);
     assert_int_equal(f->n, 0);
@@ -553,9 +537,7 @@ static void test_event_after_close_ignored(void **state) {
  * leaves the verified stage where it was. */
 static void test_unknown_signal_code(void **state) {
     fx_t *f = *state;
-    ds_deal_t *d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_EXPLORE_OPTIONS), DS_ERR_OK);
+    ds_deal_t *d = opened_deal(f, "e1", DS_PS_EXPLORE_OPTIONS);
     assert_int_equal(count(f, DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN), 1);
     evaluate(f, d, T0 + 11 * DAY);
     assert_int_equal(count(f, DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN), 1);
@@ -600,9 +582,7 @@ static void test_unknown_signal_code(void **state) {
  * conditions are then evaluated against the new reported stage. */
 static void test_stage_backwards(void **state) {
     fx_t *f = *state;
-    ds_deal_t *d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    ds_deal_t *d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
     assert_int_equal(stage_to(f, d, "c1", T0 + 1 * HOUR, DS_PS_NEGOTIATE), DS_ERR_OK);
     assert_int_equal(f->n, 2);
     assert_rec(&f->recs[0], DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN, 1);
@@ -646,9 +626,7 @@ static void test_stage_backwards(void **state) {
 
 static void test_duplicate_and_reload(void **state) {
     fx_t *f = *state;
-    ds_deal_t *d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    ds_deal_t *d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
     assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_DUPLICATE);
     assert_int_equal(seller(f, d, "s1", T0 + 1 * HOUR), DS_ERR_OK);
     assert_int_equal(seller(f, d, "s1", T0 + 1 * HOUR), DS_ERR_DUPLICATE);
@@ -719,9 +697,7 @@ static void test_duplicate_and_reload(void **state) {
  * answered from what the old rules gave. */
 static void test_verified_stage_follows_new_rules(void **state) {
     fx_t *f = *state;
-    ds_deal_t *d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    ds_deal_t *d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
     assert_int_equal(buyer(f, d, "b1", T0 + HOUR, "live_call_accepted", NULL), DS_ERR_OK);
     assert_int_equal(stage_to(f, d, "c1", T0 + 2 * HOUR, DS_PS_EXPLORE_OPTIONS), DS_ERR_OK);
     assert_int_equal(f->n, 0); /* verified EXPLORE_OPTIONS = reported */
@@ -773,9 +749,7 @@ static void test_message_days(void **state) {
         {5 * DAY / 2, "(2 days since"}, {-3 * DAY / 2, "(-2 days since"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        ds_deal_t *d = ds_deal_new(DEAL);
-        assert_non_null(d);
-        assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+        ds_deal_t *d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
         assert_int_equal(seller(f, d, "s1", T0), DS_ERR_OK);
         assert_int_equal(seller(f, d, "s2", T0), DS_ERR_OK);
         clear(f);
@@ -797,9 +771,7 @@ static void test_message_days(void **state) {
  * seller and buyer times, signals, stakeholders, open alerts at a level,
  * a resolved one, dedupe ids. */
 static ds_deal_t *mixed_deal(fx_t *f) {
-    ds_deal_t *d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    assert_int_equal(open_deal(f, d, "x1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    ds_deal_t *d = opened_deal(f, "x1", DS_PS_RECOGNIZE_NEED);
     assert_int_equal(seller(f, d, "x2", T0 + 1 * HOUR), DS_ERR_OK);
     assert_int_equal(seller(f, d, "x3", T0 + 2 * HOUR), DS_ERR_OK);
     assert_int_equal(seller(f, d, "x4", T0 + 3 * HOUR), DS_ERR_OK);
@@ -950,9 +922,7 @@ static void test_mobilizer_callback(void **state) {
 
     /* (c) without the callback, a contact role MOBILIZER counts */
     f->ctx.stakeholder_is_mobilizer = NULL;
-    d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
     assert_int_equal(stakeholder(f, d, "k1", T0 + HOUR, "L-5", DS_ROLE_MOBILIZER), DS_ERR_OK);
     assert_true(ds_deal_mobilizer_known(d));
     assert_int_equal(stage_to(f, d, "c1", T0 + 2 * HOUR, DS_PS_DEFINE_CRITERIA), DS_ERR_OK);
@@ -1236,9 +1206,7 @@ static void test_may_ask_tiers(void **state) {
 static void test_grace_delays_quiet(void **state) {
     fx_t *f = *state;
     f->ctx.grace_ms = 30 * MINUTE;
-    ds_deal_t *d = ds_deal_new(DEAL);
-    assert_non_null(d);
-    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    ds_deal_t *d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
     evaluate(f, d, T0 + 10 * DAY + 1);
     assert_int_equal(f->n, 0);
     evaluate(f, d, T0 + 10 * DAY + 30 * MINUTE);
@@ -1279,25 +1247,22 @@ static void test_alert_id_stable_across_replay(void **state) {
 /* `rules defaults` prints each number as its shortest text that reads back
  * the same (0.3, not 0.29999999999999999), and what it prints loads to
  * rules that print the same again. */
-static char *print_rules(const ds_rules_t *r) {
-    uu_text_t t;
-    ds_rules_print(r, uu_text_open(&t));
-    return uu_text_close(&t);
-}
-
 static void test_rules_print_round_trip(void **state) {
     (void)state;
     char err[512];
     ds_rules_t *r = ds_rules_load_buffer("empty.yaml", "", 0, err, sizeof(err));
     assert_non_null(r);
-    char *text = print_rules(r);
+    uu_text_t out;
+    ds_rules_print(r, uu_text_open(&out));
+    char *text = uu_text_close(&out);
     assert_non_null(strstr(text, "EMAIL_CLICKED: 0.3,"));
     assert_non_null(strstr(text, "b_state_factor: 0.2\n"));
     assert_non_null(strstr(text, "consensus_target: 5.4\n"));
     assert_null(strstr(text, "0000"));
     ds_rules_t *r2 = ds_rules_load_buffer("printed.yaml", text, strlen(text), err, sizeof(err));
     assert_non_null(r2);
-    char *text2 = print_rules(r2);
+    ds_rules_print(r2, uu_text_open(&out));
+    char *text2 = uu_text_close(&out);
     assert_string_equal(text, text2);
     assert_true(r2->scoring.type_weight[DS_MA_EMAIL_CLICKED] ==
                 r->scoring.type_weight[DS_MA_EMAIL_CLICKED]);
