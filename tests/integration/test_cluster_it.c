@@ -46,10 +46,16 @@ static ds_redis_t *client_opts(const char *url, const ds_redis_opts_t *o) {
     return r;
 }
 
+/* client_opts, connected (the case fails if it does not connect). */
+static ds_redis_t *connected(const char *url, const ds_redis_opts_t *o) {
+    ds_redis_t *r = client_opts(url, o);
+    assert_int_equal(ds_redis_connect(r), DS_ERR_OK);
+    return r;
+}
+
 static ds_redis_t *client(void) {
     ds_redis_opts_t o = {.metrics = metrics, .metrics_labels = "worker=\"test\""};
-    ds_redis_t *r = client_opts(cl.url, &o);
-    assert_int_equal(ds_redis_connect(r), DS_ERR_OK);
+    ds_redis_t *r = connected(cl.url, &o);
     assert_true(ds_redis_is_cluster(r));
     return r;
 }
@@ -281,8 +287,7 @@ static void test_seed_when_first_is_down(void **state) {
     char url[64];
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", ds_h_free_port());
     ds_redis_opts_t o = {.seeds = cl.seeds};
-    ds_redis_t *r = client_opts(url, &o);
-    assert_int_equal(ds_redis_connect(r), DS_ERR_OK);
+    ds_redis_t *r = connected(url, &o);
     assert_true(ds_redis_is_cluster(r));
     assert_int_equal(write_all(r, fill_many, "v2"), DS_ERR_OK);
     assert_hget("t:{k7}", "v2");
@@ -436,15 +441,13 @@ static void fill_wait(ds_redis_t *r, void *arg) {
 static void test_wait(void **state) {
     (void)state;
     ds_redis_opts_t o = {.wait_replicas = 1, .wait_timeout_ms = 2000};
-    ds_redis_t *r = client_opts(cl.url, &o);
-    assert_int_equal(ds_redis_connect(r), DS_ERR_OK);
+    ds_redis_t *r = connected(cl.url, &o);
     assert_int_equal(write_all(r, fill_wait, "w1"), DS_ERR_OK);
     ds_redis_destroy(r);
     /* two replicas asked, one each: the collect fails and says so */
     o.wait_replicas = 2;
     o.wait_timeout_ms = 50;
-    r = client_opts(cl.url, &o);
-    assert_int_equal(ds_redis_connect(r), DS_ERR_OK);
+    r = connected(cl.url, &o);
     assert_int_equal(write_all(r, fill_wait, "w2"), DS_ERR_IO);
     assert_non_null(strstr(ds_redis_errstr(r), "1 of 2 replicas"));
     assert_false(ds_redis_fatal(r));
@@ -453,8 +456,7 @@ static void test_wait(void **state) {
      * and the writes it did not confirm are said to be at risk once the
      * connection goes */
     o.wait_replicas = 1;
-    r = client_opts(env.redis_url, &o);
-    assert_int_equal(ds_redis_connect(r), DS_ERR_OK);
+    r = connected(env.redis_url, &o);
     assert_false(ds_redis_is_cluster(r));
     assert_int_equal(write_all(r, fill_wait, "w3"), DS_ERR_IO);
     assert_non_null(strstr(ds_redis_errstr(r), "0 of 1 replicas"));
@@ -486,8 +488,7 @@ static void test_fatal_replies(void **state) {
     int m[DS_H_CLUSTER_MAX];
     ds_h_cluster_masters(&cl, m);
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", cl.port[m[0]]);
-    r = client_opts(url, &off);
-    assert_int_equal(ds_redis_connect(r), DS_ERR_OK);
+    r = connected(url, &off);
     assert_false(ds_redis_is_cluster(r));
     assert_int_equal(write_all(r, fill_many, "off"), DS_ERR_IO);
     assert_true(ds_redis_fatal(r));
@@ -501,8 +502,7 @@ static void test_fatal_replies(void **state) {
     assert_non_null(strstr(ds_redis_errstr(r), "not a Redis Cluster node"));
     ds_redis_destroy(r);
     /* and the same plain Redis in auto mode: one node, as before */
-    r = client_opts(env.redis_url, NULL);
-    assert_int_equal(ds_redis_connect(r), DS_ERR_OK);
+    r = connected(env.redis_url, NULL);
     assert_false(ds_redis_is_cluster(r));
     assert_int_equal(write_all(r, fill_many, "plain"), DS_ERR_OK);
     ds_redis_destroy(r);
@@ -673,8 +673,7 @@ static void test_node_back_empty(void **state) {
 static void test_master_lost(void **state) {
     (void)state;
     ds_redis_opts_t o = {.wait_replicas = 1, .wait_timeout_ms = 1000};
-    ds_redis_t *r = client_opts(cl.url, &o);
-    assert_int_equal(ds_redis_connect(r), DS_ERR_OK);
+    ds_redis_t *r = connected(cl.url, &o);
     /* writes no WAIT confirmed yet, then their master dies */
     assert_int_equal(write_all(r, fill_many, "l1"), DS_ERR_OK);
     int victim = ds_h_cluster_owner(&cl, ds_cluster_keyslot("k1", 2));

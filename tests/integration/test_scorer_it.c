@@ -131,16 +131,9 @@ static void test_scorer_end_to_end(void **state) {
     ds_h_records_free(recs, n);
 
     /* Redis holds the state under the documented keys */
-    char *tier = ds_h_wait_hget(&env, "ds:{acct:A-1}:lead:L-1", "tier", "MOBILIZER", 10000);
-    assert_non_null(tier);
-    assert_string_equal(tier, "MOBILIZER");
-    free(tier);
-    char *ev = ds_h_wait_hget(&env, "ds:{acct:A-1}:lead:L-1", "events_applied", "3", 10000);
-    assert_string_equal(ev, "3");
-    free(ev);
-    char *eng = ds_h_wait_hget(&env, "ds:{acct:A-1}", "engaged_stakeholders", "2", 10000);
-    assert_string_equal(eng, "2");
-    free(eng);
+    ds_h_expect_hget(&env, "ds:{acct:A-1}:lead:L-1", "tier", "MOBILIZER", 10000);
+    ds_h_expect_hget(&env, "ds:{acct:A-1}:lead:L-1", "events_applied", "3", 10000);
+    ds_h_expect_hget(&env, "ds:{acct:A-1}", "engaged_stakeholders", "2", 10000);
 
     /* SIGTERM: clean exit 0 within 10 s */
     assert_int_equal(ds_h_stop(scorer, SIGTERM, 10000), 0);
@@ -154,9 +147,7 @@ static void test_scorer_end_to_end(void **state) {
     n = ds_h_consume(&env, "lead.scores", 6, 5000, &recs);
     assert_int_equal(n, 5);
     ds_h_records_free(recs, n);
-    ev = ds_h_hget(&env, "ds:{acct:A-1}:lead:L-1", "events_applied");
-    assert_string_equal(ev, "3");
-    free(ev);
+    ds_h_expect_hget(&env, "ds:{acct:A-1}:lead:L-1", "events_applied", "3", 0);
     rd_kafka_destroy(p);
 }
 
@@ -200,10 +191,7 @@ static void send_flushed(rd_kafka_t *p, ds_ma_event_t e, const char *applied) {
     ds_h_flush(p);
     char key[128];
     snprintf(key, sizeof(key), "wb:{acct:A-10}:lead:%s", e.lead_id);
-    char *ev = ds_h_wait_hget(&env, key, "events_applied", applied, 20000);
-    assert_non_null(ev);
-    assert_string_equal(ev, applied);
-    free(ev);
+    ds_h_expect_hget(&env, key, "events_applied", applied, 20000);
 }
 
 static void test_write_behind_flush(void **state) {
@@ -284,9 +272,7 @@ static void test_write_behind_flush(void **state) {
     assert_string_not_equal(hand, "hand");
     assert_true(strtod(hand, NULL) > 0);
     free(hand);
-    char *conf = ds_h_wait_hget(&env, "wb:{acct:A-10}", "confronted_stakeholders", "1", 20000);
-    assert_string_equal(conf, "1");
-    free(conf);
+    ds_h_expect_hget(&env, "wb:{acct:A-10}", "confronted_stakeholders", "1", 20000);
     assert_true(ds_h_wait_group(&env, "it-wb-2", "wb.events", 20000));
     assert_int_equal(ds_h_stop(scorer, SIGTERM, 10000), 0);
     rd_kafka_destroy(p);

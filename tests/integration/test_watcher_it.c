@@ -154,14 +154,8 @@ static void test_event_clock_lifecycle(void **state) {
     assert_string_equal(ds_h_header(&recs[0], "dealsignal.id"), al.a[0].alert_id);
     ds_arena_free(&al.arena);
     ds_h_records_free(recs, n);
-    char *st = ds_h_wait_hget(&env, "ds:{deal:D-1}", "state", "won", 10000);
-    assert_non_null(st);
-    assert_string_equal(st, "won");
-    free(st);
-    char *unans = ds_h_wait_hget(&env, "ds:{deal:D-1}", "unanswered_seller_actions", "0", 10000);
-    assert_non_null(unans);
-    assert_string_equal(unans, "0");
-    free(unans);
+    ds_h_expect_hget(&env, "ds:{deal:D-1}", "state", "won", 10000);
+    ds_h_expect_hget(&env, "ds:{deal:D-1}", "unanswered_seller_actions", "0", 10000);
 }
 
 static void test_wall_clock_fires_without_events_and_after_restart(void **state) {
@@ -271,9 +265,7 @@ static void test_mobilizer_from_scorer_tier(void **state) {
     assert_int_equal(m_resolved, 1);
     assert_int_equal(t_open, 1);
     assert_int_equal(t_resolved, 0);
-    char *known = ds_h_wait_hget(&env, "ds:{deal:D-M}", "mobilizer_known", NULL, 10000);
-    assert_non_null(known);
-    free(known);
+    ds_h_expect_hget(&env, "ds:{deal:D-M}", "mobilizer_known", NULL, 10000);
     ds_arena_free(&al.arena);
     ds_h_records_free(recs, n);
 }
