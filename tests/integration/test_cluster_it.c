@@ -537,6 +537,26 @@ static ds_err_t collect_avail_all(ds_redis_t *r, size_t n, int64_t *ms) {
     return e;
 }
 
+/* Sends the n commands in bytes with node `victim` paused and collects
+ * their replies (*ms: how long the collect took); the case fails unless
+ * that times out after the client's 500 ms (450 to 1500 ms) with an error
+ * naming the node's port. */
+static void expect_paused_timeout(ds_redis_t *r, int victim, const char *what, const void *bytes,
+                                  size_t len, size_t n, int64_t *ms) {
+    char port[16];
+    snprintf(port, sizeof(port), ":%d", cl.port[victim]);
+    kill(cl.pid[victim], SIGSTOP);
+    ds_err_t e = ds_redis_send(r, bytes, len, n);
+    if (!e)
+        e = collect_avail_all(r, n, ms);
+    kill(cl.pid[victim], SIGCONT);
+    fprintf(stderr, "  %s with a master paused: %s after %lld ms: %s\n", what, ds_err2str(e),
+            (long long)*ms, ds_redis_errstr(r));
+    assert_int_equal(e, DS_ERR_TIMEOUT);
+    assert_true(*ms >= 450 && *ms < 1500);
+    assert_non_null(strstr(ds_redis_errstr(r), port));
+}
+
 static void test_node_not_answering(void **state) {
     (void)state;
     char err[256];
@@ -548,24 +568,13 @@ static void test_node_not_answering(void **state) {
      * only would go */
     int victim = ds_h_cluster_owner(&cl, 16383);
     assert_true(victim != ds_h_cluster_owner(&cl, 0));
-    char port[16];
-    snprintf(port, sizeof(port), ":%d", cl.port[victim]);
     int64_t ms;
     assert_int_equal(ds_redis_send(r, ping_cmd, sizeof(ping_cmd) - 1, 1), DS_ERR_OK);
     assert_int_equal(collect_avail_all(r, 1, &ms), DS_ERR_OK);
     long long kills = kill_calls(&cl, victim);
 
     /* the probe's PING, alone, while that master is paused */
-    kill(cl.pid[victim], SIGSTOP);
-    ds_err_t e = ds_redis_send(r, ping_cmd, sizeof(ping_cmd) - 1, 1);
-    if (!e)
-        e = collect_avail_all(r, 1, &ms);
-    kill(cl.pid[victim], SIGCONT);
-    fprintf(stderr, "  PING with a master paused: %s after %lld ms: %s\n", ds_err2str(e),
-            (long long)ms, ds_redis_errstr(r));
-    assert_int_equal(e, DS_ERR_TIMEOUT);
-    assert_true(ms >= 450 && ms < 1500);
-    assert_non_null(strstr(ds_redis_errstr(r), port));
+    expect_paused_timeout(r, victim, "PING", ping_cmd, sizeof(ping_cmd) - 1, 1, &ms);
     assert_false(ds_redis_connected(r)); /* the map is read again */
 
     /* it answers again: writes to every master go through, and the
@@ -582,16 +591,7 @@ static void test_node_not_answering(void **state) {
     ds_redis_capture(r, &b, &n);
     fill_many(r, "p2");
     ds_redis_capture(r, NULL, NULL);
-    kill(cl.pid[victim], SIGSTOP);
-    e = ds_redis_send(r, b.data, b.len, n);
-    if (!e)
-        e = collect_avail_all(r, n, &ms);
-    kill(cl.pid[victim], SIGCONT);
-    fprintf(stderr, "  writes with a master paused: %s after %lld ms: %s\n", ds_err2str(e),
-            (long long)ms, ds_redis_errstr(r));
-    assert_int_equal(e, DS_ERR_TIMEOUT);
-    assert_true(ms >= 450 && ms < 1500);
-    assert_non_null(strstr(ds_redis_errstr(r), port));
+    expect_paused_timeout(r, victim, "writes", b.data, b.len, n, &ms);
     assert_false(ds_redis_fatal(r));
     ds_buf_free(&b);
 
