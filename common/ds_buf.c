@@ -233,6 +233,16 @@ char *ds_arena_strndup(ds_arena_t *a, const char *s, size_t n) {
     return p;
 }
 
+void *ds_grow(void *arr, size_t *cap, size_t size, size_t first) {
+    size_t nc = *cap ? *cap * 2 : first;
+    if (nc < *cap || (size && nc > SIZE_MAX / size))
+        return NULL;
+    void *p = realloc(arr, nc * size);
+    if (p)
+        *cap = nc;
+    return p;
+}
+
 size_t ds_strlcpy(char *dst, const char *src, size_t size) {
     size_t n = strlen(src);
     if (size) {

@@ -193,6 +193,12 @@ void *ds_arena_alloc(ds_arena_t *a, size_t n);
 /** Copy of n bytes plus a NUL terminator. */
 char *ds_arena_strndup(ds_arena_t *a, const char *s, size_t n);
 
+/** An array of *cap elements of `size` bytes, all in use, reallocated to
+ *  twice as many (`first` when *cap is 0) so that appends are amortised
+ *  O(1): returns the new array and sets *cap; NULL, the array and *cap
+ *  unchanged, when out of memory. */
+void *ds_grow(void *arr, size_t *cap, size_t size, size_t first);
+
 /** strlcpy-like bounded copy that always terminates; returns strlen(src). */
 size_t ds_strlcpy(char *dst, const char *src, size_t size);
 
