@@ -47,6 +47,16 @@ static void produce(rd_kafka_t *p, const char *topic, const char *key, const ds_
         rd_kafka_poll(p, 1);
 }
 
+/* ev encoded into b, then produced: false when it cannot be encoded. */
+static bool produce_crm(rd_kafka_t *p, ds_codec_t *codec, const char *topic, const char *key,
+                        const ds_crm_event_t *ev, ds_buf_t *b) {
+    ds_buf_reset(b);
+    if (ds_codec_encode_crm(codec, ev, b))
+        return false;
+    produce(p, topic, key, b);
+    return true;
+}
+
 static uint64_t g_rnd = 7;
 static uint64_t rnd(void) { /* splitmix64 */
     uint64_t z = (g_rnd += 0x9e3779b97f4a7c15ULL);
@@ -121,10 +131,8 @@ static int load_crm(rd_kafka_t *p, ds_codec_t *codec, const char *topic, long n,
             ev.type = DS_CRM_SELLER_ACTIVITY;
             ev.activity = "proposal";
         }
-        ds_buf_reset(&b);
-        if (ds_codec_encode_crm(codec, &ev, &b))
+        if (!produce_crm(p, codec, topic, deal, &ev, &b))
             return 1;
-        produce(p, topic, deal, &b);
         if (i % 1000 == 0)
             rd_kafka_poll(p, 0);
     }
@@ -234,18 +242,15 @@ int main(int argc, char **argv) {
             ds_crm_event_t ev = {.event_id = id, .occurred_at = now, .deal_id = k1,
                                  .account_id = k2, .type = DS_CRM_DEAL_OPENED, .stage = stage,
                                  .contact_role = DS_NONE};
-            if (ds_codec_encode_crm(codec, &ev, &b))
+            if (!produce_crm(p, codec, crm, k1, &ev, &b))
                 return 1;
-            produce(p, crm, k1, &b);
             if (argc > 6) {
                 snprintf(id, sizeof(id), "%s-signal-%ld", prefix, i);
                 ev.type = DS_CRM_BUYER_SIGNAL;
                 ev.stage = DS_NONE;
                 ev.signal = argv[6];
-                ds_buf_reset(&b);
-                if (ds_codec_encode_crm(codec, &ev, &b))
+                if (!produce_crm(p, codec, crm, k1, &ev, &b))
                     return 1;
-                produce(p, crm, k1, &b);
             }
         }
         if (i % 1000 == 0)

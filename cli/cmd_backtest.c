@@ -281,24 +281,21 @@ static ds_rules_t *load_rules(const char *path, const ds_config_t *cfg, char *er
     return r;
 }
 
+/* An unset option leaves *t as it is. */
+static bool parse_time(const char *cmd, const opt_t *opt, int64_t *t) {
+    if (!opt->value || ds_clock_parse(opt->value, t))
+        return true;
+    fprintf(stderr, "dealsignal %s: %s %s: expected 2026-01-31, 2026-01-31T12:00:00 or now-30d\n",
+            cmd, opt->name, opt->value);
+    return false;
+}
+
 static bool parse_range(const char *cmd, const opt_t *since, const opt_t *until,
                         ds_backtest_opts_t *o) {
     o->since = INT64_MIN;
     o->until = INT64_MAX;
-    if (since->value && !ds_clock_parse(since->value, &o->since)) {
-        fprintf(stderr,
-                "dealsignal %s: --since %s: expected 2026-01-31, 2026-01-31T12:00:00 or "
-                "now-30d\n",
-                cmd, since->value);
+    if (!parse_time(cmd, since, &o->since) || !parse_time(cmd, until, &o->until))
         return false;
-    }
-    if (until->value && !ds_clock_parse(until->value, &o->until)) {
-        fprintf(stderr,
-                "dealsignal %s: --until %s: expected 2026-01-31, 2026-01-31T12:00:00 or "
-                "now-30d\n",
-                cmd, until->value);
-        return false;
-    }
     if (o->since >= o->until) {
         fprintf(stderr, "dealsignal %s: --since must be before --until\n", cmd);
         return false;

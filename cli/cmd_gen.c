@@ -213,7 +213,12 @@ int ds_cmd_gen(int argc, char **argv) {
         {"print-rules", no_argument, 0, 'W'},
         {"key", required_argument, 0, 'k'},
         {0, 0, 0, 0}};
-    int ch;
+    /* in the order of ds_gen_mix_t and ds_gen_profile_t */
+    static const char *const mixes[] = {"mixed", "marketing", "crm", NULL};
+    static const char *const profiles[] = {"demo", "wide", "skew", NULL};
+    static const char *const strategies[] = {"topic", "record", NULL};
+    static const char *const keys[] = {"unit", "lead_id", "account_id", "event_id", NULL};
+    int ch, pick;
     optind = 1;
     while ((ch = ds_cmd_getopt(argc, argv, "hX:", opts, "gen")) != -1) {
         switch (ch) {
@@ -226,16 +231,9 @@ int ds_cmd_gen(int argc, char **argv) {
             break;
         case 'c':
             scenario_set = 1;
-            if (!strcmp(optarg, "mixed"))
-                o.mix = DS_GEN_MIXED;
-            else if (!strcmp(optarg, "marketing"))
-                o.mix = DS_GEN_MARKETING;
-            else if (!strcmp(optarg, "crm"))
-                o.mix = DS_GEN_CRM;
-            else {
-                fprintf(stderr, "gen: --scenario must be mixed, marketing or crm\n");
+            if ((pick = ds_cmd_choice("gen", "scenario", optarg, mixes)) < 0)
                 return 2;
-            }
+            o.mix = (ds_gen_mix_t)pick;
             break;
         case 't': start = optarg; break;
         case 'd': o.span_days = strtod(optarg, NULL); break;
@@ -243,34 +241,22 @@ int ds_cmd_gen(int argc, char **argv) {
             print = 1;
             break;
         case 'P':
-            if (!strcmp(optarg, "demo"))
-                o.profile = DS_GEN_DEMO;
-            else if (!strcmp(optarg, "wide"))
-                o.profile = DS_GEN_WIDE;
-            else if (!strcmp(optarg, "skew"))
-                o.profile = DS_GEN_SKEW;
-            else {
-                fprintf(stderr, "gen: --profile must be demo, wide or skew\n");
+            if ((pick = ds_cmd_choice("gen", "profile", optarg, profiles)) < 0)
                 return 2;
-            }
+            o.profile = (ds_gen_profile_t)pick;
             break;
         case 'L': o.leads_per_account = (int)strtol(optarg, NULL, 10); break;
         case 'W': print_rules = 1; break;
         case 'N':
-            if (strcmp(optarg, "topic") && strcmp(optarg, "record")) {
-                fprintf(stderr, "gen: --subject-strategy must be topic or record\n");
+            if (ds_cmd_choice("gen", "subject-strategy", optarg, strategies) < 0)
                 return 2;
-            }
             strategy = optarg;
             break;
         case 'M': t_ma = optarg; break;
         case 'C': t_crm = optarg; break;
         case 'k':
-            if (strcmp(optarg, "unit") && strcmp(optarg, "lead_id") &&
-                strcmp(optarg, "account_id") && strcmp(optarg, "event_id")) {
-                fprintf(stderr, "gen: --key must be unit, lead_id, account_id or event_id\n");
+            if (ds_cmd_choice("gen", "key", optarg, keys) < 0)
                 return 2;
-            }
             key_by = optarg;
             break;
         case 'h':

@@ -89,6 +89,17 @@ static void jstr(const char *s) {
     putchar('"');
 }
 
+/* A JSON array of strings. */
+static void jstrs(const char *const *v, size_t n) {
+    putchar('[');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            putchar(',');
+        jstr(v[i]);
+    }
+    putchar(']');
+}
+
 static void jtime(int64_t t) { /* INT64_MIN: null */
     if (t == INT64_MIN)
         fputs("null", stdout);
@@ -114,14 +125,10 @@ static void show_lead(const ds_lead_score_t *s, bool json) {
         jstr(s->top_insight);
         printf(",\"furthest_stage\":");
         jstr(s->furthest_stage >= 0 ? ds_content_stage_name(s->furthest_stage) : NULL);
-        printf(",\"as_of\":%lld,\"events_applied\":%lld,\"reasons\":[", (long long)s->as_of,
+        printf(",\"as_of\":%lld,\"events_applied\":%lld,\"reasons\":", (long long)s->as_of,
                (long long)s->events_applied);
-        for (size_t i = 0; i < s->reasons_count; i++) {
-            if (i)
-                putchar(',');
-            jstr(s->reasons[i]);
-        }
-        printf("]}\n");
+        jstrs(s->reasons, s->reasons_count);
+        printf("}\n");
         return;
     }
     printf("LEAD    %-12s (%s) %s", s->lead_id, s->account_id ? s->account_id : "no account",
@@ -143,13 +150,9 @@ static void show_account(const ds_account_score_t *a, bool json) {
                "\"top_insight\":",
                (int)a->engaged_stakeholders, (int)a->confronted_stakeholders, a->consensus);
         jstr(a->top_insight);
-        printf(",\"as_of\":%lld,\"mobilizers\":[", (long long)a->as_of);
-        for (size_t i = 0; i < a->mobilizers_count; i++) {
-            if (i)
-                putchar(',');
-            jstr(a->mobilizers[i]);
-        }
-        printf("]}\n");
+        printf(",\"as_of\":%lld,\"mobilizers\":", (long long)a->as_of);
+        jstrs(a->mobilizers, a->mobilizers_count);
+        printf("}\n");
         return;
     }
     printf("ACCOUNT %-12s engaged %d confronted %d consensus %.1f%% top %s mobilizers ",
@@ -177,13 +180,9 @@ static void show_alert(const ds_deal_alert_t *a, bool json) {
         jstr(ds_purchase_stage_name(a->reported_stage));
         printf(",\"verified_stage\":");
         jstr(a->verified_stage >= 0 ? ds_purchase_stage_name(a->verified_stage) : NULL);
-        printf(",\"missing_verifiers\":[");
-        for (size_t i = 0; i < a->missing_verifiers_count; i++) {
-            if (i)
-                putchar(',');
-            jstr(a->missing_verifiers[i]);
-        }
-        printf("],\"last_buyer_signal_at\":");
+        printf(",\"missing_verifiers\":");
+        jstrs(a->missing_verifiers, a->missing_verifiers_count);
+        printf(",\"last_buyer_signal_at\":");
         jtime(a->last_buyer_signal_at);
         printf(",\"last_seller_activity_at\":");
         jtime(a->last_seller_activity_at);

@@ -43,6 +43,18 @@ int ds_cmd_no_more_args(int argc, char **argv, int first, const char *cmd) {
     return 2;
 }
 
+int ds_cmd_choice(const char *cmd, const char *opt, const char *arg, const char *const *names) {
+    size_t n = 0;
+    for (; names[n]; n++)
+        if (!strcmp(arg, names[n]))
+            return (int)n;
+    fprintf(stderr, "%s: --%s must be ", cmd, opt);
+    for (size_t i = 0; i < n; i++)
+        fprintf(stderr, "%s%s", i == 0 ? "" : i + 1 < n ? ", " : " or ", names[i]);
+    fputc('\n', stderr);
+    return -1;
+}
+
 void ds_cmd_conn_init(ds_cmd_conn_t *c, ds_kv_pair_t *x, size_t max_x) {
     const char *brokers = getenv("DEALSIGNAL_BROKERS");
     c->brokers = brokers ? brokers : "localhost:9092";

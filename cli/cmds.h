@@ -51,6 +51,11 @@ int ds_cmd_getopt(int argc, char **argv, const char *shortopts, const struct opt
  *  which argument is left over and returns 2. */
 int ds_cmd_no_more_args(int argc, char **argv, int first, const char *cmd);
 
+/** The index of arg among names (a NULL-terminated list); -1, after
+ *  saying on stderr "cmd: --opt must be a, b or c", when it is none of
+ *  them. */
+int ds_cmd_choice(const char *cmd, const char *opt, const char *arg, const char *const *names);
+
 /** The defaults above, with the -X pairs going to x (max_x of them). */
 void ds_cmd_conn_init(ds_cmd_conn_t *c, ds_kv_pair_t *x, size_t max_x);
 /** Takes getopt's answer ch (its argument arg) when it is one of the

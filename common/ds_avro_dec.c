@@ -43,19 +43,13 @@ typedef struct walk {
     const unsigned char **pos; /* when set: the top-level fields' starts */
 } walk_t;
 
+/* Avro's int and long: a zigzag varint. */
 static ds_err_t varint(walk_t *w, int64_t *out) {
-    uint64_t v = 0;
-    for (int s = 0; s < 64; s += 7) {
-        if (w->p >= w->end)
-            return DS_ERR_UNDECODABLE;
-        unsigned char c = *w->p++;
-        v |= (uint64_t)(c & 0x7f) << s;
-        if (!(c & 0x80)) {
-            *out = (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
-            return DS_ERR_OK;
-        }
-    }
-    return DS_ERR_UNDECODABLE;
+    uint64_t v;
+    ds_err_t e = ds_varint_get(&w->p, w->end, &v);
+    if (!e)
+        *out = ds_unzigzag(v);
+    return e;
 }
 
 static ds_err_t skip(walk_t *w, int64_t n) {

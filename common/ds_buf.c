@@ -88,26 +88,13 @@ ds_err_t ds_get_i64(ds_reader_t *r, int64_t *v) {
 ds_err_t ds_get_f64(ds_reader_t *r, double *v) {
     int64_t i;
     ds_err_t e = ds_get_i64(r, &i);
-    if (e)
-        return e;
-    uint64_t u = (uint64_t)i;
-    memcpy(v, &u, sizeof(*v));
-    return DS_ERR_OK;
+    if (!e)
+        memcpy(v, &i, sizeof(*v));
+    return e;
 }
 
 ds_err_t ds_get_varint(ds_reader_t *r, uint64_t *v) {
-    uint64_t out = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (r->p >= r->end)
-            return DS_ERR_UNDECODABLE;
-        unsigned char c = *r->p++;
-        out |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *v = out;
-            return DS_ERR_OK;
-        }
-    }
-    return DS_ERR_UNDECODABLE;
+    return ds_varint_get(&r->p, r->end, v);
 }
 
 ds_err_t ds_get_count(ds_reader_t *r, uint32_t *n) {
@@ -124,10 +111,9 @@ ds_err_t ds_get_count(ds_reader_t *r, uint32_t *n) {
 ds_err_t ds_get_svarint(ds_reader_t *r, int64_t *v) {
     uint64_t u;
     ds_err_t e = ds_get_varint(r, &u);
-    if (e)
-        return e;
-    *v = ds_unzigzag(u);
-    return DS_ERR_OK;
+    if (!e)
+        *v = ds_unzigzag(u);
+    return e;
 }
 
 ds_err_t ds_get_time(ds_reader_t *r, int64_t base, int64_t *t) {
@@ -188,16 +174,20 @@ void ds_arena_init(ds_arena_t *a, size_t limit) {
     a->limit = limit;
 }
 
-void ds_arena_reset(ds_arena_t *a) {
-    if (!a->head)
-        return;
-    /* keep the largest block: the newest one is at the head */
-    ds_arena_block_t *keep = a->head, *b = keep->next;
+static void free_blocks(ds_arena_block_t *b) {
     while (b) {
         ds_arena_block_t *n = b->next;
         free(b);
         b = n;
     }
+}
+
+void ds_arena_reset(ds_arena_t *a) {
+    if (!a->head)
+        return;
+    /* keep the largest block: the newest one is at the head */
+    ds_arena_block_t *keep = a->head;
+    free_blocks(keep->next);
     keep->next = NULL;
     keep->used = 0;
     a->used_total = 0;
@@ -206,12 +196,7 @@ void ds_arena_reset(ds_arena_t *a) {
 void ds_arena_free(ds_arena_t *a) {
     if (!a)
         return;
-    ds_arena_block_t *b = a->head;
-    while (b) {
-        ds_arena_block_t *n = b->next;
-        free(b);
-        b = n;
-    }
+    free_blocks(a->head);
     a->head = NULL;
     a->used_total = 0;
 }
@@ -245,6 +230,16 @@ char *ds_arena_strndup(ds_arena_t *a, const char *s, size_t n) {
         return NULL;
     memcpy(p, s, n);
     p[n] = '\0';
+    return p;
+}
+
+void *ds_grow(void *arr, size_t *cap, size_t size, size_t first) {
+    size_t nc = *cap ? *cap * 2 : first;
+    if (nc < *cap || (size && nc > SIZE_MAX / size))
+        return NULL;
+    void *p = realloc(arr, nc * size);
+    if (p)
+        *cap = nc;
     return p;
 }
 

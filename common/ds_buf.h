@@ -134,6 +134,25 @@ DS_WUR static inline ds_err_t ds_buf_put_str(ds_buf_t *b, const char *s) {
     return s ? ds_buf_put_strn(b, s, strlen(s)) : ds_buf_put_varint(b, 0);
 }
 
+/** The varint at *p, which it moves past it; DS_ERR_UNDECODABLE when it
+ *  runs to end or past 64 bits (*v is then unset).  Shared by every
+ *  reader of varints (this one, the Avro decoder's). */
+DS_WUR static inline ds_err_t ds_varint_get(const unsigned char **p, const unsigned char *end,
+                                            uint64_t *v) {
+    uint64_t out = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*p >= end)
+            return DS_ERR_UNDECODABLE;
+        unsigned char c = *(*p)++;
+        out |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = out;
+            return DS_ERR_OK;
+        }
+    }
+    return DS_ERR_UNDECODABLE;
+}
+
 /* Reader over bytes produced by the ds_buf_put_* functions.  Every get
  * returns DS_ERR_UNDECODABLE when the input is short or malformed. */
 typedef struct ds_reader {
@@ -173,6 +192,12 @@ void ds_arena_free(ds_arena_t *a);
 void *ds_arena_alloc(ds_arena_t *a, size_t n);
 /** Copy of n bytes plus a NUL terminator. */
 char *ds_arena_strndup(ds_arena_t *a, const char *s, size_t n);
+
+/** An array of *cap elements of `size` bytes, all in use, reallocated to
+ *  twice as many (`first` when *cap is 0) so that appends are amortised
+ *  O(1): returns the new array and sets *cap; NULL, the array and *cap
+ *  unchanged, when out of memory. */
+void *ds_grow(void *arr, size_t *cap, size_t size, size_t first);
 
 /** strlcpy-like bounded copy that always terminates; returns strlen(src). */
 size_t ds_strlcpy(char *dst, const char *src, size_t size);

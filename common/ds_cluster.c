@@ -648,7 +648,9 @@ ds_err_t ds_cluster_send(ds_cluster_t *c, const void *cmds, size_t len, size_t n
     return DS_ERR_OK;
 }
 
-ds_err_t ds_cluster_collect(ds_cluster_t *c, size_t n) {
+/* A collect of n replies needs the map and n commands in flight (more is
+ * the caller's bug: every command in flight is failed). */
+static ds_err_t collect_check(ds_cluster_t *c, size_t n) {
     if (!c->have_map) {
         if (!c->err[0])
             ds_cl_set_err(c, "not connected");
@@ -659,21 +661,19 @@ ds_err_t ds_cluster_collect(ds_cluster_t *c, size_t n) {
         drain(c);
         return fail_all(c);
     }
-    return wait_for(c, n);
+    return DS_ERR_OK;
+}
+
+ds_err_t ds_cluster_collect(ds_cluster_t *c, size_t n) {
+    ds_err_t e = collect_check(c, n);
+    return e ? e : wait_for(c, n);
 }
 
 ds_err_t ds_cluster_collect_avail(ds_cluster_t *c, size_t max, size_t *got) {
     *got = 0;
-    if (!c->have_map) {
-        if (!c->err[0])
-            ds_cl_set_err(c, "not connected");
-        return DS_ERR_IO;
-    }
-    if (max > c->inflight) {
-        ds_cl_set_err(c, "collect of %zu replies, %zu in flight", max, c->inflight);
-        drain(c);
-        return fail_all(c);
-    }
+    ds_err_t e = collect_check(c, max);
+    if (e)
+        return e;
     ds_cluster_pump(c);
     ds_cl_read_avail_all(c);
     int64_t now = ds_clock_mono_ms();

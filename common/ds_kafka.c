@@ -35,6 +35,15 @@ static ds_err_t set(rd_kafka_conf_t *conf, const char *k, const char *v, char *e
     return DS_ERR_OK;
 }
 
+/* Our defaults for a client, before what the configuration sets. */
+static ds_err_t set_defaults(rd_kafka_conf_t *conf, const char *const (*kv)[2], size_t n,
+                             char *errstr, size_t errstr_size) {
+    for (size_t i = 0; i < n; i++)
+        if (set(conf, kv[i][0], kv[i][1], errstr, errstr_size))
+            return DS_ERR_CONFIG;
+    return DS_ERR_OK;
+}
+
 ds_err_t ds_kafka_conf_apply(rd_kafka_conf_t *conf, const char *brokers,
                              const ds_kv_pair_t *extra, size_t nextra, char *errstr,
                              size_t errstr_size) {
@@ -161,13 +170,10 @@ rd_kafka_t *ds_kafka_consumer_new(const ds_config_t *cfg, const char *const *top
         /* consumer lag for /metrics, and whether any broker answers */
         {"statistics.interval.ms", "1000"},
     };
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-        if (set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size))
-            goto fail;
-    if (set(conf, "group.id", cfg->group_id, errstr, errstr_size))
-        goto fail;
-    if (ds_kafka_conf_apply(conf, cfg->brokers, cfg->kafka, cfg->kafka_count, errstr,
-                            errstr_size))
+    size_t ndefaults = sizeof(defaults) / sizeof(defaults[0]);
+    if (set_defaults(conf, defaults, ndefaults, errstr, errstr_size) ||
+        set(conf, "group.id", cfg->group_id, errstr, errstr_size) ||
+        ds_kafka_conf_apply(conf, cfg->brokers, cfg->kafka, cfg->kafka_count, errstr, errstr_size))
         goto fail;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_stats_cb(conf, stats_cb);
@@ -234,11 +240,9 @@ rd_kafka_t *ds_kafka_producer_new(const ds_config_t *cfg, char *errstr, size_t e
         {"compression.codec", "none"},
         {"message.timeout.ms", "300000"},
     };
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-        if (set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size))
-            goto fail;
-    if (ds_kafka_conf_apply(conf, cfg->brokers, cfg->kafka, cfg->kafka_count, errstr,
-                            errstr_size))
+    size_t ndefaults = sizeof(defaults) / sizeof(defaults[0]);
+    if (set_defaults(conf, defaults, ndefaults, errstr, errstr_size) ||
+        ds_kafka_conf_apply(conf, cfg->brokers, cfg->kafka, cfg->kafka_count, errstr, errstr_size))
         goto fail;
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     char e[512];

@@ -527,9 +527,9 @@ static ds_err_t read_replies(ds_redis_t *r, size_t n, ds_redis_reply_fn on_reply
     return result;
 }
 
-ds_err_t ds_redis_collect(ds_redis_t *r, size_t n) {
-    if (r->cl)
-        return ds_cluster_collect(r->cl, n);
+/* A collect of n replies needs the connection and n replies in flight
+ * (more is the caller's bug: the connection is dropped). */
+static ds_err_t collect_check(ds_redis_t *r, size_t n) {
     if (!r->ctx) {
         if (!r->err[0])
             snprintf(r->err, sizeof(r->err), "not connected");
@@ -540,6 +540,14 @@ ds_err_t ds_redis_collect(ds_redis_t *r, size_t n) {
         drop(r);
         return DS_ERR_IO;
     }
+    return DS_ERR_OK;
+}
+
+ds_err_t ds_redis_collect(ds_redis_t *r, size_t n) {
+    if (r->cl)
+        return ds_cluster_collect(r->cl, n);
+    if (collect_check(r, n))
+        return DS_ERR_IO;
     if (n && r->noutq && write_out(r, true))
         return DS_ERR_IO;
     return read_replies(r, n, NULL, NULL, true);
@@ -549,16 +557,8 @@ ds_err_t ds_redis_collect_avail(ds_redis_t *r, size_t max, size_t *got) {
     if (r->cl)
         return ds_cluster_collect_avail(r->cl, max, got);
     *got = 0;
-    if (!r->ctx) {
-        if (!r->err[0])
-            snprintf(r->err, sizeof(r->err), "not connected");
+    if (collect_check(r, max))
         return DS_ERR_IO;
-    }
-    if (max > r->inflight) {
-        snprintf(r->err, sizeof(r->err), "collect of %zu replies, %zu in flight", max, r->inflight);
-        drop(r);
-        return DS_ERR_IO;
-    }
     ds_redis_pump(r);
     ds_err_t result = DS_ERR_OK;
     while (r->ctx && *got < max) {

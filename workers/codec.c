@@ -13,6 +13,10 @@
  *
  * Encoding sets each field by name (ds_avro_enc_*), so the bytes follow
  * the order and types of the schema registered for the output's id.
+ *
+ * Each record's fields are listed once, in one function (ma_fields, ...)
+ * that both directions walk: a field's name, whether it is required and
+ * its limit cannot differ between encoding and decoding.
  */
 #include "codec.h"
 
@@ -83,27 +87,38 @@ static ds_err_t fail(proj_t *p, ds_err_t e, const char *field, const char *what)
     return e;
 }
 
+#define MISSING "required field missing or null"
+
 /* The field's value with any union unwrapped; *present false when the
- * writer has no such field or the value is null. */
-static ds_err_t field(proj_t *p, const char *name, ds_avro_dec_val_t *out, bool *present) {
+ * writer has no such field or the value is null, which is
+ * DS_ERR_MISSING_FIELD when `missing` (the detail's text) is set. */
+static ds_err_t value(proj_t *p, const char *name, const char *missing, ds_avro_dec_val_t *out,
+                      bool *present) {
     *present = ds_avro_dec_field(&p->rec, name, out);
+    return !*present && missing ? fail(p, DS_ERR_MISSING_FIELD, name, missing) : DS_ERR_OK;
+}
+
+/* A string or (symbol) an enum's symbol, in the message's bytes; *present
+ * false when absent or null. */
+static ds_err_t get_text(proj_t *p, const char *name, bool required, bool symbol, const char **s,
+                         size_t *len, bool *present) {
+    ds_avro_dec_val_t v;
+    ds_err_t e = value(p, name, required ? MISSING : NULL, &v, present);
+    if (e || !*present)
+        return e;
+    if (symbol ? ds_avro_dec_symbol(&v, s, len) : ds_avro_dec_string(&v, s, len))
+        return fail(p, DS_ERR_UNDECODABLE, name, symbol ? "not an enum" : "not a string");
     return DS_ERR_OK;
 }
 
 static ds_err_t get_str(proj_t *p, const char *name, bool required, size_t max, const char **out) {
-    ds_avro_dec_val_t v;
-    bool present;
-    ds_err_t e = field(p, name, &v, &present);
-    *out = NULL;
-    if (e)
-        return e;
-    if (!present)
-        return required ? fail(p, DS_ERR_MISSING_FIELD, name, "required field missing or null")
-                        : DS_ERR_OK;
     const char *s;
     size_t len;
-    if (ds_avro_dec_string(&v, &s, &len))
-        return fail(p, DS_ERR_UNDECODABLE, name, "not a string");
+    bool present;
+    *out = NULL;
+    ds_err_t e = get_text(p, name, required, false, &s, &len, &present);
+    if (e || !present)
+        return e;
     if (required && len == 0)
         return fail(p, DS_ERR_MISSING_FIELD, name, "required id is empty");
     if (max && len > max) {
@@ -115,49 +130,33 @@ static ds_err_t get_str(proj_t *p, const char *name, bool required, size_t max, 
     return *out ? DS_ERR_OK : fail(p, DS_ERR_LIMIT_EXCEEDED, name, "record too large");
 }
 
-static ds_err_t get_long(proj_t *p, const char *name, bool required, int64_t *out, bool *present) {
+/* A number into *l (a long) or else *d (a double); *present (when set)
+ * false when absent or null, which is DS_ERR_MISSING_FIELD with the text
+ * `missing` when that is set. */
+static ds_err_t get_number(proj_t *p, const char *name, const char *missing, int64_t *l, double *d,
+                           bool *present) {
     ds_avro_dec_val_t v;
     bool pr;
-    ds_err_t e = field(p, name, &v, &pr);
+    ds_err_t e = value(p, name, missing, &v, &pr);
     if (present)
         *present = pr;
-    if (e)
+    if (e || !pr)
         return e;
-    if (!pr)
-        return required ? fail(p, DS_ERR_MISSING_FIELD, name, "required field missing or null")
-                        : DS_ERR_OK;
-    return ds_avro_dec_long(&v, out) ? fail(p, DS_ERR_UNDECODABLE, name, "not a number")
-                                     : DS_ERR_OK;
-}
-
-static ds_err_t get_double(proj_t *p, const char *name, double *out) {
-    ds_avro_dec_val_t v;
-    bool pr;
-    ds_err_t e = field(p, name, &v, &pr);
-    if (e)
-        return e;
-    if (!pr)
-        return fail(p, DS_ERR_MISSING_FIELD, name, "required field missing");
-    return ds_avro_dec_double(&v, out) ? fail(p, DS_ERR_UNDECODABLE, name, "not a number")
-                                       : DS_ERR_OK;
+    if (l ? ds_avro_dec_long(&v, l) : ds_avro_dec_double(&v, d))
+        return fail(p, DS_ERR_UNDECODABLE, name, "not a number");
+    return DS_ERR_OK;
 }
 
 /* An enum by symbol text; *out = DS_NONE when null/absent and optional. */
 static ds_err_t get_enum(proj_t *p, const char *name, bool required, int (*parse)(const char *),
                          int *out) {
-    ds_avro_dec_val_t v;
-    bool pr;
-    *out = DS_NONE;
-    ds_err_t e = field(p, name, &v, &pr);
-    if (e)
-        return e;
-    if (!pr)
-        return required ? fail(p, DS_ERR_MISSING_FIELD, name, "required field missing or null")
-                        : DS_ERR_OK;
     const char *s;
     size_t len;
-    if (ds_avro_dec_symbol(&v, &s, &len))
-        return fail(p, DS_ERR_UNDECODABLE, name, "not an enum");
+    bool present;
+    *out = DS_NONE;
+    ds_err_t e = get_text(p, name, required, true, &s, &len, &present);
+    if (e || !present)
+        return e;
     char sym[64];
     if (len < sizeof(sym)) {
         memcpy(sym, s, len);
@@ -178,7 +177,7 @@ static ds_err_t get_strings(proj_t *p, const char *name, bool map, size_t max_it
     ds_avro_dec_val_t v;
     bool pr;
     *count = 0;
-    ds_err_t e = field(p, name, &v, &pr);
+    ds_err_t e = value(p, name, NULL, &v, &pr);
     if (e || !pr)
         return e;
     ds_avro_dec_iter_t it;
@@ -266,228 +265,273 @@ static ds_err_t open_rec(ds_codec_t *c, const char *name, const void *buf, size_
         if (e_)                                                                                    \
             return e_;                                                                             \
     } while (0)
+
+/* ---- the records' fields, written once for both directions --------------------- */
+
+/* A walk over one record's fields in its schema's order: with `enc` set
+ * each field's value is written to the encoder; else each is projected
+ * from the decoded message into the record, and the first failure is
+ * kept in `err` (the fields after it are left as they are). */
+typedef struct fields {
+    ds_avro_enc_t *enc;
+    proj_t *dec;
+    ds_err_t err;
+} fields_t;
+
+typedef void fields_fn(fields_t *f, void *record);
+
+enum {
+    OPT = 0,
+    REQ = 1,        /* missing, null or (a string) empty is DS_ERR_MISSING_FIELD */
+    EMPTY_NULL = 2, /* decoding: an empty string is NULL */
+    NULL_EMPTY = 4, /* encoding: NULL is written as an empty string */
+};
+
+static void f_str(fields_t *f, const char *name, int flags, size_t max, const char **v) {
+    if (f->enc) {
+        ds_avro_enc_str(f->enc, name, !*v && (flags & NULL_EMPTY) ? "" : *v);
+    } else if (!f->err) {
+        f->err = get_str(f->dec, name, flags & REQ, max, v);
+        if ((flags & EMPTY_NULL) && *v && !**v)
+            *v = NULL;
+    }
+}
+
+/* A required long. */
+static void f_long(fields_t *f, const char *name, int64_t *v) {
+    if (f->enc)
+        ds_avro_enc_long(f->enc, name, *v);
+    else if (!f->err)
+        f->err = get_number(f->dec, name, MISSING, v, NULL, NULL);
+}
+
+/* A required long held in an int32_t. */
+static void f_int(fields_t *f, const char *name, int32_t *v) {
+    int64_t x;
+    if (f->enc)
+        ds_avro_enc_long(f->enc, name, *v);
+    else if (!f->err && !(f->err = get_number(f->dec, name, MISSING, &x, NULL, NULL)))
+        *v = (int32_t)x;
+}
+
+/* An optional time: DS_TS_NULL for null or absent. */
+static void f_time(fields_t *f, const char *name, int64_t *v) {
+    if (f->enc) {
+        if (*v == DS_TS_NULL)
+            ds_avro_enc_null(f->enc, name);
+        else
+            ds_avro_enc_long(f->enc, name, *v);
+    } else if (!f->err) {
+        bool present;
+        int64_t x = 0;
+        f->err = get_number(f->dec, name, NULL, &x, NULL, &present);
+        *v = present && !f->err ? x : DS_TS_NULL;
+    }
+}
+
+/* A required double. */
+static void f_double(fields_t *f, const char *name, double *v) {
+    if (f->enc)
+        ds_avro_enc_double(f->enc, name, *v);
+    else if (!f->err)
+        f->err = get_number(f->dec, name, "required field missing", NULL, v, NULL);
+}
+
+static void f_enum(fields_t *f, const char *name, int flags, int (*parse)(const char *), int *v) {
+    if (f->enc)
+        ds_avro_enc_enum(f->enc, name, *v);
+    else if (!f->err)
+        f->err = get_enum(f->dec, name, flags & REQ, parse, v);
+}
+
+static void f_strs(fields_t *f, const char *name, size_t max_items, size_t max_len, const char ***v,
+                   size_t *count) {
+    if (f->enc)
+        ds_avro_enc_str_array(f->enc, name, *v, *count);
+    else if (!f->err)
+        f->err = get_str_array(f->dec, name, max_items, max_len, v, count);
+}
+
+/* Strings into a fixed array of `cap`: a message may carry up to
+ * `max_items`, the first `cap` are kept. */
+static void f_str_slots(fields_t *f, const char *name, size_t max_items, const char **v, size_t cap,
+                        size_t *count) {
+    if (f->enc) {
+        ds_avro_enc_str_array(f->enc, name, v, *count);
+    } else if (!f->err) {
+        const char **r;
+        size_t n;
+        f->err = get_str_array(f->dec, name, max_items, 0, &r, &n);
+        if (f->err)
+            return;
+        for (*count = 0; *count < n && *count < cap; (*count)++)
+            v[*count] = r[*count];
+    }
+}
+
+static void f_attrs(fields_t *f, const ds_kv_t **v, size_t *count) {
+    if (f->enc)
+        ds_avro_enc_str_map(f->enc, "attributes", *v, *count);
+    else if (!f->err)
+        f->err = get_attrs(f->dec, v, count);
+}
+
 #define ID DS_MAX_ID_BYTES
+
+static void ma_fields(fields_t *f, void *record) {
+    ds_ma_event_t *o = record;
+    f_str(f, "event_id", REQ, ID, &o->event_id);
+    f_long(f, "occurred_at", &o->occurred_at);
+    f_str(f, "lead_id", REQ, ID, &o->lead_id);
+    f_str(f, "account_id", EMPTY_NULL, ID, &o->account_id);
+    f_enum(f, "type", REQ, ds_ma_type_parse, &o->type);
+    f_str(f, "content_id", OPT, ID, &o->content_id);
+    f_str(f, "insight_id", OPT, ID, &o->insight_id);
+    f_enum(f, "content_stage", OPT, ds_content_stage_parse, &o->content_stage);
+    f_strs(f, "shared_with", DS_MAX_SHARED_WITH, ID, &o->shared_with, &o->shared_with_count);
+    /* not an id: no limit of its own (max_message_bytes bounds it) */
+    f_str(f, "source", OPT, 0, &o->source);
+    f_attrs(f, &o->attributes, &o->attributes_count);
+}
+
+static void crm_fields(fields_t *f, void *record) {
+    ds_crm_event_t *o = record;
+    f_str(f, "event_id", REQ, ID, &o->event_id);
+    f_long(f, "occurred_at", &o->occurred_at);
+    f_str(f, "deal_id", REQ, ID, &o->deal_id);
+    f_str(f, "account_id", REQ, ID, &o->account_id);
+    f_enum(f, "type", REQ, ds_crm_type_parse, &o->type);
+    f_enum(f, "stage", OPT, ds_purchase_stage_parse, &o->stage);
+    f_str(f, "signal", OPT, ID, &o->signal);
+    /* not an id: no limit of its own (max_message_bytes bounds it) */
+    f_str(f, "activity", OPT, 0, &o->activity);
+    f_str(f, "contact_id", OPT, ID, &o->contact_id);
+    f_enum(f, "contact_role", OPT, ds_role_parse, &o->contact_role);
+    f_str(f, "owner_id", OPT, ID, &o->owner_id);
+    f_attrs(f, &o->attributes, &o->attributes_count);
+}
+
+/* The outputs are ours: their strings have no limit of their own. */
+static void lead_score_fields(fields_t *f, void *record) {
+    ds_lead_score_t *o = record;
+    f_str(f, "lead_id", REQ, 0, &o->lead_id);
+    f_str(f, "account_id", OPT, 0, &o->account_id);
+    f_double(f, "confront", &o->confront);
+    f_double(f, "connect", &o->connect);
+    f_double(f, "mobilizer", &o->mobilizer);
+    f_enum(f, "tier", REQ, ds_tier_parse, &o->tier);
+    f_enum(f, "previous_tier", REQ, ds_tier_parse, &o->previous_tier);
+    f_str(f, "top_insight", OPT, 0, &o->top_insight);
+    f_enum(f, "furthest_stage", OPT, ds_content_stage_parse, &o->furthest_stage);
+    f_str_slots(f, "reasons", 64, o->reasons, DS_MAX_REASONS, &o->reasons_count);
+    f_long(f, "as_of", &o->as_of);
+    f_long(f, "events_applied", &o->events_applied);
+}
+
+static void account_score_fields(fields_t *f, void *record) {
+    ds_account_score_t *o = record;
+    f_str(f, "account_id", REQ, 0, &o->account_id);
+    f_int(f, "engaged_stakeholders", &o->engaged_stakeholders);
+    f_int(f, "confronted_stakeholders", &o->confronted_stakeholders);
+    f_double(f, "consensus", &o->consensus);
+    f_str(f, "top_insight", OPT, 0, &o->top_insight);
+    f_strs(f, "mobilizers", 100000, 0, &o->mobilizers, &o->mobilizers_count);
+    f_long(f, "as_of", &o->as_of);
+}
+
+static void deal_alert_fields(fields_t *f, void *record) {
+    ds_deal_alert_t *o = record;
+    f_str(f, "alert_id", REQ, 0, &o->alert_id);
+    f_str(f, "deal_id", REQ, 0, &o->deal_id);
+    f_str(f, "account_id", NULL_EMPTY, 0, &o->account_id);
+    f_str(f, "owner_id", OPT, 0, &o->owner_id);
+    f_enum(f, "kind", REQ, ds_alert_kind_parse, &o->kind);
+    f_enum(f, "state", REQ, ds_alert_state_parse, &o->state);
+    f_int(f, "level", &o->level);
+    f_enum(f, "reported_stage", REQ, ds_purchase_stage_parse, &o->reported_stage);
+    f_enum(f, "verified_stage", OPT, ds_purchase_stage_parse, &o->verified_stage);
+    f_strs(f, "missing_verifiers", 1000, 0, &o->missing_verifiers, &o->missing_verifiers_count);
+    f_time(f, "last_buyer_signal_at", &o->last_buyer_signal_at);
+    f_time(f, "last_seller_activity_at", &o->last_seller_activity_at);
+    f_int(f, "unanswered_seller_actions", &o->unanswered_seller_actions);
+    f_double(f, "quiet_days", &o->quiet_days);
+    f_str(f, "message", REQ, 0, &o->message);
+    f_long(f, "raised_at", &o->raised_at);
+}
+
+/* ---- decoding -------------------------------------------------------------------- */
+
+/* The record is zeroed once the message is known to be a `name`, then
+ * filled field by field up to the first failure. */
+static ds_err_t decode(ds_codec_t *c, const char *name, fields_fn *fields, const void *buf,
+                       size_t len, ds_arena_t *arena, void *record, size_t size, char *detail,
+                       size_t dsz) {
+    proj_t p;
+    TRY(open_rec(c, name, buf, len, arena, detail, dsz, &p));
+    memset(record, 0, size);
+    fields_t f = {.dec = &p};
+    fields(&f, record);
+    return f.err;
+}
 
 ds_err_t ds_codec_decode_ma(ds_codec_t *c, const void *buf, size_t len, ds_arena_t *arena,
                             ds_ma_event_t *o, char *detail, size_t dsz) {
-    proj_t p;
-    TRY(open_rec(c, "MarketingEvent", buf, len, arena, detail, dsz, &p));
-    memset(o, 0, sizeof(*o));
-    TRY(get_str(&p, "event_id", true, ID, &o->event_id));
-    TRY(get_long(&p, "occurred_at", true, &o->occurred_at, NULL));
-    TRY(get_str(&p, "lead_id", true, ID, &o->lead_id));
-    TRY(get_str(&p, "account_id", false, ID, &o->account_id));
-    if (o->account_id && !o->account_id[0])
-        o->account_id = NULL;
-    TRY(get_enum(&p, "type", true, ds_ma_type_parse, &o->type));
-    TRY(get_str(&p, "content_id", false, ID, &o->content_id));
-    TRY(get_str(&p, "insight_id", false, ID, &o->insight_id));
-    TRY(get_enum(&p, "content_stage", false, ds_content_stage_parse, &o->content_stage));
-    TRY(get_str_array(&p, "shared_with", DS_MAX_SHARED_WITH, ID, &o->shared_with,
-                      &o->shared_with_count));
-    /* not an id: no limit of its own (max_message_bytes bounds it) */
-    TRY(get_str(&p, "source", false, 0, &o->source));
-    TRY(get_attrs(&p, &o->attributes, &o->attributes_count));
-    return DS_ERR_OK;
+    return decode(c, "MarketingEvent", ma_fields, buf, len, arena, o, sizeof(*o), detail, dsz);
 }
 
 ds_err_t ds_codec_decode_crm(ds_codec_t *c, const void *buf, size_t len, ds_arena_t *arena,
                              ds_crm_event_t *o, char *detail, size_t dsz) {
-    proj_t p;
-    TRY(open_rec(c, "CrmEvent", buf, len, arena, detail, dsz, &p));
-    memset(o, 0, sizeof(*o));
-    TRY(get_str(&p, "event_id", true, ID, &o->event_id));
-    TRY(get_long(&p, "occurred_at", true, &o->occurred_at, NULL));
-    TRY(get_str(&p, "deal_id", true, ID, &o->deal_id));
-    TRY(get_str(&p, "account_id", true, ID, &o->account_id));
-    TRY(get_enum(&p, "type", true, ds_crm_type_parse, &o->type));
-    TRY(get_enum(&p, "stage", false, ds_purchase_stage_parse, &o->stage));
-    TRY(get_str(&p, "signal", false, ID, &o->signal));
-    /* not an id: no limit of its own (max_message_bytes bounds it) */
-    TRY(get_str(&p, "activity", false, 0, &o->activity));
-    TRY(get_str(&p, "contact_id", false, ID, &o->contact_id));
-    TRY(get_enum(&p, "contact_role", false, ds_role_parse, &o->contact_role));
-    TRY(get_str(&p, "owner_id", false, ID, &o->owner_id));
-    TRY(get_attrs(&p, &o->attributes, &o->attributes_count));
-    return DS_ERR_OK;
+    return decode(c, "CrmEvent", crm_fields, buf, len, arena, o, sizeof(*o), detail, dsz);
 }
 
 ds_err_t ds_codec_decode_lead_score(ds_codec_t *c, const void *buf, size_t len, ds_arena_t *arena,
                                     ds_lead_score_t *o, char *detail, size_t dsz) {
-    proj_t p;
-    TRY(open_rec(c, "LeadScore", buf, len, arena, detail, dsz, &p));
-    memset(o, 0, sizeof(*o));
-    TRY(get_str(&p, "lead_id", true, 0, &o->lead_id));
-    TRY(get_str(&p, "account_id", false, 0, &o->account_id));
-    TRY(get_double(&p, "confront", &o->confront));
-    TRY(get_double(&p, "connect", &o->connect));
-    TRY(get_double(&p, "mobilizer", &o->mobilizer));
-    TRY(get_enum(&p, "tier", true, ds_tier_parse, &o->tier));
-    TRY(get_enum(&p, "previous_tier", true, ds_tier_parse, &o->previous_tier));
-    TRY(get_str(&p, "top_insight", false, 0, &o->top_insight));
-    TRY(get_enum(&p, "furthest_stage", false, ds_content_stage_parse, &o->furthest_stage));
-    const char **r;
-    size_t n;
-    TRY(get_str_array(&p, "reasons", 64, 0, &r, &n));
-    for (size_t i = 0; i < n && i < DS_MAX_REASONS; i++)
-        o->reasons[i] = r[i];
-    o->reasons_count = n < DS_MAX_REASONS ? n : DS_MAX_REASONS;
-    TRY(get_long(&p, "as_of", true, &o->as_of, NULL));
-    TRY(get_long(&p, "events_applied", true, &o->events_applied, NULL));
-    return DS_ERR_OK;
+    return decode(c, "LeadScore", lead_score_fields, buf, len, arena, o, sizeof(*o), detail, dsz);
 }
 
 ds_err_t ds_codec_decode_account_score(ds_codec_t *c, const void *buf, size_t len,
                                        ds_arena_t *arena, ds_account_score_t *o, char *detail,
                                        size_t dsz) {
-    proj_t p;
-    TRY(open_rec(c, "AccountScore", buf, len, arena, detail, dsz, &p));
-    memset(o, 0, sizeof(*o));
-    int64_t x;
-    TRY(get_str(&p, "account_id", true, 0, &o->account_id));
-    TRY(get_long(&p, "engaged_stakeholders", true, &x, NULL));
-    o->engaged_stakeholders = (int32_t)x;
-    TRY(get_long(&p, "confronted_stakeholders", true, &x, NULL));
-    o->confronted_stakeholders = (int32_t)x;
-    TRY(get_double(&p, "consensus", &o->consensus));
-    TRY(get_str(&p, "top_insight", false, 0, &o->top_insight));
-    TRY(get_str_array(&p, "mobilizers", 100000, 0, &o->mobilizers, &o->mobilizers_count));
-    TRY(get_long(&p, "as_of", true, &o->as_of, NULL));
-    return DS_ERR_OK;
+    return decode(c, "AccountScore", account_score_fields, buf, len, arena, o, sizeof(*o), detail,
+                  dsz);
 }
 
 ds_err_t ds_codec_decode_deal_alert(ds_codec_t *c, const void *buf, size_t len, ds_arena_t *arena,
                                     ds_deal_alert_t *o, char *detail, size_t dsz) {
-    proj_t p;
-    TRY(open_rec(c, "DealAlert", buf, len, arena, detail, dsz, &p));
-    memset(o, 0, sizeof(*o));
-    int64_t x;
-    bool pr;
-    TRY(get_str(&p, "alert_id", true, 0, &o->alert_id));
-    TRY(get_str(&p, "deal_id", true, 0, &o->deal_id));
-    TRY(get_str(&p, "account_id", false, 0, &o->account_id));
-    TRY(get_str(&p, "owner_id", false, 0, &o->owner_id));
-    TRY(get_enum(&p, "kind", true, ds_alert_kind_parse, &o->kind));
-    TRY(get_enum(&p, "state", true, ds_alert_state_parse, &o->state));
-    TRY(get_long(&p, "level", true, &x, NULL));
-    o->level = (int32_t)x;
-    TRY(get_enum(&p, "reported_stage", true, ds_purchase_stage_parse, &o->reported_stage));
-    TRY(get_enum(&p, "verified_stage", false, ds_purchase_stage_parse, &o->verified_stage));
-    TRY(get_str_array(&p, "missing_verifiers", 1000, 0, &o->missing_verifiers,
-                      &o->missing_verifiers_count));
-    o->last_buyer_signal_at = DS_TS_NULL;
-    o->last_seller_activity_at = DS_TS_NULL;
-    TRY(get_long(&p, "last_buyer_signal_at", false, &x, &pr));
-    if (pr)
-        o->last_buyer_signal_at = x;
-    TRY(get_long(&p, "last_seller_activity_at", false, &x, &pr));
-    if (pr)
-        o->last_seller_activity_at = x;
-    TRY(get_long(&p, "unanswered_seller_actions", true, &x, NULL));
-    o->unanswered_seller_actions = (int32_t)x;
-    TRY(get_double(&p, "quiet_days", &o->quiet_days));
-    TRY(get_str(&p, "message", true, 0, &o->message));
-    TRY(get_long(&p, "raised_at", true, &o->raised_at, NULL));
-    return DS_ERR_OK;
+    return decode(c, "DealAlert", deal_alert_fields, buf, len, arena, o, sizeof(*o), detail, dsz);
 }
 
 /* ---- encoding -------------------------------------------------------------------- */
 
 /* The records are written straight to bytes (ds_avro_enc_*), in the order
- * and with the types of the schema registered for each id. */
+ * and with the types of the schema registered for each id.  The walk only
+ * reads the record: the casts below drop a const the field functions do
+ * not need when encoding. */
+static ds_err_t encode(ds_codec_t *c, int32_t id, fields_fn *fields, const void *record,
+                       ds_buf_t *out) {
+    ds_avro_enc_t x;
+    TRY(ds_avro_enc_begin(c->reg, id, &x));
+    fields_t f = {.enc = &x};
+    fields(&f, (void *)record);
+    return ds_avro_enc_finish(&x, out);
+}
 
 ds_err_t ds_codec_encode_ma(ds_codec_t *c, const ds_ma_event_t *e, ds_buf_t *out) {
-    ds_avro_enc_t x;
-    TRY(ds_avro_enc_begin(c->reg, c->ids.marketing_event, &x));
-    ds_avro_enc_str(&x, "event_id", e->event_id);
-    ds_avro_enc_long(&x, "occurred_at", e->occurred_at);
-    ds_avro_enc_str(&x, "lead_id", e->lead_id);
-    ds_avro_enc_str(&x, "account_id", e->account_id);
-    ds_avro_enc_enum(&x, "type", e->type);
-    ds_avro_enc_str(&x, "content_id", e->content_id);
-    ds_avro_enc_str(&x, "insight_id", e->insight_id);
-    ds_avro_enc_enum(&x, "content_stage", e->content_stage);
-    ds_avro_enc_str_array(&x, "shared_with", e->shared_with, e->shared_with_count);
-    ds_avro_enc_str(&x, "source", e->source);
-    ds_avro_enc_str_map(&x, "attributes", e->attributes, e->attributes_count);
-    return ds_avro_enc_finish(&x, out);
+    return encode(c, c->ids.marketing_event, ma_fields, e, out);
 }
 
 ds_err_t ds_codec_encode_crm(ds_codec_t *c, const ds_crm_event_t *e, ds_buf_t *out) {
-    ds_avro_enc_t x;
-    TRY(ds_avro_enc_begin(c->reg, c->ids.crm_event, &x));
-    ds_avro_enc_str(&x, "event_id", e->event_id);
-    ds_avro_enc_long(&x, "occurred_at", e->occurred_at);
-    ds_avro_enc_str(&x, "deal_id", e->deal_id);
-    ds_avro_enc_str(&x, "account_id", e->account_id);
-    ds_avro_enc_enum(&x, "type", e->type);
-    ds_avro_enc_enum(&x, "stage", e->stage);
-    ds_avro_enc_str(&x, "signal", e->signal);
-    ds_avro_enc_str(&x, "activity", e->activity);
-    ds_avro_enc_str(&x, "contact_id", e->contact_id);
-    ds_avro_enc_enum(&x, "contact_role", e->contact_role);
-    ds_avro_enc_str(&x, "owner_id", e->owner_id);
-    ds_avro_enc_str_map(&x, "attributes", e->attributes, e->attributes_count);
-    return ds_avro_enc_finish(&x, out);
+    return encode(c, c->ids.crm_event, crm_fields, e, out);
 }
 
 ds_err_t ds_codec_encode_lead_score(ds_codec_t *c, const ds_lead_score_t *s, ds_buf_t *out) {
-    ds_avro_enc_t x;
-    TRY(ds_avro_enc_begin(c->reg, c->ids.lead_score, &x));
-    ds_avro_enc_str(&x, "lead_id", s->lead_id);
-    ds_avro_enc_str(&x, "account_id", s->account_id);
-    ds_avro_enc_double(&x, "confront", s->confront);
-    ds_avro_enc_double(&x, "connect", s->connect);
-    ds_avro_enc_double(&x, "mobilizer", s->mobilizer);
-    ds_avro_enc_enum(&x, "tier", s->tier);
-    ds_avro_enc_enum(&x, "previous_tier", s->previous_tier);
-    ds_avro_enc_str(&x, "top_insight", s->top_insight);
-    ds_avro_enc_enum(&x, "furthest_stage", s->furthest_stage);
-    ds_avro_enc_str_array(&x, "reasons", s->reasons, s->reasons_count);
-    ds_avro_enc_long(&x, "as_of", s->as_of);
-    ds_avro_enc_long(&x, "events_applied", s->events_applied);
-    return ds_avro_enc_finish(&x, out);
+    return encode(c, c->ids.lead_score, lead_score_fields, s, out);
 }
 
 ds_err_t ds_codec_encode_account_score(ds_codec_t *c, const ds_account_score_t *s, ds_buf_t *out) {
-    ds_avro_enc_t x;
-    TRY(ds_avro_enc_begin(c->reg, c->ids.account_score, &x));
-    ds_avro_enc_str(&x, "account_id", s->account_id);
-    ds_avro_enc_long(&x, "engaged_stakeholders", s->engaged_stakeholders);
-    ds_avro_enc_long(&x, "confronted_stakeholders", s->confronted_stakeholders);
-    ds_avro_enc_double(&x, "consensus", s->consensus);
-    ds_avro_enc_str(&x, "top_insight", s->top_insight);
-    ds_avro_enc_str_array(&x, "mobilizers", s->mobilizers, s->mobilizers_count);
-    ds_avro_enc_long(&x, "as_of", s->as_of);
-    return ds_avro_enc_finish(&x, out);
-}
-
-static void enc_ts(ds_avro_enc_t *x, const char *name, int64_t ts) {
-    if (ts == DS_TS_NULL)
-        ds_avro_enc_null(x, name);
-    else
-        ds_avro_enc_long(x, name, ts);
+    return encode(c, c->ids.account_score, account_score_fields, s, out);
 }
 
 ds_err_t ds_codec_encode_deal_alert(ds_codec_t *c, const ds_deal_alert_t *a, ds_buf_t *out) {
-    ds_avro_enc_t x;
-    TRY(ds_avro_enc_begin(c->reg, c->ids.deal_alert, &x));
-    ds_avro_enc_str(&x, "alert_id", a->alert_id);
-    ds_avro_enc_str(&x, "deal_id", a->deal_id);
-    ds_avro_enc_str(&x, "account_id", a->account_id ? a->account_id : "");
-    ds_avro_enc_str(&x, "owner_id", a->owner_id);
-    ds_avro_enc_enum(&x, "kind", a->kind);
-    ds_avro_enc_enum(&x, "state", a->state);
-    ds_avro_enc_long(&x, "level", a->level);
-    ds_avro_enc_enum(&x, "reported_stage", a->reported_stage);
-    ds_avro_enc_enum(&x, "verified_stage", a->verified_stage);
-    ds_avro_enc_str_array(&x, "missing_verifiers", a->missing_verifiers,
-                          a->missing_verifiers_count);
-    enc_ts(&x, "last_buyer_signal_at", a->last_buyer_signal_at);
-    enc_ts(&x, "last_seller_activity_at", a->last_seller_activity_at);
-    ds_avro_enc_long(&x, "unanswered_seller_actions", a->unanswered_seller_actions);
-    ds_avro_enc_double(&x, "quiet_days", a->quiet_days);
-    ds_avro_enc_str(&x, "message", a->message);
-    ds_avro_enc_long(&x, "raised_at", a->raised_at);
-    return ds_avro_enc_finish(&x, out);
+    return encode(c, c->ids.deal_alert, deal_alert_fields, a, out);
 }

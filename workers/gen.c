@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ds_buf.h"
+
 static const char *const insights[DS_GEN_INSIGHTS] = {"hygienist-absence", "inventory-drift",
                                                       "claims-leakage"};
 static const char *const path_kind[] = {"spark", "intro", "confront", "diagnostic"};
@@ -138,6 +140,18 @@ void ds_gen_destroy(ds_gen_t *g) {
 
 #define S(i) (g->ids[i])
 
+/* e is shared with 1 to 3 leads of account a (of nleads), whose ids have
+ * the account's number in `width` digits. */
+static void share(ds_gen_t *g, ds_ma_event_t *e, int width, int a, int nleads) {
+    int k = 1 + rint_(g, 3);
+    for (int i = 0; i < k; i++) {
+        snprintf(g->sharedbuf[i], sizeof(g->sharedbuf[i]), "L-%0*d-%d", width, a, rint_(g, nleads));
+        g->shared[i] = g->sharedbuf[i];
+    }
+    e->shared_with = g->shared;
+    e->shared_with_count = (size_t)k;
+}
+
 static void marketing(ds_gen_t *g, int a, ds_gen_event_t *out) {
     account_t *ac = &g->acc[a];
     int l = rint_(g, ac->nleads);
@@ -187,13 +201,7 @@ static void marketing(ds_gen_t *g, int a, ds_gen_event_t *out) {
         snprintf(S(3), 300, "%s-%s", ins, path_kind[step > 2 ? 2 : step]);
         e->content_id = S(3);
         e->type = DS_MA_CONTENT_SHARED;
-        int k = 1 + rint_(g, 3);
-        for (int i = 0; i < k; i++) {
-            snprintf(g->sharedbuf[i], 64, "L-%04d-%d", a, rint_(g, ac->nleads));
-            g->shared[i] = g->sharedbuf[i];
-        }
-        e->shared_with = g->shared;
-        e->shared_with_count = (size_t)k;
+        share(g, e, 4, a, ac->nleads);
     } else if (roll < 77) {
         snprintf(S(3), 300, "%s-webinar", ins);
         e->content_id = S(3);
@@ -346,13 +354,7 @@ static void wide_marketing(ds_gen_t *g, ds_gen_event_t *out) {
     } else if (roll < 67) {
         kind = progress > 2 ? W_CONFRONT : progress; /* W_SPARK..W_CONFRONT */
         e->type = DS_MA_CONTENT_SHARED;
-        int k = 1 + rint_(g, 3);
-        for (int i = 0; i < k; i++) {
-            snprintf(g->sharedbuf[i], 64, "L-%05d-%d", a, rint_(g, w->leads));
-            g->shared[i] = g->sharedbuf[i];
-        }
-        e->shared_with = g->shared;
-        e->shared_with_count = (size_t)k;
+        share(g, e, 5, a, w->leads);
     } else if (roll < 77) {
         kind = W_WEBINAR;
         e->type = DS_MA_WEBINAR_ATTENDED;
@@ -416,12 +418,10 @@ static int64_t days_ms(double d) {
  * the account's next turn, days in a mix with few CRM events). */
 static void crm_due_push(ds_gen_t *g, int64_t at, int account) {
     if (g->ndue == g->cdue) {
-        size_t nc = g->cdue ? 2 * g->cdue : 64;
-        crm_due_t *n = realloc(g->due, nc * sizeof(*n));
+        crm_due_t *n = ds_grow(g->due, &g->cdue, sizeof(*n), 64);
         if (!n)
             return; /* served at the account's next turn instead */
         g->due = n;
-        g->cdue = nc;
     }
     size_t i = g->ndue++;
     g->due[i] = (crm_due_t){at, account};

@@ -36,6 +36,14 @@ static const char *scalar(yaml_node_t *n) {
     return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
+/* A mapping key's text (NULL when it is not a scalar) and its path,
+ * parent.key ("?" for a key that is not a scalar), in p. */
+static const char *key_path(yaml_node_t *k, const char *parent, char *p, size_t size) {
+    const char *key = scalar(k);
+    snprintf(p, size, "%s.%s", parent, key ? key : "?");
+    return key;
+}
+
 static int num(ctx_t *c, yaml_node_t *n, const char *path, double *out, bool positive) {
     const char *s = scalar(n);
     if (!s)
@@ -127,9 +135,8 @@ static int parse_catalog(ctx_t *c, yaml_node_t *n) {
         c->r->scoring.catalog_count = i + 1;
         yaml_node_t *k, *v;
         MAP_EACH(c, it, k, v) {
-            const char *key = scalar(k);
             char kp[128];
-            snprintf(kp, sizeof(kp), "%s.%s", path, key ? key : "?");
+            const char *key = key_path(k, path, kp, sizeof(kp));
             const char *s = scalar(v);
             if (key && !strcmp(key, "content_id") && s) {
                 free(cat[i].content_id);
@@ -163,9 +170,8 @@ static int parse_scoring(ctx_t *c, yaml_node_t *n) {
         return -1;
     yaml_node_t *k, *v;
     MAP_EACH(c, n, k, v) {
-        const char *key = scalar(k);
         char p[128];
-        snprintf(p, sizeof(p), "scoring.%s", key ? key : "?");
+        const char *key = key_path(k, "scoring", p, sizeof(p));
         int rc = 0;
         double *d = NULL;
         bool positive = false;
@@ -200,7 +206,7 @@ static int parse_scoring(ctx_t *c, yaml_node_t *n) {
             yaml_node_t *k2, *v2;
             MAP_EACH(c, v, k2, v2) {
                 char p2[320];
-                snprintf(p2, sizeof(p2), "%s.%s", p, scalar(k2) ? scalar(k2) : "?");
+                key_path(k2, p, p2, sizeof(p2));
                 int idx;
                 if (sp) {
                     if (sym(c, k2, p2, ds_content_stage_parse, "ContentStage", CS_LIST, &idx) ||
@@ -221,9 +227,8 @@ static int parse_scoring(ctx_t *c, yaml_node_t *n) {
                 return -1;
             yaml_node_t *k2, *v2;
             MAP_EACH(c, v, k2, v2) {
-                const char *t = scalar(k2);
                 char p2[320];
-                snprintf(p2, sizeof(p2), "%s.%s", p, t ? t : "?");
+                const char *t = key_path(k2, p, p2, sizeof(p2));
                 if (t && !strcmp(t, "confronted"))
                     rc = num(c, v2, p2, &c->r->scoring.tier_confronted, false);
                 else if (t && !strcmp(t, "connector"))
@@ -249,9 +254,8 @@ static int parse_stage(ctx_t *c, yaml_node_t *n, const char *path, ds_stage_rule
         return -1;
     yaml_node_t *k, *v;
     MAP_EACH(c, n, k, v) {
-        const char *key = scalar(k);
         char p[400];
-        snprintf(p, sizeof(p), "%s.%s", path, key ? key : "?");
+        const char *key = key_path(k, path, p, sizeof(p));
         if (key && !strcmp(key, "max_quiet_days")) {
             if (num(c, v, p, &st->max_quiet_days, false))
                 return -1;
@@ -285,9 +289,8 @@ static int parse_stall(ctx_t *c, yaml_node_t *n) {
         return -1;
     yaml_node_t *k, *v;
     MAP_EACH(c, n, k, v) {
-        const char *key = scalar(k);
         char p[128];
-        snprintf(p, sizeof(p), "stall.%s", key ? key : "?");
+        const char *key = key_path(k, "stall", p, sizeof(p));
         int rc;
         if (!key)
             return bad(c, k, "stall", "keys must be strings");
@@ -307,7 +310,7 @@ static int parse_stall(ctx_t *c, yaml_node_t *n) {
             rc = 0;
             MAP_EACH(c, v, k2, v2) {
                 char p2[320];
-                snprintf(p2, sizeof(p2), "%s.%s", p, scalar(k2) ? scalar(k2) : "?");
+                key_path(k2, p, p2, sizeof(p2));
                 int idx;
                 if (sym(c, k2, p2, ds_purchase_stage_parse, "PurchaseStage", PS_LIST, &idx) ||
                     parse_stage(c, v2, p2, &c->r->stall.stages[idx]))

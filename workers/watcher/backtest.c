@@ -23,6 +23,7 @@
 #include <string.h>
 #include <uthash.h>
 
+#include "ds_buf.h"
 #include "ds_clock.h"
 #include "ds_hash.h"
 #include "partclock.h"
@@ -80,12 +81,10 @@ struct ds_backtest {
 
 static bool dvec_push(dvec_t *d, double x) {
     if (d->n == d->cap) {
-        size_t nc = d->cap ? d->cap * 2 : 64;
-        double *nv = realloc(d->v, nc * sizeof(*nv));
+        double *nv = ds_grow(d->v, &d->cap, sizeof(*nv), 64);
         if (!nv)
             return false;
         d->v = nv;
-        d->cap = nc;
     }
     d->v[d->n++] = x;
     return true;

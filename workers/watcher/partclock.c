@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ds_buf.h"
+
 void ds_partclock_init(ds_partclock_t *pc, ds_partclock_key_fn key) {
     memset(pc, 0, sizeof(*pc));
     pc->watermark = INT64_MIN;
@@ -31,12 +33,10 @@ static bool item_less(const ds_partclock_t *pc, const ds_partclock_item_t *a,
 
 static bool push(ds_partclock_t *pc, void *owner, int64_t deadline) {
     if (pc->n == pc->cap) {
-        size_t nc = pc->cap ? pc->cap * 2 : 64;
-        ds_partclock_item_t *nh = realloc(pc->heap, nc * sizeof(*nh));
+        ds_partclock_item_t *nh = ds_grow(pc->heap, &pc->cap, sizeof(*nh), 64);
         if (!nh)
             return false;
         pc->heap = nh;
-        pc->cap = nc;
     }
     size_t i = pc->n++;
     pc->heap[i] = (ds_partclock_item_t){deadline, owner};
