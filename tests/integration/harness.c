@@ -677,6 +677,21 @@ void ds_h_decode_all(ds_h_kind_t kind, const ds_h_record_t *r, size_t n, ds_aren
     }
 }
 
+ds_ma_event_t ds_h_ma(const char *id, int64_t t, const char *lead, const char *account, int type,
+                      const char *content, const char *insight, int stage) {
+    ds_ma_event_t e;
+    memset(&e, 0, sizeof(e));
+    e.event_id = id;
+    e.occurred_at = t;
+    e.lead_id = lead;
+    e.account_id = account;
+    e.type = type;
+    e.content_id = content;
+    e.insight_id = insight;
+    e.content_stage = stage;
+    return e;
+}
+
 void ds_h_send_ma(rd_kafka_t *p, const char *topic, const ds_ma_event_t *ev) {
     ds_buf_t b;
     ds_buf_init(&b, 0);
@@ -1294,8 +1309,7 @@ void ds_h_show_group(const ds_h_env_t *env, const char *group, const char *topic
             rd_kafka_query_watermark_offsets(k, topic, l->elems[i].partition, &lo, &hi, 5000);
             fprintf(stderr, "  group %s, %s [%d]: committed %lld (%s), high watermark %lld\n",
                     group, topic, (int)l->elems[i].partition, (long long)l->elems[i].offset,
-                    e ? rd_kafka_err2str(e) : rd_kafka_err2str(l->elems[i].err),
-                    (long long)hi);
+                    e ? rd_kafka_err2str(e) : rd_kafka_err2str(l->elems[i].err), (long long)hi);
         }
         rd_kafka_topic_partition_list_destroy(l);
     } else {

@@ -194,6 +194,10 @@ void ds_h_decode_all(ds_h_kind_t kind, const ds_h_record_t *r, size_t n, ds_aren
 
 /** Convenience builders: produce one MarketingEvent / CrmEvent. */
 void ds_h_send_ma(rd_kafka_t *p, const char *topic, const ds_ma_event_t *ev);
+/** A MarketingEvent with these fields (the others zero: no attendees,
+ *  no shared_with; account NULL for a lead without account). */
+ds_ma_event_t ds_h_ma(const char *id, int64_t t, const char *lead, const char *account, int type,
+                      const char *content, const char *insight, int stage);
 void ds_h_send_crm(rd_kafka_t *p, const char *topic, const ds_crm_event_t *ev);
 
 /** Every key under `prefix` with its whole content, one sorted line per

@@ -407,16 +407,8 @@ static void test_lead_keyed_kill9(void **state) {
 
 static void send_view(rd_kafka_t *p, const char *topic, int32_t part, const char *id, int64_t t,
                       const char *lead, const char *content) {
-    ds_ma_event_t e;
-    memset(&e, 0, sizeof(e));
-    e.event_id = id;
-    e.occurred_at = t;
-    e.lead_id = lead;
-    e.account_id = "A-BOUND";
-    e.type = DS_MA_CONTENT_VIEWED;
-    e.content_id = content;
-    e.insight_id = "insight-b";
-    e.content_stage = DS_CS_CONFRONT;
+    ds_ma_event_t e =
+        ds_h_ma(id, t, lead, "A-BOUND", DS_MA_CONTENT_VIEWED, content, "insight-b", DS_CS_CONFRONT);
     ds_buf_t b;
     ds_buf_init(&b, 0);
     assert_int_equal(ds_codec_encode_ma(ds_h_codec(), &e, &b), DS_ERR_OK);

@@ -293,15 +293,8 @@ static void test_unreadable_state(void **state) {
     start(&r, "scorer", "bad.ma", "bad.crm");
     assert_true(time_to(&r, 200, 30000) >= 0);
     rd_kafka_t *p = ds_h_producer(&env);
-    ds_ma_event_t e;
-    memset(&e, 0, sizeof(e));
-    e.event_id = "bad-1";
-    e.occurred_at = 1700000000000LL;
-    e.lead_id = "L-BAD";
-    e.type = DS_MA_CONTENT_VIEWED;
-    e.content_id = "c-1";
-    e.insight_id = "i-1";
-    e.content_stage = DS_CS_CONFRONT;
+    ds_ma_event_t e = ds_h_ma("bad-1", 1700000000000LL, "L-BAD", NULL, DS_MA_CONTENT_VIEWED, "c-1",
+                              "i-1", DS_CS_CONFRONT);
     ds_h_send_ma(p, "bad.ma", &e);
     ds_h_flush(p);
     rd_kafka_destroy(p);

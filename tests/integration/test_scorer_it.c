@@ -22,19 +22,10 @@ static ds_h_env_t env;
 static const int64_t T0 = 1700000000000LL;
 static char logfile[256];
 
+/* An event of lead `lead` in account A-1. */
 static ds_ma_event_t ma(const char *id, int64_t t, const char *lead, int type, const char *content,
                         const char *insight, int stage) {
-    ds_ma_event_t e;
-    memset(&e, 0, sizeof(e));
-    e.event_id = id;
-    e.occurred_at = t;
-    e.lead_id = lead;
-    e.account_id = "A-1";
-    e.type = type;
-    e.content_id = content;
-    e.insight_id = insight;
-    e.content_stage = stage;
-    return e;
+    return ds_h_ma(id, t, lead, "A-1", type, content, insight, stage);
 }
 
 static pid_t start_scorer(const char *group) {
