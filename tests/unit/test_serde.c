@@ -326,6 +326,18 @@ static void test_output_round_trip(void **state) {
     assert_int_equal(da2.unanswered_seller_actions, 4);
     assert_true(da2.quiet_days == 15.5);
     assert_int_equal(da2.raised_at, 100);
+
+    /* the schema's account_id is a required string: a deal without one
+     * is written as "" (and its other strings as they are) */
+    da.account_id = NULL;
+    ds_buf_reset(&f->buf);
+    assert_int_equal(ds_codec_encode_deal_alert(f->codec, &da, &f->buf), DS_ERR_OK);
+    assert_int_equal(ds_codec_decode_deal_alert(f->codec, f->buf.data, f->buf.len, &f->arena, &da2,
+                                                detail, sizeof(detail)),
+                     DS_ERR_OK);
+    assert_non_null(da2.account_id);
+    assert_string_equal(da2.account_id, "");
+    assert_string_equal(da2.deal_id, "D");
 }
 
 /* Our writer must produce exactly the bytes avro-c's reference writer
