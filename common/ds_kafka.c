@@ -327,38 +327,37 @@ void ds_kafka_store_offsets(rd_kafka_t *c, rd_kafka_topic_partition_list_t *offs
         DS_WARN("kafka", "offsets_store: %s", rd_kafka_err2str(err));
 }
 
-bool ds_kafka_group_caught_up(const char *brokers, const char *group, const char *topic,
-                              int timeout_ms) {
+int ds_kafka_group_offsets(const char *brokers, const char *group, const char *topic,
+                           int timeout_ms, ds_kafka_group_offset_fn fn, void *opaque) {
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     char e[256];
     if (rd_kafka_conf_set(c, "bootstrap.servers", brokers, e, sizeof(e)) ||
         rd_kafka_conf_set(c, "group.id", group, e, sizeof(e)) ||
         rd_kafka_conf_set(c, "log_level", "3", e, sizeof(e))) {
         rd_kafka_conf_destroy(c);
-        return false;
+        return -1;
     }
     rd_kafka_t *k = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
     if (!k) {
         rd_kafka_conf_destroy(c);
-        return false;
+        return -1;
     }
     const rd_kafka_metadata_t *md = NULL;
     rd_kafka_topic_t *t = rd_kafka_topic_new(k, topic, NULL);
-    bool done = false;
+    int np = -1;
     if (!rd_kafka_metadata(k, 0, t, &md, timeout_ms) && md->topic_cnt == 1) {
-        int np = md->topics[0].partition_cnt;
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
-        for (int i = 0; i < np; i++)
+        int n = md->topics[0].partition_cnt;
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
+        for (int i = 0; i < n; i++)
             rd_kafka_topic_partition_list_add(l, topic, md->topics[0].partitions[i].id);
-        if (np > 0 && !rd_kafka_committed(k, l, timeout_ms)) {
-            done = true;
-            for (int i = 0; i < l->cnt && done; i++) {
+        if (!rd_kafka_committed(k, l, timeout_ms)) {
+            np = n;
+            for (int i = 0; i < l->cnt; i++) {
                 int64_t lo, hi;
                 if (rd_kafka_query_watermark_offsets(k, topic, l->elems[i].partition, &lo, &hi,
                                                      timeout_ms))
-                    done = false;
-                else if (hi > 0 && l->elems[i].offset < hi)
-                    done = false;
+                    hi = -1;
+                fn(opaque, l->elems[i].partition, l->elems[i].offset, hi);
             }
         }
         rd_kafka_topic_partition_list_destroy(l);
@@ -367,5 +366,18 @@ bool ds_kafka_group_caught_up(const char *brokers, const char *group, const char
         rd_kafka_metadata_destroy(md);
     rd_kafka_topic_destroy(t);
     rd_kafka_destroy(k);
-    return done;
+    return np;
+}
+
+static void behind(void *opaque, int32_t partition, int64_t committed, int64_t high) {
+    (void)partition;
+    bool *done = opaque;
+    if (high < 0 || (high > 0 && committed < high))
+        *done = false;
+}
+
+bool ds_kafka_group_caught_up(const char *brokers, const char *group, const char *topic,
+                              int timeout_ms) {
+    bool done = true;
+    return ds_kafka_group_offsets(brokers, group, topic, timeout_ms, behind, &done) > 0 && done;
 }

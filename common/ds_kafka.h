@@ -108,6 +108,16 @@ ds_err_t ds_kafka_produce(rd_kafka_t *p, const char *topic, const void *key, siz
  *  (DS_ERR_TIMEOUT).  DS_ERR_IO when any delivery failed. */
 ds_err_t ds_kafka_wait(rd_kafka_t *p, ds_delivery_t *d, int timeout_ms) DS_WUR;
 
+/** For each partition of `topic`: fn(opaque, partition, committed, high)
+ *  with group `group`'s committed offset (negative: none) and the
+ *  partition's high watermark (-1 when the broker did not say).  Asks the
+ *  broker through a short-lived handle that does not join the group; each
+ *  request waits at most timeout_ms.  Returns how many partitions, or -1
+ *  when the broker does not answer for the topic or the group. */
+typedef void (*ds_kafka_group_offset_fn)(void *opaque, int32_t partition, int64_t committed,
+                                         int64_t high);
+int ds_kafka_group_offsets(const char *brokers, const char *group, const char *topic,
+                           int timeout_ms, ds_kafka_group_offset_fn fn, void *opaque);
 /** True when consumer group `group` has committed, on every partition of
  *  `topic`, the partition's high watermark: it has consumed everything
  *  produced so far.  Asks the broker through a short-lived handle that

@@ -1285,40 +1285,16 @@ void ds_h_show_log(const char *path, int lines) {
     fprintf(stderr, "----\n");
 }
 
+static void show_offset(void *opaque, int32_t partition, int64_t committed, int64_t high) {
+    const char *const *gt = opaque;
+    fprintf(stderr, "  group %s, %s [%d]: committed %lld, high watermark %lld\n", gt[0], gt[1],
+            (int)partition, (long long)committed, (long long)high);
+}
+
 void ds_h_show_group(const ds_h_env_t *env, const char *group, const char *topic) {
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    char err[256];
-    rd_kafka_conf_set(c, "bootstrap.servers", env->brokers, err, sizeof(err));
-    rd_kafka_conf_set(c, "group.id", group, err, sizeof(err));
-    rd_kafka_conf_set(c, "log_level", "3", err, sizeof(err));
-    rd_kafka_t *k = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err));
-    if (!k) {
-        fprintf(stderr, "  group %s: %s\n", group, err);
-        return;
-    }
-    const rd_kafka_metadata_t *md = NULL;
-    rd_kafka_topic_t *t = rd_kafka_topic_new(k, topic, NULL);
-    if (!rd_kafka_metadata(k, 0, t, &md, 5000) && md->topic_cnt == 1) {
-        int np = md->topics[0].partition_cnt;
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
-        for (int i = 0; i < np; i++)
-            rd_kafka_topic_partition_list_add(l, topic, md->topics[0].partitions[i].id);
-        rd_kafka_resp_err_t e = rd_kafka_committed(k, l, 5000);
-        for (int i = 0; i < l->cnt; i++) {
-            int64_t lo = -1, hi = -1;
-            rd_kafka_query_watermark_offsets(k, topic, l->elems[i].partition, &lo, &hi, 5000);
-            fprintf(stderr, "  group %s, %s [%d]: committed %lld (%s), high watermark %lld\n",
-                    group, topic, (int)l->elems[i].partition, (long long)l->elems[i].offset,
-                    e ? rd_kafka_err2str(e) : rd_kafka_err2str(l->elems[i].err), (long long)hi);
-        }
-        rd_kafka_topic_partition_list_destroy(l);
-    } else {
-        fprintf(stderr, "  group %s: no metadata for %s\n", group, topic);
-    }
-    if (md)
-        rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(t);
-    rd_kafka_destroy(k);
+    const char *gt[] = {group, topic};
+    if (ds_kafka_group_offsets(env->brokers, group, topic, 5000, show_offset, gt) < 0)
+        fprintf(stderr, "  group %s: the broker did not answer for %s\n", group, topic);
 }
 
 bool ds_h_same_state(const ds_h_env_t *env, const char *name_a, const char *prefix_a,
