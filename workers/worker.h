@@ -122,7 +122,11 @@ typedef struct ds_worker_ops {
      * partitions.  Called again after the replies were handed to loaded(),
      * in order, until it appends nothing (so a load may depend on what an
      * earlier round read); `round` counts from 0.  The first load of a
-     * unit binds it to a partition (its entity's). */
+     * unit binds it to a partition (its entity's).  A slot whose entity is
+     * bound to another partition than its record's needs nothing more (the
+     * record goes to the DLQ unapplied): what the worker holds of such a
+     * unit is not kept up to date by its owner, and what is read on top of
+     * it may not fit it. */
     size_t (*load)(void *self, ds_redis_t *r, void **slots, const int32_t *partitions, size_t n,
                    int round);
     ds_err_t (*loaded)(void *self, size_t index, const ds_reply_t *reply);
