@@ -22,8 +22,7 @@
 #include "ds_metrics.h"
 #include "ds_registry.h"
 #include "rules.h"
-#include "scorer.h"
-#include "watcher.h"
+#include "workers.h"
 
 extern char **environ;
 
@@ -41,8 +40,6 @@ typedef struct app {
     ds_rules_t **rules; /* every set loaded; the last is in force */
     size_t nrules;
     ds_metrics_t *metrics;
-    ds_scorer_t *scorer;
-    ds_watcher_t *watcher;
     /* the engines of those that run, each on a thread of its own */
     struct run {
         ds_worker_t *worker;
@@ -52,11 +49,14 @@ typedef struct app {
 } app_t;
 
 static void print_usage(const char *cmd, FILE *out) {
-    const char *what = !strcmp(cmd, "scorer")    ? "Runs the lead scorer: consumes topics.marketing, produces topics.lead_scores\n"
-                                                   "and topics.account_scores, keeps lead and account state in Redis."
-                       : !strcmp(cmd, "watcher") ? "Runs the stall watcher: consumes topics.crm, produces topics.alerts, keeps\n"
-                                                   "deal state and the deadline index in Redis."
-                                                 : "Runs the scorer and the watcher in one process (one thread each).";
+    const char *what =
+        !strcmp(cmd, "scorer")
+            ? "Runs the lead scorer: consumes topics.marketing, produces topics.lead_scores\n"
+              "and topics.account_scores, keeps lead and account state in Redis."
+        : !strcmp(cmd, "watcher")
+            ? "Runs the stall watcher: consumes topics.crm, produces topics.alerts, keeps\n"
+              "deal state and the deadline index in Redis."
+            : "Runs the scorer and the watcher in one process (one thread each).";
     fprintf(out,
             "usage: dealsignal %s [--config FILE] [options]\n\n%s\n\n"
             "Options (each also settable in the config file and as DEALSIGNAL_* variables;\n"
@@ -157,21 +157,21 @@ static int run_workers(int argc, char **argv, int which) {
         fprintf(stderr, "dealsignal %s: out of memory\n", argv[0]);
         goto out;
     }
-    if (which & RUN_SCORER) {
-        a.scorer = ds_scorer_new(a.cfg, rules, a.metrics, err, sizeof(err));
-        if (!a.scorer) {
-            fprintf(stderr, "dealsignal %s: scorer: %s\n", argv[0], err);
+    static const struct {
+        int which;
+        const char *name;
+        ds_worker_t *(*make)(const ds_config_t *, const ds_rules_t *, ds_metrics_t *, char *,
+                             size_t);
+    } kinds[] = {{RUN_SCORER, "scorer", ds_scorer_new}, {RUN_WATCHER, "watcher", ds_watcher_new}};
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        if (!(which & kinds[k].which))
+            continue;
+        ds_worker_t *w = kinds[k].make(a.cfg, rules, a.metrics, err, sizeof(err));
+        if (!w) {
+            fprintf(stderr, "dealsignal %s: %s: %s\n", argv[0], kinds[k].name, err);
             goto out;
         }
-        a.runs[a.nruns++].worker = ds_scorer_worker(a.scorer);
-    }
-    if (which & RUN_WATCHER) {
-        a.watcher = ds_watcher_new(a.cfg, rules, a.metrics, err, sizeof(err));
-        if (!a.watcher) {
-            fprintf(stderr, "dealsignal %s: watcher: %s\n", argv[0], err);
-            goto out;
-        }
-        a.runs[a.nruns++].worker = ds_watcher_worker(a.watcher);
+        a.runs[a.nruns++].worker = w;
     }
     if (a.cfg->metrics_addr && a.cfg->metrics_addr[0]) {
         http = ds_http_start(a.cfg->metrics_addr, a.metrics, ready_fn, &a, err, sizeof(err));
@@ -208,8 +208,8 @@ static int run_workers(int argc, char **argv, int which) {
     DS_INFO("main", "stopped rc=%d", rc);
 out:
     ds_http_stop(http);
-    ds_scorer_destroy(a.scorer);
-    ds_watcher_destroy(a.watcher);
+    for (size_t i = 0; i < a.nruns; i++)
+        ds_worker_destroy(a.runs[i].worker);
     ds_metrics_destroy(a.metrics);
     for (size_t i = 0; i < a.nrules; i++)
         ds_rules_destroy(a.rules[i]);
@@ -218,6 +218,12 @@ out:
     return rc;
 }
 
-int ds_cmd_scorer(int argc, char **argv) { return run_workers(argc, argv, RUN_SCORER); }
-int ds_cmd_watcher(int argc, char **argv) { return run_workers(argc, argv, RUN_WATCHER); }
-int ds_cmd_run(int argc, char **argv) { return run_workers(argc, argv, RUN_SCORER | RUN_WATCHER); }
+int ds_cmd_scorer(int argc, char **argv) {
+    return run_workers(argc, argv, RUN_SCORER);
+}
+int ds_cmd_watcher(int argc, char **argv) {
+    return run_workers(argc, argv, RUN_WATCHER);
+}
+int ds_cmd_run(int argc, char **argv) {
+    return run_workers(argc, argv, RUN_SCORER | RUN_WATCHER);
+}

@@ -611,14 +611,14 @@ void *ds_worker_zalloc(size_t size, char *errstr, size_t errstr_size) {
 }
 
 ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_worker_ops_t *ops,
-                           void *self, ds_metrics_t *metrics, char *errstr, size_t errstr_size) {
+                           const ds_rules_t *rules, ds_metrics_t *metrics, char *errstr,
+                           size_t errstr_size) {
     ds_alloc_tune();
     ds_worker_t *w = ds_worker_zalloc(sizeof(*w), errstr, errstr_size);
     if (!w)
         return NULL;
     w->cfg = cfg;
     w->ops = ops;
-    w->self = self;
     w->metrics = metrics;
     ds_health_init(&w->health, ops->name, cfg->broker_timeout_ms);
     ds_strlcpy(w->topic, topic, sizeof(w->topic));
@@ -679,6 +679,8 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
                                                   "the replies of batch writes)",
                                                   w->labels, b, sizeof(b) / sizeof(b[0]));
     }
+    if (!(w->self = ops->open(w, cfg, rules, errstr, errstr_size)))
+        goto fail;
     return w;
 fail:
     ds_worker_destroy(w);
@@ -703,6 +705,10 @@ void ds_worker_destroy(ds_worker_t *w) {
     ds_codec_destroy(w->codec);
     ds_registry_destroy(w->registry);
     ds_health_destroy(&w->health);
+    /* last: closing the consumer may still hand a revocation to the
+     * adapter (DS_WORKER_RESET) */
+    if (w->self)
+        w->ops->close(w->self);
     free(w);
 }
 

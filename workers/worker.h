@@ -150,6 +150,15 @@ typedef struct ds_worker_ops {
     void (*tick)(void *self, ds_worker_t *w, int64_t now_ms);
     /* What happened (ds_worker_event_t). */
     void (*lifecycle)(void *self, const ds_worker_change_t *change);
+    /* The adapter's state (`self` of every callback), made by
+     * ds_worker_new once the engine's codec, metrics and connections
+     * exist and before any record is consumed; `rules` as passed to
+     * ds_worker_new.  NULL with errstr. */
+    void *(*open)(ds_worker_t *w, const ds_config_t *cfg, const ds_rules_t *rules, char *errstr,
+                  size_t errstr_size);
+    /* Free self: ds_worker_destroy, once the engine's clients are closed
+     * (no callback follows). */
+    void (*close)(void *self);
 } ds_worker_ops_t;
 
 /** The stop flag every worker loop checks (set by signal handlers). */
@@ -161,12 +170,15 @@ void ds_worker_install_signals(void);
  *  memory". */
 void *ds_worker_zalloc(size_t size, char *errstr, size_t errstr_size);
 
-/** Create a worker consuming `topic`.  `self` and `ops` are borrowed.
- *  `metrics` may be NULL.  NULL with errstr on failure. */
+/** Create a worker consuming `topic` and its adapter (ops->open).  `ops`,
+ *  `rules` and `metrics` are borrowed (`metrics` may be NULL; new rules:
+ *  ds_worker_set_rules).  NULL with errstr on failure. */
 ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_worker_ops_t *ops,
-                           void *self, ds_metrics_t *metrics, char *errstr, size_t errstr_size);
+                           const ds_rules_t *rules, ds_metrics_t *metrics, char *errstr,
+                           size_t errstr_size);
 /** Run until ds_worker_stop; returns 0 on a clean shutdown. */
 int ds_worker_run(ds_worker_t *w);
+/** Close the worker's clients, then its adapter (ops->close); w may be NULL. */
 void ds_worker_destroy(ds_worker_t *w);
 
 /** The codec of the worker's thread: decodes its input, encodes its

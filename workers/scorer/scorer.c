@@ -24,7 +24,7 @@
  * apply (score.c; the records it emits encoded and queued), and the
  * lifecycle: new rules, reset, the rewrite after Redis came back empty.
  */
-#include "scorer.h"
+#include "workers.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,71 +177,8 @@ static void sc_lifecycle(void *self, const ds_worker_change_t *c) {
         sc_rewrite_all(s, c->parts);
 }
 
-static const ds_worker_ops_t scorer_ops = {
-    .name = "scorer",
-    .event_size = sizeof(sslot_t),
-    .outputs = {"LeadScore", "AccountScore"},
-    .unit_key_doc = "account_id (lead_id for a lead without account)",
-    .decode = sc_decode,
-    .load = ds_scorer_load,
-    .loaded = ds_scorer_loaded,
-    .apply = sc_apply,
-    .persist = ds_scorer_persist,
-    .lifecycle = sc_lifecycle,
-};
-
-ds_scorer_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules, ds_metrics_t *metrics,
-                           char *errstr, size_t errstr_size) {
-    ds_scorer_t *s = ds_worker_zalloc(sizeof(*s), errstr, errstr_size);
-    if (!s)
-        return NULL;
-    s->cfg = cfg;
-    s->rules = rules;
-    if (!(s->scratch = ds_score_scratch_new())) {
-        free(s);
-        snprintf(errstr, errstr_size, "out of memory");
-        return NULL;
-    }
-    ds_buf_init(&s->enc, 0);
-    ds_buf_init(&s->list, 0);
-    ds_buf_init(&s->sumbuf, 0);
-    ds_buf_init(&s->keybuf, 0);
-    s->worker =
-        ds_worker_new(cfg, cfg->topic_marketing, &scorer_ops, s, metrics, errstr, errstr_size);
-    if (!s->worker)
-        goto fail;
-    s->codec = ds_worker_codec(s->worker);
-    ds_worker_t *w = s->worker;
-    s->m_unclassified = ds_worker_counter(w, "unclassified_events",
-                                          "Events whose content has no stage (scores nothing)");
-    s->m_migrated =
-        ds_worker_counter(w, "state_migrated_units",
-                          "Units read in an earlier version's layout (moved by their next write)");
-    if (metrics) {
-        s->m_lead_scores = ds_metrics_counter(metrics, "scores_emitted", "Score records produced",
-                                              "worker=\"scorer\",kind=\"lead\"");
-        s->m_account_scores =
-            ds_metrics_counter(metrics, "scores_emitted", "Score records produced",
-                               "worker=\"scorer\",kind=\"account\"");
-    }
-    s->m_tracked_leads =
-        ds_worker_gauge(w, "tracked_leads", "Leads whose state this process holds in memory");
-    s->m_tracked_units = ds_worker_gauge(
-        w, "tracked_units", "Scoring units (accounts, or leads without one) held in memory");
-    return s;
-fail:
-    ds_scorer_destroy(s);
-    return NULL;
-}
-
-ds_worker_t *ds_scorer_worker(ds_scorer_t *s) {
-    return s->worker;
-}
-
-void ds_scorer_destroy(ds_scorer_t *s) {
-    if (!s)
-        return;
-    ds_worker_destroy(s->worker);
+static void sc_close(void *self) {
+    ds_scorer_t *s = self;
     sc_reset(s);
     free(s->loads);
     free(s->sadd);
@@ -254,4 +191,63 @@ void ds_scorer_destroy(ds_scorer_t *s) {
     free(s->sums);
     ds_score_scratch_destroy(s->scratch);
     free(s);
+}
+
+static void *sc_open(ds_worker_t *w, const ds_config_t *cfg, const ds_rules_t *rules, char *errstr,
+                     size_t errstr_size) {
+    ds_scorer_t *s = ds_worker_zalloc(sizeof(*s), errstr, errstr_size);
+    if (!s)
+        return NULL;
+    s->cfg = cfg;
+    s->rules = rules;
+    s->worker = w;
+    s->codec = ds_worker_codec(w);
+    if (!(s->scratch = ds_score_scratch_new())) {
+        free(s);
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    ds_buf_init(&s->enc, 0);
+    ds_buf_init(&s->list, 0);
+    ds_buf_init(&s->sumbuf, 0);
+    ds_buf_init(&s->keybuf, 0);
+    s->m_unclassified = ds_worker_counter(w, "unclassified_events",
+                                          "Events whose content has no stage (scores nothing)");
+    s->m_migrated =
+        ds_worker_counter(w, "state_migrated_units",
+                          "Units read in an earlier version's layout (moved by their next write)");
+    ds_metrics_t *metrics = ds_worker_metrics(w);
+    if (metrics) {
+        s->m_lead_scores = ds_metrics_counter(metrics, "scores_emitted", "Score records produced",
+                                              "worker=\"scorer\",kind=\"lead\"");
+        s->m_account_scores =
+            ds_metrics_counter(metrics, "scores_emitted", "Score records produced",
+                               "worker=\"scorer\",kind=\"account\"");
+    }
+    s->m_tracked_leads =
+        ds_worker_gauge(w, "tracked_leads", "Leads whose state this process holds in memory");
+    s->m_tracked_units = ds_worker_gauge(
+        w, "tracked_units", "Scoring units (accounts, or leads without one) held in memory");
+    return s;
+}
+
+static const ds_worker_ops_t scorer_ops = {
+    .name = "scorer",
+    .event_size = sizeof(sslot_t),
+    .outputs = {"LeadScore", "AccountScore"},
+    .unit_key_doc = "account_id (lead_id for a lead without account)",
+    .decode = sc_decode,
+    .load = ds_scorer_load,
+    .loaded = ds_scorer_loaded,
+    .apply = sc_apply,
+    .persist = ds_scorer_persist,
+    .lifecycle = sc_lifecycle,
+    .open = sc_open,
+    .close = sc_close,
+};
+
+ds_worker_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules, ds_metrics_t *metrics,
+                           char *errstr, size_t errstr_size) {
+    return ds_worker_new(cfg, cfg->topic_marketing, &scorer_ops, rules, metrics, errstr,
+                         errstr_size);
 }

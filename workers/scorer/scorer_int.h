@@ -13,7 +13,7 @@
 
 #include "ds_fmt.h"
 #include "score.h"
-#include "scorer.h"
+#include "workers.h"
 
 typedef struct unit_entry { /* one per account: keep it small */
     ds_worker_entity_t ent; /* first: the engine's (bound partition, checkpoint) */
@@ -70,6 +70,8 @@ typedef struct load {
     UT_hash_handle hh; /* by Redis key: one load per key and round */
     char *rkey;
 } load_t;
+
+typedef struct ds_scorer ds_scorer_t;
 
 struct ds_scorer {
     const ds_config_t *cfg;

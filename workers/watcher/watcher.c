@@ -23,7 +23,7 @@
  * evaluates at the system time, with clock checks every check_interval_ms
  * (grace_minutes delays quiet deadlines).
  */
-#include "watcher.h"
+#include "workers.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,7 +199,7 @@ static void wa_tick(void *self, ds_worker_t *wk, int64_t now) {
  * at the close, with the window's last deal (ds_watcher_persist with
  * `last`): a replay from the window's offsets moves them again from
  * there, as the first run did. */
-static void wa_close(ds_watcher_t *w, const ds_worker_change_t *c) {
+static void wa_window_close(ds_watcher_t *w, const ds_worker_change_t *c) {
     (void)c;
     for (int32_t p = 0; w->nwm_dirty && p < MAX_PARTITIONS; p++) {
         part_t *pt = &w->parts[p];
@@ -281,11 +281,48 @@ static void wa_rewrite_all(ds_watcher_t *w, const ds_worker_change_t *c) {
 
 static void wa_lifecycle(void *self, const ds_worker_change_t *c) {
     static void (*const on[])(ds_watcher_t *, const ds_worker_change_t *) = {
-        [DS_WORKER_RULES] = wa_rules, [DS_WORKER_ASSIGNED] = wa_assigned,
-        [DS_WORKER_RESET] = wa_reset, [DS_WORKER_REWRITE] = wa_rewrite_all,
-        [DS_WORKER_CLOSE] = wa_close,
+        [DS_WORKER_RULES] = wa_rules,        [DS_WORKER_ASSIGNED] = wa_assigned,
+        [DS_WORKER_RESET] = wa_reset,        [DS_WORKER_REWRITE] = wa_rewrite_all,
+        [DS_WORKER_CLOSE] = wa_window_close,
     };
     on[c->what](self, c);
+}
+
+static void wa_close(void *self) {
+    ds_watcher_t *w = self;
+    wa_reset(w, NULL);
+    free(w->loads);
+    free(w->pending_ids);
+    free(w->pending_parts);
+    ds_buf_free(&w->enc);
+    ds_buf_free(&w->tmp);
+    ds_arena_free(&w->mob_arena);
+    free(w);
+}
+
+static void *wa_open(ds_worker_t *wk, const ds_config_t *cfg, const ds_rules_t *rules, char *errstr,
+                     size_t errstr_size) {
+    ds_watcher_t *w = ds_worker_zalloc(sizeof(*w), errstr, errstr_size);
+    if (!w)
+        return NULL;
+    w->cfg = cfg;
+    w->rules = rules;
+    w->worker = wk;
+    w->codec = ds_worker_codec(wk);
+    w->metrics = ds_worker_metrics(wk);
+    w->event_clock = !strcmp(cfg->clock, "event");
+    ds_buf_init(&w->enc, 0);
+    ds_buf_init(&w->tmp, 0);
+    ds_arena_init(&w->mob_arena, 0);
+    w->m_ignored =
+        ds_worker_counter(wk, "ignored_events", "Events ignored by the rules (after close, …)");
+    w->m_checked = ds_worker_counter(wk, "clock_check_deals",
+                                     "Deals evaluated by clock checks (only due ones are)");
+    w->m_check_sec = ds_worker_histogram(wk, "clock_check_seconds",
+                                         "Duration of one wall-clock check of due deadlines");
+    w->m_tracked =
+        ds_worker_gauge(wk, "tracked_deals", "Deals whose state this process holds in memory");
+    return w;
 }
 
 static const ds_worker_ops_t watcher_ops = {
@@ -300,53 +337,11 @@ static const ds_worker_ops_t watcher_ops = {
     .persist = ds_watcher_persist,
     .tick = wa_tick,
     .lifecycle = wa_lifecycle,
+    .open = wa_open,
+    .close = wa_close,
 };
 
-ds_watcher_t *ds_watcher_new(const ds_config_t *cfg, const ds_rules_t *rules, ds_metrics_t *metrics,
-                             char *errstr, size_t errstr_size) {
-    ds_watcher_t *w = ds_worker_zalloc(sizeof(*w), errstr, errstr_size);
-    if (!w)
-        return NULL;
-    w->cfg = cfg;
-    w->rules = rules;
-    w->metrics = metrics;
-    w->event_clock = !strcmp(cfg->clock, "event");
-    ds_buf_init(&w->enc, 0);
-    ds_buf_init(&w->tmp, 0);
-    ds_arena_init(&w->mob_arena, 0);
-    w->worker = ds_worker_new(cfg, cfg->topic_crm, &watcher_ops, w, metrics, errstr, errstr_size);
-    if (!w->worker)
-        goto fail;
-    w->codec = ds_worker_codec(w->worker);
-    ds_worker_t *wk = w->worker;
-    w->m_ignored =
-        ds_worker_counter(wk, "ignored_events", "Events ignored by the rules (after close, …)");
-    w->m_checked = ds_worker_counter(wk, "clock_check_deals",
-                                     "Deals evaluated by clock checks (only due ones are)");
-    w->m_check_sec = ds_worker_histogram(wk, "clock_check_seconds",
-                                         "Duration of one wall-clock check of due deadlines");
-    w->m_tracked =
-        ds_worker_gauge(wk, "tracked_deals", "Deals whose state this process holds in memory");
-    return w;
-fail:
-    ds_watcher_destroy(w);
-    return NULL;
-}
-
-ds_worker_t *ds_watcher_worker(ds_watcher_t *w) {
-    return w->worker;
-}
-
-void ds_watcher_destroy(ds_watcher_t *w) {
-    if (!w)
-        return;
-    ds_worker_destroy(w->worker);
-    wa_reset(w, NULL);
-    free(w->loads);
-    free(w->pending_ids);
-    free(w->pending_parts);
-    ds_buf_free(&w->enc);
-    ds_buf_free(&w->tmp);
-    ds_arena_free(&w->mob_arena);
-    free(w);
+ds_worker_t *ds_watcher_new(const ds_config_t *cfg, const ds_rules_t *rules, ds_metrics_t *metrics,
+                            char *errstr, size_t errstr_size) {
+    return ds_worker_new(cfg, cfg->topic_crm, &watcher_ops, rules, metrics, errstr, errstr_size);
 }

@@ -14,7 +14,7 @@
 
 #include "partclock.h"
 #include "stall.h"
-#include "watcher.h"
+#include "workers.h"
 
 #define MAX_PARTITIONS 4096
 
@@ -67,6 +67,8 @@ typedef struct load {
     int32_t partition;
     mob_entry_t *m; /* LOAD_TIER */
 } load_t;
+
+typedef struct ds_watcher ds_watcher_t;
 
 struct ds_watcher {
     const ds_config_t *cfg;
