@@ -535,3 +535,28 @@ ds_err_t ds_codec_encode_account_score(ds_codec_t *c, const ds_account_score_t *
 ds_err_t ds_codec_encode_deal_alert(ds_codec_t *c, const ds_deal_alert_t *a, ds_buf_t *out) {
     return encode(c, c->ids.deal_alert, deal_alert_fields, a, out);
 }
+
+static ds_err_t enc_lead_score(ds_codec_t *c, const void *r, ds_buf_t *out) {
+    return ds_codec_encode_lead_score(c, r, out);
+}
+
+static ds_err_t enc_account_score(ds_codec_t *c, const void *r, ds_buf_t *out) {
+    return ds_codec_encode_account_score(c, r, out);
+}
+
+static ds_err_t enc_deal_alert(ds_codec_t *c, const void *r, ds_buf_t *out) {
+    return ds_codec_encode_deal_alert(c, r, out);
+}
+
+ds_codec_encoder_t ds_codec_encoder(const char *record) {
+    static const struct {
+        const char *record;
+        ds_codec_encoder_t fn;
+    } outs[] = {{"LeadScore", enc_lead_score},
+                {"AccountScore", enc_account_score},
+                {"DealAlert", enc_deal_alert}};
+    for (size_t i = 0; i < sizeof(outs) / sizeof(outs[0]); i++)
+        if (!strcmp(outs[i].record, record))
+            return outs[i].fn;
+    return NULL;
+}

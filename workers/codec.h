@@ -67,4 +67,11 @@ ds_err_t ds_codec_encode_account_score(ds_codec_t *c, const ds_account_score_t *
                                        ds_buf_t *out) DS_WUR;
 ds_err_t ds_codec_encode_deal_alert(ds_codec_t *c, const ds_deal_alert_t *a, ds_buf_t *out) DS_WUR;
 
+/* An encoder above that takes its record untyped. */
+typedef ds_err_t (*ds_codec_encoder_t)(ds_codec_t *c, const void *record, ds_buf_t *out);
+/* The encoder of the record named `record` ("LeadScore": a ds_lead_score_t,
+ * "AccountScore": a ds_account_score_t, "DealAlert": a ds_deal_alert_t);
+ * NULL for another name. */
+ds_codec_encoder_t ds_codec_encoder(const char *record);
+
 #endif

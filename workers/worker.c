@@ -205,16 +205,27 @@ void ds_wk_abandon_all(ds_worker_t *w, const char *why) {
 
 /* ---- outputs and the DLQ ----------------------------------------------------- */
 
-void ds_worker_emit(ds_worker_t *w, const char *topic, const char *key, const void *val,
-                    size_t vlen, const char *id) {
+static void emit(ds_worker_t *w, const char *topic, const char *key, const void *val, size_t vlen,
+                 const char *id) {
     if (!ds_batch_add_output(w->cur, topic, key, val, vlen, id)) {
         DS_ERROR(w->ops->name, "out of memory queuing an output");
         abort(); /* losing an output silently is not an option */
     }
 }
 
+void ds_worker_output(ds_worker_t *w, size_t out, const char *key, const char *id,
+                      const void *record) {
+    ds_buf_reset(&w->enc);
+    if (out >= w->nouts || w->encoders[out](w->codec, record, &w->enc)) {
+        DS_ERROR(w->ops->name, "cannot encode output %zu (%s) %s", out,
+                 out < w->nouts ? w->ops->outputs[out] : "none", id ? id : "");
+        abort(); /* a bug: losing an output silently is not an option */
+    }
+    emit(w, w->out_topics[out], key, w->enc.data, w->enc.len, id);
+}
+
 static void emit_dlq(ds_worker_t *w, size_t index) {
-    ds_worker_emit(w, w->dlq.topic, "", "", 0, NULL);
+    emit(w, w->dlq.topic, "", "", 0, NULL);
     ds_batch_output(w->cur, w->cur->nouts - 1)->dlq_index = (int)index;
     ds_dlq_count(&w->dlq, w->cur->errs[index]);
 }
@@ -465,6 +476,10 @@ static bool open_codec(ds_worker_t *w, char *errstr, size_t errstr_size) {
     for (size_t i = 0; i < DS_WORKER_MAX_OUTPUTS && w->ops->outputs[i]; i++) {
         ds_output_schema_init(&w->outs[i], cfg, w->ops->outputs[i]);
         w->out_topics[i] = w->outs[i].topic;
+        if (!(w->encoders[i] = ds_codec_encoder(w->ops->outputs[i]))) {
+            snprintf(errstr, errstr_size, "no encoder for output record %s", w->ops->outputs[i]);
+            return false;
+        }
         w->nouts = i + 1;
     }
     return w->codec != NULL;
@@ -703,6 +718,7 @@ void ds_worker_destroy(ds_worker_t *w) {
     ds_redis_destroy(w->wredis);
     ds_redis_known_destroy(w->known);
     ds_codec_destroy(w->codec);
+    ds_buf_free(&w->enc);
     ds_registry_destroy(w->registry);
     ds_health_destroy(&w->health);
     /* last: closing the consumer may still hand a revocation to the

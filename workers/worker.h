@@ -131,7 +131,7 @@ typedef struct ds_worker_ops {
                    int round);
     ds_err_t (*loaded)(void *self, size_t index, const ds_reply_t *reply);
     /* Apply one decoded event, its entity loaded and bound to `partition`;
-     * outputs via ds_worker_emit().  `replay`: the entity's checkpoint
+     * outputs via ds_worker_output().  `replay`: the entity's checkpoint
      * already covers it (counted as skipped; the adapter changes no state
      * but may move its clocks).  Otherwise the engine has moved the
      * checkpoint and made the entity dirty, and counts the event by the
@@ -189,10 +189,14 @@ ds_codec_t *ds_worker_codec(ds_worker_t *w);
  *  batch boundary (ops->rules).  Any thread. */
 void ds_worker_set_rules(ds_worker_t *w, const ds_rules_t *rules);
 
-/** Queue an output record for this batch (copied).  `id` is the stable
- *  output id, sent in the `dealsignal.id` header. */
-void ds_worker_emit(ds_worker_t *w, const char *topic, const char *key, const void *val,
-                    size_t vlen, const char *id);
+/** Queue output record number `out` of ops->outputs for this batch, to
+ *  its topic, encoded from `record` (its C type: ds_lead_score_t for
+ *  "LeadScore", ds_account_score_t for "AccountScore", ds_deal_alert_t for
+ *  "DealAlert") and keyed by `key`; `id` is its stable output id, sent in
+ *  the `dealsignal.id` header.  A record that cannot be encoded is a bug:
+ *  the process aborts rather than lose it. */
+void ds_worker_output(ds_worker_t *w, size_t out, const char *key, const char *id,
+                      const void *record);
 
 /** Whether the worker is ready (partitions assigned, Redis answering within
  *  redis.timeout_ms, some broker answering within broker_timeout_ms, outputs

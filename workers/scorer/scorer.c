@@ -70,27 +70,16 @@ static ds_err_t sc_decode(void *self, const void *val, size_t len, ds_arena_t *a
 
 /* ---- apply --------------------------------------------------------------- */
 
+/* ops.outputs: LeadScore first, then AccountScore */
 static void sink_lead(void *opaque, const ds_lead_score_t *ls) {
     ds_scorer_t *s = opaque;
-    ds_buf_reset(&s->enc);
-    if (ds_codec_encode_lead_score(s->codec, ls, &s->enc)) {
-        DS_ERROR("scorer", "cannot encode LeadScore of %s", ls->lead_id);
-        abort();
-    }
-    ds_worker_emit(s->cur, s->cfg->topic_lead_scores, ls->lead_id, s->enc.data, s->enc.len,
-                   ls->output_id);
+    ds_worker_output(s->cur, 0, ls->lead_id, ls->output_id, ls);
     ds_worker_add(s->m_lead_scores, 1);
 }
 
 static void sink_account(void *opaque, const ds_account_score_t *as) {
     ds_scorer_t *s = opaque;
-    ds_buf_reset(&s->enc);
-    if (ds_codec_encode_account_score(s->codec, as, &s->enc)) {
-        DS_ERROR("scorer", "cannot encode AccountScore of %s", as->account_id);
-        abort();
-    }
-    ds_worker_emit(s->cur, s->cfg->topic_account_scores, as->account_id, s->enc.data, s->enc.len,
-                   as->output_id);
+    ds_worker_output(s->cur, 1, as->account_id, as->output_id, as);
     ds_worker_add(s->m_account_scores, 1);
 }
 
@@ -184,7 +173,6 @@ static void sc_close(void *self) {
     free(s->sadd);
     free(s->dict);
     free(s->dict_idx);
-    ds_buf_free(&s->enc);
     ds_buf_free(&s->list);
     ds_buf_free(&s->sumbuf);
     ds_buf_free(&s->keybuf);
@@ -207,7 +195,6 @@ static void *sc_open(ds_worker_t *w, const ds_config_t *cfg, const ds_rules_t *r
         snprintf(errstr, errstr_size, "out of memory");
         return NULL;
     }
-    ds_buf_init(&s->enc, 0);
     ds_buf_init(&s->list, 0);
     ds_buf_init(&s->sumbuf, 0);
     ds_buf_init(&s->keybuf, 0);

@@ -82,7 +82,7 @@ struct ds_scorer {
     load_t **loads;
     size_t nloads, loads_cap;
     load_t *load_keys; /* this round's loads by Redis key */
-    ds_buf_t enc, keybuf, list;
+    ds_buf_t keybuf, list;
     ds_worker_t *cur;  /* during apply */
     ds_redis_t *cur_r; /* during load and persist */
     unit_entry_t *cur_e;

@@ -96,12 +96,7 @@ static ds_err_t wa_decode(void *self, const void *val, size_t len, ds_arena_t *a
 
 static void sink_alert(void *opaque, const ds_deal_alert_t *a) {
     ds_watcher_t *w = opaque;
-    ds_buf_reset(&w->enc);
-    if (ds_codec_encode_deal_alert(w->codec, a, &w->enc)) {
-        DS_ERROR("watcher", "cannot encode DealAlert %s", a->alert_id);
-        abort();
-    }
-    ds_worker_emit(w->cur, w->cfg->topic_alerts, a->deal_id, w->enc.data, w->enc.len, a->alert_id);
+    ds_worker_output(w->cur, 0, a->deal_id, a->alert_id, a); /* ops.outputs[0]: DealAlert */
     if (w->metrics && a->kind >= 0 && a->kind < DS_AK__COUNT && a->state >= 0 &&
         a->state < DS_AS__COUNT) {
         /* each series looked up once, when its first alert is counted */
@@ -294,7 +289,6 @@ static void wa_close(void *self) {
     free(w->loads);
     free(w->pending_ids);
     free(w->pending_parts);
-    ds_buf_free(&w->enc);
     ds_buf_free(&w->tmp);
     ds_arena_free(&w->mob_arena);
     free(w);
@@ -311,7 +305,6 @@ static void *wa_open(ds_worker_t *wk, const ds_config_t *cfg, const ds_rules_t *
     w->codec = ds_worker_codec(wk);
     w->metrics = ds_worker_metrics(wk);
     w->event_clock = !strcmp(cfg->clock, "event");
-    ds_buf_init(&w->enc, 0);
     ds_buf_init(&w->tmp, 0);
     ds_arena_init(&w->mob_arena, 0);
     w->m_ignored =

@@ -92,7 +92,7 @@ struct ds_watcher {
     bool boot_inflight;     /* index deals queued, not yet known loaded */
     bool tiers_queued;      /* this batch's stakeholder tiers are being read */
     uint64_t tier_round;    /* counts queue_tiers() calls */
-    ds_buf_t enc, tmp;
+    ds_buf_t tmp;
     ds_worker_t *cur;
     ds_counter_t *m_ignored;
     ds_gauge_t *m_tracked;
