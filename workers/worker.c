@@ -397,10 +397,8 @@ static void idle(ds_worker_t *w, ds_batch_t *b, bool inflight) {
 void ds_worker_dirty(ds_worker_t *w, ds_worker_entity_t *e) {
     if (e->dirty)
         return;
-    if (!ds_dirtyq_push(&w->dirty, e)) {
-        DS_ERROR(w->ops->name, "out of memory");
-        abort(); /* an entity that is never written would be lost */
-    }
+    if (!ds_dirtyq_push(&w->dirty, e))
+        ds_worker_oom(w->ops->name); /* an entity that is never written would be lost */
     e->dirty = true;
 }
 
@@ -616,6 +614,11 @@ int ds_worker_run(ds_worker_t *w) {
             ds_wk_abandon_all(w, w->abandon ? "rebalance" : "shutdown");
     }
     return finish(w, rc);
+}
+
+void ds_worker_oom(const char *who) {
+    DS_ERROR(who, "out of memory");
+    abort();
 }
 
 void *ds_worker_zalloc(size_t size, char *errstr, size_t errstr_size) {

@@ -166,6 +166,10 @@ extern volatile sig_atomic_t ds_worker_stop;
 /** Install SIGTERM/SIGINT handlers that set ds_worker_stop. */
 void ds_worker_install_signals(void);
 
+/** Log "<who>: out of memory" and abort: a worker does not run on without
+ *  memory (what it could not hold would be lost). */
+void ds_worker_oom(const char *who) __attribute__((noreturn));
+
 /** Zeroed memory for a worker or an adapter; NULL with errstr "out of
  *  memory". */
 void *ds_worker_zalloc(size_t size, char *errstr, size_t errstr_size);

@@ -47,11 +47,6 @@ void ds_scorer_publish_tracked(ds_scorer_t *s) {
         ds_gauge_set(s->m_tracked_units, (double)s->tracked_units);
 }
 
-void ds_scorer_oom(void) {
-    DS_ERROR("scorer", "out of memory");
-    abort();
-}
-
 /* ---- decode -------------------------------------------------------------- */
 
 /* The event, and its unit: the account, or the lead without one. */
@@ -141,7 +136,7 @@ static void sc_rewrite_all(ds_scorer_t *s, const ds_partitions_t *owned) {
             continue; /* not loaded, or another worker's */
         bool whole = true;
         if (ds_score_unit_mark_all_dirty(e->unit, &whole))
-            ds_scorer_oom();
+            ds_worker_oom("scorer");
         part += !whole;
         e->written_sig = 0;
         ds_worker_dirty(s->worker, &e->ent);

@@ -111,8 +111,6 @@ static inline const char *ds_scorer_ev_unit_key(const ds_ma_event_t *ev, bool *i
 
 /* scorer.c */
 
-/* Log and abort: the scorer does not run on without memory. */
-void ds_scorer_oom(void) __attribute__((noreturn));
 /* Bring tracked_leads up to date with e's unit. */
 void ds_scorer_count_leads(ds_scorer_t *s, unit_entry_t *e);
 /* Set the gauges tracked_leads and tracked_units. */

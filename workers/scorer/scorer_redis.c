@@ -64,7 +64,7 @@ static const char *rkey(ds_scorer_t *s, const unit_entry_t *e, const char *suffi
                        e->is_account ? "acct" : "lead", e->key, suffix ? suffix : "",
                        tail ? tail : "") ||
         ds_buf_append(&s->keybuf, "", 1))
-        ds_scorer_oom();
+        ds_worker_oom("scorer");
     return (const char *)s->keybuf.data;
 }
 
@@ -101,13 +101,13 @@ static void queue_load(ds_scorer_t *s, unit_entry_t *e, int kind, const char *id
         size_t nc = s->loads_cap ? s->loads_cap * 2 : 256;
         load_t **na = realloc(s->loads, nc * sizeof(*na));
         if (!na)
-            ds_scorer_oom();
+            ds_worker_oom("scorer");
         s->loads = na;
         s->loads_cap = nc;
     }
     l = calloc(1, sizeof(*l));
     if (!l || !(l->rkey = strdup(argv[1])) || (id && !(l->id = strdup(id))))
-        ds_scorer_oom();
+        ds_worker_oom("scorer");
     l->e = e;
     l->kind = kind;
     s->loads[s->nloads++] = l;
@@ -184,7 +184,7 @@ size_t ds_scorer_load(void *self, ds_redis_t *r, void **slots, const int32_t *pa
             if (!e) {
                 e = calloc(1, sizeof(*e));
                 if (!e || !(e->key = strdup(key)))
-                    ds_scorer_oom();
+                    ds_worker_oom("scorer");
                 e->is_account = is_account;
                 e->ent.partition = -1;
                 e->ent.offset = -1;
@@ -456,9 +456,9 @@ static const char *join(ds_scorer_t *s, const char *const *strs, size_t n, char 
     for (size_t i = 0; i < n; i++)
         if ((i && ds_buf_append(&s->list, &sep, 1)) ||
             ds_buf_append(&s->list, strs[i], strlen(strs[i])))
-            ds_scorer_oom();
+            ds_worker_oom("scorer");
     if (ds_buf_append(&s->list, "", 1))
-        ds_scorer_oom();
+        ds_worker_oom("scorer");
     return (const char *)s->list.data;
 }
 
@@ -540,7 +540,7 @@ static void w_lead(void *opaque, const ds_lead_score_t *v, uint64_t *notes, cons
             size_t nc = s->csadd ? s->csadd * 2 : 64;
             const char **na = realloc(s->sadd, nc * sizeof(*na));
             if (!na)
-                ds_scorer_oom();
+                ds_worker_oom("scorer");
             s->sadd = na;
             s->csadd = nc;
         }
@@ -559,7 +559,7 @@ static void w_dict(void *opaque, uint32_t idx, const char *str) {
         if (ni)
             s->dict_idx = ni;
         if (!na || !ni)
-            ds_scorer_oom();
+            ds_worker_oom("scorer");
         s->cdict = nc;
     }
     ds_fmt_u64(s->dict_idx[s->ndict], idx);
@@ -587,7 +587,7 @@ static void w_sum(void *opaque, uint32_t idx, const void *v, size_t n) {
         size_t nc = s->csums ? s->csums * 2 : 64;
         sum_field_t *na = realloc(s->sums, nc * sizeof(*na));
         if (!na)
-            ds_scorer_oom();
+            ds_worker_oom("scorer");
         s->sums = na;
         s->csums = nc;
     }
@@ -596,7 +596,7 @@ static void w_sum(void *opaque, uint32_t idx, const void *v, size_t n) {
     f->v = v;
     f->n = n;
     if (n && ds_buf_append(&s->sumbuf, v, n))
-        ds_scorer_oom();
+        ds_worker_oom("scorer");
 }
 
 static void put_sums(ds_scorer_t *s) {
@@ -730,12 +730,12 @@ void ds_scorer_persist(void *self, ds_redis_t *r, ds_worker_entity_t *const *ent
             ds_redis_cmd(r, 1, multi, NULL);
         }
         if (ds_score_unit_write(e->unit, &w))
-            ds_scorer_oom();
+            ds_worker_oom("scorer");
         put_sums(s);
         if (e->is_account && s->ndict) {
             const char **idx = malloc(s->ndict * sizeof(*idx));
             if (!idx)
-                ds_scorer_oom();
+                ds_worker_oom("scorer");
             for (size_t k = 0; k < s->ndict; k++)
                 idx[k] = s->dict_idx[k];
             put_many(s, "HSET", rkey(s, e, ":dict", NULL), idx, s->dict, s->ndict);

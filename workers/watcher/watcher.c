@@ -71,10 +71,8 @@ static void watermark_dirty(ds_watcher_t *w, part_t *pt) {
 
 void ds_watcher_reindex(ds_watcher_t *w, deal_entry_t *e) {
     int64_t d = ds_deal_next_deadline(e->deal, w->rules);
-    if (!ds_partclock_schedule(&ds_watcher_part(w, e->ent.partition)->clock, e, &e->deadline, d)) {
-        DS_ERROR("watcher", "out of memory");
-        abort();
-    }
+    if (!ds_partclock_schedule(&ds_watcher_part(w, e->ent.partition)->clock, e, &e->deadline, d))
+        ds_worker_oom("watcher");
 }
 
 /* ---- decode --------------------------------------------------------------- */

@@ -46,10 +46,8 @@ static void add_load(ds_watcher_t *w, load_kind_t kind, deal_entry_t *e, int32_t
     if (w->nloads == w->loads_cap) {
         size_t nc = w->loads_cap ? w->loads_cap * 2 : 256;
         load_t *nl = realloc(w->loads, nc * sizeof(*nl));
-        if (!nl) {
-            DS_ERROR("watcher", "out of memory");
-            abort();
-        }
+        if (!nl)
+            ds_worker_oom("watcher");
         w->loads = nl;
         w->loads_cap = nc;
     }
@@ -62,10 +60,8 @@ static deal_entry_t *entry_for(ds_watcher_t *w, const char *id, int32_t partitio
     if (e)
         return e;
     e = calloc(1, sizeof(*e));
-    if (!e || !(e->id = strdup(id))) {
-        DS_ERROR("watcher", "out of memory");
-        abort();
-    }
+    if (!e || !(e->id = strdup(id)))
+        ds_worker_oom("watcher");
     e->ent.partition = partition;
     e->ent.offset = -1;
     e->deadline = INT64_MAX;
@@ -345,10 +341,8 @@ static void add_pending(ds_watcher_t *w, const char *id, int32_t p) {
         int32_t *np = realloc(w->pending_parts, nc * sizeof(*np));
         if (np)
             w->pending_parts = np;
-        if (!ni || !np) {
-            DS_ERROR("watcher", "out of memory");
-            abort();
-        }
+        if (!ni || !np)
+            ds_worker_oom("watcher");
         w->pending_cap = nc;
     }
     w->pending_ids[w->npending] = strdup(id);
