@@ -46,6 +46,14 @@ const char *ds_err2str(ds_err_t err);
 /** True for the codes that send a record to the DLQ. */
 int ds_err_is_dlq(ds_err_t err);
 
+/** Return from the enclosing function with x's error, if it has one. */
+#define DS_TRY(x)                                                                                  \
+    do {                                                                                           \
+        ds_err_t e_ = (x);                                                                         \
+        if (e_)                                                                                    \
+            return e_;                                                                             \
+    } while (0)
+
 #define DS_WUR __attribute__((warn_unused_result))
 #define DS_PRINTF(a, b) __attribute__((format(printf, a, b)))
 

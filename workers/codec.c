@@ -259,13 +259,6 @@ static ds_err_t open_rec(ds_codec_t *c, const char *name, const void *buf, size_
     return DS_ERR_OK;
 }
 
-#define TRY(x)                                                                                     \
-    do {                                                                                           \
-        ds_err_t e_ = (x);                                                                         \
-        if (e_)                                                                                    \
-            return e_;                                                                             \
-    } while (0)
-
 /* ---- the records' fields, written once for both directions --------------------- */
 
 /* A walk over one record's fields in its schema's order: with `enc` set
@@ -467,7 +460,7 @@ static ds_err_t decode(ds_codec_t *c, const char *name, fields_fn *fields, const
                        size_t len, ds_arena_t *arena, void *record, size_t size, char *detail,
                        size_t dsz) {
     proj_t p;
-    TRY(open_rec(c, name, buf, len, arena, detail, dsz, &p));
+    DS_TRY(open_rec(c, name, buf, len, arena, detail, dsz, &p));
     memset(record, 0, size);
     fields_t f = {.dec = &p};
     fields(&f, record);
@@ -510,7 +503,7 @@ ds_err_t ds_codec_decode_deal_alert(ds_codec_t *c, const void *buf, size_t len, 
 static ds_err_t encode(ds_codec_t *c, int32_t id, fields_fn *fields, const void *record,
                        ds_buf_t *out) {
     ds_avro_enc_t x;
-    TRY(ds_avro_enc_begin(c->reg, id, &x));
+    DS_TRY(ds_avro_enc_begin(c->reg, id, &x));
     fields_t f = {.enc = &x};
     fields(&f, (void *)record);
     return ds_avro_enc_finish(&x, out);

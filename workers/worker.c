@@ -621,6 +621,15 @@ void ds_worker_oom(const char *who) {
     abort();
 }
 
+void *ds_worker_room(const char *who, void *arr, size_t n, size_t *cap, size_t size, size_t first) {
+    if (n < *cap)
+        return arr;
+    void *na = ds_grow(arr, cap, size, first);
+    if (!na)
+        ds_worker_oom(who);
+    return na;
+}
+
 void *ds_worker_zalloc(size_t size, char *errstr, size_t errstr_size) {
     void *p = calloc(1, size);
     if (!p)

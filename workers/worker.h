@@ -170,6 +170,11 @@ void ds_worker_install_signals(void);
  *  memory (what it could not hold would be lost). */
 void ds_worker_oom(const char *who) __attribute__((noreturn));
 
+/** arr, whose n elements of `size` bytes fill *cap, with room for one
+ *  more: grown as ds_grow does when full (`first` elements at first); out
+ *  of memory aborts (ds_worker_oom(who)). */
+void *ds_worker_room(const char *who, void *arr, size_t n, size_t *cap, size_t size, size_t first);
+
 /** Zeroed memory for a worker or an adapter; NULL with errstr "out of
  *  memory". */
 void *ds_worker_zalloc(size_t size, char *errstr, size_t errstr_size);

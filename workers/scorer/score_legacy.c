@@ -67,31 +67,29 @@ static int get_id(lg_t *d, uint32_t limit, bool opt_none, uint32_t *id) {
     return 0;
 }
 
-/* Old string i as a lead id / as a symbol. */
-static int as_lead(lg_t *d, uint32_t i, uint32_t *id) {
+/* Old string i as a lead id (intern into map lmap) or as a symbol (sym
+ * into smap), remembered in map so that each is made once. */
+typedef int (*intern_fn)(ds_score_unit_t *u, const char *s, size_t n, uint32_t *id);
+
+static int as_new(lg_t *d, uint32_t i, intern_fn make, uint32_t *map, uint32_t *id) {
     if (i == NOID) {
         *id = NOID;
         return 0;
     }
-    if (d->lmap[i] == NOID) {
+    if (map[i] == NOID) {
         const istr_t *e = &d->old.strs[i];
-        NOMEM(ds_score_intern(d->u, d->old.pool + e->off, e->len, &d->lmap[i]));
+        NOMEM(make(d->u, d->old.pool + e->off, e->len, &map[i]));
     }
-    *id = d->lmap[i];
+    *id = map[i];
     return 0;
 }
 
+static int as_lead(lg_t *d, uint32_t i, uint32_t *id) {
+    return as_new(d, i, ds_score_intern, d->lmap, id);
+}
+
 static int as_sym(lg_t *d, uint32_t i, uint32_t *id) {
-    if (i == NOID) {
-        *id = NOID;
-        return 0;
-    }
-    if (d->smap[i] == NOID) {
-        const istr_t *e = &d->old.strs[i];
-        NOMEM(ds_score_sym(d->u, d->old.pool + e->off, e->len, &d->smap[i]));
-    }
-    *id = d->smap[i];
-    return 0;
+    return as_new(d, i, ds_score_sym, d->smap, id);
 }
 
 /* A reference to an old string, as a lead id or a symbol. */
@@ -217,8 +215,8 @@ static int body(lg_t *d, uint32_t **old_leads) {
     if (get_u8max(d, 1, &is_acct))
         return -1;
     u->is_account = is_acct;
-    if (get_dbl(d, &u->tier_confronted) || get_dbl(d, &u->tier_connector) ||
-        get_dbl(d, &target) || get_int(d, &window) || get_int(d, &u->max_t))
+    if (get_dbl(d, &u->tier_confronted) || get_dbl(d, &u->tier_connector) || get_dbl(d, &target) ||
+        get_int(d, &window) || get_int(d, &u->max_t))
         return -1;
     u->consensus_target = target;
     u->dd_window_ms = window;
@@ -280,8 +278,7 @@ static int body(lg_t *d, uint32_t **old_leads) {
         return -1;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t sharer, col, insight, ci;
-        if (get_lead(d, false, &sharer) || get_lead(d, false, &col) ||
-            get_sym(d, false, &insight))
+        if (get_lead(d, false, &sharer) || get_lead(d, false, &col) || get_sym(d, false, &insight))
             return -1;
         NOMEM(ds_score_lead_slot(u, col, &ci));
         lead_t *C = u->leads[ci];
@@ -329,8 +326,8 @@ static int body(lg_t *d, uint32_t **old_leads) {
     RD_GET(ds_get_varint(&d->r, &v));
     RD_CHECK(v <= UINT32_MAX);
     u->acc_n_emitted = (uint32_t)v;
-    if (get_i32(d, &u->em_engaged) || get_i32(d, &u->em_confronted) ||
-        get_i32(d, &u->em_cons10) || get_sym(d, true, &u->em_top) || get_count(d, &n))
+    if (get_i32(d, &u->em_engaged) || get_i32(d, &u->em_confronted) || get_i32(d, &u->em_cons10) ||
+        get_sym(d, true, &u->em_top) || get_count(d, &n))
         return -1;
     u->em_nmob = n;
     for (uint32_t i = 0; i < n; i++) {

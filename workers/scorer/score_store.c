@@ -40,13 +40,6 @@
 
 #define REC_VERSION 3
 
-#define PUT(x)                                                                                     \
-    do {                                                                                           \
-        ds_err_t e_ = (x);                                                                         \
-        if (e_)                                                                                    \
-            return e_;                                                                             \
-    } while (0)
-
 /* ---- the dictionary -------------------------------------------------------- */
 
 /* The dictionary index of intern id `id`, assigned when it has none (a
@@ -65,7 +58,7 @@ static ds_err_t dict_ref(ds_score_unit_t *u, uint32_t id, uint64_t *ref) {
 
 static ds_err_t put_ref(ds_score_unit_t *u, ds_buf_t *b, uint32_t id) {
     uint64_t ref;
-    PUT(dict_ref(u, id, &ref));
+    DS_TRY(dict_ref(u, id, &ref));
     return ds_buf_put_varint(b, ref);
 }
 
@@ -104,121 +97,121 @@ ds_err_t ds_score_unit_put_dict(ds_score_unit_t *u, uint64_t idx, const char *s,
 ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, ds_buf_t *out) {
     bool has_max = L->max_t != UNSET_T, has_asof = L->as_of != UNSET_T;
     int64_t base = has_max ? L->max_t : 0;
-    uint8_t bits = (uint8_t)(L->any_a | (L->member << 1) | (has_asof << 2) | (has_max << 3) |
-                             (L->flags << 4));
-    PUT(ds_buf_put_u8(out, REC_VERSION));
-    PUT(ds_buf_put_u8(out, bits));
+    uint8_t bits =
+        (uint8_t)(L->any_a | (L->member << 1) | (has_asof << 2) | (has_max << 3) | (L->flags << 4));
+    DS_TRY(ds_buf_put_u8(out, REC_VERSION));
+    DS_TRY(ds_buf_put_u8(out, bits));
     if (has_max)
-        PUT(ds_buf_put_svarint(out, L->max_t));
+        DS_TRY(ds_buf_put_svarint(out, L->max_t));
     if (has_asof)
-        PUT(ds_buf_put_time(out, base, L->as_of));
-    PUT(ds_buf_put_svarint(out, L->events_applied));
-    PUT(ds_buf_put_varint(out, L->n_emitted));
-    PUT(ds_buf_put_varint(out, L->gen));
-    PUT(ds_buf_put_f64c(out, L->confront));
-    PUT(ds_buf_put_f64c(out, L->connect));
-    PUT(ds_buf_put_svarint(out, L->em_c10));
-    PUT(ds_buf_put_svarint(out, L->em_n10));
-    PUT(ds_buf_put_svarint(out, L->em_m10));
-    PUT(ds_buf_put_u8(out, L->em_tier));
-    PUT(ds_buf_put_varint(out, L->nins));
+        DS_TRY(ds_buf_put_time(out, base, L->as_of));
+    DS_TRY(ds_buf_put_svarint(out, L->events_applied));
+    DS_TRY(ds_buf_put_varint(out, L->n_emitted));
+    DS_TRY(ds_buf_put_varint(out, L->gen));
+    DS_TRY(ds_buf_put_f64c(out, L->confront));
+    DS_TRY(ds_buf_put_f64c(out, L->connect));
+    DS_TRY(ds_buf_put_svarint(out, L->em_c10));
+    DS_TRY(ds_buf_put_svarint(out, L->em_n10));
+    DS_TRY(ds_buf_put_svarint(out, L->em_m10));
+    DS_TRY(ds_buf_put_u8(out, L->em_tier));
+    DS_TRY(ds_buf_put_varint(out, L->nins));
     for (uint32_t i = 0; i < L->nins; i++) {
-        PUT(put_ref(u, out, L->ins[i].insight));
-        PUT(ds_buf_put_u8(out, L->ins[i].amask));
-        PUT(ds_buf_put_u8(out, L->ins[i].smask));
-        PUT(ds_buf_put_f64c(out, L->ins[i].pts));
+        DS_TRY(put_ref(u, out, L->ins[i].insight));
+        DS_TRY(ds_buf_put_u8(out, L->ins[i].amask));
+        DS_TRY(ds_buf_put_u8(out, L->ins[i].smask));
+        DS_TRY(ds_buf_put_f64c(out, L->ins[i].pts));
     }
-    PUT(ds_buf_put_varint(out, L->nrep));
+    DS_TRY(ds_buf_put_varint(out, L->nrep));
     for (uint32_t i = 0; i < L->nrep; i++) {
-        PUT(put_ref(u, out, L->rep[i].content));
-        PUT(ds_buf_put_u8(out, L->rep[i].type));
-        PUT(ds_buf_put_time(out, base, L->rep[i].t));
+        DS_TRY(put_ref(u, out, L->rep[i].content));
+        DS_TRY(ds_buf_put_u8(out, L->rep[i].type));
+        DS_TRY(ds_buf_put_time(out, base, L->rep[i].t));
     }
-    PUT(ds_buf_put_varint(out, L->nbkt));
+    DS_TRY(ds_buf_put_varint(out, L->nbkt));
     for (uint32_t i = 0; i < L->nbkt; i++) {
         const bkt_t *k = &L->bkt[i];
-        PUT(ds_buf_put_u8(out, bk_kind(k)));
+        DS_TRY(ds_buf_put_u8(out, bk_kind(k)));
         switch (bk_kind(k)) {
         case BK_CONF_INS:
         case BK_CONF_CONTENT:
-            PUT(put_ref(u, out, k->a));
-            PUT(ds_buf_put_varint(out, bk_b(k)));
+            DS_TRY(put_ref(u, out, k->a));
+            DS_TRY(ds_buf_put_varint(out, bk_b(k)));
             break;
         case BK_FOLLOW:
-            PUT(ds_score_put_sid(u, out, k->a));
-            PUT(put_ref(u, out, bk_b(k)));
+            DS_TRY(ds_score_put_sid(u, out, k->a));
+            DS_TRY(put_ref(u, out, bk_b(k)));
             break;
         default: /* BK_SHARE, BK_GROUP: a content */
-            PUT(put_ref(u, out, k->a));
+            DS_TRY(put_ref(u, out, k->a));
             break;
         }
-        PUT(ds_buf_put_f64c(out, k->v));
+        DS_TRY(ds_buf_put_f64c(out, k->v));
     }
-    PUT(ds_buf_put_varint(out, L->nshc));
+    DS_TRY(ds_buf_put_varint(out, L->nshc));
     for (uint32_t i = 0; i < L->nshc; i++) {
-        PUT(put_ref(u, out, L->shc[i].content));
-        PUT(ds_score_put_sid(u, out, L->shc[i].colleague));
+        DS_TRY(put_ref(u, out, L->shc[i].content));
+        DS_TRY(ds_score_put_sid(u, out, L->shc[i].colleague));
     }
     /* the ids live by the lead's own clock: a superset of those live by
      * the account's (which is later), and the same bytes whenever the
      * lead is written */
-    PUT(ds_dedupe_save(&L->dd, &(ds_dedupe_clock_t){.now = L->max_t, .window = u->dd_window_ms},
-                       base, out));
-    PUT(ds_buf_put_varint(out, L->ninb));
+    DS_TRY(ds_dedupe_save(&L->dd, &(ds_dedupe_clock_t){.now = L->max_t, .window = u->dd_window_ms},
+                          base, out));
+    DS_TRY(ds_buf_put_varint(out, L->ninb));
     for (uint32_t i = 0; i < L->ninb; i++) {
-        PUT(ds_score_put_sid(u, out, L->inb[i].sharer));
-        PUT(put_ref(u, out, L->inb[i].insight));
-        PUT(ds_buf_put_varint(out, L->inb[i].gen));
-        PUT(ds_buf_put_time(out, base, L->inb[i].ts));
+        DS_TRY(ds_score_put_sid(u, out, L->inb[i].sharer));
+        DS_TRY(put_ref(u, out, L->inb[i].insight));
+        DS_TRY(ds_buf_put_varint(out, L->inb[i].gen));
+        DS_TRY(ds_buf_put_time(out, base, L->inb[i].ts));
     }
-    PUT(ds_buf_put_varint(out, L->ncrd));
+    DS_TRY(ds_buf_put_varint(out, L->ncrd));
     for (uint32_t i = 0; i < L->ncrd; i++) {
-        PUT(ds_score_put_sid(u, out, L->crd[i].sharer));
-        PUT(put_ref(u, out, L->crd[i].insight));
-        PUT(ds_buf_put_varint(out, L->crd[i].gen));
+        DS_TRY(ds_score_put_sid(u, out, L->crd[i].sharer));
+        DS_TRY(put_ref(u, out, L->crd[i].insight));
+        DS_TRY(ds_buf_put_varint(out, L->crd[i].gen));
     }
-    PUT(ds_buf_put_varint(out, L->natt));
+    DS_TRY(ds_buf_put_varint(out, L->natt));
     for (uint32_t i = 0; i < L->natt; i++) {
-        PUT(put_ref(u, out, L->att[i].content));
-        PUT(ds_buf_put_time(out, base, L->att[i].t));
+        DS_TRY(put_ref(u, out, L->att[i].content));
+        DS_TRY(ds_buf_put_time(out, base, L->att[i].t));
     }
-    PUT(ds_buf_put_varint(out, L->ngc));
+    DS_TRY(ds_buf_put_varint(out, L->ngc));
     for (uint32_t i = 0; i < L->ngc; i++)
-        PUT(put_ref(u, out, L->gc[i]));
+        DS_TRY(put_ref(u, out, L->gc[i]));
     return DS_ERR_OK;
 }
 
 /* A lone lead's record: the strings it refers to, then the lead. */
 ds_err_t ds_score_encode_lone(ds_score_unit_t *u, const lead_t *L, ds_buf_t *out, ds_buf_t *tmp) {
     ds_buf_reset(tmp);
-    PUT(ds_score_encode_lead(u, L, tmp));
-    PUT(ds_buf_put_varint(out, u->ndict));
+    DS_TRY(ds_score_encode_lead(u, L, tmp));
+    DS_TRY(ds_buf_put_varint(out, u->ndict));
     for (uint32_t i = 0; i < u->ndict; i++)
-        PUT(ds_score_put_sid(u, out, u->dict[i]));
+        DS_TRY(ds_score_put_sid(u, out, u->dict[i]));
     return ds_buf_append(out, tmp->data, tmp->len);
 }
 
 ds_err_t ds_score_encode_account(ds_score_unit_t *u, ds_buf_t *out) {
     bool has_asof = u->as_of != UNSET_T, has_max = u->max_t != UNSET_T;
-    PUT(ds_buf_put_u8(out, REC_VERSION));
-    PUT(ds_buf_put_f64c(out, u->tier_confronted));
-    PUT(ds_buf_put_f64c(out, u->tier_connector));
-    PUT(ds_buf_put_f64c(out, u->consensus_target));
-    PUT(ds_buf_put_svarint(out, u->dd_window_ms));
-    PUT(ds_buf_put_varint(out, u->members));
-    PUT(ds_buf_put_u8(out, (uint8_t)(has_asof | (has_max << 1))));
+    DS_TRY(ds_buf_put_u8(out, REC_VERSION));
+    DS_TRY(ds_buf_put_f64c(out, u->tier_confronted));
+    DS_TRY(ds_buf_put_f64c(out, u->tier_connector));
+    DS_TRY(ds_buf_put_f64c(out, u->consensus_target));
+    DS_TRY(ds_buf_put_svarint(out, u->dd_window_ms));
+    DS_TRY(ds_buf_put_varint(out, u->members));
+    DS_TRY(ds_buf_put_u8(out, (uint8_t)(has_asof | (has_max << 1))));
     if (has_asof)
-        PUT(ds_buf_put_svarint(out, u->as_of));
+        DS_TRY(ds_buf_put_svarint(out, u->as_of));
     if (has_max)
-        PUT(ds_buf_put_svarint(out, u->max_t));
-    PUT(ds_buf_put_varint(out, u->acc_n_emitted));
-    PUT(ds_buf_put_svarint(out, u->em_engaged));
-    PUT(ds_buf_put_svarint(out, u->em_confronted));
-    PUT(ds_buf_put_svarint(out, u->em_cons10));
-    PUT(put_ref(u, out, u->em_top));
-    PUT(ds_buf_put_i64(out, (int64_t)u->em_mob_sig));
-    PUT(ds_buf_put_varint(out, u->em_nmob));
-    PUT(ds_buf_put_svarint(out, u->engaged));
+        DS_TRY(ds_buf_put_svarint(out, u->max_t));
+    DS_TRY(ds_buf_put_varint(out, u->acc_n_emitted));
+    DS_TRY(ds_buf_put_svarint(out, u->em_engaged));
+    DS_TRY(ds_buf_put_svarint(out, u->em_confronted));
+    DS_TRY(ds_buf_put_svarint(out, u->em_cons10));
+    DS_TRY(put_ref(u, out, u->em_top));
+    DS_TRY(ds_buf_put_i64(out, (int64_t)u->em_mob_sig));
+    DS_TRY(ds_buf_put_varint(out, u->em_nmob));
+    DS_TRY(ds_buf_put_svarint(out, u->engaged));
     return ds_dedupe_save(&u->ldd, &(ds_dedupe_clock_t){.now = u->max_t, .window = u->dd_window_ms},
                           u->max_t, out);
 }
@@ -226,9 +219,9 @@ ds_err_t ds_score_encode_account(ds_score_unit_t *u, ds_buf_t *out) {
 ds_err_t ds_score_encode_sum(const aggi_t *g, ds_buf_t *out) {
     if (g->q == 0 && g->nconf == 0 && g->npos == 0)
         return DS_ERR_OK;
-    PUT(ds_buf_put_svarint(out, (int64_t)(g->q >> 64)));
-    PUT(ds_buf_put_varint(out, (uint64_t)g->q));
-    PUT(ds_buf_put_varint(out, g->nconf));
+    DS_TRY(ds_buf_put_svarint(out, (int64_t)(g->q >> 64)));
+    DS_TRY(ds_buf_put_varint(out, (uint64_t)g->q));
+    DS_TRY(ds_buf_put_varint(out, g->nconf));
     return ds_buf_put_varint(out, g->npos);
 }
 
@@ -243,11 +236,11 @@ ds_err_t ds_score_encode_field(const lead_t *L, uint32_t content, ds_buf_t *out)
         gc = L->gc[i] == content;
     if (!n && !gc)
         return DS_ERR_OK;
-    PUT(ds_buf_put_u8(out, gc));
-    PUT(ds_buf_put_varint(out, n));
+    DS_TRY(ds_buf_put_u8(out, gc));
+    DS_TRY(ds_buf_put_varint(out, n));
     for (uint32_t i = 0; i < L->natt; i++)
         if (L->att[i].content == content)
-            PUT(ds_buf_put_svarint(out, L->att[i].t));
+            DS_TRY(ds_buf_put_svarint(out, L->att[i].t));
     return DS_ERR_OK;
 }
 
@@ -296,7 +289,9 @@ static int get_str_id(rd_t *d, uint32_t *id, bool sym) {
     return 0;
 }
 
-static int get_sid(rd_t *d, uint32_t *id) { return get_str_id(d, id, false); }
+static int get_sid(rd_t *d, uint32_t *id) {
+    return get_str_id(d, id, false);
+}
 
 static int get_u8max(rd_t *d, uint8_t max, uint8_t *v) {
     RD_GET(ds_get_u8(&d->r, v));
@@ -453,8 +448,7 @@ static int decode_lead(rd_t *d, lead_t *L) {
     return 0;
 }
 
-ds_err_t ds_score_unit_put_lead(ds_score_unit_t *u, const char *lead_id, const void *p,
-                                size_t n) {
+ds_err_t ds_score_unit_put_lead(ds_score_unit_t *u, const char *lead_id, const void *p, size_t n) {
     if (!u || !lead_id)
         return DS_ERR_INVAL;
     uint32_t id, li;
@@ -591,8 +585,7 @@ ds_err_t ds_score_unit_put_attendance(ds_score_unit_t *u, const char *content_id
         return DS_ERR_INVAL;
     uint32_t content, lead, ai;
     if (ds_score_sym(u, content_id, strlen(content_id), &content) ||
-        ds_score_intern(u, lead_id, strlen(lead_id), &lead) ||
-        ds_score_att_slot(u, content, &ai))
+        ds_score_intern(u, lead_id, strlen(lead_id), &lead) || ds_score_att_slot(u, content, &ai))
         return DS_ERR_NOMEM;
     if (u->atts[ai].loaded)
         return DS_ERR_OK; /* in memory already: newer */
@@ -600,8 +593,7 @@ ds_err_t ds_score_unit_put_attendance(ds_score_unit_t *u, const char *content_id
     ds_reader_init(&r, p, n);
     uint8_t gc;
     uint64_t cnt;
-    if (ds_get_u8(&r, &gc) || gc > 1 || ds_get_varint(&r, &cnt) ||
-        cnt > (uint64_t)(r.end - r.p))
+    if (ds_get_u8(&r, &gc) || gc > 1 || ds_get_varint(&r, &cnt) || cnt > (uint64_t)(r.end - r.p))
         return DS_ERR_UNDECODABLE;
     for (uint64_t i = 0; i < cnt; i++) {
         int64_t t;
@@ -655,7 +647,8 @@ ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) {
     for (uint32_t i = 0; i < u->ndl && !e; i++) {
         lead_t *L = u->leads[u->dlist[i]];
         ds_buf_reset(&rec);
-        e = u->is_account ? ds_score_encode_lead(u, L, &rec) : ds_score_encode_lone(u, L, &rec, &tmp);
+        e = u->is_account ? ds_score_encode_lead(u, L, &rec)
+                          : ds_score_encode_lone(u, L, &rec, &tmp);
         if (e)
             break;
         ds_lead_score_t view;
@@ -732,7 +725,9 @@ ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) {
     return DS_ERR_OK;
 }
 
-bool ds_score_unit_is_legacy(const ds_score_unit_t *u) { return u->legacy; }
+bool ds_score_unit_is_legacy(const ds_score_unit_t *u) {
+    return u->legacy;
+}
 
 ds_err_t ds_score_unit_mark_all_dirty(ds_score_unit_t *u, bool *whole) {
     *whole = u->complete || !u->is_account;
@@ -770,4 +765,3 @@ ds_err_t ds_score_unit_mark_all_dirty(ds_score_unit_t *u, bool *whole) {
     u->pub_changed = true;
     return DS_ERR_OK;
 }
-

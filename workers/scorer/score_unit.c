@@ -222,36 +222,36 @@ int ds_score_lead_slot(ds_score_unit_t *u, uint32_t id, uint32_t *li) {
     return 0;
 }
 
+/* key's place in map, or n (its next element, which the caller fills)
+ * when it has none yet: *added then. */
+static int place(idmap_t *map, uint32_t key, uint32_t n, uint32_t *at, bool *added) {
+    int32_t x = ds_score_idx(map, key);
+    *added = x < 0;
+    *at = *added ? n : (uint32_t)x;
+    return *added ? ds_score_idx_put(map, key, (int32_t)n) : 0;
+}
+
 int ds_score_att_slot(ds_score_unit_t *u, uint32_t content, uint32_t *ai) {
-    int32_t x = ds_score_idx(&u->attmap, content);
-    if (x >= 0) {
-        *ai = (uint32_t)x;
-        return 0;
+    bool added;
+    if (place(&u->attmap, content, u->natts, ai, &added))
+        return -1;
+    if (added) {
+        if (ENSURE(u->atts, u->catts, u->natts + 1, 4))
+            return -1;
+        u->atts[u->natts++] = (attidx_t){.content = content, .loaded = u->complete};
     }
-    if (ENSURE(u->atts, u->catts, u->natts + 1, 4))
-        return -1;
-    attidx_t *a = &u->atts[u->natts];
-    memset(a, 0, sizeof(*a));
-    a->content = content;
-    a->loaded = u->complete;
-    if (ds_score_idx_put(&u->attmap, content, (int32_t)u->natts))
-        return -1;
-    *ai = u->natts++;
     return 0;
 }
 
 int ds_score_agg_slot(ds_score_unit_t *u, uint32_t insight, uint32_t *gi) {
-    int32_t x = ds_score_idx(&u->aggmap, insight);
-    if (x >= 0) {
-        *gi = (uint32_t)x;
-        return 0;
+    bool added;
+    if (place(&u->aggmap, insight, u->nagg, gi, &added))
+        return -1;
+    if (added) {
+        if (ENSURE(u->agg, u->cagg, u->nagg + 1, 4))
+            return -1;
+        u->agg[u->nagg++] = (aggi_t){insight, 0, 0, 0, 0};
     }
-    if (ENSURE(u->agg, u->cagg, u->nagg + 1, 4))
-        return -1;
-    u->agg[u->nagg] = (aggi_t){insight, 0, 0, 0, 0};
-    if (ds_score_idx_put(&u->aggmap, insight, (int32_t)u->nagg))
-        return -1;
-    *gi = u->nagg++;
     return 0;
 }
 

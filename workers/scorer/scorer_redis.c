@@ -97,14 +97,7 @@ static void queue_load(ds_scorer_t *s, unit_entry_t *e, int kind, const char *id
         HASH_FIND_STR(s->load_keys, argv[1], l);
     if (l)
         return;
-    if (s->nloads == s->loads_cap) {
-        size_t nc = s->loads_cap ? s->loads_cap * 2 : 256;
-        load_t **na = realloc(s->loads, nc * sizeof(*na));
-        if (!na)
-            ds_worker_oom("scorer");
-        s->loads = na;
-        s->loads_cap = nc;
-    }
+    s->loads = ds_worker_room("scorer", s->loads, s->nloads, &s->loads_cap, sizeof(*s->loads), 256);
     l = calloc(1, sizeof(*l));
     if (!l || !(l->rkey = strdup(argv[1])) || (id && !(l->id = strdup(id))))
         ds_worker_oom("scorer");
@@ -536,32 +529,17 @@ static void w_lead(void *opaque, const ds_lead_score_t *v, uint64_t *notes, cons
     }
     ds_redis_cmd(s->cur_r, h.c, h.argv, h.lens);
     if (new_member) {
-        if (s->nsadd == s->csadd) {
-            size_t nc = s->csadd ? s->csadd * 2 : 64;
-            const char **na = realloc(s->sadd, nc * sizeof(*na));
-            if (!na)
-                ds_worker_oom("scorer");
-            s->sadd = na;
-            s->csadd = nc;
-        }
+        s->sadd = ds_worker_room("scorer", s->sadd, s->nsadd, &s->csadd, sizeof(*s->sadd), 64);
         s->sadd[s->nsadd++] = v->lead_id; /* interned: valid during the write */
     }
 }
 
 static void w_dict(void *opaque, uint32_t idx, const char *str) {
     ds_scorer_t *s = opaque;
-    if (s->ndict == s->cdict) {
-        size_t nc = s->cdict ? s->cdict * 2 : 64;
-        const char **na = realloc(s->dict, nc * sizeof(*na));
-        char(*ni)[DS_FMT_INT_MAX] = realloc(s->dict_idx, nc * sizeof(*ni));
-        if (na)
-            s->dict = na;
-        if (ni)
-            s->dict_idx = ni;
-        if (!na || !ni)
-            ds_worker_oom("scorer");
-        s->cdict = nc;
-    }
+    size_t cap = s->cdict; /* two arrays of one capacity */
+    s->dict = ds_worker_room("scorer", s->dict, s->ndict, &cap, sizeof(*s->dict), 64);
+    s->dict_idx =
+        ds_worker_room("scorer", s->dict_idx, s->ndict, &s->cdict, sizeof(*s->dict_idx), 64);
     ds_fmt_u64(s->dict_idx[s->ndict], idx);
     s->dict[s->ndict++] = str;
 }
@@ -583,14 +561,7 @@ static void w_attendance(void *opaque, const char *content, const char *lead, co
 /* Insight sums: collected, then one HSET (and one HDEL) per account write. */
 static void w_sum(void *opaque, uint32_t idx, const void *v, size_t n) {
     ds_scorer_t *s = opaque;
-    if (s->nsums == s->csums) {
-        size_t nc = s->csums ? s->csums * 2 : 64;
-        sum_field_t *na = realloc(s->sums, nc * sizeof(*na));
-        if (!na)
-            ds_worker_oom("scorer");
-        s->sums = na;
-        s->csums = nc;
-    }
+    s->sums = ds_worker_room("scorer", s->sums, s->nsums, &s->csums, sizeof(*s->sums), 64);
     sum_field_t *f = &s->sums[s->nsums++];
     ds_fmt_u64(f->name, idx);
     f->v = v;

@@ -43,14 +43,8 @@
 /* ---- load ----------------------------------------------------------------- */
 
 static void add_load(ds_watcher_t *w, load_kind_t kind, deal_entry_t *e, int32_t p) {
-    if (w->nloads == w->loads_cap) {
-        size_t nc = w->loads_cap ? w->loads_cap * 2 : 256;
-        load_t *nl = realloc(w->loads, nc * sizeof(*nl));
-        if (!nl)
-            ds_worker_oom("watcher");
-        w->loads = nl;
-        w->loads_cap = nc;
-    }
+    w->loads =
+        ds_worker_room("watcher", w->loads, w->nloads, &w->loads_cap, sizeof(*w->loads), 256);
     w->loads[w->nloads++] = (load_t){kind, e, p, NULL};
 }
 
@@ -333,18 +327,11 @@ size_t ds_watcher_load(void *self, ds_redis_t *r, void **slots, const int32_t *p
 }
 
 static void add_pending(ds_watcher_t *w, const char *id, int32_t p) {
-    if (w->npending == w->pending_cap) {
-        size_t nc = w->pending_cap ? w->pending_cap * 2 : 256;
-        char **ni = realloc(w->pending_ids, nc * sizeof(*ni));
-        if (ni)
-            w->pending_ids = ni;
-        int32_t *np = realloc(w->pending_parts, nc * sizeof(*np));
-        if (np)
-            w->pending_parts = np;
-        if (!ni || !np)
-            ds_worker_oom("watcher");
-        w->pending_cap = nc;
-    }
+    size_t cap = w->pending_cap; /* two arrays of one capacity */
+    w->pending_ids =
+        ds_worker_room("watcher", w->pending_ids, w->npending, &cap, sizeof(*w->pending_ids), 256);
+    w->pending_parts = ds_worker_room("watcher", w->pending_parts, w->npending, &w->pending_cap,
+                                      sizeof(*w->pending_parts), 256);
     w->pending_ids[w->npending] = strdup(id);
     w->pending_parts[w->npending++] = p;
 }
