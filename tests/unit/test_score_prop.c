@@ -82,6 +82,7 @@
 #include "score.h"
 #include "score_int.h"
 #include "score_rec.h"
+#include "scoring_util.h"
 
 #ifndef PROP_REL_TOL
 #define PROP_REL_TOL 0.0
@@ -89,8 +90,8 @@
 
 #define T0 1700000000000LL /* ms */
 #define DAY 86400000LL     /* ms */
-#define ID_MAX 48
-#define NSW_MAX 10
+#define ID_MAX SU_ID
+#define NSW_MAX SU_NSW
 
 /* ---- rules ------------------------------------------------------------------ */
 
@@ -199,16 +200,9 @@ static bool chance(rng_t *g, int permille) {
 
 /* ---- generated events --------------------------------------------------------- */
 
-typedef struct gev {
-    char id[ID_MAX], lead[ID_MAX], acct[ID_MAX], content[ID_MAX], insight[ID_MAX];
-    char sw[NSW_MAX][ID_MAX];
-    int nsw;
-    int type, stage; /* stage: DS_NONE or a ContentStage carried on the event */
-    int acct_kind;   /* 0: account_id NULL, 1: "" (both: no account), 2: acct */
-    bool has_content, has_insight;
-    int64_t t;
-    int unit;
-} gev_t;
+/* An event of the stream (account_id NULL and "" both mean no account);
+ * unit: the index of its scoring unit in gen_t's units. */
+typedef su_ev_t gev_t;
 
 /* A scoring unit as the generator sees it: a pool of lead ids. */
 typedef struct gunit {
@@ -294,10 +288,10 @@ static void set_unit(gev_t *e, const gen_t *g, const gunit_t *u, int lead) {
     e->unit = (int)(u - g->units);
     lead_name(u, lead, e->lead);
     if (u->is_account) {
-        e->acct_kind = 2;
+        e->acct_kind = SU_ACCT_SET;
         cpy(e->acct, u->key);
     } else {
-        e->acct_kind = (e->lead[strlen(e->lead) - 1] & 1) ? 1 : 0;
+        e->acct_kind = (e->lead[strlen(e->lead) - 1] & 1) ? SU_ACCT_EMPTY : SU_ACCT_NULL;
     }
 }
 
@@ -678,30 +672,12 @@ static void gen_free(gen_t *g) {
     free(g->hist);
 }
 
-/* The generated event as the domain sees it (pointers into e). */
-static void to_ma(const gev_t *e, ds_ma_event_t *m, const char **sw) {
-    memset(m, 0, sizeof(*m));
-    m->event_id = e->id;
-    m->occurred_at = e->t;
-    m->lead_id = e->lead;
-    m->account_id = e->acct_kind == 2 ? e->acct : (e->acct_kind == 1 ? "" : NULL);
-    m->type = e->type;
-    m->content_id = e->has_content ? e->content : NULL;
-    m->insight_id = e->has_insight ? e->insight : NULL;
-    m->content_stage = e->stage;
-    for (int i = 0; i < e->nsw; i++)
-        sw[i] = e->sw[i];
-    m->shared_with = e->nsw ? sw : NULL;
-    m->shared_with_count = (size_t)e->nsw;
-    m->source = "prop";
-}
-
 static void describe(const gev_t *e, char *out, size_t n) {
     int o = snprintf(out, n,
                      "{id %s, t T0%+.3fd (%" PRId64 "), lead %s, account %s, type %s, "
                      "content %s, insight %s, stage %s, shared_with [",
                      e->id, ((double)e->t - (double)T0) / (double)DAY, e->t, e->lead,
-                     e->acct_kind == 2 ? e->acct : (e->acct_kind ? "\"\"" : "null"),
+                     e->acct_kind == SU_ACCT_SET ? e->acct : (e->acct_kind ? "\"\"" : "null"),
                      ds_ma_type_name(e->type), e->has_content ? e->content : "null",
                      e->has_insight ? e->insight : "null",
                      e->stage == DS_NONE ? "null" : ds_content_stage_name(e->stage));
@@ -1625,7 +1601,7 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
         gen_next(&R->g, &ev);
         R->ev = &ev;
         ds_ma_event_t m;
-        to_ma(&ev, &m, sw);
+        su_ev_to_ma(&ev, &m, sw, "prop");
         int ui = ev.unit;
         punit_t *p = &R->u[ui];
 

@@ -19,6 +19,7 @@
 
 #include "rules.h"
 #include "stall.h"
+#include "scoring_util.h"
 #include "unit_util.h"
 
 #define DAY ((int64_t)DS_DAY_MS)
@@ -644,11 +645,8 @@ static void test_duplicate_and_reload(void **state) {
 
     ds_buf_t b;
     ds_buf_init(&b, 0);
-    assert_int_equal(ds_deal_save(d, &b), DS_ERR_OK);
-    ds_err_t err = DS_ERR_OK;
-    ds_deal_t *d2 = ds_deal_load(b.data, b.len, &err);
-    assert_non_null(d2);
-    assert_int_equal(err, DS_ERR_OK);
+    su_save(&SU_DEAL, d, &b);
+    ds_deal_t *d2 = su_load(&SU_DEAL, &b);
     assert_string_equal(ds_deal_id(d2), DEAL);
     assert_string_equal(ds_deal_account_id(d2), ACCT);
     assert_true(ds_deal_next_deadline(d2, f->rules) == ds_deal_next_deadline(d, f->rules));
@@ -784,63 +782,34 @@ static ds_deal_t *mixed_deal(fx_t *f) {
     return d;
 }
 
-/* mixed_deal() saved by the build before version 2 (fixed-width times). */
-static const unsigned char DEAL_V1[] = {
-    0x01, 0x07, 0x44, 0x2d, 0x31, 0x30, 0x34, 0x32, 0x04, 0x41, 0x2d, 0x37,
-    0x06, 0x72, 0x65, 0x70, 0x2d, 0x31, 0x01, 0x00, 0x00, 0x04, 0x00, 0x68,
-    0xe5, 0xcf, 0x8b, 0x01, 0x00, 0x00, 0x80, 0x10, 0xf8, 0xd0, 0x8b, 0x01,
-    0x00, 0x00, 0x80, 0x33, 0x8a, 0xd0, 0x8b, 0x01, 0x00, 0x00, 0x00, 0x00,
-    0xff, 0x2e, 0xd1, 0x8b, 0x01, 0x00, 0x00, 0x01, 0x13, 0x6c, 0x69, 0x76,
-    0x65, 0x5f, 0x63, 0x61, 0x6c, 0x6c, 0x5f, 0x61, 0x63, 0x63, 0x65, 0x70,
-    0x74, 0x65, 0x64, 0x80, 0x10, 0xf8, 0xd0, 0x8b, 0x01, 0x00, 0x00, 0x02,
-    0x04, 0x43, 0x2d, 0x39, 0x04, 0x43, 0x2d, 0x37, 0x01, 0x01, 0x02, 0x00,
-    0x60, 0x63, 0xd1, 0x8c, 0x01, 0x00, 0x00, 0x00, 0x01, 0x01, 0x80, 0x33,
-    0x8a, 0xd0, 0x8b, 0x01, 0x00, 0x00, 0x01, 0x01, 0x03, 0x00, 0x60, 0x63,
-    0xd1, 0x8c, 0x01, 0x00, 0x00, 0x01, 0x01, 0x03, 0x00, 0x60, 0x63, 0xd1,
-    0x8c, 0x01, 0x00, 0x00, 0x07, 0x10, 0x84, 0xa3, 0xc6, 0x00, 0x12, 0x01,
-    0x9c, 0x00, 0x68, 0xe5, 0xcf, 0x8b, 0x01, 0x00, 0x00, 0x29, 0x89, 0xa3,
-    0xc6, 0x00, 0x15, 0x01, 0x9c, 0x80, 0x56, 0x1c, 0xd0, 0x8b, 0x01, 0x00,
-    0x00, 0x76, 0x87, 0xa3, 0xc6, 0x00, 0x14, 0x01, 0x9c, 0x00, 0x45, 0x53,
-    0xd0, 0x8b, 0x01, 0x00, 0x00, 0x8f, 0x8c, 0xa3, 0xc6, 0x00, 0x17, 0x01,
-    0x9c, 0x80, 0x33, 0x8a, 0xd0, 0x8b, 0x01, 0x00, 0x00, 0xdc, 0x8a, 0xa3,
-    0xc6, 0x00, 0x16, 0x01, 0x9c, 0x00, 0x22, 0xc1, 0xd0, 0x8b, 0x01, 0x00,
-    0x00, 0xf5, 0x8f, 0xa3, 0xc6, 0x00, 0x19, 0x01, 0x9c, 0x80, 0x10, 0xf8,
-    0xd0, 0x8b, 0x01, 0x00, 0x00, 0x42, 0x8e, 0xa3, 0xc6, 0x00, 0x18, 0x01,
-    0x9c, 0x00, 0xff, 0x2e, 0xd1, 0x8b, 0x01, 0x00, 0x00
-};
-
-/* Version 1 bytes load to the state the events give (the version 2 saves
- * of both are the same bytes); version 2 is smaller and loads back to
- * itself; no truncation of either loads. */
+/* Version 1 bytes (mixed_deal() saved by the build before version 2,
+ * with fixed-width times: tests/fixtures/deal_v1.bin) load to the state
+ * the events give (the version 2 saves of both are the same bytes);
+ * version 2 is smaller and loads back to itself; no truncation of either
+ * loads. */
 static void test_deal_loads_version_1(void **state) {
     fx_t *f = *state;
     ds_deal_t *d = mixed_deal(f);
-    ds_err_t err = DS_ERR_OK;
-    ds_deal_t *v = ds_deal_load(DEAL_V1, sizeof(DEAL_V1), &err);
-    assert_non_null(v);
+    ds_buf_t v1 = {0};
+    v1.data = su_fixture("deal_v1.bin", &v1.len);
+    assert_int_equal(v1.len, 249);
+    ds_deal_t *v = su_load(&SU_DEAL, &v1);
     ds_buf_t b, b2;
     ds_buf_init(&b, 0);
     ds_buf_init(&b2, 0);
-    assert_int_equal(ds_deal_save(d, &b), DS_ERR_OK);
-    assert_int_equal(ds_deal_save(v, &b2), DS_ERR_OK);
+    su_save(&SU_DEAL, d, &b);
+    su_save(&SU_DEAL, v, &b2);
     assert_int_equal(b.data[0], 2);
-    assert_int_equal(b.len, b2.len);
-    assert_memory_equal(b.data, b2.data, b.len);
-    assert_true(b.len + 50 < sizeof(DEAL_V1)); /* 187 bytes against 249 */
-    ds_deal_t *w = ds_deal_load(b.data, b.len, &err);
-    assert_non_null(w);
-    ds_buf_reset(&b2);
-    assert_int_equal(ds_deal_save(w, &b2), DS_ERR_OK);
-    assert_int_equal(b.len, b2.len);
-    assert_memory_equal(b.data, b2.data, b.len);
-    for (size_t n = 0; n < b.len; n++)
-        assert_null(ds_deal_load(b.data, n, &err));
-    for (size_t n = 0; n < sizeof(DEAL_V1); n++)
-        assert_null(ds_deal_load(DEAL_V1, n, &err));
+    su_assert_same_bytes(&b, &b2);
+    assert_true(b.len + 50 < v1.len); /* 187 bytes against 249 */
+    ds_deal_t *w = su_load_canonical(&SU_DEAL, &b);
+    su_assert_prefixes_refused(&SU_DEAL, b.data, b.len);
+    su_assert_prefixes_refused(&SU_DEAL, v1.data, v1.len);
     /* the loaded deal behaves as the original: same next deadline */
     assert_true(ds_deal_next_deadline(v, f->rules) == ds_deal_next_deadline(d, f->rules));
     ds_buf_free(&b);
     ds_buf_free(&b2);
+    free(v1.data);
     ds_deal_destroy(w);
     ds_deal_destroy(v);
     ds_deal_destroy(d);
@@ -1410,19 +1379,10 @@ static void test_long_history_random(void **state) {
         assert_int_equal(err, dup ? DS_ERR_DUPLICATE : DS_ERR_OK);
         g_alert_digest = digest_add(g_alert_digest, &err, sizeof(err));
         if (prand(100) == 0 || k == N - 1) {
-            ds_buf_reset(&b);
-            assert_int_equal(ds_deal_save(d, &b), DS_ERR_OK);
+            su_save(&SU_DEAL, d, &b);
             state_digest = digest_add(state_digest, b.data, b.len);
-            ds_err_t lerr = DS_ERR_OK;
-            ds_deal_t *d2 = ds_deal_load(b.data, b.len, &lerr);
-            assert_non_null(d2);
             /* what a loaded deal saves is what it was loaded from */
-            ds_buf_t b2;
-            ds_buf_init(&b2, 0);
-            assert_int_equal(ds_deal_save(d2, &b2), DS_ERR_OK);
-            assert_int_equal(b2.len, b.len);
-            assert_memory_equal(b2.data, b.data, b.len);
-            ds_buf_free(&b2);
+            ds_deal_t *d2 = su_load_canonical(&SU_DEAL, &b);
             if (prand(2)) {
                 ds_deal_destroy(d);
                 d = d2;
