@@ -117,13 +117,11 @@ static void near_(double got, double want, double eps, const char *file, int lin
 
 static ds_ma_event_t ev(const char *id, int64_t t, const char *lead, const char *acct, int type,
                         const char *content) {
-    return (ds_ma_event_t){.event_id = id,
-                           .occurred_at = t,
-                           .lead_id = lead,
-                           .account_id = acct,
-                           .type = type,
-                           .content_id = content,
-                           .content_stage = DS_NONE};
+    ds_ma_event_t e = {.event_id = id, .occurred_at = t, .type = type, .content_stage = DS_NONE};
+    e.lead_id = lead;
+    e.account_id = acct;
+    e.content_id = content;
+    return e;
 }
 
 static ds_ma_event_t share_ev(const char *id, int64_t t, const char *lead, const char *acct,

@@ -1403,13 +1403,9 @@ static void flush_unit(run_t *R, int ui) {
     ds_flush(p->ds, &p->vds);
     ds_flush(p->rt, &p->vrt);
     stw_t sw = {&p->store, &p->vst};
-    ds_score_writer_t w = {.opaque = &sw,
-                           .lead = st_lead,
-                           .dict = st_dict,
-                           .attendance = st_att,
-                           .mobilizer = st_mob,
-                           .sum = st_sum,
-                           .account = st_acct};
+    /* in the order of ds_score_writer_t's fields (each callback has a type
+     * of its own: one out of place does not compile) */
+    ds_score_writer_t w = {&sw, st_lead, st_dict, st_att, st_mob, st_sum, st_acct};
     if (ds_score_unit_write(p->st, &w))
         FAIL(R, "unit %s: st's write failed", key);
     h_u64(&R->evh, 'F');
@@ -1542,6 +1538,18 @@ static void compare_leads(run_t *R, int ui) {
 }
 
 /* ---- one seed ------------------------------------------------------------------------ */
+
+/* A unit's three copies, its store and its three models of the lead
+ * hashes. */
+static void punit_free(punit_t *p) {
+    ds_score_unit_t *units[] = {p->ds, p->rt, p->st};
+    vent_t **views[] = {&p->vds, &p->vrt, &p->vst};
+    for (int k = 0; k < 3; k++) {
+        ds_score_unit_destroy(units[k]);
+        vmap_free(views[k]);
+    }
+    kv_free(&p->store);
+}
 
 static size_t events_override(void) {
     const char *s = getenv("DS_PROP_EVENTS");
@@ -1719,21 +1727,14 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
                   seed, c.name, c.events, R->g.nunits, leads, biggest, R->lead_scores,
                   R->account_scores, R->follows_seen, R->duplicates, R->round_trips, R->flushes,
                   R->loads, switch_rules ? ", tiers changed halfway" : "");
-    for (int i = 0; i < R->g.nunits; i++) {
-        ds_score_unit_destroy(R->u[i].ds);
-        ds_score_unit_destroy(R->u[i].rt);
-        ds_score_unit_destroy(R->u[i].st);
-        kv_free(&R->u[i].store);
-        vmap_free(&R->u[i].vds);
-        vmap_free(&R->u[i].vrt);
-        vmap_free(&R->u[i].vst);
-    }
+    for (int i = 0; i < R->g.nunits; i++)
+        punit_free(&R->u[i]);
     free(R->u);
     ds_score_scratch_destroy(R->scr_ds);
     ds_score_scratch_destroy(R->scr_st);
-    cap_free(&R->cds);
-    cap_free(&R->crt);
-    cap_free(&R->cst);
+    cap_t *caps[] = {&R->cds, &R->crt, &R->cst};
+    for (int k = 0; k < 3; k++)
+        cap_free(caps[k]);
     ds_rules_destroy(rules2);
     ds_buf_free(&R->b1);
     ds_buf_free(&R->b2);

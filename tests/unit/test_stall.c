@@ -109,12 +109,10 @@ static bool is_mobilizer(void *opaque, const char *account_id, const char *conta
 static void clear(fx_t *f) {
     for (size_t i = 0; i < f->n; i++) {
         rec_t *r = &f->recs[i];
-        free(r->alert_id);
-        free(r->deal_id);
-        free(r->account_id);
-        free(r->owner_id);
-        free(r->message);
-        free(r->missing);
+        char *owned[] = {r->alert_id, r->deal_id, r->account_id, r->owner_id, r->message,
+                         r->missing};
+        for (size_t k = 0; k < UU_COUNT(owned); k++)
+            free(owned[k]);
     }
     f->n = 0;
 }
@@ -151,13 +149,10 @@ static int teardown(void **state) {
 /* ---- events (event clock: now = occurred_at) ------------------------------ */
 
 static ds_crm_event_t crm(const char *id, int64_t t, int type) {
-    return (ds_crm_event_t){.event_id = id,
-                            .occurred_at = t,
-                            .deal_id = DEAL,
-                            .account_id = ACCT,
-                            .type = type,
-                            .stage = DS_NONE,
-                            .contact_role = DS_NONE};
+    ds_crm_event_t e = {.event_id = id, .occurred_at = t, .deal_id = DEAL, .account_id = ACCT};
+    e.type = type;
+    e.stage = e.contact_role = DS_NONE;
+    return e;
 }
 
 static ds_err_t apply(fx_t *f, ds_deal_t *d, const ds_crm_event_t *e) {
