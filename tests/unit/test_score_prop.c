@@ -198,6 +198,16 @@ static bool chance(rng_t *g, int permille) {
     return below(g, 1000) < permille;
 }
 
+/* arr with room for one more of its *cap elements of `size` bytes, of
+ * which n are in use (grown as ds_grow does, `first` at first). */
+static void *room(void *arr, size_t n, size_t *cap, size_t size, size_t first) {
+    if (n < *cap)
+        return arr;
+    arr = ds_grow(arr, cap, size, first);
+    assert_non_null(arr);
+    return arr;
+}
+
 /* ---- generated events --------------------------------------------------------- */
 
 /* An event of the stream (account_id NULL and "" both mean no account);
@@ -218,8 +228,6 @@ typedef struct gunit {
 
 typedef struct gen {
     rng_t r;
-    const pconf_t *c;
-    const ds_rules_t *rules;
     uint64_t seed;
     gunit_t *units;
     int nunits, total_weight;
@@ -541,11 +549,7 @@ static void advance(gen_t *g) {
 }
 
 static void remember(gen_t *g, const gev_t *e) {
-    if (g->nhist == g->chist) {
-        g->chist = g->chist ? g->chist * 2 : 1024;
-        g->hist = realloc(g->hist, g->chist * sizeof(*g->hist));
-        assert_non_null(g->hist);
-    }
+    g->hist = room(g->hist, g->nhist, &g->chist, sizeof(*g->hist), 1024);
     g->hist[g->nhist++] = *e;
 }
 
@@ -600,8 +604,6 @@ static void gen_next(gen_t *g, gev_t *e) {
 
 static void gen_init(gen_t *g, const pconf_t *c, const ds_rules_t *r, uint64_t seed) {
     memset(g, 0, sizeof(*g));
-    g->c = c;
-    g->rules = r;
     g->seed = seed;
     g->r.s = seed * 0x2545F4914F6CDD1DULL + 7;
     g->now = T0;
@@ -698,21 +700,13 @@ typedef struct cap {
 
 static void on_lead(void *opaque, const ds_lead_score_t *s) {
     cap_t *c = opaque;
-    if (c->nl == c->cl) {
-        c->cl = c->cl ? c->cl * 2 : 8;
-        c->l = realloc(c->l, c->cl * sizeof(*c->l));
-        assert_non_null(c->l);
-    }
+    c->l = room(c->l, c->nl, &c->cl, sizeof(*c->l), 8);
     lrec_fill(&c->l[c->nl++], s);
 }
 
 static void on_account(void *opaque, const ds_account_score_t *s) {
     cap_t *c = opaque;
-    if (c->na == c->ca) {
-        c->ca = c->ca ? c->ca * 2 : 4;
-        c->a = realloc(c->a, c->ca * sizeof(*c->a));
-        assert_non_null(c->a);
-    }
+    c->a = room(c->a, c->na, &c->ca, sizeof(*c->a), 4);
     arec_fill(&c->a[c->na++], s);
 }
 
@@ -741,9 +735,22 @@ static const char *ns(const char *s) {
     return s ? s : "(null)";
 }
 
+/* The fields of each record, listed once: in this order the comparison
+ * reports the first that differs and the digest folds them in.  S is a
+ * string (or NULL), D a double, I an integer, V(list, count) the strings
+ * of a list (its count is an I of its own). */
+/* clang-format off */
+#define LREC_FIELDS(S, D, I, V)                                                                    \
+    S(lead_id) S(account_id) S(output_id) D(confront) D(connect) D(mobilizer) I(tier)              \
+    I(previous_tier) S(top_insight) I(furthest_stage) I(as_of) I(events_applied)                   \
+    I(reasons_count) V(reasons, reasons_count)
+#define AREC_FIELDS(S, D, I, V)                                                                    \
+    S(account_id) S(output_id) I(engaged) I(confronted) D(consensus) S(top_insight)                \
+    I(mobilizers_count) V(mobilizers, mobilizers_count) I(as_of)
+/* clang-format on */
+
 /* The first field where x (rt's or st's) and y (ds's) differ, written to
  * msg; false when they are the same. */
-static bool lrec_diff(const lrec_t *x, const lrec_t *y, char *msg, size_t n) {
 #define DS_(f)                                                                                     \
     if (!seq(x->f, y->f))                                                                          \
         return snprintf(msg, n, #f ": %s, ds %s", ns(x->f), ns(y->f)), true;
@@ -754,46 +761,24 @@ static bool lrec_diff(const lrec_t *x, const lrec_t *y, char *msg, size_t n) {
     if (x->f != y->f)                                                                              \
         return snprintf(msg, n, #f ": %" PRId64 ", ds %" PRId64, (int64_t)x->f, (int64_t)y->f),    \
                true;
-    DS_(lead_id)
-    DS_(account_id)
-    DS_(output_id)
-    DD_(confront)
-    DD_(connect)
-    DD_(mobilizer)
-    DI_(tier)
-    DI_(previous_tier)
-    DS_(top_insight)
-    DI_(furthest_stage)
-    DI_(as_of)
-    DI_(events_applied)
-    DI_(reasons_count)
-    for (size_t i = 0; i < x->reasons_count; i++)
-        if (!seq(x->reasons[i], y->reasons[i]))
-            return snprintf(msg, n, "reasons[%zu]: \"%s\", ds \"%s\"", i, x->reasons[i],
-                            y->reasons[i]),
-                   true;
+#define DV_(f, cnt)                                                                                \
+    for (size_t i = 0; i < x->cnt; i++)                                                            \
+        if (!seq(x->f[i], y->f[i]))                                                                \
+            return snprintf(msg, n, #f "[%zu]: \"%s\", ds \"%s\"", i, x->f[i], y->f[i]), true;
+
+static bool lrec_diff(const lrec_t *x, const lrec_t *y, char *msg, size_t n) {
+    LREC_FIELDS(DS_, DD_, DI_, DV_)
     return false;
 }
 
 static bool arec_diff(const arec_t *x, const arec_t *y, char *msg, size_t n) {
-    DS_(account_id)
-    DS_(output_id)
-    DI_(engaged)
-    DI_(confronted)
-    DD_(consensus)
-    DS_(top_insight)
-    DI_(mobilizers_count)
-    for (size_t i = 0; i < x->mobilizers_count; i++)
-        if (!seq(x->mobilizers[i], y->mobilizers[i]))
-            return snprintf(msg, n, "mobilizers[%zu]: %s, ds %s", i, x->mobilizers[i],
-                            y->mobilizers[i]),
-                   true;
-    DI_(as_of)
+    AREC_FIELDS(DS_, DD_, DI_, DV_)
     return false;
+}
 #undef DS_
 #undef DD_
 #undef DI_
-}
+#undef DV_
 
 /* ---- digests --------------------------------------------------------------------------- */
 
@@ -836,38 +821,25 @@ static void h_str(uint64_t *h, const char *s) {
     h_bytes(h, s, n);
 }
 
-/* Every field lrec_diff compares. */
+/* Every field lrec_diff and arec_diff compare, in the same order. */
+#define HS_(f) h_str(h, x->f);
+#define HD_(f) h_dbl(h, x->f);
+#define HI_(f) h_u64(h, (uint64_t)x->f);
+#define HV_(f, cnt)                                                                                \
+    for (size_t i = 0; i < x->cnt; i++)                                                            \
+        h_str(h, x->f[i]);
+
 static void h_lrec(uint64_t *h, const lrec_t *x) {
-    h_str(h, x->lead_id);
-    h_str(h, x->account_id);
-    h_str(h, x->output_id);
-    h_dbl(h, x->confront);
-    h_dbl(h, x->connect);
-    h_dbl(h, x->mobilizer);
-    h_u64(h, (uint64_t)x->tier);
-    h_u64(h, (uint64_t)x->previous_tier);
-    h_str(h, x->top_insight);
-    h_u64(h, (uint64_t)x->furthest_stage);
-    h_u64(h, (uint64_t)x->as_of);
-    h_u64(h, (uint64_t)x->events_applied);
-    h_u64(h, x->reasons_count);
-    for (size_t i = 0; i < x->reasons_count; i++)
-        h_str(h, x->reasons[i]);
+    LREC_FIELDS(HS_, HD_, HI_, HV_)
 }
 
-/* Every field arec_diff compares. */
 static void h_arec(uint64_t *h, const arec_t *x) {
-    h_str(h, x->account_id);
-    h_str(h, x->output_id);
-    h_u64(h, (uint64_t)x->engaged);
-    h_u64(h, (uint64_t)x->confronted);
-    h_dbl(h, x->consensus);
-    h_str(h, x->top_insight);
-    h_u64(h, x->mobilizers_count);
-    for (size_t i = 0; i < x->mobilizers_count; i++)
-        h_str(h, x->mobilizers[i]);
-    h_u64(h, (uint64_t)x->as_of);
+    AREC_FIELDS(HS_, HD_, HI_, HV_)
 }
+#undef HS_
+#undef HD_
+#undef HI_
+#undef HV_
 
 /* The records one apply emitted, in order. */
 static void h_cap(uint64_t *h, const cap_t *c) {
@@ -921,8 +893,7 @@ typedef struct punit {
 } punit_t;
 
 typedef struct run {
-    uint64_t seed;
-    const pconf_t *c;
+    const pconf_t *c; /* the seed is g's */
     const ds_rules_t *rules;
     gen_t g;
     punit_t *u;
@@ -960,10 +931,10 @@ static void prop_fail(run_t *R, const char *fmt, ...) {
     print_error("score property: seed %" PRIu64 " (rules %s)%s:\n  %s\n"
                 "  rerun alone: DS_PROP_SEED=%" PRIu64
                 " ./test_score_prop (in the build directory)\n",
-                R->seed, R->c->name, at, what, R->seed);
+                R->g.seed, R->c->name, at, what, R->g.seed);
     if (R->ev)
-        fail_msg("seed %" PRIu64 " event #%zu: %s", R->seed, R->index, what);
-    fail_msg("seed %" PRIu64 ": %s", R->seed, what);
+        fail_msg("seed %" PRIu64 " event #%zu: %s", R->g.seed, R->index, what);
+    fail_msg("seed %" PRIu64 ": %s", R->g.seed, what);
 }
 
 /* ---- the golden record ------------------------------------------------------------------ */
@@ -1052,11 +1023,7 @@ static void gold_load(const char *path) {
             g = NULL;
         } else if (g && sscanf(line, "%zu %" SCNx64, &n, &h) == 2 &&
                    n == (g->ncp + 1) * GOLD_EVERY) {
-            if (g->ncp == g->ccp) {
-                g->ccp = g->ccp ? 2 * g->ccp : 64;
-                g->cp = realloc(g->cp, g->ccp * sizeof(*g->cp));
-                assert_non_null(g->cp);
-            }
+            g->cp = room(g->cp, g->ncp, &g->ccp, sizeof(*g->cp), 64);
             g->cp[g->ncp++] = h;
         } else {
             fail_msg("%s:%zu: not a line of a golden record: %s", path, ln, line);
@@ -1562,7 +1529,6 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
     pconf_t c = *conf;
     if (events_override())
         c.events = (int)events_override();
-    R->seed = seed;
     R->c = &c;
     ds_rules_t *rules = make_rules(&c);
     R->rules = rules;
