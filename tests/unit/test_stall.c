@@ -12,6 +12,7 @@
 /* cmocka.h needs the four above first */
 #include <cmocka.h>
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,8 +110,8 @@ static bool is_mobilizer(void *opaque, const char *account_id, const char *conta
 static void clear(fx_t *f) {
     for (size_t i = 0; i < f->n; i++) {
         rec_t *r = &f->recs[i];
-        char *owned[] = {r->alert_id, r->deal_id, r->account_id, r->owner_id, r->message,
-                         r->missing};
+        char *owned[] = {r->alert_id, r->deal_id, r->account_id,
+                         r->owner_id, r->message, r->missing};
         for (size_t k = 0; k < UU_COUNT(owned); k++)
             free(owned[k]);
     }
@@ -187,6 +188,19 @@ static ds_err_t seller(fx_t *f, ds_deal_t *d, const char *id, int64_t t) {
     return apply(f, d, &e);
 }
 
+/* n seller actions with ids <prefix><first>, <prefix><first + 1>, ... an
+ * hour apart from t; each must return want (a failure names the action). */
+static void sellers(fx_t *f, ds_deal_t *d, const char *prefix, int first, int n, int64_t t,
+                    ds_err_t want) {
+    char id[16];
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "%s%d", prefix, first + i);
+        ds_err_t got = seller(f, d, id, t + i * HOUR);
+        if (got != want)
+            fail_msg("seller action %s: %s, want %s", id, ds_err2str(got), ds_err2str(want));
+    }
+}
+
 static ds_err_t buyer(fx_t *f, ds_deal_t *d, const char *id, int64_t t, const char *signal,
                       const char *contact) {
     ds_crm_event_t e = crm(id, t, DS_CRM_BUYER_SIGNAL);
@@ -244,6 +258,42 @@ static void assert_quiet(const rec_t *r, double days) {
         fail_msg("quiet_days %.12g, want %.12g", r->quiet_days, days);
 }
 
+/* The case fails unless f has exactly one alert, of this kind, state and
+ * level, with these reported and verified stages (UNCHECKED: not
+ * checked) and missing verifiers, whose message holds the deal's id and
+ * the words that follow (NULL after the last); that alert. */
+#define UNCHECKED INT_MIN
+static const rec_t *assert_only_alert(const fx_t *f, int kind, int state, int level, int reported,
+                                      int verified, const char *missing, ...)
+    __attribute__((sentinel));
+static const rec_t *assert_only_alert(const fx_t *f, int kind, int state, int level, int reported,
+                                      int verified, const char *missing, ...) {
+    assert_int_equal(f->n, 1);
+    const rec_t *r = &f->recs[0];
+    assert_rec(r, kind, state, level);
+    if (reported != UNCHECKED)
+        assert_int_equal(r->reported, reported);
+    if (verified != UNCHECKED)
+        assert_int_equal(r->verified, verified);
+    assert_string_equal(r->missing, missing);
+    assert_mentions(r, DEAL);
+    va_list ap;
+    va_start(ap, missing);
+    for (const char *w; (w = va_arg(ap, const char *));)
+        assert_mentions(r, w);
+    va_end(ap);
+    return r;
+}
+
+/* A closed deal is no longer watched: closed, and a clock check long after
+ * emits nothing. */
+static void assert_watch_stopped(fx_t *f, ds_deal_t *d) {
+    assert_true(ds_deal_is_closed(d));
+    clear(f);
+    evaluate(f, d, T0 + 100 * DAY);
+    assert_int_equal(f->n, 0);
+}
+
 /* ---- 1. each alert kind fires on its condition ----------------------------- */
 
 static void test_no_buyer_signal_fires(void **state) {
@@ -251,19 +301,14 @@ static void test_no_buyer_signal_fires(void **state) {
     ds_deal_t *d = opened_deal(f, "e1", DS_NONE);
     assert_int_equal(f->n, 0);
     evaluate(f, d, T0 + 11 * DAY);
-    assert_int_equal(f->n, 1);
-    const rec_t *r = &f->recs[0];
-    assert_rec(r, DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN, 1);
-    assert_int_equal(r->reported, DS_PS_RECOGNIZE_NEED); /* absent stage: RECOGNIZE_NEED */
-    assert_int_equal(r->verified, DS_PS_RECOGNIZE_NEED);
-    assert_string_equal(r->missing, "live_call_accepted");
+    /* an absent stage is RECOGNIZE_NEED */
+    const rec_t *r = assert_only_alert(
+        f, DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN, 1, DS_PS_RECOGNIZE_NEED, DS_PS_RECOGNIZE_NEED,
+        "live_call_accepted", "Recognizing the need", "live_call_accepted", NULL);
     assert_string_equal(r->owner_id, "rep-1");
     assert_true(r->last_buyer == DS_TS_NULL);
     assert_true(r->raised_at == T0 + 11 * DAY);
     assert_quiet(r, 11.0);
-    assert_mentions(r, DEAL);
-    assert_mentions(r, "Recognizing the need");
-    assert_mentions(r, "live_call_accepted");
     /* still holding, nothing new at the same clock check */
     evaluate(f, d, T0 + 11 * DAY);
     assert_int_equal(f->n, 1);
@@ -273,22 +318,17 @@ static void test_no_buyer_signal_fires(void **state) {
 static void test_one_sided_fires(void **state) {
     fx_t *f = *state;
     ds_deal_t *d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
-    assert_int_equal(seller(f, d, "s1", T0 + 1 * HOUR), DS_ERR_OK);
-    assert_int_equal(seller(f, d, "s2", T0 + 2 * HOUR), DS_ERR_OK);
+    sellers(f, d, "s", 1, 2, T0 + HOUR, DS_ERR_OK);
     assert_int_equal(f->n, 0); /* 2 < max_unanswered_seller_actions */
     assert_int_equal(seller(f, d, "s3", T0 + 3 * HOUR), DS_ERR_OK);
-    assert_int_equal(f->n, 1);
-    const rec_t *r = &f->recs[0];
-    assert_rec(r, DS_AK_ONE_SIDED, DS_AS_OPEN, 1);
+    const rec_t *r =
+        assert_only_alert(f, DS_AK_ONE_SIDED, DS_AS_OPEN, 1, UNCHECKED, UNCHECKED,
+                          "live_call_accepted", "3 seller actions", "live_call_accepted", NULL);
     assert_int_equal(r->unanswered, 3);
     assert_true(r->last_seller == T0 + 3 * HOUR);
     assert_true(r->last_buyer == DS_TS_NULL);
     assert_true(r->raised_at == T0 + 3 * HOUR);
     assert_quiet(r, 3.0 / 24.0); /* since opening, for every kind */
-    assert_string_equal(r->missing, "live_call_accepted");
-    assert_mentions(r, DEAL);
-    assert_mentions(r, "3 seller actions");
-    assert_mentions(r, "live_call_accepted");
     ds_deal_destroy(d);
 }
 
@@ -309,16 +349,10 @@ static void test_unverified_stage_fires(void **state) {
     ds_deal_t *d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
     assert_int_equal(f->n, 0);
     assert_int_equal(stage_to(f, d, "c1", T0 + HOUR, DS_PS_EXPLORE_OPTIONS), DS_ERR_OK);
-    assert_int_equal(f->n, 1);
-    const rec_t *r = &f->recs[0];
-    assert_rec(r, DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN, 1);
-    assert_int_equal(r->reported, DS_PS_EXPLORE_OPTIONS);
-    assert_int_equal(r->verified, DS_PS_RECOGNIZE_NEED);
-    assert_string_equal(r->missing, "live_call_accepted");
-    assert_mentions(r, DEAL);
-    assert_mentions(r, ds_purchase_stage_words(DS_PS_EXPLORE_OPTIONS));
-    assert_mentions(r, ds_purchase_stage_words(DS_PS_RECOGNIZE_NEED));
-    assert_mentions(r, "live_call_accepted");
+    assert_only_alert(f, DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN, 1, DS_PS_EXPLORE_OPTIONS,
+                      DS_PS_RECOGNIZE_NEED, "live_call_accepted",
+                      ds_purchase_stage_words(DS_PS_EXPLORE_OPTIONS),
+                      ds_purchase_stage_words(DS_PS_RECOGNIZE_NEED), "live_call_accepted", NULL);
     ds_deal_destroy(d);
 }
 
@@ -330,15 +364,9 @@ static void test_no_mobilizer_fires(void **state) {
     assert_int_equal(f->n, 0); /* verified EXPLORE_OPTIONS < DEFINE_CRITERIA */
     assert_int_equal(buyer(f, d, "b2", T0 + 2 * HOUR, "status_quo_flaw_acknowledged", "L-1"),
                      DS_ERR_OK);
-    assert_int_equal(f->n, 1);
-    const rec_t *r = &f->recs[0];
-    assert_rec(r, DS_AK_NO_MOBILIZER, DS_AS_OPEN, 1);
-    assert_int_equal(r->reported, DS_PS_RECOGNIZE_NEED);
-    assert_int_equal(r->verified, DS_PS_DEFINE_CRITERIA);
-    assert_string_equal(r->missing, "mobilizer_committed,resources_committed");
-    assert_mentions(r, DEAL);
-    assert_mentions(r, "Defining purchase criteria");
-    assert_mentions(r, "mobilizer_committed");
+    assert_only_alert(f, DS_AK_NO_MOBILIZER, DS_AS_OPEN, 1, DS_PS_RECOGNIZE_NEED,
+                      DS_PS_DEFINE_CRITERIA, "mobilizer_committed,resources_committed",
+                      "Defining purchase criteria", "mobilizer_committed", NULL);
     assert_false(ds_deal_mobilizer_known(d));
     ds_deal_destroy(d);
     clear(f);
@@ -462,9 +490,7 @@ static void test_resolved_on_buyer_signal(void **state) {
  * hours and no buyer answer, checked 11 days on. */
 static ds_deal_t *one_sided_quiet_deal(fx_t *f) {
     ds_deal_t *d = opened_deal(f, "e1", DS_PS_EXPLORE_OPTIONS);
-    assert_int_equal(seller(f, d, "s1", T0 + 1 * HOUR), DS_ERR_OK);
-    assert_int_equal(seller(f, d, "s2", T0 + 2 * HOUR), DS_ERR_OK);
-    assert_int_equal(seller(f, d, "s3", T0 + 3 * HOUR), DS_ERR_OK);
+    sellers(f, d, "s", 1, 3, T0 + HOUR, DS_ERR_OK);
     evaluate(f, d, T0 + 11 * DAY);
     return d;
 }
@@ -490,10 +516,7 @@ static void test_close_resolves_all(void **state) {
         assert_rec(&f->recs[2], DS_AK_UNVERIFIED_STAGE, DS_AS_RESOLVED, 2);
         for (size_t i = 0; i < 3; i++)
             assert_mentions(&f->recs[i], DEAL);
-        /* watching stopped */
-        clear(f);
-        evaluate(f, d, T0 + 100 * DAY);
-        assert_int_equal(f->n, 0);
+        assert_watch_stopped(f, d);
         ds_deal_destroy(d);
     }
 }
@@ -509,20 +532,14 @@ static void test_event_after_close_ignored(void **state) {
     assert_int_equal(close_deal(f, d, "w1", T0 + 2 * HOUR, DS_CRM_DEAL_WON), DS_ERR_OK);
     assert_int_equal(f->n, 0); /* nothing was open */
 
-    assert_int_equal(seller(f, d, "s1", T0 + 3 * HOUR), DS_ERR_IGNORED);
-    assert_int_equal(seller(f, d, "s2", T0 + 4 * HOUR), DS_ERR_IGNORED);
-    assert_int_equal(seller(f, d, "s3", T0 + 5 * HOUR), DS_ERR_IGNORED);
+    sellers(f, d, "s", 1, 3, T0 + 3 * HOUR, DS_ERR_IGNORED);
     assert_int_equal(stage_to(f, d, "c1", T0 + 6 * HOUR, DS_PS_NEGOTIATE), DS_ERR_IGNORED);
-    assert_int_equal(buyer(f, d, "b1", T0 + 7 * HOUR, "live_call_accepted", "L-1"),
-                     DS_ERR_IGNORED);
-    assert_int_equal(stakeholder(f, d, "k1", T0 + 8 * HOUR, "L-2", DS_ROLE_TALKER),
-                     DS_ERR_IGNORED);
+    assert_int_equal(buyer(f, d, "b1", T0 + 7 * HOUR, "live_call_accepted", "L-1"), DS_ERR_IGNORED);
+    assert_int_equal(stakeholder(f, d, "k1", T0 + 8 * HOUR, "L-2", DS_ROLE_TALKER), DS_ERR_IGNORED);
     assert_int_equal(close_deal(f, d, "l1", T0 + 9 * HOUR, DS_CRM_DEAL_LOST), DS_ERR_IGNORED);
     assert_int_equal(f->n, 0);
     assert_int_equal(ds_deal_stakeholder_count(d), 0);
-    assert_true(ds_deal_is_closed(d));
-    evaluate(f, d, T0 + 100 * DAY);
-    assert_int_equal(f->n, 0);
+    assert_watch_stopped(f, d);
     ds_deal_destroy(d);
 }
 
@@ -537,9 +554,7 @@ static void test_unknown_signal_code(void **state) {
     assert_int_equal(count(f, DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN), 1);
     evaluate(f, d, T0 + 11 * DAY);
     assert_int_equal(count(f, DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN), 1);
-    assert_int_equal(seller(f, d, "s1", T0 + 11 * DAY + 1 * HOUR), DS_ERR_OK);
-    assert_int_equal(seller(f, d, "s2", T0 + 11 * DAY + 2 * HOUR), DS_ERR_OK);
-    assert_int_equal(seller(f, d, "s3", T0 + 11 * DAY + 3 * HOUR), DS_ERR_OK);
+    sellers(f, d, "s", 1, 3, T0 + 11 * DAY + HOUR, DS_ERR_OK);
     assert_int_equal(count(f, DS_AK_ONE_SIDED, DS_AS_OPEN), 1);
     clear(f);
 
@@ -738,8 +753,9 @@ static void test_message_days(void **state) {
         int64_t behind; /* now - deal opened */
         const char *text;
     } cases[] = {
-        {-HOUR, "(-0 days since"}, {DAY / 2, "(0 days since"}, {3 * DAY / 2, "(2 days since"},
-        {5 * DAY / 2, "(2 days since"}, {-3 * DAY / 2, "(-2 days since"},
+        {-HOUR, "(-0 days since"},        {DAY / 2, "(0 days since"},
+        {3 * DAY / 2, "(2 days since"},   {5 * DAY / 2, "(2 days since"},
+        {-3 * DAY / 2, "(-2 days since"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         ds_deal_t *d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
@@ -765,9 +781,7 @@ static void test_message_days(void **state) {
  * a resolved one, dedupe ids. */
 static ds_deal_t *mixed_deal(fx_t *f) {
     ds_deal_t *d = opened_deal(f, "x1", DS_PS_RECOGNIZE_NEED);
-    assert_int_equal(seller(f, d, "x2", T0 + 1 * HOUR), DS_ERR_OK);
-    assert_int_equal(seller(f, d, "x3", T0 + 2 * HOUR), DS_ERR_OK);
-    assert_int_equal(seller(f, d, "x4", T0 + 3 * HOUR), DS_ERR_OK);
+    sellers(f, d, "x", 2, 3, T0 + HOUR, DS_ERR_OK);
     assert_int_equal(stakeholder(f, d, "x5", T0 + 4 * HOUR, "C-9", DS_ROLE_BLOCKER), DS_ERR_OK);
     assert_int_equal(buyer(f, d, "x6", T0 + 5 * HOUR, "live_call_accepted", "C-7"), DS_ERR_OK);
     assert_int_equal(stage_to(f, d, "x7", T0 + 6 * HOUR, DS_PS_SELECT_SUPPLIER), DS_ERR_OK);
