@@ -52,8 +52,9 @@ void su_ev_to_ma(const su_ev_t *e, ds_ma_event_t *m, const char **sw, const char
 
 /* ---- saved state ----------------------------------------------------------- */
 
-/** The bytes of tests/fixtures/<name> (under $DS_SOURCE_DIR), malloc'ed;
- *  *n gets their length.  The case fails if the file cannot be read. */
+/** The bytes of tests/fixtures/<name> under $DS_SOURCE_DIR (else the
+ *  source tree the test was built from), malloc'ed; *n gets their length.
+ *  The case fails if the file cannot be read. */
 unsigned char *su_fixture(const char *name, size_t *n);
 
 /** A type's save and load (ds_deal_t, ds_score_unit_t). */
