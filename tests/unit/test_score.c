@@ -535,7 +535,7 @@ static void test_top_insight_ties(void **state) {
     assert_non_null(a);
     assert_string_equal(a->account_id, "ACC");
     assert_string_equal(a->top_insight, "alpha");
-    assert_int_equal(a->engaged, 2);
+    assert_int_equal(a->engaged_stakeholders, 2);
     /* break the tie: L1 views c2 (beta CONFRONT after beta SPARK):
      * 20 × 0.5 × 1.5 = 15 -> beta 20 > alpha 5 */
     ap(&s, ev("t-5", T0, "L1", "ACC", DS_MA_CONTENT_VIEWED, "c2"));
@@ -556,8 +556,8 @@ static void test_consensus(void **state) {
     ap(&s, ev("k-1", T0, "L1", "ACC", DS_MA_CONTENT_COMPLETED, "s1"));
     a = last_account(&s.c);
     assert_non_null(a);
-    assert_int_equal(a->engaged, 1);
-    assert_int_equal(a->confronted, 0);
+    assert_int_equal(a->engaged_stakeholders, 1);
+    assert_int_equal(a->confronted_stakeholders, 0);
     assert_near(a->consensus, 0.0);
     assert_string_equal(a->top_insight, "alpha");
     /* L1: c1 diagnostic 20 × 1.5 × 1.5 (path) = 45 -> 50 ≥ 40 on alpha:
@@ -565,7 +565,7 @@ static void test_consensus(void **state) {
     ap(&s, ev("k-2", T0, "L1", "ACC", DS_MA_DIAGNOSTIC_COMPLETED, "c1"));
     assert_near(last_lead(&s.c, "L1")->confront, 50.0);
     a = last_account(&s.c);
-    assert_int_equal(a->confronted, 1);
+    assert_int_equal(a->confronted_stakeholders, 1);
     assert_near(a->consensus, 18.5);
     /* L3: c2 diagnostic 30 + c2 completed 20 (no earlier stage) = 50 on
      * beta: CONFRONTED, but its top is beta; account alpha 50 = beta 50,
@@ -575,22 +575,22 @@ static void test_consensus(void **state) {
     assert_near(last_lead(&s.c, "L3")->confront, 50.0);
     assert_int_equal(last_lead(&s.c, "L3")->tier, DS_TIER_CONFRONTED);
     a = last_account(&s.c);
-    assert_int_equal(a->engaged, 2);
-    assert_int_equal(a->confronted, 1);
+    assert_int_equal(a->engaged_stakeholders, 2);
+    assert_int_equal(a->confronted_stakeholders, 1);
     assert_string_equal(a->top_insight, "alpha");
     /* L2: like L1, 5 + 45 = 50 on alpha: alpha 100 > beta 50;
      * confronted 2, consensus 100 × 2/5.4 = 37.037… -> 37.0 */
     ap(&s, ev("k-5", T0, "L2", "ACC", DS_MA_CONTENT_COMPLETED, "s1"));
     ap(&s, ev("k-6", T0, "L2", "ACC", DS_MA_DIAGNOSTIC_COMPLETED, "c1"));
     a = last_account(&s.c);
-    assert_int_equal(a->engaged, 3);
-    assert_int_equal(a->confronted, 2);
+    assert_int_equal(a->engaged_stakeholders, 3);
+    assert_int_equal(a->confronted_stakeholders, 2);
     assert_near(a->consensus, 37.0);
     /* L4: s2 viewed 2.5: engaged 4, nothing else */
     ap(&s, ev("k-7", T0, "L4", "ACC", DS_MA_CONTENT_VIEWED, "s2"));
     a = last_account(&s.c);
-    assert_int_equal(a->engaged, 4);
-    assert_int_equal(a->confronted, 2);
+    assert_int_equal(a->engaged_stakeholders, 4);
+    assert_int_equal(a->confronted_stakeholders, 2);
     assert_int_equal(a->mobilizers_count, 0);
     /* L2 then L1 share s1 with 4 colleagues: 32 ≥ 30 and 50 ≥ 40:
      * MOBILIZER; mobilizers sorted ascending: [L1, L2] */
@@ -603,8 +603,8 @@ static void test_consensus(void **state) {
     assert_string_equal(a->mobilizers[0], "L2");
     ap(&s, share_ev("k-9", T0, "L1", "ACC", "s1", with, 4));
     a = last_account(&s.c);
-    assert_int_equal(a->engaged, 4);
-    assert_int_equal(a->confronted, 2);
+    assert_int_equal(a->engaged_stakeholders, 4);
+    assert_int_equal(a->confronted_stakeholders, 2);
     assert_near(a->consensus, 37.0);
     assert_string_equal(a->top_insight, "alpha");
     assert_int_equal(a->mobilizers_count, 2);
@@ -651,8 +651,8 @@ static void assert_same_records(const cap_t *x, const cap_t *y) {
     assert_int_equal(x->na, y->na);
     for (size_t i = 0; i < x->na; i++) {
         const arec_t *p = &x->a[i], *q = &y->a[i];
-        assert_int_equal(p->engaged, q->engaged);
-        assert_int_equal(p->confronted, q->confronted);
+        assert_int_equal(p->engaged_stakeholders, q->engaged_stakeholders);
+        assert_int_equal(p->confronted_stakeholders, q->confronted_stakeholders);
         assert_true(p->consensus == q->consensus);
         assert_int_equal(p->as_of, q->as_of);
         assert_same_str(p->top_insight, q->top_insight);

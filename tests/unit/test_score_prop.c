@@ -735,22 +735,9 @@ static const char *ns(const char *s) {
     return s ? s : "(null)";
 }
 
-/* The fields of each record, listed once: in this order the comparison
- * reports the first that differs and the digest folds them in.  S is a
- * string (or NULL), D a double, I an integer, V(list, count) the strings
- * of a list (its count is an I of its own). */
-/* clang-format off */
-#define LREC_FIELDS(S, D, I, V)                                                                    \
-    S(lead_id) S(account_id) S(output_id) D(confront) D(connect) D(mobilizer) I(tier)              \
-    I(previous_tier) S(top_insight) I(furthest_stage) I(as_of) I(events_applied)                   \
-    I(reasons_count) V(reasons, reasons_count)
-#define AREC_FIELDS(S, D, I, V)                                                                    \
-    S(account_id) S(output_id) I(engaged) I(confronted) D(consensus) S(top_insight)                \
-    I(mobilizers_count) V(mobilizers, mobilizers_count) I(as_of)
-/* clang-format on */
-
 /* The first field where x (rt's or st's) and y (ds's) differ, written to
- * msg; false when they are the same. */
+ * msg; false when they are the same (the fields of score_rec.h's lists, in
+ * their order). */
 #define DS_(f)                                                                                     \
     if (!seq(x->f, y->f))                                                                          \
         return snprintf(msg, n, #f ": %s, ds %s", ns(x->f), ns(y->f)), true;
