@@ -1,7 +1,7 @@
 /*
  * score_rec.c — see score_rec.h.  Every field of the output records is
- * copied; the reasons stay bounded by DS_MAX_REASONS (checked), the
- * mobilizers are an array of their own.
+ * copied, walking the field lists of score_rec.h; the reasons stay bounded
+ * by DS_MAX_REASONS (checked), the mobilizers are an array of their own.
  */
 #include "score_rec.h"
 
@@ -34,54 +34,34 @@ static void free_each(char **v, size_t n) {
         free(v[i]);
 }
 
+/* What the fill and the free do with each kind of field. */
+#define DUP_(f) x->f = rec_dup(s->f);
+#define COPY_(f) x->f = s->f;
+#define DUP_LIST_(f, n) dup_each(x->f, s->f, s->n);
+#define FREE_(f) free(x->f);
+#define NOTHING_(f)
+#define FREE_LIST_(f, n) free_each(x->f, x->n);
+
 void lrec_fill(lrec_t *x, const ds_lead_score_t *s) {
     memset(x, 0, sizeof(*x));
-    x->lead_id = rec_dup(s->lead_id);
-    x->account_id = rec_dup(s->account_id);
-    x->top_insight = rec_dup(s->top_insight);
-    x->output_id = rec_dup(s->output_id);
     assert_true(s->reasons_count <= DS_MAX_REASONS);
-    dup_each(x->reasons, s->reasons, s->reasons_count);
-    x->reasons_count = s->reasons_count;
-    x->confront = s->confront;
-    x->connect = s->connect;
-    x->mobilizer = s->mobilizer;
-    x->tier = s->tier;
-    x->previous_tier = s->previous_tier;
-    x->furthest_stage = s->furthest_stage;
-    x->as_of = s->as_of;
-    x->events_applied = s->events_applied;
+    LREC_FIELDS(DUP_, COPY_, COPY_, DUP_LIST_)
 }
 
 void lrec_free(lrec_t *x) {
-    free(x->lead_id);
-    free(x->account_id);
-    free(x->top_insight);
-    free(x->output_id);
-    free_each(x->reasons, x->reasons_count);
+    LREC_FIELDS(FREE_, NOTHING_, NOTHING_, FREE_LIST_)
     memset(x, 0, sizeof(*x));
 }
 
 void arec_fill(arec_t *x, const ds_account_score_t *s) {
     memset(x, 0, sizeof(*x));
-    x->account_id = rec_dup(s->account_id);
-    x->top_insight = rec_dup(s->top_insight);
-    x->output_id = rec_dup(s->output_id);
     x->mobilizers = calloc(s->mobilizers_count + 1, sizeof(char *));
     assert_non_null(x->mobilizers);
-    dup_each(x->mobilizers, s->mobilizers, s->mobilizers_count);
-    x->mobilizers_count = s->mobilizers_count;
-    x->engaged = s->engaged_stakeholders;
-    x->confronted = s->confronted_stakeholders;
-    x->consensus = s->consensus;
-    x->as_of = s->as_of;
+    AREC_FIELDS(DUP_, COPY_, COPY_, DUP_LIST_)
 }
 
 void arec_free(arec_t *x) {
-    free(x->account_id);
-    free(x->top_insight);
-    free(x->output_id);
-    free_each(x->mobilizers, x->mobilizers_count);
+    AREC_FIELDS(FREE_, NOTHING_, NOTHING_, FREE_LIST_)
     free(x->mobilizers);
     memset(x, 0, sizeof(*x));
 }

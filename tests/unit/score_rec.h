@@ -26,10 +26,25 @@ typedef struct arec {
     char *account_id, *top_insight, *output_id;
     char **mobilizers; /* mobilizers_count of them, then NULL */
     size_t mobilizers_count;
-    int32_t engaged, confronted;
+    int32_t engaged_stakeholders, confronted_stakeholders;
     double consensus;
     int64_t as_of;
 } arec_t;
+
+/* The fields of each record, listed once: the fill and the free below walk
+ * them, and so do test_score_prop's comparison and digest, in this order.
+ * S is a string (or NULL), D a double, I an integer, V(list, count) the
+ * strings of a list (its count is an I of its own).  A record's fields
+ * have the names of the ds_*_score_t fields they copy. */
+/* clang-format off */
+#define LREC_FIELDS(S, D, I, V)                                                                    \
+    S(lead_id) S(account_id) S(output_id) D(confront) D(connect) D(mobilizer) I(tier)              \
+    I(previous_tier) S(top_insight) I(furthest_stage) I(as_of) I(events_applied)                   \
+    I(reasons_count) V(reasons, reasons_count)
+#define AREC_FIELDS(S, D, I, V)                                                                    \
+    S(account_id) S(output_id) I(engaged_stakeholders) I(confronted_stakeholders) D(consensus)     \
+    S(top_insight) I(mobilizers_count) V(mobilizers, mobilizers_count) I(as_of)
+/* clang-format on */
 
 /** A malloc'ed copy of s; NULL for NULL. */
 char *rec_dup(const char *s);

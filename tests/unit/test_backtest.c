@@ -43,6 +43,33 @@ static ds_rules_t *rules(void) {
     return r;
 }
 
+/* A backtest under rules() over [since, until) (learn: it keeps the
+ * quiet spells), and its report once the events are in. */
+typedef struct btx {
+    ds_rules_t *r;
+    ds_backtest_t *bt;
+    ds_bt_report_t rep;
+} btx_t;
+
+static ds_backtest_t *bt_open(btx_t *x, int64_t since, int64_t until, bool learn) {
+    memset(x, 0, sizeof(*x));
+    x->r = rules();
+    ds_backtest_opts_t o = {since, until, learn};
+    x->bt = ds_backtest_new(x->r, &o);
+    assert_non_null(x->bt);
+    return x->bt;
+}
+
+static const ds_bt_report_t *bt_report(btx_t *x) {
+    ds_backtest_report(x->bt, &x->rep);
+    return &x->rep;
+}
+
+static void bt_close(btx_t *x) {
+    ds_backtest_destroy(x->bt);
+    ds_rules_destroy(x->r);
+}
+
 static int g_seq;
 
 /* Replay one event of `deal` at day `d` of type `type` (signal may be NULL). */
@@ -63,6 +90,13 @@ static void ev(ds_backtest_t *bt, int32_t part, const char *deal, double d, int 
     e.activity = type == DS_CRM_SELLER_ACTIVITY ? "email" : NULL;
     assert_int_equal(ds_backtest_apply(bt, part, &e), DS_ERR_OK);
 }
+
+/* An event without a signal on partition 0: its deal, day and type. */
+typedef struct bt_step {
+    const char *deal;
+    double day;
+    int type;
+} bt_step_t;
 
 #define OPEN DS_CRM_DEAL_OPENED
 #define SELL DS_CRM_SELLER_ACTIVITY
@@ -119,16 +153,11 @@ static void expect_deals(const ds_bt_report_t *rep, int64_t deals, int64_t won, 
  *   E (23 days at its clock's end); B, C, D, F are not. */
 static void test_report_by_hand(void **state) {
     (void)state;
-    ds_rules_t *r = rules();
-    ds_backtest_opts_t o = {INT64_MIN, INT64_MAX, false};
-    ds_backtest_t *bt = ds_backtest_new(r, &o);
-    assert_non_null(bt);
-    ev(bt, 0, "A", 0, OPEN, NULL);
-    ev(bt, 1, "B", 0, OPEN, NULL);
-    ev(bt, 2, "C", 0, OPEN, NULL);
-    ev(bt, 3, "D", 0, OPEN, NULL);
-    ev(bt, 4, "E", 0, OPEN, NULL);
-    ev(bt, 5, "F", 0, OPEN, NULL);
+    btx_t x;
+    ds_backtest_t *bt = bt_open(&x, INT64_MIN, INT64_MAX, false);
+    static const char *const deals[] = {"A", "B", "C", "D", "E", "F"};
+    for (int32_t p = 0; p < 6; p++) /* deal p on partition p */
+        ev(bt, p, deals[p], 0, OPEN, NULL);
     for (int d = 1; d <= 3; d++) {
         ev(bt, 1, "B", d, SELL, NULL);
         ev(bt, 5, "F", d, SELL, NULL);
@@ -147,27 +176,25 @@ static void test_report_by_hand(void **state) {
     ev(bt, 0, "A", 20, LOST, NULL);
     ev(bt, 4, "E", 23, SELL, NULL);
     assert_int_equal(ds_backtest_open_deals(bt), 1); /* closed deals' state is freed */
-    ds_bt_report_t rep;
-    ds_backtest_report(bt, &rep);
-    assert_int_equal(rep.events, 25);
-    assert_int_equal(rep.applied, 24);
-    assert_int_equal(rep.ignored, 1);
-    expect_deals(&rep, 6, 2, 3, 1);
-    expect_fig(&rep.kind[DS_AK_NO_BUYER_SIGNAL], 3, 0, 1, 1, 1.0, 1.0 / 3, 9, 0);
-    expect_fig(&rep.kind[DS_AK_ONE_SIDED], 2, 1, 1, 0, 0.5, 1.0 / 3, 4, 0.5);
-    expect_fig(&rep.kind[DS_AK_UNVERIFIED_STAGE], 0, 0, 0, 0, NAN, 0, NAN, 0);
-    expect_fig(&rep.kind[DS_AK_NO_MOBILIZER], 0, 0, 0, 0, NAN, 0, NAN, 0);
-    expect_fig(&rep.any, 5, 1, 2, 1, 2.0 / 3, 2.0 / 3, 6.5, 0.5);
-    assert_float_equal(rep.median_won_cycle_days, 5, 1e-9);
-    assert_float_equal(rep.aged_after_days, 8.25, 1e-9);
-    expect_fig(&rep.aged, 2, 0, 1, 1, 1.0, 1.0 / 3, 11.75, 0);
+    const ds_bt_report_t *rep = bt_report(&x);
+    assert_int_equal(rep->events, 25);
+    assert_int_equal(rep->applied, 24);
+    assert_int_equal(rep->ignored, 1);
+    expect_deals(rep, 6, 2, 3, 1);
+    expect_fig(&rep->kind[DS_AK_NO_BUYER_SIGNAL], 3, 0, 1, 1, 1.0, 1.0 / 3, 9, 0);
+    expect_fig(&rep->kind[DS_AK_ONE_SIDED], 2, 1, 1, 0, 0.5, 1.0 / 3, 4, 0.5);
+    expect_fig(&rep->kind[DS_AK_UNVERIFIED_STAGE], 0, 0, 0, 0, NAN, 0, NAN, 0);
+    expect_fig(&rep->kind[DS_AK_NO_MOBILIZER], 0, 0, 0, 0, NAN, 0, NAN, 0);
+    expect_fig(&rep->any, 5, 1, 2, 1, 2.0 / 3, 2.0 / 3, 6.5, 0.5);
+    assert_float_equal(rep->median_won_cycle_days, 5, 1e-9);
+    assert_float_equal(rep->aged_after_days, 8.25, 1e-9);
+    expect_fig(&rep->aged, 2, 0, 1, 1, 1.0, 1.0 / 3, 11.75, 0);
     /* the report does not change the state: asked twice, the same */
     ds_bt_report_t again;
     ds_backtest_report(bt, &again);
     assert_int_equal(again.any.alerts_opened, 5);
     assert_float_equal(again.any.median_lead_days, 6.5, 1e-9);
-    ds_backtest_destroy(bt);
-    ds_rules_destroy(r);
+    bt_close(&x);
 }
 
 /* One partition, so every event moves every deal's clock (days):
@@ -185,29 +212,22 @@ static void test_report_by_hand(void **state) {
  * recall undefined (no lost deal), noise 1/1. */
 static void test_since_until(void **state) {
     (void)state;
-    ds_rules_t *r = rules();
-    ds_backtest_opts_t o = {T0 + 8 * DAY, T0 + 45 * DAY, false};
-    ds_backtest_t *bt = ds_backtest_new(r, &o);
-    ev(bt, 0, "OLD", 0, OPEN, NULL);
-    ev(bt, 0, "OLD", 5, SELL, NULL);
-    ev(bt, 0, "NEW", 10, OPEN, NULL);
-    ev(bt, 0, "CUT", 20, OPEN, NULL);
-    ev(bt, 0, "NEW", 25, SELL, NULL);
-    ev(bt, 0, "OLD", 30, LOST, NULL);
-    ev(bt, 0, "NEW", 40, WON, NULL);
-    ev(bt, 0, "CUT", 50, WON, NULL);
-    ev(bt, 0, "LATE", 50, OPEN, NULL);
-    ds_bt_report_t rep;
-    ds_backtest_report(bt, &rep);
-    assert_int_equal(rep.events, 9);
-    assert_int_equal(rep.out_of_range, 5);
-    assert_int_equal(rep.applied, 4);
-    expect_deals(&rep, 2, 1, 0, 1);
-    expect_fig(&rep.kind[DS_AK_NO_BUYER_SIGNAL], 2, 1, 0, 1, 0.0, NAN, NAN, 1.0);
-    assert_float_equal(rep.median_won_cycle_days, 30, 1e-9);
-    expect_fig(&rep.aged, 0, 0, 0, 0, NAN, NAN, NAN, 0); /* CUT is 20 days old: not over 49.5 */
-    ds_backtest_destroy(bt);
-    ds_rules_destroy(r);
+    static const bt_step_t evs[] = {{"OLD", 0, OPEN},  {"OLD", 5, SELL},  {"NEW", 10, OPEN},
+                                    {"CUT", 20, OPEN}, {"NEW", 25, SELL}, {"OLD", 30, LOST},
+                                    {"NEW", 40, WON},  {"CUT", 50, WON},  {"LATE", 50, OPEN}};
+    btx_t x;
+    ds_backtest_t *bt = bt_open(&x, T0 + 8 * DAY, T0 + 45 * DAY, false);
+    for (size_t i = 0; i < UU_COUNT(evs); i++)
+        ev(bt, 0, evs[i].deal, evs[i].day, evs[i].type, NULL);
+    const ds_bt_report_t *rep = bt_report(&x);
+    assert_int_equal(rep->events, 9);
+    assert_int_equal(rep->out_of_range, 5);
+    assert_int_equal(rep->applied, 4);
+    expect_deals(rep, 2, 1, 0, 1);
+    expect_fig(&rep->kind[DS_AK_NO_BUYER_SIGNAL], 2, 1, 0, 1, 0.0, NAN, NAN, 1.0);
+    assert_float_equal(rep->median_won_cycle_days, 30, 1e-9);
+    expect_fig(&rep->aged, 0, 0, 0, 0, NAN, NAN, NAN, 0); /* CUT is 20 days old: not over 49.5 */
+    bt_close(&x);
 }
 
 /* Ties in the median: lost deals whose leads are 2, 2, 5, 5 days give
@@ -221,9 +241,8 @@ static void test_median_ties(void **state) {
     assert_true(isnan(ds_backtest_median(NULL, 0)));
     /* the same through the report: ONE_SIDED opens at day 3 for each;
      * lost at days 5, 5, 8, 8 → leads 2, 2, 5, 5 → 3.5 */
-    ds_rules_t *r = rules();
-    ds_backtest_opts_t o = {INT64_MIN, INT64_MAX, false};
-    ds_backtest_t *bt = ds_backtest_new(r, &o);
+    btx_t x;
+    ds_backtest_t *bt = bt_open(&x, INT64_MIN, INT64_MAX, false);
     const char *deals[] = {"P", "Q", "R", "S"};
     const double lost_at[] = {5, 5, 8, 8};
     for (int i = 0; i < 4; i++) {
@@ -232,13 +251,11 @@ static void test_median_ties(void **state) {
             ev(bt, i, deals[i], d, SELL, NULL);
         ev(bt, i, deals[i], lost_at[i], LOST, NULL);
     }
-    ds_bt_report_t rep;
-    ds_backtest_report(bt, &rep);
-    expect_fig(&rep.kind[DS_AK_ONE_SIDED], 4, 0, 4, 0, 1.0, 1.0, 3.5, NAN);
-    assert_true(isnan(rep.median_won_cycle_days)); /* no won deal: no AGED threshold */
-    expect_fig(&rep.aged, 0, 0, 0, 0, NAN, 0, NAN, NAN);
-    ds_backtest_destroy(bt);
-    ds_rules_destroy(r);
+    const ds_bt_report_t *rep = bt_report(&x);
+    expect_fig(&rep->kind[DS_AK_ONE_SIDED], 4, 0, 4, 0, 1.0, 1.0, 3.5, NAN);
+    assert_true(isnan(rep->median_won_cycle_days)); /* no won deal: no AGED threshold */
+    expect_fig(&rep->aged, 0, 0, 0, 0, NAN, 0, NAN, NAN);
+    bt_close(&x);
 }
 
 /* Three won deals' quiet spells in RECOGNIZE_NEED (a reply verifies
@@ -250,9 +267,9 @@ static void test_median_ties(void **state) {
  * 3.5; 0.9 quantile the ceil(5.4) = 6th smallest, 6; 0.5 → the 3rd, 3. */
 static void test_learn_spells(void **state) {
     (void)state;
-    ds_rules_t *r = rules();
-    ds_backtest_opts_t o = {INT64_MIN, INT64_MAX, true};
-    ds_backtest_t *bt = ds_backtest_new(r, &o);
+    btx_t x;
+    ds_backtest_t *bt = bt_open(&x, INT64_MIN, INT64_MAX, true);
+    ds_rules_t *r = x.r; /* outlives the backtest: learned values go into it */
     const char *won[] = {"W1", "W2", "W3"};
     const double reply[] = {2, 1, 4}, call[] = {5, 7, 8};
     for (int i = 0; i < 3; i++) {

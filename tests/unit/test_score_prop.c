@@ -82,6 +82,7 @@
 #include "score.h"
 #include "score_int.h"
 #include "score_rec.h"
+#include "scoring_util.h"
 
 #ifndef PROP_REL_TOL
 #define PROP_REL_TOL 0.0
@@ -89,8 +90,8 @@
 
 #define T0 1700000000000LL /* ms */
 #define DAY 86400000LL     /* ms */
-#define ID_MAX 48
-#define NSW_MAX 10
+#define ID_MAX SU_ID
+#define NSW_MAX SU_NSW
 
 /* ---- rules ------------------------------------------------------------------ */
 
@@ -197,18 +198,21 @@ static bool chance(rng_t *g, int permille) {
     return below(g, 1000) < permille;
 }
 
+/* arr with room for one more of its *cap elements of `size` bytes, of
+ * which n are in use (grown as ds_grow does, `first` at first). */
+static void *room(void *arr, size_t n, size_t *cap, size_t size, size_t first) {
+    if (n < *cap)
+        return arr;
+    arr = ds_grow(arr, cap, size, first);
+    assert_non_null(arr);
+    return arr;
+}
+
 /* ---- generated events --------------------------------------------------------- */
 
-typedef struct gev {
-    char id[ID_MAX], lead[ID_MAX], acct[ID_MAX], content[ID_MAX], insight[ID_MAX];
-    char sw[NSW_MAX][ID_MAX];
-    int nsw;
-    int type, stage; /* stage: DS_NONE or a ContentStage carried on the event */
-    int acct_kind;   /* 0: account_id NULL, 1: "" (both: no account), 2: acct */
-    bool has_content, has_insight;
-    int64_t t;
-    int unit;
-} gev_t;
+/* An event of the stream (account_id NULL and "" both mean no account);
+ * unit: the index of its scoring unit in gen_t's units. */
+typedef su_ev_t gev_t;
 
 /* A scoring unit as the generator sees it: a pool of lead ids. */
 typedef struct gunit {
@@ -224,8 +228,6 @@ typedef struct gunit {
 
 typedef struct gen {
     rng_t r;
-    const pconf_t *c;
-    const ds_rules_t *rules;
     uint64_t seed;
     gunit_t *units;
     int nunits, total_weight;
@@ -294,10 +296,10 @@ static void set_unit(gev_t *e, const gen_t *g, const gunit_t *u, int lead) {
     e->unit = (int)(u - g->units);
     lead_name(u, lead, e->lead);
     if (u->is_account) {
-        e->acct_kind = 2;
+        e->acct_kind = SU_ACCT_SET;
         cpy(e->acct, u->key);
     } else {
-        e->acct_kind = (e->lead[strlen(e->lead) - 1] & 1) ? 1 : 0;
+        e->acct_kind = (e->lead[strlen(e->lead) - 1] & 1) ? SU_ACCT_EMPTY : SU_ACCT_NULL;
     }
 }
 
@@ -547,11 +549,7 @@ static void advance(gen_t *g) {
 }
 
 static void remember(gen_t *g, const gev_t *e) {
-    if (g->nhist == g->chist) {
-        g->chist = g->chist ? g->chist * 2 : 1024;
-        g->hist = realloc(g->hist, g->chist * sizeof(*g->hist));
-        assert_non_null(g->hist);
-    }
+    g->hist = room(g->hist, g->nhist, &g->chist, sizeof(*g->hist), 1024);
     g->hist[g->nhist++] = *e;
 }
 
@@ -606,8 +604,6 @@ static void gen_next(gen_t *g, gev_t *e) {
 
 static void gen_init(gen_t *g, const pconf_t *c, const ds_rules_t *r, uint64_t seed) {
     memset(g, 0, sizeof(*g));
-    g->c = c;
-    g->rules = r;
     g->seed = seed;
     g->r.s = seed * 0x2545F4914F6CDD1DULL + 7;
     g->now = T0;
@@ -678,30 +674,12 @@ static void gen_free(gen_t *g) {
     free(g->hist);
 }
 
-/* The generated event as the domain sees it (pointers into e). */
-static void to_ma(const gev_t *e, ds_ma_event_t *m, const char **sw) {
-    memset(m, 0, sizeof(*m));
-    m->event_id = e->id;
-    m->occurred_at = e->t;
-    m->lead_id = e->lead;
-    m->account_id = e->acct_kind == 2 ? e->acct : (e->acct_kind == 1 ? "" : NULL);
-    m->type = e->type;
-    m->content_id = e->has_content ? e->content : NULL;
-    m->insight_id = e->has_insight ? e->insight : NULL;
-    m->content_stage = e->stage;
-    for (int i = 0; i < e->nsw; i++)
-        sw[i] = e->sw[i];
-    m->shared_with = e->nsw ? sw : NULL;
-    m->shared_with_count = (size_t)e->nsw;
-    m->source = "prop";
-}
-
 static void describe(const gev_t *e, char *out, size_t n) {
     int o = snprintf(out, n,
                      "{id %s, t T0%+.3fd (%" PRId64 "), lead %s, account %s, type %s, "
                      "content %s, insight %s, stage %s, shared_with [",
                      e->id, ((double)e->t - (double)T0) / (double)DAY, e->t, e->lead,
-                     e->acct_kind == 2 ? e->acct : (e->acct_kind ? "\"\"" : "null"),
+                     e->acct_kind == SU_ACCT_SET ? e->acct : (e->acct_kind ? "\"\"" : "null"),
                      ds_ma_type_name(e->type), e->has_content ? e->content : "null",
                      e->has_insight ? e->insight : "null",
                      e->stage == DS_NONE ? "null" : ds_content_stage_name(e->stage));
@@ -722,21 +700,13 @@ typedef struct cap {
 
 static void on_lead(void *opaque, const ds_lead_score_t *s) {
     cap_t *c = opaque;
-    if (c->nl == c->cl) {
-        c->cl = c->cl ? c->cl * 2 : 8;
-        c->l = realloc(c->l, c->cl * sizeof(*c->l));
-        assert_non_null(c->l);
-    }
+    c->l = room(c->l, c->nl, &c->cl, sizeof(*c->l), 8);
     lrec_fill(&c->l[c->nl++], s);
 }
 
 static void on_account(void *opaque, const ds_account_score_t *s) {
     cap_t *c = opaque;
-    if (c->na == c->ca) {
-        c->ca = c->ca ? c->ca * 2 : 4;
-        c->a = realloc(c->a, c->ca * sizeof(*c->a));
-        assert_non_null(c->a);
-    }
+    c->a = room(c->a, c->na, &c->ca, sizeof(*c->a), 4);
     arec_fill(&c->a[c->na++], s);
 }
 
@@ -766,8 +736,8 @@ static const char *ns(const char *s) {
 }
 
 /* The first field where x (rt's or st's) and y (ds's) differ, written to
- * msg; false when they are the same. */
-static bool lrec_diff(const lrec_t *x, const lrec_t *y, char *msg, size_t n) {
+ * msg; false when they are the same (the fields of score_rec.h's lists, in
+ * their order). */
 #define DS_(f)                                                                                     \
     if (!seq(x->f, y->f))                                                                          \
         return snprintf(msg, n, #f ": %s, ds %s", ns(x->f), ns(y->f)), true;
@@ -778,46 +748,24 @@ static bool lrec_diff(const lrec_t *x, const lrec_t *y, char *msg, size_t n) {
     if (x->f != y->f)                                                                              \
         return snprintf(msg, n, #f ": %" PRId64 ", ds %" PRId64, (int64_t)x->f, (int64_t)y->f),    \
                true;
-    DS_(lead_id)
-    DS_(account_id)
-    DS_(output_id)
-    DD_(confront)
-    DD_(connect)
-    DD_(mobilizer)
-    DI_(tier)
-    DI_(previous_tier)
-    DS_(top_insight)
-    DI_(furthest_stage)
-    DI_(as_of)
-    DI_(events_applied)
-    DI_(reasons_count)
-    for (size_t i = 0; i < x->reasons_count; i++)
-        if (!seq(x->reasons[i], y->reasons[i]))
-            return snprintf(msg, n, "reasons[%zu]: \"%s\", ds \"%s\"", i, x->reasons[i],
-                            y->reasons[i]),
-                   true;
+#define DV_(f, cnt)                                                                                \
+    for (size_t i = 0; i < x->cnt; i++)                                                            \
+        if (!seq(x->f[i], y->f[i]))                                                                \
+            return snprintf(msg, n, #f "[%zu]: \"%s\", ds \"%s\"", i, x->f[i], y->f[i]), true;
+
+static bool lrec_diff(const lrec_t *x, const lrec_t *y, char *msg, size_t n) {
+    LREC_FIELDS(DS_, DD_, DI_, DV_)
     return false;
 }
 
 static bool arec_diff(const arec_t *x, const arec_t *y, char *msg, size_t n) {
-    DS_(account_id)
-    DS_(output_id)
-    DI_(engaged)
-    DI_(confronted)
-    DD_(consensus)
-    DS_(top_insight)
-    DI_(mobilizers_count)
-    for (size_t i = 0; i < x->mobilizers_count; i++)
-        if (!seq(x->mobilizers[i], y->mobilizers[i]))
-            return snprintf(msg, n, "mobilizers[%zu]: %s, ds %s", i, x->mobilizers[i],
-                            y->mobilizers[i]),
-                   true;
-    DI_(as_of)
+    AREC_FIELDS(DS_, DD_, DI_, DV_)
     return false;
+}
 #undef DS_
 #undef DD_
 #undef DI_
-}
+#undef DV_
 
 /* ---- digests --------------------------------------------------------------------------- */
 
@@ -860,38 +808,25 @@ static void h_str(uint64_t *h, const char *s) {
     h_bytes(h, s, n);
 }
 
-/* Every field lrec_diff compares. */
+/* Every field lrec_diff and arec_diff compare, in the same order. */
+#define HS_(f) h_str(h, x->f);
+#define HD_(f) h_dbl(h, x->f);
+#define HI_(f) h_u64(h, (uint64_t)x->f);
+#define HV_(f, cnt)                                                                                \
+    for (size_t i = 0; i < x->cnt; i++)                                                            \
+        h_str(h, x->f[i]);
+
 static void h_lrec(uint64_t *h, const lrec_t *x) {
-    h_str(h, x->lead_id);
-    h_str(h, x->account_id);
-    h_str(h, x->output_id);
-    h_dbl(h, x->confront);
-    h_dbl(h, x->connect);
-    h_dbl(h, x->mobilizer);
-    h_u64(h, (uint64_t)x->tier);
-    h_u64(h, (uint64_t)x->previous_tier);
-    h_str(h, x->top_insight);
-    h_u64(h, (uint64_t)x->furthest_stage);
-    h_u64(h, (uint64_t)x->as_of);
-    h_u64(h, (uint64_t)x->events_applied);
-    h_u64(h, x->reasons_count);
-    for (size_t i = 0; i < x->reasons_count; i++)
-        h_str(h, x->reasons[i]);
+    LREC_FIELDS(HS_, HD_, HI_, HV_)
 }
 
-/* Every field arec_diff compares. */
 static void h_arec(uint64_t *h, const arec_t *x) {
-    h_str(h, x->account_id);
-    h_str(h, x->output_id);
-    h_u64(h, (uint64_t)x->engaged);
-    h_u64(h, (uint64_t)x->confronted);
-    h_dbl(h, x->consensus);
-    h_str(h, x->top_insight);
-    h_u64(h, x->mobilizers_count);
-    for (size_t i = 0; i < x->mobilizers_count; i++)
-        h_str(h, x->mobilizers[i]);
-    h_u64(h, (uint64_t)x->as_of);
+    AREC_FIELDS(HS_, HD_, HI_, HV_)
 }
+#undef HS_
+#undef HD_
+#undef HI_
+#undef HV_
 
 /* The records one apply emitted, in order. */
 static void h_cap(uint64_t *h, const cap_t *c) {
@@ -945,8 +880,7 @@ typedef struct punit {
 } punit_t;
 
 typedef struct run {
-    uint64_t seed;
-    const pconf_t *c;
+    const pconf_t *c; /* the seed is g's */
     const ds_rules_t *rules;
     gen_t g;
     punit_t *u;
@@ -984,10 +918,10 @@ static void prop_fail(run_t *R, const char *fmt, ...) {
     print_error("score property: seed %" PRIu64 " (rules %s)%s:\n  %s\n"
                 "  rerun alone: DS_PROP_SEED=%" PRIu64
                 " ./test_score_prop (in the build directory)\n",
-                R->seed, R->c->name, at, what, R->seed);
+                R->g.seed, R->c->name, at, what, R->g.seed);
     if (R->ev)
-        fail_msg("seed %" PRIu64 " event #%zu: %s", R->seed, R->index, what);
-    fail_msg("seed %" PRIu64 ": %s", R->seed, what);
+        fail_msg("seed %" PRIu64 " event #%zu: %s", R->g.seed, R->index, what);
+    fail_msg("seed %" PRIu64 ": %s", R->g.seed, what);
 }
 
 /* ---- the golden record ------------------------------------------------------------------ */
@@ -1076,11 +1010,7 @@ static void gold_load(const char *path) {
             g = NULL;
         } else if (g && sscanf(line, "%zu %" SCNx64, &n, &h) == 2 &&
                    n == (g->ncp + 1) * GOLD_EVERY) {
-            if (g->ncp == g->ccp) {
-                g->ccp = g->ccp ? 2 * g->ccp : 64;
-                g->cp = realloc(g->cp, g->ccp * sizeof(*g->cp));
-                assert_non_null(g->cp);
-            }
+            g->cp = room(g->cp, g->ncp, &g->ccp, sizeof(*g->cp), 64);
             g->cp[g->ncp++] = h;
         } else {
             fail_msg("%s:%zu: not a line of a golden record: %s", path, ln, line);
@@ -1427,13 +1357,9 @@ static void flush_unit(run_t *R, int ui) {
     ds_flush(p->ds, &p->vds);
     ds_flush(p->rt, &p->vrt);
     stw_t sw = {&p->store, &p->vst};
-    ds_score_writer_t w = {.opaque = &sw,
-                           .lead = st_lead,
-                           .dict = st_dict,
-                           .attendance = st_att,
-                           .mobilizer = st_mob,
-                           .sum = st_sum,
-                           .account = st_acct};
+    /* in the order of ds_score_writer_t's fields (each callback has a type
+     * of its own: one out of place does not compile) */
+    ds_score_writer_t w = {&sw, st_lead, st_dict, st_att, st_mob, st_sum, st_acct};
     if (ds_score_unit_write(p->st, &w))
         FAIL(R, "unit %s: st's write failed", key);
     h_u64(&R->evh, 'F');
@@ -1567,6 +1493,18 @@ static void compare_leads(run_t *R, int ui) {
 
 /* ---- one seed ------------------------------------------------------------------------ */
 
+/* A unit's three copies, its store and its three models of the lead
+ * hashes. */
+static void punit_free(punit_t *p) {
+    ds_score_unit_t *units[] = {p->ds, p->rt, p->st};
+    vent_t **views[] = {&p->vds, &p->vrt, &p->vst};
+    for (int k = 0; k < 3; k++) {
+        ds_score_unit_destroy(units[k]);
+        vmap_free(views[k]);
+    }
+    kv_free(&p->store);
+}
+
 static size_t events_override(void) {
     const char *s = getenv("DS_PROP_EVENTS");
     return s ? (size_t)strtoul(s, NULL, 10) : 0;
@@ -1578,7 +1516,6 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
     pconf_t c = *conf;
     if (events_override())
         c.events = (int)events_override();
-    R->seed = seed;
     R->c = &c;
     ds_rules_t *rules = make_rules(&c);
     R->rules = rules;
@@ -1625,7 +1562,7 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
         gen_next(&R->g, &ev);
         R->ev = &ev;
         ds_ma_event_t m;
-        to_ma(&ev, &m, sw);
+        su_ev_to_ma(&ev, &m, sw, "prop");
         int ui = ev.unit;
         punit_t *p = &R->u[ui];
 
@@ -1743,21 +1680,14 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
                   seed, c.name, c.events, R->g.nunits, leads, biggest, R->lead_scores,
                   R->account_scores, R->follows_seen, R->duplicates, R->round_trips, R->flushes,
                   R->loads, switch_rules ? ", tiers changed halfway" : "");
-    for (int i = 0; i < R->g.nunits; i++) {
-        ds_score_unit_destroy(R->u[i].ds);
-        ds_score_unit_destroy(R->u[i].rt);
-        ds_score_unit_destroy(R->u[i].st);
-        kv_free(&R->u[i].store);
-        vmap_free(&R->u[i].vds);
-        vmap_free(&R->u[i].vrt);
-        vmap_free(&R->u[i].vst);
-    }
+    for (int i = 0; i < R->g.nunits; i++)
+        punit_free(&R->u[i]);
     free(R->u);
     ds_score_scratch_destroy(R->scr_ds);
     ds_score_scratch_destroy(R->scr_st);
-    cap_free(&R->cds);
-    cap_free(&R->crt);
-    cap_free(&R->cst);
+    cap_t *caps[] = {&R->cds, &R->crt, &R->cst};
+    for (int k = 0; k < 3; k++)
+        cap_free(caps[k]);
     ds_rules_destroy(rules2);
     ds_buf_free(&R->b1);
     ds_buf_free(&R->b2);

@@ -12,6 +12,7 @@
 /* cmocka.h needs the four above first */
 #include <cmocka.h>
 
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 
 #include "rules.h"
 #include "stall.h"
+#include "scoring_util.h"
 #include "unit_util.h"
 
 #define DAY ((int64_t)DS_DAY_MS)
@@ -108,12 +110,10 @@ static bool is_mobilizer(void *opaque, const char *account_id, const char *conta
 static void clear(fx_t *f) {
     for (size_t i = 0; i < f->n; i++) {
         rec_t *r = &f->recs[i];
-        free(r->alert_id);
-        free(r->deal_id);
-        free(r->account_id);
-        free(r->owner_id);
-        free(r->message);
-        free(r->missing);
+        char *owned[] = {r->alert_id, r->deal_id, r->account_id,
+                         r->owner_id, r->message, r->missing};
+        for (size_t k = 0; k < UU_COUNT(owned); k++)
+            free(owned[k]);
     }
     f->n = 0;
 }
@@ -150,13 +150,10 @@ static int teardown(void **state) {
 /* ---- events (event clock: now = occurred_at) ------------------------------ */
 
 static ds_crm_event_t crm(const char *id, int64_t t, int type) {
-    return (ds_crm_event_t){.event_id = id,
-                            .occurred_at = t,
-                            .deal_id = DEAL,
-                            .account_id = ACCT,
-                            .type = type,
-                            .stage = DS_NONE,
-                            .contact_role = DS_NONE};
+    ds_crm_event_t e = {.event_id = id, .occurred_at = t, .deal_id = DEAL, .account_id = ACCT};
+    e.type = type;
+    e.stage = e.contact_role = DS_NONE;
+    return e;
 }
 
 static ds_err_t apply(fx_t *f, ds_deal_t *d, const ds_crm_event_t *e) {
@@ -189,6 +186,19 @@ static ds_err_t seller(fx_t *f, ds_deal_t *d, const char *id, int64_t t) {
     ds_crm_event_t e = crm(id, t, DS_CRM_SELLER_ACTIVITY);
     e.activity = "email";
     return apply(f, d, &e);
+}
+
+/* n seller actions with ids <prefix><first>, <prefix><first + 1>, ... an
+ * hour apart from t; each must return want (a failure names the action). */
+static void sellers(fx_t *f, ds_deal_t *d, const char *prefix, int first, int n, int64_t t,
+                    ds_err_t want) {
+    char id[16];
+    for (int i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "%s%d", prefix, first + i);
+        ds_err_t got = seller(f, d, id, t + i * HOUR);
+        if (got != want)
+            fail_msg("seller action %s: %s, want %s", id, ds_err2str(got), ds_err2str(want));
+    }
 }
 
 static ds_err_t buyer(fx_t *f, ds_deal_t *d, const char *id, int64_t t, const char *signal,
@@ -248,6 +258,42 @@ static void assert_quiet(const rec_t *r, double days) {
         fail_msg("quiet_days %.12g, want %.12g", r->quiet_days, days);
 }
 
+/* The case fails unless f has exactly one alert, of this kind, state and
+ * level, with these reported and verified stages (UNCHECKED: not
+ * checked) and missing verifiers, whose message holds the deal's id and
+ * the words that follow (NULL after the last); that alert. */
+#define UNCHECKED INT_MIN
+static const rec_t *assert_only_alert(const fx_t *f, int kind, int state, int level, int reported,
+                                      int verified, const char *missing, ...)
+    __attribute__((sentinel));
+static const rec_t *assert_only_alert(const fx_t *f, int kind, int state, int level, int reported,
+                                      int verified, const char *missing, ...) {
+    assert_int_equal(f->n, 1);
+    const rec_t *r = &f->recs[0];
+    assert_rec(r, kind, state, level);
+    if (reported != UNCHECKED)
+        assert_int_equal(r->reported, reported);
+    if (verified != UNCHECKED)
+        assert_int_equal(r->verified, verified);
+    assert_string_equal(r->missing, missing);
+    assert_mentions(r, DEAL);
+    va_list ap;
+    va_start(ap, missing);
+    for (const char *w; (w = va_arg(ap, const char *));)
+        assert_mentions(r, w);
+    va_end(ap);
+    return r;
+}
+
+/* A closed deal is no longer watched: closed, and a clock check long after
+ * emits nothing. */
+static void assert_watch_stopped(fx_t *f, ds_deal_t *d) {
+    assert_true(ds_deal_is_closed(d));
+    clear(f);
+    evaluate(f, d, T0 + 100 * DAY);
+    assert_int_equal(f->n, 0);
+}
+
 /* ---- 1. each alert kind fires on its condition ----------------------------- */
 
 static void test_no_buyer_signal_fires(void **state) {
@@ -255,19 +301,14 @@ static void test_no_buyer_signal_fires(void **state) {
     ds_deal_t *d = opened_deal(f, "e1", DS_NONE);
     assert_int_equal(f->n, 0);
     evaluate(f, d, T0 + 11 * DAY);
-    assert_int_equal(f->n, 1);
-    const rec_t *r = &f->recs[0];
-    assert_rec(r, DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN, 1);
-    assert_int_equal(r->reported, DS_PS_RECOGNIZE_NEED); /* absent stage: RECOGNIZE_NEED */
-    assert_int_equal(r->verified, DS_PS_RECOGNIZE_NEED);
-    assert_string_equal(r->missing, "live_call_accepted");
+    /* an absent stage is RECOGNIZE_NEED */
+    const rec_t *r = assert_only_alert(
+        f, DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN, 1, DS_PS_RECOGNIZE_NEED, DS_PS_RECOGNIZE_NEED,
+        "live_call_accepted", "Recognizing the need", "live_call_accepted", NULL);
     assert_string_equal(r->owner_id, "rep-1");
     assert_true(r->last_buyer == DS_TS_NULL);
     assert_true(r->raised_at == T0 + 11 * DAY);
     assert_quiet(r, 11.0);
-    assert_mentions(r, DEAL);
-    assert_mentions(r, "Recognizing the need");
-    assert_mentions(r, "live_call_accepted");
     /* still holding, nothing new at the same clock check */
     evaluate(f, d, T0 + 11 * DAY);
     assert_int_equal(f->n, 1);
@@ -277,22 +318,17 @@ static void test_no_buyer_signal_fires(void **state) {
 static void test_one_sided_fires(void **state) {
     fx_t *f = *state;
     ds_deal_t *d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
-    assert_int_equal(seller(f, d, "s1", T0 + 1 * HOUR), DS_ERR_OK);
-    assert_int_equal(seller(f, d, "s2", T0 + 2 * HOUR), DS_ERR_OK);
+    sellers(f, d, "s", 1, 2, T0 + HOUR, DS_ERR_OK);
     assert_int_equal(f->n, 0); /* 2 < max_unanswered_seller_actions */
     assert_int_equal(seller(f, d, "s3", T0 + 3 * HOUR), DS_ERR_OK);
-    assert_int_equal(f->n, 1);
-    const rec_t *r = &f->recs[0];
-    assert_rec(r, DS_AK_ONE_SIDED, DS_AS_OPEN, 1);
+    const rec_t *r =
+        assert_only_alert(f, DS_AK_ONE_SIDED, DS_AS_OPEN, 1, UNCHECKED, UNCHECKED,
+                          "live_call_accepted", "3 seller actions", "live_call_accepted", NULL);
     assert_int_equal(r->unanswered, 3);
     assert_true(r->last_seller == T0 + 3 * HOUR);
     assert_true(r->last_buyer == DS_TS_NULL);
     assert_true(r->raised_at == T0 + 3 * HOUR);
     assert_quiet(r, 3.0 / 24.0); /* since opening, for every kind */
-    assert_string_equal(r->missing, "live_call_accepted");
-    assert_mentions(r, DEAL);
-    assert_mentions(r, "3 seller actions");
-    assert_mentions(r, "live_call_accepted");
     ds_deal_destroy(d);
 }
 
@@ -313,16 +349,10 @@ static void test_unverified_stage_fires(void **state) {
     ds_deal_t *d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
     assert_int_equal(f->n, 0);
     assert_int_equal(stage_to(f, d, "c1", T0 + HOUR, DS_PS_EXPLORE_OPTIONS), DS_ERR_OK);
-    assert_int_equal(f->n, 1);
-    const rec_t *r = &f->recs[0];
-    assert_rec(r, DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN, 1);
-    assert_int_equal(r->reported, DS_PS_EXPLORE_OPTIONS);
-    assert_int_equal(r->verified, DS_PS_RECOGNIZE_NEED);
-    assert_string_equal(r->missing, "live_call_accepted");
-    assert_mentions(r, DEAL);
-    assert_mentions(r, ds_purchase_stage_words(DS_PS_EXPLORE_OPTIONS));
-    assert_mentions(r, ds_purchase_stage_words(DS_PS_RECOGNIZE_NEED));
-    assert_mentions(r, "live_call_accepted");
+    assert_only_alert(f, DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN, 1, DS_PS_EXPLORE_OPTIONS,
+                      DS_PS_RECOGNIZE_NEED, "live_call_accepted",
+                      ds_purchase_stage_words(DS_PS_EXPLORE_OPTIONS),
+                      ds_purchase_stage_words(DS_PS_RECOGNIZE_NEED), "live_call_accepted", NULL);
     ds_deal_destroy(d);
 }
 
@@ -334,15 +364,9 @@ static void test_no_mobilizer_fires(void **state) {
     assert_int_equal(f->n, 0); /* verified EXPLORE_OPTIONS < DEFINE_CRITERIA */
     assert_int_equal(buyer(f, d, "b2", T0 + 2 * HOUR, "status_quo_flaw_acknowledged", "L-1"),
                      DS_ERR_OK);
-    assert_int_equal(f->n, 1);
-    const rec_t *r = &f->recs[0];
-    assert_rec(r, DS_AK_NO_MOBILIZER, DS_AS_OPEN, 1);
-    assert_int_equal(r->reported, DS_PS_RECOGNIZE_NEED);
-    assert_int_equal(r->verified, DS_PS_DEFINE_CRITERIA);
-    assert_string_equal(r->missing, "mobilizer_committed,resources_committed");
-    assert_mentions(r, DEAL);
-    assert_mentions(r, "Defining purchase criteria");
-    assert_mentions(r, "mobilizer_committed");
+    assert_only_alert(f, DS_AK_NO_MOBILIZER, DS_AS_OPEN, 1, DS_PS_RECOGNIZE_NEED,
+                      DS_PS_DEFINE_CRITERIA, "mobilizer_committed,resources_committed",
+                      "Defining purchase criteria", "mobilizer_committed", NULL);
     assert_false(ds_deal_mobilizer_known(d));
     ds_deal_destroy(d);
     clear(f);
@@ -466,9 +490,7 @@ static void test_resolved_on_buyer_signal(void **state) {
  * hours and no buyer answer, checked 11 days on. */
 static ds_deal_t *one_sided_quiet_deal(fx_t *f) {
     ds_deal_t *d = opened_deal(f, "e1", DS_PS_EXPLORE_OPTIONS);
-    assert_int_equal(seller(f, d, "s1", T0 + 1 * HOUR), DS_ERR_OK);
-    assert_int_equal(seller(f, d, "s2", T0 + 2 * HOUR), DS_ERR_OK);
-    assert_int_equal(seller(f, d, "s3", T0 + 3 * HOUR), DS_ERR_OK);
+    sellers(f, d, "s", 1, 3, T0 + HOUR, DS_ERR_OK);
     evaluate(f, d, T0 + 11 * DAY);
     return d;
 }
@@ -494,10 +516,7 @@ static void test_close_resolves_all(void **state) {
         assert_rec(&f->recs[2], DS_AK_UNVERIFIED_STAGE, DS_AS_RESOLVED, 2);
         for (size_t i = 0; i < 3; i++)
             assert_mentions(&f->recs[i], DEAL);
-        /* watching stopped */
-        clear(f);
-        evaluate(f, d, T0 + 100 * DAY);
-        assert_int_equal(f->n, 0);
+        assert_watch_stopped(f, d);
         ds_deal_destroy(d);
     }
 }
@@ -513,20 +532,14 @@ static void test_event_after_close_ignored(void **state) {
     assert_int_equal(close_deal(f, d, "w1", T0 + 2 * HOUR, DS_CRM_DEAL_WON), DS_ERR_OK);
     assert_int_equal(f->n, 0); /* nothing was open */
 
-    assert_int_equal(seller(f, d, "s1", T0 + 3 * HOUR), DS_ERR_IGNORED);
-    assert_int_equal(seller(f, d, "s2", T0 + 4 * HOUR), DS_ERR_IGNORED);
-    assert_int_equal(seller(f, d, "s3", T0 + 5 * HOUR), DS_ERR_IGNORED);
+    sellers(f, d, "s", 1, 3, T0 + 3 * HOUR, DS_ERR_IGNORED);
     assert_int_equal(stage_to(f, d, "c1", T0 + 6 * HOUR, DS_PS_NEGOTIATE), DS_ERR_IGNORED);
-    assert_int_equal(buyer(f, d, "b1", T0 + 7 * HOUR, "live_call_accepted", "L-1"),
-                     DS_ERR_IGNORED);
-    assert_int_equal(stakeholder(f, d, "k1", T0 + 8 * HOUR, "L-2", DS_ROLE_TALKER),
-                     DS_ERR_IGNORED);
+    assert_int_equal(buyer(f, d, "b1", T0 + 7 * HOUR, "live_call_accepted", "L-1"), DS_ERR_IGNORED);
+    assert_int_equal(stakeholder(f, d, "k1", T0 + 8 * HOUR, "L-2", DS_ROLE_TALKER), DS_ERR_IGNORED);
     assert_int_equal(close_deal(f, d, "l1", T0 + 9 * HOUR, DS_CRM_DEAL_LOST), DS_ERR_IGNORED);
     assert_int_equal(f->n, 0);
     assert_int_equal(ds_deal_stakeholder_count(d), 0);
-    assert_true(ds_deal_is_closed(d));
-    evaluate(f, d, T0 + 100 * DAY);
-    assert_int_equal(f->n, 0);
+    assert_watch_stopped(f, d);
     ds_deal_destroy(d);
 }
 
@@ -541,9 +554,7 @@ static void test_unknown_signal_code(void **state) {
     assert_int_equal(count(f, DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN), 1);
     evaluate(f, d, T0 + 11 * DAY);
     assert_int_equal(count(f, DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN), 1);
-    assert_int_equal(seller(f, d, "s1", T0 + 11 * DAY + 1 * HOUR), DS_ERR_OK);
-    assert_int_equal(seller(f, d, "s2", T0 + 11 * DAY + 2 * HOUR), DS_ERR_OK);
-    assert_int_equal(seller(f, d, "s3", T0 + 11 * DAY + 3 * HOUR), DS_ERR_OK);
+    sellers(f, d, "s", 1, 3, T0 + 11 * DAY + HOUR, DS_ERR_OK);
     assert_int_equal(count(f, DS_AK_ONE_SIDED, DS_AS_OPEN), 1);
     clear(f);
 
@@ -644,11 +655,8 @@ static void test_duplicate_and_reload(void **state) {
 
     ds_buf_t b;
     ds_buf_init(&b, 0);
-    assert_int_equal(ds_deal_save(d, &b), DS_ERR_OK);
-    ds_err_t err = DS_ERR_OK;
-    ds_deal_t *d2 = ds_deal_load(b.data, b.len, &err);
-    assert_non_null(d2);
-    assert_int_equal(err, DS_ERR_OK);
+    su_save(&SU_DEAL, d, &b);
+    ds_deal_t *d2 = su_load(&SU_DEAL, &b);
     assert_string_equal(ds_deal_id(d2), DEAL);
     assert_string_equal(ds_deal_account_id(d2), ACCT);
     assert_true(ds_deal_next_deadline(d2, f->rules) == ds_deal_next_deadline(d, f->rules));
@@ -745,8 +753,9 @@ static void test_message_days(void **state) {
         int64_t behind; /* now - deal opened */
         const char *text;
     } cases[] = {
-        {-HOUR, "(-0 days since"}, {DAY / 2, "(0 days since"}, {3 * DAY / 2, "(2 days since"},
-        {5 * DAY / 2, "(2 days since"}, {-3 * DAY / 2, "(-2 days since"},
+        {-HOUR, "(-0 days since"},        {DAY / 2, "(0 days since"},
+        {3 * DAY / 2, "(2 days since"},   {5 * DAY / 2, "(2 days since"},
+        {-3 * DAY / 2, "(-2 days since"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         ds_deal_t *d = opened_deal(f, "e1", DS_PS_RECOGNIZE_NEED);
@@ -772,9 +781,7 @@ static void test_message_days(void **state) {
  * a resolved one, dedupe ids. */
 static ds_deal_t *mixed_deal(fx_t *f) {
     ds_deal_t *d = opened_deal(f, "x1", DS_PS_RECOGNIZE_NEED);
-    assert_int_equal(seller(f, d, "x2", T0 + 1 * HOUR), DS_ERR_OK);
-    assert_int_equal(seller(f, d, "x3", T0 + 2 * HOUR), DS_ERR_OK);
-    assert_int_equal(seller(f, d, "x4", T0 + 3 * HOUR), DS_ERR_OK);
+    sellers(f, d, "x", 2, 3, T0 + HOUR, DS_ERR_OK);
     assert_int_equal(stakeholder(f, d, "x5", T0 + 4 * HOUR, "C-9", DS_ROLE_BLOCKER), DS_ERR_OK);
     assert_int_equal(buyer(f, d, "x6", T0 + 5 * HOUR, "live_call_accepted", "C-7"), DS_ERR_OK);
     assert_int_equal(stage_to(f, d, "x7", T0 + 6 * HOUR, DS_PS_SELECT_SUPPLIER), DS_ERR_OK);
@@ -784,63 +791,34 @@ static ds_deal_t *mixed_deal(fx_t *f) {
     return d;
 }
 
-/* mixed_deal() saved by the build before version 2 (fixed-width times). */
-static const unsigned char DEAL_V1[] = {
-    0x01, 0x07, 0x44, 0x2d, 0x31, 0x30, 0x34, 0x32, 0x04, 0x41, 0x2d, 0x37,
-    0x06, 0x72, 0x65, 0x70, 0x2d, 0x31, 0x01, 0x00, 0x00, 0x04, 0x00, 0x68,
-    0xe5, 0xcf, 0x8b, 0x01, 0x00, 0x00, 0x80, 0x10, 0xf8, 0xd0, 0x8b, 0x01,
-    0x00, 0x00, 0x80, 0x33, 0x8a, 0xd0, 0x8b, 0x01, 0x00, 0x00, 0x00, 0x00,
-    0xff, 0x2e, 0xd1, 0x8b, 0x01, 0x00, 0x00, 0x01, 0x13, 0x6c, 0x69, 0x76,
-    0x65, 0x5f, 0x63, 0x61, 0x6c, 0x6c, 0x5f, 0x61, 0x63, 0x63, 0x65, 0x70,
-    0x74, 0x65, 0x64, 0x80, 0x10, 0xf8, 0xd0, 0x8b, 0x01, 0x00, 0x00, 0x02,
-    0x04, 0x43, 0x2d, 0x39, 0x04, 0x43, 0x2d, 0x37, 0x01, 0x01, 0x02, 0x00,
-    0x60, 0x63, 0xd1, 0x8c, 0x01, 0x00, 0x00, 0x00, 0x01, 0x01, 0x80, 0x33,
-    0x8a, 0xd0, 0x8b, 0x01, 0x00, 0x00, 0x01, 0x01, 0x03, 0x00, 0x60, 0x63,
-    0xd1, 0x8c, 0x01, 0x00, 0x00, 0x01, 0x01, 0x03, 0x00, 0x60, 0x63, 0xd1,
-    0x8c, 0x01, 0x00, 0x00, 0x07, 0x10, 0x84, 0xa3, 0xc6, 0x00, 0x12, 0x01,
-    0x9c, 0x00, 0x68, 0xe5, 0xcf, 0x8b, 0x01, 0x00, 0x00, 0x29, 0x89, 0xa3,
-    0xc6, 0x00, 0x15, 0x01, 0x9c, 0x80, 0x56, 0x1c, 0xd0, 0x8b, 0x01, 0x00,
-    0x00, 0x76, 0x87, 0xa3, 0xc6, 0x00, 0x14, 0x01, 0x9c, 0x00, 0x45, 0x53,
-    0xd0, 0x8b, 0x01, 0x00, 0x00, 0x8f, 0x8c, 0xa3, 0xc6, 0x00, 0x17, 0x01,
-    0x9c, 0x80, 0x33, 0x8a, 0xd0, 0x8b, 0x01, 0x00, 0x00, 0xdc, 0x8a, 0xa3,
-    0xc6, 0x00, 0x16, 0x01, 0x9c, 0x00, 0x22, 0xc1, 0xd0, 0x8b, 0x01, 0x00,
-    0x00, 0xf5, 0x8f, 0xa3, 0xc6, 0x00, 0x19, 0x01, 0x9c, 0x80, 0x10, 0xf8,
-    0xd0, 0x8b, 0x01, 0x00, 0x00, 0x42, 0x8e, 0xa3, 0xc6, 0x00, 0x18, 0x01,
-    0x9c, 0x00, 0xff, 0x2e, 0xd1, 0x8b, 0x01, 0x00, 0x00
-};
-
-/* Version 1 bytes load to the state the events give (the version 2 saves
- * of both are the same bytes); version 2 is smaller and loads back to
- * itself; no truncation of either loads. */
+/* Version 1 bytes (mixed_deal() saved by the build before version 2,
+ * with fixed-width times: tests/fixtures/deal_v1.bin) load to the state
+ * the events give (the version 2 saves of both are the same bytes);
+ * version 2 is smaller and loads back to itself; no truncation of either
+ * loads. */
 static void test_deal_loads_version_1(void **state) {
     fx_t *f = *state;
     ds_deal_t *d = mixed_deal(f);
-    ds_err_t err = DS_ERR_OK;
-    ds_deal_t *v = ds_deal_load(DEAL_V1, sizeof(DEAL_V1), &err);
-    assert_non_null(v);
+    ds_buf_t v1 = {0};
+    v1.data = su_fixture("deal_v1.bin", &v1.len);
+    assert_int_equal(v1.len, 249);
+    ds_deal_t *v = su_load(&SU_DEAL, &v1);
     ds_buf_t b, b2;
     ds_buf_init(&b, 0);
     ds_buf_init(&b2, 0);
-    assert_int_equal(ds_deal_save(d, &b), DS_ERR_OK);
-    assert_int_equal(ds_deal_save(v, &b2), DS_ERR_OK);
+    su_save(&SU_DEAL, d, &b);
+    su_save(&SU_DEAL, v, &b2);
     assert_int_equal(b.data[0], 2);
-    assert_int_equal(b.len, b2.len);
-    assert_memory_equal(b.data, b2.data, b.len);
-    assert_true(b.len + 50 < sizeof(DEAL_V1)); /* 187 bytes against 249 */
-    ds_deal_t *w = ds_deal_load(b.data, b.len, &err);
-    assert_non_null(w);
-    ds_buf_reset(&b2);
-    assert_int_equal(ds_deal_save(w, &b2), DS_ERR_OK);
-    assert_int_equal(b.len, b2.len);
-    assert_memory_equal(b.data, b2.data, b.len);
-    for (size_t n = 0; n < b.len; n++)
-        assert_null(ds_deal_load(b.data, n, &err));
-    for (size_t n = 0; n < sizeof(DEAL_V1); n++)
-        assert_null(ds_deal_load(DEAL_V1, n, &err));
+    su_assert_same_bytes(&b, &b2);
+    assert_true(b.len + 50 < v1.len); /* 187 bytes against 249 */
+    ds_deal_t *w = su_load_canonical(&SU_DEAL, &b);
+    su_assert_prefixes_refused(&SU_DEAL, b.data, b.len);
+    su_assert_prefixes_refused(&SU_DEAL, v1.data, v1.len);
     /* the loaded deal behaves as the original: same next deadline */
     assert_true(ds_deal_next_deadline(v, f->rules) == ds_deal_next_deadline(d, f->rules));
     ds_buf_free(&b);
     ds_buf_free(&b2);
+    free(v1.data);
     ds_deal_destroy(w);
     ds_deal_destroy(v);
     ds_deal_destroy(d);
@@ -1410,19 +1388,10 @@ static void test_long_history_random(void **state) {
         assert_int_equal(err, dup ? DS_ERR_DUPLICATE : DS_ERR_OK);
         g_alert_digest = digest_add(g_alert_digest, &err, sizeof(err));
         if (prand(100) == 0 || k == N - 1) {
-            ds_buf_reset(&b);
-            assert_int_equal(ds_deal_save(d, &b), DS_ERR_OK);
+            su_save(&SU_DEAL, d, &b);
             state_digest = digest_add(state_digest, b.data, b.len);
-            ds_err_t lerr = DS_ERR_OK;
-            ds_deal_t *d2 = ds_deal_load(b.data, b.len, &lerr);
-            assert_non_null(d2);
             /* what a loaded deal saves is what it was loaded from */
-            ds_buf_t b2;
-            ds_buf_init(&b2, 0);
-            assert_int_equal(ds_deal_save(d2, &b2), DS_ERR_OK);
-            assert_int_equal(b2.len, b.len);
-            assert_memory_equal(b2.data, b.data, b.len);
-            ds_buf_free(&b2);
+            ds_deal_t *d2 = su_load_canonical(&SU_DEAL, &b);
             if (prand(2)) {
                 ds_deal_destroy(d);
                 d = d2;
