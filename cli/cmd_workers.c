@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmds.h"
@@ -44,8 +45,14 @@ typedef struct app {
     struct run {
         ds_worker_t *worker;
         int rc;
+        bool left; /* at the leave barrier, or its run is over */
+        struct app *app;
     } runs[2];
     size_t nruns;
+    /* the workers leave the group together (ds_worker_before_leave) */
+    pthread_mutex_t leave_mu;
+    pthread_cond_t leave_cv;
+    size_t leaving;
 } app_t;
 
 static void print_usage(const char *cmd, FILE *out) {
@@ -75,10 +82,37 @@ static bool ready_fn(void *opaque, char *why, size_t why_size) {
     return true;
 }
 
+/* One more worker of the process is ready to leave the group (or will
+ * never get there); with `wait`, wait until every worker is, or until
+ * shutdown_timeout_ms has passed. */
+static void leave_barrier(struct run *r, bool wait) {
+    app_t *a = r->app;
+    pthread_mutex_lock(&a->leave_mu);
+    if (!r->left) {
+        r->left = true;
+        a->leaving++;
+        pthread_cond_broadcast(&a->leave_cv);
+    }
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    int64_t ns = until.tv_nsec + (int64_t)a->cfg->shutdown_timeout_ms * 1000000;
+    until.tv_sec += (time_t)(ns / 1000000000);
+    until.tv_nsec = (long)(ns % 1000000000);
+    while (wait && a->leaving < a->nruns)
+        if (pthread_cond_timedwait(&a->leave_cv, &a->leave_mu, &until))
+            break;
+    pthread_mutex_unlock(&a->leave_mu);
+}
+
+static void before_leave(void *p) {
+    leave_barrier(p, true);
+}
+
 static void *worker_thread(void *p) {
     struct run *r = p;
     r->rc = ds_worker_run(r->worker);
-    ds_worker_stop = 1; /* one worker down takes the process down */
+    ds_worker_stop = 1;      /* one worker down takes the process down */
+    leave_barrier(r, false); /* a run that ended before the barrier */
     return NULL;
 }
 
@@ -126,6 +160,8 @@ static int run_workers(int argc, char **argv, int which) {
     char err[1024] = "";
     app_t a;
     memset(&a, 0, sizeof(a));
+    pthread_mutex_init(&a.leave_mu, NULL);
+    pthread_cond_init(&a.leave_cv, NULL);
     int rc = 2;
     ds_http_t *http = NULL;
     a.cfg = ds_config_load(argc, argv, environ, err, sizeof(err));
@@ -171,7 +207,9 @@ static int run_workers(int argc, char **argv, int which) {
             fprintf(stderr, "dealsignal %s: %s: %s\n", argv[0], kinds[k].name, err);
             goto out;
         }
-        a.runs[a.nruns++].worker = w;
+        ds_worker_before_leave(w, before_leave, &a.runs[a.nruns]);
+        a.runs[a.nruns] = (struct run){.worker = w, .app = &a};
+        a.nruns++;
     }
     if (a.cfg->metrics_addr && a.cfg->metrics_addr[0]) {
         http = ds_http_start(a.cfg->metrics_addr, a.metrics, ready_fn, &a, err, sizeof(err));
@@ -210,6 +248,8 @@ out:
     ds_http_stop(http);
     for (size_t i = 0; i < a.nruns; i++)
         ds_worker_destroy(a.runs[i].worker);
+    pthread_cond_destroy(&a.leave_cv);
+    pthread_mutex_destroy(&a.leave_mu);
     ds_metrics_destroy(a.metrics);
     for (size_t i = 0; i < a.nrules; i++)
         ds_rules_destroy(a.rules[i]);

@@ -17,11 +17,20 @@
 #include "ds_clock.h"
 #include "ds_log.h"
 
+/* Only consumers have an opaque: their hooks (ds_kafka_consumer_new). */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
     ds_log_level_t l = level <= 3 ? DS_LOG_ERROR : level <= 4 ? DS_LOG_WARN
                        : level <= 6 ? DS_LOG_INFO : DS_LOG_DEBUG;
+    if (!strcmp(fac, "COMMITFAIL")) {
+        const ds_kafka_hooks_t *h = rd_kafka_opaque(rk);
+        if (h && __atomic_load_n(&h->all_committed, __ATOMIC_ACQUIRE))
+            l = DS_LOG_DEBUG; /* a repeat of offsets already committed */
+    }
     ds_log(l, "kafka", "%s: %s", fac, buf);
+}
+
+void ds_kafka_hooks_all_committed(ds_kafka_hooks_t *h) {
+    __atomic_store_n(&h->all_committed, 1, __ATOMIC_RELEASE);
 }
 
 static ds_err_t set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr,

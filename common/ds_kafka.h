@@ -41,7 +41,19 @@ typedef struct ds_kafka_hooks {
      * the polling thread; may be NULL (they are then logged). */
     void (*error)(void *opaque, int err, const char *reason);
     void *opaque;
+    /* Set by ds_kafka_hooks_all_committed: the consumer is closing with
+     * every offset it stored committed. */
+    int all_committed;
 } ds_kafka_hooks_t;
+
+/** The consumer of h is closing and has committed every offset it stored
+ *  (its last commit succeeded or found nothing new).  librdkafka commits
+ *  the stored offsets once more when it unassigns the partitions, even
+ *  those already committed; when another member of the group left at the
+ *  same moment the coordinator refuses that repeat ("COMMITFAIL … Group
+ *  rebalance in progress").  After this call such a refusal is logged at
+ *  debug level: nothing was lost.  Any thread. */
+void ds_kafka_hooks_all_committed(ds_kafka_hooks_t *h);
 
 /** Delivery tracking for one batch of produced messages.  Updated by the
  *  delivery report callback, which runs inside rd_kafka_poll() on the

@@ -564,6 +564,10 @@ static int finish(ds_worker_t *w, int rc) {
     rd_kafka_resp_err_t err = rd_kafka_commit(w->consumer, NULL, 0);
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
         DS_WARN(w->ops->name, "final commit: %s", rd_kafka_err2str(err));
+    else if (!w->fatal && !ds_batch_ring_inflight(&w->ring))
+        ds_kafka_hooks_all_committed(&w->hooks); /* nothing more is stored after this */
+    if (w->before_leave)
+        w->before_leave(w->leave_arg);
     ds_wk_drop_held(w);
     err = rd_kafka_consumer_close(w->consumer);
     if (err) {
@@ -712,6 +716,11 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
 fail:
     ds_worker_destroy(w);
     return NULL;
+}
+
+void ds_worker_before_leave(ds_worker_t *w, void (*fn)(void *arg), void *arg) {
+    w->before_leave = fn;
+    w->leave_arg = arg;
 }
 
 void ds_worker_destroy(ds_worker_t *w) {

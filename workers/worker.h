@@ -187,6 +187,12 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
                            size_t errstr_size);
 /** Run until ds_worker_stop; returns 0 on a clean shutdown. */
 int ds_worker_run(ds_worker_t *w);
+/** fn(arg) is called on the worker's thread at shutdown, once its last
+ *  state is written and its offsets committed, just before it leaves the
+ *  consumer group.  Workers of one process that share a group wait for
+ *  each other there: the first to leave rebalances the group, and a
+ *  worker still committing would see its commit refused. */
+void ds_worker_before_leave(ds_worker_t *w, void (*fn)(void *arg), void *arg);
 /** Close the worker's clients, then its adapter (ops->close); w may be NULL. */
 void ds_worker_destroy(ds_worker_t *w);
 

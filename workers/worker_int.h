@@ -48,6 +48,8 @@ struct ds_worker {
     ds_output_schema_t outs[DS_WORKER_MAX_OUTPUTS];
     const char *out_topics[DS_WORKER_MAX_OUTPUTS];
     ds_codec_encoder_t encoders[DS_WORKER_MAX_OUTPUTS];
+    void (*before_leave)(void *arg); /* ds_worker_before_leave */
+    void *leave_arg;
     ds_buf_t enc; /* one output record being encoded */
     size_t nouts;
     const ds_rules_t *next_rules; /* set by another thread, taken at a batch boundary */

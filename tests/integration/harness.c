@@ -1264,16 +1264,23 @@ bool ds_h_same_lines(const char *what, const char *name_a, char **a, size_t na, 
     return true;
 }
 
-int ds_h_log_count(const char *path, const char *needle) {
+int ds_h_log_count_after(const char *path, const char *mark, const char *needle) {
     FILE *f = fopen(path, "r");
     if (!f)
         return 0;
     char line[8192];
     int n = 0;
-    while (fgets(line, sizeof(line), f))
-        n += strstr(line, needle) != NULL;
+    bool past = !mark;
+    while (fgets(line, sizeof(line), f)) {
+        past = past || strstr(line, mark);
+        n += past && strstr(line, needle) != NULL;
+    }
     fclose(f);
     return n;
+}
+
+int ds_h_log_count(const char *path, const char *needle) {
+    return ds_h_log_count_after(path, NULL, needle);
 }
 
 void ds_h_show_log(const char *path, int lines) {

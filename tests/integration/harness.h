@@ -234,6 +234,8 @@ bool ds_h_same_outputs(const ds_h_env_t *env, const char *name_a, const char *co
                        const char *name_b, const char *const *topics_b, int ntopics);
 /** Lines of the file at path that contain needle (0 when unreadable). */
 int ds_h_log_count(const char *path, const char *needle);
+/** The same from the first line holding `mark` on (NULL: the whole file). */
+int ds_h_log_count_after(const char *path, const char *mark, const char *needle);
 /** Prints the last `lines` lines of the file at path on stderr, under a
  *  header naming it: what a worker said before a case failed. */
 void ds_h_show_log(const char *path, int lines);

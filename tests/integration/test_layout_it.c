@@ -135,6 +135,13 @@ static void test_everything_written_is_documented(void **state) {
     assert_true(ds_h_wait_group(&env, "it-layout", "ma.events", 90000));
     assert_true(ds_h_wait_group(&env, "it-layout", "crm.events", 90000));
     assert_int_equal(ds_h_stop(w, SIGTERM, 20000), 0);
+    /* the scorer and the watcher share the group and leave it together:
+     * no commit of theirs is refused on the way out */
+    if (ds_h_log_count_after(wlog, "shutting down", "COMMITFAIL") ||
+        ds_h_log_count(wlog, "final commit")) {
+        ds_h_show_log(wlog, 20);
+        fail_msg("a commit was refused at shutdown (log above)");
+    }
 
     char *section = layout_section();
     redisReply *keys = ds_h_redis(&env, "KEYS %s", "*");
