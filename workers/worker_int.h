@@ -62,7 +62,7 @@ struct ds_worker {
     ds_metrics_t *metrics;
 
     ds_batch_ring_t ring;
-    ds_batch_t *cur; /* the batch being built (ds_worker_emit) */
+    ds_batch_t *cur; /* the batch being built (ds_worker_output) */
     size_t cap;
     /* messages polled while paused for a retry: processed first next time */
     rd_kafka_message_t **held;
