@@ -31,6 +31,7 @@
 
 #include "ds_buf.h"
 #include "ds_clock.h"
+#include "ds_kafka.h"
 #include "codec.h"
 #include "events.h"
 #include "gen.h"
@@ -53,22 +54,24 @@ static int cmpd(const void *a, const void *b) {
 
 static void *consume(void *arg) {
     (void)arg;
-    char e[256], err[512];
+    char err[512];
     ds_registry_t *reg = ds_registry_new_dir(g_schemas, err, sizeof(err));
     ds_codec_t *codec = reg ? ds_codec_new(reg, &ds_codec_default_ids, err, sizeof(err)) : NULL;
     if (!codec) {
         fprintf(stderr, "latency: %s\n", err);
         exit(1);
     }
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "bootstrap.servers", g_brokers, e, sizeof(e));
     char group[64];
     snprintf(group, sizeof(group), "latency-%lld", (long long)ds_clock_now_ms());
-    rd_kafka_conf_set(c, "group.id", group, e, sizeof(e));
-    rd_kafka_conf_set(c, "auto.offset.reset", "latest", e, sizeof(e));
-    const char *fw = getenv("DS_LAT_FETCH_WAIT_MS");
-    rd_kafka_conf_set(c, "fetch.wait.max.ms", fw ? fw : "5", e, sizeof(e));
-    rd_kafka_t *k = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
+    char *fw = getenv("DS_LAT_FETCH_WAIT_MS");
+    const ds_kv_pair_t defs[] = {
+        {"group.id", group}, {"auto.offset.reset", "latest"}, {"fetch.wait.max.ms", fw ? fw : "5"}};
+    rd_kafka_t *k = ds_kafka_client_new(RD_KAFKA_CONSUMER, rd_kafka_conf_new(), defs, 3, g_brokers,
+                                        NULL, 0, NULL, err, sizeof(err));
+    if (!k) {
+        fprintf(stderr, "latency: %s\n", err);
+        exit(1);
+    }
     rd_kafka_poll_set_consumer(k);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, g_out, RD_KAFKA_PARTITION_UA);
@@ -92,9 +95,9 @@ static void *consume(void *arg) {
                     rd_kafka_message_destroy(m);
                     continue;
                 }
-                if (g_nlat == g_cap) {
-                    g_cap = g_cap ? g_cap * 2 : 65536;
-                    g_lat = realloc(g_lat, g_cap * sizeof(double));
+                if (g_nlat == g_cap && !(g_lat = ds_grow(g_lat, &g_cap, sizeof(double), 65536))) {
+                    fprintf(stderr, "latency: out of memory\n");
+                    exit(1);
                 }
                 g_lat[g_nlat++] = lat;
                 int64_t sec = (s.as_of - g_measure_from) / 1000;
@@ -124,7 +127,7 @@ int main(int argc, char **argv) {
     g_in = getenv("DS_LAT_IN") ? getenv("DS_LAT_IN") : "ma.events";
     g_out = getenv("DS_LAT_OUT") ? getenv("DS_LAT_OUT") : "lead.scores";
     ds_registry_init(1 << 20);
-    char err[512], e[256];
+    char err[512];
     ds_registry_t *reg = ds_registry_new_dir(g_schemas, err, sizeof(err));
     ds_codec_t *codec = reg ? ds_codec_new(reg, &ds_codec_default_ids, err, sizeof(err)) : NULL;
     if (!codec) {
@@ -134,10 +137,14 @@ int main(int argc, char **argv) {
     pthread_t t;
     pthread_create(&t, NULL, consume, NULL);
     ds_clock_sleep_ms(4000); /* the consumer joins its group */
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "bootstrap.servers", g_brokers, e, sizeof(e));
-    rd_kafka_conf_set(c, "linger.ms", "5", e, sizeof(e)); /* the Kafka default since 4.0 */
-    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
+    /* linger.ms: the Kafka default since 4.0 */
+    static const ds_kv_pair_t pdefs[] = {{"linger.ms", "5"}};
+    rd_kafka_t *p = ds_kafka_client_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), pdefs, 1, g_brokers,
+                                        NULL, 0, NULL, err, sizeof(err));
+    if (!p) {
+        fprintf(stderr, "latency: %s\n", err);
+        return 1;
+    }
     { /* the topic's leaders before the clock starts: the first events are
        * not held waiting for the producer's metadata */
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(p, g_in, NULL);

@@ -37,6 +37,7 @@
 
 #include "ds_buf.h"
 #include "ds_clock.h"
+#include "ds_kafka.h"
 #include "codec.h"
 #include "events.h"
 
@@ -169,10 +170,9 @@ static int held(rd_kafka_t *p, const char *topic) {
 
 int main(int argc, char **argv) {
     if (argc == 4 && !strcmp(argv[2], "held")) {
-        char e[256];
-        rd_kafka_conf_t *c = rd_kafka_conf_new();
-        rd_kafka_conf_set(c, "bootstrap.servers", argv[1], e, sizeof(e));
-        rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
+        char e[512];
+        rd_kafka_t *p = ds_kafka_client_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), NULL, 0,
+                                            argv[1], NULL, 0, NULL, e, sizeof(e));
         int rc = p ? held(p, argv[3]) : 1;
         if (p)
             rd_kafka_destroy(p);
@@ -190,20 +190,19 @@ int main(int argc, char **argv) {
     }
     long n = atol(argv[3]);
     ds_registry_init(1 << 20);
-    char err[512], e[256];
+    char err[512];
     ds_registry_t *reg = ds_registry_new_dir(DS_SOURCE_DIR "/schemas", err, sizeof(err));
     ds_codec_t *codec = reg ? ds_codec_new(reg, &ds_codec_default_ids, err, sizeof(err)) : NULL;
     if (!codec) {
         fprintf(stderr, "load: %s\n", err);
         return 1;
     }
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    rd_kafka_conf_set(c, "bootstrap.servers", argv[1], e, sizeof(e));
-    rd_kafka_conf_set(c, "linger.ms", "5", e, sizeof(e));
-    rd_kafka_conf_set(c, "queue.buffering.max.messages", "1000000", e, sizeof(e));
-    rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, e, sizeof(e));
+    static const ds_kv_pair_t defs[] = {{"linger.ms", "5"},
+                                        {"queue.buffering.max.messages", "1000000"}};
+    rd_kafka_t *p = ds_kafka_client_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), defs, 2, argv[1],
+                                        NULL, 0, NULL, err, sizeof(err));
     if (!p) {
-        fprintf(stderr, "load: %s\n", e);
+        fprintf(stderr, "load: %s\n", err);
         return 1;
     }
     const char *ma = getenv("DS_LOAD_MA") ? getenv("DS_LOAD_MA") : "ma.events";

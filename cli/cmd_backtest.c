@@ -72,7 +72,6 @@ static int read_history(const ds_config_t *cfg, feed_t *f, history_t *h, char *e
     ds_arena_init(&arena, 0);
     if (!codec)
         goto out;
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     static const ds_kv_pair_t defs[] = {
         /* a group id librdkafka asks for; the group is never joined */
         {"group.id", "dealsignal-backtest"},   {"enable.auto.commit", "false"},
@@ -80,17 +79,10 @@ static int read_history(const ds_config_t *cfg, feed_t *f, history_t *h, char *e
         {"enable.partition.eof", "false"},     {"fetch.wait.max.ms", "10"},
         {"queued.min.messages", "1000000"},    {"queued.max.messages.kbytes", "65536"},
     };
-    if (ds_kafka_conf_apply(conf, cfg->brokers, defs, sizeof(defs) / sizeof(defs[0]), err, errsz) ||
-        ds_kafka_conf_apply(conf, NULL, cfg->kafka, cfg->kafka_count, err, errsz)) {
-        rd_kafka_conf_destroy(conf);
+    if (!(k = ds_kafka_client_new(RD_KAFKA_CONSUMER, rd_kafka_conf_new(), defs,
+                                  sizeof(defs) / sizeof(defs[0]), cfg->brokers, cfg->kafka,
+                                  cfg->kafka_count, "kafka consumer", err, errsz)))
         goto out;
-    }
-    char e[512];
-    if (!(k = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e)))) {
-        rd_kafka_conf_destroy(conf);
-        snprintf(err, errsz, "kafka consumer: %s", e);
-        goto out;
-    }
     rd_kafka_poll_set_consumer(k);
     const char *topic = cfg->topic_crm;
     int64_t t0 = ds_clock_mono_ms();

@@ -322,21 +322,16 @@ int ds_cmd_gen(int argc, char **argv) {
         reg = ds_registry_open_dir(schemas, err, sizeof(err));
         codec = reg ? ds_codec_new(reg, &ds_codec_default_ids, err, sizeof(err)) : NULL;
     }
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    ds_kafka_conf_track_deliveries(conf);
     rd_kafka_t *p = NULL;
     if (codec) {
         static const ds_kv_pair_t defs[] = {{"enable.idempotence", "true"},
                                             {"linger.ms", "5"},
                                             {"batch.num.messages", "10000"},
                                             {"queue.buffering.max.messages", "1000000"}};
-        if (!ds_kafka_conf_apply(conf, brokers, defs, 4, err, sizeof(err)) &&
-            !ds_kafka_conf_apply(conf, NULL, cn.x, cn.nx, err, sizeof(err)))
-            p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-        if (!p)
-            rd_kafka_conf_destroy(conf);
-    } else {
-        rd_kafka_conf_destroy(conf);
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        ds_kafka_conf_track_deliveries(conf);
+        p = ds_kafka_client_new(RD_KAFKA_PRODUCER, conf, defs, 4, brokers, cn.x, cn.nx, NULL, err,
+                                sizeof(err));
     }
     if (!p) {
         fprintf(stderr, "gen: %s\n", err);

@@ -351,12 +351,9 @@ int ds_cmd_tail(int argc, char **argv) {
                            {"enable.auto.commit", "false"},
                            {"log_level", "3"}};
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-    rd_kafka_t *k = NULL;
-    if (!ds_kafka_conf_apply(conf, brokers, defs, 4, err, sizeof(err)) &&
-        !ds_kafka_conf_apply(conf, NULL, cn.x, cn.nx, err, sizeof(err)))
-        k = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    rd_kafka_t *k = ds_kafka_client_new(RD_KAFKA_CONSUMER, conf, defs, 4, brokers, cn.x, cn.nx,
+                                        NULL, err, sizeof(err));
     if (!k) {
-        rd_kafka_conf_destroy(conf);
         fprintf(stderr, "tail: %s\n", err);
         ds_codec_destroy(codec);
         ds_registry_destroy(reg);

@@ -44,25 +44,29 @@ static ds_err_t set(rd_kafka_conf_t *conf, const char *k, const char *v, char *e
     return DS_ERR_OK;
 }
 
-/* Our defaults for a client, before what the configuration sets. */
-static ds_err_t set_defaults(rd_kafka_conf_t *conf, const char *const (*kv)[2], size_t n,
-                             char *errstr, size_t errstr_size) {
+static ds_err_t set_all(rd_kafka_conf_t *conf, const ds_kv_pair_t *kv, size_t n, char *errstr,
+                        size_t errstr_size) {
     for (size_t i = 0; i < n; i++)
-        if (set(conf, kv[i][0], kv[i][1], errstr, errstr_size))
+        if (set(conf, kv[i].key, kv[i].value, errstr, errstr_size))
             return DS_ERR_CONFIG;
     return DS_ERR_OK;
 }
 
-ds_err_t ds_kafka_conf_apply(rd_kafka_conf_t *conf, const char *brokers,
-                             const ds_kv_pair_t *extra, size_t nextra, char *errstr,
-                             size_t errstr_size) {
+rd_kafka_t *ds_kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf,
+                                const ds_kv_pair_t *defs, size_t ndefs, const char *brokers,
+                                const ds_kv_pair_t *extra, size_t nextra, const char *what,
+                                char *errstr, size_t errstr_size) {
     rd_kafka_conf_set_log_cb(conf, log_cb);
-    if (brokers && set(conf, "bootstrap.servers", brokers, errstr, errstr_size))
-        return DS_ERR_CONFIG;
-    for (size_t i = 0; i < nextra; i++)
-        if (set(conf, extra[i].key, extra[i].value, errstr, errstr_size))
-            return DS_ERR_CONFIG;
-    return DS_ERR_OK;
+    rd_kafka_t *rk = NULL;
+    char e[512];
+    if (!set_all(conf, defs, ndefs, errstr, errstr_size) &&
+        !(brokers && set(conf, "bootstrap.servers", brokers, errstr, errstr_size)) &&
+        !set_all(conf, extra, nextra, errstr, errstr_size) &&
+        !(rk = rd_kafka_new(type, conf, e, sizeof(e))))
+        snprintf(errstr, errstr_size, "%s%s%s", what ? what : "", what ? ": " : "", e);
+    if (!rk)
+        rd_kafka_conf_destroy(conf);
+    return rk; /* conf is now owned by rk */
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -157,8 +161,7 @@ ds_err_t ds_kafka_stats_read(const char *json, size_t len, const char *topic,
 rd_kafka_t *ds_kafka_consumer_new(const ds_config_t *cfg, const char *const *topics,
                                   size_t ntopics, const ds_kafka_hooks_t *hooks,
                                   char *errstr, size_t errstr_size) {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    static const char *const defaults[][2] = {
+    const ds_kv_pair_t defaults[] = {
         {"enable.auto.offset.store", "false"},
         {"enable.auto.commit", "true"},
         {"auto.commit.interval.ms", "1000"},
@@ -178,33 +181,24 @@ rd_kafka_t *ds_kafka_consumer_new(const ds_config_t *cfg, const char *const *top
         {"queued.max.messages.kbytes", "65536"},
         /* consumer lag for /metrics, and whether any broker answers */
         {"statistics.interval.ms", "1000"},
+        {"group.id", cfg->group_id},
     };
-    size_t ndefaults = sizeof(defaults) / sizeof(defaults[0]);
-    if (set_defaults(conf, defaults, ndefaults, errstr, errstr_size) ||
-        set(conf, "group.id", cfg->group_id, errstr, errstr_size) ||
-        ds_kafka_conf_apply(conf, cfg->brokers, cfg->kafka, cfg->kafka_count, errstr, errstr_size))
-        goto fail;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_stats_cb(conf, stats_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_opaque(conf, (void *)hooks);
-    char e[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
-    if (!rk) {
-        snprintf(errstr, errstr_size, "kafka consumer: %s", e);
-        goto fail;
-    }
-    conf = NULL; /* now owned by rk */
+    rd_kafka_t *rk = ds_kafka_client_new(
+        RD_KAFKA_CONSUMER, conf, defaults, sizeof(defaults) / sizeof(defaults[0]), cfg->brokers,
+        cfg->kafka, cfg->kafka_count, "kafka consumer", errstr, errstr_size);
+    if (!rk)
+        return NULL;
     rd_kafka_poll_set_consumer(rk);
     if (ntopics && !ds_kafka_consumer_subscribe(rk, topics, ntopics, errstr, errstr_size)) {
         rd_kafka_destroy(rk);
         return NULL;
     }
     return rk;
-fail:
-    if (conf)
-        rd_kafka_conf_destroy(conf);
-    return NULL;
 }
 
 bool ds_kafka_consumer_subscribe(rd_kafka_t *rk, const char *const *topics, size_t ntopics,
@@ -239,8 +233,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
 void ds_kafka_conf_track_deliveries(rd_kafka_conf_t *conf) { rd_kafka_conf_set_dr_msg_cb(conf, dr_cb); }
 
 rd_kafka_t *ds_kafka_producer_new(const ds_config_t *cfg, char *errstr, size_t errstr_size) {
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    static const char *const defaults[][2] = {
+    static const ds_kv_pair_t defaults[] = {
         {"enable.idempotence", "true"},
         {"linger.ms", "2"},
         {"batch.num.messages", "10000"},
@@ -249,21 +242,11 @@ rd_kafka_t *ds_kafka_producer_new(const ds_config_t *cfg, char *errstr, size_t e
         {"compression.codec", "none"},
         {"message.timeout.ms", "300000"},
     };
-    size_t ndefaults = sizeof(defaults) / sizeof(defaults[0]);
-    if (set_defaults(conf, defaults, ndefaults, errstr, errstr_size) ||
-        ds_kafka_conf_apply(conf, cfg->brokers, cfg->kafka, cfg->kafka_count, errstr, errstr_size))
-        goto fail;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
-    char e[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
-    if (!rk) {
-        snprintf(errstr, errstr_size, "kafka producer: %s", e);
-        goto fail;
-    }
-    return rk;
-fail:
-    rd_kafka_conf_destroy(conf);
-    return NULL;
+    return ds_kafka_client_new(RD_KAFKA_PRODUCER, conf, defaults,
+                               sizeof(defaults) / sizeof(defaults[0]), cfg->brokers, cfg->kafka,
+                               cfg->kafka_count, "kafka producer", errstr, errstr_size);
 }
 
 bool ds_kafka_warm_topics(rd_kafka_t *rk, const char *const *topics, size_t n, int timeout_ms) {
@@ -338,19 +321,12 @@ void ds_kafka_store_offsets(rd_kafka_t *c, rd_kafka_topic_partition_list_t *offs
 
 int ds_kafka_group_offsets(const char *brokers, const char *group, const char *topic,
                            int timeout_ms, ds_kafka_group_offset_fn fn, void *opaque) {
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    char e[256];
-    if (rd_kafka_conf_set(c, "bootstrap.servers", brokers, e, sizeof(e)) ||
-        rd_kafka_conf_set(c, "group.id", group, e, sizeof(e)) ||
-        rd_kafka_conf_set(c, "log_level", "3", e, sizeof(e))) {
-        rd_kafka_conf_destroy(c);
+    const ds_kv_pair_t defs[] = {{"group.id", (char *)group}, {"log_level", "3"}};
+    char e[512];
+    rd_kafka_t *k = ds_kafka_client_new(RD_KAFKA_CONSUMER, rd_kafka_conf_new(), defs, 2, brokers,
+                                        NULL, 0, NULL, e, sizeof(e));
+    if (!k)
         return -1;
-    }
-    rd_kafka_t *k = rd_kafka_new(RD_KAFKA_CONSUMER, c, e, sizeof(e));
-    if (!k) {
-        rd_kafka_conf_destroy(c);
-        return -1;
-    }
     const rd_kafka_metadata_t *md = NULL;
     rd_kafka_topic_t *t = rd_kafka_topic_new(k, topic, NULL);
     int np = -1;

@@ -100,14 +100,21 @@ rd_kafka_t *ds_kafka_producer_new(const ds_config_t *cfg, char *errstr, size_t e
  *  topic's metadata did not come (the producer looks it up later then). */
 bool ds_kafka_warm_topics(rd_kafka_t *rk, const char *const *topics, size_t n, int timeout_ms);
 
-/** Apply brokers, `kafka.*` pass-through and log routing to conf.
- *  Exposed for tools (gen, tail) that build their own handles. */
-ds_err_t ds_kafka_conf_apply(rd_kafka_conf_t *conf, const char *brokers,
-                             const ds_kv_pair_t *extra, size_t nextra, char *errstr,
-                             size_t errstr_size) DS_WUR;
+/** A client of `type` made from conf, which it takes in every case (the
+ *  caller has set its callbacks): the properties defs (ndefs of them,
+ *  ours), then bootstrap.servers = brokers (when not NULL), then extra
+ *  (`kafka.*` or -X pass-through, which win); librdkafka's logs go to
+ *  ds_log.  NULL on error with errstr: "kafka.KEY: why" for a property
+ *  librdkafka refuses (the value is never echoed), else rd_kafka_new's
+ *  text after "what: " (what NULL: the text alone).  The workers'
+ *  consumer and producer and the tools' handles are all made here. */
+rd_kafka_t *ds_kafka_client_new(rd_kafka_type_t type, rd_kafka_conf_t *conf,
+                                const ds_kv_pair_t *defs, size_t ndefs, const char *brokers,
+                                const ds_kv_pair_t *extra, size_t nextra, const char *what,
+                                char *errstr, size_t errstr_size);
 
 /** Make a producer conf feed ds_delivery_t counters (tools building their
- *  own producer with ds_kafka_conf_apply). */
+ *  own producer with ds_kafka_client_new). */
 void ds_kafka_conf_track_deliveries(rd_kafka_conf_t *conf);
 
 /** Produce a copy of key/value to topic; `hdrs` (may be NULL) is owned by
