@@ -74,34 +74,38 @@ static void json_str(FILE *o, const char *s) {
     fputc('"', o);
 }
 
+/* ,"name": and s as a JSON string (null when NULL) */
+static void str_field(const char *name, const char *s) {
+    printf(",\"%s\":", name);
+    json_str(stdout, s);
+}
+
+/* The fields both kinds of event open with. */
+static void open_event(const char *topic, const char *event_id, int64_t occurred_at) {
+    printf("{\"topic\":\"%s\"", topic);
+    str_field("event_id", event_id);
+    printf(",\"occurred_at\":%lld", (long long)occurred_at);
+}
+
 static void print_event(const ds_gen_event_t *e) {
     if (e->is_crm) {
         const ds_crm_event_t *c = &e->crm;
-        printf("{\"topic\":\"crm\",\"event_id\":");
-        json_str(stdout, c->event_id);
-        printf(",\"occurred_at\":%lld,\"deal_id\":", (long long)c->occurred_at);
-        json_str(stdout, c->deal_id);
-        printf(",\"account_id\":");
-        json_str(stdout, c->account_id);
-        printf(",\"type\":\"%s\",\"stage\":", ds_crm_type_name(c->type));
-        json_str(stdout, ds_purchase_stage_name(c->stage));
-        printf(",\"signal\":");
-        json_str(stdout, c->signal);
-        printf(",\"contact_id\":");
-        json_str(stdout, c->contact_id);
-        printf(",\"contact_role\":");
-        json_str(stdout, ds_role_name(c->contact_role));
+        open_event("crm", c->event_id, c->occurred_at);
+        str_field("deal_id", c->deal_id);
+        str_field("account_id", c->account_id);
+        str_field("type", ds_crm_type_name(c->type));
+        str_field("stage", ds_purchase_stage_name(c->stage));
+        str_field("signal", c->signal);
+        str_field("contact_id", c->contact_id);
+        str_field("contact_role", ds_role_name(c->contact_role));
         printf("}\n");
     } else {
         const ds_ma_event_t *m = &e->ma;
-        printf("{\"topic\":\"marketing\",\"event_id\":");
-        json_str(stdout, m->event_id);
-        printf(",\"occurred_at\":%lld,\"lead_id\":", (long long)m->occurred_at);
-        json_str(stdout, m->lead_id);
-        printf(",\"account_id\":");
-        json_str(stdout, m->account_id);
-        printf(",\"type\":\"%s\",\"content_id\":", ds_ma_type_name(m->type));
-        json_str(stdout, m->content_id);
+        open_event("marketing", m->event_id, m->occurred_at);
+        str_field("lead_id", m->lead_id);
+        str_field("account_id", m->account_id);
+        str_field("type", ds_ma_type_name(m->type));
+        str_field("content_id", m->content_id);
         printf(",\"shared_with\":[");
         for (size_t i = 0; i < m->shared_with_count; i++) {
             if (i)
