@@ -60,30 +60,10 @@ static void usage(FILE *o) {
             "profile's content catalog (for the scorer's --rules) and exits.\n");
 }
 
-static void json_str(FILE *o, const char *s) {
-    if (!s) {
-        fputs("null", o);
-        return;
-    }
-    fputc('"', o);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fputc('\\', o);
-        fputc(*s, o);
-    }
-    fputc('"', o);
-}
-
-/* ,"name": and s as a JSON string (null when NULL) */
-static void str_field(const char *name, const char *s) {
-    printf(",\"%s\":", name);
-    json_str(stdout, s);
-}
-
 /* The fields both kinds of event open with. */
 static void open_event(const char *topic, const char *event_id, int64_t occurred_at) {
     printf("{\"topic\":\"%s\"", topic);
-    str_field("event_id", event_id);
+    ds_cmd_json_field("event_id", event_id);
     printf(",\"occurred_at\":%lld", (long long)occurred_at);
 }
 
@@ -91,28 +71,24 @@ static void print_event(const ds_gen_event_t *e) {
     if (e->is_crm) {
         const ds_crm_event_t *c = &e->crm;
         open_event("crm", c->event_id, c->occurred_at);
-        str_field("deal_id", c->deal_id);
-        str_field("account_id", c->account_id);
-        str_field("type", ds_crm_type_name(c->type));
-        str_field("stage", ds_purchase_stage_name(c->stage));
-        str_field("signal", c->signal);
-        str_field("contact_id", c->contact_id);
-        str_field("contact_role", ds_role_name(c->contact_role));
+        ds_cmd_json_field("deal_id", c->deal_id);
+        ds_cmd_json_field("account_id", c->account_id);
+        ds_cmd_json_field("type", ds_crm_type_name(c->type));
+        ds_cmd_json_field("stage", ds_purchase_stage_name(c->stage));
+        ds_cmd_json_field("signal", c->signal);
+        ds_cmd_json_field("contact_id", c->contact_id);
+        ds_cmd_json_field("contact_role", ds_role_name(c->contact_role));
         printf("}\n");
     } else {
         const ds_ma_event_t *m = &e->ma;
         open_event("marketing", m->event_id, m->occurred_at);
-        str_field("lead_id", m->lead_id);
-        str_field("account_id", m->account_id);
-        str_field("type", ds_ma_type_name(m->type));
-        str_field("content_id", m->content_id);
-        printf(",\"shared_with\":[");
-        for (size_t i = 0; i < m->shared_with_count; i++) {
-            if (i)
-                putchar(',');
-            json_str(stdout, m->shared_with[i]);
-        }
-        printf("]}\n");
+        ds_cmd_json_field("lead_id", m->lead_id);
+        ds_cmd_json_field("account_id", m->account_id);
+        ds_cmd_json_field("type", ds_ma_type_name(m->type));
+        ds_cmd_json_field("content_id", m->content_id);
+        printf(",\"shared_with\":");
+        ds_cmd_json_strs(m->shared_with, m->shared_with_count);
+        printf("}\n");
     }
 }
 

@@ -71,35 +71,6 @@ static void usage(FILE *o) {
                "--schema-registry URL from that registry, by the id each record carries.\n");
 }
 
-static void jstr(const char *s) {
-    if (!s) {
-        fputs("null", stdout);
-        return;
-    }
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            putchar('\\');
-        if (*s == '\n') {
-            fputs("\\n", stdout);
-            continue;
-        }
-        putchar(*s);
-    }
-    putchar('"');
-}
-
-/* A JSON array of strings. */
-static void jstrs(const char *const *v, size_t n) {
-    putchar('[');
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            putchar(',');
-        jstr(v[i]);
-    }
-    putchar(']');
-}
-
 static void jtime(int64_t t) { /* INT64_MIN: null */
     if (t == INT64_MIN)
         fputs("null", stdout);
@@ -114,20 +85,19 @@ static const char *stage_or(int v) {
 
 static void show_lead(const ds_lead_score_t *s, bool json) {
     if (json) {
-        printf("{\"type\":\"LeadScore\",\"lead_id\":");
-        jstr(s->lead_id);
-        printf(",\"account_id\":");
-        jstr(s->account_id);
+        printf("{\"type\":\"LeadScore\"");
+        ds_cmd_json_field("lead_id", s->lead_id);
+        ds_cmd_json_field("account_id", s->account_id);
         printf(",\"confront\":%.6g,\"connect\":%.6g,\"mobilizer\":%.6g,\"tier\":\"%s\","
-               "\"previous_tier\":\"%s\",\"top_insight\":",
+               "\"previous_tier\":\"%s\"",
                s->confront, s->connect, s->mobilizer, ds_tier_name(s->tier),
                ds_tier_name(s->previous_tier));
-        jstr(s->top_insight);
-        printf(",\"furthest_stage\":");
-        jstr(s->furthest_stage >= 0 ? ds_content_stage_name(s->furthest_stage) : NULL);
+        ds_cmd_json_field("top_insight", s->top_insight);
+        ds_cmd_json_field("furthest_stage",
+                          s->furthest_stage >= 0 ? ds_content_stage_name(s->furthest_stage) : NULL);
         printf(",\"as_of\":%lld,\"events_applied\":%lld,\"reasons\":", (long long)s->as_of,
                (long long)s->events_applied);
-        jstrs(s->reasons, s->reasons_count);
+        ds_cmd_json_strs(s->reasons, s->reasons_count);
         printf("}\n");
         return;
     }
@@ -144,14 +114,13 @@ static void show_lead(const ds_lead_score_t *s, bool json) {
 
 static void show_account(const ds_account_score_t *a, bool json) {
     if (json) {
-        printf("{\"type\":\"AccountScore\",\"account_id\":");
-        jstr(a->account_id);
-        printf(",\"engaged_stakeholders\":%d,\"confronted_stakeholders\":%d,\"consensus\":%.6g,"
-               "\"top_insight\":",
+        printf("{\"type\":\"AccountScore\"");
+        ds_cmd_json_field("account_id", a->account_id);
+        printf(",\"engaged_stakeholders\":%d,\"confronted_stakeholders\":%d,\"consensus\":%.6g",
                (int)a->engaged_stakeholders, (int)a->confronted_stakeholders, a->consensus);
-        jstr(a->top_insight);
+        ds_cmd_json_field("top_insight", a->top_insight);
         printf(",\"as_of\":%lld,\"mobilizers\":", (long long)a->as_of);
-        jstrs(a->mobilizers, a->mobilizers_count);
+        ds_cmd_json_strs(a->mobilizers, a->mobilizers_count);
         printf("}\n");
         return;
     }
@@ -167,28 +136,26 @@ static void show_account(const ds_account_score_t *a, bool json) {
 
 static void show_alert(const ds_deal_alert_t *a, bool json) {
     if (json) {
-        printf("{\"type\":\"DealAlert\",\"alert_id\":");
-        jstr(a->alert_id);
-        printf(",\"deal_id\":");
-        jstr(a->deal_id);
-        printf(",\"account_id\":");
-        jstr(a->account_id);
-        printf(",\"owner_id\":");
-        jstr(a->owner_id);
-        printf(",\"kind\":\"%s\",\"state\":\"%s\",\"level\":%d,\"reported_stage\":",
-               ds_alert_kind_name(a->kind), ds_alert_state_name(a->state), (int)a->level);
-        jstr(ds_purchase_stage_name(a->reported_stage));
-        printf(",\"verified_stage\":");
-        jstr(a->verified_stage >= 0 ? ds_purchase_stage_name(a->verified_stage) : NULL);
+        printf("{\"type\":\"DealAlert\"");
+        ds_cmd_json_field("alert_id", a->alert_id);
+        ds_cmd_json_field("deal_id", a->deal_id);
+        ds_cmd_json_field("account_id", a->account_id);
+        ds_cmd_json_field("owner_id", a->owner_id);
+        printf(",\"kind\":\"%s\",\"state\":\"%s\",\"level\":%d", ds_alert_kind_name(a->kind),
+               ds_alert_state_name(a->state), (int)a->level);
+        ds_cmd_json_field("reported_stage", ds_purchase_stage_name(a->reported_stage));
+        ds_cmd_json_field("verified_stage", a->verified_stage >= 0
+                                                ? ds_purchase_stage_name(a->verified_stage)
+                                                : NULL);
         printf(",\"missing_verifiers\":");
-        jstrs(a->missing_verifiers, a->missing_verifiers_count);
+        ds_cmd_json_strs(a->missing_verifiers, a->missing_verifiers_count);
         printf(",\"last_buyer_signal_at\":");
         jtime(a->last_buyer_signal_at);
         printf(",\"last_seller_activity_at\":");
         jtime(a->last_seller_activity_at);
-        printf(",\"unanswered_seller_actions\":%d,\"quiet_days\":%.6g,\"message\":",
+        printf(",\"unanswered_seller_actions\":%d,\"quiet_days\":%.6g",
                (int)a->unanswered_seller_actions, a->quiet_days);
-        jstr(a->message);
+        ds_cmd_json_field("message", a->message);
         printf(",\"raised_at\":%lld}\n", (long long)a->raised_at);
         return;
     }

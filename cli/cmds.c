@@ -1,8 +1,8 @@
 /*
  * cmds.c — what the subcommands share: the connection options (brokers,
- * schemas, -X key=value) and catching the stop signals.  Each command
- * keeps its own stop flag and handler (one command runs per process);
- * only the installation is here.  Option parsing goes through
+ * schemas, -X key=value), catching the stop signals and writing JSON
+ * lines.  Each command keeps its own stop flag and handler (one command
+ * runs per process); only the installation is here.  Option parsing goes through
  * ds_cmd_getopt, so that an option's value is never the next flag.
  */
 #include "cmds.h"
@@ -89,6 +89,39 @@ int ds_cmd_conn_opt(ds_cmd_conn_t *c, int ch, char *arg, const char *x_error,
         usage(stderr);
         return 2;
     }
+}
+
+void ds_cmd_json_str(const char *s) {
+    if (!s) {
+        fputs("null", stdout);
+        return;
+    }
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            putchar('\\');
+        if (*s == '\n') {
+            fputs("\\n", stdout);
+            continue;
+        }
+        putchar(*s);
+    }
+    putchar('"');
+}
+
+void ds_cmd_json_field(const char *name, const char *s) {
+    printf(",\"%s\":", name);
+    ds_cmd_json_str(s);
+}
+
+void ds_cmd_json_strs(const char *const *v, size_t n) {
+    putchar('[');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            putchar(',');
+        ds_cmd_json_str(v[i]);
+    }
+    putchar(']');
 }
 
 void ds_cmd_catch_stop(void (*on_stop)(int)) {

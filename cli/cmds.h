@@ -70,6 +70,15 @@ int ds_cmd_conn_opt(ds_cmd_conn_t *c, int ch, char *arg, const char *x_error,
  *  used), splitting arg in place at its first '=' (the pair points into
  *  arg).  False, arg unchanged, when it has no '=' or pairs is full. */
 bool ds_cmd_x_pair(char *arg, ds_kv_pair_t *pairs, size_t *n, size_t max);
+/* JSON lines on stdout (tail --json, gen --print), written as they go. */
+/** s as a JSON string ('"', '\\' and newline escaped), or null when NULL. */
+void ds_cmd_json_str(const char *s);
+/** ,"name": then s as ds_cmd_json_str writes it: an object's member after
+ *  its first. */
+void ds_cmd_json_field(const char *name, const char *s);
+/** The n strings of v as a JSON array. */
+void ds_cmd_json_strs(const char *const *v, size_t n);
+
 /** Installs on_stop as the handler of SIGINT and SIGTERM. */
 void ds_cmd_catch_stop(void (*on_stop)(int));
 
