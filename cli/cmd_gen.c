@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cmds.h"
 #include "ds_buf.h"
@@ -148,25 +147,6 @@ static int print_catalog(ds_gen_profile_t p) {
     return ferror(stdout) ? 1 : 0;
 }
 
-static int64_t parse_start(const char *s) {
-    int64_t now = ds_clock_now_ms();
-    if (!strncmp(s, "now", 3)) {
-        if (!s[3])
-            return now;
-        char *end;
-        double d = strtod(s + 3, &end);
-        return (*end == 'd') ? now + (int64_t)(d * 86400000.0) : -1;
-    }
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    const char *e = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!e)
-        e = strptime(s, "%Y-%m-%d", &tm);
-    if (!e)
-        return -1;
-    return (int64_t)timegm(&tm) * 1000;
-}
-
 int ds_cmd_gen(int argc, char **argv) {
     long count = 10000;
     double rate = 0;
@@ -266,8 +246,7 @@ int ds_cmd_gen(int argc, char **argv) {
     }
     if (print_rules)
         return print_catalog(o.profile);
-    o.start_ms = parse_start(start);
-    if (o.start_ms < 0 || count < 0) {
+    if (!ds_clock_parse(start, &o.start_ms) || o.start_ms < 0 || count < 0) {
         fprintf(stderr, "gen: bad --start or --count\n");
         return 2;
     }
