@@ -173,10 +173,7 @@ static void set_paused(rp_t *r, int32_t p, bool pause) {
         return;
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, r->from, p);
-    if (pause)
-        rd_kafka_pause_partitions(r->c, l);
-    else
-        rd_kafka_resume_partitions(r->c, l);
+    (pause ? rd_kafka_pause_partitions : rd_kafka_resume_partitions)(r->c, l);
     rd_kafka_topic_partition_list_destroy(l);
     pt->paused = pause;
 }
