@@ -36,8 +36,6 @@
 #include "rules.h"
 #include "worker.h"
 
-extern char **environ;
-
 static volatile sig_atomic_t g_stop;
 static void on_sig(int s) {
     (void)s;
@@ -264,15 +262,6 @@ static int split_args(const char *cmd, int argc, char **argv, opt_t *opts, size_
     return 0;
 }
 
-static ds_rules_t *load_rules(const char *path, const ds_config_t *cfg, char *err, size_t errsz) {
-    ds_rules_t *r = path && path[0] ? ds_rules_load_file(path, err, errsz) : ds_rules_new_default();
-    if (r)
-        r->dedupe_window_days = cfg->dedupe_window_days;
-    else if (!err[0])
-        snprintf(err, errsz, "out of memory");
-    return r;
-}
-
 /* An unset option leaves *t as it is. */
 static bool parse_time(const char *cmd, const opt_t *opt, int64_t *t) {
     if (!opt->value || ds_clock_parse(opt->value, t))
@@ -296,16 +285,9 @@ static bool parse_range(const char *cmd, const opt_t *since, const opt_t *until,
 }
 
 static ds_config_t *setup(const char *cmd, int cargc, char **cargv) {
-    char err[1024] = "";
-    ds_config_t *cfg = ds_config_load(cargc, cargv, environ, err, sizeof(err));
-    if (!cfg) {
-        fprintf(stderr, "dealsignal %s: %s\n", cmd, err);
-        return NULL;
-    }
-    ds_log_set_level((ds_log_level_t)ds_log_level_parse(cfg->log_level));
-    ds_log_set_json(!strcmp(cfg->log_format, "json"));
-    ds_registry_init((size_t)cfg->max_message_bytes * 4);
-    ds_cmd_catch_stop(on_sig);
+    ds_config_t *cfg = ds_cmd_load_config(cmd, cargc, cargv);
+    if (cfg)
+        ds_cmd_catch_stop(on_sig);
     return cfg;
 }
 
@@ -327,7 +309,7 @@ static void read_note(const char *cmd, const ds_config_t *cfg, const history_t *
 static int open_backtest(const char *cmd, const char *path, const ds_config_t *cfg,
                          const ds_backtest_opts_t *bo, ds_rules_t **rules, ds_backtest_t **bt) {
     char err[1024] = "";
-    if (!(*rules = load_rules(path, cfg, err, sizeof(err)))) {
+    if (!(*rules = ds_cmd_load_rules(path, cfg, err, sizeof(err)))) {
         fprintf(stderr, "dealsignal %s: rules: %s\n", cmd, err);
         return 2;
     }

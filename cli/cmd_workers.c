@@ -25,8 +25,6 @@
 #include "rules.h"
 #include "workers.h"
 
-extern char **environ;
-
 enum { RUN_SCORER = 1, RUN_WATCHER = 2 };
 
 static volatile sig_atomic_t g_reload;
@@ -116,17 +114,6 @@ static void *worker_thread(void *p) {
     return NULL;
 }
 
-static ds_rules_t *load_rules(const ds_config_t *cfg, char *err, size_t errsz) {
-    ds_rules_t *r = cfg->rules_path && cfg->rules_path[0]
-                        ? ds_rules_load_file(cfg->rules_path, err, errsz)
-                        : ds_rules_new_default();
-    if (r)
-        r->dedupe_window_days = cfg->dedupe_window_days;
-    else if (!err[0])
-        snprintf(err, errsz, "out of memory");
-    return r;
-}
-
 static bool keep_rules(app_t *a, ds_rules_t *r) {
     ds_rules_t **nr = realloc(a->rules, (a->nrules + 1) * sizeof(*nr));
     if (!nr)
@@ -138,7 +125,7 @@ static bool keep_rules(app_t *a, ds_rules_t *r) {
 
 static void reload(app_t *a) {
     char err[1024] = "";
-    ds_rules_t *r = load_rules(a->cfg, err, sizeof(err));
+    ds_rules_t *r = ds_cmd_load_rules(a->cfg->rules_path, a->cfg, err, sizeof(err));
     if (!r || !keep_rules(a, r)) {
         DS_ERROR("main", "rules reload rejected, the rules in force stay: %s", err);
         ds_rules_destroy(r);
@@ -164,14 +151,8 @@ static int run_workers(int argc, char **argv, int which) {
     pthread_cond_init(&a.leave_cv, NULL);
     int rc = 2;
     ds_http_t *http = NULL;
-    a.cfg = ds_config_load(argc, argv, environ, err, sizeof(err));
-    if (!a.cfg) {
-        fprintf(stderr, "dealsignal %s: %s\n", argv[0], err);
+    if (!(a.cfg = ds_cmd_load_config(argv[0], argc, argv)))
         return 2;
-    }
-    ds_log_set_level((ds_log_level_t)ds_log_level_parse(a.cfg->log_level));
-    ds_log_set_json(!strcmp(a.cfg->log_format, "json"));
-    ds_registry_init((size_t)a.cfg->max_message_bytes * 4);
     {
         /* what an operator checks first; the password is never printed */
         char redis[512];
@@ -182,7 +163,7 @@ static int run_workers(int argc, char **argv, int which) {
                 a.cfg->kafka_count);
     }
 
-    ds_rules_t *rules = load_rules(a.cfg, err, sizeof(err));
+    ds_rules_t *rules = ds_cmd_load_rules(a.cfg->rules_path, a.cfg, err, sizeof(err));
     if (!rules || !keep_rules(&a, rules)) {
         fprintf(stderr, "dealsignal %s: rules: %s\n", argv[0], err);
         ds_rules_destroy(rules);

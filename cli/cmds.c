@@ -1,8 +1,9 @@
 /*
  * cmds.c — what the subcommands share: the connection options (brokers,
- * schemas, -X key=value), catching the stop signals and writing JSON
- * lines.  Each command keeps its own stop flag and handler (one command
- * runs per process); only the installation is here.  Option parsing goes through
+ * schemas, -X key=value), the configuration and rules of the workers and
+ * of backtest, catching the stop signals and writing JSON lines.  Each
+ * command keeps its own stop flag and handler (one command runs per
+ * process); only the installation is here.  Option parsing goes through
  * ds_cmd_getopt, so that an option's value is never the next flag.
  */
 #include "cmds.h"
@@ -11,6 +12,11 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "ds_log.h"
+#include "ds_registry.h"
+
+extern char **environ;
 
 bool ds_cmd_x_pair(char *arg, ds_kv_pair_t *pairs, size_t *n, size_t max) {
     char *eq = strchr(arg, '=');
@@ -89,6 +95,28 @@ int ds_cmd_conn_opt(ds_cmd_conn_t *c, int ch, char *arg, const char *x_error,
         usage(stderr);
         return 2;
     }
+}
+
+ds_config_t *ds_cmd_load_config(const char *cmd, int argc, char **argv) {
+    char err[1024] = "";
+    ds_config_t *cfg = ds_config_load(argc, argv, environ, err, sizeof(err));
+    if (!cfg) {
+        fprintf(stderr, "dealsignal %s: %s\n", cmd, err);
+        return NULL;
+    }
+    ds_log_set_level((ds_log_level_t)ds_log_level_parse(cfg->log_level));
+    ds_log_set_json(!strcmp(cfg->log_format, "json"));
+    ds_registry_init((size_t)cfg->max_message_bytes * 4);
+    return cfg;
+}
+
+ds_rules_t *ds_cmd_load_rules(const char *path, const ds_config_t *cfg, char *err, size_t errsz) {
+    ds_rules_t *r = path && path[0] ? ds_rules_load_file(path, err, errsz) : ds_rules_new_default();
+    if (r)
+        r->dedupe_window_days = cfg->dedupe_window_days;
+    else if (!err[0])
+        snprintf(err, errsz, "out of memory");
+    return r;
 }
 
 void ds_cmd_json_str(const char *s) {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "ds_config.h"
+#include "rules.h"
 
 int ds_cmd_broker(int argc, char **argv);
 int ds_cmd_scorer(int argc, char **argv);
@@ -70,6 +71,15 @@ int ds_cmd_conn_opt(ds_cmd_conn_t *c, int ch, char *arg, const char *x_error,
  *  used), splitting arg in place at its first '=' (the pair points into
  *  arg).  False, arg unchanged, when it has no '=' or pairs is full. */
 bool ds_cmd_x_pair(char *arg, ds_kv_pair_t *pairs, size_t *n, size_t max);
+/** The configuration of `dealsignal cmd` (file, DEALSIGNAL_* variables,
+ *  then argv's flags), with the log level and format and the registry's
+ *  message bound it sets applied; NULL after saying why on stderr
+ *  ("dealsignal cmd: …"), the exit status then being 2. */
+ds_config_t *ds_cmd_load_config(const char *cmd, int argc, char **argv);
+/** The rules file at path (NULL or empty: the built-in rules) with cfg's
+ *  dedupe window; NULL with err set when they do not load. */
+ds_rules_t *ds_cmd_load_rules(const char *path, const ds_config_t *cfg, char *err, size_t errsz);
+
 /* JSON lines on stdout (tail --json, gen --print), written as they go. */
 /** s as a JSON string ('"', '\\' and newline escaped), or null when NULL. */
 void ds_cmd_json_str(const char *s);
