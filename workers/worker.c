@@ -406,16 +406,15 @@ void ds_worker_dirty_other(ds_worker_t *w, size_t n) {
     w->dirty_other += n;
 }
 
-void ds_wk_lifecycle(ds_worker_t *w, ds_worker_event_t what, const ds_rules_t *rules,
-                     const ds_partitions_t *parts) {
-    ds_worker_change_t c = {what, rules, parts};
+void ds_wk_lifecycle(ds_worker_t *w, ds_worker_event_t what, const ds_partitions_t *parts) {
+    ds_worker_change_t c = {what, parts};
     w->ops->lifecycle(w->self, &c);
 }
 
 void ds_wk_reset(ds_worker_t *w) {
     ds_dirtyq_clear(&w->dirty);
     w->dirty_other = 0;
-    ds_wk_lifecycle(w, DS_WORKER_RESET, NULL, NULL);
+    ds_wk_lifecycle(w, DS_WORKER_RESET, NULL);
 }
 
 size_t ds_wk_dirty_count(ds_worker_t *w) {
@@ -427,7 +426,7 @@ size_t ds_wk_dirty_count(ds_worker_t *w) {
  * writes besides them. */
 static size_t wb_close(void *self) {
     ds_worker_t *w = self;
-    ds_wk_lifecycle(w, DS_WORKER_CLOSE, NULL, NULL);
+    ds_wk_lifecycle(w, DS_WORKER_CLOSE, NULL);
     w->dirty_other = 0;
     return ds_dirtyq_count(&w->dirty);
 }
@@ -634,7 +633,8 @@ void *ds_worker_room(const char *who, void *arr, size_t n, size_t *cap, size_t s
     return na;
 }
 
-void *ds_worker_zalloc(size_t size, char *errstr, size_t errstr_size) {
+/* Zeroed memory; NULL with errstr "out of memory". */
+static void *zalloc(size_t size, char *errstr, size_t errstr_size) {
     void *p = calloc(1, size);
     if (!p)
         snprintf(errstr, errstr_size, "out of memory");
@@ -645,7 +645,7 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
                            const ds_rules_t *rules, ds_metrics_t *metrics, char *errstr,
                            size_t errstr_size) {
     ds_alloc_tune();
-    ds_worker_t *w = ds_worker_zalloc(sizeof(*w), errstr, errstr_size);
+    ds_worker_t *w = zalloc(sizeof(*w), errstr, errstr_size);
     if (!w)
         return NULL;
     w->cfg = cfg;
@@ -710,7 +710,12 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
                                                   "the replies of batch writes)",
                                                   w->labels, b, sizeof(b) / sizeof(b[0]));
     }
-    if (!(w->self = ops->open(w, cfg, rules, errstr, errstr_size)))
+    ds_worker_adapter_t *a = zalloc(ops->size, errstr, errstr_size);
+    if (!a)
+        goto fail;
+    *a = (ds_worker_adapter_t){cfg, rules, w, w->codec};
+    w->self = a;
+    if (!ops->open(a, errstr, errstr_size))
         goto fail;
     return w;
 fail:
@@ -746,6 +751,7 @@ void ds_worker_destroy(ds_worker_t *w) {
      * adapter (DS_WORKER_RESET) */
     if (w->self)
         w->ops->close(w->self);
+    free(w->self);
     free(w);
 }
 

@@ -64,10 +64,24 @@ typedef struct ds_worker_slot {
     ds_worker_entity_t *entity;
 } ds_worker_slot_t;
 
+/* The first member of every adapter's state (the `self` of its
+ * callbacks): what the engine gives it.  The engine allocates the state
+ * (ops->size bytes, zeroed), fills this head, then calls ops->open; it
+ * frees the state after ops->close. */
+typedef struct ds_worker_adapter {
+    const ds_config_t *cfg;
+    /* the rules in force: new ones are set here at a batch boundary, then
+     * the adapter is told (DS_WORKER_RULES) */
+    const ds_rules_t *rules;
+    ds_worker_t *worker;
+    ds_codec_t *codec; /* the worker's (ds_worker_codec) */
+} ds_worker_adapter_t;
+
 /* What happened to the worker, for the adapter's lifecycle callback. */
 typedef enum {
-    /* new rules, at a batch boundary before the first load round, so that
-     * the whole batch is applied under one set */
+    /* new rules (in the head's `rules` now), at a batch boundary before
+     * the first load round, so that the whole batch is applied under one
+     * set */
     DS_WORKER_RULES,
     /* these partitions are assigned now (parts NULL: none is ours) */
     DS_WORKER_ASSIGNED,
@@ -87,7 +101,6 @@ typedef enum {
 
 typedef struct ds_worker_change {
     ds_worker_event_t what;
-    const ds_rules_t *rules;      /* DS_WORKER_RULES */
     const ds_partitions_t *parts; /* DS_WORKER_ASSIGNED, DS_WORKER_REWRITE */
 } ds_worker_change_t;
 
@@ -103,6 +116,7 @@ typedef struct ds_worker_change {
  * own types. */
 typedef struct ds_worker_ops {
     const char *name;  /* "scorer", "watcher": logs and metrics */
+    size_t size;       /* bytes of its state (it begins with ds_worker_adapter_t) */
     size_t event_size; /* bytes of one slot (it begins with ds_worker_slot_t) */
     /* The records it writes ("LeadScore", "AccountScore", "DealAlert"),
      * up to the first NULL: each one's topic and schema id come from the
@@ -150,14 +164,12 @@ typedef struct ds_worker_ops {
     void (*tick)(void *self, ds_worker_t *w, int64_t now_ms);
     /* What happened (ds_worker_event_t). */
     void (*lifecycle)(void *self, const ds_worker_change_t *change);
-    /* The adapter's state (`self` of every callback), made by
-     * ds_worker_new once the engine's codec, metrics and connections
-     * exist and before any record is consumed; `rules` as passed to
-     * ds_worker_new.  NULL with errstr. */
-    void *(*open)(ds_worker_t *w, const ds_config_t *cfg, const ds_rules_t *rules, char *errstr,
-                  size_t errstr_size);
-    /* Free self: ds_worker_destroy, once the engine's clients are closed
-     * (no callback follows). */
+    /* Make the rest of the adapter's state (its head is filled), once the
+     * engine's codec, metrics and connections exist and before any record
+     * is consumed.  False with errstr; close is called all the same. */
+    bool (*open)(void *self, char *errstr, size_t errstr_size);
+    /* Free what open made (not self), once the engine's clients are
+     * closed (no callback follows); safe on a state open left half made. */
     void (*close)(void *self);
 } ds_worker_ops_t;
 
@@ -174,10 +186,6 @@ void ds_worker_oom(const char *who) __attribute__((noreturn));
  *  more: grown as ds_grow does when full (`first` elements at first); out
  *  of memory aborts (ds_worker_oom(who)). */
 void *ds_worker_room(const char *who, void *arr, size_t n, size_t *cap, size_t size, size_t first);
-
-/** Zeroed memory for a worker or an adapter; NULL with errstr "out of
- *  memory". */
-void *ds_worker_zalloc(size_t size, char *errstr, size_t errstr_size);
 
 /** Create a worker consuming `topic` and its adapter (ops->open).  `ops`,
  *  `rules` and `metrics` are borrowed (`metrics` may be NULL; new rules:

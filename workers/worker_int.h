@@ -135,8 +135,7 @@ void ds_wk_batch_done(ds_worker_t *w, ds_batch_t *b);
 /* Release every batch without storing anything more and drop the state. */
 void ds_wk_abandon_all(ds_worker_t *w, const char *why);
 /* Tell the adapter what happened (ds_worker_change_t). */
-void ds_wk_lifecycle(ds_worker_t *w, ds_worker_event_t what, const ds_rules_t *rules,
-                     const ds_partitions_t *parts);
+void ds_wk_lifecycle(ds_worker_t *w, ds_worker_event_t what, const ds_partitions_t *parts);
 /* Drop the in-memory state: the dirty queue, then the adapter's. */
 void ds_wk_reset(ds_worker_t *w);
 /* How many entities (and other things) are dirty. */

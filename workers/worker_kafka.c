@@ -314,7 +314,7 @@ static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *par
     w->paused = false;
     int32_t *ids;
     ds_partitions_t set = partitions_of(w, parts, &ids);
-    ds_wk_lifecycle(w, DS_WORKER_ASSIGNED, NULL, &set);
+    ds_wk_lifecycle(w, DS_WORKER_ASSIGNED, &set);
     free(ids);
 }
 
@@ -344,7 +344,7 @@ static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *part
     (void)ds_wb_drop(&w->wb); /* their state is dropped below: replayed by the next owner */
     ds_wk_drop_held(w);
     ds_wk_reset(w);
-    ds_wk_lifecycle(w, DS_WORKER_ASSIGNED, NULL, NULL); /* we own nothing now */
+    ds_wk_lifecycle(w, DS_WORKER_ASSIGNED, NULL); /* we own nothing now */
     w->health.assigned = 0;
 }
 

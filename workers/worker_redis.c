@@ -85,7 +85,7 @@ static void redis_emptied(ds_worker_t *w) {
     ds_partitions_t set;
     bool owned = ds_wk_assignment(w, &set, &ids);
     size_t before = ds_wk_dirty_count(w);
-    ds_wk_lifecycle(w, DS_WORKER_REWRITE, NULL, owned ? &set : NULL);
+    ds_wk_lifecycle(w, DS_WORKER_REWRITE, owned ? &set : NULL);
     free(ids);
     ds_wk_count(w->m_redis_lost, 1);
     DS_ERROR(w->ops->name,
@@ -145,8 +145,10 @@ bool ds_wk_load_stage(ds_worker_t *w, ds_batch_t *b) {
     if (!b->t0_us)
         b->t0_us = t;
     const ds_rules_t *nr = __atomic_exchange_n(&w->next_rules, NULL, __ATOMIC_ACQ_REL);
-    if (nr) /* a batch boundary: the SIGHUP reload takes effect */
-        ds_wk_lifecycle(w, DS_WORKER_RULES, nr, NULL);
+    if (nr) { /* a batch boundary: the SIGHUP reload takes effect */
+        ((ds_worker_adapter_t *)w->self)->rules = nr;
+        ds_wk_lifecycle(w, DS_WORKER_RULES, NULL);
+    }
     ds_backoff_t backoff = ds_backoff_make(DS_BACKOFF_RETRY_MIN_MS, DS_BACKOFF_MAX_MS);
     for (;;) {
         probe_settle(w);

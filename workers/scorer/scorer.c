@@ -54,7 +54,7 @@ static ds_err_t sc_decode(void *self, const void *val, size_t len, ds_arena_t *a
                           char *detail, size_t detail_size) {
     ds_scorer_t *s = self;
     sslot_t *ss = slot;
-    ds_err_t e = ds_codec_decode_ma(s->codec, val, len, arena, &ss->ev, detail, detail_size);
+    ds_err_t e = ds_codec_decode_ma(s->a.codec, val, len, arena, &ss->ev, detail, detail_size);
     if (!e) {
         bool is_account;
         ss->head.unit = ds_scorer_ev_unit_key(&ss->ev, &is_account);
@@ -95,7 +95,7 @@ static ds_err_t sc_apply(void *self, ds_worker_t *w, void *slot, int32_t partiti
     s->cur = w;
     ds_score_sink_t sink = {sink_lead, sink_account, s};
     uint64_t unclassified = s->stats.unclassified;
-    ds_err_t err = ds_score_unit_apply_ex(e->unit, s->rules, ev, &sink, &s->stats);
+    ds_err_t err = ds_score_unit_apply_ex(e->unit, s->a.rules, ev, &sink, &s->stats);
     if (s->stats.unclassified != unclassified)
         ds_worker_add(s->m_unclassified, 1);
     if (err == DS_ERR_AGAIN) {
@@ -139,7 +139,7 @@ static void sc_rewrite_all(ds_scorer_t *s, const ds_partitions_t *owned) {
             ds_worker_oom("scorer");
         part += !whole;
         e->written_sig = 0;
-        ds_worker_dirty(s->worker, &e->ent);
+        ds_worker_dirty(s->a.worker, &e->ent);
     }
     if (part)
         DS_ERROR("scorer",
@@ -149,13 +149,12 @@ static void sc_rewrite_all(ds_scorer_t *s, const ds_partitions_t *owned) {
                  part);
 }
 
-/* New rules take effect at a batch boundary; the scorer keeps no clock and
- * nothing per partition, and a window owes nothing but its units. */
+/* New rules (the head's, set by the engine) need nothing more: the
+ * scorer keeps no clock and nothing per partition, and a window owes
+ * nothing but its units. */
 static void sc_lifecycle(void *self, const ds_worker_change_t *c) {
     ds_scorer_t *s = self;
-    if (c->what == DS_WORKER_RULES)
-        s->rules = c->rules;
-    else if (c->what == DS_WORKER_RESET)
+    if (c->what == DS_WORKER_RESET)
         sc_reset(s);
     else if (c->what == DS_WORKER_REWRITE)
         sc_rewrite_all(s, c->parts);
@@ -173,26 +172,15 @@ static void sc_close(void *self) {
     ds_buf_free(&s->keybuf);
     free(s->sums);
     ds_score_scratch_destroy(s->scratch);
-    free(s);
 }
 
-static void *sc_open(ds_worker_t *w, const ds_config_t *cfg, const ds_rules_t *rules, char *errstr,
-                     size_t errstr_size) {
-    ds_scorer_t *s = ds_worker_zalloc(sizeof(*s), errstr, errstr_size);
-    if (!s)
-        return NULL;
-    s->cfg = cfg;
-    s->rules = rules;
-    s->worker = w;
-    s->codec = ds_worker_codec(w);
+static bool sc_open(void *self, char *errstr, size_t errstr_size) {
+    ds_scorer_t *s = self;
+    ds_worker_t *w = s->a.worker;
     if (!(s->scratch = ds_score_scratch_new())) {
-        free(s);
         snprintf(errstr, errstr_size, "out of memory");
-        return NULL;
+        return false;
     }
-    ds_buf_init(&s->list, 0);
-    ds_buf_init(&s->sumbuf, 0);
-    ds_buf_init(&s->keybuf, 0);
     s->m_unclassified = ds_worker_counter(w, "unclassified_events",
                                           "Events whose content has no stage (scores nothing)");
     s->m_migrated =
@@ -210,11 +198,12 @@ static void *sc_open(ds_worker_t *w, const ds_config_t *cfg, const ds_rules_t *r
         ds_worker_gauge(w, "tracked_leads", "Leads whose state this process holds in memory");
     s->m_tracked_units = ds_worker_gauge(
         w, "tracked_units", "Scoring units (accounts, or leads without one) held in memory");
-    return s;
+    return true;
 }
 
 static const ds_worker_ops_t scorer_ops = {
     .name = "scorer",
+    .size = sizeof(ds_scorer_t),
     .event_size = sizeof(sslot_t),
     .outputs = {"LeadScore", "AccountScore"},
     .unit_key_doc = "account_id (lead_id for a lead without account)",

@@ -74,10 +74,7 @@ typedef struct load {
 typedef struct ds_scorer ds_scorer_t;
 
 struct ds_scorer {
-    const ds_config_t *cfg;
-    const ds_rules_t *rules;
-    ds_codec_t *codec; /* the worker's */
-    ds_worker_t *worker;
+    ds_worker_adapter_t a; /* first: the engine's (cfg, rules in force, worker, codec) */
     unit_entry_t *units;
     load_t **loads;
     size_t nloads, loads_cap;

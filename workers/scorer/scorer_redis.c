@@ -60,7 +60,7 @@
 static const char *rkey(ds_scorer_t *s, const unit_entry_t *e, const char *suffix,
                         const char *tail) {
     ds_buf_reset(&s->keybuf);
-    if (ds_buf_appendf(&s->keybuf, "%s{%s:%s}%s%s", s->cfg->redis_prefix,
+    if (ds_buf_appendf(&s->keybuf, "%s{%s:%s}%s%s", s->a.cfg->redis_prefix,
                        e->is_account ? "acct" : "lead", e->key, suffix ? suffix : "",
                        tail ? tail : "") ||
         ds_buf_append(&s->keybuf, "", 1))
@@ -211,7 +211,7 @@ size_t ds_scorer_load(void *self, ds_redis_t *r, void **slots, const int32_t *pa
             e->nlisted = 0;
         }
         s->cur_e = e;
-        ds_score_unit_needs(e->unit, s->rules, &ss->ev, on_need, s);
+        ds_score_unit_needs(e->unit, s->a.rules, &ss->ev, on_need, s);
     }
     if (round > 64 && s->nloads) {
         DS_ERROR("scorer", "the loads of a batch do not converge after %d rounds", round);
@@ -512,10 +512,10 @@ static void w_lead(void *opaque, const ds_lead_score_t *v, uint64_t *notes, cons
     char key[700];
     hs_arg(&h, "HSET", 4);
     if (e->is_account)
-        ds_fmt_join(key, sizeof(key), s->cfg->redis_prefix, "{acct:", e->key, "}:lead:", v->lead_id,
-                    NULL);
+        ds_fmt_join(key, sizeof(key), s->a.cfg->redis_prefix, "{acct:", e->key,
+                    "}:lead:", v->lead_id, NULL);
     else
-        ds_fmt_join(key, sizeof(key), s->cfg->redis_prefix, "{lead:", e->key, "}", NULL);
+        ds_fmt_join(key, sizeof(key), s->a.cfg->redis_prefix, "{lead:", e->key, "}", NULL);
     hs_arg(&h, key, strlen(key));
     if (member || !e->is_account)
         put_lead_fields(s, &h, v, notes, bufs);
@@ -646,7 +646,7 @@ static void w_account(void *opaque, const ds_account_score_t *a, uint64_t sig, c
     ds_fmt_g6(consensus, sizeof(consensus), a->consensus);
     ds_fmt_i64(asof, a->as_of);
     ds_fmt_checkpoint(ckpt, e->ent.partition, e->ent.offset);
-    ds_fmt_join(key, sizeof(key), s->cfg->redis_prefix, "{acct:", e->key, "}", NULL);
+    ds_fmt_join(key, sizeof(key), s->a.cfg->redis_prefix, "{acct:", e->key, "}", NULL);
     hset_t h = {.c = 0};
     hs_arg(&h, "HSET", 4);
     hs_arg(&h, key, strlen(key));

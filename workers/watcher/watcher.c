@@ -57,7 +57,7 @@ part_t *ds_watcher_part(ds_watcher_t *w, int32_t p) {
 /* ---- helpers -------------------------------------------------------------- */
 
 static void mark_dirty(ds_watcher_t *w, deal_entry_t *e) {
-    ds_worker_dirty(w->worker, &e->ent);
+    ds_worker_dirty(w->a.worker, &e->ent);
 }
 
 /* The partition's watermark is to be written (by the next window). */
@@ -66,11 +66,11 @@ static void watermark_dirty(ds_watcher_t *w, part_t *pt) {
         return;
     pt->wm_dirty = true;
     w->nwm_dirty++;
-    ds_worker_dirty_other(w->worker, 1);
+    ds_worker_dirty_other(w->a.worker, 1);
 }
 
 void ds_watcher_reindex(ds_watcher_t *w, deal_entry_t *e) {
-    int64_t d = ds_deal_next_deadline(e->deal, w->rules);
+    int64_t d = ds_deal_next_deadline(e->deal, w->a.rules);
     if (!ds_partclock_schedule(&ds_watcher_part(w, e->ent.partition)->clock, e, &e->deadline, d))
         ds_worker_oom("watcher");
 }
@@ -82,7 +82,7 @@ static ds_err_t wa_decode(void *self, const void *val, size_t len, ds_arena_t *a
                           char *detail, size_t detail_size) {
     ds_watcher_t *w = self;
     wslot_t *ws = slot;
-    ds_err_t e = ds_codec_decode_crm(w->codec, val, len, arena, &ws->ev, detail, detail_size);
+    ds_err_t e = ds_codec_decode_crm(w->a.codec, val, len, arena, &ws->ev, detail, detail_size);
     if (!e) {
         ws->head.unit = ws->ev.deal_id;
         ws->head.unit_field = "deal_id";
@@ -110,9 +110,9 @@ static void sink_alert(void *opaque, const ds_deal_alert_t *a) {
 }
 
 static void ctx_init(ds_watcher_t *w, ds_watch_ctx_t *c, int64_t now) {
-    c->rules = w->rules;
+    c->rules = w->a.rules;
     c->now = now;
-    c->grace_ms = w->event_clock ? 0 : (int64_t)(w->rules->stall.grace_minutes * 60000.0);
+    c->grace_ms = w->event_clock ? 0 : (int64_t)(w->a.rules->stall.grace_minutes * 60000.0);
     c->stakeholder_is_mobilizer = ds_watcher_is_mobilizer;
     c->tier_epoch = w->mob_epoch;
     c->alert = sink_alert;
@@ -243,7 +243,7 @@ static void wa_assigned(ds_watcher_t *w, const ds_worker_change_t *c) {
 /* A batch boundary: the SIGHUP reload takes effect, and every deadline is
  * recomputed under the new rules. */
 static void wa_rules(ds_watcher_t *w, const ds_worker_change_t *c) {
-    w->rules = c->rules;
+    (void)c;
     deal_entry_t *e, *t;
     HASH_ITER(hh, w->deals, e, t) {
         if (!e->deal)
@@ -289,22 +289,14 @@ static void wa_close(void *self) {
     free(w->pending_parts);
     ds_buf_free(&w->tmp);
     ds_arena_free(&w->mob_arena);
-    free(w);
 }
 
-static void *wa_open(ds_worker_t *wk, const ds_config_t *cfg, const ds_rules_t *rules, char *errstr,
-                     size_t errstr_size) {
-    ds_watcher_t *w = ds_worker_zalloc(sizeof(*w), errstr, errstr_size);
-    if (!w)
-        return NULL;
-    w->cfg = cfg;
-    w->rules = rules;
-    w->worker = wk;
-    w->codec = ds_worker_codec(wk);
+static bool wa_open(void *self, char *errstr, size_t errstr_size) {
+    (void)errstr, (void)errstr_size;
+    ds_watcher_t *w = self;
+    ds_worker_t *wk = w->a.worker;
     w->metrics = ds_worker_metrics(wk);
-    w->event_clock = !strcmp(cfg->clock, "event");
-    ds_buf_init(&w->tmp, 0);
-    ds_arena_init(&w->mob_arena, 0);
+    w->event_clock = !strcmp(w->a.cfg->clock, "event");
     w->m_ignored =
         ds_worker_counter(wk, "ignored_events", "Events ignored by the rules (after close, …)");
     w->m_checked = ds_worker_counter(wk, "clock_check_deals",
@@ -313,11 +305,12 @@ static void *wa_open(ds_worker_t *wk, const ds_config_t *cfg, const ds_rules_t *
                                          "Duration of one wall-clock check of due deadlines");
     w->m_tracked =
         ds_worker_gauge(wk, "tracked_deals", "Deals whose state this process holds in memory");
-    return w;
+    return true;
 }
 
 static const ds_worker_ops_t watcher_ops = {
     .name = "watcher",
+    .size = sizeof(ds_watcher_t),
     .event_size = sizeof(wslot_t),
     .outputs = {"DealAlert"},
     .unit_key_doc = "deal_id",

@@ -71,11 +71,8 @@ typedef struct load {
 typedef struct ds_watcher ds_watcher_t;
 
 struct ds_watcher {
-    const ds_config_t *cfg;
-    const ds_rules_t *rules;
+    ds_worker_adapter_t a; /* first: the engine's (cfg, rules in force, worker, codec) */
     bool event_clock;
-    ds_codec_t *codec; /* the worker's */
-    ds_worker_t *worker;
     deal_entry_t *deals;
     part_t parts[MAX_PARTITIONS];
     size_t nwm_dirty; /* partitions whose watermark is not written yet (each

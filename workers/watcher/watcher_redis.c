@@ -66,7 +66,7 @@ static deal_entry_t *entry_for(ds_watcher_t *w, const char *id, int32_t partitio
 
 static void cmd_load_deal(ds_watcher_t *w, ds_redis_t *r, deal_entry_t *e) {
     char key[600];
-    ds_fmt_join(key, sizeof(key), w->cfg->redis_prefix, "{deal:", e->id, "}", NULL);
+    ds_fmt_join(key, sizeof(key), w->a.cfg->redis_prefix, "{deal:", e->id, "}", NULL);
     /* bind the deal to this partition unless it is bound already; the
      * HMGET reads which one it is */
     char claim[DS_FMT_CKPT_MAX];
@@ -83,8 +83,8 @@ static void cmd_load_deal(ds_watcher_t *w, ds_redis_t *r, deal_entry_t *e) {
 static void part_key(ds_watcher_t *w, int32_t p, char *out, size_t n, const char *suffix) {
     char part[DS_FMT_INT_MAX];
     ds_fmt_i64(part, p);
-    ds_fmt_join(out, n, w->cfg->redis_prefix, "{wpart:", w->cfg->topic_crm, ":", part, "}", suffix,
-                NULL);
+    ds_fmt_join(out, n, w->a.cfg->redis_prefix, "{wpart:", w->a.cfg->topic_crm, ":", part, "}",
+                suffix, NULL);
 }
 
 static void mob_cache_clear(ds_watcher_t *w) {
@@ -116,10 +116,10 @@ static void mob_key(const char *account_id, const char *contact_id, char *out, s
 static void tier_rkey(const ds_watcher_t *w, const char *account_id, const char *contact_id,
                       char *out, size_t n) {
     if (account_id && account_id[0])
-        ds_fmt_join(out, n, w->cfg->redis_prefix, "{acct:", account_id, "}:lead:", contact_id,
+        ds_fmt_join(out, n, w->a.cfg->redis_prefix, "{acct:", account_id, "}:lead:", contact_id,
                     NULL);
     else
-        ds_fmt_join(out, n, w->cfg->redis_prefix, "{lead:", contact_id, "}", NULL);
+        ds_fmt_join(out, n, w->a.cfg->redis_prefix, "{lead:", contact_id, "}", NULL);
 }
 
 /* Read the scorer's tier of a stakeholder with the batch's loads, so that
@@ -163,7 +163,7 @@ static void queue_due_tiers(ds_watcher_t *w, ds_redis_t *r, const part_t *pt, si
         return; /* a min-heap: nothing below is due either */
     deal_entry_t *e = it[i].owner;
     if (it[i].deadline == e->deadline && e->deal && e->tier_round != w->tier_round &&
-        ds_deal_may_ask_tiers(e->deal, NULL, 0, w->rules)) {
+        ds_deal_may_ask_tiers(e->deal, NULL, 0, w->a.rules)) {
         e->tier_round = w->tier_round;
         queue_deal_tiers(w, r, e, NULL);
     }
@@ -202,7 +202,8 @@ static void queue_tiers(ds_watcher_t *w, ds_redis_t *r, void **slots, const int3
             }
         }
     } else {
-        int64_t thr = ds_clock_now_ms() + 1000 - (int64_t)(w->rules->stall.grace_minutes * 60000.0);
+        int64_t thr =
+            ds_clock_now_ms() + 1000 - (int64_t)(w->a.rules->stall.grace_minutes * 60000.0);
         for (int32_t p = 0; p < MAX_PARTITIONS; p++)
             if (w->parts[p].bootstrapped)
                 queue_due_tiers(w, r, &w->parts[p], 0, thr);
@@ -233,7 +234,7 @@ static void queue_tiers(ds_watcher_t *w, ds_redis_t *r, void **slots, const int3
              j = ((const wslot_t *)slots[j])->next)
             evs[k++] = &((const wslot_t *)slots[j])->ev;
         /* more than 64 events of one deal in a batch: read its tiers */
-        if (k == 64 || ds_deal_may_ask_tiers(e->deal, evs, k, w->rules))
+        if (k == 64 || ds_deal_may_ask_tiers(e->deal, evs, k, w->a.rules))
             e->tier_round = w->tier_round;
     }
     for (size_t i = 0; i < n; i++) {
@@ -401,7 +402,7 @@ ds_err_t ds_watcher_loaded(void *self, size_t index, const ds_reply_t *rep) {
             e->ent.offset = o;
         }
     }
-    e->indexed = ds_deal_next_deadline(e->deal, w->rules); /* as stored */
+    e->indexed = ds_deal_next_deadline(e->deal, w->a.rules); /* as stored */
     if (ours)
         ds_watcher_reindex(w, e);
     return DS_ERR_OK;
@@ -425,7 +426,7 @@ bool ds_watcher_is_mobilizer(void *opaque, const char *account_id, const char *c
         return m->is_mobilizer;
     /* the scorer's stored tier, read when the deal is evaluated */
     /* not read with the batch's loads (a clock check of a due deal) */
-    ds_redis_t *r = ds_worker_redis(w->worker);
+    ds_redis_t *r = ds_worker_redis(w->a.worker);
     char rkey[700];
     tier_rkey(w, account_id, contact_id, rkey, sizeof(rkey));
     bool result = false;
@@ -491,7 +492,7 @@ void ds_watcher_persist(void *self, ds_redis_t *r, ds_worker_entity_t *const *en
     for (size_t i = 0; i < n; i++) {
         deal_entry_t *e = (deal_entry_t *)ents[i];
         char key[600], ckpt[DS_FMT_CKPT_MAX];
-        ds_fmt_join(key, sizeof(key), w->cfg->redis_prefix, "{deal:", e->id, "}", NULL);
+        ds_fmt_join(key, sizeof(key), w->a.cfg->redis_prefix, "{deal:", e->id, "}", NULL);
         ds_fmt_checkpoint(ckpt, e->ent.partition, e->ent.offset);
         ds_buf_reset(&w->tmp);
         if (ds_deal_save(e->deal, &w->tmp)) {
@@ -499,7 +500,7 @@ void ds_watcher_persist(void *self, ds_redis_t *r, ds_worker_entity_t *const *en
             abort();
         }
         size_t state_len = w->tmp.len;
-        if (ds_deal_public_fields(e->deal, w->rules, &w->tmp)) {
+        if (ds_deal_public_fields(e->deal, w->a.rules, &w->tmp)) {
             DS_ERROR("watcher", "cannot format deal %s", e->id);
             abort();
         }
