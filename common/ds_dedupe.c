@@ -23,8 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ds_hash.h"
-
 /* ---- the block ------------------------------------------------------------- */
 
 static uint32_t *stamps(const ds_dedupe_t *s) {
@@ -94,11 +92,6 @@ size_t ds_dedupe_mem(const ds_dedupe_t *s) {
 
 /* ---- questions ------------------------------------------------------------- */
 
-uint64_t ds_dedupe_hash(const char *id, size_t n) {
-    uint64_t h = ds_fnv64(id, n);
-    return h ? h : 1;
-}
-
 bool ds_dedupe_within(int64_t now, int64_t window, int64_t t) {
     int64_t d;
     if (__builtin_sub_overflow(now, t, &d))
@@ -108,24 +101,6 @@ bool ds_dedupe_within(int64_t now, int64_t window, int64_t t) {
 
 bool ds_dedupe_live(const ds_dedupe_clock_t *c, const ds_dedupe_entry_t *x) {
     return c->all || (c->keep && x->h == c->keep) || ds_dedupe_within(c->now, c->window, x->t);
-}
-
-/* The position of the first entry whose hash is >= h. */
-static uint32_t lower_bound(const ds_dedupe_t *s, uint64_t h) {
-    uint32_t lo = 0, hi = s->n;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (s->e[mid].h < h)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-const ds_dedupe_entry_t *ds_dedupe_find(const ds_dedupe_t *s, uint64_t h) {
-    uint32_t i = lower_bound(s, h);
-    return i < s->n && s->e[i].h == h ? &s->e[i] : NULL;
 }
 
 /* ---- changes --------------------------------------------------------------- */
@@ -187,7 +162,7 @@ static int make_room(ds_dedupe_t *s, const ds_dedupe_clock_t *c, uint64_t h) {
 ds_err_t ds_dedupe_put(ds_dedupe_t *s, uint64_t h, int64_t t, const ds_dedupe_clock_t *c) {
     if (!h)
         return DS_ERR_INVAL;
-    uint32_t pos = lower_bound(s, h);
+    uint32_t pos = ds_dedupe_lower_bound(s, h);
     if (s->arrival && s->e && stamps(s)[s->cap] == UINT32_MAX && renumber(s))
         return DS_ERR_NOMEM;
     if (pos < s->n && s->e[pos].h == h) {
@@ -199,7 +174,7 @@ ds_err_t ds_dedupe_put(ds_dedupe_t *s, uint64_t h, int64_t t, const ds_dedupe_cl
     if (s->n == s->cap) {
         if (make_room(s, c, h))
             return DS_ERR_NOMEM;
-        pos = lower_bound(s, h);
+        pos = ds_dedupe_lower_bound(s, h);
     }
     memmove(s->e + pos + 1, s->e + pos, (size_t)(s->n - pos) * sizeof(ds_dedupe_entry_t));
     s->e[pos] = (ds_dedupe_entry_t){h, t};

@@ -24,6 +24,7 @@
 
 #include "ds_buf.h"
 #include "ds_err.h"
+#include "ds_hash.h"
 
 /** One remembered id: its hash (never 0) and the time it was seen. */
 typedef struct ds_dedupe_entry {
@@ -64,15 +65,35 @@ size_t ds_dedupe_mem(const ds_dedupe_t *s);
 uint32_t ds_dedupe_cap_class(uint32_t n);
 
 /** 64-bit FNV-1a of id's n bytes, 1 in place of 0. */
-uint64_t ds_dedupe_hash(const char *id, size_t n);
+static inline uint64_t ds_dedupe_hash(const char *id, size_t n) {
+    uint64_t h = ds_fnv64(id, n);
+    return h ? h : 1;
+}
 
 /** Whether now - t <= window, saturated. */
 bool ds_dedupe_within(int64_t now, int64_t window, int64_t t);
 /** Whether entry x is live under c. */
 bool ds_dedupe_live(const ds_dedupe_clock_t *c, const ds_dedupe_entry_t *x);
 
-/** The entry of hash h, or NULL (live or not).  O(log n). */
-const ds_dedupe_entry_t *ds_dedupe_find(const ds_dedupe_t *s, uint64_t h);
+/** The position of the first entry whose hash is >= h (n when none). */
+static inline uint32_t ds_dedupe_lower_bound(const ds_dedupe_t *s, uint64_t h) {
+    uint32_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s->e[mid].h < h)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/** The entry of hash h, or NULL (live or not).  O(log n); inline: it is
+ *  on every event's path. */
+static inline const ds_dedupe_entry_t *ds_dedupe_find(const ds_dedupe_t *s, uint64_t h) {
+    uint32_t i = ds_dedupe_lower_bound(s, h);
+    return i < s->n && s->e[i].h == h ? &s->e[i] : NULL;
+}
 
 /** Remember h at t: a new entry, or h's entry takes time t (and, with
  *  arrival order, the newest arrival).  When the set is full it first

@@ -437,8 +437,11 @@ static void hs_arg(hset_t *h, const char *v, size_t n) {
     }
 }
 
-static void hs_field(hset_t *h, const char *name, const char *v) {
-    hs_arg(h, name, strlen(name));
+/* A field named by a string literal (its length known at compile time)
+ * and its text value. */
+#define hs_field(h, name, v) hs_field_n(h, name, sizeof(name) - 1, v)
+static void hs_field_n(hset_t *h, const char *name, size_t nlen, const char *v) {
+    hs_arg(h, name, nlen);
     hs_arg(h, nz(v), strlen(nz(v)));
 }
 
