@@ -282,6 +282,14 @@ int ds_h_run_tests(const char *group, const struct CMUnitTest *tests, size_t n,
  *  ds_h_run_tests does without a selection), stops everything and returns
  *  cmocka's result. */
 int ds_h_main(ds_h_env_t *env, int partitions, const struct CMUnitTest *tests, size_t n);
+/** A suite's whole main: ds_h_main(env, partitions, …) over the cases
+ *  given (cmocka_unit_test(name), …).  The file that uses it includes
+ *  cmocka.h. */
+#define DS_H_MAIN(env, partitions, ...)                                                            \
+    int main(void) {                                                                               \
+        const struct CMUnitTest tests[] = {__VA_ARGS__};                                           \
+        return ds_h_main(env, partitions, tests, sizeof(tests) / sizeof(tests[0]));                \
+    }
 
 /** A free TCP port on 127.0.0.1 (for a process's HTTP endpoint). */
 int ds_h_free_port(void);

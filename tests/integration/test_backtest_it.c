@@ -31,7 +31,7 @@
 
 static ds_h_env_t env;
 static const int64_t T0 = 1700000000000LL;
-static char logfile[256];
+static char logfile[256] = "/tmp/test_backtest_it.log";
 
 static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
@@ -306,11 +306,5 @@ static void test_rules_learn_passes_check(void **state) {
                                  "max_quiet_days: 6}"));
 }
 
-int main(void) {
-    snprintf(logfile, sizeof(logfile), "/tmp/test_backtest_it.log");
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_backtest_matches_watcher),
-        cmocka_unit_test(test_rules_learn_passes_check),
-    };
-    return ds_h_main(&env, 1, tests, sizeof(tests) / sizeof(tests[0]));
-}
+DS_H_MAIN(&env, 1, cmocka_unit_test(test_backtest_matches_watcher),
+          cmocka_unit_test(test_rules_learn_passes_check))

@@ -27,6 +27,7 @@
 
 #include "ds_clock.h"
 #include "harness.h"
+#include "unit_util.h"
 
 static ds_h_env_t env;
 static char out[256], errf[256];
@@ -136,10 +137,5 @@ static void test_bad_arguments(void **state) {
     assert_non_null(strstr(slurp(errf, buf, sizeof(buf)), "bogus"));
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tail_dlq_json),
-        cmocka_unit_test(test_bad_arguments),
-    };
-    return cmocka_run_group_tests(tests, group_setup, ds_h_group_teardown);
-}
+UU_MAIN(group_setup, ds_h_group_teardown, cmocka_unit_test(test_tail_dlq_json),
+        cmocka_unit_test(test_bad_arguments))

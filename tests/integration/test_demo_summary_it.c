@@ -88,9 +88,4 @@ static void test_reads_the_layout(void **state) {
     redisFree(c);
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reads_the_layout),
-    };
-    return ds_h_main(&env, 1, tests, sizeof(tests) / sizeof(tests[0]));
-}
+DS_H_MAIN(&env, 1, cmocka_unit_test(test_reads_the_layout))

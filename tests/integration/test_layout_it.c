@@ -190,9 +190,4 @@ static void test_everything_written_is_documented(void **state) {
     free(section);
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_everything_written_is_documented),
-    };
-    return ds_h_main(&env, 4, tests, sizeof(tests) / sizeof(tests[0]));
-}
+DS_H_MAIN(&env, 4, cmocka_unit_test(test_everything_written_is_documented))

@@ -20,6 +20,7 @@
 #include "ds_buf.h"
 #include "ds_clock.h"
 #include "harness.h"
+#include "unit_util.h"
 
 static ds_h_env_t env;
 static char rules_path[300], log_path[300], metrics_addr[64], redis_url[200];
@@ -276,13 +277,7 @@ static void test_sighup_reload(void **state) {
     assert_int_equal(http_get("/readyz", NULL), 200);
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_health_and_ready),
+UU_MAIN(group_setup, group_teardown, cmocka_unit_test(test_health_and_ready),
         cmocka_unit_test(test_metrics_lag_follows_redis),
-        cmocka_unit_test(test_metrics_pass_promtool),
-        cmocka_unit_test(test_sighup_reload),
-        cmocka_unit_test(test_secrets_stay_secret),
-    };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+        cmocka_unit_test(test_metrics_pass_promtool), cmocka_unit_test(test_sighup_reload),
+        cmocka_unit_test(test_secrets_stay_secret))

@@ -35,6 +35,7 @@
 #include "codec.h"
 #include "ds_clock.h"
 #include "harness.h"
+#include "unit_util.h"
 
 #define REDIS_TIMEOUT_MS 1000
 #define BROKER_TIMEOUT_MS 2000
@@ -313,11 +314,5 @@ static void test_unreadable_state(void **state) {
     assert_int_equal(ds_h_stop(r.pid, SIGTERM, 15000), 0);
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_outages),
-        cmocka_unit_test(test_redis_back_empty),
-        cmocka_unit_test(test_unreadable_state),
-    };
-    return cmocka_run_group_tests(tests, group_setup, ds_h_group_teardown);
-}
+UU_MAIN(group_setup, ds_h_group_teardown, cmocka_unit_test(test_outages),
+        cmocka_unit_test(test_redis_back_empty), cmocka_unit_test(test_unreadable_state))

@@ -133,12 +133,8 @@ static void test_error_reply_fails_collect(void **state) {
     assert_int_equal(ds_redis_inflight(f->r), 0);
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_capture_is_resp, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_send_then_collect, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_killed_connection_then_resend, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_error_reply_fails_collect, fx_setup, fx_teardown),
-    };
-    return ds_h_main(&env, 1, tests, sizeof(tests) / sizeof(tests[0]));
-}
+DS_H_MAIN(&env, 1, cmocka_unit_test_setup_teardown(test_capture_is_resp, fx_setup, fx_teardown),
+          cmocka_unit_test_setup_teardown(test_send_then_collect, fx_setup, fx_teardown),
+          cmocka_unit_test_setup_teardown(test_killed_connection_then_resend, fx_setup,
+                                          fx_teardown),
+          cmocka_unit_test_setup_teardown(test_error_reply_fails_collect, fx_setup, fx_teardown))

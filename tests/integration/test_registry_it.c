@@ -28,6 +28,7 @@
 #include "harness.h"
 #include "test_registry.h"
 #include "worker.h"
+#include "unit_util.h"
 
 static ds_h_env_t env;
 static ds_treg_t *reg;
@@ -449,14 +450,9 @@ static void test_registry_outage_while_decoding(void **state) {
     assert_int_equal(ds_h_stop(w, SIGTERM, 15000), 0);
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_outputs_carry_registry_ids),
+UU_MAIN(group_setup, group_teardown, cmocka_unit_test(test_outputs_carry_registry_ids),
         cmocka_unit_test(test_auto_register_off_missing_subject),
         cmocka_unit_test(test_incompatible_names_subject_and_level),
         cmocka_unit_test(test_unauthorized_hides_password),
         cmocka_unit_test(test_registry_down_at_start),
-        cmocka_unit_test(test_registry_outage_while_decoding),
-    };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
-}
+        cmocka_unit_test(test_registry_outage_while_decoding))

@@ -18,7 +18,7 @@
 
 static ds_h_env_t env;
 static const int64_t T0 = 1700000000000LL;
-static char logfile[256];
+static char logfile[256] = "/tmp/test_watcher_it.log";
 
 static ds_crm_event_t crm(const char *id, const char *deal, int64_t t, int type) {
     ds_crm_event_t e;
@@ -369,14 +369,8 @@ static void test_deal_hash_follows_each_flush(void **state) {
     rd_kafka_destroy(p);
 }
 
-int main(void) {
-    snprintf(logfile, sizeof(logfile), "/tmp/test_watcher_it.log");
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_event_clock_lifecycle),
-        cmocka_unit_test(test_wall_clock_fires_without_events_and_after_restart),
-        cmocka_unit_test(test_mobilizer_from_scorer_tier),
-        cmocka_unit_test(test_tier_change_seen_by_next_batch),
-        cmocka_unit_test(test_deal_hash_follows_each_flush),
-    };
-    return ds_h_main(&env, 1, tests, sizeof(tests) / sizeof(tests[0]));
-}
+DS_H_MAIN(&env, 1, cmocka_unit_test(test_event_clock_lifecycle),
+          cmocka_unit_test(test_wall_clock_fires_without_events_and_after_restart),
+          cmocka_unit_test(test_mobilizer_from_scorer_tier),
+          cmocka_unit_test(test_tier_change_seen_by_next_batch),
+          cmocka_unit_test(test_deal_hash_follows_each_flush))

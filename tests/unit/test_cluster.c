@@ -19,6 +19,7 @@
 #include "ds_buf.h"
 #include "ds_cluster.h"
 #include "ds_redis.h"
+#include "unit_util.h"
 
 /* One reply from RESP text (the test frees it). */
 static redisReply *resp_n(const char *text, size_t len) {
@@ -337,12 +338,7 @@ static void test_reply_view(void **state) {
     freeReplyObject(r);
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_crc16),      cmocka_unit_test(test_keyslot),
-        cmocka_unit_test(test_map_parse),  cmocka_unit_test(test_cmd_parse),
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_crc16), cmocka_unit_test(test_keyslot),
+        cmocka_unit_test(test_map_parse), cmocka_unit_test(test_cmd_parse),
         cmocka_unit_test(test_reply_kind), cmocka_unit_test(test_unit_kind),
-        cmocka_unit_test(test_reply_view),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_reply_view))

@@ -130,11 +130,5 @@ static void test_explicit_settings(void **state) {
     assert_non_null(strstr(err, "schema_registry.subject_strategy"));
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_readme_matches_table),
-        cmocka_unit_test(test_precedence_and_secrets),
-        cmocka_unit_test(test_explicit_settings),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_readme_matches_table),
+        cmocka_unit_test(test_precedence_and_secrets), cmocka_unit_test(test_explicit_settings))

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "ds_dedupe.h"
+#include "unit_util.h"
 
 #define W 1000 /* the window, ms */
 
@@ -176,12 +177,5 @@ static void test_save_load_order(void **state) {
     }
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_window_edges),
-        cmocka_unit_test(test_late_entries),
-        cmocka_unit_test(test_capacity),
-        cmocka_unit_test(test_save_load_order),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_window_edges), cmocka_unit_test(test_late_entries),
+        cmocka_unit_test(test_capacity), cmocka_unit_test(test_save_load_order))

@@ -116,10 +116,5 @@ static void test_accounts_in_consensus_order(void **state) {
     ds_demo_summary_destroy(s);
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_deals_matrix),
-        cmocka_unit_test(test_accounts_in_consensus_order),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_deals_matrix),
+        cmocka_unit_test(test_accounts_in_consensus_order))

@@ -16,6 +16,7 @@
 
 #include "ds_buf.h"
 #include "ds_fmt.h"
+#include "unit_util.h"
 
 static void check_g6(double v) {
     char want[64], got[64];
@@ -131,12 +132,5 @@ static void test_compact_numbers(void **state) {
     ds_buf_free(&b);
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_g6_matches_printf),
-        cmocka_unit_test(test_integers),
-        cmocka_unit_test(test_join_cuts_to_the_buffer),
-        cmocka_unit_test(test_compact_numbers),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_g6_matches_printf), cmocka_unit_test(test_integers),
+        cmocka_unit_test(test_join_cuts_to_the_buffer), cmocka_unit_test(test_compact_numbers))

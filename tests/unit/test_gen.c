@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "gen.h"
+#include "unit_util.h"
 
 #define N 200000
 
@@ -186,12 +187,5 @@ static void test_skew_shape(void **state) {
     assert_int_equal(distinct, 5000); /* 12 events per lead: every lead is reached */
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_same_seed_same_stream),
-        cmocka_unit_test(test_catalog),
-        cmocka_unit_test(test_wide_shape),
-        cmocka_unit_test(test_skew_shape),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_same_seed_same_stream), cmocka_unit_test(test_catalog),
+        cmocka_unit_test(test_wide_shape), cmocka_unit_test(test_skew_shape))

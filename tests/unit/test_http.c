@@ -24,6 +24,7 @@
 #include "ds_metrics.h"
 #include "ds_registry_http.h"
 #include "test_registry.h"
+#include "unit_util.h"
 
 /* ---- a small curl client ------------------------------------------------ */
 
@@ -530,15 +531,7 @@ static int teardown(void **state) {
     return 0;
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_routes),
-        cmocka_unit_test(test_no_metrics_no_ready),
-        cmocka_unit_test(test_bad_addresses),
-        cmocka_unit_test(test_registry_fetch),
-        cmocka_unit_test(test_registry_basic_auth),
-        cmocka_unit_test(test_registry_register_lookup),
-        cmocka_unit_test(test_registry_register_auth),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+UU_MAIN(setup, teardown, cmocka_unit_test(test_routes), cmocka_unit_test(test_no_metrics_no_ready),
+        cmocka_unit_test(test_bad_addresses), cmocka_unit_test(test_registry_fetch),
+        cmocka_unit_test(test_registry_basic_auth), cmocka_unit_test(test_registry_register_lookup),
+        cmocka_unit_test(test_registry_register_auth))

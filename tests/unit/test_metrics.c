@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "ds_metrics.h"
+#include "unit_util.h"
 
 /* NUL-terminated copy of a render. */
 static char *render(ds_metrics_t *m) {
@@ -374,16 +375,8 @@ static void test_promtool_accepts_render(void **state) {
     ds_metrics_destroy(m);
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_render_exact),
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_render_exact),
         cmocka_unit_test(test_histogram_unlabelled_and_defaults),
-        cmocka_unit_test(test_help_escaping_and_nonfinite),
-        cmocka_unit_test(test_same_handle),
-        cmocka_unit_test(test_rejects_invalid),
-        cmocka_unit_test(test_gauge_fn_replace_remove),
-        cmocka_unit_test(test_concurrent_updates),
-        cmocka_unit_test(test_promtool_accepts_render),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_help_escaping_and_nonfinite), cmocka_unit_test(test_same_handle),
+        cmocka_unit_test(test_rejects_invalid), cmocka_unit_test(test_gauge_fn_replace_remove),
+        cmocka_unit_test(test_concurrent_updates), cmocka_unit_test(test_promtool_accepts_render))

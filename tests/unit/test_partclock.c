@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "partclock.h"
+#include "unit_util.h"
 
 typedef struct owner {
     const char *id;
@@ -65,10 +66,5 @@ static void test_due_order_and_stale_entries(void **state) {
     ds_partclock_free(&pc);
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_watermark),
-        cmocka_unit_test(test_due_order_and_stale_entries),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_watermark),
+        cmocka_unit_test(test_due_order_and_stale_entries))

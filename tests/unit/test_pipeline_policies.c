@@ -16,6 +16,7 @@
 
 #include "batch.h"
 #include "ds_backoff.h"
+#include "unit_util.h"
 
 static void test_backoff_doubles_to_ceiling(void **state) {
     (void)state;
@@ -84,11 +85,5 @@ static void test_offsets_merge(void **state) {
     rd_kafka_topic_partition_list_destroy(b.store);
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_backoff_doubles_to_ceiling),
-        cmocka_unit_test(test_ring_order),
-        cmocka_unit_test(test_offsets_merge),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_backoff_doubles_to_ceiling),
+        cmocka_unit_test(test_ring_order), cmocka_unit_test(test_offsets_merge))

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "unit_util.h"
 #include "worker.h"
 
 static void test_subjects(void **state) {
@@ -91,10 +92,4 @@ static void test_schema_file_text(void **state) {
     rmdir(dir);
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_subjects),
-        cmocka_unit_test(test_schema_file_text),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+UU_MAIN(NULL, NULL, cmocka_unit_test(test_subjects), cmocka_unit_test(test_schema_file_text))

@@ -22,6 +22,7 @@
 #include "ds_avro_dec.h"
 #include "ds_avro_enc.h"
 #include "ds_registry.h"
+#include "unit_util.h"
 #include "worker.h"
 
 typedef struct fixture {
@@ -548,16 +549,9 @@ static void test_builtin_schemas(void **state) {
     assert_int_equal(rmdir(tmpl), 0);
 }
 
-int main(void) {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_writer_adds_fields),
-        cmocka_unit_test(test_builtin_schemas),
-        cmocka_unit_test(test_limits_are_for_ids),
+UU_MAIN(setup, teardown, cmocka_unit_test(test_writer_adds_fields),
+        cmocka_unit_test(test_builtin_schemas), cmocka_unit_test(test_limits_are_for_ids),
         cmocka_unit_test(test_writer_lacks_fields_with_defaults),
-        cmocka_unit_test(test_framing_errors),
-        cmocka_unit_test(test_output_round_trip),
+        cmocka_unit_test(test_framing_errors), cmocka_unit_test(test_output_round_trip),
         cmocka_unit_test(test_direct_writer_matches_avro_c),
-        cmocka_unit_test(test_direct_reader_promotions_and_blocks),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+        cmocka_unit_test(test_direct_reader_promotions_and_blocks))

@@ -1,7 +1,8 @@
 /*
  * unit_util.h — what several unit tests need the same way: text a
  * printer writes, captured in memory; line checks on that text; a seeded
- * stream of pseudo-random numbers for property tests.
+ * stream of pseudo-random numbers for property tests; the main every unit
+ * test has.
  *
  * The checks fail the running cmocka case (they call fail_msg), so they
  * are for the test's main thread only.  Nothing here keeps state between
@@ -16,6 +17,16 @@
 
 /** How many elements the array a has. */
 #define UU_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/** A unit test's main: runs the cases given (cmocka_unit_test(name), …)
+ *  as cmocka's group "tests" between group_setup and group_teardown (NULL
+ *  for none) and returns cmocka's count of failed cases.  The file that
+ *  uses it includes cmocka.h. */
+#define UU_MAIN(group_setup, group_teardown, ...)                                                  \
+    int main(void) {                                                                               \
+        const struct CMUnitTest tests[] = {__VA_ARGS__};                                           \
+        return cmocka_run_group_tests(tests, group_setup, group_teardown);                         \
+    }
 
 /** A memory stream and the text written to it. */
 typedef struct uu_text {
