@@ -27,8 +27,8 @@
 #include "ds_clock.h"
 #include "harness.h"
 #include "test_registry.h"
-#include "worker.h"
 #include "unit_util.h"
+#include "worker.h"
 
 static ds_h_env_t env;
 static ds_treg_t *reg;
@@ -55,6 +55,15 @@ static bool wait_ready(const char *addr, int timeout_ms) {
     }
     fprintf(stderr, "  still not ready: %s\n", body);
     return false;
+}
+
+/* Polls addr's /readyz (5 s at most) until it answers 503, its body in
+ * body; the case fails if it never does. */
+static void expect_not_ready(const char *addr, char *body, size_t body_size) {
+    long st = 0;
+    for (int i = 0; i < 50 && st != 503; i++, ds_clock_sleep_ms(100))
+        st = http_get(addr, "/readyz", body, body_size);
+    assert_int_equal(st, 503);
 }
 
 static char *slurp(const char *path) {
@@ -110,6 +119,18 @@ static int wait_exit(pid_t p, int timeout_ms) {
     return ds_h_stop(p, 0, timeout_ms);
 }
 
+/* Runs the worker args describe, its output in log: it must refuse to
+ * start (exit status 1) saying each of want[0..n) (the failure names the
+ * one missing); prints the line a user reads. */
+static void expect_refusal(const char *log, const ds_h_args_t *args, const char *const *want,
+                           size_t n) {
+    assert_int_equal(wait_exit(ds_h_spawn(log, args->v), 20000), 1);
+    for (size_t i = 0; i < n; i++)
+        if (!log_has(log, want[i]))
+            fail_msg("%s does not say: %s", log, want[i]);
+    show(log, "cannot start");
+}
+
 static int32_t frame_id(const ds_h_record_t *r) {
     assert_true(r->len >= 5);
     assert_int_equal(r->val[0], 0);
@@ -120,6 +141,15 @@ static int32_t frame_id(const ds_h_record_t *r) {
 static void topics(const char *const *names, size_t n) {
     for (size_t i = 0; i < n; i++)
         ds_h_create_topic(&env, names[i], 1);
+}
+
+/* Starts a with what every case gives a worker: `what` (scorer, watcher or
+ * run), the shipped schemas, env's brokers and Redis, the consumer group
+ * and the registry at url; the case adds the rest with ds_h_args_add. */
+static void worker_args(ds_h_args_t *a, const char *what, const char *group, const char *url) {
+    a->n = 0;
+    ds_h_args_add(a, what, "--schemas", schemas, "--brokers", env.brokers, "--redis", env.redis_url,
+                  "--group-id", group, "--schema-registry", url, NULL);
 }
 
 /* ---- tests --------------------------------------------------------------- */
@@ -188,20 +218,12 @@ static void test_outputs_carry_registry_ids(void **state) {
     logpath(log, sizeof(log), "run");
     logpath(glog, sizeof(glog), "gen");
     snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", ds_h_free_port());
-    const char *args[] = {"run",         "--schemas",
-                          schemas,       "--brokers",
-                          env.brokers,   "--redis",
-                          env.redis_url, "--group-id",
-                          "it-reg",      "--schema-registry",
-                          reg_url,       "--metrics-addr",
-                          metrics,       "--clock",
-                          "event",       "--topic-marketing",
-                          t[0],          "--topic-crm",
-                          t[1],          "--topic-lead-scores",
-                          t[2],          "--topic-account-scores",
-                          t[3],          "--topic-alerts",
-                          t[4],          NULL};
-    pid_t w = ds_h_spawn(log, args);
+    ds_h_args_t args;
+    worker_args(&args, "run", "it-reg", reg_url);
+    ds_h_args_add(&args, "--metrics-addr", metrics, "--clock", "event", "--topic-marketing", t[0],
+                  "--topic-crm", t[1], "--topic-lead-scores", t[2], "--topic-account-scores", t[3],
+                  "--topic-alerts", t[4], NULL);
+    pid_t w = ds_h_spawn(log, args.v);
     assert_true(wait_ready(metrics, 60000)); /* ASan, a busy machine: 20 s was short */
     const char *gargs[] = {"gen",       "--schemas",         schemas, "--brokers",
                            env.brokers, "--schema-registry", reg_url, "--topic-marketing",
@@ -232,7 +254,7 @@ static void test_outputs_carry_registry_ids(void **state) {
 
     /* a restart registers the same schemas again: same ids, no new version */
     int before = ds_treg_registrations(reg);
-    w = ds_h_spawn(log, args);
+    w = ds_h_spawn(log, args.v);
     assert_true(wait_ready(metrics, 60000)); /* ASan, a busy machine: 20 s was short */
     assert_int_equal(ds_h_stop(w, SIGTERM, 15000), 0);
     assert_int_equal(ds_treg_registrations(reg), before);
@@ -241,27 +263,11 @@ static void test_outputs_carry_registry_ids(void **state) {
     /* auto_register false: the registered subject is looked up */
     char log2[300], want[128];
     logpath(log2, sizeof(log2), "lookup");
-    const char *largs[] = {"scorer",
-                           "--schemas",
-                           schemas,
-                           "--brokers",
-                           env.brokers,
-                           "--redis",
-                           env.redis_url,
-                           "--group-id",
-                           "it-reg-lookup",
-                           "--schema-registry",
-                           reg_url,
-                           "--auto-register",
-                           "false",
-                           "--topic-marketing",
-                           t[0],
-                           "--topic-lead-scores",
-                           t[2],
-                           "--topic-account-scores",
-                           t[3],
-                           NULL};
-    w = ds_h_spawn(log2, largs);
+    ds_h_args_t largs;
+    worker_args(&largs, "scorer", "it-reg-lookup", reg_url);
+    ds_h_args_add(&largs, "--auto-register", "false", "--topic-marketing", t[0],
+                  "--topic-lead-scores", t[2], "--topic-account-scores", t[3], NULL);
+    w = ds_h_spawn(log2, largs.v);
     snprintf(want, sizeof(want),
              "output LeadScore: schema id %d, registered under subject "
              "lead.reg-value",
@@ -274,22 +280,14 @@ static void test_auto_register_off_missing_subject(void **state) {
     (void)state;
     char log[300];
     logpath(log, sizeof(log), "noreg");
-    const char *args[] = {"scorer",      "--schemas",
-                          schemas,       "--brokers",
-                          env.brokers,   "--redis",
-                          env.redis_url, "--group-id",
-                          "it-noreg",    "--schema-registry",
-                          reg_url,       "--auto-register",
-                          "false",       "--topic-lead-scores",
-                          "lead.none",   NULL};
-    int rc = wait_exit(ds_h_spawn(log, args), 20000);
-    assert_int_equal(rc, 1);
-    assert_true(log_has(log, "schema_registry.auto_register is false"));
+    ds_h_args_t args;
+    worker_args(&args, "scorer", "it-noreg", reg_url);
+    ds_h_args_add(&args, "--auto-register", "false", "--topic-lead-scores", "lead.none", NULL);
+    static const char *const want[] = {"schema_registry.auto_register is false", "40401"};
+    expect_refusal(log, &args, want, UU_COUNT(want));
     assert_true(log_has(log, "subject \\\"lead.none-value\\\"") ||
                 log_has(log, "subject \"lead.none-value\""));
-    assert_true(log_has(log, "40401"));
     assert_int_equal(ds_treg_latest_id(reg, "lead.none-value"), -1); /* nothing registered */
-    show(log, "cannot start");
 }
 
 static void test_incompatible_names_subject_and_level(void **state) {
@@ -304,16 +302,13 @@ static void test_incompatible_names_subject_and_level(void **state) {
     ds_treg_set_level(reg, "lead.inc-value", "FULL");
     char log[300];
     logpath(log, sizeof(log), "incompatible");
-    const char *args[] = {
-        "scorer",  "--schemas",           schemas,      "--brokers", env.brokers,
-        "--redis", env.redis_url,         "--group-id", "it-inc",    "--schema-registry",
-        reg_url,   "--topic-lead-scores", "lead.inc",   NULL};
-    assert_int_equal(wait_exit(ds_h_spawn(log, args), 20000), 1);
-    assert_true(log_has(log, "409"));
-    assert_true(log_has(log, "lead.inc-value"));
-    assert_true(log_has(log, "compatibility level FULL, set on the subject"));
+    ds_h_args_t args;
+    worker_args(&args, "scorer", "it-inc", reg_url);
+    ds_h_args_add(&args, "--topic-lead-scores", "lead.inc", NULL);
+    static const char *const want[] = {"409", "lead.inc-value",
+                                       "compatibility level FULL, set on the subject"};
+    expect_refusal(log, &args, want, UU_COUNT(want));
     assert_int_equal(ds_treg_latest_id(reg, "lead.inc-value"), old);
-    show(log, "cannot start");
 }
 
 static void test_unauthorized_hides_password(void **state) {
@@ -325,19 +320,16 @@ static void test_unauthorized_hides_password(void **state) {
     snprintf(url, sizeof(url), "http://dsuser:Wr0ngPassw0rd@127.0.0.1:%d", ds_treg_port(auth));
     snprintf(shown, sizeof(shown), "http://127.0.0.1:%d/subjects/", ds_treg_port(auth));
     logpath(log, sizeof(log), "auth");
-    const char *args[] = {"watcher", "--schemas",   schemas,      "--brokers", env.brokers,
-                          "--redis", env.redis_url, "--group-id", "it-auth",   "--schema-registry",
-                          url,       "--log-level", "debug",      NULL};
-    assert_int_equal(wait_exit(ds_h_spawn(log, args), 20000), 1);
-    assert_true(log_has(log, "401"));
-    assert_true(log_has(log, shown));
-    assert_true(log_has(log, "dsuser"));
+    ds_h_args_t args;
+    worker_args(&args, "watcher", "it-auth", url);
+    ds_h_args_add(&args, "--log-level", "debug", NULL);
+    const char *want[] = {"401", shown, "dsuser"};
+    expect_refusal(log, &args, want, UU_COUNT(want));
     assert_false(log_has(log, "Wr0ngPassw0rd"));
-    show(log, "cannot start");
     /* the right password gets in */
     snprintf(url, sizeof(url), "http://dsuser:right-pw@127.0.0.1:%d", ds_treg_port(auth));
     logpath(log, sizeof(log), "auth-ok");
-    pid_t w = ds_h_spawn(log, args);
+    pid_t w = ds_h_spawn(log, args.v);
     assert_true(wait_log(log, "output DealAlert: schema id", 15000));
     assert_int_equal(ds_h_stop(w, SIGTERM, 15000), 0);
     ds_treg_stop(auth);
@@ -350,16 +342,12 @@ static void test_registry_down_at_start(void **state) {
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", port);
     snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", ds_h_free_port());
     logpath(log, sizeof(log), "down");
-    const char *args[] = {
-        "scorer",  "--schemas",      schemas,      "--brokers", env.brokers,
-        "--redis", env.redis_url,    "--group-id", "it-down",   "--schema-registry",
-        url,       "--metrics-addr", metrics,      NULL};
-    pid_t w = ds_h_spawn(log, args);
+    ds_h_args_t args;
+    worker_args(&args, "scorer", "it-down", url);
+    ds_h_args_add(&args, "--metrics-addr", metrics, NULL);
+    pid_t w = ds_h_spawn(log, args.v);
     assert_true(wait_log(log, "not started yet", 10000));
-    long st = 0;
-    for (int i = 0; i < 50 && st != 503; i++, ds_clock_sleep_ms(100))
-        st = http_get(metrics, "/readyz", body, sizeof(body));
-    assert_int_equal(st, 503);
+    expect_not_ready(metrics, body, sizeof(body));
     assert_non_null(strstr(body, "not started"));
     assert_non_null(strstr(body, "schema registry"));
     print_message("  /readyz: %s", body);
@@ -387,17 +375,11 @@ static void test_registry_outage_while_decoding(void **state) {
     char log[300], metrics[64], body[1024];
     logpath(log, sizeof(log), "outage");
     snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", ds_h_free_port());
-    const char *args[] = {"scorer",      "--schemas",
-                          schemas,       "--brokers",
-                          env.brokers,   "--redis",
-                          env.redis_url, "--group-id",
-                          "it-outage",   "--schema-registry",
-                          reg_url,       "--metrics-addr",
-                          metrics,       "--topic-marketing",
-                          t[0],          "--topic-lead-scores",
-                          t[2],          "--topic-account-scores",
-                          t[3],          NULL};
-    pid_t w = ds_h_spawn(log, args);
+    ds_h_args_t args;
+    worker_args(&args, "scorer", "it-outage", reg_url);
+    ds_h_args_add(&args, "--metrics-addr", metrics, "--topic-marketing", t[0],
+                  "--topic-lead-scores", t[2], "--topic-account-scores", t[3], NULL);
+    pid_t w = ds_h_spawn(log, args.v);
     assert_true(wait_ready(metrics, 60000)); /* ASan, a busy machine: 20 s was short */
     /* a MarketingEvent schema the worker has not seen: the shipped one with
      * another doc (same binary layout, a new id) */
@@ -433,10 +415,7 @@ static void test_registry_outage_while_decoding(void **state) {
     rd_kafka_destroy(p);
     ds_buf_free(&b);
     assert_true(wait_log(log, "cannot decode", 15000));
-    long st = 0;
-    for (int i = 0; i < 50 && st != 503; i++, ds_clock_sleep_ms(100))
-        st = http_get(metrics, "/readyz", body, sizeof(body));
-    assert_int_equal(st, 503);
+    expect_not_ready(metrics, body, sizeof(body));
     assert_non_null(strstr(body, "schema registry unreachable"));
     ds_clock_sleep_ms(1500); /* a few retries, all refused */
     ds_treg_fail_next(reg, 0);
