@@ -580,6 +580,15 @@ void ds_h_expect_hget(const ds_h_env_t *env, const char *key, const char *field,
     fail_msg("HGET %s %s: %s, want %s", key, field, got, want ? want : "a value");
 }
 
+void ds_h_expect_records(const ds_h_env_t *env, const char *topic, size_t read, int timeout_ms,
+                         size_t want) {
+    ds_h_record_t *recs;
+    size_t n = ds_h_consume(env, topic, read, timeout_ms, &recs);
+    ds_h_records_free(recs, n);
+    if (n != want)
+        fail_msg("%s: %zu records, want %zu", topic, n, want);
+}
+
 void ds_h_expect_hash(const ds_h_env_t *env, const char *key, const char *const (*fields)[2],
                       size_t n) {
     for (size_t i = 0; i < n; i++)

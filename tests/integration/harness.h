@@ -138,6 +138,11 @@ typedef struct ds_h_record {
 size_t ds_h_consume(const ds_h_env_t *env, const char *topic, size_t want, int timeout_ms,
                     ds_h_record_t **out);
 void ds_h_records_free(ds_h_record_t *r, size_t n);
+/** ds_h_consume of at most `read` records of topic (timeout_ms), freed
+ *  at once: fails the case unless exactly `want` arrived (the failure
+ *  names the topic and both counts). */
+void ds_h_expect_records(const ds_h_env_t *env, const char *topic, size_t read, int timeout_ms,
+                         size_t want);
 const char *ds_h_header(const ds_h_record_t *r, const char *name);
 
 /** HGET on the env's Redis; malloc'ed string or NULL. */

@@ -135,9 +135,7 @@ static void test_scorer_end_to_end(void **state) {
     scorer = start_scorer("it-scorer-replay");
     ds_clock_sleep_ms(6000);
     assert_int_equal(ds_h_stop(scorer, SIGTERM, 10000), 0);
-    n = ds_h_consume(&env, "lead.scores", 6, 5000, &recs);
-    assert_int_equal(n, 5);
-    ds_h_records_free(recs, n);
+    ds_h_expect_records(&env, "lead.scores", 6, 5000, 5);
     ds_h_expect_hget(&env, "ds:{acct:A-1}:lead:L-1", "events_applied", "3", 0);
     rd_kafka_destroy(p);
 }
@@ -197,10 +195,7 @@ static void test_write_behind_flush(void **state) {
     ds_h_send_ma(p, "wb.events", &e1);
     ds_h_send_ma(p, "wb.events", &e2);
     ds_h_flush(p);
-    ds_h_record_t *recs;
-    size_t n = ds_h_consume(&env, "wb.lead.scores", 2, 30000, &recs);
-    assert_int_equal(n, 2);
-    ds_h_records_free(recs, n);
+    ds_h_expect_records(&env, "wb.lead.scores", 2, 30000, 2);
     /* scored and produced, but within the flush interval: no state in
      * Redis yet, and no offset committed for it */
     ds_clock_sleep_ms(1000);

@@ -50,16 +50,30 @@ static pid_t start_watcher(const char *group, const char *clock, const char *rul
     return start_watcher_to(group, clock, rules, topic, NULL);
 }
 
+/* The alerts a watcher wrote: the records read (nrecs) and the first n
+ * of them decoded. */
 typedef struct alerts {
     ds_deal_alert_t a[32];
-    size_t n;
+    size_t n, nrecs;
     ds_arena_t arena;
+    ds_h_record_t *recs;
 } alerts_t;
 
-static void decode(ds_h_record_t *r, size_t n, alerts_t *al) {
+/* Reads at most want records of topic (timeout_ms), stops watcher w (it
+ * must exit 0 within 10 s) and decodes them into al, which owns them until
+ * alerts_free.  Returns how many were read. */
+static size_t read_alerts(pid_t w, const char *topic, size_t want, int timeout_ms, alerts_t *al) {
+    al->nrecs = ds_h_consume(&env, topic, want, timeout_ms, &al->recs);
+    assert_int_equal(ds_h_stop(w, SIGTERM, 10000), 0);
     ds_arena_init(&al->arena, 0);
-    al->n = n < 32 ? n : 32;
-    ds_h_decode_all(DS_H_DEAL_ALERT, r, al->n, &al->arena, al->a);
+    al->n = al->nrecs < 32 ? al->nrecs : 32;
+    ds_h_decode_all(DS_H_DEAL_ALERT, al->recs, al->n, &al->arena, al->a);
+    return al->nrecs;
+}
+
+static void alerts_free(alerts_t *al) {
+    ds_arena_free(&al->arena);
+    ds_h_records_free(al->recs, al->nrecs);
 }
 
 static void expect(const ds_deal_alert_t *a, const char *deal, int kind, int state, int level) {
@@ -76,16 +90,17 @@ static void write_file(const char *path, const char *text) {
     fclose(f);
 }
 
-/* The path of a rules file with the defaults (written once per test). */
-static void default_rules(char *out, size_t n) {
-    snprintf(out, n, "%s/rules-default.yaml", env.tmpdir);
-    write_file(out, "{}\n");
+/* The path of a rules file with the defaults (written again at each call). */
+static const char *default_rules(void) {
+    static char path[300];
+    snprintf(path, sizeof(path), "%s/rules-default.yaml", env.tmpdir);
+    write_file(path, "{}\n");
+    return path;
 }
 
 static void test_event_clock_lifecycle(void **state) {
     (void)state;
-    char rules[300];
-    default_rules(rules, sizeof(rules));
+    const char *rules = default_rules();
     rd_kafka_t *p = ds_h_producer(&env);
     ds_crm_event_t e = crm("c1", "D-1", T0, DS_CRM_DEAL_OPENED);
     e.stage = DS_PS_RECOGNIZE_NEED;
@@ -117,12 +132,8 @@ static void test_event_clock_lifecycle(void **state) {
     rd_kafka_destroy(p);
 
     pid_t w = start_watcher("it-watch-event", "event", rules, "crm.events");
-    ds_h_record_t *recs;
-    size_t n = ds_h_consume(&env, "deal.alerts", 12, 60000, &recs);
-    assert_int_equal(ds_h_stop(w, SIGTERM, 10000), 0);
-    assert_int_equal(n, 11);
     alerts_t al;
-    decode(recs, n, &al);
+    assert_int_equal(read_alerts(w, "deal.alerts", 12, 60000, &al), 11);
     /* three seller actions unanswered at day 3 */
     expect(&al.a[0], "D-1", DS_AK_ONE_SIDED, DS_AS_OPEN, 1);
     assert_int_equal(al.a[0].raised_at, T0 + 3 * DS_DAY);
@@ -151,9 +162,8 @@ static void test_event_clock_lifecycle(void **state) {
     /* won: the rest resolves */
     expect(&al.a[10], "D-1", DS_AK_UNVERIFIED_STAGE, DS_AS_RESOLVED, 2);
     assert_string_equal(al.a[0].alert_id, "D-1:ONE_SIDED:1:OPEN:1");
-    assert_string_equal(ds_h_header(&recs[0], "dealsignal.id"), al.a[0].alert_id);
-    ds_arena_free(&al.arena);
-    ds_h_records_free(recs, n);
+    assert_string_equal(ds_h_header(&al.recs[0], "dealsignal.id"), al.a[0].alert_id);
+    alerts_free(&al);
     ds_h_expect_hget(&env, "ds:{deal:D-1}", "state", "won", 10000);
     ds_h_expect_hget(&env, "ds:{deal:D-1}", "unanswered_seller_actions", "0", 10000);
 }
@@ -175,27 +185,21 @@ static void test_wall_clock_fires_without_events_and_after_restart(void **state)
     ds_h_flush(p);
     rd_kafka_destroy(p);
     pid_t w = start_watcher("it-watch-wall", "wall", rules, "crm.wall");
-    ds_h_record_t *recs;
     /* no further event arrives: the clock check alone opens the alert */
-    size_t n = ds_h_consume(&env, "deal.alerts", 12, 30000, &recs);
-    assert_int_equal(ds_h_stop(w, SIGTERM, 10000), 0);
     alerts_t al;
-    decode(recs, n, &al);
+    read_alerts(w, "deal.alerts", 12, 30000, &al);
     size_t found = 0;
     for (size_t i = 0; i < al.n; i++)
         if (!strcmp(al.a[i].deal_id, "D-W"))
             found++;
     assert_true(found >= 1);
-    ds_arena_free(&al.arena);
-    ds_h_records_free(recs, n);
+    alerts_free(&al);
     /* down for longer than the reminder interval: the reminder fires at
      * once after the restart, from the deadline index in Redis */
     ds_clock_sleep_ms(5000);
     int64_t restarted = ds_clock_now_ms();
     w = start_watcher("it-watch-wall", "wall", rules, "crm.wall");
-    n = ds_h_consume(&env, "deal.alerts", 14, 15000, &recs);
-    assert_int_equal(ds_h_stop(w, SIGTERM, 10000), 0);
-    decode(recs, n, &al);
+    read_alerts(w, "deal.alerts", 14, 15000, &al);
     bool reminder = false;
     for (size_t i = 0; i < al.n; i++) {
         if (strcmp(al.a[i].deal_id, "D-W") || al.a[i].state != DS_AS_REMINDER)
@@ -206,8 +210,7 @@ static void test_wall_clock_fires_without_events_and_after_restart(void **state)
             reminder = true;
     }
     assert_true(reminder);
-    ds_arena_free(&al.arena);
-    ds_h_records_free(recs, n);
+    alerts_free(&al);
 }
 
 /* A stakeholder whose LeadScore tier in the scorer's Redis state is
@@ -215,8 +218,7 @@ static void test_wall_clock_fires_without_events_and_after_restart(void **state)
  * state in Redis"); one of another tier does not. */
 static void test_mobilizer_from_scorer_tier(void **state) {
     (void)state;
-    char rules[300];
-    default_rules(rules, sizeof(rules));
+    const char *rules = default_rules();
     /* what the scorer stores for two leads of account A-M */
     freeReplyObject(ds_h_redis(&env, "HSET ds:{acct:A-M}:lead:L-M lead_id L-M tier MOBILIZER"));
     freeReplyObject(ds_h_redis(&env, "HSET ds:{acct:A-M}:lead:L-T lead_id L-T tier CONFRONTED"));
@@ -241,13 +243,10 @@ static void test_mobilizer_from_scorer_tier(void **state) {
     ds_h_flush(p);
     rd_kafka_destroy(p);
     pid_t w = start_watcher_to("it-watch-mob", "event", rules, "crm.mob", "alerts.mob");
-    ds_h_record_t *recs;
     /* D-M: UNVERIFIED_STAGE and NO_MOBILIZER open, NO_MOBILIZER resolved;
      * D-T: both open */
-    size_t n = ds_h_consume(&env, "alerts.mob", 5, 30000, &recs);
-    assert_int_equal(ds_h_stop(w, SIGTERM, 10000), 0);
     alerts_t al;
-    decode(recs, n, &al);
+    size_t n = read_alerts(w, "alerts.mob", 5, 30000, &al);
     int m_resolved = 0, t_open = 0, t_resolved = 0;
     for (size_t i = 0; i < al.n; i++) {
         if (al.a[i].kind != DS_AK_NO_MOBILIZER)
@@ -266,8 +265,7 @@ static void test_mobilizer_from_scorer_tier(void **state) {
     assert_int_equal(t_open, 1);
     assert_int_equal(t_resolved, 0);
     ds_h_expect_hget(&env, "ds:{deal:D-M}", "mobilizer_known", NULL, 10000);
-    ds_arena_free(&al.arena);
-    ds_h_records_free(recs, n);
+    alerts_free(&al);
 }
 
 /* A stakeholder's tier is read when the deal is evaluated: one written
@@ -275,8 +273,7 @@ static void test_mobilizer_from_scorer_tier(void **state) {
  * next evaluation, not the one read for the batch before. */
 static void test_tier_change_seen_by_next_batch(void **state) {
     (void)state;
-    char rules[300];
-    default_rules(rules, sizeof(rules));
+    const char *rules = default_rules();
     freeReplyObject(ds_h_redis(&env, "HSET ds:{acct:A-K}:lead:L-K lead_id L-K tier CONFRONTED"));
     ds_h_broker_ctl(&env, "create-topic crm.tier 1");
     ds_h_broker_ctl(&env, "create-topic alerts.tier 1");
@@ -293,10 +290,7 @@ static void test_tier_change_seen_by_next_batch(void **state) {
     ds_h_send_crm(p, "crm.tier", &e);
     ds_h_flush(p);
     /* UNVERIFIED_STAGE and NO_MOBILIZER open */
-    ds_h_record_t *recs;
-    size_t n = ds_h_consume(&env, "alerts.tier", 2, 30000, &recs);
-    assert_int_equal(n, 2);
-    ds_h_records_free(recs, n);
+    ds_h_expect_records(&env, "alerts.tier", 2, 30000, 2);
     /* the scorer's tier of L-K becomes MOBILIZER; the deal's next event
      * (a batch of its own) sees it */
     freeReplyObject(ds_h_redis(&env, "HSET ds:{acct:A-K}:lead:L-K tier MOBILIZER"));
@@ -304,23 +298,19 @@ static void test_tier_change_seen_by_next_batch(void **state) {
     e.account_id = "A-K";
     ds_h_send_crm(p, "crm.tier", &e);
     ds_h_flush(p);
-    n = ds_h_consume(&env, "alerts.tier", 3, 30000, &recs);
-    assert_int_equal(ds_h_stop(w, SIGTERM, 10000), 0);
-    rd_kafka_destroy(p);
     alerts_t al;
-    decode(recs, n, &al);
+    size_t n = read_alerts(w, "alerts.tier", 3, 30000, &al);
+    rd_kafka_destroy(p);
     assert_int_equal(n, 3);
     expect(&al.a[2], "D-K", DS_AK_NO_MOBILIZER, DS_AS_RESOLVED, 1);
-    ds_arena_free(&al.arena);
-    ds_h_records_free(recs, n);
+    alerts_free(&al);
 }
 
 /* Each flush rewrites the deal hash fields whose values changed since the
  * last one, whichever group of fields they are in, and only those. */
 static void test_deal_hash_follows_each_flush(void **state) {
     (void)state;
-    char rules[300];
-    default_rules(rules, sizeof(rules));
+    const char *rules = default_rules();
     ds_h_broker_ctl(&env, "create-topic crm.flush 1");
     ds_h_broker_ctl(&env, "create-topic alerts.flush 1");
     const char *args[] = {"watcher", "--brokers", env.brokers, "--redis", env.redis_url,
