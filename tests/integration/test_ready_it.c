@@ -44,15 +44,20 @@
 static ds_h_env_t env;
 static char schemas[256];
 
-static void gen(const char *scenario, const char *topic_flag, const char *topic, const char *seed,
+/* `dealsignal gen` of count events of scenario to the marketing topic ma
+ * and, when not NULL, the CRM topic crm; the case fails unless it exits
+ * with status 0. */
+static void gen(const char *scenario, const char *ma, const char *crm, const char *seed,
                 const char *count) {
-    const char *args[] = {"gen",      "--brokers", env.brokers,  "--count",   count,
-                          "--seed",   seed,        "--accounts", "40",        "--scenario",
-                          scenario,   "--start",   "2025-06-01", "--schemas", schemas,
-                          topic_flag, topic,       NULL};
+    ds_h_args_t a = {.n = 0};
+    ds_h_args_add(&a, "gen", "--brokers", env.brokers, "--count", count, "--seed", seed,
+                  "--accounts", "40", "--scenario", scenario, "--start", "2025-06-01", "--schemas",
+                  schemas, "--topic-marketing", ma, NULL);
+    if (crm)
+        ds_h_args_add(&a, "--topic-crm", crm, NULL);
     char log[256];
     snprintf(log, sizeof(log), "%s/gen.log", env.tmpdir);
-    pid_t g = ds_h_spawn(log, args);
+    pid_t g = ds_h_spawn(log, a.v);
     int st;
     waitpid(g, &st, 0);
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
@@ -63,6 +68,15 @@ typedef struct run {
     char metrics[64], log[256];
     pid_t pid;
 } run_t;
+
+/* Topics <name>.ma and <name>.crm, 4 partitions each. */
+static void topics(const char *name) {
+    char line[128];
+    snprintf(line, sizeof(line), "create-topic %s.ma 4", name);
+    ds_h_broker_ctl(&env, line);
+    snprintf(line, sizeof(line), "create-topic %s.crm 4", name);
+    ds_h_broker_ctl(&env, line);
+}
 
 static void run_init(run_t *r, const char *name) {
     memset(r, 0, sizeof(*r));
@@ -138,7 +152,7 @@ static void test_outages(void **state) {
     assert_true(time_to(&r, 200, 30000) >= 0);
 
     /* a burst, then Redis paused while the writes are in flight */
-    gen("marketing", "--topic-marketing", "ready.ma", "31", "3000");
+    gen("marketing", "ready.ma", NULL, "31", "3000");
     ds_clock_sleep_ms(20);
     kill(env.redis_pid, SIGSTOP);
     int64_t t = time_to(&r, 503, 10000);
@@ -148,7 +162,7 @@ static void test_outages(void **state) {
     assert_non_null(strstr(why, "redis"));
     free(why);
     /* input arrives meanwhile; it waits */
-    gen("marketing", "--topic-marketing", "ready.ma", "32", "1000");
+    gen("marketing", "ready.ma", NULL, "32", "1000");
     ds_clock_sleep_ms(2000);
     kill(env.redis_pid, SIGCONT);
     t = time_to(&r, 200, 10000);
@@ -160,7 +174,7 @@ static void test_outages(void **state) {
      * once) back off to seconds; it comes back with its data */
     double consumed = metric(&r, "dealsignal_consumed_records_total{worker=\"scorer\"}");
     ds_h_stop_redis(&env);
-    gen("marketing", "--topic-marketing", "ready.ma", "34", "1000");
+    gen("marketing", "ready.ma", NULL, "34", "1000");
     ds_clock_sleep_ms(8000);
     assert_true(time_to(&r, 503, 100) >= 0);
     ds_h_restart_redis(&env);
@@ -206,7 +220,7 @@ static void test_outages(void **state) {
     fprintf(stderr, "  broker resumed: 200 after %lld ms\n", (long long)t);
     assert_true(t >= 0);
     /* it works again: more input is applied */
-    gen("marketing", "--topic-marketing", "ready.ma", "33", "500");
+    gen("marketing", "ready.ma", NULL, "33", "500");
     assert_true(ds_h_wait_group(&env, r.n.group, "ready.ma", 60000));
     assert_int_equal(ds_h_stop(r.pid, SIGTERM, 15000), 0);
 
@@ -223,22 +237,11 @@ static void test_outages(void **state) {
  * hold, and the state is what it was. */
 static void test_redis_back_empty(void **state) {
     (void)state;
-    ds_h_broker_ctl(&env, "create-topic empty.ma 4");
-    ds_h_broker_ctl(&env, "create-topic empty.crm 4");
+    topics("empty");
     run_t r;
     run_init(&r, "empty");
     start(&r, "run", "empty.ma", "empty.crm");
-    {
-        const char *args[] = {"gen",        "--brokers",   env.brokers, "--count",
-                              "2000",       "--seed",      "41",        "--accounts",
-                              "40",         "--scenario",  "mixed",     "--start",
-                              "2025-06-01", "--schemas",   schemas,     "--topic-marketing",
-                              "empty.ma",   "--topic-crm", "empty.crm", NULL};
-        pid_t g = ds_h_spawn(NULL, args);
-        int st;
-        waitpid(g, &st, 0);
-        assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    }
+    gen("mixed", "empty.ma", "empty.crm", "41", "2000");
     assert_true(ds_h_wait_group(&env, r.n.group, "empty.ma", 60000));
     assert_true(ds_h_wait_group(&env, r.n.group, "empty.crm", 60000));
     assert_true(time_to(&r, 200, 10000) >= 0);
@@ -284,8 +287,7 @@ static void test_redis_back_empty(void **state) {
  * the partition, and goes on once the key is deleted. */
 static void test_unreadable_state(void **state) {
     (void)state;
-    ds_h_broker_ctl(&env, "create-topic bad.ma 4");
-    ds_h_broker_ctl(&env, "create-topic bad.crm 4");
+    topics("bad");
     run_t r;
     run_init(&r, "bad");
     char key[160];
