@@ -8,6 +8,7 @@
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -272,6 +273,24 @@ static redisReply *cmd(redisContext *c, int argc, const char **argv, const size_
     return r;
 }
 
+/* cmd of `verb key args…` (args: strings up to a NULL, six at most); the
+ * key is binary-safe. */
+static redisReply *key_cmd(redisContext *c, const char *verb, const redisReply *key, ...) {
+    const char *argv[8] = {verb, key->str};
+    size_t lens[8] = {strlen(verb), key->len};
+    int argc = 2;
+    va_list ap;
+    va_start(ap, key);
+    for (const char *a; (a = va_arg(ap, const char *));) {
+        if (argc == 8)
+            sd_die("%s: too many arguments", verb);
+        lens[argc] = strlen(a);
+        argv[argc++] = a;
+    }
+    va_end(ap);
+    return cmd(c, argc, argv, lens);
+}
+
 typedef struct bstr {
     const char *p;
     size_t n;
@@ -362,35 +381,23 @@ size_t ds_sd_dump(redisContext *c, const char *prefix, FILE *f) {
         const redisReply *key = keys[order[i].idx];
         if (i && !cmp_bstr(&order[i - 1], &order[i]))
             continue; /* SCAN may return a key twice */
-        const char *targv[] = {"TYPE", key->str};
-        size_t tlens[] = {4, key->len};
-        redisReply *t = cmd(c, 2, targv, tlens);
+        redisReply *t = key_cmd(c, "TYPE", key, NULL);
         const char *type = t->str;
         redisReply *v = NULL;
         if (!strcmp(type, "hash")) {
-            const char *a[] = {"HGETALL", key->str};
-            size_t l[] = {7, key->len};
-            v = cmd(c, 2, a, l);
+            v = key_cmd(c, "HGETALL", key, NULL);
             put_cmd(f, &b, "HSET", key, v, 2, false);
         } else if (!strcmp(type, "set")) {
-            const char *a[] = {"SMEMBERS", key->str};
-            size_t l[] = {8, key->len};
-            v = cmd(c, 2, a, l);
+            v = key_cmd(c, "SMEMBERS", key, NULL);
             put_cmd(f, &b, "SADD", key, v, 1, false);
         } else if (!strcmp(type, "list")) {
-            const char *a[] = {"LRANGE", key->str, "0", "-1"};
-            size_t l[] = {6, key->len, 1, 2};
-            v = cmd(c, 4, a, l);
+            v = key_cmd(c, "LRANGE", key, "0", "-1", NULL);
             put_cmd(f, &b, "RPUSH", key, v, 1, false);
         } else if (!strcmp(type, "zset")) {
-            const char *a[] = {"ZRANGE", key->str, "0", "-1", "WITHSCORES"};
-            size_t l[] = {6, key->len, 1, 2, 10};
-            v = cmd(c, 5, a, l);
+            v = key_cmd(c, "ZRANGE", key, "0", "-1", "WITHSCORES", NULL);
             put_cmd(f, &b, "ZADD", key, v, 2, true);
         } else if (!strcmp(type, "string")) {
-            const char *a[] = {"GET", key->str};
-            size_t l[] = {3, key->len};
-            v = cmd(c, 2, a, l);
+            v = key_cmd(c, "GET", key, NULL);
             ds_buf_reset(&b);
             must(ds_buf_append(&b, "SET ", 4));
             ds_sd_quote(&b, key->str, key->len);
@@ -403,9 +410,7 @@ size_t ds_sd_dump(redisContext *c, const char *prefix, FILE *f) {
         }
         freeReplyObject(v);
         freeReplyObject(t);
-        const char *pa[] = {"PTTL", key->str};
-        size_t pl[] = {4, key->len};
-        redisReply *ttl = cmd(c, 2, pa, pl);
+        redisReply *ttl = key_cmd(c, "PTTL", key, NULL);
         if (ttl->type == REDIS_REPLY_INTEGER && ttl->integer >= 0) {
             ds_buf_reset(&b);
             must(ds_buf_append(&b, "PEXPIRE ", 8));
