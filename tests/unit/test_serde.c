@@ -33,6 +33,19 @@ typedef struct fixture {
     ds_buf_t buf;
 } fixture_t;
 
+/* f->buf := *rec written by ds_codec_encode_<kind> (the case fails unless
+ * it succeeds).  A macro: each kind has its own record type. */
+#define ENCODE(f, kind, rec)                                                                       \
+    do {                                                                                           \
+        ds_buf_reset(&(f)->buf);                                                                   \
+        assert_int_equal(ds_codec_encode_##kind((f)->codec, rec, &(f)->buf), DS_ERR_OK);           \
+    } while (0)
+/* ds_codec_decode_<kind> of f->buf into *out, in f's arena: its error, the
+ * reason in detail (an array). */
+#define DECODE(f, kind, out, detail)                                                               \
+    ds_codec_decode_##kind((f)->codec, (f)->buf.data, (f)->buf.len, &(f)->arena, out, detail,      \
+                           sizeof(detail))
+
 /* MarketingEvent as a newer producer writes it: a field added in the
  * middle (campaign, a record) and one at the end (score_hint, a union). */
 static const char *const WRITER_ADDS =
@@ -176,9 +189,7 @@ static void test_writer_adds_fields(void **state) {
 
     ds_ma_event_t ev;
     char detail[256] = "";
-    assert_int_equal(ds_codec_decode_ma(f->codec, f->buf.data, f->buf.len, &f->arena, &ev, detail,
-                                        sizeof(detail)),
-                     DS_ERR_OK);
+    assert_int_equal(DECODE(f, ma, &ev, detail), DS_ERR_OK);
     assert_string_equal(ev.event_id, "e-adds");
     assert_int_equal(ev.occurred_at, 1700000000123);
     assert_string_equal(ev.lead_id, "L-1");
@@ -212,9 +223,7 @@ static void test_writer_lacks_fields_with_defaults(void **state) {
 
     ds_ma_event_t ev;
     char detail[256] = "";
-    assert_int_equal(ds_codec_decode_ma(f->codec, f->buf.data, f->buf.len, &f->arena, &ev, detail,
-                                        sizeof(detail)),
-                     DS_ERR_OK);
+    assert_int_equal(DECODE(f, ma, &ev, detail), DS_ERR_OK);
     assert_string_equal(ev.event_id, "e-old");
     assert_string_equal(ev.lead_id, "L-old");
     assert_int_equal(ev.occurred_at, 42);
@@ -249,11 +258,8 @@ static void test_framing_errors(void **state) {
     /* a CrmEvent frame where a MarketingEvent is expected */
     ds_crm_event_t crm = {.event_id = "c", .occurred_at = 1, .deal_id = "D", .account_id = "A",
                           .type = DS_CRM_DEAL_OPENED, .stage = DS_PS_RECOGNIZE_NEED, .contact_role = DS_NONE};
-    ds_buf_reset(&f->buf);
-    assert_int_equal(ds_codec_encode_crm(f->codec, &crm, &f->buf), DS_ERR_OK);
-    assert_int_equal(ds_codec_decode_ma(f->codec, f->buf.data, f->buf.len, &f->arena, &ev, detail,
-                                        sizeof(detail)),
-                     DS_ERR_WRONG_TYPE);
+    ENCODE(f, crm, &crm);
+    assert_int_equal(DECODE(f, ma, &ev, detail), DS_ERR_WRONG_TYPE);
     assert_non_null(strstr(detail, "CrmEvent"));
 }
 
@@ -265,12 +271,9 @@ static void test_output_round_trip(void **state) {
                           .previous_tier = DS_TIER_LEARNING, .top_insight = "I1",
                           .furthest_stage = DS_CS_CONFRONT, .reasons = {"a", "b"},
                           .reasons_count = 2, .as_of = 77, .events_applied = 9};
-    ds_buf_reset(&f->buf);
-    assert_int_equal(ds_codec_encode_lead_score(f->codec, &ls, &f->buf), DS_ERR_OK);
+    ENCODE(f, lead_score, &ls);
     ds_lead_score_t ls2;
-    assert_int_equal(ds_codec_decode_lead_score(f->codec, f->buf.data, f->buf.len, &f->arena, &ls2,
-                                                detail, sizeof(detail)),
-                     DS_ERR_OK);
+    assert_int_equal(DECODE(f, lead_score, &ls2, detail), DS_ERR_OK);
     assert_string_equal(ls2.lead_id, "L");
     assert_string_equal(ls2.account_id, "A");
     assert_true(ls2.confront == 12.5 && ls2.connect == 3 && ls2.mobilizer == 4.25);
@@ -288,12 +291,9 @@ static void test_output_round_trip(void **state) {
                              .confronted_stakeholders = 1, .consensus = 0.3,
                              .top_insight = NULL, .mobilizers = mob, .mobilizers_count = 1,
                              .as_of = 5};
-    ds_buf_reset(&f->buf);
-    assert_int_equal(ds_codec_encode_account_score(f->codec, &as, &f->buf), DS_ERR_OK);
+    ENCODE(f, account_score, &as);
     ds_account_score_t as2;
-    assert_int_equal(ds_codec_decode_account_score(f->codec, f->buf.data, f->buf.len, &f->arena,
-                                                   &as2, detail, sizeof(detail)),
-                     DS_ERR_OK);
+    assert_int_equal(DECODE(f, account_score, &as2, detail), DS_ERR_OK);
     assert_string_equal(as2.account_id, "A");
     assert_int_equal(as2.engaged_stakeholders, 3);
     assert_int_equal(as2.confronted_stakeholders, 1);
@@ -310,12 +310,9 @@ static void test_output_round_trip(void **state) {
                           .missing_verifiers_count = 2, .last_buyer_signal_at = DS_TS_NULL,
                           .last_seller_activity_at = 99, .unanswered_seller_actions = 4,
                           .quiet_days = 15.5, .message = "m", .raised_at = 100};
-    ds_buf_reset(&f->buf);
-    assert_int_equal(ds_codec_encode_deal_alert(f->codec, &da, &f->buf), DS_ERR_OK);
+    ENCODE(f, deal_alert, &da);
     ds_deal_alert_t da2;
-    assert_int_equal(ds_codec_decode_deal_alert(f->codec, f->buf.data, f->buf.len, &f->arena, &da2,
-                                                detail, sizeof(detail)),
-                     DS_ERR_OK);
+    assert_int_equal(DECODE(f, deal_alert, &da2, detail), DS_ERR_OK);
     assert_string_equal(da2.alert_id, "D:QUIET:1:OPEN:1");
     assert_null(da2.owner_id);
     assert_int_equal(da2.kind, DS_AK_NO_BUYER_SIGNAL);
@@ -331,11 +328,8 @@ static void test_output_round_trip(void **state) {
     /* the schema's account_id is a required string: a deal without one
      * is written as "" (and its other strings as they are) */
     da.account_id = NULL;
-    ds_buf_reset(&f->buf);
-    assert_int_equal(ds_codec_encode_deal_alert(f->codec, &da, &f->buf), DS_ERR_OK);
-    assert_int_equal(ds_codec_decode_deal_alert(f->codec, f->buf.data, f->buf.len, &f->arena, &da2,
-                                                detail, sizeof(detail)),
-                     DS_ERR_OK);
+    ENCODE(f, deal_alert, &da);
+    assert_int_equal(DECODE(f, deal_alert, &da2, detail), DS_ERR_OK);
     assert_non_null(da2.account_id);
     assert_string_equal(da2.account_id, "");
     assert_string_equal(da2.deal_id, "D");
@@ -369,14 +363,12 @@ static void test_direct_writer_matches_avro_c(void **state) {
                           .previous_tier = DS_TIER_UNAWARE, .top_insight = NULL,
                           .furthest_stage = DS_CS_SPEC, .reasons = {reasons[0], reasons[1]},
                           .reasons_count = 2, .as_of = -5, .events_applied = 1LL << 40};
-    ds_buf_reset(&f->buf);
-    assert_int_equal(ds_codec_encode_lead_score(f->codec, &ls, &f->buf), DS_ERR_OK);
+    ENCODE(f, lead_score, &ls);
     assert_avro_c_agrees(f);
     ls.reasons_count = 0;
     ls.account_id = "A-1";
     ls.furthest_stage = DS_NONE;
-    ds_buf_reset(&f->buf);
-    assert_int_equal(ds_codec_encode_lead_score(f->codec, &ls, &f->buf), DS_ERR_OK);
+    ENCODE(f, lead_score, &ls);
     assert_avro_c_agrees(f);
 
     ds_deal_alert_t da = {.alert_id = "D:QUIET:1:OPEN:1", .deal_id = "D", .account_id = "A",
@@ -386,8 +378,7 @@ static void test_direct_writer_matches_avro_c(void **state) {
                           .missing_verifiers_count = 0, .last_buyer_signal_at = 12345678901,
                           .last_seller_activity_at = DS_TS_NULL, .unanswered_seller_actions = 0,
                           .quiet_days = 0.5, .message = "quiet for 15 days", .raised_at = 100};
-    ds_buf_reset(&f->buf);
-    assert_int_equal(ds_codec_encode_deal_alert(f->codec, &da, &f->buf), DS_ERR_OK);
+    ENCODE(f, deal_alert, &da);
     assert_avro_c_agrees(f);
 
     const char *shared[] = {"L-2", "L-3", ""};
@@ -397,8 +388,7 @@ static void test_direct_writer_matches_avro_c(void **state) {
                         .insight_id = NULL, .content_stage = DS_NONE, .shared_with = shared,
                         .shared_with_count = 3, .source = "web", .attributes = attrs,
                         .attributes_count = 2};
-    ds_buf_reset(&f->buf);
-    assert_int_equal(ds_codec_encode_ma(f->codec, &ma, &f->buf), DS_ERR_OK);
+    ENCODE(f, ma, &ma);
     assert_avro_c_agrees(f);
 
     /* a field the schema does not have is an error, not silently dropped */
@@ -492,8 +482,7 @@ static void test_limits_are_for_ids(void **state) {
         ds_buf_reset(&f->buf);
         assert_int_equal(ref_avro_encode(1, v, &f->buf), DS_ERR_OK);
         ds_ma_event_t ma;
-        ds_err_t e = ds_codec_decode_ma(f->codec, f->buf.data, f->buf.len, &f->arena, &ma, detail,
-                                        sizeof(detail));
+        ds_err_t e = DECODE(f, ma, &ma, detail);
         assert_int_equal(e, round ? DS_ERR_LIMIT_EXCEEDED : DS_ERR_OK);
         if (!round)
             assert_int_equal(strlen(ma.source), 300);
@@ -506,8 +495,7 @@ static void test_limits_are_for_ids(void **state) {
         ds_buf_reset(&f->buf);
         assert_int_equal(ref_avro_encode(2, v, &f->buf), DS_ERR_OK);
         ds_crm_event_t crm;
-        e = ds_codec_decode_crm(f->codec, f->buf.data, f->buf.len, &f->arena, &crm, detail,
-                                sizeof(detail));
+        e = DECODE(f, crm, &crm, detail);
         assert_int_equal(e, round ? DS_ERR_LIMIT_EXCEEDED : DS_ERR_OK);
         if (!round)
             assert_int_equal(strlen(crm.activity), 300);
