@@ -2,7 +2,8 @@
  * unit_util.h — what several unit tests need the same way: text a
  * printer writes, captured in memory; line checks on that text; a seeded
  * stream of pseudo-random numbers for property tests; the main every unit
- * test has.
+ * test has (and the integration suites that do not start their
+ * environment with ds_h_main).
  *
  * The checks fail the running cmocka case (they call fail_msg), so they
  * are for the test's main thread only.  Nothing here keeps state between
