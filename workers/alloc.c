@@ -14,6 +14,21 @@
 #include "ds_clock.h"
 #include "ds_log.h"
 
+/* Under AddressSanitizer the allocator is ASan's: glibc's arenas, which
+ * mallinfo2 and malloc_trim walk, were never set up, and two worker
+ * threads sampling them at once (`run`) crashed in int_mallinfo.  The
+ * heap gauges then stay 0 and nothing is trimmed. */
+#if defined(__SANITIZE_ADDRESS__)
+#define GLIBC_HEAP 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GLIBC_HEAP 0
+#endif
+#endif
+#ifndef GLIBC_HEAP
+#define GLIBC_HEAP 1
+#endif
+
 #define TRIM_THRESHOLD (16 << 20)
 #define MMAP_THRESHOLD (32 << 20) /* glibc's maximum on 64-bit */
 
@@ -40,7 +55,7 @@ void ds_alloc_metrics(ds_alloc_idle_t *a, ds_metrics_t *m) {
 
 static void sample(ds_alloc_idle_t *a, int64_t now_ms) {
     a->sampled_ms = now_ms;
-    if (!a->in_use)
+    if (!a->in_use || !GLIBC_HEAP)
         return;
     /* locks each arena for a walk of its bins: microseconds, once a second */
     struct mallinfo2 mi = mallinfo2();
@@ -56,7 +71,8 @@ void ds_alloc_sample(ds_alloc_idle_t *a, int64_t now_ms) {
 void ds_alloc_idle(ds_alloc_idle_t *a, int64_t idle_ms) {
     if (a->trimmed || idle_ms < DS_ALLOC_IDLE_TRIM_MS)
         return;
-    malloc_trim(0);
+    if (GLIBC_HEAP)
+        malloc_trim(0);
     a->trimmed = true;
     sample(a, ds_clock_mono_ms()); /* what the trim left */
 }

@@ -132,8 +132,13 @@ static void test_everything_written_is_documented(void **state) {
     char wlog[256];
     snprintf(wlog, sizeof(wlog), "%s/run.log", env.tmpdir);
     pid_t w = ds_h_spawn(wlog, a.v);
-    assert_true(ds_h_wait_group(&env, "it-layout", "ma.events", 90000));
-    assert_true(ds_h_wait_group(&env, "it-layout", "crm.events", 90000));
+    static const char *const topics[] = {"ma.events", "crm.events"};
+    for (int i = 0; i < 2; i++)
+        if (!ds_h_wait_group(&env, "it-layout", topics[i], 90000)) {
+            ds_h_show_group(&env, "it-layout", topics[i]);
+            ds_h_show_log(wlog, 40);
+            fail_msg("group it-layout did not finish %s", topics[i]);
+        }
     assert_int_equal(ds_h_stop(w, SIGTERM, 20000), 0);
     /* the scorer and the watcher share the group and leave it together:
      * no commit of theirs is refused on the way out */
