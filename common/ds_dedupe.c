@@ -61,16 +61,28 @@ static int resize(ds_dedupe_t *s, uint32_t nc) {
         s->cap = nc;
         return 0;
     }
-    ds_dedupe_t t = {NULL, s->n, nc, 1};
-    if (!(t.e = malloc(block_size(nc, true))))
+    /* One realloc, which may grow the block in place; the stamps, which
+     * follow the entries, move to their place in the new room (before
+     * the realloc when the block shrinks, after it when it grows). */
+    uint32_t oc = s->cap;
+    uint32_t next = s->e ? stamps(s)[oc] : 0;
+    size_t sb = (size_t)s->n * sizeof(uint32_t);
+    char *old = (char *)s->e;
+    size_t from = (size_t)oc * sizeof(ds_dedupe_entry_t),
+           to = (size_t)nc * sizeof(ds_dedupe_entry_t);
+    if (old && nc < oc)
+        memmove(old + to, old + from, sb);
+    char *p = realloc(old, block_size(nc, true));
+    if (!p) {
+        if (old && nc < oc)
+            memmove(old + from, old + to, sb); /* s as it was */
         return -1;
-    if (s->n)
-        memcpy(t.e, s->e, (size_t)s->n * sizeof(ds_dedupe_entry_t));
-    if (s->n)
-        memcpy(stamps(&t), stamps(s), (size_t)s->n * sizeof(uint32_t));
-    stamps(&t)[nc] = s->e ? stamps(s)[s->cap] : 0;
-    free(s->e);
-    *s = t;
+    }
+    if (old && nc > oc)
+        memmove(p + to, p + from, sb);
+    s->e = (ds_dedupe_entry_t *)(void *)p;
+    s->cap = nc;
+    stamps(s)[nc] = next;
     return 0;
 }
 

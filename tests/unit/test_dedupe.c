@@ -114,6 +114,40 @@ static void test_capacity(void **state) {
     ds_dedupe_free(&s);
 }
 
+/* An arrival-ordered set keeps its order through growth and a shrink:
+ * the arrival stamps move with the room. */
+static void test_arrival_through_resize(void **state) {
+    (void)state;
+    ds_dedupe_t s;
+    ds_dedupe_init(&s, true);
+    uint64_t h[33];
+    for (uint64_t i = 1; i <= 32; i++) { /* hashes in an order unlike arrival */
+        h[i] = (i * 7919) % 1009 + 1;
+        assert_int_equal(ds_dedupe_put(&s, h[i], i <= 30 ? 0 : 10 * W, AT(0)), DS_ERR_OK);
+    }
+    assert_int_equal(s.cap, 32);
+    /* 30 leave the window: the next put shrinks the room to 4 */
+    assert_int_equal(ds_dedupe_put(&s, 5000, 10 * W, AT(10 * W)), DS_ERR_OK);
+    assert_int_equal(s.cap, 4);
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    assert_int_equal(ds_dedupe_save(&s, AT(10 * W), 10 * W, &b), DS_ERR_OK);
+    const uint64_t want[] = {h[31], h[32], 5000};
+    ds_reader_t r;
+    ds_reader_init(&r, b.data, b.len);
+    uint32_t n;
+    assert_int_equal(ds_get_count(&r, &n), DS_ERR_OK);
+    assert_int_equal(n, 3);
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t x, t;
+        assert_int_equal(ds_get_i64(&r, &x), DS_ERR_OK);
+        assert_int_equal(ds_get_time(&r, 10 * W, &t), DS_ERR_OK);
+        assert_int_equal((uint64_t)x, want[i]);
+    }
+    ds_buf_free(&b);
+    ds_dedupe_free(&s);
+}
+
 /* Saved: the live entries only, by hash, or by arrival for a set that
  * keeps it (a re-put id is its newest arrival); loaded in any order, and
  * saved again to the same bytes; a repeated or zero hash does not load. */
@@ -178,4 +212,5 @@ static void test_save_load_order(void **state) {
 }
 
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_window_edges), cmocka_unit_test(test_late_entries),
-        cmocka_unit_test(test_capacity), cmocka_unit_test(test_save_load_order))
+        cmocka_unit_test(test_arrival_through_resize), cmocka_unit_test(test_capacity),
+        cmocka_unit_test(test_save_load_order))
