@@ -114,6 +114,23 @@ static void test_capacity(void **state) {
     ds_dedupe_free(&s);
 }
 
+/* b holds what ds_dedupe_save wrote (against base): n entries, with the
+ * hashes want[0..n) in that order. */
+static void expect_saved(const ds_buf_t *b, int64_t base, const uint64_t *want, uint32_t n) {
+    ds_reader_t r;
+    ds_reader_init(&r, b->data, b->len);
+    uint32_t got;
+    assert_int_equal(ds_get_count(&r, &got), DS_ERR_OK);
+    assert_int_equal(got, n);
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t h, t;
+        assert_int_equal(ds_get_i64(&r, &h), DS_ERR_OK);
+        assert_int_equal(ds_get_time(&r, base, &t), DS_ERR_OK);
+        assert_int_equal((uint64_t)h, want[i]);
+    }
+    assert_true(r.p == r.end);
+}
+
 /* An arrival-ordered set keeps its order through growth and a shrink:
  * the arrival stamps move with the room. */
 static void test_arrival_through_resize(void **state) {
@@ -133,17 +150,7 @@ static void test_arrival_through_resize(void **state) {
     ds_buf_init(&b, 0);
     assert_int_equal(ds_dedupe_save(&s, AT(10 * W), 10 * W, &b), DS_ERR_OK);
     const uint64_t want[] = {h[31], h[32], 5000};
-    ds_reader_t r;
-    ds_reader_init(&r, b.data, b.len);
-    uint32_t n;
-    assert_int_equal(ds_get_count(&r, &n), DS_ERR_OK);
-    assert_int_equal(n, 3);
-    for (uint32_t i = 0; i < n; i++) {
-        int64_t x, t;
-        assert_int_equal(ds_get_i64(&r, &x), DS_ERR_OK);
-        assert_int_equal(ds_get_time(&r, 10 * W, &t), DS_ERR_OK);
-        assert_int_equal((uint64_t)x, want[i]);
-    }
+    expect_saved(&b, 10 * W, want, 3);
     ds_buf_free(&b);
     ds_dedupe_free(&s);
 }
@@ -165,18 +172,8 @@ static void test_save_load_order(void **state) {
         ds_buf_init(&b, 0);
         assert_int_equal(ds_dedupe_save(&s, AT(2000), 2000, &b), DS_ERR_OK);
         uint64_t by_hash[] = {10, 20, 30, 40, 50}, by_arrival[] = {50, 40, 20, 30, 10};
-        const uint64_t *want = arrival ? by_arrival : by_hash;
+        expect_saved(&b, 2000, arrival ? by_arrival : by_hash, 5);
         ds_reader_t r;
-        ds_reader_init(&r, b.data, b.len);
-        uint32_t n;
-        assert_int_equal(ds_get_count(&r, &n), DS_ERR_OK);
-        assert_int_equal(n, 5);
-        for (uint32_t i = 0; i < n; i++) {
-            int64_t h, t;
-            assert_int_equal(ds_get_i64(&r, &h), DS_ERR_OK);
-            assert_int_equal(ds_get_time(&r, 2000, &t), DS_ERR_OK);
-            assert_int_equal((uint64_t)h, want[i]);
-        }
         /* load and save again: the same bytes */
         ds_dedupe_t v;
         ds_dedupe_init(&v, arrival);
