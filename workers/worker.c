@@ -25,8 +25,10 @@
  * same way is here too: every unit's checkpoint (ds_worker_entity_t, the
  * head of the adapter's entry: the replay skip, the wrong_partition
  * check, the applied/duplicate/skipped counts) and the dirty queue the
- * windows write from (dirtyq.h); the adapter answers the seven callbacks
- * of ds_worker_ops_t (worker.h).  Up to DS_NBATCH batches are
+ * windows write from (dirtyq.h), the adapter's state (allocated here,
+ * its head ds_worker_adapter_t filled, new rules set in it) and the
+ * encoding of its output records (ds_worker_output); the adapter answers
+ * the callbacks of ds_worker_ops_t (worker.h).  Up to DS_NBATCH batches are
  * alive, so that the worker computes while Redis writes and the broker
  * acknowledges.  The rules that keep the guarantees:
  *   - a batch's writes are sent only after every output of it is
