@@ -196,15 +196,8 @@ int main(int argc, char **argv) {
              * event adds points, so every event moves a score */
             snprintf(content, sizeof(content), "lc-%lld-%ld", (long long)start, n / 100000);
             snprintf(insight, sizeof(insight), "li-%lld-%ld", (long long)start, n / 100000);
-            memset(&ev, 0, sizeof(ev));
-            ev.event_id = id;
-            ev.occurred_at = ds_clock_now_ms();
-            ev.lead_id = lead;
-            ev.account_id = acct;
-            ev.type = DS_MA_CONTENT_COMPLETED;
-            ev.content_id = content;
-            ev.insight_id = insight;
-            ev.content_stage = DS_CS_CONFRONT;
+            ev = ds_ma_event_make(id, ds_clock_now_ms(), lead, acct, DS_MA_CONTENT_COMPLETED,
+                                  content, insight, DS_CS_CONFRONT);
             key = acct;
         }
         ds_buf_reset(&b);

@@ -41,3 +41,19 @@ static const char *const stage_words[DS_PS__COUNT] = {
 const char *ds_purchase_stage_words(int v) {
     return (v >= 0 && v < DS_PS__COUNT) ? stage_words[v] : "an unknown stage";
 }
+
+ds_ma_event_t ds_ma_event_make(const char *event_id, int64_t occurred_at, const char *lead_id,
+                               const char *account_id, int type, const char *content_id,
+                               const char *insight_id, int content_stage) {
+    ds_ma_event_t e;
+    memset(&e, 0, sizeof(e));
+    e.event_id = event_id;
+    e.occurred_at = occurred_at;
+    e.lead_id = lead_id;
+    e.account_id = account_id;
+    e.type = type;
+    e.content_id = content_id;
+    e.insight_id = insight_id;
+    e.content_stage = content_stage;
+    return e;
+}

@@ -142,6 +142,13 @@ typedef struct ds_ma_event {
     size_t attributes_count;
 } ds_ma_event_t;
 
+/** A MarketingEvent with these fields, the others zero (no shared_with,
+ *  no source, no attributes); account NULL for a lead without account.
+ *  The strings are borrowed. */
+ds_ma_event_t ds_ma_event_make(const char *event_id, int64_t occurred_at, const char *lead_id,
+                               const char *account_id, int type, const char *content_id,
+                               const char *insight_id, int content_stage);
+
 typedef struct ds_crm_event {
     const char *event_id;
     int64_t occurred_at;

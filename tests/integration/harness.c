@@ -688,17 +688,7 @@ void ds_h_decode_all(ds_h_kind_t kind, const ds_h_record_t *r, size_t n, ds_aren
 
 ds_ma_event_t ds_h_ma(const char *id, int64_t t, const char *lead, const char *account, int type,
                       const char *content, const char *insight, int stage) {
-    ds_ma_event_t e;
-    memset(&e, 0, sizeof(e));
-    e.event_id = id;
-    e.occurred_at = t;
-    e.lead_id = lead;
-    e.account_id = account;
-    e.type = type;
-    e.content_id = content;
-    e.insight_id = insight;
-    e.content_stage = stage;
-    return e;
+    return ds_ma_event_make(id, t, lead, account, type, content, insight, stage);
 }
 
 void ds_h_send_ma(rd_kafka_t *p, const char *topic, const ds_ma_event_t *ev) {
