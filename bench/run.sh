@@ -75,7 +75,12 @@
 # BENCH_SKEW_RUNS=1 is enough) and prints the
 # instructions per event of its busiest thread, the worker's pipeline:
 # unlike events/s, barely moved by the load of a shared machine (only the
-# write-behind windows follow the wall clock).
+# write-behind windows follow the wall clock).  In the throughput modes
+# (scorer, watcher, both, wide) it runs each run's worker under callgrind
+# too (files PREFIX.<run>.<worker>-<thread>; read them with
+# callgrind_annotate): about 50 times slower, so 100,000 events are plenty,
+# and the windows then close after fewer events than at full speed, which
+# makes the state writes weigh more than they do in a timed run.
 #
 # BENCH_REDIS=cluster runs the workers against a Redis Cluster of three
 # masters on loopback (BENCH_CLUSTER_REPLICAS replicas each, default 0)
@@ -504,7 +509,8 @@ for run in $(seq "$runs"); do
   for k in $(seq "$nworkers"); do
     mport=$(free_port); mports+=("$mport")
     # shellcheck disable=SC2046 # redis_args is words
-    ${BENCH_PERF:+perf record -F 999 ${BENCH_PERF_CG:--g} -o "$BENCH_PERF.$run.$k" --} "$bin" "$sub" --brokers "$brokers" $(redis_args "$run") \
+    ${BENCH_PERF:+perf record -F 999 ${BENCH_PERF_CG:--g} -o "$BENCH_PERF.$run.$k" --} \
+      ${BENCH_CALLGRIND:+valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$BENCH_CALLGRIND.$run.$k"} "$bin" "$sub" --brokers "$brokers" $(redis_args "$run") \
        --group-id "bench-$run-$$" --clock event --metrics-addr "127.0.0.1:$mport" "${worker_rules[@]}" \
        --log-level warn 2>"$tmp/worker-$run-$k.err" &
     wpids+=($!); pids+=($!)

@@ -135,18 +135,25 @@ DS_WUR static inline ds_err_t ds_buf_put_str(ds_buf_t *b, const char *s) {
 }
 
 /** The varint at *p, which it moves past it; DS_ERR_UNDECODABLE when it
- *  runs to end or past 64 bits (*v is then unset).  Shared by every
+ *  runs to end or past 64 bits (*v and *p are then unset and unmoved).  Shared by every
  *  reader of varints (this one, the Avro decoder's). */
 DS_WUR static inline ds_err_t ds_varint_get(const unsigned char **p, const unsigned char *end,
                                             uint64_t *v) {
+    const unsigned char *q = *p;
+    if (q < end && !(*q & 0x80)) { /* one byte: most lengths, counts and indexes */
+        *v = *q;
+        *p = q + 1;
+        return DS_ERR_OK;
+    }
     uint64_t out = 0;
     for (int shift = 0; shift < 64; shift += 7) {
-        if (*p >= end)
+        if (q >= end)
             return DS_ERR_UNDECODABLE;
-        unsigned char c = *(*p)++;
+        unsigned char c = *q++;
         out |= (uint64_t)(c & 0x7f) << shift;
         if (!(c & 0x80)) {
             *v = out;
+            *p = q;
             return DS_ERR_OK;
         }
     }

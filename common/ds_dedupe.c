@@ -168,7 +168,11 @@ static int make_room(ds_dedupe_t *s, const ds_dedupe_clock_t *c, uint64_t h) {
             (void)resize(s, small); /* a failed shrink keeps the room it has */
         return 0;
     }
-    return c0 < MAX_CAP ? resize(s, ds_dedupe_cap_class(c0 + 1)) : -1;
+    /* an arrival-ordered set (a deal's) starts with room for 4: growing
+     * through 1, 2 and 3 cost a reallocation at each of a young deal's
+     * first events */
+    uint32_t nc = ds_dedupe_cap_class(c0 + 1);
+    return c0 < MAX_CAP ? resize(s, s->arrival && nc < 4 ? 4 : nc) : -1;
 }
 
 ds_err_t ds_dedupe_put(ds_dedupe_t *s, uint64_t h, int64_t t, const ds_dedupe_clock_t *c) {
@@ -201,6 +205,8 @@ ds_err_t ds_dedupe_put(ds_dedupe_t *s, uint64_t h, int64_t t, const ds_dedupe_cl
 
 /* ---- stored form ----------------------------------------------------------- */
 
+#define SMALL_SAVE 32 /* an arrival-ordered set of up to this many is sorted on the stack */
+
 ds_err_t ds_dedupe_save(const ds_dedupe_t *s, const ds_dedupe_clock_t *c, int64_t base,
                         ds_buf_t *out) {
     uint32_t live = 0;
@@ -209,15 +215,28 @@ ds_err_t ds_dedupe_save(const ds_dedupe_t *s, const ds_dedupe_clock_t *c, int64_
     ds_err_t e = ds_buf_put_varint(out, live);
     if (e || !live)
         return e;
-    uint64_t *order = NULL; /* arrival: stamp << 32 | position, sorted */
+    /* arrival: stamp << 32 | position, sorted; a small set's on the stack,
+     * by insertion (a deal's window is saved at every write of the deal) */
+    uint64_t small[SMALL_SAVE], *order = NULL;
     if (s->arrival) {
-        if (!(order = malloc((size_t)live * sizeof(*order))))
+        if (live <= SMALL_SAVE)
+            order = small;
+        else if (!(order = malloc((size_t)live * sizeof(*order))))
             return DS_ERR_NOMEM;
         uint32_t k = 0;
         for (uint32_t i = 0; i < s->n; i++)
             if (ds_dedupe_live(c, &s->e[i]))
                 order[k++] = (uint64_t)stamps(s)[i] << 32 | i;
-        qsort(order, live, sizeof(*order), cmp_u64);
+        if (order == small) {
+            for (uint32_t i = 1; i < live; i++)
+                for (uint32_t j = i; j > 0 && order[j - 1] > order[j]; j--) {
+                    uint64_t x = order[j];
+                    order[j] = order[j - 1];
+                    order[j - 1] = x;
+                }
+        } else {
+            qsort(order, live, sizeof(*order), cmp_u64);
+        }
     }
     for (uint32_t i = 0, k = 0; !e && k < live; i++) {
         const ds_dedupe_entry_t *x = &s->e[order ? (uint32_t)order[k] : i];
@@ -227,7 +246,8 @@ ds_err_t ds_dedupe_save(const ds_dedupe_t *s, const ds_dedupe_clock_t *c, int64_
         e = ds_buf_put_i64(out, (int64_t)x->h);
         e = e ? e : ds_buf_put_time(out, base, x->t);
     }
-    free(order);
+    if (order != small)
+        free(order);
     return e;
 }
 

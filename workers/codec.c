@@ -75,6 +75,13 @@ void ds_codec_destroy(ds_codec_t *c) {
 
 /* ---- projection helpers ------------------------------------------------------ */
 
+/* The walk over a record's fields and its steps (WALK) are inlined into
+ * each ds_codec_decode_* and ds_codec_encode_*, so that each direction's
+ * copy keeps only its own branches (f->enc is known there); so is the
+ * lookup of a field's text.  Without it, decoding a CrmEvent through the
+ * shared walk cost a quarter more than a decoder of its own. */
+#define WALK static inline __attribute__((always_inline))
+
 typedef struct proj {
     ds_avro_dec_rec_t rec;
     ds_arena_t *arena;
@@ -92,7 +99,7 @@ static ds_err_t fail(proj_t *p, ds_err_t e, const char *field, const char *what)
 /* The field's value with any union unwrapped; *present false when the
  * writer has no such field or the value is null, which is
  * DS_ERR_MISSING_FIELD when `missing` (the detail's text) is set. */
-static ds_err_t value(proj_t *p, const char *name, const char *missing, ds_avro_dec_val_t *out,
+WALK ds_err_t value(proj_t *p, const char *name, const char *missing, ds_avro_dec_val_t *out,
                       bool *present) {
     *present = ds_avro_dec_field(&p->rec, name, out);
     return !*present && missing ? fail(p, DS_ERR_MISSING_FIELD, name, missing) : DS_ERR_OK;
@@ -100,7 +107,7 @@ static ds_err_t value(proj_t *p, const char *name, const char *missing, ds_avro_
 
 /* A string or (symbol) an enum's symbol, in the message's bytes; *present
  * false when absent or null. */
-static ds_err_t get_text(proj_t *p, const char *name, bool required, bool symbol, const char **s,
+WALK ds_err_t get_text(proj_t *p, const char *name, bool required, bool symbol, const char **s,
                          size_t *len, bool *present) {
     ds_avro_dec_val_t v;
     ds_err_t e = value(p, name, required ? MISSING : NULL, &v, present);
@@ -273,6 +280,7 @@ typedef struct fields {
 
 typedef void fields_fn(fields_t *f, void *record);
 
+
 enum {
     OPT = 0,
     REQ = 1,        /* missing, null or (a string) empty is DS_ERR_MISSING_FIELD */
@@ -280,7 +288,7 @@ enum {
     NULL_EMPTY = 4, /* encoding: NULL is written as an empty string */
 };
 
-static void f_str(fields_t *f, const char *name, int flags, size_t max, const char **v) {
+WALK void f_str(fields_t *f, const char *name, int flags, size_t max, const char **v) {
     if (f->enc) {
         ds_avro_enc_str(f->enc, name, !*v && (flags & NULL_EMPTY) ? "" : *v);
     } else if (!f->err) {
@@ -291,7 +299,7 @@ static void f_str(fields_t *f, const char *name, int flags, size_t max, const ch
 }
 
 /* A required long. */
-static void f_long(fields_t *f, const char *name, int64_t *v) {
+WALK void f_long(fields_t *f, const char *name, int64_t *v) {
     if (f->enc)
         ds_avro_enc_long(f->enc, name, *v);
     else if (!f->err)
@@ -299,7 +307,7 @@ static void f_long(fields_t *f, const char *name, int64_t *v) {
 }
 
 /* A required long held in an int32_t. */
-static void f_int(fields_t *f, const char *name, int32_t *v) {
+WALK void f_int(fields_t *f, const char *name, int32_t *v) {
     int64_t x;
     if (f->enc)
         ds_avro_enc_long(f->enc, name, *v);
@@ -308,7 +316,7 @@ static void f_int(fields_t *f, const char *name, int32_t *v) {
 }
 
 /* An optional time: DS_TS_NULL for null or absent. */
-static void f_time(fields_t *f, const char *name, int64_t *v) {
+WALK void f_time(fields_t *f, const char *name, int64_t *v) {
     if (f->enc) {
         if (*v == DS_TS_NULL)
             ds_avro_enc_null(f->enc, name);
@@ -323,21 +331,21 @@ static void f_time(fields_t *f, const char *name, int64_t *v) {
 }
 
 /* A required double. */
-static void f_double(fields_t *f, const char *name, double *v) {
+WALK void f_double(fields_t *f, const char *name, double *v) {
     if (f->enc)
         ds_avro_enc_double(f->enc, name, *v);
     else if (!f->err)
         f->err = get_number(f->dec, name, "required field missing", NULL, v, NULL);
 }
 
-static void f_enum(fields_t *f, const char *name, int flags, int (*parse)(const char *), int *v) {
+WALK void f_enum(fields_t *f, const char *name, int flags, int (*parse)(const char *), int *v) {
     if (f->enc)
         ds_avro_enc_enum(f->enc, name, *v);
     else if (!f->err)
         f->err = get_enum(f->dec, name, flags & REQ, parse, v);
 }
 
-static void f_strs(fields_t *f, const char *name, size_t max_items, size_t max_len, const char ***v,
+WALK void f_strs(fields_t *f, const char *name, size_t max_items, size_t max_len, const char ***v,
                    size_t *count) {
     if (f->enc)
         ds_avro_enc_str_array(f->enc, name, *v, *count);
@@ -347,7 +355,7 @@ static void f_strs(fields_t *f, const char *name, size_t max_items, size_t max_l
 
 /* Strings into a fixed array of `cap`: a message may carry up to
  * `max_items`, the first `cap` are kept. */
-static void f_str_slots(fields_t *f, const char *name, size_t max_items, const char **v, size_t cap,
+WALK void f_str_slots(fields_t *f, const char *name, size_t max_items, const char **v, size_t cap,
                         size_t *count) {
     if (f->enc) {
         ds_avro_enc_str_array(f->enc, name, v, *count);
@@ -362,7 +370,7 @@ static void f_str_slots(fields_t *f, const char *name, size_t max_items, const c
     }
 }
 
-static void f_attrs(fields_t *f, const ds_kv_t **v, size_t *count) {
+WALK void f_attrs(fields_t *f, const ds_kv_t **v, size_t *count) {
     if (f->enc)
         ds_avro_enc_str_map(f->enc, "attributes", *v, *count);
     else if (!f->err)
@@ -371,7 +379,7 @@ static void f_attrs(fields_t *f, const ds_kv_t **v, size_t *count) {
 
 #define ID DS_MAX_ID_BYTES
 
-static void ma_fields(fields_t *f, void *record) {
+WALK void ma_fields(fields_t *f, void *record) {
     ds_ma_event_t *o = record;
     f_str(f, "event_id", REQ, ID, &o->event_id);
     f_long(f, "occurred_at", &o->occurred_at);
@@ -387,7 +395,7 @@ static void ma_fields(fields_t *f, void *record) {
     f_attrs(f, &o->attributes, &o->attributes_count);
 }
 
-static void crm_fields(fields_t *f, void *record) {
+WALK void crm_fields(fields_t *f, void *record) {
     ds_crm_event_t *o = record;
     f_str(f, "event_id", REQ, ID, &o->event_id);
     f_long(f, "occurred_at", &o->occurred_at);
@@ -405,7 +413,7 @@ static void crm_fields(fields_t *f, void *record) {
 }
 
 /* The outputs are ours: their strings have no limit of their own. */
-static void lead_score_fields(fields_t *f, void *record) {
+WALK void lead_score_fields(fields_t *f, void *record) {
     ds_lead_score_t *o = record;
     f_str(f, "lead_id", REQ, 0, &o->lead_id);
     f_str(f, "account_id", OPT, 0, &o->account_id);
@@ -421,7 +429,7 @@ static void lead_score_fields(fields_t *f, void *record) {
     f_long(f, "events_applied", &o->events_applied);
 }
 
-static void account_score_fields(fields_t *f, void *record) {
+WALK void account_score_fields(fields_t *f, void *record) {
     ds_account_score_t *o = record;
     f_str(f, "account_id", REQ, 0, &o->account_id);
     f_int(f, "engaged_stakeholders", &o->engaged_stakeholders);
@@ -432,7 +440,7 @@ static void account_score_fields(fields_t *f, void *record) {
     f_long(f, "as_of", &o->as_of);
 }
 
-static void deal_alert_fields(fields_t *f, void *record) {
+WALK void deal_alert_fields(fields_t *f, void *record) {
     ds_deal_alert_t *o = record;
     f_str(f, "alert_id", REQ, 0, &o->alert_id);
     f_str(f, "deal_id", REQ, 0, &o->deal_id);
@@ -456,7 +464,7 @@ static void deal_alert_fields(fields_t *f, void *record) {
 
 /* The record is zeroed once the message is known to be a `name`, then
  * filled field by field up to the first failure. */
-static ds_err_t decode(ds_codec_t *c, const char *name, fields_fn *fields, const void *buf,
+WALK ds_err_t decode(ds_codec_t *c, const char *name, fields_fn *fields, const void *buf,
                        size_t len, ds_arena_t *arena, void *record, size_t size, char *detail,
                        size_t dsz) {
     proj_t p;
@@ -500,7 +508,7 @@ ds_err_t ds_codec_decode_deal_alert(ds_codec_t *c, const void *buf, size_t len, 
  * and with the types of the schema registered for each id.  The walk only
  * reads the record: the casts below drop a const the field functions do
  * not need when encoding. */
-static ds_err_t encode(ds_codec_t *c, int32_t id, fields_fn *fields, const void *record,
+WALK ds_err_t encode(ds_codec_t *c, int32_t id, fields_fn *fields, const void *record,
                        ds_buf_t *out) {
     ds_avro_enc_t x;
     DS_TRY(ds_avro_enc_begin(c->reg, id, &x));

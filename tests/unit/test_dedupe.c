@@ -155,6 +155,31 @@ static void test_arrival_through_resize(void **state) {
     ds_dedupe_free(&s);
 }
 
+/* An arrival-ordered set's first room is 4 entries, and it is saved in
+ * arrival order whatever its size (up to 32 are sorted on the stack, more
+ * on the heap). */
+static void test_arrival_sizes(void **state) {
+    (void)state;
+    const uint32_t sizes[] = {1, 5, 32, 33, 100};
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        ds_dedupe_t s;
+        ds_dedupe_init(&s, true);
+        uint64_t h[100];
+        for (uint32_t i = 0; i < sizes[k]; i++) {
+            h[i] = ((uint64_t)i * 7919) % 1009 + 1; /* an order unlike arrival */
+            assert_int_equal(ds_dedupe_put(&s, h[i], 0, AT(0)), DS_ERR_OK);
+            if (i == 0)
+                assert_int_equal(s.cap, 4);
+        }
+        ds_buf_t b;
+        ds_buf_init(&b, 0);
+        assert_int_equal(ds_dedupe_save(&s, AT(0), 0, &b), DS_ERR_OK);
+        expect_saved(&b, 0, h, sizes[k]);
+        ds_buf_free(&b);
+        ds_dedupe_free(&s);
+    }
+}
+
 /* Saved: the live entries only, by hash, or by arrival for a set that
  * keeps it (a re-put id is its newest arrival); loaded in any order, and
  * saved again to the same bytes; a repeated or zero hash does not load. */
@@ -209,5 +234,6 @@ static void test_save_load_order(void **state) {
 }
 
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_window_edges), cmocka_unit_test(test_late_entries),
-        cmocka_unit_test(test_arrival_through_resize), cmocka_unit_test(test_capacity),
+        cmocka_unit_test(test_arrival_through_resize),
+        cmocka_unit_test(test_arrival_sizes), cmocka_unit_test(test_capacity),
         cmocka_unit_test(test_save_load_order))
