@@ -4,8 +4,7 @@
  *
  * Invariants.
  * - e[0..n) is strictly increasing by hash (one entry an id) and no hash
- *   is 0; cap is the room of the block (a capacity class, or the count
- *   a load gave).
+ *   is 0; cap is the room of the block, a capacity class.
  * - With arrival order, the block is e[cap], then cap 32-bit stamps (the
  *   stamp of e[i] at stamps[i]), then the next stamp: a later arrival has
  *   a larger stamp.  Stamps only order; they are renumbered from 0 when
@@ -16,7 +15,8 @@
  *   presence alone (a present entry may be out of the window).
  * - Room is made only when the set is full, and a prune that frees a
  *   quarter or more leaves room for that many entries before the next
- *   one: each entry's share of the scans is O(1).
+ *   one: each entry's share of the scans is O(1).  A room shrinks only
+ *   when over KEEP_ROOM, so small sets are not reallocated back and forth.
  */
 #include "ds_dedupe.h"
 
@@ -158,13 +158,18 @@ static int renumber(ds_dedupe_t *s) {
 }
 
 /* Make room for one more entry in the full set s (see ds_dedupe_put). */
+/* A set never shrinks below this room: a lead's or a deal's live ids come
+ * and go around a small number, and a room that followed them down would
+ * be reallocated at every crossing of a class boundary. */
+#define KEEP_ROOM 16
+
 static int make_room(ds_dedupe_t *s, const ds_dedupe_clock_t *c, uint64_t h) {
     uint32_t c0 = s->cap;
     prune(s, c, h);
     uint32_t k = s->n;
     if (k < c0 && (uint64_t)k * 4 <= (uint64_t)c0 * 3) {
         uint32_t small = ds_dedupe_cap_class(k ? 2 * k : 1);
-        if ((uint64_t)k * 4 <= c0 && small < c0)
+        if (c0 > KEEP_ROOM && (uint64_t)k * 4 <= c0 && small < c0)
             (void)resize(s, small); /* a failed shrink keeps the room it has */
         return 0;
     }
@@ -205,7 +210,7 @@ ds_err_t ds_dedupe_put(ds_dedupe_t *s, uint64_t h, int64_t t, const ds_dedupe_cl
 
 /* ---- stored form ----------------------------------------------------------- */
 
-#define SMALL_SAVE 32 /* an arrival-ordered set of up to this many is sorted on the stack */
+#define SMALL_SORT 32 /* up to this many entries are sorted on the stack (save, load) */
 
 ds_err_t ds_dedupe_save(const ds_dedupe_t *s, const ds_dedupe_clock_t *c, int64_t base,
                         ds_buf_t *out) {
@@ -217,9 +222,9 @@ ds_err_t ds_dedupe_save(const ds_dedupe_t *s, const ds_dedupe_clock_t *c, int64_
         return e;
     /* arrival: stamp << 32 | position, sorted; a small set's on the stack,
      * by insertion (a deal's window is saved at every write of the deal) */
-    uint64_t small[SMALL_SAVE], *order = NULL;
+    uint64_t small[SMALL_SORT], *order = NULL;
     if (s->arrival) {
-        if (live <= SMALL_SAVE)
+        if (live <= SMALL_SORT)
             order = small;
         else if (!(order = malloc((size_t)live * sizeof(*order))))
             return DS_ERR_NOMEM;
@@ -261,47 +266,71 @@ static int cmp_loaded(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* Sort the n loaded entries of s by hash, each with its stamp (an
+ * arrival-ordered set, saved by arrival, comes unsorted); a hash listed
+ * twice is DS_ERR_UNDECODABLE. */
+static ds_err_t sort_loaded(ds_dedupe_t *s, uint32_t n) {
+    uint32_t *st = s->arrival ? stamps(s) : NULL;
+    loaded_t small[SMALL_SORT], *v = n <= SMALL_SORT ? small : malloc((size_t)n * sizeof(*v));
+    if (!v)
+        return DS_ERR_NOMEM;
+    for (uint32_t i = 0; i < n; i++)
+        v[i] = (loaded_t){s->e[i], st ? st[i] : 0};
+    if (v == small) {
+        for (uint32_t i = 1; i < n; i++)
+            for (uint32_t j = i; j > 0 && v[j - 1].x.h > v[j].x.h; j--) {
+                loaded_t x = v[j];
+                v[j] = v[j - 1];
+                v[j - 1] = x;
+            }
+    } else {
+        qsort(v, n, sizeof(*v), cmp_loaded);
+    }
+    ds_err_t e = DS_ERR_OK;
+    for (uint32_t i = 0; i < n; i++) {
+        if (i && v[i - 1].x.h == v[i].x.h)
+            e = DS_ERR_UNDECODABLE;
+        s->e[i] = v[i].x;
+        if (st)
+            st[i] = v[i].stamp;
+    }
+    if (v != small)
+        free(v);
+    return e;
+}
+
+/* Read straight into the set's block: a set saved by hash (a lead's)
+ * loads with one allocation and no sort. */
 ds_err_t ds_dedupe_load(ds_dedupe_t *s, ds_reader_t *r, int64_t base, bool absolute) {
     uint32_t n;
     ds_err_t e = ds_get_count(r, &n);
-    if (e)
+    if (e || !n)
         return e;
-    loaded_t *v = malloc((n ? n : 1) * sizeof(*v));
-    if (!v)
+    if (resize(s, ds_dedupe_cap_class(n)))
         return DS_ERR_NOMEM;
+    uint32_t *st = s->arrival ? stamps(s) : NULL;
     bool sorted = true;
     for (uint32_t i = 0; !e && i < n; i++) {
         int64_t h;
+        ds_dedupe_entry_t *x = &s->e[i];
         e = ds_get_i64(r, &h);
         if (!e)
-            e = absolute ? ds_get_i64(r, &v[i].x.t) : ds_get_time(r, base, &v[i].x.t);
+            e = absolute ? ds_get_i64(r, &x->t) : ds_get_time(r, base, &x->t);
         if (!e && !h)
             e = DS_ERR_UNDECODABLE;
-        v[i].x.h = (uint64_t)h;
-        v[i].stamp = i;
-        sorted = sorted && (i == 0 || v[i - 1].x.h < v[i].x.h);
+        x->h = (uint64_t)h;
+        if (st)
+            st[i] = i; /* listed order is arrival order */
+        sorted = sorted && (i == 0 || s->e[i - 1].h < x->h);
     }
-    if (!e && !sorted) {
-        qsort(v, n, sizeof(*v), cmp_loaded);
-        for (uint32_t i = 1; i < n && !e; i++)
-            if (v[i - 1].x.h == v[i].x.h)
-                e = DS_ERR_UNDECODABLE;
-    }
-    if (!e && n && resize(s, ds_dedupe_cap_class(n)))
-        e = DS_ERR_NOMEM;
+    if (!e && !sorted)
+        e = sort_loaded(s, n);
     if (e) {
-        free(v);
         ds_dedupe_free(s);
         return e;
     }
-    for (uint32_t i = 0; i < n; i++) {
-        s->e[i] = v[i].x;
-        if (s->arrival)
-            stamps(s)[i] = v[i].stamp;
-    }
-    if (s->arrival && n)
-        stamps(s)[s->cap] = n;
+    if (st)
+        st[s->cap] = n;
     s->n = n;
-    free(v);
     return DS_ERR_OK;
 }

@@ -98,9 +98,10 @@ static inline const ds_dedupe_entry_t *ds_dedupe_find(const ds_dedupe_t *s, uint
 /** Remember h at t: a new entry, or h's entry takes time t (and, with
  *  arrival order, the newest arrival).  When the set is full it first
  *  drops the entries not live under c (never h's), and grows by one
- *  capacity class (1, 2, 3, 4, 6, 8, 12, …) when that freed less than a
- *  quarter of it; it shrinks to the class of twice what is left when that
- *  is a quarter of it or less.  DS_ERR_NOMEM leaves s as it was. */
+ *  capacity class (1, 2, 3, 4, 6, 8, 12, …; an arrival-ordered set's
+ *  first room is 4) when that freed less than a quarter of it; a room
+ *  over 16 shrinks to the class of twice what is left when that is a
+ *  quarter of it or less.  DS_ERR_NOMEM leaves s as it was. */
 ds_err_t ds_dedupe_put(ds_dedupe_t *s, uint64_t h, int64_t t, const ds_dedupe_clock_t *c) DS_WUR;
 
 /** Drop the entries not live under c, keeping the others' order and the

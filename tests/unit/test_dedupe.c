@@ -69,8 +69,8 @@ static void test_late_entries(void **state) {
 }
 
 /* Room is made only when full: what is out of the window goes, the set
- * grows by one class when less than a quarter went, and shrinks when a
- * quarter or less is left; live entries are never lost. */
+ * grows by one class when less than a quarter went, and a room over 16
+ * shrinks when a quarter or less is left; live entries are never lost. */
 static void test_capacity(void **state) {
     (void)state;
     ds_dedupe_t s;
@@ -111,6 +111,13 @@ static void test_capacity(void **state) {
     assert_int_equal(s.cap, 12);
     assert_int_equal(s.n, 8);
     assert_null(ds_dedupe_find(&s, 1));
+    /* a room of 16 or less never shrinks: every entry out keeps it */
+    for (uint64_t i = 104; i <= 107; i++)
+        assert_int_equal(ds_dedupe_put(&s, i, 80 * W, AT(80 * W)), DS_ERR_OK);
+    assert_int_equal(s.n, 12);
+    assert_int_equal(ds_dedupe_put(&s, 112, 200 * W, AT(200 * W)), DS_ERR_OK);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.cap, 12);
     ds_dedupe_free(&s);
 }
 
@@ -175,6 +182,20 @@ static void test_arrival_sizes(void **state) {
         ds_buf_init(&b, 0);
         assert_int_equal(ds_dedupe_save(&s, AT(0), 0, &b), DS_ERR_OK);
         expect_saved(&b, 0, h, sizes[k]);
+        /* loaded back (unsorted by hash: sorted on load), it keeps the order */
+        ds_dedupe_t v;
+        ds_dedupe_init(&v, true);
+        ds_reader_t r;
+        ds_reader_init(&r, b.data, b.len);
+        assert_int_equal(ds_dedupe_load(&v, &r, 0, false), DS_ERR_OK);
+        for (uint32_t i = 0; i < sizes[k]; i++)
+            assert_non_null(ds_dedupe_find(&v, h[i]));
+        ds_buf_t b2;
+        ds_buf_init(&b2, 0);
+        assert_int_equal(ds_dedupe_save(&v, AT(0), 0, &b2), DS_ERR_OK);
+        expect_saved(&b2, 0, h, sizes[k]);
+        ds_buf_free(&b2);
+        ds_dedupe_free(&v);
         ds_buf_free(&b);
         ds_dedupe_free(&s);
     }
