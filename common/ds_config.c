@@ -524,7 +524,8 @@ void ds_config_print_help(FILE *out) {
                 rows[i].def[0] ? rows[i].def : "\"\"");
     }
     fprintf(out, "  %-30s %s\n", "-X key=value",
-            "any librdkafka property (also kafka.* in the file, DEALSIGNAL_KAFKA_*)");
+            "any librdkafka property, for each Kafka client of the command (also kafka.* in the "
+            "file, DEALSIGNAL_KAFKA_*)");
 }
 
 /* Text for a Markdown table cell: '|' would end the cell and '<' '>' read
@@ -554,7 +555,9 @@ void ds_config_print_markdown(FILE *out) {
         fputs(" |\n", out);
     }
     fprintf(out, "| `kafka.*` | `-X key=value` | `DEALSIGNAL_KAFKA_*` | string | | any librdkafka "
-                 "property, passed through unchanged |\n");
+                 "property, passed through unchanged to each Kafka client of the command; a "
+                 "client ignores, without a warning, a property of the other kind (a consumer's "
+                 "on a producer) |\n");
 }
 
 ds_err_t ds_redis_url_parse(const char *url, ds_redis_url_t *out, char *err, size_t errsz) {

@@ -25,6 +25,11 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char 
         const ds_kafka_hooks_t *h = rd_kafka_opaque(rk);
         if (h && __atomic_load_n(&h->all_committed, __ATOMIC_ACQUIRE))
             l = DS_LOG_DEBUG; /* a repeat of offsets already committed */
+    } else if (!strcmp(fac, "CONFWARN") && strstr(buf, " property and will be ignored by this ")) {
+        /* -X reaches every client of a command: a consumer property is
+         * meant for its consumer, not a mistake on its producer (and
+         * librdkafka says so for each such property of each client) */
+        l = DS_LOG_DEBUG;
     }
     ds_log(l, "kafka", "%s: %s", fac, buf);
 }

@@ -147,6 +147,12 @@ static void test_everything_written_is_documented(void **state) {
         ds_h_show_log(wlog, 20);
         fail_msg("a commit was refused at shutdown (log above)");
     }
+    /* -X session.timeout.ms, a consumer property, is no warning on the
+     * producers it also reaches */
+    if (ds_h_log_count(wlog, "CONFWARN")) {
+        ds_h_show_log(wlog, 20);
+        fail_msg("a -X consumer property was warned about (log above)");
+    }
 
     char *section = layout_section();
     redisReply *keys = ds_h_redis(&env, "KEYS %s", "*");
