@@ -10,7 +10,8 @@
 #                                           (ds_bench_backtest), then end to end through
 #                                           the broker with what its partitions hold
 #   bench/run.sh mallocs [EVENTS] [WORKER]  allocation calls per event of the scorer
-#                                           (default) or the watcher, by library
+#                                           (default), the watcher or the scorer on
+#                                           the wide profile (wide), by library
 #   bench/run.sh wide [EVENTS] [RUNS]       the scorer on `gen --profile wide`
 #   bench/run.sh memory LEADS wide          scorer RSS per lead on the wide profile
 #   bench/run.sh skew [EVENTS] [WHICH]      cost per event against the size of an
@@ -249,16 +250,20 @@ if [ "$which" = mallocs ]; then
   # with bench/malloc_count.c preloaded
   n=${2:-200000}
   worker=${3:-scorer}
+  profile=(); wrules=()
   case "$worker" in
     scorer) mix=marketing ;; watcher) mix=crm ;;
-    *) echo "mallocs: WORKER is scorer or watcher, not $worker" >&2; exit 2 ;;
+    wide) mix=marketing; worker=scorer; profile=(--profile wide)
+      "$bin" gen --profile wide --print-rules > "$tmp/wide-rules.yaml"
+      wrules=(--rules "$tmp/wide-rules.yaml") ;;
+    *) echo "mallocs: WORKER is scorer, watcher or wide, not $worker" >&2; exit 2 ;;
   esac
   lib=$lat_dir/libds_malloc_count.so
   [ -f "$lib" ] || cmake --build "$lat_dir" --target ds_malloc_count >/dev/null
   "$bin" gen --brokers "$brokers" --count "$n" --rate 0 --seed 7 --scenario "$mix" \
-    --accounts 500 2>/dev/null
+    "${profile[@]}" --accounts 500 2>/dev/null
   mport=$(free_port)
-  DS_MALLOC_COUNT_OUT=$tmp/mallocs.txt LD_PRELOAD=$lib "$bin" "$worker" --brokers "$brokers" \
+  DS_MALLOC_COUNT_OUT=$tmp/mallocs.txt LD_PRELOAD=$lib "$bin" "$worker" "${wrules[@]}" --brokers "$brokers" \
     --redis "redis://127.0.0.1:$rport/0" --group-id "bench-malloc-$$" --clock event \
     --metrics-addr "127.0.0.1:$mport" --log-level warn 2>"$tmp/worker-malloc.err" &
   wpid=$!; pids+=("$wpid")
