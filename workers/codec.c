@@ -100,7 +100,7 @@ static ds_err_t fail(proj_t *p, ds_err_t e, const char *field, const char *what)
  * writer has no such field or the value is null, which is
  * DS_ERR_MISSING_FIELD when `missing` (the detail's text) is set. */
 WALK ds_err_t value(proj_t *p, const char *name, const char *missing, ds_avro_dec_val_t *out,
-                      bool *present) {
+                    bool *present) {
     *present = ds_avro_dec_field(&p->rec, name, out);
     return !*present && missing ? fail(p, DS_ERR_MISSING_FIELD, name, missing) : DS_ERR_OK;
 }
@@ -108,7 +108,7 @@ WALK ds_err_t value(proj_t *p, const char *name, const char *missing, ds_avro_de
 /* A string or (symbol) an enum's symbol, in the message's bytes; *present
  * false when absent or null. */
 WALK ds_err_t get_text(proj_t *p, const char *name, bool required, bool symbol, const char **s,
-                         size_t *len, bool *present) {
+                       size_t *len, bool *present) {
     ds_avro_dec_val_t v;
     ds_err_t e = value(p, name, required ? MISSING : NULL, &v, present);
     if (e || !*present)
@@ -280,7 +280,6 @@ typedef struct fields {
 
 typedef void fields_fn(fields_t *f, void *record);
 
-
 enum {
     OPT = 0,
     REQ = 1,        /* missing, null or (a string) empty is DS_ERR_MISSING_FIELD */
@@ -346,7 +345,7 @@ WALK void f_enum(fields_t *f, const char *name, int flags, int (*parse)(const ch
 }
 
 WALK void f_strs(fields_t *f, const char *name, size_t max_items, size_t max_len, const char ***v,
-                   size_t *count) {
+                 size_t *count) {
     if (f->enc)
         ds_avro_enc_str_array(f->enc, name, *v, *count);
     else if (!f->err)
@@ -356,7 +355,7 @@ WALK void f_strs(fields_t *f, const char *name, size_t max_items, size_t max_len
 /* Strings into a fixed array of `cap`: a message may carry up to
  * `max_items`, the first `cap` are kept. */
 WALK void f_str_slots(fields_t *f, const char *name, size_t max_items, const char **v, size_t cap,
-                        size_t *count) {
+                      size_t *count) {
     if (f->enc) {
         ds_avro_enc_str_array(f->enc, name, v, *count);
     } else if (!f->err) {
@@ -465,8 +464,8 @@ WALK void deal_alert_fields(fields_t *f, void *record) {
 /* The record is zeroed once the message is known to be a `name`, then
  * filled field by field up to the first failure. */
 WALK ds_err_t decode(ds_codec_t *c, const char *name, fields_fn *fields, const void *buf,
-                       size_t len, ds_arena_t *arena, void *record, size_t size, char *detail,
-                       size_t dsz) {
+                     size_t len, ds_arena_t *arena, void *record, size_t size, char *detail,
+                     size_t dsz) {
     proj_t p;
     DS_TRY(open_rec(c, name, buf, len, arena, detail, dsz, &p));
     memset(record, 0, size);
@@ -509,7 +508,7 @@ ds_err_t ds_codec_decode_deal_alert(ds_codec_t *c, const void *buf, size_t len, 
  * reads the record: the casts below drop a const the field functions do
  * not need when encoding. */
 WALK ds_err_t encode(ds_codec_t *c, int32_t id, fields_fn *fields, const void *record,
-                       ds_buf_t *out) {
+                     ds_buf_t *out) {
     ds_avro_enc_t x;
     DS_TRY(ds_avro_enc_begin(c->reg, id, &x));
     fields_t f = {.enc = &x};

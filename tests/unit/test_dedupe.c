@@ -255,6 +255,5 @@ static void test_save_load_order(void **state) {
 }
 
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_window_edges), cmocka_unit_test(test_late_entries),
-        cmocka_unit_test(test_arrival_through_resize),
-        cmocka_unit_test(test_arrival_sizes), cmocka_unit_test(test_capacity),
-        cmocka_unit_test(test_save_load_order))
+        cmocka_unit_test(test_arrival_through_resize), cmocka_unit_test(test_arrival_sizes),
+        cmocka_unit_test(test_capacity), cmocka_unit_test(test_save_load_order))
