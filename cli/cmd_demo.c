@@ -289,7 +289,7 @@ int ds_cmd_demo(int argc, char **argv) {
     else
         snprintf(pace, sizeof(pace), "as fast as possible");
     fprintf(stderr,
-            "demo: broker %s (in memory, not durable), redis %s, logs %s\n"
+            "demo: broker %s (in memory, not durable), redis %s, logs %s (kept if the demo fails)\n"
             "demo: generating %s events %s (seed %s); Ctrl-C stops\n\n",
             brokers, redis_url, logpath, count, pace, seed);
 

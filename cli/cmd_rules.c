@@ -1,5 +1,6 @@
 /* cmd_rules.c — `dealsignal rules check FILE`, `dealsignal rules defaults`
  * and `dealsignal rules learn` (cmd_backtest.c). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,6 +27,11 @@ int ds_cmd_rules(int argc, char **argv) {
     if (!strcmp(argv[1], "learn"))
         return ds_cmd_rules_learn(argc - 1, argv + 1);
     if (!strcmp(argv[1], "defaults")) {
+        if (argc > 2) { /* --help, or anything else: it takes nothing */
+            bool help = !strcmp(argv[2], "--help") || !strcmp(argv[2], "-h");
+            usage(help ? stdout : stderr);
+            return help ? 0 : 2;
+        }
         ds_rules_t *r = ds_rules_new_default();
         if (!r)
             return 1;

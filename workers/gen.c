@@ -385,7 +385,7 @@ static void wide_marketing(ds_gen_t *g, ds_gen_event_t *out) {
  * also answer the seller now and then (a buyer signal that verifies
  * nothing). */
 
-/* the default verifiers of each stage (SPEC table); a deal is won once the
+/* the default verifiers of each stage (docs/CONTRACT.md); a deal is won once the
  * buyer has given every verifier up to NEGOTIATE's contract_signed */
 static const char *const verifiers[8][3] = {
     {"live_call_accepted"},

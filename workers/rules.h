@@ -1,10 +1,12 @@
 /*
- * rules.h — the scoring and stall rules (SPEC "Rules file").
+ * rules.h — the scoring and stall rules (the README's "Rules" and
+ * docs/CONTRACT.md).
  *
  * A ds_rules_t is immutable once loaded: workers hold a pointer to the one
  * in force and a SIGHUP reload swaps in a new one (or keeps the old one when
- * the new file is invalid).  Every key is optional and defaults as in the
- * SPEC; durations are stored both as days (to print) and as ms (to use).
+ * the new file is invalid).  Every key is optional and defaults as in
+ * docs/CONTRACT.md; durations are stored both as days (to print) and as
+ * ms (to use).
  */
 #ifndef DS_RULES_H
 #define DS_RULES_H
@@ -68,7 +70,7 @@ typedef struct ds_rules {
 
 #define DS_DAY_MS 86400000.0
 
-/** The SPEC defaults.  Caller frees with ds_rules_destroy. NULL on OOM. */
+/** The default rules.  Caller frees with ds_rules_destroy. NULL on OOM. */
 ds_rules_t *ds_rules_new_default(void);
 /** Parse a YAML rules file over the defaults.  On error returns NULL and
  *  writes "FILE:LINE: key a.b.c: reason" to errstr. */

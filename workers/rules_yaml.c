@@ -1,6 +1,6 @@
 /*
  * rules_yaml.c — the rules file: YAML (libyaml document tree) over the
- * SPEC defaults, strict (unknown keys, wrong types, unknown symbols and
+ * default rules, strict (unknown keys, wrong types, unknown symbols and
  * negative numbers are errors naming FILE:LINE and the key path), and the
  * effective rules printed back as YAML that loads to the same rules.
  */

@@ -135,6 +135,14 @@ static void test_bad_arguments(void **state) {
     assert_int_equal(run(tail_bogus), 2);
     char buf[4096];
     assert_non_null(strstr(slurp(errf, buf, sizeof(buf)), "bogus"));
+    /* `rules defaults` takes nothing: --help is the usage, anything else
+     * a usage error, never the defaults */
+    const char *defaults_help[] = {"rules", "defaults", "--help", NULL};
+    assert_int_equal(run(defaults_help), 0);
+    assert_non_null(strstr(slurp(out, buf, sizeof(buf)), "usage: dealsignal rules"));
+    const char *defaults_extra[] = {"rules", "defaults", "x", NULL};
+    assert_int_equal(run(defaults_extra), 2);
+    assert_null(strstr(slurp(out, buf, sizeof(buf)), "scoring:"));
 }
 
 UU_MAIN(group_setup, ds_h_group_teardown, cmocka_unit_test(test_tail_dlq_json),

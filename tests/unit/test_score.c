@@ -1,7 +1,7 @@
 /*
- * test_score.c — the pure lead-scoring domain (SPEC "Lead scoring" and
- * "Precise semantics"), one test per rule.  Every expected figure is worked
- * out by hand from the SPEC's rules in the comment next to it, with a small
+ * test_score.c — the pure lead-scoring domain (docs/CONTRACT.md, "Lead
+ * scoring"), one test per rule.  Every expected figure is worked
+ * out by hand from the contract's rules in the comment next to it, with a small
  * catalog and mostly the default rules:
  *   stage_points SPARK 5, INTRODUCE 10, CONFRONT 20, BUILD_B 4, SPEC 1;
  *   type_weight VIEWED 0.5, COMPLETED 1.0, DIAGNOSTIC 1.5, WEBINAR 1.0;

@@ -1,6 +1,6 @@
 /*
- * test_stall.c — the pure stall-detection domain (SPEC "Stall detection"
- * and "Precise semantics / Stall detection"): CRM events are applied to one
+ * test_stall.c — the pure stall-detection domain (docs/CONTRACT.md,
+ * "Stall detection"): CRM events are applied to one
  * ds_deal_t under the event clock, clock checks are made at chosen `now`
  * values, and every DealAlert handed to ctx->alert is copied and checked
  * (kind, state, level, alert_id, figures, message).
@@ -1253,7 +1253,7 @@ static void test_rules_print_round_trip(void **state) {
 /* ---- 14. dedupe and stakeholders over a long random history --------------- */
 
 /* The dedupe window and the stakeholder list of a deal with a long
- * history, against a model that keeps them as plain arrays (the SPEC's
+ * history, against a model that keeps them as plain arrays (the contract's
  * semantics, as the deal kept them until its lookups were indexed): an
  * event id is a duplicate when a stored entry has it; after each event the
  * stored entries are those within the window of the largest occurred_at
