@@ -151,7 +151,7 @@ static void usage(FILE *out) {
             "stops by itself when the scenario has been processed (or on Ctrl-C).\n\n"
             "  --count N        events to generate (default 3000)\n"
             "  --rate EPS       events per second (default 500; 0 = as fast as possible)\n"
-            "  --seed S         scenario seed (default 42)\n"
+            "  --seed S         scenario seed (default 6)\n"
             "  --accounts N     accounts in the scenario (default 12)\n"
             "  --metrics-addr   serve /metrics, /healthz, /readyz there (default off)\n"
             "  --keep-running   do not stop after the scenario; Ctrl-C stops\n"
@@ -194,7 +194,7 @@ static void print_summary(int port) {
 }
 
 int ds_cmd_demo(int argc, char **argv) {
-    const char *count = "3000", *rate = "500", *seed = "42", *accounts = "12", *metrics = "";
+    const char *count = "3000", *rate = "500", *seed = "6", *accounts = "12", *metrics = "";
     const char *schemas = getenv("DEALSIGNAL_SCHEMAS_DIR"), *rules = "config/demo-rules.yaml";
     if (!schemas || !schemas[0])
         schemas = "schemas";
@@ -289,7 +289,8 @@ int ds_cmd_demo(int argc, char **argv) {
     else
         snprintf(pace, sizeof(pace), "as fast as possible");
     fprintf(stderr,
-            "demo: broker %s (in memory, not durable), redis %s, logs %s (kept if the demo fails)\n"
+            "demo: broker %s (in memory, not durable), redis %s\n"
+            "demo: logs %s (kept if the demo fails)\n"
             "demo: generating %s events %s (seed %s); Ctrl-C stops\n\n",
             brokers, redis_url, logpath, count, pace, seed);
 
@@ -310,13 +311,16 @@ int ds_cmd_demo(int argc, char **argv) {
     workers = wpid;
     g_children[g_nchildren++] = wpid;
 
-    /* 4. the tails print to our stdout, from the topics' beginning: a tail
-     * that joins after the first outputs would miss them */
+    /* 4. the tails print to our stdout, from the topics' beginning (a tail
+     * that joins after the first outputs would miss them), a line each cut
+     * to the summary's 100 columns */
     const char *targs[] = {g_self,      "tail",  "scores",           "--brokers", brokers,
-                           "--schemas", schemas, "--from-beginning", NULL};
+                           "--schemas", schemas, "--from-beginning", "--width", "100",
+                           NULL};
     tail_s = spawn(targs, -1, -1);
     const char *aargs[] = {g_self,      "tail",  "alerts",           "--brokers", brokers,
-                           "--schemas", schemas, "--from-beginning", NULL};
+                           "--schemas", schemas, "--from-beginning", "--width", "100",
+                           NULL};
     tail_a = spawn(aargs, -1, -1);
 
     /* 5. the scenario */

@@ -57,7 +57,8 @@ static void on_rebalance(rd_kafka_t *k, rd_kafka_resp_err_t err,
 
 static void usage(FILE *o) {
     fprintf(o, "usage: dealsignal tail scores|alerts|dlq [--brokers LIST] [--from-beginning]\n"
-               "                       [--max N] [--timeout-ms T] [--json] [--schemas DIR]\n"
+               "                       [--max N] [--timeout-ms T] [--json | --width N]\n"
+               "                       [--schemas DIR]\n"
                "                       [--schema-registry URL]\n"
                "                       [--topic-lead-scores T] [--topic-account-scores T]\n"
                "                       [--topic-alerts T] [--topic-marketing T] [--topic-crm T]\n"
@@ -68,7 +69,29 @@ static void usage(FILE *o) {
                "without a record, or on Ctrl-C.  T counts from the moment the consumer has its\n"
                "partitions; with --timeout-ms, no assignment within 30 s (no broker answering)\n"
                "exits with status 1.  Writer schemas come from --schemas DIR, or with\n"
-               "--schema-registry URL from that registry, by the id each record carries.\n");
+               "--schema-registry URL from that registry, by the id each record carries.\n"
+               "--width N cuts each line to N columns (its end replaced by \"...\").\n");
+}
+
+/* Write the line (ending in a newline) to stdout, cut to `width` columns
+ * (UTF-8 characters; a cut line ends in "..."). */
+static void put_cut(const char *line, size_t len, size_t width) {
+    size_t cols = 0, i = 0;
+    if (len && line[len - 1] == '\n')
+        len--;
+    for (size_t k = 0; k < len; k++)
+        cols += ((unsigned char)line[k] & 0xc0) != 0x80;
+    if (cols <= width) {
+        fwrite(line, 1, len, stdout);
+    } else {
+        for (cols = 0; i < len; i++) { /* width - 3 columns, then the dots */
+            if (((unsigned char)line[i] & 0xc0) != 0x80 && cols++ == (width > 3 ? width - 3 : 0))
+                break;
+        }
+        fwrite(line, 1, i, stdout);
+        fputs("...", stdout);
+    }
+    fputc('\n', stdout);
 }
 
 static void jtime(int64_t t) { /* INT64_MIN: null */
@@ -83,7 +106,7 @@ static const char *stage_or(int v) {
     return s ? s : "-";
 }
 
-static void show_lead(const ds_lead_score_t *s, bool json) {
+static void show_lead(const ds_lead_score_t *s, bool json, FILE *o) {
     if (json) {
         printf("{\"type\":\"LeadScore\"");
         ds_cmd_json_field("lead_id", s->lead_id);
@@ -101,18 +124,18 @@ static void show_lead(const ds_lead_score_t *s, bool json) {
         printf("}\n");
         return;
     }
-    printf("LEAD    %-12s (%s) %s", s->lead_id, s->account_id ? s->account_id : "no account",
-           ds_tier_name(s->tier));
+    fprintf(o, "LEAD    %-12s (%s) %s", s->lead_id, s->account_id ? s->account_id : "no account",
+            ds_tier_name(s->tier));
     if (s->tier != s->previous_tier)
-        printf(" <- %s", ds_tier_name(s->previous_tier));
-    printf("  confront %.1f connect %.1f mobilizer %.1f  top %s (%s)", s->confront, s->connect,
-           s->mobilizer, s->top_insight ? s->top_insight : "-", stage_or(s->furthest_stage));
+        fprintf(o, " <- %s", ds_tier_name(s->previous_tier));
+    fprintf(o, "  confront %.1f connect %.1f mobilizer %.1f  top %s (%s)", s->confront, s->connect,
+            s->mobilizer, s->top_insight ? s->top_insight : "-", stage_or(s->furthest_stage));
     for (size_t i = 0; i < s->reasons_count; i++)
-        printf("%s%s", i ? "; " : "  | ", s->reasons[i]);
-    putchar('\n');
+        fprintf(o, "%s%s", i ? "; " : "  | ", s->reasons[i]);
+    fputc('\n', o);
 }
 
-static void show_account(const ds_account_score_t *a, bool json) {
+static void show_account(const ds_account_score_t *a, bool json, FILE *o) {
     if (json) {
         printf("{\"type\":\"AccountScore\"");
         ds_cmd_json_field("account_id", a->account_id);
@@ -124,17 +147,17 @@ static void show_account(const ds_account_score_t *a, bool json) {
         printf("}\n");
         return;
     }
-    printf("ACCOUNT %-12s engaged %d confronted %d consensus %.1f%% top %s mobilizers ",
-           a->account_id, (int)a->engaged_stakeholders, (int)a->confronted_stakeholders,
-           a->consensus, a->top_insight ? a->top_insight : "-");
+    fprintf(o, "ACCOUNT %-12s engaged %d confronted %d consensus %.1f%% top %s mobilizers ",
+            a->account_id, (int)a->engaged_stakeholders, (int)a->confronted_stakeholders,
+            a->consensus, a->top_insight ? a->top_insight : "-");
     for (size_t i = 0; i < a->mobilizers_count; i++)
-        printf("%s%s", i ? "," : "", a->mobilizers[i]);
+        fprintf(o, "%s%s", i ? "," : "", a->mobilizers[i]);
     if (!a->mobilizers_count)
-        putchar('-');
-    putchar('\n');
+        fputc('-', o);
+    fputc('\n', o);
 }
 
-static void show_alert(const ds_deal_alert_t *a, bool json) {
+static void show_alert(const ds_deal_alert_t *a, bool json, FILE *o) {
     if (json) {
         printf("{\"type\":\"DealAlert\"");
         ds_cmd_json_field("alert_id", a->alert_id);
@@ -161,9 +184,9 @@ static void show_alert(const ds_deal_alert_t *a, bool json) {
     }
     char when[40];
     ds_clock_format(a->raised_at, when, sizeof(when));
-    printf("ALERT   %-8s L%d %-16s %s owner %s at %s: %s\n", ds_alert_state_name(a->state),
-           (int)a->level, ds_alert_kind_name(a->kind), a->deal_id,
-           a->owner_id ? a->owner_id : "-", when, a->message);
+    fprintf(o, "ALERT   %-8s L%d %-16s %s owner %s at %s: %s\n", ds_alert_state_name(a->state),
+            (int)a->level, ds_alert_kind_name(a->kind), a->deal_id, a->owner_id ? a->owner_id : "-",
+            when, a->message);
 }
 
 /* A JSON string of the n bytes at p, or null when they are not UTF-8 (a
@@ -176,7 +199,7 @@ static json_t *jbytes(const void *p, size_t n) {
 /* One DLQ record: its coordinates, the headers the DLQ writer adds (the
  * reason code, the detail, where the record came from) and the size of the
  * original value, which stays as it was (not printed). */
-static void show_dlq(const rd_kafka_message_t *m, const char *topic, bool json) {
+static void show_dlq(const rd_kafka_message_t *m, const char *topic, bool json, FILE *out) {
     static const char *const names[][2] = {{"dealsignal.error", "code"},
                                            {"dealsignal.detail", "detail"},
                                            {"dealsignal.source.topic", "source_topic"},
@@ -191,10 +214,10 @@ static void show_dlq(const rd_kafka_message_t *m, const char *topic, bool json) 
             if (rd_kafka_header_get_last(h, names[i][0], &hv[i], &hl[i]))
                 hv[i] = NULL;
     if (!json) {
-        printf("DLQ     %s[%d]@%lld %.*s: %.*s (%zu bytes)\n", topic, (int)m->partition,
-               (long long)m->offset, hv[CODE] ? (int)hl[CODE] : 1,
-               hv[CODE] ? (const char *)hv[CODE] : "?", hv[DETAIL] ? (int)hl[DETAIL] : 0,
-               hv[DETAIL] ? (const char *)hv[DETAIL] : "", m->len);
+        fprintf(out, "DLQ     %s[%d]@%lld %.*s: %.*s (%zu bytes)\n", topic, (int)m->partition,
+                (long long)m->offset, hv[CODE] ? (int)hl[CODE] : 1,
+                hv[CODE] ? (const char *)hv[CODE] : "?", hv[DETAIL] ? (int)hl[DETAIL] : 0,
+                hv[DETAIL] ? (const char *)hv[DETAIL] : "", m->len);
         return;
     }
     json_t *o = json_object();
@@ -225,7 +248,7 @@ static void show_dlq(const rd_kafka_message_t *m, const char *topic, bool json) 
 int ds_cmd_tail(int argc, char **argv) {
     const char *t_ls = "lead.scores", *t_as = "account.scores", *t_al = "deal.alerts";
     const char *t_ma = "ma.events", *t_crm = "crm.events";
-    long max = -1, timeout = -1;
+    long max = -1, timeout = -1, width = 0;
     int beginning = 0, json = 0;
     ds_kv_pair_t extra[32];
     ds_cmd_conn_t cn;
@@ -235,7 +258,7 @@ int ds_cmd_tail(int argc, char **argv) {
         {"brokers", required_argument, 0, 'b'},    {"from-beginning", no_argument, 0, 'f'},
         {"max", required_argument, 0, 'm'},        {"timeout-ms", required_argument, 0, 't'},
         {"json", no_argument, 0, 'j'},             {"schemas", required_argument, 0, 'S'},
-        {"topic-lead-scores", required_argument, 0, 'L'},
+        {"width", required_argument, 0, 'w'},      {"topic-lead-scores", required_argument, 0, 'L'},
         {"topic-account-scores", required_argument, 0, 'A'},
         {"topic-alerts", required_argument, 0, 'T'}, {"help", no_argument, 0, 'h'},
         {"topic-marketing", required_argument, 0, 'M'},
@@ -249,6 +272,7 @@ int ds_cmd_tail(int argc, char **argv) {
         case 'f': beginning = 1; break;
         case 'm': max = strtol(optarg, NULL, 10); break;
         case 't': timeout = strtol(optarg, NULL, 10); break;
+        case 'w': width = strtol(optarg, NULL, 10); break;
         case 'j':
             json = 1;
             break;
@@ -369,29 +393,40 @@ int ds_cmd_tail(int argc, char **argv) {
         ds_arena_reset(&arena);
         char detail[256];
         const char *topic = rd_kafka_topic_name(m->rkt);
+        /* with --width, the record's line is written to memory, then cut */
+        char *line = NULL;
+        size_t line_len = 0;
+        FILE *o = width > 0 && !json ? open_memstream(&line, &line_len) : NULL;
+        if (!o)
+            o = stdout;
         if (!strcmp(what, "dlq")) {
-            show_dlq(m, topic, json);
+            show_dlq(m, topic, json, o);
         } else if (!strcmp(topic, t_ls)) {
             ds_lead_score_t s;
             if (!ds_codec_decode_lead_score(codec, m->payload, m->len, &arena, &s, detail,
                                             sizeof(detail)))
-                show_lead(&s, json);
+                show_lead(&s, json, o);
             else
-                printf("? undecodable LeadScore: %s\n", detail);
+                fprintf(o, "? undecodable LeadScore: %s\n", detail);
         } else if (!strcmp(topic, t_as)) {
             ds_account_score_t a;
             if (!ds_codec_decode_account_score(codec, m->payload, m->len, &arena, &a, detail,
                                                sizeof(detail)))
-                show_account(&a, json);
+                show_account(&a, json, o);
             else
-                printf("? undecodable AccountScore: %s\n", detail);
+                fprintf(o, "? undecodable AccountScore: %s\n", detail);
         } else {
             ds_deal_alert_t a;
             if (!ds_codec_decode_deal_alert(codec, m->payload, m->len, &arena, &a, detail,
                                             sizeof(detail)))
-                show_alert(&a, json);
+                show_alert(&a, json, o);
             else
-                printf("? undecodable DealAlert: %s\n", detail);
+                fprintf(o, "? undecodable DealAlert: %s\n", detail);
+        }
+        if (o != stdout) {
+            fclose(o);
+            put_cut(line, line_len, (size_t)width);
+            free(line);
         }
         rd_kafka_message_destroy(m);
     }

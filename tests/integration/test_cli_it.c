@@ -110,6 +110,24 @@ static void test_tail_dlq_json(void **state) {
     assert_int_equal(n, 2);
 }
 
+/* --width cuts each text line to that many columns, its end "..."; a
+ * line that fits is printed whole */
+static void test_tail_width(void **state) {
+    (void)state;
+    const char *full = "DLQ     ma.events.dlq[0]@0 bad_magic: first byte 0x7b, not 0 (7 bytes)\n"
+                       "DLQ     ma.events.dlq[0]@1 bad_magic: first byte 0x7b, not 0 (7 bytes)\n";
+    const char *cut = "DLQ     ma.events.dlq[0]@0 bad_magic:...\n"
+                      "DLQ     ma.events.dlq[0]@1 bad_magic:...\n";
+    const char *widths[] = {"40", "71"}, *want[] = {cut, full};
+    for (int k = 0; k < 2; k++) {
+        const char *args[] = {"tail",         "dlq",  "--brokers", env.brokers, "--from-beginning",
+                              "--timeout-ms", "1000", "--width",   widths[k],   NULL};
+        assert_int_equal(run(args), 0);
+        char buf[4096];
+        assert_string_equal(slurp(out, buf, sizeof(buf)), want[k]);
+    }
+}
+
 /* status 2 and one line on stderr naming `names` */
 static void expect_refused(const char *const *args, const char *names) {
     assert_int_equal(run(args), 2);
@@ -146,4 +164,4 @@ static void test_bad_arguments(void **state) {
 }
 
 UU_MAIN(group_setup, ds_h_group_teardown, cmocka_unit_test(test_tail_dlq_json),
-        cmocka_unit_test(test_bad_arguments))
+        cmocka_unit_test(test_tail_width), cmocka_unit_test(test_bad_arguments))
