@@ -31,6 +31,7 @@
 #include "ds_buf.h"
 #include "ds_clock.h"
 #include "ds_kafka.h"
+#include "gen.h"
 
 static volatile sig_atomic_t g_stop;
 static void on_sig(int s) {
@@ -96,6 +97,7 @@ static int free_port(void) {
  * anything is started: the children are given these paths as they are
  * (a relative one is the working directory's, which they share). */
 static bool inputs_found(const char *schemas, const char *rules) {
+    /* NULL rules: the default, absent, is the binary's compiled-in copy */
     struct stat st;
     /* the default one, absent, is the binary's compiled-in copy */
     if (strcmp(schemas, "schemas") && (stat(schemas, &st) != 0 || !S_ISDIR(st.st_mode))) {
@@ -105,7 +107,7 @@ static bool inputs_found(const char *schemas, const char *rules) {
                 schemas);
         return false;
     }
-    if (stat(rules, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (rules && (stat(rules, &st) != 0 || !S_ISREG(st.st_mode))) {
         fprintf(stderr,
                 "demo: no rules file at %s: run the demo from the repository's root "
                 "(scripts/demo.sh does), or give --rules FILE\n",
@@ -156,9 +158,9 @@ static void usage(FILE *out) {
             "  --metrics-addr   serve /metrics, /healthz, /readyz there (default off)\n"
             "  --keep-running   do not stop after the scenario; Ctrl-C stops\n"
             "  --schemas DIR    the <id>-<Name>.avsc files (default $DEALSIGNAL_SCHEMAS_DIR,\n"
-            "                   else schemas in the working directory)\n"
+            "                   else schemas in the working directory, else the binary's own)\n"
             "  --rules FILE     the workers' rules (default config/demo-rules.yaml in the\n"
-            "                   working directory)\n");
+            "                   working directory, else the binary's own copy of it)\n");
 }
 
 /* Until the workers have processed everything generated: their group has
@@ -196,6 +198,7 @@ static void print_summary(int port) {
 int ds_cmd_demo(int argc, char **argv) {
     const char *count = "3000", *rate = "500", *seed = "6", *accounts = "12", *metrics = "";
     const char *schemas = getenv("DEALSIGNAL_SCHEMAS_DIR"), *rules = "config/demo-rules.yaml";
+    bool rules_set = false;
     if (!schemas || !schemas[0])
         schemas = "schemas";
     int keep = 0;
@@ -216,12 +219,15 @@ int ds_cmd_demo(int argc, char **argv) {
         case 'm': metrics = optarg; break;
         case 'k': keep = 1; break;
         case 'S': schemas = optarg; break;
-        case 'R': rules = optarg; break;
+        case 'R':
+            rules = optarg;
+            rules_set = true;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (!inputs_found(schemas, rules))
+    if (!inputs_found(schemas, rules_set ? rules : NULL))
         return 1;
     ssize_t sl = readlink("/proc/self/exe", g_self, sizeof(g_self) - 1);
     if (sl <= 0) {
@@ -237,8 +243,18 @@ int ds_cmd_demo(int argc, char **argv) {
         fprintf(stderr, "demo: mkdtemp: %s\n", strerror(errno));
         return 1;
     }
-    char redis_url[64], port_s[16], logpath[4200];
+    char redis_url[64], port_s[16], logpath[4200], rules_copy[4200];
     snprintf(logpath, sizeof(logpath), "%s/workers.log", tmpdir);
+    struct stat rst;
+    if (!rules_set && stat(rules, &rst) != 0) { /* outside the repository: our own copy */
+        snprintf(rules_copy, sizeof(rules_copy), "%s/demo-rules.yaml", tmpdir);
+        FILE *rf = fopen(rules_copy, "w");
+        if (!rf || fputs(ds_builtin_demo_rules, rf) == EOF || fclose(rf) != 0) {
+            fprintf(stderr, "demo: cannot write %s\n", rules_copy);
+            return 1;
+        }
+        rules = rules_copy;
+    }
     int rc = 1, port = -1;
     pid_t broker = -1, redis = -1, workers = -1, tail_s = -1, tail_a = -1, gen = -1;
 

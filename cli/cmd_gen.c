@@ -128,9 +128,9 @@ static int32_t register_input(const char *url, const char *strategy, const char 
 
 /* A rules file whose catalog classifies every content id of the profile. */
 static int print_catalog(ds_gen_profile_t p) {
-    if (p == DS_GEN_DEMO) {
-        fprintf(stderr, "gen: the demo profile's catalog is config/demo-rules.yaml\n");
-        return 2;
+    if (p == DS_GEN_DEMO) { /* config/demo-rules.yaml, compiled in */
+        fputs(ds_builtin_demo_rules, stdout);
+        return 0;
     }
     printf("# Rules for `dealsignal gen --profile wide|skew`: the defaults plus a catalog of\n"
            "# every content id the profile uses (%d items over %d insights).\n"

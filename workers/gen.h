@@ -64,4 +64,8 @@ void ds_gen_destroy(ds_gen_t *g);
  *  (n bytes), its insight id (static) and its ContentStage. */
 void ds_gen_wide_catalog(size_t i, char *content_id, size_t n, const char **insight_id, int *stage);
 
+/** config/demo-rules.yaml as it was at build time: the demo profile's
+ *  rules (the defaults and a catalog of its content), compiled in. */
+extern const char *const ds_builtin_demo_rules;
+
 #endif

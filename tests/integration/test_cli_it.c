@@ -128,6 +128,19 @@ static void test_tail_width(void **state) {
     }
 }
 
+/* gen --print-rules of the demo profile is config/demo-rules.yaml (the
+ * binary's copy, so the demo runs outside the repository) */
+static void test_demo_rules_builtin(void **state) {
+    (void)state;
+    const char *args[] = {"gen", "--print-rules", NULL};
+    assert_int_equal(run(args), 0);
+    char path[600], want[16384], got[16384];
+    snprintf(path, sizeof(path), "%s/../config/demo-rules.yaml", getenv("DS_SCHEMAS_DIR"));
+    slurp(path, want, sizeof(want));
+    assert_true(strlen(want) > 100);
+    assert_string_equal(slurp(out, got, sizeof(got)), want);
+}
+
 /* status 2 and one line on stderr naming `names` */
 static void expect_refused(const char *const *args, const char *names) {
     assert_int_equal(run(args), 2);
@@ -164,4 +177,5 @@ static void test_bad_arguments(void **state) {
 }
 
 UU_MAIN(group_setup, ds_h_group_teardown, cmocka_unit_test(test_tail_dlq_json),
-        cmocka_unit_test(test_tail_width), cmocka_unit_test(test_bad_arguments))
+        cmocka_unit_test(test_tail_width), cmocka_unit_test(test_demo_rules_builtin),
+        cmocka_unit_test(test_bad_arguments))
