@@ -33,8 +33,9 @@ static const row_t rows[] = {
     {"brokers", "--brokers", T_STR, "localhost:9092", 0, 0, NULL, OFF(brokers),
      "Kafka bootstrap servers"},
     {"group.id", "--group-id", T_STR, "dealsignal", 0, 0, NULL, OFF(group_id),
-     "consumer group id; scorer and watcher processes each in a group of their own (one "
-     "group: each start or stop of one rebalances the other)"},
+     "consumer group id; give scorer and watcher processes a group each, e.g. "
+     "--group-id dealsignal-scorer (in one group, each start or stop of one rebalances "
+     "the other)"},
     {"redis.url", "--redis", T_STR, "redis://127.0.0.1:6379/0", 0, 0, NULL, OFF(redis_url),
      "redis://[user:password@]host:port[/db]"},
     {"redis.prefix", "--redis-prefix", T_STR, "ds:", 0, 0, NULL, OFF(redis_prefix),
