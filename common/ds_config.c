@@ -516,17 +516,49 @@ static const char *type_name(const row_t *r) {
                                                                                        : "string";
 }
 
-void ds_config_print_help(FILE *out) {
-    fprintf(out, "  --config FILE                  YAML config file (env DEALSIGNAL_CONFIG)\n");
-    for (size_t i = 0; i < NROWS; i++) {
-        char left[64];
-        snprintf(left, sizeof(left), "%s %s", rows[i].flag, type_name(&rows[i]));
-        fprintf(out, "  %-30s %s (default: %s)\n", left, rows[i].help,
-                rows[i].def[0] ? rows[i].def : "\"\"");
+#define HELP_INDENT 33 /* where an option's text starts */
+#define HELP_WIDTH 80
+
+/* One option of --help: its flag and type, then its text from column
+ * HELP_INDENT (on a line of its own when the flag reaches it), words
+ * wrapped at HELP_WIDTH. */
+static void help_row(FILE *out, const char *left, const char *text) {
+    int col = fprintf(out, "  %s", left);
+    if (col >= HELP_INDENT - 1) {
+        fputc('\n', out);
+        col = 0;
     }
-    fprintf(out, "  %-30s %s\n", "-X key=value",
-            "any librdkafka property, for each Kafka client of the command (also kafka.* in the "
-            "file, DEALSIGNAL_KAFKA_*)");
+    fprintf(out, "%*s", HELP_INDENT - col, "");
+    col = HELP_INDENT;
+    for (const char *w = text; *w;) {
+        size_t n = strcspn(w, " ");
+        if (col > HELP_INDENT && col + 1 + (int)n > HELP_WIDTH) {
+            fprintf(out, "\n%*s", HELP_INDENT, "");
+            col = HELP_INDENT;
+        } else if (col > HELP_INDENT) {
+            fputc(' ', out);
+            col++;
+        }
+        fwrite(w, 1, n, out);
+        col += (int)n;
+        w += n;
+        w += strspn(w, " ");
+    }
+    fputc('\n', out);
+}
+
+void ds_config_print_help(FILE *out) {
+    help_row(out, "--config FILE", "YAML config file (env DEALSIGNAL_CONFIG)");
+    for (size_t i = 0; i < NROWS; i++) {
+        char left[64], text[1024];
+        snprintf(left, sizeof(left), "%s %s", rows[i].flag, type_name(&rows[i]));
+        snprintf(text, sizeof(text), "%s (default: %s)", rows[i].help,
+                 rows[i].def[0] ? rows[i].def : "\"\"");
+        help_row(out, left, text);
+    }
+    help_row(out, "-X key=value",
+             "any librdkafka property, for each Kafka client of the command (also kafka.* in the "
+             "file, DEALSIGNAL_KAFKA_*)");
 }
 
 /* Text for a Markdown table cell: '|' would end the cell and '<' '>' read
