@@ -157,12 +157,12 @@ static int renumber(ds_dedupe_t *s) {
     return 0;
 }
 
-/* Make room for one more entry in the full set s (see ds_dedupe_put). */
 /* A set never shrinks below this room: a lead's or a deal's live ids come
  * and go around a small number, and a room that followed them down would
  * be reallocated at every crossing of a class boundary. */
 #define KEEP_ROOM 16
 
+/* Make room for one more entry in the full set s (see ds_dedupe_put). */
 static int make_room(ds_dedupe_t *s, const ds_dedupe_clock_t *c, uint64_t h) {
     uint32_t c0 = s->cap;
     prune(s, c, h);
