@@ -97,9 +97,8 @@ static int free_port(void) {
  * anything is started: the children are given these paths as they are
  * (a relative one is the working directory's, which they share). */
 static bool inputs_found(const char *schemas, const char *rules) {
-    /* NULL rules: the default, absent, is the binary's compiled-in copy */
     struct stat st;
-    /* the default one, absent, is the binary's compiled-in copy */
+    /* the default schemas (and NULL rules), absent, are the binary's copy */
     if (strcmp(schemas, "schemas") && (stat(schemas, &st) != 0 || !S_ISDIR(st.st_mode))) {
         fprintf(stderr,
                 "demo: no schemas directory at %s: run the demo from the repository's root "
@@ -109,8 +108,7 @@ static bool inputs_found(const char *schemas, const char *rules) {
     }
     if (rules && (stat(rules, &st) != 0 || !S_ISREG(st.st_mode))) {
         fprintf(stderr,
-                "demo: no rules file at %s: run the demo from the repository's root "
-                "(scripts/demo.sh does), or give --rules FILE\n",
+                "demo: no rules file at %s (--rules)\n",
                 rules);
         return false;
     }
@@ -249,8 +247,13 @@ int ds_cmd_demo(int argc, char **argv) {
     if (!rules_set && stat(rules, &rst) != 0) { /* outside the repository: our own copy */
         snprintf(rules_copy, sizeof(rules_copy), "%s/demo-rules.yaml", tmpdir);
         FILE *rf = fopen(rules_copy, "w");
-        if (!rf || fputs(ds_builtin_demo_rules, rf) == EOF || fclose(rf) != 0) {
+        bool written = rf && fputs(ds_builtin_demo_rules, rf) != EOF;
+        if (rf && fclose(rf) != 0)
+            written = false;
+        if (!written) {
             fprintf(stderr, "demo: cannot write %s\n", rules_copy);
+            unlink(rules_copy);
+            rmdir(tmpdir);
             return 1;
         }
         rules = rules_copy;
