@@ -107,9 +107,7 @@ static bool inputs_found(const char *schemas, const char *rules) {
         return false;
     }
     if (rules && (stat(rules, &st) != 0 || !S_ISREG(st.st_mode))) {
-        fprintf(stderr,
-                "demo: no rules file at %s (--rules)\n",
-                rules);
+        fprintf(stderr, "demo: no rules file at %s (--rules)\n", rules);
         return false;
     }
     return true;
