@@ -1,6 +1,8 @@
 /*
  * cmd_tail.c — `dealsignal tail scores|alerts|dlq`: records in human form
  * (or JSON lines with --json), from the end (default) or the beginning.
+ * With --width, each record's human line is written to memory first
+ * (open_memstream) and printed cut to that many columns.
  *
  * --timeout-ms counts from the moment the consumer has joined its group and
  * holds its assignment (joining takes seconds on a small broker), so a
