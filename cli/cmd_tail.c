@@ -78,22 +78,17 @@ static void usage(FILE *o) {
 /* Write the line (ending in a newline) to stdout, cut to `width` columns
  * (UTF-8 characters; a cut line ends in "..."). */
 static void put_cut(const char *line, size_t len, size_t width) {
-    size_t cols = 0, i = 0;
     if (len && line[len - 1] == '\n')
         len--;
-    for (size_t k = 0; k < len; k++)
-        cols += ((unsigned char)line[k] & 0xc0) != 0x80;
-    if (cols <= width) {
-        fwrite(line, 1, len, stdout);
-    } else {
-        for (cols = 0; i < len; i++) { /* width - 3 columns, then the dots */
-            if (((unsigned char)line[i] & 0xc0) != 0x80 && cols++ == (width > 3 ? width - 3 : 0))
-                break;
-        }
-        fwrite(line, 1, i, stdout);
-        fputs("...", stdout);
+    size_t cols = 0, keep = len, room = width > 3 ? width - 3 : 0;
+    for (size_t i = 0; i < len; i++) {
+        if (((unsigned char)line[i] & 0xc0) == 0x80)
+            continue; /* a continuation byte: no column of its own */
+        if (cols++ == room)
+            keep = i; /* the bytes of the first `room` columns */
     }
-    fputc('\n', stdout);
+    fwrite(line, 1, cols > width ? keep : len, stdout);
+    fputs(cols > width ? "...\n" : "\n", stdout);
 }
 
 static void jtime(int64_t t) { /* INT64_MIN: null */
