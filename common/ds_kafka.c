@@ -80,6 +80,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         DS_INFO("kafka", "partitions assigned count=%d", parts->cnt);
         rd_kafka_assign(rk, parts);
+        /* librdkafka keeps a partition paused by the application across a
+         * revoke and a new assignment (assign resets only its own pause
+         * flag): a partition paused during an outage, revoked and assigned
+         * again would never be fetched.  A new assignment starts resumed. */
+        rd_kafka_resume_partitions(rk, parts);
         if (h && h->assigned)
             h->assigned(h->opaque, parts);
     } else {
@@ -224,8 +229,14 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     ds_delivery_t *d = m->_private;
     if (!d)
         return;
-    if (d->outstanding)
-        d->outstanding--;
+    if (!d->outstanding) {
+        /* the counter was reset, or used again, before this report came:
+         * the counts of whatever it tracks now are wrong */
+        DS_ERROR("kafka", "a delivery report for a counter with no message outstanding (%s)",
+                 rd_kafka_err2str(m->err));
+        return;
+    }
+    d->outstanding--;
     if (m->err) {
         if (!d->failed)
             d->first_err = m->err;

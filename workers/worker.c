@@ -191,6 +191,7 @@ void ds_wk_batch_done(ds_worker_t *w, ds_batch_t *b) {
 /* Release every batch without storing anything more and drop the state. */
 void ds_wk_abandon_all(ds_worker_t *w, const char *why) {
     size_t lost = 0;
+    ds_wk_settle_outputs(w);
     for (int i = 0; i < DS_NBATCH; i++) {
         if (w->ring.b[i].state != DS_BATCH_DONE)
             lost += w->ring.b[i].nmsgs;

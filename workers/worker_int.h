@@ -134,6 +134,9 @@ bool ds_wk_must_abandon(ds_worker_t *w);
 void ds_wk_batch_done(ds_worker_t *w, ds_batch_t *b);
 /* Release every batch without storing anything more and drop the state. */
 void ds_wk_abandon_all(ds_worker_t *w, const char *why);
+/* Purge the outputs of batches still waiting for acks and serve their
+ * delivery reports, so that none comes after the batch is used again. */
+void ds_wk_settle_outputs(ds_worker_t *w);
 /* Tell the adapter what happened (ds_worker_change_t). */
 void ds_wk_lifecycle(ds_worker_t *w, ds_worker_event_t what, const ds_partitions_t *parts);
 /* Drop the in-memory state: the dirty queue, then the adapter's. */

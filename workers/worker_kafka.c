@@ -399,6 +399,28 @@ static void drain_deliveries(ds_worker_t *w, ds_batch_t *b) {
     }
 }
 
+/* Before batches are abandoned: their outputs still queued or in flight
+ * are purged, and every delivery report still owed to a batch is served.
+ * A released batch is used again with the same delivery counters, and a
+ * report that came later would count against the next batch's outputs:
+ * that batch would pass for acknowledged before its own outputs are, and a
+ * failure of theirs arriving after it would go unseen (the record lost,
+ * the state written).  The purged records are produced again when their
+ * messages are consumed again.  A purge fails queued and in-flight
+ * messages at once, each with its report (ERR__PURGE_QUEUE or
+ * ERR__PURGE_INFLIGHT). */
+void ds_wk_settle_outputs(ds_worker_t *w) {
+    bool owed = false;
+    for (int i = 0; i < DS_NBATCH; i++)
+        owed |= w->ring.b[i].delivery.outstanding > 0;
+    if (!owed)
+        return;
+    rd_kafka_purge(w->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    for (int i = 0; i < DS_NBATCH; i++)
+        while (ds_kafka_wait(w->producer, &w->ring.b[i].delivery, 1000) == DS_ERR_TIMEOUT)
+            DS_WARN(w->ops->name, "waiting for the reports of purged outputs");
+}
+
 /* The first n batches of `acks` are acknowledged: their writes may go. */
 static void acks_in(ds_worker_t *w, ds_batch_t **acks, size_t n) {
     for (size_t i = 0; i < n; i++) {
