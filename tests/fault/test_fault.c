@@ -74,7 +74,8 @@ static pid_t start(const run_t *r, const char *what) {
     ds_h_worker_args(&a, &env, what, env.redis_url, r->n.group, r->n.prefix);
     ds_h_args_add(&a, "--topic-lead-scores", r->n.ls, "--topic-account-scores", r->n.as,
                   "--topic-alerts", r->n.al, "--batch-size", oracle ? "10000" : "200",
-                  "--redis-flush-ms", oracle ? "0" : "700", "--log-level", "warn", NULL);
+                  "--redis-flush-ms", oracle ? "0" : "700", "--log-level",
+                  getenv("DS_FAULT_LOG_LEVEL") ? getenv("DS_FAULT_LOG_LEVEL") : "warn", NULL);
     if (rules[0])
         ds_h_args_add(&a, "--rules", rules, NULL);
     return ds_h_spawn(log, a.v);
@@ -84,12 +85,18 @@ static const char *input_of(const char *what) {
     return !strcmp(what, "scorer") ? "ma.events" : "crm.events";
 }
 
+/* Wait for the group to consume the whole input, stop the workers (each
+ * must exit 0) and check that no delivery report came for a batch that
+ * had none outstanding (the counts of its outputs' acks were wrong). */
 static void finish(const run_t *r, const char *what, pid_t *pids, int npids) {
     bool done = ds_h_wait_group(&env, r->n.group, input_of(what), 600000);
     for (int i = 0; i < npids; i++)
         if (pids[i] > 0)
             assert_int_equal(ds_h_stop(pids[i], SIGTERM, 15000), 0);
     assert_true(done);
+    char log[256];
+    snprintf(log, sizeof(log), "%s/%s-%s.log", env.tmpdir, r->n.name, what);
+    assert_int_equal(ds_h_log_count(log, "a delivery report for a counter"), 0);
 }
 
 /* ---- snapshots ----------------------------------------------------------------- */
@@ -229,16 +236,26 @@ static void redis_outage(const run_t *r, const char *what) {
     finish(r, what, &p, 1);
 }
 
+/* The broker answers every request 30 ms late, so that the stream takes
+ * long enough for the faults to fall inside it, and the faults begin once
+ * the worker is consuming (a group join on the embedded broker takes
+ * seconds: a fixed delay would spend them on the join): they fall among
+ * batches whose outputs wait for acks.  The broker is then down for longer
+ * than the group session (6 s): the worker loses its partitions and joins
+ * again, abandoning those batches while their outputs are still in the
+ * producer. */
 static void broker_faults(const run_t *r, const char *what) {
+    ds_h_broker_ctl(&env, "rtt 1 30");
     pid_t p = start(r, what);
-    ds_clock_sleep_ms(1500);
+    assert_true(ds_h_wait_group_consumed(&env, r->n.group, input_of(what), 1, 60000));
     ds_h_broker_ctl(&env, "push-errors Produce 20 NOT_LEADER_FOR_PARTITION");
     ds_h_broker_ctl(&env, "push-errors Fetch 20 NOT_LEADER_FOR_PARTITION");
     ds_h_broker_ctl(&env, "push-errors OffsetCommit 10 COORDINATOR_NOT_AVAILABLE");
-    ds_clock_sleep_ms(1000);
+    ds_clock_sleep_ms(300);
     ds_h_broker_ctl(&env, "broker-down 1");
-    ds_clock_sleep_ms(3000);
+    ds_clock_sleep_ms(8000);
     ds_h_broker_ctl(&env, "broker-up 1");
+    ds_h_broker_ctl(&env, "rtt 1 0");
     finish(r, what, &p, 1);
 }
 

@@ -487,9 +487,11 @@ size_t ds_h_consume(const ds_h_env_t *env, const char *topic, size_t want, int t
         pos = calloc(np, sizeof(*pos));
         for (int i = 0; i < nparts; i++) {
             int64_t lo = 0, hi = 0;
-            while (rd_kafka_query_watermark_offsets(k, topic, i, &lo, &hi, 2000) &&
-                   ds_clock_mono_ms() < end)
-                ds_clock_sleep_ms(100);
+            while (rd_kafka_query_watermark_offsets(k, topic, i, &lo, &hi, 2000))
+                if (ds_clock_mono_ms() < end)
+                    ds_clock_sleep_ms(100);
+                else
+                    die("%s[%d]: no high watermark within %d ms", topic, i, timeout_ms);
             high[i] = hi;
             pos[i] = lo;
             behind += pos[i] < high[i];
@@ -537,6 +539,10 @@ size_t ds_h_consume(const ds_h_env_t *env, const char *topic, size_t want, int t
         }
         rd_kafka_message_destroy(m);
     }
+    /* a read cut short by the timeout is not "everything there is" */
+    if (high && behind > 0)
+        die("%s: %d partition(s) not read to their high watermark within %d ms", topic, behind,
+            timeout_ms);
     free(high);
     free(pos);
     rd_kafka_consumer_close(k);
@@ -727,6 +733,26 @@ bool ds_h_wait_group(const ds_h_env_t *env, const char *group, const char *topic
         if (ds_h_group_done(env, group, topic))
             return true;
         ds_clock_sleep_ms(500);
+    }
+    return false;
+}
+
+static void add_committed(void *opaque, int32_t partition, int64_t committed, int64_t high) {
+    (void)partition;
+    (void)high;
+    if (committed > 0)
+        *(int64_t *)opaque += committed;
+}
+
+bool ds_h_wait_group_consumed(const ds_h_env_t *env, const char *group, const char *topic,
+                              int64_t min, int timeout_ms) {
+    int64_t end = ds_clock_mono_ms() + timeout_ms;
+    while (ds_clock_mono_ms() < end) {
+        int64_t sum = 0;
+        if (ds_kafka_group_offsets(env->brokers, group, topic, 5000, add_committed, &sum) > 0 &&
+            sum >= min)
+            return true;
+        ds_clock_sleep_ms(100);
     }
     return false;
 }
