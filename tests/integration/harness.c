@@ -737,24 +737,31 @@ bool ds_h_wait_group(const ds_h_env_t *env, const char *group, const char *topic
     return false;
 }
 
+typedef struct consumed {
+    int64_t sum; /* committed, over the partitions */
+    bool done;   /* every partition committed to its high watermark */
+} consumed_t;
+
 static void add_committed(void *opaque, int32_t partition, int64_t committed, int64_t high) {
     (void)partition;
-    (void)high;
+    consumed_t *c = opaque;
     if (committed > 0)
-        *(int64_t *)opaque += committed;
+        c->sum += committed;
+    if (high < 0 || (high > 0 && committed < high))
+        c->done = false;
 }
 
-bool ds_h_wait_group_consumed(const ds_h_env_t *env, const char *group, const char *topic,
-                              int64_t min, int timeout_ms) {
+int64_t ds_h_wait_group_consumed(const ds_h_env_t *env, const char *group, const char *topic,
+                                 int64_t more_than, int timeout_ms) {
     int64_t end = ds_clock_mono_ms() + timeout_ms;
     while (ds_clock_mono_ms() < end) {
-        int64_t sum = 0;
-        if (ds_kafka_group_offsets(env->brokers, group, topic, 5000, add_committed, &sum) > 0 &&
-            sum >= min)
-            return true;
+        consumed_t c = {0, true};
+        if (ds_kafka_group_offsets(env->brokers, group, topic, 5000, add_committed, &c) > 0 &&
+            (c.sum > more_than || c.done))
+            return c.sum;
         ds_clock_sleep_ms(100);
     }
-    return false;
+    return -1;
 }
 
 /* ---- Redis Cluster ---------------------------------------------------------------- */

@@ -39,10 +39,11 @@ void ds_h_start_aof(ds_h_env_t *env, int partitions);
 bool ds_h_group_done(const ds_h_env_t *env, const char *group, const char *topic);
 /** Wait up to timeout_ms for ds_h_group_done. */
 bool ds_h_wait_group(const ds_h_env_t *env, const char *group, const char *topic, int timeout_ms);
-/** Wait up to timeout_ms until group `group` has committed at least `min`
- *  records of `topic` in all (it is consuming, not still joining). */
-bool ds_h_wait_group_consumed(const ds_h_env_t *env, const char *group, const char *topic,
-                              int64_t min, int timeout_ms);
+/** Wait up to timeout_ms until group `group` has committed more than
+ *  `more_than` records of `topic` in all (it is consuming, not still
+ *  joining), or all of them; the records committed then, -1 on timeout. */
+int64_t ds_h_wait_group_consumed(const ds_h_env_t *env, const char *group, const char *topic,
+                                 int64_t more_than, int timeout_ms);
 /** Send one control line to the broker (e.g. "broker-down 1"). */
 void ds_h_broker_ctl(ds_h_env_t *env, const char *line);
 /** Create topic `name` with `partitions` partitions on the broker. */
