@@ -316,14 +316,21 @@ static void three_workers(const run_t *r, const char *what) {
     finish(r, what, p, 4);
 }
 
+/* SIGTERM once the worker is consuming (as kill9 times its kills), with
+ * batches in flight: it must finish them, commit and exit 0. */
 static void sigterm_midstream(const run_t *r, const char *what) {
+    ds_h_broker_ctl(&env, "rtt 1 150");
     pid_t p = start(r, what);
-    ds_clock_sleep_ms(2000);
+    int64_t stored = ds_h_wait_group_consumed(&env, r->n.group, input_of(what), 0, 120000);
+    assert_true(stored >= 0);
+    ds_clock_sleep_ms(rand() % 1000);
     int64_t t0 = ds_clock_mono_ms();
     int rc = ds_h_stop(p, SIGTERM, 10000);
-    fprintf(stderr, "  SIGTERM: exit %d after %lld ms\n", rc, (long long)(ds_clock_mono_ms() - t0));
+    fprintf(stderr, "  SIGTERM with %lld stored: exit %d after %lld ms\n", (long long)stored, rc,
+            (long long)(ds_clock_mono_ms() - t0));
     assert_int_equal(rc, 0);
     p = start(r, what);
+    ds_h_broker_ctl(&env, "rtt 1 0");
     finish(r, what, &p, 1);
 }
 
