@@ -727,16 +727,6 @@ bool ds_h_group_done(const ds_h_env_t *env, const char *group, const char *topic
     return ds_kafka_group_caught_up(env->brokers, group, topic, 5000);
 }
 
-bool ds_h_wait_group(const ds_h_env_t *env, const char *group, const char *topic, int timeout_ms) {
-    int64_t end = ds_clock_mono_ms() + timeout_ms;
-    while (ds_clock_mono_ms() < end) {
-        if (ds_h_group_done(env, group, topic))
-            return true;
-        ds_clock_sleep_ms(500);
-    }
-    return false;
-}
-
 typedef struct consumed {
     int64_t sum; /* committed, over the partitions */
     bool done;   /* every partition committed to its high watermark */
@@ -762,6 +752,10 @@ int64_t ds_h_wait_group_consumed(const ds_h_env_t *env, const char *group, const
         ds_clock_sleep_ms(100);
     }
     return -1;
+}
+
+bool ds_h_wait_group(const ds_h_env_t *env, const char *group, const char *topic, int timeout_ms) {
+    return ds_h_wait_group_consumed(env, group, topic, INT64_MAX, timeout_ms) >= 0;
 }
 
 /* ---- Redis Cluster ---------------------------------------------------------------- */
