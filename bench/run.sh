@@ -83,6 +83,10 @@
 # and the windows then close after fewer events than at full speed, which
 # makes the state writes weigh more than they do in a timed run.
 #
+# BENCH_MONITOR=FILE (one Redis) records every command Redis receives
+# during each run into FILE.RUN (`redis-cli monitor`) and prints where
+# the bytes go, by command and key and by hash field (ds_bench_monitor).
+# MONITOR slows Redis down, and with it the run: read the shares.
 # BENCH_REDIS=cluster runs the workers against a Redis Cluster of three
 # masters on loopback (BENCH_CLUSTER_REPLICAS replicas each, default 0)
 # instead of one Redis; Redis CPU, bytes and commands are summed over them.
@@ -509,6 +513,10 @@ for run in $(seq "$runs"); do
   for p in "${rports[@]}"; do redis-cli -p "$p" config resetstat >/dev/null; done
   rin0=$(redis_in); rcmd0=$(redis_cmds)
   rmem0=$(redis-cli -p "$rport" info memory | awk -F: '/^used_memory:/ {print $2+0}')
+  mon_pid=""
+  if [ -n "${BENCH_MONITOR:-}" ]; then # every command Redis receives in this run
+    redis-cli -p "$rport" monitor > "$BENCH_MONITOR.$run" & mon_pid=$!
+  fi
   start=$(date +%s.%N); launched=$start
   wpids=(); mports=()
   for k in $(seq "$nworkers"); do
@@ -569,6 +577,13 @@ for run in $(seq "$runs"); do
   echo "  Redis commands per event: $(for p in "${rports[@]}"; do redis-cli -p "$p" info commandstats; done \
     | awk -F'[_:=,]' -v n="$expected" '/^cmdstat_/ && $2 != "info" && $2 !~ /^config/ && $2 !~ /^cluster/ {c[$2]+=$4} END {for (k in c) printf "%s %.3f ", k, c[k] / n}')"
   [ "$which" = wide ] && echo "$wide_line"
+  if [ -n "$mon_pid" ]; then
+    kill "$mon_pid"; wait "$mon_pid" 2>/dev/null || true
+    mon_bin=$lat_dir/ds_bench_monitor
+    [ -x "$mon_bin" ] || cmake --build "$lat_dir" --target ds_bench_monitor >/dev/null
+    echo "  where the bytes to Redis go (under MONITOR, which slows Redis and so changes the windows: read the shares):"
+    "$mon_bin" "$([ "$cluster" = 1 ] && echo "b$run:" || echo "ds:")" "$expected" < "$BENCH_MONITOR.$run" | sed 's/^/    /'
+  fi
   digest=$(digest_of "$run")
   echo "  state: $digest (keys, digest)"
   if [ -z "$first_digest" ]; then first_digest=$digest
