@@ -56,6 +56,7 @@ struct ds_redis {
     size_t noutq;
     ds_buf_t *capture; /* ds_redis_capture target, or NULL */
     size_t *capture_count;
+    ds_buf_t fmt; /* a command formatted for hiredis's output buffer */
     int64_t progress_ms;    /* last reply read, or first reply owed since */
     ds_redis_ident_t ident; /* this connection's, and the one dropped in flight */
     int known_server;       /* the server's entry in opts.known (-1: none yet) */
@@ -146,6 +147,7 @@ ds_redis_t *ds_redis_new(const char *url, int timeout_ms, char *errstr, size_t e
     }
     r->timeout_ms = timeout_ms;
     r->known_server = -1;
+    ds_buf_init(&r->fmt, 0);
     return r;
 }
 
@@ -169,6 +171,7 @@ void ds_redis_destroy(ds_redis_t *r) {
         return;
     drop(r);
     ds_cluster_destroy(r->cl);
+    ds_buf_free(&r->fmt);
     free(r);
 }
 
@@ -617,8 +620,13 @@ void ds_redis_cmd(ds_redis_t *r, int argc, const char **argv, const size_t *lens
     }
     if (!r->ctx)
         return; /* ds_redis_run will fail: not connected */
-    if (redisAppendCommandArgv(r->ctx, argc, argv, lens) != REDIS_OK) {
-        snprintf(r->err, sizeof(r->err), "append: %s", r->ctx->errstr);
+    /* formatted here, as captured writes are: hiredis's own formatter
+     * costs several times as much (an sds per argument) */
+    ds_buf_reset(&r->fmt);
+    if (ds_redis_format(&r->fmt, argc, argv, lens) ||
+        redisAppendFormattedCommand(r->ctx, (const char *)r->fmt.data, r->fmt.len) != REDIS_OK) {
+        snprintf(r->err, sizeof(r->err), "append: %s",
+                 r->ctx->errstr[0] ? r->ctx->errstr : "out of memory");
         drop(r);
         return;
     }

@@ -268,30 +268,65 @@ redisContext *ds_redis_dial(const ds_redis_url_t *url, const char *host, int por
 }
 
 /* RESP: *argc CRLF then $len CRLF bytes CRLF per argument. */
-static ds_err_t put_resp_len(ds_buf_t *b, char type, size_t n) {
-    char tmp[24];
-    int k = (int)sizeof(tmp);
-    tmp[--k] = '\n';
-    tmp[--k] = '\r';
-    do {
-        tmp[--k] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n);
-    tmp[--k] = type;
-    return ds_buf_append(b, tmp + k, sizeof(tmp) - (size_t)k);
+/* "<type><n>\r\n" at p; the end of what was written.  Most lengths have
+ * one or two digits. */
+static char *put_resp_len(char *p, char type, size_t n) {
+    *p++ = type;
+    if (n < 10) {
+        *p++ = (char)('0' + n);
+    } else if (n < 100) {
+        *p++ = (char)('0' + n / 10);
+        *p++ = (char)('0' + n % 10);
+    } else {
+        char tmp[24];
+        int k = 0;
+        do {
+            tmp[k++] = (char)('0' + n % 10);
+            n /= 10;
+        } while (n);
+        while (k)
+            *p++ = tmp[--k];
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
 }
 
-ds_err_t ds_redis_format(ds_buf_t *b, int argc, const char **argv, const size_t *lens) {
-    ds_err_t e = put_resp_len(b, '*', (size_t)argc);
-    for (int i = 0; !e && i < argc; i++) {
-        size_t l = lens ? lens[i] : strlen(argv[i]);
-        e = put_resp_len(b, '$', l);
-        if (!e)
-            e = ds_buf_append(b, argv[i], l);
-        if (!e)
-            e = ds_buf_append(b, "\r\n", 2);
+/* The bytes of a length line: type, digits, CRLF. */
+static size_t resp_len_size(size_t n) {
+    size_t d = 1;
+    while (n >= 10) {
+        n /= 10;
+        d++;
     }
-    return e;
+    return 1 + d + 2;
+}
+
+/* One reservation for the whole command, then the bytes written in place:
+ * this runs for every argument of every state write. */
+ds_err_t ds_redis_format(ds_buf_t *b, int argc, const char **argv, const size_t *lens) {
+    size_t need = resp_len_size((size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        size_t l = lens ? lens[i] : strlen(argv[i]);
+        need += resp_len_size(l) + l + 2;
+    }
+    if (need > b->cap - b->len || (b->limit && need > b->limit - b->len)) {
+        ds_err_t e = ds_buf_reserve(b, need);
+        if (e)
+            return e;
+    }
+    char *start = (char *)b->data + b->len, *p = put_resp_len(start, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        size_t l = lens ? lens[i] : strlen(argv[i]);
+        p = put_resp_len(p, '$', l);
+        if (l)
+            memcpy(p, argv[i], l);
+        p += l;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    b->len += (size_t)(p - start);
+    return DS_ERR_OK;
 }
 
 bool ds_redis_known_take_emptied(ds_redis_known_t *k, char *why, size_t why_size) {

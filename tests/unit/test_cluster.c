@@ -2,7 +2,7 @@
  * test_cluster.c — the pure parts of Redis Cluster routing: CRC16/XMODEM
  * and the key slot (vectors checked against redis-server 7.0's CLUSTER
  * KEYSLOT), the slot map from CLUSTER SLOTS replies (7.0's extra fields,
- * an empty host), the RESP command parse, and the classification of
+ * an empty host), RESP formatting and the command parse, and the classification of
  * replies and of the replies of one unit (MULTI/EXEC with a redirect
  * queued).  Replies are built by feeding RESP to a hiredis reader.
  */
@@ -19,6 +19,7 @@
 #include "ds_buf.h"
 #include "ds_cluster.h"
 #include "ds_redis.h"
+#include "ds_redis_conn.h"
 #include "unit_util.h"
 
 /* One reply from RESP text (the test frees it). */
@@ -134,6 +135,49 @@ static void test_map_parse(void **state) {
         freeReplyObject(r);
     }
     ds_cluster_map_free(&m);
+}
+
+/* ds_redis_format writes what hiredis's own formatter does, for lengths of
+ * every digit count, binary bytes and the empty string, with and without
+ * lengths given; past its buffer's limit it fails and writes nothing. */
+static void test_format(void **state) {
+    (void)state;
+    static char big[12345];
+    memset(big, 'x', sizeof(big));
+    big[7] = '\0';
+    big[8] = '\r';
+    const char *argv[] = {"HSET", "ds:{acct:A}:lead:L", "", "123456789", "0123456789", big, big};
+    size_t lens[] = {4, 18, 0, 9, 10, 99, sizeof(big)};
+    int argc = 7;
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    assert_int_equal(ds_buf_append(&b, "prefix", 6), DS_ERR_OK);
+    assert_int_equal(ds_redis_format(&b, argc, argv, lens), DS_ERR_OK);
+    char *want = NULL;
+    long long n = redisFormatCommandArgv(&want, argc, argv, lens);
+    assert_true(n > 0);
+    assert_int_equal(b.len, 6 + (size_t)n);
+    assert_memory_equal(b.data, "prefix", 6);
+    assert_memory_equal(b.data + 6, want, (size_t)n);
+    redisFreeCommand(want);
+    /* lengths taken with strlen when none are given */
+    const char *text[] = {"SET", "k", "a value of some length"};
+    ds_buf_reset(&b);
+    assert_int_equal(ds_redis_format(&b, 3, text, NULL), DS_ERR_OK);
+    n = redisFormatCommandArgv(&want, 3, text, NULL);
+    assert_int_equal(b.len, (size_t)n);
+    assert_memory_equal(b.data, want, (size_t)n);
+    ds_buf_free(&b);
+    /* a limit: exactly enough succeeds, one byte less fails untouched */
+    ds_buf_init(&b, (size_t)n);
+    assert_int_equal(ds_redis_format(&b, 3, text, NULL), DS_ERR_OK);
+    assert_int_equal(b.len, (size_t)n);
+    ds_buf_free(&b);
+    ds_buf_init(&b, (size_t)n - 1);
+    assert_int_equal(ds_redis_format(&b, 3, text, NULL), DS_ERR_LIMIT_EXCEEDED);
+    assert_int_equal(b.len, 0);
+    ds_buf_free(&b);
+    redisFreeCommand(want);
 }
 
 static void test_cmd_parse(void **state) {
@@ -339,6 +383,7 @@ static void test_reply_view(void **state) {
 }
 
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_crc16), cmocka_unit_test(test_keyslot),
-        cmocka_unit_test(test_map_parse), cmocka_unit_test(test_cmd_parse),
+        cmocka_unit_test(test_map_parse), cmocka_unit_test(test_format),
+        cmocka_unit_test(test_cmd_parse),
         cmocka_unit_test(test_reply_kind), cmocka_unit_test(test_unit_kind),
         cmocka_unit_test(test_reply_view))

@@ -56,14 +56,17 @@
 #include "ds_redis.h"
 #include "scorer_int.h"
 
-/* The Redis key <prefix>{acct:A}<suffix…> or <prefix>{lead:L} in keybuf. */
+/* The Redis key <prefix>{acct:A}<suffix…> or <prefix>{lead:L} in keybuf
+ * (pieces appended, not printf: a key or two for every load and write). */
 static const char *rkey(ds_scorer_t *s, const unit_entry_t *e, const char *suffix,
                         const char *tail) {
+    const char *parts[] = {s->a.cfg->redis_prefix, e->is_account ? "{acct:" : "{lead:", e->key, "}",
+                           suffix ? suffix : "", tail ? tail : ""};
     ds_buf_reset(&s->keybuf);
-    if (ds_buf_appendf(&s->keybuf, "%s{%s:%s}%s%s", s->a.cfg->redis_prefix,
-                       e->is_account ? "acct" : "lead", e->key, suffix ? suffix : "",
-                       tail ? tail : "") ||
-        ds_buf_append(&s->keybuf, "", 1))
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+        if (ds_buf_append(&s->keybuf, parts[i], strlen(parts[i])))
+            ds_worker_oom("scorer");
+    if (ds_buf_append(&s->keybuf, "", 1))
         ds_worker_oom("scorer");
     return (const char *)s->keybuf.data;
 }
