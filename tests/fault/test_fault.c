@@ -93,13 +93,19 @@ static const char *input_of(const char *what) {
  * must exit 0) and check that no delivery report came for a batch that
  * had none outstanding (the counts of its outputs' acks were wrong). */
 static void finish(const run_t *r, const char *what, pid_t *pids, int npids) {
-    bool done = ds_h_wait_group(&env, r->n.group, input_of(what), 600000);
+    /* an undisturbed phase takes under a minute, these seldom two */
+    bool done = ds_h_wait_group(&env, r->n.group, input_of(what), 300000);
+    char log[256];
+    log_path(r, what, log, sizeof(log));
+    if (!done) { /* what the group and the worker were doing, for the record */
+        fprintf(stderr, "  %s: the group did not consume its input\n", what);
+        ds_h_show_group(&env, r->n.group, input_of(what));
+        ds_h_show_log(log, 80);
+    }
     for (int i = 0; i < npids; i++)
         if (pids[i] > 0)
             assert_int_equal(ds_h_stop(pids[i], SIGTERM, 15000), 0);
     assert_true(done);
-    char log[256];
-    log_path(r, what, log, sizeof(log));
     assert_int_equal(ds_h_log_count(log, "a delivery report for a counter"), 0);
 }
 

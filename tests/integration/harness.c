@@ -741,21 +741,27 @@ static void add_committed(void *opaque, int32_t partition, int64_t committed, in
         c->done = false;
 }
 
-int64_t ds_h_wait_group_consumed(const ds_h_env_t *env, const char *group, const char *topic,
-                                 int64_t more_than, int timeout_ms) {
+/* Each look is a client of its own on the broker: every poll_ms. */
+static int64_t wait_consumed(const ds_h_env_t *env, const char *group, const char *topic,
+                             int64_t more_than, int timeout_ms, int poll_ms) {
     int64_t end = ds_clock_mono_ms() + timeout_ms;
     while (ds_clock_mono_ms() < end) {
         consumed_t c = {0, true};
         if (ds_kafka_group_offsets(env->brokers, group, topic, 5000, add_committed, &c) > 0 &&
             (c.sum > more_than || c.done))
             return c.sum;
-        ds_clock_sleep_ms(100);
+        ds_clock_sleep_ms(poll_ms);
     }
     return -1;
 }
 
+int64_t ds_h_wait_group_consumed(const ds_h_env_t *env, const char *group, const char *topic,
+                                 int64_t more_than, int timeout_ms) {
+    return wait_consumed(env, group, topic, more_than, timeout_ms, 100);
+}
+
 bool ds_h_wait_group(const ds_h_env_t *env, const char *group, const char *topic, int timeout_ms) {
-    return ds_h_wait_group_consumed(env, group, topic, INT64_MAX, timeout_ms) >= 0;
+    return wait_consumed(env, group, topic, INT64_MAX, timeout_ms, 500) >= 0;
 }
 
 /* ---- Redis Cluster ---------------------------------------------------------------- */
