@@ -31,13 +31,25 @@
 /* ---- statistics and errors ---------------------------------------------------- */
 
 /* consumer_lag{worker,topic,partition} from librdkafka's statistics.  While
- * the worker is paused (Redis or the broker failing) no fetch refreshes the
- * high watermark in the statistics, so it is asked of the broker instead:
- * the lag must keep growing during an outage, not freeze. */
+ * the worker is paused for Redis, no fetch refreshes the high watermark in
+ * the statistics, so it is asked of the broker instead: the lag must keep
+ * growing during a Redis outage, not freeze.  Only while the broker is
+ * known to answer (outputs acknowledged, a response within the last two
+ * seconds): librdkafka 2.0.2's rd_kafka_query_watermark_offsets does not
+ * keep to its timeout once its requests are queued to the leader, and
+ * blocks until the leader answers or socket.timeout.ms passes.  Asked of a
+ * broker that is down, it held the worker thread (and with it the
+ * consumer: the group's revoke, its errors) for the whole outage.  During
+ * a broker outage the lag keeps its last figures. */
 typedef struct lag_walk {
     ds_worker_t *w;
-    bool query_failed;
+    bool query_failed; /* or not to be asked: the broker may be away */
 } lag_walk_t;
+
+static bool broker_answers(ds_worker_t *w) {
+    int64_t last = __atomic_load_n(&w->health.broker_answer_ms, __ATOMIC_RELAXED);
+    return w->health.kafka_ok && !w->health.brokers_down && ds_clock_mono_ms() - last < 2000;
+}
 
 static void lag_one(void *opaque, int32_t partition, int64_t lag, int64_t committed,
                     bool fetching) {
@@ -68,7 +80,7 @@ static void lag_one(void *opaque, int32_t partition, int64_t lag, int64_t commit
  * fetch.wait.max.ms, heartbeats every second even while paused; health.c). */
 static void on_stats(void *opaque, const char *json, size_t len) {
     ds_worker_t *w = opaque;
-    lag_walk_t lw = {w, false};
+    lag_walk_t lw = {w, !broker_answers(w)};
     ds_kafka_brokers_t br;
     if (ds_kafka_stats_read(json, len, w->topic, w->metrics ? lag_one : NULL, &lw, &br)) {
         ds_log_rl(&w->rl_msg, 60000, DS_LOG_WARN, w->ops->name,

@@ -284,6 +284,38 @@ static bool assigned_again(const char *log) {
     return assigned;
 }
 
+/* A log line's time (its ts=…THH:MM:SS.mmmZ) in ms of the day; -1 when
+ * it has none. */
+static int64_t line_ms(const char *line) {
+    const char *t = strstr(line, "ts=");
+    int h, m, sec, ms;
+    if (!t || !(t = strchr(t, 'T')) || sscanf(t, "T%d:%d:%d.%dZ", &h, &m, &sec, &ms) != 4)
+        return -1;
+    return ((h * 60 + m) * 60 + sec) * 1000LL + ms;
+}
+
+/* How long after librdkafka logged the broker's disconnect the worker
+ * thread served the first error event of its consumer (its own "kafka: …"
+ * or "all brokers are down" line): the worker must keep serving its
+ * consumer while it waits for the outage to end.  -1: no such pair. */
+static int64_t error_served_after_ms(const char *log, const char *what) {
+    FILE *f = fopen(log, "r");
+    if (!f)
+        return -1;
+    char line[8192], comp[64];
+    snprintf(comp, sizeof(comp), "comp=%s ", what);
+    int64_t down = -1, served = -1;
+    while (served < 0 && fgets(line, sizeof(line), f)) {
+        if (down < 0 && strstr(line, "comp=kafka ") && strstr(line, "Disconnected"))
+            down = line_ms(line);
+        else if (down >= 0 && strstr(line, comp) &&
+                 (strstr(line, "msg=\"kafka: ") || strstr(line, "all brokers are down")))
+            served = line_ms(line);
+    }
+    fclose(f);
+    return down < 0 || served < 0 ? -1 : served - down;
+}
+
 /* The broker answers every request 30 ms late, so that the stream takes
  * long enough for the faults to fall inside it, and the faults begin once
  * the worker is consuming (a group join on the embedded broker takes
@@ -315,6 +347,12 @@ static void broker_faults(const run_t *r, const char *what) {
         ds_clock_sleep_ms(200);
     }
     finish(r, what, &p, 1);
+    /* while paused for the outage it serves its consumer every second (a
+     * watermark query for the lag metric held it for the whole outage) */
+    int64_t served = error_served_after_ms(log, what);
+    fprintf(stderr, "  %s: the consumer's first error served %lld ms after the disconnect\n", what,
+            (long long)served);
+    assert_in_range(served, 0, 3000);
 }
 
 static void three_workers(const run_t *r, const char *what) {
