@@ -100,6 +100,11 @@ bool ds_health_brokers_silent(ds_health_t *h) {
                h->broker_timeout_ms;
 }
 
+bool ds_health_brokers_answered(ds_health_t *h, int64_t within_ms) {
+    return !h->brokers_down &&
+           ds_clock_mono_ms() - __atomic_load_n(&h->broker_answer_ms, __ATOMIC_RELAXED) < within_ms;
+}
+
 bool ds_health_ready(ds_health_t *h, char *why, size_t why_size) {
     if (!h->started) {
         pthread_mutex_lock(&h->why_lock);

@@ -79,6 +79,9 @@ void ds_health_brokers_down(ds_health_t *h, const char *reason);
 /** No broker answered for broker_timeout_ms (once statistics came: they
  *  are what says so), or all are down.  Any thread. */
 bool ds_health_brokers_silent(ds_health_t *h);
+/** A broker's responses grew within the last `within_ms` and librdkafka
+ *  does not say all are down.  Any thread. */
+bool ds_health_brokers_answered(ds_health_t *h, int64_t within_ms);
 
 typedef enum {
     DS_PROBE_IDLE, /* nothing to do now */

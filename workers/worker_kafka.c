@@ -43,25 +43,20 @@
  * a broker outage the lag keeps its last figures. */
 typedef struct lag_walk {
     ds_worker_t *w;
-    bool query_failed; /* or not to be asked: the broker may be away */
+    bool no_query; /* the broker may be away, or a query failed this round */
 } lag_walk_t;
-
-static bool broker_answers(ds_worker_t *w) {
-    int64_t last = __atomic_load_n(&w->health.broker_answer_ms, __ATOMIC_RELAXED);
-    return w->health.kafka_ok && !w->health.brokers_down && ds_clock_mono_ms() - last < 2000;
-}
 
 static void lag_one(void *opaque, int32_t partition, int64_t lag, int64_t committed,
                     bool fetching) {
     lag_walk_t *lw = opaque;
     ds_worker_t *w = lw->w;
-    if (fetching && w->paused && committed >= 0 && !lw->query_failed) {
+    if (fetching && w->paused && committed >= 0 && !lw->no_query) {
         int64_t lo, hi;
         if (rd_kafka_query_watermark_offsets(w->consumer, w->topic, partition, &lo, &hi, 300) ==
             RD_KAFKA_RESP_ERR_NO_ERROR)
             lag = hi - committed;
         else
-            lw->query_failed = true; /* broker away: keep the last figures */
+            lw->no_query = true; /* broker away: keep the last figures */
     }
     char labels[400];
     snprintf(labels, sizeof(labels), "worker=\"%s\",topic=\"%s\",partition=\"%d\"", w->ops->name,
@@ -80,7 +75,7 @@ static void lag_one(void *opaque, int32_t partition, int64_t lag, int64_t commit
  * fetch.wait.max.ms, heartbeats every second even while paused; health.c). */
 static void on_stats(void *opaque, const char *json, size_t len) {
     ds_worker_t *w = opaque;
-    lag_walk_t lw = {w, !broker_answers(w)};
+    lag_walk_t lw = {w, !w->health.kafka_ok || !ds_health_brokers_answered(&w->health, 2000)};
     ds_kafka_brokers_t br;
     if (ds_kafka_stats_read(json, len, w->topic, w->metrics ? lag_one : NULL, &lw, &br)) {
         ds_log_rl(&w->rl_msg, 60000, DS_LOG_WARN, w->ops->name,
