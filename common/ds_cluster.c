@@ -82,6 +82,8 @@ ds_cluster_t *ds_cluster_new(const ds_cluster_opts_t *o) {
     c->url = *o->url;
     c->timeout_ms = o->timeout_ms;
     c->known = o->known;
+    c->script = o->script;
+    c->script_sha = o->script_sha;
     c->first_failed = NONE;
     for (size_t i = 0; i < DS_CLUSTER_NSLOTS; i++)
         c->owner[i] = -1;
@@ -180,6 +182,7 @@ static void note_failed(ds_cluster_t *c, uint64_t k, ds_cluster_kind_t kind) {
         break;
     case DS_CLUSTER_CLUSTERDOWN:
     case DS_CLUSTER_DOWN:
+    case DS_CLUSTER_NOSCRIPT:
         c->need_refresh = true;
         c->need_backoff = true;
         break;
@@ -422,9 +425,9 @@ static ds_err_t add_units(ds_cluster_t *c, const char *p, size_t len, size_t ncm
         u->ncmds = 1;
         u->slot = ds_cluster_cmd_slot(&cmd);
         off += cmd.size;
-        if (cmd.arg1 && ds_redis_cmd_keeps_key(cmd.name, cmd.name_len)) {
-            u->key = cmd.arg1;
-            u->key_len = cmd.arg1_len;
+        if (cmd.key && ds_redis_cmd_keeps_key(cmd.name, cmd.name_len)) {
+            u->key = cmd.key;
+            u->key_len = cmd.key_len;
         }
         if (ds_cluster_cmd_is(&cmd, "PING") && cmd.argc == 1) {
             u->bcast = 1;
@@ -444,9 +447,9 @@ static ds_err_t add_units(ds_cluster_t *c, const char *p, size_t len, size_t ncm
                 off += cmd.size;
                 u->ncmds++;
                 closed = ds_cluster_cmd_is(&cmd, "EXEC") || ds_cluster_cmd_is(&cmd, "DISCARD");
-                if (!u->key && cmd.arg1 && ds_redis_cmd_keeps_key(cmd.name, cmd.name_len)) {
-                    u->key = cmd.arg1;
-                    u->key_len = cmd.arg1_len;
+                if (!u->key && cmd.key && ds_redis_cmd_keeps_key(cmd.name, cmd.name_len)) {
+                    u->key = cmd.key;
+                    u->key_len = cmd.key_len;
                 }
                 int s = ds_cluster_cmd_slot(&cmd);
                 if (s >= 0 && u->slot < 0)

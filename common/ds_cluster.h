@@ -98,6 +98,10 @@ typedef struct ds_cluster_cmd {
     size_t name_len;
     const char *arg1; /* argv[1] (NULL when argc < 2) */
     size_t arg1_len;
+    /* the key it is routed by: argv[1], or for EVAL and EVALSHA their
+     * first key, argv[3] (NULL when there is none) */
+    const char *key;
+    size_t key_len;
 } ds_cluster_cmd_t;
 
 /** Parse the command at p (len bytes available).  DS_ERR_INVAL when the
@@ -107,7 +111,7 @@ ds_err_t ds_cluster_cmd_parse(const char *p, size_t len, ds_cluster_cmd_t *out) 
 /** True when the command's name is `name` (any case). */
 bool ds_cluster_cmd_is(const ds_cluster_cmd_t *cmd, const char *name);
 
-/** The slot a command is routed by: its key's (argv[1]); -1 for commands
+/** The slot a command is routed by: its key's (cmd->key); -1 for commands
  *  without a key (MULTI, EXEC, WAIT, PING, INFO, CLUSTER, ASKING …). */
 int ds_cluster_cmd_slot(const ds_cluster_cmd_t *cmd);
 
@@ -122,6 +126,7 @@ typedef enum {
     DS_CLUSTER_CLUSTERDOWN, /* down: the cluster is not serving this slot */
     DS_CLUSTER_DOWN,        /* down: MASTERDOWN, READONLY (a replica now), no connection */
     DS_CLUSTER_SHORT,       /* down: WAIT reached fewer replicas than asked */
+    DS_CLUSTER_NOSCRIPT,    /* down: the script is not loaded (flushed, a new master) */
     DS_CLUSTER_EXECABORT,   /* a transaction discarded for a queued error */
     DS_CLUSTER_REFUSED,     /* refused: NOAUTH, WRONGPASS, NOPERM */
     DS_CLUSTER_BADCMD,      /* bad command: WRONGTYPE, unknown command, CROSSSLOT … */
@@ -170,6 +175,9 @@ typedef struct ds_cluster_opts {
     ds_metrics_t *metrics;      /* may be NULL */
     const char *metrics_labels; /* e.g. worker="scorer" (may be NULL) */
     struct ds_redis_known *known; /* servers seen and their proofs (may be NULL) */
+    /* loaded on each node's connection (see ds_redis_opts_t); not copied:
+     * they must outlive the client */
+    const char *script, *script_sha;
 } ds_cluster_opts_t;
 
 /** A client; connects nothing yet.  NULL on out of memory. */

@@ -34,6 +34,7 @@ typedef struct node {
     char name[270]; /* host:port */
     redisContext *ctx;
     bool master; /* owns slots in the current map */
+    bool noscript; /* answered NOSCRIPT: connect again (which loads it) once nothing is owed */
     /* writes routed here, and how many of them a WAIT confirmed: a WAIT
      * goes to every node with wseq > waited */
     uint64_t wseq, waited;
@@ -90,6 +91,7 @@ struct ds_cluster {
     bool timed_out; /* a node did not answer within the timeout: fail at once */
     bool down_seen; /* a node was lost since the last success: a failure unloads the map */
     ds_redis_known_t *known;
+    const char *script, *script_sha; /* not copied: they outlive the client */
     /* the synchronous pipeline: commands formatted here until run */
     ds_buf_t sbuf;
     size_t scount;

@@ -159,9 +159,13 @@ static bool resp_len(const char **pp, const char *end, char type, size_t *val) {
     return true;
 }
 
+static bool name_is(const ds_cluster_cmd_t *c, const char *name);
+
 ds_err_t ds_cluster_cmd_parse(const char *p, size_t len, ds_cluster_cmd_t *out) {
     const char *s = p, *end = p + len;
-    size_t argc;
+    const char *numkeys = NULL;
+    size_t argc, numkeys_len = 0;
+    bool script = false;
     memset(out, 0, sizeof(*out));
     if (!resp_len(&p, end, '*', &argc) || argc == 0 || argc > INT_MAX)
         return DS_ERR_INVAL;
@@ -173,11 +177,22 @@ ds_err_t ds_cluster_cmd_parse(const char *p, size_t len, ds_cluster_cmd_t *out) 
         if (i == 0) {
             out->name = p;
             out->name_len = l;
+            script = name_is(out, "EVALSHA") || name_is(out, "EVAL");
         } else if (i == 1) {
             out->arg1 = p;
             out->arg1_len = l;
+        } else if (i == 2 && script) {
+            numkeys = p;
+            numkeys_len = l;
+        } else if (i == 3 && script && !(numkeys_len == 1 && numkeys[0] == '0')) {
+            out->key = p;
+            out->key_len = l;
         }
         p += l + 2;
+    }
+    if (!script) {
+        out->key = out->arg1;
+        out->key_len = out->arg1_len;
     }
     out->argc = (int)argc;
     out->size = (size_t)(p - s);
@@ -230,9 +245,9 @@ static bool keyless(const ds_cluster_cmd_t *c) {
 }
 
 int ds_cluster_cmd_slot(const ds_cluster_cmd_t *cmd) {
-    if (!cmd->arg1 || keyless(cmd))
+    if (!cmd->key || keyless(cmd))
         return -1;
-    return (int)ds_cluster_keyslot(cmd->arg1, cmd->arg1_len);
+    return (int)ds_cluster_keyslot(cmd->key, cmd->key_len);
 }
 
 /* ---- replies -------------------------------------------------------------------- */
@@ -250,6 +265,7 @@ static const struct {
     [DS_CLUSTER_CLUSTERDOWN] = {"clusterdown", "down", false},
     [DS_CLUSTER_DOWN] = {"down", "down", false},
     [DS_CLUSTER_SHORT] = {"wait_short", "down", false},
+    [DS_CLUSTER_NOSCRIPT] = {"noscript", "down", false},
     [DS_CLUSTER_EXECABORT] = {"execabort", "bad_command", true},
     [DS_CLUSTER_REFUSED] = {"refused", "refused", true},
     [DS_CLUSTER_BADCMD] = {"bad_command", "bad_command", true},
@@ -330,8 +346,10 @@ ds_cluster_kind_t ds_cluster_reply_kind(const redisReply *r, ds_cluster_redirect
     if (word_is(s, "NOAUTH") || word_is(s, "WRONGPASS") || word_is(s, "NOPERM") ||
         strstr(s, "cluster support disabled"))
         return DS_CLUSTER_REFUSED;
+    if (word_is(s, "NOSCRIPT")) /* a connection made again loads it */
+        return DS_CLUSTER_NOSCRIPT;
     if (word_is(s, "ERR") || word_is(s, "WRONGTYPE") || word_is(s, "CROSSSLOT") ||
-        word_is(s, "BUSYKEY") || word_is(s, "NOSCRIPT"))
+        word_is(s, "BUSYKEY"))
         return DS_CLUSTER_BADCMD;
     /* MASTERDOWN, READONLY, NOREPLICAS, UNBLOCKED and codes unknown to us:
      * a state of the server that may pass, retried (and logged) */

@@ -82,8 +82,11 @@ int ds_cl_node_for(ds_cluster_t *c, const ds_cluster_addr_t *a) {
 
 bool ds_cl_node_connect(ds_cluster_t *c, int ni) {
     node_t *n = &c->nodes[ni];
+    if (n->ctx && n->noscript && !n->q_len && n->out_n == n->out_head)
+        ds_cl_node_reset(n); /* its scripts were flushed: a new connection loads them */
     if (n->ctx)
         return true;
+    n->noscript = false;
     char e[400];
     bool refused = false;
     n->ctx =
@@ -109,6 +112,22 @@ bool ds_cl_node_connect(ds_cluster_t *c, int ni) {
         c->down_seen = true;
         c->timed_out |= timeout;
         return false;
+    }
+    if (c->script) {
+        ds_redis_script_t sr =
+            ds_redis_script_load(n->ctx, c->script, c->script_sha, n->name, e, sizeof(e));
+        if (sr != DS_REDIS_SCRIPT_OK) {
+            ds_cl_set_err(c, "%s", e);
+            ds_cl_count_error(c, ni,
+                              sr == DS_REDIS_SCRIPT_REFUSED ? DS_CLUSTER_REFUSED : DS_CLUSTER_DOWN);
+            if (sr == DS_REDIS_SCRIPT_REFUSED)
+                c->fatal = true;
+            else
+                c->down_seen = true;
+            redisFree(n->ctx);
+            n->ctx = NULL;
+            return false;
+        }
     }
     return true;
 }
@@ -267,6 +286,7 @@ static void on_reply(ds_cluster_t *c, int ni, redisReply *r) {
     }
     if (kind != DS_CLUSTER_OK) {
         ds_cl_count_error(c, ni, kind);
+        n->noscript |= kind == DS_CLUSTER_NOSCRIPT;
         if (kind == DS_CLUSTER_MOVED || kind == DS_CLUSTER_ASK) {
             if (!to.to.host[0])
                 ds_strlcpy(to.to.host, n->addr.host, sizeof(to.to.host));

@@ -188,13 +188,13 @@ void ds_redis_note_written(ds_redis_t *r, const void *cmds, size_t len) {
         if (ds_cluster_cmd_parse(p + off, len - off, &cmd))
             return;
         off += cmd.size;
-        if (cmd.arg1 && ds_redis_cmd_keeps_key(cmd.name, cmd.name_len)) {
+        if (cmd.key && ds_redis_cmd_keeps_key(cmd.name, cmd.name_len)) {
             if (r->known_server < 0) {
                 char name[300];
                 snprintf(name, sizeof(name), "%s:%d", r->url.host, r->url.port);
                 r->known_server = ds_redis_known_server(r->opts.known, name);
             }
-            ds_redis_known_proof(r->opts.known, r->known_server, cmd.arg1, cmd.arg1_len);
+            ds_redis_known_proof(r->opts.known, r->known_server, cmd.key, cmd.key_len);
             return;
         }
     }
@@ -246,6 +246,18 @@ static int probe_cluster(ds_redis_t *r, redisContext *c, const char *name) {
 }
 
 /* Become a cluster client (the server said it is a cluster node). */
+/* The cluster client's options: the URL's credentials and r's options. */
+static ds_cluster_opts_t cluster_opts(ds_redis_t *r) {
+    return (ds_cluster_opts_t){.url = &r->url,
+                               .seeds = r->opts.seeds,
+                               .timeout_ms = r->timeout_ms,
+                               .metrics = r->opts.metrics,
+                               .metrics_labels = r->opts.metrics_labels,
+                               .known = r->opts.known,
+                               .script = r->opts.script,
+                               .script_sha = r->opts.script_sha};
+}
+
 static ds_err_t go_cluster(ds_redis_t *r) {
     if (r->url.db) {
         snprintf(r->err, sizeof(r->err),
@@ -253,8 +265,7 @@ static ds_err_t go_cluster(ds_redis_t *r) {
         r->fatal = true;
         return DS_ERR_IO;
     }
-    ds_cluster_opts_t co = {&r->url,         r->opts.seeds,          r->timeout_ms,
-                            r->opts.metrics, r->opts.metrics_labels, r->opts.known};
+    ds_cluster_opts_t co = cluster_opts(r);
     r->cl = ds_cluster_new(&co);
     if (!r->cl) {
         snprintf(r->err, sizeof(r->err), "out of memory");
@@ -277,8 +288,7 @@ ds_err_t ds_redis_connect(ds_redis_t *r) {
     if (!c && !refused && r->opts.seeds && r->opts.seeds[0] &&
         r->opts.cluster != DS_REDIS_CLUSTER_OFF) {
         /* the first node is down: a seed that is a cluster node will do */
-        ds_cluster_opts_t co = {&r->url,         r->opts.seeds,          r->timeout_ms,
-                                r->opts.metrics, r->opts.metrics_labels, r->opts.known};
+        ds_cluster_opts_t co = cluster_opts(r);
         ds_cluster_t *cl = ds_cluster_new(&co);
         if (cl && ds_cluster_connect(cl) == DS_ERR_OK && !r->url.db) {
             r->cl = cl;
@@ -329,6 +339,15 @@ ds_err_t ds_redis_connect(ds_redis_t *r) {
         /* the server stopped answering meanwhile, or is not ready yet */
         redisFree(c);
         return DS_ERR_IO;
+    }
+    if (r->opts.script) {
+        ds_redis_script_t sr = ds_redis_script_load(c, r->opts.script, r->opts.script_sha, name,
+                                                    r->err, sizeof(r->err));
+        if (sr != DS_REDIS_SCRIPT_OK) {
+            r->fatal |= sr == DS_REDIS_SCRIPT_REFUSED;
+            redisFree(c);
+            return DS_ERR_IO;
+        }
     }
     r->ctx = c;
     r->pending = 0;

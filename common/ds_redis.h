@@ -51,6 +51,12 @@ typedef struct ds_redis_opts {
     ds_metrics_t *metrics;      /* may be NULL */
     const char *metrics_labels; /* e.g. worker="scorer" */
     struct ds_redis_known *known; /* shared by the clients of one worker (may be NULL) */
+    /* A Lua script the caller's EVALSHA commands name (by script_sha, its
+     * SHA-1 in hex): loaded (SCRIPT LOAD) on every new connection, in a
+     * cluster on each node's, before anything else is sent on it.  NOSCRIPT
+     * (scripts flushed under a live connection) is an error that passes:
+     * the caller's retry reconnects, which loads it again.  NULL: none. */
+    const char *script, *script_sha;
 } ds_redis_opts_t;
 
 /* ---- what came back empty ----------------------------------------------

@@ -79,8 +79,40 @@ void ds_redis_known_proof(ds_redis_known_t *k, int server, const char *key, size
     k->s[server].proof[len] = '\0';
 }
 
+/* SCRIPT LOAD of body: the SHA-1 Redis answers must be `sha`, the one
+ * the caller's EVALSHA commands name. */
+ds_redis_script_t ds_redis_script_load(redisContext *c, const char *body, const char *sha,
+                                       const char *name, char *err, size_t err_size) {
+    const char *argv[] = {"SCRIPT", "LOAD", body};
+    redisReply *rep = redisCommandArgv(c, 3, argv, NULL);
+    if (!rep) {
+        snprintf(err, err_size, "%s: SCRIPT LOAD: %s", name,
+                 c->errstr[0] ? c->errstr : "no answer");
+        return DS_REDIS_SCRIPT_DOWN;
+    }
+    ds_redis_script_t out = DS_REDIS_SCRIPT_OK;
+    if (rep->type == REDIS_REPLY_ERROR) {
+        /* an ACL user without +script|load, a server without scripting:
+         * retrying cannot fix it; BUSY, LOADING … pass */
+        ds_cluster_kind_t k = ds_cluster_reply_kind(rep, NULL);
+        snprintf(err, err_size,
+                 "%s: SCRIPT LOAD: %s (the workers write through a Lua script: "
+                 "the user needs +script|load and +evalsha)",
+                 name, rep->str);
+        out = ds_cluster_kind_fatal(k) ? DS_REDIS_SCRIPT_REFUSED : DS_REDIS_SCRIPT_DOWN;
+    } else if (rep->type != REDIS_REPLY_STRING || strcmp(rep->str, sha)) {
+        snprintf(err, err_size, "%s: SCRIPT LOAD answered %s, not the SHA-1 %s this build names",
+                 name, rep->type == REDIS_REPLY_STRING ? rep->str : "something else", sha);
+        out = DS_REDIS_SCRIPT_REFUSED;
+    }
+    freeReplyObject(rep);
+    return out;
+}
+
 bool ds_redis_cmd_keeps_key(const char *name, size_t len) {
-    static const char *const keeps[] = {"HSET", "SET", "SADD", "ZADD", "HMSET", "HSETNX", "SETNX"};
+    /* EVALSHA: the workers' scripts always write their first key */
+    static const char *const keeps[] = {"HSET",  "SET",    "SADD",  "ZADD",
+                                        "HMSET", "HSETNX", "SETNX", "EVALSHA"};
     for (size_t i = 0; i < sizeof(keeps) / sizeof(keeps[0]); i++)
         if (strlen(keeps[i]) == len && !strncasecmp(name, keeps[i], len))
             return true;

@@ -73,6 +73,18 @@ void ds_redis_lost_note(ds_redis_lost_t *l, const char *run_id);
  *  from memory replaces them). */
 bool ds_redis_lost_take(ds_redis_lost_t *l, const ds_redis_known_t *k, int server);
 
+/** A script the workers' writes run by EVALSHA, loaded on every new
+ *  connection (in a cluster, each node's) before anything else is sent on
+ *  it: then a server that restarted, failed over or flushed its scripts
+ *  has it again by the time a write retried after the error reaches it. */
+typedef enum {
+    DS_REDIS_SCRIPT_OK,
+    DS_REDIS_SCRIPT_DOWN,    /* no answer, or an error that may pass */
+    DS_REDIS_SCRIPT_REFUSED, /* refused (ACL), or not the SHA-1 expected */
+} ds_redis_script_t;
+ds_redis_script_t ds_redis_script_load(redisContext *c, const char *body, const char *sha,
+                                       const char *name, char *err, size_t err_size);
+
 /** True when a command of this name leaves its key in place (its key can
  *  then prove that the server holds what was written). */
 bool ds_redis_cmd_keeps_key(const char *name, size_t len);

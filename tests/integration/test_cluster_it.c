@@ -14,7 +14,9 @@
  * node.  A master of a cluster without replicas restarted empty: the
  * client that connects to it again says so once (the known table shared
  * by two clients), and the unconfirmed writes that went with it are not
- * reported as lost.
+ * reported as lost.  A client's script is loaded on each node it connects
+ * to, EVALSHA is routed by its first key, and NOSCRIPT from masters whose
+ * scripts were flushed is repaired within the collect.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -278,6 +280,76 @@ static void test_detect_and_route(void **state) {
         redisReply *d = ds_h_node(&cl, m[i], "DBSIZE");
         assert_true(d->integer > 50);
         freeReplyObject(d);
+    }
+    ds_redis_destroy(r);
+}
+
+/* Error replies of one kind, summed over the nodes. */
+static double node_errors(const char *kind) {
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    assert_int_equal(ds_metrics_render(metrics, &b), DS_ERR_OK);
+    assert_int_equal(ds_buf_append(&b, "", 1), DS_ERR_OK);
+    char want[64];
+    snprintf(want, sizeof(want), "kind=\"%s\"", kind);
+    double v = 0;
+    for (char *line = (char *)b.data; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = '\0';
+        if (!strncmp(line, "dealsignal_redis_node_errors_total{", 35) && strstr(line, want))
+            v += ds_h_metric_sum(line, "dealsignal_redis_node_errors_total");
+        line = nl ? nl + 1 : NULL;
+    }
+    ds_buf_free(&b);
+    return v;
+}
+
+/* EVALSHA of the script on 300 keys spread over the masters. */
+static const char script_body[] = "return redis.call('HSET', KEYS[1], 'f', ARGV[1])";
+static char script_sha[64];
+static void fill_script(ds_redis_t *r, void *arg) {
+    for (int i = 0; i < 300; i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "t:{e%d}", i);
+        const char *argv[] = {"EVALSHA", script_sha, "1", key, arg};
+        ds_redis_cmd(r, 5, argv, NULL);
+    }
+}
+
+static void test_script_on_every_node(void **state) {
+    (void)state;
+    int m[DS_H_CLUSTER_MAX];
+    int n = ds_h_cluster_masters(&cl, m);
+    redisReply *load = ds_h_node(&cl, m[0], "SCRIPT LOAD %s", script_body);
+    assert_int_equal(load->type, REDIS_REPLY_STRING);
+    snprintf(script_sha, sizeof(script_sha), "%s", load->str);
+    freeReplyObject(load);
+    for (int i = 0; i < n; i++)
+        freeReplyObject(ds_h_node(&cl, m[i], "SCRIPT FLUSH"));
+    ds_redis_opts_t o = {.metrics = metrics,
+                         .metrics_labels = "worker=\"test\"",
+                         .script = script_body,
+                         .script_sha = script_sha};
+    ds_redis_t *r = connected(cl.url, &o);
+    assert_true(ds_redis_is_cluster(r));
+    /* routed by the first key (argv[3]): no master redirects one */
+    double moved = metric("dealsignal_redis_redirects_total", "moved");
+    assert_int_equal(write_all(r, fill_script, "v1"), DS_ERR_OK);
+    assert_true(metric("dealsignal_redis_redirects_total", "moved") == moved);
+    assert_hget("t:{e7}", "v1");
+    for (int i = 0; i < n; i++)
+        freeReplyObject(ds_h_node(&cl, m[i], "SCRIPT FLUSH"));
+    /* the masters answer NOSCRIPT; the client connects to them again,
+     * which loads the script, and the units go again, within the collect */
+    double before = node_errors("noscript");
+    assert_int_equal(write_all(r, fill_script, "v2"), DS_ERR_OK);
+    assert_true(node_errors("noscript") >= before + n);
+    assert_false(ds_redis_fatal(r));
+    for (int i = 0; i < 300; i += 37) {
+        char key[64];
+        snprintf(key, sizeof(key), "t:{e%d}", i);
+        assert_hget(key, "v2");
     }
     ds_redis_destroy(r);
 }
@@ -712,6 +784,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_detect_and_route),
         cmocka_unit_test(test_seed_when_first_is_down),
+        cmocka_unit_test(test_script_on_every_node),
         cmocka_unit_test(test_moved),
         cmocka_unit_test(test_ask),
         cmocka_unit_test(test_tryagain),

@@ -4,7 +4,9 @@
  * replies collected later; a connection killed with replies in flight
  * fails the collect and drops everything in flight, and the same bytes
  * sent again on a new connection give the same state; an error reply fails
- * the collect; a synchronous run with replies in flight is refused.
+ * the collect; a synchronous run with replies in flight is refused; a
+ * client's script is loaded on every connection, so a NOSCRIPT (scripts
+ * flushed) passes once the caller connects again.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -133,8 +135,76 @@ static void test_error_reply_fails_collect(void **state) {
     assert_int_equal(ds_redis_inflight(f->r), 0);
 }
 
+/* What a worker's writes rely on: the script given in the options is
+ * loaded by every connection before anything else goes on it; NOSCRIPT
+ * fails the collect without being fatal, and the bytes sent again on a new
+ * connection run; a SHA-1 that is not the script's is refused for good. */
+static void test_script_loaded_on_every_connection(void **state) {
+    (void)state;
+    static const char body[] = "return redis.call('HSET', KEYS[1], 'f', ARGV[1])";
+    redisReply *load = ds_h_redis(&env, "SCRIPT LOAD %s", body);
+    assert_int_equal(load->type, REDIS_REPLY_STRING);
+    char sha[64];
+    snprintf(sha, sizeof(sha), "%s", load->str);
+    freeReplyObject(load);
+    freeReplyObject(ds_h_redis(&env, "SCRIPT FLUSH"));
+
+    char err[256] = "";
+    ds_redis_t *r = ds_redis_new(env.redis_url, 2000, err, sizeof(err));
+    assert_non_null(r);
+    ds_redis_set_opts(r, &(ds_redis_opts_t){.script = body, .script_sha = sha});
+    assert_int_equal(ds_redis_connect(r), DS_ERR_OK);
+    redisReply *ex = ds_h_redis(&env, "SCRIPT EXISTS %s", sha);
+    assert_int_equal(ex->element[0]->integer, 1);
+    freeReplyObject(ex);
+
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    size_t n = 0;
+    const char *one[] = {"EVALSHA", sha, "1", "t:{s}", "one"};
+    ds_redis_capture(r, &b, &n);
+    ds_redis_cmd(r, 5, one, NULL);
+    ds_redis_capture(r, NULL, NULL);
+    assert_int_equal(ds_redis_send(r, b.data, b.len, n), DS_ERR_OK);
+    assert_int_equal(ds_redis_collect(r, n), DS_ERR_OK);
+    ds_h_expect_hget(&env, "t:{s}", "f", "one", 0);
+
+    /* the scripts flushed under the live connection */
+    freeReplyObject(ds_h_redis(&env, "SCRIPT FLUSH"));
+    ds_buf_reset(&b);
+    n = 0;
+    const char *two[] = {"EVALSHA", sha, "1", "t:{s}", "two"};
+    ds_redis_capture(r, &b, &n);
+    ds_redis_cmd(r, 5, two, NULL);
+    ds_redis_capture(r, NULL, NULL);
+    assert_int_equal(ds_redis_send(r, b.data, b.len, n), DS_ERR_OK);
+    assert_int_equal(ds_redis_collect(r, n), DS_ERR_IO);
+    assert_non_null(strstr(ds_redis_errstr(r), "NOSCRIPT"));
+    assert_false(ds_redis_fatal(r));
+    /* what a worker does on an error: close, connect again, send again */
+    ds_redis_close(r);
+    assert_int_equal(ds_redis_connect(r), DS_ERR_OK);
+    assert_int_equal(ds_redis_send(r, b.data, b.len, n), DS_ERR_OK);
+    assert_int_equal(ds_redis_collect(r, n), DS_ERR_OK);
+    ds_h_expect_hget(&env, "t:{s}", "f", "two", 0);
+    ds_buf_free(&b);
+    ds_redis_destroy(r);
+
+    /* a build whose SHA-1 is not its script's */
+    r = ds_redis_new(env.redis_url, 2000, err, sizeof(err));
+    assert_non_null(r);
+    ds_redis_set_opts(r,
+                      &(ds_redis_opts_t){.script = body,
+                                         .script_sha = "0000000000000000000000000000000000000000"});
+    assert_int_equal(ds_redis_connect(r), DS_ERR_IO);
+    assert_true(ds_redis_fatal(r));
+    assert_non_null(strstr(ds_redis_errstr(r), "SCRIPT LOAD answered"));
+    ds_redis_destroy(r);
+}
+
 DS_H_MAIN(&env, 1, cmocka_unit_test_setup_teardown(test_capture_is_resp, fx_setup, fx_teardown),
           cmocka_unit_test_setup_teardown(test_send_then_collect, fx_setup, fx_teardown),
           cmocka_unit_test_setup_teardown(test_killed_connection_then_resend, fx_setup,
                                           fx_teardown),
-          cmocka_unit_test_setup_teardown(test_error_reply_fails_collect, fx_setup, fx_teardown))
+          cmocka_unit_test_setup_teardown(test_error_reply_fails_collect, fx_setup, fx_teardown),
+          cmocka_unit_test(test_script_loaded_on_every_connection))

@@ -269,6 +269,7 @@ static void test_reply_kind(void **state) {
         {"-EXECABORT Transaction discarded because of previous errors.\r\n", DS_CLUSTER_EXECABORT,
          "bad_command"},
         {"-MOVED nonsense\r\n", DS_CLUSTER_DOWN, "down"}, /* unreadable: retried */
+        {"-NOSCRIPT No matching script. Please use EVAL.\r\n", DS_CLUSTER_NOSCRIPT, "down"},
         {"*2\r\n:1\r\n-WRONGTYPE x\r\n", DS_CLUSTER_BADCMD, "bad_command"}, /* inside EXEC */
         {"*2\r\n:1\r\n:0\r\n", DS_CLUSTER_OK, "ok"},
     };
