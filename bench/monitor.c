@@ -11,13 +11,18 @@
  * hash is its command, its key and the length prefixes of its fields.
  * Keys are named by their shape under PREFIX: {acct:A} (the account hash),
  * {acct:A}:lead:L (a lead hash), {acct:A}:att:C, {acct:A}:SUFFIX,
- * {lead:L} (a lead without account), {deal:D}, {wpart:*}.  MONITOR slows
- * Redis down, and with it the worker's windows: read the shares, not the
- * absolute figures.
+ * {lead:L} (a lead without account), {deal:D}, {wpart:*}.  An EVALSHA (the
+ * scorer's writes: workers/scorer/write.lua) is named by its first key, and
+ * split into its program (ARGV[1], taken apart by field: its format is
+ * write.lua's) and the rest; the commands its script
+ * runs (MONITOR shows them as from "lua") are not sent by the worker: they
+ * are counted apart, without bytes.  MONITOR slows Redis down, and with it
+ * the worker's windows: read the shares, not the absolute figures.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAXARGS 4096
 #define MAXROWS 256
@@ -33,6 +38,7 @@ typedef struct table {
 } table_t;
 
 static table_t cmds, fields; /* by command and key shape; by hash field */
+static table_t inner;        /* run by scripts, by command and key shape */
 
 static row_t *row(table_t *t, const char *name) {
     for (int i = 0; i < t->n; i++)
@@ -60,6 +66,133 @@ static void print(table_t *t, double events, double total) {
 static int named_fields(const char *shape) {
     return !strcmp(shape, "{acct:*}") || !strcmp(shape, "{acct:*}:lead:*") ||
            !strcmp(shape, "{lead:*}") || !strcmp(shape, "{deal:*}");
+}
+
+/* ---- the scorer's write programs (workers/scorer/write.lua) ---- */
+
+/* The fields of a lead operation after its id and mask, and the width of
+ * each one's length; those of an account operation after its flag (the
+ * last five only when the flag is 1). */
+static const char *const lead_names[] = {"confront",       "connect",        "mobilizer", "tier",
+                                         "top_insight",    "furthest_stage", "reasons",   "as_of",
+                                         "events_applied", "state",          "checkpoint"};
+static const int lead_widths[] = {1, 1, 1, 1, 2, 1, 2, 1, 1, 2, 1}; /* W: 2 -> 4 */
+static const char *const acct_names[] = {
+    "state",     "checkpoint",  "as_of",     "engaged_stakeholders", "confronted_stakeholders",
+    "consensus", "top_insight", "mobilizers"};
+static const int acct_widths[] = {4, 1, 1, 1, 1, 1, 4, 4};
+
+typedef struct prog {
+    const unsigned char *p, *end;
+    int bad;
+} prog_t;
+
+static unsigned long take(prog_t *g, int width) {
+    unsigned long v = 0;
+    if (g->end - g->p < width) {
+        g->bad = 1;
+        return 0;
+    }
+    for (int i = 0; i < width; i++)
+        v = v << 8 | *g->p++;
+    return v;
+}
+
+/* A value after its length: its bytes, counted in row `name` of what
+ * (the length itself goes to the operation's overhead). */
+static double take_str(prog_t *g, int width, const char *what, const char *name) {
+    unsigned long n = take(g, width);
+    if ((unsigned long)(g->end - g->p) < n) {
+        g->bad = 1;
+        return 0;
+    }
+    g->p += n;
+    if (n && name) {
+        char row_name[160];
+        snprintf(row_name, sizeof(row_name), "%s %s", what, name);
+        row_t *r = row(&fields, row_name);
+        r->count++;
+        r->bytes += (double)n;
+    }
+    return (double)n;
+}
+
+/* The program of one EVALSHA (units' shapes[0..nunits) in turn): its
+ * values by field, and each operation's own bytes (operation, ids, masks,
+ * lengths). */
+static void program(const char *const *shapes, int nunits, const unsigned char *p, size_t n) {
+    prog_t g = {p, p + n, 0};
+    char what[160], over[200];
+    int unit = 0;
+    while (g.p < g.end && !g.bad) {
+        const unsigned char *start = g.p;
+        const char *shape = shapes[unit];
+        double values = 0;
+        int op = *g.p++;
+        switch (op) {
+        case 'U': /* counted with the EVALSHA's own bytes */
+            if (++unit >= nunits)
+                g.bad = 1;
+            row(&fields, "EVALSHA (SHA-1, keys, account ids, lengths)")->bytes += 1;
+            continue;
+        case 'L':
+        case 'W': {
+            if (strcmp(shape, "{lead:*}")) /* a lead of an account, or one without */
+                snprintf(what, sizeof(what), "%s:lead:*", shape);
+            else
+                snprintf(what, sizeof(what), "%s", shape);
+            values += take_str(&g, 2, what, "(id)");
+            take(&g, 2);
+            for (int i = 0; i < 11; i++)
+                values += take_str(&g, op == 'W' && lead_widths[i] == 2 ? 4 : lead_widths[i], what,
+                                   lead_names[i]);
+            break;
+        }
+        case 'A': {
+            snprintf(what, sizeof(what), "%s", shape);
+            int all = (int)take(&g, 1) == 1;
+            for (int i = 0; i < (all ? 8 : 3); i++)
+                values += take_str(&g, acct_widths[i], what, acct_names[i]);
+            break;
+        }
+        case 'D':
+        case 'S': { /* D: the first index, then the texts; S: index and value each */
+            snprintf(what, sizeof(what), "%s:%s", shape, op == 'D' ? "dict" : "sums");
+            if (op == 'D')
+                take(&g, 4);
+            unsigned long k = take(&g, 2);
+            for (unsigned long i = 0; i < k && !g.bad; i++) {
+                if (op == 'S')
+                    take(&g, 4);
+                values += take_str(&g, 4, what, "(values)");
+            }
+            break;
+        }
+        case 'T':
+            snprintf(what, sizeof(what), "%s:att:*", shape);
+            values += take_str(&g, 2, what, "(content id)");
+            values += take_str(&g, 2, what, "(lead id)");
+            values += take_str(&g, 4, what, "(value)");
+            break;
+        case 'M':
+            snprintf(what, sizeof(what), "%s:mobilizers", shape);
+            take(&g, 1);
+            values += take_str(&g, 2, what, "(lead id)");
+            break;
+        case 'X':
+            snprintf(what, sizeof(what), "%s blob", shape);
+            break;
+        default:
+            g.bad = 1;
+            continue;
+        }
+        snprintf(over, sizeof(over), "%s (operation, mask, lengths)", what);
+        row_t *r = row(&fields, over);
+        r->count++;
+        r->bytes += (double)(g.p - start) - values;
+    }
+    if (g.bad)
+        row(&fields, "(write programs not understood)")->count++;
 }
 
 static int hexval(int c) {
@@ -159,21 +292,46 @@ int main(int argc, char **argv) {
     char *line = malloc(cap);
     double total = 0;
     while (line && getline(&line, &cap, stdin) > 0) {
+        const char *client = strchr(line, '[');
+        const char *end = client ? strchr(client, ']') : NULL;
+        int lua = end && end - client >= 4 && !strncmp(end - 3, "lua", 3);
         int c = split(line, arg, len);
         if (c < 1)
             continue;
+        int script = !strcasecmp(arg[0], "EVALSHA") || !strcasecmp(arg[0], "EVAL");
         double bytes = 1 + (double)digits((size_t)c) + 2;
         for (int i = 0; i < c; i++)
             bytes += bulk(len[i]);
-        total += bytes;
         char sb[160], name[200];
-        const char *sh = c > 1 ? shape(arg[1], prefix, sb, sizeof(sb)) : "";
+        const char *key = script ? NULL : (c > 1 ? arg[1] : NULL); /* a script: below */
+        const char *sh = script ? "(units' writes)" : key ? shape(key, prefix, sb, sizeof(sb)) : "";
         for (char *u = arg[0]; *u; u++)
             *u = (char)(*u >= 'a' && *u <= 'z' ? *u - 32 : *u);
         snprintf(name, sizeof(name), "%s %s", arg[0], sh);
+        if (lua) {
+            row(&inner, name)->count++;
+            continue;
+        }
+        total += bytes;
         row_t *r = row(&cmds, name);
         r->count++;
         r->bytes += bytes;
+        int nkeys = script && c > 2 ? atoi(arg[2]) : 0;
+        if (script && nkeys > 0 && nkeys < 256 && c > 3 + nkeys) {
+            /* the scorer's write script: KEYS the units, ARGV[1] their program */
+            static char shape_buf[256][160];
+            const char *shapes[256];
+            for (int u = 0; u < nkeys; u++)
+                shapes[u] = shape(arg[3 + u], prefix, shape_buf[u], sizeof(shape_buf[u]));
+            size_t plen = len[3 + nkeys];
+            program(shapes, nkeys, (const unsigned char *)arg[3 + nkeys], plen);
+            row_t *f = row(&fields, "EVALSHA (SHA-1, keys, account ids, lengths)");
+            f->count++;
+            f->bytes += bytes - (double)plen;
+            row_t *u = row(&fields, "EVALSHA units");
+            u->count += nkeys;
+            continue;
+        }
         if (strcmp(arg[0], "HSET") || !named_fields(sh))
             continue;
         double named = 0; /* the bytes of the names and values */
@@ -193,7 +351,15 @@ int main(int argc, char **argv) {
     printf("%-52s %10s %9s %8s\n", "command and key", "per event", "B/event", "share");
     print(&cmds, events, total);
     printf("%-52s %10s %9.1f %7.1f%%\n\n", "all", "", total / events, 100.0);
-    printf("%-52s %10s %9s %8s\n", "hash field (name and value)", "per event", "B/event", "share");
+    printf("%-52s %10s %9s %8s\n", "what the bytes carry", "per event", "B/event", "share");
     print(&fields, events, total);
+    if (inner.n) {
+        printf("\n%-52s %10s\n", "run by scripts (not sent)", "per event");
+        for (int i = 0; i < inner.n; i++)
+            inner.v[i].bytes = inner.v[i].count; /* sorted by count */
+        qsort(inner.v, (size_t)inner.n, sizeof(row_t), by_bytes);
+        for (int i = 0; i < inner.n; i++)
+            printf("%-52s %10.3f\n", inner.v[i].name, inner.v[i].count / events);
+    }
     return 0;
 }

@@ -124,6 +124,9 @@ typedef struct ds_worker_ops {
     const char *outputs[DS_WORKER_MAX_OUTPUTS];
     /* How the input topic must be keyed, in words (for the warning). */
     const char *unit_key_doc;
+    /* A Lua script its writes run (EVALSHA redis_script_sha), loaded on
+     * every connection of the write client; NULL: none. */
+    const char *redis_script, *redis_script_sha;
     /* Decode a message value into slot (strings in arena, valid for the
      * batch; the slot's head is zeroed), stating its unit in the head.
      * Returns OK or a DLQ code with detail. */
@@ -331,5 +334,10 @@ static inline void ds_worker_add(ds_counter_t *c, uint64_t n) {
 ds_metrics_t *ds_worker_metrics(ds_worker_t *w);
 /** The worker's Redis connection (for on-demand reads from ops). */
 ds_redis_t *ds_worker_redis(ds_worker_t *w);
+/** True when the worker's Redis is a Redis Cluster (redis.cluster on, or
+ *  found to be one by the loads, which connect before any write is
+ *  formatted): an atomic write must then keep to the keys of one slot.
+ *  False for one Redis server, where one write may span units. */
+bool ds_worker_redis_is_cluster(const ds_worker_t *w);
 
 #endif

@@ -285,6 +285,10 @@ ds_redis_t *ds_worker_redis(ds_worker_t *w) {
     return w->redis;
 }
 
+bool ds_worker_redis_is_cluster(const ds_worker_t *w) {
+    return !strcmp(w->cfg->redis_cluster, "on") || ds_redis_is_cluster(w->redis);
+}
+
 bool ds_wk_redis_open(ds_worker_t *w, char *errstr, size_t errstr_size) {
     const ds_config_t *cfg = w->cfg;
     w->redis = ds_redis_new(cfg->redis_url, cfg->redis_timeout_ms, errstr, errstr_size);
@@ -309,6 +313,8 @@ bool ds_wk_redis_open(ds_worker_t *w, char *errstr, size_t errstr_size) {
     ds_redis_set_opts(w->redis, &ro); /* loads: no WAIT */
     ro.wait_replicas = cfg->redis_wait_replicas;
     ro.wait_timeout_ms = cfg->redis_wait_timeout_ms;
+    ro.script = w->ops->redis_script; /* only writes run it */
+    ro.script_sha = w->ops->redis_script_sha;
     ds_redis_set_opts(w->wredis, &ro);
     return true;
 }

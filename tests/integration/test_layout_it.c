@@ -6,7 +6,8 @@
  * README uses (A, L, C, D, TOPIC, N), must be a row of that section's
  * table, and every field of a hash whose fields are names (not ids) must
  * be named there in backquotes.  A key or field added to the code without
- * its documentation fails here.
+ * its documentation fails here.  And a lead set lists the account's leads:
+ * each member has its hash under the account.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -171,6 +172,20 @@ static void test_everything_written_is_documented(void **state) {
             s++;
         if (s == patterns_seen && patterns_seen < 32)
             snprintf(seen[patterns_seen++], sizeof(seen[0]), "%s", pat);
+        if (!strcmp(pat, "ds:{acct:A}:leads")) {
+            redisReply *m = ds_h_redis(&env, "SMEMBERS %s", key);
+            assert_non_null(m);
+            size_t stem = strlen(key) - strlen(":leads");
+            for (size_t j = 0; j < m->elements; j++) {
+                redisReply *x =
+                    ds_h_redis(&env, "EXISTS %b:lead:%s", key, stem, m->element[j]->str);
+                if (!x || x->integer != 1)
+                    fail_msg("%s lists %s, which has no hash under the account", key,
+                             m->element[j]->str);
+                freeReplyObject(x);
+            }
+            freeReplyObject(m);
+        }
         redisReply *t = ds_h_redis(&env, "TYPE %s", key);
         bool hash = t && t->type == REDIS_REPLY_STATUS && !strcmp(t->str, "hash");
         freeReplyObject(t);

@@ -298,6 +298,35 @@ static void test_full_write_after_redis_restart(void **state) {
     rd_kafka_destroy(p);
 }
 
+/* The scorer writes through its Lua script: scripts flushed under its live
+ * connection (NOSCRIPT) cost a retry on a new connection, which loads the
+ * script again; nothing is lost and the worker goes on. */
+static void test_scripts_flushed(void **state) {
+    (void)state;
+    pid_t scorer = start_scorer_wb("it-sf", "1");
+    rd_kafka_t *p = ds_h_producer(&env);
+    const char *lkey = "wb:{acct:A-S}:lead:L-S";
+    char id[8];
+    for (int i = 1; i <= 3; i++) {
+        if (i > 1)
+            freeReplyObject(ds_h_redis(&env, "SCRIPT FLUSH"));
+        snprintf(id, sizeof(id), "sf%d", i);
+        ds_ma_event_t e =
+            ma(id, T0 + 9000 + i, "L-S", DS_MA_CONTENT_VIEWED, "c-spark", "I1", DS_CS_SPARK);
+        e.account_id = "A-S";
+        ds_h_send_ma(p, "wb.events", &e);
+        ds_h_flush(p);
+        char want[4];
+        snprintf(want, sizeof(want), "%d", i);
+        ds_h_expect_hget(&env, lkey, "events_applied", want, 30000);
+    }
+    ds_h_expect_hget(&env, lkey, "lead_id", "L-S", 0);
+    ds_h_expect_hget(&env, "wb:{acct:A-S}", "engaged_stakeholders", "1", 0);
+    assert_true(ds_h_wait_group(&env, "it-sf", "wb.events", 20000));
+    assert_int_equal(ds_h_stop(scorer, SIGTERM, 10000), 0);
+    rd_kafka_destroy(p);
+}
+
 /* Redis's count of HSET calls so far (INFO commandstats). */
 static long long hset_calls(void) {
     redisReply *r = ds_h_redis(&env, "INFO commandstats");
@@ -391,6 +420,7 @@ int main(void) {
         cmocka_unit_test(test_scorer_end_to_end),
         cmocka_unit_test(test_write_behind_flush),
         cmocka_unit_test(test_full_write_after_redis_restart),
+        cmocka_unit_test(test_scripts_flushed),
         cmocka_unit_test(test_windows_coalesce_writes),
     };
     return ds_h_main(&env, 2, tests, sizeof(tests) / sizeof(tests[0]));

@@ -164,7 +164,8 @@ static void sc_close(void *self) {
     ds_scorer_t *s = self;
     sc_reset(s);
     free(s->loads);
-    free(s->sadd);
+    ds_buf_free(&s->prog);
+    ds_buf_free(&s->wkeys);
     free(s->dict);
     free(s->dict_idx);
     ds_buf_free(&s->list);
@@ -207,6 +208,8 @@ static const ds_worker_ops_t scorer_ops = {
     .event_size = sizeof(sslot_t),
     .outputs = {"LeadScore", "AccountScore"},
     .unit_key_doc = "account_id (lead_id for a lead without account)",
+    .redis_script = ds_scorer_write_lua,
+    .redis_script_sha = ds_scorer_write_lua_sha,
     .decode = sc_decode,
     .load = ds_scorer_load,
     .loaded = ds_scorer_loaded,

@@ -16,13 +16,15 @@
  * overwritten.
  *
  * Writes (ds_scorer_persist, the units the engine's write-behind window
- * asks for, through the score_writer callbacks w_*): an
- * account in one MULTI/EXEC (its keys share a hash tag, so one slot): its
- * changed leads, the attendance fields, dictionary entries, insight sums
- * and mobilizer changes they made, new members of its lead set, and the
- * account's hash with its checkpoint; a lead without account in one HSET
- * of its hash (fields, state and checkpoint).  O(what changed) plus the
- * account's insights.
+ * asks for, through the score_writer callbacks w_*): each unit's write is
+ * a program for write.lua (the script's header gives its format), run by
+ * EVALSHA, atomically: for an account (its keys share a hash tag, so one
+ * slot) its changed leads, the attendance fields, dictionary entries,
+ * insight sums and mobilizer changes they made, new members of its lead
+ * set, and the account's hash with its checkpoint; for a lead without
+ * account its hash (fields, state and checkpoint).  On one Redis server
+ * an EVALSHA carries up to WRITE_UNITS units; on a cluster one (one
+ * slot).  O(what changed) plus the account's insights.
  *
  * Redis layout (public, see README; every key of an account shares the
  * hash tag {acct:A}):
@@ -44,7 +46,7 @@
  *                            state and checkpoint
  * A unit stored by an earlier version (one `blob` field with everything)
  * is read whole and moved to this layout by its next write, which deletes
- * the blob (in the same MULTI/EXEC for an account).
+ * the blob (in the same script run).
  */
 #include <math.h>
 #include <stdio.h>
@@ -412,8 +414,48 @@ ds_err_t ds_scorer_loaded(void *self, size_t index, const ds_reply_t *rep) {
 
 /* ---- persist ------------------------------------------------------------- */
 
+/* A unit's write is one EVALSHA of write.lua (loaded on every connection
+ * of the write client): KEYS[1] the unit's hash, ARGV[1] a program of
+ * operations built here (the script's header gives its format), ARGV[2]
+ * the account id.  Redis receives each value once, without the field
+ * names and framing of the HSETs the script runs, and runs them
+ * atomically on the unit's slot. */
+
 static const char *nz(const char *s) {
     return s ? s : "";
+}
+
+static void pg_put(ds_scorer_t *s, const void *p, size_t n) {
+    if (ds_buf_append(&s->prog, p, n))
+        ds_worker_oom("scorer");
+}
+
+/* An unsigned integer in `width` bytes, big-endian (struct's B, H, I4). */
+static void pg_int(ds_scorer_t *s, uint64_t v, int width) {
+    uint8_t b[4];
+    for (int i = 0; i < width; i++)
+        b[i] = (uint8_t)(v >> (8 * (width - 1 - i)));
+    pg_put(s, b, (size_t)width);
+}
+
+/* A value after its length in `width` bytes (struct's B, H or I4 before
+ * c0).  Widths of 1 and 2 hold only what is bounded by its source: what
+ * this file formats, and ids of events (DS_MAX_ID_BYTES). */
+static void pg_str(ds_scorer_t *s, int width, const void *v, size_t n) {
+    if (n >> (8 * width)) {
+        DS_ERROR("scorer", "a value of %zu bytes does not fit the write script's %d-byte length", n,
+                 width);
+        abort(); /* a value cut short would be written as if whole */
+    }
+    pg_int(s, n, width);
+    pg_put(s, v, n);
+}
+_Static_assert(DS_MAX_ID_BYTES < 65536, "an id's length fits the write script's H");
+_Static_assert(DS_FMT_CKPT_MAX < 256, "a checkpoint's length fits the write script's B");
+
+static void pg_text(ds_scorer_t *s, int width, const char *v) {
+    v = nz(v);
+    pg_str(s, width, v, strlen(v));
 }
 
 /* A 64-bit FNV-1a of length-prefixed strings: which values were last
@@ -424,28 +466,6 @@ static uint64_t sig_of(const char *const *v, int n) {
     for (int i = 0; i < n; i++)
         h = ds_fnv64_str(h, v[i], strlen(v[i]));
     return h ? h : 1;
-}
-
-/* An HSET being built: up to 32 arguments. */
-typedef struct hset {
-    const char *argv[32];
-    size_t lens[32];
-    int c;
-} hset_t;
-
-static void hs_arg(hset_t *h, const char *v, size_t n) {
-    if (h->c < 32) {
-        h->argv[h->c] = v;
-        h->lens[h->c++] = n;
-    }
-}
-
-/* A field named by a string literal (its length known at compile time)
- * and its text value. */
-#define hs_field(h, name, v) hs_field_n(h, name, sizeof(name) - 1, v)
-static void hs_field_n(hset_t *h, const char *name, size_t nlen, const char *v) {
-    hs_arg(h, name, nlen);
-    hs_arg(h, nz(v), strlen(nz(v)));
 }
 
 /* strs[0..n) joined by sep, NUL-terminated, in s->list (the text of a
@@ -461,83 +481,83 @@ static const char *join(ds_scorer_t *s, const char *const *strs, size_t n, char 
     return (const char *)s->list.data;
 }
 
-/* The lead's public fields, each group only when it differs from what
- * this process last wrote over the same connection epoch:
- * tier/top_insight/furthest_stage (and the ids, which never change) while
- * notes[0] says so, confront/connect/mobilizer/reasons while notes[1]
- * does; as_of and events_applied always go.  The scores are written to
- * 0.1 (as LeadScore records are compared) and the reasons without their
- * points, so most events rewrite neither.  Every write stays an absolute
- * value, so replaying a batch writes the same hash. */
+/* The lead operation's mask (write.lua): which fields it writes. */
+enum {
+    LM_IDS = 1,          /* lead_id, account_id */
+    LM_POINTS = 2,       /* confront, connect, mobilizer */
+    LM_CLASS = 4,        /* tier, top_insight, furthest_stage */
+    LM_REASONS = 8,      /* reasons */
+    LM_PROGRESS = 16,    /* as_of, events_applied */
+    LM_STATE = 32,       /* state */
+    LM_CHECKPOINT = 64,  /* checkpoint (a lead without account) */
+    LM_NEW_MEMBER = 128, /* SADD to the account's lead set */
+    LM_LONE = 256,       /* the lead's hash is the unit's key */
+};
+
+/* The scores are written to 0.1 (as LeadScore records are compared) and
+ * the reasons without their points, so most events rewrite neither. */
 static double tenth(double v) {
     return round(v * 10.0) / 10.0;
 }
 
-static void put_lead_fields(ds_scorer_t *s, hset_t *h, const ds_lead_score_t *v,
-                            uint64_t notes[DS_LEAD_NOTES], char bufs[5][32]) {
-    char *confront = bufs[0], *connect = bufs[1], *mob = bufs[2], *asof = bufs[3], *ev = bufs[4];
-    ds_fmt_g6(confront, 32, tenth(v->confront));
-    ds_fmt_g6(connect, 32, tenth(v->connect));
-    ds_fmt_g6(mob, 32, tenth(v->mobilizer));
-    ds_fmt_i64(asof, v->as_of);
-    ds_fmt_i64(ev, v->events_applied);
-    const char *reasons = join(s, v->reasons, v->reasons_count, '\n');
-    const char *cls[] = {ds_tier_name(v->tier), nz(v->top_insight),
-                         v->furthest_stage >= 0 ? ds_content_stage_name(v->furthest_stage) : ""};
-    const char *pts[] = {confront, connect, mob, reasons};
-    uint64_t now = sig_of(cls, 3), was = notes[0];
-    uint64_t pnow = sig_of(pts, 4), pwas = notes[1];
-    notes[0] = now;
-    notes[1] = pnow;
-    if (now != was) {
-        hs_field(h, "lead_id", v->lead_id);
-        hs_field(h, "account_id", v->account_id);
-    }
-    if (pnow != pwas) {
-        hs_field(h, "confront", confront);
-        hs_field(h, "connect", connect);
-        hs_field(h, "mobilizer", mob);
-    }
-    if (now != was) {
-        hs_field(h, "tier", cls[0]);
-        hs_field(h, "top_insight", cls[1]);
-        hs_field(h, "furthest_stage", cls[2]);
-    }
-    if (pnow != pwas)
-        hs_field(h, "reasons", reasons);
-    hs_field(h, "as_of", asof);
-    hs_field(h, "events_applied", ev);
-}
-
+/* One lead's hash: its public fields, each group only when it differs
+ * from what this process last wrote over the same connection epoch
+ * (tier/top_insight/furthest_stage and the ids, which never change, while
+ * notes[0] says so; confront/connect/mobilizer/reasons while notes[1]
+ * does; as_of and events_applied always), then its record.  Every write
+ * stays an absolute value, so replaying a batch writes the same hash.  A
+ * lead that is not a member (a colleague credited by a share, no event of
+ * its own yet) has its record only. */
 static void w_lead(void *opaque, const ds_lead_score_t *v, uint64_t *notes, const void *rec,
                    size_t n, bool member, bool new_member) {
     ds_scorer_t *s = opaque;
     unit_entry_t *e = s->cur_e;
-    hset_t h = {.c = 0};
-    char bufs[5][32], ckpt[DS_FMT_CKPT_MAX];
-    char key[700];
-    hs_arg(&h, "HSET", 4);
-    if (e->is_account)
-        ds_fmt_join(key, sizeof(key), s->a.cfg->redis_prefix, "{acct:", e->key,
-                    "}:lead:", v->lead_id, NULL);
-    else
-        ds_fmt_join(key, sizeof(key), s->a.cfg->redis_prefix, "{lead:", e->key, "}", NULL);
-    hs_arg(&h, key, strlen(key));
-    if (member || !e->is_account)
-        put_lead_fields(s, &h, v, notes, bufs);
-    hs_arg(&h, "state", 5);
-    hs_arg(&h, rec, n);
-    if (!e->is_account) {
-        /* a lone lead: public fields, state and checkpoint in one HSET */
+    char confront[32] = "", connect[32] = "", mob[32] = "", asof[32] = "", ev[32] = "",
+         ckpt[DS_FMT_CKPT_MAX] = "";
+    const char *reasons = "", *cls[3] = {"", "", ""};
+    unsigned mask = LM_STATE;
+    if (member || !e->is_account) {
+        ds_fmt_g6(confront, sizeof(confront), tenth(v->confront));
+        ds_fmt_g6(connect, sizeof(connect), tenth(v->connect));
+        ds_fmt_g6(mob, sizeof(mob), tenth(v->mobilizer));
+        ds_fmt_i64(asof, v->as_of);
+        ds_fmt_i64(ev, v->events_applied);
+        reasons = join(s, v->reasons, v->reasons_count, '\n');
+        cls[0] = ds_tier_name(v->tier);
+        cls[1] = nz(v->top_insight);
+        cls[2] = v->furthest_stage >= 0 ? ds_content_stage_name(v->furthest_stage) : "";
+        const char *pts[] = {confront, connect, mob, reasons};
+        uint64_t now = sig_of(cls, 3), pnow = sig_of(pts, 4);
+        mask |= LM_PROGRESS | (now != notes[0] ? LM_IDS | LM_CLASS : 0) |
+                (pnow != notes[1] ? LM_POINTS | LM_REASONS : 0);
+        notes[0] = now;
+        notes[1] = pnow;
+    }
+    if (!e->is_account) { /* a lone lead: its checkpoint in the same hash */
         ds_fmt_checkpoint(ckpt, e->ent.partition, e->ent.offset);
-        hs_field(&h, "checkpoint", ckpt);
+        mask |= LM_CHECKPOINT | LM_LONE;
         s->wrote_lone = true;
     }
-    ds_redis_cmd(s->cur_r, h.c, h.argv, h.lens);
-    if (new_member) {
-        s->sadd = ds_worker_room("scorer", s->sadd, s->nsadd, &s->csadd, sizeof(*s->sadd), 64);
-        s->sadd[s->nsadd++] = v->lead_id; /* interned: valid during the write */
-    }
+    if (new_member && e->is_account) /* a lone lead has no lead set */
+        mask |= LM_NEW_MEMBER;
+    bool pts = mask & LM_POINTS, cl = mask & LM_CLASS;
+    const char *top = cl ? cls[1] : "", *why = mask & LM_REASONS ? reasons : "";
+    /* L: 2-byte lengths for these three; W: 4 (a record over 64 KiB) */
+    int wide = strlen(top) > 65535 || strlen(why) > 65535 || n > 65535 ? 4 : 2;
+    pg_put(s, wide == 4 ? "W" : "L", 1);
+    pg_text(s, 2, v->lead_id);
+    pg_int(s, mask, 2);
+    pg_text(s, 1, pts ? confront : "");
+    pg_text(s, 1, pts ? connect : "");
+    pg_text(s, 1, pts ? mob : "");
+    pg_text(s, 1, cl ? cls[0] : "");
+    pg_text(s, wide, top);
+    pg_text(s, 1, cl ? cls[2] : "");
+    pg_text(s, wide, why);
+    pg_text(s, 1, asof);
+    pg_text(s, 1, ev);
+    pg_str(s, wide, rec, n);
+    pg_text(s, 1, ckpt);
 }
 
 static void w_dict(void *opaque, uint32_t idx, const char *str) {
@@ -546,137 +566,135 @@ static void w_dict(void *opaque, uint32_t idx, const char *str) {
     s->dict = ds_worker_room("scorer", s->dict, s->ndict, &cap, sizeof(*s->dict), 64);
     s->dict_idx =
         ds_worker_room("scorer", s->dict_idx, s->ndict, &s->cdict, sizeof(*s->dict_idx), 64);
-    ds_fmt_u64(s->dict_idx[s->ndict], idx);
+    s->dict_idx[s->ndict] = idx;
     s->dict[s->ndict++] = str;
 }
 
 static void w_attendance(void *opaque, const char *content, const char *lead, const void *v,
                          size_t n) {
     ds_scorer_t *s = opaque;
-    const char *key = rkey(s, s->cur_e, ":att:", content);
-    if (n) {
-        const char *argv[] = {"HSET", key, lead, v};
-        size_t lens[] = {4, strlen(key), strlen(lead), n};
-        ds_redis_cmd(s->cur_r, 4, argv, lens);
-    } else {
-        const char *argv[] = {"HDEL", key, lead};
-        ds_redis_cmd(s->cur_r, 3, argv, NULL);
-    }
+    pg_put(s, "T", 1);
+    pg_text(s, 2, content);
+    pg_text(s, 2, lead);
+    pg_str(s, 4, v, n); /* empty: HDEL */
 }
 
-/* Insight sums: collected, then one HSET (and one HDEL) per account write. */
+/* Insight sums: collected, then one operation per account write. */
 static void w_sum(void *opaque, uint32_t idx, const void *v, size_t n) {
     ds_scorer_t *s = opaque;
     s->sums = ds_worker_room("scorer", s->sums, s->nsums, &s->csums, sizeof(*s->sums), 64);
     sum_field_t *f = &s->sums[s->nsums++];
-    ds_fmt_u64(f->name, idx);
-    f->v = v;
+    f->idx = idx;
+    f->off = s->sumbuf.len;
     f->n = n;
     if (n && ds_buf_append(&s->sumbuf, v, n))
         ds_worker_oom("scorer");
 }
 
+/* S operations: the insight sums, at most 65,535 each. */
 static void put_sums(ds_scorer_t *s) {
-    if (!s->nsums)
-        return;
-    const char *key = rkey(s, s->cur_e, ":sums", NULL);
-    const char *argv[66];
-    size_t lens[66];
-    size_t off = 0; /* values were copied into sumbuf in order */
-    for (int del = 0; del < 2; del++) {
-        size_t k = 0;
-        while (k < s->nsums) {
-            int c = 0;
-            argv[c] = del ? "HDEL" : "HSET";
-            lens[c++] = 4;
-            argv[c] = key;
-            lens[c++] = strlen(key);
-            for (; k < s->nsums && c + 2 <= 66; k++) {
-                sum_field_t *f = &s->sums[k];
-                if ((f->n == 0) != (del == 1)) {
-                    if (!del)
-                        off += f->n;
-                    continue;
-                }
-                argv[c] = f->name;
-                lens[c++] = strlen(f->name);
-                if (!del) {
-                    argv[c] = (const char *)s->sumbuf.data + off;
-                    lens[c++] = f->n;
-                    off += f->n;
-                }
-            }
-            if (c > 2)
-                ds_redis_cmd(s->cur_r, c, argv, lens);
+    for (size_t k = 0; k < s->nsums; k += 65535) {
+        size_t m = s->nsums - k < 65535 ? s->nsums - k : 65535;
+        pg_put(s, "S", 1);
+        pg_int(s, m, 2);
+        for (size_t i = k; i < k + m; i++) {
+            pg_int(s, s->sums[i].idx, 4);
+            pg_str(s, 4, (const char *)s->sumbuf.data + s->sums[i].off, s->sums[i].n);
         }
     }
-    s->nsums = 0;
-    ds_buf_reset(&s->sumbuf);
+}
+
+/* D operations: the new dictionary entries, each operation a run of
+ * consecutive indexes (they come so: appended since the last write) of
+ * at most 65,535. */
+static void put_dict(ds_scorer_t *s) {
+    size_t k = 0;
+    while (k < s->ndict) {
+        size_t m = 1;
+        while (k + m < s->ndict && m < 65535 && s->dict_idx[k + m] == s->dict_idx[k] + m)
+            m++;
+        pg_put(s, "D", 1);
+        pg_int(s, s->dict_idx[k], 4);
+        pg_int(s, m, 2);
+        for (size_t i = k; i < k + m; i++)
+            pg_text(s, 4, s->dict[i]);
+        k += m;
+    }
 }
 
 static void w_mobilizer(void *opaque, const char *lead, bool add) {
     ds_scorer_t *s = opaque;
-    const char *argv[] = {add ? "SADD" : "SREM", rkey(s, s->cur_e, ":mobilizers", NULL), lead};
-    ds_redis_cmd(s->cur_r, 3, argv, NULL);
+    pg_put(s, "M", 1);
+    pg_int(s, add, 1);
+    pg_text(s, 2, lead);
 }
 
-/* Commands with one key and many members/field pairs, in chunks. */
-static void put_many(ds_scorer_t *s, const char *cmd, const char *key, const char **a,
-                     const char **b, size_t n) {
-    const char *argv[66];
-    size_t k = 0;
-    while (k < n) {
-        int c = 0;
-        argv[c++] = cmd;
-        argv[c++] = key;
-        while (k < n && c + (b ? 2 : 1) <= 66) {
-            argv[c++] = a[k];
-            if (b)
-                argv[c++] = b[k];
-            k++;
-        }
-        ds_redis_cmd(s->cur_r, c, argv, NULL);
-    }
-}
-
+/* The account's hash: its record, checkpoint and as_of, and the score
+ * fields (with the id) only when they differ from what was last written;
+ * the mobilizers' text is built only then. */
 static void w_account(void *opaque, const ds_account_score_t *a, uint64_t sig, const void *rec,
                       size_t n) {
     ds_scorer_t *s = opaque;
     unit_entry_t *e = s->cur_e;
-    if (s->nsadd)
-        put_many(s, "SADD", rkey(s, e, ":leads", NULL), s->sadd, NULL, s->nsadd);
-    char engaged[DS_FMT_INT_MAX], confronted[DS_FMT_INT_MAX], consensus[32], asof[32],
-        ckpt[DS_FMT_CKPT_MAX], key[600];
-    ds_fmt_i64(engaged, a->engaged_stakeholders);
-    ds_fmt_i64(confronted, a->confronted_stakeholders);
-    ds_fmt_g6(consensus, sizeof(consensus), a->consensus);
-    ds_fmt_i64(asof, a->as_of);
+    char ckpt[DS_FMT_CKPT_MAX], asof[32];
     ds_fmt_checkpoint(ckpt, e->ent.partition, e->ent.offset);
-    ds_fmt_join(key, sizeof(key), s->a.cfg->redis_prefix, "{acct:", e->key, "}", NULL);
-    hset_t h = {.c = 0};
-    hs_arg(&h, "HSET", 4);
-    hs_arg(&h, key, strlen(key));
-    hs_arg(&h, "state", 5);
-    hs_arg(&h, rec, n);
-    hs_field(&h, "checkpoint", ckpt);
-    hs_field(&h, "as_of", asof);
-    /* the score fields (and the id) only when they differ from what was
-     * last written; the mobilizers' text is built only then */
+    ds_fmt_i64(asof, a->as_of);
     unsigned epoch = ds_redis_epoch();
     uint64_t now = ds_fnv64_add(sig, &epoch, sizeof(epoch));
     now = now ? now : 1;
-    if (now != e->written_sig) {
-        e->written_sig = now;
-        const char *mobilizers =
-            join(s, (const char *const *)a->mobilizers, a->mobilizers_count, ',');
-        hs_field(&h, "account_id", e->key);
-        hs_field(&h, "engaged_stakeholders", engaged);
-        hs_field(&h, "confronted_stakeholders", confronted);
-        hs_field(&h, "consensus", consensus);
-        hs_field(&h, "top_insight", nz(a->top_insight));
-        hs_field(&h, "mobilizers", mobilizers);
+    bool scores = now != e->written_sig;
+    pg_put(s, "A", 1);
+    pg_int(s, scores, 1);
+    pg_str(s, 4, rec, n);
+    pg_text(s, 1, ckpt);
+    pg_text(s, 1, asof);
+    if (!scores)
+        return;
+    e->written_sig = now;
+    char engaged[DS_FMT_INT_MAX], confronted[DS_FMT_INT_MAX], consensus[32];
+    ds_fmt_i64(engaged, a->engaged_stakeholders);
+    ds_fmt_i64(confronted, a->confronted_stakeholders);
+    ds_fmt_g6(consensus, sizeof(consensus), a->consensus);
+    pg_text(s, 1, engaged);
+    pg_text(s, 1, confronted);
+    pg_text(s, 1, consensus);
+    pg_text(s, 4, a->top_insight);
+    pg_text(s, 4, join(s, (const char *const *)a->mobilizers, a->mobilizers_count, ','));
+}
+
+/* Units per EVALSHA on one Redis server: each run costs Redis a call and
+ * the worker a reply and a SHA-1 on the wire, so several units share one;
+ * a bound keeps a run short (Redis does nothing else while it runs). */
+enum { WRITE_UNITS = DS_SCORER_WRITE_UNITS, WRITE_PROGRAM_BYTES = 1 << 20 };
+
+/* The EVALSHA of the units gathered: KEYS their hashes, ARGV[1] their
+ * programs, ARGV[1+u] their account ids (kept in s->wkeys, NUL-separated,
+ * key then account id). */
+static void flush_writes(ds_scorer_t *s) {
+    if (!s->nwunits)
+        return;
+    size_t argc = 4 + 2 * s->nwunits;
+    const char **argv = s->wargv;
+    size_t *lens = s->wlens;
+    char nkeys[DS_FMT_INT_MAX];
+    ds_fmt_u64(nkeys, s->nwunits);
+    argv[0] = "EVALSHA";
+    argv[1] = ds_scorer_write_lua_sha;
+    argv[2] = nkeys;
+    const char *p = (const char *)s->wkeys.data;
+    for (size_t u = 0; u < s->nwunits; u++) {
+        argv[3 + u] = p;
+        p += strlen(p) + 1;
+        argv[4 + s->nwunits + u] = p;
+        p += strlen(p) + 1;
     }
-    ds_redis_cmd(s->cur_r, h.c, h.argv, h.lens);
+    argv[3 + s->nwunits] = (const char *)s->prog.data;
+    for (size_t i = 0; i < argc; i++)
+        lens[i] = i == 3 + s->nwunits ? s->prog.len : strlen(argv[i]);
+    ds_redis_cmd(s->cur_r, (int)argc, argv, lens);
+    s->nwunits = 0;
+    ds_buf_reset(&s->prog);
+    ds_buf_reset(&s->wkeys);
 }
 
 /* The units ents[0..n), each as it is now.  Outputs were acknowledged
@@ -693,46 +711,49 @@ void ds_scorer_persist(void *self, ds_redis_t *r, ds_worker_entity_t *const *ent
                            .mobilizer = w_mobilizer,
                            .sum = w_sum,
                            .account = w_account};
+    /* a cluster runs a script on one slot: one unit per EVALSHA there */
+    size_t per_run = ds_worker_redis_is_cluster(s->a.worker) ? 1 : WRITE_UNITS;
+    s->nwunits = 0;
+    ds_buf_reset(&s->prog);
+    ds_buf_reset(&s->wkeys);
     for (size_t i = 0; i < n; i++) {
         unit_entry_t *e = (unit_entry_t *)ents[i];
         if (i + 1 < n)
             __builtin_prefetch(ents[i + 1]);
         s->cur_e = e;
-        s->nsadd = s->ndict = s->nsums = 0;
+        s->ndict = s->nsums = 0;
         ds_buf_reset(&s->sumbuf);
         s->wrote_lone = false;
+        size_t mark = s->prog.len;
+        if (s->nwunits)
+            pg_put(s, "U", 1);
         bool legacy = ds_score_unit_is_legacy(e->unit);
-        if (e->is_account) {
-            const char *multi[] = {"MULTI"};
-            ds_redis_cmd(r, 1, multi, NULL);
-        }
         if (ds_score_unit_write(e->unit, &w))
             ds_worker_oom("scorer");
         put_sums(s);
-        if (e->is_account && s->ndict) {
-            const char **idx = malloc(s->ndict * sizeof(*idx));
-            if (!idx)
-                ds_worker_oom("scorer");
-            for (size_t k = 0; k < s->ndict; k++)
-                idx[k] = s->dict_idx[k];
-            put_many(s, "HSET", rkey(s, e, ":dict", NULL), idx, s->dict, s->ndict);
-            free(idx);
-        }
+        if (e->is_account)
+            put_dict(s);
+        if (legacy) /* moved to the per-lead layout: the old blob goes */
+            pg_put(s, "X", 1);
         if (!e->is_account && !s->wrote_lone) { /* only the checkpoint moved */
             char ckpt[DS_FMT_CKPT_MAX];
             ds_fmt_checkpoint(ckpt, e->ent.partition, e->ent.offset);
             const char *argv[] = {"HSET", rkey(s, e, NULL, NULL), "checkpoint", ckpt};
             ds_redis_cmd(r, 4, argv, NULL);
         }
-        if (legacy) { /* moved to the per-lead layout: the old blob goes */
-            const char *argv[] = {"HDEL", rkey(s, e, NULL, NULL), "blob"};
-            ds_redis_cmd(r, 3, argv, NULL);
-        }
-        if (e->is_account) {
-            const char *exec[] = {"EXEC"};
-            ds_redis_cmd(r, 1, exec, NULL);
+        if (s->prog.len > mark + (s->nwunits ? 1 : 0)) {
+            const char *key = rkey(s, e, NULL, NULL), *acct = e->is_account ? e->key : "";
+            if (ds_buf_append(&s->wkeys, key, strlen(key) + 1) ||
+                ds_buf_append(&s->wkeys, acct, strlen(acct) + 1))
+                ds_worker_oom("scorer");
+            s->nwunits++;
+            if (s->nwunits == per_run || s->prog.len >= WRITE_PROGRAM_BYTES)
+                flush_writes(s);
+        } else {
+            s->prog.len = mark; /* nothing to run for this one */
         }
         ds_scorer_count_leads(s, e);
     }
+    flush_writes(s);
     ds_scorer_publish_tracked(s);
 }
