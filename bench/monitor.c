@@ -77,6 +77,10 @@ static const char *const lead_names[] = {"confront",       "connect",        "mo
                                          "top_insight",    "furthest_stage", "reasons",   "as_of",
                                          "events_applied", "state",          "checkpoint"};
 static const int lead_widths[] = {1, 1, 1, 1, 2, 1, 2, 1, 1, 2, 1}; /* W: 2 -> 4 */
+static const unsigned lead_bits[] = {2, 2, 2, 4, 4, 4, 8, 16, 16, 32, 64};
+/* the operations of one mask each, and their masks */
+static const char shape_ops[] = "FGPQZ";
+static const unsigned shape_masks[] = {191, 63, 58, 48, 32};
 static const char *const acct_names[] = {
     "state",     "checkpoint",  "as_of",     "engaged_stakeholders", "confronted_stakeholders",
     "consensus", "top_insight", "mobilizers"};
@@ -135,6 +139,11 @@ static void program(const char *const *shapes, int nunits, const unsigned char *
                 g.bad = 1;
             row(&fields, "EVALSHA (SHA-1, keys, account ids, lengths)")->bytes += 1;
             continue;
+        case 'F':
+        case 'G':
+        case 'P':
+        case 'Q':
+        case 'Z':
         case 'L':
         case 'W': {
             if (strcmp(shape, "{lead:*}")) /* a lead of an account, or one without */
@@ -142,10 +151,14 @@ static void program(const char *const *shapes, int nunits, const unsigned char *
             else
                 snprintf(what, sizeof(what), "%s", shape);
             values += take_str(&g, 2, what, "(id)");
-            take(&g, 2);
+            const char *sh = strchr(shape_ops, op);
+            unsigned mask = sh ? shape_masks[sh - shape_ops] : 0;
+            if (!sh)
+                take(&g, 2); /* L, W: every value, after the mask */
             for (int i = 0; i < 11; i++)
-                values += take_str(&g, op == 'W' && lead_widths[i] == 2 ? 4 : lead_widths[i], what,
-                                   lead_names[i]);
+                if (!sh || (mask & lead_bits[i]))
+                    values += take_str(&g, op == 'W' && lead_widths[i] == 2 ? 4 : lead_widths[i],
+                                       what, lead_names[i]);
             break;
         }
         case 'A': {

@@ -54,6 +54,11 @@ static const row_t rows[] = {
     {"redis.cluster", "--redis-cluster", T_ENUM, "auto", 0, 0, "auto|on|off", OFF(redis_cluster),
      "auto: find out at each connection whether redis.url is a Redis Cluster node and route "
      "by slot if so; on: require a cluster; off: one plain Redis (a redirect stops the worker)"},
+    {"redis.writes", "--redis-writes", T_ENUM, "script", 0, 0, "script|transaction",
+     OFF(redis_writes),
+     "script: the scorer writes through its Lua script (EVALSHA; the Redis user needs "
+     "+evalsha +script|load): less than half the bytes, more Redis CPU; transaction: the same "
+     "commands sent in a MULTI/EXEC per unit"},
     {"redis.seeds", "--redis-seeds", T_STR, "", 0, 0, NULL, OFF(redis_seeds),
      "more Redis Cluster nodes (host:port, comma-separated) tried when redis.url's is down"},
     {"redis.wait_replicas", "--redis-wait-replicas", T_INT, "0", 0, 100, NULL,

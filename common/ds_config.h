@@ -38,6 +38,7 @@ typedef struct ds_config {
     int redis_flush_ms;       /* coalesce state writes over this interval (0: every batch) */
     int redis_flush_entities; /* ... or until this many entities changed */
     char *redis_cluster;      /* "auto" | "on" | "off" */
+    char *redis_writes;       /* "script" | "transaction" */
     char *redis_seeds;        /* more cluster nodes, host:port,… */
     int redis_wait_replicas;  /* WAIT for this many replicas before storing offsets (0: off) */
     int redis_wait_timeout_ms;

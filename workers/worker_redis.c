@@ -313,8 +313,10 @@ bool ds_wk_redis_open(ds_worker_t *w, char *errstr, size_t errstr_size) {
     ds_redis_set_opts(w->redis, &ro); /* loads: no WAIT */
     ro.wait_replicas = cfg->redis_wait_replicas;
     ro.wait_timeout_ms = cfg->redis_wait_timeout_ms;
-    ro.script = w->ops->redis_script; /* only writes run it */
-    ro.script_sha = w->ops->redis_script_sha;
+    if (!strcmp(cfg->redis_writes, "script")) { /* only writes run it */
+        ro.script = w->ops->redis_script;
+        ro.script_sha = w->ops->redis_script_sha;
+    }
     ds_redis_set_opts(w->wredis, &ro);
     return true;
 }

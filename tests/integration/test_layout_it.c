@@ -7,7 +7,10 @@
  * table, and every field of a hash whose fields are names (not ids) must
  * be named there in backquotes.  A key or field added to the code without
  * its documentation fails here.  And a lead set lists the account's leads:
- * each member has its hash under the account.
+ * each member has its hash under the account.  Then the scorer again over
+ * the same wide stream, once with each redis.writes: the write script
+ * (write.lua) and the MULTI/EXEC of the commands it stands for must leave
+ * the same state, key for key and field for field.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -20,6 +23,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "state_dump.h"
 
 static ds_h_env_t env;
 
@@ -216,4 +220,75 @@ static void test_everything_written_is_documented(void **state) {
     free(section);
 }
 
-DS_H_MAIN(&env, 4, cmocka_unit_test(test_everything_written_is_documented))
+/* The scorer's keys under prefix, dumped (state_dump.h), the prefix cut. */
+static char *scorer_state(redisContext *c, const char *prefix) {
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    assert_non_null(f);
+    char p[64];
+    size_t keys = 0;
+    const char *const kinds[] = {"{acct:", "{lead:"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(p, sizeof(p), "%s%s", prefix, kinds[k]);
+        keys += ds_sd_dump(c, p, f);
+    }
+    fclose(f);
+    assert_true(keys > 500);
+    /* "PFX{" -> "{" wherever a key starts */
+    char from[64];
+    snprintf(from, sizeof(from), "\"%s{", prefix);
+    size_t fl = strlen(from);
+    char *out = malloc(len + 1), *o = out;
+    assert_non_null(out);
+    for (const char *q = text; *q;) {
+        if (!strncmp(q, from, fl)) {
+            *o++ = '"';
+            q += fl - 1;
+        } else {
+            *o++ = *q++;
+        }
+    }
+    *o = '\0';
+    free(text);
+    return out;
+}
+
+static void run_scorer(const char *rules, const char *group, const char *prefix,
+                       const char *writes) {
+    ds_h_args_t a;
+    ds_h_worker_args(&a, &env, "scorer", env.redis_url, group, prefix);
+    ds_h_args_add(&a, "--rules", rules, "--redis-writes", writes, NULL);
+    char log[256];
+    snprintf(log, sizeof(log), "%s/%s.log", env.tmpdir, group);
+    pid_t w = ds_h_spawn(log, a.v);
+    if (!ds_h_wait_group(&env, group, "ma.events", 90000)) {
+        ds_h_show_log(log, 40);
+        fail_msg("group %s did not finish ma.events", group);
+    }
+    assert_int_equal(ds_h_stop(w, SIGTERM, 20000), 0);
+}
+
+static void test_script_and_transaction_agree(void **state) {
+    (void)state;
+    char rules[256];
+    snprintf(rules, sizeof(rules), "%s/wide-rules.yaml", env.tmpdir);
+    run_scorer(rules, "it-writes-script", "sc:", "script");
+    run_scorer(rules, "it-writes-tx", "tx:", "transaction");
+    redisContext *c = ds_sd_connect(&env, 0);
+    char *sc = scorer_state(c, "sc:"), *tx = scorer_state(c, "tx:");
+    redisFree(c);
+    if (strcmp(sc, tx)) {
+        size_t i = 0;
+        while (sc[i] && sc[i] == tx[i])
+            i++;
+        size_t from = i > 200 ? i - 200 : 0;
+        fail_msg("the two write modes differ at byte %zu:\nscript: %.400s\ntransaction: %.400s", i,
+                 sc + from, tx + from);
+    }
+    free(sc);
+    free(tx);
+}
+
+DS_H_MAIN(&env, 4, cmocka_unit_test(test_everything_written_is_documented),
+          cmocka_unit_test(test_script_and_transaction_agree))

@@ -88,6 +88,7 @@ struct ds_scorer {
     ds_buf_t prog;  /* the write program of the units gathered (write.lua) */
     ds_buf_t wkeys; /* their keys and account ids, NUL-terminated */
     size_t nwunits; /* how many */
+    bool script;    /* redis.writes: script (else the commands it would run) */
     const char *wargv[4 + 2 * DS_SCORER_WRITE_UNITS]; /* their EVALSHA */
     size_t wlens[4 + 2 * DS_SCORER_WRITE_UNITS];
     sum_field_t *sums; /* insight sums of the unit being written */

@@ -494,6 +494,44 @@ enum {
     LM_LONE = 256,       /* the lead's hash is the unit's key */
 };
 
+/* A lead operation's values in the script's order: field, mask bit, and
+ * the width of its length (0: 2, or 4 in a W operation).  The C runner
+ * below (redis.writes: transaction) reads programs with it too. */
+static const struct {
+    const char *name;
+    unsigned bit;
+    int width;
+} lead_fields[] = {
+    {"confront", LM_POINTS, 1},      {"connect", LM_POINTS, 1},
+    {"mobilizer", LM_POINTS, 1},     {"tier", LM_CLASS, 1},
+    {"top_insight", LM_CLASS, 0},    {"furthest_stage", LM_CLASS, 1},
+    {"reasons", LM_REASONS, 0},      {"as_of", LM_PROGRESS, 1},
+    {"events_applied", LM_PROGRESS, 1}, {"state", LM_STATE, 0},
+    {"checkpoint", LM_CHECKPOINT, 1},
+};
+enum { LEAD_FIELDS = sizeof(lead_fields) / sizeof(lead_fields[0]) };
+
+/* The masks most writes have: an operation of their own, with only the
+ * values they write. */
+static const struct {
+    unsigned mask;
+    char op;
+} lead_shapes[] = {
+    {LM_IDS | LM_POINTS | LM_CLASS | LM_REASONS | LM_PROGRESS | LM_STATE | LM_NEW_MEMBER, 'F'},
+    {LM_IDS | LM_POINTS | LM_CLASS | LM_REASONS | LM_PROGRESS | LM_STATE, 'G'},
+    {LM_POINTS | LM_REASONS | LM_PROGRESS | LM_STATE, 'P'},
+    {LM_PROGRESS | LM_STATE, 'Q'},
+    {LM_STATE, 'Z'},
+};
+
+/* The mask of a lead operation with one (0: L or W, which carry it). */
+static unsigned shape_mask(char op) {
+    for (size_t i = 0; i < sizeof(lead_shapes) / sizeof(lead_shapes[0]); i++)
+        if (lead_shapes[i].op == op)
+            return lead_shapes[i].mask;
+    return 0;
+}
+
 /* The scores are written to 0.1 (as LeadScore records are compared) and
  * the reasons without their points, so most events rewrite neither. */
 static double tenth(double v) {
@@ -540,24 +578,30 @@ static void w_lead(void *opaque, const ds_lead_score_t *v, uint64_t *notes, cons
     }
     if (new_member && e->is_account) /* a lone lead has no lead set */
         mask |= LM_NEW_MEMBER;
-    bool pts = mask & LM_POINTS, cl = mask & LM_CLASS;
-    const char *top = cl ? cls[1] : "", *why = mask & LM_REASONS ? reasons : "";
-    /* L: 2-byte lengths for these three; W: 4 (a record over 64 KiB) */
-    int wide = strlen(top) > 65535 || strlen(why) > 65535 || n > 65535 ? 4 : 2;
-    pg_put(s, wide == 4 ? "W" : "L", 1);
+    /* the values in lead_fields' order */
+    const char *val[LEAD_FIELDS] = {confront, connect, mob, cls[0], cls[1], cls[2],
+                                    reasons,  asof,    ev,  (const char *)rec, ckpt};
+    size_t len[LEAD_FIELDS];
+    bool wide = false; /* W: 4-byte lengths where L has 2 (a record over 64 KiB) */
+    for (size_t i = 0; i < LEAD_FIELDS; i++) {
+        len[i] = lead_fields[i].bit == LM_STATE ? n : strlen(val[i]);
+        wide |= !lead_fields[i].width && (mask & lead_fields[i].bit) && len[i] > 65535;
+    }
+    char op = wide ? 'W' : 'L';
+    for (size_t i = 0; i < sizeof(lead_shapes) / sizeof(lead_shapes[0]) && !wide; i++)
+        if (lead_shapes[i].mask == mask)
+            op = lead_shapes[i].op;
+    pg_put(s, &op, 1);
     pg_text(s, 2, v->lead_id);
-    pg_int(s, mask, 2);
-    pg_text(s, 1, pts ? confront : "");
-    pg_text(s, 1, pts ? connect : "");
-    pg_text(s, 1, pts ? mob : "");
-    pg_text(s, 1, cl ? cls[0] : "");
-    pg_text(s, wide, top);
-    pg_text(s, 1, cl ? cls[2] : "");
-    pg_text(s, wide, why);
-    pg_text(s, 1, asof);
-    pg_text(s, 1, ev);
-    pg_str(s, wide, rec, n);
-    pg_text(s, 1, ckpt);
+    bool generic = !shape_mask(op);
+    if (generic)
+        pg_int(s, mask, 2);
+    for (size_t i = 0; i < LEAD_FIELDS; i++) {
+        bool has = mask & lead_fields[i].bit;
+        if (has || generic)
+            pg_str(s, lead_fields[i].width ? lead_fields[i].width : wide ? 4 : 2,
+                   has ? val[i] : "", has ? len[i] : 0);
+    }
 }
 
 static void w_dict(void *opaque, uint32_t idx, const char *str) {
@@ -667,12 +711,254 @@ static void w_account(void *opaque, const ds_account_score_t *a, uint64_t sig, c
  * a bound keeps a run short (Redis does nothing else while it runs). */
 enum { WRITE_UNITS = DS_SCORER_WRITE_UNITS, WRITE_PROGRAM_BYTES = 1 << 20 };
 
+/* ---- redis.writes: transaction ----
+ * The program run here instead, as write.lua runs it, into the same
+ * commands, sent in a MULTI/EXEC per unit: for a Redis user that may not
+ * run scripts, or a Redis whose CPU is scarcer than its network. */
+
+typedef struct rd {
+    const uint8_t *p, *end;
+} rd_t;
+
+static uint32_t rd_int(rd_t *r, int width) {
+    uint32_t v = 0;
+    for (int i = 0; i < width && r->p < r->end; i++)
+        v = v << 8 | *r->p++;
+    return v;
+}
+
+/* A value after its length; its bytes stay in the program. */
+static const char *rd_str(rd_t *r, int width, size_t *n) {
+    *n = rd_int(r, width);
+    const char *v = (const char *)r->p;
+    r->p += *n;
+    return v;
+}
+
+/* An argument list being built, sent in commands of at most 64 pairs. */
+typedef struct cmdv {
+    const char *argv[2 + 2 * 64];
+    size_t lens[2 + 2 * 64];
+    int c;
+    char nums[64][DS_FMT_INT_MAX];
+} cmdv_t;
+
+static void cv_start(cmdv_t *v, const char *cmd, const char *key, size_t klen) {
+    v->argv[0] = cmd;
+    v->lens[0] = strlen(cmd);
+    v->argv[1] = key;
+    v->lens[1] = klen;
+    v->c = 2;
+}
+
+static void cv_send(ds_scorer_t *s, cmdv_t *v) {
+    if (v->c > 2)
+        ds_redis_cmd(s->cur_r, v->c, v->argv, v->lens);
+    v->c = 2;
+}
+
+static void cv_arg(ds_scorer_t *s, cmdv_t *v, const char *a, size_t n, int per) {
+    if (v->c == 2 + per * 64)
+        cv_send(s, v);
+    v->argv[v->c] = a;
+    v->lens[v->c++] = n;
+}
+
+/* cv_start of cmd on the key base + suffix + tail (built in s->keybuf). */
+static void cv_start_at(ds_scorer_t *s, cmdv_t *v, const char *cmd, const char *base,
+                        const char *suffix, const char *tail, size_t tlen) {
+    ds_buf_reset(&s->keybuf);
+    if (ds_buf_append(&s->keybuf, base, strlen(base)) ||
+        ds_buf_append(&s->keybuf, suffix, strlen(suffix)) ||
+        ds_buf_append(&s->keybuf, tail, tlen))
+        ds_worker_oom("scorer");
+    cv_start(v, cmd, (const char *)s->keybuf.data, s->keybuf.len);
+}
+
+/* What a unit's operations need: two argument lists (HSET and HDEL of
+ * one hash) and where the new members' ids are in the program. */
+typedef struct runner {
+    cmdv_t v, del;
+    ds_buf_t members; /* (offset, length) pairs into the program */
+} runner_t;
+
+static void run_lead(ds_scorer_t *s, runner_t *x, rd_t *r, char op, const char *base,
+                     const char *acct) {
+    cmdv_t *v = &x->v;
+    size_t idn;
+    const char *id = rd_str(r, 2, &idn);
+    unsigned mask = shape_mask(op);
+    bool generic = !mask;
+    if (generic)
+        mask = rd_int(r, 2);
+    if (mask & LM_LONE)
+        cv_start(v, "HSET", base, strlen(base));
+    else
+        cv_start_at(s, v, "HSET", base, ":lead:", id, idn);
+    if (mask & LM_IDS) {
+        cv_arg(s, v, "lead_id", 7, 2);
+        cv_arg(s, v, id, idn, 2);
+        cv_arg(s, v, "account_id", 10, 2);
+        cv_arg(s, v, acct, strlen(acct), 2);
+    }
+    for (size_t i = 0; i < LEAD_FIELDS; i++) {
+        bool has = mask & lead_fields[i].bit;
+        if (!has && !generic)
+            continue;
+        size_t n;
+        int width = lead_fields[i].width ? lead_fields[i].width : op == 'W' ? 4 : 2;
+        const char *val = rd_str(r, width, &n);
+        if (has) {
+            cv_arg(s, v, lead_fields[i].name, strlen(lead_fields[i].name), 2);
+            cv_arg(s, v, val, n, 2);
+        }
+    }
+    cv_send(s, v);
+    if (mask & LM_NEW_MEMBER) {
+        size_t at[2] = {(size_t)(id - (const char *)s->prog.data), idn};
+        if (ds_buf_append(&x->members, at, sizeof(at)))
+            ds_worker_oom("scorer");
+    }
+}
+
+static void run_account(ds_scorer_t *s, runner_t *x, rd_t *r, const char *base,
+                        const char *acct) {
+    static const char *const names[] = {"state",
+                                        "checkpoint",
+                                        "as_of",
+                                        "engaged_stakeholders",
+                                        "confronted_stakeholders",
+                                        "consensus",
+                                        "top_insight",
+                                        "mobilizers"};
+    static const int widths[] = {4, 1, 1, 1, 1, 1, 4, 4};
+    cmdv_t *v = &x->v;
+    size_t nm = x->members.len / (2 * sizeof(size_t));
+    int all = (int)rd_int(r, 1);
+    if (nm) { /* the new members first */
+        const size_t *m = (const size_t *)x->members.data;
+        cv_start_at(s, v, "SADD", base, ":leads", "", 0);
+        for (size_t i = 0; i < nm; i++)
+            cv_arg(s, v, (const char *)s->prog.data + m[2 * i], m[2 * i + 1], 1);
+        cv_send(s, v);
+        ds_buf_reset(&x->members);
+    }
+    cv_start(v, "HSET", base, strlen(base));
+    for (size_t i = 0; i < (all == 1 ? 8u : 3u); i++) {
+        if (i == 3) { /* the score fields after the id */
+            cv_arg(s, v, "account_id", 10, 2);
+            cv_arg(s, v, acct, strlen(acct), 2);
+        }
+        size_t n;
+        const char *val = rd_str(r, widths[i], &n);
+        cv_arg(s, v, names[i], strlen(names[i]), 2);
+        cv_arg(s, v, val, n, 2);
+    }
+    cv_send(s, v);
+}
+
+/* D (first index, count, texts) or S (count, index and value each; an
+ * empty value: HDEL), each number's text in the list's nums. */
+static void run_indexed(ds_scorer_t *s, runner_t *x, rd_t *r, char op, const char *base) {
+    cmdv_t *v = &x->v, *del = &x->del;
+    uint32_t first = op == 'D' ? rd_int(r, 4) : 0, count = rd_int(r, 2);
+    cv_start_at(s, v, "HSET", base, op == 'D' ? ":dict" : ":sums", "", 0);
+    cv_start(del, "HDEL", v->argv[1], v->lens[1]);
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t idx = op == 'D' ? first + i : rd_int(r, 4);
+        size_t n;
+        const char *val = rd_str(r, 4, &n);
+        cmdv_t *to = op == 'S' && !n ? del : v;
+        int per = to == del ? 1 : 2;
+        if (to->c == 2 + per * 64)
+            cv_send(s, to);
+        char *num = to->nums[(to->c - 2) / per];
+        ds_fmt_u64(num, idx);
+        cv_arg(s, to, num, strlen(num), per);
+        if (to == v)
+            cv_arg(s, v, val, n, 2);
+    }
+    cv_send(s, v);
+    cv_send(s, del);
+}
+
+/* One unit's operations, up to the U before the next unit's. */
+static void run_unit_ops(ds_scorer_t *s, runner_t *x, rd_t *r, const char *base,
+                         const char *acct) {
+    cmdv_t *v = &x->v;
+    ds_buf_reset(&x->members);
+    while (r->p < r->end && *r->p != 'U') {
+        char op = (char)*r->p++;
+        if (shape_mask(op) || op == 'L' || op == 'W') {
+            run_lead(s, x, r, op, base, acct);
+        } else if (op == 'A') {
+            run_account(s, x, r, base, acct);
+        } else if (op == 'D' || op == 'S') {
+            run_indexed(s, x, r, op, base);
+        } else if (op == 'T') {
+            size_t cn, ln, n;
+            const char *content = rd_str(r, 2, &cn), *lead = rd_str(r, 2, &ln);
+            const char *val = rd_str(r, 4, &n);
+            cv_start_at(s, v, n ? "HSET" : "HDEL", base, ":att:", content, cn);
+            cv_arg(s, v, lead, ln, 2);
+            if (n)
+                cv_arg(s, v, val, n, 2);
+            cv_send(s, v);
+        } else if (op == 'M') {
+            int add = (int)rd_int(r, 1);
+            size_t ln;
+            const char *lead = rd_str(r, 2, &ln);
+            cv_start_at(s, v, add == 1 ? "SADD" : "SREM", base, ":mobilizers", "", 0);
+            cv_arg(s, v, lead, ln, 1);
+            cv_send(s, v);
+        } else if (op == 'X') {
+            cv_start(v, "HDEL", base, strlen(base));
+            cv_arg(s, v, "blob", 4, 1);
+            cv_send(s, v);
+        } else {
+            DS_ERROR("scorer", "a write program this build does not read (operation %d)", op);
+            abort(); /* written by this file: a bug */
+        }
+    }
+}
+
+/* The units gathered, each in a MULTI/EXEC of the commands write.lua
+ * would run. */
+static void run_writes(ds_scorer_t *s) {
+    runner_t *x = calloc(1, sizeof(*x));
+    if (!x)
+        ds_worker_oom("scorer");
+    ds_buf_init(&x->members, 0);
+    rd_t r = {s->prog.data, s->prog.data + s->prog.len};
+    const char *p = (const char *)s->wkeys.data;
+    const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
+    for (size_t u = 0; u < s->nwunits; u++) {
+        const char *base = p, *acct = p + strlen(p) + 1;
+        p = acct + strlen(acct) + 1;
+        if (u)
+            r.p++; /* the U between units */
+        ds_redis_cmd(s->cur_r, 1, multi, NULL);
+        run_unit_ops(s, x, &r, base, acct);
+        ds_redis_cmd(s->cur_r, 1, exec, NULL);
+    }
+    ds_buf_free(&x->members);
+    free(x);
+}
+
 /* The EVALSHA of the units gathered: KEYS their hashes, ARGV[1] their
  * programs, ARGV[1+u] their account ids (kept in s->wkeys, NUL-separated,
- * key then account id). */
+ * key then account id); or, with redis.writes: transaction, the commands
+ * it would run. */
 static void flush_writes(ds_scorer_t *s) {
     if (!s->nwunits)
         return;
+    if (!s->script) {
+        run_writes(s);
+        s->nwunits = 0;
+        ds_buf_reset(&s->prog);
+        ds_buf_reset(&s->wkeys);
+        return;
+    }
     size_t argc = 4 + 2 * s->nwunits;
     const char **argv = s->wargv;
     size_t *lens = s->wlens;
@@ -713,6 +999,7 @@ void ds_scorer_persist(void *self, ds_redis_t *r, ds_worker_entity_t *const *ent
                            .account = w_account};
     /* a cluster runs a script on one slot: one unit per EVALSHA there */
     size_t per_run = ds_worker_redis_is_cluster(s->a.worker) ? 1 : WRITE_UNITS;
+    s->script = !strcmp(s->a.cfg->redis_writes, "script");
     s->nwunits = 0;
     ds_buf_reset(&s->prog);
     ds_buf_reset(&s->wkeys);

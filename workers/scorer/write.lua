@@ -27,8 +27,16 @@
 --      lead's hash is KEYS[u] (a lead without account), else
 --      KEYS[u]:lead:<id>.  Bits are tested with % (no bit calls: this runs
 --      for every lead written)
+--   F, G, P, Q, Z  a lead of an account written with one of the masks most
+--      writes have, its id then only the values the mask has, in the same
+--      order and with L's lengths: F 191 (a new member, every field but
+--      the checkpoint), G 63 (the same, not a new member), P 58 (points,
+--      reasons, progress, state), Q 48 (progress, state), Z 32 (state: a
+--      colleague credited, no event of its own).  They run without a mask
+--      or a table: most of the script's time is spent on leads
 --   A  the account's hash: flag, state, checkpoint, as_of, and when flag
---      is 1 the score fields after account_id (ACCOUNT_SCORES); the new
+--      is 1 engaged_stakeholders, confronted_stakeholders, consensus,
+--      top_insight and mobilizers (written after account_id); the new
 --      members of its lead set first
 --   D  dictionary entries: the first's index, a count, then their texts
 --   S  insight sums: a count, then index and value each (empty: HDEL)
@@ -39,9 +47,8 @@ local s, unit = ARGV[1], 1
 local base, account = KEYS[1], ARGV[2]
 local unpack_, byte, call, tostring = struct.unpack, string.byte, redis.call, tostring
 local LEAD = '>Hc0HBc0Bc0Bc0Bc0Hc0Bc0Hc0Bc0Bc0Hc0Bc0'
+local LEAD_ALL = '>Hc0Bc0Bc0Bc0Bc0Hc0Bc0Hc0Bc0Bc0Hc0'
 local LEAD_WIDE = '>Hc0HBc0Bc0Bc0Bc0I4c0Bc0I4c0Bc0Bc0I4c0Bc0'
-local ACCOUNT_SCORES = {'engaged_stakeholders', 'confronted_stakeholders', 'consensus',
-                        'top_insight', 'mobilizers'}
 local CHUNK = 512 -- arguments per command: unpack() is bounded by Lua's stack
 local a, k = {}, 0 -- the arguments of the command being built
 local function put(name, v)
@@ -62,7 +69,30 @@ while p <= n do
   local op = byte(s, p)
   p = p + 1
   k = 0
-  if op == 76 or op == 87 then -- L, W
+  if op == 70 or op == 71 then -- F, G: every field but the checkpoint
+    local id, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, np = unpack_(LEAD_ALL, s, p)
+    p = np
+    call('HSET', base .. ':lead:' .. id, 'lead_id', id, 'account_id', account, 'confront', v1,
+         'connect', v2, 'mobilizer', v3, 'tier', v4, 'top_insight', v5, 'furthest_stage', v6,
+         'reasons', v7, 'as_of', v8, 'events_applied', v9, 'state', v10)
+    if op == 70 then
+      nmembers = nmembers + 1
+      members[nmembers] = id
+    end
+  elseif op == 80 then -- P: points, reasons, progress, state
+    local id, v1, v2, v3, v7, v8, v9, v10, np = unpack_('>Hc0Bc0Bc0Bc0Hc0Bc0Bc0Hc0', s, p)
+    p = np
+    call('HSET', base .. ':lead:' .. id, 'confront', v1, 'connect', v2, 'mobilizer', v3,
+         'reasons', v7, 'as_of', v8, 'events_applied', v9, 'state', v10)
+  elseif op == 81 then -- Q: progress, state
+    local id, v8, v9, v10, np = unpack_('>Hc0Bc0Bc0Hc0', s, p)
+    p = np
+    call('HSET', base .. ':lead:' .. id, 'as_of', v8, 'events_applied', v9, 'state', v10)
+  elseif op == 90 then -- Z: state
+    local id, v10, np = unpack_('>Hc0Hc0', s, p)
+    p = np
+    call('HSET', base .. ':lead:' .. id, 'state', v10)
+  elseif op == 76 or op == 87 then -- L, W
     local id, mask, v1, v2, v3, v4, v5, v6, v7, v8, v9, v10, v11, np =
       unpack_(op == 76 and LEAD or LEAD_WIDE, s, p)
     p = np
@@ -98,16 +128,16 @@ while p <= n do
       end
       nmembers = 0
     end
-    put('state', state)
-    put('checkpoint', ckpt)
-    put('as_of', as_of)
     if flag == 1 then
-      local v = {unpack_('>Bc0Bc0Bc0I4c0I4c0', s, p)}
-      p = v[6]
-      put('account_id', account)
-      for i = 1, 5 do put(ACCOUNT_SCORES[i], v[i]) end
+      local engaged, confronted, consensus, top, mobilizers, np2 =
+        unpack_('>Bc0Bc0Bc0I4c0I4c0', s, p)
+      p = np2
+      call('HSET', base, 'state', state, 'checkpoint', ckpt, 'as_of', as_of, 'account_id', account,
+           'engaged_stakeholders', engaged, 'confronted_stakeholders', confronted,
+           'consensus', consensus, 'top_insight', top, 'mobilizers', mobilizers)
+    else
+      call('HSET', base, 'state', state, 'checkpoint', ckpt, 'as_of', as_of)
     end
-    flush('HSET', base)
   elseif op == 68 then -- D
     local first, count, np = unpack_('>I4H', s, p)
     p = np
