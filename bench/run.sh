@@ -85,8 +85,9 @@
 #
 # BENCH_MONITOR=FILE (one Redis) records every command Redis receives
 # during each run into FILE.RUN (`redis-cli monitor`) and prints where
-# the bytes go, by command and key and by hash field (ds_bench_monitor).
-# MONITOR slows Redis down, and with it the run: read the shares.
+# the bytes go, by command and key and by hash field, the scorer's write
+# programs taken apart by field (ds_bench_monitor). MONITOR slows Redis
+# down, and with it the run: read the shares.
 # BENCH_REDIS=cluster runs the workers against a Redis Cluster of three
 # masters on loopback (BENCH_CLUSTER_REPLICAS replicas each, default 0)
 # instead of one Redis; Redis CPU, bytes and commands are summed over them.

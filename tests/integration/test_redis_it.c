@@ -135,6 +135,20 @@ static void test_error_reply_fails_collect(void **state) {
     assert_int_equal(ds_redis_inflight(f->r), 0);
 }
 
+/* EVALSHA sha 1 t:{s} value, captured into b (n commands), sent and
+ * collected. */
+static ds_err_t evalsha(ds_redis_t *r, ds_buf_t *b, size_t *n, const char *sha,
+                        const char *value) {
+    ds_buf_reset(b);
+    *n = 0;
+    const char *argv[] = {"EVALSHA", sha, "1", "t:{s}", value};
+    ds_redis_capture(r, b, n);
+    ds_redis_cmd(r, 5, argv, NULL);
+    ds_redis_capture(r, NULL, NULL);
+    ds_err_t e = ds_redis_send(r, b->data, b->len, *n);
+    return e ? e : ds_redis_collect(r, *n);
+}
+
 /* What a worker's writes rely on: the script given in the options is
  * loaded by every connection before anything else goes on it; NOSCRIPT
  * fails the collect without being fatal, and the bytes sent again on a new
@@ -161,24 +175,12 @@ static void test_script_loaded_on_every_connection(void **state) {
     ds_buf_t b;
     ds_buf_init(&b, 0);
     size_t n = 0;
-    const char *one[] = {"EVALSHA", sha, "1", "t:{s}", "one"};
-    ds_redis_capture(r, &b, &n);
-    ds_redis_cmd(r, 5, one, NULL);
-    ds_redis_capture(r, NULL, NULL);
-    assert_int_equal(ds_redis_send(r, b.data, b.len, n), DS_ERR_OK);
-    assert_int_equal(ds_redis_collect(r, n), DS_ERR_OK);
+    assert_int_equal(evalsha(r, &b, &n, sha, "one"), DS_ERR_OK);
     ds_h_expect_hget(&env, "t:{s}", "f", "one", 0);
 
     /* the scripts flushed under the live connection */
     freeReplyObject(ds_h_redis(&env, "SCRIPT FLUSH"));
-    ds_buf_reset(&b);
-    n = 0;
-    const char *two[] = {"EVALSHA", sha, "1", "t:{s}", "two"};
-    ds_redis_capture(r, &b, &n);
-    ds_redis_cmd(r, 5, two, NULL);
-    ds_redis_capture(r, NULL, NULL);
-    assert_int_equal(ds_redis_send(r, b.data, b.len, n), DS_ERR_OK);
-    assert_int_equal(ds_redis_collect(r, n), DS_ERR_IO);
+    assert_int_equal(evalsha(r, &b, &n, sha, "two"), DS_ERR_IO);
     assert_non_null(strstr(ds_redis_errstr(r), "NOSCRIPT"));
     assert_false(ds_redis_fatal(r));
     /* what a worker does on an error: close, connect again, send again */

@@ -264,38 +264,54 @@ static void test_write_behind_flush(void **state) {
     rd_kafka_destroy(p);
 }
 
-/* Redis restarts empty (no persistence in this test): once the scorer has
- * reconnected, the next write of a hash is complete again, although the
- * lead's tier and ids did not change (fields are otherwise sent only when
- * they change). */
-static void test_full_write_after_redis_restart(void **state) {
-    (void)state;
-    pid_t scorer = start_scorer_wb("it-rr", "1");
-    rd_kafka_t *p = ds_h_producer(&env);
-    const char *lkey = "wb:{acct:A-R}:lead:L-R";
-    char id[8];
+/* Three events of lead L-<tag> in account A-<tag>, each waited for in
+ * Redis (its events_applied), disturb(i) run before the i-th. */
+static void three_events(rd_kafka_t *p, const char *tag, int64_t t, void (*disturb)(int i)) {
+    char lead[16], acct[16], lkey[64], id[16];
+    snprintf(lead, sizeof(lead), "L-%s", tag);
+    snprintf(acct, sizeof(acct), "A-%s", tag);
+    snprintf(lkey, sizeof(lkey), "wb:{acct:%s}:lead:%s", acct, lead);
     for (int i = 1; i <= 3; i++) {
-        if (i == 2) {
-            ds_h_stop_redis(&env);
-            ds_h_restart_redis(&env);
-        }
-        snprintf(id, sizeof(id), "rr%d", i);
-        ds_ma_event_t e = ma(id, T0 + 5000 + i, "L-R", DS_MA_CONTENT_VIEWED, "c-spark", "I1",
-                             DS_CS_SPARK);
-        e.account_id = "A-R";
+        disturb(i);
+        snprintf(id, sizeof(id), "%s%d", tag, i);
+        ds_ma_event_t e = ma(id, t + i, lead, DS_MA_CONTENT_VIEWED, "c-spark", "I1", DS_CS_SPARK);
+        e.account_id = acct;
         ds_h_send_ma(p, "wb.events", &e);
         ds_h_flush(p);
         char want[4];
         snprintf(want, sizeof(want), "%d", i);
-        /* the first write after the restart goes to a new connection */
         ds_h_expect_hget(&env, lkey, "events_applied", want, 30000);
     }
+}
+
+static void restart_redis_before_2nd(int i) {
+    if (i == 2) {
+        ds_h_stop_redis(&env);
+        ds_h_restart_redis(&env);
+    }
+}
+
+/* Redis restarts empty (no persistence in this test): once the scorer has
+ * reconnected, the next write of a hash is complete again, although the
+ * lead's tier and ids did not change (fields are otherwise sent only when
+ * they change).  The first write after the restart goes to a new
+ * connection. */
+static void test_full_write_after_redis_restart(void **state) {
+    (void)state;
+    pid_t scorer = start_scorer_wb("it-rr", "1");
+    rd_kafka_t *p = ds_h_producer(&env);
+    three_events(p, "R", T0 + 5000, restart_redis_before_2nd);
     static const char *const fields[][2] = {
         {"lead_id", "L-R"}, {"account_id", "A-R"}, {"tier", NULL}, {"furthest_stage", NULL}};
-    ds_h_expect_hash(&env, lkey, fields, sizeof(fields) / sizeof(fields[0]));
+    ds_h_expect_hash(&env, "wb:{acct:A-R}:lead:L-R", fields, sizeof(fields) / sizeof(fields[0]));
     ds_h_expect_hget(&env, "wb:{acct:A-R}", "engaged_stakeholders", "1", 0);
     assert_int_equal(ds_h_stop(scorer, SIGTERM, 10000), 0);
     rd_kafka_destroy(p);
+}
+
+static void flush_scripts_after_1st(int i) {
+    if (i > 1)
+        freeReplyObject(ds_h_redis(&env, "SCRIPT FLUSH"));
 }
 
 /* The scorer writes through its Lua script: scripts flushed under its live
@@ -305,22 +321,8 @@ static void test_scripts_flushed(void **state) {
     (void)state;
     pid_t scorer = start_scorer_wb("it-sf", "1");
     rd_kafka_t *p = ds_h_producer(&env);
-    const char *lkey = "wb:{acct:A-S}:lead:L-S";
-    char id[8];
-    for (int i = 1; i <= 3; i++) {
-        if (i > 1)
-            freeReplyObject(ds_h_redis(&env, "SCRIPT FLUSH"));
-        snprintf(id, sizeof(id), "sf%d", i);
-        ds_ma_event_t e =
-            ma(id, T0 + 9000 + i, "L-S", DS_MA_CONTENT_VIEWED, "c-spark", "I1", DS_CS_SPARK);
-        e.account_id = "A-S";
-        ds_h_send_ma(p, "wb.events", &e);
-        ds_h_flush(p);
-        char want[4];
-        snprintf(want, sizeof(want), "%d", i);
-        ds_h_expect_hget(&env, lkey, "events_applied", want, 30000);
-    }
-    ds_h_expect_hget(&env, lkey, "lead_id", "L-S", 0);
+    three_events(p, "S", T0 + 9000, flush_scripts_after_1st);
+    ds_h_expect_hget(&env, "wb:{acct:A-S}:lead:L-S", "lead_id", "L-S", 0);
     ds_h_expect_hget(&env, "wb:{acct:A-S}", "engaged_stakeholders", "1", 0);
     assert_true(ds_h_wait_group(&env, "it-sf", "wb.events", 20000));
     assert_int_equal(ds_h_stop(scorer, SIGTERM, 10000), 0);
