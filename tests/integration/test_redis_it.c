@@ -137,8 +137,7 @@ static void test_error_reply_fails_collect(void **state) {
 
 /* EVALSHA sha 1 t:{s} value, captured into b (n commands), sent and
  * collected. */
-static ds_err_t evalsha(ds_redis_t *r, ds_buf_t *b, size_t *n, const char *sha,
-                        const char *value) {
+static ds_err_t evalsha(ds_redis_t *r, ds_buf_t *b, size_t *n, const char *sha, const char *value) {
     ds_buf_reset(b);
     *n = 0;
     const char *argv[] = {"EVALSHA", sha, "1", "t:{s}", value};
