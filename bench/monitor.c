@@ -329,7 +329,7 @@ int main(int argc, char **argv) {
         row_t *r = row(&cmds, name);
         r->count++;
         r->bytes += bytes;
-        int nkeys = script && c > 2 ? atoi(arg[2]) : 0;
+        int nkeys = script && c > 2 ? (int)strtol(arg[2], NULL, 10) : 0;
         if (script && nkeys > 0 && nkeys < 256 && c > 3 + nkeys) {
             /* the scorer's write script: KEYS the units, ARGV[1] their program */
             static char shape_buf[256][160];
