@@ -24,14 +24,14 @@
 #include "ds_redis.h"
 #include "scorer_int.h"
 
-/* ---- persist ------------------------------------------------------------- */
+/* ---- the program --------------------------------------------------------- */
 
-/* A unit's write is one EVALSHA of write.lua (loaded on every connection
- * of the write client): KEYS[1] the unit's hash, ARGV[1] a program of
- * operations built here (the script's header gives its format), ARGV[2]
- * the account id.  Redis receives each value once, without the field
- * names and framing of the HSETs the script runs, and runs them
- * atomically on the unit's slot. */
+/* Units are written by EVALSHA of write.lua (loaded on every connection of
+ * the write client): KEYS[u] the units' hashes, ARGV[1] a program of
+ * operations built here (the script's header gives its format), ARGV[1+u]
+ * their account ids.  Redis receives each value once, without the field
+ * names and framing of the commands the script runs, and runs them
+ * atomically. */
 
 static const char *nz(const char *s) {
     return s ? s : "";
