@@ -96,8 +96,8 @@ ds_redis_script_t ds_redis_script_load(redisContext *c, const char *body, const 
          * retrying cannot fix it; BUSY, LOADING … pass */
         ds_cluster_kind_t k = ds_cluster_reply_kind(rep, NULL);
         snprintf(err, err_size,
-                 "%s: SCRIPT LOAD: %s (the workers write through a Lua script: "
-                 "the user needs +script|load and +evalsha)",
+                 "%s: SCRIPT LOAD: %s (the scorer writes through a Lua script: its "
+                 "user needs +script|load and +evalsha, or set redis.writes: transaction)",
                  name, rep->str);
         out = ds_cluster_kind_fatal(k) ? DS_REDIS_SCRIPT_REFUSED : DS_REDIS_SCRIPT_DOWN;
     } else if (rep->type != REDIS_REPLY_STRING || strcmp(rep->str, sha)) {
