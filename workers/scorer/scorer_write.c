@@ -564,32 +564,28 @@ static void run_writes(ds_scorer_t *s) {
 static void flush_writes(ds_scorer_t *s) {
     if (!s->nwunits)
         return;
-    if (!s->script) {
+    if (s->script) {
+        size_t argc = 4 + 2 * s->nwunits;
+        const char **argv = s->wargv;
+        char nkeys[DS_FMT_INT_MAX];
+        ds_fmt_u64(nkeys, s->nwunits);
+        argv[0] = "EVALSHA";
+        argv[1] = ds_scorer_write_lua_sha;
+        argv[2] = nkeys;
+        const char *p = (const char *)s->wkeys.data;
+        for (size_t u = 0; u < s->nwunits; u++) {
+            argv[3 + u] = p;
+            p += strlen(p) + 1;
+            argv[4 + s->nwunits + u] = p;
+            p += strlen(p) + 1;
+        }
+        argv[3 + s->nwunits] = (const char *)s->prog.data;
+        for (size_t i = 0; i < argc; i++)
+            s->wlens[i] = i == 3 + s->nwunits ? s->prog.len : strlen(argv[i]);
+        ds_redis_cmd(s->cur_r, (int)argc, argv, s->wlens);
+    } else {
         run_writes(s);
-        s->nwunits = 0;
-        ds_buf_reset(&s->prog);
-        ds_buf_reset(&s->wkeys);
-        return;
     }
-    size_t argc = 4 + 2 * s->nwunits;
-    const char **argv = s->wargv;
-    size_t *lens = s->wlens;
-    char nkeys[DS_FMT_INT_MAX];
-    ds_fmt_u64(nkeys, s->nwunits);
-    argv[0] = "EVALSHA";
-    argv[1] = ds_scorer_write_lua_sha;
-    argv[2] = nkeys;
-    const char *p = (const char *)s->wkeys.data;
-    for (size_t u = 0; u < s->nwunits; u++) {
-        argv[3 + u] = p;
-        p += strlen(p) + 1;
-        argv[4 + s->nwunits + u] = p;
-        p += strlen(p) + 1;
-    }
-    argv[3 + s->nwunits] = (const char *)s->prog.data;
-    for (size_t i = 0; i < argc; i++)
-        lens[i] = i == 3 + s->nwunits ? s->prog.len : strlen(argv[i]);
-    ds_redis_cmd(s->cur_r, (int)argc, argv, lens);
     s->nwunits = 0;
     ds_buf_reset(&s->prog);
     ds_buf_reset(&s->wkeys);
