@@ -49,6 +49,11 @@ static const row_t rows[] = {
     {"redis.flush_ms", "--redis-flush-ms", T_INT, "1000", 0, 60000, NULL, OFF(redis_flush_ms),
      "state writes are coalesced per entity in windows of this length, each written over "
      "the next (0 = every batch); offsets are committed after each window is written"},
+    {"redis.flush_max_ms", "--redis-flush-max-ms", T_INT, "5000", 0, 600000, NULL,
+     OFF(redis_flush_max_ms),
+     "while the worker is behind its input, a window lasts half the lag (now minus the "
+     "broker timestamp of the newest message read), up to this length: a backlog writes "
+     "each changed entity once per longer window (0 = always redis.flush_ms)"},
     {"redis.flush_entities", "--redis-flush-entities", T_INT, "100000", 1, 10000000, NULL,
      OFF(redis_flush_entities), "a window closes sooner once this many entities have changed"},
     {"redis.cluster", "--redis-cluster", T_ENUM, "auto", 0, 0, "auto|on|off", OFF(redis_cluster),
@@ -74,9 +79,10 @@ static const row_t rows[] = {
     {"clock", "--clock", T_ENUM, "wall", 0, 0, "wall|event", OFF(clock),
      "wall: deadlines against the system clock; event: per-partition watermark"},
     {"schemas.dir", "--schemas", T_STR, "schemas", 0, 0, NULL, OFF(schemas_dir),
-     "embedded schema registry: directory of <id>-<Name>.avsc (the default, absent: the binary's own copy)"},
-    {"schema_registry.url", "--schema-registry", T_STR, "", 0, 0, NULL,
-     OFF(schema_registry_url), "Confluent Schema Registry URL; empty = embedded"},
+     "embedded schema registry: directory of <id>-<Name>.avsc (the default, absent: the binary's "
+     "own copy)"},
+    {"schema_registry.url", "--schema-registry", T_STR, "", 0, 0, NULL, OFF(schema_registry_url),
+     "Confluent Schema Registry URL; empty = embedded"},
     {"schema_registry.subject_strategy", "--subject-strategy", T_ENUM, "topic", 0, 0,
      "topic|record", OFF(schema_registry_subject_strategy),
      "subject of each output schema: topic = <topic>-value, record = the record's full name"},
@@ -85,8 +91,8 @@ static const row_t rows[] = {
      "register the output schemas at start-up; false = look them up and stop when missing"},
     {"metrics.addr", "--metrics-addr", T_STR, "", 0, 0, NULL, OFF(metrics_addr),
      "HOST:PORT for /metrics, /healthz, /readyz; empty = off"},
-    {"topics.marketing", "--topic-marketing", T_STR, "ma.events", 0, 0, NULL,
-     OFF(topic_marketing), "input: MarketingEvent"},
+    {"topics.marketing", "--topic-marketing", T_STR, "ma.events", 0, 0, NULL, OFF(topic_marketing),
+     "input: MarketingEvent"},
     {"topics.crm", "--topic-crm", T_STR, "crm.events", 0, 0, NULL, OFF(topic_crm),
      "input: CrmEvent"},
     {"topics.lead_scores", "--topic-lead-scores", T_STR, "lead.scores", 0, 0, NULL,
@@ -100,7 +106,8 @@ static const row_t rows[] = {
      "schema id written on LeadScore records; with a registry only when set (then not registered)"},
     {"schema_ids.account_score", "--schema-id-account-score", T_INT, "4", 0, 2147483647, NULL,
      OFF(schema_id_account_score),
-     "schema id written on AccountScore records; with a registry only when set (then not registered)"},
+     "schema id written on AccountScore records; with a registry only when set (then not "
+     "registered)"},
     {"schema_ids.deal_alert", "--schema-id-deal-alert", T_INT, "5", 0, 2147483647, NULL,
      OFF(schema_id_deal_alert),
      "schema id written on DealAlert records; with a registry only when set (then not registered)"},

@@ -36,6 +36,7 @@ typedef struct ds_config {
     int redis_timeout_ms;
     int broker_timeout_ms;      /* not ready once no broker answered this long */
     int redis_flush_ms;       /* coalesce state writes over this interval (0: every batch) */
+    int redis_flush_max_ms;   /* ... longer while behind the input: half the lag, up to this */
     int redis_flush_entities; /* ... or until this many entities changed */
     char *redis_cluster;      /* "auto" | "on" | "off" */
     char *redis_writes;       /* "script" | "transaction" */

@@ -325,7 +325,7 @@ static bool produce_stage(ds_worker_t *w, ds_batch_t *b) {
  * share of a closed window's writes (`all`: everything owed). */
 static bool persist_stage(ds_worker_t *w, ds_batch_t *b, bool all) {
     int64_t t = ds_clock_mono_us();
-    ds_wb_seen(&w->wb, b);
+    ds_wb_seen(&w->wb, b, ds_clock_now_ms());
     ds_wb_step(&w->wb, b, w->wredis, ds_clock_mono_ms(), all);
     ds_wk_phase_add(w, PH_FORMAT, &t);
     b->state = DS_BATCH_ACKS;
@@ -659,7 +659,8 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
     snprintf(w->labels, sizeof(w->labels), "worker=\"%s\"", ops->name);
     ds_dlq_init(&w->dlq, ops->name, w->topic, metrics);
     w->cap = (size_t)cfg->batch_size;
-    if (!ds_wb_init(&w->wb, &wb_hooks, w, cfg->redis_flush_ms, (size_t)cfg->redis_flush_entities) ||
+    if (!ds_wb_init(&w->wb, &wb_hooks, w, cfg->redis_flush_ms, cfg->redis_flush_max_ms,
+                    (size_t)cfg->redis_flush_entities) ||
         !ds_batch_ring_init(&w->ring, w->cap, ops->event_size)) {
         snprintf(errstr, errstr_size, "out of memory");
         goto fail;
@@ -684,6 +685,10 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
         w, "replayed_events_skipped", "Redelivered events already covered by the stored state");
     w->m_outputs = counter(w, "produced_records", "Output records acknowledged by the broker");
     w->m_redis_errors = counter(w, "redis_errors", "Failed Redis pipeline runs");
+    w->wb.window_gauge = ds_worker_gauge(
+        w, "write_window_seconds",
+        "Interval of the last write-behind window closed: redis.flush_ms, longer while "
+        "behind the input (half the lag, up to redis.flush_max_ms)");
     ds_alloc_metrics(&w->alloc, metrics);
     w->m_produce_errors =
         counter(w, "produce_errors", "Batches whose outputs had to be produced again");

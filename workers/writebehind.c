@@ -13,11 +13,13 @@
 #include <string.h>
 
 bool ds_wb_init(ds_wb_t *wb, const ds_wb_hooks_t *ops, void *self, int64_t flush_ms,
-                size_t flush_entities) {
+                int64_t flush_max_ms, size_t flush_entities) {
     memset(wb, 0, sizeof(*wb));
     wb->ops = ops;
     wb->self = self;
     wb->flush_ms = flush_ms;
+    wb->flush_max_ms = flush_max_ms;
+    wb->pace_ms = flush_ms;
     wb->flush_entities = flush_entities;
     wb->seen = rd_kafka_topic_partition_list_new(8);
     return wb->seen != NULL;
@@ -53,9 +55,27 @@ bool ds_wb_owes(const ds_wb_t *wb) {
     return wb->closing || wb->seen_msgs || wb->ops->dirty_count(wb->self);
 }
 
-void ds_wb_seen(ds_wb_t *wb, const ds_batch_t *b) {
+void ds_wb_seen(ds_wb_t *wb, const ds_batch_t *b, int64_t now_wall_ms) {
     ds_batch_add_offsets(wb->seen, b);
     wb->seen_msgs += b->nmsgs;
+    /* a message without a timestamp (-1) says nothing; one from a clock
+     * ahead of ours is no lag */
+    int64_t newest = -1;
+    for (size_t i = 0; i < b->nmsgs; i++) {
+        int64_t ts = rd_kafka_message_timestamp(b->msgs[i], NULL);
+        if (ts > newest)
+            newest = ts;
+    }
+    if (newest >= 0)
+        wb->lag_ms = now_wall_ms > newest ? now_wall_ms - newest : 0;
+}
+
+int64_t ds_wb_interval_ms(const ds_wb_t *wb) {
+    int64_t half_lag = wb->lag_ms / 2;
+    int64_t most = wb->flush_max_ms > wb->flush_ms ? wb->flush_max_ms : wb->flush_ms;
+    if (wb->flush_ms <= 0 || half_lag <= wb->flush_ms)
+        return wb->flush_ms;
+    return half_lag < most ? half_lag : most;
 }
 
 static int64_t idle_flush_ms(const ds_wb_t *wb) {
@@ -65,7 +85,8 @@ static int64_t idle_flush_ms(const ds_wb_t *wb) {
 int ds_wb_wait_ms(const ds_wb_t *wb, int64_t now, int64_t last_msg_ms, int wait) {
     if (!ds_wb_owes(wb))
         return wait;
-    int64_t left = wb->closing ? DS_WB_SLICE_IDLE_MS : wb->last_flush_ms + wb->flush_ms - now;
+    int64_t left =
+        wb->closing ? DS_WB_SLICE_IDLE_MS : wb->last_flush_ms + ds_wb_interval_ms(wb) - now;
     int64_t idle_left = last_msg_ms + idle_flush_ms(wb) - now;
     if (idle_left < left)
         left = idle_left;
@@ -77,7 +98,7 @@ bool ds_wb_due(const ds_wb_t *wb, int64_t now, int64_t last_msg_ms, bool *all) {
     if (!ds_wb_owes(wb))
         return false;
     *all = now - last_msg_ms >= idle_flush_ms(wb);
-    return *all || wb->closing || now - wb->last_flush_ms >= wb->flush_ms;
+    return *all || wb->closing || now - wb->last_flush_ms >= ds_wb_interval_ms(wb);
 }
 
 /* Close a window: it takes the offsets seen since the last one and owes
@@ -90,14 +111,16 @@ static void close_window(ds_wb_t *wb, int64_t now) {
     wb->owed = wb->owed_total = wb->ops->close(wb->self);
     wb->closing = true;
     wb->last_flush_ms = now;
+    wb->pace_ms = ds_wb_interval_ms(wb);
+    ds_gauge_set(wb->window_gauge, (double)wb->pace_ms / 1000.0);
 }
 
 /* How many of the closed window's entities a batch writes: an even share
  * of them over the interval that follows the close (the next window
  * closes when they are all written), at least DS_WB_SLICE_MIN, all of them
- * once the interval is over (redis.flush_ms 0: all at once). */
+ * once the interval is over (an interval of 0: all at once). */
 static size_t slice(const ds_wb_t *wb, int64_t now) {
-    int64_t pace = wb->flush_ms, since = now - wb->last_flush_ms;
+    int64_t pace = wb->pace_ms, since = now - wb->last_flush_ms;
     if (pace <= 0 || since >= pace)
         return wb->owed;
     size_t due = (size_t)((double)wb->owed_total * (double)since / (double)pace);
@@ -113,7 +136,7 @@ void ds_wb_step(ds_wb_t *wb, ds_batch_t *b, ds_redis_t *r, int64_t now, bool all
     for (;;) {
         if (!wb->closing) {
             size_t dirty = wb->ops->dirty_count(wb->self);
-            if (all || dirty == 0 || now - wb->last_flush_ms >= wb->flush_ms ||
+            if (all || dirty == 0 || now - wb->last_flush_ms >= ds_wb_interval_ms(wb) ||
                 dirty >= wb->flush_entities)
                 close_window(wb, now);
             else

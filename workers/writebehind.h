@@ -14,7 +14,15 @@
  * window's last share stores the window's offsets once its writes are
  * confirmed (ds_batch_t.store).  One window is written at a time.
  *
- * After idle_flush_ms (a tenth of the interval) without a message the
+ * The interval is redis.flush_ms while the worker keeps up with its
+ * input.  Behind it (a backlog, a catch-up after an outage), it is half
+ * the lag, up to redis.flush_max_ms: the lag is how much older than now
+ * the newest message read is, by its broker timestamp.  State in Redis is
+ * then behind the input by the lag already; a longer window adds at most
+ * as much again, and writes an entity that changes throughout the backlog
+ * once per window instead of once per redis.flush_ms.
+ *
+ * After idle_flush_ms (a tenth of redis.flush_ms) without a message the
  * worker writes all it owes: a stream with pauses gets its state to Redis
  * soon after each burst; one that never pauses is written in windows.
  * A window closed with nothing dirty owes nothing: its offsets are stored
@@ -28,6 +36,7 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "ds_metrics.h"
 #include "ds_redis.h"
 
 /* What the windows ask of the worker (worker.c: its dirty queue). */
@@ -51,7 +60,11 @@ typedef struct ds_wb {
     const ds_wb_hooks_t *ops;
     void *self;
     int64_t flush_ms;      /* redis.flush_ms */
+    int64_t flush_max_ms;  /* redis.flush_max_ms */
     size_t flush_entities; /* redis.flush_entities */
+    int64_t lag_ms;        /* now minus the newest message's timestamp, at the last batch */
+    int64_t pace_ms;       /* the interval of the window being written */
+    ds_gauge_t *window_gauge; /* optional: the interval, in seconds, at each close */
     rd_kafka_topic_partition_list_t *seen;
     size_t seen_msgs;
     bool closing; /* a closed window is being written */
@@ -64,7 +77,7 @@ typedef struct ds_wb {
 /** Windows of the worker's dirty entities (ops and self borrowed).
  *  False when out of memory. */
 bool ds_wb_init(ds_wb_t *wb, const ds_wb_hooks_t *ops, void *self, int64_t flush_ms,
-                size_t flush_entities);
+                int64_t flush_max_ms, size_t flush_entities);
 void ds_wb_free(ds_wb_t *wb);
 
 /** The first interval starts at now. */
@@ -77,8 +90,12 @@ size_t ds_wb_drop(ds_wb_t *wb);
 /** Whether state or offsets are still to be written. */
 bool ds_wb_owes(const ds_wb_t *wb);
 
-/** Batch b was built: its offsets are in the next window. */
-void ds_wb_seen(ds_wb_t *wb, const ds_batch_t *b);
+/** Batch b was built: its offsets are in the next window, and its
+ *  newest message timestamp against `now_wall_ms` is the lag. */
+void ds_wb_seen(ds_wb_t *wb, const ds_batch_t *b, int64_t now_wall_ms);
+/** The interval now: redis.flush_ms, or half the lag while that is
+ *  longer, up to redis.flush_max_ms (0 with redis.flush_ms 0). */
+int64_t ds_wb_interval_ms(const ds_wb_t *wb);
 
 /** How long an idle worker may wait for a message (at most `wait` ms)
  *  before the state it owes is due: the next share, the window's close,

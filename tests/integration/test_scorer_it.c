@@ -394,6 +394,84 @@ static void test_windows_coalesce_writes(void **state) {
     assert_true(windowed <= 8);
 }
 
+/* e with the broker timestamp ts_ms (a message produced that long ago). */
+static void send_ma_at(rd_kafka_t *p, const char *topic, const ds_ma_event_t *e, int64_t ts_ms) {
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    assert_int_equal(ds_codec_encode_ma(ds_h_codec(), e, &b), DS_ERR_OK);
+    assert_int_equal(rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic),
+                                       RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                       RD_KAFKA_V_KEY(e->account_id, strlen(e->account_id)),
+                                       RD_KAFKA_V_VALUE(b.data, b.len), RD_KAFKA_V_TIMESTAMP(ts_ms),
+                                       RD_KAFKA_V_END),
+                     RD_KAFKA_RESP_ERR_NO_ERROR);
+    ds_buf_free(&b);
+    ds_h_flush(p);
+}
+
+/* /metrics until write_window_seconds is `want` (at most 15 s); its last value. */
+static double wait_window(const char *addr, double want) {
+    double v = -1;
+    for (int64_t t0 = ds_clock_mono_ms(); ds_clock_mono_ms() - t0 < 15000; ds_clock_sleep_ms(50)) {
+        char *body = NULL;
+        if (ds_h_http_get(addr, "/metrics", &body) == 200)
+            v = ds_h_metric(body, "dealsignal_write_window_seconds{worker=\"scorer\"}");
+        free(body);
+        if (v == want)
+            break;
+    }
+    return v;
+}
+
+/* Behind its input the write-behind interval is half the lag, up to
+ * redis.flush_max_ms: a message whose broker timestamp is an hour old
+ * makes the next window 4 s long; a message of now brings it back to
+ * redis.flush_ms.  Each message's state is still written when the stream
+ * pauses. */
+static void test_window_follows_lag(void **state) {
+    (void)state;
+    char metrics[64];
+    snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", ds_h_free_port());
+    const char *args[] = {"scorer",
+                          "--brokers",
+                          env.brokers,
+                          "--redis",
+                          env.redis_url,
+                          "--group-id",
+                          "it-wl",
+                          "--schemas",
+                          getenv("DS_SCHEMAS_DIR"),
+                          "--clock",
+                          "event",
+                          "--topic-marketing",
+                          "wl.events",
+                          "--topic-lead-scores",
+                          "wl.lead.scores",
+                          "--topic-account-scores",
+                          "wl.account.scores",
+                          "--redis-prefix",
+                          "wl:",
+                          "--redis-flush-ms",
+                          "1000",
+                          "--redis-flush-max-ms",
+                          "4000",
+                          "--metrics-addr",
+                          metrics,
+                          NULL};
+    pid_t scorer = ds_h_spawn(logfile, args);
+    rd_kafka_t *p = ds_h_producer(&env);
+    ds_ma_event_t e = ma("wl-1", T0, "L-1", DS_MA_CONTENT_VIEWED, "c-spark", "I1", DS_CS_SPARK);
+    send_ma_at(p, "wl.events", &e, ds_clock_now_ms() - 3600 * 1000);
+    ds_h_expect_hget(&env, "wl:{acct:A-1}:lead:L-1", "events_applied", "1", 30000);
+    assert_true(wait_window(metrics, 4.0) == 4.0);
+    e = ma("wl-2", T0 + 1000, "L-1", DS_MA_CONTENT_VIEWED, "c-spark", "I1", DS_CS_SPARK);
+    send_ma_at(p, "wl.events", &e, ds_clock_now_ms());
+    ds_h_expect_hget(&env, "wl:{acct:A-1}:lead:L-1", "events_applied", "2", 30000);
+    assert_true(wait_window(metrics, 1.0) == 1.0);
+    rd_kafka_destroy(p);
+    assert_int_equal(ds_h_stop(scorer, SIGTERM, 10000), 0);
+}
+
 /* The output topics' metadata, fetched before the first batch: known for
  * topics the broker has, not when no broker answers. */
 static void test_warm_topics(void **state) {
@@ -424,6 +502,7 @@ int main(void) {
         cmocka_unit_test(test_full_write_after_redis_restart),
         cmocka_unit_test(test_scripts_flushed),
         cmocka_unit_test(test_windows_coalesce_writes),
+        cmocka_unit_test(test_window_follows_lag),
     };
     return ds_h_main(&env, 2, tests, sizeof(tests) / sizeof(tests[0]));
 }

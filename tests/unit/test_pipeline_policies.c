@@ -3,7 +3,9 @@
  * running: the retry backoff doubles up to its ceiling and never passes it;
  * the batch ring hands out free batches with rising seq, lists a state's
  * batches oldest first and says when anything is in flight; a batch's
- * offsets are the next offset of each partition, merged by the larger.
+ * offsets are the next offset of each partition, merged by the larger;
+ * the write-behind interval is redis.flush_ms until half the lag is
+ * longer, then that, up to redis.flush_max_ms.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 #include "batch.h"
 #include "ds_backoff.h"
 #include "unit_util.h"
+#include "writebehind.h"
 
 static void test_backoff_doubles_to_ceiling(void **state) {
     (void)state;
@@ -85,5 +88,29 @@ static void test_offsets_merge(void **state) {
     rd_kafka_topic_partition_list_destroy(b.store);
 }
 
+static int64_t interval(int64_t flush_ms, int64_t flush_max_ms, int64_t lag_ms) {
+    static const ds_wb_hooks_t none;
+    ds_wb_t wb;
+    assert_true(ds_wb_init(&wb, &none, NULL, flush_ms, flush_max_ms, 10));
+    assert_int_equal(ds_wb_interval_ms(&wb), flush_ms); /* no lag seen yet */
+    wb.lag_ms = lag_ms;
+    int64_t t = ds_wb_interval_ms(&wb);
+    ds_wb_free(&wb);
+    return t;
+}
+
+static void test_interval_follows_lag(void **state) {
+    (void)state;
+    assert_int_equal(interval(1000, 5000, 0), 1000);    /* keeping up */
+    assert_int_equal(interval(1000, 5000, 2000), 1000); /* half the lag is not longer */
+    assert_int_equal(interval(1000, 5000, 3001), 1500); /* half the lag */
+    assert_int_equal(interval(1000, 5000, 9998), 4999);
+    assert_int_equal(interval(1000, 5000, 3600000), 5000); /* up to the most */
+    assert_int_equal(interval(1000, 0, 3600000), 1000);    /* growth off */
+    assert_int_equal(interval(1000, 500, 3600000), 1000);  /* a most below flush_ms: off */
+    assert_int_equal(interval(0, 5000, 3600000), 0);       /* every batch stays every batch */
+}
+
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_backoff_doubles_to_ceiling),
-        cmocka_unit_test(test_ring_order), cmocka_unit_test(test_offsets_merge))
+        cmocka_unit_test(test_ring_order), cmocka_unit_test(test_offsets_merge),
+        cmocka_unit_test(test_interval_follows_lag))
