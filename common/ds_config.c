@@ -51,9 +51,10 @@ static const row_t rows[] = {
      "the next (0 = every batch); offsets are committed after each window is written"},
     {"redis.flush_max_ms", "--redis-flush-max-ms", T_INT, "5000", 0, 600000, NULL,
      OFF(redis_flush_max_ms),
-     "while the worker is behind its input, a window lasts half the lag (now minus the "
-     "broker timestamp of the newest message read), up to this length: a backlog writes "
-     "each changed entity once per longer window (0 = always redis.flush_ms)"},
+     "while the worker is behind its input (more messages wait in the partition of the "
+     "newest one read), a window lasts half the lag (now minus that message's Kafka "
+     "timestamp), up to this length: a backlog writes each changed entity once per longer "
+     "window (0, or not above redis.flush_ms: always redis.flush_ms)"},
     {"redis.flush_entities", "--redis-flush-entities", T_INT, "100000", 1, 10000000, NULL,
      OFF(redis_flush_entities), "a window closes sooner once this many entities have changed"},
     {"redis.cluster", "--redis-cluster", T_ENUM, "auto", 0, 0, "auto|on|off", OFF(redis_cluster),

@@ -34,7 +34,7 @@
  *   - a batch's writes are sent only after every output of it is
  *     acknowledged, and batches' writes go out in batch order on one
  *     connection;
- *   - a window (redis.flush_ms/_entities) takes the offsets of the
+ *   - a window (redis.flush_ms/_max_ms/_entities) takes the offsets of the
  *     batches since the last one; they are stored only once the writes of
  *     every entity it owes are confirmed (the batch with its last share,
  *     confirmed after all earlier batches' writes);
@@ -325,7 +325,7 @@ static bool produce_stage(ds_worker_t *w, ds_batch_t *b) {
  * share of a closed window's writes (`all`: everything owed). */
 static bool persist_stage(ds_worker_t *w, ds_batch_t *b, bool all) {
     int64_t t = ds_clock_mono_us();
-    ds_wb_seen(&w->wb, b, ds_clock_now_ms());
+    ds_wb_seen(&w->wb, b, ds_wk_input_lag_ms(w, b, ds_clock_now_ms()));
     ds_wb_step(&w->wb, b, w->wredis, ds_clock_mono_ms(), all);
     ds_wk_phase_add(w, PH_FORMAT, &t);
     b->state = DS_BATCH_ACKS;
@@ -687,8 +687,9 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
     w->m_redis_errors = counter(w, "redis_errors", "Failed Redis pipeline runs");
     w->wb.window_gauge = ds_worker_gauge(
         w, "write_window_seconds",
-        "Interval of the last write-behind window closed: redis.flush_ms, longer while "
-        "behind the input (half the lag, up to redis.flush_max_ms)");
+        "Write-behind interval in force: redis.flush_ms, longer while behind the input "
+        "(half the lag, up to redis.flush_max_ms)");
+    ds_gauge_set(w->wb.window_gauge, (double)cfg->redis_flush_ms / 1000.0);
     ds_alloc_metrics(&w->alloc, metrics);
     w->m_produce_errors =
         counter(w, "produce_errors", "Batches whose outputs had to be produced again");

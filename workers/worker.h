@@ -4,8 +4,8 @@
  *   poll batch → decode (bad input → DLQ) → load missing state from Redis
  *   → apply in partition order → produce outputs, wait for acks
  *   → write state + checkpoints to Redis (write-behind: every entity changed
- *     in a window of redis.flush_ms, spread over the batches that follow
- *     it) → store offsets (auto-committed)
+ *     in a window of redis.flush_ms, longer while behind the input, spread
+ *     over the batches that follow it) → store offsets (auto-committed)
  *
  * Outputs are acknowledged before the state that caused them is written,
  * and offsets are stored only after both: a crash at any point replays

@@ -161,6 +161,10 @@ void ds_wk_collect(ds_worker_t *w, ds_batch_t *b, int wait_ms);
 bool ds_wk_assignment(ds_worker_t *w, ds_partitions_t *set, int32_t **ids);
 /* Hand every output of b to the producer (no waiting for acks). */
 void ds_wk_produce(ds_worker_t *w, ds_batch_t *b);
+/* How far behind its input the worker is, as b shows it: now minus the
+ * newest Kafka timestamp of b's messages while that message's partition
+ * has more waiting, 0 when it has not; -1: b has no timestamp. */
+int64_t ds_wk_input_lag_ms(ds_worker_t *w, const ds_batch_t *b, int64_t now_wall_ms);
 /* Wait for the acks of the batches before `except`, repairing failures;
  * false when abandoned. */
 bool ds_wk_wait_acks(ds_worker_t *w, const ds_batch_t *except, bool block);

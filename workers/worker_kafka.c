@@ -358,6 +358,38 @@ static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *part
 /* ---- outputs: produce, acks ----------------------------------------------- */
 
 /* Hand every output of b to the producer (no waiting for acks). */
+int64_t ds_wk_input_lag_ms(ds_worker_t *w, const ds_batch_t *b, int64_t now_wall_ms) {
+    /* the newest message by its Kafka timestamp (CreateTime, set by its
+     * producer, unless the topic keeps LogAppendTime); -1 is none, and 0
+     * is what a copy of a message without one may carry */
+    const rd_kafka_message_t *newest = NULL;
+    int64_t ts = 0;
+    for (size_t i = 0; i < b->nmsgs; i++) {
+        int64_t t = rd_kafka_message_timestamp(b->msgs[i], NULL);
+        if (t > ts) {
+            ts = t;
+            newest = b->msgs[i];
+        }
+    }
+    if (!newest)
+        return -1;
+    /* behind only while its partition has more than this batch took: a
+     * producer that stamps messages with their old event times looks
+     * behind only during a backlog (the high watermark is librdkafka's
+     * copy from its last fetch) */
+    int64_t next = newest->offset + 1, lo, hi;
+    for (size_t i = 0; i < b->nmsgs; i++) {
+        const rd_kafka_message_t *m = b->msgs[i];
+        if (m->rkt == newest->rkt && m->partition == newest->partition && m->offset + 1 > next)
+            next = m->offset + 1;
+    }
+    if (rd_kafka_get_watermark_offsets(w->consumer, rd_kafka_topic_name(newest->rkt),
+                                       newest->partition, &lo, &hi) ||
+        hi <= next)
+        return 0;
+    return now_wall_ms > ts ? now_wall_ms - ts : 0; /* a clock ahead of ours: no lag */
+}
+
 void ds_wk_produce(ds_worker_t *w, ds_batch_t *b) {
     memset(&b->delivery, 0, sizeof(b->delivery));
     b->produce_failed = false;

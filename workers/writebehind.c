@@ -55,19 +55,13 @@ bool ds_wb_owes(const ds_wb_t *wb) {
     return wb->closing || wb->seen_msgs || wb->ops->dirty_count(wb->self);
 }
 
-void ds_wb_seen(ds_wb_t *wb, const ds_batch_t *b, int64_t now_wall_ms) {
+void ds_wb_seen(ds_wb_t *wb, const ds_batch_t *b, int64_t lag_ms) {
     ds_batch_add_offsets(wb->seen, b);
     wb->seen_msgs += b->nmsgs;
-    /* a message without a timestamp (-1) says nothing; one from a clock
-     * ahead of ours is no lag */
-    int64_t newest = -1;
-    for (size_t i = 0; i < b->nmsgs; i++) {
-        int64_t ts = rd_kafka_message_timestamp(b->msgs[i], NULL);
-        if (ts > newest)
-            newest = ts;
+    if (lag_ms >= 0) {
+        wb->lag_ms = lag_ms;
+        ds_gauge_set(wb->window_gauge, (double)ds_wb_interval_ms(wb) / 1000.0);
     }
-    if (newest >= 0)
-        wb->lag_ms = now_wall_ms > newest ? now_wall_ms - newest : 0;
 }
 
 int64_t ds_wb_interval_ms(const ds_wb_t *wb) {
@@ -76,6 +70,11 @@ int64_t ds_wb_interval_ms(const ds_wb_t *wb) {
     if (wb->flush_ms <= 0 || half_lag <= wb->flush_ms)
         return wb->flush_ms;
     return half_lag < most ? half_lag : most;
+}
+
+/* The open window's interval is over. */
+static bool interval_over(const ds_wb_t *wb, int64_t now) {
+    return now - wb->last_flush_ms >= ds_wb_interval_ms(wb);
 }
 
 static int64_t idle_flush_ms(const ds_wb_t *wb) {
@@ -98,7 +97,7 @@ bool ds_wb_due(const ds_wb_t *wb, int64_t now, int64_t last_msg_ms, bool *all) {
     if (!ds_wb_owes(wb))
         return false;
     *all = now - last_msg_ms >= idle_flush_ms(wb);
-    return *all || wb->closing || now - wb->last_flush_ms >= ds_wb_interval_ms(wb);
+    return *all || wb->closing || interval_over(wb, now);
 }
 
 /* Close a window: it takes the offsets seen since the last one and owes
@@ -112,7 +111,6 @@ static void close_window(ds_wb_t *wb, int64_t now) {
     wb->closing = true;
     wb->last_flush_ms = now;
     wb->pace_ms = ds_wb_interval_ms(wb);
-    ds_gauge_set(wb->window_gauge, (double)wb->pace_ms / 1000.0);
 }
 
 /* How many of the closed window's entities a batch writes: an even share
@@ -136,8 +134,7 @@ void ds_wb_step(ds_wb_t *wb, ds_batch_t *b, ds_redis_t *r, int64_t now, bool all
     for (;;) {
         if (!wb->closing) {
             size_t dirty = wb->ops->dirty_count(wb->self);
-            if (all || dirty == 0 || now - wb->last_flush_ms >= ds_wb_interval_ms(wb) ||
-                dirty >= wb->flush_entities)
+            if (all || dirty == 0 || interval_over(wb, now) || dirty >= wb->flush_entities)
                 close_window(wb, now);
             else
                 break;

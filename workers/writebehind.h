@@ -2,8 +2,8 @@
  * writebehind.h — when a worker's state goes to Redis: windows, shares and
  * the idle write.
  *
- * State is written behind, in windows of redis.flush_ms (or
- * redis.flush_entities dirty entities, whichever comes first).  `seen`
+ * State is written behind, in windows of an interval (below) or of
+ * redis.flush_entities dirty entities, whichever comes first.  `seen`
  * has the offsets of every batch built since the last window closed; a
  * window that closes takes them and owes the entities dirty then.  Those
  * are written over the batches that follow, oldest first, an even share
@@ -16,11 +16,11 @@
  *
  * The interval is redis.flush_ms while the worker keeps up with its
  * input.  Behind it (a backlog, a catch-up after an outage), it is half
- * the lag, up to redis.flush_max_ms: the lag is how much older than now
- * the newest message read is, by its broker timestamp.  State in Redis is
- * then behind the input by the lag already; a longer window adds at most
- * as much again, and writes an entity that changes throughout the backlog
- * once per window instead of once per redis.flush_ms.
+ * the lag, up to redis.flush_max_ms; the worker says what the lag is
+ * (ds_wb_seen).  State in Redis is then behind the input by the lag
+ * already; a longer window adds at most as much again, and writes an
+ * entity that changes throughout the backlog once per window instead of
+ * once per redis.flush_ms.
  *
  * After idle_flush_ms (a tenth of redis.flush_ms) without a message the
  * worker writes all it owes: a stream with pauses gets its state to Redis
@@ -62,9 +62,9 @@ typedef struct ds_wb {
     int64_t flush_ms;      /* redis.flush_ms */
     int64_t flush_max_ms;  /* redis.flush_max_ms */
     size_t flush_entities; /* redis.flush_entities */
-    int64_t lag_ms;        /* now minus the newest message's timestamp, at the last batch */
+    int64_t lag_ms;        /* how far behind its input the worker is, at the last batch */
     int64_t pace_ms;       /* the interval of the window being written */
-    ds_gauge_t *window_gauge; /* optional: the interval, in seconds, at each close */
+    ds_gauge_t *window_gauge; /* optional: the interval in force, in seconds */
     rd_kafka_topic_partition_list_t *seen;
     size_t seen_msgs;
     bool closing; /* a closed window is being written */
@@ -90,9 +90,10 @@ size_t ds_wb_drop(ds_wb_t *wb);
 /** Whether state or offsets are still to be written. */
 bool ds_wb_owes(const ds_wb_t *wb);
 
-/** Batch b was built: its offsets are in the next window, and its
- *  newest message timestamp against `now_wall_ms` is the lag. */
-void ds_wb_seen(ds_wb_t *wb, const ds_batch_t *b, int64_t now_wall_ms);
+/** Batch b was built: its offsets are in the next window.  lag_ms: how
+ *  far behind its input the worker is now (negative: b does not say;
+ *  the last lag stands). */
+void ds_wb_seen(ds_wb_t *wb, const ds_batch_t *b, int64_t lag_ms);
 /** The interval now: redis.flush_ms, or half the lag while that is
  *  longer, up to redis.flush_max_ms (0 with redis.flush_ms 0). */
 int64_t ds_wb_interval_ms(const ds_wb_t *wb);

@@ -154,7 +154,7 @@ const char *ds_h_header(const ds_h_record_t *r, const char *name);
 char *ds_h_hget(const ds_h_env_t *env, const char *key, const char *field);
 /** HGET until the field exists (and equals `want` unless NULL) or
  *  timeout_ms passes: workers write state behind their outputs (at most
- *  redis.flush_ms later).  Returns the last value read (malloc'ed) or NULL. */
+ *  two windows later).  Returns the last value read (malloc'ed) or NULL. */
 char *ds_h_wait_hget(const ds_h_env_t *env, const char *key, const char *field, const char *want,
                      int timeout_ms);
 /** Fails the case unless the hash field exists and, when want is not

@@ -5,7 +5,8 @@
  * batches oldest first and says when anything is in flight; a batch's
  * offsets are the next offset of each partition, merged by the larger;
  * the write-behind interval is redis.flush_ms until half the lag is
- * longer, then that, up to redis.flush_max_ms.
+ * longer, then that, up to redis.flush_max_ms, and decides when state is
+ * due.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -111,6 +112,42 @@ static void test_interval_follows_lag(void **state) {
     assert_int_equal(interval(0, 5000, 3600000), 0);       /* every batch stays every batch */
 }
 
+static size_t one_dirty(void *self) {
+    (void)self;
+    return 1;
+}
+static void write_none(void *self, ds_redis_t *r, size_t n, bool last) {
+    (void)self, (void)r, (void)n, (void)last;
+}
+
+/* The worker asks when its state is due by the interval in force; the lag
+ * a batch reports stands until another says otherwise. */
+static void test_due_by_interval(void **state) {
+    (void)state;
+    static const ds_wb_hooks_t hooks = {one_dirty, write_none, one_dirty};
+    ds_wb_t wb;
+    assert_true(ds_wb_init(&wb, &hooks, NULL, 1000, 5000, 10));
+    ds_wb_start(&wb, 0);
+    ds_batch_t none;
+    memset(&none, 0, sizeof(none));
+    bool all;
+    assert_true(ds_wb_due(&wb, 1500, 1500, &all)); /* keeping up: 1 s */
+    assert_false(all);
+    ds_wb_seen(&wb, &none, 8000); /* 8 s behind: 4 s */
+    assert_false(ds_wb_due(&wb, 1500, 1500, &all));
+    assert_false(ds_wb_due(&wb, 3999, 3999, &all));
+    assert_true(ds_wb_due(&wb, 4000, 4000, &all));
+    /* with the idle write far off, the wait is what is left of the 4 s */
+    assert_int_equal(ds_wb_wait_ms(&wb, 1500, 1500 + 60000, 10000), 2500);
+    ds_wb_seen(&wb, &none, -1); /* says nothing: still 4 s */
+    assert_false(ds_wb_due(&wb, 1500, 1500, &all));
+    ds_wb_seen(&wb, &none, 0); /* caught up */
+    assert_true(ds_wb_due(&wb, 1500, 1500, &all));
+    assert_true(ds_wb_due(&wb, 1500, 1400, &all)); /* 100 ms without a message: all */
+    assert_true(all);
+    ds_wb_free(&wb);
+}
+
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_backoff_doubles_to_ceiling),
         cmocka_unit_test(test_ring_order), cmocka_unit_test(test_offsets_merge),
-        cmocka_unit_test(test_interval_follows_lag))
+        cmocka_unit_test(test_interval_follows_lag), cmocka_unit_test(test_due_by_interval))
