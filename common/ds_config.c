@@ -49,7 +49,7 @@ static const row_t rows[] = {
     {"redis.flush_ms", "--redis-flush-ms", T_INT, "1000", 0, 60000, NULL, OFF(redis_flush_ms),
      "state writes are coalesced per entity in windows of this length, each written over "
      "the next (0 = every batch); offsets are committed after each window is written"},
-    {"redis.flush_max_ms", "--redis-flush-max-ms", T_INT, "5000", 0, 600000, NULL,
+    {"redis.flush_max_ms", "--redis-flush-max-ms", T_INT, "5000", 0, 60000, NULL,
      OFF(redis_flush_max_ms),
      "while the worker is behind its input (more messages wait in the partition of the "
      "newest one read), a window lasts half the lag (now minus that message's Kafka "
