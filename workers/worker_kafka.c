@@ -355,9 +355,8 @@ static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *part
     w->health.assigned = 0;
 }
 
-/* ---- outputs: produce, acks ----------------------------------------------- */
-
-/* Hand every output of b to the producer (no waiting for acks). */
+/* How far behind its input the worker is, as batch b shows it
+ * (worker_int.h). */
 int64_t ds_wk_input_lag_ms(ds_worker_t *w, const ds_batch_t *b, int64_t now_wall_ms) {
     /* the newest message by its Kafka timestamp (CreateTime, set by its
      * producer, unless the topic keeps LogAppendTime); -1 is none, and 0
@@ -390,6 +389,9 @@ int64_t ds_wk_input_lag_ms(ds_worker_t *w, const ds_batch_t *b, int64_t now_wall
     return now_wall_ms > ts ? now_wall_ms - ts : 0; /* a clock ahead of ours: no lag */
 }
 
+/* ---- outputs: produce, acks ----------------------------------------------- */
+
+/* Hand every output of b to the producer (no waiting for acks). */
 void ds_wk_produce(ds_worker_t *w, ds_batch_t *b) {
     memset(&b->delivery, 0, sizeof(b->delivery));
     b->produce_failed = false;
