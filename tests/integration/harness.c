@@ -852,6 +852,44 @@ static bool info_has(const ds_h_cluster_t *cl, int i, const char *section, const
     return ok;
 }
 
+/* The line of `text` that starts with `key` (up to its end), or "?". */
+static void line_of(const char *text, const char *key, char *out, size_t n) {
+    const char *p = text ? strstr(text, key) : NULL;
+    size_t k = 0;
+    while (p && p[k] && p[k] != '\r' && p[k] != '\n' && k + 1 < n)
+        k++;
+    snprintf(out, n, "%.*s", p ? (int)k : 1, p ? p : "?");
+}
+
+/* What each live node says, when the cluster did not come right in time. */
+static void cluster_report(const ds_h_cluster_t *cl) {
+    static int16_t owner[16384];
+    for (int i = 0; i < cl->n; i++) {
+        if (cl->pid[i] <= 0)
+            continue;
+        char state[64], role[64], link[64];
+        redisReply *ci = ds_h_node(cl, i, "CLUSTER INFO");
+        line_of(ci && ci->type == REDIS_REPLY_STRING ? ci->str : NULL, "cluster_state:", state,
+                sizeof(state));
+        if (ci)
+            freeReplyObject(ci);
+        redisReply *ri = ds_h_node(cl, i, "INFO replication");
+        const char *rs = ri && ri->type == REDIS_REPLY_STRING ? ri->str : NULL;
+        line_of(rs, "role:", role, sizeof(role));
+        line_of(rs, "master_link_status:", link, sizeof(link));
+        if (ri)
+            freeReplyObject(ri);
+        int dead = 0, none = 0;
+        if (slots_of(cl, i, owner))
+            for (int s = 0; s < 16384; s++) {
+                none += owner[s] < 0;
+                dead += owner[s] >= 0 && cl->pid[owner[s]] <= 0;
+            }
+        fprintf(stderr, "  cluster node %d: %s %s %s; slots of no node %d, of a dead one %d\n",
+                cl->port[i], state, role, rs && strstr(rs, "role:slave") ? link : "", none, dead);
+    }
+}
+
 bool ds_h_cluster_wait_ok(const ds_h_cluster_t *cl, int timeout_ms) {
     int64_t end = ds_clock_mono_ms() + timeout_ms;
     static int16_t first[16384], other[16384];
@@ -883,6 +921,7 @@ bool ds_h_cluster_wait_ok(const ds_h_cluster_t *cl, int timeout_ms) {
             return true;
         ds_clock_sleep_ms(100);
     }
+    cluster_report(cl);
     return false;
 }
 
