@@ -422,11 +422,16 @@ void ds_h_produce(rd_kafka_t *p, const char *topic, const char *key, const void 
 
 void ds_h_produce_to(rd_kafka_t *p, const char *topic, int32_t partition, const void *key,
                      size_t klen, const void *val, size_t len) {
+    ds_h_produce_at(p, topic, partition, key, klen, val, len, 0);
+}
+
+void ds_h_produce_at(rd_kafka_t *p, const char *topic, int32_t partition, const void *key,
+                     size_t klen, const void *val, size_t len, int64_t ts_ms) {
     for (;;) {
-        rd_kafka_resp_err_t err =
-            rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
-                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, klen),
-                              RD_KAFKA_V_VALUE((void *)val, len), RD_KAFKA_V_END);
+        rd_kafka_resp_err_t err = rd_kafka_producev(
+            p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, klen),
+            RD_KAFKA_V_VALUE((void *)val, len), RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_END);
         if (!err)
             return;
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -698,11 +703,16 @@ ds_ma_event_t ds_h_ma(const char *id, int64_t t, const char *lead, const char *a
 }
 
 void ds_h_send_ma(rd_kafka_t *p, const char *topic, const ds_ma_event_t *ev) {
+    ds_h_send_ma_at(p, topic, ev, 0);
+}
+
+void ds_h_send_ma_at(rd_kafka_t *p, const char *topic, const ds_ma_event_t *ev, int64_t ts_ms) {
     ds_buf_t b;
     ds_buf_init(&b, 0);
     if (ds_codec_encode_ma(ds_h_codec(), ev, &b))
         die("encode MarketingEvent %s", ev->event_id);
-    ds_h_produce(p, topic, ev->account_id ? ev->account_id : ev->lead_id, b.data, b.len);
+    const char *key = ev->account_id ? ev->account_id : ev->lead_id;
+    ds_h_produce_at(p, topic, RD_KAFKA_PARTITION_UA, key, strlen(key), b.data, b.len, ts_ms);
     ds_buf_free(&b);
 }
 

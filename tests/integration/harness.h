@@ -124,6 +124,10 @@ void ds_h_flush(rd_kafka_t *p);
  *  choice). */
 void ds_h_produce_to(rd_kafka_t *p, const char *topic, int32_t partition, const void *key,
                      size_t klen, const void *val, size_t len);
+/** ds_h_produce_to with the Kafka timestamp ts_ms, as if produced then
+ *  (0: now). */
+void ds_h_produce_at(rd_kafka_t *p, const char *topic, int32_t partition, const void *key,
+                     size_t klen, const void *val, size_t len, int64_t ts_ms);
 
 /** A record read back from a topic. */
 typedef struct ds_h_record {
@@ -204,6 +208,8 @@ void ds_h_decode_all(ds_h_kind_t kind, const ds_h_record_t *r, size_t n, ds_aren
 
 /** Convenience builders: produce one MarketingEvent / CrmEvent. */
 void ds_h_send_ma(rd_kafka_t *p, const char *topic, const ds_ma_event_t *ev);
+/** ds_h_send_ma with the Kafka timestamp ts_ms (0: now). */
+void ds_h_send_ma_at(rd_kafka_t *p, const char *topic, const ds_ma_event_t *ev, int64_t ts_ms);
 /** A MarketingEvent with these fields (the others zero: no attendees,
  *  no shared_with; account NULL for a lead without account). */
 ds_ma_event_t ds_h_ma(const char *id, int64_t t, const char *lead, const char *account, int type,

@@ -394,25 +394,6 @@ static void test_windows_coalesce_writes(void **state) {
     assert_true(windowed <= 8);
 }
 
-/* e with the Kafka timestamp ts_ms, as its producer sets it (not flushed). */
-static void send_ma_at(rd_kafka_t *p, const char *topic, const ds_ma_event_t *e, int64_t ts_ms) {
-    ds_buf_t b;
-    ds_buf_init(&b, 0);
-    assert_int_equal(ds_codec_encode_ma(ds_h_codec(), e, &b), DS_ERR_OK);
-    for (;;) {
-        rd_kafka_resp_err_t err = rd_kafka_producev(
-            p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-            RD_KAFKA_V_KEY(e->account_id, strlen(e->account_id)), RD_KAFKA_V_VALUE(b.data, b.len),
-            RD_KAFKA_V_TIMESTAMP(ts_ms), RD_KAFKA_V_END);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            assert_int_equal(err, RD_KAFKA_RESP_ERR_NO_ERROR);
-            break;
-        }
-        rd_kafka_poll(p, 10);
-    }
-    ds_buf_free(&b);
-}
-
 static double window_seconds(const char *addr) {
     char *body = NULL;
     double v = -1;
@@ -439,7 +420,7 @@ static void test_window_follows_lag(void **state) {
         snprintf(id, sizeof(id), "wl-%d", n);
         snprintf(lead, sizeof(lead), "L-%d", n % LEADS);
         ds_ma_event_t e = ma(id, T0 + n, lead, DS_MA_CONTENT_VIEWED, "c-spark", "I1", DS_CS_SPARK);
-        send_ma_at(p, "wl.events", &e, ds_clock_now_ms() - 3600 * 1000);
+        ds_h_send_ma_at(p, "wl.events", &e, ds_clock_now_ms() - 3600 * 1000);
     }
     ds_h_flush(p);
     char metrics[64];
@@ -479,7 +460,7 @@ static void test_window_follows_lag(void **state) {
     assert_true(v == 4.0);
     ds_ma_event_t e =
         ma("wl-last", T0 + BACKLOG, "L-last", DS_MA_CONTENT_VIEWED, "c-spark", "I1", DS_CS_SPARK);
-    send_ma_at(p, "wl.events", &e, ds_clock_now_ms() - 3600 * 1000);
+    ds_h_send_ma_at(p, "wl.events", &e, ds_clock_now_ms() - 3600 * 1000);
     ds_h_flush(p);
     ds_h_expect_hget(&env, "wl:{acct:A-1}:lead:L-last", "events_applied", "1", 60000);
     char want[16];
