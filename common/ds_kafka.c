@@ -286,21 +286,21 @@ bool ds_kafka_warm_topics(rd_kafka_t *rk, const char *const *topics, size_t n, i
     return ok;
 }
 
-ds_err_t ds_kafka_produce(rd_kafka_t *p, const char *topic, const void *key, size_t klen,
-                          const void *val, size_t vlen, rd_kafka_headers_t *hdrs,
-                          ds_delivery_t *d) {
+ds_err_t ds_kafka_produce_rkt(rd_kafka_t *p, rd_kafka_topic_t *rkt, const void *key, size_t klen,
+                              const void *val, size_t vlen, rd_kafka_headers_t *hdrs,
+                              ds_delivery_t *d) {
     for (;;) {
         rd_kafka_resp_err_t err;
         if (hdrs)
-            err = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE((void *)val, vlen),
-                                    RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+            err =
+                rd_kafka_producev(p, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                  RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE((void *)val, vlen),
+                                  RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
         else
-            err = rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic),
-                                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                    RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE((void *)val, vlen),
-                                    RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
+            err =
+                rd_kafka_producev(p, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                  RD_KAFKA_V_KEY(key, klen), RD_KAFKA_V_VALUE((void *)val, vlen),
+                                  RD_KAFKA_V_OPAQUE(d), RD_KAFKA_V_END);
         if (!err) {
             if (d)
                 d->outstanding++;
@@ -312,9 +312,26 @@ ds_err_t ds_kafka_produce(rd_kafka_t *p, const char *topic, const void *key, siz
         }
         if (hdrs)
             rd_kafka_headers_destroy(hdrs);
-        DS_ERROR("kafka", "produce to %s failed: %s", topic, rd_kafka_err2str(err));
+        DS_ERROR("kafka", "produce to %s failed: %s", rd_kafka_topic_name(rkt),
+                 rd_kafka_err2str(err));
         return DS_ERR_IO;
     }
+}
+
+ds_err_t ds_kafka_produce(rd_kafka_t *p, const char *topic, const void *key, size_t klen,
+                          const void *val, size_t vlen, rd_kafka_headers_t *hdrs,
+                          ds_delivery_t *d) {
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(p, topic, NULL);
+    if (!rkt) {
+        if (hdrs)
+            rd_kafka_headers_destroy(hdrs);
+        DS_ERROR("kafka", "produce to %s failed: %s", topic,
+                 rd_kafka_err2str(rd_kafka_last_error()));
+        return DS_ERR_IO;
+    }
+    ds_err_t e = ds_kafka_produce_rkt(p, rkt, key, klen, val, vlen, hdrs, d);
+    rd_kafka_topic_destroy(rkt);
+    return e;
 }
 
 ds_err_t ds_kafka_wait(rd_kafka_t *p, ds_delivery_t *d, int timeout_ms) {

@@ -123,6 +123,11 @@ void ds_kafka_conf_track_deliveries(rd_kafka_conf_t *conf);
 ds_err_t ds_kafka_produce(rd_kafka_t *p, const char *topic, const void *key, size_t klen,
                           const void *val, size_t vlen, rd_kafka_headers_t *hdrs,
                           ds_delivery_t *d) DS_WUR;
+/** The same to a topic handle the caller keeps (rd_kafka_topic_new on the
+ *  producer): no lookup of the topic by name for each message. */
+ds_err_t ds_kafka_produce_rkt(rd_kafka_t *p, rd_kafka_topic_t *rkt, const void *key, size_t klen,
+                              const void *val, size_t vlen, rd_kafka_headers_t *hdrs,
+                              ds_delivery_t *d) DS_WUR;
 /** Poll until every message counted in d is reported, or timeout_ms passes
  *  (DS_ERR_TIMEOUT).  DS_ERR_IO when any delivery failed. */
 ds_err_t ds_kafka_wait(rd_kafka_t *p, ds_delivery_t *d, int timeout_ms) DS_WUR;

@@ -747,6 +747,9 @@ void ds_worker_destroy(ds_worker_t *w) {
     ds_dirtyq_free(&w->dirty);
     if (w->consumer)
         rd_kafka_destroy(w->consumer);
+    for (size_t i = 0; i < DS_WORKER_MAX_OUTPUTS; i++)
+        if (w->out_rkt[i])
+            rd_kafka_topic_destroy(w->out_rkt[i]);
     if (w->producer)
         rd_kafka_destroy(w->producer);
     ds_redis_destroy(w->redis);

@@ -47,6 +47,7 @@ struct ds_worker {
     ds_codec_t *codec;
     ds_output_schema_t outs[DS_WORKER_MAX_OUTPUTS];
     const char *out_topics[DS_WORKER_MAX_OUTPUTS];
+    rd_kafka_topic_t *out_rkt[DS_WORKER_MAX_OUTPUTS]; /* their handles on the producer */
     ds_codec_encoder_t encoders[DS_WORKER_MAX_OUTPUTS];
     void (*before_leave)(void *arg); /* ds_worker_before_leave */
     void *leave_arg;

@@ -392,6 +392,20 @@ int64_t ds_wk_input_lag_ms(ds_worker_t *w, const ds_batch_t *b, int64_t now_wall
 /* ---- outputs: produce, acks ----------------------------------------------- */
 
 /* Hand every output of b to the producer (no waiting for acks). */
+/* The producer's handle of one of the worker's output topics, made at its
+ * first message and kept (rd_kafka_producev looks a topic named by string
+ * up again for every message, under the client's lock); NULL for another
+ * topic. */
+static rd_kafka_topic_t *out_rkt(ds_worker_t *w, const char *topic) {
+    for (size_t i = 0; i < w->nouts; i++)
+        if (w->out_topics[i] == topic) {
+            if (!w->out_rkt[i])
+                w->out_rkt[i] = rd_kafka_topic_new(w->producer, topic, NULL);
+            return w->out_rkt[i];
+        }
+    return NULL;
+}
+
 void ds_wk_produce(ds_worker_t *w, ds_batch_t *b) {
     memset(&b->delivery, 0, sizeof(b->delivery));
     b->produce_failed = false;
@@ -411,8 +425,11 @@ void ds_wk_produce(ds_worker_t *w, ds_batch_t *b) {
                 h = rd_kafka_headers_new(1);
                 rd_kafka_header_add(h, "dealsignal.id", -1, bytes + o->id_off, (ssize_t)o->id_len);
             }
-            e = ds_kafka_produce(w->producer, o->topic, bytes + o->key_off, o->key_len,
-                                 bytes + o->val_off, o->val_len, h, &b->delivery);
+            rd_kafka_topic_t *rkt = out_rkt(w, o->topic);
+            e = rkt ? ds_kafka_produce_rkt(w->producer, rkt, bytes + o->key_off, o->key_len,
+                                           bytes + o->val_off, o->val_len, h, &b->delivery)
+                    : ds_kafka_produce(w->producer, o->topic, bytes + o->key_off, o->key_len,
+                                       bytes + o->val_off, o->val_len, h, &b->delivery);
         }
         if (e) {
             b->produce_failed = true;
