@@ -36,6 +36,12 @@
 # BENCH_PERF=FILE records a perf profile of each run to FILE.RUN.WORKER (and of
 # the latency run's scorer to FILE.lat); BENCH_PERF_CG sets its call-graph
 # option (default -g; "--call-graph dwarf" for stacks through libraries).
+# BENCH_WORKER_ARGS="..." adds these words to each throughput run's worker
+# command line (such as -X queued.min.messages=300000).
+# BENCH_HEAPTRACK=FILE runs each throughput run's worker under heaptrack
+# (its preload library, so that the worker keeps its pid) into
+# FILE.RUN.WORKER.gz; `heaptrack_print -f FILE.1.1.gz --print-peaks 1`
+# says who held the memory at the peak.
 # BENCH_WORKERS=N runs N worker processes in one group (horizontal scaling;
 # the clock starts once every one has its partitions); CPU is summed.
 #
@@ -522,11 +528,19 @@ for run in $(seq "$runs"); do
   wpids=(); mports=()
   for k in $(seq "$nworkers"); do
     mport=$(free_port); mports+=("$mport")
+    ht=()
+    if [ -n "${BENCH_HEAPTRACK:-}" ]; then
+      hdir=$(dirname "$(readlink -f "$(command -v heaptrack)")")/../lib/heaptrack
+      [ -x "$hdir/libexec/heaptrack_interpret" ] || { echo "BENCH_HEAPTRACK: heaptrack is not installed" >&2; exit 1; }
+      mkfifo "$tmp/heaptrack.$run.$k"
+      "$hdir/libexec/heaptrack_interpret" < "$tmp/heaptrack.$run.$k" | gzip -c > "$BENCH_HEAPTRACK.$run.$k.gz" &
+      ht=(env LD_PRELOAD="$hdir/libheaptrack_preload.so" DUMP_HEAPTRACK_OUTPUT="$tmp/heaptrack.$run.$k")
+    fi
     # shellcheck disable=SC2046 # redis_args is words
     ${BENCH_PERF:+perf record -F 999 ${BENCH_PERF_CG:--g} -o "$BENCH_PERF.$run.$k" --} \
-      ${BENCH_CALLGRIND:+valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$BENCH_CALLGRIND.$run.$k"} "$bin" "$sub" --brokers "$brokers" $(redis_args "$run") \
+      ${BENCH_CALLGRIND:+valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$BENCH_CALLGRIND.$run.$k"} "${ht[@]}" "$bin" "$sub" --brokers "$brokers" $(redis_args "$run") \
        --group-id "bench-$run-$$" --clock event --metrics-addr "127.0.0.1:$mport" "${worker_rules[@]}" \
-       --log-level warn 2>"$tmp/worker-$run-$k.err" &
+       ${BENCH_WORKER_ARGS:-} --log-level warn 2>"$tmp/worker-$run-$k.err" &
     wpids+=($!); pids+=($!)
   done
   wpid=${wpids[0]}; mport=${mports[0]}
