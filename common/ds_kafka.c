@@ -112,17 +112,15 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
     return 0; /* librdkafka frees json */
 }
 
-ds_err_t ds_kafka_stats_lag(const char *json, size_t len, const char *topic,
-                            void (*fn)(void *opaque, int32_t partition, int64_t lag,
-                                       int64_t committed, bool fetching),
-                            void *opaque) {
-    return ds_kafka_stats_read(json, len, topic, fn, opaque, NULL);
+/* An integer member of a statistics object, or -1. */
+static int64_t stat_int(const json_t *o, const char *key) {
+    json_t *v = json_object_get(o, key);
+    return json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
 }
 
 ds_err_t ds_kafka_stats_read(const char *json, size_t len, const char *topic,
-                             void (*fn)(void *opaque, int32_t partition, int64_t lag,
-                                        int64_t committed, bool fetching),
-                             void *opaque, ds_kafka_brokers_t *brokers) {
+                             void (*fn)(void *opaque, const ds_kafka_part_stats_t *p), void *opaque,
+                             ds_kafka_brokers_t *brokers) {
     json_error_t jerr;
     json_t *root = json_loadb(json, len, 0, &jerr);
     if (!root)
@@ -157,12 +155,18 @@ ds_err_t ds_kafka_stats_read(const char *json, size_t len, const char *topic,
         long id = strtol(k, &end, 10);
         if (*end || id < 0) /* "-1": the internal UA partition */
             continue;
-        json_t *lag = json_object_get(p, "consumer_lag");
         const char *fs = json_string_value(json_object_get(p, "fetch_state"));
-        bool fetching = fs && strcmp(fs, "none") != 0 && strcmp(fs, "stopped") != 0;
-        json_t *co = json_object_get(p, "committed_offset");
-        fn(opaque, (int32_t)id, json_is_integer(lag) ? (int64_t)json_integer_value(lag) : -1,
-           json_is_integer(co) ? (int64_t)json_integer_value(co) : -1, fetching);
+        ds_kafka_part_stats_t ps = {
+            .partition = (int32_t)id,
+            .lag = stat_int(p, "consumer_lag"),
+            .committed = stat_int(p, "committed_offset"),
+            .app_offset = stat_int(p, "app_offset"),
+            .next_offset = stat_int(p, "next_offset"),
+            .hi_offset = stat_int(p, "hi_offset"),
+            .fetch_state = fs ? fs : "",
+            .fetching = fs && strcmp(fs, "none") != 0 && strcmp(fs, "stopped") != 0,
+        };
+        fn(opaque, &ps);
     }
     json_decref(root);
     return DS_ERR_OK;

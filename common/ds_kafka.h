@@ -73,23 +73,27 @@ rd_kafka_t *ds_kafka_consumer_new(const ds_config_t *cfg, const char *const *top
 /** Subscribe rk to `topics`; false with errstr on error. */
 bool ds_kafka_consumer_subscribe(rd_kafka_t *rk, const char *const *topics, size_t ntopics,
                                  char *errstr, size_t errstr_size);
-/** Walk librdkafka's statistics JSON: call fn for every partition of
- *  `topic` this consumer fetches, with its consumer_lag (high watermark
- *  minus committed offset; -1 when not known yet) and committed offset
- *  (-1: none).  Partitions known but not assigned are reported with
- *  fetching = false.  The high watermark comes from fetch responses: it
- *  goes stale while the partition is paused.  DS_ERR_INVAL when the
- *  JSON is not librdkafka's statistics. */
-ds_err_t ds_kafka_stats_lag(const char *json, size_t len, const char *topic,
-                            void (*fn)(void *opaque, int32_t partition, int64_t lag,
-                                       int64_t committed, bool fetching),
-                            void *opaque);
-/** ds_kafka_stats_lag() (fn may be NULL: no walk) that also fills
- *  *brokers (may be NULL), from one parse of the JSON. */
+/** One partition of a topic in librdkafka's statistics. */
+typedef struct ds_kafka_part_stats {
+    int32_t partition;
+    int64_t lag;             /* consumer_lag: high watermark minus committed; < 0 unknown */
+    int64_t committed;       /* committed offset; < 0 none */
+    int64_t app_offset;      /* after the last record handed to the application; < 0 none */
+    int64_t next_offset;     /* the next offset the client fetches; < 0 none */
+    int64_t hi_offset;       /* high watermark of the last fetch response; < 0 unknown */
+    const char *fetch_state; /* librdkafka's name of it ("active", "none", ...) */
+    bool fetching;           /* fetch_state neither "none" nor "stopped" */
+} ds_kafka_part_stats_t;
+
+/** Walk librdkafka's statistics JSON: call fn (may be NULL: no walk) for
+ *  every partition of `topic` the client knows, assigned or not (an
+ *  unassigned one is not `fetching`), and fill *brokers (may be NULL),
+ *  from one parse of the JSON.  The high watermark comes from fetch
+ *  responses: it goes stale while the partition is paused.  DS_ERR_INVAL
+ *  when the JSON is not librdkafka's statistics. */
 ds_err_t ds_kafka_stats_read(const char *json, size_t len, const char *topic,
-                             void (*fn)(void *opaque, int32_t partition, int64_t lag,
-                                        int64_t committed, bool fetching),
-                             void *opaque, ds_kafka_brokers_t *brokers);
+                             void (*fn)(void *opaque, const ds_kafka_part_stats_t *p), void *opaque,
+                             ds_kafka_brokers_t *brokers);
 
 /** An idempotent producer whose delivery reports feed ds_delivery_t. */
 rd_kafka_t *ds_kafka_producer_new(const ds_config_t *cfg, char *errstr, size_t errstr_size);

@@ -594,6 +594,8 @@ int ds_worker_run(ds_worker_t *w) {
         w->abandon = false;
         ds_wk_probe_redis(w);                           /* every DS_HEALTH_PROBE_MS, busy or idle */
         ds_alloc_sample(&w->alloc, ds_clock_mono_ms()); /* the heap gauges, once a second */
+        if (w->refetch)
+            ds_wk_refetch(w); /* between batches: a seek, nothing in hand */
         ds_batch_t *b = ds_batch_ring_take(&w->ring);
         if (!b) { /* every batch in flight: the oldest finishes first */
             if (!make_room(w))
@@ -693,6 +695,10 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
     ds_alloc_metrics(&w->alloc, metrics);
     w->m_produce_errors =
         counter(w, "produce_errors", "Batches whose outputs had to be produced again");
+    w->m_refetches = counter(w, "partition_refetches",
+                             "Assigned partitions found with records waiting and none consumed "
+                             "for 30 s while not paused, then fetched again from their position");
+    ds_fetchwatch_init(&w->fetchwatch, DS_FETCHWATCH_STALL_MS);
     w->m_redis_lost = counter(w, "redis_state_lost",
                               "Times Redis came back without the state this worker wrote (its "
                               "run_id changed and a key it wrote is gone): what it holds in "
@@ -744,6 +750,9 @@ void ds_worker_destroy(ds_worker_t *w) {
     ds_wk_drop_held(w);
     free(w->held);
     ds_wb_free(&w->wb);
+    ds_fetchwatch_free(&w->fetchwatch);
+    if (w->refetch)
+        rd_kafka_topic_partition_list_destroy(w->refetch);
     ds_dirtyq_free(&w->dirty);
     if (w->consumer)
         rd_kafka_destroy(w->consumer);

@@ -29,6 +29,7 @@
 #include "ds_kafka.h"
 #include "ds_log.h"
 #include "ds_registry.h"
+#include "fetchwatch.h"
 #include "health.h"
 #include "worker.h"
 #include "writebehind.h"
@@ -89,8 +90,11 @@ struct ds_worker {
     int64_t last_msg_ms; /* when the last message was collected */
     ds_log_rl_t rl_redis, rl_kafka, rl_msg;
 
+    ds_fetchwatch_t fetchwatch;               /* assigned partitions that stopped being fetched */
+    rd_kafka_topic_partition_list_t *refetch; /* ones to fetch again, from there */
+
     ds_counter_t *m_polled, *m_consumed, *m_batches, *m_outputs, *m_redis_errors, *m_produce_errors,
-        *m_redis_lost;
+        *m_redis_lost, *m_refetches;
     ds_histogram_t *m_phase[PH__COUNT];
     ds_histogram_t *m_batch_seconds, *m_redis_seconds;
     ds_counter_t *m_events[DS_WORKER__NCOUNTERS]; /* ds_worker_count */
@@ -171,6 +175,9 @@ int64_t ds_wk_input_lag_ms(ds_worker_t *w, const ds_batch_t *b, int64_t now_wall
 bool ds_wk_wait_acks(ds_worker_t *w, const ds_batch_t *except, bool block);
 /* Abandon everything and consume again from the committed offsets. */
 void ds_wk_rewind_to_committed(ds_worker_t *w);
+/* Fetch again the partitions the statistics found not fetched
+ * (w->refetch), from where the consumer stands in each. */
+void ds_wk_refetch(ds_worker_t *w);
 
 /* ---- worker_redis.c ---- */
 

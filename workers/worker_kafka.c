@@ -44,12 +44,73 @@
 typedef struct lag_walk {
     ds_worker_t *w;
     bool no_query; /* the broker may be away, or a query failed this round */
+    rd_kafka_topic_partition_list_t *assigned; /* this worker's partitions (may be NULL) */
+    int64_t now_ms;
 } lag_walk_t;
 
-static void lag_one(void *opaque, int32_t partition, int64_t lag, int64_t committed,
-                    bool fetching) {
+/* Where the consumer goes on from when a partition has no position and
+ * nothing committed: auto.offset.reset's end or, by default, beginning. */
+static int64_t reset_offset(ds_worker_t *w) {
+    char v[32];
+    size_t n = sizeof(v);
+    if (rd_kafka_conf_get(rd_kafka_conf(w->consumer), "auto.offset.reset", v, &n) ==
+            RD_KAFKA_CONF_OK &&
+        (!strcmp(v, "latest") || !strcmp(v, "largest") || !strcmp(v, "end")))
+        return RD_KAFKA_OFFSET_END;
+    return RD_KAFKA_OFFSET_BEGINNING;
+}
+
+/* An assigned partition that librdkafka stopped fetching (fetchwatch.h):
+ * records wait past a position that has not moved for
+ * DS_FETCHWATCH_STALL_MS while this worker held nothing paused.  Nothing
+ * of ours stops one partition without pausing them all, so that is the
+ * client's doing (our tests under load have seen one partition of four
+ * never fetched after an assignment, its group offset never committed);
+ * the partition is fetched again from its position (ds_wk_refetch),
+ * which neither skips nor repeats a record. */
+static void watch_one(lag_walk_t *lw, const ds_kafka_part_stats_t *p) {
+    ds_worker_t *w = lw->w;
+    if (!lw->assigned ||
+        !rd_kafka_topic_partition_list_find(lw->assigned, w->topic, p->partition) ||
+        !ds_fetchwatch_still(&w->fetchwatch, p->partition, p->app_offset, w->paused || w->nheld > 0,
+                             lw->now_ms))
+        return;
+    int64_t from = p->app_offset >= 0 ? p->app_offset : p->committed >= 0 ? p->committed : -1;
+    /* fetched up to: past the position when the client skipped records
+     * the application never sees (a transaction's control record) */
+    int64_t fetched = p->next_offset > from ? p->next_offset : from;
+    int64_t lo = -1, hi = p->hi_offset;
+    if (hi < 0 || fetched < 0) { /* never fetched: the broker says what it holds */
+        if (lw->no_query ||
+            rd_kafka_query_watermark_offsets(w->consumer, w->topic, p->partition, &lo, &hi, 300)) {
+            lw->no_query = true;
+            return; /* cannot tell now; asked again after another stall */
+        }
+    }
+    if (fetched >= 0 ? hi <= fetched : hi <= lo)
+        return; /* nothing waits */
+    DS_WARN(w->ops->name,
+            "partition %d of %s: records wait (high watermark %lld, position %lld) and none "
+            "was consumed for %d s (librdkafka fetch state %s): fetching it again from its "
+            "position",
+            (int)p->partition, w->topic, (long long)hi, (long long)from,
+            (int)(w->fetchwatch.stall_ms / 1000), p->fetch_state);
+    if (!w->refetch && !(w->refetch = rd_kafka_topic_partition_list_new(4)))
+        return;
+    rd_kafka_topic_partition_list_add(w->refetch, w->topic, p->partition)->offset =
+        from >= 0 ? from : reset_offset(w);
+    ds_wk_count(w->m_refetches, 1);
+}
+
+static void lag_one(void *opaque, const ds_kafka_part_stats_t *p) {
     lag_walk_t *lw = opaque;
     ds_worker_t *w = lw->w;
+    watch_one(lw, p);
+    if (!w->metrics)
+        return;
+    int32_t partition = p->partition;
+    int64_t lag = p->lag, committed = p->committed;
+    bool fetching = p->fetching;
     if (fetching && w->paused && committed >= 0 && !lw->no_query) {
         int64_t lo, hi;
         if (rd_kafka_query_watermark_offsets(w->consumer, w->topic, partition, &lo, &hi, 300) ==
@@ -75,9 +136,15 @@ static void lag_one(void *opaque, int32_t partition, int64_t lag, int64_t commit
  * fetch.wait.max.ms, heartbeats every second even while paused; health.c). */
 static void on_stats(void *opaque, const char *json, size_t len) {
     ds_worker_t *w = opaque;
-    lag_walk_t lw = {w, !w->health.kafka_ok || !ds_health_brokers_answered(&w->health, 2000)};
+    lag_walk_t lw = {w, !w->health.kafka_ok || !ds_health_brokers_answered(&w->health, 2000), NULL,
+                     ds_clock_mono_ms()};
+    if (rd_kafka_assignment(w->consumer, &lw.assigned))
+        lw.assigned = NULL;
     ds_kafka_brokers_t br;
-    if (ds_kafka_stats_read(json, len, w->topic, w->metrics ? lag_one : NULL, &lw, &br)) {
+    ds_err_t e = ds_kafka_stats_read(json, len, w->topic, lag_one, &lw, &br);
+    if (lw.assigned)
+        rd_kafka_topic_partition_list_destroy(lw.assigned);
+    if (e) {
         ds_log_rl(&w->rl_msg, 60000, DS_LOG_WARN, w->ops->name,
                   "unreadable librdkafka statistics (%zu bytes)", len);
         return;
@@ -315,10 +382,53 @@ bool ds_wk_assignment(ds_worker_t *w, ds_partitions_t *set, int32_t **ids) {
     return true;
 }
 
+/* The partitions change: none is watched or fetched again any more. */
+static void forget_fetches(ds_worker_t *w) {
+    ds_fetchwatch_forget(&w->fetchwatch);
+    if (w->refetch)
+        rd_kafka_topic_partition_list_destroy(w->refetch);
+    w->refetch = NULL;
+}
+
+void ds_wk_refetch(ds_worker_t *w) {
+    rd_kafka_topic_partition_list_t *l = w->refetch;
+    w->refetch = NULL;
+    if (!w->paused && !w->nheld) { /* else a pause came since: seen again later */
+        /* this worker holds them resumed, whatever the client thinks */
+        rd_kafka_resume_partitions(w->consumer, l);
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(w->consumer, l, 5000);
+        if (e) {
+            DS_WARN(w->ops->name, "fetching a partition again: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* For the tests only: DS_TEST_STALL_PARTITION="P:MS" pauses partition P
+ * in the client behind the worker's back at each assignment (a client
+ * that stopped fetching it) and watches with a stall time of MS. */
+static void test_stall(ds_worker_t *w, const rd_kafka_topic_partition_list_t *parts) {
+    const char *v = getenv("DS_TEST_STALL_PARTITION");
+    int p, ms;
+    if (!v || sscanf(v, "%d:%d", &p, &ms) != 2 ||
+        !rd_kafka_topic_partition_list_find(parts, w->topic, p))
+        return;
+    w->fetchwatch.stall_ms = ms;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, w->topic, p);
+    rd_kafka_pause_partitions(w->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    DS_WARN(w->ops->name, "DS_TEST_STALL_PARTITION: partition %d of %s paused in the client", p,
+            w->topic);
+}
+
 static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *parts) {
     ds_worker_t *w = opaque;
     w->health.assigned = parts->cnt;
     w->paused = false;
+    forget_fetches(w);
+    test_stall(w, parts);
     int32_t *ids;
     ds_partitions_t set = partitions_of(w, parts, &ids);
     ds_wk_lifecycle(w, DS_WORKER_ASSIGNED, &set);
@@ -328,6 +438,7 @@ static void on_assigned(void *opaque, const rd_kafka_topic_partition_list_t *par
 static void on_revoked(void *opaque, const rd_kafka_topic_partition_list_t *parts) {
     ds_worker_t *w = opaque;
     (void)parts;
+    forget_fetches(w);
     /* Eager protocol: everything goes.  Batches whose writes are already
      * sent are finished if Redis answers now (one try, no backoff), so that
      * the next owner does not load state older than writes still on the

@@ -475,6 +475,69 @@ static void test_window_follows_lag(void **state) {
     assert_int_equal(ds_h_stop(scorer, SIGTERM, 10000), 0);
 }
 
+/* A partition the client stops fetching (DS_TEST_STALL_PARTITION pauses
+ * partition 1 in librdkafka behind the worker's back) is found by the
+ * statistics once its position has not moved for the stall time (3 s
+ * here) while records wait, and fetched again from there: every event is
+ * applied once, and the log and the counter say so. */
+static void test_stalled_partition_fetched_again(void **state) {
+    (void)state;
+    enum { ACCOUNTS = 16, EVENTS = 20 };
+    rd_kafka_t *p = ds_h_producer(&env);
+    char id[32], lead[16], acct[16];
+    for (int a = 0; a < ACCOUNTS; a++)
+        for (int n = 0; n < EVENTS; n++) {
+            snprintf(id, sizeof(id), "fw-%d-%d", a, n);
+            snprintf(lead, sizeof(lead), "L-%d", a);
+            snprintf(acct, sizeof(acct), "FA-%d", a);
+            ds_ma_event_t e =
+                ds_h_ma(id, T0 + n, lead, acct, DS_MA_CONTENT_VIEWED, "c-spark", "I1", DS_CS_SPARK);
+            ds_h_send_ma(p, "fw.events", &e);
+        }
+    ds_h_flush(p);
+    rd_kafka_destroy(p);
+    char metrics[64];
+    snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", ds_h_free_port());
+    const char *args[] = {"scorer",
+                          "--brokers",
+                          env.brokers,
+                          "--redis",
+                          env.redis_url,
+                          "--group-id",
+                          "it-fw",
+                          "--schemas",
+                          getenv("DS_SCHEMAS_DIR"),
+                          "--clock",
+                          "event",
+                          "--topic-marketing",
+                          "fw.events",
+                          "--topic-lead-scores",
+                          "fw.lead.scores",
+                          "--topic-account-scores",
+                          "fw.account.scores",
+                          "--redis-prefix",
+                          "fw:",
+                          "--metrics-addr",
+                          metrics,
+                          NULL};
+    setenv("DS_TEST_STALL_PARTITION", "1:3000", 1);
+    pid_t scorer = ds_h_spawn(logfile, args);
+    unsetenv("DS_TEST_STALL_PARTITION");
+    char want[16], key[64];
+    snprintf(want, sizeof(want), "%d", EVENTS);
+    for (int a = 0; a < ACCOUNTS; a++) {
+        snprintf(key, sizeof(key), "fw:{acct:FA-%d}:lead:L-%d", a, a);
+        ds_h_expect_hget(&env, key, "events_applied", want, 60000);
+    }
+    assert_true(ds_h_log_count(logfile, "paused in the client") > 0);
+    assert_true(ds_h_log_count(logfile, "fetching it again from its position") > 0);
+    char *body = NULL;
+    assert_int_equal(ds_h_http_get(metrics, "/metrics", &body), 200);
+    assert_true(ds_h_metric(body, "dealsignal_partition_refetches_total{worker=\"scorer\"}") >= 1);
+    free(body);
+    assert_int_equal(ds_h_stop(scorer, SIGTERM, 10000), 0);
+}
+
 /* The output topics' metadata, fetched before the first batch: known for
  * topics the broker has, not when no broker answers. */
 static void test_warm_topics(void **state) {
@@ -506,6 +569,7 @@ int main(void) {
         cmocka_unit_test(test_scripts_flushed),
         cmocka_unit_test(test_windows_coalesce_writes),
         cmocka_unit_test(test_window_follows_lag),
+        cmocka_unit_test(test_stalled_partition_fetched_again),
     };
     return ds_h_main(&env, 2, tests, sizeof(tests) / sizeof(tests[0]));
 }

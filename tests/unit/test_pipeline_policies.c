@@ -19,6 +19,7 @@
 
 #include "batch.h"
 #include "ds_backoff.h"
+#include "fetchwatch.h"
 #include "unit_util.h"
 #include "writebehind.h"
 
@@ -148,6 +149,48 @@ static void test_due_by_interval(void **state) {
     ds_wb_free(&wb);
 }
 
+/* A partition is still once its position has not moved for the stall
+ * time of unpaused reports; a move or a pause starts the count again, a
+ * burst of reports after a long gap counts the gap as DS_FETCHWATCH_GAP_MS,
+ * and it is said again after another stall time. */
+static void test_fetchwatch(void **state) {
+    (void)state;
+    ds_fetchwatch_t fw;
+    ds_fetchwatch_init(&fw, 10000);
+    int64_t t = 1000;
+    assert_false(ds_fetchwatch_still(&fw, 3, 50, false, t)); /* first report */
+    for (int i = 1; i < 10; i++)
+        assert_false(ds_fetchwatch_still(&fw, 3, 50, false, t + i * 1000));
+    /* another partition moving all along is never still */
+    for (int i = 0; i <= 30; i++)
+        assert_false(ds_fetchwatch_still(&fw, 7, 100 + i, false, t + i * 1000));
+    assert_true(ds_fetchwatch_still(&fw, 3, 50, false, t + 10000));
+    assert_false(ds_fetchwatch_still(&fw, 3, 50, false, t + 11000)); /* the count started again */
+    /* a move starts it again */
+    assert_false(ds_fetchwatch_still(&fw, 3, 51, false, t + 12000));
+    for (int i = 1; i < 10; i++)
+        assert_false(ds_fetchwatch_still(&fw, 3, 51, false, t + 12000 + i * 1000));
+    /* a pause too */
+    assert_false(ds_fetchwatch_still(&fw, 3, 51, true, t + 22000));
+    for (int i = 1; i < 10; i++)
+        assert_false(ds_fetchwatch_still(&fw, 3, 51, false, t + 22000 + i * 1000));
+    assert_true(ds_fetchwatch_still(&fw, 3, 51, false, t + 32000));
+    /* a worker busy for a minute reads its reports in a burst: the gap
+     * counts 2 s, the burst nothing */
+    int64_t u = t + 100000;
+    assert_false(ds_fetchwatch_still(&fw, 3, 51, false, u));
+    for (int i = 0; i < 40; i++)
+        assert_false(ds_fetchwatch_still(&fw, 3, 51, false, u + 60000));
+    /* none (-1001) is a position like another: never fetched is still */
+    ds_fetchwatch_forget(&fw);
+    assert_false(ds_fetchwatch_still(&fw, 0, -1001, false, t));
+    for (int i = 1; i < 10; i++)
+        assert_false(ds_fetchwatch_still(&fw, 0, -1001, false, t + i * 1000));
+    assert_true(ds_fetchwatch_still(&fw, 0, -1001, false, t + 10000));
+    ds_fetchwatch_free(&fw);
+}
+
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_backoff_doubles_to_ceiling),
         cmocka_unit_test(test_ring_order), cmocka_unit_test(test_offsets_merge),
-        cmocka_unit_test(test_interval_follows_lag), cmocka_unit_test(test_due_by_interval))
+        cmocka_unit_test(test_interval_follows_lag), cmocka_unit_test(test_due_by_interval),
+        cmocka_unit_test(test_fetchwatch))
