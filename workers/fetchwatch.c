@@ -6,6 +6,8 @@
 
 #include <stdlib.h>
 
+#include "ds_buf.h"
+
 void ds_fetchwatch_init(ds_fetchwatch_t *fw, int64_t stall_ms) {
     fw->p = NULL;
     fw->n = fw->cap = 0;
@@ -30,12 +32,10 @@ static ds_fetchwatch_part_t *entry(ds_fetchwatch_t *fw, int32_t partition, int64
         if (fw->p[i].partition == partition)
             return &fw->p[i];
     if (fw->n == fw->cap) {
-        size_t cap = fw->cap ? fw->cap * 2 : 16;
-        ds_fetchwatch_part_t *np = realloc(fw->p, cap * sizeof(*np));
+        ds_fetchwatch_part_t *np = ds_grow(fw->p, &fw->cap, sizeof(*np), 16);
         if (!np)
             return NULL;
         fw->p = np;
-        fw->cap = cap;
     }
     *fresh = true;
     fw->p[fw->n] = (ds_fetchwatch_part_t){partition, pos, now_ms, 0};

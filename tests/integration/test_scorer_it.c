@@ -403,6 +403,27 @@ static double window_seconds(const char *addr) {
     return v;
 }
 
+/* A scorer of its own: group it-NAME on NAME.events, writing NAME.lead.scores
+ * and NAME.account.scores and keys under NAME:, with /metrics on `metrics`,
+ * `extra` (NULL-terminated, may be NULL) added. */
+static pid_t start_scorer_on(const char *name, const char *metrics, const char *const *extra) {
+    static char group[64], in[64], leads[64], accounts[64], prefix[64];
+    snprintf(group, sizeof(group), "it-%s", name);
+    snprintf(in, sizeof(in), "%s.events", name);
+    snprintf(leads, sizeof(leads), "%s.lead.scores", name);
+    snprintf(accounts, sizeof(accounts), "%s.account.scores", name);
+    snprintf(prefix, sizeof(prefix), "%s:", name);
+    ds_h_args_t a;
+    a.n = 0;
+    ds_h_args_add(&a, "scorer", "--brokers", env.brokers, "--redis", env.redis_url, "--group-id",
+                  group, "--schemas", getenv("DS_SCHEMAS_DIR"), "--clock", "event",
+                  "--topic-marketing", in, "--topic-lead-scores", leads, "--topic-account-scores",
+                  accounts, "--redis-prefix", prefix, "--metrics-addr", metrics, NULL);
+    for (size_t i = 0; extra && extra[i]; i++)
+        ds_h_args_add(&a, extra[i], NULL);
+    return ds_h_spawn(logfile, a.v);
+}
+
 /* Behind its input the write-behind interval is half the lag, up to
  * redis.flush_max_ms.  A backlog of messages stamped an hour ago, read by
  * a scorer taking one message a batch (so that more are waiting while it
@@ -425,35 +446,9 @@ static void test_window_follows_lag(void **state) {
     ds_h_flush(p);
     char metrics[64];
     snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", ds_h_free_port());
-    const char *args[] = {"scorer",
-                          "--brokers",
-                          env.brokers,
-                          "--redis",
-                          env.redis_url,
-                          "--group-id",
-                          "it-wl",
-                          "--schemas",
-                          getenv("DS_SCHEMAS_DIR"),
-                          "--clock",
-                          "event",
-                          "--topic-marketing",
-                          "wl.events",
-                          "--topic-lead-scores",
-                          "wl.lead.scores",
-                          "--topic-account-scores",
-                          "wl.account.scores",
-                          "--redis-prefix",
-                          "wl:",
-                          "--batch-size",
-                          "1",
-                          "--redis-flush-ms",
-                          "1000",
-                          "--redis-flush-max-ms",
-                          "4000",
-                          "--metrics-addr",
-                          metrics,
-                          NULL};
-    pid_t scorer = ds_h_spawn(logfile, args);
+    const char *extra[] = {"--batch-size", "1", "--redis-flush-ms", "1000", "--redis-flush-max-ms",
+                           "4000",         NULL};
+    pid_t scorer = start_scorer_on("wl", metrics, extra);
     double v = -1;
     for (int64_t t0 = ds_clock_mono_ms(); v != 4.0 && ds_clock_mono_ms() - t0 < 30000;
          ds_clock_sleep_ms(2)) /* often, not busily: other tests share the cores */
@@ -498,30 +493,8 @@ static void test_stalled_partition_fetched_again(void **state) {
     rd_kafka_destroy(p);
     char metrics[64];
     snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", ds_h_free_port());
-    const char *args[] = {"scorer",
-                          "--brokers",
-                          env.brokers,
-                          "--redis",
-                          env.redis_url,
-                          "--group-id",
-                          "it-fw",
-                          "--schemas",
-                          getenv("DS_SCHEMAS_DIR"),
-                          "--clock",
-                          "event",
-                          "--topic-marketing",
-                          "fw.events",
-                          "--topic-lead-scores",
-                          "fw.lead.scores",
-                          "--topic-account-scores",
-                          "fw.account.scores",
-                          "--redis-prefix",
-                          "fw:",
-                          "--metrics-addr",
-                          metrics,
-                          NULL};
     setenv("DS_TEST_STALL_PARTITION", "1:3000", 1);
-    pid_t scorer = ds_h_spawn(logfile, args);
+    pid_t scorer = start_scorer_on("fw", metrics, NULL);
     unsetenv("DS_TEST_STALL_PARTITION");
     char want[16], key[64];
     snprintf(want, sizeof(want), "%d", EVENTS);
