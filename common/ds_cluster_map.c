@@ -332,7 +332,13 @@ ds_cluster_kind_t ds_cluster_reply_kind(const redisReply *r, ds_cluster_redirect
         return parse_redirect(s, to) ? DS_CLUSTER_MOVED : DS_CLUSTER_DOWN;
     if (word_is(s, "ASK"))
         return parse_redirect(s, to) ? DS_CLUSTER_ASK : DS_CLUSTER_DOWN;
-    if (word_is(s, "TRYAGAIN"))
+    /* A script that reached a key it was not given in KEYS (the scorer's
+     * lead hashes, under the account's hash tag) after a slot migration
+     * moved it: Redis 7.0 cannot redirect that one and fails the script
+     * there.  Like TRYAGAIN, it passes: once the slot has moved, the
+     * retry gets MOVED. */
+    if (word_is(s, "TRYAGAIN") ||
+        (word_is(s, "ERR") && strstr(s, "Script attempted to access a non local key")))
         return DS_CLUSTER_TRYAGAIN;
     if (word_is(s, "LOADING"))
         return DS_CLUSTER_LOADING;

@@ -252,6 +252,28 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
 
 void ds_kafka_conf_track_deliveries(rd_kafka_conf_t *conf) { rd_kafka_conf_set_dr_msg_cb(conf, dr_cb); }
 
+/* librdkafka 2.0.2's rd_kafka_seek_partitions waits a thousandth of the
+ * timeout it is given (milliseconds handed on as microseconds; fixed in
+ * 2.1.0): a wait of 10 s gave up after 10 ms with "Timed out", though
+ * the seeks went on.  So none is waited for.  Nothing is lost by it: the
+ * call sets each partition's version barrier before it returns, and the
+ * consumer drops any record of an older version it still holds. */
+ds_err_t ds_kafka_seek(rd_kafka_t *consumer, rd_kafka_topic_partition_list_t *l) {
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(consumer, l, 0);
+    bool bad = e != NULL;
+    if (e) {
+        DS_WARN("kafka", "seek: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    }
+    for (int i = 0; i < l->cnt; i++)
+        if (l->elems[i].err && l->elems[i].err != RD_KAFKA_RESP_ERR__IN_PROGRESS) {
+            DS_WARN("kafka", "seek %s [%d]: %s", l->elems[i].topic, (int)l->elems[i].partition,
+                    rd_kafka_err2str(l->elems[i].err));
+            bad = true;
+        }
+    return bad ? DS_ERR_INVAL : DS_ERR_OK;
+}
+
 rd_kafka_t *ds_kafka_producer_new(const ds_config_t *cfg, char *errstr, size_t errstr_size) {
     static const ds_kv_pair_t defaults[] = {
         {"enable.idempotence", "true"},

@@ -95,6 +95,12 @@ ds_err_t ds_kafka_stats_read(const char *json, size_t len, const char *topic,
                              void (*fn)(void *opaque, const ds_kafka_part_stats_t *p), void *opaque,
                              ds_kafka_brokers_t *brokers);
 
+/** Seek each partition of `l` to its offset, without waiting for the
+ *  seeks to finish: records fetched before are never handed over after
+ *  it returns.  DS_ERR_INVAL for a partition the consumer does not know
+ *  (its elem's err says which). */
+ds_err_t ds_kafka_seek(rd_kafka_t *consumer, rd_kafka_topic_partition_list_t *l) DS_WUR;
+
 /** An idempotent producer whose delivery reports feed ds_delivery_t. */
 rd_kafka_t *ds_kafka_producer_new(const ds_config_t *cfg, char *errstr, size_t errstr_size);
 

@@ -188,7 +188,8 @@ static void keep_held(ds_worker_t *w, rd_kafka_message_t *m) {
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset =
             m->offset;
-        rd_kafka_seek_partitions(w->consumer, l, 1000);
+        if (ds_kafka_seek(w->consumer, l)) /* not assigned any more: nothing to fetch */
+            DS_DEBUG(w->ops->name, "held record not rewound to");
         rd_kafka_topic_partition_list_destroy(l);
         rd_kafka_message_destroy(m);
         return;
@@ -396,11 +397,8 @@ void ds_wk_refetch(ds_worker_t *w) {
     if (!w->paused && !w->nheld) { /* else a pause came since: seen again later */
         /* this worker holds them resumed, whatever the client thinks */
         rd_kafka_resume_partitions(w->consumer, l);
-        rd_kafka_error_t *e = rd_kafka_seek_partitions(w->consumer, l, 5000);
-        if (e) {
-            DS_WARN(w->ops->name, "fetching a partition again: %s", rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
-        }
+        if (ds_kafka_seek(w->consumer, l)) /* said by ds_kafka_seek; seen again if it lasts */
+            DS_DEBUG(w->ops->name, "a partition not fetched again");
     }
     rd_kafka_topic_partition_list_destroy(l);
 }
@@ -692,12 +690,8 @@ void ds_wk_rewind_to_committed(ds_worker_t *w) {
         for (int i = 0; i < parts->cnt; i++)
             if (parts->elems[i].offset < 0)
                 parts->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
-        rd_kafka_error_t *e = rd_kafka_seek_partitions(w->consumer, parts, 10000);
-        if (e) {
-            DS_ERROR(w->ops->name, "seek to the committed offsets: %s", rd_kafka_error_string(e));
-            rd_kafka_error_destroy(e);
+        if (ds_kafka_seek(w->consumer, parts))
             err = RD_KAFKA_RESP_ERR__FAIL;
-        }
     }
     if (err) { /* cannot replay in place: the restart will */
         DS_ERROR(w->ops->name,

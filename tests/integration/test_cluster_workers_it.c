@@ -300,7 +300,7 @@ static void reshard_phase(run_t *r, const char *what) {
     ds_clock_sleep_ms(3000); /* in the group */
     feed_t *f = feed_start(r, what, (int)(nsrc_ma + nsrc_crm) / 8);
     char log[256];
-    snprintf(log, sizeof(log), "%s/reshard-%s.log", env.tmpdir, what);
+    snprintf(log, sizeof(log), "%s/reshard-cli-%s.log", env.tmpdir, what);
     int rounds = 0;
     for (int k = 0; !feed_done(f) || rounds == 0; k++, rounds++) {
         assert_true(ds_h_cluster_wait_ok(&cl, 20000)); /* all agree before the next */

@@ -247,6 +247,10 @@ static void test_reply_kind(void **state) {
         {"-ASK 3999 127.0.0.1:6381\r\n", DS_CLUSTER_ASK, "redirect"},
         {"-TRYAGAIN Multiple keys request during rehashing of slot\r\n", DS_CLUSTER_TRYAGAIN,
          "busy"},
+        /* a script's undeclared key that a slot migration already moved */
+        {"-ERR Script attempted to access a non local key in a cluster node script: "
+         "c7cc72f2fb3806b487d453e5b383d11f6d1b26e6, on @user_script:62.\r\n",
+         DS_CLUSTER_TRYAGAIN, "busy"},
         {"-LOADING Redis is loading the dataset in memory\r\n", DS_CLUSTER_LOADING, "busy"},
         {"-BUSY Redis is busy running a script.\r\n", DS_CLUSTER_BUSY, "busy"},
         {"-OOM command not allowed when used memory > 'maxmemory'.\r\n", DS_CLUSTER_BUSY, "busy"},
