@@ -1,10 +1,13 @@
 /*
  * fetchwatch.c — an assigned partition that stopped being fetched
- * (fetchwatch.h).
+ * (fetchwatch.h).  Entries are indexed by partition id: a topic's ids
+ * are 0 to its partition count, and a report per partition a second
+ * must not cost a search (the watcher reads up to 4,096 partitions).
  */
 #include "fetchwatch.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "ds_buf.h"
 
@@ -21,33 +24,30 @@ void ds_fetchwatch_free(ds_fetchwatch_t *fw) {
 }
 
 void ds_fetchwatch_forget(ds_fetchwatch_t *fw) {
-    fw->n = 0;
-}
-
-/* The partition's entry, made on its first report (NULL: out of memory). */
-static ds_fetchwatch_part_t *entry(ds_fetchwatch_t *fw, int32_t partition, int64_t pos,
-                                   int64_t now_ms, bool *fresh) {
-    *fresh = false;
-    for (size_t i = 0; i < fw->n; i++)
-        if (fw->p[i].partition == partition)
-            return &fw->p[i];
-    if (fw->n == fw->cap) {
-        ds_fetchwatch_part_t *np = ds_grow(fw->p, &fw->cap, sizeof(*np), 16);
-        if (!np)
-            return NULL;
-        fw->p = np;
-    }
-    *fresh = true;
-    fw->p[fw->n] = (ds_fetchwatch_part_t){partition, pos, now_ms, 0};
-    return &fw->p[fw->n++];
+    if (fw->n)
+        memset(fw->p, 0, fw->n * sizeof(*fw->p));
 }
 
 bool ds_fetchwatch_still(ds_fetchwatch_t *fw, int32_t partition, int64_t pos, bool paused,
                          int64_t now_ms) {
-    bool fresh;
-    ds_fetchwatch_part_t *e = entry(fw, partition, pos, now_ms, &fresh);
-    if (!e || fresh)
+    if (partition < 0)
         return false;
+    size_t i = (size_t)partition;
+    while (i >= fw->cap) {
+        ds_fetchwatch_part_t *np = ds_grow(fw->p, &fw->cap, sizeof(*np), 16);
+        if (!np)
+            return false; /* out of memory: not watched */
+        fw->p = np;
+    }
+    if (i >= fw->n) {
+        memset(fw->p + fw->n, 0, (i + 1 - fw->n) * sizeof(*fw->p));
+        fw->n = i + 1;
+    }
+    ds_fetchwatch_part_t *e = &fw->p[i];
+    if (!e->known) { /* its first report */
+        *e = (ds_fetchwatch_part_t){true, pos, now_ms, 0};
+        return false;
+    }
     int64_t gap = now_ms - e->last_ms;
     e->last_ms = now_ms;
     if (paused || pos != e->pos) {

@@ -22,14 +22,14 @@
 #define DS_FETCHWATCH_GAP_MS 2000
 
 typedef struct ds_fetchwatch_part {
-    int32_t partition;
+    bool known;       /* reported since the last ds_fetchwatch_forget */
     int64_t pos;      /* position at the last report */
     int64_t last_ms;  /* time of the last report */
     int64_t still_ms; /* how long pos has not moved, unpaused (gaps capped) */
 } ds_fetchwatch_part_t;
 
 typedef struct ds_fetchwatch {
-    ds_fetchwatch_part_t *p;
+    ds_fetchwatch_part_t *p; /* by partition id: p[0..n) set, room for cap */
     size_t n, cap;
     int64_t stall_ms;
 } ds_fetchwatch_t;

@@ -44,9 +44,29 @@
 typedef struct lag_walk {
     ds_worker_t *w;
     bool no_query; /* the broker may be away, or a query failed this round */
-    rd_kafka_topic_partition_list_t *assigned; /* this worker's partitions (may be NULL) */
+    bool *mine;    /* mine[i]: partition i of the topic is assigned here (NULL: none) */
+    size_t nmine;
     int64_t now_ms;
 } lag_walk_t;
+
+/* lw->mine from the worker's assignment, once per report (a search per
+ * partition would cost the watcher's 4,096 partitions their square). */
+static void mine_of(ds_worker_t *w, lag_walk_t *lw) {
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(w->consumer, &l) || !l)
+        return;
+    int32_t top = -1;
+    for (int i = 0; i < l->cnt; i++)
+        if (l->elems[i].partition > top && !strcmp(l->elems[i].topic, w->topic))
+            top = l->elems[i].partition;
+    if (top >= 0 && (lw->mine = calloc((size_t)top + 1, sizeof(bool)))) {
+        lw->nmine = (size_t)top + 1;
+        for (int i = 0; i < l->cnt; i++)
+            if (l->elems[i].partition >= 0 && !strcmp(l->elems[i].topic, w->topic))
+                lw->mine[l->elems[i].partition] = true;
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+}
 
 /* Where the consumer goes on from when a partition has no position and
  * nothing committed: auto.offset.reset's end or, by default, beginning. */
@@ -70,8 +90,7 @@ static int64_t reset_offset(ds_worker_t *w) {
  * which neither skips nor repeats a record. */
 static void watch_one(lag_walk_t *lw, const ds_kafka_part_stats_t *p) {
     ds_worker_t *w = lw->w;
-    if (!lw->assigned ||
-        !rd_kafka_topic_partition_list_find(lw->assigned, w->topic, p->partition) ||
+    if (p->partition < 0 || (size_t)p->partition >= lw->nmine || !lw->mine[p->partition] ||
         !ds_fetchwatch_still(&w->fetchwatch, p->partition, p->app_offset, w->paused || w->nheld > 0,
                              lw->now_ms))
         return;
@@ -137,13 +156,11 @@ static void lag_one(void *opaque, const ds_kafka_part_stats_t *p) {
 static void on_stats(void *opaque, const char *json, size_t len) {
     ds_worker_t *w = opaque;
     lag_walk_t lw = {w, !w->health.kafka_ok || !ds_health_brokers_answered(&w->health, 2000), NULL,
-                     ds_clock_mono_ms()};
-    if (rd_kafka_assignment(w->consumer, &lw.assigned))
-        lw.assigned = NULL;
+                     0, ds_clock_mono_ms()};
+    mine_of(w, &lw);
     ds_kafka_brokers_t br;
     ds_err_t e = ds_kafka_stats_read(json, len, w->topic, lag_one, &lw, &br);
-    if (lw.assigned)
-        rd_kafka_topic_partition_list_destroy(lw.assigned);
+    free(lw.mine);
     if (e) {
         ds_log_rl(&w->rl_msg, 60000, DS_LOG_WARN, w->ops->name,
                   "unreadable librdkafka statistics (%zu bytes)", len);
