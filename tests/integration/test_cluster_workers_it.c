@@ -146,12 +146,19 @@ static void *feed_run(void *arg) {
     return NULL;
 }
 
-static feed_t *feed_start(const run_t *r, const char *what, int per_sec) {
-    feed_t f = {.recs = is_scorer(what) ? src_ma : src_crm,
-                .n = is_scorer(what) ? nsrc_ma : nsrc_crm,
+/* records [from, to) of one worker's input (to SIZE_MAX: all) */
+static feed_t *feed_slice(const run_t *r, const char *what, size_t from, size_t to, int per_sec) {
+    size_t all = is_scorer(what) ? nsrc_ma : nsrc_crm;
+    to = to < all ? to : all;
+    feed_t f = {.recs = (is_scorer(what) ? src_ma : src_crm) + from,
+                .n = to - from,
                 .per_sec = per_sec};
     snprintf(f.topic, sizeof(f.topic), "%s", input_of(r, what));
     return ds_h_thread_start(feed_run, &f, sizeof(f));
+}
+
+static feed_t *feed_start(const run_t *r, const char *what, int per_sec) {
+    return feed_slice(r, what, 0, SIZE_MAX, per_sec);
 }
 
 static bool feed_done(feed_t *f) {
@@ -321,6 +328,151 @@ static void reshard_phase(run_t *r, const char *what) {
     double redirects = scrape(r->metrics[0], "dealsignal_redis_redirects_total{");
     fprintf(stderr, "  %s: %.0f redirects followed during the reshard\n", what, redirects);
     assert_true(redirects > 0);
+    finish(r, what, &p, 1);
+    assert_true(ds_h_cluster_wait_ok(&cl, 20000));
+}
+
+/* x, a reply that is not an error (freed) */
+static void reply_ok(redisReply *x, const char *what) {
+    if (!x || x->type == REDIS_REPLY_ERROR)
+        fail_msg("%s: %s", what, x ? x->str : "no reply");
+    freeReplyObject(x);
+}
+
+/* node i's CLUSTER MYID */
+static void node_id(int i, char *out, size_t size) {
+    redisReply *x = ds_h_node(&cl, i, "CLUSTER MYID");
+    assert_true(x && x->type == REDIS_REPLY_STRING);
+    snprintf(out, size, "%s", x->str);
+    freeReplyObject(x);
+}
+
+/* cmdstat_evalsha's `field` (rejected_calls, failed_calls) on node i */
+static long evalsha_stat(int i, const char *field) {
+    redisReply *x = ds_h_node(&cl, i, "INFO commandstats");
+    long v = 0;
+    const char *l = x && x->str ? strstr(x->str, "cmdstat_evalsha:") : NULL;
+    const char *f = l ? strstr(l, field) : NULL, *eol = l ? strchr(l, '\n') : NULL;
+    if (f && (!eol || f < eol))
+        v = strtol(f + strlen(field) + 1, NULL, 10);
+    if (x)
+        freeReplyObject(x);
+    return v;
+}
+
+static long evalsha_stat_all(const int *m, int nm, const char *field) {
+    long v = 0;
+    for (int i = 0; i < nm; i++)
+        v += evalsha_stat(m[i], field);
+    return v;
+}
+
+/* MIGRATE key from node `from` to node `to` */
+static void migrate_key(int from, int to, const char *key) {
+    reply_ok(ds_h_node(&cl, from, "MIGRATE 127.0.0.1 %d %s 0 5000", cl.port[to], key), key);
+}
+
+/* The account of the second half of the scorer's input (from `half` on)
+ * with the most events there, among those whose hash the first half
+ * wrote (in out, its hash's key). */
+static void busiest_account(const run_t *r, size_t half, char *out, size_t size) {
+    size_t best = 0;
+    out[0] = 0;
+    for (size_t i = half; i < nsrc_ma; i++) {
+        size_t c = 0;
+        for (size_t j = half; j < nsrc_ma; j++)
+            c += !strcmp(src_ma[i].key, src_ma[j].key);
+        if (c <= best)
+            continue;
+        char key[256];
+        snprintf(key, sizeof(key), "%s{acct:%s}", r->n.prefix, src_ma[i].key);
+        char *ck = ds_h_cluster_hget(&cl, key, "checkpoint");
+        if (ck) {
+            best = c;
+            snprintf(out, size, "%s", key);
+        }
+        free(ck);
+    }
+    assert_true(best > 0);
+    fprintf(stderr, "  %s: %zu of the second half's events\n", out, best);
+}
+
+/* A slot caught half migrated by the scorer's writes: the keys of one
+ * account that a run writes after its lead hashes and its hash (its lead
+ * set, insight sums, dictionary, attendance and mobilizers) moved to the
+ * importing master, the rest left on the migrating one, while the second
+ * half of the input arrives.  A run that writes one of the moved keys is
+ * refused whole (ASK, then TRYAGAIN) until the migration ends: no EVALSHA
+ * fails on any master (one that failed had run part of its writes: the
+ * script stopped at its first moved key, after the leads and the
+ * checkpoint), some are refused, and once the slot has moved the run ends
+ * oracle-equal.  The scorer only; the watcher runs as in plain_phase. */
+static void migrating_phase(run_t *r, const char *what) {
+    if (!is_scorer(what)) {
+        plain_phase(r, what);
+        return;
+    }
+    size_t half = nsrc_ma / 2;
+    feed_wait(feed_slice(r, what, 0, half, 0));
+    pid_t p = start(r, what, 0);
+    assert_true(ds_h_wait_group(&env, r->n.group, r->in_ma, 60000));
+    ds_clock_sleep_ms(2000); /* past the write-behind window */
+    char base[256];
+    busiest_account(r, half, base, sizeof(base));
+    int m[DS_H_CLUSTER_MAX], nm = ds_h_cluster_masters(&cl, m);
+    redisReply *x = ds_h_node(&cl, m[0], "CLUSTER KEYSLOT %s", base);
+    assert_true(x && x->type == REDIS_REPLY_INTEGER);
+    int slot = (int)x->integer;
+    freeReplyObject(x);
+    int src = ds_h_cluster_owner(&cl, (unsigned)slot), dst = m[0] == src ? m[1] : m[0];
+    char src_id[64], dst_id[64];
+    node_id(src, src_id, sizeof(src_id));
+    node_id(dst, dst_id, sizeof(dst_id));
+    for (int i = 0; i < nm; i++)
+        reply_ok(ds_h_node(&cl, m[i], "CONFIG RESETSTAT"), "CONFIG RESETSTAT");
+    reply_ok(ds_h_node(&cl, dst, "CLUSTER SETSLOT %d IMPORTING %s", slot, src_id), "IMPORTING");
+    reply_ok(ds_h_node(&cl, src, "CLUSTER SETSLOT %d MIGRATING %s", slot, dst_id), "MIGRATING");
+    x = ds_h_node(&cl, src, "CLUSTER GETKEYSINSLOT %d 100000", slot);
+    assert_true(x && x->type == REDIS_REPLY_ARRAY);
+    size_t bl = strlen(base), moved = 0;
+    for (size_t i = 0; i < x->elements; i++) {
+        const char *k = x->element[i]->str;
+        if (!strncmp(k, base, bl) && k[bl] == ':' && strncmp(k + bl, ":lead:", 6)) {
+            migrate_key(src, dst, k);
+            moved++;
+        }
+    }
+    freeReplyObject(x);
+    fprintf(stderr, "  slot %d migrating from :%d to :%d, %zu of the account's keys moved\n", slot,
+            cl.port[src], cl.port[dst], moved);
+    assert_true(moved > 0);
+    feed_wait(feed_slice(r, what, half, SIZE_MAX, 0));
+    int64_t t0 = ds_clock_mono_ms();
+    while (evalsha_stat_all(m, nm, "rejected_calls") == 0 && ds_clock_mono_ms() - t0 < 30000)
+        ds_clock_sleep_ms(100);
+    ds_clock_sleep_ms(3000); /* more rounds of it */
+    long rejected = evalsha_stat_all(m, nm, "rejected_calls"),
+         failed = evalsha_stat_all(m, nm, "failed_calls");
+    fprintf(stderr, "  EVALSHA while the slot migrated: %ld refused, %ld failed\n", rejected,
+            failed);
+    assert_int_equal(failed, 0);
+    assert_true(rejected > 0);
+    /* the rest of the slot, then the slot */
+    for (;;) {
+        x = ds_h_node(&cl, src, "CLUSTER GETKEYSINSLOT %d 100", slot);
+        assert_true(x && x->type == REDIS_REPLY_ARRAY);
+        size_t n = x->elements;
+        for (size_t i = 0; i < n; i++)
+            migrate_key(src, dst, x->element[i]->str);
+        freeReplyObject(x);
+        if (!n)
+            break;
+    }
+    reply_ok(ds_h_node(&cl, dst, "CLUSTER SETSLOT %d NODE %s", slot, dst_id), "NODE (target)");
+    reply_ok(ds_h_node(&cl, src, "CLUSTER SETSLOT %d NODE %s", slot, dst_id), "NODE (source)");
+    for (int i = 0; i < nm; i++)
+        if (m[i] != src && m[i] != dst)
+            reply_ok(ds_h_node(&cl, m[i], "CLUSTER SETSLOT %d NODE %s", slot, dst_id), "NODE");
     finish(r, what, &p, 1);
     assert_true(ds_h_cluster_wait_ok(&cl, 20000));
 }
@@ -573,6 +725,7 @@ static void test_shutdown_timeout_from_sigterm(void **s) {
 CLUSTER_CASE(oracle, "oracle", plain_phase, true, false)
 CLUSTER_CASE(cluster, "cluster", plain_phase, false, false)
 CLUSTER_CASE(reshard, "reshard", reshard_phase, false, false)
+CLUSTER_CASE(migrating, "migrating", migrating_phase, false, false)
 CLUSTER_CASE(group_kill9, "group", group_phase, false, false)
 CLUSTER_CASE(failover_wait, "failover", failover_phase, false, true)
 CLUSTER_CASE(paused_master, "paused", pause_phase, false, false)
@@ -596,6 +749,7 @@ int main(void) {
         cmocka_unit_test(test_oracle),
         cmocka_unit_test(test_cluster),
         cmocka_unit_test(test_reshard),
+        cmocka_unit_test(test_migrating),
         cmocka_unit_test(test_group_kill9),
         cmocka_unit_test(test_failover_wait),
         cmocka_unit_test(test_paused_master),

@@ -166,6 +166,9 @@ static void sc_close(void *self) {
     free(s->loads);
     ds_buf_free(&s->prog);
     ds_buf_free(&s->wkeys);
+    ds_buf_free(&s->xkeys);
+    free(s->wargv);
+    free(s->wlens);
     free(s->dict);
     free(s->dict_idx);
     ds_buf_free(&s->list);

@@ -89,8 +89,11 @@ struct ds_scorer {
     ds_buf_t wkeys; /* their keys and account ids, NUL-terminated */
     size_t nwunits; /* how many */
     bool script;    /* redis.writes: script (else the commands it would run) */
-    const char *wargv[4 + 2 * DS_SCORER_WRITE_UNITS]; /* their EVALSHA */
-    size_t wlens[4 + 2 * DS_SCORER_WRITE_UNITS];
+    bool cluster;   /* on a Redis Cluster: every key a run writes declared */
+    bool collect;   /* the runner notes the keys it would write, sends nothing */
+    ds_buf_t xkeys; /* those keys, NUL-terminated */
+    const char **wargv; /* their EVALSHA (cwargv entries, and as many wlens) */
+    size_t *wlens, cwargv;
     sum_field_t *sums; /* insight sums of the unit being written */
     size_t nsums, csums;
     ds_buf_t sumbuf;

@@ -364,8 +364,12 @@ static void cv_start(cmdv_t *v, const char *cmd, const char *key, size_t klen) {
 }
 
 static void cv_send(ds_scorer_t *s, cmdv_t *v) {
-    if (v->c > 2)
+    if (v->c > 2 && s->collect) { /* the key only (declare_keys) */
+        if (ds_buf_append(&s->xkeys, v->argv[1], v->lens[1]) || ds_buf_append(&s->xkeys, "", 1))
+            ds_worker_oom("scorer");
+    } else if (v->c > 2) {
         ds_redis_cmd(s->cur_r, v->c, v->argv, v->lens);
+    }
     v->c = 2;
 }
 
@@ -535,7 +539,7 @@ static void run_unit_ops(ds_scorer_t *s, runner_t *x, rd_t *r, const char *base,
 }
 
 /* The units gathered, each in a MULTI/EXEC of the commands write.lua
- * would run. */
+ * would run; while s->collect, the keys of those commands noted instead. */
 static void run_writes(ds_scorer_t *s) {
     runner_t *x = calloc(1, sizeof(*x));
     if (!x)
@@ -549,39 +553,95 @@ static void run_writes(ds_scorer_t *s) {
         p = acct + strlen(acct) + 1;
         if (u)
             r.p++; /* the U between units */
-        ds_redis_cmd(s->cur_r, 1, multi, NULL);
+        if (!s->collect)
+            ds_redis_cmd(s->cur_r, 1, multi, NULL);
         run_unit_ops(s, x, &r, base, acct);
-        ds_redis_cmd(s->cur_r, 1, exec, NULL);
+        if (!s->collect)
+            ds_redis_cmd(s->cur_r, 1, exec, NULL);
     }
     ds_buf_free(&x->members);
     free(x);
 }
 
-/* The EVALSHA of the units gathered: KEYS their hashes, ARGV[1] their
- * programs, ARGV[1+u] their account ids (kept in s->wkeys, NUL-separated,
- * key then account id); or, with redis.writes: transaction, the commands
- * it would run. */
+static int cmp_key(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Room in s->wargv and s->wlens for n arguments. */
+static void wargv_room(ds_scorer_t *s, size_t n) {
+    while (s->cwargv < n) {
+        size_t cap = s->cwargv;
+        s->wargv = ds_worker_room("scorer", s->wargv, cap, &cap, sizeof(*s->wargv), 64);
+        s->wlens = ds_worker_room("scorer", s->wlens, s->cwargv, &s->cwargv, sizeof(*s->wlens), 64);
+    }
+}
+
+/* On a Redis Cluster, every key the run writes besides the units' hashes
+ * goes into KEYS after them, each once: Redis checks all declared keys
+ * before a script runs, so while the slot migrates a run some of whose
+ * keys have moved is refused whole (ASK, or TRYAGAIN), and retried.  With
+ * the hashes alone the script ran, and stopped at the first moved key
+ * after part of its writes (Redis does not undo them).  The keys are what
+ * the runner (redis.writes: transaction) would write, noted instead of
+ * sent, from s->wargv[at] on; returns how many. */
+static size_t declare_keys(ds_scorer_t *s, size_t at) {
+    ds_buf_reset(&s->xkeys);
+    s->collect = true;
+    run_writes(s);
+    s->collect = false;
+    size_t n = 0;
+    for (size_t off = 0; off < s->xkeys.len; off += strlen((char *)s->xkeys.data + off) + 1)
+        n++;
+    wargv_room(s, at + n);
+    const char **k = s->wargv + at;
+    n = 0;
+    for (size_t off = 0; off < s->xkeys.len; off += strlen((char *)s->xkeys.data + off) + 1)
+        k[n++] = (const char *)s->xkeys.data + off;
+    qsort(k, n, sizeof(*k), cmp_key);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool dup = m && !strcmp(k[m - 1], k[i]);
+        for (size_t u = 3; u < 3 + s->nwunits && !dup; u++)
+            dup = !strcmp(s->wargv[u], k[i]);
+        if (!dup)
+            k[m++] = k[i];
+    }
+    return m;
+}
+
+/* The EVALSHA of the units gathered: KEYS their hashes (then, on a
+ * cluster, declare_keys), ARGV[1] their programs, ARGV[1+u] their account
+ * ids (kept in s->wkeys, NUL-separated, key then account id); or, with
+ * redis.writes: transaction, the commands it would run. */
 static void flush_writes(ds_scorer_t *s) {
     if (!s->nwunits)
         return;
     if (s->script) {
-        size_t argc = 4 + 2 * s->nwunits;
-        const char **argv = s->wargv;
-        char nkeys[DS_FMT_INT_MAX];
-        ds_fmt_u64(nkeys, s->nwunits);
-        argv[0] = "EVALSHA";
-        argv[1] = ds_scorer_write_lua_sha;
-        argv[2] = nkeys;
+        wargv_room(s, 4 + 2 * s->nwunits);
         const char *p = (const char *)s->wkeys.data;
         for (size_t u = 0; u < s->nwunits; u++) {
-            argv[3 + u] = p;
+            s->wargv[3 + u] = p;
             p += strlen(p) + 1;
-            argv[4 + s->nwunits + u] = p;
             p += strlen(p) + 1;
         }
-        argv[3 + s->nwunits] = (const char *)s->prog.data;
+        size_t nkeys = s->nwunits + (s->cluster ? declare_keys(s, 3 + s->nwunits) : 0);
+        size_t argc = 4 + nkeys + s->nwunits;
+        wargv_room(s, argc);
+        const char **argv = s->wargv;
+        char nk[DS_FMT_INT_MAX];
+        ds_fmt_u64(nk, nkeys);
+        argv[0] = "EVALSHA";
+        argv[1] = ds_scorer_write_lua_sha;
+        argv[2] = nk;
+        argv[3 + nkeys] = (const char *)s->prog.data;
+        p = (const char *)s->wkeys.data;
+        for (size_t u = 0; u < s->nwunits; u++) {
+            p += strlen(p) + 1;
+            argv[4 + nkeys + u] = p;
+            p += strlen(p) + 1;
+        }
         for (size_t i = 0; i < argc; i++)
-            s->wlens[i] = i == 3 + s->nwunits ? s->prog.len : strlen(argv[i]);
+            s->wlens[i] = i == 3 + nkeys ? s->prog.len : strlen(argv[i]);
         ds_redis_cmd(s->cur_r, (int)argc, argv, s->wlens);
     } else {
         run_writes(s);
@@ -606,7 +666,8 @@ void ds_scorer_persist(void *self, ds_redis_t *r, ds_worker_entity_t *const *ent
                            .sum = w_sum,
                            .account = w_account};
     /* a cluster runs a script on one slot: one unit per EVALSHA there */
-    size_t per_run = ds_worker_redis_is_cluster(s->a.worker) ? 1 : WRITE_UNITS;
+    s->cluster = ds_worker_redis_is_cluster(s->a.worker);
+    size_t per_run = s->cluster ? 1 : WRITE_UNITS;
     s->script = !strcmp(s->a.cfg->redis_writes, "script");
     s->nwunits = 0;
     ds_buf_reset(&s->prog);

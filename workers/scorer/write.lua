@@ -9,7 +9,12 @@
 -- field for field and in the same order, as those transactions did
 -- (README, "Redis layout").
 --
--- KEYS[u]    unit u's hash: <prefix>{acct:A} or <prefix>{lead:L}
+-- KEYS[u]    unit u's hash: <prefix>{acct:A} or <prefix>{lead:L}; on a
+--            Redis Cluster (one unit per run), the rest of KEYS: every
+--            other key the run writes, so that Redis refuses the whole run
+--            while one of them is on another node during a slot migration
+--            (a script stopped at its first such key would leave the
+--            writes before it in place)
 -- ARGV[1]    the program: operations, each a byte and big-endian fields
 --            (struct's formats below; c0 is a string of the length before
 --            it), unit 1's first
