@@ -8,7 +8,11 @@
  *     duplicates allowed, a missing or extra id is not).
  * Runs: the cluster as is; slots resharded (redis-cli --cluster reshard)
  * while the input arrives, redirects counted in /metrics; three workers in
- * one group, one killed with SIGKILL mid-stream and replaced; a master
+ * one group, one killed with SIGKILL mid-stream and replaced; a slot left
+ * half migrated (by hand: the keys of one account that a scorer write
+ * reaches last moved, the rest not) while the input's second half
+ * arrives: no EVALSHA may fail part way on any master, some are refused
+ * whole, and the run ends oracle-equal once the slot has moved; a master
  * killed mid-stream (its replica takes over, the old master comes back as
  * a replica) with redis.wait_replicas 1: /readyz says not ready and names
  * Redis, the worker waits, resumes and ends oracle-equal; a master paused
