@@ -1,6 +1,7 @@
 /*
  * cmd_workers.c — `dealsignal scorer|watcher|run`: configuration, rules,
- * metrics endpoint, signals, one thread per worker.
+ * metrics endpoint, signals, one thread per worker (`threads` of each kind
+ * asked for, all in one consumer group).
  *
  * The main thread owns configuration and rules: SIGHUP re-reads the rules
  * file and, when valid, hands the new rules to the workers (they switch
@@ -42,10 +43,12 @@ typedef struct app {
     /* the engines of those that run, each on a thread of its own */
     struct run {
         ds_worker_t *worker;
+        pthread_t thread;
+        bool started;
         int rc;
         bool left; /* at the leave barrier, or its run is over */
         struct app *app;
-    } runs[2];
+    } *runs;
     size_t nruns;
     /* the workers leave the group together (ds_worker_before_leave) */
     pthread_mutex_t leave_mu;
@@ -61,7 +64,8 @@ static void print_usage(const char *cmd, FILE *out) {
         : !strcmp(cmd, "watcher")
             ? "Runs the stall watcher: consumes topics.crm, produces topics.alerts, keeps\n"
               "deal state and the deadline index in Redis."
-            : "Runs the scorer and the watcher in one process (one thread each).";
+            : "Runs the scorer and the watcher in one process (one thread each, or\n"
+              "`threads` of each).";
     fprintf(out,
             "usage: dealsignal %s [--config FILE] [options]\n\n%s\n\n"
             "Options (each also settable in the config file and as DEALSIGNAL_* variables;\n"
@@ -177,20 +181,28 @@ static int run_workers(int argc, char **argv, int which) {
     static const struct {
         int which;
         const char *name;
-        ds_worker_t *(*make)(const ds_config_t *, const ds_rules_t *, ds_metrics_t *, char *,
+        ds_worker_t *(*make)(const ds_config_t *, const ds_rules_t *, ds_metrics_t *, int, char *,
                              size_t);
     } kinds[] = {{RUN_SCORER, "scorer", ds_scorer_new}, {RUN_WATCHER, "watcher", ds_watcher_new}};
+    int threads = a.cfg->threads;
+    if (!(a.runs = calloc(2 * (size_t)threads, sizeof(*a.runs)))) {
+        fprintf(stderr, "dealsignal %s: out of memory\n", argv[0]);
+        goto out;
+    }
     for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
         if (!(which & kinds[k].which))
             continue;
-        ds_worker_t *w = kinds[k].make(a.cfg, rules, a.metrics, err, sizeof(err));
-        if (!w) {
-            fprintf(stderr, "dealsignal %s: %s: %s\n", argv[0], kinds[k].name, err);
-            goto out;
+        for (int t = 1; t <= threads; t++) {
+            ds_worker_t *w =
+                kinds[k].make(a.cfg, rules, a.metrics, threads > 1 ? t : 0, err, sizeof(err));
+            if (!w) {
+                fprintf(stderr, "dealsignal %s: %s: %s\n", argv[0], kinds[k].name, err);
+                goto out;
+            }
+            ds_worker_before_leave(w, before_leave, &a.runs[a.nruns]);
+            a.runs[a.nruns] = (struct run){.worker = w, .app = &a};
+            a.nruns++;
         }
-        ds_worker_before_leave(w, before_leave, &a.runs[a.nruns]);
-        a.runs[a.nruns] = (struct run){.worker = w, .app = &a};
-        a.nruns++;
     }
     if (a.cfg->metrics_addr && a.cfg->metrics_addr[0]) {
         http = ds_http_start(a.cfg->metrics_addr, a.metrics, ready_fn, &a, err, sizeof(err));
@@ -207,10 +219,8 @@ static int run_workers(int argc, char **argv, int which) {
     sa.sa_handler = on_hup;
     sigaction(SIGHUP, &sa, NULL);
 
-    pthread_t threads[2];
-    bool started[2] = {false, false};
     for (size_t i = 0; i < a.nruns; i++)
-        started[i] = !pthread_create(&threads[i], NULL, worker_thread, &a.runs[i]);
+        a.runs[i].started = !pthread_create(&a.runs[i].thread, NULL, worker_thread, &a.runs[i]);
     while (!ds_worker_stop) {
         if (g_reload) {
             g_reload = 0;
@@ -220,8 +230,8 @@ static int run_workers(int argc, char **argv, int which) {
     }
     rc = 0;
     for (size_t i = 0; i < a.nruns; i++) {
-        if (started[i])
-            pthread_join(threads[i], NULL);
+        if (a.runs[i].started)
+            pthread_join(a.runs[i].thread, NULL);
         rc |= a.runs[i].rc ? 1 : 0;
     }
     DS_INFO("main", "stopped rc=%d", rc);
@@ -229,6 +239,7 @@ out:
     ds_http_stop(http);
     for (size_t i = 0; i < a.nruns; i++)
         ds_worker_destroy(a.runs[i].worker);
+    free(a.runs);
     pthread_cond_destroy(&a.leave_cv);
     pthread_mutex_destroy(&a.leave_mu);
     ds_metrics_destroy(a.metrics);

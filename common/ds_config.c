@@ -116,6 +116,11 @@ static const row_t rows[] = {
      OFF(dedupe_window_days), "duplicate event ids are applied once within this event time"},
     {"max_message_bytes", "--max-message-bytes", T_INT, "65536", 1024, 16777216, NULL,
      OFF(max_message_bytes), "larger input records go to the DLQ (limit_exceeded)"},
+    {"threads", "--threads", T_INT, "1", 1, 64, NULL, OFF(threads),
+     "instances of each worker in this process, each on a thread of its own with its own Kafka "
+     "clients and Redis connections, all in group.id: they share the input's partitions as "
+     "processes of one group do; above 1, every series a worker reports carries "
+     "thread=\"1\"…"},
     {"batch.size", "--batch-size", T_INT, "10000", 1, 1000000, NULL, OFF(batch_size),
      "max records per batch"},
     {"batch.max_ms", "--batch-max-ms", T_INT, "20", 1, 10000, NULL, OFF(batch_max_ms),

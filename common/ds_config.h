@@ -55,6 +55,7 @@ typedef struct ds_config {
     int schema_id_lead_score, schema_id_account_score, schema_id_deal_alert;
     double dedupe_window_days;
     int max_message_bytes;
+    int threads;                /* instances of each worker in the process */
     int batch_size;             /* max messages per batch */
     int batch_max_ms;           /* max time to fill a batch */
     int check_interval_ms;      /* wall clock deadline checks */

@@ -13,9 +13,11 @@
 #include <stdio.h>
 #include <string.h>
 
-void ds_dlq_init(ds_dlq_t *d, const char *name, const char *src_topic, ds_metrics_t *metrics) {
+void ds_dlq_init(ds_dlq_t *d, const char *name, const char *labels, const char *src_topic,
+                 ds_metrics_t *metrics) {
     memset(d, 0, sizeof(*d));
     d->name = name;
+    d->labels = labels;
     d->src_topic = src_topic;
     d->metrics = metrics;
     snprintf(d->topic, sizeof(d->topic), "%s.dlq", src_topic);
@@ -40,7 +42,7 @@ void ds_dlq_count(ds_dlq_t *d, ds_err_t code) {
     if (!d->metrics)
         return;
     char labels[160];
-    snprintf(labels, sizeof(labels), "worker=\"%s\",reason=\"%s\"", d->name, ds_err2str(code));
+    snprintf(labels, sizeof(labels), "%s,reason=\"%s\"", d->labels, ds_err2str(code));
     ds_counter_t *c = ds_metrics_counter(d->metrics, "dlq_records",
                                          "Input records sent to the DLQ, by reason", labels);
     if (c)

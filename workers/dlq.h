@@ -8,7 +8,7 @@
  * "<topic>.dlq" with its original key and value and the headers
  * dealsignal.error (the DLQ code), dealsignal.detail and
  * dealsignal.source.{topic,partition,offset}; it is counted in
- * dlq_records{worker,reason}, and a warning says why (rate-limited: a
+ * dlq_records{worker,[thread,]reason}, and a warning says why (rate-limited: a
  * producer that sends many bad records does not flood the log).  The
  * warnings about keys and partitions also say how to fix the producer.
  */
@@ -22,15 +22,17 @@
 #include "ds_metrics.h"
 
 typedef struct ds_dlq {
-    const char *name;      /* the worker's: logs and metrics */
+    const char *name;      /* the worker's: logs */
+    const char *labels;    /* the worker's metric labels (worker.h) */
     const char *src_topic; /* the input topic (borrowed) */
     char topic[300];       /* "<src_topic>.dlq" */
     ds_metrics_t *metrics; /* may be NULL */
     ds_log_rl_t rl_msg, rl_key;
 } ds_dlq_t;
 
-/** The DLQ of src_topic (name, src_topic and metrics borrowed). */
-void ds_dlq_init(ds_dlq_t *d, const char *name, const char *src_topic, ds_metrics_t *metrics);
+/** The DLQ of src_topic (name, labels, src_topic and metrics borrowed). */
+void ds_dlq_init(ds_dlq_t *d, const char *name, const char *labels, const char *src_topic,
+                 ds_metrics_t *metrics);
 
 /** The headers of m's DLQ record (owned by the caller, then by the
  *  producer).  detail NULL: the code's name. */

@@ -647,8 +647,8 @@ static void *zalloc(size_t size, char *errstr, size_t errstr_size) {
 }
 
 ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_worker_ops_t *ops,
-                           const ds_rules_t *rules, ds_metrics_t *metrics, char *errstr,
-                           size_t errstr_size) {
+                           const ds_rules_t *rules, ds_metrics_t *metrics, int thread,
+                           char *errstr, size_t errstr_size) {
     ds_alloc_tune();
     ds_worker_t *w = zalloc(sizeof(*w), errstr, errstr_size);
     if (!w)
@@ -658,8 +658,11 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
     w->metrics = metrics;
     ds_health_init(&w->health, ops->name, cfg->broker_timeout_ms);
     ds_strlcpy(w->topic, topic, sizeof(w->topic));
-    snprintf(w->labels, sizeof(w->labels), "worker=\"%s\"", ops->name);
-    ds_dlq_init(&w->dlq, ops->name, w->topic, metrics);
+    if (thread > 0) /* one of several of its kind in the process */
+        snprintf(w->labels, sizeof(w->labels), "worker=\"%s\",thread=\"%d\"", ops->name, thread);
+    else
+        snprintf(w->labels, sizeof(w->labels), "worker=\"%s\"", ops->name);
+    ds_dlq_init(&w->dlq, ops->name, w->labels, w->topic, metrics);
     w->cap = (size_t)cfg->batch_size;
     if (!ds_wb_init(&w->wb, &wb_hooks, w, cfg->redis_flush_ms, cfg->redis_flush_max_ms,
                     (size_t)cfg->redis_flush_entities) ||
@@ -704,8 +707,8 @@ ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_w
                               "run_id changed and a key it wrote is gone): what it holds in "
                               "memory is written again");
     for (int i = 0; metrics && i < PH__COUNT; i++) {
-        char labels[96];
-        snprintf(labels, sizeof(labels), "worker=\"%s\",phase=\"%s\"", ops->name, phase_names[i]);
+        char labels[128];
+        snprintf(labels, sizeof(labels), "%s,phase=\"%s\"", w->labels, phase_names[i]);
         w->m_phase[i] = ds_metrics_histogram(
             metrics, "phase_seconds",
             "Time the worker thread spent in one step of a batch (poll and decode, Redis loads, "
@@ -786,4 +789,8 @@ bool ds_worker_ready(const ds_worker_t *w, char *why, size_t why_size) {
 
 ds_metrics_t *ds_worker_metrics(ds_worker_t *w) {
     return w->metrics;
+}
+
+const char *ds_worker_labels(const ds_worker_t *w) {
+    return w->labels;
 }

@@ -192,10 +192,12 @@ void *ds_worker_room(const char *who, void *arr, size_t n, size_t *cap, size_t s
 
 /** Create a worker consuming `topic` and its adapter (ops->open).  `ops`,
  *  `rules` and `metrics` are borrowed (`metrics` may be NULL; new rules:
- *  ds_worker_set_rules).  NULL with errstr on failure. */
+ *  ds_worker_set_rules).  `thread`: 0 for the only worker of its kind in
+ *  the process, else its number among several (1…), which its metrics
+ *  carry as thread="k".  NULL with errstr on failure. */
 ds_worker_t *ds_worker_new(const ds_config_t *cfg, const char *topic, const ds_worker_ops_t *ops,
-                           const ds_rules_t *rules, ds_metrics_t *metrics, char *errstr,
-                           size_t errstr_size);
+                           const ds_rules_t *rules, ds_metrics_t *metrics, int thread,
+                           char *errstr, size_t errstr_size);
 /** Run until ds_worker_stop; returns 0 on a clean shutdown. */
 int ds_worker_run(ds_worker_t *w);
 /** fn(arg) is called on the worker's thread at shutdown, once its last
@@ -332,6 +334,8 @@ static inline void ds_worker_add(ds_counter_t *c, uint64_t n) {
 
 /** Metrics handle of the worker (may be NULL). */
 ds_metrics_t *ds_worker_metrics(ds_worker_t *w);
+/** The labels of the worker's series: worker="<name>"[,thread="<k>"]. */
+const char *ds_worker_labels(const ds_worker_t *w);
 /** The worker's Redis connection (for on-demand reads from ops). */
 ds_redis_t *ds_worker_redis(ds_worker_t *w);
 /** True when the worker's Redis is a Redis Cluster (redis.cluster on, or

@@ -81,7 +81,7 @@ struct ds_worker {
      * tried again at decode_retry_ms */
     int64_t decode_retry_ms;
     ds_backoff_t decode_backoff;
-    char labels[64]; /* worker="<name>": the label of its metrics */
+    char labels[64]; /* worker="<name>"[,thread="<k>"]: its metrics' labels */
     int64_t stop_ms; /* when the worker first saw ds_worker_stop */
     bool fatal;      /* Redis said something retrying cannot fix */
     bool abandon;

@@ -139,8 +139,8 @@ static void lag_one(void *opaque, const ds_kafka_part_stats_t *p) {
             lw->no_query = true; /* broker away: keep the last figures */
     }
     char labels[400];
-    snprintf(labels, sizeof(labels), "worker=\"%s\",topic=\"%s\",partition=\"%d\"", w->ops->name,
-             w->topic, (int)partition);
+    snprintf(labels, sizeof(labels), "%s,topic=\"%s\",partition=\"%d\"", w->labels, w->topic,
+             (int)partition);
     ds_gauge_t *g = ds_metrics_gauge(w->metrics, "consumer_lag",
                                      "Records behind the partition's high watermark, from the "
                                      "committed offset (librdkafka statistics); 0 when not "

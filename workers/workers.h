@@ -15,8 +15,8 @@
 #include "worker.h"
 
 ds_worker_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules, ds_metrics_t *metrics,
-                           char *errstr, size_t errstr_size);
+                           int thread, char *errstr, size_t errstr_size);
 ds_worker_t *ds_watcher_new(const ds_config_t *cfg, const ds_rules_t *rules, ds_metrics_t *metrics,
-                            char *errstr, size_t errstr_size);
+                            int thread, char *errstr, size_t errstr_size);
 
 #endif

@@ -511,6 +511,67 @@ static void test_stalled_partition_fetched_again(void **state) {
     assert_int_equal(ds_h_stop(scorer, SIGTERM, 10000), 0);
 }
 
+/* threads: 3: three scorers in one process, in one group, share the
+ * partitions as processes would.  Once they have joined, the events of 24
+ * accounts over 6 partitions are each applied once, at least two threads
+ * consume some of them, every worker series carries its thread (none
+ * without), the three threads' counts add up, and SIGTERM stops all of
+ * them (exit 0). */
+static void test_threads_share_partitions(void **state) {
+    (void)state;
+    enum { ACCOUNTS = 24, EVENTS = 10 };
+    ds_h_create_topic(&env, "th.events", 6);
+    char metrics[64];
+    snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", ds_h_free_port());
+    const char *extra[] = {"--threads", "3", NULL};
+    pid_t scorer = start_scorer_on("th", metrics, extra);
+    ds_clock_sleep_ms(5000); /* all three in the group */
+    rd_kafka_t *p = ds_h_producer(&env);
+    char id[32], lead[16], acct[16], key[64], want[16];
+    for (int a = 0; a < ACCOUNTS; a++)
+        for (int n = 0; n < EVENTS; n++) {
+            snprintf(id, sizeof(id), "th-%d-%d", a, n);
+            snprintf(lead, sizeof(lead), "L-%d", a);
+            snprintf(acct, sizeof(acct), "TA-%d", a);
+            ds_ma_event_t e =
+                ds_h_ma(id, T0 + n, lead, acct, DS_MA_CONTENT_VIEWED, "c-spark", "I1", DS_CS_SPARK);
+            ds_h_send_ma(p, "th.events", &e);
+        }
+    ds_h_flush(p);
+    rd_kafka_destroy(p);
+    snprintf(want, sizeof(want), "%d", EVENTS);
+    for (int a = 0; a < ACCOUNTS; a++) {
+        snprintf(key, sizeof(key), "th:{acct:TA-%d}:lead:L-%d", a, a);
+        ds_h_expect_hget(&env, key, "events_applied", want, 60000);
+    }
+    double per[3] = {0}, sum = 0, leads = 0;
+    char *body = NULL;
+    for (int64_t t0 = ds_clock_mono_ms(); sum < ACCOUNTS * EVENTS && ds_clock_mono_ms() - t0 < 30000;
+         ds_clock_sleep_ms(200)) { /* counted once the offsets are stored */
+        free(body);
+        body = NULL;
+        assert_int_equal(ds_h_http_get(metrics, "/metrics", &body), 200);
+        sum = leads = 0;
+        for (int t = 0; t < 3; t++) {
+            char series[96];
+            snprintf(series, sizeof(series),
+                     "dealsignal_consumed_records_total{worker=\"scorer\",thread=\"%d\"}", t + 1);
+            sum += per[t] = ds_h_metric(body, series);
+            snprintf(series, sizeof(series),
+                     "dealsignal_tracked_leads{worker=\"scorer\",thread=\"%d\"}", t + 1);
+            leads += ds_h_metric(body, series);
+        }
+    }
+    fprintf(stderr, "  consumed by thread: %.0f %.0f %.0f; leads tracked %.0f\n", per[0], per[1],
+            per[2], leads);
+    assert_true(sum == ACCOUNTS * EVENTS);
+    assert_true(leads == ACCOUNTS);
+    assert_true((per[0] > 0) + (per[1] > 0) + (per[2] > 0) >= 2);
+    assert_true(ds_h_metric(body, "dealsignal_consumed_records_total{worker=\"scorer\"}") < 0);
+    free(body);
+    assert_int_equal(ds_h_stop(scorer, SIGTERM, 15000), 0);
+}
+
 /* The output topics' metadata, fetched before the first batch: known for
  * topics the broker has, not when no broker answers. */
 static void test_warm_topics(void **state) {
@@ -543,6 +604,7 @@ int main(void) {
         cmocka_unit_test(test_windows_coalesce_writes),
         cmocka_unit_test(test_window_follows_lag),
         cmocka_unit_test(test_stalled_partition_fetched_again),
+        cmocka_unit_test(test_threads_share_partitions),
     };
     return ds_h_main(&env, 2, tests, sizeof(tests) / sizeof(tests[0]));
 }

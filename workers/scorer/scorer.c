@@ -192,11 +192,13 @@ static bool sc_open(void *self, char *errstr, size_t errstr_size) {
                           "Units read in an earlier version's layout (moved by their next write)");
     ds_metrics_t *metrics = ds_worker_metrics(w);
     if (metrics) {
-        s->m_lead_scores = ds_metrics_counter(metrics, "scores_emitted", "Score records produced",
-                                              "worker=\"scorer\",kind=\"lead\"");
+        char labels[128];
+        snprintf(labels, sizeof(labels), "%s,kind=\"lead\"", ds_worker_labels(w));
+        s->m_lead_scores =
+            ds_metrics_counter(metrics, "scores_emitted", "Score records produced", labels);
+        snprintf(labels, sizeof(labels), "%s,kind=\"account\"", ds_worker_labels(w));
         s->m_account_scores =
-            ds_metrics_counter(metrics, "scores_emitted", "Score records produced",
-                               "worker=\"scorer\",kind=\"account\"");
+            ds_metrics_counter(metrics, "scores_emitted", "Score records produced", labels);
     }
     s->m_tracked_leads =
         ds_worker_gauge(w, "tracked_leads", "Leads whose state this process holds in memory");
@@ -224,7 +226,7 @@ static const ds_worker_ops_t scorer_ops = {
 };
 
 ds_worker_t *ds_scorer_new(const ds_config_t *cfg, const ds_rules_t *rules, ds_metrics_t *metrics,
-                           char *errstr, size_t errstr_size) {
-    return ds_worker_new(cfg, cfg->topic_marketing, &scorer_ops, rules, metrics, errstr,
+                           int thread, char *errstr, size_t errstr_size) {
+    return ds_worker_new(cfg, cfg->topic_marketing, &scorer_ops, rules, metrics, thread, errstr,
                          errstr_size);
 }

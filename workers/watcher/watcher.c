@@ -326,6 +326,7 @@ static const ds_worker_ops_t watcher_ops = {
 };
 
 ds_worker_t *ds_watcher_new(const ds_config_t *cfg, const ds_rules_t *rules, ds_metrics_t *metrics,
-                            char *errstr, size_t errstr_size) {
-    return ds_worker_new(cfg, cfg->topic_crm, &watcher_ops, rules, metrics, errstr, errstr_size);
+                            int thread, char *errstr, size_t errstr_size) {
+    return ds_worker_new(cfg, cfg->topic_crm, &watcher_ops, rules, metrics, thread, errstr,
+                         errstr_size);
 }
