@@ -162,8 +162,14 @@ ds_err_t ds_avro_dec_read(ds_registry_t *r, const void *buf, size_t len, ds_avro
     const void *payload;
     size_t plen;
     if (ds_avro_dec_unframe(buf, len, &id, &payload, &plen)) {
-        snprintf(detail, detail_size, "not Confluent-framed Avro (magic byte %d, %zu bytes)",
-                 len ? ((const unsigned char *)buf)[0] : -1, len);
+        if (!len)
+            snprintf(detail, detail_size, "not Confluent-framed Avro (an empty value)");
+        else if (((const unsigned char *)buf)[0])
+            snprintf(detail, detail_size, "not Confluent-framed Avro (magic byte %d, %zu bytes)",
+                     ((const unsigned char *)buf)[0], len);
+        else
+            snprintf(detail, detail_size,
+                     "not Confluent-framed Avro (%zu bytes, shorter than the 5 of the frame)", len);
         return DS_ERR_BAD_MAGIC;
     }
     const char *io_err;

@@ -29,6 +29,8 @@
     X(WRONG_TYPE, "wrong_schema")                                         \
     X(EMPTY_KEY, "empty_key")                                             \
     X(NULL_VALUE, "null_value")                                           \
+    X(INVALID_ID, "invalid_id")                                           \
+    X(INVALID_TIME, "invalid_time")                                       \
     /* the record's key or partition is not its unit's: stable DLQ codes */ \
     X(WRONG_KEY, "wrong_key")                                             \
     X(WRONG_PARTITION, "wrong_partition")

@@ -118,7 +118,23 @@ WALK ds_err_t get_text(proj_t *p, const char *name, bool required, bool symbol, 
     return DS_ERR_OK;
 }
 
-static ds_err_t get_str(proj_t *p, const char *name, bool required, size_t max, const char **out) {
+/* An id (a string with a length limit) the workers can hold and name
+ * keys with: no NUL byte (C strings would cut it short: another entity's
+ * id), and, when `keyed` (a lead, account or deal id: it ends up inside
+ * a Redis hash tag, "{acct:A}"), no '}' (it would end the tag early, and
+ * "x}:lead:L" as an account would name the key of lead "L}" of account
+ * "x"). */
+static ds_err_t check_id(proj_t *p, const char *name, const char *s, size_t len, bool keyed) {
+    if (memchr(s, 0, len))
+        return fail(p, DS_ERR_INVALID_ID, name, "holds a NUL byte");
+    if (keyed && memchr(s, '}', len))
+        return fail(p, DS_ERR_INVALID_ID, name,
+                    "holds '}', which would end the hash tag of its Redis keys");
+    return DS_ERR_OK;
+}
+
+static ds_err_t get_str(proj_t *p, const char *name, bool required, size_t max, bool keyed,
+                        const char **out) {
     const char *s;
     size_t len;
     bool present;
@@ -133,6 +149,8 @@ static ds_err_t get_str(proj_t *p, const char *name, bool required, size_t max, 
         snprintf(w, sizeof(w), "%zu bytes, over the limit of %zu", len, max);
         return fail(p, DS_ERR_LIMIT_EXCEEDED, name, w);
     }
+    if (max && (e = check_id(p, name, s, len, keyed)))
+        return e;
     *out = ds_arena_strndup(p->arena, s, len);
     return *out ? DS_ERR_OK : fail(p, DS_ERR_LIMIT_EXCEEDED, name, "record too large");
 }
@@ -178,7 +196,9 @@ static ds_err_t get_enum(proj_t *p, const char *name, bool required, int (*parse
     return DS_ERR_OK;
 }
 
-/* An array (or, with kv, a map) of strings, copied into the arena. */
+/* An array (or, with kv, a map) of strings (or bytes, read as strings),
+ * copied into the arena; an array's entries with max_len are lead ids
+ * (check_id). */
 static ds_err_t get_strings(proj_t *p, const char *name, bool map, size_t max_items, size_t max_len,
                             const char ***arr_out, ds_kv_t **kv_out, size_t *count) {
     ds_avro_dec_val_t v;
@@ -190,7 +210,7 @@ static ds_err_t get_strings(proj_t *p, const char *name, bool map, size_t max_it
     ds_avro_dec_iter_t it;
     size_t n = 0;
     if ((avro_typeof(v.schema) == AVRO_MAP) != map || ds_avro_dec_iter_init(&v, &it, &n) ||
-        avro_typeof(it.items) != AVRO_STRING)
+        (avro_typeof(it.items) != AVRO_STRING && avro_typeof(it.items) != AVRO_BYTES))
         return fail(p, DS_ERR_UNDECODABLE, name,
                     map ? "not a map of strings" : "not an array of strings");
     if (n > max_items) {
@@ -210,6 +230,8 @@ static ds_err_t get_strings(proj_t *p, const char *name, bool map, size_t max_it
         if (max_len && (len > max_len || klen > max_len))
             return fail(p, DS_ERR_LIMIT_EXCEEDED, name,
                         map ? "an entry over 1 KiB" : "entry over the id limit");
+        if (max_len && !map && (e = check_id(p, name, s, len, true)))
+            return e;
         const char *copy = ds_arena_strndup(p->arena, s, len);
         if (!copy)
             return fail(p, DS_ERR_LIMIT_EXCEEDED, name, "record too large");
@@ -285,13 +307,14 @@ enum {
     REQ = 1,        /* missing, null or (a string) empty is DS_ERR_MISSING_FIELD */
     EMPTY_NULL = 2, /* decoding: an empty string is NULL */
     NULL_EMPTY = 4, /* encoding: NULL is written as an empty string */
+    KEYED = 8,      /* decoding: a lead, account or deal id (check_id) */
 };
 
 WALK void f_str(fields_t *f, const char *name, int flags, size_t max, const char **v) {
     if (f->enc) {
         ds_avro_enc_str(f->enc, name, !*v && (flags & NULL_EMPTY) ? "" : *v);
     } else if (!f->err) {
-        f->err = get_str(f->dec, name, flags & REQ, max, v);
+        f->err = get_str(f->dec, name, flags & REQ, max, flags & KEYED, v);
         if ((flags & EMPTY_NULL) && *v && !**v)
             *v = NULL;
     }
@@ -303,6 +326,22 @@ WALK void f_long(fields_t *f, const char *name, int64_t *v) {
         ds_avro_enc_long(f->enc, name, *v);
     else if (!f->err)
         f->err = get_number(f->dec, name, MISSING, v, NULL, NULL);
+}
+
+/* An event's time (ms since the epoch), required: from 1970-01-01 to
+ * 9999-12-31 (DS_TS_MIN, DS_TS_MAX).  Outside it is a time in another unit
+ * (micro- or nanoseconds: the year 50,000 and beyond) or a placeholder
+ * (Long.MIN_VALUE), whose differences with real times overflow; one such
+ * event would also carry a partition's watermark, and every deadline with
+ * it, to its year. */
+WALK void f_event_time(fields_t *f, const char *name, int64_t *v) {
+    f_long(f, name, v);
+    if (!f->enc && !f->err && (*v < DS_TS_MIN || *v > DS_TS_MAX)) {
+        char w[128];
+        snprintf(w, sizeof(w), "%lld is not a time from 1970 to 9999 in milliseconds",
+                 (long long)*v);
+        f->err = fail(f->dec, DS_ERR_INVALID_TIME, name, w);
+    }
 }
 
 /* A required long held in an int32_t. */
@@ -381,9 +420,9 @@ WALK void f_attrs(fields_t *f, const ds_kv_t **v, size_t *count) {
 WALK void ma_fields(fields_t *f, void *record) {
     ds_ma_event_t *o = record;
     f_str(f, "event_id", REQ, ID, &o->event_id);
-    f_long(f, "occurred_at", &o->occurred_at);
-    f_str(f, "lead_id", REQ, ID, &o->lead_id);
-    f_str(f, "account_id", EMPTY_NULL, ID, &o->account_id);
+    f_event_time(f, "occurred_at", &o->occurred_at);
+    f_str(f, "lead_id", REQ | KEYED, ID, &o->lead_id);
+    f_str(f, "account_id", EMPTY_NULL | KEYED, ID, &o->account_id);
     f_enum(f, "type", REQ, ds_ma_type_parse, &o->type);
     f_str(f, "content_id", OPT, ID, &o->content_id);
     f_str(f, "insight_id", OPT, ID, &o->insight_id);
@@ -397,15 +436,15 @@ WALK void ma_fields(fields_t *f, void *record) {
 WALK void crm_fields(fields_t *f, void *record) {
     ds_crm_event_t *o = record;
     f_str(f, "event_id", REQ, ID, &o->event_id);
-    f_long(f, "occurred_at", &o->occurred_at);
-    f_str(f, "deal_id", REQ, ID, &o->deal_id);
-    f_str(f, "account_id", REQ, ID, &o->account_id);
+    f_event_time(f, "occurred_at", &o->occurred_at);
+    f_str(f, "deal_id", REQ | KEYED, ID, &o->deal_id);
+    f_str(f, "account_id", REQ | KEYED, ID, &o->account_id);
     f_enum(f, "type", REQ, ds_crm_type_parse, &o->type);
     f_enum(f, "stage", OPT, ds_purchase_stage_parse, &o->stage);
     f_str(f, "signal", OPT, ID, &o->signal);
     /* not an id: no limit of its own (max_message_bytes bounds it) */
     f_str(f, "activity", OPT, 0, &o->activity);
-    f_str(f, "contact_id", OPT, ID, &o->contact_id);
+    f_str(f, "contact_id", OPT | KEYED, ID, &o->contact_id);
     f_enum(f, "contact_role", OPT, ds_role_parse, &o->contact_role);
     f_str(f, "owner_id", OPT, ID, &o->owner_id);
     f_attrs(f, &o->attributes, &o->attributes_count);

@@ -216,4 +216,9 @@ typedef struct ds_deal_alert {
 
 #define DS_TS_NULL INT64_MIN
 
+/* The event times the workers take (occurred_at, in ms): 1970-01-01 to
+ * 9999-12-31T23:59:59.999Z; others are DLQ'd invalid_time (codec.c). */
+#define DS_TS_MIN INT64_C(0)
+#define DS_TS_MAX INT64_C(253402300799999)
+
 #endif

@@ -70,6 +70,11 @@ typedef struct ds_rules {
 
 #define DS_DAY_MS 86400000.0
 
+/* Every number of a rules file is from 0 to this (days, minutes, points,
+ * weights): beyond any use, and short of the overflows of times and scores
+ * built from them. */
+#define DS_RULES_NUM_MAX 1000000.0
+
 /** The default rules.  Caller frees with ds_rules_destroy. NULL on OOM. */
 ds_rules_t *ds_rules_new_default(void);
 /** Parse a YAML rules file over the defaults.  On error returns NULL and

@@ -55,6 +55,8 @@ static int num(ctx_t *c, yaml_node_t *n, const char *path, double *out, bool pos
         return bad(c, n, path, "'%s' is not a number", s);
     if (v < 0)
         return bad(c, n, path, "must not be negative (%s)", s);
+    if (v > DS_RULES_NUM_MAX) /* days, minutes, points: far past any use, short of overflows */
+        return bad(c, n, path, "must be at most 1000000 (%s)", s);
     if (positive && v <= 0)
         return bad(c, n, path, "must be greater than 0 (%s)", s);
     *out = v;
@@ -97,9 +99,24 @@ static const char PS_LIST[] = "RECOGNIZE_NEED, EXPLORE_OPTIONS, DEFINE_CRITERIA,
 static const char MA_LIST[] = "CONTENT_VIEWED, CONTENT_COMPLETED, DIAGNOSTIC_COMPLETED, "
                               "EMAIL_CLICKED, WEBINAR_ATTENDED, FORM_SUBMITTED";
 
+/* A map whose keys are each given once (YAML parsers differ on which of
+ * two wins: a second is an error, not a silent override). */
 static int want_map(ctx_t *c, yaml_node_t *n, const char *path) {
     if (!n || n->type != YAML_MAPPING_NODE)
         return bad(c, n, path, "expected a map");
+    yaml_node_t *k, *v;
+    MAP_EACH(c, n, k, v) {
+        (void)v;
+        const char *key = scalar(k);
+        for (yaml_node_pair_t *q = n->data.mapping.pairs.start; key && q < k_pair; q++) {
+            const char *before = scalar(yaml_document_get_node(c->doc, q->key));
+            if (before && !strcmp(before, key)) {
+                char p[400];
+                key_path(k, path, p, sizeof(p));
+                return bad(c, k, p, "given twice");
+            }
+        }
+    }
     return 0;
 }
 
@@ -275,6 +292,8 @@ static int parse_stage(ctx_t *c, yaml_node_t *n, const char *path, ds_stage_rule
                 const char *s = scalar(it);
                 if (!s || !s[0])
                     return bad(c, it, p, "expected a signal code");
+                if (strlen(s) > DS_MAX_ID_BYTES) /* a longer signal is DLQ'd: never seen */
+                    return bad(c, it, p, "a signal code over %d bytes", DS_MAX_ID_BYTES);
                 st->verifiers[st->verifiers_count++] = strdup(s);
             }
         } else {

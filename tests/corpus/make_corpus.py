@@ -36,9 +36,9 @@ def frame(schema_id):
 TS = 1700000000000
 
 
-def head(schema_id, event_id, lead, type_index):
+def head(schema_id, event_id, lead, type_index, ts=TS):
     """A MarketingEvent in the shipped field order, up to `type`."""
-    return (frame(schema_id) + s(event_id) + zz(TS) + s(lead) + zz(1) + s("A-D")
+    return (frame(schema_id) + s(event_id) + zz(ts) + s(lead) + zz(1) + s("A-D")
             + zz(type_index))
 
 
@@ -93,6 +93,11 @@ cls("wrong-record", "wrong_schema",
     + zz(0) + zz(0) + zz(0) + zz(0) + zz(0))
 cls("empty-key", "empty_key", valid("bad-key"), key="")
 cls("null-value", "null_value", None)
+cls("id-with-nul", "invalid_id", head(1, "bad-nul", b"L-x\x00y", 1) + tail())
+cls("lead-id-with-brace", "invalid_id", head(1, "bad-brace", "L}:x", 1) + tail())
+cls("time-long-min", "invalid_time", head(1, "bad-time-min", "L-x", 1, ts=-(1 << 63)) + tail())
+cls("time-in-microseconds", "invalid_time",
+    head(1, "bad-time-us", "L-x", 1, ts=TS * 1000) + tail())
 
 
 def main(out):

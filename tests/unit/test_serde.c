@@ -98,6 +98,19 @@ static const char *const WRITER_TYPES =
     "{\"name\":\"shared_with\",\"type\":{\"type\":\"array\",\"items\":\"string\"}}"
     "]}";
 
+/* A producer whose colleagues' ids are bytes (read as strings, as a
+ * bytes field is). */
+static const char *const WRITER_BYTES =
+    "{\"type\":\"record\",\"name\":\"MarketingEvent\",\"namespace\":\"dealsignal.v1\","
+    "\"fields\":["
+    "{\"name\":\"event_id\",\"type\":\"string\"},"
+    "{\"name\":\"occurred_at\",\"type\":\"long\"},"
+    "{\"name\":\"lead_id\",\"type\":\"string\"},"
+    "{\"name\":\"type\",\"type\":{\"type\":\"enum\",\"name\":\"MarketingEventType\","
+    "\"symbols\":[\"CONTENT_SHARED\"]}},"
+    "{\"name\":\"shared_with\",\"type\":{\"type\":\"array\",\"items\":\"bytes\"}}"
+    "]}";
+
 static int setup(void **state) {
     fixture_t *f = calloc(1, sizeof(*f));
     assert_non_null(f);
@@ -108,6 +121,7 @@ static int setup(void **state) {
     assert_int_equal(ds_registry_add_json(f->reg, 201, WRITER_ADDS, err, sizeof(err)), DS_ERR_OK);
     assert_int_equal(ds_registry_add_json(f->reg, 202, WRITER_LACKS, err, sizeof(err)), DS_ERR_OK);
     assert_int_equal(ds_registry_add_json(f->reg, 203, WRITER_TYPES, err, sizeof(err)), DS_ERR_OK);
+    assert_int_equal(ds_registry_add_json(f->reg, 204, WRITER_BYTES, err, sizeof(err)), DS_ERR_OK);
     f->codec = ds_codec_new(f->reg, &ds_codec_default_ids, err, sizeof(err));
     assert_non_null(f->codec);
     f->ref = ref_avro_new(f->reg);
@@ -502,6 +516,77 @@ static void test_limits_are_for_ids(void **state) {
     }
 }
 
+/* What the workers cannot hold goes to the DLQ: a NUL byte in an id (C
+ * strings would cut it to another entity's id) and a '}' in a lead,
+ * account or deal id or a colleague's (it would end the hash tag of its
+ * Redis keys: account "x}:lead:L" would name lead "L}" of account "x") are
+ * invalid_id; an occurred_at outside 1970-9999 in milliseconds
+ * (Long.MIN_VALUE, a time in microseconds) is invalid_time.  A '}' in a
+ * content id (after the tag), and the first and last valid times, pass.
+ * Colleagues' ids written as bytes are read as strings. */
+static void test_ids_and_times_the_state_can_hold(void **state) {
+    fixture_t *f = *state;
+    static const char *const ma_nulls[] = {"account_id", "insight_id", "content_stage"};
+    static const struct {
+        const char *field, *val;
+        size_t len; /* with NULs inside */
+        int64_t at;
+        ds_err_t want;
+    } cases[] = {
+        {"lead_id", "L\0X", 3, 42, DS_ERR_INVALID_ID},
+        {"event_id", "E\0X", 3, 42, DS_ERR_INVALID_ID},
+        {"lead_id", "L}", 2, 42, DS_ERR_INVALID_ID},
+        {"account_id", "x}:lead:L", 9, 42, DS_ERR_INVALID_ID},
+        {"shared_with", "C}", 2, 42, DS_ERR_INVALID_ID},
+        {"content_id", "c}", 2, 42, DS_ERR_OK},
+        {"lead_id", "{L", 2, 42, DS_ERR_OK},
+        {"lead_id", "L", 1, INT64_MIN, DS_ERR_INVALID_TIME},
+        {"lead_id", "L", 1, -1, DS_ERR_INVALID_TIME},
+        {"lead_id", "L", 1, INT64_C(1700000000000000), DS_ERR_INVALID_TIME},
+        {"lead_id", "L", 1, 0, DS_ERR_OK},
+        {"lead_id", "L", 1, DS_TS_MAX, DS_ERR_OK},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        avro_value_t *v, x, el;
+        assert_int_equal(ref_avro_value(f->ref, 1, &v), DS_ERR_OK);
+        fill_event(v, ma_nulls, 3, "content_id", "c-1");
+        set_str(v, "lead_id", "L-1");
+        assert_int_equal(avro_value_get_by_name(v, "occurred_at", &x, NULL), 0);
+        assert_int_equal(avro_value_set_long(&x, cases[i].at), 0);
+        char buf[32];
+        memcpy(buf, cases[i].val, cases[i].len);
+        buf[cases[i].len] = 0;
+        if (!strcmp(cases[i].field, "shared_with")) {
+            assert_int_equal(avro_value_get_by_name(v, "shared_with", &x, NULL), 0);
+            assert_int_equal(avro_value_append(&x, &el, NULL), 0);
+            assert_int_equal(avro_value_set_string_len(&el, buf, cases[i].len + 1), 0);
+        } else {
+            if (!strcmp(cases[i].field, "lead_id") || !strcmp(cases[i].field, "event_id"))
+                assert_int_equal(avro_value_get_by_name(v, cases[i].field, &x, NULL), 0);
+            else
+                x = branch_of(v, cases[i].field, 1);
+            assert_int_equal(avro_value_set_string_len(&x, buf, cases[i].len + 1), 0);
+        }
+        ds_buf_reset(&f->buf);
+        assert_int_equal(ref_avro_encode(1, v, &f->buf), DS_ERR_OK);
+        ds_ma_event_t ma;
+        char detail[256] = "";
+        ds_err_t e = DECODE(f, ma, &ma, detail);
+        if (e != cases[i].want)
+            fail_msg("case %zu (%s): %s, want %s (%s)", i, cases[i].field, ds_err2str(e),
+                     ds_err2str(cases[i].want), detail);
+    }
+    /* shared_with as an array of bytes */
+    static const uint8_t msg[] = {0, 0, 0, 0, 204, 2, 'e', 10, 2, 'L', 0, 4, 2, 'a', 2, 'b', 0};
+    ds_ma_event_t ev;
+    char detail[256] = "";
+    assert_int_equal(
+        ds_codec_decode_ma(f->codec, msg, sizeof(msg), &f->arena, &ev, detail, sizeof(detail)),
+        DS_ERR_OK);
+    assert_int_equal(ev.shared_with_count, 2);
+    assert_string_equal(ev.shared_with[1], "b");
+}
+
 /* The binary's compiled-in schemas are the schemas/ files, byte for byte,
  * and stand for the default directory when the working directory has
  * none; a directory named explicitly must exist. */
@@ -542,4 +627,5 @@ UU_MAIN(setup, teardown, cmocka_unit_test(test_writer_adds_fields),
         cmocka_unit_test(test_writer_lacks_fields_with_defaults),
         cmocka_unit_test(test_framing_errors), cmocka_unit_test(test_output_round_trip),
         cmocka_unit_test(test_direct_writer_matches_avro_c),
-        cmocka_unit_test(test_direct_reader_promotions_and_blocks))
+        cmocka_unit_test(test_direct_reader_promotions_and_blocks),
+        cmocka_unit_test(test_ids_and_times_the_state_can_hold))

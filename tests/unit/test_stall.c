@@ -1250,6 +1250,42 @@ static void test_rules_print_round_trip(void **state) {
     ds_rules_destroy(r);
 }
 
+/* Rules that would overflow the times and scores built from them, a key
+ * given twice (the last would silently win) and a verifier's code no
+ * signal can carry (over 256 bytes: DLQ'd) are refused, naming the key;
+ * 1,000,000 itself is a valid number. */
+static void test_rules_refuse_what_overflows(void **state) {
+    (void)state;
+    char longcode[300];
+    memset(longcode, 'v', 257);
+    longcode[257] = 0;
+    char verif[400];
+    snprintf(verif, sizeof(verif), "stall:\n  stages:\n    NEGOTIATE: {verifiers: [%s]}\n",
+             longcode);
+    const struct {
+        const char *yaml, *says;
+    } bad[] = {
+        {"stall:\n  grace_minutes: 1e20\n", "stall.grace_minutes: must be at most 1000000"},
+        {"scoring:\n  stage_points: {CONFRONT: 1e308}\n", "must be at most 1000000"},
+        {"scoring:\n  half_life_days: 10\n  half_life_days: 20\n",
+         "scoring.half_life_days: given twice"},
+        {verif, "a signal code over 256 bytes"},
+    };
+    char err[512];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = 0;
+        ds_rules_t *r = ds_rules_load_buffer("bad.yaml", bad[i].yaml, strlen(bad[i].yaml), err,
+                                             sizeof(err));
+        if (r || !strstr(err, bad[i].says))
+            fail_msg("case %zu: %s (want an error saying \"%s\")", i, r ? "accepted" : err,
+                     bad[i].says);
+    }
+    const char *ok = "stall:\n  grace_minutes: 1000000\n";
+    ds_rules_t *r = ds_rules_load_buffer("ok.yaml", ok, strlen(ok), err, sizeof(err));
+    assert_non_null(r);
+    ds_rules_destroy(r);
+}
+
 /* ---- 14. dedupe and stakeholders over a long random history --------------- */
 
 /* The dedupe window and the stakeholder list of a deal with a long
@@ -1446,6 +1482,7 @@ int main(void) {
         T(test_alert_id_stable_across_replay),
         T(test_long_history_random),
         cmocka_unit_test(test_rules_print_round_trip),
+        cmocka_unit_test(test_rules_refuse_what_overflows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
