@@ -571,6 +571,7 @@ static int finish(ds_worker_t *w, int rc) {
     if (w->before_leave)
         w->before_leave(w->leave_arg);
     ds_wk_drop_held(w);
+    w->closing = true;
     err = rd_kafka_consumer_close(w->consumer);
     if (err) {
         DS_WARN(w->ops->name, "consumer close: %s", rd_kafka_err2str(err));
@@ -757,6 +758,7 @@ void ds_worker_destroy(ds_worker_t *w) {
     if (w->refetch)
         rd_kafka_topic_partition_list_destroy(w->refetch);
     ds_dirtyq_free(&w->dirty);
+    w->closing = true;
     if (w->consumer)
         rd_kafka_destroy(w->consumer);
     for (size_t i = 0; i < DS_WORKER_MAX_OUTPUTS; i++)

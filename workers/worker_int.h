@@ -86,6 +86,10 @@ struct ds_worker {
     bool fatal;      /* Redis said something retrying cannot fix */
     bool abandon;
     bool paused;
+    /* the consumer is being closed or destroyed: its statistics are not
+     * read any more (rd_kafka_assignment, asked from a callback served by
+     * the close, waits for ever on a group already leaving) */
+    bool closing;
     int64_t last_tick;
     int64_t last_msg_ms; /* when the last message was collected */
     ds_log_rl_t rl_redis, rl_kafka, rl_msg;

@@ -155,6 +155,8 @@ static void lag_one(void *opaque, const ds_kafka_part_stats_t *p) {
  * fetch.wait.max.ms, heartbeats every second even while paused; health.c). */
 static void on_stats(void *opaque, const char *json, size_t len) {
     ds_worker_t *w = opaque;
+    if (w->closing)
+        return;
     lag_walk_t lw = {w, !w->health.kafka_ok || !ds_health_brokers_answered(&w->health, 2000), NULL,
                      0, ds_clock_mono_ms()};
     mine_of(w, &lw);

@@ -365,6 +365,35 @@ static void test_registry_down_at_start(void **state) {
     ds_treg_stop(late);
 }
 
+/* A worker stopped before it could start (the registry down, so its
+ * consumer was never closed) exits 0 at once: destroying such a consumer
+ * served a statistics callback whose rd_kafka_assignment waited for ever
+ * on the group being left (two runs in three hung, after "stopped
+ * rc=0").  Four runs, stopped at different points of the statistics'
+ * second. */
+static void test_stop_before_start(void **state) {
+    (void)state;
+    char url[128], log[300];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", ds_h_free_port()); /* nobody */
+    static const int waits[] = {500, 1700, 2900, 4100}; /* a report falls in the close */
+    for (int i = 0; i < 4; i++) {
+        char name[16], group[32];
+        snprintf(name, sizeof(name), "early%d", i);
+        snprintf(group, sizeof(group), "it-early-%d", i);
+        logpath(log, sizeof(log), name);
+        ds_h_args_t args;
+        worker_args(&args, "scorer", group, url);
+        pid_t w = ds_h_spawn(log, args.v);
+        assert_true(wait_log(log, "not started yet", 10000));
+        ds_clock_sleep_ms(waits[i]);
+        int64_t t0 = ds_clock_mono_ms();
+        int rc = ds_h_stop(w, SIGTERM, 15000);
+        print_message("  stopped before starting: exit %d after %lld ms\n", rc,
+                      (long long)(ds_clock_mono_ms() - t0));
+        assert_int_equal(rc, 0);
+    }
+}
+
 /* The registry fails while a record with a schema id not cached yet
  * arrives: the record waits (worker not ready), nothing goes to the DLQ,
  * and it is applied once the registry answers. */
@@ -433,5 +462,5 @@ UU_MAIN(group_setup, group_teardown, cmocka_unit_test(test_outputs_carry_registr
         cmocka_unit_test(test_auto_register_off_missing_subject),
         cmocka_unit_test(test_incompatible_names_subject_and_level),
         cmocka_unit_test(test_unauthorized_hides_password),
-        cmocka_unit_test(test_registry_down_at_start),
+        cmocka_unit_test(test_registry_down_at_start), cmocka_unit_test(test_stop_before_start),
         cmocka_unit_test(test_registry_outage_while_decoding))
