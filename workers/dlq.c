@@ -13,6 +13,16 @@
 #include <stdio.h>
 #include <string.h>
 
+_Static_assert(DS_ERR_WRONG_PARTITION + 1 == DS_ERR__COUNT, "the DLQ codes end ds_err.h's list");
+
+/* dlq_records{worker,[thread,]reason=code}, created on the first call */
+static ds_counter_t *series(const ds_dlq_t *d, ds_err_t code) {
+    char labels[160];
+    snprintf(labels, sizeof(labels), "%s,reason=\"%s\"", d->labels, ds_err2str(code));
+    return ds_metrics_counter(d->metrics, "dlq_records", "Input records sent to the DLQ, by reason",
+                              labels);
+}
+
 void ds_dlq_init(ds_dlq_t *d, const char *name, const char *labels, const char *src_topic,
                  ds_metrics_t *metrics) {
     memset(d, 0, sizeof(*d));
@@ -21,6 +31,10 @@ void ds_dlq_init(ds_dlq_t *d, const char *name, const char *labels, const char *
     d->src_topic = src_topic;
     d->metrics = metrics;
     snprintf(d->topic, sizeof(d->topic), "%s.dlq", src_topic);
+    /* every code's series from the start, at 0: a dashboard's rate() or
+     * alert on it has a series before the first bad record */
+    for (int code = DS_ERR_BAD_MAGIC; metrics && code <= DS_ERR_WRONG_PARTITION; code++)
+        series(d, (ds_err_t)code);
 }
 
 rd_kafka_headers_t *ds_dlq_headers(const ds_dlq_t *d, const rd_kafka_message_t *m, ds_err_t code,
@@ -41,10 +55,7 @@ rd_kafka_headers_t *ds_dlq_headers(const ds_dlq_t *d, const rd_kafka_message_t *
 void ds_dlq_count(ds_dlq_t *d, ds_err_t code) {
     if (!d->metrics)
         return;
-    char labels[160];
-    snprintf(labels, sizeof(labels), "%s,reason=\"%s\"", d->labels, ds_err2str(code));
-    ds_counter_t *c = ds_metrics_counter(d->metrics, "dlq_records",
-                                         "Input records sent to the DLQ, by reason", labels);
+    ds_counter_t *c = series(d, code);
     if (c)
         ds_counter_add(c, 1);
 }

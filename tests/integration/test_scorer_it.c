@@ -515,8 +515,9 @@ static void test_stalled_partition_fetched_again(void **state) {
  * partitions as processes would.  Once they have joined, the events of 24
  * accounts over 6 partitions are each applied once, at least two threads
  * consume some of them, every worker series carries its thread (none
- * without), the three threads' counts add up, and SIGTERM stops all of
- * them (exit 0). */
+ * without), the three threads' counts add up, every DLQ code's series is
+ * there at 0 before any bad record, and SIGTERM stops all of them (exit
+ * 0). */
 static void test_threads_share_partitions(void **state) {
     (void)state;
     enum { ACCOUNTS = 24, EVENTS = 10 };
@@ -568,6 +569,9 @@ static void test_threads_share_partitions(void **state) {
     assert_true(leads == ACCOUNTS);
     assert_true((per[0] > 0) + (per[1] > 0) + (per[2] > 0) >= 2);
     assert_true(ds_h_metric(body, "dealsignal_consumed_records_total{worker=\"scorer\"}") < 0);
+    /* every DLQ code's series is there before any bad record, at 0 */
+    assert_true(ds_h_metric(body, "dealsignal_dlq_records_total{worker=\"scorer\",thread=\"2\","
+                                  "reason=\"invalid_time\"}") == 0);
     free(body);
     assert_int_equal(ds_h_stop(scorer, SIGTERM, 15000), 0);
 }
