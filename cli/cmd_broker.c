@@ -125,7 +125,13 @@ int ds_cmd_broker(int argc, char **argv) {
         case 'p': partitions = (int)strtol(optarg, NULL, 10); break;
         case 't': topics = optarg; break;
         case 'b': nbrokers = (int)strtol(optarg, NULL, 10); break;
-        case 'c': ctl = !strcmp(optarg, "stdin"); break;
+        case 'c': {
+            static const char *const ctls[] = {"stdin", NULL};
+            if (ds_cmd_choice("broker", "control", optarg, ctls) < 0)
+                return 2;
+            ctl = 1;
+            break;
+        }
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -211,7 +211,7 @@ int ds_cmd_demo(int argc, char **argv) {
         case 'n': count = optarg; break;
         case 'r': rate = optarg; break;
         case 's': seed = optarg; break;
-        case 'a': accounts = optarg; break;
+        case 'a': accounts = optarg; break; /* each checked below, before anything starts */
         case 'm': metrics = optarg; break;
         case 'k': keep = 1; break;
         case 'S': schemas = optarg; break;
@@ -223,6 +223,12 @@ int ds_cmd_demo(int argc, char **argv) {
         default: usage(stderr); return 2;
         }
     }
+    double num;
+    if (ds_cmd_num("demo", "count", count, 1, 1e9, true, &num) ||
+        ds_cmd_num("demo", "rate", rate, 0, 1e9, false, &num) ||
+        ds_cmd_num("demo", "seed", seed, 0, 1e15, true, &num) ||
+        ds_cmd_num("demo", "accounts", accounts, 1, 1e6, true, &num))
+        return 2;
     if (!inputs_found(schemas, rules_set ? rules : NULL))
         return 1;
     ssize_t sl = readlink("/proc/self/exe", g_self, sizeof(g_self) - 1);
@@ -350,8 +356,8 @@ int ds_cmd_demo(int argc, char **argv) {
         if (gen > 0 && waitpid(gen, &st, WNOHANG) == gen) {
             gen = -1;
             if (!WIFEXITED(st) || WEXITSTATUS(st)) {
-                fprintf(stderr, "demo: the generator failed\n");
-                break;
+                fprintf(stderr, "demo: the generator failed; see %s\n", logpath);
+                goto out; /* rc 1: no picture of nothing, the logs kept */
             }
             if (!keep) {
                 wait_processed(brokers);
@@ -361,7 +367,7 @@ int ds_cmd_demo(int argc, char **argv) {
         if (waitpid(workers, &st, WNOHANG) == workers) {
             workers = -1;
             fprintf(stderr, "demo: the workers exited; see %s\n", logpath);
-            break;
+            goto out;
         }
         ds_clock_sleep_ms(100);
     }

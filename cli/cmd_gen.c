@@ -153,7 +153,7 @@ static int print_catalog(ds_gen_profile_t p) {
 
 int ds_cmd_gen(int argc, char **argv) {
     long count = 10000;
-    double rate = 0;
+    double rate = 0, num;
     ds_gen_opts_t o = {.seed = 1, .accounts = 50, .mix = DS_GEN_MIXED, .span_days = 90};
     const char *strategy = "topic";
     const char *t_ma = "ma.events", *t_crm = "crm.events", *start = "now-90d";
@@ -186,11 +186,24 @@ int ds_cmd_gen(int argc, char **argv) {
     optind = 1;
     while ((ch = ds_cmd_getopt(argc, argv, "hX:", opts, "gen")) != -1) {
         switch (ch) {
-        case 'n': count = strtol(optarg, NULL, 10); break;
-        case 'r': rate = strtod(optarg, NULL); break;
-        case 's': o.seed = strtoull(optarg, NULL, 10); break;
+        case 'n':
+            if (ds_cmd_num("gen", "count", optarg, 1, 1e12, true, &num))
+                return 2;
+            count = (long)num;
+            break;
+        case 'r':
+            if (ds_cmd_num("gen", "rate", optarg, 0, 1e9, false, &rate))
+                return 2;
+            break;
+        case 's':
+            if (ds_cmd_num("gen", "seed", optarg, 0, 1e15, true, &num))
+                return 2;
+            o.seed = (uint64_t)num;
+            break;
         case 'a':
-            o.accounts = (int)strtol(optarg, NULL, 10);
+            if (ds_cmd_num("gen", "accounts", optarg, 1, 1e7, true, &num))
+                return 2;
+            o.accounts = (int)num;
             accounts_set = 1;
             break;
         case 'c':
@@ -200,7 +213,10 @@ int ds_cmd_gen(int argc, char **argv) {
             o.mix = (ds_gen_mix_t)pick;
             break;
         case 't': start = optarg; break;
-        case 'd': o.span_days = strtod(optarg, NULL); break;
+        case 'd':
+            if (ds_cmd_num("gen", "span-days", optarg, 0.001, 36500, false, &o.span_days))
+                return 2;
+            break;
         case 'p':
             print = 1;
             break;
@@ -209,7 +225,11 @@ int ds_cmd_gen(int argc, char **argv) {
                 return 2;
             o.profile = (ds_gen_profile_t)pick;
             break;
-        case 'L': o.leads_per_account = (int)strtol(optarg, NULL, 10); break;
+        case 'L':
+            if (ds_cmd_num("gen", "leads", optarg, 1, 1e7, true, &num))
+                return 2;
+            o.leads_per_account = (int)num;
+            break;
         case 'W': print_rules = 1; break;
         case 'N':
             if (ds_cmd_choice("gen", "subject-strategy", optarg, strategies) < 0)

@@ -246,6 +246,7 @@ int ds_cmd_tail(int argc, char **argv) {
     const char *t_ls = "lead.scores", *t_as = "account.scores", *t_al = "deal.alerts";
     const char *t_ma = "ma.events", *t_crm = "crm.events";
     long max = -1, timeout = -1, width = 0;
+    double num;
     int beginning = 0, json = 0;
     ds_kv_pair_t extra[32];
     ds_cmd_conn_t cn;
@@ -267,9 +268,21 @@ int ds_cmd_tail(int argc, char **argv) {
     while ((ch = ds_cmd_getopt(argc, argv, "hX:", opts, "tail")) != -1) {
         switch (ch) {
         case 'f': beginning = 1; break;
-        case 'm': max = strtol(optarg, NULL, 10); break;
-        case 't': timeout = strtol(optarg, NULL, 10); break;
-        case 'w': width = strtol(optarg, NULL, 10); break;
+        case 'm':
+            if (ds_cmd_num("tail", "max", optarg, 1, 1e15, true, &num))
+                return 2;
+            max = (long)num;
+            break;
+        case 't':
+            if (ds_cmd_num("tail", "timeout-ms", optarg, 1, 1e9, true, &num))
+                return 2;
+            timeout = (long)num;
+            break;
+        case 'w':
+            if (ds_cmd_num("tail", "width", optarg, 10, 100000, true, &num))
+                return 2;
+            width = (long)num;
+            break;
         case 'j':
             json = 1;
             break;
@@ -287,6 +300,10 @@ int ds_cmd_tail(int argc, char **argv) {
         }
     }
     const char *brokers = cn.brokers, *schemas = cn.schemas, *registry_url = cn.registry_url;
+    if (json && width) {
+        fprintf(stderr, "tail: --json and --width do not go together (a JSON line is never cut)\n");
+        return 2;
+    }
     if (optind >= argc) {
         fprintf(stderr, "tail: which records? scores, alerts or dlq\n");
         usage(stderr);

@@ -8,7 +8,9 @@
  */
 #include "cmds.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +61,22 @@ int ds_cmd_choice(const char *cmd, const char *opt, const char *arg, const char 
         fprintf(stderr, "%s%s", i == 0 ? "" : i + 1 < n ? ", " : " or ", names[i]);
     fputc('\n', stderr);
     return -1;
+}
+
+int ds_cmd_num(const char *cmd, const char *opt, const char *arg, double min, double max,
+               bool whole, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(arg, &end);
+    if (errno || end == arg || *end || !isfinite(v) || v < min || v > max ||
+        (whole && v != floor(v))) {
+        fprintf(stderr, whole ? "%s: --%s: '%s' is not a whole number from %.0f to %.0f\n"
+                              : "%s: --%s: '%s' is not a number from %g to %g\n",
+                cmd, opt, arg, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
 }
 
 void ds_cmd_conn_init(ds_cmd_conn_t *c, ds_kv_pair_t *x, size_t max_x) {

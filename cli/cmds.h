@@ -57,6 +57,12 @@ int ds_cmd_no_more_args(int argc, char **argv, int first, const char *cmd);
  *  them. */
 int ds_cmd_choice(const char *cmd, const char *opt, const char *arg, const char *const *names);
 
+/** arg as a number in [min, max] (whole: an integer) into *out; -1,
+ *  after saying on stderr "cmd: --opt: 'arg' is not a whole number from
+ *  min to max", when it is not. */
+int ds_cmd_num(const char *cmd, const char *opt, const char *arg, double min, double max,
+               bool whole, double *out);
+
 /** The defaults above, with the -X pairs going to x (max_x of them). */
 void ds_cmd_conn_init(ds_cmd_conn_t *c, ds_kv_pair_t *x, size_t max_x);
 /** Takes getopt's answer ch (its argument arg) when it is one of the

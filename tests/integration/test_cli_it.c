@@ -174,6 +174,20 @@ static void test_bad_arguments(void **state) {
     const char *defaults_extra[] = {"rules", "defaults", "x", NULL};
     assert_int_equal(run(defaults_extra), 2);
     assert_null(strstr(slurp(out, buf, sizeof(buf)), "scoring:"));
+    /* numbers are checked before anything runs: the demo starts nothing */
+    const char *gen_count[] = {"gen", "--print", "--count", "abc", NULL};
+    expect_refused(gen_count, "--count: 'abc' is not a whole number from 1");
+    const char *gen_accounts[] = {"gen", "--print", "--accounts", "0", NULL};
+    expect_refused(gen_accounts, "--accounts: '0'");
+    const char *tail_max[] = {"tail", "scores", "--max", "abc", "--brokers", env.brokers, NULL};
+    expect_refused(tail_max, "--max: 'abc'");
+    const char *tail_both[] = {"tail", "scores", "--json", "--width", "50", NULL};
+    expect_refused(tail_both, "--json and --width");
+    const char *demo_count[] = {"demo", "--count", "-5", NULL};
+    expect_refused(demo_count, "--count: '-5'");
+    assert_null(strstr(slurp(out, buf, sizeof(buf)), "redis"));
+    const char *broker_ctl[] = {"broker", "--control", "tcp", NULL};
+    expect_refused(broker_ctl, "--control must be stdin");
 }
 
 UU_MAIN(group_setup, ds_h_group_teardown, cmocka_unit_test(test_tail_dlq_json),
