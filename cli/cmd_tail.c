@@ -13,6 +13,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include "codec.h"
 #include "ds_buf.h"
 #include "ds_clock.h"
+#include "ds_fmt.h"
 #include "ds_kafka.h"
 #include "ds_registry.h"
 #include "worker.h"
@@ -103,14 +105,24 @@ static const char *stage_or(int v) {
     return s ? s : "-";
 }
 
+/* ,"name":v with v's shortest exact text (JSON has no NaN or infinity:
+ * null then) */
+static void jnum(const char *name, double v) {
+    char t[DS_FMT_DOUBLE_MAX];
+    if (isfinite(v))
+        ds_fmt_double(t, v);
+    printf(",\"%s\":%s", name, isfinite(v) ? t : "null");
+}
+
 static void show_lead(const ds_lead_score_t *s, bool json, FILE *o) {
     if (json) {
         printf("{\"type\":\"LeadScore\"");
         ds_cmd_json_field("lead_id", s->lead_id);
         ds_cmd_json_field("account_id", s->account_id);
-        printf(",\"confront\":%.6g,\"connect\":%.6g,\"mobilizer\":%.6g,\"tier\":\"%s\","
-               "\"previous_tier\":\"%s\"",
-               s->confront, s->connect, s->mobilizer, ds_tier_name(s->tier),
+        jnum("confront", s->confront);
+        jnum("connect", s->connect);
+        jnum("mobilizer", s->mobilizer);
+        printf(",\"tier\":\"%s\",\"previous_tier\":\"%s\"", ds_tier_name(s->tier),
                ds_tier_name(s->previous_tier));
         ds_cmd_json_field("top_insight", s->top_insight);
         ds_cmd_json_field("furthest_stage",
@@ -136,8 +148,9 @@ static void show_account(const ds_account_score_t *a, bool json, FILE *o) {
     if (json) {
         printf("{\"type\":\"AccountScore\"");
         ds_cmd_json_field("account_id", a->account_id);
-        printf(",\"engaged_stakeholders\":%d,\"confronted_stakeholders\":%d,\"consensus\":%.6g",
-               (int)a->engaged_stakeholders, (int)a->confronted_stakeholders, a->consensus);
+        printf(",\"engaged_stakeholders\":%d,\"confronted_stakeholders\":%d",
+               (int)a->engaged_stakeholders, (int)a->confronted_stakeholders);
+        jnum("consensus", a->consensus);
         ds_cmd_json_field("top_insight", a->top_insight);
         printf(",\"as_of\":%lld,\"mobilizers\":", (long long)a->as_of);
         ds_cmd_json_strs(a->mobilizers, a->mobilizers_count);
@@ -173,8 +186,8 @@ static void show_alert(const ds_deal_alert_t *a, bool json, FILE *o) {
         jtime(a->last_buyer_signal_at);
         printf(",\"last_seller_activity_at\":");
         jtime(a->last_seller_activity_at);
-        printf(",\"unanswered_seller_actions\":%d,\"quiet_days\":%.6g",
-               (int)a->unanswered_seller_actions, a->quiet_days);
+        printf(",\"unanswered_seller_actions\":%d", (int)a->unanswered_seller_actions);
+        jnum("quiet_days", a->quiet_days);
         ds_cmd_json_field("message", a->message);
         printf(",\"raised_at\":%lld}\n", (long long)a->raised_at);
         return;

@@ -14,6 +14,7 @@
 #ifndef DS_BUF_H
 #define DS_BUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -208,5 +209,9 @@ void *ds_grow(void *arr, size_t *cap, size_t size, size_t first);
 
 /** strlcpy-like bounded copy that always terminates; returns strlen(src). */
 size_t ds_strlcpy(char *dst, const char *src, size_t size);
+
+/** Whether s[0..n) is well-formed UTF-8 (RFC 3629: no overlong forms, no
+ *  surrogates, nothing past U+10FFFF). */
+bool ds_utf8_valid(const char *s, size_t n);
 
 #endif

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 size_t ds_fmt_u64(char *out, uint64_t v) {
@@ -75,4 +76,14 @@ size_t ds_fmt_join(char *out, size_t n, ...) {
     va_end(ap);
     out[o] = '\0';
     return o;
+}
+
+size_t ds_fmt_double(char *out, double v) {
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(out, DS_FMT_DOUBLE_MAX, "%.*g", prec, v);
+        if (strtod(out, NULL) == v)
+            break;
+    }
+    return n > 0 ? (size_t)n : 0;
 }

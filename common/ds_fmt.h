@@ -26,6 +26,12 @@ size_t ds_fmt_checkpoint(char *out, int32_t partition, int64_t offset);
  *  decimal and six significant digits (scores, consensus) skip printf. */
 size_t ds_fmt_g6(char *out, size_t n, double v);
 
+/** The shortest text that reads back as the same double (0.3, not
+ *  0.29999999999999999; 20696875.2, not 2.06969e+07) into out
+ *  (DS_FMT_DOUBLE_MAX bytes); returns its length. */
+#define DS_FMT_DOUBLE_MAX 32
+size_t ds_fmt_double(char *out, double v);
+
 /** The NULL-terminated list of strings, one after the other, into out (n
  *  bytes, n >= 1), cut at n - 1; returns the length written. */
 size_t ds_fmt_join(char *out, size_t n, ...) __attribute__((sentinel));

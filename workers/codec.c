@@ -120,13 +120,15 @@ WALK ds_err_t get_text(proj_t *p, const char *name, bool required, bool symbol, 
 
 /* An id (a string with a length limit) the workers can hold and name
  * keys with: no NUL byte (C strings would cut it short: another entity's
- * id), and, when `keyed` (a lead, account or deal id: it ends up inside
+ * id), UTF-8, and, when `keyed` (a lead, account or deal id: it ends up inside
  * a Redis hash tag, "{acct:A}"), no '}' (it would end the tag early, and
  * "x}:lead:L" as an account would name the key of lead "L}" of account
  * "x"). */
 static ds_err_t check_id(proj_t *p, const char *name, const char *s, size_t len, bool keyed) {
     if (memchr(s, 0, len))
         return fail(p, DS_ERR_INVALID_ID, name, "holds a NUL byte");
+    if (!ds_utf8_valid(s, len)) /* Avro's strings are UTF-8: so are the outputs that carry it */
+        return fail(p, DS_ERR_INVALID_ID, name, "is not UTF-8");
     if (keyed && memchr(s, '}', len))
         return fail(p, DS_ERR_INVALID_ID, name,
                     "holds '}', which would end the hash tag of its Redis keys");

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "ds_fmt.h"
 #include "rules.h"
 
 typedef struct ctx {
@@ -428,19 +429,14 @@ ds_rules_t *ds_rules_load_file(const char *path, char *err, size_t errsz) {
     return r;
 }
 
-/* The shortest text that reads back as the same double (0.3, not
- * 0.29999999999999999). */
+/* The shortest text that reads back as the same double. */
 typedef struct num {
-    char s[32];
+    char s[DS_FMT_DOUBLE_MAX];
 } num_t;
 
 static num_t num_text(double v) {
     num_t n;
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(n.s, sizeof(n.s), "%.*g", prec, v);
-        if (strtod(n.s, NULL) == v)
-            break;
-    }
+    ds_fmt_double(n.s, v);
     return n;
 }
 #define N(v) (num_text(v).s)

@@ -132,5 +132,24 @@ static void test_compact_numbers(void **state) {
     ds_buf_free(&b);
 }
 
+/* ds_fmt_double: the shortest text that reads back as the same double
+ * (tail --json printed 6 digits: 2.06969e+07 for 20696875.25). */
+static void test_shortest_double(void **state) {
+    (void)state;
+    static const struct {
+        double v;
+        const char *want;
+    } cases[] = {{0.3, "0.3"},         {20696875.25, "20696875.25"}, {5.4, "5.4"},
+                 {0, "0"},             {-2.5, "-2.5"},               {1e300, "1e+300"},
+                 {0.1 + 0.2, "0.30000000000000004"}};
+    char out[DS_FMT_DOUBLE_MAX];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(ds_fmt_double(out, cases[i].v), strlen(cases[i].want));
+        assert_string_equal(out, cases[i].want);
+        assert_true(strtod(out, NULL) == cases[i].v);
+    }
+}
+
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_g6_matches_printf), cmocka_unit_test(test_integers),
-        cmocka_unit_test(test_join_cuts_to_the_buffer), cmocka_unit_test(test_compact_numbers))
+        cmocka_unit_test(test_join_cuts_to_the_buffer), cmocka_unit_test(test_compact_numbers),
+        cmocka_unit_test(test_shortest_double))

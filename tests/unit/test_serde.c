@@ -517,7 +517,8 @@ static void test_limits_are_for_ids(void **state) {
 }
 
 /* What the workers cannot hold goes to the DLQ: a NUL byte in an id (C
- * strings would cut it to another entity's id) and a '}' in a lead,
+ * strings would cut it to another entity's id), an id that is not UTF-8
+ * (the outputs that carry it are Avro strings), and a '}' in a lead,
  * account or deal id or a colleague's (it would end the hash tag of its
  * Redis keys: account "x}:lead:L" would name lead "L}" of account "x") are
  * invalid_id; an occurred_at outside 1970-9999 in milliseconds
@@ -540,6 +541,12 @@ static void test_ids_and_times_the_state_can_hold(void **state) {
         {"shared_with", "C}", 2, 42, DS_ERR_INVALID_ID},
         {"content_id", "c}", 2, 42, DS_ERR_OK},
         {"lead_id", "{L", 2, 42, DS_ERR_OK},
+        {"lead_id", "L\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10, 42, DS_ERR_OK}, /* é € 😀 */
+        {"lead_id", "L\xff", 2, 42, DS_ERR_INVALID_ID},             /* Latin-1 ÿ */
+        {"lead_id", "L\xc0\xaf", 3, 42, DS_ERR_INVALID_ID},         /* overlong '/' */
+        {"lead_id", "L\xed\xa0\x80", 4, 42, DS_ERR_INVALID_ID},     /* a surrogate */
+        {"content_id", "c\xe2\x82", 3, 42, DS_ERR_INVALID_ID},      /* cut short */
+        {"lead_id", "L\xf4\x90\x80\x80", 5, 42, DS_ERR_INVALID_ID}, /* past U+10FFFF */
         {"lead_id", "L", 1, INT64_MIN, DS_ERR_INVALID_TIME},
         {"lead_id", "L", 1, -1, DS_ERR_INVALID_TIME},
         {"lead_id", "L", 1, INT64_C(1700000000000000), DS_ERR_INVALID_TIME},
