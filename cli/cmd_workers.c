@@ -196,7 +196,11 @@ static int run_workers(int argc, char **argv, int which) {
             ds_worker_t *w =
                 kinds[k].make(a.cfg, rules, a.metrics, threads > 1 ? t : 0, err, sizeof(err));
             if (!w) {
-                fprintf(stderr, "dealsignal %s: %s: %s\n", argv[0], kinds[k].name, err);
+                /* `run` names which worker; `scorer` and `watcher` are it */
+                if (strcmp(argv[0], kinds[k].name))
+                    fprintf(stderr, "dealsignal %s: %s: %s\n", argv[0], kinds[k].name, err);
+                else
+                    fprintf(stderr, "dealsignal %s: %s\n", argv[0], err);
                 goto out;
             }
             ds_worker_before_leave(w, before_leave, &a.runs[a.nruns]);
@@ -228,6 +232,9 @@ static int run_workers(int argc, char **argv, int which) {
         }
         ds_clock_sleep_ms(100);
     }
+    DS_INFO("main", "stopping: each worker finishes its batch, writes its state and commits "
+                    "(shutdown_timeout_ms %d)",
+            a.cfg->shutdown_timeout_ms);
     rc = 0;
     for (size_t i = 0; i < a.nruns; i++) {
         if (a.runs[i].started)

@@ -112,6 +112,17 @@ bool ds_health_ready(ds_health_t *h, char *why, size_t why_size) {
         pthread_mutex_unlock(&h->why_lock);
         return false;
     }
+    /* the brokers first: without them nothing is assigned, and "no
+     * partitions assigned" would hide why */
+    if (h->brokers_down) {
+        snprintf(why, why_size, "%s: all brokers down", h->name);
+        return false;
+    }
+    if (ds_health_brokers_silent(h)) {
+        snprintf(why, why_size, "%s: no broker answered for %d ms (broker_timeout_ms)", h->name,
+                 h->broker_timeout_ms);
+        return false;
+    }
     if (!h->assigned) {
         snprintf(why, why_size, "%s: no partitions assigned", h->name);
         return false;
@@ -126,15 +137,6 @@ bool ds_health_ready(ds_health_t *h, char *why, size_t why_size) {
         snprintf(why, why_size, "%s: redis not answering: %s", h->name,
                  h->redis_why[0] ? h->redis_why : "not connected yet");
         pthread_mutex_unlock(&h->why_lock);
-        return false;
-    }
-    if (h->brokers_down) {
-        snprintf(why, why_size, "%s: all brokers down", h->name);
-        return false;
-    }
-    if (ds_health_brokers_silent(h)) {
-        snprintf(why, why_size, "%s: no broker answered for %d ms (broker_timeout_ms)", h->name,
-                 h->broker_timeout_ms);
         return false;
     }
     if (!h->kafka_ok) {
