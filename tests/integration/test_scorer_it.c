@@ -470,6 +470,35 @@ static void test_window_follows_lag(void **state) {
     assert_int_equal(ds_h_stop(scorer, SIGTERM, 10000), 0);
 }
 
+/* `events` events to NAME.events for each of `accounts` accounts
+ * <acct>-<a>, each with one lead L-<a>. */
+static void send_accounts(const char *name, const char *acct, int accounts, int events) {
+    rd_kafka_t *p = ds_h_producer(&env);
+    char id[48], lead[16], a_id[32], topic[64];
+    snprintf(topic, sizeof(topic), "%s.events", name);
+    for (int a = 0; a < accounts; a++)
+        for (int n = 0; n < events; n++) {
+            snprintf(id, sizeof(id), "%s-%d-%d", name, a, n);
+            snprintf(lead, sizeof(lead), "L-%d", a);
+            snprintf(a_id, sizeof(a_id), "%s-%d", acct, a);
+            ds_ma_event_t e =
+                ds_h_ma(id, T0 + n, lead, a_id, DS_MA_CONTENT_VIEWED, "c-spark", "I1", DS_CS_SPARK);
+            ds_h_send_ma(p, topic, &e);
+        }
+    ds_h_flush(p);
+    rd_kafka_destroy(p);
+}
+
+/* Every lead send_accounts wrote to has applied its `events` events. */
+static void expect_applied(const char *name, const char *acct, int accounts, int events) {
+    char want[16], key[96];
+    snprintf(want, sizeof(want), "%d", events);
+    for (int a = 0; a < accounts; a++) {
+        snprintf(key, sizeof(key), "%s:{acct:%s-%d}:lead:L-%d", name, acct, a, a);
+        ds_h_expect_hget(&env, key, "events_applied", want, 60000);
+    }
+}
+
 /* A partition the client stops fetching (DS_TEST_STALL_PARTITION pauses
  * partition 1 in librdkafka behind the worker's back) is found by the
  * statistics once its position has not moved for the stall time (3 s
@@ -478,30 +507,13 @@ static void test_window_follows_lag(void **state) {
 static void test_stalled_partition_fetched_again(void **state) {
     (void)state;
     enum { ACCOUNTS = 16, EVENTS = 20 };
-    rd_kafka_t *p = ds_h_producer(&env);
-    char id[32], lead[16], acct[16];
-    for (int a = 0; a < ACCOUNTS; a++)
-        for (int n = 0; n < EVENTS; n++) {
-            snprintf(id, sizeof(id), "fw-%d-%d", a, n);
-            snprintf(lead, sizeof(lead), "L-%d", a);
-            snprintf(acct, sizeof(acct), "FA-%d", a);
-            ds_ma_event_t e =
-                ds_h_ma(id, T0 + n, lead, acct, DS_MA_CONTENT_VIEWED, "c-spark", "I1", DS_CS_SPARK);
-            ds_h_send_ma(p, "fw.events", &e);
-        }
-    ds_h_flush(p);
-    rd_kafka_destroy(p);
+    send_accounts("fw", "FA", ACCOUNTS, EVENTS);
     char metrics[64];
     snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", ds_h_free_port());
     setenv("DS_TEST_STALL_PARTITION", "1:3000", 1);
     pid_t scorer = start_scorer_on("fw", metrics, NULL);
     unsetenv("DS_TEST_STALL_PARTITION");
-    char want[16], key[64];
-    snprintf(want, sizeof(want), "%d", EVENTS);
-    for (int a = 0; a < ACCOUNTS; a++) {
-        snprintf(key, sizeof(key), "fw:{acct:FA-%d}:lead:L-%d", a, a);
-        ds_h_expect_hget(&env, key, "events_applied", want, 60000);
-    }
+    expect_applied("fw", "FA", ACCOUNTS, EVENTS);
     assert_true(ds_h_log_count(logfile, "paused in the client") > 0);
     assert_true(ds_h_log_count(logfile, "fetching it again from its position") > 0);
     char *body = NULL;
@@ -527,24 +539,8 @@ static void test_threads_share_partitions(void **state) {
     const char *extra[] = {"--threads", "3", NULL};
     pid_t scorer = start_scorer_on("th", metrics, extra);
     ds_clock_sleep_ms(5000); /* all three in the group */
-    rd_kafka_t *p = ds_h_producer(&env);
-    char id[32], lead[16], acct[16], key[64], want[16];
-    for (int a = 0; a < ACCOUNTS; a++)
-        for (int n = 0; n < EVENTS; n++) {
-            snprintf(id, sizeof(id), "th-%d-%d", a, n);
-            snprintf(lead, sizeof(lead), "L-%d", a);
-            snprintf(acct, sizeof(acct), "TA-%d", a);
-            ds_ma_event_t e =
-                ds_h_ma(id, T0 + n, lead, acct, DS_MA_CONTENT_VIEWED, "c-spark", "I1", DS_CS_SPARK);
-            ds_h_send_ma(p, "th.events", &e);
-        }
-    ds_h_flush(p);
-    rd_kafka_destroy(p);
-    snprintf(want, sizeof(want), "%d", EVENTS);
-    for (int a = 0; a < ACCOUNTS; a++) {
-        snprintf(key, sizeof(key), "th:{acct:TA-%d}:lead:L-%d", a, a);
-        ds_h_expect_hget(&env, key, "events_applied", want, 60000);
-    }
+    send_accounts("th", "TA", ACCOUNTS, EVENTS);
+    expect_applied("th", "TA", ACCOUNTS, EVENTS);
     double per[3] = {0}, sum = 0, leads = 0;
     char *body = NULL;
     for (int64_t t0 = ds_clock_mono_ms(); sum < ACCOUNTS * EVENTS && ds_clock_mono_ms() - t0 < 30000;

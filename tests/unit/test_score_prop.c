@@ -146,12 +146,13 @@ static const pconf_t CONFS[] = {
      "  follow_points: 7\n  group_points: 3\n  tiers: {confronted: 12, connector: 9}\n"
      "  consensus_target: 2.5\n",
      0.25, 3000, 4, 10, 40, 200, 25},
-    {"edges", /* zero windows, caps, points and thresholds; points of 1e9 (the
+    {"edges", /* zero windows, caps, points and thresholds; points of 1e9, set
+               * after the load (a rules file takes at most 1e6: make_rules) (the
                * account's sums are exact; the scorer the record was made from
                * summed in doubles, which lose a colleague's few points against a
                * sum past 2^53: 1e17 made the two differ) */
      "  repeat_window_days: 0\n  follow_window_days: 0\n  share_cap: 0\n  group_points: 0\n"
-     "  follow_points: 0\n  b_state_factor: 0\n  stage_points: {SPEC: 0, CONFRONT: 1e9}\n"
+     "  follow_points: 0\n  b_state_factor: 0\n  stage_points: {SPEC: 0, CONFRONT: 1e6}\n"
      "  type_weight: {EMAIL_CLICKED: 0}\n"
      "  tiers: {confronted: 0, connector: 0.5}\n  consensus_target: 0.5\n",
      0, 2000, 3, 8, 30, 0, 0},
@@ -173,6 +174,10 @@ static ds_rules_t *make_rules(const pconf_t *c) {
         print_error("rules %s: %s\n", c->name, err);
     assert_non_null(r);
     r->dedupe_window_days = c->dedupe_days;
+    /* past what a file may say, as the golden record was made with: the
+     * scorer must still sum such points exactly */
+    if (r->scoring.stage_points[DS_CS_CONFRONT] == DS_RULES_NUM_MAX)
+        r->scoring.stage_points[DS_CS_CONFRONT] = 1e9;
     return r;
 }
 
