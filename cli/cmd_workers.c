@@ -43,6 +43,7 @@ typedef struct app {
     /* the engines of those that run, each on a thread of its own */
     struct run {
         ds_worker_t *worker;
+        size_t kind; /* its index in kinds[] */
         pthread_t thread;
         bool started;
         int rc;
@@ -76,10 +77,23 @@ static void print_usage(const char *cmd, FILE *out) {
                  "the rules file (invalid rules are rejected and the old ones stay).\n");
 }
 
+/* Whether another worker of run i's kind has partitions. */
+static bool kind_assigned(const app_t *a, size_t i) {
+    for (size_t j = 0; j < a->nruns; j++)
+        if (j != i && a->runs[j].kind == a->runs[i].kind && ds_worker_assigned(a->runs[j].worker))
+            return true;
+    return false;
+}
+
+/* Ready when every worker is; a thread left without partitions (more
+ * threads than partitions) does not hold the process back while another
+ * of its kind has some: it has no work, as a process of the group left
+ * without partitions has none. */
 static bool ready_fn(void *opaque, char *why, size_t why_size) {
     app_t *a = opaque;
     for (size_t i = 0; i < a->nruns; i++)
-        if (!ds_worker_ready(a->runs[i].worker, why, why_size))
+        if (!ds_worker_ready(a->runs[i].worker, why, why_size) &&
+            (ds_worker_assigned(a->runs[i].worker) || !kind_assigned(a, i)))
             return false;
     return true;
 }
@@ -204,7 +218,7 @@ static int run_workers(int argc, char **argv, int which) {
                 goto out;
             }
             ds_worker_before_leave(w, before_leave, &a.runs[a.nruns]);
-            a.runs[a.nruns] = (struct run){.worker = w, .app = &a};
+            a.runs[a.nruns] = (struct run){.worker = w, .kind = k, .app = &a};
             a.nruns++;
         }
     }

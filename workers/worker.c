@@ -789,6 +789,10 @@ bool ds_worker_ready(const ds_worker_t *w, char *why, size_t why_size) {
     return ds_health_ready((ds_health_t *)&w->health, why, why_size);
 }
 
+bool ds_worker_assigned(const ds_worker_t *w) {
+    return w->health.assigned;
+}
+
 ds_metrics_t *ds_worker_metrics(ds_worker_t *w) {
     return w->metrics;
 }

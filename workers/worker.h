@@ -230,6 +230,8 @@ void ds_worker_output(ds_worker_t *w, size_t out, const char *key, const char *i
  *  redis.timeout_ms, some broker answering within broker_timeout_ms, outputs
  *  acknowledged); why gets the reason when not.  Any thread. */
 bool ds_worker_ready(const ds_worker_t *w, char *why, size_t why_size);
+/** True while the worker has partitions assigned.  Any thread. */
+bool ds_worker_assigned(const ds_worker_t *w);
 
 /** The schema registry the configuration asks for: the embedded one
  *  (schemas.dir) or, with schema_registry.url, a Schema Registry client

@@ -572,6 +572,33 @@ static void test_threads_share_partitions(void **state) {
     assert_int_equal(ds_h_stop(scorer, SIGTERM, 15000), 0);
 }
 
+/* More threads than partitions (3 on 2): the thread left without any
+ * has no work, as a process left without partitions, and does not hold
+ * the process back: /readyz turns 200 once the others have theirs, and
+ * their events are applied. */
+static void test_threads_more_than_partitions(void **state) {
+    (void)state;
+    ds_h_create_topic(&env, "tm.events", 2);
+    char metrics[64];
+    snprintf(metrics, sizeof(metrics), "127.0.0.1:%d", ds_h_free_port());
+    const char *extra[] = {"--threads", "3", NULL};
+    pid_t scorer = start_scorer_on("tm", metrics, extra);
+    long st = 0;
+    char *why = NULL;
+    for (int64_t t0 = ds_clock_mono_ms(); st != 200 && ds_clock_mono_ms() - t0 < 30000;
+         ds_clock_sleep_ms(200)) {
+        free(why);
+        why = NULL;
+        st = ds_h_http_get(metrics, "/readyz", &why);
+    }
+    fprintf(stderr, "  3 threads on 2 partitions: /readyz %ld %s\n", st, why ? why : "");
+    free(why);
+    assert_int_equal(st, 200);
+    send_accounts("tm", "MA", 4, 3);
+    expect_applied("tm", "MA", 4, 3);
+    assert_int_equal(ds_h_stop(scorer, SIGTERM, 15000), 0);
+}
+
 /* The output topics' metadata, fetched before the first batch: known for
  * topics the broker has, not when no broker answers. */
 static void test_warm_topics(void **state) {
@@ -605,6 +632,7 @@ int main(void) {
         cmocka_unit_test(test_window_follows_lag),
         cmocka_unit_test(test_stalled_partition_fetched_again),
         cmocka_unit_test(test_threads_share_partitions),
+        cmocka_unit_test(test_threads_more_than_partitions),
     };
     return ds_h_main(&env, 2, tests, sizeof(tests) / sizeof(tests[0]));
 }
