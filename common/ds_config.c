@@ -239,10 +239,38 @@ static ds_err_t set_named(ds_config_t *c, const char *name, const char *v, const
 
 /* ---- YAML file: nested maps flatten to dotted names --------------------- */
 
+/* The whole file parsed once for its syntax, so that a syntax error is
+ * what is reported even where the settings pass would first have stopped
+ * on what the broken syntax looked like (a list, say). */
+static ds_err_t check_syntax(FILE *f, const char *path, char *err, size_t errsz) {
+    yaml_parser_t p;
+    yaml_parser_initialize(&p);
+    yaml_parser_set_input_file(&p, f);
+    ds_err_t rc = DS_ERR_OK;
+    for (bool done = false; !done;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev)) {
+            snprintf(err, errsz, "%s:%zu: %s (file)", path, p.problem_mark.line + 1,
+                     p.problem ? p.problem : "YAML syntax error");
+            rc = DS_ERR_CONFIG;
+            break;
+        }
+        done = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+    }
+    yaml_parser_delete(&p);
+    rewind(f);
+    return rc;
+}
+
 static ds_err_t load_file(ds_config_t *c, const char *path, char *err, size_t errsz) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         snprintf(err, errsz, "config: cannot open %s: %s", path, strerror(errno));
+        return DS_ERR_CONFIG;
+    }
+    if (check_syntax(f, path, err, errsz)) {
+        fclose(f);
         return DS_ERR_CONFIG;
     }
     yaml_parser_t p;

@@ -130,5 +130,36 @@ static void test_explicit_settings(void **state) {
     assert_non_null(strstr(err, "schema_registry.subject_strategy"));
 }
 
+/* A config file that is not YAML is reported as a syntax error at its
+ * line, not as what its broken syntax first looked like (an open list);
+ * a list where settings belong is reported as such. */
+static void test_file_errors(void **state) {
+    (void)state;
+    static const struct {
+        const char *yaml, *want;
+    } cases[] = {
+        {"batch:\n  size: 7\ntopics: [a, b\n", ":4: did not find expected ',' or ']' (file)"},
+        {"batch:\n  size: 7\n   bad: : x\n", ":3: mapping values are not allowed"},
+        {"batch:\n  size: 7\ntopics: [a, b]\n", ":3: lists are not settings (file)"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char file[] = "/tmp/ds-config-XXXXXX";
+        int fd = mkstemp(file);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, cases[i].yaml, strlen(cases[i].yaml)),
+                         (ssize_t)strlen(cases[i].yaml));
+        close(fd);
+        char *argv[] = {"scorer", "--config", file, NULL};
+        char err[512];
+        ds_config_t *c = ds_config_load(3, argv, NULL, err, sizeof(err));
+        unlink(file);
+        if (c || !strstr(err, cases[i].want))
+            fprintf(stderr, "case %zu: %s\n", i, c ? "loaded" : err);
+        assert_null(c);
+        assert_non_null(strstr(err, cases[i].want));
+    }
+}
+
 UU_MAIN(NULL, NULL, cmocka_unit_test(test_readme_matches_table),
-        cmocka_unit_test(test_precedence_and_secrets), cmocka_unit_test(test_explicit_settings))
+        cmocka_unit_test(test_precedence_and_secrets), cmocka_unit_test(test_explicit_settings),
+        cmocka_unit_test(test_file_errors))
