@@ -28,6 +28,8 @@
  * shapes differ only in the ids of the accounts, deals and contacts.
  *
  * Topics: ma.events and crm.events (DS_LOAD_MA / DS_LOAD_CRM override).
+ * DS_LOAD_RATE=R paces the crm load at R events per second (a live
+ * stream: the worker keeps up, and writes each window's changes).
  * Run by bench/run.sh (memory, stallcheck, skew).
  */
 #include <librdkafka/rdkafka.h>
@@ -88,6 +90,9 @@ static int load_crm(rd_kafka_t *p, ds_codec_t *codec, const char *topic, long n,
     ds_buf_t b;
     ds_buf_init(&b, 0);
     int64_t t = ds_clock_now_ms() - 30 * 86400000LL;
+    const char *rs = getenv("DS_LOAD_RATE");
+    double rate = rs ? atof(rs) : 0;
+    int64_t start = ds_clock_now_ms();
     for (long i = 0; i < n; i++) {
         long d = rint_(ndeals), a = d / deals, dl = d % deals;
         crm_deal_t *s = &st[d];
@@ -134,8 +139,15 @@ static int load_crm(rd_kafka_t *p, ds_codec_t *codec, const char *topic, long n,
         }
         if (!produce_crm(p, codec, topic, deal, &ev, &b))
             return 1;
-        if (i % 1000 == 0)
+        if (rate > 0) { /* paced: each event sent when its time comes */
+            rd_kafka_flush(p, 1000);
+            int64_t due = start + (int64_t)((double)(i + 1) * 1000.0 / rate);
+            int64_t now = ds_clock_now_ms();
+            if (due > now)
+                ds_clock_sleep_ms(due - now);
+        } else if (i % 1000 == 0) {
             rd_kafka_poll(p, 0);
+        }
     }
     ds_buf_free(&b);
     free(st);

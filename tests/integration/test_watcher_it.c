@@ -306,6 +306,69 @@ static void test_tier_change_seen_by_next_batch(void **state) {
     alerts_free(&al);
 }
 
+/* Calls of Redis command `cmd` (lower case) since the last CONFIG
+ * RESETSTAT. */
+static long cmd_calls(const char *cmd) {
+    redisReply *r = ds_h_redis(&env, "INFO commandstats");
+    assert_non_null(r);
+    char pat[64];
+    snprintf(pat, sizeof(pat), "cmdstat_%s:calls=", cmd);
+    const char *at = r->str ? strstr(r->str, pat) : NULL;
+    long n = at ? atol(at + strlen(pat)) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+/* A deal of many stakeholders asks its account's mobilizers set once an
+ * evaluation, not each stakeholder's tier: what it costs follows the
+ * account's few mobilizers, not the deal's size.  The set says what the
+ * tiers say (the scorer writes both in one write; here by hand). */
+static void test_mobilizer_of_a_large_deal(void **state) {
+    (void)state;
+    const char *rules = default_rules();
+    enum { N = 20 };
+    for (int i = 0; i < N; i++)
+        freeReplyObject(ds_h_redis(&env, "HSET ds:{acct:A-L}:lead:L-%d tier CONFRONTED", i));
+    ds_h_broker_ctl(&env, "create-topic crm.large 1");
+    ds_h_broker_ctl(&env, "create-topic alerts.large 1");
+    pid_t w = start_watcher_to("it-watch-large", "event", rules, "crm.large", "alerts.large");
+    rd_kafka_t *p = ds_h_producer(&env);
+    ds_crm_event_t e = crm("l-open", "D-L", T0, DS_CRM_DEAL_OPENED);
+    e.account_id = "A-L";
+    e.stage = DS_PS_DEFINE_CRITERIA;
+    ds_h_send_crm(p, "crm.large", &e);
+    for (int i = 0; i < N; i++) {
+        char id[16], lead[16];
+        snprintf(id, sizeof(id), "l-add-%d", i);
+        snprintf(lead, sizeof(lead), "L-%d", i);
+        e = crm(id, "D-L", T0 + 60000 * (i + 1), DS_CRM_STAKEHOLDER_ADDED);
+        e.account_id = "A-L";
+        e.contact_id = lead;
+        e.contact_role = DS_ROLE_UNKNOWN;
+        ds_h_send_crm(p, "crm.large", &e);
+    }
+    ds_h_flush(p);
+    ds_h_expect_records(&env, "alerts.large", 2, 30000, 2); /* UNVERIFIED_STAGE, NO_MOBILIZER */
+    freeReplyObject(ds_h_redis(&env, "CONFIG RESETSTAT"));
+    freeReplyObject(ds_h_redis(&env, "HSET ds:{acct:A-L}:lead:L-7 tier MOBILIZER"));
+    freeReplyObject(ds_h_redis(&env, "SADD ds:{acct:A-L}:mobilizers L-7"));
+    e = crm("l-s1", "D-L", T0 + 3600000, DS_CRM_SELLER_ACTIVITY);
+    e.account_id = "A-L";
+    ds_h_send_crm(p, "crm.large", &e);
+    ds_h_flush(p);
+    alerts_t al;
+    size_t n = read_alerts(w, "alerts.large", 3, 30000, &al);
+    rd_kafka_destroy(p);
+    assert_int_equal(n, 3);
+    expect(&al.a[2], "D-L", DS_AK_NO_MOBILIZER, DS_AS_RESOLVED, 1);
+    alerts_free(&al);
+    long smembers = cmd_calls("smembers"), hget = cmd_calls("hget");
+    if (smembers < 1 || hget > 0)
+        fprintf(stderr, "smembers %ld, hget %ld\n", smembers, hget);
+    assert_true(smembers >= 1);
+    assert_int_equal(hget, 0);
+}
+
 /* Each flush rewrites the deal hash fields whose values changed since the
  * last one, whichever group of fields they are in, and only those. */
 static void test_deal_hash_follows_each_flush(void **state) {
@@ -363,4 +426,5 @@ DS_H_MAIN(&env, 1, cmocka_unit_test(test_event_clock_lifecycle),
           cmocka_unit_test(test_wall_clock_fires_without_events_and_after_restart),
           cmocka_unit_test(test_mobilizer_from_scorer_tier),
           cmocka_unit_test(test_tier_change_seen_by_next_batch),
+          cmocka_unit_test(test_mobilizer_of_a_large_deal),
           cmocka_unit_test(test_deal_hash_follows_each_flush))

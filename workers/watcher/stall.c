@@ -17,7 +17,8 @@
  * by their time meanwhile; what is saved is exactly the ids in the
  * window, in arrival order.  Stakeholders are found through a hash index
  * (built past 16 of them), and a new stakeholder asks for its own tier
- * only.  A
+ * only (the watcher answers a deal of more than 16 from its account's
+ * mobilizers set, one read).  A
  * write of the deal still carries its whole state (the ids in the window,
  * every stakeholder), once per write-behind window.
  */

@@ -54,18 +54,25 @@ typedef struct part {
     int64_t due_by;
 } part_t;
 
+/* A deal of more stakeholders than this asks its account's mobilizers
+ * set (one read of the account's few MOBILIZER-tier leads) instead of each
+ * stakeholder's tier (one read each): the scorer writes a lead's `tier`
+ * and its membership of <p>{acct:A}:mobilizers in one write, so both say
+ * the same. */
+#define TIER_SET_FROM 17
+
 typedef struct mob_entry {
-    char *key; /* account \x1f contact */
-    bool is_mobilizer;
+    char *key; /* account \x1f contact; an account's set: \x1e account */
+    bool is_mobilizer; /* an account's set: read */
     UT_hash_handle hh;
 } mob_entry_t;
 
-typedef enum { LOAD_DEAL, LOAD_CLAIM, LOAD_PART, LOAD_TIER } load_kind_t;
+typedef enum { LOAD_DEAL, LOAD_CLAIM, LOAD_PART, LOAD_TIER, LOAD_MOBSET } load_kind_t;
 typedef struct load {
     load_kind_t kind;
     deal_entry_t *e;
     int32_t partition;
-    mob_entry_t *m; /* LOAD_TIER */
+    mob_entry_t *m; /* LOAD_TIER, LOAD_MOBSET */
 } load_t;
 
 typedef struct ds_watcher ds_watcher_t;

@@ -12,8 +12,9 @@
  * binds a deal to the partition of the event that loads it, then an HMGET
  * reads its state and the partition it is bound to); the next round reads
  * the deals the indexes named; the last one reads the scorer's tiers of
- * the stakeholders the batch's evaluations may ask for (queue_tiers), into
- * a cache cleared at every batch.
+ * the stakeholders the batch's evaluations may ask for (queue_tiers), or
+ * for a deal of TIER_SET_FROM stakeholders or more its account's
+ * mobilizers set, into a cache cleared at every batch.
  *
  * Writes (ds_watcher_persist, the deals the engine's write-behind window
  * asks for): each deal in one HSET (blob,
@@ -28,7 +29,8 @@
  *   <p>{wpart:TOPIC:N}               hash: watermark
  *   <p>{wpart:TOPIC:N}:deadlines     zset: deal id → next deadline (ms)
  * The scorer's keys are read, never written: a stakeholder's tier is the
- * field `tier` of <p>{acct:A}:lead:L, or of <p>{lead:L} without account.
+ * field `tier` of <p>{acct:A}:lead:L, or of <p>{lead:L} without account;
+ * <p>{acct:A}:mobilizers holds the account's MOBILIZER-tier leads.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,12 +147,40 @@ static void queue_tier(ds_watcher_t *w, ds_redis_t *r, const char *account_id,
     w->loads[w->nloads - 1].m = m;
 }
 
+/* The tier cache's entry of account a's mobilizers set. */
+static void mobset_key(const char *account_id, char *out, size_t n) {
+    ds_fmt_join(out, n, "\x1e", account_id, NULL);
+}
+
+/* Read account a's mobilizers set with the batch's loads, once a batch:
+ * its members go into the tier cache, and a stakeholder of a not in it is
+ * not a MOBILIZER (ds_watcher_is_mobilizer). */
+static void queue_mobset(ds_watcher_t *w, ds_redis_t *r, const char *a) {
+    char key[700];
+    mobset_key(a, key, sizeof(key));
+    mob_entry_t *m;
+    HASH_FIND_STR(w->mob_cache, key, m);
+    if (m || !(m = mob_add(w, key, false)))
+        return; /* queued already, or read one by one when out of memory */
+    char rkey[700];
+    ds_fmt_join(rkey, sizeof(rkey), w->a.cfg->redis_prefix, "{acct:", a, "}:mobilizers", NULL);
+    const char *argv[] = {"SMEMBERS", rkey};
+    ds_redis_cmd(r, 2, argv, NULL);
+    add_load(w, LOAD_MOBSET, NULL, 0);
+    w->loads[w->nloads - 1].m = m;
+}
+
 static void queue_deal_tiers(ds_watcher_t *w, ds_redis_t *r, const deal_entry_t *e,
                              const char *acct) {
     const char *a = ds_deal_account_id(e->deal);
     if (!a || !a[0])
         a = acct;
-    for (size_t k = 0; k < ds_deal_stakeholder_count(e->deal); k++)
+    size_t n = ds_deal_stakeholder_count(e->deal);
+    if (n >= TIER_SET_FROM && a && a[0]) {
+        queue_mobset(w, r, a);
+        return;
+    }
+    for (size_t k = 0; k < n; k++)
         queue_tier(w, r, a, ds_deal_stakeholder(e->deal, k));
 }
 
@@ -351,6 +381,26 @@ ds_err_t ds_watcher_loaded(void *self, size_t index, const ds_reply_t *rep) {
         l->m->is_mobilizer = ds_reply_is(rep, "MOBILIZER");
         return DS_ERR_OK;
     }
+    if (l->kind == LOAD_MOBSET) {
+        if (type != DS_REPLY_ARRAY)
+            return DS_ERR_IO;
+        const char *a = l->m->key + 1; /* after the \x1e */
+        for (size_t i = 0; i < ds_reply_count(rep); i++) {
+            const ds_reply_t *x = ds_reply_at(rep, i);
+            if (ds_reply_type(x) != DS_REPLY_STRING)
+                continue;
+            char key[700];
+            mob_key(a, ds_reply_str(x, NULL), key, sizeof(key));
+            mob_entry_t *m;
+            HASH_FIND_STR(w->mob_cache, key, m);
+            if (m)
+                m->is_mobilizer = true; /* the same answer as its tier's */
+            else if (!mob_add(w, key, true))
+                return DS_ERR_NOMEM;
+        }
+        l->m->is_mobilizer = true; /* read: the others are not mobilizers */
+        return DS_ERR_OK;
+    }
     if (l->kind == LOAD_PART) {
         part_t *pt = ds_watcher_part(w, l->partition);
         if (type == DS_REPLY_STRING) {
@@ -424,6 +474,13 @@ bool ds_watcher_is_mobilizer(void *opaque, const char *account_id, const char *c
     HASH_FIND_STR(w->mob_cache, key, m);
     if (m)
         return m->is_mobilizer;
+    if (account_id && account_id[0]) { /* the account's set read: not in it */
+        char skey[700];
+        mobset_key(account_id, skey, sizeof(skey));
+        HASH_FIND_STR(w->mob_cache, skey, m);
+        if (m && m->is_mobilizer)
+            return false;
+    }
     /* the scorer's stored tier, read when the deal is evaluated */
     /* not read with the batch's loads (a clock check of a due deal) */
     ds_redis_t *r = ds_worker_redis(w->a.worker);
