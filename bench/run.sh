@@ -16,6 +16,8 @@
 #   bench/run.sh memory LEADS wide          scorer RSS per lead on the wide profile
 #   bench/run.sh skew [EVENTS] [WHICH]      cost per event against the size of an
 #                                           account or deal: scorer, watcher or both
+#   bench/run.sh trickle [EVENTS] [RATE]    bytes to Redis per event of one deal fed
+#                                           at RATE events/s (the watcher keeps up)
 #
 # Starts the embedded broker (with enough partitions for the mock cluster's
 # ~5 MiB/partition retention) and a private redis-server, preloads EVENTS
@@ -124,6 +126,7 @@ sys_of() { awk '{print $15/100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # memory on the wide profile preloads ~3.7 records per lead: room for them
 [ "$which" = memory ] && [ "${3:-}" = wide ] && partitions=${BENCH_PARTITIONS:-128}
 skew_topics=""
+[ "$which" = trickle ] && skew_topics=,sk.crm.1:1,sk.crm.2:1
 [ "$which" = skew ] && skew_topics=,sk.ma.1:1,sk.ma.2:1,sk.ma.3:1,sk.ma.4:1,sk.crm.1:1,sk.crm.2:1,sk.crm.3:1,sk.crm.4:1
 "$bin" broker --partitions "$partitions" \
   --topics ma.events,crm.events,lead.scores,account.scores,deal.alerts,ma.events.dlq,crm.events.dlq,lat.events:4,lat.lead.scores:4,lat.account.scores:4$skew_topics \
@@ -354,6 +357,45 @@ if [ "$which" = backtest ]; then
   exit 0
 fi
 
+# trickle: one deal (of 8, then of 1,000 stakeholders, as the skew mode's
+# deals) fed at RATE events/s while the watcher runs, so that each event is
+# a batch of its own and each batch writes what it changed: the bytes and
+# commands Redis received per event, and the deal's record at the end.
+if [ "$which" = trickle ]; then
+  n=${2:-3000}; rate=${3:-300}
+  # this checkout's loader (DS_LOAD_RATE), whichever worker DS_BIN names
+  load_bin=build/ds_bench_load
+  [ -x "$load_bin" ] || cmake --build build --target ds_bench_load >/dev/null
+  echo "trickle, watcher (event clock): $n events of one deal at $rate events/s"
+  k=0
+  for stake in 8 1000; do
+    k=$((k + 1))
+    mport=$(free_port)
+    "$bin" watcher --brokers "$brokers" --redis "redis://127.0.0.1:$rport/0" --clock event \
+      --topic-crm "sk.crm.$k" --group-id "bench-trickle-$k-$$" --metrics-addr "127.0.0.1:$mport" \
+      --log-level warn 2>"$tmp/worker-trickle-$k.err" &
+    wpid=$!; pids+=("$wpid")
+    for _ in $(seq 100); do curl -sf "127.0.0.1:$mport/readyz" >/dev/null && break; sleep 0.1; done
+    redis-cli -p "$rport" config resetstat >/dev/null
+    rin0=$(redis_in)
+    DS_LOAD_CRM="sk.crm.$k" DS_LOAD_RATE="$rate" "$load_bin" "$brokers" crm "$n" 1 1 \
+      "$stake" "$stake" "TR$k" 2>/dev/null
+    for _ in $(seq 300); do
+      done_n=$(curl -s "127.0.0.1:$mport/metrics" |
+        awk '/^dealsignal_consumed_records_total/ {s += $2} END {print s + 0}')
+      [ "$done_n" -ge "$n" ] && break; sleep 0.1
+    done
+    sleep 2 # the last window's write
+    rin=$(( $(redis_in) - rin0 ))
+    cmds=$(redis-cli -p "$rport" info commandstats | awk -F'[=,:]' '/^cmdstat_/ {s += $3} END {print s}')
+    rec=$(redis-cli -p "$rport" hstrlen "ds:{deal:TR$k-D-0-0}" blob)
+    kill -TERM "$wpid"; wait "$wpid" || true
+    printf '  one deal of up to %4d stakeholders: %6d bytes to Redis per event, %.2f commands per event; its record %d bytes\n' \
+      "$stake" $((rin / n)) "$(echo "$cmds / $n" | bc -l)" "$rec"
+  done
+  exit 0
+fi
+
 if [ "$which" = skew ]; then
   n=${2:-40000}
   what=${3:-both}
@@ -488,7 +530,7 @@ case $which in
   wide) scenario=marketing; sub=scorer; gen_profile=(--profile wide)
     "$bin" gen --profile wide --print-rules > "$tmp/wide-rules.yaml"
     worker_rules=(--rules "$tmp/wide-rules.yaml") ;;
-  *) echo "usage: $0 [scorer|watcher|both|wide|skew|memory|stallcheck|mallocs|backtest] …" >&2; exit 2 ;;
+  *) echo "usage: $0 [scorer|watcher|both|wide|skew|trickle|memory|stallcheck|mallocs|backtest] …" >&2; exit 2 ;;
 esac
 t0=$(date +%s.%N)
 # a fixed start: the same stream (event times included) in every invocation,

@@ -101,7 +101,7 @@ static bool documented(const char *section, const char *name) {
 
 /* Hashes whose fields are ids (dictionary and sums indexes, lead ids). */
 static bool fields_are_ids(const char *pattern) {
-    static const char *const suffix[] = {":dict", ":sums", ":att:C"};
+    static const char *const suffix[] = {":dict", ":sums", ":att:C", ":seen"};
     size_t n = strlen(pattern);
     for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
         size_t m = strlen(suffix[i]);

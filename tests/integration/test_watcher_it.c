@@ -369,6 +369,80 @@ static void test_mobilizer_of_a_large_deal(void **state) {
     assert_int_equal(hget, 0);
 }
 
+/* Redis's integer reply to a command. */
+static long long redis_int(const char *fmt, const char *key) {
+    redisReply *r = ds_h_redis(&env, fmt, key);
+    assert_non_null(r);
+    long long n = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    return n;
+}
+
+/* A deal stored by the version before (tests/fixtures/deal_v2.bin: its
+ * record holds its stakeholders C-9, C-7 and the ids x1..x7 of its
+ * events; the hash a `stakeholders` field) loads as it is: a repeat of
+ * x5 is a duplicate, a new event applies, and the write that follows
+ * moves it: the stakeholders set, the ids hash (the seven and the new
+ * one), this version's record, and the old field gone. */
+static void test_deal_of_the_version_before(void **state) {
+    (void)state;
+    const char *rules = default_rules();
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/tests/fixtures/deal_v2.bin", getenv("DS_SOURCE_DIR"));
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    unsigned char blob[4096];
+    size_t n = fread(blob, 1, sizeof(blob), f);
+    fclose(f);
+    assert_int_equal(n, 187);
+    const char *key = "ds:{deal:D-1042}";
+    freeReplyObject(ds_h_redis(&env, "HSET %s blob %b checkpoint 0:-1 stakeholders C-9,C-7", key,
+                               blob, n));
+    ds_h_broker_ctl(&env, "create-topic crm.v2 1");
+    ds_h_broker_ctl(&env, "create-topic alerts.v2 1");
+    rd_kafka_t *p = ds_h_producer(&env);
+    const int64_t t0 = 1700000000000LL, hour = 3600000;
+    ds_crm_event_t e = crm("x5", "D-1042", t0 + 7 * hour, DS_CRM_STAKEHOLDER_ADDED);
+    e.account_id = "A-7";
+    e.contact_id = "C-DUP"; /* a repeat: not added */
+    ds_h_send_crm(p, "crm.v2", &e);
+    e = crm("y1", "D-1042", t0 + 8 * hour, DS_CRM_STAKEHOLDER_ADDED);
+    e.account_id = "A-7";
+    e.contact_id = "C-8";
+    ds_h_send_crm(p, "crm.v2", &e);
+    ds_h_flush(p);
+    rd_kafka_destroy(p);
+    pid_t w = start_watcher_to("it-watch-v2", "event", rules, "crm.v2", "alerts.v2");
+    char sk[64];
+    snprintf(sk, sizeof(sk), "%s:stakeholders", key);
+    long long members = 0;
+    for (int i = 0; i < 300 && (members = redis_int("SCARD %s", sk)) < 3; i++)
+        ds_clock_sleep_ms(100);
+    assert_int_equal(ds_h_stop(w, SIGTERM, 10000), 0);
+    assert_int_equal(members, 3);
+    static const char *const want[] = {"C-9", "C-7", "C-8"};
+    for (size_t i = 0; i < 3; i++) {
+        redisReply *r = ds_h_redis(&env, "SISMEMBER %s %s", sk, want[i]);
+        assert_int_equal(r->integer, 1);
+        freeReplyObject(r);
+    }
+    char ik[64];
+    snprintf(ik, sizeof(ik), "%s:seen", key);
+    assert_int_equal(redis_int("HLEN %s", ik), 8);
+    redisReply *r = ds_h_redis(&env, "HEXISTS %s stakeholders", key);
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    r = ds_h_redis(&env, "HGET %s blob", key);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_int_equal((unsigned char)r->str[0], 3); /* this version's record */
+    assert_true(r->len < n); /* without the ids and stakeholders */
+    freeReplyObject(r);
+    char *applied = ds_h_hget(&env, key, "checkpoint");
+    assert_non_null(applied);
+    assert_string_equal(applied, "0:1"); /* both read, the last one the checkpoint */
+    free(applied);
+}
+
 /* Each flush rewrites the deal hash fields whose values changed since the
  * last one, whichever group of fields they are in, and only those. */
 static void test_deal_hash_follows_each_flush(void **state) {
@@ -427,4 +501,5 @@ DS_H_MAIN(&env, 1, cmocka_unit_test(test_event_clock_lifecycle),
           cmocka_unit_test(test_mobilizer_from_scorer_tier),
           cmocka_unit_test(test_tier_change_seen_by_next_batch),
           cmocka_unit_test(test_mobilizer_of_a_large_deal),
+          cmocka_unit_test(test_deal_of_the_version_before),
           cmocka_unit_test(test_deal_hash_follows_each_flush))

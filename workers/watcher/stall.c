@@ -12,15 +12,15 @@
  *
  * Cost: applying an event costs in proportion to what it touches, not to
  * the deal's history or its number of stakeholders.  The dedupe window
- * is a ds_dedupe_t that keeps arrival order (O(log n) to find an id);
- * entries that leave the window stay until it is full, and are told apart
- * by their time meanwhile; what is saved is exactly the ids in the
- * window, in arrival order.  Stakeholders are found through a hash index
- * (built past 16 of them), and a new stakeholder asks for its own tier
- * only (the watcher answers a deal of more than 16 from its account's
- * mobilizers set, one read).  A
- * write of the deal still carries its whole state (the ids in the window,
- * every stakeholder), once per write-behind window.
+ * is a ds_dedupe_t (O(log n) to find an id); entries that leave the
+ * window stay until the entries have doubled since the last compaction,
+ * and are told apart by their time meanwhile (amortised O(1) an event).
+ * Stakeholders are found through a hash index (built past 16 of them),
+ * and a new stakeholder asks for its own tier only (the watcher answers a
+ * deal of more than 16 from its account's mobilizers set, one read).  The
+ * record (ds_deal_save) leaves out the stakeholders and the ids: a write
+ * stores what changed of them (ds_deal_changes), so its size does not
+ * follow the deal's either.
  */
 #include "stall.h"
 
@@ -52,6 +52,7 @@ typedef struct alert_st {
  * array it indexes is rebuilt instead. */
 #define SLOT_EMPTY UINT32_MAX
 #define INDEX_FROM 16 /* below this many entries a linear search is cheaper */
+#define COMPACT_MIN 16 /* seen is compacted from this many entries on */
 
 struct ds_deal {
     char *id, *account_id, *owner_id;
@@ -77,6 +78,20 @@ struct ds_deal {
     bool seen_exact;
     int64_t seen_win;
     int64_t max_t;
+    /* seen drops what left the window only when it holds compact_at
+     * entries (then compact_at = twice what is left, at least
+     * COMPACT_MIN): a function of the events applied, so that what is
+     * stored of it is the same however the writes fell (see
+     * ds_deal_changes) */
+    uint32_t compact_at;
+    /* what changed since the last ds_deal_written (with `track`): the
+     * stakeholders from stake_written on, the ids put (s_add) and dropped
+     * (s_del) */
+    bool track, whole; /* whole: a change could not be noted */
+    bool side;         /* loaded from a state of version 3 (ds_deal_load_side) */
+    uint32_t stake_written;
+    uint64_t *s_add, *s_del;
+    uint32_t ns_add, cs_add, ns_del, cs_del;
     /* the verified stage, valid while the rules' gen and nsigs are those
      * it was found with (signals are only ever added): every evaluation
      * and every deadline asks for it, several verifier lists × signals */
@@ -102,8 +117,9 @@ ds_deal_t *ds_deal_new(const char *deal_id) {
     d->reported = DS_PS_RECOGNIZE_NEED;
     d->last_buyer = d->last_seller = DS_TS_NULL;
     d->max_t = INT64_MIN;
-    ds_dedupe_init(&d->seen, true);
+    ds_dedupe_init(&d->seen, false);
     d->seen_exact = true;
+    d->compact_at = COMPACT_MIN;
     return d;
 }
 
@@ -121,6 +137,8 @@ void ds_deal_destroy(ds_deal_t *d) {
     free(d->stake);
     free(d->stake_ix);
     ds_dedupe_free(&d->seen);
+    free(d->s_add);
+    free(d->s_del);
     free(d);
 }
 
@@ -463,6 +481,29 @@ static ds_dedupe_clock_t seen_clock(const ds_deal_t *d) {
     return (ds_dedupe_clock_t){d->max_t, d->seen_win, d->seen_last, d->seen_exact};
 }
 
+/* Append h to *a (n used of *cap); false when out of memory. */
+static bool note(uint64_t **a, uint32_t *n, uint32_t *cap, uint64_t h) {
+    if (*n == *cap) {
+        uint32_t nc = *cap ? *cap * 2 : 4;
+        uint64_t *x = realloc(*a, nc * sizeof(*x));
+        if (!x)
+            return false;
+        *a = x;
+        *cap = nc;
+    }
+    (*a)[(*n)++] = h;
+    return true;
+}
+
+/* Drop the entries of seen not live under c, noting them for the write. */
+static void seen_prune(ds_deal_t *d, const ds_dedupe_clock_t *c) {
+    for (uint32_t i = 0; d->track && i < d->seen.n; i++)
+        if (!ds_dedupe_live(c, &d->seen.e[i]) &&
+            !note(&d->s_del, &d->ns_del, &d->cs_del, d->seen.e[i].h))
+            d->whole = true; /* out of memory: the next write is whole */
+    ds_dedupe_prune(&d->seen, c);
+}
+
 /* Whether ev's id is in the window (a duplicate); then the window moves
  * to the largest occurred_at seen and holds ev's id.  What is in the
  * window after the call: every id whose time is within window_days of the
@@ -473,7 +514,7 @@ static bool dedupe(ds_deal_t *d, const ds_crm_event_t *ev, double window_days) {
     ds_dedupe_clock_t c = seen_clock(d);
     if (!d->seen_exact && win != d->seen_win) {
         /* the old window's last verdicts, before the new one applies */
-        ds_dedupe_prune(&d->seen, &c);
+        seen_prune(d, &c);
         c.all = d->seen_exact = true;
     }
     const ds_dedupe_entry_t *x = ds_dedupe_find(&d->seen, h);
@@ -483,10 +524,21 @@ static bool dedupe(ds_deal_t *d, const ds_crm_event_t *ev, double window_days) {
     d->seen_win = win;
     d->seen_exact = false;
     d->seen_last = h;
-    if (!dup &&
-        ds_dedupe_put(&d->seen, h, ev->occurred_at, &(ds_dedupe_clock_t){d->max_t, win, h, false}))
+    if (dup)
+        return true;
+    /* nothing is dropped here (all): only a compaction drops */
+    if (ds_dedupe_put(&d->seen, h, ev->occurred_at, &(ds_dedupe_clock_t){.all = true})) {
         d->seen_last = 0; /* out of memory: applied, not remembered */
-    return dup;
+        return false;
+    }
+    if (d->track && !note(&d->s_add, &d->ns_add, &d->cs_add, h))
+        d->whole = true;
+    if (d->seen.n >= d->compact_at) {
+        ds_dedupe_clock_t now = seen_clock(d);
+        seen_prune(d, &now);
+        d->compact_at = d->seen.n < COMPACT_MIN / 2 ? COMPACT_MIN : 2 * d->seen.n;
+    }
+    return false;
 }
 
 ds_err_t ds_deal_apply(ds_deal_t *d, const ds_crm_event_t *ev, const ds_watch_ctx_t *c) {
@@ -600,6 +652,85 @@ const char *ds_deal_stakeholder(const ds_deal_t *d, size_t i) {
     return i < d->nstake ? d->stake[i] : NULL;
 }
 
+/* ---- what a write stores of the stakeholders and the dedupe ids ----------- */
+
+void ds_deal_track(ds_deal_t *d) {
+    d->track = true;
+    d->whole = true; /* what is stored is not known yet */
+}
+
+ds_err_t ds_deal_load_stakeholder(ds_deal_t *d, const char *contact_id) {
+    if (!d->side)
+        return DS_ERR_OK; /* an earlier version's state holds them */
+    uint32_t n = d->nstake;
+    add_stakeholder(d, contact_id);
+    return d->nstake > n || !contact_id || !contact_id[0] ? DS_ERR_OK : DS_ERR_NOMEM;
+}
+
+ds_err_t ds_deal_load_seen(ds_deal_t *d, uint64_t h, int64_t t) {
+    if (!d->side)
+        return DS_ERR_OK;
+    if (!h)
+        return DS_ERR_UNDECODABLE;
+    return ds_dedupe_put(&d->seen, h, t, &(ds_dedupe_clock_t){.all = true});
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* a sorted without repeats; its new length */
+static uint32_t sort_unique(uint64_t *a, uint32_t n) {
+    if (n < 2)
+        return n;
+    qsort(a, n, sizeof(*a), cmp_u64);
+    uint32_t k = 1;
+    for (uint32_t i = 1; i < n; i++)
+        if (a[i] != a[k - 1])
+            a[k++] = a[i];
+    return k;
+}
+
+bool ds_deal_changes(ds_deal_t *d, bool whole, size_t *first_stakeholder,
+                     void (*put)(void *, uint64_t, int64_t), void (*del)(void *, uint64_t),
+                     void *opaque) {
+    whole = whole || d->whole || !d->track;
+    *first_stakeholder = whole ? 0 : d->stake_written;
+    if (whole) {
+        for (uint32_t i = 0; i < d->seen.n; i++)
+            put(opaque, d->seen.e[i].h, d->seen.e[i].t);
+        return true;
+    }
+    d->ns_add = sort_unique(d->s_add, d->ns_add);
+    d->ns_del = sort_unique(d->s_del, d->ns_del);
+    for (uint32_t i = 0; i < d->ns_add; i++) {
+        const ds_dedupe_entry_t *x = ds_dedupe_find(&d->seen, d->s_add[i]);
+        if (x) /* else dropped since: among s_del */
+            put(opaque, x->h, x->t);
+    }
+    for (uint32_t i = 0; i < d->ns_del; i++)
+        if (!ds_dedupe_find(&d->seen, d->s_del[i])) /* else put again since */
+            del(opaque, d->s_del[i]);
+    return false;
+}
+
+void ds_deal_written(ds_deal_t *d) {
+    d->stake_written = d->nstake;
+    d->ns_add = d->ns_del = 0;
+    d->whole = false;
+    if (d->cs_add > 64) { /* a burst's room is not kept */
+        free(d->s_add);
+        d->s_add = NULL;
+        d->cs_add = 0;
+    }
+    if (d->cs_del > 64) {
+        free(d->s_del);
+        d->s_del = NULL;
+        d->cs_del = 0;
+    }
+}
+
 static ds_err_t pf(ds_buf_t *o, const char *k, const char *v) {
     ds_err_t e = ds_buf_append(o, k, strlen(k) + 1);
     return e ? e : ds_buf_append(o, v ? v : "", (v ? strlen(v) : 0) + 1);
@@ -645,12 +776,9 @@ ds_err_t ds_deal_public_fields(const ds_deal_t *d, const ds_rules_t *r, ds_buf_t
     e = e ? e : pf(o, "last_buyer_signal_at", b);
     e = e ? e : pf(o, "last_seller_activity_at", c);
     e = e ? e : pf(o, "unanswered_seller_actions", u);
-    /* the lists are joined straight into o: key NUL item,item NUL */
+    /* the lists are joined straight into o: key NUL item,item NUL (the
+     * stakeholders are a set of their own: ds_deal_changes) */
     int n = 0;
-    e = e ? e : ds_buf_append(o, "stakeholders", sizeof("stakeholders"));
-    for (uint32_t i = 0; !e && i < d->nstake; i++)
-        e = put_item(o, &n, d->stake[i]);
-    e = e ? e : ds_buf_append(o, "", 1);
     e = e ? e : pf(o, "mobilizer_known", d->mobilizer_known ? "1" : "0");
     e = e ? e : ds_buf_append(o, "signals", sizeof("signals"));
     n = 0;
@@ -676,8 +804,11 @@ ds_err_t ds_deal_public_fields(const ds_deal_t *d, const ds_rules_t *r, ds_buf_t
 /* Version 2 (version 1 still loads) writes max_t first and every other
  * time relative to it (ds_buf_put_time: small, the deal's
  * times lie within days of it), as the scorer's state does: less to
- * format, send and store at each write. */
-#define VERSION 2
+ * format, send and store at each write.  Version 3 (versions 1 and 2
+ * still load) leaves out the stakeholders and the dedupe ids, which the
+ * watcher keeps in keys of their own and writes as they change
+ * (ds_deal_changes), and keeps the dedupe window's clock instead. */
+#define VERSION 3
 
 
 static ds_err_t get_t(ds_reader_t *r, int ver, int64_t base, int64_t *t) {
@@ -704,19 +835,16 @@ ds_err_t ds_deal_save(const ds_deal_t *d, ds_buf_t *o) {
         e = ds_buf_put_str(o, d->sigs[i].code);
         e = e ? e : ds_buf_put_time(o, b, d->sigs[i].at);
     }
-    e = e ? e : ds_buf_put_varint(o, d->nstake);
-    for (uint32_t i = 0; !e && i < d->nstake; i++)
-        e = ds_buf_put_str(o, d->stake[i]);
     for (int k = 0; !e && k < NK; k++) {
         e = ds_buf_put_u8(o, d->al[k].open);
         e = e ? e : ds_buf_put_varint(o, (uint64_t)d->al[k].episode);
         e = e ? e : ds_buf_put_varint(o, (uint64_t)d->al[k].level);
         e = e ? e : ds_buf_put_time(o, b, d->al[k].last_notified);
     }
-    if (!e) {
-        ds_dedupe_clock_t c = seen_clock(d);
-        e = ds_dedupe_save(&d->seen, &c, b, o);
-    }
+    e = e ? e : ds_buf_put_svarint(o, d->seen_win);
+    e = e ? e : ds_buf_put_i64(o, (int64_t)d->seen_last);
+    e = e ? e : ds_buf_put_u8(o, d->seen_exact);
+    e = e ? e : ds_buf_put_varint(o, d->compact_at);
     return e;
 }
 
@@ -737,7 +865,7 @@ ds_deal_t *ds_deal_load(const void *p, size_t n, ds_err_t *err) {
     uint8_t ver, u8;
     uint64_t v, cnt;
     GET(ds_get_u8(&r, &ver));
-    GET(ver != 1 && ver != VERSION);
+    GET(ver < 1 || ver > VERSION);
     GET(ds_get_str(&r, &d->id));
     GET(!d->id);
     GET(ds_get_str(&r, &d->account_id));
@@ -765,15 +893,19 @@ ds_deal_t *ds_deal_load(const void *p, size_t n, ds_err_t *err) {
         d->nsigs++;
         GET(get_t(&r, ver, d->max_t, &d->sigs[i].at));
     }
-    GET(ds_get_varint(&r, &cnt) || cnt > n);
-    d->stake = calloc(cnt ? cnt : 1, sizeof(char *));
-    GET(!d->stake);
-    d->cstake = cnt ? (uint32_t)cnt : 1;
-    for (uint64_t i = 0; i < cnt; i++) {
-        GET(ds_get_str(&r, &d->stake[i]) || !d->stake[i]);
-        d->nstake++;
+    ds_dedupe_init(&d->seen, false);
+    d->compact_at = COMPACT_MIN;
+    if (ver < 3) {
+        GET(ds_get_varint(&r, &cnt) || cnt > n);
+        d->stake = calloc(cnt ? cnt : 1, sizeof(char *));
+        GET(!d->stake);
+        d->cstake = cnt ? (uint32_t)cnt : 1;
+        for (uint64_t i = 0; i < cnt; i++) {
+            GET(ds_get_str(&r, &d->stake[i]) || !d->stake[i]);
+            d->nstake++;
+        }
+        stake_reindex(d);
     }
-    stake_reindex(d);
     for (int k = 0; k < NK; k++) {
         GET(ds_get_u8(&r, &u8));
         d->al[k].open = u8;
@@ -783,11 +915,27 @@ ds_deal_t *ds_deal_load(const void *p, size_t n, ds_err_t *err) {
         d->al[k].level = (int32_t)v;
         GET(get_t(&r, ver, d->max_t, &d->al[k].last_notified));
     }
-    ds_dedupe_init(&d->seen, true);
-    GET(ds_dedupe_load(&d->seen, &r, d->max_t, ver == 1));
+    if (ver < 3) {
+        /* saved in arrival order, which the set then keeps (no longer
+         * needed: this version never saves it whole) */
+        ds_dedupe_init(&d->seen, true);
+        GET(ds_dedupe_load(&d->seen, &r, d->max_t, ver == 1));
+        /* what was saved is the window */
+        d->seen_exact = true;
+        if (d->seen.n >= COMPACT_MIN / 2)
+            d->compact_at = 2 * d->seen.n;
+    } else {
+        int64_t last;
+        GET(ds_get_svarint(&r, &d->seen_win));
+        GET(ds_get_i64(&r, &last));
+        d->seen_last = (uint64_t)last;
+        GET(ds_get_u8(&r, &u8));
+        d->seen_exact = u8 != 0;
+        GET(ds_get_varint(&r, &v) || !v || v > UINT32_MAX);
+        d->compact_at = (uint32_t)v;
+        d->side = true;
+    }
     GET(r.p != r.end);
-    /* what was saved is the window */
-    d->seen_exact = true;
     return d;
 bad:
     ds_deal_destroy(d);
@@ -805,5 +953,6 @@ size_t ds_deal_mem(const ds_deal_t *d) {
     for (uint32_t i = 0; i < d->nstake; i++)
         m += strlen(d->stake[i]) + 1;
     m += (size_t)d->nstake_ix * sizeof(uint32_t);
+    m += ((size_t)d->cs_add + d->cs_del) * sizeof(uint64_t);
     return m + ds_dedupe_mem(&d->seen);
 }

@@ -288,6 +288,10 @@ static void wa_close(void *self) {
     free(w->pending_ids);
     free(w->pending_parts);
     ds_buf_free(&w->tmp);
+    ds_buf_free(&w->side_put);
+    ds_buf_free(&w->side_del);
+    free(w->sargv);
+    free(w->slens);
     ds_arena_free(&w->mob_arena);
 }
 

@@ -25,6 +25,8 @@ typedef struct deal_entry {
     int64_t deadline;     /* current next deadline (INT64_MAX: none) */
     int64_t indexed;      /* deadline last written to the Redis index */
     uint64_t written[4];  /* per field group, what was last written; 0: nothing */
+    unsigned side_epoch;  /* ds_redis_epoch() of its last write of the side keys */
+    bool stored;          /* Redis may hold some of it (loaded, or written) */
     uint64_t tier_round;  /* == the watcher's: its stakeholders' tiers are read */
     uint64_t batch_round; /* == the watcher's tier_round: first/last below are set */
     uint32_t first, last; /* this batch's first and last event of the deal */
@@ -67,7 +69,15 @@ typedef struct mob_entry {
     UT_hash_handle hh;
 } mob_entry_t;
 
-typedef enum { LOAD_DEAL, LOAD_CLAIM, LOAD_PART, LOAD_TIER, LOAD_MOBSET } load_kind_t;
+typedef enum {
+    LOAD_DEAL,
+    LOAD_CLAIM,
+    LOAD_PART,
+    LOAD_TIER,
+    LOAD_MOBSET,
+    LOAD_STAKE, /* a deal's stakeholders set, after its LOAD_DEAL */
+    LOAD_SEEN   /* a deal's dedupe ids, after its LOAD_STAKE */
+} load_kind_t;
 typedef struct load {
     load_kind_t kind;
     deal_entry_t *e;
@@ -97,6 +107,14 @@ struct ds_watcher {
     bool tiers_queued;      /* this batch's stakeholder tiers are being read */
     uint64_t tier_round;    /* counts queue_tiers() calls */
     ds_buf_t tmp;
+    /* a deal write's side keys (ds_deal_changes): the ids to store, each
+     * as SIDE_PUT bytes (8-byte big-endian hash, then its time in decimal,
+     * NUL-terminated), the ids to delete (8 bytes each), and the argument
+     * vectors of their commands */
+    ds_buf_t side_put, side_del;
+    const char **sargv;
+    size_t *slens, sargv_cap;
+    size_t side_first; /* the first stakeholder to add */
     ds_worker_t *cur;
     ds_counter_t *m_ignored;
     ds_gauge_t *m_tracked;

@@ -80,6 +80,16 @@ static void cmd_load_deal(ds_watcher_t *w, ds_redis_t *r, deal_entry_t *e) {
     ds_redis_cmd(r, 4, argv, NULL);
     e->loading = true;
     add_load(w, LOAD_DEAL, e, e->ent.partition);
+    /* its stakeholders and dedupe ids, kept in keys of their own */
+    char skey[620];
+    ds_fmt_join(skey, sizeof(skey), key, ":stakeholders", NULL);
+    const char *a2[] = {"SMEMBERS", skey};
+    ds_redis_cmd(r, 2, a2, NULL);
+    add_load(w, LOAD_STAKE, e, e->ent.partition);
+    ds_fmt_join(skey, sizeof(skey), key, ":seen", NULL);
+    const char *a3[] = {"HGETALL", skey};
+    ds_redis_cmd(r, 2, a3, NULL);
+    add_load(w, LOAD_SEEN, e, e->ent.partition);
 }
 
 static void part_key(ds_watcher_t *w, int32_t p, char *out, size_t n, const char *suffix) {
@@ -357,6 +367,46 @@ size_t ds_watcher_load(void *self, ds_redis_t *r, void **slots, const int32_t *p
     return w->nloads;
 }
 
+/* A deal's stakeholders (SMEMBERS) or dedupe ids (HGETALL: 8-byte hash,
+ * time in decimal), read after its record. */
+static ds_err_t load_side(deal_entry_t *e, load_kind_t kind, const ds_reply_t *rep) {
+    if (ds_reply_type(rep) != DS_REPLY_ARRAY)
+        return DS_ERR_IO;
+    if (!e->deal)
+        return DS_ERR_OK; /* its record was unreadable: said already */
+    size_t n = ds_reply_count(rep);
+    for (size_t i = 0; i < n; i += kind == LOAD_SEEN ? 2 : 1) {
+        const ds_reply_t *x = ds_reply_at(rep, i);
+        if (ds_reply_type(x) != DS_REPLY_STRING)
+            return DS_ERR_IO;
+        size_t len;
+        const char *s = ds_reply_str(x, &len);
+        ds_err_t err;
+        if (kind == LOAD_STAKE) {
+            err = ds_deal_load_stakeholder(e->deal, s);
+        } else {
+            const ds_reply_t *y = i + 1 < n ? ds_reply_at(rep, i + 1) : NULL;
+            if (len != 8 || !y || ds_reply_type(y) != DS_REPLY_STRING) {
+                err = DS_ERR_UNDECODABLE;
+            } else {
+                uint64_t h = 0;
+                for (int k = 0; k < 8; k++)
+                    h = h << 8 | (unsigned char)s[k];
+                char *end;
+                const char *ts = ds_reply_str(y, NULL);
+                long long t = strtoll(ts, &end, 10);
+                err = *end || end == ts ? DS_ERR_UNDECODABLE : ds_deal_load_seen(e->deal, h, t);
+            }
+        }
+        if (err) {
+            DS_ERROR("watcher", "stored %s of deal %s are unreadable (%s)",
+                     kind == LOAD_STAKE ? "stakeholders" : "dedupe ids", e->id, ds_err2str(err));
+            return err;
+        }
+    }
+    return DS_ERR_OK;
+}
+
 static void add_pending(ds_watcher_t *w, const char *id, int32_t p) {
     size_t cap = w->pending_cap; /* two arrays of one capacity */
     w->pending_ids =
@@ -416,6 +466,8 @@ ds_err_t ds_watcher_loaded(void *self, size_t index, const ds_reply_t *rep) {
         return DS_ERR_OK;
     }
     deal_entry_t *e = l->e;
+    if (l->kind == LOAD_STAKE || l->kind == LOAD_SEEN)
+        return load_side(e, l->kind, rep);
     e->loading = false;
     if (ds_reply_count(rep) != 2)
         return DS_ERR_IO;
@@ -426,6 +478,7 @@ ds_err_t ds_watcher_loaded(void *self, size_t index, const ds_reply_t *rep) {
     const char *ck = ds_reply_type(ds_reply_at(rep, 1)) == DS_REPLY_STRING
                          ? ds_reply_str(ds_reply_at(rep, 1), NULL)
                          : NULL;
+    e->stored = st != NULL;
     if (st) {
         ds_err_t err = DS_ERR_OK;
         e->deal = ds_deal_load(st, st_len, &err);
@@ -452,6 +505,7 @@ ds_err_t ds_watcher_loaded(void *self, size_t index, const ds_reply_t *rep) {
             e->ent.offset = o;
         }
     }
+    ds_deal_track(e->deal);
     e->indexed = ds_deal_next_deadline(e->deal, w->a.rules); /* as stored */
     if (ours)
         ds_watcher_reindex(w, e);
@@ -528,7 +582,6 @@ static const struct {
     {"last_buyer_signal_at", 2},
     {"last_seller_activity_at", 3},
     {"unanswered_seller_actions", 3},
-    {"stakeholders", 2},
     {"mobilizer_known", 1},
     {"signals", 2},
     {"open_alerts", 3},
@@ -541,6 +594,123 @@ static int field_group(int i, const char *name) {
         !strcmp(deal_fields[i].name, name))
         return deal_fields[i].group;
     return -1;
+}
+
+/* ---- the side keys: stakeholders and dedupe ids, as they change ---------- */
+
+#define SIDE_PUT 32   /* bytes of one id to store in side_put */
+#define SIDE_CHUNK 256 /* members or fields per command */
+
+static void side_put(void *opaque, uint64_t h, int64_t t) {
+    ds_watcher_t *w = opaque;
+    unsigned char b[SIDE_PUT] = {0};
+    for (int k = 0; k < 8; k++)
+        b[k] = (unsigned char)(h >> (56 - 8 * k));
+    ds_fmt_i64((char *)b + 8, t);
+    if (ds_buf_append(&w->side_put, b, sizeof(b)))
+        ds_worker_oom("watcher");
+}
+
+static void side_del(void *opaque, uint64_t h) {
+    ds_watcher_t *w = opaque;
+    unsigned char b[8];
+    for (int k = 0; k < 8; k++)
+        b[k] = (unsigned char)(h >> (56 - 8 * k));
+    if (ds_buf_append(&w->side_del, b, sizeof(b)))
+        ds_worker_oom("watcher");
+}
+
+/* Room for n arguments in sargv/slens. */
+static void sargv_room(ds_watcher_t *w, size_t n) {
+    if (n <= w->sargv_cap)
+        return;
+    const char **a = realloc(w->sargv, n * sizeof(*a));
+    if (a)
+        w->sargv = a;
+    size_t *l = realloc(w->slens, n * sizeof(*l));
+    if (l)
+        w->slens = l;
+    if (!a || !l)
+        ds_worker_oom("watcher");
+    w->sargv_cap = n;
+}
+
+/* `cmd key` then the items of `items` (n of them, `per` arguments each,
+ * from arg(i, j)), SIDE_CHUNK items a command. */
+static void side_cmds(ds_watcher_t *w, ds_redis_t *r, const char *cmd, const char *key, size_t n,
+                      int per, const char *(*arg)(ds_watcher_t *, const deal_entry_t *, size_t, int,
+                                                   size_t *),
+                      const deal_entry_t *e) {
+    sargv_room(w, 2 + SIDE_CHUNK * (size_t)per);
+    for (size_t i = 0; i < n; i += SIDE_CHUNK) {
+        size_t c = 0;
+        w->sargv[c] = cmd, w->slens[c++] = strlen(cmd);
+        w->sargv[c] = key, w->slens[c++] = strlen(key);
+        for (size_t k = i; k < n && k < i + SIDE_CHUNK; k++)
+            for (int j = 0; j < per; j++) {
+                w->sargv[c] = arg(w, e, k, j, &w->slens[c]);
+                c++;
+            }
+        ds_redis_cmd(r, (int)c, w->sargv, w->slens);
+    }
+}
+
+static const char *stake_arg(ds_watcher_t *w, const deal_entry_t *e, size_t i, int j,
+                             size_t *len) {
+    (void)j;
+    const char *s = ds_deal_stakeholder(e->deal, w->side_first + i);
+    *len = strlen(s);
+    return s;
+}
+
+static const char *put_arg(ds_watcher_t *w, const deal_entry_t *e, size_t i, int j, size_t *len) {
+    (void)e;
+    const char *b = (const char *)w->side_put.data + i * SIDE_PUT;
+    *len = j ? strlen(b + 8) : 8;
+    return j ? b + 8 : b;
+}
+
+static const char *del_arg(ds_watcher_t *w, const deal_entry_t *e, size_t i, int j, size_t *len) {
+    (void)e, (void)j;
+    *len = 8;
+    return (const char *)w->side_del.data + i * 8;
+}
+
+/* The writes of deal e's side keys since its last write, into r; false
+ * when there are none.  A whole write deletes the keys first. */
+static bool side_writes(ds_watcher_t *w, ds_redis_t *r, deal_entry_t *e, const char *key) {
+    ds_buf_reset(&w->side_put);
+    ds_buf_reset(&w->side_del);
+    size_t first;
+    unsigned epoch = ds_redis_epoch(); /* a reconnection: write them whole again */
+    bool whole = ds_deal_changes(e->deal, e->side_epoch != epoch, &first, side_put, side_del, w);
+    e->side_epoch = epoch;
+    size_t nstake = ds_deal_stakeholder_count(e->deal) - first;
+    size_t nput = w->side_put.len / SIDE_PUT, ndel = w->side_del.len / 8;
+    bool clear = whole && e->stored; /* nothing to clear of a deal never stored */
+    e->stored = true;
+    if (!clear && !nstake && !nput && !ndel) {
+        ds_deal_written(e->deal);
+        return false;
+    }
+    const char *multi[] = {"MULTI"};
+    ds_redis_cmd(r, 1, multi, NULL);
+    char skey[620], ikey[620];
+    ds_fmt_join(skey, sizeof(skey), key, ":stakeholders", NULL);
+    ds_fmt_join(ikey, sizeof(ikey), key, ":seen", NULL);
+    if (clear) {
+        const char *d[] = {"DEL", skey, ikey};
+        ds_redis_cmd(r, 3, d, NULL);
+        /* an earlier version's list, now the set */
+        const char *h[] = {"HDEL", key, "stakeholders"};
+        ds_redis_cmd(r, 3, h, NULL);
+    }
+    w->side_first = first;
+    side_cmds(w, r, "SADD", skey, nstake, 1, stake_arg, e);
+    side_cmds(w, r, "HSET", ikey, nput, 2, put_arg, e);
+    side_cmds(w, r, "HDEL", ikey, ndel, 1, del_arg, e);
+    ds_deal_written(e->deal);
+    return true;
 }
 
 void ds_watcher_persist(void *self, ds_redis_t *r, ds_worker_entity_t *const *ents, size_t n,
@@ -602,7 +772,14 @@ void ds_watcher_persist(void *self, ds_redis_t *r, ds_worker_entity_t *const *en
             argv[c] = f[k + 1], lens[c++] = fl[k + 1];
         }
         memcpy(e->written, sig, sizeof(sig));
+        /* the record and what changed of its stakeholders and dedupe ids,
+         * in one MULTI/EXEC on the deal's slot when those changed */
+        bool tx = side_writes(w, r, e, key);
         ds_redis_cmd(r, c, argv, lens);
+        if (tx) {
+            const char *exec[] = {"EXEC"};
+            ds_redis_cmd(r, 1, exec, NULL);
+        }
         if (e->deadline != e->indexed) {
             char zkey[600];
             part_key(w, e->ent.partition, zkey, sizeof(zkey), ":deadlines");
