@@ -162,6 +162,9 @@ static int run_workers(int argc, char **argv, int which) {
         print_usage(argv[0], stdout);
         return 0;
     }
+    /* first: a SIGTERM while the workers start stops them as one after
+     * (exit 0), not the process by the signal's default action */
+    ds_worker_install_signals();
     char err[1024] = "";
     app_t a;
     memset(&a, 0, sizeof(a));
@@ -231,7 +234,6 @@ static int run_workers(int argc, char **argv, int which) {
         DS_INFO("main", "metrics and health on http://%s (port %d)", a.cfg->metrics_addr,
                 ds_http_port(http));
     }
-    ds_worker_install_signals();
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_hup;
