@@ -6,6 +6,8 @@
  */
 #include "rules.h"
 
+#include <math.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,4 +160,13 @@ const ds_catalog_entry_t *ds_rules_catalog_find(const ds_rules_t *r, const char 
             hi = mid;
     }
     return NULL;
+}
+
+int64_t ds_days_ms(double days) {
+    if (!(days > 0))
+        return 0;
+    double ms = days * DS_DAY_MS;
+    if (ms >= 9.0e18)
+        return INT64_MAX;
+    return (int64_t)llround(ms);
 }

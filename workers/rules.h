@@ -70,6 +70,12 @@ typedef struct ds_rules {
 
 #define DS_DAY_MS 86400000.0
 
+/** A duration of the rules in days as whole milliseconds, rounded to the
+ *  nearest (0.009 days is 777,600 ms, not the 777,599 a truncation of
+ *  its binary product gives); 0 for a non-positive one, INT64_MAX past
+ *  what an int64 holds. */
+int64_t ds_days_ms(double days);
+
 /* Every number of a rules file is from 0 to this (days, minutes, points,
  * weights): beyond any use, and short of the overflows of times and scores
  * built from them. */

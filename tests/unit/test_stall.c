@@ -1624,6 +1624,84 @@ static void test_long_history_random(void **state) {
     ds_deal_destroy(d);
 }
 
+/* ---- 15. edges of the rules' durations and of ignored events ---------------- */
+
+/* renotify_days 0 (valid: only negatives are refused): a REMINDER is due
+ * at every evaluation, one per evaluation, and the deal's next deadline
+ * is never the time it was just evaluated at (a clock check would
+ * evaluate it for ever: the watcher and the backtest spun on it). */
+static void test_renotify_zero(void **state) {
+    fx_t *f = *state;
+    f->rules->stall.renotify_days = 0;
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_EXPLORE_OPTIONS), DS_ERR_OK);
+    assert_int_equal(count(f, DS_AK_UNVERIFIED_STAGE, DS_AS_OPEN), 1);
+    assert_true(ds_deal_next_deadline(d, f->rules) > T0);
+    evaluate(f, d, T0); /* the same time: a REMINDER (0 days have passed) */
+    assert_int_equal(count(f, DS_AK_UNVERIFIED_STAGE, DS_AS_REMINDER), 1);
+    assert_true(ds_deal_next_deadline(d, f->rules) == T0 + 1);
+    evaluate(f, d, T0 + 1);
+    assert_int_equal(count(f, DS_AK_UNVERIFIED_STAGE, DS_AS_REMINDER), 2);
+    ds_deal_destroy(d);
+}
+
+/* Durations in days are whole milliseconds rounded to the nearest:
+ * 0.009 days is 777,600 ms (the product 0.009 × 86,400,000 is 777,599.99…
+ * in binary, which a truncation made 777,599).  NO_BUYER_SIGNAL holds
+ * when quiet > max_quiet_days, a REMINDER when ≥ renotify_days have
+ * passed, and an id is a duplicate within the dedupe window. */
+static void test_days_to_ms_exact(void **state) {
+    fx_t *f = *state;
+    const int64_t q = 777600;
+    f->rules->stall.stages[DS_PS_RECOGNIZE_NEED].max_quiet_days = 0.009;
+    f->rules->stall.renotify_days = 0.009;
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    assert_int_equal(open_deal(f, d, "e1", T0, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    assert_true(ds_deal_next_deadline(d, f->rules) == T0 + q + 1);
+    evaluate(f, d, T0 + q); /* quiet = max_quiet_days: not more */
+    assert_int_equal(count(f, DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN), 0);
+    evaluate(f, d, T0 + q + 1);
+    assert_int_equal(count(f, DS_AK_NO_BUYER_SIGNAL, DS_AS_OPEN), 1);
+    evaluate(f, d, T0 + 2 * q); /* 777,599 ms after the OPEN: not yet */
+    assert_int_equal(count(f, DS_AK_NO_BUYER_SIGNAL, DS_AS_REMINDER), 0);
+    evaluate(f, d, T0 + 2 * q + 1);
+    assert_int_equal(count(f, DS_AK_NO_BUYER_SIGNAL, DS_AS_REMINDER), 1);
+    /* the dedupe window: a repeat exactly 0.009 days after the newest
+     * event is still a duplicate */
+    f->rules->dedupe_window_days = 0.009;
+    assert_int_equal(seller(f, d, "s1", T0 + HOUR), DS_ERR_OK);
+    assert_int_equal(seller(f, d, "s2", T0 + HOUR + q), DS_ERR_OK);
+    assert_int_equal(seller(f, d, "s1", T0 + HOUR), DS_ERR_DUPLICATE);
+    ds_deal_destroy(d);
+}
+
+/* An ignored event (a later DEAL_OPENED, a STAGE_CHANGED without a stage)
+ * sets nothing of the deal: not its owner either. */
+static void test_ignored_event_sets_no_owner(void **state) {
+    fx_t *f = *state;
+    ds_deal_t *d = ds_deal_new(DEAL);
+    assert_non_null(d);
+    ds_crm_event_t e = crm("o1", T0, DS_CRM_DEAL_OPENED);
+    e.stage = DS_PS_EXPLORE_OPTIONS; /* UNVERIFIED_STAGE opens */
+    e.owner_id = "rep-1";
+    assert_int_equal(apply(f, d, &e), DS_ERR_OK);
+    e = crm("o2", T0 + HOUR, DS_CRM_STAGE_CHANGED);
+    e.owner_id = "rep-2";
+    assert_int_equal(apply(f, d, &e), DS_ERR_IGNORED);
+    e = crm("o3", T0 + 2 * HOUR, DS_CRM_DEAL_OPENED);
+    e.owner_id = "rep-3";
+    assert_int_equal(apply(f, d, &e), DS_ERR_IGNORED);
+    clear(f);
+    assert_int_equal(stage_to(f, d, "o4", T0 + 3 * HOUR, DS_PS_RECOGNIZE_NEED), DS_ERR_OK);
+    assert_int_equal(count(f, DS_AK_UNVERIFIED_STAGE, DS_AS_RESOLVED), 1);
+    assert_string_equal(f->recs[0].owner_id, "rep-1");
+    /* the rep moved the stage back: the message says what is true */
+    assert_non_null(strstr(f->recs[0].message, "no longer ahead of what the buyer verified"));
+    ds_deal_destroy(d);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
@@ -1643,6 +1721,9 @@ int main(void) {
         T(test_duplicate_and_reload),
         T(test_verified_stage_follows_new_rules),
         T(test_deal_loads_earlier_versions),
+        T(test_renotify_zero),
+        T(test_days_to_ms_exact),
+        T(test_ignored_event_sets_no_owner),
         T(test_next_deadline),
         T(test_mobilizer_callback),
         T(test_mobilizer_epoch),

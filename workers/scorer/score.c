@@ -62,14 +62,6 @@ static int64_t tadd(int64_t a, int64_t b) {
     return s;
 }
 
-static int64_t days_ms(double days) {
-    if (!(days > 0))
-        return 0;
-    double ms = days * DS_DAY_MS;
-    if (ms >= 9.0e18)
-        return INT64_MAX;
-    return (int64_t)llround(ms);
-}
 
 static double half_life_ms(const ds_rules_t *r) {
     return r->scoring.half_life_days * DS_DAY_MS;
@@ -216,7 +208,7 @@ static void unc_drop_lead(attidx_t *a, const lead_t *L) {
  * sharers of its inbox whose share of that insight is within the window. */
 static int follow_credit(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, uint32_t insight,
                          int64_t t) {
-    int64_t win = days_ms(r->scoring.follow_window_days);
+    int64_t win = ds_days_ms(r->scoring.follow_window_days);
     for (uint32_t i = 0; i < u->leads[li]->ninb; i++) {
         lead_t *C = u->leads[li];
         inb_t f = C->inb[i];
@@ -333,7 +325,7 @@ static int engage(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds
             break;
         }
     if (rp) {
-        if (tabs(tdiff(t, rp->t)) < days_ms(r->scoring.repeat_window_days))
+        if (tabs(tdiff(t, rp->t)) < ds_days_ms(r->scoring.repeat_window_days))
             return 0; /* a repeat inside the window changes nothing */
         rp->t = t;
     } else {
@@ -635,7 +627,7 @@ size_t ds_score_unit_needs(const ds_score_unit_t *u, const ds_rules_t *r, const 
         return n;
     }
     uint32_t insight = c.insight ? ds_score_sym_lookup(u, c.insight, strlen(c.insight)) : NOID;
-    int64_t win = days_ms(r->scoring.follow_window_days);
+    int64_t win = ds_days_ms(r->scoring.follow_window_days);
     if (insight != NOID)
         for (uint32_t i = 0; i < L->ninb; i++) {
             int64_t d = tdiff(ev->occurred_at, L->inb[i].ts);
@@ -706,7 +698,7 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
             return DS_ERR_NOMEM;
     }
     u->consensus_target = r->scoring.consensus_target;
-    u->dd_window_ms = days_ms(r->dedupe_window_days);
+    u->dd_window_ms = ds_days_ms(r->dedupe_window_days);
 
     uint32_t id, li;
     if (intern_z(u, ev->lead_id, &id) || ds_score_lead_slot(u, id, &li))

@@ -309,7 +309,7 @@ static int64_t quiet_start(const ds_deal_t *d) {
 }
 
 static int64_t max_quiet_ms(const ds_rules_t *r, int stage) {
-    return (int64_t)(r->stall.stages[stage].max_quiet_days * DS_DAY_MS);
+    return ds_days_ms(r->stall.stages[stage].max_quiet_days);
 }
 
 static bool mobilizer(ds_deal_t *d, const ds_watch_ctx_t *c) {
@@ -380,13 +380,28 @@ static void emit(ds_deal_t *d, const ds_watch_ctx_t *c, int kind, int state, int
         ds_fmt_join(where, sizeof(where), "every stage is verified", NULL);
     const char *acct = d->account_id ? d->account_id : "no account";
     if (state == DS_AS_RESOLVED) {
-        static const char *const why[NK] = {"a buyer signal arrived",
-                                            "the buyer answered the seller's actions",
-                                            "the reported stage is now verified by the buyer",
-                                            "a mobilizer is known"};
+        /* why it stopped holding, in words that are true of each way it
+         * can: a closed deal, or what changed of the condition */
+        const char *why;
+        switch (kind) {
+        case DS_AK_NO_BUYER_SIGNAL:
+            why = verified == DS_NONE ? "every stage is verified" : "a buyer signal arrived";
+            break;
+        case DS_AK_ONE_SIDED:
+            why = d->unanswered == 0 ? "the buyer answered the seller's actions"
+                                     : "fewer seller actions are unanswered than the limit";
+            break;
+        case DS_AK_UNVERIFIED_STAGE:
+            why = "the reported stage is no longer ahead of what the buyer verified";
+            break;
+        default:
+            why = mobilizer_required(c->rules, verified, d->reported)
+                      ? "a mobilizer is known"
+                      : "the deal is no longer at a stage that requires a mobilizer";
+        }
         ds_fmt_join(msg, sizeof(msg), "Deal ", d->id, " (account ", acct, "): ",
                     ds_alert_kind_name(kind), " resolved, ",
-                    d->outcome ? "the deal is closed" : why[kind],
+                    d->outcome ? "the deal is closed" : why,
                     d->outcome ? (d->outcome == 1 ? " (won)" : " (lost)") : "", "; ", where, ".",
                     NULL);
     } else {
@@ -456,7 +471,7 @@ void ds_deal_evaluate(ds_deal_t *d, const ds_watch_ctx_t *c) {
     holds[DS_AK_ONE_SIDED] = d->unanswered >= r->stall.max_unanswered_seller_actions;
     holds[DS_AK_UNVERIFIED_STAGE] = v != DS_NONE && d->reported > v;
     holds[DS_AK_NO_MOBILIZER] = mobilizer_required(r, v, d->reported) && !mobilizer(d, c);
-    int64_t renotify = (int64_t)(r->stall.renotify_days * DS_DAY_MS);
+    int64_t renotify = ds_days_ms(r->stall.renotify_days);
     for (int k = 0; k < NK; k++) {
         alert_st_t *a = &d->al[k];
         if (holds[k] && !a->open) {
@@ -510,7 +525,7 @@ static void seen_prune(ds_deal_t *d, const ds_dedupe_clock_t *c) {
  * largest occurred_at seen, and ev's (however old). */
 static bool dedupe(ds_deal_t *d, const ds_crm_event_t *ev, double window_days) {
     uint64_t h = ds_dedupe_hash(ev->event_id, strlen(ev->event_id));
-    int64_t win = (int64_t)(window_days * DS_DAY_MS);
+    int64_t win = ds_days_ms(window_days);
     ds_dedupe_clock_t c = seen_clock(d);
     if (!d->seen_exact && win != d->seen_win) {
         /* the old window's last verdicts, before the new one applies */
@@ -555,9 +570,15 @@ ds_err_t ds_deal_apply(ds_deal_t *d, const ds_crm_event_t *ev, const ds_watch_ct
                           ? ev->stage
                           : DS_PS_RECOGNIZE_NEED;
     }
-    if (set_str(&d->account_id, ev->account_id))
+    /* an ignored event (a later DEAL_OPENED, a STAGE_CHANGED without a
+     * stage) moves the clocks but sets nothing of the deal, its owner and
+     * account included */
+    bool ignored = !first && (ev->type == DS_CRM_DEAL_OPENED ||
+                              (ev->type == DS_CRM_STAGE_CHANGED && ev->stage == DS_NONE));
+    if (!ignored && set_str(&d->account_id, ev->account_id))
         d->m_epoch = 0; /* the tiers are the account's */
-    set_str(&d->owner_id, ev->owner_id);
+    if (!ignored)
+        set_str(&d->owner_id, ev->owner_id);
     switch (ev->type) {
     case DS_CRM_DEAL_OPENED:
         if (!first)
@@ -624,7 +645,12 @@ int64_t ds_deal_next_deadline(const ds_deal_t *d, const ds_rules_t *r) {
     int v = verified_stage(d, r);
     if (v != DS_NONE && !d->al[DS_AK_NO_BUYER_SIGNAL].open)
         best = quiet_start(d) + max_quiet_ms(r, v) + 1;
-    int64_t renotify = (int64_t)(r->stall.renotify_days * DS_DAY_MS);
+    int64_t renotify = ds_days_ms(r->stall.renotify_days);
+    /* at least 1 ms on: with renotify_days 0 a REMINDER is due at every
+     * evaluation, and a clock check must not find the deal due again at
+     * the time it was just evaluated (it would evaluate it for ever) */
+    if (renotify < 1)
+        renotify = 1;
     for (int k = 0; k < NK; k++)
         if (d->al[k].open && d->al[k].last_notified + renotify < best)
             best = d->al[k].last_notified + renotify;
