@@ -239,6 +239,17 @@ static ds_err_t set_named(ds_config_t *c, const char *name, const char *v, const
 
 /* ---- YAML file: nested maps flatten to dotted names --------------------- */
 
+/* The parser's next event; false, with the syntax error at its line in
+ * err, when the file is not YAML there. */
+static bool next_event(yaml_parser_t *p, yaml_event_t *ev, const char *path, char *err,
+                       size_t errsz) {
+    if (yaml_parser_parse(p, ev))
+        return true;
+    snprintf(err, errsz, "%s:%zu: %s (file)", path, p->problem_mark.line + 1,
+             p->problem ? p->problem : "YAML syntax error");
+    return false;
+}
+
 /* The whole file parsed once for its syntax, so that a syntax error is
  * what is reported even where the settings pass would first have stopped
  * on what the broken syntax looked like (a list, say). */
@@ -249,9 +260,7 @@ static ds_err_t check_syntax(FILE *f, const char *path, char *err, size_t errsz)
     ds_err_t rc = DS_ERR_OK;
     for (bool done = false; !done;) {
         yaml_event_t ev;
-        if (!yaml_parser_parse(&p, &ev)) {
-            snprintf(err, errsz, "%s:%zu: %s (file)", path, p.problem_mark.line + 1,
-                     p.problem ? p.problem : "YAML syntax error");
+        if (!next_event(&p, &ev, path, err, errsz)) {
             rc = DS_ERR_CONFIG;
             break;
         }
@@ -282,9 +291,7 @@ static ds_err_t load_file(ds_config_t *c, const char *path, char *err, size_t er
     ds_err_t rc = DS_ERR_OK;
     for (bool done = false; !done && !rc;) {
         yaml_event_t ev;
-        if (!yaml_parser_parse(&p, &ev)) {
-            snprintf(err, errsz, "%s:%zu: %s (file)", path, p.problem_mark.line + 1,
-                     p.problem ? p.problem : "YAML syntax error");
+        if (!next_event(&p, &ev, path, err, errsz)) {
             rc = DS_ERR_CONFIG;
             break;
         }

@@ -268,6 +268,23 @@ static void test_mobilizer_from_scorer_tier(void **state) {
     alerts_free(&al);
 }
 
+/* A seller action on deal `deal` after its two alerts (UNVERIFIED_STAGE,
+ * NO_MOBILIZER) opened, once a stakeholder became a MOBILIZER: its
+ * evaluation resolves NO_MOBILIZER.  Stops watcher w; destroys p. */
+static void seller_then_resolved(pid_t w, rd_kafka_t *p, const char *id, const char *deal,
+                                 const char *acct, int64_t t, const char *in, const char *out) {
+    ds_crm_event_t e = crm(id, deal, t, DS_CRM_SELLER_ACTIVITY);
+    e.account_id = acct;
+    ds_h_send_crm(p, in, &e);
+    ds_h_flush(p);
+    alerts_t al;
+    size_t n = read_alerts(w, out, 3, 30000, &al);
+    rd_kafka_destroy(p);
+    assert_int_equal(n, 3);
+    expect(&al.a[2], deal, DS_AK_NO_MOBILIZER, DS_AS_RESOLVED, 1);
+    alerts_free(&al);
+}
+
 /* A stakeholder's tier is read when the deal is evaluated: one written
  * between two batches (here by hand, as the scorer would) is seen by the
  * next evaluation, not the one read for the batch before. */
@@ -294,16 +311,7 @@ static void test_tier_change_seen_by_next_batch(void **state) {
     /* the scorer's tier of L-K becomes MOBILIZER; the deal's next event
      * (a batch of its own) sees it */
     freeReplyObject(ds_h_redis(&env, "HSET ds:{acct:A-K}:lead:L-K tier MOBILIZER"));
-    e = crm("k-s1", "D-K", T0 + 2 * 3600000, DS_CRM_SELLER_ACTIVITY);
-    e.account_id = "A-K";
-    ds_h_send_crm(p, "crm.tier", &e);
-    ds_h_flush(p);
-    alerts_t al;
-    size_t n = read_alerts(w, "alerts.tier", 3, 30000, &al);
-    rd_kafka_destroy(p);
-    assert_int_equal(n, 3);
-    expect(&al.a[2], "D-K", DS_AK_NO_MOBILIZER, DS_AS_RESOLVED, 1);
-    alerts_free(&al);
+    seller_then_resolved(w, p, "k-s1", "D-K", "A-K", T0 + 2 * 3600000, "crm.tier", "alerts.tier");
 }
 
 /* Calls of Redis command `cmd` (lower case) since the last CONFIG
@@ -352,16 +360,7 @@ static void test_mobilizer_of_a_large_deal(void **state) {
     freeReplyObject(ds_h_redis(&env, "CONFIG RESETSTAT"));
     freeReplyObject(ds_h_redis(&env, "HSET ds:{acct:A-L}:lead:L-7 tier MOBILIZER"));
     freeReplyObject(ds_h_redis(&env, "SADD ds:{acct:A-L}:mobilizers L-7"));
-    e = crm("l-s1", "D-L", T0 + 3600000, DS_CRM_SELLER_ACTIVITY);
-    e.account_id = "A-L";
-    ds_h_send_crm(p, "crm.large", &e);
-    ds_h_flush(p);
-    alerts_t al;
-    size_t n = read_alerts(w, "alerts.large", 3, 30000, &al);
-    rd_kafka_destroy(p);
-    assert_int_equal(n, 3);
-    expect(&al.a[2], "D-L", DS_AK_NO_MOBILIZER, DS_AS_RESOLVED, 1);
-    alerts_free(&al);
+    seller_then_resolved(w, p, "l-s1", "D-L", "A-L", T0 + 3600000, "crm.large", "alerts.large");
     long smembers = cmd_calls("smembers"), hget = cmd_calls("hget");
     if (smembers < 1 || hget > 0)
         fprintf(stderr, "smembers %ld, hget %ld\n", smembers, hget);
