@@ -18,9 +18,9 @@
  * Stakeholders are found through a hash index (built past 16 of them),
  * and a new stakeholder asks for its own tier only (the watcher answers a
  * deal of more than 16 from its account's mobilizers set, one read).  The
- * record (ds_deal_save) leaves out the stakeholders and the ids: a write
- * stores what changed of them (ds_deal_changes), so its size does not
- * follow the deal's either.
+ * record (ds_deal_save) leaves out the stakeholders, and the ids once
+ * there are more than SPILL_AT of them: a write stores what changed of
+ * them (ds_deal_changes), so its size does not follow the deal's either.
  */
 #include "stall.h"
 
@@ -53,6 +53,7 @@ typedef struct alert_st {
 #define SLOT_EMPTY UINT32_MAX
 #define INDEX_FROM 16 /* below this many entries a linear search is cheaper */
 #define COMPACT_MIN 16 /* seen is compacted from this many entries on */
+#define SPILL_AT 64    /* more ids than this: they leave the record */
 
 struct ds_deal {
     char *id, *account_id, *owner_id;
@@ -89,6 +90,11 @@ struct ds_deal {
      * (s_del) */
     bool track, whole; /* whole: a change could not be noted */
     bool side;         /* loaded from a state of version 3 (ds_deal_load_side) */
+    /* the ids live in the record while few; once they were more than
+     * SPILL_AT (a point the events set), in the watcher's key of their
+     * own for good */
+    bool spilled;
+    uint32_t stake_stored; /* a record of version 3: its stakeholders, kept apart */
     uint32_t stake_written;
     uint64_t *s_add, *s_del;
     uint32_t ns_add, cs_add, ns_del, cs_del;
@@ -512,7 +518,7 @@ static bool note(uint64_t **a, uint32_t *n, uint32_t *cap, uint64_t h) {
 
 /* Drop the entries of seen not live under c, noting them for the write. */
 static void seen_prune(ds_deal_t *d, const ds_dedupe_clock_t *c) {
-    for (uint32_t i = 0; d->track && i < d->seen.n; i++)
+    for (uint32_t i = 0; d->track && d->spilled && i < d->seen.n; i++)
         if (!ds_dedupe_live(c, &d->seen.e[i]) &&
             !note(&d->s_del, &d->ns_del, &d->cs_del, d->seen.e[i].h))
             d->whole = true; /* out of memory: the next write is whole */
@@ -546,12 +552,16 @@ static bool dedupe(ds_deal_t *d, const ds_crm_event_t *ev, double window_days) {
         d->seen_last = 0; /* out of memory: applied, not remembered */
         return false;
     }
-    if (d->track && !note(&d->s_add, &d->ns_add, &d->cs_add, h))
+    if (d->track && d->spilled && !note(&d->s_add, &d->ns_add, &d->cs_add, h))
         d->whole = true;
     if (d->seen.n >= d->compact_at) {
         ds_dedupe_clock_t now = seen_clock(d);
         seen_prune(d, &now);
         d->compact_at = d->seen.n < COMPACT_MIN / 2 ? COMPACT_MIN : 2 * d->seen.n;
+    }
+    if (!d->spilled && d->seen.n > SPILL_AT) {
+        d->spilled = true;
+        d->whole = true; /* the next write stores every id in the key */
     }
     return false;
 }
@@ -685,6 +695,11 @@ void ds_deal_track(ds_deal_t *d) {
     d->whole = true; /* what is stored is not known yet */
 }
 
+void ds_deal_kept_apart(const ds_deal_t *d, bool *stakeholders, bool *ids) {
+    *stakeholders = d->side && d->stake_stored > 0;
+    *ids = d->side && d->spilled;
+}
+
 ds_err_t ds_deal_load_stakeholder(ds_deal_t *d, const char *contact_id) {
     if (!d->side)
         return DS_ERR_OK; /* an earlier version's state holds them */
@@ -694,8 +709,8 @@ ds_err_t ds_deal_load_stakeholder(ds_deal_t *d, const char *contact_id) {
 }
 
 ds_err_t ds_deal_load_seen(ds_deal_t *d, uint64_t h, int64_t t) {
-    if (!d->side)
-        return DS_ERR_OK;
+    if (!d->side || !d->spilled)
+        return DS_ERR_OK; /* the record holds them */
     if (!h)
         return DS_ERR_UNDECODABLE;
     return ds_dedupe_put(&d->seen, h, t, &(ds_dedupe_clock_t){.all = true});
@@ -723,6 +738,8 @@ bool ds_deal_changes(ds_deal_t *d, bool whole, size_t *first_stakeholder,
                      void *opaque) {
     whole = whole || d->whole || !d->track;
     *first_stakeholder = whole ? 0 : d->stake_written;
+    if (!d->spilled)
+        return whole; /* the ids are in the record */
     if (whole) {
         for (uint32_t i = 0; i < d->seen.n; i++)
             put(opaque, d->seen.e[i].h, d->seen.e[i].t);
@@ -871,6 +888,10 @@ ds_err_t ds_deal_save(const ds_deal_t *d, ds_buf_t *o) {
     e = e ? e : ds_buf_put_i64(o, (int64_t)d->seen_last);
     e = e ? e : ds_buf_put_u8(o, d->seen_exact);
     e = e ? e : ds_buf_put_varint(o, d->compact_at);
+    e = e ? e : ds_buf_put_u8(o, d->spilled);
+    e = e ? e : ds_buf_put_varint(o, d->nstake);
+    if (!e && !d->spilled) /* every id, by hash: the set as it is */
+        e = ds_dedupe_save(&d->seen, &(ds_dedupe_clock_t){.all = true}, b, o);
     return e;
 }
 
@@ -942,14 +963,12 @@ ds_deal_t *ds_deal_load(const void *p, size_t n, ds_err_t *err) {
         GET(get_t(&r, ver, d->max_t, &d->al[k].last_notified));
     }
     if (ver < 3) {
-        /* saved in arrival order, which the set then keeps (no longer
-         * needed: this version never saves it whole) */
-        ds_dedupe_init(&d->seen, true);
         GET(ds_dedupe_load(&d->seen, &r, d->max_t, ver == 1));
         /* what was saved is the window */
         d->seen_exact = true;
         if (d->seen.n >= COMPACT_MIN / 2)
             d->compact_at = 2 * d->seen.n;
+        d->spilled = d->seen.n > SPILL_AT;
     } else {
         int64_t last;
         GET(ds_get_svarint(&r, &d->seen_win));
@@ -959,6 +978,12 @@ ds_deal_t *ds_deal_load(const void *p, size_t n, ds_err_t *err) {
         d->seen_exact = u8 != 0;
         GET(ds_get_varint(&r, &v) || !v || v > UINT32_MAX);
         d->compact_at = (uint32_t)v;
+        GET(ds_get_u8(&r, &u8) || u8 > 1);
+        d->spilled = u8;
+        GET(ds_get_varint(&r, &v) || v > UINT32_MAX);
+        d->stake_stored = (uint32_t)v;
+        if (!d->spilled)
+            GET(ds_dedupe_load(&d->seen, &r, d->max_t, false));
         d->side = true;
     }
     GET(r.p != r.end);

@@ -84,13 +84,18 @@ const char *ds_deal_stakeholder(const ds_deal_t *d, size_t i);
 /** Public view for the Redis deal hash: appends "field\0value\0" pairs. */
 ds_err_t ds_deal_public_fields(const ds_deal_t *d, const ds_rules_t *r, ds_buf_t *out) DS_WUR;
 
-/** The deal's record: everything but its stakeholders and the ids of its
- *  dedupe window, which the watcher stores as they change
- *  (ds_deal_changes); a deal is its record, then those. */
+/** The deal's record: everything but its stakeholders and, once they
+ *  were more than 64, the ids of its dedupe window, which the watcher
+ *  stores as they change (ds_deal_changes); a deal is its record, then
+ *  those. */
 ds_err_t ds_deal_save(const ds_deal_t *d, ds_buf_t *out) DS_WUR;
 /** A deal from its record (this version's, or an earlier one's, which
  *  holds its stakeholders and ids itself). */
 ds_deal_t *ds_deal_load(const void *p, size_t n, ds_err_t *err);
+/** After ds_deal_load: whether its stakeholders and its ids are stored
+ *  apart from its record (to read with ds_deal_load_stakeholder and
+ *  ds_deal_load_seen). */
+void ds_deal_kept_apart(const ds_deal_t *d, bool *stakeholders, bool *ids);
 /** After ds_deal_load of this version's record: one of its stored
  *  stakeholders, one of its stored dedupe ids (hash, time); no-ops after
  *  an earlier version's record.  DS_ERR_NOMEM, DS_ERR_UNDECODABLE (a hash
@@ -105,7 +110,7 @@ void ds_deal_track(ds_deal_t *d);
 /** What a write stores of the stakeholders and dedupe ids since the last
  *  ds_deal_written: the stakeholders from *first_stakeholder on, put(h, t)
  *  for each id to store (a new one, or a new time), del(h) for each id
- *  dropped from the window.  Whole (every id put, *first_stakeholder 0,
+ *  dropped from the window (no ids while the record holds them).  Whole (every id put, *first_stakeholder 0,
  *  returns true) when `whole`, on the first write after ds_deal_track, or
  *  when a change could not be noted; the caller then clears what was
  *  stored first.  What the ids come to after the writes depends only on

@@ -212,6 +212,7 @@ static void wa_reset(ds_watcher_t *w, const ds_worker_change_t *c) {
     HASH_ITER(hh, w->deals, e, t) {
         HASH_DEL(w->deals, e);
         ds_deal_destroy(e->deal);
+        ds_deal_destroy(e->pending);
         free(e->id);
         free(e);
     }
@@ -288,6 +289,7 @@ static void wa_close(void *self) {
     free(w->pending_ids);
     free(w->pending_parts);
     ds_buf_free(&w->tmp);
+    free(w->side_pending);
     ds_buf_free(&w->side_put);
     ds_buf_free(&w->side_del);
     free(w->sargv);

@@ -27,6 +27,12 @@ typedef struct deal_entry {
     uint64_t written[4];  /* per field group, what was last written; 0: nothing */
     unsigned side_epoch;  /* ds_redis_epoch() of its last write of the side keys */
     bool stored;          /* Redis may hold some of it (loaded, or written) */
+    /* loaded from its record, its stakeholders or ids (kept apart) still
+     * to read: it becomes `deal` when the last of them is in, and is
+     * dropped if the load is tried again */
+    ds_deal_t *pending;
+    uint8_t side_left; /* replies still to come for pending */
+    bool pending_ours; /* its partition is ours: index it when complete */
     uint64_t tier_round;  /* == the watcher's: its stakeholders' tiers are read */
     uint64_t batch_round; /* == the watcher's tier_round: first/last below are set */
     uint32_t first, last; /* this batch's first and last event of the deal */
@@ -97,6 +103,9 @@ struct ds_watcher {
     size_t nwm_owed;  /* partitions whose closed watermark is (wm_owed) */
     load_t *loads;
     size_t nloads, loads_cap;
+    deal_entry_t **side_pending; /* entries with a pending deal: their
+                                   * stakeholders or ids are read next round */
+    size_t nside_pending, side_pending_cap;
     char **pending_ids; /* deal ids read from an index, to load next round */
     int32_t *pending_parts;
     size_t npending, pending_cap;

@@ -80,16 +80,54 @@ static void cmd_load_deal(ds_watcher_t *w, ds_redis_t *r, deal_entry_t *e) {
     ds_redis_cmd(r, 4, argv, NULL);
     e->loading = true;
     add_load(w, LOAD_DEAL, e, e->ent.partition);
-    /* its stakeholders and dedupe ids, kept in keys of their own */
-    char skey[620];
-    ds_fmt_join(skey, sizeof(skey), key, ":stakeholders", NULL);
-    const char *a2[] = {"SMEMBERS", skey};
-    ds_redis_cmd(r, 2, a2, NULL);
-    add_load(w, LOAD_STAKE, e, e->ent.partition);
-    ds_fmt_join(skey, sizeof(skey), key, ":seen", NULL);
-    const char *a3[] = {"HGETALL", skey};
-    ds_redis_cmd(r, 2, a3, NULL);
-    add_load(w, LOAD_SEEN, e, e->ent.partition);
+}
+
+/* The stakeholders and ids of the deals whose records said they are kept
+ * apart (ds_deal_kept_apart), read in the round after their records. */
+static void cmd_load_side(ds_watcher_t *w, ds_redis_t *r) {
+    for (size_t i = 0; i < w->nside_pending; i++) {
+        deal_entry_t *e = w->side_pending[i];
+        if (!e->pending || e->side_left)
+            continue; /* complete, or queued already */
+        bool stake, ids;
+        ds_deal_kept_apart(e->pending, &stake, &ids);
+        e->side_left = (uint8_t)(stake + ids);
+        char key[620];
+        if (stake) {
+            ds_fmt_join(key, sizeof(key), w->a.cfg->redis_prefix, "{deal:", e->id,
+                        "}:stakeholders", NULL);
+            const char *a[] = {"SMEMBERS", key};
+            ds_redis_cmd(r, 2, a, NULL);
+            add_load(w, LOAD_STAKE, e, e->ent.partition);
+        }
+        if (ids) {
+            ds_fmt_join(key, sizeof(key), w->a.cfg->redis_prefix, "{deal:", e->id, "}:seen",
+                        NULL);
+            const char *a[] = {"HGETALL", key};
+            ds_redis_cmd(r, 2, a, NULL);
+            add_load(w, LOAD_SEEN, e, e->ent.partition);
+        }
+    }
+}
+
+/* Entry e's deal is complete: in use, and in its partition's deadline
+ * index when the partition is ours. */
+static void deal_ready(ds_watcher_t *w, deal_entry_t *e, bool ours) {
+    e->indexed = ds_deal_next_deadline(e->deal, w->a.rules); /* as stored */
+    if (ours)
+        ds_watcher_reindex(w, e);
+}
+
+/* A load tried again from its first round: the deals waiting for their
+ * stakeholders or ids are read again whole. */
+static void forget_pending(ds_watcher_t *w) {
+    for (size_t i = 0; i < w->nside_pending; i++) {
+        deal_entry_t *e = w->side_pending[i];
+        ds_deal_destroy(e->pending);
+        e->pending = NULL;
+        e->side_left = 0;
+    }
+    w->nside_pending = 0;
 }
 
 static void part_key(ds_watcher_t *w, int32_t p, char *out, size_t n, const char *suffix) {
@@ -301,6 +339,8 @@ size_t ds_watcher_load(void *self, ds_redis_t *r, void **slots, const int32_t *p
         if (w->loads[i].kind == LOAD_DEAL)
             w->loads[i].e->loading = false;
     w->nloads = 0;
+    if (round == 0)
+        forget_pending(w); /* a completed load left none */
     if (round == 0 && w->boot_inflight) {
         /* an earlier bootstrap read its index but not all its deals: redo it */
         for (int32_t p = 0; p < MAX_PARTITIONS; p++)
@@ -336,7 +376,7 @@ size_t ds_watcher_load(void *self, ds_redis_t *r, void **slots, const int32_t *p
              * the batches in hand */
             deal_entry_t *e = entry_for(w, ws->ev.deal_id, parts[i]);
             ws->head.entity = &e->ent;
-            if (!e->deal && !e->loading)
+            if (!e->deal && !e->loading && !e->pending)
                 cmd_load_deal(w, r, e);
         }
         if (w->nloads)
@@ -346,12 +386,18 @@ size_t ds_watcher_load(void *self, ds_redis_t *r, void **slots, const int32_t *p
      * deals of an index, then (every deal in memory) the tiers; a batch
      * whose deals were all in memory used to skip the tiers and read each
      * one alone when a deal was evaluated */
+    if (round > 0 && w->nside_pending) {
+        cmd_load_side(w, r);
+        if (w->nloads)
+            return w->nloads;
+        w->nside_pending = 0; /* every one complete */
+    }
     if (round > 0 && w->npending) {
         w->boot_inflight = true;
         for (size_t i = 0; i < w->npending; i++) {
             deal_entry_t *e = entry_for(w, w->pending_ids[i], w->pending_parts[i]);
             free(w->pending_ids[i]);
-            if (!e->deal && !e->loading)
+            if (!e->deal && !e->loading && !e->pending)
                 cmd_load_deal(w, r, e);
         }
         w->npending = 0;
@@ -369,11 +415,12 @@ size_t ds_watcher_load(void *self, ds_redis_t *r, void **slots, const int32_t *p
 
 /* A deal's stakeholders (SMEMBERS) or dedupe ids (HGETALL: 8-byte hash,
  * time in decimal), read after its record. */
-static ds_err_t load_side(deal_entry_t *e, load_kind_t kind, const ds_reply_t *rep) {
+static ds_err_t load_side(ds_watcher_t *w, deal_entry_t *e, load_kind_t kind,
+                          const ds_reply_t *rep) {
     if (ds_reply_type(rep) != DS_REPLY_ARRAY)
         return DS_ERR_IO;
-    if (!e->deal)
-        return DS_ERR_OK; /* its record was unreadable: said already */
+    if (!e->pending)
+        return DS_ERR_IO; /* cannot be: its record is read first */
     size_t n = ds_reply_count(rep);
     for (size_t i = 0; i < n; i += kind == LOAD_SEEN ? 2 : 1) {
         const ds_reply_t *x = ds_reply_at(rep, i);
@@ -383,7 +430,7 @@ static ds_err_t load_side(deal_entry_t *e, load_kind_t kind, const ds_reply_t *r
         const char *s = ds_reply_str(x, &len);
         ds_err_t err;
         if (kind == LOAD_STAKE) {
-            err = ds_deal_load_stakeholder(e->deal, s);
+            err = ds_deal_load_stakeholder(e->pending, s);
         } else {
             const ds_reply_t *y = i + 1 < n ? ds_reply_at(rep, i + 1) : NULL;
             if (len != 8 || !y || ds_reply_type(y) != DS_REPLY_STRING) {
@@ -395,7 +442,7 @@ static ds_err_t load_side(deal_entry_t *e, load_kind_t kind, const ds_reply_t *r
                 char *end;
                 const char *ts = ds_reply_str(y, NULL);
                 long long t = strtoll(ts, &end, 10);
-                err = *end || end == ts ? DS_ERR_UNDECODABLE : ds_deal_load_seen(e->deal, h, t);
+                err = *end || end == ts ? DS_ERR_UNDECODABLE : ds_deal_load_seen(e->pending, h, t);
             }
         }
         if (err) {
@@ -403,6 +450,11 @@ static ds_err_t load_side(deal_entry_t *e, load_kind_t kind, const ds_reply_t *r
                      kind == LOAD_STAKE ? "stakeholders" : "dedupe ids", e->id, ds_err2str(err));
             return err;
         }
+    }
+    if (--e->side_left == 0) { /* the last of its replies */
+        e->deal = e->pending;
+        e->pending = NULL;
+        deal_ready(w, e, e->pending_ours);
     }
     return DS_ERR_OK;
 }
@@ -467,7 +519,7 @@ ds_err_t ds_watcher_loaded(void *self, size_t index, const ds_reply_t *rep) {
     }
     deal_entry_t *e = l->e;
     if (l->kind == LOAD_STAKE || l->kind == LOAD_SEEN)
-        return load_side(e, l->kind, rep);
+        return load_side(w, e, l->kind, rep);
     e->loading = false;
     if (ds_reply_count(rep) != 2)
         return DS_ERR_IO;
@@ -479,17 +531,18 @@ ds_err_t ds_watcher_loaded(void *self, size_t index, const ds_reply_t *rep) {
                          ? ds_reply_str(ds_reply_at(rep, 1), NULL)
                          : NULL;
     e->stored = st != NULL;
+    ds_deal_t *deal;
     if (st) {
         ds_err_t err = DS_ERR_OK;
-        e->deal = ds_deal_load(st, st_len, &err);
-        if (!e->deal) {
+        deal = ds_deal_load(st, st_len, &err);
+        if (!deal) {
             DS_ERROR("watcher", "stored state of deal %s is unreadable (%s)", e->id,
                      ds_err2str(err));
             return DS_ERR_UNDECODABLE;
         }
     } else {
-        e->deal = ds_deal_new(e->id);
-        if (!e->deal)
+        deal = ds_deal_new(e->id);
+        if (!deal)
             return DS_ERR_NOMEM;
     }
     bool ours = true;
@@ -505,10 +558,19 @@ ds_err_t ds_watcher_loaded(void *self, size_t index, const ds_reply_t *rep) {
             e->ent.offset = o;
         }
     }
-    ds_deal_track(e->deal);
-    e->indexed = ds_deal_next_deadline(e->deal, w->a.rules); /* as stored */
-    if (ours)
-        ds_watcher_reindex(w, e);
+    ds_deal_track(deal);
+    bool stake, ids;
+    ds_deal_kept_apart(deal, &stake, &ids);
+    if (stake || ids) { /* complete when they are read, next round */
+        w->side_pending = ds_worker_room("watcher", w->side_pending, w->nside_pending,
+                                         &w->side_pending_cap, sizeof(*w->side_pending), 64);
+        w->side_pending[w->nside_pending++] = e;
+        e->pending = deal;
+        e->pending_ours = ours;
+        return DS_ERR_OK;
+    }
+    e->deal = deal;
+    deal_ready(w, e, ours);
     return DS_ERR_OK;
 }
 
@@ -554,6 +616,7 @@ bool ds_watcher_is_mobilizer(void *opaque, const char *account_id, const char *c
 void ds_watcher_forget_loads(ds_watcher_t *w) {
     mob_cache_clear(w);
     w->nloads = 0;
+    w->nside_pending = 0; /* their entries are gone (wa_reset) */
     for (size_t i = 0; i < w->npending; i++)
         free(w->pending_ids[i]);
     w->npending = 0;
