@@ -7,6 +7,11 @@
  *                                           N DEAL_OPENED at STAGE, event
  *                                           time now: N deals; with SIGNAL,
  *                                           each also gets that buyer signal
+ *   ds_bench_load BROKERS lead N CONTENTS [PREFIX]
+ *                                           N MarketingEvents of ONE lead
+ *                                           (PREFIX-L of account PREFIX-A),
+ *                                           cycling over CONTENTS content
+ *                                           items (40 insights, every stage)
  *   ds_bench_load BROKERS held TOPIC          prints how many records TOPIC
  *                                           holds (high - low watermark,
  *                                           summed over its partitions)
@@ -28,8 +33,8 @@
  * shapes differ only in the ids of the accounts, deals and contacts.
  *
  * Topics: ma.events and crm.events (DS_LOAD_MA / DS_LOAD_CRM override).
- * DS_LOAD_RATE=R paces the crm load at R events per second (a live
- * stream: the worker keeps up, and writes each window's changes).
+ * DS_LOAD_RATE=R paces the crm and lead loads at R events per second (a
+ * live stream: the worker keeps up, and writes each window's changes).
  * Run by bench/run.sh (memory, stallcheck, skew).
  */
 #include <librdkafka/rdkafka.h>
@@ -71,6 +76,57 @@ static long rint_(long n) {
     return (long)(rnd() % (uint64_t)n);
 }
 
+/* Event i of a load paced at `rate` events/s from `start` (0: unpaced)
+ * is sent when its time comes. */
+static void pace(rd_kafka_t *p, double rate, int64_t start, long i) {
+    if (rate > 0) {
+        rd_kafka_flush(p, 1000);
+        int64_t due = start + (int64_t)((double)(i + 1) * 1000.0 / rate);
+        int64_t now = ds_clock_now_ms();
+        if (due > now)
+            ds_clock_sleep_ms(due - now);
+    } else if (i % 1000 == 0) {
+        rd_kafka_poll(p, 0);
+    }
+}
+
+static double load_rate(void) {
+    const char *rs = getenv("DS_LOAD_RATE");
+    return rs ? atof(rs) : 0;
+}
+
+/* The lead load (see the header comment): one lead's N events, ~7 ms
+ * apart in event time from now - 1 day, on content c-<i % contents>. */
+static int load_lead(rd_kafka_t *p, ds_codec_t *codec, const char *topic, long n, long contents,
+                     const char *prefix) {
+    static const int types[] = {DS_MA_CONTENT_VIEWED, DS_MA_EMAIL_CLICKED,
+                                DS_MA_CONTENT_COMPLETED, DS_MA_FORM_SUBMITTED};
+    char lead[64], acct[64];
+    snprintf(lead, sizeof(lead), "%s-L", prefix);
+    snprintf(acct, sizeof(acct), "%s-A", prefix);
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    int64_t t = ds_clock_now_ms() - 86400000LL, start = ds_clock_now_ms();
+    double rate = load_rate();
+    for (long i = 0; i < n; i++) {
+        char id[64], content[32], insight[32];
+        long c = contents > 0 ? i % contents : 0;
+        snprintf(id, sizeof(id), "%s-%ld", prefix, i);
+        snprintf(content, sizeof(content), "c-%ld", c);
+        snprintf(insight, sizeof(insight), "i-%ld", c % 40);
+        t += 1 + rint_(13);
+        ds_ma_event_t ev = ds_ma_event_make(id, t, lead, acct, types[rint_(4)], content, insight,
+                                            (int)(c % DS_CS__COUNT));
+        ds_buf_reset(&b);
+        if (ds_codec_encode_ma(codec, &ev, &b))
+            return 1;
+        produce(p, topic, acct, &b);
+        pace(p, rate, start, i);
+    }
+    ds_buf_free(&b);
+    return 0;
+}
+
 typedef struct crm_deal {
     uint8_t opened, reported, nsig;
     int32_t nstake;
@@ -90,8 +146,7 @@ static int load_crm(rd_kafka_t *p, ds_codec_t *codec, const char *topic, long n,
     ds_buf_t b;
     ds_buf_init(&b, 0);
     int64_t t = ds_clock_now_ms() - 30 * 86400000LL;
-    const char *rs = getenv("DS_LOAD_RATE");
-    double rate = rs ? atof(rs) : 0;
+    double rate = load_rate();
     int64_t start = ds_clock_now_ms();
     for (long i = 0; i < n; i++) {
         long d = rint_(ndeals), a = d / deals, dl = d % deals;
@@ -139,15 +194,7 @@ static int load_crm(rd_kafka_t *p, ds_codec_t *codec, const char *topic, long n,
         }
         if (!produce_crm(p, codec, topic, deal, &ev, &b))
             return 1;
-        if (rate > 0) { /* paced: each event sent when its time comes */
-            rd_kafka_flush(p, 1000);
-            int64_t due = start + (int64_t)((double)(i + 1) * 1000.0 / rate);
-            int64_t now = ds_clock_now_ms();
-            if (due > now)
-                ds_clock_sleep_ms(due - now);
-        } else if (i % 1000 == 0) {
-            rd_kafka_poll(p, 0);
-        }
+        pace(p, rate, start, i);
     }
     ds_buf_free(&b);
     free(st);
@@ -191,11 +238,13 @@ int main(int argc, char **argv) {
         return rc;
     }
     if (argc < 4 ||
-        (strcmp(argv[2], "leads") && strcmp(argv[2], "deals") && strcmp(argv[2], "crm")) ||
+        (strcmp(argv[2], "leads") && strcmp(argv[2], "deals") && strcmp(argv[2], "crm") &&
+         strcmp(argv[2], "lead")) ||
+        (!strcmp(argv[2], "lead") && argc < 5) ||
         (!strcmp(argv[2], "deals") && argc < 5) || (!strcmp(argv[2], "crm") && argc < 8)) {
         fprintf(stderr,
                 "usage: %s BROKERS leads N | BROKERS deals N STAGE [PREFIX [SIGNAL]]\n"
-                "       | BROKERS held TOPIC\n"
+                "       | BROKERS held TOPIC | BROKERS lead N CONTENTS [PREFIX]\n"
                 "       | BROKERS crm N ACCOUNTS DEALS STAKEHOLDERS LEADS [PREFIX]\n",
                 argv[0]);
         return 2;
@@ -226,7 +275,10 @@ int main(int argc, char **argv) {
         load_crm(p, codec, crm, n, strtol(argv[4], NULL, 10), strtol(argv[5], NULL, 10),
                  strtol(argv[6], NULL, 10), strtol(argv[7], NULL, 10), argc > 8 ? argv[8] : "SK"))
         return 1;
-    for (long i = 0; strcmp(argv[2], "crm") && i < n; i++) {
+    bool lead = !strcmp(argv[2], "lead");
+    if (lead && load_lead(p, codec, ma, n, strtol(argv[4], NULL, 10), argc > 5 ? argv[5] : "TL"))
+        return 1;
+    for (long i = 0; strcmp(argv[2], "crm") && !lead && i < n; i++) {
         char id[64], k1[48], k2[48];
         ds_buf_reset(&b);
         if (!strcmp(argv[2], "leads")) {

@@ -16,8 +16,9 @@
 #   bench/run.sh memory LEADS wide          scorer RSS per lead on the wide profile
 #   bench/run.sh skew [EVENTS] [WHICH]      cost per event against the size of an
 #                                           account or deal: scorer, watcher or both
-#   bench/run.sh trickle [EVENTS] [RATE]    bytes to Redis per event of one deal fed
-#                                           at RATE events/s (the watcher keeps up)
+#   bench/run.sh trickle [EVENTS] [RATE]    bytes to Redis per event of one deal, then
+#                                           of one lead, fed at RATE events/s (the
+#                                           worker keeps up)
 #
 # Starts the embedded broker (with enough partitions for the mock cluster's
 # ~5 MiB/partition retention) and a private redis-server, preloads EVENTS
@@ -126,7 +127,7 @@ sys_of() { awk '{print $15/100}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # memory on the wide profile preloads ~3.7 records per lead: room for them
 [ "$which" = memory ] && [ "${3:-}" = wide ] && partitions=${BENCH_PARTITIONS:-128}
 skew_topics=""
-[ "$which" = trickle ] && skew_topics=,sk.crm.1:1,sk.crm.2:1
+[ "$which" = trickle ] && skew_topics=,sk.crm.1:1,sk.crm.2:1,sk.ma.1:1,sk.ma.2:1
 [ "$which" = skew ] && skew_topics=,sk.ma.1:1,sk.ma.2:1,sk.ma.3:1,sk.ma.4:1,sk.crm.1:1,sk.crm.2:1,sk.crm.3:1,sk.crm.4:1
 "$bin" broker --partitions "$partitions" \
   --topics ma.events,crm.events,lead.scores,account.scores,deal.alerts,ma.events.dlq,crm.events.dlq,lat.events:4,lat.lead.scores:4,lat.account.scores:4$skew_topics \
@@ -392,6 +393,33 @@ if [ "$which" = trickle ]; then
     kill -TERM "$wpid"; wait "$wpid" || true
     printf '  one deal of up to %4d stakeholders: %6d bytes to Redis per event, %.2f commands per event; its record %d bytes\n' \
       "$stake" $((rin / n)) "$(echo "$cmds / $n" | bc -l)" "$rec"
+  done
+  echo "trickle, scorer: $n events of one lead at $rate events/s"
+  k=0
+  for contents in 8 2400; do
+    k=$((k + 1))
+    mport=$(free_port)
+    "$bin" scorer --brokers "$brokers" --redis "redis://127.0.0.1:$rport/0" \
+      --topic-marketing "sk.ma.$k" --group-id "bench-trickle-ma-$k-$$" \
+      --metrics-addr "127.0.0.1:$mport" --log-level warn 2>"$tmp/worker-trickle-ma-$k.err" &
+    wpid=$!; pids+=("$wpid")
+    for _ in $(seq 100); do curl -sf "127.0.0.1:$mport/readyz" >/dev/null && break; sleep 0.1; done
+    redis-cli -p "$rport" config resetstat >/dev/null
+    rin0=$(redis_in)
+    DS_LOAD_MA="sk.ma.$k" DS_LOAD_RATE="$rate" "$load_bin" "$brokers" lead "$n" "$contents" \
+      "TL$k" 2>/dev/null
+    for _ in $(seq 300); do
+      done_n=$(curl -s "127.0.0.1:$mport/metrics" |
+        awk '/^dealsignal_consumed_records_total/ {s += $2} END {print s + 0}')
+      [ "$done_n" -ge "$n" ] && break; sleep 0.1
+    done
+    sleep 3 # the last window's write
+    rin=$(( $(redis_in) - rin0 ))
+    cmds=$(redis-cli -p "$rport" info commandstats | awk -F'[=,:]' '/^cmdstat_/ {s += $3} END {print s}')
+    rec=$(redis-cli -p "$rport" hstrlen "ds:{acct:TL$k-A}:lead:TL$k-L" state)
+    kill -TERM "$wpid"; wait "$wpid" || true
+    printf '  one lead over %4d content items: %6d bytes to Redis per event, %.2f commands per event; its record %d bytes\n' \
+      "$contents" $((rin / n)) "$(echo "$cmds / $n" | bc -l)" "$rec"
   done
   exit 0
 fi
