@@ -136,6 +136,20 @@ void ds_dedupe_prune(ds_dedupe_t *s, const ds_dedupe_clock_t *c) {
     prune(s, c, 0);
 }
 
+int ds_dedupe_compact(ds_dedupe_t *s, uint32_t *at, const ds_dedupe_clock_t *c,
+                      int (*gone)(void *opaque, uint64_t h), void *opaque) {
+    if (s->n < *at)
+        return 0;
+    for (uint32_t i = 0; gone && i < s->n; i++) {
+        int rc = ds_dedupe_live(c, &s->e[i]) ? 0 : gone(opaque, s->e[i].h);
+        if (rc)
+            return rc;
+    }
+    prune(s, c, 0);
+    *at = s->n < DS_DEDUPE_COMPACT_MIN / 2 ? DS_DEDUPE_COMPACT_MIN : 2 * s->n;
+    return 0;
+}
+
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;

@@ -108,6 +108,18 @@ ds_err_t ds_dedupe_put(ds_dedupe_t *s, uint64_t h, int64_t t, const ds_dedupe_cl
  *  capacity.  O(n). */
 void ds_dedupe_prune(ds_dedupe_t *s, const ds_dedupe_clock_t *c);
 
+/** Compaction at points the entries set, so that what a set holds (and an
+ *  owner stores of it) is a function of its puts, whenever it is saved:
+ *  when s holds *at entries or more, the hash of each entry not live
+ *  under c is passed to gone (when not NULL; a nonzero return stops the
+ *  compaction before anything is dropped, and is returned), those entries
+ *  are dropped, and *at becomes twice what is left, at least
+ *  DS_DEDUPE_COMPACT_MIN.  0 otherwise.  O(n) when it compacts, which is
+ *  amortised O(1) a put. */
+#define DS_DEDUPE_COMPACT_MIN 16
+int ds_dedupe_compact(ds_dedupe_t *s, uint32_t *at, const ds_dedupe_clock_t *c,
+                      int (*gone)(void *opaque, uint64_t h), void *opaque);
+
 /** Append the entries live under c: their count (varint), then each hash
  *  (8 bytes) and time (ds_buf_put_time against base), by hash or, for an
  *  arrival-ordered set, by arrival. */

@@ -52,7 +52,6 @@ typedef struct alert_st {
  * array it indexes is rebuilt instead. */
 #define SLOT_EMPTY UINT32_MAX
 #define INDEX_FROM 16 /* below this many entries a linear search is cheaper */
-#define COMPACT_MIN 16 /* seen is compacted from this many entries on */
 #define SPILL_AT 64    /* more ids than this: they leave the record */
 
 struct ds_deal {
@@ -81,7 +80,7 @@ struct ds_deal {
     int64_t max_t;
     /* seen drops what left the window only when it holds compact_at
      * entries (then compact_at = twice what is left, at least
-     * COMPACT_MIN): a function of the events applied, so that what is
+     * DS_DEDUPE_COMPACT_MIN): a function of the events applied, so that what is
      * stored of it is the same however the writes fell (see
      * ds_deal_changes) */
     uint32_t compact_at;
@@ -125,7 +124,7 @@ ds_deal_t *ds_deal_new(const char *deal_id) {
     d->max_t = INT64_MIN;
     ds_dedupe_init(&d->seen, false);
     d->seen_exact = true;
-    d->compact_at = COMPACT_MIN;
+    d->compact_at = DS_DEDUPE_COMPACT_MIN;
     return d;
 }
 
@@ -516,12 +515,19 @@ static bool note(uint64_t **a, uint32_t *n, uint32_t *cap, uint64_t h) {
     return true;
 }
 
+/* An id a compaction drops, noted for the write. */
+static int note_gone(void *opaque, uint64_t h) {
+    ds_deal_t *d = opaque;
+    if (!note(&d->s_del, &d->ns_del, &d->cs_del, h))
+        d->whole = true; /* out of memory: the next write is whole */
+    return 0;
+}
+
 /* Drop the entries of seen not live under c, noting them for the write. */
 static void seen_prune(ds_deal_t *d, const ds_dedupe_clock_t *c) {
     for (uint32_t i = 0; d->track && d->spilled && i < d->seen.n; i++)
-        if (!ds_dedupe_live(c, &d->seen.e[i]) &&
-            !note(&d->s_del, &d->ns_del, &d->cs_del, d->seen.e[i].h))
-            d->whole = true; /* out of memory: the next write is whole */
+        if (!ds_dedupe_live(c, &d->seen.e[i]))
+            note_gone(d, d->seen.e[i].h);
     ds_dedupe_prune(&d->seen, c);
 }
 
@@ -554,11 +560,9 @@ static bool dedupe(ds_deal_t *d, const ds_crm_event_t *ev, double window_days) {
     }
     if (d->track && d->spilled && !note(&d->s_add, &d->ns_add, &d->cs_add, h))
         d->whole = true;
-    if (d->seen.n >= d->compact_at) {
-        ds_dedupe_clock_t now = seen_clock(d);
-        seen_prune(d, &now);
-        d->compact_at = d->seen.n < COMPACT_MIN / 2 ? COMPACT_MIN : 2 * d->seen.n;
-    }
+    ds_dedupe_clock_t now = seen_clock(d);
+    int (*gone)(void *, uint64_t) = d->track && d->spilled ? note_gone : NULL;
+    (void)ds_dedupe_compact(&d->seen, &d->compact_at, &now, gone, d); /* never stopped */
     if (!d->spilled && d->seen.n > SPILL_AT) {
         d->spilled = true;
         d->whole = true; /* the next write stores every id in the key */
@@ -941,7 +945,7 @@ ds_deal_t *ds_deal_load(const void *p, size_t n, ds_err_t *err) {
         GET(get_t(&r, ver, d->max_t, &d->sigs[i].at));
     }
     ds_dedupe_init(&d->seen, false);
-    d->compact_at = COMPACT_MIN;
+    d->compact_at = DS_DEDUPE_COMPACT_MIN;
     if (ver < 3) {
         GET(ds_get_varint(&r, &cnt) || cnt > n);
         d->stake = calloc(cnt ? cnt : 1, sizeof(char *));
@@ -966,7 +970,7 @@ ds_deal_t *ds_deal_load(const void *p, size_t n, ds_err_t *err) {
         GET(ds_dedupe_load(&d->seen, &r, d->max_t, ver == 1));
         /* what was saved is the window */
         d->seen_exact = true;
-        if (d->seen.n >= COMPACT_MIN / 2)
+        if (d->seen.n >= DS_DEDUPE_COMPACT_MIN / 2)
             d->compact_at = 2 * d->seen.n;
         d->spilled = d->seen.n > SPILL_AT;
     } else {
