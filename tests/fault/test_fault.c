@@ -12,9 +12,11 @@
  * DS_FAULT_EVENTS sets the stream size (default 200000).  DS_FAULT_PROFILE
  * sets its shape: `mixed` (default: gen's mixed stream), `wide` (gen's
  * wide marketing profile with its catalog as the rules: many leads,
- * shares, webinars, leads without an account) or `skew` (one account of
- * 2,000 leads), each of the last two with a quarter as many CRM events
- * of gen's mix for the watcher.
+ * shares, webinars, leads without an account), `skew` (one account of
+ * 2,000 leads) or `heavy` (gen's skew profile over one account of 20
+ * leads: each has hundreds of event ids, kept apart from its record),
+ * each of the last three with a quarter as many CRM events of gen's mix
+ * for the watcher.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -417,20 +419,30 @@ static bool gen(const char *out, const char *const *args) {
 static bool make_stream(void) {
     if (!strcmp(profile, "mixed"))
         return ds_h_gen_mixed(&env, events);
-    if (strcmp(profile, "wide") && strcmp(profile, "skew")) {
-        fprintf(stderr, "DS_FAULT_PROFILE must be mixed, wide or skew, not %s\n", profile);
+    bool heavy = !strcmp(profile, "heavy");
+    if (strcmp(profile, "wide") && strcmp(profile, "skew") && !heavy) {
+        fprintf(stderr, "DS_FAULT_PROFILE must be mixed, wide, skew or heavy, not %s\n", profile);
         return false;
     }
-    snprintf(rules, sizeof(rules), "%s/%s-rules.yaml", env.tmpdir, profile);
+    const char *shape = heavy ? "skew" : profile;
+    snprintf(rules, sizeof(rules), "%s/%s-rules.yaml", env.tmpdir, shape);
     char count[32], crm[32];
     snprintf(count, sizeof(count), "%ld", events);
     snprintf(crm, sizeof(crm), "%ld", events / 4);
-    const char *print[] = {"--profile", profile, "--print-rules", NULL};
-    /* wide: 2,000 accounts of 12 leads; skew: one account of 2,000 leads */
-    const char *mk[] = {"--profile", profile,  "--count",
-                        count,       "--rate", "0",
-                        "--seed",    "5",      !strcmp(profile, "wide") ? "--accounts" : "--leads",
-                        "2000",      NULL};
+    const char *print[] = {"--profile", shape, "--print-rules", NULL};
+    /* wide: 2,000 accounts of 12 leads; skew: one account of 2,000 leads;
+     * heavy: one of 20 */
+    const char *mk[] = {"--profile",
+                        shape,
+                        "--count",
+                        count,
+                        "--rate",
+                        "0",
+                        "--seed",
+                        "5",
+                        !strcmp(profile, "wide") ? "--accounts" : "--leads",
+                        heavy ? "20" : "2000",
+                        NULL};
     const char *deals[] = {"--scenario", "crm",    "--count", crm, "--rate",
                            "0",          "--seed", "11",      NULL};
     return gen(rules, print) && gen(NULL, mk) && gen(NULL, deals);

@@ -59,12 +59,13 @@ static size_t put(char *out, size_t o, size_t size, const char *s, size_t n) {
 
 /* The README's name of a key: "ds:{acct:A-7}:lead:L-7-1" is
  * "ds:{acct:A}:lead:L"; ids are what follows "acct:", "lead:", "deal:",
- * ":lead:", ":att:" up to the next ':' or '}'; a watermark's partition key
+ * ":lead:", ":seen:", ":att:" up to the next ':' or '}'; a watermark's partition key
  * "{wpart:ma.events:3}" is "{wpart:TOPIC:N}". */
 static void key_pattern(const char *key, char *out, size_t size) {
     static const struct {
         const char *tag, *name;
-    } ids[] = {{"{acct:", "A"}, {"{lead:", "L"}, {"{deal:", "D"}, {":lead:", "L"}, {":att:", "C"}};
+    } ids[] = {{"{acct:", "A"}, {"{lead:", "L"}, {"{deal:", "D"},
+               {":lead:", "L"}, {":seen:", "L"}, {":att:", "C"}};
     size_t o = 0;
     out[0] = '\0';
     const char *p = key;
@@ -101,7 +102,7 @@ static bool documented(const char *section, const char *name) {
 
 /* Hashes whose fields are ids (dictionary and sums indexes, lead ids). */
 static bool fields_are_ids(const char *pattern) {
-    static const char *const suffix[] = {":dict", ":sums", ":att:C", ":seen"};
+    static const char *const suffix[] = {":dict", ":sums", ":att:C", ":seen", ":seen:L"};
     size_t n = strlen(pattern);
     for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
         size_t m = strlen(suffix[i]);
@@ -129,6 +130,10 @@ static void test_everything_written_is_documented(void **state) {
     const char *wide[] = {"--profile", "wide", "--accounts", "60", "--count", "8000",
                           "--rate",    "0",    "--seed",     "3",  NULL};
     assert_int_equal(ds_h_stop(spawn_gen(log, wide), 0, 60000), 0);
+    /* and 20 leads of 100 events each: their event ids kept apart */
+    const char *heavy[] = {"--profile", "skew", "--leads", "20", "--count", "2000",
+                           "--rate",    "0",    "--seed",  "4",  NULL};
+    assert_int_equal(ds_h_stop(spawn_gen(log, heavy), 0, 60000), 0);
     assert_true(ds_h_gen_mixed(&env, 3000));
 
     ds_h_args_t a;
@@ -205,9 +210,9 @@ static void test_everything_written_is_documented(void **state) {
     }
     /* the streams reached every kind of key, or the check proves little */
     static const char *const want[] = {
-        "ds:{acct:A}",      "ds:{acct:A}:lead:L", "ds:{acct:A}:leads",
-        "ds:{acct:A}:dict", "ds:{acct:A}:sums",   "ds:{acct:A}:att:C",
-        "ds:{lead:L}",      "ds:{deal:D}",        "ds:{wpart:TOPIC:N}"};
+        "ds:{acct:A}",      "ds:{acct:A}:lead:L", "ds:{acct:A}:leads",  "ds:{acct:A}:dict",
+        "ds:{acct:A}:sums", "ds:{acct:A}:att:C",  "ds:{acct:A}:seen:L", "ds:{lead:L}",
+        "ds:{deal:D}",      "ds:{wpart:TOPIC:N}"};
     for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
         size_t s = 0;
         while (s < patterns_seen && strcmp(seen[s], want[k]))

@@ -738,9 +738,9 @@ static void test_dedupe_window(void **state) {
 
 /* A lead record (the per-lead format) with the given event ids, in the
  * given order, and nothing else. */
-static void lead_rec_with_ids(ds_buf_t *b, const uint64_t *h, size_t n) {
+static void lead_rec_with_ids(ds_buf_t *b, const uint64_t *h, size_t n, uint8_t version) {
     ds_buf_reset(b);
-    assert_int_equal(ds_buf_put_u8(b, 3), DS_ERR_OK);           /* version */
+    assert_int_equal(ds_buf_put_u8(b, version), DS_ERR_OK);
     assert_int_equal(ds_buf_put_u8(b, 2 | 8), DS_ERR_OK);       /* member, has max_t */
     assert_int_equal(ds_buf_put_svarint(b, T0 + 10), DS_ERR_OK); /* max_t */
     assert_int_equal(ds_buf_put_svarint(b, (int64_t)n), DS_ERR_OK); /* events_applied */
@@ -753,6 +753,10 @@ static void lead_rec_with_ids(ds_buf_t *b, const uint64_t *h, size_t n) {
     assert_int_equal(ds_buf_put_u8(b, 0), DS_ERR_OK); /* emitted tier */
     for (int i = 0; i < 4; i++)                       /* insights, repeats, buckets, shares */
         assert_int_equal(ds_buf_put_varint(b, 0), DS_ERR_OK);
+    if (version >= 4) { /* compaction point (16 from a version 3 of 5), ids follow */
+        assert_int_equal(ds_buf_put_varint(b, 16), DS_ERR_OK);
+        assert_int_equal(ds_buf_put_u8(b, 2), DS_ERR_OK);
+    }
     assert_int_equal(ds_buf_put_varint(b, n), DS_ERR_OK);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(ds_buf_put_i64(b, (int64_t)h[i]), DS_ERR_OK);
@@ -762,8 +766,9 @@ static void lead_rec_with_ids(ds_buf_t *b, const uint64_t *h, size_t n) {
         assert_int_equal(ds_buf_put_varint(b, 0), DS_ERR_OK);
 }
 
-/* A lead record whose event ids are out of order still loads (and is
- * written back in order); one that repeats an id does not. */
+/* A lead record (of version 3) whose event ids are out of order still
+ * loads (and is written back in order, as version 4); one that repeats an
+ * id does not. */
 static void test_load_dedupe_order(void **state) {
     (void)state;
     uint64_t sorted[] = {11, 22, 33, 44, 55}, swapped[] = {22, 11, 33, 44, 55},
@@ -771,8 +776,8 @@ static void test_load_dedupe_order(void **state) {
     ds_buf_t b, ref;
     ds_buf_init(&b, 0);
     ds_buf_init(&ref, 0);
-    lead_rec_with_ids(&ref, sorted, 5);
-    lead_rec_with_ids(&b, swapped, 5);
+    lead_rec_with_ids(&ref, sorted, 5, 4);
+    lead_rec_with_ids(&b, swapped, 5, 3);
     ds_score_unit_t *u = ds_score_unit_new("ACC", true);
     assert_int_equal(ds_score_unit_put_lead(u, "L1", b.data, b.len), DS_ERR_OK);
     const lead_t *L = u->leads[0];
@@ -784,13 +789,86 @@ static void test_load_dedupe_order(void **state) {
     ds_buf_init(&rec, 0);
     assert_int_equal(ds_score_unit_save(u, &rec), DS_ERR_OK);
     assert_non_null(memmem(rec.data, rec.len, ref.data, ref.len));
-    lead_rec_with_ids(&b, twice, 5);
+    lead_rec_with_ids(&b, twice, 5, 3);
     assert_int_equal(ds_score_unit_put_lead(u, "L2", b.data, b.len), DS_ERR_UNDECODABLE);
     /* nothing of the refused lead stays in memory */
     assert_int_equal(ds_score_unit_lead_count(u), 1);
     ds_buf_free(&b);
     ds_buf_free(&ref);
     ds_buf_free(&rec);
+    ds_score_unit_destroy(u);
+}
+
+/* What a write passes of a lead's ids kept apart. */
+typedef struct idw {
+    int calls;
+    bool whole;
+    size_t n, recn;
+} idw_t;
+
+static void idw_lead(void *opaque, const ds_lead_score_t *v, uint64_t *notes, const void *rec,
+                     size_t n, bool member, bool new_member) {
+    (void)v, (void)notes, (void)rec, (void)member, (void)new_member;
+    ((idw_t *)opaque)->recn = n;
+}
+
+static void idw_ids(void *opaque, const char *lead, bool whole, const ds_dedupe_entry_t *e,
+                    size_t n) {
+    idw_t *w = opaque;
+    assert_string_equal(lead, "L1");
+    assert_true(n == 0 || e != NULL);
+    w->calls++;
+    w->whole = whole;
+    w->n = n;
+}
+
+/* A lead record of the version before (3) with 100 ids loads, and its
+ * next write moves them apart: all of them to the writer's ids, none in
+ * the record; the write after that passes only what changed. */
+static void test_ids_of_version_3_move_apart(void **state) {
+    (void)state;
+    enum { N = 100 };
+    uint64_t h[N];
+    for (size_t i = 0; i < N; i++)
+        h[i] = 1000 + 7 * i;
+    ds_buf_t b;
+    ds_buf_init(&b, 0);
+    lead_rec_with_ids(&b, h, N, 3);
+    ds_score_unit_t *u = ds_score_unit_new("ACC", true);
+    assert_int_equal(ds_score_unit_put_lead(u, "L1", b.data, b.len), DS_ERR_OK);
+    assert_int_equal(u->leads[0]->dd.n, N);
+    assert_int_equal(u->leads[0]->ids, IDS_APART | IDS_WHOLE);
+    size_t with_ids = b.len;
+    /* the lead's next event, then a write */
+    ds_rules_t *r = rules(NULL);
+    ds_ma_event_t ev = ds_ma_event_make("new-1", T0 + 20, "L1", "ACC", DS_MA_CONTENT_VIEWED, "c1",
+                                        "I1", DS_CS_SPARK);
+    assert_int_equal(ds_score_unit_apply(u, r, &ev, NULL), DS_ERR_OK);
+    idw_t w = {0};
+    ds_score_writer_t wr = {.opaque = &w, .lead = idw_lead, .ids = idw_ids, .epoch = 1};
+    assert_int_equal(ds_score_unit_write(u, &wr), DS_ERR_OK);
+    assert_int_equal(w.calls, 1);
+    assert_true(w.whole);
+    assert_int_equal(w.n, N + 1);
+    assert_true(w.recn < with_ids - N * 8); /* no id in the record */
+    /* the next event: the one id it adds */
+    ev.event_id = "new-2";
+    assert_int_equal(ds_score_unit_apply(u, r, &ev, NULL), DS_ERR_OK);
+    w = (idw_t){0};
+    assert_int_equal(ds_score_unit_write(u, &wr), DS_ERR_OK);
+    assert_int_equal(w.calls, 1);
+    assert_false(w.whole);
+    assert_int_equal(w.n, 1);
+    /* another epoch of the writer (a reconnection): whole again */
+    ev.event_id = "new-3";
+    assert_int_equal(ds_score_unit_apply(u, r, &ev, NULL), DS_ERR_OK);
+    wr.epoch = 2;
+    w = (idw_t){0};
+    assert_int_equal(ds_score_unit_write(u, &wr), DS_ERR_OK);
+    assert_true(w.whole);
+    assert_int_equal(w.n, N + 3);
+    ds_rules_destroy(r);
+    ds_buf_free(&b);
     ds_score_unit_destroy(u);
 }
 
@@ -995,6 +1073,7 @@ int main(void) {
         cmocka_unit_test(test_loads_version_1),
         cmocka_unit_test(test_dedupe_window),
         cmocka_unit_test(test_load_dedupe_order),
+        cmocka_unit_test(test_ids_of_version_3_move_apart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -161,6 +161,9 @@ static const pconf_t CONFS[] = {
      "  half_life_days: 1\n  repeat_window_days: 0.2\n  follow_window_days: 0.5\n"
      "  share_cap: 3\n  tiers: {confronted: 15, connector: 10}\n",
      0.5, 3500, 2, 6, 0, 1200, 60},
+    {"heavy", /* few leads, each with hundreds of ids in a long dedupe
+               * window: they move apart (ds_score_writer_t.ids) */
+     "", 60, 4000, 2, 2, 0, 0, 0},
 };
 #define NCONFS (sizeof(CONFS) / sizeof(CONFS[0]))
 
@@ -882,6 +885,7 @@ typedef struct punit {
     ds_score_unit_t *st;
     kv_t *store;
     vent_t *vds, *vrt, *vst;
+    unsigned reloads; /* of st: its writer's epoch is half of it */
 } punit_t;
 
 typedef struct run {
@@ -891,7 +895,8 @@ typedef struct run {
     punit_t *u;
     cap_t cds, crt, cst;
     ds_score_stats_t sds, srt, sst;
-    size_t loads; /* pieces st loaded */
+    size_t loads;     /* pieces st loaded */
+    size_t ids_apart; /* writes of ids kept apart (whole or not) */
     /* ds's units share one scratch (their content and insight ids), st's
      * another, as a worker's do */
     ds_score_scratch_t *scr_ds, *scr_st;
@@ -1194,6 +1199,7 @@ static void kv_free(kv_t **m) {
 typedef struct stw {
     kv_t **store;
     vent_t **view;
+    size_t *ids_apart;
 } stw_t;
 
 static void st_lead(void *opaque, const ds_lead_score_t *v, uint64_t *notes, const void *rec,
@@ -1234,6 +1240,48 @@ static void st_sum(void *opaque, uint32_t idx, const void *v, size_t n) {
     char key[32];
     snprintf(key, sizeof(key), "S:%u", idx);
     kv_set(w->store, key, n ? v : NULL, n);
+}
+
+/* A lead's hash of ids kept apart: "I:<lead>\x1f<hash in hex>" -> time. */
+static void st_ids(void *opaque, const char *lead, bool whole, const ds_dedupe_entry_t *e,
+                   size_t n) {
+    stw_t *w = opaque;
+    char key[700];
+    int kl = snprintf(key, sizeof(key), "I:%s\x1f", lead);
+    (*w->ids_apart)++;
+    if (whole) {
+        kv_t *x, *t;
+        HASH_ITER(hh, *w->store, x, t) {
+            if (!strncmp(x->key, key, (size_t)kl))
+                kv_set(w->store, x->key, NULL, 0);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(key + kl, sizeof(key) - (size_t)kl, "%016" PRIx64, e[i].h);
+        bool drop = e[i].t == DS_SCORE_ID_DROPPED;
+        assert_false(whole && drop);
+        kv_set(w->store, key, drop ? NULL : &e[i].t, drop ? 0 : sizeof(e[i].t));
+    }
+}
+
+/* The stored ids of a lead, to st. */
+static ds_err_t st_put_ids(kv_t *store, ds_score_unit_t *u, const char *lead) {
+    char key[700];
+    int kl = snprintf(key, sizeof(key), "I:%s\x1f", lead);
+    size_t n = 0;
+    for (const kv_t *e = store; e; e = e->hh.next)
+        n += !strncmp(e->key, key, (size_t)kl);
+    ds_dedupe_entry_t *v = calloc(n + 1, sizeof(*v));
+    assert_non_null(v);
+    n = 0;
+    for (const kv_t *e = store; e; e = e->hh.next)
+        if (!strncmp(e->key, key, (size_t)kl)) {
+            v[n].h = strtoull(e->key + kl, NULL, 16);
+            memcpy(&v[n++].t, e->v, sizeof(int64_t));
+        }
+    ds_err_t err = ds_score_unit_put_ids(u, lead, v, n);
+    free(v);
+    return err;
 }
 
 static void st_acct(void *opaque, const ds_account_score_t *a, uint64_t sig, const void *rec,
@@ -1314,6 +1362,9 @@ static int st_load(run_t *R, punit_t *p, const ds_ma_event_t *m) {
                 const kv_t *e = kv_get(p->store, key);
                 if (ds_score_unit_put_lead(p->st, nd->id, e ? e->v : NULL, e ? e->n : 0))
                     FAIL(R, "lead %s: its stored record does not load", nd->id);
+            } else if (nd->kind == DS_SCORE_NEED_IDS) {
+                if (st_put_ids(p->store, p->st, nd->id))
+                    FAIL(R, "lead %s: its stored ids do not load", nd->id);
             } else if (nd->kind == DS_SCORE_NEED_ATTENDANCE) {
                 size_t cl = strlen(nd->id);
                 for (const kv_t *e = p->store; e; e = e->hh.next)
@@ -1332,6 +1383,40 @@ static int st_load(run_t *R, punit_t *p, const ds_ma_event_t *m) {
             free(nd->id);
         }
     }
+}
+
+/* The ids st's writes stored of each lead must be the ids ds holds (never
+ * written nor reloaded): every one of a lead whose ids ds keeps apart,
+ * with its time, and nothing of another lead.  So a write that misses a
+ * put or a drop fails here, even where no verdict shows it. */
+static void compare_stored_ids(run_t *R, punit_t *p, const char *key) {
+    size_t stored = 0, held = 0;
+    for (const kv_t *e = p->store; e; e = e->hh.next)
+        stored += e->key[0] == 'I' && e->key[1] == ':';
+    for (uint32_t li = 0; li < p->ds->nleads; li++) {
+        const lead_t *L = p->ds->leads[li];
+        if (!(L->ids & IDS_APART))
+            continue;
+        const char *lead = ds_score_str(p->ds, L->id);
+        for (uint32_t i = 0; i < L->dd.n; i++) {
+            char k[700];
+            snprintf(k, sizeof(k), "I:%s\x1f%016" PRIx64, lead, L->dd.e[i].h);
+            const kv_t *e = kv_get(p->store, k);
+            int64_t t;
+            if (!e || e->n != sizeof(t))
+                FAIL(R, "unit %s: lead %s's id %016" PRIx64 " is not stored", key, lead,
+                     L->dd.e[i].h);
+            memcpy(&t, e->v, sizeof(t));
+            if (t != L->dd.e[i].t)
+                FAIL(R,
+                     "unit %s: lead %s's id %016" PRIx64 " is stored at %" PRId64
+                     ", held at %" PRId64,
+                     key, lead, L->dd.e[i].h, t, L->dd.e[i].t);
+            held++;
+        }
+    }
+    if (stored != held)
+        FAIL(R, "unit %s: %zu ids stored apart, ds holds %zu", key, stored, held);
 }
 
 /* x (rt's or st's map) must hold the same leads and views as ds's. */
@@ -1361,10 +1446,13 @@ static void flush_unit(run_t *R, int ui) {
     const char *key = R->g.units[ui].key;
     ds_flush(p->ds, &p->vds);
     ds_flush(p->rt, &p->vrt);
-    stw_t sw = {&p->store, &p->vst};
+    stw_t sw = {&p->store, &p->vst, &R->ids_apart};
     /* in the order of ds_score_writer_t's fields (each callback has a type
-     * of its own: one out of place does not compile) */
-    ds_score_writer_t w = {&sw, st_lead, st_dict, st_att, st_mob, st_sum, st_acct};
+     * of its own: one out of place does not compile); the epoch changes
+     * every other reload, so a lead's ids are written whole after some
+     * reloads and by what changed after others */
+    ds_score_writer_t w = {&sw,    st_lead, st_dict, st_att,        st_mob,
+                           st_sum, st_acct, st_ids,  p->reloads / 2};
     if (ds_score_unit_write(p->st, &w))
         FAIL(R, "unit %s: st's write failed", key);
     h_u64(&R->evh, 'F');
@@ -1372,6 +1460,7 @@ static void flush_unit(run_t *R, int ui) {
     h_u64(&R->evh, vmap_digest(p->vds));
     vmap_compare(R, p->vrt, p->vds, "rt (save/load)", key);
     vmap_compare(R, p->vst, p->vds, "st (stored, loaded by need)", key);
+    compare_stored_ids(R, p, key);
     ds_account_score_t a;
     arec_t xd, xr;
     bool hd = ds_score_unit_account_view(p->ds, &a);
@@ -1419,6 +1508,7 @@ static void round_trip(run_t *R, int ui) {
     p->rt = n;
     ds_score_unit_destroy(p->st);
     p->st = st_reload(p->store, R->g.units[ui].key, R->g.units[ui].is_account, R->scr_st);
+    p->reloads++;
     R->round_trips++;
 }
 
@@ -1681,10 +1771,11 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
     gold_final(R, &R->sds, leads);
     print_message("  seed %" PRIu64 " %-10s %5d events, %2d units, %4zu leads (largest %4zu): "
                   "%5zu lead / %4zu account scores, %4zu credited others, %3zu duplicates, "
-                  "%3zu reloads, %4zu writes, %5zu loads by need%s\n",
+                  "%3zu reloads, %4zu writes, %5zu loads by need, %4zu writes of ids kept "
+                  "apart%s\n",
                   seed, c.name, c.events, R->g.nunits, leads, biggest, R->lead_scores,
                   R->account_scores, R->follows_seen, R->duplicates, R->round_trips, R->flushes,
-                  R->loads, switch_rules ? ", tiers changed halfway" : "");
+                  R->loads, R->ids_apart, switch_rules ? ", tiers changed halfway" : "");
     for (int i = 0; i < R->g.nunits; i++)
         punit_free(&R->u[i]);
     free(R->u);
@@ -1705,8 +1796,8 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
 static const struct {
     uint64_t seed;
     size_t conf;
-} SEEDS[] = {{1, 0}, {2, 0}, {3, 0}, {4, 1},  {5, 1},  {6, 1},
-             {7, 2}, {8, 2}, {9, 3}, {10, 4}, {11, 0}, {12, 1}};
+} SEEDS[] = {{1, 0}, {2, 0}, {3, 0},  {4, 1},  {5, 1},  {6, 1},  {7, 2},
+             {8, 2}, {9, 3}, {10, 4}, {11, 0}, {12, 1}, {13, 5}, {14, 5}};
 
 /* DS_PROP_RECORD=path: the fixed seeds, recorded to path (the other
  * variables must be unset); the record is written only when every check

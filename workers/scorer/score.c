@@ -434,6 +434,41 @@ static int share(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_
                     content, 0);
 }
 
+/* Note that id h of lead L changed, when its ids are kept apart. */
+static int log_id(ds_score_unit_t *u, const lead_t *L, uint64_t h) {
+    if (!(L->ids & IDS_APART))
+        return 0;
+    if (ENSURE(u->idlog, u->cidlog, u->nidlog + 1, 8))
+        return -1;
+    u->idlog[u->nidlog++] = (idlog_t){h, L->id};
+    return 0;
+}
+
+typedef struct id_gone {
+    ds_score_unit_t *u;
+    const lead_t *L;
+} id_gone_t;
+
+static int log_gone(void *opaque, uint64_t h) {
+    id_gone_t *g = opaque;
+    return log_id(g->u, g->L, h);
+}
+
+/* Remember id h of lead L at t.  Nothing is dropped here but by a
+ * compaction (ds_dedupe_compact at dd_compact_at): the ids no longer live
+ * under c, dead for good (the clock only moves forward).  The ids move
+ * apart at the put that makes them more than DS_IDS_APART_AT. */
+static int remember_id(ds_score_unit_t *u, lead_t *L, uint64_t h, int64_t t,
+                       const ds_dedupe_clock_t *c) {
+    id_gone_t g = {u, L};
+    if (ds_dedupe_put(&L->dd, h, t, &(ds_dedupe_clock_t){.all = true}) || log_id(u, L, h) ||
+        ds_dedupe_compact(&L->dd, &L->dd_compact_at, c, log_gone, &g))
+        return -1;
+    if (!(L->ids & IDS_APART) && L->dd.n > DS_IDS_APART_AT)
+        L->ids |= IDS_APART | IDS_WHOLE;
+    return 0;
+}
+
 /* Whether the lead has points or any memory an unsubscribe would clear. */
 static bool has_memory(const lead_t *L) {
     return L->confront != 0 || L->connect != 0 || L->any_a || L->nins || L->nrep || L->nbkt ||
@@ -599,8 +634,12 @@ size_t ds_score_unit_needs(const ds_score_unit_t *u, const ds_rules_t *r, const 
         fn(opaque, DS_SCORE_NEED_LEAD, ev->lead_id);
         return 1;
     }
+    if (L->ids & IDS_MISSING) { /* its dedupe ids, kept apart */
+        fn(opaque, DS_SCORE_NEED_IDS, ev->lead_id);
+        n++;
+    }
     if (!u->is_account)
-        return 0;
+        return n;
     if (ev->type == DS_MA_UNSUBSCRIBED) {
         for (uint32_t i = 0; i < L->natt; i++) {
             int32_t ai = ds_score_idx(&u->attmap, L->att[i].content);
@@ -613,10 +652,10 @@ size_t ds_score_unit_needs(const ds_score_unit_t *u, const ds_rules_t *r, const 
     }
     ev_content_t c = classify(r, ev);
     if (c.stage == DS_NONE)
-        return 0;
+        return n;
     if (ev->type == DS_MA_CONTENT_SHARED) {
         if (!c.insight)
-            return 0;
+            return n;
         for (size_t k = 0; k < ev->shared_with_count; k++) {
             const char *cs = ev->shared_with[k];
             if (cs && strcmp(cs, ev->lead_id) && !resident(u, lookup_z(u, cs))) {
@@ -726,7 +765,7 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
     if (L->max_t == UNSET_T || t > L->max_t)
         L->max_t = t;
     /* a new id, or the same id out of the window: it counts again */
-    if (ds_dedupe_put(&L->dd, h, t, &clock))
+    if (remember_id(u, L, h, t, &clock))
         return DS_ERR_NOMEM;
     if (stats)
         stats->applied++;

@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "ds_buf.h"
+#include "ds_dedupe.h"
 #include "rules.h"
 
 typedef struct ds_score_unit ds_score_unit_t;
@@ -94,6 +95,8 @@ ds_err_t ds_score_unit_apply(ds_score_unit_t *u, const ds_rules_t *r, const ds_m
 enum {
     DS_SCORE_NEED_LEAD,       /* id: a lead's stored record */
     DS_SCORE_NEED_ATTENDANCE, /* id: a content id: its attendance index */
+    DS_SCORE_NEED_IDS,        /* id: a lead's dedupe ids, kept apart
+                               * (ds_score_unit_put_ids) */
     DS_SCORE_NEED_ALL_LEADS,  /* every lead of the account (tier thresholds
                                * changed: the counts are recomputed once) */
 };
@@ -124,6 +127,10 @@ ds_err_t ds_score_unit_put_mobilizer(ds_score_unit_t *u, const char *lead_id, si
  *  already in memory is left as it is. */
 ds_err_t ds_score_unit_put_lead(ds_score_unit_t *u, const char *lead_id, const void *p,
                                 size_t n) DS_WUR;
+/** The dedupe ids kept apart of a lead in memory (DS_SCORE_NEED_IDS): all
+ *  of them, in any order.  Nothing for a lead whose ids are in memory. */
+ds_err_t ds_score_unit_put_ids(ds_score_unit_t *u, const char *lead_id,
+                               const ds_dedupe_entry_t *e, size_t n) DS_WUR;
 /** One stored field of a webinar's attendance index, then _done once all
  *  of them were supplied (an index with no field is empty). */
 ds_err_t ds_score_unit_put_attendance(ds_score_unit_t *u, const char *content_id,
@@ -168,7 +175,19 @@ typedef struct ds_score_writer {
      * `sig` changes whenever a figure does (0 never). */
     void (*account)(void *opaque, const ds_account_score_t *view, uint64_t sig, const void *rec,
                     size_t n);
+    /* The dedupe ids of a lead whose record does not hold them (it has
+     * had more than 64: they are kept apart), after its `lead`: with
+     * `whole`, what is stored of them is replaced by e[0..n); else each
+     * of e[0..n) (by hash, once each) is set, or removed when its t is
+     * DS_SCORE_ID_DROPPED. */
+    void (*ids)(void *opaque, const char *lead_id, bool whole, const ds_dedupe_entry_t *e,
+                size_t n);
+    /* The writer's epoch (a new connection, say): a lead's ids last
+     * written in another are written whole. */
+    unsigned epoch;
 } ds_score_writer_t;
+
+#define DS_SCORE_ID_DROPPED INT64_MIN
 
 /** Pass everything changed since the last write to w (dirty leads in the
  *  order they became dirty, then the attendance-field, mobilizer and

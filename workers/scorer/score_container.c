@@ -48,7 +48,8 @@ ds_err_t ds_score_unit_save(ds_score_unit_t *u, ds_buf_t *out) {
     for (uint32_t i = 0; i < u->nleads && !e; i++) {
         const lead_t *L = u->leads[i];
         ds_buf_reset(&rec);
-        TRY(u->is_account ? ds_score_encode_lead(u, L, &rec) : ds_score_encode_lone(u, L, &rec, &tmp));
+        TRY(u->is_account ? ds_score_encode_lead(u, L, true, &rec)
+                           : ds_score_encode_lone(u, L, true, &rec, &tmp));
         TRY(ds_score_put_sid(u, &leads, L->id));
         TRY(ds_buf_put_strn(&leads, (const char *)rec.data, rec.len));
     }
@@ -235,7 +236,11 @@ ds_score_unit_t *ds_score_unit_load(const void *p, size_t n, ds_err_t *err) {
         ds_score_unit_destroy(u);
         return NULL;
     }
-    u->complete = true; /* the container holds everything */
+    /* the container holds everything, but the ids of a lead that were
+     * kept apart and not read when it was saved */
+    u->complete = true;
+    for (uint32_t i = 0; i < u->nleads; i++)
+        u->complete &= !(u->leads[i]->ids & IDS_MISSING);
     u->nmchg = 0;
     *err = DS_ERR_OK;
     return u;

@@ -149,6 +149,8 @@ typedef struct lead {
     uint8_t member;     /* had an event of its own: in the account's lead set */
     uint8_t set_known;  /* its membership is already written */
     uint8_t c_engaged, c_mob; /* what it adds to the account's counts */
+    uint8_t ids;        /* IDS_*: where its dedupe ids are kept */
+    uint16_t ids_epoch; /* the writer's epoch its kept-apart ids were written in */
     uint64_t notes[DS_LEAD_NOTES]; /* the caller's note of what it wrote */
     ins_t *ins;
     rep_t *rep;
@@ -164,7 +166,29 @@ typedef struct lead {
     /* counts; an array's capacity is the class of its count (1, 2, 3, 4,
      * 6, 8, 12, …: ds_score_capn), so it is not stored */
     uint32_t nins, nrep, nbkt, nshc, ninb, ncrd, natt, ngc;
+    /* dd drops the ids that left the window only when it holds dd_compact_at
+     * of them (ds_dedupe_compact): a function of the events applied, so
+     * that what is stored of the ids is the same however the writes fell */
+    uint32_t dd_compact_at;
 } lead_t;
+
+/* Where a lead's dedupe ids are kept (lead_t.ids).  While it has had at
+ * most DS_IDS_APART_AT, in its record; from the event that makes them
+ * more (a point the events set), in a hash of their own for good, which a
+ * write changes by what changed (the unit's idlog). */
+enum {
+    IDS_APART = 1,   /* kept apart (stored in the record) */
+    IDS_MISSING = 2, /* kept apart and not read yet: its next event needs them */
+    IDS_WHOLE = 4,   /* the next write stores them all (they just moved apart) */
+};
+#define DS_IDS_APART_AT 64
+
+/* An id of a lead whose ids are kept apart, put or dropped since the
+ * unit's last write: its stored entry is set to what the lead holds. */
+typedef struct idlog {
+    uint64_t h;
+    uint32_t lead; /* intern id */
+} idlog_t;
 
 /* One insight of the account: the sum of its leads' points on it (each
  * at the lead's own as_of, in fixed point so that the sum is exact and
@@ -265,6 +289,8 @@ struct ds_score_unit {
     uint32_t ndl, cdl;
     uint32_t *sdirty; /* changed insight sums (indexes in agg[]) */
     uint32_t nsd, csd;
+    idlog_t *idlog; /* the ids kept apart that changed since the last write */
+    uint32_t nidlog, cidlog;
     scratch_t *scr;
     bool own_scr; /* scr is this unit's own (else shared, see score.h) */
 };
@@ -436,9 +462,12 @@ bool ds_score_put_u(ds_buf_t *b, uint64_t v);
 void ds_score_lead_record(const ds_score_unit_t *u, const lead_t *L, const lview_t *v,
                           int prev_tier, uint32_t n_out, ds_lead_score_t *out);
 /* The stored formats (score_store.c): append to out. */
-ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, ds_buf_t *out);
-ds_err_t ds_score_encode_lone(ds_score_unit_t *u, const lead_t *L, ds_buf_t *out,
-                              ds_buf_t *tmp);
+/* A lead's record: with `container`, its ids whenever they are in memory
+ * (a whole-unit container), else only while they are not kept apart. */
+ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, bool container,
+                              ds_buf_t *out);
+ds_err_t ds_score_encode_lone(ds_score_unit_t *u, const lead_t *L, bool container,
+                              ds_buf_t *out, ds_buf_t *tmp);
 ds_err_t ds_score_encode_account(ds_score_unit_t *u, ds_buf_t *out);
 ds_err_t ds_score_encode_field(const lead_t *L, uint32_t content, ds_buf_t *out);
 /* An insight's sum; nothing when it is all zero (the field is deleted). */

@@ -4,20 +4,26 @@
  * and the insight sums (the whole-unit container that tests and tools use
  * is score_container.c).
  *
- * Formats (version 3; all integers varints, signed ones zigzag, doubles
- * ds_buf_put_f64c, times relative to a base with ds_buf_put_time).  A
- * content or insight id is a reference: its index in the account's
- * dictionary + 1 (0: none); lead ids are strings.  A lone lead has no
- * account dictionary: its record starts with the strings it refers to.
+ * Formats (lead version 4, the others 3; all integers varints, signed
+ * ones zigzag, doubles ds_buf_put_f64c, times relative to a base with
+ * ds_buf_put_time).  A content or insight id is a reference: its index in
+ * the account's dictionary + 1 (0: none); lead ids are strings.  A lone
+ * lead has no account dictionary: its record starts with the strings it
+ * refers to.
  *
- *   lead:  3, bits (1 any_a, 2 member, 4 has as_of, 8 has max_t, flags<<4),
+ *   lead:  4, bits (1 any_a, 2 member, 4 has as_of, 8 has max_t, flags<<4),
  *          [max_t], [as_of rel. max_t], events_applied, n_emitted, gen,
  *          confront, connect, em_c10, em_n10, em_m10, em_tier,
  *          insights (ref, amask, smask, pts), repeats (ref, type, t),
  *          buckets (kind, a, b, v), shares (ref, colleague),
- *          event ids (hash as 8 bytes, t; live ones, by hash),
+ *          ids compaction point, id bits (1 kept apart, 2 ids follow),
+ *          [event ids (hash as 8 bytes, t; every one held, by hash)],
  *          inbox (sharer, ref, gen, ts), credited (sharer, ref, gen),
  *          attendances (ref, t), group credits (ref)
+ *          The ids follow unless they are kept apart (in the scorer's hash
+ *          of the lead's ids); a whole-unit container holds them whenever
+ *          they are in memory.  Version 3 had no compaction point nor id
+ *          bits, and held the ids live by the lead's clock.
  *   account: 3, thresholds (confronted, connector), consensus target,
  *          dedupe window (ms), members, bits (1 has
  *          as_of, 2 has max_t), [as_of], [max_t], n emitted, emitted
@@ -39,6 +45,7 @@
 #include "score_int.h"
 
 #define REC_VERSION 3
+#define LEAD_VERSION 4
 
 /* ---- the dictionary -------------------------------------------------------- */
 
@@ -94,12 +101,12 @@ ds_err_t ds_score_unit_put_dict(ds_score_unit_t *u, uint64_t idx, const char *s,
 
 /* ---- encoding ------------------------------------------------------------- */
 
-ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, ds_buf_t *out) {
+ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, bool container, ds_buf_t *out) {
     bool has_max = L->max_t != UNSET_T, has_asof = L->as_of != UNSET_T;
     int64_t base = has_max ? L->max_t : 0;
     uint8_t bits =
         (uint8_t)(L->any_a | (L->member << 1) | (has_asof << 2) | (has_max << 3) | (L->flags << 4));
-    DS_TRY(ds_buf_put_u8(out, REC_VERSION));
+    DS_TRY(ds_buf_put_u8(out, LEAD_VERSION));
     DS_TRY(ds_buf_put_u8(out, bits));
     if (has_max)
         DS_TRY(ds_buf_put_svarint(out, L->max_t));
@@ -152,11 +159,13 @@ ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, ds_buf_t *out
         DS_TRY(put_ref(u, out, L->shc[i].content));
         DS_TRY(ds_score_put_sid(u, out, L->shc[i].colleague));
     }
-    /* the ids live by the lead's own clock: a superset of those live by
-     * the account's (which is later), and the same bytes whenever the
-     * lead is written */
-    DS_TRY(ds_dedupe_save(&L->dd, &(ds_dedupe_clock_t){.now = L->max_t, .window = u->dd_window_ms},
-                          base, out));
+    /* every id held (what a compaction has not dropped: a point the
+     * events set), so the same bytes whenever the lead is written */
+    bool ids = container ? !(L->ids & IDS_MISSING) : !(L->ids & IDS_APART);
+    DS_TRY(ds_buf_put_varint(out, L->dd_compact_at));
+    DS_TRY(ds_buf_put_u8(out, (uint8_t)((L->ids & IDS_APART) | ids << 1)));
+    if (ids)
+        DS_TRY(ds_dedupe_save(&L->dd, &(ds_dedupe_clock_t){.all = true}, base, out));
     DS_TRY(ds_buf_put_varint(out, L->ninb));
     for (uint32_t i = 0; i < L->ninb; i++) {
         DS_TRY(ds_score_put_sid(u, out, L->inb[i].sharer));
@@ -182,9 +191,10 @@ ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, ds_buf_t *out
 }
 
 /* A lone lead's record: the strings it refers to, then the lead. */
-ds_err_t ds_score_encode_lone(ds_score_unit_t *u, const lead_t *L, ds_buf_t *out, ds_buf_t *tmp) {
+ds_err_t ds_score_encode_lone(ds_score_unit_t *u, const lead_t *L, bool container, ds_buf_t *out,
+                              ds_buf_t *tmp) {
     ds_buf_reset(tmp);
-    DS_TRY(ds_score_encode_lead(u, L, tmp));
+    DS_TRY(ds_score_encode_lead(u, L, container, tmp));
     DS_TRY(ds_buf_put_varint(out, u->ndict));
     for (uint32_t i = 0; i < u->ndict; i++)
         DS_TRY(ds_score_put_sid(u, out, u->dict[i]));
@@ -326,7 +336,7 @@ static int get_u32(rd_t *d, uint32_t *v) {
 static int decode_lead(rd_t *d, lead_t *L) {
     uint8_t ver, bits;
     RD_GET(ds_get_u8(&d->r, &ver));
-    RD_CHECK(ver == REC_VERSION);
+    RD_CHECK(ver == LEAD_VERSION || ver == 3);
     RD_GET(ds_get_u8(&d->r, &bits));
     RD_CHECK((bits >> 4) <= (LF_SHARED | LF_CREDITED | LF_GROUP));
     L->any_a = bits & 1;
@@ -408,7 +418,21 @@ static int decode_lead(rd_t *d, lead_t *L) {
             return -1;
         L->nshc++;
     }
-    RD_GET(ds_dedupe_load(&L->dd, &d->r, base, false));
+    if (ver == 3) { /* the ids live by the lead's clock, in the record */
+        RD_GET(ds_dedupe_load(&L->dd, &d->r, base, false));
+        L->dd_compact_at =
+            L->dd.n < DS_DEDUPE_COMPACT_MIN / 2 ? DS_DEDUPE_COMPACT_MIN : 2 * L->dd.n;
+        if (L->dd.n > DS_IDS_APART_AT)
+            L->ids = IDS_APART | IDS_WHOLE; /* its next write moves them */
+    } else {
+        uint8_t ib;
+        if (get_u32(d, &L->dd_compact_at) || get_u8max(d, 3, &ib))
+            return -1;
+        RD_CHECK(L->dd_compact_at > 0 && (ib & 3) != 0);
+        if (ib & 2)
+            RD_GET(ds_dedupe_load(&L->dd, &d->r, base, false));
+        L->ids = (uint8_t)((ib & 1) | ((ib & 3) == 1 ? IDS_MISSING : 0));
+    }
     if (get_count(d, &n))
         return -1;
     ALLOC(L->inb, L->ninb, n);
@@ -497,7 +521,9 @@ ds_err_t ds_score_unit_put_lead(ds_score_unit_t *u, const char *lead_id, const v
     if (L->member)
         u->resident_members++;
     L->set_known = L->member;
-    if (!u->is_account) { /* a lone lead: its clock and count are the unit's */
+    if (L->ids & IDS_MISSING)
+        u->complete = false; /* a lone lead's unit too: its ids are to be read */
+    if (!u->is_account) {    /* a lone lead: its clock and count are the unit's */
         u->max_t = L->max_t;
         u->members = u->resident_members;
     }
@@ -633,6 +659,79 @@ static int cmp_u32p(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+static int cmp_idlog(const void *a, const void *b) {
+    const idlog_t *x = a, *y = b;
+    if (x->lead != y->lead)
+        return x->lead < y->lead ? -1 : 1;
+    return x->h < y->h ? -1 : x->h > y->h;
+}
+
+/* What changed of lead L's ids kept apart, to w->ids: all of them after
+ * they moved apart, were marked so (ds_score_unit_mark_all_dirty) or were
+ * last written in another epoch of the writer; else each id of the
+ * unit's idlog (sorted by the caller) as L holds it now: its
+ * entry, or DS_SCORE_ID_DROPPED.  Costs what changed (or, whole, the
+ * lead's ids). */
+static ds_err_t write_ids(ds_score_unit_t *u, lead_t *L, const ds_score_writer_t *w) {
+    if ((L->ids & (IDS_APART | IDS_MISSING)) != IDS_APART)
+        return DS_ERR_OK; /* in the record, or never read: nothing changed */
+    bool whole = (L->ids & IDS_WHOLE) || L->ids_epoch != (uint16_t)w->epoch;
+    L->ids &= (uint8_t)~IDS_WHOLE;
+    L->ids_epoch = (uint16_t)w->epoch;
+    if (whole) {
+        if (w->ids)
+            w->ids(w->opaque, ds_score_str(u, L->id), true, L->dd.e, L->dd.n);
+        return DS_ERR_OK;
+    }
+    uint32_t lo = 0, hi = u->nidlog;
+    while (lo < hi) { /* the lead's first entry */
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (u->idlog[mid].lead < L->id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    uint32_t n = 0;
+    for (uint32_t i = lo; i < u->nidlog && u->idlog[i].lead == L->id; i++)
+        n += i == lo || u->idlog[i].h != u->idlog[i - 1].h;
+    if (!n)
+        return DS_ERR_OK;
+    ds_dedupe_entry_t *ch = malloc(n * sizeof(*ch));
+    if (!ch)
+        return DS_ERR_NOMEM;
+    n = 0;
+    for (uint32_t i = lo; i < u->nidlog && u->idlog[i].lead == L->id; i++) {
+        if (i != lo && u->idlog[i].h == u->idlog[i - 1].h)
+            continue;
+        const ds_dedupe_entry_t *x = ds_dedupe_find(&L->dd, u->idlog[i].h);
+        ch[n++] = x ? *x : (ds_dedupe_entry_t){u->idlog[i].h, DS_SCORE_ID_DROPPED};
+    }
+    if (w->ids)
+        w->ids(w->opaque, ds_score_str(u, L->id), false, ch, n);
+    free(ch);
+    return DS_ERR_OK;
+}
+
+ds_err_t ds_score_unit_put_ids(ds_score_unit_t *u, const char *lead_id, const ds_dedupe_entry_t *e,
+                               size_t n) {
+    if (!u || !lead_id || (n && !e))
+        return DS_ERR_INVAL;
+    uint32_t id = ds_score_lookup(u, lead_id, strlen(lead_id));
+    int32_t li = id == NOID ? -1 : u->t.strs[id].lead;
+    if (li < 0 || !(u->leads[li]->ids & IDS_MISSING))
+        return DS_ERR_OK; /* not in memory, or its ids are */
+    lead_t *L = u->leads[li];
+    for (size_t i = 0; i < n; i++) {
+        if (!e[i].h || e[i].t == DS_SCORE_ID_DROPPED)
+            return DS_ERR_UNDECODABLE;
+        if (ds_dedupe_find(&L->dd, e[i].h))
+            return DS_ERR_UNDECODABLE; /* listed twice */
+        DS_TRY(ds_dedupe_put(&L->dd, e[i].h, e[i].t, &(ds_dedupe_clock_t){.all = true}));
+    }
+    L->ids &= (uint8_t)~IDS_MISSING;
+    return DS_ERR_OK;
+}
+
 bool ds_score_unit_dirty(const ds_score_unit_t *u) {
     return u->ndl || u->nadirty || u->nmchg || u->nsd || u->legacy;
 }
@@ -644,11 +743,13 @@ ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) {
     ds_buf_init(&rec, 0);
     ds_buf_init(&tmp, 0);
     ds_err_t e = DS_ERR_OK;
+    if (u->nidlog > 1)
+        qsort(u->idlog, u->nidlog, sizeof(*u->idlog), cmp_idlog);
     for (uint32_t i = 0; i < u->ndl && !e; i++) {
         lead_t *L = u->leads[u->dlist[i]];
         ds_buf_reset(&rec);
-        e = u->is_account ? ds_score_encode_lead(u, L, &rec)
-                          : ds_score_encode_lone(u, L, &rec, &tmp);
+        e = u->is_account ? ds_score_encode_lead(u, L, false, &rec)
+                          : ds_score_encode_lone(u, L, false, &rec, &tmp);
         if (e)
             break;
         ds_lead_score_t view;
@@ -658,6 +759,7 @@ ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) {
             w->lead(w->opaque, &view, L->notes, rec.data, rec.len, L->member,
                     L->member && !L->set_known);
         L->set_known = L->member;
+        e = write_ids(u, L, w);
     }
     /* attendance fields: once each, by (content, lead) */
     if (!e && u->nadirty) {
@@ -716,6 +818,7 @@ ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) {
         return e;
     for (uint32_t i = 0; i < u->ndl; i++)
         u->leads[u->dlist[i]]->dirty = 0;
+    u->nidlog = 0;
     for (uint32_t i = 0; i < u->nsd; i++)
         u->agg[u->sdirty[i]].dirty = 0;
     u->ndl = u->nadirty = u->nmchg = u->nsd = 0;
@@ -735,6 +838,8 @@ ds_err_t ds_score_unit_mark_all_dirty(ds_score_unit_t *u, bool *whole) {
         lead_t *L = u->leads[li];
         memset(L->notes, 0, sizeof(L->notes));
         L->set_known = 0;
+        if (L->ids & IDS_APART)
+            L->ids |= IDS_WHOLE;
         if (ds_score_mark_lead(u, li))
             return DS_ERR_NOMEM;
     }

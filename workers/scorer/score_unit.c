@@ -217,6 +217,7 @@ int ds_score_lead_slot(ds_score_unit_t *u, uint32_t id, uint32_t *li) {
     L->max_t = UNSET_T;
     L->em_tier = DS_TIER_UNAWARE;
     L->c_top = NOID;
+    L->dd_compact_at = DS_DEDUPE_COMPACT_MIN;
     u->t.strs[id].lead = (int32_t)u->nleads;
     *li = u->nleads++;
     return 0;
@@ -422,6 +423,7 @@ void ds_score_unit_destroy(ds_score_unit_t *u) {
     free(u->adirty);
     free(u->mchg);
     free(u->dlist);
+    free(u->idlog);
     if (u->own_scr)
         ds_score_scratch_destroy(u->scr);
     free(u->key);
@@ -454,7 +456,8 @@ size_t ds_score_unit_mem(const ds_score_unit_t *u) {
     }
     m += (size_t)u->cagg * sizeof(aggi_t) + (size_t)u->cmob * 4 + (size_t)u->cdict * 4 +
          ds_dedupe_mem(&u->ldd) + (size_t)u->catts * sizeof(attidx_t) +
-         (size_t)u->cadirty * sizeof(afield_t) + (size_t)u->cmchg * 4 + (size_t)u->cdl * 4 + 9 * oh;
+         (size_t)u->cadirty * sizeof(afield_t) + (size_t)u->cmchg * 4 + (size_t)u->cdl * 4 +
+         (size_t)u->cidlog * sizeof(idlog_t) + 10 * oh;
     for (uint32_t i = 0; i < u->natts; i++)
         m += ((size_t)u->atts[i].call + u->atts[i].cunc) * sizeof(attx_t) + 2 * oh;
     if (u->own_scr) {

@@ -33,8 +33,12 @@
  *                            sum of the leads' points on it and how many
  *                            are confronted on it
  *   <p>{acct:A}:att:C        hash: lead id -> its attendances of webinar C
+ *   <p>{acct:A}:seen:L       hash: lead L's dedupe ids once it has had more
+ *                            than 64 (fewer are in its record): 8-byte
+ *                            hash -> occurred_at
  *   <p>{lead:L}              a lead without account: its lead fields,
  *                            state and checkpoint
+ *   <p>{lead:L}:seen         its dedupe ids, as <p>{acct:A}:seen:L
  * A unit stored by an earlier version (one `blob` field with everything)
  * is read whole and moved to this layout by its next write, which deletes
  * the blob (in the same script run).
@@ -144,6 +148,10 @@ static void on_need(void *opaque, int kind, const char *id) {
     if (kind == DS_SCORE_NEED_LEAD) {
         const char *a[] = {"HGET", ds_scorer_rkey(s, e, ":lead:", id), "state"};
         queue_load(s, e, LD_LEAD, id, 3, a);
+    } else if (kind == DS_SCORE_NEED_IDS) {
+        const char *a[] = {"HGETALL", e->is_account ? ds_scorer_rkey(s, e, ":seen:", id)
+                                                    : ds_scorer_rkey(s, e, ":seen", NULL)};
+        queue_load(s, e, LD_IDS, id, 2, a);
     } else if (kind == DS_SCORE_NEED_ATTENDANCE) {
         const char *a[] = {"HGETALL", ds_scorer_rkey(s, e, ":att:", id)};
         queue_load(s, e, LD_ATTENDANCE, id, 2, a);
@@ -311,6 +319,34 @@ static ds_err_t put_sum(ds_score_unit_t *u, uint64_t idx, const char *p, size_t 
     return ds_score_unit_put_sum(u, idx, p, n);
 }
 
+/* The pairs of a lead's hash of ids (8-byte hash -> occurred_at in
+ * decimal), given to the unit. */
+static ds_err_t put_ids(ds_score_unit_t *u, const char *lead_id, const ds_reply_t *rep) {
+    size_t n = ds_reply_count(rep) / 2;
+    ds_dedupe_entry_t *v = malloc((n ? n : 1) * sizeof(*v));
+    if (!v)
+        return DS_ERR_NOMEM;
+    ds_err_t err = DS_ERR_OK;
+    for (size_t i = 0; i < n && !err; i++) {
+        size_t klen, vlen;
+        const unsigned char *k =
+            (const unsigned char *)ds_reply_str(ds_reply_at(rep, 2 * i), &klen);
+        const char *t = ds_reply_str(ds_reply_at(rep, 2 * i + 1), &vlen);
+        char *end = NULL;
+        long long ms = t && vlen ? strtoll(t, &end, 10) : 0;
+        if (!k || klen != 8 || !t || !vlen || *end)
+            err = DS_ERR_UNDECODABLE;
+        v[i].h = 0;
+        for (size_t b = 0; b < 8 && !err; b++)
+            v[i].h = v[i].h << 8 | k[b];
+        v[i].t = ms;
+    }
+    if (!err)
+        err = ds_score_unit_put_ids(u, lead_id, v, n);
+    free(v);
+    return err;
+}
+
 ds_err_t ds_scorer_loaded(void *self, size_t index, const ds_reply_t *rep) {
     ds_scorer_t *s = self;
     load_t *l = s->loads[index];
@@ -387,6 +423,11 @@ ds_err_t ds_scorer_loaded(void *self, size_t index, const ds_reply_t *rep) {
         ds_scorer_count_leads(s, e);
         return err ? unreadable(e, l->id, err) : DS_ERR_OK;
     }
+    case LD_IDS:
+        if (ds_reply_type(rep) != DS_REPLY_ARRAY || !e->unit)
+            return DS_ERR_IO;
+        err = put_ids(e->unit, l->id, rep);
+        return err ? unreadable(e, l->id, err) : DS_ERR_OK;
     default: /* LD_ATTENDANCE */
         if (ds_reply_type(rep) != DS_REPLY_ARRAY)
             return DS_ERR_IO;

@@ -216,6 +216,28 @@ static void w_lead(void *opaque, const ds_lead_score_t *v, uint64_t *notes, cons
     }
 }
 
+/* The ids of a lead kept apart (I operation): flags (1 whole: the hash
+ * is replaced, 2 the unit is a lead without account), the lead id, a
+ * count, then each id's hash (8 bytes) and time (empty: dropped). */
+static void w_ids(void *opaque, const char *lead_id, bool whole, const ds_dedupe_entry_t *e,
+                  size_t n) {
+    ds_scorer_t *s = opaque;
+    pg_put(s, "I", 1);
+    pg_int(s, (whole ? 1u : 0u) | (s->cur_e->is_account ? 0u : 2u), 1);
+    pg_text(s, 2, lead_id);
+    pg_int(s, n, 4);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t h[8];
+        for (int b = 0; b < 8; b++)
+            h[b] = (uint8_t)(e[i].h >> (56 - 8 * b));
+        pg_put(s, h, 8);
+        char t[DS_FMT_INT_MAX] = "";
+        if (e[i].t != DS_SCORE_ID_DROPPED)
+            ds_fmt_i64(t, e[i].t);
+        pg_text(s, 1, t);
+    }
+}
+
 static void w_dict(void *opaque, uint32_t idx, const char *str) {
     ds_scorer_t *s = opaque;
     size_t cap = s->cdict; /* two arrays of one capacity */
@@ -498,6 +520,43 @@ static void run_indexed(ds_scorer_t *s, runner_t *x, rd_t *r, char op, const cha
     cv_send(s, del);
 }
 
+/* I: DEL of the lead's hash of ids when whole, then HSET of the ids
+ * set and HDEL of those dropped. */
+static void run_ids(ds_scorer_t *s, runner_t *x, rd_t *r, const char *base) {
+    cmdv_t *v = &x->v, *del = &x->del;
+    int flags = (int)rd_int(r, 1);
+    size_t idn;
+    const char *id = rd_str(r, 2, &idn);
+    uint32_t count = rd_int(r, 4);
+    if (flags & 2)
+        cv_start_at(s, v, "HSET", base, ":seen", "", 0);
+    else
+        cv_start_at(s, v, "HSET", base, ":seen:", id, idn);
+    if (flags & 1) { /* DEL of the key alone */
+        const char *argv[] = {"DEL", v->argv[1]};
+        size_t lens[] = {3, v->lens[1]};
+        if (s->collect && (ds_buf_append(&s->xkeys, argv[1], lens[1]) ||
+                           ds_buf_append(&s->xkeys, "", 1)))
+            ds_worker_oom("scorer");
+        else if (!s->collect)
+            ds_redis_cmd(s->cur_r, 2, argv, lens);
+    }
+    cv_start(del, "HDEL", v->argv[1], v->lens[1]);
+    for (uint32_t i = 0; i < count; i++) {
+        const char *h = (const char *)r->p;
+        r->p += 8;
+        size_t n;
+        const char *t = rd_str(r, 1, &n);
+        cmdv_t *to = n ? v : del;
+        int per = n ? 2 : 1;
+        cv_arg(s, to, h, 8, per);
+        if (n)
+            cv_arg(s, v, t, n, 2);
+    }
+    cv_send(s, v);
+    cv_send(s, del);
+}
+
 /* One unit's operations, up to the U before the next unit's. */
 static void run_unit_ops(ds_scorer_t *s, runner_t *x, rd_t *r, const char *base,
                          const char *acct) {
@@ -527,6 +586,8 @@ static void run_unit_ops(ds_scorer_t *s, runner_t *x, rd_t *r, const char *base,
             cv_start_at(s, v, add == 1 ? "SADD" : "SREM", base, ":mobilizers", "", 0);
             cv_arg(s, v, lead, ln, 1);
             cv_send(s, v);
+        } else if (op == 'I') {
+            run_ids(s, x, r, base);
         } else if (op == 'X') {
             cv_start(v, "HDEL", base, strlen(base));
             cv_arg(s, v, "blob", 4, 1);
@@ -664,7 +725,9 @@ void ds_scorer_persist(void *self, ds_redis_t *r, ds_worker_entity_t *const *ent
                            .attendance = w_attendance,
                            .mobilizer = w_mobilizer,
                            .sum = w_sum,
-                           .account = w_account};
+                           .account = w_account,
+                           .ids = w_ids,
+                           .epoch = ds_redis_epoch()};
     /* a cluster runs a script on one slot: one unit per EVALSHA there */
     s->cluster = ds_worker_redis_is_cluster(s->a.worker);
     size_t per_run = s->cluster ? 1 : WRITE_UNITS;

@@ -47,6 +47,10 @@
 --   S  insight sums: a count, then index and value each (empty: HDEL)
 --   T  a webinar's attendance: content id, lead id, value (empty: HDEL)
 --   M  the mobilizer set: 1 (SADD) or 0 (SREM), lead id
+--   I  a lead's dedupe ids kept apart: flags (1 whole: DEL first; 2 the
+--      unit is a lead without account: its hash of ids is KEYS[u]:seen,
+--      else KEYS[u]:seen:<id>), lead id, count, then each id's 8-byte hash
+--      and time (empty: HDEL)
 --   X  HDEL of the single-blob layout's blob field
 local s, unit = ARGV[1], 1
 local base, account = KEYS[1], ARGV[2]
@@ -70,6 +74,27 @@ local function flush(cmd, key)
 end
 local members, nmembers = {}, 0
 local p, n = 1, #s
+-- count pairs of format fmt (a field, then a value) from p on: an HSET of
+-- key with those that have a value, then an HDEL of the others' fields;
+-- a field goes through tostring when `text`
+local function set_or_del(key, count, fmt, text)
+  local dels, ndels = {}, 0
+  for _ = 1, count do
+    local f, v
+    f, v, p = unpack_(fmt, s, p)
+    if text then f = tostring(f) end
+    if v == '' then
+      ndels = ndels + 1
+      dels[ndels] = f
+    else
+      put(f, v)
+    end
+  end
+  flush('HSET', key)
+  for i = 1, ndels, CHUNK do
+    call('HDEL', key, unpack(dels, i, math.min(i + CHUNK - 1, ndels)))
+  end
+end
 while p <= n do
   local op = byte(s, p)
   p = p + 1
@@ -155,21 +180,7 @@ while p <= n do
   elseif op == 83 then -- S
     local count, np = unpack_('>H', s, p)
     p = np
-    local dels, ndels = {}, 0
-    for _ = 1, count do
-      local idx, v
-      idx, v, p = unpack_('>I4I4c0', s, p)
-      if v == '' then
-        ndels = ndels + 1
-        dels[ndels] = tostring(idx)
-      else
-        put(tostring(idx), v)
-      end
-    end
-    flush('HSET', base .. ':sums')
-    for i = 1, ndels, CHUNK do
-      call('HDEL', base .. ':sums', unpack(dels, i, math.min(i + CHUNK - 1, ndels)))
-    end
+    set_or_del(base .. ':sums', count, '>I4I4c0', true)
   elseif op == 84 then -- T
     local content, lead, v, np = unpack_('>Hc0Hc0I4c0', s, p)
     p = np
@@ -182,6 +193,12 @@ while p <= n do
     local add, lead, np = unpack_('>BHc0', s, p)
     p = np
     call(add == 1 and 'SADD' or 'SREM', base .. ':mobilizers', lead)
+  elseif op == 73 then -- I
+    local flags, id, count, np = unpack_('>BHc0I4', s, p)
+    p = np
+    local key = flags >= 2 and base .. ':seen' or base .. ':seen:' .. id
+    if flags % 2 == 1 then call('DEL', key) end
+    set_or_del(key, count, '>c8Bc0', false)
   elseif op == 88 then -- X
     call('HDEL', base, 'blob')
   elseif op == 85 then -- U
