@@ -358,56 +358,32 @@ if [ "$which" = backtest ]; then
   exit 0
 fi
 
-# trickle: one deal (of 8, then of 1,000 stakeholders, as the skew mode's
-# deals) fed at RATE events/s while the watcher runs, so that each event is
-# a batch of its own and each batch writes what it changed: the bytes and
-# commands Redis received per event, and the deal's record at the end.
+# trickle: one deal, then one lead, fed at RATE events/s while the worker
+# runs: the bytes and commands Redis received per event, and the record at
+# the end.
 if [ "$which" = trickle ]; then
   n=${2:-3000}; rate=${3:-300}
   # this checkout's loader (DS_LOAD_RATE), whichever worker DS_BIN names
   load_bin=build/ds_bench_load
   [ -x "$load_bin" ] || cmake --build build --target ds_bench_load >/dev/null
-  echo "trickle, watcher (event clock): $n events of one deal at $rate events/s"
-  k=0
-  for stake in 8 1000; do
-    k=$((k + 1))
+  # trickle_run WORKER TOPIC-VAR KEY FIELD WORKER-ARGS... -- LOAD-ARGS...: the
+  # worker started, then fed live by the loader (TOPIC-VAR=topic names its
+  # topic) until it consumed $n; sets rin (bytes Redis received), cmds (its
+  # commands) and rec (the length of KEY's FIELD at the end)
+  trickle_run() {
+    local worker=$1 topic_var=$2 key=$3 field=$4 wargs=() mport wpid done_n rin0
+    shift 4
+    while [ "$1" != -- ]; do wargs+=("$1"); shift; done
+    shift
     mport=$(free_port)
-    "$bin" watcher --brokers "$brokers" --redis "redis://127.0.0.1:$rport/0" --clock event \
-      --topic-crm "sk.crm.$k" --group-id "bench-trickle-$k-$$" --metrics-addr "127.0.0.1:$mport" \
-      --log-level warn 2>"$tmp/worker-trickle-$k.err" &
+    "$bin" "$worker" --brokers "$brokers" --redis "redis://127.0.0.1:$rport/0" \
+      --metrics-addr "127.0.0.1:$mport" --log-level warn "${wargs[@]}" \
+      2>"$tmp/worker-trickle-$worker-$k.err" &
     wpid=$!; pids+=("$wpid")
     for _ in $(seq 100); do curl -sf "127.0.0.1:$mport/readyz" >/dev/null && break; sleep 0.1; done
     redis-cli -p "$rport" config resetstat >/dev/null
     rin0=$(redis_in)
-    DS_LOAD_CRM="sk.crm.$k" DS_LOAD_RATE="$rate" "$load_bin" "$brokers" crm "$n" 1 1 \
-      "$stake" "$stake" "TR$k" 2>/dev/null
-    for _ in $(seq 300); do
-      done_n=$(curl -s "127.0.0.1:$mport/metrics" |
-        awk '/^dealsignal_consumed_records_total/ {s += $2} END {print s + 0}')
-      [ "$done_n" -ge "$n" ] && break; sleep 0.1
-    done
-    sleep 2 # the last window's write
-    rin=$(( $(redis_in) - rin0 ))
-    cmds=$(redis-cli -p "$rport" info commandstats | awk -F'[=,:]' '/^cmdstat_/ {s += $3} END {print s}')
-    rec=$(redis-cli -p "$rport" hstrlen "ds:{deal:TR$k-D-0-0}" blob)
-    kill -TERM "$wpid"; wait "$wpid" || true
-    printf '  one deal of up to %4d stakeholders: %6d bytes to Redis per event, %.2f commands per event; its record %d bytes\n' \
-      "$stake" $((rin / n)) "$(echo "$cmds / $n" | bc -l)" "$rec"
-  done
-  echo "trickle, scorer: $n events of one lead at $rate events/s"
-  k=0
-  for contents in 8 2400; do
-    k=$((k + 1))
-    mport=$(free_port)
-    "$bin" scorer --brokers "$brokers" --redis "redis://127.0.0.1:$rport/0" \
-      --topic-marketing "sk.ma.$k" --group-id "bench-trickle-ma-$k-$$" \
-      --metrics-addr "127.0.0.1:$mport" --log-level warn 2>"$tmp/worker-trickle-ma-$k.err" &
-    wpid=$!; pids+=("$wpid")
-    for _ in $(seq 100); do curl -sf "127.0.0.1:$mport/readyz" >/dev/null && break; sleep 0.1; done
-    redis-cli -p "$rport" config resetstat >/dev/null
-    rin0=$(redis_in)
-    DS_LOAD_MA="sk.ma.$k" DS_LOAD_RATE="$rate" "$load_bin" "$brokers" lead "$n" "$contents" \
-      "TL$k" 2>/dev/null
+    env "$topic_var" DS_LOAD_RATE="$rate" "$load_bin" "$brokers" "$@" 2>/dev/null
     for _ in $(seq 300); do
       done_n=$(curl -s "127.0.0.1:$mport/metrics" |
         awk '/^dealsignal_consumed_records_total/ {s += $2} END {print s + 0}')
@@ -416,8 +392,31 @@ if [ "$which" = trickle ]; then
     sleep 3 # the last window's write
     rin=$(( $(redis_in) - rin0 ))
     cmds=$(redis-cli -p "$rport" info commandstats | awk -F'[=,:]' '/^cmdstat_/ {s += $3} END {print s}')
-    rec=$(redis-cli -p "$rport" hstrlen "ds:{acct:TL$k-A}:lead:TL$k-L" state)
+    rec=$(redis-cli -p "$rport" hstrlen "$key" "$field")
     kill -TERM "$wpid"; wait "$wpid" || true
+  }
+  # the watcher: one deal (of 8, then of 1,000 stakeholders, as the skew
+  # mode's deals), each event a batch of its own and each batch's changes
+  # written
+  echo "trickle, watcher (event clock): $n events of one deal at $rate events/s"
+  k=0
+  for stake in 8 1000; do
+    k=$((k + 1))
+    trickle_run watcher "DS_LOAD_CRM=sk.crm.$k" "ds:{deal:TR$k-D-0-0}" blob --clock event \
+      --topic-crm "sk.crm.$k" --group-id "bench-trickle-$k-$$" \
+      -- crm "$n" 1 1 "$stake" "$stake" "TR$k"
+    printf '  one deal of up to %4d stakeholders: %6d bytes to Redis per event, %.2f commands per event; its record %d bytes\n' \
+      "$stake" $((rin / n)) "$(echo "$cmds / $n" | bc -l)" "$rec"
+  done
+  # the scorer: one lead over 8, then 2,400 content items (written once per
+  # window)
+  echo "trickle, scorer: $n events of one lead at $rate events/s"
+  k=0
+  for contents in 8 2400; do
+    k=$((k + 1))
+    trickle_run scorer "DS_LOAD_MA=sk.ma.$k" "ds:{acct:TL$k-A}:lead:TL$k-L" state \
+      --topic-marketing "sk.ma.$k" --group-id "bench-trickle-ma-$k-$$" \
+      -- lead "$n" "$contents" "TL$k"
     printf '  one lead over %4d content items: %6d bytes to Redis per event, %.2f commands per event; its record %d bytes\n' \
       "$contents" $((rin / n)) "$(echo "$cmds / $n" | bc -l)" "$rec"
   done
