@@ -738,9 +738,9 @@ static void test_dedupe_window(void **state) {
 
 /* A lead record (the per-lead format) with the given event ids, in the
  * given order, and nothing else. */
-static void lead_rec_with_ids(ds_buf_t *b, const uint64_t *h, size_t n, uint8_t version) {
+static void lead_rec_with_ids(ds_buf_t *b, const uint64_t *h, size_t n) {
     ds_buf_reset(b);
-    assert_int_equal(ds_buf_put_u8(b, version), DS_ERR_OK);
+    assert_int_equal(ds_buf_put_u8(b, 3), DS_ERR_OK);           /* version */
     assert_int_equal(ds_buf_put_u8(b, 2 | 8), DS_ERR_OK);       /* member, has max_t */
     assert_int_equal(ds_buf_put_svarint(b, T0 + 10), DS_ERR_OK); /* max_t */
     assert_int_equal(ds_buf_put_svarint(b, (int64_t)n), DS_ERR_OK); /* events_applied */
@@ -753,10 +753,6 @@ static void lead_rec_with_ids(ds_buf_t *b, const uint64_t *h, size_t n, uint8_t 
     assert_int_equal(ds_buf_put_u8(b, 0), DS_ERR_OK); /* emitted tier */
     for (int i = 0; i < 4; i++)                       /* insights, repeats, buckets, shares */
         assert_int_equal(ds_buf_put_varint(b, 0), DS_ERR_OK);
-    if (version >= 4) { /* compaction point (16 from a version 3 of 5), ids follow */
-        assert_int_equal(ds_buf_put_varint(b, 16), DS_ERR_OK);
-        assert_int_equal(ds_buf_put_u8(b, 2), DS_ERR_OK);
-    }
     assert_int_equal(ds_buf_put_varint(b, n), DS_ERR_OK);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(ds_buf_put_i64(b, (int64_t)h[i]), DS_ERR_OK);
@@ -766,9 +762,8 @@ static void lead_rec_with_ids(ds_buf_t *b, const uint64_t *h, size_t n, uint8_t 
         assert_int_equal(ds_buf_put_varint(b, 0), DS_ERR_OK);
 }
 
-/* A lead record (of version 3) whose event ids are out of order still
- * loads (and is written back in order, as version 4); one that repeats an
- * id does not. */
+/* A lead record whose event ids are out of order still loads (and is
+ * written back in order); one that repeats an id does not. */
 static void test_load_dedupe_order(void **state) {
     (void)state;
     uint64_t sorted[] = {11, 22, 33, 44, 55}, swapped[] = {22, 11, 33, 44, 55},
@@ -776,8 +771,8 @@ static void test_load_dedupe_order(void **state) {
     ds_buf_t b, ref;
     ds_buf_init(&b, 0);
     ds_buf_init(&ref, 0);
-    lead_rec_with_ids(&ref, sorted, 5, 4);
-    lead_rec_with_ids(&b, swapped, 5, 3);
+    lead_rec_with_ids(&ref, sorted, 5);
+    lead_rec_with_ids(&b, swapped, 5);
     ds_score_unit_t *u = ds_score_unit_new("ACC", true);
     assert_int_equal(ds_score_unit_put_lead(u, "L1", b.data, b.len), DS_ERR_OK);
     const lead_t *L = u->leads[0];
@@ -789,7 +784,7 @@ static void test_load_dedupe_order(void **state) {
     ds_buf_init(&rec, 0);
     assert_int_equal(ds_score_unit_save(u, &rec), DS_ERR_OK);
     assert_non_null(memmem(rec.data, rec.len, ref.data, ref.len));
-    lead_rec_with_ids(&b, twice, 5, 3);
+    lead_rec_with_ids(&b, twice, 5);
     assert_int_equal(ds_score_unit_put_lead(u, "L2", b.data, b.len), DS_ERR_UNDECODABLE);
     /* nothing of the refused lead stays in memory */
     assert_int_equal(ds_score_unit_lead_count(u), 1);
@@ -822,10 +817,11 @@ static void idw_ids(void *opaque, const char *lead, bool whole, const ds_dedupe_
     w->n = n;
 }
 
-/* A lead record of the version before (3) with 100 ids loads, and its
- * next write moves them apart: all of them to the writer's ids, none in
- * the record; the write after that passes only what changed. */
-static void test_ids_of_version_3_move_apart(void **state) {
+/* A lead record with 100 ids in it (as builds before the ids were kept
+ * apart wrote it) loads, and its next write moves them apart: all of them
+ * to the writer's ids, none in the record; the write after that passes
+ * only what changed. */
+static void test_ids_of_an_earlier_build_move_apart(void **state) {
     (void)state;
     enum { N = 100 };
     uint64_t h[N];
@@ -833,7 +829,7 @@ static void test_ids_of_version_3_move_apart(void **state) {
         h[i] = 1000 + 7 * i;
     ds_buf_t b;
     ds_buf_init(&b, 0);
-    lead_rec_with_ids(&b, h, N, 3);
+    lead_rec_with_ids(&b, h, N);
     ds_score_unit_t *u = ds_score_unit_new("ACC", true);
     assert_int_equal(ds_score_unit_put_lead(u, "L1", b.data, b.len), DS_ERR_OK);
     assert_int_equal(u->leads[0]->dd.n, N);
@@ -1073,7 +1069,7 @@ int main(void) {
         cmocka_unit_test(test_loads_version_1),
         cmocka_unit_test(test_dedupe_window),
         cmocka_unit_test(test_load_dedupe_order),
-        cmocka_unit_test(test_ids_of_version_3_move_apart),
+        cmocka_unit_test(test_ids_of_an_earlier_build_move_apart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -163,7 +163,7 @@ static const pconf_t CONFS[] = {
      0.5, 3500, 2, 6, 0, 1200, 60},
     {"heavy", /* few leads, each with hundreds of ids in a long dedupe
                * window: they move apart (ds_score_writer_t.ids) */
-     "", 60, 4000, 2, 2, 0, 0, 0},
+     "", 120, 4000, 2, 2, 0, 0, 0},
 };
 #define NCONFS (sizeof(CONFS) / sizeof(CONFS[0]))
 

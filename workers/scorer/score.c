@@ -454,18 +454,33 @@ static int log_gone(void *opaque, uint64_t h) {
     return log_id(g->u, g->L, h);
 }
 
-/* Remember id h of lead L at t.  Nothing is dropped here but by a
- * compaction (ds_dedupe_compact at dd_compact_at): the ids no longer live
- * under c, dead for good (the clock only moves forward).  The ids move
- * apart at the put that makes them more than DS_IDS_APART_AT. */
+/* Remember id h of lead L at t.  What is stored of L's ids depends only
+ * on the events applied, never on when the writes fell or the lead was
+ * read (c is the lead's clock: its own latest event time and the window,
+ * so the ids it leaves out are dead for good under the account's too).
+ * - While in the record: the record holds the ids live under c (the set
+ *   makes room by dropping the others when full); the first put that makes
+ *   those more than DS_IDS_APART_AT moves them apart.
+ * - Apart: the stored hash is the set as it is, so nothing is dropped but
+ *   by a compaction at a point the events set (ds_dedupe_compact at
+ *   dd_compact_at, kept in the record), each drop logged for the write. */
 static int remember_id(ds_score_unit_t *u, lead_t *L, uint64_t h, int64_t t,
                        const ds_dedupe_clock_t *c) {
+    if (!(L->ids & IDS_APART)) {
+        if (ds_dedupe_put(&L->dd, h, t, c))
+            return -1;
+        if (L->dd.n > DS_IDS_APART_AT)
+            ds_dedupe_prune(&L->dd, c); /* its count is then the live ones' */
+        if (L->dd.n > DS_IDS_APART_AT) {
+            L->ids |= IDS_APART | IDS_WHOLE;
+            L->dd_compact_at = 2 * L->dd.n;
+        }
+        return 0;
+    }
     id_gone_t g = {u, L};
     if (ds_dedupe_put(&L->dd, h, t, &(ds_dedupe_clock_t){.all = true}) || log_id(u, L, h) ||
         ds_dedupe_compact(&L->dd, &L->dd_compact_at, c, log_gone, &g))
         return -1;
-    if (!(L->ids & IDS_APART) && L->dd.n > DS_IDS_APART_AT)
-        L->ids |= IDS_APART | IDS_WHOLE;
     return 0;
 }
 
@@ -765,7 +780,7 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
     if (L->max_t == UNSET_T || t > L->max_t)
         L->max_t = t;
     /* a new id, or the same id out of the window: it counts again */
-    if (remember_id(u, L, h, t, &clock))
+    if (remember_id(u, L, h, t, &(ds_dedupe_clock_t){.now = L->max_t, .window = u->dd_window_ms}))
         return DS_ERR_NOMEM;
     if (stats)
         stats->applied++;

@@ -4,26 +4,25 @@
  * and the insight sums (the whole-unit container that tests and tools use
  * is score_container.c).
  *
- * Formats (lead version 4, the others 3; all integers varints, signed
- * ones zigzag, doubles ds_buf_put_f64c, times relative to a base with
- * ds_buf_put_time).  A content or insight id is a reference: its index in
- * the account's dictionary + 1 (0: none); lead ids are strings.  A lone
+ * Formats (version 3; all integers varints, signed ones zigzag, doubles
+ * ds_buf_put_f64c, times relative to a base with ds_buf_put_time).  A content or insight id is a
+ * reference: its index in the account's dictionary + 1 (0: none); lead ids are strings.  A lone
  * lead has no account dictionary: its record starts with the strings it
  * refers to.
  *
- *   lead:  4, bits (1 any_a, 2 member, 4 has as_of, 8 has max_t, flags<<4),
- *          [max_t], [as_of rel. max_t], events_applied, n_emitted, gen,
- *          confront, connect, em_c10, em_n10, em_m10, em_tier,
- *          insights (ref, amask, smask, pts), repeats (ref, type, t),
- *          buckets (kind, a, b, v), shares (ref, colleague),
- *          ids compaction point, id bits (1 kept apart, 2 ids follow),
- *          [event ids (hash as 8 bytes, t; every one held, by hash)],
- *          inbox (sharer, ref, gen, ts), credited (sharer, ref, gen),
- *          attendances (ref, t), group credits (ref)
- *          The ids follow unless they are kept apart (in the scorer's hash
- *          of the lead's ids); a whole-unit container holds them whenever
- *          they are in memory.  Version 3 had no compaction point nor id
- *          bits, and held the ids live by the lead's clock.
+ *   lead:  3, bits (1 any_a, 2 member, 4 has as_of, 8 has max_t, flags<<4,
+ *          128 ids kept apart), [max_t], [as_of rel. max_t],
+ *          events_applied, n_emitted, gen, confront, connect, em_c10,
+ *          em_n10, em_m10, em_tier, insights (ref, amask, smask, pts),
+ *          repeats (ref, type, t), buckets (kind, a, b, v), shares (ref,
+ *          colleague), then either event ids (hash as 8 bytes, t; by hash;
+ *          those live by the lead's clock) or, with 128, the ids'
+ *          compaction point, 0/1 and when 1 every id held (a whole-unit
+ *          container of a lead whose ids are in memory; in Redis they are
+ *          in the scorer's hash of the lead's ids), then inbox (sharer,
+ *          ref, gen, ts), credited (sharer, ref, gen), attendances (ref,
+ *          t), group credits (ref).  Builds before the bit 128 read a
+ *          record without it, and refuse one with it.
  *   account: 3, thresholds (confronted, connector), consensus target,
  *          dedupe window (ms), members, bits (1 has
  *          as_of, 2 has max_t), [as_of], [max_t], n emitted, emitted
@@ -45,7 +44,6 @@
 #include "score_int.h"
 
 #define REC_VERSION 3
-#define LEAD_VERSION 4
 
 /* ---- the dictionary -------------------------------------------------------- */
 
@@ -104,9 +102,10 @@ ds_err_t ds_score_unit_put_dict(ds_score_unit_t *u, uint64_t idx, const char *s,
 ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, bool container, ds_buf_t *out) {
     bool has_max = L->max_t != UNSET_T, has_asof = L->as_of != UNSET_T;
     int64_t base = has_max ? L->max_t : 0;
-    uint8_t bits =
-        (uint8_t)(L->any_a | (L->member << 1) | (has_asof << 2) | (has_max << 3) | (L->flags << 4));
-    DS_TRY(ds_buf_put_u8(out, LEAD_VERSION));
+    bool apart = L->ids & IDS_APART;
+    uint8_t bits = (uint8_t)(L->any_a | (L->member << 1) | (has_asof << 2) | (has_max << 3) |
+                             (L->flags << 4) | (apart << 7));
+    DS_TRY(ds_buf_put_u8(out, REC_VERSION));
     DS_TRY(ds_buf_put_u8(out, bits));
     if (has_max)
         DS_TRY(ds_buf_put_svarint(out, L->max_t));
@@ -159,13 +158,19 @@ ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, bool containe
         DS_TRY(put_ref(u, out, L->shc[i].content));
         DS_TRY(ds_score_put_sid(u, out, L->shc[i].colleague));
     }
-    /* every id held (what a compaction has not dropped: a point the
-     * events set), so the same bytes whenever the lead is written */
-    bool ids = container ? !(L->ids & IDS_MISSING) : !(L->ids & IDS_APART);
-    DS_TRY(ds_buf_put_varint(out, L->dd_compact_at));
-    DS_TRY(ds_buf_put_u8(out, (uint8_t)((L->ids & IDS_APART) | ids << 1)));
+    /* the ids live by the lead's own clock while in the record (a
+     * superset of those live by the account's, which is later); once
+     * apart, every one held (a compaction drops at points the events
+     * set): the same bytes whenever the lead is written (score.c,
+     * remember_id) */
+    ds_dedupe_clock_t live = {.now = L->max_t, .window = u->dd_window_ms, .all = apart};
+    bool ids = !apart || (container && !(L->ids & IDS_MISSING));
+    if (apart) {
+        DS_TRY(ds_buf_put_varint(out, L->dd_compact_at));
+        DS_TRY(ds_buf_put_u8(out, ids));
+    }
     if (ids)
-        DS_TRY(ds_dedupe_save(&L->dd, &(ds_dedupe_clock_t){.all = true}, base, out));
+        DS_TRY(ds_dedupe_save(&L->dd, &live, base, out));
     DS_TRY(ds_buf_put_varint(out, L->ninb));
     for (uint32_t i = 0; i < L->ninb; i++) {
         DS_TRY(ds_score_put_sid(u, out, L->inb[i].sharer));
@@ -336,12 +341,12 @@ static int get_u32(rd_t *d, uint32_t *v) {
 static int decode_lead(rd_t *d, lead_t *L) {
     uint8_t ver, bits;
     RD_GET(ds_get_u8(&d->r, &ver));
-    RD_CHECK(ver == LEAD_VERSION || ver == 3);
+    RD_CHECK(ver == REC_VERSION);
     RD_GET(ds_get_u8(&d->r, &bits));
-    RD_CHECK((bits >> 4) <= (LF_SHARED | LF_CREDITED | LF_GROUP));
+    RD_CHECK(((bits >> 4) & 7) <= (LF_SHARED | LF_CREDITED | LF_GROUP));
     L->any_a = bits & 1;
     L->member = (bits >> 1) & 1;
-    L->flags = (uint8_t)(bits >> 4);
+    L->flags = (uint8_t)((bits >> 4) & 7);
     int64_t base = 0;
     if (bits & 8) {
         RD_GET(ds_get_svarint(&d->r, &L->max_t));
@@ -418,20 +423,20 @@ static int decode_lead(rd_t *d, lead_t *L) {
             return -1;
         L->nshc++;
     }
-    if (ver == 3) { /* the ids live by the lead's clock, in the record */
+    if (!(bits & 0x80)) { /* the ids live by the lead's clock, in the record */
         RD_GET(ds_dedupe_load(&L->dd, &d->r, base, false));
-        L->dd_compact_at =
-            L->dd.n < DS_DEDUPE_COMPACT_MIN / 2 ? DS_DEDUPE_COMPACT_MIN : 2 * L->dd.n;
-        if (L->dd.n > DS_IDS_APART_AT)
-            L->ids = IDS_APART | IDS_WHOLE; /* its next write moves them */
-    } else {
-        uint8_t ib;
-        if (get_u32(d, &L->dd_compact_at) || get_u8max(d, 3, &ib))
+        if (L->dd.n > DS_IDS_APART_AT) { /* an earlier build's: its next write moves them */
+            L->ids = IDS_APART | IDS_WHOLE;
+            L->dd_compact_at = 2 * L->dd.n;
+        }
+    } else { /* kept apart: here only in a whole-unit container */
+        uint8_t follow;
+        if (get_u32(d, &L->dd_compact_at) || get_u8max(d, 1, &follow))
             return -1;
-        RD_CHECK(L->dd_compact_at > 0 && (ib & 3) != 0);
-        if (ib & 2)
+        RD_CHECK(L->dd_compact_at > 0);
+        if (follow)
             RD_GET(ds_dedupe_load(&L->dd, &d->r, base, false));
-        L->ids = (uint8_t)((ib & 1) | ((ib & 3) == 1 ? IDS_MISSING : 0));
+        L->ids = (uint8_t)(IDS_APART | (follow ? 0 : IDS_MISSING));
     }
     if (get_count(d, &n))
         return -1;

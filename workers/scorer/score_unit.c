@@ -387,7 +387,9 @@ ds_score_unit_t *ds_score_unit_new_in(const char *key, bool is_account, ds_score
     u->tier_confronted = 40;
     u->tier_connector = 30;
     u->consensus_target = 5.4;
-    u->dd_window_ms = 7 * 86400000LL; /* until the first apply's rules */
+    /* until the first apply's rules (a lone lead's unit does not store its
+     * window): every id is in it */
+    u->dd_window_ms = INT64_MAX;
     u->max_t = UNSET_T;
     u->as_of = UNSET_T;
     u->em_top = NOID;
