@@ -799,12 +799,22 @@ typedef struct idw {
     int calls;
     bool whole;
     size_t n, recn;
+    unsigned char rec[512]; /* the lead's last record */
 } idw_t;
 
 static void idw_lead(void *opaque, const ds_lead_score_t *v, uint64_t *notes, const void *rec,
                      size_t n, bool member, bool new_member) {
-    (void)v, (void)notes, (void)rec, (void)member, (void)new_member;
-    ((idw_t *)opaque)->recn = n;
+    (void)v, (void)notes, (void)member, (void)new_member;
+    idw_t *w = opaque;
+    w->recn = n;
+    if (n <= sizeof(w->rec))
+        memcpy(w->rec, rec, n);
+}
+
+static void count_needs(void *opaque, int kind, const char *id) {
+    (void)id;
+    if (kind == DS_SCORE_NEED_IDS)
+        ++*(int *)opaque;
 }
 
 static void idw_ids(void *opaque, const char *lead, bool whole, const ds_dedupe_entry_t *e,
@@ -863,6 +873,29 @@ static void test_ids_of_an_earlier_build_move_apart(void **state) {
     assert_int_equal(ds_score_unit_write(u, &wr), DS_ERR_OK);
     assert_true(w.whole);
     assert_int_equal(w.n, N + 3);
+    /* that record read back (a unit of its own, as after a restart): the
+     * lead's next event asks for its ids; a hash Redis lost (none) is
+     * refused, the ids themselves are taken */
+    assert_true(w.recn <= sizeof(w.rec));
+    ds_score_unit_t *v = ds_score_unit_new("ACC", true);
+    for (uint32_t i = 0; i < u->ndict; i++) /* the dictionary its record refers to */
+        assert_int_equal(ds_score_unit_put_dict(v, i, ds_score_str(u, u->dict[i]),
+                                                ds_score_strlen(u, u->dict[i])),
+                         DS_ERR_OK);
+    assert_int_equal(ds_score_unit_put_lead(v, "L1", w.rec, w.recn), DS_ERR_OK);
+    ev.event_id = "new-1"; /* a duplicate */
+    int asked = 0;
+    ds_score_unit_needs(v, r, &ev, count_needs, &asked);
+    assert_int_equal(asked, 1);
+    assert_int_equal(ds_score_unit_apply(v, r, &ev, NULL), DS_ERR_AGAIN);
+    assert_int_equal(ds_score_unit_put_ids(v, "L1", NULL, 0), DS_ERR_UNDECODABLE);
+    assert_int_equal(ds_score_unit_put_ids(v, "L1", u->leads[0]->dd.e, u->leads[0]->dd.n),
+                     DS_ERR_OK);
+    asked = 0;
+    ds_score_unit_needs(v, r, &ev, count_needs, &asked);
+    assert_int_equal(asked, 0);
+    assert_int_equal(ds_score_unit_apply(v, r, &ev, NULL), DS_ERR_DUPLICATE);
+    ds_score_unit_destroy(v);
     ds_rules_destroy(r);
     ds_buf_free(&b);
     ds_score_unit_destroy(u);

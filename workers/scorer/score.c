@@ -478,7 +478,9 @@ static int remember_id(ds_score_unit_t *u, lead_t *L, uint64_t h, int64_t t,
         return 0;
     }
     id_gone_t g = {u, L};
-    if (ds_dedupe_put(&L->dd, h, t, &(ds_dedupe_clock_t){.all = true}) || log_id(u, L, h) ||
+    /* the log's room first: an id put must be logged */
+    if (ENSURE(u->idlog, u->cidlog, u->nidlog + 1, 8) ||
+        ds_dedupe_put(&L->dd, h, t, &(ds_dedupe_clock_t){.all = true}) || log_id(u, L, h) ||
         ds_dedupe_compact(&L->dd, &L->dd_compact_at, c, log_gone, &g))
         return -1;
     return 0;
@@ -636,7 +638,7 @@ static ev_content_t classify(const ds_rules_t *r, const ds_ma_event_t *ev) {
 
 size_t ds_score_unit_needs(const ds_score_unit_t *u, const ds_rules_t *r, const ds_ma_event_t *ev,
                            ds_score_need_fn fn, void *opaque) {
-    if (!u || !r || !ev || !ev->lead_id || u->complete)
+    if (!u || !r || !ev || !ev->lead_id || (u->complete && !u->ids_missing))
         return 0;
     size_t n = 0;
     if (u->is_account && u->thr_known && ds_score_thresholds_differ(u, r) &&
@@ -741,7 +743,7 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
         return DS_ERR_INVAL;
     if (!belongs(u, ev))
         return DS_ERR_INVAL;
-    if (!u->complete) {
+    if (!u->complete || u->ids_missing) {
         size_t missing = 0;
         ds_score_unit_needs(u, r, ev, count_need, &missing);
         if (missing)

@@ -128,7 +128,9 @@ ds_err_t ds_score_unit_put_mobilizer(ds_score_unit_t *u, const char *lead_id, si
 ds_err_t ds_score_unit_put_lead(ds_score_unit_t *u, const char *lead_id, const void *p,
                                 size_t n) DS_WUR;
 /** The dedupe ids kept apart of a lead in memory (DS_SCORE_NEED_IDS): all
- *  of them, in any order.  Nothing for a lead whose ids are in memory. */
+ *  of them, in any order.  Nothing for a lead whose ids are in memory.
+ *  None (a hash Redis lost), a hash of 0 or one listed twice is
+ *  DS_ERR_UNDECODABLE, and the lead's ids stay to be read. */
 ds_err_t ds_score_unit_put_ids(ds_score_unit_t *u, const char *lead_id,
                                const ds_dedupe_entry_t *e, size_t n) DS_WUR;
 /** One stored field of a webinar's attendance index, then _done once all
@@ -175,11 +177,12 @@ typedef struct ds_score_writer {
      * `sig` changes whenever a figure does (0 never). */
     void (*account)(void *opaque, const ds_account_score_t *view, uint64_t sig, const void *rec,
                     size_t n);
-    /* The dedupe ids of a lead whose record does not hold them (it has
-     * had more than 64: they are kept apart), after its `lead`: with
-     * `whole`, what is stored of them is replaced by e[0..n); else each
-     * of e[0..n) (by hash, once each) is set, or removed when its t is
-     * DS_SCORE_ID_DROPPED. */
+    /* The dedupe ids of a lead whose record does not hold them (more
+     * than 64 were in its window: they are kept apart), after its `lead`:
+     * with `whole`, what is stored of them is replaced by e[0..n); else
+     * each of e[0..n) (by hash, once each) is set, or removed when its t
+     * is DS_SCORE_ID_DROPPED.  A writer without it stores the views only
+     * (nothing of the ids is taken as written). */
     void (*ids)(void *opaque, const char *lead_id, bool whole, const ds_dedupe_entry_t *e,
                 size_t n);
     /* The writer's epoch (a new connection, say): a lead's ids last

@@ -236,11 +236,7 @@ ds_score_unit_t *ds_score_unit_load(const void *p, size_t n, ds_err_t *err) {
         ds_score_unit_destroy(u);
         return NULL;
     }
-    /* the container holds everything, but the ids of a lead that were
-     * kept apart and not read when it was saved */
-    u->complete = true;
-    for (uint32_t i = 0; i < u->nleads; i++)
-        u->complete &= !(u->leads[i]->ids & IDS_MISSING);
+    u->complete = true; /* the container holds everything (but ids_missing) */
     u->nmchg = 0;
     *err = DS_ERR_OK;
     return u;

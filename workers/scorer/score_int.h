@@ -172,12 +172,13 @@ typedef struct lead {
     uint32_t dd_compact_at;
 } lead_t;
 
-/* Where a lead's dedupe ids are kept (lead_t.ids).  While it has had at
- * most DS_IDS_APART_AT, in its record; from the event that makes them
- * more (a point the events set), in a hash of their own for good, which a
- * write changes by what changed (the unit's idlog). */
+/* Where a lead's dedupe ids are kept (lead_t.ids).  While at most
+ * DS_IDS_APART_AT are in the window of its latest event, in its record;
+ * from the event that makes them more (a point the events set), in a hash
+ * of their own for good, which a write changes by what changed (the
+ * unit's idlog; score.c, remember_id). */
 enum {
-    IDS_APART = 1,   /* kept apart (stored in the record) */
+    IDS_APART = 1,   /* kept apart (a flag of the record) */
     IDS_MISSING = 2, /* kept apart and not read yet: its next event needs them */
     IDS_WHOLE = 4,   /* the next write stores them all (they just moved apart) */
 };
@@ -291,6 +292,7 @@ struct ds_score_unit {
     uint32_t nsd, csd;
     idlog_t *idlog; /* the ids kept apart that changed since the last write */
     uint32_t nidlog, cidlog;
+    uint32_t ids_missing; /* leads with IDS_MISSING (a complete unit's too) */
     scratch_t *scr;
     bool own_scr; /* scr is this unit's own (else shared, see score.h) */
 };

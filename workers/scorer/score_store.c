@@ -527,8 +527,8 @@ ds_err_t ds_score_unit_put_lead(ds_score_unit_t *u, const char *lead_id, const v
         u->resident_members++;
     L->set_known = L->member;
     if (L->ids & IDS_MISSING)
-        u->complete = false; /* a lone lead's unit too: its ids are to be read */
-    if (!u->is_account) {    /* a lone lead: its clock and count are the unit's */
+        u->ids_missing++; /* a lone lead's unit too: its ids are to be read */
+    if (!u->is_account) { /* a lone lead: its clock and count are the unit's */
         u->max_t = L->max_t;
         u->members = u->resident_members;
     }
@@ -678,14 +678,14 @@ static int cmp_idlog(const void *a, const void *b) {
  * entry, or DS_SCORE_ID_DROPPED.  Costs what changed (or, whole, the
  * lead's ids). */
 static ds_err_t write_ids(ds_score_unit_t *u, lead_t *L, const ds_score_writer_t *w) {
-    if ((L->ids & (IDS_APART | IDS_MISSING)) != IDS_APART)
-        return DS_ERR_OK; /* in the record, or never read: nothing changed */
+    if ((L->ids & (IDS_APART | IDS_MISSING)) != IDS_APART || !w->ids)
+        return DS_ERR_OK; /* in the record, or never read: nothing changed;
+                           * or a writer that stores no ids (views) */
     bool whole = (L->ids & IDS_WHOLE) || L->ids_epoch != (uint16_t)w->epoch;
     L->ids &= (uint8_t)~IDS_WHOLE;
     L->ids_epoch = (uint16_t)w->epoch;
     if (whole) {
-        if (w->ids)
-            w->ids(w->opaque, ds_score_str(u, L->id), true, L->dd.e, L->dd.n);
+        w->ids(w->opaque, ds_score_str(u, L->id), true, L->dd.e, L->dd.n);
         return DS_ERR_OK;
     }
     uint32_t lo = 0, hi = u->nidlog;
@@ -711,10 +711,14 @@ static ds_err_t write_ids(ds_score_unit_t *u, lead_t *L, const ds_score_writer_t
         const ds_dedupe_entry_t *x = ds_dedupe_find(&L->dd, u->idlog[i].h);
         ch[n++] = x ? *x : (ds_dedupe_entry_t){u->idlog[i].h, DS_SCORE_ID_DROPPED};
     }
-    if (w->ids)
-        w->ids(w->opaque, ds_score_str(u, L->id), false, ch, n);
+    w->ids(w->opaque, ds_score_str(u, L->id), false, ch, n);
     free(ch);
     return DS_ERR_OK;
+}
+
+static int cmp_entry(const void *a, const void *b) {
+    uint64_t x = ((const ds_dedupe_entry_t *)a)->h, y = ((const ds_dedupe_entry_t *)b)->h;
+    return x < y ? -1 : x > y;
 }
 
 ds_err_t ds_score_unit_put_ids(ds_score_unit_t *u, const char *lead_id, const ds_dedupe_entry_t *e,
@@ -726,14 +730,28 @@ ds_err_t ds_score_unit_put_ids(ds_score_unit_t *u, const char *lead_id, const ds
     if (li < 0 || !(u->leads[li]->ids & IDS_MISSING))
         return DS_ERR_OK; /* not in memory, or its ids are */
     lead_t *L = u->leads[li];
-    for (size_t i = 0; i < n; i++) {
-        if (!e[i].h || e[i].t == DS_SCORE_ID_DROPPED)
-            return DS_ERR_UNDECODABLE;
-        if (ds_dedupe_find(&L->dd, e[i].h))
-            return DS_ERR_UNDECODABLE; /* listed twice */
-        DS_TRY(ds_dedupe_put(&L->dd, e[i].h, e[i].t, &(ds_dedupe_clock_t){.all = true}));
+    /* never empty: the id of the lead's latest event stays in its window */
+    if (!n)
+        return DS_ERR_UNDECODABLE;
+    ds_dedupe_entry_t *v = malloc(n * sizeof(*v));
+    if (!v)
+        return DS_ERR_NOMEM;
+    memcpy(v, e, n * sizeof(*v));
+    qsort(v, n, sizeof(*v), cmp_entry); /* put in order: each one appended */
+    ds_err_t err = DS_ERR_OK;
+    for (size_t i = 0; i < n && !err; i++) {
+        if (!v[i].h || v[i].t == DS_SCORE_ID_DROPPED || (i && v[i].h == v[i - 1].h))
+            err = DS_ERR_UNDECODABLE; /* 0, or listed twice */
+        else
+            err = ds_dedupe_put(&L->dd, v[i].h, v[i].t, &(ds_dedupe_clock_t){.all = true});
+    }
+    free(v);
+    if (err) { /* nothing half read stays */
+        ds_dedupe_free(&L->dd);
+        return err;
     }
     L->ids &= (uint8_t)~IDS_MISSING;
+    u->ids_missing--;
     return DS_ERR_OK;
 }
 
@@ -838,7 +856,8 @@ bool ds_score_unit_is_legacy(const ds_score_unit_t *u) {
 }
 
 ds_err_t ds_score_unit_mark_all_dirty(ds_score_unit_t *u, bool *whole) {
-    *whole = u->complete || !u->is_account;
+    /* a lead's ids kept apart and never read are lost with Redis */
+    *whole = (u->complete || !u->is_account) && !u->ids_missing;
     for (uint32_t li = 0; li < u->nleads; li++) {
         lead_t *L = u->leads[li];
         memset(L->notes, 0, sizeof(L->notes));

@@ -43,6 +43,7 @@
  * is read whole and moved to this layout by its next write, which deletes
  * the blob (in the same script run).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,8 +334,11 @@ static ds_err_t put_ids(ds_score_unit_t *u, const char *lead_id, const ds_reply_
             (const unsigned char *)ds_reply_str(ds_reply_at(rep, 2 * i), &klen);
         const char *t = ds_reply_str(ds_reply_at(rep, 2 * i + 1), &vlen);
         char *end = NULL;
-        long long ms = t && vlen ? strtoll(t, &end, 10) : 0;
-        if (!k || klen != 8 || !t || !vlen || *end)
+        errno = 0;
+        long long ms = t && vlen && (t[0] == '-' || (t[0] >= '0' && t[0] <= '9'))
+                           ? strtoll(t, &end, 10)
+                           : 0;
+        if (!k || klen != 8 || !end || end != t + vlen || errno)
             err = DS_ERR_UNDECODABLE;
         v[i].h = 0;
         for (size_t b = 0; b < 8 && !err; b++)
