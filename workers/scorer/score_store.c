@@ -5,10 +5,10 @@
  * is score_container.c).
  *
  * Formats (version 3; all integers varints, signed ones zigzag, doubles
- * ds_buf_put_f64c, times relative to a base with ds_buf_put_time).  A content or insight id is a
- * reference: its index in the account's dictionary + 1 (0: none); lead ids are strings.  A lone
- * lead has no account dictionary: its record starts with the strings it
- * refers to.
+ * ds_buf_put_f64c, times relative to a base with ds_buf_put_time).  A
+ * content or insight id is a reference: its index in the account's
+ * dictionary + 1 (0: none); lead ids are strings.  A lone lead has no
+ * account dictionary: its record starts with the strings it refers to.
  *
  *   lead:  3, bits (1 any_a, 2 member, 4 has as_of, 8 has max_t, flags<<4,
  *          128 ids kept apart), [max_t], [as_of rel. max_t],
