@@ -59,13 +59,13 @@ static size_t put(char *out, size_t o, size_t size, const char *s, size_t n) {
 
 /* The README's name of a key: "ds:{acct:A-7}:lead:L-7-1" is
  * "ds:{acct:A}:lead:L"; ids are what follows "acct:", "lead:", "deal:",
- * ":lead:", ":seen:", ":att:" up to the next ':' or '}'; a watermark's partition key
+ * ":lead:", ":seen:", ":mem:", ":att:" up to the next ':' or '}'; a watermark's partition key
  * "{wpart:ma.events:3}" is "{wpart:TOPIC:N}". */
 static void key_pattern(const char *key, char *out, size_t size) {
     static const struct {
         const char *tag, *name;
     } ids[] = {{"{acct:", "A"}, {"{lead:", "L"}, {"{deal:", "D"},
-               {":lead:", "L"}, {":seen:", "L"}, {":att:", "C"}};
+               {":lead:", "L"}, {":seen:", "L"}, {":mem:", "L"}, {":att:", "C"}};
     size_t o = 0;
     out[0] = '\0';
     const char *p = key;
@@ -100,9 +100,11 @@ static bool documented(const char *section, const char *name) {
     return strstr(section, q) != NULL;
 }
 
-/* Hashes whose fields are ids (dictionary and sums indexes, lead ids). */
+/* Hashes whose fields are ids (dictionary and sums indexes, lead ids,
+ * a lead's memory of content). */
 static bool fields_are_ids(const char *pattern) {
-    static const char *const suffix[] = {":dict", ":sums", ":att:C", ":seen", ":seen:L"};
+    static const char *const suffix[] = {":dict", ":sums",  ":att:C", ":seen",
+                                         ":seen:L", ":mem", ":mem:L"};
     size_t n = strlen(pattern);
     for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
         size_t m = strlen(suffix[i]);
@@ -211,8 +213,8 @@ static void test_everything_written_is_documented(void **state) {
     /* the streams reached every kind of key, or the check proves little */
     static const char *const want[] = {
         "ds:{acct:A}",      "ds:{acct:A}:lead:L", "ds:{acct:A}:leads",  "ds:{acct:A}:dict",
-        "ds:{acct:A}:sums", "ds:{acct:A}:att:C",  "ds:{acct:A}:seen:L", "ds:{lead:L}",
-        "ds:{deal:D}",      "ds:{wpart:TOPIC:N}"};
+        "ds:{acct:A}:sums", "ds:{acct:A}:att:C",  "ds:{acct:A}:seen:L", "ds:{acct:A}:mem:L",
+        "ds:{lead:L}",      "ds:{deal:D}",        "ds:{wpart:TOPIC:N}"};
     for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
         size_t s = 0;
         while (s < patterns_seen && strcmp(seen[s], want[k]))

@@ -8,6 +8,7 @@
  *   path 1.5, b_state 0.2, share 8 (cap 5), follow 20 (14 d), group 6,
  *   half-life 30 d, repeat window 7 d, tiers 40/30, consensus_target 5.4.
  */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -901,6 +902,169 @@ static void test_ids_of_an_earlier_build_move_apart(void **state) {
     ds_score_unit_destroy(u);
 }
 
+/* What a write passes of a lead's memory kept apart. */
+typedef struct memw {
+    int calls;
+    bool whole;
+    size_t n, recn;
+    char field[64], value[32]; /* the last field passed */
+    unsigned char rec[2048];
+} memw_t;
+
+static void memw_lead(void *opaque, const ds_lead_score_t *v, uint64_t *notes, const void *rec,
+                      size_t n, bool member, bool new_member) {
+    (void)v, (void)notes, (void)member, (void)new_member;
+    memw_t *w = opaque;
+    w->recn = n;
+    assert_true(n <= sizeof(w->rec));
+    memcpy(w->rec, rec, n);
+}
+
+static void memw_mem(void *opaque, const char *lead, bool whole, const ds_score_field_t *f,
+                     size_t n) {
+    memw_t *w = opaque;
+    assert_string_equal(lead, "L1");
+    w->calls++;
+    w->whole = whole;
+    w->n = n;
+    if (n) {
+        snprintf(w->field, sizeof(w->field), "%.*s", (int)f[n - 1].kn, f[n - 1].k);
+        snprintf(w->value, sizeof(w->value), "%.*s", (int)f[n - 1].vn, f[n - 1].v);
+    }
+}
+
+static void count_mem_needs(void *opaque, int kind, const char *id) {
+    (void)id;
+    if (kind == DS_SCORE_NEED_MEM)
+        ++*(int *)opaque;
+}
+
+/* A lead's memory of content moves apart at the entry that makes it more
+ * than 64: a write passes it whole, the next one the entry that changed;
+ * its record then holds none of it but the count of each share's
+ * colleagues (its reason's words, right after a read without the
+ * memory); a lead read back asks for it before its next event, refuses a
+ * hash that lost entries, and knows a repeat from it; an unsubscribe
+ * takes it back into the record and deletes the hash. */
+static void test_memory_of_content_moves_apart(void **state) {
+    (void)state;
+    ds_rules_t *r = rules(NULL);
+    ds_score_unit_t *u = ds_score_unit_new("ACC", true);
+    char id[32], content[32];
+    const char *with[] = {"L2", "L3"};
+    ds_ma_event_t e = share_ev("sh-1", T0, "L1", "ACC", "s1", with, 2);
+    assert_int_equal(ds_score_unit_apply(u, r, &e, NULL), DS_ERR_OK);
+    for (int i = 0; i < 64; i++) { /* with the two pairs, 66 entries: apart at the 65th */
+        snprintf(id, sizeof(id), "v-%d", i);
+        snprintf(content, sizeof(content), "c-%d", i);
+        e = ev(id, T0 + 1 + i, "L1", "ACC", DS_MA_CONTENT_VIEWED, content);
+        e.content_stage = DS_CS_SPARK;
+        assert_int_equal(ds_score_unit_apply(u, r, &e, NULL), DS_ERR_OK);
+        assert_int_equal(u->leads[0]->mem & IDS_APART, i < 62 ? 0 : IDS_APART);
+    }
+    memw_t w = {0};
+    ds_score_writer_t wr = {.opaque = &w, .lead = memw_lead, .mem = memw_mem, .epoch = 1};
+    assert_int_equal(ds_score_unit_write(u, &wr), DS_ERR_OK);
+    assert_int_equal(w.calls, 1);
+    assert_true(w.whole);
+    assert_int_equal(w.n, 66);
+    assert_true(w.recn < 600); /* none of the 66 entries in it */
+    /* a new content: its one entry */
+    e = ev("v-new", T0 + 100, "L1", "ACC", DS_MA_CONTENT_VIEWED, "c-new");
+    e.content_stage = DS_CS_SPARK;
+    assert_int_equal(ds_score_unit_apply(u, r, &e, NULL), DS_ERR_OK);
+    w = (memw_t){0};
+    assert_int_equal(ds_score_unit_write(u, &wr), DS_ERR_OK);
+    assert_int_equal(w.calls, 1);
+    assert_false(w.whole);
+    assert_int_equal(w.n, 1);
+    char want[32];
+    snprintf(want, sizeof(want), "r%d:c-new", DS_MA_CONTENT_VIEWED);
+    assert_string_equal(w.field, want);
+    assert_string_equal(w.value, "1700000000100");
+    /* read back without its memory: the share's words still count 2 */
+    ds_score_unit_t *v = ds_score_unit_new("ACC", true);
+    for (uint32_t i = 0; i < u->ndict; i++)
+        assert_int_equal(ds_score_unit_put_dict(v, i, ds_score_str(u, u->dict[i]),
+                                                ds_score_strlen(u, u->dict[i])),
+                         DS_ERR_OK);
+    assert_int_equal(ds_score_unit_put_lead(v, "L1", w.rec, w.recn), DS_ERR_OK);
+    ds_lead_score_t view;
+    ds_score_lead_public(v, 0, &view);
+    bool words = false;
+    for (size_t i = 0; i < view.reasons_count; i++)
+        words |= !strncmp(view.reasons[i], "Shared s1 with 2 colleagues", 27);
+    assert_true(words);
+    /* a repeat of c-0 a day later: its memory is asked for first */
+    e = ev("v-rep", T0 + 86400000, "L1", "ACC", DS_MA_CONTENT_VIEWED, "c-0");
+    e.content_stage = DS_CS_SPARK;
+    int asked = 0;
+    ds_score_unit_needs(v, r, &e, count_mem_needs, &asked);
+    assert_int_equal(asked, 1);
+    assert_int_equal(ds_score_unit_apply(v, r, &e, NULL), DS_ERR_AGAIN);
+    /* the memory as u holds it, as fields; with one lost, refused */
+    ds_buf_t fb;
+    ds_buf_init(&fb, 0);
+    const lead_t *L = u->leads[0];
+    size_t nf = L->nrep + L->nshc, *off = calloc(2 * nf + 1, sizeof(*off));
+    assert_non_null(off);
+    for (size_t i = 0; i < nf; i++) {
+        bool share = i >= L->nrep;
+        off[2 * i] = fb.len;
+        assert_int_equal(ds_score_mem_field(u, share,
+                                            share ? L->shc[i - L->nrep].content : L->rep[i].content,
+                                            share ? L->shc[i - L->nrep].colleague : L->rep[i].type,
+                                            &fb),
+                         DS_ERR_OK);
+        off[2 * i + 1] = fb.len;
+        char t[24] = "1";
+        if (!share)
+            snprintf(t, sizeof(t), "%" PRId64, L->rep[i].t);
+        assert_int_equal(ds_buf_append(&fb, t, strlen(t)), DS_ERR_OK);
+    }
+    off[2 * nf] = fb.len;
+    ds_score_field_t *f = calloc(nf, sizeof(*f));
+    assert_non_null(f);
+    for (size_t i = 0; i < nf; i++)
+        f[i] = (ds_score_field_t){(const char *)fb.data + off[2 * i],
+                                  (const char *)fb.data + off[2 * i + 1],
+                                  off[2 * i + 1] - off[2 * i], off[2 * i + 2] - off[2 * i + 1]};
+    assert_int_equal(ds_score_unit_put_mem(v, "L1", f, 64), DS_ERR_UNDECODABLE);
+    ds_score_field_t bad = f[0];
+    bad.v = "x";
+    bad.vn = 1;
+    ds_score_field_t two[65];
+    memcpy(two, f, sizeof(two));
+    two[3] = bad;
+    assert_int_equal(ds_score_unit_put_mem(v, "L1", two, 65), DS_ERR_UNDECODABLE);
+    assert_int_equal(ds_score_unit_put_mem(v, "L1", f, nf), DS_ERR_OK);
+    /* its 67 ids moved apart too */
+    assert_int_equal(ds_score_unit_put_ids(v, "L1", u->leads[0]->dd.e, u->leads[0]->dd.n),
+                     DS_ERR_OK);
+    asked = 0;
+    ds_score_unit_needs(v, r, &e, count_mem_needs, &asked);
+    assert_int_equal(asked, 0);
+    double before = v->leads[0]->confront;
+    assert_int_equal(ds_score_unit_apply(v, r, &e, NULL), DS_ERR_OK);
+    assert_true(v->leads[0]->confront == before); /* a repeat inside the window */
+    /* an unsubscribe: the hash deleted, the record holds the (empty) memory */
+    e = ev("un", T0 + 2 * 86400000LL, "L1", "ACC", DS_MA_UNSUBSCRIBED, NULL);
+    assert_int_equal(ds_score_unit_apply(v, r, &e, NULL), DS_ERR_OK);
+    w = (memw_t){0};
+    assert_int_equal(ds_score_unit_write(v, &wr), DS_ERR_OK);
+    assert_int_equal(w.calls, 1);
+    assert_true(w.whole);
+    assert_int_equal(w.n, 0);
+    assert_int_equal(w.rec[0], 3); /* the record's version: its memory in it */
+    assert_int_equal(v->leads[0]->mem, 0);
+    free(f);
+    free(off);
+    ds_buf_free(&fb);
+    ds_score_unit_destroy(v);
+    ds_score_unit_destroy(u);
+    ds_rules_destroy(r);
+}
+
 /* The saved event ids are sorted by hash whatever order they arrived in,
  * so a unit saves to the same bytes after a load: a few and many. */
 static void test_save_is_canonical(void **state) {
@@ -1103,6 +1267,7 @@ int main(void) {
         cmocka_unit_test(test_dedupe_window),
         cmocka_unit_test(test_load_dedupe_order),
         cmocka_unit_test(test_ids_of_an_earlier_build_move_apart),
+        cmocka_unit_test(test_memory_of_content_moves_apart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

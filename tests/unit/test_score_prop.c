@@ -896,7 +896,7 @@ typedef struct run {
     cap_t cds, crt, cst;
     ds_score_stats_t sds, srt, sst;
     size_t loads;     /* pieces st loaded */
-    size_t ids_apart; /* writes of ids kept apart (whole or not) */
+    size_t ids_apart; /* writes of ids or memory kept apart (whole or not) */
     /* ds's units share one scratch (their content and insight ids), st's
      * another, as a worker's do */
     ds_score_scratch_t *scr_ds, *scr_st;
@@ -1264,6 +1264,52 @@ static void st_ids(void *opaque, const char *lead, bool whole, const ds_dedupe_e
     }
 }
 
+/* A lead's hash of repeats and shares kept apart: "C:<lead>\x1f<field>"
+ * -> value. */
+static void st_mem(void *opaque, const char *lead, bool whole, const ds_score_field_t *f,
+                   size_t n) {
+    stw_t *w = opaque;
+    char key[1400];
+    int kl = snprintf(key, sizeof(key), "C:%s\x1f", lead);
+    (*w->ids_apart)++;
+    if (whole) {
+        kv_t *x, *t;
+        HASH_ITER(hh, *w->store, x, t) {
+            if (!strncmp(x->key, key, (size_t)kl))
+                kv_set(w->store, x->key, NULL, 0);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        assert_true(f[i].kn && f[i].vn && (size_t)kl + f[i].kn < sizeof(key));
+        assert_null(memchr(f[i].k, 0, f[i].kn));
+        memcpy(key + kl, f[i].k, f[i].kn);
+        key[(size_t)kl + f[i].kn] = '\0';
+        kv_set(w->store, key, f[i].v, f[i].vn);
+    }
+}
+
+/* The stored repeats and shares of a lead, to st. */
+static ds_err_t st_put_mem(kv_t *store, ds_score_unit_t *u, const char *lead) {
+    char key[700];
+    int kl = snprintf(key, sizeof(key), "C:%s\x1f", lead);
+    size_t n = 0;
+    for (const kv_t *e = store; e; e = e->hh.next)
+        n += !strncmp(e->key, key, (size_t)kl);
+    ds_score_field_t *f = calloc(n + 1, sizeof(*f));
+    assert_non_null(f);
+    n = 0;
+    for (const kv_t *e = store; e; e = e->hh.next)
+        if (!strncmp(e->key, key, (size_t)kl)) {
+            f[n].k = e->key + kl;
+            f[n].kn = strlen(f[n].k);
+            f[n].v = (const char *)e->v;
+            f[n++].vn = e->n;
+        }
+    ds_err_t err = ds_score_unit_put_mem(u, lead, f, n);
+    free(f);
+    return err;
+}
+
 /* The stored ids of a lead, to st. */
 static ds_err_t st_put_ids(kv_t *store, ds_score_unit_t *u, const char *lead) {
     char key[700];
@@ -1365,6 +1411,9 @@ static int st_load(run_t *R, punit_t *p, const ds_ma_event_t *m) {
             } else if (nd->kind == DS_SCORE_NEED_IDS) {
                 if (st_put_ids(p->store, p->st, nd->id))
                     FAIL(R, "lead %s: its stored ids do not load", nd->id);
+            } else if (nd->kind == DS_SCORE_NEED_MEM) {
+                if (st_put_mem(p->store, p->st, nd->id))
+                    FAIL(R, "lead %s: its stored repeats and shares do not load", nd->id);
             } else if (nd->kind == DS_SCORE_NEED_ATTENDANCE) {
                 size_t cl = strlen(nd->id);
                 for (const kv_t *e = p->store; e; e = e->hh.next)
@@ -1419,6 +1468,46 @@ static void compare_stored_ids(run_t *R, punit_t *p, const char *key) {
         FAIL(R, "unit %s: %zu ids stored apart, ds holds %zu", key, stored, held);
 }
 
+/* The same of the repeats and shares: those ds holds of each lead whose
+ * memory it keeps apart, with their values, and nothing else. */
+static void compare_stored_mem(run_t *R, punit_t *p, const char *key) {
+    size_t stored = 0, held = 0;
+    for (const kv_t *e = p->store; e; e = e->hh.next)
+        stored += e->key[0] == 'C' && e->key[1] == ':';
+    ds_buf_t f;
+    ds_buf_init(&f, 0);
+    for (uint32_t li = 0; li < p->ds->nleads; li++) {
+        const lead_t *L = p->ds->leads[li];
+        if (!(L->mem & IDS_APART))
+            continue;
+        const char *lead = ds_score_str(p->ds, L->id);
+        for (uint32_t i = 0; i < L->nrep + L->nshc; i++) {
+            bool share = i >= L->nrep;
+            const rep_t *rp = share ? NULL : &L->rep[i];
+            const shc_t *sc = share ? &L->shc[i - L->nrep] : NULL;
+            ds_buf_reset(&f);
+            assert_int_equal(ds_buf_append(&f, "C:", 2), DS_ERR_OK);
+            assert_int_equal(ds_buf_append(&f, lead, strlen(lead)), DS_ERR_OK);
+            assert_int_equal(ds_buf_append(&f, "\x1f", 1), DS_ERR_OK);
+            assert_int_equal(ds_score_mem_field(p->ds, share, share ? sc->content : rp->content,
+                                                share ? sc->colleague : rp->type, &f),
+                             DS_ERR_OK);
+            assert_int_equal(ds_buf_append(&f, "", 1), DS_ERR_OK);
+            const kv_t *e = kv_get(p->store, (const char *)f.data);
+            char want[32] = "1";
+            if (!share)
+                snprintf(want, sizeof(want), "%" PRId64, rp->t);
+            if (!e || e->n != strlen(want) || memcmp(e->v, want, e->n))
+                FAIL(R, "unit %s: lead %s's %s is not stored as %s", key, lead,
+                     (const char *)f.data, want);
+            held++;
+        }
+    }
+    ds_buf_free(&f);
+    if (stored != held)
+        FAIL(R, "unit %s: %zu repeats and shares stored apart, ds holds %zu", key, stored, held);
+}
+
 /* x (rt's or st's map) must hold the same leads and views as ds's. */
 static void vmap_compare(run_t *R, vent_t *x, vent_t *ds, const char *side, const char *key) {
     char msg[512];
@@ -1451,8 +1540,8 @@ static void flush_unit(run_t *R, int ui) {
      * of its own: one out of place does not compile); the epoch changes
      * every other reload, so a lead's ids are written whole after some
      * reloads and by what changed after others */
-    ds_score_writer_t w = {&sw,    st_lead, st_dict, st_att,        st_mob,
-                           st_sum, st_acct, st_ids,  p->reloads / 2};
+    ds_score_writer_t w = {&sw,    st_lead, st_dict, st_att, st_mob,           st_sum,
+                           st_acct, st_ids,  st_mem, p->reloads / 2};
     if (ds_score_unit_write(p->st, &w))
         FAIL(R, "unit %s: st's write failed", key);
     h_u64(&R->evh, 'F');
@@ -1461,6 +1550,7 @@ static void flush_unit(run_t *R, int ui) {
     vmap_compare(R, p->vrt, p->vds, "rt (save/load)", key);
     vmap_compare(R, p->vst, p->vds, "st (stored, loaded by need)", key);
     compare_stored_ids(R, p, key);
+    compare_stored_mem(R, p, key);
     ds_account_score_t a;
     arec_t xd, xr;
     bool hd = ds_score_unit_account_view(p->ds, &a);
@@ -1771,8 +1861,8 @@ static void run_seed(uint64_t seed, const pconf_t *conf) {
     gold_final(R, &R->sds, leads);
     print_message("  seed %" PRIu64 " %-10s %5d events, %2d units, %4zu leads (largest %4zu): "
                   "%5zu lead / %4zu account scores, %4zu credited others, %3zu duplicates, "
-                  "%3zu reloads, %4zu writes, %5zu loads by need, %4zu writes of ids kept "
-                  "apart%s\n",
+                  "%3zu reloads, %4zu writes, %5zu loads by need, %4zu writes of ids or memory "
+                  "kept apart%s\n",
                   seed, c.name, c.events, R->g.nunits, leads, biggest, R->lead_scores,
                   R->account_scores, R->follows_seen, R->duplicates, R->round_trips, R->flushes,
                   R->loads, R->ids_apart, switch_rules ? ", tiers changed halfway" : "");

@@ -109,8 +109,9 @@ static void lead_move(lead_t *L, int64_t t, double h) {
 static int bucket_add(lead_t *L, uint8_t kind, uint32_t a, uint32_t b, double v) {
     for (uint32_t i = 0; i < L->nbkt; i++) {
         bkt_t *k = &L->bkt[i];
-        if (bk_kind(k) == kind && k->a == a && bk_b(k) == b) {
+        if (bk_kind(k) == kind && k->a == a && (kind == BK_SHARE || bk_b(k) == b)) {
             k->v += v;
+            *k = bk_make(kind, a, b, k->v); /* a share's count of colleagues */
             return 0;
         }
     }
@@ -313,6 +314,29 @@ static int group_credit(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, ui
     return group_give(u, r, li, content, t);
 }
 
+/* A lead's memory of content (repeats and share pairs; score_int.h,
+ * DS_MEM_APART_AT).  mem_room makes room in the unit's memlog before
+ * the memory changes, so that out of memory cannot leave a change
+ * unlogged; mem_set logs a change when the memory is kept apart, and
+ * moves it apart at the change that makes it more than DS_MEM_APART_AT
+ * (a point the events set, so the stored bytes do not depend on when the
+ * writes fall). */
+static int mem_room(ds_score_unit_t *u, const lead_t *L) {
+    if (!(L->mem & IDS_APART))
+        return 0;
+    return ENSURE(u->memlog, u->cmemlog, u->nmemlog + 1, 8);
+}
+
+static void mem_set(ds_score_unit_t *u, lead_t *L, bool share, uint32_t content, uint32_t other,
+                    int64_t t) {
+    if (L->mem & IDS_APART) {
+        u->memlog[u->nmemlog] = (memlog_t){L->id, content, other, share, u->nmemlog, t};
+        u->nmemlog++;
+    } else if (L->nrep + L->nshc > DS_MEM_APART_AT) {
+        L->mem |= IDS_APART | IDS_WHOLE;
+    }
+}
+
 /* A classified engagement (not a share) of lead li. */
 static int engage(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_ma_event_t *ev,
                   uint32_t content, uint32_t insight, int stage, bool *changed) {
@@ -324,15 +348,18 @@ static int engage(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds
             rp = &L->rep[i];
             break;
         }
+    if (rp && tabs(tdiff(t, rp->t)) < ds_days_ms(r->scoring.repeat_window_days))
+        return 0; /* a repeat inside the window changes nothing */
+    if (mem_room(u, L))
+        return -1;
     if (rp) {
-        if (tabs(tdiff(t, rp->t)) < ds_days_ms(r->scoring.repeat_window_days))
-            return 0; /* a repeat inside the window changes nothing */
         rp->t = t;
     } else {
         if (GROW(L->rep, L->nrep, L->nrep + 1))
             return -1;
         L->rep[L->nrep++] = (rep_t){content, (uint8_t)ev->type, t};
     }
+    mem_set(u, L, false, content, (uint32_t)ev->type, t);
     *changed = true;
     uint32_t ii = NOID;
     if (insight != NOID) {
@@ -401,9 +428,10 @@ static int share(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_
                     have = true;
             }
         if (!have && r->scoring.share_cap > 0 && n < (uint32_t)r->scoring.share_cap) {
-            if (GROW(L->shc, L->nshc, L->nshc + 1))
+            if (mem_room(u, L) || GROW(L->shc, L->nshc, L->nshc + 1))
                 return -1;
             L->shc[L->nshc++] = (shc_t){content, col};
+            mem_set(u, L, true, content, col, 0);
             added++;
             *changed = true;
         }
@@ -430,8 +458,16 @@ static int share(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_
         C->inb[C->ninb++] = f;
         *changed = true;
     }
-    return lead_add(u->leads[li], r, t, added * r->scoring.share_points, false, NOID, BK_SHARE,
-                    content, 0);
+    /* the bucket's b is its count of colleagues (its reason's words) */
+    lead_t *L = u->leads[li];
+    uint32_t count = 0;
+    for (uint32_t i = 0; added && i < L->nshc; i++)
+        count += L->shc[i].content == content;
+    if (lead_add(L, r, t, added * r->scoring.share_points, false, NOID, BK_SHARE, content, count))
+        return -1;
+    if (added)
+        ds_score_share_count(L, content, count);
+    return 0;
 }
 
 /* Note that id h of lead L changed, when its ids are kept apart. */
@@ -537,6 +573,8 @@ static int unsubscribe(ds_score_unit_t *u, uint32_t li, int64_t t) {
     L->att = NULL;
     L->gc = NULL;
     L->nins = L->nrep = L->nbkt = L->nshc = L->natt = L->ngc = 0;
+    if (L->mem & IDS_APART) /* back in its record: the next write deletes the hash */
+        L->mem = MEM_GONE;
     L->confront = L->connect = 0;
     L->any_a = 0;
     L->flags = 0;
@@ -638,7 +676,7 @@ static ev_content_t classify(const ds_rules_t *r, const ds_ma_event_t *ev) {
 
 size_t ds_score_unit_needs(const ds_score_unit_t *u, const ds_rules_t *r, const ds_ma_event_t *ev,
                            ds_score_need_fn fn, void *opaque) {
-    if (!u || !r || !ev || !ev->lead_id || (u->complete && !u->ids_missing))
+    if (!u || !r || !ev || !ev->lead_id || (u->complete && !u->missing))
         return 0;
     size_t n = 0;
     if (u->is_account && u->thr_known && ds_score_thresholds_differ(u, r) &&
@@ -653,6 +691,10 @@ size_t ds_score_unit_needs(const ds_score_unit_t *u, const ds_rules_t *r, const 
     }
     if (L->ids & IDS_MISSING) { /* its dedupe ids, kept apart */
         fn(opaque, DS_SCORE_NEED_IDS, ev->lead_id);
+        n++;
+    }
+    if (L->mem & IDS_MISSING) { /* its repeats and shares, kept apart */
+        fn(opaque, DS_SCORE_NEED_MEM, ev->lead_id);
         n++;
     }
     if (!u->is_account)
@@ -743,7 +785,7 @@ ds_err_t ds_score_unit_apply_ex(ds_score_unit_t *u, const ds_rules_t *r, const d
         return DS_ERR_INVAL;
     if (!belongs(u, ev))
         return DS_ERR_INVAL;
-    if (!u->complete || u->ids_missing) {
+    if (!u->complete || u->missing) {
         size_t missing = 0;
         ds_score_unit_needs(u, r, ev, count_need, &missing);
         if (missing)

@@ -97,6 +97,8 @@ enum {
     DS_SCORE_NEED_ATTENDANCE, /* id: a content id: its attendance index */
     DS_SCORE_NEED_IDS,        /* id: a lead's dedupe ids, kept apart
                                * (ds_score_unit_put_ids) */
+    DS_SCORE_NEED_MEM,        /* id: a lead's repeats and share pairs, kept
+                               * apart (ds_score_unit_put_mem) */
     DS_SCORE_NEED_ALL_LEADS,  /* every lead of the account (tier thresholds
                                * changed: the counts are recomputed once) */
 };
@@ -133,6 +135,20 @@ ds_err_t ds_score_unit_put_lead(ds_score_unit_t *u, const char *lead_id, const v
  *  DS_ERR_UNDECODABLE, and the lead's ids stay to be read. */
 ds_err_t ds_score_unit_put_ids(ds_score_unit_t *u, const char *lead_id,
                                const ds_dedupe_entry_t *e, size_t n) DS_WUR;
+
+/** A field of a hash a unit keeps apart: its name and value (an empty
+ *  value: the field is deleted). */
+typedef struct ds_score_field {
+    const char *k, *v;
+    size_t kn, vn;
+} ds_score_field_t;
+
+/** The repeats and share pairs kept apart of a lead in memory
+ *  (DS_SCORE_NEED_MEM): every field of their hash, in any order (the
+ *  formats are score_store.c's).  Nothing for a lead whose memory is in
+ *  memory. */
+ds_err_t ds_score_unit_put_mem(ds_score_unit_t *u, const char *lead_id,
+                               const ds_score_field_t *f, size_t n) DS_WUR;
 /** One stored field of a webinar's attendance index, then _done once all
  *  of them were supplied (an index with no field is empty). */
 ds_err_t ds_score_unit_put_attendance(ds_score_unit_t *u, const char *content_id,
@@ -187,6 +203,13 @@ typedef struct ds_score_writer {
                 size_t n);
     /* The writer's epoch (a new connection, say): a lead's ids last
      * written in another are written whole. */
+    /* The repeats and share pairs of a lead whose record does not hold
+     * them (it has had more than 64: they are kept apart), after its
+     * `lead`: with `whole`, what is stored of them is replaced by
+     * f[0..n) (n may be 0: the hash is deleted); else each of f[0..n) is
+     * set. */
+    void (*mem)(void *opaque, const char *lead_id, bool whole, const ds_score_field_t *f,
+                size_t n);
     unsigned epoch;
 } ds_score_writer_t;
 

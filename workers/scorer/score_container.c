@@ -236,7 +236,7 @@ ds_score_unit_t *ds_score_unit_load(const void *p, size_t n, ds_err_t *err) {
         ds_score_unit_destroy(u);
         return NULL;
     }
-    u->complete = true; /* the container holds everything (but ids_missing) */
+    u->complete = true; /* the container holds everything (but missing) */
     u->nmchg = 0;
     *err = DS_ERR_OK;
     return u;

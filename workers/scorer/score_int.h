@@ -98,7 +98,9 @@ enum { BK_CONF_INS, BK_CONF_CONTENT, BK_SHARE, BK_FOLLOW, BK_GROUP, BK__COUNT };
 /* A reason bucket: points of one kind from one source, packed in 16
  * bytes: a (an insight, a content or a colleague), and the kind with b
  * (a stage; the insight of a follow credit, a symbol kept without its
- * DS_SYM bit) in kb.  Read and made with the bk_* functions below. */
+ * DS_SYM bit; a share's count of colleagues, so that its words need not
+ * visit the lead's share pairs) in kb.  Read and made with the bk_*
+ * functions below. */
 typedef struct bkt {
     double v;
     uint32_t a;
@@ -170,6 +172,11 @@ typedef struct lead {
      * of them (ds_dedupe_compact): a function of the events applied, so
      * that what is stored of the ids is the same however the writes fell */
     uint32_t dd_compact_at;
+    /* where its memory of content (repeats and share pairs) is: IDS_* and
+     * MEM_GONE; the writer's epoch it was last written in when apart (in
+     * what would be the struct's padding) */
+    uint16_t mem_epoch;
+    uint8_t mem;
 } lead_t;
 
 /* Where a lead's dedupe ids are kept (lead_t.ids).  While at most
@@ -183,6 +190,27 @@ enum {
     IDS_WHOLE = 4,   /* the next write stores them all (they just moved apart) */
 };
 #define DS_IDS_APART_AT 64
+
+/* Where a lead's memory of content (its repeats and share pairs) is kept
+ * (lead_t.mem, the IDS_* flags): in its record while there are at most
+ * DS_MEM_APART_AT; from the event that makes them more, in a hash of
+ * their own, which a write changes by what changed (the unit's memlog),
+ * until an UNSUBSCRIBE clears them (then MEM_GONE: the next write deletes
+ * the hash). */
+enum { MEM_GONE = 8 };
+#define DS_MEM_APART_AT 64
+
+/* A repeat or share pair of a lead whose memory is kept apart, set since
+ * the unit's last write (in the order they were set: the last of a key
+ * is its value). */
+typedef struct memlog {
+    uint32_t lead;    /* intern id */
+    uint32_t content; /* NOID: none */
+    uint32_t other;   /* a repeat: its type; a share: the colleague */
+    uint8_t share;
+    uint32_t seq;
+    int64_t t; /* a repeat's last counted time */
+} memlog_t;
 
 /* An id of a lead whose ids are kept apart, put or dropped since the
  * unit's last write: its stored entry is set to what the lead holds. */
@@ -292,7 +320,10 @@ struct ds_score_unit {
     uint32_t nsd, csd;
     idlog_t *idlog; /* the ids kept apart that changed since the last write */
     uint32_t nidlog, cidlog;
-    uint32_t ids_missing; /* leads with IDS_MISSING (a complete unit's too) */
+    memlog_t *memlog; /* the memory kept apart set since the last write */
+    uint32_t nmemlog, cmemlog;
+    uint32_t missing; /* parts of leads kept apart and not read yet (IDS_MISSING
+                       * of ids and of memory; a complete unit's too) */
     scratch_t *scr;
     bool own_scr; /* scr is this unit's own (else shared, see score.h) */
 };
@@ -439,6 +470,11 @@ int ds_score_settle(ds_score_unit_t *u, uint32_t li);
 /* Insert / remove attendance x of content index ai (sorted by t, lead). */
 int ds_score_att_insert(attx_t **arr, uint32_t *n, uint32_t *cap, attx_t x);
 void ds_score_lead_free_arrays(lead_t *L);
+/* Set the count of colleagues of L's share bucket of content (if any). */
+void ds_score_share_count(lead_t *L, uint32_t content, uint32_t count);
+/* Set every share bucket's count from L's share pairs (a record that
+ * does not store them). */
+void ds_score_share_counts(lead_t *L);
 /* Give a content or insight id its dictionary index, in the order events
  * first name them (so the stored bytes are the same however the writes
  * fall); 0 when it has one. */
@@ -471,6 +507,10 @@ ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, bool containe
 ds_err_t ds_score_encode_lone(ds_score_unit_t *u, const lead_t *L, bool container,
                               ds_buf_t *out, ds_buf_t *tmp);
 ds_err_t ds_score_encode_account(ds_score_unit_t *u, ds_buf_t *out);
+/* The field of a lead's repeat (content, type `other`) or, with `share`,
+ * share pair (content, colleague `other`) in its hash kept apart. */
+ds_err_t ds_score_mem_field(const ds_score_unit_t *u, bool share, uint32_t content,
+                            uint32_t other, ds_buf_t *out);
 ds_err_t ds_score_encode_field(const lead_t *L, uint32_t content, ds_buf_t *out);
 /* An insight's sum; nothing when it is all zero (the field is deleted). */
 ds_err_t ds_score_encode_sum(const aggi_t *g, ds_buf_t *out);

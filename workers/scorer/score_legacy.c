@@ -202,6 +202,7 @@ static int lead_body(lg_t *d, lead_t *L) {
             return -1;
         L->nshc++;
     }
+    ds_score_share_counts(L); /* a share bucket's count of colleagues */
     return 0;
 }
 

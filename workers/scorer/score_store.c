@@ -40,10 +40,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ds_fmt.h"
 #include "ds_hash.h"
 #include "score_int.h"
 
 #define REC_VERSION 3
+#define REC_VERSION_MEM 4 /* a lead record whose repeats and shares are kept apart */
 
 /* ---- the dictionary -------------------------------------------------------- */
 
@@ -105,8 +107,14 @@ ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, bool containe
     bool apart = L->ids & IDS_APART;
     uint8_t bits = (uint8_t)(L->any_a | (L->member << 1) | (has_asof << 2) | (has_max << 3) |
                              (L->flags << 4) | (apart << 7));
-    DS_TRY(ds_buf_put_u8(out, REC_VERSION));
+    /* its repeats and shares: in the record unless kept apart (then in
+     * a container only, when in memory) */
+    bool mapart = L->mem & IDS_APART;
+    bool mem = !mapart || (container && !(L->mem & IDS_MISSING));
+    DS_TRY(ds_buf_put_u8(out, mapart ? REC_VERSION_MEM : REC_VERSION));
     DS_TRY(ds_buf_put_u8(out, bits));
+    if (mapart)
+        DS_TRY(ds_buf_put_u8(out, (uint8_t)(1 | mem << 1)));
     if (has_max)
         DS_TRY(ds_buf_put_svarint(out, L->max_t));
     if (has_asof)
@@ -127,8 +135,8 @@ ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, bool containe
         DS_TRY(ds_buf_put_u8(out, L->ins[i].smask));
         DS_TRY(ds_buf_put_f64c(out, L->ins[i].pts));
     }
-    DS_TRY(ds_buf_put_varint(out, L->nrep));
-    for (uint32_t i = 0; i < L->nrep; i++) {
+    DS_TRY(ds_buf_put_varint(out, mem ? L->nrep : 0));
+    for (uint32_t i = 0; mem && i < L->nrep; i++) {
         DS_TRY(put_ref(u, out, L->rep[i].content));
         DS_TRY(ds_buf_put_u8(out, L->rep[i].type));
         DS_TRY(ds_buf_put_time(out, base, L->rep[i].t));
@@ -149,12 +157,14 @@ ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, bool containe
             break;
         default: /* BK_SHARE, BK_GROUP: a content */
             DS_TRY(put_ref(u, out, k->a));
+            if (mapart && bk_kind(k) == BK_SHARE) /* the count, without the pairs */
+                DS_TRY(ds_buf_put_varint(out, bk_b(k)));
             break;
         }
         DS_TRY(ds_buf_put_f64c(out, k->v));
     }
-    DS_TRY(ds_buf_put_varint(out, L->nshc));
-    for (uint32_t i = 0; i < L->nshc; i++) {
+    DS_TRY(ds_buf_put_varint(out, mem ? L->nshc : 0));
+    for (uint32_t i = 0; mem && i < L->nshc; i++) {
         DS_TRY(put_ref(u, out, L->shc[i].content));
         DS_TRY(ds_score_put_sid(u, out, L->shc[i].colleague));
     }
@@ -339,10 +349,14 @@ static int get_u32(rd_t *d, uint32_t *v) {
     } while (0)
 
 static int decode_lead(rd_t *d, lead_t *L) {
-    uint8_t ver, bits;
+    uint8_t ver, bits, mem = 0;
     RD_GET(ds_get_u8(&d->r, &ver));
-    RD_CHECK(ver == REC_VERSION);
+    RD_CHECK(ver == REC_VERSION || ver == REC_VERSION_MEM);
     RD_GET(ds_get_u8(&d->r, &bits));
+    if (ver == REC_VERSION_MEM) { /* 1: repeats and shares kept apart; 2: here too */
+        RD_GET(ds_get_u8(&d->r, &mem));
+        RD_CHECK(mem == 1 || mem == 3);
+    }
     RD_CHECK(((bits >> 4) & 7) <= (LF_SHARED | LF_CREDITED | LF_GROUP));
     L->any_a = bits & 1;
     L->member = (bits >> 1) & 1;
@@ -407,8 +421,9 @@ static int decode_lead(rd_t *d, lead_t *L) {
                 return -1;
             break;
         default:
-            if (get_ref(d, kind == BK_SHARE, &a))
+            if (get_ref(d, kind == BK_SHARE, &a) || (mem && kind == BK_SHARE && get_u32(d, &b)))
                 return -1;
+            RD_CHECK(b <= UINT32_MAX >> 3);
             break;
         }
         RD_GET(ds_get_f64c(&d->r, &v));
@@ -422,6 +437,16 @@ static int decode_lead(rd_t *d, lead_t *L) {
         if (get_ref(d, true, &L->shc[i].content) || get_sid(d, &L->shc[i].colleague))
             return -1;
         L->nshc++;
+    }
+    if (mem == 1) { /* kept apart and not here: its next event reads them */
+        RD_CHECK(!L->nrep && !L->nshc);
+        L->mem = IDS_APART | IDS_MISSING;
+    } else if (mem == 3) {
+        L->mem = IDS_APART;
+    } else {
+        ds_score_share_counts(L); /* not stored: the pairs are here */
+        if (L->nrep + L->nshc > DS_MEM_APART_AT) /* an earlier build's: its next write moves them */
+            L->mem = IDS_APART | IDS_WHOLE;
     }
     if (!(bits & 0x80)) { /* the ids live by the lead's clock, in the record */
         RD_GET(ds_dedupe_load(&L->dd, &d->r, base, false));
@@ -526,8 +551,8 @@ ds_err_t ds_score_unit_put_lead(ds_score_unit_t *u, const char *lead_id, const v
     if (L->member)
         u->resident_members++;
     L->set_known = L->member;
-    if (L->ids & IDS_MISSING)
-        u->ids_missing++; /* a lone lead's unit too: its ids are to be read */
+    /* a lone lead's unit too: what is kept apart is to be read */
+    u->missing += !!(L->ids & IDS_MISSING) + !!(L->mem & IDS_MISSING);
     if (!u->is_account) { /* a lone lead: its clock and count are the unit's */
         u->max_t = L->max_t;
         u->members = u->resident_members;
@@ -716,6 +741,253 @@ static ds_err_t write_ids(ds_score_unit_t *u, lead_t *L, const ds_score_writer_t
     return DS_ERR_OK;
 }
 
+/* ---- a lead's repeats and shares kept apart ------------------------------ */
+
+/* The field of a repeat of (content, type): "r<type>:<content>", or
+ * "r<type>" without content; of a share pair (content, colleague):
+ * "s<length of content>:<content><colleague>", or "s:<colleague>". */
+ds_err_t ds_score_mem_field(const ds_score_unit_t *u, bool share, uint32_t content,
+                            uint32_t other, ds_buf_t *out) {
+    char num[DS_FMT_INT_MAX];
+    DS_TRY(ds_buf_append(out, share ? "s" : "r", 1));
+    if (!share) {
+        ds_fmt_i64(num, other);
+        DS_TRY(ds_buf_append(out, num, strlen(num)));
+    } else if (content != NOID) {
+        ds_fmt_i64(num, ds_score_strlen(u, content));
+        DS_TRY(ds_buf_append(out, num, strlen(num)));
+    }
+    if (share || content != NOID)
+        DS_TRY(ds_buf_append(out, ":", 1));
+    if (content != NOID)
+        DS_TRY(ds_buf_append(out, ds_score_str(u, content), ds_score_strlen(u, content)));
+    if (share)
+        DS_TRY(ds_buf_append(out, ds_score_str(u, other), ds_score_strlen(u, other)));
+    return DS_ERR_OK;
+}
+
+/* A field's value: a repeat's time in decimal ms, a share's "1". */
+static ds_err_t mem_value(bool share, int64_t t, ds_buf_t *out) {
+    char num[DS_FMT_INT_MAX] = "1";
+    if (!share)
+        ds_fmt_i64(num, t);
+    return ds_buf_append(out, num, strlen(num));
+}
+
+static int cmp_memlog(const void *a, const void *b) {
+    const memlog_t *x = a, *y = b;
+    if (x->lead != y->lead)
+        return x->lead < y->lead ? -1 : 1;
+    if (x->share != y->share)
+        return x->share < y->share ? -1 : 1;
+    if (x->content != y->content)
+        return x->content < y->content ? -1 : 1;
+    if (x->other != y->other)
+        return x->other < y->other ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static bool memlog_same(const memlog_t *x, const memlog_t *y) {
+    return x->lead == y->lead && x->share == y->share && x->content == y->content &&
+           x->other == y->other;
+}
+
+/* Fields built in one buffer, then pointed at (the buffer may move while
+ * they are built). */
+typedef struct fields {
+    ds_buf_t b;
+    size_t *off; /* per field: key start, value start, value end */
+    ds_score_field_t *f;
+    uint32_t n, cap;
+} fields_t;
+
+static ds_err_t fields_add(fields_t *fs, const ds_score_unit_t *u, bool share, uint32_t content,
+                           uint32_t other, int64_t t) {
+    if (ENSURE(fs->off, fs->cap, 3 * (uint64_t)fs->n + 3, 12))
+        return DS_ERR_NOMEM;
+    size_t *o = fs->off + 3 * (size_t)fs->n;
+    o[0] = fs->b.len;
+    DS_TRY(ds_score_mem_field(u, share, content, other, &fs->b));
+    o[1] = fs->b.len;
+    DS_TRY(mem_value(share, t, &fs->b));
+    o[2] = fs->b.len;
+    fs->n++;
+    return DS_ERR_OK;
+}
+
+static ds_err_t fields_done(fields_t *fs) {
+    if (!(fs->f = malloc((fs->n ? fs->n : 1) * sizeof(*fs->f))))
+        return DS_ERR_NOMEM;
+    const char *p = (const char *)fs->b.data;
+    for (uint32_t i = 0; i < fs->n; i++) {
+        const size_t *o = fs->off + 3 * (size_t)i;
+        fs->f[i] = (ds_score_field_t){p + o[0], p + o[1], o[1] - o[0], o[2] - o[1]};
+    }
+    return DS_ERR_OK;
+}
+
+/* What changed of lead L's repeats and shares kept apart, to w->mem: all
+ * of them after they moved apart, were marked so or were last written in
+ * another epoch of the writer (none, deleting the hash, after an
+ * unsubscribe took them back); else each one the unit's memlog (sorted
+ * by the caller) set, at its last value.  Costs what changed (or, whole,
+ * the lead's memory). */
+static ds_err_t write_mem(ds_score_unit_t *u, lead_t *L, const ds_score_writer_t *w) {
+    if (!w->mem || (L->mem & IDS_MISSING) || !(L->mem & (IDS_APART | MEM_GONE)))
+        return DS_ERR_OK; /* in the record, or never read: nothing changed;
+                           * or a writer that stores no memory (views) */
+    bool whole = (L->mem & (IDS_WHOLE | MEM_GONE)) || L->mem_epoch != (uint16_t)w->epoch;
+    if (!(L->mem & IDS_APART)) { /* an unsubscribe took them back */
+        w->mem(w->opaque, ds_score_str(u, L->id), true, NULL, 0);
+        L->mem = 0;
+        return DS_ERR_OK;
+    }
+    fields_t fs = {.n = 0};
+    ds_buf_init(&fs.b, 0);
+    ds_err_t e = DS_ERR_OK;
+    if (whole) {
+        for (uint32_t i = 0; i < L->nrep && !e; i++)
+            e = fields_add(&fs, u, false, L->rep[i].content, L->rep[i].type, L->rep[i].t);
+        for (uint32_t i = 0; i < L->nshc && !e; i++)
+            e = fields_add(&fs, u, true, L->shc[i].content, L->shc[i].colleague, 0);
+    } else {
+        uint32_t lo = 0, hi = u->nmemlog;
+        while (lo < hi) { /* the lead's first entry */
+            uint32_t mid = lo + (hi - lo) / 2;
+            if (u->memlog[mid].lead < L->id)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (uint32_t i = lo; i < u->nmemlog && u->memlog[i].lead == L->id && !e; i++) {
+            const memlog_t *x = &u->memlog[i];
+            if (i + 1 < u->nmemlog && memlog_same(x, &u->memlog[i + 1]))
+                continue; /* the last of a key is its value */
+            e = fields_add(&fs, u, x->share, x->content, x->other, x->t);
+        }
+    }
+    if (!e)
+        e = fields_done(&fs);
+    if (!e && (whole || fs.n)) {
+        w->mem(w->opaque, ds_score_str(u, L->id), whole, fs.f, fs.n);
+        L->mem &= (uint8_t)~(IDS_WHOLE | MEM_GONE);
+        L->mem_epoch = (uint16_t)w->epoch;
+    }
+    ds_buf_free(&fs.b);
+    free(fs.off);
+    free(fs.f);
+    return e;
+}
+
+/* A number in canonical decimal (no sign, no leading zero) at p, up to
+ * end or `stop`; the end of it, or NULL. */
+static const char *get_dec(const char *p, const char *end, char stop, uint64_t max, uint64_t *v) {
+    const char *q = p;
+    *v = 0;
+    while (q < end && *q >= '0' && *q <= '9') {
+        if (*v > (max - (uint64_t)(*q - '0')) / 10)
+            return NULL;
+        *v = *v * 10 + (uint64_t)(*q++ - '0');
+    }
+    if (q == p || (q - p > 1 && *p == '0') || (q < end && *q != stop))
+        return NULL;
+    return q;
+}
+
+/* One field of a lead's hash of repeats and shares, into L. */
+static ds_err_t put_mem_field(ds_score_unit_t *u, lead_t *L, const ds_score_field_t *f,
+                              ds_buf_t *check) {
+    const char *p = f->k, *end = f->k + f->kn;
+    if (f->kn < 2 || (*p != 'r' && *p != 's'))
+        return DS_ERR_UNDECODABLE;
+    bool share = *p++ == 's', has_content = false;
+    uint64_t a = 0, clen = 0;
+    uint32_t content = NOID, other = 0;
+    int64_t t = 0;
+    if (!share) { /* r<type>[:<content>] -> time */
+        if (!(p = get_dec(p, end, ':', DS_MA__COUNT - 1, &a)))
+            return DS_ERR_UNDECODABLE;
+        other = (uint32_t)a;
+        if (p < end) {
+            has_content = true;
+            p++;
+            clen = (uint64_t)(end - p);
+        }
+        uint64_t tv = 0;
+        const char *v = f->v, *vend = f->v + f->vn;
+        bool neg = f->vn && *v == '-';
+        if (!f->vn || !(v = get_dec(v + neg, vend, 0, (uint64_t)INT64_MAX + neg, &tv)) ||
+            v != vend || (neg && !tv))
+            return DS_ERR_UNDECODABLE;
+        t = neg ? (int64_t)(0 - tv) : (int64_t)tv;
+    } else { /* s[<length>]:[<content>]<colleague> -> 1 */
+        if (*p != ':') {
+            has_content = true;
+            if (!(p = get_dec(p, end, ':', (uint64_t)(end - p), &clen)) || p == end ||
+                (uint64_t)(end - p - 1) < clen)
+                return DS_ERR_UNDECODABLE;
+        }
+        p++;
+        if (f->vn != 1 || *f->v != '1')
+            return DS_ERR_UNDECODABLE;
+    }
+    if (has_content) {
+        if (ds_score_sym(u, p, (size_t)clen, &content))
+            return DS_ERR_NOMEM;
+        p += clen;
+    }
+    if (share && ds_score_intern(u, p, (size_t)(end - p), &other))
+        return DS_ERR_NOMEM;
+    /* canonical: the field as this build writes it (so no two fields
+     * stand for one repeat or pair) */
+    ds_buf_reset(check);
+    DS_TRY(ds_score_mem_field(u, share, content, other, check));
+    if (check->len != f->kn || memcmp(check->data, f->k, f->kn))
+        return DS_ERR_UNDECODABLE;
+    if (share) {
+        if (GROW(L->shc, L->nshc, L->nshc + 1))
+            return DS_ERR_NOMEM;
+        L->shc[L->nshc++] = (shc_t){content, other};
+    } else {
+        if (GROW(L->rep, L->nrep, L->nrep + 1))
+            return DS_ERR_NOMEM;
+        L->rep[L->nrep++] = (rep_t){content, (uint8_t)other, t};
+    }
+    return DS_ERR_OK;
+}
+
+ds_err_t ds_score_unit_put_mem(ds_score_unit_t *u, const char *lead_id, const ds_score_field_t *f,
+                               size_t n) {
+    if (!u || !lead_id || (n && !f))
+        return DS_ERR_INVAL;
+    uint32_t id = ds_score_lookup(u, lead_id, strlen(lead_id));
+    int32_t li = id == NOID ? -1 : u->t.strs[id].lead;
+    if (li < 0 || !(u->leads[li]->mem & IDS_MISSING))
+        return DS_ERR_OK; /* not in memory, or its memory is */
+    lead_t *L = u->leads[li];
+    /* they moved apart past DS_MEM_APART_AT and only grow until an
+     * unsubscribe takes them back: fewer is a hash Redis lost */
+    if (n <= DS_MEM_APART_AT)
+        return DS_ERR_UNDECODABLE;
+    ds_buf_t check;
+    ds_buf_init(&check, 0);
+    ds_err_t err = DS_ERR_OK;
+    for (size_t i = 0; i < n && !err; i++)
+        err = put_mem_field(u, L, &f[i], &check);
+    ds_buf_free(&check);
+    if (err) { /* nothing half read stays */
+        free(L->rep);
+        free(L->shc);
+        L->rep = NULL;
+        L->shc = NULL;
+        L->nrep = L->nshc = 0;
+        return err;
+    }
+    L->mem &= (uint8_t)~IDS_MISSING;
+    u->missing--;
+    return DS_ERR_OK;
+}
+
 static int cmp_entry(const void *a, const void *b) {
     uint64_t x = ((const ds_dedupe_entry_t *)a)->h, y = ((const ds_dedupe_entry_t *)b)->h;
     return x < y ? -1 : x > y;
@@ -751,7 +1023,7 @@ ds_err_t ds_score_unit_put_ids(ds_score_unit_t *u, const char *lead_id, const ds
         return err;
     }
     L->ids &= (uint8_t)~IDS_MISSING;
-    u->ids_missing--;
+    u->missing--;
     return DS_ERR_OK;
 }
 
@@ -768,6 +1040,8 @@ ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) {
     ds_err_t e = DS_ERR_OK;
     if (u->nidlog > 1)
         qsort(u->idlog, u->nidlog, sizeof(*u->idlog), cmp_idlog);
+    if (u->nmemlog > 1)
+        qsort(u->memlog, u->nmemlog, sizeof(*u->memlog), cmp_memlog);
     for (uint32_t i = 0; i < u->ndl && !e; i++) {
         lead_t *L = u->leads[u->dlist[i]];
         ds_buf_reset(&rec);
@@ -783,6 +1057,8 @@ ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) {
                     L->member && !L->set_known);
         L->set_known = L->member;
         e = write_ids(u, L, w);
+        if (!e)
+            e = write_mem(u, L, w);
     }
     /* attendance fields: once each, by (content, lead) */
     if (!e && u->nadirty) {
@@ -841,7 +1117,7 @@ ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) {
         return e;
     for (uint32_t i = 0; i < u->ndl; i++)
         u->leads[u->dlist[i]]->dirty = 0;
-    u->nidlog = 0;
+    u->nidlog = u->nmemlog = 0;
     for (uint32_t i = 0; i < u->nsd; i++)
         u->agg[u->sdirty[i]].dirty = 0;
     u->ndl = u->nadirty = u->nmchg = u->nsd = 0;
@@ -856,14 +1132,16 @@ bool ds_score_unit_is_legacy(const ds_score_unit_t *u) {
 }
 
 ds_err_t ds_score_unit_mark_all_dirty(ds_score_unit_t *u, bool *whole) {
-    /* a lead's ids kept apart and never read are lost with Redis */
-    *whole = (u->complete || !u->is_account) && !u->ids_missing;
+    /* a lead's ids or memory kept apart and never read are lost with Redis */
+    *whole = (u->complete || !u->is_account) && !u->missing;
     for (uint32_t li = 0; li < u->nleads; li++) {
         lead_t *L = u->leads[li];
         memset(L->notes, 0, sizeof(L->notes));
         L->set_known = 0;
         if (L->ids & IDS_APART)
             L->ids |= IDS_WHOLE;
+        if (L->mem & IDS_APART)
+            L->mem |= IDS_WHOLE;
         if (ds_score_mark_lead(u, li))
             return DS_ERR_NOMEM;
     }

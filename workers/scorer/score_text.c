@@ -45,21 +45,13 @@ static bool put_1d(ds_buf_t *b, double v) {
     return ok && ds_score_put_u(b, n / 10) && ds_score_put_s(b, d);
 }
 
-static uint32_t share_count(const lead_t *L, uint32_t content) {
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < L->nshc; i++)
-        n += L->shc[i].content == content;
-    return n;
-}
-
 static const char *opt(const ds_score_unit_t *u, uint32_t id, const char *none) {
     return id == NOID ? none : S(u, id);
 }
 
 /* Append the words of one bucket (NUL-terminated), with its points unless
  * `bare`; false on OOM. */
-static bool bucket_text(const ds_score_unit_t *u, const lead_t *L, const bkt_t *k, ds_buf_t *b,
-                        bool bare) {
+static bool bucket_text(const ds_score_unit_t *u, const bkt_t *k, ds_buf_t *b, bool bare) {
     bool ok = true;
     switch (bk_kind(k)) {
     case BK_CONF_INS:
@@ -71,7 +63,7 @@ static bool bucket_text(const ds_score_unit_t *u, const lead_t *L, const bkt_t *
              ds_score_put_s(b, opt(u, k->a, "(unnamed)")) && ds_score_put_s(b, " (no insight)");
         break;
     case BK_SHARE: {
-        uint32_t n = share_count(L, k->a);
+        uint32_t n = bk_b(k);
         ok = ds_score_put_s(b, "Shared ") && ds_score_put_s(b, opt(u, k->a, "content")) && ds_score_put_s(b, " with ") &&
              ds_score_put_u(b, n) && ds_score_put_s(b, n == 1 ? " colleague" : " colleagues");
         break;
@@ -91,16 +83,16 @@ static bool bucket_text(const ds_score_unit_t *u, const lead_t *L, const bkt_t *
 }
 
 /* Order of reasons: larger value first, then by text. */
-static int bucket_cmp(const ds_score_unit_t *u, const lead_t *L, const bkt_t *x, const bkt_t *y) {
+static int bucket_cmp(const ds_score_unit_t *u, const bkt_t *x, const bkt_t *y) {
     if (x->v != y->v)
         return x->v > y->v ? -1 : 1;
     ds_buf_t *b = &u->scr->text;
     size_t base = b->len;
-    if (!bucket_text(u, L, x, b, false))
+    if (!bucket_text(u, x, b, false))
         return 0;
     size_t oy = b->len;
     int c = 0;
-    if (bucket_text(u, L, y, b, false))
+    if (bucket_text(u, y, b, false))
         c = strcmp((const char *)b->data + base, (const char *)b->data + oy);
     b->len = base;
     return c;
@@ -117,7 +109,7 @@ static void reasons_fill(const ds_score_unit_t *u, const lead_t *L, ds_lead_scor
         if (ds_score_r10(k->v) < 1) /* would read "0.0 pts" */
             continue;
         size_t pos = n;
-        while (pos > 0 && bucket_cmp(u, L, k, &L->bkt[sc->cand[pos - 1]]) < 0)
+        while (pos > 0 && bucket_cmp(u, k, &L->bkt[sc->cand[pos - 1]]) < 0)
             pos--;
         if (pos >= DS_MAX_REASONS)
             continue;
@@ -131,7 +123,7 @@ static void reasons_fill(const ds_score_unit_t *u, const lead_t *L, ds_lead_scor
     size_t ok = 0;
     for (size_t i = 0; i < n; i++) {
         sc->roff[i] = sc->text.len;
-        if (!bucket_text(u, L, &L->bkt[sc->cand[i]], &sc->text, bare))
+        if (!bucket_text(u, &L->bkt[sc->cand[i]], &sc->text, bare))
             break;
         ok++;
     }

@@ -256,6 +256,25 @@ int ds_score_agg_slot(ds_score_unit_t *u, uint32_t insight, uint32_t *gi) {
     return 0;
 }
 
+void ds_score_share_count(lead_t *L, uint32_t content, uint32_t count) {
+    for (uint32_t i = 0; i < L->nbkt; i++)
+        if (bk_kind(&L->bkt[i]) == BK_SHARE && L->bkt[i].a == content) {
+            L->bkt[i] = bk_make(BK_SHARE, content, count, L->bkt[i].v);
+            return;
+        }
+}
+
+void ds_score_share_counts(lead_t *L) {
+    for (uint32_t i = 0; i < L->nbkt; i++) {
+        if (bk_kind(&L->bkt[i]) != BK_SHARE)
+            continue;
+        uint32_t n = 0;
+        for (uint32_t k = 0; k < L->nshc; k++)
+            n += L->shc[k].content == L->bkt[i].a;
+        L->bkt[i] = bk_make(BK_SHARE, L->bkt[i].a, n, L->bkt[i].v);
+    }
+}
+
 void ds_score_lead_free_arrays(lead_t *L) {
     free(L->ins);
     free(L->rep);
@@ -426,6 +445,7 @@ void ds_score_unit_destroy(ds_score_unit_t *u) {
     free(u->mchg);
     free(u->dlist);
     free(u->idlog);
+    free(u->memlog);
     if (u->own_scr)
         ds_score_scratch_destroy(u->scr);
     free(u->key);
@@ -459,7 +479,7 @@ size_t ds_score_unit_mem(const ds_score_unit_t *u) {
     m += (size_t)u->cagg * sizeof(aggi_t) + (size_t)u->cmob * 4 + (size_t)u->cdict * 4 +
          ds_dedupe_mem(&u->ldd) + (size_t)u->catts * sizeof(attidx_t) +
          (size_t)u->cadirty * sizeof(afield_t) + (size_t)u->cmchg * 4 + (size_t)u->cdl * 4 +
-         (size_t)u->cidlog * sizeof(idlog_t) + 10 * oh;
+         (size_t)u->cidlog * sizeof(idlog_t) + (size_t)u->cmemlog * sizeof(memlog_t) + 11 * oh;
     for (uint32_t i = 0; i < u->natts; i++)
         m += ((size_t)u->atts[i].call + u->atts[i].cunc) * sizeof(attx_t) + 2 * oh;
     if (u->own_scr) {

@@ -61,12 +61,13 @@ enum {
     LD_ATTENDANCE,
     LD_MEMBERS,
     LD_IDS,
+    LD_MEM,
     LD_CLAIM
 };
 typedef struct load {
     unit_entry_t *e;
     int kind;
-    char *id;          /* lead or content id (LD_LEAD, LD_IDS, LD_ATTENDANCE) */
+    char *id;          /* lead or content id (LD_LEAD, LD_IDS, LD_MEM, LD_ATTENDANCE) */
     UT_hash_handle hh; /* by Redis key: one load per key and round */
     char *rkey;
 } load_t;

@@ -38,7 +38,12 @@
  *                            hash -> occurred_at
  *   <p>{lead:L}              a lead without account: its lead fields,
  *                            state and checkpoint
+ *   <p>{acct:A}:mem:L        hash: lead L's repeats and share pairs once it
+ *                            has had more than 64 (fewer are in its
+ *                            record): r<type>[:<content>] -> last counted
+ *                            time, s[<n>:<content>]<colleague> -> 1
  *   <p>{lead:L}:seen         its dedupe ids, as <p>{acct:A}:seen:L
+ *   <p>{lead:L}:mem          its repeats and shares, as <p>{acct:A}:mem:L
  * A unit stored by an earlier version (one `blob` field with everything)
  * is read whole and moved to this layout by its next write, which deletes
  * the blob (in the same script run).
@@ -153,6 +158,10 @@ static void on_need(void *opaque, int kind, const char *id) {
         const char *a[] = {"HGETALL", e->is_account ? ds_scorer_rkey(s, e, ":seen:", id)
                                                     : ds_scorer_rkey(s, e, ":seen", NULL)};
         queue_load(s, e, LD_IDS, id, 2, a);
+    } else if (kind == DS_SCORE_NEED_MEM) {
+        const char *a[] = {"HGETALL", e->is_account ? ds_scorer_rkey(s, e, ":mem:", id)
+                                                    : ds_scorer_rkey(s, e, ":mem", NULL)};
+        queue_load(s, e, LD_MEM, id, 2, a);
     } else if (kind == DS_SCORE_NEED_ATTENDANCE) {
         const char *a[] = {"HGETALL", ds_scorer_rkey(s, e, ":att:", id)};
         queue_load(s, e, LD_ATTENDANCE, id, 2, a);
@@ -351,6 +360,25 @@ static ds_err_t put_ids(ds_score_unit_t *u, const char *lead_id, const ds_reply_
     return err;
 }
 
+/* The pairs of a lead's hash of repeats and shares, given to the unit. */
+static ds_err_t put_mem(ds_score_unit_t *u, const char *lead_id, const ds_reply_t *rep) {
+    size_t n = ds_reply_count(rep) / 2;
+    ds_score_field_t *f = malloc((n ? n : 1) * sizeof(*f));
+    if (!f)
+        return DS_ERR_NOMEM;
+    ds_err_t err = DS_ERR_OK;
+    for (size_t i = 0; i < n && !err; i++) {
+        f[i].k = ds_reply_str(ds_reply_at(rep, 2 * i), &f[i].kn);
+        f[i].v = ds_reply_str(ds_reply_at(rep, 2 * i + 1), &f[i].vn);
+        if (!f[i].k || !f[i].v)
+            err = DS_ERR_UNDECODABLE;
+    }
+    if (!err)
+        err = ds_score_unit_put_mem(u, lead_id, f, n);
+    free(f);
+    return err;
+}
+
 ds_err_t ds_scorer_loaded(void *self, size_t index, const ds_reply_t *rep) {
     ds_scorer_t *s = self;
     load_t *l = s->loads[index];
@@ -431,6 +459,11 @@ ds_err_t ds_scorer_loaded(void *self, size_t index, const ds_reply_t *rep) {
         if (ds_reply_type(rep) != DS_REPLY_ARRAY || !e->unit)
             return DS_ERR_IO;
         err = put_ids(e->unit, l->id, rep);
+        return err ? unreadable(e, l->id, err) : DS_ERR_OK;
+    case LD_MEM:
+        if (ds_reply_type(rep) != DS_REPLY_ARRAY || !e->unit)
+            return DS_ERR_IO;
+        err = put_mem(e->unit, l->id, rep);
         return err ? unreadable(e, l->id, err) : DS_ERR_OK;
     default: /* LD_ATTENDANCE */
         if (ds_reply_type(rep) != DS_REPLY_ARRAY)

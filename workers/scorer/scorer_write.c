@@ -238,6 +238,22 @@ static void w_ids(void *opaque, const char *lead_id, bool whole, const ds_dedupe
     }
 }
 
+/* The repeats and shares of a lead kept apart (I operation with flag 4):
+ * flags, the lead id, a count, then each field (2-byte length) and value
+ * (1-byte length). */
+static void w_mem(void *opaque, const char *lead_id, bool whole, const ds_score_field_t *f,
+                  size_t n) {
+    ds_scorer_t *s = opaque;
+    pg_put(s, "I", 1);
+    pg_int(s, (whole ? 1u : 0u) | (s->cur_e->is_account ? 0u : 2u) | 4u, 1);
+    pg_text(s, 2, lead_id);
+    pg_int(s, n, 4);
+    for (size_t i = 0; i < n; i++) {
+        pg_str(s, 2, f[i].k, f[i].kn);
+        pg_str(s, 1, f[i].v, f[i].vn);
+    }
+}
+
 static void w_dict(void *opaque, uint32_t idx, const char *str) {
     ds_scorer_t *s = opaque;
     size_t cap = s->cdict; /* two arrays of one capacity */
@@ -520,18 +536,19 @@ static void run_indexed(ds_scorer_t *s, runner_t *x, rd_t *r, char op, const cha
     cv_send(s, del);
 }
 
-/* I: DEL of the lead's hash of ids when whole, then HSET of the ids
- * set and HDEL of those dropped. */
+/* I: DEL of the lead's hash of ids (with flag 4, of repeats and shares)
+ * when whole, then HSET of the fields set and HDEL of those dropped. */
 static void run_ids(ds_scorer_t *s, runner_t *x, rd_t *r, const char *base) {
     cmdv_t *v = &x->v, *del = &x->del;
     int flags = (int)rd_int(r, 1);
     size_t idn;
     const char *id = rd_str(r, 2, &idn);
     uint32_t count = rd_int(r, 4);
+    const char *sfx = flags & 4 ? ":mem" : ":seen";
     if (flags & 2)
-        cv_start_at(s, v, "HSET", base, ":seen", "", 0);
+        cv_start_at(s, v, "HSET", base, sfx, "", 0);
     else
-        cv_start_at(s, v, "HSET", base, ":seen:", id, idn);
+        cv_start_at(s, v, "HSET", base, flags & 4 ? ":mem:" : ":seen:", id, idn);
     if (flags & 1) { /* DEL of the key alone */
         const char *argv[] = {"DEL", v->argv[1]};
         size_t lens[] = {3, v->lens[1]};
@@ -543,13 +560,16 @@ static void run_ids(ds_scorer_t *s, runner_t *x, rd_t *r, const char *base) {
     }
     cv_start(del, "HDEL", v->argv[1], v->lens[1]);
     for (uint32_t i = 0; i < count; i++) {
+        size_t hn = 8, n;
         const char *h = (const char *)r->p;
-        r->p += 8;
-        size_t n;
+        if (flags & 4)
+            h = rd_str(r, 2, &hn);
+        else
+            r->p += 8;
         const char *t = rd_str(r, 1, &n);
         cmdv_t *to = n ? v : del;
         int per = n ? 2 : 1;
-        cv_arg(s, to, h, 8, per);
+        cv_arg(s, to, h, hn, per);
         if (n)
             cv_arg(s, v, t, n, 2);
     }
@@ -727,6 +747,7 @@ void ds_scorer_persist(void *self, ds_redis_t *r, ds_worker_entity_t *const *ent
                            .sum = w_sum,
                            .account = w_account,
                            .ids = w_ids,
+                           .mem = w_mem,
                            .epoch = ds_redis_epoch()};
     /* a cluster runs a script on one slot: one unit per EVALSHA there */
     s->cluster = ds_worker_redis_is_cluster(s->a.worker);

@@ -50,7 +50,9 @@
 --   I  a lead's dedupe ids kept apart: flags (1 whole: DEL first; 2 the
 --      unit is a lead without account: its hash of ids is KEYS[u]:seen,
 --      else KEYS[u]:seen:<id>), lead id, count, then each id's 8-byte hash
---      and time (empty: HDEL)
+--      and time (empty: HDEL); with flag 4, its repeats and shares kept
+--      apart instead (:mem in place of :seen), each field's name with a
+--      2-byte length
 --   X  HDEL of the single-blob layout's blob field
 local s, unit = ARGV[1], 1
 local base, account = KEYS[1], ARGV[2]
@@ -196,9 +198,11 @@ while p <= n do
   elseif op == 73 then -- I
     local flags, id, count, np = unpack_('>BHc0I4', s, p)
     p = np
-    local key = flags >= 2 and base .. ':seen' or base .. ':seen:' .. id
+    local mem = flags >= 4
+    local sfx = mem and ':mem' or ':seen'
+    local key = flags % 4 >= 2 and base .. sfx or base .. sfx .. ':' .. id
     if flags % 2 == 1 then call('DEL', key) end
-    set_or_del(key, count, '>c8Bc0', false)
+    set_or_del(key, count, mem and '>Hc0Bc0' or '>c8Bc0', false)
   elseif op == 88 then -- X
     call('HDEL', base, 'blob')
   elseif op == 85 then -- U
