@@ -245,6 +245,14 @@ typedef struct attidx {
     uint32_t nall, call, nunc, cunc;
 } attidx_t;
 
+/* The references of one record to its own list of strings (the record
+ * of a lone lead whose memory is kept apart: ds_score_encode_lone). */
+typedef struct refmap {
+    idmap_t m; /* symbol -> index in ids */
+    uint32_t *ids;
+    uint32_t n, cap;
+} refmap_t;
+
 typedef struct afield { /* an attendance-index field to write: (content, lead) */
     uint32_t content, lead;
 } afield_t;
@@ -284,6 +292,7 @@ struct ds_score_unit {
     uint32_t *dict; /* dict index -> intern id (NOID: not loaded yet) */
     uint32_t ndict, cdict;
     uint32_t dict_written; /* indexes below this are stored */
+    refmap_t *enc;         /* while a record refers to its own list, not dict */
     /* leads */
     lead_t **leads; /* each allocated on its own: a pointer stays valid */
     uint32_t nleads, cleads;

@@ -8,7 +8,10 @@
  * ds_buf_put_f64c, times relative to a base with ds_buf_put_time).  A
  * content or insight id is a reference: its index in the account's
  * dictionary + 1 (0: none); lead ids are strings.  A lone lead has no
- * account dictionary: its record starts with the strings it refers to.
+ * account dictionary: its record starts with a list of its own (every
+ * content and insight it named; only those the record refers to, in
+ * that order, once its memory of content is kept apart), which its
+ * references index.
  *
  *   lead:  3, bits (1 any_a, 2 member, 4 has as_of, 8 has max_t, flags<<4,
  *          128 ids kept apart), [max_t], [as_of rel. max_t],
@@ -23,6 +26,12 @@
  *          ref, gen, ts), credited (sharer, ref, gen), attendances (ref,
  *          t), group credits (ref).  Builds before the bit 128 read a
  *          record without it, and refuse one with it.
+ *          A lead whose repeats and shares are kept apart (in the
+ *          scorer's hash of its memory) is version 4: after bits a byte,
+ *          1, or 3 when they follow (a whole-unit container), and their
+ *          counts are 0 unless they do; a share bucket's b (its count of
+ *          colleagues, which version 3 derives from the shares) follows
+ *          its ref.  Builds before version 4 refuse it.
  *   account: 3, thresholds (confronted, connector), consensus target,
  *          dedupe window (ms), members, bits (1 has
  *          as_of, 2 has max_t), [as_of], [max_t], n emitted, emitted
@@ -55,6 +64,19 @@
 static ds_err_t dict_ref(ds_score_unit_t *u, uint32_t id, uint64_t *ref) {
     if (id == NOID) {
         *ref = 0;
+        return DS_ERR_OK;
+    }
+    if (u->enc) { /* the record's own list, in the order it refers to them */
+        refmap_t *rm = u->enc;
+        int32_t i = ds_score_idx(&rm->m, id);
+        if (i < 0) {
+            if (ENSURE(rm->ids, rm->cap, rm->n + 1, 8) ||
+                ds_score_idx_put(&rm->m, id, (int32_t)rm->n))
+                return DS_ERR_NOMEM;
+            i = (int32_t)rm->n;
+            rm->ids[rm->n++] = id;
+        }
+        *ref = (uint64_t)i + 1;
         return DS_ERR_OK;
     }
     if (ds_score_dict_assign(u, id))
@@ -209,11 +231,29 @@ ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, bool containe
 ds_err_t ds_score_encode_lone(ds_score_unit_t *u, const lead_t *L, bool container, ds_buf_t *out,
                               ds_buf_t *tmp) {
     ds_buf_reset(tmp);
-    DS_TRY(ds_score_encode_lead(u, L, container, tmp));
-    DS_TRY(ds_buf_put_varint(out, u->ndict));
-    for (uint32_t i = 0; i < u->ndict; i++)
-        DS_TRY(ds_score_put_sid(u, out, u->dict[i]));
-    return ds_buf_append(out, tmp->data, tmp->len);
+    if (!(L->mem & IDS_APART)) { /* every content and insight it named */
+        DS_TRY(ds_score_encode_lead(u, L, container, tmp));
+        DS_TRY(ds_buf_put_varint(out, u->ndict));
+        for (uint32_t i = 0; i < u->ndict; i++)
+            DS_TRY(ds_score_put_sid(u, out, u->dict[i]));
+        return ds_buf_append(out, tmp->data, tmp->len);
+    }
+    /* its memory kept apart: only the strings the record refers to, in the
+     * order it does (a function of the lead, not of the contents it ever
+     * named, which grow with its history) */
+    refmap_t rm = {.n = 0};
+    u->enc = &rm;
+    ds_err_t e = ds_score_encode_lead(u, L, container, tmp);
+    u->enc = NULL;
+    if (!e)
+        e = ds_buf_put_varint(out, rm.n);
+    for (uint32_t i = 0; i < rm.n && !e; i++)
+        e = ds_score_put_sid(u, out, rm.ids[i]);
+    if (!e)
+        e = ds_buf_append(out, tmp->data, tmp->len);
+    free(rm.m.v);
+    free(rm.ids);
+    return e;
 }
 
 ds_err_t ds_score_encode_account(ds_score_unit_t *u, ds_buf_t *out) {

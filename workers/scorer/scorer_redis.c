@@ -40,8 +40,10 @@
  *                            state and checkpoint
  *   <p>{acct:A}:mem:L        hash: lead L's repeats and share pairs once it
  *                            has had more than 64 (fewer are in its
- *                            record): r<type>[:<content>] -> last counted
- *                            time, s[<n>:<content>]<colleague> -> 1
+ *                            record): r<type>:<content> (r<type>
+ *                            without content) -> last counted time;
+ *                            s<n>:<content><colleague> (s:<colleague>
+ *                            without content) -> 1
  *   <p>{lead:L}:seen         its dedupe ids, as <p>{acct:A}:seen:L
  *   <p>{lead:L}:mem          its repeats and shares, as <p>{acct:A}:mem:L
  * A unit stored by an earlier version (one `blob` field with everything)
