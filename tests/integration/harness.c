@@ -1531,3 +1531,46 @@ bool ds_h_same_run_scores(const ds_h_env_t *env, const ds_h_names_t *a, const ds
     const char *ta[] = {a->ls, a->as}, *tb[] = {b->ls, b->as};
     return ds_h_same_outputs(env, a->name, ta, b->name, tb, 2);
 }
+
+/* ---- one case's scorer --------------------------------------------------------- */
+
+void ds_h_scase(ds_h_scase_t *c, const ds_h_env_t *env, const char *group_prefix,
+                const char *name, const char *writes) {
+    ds_h_names(&c->n, group_prefix, name, false);
+    snprintf(c->topic, sizeof(c->topic), "%s.events", name);
+    snprintf(c->log, sizeof(c->log), "%s/%s.log", env->tmpdir, name);
+    c->writes = writes;
+}
+
+pid_t ds_h_scase_start(const ds_h_env_t *env, const ds_h_scase_t *c) {
+    ds_h_args_t a;
+    ds_h_worker_args(&a, env, "scorer", env->redis_url, c->n.group, c->n.prefix);
+    ds_h_args_add(&a, "--topic-marketing", c->topic, "--topic-lead-scores", c->n.ls,
+                  "--topic-account-scores", c->n.as, "--redis-writes", c->writes, NULL);
+    return ds_h_spawn(c->log, a.v);
+}
+
+void ds_h_scase_wait_applied(const ds_h_env_t *env, const ds_h_scase_t *c, const char *key,
+                             int want) {
+    char w[16];
+    snprintf(w, sizeof(w), "%d", want);
+    char *v = ds_h_wait_hget(env, key, "events_applied", w, 60000);
+    if (v && !strcmp(v, w)) {
+        free(v);
+        return;
+    }
+    char got[32];
+    snprintf(got, sizeof(got), "%s", v ? v : "(nil)");
+    free(v); /* before fail_msg: it leaves this frame */
+    ds_h_show_log(c->log, 30);
+    fail_msg("%s events_applied: %s, want %s", key, got, w);
+}
+
+long long ds_h_redis_int(const ds_h_env_t *env, const char *fmt, const char *key) {
+    redisReply *x = ds_h_redis(env, fmt, key);
+    assert_non_null(x);
+    assert_int_equal(x->type, REDIS_REPLY_INTEGER);
+    long long v = x->integer;
+    freeReplyObject(x);
+    return v;
+}

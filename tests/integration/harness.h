@@ -115,6 +115,26 @@ bool ds_h_same_run_state(const ds_h_env_t *env, const ds_h_names_t *a, const ds_
 /** ds_h_same_outputs over two runs' LeadScore and AccountScore topics. */
 bool ds_h_same_run_scores(const ds_h_env_t *env, const ds_h_names_t *a, const ds_h_names_t *b);
 
+/** One case's scorer: its names, its input topic, its log and its
+ *  redis.writes ("script" or "transaction"). */
+typedef struct ds_h_scase {
+    ds_h_names_t n;
+    char topic[64], log[256];
+    const char *writes;
+} ds_h_scase_t;
+void ds_h_scase(ds_h_scase_t *c, const ds_h_env_t *env, const char *group_prefix,
+                const char *name, const char *writes);
+/** Starts c's scorer; a second start (same group) goes on from the
+ *  offsets the first committed. */
+pid_t ds_h_scase_start(const ds_h_env_t *env, const ds_h_scase_t *c);
+/** Waits until hash `key` shows `want` events applied (its write is in
+ *  Redis); fails the case, with the end of c's log, when it does not
+ *  within 60 s. */
+void ds_h_scase_wait_applied(const ds_h_env_t *env, const ds_h_scase_t *c, const char *key,
+                             int want);
+/** An integer reply of a command (fmt with one %s: key) on env's Redis. */
+long long ds_h_redis_int(const ds_h_env_t *env, const char *fmt, const char *key);
+
 /** A producer connected to env's broker (framed values are built by the
  *  caller with the codec). */
 rd_kafka_t *ds_h_producer(const ds_h_env_t *env);

@@ -52,29 +52,14 @@ enum {
     STATE_SMALL = 400
 };
 
-/* One case's scorer: its names (ds_h_names), input topic, log and write
- * mode ("script" or "transaction"). */
-typedef struct run {
-    ds_h_names_t n;
-    char topic[64], log[256];
-    const char *writes;
-} run_t;
+typedef ds_h_scase_t run_t;
 
 static void run_init(run_t *r, const char *name, const char *writes) {
-    ds_h_names(&r->n, "it-lmem", name, false);
-    snprintf(r->topic, sizeof(r->topic), "%s.events", name);
-    snprintf(r->log, sizeof(r->log), "%s/%s.log", env.tmpdir, name);
-    r->writes = writes;
+    ds_h_scase(r, &env, "it-lmem", name, writes);
 }
 
-/* Starts r's scorer; a second start (same group) goes on from the offsets
- * the first committed. */
 static pid_t start_scorer(const run_t *r) {
-    ds_h_args_t a;
-    ds_h_worker_args(&a, &env, "scorer", env.redis_url, r->n.group, r->n.prefix);
-    ds_h_args_add(&a, "--topic-marketing", r->topic, "--topic-lead-scores", r->n.ls,
-                  "--topic-account-scores", r->n.as, "--redis-writes", r->writes, NULL);
-    return ds_h_spawn(r->log, a.v);
+    return ds_h_scase_start(&env, r);
 }
 
 /* Stops a scorer; it must exit cleanly. */
@@ -151,22 +136,8 @@ static void share_field(char *out, size_t size, int i, const char *colleague) {
     snprintf(out, size, "s%zu:%s%s", strlen(content), content, colleague);
 }
 
-/* Waits until the hash `key` shows `want` events applied (its write is
- * in Redis); fails the case, with the end of the worker's log, when it
- * does not within 60 s. */
 static void wait_applied(const run_t *r, const char *key, int want) {
-    char w[16];
-    snprintf(w, sizeof(w), "%d", want);
-    char *v = ds_h_wait_hget(&env, key, "events_applied", w, 60000);
-    if (v && !strcmp(v, w)) {
-        free(v);
-        return;
-    }
-    char got[32];
-    snprintf(got, sizeof(got), "%s", v ? v : "(nil)");
-    free(v);
-    ds_h_show_log(r->log, 30);
-    fail_msg("%s events_applied: %s, want %s", key, got, w);
+    ds_h_scase_wait_applied(&env, r, key, want);
 }
 
 /* Waits until r's group has committed all of r's input (every record
@@ -179,14 +150,8 @@ static void wait_settled(const run_t *r) {
     }
 }
 
-/* An integer reply of a command on the env's Redis. */
 static long long redis_int(const char *fmt, const char *key) {
-    redisReply *x = ds_h_redis(&env, fmt, key);
-    assert_non_null(x);
-    assert_int_equal(x->type, REDIS_REPLY_INTEGER);
-    long long v = x->integer;
-    freeReplyObject(x);
-    return v;
+    return ds_h_redis_int(&env, fmt, key);
 }
 
 /* Field `field` of hash `key` into out (cut to size), failing the case

@@ -1242,6 +1242,15 @@ static void st_sum(void *opaque, uint32_t idx, const void *v, size_t n) {
     kv_set(w->store, key, n ? v : NULL, n);
 }
 
+/* Every entry of m whose key starts with the n bytes of prefix, deleted. */
+static void kv_del_prefix(kv_t **m, const char *prefix, size_t n) {
+    kv_t *x, *t;
+    HASH_ITER(hh, *m, x, t) {
+        if (!strncmp(x->key, prefix, n))
+            kv_set(m, x->key, NULL, 0);
+    }
+}
+
 /* A lead's hash of ids kept apart: "I:<lead>\x1f<hash in hex>" -> time. */
 static void st_ids(void *opaque, const char *lead, bool whole, const ds_dedupe_entry_t *e,
                    size_t n) {
@@ -1249,13 +1258,8 @@ static void st_ids(void *opaque, const char *lead, bool whole, const ds_dedupe_e
     char key[700];
     int kl = snprintf(key, sizeof(key), "I:%s\x1f", lead);
     (*w->ids_apart)++;
-    if (whole) {
-        kv_t *x, *t;
-        HASH_ITER(hh, *w->store, x, t) {
-            if (!strncmp(x->key, key, (size_t)kl))
-                kv_set(w->store, x->key, NULL, 0);
-        }
-    }
+    if (whole)
+        kv_del_prefix(w->store, key, (size_t)kl);
     for (size_t i = 0; i < n; i++) {
         snprintf(key + kl, sizeof(key) - (size_t)kl, "%016" PRIx64, e[i].h);
         bool drop = e[i].t == DS_SCORE_ID_DROPPED;
@@ -1272,13 +1276,8 @@ static void st_mem(void *opaque, const char *lead, bool whole, const ds_score_fi
     char key[1400];
     int kl = snprintf(key, sizeof(key), "C:%s\x1f", lead);
     (*w->ids_apart)++;
-    if (whole) {
-        kv_t *x, *t;
-        HASH_ITER(hh, *w->store, x, t) {
-            if (!strncmp(x->key, key, (size_t)kl))
-                kv_set(w->store, x->key, NULL, 0);
-        }
-    }
+    if (whole)
+        kv_del_prefix(w->store, key, (size_t)kl);
     for (size_t i = 0; i < n; i++) {
         assert_true(f[i].kn && f[i].vn && (size_t)kl + f[i].kn < sizeof(key));
         assert_null(memchr(f[i].k, 0, f[i].kn));

@@ -3,6 +3,7 @@
  * scoring domain (score.c: the rules; score_rollup.c: the roll-up;
  * score_unit.c: a unit's memory; score_text.c: the public records;
  * score_store.c: the per-lead records and the account aggregate as bytes;
+ * score_apart.c: a lead's ids and memory of content kept apart from them;
  * score_container.c: a whole unit as one buffer; score_legacy.c: units
  * saved whole by earlier versions) and by their unit tests.  Not a public
  * header.
@@ -516,6 +517,10 @@ ds_err_t ds_score_encode_lead(ds_score_unit_t *u, const lead_t *L, bool containe
 ds_err_t ds_score_encode_lone(ds_score_unit_t *u, const lead_t *L, bool container,
                               ds_buf_t *out, ds_buf_t *tmp);
 ds_err_t ds_score_encode_account(ds_score_unit_t *u, ds_buf_t *out);
+/* What a unit keeps of its leads apart from their records (score_apart.c):
+ * the logs sorted for the write, then each written lead's part of them. */
+void ds_score_sort_logs(ds_score_unit_t *u);
+ds_err_t ds_score_write_apart(ds_score_unit_t *u, lead_t *L, const ds_score_writer_t *w);
 /* The field of a lead's repeat (content, type `other`) or, with `share`,
  * share pair (content, colleague `other`) in its hash kept apart. */
 ds_err_t ds_score_mem_field(const ds_score_unit_t *u, bool share, uint32_t content,
