@@ -15,7 +15,8 @@
  * restarted worker reads that hash back when the lead's next event comes:
  * a repeat inside the window is still not counted and the share cap still
  * holds.  An unsubscribe clears the memory, hash and all.  The same with
- * `redis.writes: transaction` as with the write script.
+ * `redis.writes: transaction` as with the write script, and on a Redis
+ * Cluster (its own, of three masters).
  *
  * Each case runs a scorer of its own (its own input topic, output topics,
  * consumer group and Redis key prefix), so the cases share nothing but the
@@ -34,9 +35,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "ds_cluster.h"
 #include "harness.h"
 
 static ds_h_env_t env;
@@ -442,7 +445,70 @@ static void test_unsubscribe_clears(void **state) {
     stop_scorer(w);
 }
 
+/* A command with one key on the node of a Redis Cluster that owns its
+ * slot; its integer reply, or its string reply in out (-1 then). */
+static long long cl_cmd(const ds_h_cluster_t *cl, const char *fmt, const char *key, char *out,
+                        size_t size) {
+    int owner = ds_h_cluster_owner(cl, ds_cluster_keyslot(key, strlen(key)));
+    assert_true(owner >= 0);
+    redisReply *x = ds_h_node(cl, owner, fmt, key);
+    assert_non_null(x);
+    long long v = x->type == REDIS_REPLY_INTEGER ? x->integer : -1;
+    if (out)
+        snprintf(out, size, "%s", x->type == REDIS_REPLY_STRING ? x->str : "");
+    freeReplyObject(x);
+    return v;
+}
+
+/* 7. On a Redis Cluster: the write script declares the key of the
+ * memory (it is on the account's slot), and what it stores is what a
+ * single Redis stores. */
+static void test_cluster(void **state) {
+    (void)state;
+    ds_h_cluster_t cl;
+    ds_h_cluster_start(&env, &cl, 3, 0);
+    run_t r;
+    run_init(&r, "lm-cluster", "script");
+    const char *acct = "A-lm-cluster", *lead = "L-lm-cluster";
+    rd_kafka_t *p = ds_h_producer(&env);
+    send_engages(p, &r, lead, acct, MANY);
+    ds_h_flush(p);
+    rd_kafka_destroy(p);
+    ds_h_args_t a;
+    ds_h_worker_args(&a, &env, "scorer", cl.url, r.n.group, r.n.prefix);
+    ds_h_args_add(&a, "--topic-marketing", r.topic, "--topic-lead-scores", r.n.ls,
+                  "--topic-account-scores", r.n.as, "--redis-seeds", cl.seeds, NULL);
+    pid_t w = ds_h_spawn(r.log, a.v);
+    char rec[128], mem[128], got[32] = "";
+    lead_keys(&r, lead, acct, rec, sizeof(rec), mem, sizeof(mem));
+    for (int i = 0; i < 600 && strcmp(got, "100"); i++) { /* up to 60 s */
+        cl_cmd(&cl, "HGET %s events_applied", rec, got, sizeof(got));
+        if (strcmp(got, "100"))
+            usleep(100000);
+    }
+    if (strcmp(got, "100")) {
+        ds_h_show_log(r.log, 30);
+        fail_msg("%s events_applied on the cluster: %s, want 100", rec, got);
+    }
+    long long fields = cl_cmd(&cl, "HLEN %s", mem, NULL, 0);
+    long long state_len = cl_cmd(&cl, "HSTRLEN %s state", rec, NULL, 0);
+    if (fields != MANY || state_len >= STATE_SMALL)
+        fail_msg("on the cluster: %s has %lld fields (want %d), %s's state %lld bytes (want < %d)",
+                 mem, fields, MANY, rec, state_len, (int)STATE_SMALL);
+    char field[64], want[32];
+    repeat_field(field, sizeof(field), 7);
+    snprintf(want, sizeof(want), "%lld", (long long)event_time(7));
+    int owner = ds_h_cluster_owner(&cl, ds_cluster_keyslot(mem, strlen(mem)));
+    redisReply *x = ds_h_node(&cl, owner, "HGET %s %s", mem, field);
+    assert_non_null(x);
+    if (x->type != REDIS_REPLY_STRING || strcmp(x->str, want))
+        fail_msg("on the cluster: HGET %s %s: %s, want %s", mem, field,
+                 x->type == REDIS_REPLY_STRING ? x->str : "(nil)", want);
+    freeReplyObject(x);
+    stop_scorer(w);
+}
+
 DS_H_MAIN(&env, 2, cmocka_unit_test(test_repeats_kept_apart),
           cmocka_unit_test(test_repeats_after_restart), cmocka_unit_test(test_lone_lead_repeats),
           cmocka_unit_test(test_transaction_writes), cmocka_unit_test(test_shares_kept_apart),
-          cmocka_unit_test(test_unsubscribe_clears))
+          cmocka_unit_test(test_unsubscribe_clears), cmocka_unit_test(test_cluster))
