@@ -21,6 +21,9 @@
  * record (ds_deal_save) leaves out the stakeholders, and the ids once
  * there are more than SPILL_AT of them: a write stores what changed of
  * them (ds_deal_changes), so its size does not follow the deal's either.
+ *
+ * The deal's data is stall_int.h's; its stored form (the record, and what
+ * a write carries of the stakeholders and the dedupe ids) stall_store.c's.
  */
 #include "stall.h"
 
@@ -32,86 +35,7 @@
 #include "ds_dedupe.h"
 #include "ds_fmt.h"
 #include "ds_hash.h"
-
-#define NK DS_AK__COUNT
-
-typedef struct sig {
-    char *code;
-    int64_t at;
-} sig_t_;
-
-typedef struct alert_st {
-    uint8_t open;
-    int32_t episode, level;
-    int64_t last_notified;
-} alert_st_t;
-
-/* An open-addressing index of 32-bit positions (the stakeholders'), keyed
- * by a 64-bit hash: a power-of-two number of slots, at least twice the
- * entries; SLOT_EMPTY marks a free slot.  Positions are never removed: the
- * array it indexes is rebuilt instead. */
-#define SLOT_EMPTY UINT32_MAX
-#define INDEX_FROM 16 /* below this many entries a linear search is cheaper */
-#define SPILL_AT 64    /* more ids than this: they leave the record */
-
-struct ds_deal {
-    char *id, *account_id, *owner_id;
-    uint8_t opened, outcome; /* outcome: 0 open, 1 won, 2 lost */
-    uint8_t mobilizer_known;
-    int32_t reported;
-    int64_t opened_at, last_buyer, last_seller; /* DS_TS_NULL: none */
-    int32_t unanswered;
-    sig_t_ *sigs;
-    uint32_t nsigs;
-    char **stake;
-    uint32_t nstake, cstake;       /* cstake: room in stake[] */
-    uint32_t *stake_ix, nstake_ix; /* index of stake[] (NULL below INDEX_FROM) */
-    alert_st_t al[NK];
-    /* The dedupe window: seen holds every id in the window (in arrival
-     * order, as it is saved) and maybe ids that left it since it last
-     * made room.  An entry is in the window when seen_exact (right after
-     * a load or a change of window), or it is the entry of the last event
-     * (kept one event longer however old), or max_t - at <= seen_win (the
-     * window of the last event): seen_clock(). */
-    ds_dedupe_t seen;
-    uint64_t seen_last; /* the last event's id hash (0: none) */
-    bool seen_exact;
-    int64_t seen_win;
-    int64_t max_t;
-    /* seen drops what left the window only when it holds compact_at
-     * entries (then compact_at = twice what is left, at least
-     * DS_DEDUPE_COMPACT_MIN): a function of the events applied, so that what is
-     * stored of it is the same however the writes fell (see
-     * ds_deal_changes) */
-    uint32_t compact_at;
-    /* what changed since the last ds_deal_written (with `track`): the
-     * stakeholders from stake_written on, the ids put (s_add) and dropped
-     * (s_del) */
-    bool track, whole; /* whole: a change could not be noted */
-    bool side;         /* loaded from a state of version 3 (ds_deal_load_side) */
-    /* the ids live in the record while few; once they were more than
-     * SPILL_AT (a point the events set), in the watcher's key of their
-     * own for good */
-    bool spilled;
-    uint32_t stake_stored; /* a record of version 3: its stakeholders, kept apart */
-    uint32_t stake_written;
-    uint64_t *s_add, *s_del;
-    uint32_t ns_add, cs_add, ns_del, cs_del;
-    /* the verified stage, valid while the rules' gen and nsigs are those
-     * it was found with (signals are only ever added): every evaluation
-     * and every deadline asks for it, several verifier lists × signals */
-    uint64_t v_gen;
-    uint32_t v_nsigs;
-    int32_t v_stage;
-    /* whether a stakeholder's tier is MOBILIZER, valid while ctx's
-     * tier_epoch and nstake are those it was found with (the account id
-     * changing clears it): a deal evaluated several times in one batch
-     * asks for its stakeholders' tiers once */
-    uint64_t m_epoch;
-    uint32_t m_nstake;
-    uint8_t m_result;
-};
-
+#include "stall_int.h"
 
 ds_deal_t *ds_deal_new(const char *deal_id) {
     ds_deal_t *d = calloc(1, sizeof(*d));
@@ -178,7 +102,7 @@ static uint32_t stake_slot(const ds_deal_t *d, const char *c, uint64_t h) {
     return i;
 }
 
-static void stake_reindex(ds_deal_t *d) {
+void ds_deal_stake_reindex(ds_deal_t *d) {
     if (d->nstake < INDEX_FROM || !ix_alloc(&d->stake_ix, &d->nstake_ix, d->cstake)) {
         free(d->stake_ix);
         d->stake_ix = NULL;
@@ -279,7 +203,7 @@ bool ds_deal_may_ask_tiers(const ds_deal_t *d, const ds_crm_event_t *const *evs,
     return vall == DS_NONE || vall >= req || rep >= req;
 }
 
-static void add_stakeholder(ds_deal_t *d, const char *c) {
+void ds_deal_add_stakeholder(ds_deal_t *d, const char *c) {
     if (!c || !c[0])
         return;
     uint32_t slot = SLOT_EMPTY;
@@ -306,7 +230,7 @@ static void add_stakeholder(ds_deal_t *d, const char *c) {
     if (d->stake_ix && 2 * d->cstake <= d->nstake_ix)
         d->stake_ix[slot] = d->nstake - 1;
     else if (d->nstake >= INDEX_FROM)
-        stake_reindex(d); /* first built, or grown */
+        ds_deal_stake_reindex(d); /* first built, or grown */
 }
 
 static int64_t quiet_start(const ds_deal_t *d) {
@@ -496,7 +420,7 @@ void ds_deal_evaluate(ds_deal_t *d, const ds_watch_ctx_t *c) {
     }
 }
 
-/* What is in the window the last event left (see struct ds_deal). */
+/* What is in the window the last event left (see struct ds_deal, stall_int.h). */
 static ds_dedupe_clock_t seen_clock(const ds_deal_t *d) {
     return (ds_dedupe_clock_t){d->max_t, d->seen_win, d->seen_last, d->seen_exact};
 }
@@ -623,13 +547,13 @@ ds_err_t ds_deal_apply(ds_deal_t *d, const ds_crm_event_t *ev, const ds_watch_ct
             d->mobilizer_known = 1;
         if (ev->contact_role == DS_ROLE_MOBILIZER)
             d->mobilizer_known = 1;
-        add_stakeholder(d, ev->contact_id);
+        ds_deal_add_stakeholder(d, ev->contact_id);
         d->unanswered = 0;
         if (d->last_buyer == DS_TS_NULL || t > d->last_buyer)
             d->last_buyer = t;
         break;
     case DS_CRM_STAKEHOLDER_ADDED:
-        add_stakeholder(d, ev->contact_id);
+        ds_deal_add_stakeholder(d, ev->contact_id);
         if (ev->contact_role == DS_ROLE_MOBILIZER)
             d->mobilizer_known = 1;
         break;
@@ -690,92 +614,6 @@ bool ds_deal_mobilizer_known(const ds_deal_t *d) { return d->mobilizer_known; }
 size_t ds_deal_stakeholder_count(const ds_deal_t *d) { return d->nstake; }
 const char *ds_deal_stakeholder(const ds_deal_t *d, size_t i) {
     return i < d->nstake ? d->stake[i] : NULL;
-}
-
-/* ---- what a write stores of the stakeholders and the dedupe ids ----------- */
-
-void ds_deal_track(ds_deal_t *d) {
-    d->track = true;
-    d->whole = true; /* what is stored is not known yet */
-}
-
-void ds_deal_kept_apart(const ds_deal_t *d, bool *stakeholders, bool *ids) {
-    *stakeholders = d->side && d->stake_stored > 0;
-    *ids = d->side && d->spilled;
-}
-
-ds_err_t ds_deal_load_stakeholder(ds_deal_t *d, const char *contact_id) {
-    if (!d->side)
-        return DS_ERR_OK; /* an earlier version's state holds them */
-    uint32_t n = d->nstake;
-    add_stakeholder(d, contact_id);
-    return d->nstake > n || !contact_id || !contact_id[0] ? DS_ERR_OK : DS_ERR_NOMEM;
-}
-
-ds_err_t ds_deal_load_seen(ds_deal_t *d, uint64_t h, int64_t t) {
-    if (!d->side || !d->spilled)
-        return DS_ERR_OK; /* the record holds them */
-    if (!h)
-        return DS_ERR_UNDECODABLE;
-    return ds_dedupe_put(&d->seen, h, t, &(ds_dedupe_clock_t){.all = true});
-}
-
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* a sorted without repeats; its new length */
-static uint32_t sort_unique(uint64_t *a, uint32_t n) {
-    if (n < 2)
-        return n;
-    qsort(a, n, sizeof(*a), cmp_u64);
-    uint32_t k = 1;
-    for (uint32_t i = 1; i < n; i++)
-        if (a[i] != a[k - 1])
-            a[k++] = a[i];
-    return k;
-}
-
-bool ds_deal_changes(ds_deal_t *d, bool whole, size_t *first_stakeholder,
-                     void (*put)(void *, uint64_t, int64_t), void (*del)(void *, uint64_t),
-                     void *opaque) {
-    whole = whole || d->whole || !d->track;
-    *first_stakeholder = whole ? 0 : d->stake_written;
-    if (!d->spilled)
-        return whole; /* the ids are in the record */
-    if (whole) {
-        for (uint32_t i = 0; i < d->seen.n; i++)
-            put(opaque, d->seen.e[i].h, d->seen.e[i].t);
-        return true;
-    }
-    d->ns_add = sort_unique(d->s_add, d->ns_add);
-    d->ns_del = sort_unique(d->s_del, d->ns_del);
-    for (uint32_t i = 0; i < d->ns_add; i++) {
-        const ds_dedupe_entry_t *x = ds_dedupe_find(&d->seen, d->s_add[i]);
-        if (x) /* else dropped since: among s_del */
-            put(opaque, x->h, x->t);
-    }
-    for (uint32_t i = 0; i < d->ns_del; i++)
-        if (!ds_dedupe_find(&d->seen, d->s_del[i])) /* else put again since */
-            del(opaque, d->s_del[i]);
-    return false;
-}
-
-void ds_deal_written(ds_deal_t *d) {
-    d->stake_written = d->nstake;
-    d->ns_add = d->ns_del = 0;
-    d->whole = false;
-    if (d->cs_add > 64) { /* a burst's room is not kept */
-        free(d->s_add);
-        d->s_add = NULL;
-        d->cs_add = 0;
-    }
-    if (d->cs_del > 64) {
-        free(d->s_del);
-        d->s_del = NULL;
-        d->cs_del = 0;
-    }
 }
 
 static ds_err_t pf(ds_buf_t *o, const char *k, const char *v) {
@@ -846,156 +684,6 @@ ds_err_t ds_deal_public_fields(const ds_deal_t *d, const ds_rules_t *r, ds_buf_t
                 e = put_item(o, &n, r->stall.stages[v].verifiers[i]);
     e = e ? e : ds_buf_append(o, "", 1);
     return e;
-}
-
-/* Version 2 (version 1 still loads) writes max_t first and every other
- * time relative to it (ds_buf_put_time: small, the deal's
- * times lie within days of it), as the scorer's state does: less to
- * format, send and store at each write.  Version 3 (versions 1 and 2
- * still load) leaves out the stakeholders and the dedupe ids, which the
- * watcher keeps in keys of their own and writes as they change
- * (ds_deal_changes), and keeps the dedupe window's clock instead. */
-#define VERSION 3
-
-
-static ds_err_t get_t(ds_reader_t *r, int ver, int64_t base, int64_t *t) {
-    return ver == 1 ? ds_get_i64(r, t) : ds_get_time(r, base, t);
-}
-
-ds_err_t ds_deal_save(const ds_deal_t *d, ds_buf_t *o) {
-    int64_t b = d->max_t;
-    ds_err_t e = ds_buf_put_u8(o, VERSION);
-    e = e ? e : ds_buf_put_str(o, d->id);
-    e = e ? e : ds_buf_put_str(o, d->account_id);
-    e = e ? e : ds_buf_put_str(o, d->owner_id);
-    e = e ? e : ds_buf_put_u8(o, d->opened);
-    e = e ? e : ds_buf_put_u8(o, d->outcome);
-    e = e ? e : ds_buf_put_u8(o, d->mobilizer_known);
-    e = e ? e : ds_buf_put_varint(o, (uint64_t)d->reported);
-    e = e ? e : ds_buf_put_svarint(o, b);
-    e = e ? e : ds_buf_put_time(o, b, d->opened_at);
-    e = e ? e : ds_buf_put_time(o, b, d->last_buyer);
-    e = e ? e : ds_buf_put_time(o, b, d->last_seller);
-    e = e ? e : ds_buf_put_varint(o, (uint64_t)d->unanswered);
-    e = e ? e : ds_buf_put_varint(o, d->nsigs);
-    for (uint32_t i = 0; !e && i < d->nsigs; i++) {
-        e = ds_buf_put_str(o, d->sigs[i].code);
-        e = e ? e : ds_buf_put_time(o, b, d->sigs[i].at);
-    }
-    for (int k = 0; !e && k < NK; k++) {
-        e = ds_buf_put_u8(o, d->al[k].open);
-        e = e ? e : ds_buf_put_varint(o, (uint64_t)d->al[k].episode);
-        e = e ? e : ds_buf_put_varint(o, (uint64_t)d->al[k].level);
-        e = e ? e : ds_buf_put_time(o, b, d->al[k].last_notified);
-    }
-    e = e ? e : ds_buf_put_svarint(o, d->seen_win);
-    e = e ? e : ds_buf_put_i64(o, (int64_t)d->seen_last);
-    e = e ? e : ds_buf_put_u8(o, d->seen_exact);
-    e = e ? e : ds_buf_put_varint(o, d->compact_at);
-    e = e ? e : ds_buf_put_u8(o, d->spilled);
-    e = e ? e : ds_buf_put_varint(o, d->nstake);
-    if (!e && !d->spilled) /* every id, by hash: the set as it is */
-        e = ds_dedupe_save(&d->seen, &(ds_dedupe_clock_t){.all = true}, b, o);
-    return e;
-}
-
-#define GET(x)                                                                                     \
-    do {                                                                                           \
-        if ((x))                                                                                   \
-            goto bad;                                                                              \
-    } while (0)
-
-ds_deal_t *ds_deal_load(const void *p, size_t n, ds_err_t *err) {
-    ds_reader_t r;
-    ds_reader_init(&r, p, n);
-    ds_deal_t *d = calloc(1, sizeof(*d));
-    if (!d) {
-        *err = DS_ERR_NOMEM;
-        return NULL;
-    }
-    uint8_t ver, u8;
-    uint64_t v, cnt;
-    GET(ds_get_u8(&r, &ver));
-    GET(ver < 1 || ver > VERSION);
-    GET(ds_get_str(&r, &d->id));
-    GET(!d->id);
-    GET(ds_get_str(&r, &d->account_id));
-    GET(ds_get_str(&r, &d->owner_id));
-    GET(ds_get_u8(&r, &d->opened));
-    GET(ds_get_u8(&r, &d->outcome));
-    GET(ds_get_u8(&r, &d->mobilizer_known));
-    GET(ds_get_varint(&r, &v) || v >= DS_PS__COUNT);
-    d->reported = (int32_t)v;
-    if (ver > 1)
-        GET(ds_get_svarint(&r, &d->max_t));
-    /* version 1 has max_t after these: its times are absolute */
-    GET(get_t(&r, ver, d->max_t, &d->opened_at));
-    GET(get_t(&r, ver, d->max_t, &d->last_buyer));
-    GET(get_t(&r, ver, d->max_t, &d->last_seller));
-    GET(ds_get_varint(&r, &v));
-    d->unanswered = (int32_t)v;
-    if (ver == 1)
-        GET(ds_get_i64(&r, &d->max_t));
-    GET(ds_get_varint(&r, &cnt) || cnt > n);
-    d->sigs = calloc(cnt ? cnt : 1, sizeof(*d->sigs));
-    GET(!d->sigs);
-    for (uint64_t i = 0; i < cnt; i++) {
-        GET(ds_get_str(&r, &d->sigs[i].code) || !d->sigs[i].code);
-        d->nsigs++;
-        GET(get_t(&r, ver, d->max_t, &d->sigs[i].at));
-    }
-    ds_dedupe_init(&d->seen, false);
-    d->compact_at = DS_DEDUPE_COMPACT_MIN;
-    if (ver < 3) {
-        GET(ds_get_varint(&r, &cnt) || cnt > n);
-        d->stake = calloc(cnt ? cnt : 1, sizeof(char *));
-        GET(!d->stake);
-        d->cstake = cnt ? (uint32_t)cnt : 1;
-        for (uint64_t i = 0; i < cnt; i++) {
-            GET(ds_get_str(&r, &d->stake[i]) || !d->stake[i]);
-            d->nstake++;
-        }
-        stake_reindex(d);
-    }
-    for (int k = 0; k < NK; k++) {
-        GET(ds_get_u8(&r, &u8));
-        d->al[k].open = u8;
-        GET(ds_get_varint(&r, &v));
-        d->al[k].episode = (int32_t)v;
-        GET(ds_get_varint(&r, &v));
-        d->al[k].level = (int32_t)v;
-        GET(get_t(&r, ver, d->max_t, &d->al[k].last_notified));
-    }
-    if (ver < 3) {
-        GET(ds_dedupe_load(&d->seen, &r, d->max_t, ver == 1));
-        /* what was saved is the window */
-        d->seen_exact = true;
-        if (d->seen.n >= DS_DEDUPE_COMPACT_MIN / 2)
-            d->compact_at = 2 * d->seen.n;
-        d->spilled = d->seen.n > SPILL_AT;
-    } else {
-        int64_t last;
-        GET(ds_get_svarint(&r, &d->seen_win));
-        GET(ds_get_i64(&r, &last));
-        d->seen_last = (uint64_t)last;
-        GET(ds_get_u8(&r, &u8));
-        d->seen_exact = u8 != 0;
-        GET(ds_get_varint(&r, &v) || !v || v > UINT32_MAX);
-        d->compact_at = (uint32_t)v;
-        GET(ds_get_u8(&r, &u8) || u8 > 1);
-        d->spilled = u8;
-        GET(ds_get_varint(&r, &v) || v > UINT32_MAX);
-        d->stake_stored = (uint32_t)v;
-        if (!d->spilled)
-            GET(ds_dedupe_load(&d->seen, &r, d->max_t, false));
-        d->side = true;
-    }
-    GET(r.p != r.end);
-    return d;
-bad:
-    ds_deal_destroy(d);
-    *err = DS_ERR_UNDECODABLE;
-    return NULL;
 }
 
 size_t ds_deal_mem(const ds_deal_t *d) {
