@@ -663,10 +663,9 @@ ds_err_t ds_deal_public_fields(const ds_deal_t *d, const ds_rules_t *r, ds_buf_t
     e = e ? e : pf(o, "unanswered_seller_actions", u);
     /* the lists are joined straight into o: key NUL item,item NUL (the
      * stakeholders are a set of their own: ds_deal_changes) */
-    int n = 0;
     e = e ? e : pf(o, "mobilizer_known", d->mobilizer_known ? "1" : "0");
     e = e ? e : ds_buf_append(o, "signals", sizeof("signals"));
-    n = 0;
+    int n = 0;
     for (uint32_t i = 0; !e && i < d->nsigs; i++)
         e = put_item_num(o, &n, d->sigs[i].code, '=', d->sigs[i].at);
     e = e ? e : ds_buf_append(o, "", 1);

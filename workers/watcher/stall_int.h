@@ -69,7 +69,9 @@ struct ds_deal {
      * stakeholders from stake_written on, the ids put (s_add) and dropped
      * (s_del) */
     bool track, whole; /* whole: a change could not be noted */
-    bool side;         /* loaded from a state of version 3 (ds_deal_load_side) */
+    /* loaded from a state of version 3: its stakeholders and ids may be
+     * kept apart (ds_deal_kept_apart) */
+    bool side;
     /* the ids live in the record while few; once they were more than
      * SPILL_AT (a point the events set), in the watcher's key of their
      * own for good */
