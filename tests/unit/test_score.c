@@ -995,10 +995,19 @@ static void test_memory_of_content_moves_apart(void **state) {
     for (size_t i = 0; i < view.reasons_count; i++)
         words |= !strncmp(view.reasons[i], "Shared s1 with 2 colleagues", 27);
     assert_true(words);
+    /* its 67 ids moved apart too */
+    assert_int_equal(ds_score_unit_put_ids(v, "L1", u->leads[0]->dd.e, u->leads[0]->dd.n),
+                     DS_ERR_OK);
+    /* an event the rules do not classify does without its memory */
+    e = ev("v-unc", T0 + 200, "L1", "ACC", DS_MA_CONTENT_VIEWED, "not-in-catalog");
+    int asked = 0;
+    ds_score_unit_needs(v, r, &e, count_mem_needs, &asked);
+    assert_int_equal(asked, 0);
+    assert_int_equal(ds_score_unit_apply(v, r, &e, NULL), DS_ERR_OK);
     /* a repeat of c-0 a day later: its memory is asked for first */
     e = ev("v-rep", T0 + 86400000, "L1", "ACC", DS_MA_CONTENT_VIEWED, "c-0");
     e.content_stage = DS_CS_SPARK;
-    int asked = 0;
+    asked = 0;
     ds_score_unit_needs(v, r, &e, count_mem_needs, &asked);
     assert_int_equal(asked, 1);
     assert_int_equal(ds_score_unit_apply(v, r, &e, NULL), DS_ERR_AGAIN);
@@ -1038,9 +1047,6 @@ static void test_memory_of_content_moves_apart(void **state) {
     two[3] = bad;
     assert_int_equal(ds_score_unit_put_mem(v, "L1", two, 65), DS_ERR_UNDECODABLE);
     assert_int_equal(ds_score_unit_put_mem(v, "L1", f, nf), DS_ERR_OK);
-    /* its 67 ids moved apart too */
-    assert_int_equal(ds_score_unit_put_ids(v, "L1", u->leads[0]->dd.e, u->leads[0]->dd.n),
-                     DS_ERR_OK);
     asked = 0;
     ds_score_unit_needs(v, r, &e, count_mem_needs, &asked);
     assert_int_equal(asked, 0);

@@ -1507,6 +1507,33 @@ static void compare_stored_mem(run_t *R, punit_t *p, const char *key) {
         FAIL(R, "unit %s: %zu repeats and shares stored apart, ds holds %zu", key, stored, held);
 }
 
+/* Each lead record st's writes stored must be the record ds (never
+ * written nor reloaded) holds of that lead: what is stored does not
+ * depend on when the writes fell or whether the unit was read back. */
+static void compare_stored_records(run_t *R, punit_t *p, const char *key) {
+    ds_buf_t rec, tmp;
+    ds_buf_init(&rec, 0);
+    ds_buf_init(&tmp, 0);
+    for (uint32_t li = 0; li < p->ds->nleads; li++) {
+        const lead_t *L = p->ds->leads[li];
+        const char *lead = ds_score_str(p->ds, L->id);
+        char k[700];
+        snprintf(k, sizeof(k), "L:%s", lead);
+        const kv_t *e = kv_get(p->store, k);
+        if (!e)
+            continue;
+        ds_buf_reset(&rec);
+        assert_int_equal(p->ds->is_account ? ds_score_encode_lead(p->ds, L, false, &rec)
+                                           : ds_score_encode_lone(p->ds, L, false, &rec, &tmp),
+                         DS_ERR_OK);
+        if (rec.len != e->n || memcmp(rec.data, e->v, e->n))
+            FAIL(R, "unit %s: lead %s's stored record (%zu bytes) is not ds's (%zu bytes)", key,
+                 lead, e->n, rec.len);
+    }
+    ds_buf_free(&rec);
+    ds_buf_free(&tmp);
+}
+
 /* x (rt's or st's map) must hold the same leads and views as ds's. */
 static void vmap_compare(run_t *R, vent_t *x, vent_t *ds, const char *side, const char *key) {
     char msg[512];
@@ -1550,6 +1577,7 @@ static void flush_unit(run_t *R, int ui) {
     vmap_compare(R, p->vst, p->vds, "st (stored, loaded by need)", key);
     compare_stored_ids(R, p, key);
     compare_stored_mem(R, p, key);
+    compare_stored_records(R, p, key);
     ds_account_score_t a;
     arec_t xd, xr;
     bool hd = ds_score_unit_account_view(p->ds, &a);

@@ -432,6 +432,7 @@ static int share(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_
                 return -1;
             L->shc[L->nshc++] = (shc_t){content, col};
             mem_set(u, L, true, content, col, 0);
+            ds_score_share_count(L, content, n + 1); /* even if a later step fails */
             added++;
             *changed = true;
         }
@@ -573,8 +574,18 @@ static int unsubscribe(ds_score_unit_t *u, uint32_t li, int64_t t) {
     L->att = NULL;
     L->gc = NULL;
     L->nins = L->nrep = L->nbkt = L->nshc = L->natt = L->ngc = 0;
-    if (L->mem & IDS_APART) /* back in its record: the next write deletes the hash */
+    if (L->mem & IDS_APART) { /* back in its record: the next write deletes the hash */
         L->mem = MEM_GONE;
+        /* a lone lead's record lists its own strings: those it refers to
+         * while apart, every one named (the dictionary) when not.  Nothing
+         * refers to any now: the dictionary starts again, so that the
+         * record is the same whether the unit was read back or not */
+        if (!u->is_account) {
+            free(u->dictmap.v);
+            u->dictmap = (idmap_t){.v = NULL};
+            u->ndict = u->dict_written = 0;
+        }
+    }
     L->confront = L->connect = 0;
     L->any_a = 0;
     L->flags = 0;
@@ -693,7 +704,10 @@ size_t ds_score_unit_needs(const ds_score_unit_t *u, const ds_rules_t *r, const 
         fn(opaque, DS_SCORE_NEED_IDS, ev->lead_id);
         n++;
     }
-    if (L->mem & IDS_MISSING) { /* its repeats and shares, kept apart */
+    if ((L->mem & IDS_MISSING) && (ev->type == DS_MA_UNSUBSCRIBED ||
+                                   classify(r, ev).stage != DS_NONE)) {
+        /* its repeats and shares, kept apart: for an event the rules
+         * apply (an unclassified one records nothing) */
         fn(opaque, DS_SCORE_NEED_MEM, ev->lead_id);
         n++;
     }

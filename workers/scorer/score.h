@@ -201,15 +201,16 @@ typedef struct ds_score_writer {
      * (nothing of the ids is taken as written). */
     void (*ids)(void *opaque, const char *lead_id, bool whole, const ds_dedupe_entry_t *e,
                 size_t n);
-    /* The writer's epoch (a new connection, say): a lead's ids last
-     * written in another are written whole. */
     /* The repeats and share pairs of a lead whose record does not hold
      * them (it has had more than 64: they are kept apart), after its
      * `lead`: with `whole`, what is stored of them is replaced by
      * f[0..n) (n may be 0: the hash is deleted); else each of f[0..n) is
-     * set. */
+     * set.  A writer without it stores the views only (nothing of the
+     * memory is taken as written). */
     void (*mem)(void *opaque, const char *lead_id, bool whole, const ds_score_field_t *f,
                 size_t n);
+    /* The writer's epoch (a new connection, say): a lead's ids or memory
+     * last written in another are written whole. */
     unsigned epoch;
 } ds_score_writer_t;
 

@@ -203,6 +203,8 @@ static int lead_body(lg_t *d, lead_t *L) {
         L->nshc++;
     }
     ds_score_share_counts(L); /* a share bucket's count of colleagues */
+    if (L->nrep + L->nshc > DS_MEM_APART_AT) /* moved by its next write, as a record's */
+        L->mem = IDS_APART | IDS_WHOLE;
     return 0;
 }
 
