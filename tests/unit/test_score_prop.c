@@ -1242,6 +1242,14 @@ static void st_sum(void *opaque, uint32_t idx, const void *v, size_t n) {
     kv_set(w->store, key, n ? v : NULL, n);
 }
 
+/* How many entries of m have a key that starts with the n bytes of prefix. */
+static size_t kv_count_prefix(const kv_t *m, const char *prefix, size_t n) {
+    size_t c = 0;
+    for (const kv_t *e = m; e; e = e->hh.next)
+        c += !strncmp(e->key, prefix, n);
+    return c;
+}
+
 /* Every entry of m whose key starts with the n bytes of prefix, deleted. */
 static void kv_del_prefix(kv_t **m, const char *prefix, size_t n) {
     kv_t *x, *t;
@@ -1291,9 +1299,7 @@ static void st_mem(void *opaque, const char *lead, bool whole, const ds_score_fi
 static ds_err_t st_put_mem(kv_t *store, ds_score_unit_t *u, const char *lead) {
     char key[700];
     int kl = snprintf(key, sizeof(key), "C:%s\x1f", lead);
-    size_t n = 0;
-    for (const kv_t *e = store; e; e = e->hh.next)
-        n += !strncmp(e->key, key, (size_t)kl);
+    size_t n = kv_count_prefix(store, key, (size_t)kl);
     ds_score_field_t *f = calloc(n + 1, sizeof(*f));
     assert_non_null(f);
     n = 0;
@@ -1313,9 +1319,7 @@ static ds_err_t st_put_mem(kv_t *store, ds_score_unit_t *u, const char *lead) {
 static ds_err_t st_put_ids(kv_t *store, ds_score_unit_t *u, const char *lead) {
     char key[700];
     int kl = snprintf(key, sizeof(key), "I:%s\x1f", lead);
-    size_t n = 0;
-    for (const kv_t *e = store; e; e = e->hh.next)
-        n += !strncmp(e->key, key, (size_t)kl);
+    size_t n = kv_count_prefix(store, key, (size_t)kl);
     ds_dedupe_entry_t *v = calloc(n + 1, sizeof(*v));
     assert_non_null(v);
     n = 0;
