@@ -410,7 +410,7 @@ static int engage(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds
 static int share(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_ma_event_t *ev,
                  uint32_t content, uint32_t insight, bool *changed) {
     int64_t t = ev->occurred_at;
-    uint32_t added = 0;
+    uint32_t added = 0, count = 0; /* pairs added; the content's pairs after */
     for (size_t k = 0; k < ev->shared_with_count; k++) {
         const char *cs = ev->shared_with[k];
         if (!cs || !strcmp(cs, ev->lead_id))
@@ -432,7 +432,8 @@ static int share(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_
                 return -1;
             L->shc[L->nshc++] = (shc_t){content, col};
             mem_set(u, L, true, content, col, 0);
-            ds_score_share_count(L, content, n + 1); /* even if a later step fails */
+            count = n + 1;
+            ds_score_share_count(L, content, count); /* even if a later step fails */
             added++;
             *changed = true;
         }
@@ -460,15 +461,8 @@ static int share(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_
         *changed = true;
     }
     /* the bucket's b is its count of colleagues (its reason's words) */
-    lead_t *L = u->leads[li];
-    uint32_t count = 0;
-    for (uint32_t i = 0; added && i < L->nshc; i++)
-        count += L->shc[i].content == content;
-    if (lead_add(L, r, t, added * r->scoring.share_points, false, NOID, BK_SHARE, content, count))
-        return -1;
-    if (added)
-        ds_score_share_count(L, content, count);
-    return 0;
+    return lead_add(u->leads[li], r, t, added * r->scoring.share_points, false, NOID, BK_SHARE,
+                    content, count);
 }
 
 /* Note that id h of lead L changed, when its ids are kept apart. */
