@@ -19,6 +19,10 @@
 #   bench/run.sh trickle [EVENTS] [RATE]    bytes to Redis per event of one deal, then
 #                                           of one lead, fed at RATE events/s (the
 #                                           worker keeps up)
+#   bench/run.sh apply [EVENTS]             the scoring rules alone, in memory: one
+#                                           lead's EVENTS over 8, 2,400 and 10,000
+#                                           content items, a write per event (time and
+#                                           bytes per event; ds_bench_apply)
 #
 # Starts the embedded broker (with enough partitions for the mock cluster's
 # ~5 MiB/partition retention) and a private redis-server, preloads EVENTS
@@ -114,6 +118,15 @@ events=${2:-1000000}
 runs=${3:-3}
 bin=${DS_BIN:-build/dealsignal}
 [ -x "$bin" ] || { cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null; cmake --build build -j"$(nproc)" >/dev/null; }
+# apply: the rules alone, without the broker or Redis (the tool built next
+# to the worker)
+if [ "$which" = apply ]; then
+  n=${2:-20000}
+  tool=$(dirname "$bin")/ds_bench_apply
+  [ -x "$tool" ] || cmake --build "$(dirname "$bin")" --target ds_bench_apply >/dev/null
+  for contents in 8 2400 10000; do "$tool" "$contents" "$n"; done
+  exit 0
+fi
 partitions=${BENCH_PARTITIONS:-48}
 tmp=$(mktemp -d /tmp/ds-bench-XXXXXX)
 pids=()
