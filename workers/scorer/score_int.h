@@ -332,6 +332,13 @@ struct ds_score_unit {
     uint32_t nidlog, cidlog;
     memlog_t *memlog; /* the memory kept apart set since the last write */
     uint32_t nmemlog, cmemlog;
+    /* an index of the repeats of each lead whose memory is kept apart
+     * (thousands of entries: looked up by key, not one by one), built
+     * when first needed and dropped when it cannot be kept: a lead's
+     * intern id -> its map in repix ((content, type) -> index in rep) */
+    idmap_t repof;
+    idmap_t *repix;
+    uint32_t nrepix, crepix;
     uint32_t missing; /* parts of leads kept apart and not read yet (IDS_MISSING
                        * of ids and of memory; a complete unit's too) */
     scratch_t *scr;

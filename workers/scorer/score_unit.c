@@ -446,6 +446,10 @@ void ds_score_unit_destroy(ds_score_unit_t *u) {
     free(u->dlist);
     free(u->idlog);
     free(u->memlog);
+    for (uint32_t i = 0; i < u->nrepix; i++)
+        free(u->repix[i].v);
+    free(u->repix);
+    free(u->repof.v);
     if (u->own_scr)
         ds_score_scratch_destroy(u->scr);
     free(u->key);
@@ -479,7 +483,10 @@ size_t ds_score_unit_mem(const ds_score_unit_t *u) {
     m += (size_t)u->cagg * sizeof(aggi_t) + (size_t)u->cmob * 4 + (size_t)u->cdict * 4 +
          ds_dedupe_mem(&u->ldd) + (size_t)u->catts * sizeof(attidx_t) +
          (size_t)u->cadirty * sizeof(afield_t) + (size_t)u->cmchg * 4 + (size_t)u->cdl * 4 +
-         (size_t)u->cidlog * sizeof(idlog_t) + (size_t)u->cmemlog * sizeof(memlog_t) + 11 * oh;
+         (size_t)u->cidlog * sizeof(idlog_t) + (size_t)u->cmemlog * sizeof(memlog_t) +
+         (size_t)u->repof.cap * sizeof(idpair_t) + (size_t)u->crepix * sizeof(idmap_t) + 13 * oh;
+    for (uint32_t i = 0; i < u->nrepix; i++)
+        m += (size_t)u->repix[i].cap * sizeof(idpair_t) + oh;
     for (uint32_t i = 0; i < u->natts; i++)
         m += ((size_t)u->atts[i].call + u->atts[i].cunc) * sizeof(attx_t) + 2 * oh;
     if (u->own_scr) {
