@@ -314,99 +314,15 @@ static int group_credit(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, ui
     return group_give(u, r, li, content, t);
 }
 
-/* A lead's memory of content (repeats and share pairs; score_int.h,
- * DS_MEM_APART_AT).  mem_room makes room in the unit's memlog before
- * the memory changes, so that out of memory cannot leave a change
- * unlogged; mem_set logs a change when the memory is kept apart, and
- * moves it apart at the change that makes it more than DS_MEM_APART_AT
- * (a point the events set, so the stored bytes do not depend on when the
- * writes fall). */
-static int mem_room(ds_score_unit_t *u, const lead_t *L) {
-    if (!(L->mem & IDS_APART))
-        return 0;
-    return ENSURE(u->memlog, u->cmemlog, u->nmemlog + 1, 8);
-}
-
-static void mem_set(ds_score_unit_t *u, lead_t *L, bool share, uint32_t content, uint32_t other,
-                    int64_t t) {
-    if (L->mem & IDS_APART) {
-        u->memlog[u->nmemlog] = (memlog_t){L->id, content, other, share, u->nmemlog, t};
-        u->nmemlog++;
-    } else if (L->nrep + L->nshc > DS_MEM_APART_AT) {
-        L->mem |= IDS_APART | IDS_WHOLE;
-    }
-}
-
-/* The key of the repeat of (content, type) in a lead's index, or NOID
- * when it has none (a symbol past what a key holds: looked up one by
- * one). */
-static uint32_t rep_key(uint32_t content, uint8_t type) {
-    uint64_t k = content == NOID ? 0 : (uint64_t)(content & ~DS_SYM) + 1;
-    k = k * DS_MA__COUNT + type;
-    return k < NOID ? (uint32_t)k : NOID;
-}
-
-/* Lead L's index of repeats (built now when it has none), or NULL: its
- * memory is in its record (a few entries), or out of memory (then looked
- * up one by one). */
-static idmap_t *rep_index(ds_score_unit_t *u, const lead_t *L) {
-    if (!(L->mem & IDS_APART))
-        return NULL;
-    int32_t x = ds_score_idx(&u->repof, L->id);
-    if (x >= 0)
-        return &u->repix[x];
-    if (ENSURE(u->repix, u->crepix, u->nrepix + 1, 4))
-        return NULL;
-    idmap_t m = {.v = NULL};
-    for (uint32_t i = 0; i < L->nrep; i++) {
-        uint32_t k = rep_key(L->rep[i].content, L->rep[i].type);
-        if (k == NOID || ds_score_idx_put(&m, k, (int32_t)i)) {
-            free(m.v);
-            return NULL;
-        }
-    }
-    if (ds_score_idx_put(&u->repof, L->id, (int32_t)u->nrepix)) {
-        free(m.v);
-        return NULL;
-    }
-    u->repix[u->nrepix] = m;
-    return &u->repix[u->nrepix++];
-}
-
-/* Forget lead L's index of repeats (its memory went back to its record,
- * or the index could not follow a change). */
-static void rep_unindex(ds_score_unit_t *u, const lead_t *L) {
-    int32_t x = ds_score_idx(&u->repof, L->id);
-    if (x < 0)
-        return;
-    free(u->repix[x].v);
-    u->repix[x] = (idmap_t){.v = NULL}; /* its slot stays, empty (a map has no delete) */
-    ds_score_idx_put(&u->repof, L->id, -1); /* the key is there: no allocation */
-}
-
-/* The repeat of (content, type) of lead L, or NULL. */
-static rep_t *rep_find(ds_score_unit_t *u, lead_t *L, uint32_t content, uint8_t type) {
-    idmap_t *m = rep_index(u, L);
-    uint32_t k = rep_key(content, type);
-    if (m && k != NOID) {
-        int32_t i = ds_score_idx(m, k);
-        return i < 0 ? NULL : &L->rep[i];
-    }
-    for (uint32_t i = 0; i < L->nrep; i++)
-        if (L->rep[i].content == content && L->rep[i].type == type)
-            return &L->rep[i];
-    return NULL;
-}
-
 /* A classified engagement (not a share) of lead li. */
 static int engage(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_ma_event_t *ev,
                   uint32_t content, uint32_t insight, int stage, bool *changed) {
     lead_t *L = u->leads[li];
     int64_t t = ev->occurred_at;
-    rep_t *rp = rep_find(u, L, content, (uint8_t)ev->type);
+    rep_t *rp = ds_score_rep_find(u, L, content, (uint8_t)ev->type);
     if (rp && tabs(tdiff(t, rp->t)) < ds_days_ms(r->scoring.repeat_window_days))
         return 0; /* a repeat inside the window changes nothing */
-    if (mem_room(u, L))
+    if (ds_score_mem_room(u, L))
         return -1;
     if (rp) {
         rp->t = t;
@@ -414,12 +330,9 @@ static int engage(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds
         if (GROW(L->rep, L->nrep, L->nrep + 1))
             return -1;
         L->rep[L->nrep++] = (rep_t){content, (uint8_t)ev->type, t};
-        int32_t x = (L->mem & IDS_APART) ? ds_score_idx(&u->repof, L->id) : -1;
-        uint32_t k = rep_key(content, (uint8_t)ev->type);
-        if (x >= 0 && (k == NOID || ds_score_idx_put(&u->repix[x], k, (int32_t)(L->nrep - 1))))
-            rep_unindex(u, L); /* looked up one by one until it is built again */
+        ds_score_rep_added(u, L);
     }
-    mem_set(u, L, false, content, (uint32_t)ev->type, t);
+    ds_score_mem_set(u, L, false, content, (uint32_t)ev->type, t);
     *changed = true;
     uint32_t ii = NOID;
     if (insight != NOID) {
@@ -488,10 +401,10 @@ static int share(ds_score_unit_t *u, const ds_rules_t *r, uint32_t li, const ds_
                     have = true;
             }
         if (!have && r->scoring.share_cap > 0 && n < (uint32_t)r->scoring.share_cap) {
-            if (mem_room(u, L) || GROW(L->shc, L->nshc, L->nshc + 1))
+            if (ds_score_mem_room(u, L) || GROW(L->shc, L->nshc, L->nshc + 1))
                 return -1;
             L->shc[L->nshc++] = (shc_t){content, col};
-            mem_set(u, L, true, content, col, 0);
+            ds_score_mem_set(u, L, true, content, col, 0);
             count = n + 1;
             ds_score_share_count(L, content, count); /* even if a later step fails */
             added++;
@@ -629,7 +542,7 @@ static int unsubscribe(ds_score_unit_t *u, uint32_t li, int64_t t) {
     L->gc = NULL;
     L->nins = L->nrep = L->nbkt = L->nshc = L->natt = L->ngc = 0;
     if (L->mem & IDS_APART) { /* back in its record: the next write deletes the hash */
-        rep_unindex(u, L);
+        ds_score_rep_unindex(u, L);
         L->mem = MEM_GONE;
         /* a lone lead's record lists its own strings: those it refers to
          * while apart, every one named (the dictionary) when not.  Nothing

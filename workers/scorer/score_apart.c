@@ -6,7 +6,9 @@
  * lead's own in Redis (the scorer's layout); here, what a write passes of
  * them (all after they moved, were read or the writer reconnected; else
  * what the unit's idlog and memlog say changed) and what a read gives
- * back (checked: a hash Redis lost is refused, not taken as empty).
+ * back (checked: a hash Redis lost is refused, not taken as empty); and
+ * the memory as the rules change it (score.c): each change logged, and
+ * the repeats of a lead whose memory is apart found by an index.
  */
 #include <stddef.h>
 #include <stdlib.h>
@@ -359,6 +361,100 @@ ds_err_t ds_score_unit_put_mem(ds_score_unit_t *u, const char *lead_id, const ds
     L->mem &= (uint8_t)~IDS_MISSING;
     u->missing--;
     return DS_ERR_OK;
+}
+
+/* ---- its memory of content, as the rules change it -------------------------- */
+
+/* A lead's memory of content (repeats and share pairs; score_int.h,
+ * DS_MEM_APART_AT).  ds_score_mem_room makes room in the unit's memlog before
+ * the memory changes, so that out of memory cannot leave a change
+ * unlogged; ds_score_mem_set logs a change when the memory is kept apart, and
+ * moves it apart at the change that makes it more than DS_MEM_APART_AT
+ * (a point the events set, so the stored bytes do not depend on when the
+ * writes fall). */
+int ds_score_mem_room(ds_score_unit_t *u, const lead_t *L) {
+    if (!(L->mem & IDS_APART))
+        return 0;
+    return ENSURE(u->memlog, u->cmemlog, u->nmemlog + 1, 8);
+}
+
+void ds_score_mem_set(ds_score_unit_t *u, lead_t *L, bool share, uint32_t content,
+                      uint32_t other, int64_t t) {
+    if (L->mem & IDS_APART) {
+        u->memlog[u->nmemlog] = (memlog_t){L->id, content, other, share, u->nmemlog, t};
+        u->nmemlog++;
+    } else if (L->nrep + L->nshc > DS_MEM_APART_AT) {
+        L->mem |= IDS_APART | IDS_WHOLE;
+    }
+}
+
+/* The key of the repeat of (content, type) in a lead's index, or NOID
+ * when it has none (a symbol past what a key holds: looked up one by
+ * one). */
+static uint32_t rep_key(uint32_t content, uint8_t type) {
+    uint64_t k = content == NOID ? 0 : (uint64_t)(content & ~DS_SYM) + 1;
+    k = k * DS_MA__COUNT + type;
+    return k < NOID ? (uint32_t)k : NOID;
+}
+
+/* Lead L's index of repeats (built now when it has none), or NULL: its
+ * memory is in its record (a few entries), or out of memory (then looked
+ * up one by one). */
+static idmap_t *rep_index(ds_score_unit_t *u, const lead_t *L) {
+    if (!(L->mem & IDS_APART))
+        return NULL;
+    int32_t x = ds_score_idx(&u->repof, L->id);
+    if (x >= 0)
+        return &u->repix[x];
+    if (ENSURE(u->repix, u->crepix, u->nrepix + 1, 4))
+        return NULL;
+    idmap_t m = {.v = NULL};
+    for (uint32_t i = 0; i < L->nrep; i++) {
+        uint32_t k = rep_key(L->rep[i].content, L->rep[i].type);
+        if (k == NOID || ds_score_idx_put(&m, k, (int32_t)i)) {
+            free(m.v);
+            return NULL;
+        }
+    }
+    if (ds_score_idx_put(&u->repof, L->id, (int32_t)u->nrepix)) {
+        free(m.v);
+        return NULL;
+    }
+    u->repix[u->nrepix] = m;
+    return &u->repix[u->nrepix++];
+}
+
+/* Forget lead L's index of repeats (its memory went back to its record,
+ * or the index could not follow a change). */
+void ds_score_rep_unindex(ds_score_unit_t *u, const lead_t *L) {
+    int32_t x = ds_score_idx(&u->repof, L->id);
+    if (x < 0)
+        return;
+    free(u->repix[x].v);
+    u->repix[x] = (idmap_t){.v = NULL}; /* its slot stays, empty (a map has no delete) */
+    ds_score_idx_put(&u->repof, L->id, -1); /* the key is there: no allocation */
+}
+
+/* The repeat of (content, type) of lead L, or NULL. */
+rep_t *ds_score_rep_find(ds_score_unit_t *u, lead_t *L, uint32_t content, uint8_t type) {
+    idmap_t *m = rep_index(u, L);
+    uint32_t k = rep_key(content, type);
+    if (m && k != NOID) {
+        int32_t i = ds_score_idx(m, k);
+        return i < 0 ? NULL : &L->rep[i];
+    }
+    for (uint32_t i = 0; i < L->nrep; i++)
+        if (L->rep[i].content == content && L->rep[i].type == type)
+            return &L->rep[i];
+    return NULL;
+}
+
+void ds_score_rep_added(ds_score_unit_t *u, lead_t *L) {
+    const rep_t *x = &L->rep[L->nrep - 1];
+    int32_t i = (L->mem & IDS_APART) ? ds_score_idx(&u->repof, L->id) : -1;
+    uint32_t k = rep_key(x->content, x->type);
+    if (i >= 0 && (k == NOID || ds_score_idx_put(&u->repix[i], k, (int32_t)(L->nrep - 1))))
+        ds_score_rep_unindex(u, L); /* looked up one by one until it is built again */
 }
 
 /* ---- the write ---------------------------------------------------------------- */

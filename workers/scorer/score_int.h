@@ -3,7 +3,8 @@
  * scoring domain (score.c: the rules; score_rollup.c: the roll-up;
  * score_unit.c: a unit's memory; score_text.c: the public records;
  * score_store.c: the per-lead records and the account aggregate as bytes;
- * score_apart.c: a lead's ids and memory of content kept apart from them;
+ * score_apart.c: a lead's ids and memory of content kept apart from them,
+ * and that memory as the rules change it;
  * score_container.c: a whole unit as one buffer; score_legacy.c: units
  * saved whole by earlier versions) and by their unit tests.  Not a public
  * header.
@@ -527,6 +528,16 @@ ds_err_t ds_score_encode_account(ds_score_unit_t *u, ds_buf_t *out);
 /* What a unit keeps of its leads apart from their records (score_apart.c):
  * the logs sorted for the write, then each written lead's part of them. */
 void ds_score_sort_logs(ds_score_unit_t *u);
+/* A lead's memory of content as the rules change it: room in the memlog
+ * first (0, or -1 on OOM), then the change noted (and the move apart past
+ * DS_MEM_APART_AT); its repeat of (content, type) or NULL (by an index
+ * once apart); a repeat appended to L->rep; the index dropped. */
+int ds_score_mem_room(ds_score_unit_t *u, const lead_t *L);
+void ds_score_mem_set(ds_score_unit_t *u, lead_t *L, bool share, uint32_t content,
+                      uint32_t other, int64_t t);
+rep_t *ds_score_rep_find(ds_score_unit_t *u, lead_t *L, uint32_t content, uint8_t type);
+void ds_score_rep_added(ds_score_unit_t *u, lead_t *L);
+void ds_score_rep_unindex(ds_score_unit_t *u, const lead_t *L);
 ds_err_t ds_score_write_apart(ds_score_unit_t *u, lead_t *L, const ds_score_writer_t *w);
 /* The field of a lead's repeat (content, type `other`) or, with `share`,
  * share pair (content, colleague `other`) in its hash kept apart. */
