@@ -234,11 +234,12 @@ static ds_err_t write_mem(ds_score_unit_t *u, lead_t *L, const ds_score_writer_t
         for (uint32_t i = 0; i < L->nshc && !e; i++)
             e = fields_add(&fs, u, true, L->shc[i].content, L->shc[i].colleague, 0);
     } else {
-        uint32_t lo = first_of(u->memlog, u->nmemlog, sizeof(*u->memlog),
-                               offsetof(memlog_t, lead), L->id);
-        for (uint32_t i = lo; i < u->nmemlog && u->memlog[i].lead == L->id && !e; i++) {
-            const memlog_t *x = &u->memlog[i];
-            if (i + 1 < u->nmemlog && memlog_same(x, &u->memlog[i + 1]))
+        const memlog_t *log = u->ma ? u->ma->log : NULL;
+        uint32_t n = u->ma ? u->ma->n : 0;
+        uint32_t lo = first_of(log, n, sizeof(*log), offsetof(memlog_t, lead), L->id);
+        for (uint32_t i = lo; i < n && log[i].lead == L->id && !e; i++) {
+            const memlog_t *x = &log[i];
+            if (i + 1 < n && memlog_same(x, &log[i + 1]))
                 continue; /* the last of a key is its value */
             e = fields_add(&fs, u, x->share, x->content, x->other, x->t);
         }
@@ -375,14 +376,17 @@ ds_err_t ds_score_unit_put_mem(ds_score_unit_t *u, const char *lead_id, const ds
 int ds_score_mem_room(ds_score_unit_t *u, const lead_t *L) {
     if (!(L->mem & IDS_APART))
         return 0;
-    return ENSURE(u->memlog, u->cmemlog, u->nmemlog + 1, 8);
+    if (!u->ma && !(u->ma = calloc(1, sizeof(*u->ma))))
+        return -1;
+    return ENSURE(u->ma->log, u->ma->cap, u->ma->n + 1, 8);
 }
 
 void ds_score_mem_set(ds_score_unit_t *u, lead_t *L, bool share, uint32_t content,
                       uint32_t other, int64_t t) {
     if (L->mem & IDS_APART) {
-        u->memlog[u->nmemlog] = (memlog_t){L->id, content, other, share, u->nmemlog, t};
-        u->nmemlog++;
+        memapart_t *ma = u->ma; /* made by ds_score_mem_room */
+        ma->log[ma->n] = (memlog_t){L->id, content, other, share, ma->n, t};
+        ma->n++;
     } else if (L->nrep + L->nshc > DS_MEM_APART_AT) {
         L->mem |= IDS_APART | IDS_WHOLE;
     }
@@ -403,10 +407,13 @@ static uint32_t rep_key(uint32_t content, uint8_t type) {
 static idmap_t *rep_index(ds_score_unit_t *u, const lead_t *L) {
     if (!(L->mem & IDS_APART))
         return NULL;
-    int32_t x = ds_score_idx(&u->repof, L->id);
+    if (!u->ma && !(u->ma = calloc(1, sizeof(*u->ma))))
+        return NULL;
+    memapart_t *ma = u->ma;
+    int32_t x = ds_score_idx(&ma->repof, L->id);
     if (x >= 0)
-        return &u->repix[x];
-    if (ENSURE(u->repix, u->crepix, u->nrepix + 1, 4))
+        return &ma->repix[x];
+    if (ENSURE(ma->repix, ma->crepix, ma->nrepix + 1, 4))
         return NULL;
     idmap_t m = {.v = NULL};
     for (uint32_t i = 0; i < L->nrep; i++) {
@@ -416,23 +423,23 @@ static idmap_t *rep_index(ds_score_unit_t *u, const lead_t *L) {
             return NULL;
         }
     }
-    if (ds_score_idx_put(&u->repof, L->id, (int32_t)u->nrepix)) {
+    if (ds_score_idx_put(&ma->repof, L->id, (int32_t)ma->nrepix)) {
         free(m.v);
         return NULL;
     }
-    u->repix[u->nrepix] = m;
-    return &u->repix[u->nrepix++];
+    ma->repix[ma->nrepix] = m;
+    return &ma->repix[ma->nrepix++];
 }
 
 /* Forget lead L's index of repeats (its memory went back to its record,
  * or the index could not follow a change). */
 void ds_score_rep_unindex(ds_score_unit_t *u, const lead_t *L) {
-    int32_t x = ds_score_idx(&u->repof, L->id);
+    int32_t x = u->ma ? ds_score_idx(&u->ma->repof, L->id) : -1;
     if (x < 0)
         return;
-    free(u->repix[x].v);
-    u->repix[x] = (idmap_t){.v = NULL}; /* its slot stays, empty (a map has no delete) */
-    ds_score_idx_put(&u->repof, L->id, -1); /* the key is there: no allocation */
+    free(u->ma->repix[x].v);
+    u->ma->repix[x] = (idmap_t){.v = NULL}; /* its slot stays, empty (a map has no delete) */
+    ds_score_idx_put(&u->ma->repof, L->id, -1); /* the key is there: no allocation */
 }
 
 /* The repeat of (content, type) of lead L, or NULL. */
@@ -451,9 +458,9 @@ rep_t *ds_score_rep_find(ds_score_unit_t *u, lead_t *L, uint32_t content, uint8_
 
 void ds_score_rep_added(ds_score_unit_t *u, lead_t *L) {
     const rep_t *x = &L->rep[L->nrep - 1];
-    int32_t i = (L->mem & IDS_APART) ? ds_score_idx(&u->repof, L->id) : -1;
+    int32_t i = (L->mem & IDS_APART) && u->ma ? ds_score_idx(&u->ma->repof, L->id) : -1;
     uint32_t k = rep_key(x->content, x->type);
-    if (i >= 0 && (k == NOID || ds_score_idx_put(&u->repix[i], k, (int32_t)(L->nrep - 1))))
+    if (i >= 0 && (k == NOID || ds_score_idx_put(&u->ma->repix[i], k, (int32_t)(L->nrep - 1))))
         ds_score_rep_unindex(u, L); /* looked up one by one until it is built again */
 }
 
@@ -462,8 +469,8 @@ void ds_score_rep_added(ds_score_unit_t *u, lead_t *L) {
 void ds_score_sort_logs(ds_score_unit_t *u) {
     if (u->nidlog > 1)
         qsort(u->idlog, u->nidlog, sizeof(*u->idlog), cmp_idlog);
-    if (u->nmemlog > 1)
-        qsort(u->memlog, u->nmemlog, sizeof(*u->memlog), cmp_memlog);
+    if (u->ma && u->ma->n > 1)
+        qsort(u->ma->log, u->ma->n, sizeof(*u->ma->log), cmp_memlog);
 }
 
 ds_err_t ds_score_write_apart(ds_score_unit_t *u, lead_t *L, const ds_score_writer_t *w) {

@@ -221,6 +221,21 @@ typedef struct idlog {
     uint32_t lead; /* intern id */
 } idlog_t;
 
+/* What a unit keeps for the leads whose memory is kept apart, allocated
+ * with the first of them (most units never have one: a unit's size
+ * stays as it was). */
+typedef struct memapart {
+    memlog_t *log; /* the memory kept apart set since the last write */
+    uint32_t n, cap;
+    /* an index of the repeats of each such lead (thousands of entries:
+     * looked up by key, not one by one), built when first needed and
+     * dropped when it cannot be kept: a lead's intern id -> its map in
+     * repix ((content, type) -> index in rep) */
+    idmap_t repof;
+    idmap_t *repix;
+    uint32_t nrepix, crepix;
+} memapart_t;
+
 /* One insight of the account: the sum of its leads' points on it (each
  * at the lead's own as_of, in fixed point so that the sum is exact and
  * independent of the order of updates) and how many leads are confronted
@@ -269,6 +284,7 @@ struct ds_score_scratch {
     uint32_t ctmp;
     const char **mobp;
     uint32_t cmobp;
+    refmap_t *enc; /* while a record refers to its own list, not a dictionary */
     uint32_t cand[DS_MAX_REASONS];
     size_t roff[DS_MAX_REASONS];
 };
@@ -294,7 +310,6 @@ struct ds_score_unit {
     uint32_t *dict; /* dict index -> intern id (NOID: not loaded yet) */
     uint32_t ndict, cdict;
     uint32_t dict_written; /* indexes below this are stored */
-    refmap_t *enc;         /* while a record refers to its own list, not dict */
     /* leads */
     lead_t **leads; /* each allocated on its own: a pointer stays valid */
     uint32_t nleads, cleads;
@@ -331,15 +346,7 @@ struct ds_score_unit {
     uint32_t nsd, csd;
     idlog_t *idlog; /* the ids kept apart that changed since the last write */
     uint32_t nidlog, cidlog;
-    memlog_t *memlog; /* the memory kept apart set since the last write */
-    uint32_t nmemlog, cmemlog;
-    /* an index of the repeats of each lead whose memory is kept apart
-     * (thousands of entries: looked up by key, not one by one), built
-     * when first needed and dropped when it cannot be kept: a lead's
-     * intern id -> its map in repix ((content, type) -> index in rep) */
-    idmap_t repof;
-    idmap_t *repix;
-    uint32_t nrepix, crepix;
+    memapart_t *ma; /* its leads' memory kept apart: NULL until one is */
     uint32_t missing; /* parts of leads kept apart and not read yet (IDS_MISSING
                        * of ids and of memory; a complete unit's too) */
     scratch_t *scr;

@@ -65,8 +65,8 @@ static ds_err_t dict_ref(ds_score_unit_t *u, uint32_t id, uint64_t *ref) {
         *ref = 0;
         return DS_ERR_OK;
     }
-    if (u->enc) { /* the record's own list, in the order it refers to them */
-        refmap_t *rm = u->enc;
+    if (u->scr->enc) { /* the record's own list, in the order it refers to them */
+        refmap_t *rm = u->scr->enc;
         int32_t i = ds_score_idx(&rm->m, id);
         if (i < 0) {
             if (ENSURE(rm->ids, rm->cap, rm->n + 1, 8) ||
@@ -241,9 +241,9 @@ ds_err_t ds_score_encode_lone(ds_score_unit_t *u, const lead_t *L, bool containe
      * order it does (a function of the lead, not of the contents it ever
      * named, which grow with its history) */
     refmap_t rm = {.n = 0};
-    u->enc = &rm;
+    u->scr->enc = &rm;
     ds_err_t e = ds_score_encode_lead(u, L, container, tmp);
-    u->enc = NULL;
+    u->scr->enc = NULL;
     if (!e)
         e = ds_buf_put_varint(out, rm.n);
     for (uint32_t i = 0; i < rm.n && !e; i++)
@@ -813,7 +813,9 @@ ds_err_t ds_score_unit_write(ds_score_unit_t *u, const ds_score_writer_t *w) {
         return e;
     for (uint32_t i = 0; i < u->ndl; i++)
         u->leads[u->dlist[i]]->dirty = 0;
-    u->nidlog = u->nmemlog = 0;
+    u->nidlog = 0;
+    if (u->ma)
+        u->ma->n = 0;
     for (uint32_t i = 0; i < u->nsd; i++)
         u->agg[u->sdirty[i]].dirty = 0;
     u->ndl = u->nadirty = u->nmchg = u->nsd = 0;

@@ -445,11 +445,14 @@ void ds_score_unit_destroy(ds_score_unit_t *u) {
     free(u->mchg);
     free(u->dlist);
     free(u->idlog);
-    free(u->memlog);
-    for (uint32_t i = 0; i < u->nrepix; i++)
-        free(u->repix[i].v);
-    free(u->repix);
-    free(u->repof.v);
+    if (u->ma) {
+        free(u->ma->log);
+        for (uint32_t i = 0; i < u->ma->nrepix; i++)
+            free(u->ma->repix[i].v);
+        free(u->ma->repix);
+        free(u->ma->repof.v);
+        free(u->ma);
+    }
     if (u->own_scr)
         ds_score_scratch_destroy(u->scr);
     free(u->key);
@@ -483,10 +486,15 @@ size_t ds_score_unit_mem(const ds_score_unit_t *u) {
     m += (size_t)u->cagg * sizeof(aggi_t) + (size_t)u->cmob * 4 + (size_t)u->cdict * 4 +
          ds_dedupe_mem(&u->ldd) + (size_t)u->catts * sizeof(attidx_t) +
          (size_t)u->cadirty * sizeof(afield_t) + (size_t)u->cmchg * 4 + (size_t)u->cdl * 4 +
-         (size_t)u->cidlog * sizeof(idlog_t) + (size_t)u->cmemlog * sizeof(memlog_t) +
-         (size_t)u->repof.cap * sizeof(idpair_t) + (size_t)u->crepix * sizeof(idmap_t) + 13 * oh;
-    for (uint32_t i = 0; i < u->nrepix; i++)
-        m += (size_t)u->repix[i].cap * sizeof(idpair_t) + oh;
+         (size_t)u->cidlog * sizeof(idlog_t) + 10 * oh;
+    if (u->ma) {
+        const memapart_t *ma = u->ma;
+        m += sizeof(*ma) + (size_t)ma->cap * sizeof(memlog_t) +
+             (size_t)ma->repof.cap * sizeof(idpair_t) + (size_t)ma->crepix * sizeof(idmap_t) +
+             4 * oh;
+        for (uint32_t i = 0; i < ma->nrepix; i++)
+            m += (size_t)ma->repix[i].cap * sizeof(idpair_t) + oh;
+    }
     for (uint32_t i = 0; i < u->natts; i++)
         m += ((size_t)u->atts[i].call + u->atts[i].cunc) * sizeof(attx_t) + 2 * oh;
     if (u->own_scr) {
